@@ -1,0 +1,9 @@
+/* cairn/cairn.h — the umbrella header for Cairn's C SDK. */
+#ifndef CAIRN_CAIRN_H
+#define CAIRN_CAIRN_H
+
+#include "cairn/client.h"
+#include "cairn/err.h"
+#include "cairn/msg.h"
+
+#endif

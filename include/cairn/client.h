@@ -1,0 +1,63 @@
+/* cairn/client.h — the C client: connect, call, pipeline.
+ *
+ * One client is one DEALER socket and is not thread safe (one per thread).
+ * cairn_client_call is synchronous; cairn_client_send / cairn_client_recv
+ * keep many requests in flight and match replies by id.
+ */
+#ifndef CAIRN_CLIENT_H
+#define CAIRN_CLIENT_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cairn_client cairn_client_t;
+typedef struct cairn_reply cairn_reply_t;
+
+/* endpoint NULL: $CAIRN_ENDPOINT, else tcp://127.0.0.1:7780.
+ * token NULL: $CAIRN_TOKEN, else none. */
+CAIRN_EXPORT cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
+                                              cairn_err_t *err);
+CAIRN_EXPORT void cairn_client_destroy(cairn_client_t **self_p);
+CAIRN_EXPORT void cairn_client_set_workspace(cairn_client_t *self, const char *ws);
+/* Default ttl for calls that pass ttl_ms 0 (initially 30000). */
+CAIRN_EXPORT void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms);
+
+/* A synchronous call. body is msgpack bytes (NULL/0 = nil). Returns 0 when
+ * the reply's status is below 400. Otherwise -1 with err filled, either from
+ * the reply (its st/code/err) or locally (504 when no reply came within the
+ * ttl, 503 when the socket failed). *reply (if reply is not NULL) receives
+ * the reply whenever one arrived; free it with cairn_reply_destroy. */
+CAIRN_EXPORT int cairn_client_call(cairn_client_t *self, const char *svc,
+                                   const char *verb, const void *body, size_t len,
+                                   uint32_t ttl_ms, cairn_reply_t **reply,
+                                   cairn_err_t *err);
+
+/* Pipelining: send without waiting; *id receives the request id. */
+CAIRN_EXPORT int cairn_client_send(cairn_client_t *self, const char *svc,
+                                   const char *verb, const void *body, size_t len,
+                                   uint32_t ttl_ms, uint64_t *id, cairn_err_t *err);
+/* Wait up to timeout_ms (-1 = forever) for the next reply to any request.
+ * Returns 0 with *reply set, or -1 (err->st 504 on timeout). */
+CAIRN_EXPORT int cairn_client_recv(cairn_client_t *self, int timeout_ms,
+                                   cairn_reply_t **reply, cairn_err_t *err);
+
+CAIRN_EXPORT uint64_t cairn_reply_id(const cairn_reply_t *r);
+CAIRN_EXPORT int cairn_reply_status(const cairn_reply_t *r);
+CAIRN_EXPORT const char *cairn_reply_code(const cairn_reply_t *r);  /* "" if none */
+CAIRN_EXPORT const char *cairn_reply_error(const cairn_reply_t *r); /* "" if none */
+CAIRN_EXPORT const void *cairn_reply_body(const cairn_reply_t *r, size_t *len);
+/* The body decoded (nil when empty); valid while the reply lives. */
+CAIRN_EXPORT const msgpack_object *cairn_reply_object(cairn_reply_t *r);
+CAIRN_EXPORT void cairn_reply_destroy(cairn_reply_t **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,193 @@
+/* cairn/plugin.h — the plugin ABI: what a plugin exports and what the host
+ * gives it.
+ *
+ * A plugin is a shared object that exports one symbol, `cairn_plugin_entry`,
+ * which receives the host API table and returns a static descriptor. The
+ * same .so runs in a kernel thread (inproc), in a child process that cairnd
+ * supervises (process), or in a host started by hand elsewhere (remote):
+ * the mode is chosen in the conf service map, never in code.
+ *
+ * Stability rules (SQLite's and Redis's): both structs begin with
+ * {abi, size}; fields and functions are only ever added at the end; a
+ * reader treats anything past `size` as absent. A change that cannot follow
+ * these rules bumps CAIRN_PLUGIN_ABI, and the host refuses a plugin built
+ * for another major version.
+ */
+#ifndef CAIRN_PLUGIN_H
+#define CAIRN_PLUGIN_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+#include "cairn/msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAIRN_PLUGIN_ABI 1
+
+typedef struct cairn_req cairn_req_t; /* one request, owned by the runtime */
+typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
+
+/* Verb flags. */
+#define CAIRN_VERB_MUTATING 0x1u   /* changes state: audited */
+#define CAIRN_VERB_IDEMPOTENT 0x2u /* may be retried after a worker dies */
+#define CAIRN_VERB_PUBLIC 0x4u     /* needs no token (e.g. auth.login) */
+
+/* A verb handler. It either replies before returning (cairn_reply*) or
+ * calls cairn_defer() and replies later from a callback. Returning without
+ * doing either makes the runtime answer 500. */
+typedef void(cairn_verb_fn)(void *state, cairn_req_t *req);
+
+typedef struct cairn_verb {
+    const char *name;      /* snake_case, unique within the plugin */
+    cairn_verb_fn *handle;
+    const char *perm;      /* "<svc>.read" ... ; NULL with CAIRN_VERB_PUBLIC */
+    uint32_t flags;
+    uint32_t max_body;     /* bytes; 0 = the kernel's frame limit */
+    const char *help;
+} cairn_verb_t;
+
+typedef enum cairn_conf_type {
+    CAIRN_CONF_STR = 1,
+    CAIRN_CONF_INT,
+    CAIRN_CONF_BOOL,
+    CAIRN_CONF_SIZE, /* bytes, with an optional KiB/MiB/GiB suffix */
+    CAIRN_CONF_PATH,
+} cairn_conf_type_t;
+
+typedef struct cairn_conf_key {
+    const char *key;
+    cairn_conf_type_t type;
+    const char *dflt; /* NULL = required */
+    const char *help;
+} cairn_conf_key_t;
+
+typedef struct cairn_plugin {
+    uint32_t abi;  /* CAIRN_PLUGIN_ABI */
+    uint32_t size; /* sizeof(cairn_plugin_t) as the plugin was built */
+    const char *name;
+    const char *version;
+    const char *description;
+    const cairn_verb_t *verbs;     /* ends with a row whose name is NULL */
+    const cairn_conf_key_t *conf;  /* ends with a row whose key is NULL; may be NULL */
+    /* Called once on the plugin's loop thread; returns 0 or -1 with err. */
+    int (*init)(cairn_ctx_t *ctx, void **state, cairn_err_t *err);
+    void (*fini)(void *state);
+    /* Optional periodic call every tick_ms on the loop thread. */
+    void (*tick)(void *state, uint64_t now_ms);
+    uint32_t tick_ms;
+    uint32_t concurrency; /* most requests in flight at once; 0 = 256 */
+} cairn_plugin_t;
+
+/* Callbacks for nested calls, events and timers. body is borrowed for the
+ * call only. */
+typedef void(cairn_result_fn)(void *arg, int st, const char *code, const char *err,
+                              const msgpack_object *body);
+typedef void(cairn_event_fn)(void *arg, const char *topic, const msgpack_object *body);
+typedef void(cairn_timer_fn)(void *arg);
+
+enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
+
+/* The host API: a function table that only grows at its end. */
+typedef struct cairn_api {
+    uint32_t abi;
+    uint32_t size;
+    /* --- request access (valid until the reply) --- */
+    const msgpack_object *(*body)(const cairn_req_t *req);
+    const char *(*verb)(const cairn_req_t *req);
+    const char *(*principal)(const cairn_req_t *req); /* stamped by the kernel */
+    bool (*has_role)(const cairn_req_t *req, const char *role);
+    const char *(*workspace)(const cairn_req_t *req);
+    const char *(*correlation_id)(const cairn_req_t *req);
+    uint64_t (*deadline_ms)(const cairn_req_t *req); /* monotonic, cairn_now_ms */
+    /* --- replies: exactly one per request --- */
+    int (*reply)(cairn_req_t *req, int st, const void *body, size_t len);
+    int (*reply_error)(cairn_req_t *req, int st, const char *code, const char *msg);
+    int (*reply_err)(cairn_req_t *req, const cairn_err_t *err);
+    void (*defer)(cairn_req_t *req);
+    /* --- context --- */
+    const char *(*service)(const cairn_ctx_t *ctx); /* the name from conf */
+    const char *(*conf)(const cairn_ctx_t *ctx, const char *key); /* or default */
+    void (*log)(cairn_ctx_t *ctx, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* --- nested calls through the kernel (async) --- */
+    int (*call)(cairn_ctx_t *ctx, const char *svc, const char *verb, const void *body,
+                size_t len, uint32_t ttl_ms, cairn_result_fn *cb, void *arg,
+                cairn_err_t *err);
+    /* --- events --- */
+    int (*publish)(cairn_ctx_t *ctx, const char *topic, const void *body, size_t len);
+    int (*subscribe)(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn *cb,
+                     void *arg, cairn_err_t *err);
+    /* --- timers (on the loop thread); returns an id > 0, or 0 on error --- */
+    uint64_t (*timer_add)(cairn_ctx_t *ctx, uint32_t after_ms, uint32_t repeat_ms,
+                          cairn_timer_fn *cb, void *arg);
+    void (*timer_cancel)(cairn_ctx_t *ctx, uint64_t id);
+    /* --- the context of a request, for deferred work --- */
+    cairn_ctx_t *(*req_ctx)(const cairn_req_t *req);
+} cairn_api_t;
+
+/* The one exported symbol. */
+typedef const cairn_plugin_t *(cairn_plugin_entry_fn)(const cairn_api_t *api);
+#define CAIRN_PLUGIN_ENTRY_SYMBOL "cairn_plugin_entry"
+
+/* Plugin side: CAIRN_PLUGIN_DEFINE(desc) defines the entry point and keeps
+ * the host API for the inline wrappers below (set once at load, read-only
+ * after: the same table serves every instance in the process). */
+#ifdef CAIRN_PLUGIN_SOURCE
+extern const cairn_api_t *cairn_host_;
+#define CAIRN_PLUGIN_DEFINE(desc)                                                 \
+    const cairn_api_t *cairn_host_;                                               \
+    __attribute__((visibility("default"))) const cairn_plugin_t *                 \
+    cairn_plugin_entry(const cairn_api_t *api)                                    \
+    {                                                                             \
+        if (!api || api->abi != CAIRN_PLUGIN_ABI ||                               \
+            api->size < offsetof(cairn_api_t, req_ctx) + sizeof(void *))          \
+            return 0;                                                             \
+        cairn_host_ = api;                                                        \
+        return &(desc);                                                           \
+    }
+
+static inline const msgpack_object *cairn_body(const cairn_req_t *r)
+{
+    return cairn_host_->body(r);
+}
+static inline const char *cairn_principal(const cairn_req_t *r)
+{
+    return cairn_host_->principal(r);
+}
+static inline int cairn_reply(cairn_req_t *r, int st, const void *b, size_t n)
+{
+    return cairn_host_->reply(r, st, b, n);
+}
+static inline int cairn_reply_sbuf(cairn_req_t *r, int st, const msgpack_sbuffer *sb)
+{
+    return cairn_host_->reply(r, st, sb->data, sb->size);
+}
+static inline int cairn_reply_error(cairn_req_t *r, int st, const char *code,
+                                    const char *msg)
+{
+    return cairn_host_->reply_error(r, st, code, msg);
+}
+static inline int cairn_reply_err(cairn_req_t *r, const cairn_err_t *e)
+{
+    return cairn_host_->reply_err(r, e);
+}
+static inline void cairn_defer(cairn_req_t *r)
+{
+    cairn_host_->defer(r);
+}
+static inline const char *cairn_conf(const cairn_ctx_t *c, const char *key)
+{
+    return cairn_host_->conf(c, key);
+}
+#define cairn_log(ctx, level, ...) cairn_host_->log((ctx), (level), __VA_ARGS__)
+#endif /* CAIRN_PLUGIN_SOURCE */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

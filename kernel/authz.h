@@ -1,0 +1,49 @@
+/* kernel/authz.h — the authorization hook on the routing path.
+ *
+ * Before a request reaches a plugin the kernel resolves the caller's token
+ * to a principal and roles and checks the verb's declared permission; the
+ * plugin receives the stamped principal and roles, never the token.
+ *
+ * Modes: "none" (declared explicitly in the conf: every caller is the local
+ * principal with the Owner role, and cairnd refuses to bind anything but
+ * loopback), or the name of an auth service (the auth plugin, a later
+ * issue) that resolves tokens through the bus with a cache in front.
+ */
+#ifndef KERNEL_AUTHZ_H
+#define KERNEL_AUTHZ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+#include "cairn/msg.h"
+
+#define AUTHZ_MAX_ROLES 8
+
+typedef struct authz authz_t;
+
+typedef struct authz_principal {
+    const char *sub;                      /* borrowed from the authz cache */
+    const char *roles[AUTHZ_MAX_ROLES];
+    int nroles;
+} authz_principal_t;
+
+/* mode: "none" or an auth service name (refused until that plugin lands). */
+authz_t *authz_new(const char *mode, cairn_err_t *err);
+void authz_destroy(authz_t **self_p);
+bool authz_is_open(const authz_t *self); /* mode none: loopback only */
+
+/* Resolve the caller and check perm (NULL = public verb). 0, or -1 with a
+ * 401 (no or bad token) or 403 (role lacks perm). */
+int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
+                authz_principal_t *out, cairn_err_t *err);
+
+/* The principal a plugin's nested calls carry: "service:<name>". */
+void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
+                             size_t buflen);
+
+/* Whether an endpoint address is loopback-only (tcp 127.*, [::1], localhost,
+ * or ipc/inproc). */
+bool authz_endpoint_is_loopback(const char *endpoint);
+
+#endif

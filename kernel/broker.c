@@ -1,0 +1,1136 @@
+/* The broker loop: CAIRN/1 on the frontend, the worker protocol on the
+ * backend, deadlines, heartbeats and events. Bodies travel as the zmq
+ * message they arrived in; only headers are decoded and re-encoded. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker_int.h"
+
+#define FRAME_MAX_PARTS 6
+#define HEADER_MAX (64 * 1024)
+#define NAME_MAX_LEN 64
+#define WS_MAX_LEN 64
+
+static int s_sigfd = -1;
+
+const char *svc_state_name(svc_state_t s)
+{
+    switch (s) {
+    case SVC_UP: return "up";
+    case SVC_RESTARTING: return "restarting";
+    case SVC_STARTING: return "starting";
+    default: return "down";
+    }
+}
+
+int broker_signals_init(cairn_err_t *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return cairn_err_set(err, 500, NULL, "cannot block signals");
+    sigdelset(&set, SIGPIPE);
+    s_sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s_sigfd < 0)
+        return cairn_err_set(err, 500, NULL, "signalfd: %s", strerror(errno));
+    return 0;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void s_sb_reset(broker_t *b)
+{
+    msgpack_sbuffer_clear(&b->sb);
+}
+
+static msgpack_packer s_packer(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return pk;
+}
+
+static int s_send_bytes(void *sock, const void *data, size_t len, bool more)
+{
+    return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
+}
+
+service_t *broker_find_service(broker_t *b, const char *name, size_t len)
+{
+    for (size_t i = 0; i < b->nservices; i++) {
+        const char *n = b->services[i].conf->name;
+        if (strlen(n) == len && memcmp(n, name, len) == 0) return &b->services[i];
+    }
+    return NULL;
+}
+
+static const verb_info_t *s_find_verb(const service_t *s, cairn_str_t verb)
+{
+    for (size_t i = 0; i < s->nverbs; i++)
+        if (cairn_str_eq(verb, s->verbs[i].name)) return &s->verbs[i];
+    return NULL;
+}
+
+void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *body)
+{
+    if (!b->pub) return;
+    s_send_bytes(b->pub, topic, strlen(topic), true);
+    s_send_bytes(b->pub, body ? body->data : "", body ? body->size : 0, false);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+/* Send a client reply. body (may be NULL) is sent and closed. */
+static void s_reply_client(broker_t *b, const void *route, size_t route_len,
+                           const cairn_hdr_t *req, int st, const char *code,
+                           const char *msg, zmq_msg_t *body)
+{
+    s_sb_reset(b);
+    msgpack_packer pk = s_packer(&b->sb);
+    cairn_hdr_pack_reply(&pk, req, st, code, msg);
+    if (s_send_bytes(b->frontend, route, route_len, true) == 0 &&
+        s_send_bytes(b->frontend, "", 0, true) == 0 &&
+        s_send_bytes(b->frontend, CAIRN_TAG, strlen(CAIRN_TAG), true) == 0 &&
+        s_send_bytes(b->frontend, b->sb.data, b->sb.size, true) == 0) {
+        if (body)
+            zmq_msg_send(body, b->frontend, 0);
+        else
+            s_send_bytes(b->frontend, "", 0, false);
+    }
+    if (body) zmq_msg_close(body);
+}
+
+static void s_pending_hdr(const pending_t *p, cairn_hdr_t *h)
+{
+    memset(h, 0, sizeof *h);
+    h->id_type = p->id_type;
+    h->id_uint = p->id_uint;
+    h->id_str.ptr = p->id_str;
+    h->id_str.len = p->id_str_len;
+}
+
+static void s_send_result(broker_t *b, const pending_t *p, int st, const char *code,
+                          const char *msg, zmq_msg_t *body)
+{
+    s_sb_reset(b);
+    msgpack_packer pk = s_packer(&b->sb);
+    bool failed = st >= 400;
+    msgpack_pack_map(&pk, failed ? 4 : 2);
+    cairn_pack_cstr(&pk, "cid");
+    msgpack_pack_uint64(&pk, p->id_uint);
+    cairn_pack_cstr(&pk, "st");
+    msgpack_pack_uint32(&pk, (uint32_t)st);
+    if (failed) {
+        cairn_pack_kv_str(&pk, "code", code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
+    }
+    unsigned char cmd = CAIRN_W_RESULT;
+    if (s_send_bytes(b->backend, p->route, p->route_len, true) == 0 &&
+        s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true) == 0 &&
+        s_send_bytes(b->backend, &cmd, 1, true) == 0 &&
+        s_send_bytes(b->backend, b->sb.data, b->sb.size, true) == 0) {
+        if (body)
+            zmq_msg_send(body, b->backend, 0);
+        else
+            s_send_bytes(b->backend, "", 0, false);
+    }
+    if (body) zmq_msg_close(body);
+}
+
+/* Answer a pending request (client or nested call) and forget it. */
+static void s_finish(broker_t *b, pending_t *p, int st, const char *code,
+                     const char *msg, zmq_msg_t *body)
+{
+    if (p->origin == ORIGIN_CLIENT) {
+        cairn_hdr_t h;
+        s_pending_hdr(p, &h);
+        s_reply_client(b, p->route, p->route_len, &h, st, code, msg, body);
+    } else {
+        s_send_result(b, p, st, code, msg, body);
+    }
+    if (p->worker && p->worker->inflight) p->worker->inflight--;
+    pending_remove(b->pending, p);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static worker_t *s_pick_worker(service_t *s)
+{
+    worker_t *best = NULL;
+    for (worker_t *w = s->workers; w; w = w->next)
+        if (w->ready && w->inflight < w->concurrency &&
+            (!best || w->inflight < best->inflight))
+            best = w;
+    return best;
+}
+
+static void s_send_request(broker_t *b, worker_t *w, pending_t *p, zmq_msg_t *hdr,
+                           zmq_msg_t *body)
+{
+    unsigned char cmd = CAIRN_W_REQUEST;
+    p->worker = w;
+    w->inflight++;
+    w->last_sent = cairn_now_ms();
+    s_send_bytes(b->backend, w->id, w->id_len, true);
+    s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true);
+    s_send_bytes(b->backend, &cmd, 1, true);
+    zmq_msg_send(hdr, b->backend, ZMQ_SNDMORE);
+    zmq_msg_send(body, b->backend, 0);
+}
+
+/* Move queued requests to workers with room. */
+static void s_drain_queue(broker_t *b, service_t *s)
+{
+    while (s->qhead) {
+        worker_t *w = s_pick_worker(s);
+        if (!w) return;
+        pending_t *p = s->qhead;
+        s->qhead = p->qnext;
+        if (!s->qhead) s->qtail = NULL;
+        s->qlen--;
+        p->queued_msgs = false;
+        s_send_request(b, w, p, &p->hdr, &p->body);
+        zmq_msg_close(&p->hdr);
+        zmq_msg_close(&p->body);
+    }
+}
+
+static void s_pack_request_hdr(broker_t *b, pending_t *p, cairn_str_t svc,
+                               cairn_str_t verb, cairn_str_t ws, cairn_str_t cid,
+                               const authz_principal_t *who, uint64_t ttl)
+{
+    s_sb_reset(b);
+    msgpack_packer pk = s_packer(&b->sb);
+    msgpack_pack_map(&pk, 8);
+    cairn_pack_cstr(&pk, "rid");
+    msgpack_pack_uint64(&pk, p->rid);
+    cairn_pack_cstr(&pk, "svc");
+    cairn_pack_strn(&pk, svc.ptr, svc.len);
+    cairn_pack_cstr(&pk, "verb");
+    cairn_pack_strn(&pk, verb.ptr, verb.len);
+    cairn_pack_cstr(&pk, "ws");
+    if (ws.len)
+        cairn_pack_strn(&pk, ws.ptr, ws.len);
+    else
+        cairn_pack_cstr(&pk, "default");
+    cairn_pack_kv_str(&pk, "sub", who->sub);
+    cairn_pack_cstr(&pk, "roles");
+    msgpack_pack_array(&pk, (size_t)who->nroles);
+    for (int i = 0; i < who->nroles; i++) cairn_pack_cstr(&pk, who->roles[i]);
+    cairn_pack_cstr(&pk, "ttl");
+    msgpack_pack_uint64(&pk, ttl);
+    cairn_pack_cstr(&pk, "cid");
+    if (cid.len) {
+        cairn_pack_strn(&pk, cid.ptr, cid.len);
+    } else {
+        char gen[32];
+        int n = snprintf(gen, sizeof gen, "k%llx", (unsigned long long)p->rid);
+        cairn_pack_strn(&pk, gen, (size_t)n);
+    }
+}
+
+typedef struct route_req {
+    pending_origin_t origin;
+    const void *route;
+    size_t route_len;
+    const cairn_hdr_t *hdr; /* id (client) or cid in id_uint (worker) */
+    cairn_str_t svc, verb, tok, ws, cid;
+    uint64_t ttl;
+    const authz_principal_t *caller; /* set for nested calls */
+    zmq_msg_t *body;
+} route_req_t;
+
+/* Answer a request that never became pending. */
+static void s_refuse(broker_t *b, const route_req_t *r, int st, const char *code,
+                     const char *msg)
+{
+    if (r->origin == ORIGIN_CLIENT) {
+        s_reply_client(b, r->route, r->route_len, r->hdr, st, code, msg, NULL);
+    } else {
+        pending_t tmp = {.id_uint = r->hdr->id_uint, .route_len = r->route_len};
+        memcpy(tmp.route, r->route, r->route_len);
+        s_send_result(b, &tmp, st, code, msg, NULL);
+    }
+}
+
+/* Validate, authorize and dispatch (or queue) one request. */
+static void s_route(broker_t *b, route_req_t *r)
+{
+    cairn_err_t err = {0};
+    char msg[CAIRN_ERR_MSG_MAX];
+    if (r->svc.len > NAME_MAX_LEN || r->verb.len > NAME_MAX_LEN)
+        return s_refuse(b, r, 400, "bad_request",
+                        "svc and verb are at most 64 characters");
+    if (r->ws.len > WS_MAX_LEN)
+        return s_refuse(b, r, 400, "bad_request", "ws is at most 64 characters");
+    size_t body_len = zmq_msg_size(r->body);
+    if (body_len > b->conf->max_frame) {
+        snprintf(msg, sizeof msg,
+                 "the body is %zu bytes; this kernel accepts at most %llu (kernel."
+                 "max_frame)",
+                 body_len, (unsigned long long)b->conf->max_frame);
+        return s_refuse(b, r, 413, "too_large", msg);
+    }
+    service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);
+    if (!s) {
+        snprintf(msg, sizeof msg, "there is no service '%.*s' (sys.services lists them)",
+                 (int)r->svc.len, r->svc.ptr);
+        return s_refuse(b, r, 404, "no_service", msg);
+    }
+    if (s->state != SVC_UP || !s->workers) {
+        snprintf(msg, sizeof msg, "the service '%s' is %s%s%s", s->conf->name,
+                 svc_state_name(s->state), s->last_error[0] ? ": " : "",
+                 s->last_error);
+        return s_refuse(b, r, 503, "unavailable", msg);
+    }
+    const verb_info_t *v = s_find_verb(s, r->verb);
+    if (!v) {
+        snprintf(msg, sizeof msg, "the service '%s' has no verb '%.*s'", s->conf->name,
+                 (int)r->verb.len, r->verb.ptr);
+        return s_refuse(b, r, 404, "no_verb", msg);
+    }
+    if (v->max_body && body_len > v->max_body) {
+        snprintf(msg, sizeof msg, "the body is %zu bytes; %s.%s accepts at most %u",
+                 body_len, s->conf->name, v->name, v->max_body);
+        return s_refuse(b, r, 413, "too_large", msg);
+    }
+    authz_principal_t who_buf, *who = &who_buf;
+    if (r->caller)
+        who = (authz_principal_t *)r->caller;
+    else if (authz_check(b->authz, r->tok, r->ws,
+                         (v->flags & CAIRN_VERB_PUBLIC) ? NULL : v->perm, who,
+                         &err) != 0)
+        return s_refuse(b, r, err.st, err.code, err.msg);
+    uint64_t ttl = r->ttl ? r->ttl : b->conf->default_ttl_ms;
+    if (ttl > b->conf->max_ttl_ms) ttl = b->conf->max_ttl_ms;
+    worker_t *w = s_pick_worker(s);
+    if (!w && s->qlen >= b->conf->max_queue) {
+        snprintf(msg, sizeof msg,
+                 "the service '%s' is busy: %u requests are queued (kernel.max_queue); "
+                 "retry later",
+                 s->conf->name, s->qlen);
+        return s_refuse(b, r, 429, "overloaded", msg);
+    }
+    pending_t *p = pending_add(b->pending, cairn_now_ms() + ttl);
+    if (!p) return s_refuse(b, r, 500, "internal", "out of memory");
+    p->origin = r->origin;
+    p->svc = s;
+    p->route_len = r->route_len;
+    memcpy(p->route, r->route, r->route_len);
+    p->id_type = r->hdr->id_type;
+    p->id_uint = r->hdr->id_uint;
+    if (r->hdr->id_type == CAIRN_ID_STR) {
+        p->id_str_len = r->hdr->id_str.len < PENDING_ID_MAX ? r->hdr->id_str.len
+                                                            : PENDING_ID_MAX;
+        memcpy(p->id_str, r->hdr->id_str.ptr, p->id_str_len);
+    }
+    s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
+    zmq_msg_t hdr;
+    zmq_msg_init_size(&hdr, b->sb.size);
+    memcpy(zmq_msg_data(&hdr), b->sb.data, b->sb.size);
+    if (w) {
+        s_send_request(b, w, p, &hdr, r->body);
+        zmq_msg_close(&hdr);
+        return;
+    }
+    /* Queue: keep the header and the body until a worker has room. */
+    p->queued_msgs = true;
+    zmq_msg_init(&p->hdr);
+    zmq_msg_init(&p->body);
+    zmq_msg_move(&p->hdr, &hdr);
+    zmq_msg_move(&p->body, r->body);
+    zmq_msg_close(&hdr);
+    if (s->qtail)
+        s->qtail->qnext = p;
+    else
+        s->qhead = p;
+    s->qtail = p;
+    s->qlen++;
+}
+
+/* ---- frontend -------------------------------------------------------------- */
+
+typedef struct frames {
+    zmq_msg_t part[FRAME_MAX_PARTS];
+    int n;     /* kept */
+    int total; /* received */
+} frames_t;
+
+static int s_recv_frames(void *sock, frames_t *f)
+{
+    f->n = f->total = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            if (f->total == 0) return -1;
+            break;
+        }
+        more = zmq_msg_more(&m);
+        f->total++;
+        if (f->n < FRAME_MAX_PARTS)
+            f->part[f->n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    return 0;
+}
+
+static void s_frames_close(frames_t *f)
+{
+    for (int i = 0; i < f->n; i++) zmq_msg_close(&f->part[i]);
+    f->n = 0;
+}
+
+static bool s_frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+static void s_handle_sys(broker_t *b, frames_t *f, const cairn_hdr_t *h)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    cairn_err_t err = {0};
+    if (sys_handle(b, h->verb, &body, &err) != 0) {
+        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
+                       err.st, err.code, err.msg, NULL);
+    } else {
+        zmq_msg_t m;
+        zmq_msg_init_size(&m, body.size);
+        memcpy(zmq_msg_data(&m), body.data, body.size);
+        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h, 200,
+                       NULL, NULL, &m);
+    }
+    msgpack_sbuffer_destroy(&body);
+}
+
+static void s_on_frontend(broker_t *b)
+{
+    frames_t f;
+    if (s_recv_frames(b->frontend, &f) != 0) return;
+    const void *route = zmq_msg_data(&f.part[0]);
+    size_t route_len = zmq_msg_size(&f.part[0]);
+    cairn_hdr_t h = {0};
+    cairn_err_t err = {0};
+    if (f.total != 5 || zmq_msg_size(&f.part[1]) != 0 || !s_frame_is(&f.part[2], CAIRN_TAG)) {
+        /* Try to echo the id when a header is where it belongs. */
+        if (f.n >= 4 && zmq_msg_size(&f.part[3]) <= HEADER_MAX) {
+            msgpack_zone_clear(&b->zone);
+            cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
+                             &h, &err);
+        }
+        const char *why =
+            f.total < 2 || zmq_msg_size(&f.part[1]) != 0
+                ? "a request starts with an empty delimiter frame, then CAIRN/1, a "
+                  "header and a body"
+            : f.total < 3 || !s_frame_is(&f.part[2], CAIRN_TAG)
+                ? "the first frame after the delimiter must be CAIRN/1"
+                : "a request has exactly three frames after the delimiter: CAIRN/1, a "
+                  "header map and a body";
+        s_reply_client(b, route, route_len, &h, 400, "bad_request", why, NULL);
+        s_frames_close(&f);
+        return;
+    }
+    if (zmq_msg_size(&f.part[3]) > HEADER_MAX) {
+        s_reply_client(b, route, route_len, NULL, 413, "too_large",
+                       "the header frame is over 64 KiB", NULL);
+        s_frames_close(&f);
+        return;
+    }
+    msgpack_zone_clear(&b->zone);
+    if (cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone, &h,
+                         &err) != 0) {
+        s_reply_client(b, route, route_len, &h, err.st, err.code, err.msg, NULL);
+        s_frames_close(&f);
+        return;
+    }
+    if (cairn_str_eq(h.svc, "sys")) {
+        /* Plugins' runtimes check their bodies; the kernel checks its own. */
+        size_t blen = zmq_msg_size(&f.part[4]), off = 0;
+        msgpack_object tmp;
+        if (blen && msgpack_unpack(zmq_msg_data(&f.part[4]), blen, &off, &b->zone,
+                                   &tmp) != MSGPACK_UNPACK_SUCCESS)
+            s_reply_client(b, route, route_len, &h, 400, "bad_request",
+                           "the body frame is not one valid msgpack value", NULL);
+        else
+            s_handle_sys(b, &f, &h);
+        s_frames_close(&f);
+        return;
+    }
+    route_req_t r = {.origin = ORIGIN_CLIENT,
+                     .route = route,
+                     .route_len = route_len,
+                     .hdr = &h,
+                     .svc = h.svc,
+                     .verb = h.verb,
+                     .tok = h.tok,
+                     .ws = h.ws,
+                     .cid = h.cid,
+                     .ttl = h.ttl,
+                     .body = &f.part[4]};
+    s_route(b, &r);
+    s_frames_close(&f);
+}
+
+/* ---- backend: the worker protocol -------------------------------------- */
+
+static worker_t *s_find_worker(broker_t *b, const void *id, size_t len)
+{
+    for (size_t i = 0; i < b->nservices; i++)
+        for (worker_t *w = b->services[i].workers; w; w = w->next)
+            if (w->id_len == len && memcmp(w->id, id, len) == 0) return w;
+    return NULL;
+}
+
+void broker_send_worker(broker_t *b, worker_t *w, cairn_wcmd_t cmd,
+                        const msgpack_sbuffer *hdr)
+{
+    unsigned char c = (unsigned char)cmd;
+    s_send_bytes(b->backend, w->id, w->id_len, true);
+    s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true);
+    s_send_bytes(b->backend, &c, 1, hdr != NULL);
+    if (hdr) s_send_bytes(b->backend, hdr->data, hdr->size, false);
+    w->last_sent = cairn_now_ms();
+}
+
+static void s_send_to_route(broker_t *b, const void *id, size_t len, cairn_wcmd_t cmd)
+{
+    unsigned char c = (unsigned char)cmd;
+    s_send_bytes(b->backend, id, len, true);
+    s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true);
+    s_send_bytes(b->backend, &c, 1, false);
+}
+
+static void s_event_service(broker_t *b, const char *topic, const service_t *s,
+                            const char *why)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk = s_packer(&sb);
+    msgpack_pack_map(&pk, why ? 5 : 4);
+    cairn_pack_kv_str(&pk, "service", s->conf->name);
+    cairn_pack_kv_str(&pk, "mode", conf_mode_name(s->conf->mode));
+    cairn_pack_kv_str(&pk, "state", svc_state_name(s->state));
+    cairn_pack_cstr(&pk, "restarts");
+    msgpack_pack_uint32(&pk, s->restarts);
+    if (why) cairn_pack_kv_str(&pk, "reason", why);
+    broker_send_event(b, topic, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+typedef struct fail_ctx {
+    worker_t *w;
+    service_t *s;
+    pending_t **list;
+    size_t n, cap;
+} fail_ctx_t;
+
+static void s_collect(pending_t *p, void *arg)
+{
+    fail_ctx_t *fc = arg;
+    bool mine = (fc->w && p->worker == fc->w) || (fc->s && p->svc == fc->s && !p->worker);
+    if (!mine) return;
+    if (fc->n == fc->cap) {
+        size_t ncap = fc->cap ? fc->cap * 2 : 64;
+        pending_t **nl = realloc(fc->list, ncap * sizeof *nl);
+        if (!nl) return;
+        fc->list = nl;
+        fc->cap = ncap;
+    }
+    fc->list[fc->n++] = p;
+}
+
+/* Answer 503 to every request held by worker w (and, when the service has no
+ * workers left, to its queue): a dead plugin never leaves a client hanging. */
+static void s_fail_inflight(broker_t *b, worker_t *w, service_t *queue_of,
+                            const char *msg)
+{
+    fail_ctx_t fc = {.w = w, .s = queue_of};
+    pending_each(b->pending, s_collect, &fc);
+    for (size_t i = 0; i < fc.n; i++) {
+        pending_t *p = fc.list[i];
+        p->worker = NULL;
+        s_finish(b, p, 503, "unavailable", msg, NULL);
+    }
+    free(fc.list);
+    if (queue_of) {
+        queue_of->qhead = queue_of->qtail = NULL;
+        queue_of->qlen = 0;
+    }
+}
+
+void broker_worker_gone(broker_t *b, worker_t *w, const char *why)
+{
+    service_t *s = w->svc;
+    for (worker_t **pp = &s->workers; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    char msg[CAIRN_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "the service '%s' went down while serving this request (%s)",
+             s->conf->name, why);
+    bool last = s->workers == NULL;
+    if (last && s->state == SVC_UP)
+        s->state = s->conf->mode == CONF_PROCESS && !b->stopping ? SVC_RESTARTING
+                                                                 : SVC_DOWN;
+    s_fail_inflight(b, w, last ? s : NULL, msg);
+    free(w);
+    if (last) {
+        fprintf(stderr, "cairnd: service %s is %s: %s\n", s->conf->name,
+                svc_state_name(s->state), why);
+        s_event_service(b, "plugin.down", s, why);
+    }
+}
+
+static const char *s_hdr_cstr(const msgpack_object *h, const char *key, char *buf,
+                              size_t len)
+{
+    const msgpack_object *v = cairn_obj_get(h, key);
+    if (!v || v->type != MSGPACK_OBJECT_STR) return NULL;
+    snprintf(buf, len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    return buf;
+}
+
+static void s_on_hello(broker_t *b, const void *id, size_t id_len, const msgpack_object *h)
+{
+    char svc_name[NAME_MAX_LEN + 1], mode[16];
+    const msgpack_object *pid = cairn_obj_get(h, "pid");
+    service_t *s = NULL;
+    if (s_hdr_cstr(h, "svc", svc_name, sizeof svc_name))
+        s = broker_find_service(b, svc_name, strlen(svc_name));
+    const char *why = NULL;
+    if (!s)
+        why = "no such service in the conf";
+    else if (!s_hdr_cstr(h, "mode", mode, sizeof mode) ||
+             strcmp(mode, conf_mode_name(s->conf->mode)) != 0)
+        why = "the conf runs this service in another mode";
+    else if (s->conf->mode == CONF_PROCESS &&
+             (!pid || pid->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+              (pid_t)pid->via.u64 != s->pid))
+        why = "not the process cairnd started";
+    if (why || id_len > WORKER_ID_MAX || b->stopping) {
+        fprintf(stderr, "cairnd: refused a worker for '%s': %s\n",
+                s ? s->conf->name : "?", why ? why : "shutting down");
+        s_send_to_route(b, id, id_len, CAIRN_W_DISCONNECT);
+        return;
+    }
+    worker_t *w = s_find_worker(b, id, id_len);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w) return;
+        memcpy(w->id, id, id_len);
+        w->id_len = id_len;
+        w->svc = s;
+        w->next = s->workers;
+        s->workers = w;
+    }
+    w->pid = pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (pid_t)pid->via.u64 : 0;
+    w->last_heard = cairn_now_ms();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk = s_packer(&sb);
+    msgpack_pack_map(&pk, 5);
+    cairn_pack_kv_str(&pk, "svc", s->conf->name);
+    cairn_pack_cstr(&pk, "hb_ms");
+    msgpack_pack_uint32(&pk, b->conf->heartbeat_ms);
+    cairn_pack_cstr(&pk, "liveness");
+    msgpack_pack_uint32(&pk, b->conf->liveness);
+    cairn_pack_cstr(&pk, "settings");
+    msgpack_sbuffer_write(&sb, s->settings.data, s->settings.size);
+    cairn_pack_kv_str(&pk, "events",
+                      s->conf->mode == CONF_INPROC    ? "inproc://cairn.events"
+                      : s->conf->mode == CONF_PROCESS ? b->events_ipc
+                                                      : b->conf->events);
+    broker_send_worker(b, w, CAIRN_W_WELCOME, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static int s_take_verbs(service_t *s, const msgpack_object *verbs)
+{
+    if (!verbs || verbs->type != MSGPACK_OBJECT_ARRAY) return -1;
+    size_t n = verbs->via.array.size;
+    verb_info_t *vi = calloc(n ? n : 1, sizeof *vi);
+    if (!vi) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *o = &verbs->via.array.ptr[i];
+        const msgpack_object *name = cairn_obj_get(o, "name"), *perm = cairn_obj_get(o, "perm");
+        const msgpack_object *flags = cairn_obj_get(o, "flags"), *mb = cairn_obj_get(o, "max_body");
+        if (!name || name->type != MSGPACK_OBJECT_STR) continue;
+        cairn_str_t ns = {name->via.str.ptr, name->via.str.size};
+        vi[i].name = cairn_str_dup(ns);
+        if (perm && perm->type == MSGPACK_OBJECT_STR && perm->via.str.size) {
+            cairn_str_t ps = {perm->via.str.ptr, perm->via.str.size};
+            vi[i].perm = cairn_str_dup(ps);
+        }
+        if (flags && flags->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            vi[i].flags = (uint32_t)flags->via.u64;
+        if (mb && mb->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            vi[i].max_body = (uint32_t)mb->via.u64;
+    }
+    for (size_t i = 0; i < s->nverbs; i++) {
+        free(s->verbs[i].name);
+        free(s->verbs[i].perm);
+    }
+    free(s->verbs);
+    s->verbs = vi;
+    s->nverbs = n;
+    return 0;
+}
+
+static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
+{
+    service_t *s = w->svc;
+    if (s_take_verbs(s, cairn_obj_get(h, "verbs")) != 0) {
+        broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);
+        broker_worker_gone(b, w, "its READY had no verb table");
+        return;
+    }
+    const msgpack_object *c = cairn_obj_get(h, "concurrency");
+    w->concurrency = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER && c->via.u64
+                         ? (uint32_t)c->via.u64
+                         : 256;
+    w->ready = true;
+    bool restarted = s->was_up;
+    s->state = SVC_UP;
+    s->was_up = true;
+    s->last_error[0] = '\0';
+    fprintf(stderr, "cairnd: service %s is up (%s, %zu verbs)\n", s->conf->name,
+            conf_mode_name(s->conf->mode), s->nverbs);
+    s_event_service(b, restarted ? "plugin.restarted" : "plugin.up", s, NULL);
+    s_drain_queue(b, s);
+}
+
+static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_object *h)
+{
+    const msgpack_object *rid = cairn_obj_get(h, "rid"), *st = cairn_obj_get(h, "st");
+    if (!rid || rid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
+    pending_t *p = pending_find(b->pending, rid->via.u64);
+    if (!p || p->worker != w) return; /* answered already (504) */
+    char code[64], err[CAIRN_ERR_MSG_MAX];
+    const char *c = s_hdr_cstr(h, "code", code, sizeof code);
+    const char *e = s_hdr_cstr(h, "err", err, sizeof err);
+    int status = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64 : 500;
+    zmq_msg_t *body = f->n > 4 ? &f->part[4] : NULL;
+    zmq_msg_t empty;
+    if (!body) {
+        zmq_msg_init(&empty);
+        body = &empty;
+    }
+    s_finish(b, p, status, c, e, body);
+    s_drain_queue(b, w->svc);
+}
+
+static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_object *h)
+{
+    const msgpack_object *cid = cairn_obj_get(h, "cid"), *ttl = cairn_obj_get(h, "ttl");
+    const msgpack_object *svc = cairn_obj_get(h, "svc"), *verb = cairn_obj_get(h, "verb");
+    const msgpack_object *ws = cairn_obj_get(h, "ws");
+    if (!cid || cid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
+    cairn_hdr_t hdr = {.id_type = CAIRN_ID_UINT, .id_uint = cid->via.u64};
+    char pbuf[96];
+    authz_principal_t who;
+    authz_service_principal(w->svc->conf->name, &who, pbuf, sizeof pbuf);
+    zmq_msg_t empty;
+    zmq_msg_init(&empty);
+    route_req_t r = {.origin = ORIGIN_WORKER,
+                     .route = w->id,
+                     .route_len = w->id_len,
+                     .hdr = &hdr,
+                     .caller = &who,
+                     .body = f->n > 4 ? &f->part[4] : &empty};
+    if (svc && svc->type == MSGPACK_OBJECT_STR) r.svc = (cairn_str_t){svc->via.str.ptr, svc->via.str.size};
+    if (verb && verb->type == MSGPACK_OBJECT_STR) r.verb = (cairn_str_t){verb->via.str.ptr, verb->via.str.size};
+    if (ws && ws->type == MSGPACK_OBJECT_STR) r.ws = (cairn_str_t){ws->via.str.ptr, ws->via.str.size};
+    if (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r.ttl = ttl->via.u64;
+    if (cairn_str_eq(r.svc, "sys")) {
+        msgpack_sbuffer body;
+        msgpack_sbuffer_init(&body);
+        cairn_err_t err = {0};
+        pending_t tmp = {.id_uint = hdr.id_uint, .route_len = w->id_len};
+        memcpy(tmp.route, w->id, w->id_len);
+        if (sys_handle(b, r.verb, &body, &err) != 0) {
+            s_send_result(b, &tmp, err.st, err.code, err.msg, NULL);
+        } else {
+            zmq_msg_t m;
+            zmq_msg_init_size(&m, body.size);
+            memcpy(zmq_msg_data(&m), body.data, body.size);
+            s_send_result(b, &tmp, 200, NULL, NULL, &m);
+        }
+        msgpack_sbuffer_destroy(&body);
+    } else {
+        s_route(b, &r);
+    }
+    zmq_msg_close(&empty);
+}
+
+static void s_on_backend(broker_t *b)
+{
+    frames_t f;
+    if (s_recv_frames(b->backend, &f) != 0) return;
+    const void *id = zmq_msg_data(&f.part[0]);
+    size_t id_len = zmq_msg_size(&f.part[0]);
+    if (f.n < 3 || !s_frame_is(&f.part[1], CAIRN_WORKER_TAG) || zmq_msg_size(&f.part[2]) != 1) {
+        s_frames_close(&f);
+        return; /* not a worker: ignore */
+    }
+    int cmd = *(unsigned char *)zmq_msg_data(&f.part[2]);
+    msgpack_object h = {.type = MSGPACK_OBJECT_NIL};
+    msgpack_zone_clear(&b->zone);
+    if (f.n > 3 && zmq_msg_size(&f.part[3])) {
+        size_t off = 0;
+        if (msgpack_unpack(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &off,
+                           &b->zone, &h) != MSGPACK_UNPACK_SUCCESS)
+            h.type = MSGPACK_OBJECT_NIL;
+    }
+    worker_t *w = s_find_worker(b, id, id_len);
+    if (cmd == CAIRN_W_HELLO) {
+        s_on_hello(b, id, id_len, &h);
+    } else if (!w) {
+        /* Unknown (e.g. from before a kernel restart): make it say HELLO. */
+        if (cmd != CAIRN_W_DISCONNECT) s_send_to_route(b, id, id_len, CAIRN_W_DISCONNECT);
+    } else {
+        w->last_heard = cairn_now_ms();
+        char msg[CAIRN_ERR_MSG_MAX];
+        switch (cmd) {
+        case CAIRN_W_READY: s_on_ready(b, w, &h); break;
+        case CAIRN_W_FINAL: s_on_final(b, w, &f, &h); break;
+        case CAIRN_W_CALL: s_on_call(b, w, &f, &h); break;
+        case CAIRN_W_PUBLISH: {
+            char topic[128];
+            if (s_hdr_cstr(&h, "topic", topic, sizeof topic) && f.n > 4) {
+                s_send_bytes(b->pub, topic, strlen(topic), true);
+                zmq_msg_send(&f.part[4], b->pub, 0);
+            }
+            break;
+        }
+        case CAIRN_W_FAIL:
+            if (!s_hdr_cstr(&h, "err", msg, sizeof msg)) snprintf(msg, sizeof msg, "init failed");
+            snprintf(w->svc->last_error, sizeof w->svc->last_error, "%s", msg);
+            fprintf(stderr, "cairnd: service %s failed to start: %s\n", w->svc->conf->name, msg);
+            broker_worker_gone(b, w, msg);
+            break;
+        case CAIRN_W_DISCONNECT: broker_worker_gone(b, w, "the plugin disconnected"); break;
+        default: break; /* HEARTBEAT: last_heard is enough */
+        }
+    }
+    s_frames_close(&f);
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static void s_expire(broker_t *b, uint64_t now)
+{
+    pending_t *p;
+    while ((p = pending_earliest(b->pending)) && p->deadline <= now) {
+        if (!p->worker && p->queued_msgs) {
+            /* Unlink from its service queue. */
+            service_t *s = p->svc;
+            pending_t **pp = &s->qhead, *prev = NULL;
+            while (*pp && *pp != p) {
+                prev = *pp;
+                pp = &(*pp)->qnext;
+            }
+            if (*pp) {
+                *pp = p->qnext;
+                if (s->qtail == p) s->qtail = prev;
+                s->qlen--;
+            }
+        }
+        char msg[CAIRN_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg,
+                 "the request's deadline passed before '%s' answered (raise ttl, or "
+                 "check the plugin)",
+                 p->svc ? p->svc->conf->name : "?");
+        s_finish(b, p, 504, "deadline_exceeded", msg, NULL);
+    }
+}
+
+static void s_heartbeat(broker_t *b, uint64_t now)
+{
+    uint64_t dead_after = (uint64_t)b->conf->heartbeat_ms * b->conf->liveness;
+    for (size_t i = 0; i < b->nservices; i++) {
+        service_t *s = &b->services[i];
+        for (worker_t *w = s->workers, *next; w; w = next) {
+            next = w->next;
+            if (now - w->last_heard > dead_after) {
+                if (s->conf->mode == CONF_PROCESS && s->pid > 0) kill(s->pid, SIGKILL);
+                broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);
+                broker_worker_gone(b, w, "it stopped answering heartbeats");
+                continue;
+            }
+            if (now - w->last_sent >= b->conf->heartbeat_ms)
+                broker_send_worker(b, w, CAIRN_W_HEARTBEAT, NULL);
+        }
+    }
+}
+
+static void s_on_signal(broker_t *b, volatile sig_atomic_t *stop)
+{
+    struct signalfd_siginfo si;
+    while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGCHLD)
+            supervisor_on_sigchld(b);
+        else
+            *stop = 1;
+    }
+}
+
+int broker_run(broker_t *b, volatile sig_atomic_t *stop)
+{
+    while (!*stop) {
+        uint64_t now = cairn_now_ms();
+        s_expire(b, now);
+        if (now >= b->next_heartbeat) {
+            s_heartbeat(b, now);
+            b->next_heartbeat = now + b->conf->heartbeat_ms / 2;
+        }
+        supervisor_tick(b, now);
+        long wait = (long)(b->next_heartbeat - now);
+        pending_t *p = pending_earliest(b->pending);
+        if (p && (long)(p->deadline - now) < wait) wait = (long)(p->deadline - now);
+        if (wait < 0) wait = 0;
+        zmq_pollitem_t items[3] = {{b->frontend, 0, ZMQ_POLLIN, 0},
+                                   {b->backend, 0, ZMQ_POLLIN, 0},
+                                   {NULL, b->sigfd, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 3, wait);
+        if (n < 0 && errno != EINTR) return -1;
+        if (n <= 0) continue;
+        if (items[2].revents & ZMQ_POLLIN) s_on_signal(b, stop);
+        /* Serve both sockets in bounded turns so neither starves the other;
+         * the backend first, since its replies free capacity. */
+        for (int i = 0; i < 512; i++) {
+            int got = 0;
+            zmq_pollitem_t again[2] = {{b->backend, 0, ZMQ_POLLIN, 0},
+                                       {b->frontend, 0, ZMQ_POLLIN, 0}};
+            if (zmq_poll(again, 2, 0) <= 0) break;
+            if (again[0].revents & ZMQ_POLLIN) {
+                s_on_backend(b);
+                got++;
+            }
+            if (again[1].revents & ZMQ_POLLIN) {
+                s_on_frontend(b);
+                got++;
+            }
+            if (!got) break;
+        }
+    }
+    return 0;
+}
+
+/* ---- setup and teardown --------------------------------------------------- */
+
+static int s_mkdirs(const char *path, cairn_err_t *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) goto fail;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) goto fail;
+    return 0;
+fail:
+    return cairn_err_set(err, 500, "state_dir", "cannot create %s: %s", buf, strerror(errno));
+}
+
+static void *s_socket(broker_t *b, int type, cairn_err_t *err)
+{
+    void *s = zmq_socket(b->zctx, type);
+    if (!s) {
+        cairn_err_set(err, 500, NULL, "zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int zero = 0, one = 1;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    return s;
+}
+
+static int s_bind(void *sock, const char *ep, const char *what, cairn_err_t *err)
+{
+    if (zmq_bind(sock, ep) != 0)
+        return cairn_err_set(err, 500, "bind_failed", "cannot bind the %s to %s: %s", what,
+                             ep, zmq_strerror(errno));
+    return 0;
+}
+
+static int s_open_sockets(broker_t *b, cairn_err_t *err)
+{
+    const conf_t *c = b->conf;
+    if (authz_is_open(b->authz)) {
+        const char *eps[] = {b->endpoint, c->events, c->worker_endpoint};
+        for (size_t i = 0; i < 3; i++)
+            if (!authz_endpoint_is_loopback(eps[i]))
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "%s: kernel.auth is 'none', so cairnd binds loopback "
+                                     "addresses only, and %s is not one",
+                                     c->source, eps[i]);
+    }
+    if (!(b->frontend = s_socket(b, ZMQ_ROUTER, err))) return -1;
+    int64_t hard = (int64_t)(c->max_frame + c->max_frame / 4 + (1 << 20));
+    zmq_setsockopt(b->frontend, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
+    int hwm = 100000;
+    zmq_setsockopt(b->frontend, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->frontend, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (s_bind(b->frontend, b->endpoint, "frontend", err) != 0) return -1;
+    if (!(b->backend = s_socket(b, ZMQ_ROUTER, err))) return -1;
+    int zero = 0;
+    zmq_setsockopt(b->backend, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(b->backend, ZMQ_RCVHWM, &zero, sizeof zero);
+    if (s_bind(b->backend, "inproc://cairn.workers", "worker socket", err) != 0 ||
+        s_bind(b->backend, b->worker_ipc, "worker socket", err) != 0)
+        return -1;
+    if (c->worker_endpoint && *c->worker_endpoint &&
+        s_bind(b->backend, c->worker_endpoint, "remote worker socket", err) != 0)
+        return -1;
+    if (!(b->pub = s_socket(b, ZMQ_PUB, err))) return -1;
+    if (s_bind(b->pub, "inproc://cairn.events", "event bus", err) != 0 ||
+        s_bind(b->pub, b->events_ipc, "event bus", err) != 0 ||
+        (c->events && *c->events && s_bind(b->pub, c->events, "event bus", err) != 0))
+        return -1;
+    return 0;
+}
+
+static char *s_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *s_printf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
+{
+    broker_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        return NULL;
+    }
+    b->conf = o->conf;
+    b->sigfd = s_sigfd;
+    msgpack_zone_init(&b->zone, 64 * 1024);
+    msgpack_sbuffer_init(&b->sb);
+    b->endpoint = strdup(o->endpoint);
+    b->state_dir = strdup(o->state_dir);
+    b->bin_dir = strdup(o->bin_dir);
+    b->plugin_dir = strdup(o->plugin_dir);
+    b->run_dir = s_printf("%s/run", o->state_dir);
+    if (!b->endpoint || !b->state_dir || !b->bin_dir || !b->plugin_dir || !b->run_dir) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        goto fail;
+    }
+    if (s_mkdirs(b->run_dir, err) != 0) goto fail;
+    /* ipc paths are limited to ~107 bytes: fall back to /tmp for deep dirs. */
+    if (strlen(b->run_dir) > 80) {
+        free(b->run_dir);
+        b->run_dir = s_printf("/tmp/cairn-%d-%d", (int)getuid(), (int)getpid());
+        if (!b->run_dir || s_mkdirs(b->run_dir, err) != 0) goto fail;
+    }
+    b->worker_ipc = s_printf("ipc://%s/workers.sock", b->run_dir);
+    b->events_ipc = s_printf("ipc://%s/events.sock", b->run_dir);
+    if (!(b->authz = authz_new(b->conf->auth, err))) goto fail;
+    if (!(b->pending = pending_table_new())) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        goto fail;
+    }
+    if (!(b->zctx = zmq_ctx_new())) {
+        cairn_err_set(err, 500, NULL, "zmq_ctx_new failed");
+        goto fail;
+    }
+    if (s_open_sockets(b, err) != 0) goto fail;
+    b->services = calloc(b->conf->nservices + 1, sizeof *b->services);
+    if (!b->services) goto fail;
+    b->nservices = b->conf->nservices;
+    for (size_t i = 0; i < b->nservices; i++) {
+        service_t *s = &b->services[i];
+        s->conf = &b->conf->services[i];
+        s->broker = b;
+        msgpack_sbuffer_init(&s->settings);
+        if (supervisor_prepare(b, s, err) != 0) {
+            /* A bad plugin is refused, not fatal; a bad setting is a conf error. */
+            if (strcmp(err->code, "bad_conf") == 0) goto fail;
+            snprintf(s->last_error, sizeof s->last_error, "%s", err->msg);
+            fprintf(stderr, "cairnd: service %s refused: %s\n", s->conf->name, err->msg);
+            s->state = SVC_DOWN;
+            cairn_err_clear(err);
+        }
+    }
+    supervisor_start_all(b);
+    return b;
+fail:
+    broker_destroy(&b);
+    return NULL;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    broker_t *b = *self_p;
+    b->stopping = true;
+    if (b->services) {
+        supervisor_stop_all(b);
+        for (size_t i = 0; i < b->nservices; i++) {
+            service_t *s = &b->services[i];
+            while (s->workers) {
+                worker_t *w = s->workers;
+                s->workers = w->next;
+                free(w);
+            }
+            for (size_t j = 0; j < s->nverbs; j++) {
+                free(s->verbs[j].name);
+                free(s->verbs[j].perm);
+            }
+            free(s->verbs);
+            msgpack_sbuffer_destroy(&s->settings);
+            supervisor_release(s);
+            free(s->plugin_path);
+        }
+    }
+    free(b->services);
+    pending_table_destroy(&b->pending);
+    if (b->frontend) zmq_close(b->frontend);
+    if (b->backend) zmq_close(b->backend);
+    if (b->pub) zmq_close(b->pub);
+    if (b->zctx) zmq_ctx_term(b->zctx);
+    authz_destroy(&b->authz);
+    msgpack_zone_destroy(&b->zone);
+    msgpack_sbuffer_destroy(&b->sb);
+    if (b->run_dir && strncmp(b->run_dir, "/tmp/cairn-", 11) == 0) {
+        char *w = s_printf("%s/workers.sock", b->run_dir), *e = s_printf("%s/events.sock", b->run_dir);
+        if (w) unlink(w);
+        if (e) unlink(e);
+        free(w);
+        free(e);
+        rmdir(b->run_dir);
+    }
+    free(b->endpoint);
+    free(b->state_dir);
+    free(b->run_dir);
+    free(b->bin_dir);
+    free(b->plugin_dir);
+    free(b->worker_ipc);
+    free(b->events_ipc);
+    free(b);
+    *self_p = NULL;
+}

@@ -1,0 +1,97 @@
+/* kernel/broker_int.h — the broker's parts, shared by broker.c (routing),
+ * supervisor.c (plugin lifecycles) and sys.c (the sys service). */
+#ifndef KERNEL_BROKER_INT_H
+#define KERNEL_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "../sdk/runtime.h"
+#include "authz.h"
+#include "broker.h"
+#include "pending.h"
+
+#define WORKER_ID_MAX 256
+
+typedef enum { SVC_DOWN, SVC_STARTING, SVC_UP, SVC_RESTARTING } svc_state_t;
+
+typedef struct verb_info {
+    char *name, *perm;
+    uint32_t flags, max_body;
+} verb_info_t;
+
+typedef struct worker {
+    unsigned char id[WORKER_ID_MAX]; /* routing id on the backend */
+    size_t id_len;
+    struct service *svc;
+    uint32_t inflight, concurrency;
+    uint64_t last_heard, last_sent;
+    bool ready;
+    pid_t pid;
+    struct worker *next;
+} worker_t;
+
+typedef struct service {
+    const conf_service_t *conf;
+    char *plugin_path;
+    svc_state_t state;
+    uint32_t restarts;
+    char last_error[CAIRN_ERR_MSG_MAX];
+    verb_info_t *verbs;
+    size_t nverbs;
+    worker_t *workers;
+    pending_t *qhead, *qtail; /* requests waiting for a free worker */
+    uint32_t qlen;
+    msgpack_sbuffer settings; /* packed for WELCOME */
+    bool was_up;              /* to tell "up" from "restarted" */
+    /* process mode */
+    pid_t pid;
+    uint64_t next_start, started_at;
+    uint32_t backoff_ms;
+    /* inproc mode */
+    cairn_loaded_t loaded;
+    pthread_t thread;
+    bool thread_running;
+    atomic_int stop;
+    cairn_runtime_opts_t rt_opts;
+    struct broker *broker;
+} service_t;
+
+struct broker {
+    const conf_t *conf;
+    char *endpoint, *state_dir, *run_dir, *bin_dir, *plugin_dir;
+    char *worker_ipc, *events_ipc;
+    void *zctx;
+    void *frontend, *backend, *pub;
+    int sigfd;
+    authz_t *authz;
+    pending_table_t *pending;
+    service_t *services;
+    size_t nservices;
+    msgpack_zone zone;  /* reused for every header decode */
+    msgpack_sbuffer sb; /* reused for every header encode */
+    uint64_t next_heartbeat;
+    bool stopping;
+};
+
+/* broker.c */
+void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *body);
+void broker_worker_gone(broker_t *b, worker_t *w, const char *why);
+void broker_send_worker(broker_t *b, worker_t *w, cairn_wcmd_t cmd,
+                        const msgpack_sbuffer *hdr);
+service_t *broker_find_service(broker_t *b, const char *name, size_t len);
+const char *svc_state_name(svc_state_t s);
+
+/* supervisor.c */
+int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err);
+void supervisor_start_all(broker_t *b);
+void supervisor_on_sigchld(broker_t *b);
+void supervisor_tick(broker_t *b, uint64_t now);
+void supervisor_stop_all(broker_t *b);
+void supervisor_release(service_t *s);
+
+/* sys.c: answer a sys verb; fills the reply status and body. */
+int sys_handle(broker_t *b, cairn_str_t verb, msgpack_sbuffer *body, cairn_err_t *err);
+
+#endif

@@ -1,0 +1,100 @@
+/* The sys service, served by the kernel itself (spec/bus-protocol.md). */
+#include <string.h>
+
+#include "broker_int.h"
+
+#ifndef CAIRN_VERSION
+#define CAIRN_VERSION "0.0.0"
+#endif
+
+static void s_ping(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 2);
+    cairn_pack_cstr(pk, "pong");
+    msgpack_pack_true(pk);
+    cairn_pack_kv_str(pk, "version", CAIRN_VERSION);
+}
+
+static void s_services(broker_t *b, msgpack_packer *pk)
+{
+    static const char *sys_verbs[] = {"ping", "services", "health"};
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "services");
+    msgpack_pack_array(pk, b->nservices + 1);
+    msgpack_pack_map(pk, 5);
+    cairn_pack_kv_str(pk, "name", "sys");
+    cairn_pack_kv_str(pk, "plugin", "cairnd");
+    cairn_pack_kv_str(pk, "mode", "inproc");
+    cairn_pack_kv_str(pk, "state", "up");
+    cairn_pack_cstr(pk, "verbs");
+    msgpack_pack_array(pk, 3);
+    for (int i = 0; i < 3; i++) cairn_pack_cstr(pk, sys_verbs[i]);
+    for (size_t i = 0; i < b->nservices; i++) {
+        const service_t *s = &b->services[i];
+        msgpack_pack_map(pk, 6);
+        cairn_pack_kv_str(pk, "name", s->conf->name);
+        cairn_pack_kv_str(pk, "plugin", s->conf->plugin);
+        cairn_pack_kv_str(pk, "mode", conf_mode_name(s->conf->mode));
+        cairn_pack_kv_str(pk, "state", svc_state_name(s->state));
+        cairn_pack_cstr(pk, "verbs");
+        msgpack_pack_array(pk, s->nverbs);
+        for (size_t j = 0; j < s->nverbs; j++) cairn_pack_cstr(pk, s->verbs[j].name);
+        cairn_pack_cstr(pk, "perms");
+        msgpack_pack_map(pk, s->nverbs);
+        for (size_t j = 0; j < s->nverbs; j++)
+            cairn_pack_kv_str(pk, s->verbs[j].name, s->verbs[j].perm ? s->verbs[j].perm : "");
+    }
+}
+
+static void s_health(broker_t *b, msgpack_packer *pk)
+{
+    bool ok = true;
+    for (size_t i = 0; i < b->nservices; i++)
+        if (b->services[i].state != SVC_UP) ok = false;
+    msgpack_pack_map(pk, 3);
+    cairn_pack_cstr(pk, "ok");
+    if (ok)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    cairn_pack_cstr(pk, "pending");
+    msgpack_pack_uint64(pk, pending_count(b->pending));
+    cairn_pack_cstr(pk, "plugins");
+    msgpack_pack_array(pk, b->nservices);
+    for (size_t i = 0; i < b->nservices; i++) {
+        const service_t *s = &b->services[i];
+        uint32_t inflight = 0;
+        for (const worker_t *w = s->workers; w; w = w->next) inflight += w->inflight;
+        msgpack_pack_map(pk, 8);
+        cairn_pack_kv_str(pk, "name", s->conf->name);
+        cairn_pack_kv_str(pk, "state", svc_state_name(s->state));
+        cairn_pack_cstr(pk, "restarts");
+        msgpack_pack_uint32(pk, s->restarts);
+        cairn_pack_kv_str(pk, "mode", conf_mode_name(s->conf->mode));
+        cairn_pack_cstr(pk, "pid");
+        msgpack_pack_int64(pk, s->pid);
+        cairn_pack_cstr(pk, "inflight");
+        msgpack_pack_uint32(pk, inflight);
+        cairn_pack_cstr(pk, "queued");
+        msgpack_pack_uint32(pk, s->qlen);
+        cairn_pack_kv_str(pk, "error", s->last_error);
+    }
+}
+
+int sys_handle(broker_t *b, cairn_str_t verb, msgpack_sbuffer *body, cairn_err_t *err)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, body, msgpack_sbuffer_write);
+    if (cairn_str_eq(verb, "ping"))
+        s_ping(&pk);
+    else if (cairn_str_eq(verb, "services"))
+        s_services(b, &pk);
+    else if (cairn_str_eq(verb, "health"))
+        s_health(b, &pk);
+    else
+        return cairn_err_set(err, 404, "no_verb",
+                             "the service 'sys' has no verb '%.*s' (it has ping, services, "
+                             "health)",
+                             (int)verb.len, verb.ptr);
+    return 0;
+}

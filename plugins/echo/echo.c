@@ -1,0 +1,240 @@
+/* The echo plugin: diagnostics for the bus. It echoes bodies (the bench's
+ * peer), sleeps without blocking its loop (deadline tests), calls other
+ * services through the kernel, publishes events, and can crash on request
+ * (supervision tests; only when its conf allows it). */
+#define _GNU_SOURCE
+#define CAIRN_PLUGIN_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cairn/plugin.h"
+
+typedef struct echo {
+    cairn_ctx_t *ctx;
+    char *greeting;
+    bool allow_crash;
+    uint64_t served;
+} echo_t;
+
+static int echo_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
+{
+    echo_t *e = calloc(1, sizeof *e);
+    if (!e) return cairn_err_set(err, 500, NULL, "out of memory");
+    e->ctx = ctx;
+    e->greeting = strdup(cairn_conf(ctx, "greeting"));
+    e->allow_crash = strcmp(cairn_conf(ctx, "allow_crash"), "true") == 0;
+    if (!e->greeting) {
+        free(e);
+        return cairn_err_set(err, 500, NULL, "out of memory");
+    }
+    *state = e;
+    return 0;
+}
+
+static void echo_fini(void *state)
+{
+    echo_t *e = state;
+    if (!e) return;
+    free(e->greeting);
+    free(e);
+}
+
+/* echo: the body back, as sent (nil stays nil). */
+static void echo_echo(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    e->served++;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *body = cairn_body(req);
+    if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
+    cairn_reply_sbuf(req, 200, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* info: who asked, and this instance's settings. */
+static void echo_info(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cairn_pack_kv_str(&pk, "service", cairn_host_->service(e->ctx));
+    cairn_pack_kv_str(&pk, "greeting", e->greeting);
+    cairn_pack_kv_str(&pk, "principal", cairn_principal(req));
+    cairn_pack_kv_str(&pk, "workspace", cairn_host_->workspace(req));
+    cairn_pack_cstr(&pk, "pid");
+    msgpack_pack_int64(&pk, (int64_t)getpid());
+    cairn_reply_sbuf(req, 200, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void echo_wake(void *arg)
+{
+    cairn_req_t *req = arg;
+    cairn_reply(req, 200, NULL, 0);
+}
+
+/* sleep {ms*}: answer after ms without blocking the loop. */
+static void echo_sleep(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    cairn_err_t err = {0};
+    uint64_t ms;
+    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
+        return (void)cairn_reply_err(req, &err);
+    if (ms > 600000)
+        return (void)cairn_reply_error(req, 400, "bad_request", "ms is at most 600000");
+    cairn_defer(req);
+    cairn_host_->timer_add(e->ctx, (uint32_t)ms, 0, echo_wake, req);
+}
+
+/* block {ms*}: hold the loop thread (a hung handler, for heartbeat tests). */
+static void echo_block(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    cairn_err_t err = {0};
+    uint64_t ms;
+    if (!e->allow_crash)
+        return (void)cairn_reply_error(req, 403, "forbidden",
+                                       "block is disabled (settings.allow_crash: false)");
+    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
+        return (void)cairn_reply_err(req, &err);
+    uint64_t until = cairn_now_ms() + (ms > 60000 ? 60000 : ms);
+    while (cairn_now_ms() < until) usleep(1000);
+    cairn_reply(req, 200, NULL, 0);
+}
+
+/* crash: die at once, as a buggy plugin would. */
+static void echo_crash(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    if (!e->allow_crash)
+        return (void)cairn_reply_error(req, 403, "forbidden",
+                                       "crash is disabled (settings.allow_crash: false)");
+    raise(SIGKILL);
+}
+
+typedef struct relay {
+    cairn_req_t *req;
+} relay_t;
+
+static void echo_relayed(void *arg, int st, const char *code, const char *err,
+                         const msgpack_object *body)
+{
+    relay_t *r = arg;
+    if (st >= 400) {
+        cairn_reply_error(r->req, st, code, err);
+    } else {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
+        cairn_reply_sbuf(r->req, st, &sb);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(r);
+}
+
+/* relay {svc*, verb*, body}: a nested call through the kernel. */
+static void echo_relay(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    cairn_err_t err = {0};
+    cairn_str_t svc, verb;
+    const msgpack_object *b = cairn_body(req);
+    if (cairn_field_str(b, "svc", true, 64, &svc, &err) != 0 ||
+        cairn_field_str(b, "verb", true, 64, &verb, &err) != 0)
+        return (void)cairn_reply_err(req, &err);
+    char s[65], v[65];
+    memcpy(s, svc.ptr, svc.len);
+    s[svc.len] = '\0';
+    memcpy(v, verb.ptr, verb.len);
+    v[verb.len] = '\0';
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *inner = cairn_obj_get(b, "body");
+    if (inner) msgpack_pack_object(&pk, *inner);
+    relay_t *r = malloc(sizeof *r);
+    if (!r) {
+        msgpack_sbuffer_destroy(&sb);
+        return (void)cairn_reply_error(req, 500, NULL, "out of memory");
+    }
+    r->req = req;
+    cairn_defer(req);
+    uint64_t left = cairn_host_->deadline_ms(req) - cairn_now_ms();
+    if (cairn_host_->call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed, r,
+                          &err) != 0) {
+        free(r);
+        cairn_reply_err(req, &err);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* publish {topic*, body}: put an event on the bus. */
+static void echo_publish(void *state, cairn_req_t *req)
+{
+    echo_t *e = state;
+    cairn_err_t err = {0};
+    cairn_str_t topic;
+    const msgpack_object *b = cairn_body(req);
+    if (cairn_field_str(b, "topic", true, 120, &topic, &err) != 0)
+        return (void)cairn_reply_err(req, &err);
+    char t[121];
+    memcpy(t, topic.ptr, topic.len);
+    t[topic.len] = '\0';
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *inner = cairn_obj_get(b, "body");
+    if (inner)
+        msgpack_pack_object(&pk, *inner);
+    else
+        msgpack_pack_nil(&pk);
+    cairn_host_->publish(e->ctx, t, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    cairn_reply(req, 200, NULL, 0);
+}
+
+static const cairn_verb_t echo_verbs[] = {
+    {"echo", echo_echo, "echo.read", CAIRN_VERB_IDEMPOTENT, 0, "the body back"},
+    {"info", echo_info, "echo.read", CAIRN_VERB_IDEMPOTENT, 0, "caller and settings"},
+    {"sleep", echo_sleep, "echo.read", 0, 0, "reply after {ms} milliseconds"},
+    {"block", echo_block, "echo.admin", 0, 0, "hold the loop for {ms} (tests)"},
+    {"crash", echo_crash, "echo.admin", 0, 0, "kill this plugin's process (tests)"},
+    {"relay", echo_relay, "echo.write", 0, 0, "call {svc, verb, body} via the kernel"},
+    {"publish", echo_publish, "echo.write", 0, 0, "publish {topic, body}"},
+    {"small", echo_echo, "echo.read", 0, 1024, "echo with a 1 KiB body limit"},
+    {NULL, NULL, NULL, 0, 0, NULL},
+};
+
+static const cairn_conf_key_t echo_conf[] = {
+    {"greeting", CAIRN_CONF_STR, "hello", "a string info reports"},
+    {"allow_crash", CAIRN_CONF_BOOL, "false", "enable the crash and block verbs"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const cairn_plugin_t echo_plugin = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_plugin_t),
+    .name = "echo",
+    .version = "1.0.0",
+    .description = "bus diagnostics: echo, sleep, relay, publish",
+    .verbs = echo_verbs,
+    .conf = echo_conf,
+    .init = echo_init,
+    .fini = echo_fini,
+    .concurrency = 1024,
+};
+
+CAIRN_PLUGIN_DEFINE(echo_plugin)

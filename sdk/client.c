@@ -1,0 +1,322 @@
+/* The C client: a DEALER socket speaking CAIRN/1 (spec/bus-protocol.md). */
+#define _POSIX_C_SOURCE 200809L
+#include "cairn/client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cairn/msg.h"
+
+struct cairn_reply {
+    uint64_t id;
+    int st;
+    char *code, *err;
+    char *body;
+    size_t body_len;
+    msgpack_zone zone;
+    bool zone_ready;
+    msgpack_object obj;
+    bool obj_ready;
+    cairn_reply_t *next; /* in the client's stash */
+};
+
+struct cairn_client {
+    void *zctx;
+    void *sock;
+    char *token;
+    char *ws;
+    uint32_t ttl_ms;
+    uint64_t next_id;
+    cairn_reply_t *stash_head, *stash_tail; /* replies read while waiting for another */
+    msgpack_zone zone;                      /* reused for reply headers */
+};
+
+cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
+                                 cairn_err_t *err)
+{
+    if (!endpoint) endpoint = getenv("CAIRN_ENDPOINT");
+    if (!endpoint || !*endpoint) endpoint = CAIRN_DEFAULT_ENDPOINT;
+    if (!token) token = getenv("CAIRN_TOKEN");
+    cairn_client_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        return NULL;
+    }
+    self->ttl_ms = 30000;
+    self->next_id = 1;
+    msgpack_zone_init(&self->zone, 4096);
+    self->zctx = zmq_ctx_new();
+    self->sock = self->zctx ? zmq_socket(self->zctx, ZMQ_DEALER) : NULL;
+    if (!self->sock) goto fail;
+    int zero = 0;
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(self->sock, endpoint) != 0) goto fail;
+    if (token && *token && !(self->token = strdup(token))) goto fail;
+    return self;
+fail:
+    cairn_err_set(err, 400, "bad_endpoint", "cannot connect to '%s': %s", endpoint,
+                  zmq_strerror(errno));
+    cairn_client_destroy(&self);
+    return NULL;
+}
+
+void cairn_client_destroy(cairn_client_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    cairn_client_t *self = *self_p;
+    while (self->stash_head) {
+        cairn_reply_t *r = self->stash_head;
+        self->stash_head = r->next;
+        cairn_reply_destroy(&r);
+    }
+    if (self->sock) zmq_close(self->sock);
+    if (self->zctx) zmq_ctx_term(self->zctx);
+    msgpack_zone_destroy(&self->zone);
+    free(self->token);
+    free(self->ws);
+    free(self);
+    *self_p = NULL;
+}
+
+void cairn_client_set_workspace(cairn_client_t *self, const char *ws)
+{
+    free(self->ws);
+    self->ws = ws ? strdup(ws) : NULL;
+}
+
+void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms)
+{
+    self->ttl_ms = ttl_ms ? ttl_ms : 30000;
+}
+
+static int s_send_frame(void *sock, const void *data, size_t len, int more)
+{
+    return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
+}
+
+int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
+                      const void *body, size_t len, uint32_t ttl_ms, uint64_t *id,
+                      cairn_err_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint64_t rid = self->next_id++;
+    msgpack_pack_map(&pk, 4 + (self->token ? 1 : 0) + (self->ws ? 1 : 0));
+    cairn_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, rid);
+    cairn_pack_kv_str(&pk, "svc", svc);
+    cairn_pack_kv_str(&pk, "verb", verb);
+    cairn_pack_cstr(&pk, "ttl");
+    msgpack_pack_uint32(&pk, ttl_ms ? ttl_ms : self->ttl_ms);
+    if (self->token) cairn_pack_kv_str(&pk, "tok", self->token);
+    if (self->ws) cairn_pack_kv_str(&pk, "ws", self->ws);
+    int rc = s_send_frame(self->sock, "", 0, 1);
+    if (rc == 0) rc = s_send_frame(self->sock, CAIRN_TAG, strlen(CAIRN_TAG), 1);
+    if (rc == 0) rc = s_send_frame(self->sock, sb.data, sb.size, 1);
+    if (rc == 0) rc = s_send_frame(self->sock, body, body ? len : 0, 0);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0)
+        return cairn_err_set(err, 503, "unavailable", "cannot send the request: %s",
+                             zmq_strerror(errno));
+    if (id) *id = rid;
+    return 0;
+}
+
+static char *s_obj_strdup(const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
+    cairn_str_t s = {o->via.str.ptr, o->via.str.size};
+    return cairn_str_dup(s);
+}
+
+/* Read frames until the message ends; the reply keeps the last one. */
+static int s_read_reply(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *err)
+{
+    zmq_msg_t part[4];
+    int nparts = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
+            return cairn_err_set(err, 503, "unavailable", "receive failed: %s",
+                                 zmq_strerror(errno));
+        }
+        more = zmq_msg_more(&m);
+        if (nparts < 4)
+            part[nparts++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    int rc = -1;
+    cairn_reply_t *r = NULL;
+    if (nparts < 3 || zmq_msg_size(&part[1]) != strlen(CAIRN_TAG) ||
+        memcmp(zmq_msg_data(&part[1]), CAIRN_TAG, strlen(CAIRN_TAG)) != 0) {
+        cairn_err_set(err, 500, "bad_reply", "the kernel sent a malformed reply");
+        goto done;
+    }
+    msgpack_zone_clear(&self->zone);
+    msgpack_object h;
+    size_t off = 0;
+    if (msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off, &self->zone,
+                       &h) != MSGPACK_UNPACK_SUCCESS ||
+        h.type != MSGPACK_OBJECT_MAP) {
+        cairn_err_set(err, 500, "bad_reply", "the reply header is not a msgpack map");
+        goto done;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r) goto oom;
+    const msgpack_object *v = cairn_obj_get(&h, "id");
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r->id = v->via.u64;
+    v = cairn_obj_get(&h, "st");
+    r->st = v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)v->via.u64 : 500;
+    r->code = s_obj_strdup(cairn_obj_get(&h, "code"));
+    r->err = s_obj_strdup(cairn_obj_get(&h, "err"));
+    if (nparts >= 4 && zmq_msg_size(&part[3]) > 0) {
+        r->body_len = zmq_msg_size(&part[3]);
+        if (!(r->body = malloc(r->body_len))) goto oom;
+        memcpy(r->body, zmq_msg_data(&part[3]), r->body_len);
+    }
+    *out = r;
+    r = NULL;
+    rc = 0;
+    goto done;
+oom:
+    cairn_err_set(err, 500, NULL, "out of memory");
+done:
+    cairn_reply_destroy(&r);
+    for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
+    return rc;
+}
+
+int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **reply,
+                      cairn_err_t *err)
+{
+    if (self->stash_head) {
+        *reply = self->stash_head;
+        self->stash_head = (*reply)->next;
+        if (!self->stash_head) self->stash_tail = NULL;
+        (*reply)->next = NULL;
+        return 0;
+    }
+    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n == 0)
+        return cairn_err_set(err, 504, "deadline_exceeded",
+                             "no reply from the kernel within %d ms (is cairnd running?)",
+                             timeout_ms);
+    if (n < 0)
+        return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
+                             zmq_strerror(errno));
+    return s_read_reply(self, reply, err);
+}
+
+static void s_stash(cairn_client_t *self, cairn_reply_t *r)
+{
+    r->next = NULL;
+    if (self->stash_tail)
+        self->stash_tail->next = r;
+    else
+        self->stash_head = r;
+    self->stash_tail = r;
+}
+
+int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
+                      const void *body, size_t len, uint32_t ttl_ms,
+                      cairn_reply_t **reply, cairn_err_t *err)
+{
+    if (reply) *reply = NULL;
+    uint64_t id;
+    if (ttl_ms == 0) ttl_ms = self->ttl_ms;
+    if (cairn_client_send(self, svc, verb, body, len, ttl_ms, &id, err) != 0) return -1;
+    /* Wait a little past the ttl: the kernel answers 504 itself at the ttl. */
+    uint64_t deadline = cairn_now_ms() + ttl_ms + 1000;
+    for (;;) {
+        uint64_t now = cairn_now_ms();
+        if (now >= deadline)
+            return cairn_err_set(err, 504, "deadline_exceeded",
+                                 "no reply from the kernel within %u ms (is cairnd "
+                                 "running?)",
+                                 ttl_ms);
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, (long)(deadline - now));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
+                                 zmq_strerror(errno));
+        if (n == 0) continue;
+        cairn_reply_t *r = NULL;
+        if (s_read_reply(self, &r, err) != 0) return -1;
+        if (r->id != id) {
+            s_stash(self, r);
+            continue;
+        }
+        int st = r->st;
+        if (st >= 400)
+            cairn_err_set(err, st, r->code && *r->code ? r->code : NULL, "%s",
+                          r->err ? r->err : "request failed");
+        if (reply)
+            *reply = r;
+        else
+            cairn_reply_destroy(&r);
+        return st >= 400 ? -1 : 0;
+    }
+}
+
+uint64_t cairn_reply_id(const cairn_reply_t *r)
+{
+    return r->id;
+}
+int cairn_reply_status(const cairn_reply_t *r)
+{
+    return r->st;
+}
+const char *cairn_reply_code(const cairn_reply_t *r)
+{
+    return r->code ? r->code : "";
+}
+const char *cairn_reply_error(const cairn_reply_t *r)
+{
+    return r->err ? r->err : "";
+}
+
+const void *cairn_reply_body(const cairn_reply_t *r, size_t *len)
+{
+    if (len) *len = r->body_len;
+    return r->body;
+}
+
+const msgpack_object *cairn_reply_object(cairn_reply_t *r)
+{
+    if (r->obj_ready) return &r->obj;
+    r->obj.type = MSGPACK_OBJECT_NIL;
+    if (r->body_len) {
+        if (!r->zone_ready) {
+            msgpack_zone_init(&r->zone, 4096);
+            r->zone_ready = true;
+        }
+        size_t off = 0;
+        if (msgpack_unpack(r->body, r->body_len, &off, &r->zone, &r->obj) !=
+            MSGPACK_UNPACK_SUCCESS)
+            r->obj.type = MSGPACK_OBJECT_NIL;
+    }
+    r->obj_ready = true;
+    return &r->obj;
+}
+
+void cairn_reply_destroy(cairn_reply_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    cairn_reply_t *r = *self_p;
+    if (r->zone_ready) msgpack_zone_destroy(&r->zone);
+    free(r->code);
+    free(r->err);
+    free(r->body);
+    free(r);
+    *self_p = NULL;
+}

@@ -1,0 +1,273 @@
+/* The CAIRN/1 header codec and msgpack field helpers. */
+#define _POSIX_C_SOURCE 200809L
+#include "cairn/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static bool s_key_is(const msgpack_object *k, const char *name, size_t n)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static int s_hdr_str(const msgpack_object *v, const char *key, cairn_str_t *out,
+                     cairn_err_t *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return cairn_err_set(err, 400, "bad_request",
+                             "header key '%s' must be a string", key);
+    out->ptr = v->via.str.ptr;
+    out->len = v->via.str.size;
+    return 0;
+}
+
+int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_t *hdr,
+                     cairn_err_t *err)
+{
+    memset(hdr, 0, sizeof *hdr);
+    msgpack_object obj;
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack(buf, len, &off, zone, &obj);
+    if (rc != MSGPACK_UNPACK_SUCCESS || off != len)
+        return cairn_err_set(err, 400, "bad_request",
+                             "the header frame is not one valid msgpack value");
+    if (obj.type != MSGPACK_OBJECT_MAP)
+        return cairn_err_set(err, 400, "bad_request", "the header frame must be a map");
+    const msgpack_object_kv *kv = obj.via.map.ptr;
+    /* Read the id first so that later errors can still echo it. */
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        if (!s_key_is(&kv[i].key, "id", 2)) continue;
+        const msgpack_object *v = &kv[i].val;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            hdr->id_type = CAIRN_ID_UINT;
+            hdr->id_uint = v->via.u64;
+        } else if (v->type == MSGPACK_OBJECT_STR) {
+            hdr->id_type = CAIRN_ID_STR;
+            hdr->id_str.ptr = v->via.str.ptr;
+            hdr->id_str.len = v->via.str.size;
+        } else if (v->type != MSGPACK_OBJECT_NIL) {
+            return cairn_err_set(err, 400, "bad_request",
+                                 "header key 'id' must be an unsigned integer or a string");
+        }
+    }
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) continue;
+        int r = 0;
+        if (s_key_is(k, "svc", 3))
+            r = s_hdr_str(v, "svc", &hdr->svc, err);
+        else if (s_key_is(k, "verb", 4))
+            r = s_hdr_str(v, "verb", &hdr->verb, err);
+        else if (s_key_is(k, "tok", 3))
+            r = s_hdr_str(v, "tok", &hdr->tok, err);
+        else if (s_key_is(k, "ws", 2))
+            r = s_hdr_str(v, "ws", &hdr->ws, err);
+        else if (s_key_is(k, "cid", 3))
+            r = s_hdr_str(v, "cid", &hdr->cid, err);
+        else if (s_key_is(k, "ttl", 3)) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return cairn_err_set(err, 400, "bad_request",
+                                     "header key 'ttl' must be an unsigned integer "
+                                     "(milliseconds)");
+            hdr->ttl = v->via.u64;
+        }
+        if (r) return r;
+    }
+    if (!hdr->svc.ptr || hdr->svc.len == 0)
+        return cairn_err_set(err, 400, "bad_request", "the header lacks 'svc'");
+    if (!hdr->verb.ptr || hdr->verb.len == 0)
+        return cairn_err_set(err, 400, "bad_request", "the header lacks 'verb'");
+    return 0;
+}
+
+void cairn_hdr_pack_reply(msgpack_packer *pk, const cairn_hdr_t *req, int st,
+                          const char *code, const char *msg)
+{
+    bool failed = st >= 400;
+    msgpack_pack_map(pk, failed ? 4 : 2);
+    cairn_pack_cstr(pk, "id");
+    if (req && req->id_type == CAIRN_ID_UINT)
+        msgpack_pack_uint64(pk, req->id_uint);
+    else if (req && req->id_type == CAIRN_ID_STR)
+        cairn_pack_strn(pk, req->id_str.ptr, req->id_str.len);
+    else
+        msgpack_pack_nil(pk);
+    cairn_pack_cstr(pk, "st");
+    msgpack_pack_uint32(pk, (uint32_t)st);
+    if (failed) {
+        cairn_pack_kv_str(pk, "err", msg && *msg ? msg : "request failed");
+        cairn_pack_kv_str(pk, "code", code && *code ? code : cairn_err_default_code(st));
+    }
+}
+
+void cairn_pack_strn(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void cairn_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    cairn_pack_strn(pk, s, strlen(s));
+}
+
+void cairn_pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    cairn_pack_cstr(pk, k);
+    cairn_pack_cstr(pk, v);
+}
+
+const msgpack_object *cairn_obj_get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (s_key_is(&map->via.map.ptr[i].key, key, n)) return &map->via.map.ptr[i].val;
+    return NULL;
+}
+
+bool cairn_obj_is_str(const msgpack_object *o, const char *s)
+{
+    return o && o->type == MSGPACK_OBJECT_STR && s_key_is(o, s, strlen(s));
+}
+
+/* Shared prologue of the typed field getters: 1 = absent and optional. */
+static int s_field(const msgpack_object *body, const char *key, bool required,
+                   const msgpack_object **v, cairn_err_t *err)
+{
+    if (body && body->type != MSGPACK_OBJECT_MAP && body->type != MSGPACK_OBJECT_NIL)
+        return cairn_err_set(err, 400, "bad_request", "the request body must be a map");
+    *v = cairn_obj_get(body, key);
+    if (*v && (*v)->type == MSGPACK_OBJECT_NIL) *v = NULL;
+    if (*v) return 0;
+    if (required)
+        return cairn_err_set(err, 400, "bad_request", "the field '%s' is required", key);
+    return 1;
+}
+
+static int s_wrong_type(const char *key, const char *want, cairn_err_t *err)
+{
+    return cairn_err_set(err, 400, "bad_request", "the field '%s' must be %s", key, want);
+}
+
+int cairn_field_str(const msgpack_object *body, const char *key, bool required,
+                    size_t max_len, cairn_str_t *out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type != MSGPACK_OBJECT_STR) return s_wrong_type(key, "a string", err);
+    if (max_len && v->via.str.size > max_len)
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field '%s' is %u bytes long; the limit is %zu", key,
+                             v->via.str.size, max_len);
+    out->ptr = v->via.str.ptr;
+    out->len = v->via.str.size;
+    return 0;
+}
+
+int cairn_field_uint(const msgpack_object *body, const char *key, bool required,
+                     uint64_t *out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return s_wrong_type(key, "a non-negative integer", err);
+    *out = v->via.u64;
+    return 0;
+}
+
+int cairn_field_int(const msgpack_object *body, const char *key, bool required,
+                    int64_t *out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = v->via.i64;
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+        *out = (int64_t)v->via.u64;
+    else
+        return s_wrong_type(key, "an integer", err);
+    return 0;
+}
+
+int cairn_field_double(const msgpack_object *body, const char *key, bool required,
+                       double *out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    switch (v->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: *out = v->via.f64; return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)v->via.u64; return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)v->via.i64; return 0;
+    default: return s_wrong_type(key, "a number", err);
+    }
+}
+
+int cairn_field_bool(const msgpack_object *body, const char *key, bool required,
+                     bool *out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type != MSGPACK_OBJECT_BOOLEAN) return s_wrong_type(key, "a boolean", err);
+    *out = v->via.boolean;
+    return 0;
+}
+
+int cairn_field_map(const msgpack_object *body, const char *key, bool required,
+                    const msgpack_object **out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type != MSGPACK_OBJECT_MAP) return s_wrong_type(key, "a map", err);
+    *out = v;
+    return 0;
+}
+
+int cairn_field_array(const msgpack_object *body, const char *key, bool required,
+                      const msgpack_object **out, cairn_err_t *err)
+{
+    const msgpack_object *v;
+    int r = s_field(body, key, required, &v, err);
+    if (r) return r;
+    if (v->type != MSGPACK_OBJECT_ARRAY) return s_wrong_type(key, "an array", err);
+    *out = v;
+    return 0;
+}
+
+char *cairn_str_dup(cairn_str_t s)
+{
+    char *p = malloc(s.len + 1);
+    if (!p) return NULL;
+    if (s.len) memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    return p;
+}
+
+bool cairn_str_eq(cairn_str_t s, const char *c)
+{
+    size_t n = strlen(c);
+    return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
+}
+
+uint64_t cairn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t cairn_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,849 @@
+/* The worker runtime: one loop serves a plugin in every mode.
+ *
+ *   connect DEALER -> HELLO -> WELCOME -> init -> READY -> serve
+ *
+ * The loop polls the kernel socket (and an event SUB socket when the plugin
+ * subscribed), fires timers and ticks, and sends a heartbeat whenever it has
+ * been quiet for a heartbeat interval, so the kernel notices a hung handler
+ * as well as a dead process. docs/PROTOCOL.md describes the frames.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "runtime.h"
+
+#define RT_MAX_ROLES 16
+#define RT_STRBUF 1024
+
+struct cairn_req {
+    cairn_ctx_t *ctx;
+    uint64_t rid;
+    const cairn_verb_t *verb;
+    uint64_t deadline;
+    const char *ws, *sub, *cid;
+    const char *roles[RT_MAX_ROLES];
+    int nroles;
+    char strbuf[RT_STRBUF];
+    zmq_msg_t body_msg;
+    msgpack_object body;
+    msgpack_zone *zone; /* own zone once deferred */
+    bool replied, deferred;
+    cairn_req_t *next_free;
+};
+
+typedef struct rt_call {
+    uint64_t cid;
+    cairn_result_fn *cb;
+    void *arg;
+    struct rt_call *next;
+} rt_call_t;
+
+typedef struct rt_sub {
+    char *prefix;
+    cairn_event_fn *cb;
+    void *arg;
+    struct rt_sub *next;
+} rt_sub_t;
+
+typedef struct rt_timer {
+    uint64_t id, due;
+    uint32_t repeat;
+    cairn_timer_fn *cb;
+    void *arg;
+    struct rt_timer *next;
+} rt_timer_t;
+
+struct cairn_ctx {
+    const cairn_runtime_opts_t *opts;
+    const cairn_plugin_t *plugin;
+    void *state;
+    void *sock, *sub;
+    char *events_endpoint;
+    uint32_t hb_ms, liveness;
+    uint64_t last_sent, last_heard;
+    char **conf_keys, **conf_vals;
+    size_t nconf;
+    msgpack_zone zone; /* reused for every request header and body */
+    cairn_req_t *free_reqs;
+    uint64_t next_cid, next_timer;
+    rt_call_t *calls;
+    rt_sub_t *subs;
+    rt_timer_t *timers;
+    bool stopping;
+};
+
+/* ---- sending ------------------------------------------------------- */
+
+static int s_send_cmd(cairn_ctx_t *ctx, cairn_wcmd_t cmd, const msgpack_sbuffer *hdr,
+                      const void *body, size_t blen, bool has_body)
+{
+    unsigned char c = (unsigned char)cmd;
+    int rc = zmq_send(ctx->sock, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), ZMQ_SNDMORE);
+    bool more_hdr = hdr != NULL;
+    if (rc >= 0) rc = zmq_send(ctx->sock, &c, 1, more_hdr ? ZMQ_SNDMORE : 0);
+    if (rc >= 0 && hdr)
+        rc = zmq_send(ctx->sock, hdr->data, hdr->size, has_body ? ZMQ_SNDMORE : 0);
+    if (rc >= 0 && hdr && has_body) rc = zmq_send(ctx->sock, body, blen, 0);
+    ctx->last_sent = cairn_now_ms();
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- request API (cairn_api_t) -------------------------------------- */
+
+static const msgpack_object *s_api_body(const cairn_req_t *r)
+{
+    return &r->body;
+}
+static const char *s_api_verb(const cairn_req_t *r)
+{
+    return r->verb->name;
+}
+static const char *s_api_principal(const cairn_req_t *r)
+{
+    return r->sub;
+}
+static const char *s_api_workspace(const cairn_req_t *r)
+{
+    return r->ws;
+}
+static const char *s_api_cid(const cairn_req_t *r)
+{
+    return r->cid;
+}
+static uint64_t s_api_deadline(const cairn_req_t *r)
+{
+    return r->deadline;
+}
+static cairn_ctx_t *s_api_req_ctx(const cairn_req_t *r)
+{
+    return r->ctx;
+}
+
+static bool s_api_has_role(const cairn_req_t *r, const char *role)
+{
+    for (int i = 0; i < r->nroles; i++)
+        if (strcmp(r->roles[i], role) == 0) return true;
+    return false;
+}
+
+static void s_req_release(cairn_req_t *r)
+{
+    zmq_msg_close(&r->body_msg);
+    if (r->zone) msgpack_zone_free(r->zone);
+    r->zone = NULL;
+    r->next_free = r->ctx->free_reqs;
+    r->ctx->free_reqs = r;
+}
+
+static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
+                   const void *body, size_t len)
+{
+    if (r->replied) return -1;
+    r->replied = true;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool failed = st >= 400;
+    msgpack_pack_map(&pk, failed ? 4 : 2);
+    cairn_pack_cstr(&pk, "rid");
+    msgpack_pack_uint64(&pk, r->rid);
+    cairn_pack_cstr(&pk, "st");
+    msgpack_pack_uint32(&pk, (uint32_t)st);
+    if (failed) {
+        cairn_pack_kv_str(&pk, "code", code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
+    }
+    int rc = s_send_cmd(r->ctx, CAIRN_W_FINAL, &sb, body, body ? len : 0, true);
+    msgpack_sbuffer_destroy(&sb);
+    if (r->deferred) s_req_release(r);
+    return rc;
+}
+
+static int s_api_reply(cairn_req_t *r, int st, const void *body, size_t len)
+{
+    return s_final(r, st, NULL, NULL, body, len);
+}
+
+static int s_api_reply_error(cairn_req_t *r, int st, const char *code, const char *msg)
+{
+    return s_final(r, st < 400 ? 500 : st, code, msg, NULL, 0);
+}
+
+static int s_api_reply_err(cairn_req_t *r, const cairn_err_t *e)
+{
+    return s_final(r, e->st >= 400 ? e->st : 500, e->code, e->msg, NULL, 0);
+}
+
+static void s_api_defer(cairn_req_t *r)
+{
+    if (r->deferred || r->replied) return;
+    /* The shared zone is cleared on the next request: give this body its own. */
+    r->zone = msgpack_zone_new(4096);
+    size_t off = 0;
+    r->body.type = MSGPACK_OBJECT_NIL;
+    if (r->zone && zmq_msg_size(&r->body_msg))
+        msgpack_unpack(zmq_msg_data(&r->body_msg), zmq_msg_size(&r->body_msg), &off,
+                       r->zone, &r->body);
+    r->deferred = true;
+}
+
+/* ---- context API ----------------------------------------------------- */
+
+static const char *s_api_service(const cairn_ctx_t *ctx)
+{
+    return ctx->opts->service;
+}
+
+static const char *s_api_conf(const cairn_ctx_t *ctx, const char *key)
+{
+    for (size_t i = 0; i < ctx->nconf; i++)
+        if (strcmp(ctx->conf_keys[i], key) == 0) return ctx->conf_vals[i];
+    for (const cairn_conf_key_t *k = ctx->plugin->conf; k && k->key; k++)
+        if (strcmp(k->key, key) == 0) return k->dflt;
+    return NULL;
+}
+
+static void s_api_log(cairn_ctx_t *ctx, int level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if (level < 0 || level > CAIRN_LOG_DEBUG) level = CAIRN_LOG_INFO;
+    const char *want = getenv("CAIRN_LOG_LEVEL");
+    int max = want && strcmp(want, "debug") == 0 ? CAIRN_LOG_DEBUG : CAIRN_LOG_INFO;
+    if (level > max) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cairn[%s] %s: %s\n", ctx ? ctx->opts->service : "?", names[level],
+            line);
+}
+
+static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
+                      const void *body, size_t len, uint32_t ttl_ms, cairn_result_fn *cb,
+                      void *arg, cairn_err_t *err)
+{
+    rt_call_t *c = calloc(1, sizeof *c);
+    if (!c) return cairn_err_set(err, 500, NULL, "out of memory");
+    c->cid = ++ctx->next_cid;
+    c->cb = cb;
+    c->arg = arg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    cairn_pack_cstr(&pk, "cid");
+    msgpack_pack_uint64(&pk, c->cid);
+    cairn_pack_kv_str(&pk, "svc", svc);
+    cairn_pack_kv_str(&pk, "verb", verb);
+    cairn_pack_cstr(&pk, "ttl");
+    msgpack_pack_uint32(&pk, ttl_ms ? ttl_ms : 30000);
+    int rc = s_send_cmd(ctx, CAIRN_W_CALL, &sb, body, body ? len : 0, true);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) {
+        free(c);
+        return cairn_err_set(err, 503, "unavailable", "cannot reach the kernel");
+    }
+    c->next = ctx->calls;
+    ctx->calls = c;
+    return 0;
+}
+
+static int s_api_publish(cairn_ctx_t *ctx, const char *topic, const void *body,
+                         size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    cairn_pack_kv_str(&pk, "topic", topic);
+    int rc = s_send_cmd(ctx, CAIRN_W_PUBLISH, &sb, body, body ? len : 0, true);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn *cb,
+                           void *arg, cairn_err_t *err)
+{
+    if (!ctx->events_endpoint)
+        return cairn_err_set(err, 503, "unavailable", "the kernel has no event bus");
+    if (!ctx->sub) {
+        ctx->sub = zmq_socket(ctx->opts->zctx, ZMQ_SUB);
+        int zero = 0;
+        if (ctx->sub) zmq_setsockopt(ctx->sub, ZMQ_LINGER, &zero, sizeof zero);
+        if (!ctx->sub || zmq_connect(ctx->sub, ctx->events_endpoint) != 0)
+            return cairn_err_set(err, 503, "unavailable",
+                                 "cannot connect to the event bus %s: %s",
+                                 ctx->events_endpoint, zmq_strerror(errno));
+    }
+    rt_sub_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->prefix = strdup(prefix))) {
+        free(s);
+        return cairn_err_set(err, 500, NULL, "out of memory");
+    }
+    zmq_setsockopt(ctx->sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+    s->cb = cb;
+    s->arg = arg;
+    s->next = ctx->subs;
+    ctx->subs = s;
+    return 0;
+}
+
+static uint64_t s_api_timer_add(cairn_ctx_t *ctx, uint32_t after_ms, uint32_t repeat_ms,
+                                cairn_timer_fn *cb, void *arg)
+{
+    rt_timer_t *t = calloc(1, sizeof *t);
+    if (!t) return 0;
+    t->id = ++ctx->next_timer;
+    t->due = cairn_now_ms() + after_ms;
+    t->repeat = repeat_ms;
+    t->cb = cb;
+    t->arg = arg;
+    t->next = ctx->timers;
+    ctx->timers = t;
+    return t->id;
+}
+
+static void s_api_timer_cancel(cairn_ctx_t *ctx, uint64_t id)
+{
+    for (rt_timer_t **p = &ctx->timers; *p; p = &(*p)->next)
+        if ((*p)->id == id) {
+            rt_timer_t *t = *p;
+            *p = t->next;
+            free(t);
+            return;
+        }
+}
+
+static const cairn_api_t s_api = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_api_t),
+    .body = s_api_body,
+    .verb = s_api_verb,
+    .principal = s_api_principal,
+    .has_role = s_api_has_role,
+    .workspace = s_api_workspace,
+    .correlation_id = s_api_cid,
+    .deadline_ms = s_api_deadline,
+    .reply = s_api_reply,
+    .reply_error = s_api_reply_error,
+    .reply_err = s_api_reply_err,
+    .defer = s_api_defer,
+    .service = s_api_service,
+    .conf = s_api_conf,
+    .log = s_api_log,
+    .call = s_api_call,
+    .publish = s_api_publish,
+    .subscribe = s_api_subscribe,
+    .timer_add = s_api_timer_add,
+    .timer_cancel = s_api_timer_cancel,
+    .req_ctx = s_api_req_ctx,
+};
+
+const cairn_api_t *cairn_runtime_api(void)
+{
+    return &s_api;
+}
+
+/* ---- receiving ------------------------------------------------------ */
+
+/* A worker message: tag, cmd, header, body (the last two optional). */
+typedef struct rt_msg {
+    zmq_msg_t part[4];
+    int n;
+    int cmd;
+} rt_msg_t;
+
+static void s_msg_close(rt_msg_t *m)
+{
+    for (int i = 0; i < m->n; i++) zmq_msg_close(&m->part[i]);
+    m->n = 0;
+}
+
+static int s_recv(void *sock, rt_msg_t *m)
+{
+    m->n = 0;
+    m->cmd = -1;
+    int more = 1;
+    while (more) {
+        zmq_msg_t p;
+        zmq_msg_init(&p);
+        if (zmq_msg_recv(&p, sock, 0) < 0) {
+            zmq_msg_close(&p);
+            s_msg_close(m);
+            return -1;
+        }
+        more = zmq_msg_more(&p);
+        if (m->n < 4)
+            m->part[m->n++] = p;
+        else
+            zmq_msg_close(&p);
+    }
+    if (m->n >= 2 && zmq_msg_size(&m->part[0]) == strlen(CAIRN_WORKER_TAG) &&
+        memcmp(zmq_msg_data(&m->part[0]), CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG)) ==
+            0 &&
+        zmq_msg_size(&m->part[1]) == 1)
+        m->cmd = *(unsigned char *)zmq_msg_data(&m->part[1]);
+    return 0;
+}
+
+static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object *out)
+{
+    out->type = MSGPACK_OBJECT_NIL;
+    if (m->n <= i || zmq_msg_size(&m->part[i]) == 0) return 0;
+    size_t off = 0;
+    return msgpack_unpack(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]), &off,
+                          zone, out) == MSGPACK_UNPACK_SUCCESS
+               ? 0
+               : -1;
+}
+
+/* Copy a header string into the request's buffer (the kernel bounds them). */
+static const char *s_req_str(cairn_req_t *r, size_t *used, const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) return "";
+    size_t n = o->via.str.size;
+    if (*used + n + 1 > RT_STRBUF) n = RT_STRBUF - *used - 1;
+    char *p = r->strbuf + *used;
+    memcpy(p, o->via.str.ptr, n);
+    p[n] = '\0';
+    *used += n + 1;
+    return p;
+}
+
+static const cairn_verb_t *s_find_verb(const cairn_plugin_t *p, const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
+    for (const cairn_verb_t *v = p->verbs; v->name; v++)
+        if (strlen(v->name) == o->via.str.size &&
+            memcmp(v->name, o->via.str.ptr, o->via.str.size) == 0)
+            return v;
+    return NULL;
+}
+
+static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
+{
+    msgpack_zone_clear(&ctx->zone);
+    msgpack_object h;
+    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0 || h.type != MSGPACK_OBJECT_MAP) return;
+    const msgpack_object *rid = cairn_obj_get(&h, "rid");
+    if (!rid || rid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
+    cairn_req_t *r = ctx->free_reqs;
+    if (r)
+        ctx->free_reqs = r->next_free;
+    else if (!(r = malloc(sizeof *r)))
+        return; /* the kernel's deadline answers this one */
+    memset(r, 0, offsetof(cairn_req_t, strbuf));
+    r->zone = NULL;
+    r->replied = r->deferred = false;
+    r->next_free = NULL;
+    r->ctx = ctx;
+    r->rid = rid->via.u64;
+    size_t used = 0;
+    r->ws = s_req_str(r, &used, cairn_obj_get(&h, "ws"));
+    r->sub = s_req_str(r, &used, cairn_obj_get(&h, "sub"));
+    r->cid = s_req_str(r, &used, cairn_obj_get(&h, "cid"));
+    const msgpack_object *roles = cairn_obj_get(&h, "roles");
+    if (roles && roles->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < roles->via.array.size && r->nroles < RT_MAX_ROLES; i++)
+            r->roles[r->nroles++] = s_req_str(r, &used, &roles->via.array.ptr[i]);
+    const msgpack_object *ttl = cairn_obj_get(&h, "ttl");
+    r->deadline = cairn_now_ms() + (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                        ? ttl->via.u64
+                                        : 30000);
+    zmq_msg_init(&r->body_msg);
+    if (m->n > 3) zmq_msg_move(&r->body_msg, &m->part[3]);
+    r->verb = s_find_verb(ctx->plugin, cairn_obj_get(&h, "verb"));
+    if (!r->verb) {
+        s_final(r, 404, "no_verb", "this plugin has no such verb", NULL, 0);
+        s_req_release(r);
+        return;
+    }
+    size_t off = 0;
+    r->body.type = MSGPACK_OBJECT_NIL;
+    if (zmq_msg_size(&r->body_msg) &&
+        msgpack_unpack(zmq_msg_data(&r->body_msg), zmq_msg_size(&r->body_msg), &off,
+                       &ctx->zone, &r->body) != MSGPACK_UNPACK_SUCCESS) {
+        s_final(r, 400, "bad_request", "the body frame is not one valid msgpack value",
+                NULL, 0);
+        s_req_release(r);
+        return;
+    }
+    r->verb->handle(ctx->state, r);
+    if (r->deferred) return; /* released when it replies */
+    if (!r->replied) {
+        s_api_log(ctx, CAIRN_LOG_ERROR, "verb %s returned without replying",
+                  r->verb->name);
+        s_final(r, 500, "internal", "the plugin's handler returned no reply", NULL, 0);
+    }
+    s_req_release(r);
+}
+
+static void s_on_result(cairn_ctx_t *ctx, rt_msg_t *m)
+{
+    msgpack_zone_clear(&ctx->zone);
+    msgpack_object h, body;
+    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0) return;
+    if (s_unpack_part(m, 3, &ctx->zone, &body) != 0) body.type = MSGPACK_OBJECT_NIL;
+    const msgpack_object *cid = cairn_obj_get(&h, "cid");
+    if (!cid || cid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
+    for (rt_call_t **p = &ctx->calls; *p; p = &(*p)->next) {
+        if ((*p)->cid != cid->via.u64) continue;
+        rt_call_t *c = *p;
+        *p = c->next;
+        const msgpack_object *st = cairn_obj_get(&h, "st");
+        char code[64] = "", msg[CAIRN_ERR_MSG_MAX] = "";
+        const msgpack_object *o = cairn_obj_get(&h, "code");
+        if (o && o->type == MSGPACK_OBJECT_STR)
+            snprintf(code, sizeof code, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+        o = cairn_obj_get(&h, "err");
+        if (o && o->type == MSGPACK_OBJECT_STR)
+            snprintf(msg, sizeof msg, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+        if (c->cb)
+            c->cb(c->arg,
+                  st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64
+                                                                    : 500,
+                  code, msg, &body);
+        free(c);
+        return;
+    }
+}
+
+static void s_on_event(cairn_ctx_t *ctx)
+{
+    rt_msg_t m = {.n = 0};
+    int more = 1;
+    while (more && m.n < 4) {
+        zmq_msg_init(&m.part[m.n]);
+        if (zmq_msg_recv(&m.part[m.n], ctx->sub, 0) < 0) {
+            zmq_msg_close(&m.part[m.n]);
+            break;
+        }
+        more = zmq_msg_more(&m.part[m.n]);
+        m.n++;
+    }
+    if (m.n >= 2) {
+        char topic[256];
+        size_t tl = zmq_msg_size(&m.part[0]);
+        if (tl >= sizeof topic) tl = sizeof topic - 1;
+        memcpy(topic, zmq_msg_data(&m.part[0]), tl);
+        topic[tl] = '\0';
+        msgpack_zone_clear(&ctx->zone);
+        msgpack_object body;
+        if (s_unpack_part(&m, 1, &ctx->zone, &body) != 0) body.type = MSGPACK_OBJECT_NIL;
+        for (rt_sub_t *s = ctx->subs; s; s = s->next)
+            if (strncmp(topic, s->prefix, strlen(s->prefix)) == 0)
+                s->cb(s->arg, topic, &body);
+    }
+    s_msg_close(&m);
+}
+
+/* ---- handshake ------------------------------------------------------ */
+
+static void s_conf_free(cairn_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nconf; i++) {
+        free(ctx->conf_keys[i]);
+        free(ctx->conf_vals[i]);
+    }
+    free(ctx->conf_keys);
+    free(ctx->conf_vals);
+    ctx->conf_keys = ctx->conf_vals = NULL;
+    ctx->nconf = 0;
+}
+
+static char *s_obj_dup(const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
+    cairn_str_t s = {o->via.str.ptr, o->via.str.size};
+    return cairn_str_dup(s);
+}
+
+static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t *err)
+{
+    const msgpack_object *v = cairn_obj_get(h, "hb_ms");
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0)
+        ctx->hb_ms = (uint32_t)v->via.u64;
+    v = cairn_obj_get(h, "liveness");
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0)
+        ctx->liveness = (uint32_t)v->via.u64;
+    free(ctx->events_endpoint);
+    ctx->events_endpoint = s_obj_dup(cairn_obj_get(h, "events"));
+    const msgpack_object *set = cairn_obj_get(h, "settings");
+    s_conf_free(ctx);
+    if (set && set->type == MSGPACK_OBJECT_MAP && set->via.map.size) {
+        size_t n = set->via.map.size;
+        ctx->conf_keys = calloc(n, sizeof(char *));
+        ctx->conf_vals = calloc(n, sizeof(char *));
+        if (!ctx->conf_keys || !ctx->conf_vals)
+            return cairn_err_set(err, 500, NULL, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            char *k = s_obj_dup(&set->via.map.ptr[i].key);
+            char *val = s_obj_dup(&set->via.map.ptr[i].val);
+            if (!k || !val) {
+                free(k);
+                free(val);
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "settings must map strings to strings");
+            }
+            ctx->conf_keys[ctx->nconf] = k;
+            ctx->conf_vals[ctx->nconf++] = val;
+        }
+    }
+    return cairn_plugin_check_settings(ctx->plugin, (const char *const *)ctx->conf_keys,
+                                       (const char *const *)ctx->conf_vals, ctx->nconf,
+                                       err);
+}
+
+static int s_send_hello(cairn_ctx_t *ctx)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    cairn_pack_kv_str(&pk, "plugin", ctx->plugin->name);
+    cairn_pack_kv_str(&pk, "svc", ctx->opts->service);
+    cairn_pack_kv_str(&pk, "mode", ctx->opts->mode ? ctx->opts->mode : "process");
+    cairn_pack_kv_str(&pk, "version", ctx->plugin->version ? ctx->plugin->version : "");
+    cairn_pack_cstr(&pk, "abi");
+    msgpack_pack_uint32(&pk, CAIRN_PLUGIN_ABI);
+    cairn_pack_cstr(&pk, "pid");
+    msgpack_pack_int64(&pk, (int64_t)getpid());
+    int rc = s_send_cmd(ctx, CAIRN_W_HELLO, &sb, NULL, 0, false);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int s_send_ready(cairn_ctx_t *ctx)
+{
+    const cairn_plugin_t *p = ctx->plugin;
+    uint32_t nverbs = 0;
+    while (p->verbs[nverbs].name) nverbs++;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_cstr(&pk, "verbs");
+    msgpack_pack_array(&pk, nverbs);
+    for (uint32_t i = 0; i < nverbs; i++) {
+        const cairn_verb_t *v = &p->verbs[i];
+        msgpack_pack_map(&pk, 4);
+        cairn_pack_kv_str(&pk, "name", v->name);
+        cairn_pack_kv_str(&pk, "perm", v->perm ? v->perm : "");
+        cairn_pack_cstr(&pk, "flags");
+        msgpack_pack_uint32(&pk, v->flags);
+        cairn_pack_cstr(&pk, "max_body");
+        msgpack_pack_uint32(&pk, v->max_body);
+    }
+    cairn_pack_cstr(&pk, "concurrency");
+    msgpack_pack_uint32(&pk, p->concurrency ? p->concurrency : 256);
+    int rc = s_send_cmd(ctx, CAIRN_W_READY, &sb, NULL, 0, false);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void s_send_fail(cairn_ctx_t *ctx, const cairn_err_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    cairn_pack_kv_str(&pk, "err", err->msg);
+    s_send_cmd(ctx, CAIRN_W_FAIL, &sb, NULL, 0, false);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static int s_open_socket(cairn_ctx_t *ctx, cairn_err_t *err)
+{
+    if (ctx->sock) zmq_close(ctx->sock);
+    ctx->sock = zmq_socket(ctx->opts->zctx, ZMQ_DEALER);
+    if (!ctx->sock)
+        return cairn_err_set(err, 500, NULL, "zmq_socket: %s", zmq_strerror(errno));
+    int zero = 0, hwm = 0;
+    zmq_setsockopt(ctx->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* Flow control is the kernel's concurrency window, not the HWM. */
+    zmq_setsockopt(ctx->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(ctx->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(ctx->sock, ctx->opts->endpoint) != 0)
+        return cairn_err_set(err, 400, "bad_endpoint", "cannot connect to %s: %s",
+                             ctx->opts->endpoint, zmq_strerror(errno));
+    return 0;
+}
+
+/* HELLO until WELCOME arrives (or stop). first: call init after it. */
+static int s_handshake(cairn_ctx_t *ctx, bool first, cairn_err_t *err)
+{
+    uint64_t next_hello = 0;
+    while (!atomic_load(ctx->opts->stop)) {
+        uint64_t now = cairn_now_ms();
+        if (now >= next_hello) {
+            s_send_hello(ctx);
+            next_hello = now + 1000;
+        }
+        zmq_pollitem_t it = {ctx->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 200) <= 0) continue;
+        rt_msg_t m;
+        if (s_recv(ctx->sock, &m) != 0) continue;
+        if (m.cmd == CAIRN_W_DISCONNECT) {
+            s_msg_close(&m);
+            return cairn_err_set(err, 503, "refused", "the kernel refused this worker");
+        }
+        if (m.cmd != CAIRN_W_WELCOME) {
+            s_msg_close(&m);
+            continue;
+        }
+        msgpack_zone_clear(&ctx->zone);
+        msgpack_object h;
+        int rc = s_unpack_part(&m, 2, &ctx->zone, &h);
+        if (rc == 0) rc = s_take_welcome(ctx, &h, err);
+        s_msg_close(&m);
+        if (rc == 0 && first && ctx->plugin->init(ctx, &ctx->state, err) != 0) {
+            if (!err->st) cairn_err_set(err, 500, "init_failed", "init failed");
+            rc = -1;
+        }
+        if (rc != 0) {
+            s_send_fail(ctx, err);
+            return -1;
+        }
+        ctx->last_heard = cairn_now_ms();
+        return s_send_ready(ctx);
+    }
+    return cairn_err_set(err, 503, "stopped", "stopped before the kernel answered");
+}
+
+/* ---- the loop ------------------------------------------------------- */
+
+static long s_fire_timers(cairn_ctx_t *ctx, uint64_t now)
+{
+    long wait = ctx->hb_ms;
+    for (rt_timer_t **p = &ctx->timers; *p;) {
+        rt_timer_t *t = *p;
+        if (t->due <= now) {
+            t->cb(t->arg);
+            /* The callback may have cancelled or added timers: restart. */
+            rt_timer_t **q = &ctx->timers;
+            while (*q && *q != t) q = &(*q)->next;
+            if (!*q) {
+                p = &ctx->timers;
+                continue;
+            }
+            if (t->repeat) {
+                t->due = now + t->repeat;
+            } else {
+                *q = t->next;
+                free(t);
+                p = &ctx->timers;
+                continue;
+            }
+        }
+        if ((long)(t->due - now) < wait) wait = (long)(t->due - now);
+        p = &t->next;
+    }
+    return wait;
+}
+
+static void s_ctx_free(cairn_ctx_t *ctx)
+{
+    while (ctx->free_reqs) {
+        cairn_req_t *r = ctx->free_reqs;
+        ctx->free_reqs = r->next_free;
+        free(r);
+    }
+    while (ctx->calls) {
+        rt_call_t *c = ctx->calls;
+        ctx->calls = c->next;
+        free(c);
+    }
+    while (ctx->subs) {
+        rt_sub_t *s = ctx->subs;
+        ctx->subs = s->next;
+        free(s->prefix);
+        free(s);
+    }
+    while (ctx->timers) {
+        rt_timer_t *t = ctx->timers;
+        ctx->timers = t->next;
+        free(t);
+    }
+    s_conf_free(ctx);
+    free(ctx->events_endpoint);
+    if (ctx->sub) zmq_close(ctx->sub);
+    if (ctx->sock) zmq_close(ctx->sock);
+    msgpack_zone_destroy(&ctx->zone);
+}
+
+int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
+{
+    cairn_ctx_t ctx = {.opts = opts, .plugin = opts->plugin, .hb_ms = 1000, .liveness = 5};
+    msgpack_zone_init(&ctx.zone, 64 * 1024);
+    int rc = s_open_socket(&ctx, err);
+    if (rc == 0) rc = s_handshake(&ctx, true, err);
+    bool inited = rc == 0;
+    uint64_t next_tick = cairn_now_ms() + ctx.plugin->tick_ms;
+    while (rc == 0 && !atomic_load(opts->stop)) {
+        uint64_t now = cairn_now_ms();
+        long wait = s_fire_timers(&ctx, now);
+        if (ctx.plugin->tick && ctx.plugin->tick_ms) {
+            if (now >= next_tick) {
+                ctx.plugin->tick(ctx.state, now);
+                next_tick = now + ctx.plugin->tick_ms;
+            }
+            if ((long)(next_tick - now) < wait) wait = (long)(next_tick - now);
+        }
+        if (now - ctx.last_sent >= ctx.hb_ms) s_send_cmd(&ctx, CAIRN_W_HEARTBEAT, NULL, NULL, 0, false);
+        if (now - ctx.last_heard > (uint64_t)ctx.hb_ms * ctx.liveness) {
+            if (!opts->reconnect) break; /* the kernel is gone */
+            s_api_log(&ctx, CAIRN_LOG_WARN, "the kernel went silent; reconnecting");
+            rc = s_open_socket(&ctx, err);
+            if (rc == 0) rc = s_handshake(&ctx, false, err);
+            continue;
+        }
+        if (wait > (long)ctx.hb_ms) wait = ctx.hb_ms;
+        if (wait < 0) wait = 0;
+        zmq_pollitem_t items[2] = {{ctx.sock, 0, ZMQ_POLLIN, 0},
+                                   {ctx.sub, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, ctx.sub ? 2 : 1, wait);
+        if (n < 0 && errno != EINTR) break;
+        if (n <= 0) continue;
+        if (ctx.sub && (items[1].revents & ZMQ_POLLIN)) s_on_event(&ctx);
+        /* Drain what is ready on the kernel socket, a bounded batch at a time. */
+        for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
+            rt_msg_t m;
+            if (zmq_poll(items, 1, 0) <= 0 || s_recv(ctx.sock, &m) != 0) break;
+            ctx.last_heard = cairn_now_ms();
+            if (m.cmd == CAIRN_W_REQUEST)
+                s_on_request(&ctx, &m);
+            else if (m.cmd == CAIRN_W_RESULT)
+                s_on_result(&ctx, &m);
+            else if (m.cmd == CAIRN_W_DISCONNECT) {
+                s_msg_close(&m);
+                if (!opts->reconnect) {
+                    atomic_store(opts->stop, 1);
+                    break;
+                }
+                /* The kernel forgot us (it restarted): say HELLO again. */
+                rc = s_open_socket(&ctx, err);
+                if (rc == 0) rc = s_handshake(&ctx, false, err);
+                break;
+            }
+            s_msg_close(&m);
+        }
+    }
+    if (inited && ctx.plugin->fini) ctx.plugin->fini(ctx.state);
+    if (inited && ctx.sock)
+        s_send_cmd(&ctx, CAIRN_W_DISCONNECT, NULL, NULL, 0, false);
+    s_ctx_free(&ctx);
+    return rc;
+}

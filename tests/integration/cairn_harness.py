@@ -1,0 +1,198 @@
+"""Test harness: start a private cairnd on free loopback ports, talk CAIRN/1
+to it with raw pyzmq sockets, stop it afterwards.
+
+Every wait is bounded and polls for a condition; nothing sleeps as proof.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import msgpack
+import zmq
+
+BUILD = os.environ.get("CAIRN_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+SOURCE = os.environ.get("CAIRN_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+BIN = os.path.join(BUILD, "bin")
+CAIRND = os.path.join(BIN, "cairnd")
+DEADLINE = 30.0  # seconds: generous for a loaded 2-core machine
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=DEADLINE, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Kernel:
+    """A cairnd of our own. services: YAML text for the services section."""
+
+    def __init__(self, services=None, kernel_extra="", state=None):
+        self.port = free_port()
+        self.events_port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.events = f"tcp://127.0.0.1:{self.events_port}"
+        self.tmp = tempfile.mkdtemp(prefix="cairn-test-")
+        self.state = state or os.path.join(self.tmp, "state")
+        if services is None:
+            services = "  echo:\n    plugin: echo\n    mode: inproc\n"
+        self.conf = os.path.join(self.tmp, "cairn.yaml")
+        with open(self.conf, "w") as f:
+            f.write("kernel:\n"
+                    f"  endpoint: {self.endpoint}\n"
+                    f"  events: {self.events}\n"
+                    "  auth: none\n"
+                    "  heartbeat_ms: 200\n"
+                    f"{kernel_extra}"
+                    "services:\n" + services)
+        self.proc = None
+        self.log = os.path.join(self.tmp, "cairnd.log")
+
+    def start(self, wait_up=True):
+        env = dict(os.environ)
+        env.pop("CAIRN_ENDPOINT", None)
+        self.logf = open(self.log, "wb")
+        self.proc = subprocess.Popen([CAIRND, "--conf", self.conf, "--state", self.state],
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        c = self.client()
+        try:
+            wait_for(lambda: self._pings(c), what="cairnd to answer ping")
+            if wait_up:
+                wait_for(lambda: all(p["state"] == "up"
+                                     for p in c.call("sys", "health")[1]["plugins"]),
+                         what="every plugin up")
+        finally:
+            c.close()
+        return self
+
+    def _pings(self, c):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"cairnd exited with {self.proc.returncode}:\n{self.read_log()}")
+        try:
+            return c.call("sys", "ping", timeout=0.5)[0]["st"] == 200
+        except TimeoutError:
+            c.reset()
+            return False
+
+    def read_log(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def client(self, kind=zmq.REQ):
+        return RawClient(self.endpoint, kind)
+
+    def health(self):
+        c = self.client()
+        try:
+            return c.call("sys", "health")[1]
+        finally:
+            c.close()
+
+    def plugin(self, name):
+        for p in self.health()["plugins"]:
+            if p["name"] == name:
+                return p
+        raise KeyError(name)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+        rc = self.proc.returncode if self.proc else 0
+        return rc
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class RawClient:
+    """CAIRN/1 over a REQ or DEALER socket, frames built by hand."""
+
+    def __init__(self, endpoint, kind=zmq.REQ):
+        self.endpoint = endpoint
+        self.kind = kind
+        self.ctx = zmq.Context.instance()
+        self.next_id = 1
+        self._open()
+
+    def _open(self):
+        self.sock = self.ctx.socket(self.kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    def reset(self):
+        self.sock.close()
+        self._open()
+
+    def close(self):
+        self.sock.close()
+
+    def send_frames(self, frames):
+        if self.kind == zmq.DEALER:
+            frames = [b""] + frames
+        self.sock.send_multipart(frames)
+
+    def recv_frames(self, timeout=DEADLINE):
+        if not self.sock.poll(int(timeout * 1000)):
+            raise TimeoutError("no reply")
+        frames = self.sock.recv_multipart()
+        if self.kind == zmq.DEALER:
+            assert frames[0] == b"", frames
+            frames = frames[1:]
+        return frames
+
+    def send(self, svc, verb, body=None, raw_body=None, **hdr):
+        rid = hdr.pop("id", None)
+        if rid is None:
+            rid = self.next_id
+            self.next_id += 1
+        h = {"id": rid, "svc": svc, "verb": verb}
+        h.update(hdr)
+        b = raw_body if raw_body is not None else (b"" if body is None else msgpack.packb(body))
+        self.send_frames([b"CAIRN/1", msgpack.packb(h), b])
+        return rid
+
+    def recv(self, timeout=DEADLINE):
+        frames = self.recv_frames(timeout)
+        assert frames[0] == b"CAIRN/1", frames
+        hdr = msgpack.unpackb(frames[1])
+        body = msgpack.unpackb(frames[2]) if len(frames) > 2 and frames[2] else None
+        return hdr, body
+
+    def call(self, svc, verb, body=None, timeout=DEADLINE, **hdr):
+        self.send(svc, verb, body, **hdr)
+        return self.recv(timeout)
+
+
+def build_path(*parts):
+    return os.path.join(BUILD, *parts)

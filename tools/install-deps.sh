@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages Cairn needs to build, run and test
+# (skipping what is already there). Run as root.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev curl
+  libzmq3-dev libmsgpack-dev libyaml-dev libjansson-dev libsqlite3-dev
+  liburing-dev libsodium-dev
+  python3 python3-zmq python3-msgpack
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,88 @@
+/* cairn-plugin-host — runs one plugin .so as its own process.
+ *
+ *   cairn-plugin-host --plugin PATH --service NAME --endpoint ADDR
+ *                     [--parent-pid PID] [--mode process|remote]
+ *
+ * cairnd starts it for process-mode services (over ipc://, with
+ * --parent-pid so that the host dies with its kernel); an operator starts it
+ * by hand on another machine for remote ones (over tcp://). The loop is the
+ * same worker runtime cairnd uses for inproc plugins.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "../sdk/runtime.h"
+
+static atomic_int s_stop;
+
+static void s_on_term(int sig)
+{
+    (void)sig;
+    atomic_store(&s_stop, 1);
+}
+
+static int s_usage(void)
+{
+    fprintf(stderr,
+            "usage: cairn-plugin-host --plugin PATH --service NAME --endpoint ADDR "
+            "[--parent-pid PID] [--mode process|remote]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *plugin = NULL, *service = NULL, *endpoint = NULL, *mode = NULL;
+    long parent = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--plugin"))
+            plugin = argv[i + 1];
+        else if (!strcmp(argv[i], "--service"))
+            service = argv[i + 1];
+        else if (!strcmp(argv[i], "--endpoint"))
+            endpoint = argv[i + 1];
+        else if (!strcmp(argv[i], "--mode"))
+            mode = argv[i + 1];
+        else if (!strcmp(argv[i], "--parent-pid"))
+            parent = strtol(argv[i + 1], NULL, 10);
+        else
+            return s_usage();
+    }
+    if (!plugin || !service || !endpoint) return s_usage();
+    if (!mode) mode = parent ? "process" : "remote";
+    if (parent) {
+        /* Die with the kernel that started us; it may already be gone. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != (pid_t)parent) return 3;
+    }
+    struct sigaction sa = {.sa_handler = s_on_term};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cairn_err_t err = {0};
+    cairn_loaded_t loaded;
+    if (cairn_plugin_load(plugin, NULL, &loaded, &err) != 0) {
+        fprintf(stderr, "cairn-plugin-host: %s\n", err.msg);
+        return 3;
+    }
+    void *zctx = zmq_ctx_new();
+    cairn_runtime_opts_t opts = {.zctx = zctx,
+                                 .endpoint = endpoint,
+                                 .service = service,
+                                 .mode = mode,
+                                 .plugin = loaded.plugin,
+                                 .stop = &s_stop,
+                                 .reconnect = true};
+    int rc = cairn_runtime_run(&opts, &err);
+    if (rc != 0) fprintf(stderr, "cairn-plugin-host[%s]: %s\n", service, err.msg);
+    zmq_ctx_term(zctx);
+    cairn_plugin_unload(&loaded);
+    return rc == 0 ? 0 : 1;
+}

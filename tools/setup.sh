@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Command 1: install what is missing, build, and start Cairn on its embedded
+# default (cairnd on tcp://127.0.0.1:7780, state in ./var), ready to use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+tools/build.sh
+state=${CAIRN_STATE:-$PWD/var}
+mkdir -p "$state"
+if [ -f "$state/cairnd.pid" ] && kill -0 "$(cat "$state/cairnd.pid")" 2>/dev/null; then
+  echo "setup: cairnd is already running (pid $(cat "$state/cairnd.pid")); restarting it"
+  kill "$(cat "$state/cairnd.pid")"
+  for _ in $(seq 100); do kill -0 "$(cat "$state/cairnd.pid")" 2>/dev/null || break; sleep 0.1; done
+fi
+nohup build/bin/cairnd --state "$state" >"$state/cairnd.log" 2>&1 &
+echo $! >"$state/cairnd.pid"
+for _ in $(seq 100); do
+  if build/bin/cairn ping >/dev/null 2>&1; then
+    build/bin/cairn health
+    echo "setup: Cairn is running (pid $(cat "$state/cairnd.pid"), log $state/cairnd.log)."
+    echo "setup: try: build/bin/cairn services    stop: kill \$(cat $state/cairnd.pid)"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "setup: cairnd did not answer; its log:" >&2
+cat "$state/cairnd.log" >&2
+exit 1
