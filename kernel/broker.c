@@ -406,7 +406,13 @@ static void s_handle_sys(broker_t *b, frames_t *f, const cairn_hdr_t *h)
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     cairn_err_t err = {0};
-    if (sys_handle(b, h->verb, &body, &err) != 0) {
+    authz_principal_t who;
+    /* ping and health answer anyone (probes); the rest need a token. */
+    bool open = cairn_str_eq(h->verb, "ping") || cairn_str_eq(h->verb, "health");
+    if (!open && authz_check(b->authz, h->tok, h->ws, "sys.read", &who, &err) != 0) {
+        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
+                       err.st, err.code, err.msg, NULL);
+    } else if (sys_handle(b, h->verb, &body, &err) != 0) {
         s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
                        err.st, err.code, err.msg, NULL);
     } else {
@@ -705,6 +711,8 @@ static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
     w->concurrency = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER && c->via.u64
                          ? (uint32_t)c->via.u64
                          : 256;
+    if (s->conf->concurrency && s->conf->concurrency < w->concurrency)
+        w->concurrency = s->conf->concurrency;
     w->ready = true;
     bool restarted = s->was_up;
     s->state = SVC_UP;

@@ -49,7 +49,7 @@ static const kernel_key_t s_kernel_keys[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-static const char *s_service_keys = "plugin, mode, settings";
+static const char *s_service_keys = "plugin, mode, concurrency, settings";
 
 const char *conf_mode_name(conf_mode_t m)
 {
@@ -64,6 +64,8 @@ void conf_print_help(void)
                k->dflt ? (*k->dflt ? k->dflt : "empty") : "required");
     printf("services:\n  NAME:\n    plugin   the plugin name or .so path\n"
            "    mode     inproc | process | remote\n"
+           "    concurrency  most requests in flight to one worker (default: the "
+           "plugin's)\n"
            "    settings a map of the plugin's own settings\n");
 }
 
@@ -252,6 +254,16 @@ static int s_service(parse_t *p, conf_service_t *s, const yaml_node_t *kn,
                               "services.%s.mode must be inproc, process or remote, not "
                               "'%s'",
                               name, val ? val : "?");
+        } else if (key && !strcmp(key, "concurrency")) {
+            char *end;
+            errno = 0;
+            unsigned long long u = val ? strtoull(val, &end, 10) : 0;
+            if (!val || end == val || *end || errno || u == 0 || u > 1000000 || *val == '-')
+                return s_fail(p, v,
+                              "services.%s.concurrency must be an integer from 1 to "
+                              "1000000, not '%s'",
+                              name, val ? val : "?");
+            s->concurrency = (uint32_t)u;
         } else {
             return s_fail(p, k, "unknown key '%s' in services.%s (known: %s)",
                           key ? key : "?", name, s_service_keys);

@@ -1,0 +1,495 @@
+"""cairnd integration tests: the CAIRN/1 contract, routing, deadlines,
+limits, run modes, supervision, events, conf errors. Real sockets, real
+processes, a private cairnd per test class."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import msgpack  # noqa: E402
+import zmq  # noqa: E402
+
+from cairn_harness import CAIRND, DEADLINE, Kernel, build_path, free_port, wait_for  # noqa: E402
+
+CRASHY = '    settings:\n      allow_crash: "true"\n'
+
+
+class Contract(unittest.TestCase):
+    """The client side of the wire, including every malformed shape."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def setUp(self):
+        self.c = self.k.client()
+        self.d = self.k.client(zmq.DEALER)
+
+    def tearDown(self):
+        self.c.close()
+        self.d.close()
+
+    def raw(self, frames):
+        """Send frames after the delimiter on the DEALER; return hdr, body."""
+        self.d.send_frames(frames)
+        f = self.d.recv_frames()
+        self.assertEqual(f[0], b"CAIRN/1")
+        self.assertEqual(len(f), 3)
+        return msgpack.unpackb(f[1]), (msgpack.unpackb(f[2]) if f[2] else None)
+
+    def assertAlive(self):
+        h, b = self.c.call("sys", "ping")
+        self.assertEqual(h["st"], 200)
+
+    def test_ping(self):
+        h, b = self.c.call("sys", "ping", id=7)
+        self.assertEqual(h, {"id": 7, "st": 200})
+        self.assertIs(b["pong"], True)
+        self.assertIsInstance(b["version"], str)
+
+    def test_services_shape(self):
+        h, b = self.c.call("sys", "services")
+        self.assertEqual(h["st"], 200)
+        by = {s["name"]: s for s in b["services"]}
+        e = by["echo"]
+        self.assertEqual((e["plugin"], e["mode"], e["state"]), ("echo", "inproc", "up"))
+        self.assertIn("echo", e["verbs"])
+        self.assertIn("ping", by["sys"]["verbs"])
+
+    def test_health_shape(self):
+        h, b = self.c.call("sys", "health")
+        self.assertIs(b["ok"], True)
+        p = b["plugins"][0]
+        self.assertEqual((p["name"], p["state"], p["restarts"]), ("echo", "up", 0))
+
+    def test_string_id_and_ws_echo(self):
+        h, b = self.c.call("echo", "info", id="abc-1", ws="team1")
+        self.assertEqual(h["id"], "abc-1")
+        self.assertEqual(b["workspace"], "team1")
+        self.assertEqual(b["principal"], "local")  # stamped by the kernel
+
+    def test_body_round_trip(self):
+        body = {"a": [1, -2, 3.5, None, True], "s": "ünï", "b": b"\x00\xff", "n": {"x": {}}}
+        h, b = self.c.call("echo", "echo", body)
+        self.assertEqual(h["st"], 200)
+        self.assertEqual(b, body)
+
+    def test_nil_body(self):
+        h, b = self.c.call("echo", "echo")
+        self.assertEqual((h["st"], b), (200, None))
+
+    def test_no_service_no_verb(self):
+        h, _ = self.c.call("nosuch", "x")
+        self.assertEqual((h["st"], h["code"]), (404, "no_service"))
+        h, _ = self.c.call("echo", "nosuch")
+        self.assertEqual((h["st"], h["code"]), (404, "no_verb"))
+        self.assertIn("nosuch", h["err"])
+        h, _ = self.c.call("sys", "nosuch")
+        self.assertEqual((h["st"], h["code"]), (404, "no_verb"))
+
+    def test_bad_field(self):
+        h, _ = self.c.call("echo", "sleep", {"ms": "soon"})
+        self.assertEqual((h["st"], h["code"]), (400, "bad_request"))
+        self.assertIn("'ms'", h["err"])
+        h, _ = self.c.call("echo", "sleep", [1, 2])
+        self.assertEqual(h["st"], 400)
+
+    def test_malformed_shapes(self):
+        hdr = msgpack.packb({"id": 3, "svc": "echo", "verb": "echo"})
+        cases = {
+            "missing body frame": [b"CAIRN/1", hdr],
+            "extra frame": [b"CAIRN/1", hdr, b"", b"x"],
+            "wrong tag": [b"CAIRN/2", hdr, b""],
+            "header not msgpack": [b"CAIRN/1", b"\xc1\xc1", b""],
+            "header trailing bytes": [b"CAIRN/1", hdr + b"\x01", b""],
+            "header not a map": [b"CAIRN/1", msgpack.packb([1, 2]), b""],
+            "no svc": [b"CAIRN/1", msgpack.packb({"id": 1, "verb": "x"}), b""],
+            "svc not str": [b"CAIRN/1", msgpack.packb({"id": 1, "svc": 5, "verb": "x"}), b""],
+            "ttl not uint": [b"CAIRN/1", msgpack.packb({"id": 1, "svc": "echo", "verb": "echo",
+                                                        "ttl": "x"}), b""],
+            "id a float": [b"CAIRN/1", msgpack.packb({"id": 1.5, "svc": "echo", "verb": "x"}), b""],
+            "body not msgpack": [b"CAIRN/1", hdr, b"\xc1"],
+            "body trailing bytes": [b"CAIRN/1", hdr, msgpack.packb(1) + b"\x02"],
+            "sys body not msgpack": [b"CAIRN/1", msgpack.packb({"id": 1, "svc": "sys",
+                                                                "verb": "ping"}), b"\xc1"],
+        }
+        for name, frames in cases.items():
+            with self.subTest(name):
+                h, b = self.raw(frames)
+                self.assertEqual(h["st"], 400, h)
+                self.assertEqual(h["code"], "bad_request")
+                self.assertTrue(h["err"].endswith("") and len(h["err"]) > 10, h)
+                self.assertIsNone(b)
+        # The id is echoed where the header could be read.
+        h, _ = self.raw([b"CAIRN/1", hdr, b"\xc1"])
+        self.assertEqual(h["id"], 3)
+        self.assertAlive()
+
+    def test_no_delimiter(self):
+        # A DEALER that forgets the empty frame still gets a 400.
+        self.d.sock.send_multipart([b"CAIRN/1", msgpack.packb({"id": 1, "svc": "sys",
+                                                                "verb": "ping"}), b""])
+        self.assertTrue(self.d.sock.poll(DEADLINE * 1000))
+        f = self.d.sock.recv_multipart()
+        self.assertEqual(f[0], b"")
+        self.assertEqual(msgpack.unpackb(f[2])["st"], 400)
+        self.assertAlive()
+
+    def test_garbage_storm(self):
+        """Thousands of random frames: the kernel answers or drops, never dies."""
+        import random
+        rnd = random.Random(42)
+        for i in range(2000):
+            n = rnd.randint(0, 5)
+            frames = [bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 40)))
+                      for _ in range(n)]
+            if rnd.random() < 0.5 and n:
+                frames[0] = b"CAIRN/1"
+            self.d.sock.send_multipart([b""] + frames if frames else [b""])
+        # Drain whatever answers come; then the kernel must still be fine.
+        while self.d.sock.poll(500):
+            self.d.sock.recv_multipart()
+        self.assertAlive()
+
+    def test_pipelined_dealer(self):
+        n = 5000
+        window = 200
+        sent = got = 0
+        seen = set()
+        while got < n:
+            while sent < n and sent - got < window:
+                self.d.send("echo", "echo", sent, id=sent)
+                sent += 1
+            h, b = self.d.recv()
+            self.assertEqual(h["st"], 200)
+            self.assertEqual(h["id"], b)
+            seen.add(b)
+            got += 1
+        self.assertEqual(seen, set(range(n)))
+
+    def test_out_of_order_replies(self):
+        self.d.send("echo", "sleep", {"ms": 400}, id=1)
+        self.d.send("echo", "echo", "fast", id=2)
+        h1, b1 = self.d.recv()
+        h2, _ = self.d.recv()
+        self.assertEqual((h1["id"], b1, h2["id"]), (2, "fast", 1))
+
+    def test_deadline(self):
+        t = time.monotonic()
+        h, _ = self.c.call("echo", "sleep", {"ms": 5000}, ttl=300)
+        took = time.monotonic() - t
+        self.assertEqual((h["st"], h["code"]), (504, "deadline_exceeded"))
+        self.assertLess(took, 3.0)
+        # The late FINAL is dropped; the next request is answered normally.
+        h, b = self.c.call("echo", "echo", 1)
+        self.assertEqual((h["st"], b), (200, 1))
+
+    def test_per_verb_body_limit(self):
+        h, _ = self.c.call("echo", "small", "x" * 2000)
+        self.assertEqual((h["st"], h["code"]), (413, "too_large"))
+        self.assertIn("1024", h["err"])
+        h, b = self.c.call("echo", "small", "x" * 100)
+        self.assertEqual(h["st"], 200)
+
+    def test_nested_call(self):
+        h, b = self.c.call("echo", "relay", {"svc": "echo", "verb": "info"})
+        self.assertEqual(h["st"], 200)
+        self.assertEqual(b["principal"], "service:echo")
+        h, b = self.c.call("echo", "relay", {"svc": "sys", "verb": "ping"})
+        self.assertIs(b["pong"], True)
+        h, _ = self.c.call("echo", "relay", {"svc": "nosuch", "verb": "x"})
+        self.assertEqual(h["code"], "no_service")
+
+
+class Limits(unittest.TestCase):
+    """Frame size (413) and queue bound (429)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n"
+                                "    concurrency: 1\n",
+                       kernel_extra="  max_frame: 1MiB\n  max_queue: 2\n").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def test_frame_limit(self):
+        c = self.k.client()
+        h, _ = c.call("echo", "echo", raw_body=msgpack.packb(b"x" * (2 << 20)))
+        self.assertEqual((h["st"], h["code"]), (413, "too_large"))
+        self.assertIn("max_frame", h["err"])
+        h, _ = c.call("echo", "echo", raw_body=msgpack.packb(b"x" * (512 << 10)))
+        self.assertEqual(h["st"], 200)
+        big = msgpack.packb({"id": 1, "svc": "echo", "verb": "echo", "pad": "x" * 70000})
+        c.send_frames([b"CAIRN/1", big, b""])
+        h = msgpack.unpackb(c.recv_frames()[1])
+        self.assertEqual(h["st"], 413)
+        c.close()
+
+    def test_queue_bound(self):
+        d = self.k.client(zmq.DEALER)
+        for i in range(4):  # 1 in flight, 2 queued, the 4th refused
+            d.send("echo", "sleep", {"ms": 600}, id=i)
+        first = d.recv()
+        self.assertEqual((first[0]["id"], first[0]["st"]), (3, 429))
+        self.assertEqual(first[0]["code"], "overloaded")
+        rest = sorted(d.recv()[0]["id"] for _ in range(3))
+        self.assertEqual(rest, [0, 1, 2])
+        d.close()
+
+    def test_queued_request_expires(self):
+        d = self.k.client(zmq.DEALER)
+        d.send("echo", "sleep", {"ms": 1500}, id=1)
+        d.send("echo", "echo", 2, id=2, ttl=200)  # waits behind the sleep, then 504
+        h, _ = d.recv()
+        self.assertEqual((h["id"], h["st"]), (2, 504))
+        h, _ = d.recv()
+        self.assertEqual((h["id"], h["st"]), (1, 200))
+        d.close()
+
+
+PROC = ("  echo:\n    plugin: echo\n    mode: process\n" + CRASHY +
+        "  stable:\n    plugin: echo\n    mode: inproc\n")
+
+
+class ProcessMode(unittest.TestCase):
+    """A process-mode plugin dies; the kernel lives and brings it back."""
+
+    def setUp(self):
+        self.k = Kernel(services=PROC).start()
+
+    def tearDown(self):
+        self.k.cleanup()
+
+    def pid(self):
+        return self.k.plugin("echo")["pid"]
+
+    def test_runs_in_its_own_process(self):
+        c = self.k.client()
+        h, b = c.call("echo", "info")
+        self.assertNotEqual(b["pid"], self.k.proc.pid)
+        self.assertEqual(b["pid"], self.pid())
+        h, b = c.call("stable", "info")
+        self.assertEqual(b["pid"], self.k.proc.pid)
+        c.close()
+
+    def test_kill_9_mid_request(self):
+        d = self.k.client(zmq.DEALER)
+        pid = self.pid()
+        d.send("echo", "sleep", {"ms": 20000}, id=1)
+        wait_for(lambda: self.k.plugin("echo")["inflight"] == 1, what="request in flight")
+        t = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        h, _ = d.recv()
+        self.assertEqual((h["id"], h["st"], h["code"]), (1, 503, "unavailable"))
+        self.assertLess(time.monotonic() - t, 5.0)
+        # While it restarts, its verbs answer 503 at once; others still work.
+        c = self.k.client()
+        self.assertEqual(c.call("stable", "echo", 1)[0]["st"], 200)
+        wait_for(lambda: self.k.plugin("echo")["state"] == "up", what="echo back up")
+        p = self.k.plugin("echo")
+        self.assertEqual(p["restarts"], 1)
+        self.assertNotEqual(p["pid"], pid)
+        self.assertEqual(c.call("echo", "echo", "again"), ({"id": c.next_id - 1, "st": 200},
+                                                             "again"))
+        c.close()
+        d.close()
+
+    def test_crash_verb_and_503_while_down(self):
+        c = self.k.client()
+        h, _ = c.call("echo", "crash")
+        self.assertEqual((h["st"], h["code"]), (503, "unavailable"))
+        states = set()
+        for _ in range(50):
+            h, _ = c.call("echo", "echo", 1)
+            states.add(h["st"])
+            if h["st"] == 200:
+                break
+            self.assertEqual(h["code"], "unavailable")
+            time.sleep(0.05)
+        wait_for(lambda: c.call("echo", "echo", 1)[0]["st"] == 200, what="recovery")
+        self.assertTrue(self.k.proc.poll() is None)
+        c.close()
+
+    def test_hung_plugin_is_declared_dead(self):
+        c = self.k.client()
+        # heartbeat_ms 200 x liveness 5: a loop blocked for 3 s is dead.
+        h, _ = c.call("echo", "block", {"ms": 3000})
+        self.assertEqual(h["st"], 503)
+        wait_for(lambda: self.k.plugin("echo")["state"] == "up", what="echo restarted")
+        self.assertGreaterEqual(self.k.plugin("echo")["restarts"], 1)
+        c.close()
+
+    def test_events_on_restart(self):
+        ctx = zmq.Context.instance()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"plugin.")
+        sub.connect(self.k.events)
+        c = self.k.client()
+        # The slow joiner: publish until our subscription is live.
+        wait_for(lambda: c.call("echo", "publish", {"topic": "plugin.probe"}) and
+                 sub.poll(100), what="subscription live")
+        while sub.poll(100):
+            sub.recv_multipart()
+        os.kill(self.pid(), signal.SIGKILL)
+        topics = []
+        end = time.monotonic() + DEADLINE
+        while "plugin.restarted" not in topics and time.monotonic() < end:
+            if sub.poll(200):
+                t, body = sub.recv_multipart()
+                topics.append(t.decode())
+                ev = msgpack.unpackb(body)
+                self.assertEqual(ev["service"], "echo")
+        self.assertEqual(topics[:2], ["plugin.down", "plugin.restarted"])
+        sub.close()
+        c.close()
+
+    def test_sigterm_stops_children(self):
+        pid = self.pid()
+        self.assertEqual(self.k.stop(), 0)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
+                 open(f"/proc/{pid}/stat").read().split()[2] == "Z", what="child gone")
+
+
+class Events(unittest.TestCase):
+    def test_plugin_publish_reaches_subscribers(self):
+        with Kernel() as k:
+            sub = zmq.Context.instance().socket(zmq.SUB)
+            sub.setsockopt(zmq.LINGER, 0)
+            sub.setsockopt(zmq.SUBSCRIBE, b"run.")
+            sub.connect(k.events)
+            c = k.client()
+            got = None
+            end = time.monotonic() + DEADLINE
+            while got is None and time.monotonic() < end:
+                c.call("echo", "publish", {"topic": "run.finished", "body": {"run_id": "r1"}})
+                if sub.poll(100):
+                    got = sub.recv_multipart()
+            self.assertEqual(got[0], b"run.finished")
+            self.assertEqual(msgpack.unpackb(got[1]), {"run_id": "r1"})
+            sub.close()
+            c.close()
+
+
+class Remote(unittest.TestCase):
+    def test_remote_host_connects_over_tcp(self):
+        wport = free_port()
+        k = Kernel(services="  echo:\n    plugin: echo\n    mode: remote\n",
+                   kernel_extra=f"  worker_endpoint: tcp://127.0.0.1:{wport}\n")
+        k.start(wait_up=False)
+        host = None
+        try:
+            c = k.client()
+            self.assertEqual(k.plugin("echo")["state"], "down")
+            h, _ = c.call("echo", "echo", 1)
+            self.assertEqual((h["st"], h["code"]), (503, "unavailable"))
+            host = subprocess.Popen([build_path("bin", "cairn-plugin-host"), "--plugin",
+                                     build_path("lib", "cairn", "plugins", "cairn_echo.so"),
+                                     "--service", "echo", "--endpoint",
+                                     f"tcp://127.0.0.1:{wport}"])
+            wait_for(lambda: k.plugin("echo")["state"] == "up", what="remote host up")
+            h, b = c.call("echo", "info")
+            self.assertEqual(b["pid"], host.pid)
+            host.kill()
+            host.wait()
+            # Heartbeats (200 ms x 5) notice the silent host.
+            wait_for(lambda: k.plugin("echo")["state"] == "down", what="remote host gone")
+            c.close()
+        finally:
+            if host and host.poll() is None:
+                host.kill()
+            k.cleanup()
+
+
+class BadPlugins(unittest.TestCase):
+    def test_bad_plugins_are_refused_kernel_runs(self):
+        services = ("  missing:\n    plugin: /nonexistent/cairn_x.so\n    mode: inproc\n"
+                    "  notplugin:\n    plugin: " + build_path("lib", "libcairn.so") +
+                    "\n    mode: inproc\n"
+                    "  wrongname:\n    plugin: " +
+                    build_path("lib", "cairn", "plugins", "cairn_echo.so") +
+                    "\n    mode: process\n"
+                    "  echo:\n    plugin: echo\n    mode: inproc\n")
+        k = Kernel(services=services).start(wait_up=False)
+        with self.subTest("refused"):
+            self.addCleanup(k.cleanup)
+            wait_for(lambda: k.plugin("echo")["state"] == "up", what="echo up")
+            errs = {p["name"]: (p["state"], p["error"]) for p in k.health()["plugins"]}
+            self.assertEqual(errs["missing"][0], "down")
+            self.assertIn("cannot load", errs["missing"][1])
+            self.assertIn("cairn_plugin_entry", errs["notplugin"][1])
+            self.assertEqual(errs["wrongname"][0], "up")  # a path: no name expected
+            c = k.client()
+            h, _ = c.call("missing", "x")
+            self.assertEqual((h["st"], h["code"]), (503, "unavailable"))
+            self.assertIn("cannot load", h["err"])
+            c.close()
+
+
+class ConfErrors(unittest.TestCase):
+    def check(self, text):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(text)
+        try:
+            r = subprocess.run([CAIRND, "--conf", f.name, "--check", "--state",
+                                os.path.dirname(f.name) + "/cairn-check-state"],
+                               capture_output=True, text=True, timeout=DEADLINE)
+            return r.returncode, r.stderr, f.name
+        finally:
+            os.unlink(f.name)
+
+    def test_errors_name_file_and_line(self):
+        head = "kernel:\n  endpoint: tcp://127.0.0.1:%d\n  events: tcp://127.0.0.1:%d\n" % (
+            free_port(), free_port())
+        cases = [
+            (head + "  auth: none\n  bogus: 1\n", 5, "unknown key 'bogus'"),
+            (head + "  auth: none\nservices:\n  e:\n    plugin: echo\n    mode: fast\n", 8,
+             "inproc, process or remote"),
+            (head + "services: {}\n", 1, "kernel.auth is required"),
+            (head + "  auth: none\n  max_frame: 12XB\n", 5, "size"),
+            (head + "  auth: none\nservices:\n  e:\n    plugin: echo\n    mode: inproc\n"
+             "    settings:\n      allow_crash: maybe\n", 6, "true or false"),
+            (head + "  auth: none\nservices:\n  e:\n    plugin: echo\n    mode: inproc\n"
+             "    settings:\n      colour: red\n", 6, "no setting 'colour'"),
+            (head + "  auth: none\n  events: [\n", 6, ""),
+        ]
+        for text, line, needle in cases:
+            with self.subTest(needle=needle):
+                rc, err, name = self.check(text)
+                self.assertEqual(rc, 2, err)
+                self.assertIn(f"{name}:{line}:", err)
+                self.assertIn(needle, err)
+
+    def test_non_loopback_refused_without_auth(self):
+        rc, err, _ = self.check("kernel:\n  endpoint: tcp://0.0.0.0:%d\n  events: "
+                                "tcp://127.0.0.1:%d\n  auth: none\nservices: {}\n"
+                                % (free_port(), free_port()))
+        self.assertEqual(rc, 2)
+        self.assertIn("loopback", err)
+
+    def test_shipped_confs_are_valid(self):
+        import re
+        src = os.environ.get("CAIRN_SOURCE_DIR", os.path.join(os.path.dirname(__file__),
+                                                               "..", ".."))
+        for name in ("cairn.yaml", "process.yaml", "remote.example.yaml"):
+            with open(os.path.join(src, "conf", name)) as f:
+                text = f.read()
+            # Free ports, so that a running Cairn does not collide with the check.
+            text = re.sub(r"127\.0\.0\.1:\d+", lambda m: "127.0.0.1:%d" % free_port(), text)
+            with self.subTest(name):
+                rc, err, _ = self.check(text)
+                self.assertEqual(rc, 0, err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
