@@ -277,10 +277,11 @@ static void s_route(broker_t *b, route_req_t *r)
     size_t body_len = zmq_msg_size(r->body);
     if (body_len > b->conf->max_frame) {
         snprintf(msg, sizeof msg,
-                 "the body is %zu bytes; this kernel accepts at most %llu (kernel."
+                 "the body frame is %zu bytes; this kernel accepts at most %llu (kernel."
                  "max_frame)",
                  body_len, (unsigned long long)b->conf->max_frame);
-        return s_refuse(b, r, 413, "too_large", msg);
+        /* A frame over the kernel's limit is a malformed request: 400 (spec). */
+        return s_refuse(b, r, 400, "too_large", msg);
     }
     service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);
     if (!s) {
@@ -453,8 +454,11 @@ static void s_on_frontend(broker_t *b)
         return;
     }
     if (zmq_msg_size(&f.part[3]) > HEADER_MAX) {
-        s_reply_client(b, route, route_len, NULL, 413, "too_large",
-                       "the header frame is over 64 KiB", NULL);
+        msgpack_zone_clear(&b->zone);
+        cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone, &h,
+                         &err); /* only to echo the id */
+        s_reply_client(b, route, route_len, &h, 400, "too_large",
+                       "the header frame is over the 64 KiB limit", NULL);
         s_frames_close(&f);
         return;
     }
@@ -651,8 +655,9 @@ static void s_on_hello(broker_t *b, const void *id, size_t id_len, const msgpack
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk = s_packer(&sb);
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 6);
     cairn_pack_kv_str(&pk, "svc", s->conf->name);
+    cairn_pack_kv_str(&pk, "state_dir", b->state_dir);
     cairn_pack_cstr(&pk, "hb_ms");
     msgpack_pack_uint32(&pk, b->conf->heartbeat_ms);
     cairn_pack_cstr(&pk, "liveness");
@@ -1049,6 +1054,13 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
         goto fail;
     }
     if (s_mkdirs(b->run_dir, err) != 0) goto fail;
+    /* Plugins get the state dir absolute: a remote or restarted host may
+     * not share the kernel's working directory. */
+    char *abs_state = realpath(o->state_dir, NULL);
+    if (abs_state) {
+        free(b->state_dir);
+        b->state_dir = abs_state;
+    }
     /* ipc paths are limited to ~107 bytes: fall back to /tmp for deep dirs. */
     if (strlen(b->run_dir) > 80) {
         free(b->run_dir);

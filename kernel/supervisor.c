@@ -57,6 +57,16 @@ int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
         return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
                              b->conf->source, c->line, c->name, msg);
     }
+    const char *role = NULL;
+    for (size_t i = 0; i < c->nsettings; i++)
+        if (!strcmp(c->keys[i], CAIRN_ROLE_SETTING)) role = c->vals[i];
+    if (!cairn_plugin_verbs_for(l.plugin, c->name, role, NULL, err)) {
+        char msg[CAIRN_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        cairn_plugin_unload(&l);
+        return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
+                             b->conf->source, c->line, c->name, msg);
+    }
     if (c->mode == CONF_INPROC)
         s->loaded = l; /* the kernel thread runs this very copy */
     else

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +18,18 @@ static bool s_name_ok(const char *s)
     return true;
 }
 
-static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
+static bool s_has_roles(const cairn_plugin_t *p)
 {
-    if (!p->verbs)
+    return p->size >= offsetof(cairn_plugin_t, roles) + sizeof(void *) && p->roles;
+}
+
+static int s_check_verb_table(const cairn_plugin_t *p, const cairn_verb_t *verbs,
+                              cairn_err_t *err)
+{
+    if (!verbs)
         return cairn_err_set(err, 400, "bad_plugin", "plugin '%s' has no verb table",
                              p->name);
-    for (const cairn_verb_t *v = p->verbs; v->name; v++) {
+    for (const cairn_verb_t *v = verbs; v->name; v++) {
         if (!s_name_ok(v->name) || strlen(v->name) > 64)
             return cairn_err_set(err, 400, "bad_plugin",
                                  "plugin '%s' has a verb named '%s': verb names are "
@@ -37,13 +44,48 @@ static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
                                  "plugin '%s' verb '%s' declares no permission (set "
                                  "perm, or the PUBLIC flag for a verb without token)",
                                  p->name, v->name);
-        for (const cairn_verb_t *w = p->verbs; w != v; w++)
+        for (const cairn_verb_t *w = verbs; w != v; w++)
             if (strcmp(w->name, v->name) == 0)
                 return cairn_err_set(err, 409, "bad_plugin",
                                      "plugin '%s' declares the verb '%s' twice",
                                      p->name, v->name);
     }
     return 0;
+}
+
+static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
+{
+    if (!s_has_roles(p)) return s_check_verb_table(p, p->verbs, err);
+    for (const cairn_role_t *r = p->roles; r->name; r++) {
+        if (!s_name_ok(r->name))
+            return cairn_err_set(err, 400, "bad_plugin",
+                                 "plugin '%s' has an invalid role name", p->name);
+        if (s_check_verb_table(p, r->verbs, err) != 0) return -1;
+    }
+    return 0;
+}
+
+const cairn_verb_t *cairn_plugin_verbs_for(const cairn_plugin_t *p, const char *service,
+                                           const char *role, const char **role_out,
+                                           cairn_err_t *err)
+{
+    if (role_out) *role_out = NULL;
+    if (!s_has_roles(p)) return p->verbs;
+    const char *want = role && *role ? role : service;
+    char names[256] = "";
+    for (const cairn_role_t *r = p->roles; r->name; r++) {
+        if (want && strcmp(r->name, want) == 0) {
+            if (role_out) *role_out = r->name;
+            return r->verbs;
+        }
+        size_t n = strlen(names);
+        snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", r->name);
+    }
+    cairn_err_set(err, 400, "bad_conf",
+                  "plugin '%s' serves the roles %s; name the service after one, or "
+                  "set settings.%s",
+                  p->name, names, CAIRN_ROLE_SETTING);
+    return NULL;
 }
 
 int cairn_plugin_load(const char *path, const char *expect_name, cairn_loaded_t *out,
@@ -152,6 +194,10 @@ int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys
                                 const char *const *vals, size_t n, cairn_err_t *err)
 {
     for (size_t i = 0; i < n; i++) {
+        if (s_has_roles(p) && strcmp(keys[i], CAIRN_ROLE_SETTING) == 0) {
+            if (!cairn_plugin_verbs_for(p, NULL, vals[i], NULL, err)) return -1;
+            continue;
+        }
         const cairn_conf_key_t *k = p->conf;
         while (k && k->key && strcmp(k->key, keys[i]) != 0) k++;
         if (!k || !k->key)

@@ -62,9 +62,12 @@ typedef struct rt_timer {
 struct cairn_ctx {
     const cairn_runtime_opts_t *opts;
     const cairn_plugin_t *plugin;
+    const cairn_verb_t *verbs; /* this instance's table (its role's) */
+    const char *role;
     void *state;
     void *sock, *sub;
     char *events_endpoint;
+    char *state_dir;
     uint32_t hb_ms, liveness;
     uint64_t last_sent, last_heard;
     char **conf_keys, **conf_vals;
@@ -324,6 +327,16 @@ static void s_api_timer_cancel(cairn_ctx_t *ctx, uint64_t id)
         }
 }
 
+static const char *s_api_role(const cairn_ctx_t *ctx)
+{
+    return ctx->role;
+}
+
+static const char *s_api_state_dir(const cairn_ctx_t *ctx)
+{
+    return ctx->state_dir ? ctx->state_dir : ".";
+}
+
 static const cairn_api_t s_api = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_api_t),
@@ -347,6 +360,8 @@ static const cairn_api_t s_api = {
     .timer_add = s_api_timer_add,
     .timer_cancel = s_api_timer_cancel,
     .req_ctx = s_api_req_ctx,
+    .role = s_api_role,
+    .state_dir = s_api_state_dir,
 };
 
 const cairn_api_t *cairn_runtime_api(void)
@@ -420,10 +435,10 @@ static const char *s_req_str(cairn_req_t *r, size_t *used, const msgpack_object 
     return p;
 }
 
-static const cairn_verb_t *s_find_verb(const cairn_plugin_t *p, const msgpack_object *o)
+static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs, const msgpack_object *o)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
-    for (const cairn_verb_t *v = p->verbs; v->name; v++)
+    for (const cairn_verb_t *v = verbs; v->name; v++)
         if (strlen(v->name) == o->via.str.size &&
             memcmp(v->name, o->via.str.ptr, o->via.str.size) == 0)
             return v;
@@ -462,7 +477,7 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
                                         : 30000);
     zmq_msg_init(&r->body_msg);
     if (m->n > 3) zmq_msg_move(&r->body_msg, &m->part[3]);
-    r->verb = s_find_verb(ctx->plugin, cairn_obj_get(&h, "verb"));
+    r->verb = s_find_verb(ctx->verbs, cairn_obj_get(&h, "verb"));
     if (!r->verb) {
         s_final(r, 404, "no_verb", "this plugin has no such verb", NULL, 0);
         s_req_release(r);
@@ -578,6 +593,9 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
         ctx->liveness = (uint32_t)v->via.u64;
     free(ctx->events_endpoint);
     ctx->events_endpoint = s_obj_dup(cairn_obj_get(h, "events"));
+    free(ctx->state_dir);
+    ctx->state_dir = ctx->opts->state_dir ? strdup(ctx->opts->state_dir)
+                                          : s_obj_dup(cairn_obj_get(h, "state_dir"));
     const msgpack_object *set = cairn_obj_get(h, "settings");
     s_conf_free(ctx);
     if (set && set->type == MSGPACK_OBJECT_MAP && set->via.map.size) {
@@ -599,9 +617,14 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
             ctx->conf_vals[ctx->nconf++] = val;
         }
     }
-    return cairn_plugin_check_settings(ctx->plugin, (const char *const *)ctx->conf_keys,
-                                       (const char *const *)ctx->conf_vals, ctx->nconf,
-                                       err);
+    if (cairn_plugin_check_settings(ctx->plugin, (const char *const *)ctx->conf_keys,
+                                    (const char *const *)ctx->conf_vals, ctx->nconf,
+                                    err) != 0)
+        return -1;
+    ctx->verbs = cairn_plugin_verbs_for(ctx->plugin, ctx->opts->service,
+                                        s_api_conf(ctx, CAIRN_ROLE_SETTING), &ctx->role,
+                                        err);
+    return ctx->verbs ? 0 : -1;
 }
 
 static int s_send_hello(cairn_ctx_t *ctx)
@@ -628,7 +651,7 @@ static int s_send_ready(cairn_ctx_t *ctx)
 {
     const cairn_plugin_t *p = ctx->plugin;
     uint32_t nverbs = 0;
-    while (p->verbs[nverbs].name) nverbs++;
+    while (ctx->verbs[nverbs].name) nverbs++;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -637,7 +660,7 @@ static int s_send_ready(cairn_ctx_t *ctx)
     cairn_pack_cstr(&pk, "verbs");
     msgpack_pack_array(&pk, nverbs);
     for (uint32_t i = 0; i < nverbs; i++) {
-        const cairn_verb_t *v = &p->verbs[i];
+        const cairn_verb_t *v = &ctx->verbs[i];
         msgpack_pack_map(&pk, 4);
         cairn_pack_kv_str(&pk, "name", v->name);
         cairn_pack_kv_str(&pk, "perm", v->perm ? v->perm : "");
@@ -779,6 +802,7 @@ static void s_ctx_free(cairn_ctx_t *ctx)
     }
     s_conf_free(ctx);
     free(ctx->events_endpoint);
+    free(ctx->state_dir);
     if (ctx->sub) zmq_close(ctx->sub);
     if (ctx->sock) zmq_close(ctx->sock);
     msgpack_zone_destroy(&ctx->zone);

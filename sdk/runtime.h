@@ -30,6 +30,15 @@ CAIRN_EXPORT void cairn_plugin_unload(cairn_loaded_t *l);
 CAIRN_EXPORT int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys,
                                 const char *const *vals, size_t n, cairn_err_t *err);
 
+/* The verb table an instance serves: the plugin's own, or for a plugin
+ * with roles the one picked by role (or, when role is NULL/empty, by the
+ * service name). NULL with err naming the roles when none matches. */
+CAIRN_EXPORT const cairn_verb_t *cairn_plugin_verbs_for(const cairn_plugin_t *p,
+                                                        const char *service,
+                                                        const char *role,
+                                                        const char **role_out,
+                                                        cairn_err_t *err);
+
 /* The host API table handed to every plugin. */
 CAIRN_EXPORT const cairn_api_t *cairn_runtime_api(void);
 
@@ -43,6 +52,7 @@ typedef struct cairn_runtime_opts {
     const cairn_plugin_t *plugin;
     atomic_int *stop;      /* set non-zero to make the loop drain and return */
     bool reconnect;        /* re-HELLO when the kernel goes silent (not inproc) */
+    const char *state_dir; /* overrides the kernel's (remote hosts); may be NULL */
 } cairn_runtime_opts_t;
 
 /* Run the worker loop until DISCONNECT, *stop, or a fatal error.

@@ -1,7 +1,7 @@
 /* cairn-plugin-host — runs one plugin .so as its own process.
  *
  *   cairn-plugin-host --plugin PATH --service NAME --endpoint ADDR
- *                     [--parent-pid PID] [--mode process|remote]
+ *                     [--parent-pid PID] [--mode process|remote] [--state DIR]
  *
  * cairnd starts it for process-mode services (over ipc://, with
  * --parent-pid so that the host dies with its kernel); an operator starts it
@@ -32,13 +32,14 @@ static int s_usage(void)
 {
     fprintf(stderr,
             "usage: cairn-plugin-host --plugin PATH --service NAME --endpoint ADDR "
-            "[--parent-pid PID] [--mode process|remote]\n");
+            "[--parent-pid PID] [--mode process|remote] [--state DIR]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     const char *plugin = NULL, *service = NULL, *endpoint = NULL, *mode = NULL;
+    const char *state = NULL;
     long parent = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--plugin"))
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
             service = argv[i + 1];
         else if (!strcmp(argv[i], "--endpoint"))
             endpoint = argv[i + 1];
+        else if (!strcmp(argv[i], "--state"))
+            state = argv[i + 1];
         else if (!strcmp(argv[i], "--mode"))
             mode = argv[i + 1];
         else if (!strcmp(argv[i], "--parent-pid"))
@@ -79,7 +82,8 @@ int main(int argc, char **argv)
                                  .mode = mode,
                                  .plugin = loaded.plugin,
                                  .stop = &s_stop,
-                                 .reconnect = true};
+                                 .reconnect = true,
+                                 .state_dir = state};
     int rc = cairn_runtime_run(&opts, &err);
     if (rc != 0) fprintf(stderr, "cairn-plugin-host[%s]: %s\n", service, err.msg);
     zmq_ctx_term(zctx);

@@ -66,6 +66,18 @@ typedef struct cairn_conf_key {
     const char *help;
 } cairn_conf_key_t;
 
+/* A role: one of several services a plugin can serve (e.g. the storage
+ * plugin serves `tracking` and `artifacts`). */
+typedef struct cairn_role {
+    const char *name;
+    const cairn_verb_t *verbs; /* ends with a row whose name is NULL */
+    const char *help;
+} cairn_role_t;
+
+/* The reserved setting that picks an instance's role (default: the name
+ * of the service it runs as). */
+#define CAIRN_ROLE_SETTING "role"
+
 typedef struct cairn_plugin {
     uint32_t abi;  /* CAIRN_PLUGIN_ABI */
     uint32_t size; /* sizeof(cairn_plugin_t) as the plugin was built */
@@ -81,6 +93,10 @@ typedef struct cairn_plugin {
     void (*tick)(void *state, uint64_t now_ms);
     uint32_t tick_ms;
     uint32_t concurrency; /* most requests in flight at once; 0 = 256 */
+    /* Optional (NULL = one service with `verbs`): several services from one
+     * plugin; each instance serves the role its `role` setting names, or
+     * else the role named like its service. Ends with a NULL name. */
+    const cairn_role_t *roles;
 } cairn_plugin_t;
 
 /* Callbacks for nested calls, events and timers. body is borrowed for the
@@ -128,6 +144,11 @@ typedef struct cairn_api {
     void (*timer_cancel)(cairn_ctx_t *ctx, uint64_t id);
     /* --- the context of a request, for deferred work --- */
     cairn_ctx_t *(*req_ctx)(const cairn_req_t *req);
+    /* --- the role this instance serves (NULL for a one-service plugin) --- */
+    const char *(*role)(const cairn_ctx_t *ctx);
+    /* --- where this instance keeps its files (the kernel's state dir, or
+     *     the host's --state for a remote plugin); created if missing --- */
+    const char *(*state_dir)(const cairn_ctx_t *ctx);
 } cairn_api_t;
 
 /* The one exported symbol. */
