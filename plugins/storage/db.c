@@ -1,0 +1,280 @@
+/* The tracking database (see db.h). */
+#define _GNU_SOURCE
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+
+/* SQL for every prepared statement, in db_stmt_id_t order. */
+static const char *const s_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_EXP_INSERT] = "INSERT INTO experiments (name, artifact_location, creation_time, "
+                      "last_update_time) VALUES (?, ?, ?, ?)",
+    [ST_EXP_BY_ID] = "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
+                     "creation_time, last_update_time FROM experiments WHERE "
+                     "experiment_id = ?",
+    [ST_EXP_BY_NAME] = "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
+                       "creation_time, last_update_time FROM experiments WHERE name = ?",
+    [ST_EXP_TAGS] = "SELECT key, value FROM experiment_tags WHERE experiment_id = ? "
+                    "ORDER BY key",
+    [ST_EXP_TAG_SET] = "INSERT INTO experiment_tags (experiment_id, key, value) VALUES "
+                       "(?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value "
+                       "= excluded.value",
+    [ST_EXP_RENAME] = "UPDATE experiments SET name = ?, last_update_time = ? WHERE "
+                      "experiment_id = ?",
+    [ST_EXP_SET_STAGE] = "UPDATE experiments SET lifecycle_stage = ?, last_update_time "
+                         "= ? WHERE experiment_id = ?",
+    [ST_RUN_INSERT] = "INSERT INTO runs (run_uuid, experiment_id, name, status, "
+                      "start_time, artifact_uri, parent_rid, user_id) VALUES (?, ?, ?, "
+                      "'RUNNING', ?, ?, ?, ?)",
+    [ST_RUN_BY_UUID] = "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
+                       "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
+                       "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE "
+                       "run_uuid = ?",
+    [ST_RUN_BY_RID] = "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
+                      "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
+                      "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE rid "
+                      "= ?",
+    [ST_RUN_UPDATE] = "UPDATE runs SET status = coalesce(?, status), end_time = "
+                      "coalesce(?, end_time), name = coalesce(?, name) WHERE rid = ?",
+    [ST_RUN_SET_STAGE] = "UPDATE runs SET lifecycle_stage = ? WHERE rid = ?",
+    [ST_RUN_PARAMS] = "SELECT key, value FROM params WHERE rid = ? ORDER BY key",
+    [ST_RUN_TAGS] = "SELECT key, value FROM tags WHERE rid = ? ORDER BY key",
+    [ST_RUN_LATEST] = "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM "
+                      "latest_metrics lm JOIN metric_keys mk ON mk.key_id = lm.key_id "
+                      "WHERE lm.rid = ? ORDER BY mk.key",
+    [ST_TAG_SET] = "INSERT INTO tags (rid, key, value) VALUES (?, ?, ?) ON CONFLICT "
+                   "(rid, key) DO UPDATE SET value = excluded.value",
+    [ST_TAG_DELETE] = "DELETE FROM tags WHERE rid = ? AND key = ?",
+    [ST_PARAM_INSERT] = "INSERT INTO params (rid, key, value) VALUES (?, ?, ?) ON "
+                        "CONFLICT (rid, key) DO NOTHING",
+    [ST_PARAM_GET] = "SELECT value FROM params WHERE rid = ? AND key = ?",
+    [ST_KEY_INSERT] = "INSERT INTO metric_keys (key) VALUES (?) ON CONFLICT (key) DO "
+                      "NOTHING",
+    [ST_KEY_ID] = "SELECT key_id FROM metric_keys WHERE key = ?",
+    /* Keep the newest point by (step, timestamp); NaN values read back as
+     * NULL from REAL columns, which search treats as missing. */
+    [ST_LATEST_UPSERT] = "INSERT INTO latest_metrics (rid, key_id, value, timestamp, "
+                         "step) VALUES (?, ?, ?, ?, ?) ON CONFLICT (rid, key_id) DO "
+                         "UPDATE SET value = excluded.value, timestamp = "
+                         "excluded.timestamp, step = excluded.step WHERE "
+                         "(excluded.step, excluded.timestamp) >= (step, timestamp)",
+    [ST_SEG_TAIL] = "SELECT seq, n, data FROM metric_segments WHERE rid = ? AND key_id "
+                    "= ? ORDER BY seq DESC LIMIT 1",
+    [ST_SEG_INSERT] = "INSERT INTO metric_segments (rid, key_id, seq, n, step_min, "
+                      "step_max, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [ST_SEG_UPDATE] = "UPDATE metric_segments SET n = ?, step_min = min(step_min, ?), "
+                      "step_max = max(step_max, ?), data = ? WHERE rid = ? AND key_id = ? "
+                      "AND seq = ?",
+    [ST_SEG_ALL] = "SELECT data FROM metric_segments WHERE rid = ? AND key_id = ? ORDER "
+                   "BY seq",
+};
+
+/* A small cache of metric key ids (keys repeat across every batch). */
+#define KEY_CACHE 4096
+
+typedef struct key_entry {
+    char *key;
+    int64_t id;
+} key_entry_t;
+
+struct db {
+    sqlite3 *h;
+    sqlite3_stmt *st[ST_COUNT];
+    key_entry_t keys[KEY_CACHE];
+};
+
+int db_fail(db_t *db, const char *what, cairn_err_t *err)
+{
+    int code = db && db->h ? sqlite3_extended_errcode(db->h) : 0;
+    int st = (code & 0xff) == SQLITE_FULL ? 507 : 500;
+    return cairn_err_set(err, st == 507 ? 500 : st, "storage_error",
+                         "the tracking database failed to %s: %s", what,
+                         db && db->h ? sqlite3_errmsg(db->h) : "no handle");
+}
+
+static int s_exec(db_t *db, const char *sql, const char *what, cairn_err_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        cairn_err_set(err, 500, "storage_error", "the tracking database failed to %s: %s",
+                      what, msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_user_version(db_t *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Run the migrations past the file's version, each in its own transaction. */
+static int s_migrate(db_t *db, cairn_err_t *err)
+{
+    int v = s_user_version(db);
+    if (v < 0) return db_fail(db, "read its schema version", err);
+    if (v > STORAGE_SCHEMA_VERSION)
+        return cairn_err_set(err, 500, "storage_error",
+                             "the tracking database has schema version %d, newer than "
+                             "this Cairn knows (%d): upgrade Cairn",
+                             v, STORAGE_SCHEMA_VERSION);
+    for (; v < STORAGE_SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (s_exec(db, "BEGIN IMMEDIATE", "begin a migration", err) != 0) return -1;
+        if (s_exec(db, storage_migrations[v], "migrate", err) != 0 ||
+            (v == 0 &&
+             s_exec(db,
+                    "INSERT INTO experiments (experiment_id, name, artifact_location, "
+                    "creation_time, last_update_time) VALUES (0, 'Default', "
+                    "'cairn-artifacts:/0', strftime('%s','now') * 1000, "
+                    "strftime('%s','now') * 1000)",
+                    "create the Default experiment", err) != 0) ||
+            s_exec(db, pragma, "record the schema version", err) != 0 ||
+            s_exec(db, "COMMIT", "commit a migration", err) != 0) {
+            sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
+{
+    db_t *db = calloc(1, sizeof *db);
+    if (!db) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &db->h,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        cairn_err_set(err, 500, "storage_error", "cannot open the tracking database %s: %s",
+                      path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(db->h, 10000);
+    if (s_exec(db, "PRAGMA journal_mode = WAL", "enable WAL", err) != 0 ||
+        s_exec(db, durable_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+               "set durability", err) != 0 ||
+        s_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; "
+                   "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",
+               "configure", err) != 0 ||
+        s_migrate(db, err) != 0)
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
+                               NULL) != SQLITE_OK) {
+            db_fail(db, "prepare a statement", err);
+            goto fail;
+        }
+    return db;
+fail:
+    db_close(&db);
+    return NULL;
+}
+
+void db_close(db_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    db_t *db = *self_p;
+    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
+    for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
+    sqlite3_close(db->h);
+    free(db);
+    *self_p = NULL;
+}
+
+sqlite3 *db_handle(db_t *db)
+{
+    return db->h;
+}
+
+sqlite3_stmt *db_stmt(db_t *db, db_stmt_id_t id)
+{
+    sqlite3_stmt *st = db->st[id];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+int db_exec_stmt(db_t *db, sqlite3_stmt *st, cairn_err_t *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return db_fail(db, "write", err);
+    return 0;
+}
+
+int db_begin(db_t *db, cairn_err_t *err)
+{
+    return db_exec_stmt(db, db_stmt(db, ST_BEGIN), err);
+}
+
+int db_commit(db_t *db, cairn_err_t *err)
+{
+    if (db_exec_stmt(db, db_stmt(db, ST_COMMIT), err) != 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+void db_rollback(db_t *db)
+{
+    if (!sqlite3_get_autocommit(db->h)) {
+        sqlite3_stmt *st = db_stmt(db, ST_ROLLBACK);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+}
+
+static uint32_t s_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
+                     cairn_err_t *err)
+{
+    key_entry_t *e = &db->keys[s_hash(key, len) % KEY_CACHE];
+    if (e->key && strlen(e->key) == len && memcmp(e->key, key, len) == 0) {
+        *id = e->id;
+        return 0;
+    }
+    sqlite3_stmt *st = db_stmt(db, ST_KEY_INSERT);
+    sqlite3_bind_text(st, 1, key, (int)len, SQLITE_STATIC);
+    if (db_exec_stmt(db, st, err) != 0) return -1;
+    st = db_stmt(db, ST_KEY_ID);
+    sqlite3_bind_text(st, 1, key, (int)len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) return db_fail(db, "find a metric key", err);
+    *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    /* Cache only what is committed-safe: ids never change once assigned, but
+     * a rolled-back insert would leave a stale id; callers clear the cache on
+     * rollback through db_rollback's caller (the batch code re-resolves). */
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, key, len);
+        copy[len] = '\0';
+        free(e->key);
+        e->key = copy;
+        e->id = *id;
+    }
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* plugins/storage/db.h — the tracking database: one SQLite connection in
+ * WAL mode, migrated on open, with every hot statement prepared once. */
+#ifndef STORAGE_DB_H
+#define STORAGE_DB_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+
+typedef enum db_stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_EXP_INSERT,
+    ST_EXP_BY_ID,
+    ST_EXP_BY_NAME,
+    ST_EXP_TAGS,
+    ST_EXP_TAG_SET,
+    ST_EXP_RENAME,
+    ST_EXP_SET_STAGE,
+    ST_RUN_INSERT,
+    ST_RUN_BY_UUID,
+    ST_RUN_BY_RID,
+    ST_RUN_UPDATE,
+    ST_RUN_SET_STAGE,
+    ST_RUN_PARAMS,
+    ST_RUN_TAGS,
+    ST_RUN_LATEST,
+    ST_TAG_SET,
+    ST_TAG_DELETE,
+    ST_PARAM_INSERT,
+    ST_PARAM_GET,
+    ST_KEY_INSERT,
+    ST_KEY_ID,
+    ST_LATEST_UPSERT,
+    ST_SEG_TAIL,
+    ST_SEG_INSERT,
+    ST_SEG_UPDATE,
+    ST_SEG_ALL,
+    ST_COUNT
+} db_stmt_id_t;
+
+typedef struct db db_t;
+
+/* Open (creating and migrating) the database at path. durable_full: fsync
+ * every commit (survives power loss); otherwise WAL with synchronous=NORMAL,
+ * which survives any crash of the process (kill -9) but not of the OS. */
+db_t *db_open(const char *path, bool durable_full, cairn_err_t *err);
+void db_close(db_t **self_p);
+
+sqlite3 *db_handle(db_t *db);
+/* The prepared statement, reset and with bindings cleared. */
+sqlite3_stmt *db_stmt(db_t *db, db_stmt_id_t id);
+/* Run a statement that returns no rows (SQLITE_DONE expected). */
+int db_exec_stmt(db_t *db, sqlite3_stmt *st, cairn_err_t *err);
+
+int db_begin(db_t *db, cairn_err_t *err);
+int db_commit(db_t *db, cairn_err_t *err);
+void db_rollback(db_t *db);
+
+/* Fill err with a 500 naming what failed and SQLite's message. */
+int db_fail(db_t *db, const char *what, cairn_err_t *err);
+
+/* The metric key's id, inserting it if new (a cache keeps this off the
+ * database for known keys). */
+int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
+                     cairn_err_t *err);
+
+#endif

@@ -1,0 +1,437 @@
+/* Runs: create (nested too), update, read, delete/restore, tags. */
+#define _GNU_SOURCE
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage.h"
+
+enum { COL_RID, COL_UUID, COL_EXP, COL_NAME, COL_STATUS, COL_START, COL_END, COL_STAGE,
+       COL_URI, COL_PARENT, COL_USER };
+
+static void s_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
+}
+
+static void s_int_or_nil(msgpack_packer *pk, sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        msgpack_pack_nil(pk);
+    else
+        msgpack_pack_int64(pk, sqlite3_column_int64(st, col));
+}
+
+static void s_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st)
+{
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) n++;
+    sqlite3_reset(st);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
+        msgpack_pack_map(pk, 2);
+        cairn_pack_cstr(pk, "key");
+        s_text(pk, st, 0);
+        cairn_pack_cstr(pk, "value");
+        s_text(pk, st, 1);
+    }
+    sqlite3_reset(st);
+}
+
+static void s_pack_metrics(msgpack_packer *pk, sqlite3_stmt *st)
+{
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) n++;
+    sqlite3_reset(st);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
+        msgpack_pack_map(pk, 4);
+        cairn_pack_cstr(pk, "key");
+        s_text(pk, st, 0);
+        cairn_pack_cstr(pk, "value");
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) /* NaN is stored as NULL */
+            msgpack_pack_double(pk, 0.0 / 0.0);
+        else
+            msgpack_pack_double(pk, sqlite3_column_double(st, 1));
+        cairn_pack_cstr(pk, "timestamp");
+        msgpack_pack_int64(pk, sqlite3_column_int64(st, 2));
+        cairn_pack_cstr(pk, "step");
+        msgpack_pack_int64(pk, sqlite3_column_int64(st, 3));
+    }
+    sqlite3_reset(st);
+}
+
+static void s_pack_info(msgpack_packer *pk, sqlite3_stmt *r)
+{
+    bool parent = sqlite3_column_type(r, COL_PARENT) != SQLITE_NULL;
+    msgpack_pack_map(pk, parent ? 11 : 10);
+    cairn_pack_cstr(pk, "run_id");
+    s_text(pk, r, COL_UUID);
+    cairn_pack_cstr(pk, "run_uuid");
+    s_text(pk, r, COL_UUID);
+    cairn_pack_cstr(pk, "experiment_id");
+    char id[24];
+    int n = snprintf(id, sizeof id, "%lld", (long long)sqlite3_column_int64(r, COL_EXP));
+    cairn_pack_strn(pk, id, (size_t)n);
+    cairn_pack_cstr(pk, "run_name");
+    s_text(pk, r, COL_NAME);
+    cairn_pack_cstr(pk, "status");
+    s_text(pk, r, COL_STATUS);
+    cairn_pack_cstr(pk, "start_time");
+    s_int_or_nil(pk, r, COL_START);
+    cairn_pack_cstr(pk, "end_time");
+    s_int_or_nil(pk, r, COL_END);
+    cairn_pack_cstr(pk, "artifact_uri");
+    s_text(pk, r, COL_URI);
+    cairn_pack_cstr(pk, "lifecycle_stage");
+    s_text(pk, r, COL_STAGE);
+    cairn_pack_cstr(pk, "user_id");
+    s_text(pk, r, COL_USER);
+    if (parent) {
+        cairn_pack_cstr(pk, "parent_run_id");
+        s_text(pk, r, COL_PARENT);
+    }
+}
+
+int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err)
+{
+    sqlite3_stmt *r = db_stmt(s->db, ST_RUN_BY_RID);
+    sqlite3_bind_int64(r, 1, rid);
+    if (sqlite3_step(r) != SQLITE_ROW) {
+        sqlite3_reset(r);
+        return cairn_err_set(err, 404, "not_found", "the run is gone");
+    }
+    msgpack_pack_map(pk, 2);
+    cairn_pack_cstr(pk, "info");
+    s_pack_info(pk, r);
+    sqlite3_reset(r);
+    cairn_pack_cstr(pk, "data");
+    msgpack_pack_map(pk, 3);
+    sqlite3_stmt *st = db_stmt(s->db, ST_RUN_LATEST);
+    sqlite3_bind_int64(st, 1, rid);
+    cairn_pack_cstr(pk, "metrics");
+    s_pack_metrics(pk, st);
+    st = db_stmt(s->db, ST_RUN_PARAMS);
+    sqlite3_bind_int64(st, 1, rid);
+    cairn_pack_cstr(pk, "params");
+    s_pack_kv_rows(pk, st);
+    st = db_stmt(s->db, ST_RUN_TAGS);
+    sqlite3_bind_int64(st, 1, rid);
+    cairn_pack_cstr(pk, "tags");
+    s_pack_kv_rows(pk, st);
+    return 0;
+}
+
+int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err_t *err)
+{
+    sqlite3_stmt *r = db_stmt(s->db, ST_RUN_BY_UUID);
+    sqlite3_bind_text(r, 1, run_id.ptr, (int)run_id.len, SQLITE_STATIC);
+    if (sqlite3_step(r) != SQLITE_ROW) {
+        sqlite3_reset(r);
+        return cairn_err_set(err, 404, "not_found", "no run has the id '%.*s'",
+                             (int)(run_id.len > 64 ? 64 : run_id.len), run_id.ptr);
+    }
+    out->rid = sqlite3_column_int64(r, COL_RID);
+    out->experiment_id = sqlite3_column_int64(r, COL_EXP);
+    out->active = strcmp((const char *)sqlite3_column_text(r, COL_STAGE), "active") == 0;
+    sqlite3_reset(r);
+    return 0;
+}
+
+/* run_id* from the body, resolved; optionally it must be active. */
+static int s_body_run(storage_t *s, const msgpack_object *b, bool need_active,
+                      run_ref_t *run, cairn_err_t *err)
+{
+    cairn_str_t id;
+    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0) return -1;
+    if (storage_find_run(s, id, run, err) != 0) return -1;
+    if (need_active && !run->active)
+        return cairn_err_set(err, 400, "bad_request",
+                             "run '%.*s' is deleted: restore it before changing it",
+                             (int)id.len, id.ptr);
+    return 0;
+}
+
+static void s_reply_run(storage_t *s, cairn_req_t *req, int64_t rid)
+{
+    cairn_err_t err = {0};
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "run");
+    if (storage_pack_run(s, pk, rid, &err) != 0) return storage_reply_err(req, &err);
+    storage_reply_send(s, req, 200);
+}
+
+static void s_reply_empty(storage_t *s, cairn_req_t *req)
+{
+    msgpack_pack_map(storage_reply_begin(s), 0);
+    storage_reply_send(s, req, 200);
+}
+
+static int s_put_tag(storage_t *s, int64_t rid, cairn_str_t k, cairn_str_t v,
+                     cairn_err_t *err)
+{
+    sqlite3_stmt *st = db_stmt(s->db, ST_TAG_SET);
+    sqlite3_bind_int64(st, 1, rid);
+    sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, v.ptr, (int)v.len, SQLITE_STATIC);
+    return db_exec_stmt(s->db, st, err);
+}
+
+static int s_put_tags(storage_t *s, int64_t rid, const msgpack_object *tags,
+                      cairn_err_t *err)
+{
+    for (uint32_t i = 0; tags && i < tags->via.array.size; i++) {
+        cairn_str_t k, v;
+        const msgpack_object *t = &tags->via.array.ptr[i];
+        if (storage_field_key(t, "key", &k, err) != 0 ||
+            cairn_field_str(t, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
+            return cairn_err_set(err, 400, "bad_request", "tags[%u]: %s", i, err->msg);
+        if (s_put_tag(s, rid, k, v, err) != 0) return -1;
+    }
+    return 0;
+}
+
+typedef struct new_run {
+    int64_t experiment_id;
+    cairn_str_t name;
+    int64_t start_time;
+    const msgpack_object *tags;
+    run_ref_t parent;
+    bool has_parent;
+    char parent_uuid[65];
+} new_run_t;
+
+static int s_parse_new_run(storage_t *s, const msgpack_object *b, new_run_t *nr,
+                           cairn_err_t *err)
+{
+    memset(nr, 0, sizeof *nr);
+    cairn_str_t exp, parent = {NULL, 0};
+    nr->start_time = (int64_t)cairn_wall_ms();
+    if (cairn_field_str(b, "experiment_id", true, 32, &exp, err) != 0 ||
+        storage_parse_id(exp, "experiment_id", &nr->experiment_id, err) != 0 ||
+        cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &nr->name, err) < 0 ||
+        cairn_field_int(b, "start_time", false, &nr->start_time, err) < 0 ||
+        cairn_field_array(b, "tags", false, &nr->tags, err) < 0 ||
+        cairn_field_str(b, "parent_run_id", false, 64, &parent, err) < 0)
+        return -1;
+    if (parent.ptr && parent.len) {
+        if (storage_find_run(s, parent, &nr->parent, err) != 0) {
+            err->st = 404;
+            return -1;
+        }
+        nr->has_parent = true;
+        snprintf(nr->parent_uuid, sizeof nr->parent_uuid, "%.*s", (int)parent.len,
+                 parent.ptr);
+    }
+    return 0;
+}
+
+/* The experiment's artifact location, checking it exists and is active. */
+static int s_experiment_location(storage_t *s, int64_t id, char *loc, size_t cap,
+                                 cairn_err_t *err)
+{
+    sqlite3_stmt *e = db_stmt(s->db, ST_EXP_BY_ID);
+    sqlite3_bind_int64(e, 1, id);
+    if (sqlite3_step(e) != SQLITE_ROW) {
+        sqlite3_reset(e);
+        return cairn_err_set(err, 404, "not_found", "no experiment has the id '%lld'",
+                             (long long)id);
+    }
+    bool active = strcmp((const char *)sqlite3_column_text(e, 3), "active") == 0;
+    snprintf(loc, cap, "%s", (const char *)sqlite3_column_text(e, 2));
+    sqlite3_reset(e);
+    if (!active)
+        return cairn_err_set(err, 400, "bad_request",
+                             "experiment %lld is deleted: restore it to add runs",
+                             (long long)id);
+    return 0;
+}
+
+void run_create(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    cairn_err_t err = {0};
+    new_run_t nr;
+    char loc[4200], uri[4400], uuid[33], name[80];
+    if (s_parse_new_run(s, cairn_body(req), &nr, &err) != 0 ||
+        s_experiment_location(s, nr.experiment_id, loc, sizeof loc, &err) != 0)
+        return storage_reply_err(req, &err);
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(uuid, sizeof uuid, raw, sizeof raw);
+    snprintf(uri, sizeof uri, "%s/%s/artifacts", loc, uuid);
+    if (!nr.name.ptr || nr.name.len == 0) {
+        int n = snprintf(name, sizeof name, "run-%.8s", uuid);
+        nr.name = (cairn_str_t){name, (size_t)n};
+    }
+    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    sqlite3_stmt *st = db_stmt(s->db, ST_RUN_INSERT);
+    sqlite3_bind_text(st, 1, uuid, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, nr.experiment_id);
+    sqlite3_bind_text(st, 3, nr.name.ptr, (int)nr.name.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, nr.start_time);
+    sqlite3_bind_text(st, 5, uri, -1, SQLITE_STATIC);
+    if (nr.has_parent) sqlite3_bind_int64(st, 6, nr.parent.rid);
+    sqlite3_bind_text(st, 7, cairn_principal(req), -1, SQLITE_STATIC);
+    if (db_exec_stmt(s->db, st, &err) != 0) goto fail;
+    int64_t rid = sqlite3_last_insert_rowid(db_handle(s->db));
+    /* MLflow's system tags, so MLflow clients find what they expect. */
+    if (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, &err) != 0 ||
+        (nr.has_parent &&
+         s_put_tag(s, rid, (cairn_str_t){"mlflow.parentRunId", 18},
+                   (cairn_str_t){nr.parent_uuid, strlen(nr.parent_uuid)}, &err) != 0) ||
+        s_put_tags(s, rid, nr.tags, &err) != 0 || db_commit(s->db, &err) != 0)
+        goto fail;
+    return s_reply_run(s, req, rid);
+fail:
+    db_rollback(s->db);
+    storage_reply_err(req, &err);
+}
+
+static bool s_status_ok(cairn_str_t st)
+{
+    static const char *ok[] = {"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (cairn_str_eq(st, ok[i])) return true;
+    return false;
+}
+
+static void s_publish_status(storage_t *s, cairn_str_t run_id, cairn_str_t status)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_cstr(&pk, "run_id");
+    cairn_pack_strn(&pk, run_id.ptr, run_id.len);
+    cairn_pack_cstr(&pk, "status");
+    cairn_pack_strn(&pk, status.ptr, status.len);
+    cairn_host_->publish(s->ctx, "run.status", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void run_update(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    run_ref_t run;
+    cairn_str_t status = {NULL, 0}, name = {NULL, 0}, id;
+    int64_t end = 0;
+    int has_end;
+    if (s_body_run(s, b, true, &run, &err) != 0 ||
+        cairn_field_str(b, "status", false, 16, &status, &err) < 0 ||
+        (has_end = cairn_field_int(b, "end_time", false, &end, &err)) < 0 ||
+        cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &name, &err) < 0)
+        return storage_reply_err(req, &err);
+    cairn_field_str(b, "run_id", true, 64, &id, &err);
+    if (status.ptr && !s_status_ok(status)) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not "
+                      "'%.*s'",
+                      (int)status.len, status.ptr);
+        return storage_reply_err(req, &err);
+    }
+    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    sqlite3_stmt *st = db_stmt(s->db, ST_RUN_UPDATE);
+    if (status.ptr) sqlite3_bind_text(st, 1, status.ptr, (int)status.len, SQLITE_STATIC);
+    if (has_end == 0) sqlite3_bind_int64(st, 2, end);
+    if (name.ptr && name.len) sqlite3_bind_text(st, 3, name.ptr, (int)name.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, run.rid);
+    if (db_exec_stmt(s->db, st, &err) != 0 ||
+        (name.ptr && name.len &&
+         s_put_tag(s, run.rid, (cairn_str_t){"mlflow.runName", 14}, name, &err) != 0) ||
+        db_commit(s->db, &err) != 0) {
+        db_rollback(s->db);
+        return storage_reply_err(req, &err);
+    }
+    if (status.ptr) s_publish_status(s, id, status);
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "run_info");
+    sqlite3_stmt *r = db_stmt(s->db, ST_RUN_BY_RID);
+    sqlite3_bind_int64(r, 1, run.rid);
+    if (sqlite3_step(r) == SQLITE_ROW)
+        s_pack_info(pk, r);
+    else
+        msgpack_pack_nil(pk);
+    sqlite3_reset(r);
+    storage_reply_send(s, req, 200);
+}
+
+void run_get(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    cairn_err_t err = {0};
+    run_ref_t run;
+    if (s_body_run(s, cairn_body(req), false, &run, &err) != 0)
+        return storage_reply_err(req, &err);
+    s_reply_run(s, req, run.rid);
+}
+
+static void s_set_stage(storage_t *s, cairn_req_t *req, const char *stage)
+{
+    cairn_err_t err = {0};
+    run_ref_t run;
+    if (s_body_run(s, cairn_body(req), false, &run, &err) != 0)
+        return storage_reply_err(req, &err);
+    sqlite3_stmt *st = db_stmt(s->db, ST_RUN_SET_STAGE);
+    sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, run.rid);
+    if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+    s_reply_empty(s, req);
+}
+
+void run_delete(void *state, cairn_req_t *req)
+{
+    s_set_stage(state, req, "deleted");
+}
+
+void run_restore(void *state, cairn_req_t *req)
+{
+    s_set_stage(state, req, "active");
+}
+
+void run_set_tag(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    run_ref_t run;
+    cairn_str_t k, v;
+    if (s_body_run(s, b, true, &run, &err) != 0 || storage_field_key(b, "key", &k, &err) != 0 ||
+        cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (s_put_tag(s, run.rid, k, v, &err) != 0) return storage_reply_err(req, &err);
+    if (cairn_str_eq(k, "mlflow.runName") && v.len) {
+        sqlite3_stmt *st = db_stmt(s->db, ST_RUN_UPDATE);
+        sqlite3_bind_text(st, 3, v.ptr, (int)v.len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, run.rid);
+        if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+    }
+    s_reply_empty(s, req);
+}
+
+void run_delete_tag(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    run_ref_t run;
+    cairn_str_t k;
+    if (s_body_run(s, b, true, &run, &err) != 0 || storage_field_key(b, "key", &k, &err) != 0)
+        return storage_reply_err(req, &err);
+    sqlite3_stmt *st = db_stmt(s->db, ST_TAG_DELETE);
+    sqlite3_bind_int64(st, 1, run.rid);
+    sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
+    if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+    if (sqlite3_changes(db_handle(s->db)) == 0) {
+        cairn_err_set(&err, 404, "not_found", "the run has no tag '%.*s'", (int)k.len, k.ptr);
+        return storage_reply_err(req, &err);
+    }
+    s_reply_empty(s, req);
+}

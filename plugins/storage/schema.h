@@ -1,0 +1,65 @@
+/* plugins/storage/schema.h — the tracking schema, as numbered migrations.
+ * PRAGMA user_version records how many have run; migrations only append.
+ *
+ * Metric points are not one row each: each (run, key) keeps its points in
+ * packed segments of up to SEGMENT_POINTS points (segment.h), so a batch of
+ * 10,000 points is a few dozen row writes. latest_metrics keeps the newest
+ * point of each (run, key) current on insert, for get_run and search.
+ */
+#ifndef STORAGE_SCHEMA_H
+#define STORAGE_SCHEMA_H
+
+static const char *const storage_migrations[] = {
+    /* 1: the first schema */
+    "CREATE TABLE experiments ("
+    "  experiment_id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  artifact_location TEXT NOT NULL,"
+    "  lifecycle_stage TEXT NOT NULL DEFAULT 'active',"
+    "  creation_time INTEGER NOT NULL,"
+    "  last_update_time INTEGER NOT NULL);"
+    "CREATE TABLE experiment_tags ("
+    "  experiment_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (experiment_id, key)) WITHOUT ROWID;"
+    /* rid is the internal integer key; run_uuid the public run_id. */
+    "CREATE TABLE runs ("
+    "  rid INTEGER PRIMARY KEY,"
+    "  run_uuid TEXT NOT NULL UNIQUE,"
+    "  experiment_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL DEFAULT 'RUNNING',"
+    "  start_time INTEGER,"
+    "  end_time INTEGER,"
+    "  lifecycle_stage TEXT NOT NULL DEFAULT 'active',"
+    "  artifact_uri TEXT NOT NULL,"
+    "  parent_rid INTEGER,"
+    "  user_id TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX runs_by_experiment ON runs (experiment_id, start_time DESC);"
+    "CREATE INDEX runs_by_parent ON runs (parent_rid);"
+    "CREATE TABLE metric_keys (key_id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE latest_metrics ("
+    "  rid INTEGER NOT NULL, key_id INTEGER NOT NULL,"
+    "  value REAL, timestamp INTEGER NOT NULL, step INTEGER NOT NULL,"
+    "  PRIMARY KEY (rid, key_id)) WITHOUT ROWID;"
+    "CREATE INDEX latest_metrics_by_value ON latest_metrics (key_id, value);"
+    /* value REAL: NaN is stored as NULL by SQLite; the segments keep the
+     * exact bits. */
+    "CREATE TABLE metric_segments ("
+    "  rid INTEGER NOT NULL, key_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL, step_min INTEGER NOT NULL, step_max INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (rid, key_id, seq));"
+    "CREATE TABLE params ("
+    "  rid INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (rid, key)) WITHOUT ROWID;"
+    "CREATE INDEX params_by_value ON params (key, value);"
+    "CREATE TABLE tags ("
+    "  rid INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (rid, key)) WITHOUT ROWID;"
+    "CREATE INDEX tags_by_value ON tags (key, value);",
+};
+
+#define STORAGE_SCHEMA_VERSION \
+    ((int)(sizeof storage_migrations / sizeof storage_migrations[0]))
+
+#endif

@@ -1,0 +1,182 @@
+/* The storage plugin: experiment tracking (role `tracking`) on SQLite.
+ * Verb names and semantics follow MLflow's tracking service; see
+ * docs/TRACKING.md for where Cairn differs. */
+#define _GNU_SOURCE
+#include "storage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+msgpack_packer *storage_reply_begin(storage_t *s)
+{
+    msgpack_sbuffer_clear(&s->sb);
+    return &s->pk;
+}
+
+void storage_reply_send(storage_t *s, cairn_req_t *req, int st)
+{
+    cairn_reply(req, st, s->sb.data, s->sb.size);
+}
+
+void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)
+{
+    cairn_reply_err(req, err);
+}
+
+int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err)
+{
+    if (n <= s->pts_cap) return 0;
+    size_t cap = s->pts_cap ? s->pts_cap : 1024;
+    while (cap < n) cap *= 2;
+    metric_point_t *p = realloc(s->pts, cap * sizeof *p);
+    if (!p) return cairn_err_set(err, 500, NULL, "out of memory for %zu points", n);
+    s->pts = p;
+    s->pts_cap = cap;
+    return 0;
+}
+
+int storage_field_key(const msgpack_object *o, const char *field, cairn_str_t *out,
+                      cairn_err_t *err)
+{
+    if (cairn_field_str(o, field, true, LIMIT_KEY, out, err) != 0) return -1;
+    if (out->len == 0)
+        return cairn_err_set(err, 400, "bad_request", "the field '%s' must not be empty",
+                             field);
+    return 0;
+}
+
+int storage_parse_id(cairn_str_t s, const char *field, int64_t *out, cairn_err_t *err)
+{
+    int64_t v = 0;
+    if (s.len == 0 || s.len > 18) goto bad;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9') goto bad;
+        v = v * 10 + (s.ptr[i] - '0');
+    }
+    *out = v;
+    return 0;
+bad:
+    return cairn_err_set(err, 404, "not_found", "no experiment has the %s '%.*s'", field,
+                         (int)(s.len > 64 ? 64 : s.len), s.ptr);
+}
+
+static const cairn_verb_t storage_tracking_verbs[] = {
+#define R "tracking.read"
+#define W "tracking.write"
+#define MUT CAIRN_VERB_MUTATING
+    {"create_experiment", exp_create, W, MUT, 0, "{name*, tags, artifact_location}"},
+    {"get_experiment", exp_get, R, 0, 0, "{experiment_id*}"},
+    {"get_experiment_by_name", exp_get_by_name, R, 0, 0, "{experiment_name*}"},
+    {"search_experiments", exp_search, R, 0, 0,
+     "{filter, view_type, max_results, page_token}"},
+    {"update_experiment", exp_update, W, MUT, 0, "{experiment_id*, new_name*}"},
+    {"delete_experiment", exp_delete, W, MUT, 0, "{experiment_id*}"},
+    {"restore_experiment", exp_restore, W, MUT, 0, "{experiment_id*}"},
+    {"set_experiment_tag", exp_set_tag, W, MUT, 0, "{experiment_id*, key*, value*}"},
+    {"create_run", run_create, W, MUT, 0,
+     "{experiment_id*, run_name, start_time, tags, parent_run_id}"},
+    {"update_run", run_update, W, MUT, 0, "{run_id*, status, end_time, run_name}"},
+    {"get_run", run_get, R, 0, 0, "{run_id*}"},
+    {"delete_run", run_delete, W, MUT, 0, "{run_id*}"},
+    {"restore_run", run_restore, W, MUT, 0, "{run_id*}"},
+    {"set_tag", run_set_tag, W, MUT, 0, "{run_id*, key*, value*}"},
+    {"delete_tag", run_delete_tag, W, MUT, 0, "{run_id*, key*}"},
+    {"log_batch", log_batch, W, MUT, 0, "{run_id*, metrics, params, tags}"},
+    {"log_metric", log_metric, W, MUT, 0, "{run_id*, key*, value*, timestamp, step}"},
+    {"log_param", log_param, W, MUT, 0, "{run_id*, key*, value*}"},
+    {"search_runs", run_search, R, 0, 0,
+     "{experiment_ids*, filter, run_view_type, max_results, order_by, page_token}"},
+    {"get_metric_history", metric_history, R, 0, 0,
+     "{run_id*, key*, max_results, page_token}"},
+    {"get_metric_history_sampled", metric_history_sampled, R, 0, 0,
+     "{run_id*, keys*, max_points}"},
+#undef R
+#undef W
+#undef MUT
+    {NULL, NULL, NULL, 0, 0, NULL},
+};
+
+static const cairn_role_t storage_roles[] = {
+    {"tracking", storage_tracking_verbs, "experiments, runs, params, metrics, tags"},
+    {NULL, NULL, NULL},
+};
+
+static const cairn_conf_key_t storage_conf[] = {
+    {"db", CAIRN_CONF_PATH, "", "the SQLite file (default: STATE/tracking.db)"},
+    {"artifact_root", CAIRN_CONF_PATH, "",
+     "where artifacts are stored (default: STATE/artifacts)"},
+    {"durability", CAIRN_CONF_STR, "process",
+     "process: a 200 survives any crash of Cairn (WAL, synchronous=NORMAL); "
+     "power: it survives power loss too (fsync on every commit)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static char *s_path_or(cairn_ctx_t *ctx, const char *key, const char *leaf)
+{
+    const char *v = cairn_conf(ctx, key);
+    char *p = NULL;
+    if (v && *v) return strdup(v);
+    if (asprintf(&p, "%s/%s", cairn_host_->state_dir(ctx), leaf) < 0) return NULL;
+    return p;
+}
+
+static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
+{
+    const char *dur = cairn_conf(ctx, "durability");
+    if (strcmp(dur, "process") != 0 && strcmp(dur, "power") != 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "storage: durability must be 'process' or 'power', not '%s'",
+                             dur);
+    storage_t *s = calloc(1, sizeof *s);
+    if (!s) return cairn_err_set(err, 500, NULL, "out of memory");
+    s->ctx = ctx;
+    msgpack_sbuffer_init(&s->sb);
+    msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
+    char *db_path = s_path_or(ctx, "db", "tracking.db");
+    s->artifact_root = s_path_or(ctx, "artifact_root", "artifacts");
+    mkdir(cairn_host_->state_dir(ctx), 0700);
+    if (!db_path || !s->artifact_root) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+    } else {
+        s->db = db_open(db_path, strcmp(dur, "power") == 0, err);
+    }
+    free(db_path);
+    if (!s->db) {
+        free(s->artifact_root);
+        msgpack_sbuffer_destroy(&s->sb);
+        free(s);
+        return -1;
+    }
+    *state = s;
+    return 0;
+}
+
+static void storage_fini(void *state)
+{
+    storage_t *s = state;
+    if (!s) return;
+    db_close(&s->db);
+    free(s->artifact_root);
+    free(s->pts);
+    msgpack_sbuffer_destroy(&s->sb);
+    free(s);
+}
+
+static const cairn_plugin_t storage_plugin = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_plugin_t),
+    .name = "storage",
+    .version = "1.0.0",
+    .description = "experiment tracking on SQLite",
+    .verbs = NULL,
+    .conf = storage_conf,
+    .init = storage_init,
+    .fini = storage_fini,
+    .concurrency = 64,
+    .roles = storage_roles,
+};
+
+CAIRN_PLUGIN_DEFINE(storage_plugin)

@@ -1,0 +1,91 @@
+/* plugins/storage/storage.h — the storage plugin's shared state and the
+ * verb handlers of its tracking role. */
+#ifndef STORAGE_STORAGE_H
+#define STORAGE_STORAGE_H
+
+#define CAIRN_PLUGIN_SOURCE
+#include "cairn/plugin.h"
+#include "db.h"
+#include "segment.h"
+
+/* MLflow's limits, and ours where we go further (docs/TRACKING.md). */
+#define LIMIT_KEY 250
+#define LIMIT_PARAM_VALUE 6000
+#define LIMIT_TAG_VALUE 8000
+#define LIMIT_EXPERIMENT_NAME 500
+#define LIMIT_RUN_NAME 500
+#define LIMIT_BATCH_METRICS 100000
+#define LIMIT_BATCH_PARAMS 10000
+#define LIMIT_BATCH_TAGS 10000
+#define LIMIT_SEARCH_RESULTS 50000
+#define LIMIT_HISTORY_RESULTS 100000
+#define DEFAULT_HISTORY_RESULTS 25000
+#define LIMIT_SAMPLED_POINTS 100000
+
+typedef struct storage {
+    cairn_ctx_t *ctx;
+    db_t *db;
+    char *artifact_root; /* where artifact blobs live (content-addressed) */
+    msgpack_sbuffer sb;  /* reused for replies */
+    msgpack_packer pk;
+    /* reused scratch for batches and history */
+    metric_point_t *pts;
+    size_t pts_cap;
+} storage_t;
+
+/* Start a reply in s->sb (cleared) and return its packer. */
+msgpack_packer *storage_reply_begin(storage_t *s);
+/* Send s->sb with status st. */
+void storage_reply_send(storage_t *s, cairn_req_t *req, int st);
+/* Answer an error. */
+void storage_reply_err(cairn_req_t *req, const cairn_err_t *err);
+/* Make sure s->pts holds n points. */
+int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err);
+
+/* A field that must be a key (non-empty, at most LIMIT_KEY bytes). */
+int storage_field_key(const msgpack_object *o, const char *field, cairn_str_t *out,
+                      cairn_err_t *err);
+/* Parse an id string ("42") into an integer; 400/404 naming the field. */
+int storage_parse_id(cairn_str_t s, const char *field, int64_t *out, cairn_err_t *err);
+
+/* Run lookup by public id: fills rid and whether it is active; 404 if none. */
+typedef struct run_ref {
+    int64_t rid;
+    int64_t experiment_id;
+    bool active;
+} run_ref_t;
+int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err_t *err);
+
+/* Pack a run (info + data) by rid. */
+int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);
+
+/* experiments.c */
+void exp_create(void *state, cairn_req_t *req);
+void exp_get(void *state, cairn_req_t *req);
+void exp_get_by_name(void *state, cairn_req_t *req);
+void exp_search(void *state, cairn_req_t *req);
+void exp_update(void *state, cairn_req_t *req);
+void exp_delete(void *state, cairn_req_t *req);
+void exp_restore(void *state, cairn_req_t *req);
+void exp_set_tag(void *state, cairn_req_t *req);
+
+/* runs.c */
+void run_create(void *state, cairn_req_t *req);
+void run_update(void *state, cairn_req_t *req);
+void run_get(void *state, cairn_req_t *req);
+void run_delete(void *state, cairn_req_t *req);
+void run_restore(void *state, cairn_req_t *req);
+void run_set_tag(void *state, cairn_req_t *req);
+void run_delete_tag(void *state, cairn_req_t *req);
+
+/* logging.c */
+void log_batch(void *state, cairn_req_t *req);
+void log_metric(void *state, cairn_req_t *req);
+void log_param(void *state, cairn_req_t *req);
+void metric_history(void *state, cairn_req_t *req);
+void metric_history_sampled(void *state, cairn_req_t *req);
+
+/* search.c */
+void run_search(void *state, cairn_req_t *req);
+
+#endif
