@@ -17,6 +17,7 @@
 #define HEADER_MAX (64 * 1024)
 #define NAME_MAX_LEN 64
 #define WS_MAX_LEN 64
+#define ZOMBIE_GRACE_MS (10 * 60 * 1000)
 
 static int s_sigfd = -1;
 
@@ -148,8 +149,25 @@ static void s_send_result(broker_t *b, const pending_t *p, int st, const char *c
     if (body) zmq_msg_close(body);
 }
 
-/* Answer a pending request (client or nested call) and forget it. */
-static void s_finish(broker_t *b, pending_t *p, int st, const char *code,
+static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
+                     const char *msg, zmq_msg_t *body);
+
+/* Answer the caller but keep the entry (marked answered). */
+static void s_finish_keep(broker_t *b, pending_t *p, int st, const char *code,
+                          const char *msg)
+{
+    s_answer(b, p, st, code, msg, NULL);
+    p->answered = true;
+}
+
+/* Forget a pending request, giving its worker's window slot back. */
+static void s_release(broker_t *b, pending_t *p)
+{
+    if (p->worker && p->worker->inflight) p->worker->inflight--;
+    pending_remove(b->pending, p);
+}
+
+static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
                      const char *msg, zmq_msg_t *body)
 {
     if (p->origin == ORIGIN_CLIENT) {
@@ -159,8 +177,19 @@ static void s_finish(broker_t *b, pending_t *p, int st, const char *code,
     } else {
         s_send_result(b, p, st, code, msg, body);
     }
-    if (p->worker && p->worker->inflight) p->worker->inflight--;
-    pending_remove(b->pending, p);
+}
+
+/* Answer a pending request (client or nested call) and forget it; an entry
+ * already answered (504) is only forgotten. */
+static void s_finish(broker_t *b, pending_t *p, int st, const char *code,
+                     const char *msg, zmq_msg_t *body)
+{
+    if (p->answered) {
+        if (body) zmq_msg_close(body);
+    } else {
+        s_answer(b, p, st, code, msg, body);
+    }
+    s_release(b, p);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -471,12 +500,10 @@ static void s_on_frontend(broker_t *b)
     }
     if (cairn_str_eq(h.svc, "sys")) {
         /* Plugins' runtimes check their bodies; the kernel checks its own. */
-        size_t blen = zmq_msg_size(&f.part[4]), off = 0;
-        msgpack_object tmp;
-        if (blen && msgpack_unpack(zmq_msg_data(&f.part[4]), blen, &off, &b->zone,
-                                   &tmp) != MSGPACK_UNPACK_SUCCESS)
-            s_reply_client(b, route, route_len, &h, 400, "bad_request",
-                           "the body frame is not one valid msgpack value", NULL);
+        size_t blen = zmq_msg_size(&f.part[4]);
+        cairn_err_t why;
+        if (blen && cairn_msgpack_check(zmq_msg_data(&f.part[4]), blen, &why) != 0)
+            s_reply_client(b, route, route_len, &h, 400, "bad_request", why.msg, NULL);
         else
             s_handle_sys(b, &f, &h);
         s_frames_close(&f);
@@ -807,7 +834,9 @@ static void s_on_backend(broker_t *b)
     msgpack_zone_clear(&b->zone);
     if (f.n > 3 && zmq_msg_size(&f.part[3])) {
         size_t off = 0;
-        if (msgpack_unpack(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &off,
+        if (cairn_msgpack_check(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), NULL) !=
+                0 ||
+            msgpack_unpack(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &off,
                            &b->zone, &h) != MSGPACK_UNPACK_SUCCESS)
             h.type = MSGPACK_OBJECT_NIL;
     }
@@ -865,12 +894,23 @@ static void s_expire(broker_t *b, uint64_t now)
                 s->qlen--;
             }
         }
+        if (p->answered) { /* the worker never answered: give the slot back */
+            s_release(b, p);
+            continue;
+        }
         char msg[CAIRN_ERR_MSG_MAX];
         snprintf(msg, sizeof msg,
                  "the request's deadline passed before '%s' answered (raise ttl, or "
                  "check the plugin)",
                  p->svc ? p->svc->conf->name : "?");
-        s_finish(b, p, 504, "deadline_exceeded", msg, NULL);
+        if (!p->worker) {
+            s_finish(b, p, 504, "deadline_exceeded", msg, NULL);
+            continue;
+        }
+        /* Answer the client now, but keep counting the request against the
+         * worker's window until its late reply arrives (or a long grace). */
+        s_finish_keep(b, p, 504, "deadline_exceeded", msg);
+        pending_set_deadline(b->pending, p, now + ZOMBIE_GRACE_MS);
     }
 }
 

@@ -47,6 +47,21 @@ static char *s_exe_dir(void)
     return strdup(dirname(buf));
 }
 
+#ifndef CAIRN_PLUGIN_RELDIR
+#define CAIRN_PLUGIN_RELDIR "lib/cairn/plugins"
+#endif
+
+/* Beside the binaries: the install layout first, then the build tree's. */
+static char *s_default_plugin_dir(const char *bin_dir)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/../%s", bin_dir, CAIRN_PLUGIN_RELDIR) < 0) return NULL;
+    if (access(p, F_OK) == 0) return p;
+    free(p);
+    if (asprintf(&p, "%s/../lib/cairn/plugins", bin_dir) < 0) return NULL;
+    return p;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL, *state = NULL;
@@ -92,8 +107,8 @@ int main(int argc, char **argv)
         plugin_dir = strdup(pd);
     else if (conf->plugin_dir && *conf->plugin_dir)
         plugin_dir = strdup(conf->plugin_dir);
-    else if (asprintf(&plugin_dir, "%s/../lib/cairn/plugins", bin_dir) < 0)
-        plugin_dir = NULL;
+    else
+        plugin_dir = s_default_plugin_dir(bin_dir);
     int rc = 2;
     broker_t *b = NULL;
     if (!bin_dir || !plugin_dir) {

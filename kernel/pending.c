@@ -173,6 +173,13 @@ void pending_remove(pending_table_t *t, pending_t *p)
     s_free_entry(p);
 }
 
+void pending_set_deadline(pending_table_t *t, pending_t *p, uint64_t deadline)
+{
+    p->deadline = deadline;
+    s_heap_down(t, p->heap_index);
+    s_heap_up(t, p->heap_index);
+}
+
 pending_t *pending_earliest(pending_table_t *t)
 {
     return t->count ? t->heap[0] : NULL;

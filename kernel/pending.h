@@ -34,6 +34,7 @@ typedef struct pending {
     struct worker *worker;    /* NULL while queued */
     bool queued_msgs;         /* hdr and body below hold the queued request */
     zmq_msg_t hdr, body;      /* the REQUEST header and body, while queued */
+    bool answered;            /* the client got its 504; the worker still holds it */
     struct pending *qnext;    /* the service's queue */
     size_t heap_index;
 } pending_t;
@@ -48,6 +49,8 @@ pending_t *pending_add(pending_table_t *t, uint64_t deadline);
 pending_t *pending_find(pending_table_t *t, uint64_t rid);
 /* Remove from table and heap and free (closing queued messages). */
 void pending_remove(pending_table_t *t, pending_t *p);
+/* Move an entry's deadline (keeps the heap in order). */
+void pending_set_deadline(pending_table_t *t, pending_t *p, uint64_t deadline);
 /* The entry with the earliest deadline, or NULL. */
 pending_t *pending_earliest(pending_table_t *t);
 size_t pending_count(const pending_table_t *t);

@@ -163,7 +163,8 @@ static int s_read_reply(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *
     msgpack_zone_clear(&self->zone);
     msgpack_object h;
     size_t off = 0;
-    if (msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off, &self->zone,
+    if (cairn_msgpack_check(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), NULL) != 0 ||
+        msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off, &self->zone,
                        &h) != MSGPACK_UNPACK_SUCCESS ||
         h.type != MSGPACK_OBJECT_MAP) {
         cairn_err_set(err, 500, "bad_reply", "the reply header is not a msgpack map");
@@ -301,8 +302,9 @@ const msgpack_object *cairn_reply_object(cairn_reply_t *r)
             r->zone_ready = true;
         }
         size_t off = 0;
-        if (msgpack_unpack(r->body, r->body_len, &off, &r->zone, &r->obj) !=
-            MSGPACK_UNPACK_SUCCESS)
+        if (cairn_msgpack_check(r->body, r->body_len, NULL) != 0 ||
+            msgpack_unpack(r->body, r->body_len, &off, &r->zone, &r->obj) !=
+                MSGPACK_UNPACK_SUCCESS)
             r->obj.type = MSGPACK_OBJECT_NIL;
     }
     r->obj_ready = true;

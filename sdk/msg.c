@@ -23,12 +23,97 @@ static int s_hdr_str(const msgpack_object *v, const char *key, cairn_str_t *out,
     return 0;
 }
 
+static uint64_t s_be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* The size of one item's head and payload, and how many child items it
+ * opens (for arrays and maps). -1 for a reserved byte. */
+static int s_item(const unsigned char *p, size_t left, uint64_t *skip, uint64_t *children)
+{
+    unsigned char c = p[0];
+    *children = 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return *skip = 1, 0;
+    if (c >= 0x80 && c <= 0x8f) return *skip = 1, *children = 2u * (c & 0x0f), 0;
+    if (c >= 0x90 && c <= 0x9f) return *skip = 1, *children = c & 0x0f, 0;
+    if (c >= 0xa0 && c <= 0xbf) return *skip = 1u + (c & 0x1f), 0;
+    static const signed char fixed[] = {
+        /* c4..df: head bytes of the length (negative), or total size */
+        -1, -2, -4,       /* bin8 bin16 bin32 */
+        -1, -2, -4,       /* ext8 ext16 ext32 (+1 type byte) */
+        5,  9,            /* float32 float64 */
+        2,  3,  5,  9,    /* uint8..64 */
+        2,  3,  5,  9,    /* int8..64 */
+        3,  4,  6,  10, 18, /* fixext1..16 */
+        -1, -2, -4,       /* str8 str16 str32 */
+        -2, -4,           /* array16 array32 */
+        -2, -4,           /* map16 map32 */
+    };
+    if (c < 0xc4) return -1; /* 0xc1 is never used */
+    int f = fixed[c - 0xc4];
+    if (f > 0) return *skip = (uint64_t)f, 0;
+    int n = -f;
+    if (left < (size_t)n + 1) return *skip = (uint64_t)n + 1, 0; /* truncated: caught */
+    uint64_t v = s_be(p + 1, n);
+    if (c >= 0xdc && c <= 0xdd) return *skip = 1u + n, *children = v, 0;
+    if (c >= 0xde) return *skip = 1u + n, *children = 2 * v, 0;
+    *skip = 1u + (uint64_t)n + v + (c >= 0xc7 && c <= 0xc9 ? 1 : 0);
+    return 0;
+}
+
+int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
+{
+    const unsigned char *p = buf;
+    uint64_t stack[CAIRN_MSGPACK_MAX_DEPTH + 1];
+    int depth = 0;
+    size_t pos = 0;
+    stack[0] = 1;
+    while (depth >= 0) {
+        if (pos >= len)
+            return cairn_err_set(err, 400, "bad_request",
+                                 "not valid msgpack: the value is cut short");
+        uint64_t skip, children;
+        if (s_item(p + pos, len - pos, &skip, &children) != 0)
+            return cairn_err_set(err, 400, "bad_request",
+                                 "not valid msgpack: reserved byte 0xc1 at offset %zu", pos);
+        if (skip > len - pos)
+            return cairn_err_set(err, 400, "bad_request",
+                                 "not valid msgpack: an item at offset %zu runs past the end",
+                                 pos);
+        pos += (size_t)skip;
+        stack[depth]--;
+        if (children) {
+            if (children > len - pos)
+                return cairn_err_set(err, 400, "bad_request",
+                                     "not valid msgpack: a container at offset %zu declares "
+                                     "more items than there are bytes",
+                                     pos - (size_t)skip);
+            if (depth == CAIRN_MSGPACK_MAX_DEPTH)
+                return cairn_err_set(err, 400, "bad_request",
+                                     "msgpack nested deeper than %d levels",
+                                     CAIRN_MSGPACK_MAX_DEPTH);
+            stack[++depth] = children;
+        }
+        while (depth >= 0 && stack[depth] == 0) depth--;
+    }
+    if (pos != len)
+        return cairn_err_set(err, 400, "bad_request",
+                             "not one msgpack value: %zu bytes follow it", len - pos);
+    return 0;
+}
+
 int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_t *hdr,
                      cairn_err_t *err)
 {
     memset(hdr, 0, sizeof *hdr);
     msgpack_object obj;
     size_t off = 0;
+    cairn_err_t why;
+    if (cairn_msgpack_check(buf, len, &why) != 0)
+        return cairn_err_set(err, 400, "bad_request", "the header frame: %s", why.msg);
     msgpack_unpack_return rc = msgpack_unpack(buf, len, &off, zone, &obj);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != len)
         return cairn_err_set(err, 400, "bad_request",

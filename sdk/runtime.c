@@ -35,6 +35,7 @@ struct cairn_req {
     msgpack_zone *zone; /* own zone once deferred */
     bool replied, deferred;
     cairn_req_t *next_free;
+    cairn_req_t *dprev, *dnext; /* the context's deferred list */
 };
 
 typedef struct rt_call {
@@ -74,6 +75,7 @@ struct cairn_ctx {
     size_t nconf;
     msgpack_zone zone; /* reused for every request header and body */
     cairn_req_t *free_reqs;
+    cairn_req_t *deferred; /* awaiting a reply; freed at exit if never answered */
     uint64_t next_cid, next_timer;
     rt_call_t *calls;
     rt_sub_t *subs;
@@ -135,8 +137,19 @@ static bool s_api_has_role(const cairn_req_t *r, const char *role)
     return false;
 }
 
+static void s_deferred_unlink(cairn_req_t *r)
+{
+    if (r->dprev)
+        r->dprev->dnext = r->dnext;
+    else if (r->ctx->deferred == r)
+        r->ctx->deferred = r->dnext;
+    if (r->dnext) r->dnext->dprev = r->dprev;
+    r->dprev = r->dnext = NULL;
+}
+
 static void s_req_release(cairn_req_t *r)
 {
+    if (r->deferred) s_deferred_unlink(r);
     zmq_msg_close(&r->body_msg);
     if (r->zone) msgpack_zone_free(r->zone);
     r->zone = NULL;
@@ -195,6 +208,10 @@ static void s_api_defer(cairn_req_t *r)
         msgpack_unpack(zmq_msg_data(&r->body_msg), zmq_msg_size(&r->body_msg), &off,
                        r->zone, &r->body);
     r->deferred = true;
+    r->dprev = NULL;
+    r->dnext = r->ctx->deferred;
+    if (r->dnext) r->dnext->dprev = r;
+    r->ctx->deferred = r;
 }
 
 /* ---- context API ----------------------------------------------------- */
@@ -416,6 +433,8 @@ static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object 
     out->type = MSGPACK_OBJECT_NIL;
     if (m->n <= i || zmq_msg_size(&m->part[i]) == 0) return 0;
     size_t off = 0;
+    if (cairn_msgpack_check(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]), NULL) != 0)
+        return -1;
     return msgpack_unpack(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]), &off,
                           zone, out) == MSGPACK_UNPACK_SUCCESS
                ? 0
@@ -461,6 +480,7 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
     r->zone = NULL;
     r->replied = r->deferred = false;
     r->next_free = NULL;
+    r->dprev = r->dnext = NULL;
     r->ctx = ctx;
     r->rid = rid->via.u64;
     size_t used = 0;
@@ -483,13 +503,16 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
         s_req_release(r);
         return;
     }
-    size_t off = 0;
+    size_t off = 0, blen = zmq_msg_size(&r->body_msg);
     r->body.type = MSGPACK_OBJECT_NIL;
-    if (zmq_msg_size(&r->body_msg) &&
-        msgpack_unpack(zmq_msg_data(&r->body_msg), zmq_msg_size(&r->body_msg), &off,
-                       &ctx->zone, &r->body) != MSGPACK_UNPACK_SUCCESS) {
-        s_final(r, 400, "bad_request", "the body frame is not one valid msgpack value",
-                NULL, 0);
+    cairn_err_t why = {0};
+    if (blen && (cairn_msgpack_check(zmq_msg_data(&r->body_msg), blen, &why) != 0 ||
+                 msgpack_unpack(zmq_msg_data(&r->body_msg), blen, &off, &ctx->zone,
+                                &r->body) != MSGPACK_UNPACK_SUCCESS)) {
+        char msg[CAIRN_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "the body frame: %s",
+                 why.st ? why.msg : "not one valid msgpack value");
+        s_final(r, 400, "bad_request", msg, NULL, 0);
         s_req_release(r);
         return;
     }
@@ -779,6 +802,8 @@ static long s_fire_timers(cairn_ctx_t *ctx, uint64_t now)
 
 static void s_ctx_free(cairn_ctx_t *ctx)
 {
+    /* Requests still deferred at exit: the kernel answers them 503 itself. */
+    while (ctx->deferred) s_req_release(ctx->deferred);
     while (ctx->free_reqs) {
         cairn_req_t *r = ctx->free_reqs;
         ctx->free_reqs = r->next_free;

@@ -713,6 +713,9 @@ static int s_body_json(const cairn_reply_t *r, json_t **out, fail_t *f)
         *out = json_null();
         return X_OK;
     }
+    cairn_err_t why;
+    if (cairn_msgpack_check(buf, len, &why) != 0)
+        return s_fail(f, X_INTERNAL, "the reply body (%zu bytes): %s", len, why.msg);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     int rc = X_OK;

@@ -54,6 +54,15 @@ typedef struct cairn_hdr {
     uint64_t ttl; /* 0 when absent */
 } cairn_hdr_t;
 
+/* Check that buf holds exactly one well-formed msgpack value, without
+ * allocating: every declared length fits in the bytes left, nesting is at
+ * most CAIRN_MSGPACK_MAX_DEPTH (msgpack-c's own limit). Run it before
+ * msgpack_unpack on outside input, so that a 5-byte frame declaring a
+ * 4-billion-element array cannot make the decoder allocate gigabytes.
+ * Returns 0, or -1 with a 400 saying what is wrong. */
+#define CAIRN_MSGPACK_MAX_DEPTH 32
+CAIRN_EXPORT int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err);
+
 /* Decode a request header map. Unknown keys are ignored; a wrong type is a
  * 400 naming the key. zone is a caller-owned, reused msgpack zone. */
 CAIRN_EXPORT int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone,

@@ -328,7 +328,7 @@ class CliDecoding(unittest.TestCase):
             with self.fake(bad) as k:
                 r = cli(k.endpoint, "call", "x", "y")
             self.assertEqual(r.returncode, 4, f"{bad!r}: {r.stderr}")
-            self.assertRegex(r.stderr, r"^cairn: the reply body .* is not one msgpack value")
+            self.assertRegex(r.stderr, r"^cairn: the reply body \(\d+ bytes\): not (valid msgpack|one msgpack value)")
 
     def test_server_error(self):
         with self.fake(st=503, code="unavailable", err="the plugin 'x' is restarting") as k:
