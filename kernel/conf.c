@@ -99,8 +99,9 @@ int conf_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
+    if (*s < '0' || *s > '9') return -1; /* strtoull would take " -1" */
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno || *s == '-') return -1;
+    if (end == s || errno) return -1;
     uint64_t mul = 1;
     if (!strcmp(end, "KiB"))
         mul = 1024;
@@ -170,6 +171,10 @@ static int s_kernel(parse_t *p, conf_t *c, const yaml_node_t *map, bool defaults
                           "liveness)",
                           key ? key : "?");
         if (!val) return s_fail(p, vn, "kernel.%s must be a single value", key);
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pr; q++)
+            if (s_scalar(yaml_document_get_node(&p->doc, q->key)) &&
+                !strcmp(s_scalar(yaml_document_get_node(&p->doc, q->key)), key))
+                return s_fail(p, kn, "kernel.%s is given twice", key);
         if (s_set_kernel_key(p, c, k, vn, val) != 0) return -1;
     }
     return 0;
@@ -188,6 +193,7 @@ static int s_settings(parse_t *p, conf_service_t *s, const yaml_node_t *map)
 {
     if (map->type != YAML_MAPPING_NODE)
         return s_fail(p, map, "services.%s.settings must be a map", s->name);
+    if (s->keys) return s_fail(p, map, "services.%s.settings is given twice", s->name);
     size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
     s->keys = calloc(n + 1, sizeof(char *));
     s->vals = calloc(n + 1, sizeof(char *));
@@ -305,7 +311,7 @@ static int s_root(parse_t *p, conf_t *c)
     if (root->type != YAML_MAPPING_NODE)
         return s_fail(p, root, "the top level must be a map with 'kernel' and 'services'");
     if (s_kernel(p, c, NULL, true) != 0) return -1;
-    bool has_kernel = false;
+    bool has_kernel = false, has_services = false;
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
          pr < root->data.mapping.pairs.top; pr++) {
         yaml_node_t *kn = yaml_document_get_node(&p->doc, pr->key);
@@ -313,10 +319,13 @@ static int s_root(parse_t *p, conf_t *c)
         const char *key = s_scalar(kn);
         int rc;
         if (key && !strcmp(key, "kernel")) {
+            rc = has_kernel ? s_fail(p, kn, "'kernel' is given twice")
+                            : s_kernel(p, c, vn, false);
             has_kernel = true;
-            rc = s_kernel(p, c, vn, false);
         } else if (key && !strcmp(key, "services")) {
-            rc = s_services(p, c, vn);
+            rc = has_services ? s_fail(p, kn, "'services' is given twice")
+                              : s_services(p, c, vn);
+            has_services = true;
         } else {
             rc = s_fail(p, kn, "unknown top-level key '%s' (known: kernel, services)",
                         key ? key : "?");

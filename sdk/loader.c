@@ -164,7 +164,8 @@ static int s_check_value(const cairn_plugin_t *p, const cairn_conf_key_t *k,
     switch (k->type) {
     case CAIRN_CONF_INT:
         (void)strtoll(v, &end, 10);
-        if (!*v || *end || errno)
+        if (!*v || *end || errno || !(isdigit((unsigned char)v[0]) ||
+                                      (v[0] == '-' && isdigit((unsigned char)v[1]))))
             return cairn_err_set(err, 400, "bad_conf",
                                  "setting '%s' of plugin '%s' must be an integer, not "
                                  "'%s'",
@@ -179,8 +180,8 @@ static int s_check_value(const cairn_plugin_t *p, const cairn_conf_key_t *k,
         return 0;
     case CAIRN_CONF_SIZE:
         (void)strtoull(v, &end, 10);
-        if (!*v || errno || (*end && strcmp(end, "KiB") && strcmp(end, "MiB") &&
-                             strcmp(end, "GiB")))
+        if (!isdigit((unsigned char)v[0]) || errno ||
+            (*end && strcmp(end, "KiB") && strcmp(end, "MiB") && strcmp(end, "GiB")))
             return cairn_err_set(err, 400, "bad_conf",
                                  "setting '%s' of plugin '%s' must be a size such as "
                                  "4096, 64KiB, 16MiB or 2GiB, not '%s'",

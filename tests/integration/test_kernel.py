@@ -422,7 +422,8 @@ class BadPlugins(unittest.TestCase):
         k = Kernel(services=services).start(wait_up=False)
         with self.subTest("refused"):
             self.addCleanup(k.cleanup)
-            wait_for(lambda: k.plugin("echo")["state"] == "up", what="echo up")
+            wait_for(lambda: k.plugin("echo")["state"] == "up" and
+                     k.plugin("wrongname")["state"] == "up", what="echo and wrongname up")
             errs = {p["name"]: (p["state"], p["error"]) for p in k.health()["plugins"]}
             self.assertEqual(errs["missing"][0], "down")
             self.assertIn("cannot load", errs["missing"][1])

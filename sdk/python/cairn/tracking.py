@@ -68,7 +68,7 @@ from itertools import repeat
 import msgpack
 import zmq
 
-from .client import TAG, GRACE_MS, Client, _check_ttl
+from .client import TAG, GRACE_MS, Client, Reply, _check_ttl
 from .errors import CairnError, Conflict, DeadlineExceeded, NotFound, error_for
 
 SVC = "tracking"
@@ -138,7 +138,9 @@ class _Conn(Client):
             raise DeadlineExceeded(
                 f"could not queue {svc}.{verb} within {ttl + GRACE_MS} ms; is cairnd "
                 f"running at {self.endpoint}?", 504, "no_reply")
-        self._sock.send_multipart(frames, copy=len(payload) < 65536)
+        # Copied, never zero-copy: pyzmq's zero-copy needs its gc thread, which
+        # refuses to start at interpreter exit, when the last flush happens.
+        self._sock.send_multipart(frames)
         self._next_id += 1
         deadline = time.monotonic() + (ttl + GRACE_MS) / 1000.0
         self._inflight[rid] = (deadline, svc, verb, ttl)
@@ -265,6 +267,7 @@ class Tracker:
         self._wake = threading.Condition(lock)  # the worker waits here
         self._runs_lock = threading.RLock()
         self._local = threading.local()
+        self._clients = []  # every thread's synchronous connection, closed by close()
         self._buf = {}  # run_id -> _RunBuf, not yet taken by the worker
         self._nbuf = 0  # items in _buf
         self._buf_since = 0.0  # monotonic time _buf became non-empty
@@ -303,12 +306,23 @@ class Tracker:
         if tags is not None and not isinstance(tags, dict):
             raise TypeError("tags must be a dict")
         with self._runs_lock:
+            env_run = os.environ.get("CAIRN_RUN_ID")
+            if (self._stack and not nested and run_id is None and experiment is None
+                    and len(self._stack) == 1 and not self._stack[0].owned
+                    and self._stack[0].run_id == env_run):
+                # The job's run, attached by an earlier log call: the same run.
+                active = self._stack[0]
+                if run_name:
+                    self._client().call(SVC, "update_run",
+                                        {"run_id": env_run, "run_name": str(run_name)})
+                if tags:
+                    self.set_tags(tags)
+                return active
             if self._stack and not nested:
                 raise RuntimeError(
                     f"run {self._stack[-1].run_id} is already active: end it first, or "
                     f"pass nested=True to start a child run")
             c = self._client()
-            env_run = os.environ.get("CAIRN_RUN_ID")
             if run_id is None and not self._stack and env_run:
                 run_id, owned = env_run, False
             elif run_id is not None:
@@ -602,7 +616,7 @@ class Tracker:
                 self._enqueue(run_id, len(part), lambda b: b.meta.extend(part))
 
     def _enqueue(self, run_id, n, add):
-        cv = self._cv
+        """(lock held) Queue n items for run_id; add(buf) puts them in."""
         if self._pending and self._pending + n > self.max_pending:
             self._wait_room(n)
         if not self._worker_ok:
@@ -646,9 +660,16 @@ class Tracker:
             if self._done_seq < target:
                 self._flush_wanted = True
                 self._wake.notify()
+            restarted = False
             while self._done_seq < target:
                 if not self._worker_ok:
-                    break  # it recorded why it stopped
+                    # It stopped (and recorded why): what it never took is
+                    # sent by a new one, once.
+                    if not self._nbuf or restarted:
+                        break
+                    restarted = True
+                    self._start_worker()
+                    self._flush_wanted = True
                 left = 1.0 if end is None else min(1.0, end - time.monotonic())
                 if left <= 0:
                     raise DeadlineExceeded(
@@ -687,6 +708,7 @@ class Tracker:
         if c is None or c.closed:
             c = self._local.client = _Conn(self.endpoint, self.token, self.workspace,
                                            self.ttl_ms)
+            self._clients.append(c)
         return c
 
     def _send_now(self, run_id, data, n):
@@ -779,7 +801,12 @@ class Tracker:
                     if req.meta is not None and meta_busy.get(req.run_id):
                         break
                     outbox.popleft()
-                    inflight[conn.send_raw(SVC, "log_batch", req.payload)] = req
+                    try:
+                        rid = conn.send_raw(SVC, "log_batch", req.payload)
+                    except DeadlineExceeded as e:  # cannot even queue it: cairnd is gone
+                        self._answered(req, Reply(0, e.status, e.code, e.message), outbox, gens)
+                        continue
+                    inflight[rid] = req
                     if req.meta is not None:
                         meta_busy[req.run_id] = meta_busy.get(req.run_id, 0) + 1
                 if not inflight:
@@ -892,6 +919,9 @@ class Tracker:
             self._flush(raise_errors=False)
         finally:
             self._stop_worker()
+            for c in self._clients:
+                c.close()
+            self._clients = []
         self._check()
 
     def _stop_worker(self, timeout=30.0):
