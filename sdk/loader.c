@@ -61,6 +61,11 @@ static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
             return cairn_err_set(err, 400, "bad_plugin",
                                  "plugin '%s' has an invalid role name", p->name);
         if (s_check_verb_table(p, r->verbs, err) != 0) return -1;
+        for (const cairn_role_t *q = p->roles; q != r; q++)
+            if (strcmp(q->name, r->name) == 0)
+                return cairn_err_set(err, 409, "bad_plugin",
+                                     "plugin '%s' declares the role '%s' twice", p->name,
+                                     r->name);
     }
     return 0;
 }

@@ -32,6 +32,11 @@ static uint64_t s_be(const unsigned char *p, int n)
 
 /* The size of one item's head and payload, and how many child items it
  * opens (for arrays and maps). -1 for a reserved byte. */
+static bool s_is_container(unsigned char c)
+{
+    return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
+}
+
 static int s_item(const unsigned char *p, size_t left, uint64_t *skip, uint64_t *children)
 {
     unsigned char c = p[0];
@@ -83,18 +88,21 @@ int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
             return cairn_err_set(err, 400, "bad_request",
                                  "not valid msgpack: an item at offset %zu runs past the end",
                                  pos);
+        bool container = s_is_container(p[pos]);
         pos += (size_t)skip;
         stack[depth]--;
+        /* msgpack-c counts every container, empty ones too, against its
+         * stack of 32. */
+        if (container && depth == CAIRN_MSGPACK_MAX_DEPTH)
+            return cairn_err_set(err, 400, "bad_request",
+                                 "msgpack nested deeper than %d levels",
+                                 CAIRN_MSGPACK_MAX_DEPTH);
         if (children) {
             if (children > len - pos)
                 return cairn_err_set(err, 400, "bad_request",
                                      "not valid msgpack: a container at offset %zu declares "
                                      "more items than there are bytes",
                                      pos - (size_t)skip);
-            if (depth == CAIRN_MSGPACK_MAX_DEPTH)
-                return cairn_err_set(err, 400, "bad_request",
-                                     "msgpack nested deeper than %d levels",
-                                     CAIRN_MSGPACK_MAX_DEPTH);
             stack[++depth] = children;
         }
         while (depth >= 0 && stack[depth] == 0) depth--;

@@ -62,7 +62,13 @@ typedef enum {
     T_COMMA, /* , */
 } tkind_t;
 
-typedef enum { LEX_OK, LEX_BAD_CHAR, LEX_NUL, LEX_UNTERMINATED, LEX_BAD_NUMBER } lexerr_t;
+typedef enum {
+    LEX_OK,
+    LEX_BAD_CHAR,
+    LEX_NUL,
+    LEX_UNTERMINATED,
+    LEX_BAD_NUMBER
+} lexerr_t;
 
 typedef struct tok {
     tkind_t kind;
@@ -220,20 +226,34 @@ typedef struct ident {
 } ident_t;
 
 typedef enum {
-    OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
-    OP_LIKE, OP_NLIKE, OP_ILIKE, OP_NILIKE, OP_IN, OP_NIN,
+    OP_EQ,
+    OP_NE,
+    OP_LT,
+    OP_LE,
+    OP_GT,
+    OP_GE,
+    OP_LIKE,
+    OP_NLIKE,
+    OP_ILIKE,
+    OP_NILIKE,
+    OP_IN,
+    OP_NIN,
 } op_t;
 
-#define OPS_NUMERIC ((1u << OP_EQ) | (1u << OP_NE) | (1u << OP_LT) | (1u << OP_LE) | \
-                     (1u << OP_GT) | (1u << OP_GE))
-#define OPS_STRING ((1u << OP_EQ) | (1u << OP_NE) | (1u << OP_LIKE) | (1u << OP_NLIKE) | \
-                    (1u << OP_ILIKE) | (1u << OP_NILIKE) | (1u << OP_IN) | (1u << OP_NIN))
+#define OPS_NUMERIC                                                                  \
+    ((1u << OP_EQ) | (1u << OP_NE) | (1u << OP_LT) | (1u << OP_LE) | (1u << OP_GT) | \
+     (1u << OP_GE))
+#define OPS_STRING                                                        \
+    ((1u << OP_EQ) | (1u << OP_NE) | (1u << OP_LIKE) | (1u << OP_NLIKE) | \
+     (1u << OP_ILIKE) | (1u << OP_NILIKE) | (1u << OP_IN) | (1u << OP_NIN))
 
-static const char *const s_op_name[] = {"=", "!=", "<", "<=", ">", ">=", "LIKE",
-                                        "NOT LIKE", "ILIKE", "NOT ILIKE", "IN", "NOT IN"};
+static const char *const s_op_name[] = {"=",     "!=",        "<",    "<=",
+                                        ">",     ">=",        "LIKE", "NOT LIKE",
+                                        "ILIKE", "NOT ILIKE", "IN",   "NOT IN"};
 /* ILIKE is LIKE over lower() of both sides (see emit_str_cond). */
-static const char *const s_op_sql[] = {"=", "!=", "<", "<=", ">", ">=", "LIKE",
-                                       "NOT LIKE", "LIKE", "NOT LIKE", "IN", "NOT IN"};
+static const char *const s_op_sql[] = {"=",    "!=",       "<",    "<=",
+                                       ">",    ">=",       "LIKE", "NOT LIKE",
+                                       "LIKE", "NOT LIKE", "IN",   "NOT IN"};
 
 /* How deep the emitted SQL nests, in SQLite's terms: nest counts parser-
  * stack entries above a clause ('(' is one, "expr OR" before a later
@@ -276,10 +296,14 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     size_t k;
     uint32_t cp, min;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) k = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) k = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) k = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        k = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        k = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
     if (n < k) return 0;
     for (size_t i = 1; i < k; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -362,16 +386,20 @@ static int p_lex_fail(parser_t *p, const tok_t *t)
 {
     char s[SHOW_BUF];
     switch (t->err) {
-    case LEX_NUL: return p_fail(p, t->pos, "unexpected NUL byte");
-    case LEX_UNTERMINATED:
-        return p_fail(p, t->pos, "unterminated quoted text (no closing %c)", p->text[t->pos]);
-    case LEX_BAD_NUMBER:
-        show(s, p->text + t->pos, t->len);
-        return p_fail(p, t->pos, "malformed number '%s'", s);
-    default:
-        show(s, p->text + t->pos, utf8_len((const unsigned char *)p->text + t->pos,
-                                           p->len - t->pos) ?: 1);
-        return p_fail(p, t->pos, "unexpected character '%s'", s);
+        case LEX_NUL:
+            return p_fail(p, t->pos, "unexpected NUL byte");
+        case LEX_UNTERMINATED:
+            return p_fail(p, t->pos, "unterminated quoted text (no closing %c)",
+                          p->text[t->pos]);
+        case LEX_BAD_NUMBER:
+            show(s, p->text + t->pos, t->len);
+            return p_fail(p, t->pos, "malformed number '%s'", s);
+        default: {
+            size_t k =
+                utf8_len((const unsigned char *)p->text + t->pos, p->len - t->pos);
+            show(s, p->text + t->pos, k ? k : 1);
+            return p_fail(p, t->pos, "unexpected character '%s'", s);
+        }
     }
 }
 
@@ -381,7 +409,8 @@ static int p_expected(parser_t *p, const char *expected)
     const tok_t *t = cur(p);
     if (t->kind == T_ERR) return p_lex_fail(p, t);
     if (t->kind == T_END)
-        return p_fail(p, t->pos, "expected %s, found the end of the %s", expected, p->unit);
+        return p_fail(p, t->pos, "expected %s, found the end of the %s", expected,
+                      p->unit);
     char found[SHOW_BUF + 2];
     show_tok(p, t, found, sizeof found);
     return p_fail(p, t->pos, "expected %s, found %s", expected, found);
@@ -459,10 +488,10 @@ static const struct {
     const char *name;
     ent_t ent;
 } s_prefixes[] = {
-    {"metrics", E_METRIC},    {"metric", E_METRIC},    {"params", E_PARAM},
-    {"param", E_PARAM},       {"parameter", E_PARAM},  {"tags", E_TAG},
-    {"tag", E_TAG},           {"attributes", E_ATTR},  {"attribute", E_ATTR},
-    {"attr", E_ATTR},         {"run", E_ATTR},
+    {"metrics", E_METRIC}, {"metric", E_METRIC},   {"params", E_PARAM},
+    {"param", E_PARAM},    {"parameter", E_PARAM}, {"tags", E_TAG},
+    {"tag", E_TAG},        {"attributes", E_ATTR}, {"attribute", E_ATTR},
+    {"attr", E_ATTR},      {"run", E_ATTR},
 };
 
 static const attr_t s_attrs[] = {
@@ -477,7 +506,7 @@ static const attr_t s_attrs[] = {
     {"created", "r.start_time", A_NUM, true},
     {"run name", "r.name", A_STR, false}, /* MLflow's UI spelling */
 };
-#define VALID_ATTRS                                                                    \
+#define VALID_ATTRS                                                                  \
     "run_id, run_name, status, user_id, artifact_uri, lifecycle_stage, start_time, " \
     "end_time, created"
 
@@ -490,8 +519,10 @@ static size_t unescape(char *dst, const char *src, size_t n, char q)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
-        if (c == '\\' && i + 1 < n && (src[i + 1] == q || src[i + 1] == '\\')) c = src[++i];
-        else if (c == q && i + 1 < n && src[i + 1] == q) i++;
+        if (c == '\\' && i + 1 < n && (src[i + 1] == q || src[i + 1] == '\\'))
+            c = src[++i];
+        else if (c == q && i + 1 < n && src[i + 1] == q)
+            i++;
         dst[o++] = c;
     }
     return o;
@@ -523,8 +554,8 @@ static int set_attr(parser_t *p, ident_t *id, const slice_t *name)
     if (id->attr) return 0;
     char s[SHOW_BUF];
     show(s, p->text + name->pos, name->len);
-    return p_fail(p, name->pos, "unknown attribute '%s'; valid attributes are " VALID_ATTRS,
-                  s);
+    return p_fail(p, name->pos,
+                  "unknown attribute '%s'; valid attributes are " VALID_ATTRS, s);
 }
 
 /* The key after "metrics." when written as "metrics.`a b`" or
@@ -551,8 +582,10 @@ static int parse_ident(parser_t *p, ident_t *id)
 {
     const tok_t *t = cur(p);
     if (t->kind != T_WORD || at_keyword(p))
-        return p_expected(p, "an identifier (metrics.<key>, params.<key>, tags.<key> or an "
-                             "attribute such as status)");
+        return p_expected(
+            p,
+            "an identifier (metrics.<key>, params.<key>, tags.<key> or an "
+            "attribute such as status)");
     const char *w = p->text + t->pos;
     const char *dot = memchr(w, '.', t->len);
     char s[SHOW_BUF];
@@ -601,8 +634,8 @@ static int op_from_text(const char *s, size_t n, op_t *op)
     static const struct {
         const char *text;
         op_t op;
-    } ops[] = {{"=", OP_EQ}, {"!=", OP_NE}, {"<>", OP_NE}, {"<", OP_LT},
-               {"<=", OP_LE}, {">", OP_GT}, {">=", OP_GE}};
+    } ops[] = {{"=", OP_EQ},  {"!=", OP_NE}, {"<>", OP_NE}, {"<", OP_LT},
+               {"<=", OP_LE}, {">", OP_GT},  {">=", OP_GE}};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         if (strlen(ops[i].text) == n && memcmp(ops[i].text, s, n) == 0) {
             *op = ops[i].op;
@@ -616,7 +649,9 @@ static int op_from_text(const char *s, size_t n, op_t *op)
 static int parse_op(parser_t *p, const ident_t *id, op_t *op)
 {
     const tok_t *t = cur(p);
-    if (t->kind == T_OP && op_from_text(p->text + t->pos, t->len, op) == 0) {
+    bool ok = true;
+    if (t->kind == T_OP) {
+        ok = op_from_text(p->text + t->pos, t->len, op) == 0;
     } else if (at_kw(p, "LIKE")) {
         *op = OP_LIKE;
     } else if (at_kw(p, "ILIKE")) {
@@ -624,11 +659,18 @@ static int parse_op(parser_t *p, const ident_t *id, op_t *op)
     } else if (at_kw(p, "IN")) {
         *op = OP_IN;
     } else if (accept_kw(p, "NOT")) {
-        if (at_kw(p, "LIKE")) *op = OP_NLIKE;
-        else if (at_kw(p, "ILIKE")) *op = OP_NILIKE;
-        else if (at_kw(p, "IN")) *op = OP_NIN;
-        else return p_expected(p, "LIKE, ILIKE or IN after NOT");
+        if (at_kw(p, "LIKE"))
+            *op = OP_NLIKE;
+        else if (at_kw(p, "ILIKE"))
+            *op = OP_NILIKE;
+        else if (at_kw(p, "IN"))
+            *op = OP_NIN;
+        else
+            return p_expected(p, "LIKE, ILIKE or IN after NOT");
     } else {
+        ok = false;
+    }
+    if (!ok) {
         char s[SHOW_BUF], exp[SHOW_BUF + 40];
         show_ident(p, id, s);
         snprintf(exp, sizeof exp, "a comparison operator after '%s'", s);
@@ -644,12 +686,17 @@ static int check_op(parser_t *p, const ident_t *id, op_t op, uint32_t pos)
     bool numeric = is_numeric(id);
     if ((numeric ? OPS_NUMERIC : OPS_STRING) & (1u << op)) return 0;
     char kind[SHOW_BUF + 16];
-    if (id->ent == E_ATTR) snprintf(kind, sizeof kind, "attribute '%s'", id->attr->name);
-    else snprintf(kind, sizeof kind, "%s", id->ent == E_METRIC ? "metrics"
-                                           : id->ent == E_PARAM ? "params" : "tags");
-    return p_fail(p, pos, "'%s' is not a valid comparator for %s; use one of %s", s_op_name[op],
-                  kind, numeric ? "=, !=, <>, >, >=, <, <="
-                                : "=, !=, <>, LIKE, ILIKE, NOT LIKE, NOT ILIKE, IN, NOT IN");
+    if (id->ent == E_ATTR)
+        snprintf(kind, sizeof kind, "attribute '%s'", id->attr->name);
+    else
+        snprintf(kind, sizeof kind, "%s",
+                 id->ent == E_METRIC  ? "metrics"
+                 : id->ent == E_PARAM ? "params"
+                                      : "tags");
+    return p_fail(p, pos, "'%s' is not a valid comparator for %s; use one of %s",
+                  s_op_name[op], kind,
+                  numeric ? "=, !=, <>, >, >=, <, <="
+                          : "=, !=, <>, LIKE, ILIKE, NOT LIKE, NOT ILIKE, IN, NOT IN");
 }
 
 /* value := number (metrics, numeric attributes) | 'text' | "text" (others). */
@@ -664,19 +711,22 @@ static int parse_value(parser_t *p, const ident_t *id, op_t op)
             return p_expected(p, exp);
         }
         if (t->len > MAX_NUMBER_LEN)
-            return p_fail(p, t->pos, "the number is longer than %d characters", MAX_NUMBER_LEN);
+            return p_fail(p, t->pos, "the number is longer than %d characters",
+                          MAX_NUMBER_LEN);
     } else {
         if (t->kind != T_STR || p->text[t->pos] == '`') {
             snprintf(exp, sizeof exp, "a quoted string for %s", s);
             return p_expected(p, exp);
         }
-        bool like = op == OP_LIKE || op == OP_NLIKE || op == OP_ILIKE || op == OP_NILIKE;
+        bool like =
+            op == OP_LIKE || op == OP_NLIKE || op == OP_ILIKE || op == OP_NILIKE;
         if (like && t->len - 2 > MAX_LIKE_PATTERN)
             return p_fail(p, t->pos, "the LIKE pattern is longer than %d bytes",
                           MAX_LIKE_PATTERN);
     }
     if (++p->nvalues > MAX_VALUES)
-        return p_fail(p, t->pos, "too many values; a filter holds at most %d", MAX_VALUES);
+        return p_fail(p, t->pos, "too many values; a filter holds at most %d",
+                      MAX_VALUES);
     advance(p);
     return 0;
 }
@@ -787,10 +837,11 @@ static void emit_clause(const emitter_t *e, const node_t *c)
 {
     const ident_t *id = &c->id;
     if (id->ent == E_METRIC) {
-        sqlbuf_addf(e->out,
-                    "r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
-                    "mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value %s ?)",
-                    s_op_sql[c->op]);
+        sqlbuf_addf(
+            e->out,
+            "r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
+            "mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value %s ?)",
+            s_op_sql[c->op]);
         bind_slice(e, &id->key);
         bind_number(e, c->val, true);
     } else if (id->ent == E_PARAM || id->ent == E_TAG) {
@@ -869,8 +920,10 @@ static void group_append(parser_t *p, node_t *g, int32_t *last, int32_t c)
 {
     int32_t head = c, n = 1;
     if (p->nodes[c].kind == g->kind) head = p->nodes[c].child, n = p->nodes[c].n;
-    if (*last < 0) g->child = head;
-    else p->nodes[*last].next = head;
+    if (*last < 0)
+        g->child = head;
+    else
+        p->nodes[*last].next = head;
     *last = nth(p, head, n - 1);
     g->n += n;
 }
@@ -881,7 +934,8 @@ static void deepest_first(parser_t *p, node_t *g)
 {
     int32_t best = g->child, best_prev = -1, prev = g->child;
     for (int32_t c = p->nodes[g->child].next; c >= 0; prev = c, c = p->nodes[c].next) {
-        if (p->nodes[c].shape.nest > p->nodes[best].shape.nest) best = c, best_prev = prev;
+        if (p->nodes[c].shape.nest > p->nodes[best].shape.nest)
+            best = c, best_prev = prev;
     }
     if (best_prev < 0) return;
     p->nodes[best_prev].next = p->nodes[best].next;
@@ -932,9 +986,10 @@ static int32_t parse_group(parser_t *p, int depth, nkind_t kind)
     emitter_t measure = {.p = p};
     g.shape = emit_chain(&measure, g.child, g.n, kind, false);
     if (g.shape.nest + 1 > NEST_MAX || g.shape.height > HEIGHT_MAX)
-        return p_fail(p, pos,
-                      "the filter is too complex: its AND/OR groups nest too deeply from "
-                      "here; simplify the parentheses");
+        return p_fail(
+            p, pos,
+            "the filter is too complex: its AND/OR groups nest too deeply from "
+            "here; simplify the parentheses");
     return push_node(p, &g);
 }
 
@@ -961,8 +1016,8 @@ static int check_len(parser_t *p)
 {
     if (p->len <= FILTER_MAX_LEN) return 0;
     return cairn_err_set(p->err, CAIRN_ST_BAD_REQUEST, NULL,
-                         "%s: the text is %zu bytes long; the limit is %d bytes", p->what,
-                         p->len, FILTER_MAX_LEN);
+                         "%s: the text is %zu bytes long; the limit is %d bytes",
+                         p->what, p->len, FILTER_MAX_LEN);
 }
 
 static void buf_truncate(sqlbuf_t *b, size_t len)
@@ -990,8 +1045,10 @@ static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds)
     if (cur(p)->kind != T_END) return p_expected(p, "AND, OR or the end of the filter");
     emitter_t e = {.p = p, .out = out, .binds = binds};
     const node_t *r = &p->nodes[root];
-    if (r->kind == N_CLAUSE) emit_clause(&e, r);
-    else emit_chain(&e, r->child, r->n, r->kind, true);
+    if (r->kind == N_CLAUSE)
+        emit_clause(&e, r);
+    else
+        emit_chain(&e, r->child, r->n, r->kind, true);
     return 0;
 }
 
@@ -1013,14 +1070,16 @@ int filter_compile(const char *text, size_t len, sqlbuf_t *out, sql_binds_t *bin
 
 /* A metric, param or tag key is a LEFT JOIN o<index> (NULL when the run
  * lacks the key); attributes order on their runs column. NULLs last. */
-static void emit_order(const emitter_t *e, const ident_t *id, int index, bool desc,
-                       sqlbuf_t *joins, sql_binds_t *join_binds)
+static void emit_order(const parser_t *p, const ident_t *id, int index, bool desc,
+                       sqlbuf_t *joins, sql_binds_t *join_binds, sqlbuf_t *out)
 {
     const char *dir = desc ? "DESC" : "ASC";
     if (id->ent == E_ATTR) {
         const attr_t *a = id->attr;
-        if (a->nullable) sqlbuf_addf(e->out, "%s IS NULL, %s %s", a->col, a->col, dir);
-        else sqlbuf_addf(e->out, "%s %s", a->col, dir);
+        if (a->nullable)
+            sqlbuf_addf(out, "%s IS NULL, %s %s", a->col, a->col, dir);
+        else
+            sqlbuf_addf(out, "%s %s", a->col, dir);
         return;
     }
     if (id->ent == E_METRIC)
@@ -1031,25 +1090,26 @@ static void emit_order(const emitter_t *e, const ident_t *id, int index, bool de
     else
         sqlbuf_addf(joins, " LEFT JOIN %s o%d ON o%d.rid = r.rid AND o%d.key = ?",
                     id->ent == E_PARAM ? "params" : "tags", index, index, index);
-    emitter_t je = {.p = e->p, .out = joins, .binds = join_binds};
+    emitter_t je = {.p = p, .out = joins, .binds = join_binds};
     bind_slice(&je, &id->key);
-    sqlbuf_addf(e->out, "o%d.value IS NULL, o%d.value %s", index, index, dir);
+    sqlbuf_addf(out, "o%d.value IS NULL, o%d.value %s", index, index, dir);
 }
 
 /* order := ident [ASC | DESC] */
-static int compile_order(parser_t *p, int index, sqlbuf_t *joins, sql_binds_t *join_binds,
-                         sqlbuf_t *out)
+static int compile_order(parser_t *p, int index, sqlbuf_t *joins,
+                         sql_binds_t *join_binds, sqlbuf_t *out)
 {
     if (index < 0)
-        return cairn_err_set(p->err, CAIRN_ST_INTERNAL, NULL, "order_by: negative index");
+        return cairn_err_set(p->err, CAIRN_ST_INTERNAL, NULL,
+                             "order_by: negative index");
     if (check_len(p) < 0 || lex_all(p) < 0) return -1;
     ident_t id;
     if (parse_ident(p, &id) < 0) return -1;
     bool desc = false;
     if (!accept_kw(p, "ASC")) desc = accept_kw(p, "DESC");
-    if (cur(p)->kind != T_END) return p_expected(p, "ASC, DESC or the end of the clause");
-    emitter_t e = {.p = p, .out = out, .binds = join_binds};
-    emit_order(&e, &id, index, desc, joins, join_binds);
+    if (cur(p)->kind != T_END)
+        return p_expected(p, "ASC, DESC or the end of the clause");
+    emit_order(p, &id, index, desc, joins, join_binds, out);
     return 0;
 }
 

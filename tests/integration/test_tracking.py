@@ -1,0 +1,385 @@
+"""Tracking service integration tests: every verb's semantics, its errors and
+limits, paging, nested runs, search, and durability after kill -9 of cairnd.
+The whole suite runs twice: storage in-process and as a process."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import Kernel  # noqa: E402
+
+
+def services(mode):
+    return f"  tracking:\n    plugin: storage\n    mode: {mode}\n"
+
+
+class TrackingBase:
+    MODE = "inproc"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=services(cls.MODE)).start()
+        cls.c = cls.k.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body=None, st=200, code=None):
+        h, b = self.c.call("tracking", verb, body)
+        self.assertEqual(h["st"], st, (verb, h, b))
+        if code:
+            self.assertEqual(h["code"], code)
+        return b if st < 400 else h
+
+    def new_experiment(self, name=None):
+        name = name or f"exp-{self.id()}-{os.urandom(4).hex()}"
+        return self.call("create_experiment", {"name": name})["experiment_id"]
+
+    def new_run(self, exp=None, **kw):
+        body = {"experiment_id": exp or self.new_experiment()}
+        body.update(kw)
+        return self.call("create_run", body)["run"]
+
+    # ---- experiments ----------------------------------------------------
+
+    def test_experiment_lifecycle(self):
+        name = f"lifecycle-{self.MODE}"
+        eid = self.call("create_experiment", {"name": name, "tags": [{"key": "team",
+                                                                        "value": "a"}]})[
+            "experiment_id"]
+        self.assertIsInstance(eid, str)
+        e = self.call("get_experiment_by_name", {"experiment_name": name})["experiment"]
+        self.assertEqual((e["experiment_id"], e["name"], e["lifecycle_stage"]),
+                         (eid, name, "active"))
+        self.assertEqual(e["tags"], [{"key": "team", "value": "a"}])
+        self.assertEqual(e["artifact_location"], f"cairn-artifacts:/{eid}")
+        self.call("create_experiment", {"name": name}, 409, "conflict")
+        self.call("update_experiment", {"experiment_id": eid, "new_name": name + "-2"})
+        self.assertEqual(self.call("get_experiment", {"experiment_id": eid})["experiment"]
+                         ["name"], name + "-2")
+        self.call("set_experiment_tag", {"experiment_id": eid, "key": "team", "value": "b"})
+        self.call("delete_experiment", {"experiment_id": eid})
+        e = self.call("get_experiment", {"experiment_id": eid})["experiment"]
+        self.assertEqual(e["lifecycle_stage"], "deleted")
+        self.assertEqual(e["tags"], [{"key": "team", "value": "b"}])
+        self.call("create_run", {"experiment_id": eid}, 400)
+        self.call("restore_experiment", {"experiment_id": eid})
+        self.new_run(eid)
+
+    def test_experiment_errors(self):
+        self.call("create_experiment", {}, 400, "bad_request")
+        self.call("create_experiment", {"name": ""}, 400)
+        self.call("create_experiment", {"name": 5}, 400)
+        self.call("create_experiment", {"name": "x" * 501}, 400)
+        self.call("get_experiment", {"experiment_id": "999999"}, 404, "not_found")
+        self.call("get_experiment", {"experiment_id": "abc"}, 404)
+        self.call("get_experiment_by_name", {"experiment_name": "nope-nope"}, 404)
+        self.call("delete_experiment", {"experiment_id": "0"}, 400)
+        self.call("create_experiment", "not a map", 400)
+
+    def test_default_experiment(self):
+        e = self.call("get_experiment", {"experiment_id": "0"})["experiment"]
+        self.assertEqual(e["name"], "Default")
+
+    def test_search_experiments_paging(self):
+        prefix = f"page-{self.MODE}-"
+        for i in range(7):
+            self.call("create_experiment", {"name": f"{prefix}{i}"})
+        seen, token = [], None
+        while True:
+            body = {"max_results": 3, "filter": f"name LIKE '{prefix}%'"}
+            if token:
+                body["page_token"] = token
+            r = self.call("search_experiments", body)
+            seen += [e["name"] for e in r["experiments"]]
+            token = r.get("next_page_token")
+            if not token:
+                break
+        self.assertEqual(seen, [f"{prefix}{i}" for i in range(7)])
+        self.call("search_experiments", {"page_token": "garbage"}, 400)
+        self.call("search_experiments", {"max_results": 50001}, 400)
+        self.call("search_experiments", {"filter": "colour = 'x'"}, 400)
+
+    # ---- runs -----------------------------------------------------------
+
+    def test_run_lifecycle(self):
+        eid = self.new_experiment()
+        run = self.new_run(eid, run_name="first", start_time=1000,
+                           tags=[{"key": "k", "value": "v"}])
+        info = run["info"]
+        rid = info["run_id"]
+        self.assertEqual(len(rid), 32)
+        self.assertEqual((info["experiment_id"], info["run_name"], info["status"],
+                          info["start_time"], info["lifecycle_stage"]),
+                         (eid, "first", "RUNNING", 1000, "active"))
+        self.assertTrue(info["artifact_uri"].endswith(f"/{rid}/artifacts"))
+        self.assertIn({"key": "k", "value": "v"}, run["data"]["tags"])
+        self.assertIn({"key": "mlflow.runName", "value": "first"}, run["data"]["tags"])
+        r = self.call("update_run", {"run_id": rid, "status": "FINISHED", "end_time": 2000})
+        self.assertEqual(r["run_info"]["status"], "FINISHED")
+        got = self.call("get_run", {"run_id": rid})["run"]["info"]
+        self.assertEqual((got["status"], got["end_time"]), ("FINISHED", 2000))
+        self.call("update_run", {"run_id": rid, "status": "DONE"}, 400)
+        self.call("update_run", {"run_id": rid, "run_name": "renamed"})
+        self.assertEqual(self.call("get_run", {"run_id": rid})["run"]["info"]["run_name"],
+                         "renamed")
+        self.call("delete_run", {"run_id": rid})
+        self.assertEqual(self.call("get_run", {"run_id": rid})["run"]["info"]
+                         ["lifecycle_stage"], "deleted")
+        self.call("log_metric", {"run_id": rid, "key": "m", "value": 1}, 400)
+        self.call("restore_run", {"run_id": rid})
+        self.call("log_metric", {"run_id": rid, "key": "m", "value": 1})
+
+    def test_run_errors(self):
+        self.call("create_run", {}, 400)
+        self.call("create_run", {"experiment_id": "424242"}, 404)
+        self.call("get_run", {"run_id": "f" * 32}, 404, "not_found")
+        self.call("get_run", {"run_id": 7}, 400)
+        self.call("create_run", {"experiment_id": "0", "parent_run_id": "nope"}, 404)
+
+    def test_nested_runs(self):
+        eid = self.new_experiment()
+        parent = self.new_run(eid)["info"]["run_id"]
+        child = self.new_run(eid, parent_run_id=parent)
+        self.assertEqual(child["info"]["parent_run_id"], parent)
+        self.assertIn({"key": "mlflow.parentRunId", "value": parent}, child["data"]["tags"])
+        runs = self.call("search_runs", {"experiment_ids": [eid],
+                                          "filter": f"tags.mlflow.parentRunId = '{parent}'"}
+                         )["runs"]
+        self.assertEqual([r["info"]["run_id"] for r in runs], [child["info"]["run_id"]])
+
+    def test_tags(self):
+        rid = self.new_run()["info"]["run_id"]
+        self.call("set_tag", {"run_id": rid, "key": "a", "value": "1"})
+        self.call("set_tag", {"run_id": rid, "key": "a", "value": "2"})  # tags overwrite
+        tags = self.call("get_run", {"run_id": rid})["run"]["data"]["tags"]
+        self.assertIn({"key": "a", "value": "2"}, tags)
+        self.call("delete_tag", {"run_id": rid, "key": "a"})
+        self.call("delete_tag", {"run_id": rid, "key": "a"}, 404)
+        self.call("set_tag", {"run_id": rid, "key": "x" * 251, "value": "1"}, 400)
+        self.call("set_tag", {"run_id": rid, "key": "v", "value": "x" * 8001}, 400)
+        self.call("set_tag", {"run_id": rid, "key": "v", "value": "x" * 8000})
+
+    # ---- logging --------------------------------------------------------
+
+    def test_log_batch_semantics(self):
+        rid = self.new_run()["info"]["run_id"]
+        self.call("log_batch", {
+            "run_id": rid,
+            "metrics": [{"key": "loss", "value": 1.0 / (s + 1), "timestamp": 100 + s,
+                         "step": s} for s in range(10)],
+            "params": [{"key": "lr", "value": "0.1"}],
+            "tags": [{"key": "t", "value": "x"}]})
+        data = self.call("get_run", {"run_id": rid})["run"]["data"]
+        self.assertEqual(data["metrics"], [{"key": "loss", "value": 0.1, "timestamp": 109,
+                                            "step": 9}])
+        self.assertEqual(data["params"], [{"key": "lr", "value": "0.1"}])
+        # Same param value again is fine; another is 409, and the batch is all-or-nothing.
+        self.call("log_param", {"run_id": rid, "key": "lr", "value": "0.1"})
+        h = self.call("log_batch", {"run_id": rid,
+                                    "metrics": [{"key": "loss", "value": 9, "timestamp": 1,
+                                                 "step": 99}],
+                                    "params": [{"key": "lr", "value": "0.2"}]}, 409,
+                      "conflict")
+        self.assertIn("write-once", h["err"])
+        hist = self.call("get_metric_history", {"run_id": rid, "key": "loss"})["metrics"]
+        self.assertEqual(len(hist), 10)  # the conflicting batch left nothing behind
+        # Latest is by step, then timestamp; an older step does not replace it.
+        self.call("log_metric", {"run_id": rid, "key": "loss", "value": 5, "step": 3,
+                                 "timestamp": 999})
+        m = self.call("get_run", {"run_id": rid})["run"]["data"]["metrics"][0]
+        self.assertEqual((m["value"], m["step"]), (0.1, 9))
+
+    def test_special_values(self):
+        rid = self.new_run()["info"]["run_id"]
+        self.call("log_batch", {"run_id": rid, "metrics": [
+            {"key": "nan", "value": float("nan"), "timestamp": 1, "step": 0},
+            {"key": "inf", "value": "Infinity", "timestamp": 1, "step": 0},
+            {"key": "big", "value": 2 ** 60, "timestamp": 1, "step": -5}]})
+        h = {m["key"]: m for m in self.call("get_run", {"run_id": rid})["run"]["data"]
+             ["metrics"]}
+        self.assertTrue(math.isnan(h["nan"]["value"]))
+        self.assertEqual(h["inf"]["value"], float("inf"))
+        self.assertEqual((h["big"]["value"], h["big"]["step"]), (float(2 ** 60), -5))
+        hist = self.call("get_metric_history", {"run_id": rid, "key": "nan"})["metrics"]
+        self.assertTrue(math.isnan(hist[0]["value"]))
+
+    def test_logging_errors_and_limits(self):
+        rid = self.new_run()["info"]["run_id"]
+        bad = [
+            {"run_id": rid, "metrics": [{"key": "a"}]},
+            {"run_id": rid, "metrics": [{"key": "a", "value": "x"}]},
+            {"run_id": rid, "metrics": [{"value": 1}]},
+            {"run_id": rid, "metrics": [{"key": "a", "value": 1, "step": "1"}]},
+            {"run_id": rid, "metrics": "no"},
+            {"run_id": rid, "params": [{"key": "p", "value": 1}]},
+            {"run_id": rid, "params": [{"key": "p", "value": "x" * 6001}]},
+            {"run_id": rid, "metrics": [{"key": "k" * 251, "value": 1}]},
+            {"metrics": []},
+        ]
+        for body in bad:
+            with self.subTest(body=str(body)[:60]):
+                h = self.call("log_batch", body, 400, "bad_request")
+                self.assertGreater(len(h["err"]), 10)
+        h = self.call("log_batch", {"run_id": rid, "metrics": [
+            {"key": "a", "value": 1, "timestamp": 1, "step": 0}] * 100001}, 413, "too_large")
+        self.assertIn("100000", h["err"])
+        self.call("log_batch", {"run_id": "0" * 32, "metrics": []}, 404)
+        self.call("log_param", {"run_id": rid, "key": "p", "value": "x" * 6000})
+
+    def test_big_batch_and_history_paging(self):
+        rid = self.new_run()["info"]["run_id"]
+        n = 100000
+        pts = [{"key": "acc", "value": i * 0.5, "timestamp": 1000 + i, "step": i}
+               for i in range(n)]
+        self.call("log_batch", {"run_id": rid, "metrics": pts})
+        # A second, small batch lands in the tail segment.
+        self.call("log_batch", {"run_id": rid, "metrics": [
+            {"key": "acc", "value": -1.0, "timestamp": 5, "step": n}]})
+        got, token, pages = [], None, 0
+        while True:
+            body = {"run_id": rid, "key": "acc", "max_results": 30000}
+            if token:
+                body["page_token"] = token
+            r = self.call("get_metric_history", body)
+            got += r["metrics"]
+            pages += 1
+            token = r.get("next_page_token")
+            if not token:
+                break
+        self.assertEqual(pages, 4)
+        self.assertEqual(len(got), n + 1)
+        self.assertEqual([m["step"] for m in got], list(range(n + 1)))
+        self.assertEqual(got[12345], {"key": "acc", "value": 12345 * 0.5,
+                                      "timestamp": 1000 + 12345, "step": 12345})
+        self.assertEqual(self.call("get_metric_history", {"run_id": rid, "key": "none"})
+                         ["metrics"], [])
+
+    def test_history_step_order(self):
+        rid = self.new_run()["info"]["run_id"]
+        for step in (5, 1, 3, 1):
+            self.call("log_metric", {"run_id": rid, "key": "m", "value": step,
+                                     "timestamp": 10 * step, "step": step})
+        hist = self.call("get_metric_history", {"run_id": rid, "key": "m"})["metrics"]
+        self.assertEqual([m["step"] for m in hist], [1, 1, 3, 5])
+
+    def test_sampled_history(self):
+        rid = self.new_run()["info"]["run_id"]
+        n = 50000
+        pts = [{"key": "wave", "value": math.sin(i / 500.0) + (5.0 if i == 31337 else 0),
+                "timestamp": i, "step": i} for i in range(n)]
+        self.call("log_batch", {"run_id": rid, "metrics": pts})
+        r = self.call("get_metric_history_sampled", {"run_id": rid, "keys": ["wave", "none"],
+                                                     "max_points": 500})
+        wave, none = r["series"]
+        self.assertEqual((wave["key"], wave["total_points"]), ("wave", n))
+        steps = [m["step"] for m in wave["metrics"]]
+        self.assertLessEqual(len(steps), 500)
+        self.assertGreater(len(steps), 400)
+        self.assertEqual(steps, sorted(steps))
+        self.assertEqual((steps[0], steps[-1]), (0, n - 1))  # first and last kept
+        self.assertIn(31337, steps)  # the spike (a bucket's max) survives
+        self.assertEqual(none["metrics"], [])
+        self.call("get_metric_history_sampled", {"run_id": rid, "keys": ["wave"],
+                                                 "max_points": 1}, 400)
+
+    # ---- search ----------------------------------------------------------
+
+    def test_search_runs(self):
+        eid = self.new_experiment()
+        ids = []
+        for i in range(12):
+            run = self.new_run(eid, run_name=f"r{i}", start_time=1000 + i)["info"]["run_id"]
+            ids.append(run)
+            self.call("log_batch", {"run_id": run, "metrics": [
+                {"key": "acc", "value": i / 10, "timestamp": 1, "step": 0},
+                {"key": "loss", "value": 1 - i / 10, "timestamp": 1, "step": 0}],
+                "params": [{"key": "opt", "value": "adam" if i % 2 else "sgd"}],
+                "tags": [{"key": "group", "value": "G" + str(i % 3)}]})
+
+        def search(**kw):
+            body = {"experiment_ids": [eid]}
+            body.update(kw)
+            return [r["info"]["run_name"] for r in self.call("search_runs", body)["runs"]]
+
+        self.assertEqual(search(filter="metrics.acc > 0.85"), ["r11", "r10", "r9"])
+        self.assertEqual(search(filter="metrics.acc >= 0.5 AND params.opt = 'sgd'"),
+                         ["r10", "r8", "r6"])
+        self.assertEqual(search(filter="tags.group = 'G0' OR (metrics.loss < 0.15)"),
+                         ["r11", "r10", "r9", "r6", "r3", "r0"])
+        self.assertEqual(search(filter="attributes.run_name IN ('r1', 'r2')"), ["r2", "r1"])
+        self.assertEqual(search(order_by=["metrics.acc DESC"], max_results=2), ["r11", "r10"])
+        self.assertEqual(search(order_by=["metrics.loss ASC"], max_results=1), ["r11"])
+        # Stable paging over the whole set.
+        names, token = [], None
+        while True:
+            body = {"experiment_ids": [eid], "max_results": 5, "order_by": ["params.opt"]}
+            if token:
+                body["page_token"] = token
+            r = self.call("search_runs", body)
+            names += [x["info"]["run_name"] for x in r["runs"]]
+            token = r.get("next_page_token")
+            if not token:
+                break
+        self.assertEqual(len(names), 12)
+        self.assertEqual(len(set(names)), 12)
+        h = self.call("search_runs", {"experiment_ids": [eid], "filter": "metrics.acc >> 1"},
+                      400, "bad_request")
+        self.assertIn("position", h["err"])
+        self.call("search_runs", {"experiment_ids": [eid], "max_results": 50001}, 400)
+        self.call("search_runs", {}, 400)
+        self.call("delete_run", {"run_id": ids[0]})
+        self.assertNotIn("r0", search())
+        self.assertEqual(search(run_view_type="DELETED_ONLY"), ["r0"])
+
+
+class TrackingInproc(TrackingBase, unittest.TestCase):
+    MODE = "inproc"
+
+
+class TrackingProcess(TrackingBase, unittest.TestCase):
+    MODE = "process"
+
+
+class Durability(unittest.TestCase):
+    """A 200 means committed: kill -9 of cairnd right after loses nothing."""
+
+    def test_kill_9_after_ack(self):
+        k = Kernel(services=services("inproc")).start()
+        state = k.state
+        try:
+            c = k.client()
+            h, b = c.call("tracking", "create_experiment", {"name": "durable"})
+            eid = b["experiment_id"]
+            h, b = c.call("tracking", "create_run", {"experiment_id": eid})
+            rid = b["run"]["info"]["run_id"]
+            for i in range(50):
+                h, _ = c.call("tracking", "log_batch", {"run_id": rid, "metrics": [
+                    {"key": "m", "value": float(i), "timestamp": i, "step": i}],
+                    "params": [{"key": f"p{i}", "value": str(i)}]})
+                self.assertEqual(h["st"], 200)
+            k.proc.send_signal(signal.SIGKILL)  # no chance to flush or checkpoint
+            k.proc.wait()
+            c.close()
+        finally:
+            k.stop()
+        k2 = Kernel(services=services("inproc"), state=state).start()
+        try:
+            c = k2.client()
+            h, b = c.call("tracking", "get_metric_history", {"run_id": rid, "key": "m"})
+            self.assertEqual([m["step"] for m in b["metrics"]], list(range(50)))
+            h, b = c.call("tracking", "get_run", {"run_id": rid})
+            self.assertEqual(len(b["run"]["data"]["params"]), 50)
+            c.close()
+        finally:
+            k2.cleanup()
+            k.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
