@@ -262,7 +262,7 @@ class Tracker:
 
     def _reset_state(self):
         """Locks, queue and worker from scratch (at creation; in a forked child)."""
-        lock = threading.Lock()
+        self._lock = lock = threading.Lock()  # guards the queue; both conditions use it
         self._cv = threading.Condition(lock)  # callers wait here (flush, room)
         self._wake = threading.Condition(lock)  # the worker waits here
         self._runs_lock = threading.RLock()
@@ -504,7 +504,26 @@ class Tracker:
         except (struct.error, TypeError, ValueError, OverflowError) as e:
             _bad_point(key, value, step, timestamp)
             raise TypeError(f"metric {key!r}: {e}") from None
-        self._put_points(run_id, data)
+        if not self.asynchronous:
+            return self._send_now(run_id, data, 1)
+        # _enqueue, inlined: this is the hot path
+        with self._lock:
+            if self._pending >= self.max_pending:
+                self._wait_room(1)
+            if not self._worker_ok:
+                self._start_worker()
+            b = self._buf.get(run_id)
+            if b is None:
+                b = self._buf[run_id] = _RunBuf()
+            b.pts.append(data)
+            self._pending += 1
+            self._seq += 1
+            n = self._nbuf = self._nbuf + 1
+            if n == 1:
+                self._buf_since = time.monotonic()
+                self._wake.notify()
+            elif n == self.batch_points:
+                self._wake.notify()
 
     def log_metrics(self, metrics, step=None, timestamp=None):
         """Log a dict of key -> value, all at one step and timestamp."""
@@ -577,34 +596,11 @@ class Tracker:
 
     # -- the queue -----------------------------------------------------------
 
-    def _put_points(self, run_id, data):
-        """Queue one packed point."""
-        if not self.asynchronous:
-            return self._send_now(run_id, data, 1)
-        cv = self._cv
-        with cv:
-            if self._pending >= self.max_pending:
-                self._wait_room(1)
-            if not self._worker_ok:
-                self._start_worker()
-            b = self._buf.get(run_id)
-            if b is None:
-                b = self._buf[run_id] = _RunBuf()
-            b.pts.append(data)
-            self._pending += 1
-            self._seq += 1
-            n = self._nbuf = self._nbuf + 1
-            if n == 1:
-                self._buf_since = time.monotonic()
-                self._wake.notify()
-            elif n == self.batch_points:
-                self._wake.notify()
-
     def _put_chunk(self, run_id, data, n):
         """Queue n packed points in one piece (n <= batch_points)."""
         if not self.asynchronous:
             return self._send_now(run_id, data, n)
-        with self._cv:
+        with self._lock:
             self._enqueue(run_id, n, lambda b: b.chunks.append((data, n)))
 
     def _put_meta(self, run_id, items):
@@ -612,7 +608,7 @@ class Tracker:
             return self._send_meta_now(run_id, items)
         for i in range(0, len(items), MAX_BATCH_META):
             part = items[i:i + MAX_BATCH_META]
-            with self._cv:
+            with self._lock:
                 self._enqueue(run_id, len(part), lambda b: b.meta.extend(part))
 
     def _enqueue(self, run_id, n, add):
@@ -655,7 +651,7 @@ class Tracker:
 
     def _flush(self, raise_errors, timeout=None):
         end = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
+        with self._lock:
             target = self._seq
             if self._done_seq < target:
                 self._flush_wanted = True
@@ -683,7 +679,7 @@ class Tracker:
         """Raise the errors the server answered since the last call."""
         if not self._unraised:
             return
-        with self._cv:
+        with self._lock:
             errs, self._unraised = self._unraised, []
         if not errs:
             return
@@ -696,7 +692,7 @@ class Tracker:
         raise first
 
     def _record(self, err):
-        with self._cv:
+        with self._lock:
             self._unraised.append(err)
             self.errors.append(err)
             del self.errors[:-1000]
@@ -746,7 +742,7 @@ class Tracker:
             n = sum(r.n for r in lost)
             err = CairnError(f"the tracking thread stopped ({e!r}); {n} logged item(s) "
                              f"may not have been stored", 500, "internal")
-            with self._cv:
+            with self._lock:
                 self._unraised.append(err)
                 self.errors.append(err)
                 self._worker_ok = False
@@ -760,11 +756,10 @@ class Tracker:
         meta_busy = {}  # run_id -> meta requests in flight
         gens = deque()  # [seq, outstanding requests], oldest first
         lost.append(_Lost(outbox, inflight))
-        cv = self._cv
         try:
             while True:
                 take, wait = None, None
-                with cv:
+                with self._lock:
                     while True:
                         if self._nbuf:
                             now = time.monotonic()
@@ -839,14 +834,14 @@ class Tracker:
             outbox.extendleft(reversed(singles))
             return None
         err = _failure(req, r)
-        with self._cv:
+        with self._lock:
             self._unraised.append(err)
             self.errors.append(err)
             del self.errors[:-1000]
         return self._complete(gens, req)
 
     def _complete(self, gens, req):
-        with self._cv:
+        with self._lock:
             if req is not None:
                 req.gen[1] -= 1
                 self._pending -= req.n
@@ -925,13 +920,13 @@ class Tracker:
         self._check()
 
     def _stop_worker(self, timeout=30.0):
-        with self._cv:
+        with self._lock:
             self._closing = True
             self._wake.notify_all()
             t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
-        with self._cv:
+        with self._lock:
             self._closing = False
             self._worker_ok = False
             self._thread = None
