@@ -709,9 +709,19 @@ static int s_take_verbs(service_t *s, const msgpack_object *verbs)
         const msgpack_object *o = &verbs->via.array.ptr[i];
         const msgpack_object *name = cairn_obj_get(o, "name"), *perm = cairn_obj_get(o, "perm");
         const msgpack_object *flags = cairn_obj_get(o, "flags"), *mb = cairn_obj_get(o, "max_body");
-        if (!name || name->type != MSGPACK_OBJECT_STR) continue;
-        cairn_str_t ns = {name->via.str.ptr, name->via.str.size};
-        vi[i].name = cairn_str_dup(ns);
+        cairn_str_t ns = {NULL, 0};
+        if (name && name->type == MSGPACK_OBJECT_STR)
+            ns = (cairn_str_t){name->via.str.ptr, name->via.str.size};
+        if (!ns.ptr || ns.len == 0 || ns.len > NAME_MAX_LEN ||
+            !(vi[i].name = cairn_str_dup(ns))) {
+            /* A worker that cannot name its verbs is not let in. */
+            for (size_t j = 0; j < i; j++) {
+                free(vi[j].name);
+                free(vi[j].perm);
+            }
+            free(vi);
+            return -1;
+        }
         if (perm && perm->type == MSGPACK_OBJECT_STR && perm->via.str.size) {
             cairn_str_t ps = {perm->via.str.ptr, perm->via.str.size};
             vi[i].perm = cairn_str_dup(ps);
@@ -736,7 +746,7 @@ static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
     service_t *s = w->svc;
     if (s_take_verbs(s, cairn_obj_get(h, "verbs")) != 0) {
         broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);
-        broker_worker_gone(b, w, "its READY had no verb table");
+        broker_worker_gone(b, w, "its READY had no valid verb table");
         return;
     }
     const msgpack_object *c = cairn_obj_get(h, "concurrency");

@@ -410,6 +410,33 @@ class Remote(unittest.TestCase):
             k.cleanup()
 
 
+class HostileWorker(unittest.TestCase):
+    def test_malformed_ready_is_refused(self):
+        wport = free_port()
+        k = Kernel(services="  echo:\n    plugin: echo\n    mode: remote\n",
+                   kernel_extra=f"  worker_endpoint: tcp://127.0.0.1:{wport}\n")
+        k.start(wait_up=False)
+        w = zmq.Context.instance().socket(zmq.DEALER)
+        w.setsockopt(zmq.LINGER, 0)
+        try:
+            w.connect(f"tcp://127.0.0.1:{wport}")
+            w.send_multipart([b"CAIRNW/1", b"\x01", msgpack.packb(
+                {"plugin": "echo", "svc": "echo", "mode": "remote", "abi": 1, "pid": 1})])
+            self.assertTrue(w.poll(DEADLINE * 1000))
+            self.assertEqual(w.recv_multipart()[1], b"\x02")  # WELCOME
+            for verbs in ([5], [{"name": 7}], [{"perm": "x"}], "no"):
+                w.send_multipart([b"CAIRNW/1", b"\x03", msgpack.packb({"verbs": verbs})])
+            c = k.client()
+            h, _ = c.call("echo", "echo", 1)
+            self.assertEqual((h["st"], h["code"]), (503, "unavailable"))
+            self.assertEqual(c.call("sys", "services")[0]["st"], 200)
+            self.assertIsNone(k.proc.poll())
+            c.close()
+        finally:
+            w.close()
+            k.cleanup()
+
+
 class BadPlugins(unittest.TestCase):
     def test_bad_plugins_are_refused_kernel_runs(self):
         services = ("  missing:\n    plugin: /nonexistent/cairn_x.so\n    mode: inproc\n"

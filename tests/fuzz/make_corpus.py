@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Regenerate the seed corpora under tests/fuzz/corpus/ (python3-msgpack).
+
+The files are committed; run this only to change them:
+    /usr/bin/python3 tests/fuzz/make_corpus.py
+Seeds are a few real inputs of each kind (what clients, workers and
+operators actually send) plus a few near misses, so that the fuzzer starts
+from the interesting shapes instead of discovering the keys byte by byte.
+"""
+import os
+import shutil
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+W_HELLO, W_READY, W_FINAL, W_CALL, W_RESULT = 1, 3, 6, 10, 11
+W_DISCONNECT, W_PUBLISH, W_FAIL = 8, 9, 12
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def headers():
+    t = "fuzz_header"
+    write(t, "ping_uint_id", pack({"id": 1, "svc": "sys", "verb": "ping"}))
+    write(t, "str_id_all_keys", pack({"id": "req-7", "svc": "tracking",
+                                      "verb": "log_batch", "tok": "t0k",
+                                      "ws": "default", "ttl": 30000,
+                                      "cid": "c-1"}))
+    write(t, "big_id_unknown_keys", pack({"id": 2**64 - 1, "svc": "echo",
+                                          "verb": "echo", "x-trace": [1, {"a": None}],
+                                          7: "int key"}))
+    write(t, "no_id", pack({"svc": "sys", "verb": "services", "tok": "abc"}))
+    write(t, "ttl_negative", pack({"id": 3, "svc": "sys", "verb": "ping", "ttl": -1}))
+    write(t, "id_float", pack({"id": 1.5, "svc": "sys", "verb": "ping"}))
+    write(t, "svc_bin", pack({"id": 4, "svc": b"sys", "verb": "ping"}))
+    write(t, "not_a_map", pack(["sys", "ping"]))
+    write(t, "trailing", pack({"svc": "sys", "verb": "ping"}) + b"\xc0")
+    write(t, "truncated", pack({"id": 9, "svc": "sys", "verb": "ping"})[:-2])
+
+
+def confs():
+    t = "fuzz_conf"
+    for name in ("cairn.yaml", "process.yaml", "remote.example.yaml"):
+        src = os.path.join(ROOT, "conf", name)
+        if os.path.exists(src):
+            with open(src, "rb") as f:
+                write(t, name, f.read())
+    write(t, "flow.yaml", b"{kernel: {auth: none, max_frame: 1KiB}, services: "
+                          b"{echo: {plugin: echo, mode: process, "
+                          b"settings: {greeting: hi, allow_crash: 'true'}}}}\n")
+    write(t, "anchors.yaml", b"kernel:\n  auth: none\nservices:\n"
+                             b"  a: &e {plugin: echo, mode: inproc}\n  b: *e\n")
+    write(t, "bad_size.yaml", b"kernel:\n  auth: none\n  max_frame: 12XB\n"
+                              b"  max_queue: 10\n  liveness: 3\n")
+    write(t, "settings.yaml", b"kernel:\n  auth: auth\n  state_dir: /tmp/x\n"
+                              b"services:\n  tracking:\n    plugin: storage\n"
+                              b"    mode: inproc\n    settings:\n"
+                              b"      db: sqlite\n      role: tracking\n")
+
+
+def workers():
+    t = "fuzz_worker"
+    def w(name, cmd, hdr):
+        write(t, name, bytes([cmd]) + (pack(hdr) if hdr is not None else b""))
+    w("hello_inproc", W_HELLO, {"plugin": "echo", "svc": "echo", "abi": 1,
+                                "pid": 4242, "version": "1.0.0", "mode": "inproc"})
+    w("hello_process", W_HELLO, {"svc": "echo", "mode": "process", "pid": 77})
+    w("ready", W_READY, {"verbs": [
+        {"name": "echo", "perm": "echo.read", "flags": 2, "max_body": 0},
+        {"name": "small", "perm": "echo.read", "flags": 0, "max_body": 1024},
+        {"name": "login", "perm": "", "flags": 4, "max_body": 0}],
+        "concurrency": 1024})
+    w("ready_bad_verbs", W_READY, {"verbs": [5, {"perm": "x"}, {"name": 3}],
+                                   "concurrency": 0})
+    w("final_ok", W_FINAL, {"rid": 12, "st": 200})
+    w("final_err", W_FINAL, {"rid": 13, "st": 404, "code": "not_found",
+                             "err": "there is no run 'r1'"})
+    w("call", W_CALL, {"cid": 5, "svc": "tracking", "verb": "get_run",
+                       "ws": "default", "ttl": 1000})
+    w("result", W_RESULT, {"cid": 5, "st": 503, "code": "unavailable", "err": "down"})
+    w("publish", W_PUBLISH, {"topic": "run.created"})
+    w("disconnect", W_DISCONNECT, {"err": "bye"})
+    w("fail", W_FAIL, {"err": "init failed: no state dir"})
+    w("heartbeat", 7, None)
+
+
+if __name__ == "__main__":
+    if os.path.isdir(CORPUS):
+        shutil.rmtree(CORPUS)
+    headers()
+    confs()
+    workers()
+    for t in sorted(os.listdir(CORPUS)):
+        print(t, len(os.listdir(os.path.join(CORPUS, t))), "seeds")
