@@ -3,6 +3,7 @@
 #include "pending.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct pending_table {
     pending_t **slots;
@@ -10,7 +11,11 @@ struct pending_table {
     pending_t **heap;
     size_t heap_cap;
     uint64_t next_rid;
+    pending_t *spare; /* freed entries kept for reuse: no malloc per request */
+    size_t nspare;
 };
+
+#define PENDING_SPARE_MAX 4096
 
 static size_t s_hash(uint64_t rid, size_t cap)
 {
@@ -33,13 +38,32 @@ pending_table_t *pending_table_new(void)
     return t;
 }
 
-static void s_free_entry(pending_t *p)
+static void s_close_entry(pending_t *p)
 {
     if (p->queued_msgs) {
         zmq_msg_close(&p->hdr);
         zmq_msg_close(&p->body);
+        p->queued_msgs = false;
     }
+}
+
+static void s_free_entry(pending_t *p)
+{
+    s_close_entry(p);
     free(p);
+}
+
+/* Keep a freed entry for the next pending_add, up to a bound. */
+static void s_recycle(pending_table_t *t, pending_t *p)
+{
+    s_close_entry(p);
+    if (t->nspare >= PENDING_SPARE_MAX) {
+        free(p);
+        return;
+    }
+    p->qnext = t->spare;
+    t->spare = p;
+    t->nspare++;
 }
 
 void pending_table_destroy(pending_table_t **self_p)
@@ -48,6 +72,11 @@ void pending_table_destroy(pending_table_t **self_p)
     pending_table_t *t = *self_p;
     for (size_t i = 0; t->slots && i < t->cap; i++)
         if (t->slots[i]) s_free_entry(t->slots[i]);
+    while (t->spare) {
+        pending_t *p = t->spare;
+        t->spare = p->qnext;
+        free(p);
+    }
     free(t->slots);
     free(t->heap);
     free(t);
@@ -120,8 +149,26 @@ pending_t *pending_add(pending_table_t *t, uint64_t deadline)
         t->heap = nh;
         t->heap_cap *= 2;
     }
-    pending_t *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    pending_t *p = t->spare;
+    if (p) {
+        t->spare = p->qnext;
+        t->nspare--;
+        /* Reset the fixed fields; route and id buffers are overwritten by
+         * length, so they need no clearing. */
+        memset(p, 0, offsetof(pending_t, route));
+        p->route_len = 0;
+        p->id_type = 0;
+        p->id_uint = 0;
+        p->id_str_len = 0;
+        p->svc = NULL;
+        p->worker = NULL;
+        p->queued_msgs = false;
+        p->answered = false;
+        p->qnext = NULL;
+        p->heap_index = 0;
+    } else if (!(p = calloc(1, sizeof *p))) {
+        return NULL;
+    }
     p->rid = t->next_rid++;
     p->deadline = deadline;
     s_insert_slot(t->slots, t->cap, p);
@@ -170,7 +217,7 @@ void pending_remove(pending_table_t *t, pending_t *p)
         s_heap_down(t, i);
         s_heap_up(t, moved->heap_index);
     }
-    s_free_entry(p);
+    s_recycle(t, p);
 }
 
 void pending_set_deadline(pending_table_t *t, pending_t *p, uint64_t deadline)

@@ -31,6 +31,7 @@ struct cairn_client {
     uint64_t next_id;
     cairn_reply_t *stash_head, *stash_tail; /* replies read while waiting for another */
     msgpack_zone zone;                      /* reused for reply headers */
+    msgpack_sbuffer hdr;                    /* reused for request headers */
 };
 
 cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
@@ -47,6 +48,7 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     self->ttl_ms = 30000;
     self->next_id = 1;
     msgpack_zone_init(&self->zone, 4096);
+    msgpack_sbuffer_init(&self->hdr);
     self->zctx = zmq_ctx_new();
     self->sock = self->zctx ? zmq_socket(self->zctx, ZMQ_DEALER) : NULL;
     if (!self->sock) goto fail;
@@ -74,6 +76,7 @@ void cairn_client_destroy(cairn_client_t **self_p)
     if (self->sock) zmq_close(self->sock);
     if (self->zctx) zmq_ctx_term(self->zctx);
     msgpack_zone_destroy(&self->zone);
+    msgpack_sbuffer_destroy(&self->hdr);
     free(self->token);
     free(self->ws);
     free(self);
@@ -100,10 +103,10 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
                       const void *body, size_t len, uint32_t ttl_ms, uint64_t *id,
                       cairn_err_t *err)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer *sb = &self->hdr;
+    msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     uint64_t rid = self->next_id++;
     msgpack_pack_map(&pk, 4 + (self->token ? 1 : 0) + (self->ws ? 1 : 0));
     cairn_pack_cstr(&pk, "id");
@@ -116,9 +119,8 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
     if (self->ws) cairn_pack_kv_str(&pk, "ws", self->ws);
     int rc = s_send_frame(self->sock, "", 0, 1);
     if (rc == 0) rc = s_send_frame(self->sock, CAIRN_TAG, strlen(CAIRN_TAG), 1);
-    if (rc == 0) rc = s_send_frame(self->sock, sb.data, sb.size, 1);
+    if (rc == 0) rc = s_send_frame(self->sock, sb->data, sb->size, 1);
     if (rc == 0) rc = s_send_frame(self->sock, body, body ? len : 0, 0);
-    msgpack_sbuffer_destroy(&sb);
     if (rc != 0)
         return cairn_err_set(err, 503, "unavailable", "cannot send the request: %s",
                              zmq_strerror(errno));
@@ -133,16 +135,19 @@ static char *s_obj_strdup(const msgpack_object *o)
     return cairn_str_dup(s);
 }
 
-/* Read frames until the message ends; the reply keeps the last one. */
-static int s_read_reply(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *err)
+/* Read frames until the message ends; the reply keeps the last one.
+ * flags apply to the first frame: with ZMQ_DONTWAIT, 1 means none queued. */
+static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *err,
+                              int flags)
 {
     zmq_msg_t part[4];
     int nparts = 0, more = 1;
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->sock, 0) < 0) {
+        if (zmq_msg_recv(&m, self->sock, nparts ? 0 : flags) < 0) {
             zmq_msg_close(&m);
+            if (!nparts && errno == EAGAIN) return 1;
             for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
             return cairn_err_set(err, 503, "unavailable", "receive failed: %s",
                                  zmq_strerror(errno));
@@ -195,6 +200,11 @@ done:
     return rc;
 }
 
+static int s_read_reply(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *err)
+{
+    return s_read_reply_flags(self, out, err, 0);
+}
+
 int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **reply,
                       cairn_err_t *err)
 {
@@ -205,6 +215,9 @@ int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **repl
         (*reply)->next = NULL;
         return 0;
     }
+    /* A reply already queued needs no poll (and no syscall). */
+    int rc = s_read_reply_flags(self, reply, err, ZMQ_DONTWAIT);
+    if (rc <= 0) return rc;
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     int n = zmq_poll(&item, 1, timeout_ms);
     if (n == 0)

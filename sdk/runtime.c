@@ -30,6 +30,7 @@ struct cairn_req {
     const char *roles[RT_MAX_ROLES];
     int nroles;
     char strbuf[RT_STRBUF];
+    char cid_gen[24];
     zmq_msg_t body_msg;
     msgpack_object body;
     msgpack_zone *zone; /* own zone once deferred */
@@ -119,7 +120,10 @@ static const char *s_api_workspace(const cairn_req_t *r)
 }
 static const char *s_api_cid(const cairn_req_t *r)
 {
-    return r->cid;
+    if (!r->cid[0]) /* the kernel sends none when the client gave none */
+        snprintf(((cairn_req_t *)r)->cid_gen, sizeof r->cid_gen, "k%llx",
+                 (unsigned long long)r->rid);
+    return r->cid[0] ? r->cid : r->cid_gen;
 }
 static uint64_t s_api_deadline(const cairn_req_t *r)
 {
@@ -401,7 +405,9 @@ static void s_msg_close(rt_msg_t *m)
     m->n = 0;
 }
 
-static int s_recv(void *sock, rt_msg_t *m)
+/* Receive one message; flags apply to its first frame (ZMQ_DONTWAIT: -1
+ * with EAGAIN when none is queued). */
+static int s_recv_flags(void *sock, rt_msg_t *m, int flags)
 {
     m->n = 0;
     m->cmd = -1;
@@ -409,7 +415,7 @@ static int s_recv(void *sock, rt_msg_t *m)
     while (more) {
         zmq_msg_t p;
         zmq_msg_init(&p);
-        if (zmq_msg_recv(&p, sock, 0) < 0) {
+        if (zmq_msg_recv(&p, sock, m->n ? 0 : flags) < 0) {
             zmq_msg_close(&p);
             s_msg_close(m);
             return -1;
@@ -426,6 +432,11 @@ static int s_recv(void *sock, rt_msg_t *m)
         zmq_msg_size(&m->part[1]) == 1)
         m->cmd = *(unsigned char *)zmq_msg_data(&m->part[1]);
     return 0;
+}
+
+static int s_recv(void *sock, rt_msg_t *m)
+{
+    return s_recv_flags(sock, m, 0);
 }
 
 static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object *out)
@@ -870,7 +881,7 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
         /* Drain what is ready on the kernel socket, a bounded batch at a time. */
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
             rt_msg_t m;
-            if (zmq_poll(items, 1, 0) <= 0 || s_recv(ctx.sock, &m) != 0) break;
+            if (s_recv_flags(ctx.sock, &m, ZMQ_DONTWAIT) != 0) break;
             ctx.last_heard = cairn_now_ms();
             if (m.cmd == CAIRN_W_REQUEST)
                 s_on_request(&ctx, &m);
