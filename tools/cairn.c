@@ -4,7 +4,11 @@
  * msgpack; a reply body is unpacked and printed as JSON (pretty for `call`,
  * compact with --json) or, for people, as a table. Every failure travels back
  * to main as a fail_t and is printed once, as "cairn: ...", on stderr; the
- * exit status says which kind of failure it was (see s_usage). */
+ * exit status says which kind of failure it was (see s_usage).
+ *
+ * This file holds the options, the conversions, tables and calls, and the
+ * sys commands; the tracking and artifact commands are in cli_tracking.c,
+ * and cli.h is what the two share. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <jansson.h>
@@ -17,41 +21,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "cairn/client.h"
-#include "cairn/msg.h"
+#include "cli.h"
 
 #ifndef CAIRN_VERSION
 #define CAIRN_VERSION "0.0.0"
 #endif
 
-/* Exit statuses (documented in s_usage). */
-enum {
-    X_OK = 0,
-    X_SERVER = 1,      /* cairnd answered an error, or health is not ok */
-    X_USAGE = 2,       /* bad arguments or bad JSON input */
-    X_UNREACHABLE = 3, /* no reply from cairnd */
-    X_INTERNAL = 4,    /* out of memory, malformed reply, cannot write output */
-};
-
-#define MAX_ARGS 8 /* positional arguments: a command and its operands */
-
-typedef struct fail {
-    int code;                          /* one of X_* */
-    bool hint;                         /* a usage error: point at --help */
-    char msg[CAIRN_ERR_MSG_MAX + 256]; /* printed after "cairn: "; may be empty */
-} fail_t;
-
-typedef struct opts {
-    const char *endpoint; /* resolved: --endpoint, $CAIRN_ENDPOINT or the default */
-    const char *token, *ws;
-    uint32_t ttl_ms; /* 0: the client's default */
-    bool json, help, version;
-    int nargs;
-    char *args[MAX_ARGS];
-} opts_t;
-
-__attribute__((format(printf, 3, 4))) static int s_fail(fail_t *f, int code,
-                                                        const char *fmt, ...)
+int cli_fail(fail_t *f, int code, const char *fmt, ...)
 {
     f->code = code;
     va_list ap;
@@ -61,85 +37,67 @@ __attribute__((format(printf, 3, 4))) static int s_fail(fail_t *f, int code,
     return code;
 }
 
-/* A usage error in the command line (not in a JSON body): X_USAGE. */
-__attribute__((format(printf, 2, 3))) static int s_bad_usage(fail_t *f, const char *fmt,
-                                                             ...)
+int cli_bad_usage(fail_t *f, const char *fmt, ...)
 {
-    f->code = X_USAGE;
+    f->code = EXIT_USAGE;
     f->hint = true;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(f->msg, sizeof f->msg, fmt, ap);
     va_end(ap);
-    return X_USAGE;
+    return EXIT_USAGE;
 }
 
-static int s_oom(fail_t *f)
+int cli_oom(fail_t *f)
 {
-    return s_fail(f, X_INTERNAL, "out of memory");
-}
-
-/* ---- usage ------------------------------------------------------------- */
-
-static void s_usage(FILE *out)
-{
-    fputs(
-        "usage: cairn [OPTIONS] COMMAND [ARGS]\n"
-        "\n"
-        "Talk to cairnd, the Cairn kernel, over CAIRN/1.\n"
-        "\n"
-        "Commands:\n"
-        "  ping                  check that cairnd answers; print its version and\n"
-        "                        the round-trip time\n"
-        "  services              list the services: plugin, mode, state and verbs\n"
-        "  health                the state of every plugin; exits 1 unless all are up\n"
-        "  call SVC VERB [JSON]  call a verb with JSON as its body ('-' reads the\n"
-        "                        body from stdin; none sends nil) and print the\n"
-        "                        reply body as JSON\n"
-        "  help                  print this help\n"
-        "\n"
-        "Options (anywhere on the line; '--' ends them; --opt=VALUE works too):\n"
-        "  --endpoint ADDR  where cairnd listens (default: $CAIRN_ENDPOINT, else\n"
-        "                   " CAIRN_DEFAULT_ENDPOINT
-        ")\n"
-        "  --token TOK      bearer token (default: $CAIRN_TOKEN, else none)\n"
-        "  --ws WS          workspace (default: the kernel's, 'default')\n"
-        "  --ttl MS         how long to wait for a reply, in ms (default 30000)\n"
-        "  --json           print the reply body as compact JSON, for scripts\n"
-        "  -h, --help       print this help\n"
-        "  --version        print the version of this program\n"
-        "\n"
-        "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
-        "such an object in the input is sent as binary; ext values as\n"
-        "{\"$ext\": TYPE, \"data\": \"BASE64\"}; integers above 2^63-1 as decimal\n"
-        "strings (they cannot be sent); NaN and infinities as the strings \"NaN\",\n"
-        "\"Infinity\", \"-Infinity\"; map keys that are not strings as their JSON.\n"
-        "\n"
-        "Exit status:\n"
-        "  0  success\n"
-        "  1  cairnd answered an error (status >= 400, shown on stderr as\n"
-        "     \"cairn: CODE (STATUS): message\"), or `health` found a plugin not up\n"
-        "  2  usage error, or a JSON body that does not parse\n"
-        "  3  cairnd cannot be reached (no reply within the ttl)\n"
-        "  4  internal error (out of memory, malformed reply, cannot write output)\n",
-        out);
+    return cli_fail(f, EXIT_INTERNAL, "out of memory");
 }
 
 /* ---- options ----------------------------------------------------------- */
 
-typedef enum { O_ENDPOINT, O_TOKEN, O_WS, O_TTL, O_JSON, O_HELP, O_VERSION } opt_id_t;
+typedef enum {
+    O_ENDPOINT,
+    O_TOKEN,
+    O_WS,
+    O_TTL,
+    O_JSON,
+    O_HELP,
+    O_VERSION,
+    /* command options: a command takes those whose bit it names */
+    O_ALL,
+    O_DELETED,
+    O_FILTER,
+    O_MAX,
+    O_TAG,
+    O_NAME,
+    O_ORDER_BY,
+    O_STATUS,
+    O_STEP,
+    O_PROGRESS,
+} opt_id_t;
 
 static const struct {
     const char *name;
     bool has_value;
+    unsigned bit; /* CO_*: a command option; 0: global */
 } OPTS[] = {
-    [O_ENDPOINT] = {"endpoint", true},
-    [O_TOKEN] = {"token", true},
-    [O_WS] = {"ws", true},
-    [O_TTL] = {"ttl", true},
-    [O_JSON] = {"json", false},
-    [O_HELP] = {"help", false},
-    [O_VERSION] = {"version", false},
+    [O_ENDPOINT] = {"endpoint", true, 0},
+    [O_TOKEN] = {"token", true, 0},
+    [O_WS] = {"ws", true, 0},
+    [O_TTL] = {"ttl", true, 0},
+    [O_JSON] = {"json", false, 0},
+    [O_HELP] = {"help", false, 0},
+    [O_VERSION] = {"version", false, 0},
+    [O_ALL] = {"all", false, CO_ALL},
+    [O_DELETED] = {"deleted", false, CO_DELETED},
+    [O_FILTER] = {"filter", true, CO_FILTER},
+    [O_MAX] = {"max", true, CO_MAX},
+    [O_TAG] = {"tag", true, CO_TAG},
+    [O_NAME] = {"name", true, CO_NAME},
+    [O_ORDER_BY] = {"order-by", true, CO_ORDER_BY},
+    [O_STATUS] = {"status", true, CO_STATUS},
+    [O_STEP] = {"step", true, CO_STEP},
+    [O_PROGRESS] = {"progress", false, CO_PROGRESS},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -147,11 +105,33 @@ static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
     char *end = NULL;
     unsigned long long v = strtoull(s, &end, 10);
     if (*s < '0' || *s > '9' || *end || v == 0 || v > UINT32_MAX)
-        return s_bad_usage(f,
-                           "--ttl wants milliseconds from 1 to %" PRIu32 ", not '%s'",
-                           UINT32_MAX, s);
+        return cli_bad_usage(f,
+                             "--ttl wants milliseconds from 1 to %" PRIu32 ", not '%s'",
+                             UINT32_MAX, s);
     *out = (uint32_t)v;
-    return X_OK;
+    return EXIT_OK;
+}
+
+#define MAX_LIMIT 1000000000000ull /* --max: at most 10^12 */
+
+static int s_parse_max(const char *s, uint64_t *out, fail_t *f)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || v == 0 || v > MAX_LIMIT)
+        return cli_bad_usage(f, "--max wants a count from 1 to %llu, not '%s'",
+                             MAX_LIMIT, s);
+    *out = (uint64_t)v;
+    return EXIT_OK;
+}
+
+static int s_add_repeat(const char **list, int *n, const char *opt, const char *value,
+                        fail_t *f)
+{
+    if (*n == MAX_REPEAT)
+        return cli_bad_usage(f, "--%s is given more than %d times", opt, MAX_REPEAT);
+    list[(*n)++] = value;
+    return EXIT_OK;
 }
 
 static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
@@ -177,8 +157,35 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
         case O_VERSION:
             o->version = true;
             break;
+        case O_ALL:
+            o->all = true;
+            break;
+        case O_DELETED:
+            o->deleted = true;
+            break;
+        case O_FILTER:
+            o->filter = value;
+            break;
+        case O_MAX:
+            return s_parse_max(value, &o->max, f);
+        case O_TAG:
+            return s_add_repeat(o->tags, &o->ntags, "tag", value, f);
+        case O_NAME:
+            o->name = value;
+            break;
+        case O_ORDER_BY:
+            return s_add_repeat(o->order_by, &o->norder, "order-by", value, f);
+        case O_STATUS:
+            o->status = value;
+            break;
+        case O_STEP:
+            o->step = value;
+            break;
+        case O_PROGRESS:
+            o->progress = true;
+            break;
     }
-    return X_OK;
+    return EXIT_OK;
 }
 
 /* argv[*i] is "--name", "--name=VALUE" or "--name VALUE" (consuming argv[*i+1]). */
@@ -191,13 +198,17 @@ static int s_parse_opt(int argc, char **argv, int *i, opts_t *o, fail_t *f)
         if (strlen(OPTS[k].name) != n || strncmp(OPTS[k].name, arg, n) != 0) continue;
         const char *value = eq ? eq + 1 : NULL;
         if (!OPTS[k].has_value && value)
-            return s_bad_usage(f, "--%s takes no value", OPTS[k].name);
+            return cli_bad_usage(f, "--%s takes no value", OPTS[k].name);
         if (OPTS[k].has_value && !value && *i + 1 < argc) value = argv[++*i];
         if (OPTS[k].has_value && (!value || !*value))
-            return s_bad_usage(f, "--%s needs a value", OPTS[k].name);
+            return cli_bad_usage(f, "--%s needs a value", OPTS[k].name);
+        bool repeatable = OPTS[k].bit & (CO_TAG | CO_ORDER_BY);
+        if ((o->given & OPTS[k].bit) && !repeatable)
+            return cli_bad_usage(f, "--%s is given twice", OPTS[k].name);
+        o->given |= OPTS[k].bit;
         return s_set_opt(o, (opt_id_t)k, value, f);
     }
-    return s_bad_usage(f, "unknown option '%s'", argv[*i]);
+    return cli_bad_usage(f, "unknown option '%s'", argv[*i]);
 }
 
 static int s_parse_args(int argc, char **argv, opts_t *o, fail_t *f)
@@ -205,7 +216,7 @@ static int s_parse_args(int argc, char **argv, opts_t *o, fail_t *f)
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int rc = X_OK;
+        int rc = EXIT_OK;
         if (!options_done && strcmp(a, "--") == 0)
             options_done = true;
         else if (!options_done && strcmp(a, "-h") == 0)
@@ -213,14 +224,14 @@ static int s_parse_args(int argc, char **argv, opts_t *o, fail_t *f)
         else if (!options_done && strncmp(a, "--", 2) == 0)
             rc = s_parse_opt(argc, argv, &i, o, f);
         else if (o->nargs == MAX_ARGS)
-            rc = s_bad_usage(f, "too many arguments");
+            rc = cli_bad_usage(f, "too many arguments");
         else
             o->args[o->nargs++] = argv[i];
-        if (rc != X_OK) return rc;
+        if (rc != EXIT_OK) return rc;
     }
     if (!o->endpoint) o->endpoint = getenv("CAIRN_ENDPOINT");
     if (!o->endpoint || !*o->endpoint) o->endpoint = CAIRN_DEFAULT_ENDPOINT;
-    return X_OK;
+    return EXIT_OK;
 }
 
 /* ---- base64 (RFC 4648, with padding) ----------------------------------- */
@@ -280,23 +291,22 @@ static bool s_base64_decode(const char *s, size_t len, unsigned char *out,
 
 /* ---- JSON -> msgpack ----------------------------------------------------- */
 
-static int s_pack_json(json_t *j, msgpack_packer *pk, fail_t *f);
-
 /* An object {"$bin": "BASE64"} (that one key, a string value) is packed
  * as binary; *done says whether j was one. */
 static int s_pack_bin_object(json_t *j, msgpack_packer *pk, bool *done, fail_t *f)
 {
     json_t *b = json_object_size(j) == 1 ? json_object_get(j, "$bin") : NULL;
     *done = json_is_string(b);
-    if (!*done) return X_OK;
+    if (!*done) return EXIT_OK;
     size_t len = json_string_length(b), n = 0;
     unsigned char *buf = malloc(len / 4 * 3 + 1);
-    if (!buf) return s_oom(f);
-    int rc = X_OK;
+    if (!buf) return cli_oom(f);
+    int rc = EXIT_OK;
     if (!s_base64_decode(json_string_value(b), len, buf, &n))
-        rc = s_fail(f, X_USAGE, "the value of a {\"$bin\": ...} object is not base64");
+        rc = cli_fail(f, EXIT_USAGE,
+                      "the value of a {\"$bin\": ...} object is not base64");
     else if (msgpack_pack_bin_with_body(pk, buf, n) != 0)
-        rc = s_oom(f);
+        rc = cli_oom(f);
     free(buf);
     return rc;
 }
@@ -305,33 +315,33 @@ static int s_pack_object(json_t *j, msgpack_packer *pk, fail_t *f)
 {
     bool done = false;
     int rc = s_pack_bin_object(j, pk, &done, f);
-    if (rc != X_OK || done) return rc;
-    if (msgpack_pack_map(pk, json_object_size(j)) != 0) return s_oom(f);
+    if (rc != EXIT_OK || done) return rc;
+    if (msgpack_pack_map(pk, json_object_size(j)) != 0) return cli_oom(f);
     const char *key;
     size_t klen;
     json_t *v;
     json_object_keylen_foreach(j, key, klen, v)
     {
-        if (msgpack_pack_str_with_body(pk, key, klen) != 0) return s_oom(f);
-        if ((rc = s_pack_json(v, pk, f)) != X_OK) return rc;
+        if (msgpack_pack_str_with_body(pk, key, klen) != 0) return cli_oom(f);
+        if ((rc = cli_pack_json(v, pk, f)) != EXIT_OK) return rc;
     }
-    return X_OK;
+    return EXIT_OK;
 }
 
 static int s_pack_array(json_t *j, msgpack_packer *pk, fail_t *f)
 {
-    if (msgpack_pack_array(pk, json_array_size(j)) != 0) return s_oom(f);
+    if (msgpack_pack_array(pk, json_array_size(j)) != 0) return cli_oom(f);
     size_t i;
     json_t *v;
     json_array_foreach(j, i, v)
     {
-        int rc = s_pack_json(v, pk, f);
-        if (rc != X_OK) return rc;
+        int rc = cli_pack_json(v, pk, f);
+        if (rc != EXIT_OK) return rc;
     }
-    return X_OK;
+    return EXIT_OK;
 }
 
-static int s_pack_json(json_t *j, msgpack_packer *pk, fail_t *f)
+int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f)
 {
     int rc = 0;
     switch (json_typeof(j)) {
@@ -359,7 +369,7 @@ static int s_pack_json(json_t *j, msgpack_packer *pk, fail_t *f)
             rc = msgpack_pack_nil(pk);
             break;
     }
-    return rc == 0 ? X_OK : s_oom(f);
+    return rc == 0 ? EXIT_OK : cli_oom(f);
 }
 
 /* ---- msgpack -> JSON ----------------------------------------------------- */
@@ -439,14 +449,12 @@ static json_t *s_json_array(const msgpack_object_array *a)
     return arr;
 }
 
-static char *s_dumps_compact(const json_t *j);
-
 /* A map key as a JSON string: strings as they are, other keys as their JSON. */
 static json_t *s_json_key(const msgpack_object *k)
 {
     json_t *j = s_to_json(k);
     if (!j || json_is_string(j)) return j;
-    char *text = s_dumps_compact(j);
+    char *text = cli_dumps_compact(j);
     json_decref(j);
     json_t *key = text ? json_string(text) : NULL;
     free(text);
@@ -549,27 +557,19 @@ static size_t s_dump_flags(const json_t *j, bool pretty)
            JSON_REAL_PRECISION(s_precision(j));
 }
 
-static char *s_dumps_compact(const json_t *j)
+char *cli_dumps_compact(const json_t *j)
 {
     return json_dumps(j, s_dump_flags(j, false));
 }
 
-static int s_print_json(const json_t *j, bool pretty, fail_t *f)
+int cli_print_json(const json_t *j, bool pretty, fail_t *f)
 {
     if (json_dumpf(j, stdout, s_dump_flags(j, pretty)) != 0 || putchar('\n') == EOF)
-        return s_fail(f, X_INTERNAL, "cannot write the output");
-    return X_OK;
+        return cli_fail(f, EXIT_INTERNAL, "cannot write the output");
+    return EXIT_OK;
 }
 
 /* ---- tables ------------------------------------------------------------------ */
-
-#define MAX_COLS 8 /* columns in a table */
-
-typedef struct col {
-    const char *title;
-    const char *key;
-    bool zero_is_none; /* show 0 as "-" (a pid) */
-} col_t;
 
 /* Columns are printed as people read them: control characters become spaces. */
 static char *s_sanitize(char *s)
@@ -615,7 +615,7 @@ static char *s_cell_text(const json_t *v, const col_t *c)
         case JSON_NULL:
             return strdup("-");
         default:
-            return s_dumps_compact(v);
+            return cli_dumps_compact(v);
     }
 }
 
@@ -661,16 +661,16 @@ static void s_print_table(const col_t *cols, size_t ncols, char **cells, size_t 
 }
 
 /* Print rows (an array of objects) with the given columns. */
-static int s_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f)
+int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f)
 {
     size_t nrows = json_array_size(rows), n = nrows * ncols;
     char **cells = calloc(n ? n : 1, sizeof *cells);
-    int rc = cells ? X_OK : s_oom(f);
-    for (size_t i = 0; rc == X_OK && i < n; i++) {
+    int rc = cells ? EXIT_OK : cli_oom(f);
+    for (size_t i = 0; rc == EXIT_OK && i < n; i++) {
         cells[i] = s_cell(json_array_get(rows, i / ncols), &cols[i % ncols]);
-        if (!cells[i]) rc = s_oom(f);
+        if (!cells[i]) rc = cli_oom(f);
     }
-    if (rc == X_OK) s_print_table(cols, ncols, cells, nrows);
+    if (rc == EXIT_OK) s_print_table(cols, ncols, cells, nrows);
     for (size_t i = 0; cells && i < n; i++) free(cells[i]);
     free(cells);
     return rc;
@@ -682,26 +682,27 @@ static int s_connect(const opts_t *o, cairn_client_t **out, fail_t *f)
 {
     cairn_err_t err = {0};
     cairn_client_t *c = cairn_client_new(o->endpoint, o->token, &err);
-    if (!c) return s_fail(f, err.st == 500 ? X_INTERNAL : X_USAGE, "%s", err.msg);
+    if (!c)
+        return cli_fail(f, err.st == 500 ? EXIT_INTERNAL : EXIT_USAGE, "%s", err.msg);
     if (o->ws) cairn_client_set_workspace(c, o->ws);
     cairn_client_set_ttl(c, o->ttl_ms);
     *out = c;
-    return X_OK;
+    return EXIT_OK;
 }
 
 /* A call that got no reply: the client's own 504 (ttl passed) or 503. */
 static int s_fail_local(const opts_t *o, const cairn_err_t *err, fail_t *f)
 {
     if (err->st == CAIRN_ST_TIMEOUT)
-        return s_fail(f, X_UNREACHABLE,
-                      "cannot reach cairnd: no reply within %" PRIu32
-                      " ms (is cairnd running at %s?)",
-                      o->ttl_ms ? o->ttl_ms : 30000, o->endpoint);
+        return cli_fail(f, EXIT_UNREACHABLE,
+                        "cannot reach cairnd: no reply within %" PRIu32
+                        " ms (is cairnd running at %s?)",
+                        o->ttl_ms ? o->ttl_ms : 30000, o->endpoint);
     if (err->st == CAIRN_ST_UNAVAILABLE)
-        return s_fail(f, X_UNREACHABLE,
-                      "cannot reach cairnd: %s (is cairnd running at %s?)", err->msg,
-                      o->endpoint);
-    return s_fail(f, X_INTERNAL, "%s (%d): %s", err->code, err->st, err->msg);
+        return cli_fail(f, EXIT_UNREACHABLE,
+                        "cannot reach cairnd: %s (is cairnd running at %s?)", err->msg,
+                        o->endpoint);
+    return cli_fail(f, EXIT_INTERNAL, "%s (%d): %s", err->code, err->st, err->msg);
 }
 
 /* The reply body as JSON (nil when empty), a new reference in *out. */
@@ -711,42 +712,66 @@ static int s_body_json(const cairn_reply_t *r, json_t **out, fail_t *f)
     const char *buf = cairn_reply_body(r, &len);
     if (len == 0) {
         *out = json_null();
-        return X_OK;
+        return EXIT_OK;
     }
     cairn_err_t why;
     if (cairn_msgpack_check(buf, len, &why) != 0)
-        return s_fail(f, X_INTERNAL, "the reply body (%zu bytes): %s", len, why.msg);
+        return cli_fail(f, EXIT_INTERNAL, "the reply body (%zu bytes): %s", len,
+                        why.msg);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    int rc = X_OK;
+    int rc = EXIT_OK;
     if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
-        rc = s_fail(
-            f, X_INTERNAL,
+        rc = cli_fail(
+            f, EXIT_INTERNAL,
             "the reply body (%zu bytes) is not one msgpack value that can be decoded",
             len);
     else if (!(*out = s_to_json(&u.data)))
-        rc = s_oom(f);
+        rc = cli_oom(f);
     msgpack_unpacked_destroy(&u);
     return rc;
 }
 
-/* Call svc.verb with body (msgpack; NULL for nil) and return the reply
- * body as JSON in *out. A status >= 400 is X_SERVER with the reply's code
- * and sentence. */
-static int s_call(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
-                  const msgpack_sbuffer *body, json_t **out, fail_t *f)
+int cli_call(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+             const msgpack_sbuffer *body, json_t **out, fail_t *f)
 {
     cairn_err_t err = {0};
     cairn_reply_t *r = NULL;
     int rc = cairn_client_call(c, svc, verb, body ? body->data : NULL,
                                body ? body->size : 0, 0, &r, &err);
     if (rc != 0 && !r) return s_fail_local(o, &err, f);
-    if (rc != 0)
-        rc = s_fail(f, X_SERVER, "%s (%d): %s", err.code, err.st, err.msg);
-    else
+    if (rc != 0) {
+        rc = cli_fail(f, EXIT_SERVER, "%s (%d): %s", err.code, err.st, err.msg);
+        f->st = err.st;
+    } else {
         rc = s_body_json(r, out, f);
+    }
     cairn_reply_destroy(&r);
     return rc;
+}
+
+int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                 const msgpack_sbuffer *body, cairn_reply_t **out,
+                 const msgpack_object **obj, fail_t *f)
+{
+    cairn_err_t err = {0};
+    cairn_reply_t *r = NULL;
+    int rc = cairn_client_call(c, svc, verb, body ? body->data : NULL,
+                               body ? body->size : 0, 0, &r, &err);
+    if (rc != 0 && !r) return s_fail_local(o, &err, f);
+    if (rc != 0) {
+        rc = cli_fail(f, EXIT_SERVER, "%s (%d): %s", err.code, err.st, err.msg);
+        f->st = err.st;
+        cairn_reply_destroy(&r);
+        return rc;
+    }
+    *obj = cairn_reply_object(r); /* nil when the body is not one msgpack value */
+    if ((*obj)->type != MSGPACK_OBJECT_MAP) {
+        cairn_reply_destroy(&r);
+        return cli_fail(f, EXIT_INTERNAL, "the reply of %s.%s is not a map", svc, verb);
+    }
+    *out = r;
+    return EXIT_OK;
 }
 
 /* ---- commands ---------------------------------------------------------------- */
@@ -762,10 +787,10 @@ static int s_cmd_ping(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *body = NULL;
     double t0 = s_clock_ms();
-    int rc = s_call(c, o, "sys", "ping", NULL, &body, f);
+    int rc = cli_call(c, o, "sys", "ping", NULL, &body, f);
     double ms = s_clock_ms() - t0;
-    if (rc == X_OK && o->json) rc = s_print_json(body, false, f);
-    if (rc == X_OK && !o->json) {
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(body, false, f);
+    if (rc == EXIT_OK && !o->json) {
         const char *version = json_string_value(json_object_get(body, "version"));
         printf("pong from cairnd %s (%.1f ms)\n",
                version ? version : "(unknown version)", ms);
@@ -780,8 +805,9 @@ static int s_rows(const json_t *body, const char *key, const char *verb,
 {
     *rows = json_object_get(body, key);
     if (!json_is_array(*rows))
-        return s_fail(f, X_INTERNAL, "the reply of sys.%s has no '%s' list", verb, key);
-    return X_OK;
+        return cli_fail(f, EXIT_INTERNAL, "the reply of sys.%s has no '%s' list", verb,
+                        key);
+    return EXIT_OK;
 }
 
 static const col_t SERVICE_COLS[] = {
@@ -793,12 +819,12 @@ static int s_cmd_services(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *body = NULL;
     const json_t *rows = NULL;
-    int rc = s_call(c, o, "sys", "services", NULL, &body, f);
-    if (rc == X_OK && o->json) rc = s_print_json(body, false, f);
-    if (rc == X_OK && !o->json) rc = s_rows(body, "services", "services", &rows, f);
-    if (rc == X_OK && !o->json)
-        rc = s_table(rows, SERVICE_COLS, sizeof SERVICE_COLS / sizeof SERVICE_COLS[0],
-                     f);
+    int rc = cli_call(c, o, "sys", "services", NULL, &body, f);
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(body, false, f);
+    if (rc == EXIT_OK && !o->json) rc = s_rows(body, "services", "services", &rows, f);
+    if (rc == EXIT_OK && !o->json)
+        rc = cli_table(rows, SERVICE_COLS, sizeof SERVICE_COLS / sizeof SERVICE_COLS[0],
+                       f);
     json_decref(body);
     return rc;
 }
@@ -832,14 +858,15 @@ static int s_cmd_health(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *body = NULL;
     const json_t *rows = NULL;
-    int rc = s_call(c, o, "sys", "health", NULL, &body, f);
-    if (rc == X_OK && o->json) rc = s_print_json(body, false, f);
-    if (rc == X_OK && !o->json) rc = s_rows(body, "plugins", "health", &rows, f);
-    if (rc == X_OK && !o->json)
-        rc = s_table(rows, HEALTH_COLS, sizeof HEALTH_COLS / sizeof HEALTH_COLS[0], f);
+    int rc = cli_call(c, o, "sys", "health", NULL, &body, f);
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(body, false, f);
+    if (rc == EXIT_OK && !o->json) rc = s_rows(body, "plugins", "health", &rows, f);
+    if (rc == EXIT_OK && !o->json)
+        rc =
+            cli_table(rows, HEALTH_COLS, sizeof HEALTH_COLS / sizeof HEALTH_COLS[0], f);
     bool ok = json_is_true(json_object_get(body, "ok"));
-    if (rc == X_OK && !o->json) s_print_health_summary(rows, ok);
-    if (rc == X_OK && !ok) rc = X_SERVER; /* no message: the output says it */
+    if (rc == EXIT_OK && !o->json) s_print_health_summary(rows, ok);
+    if (rc == EXIT_OK && !ok) rc = EXIT_SERVER; /* no message: the output says it */
     json_decref(body);
     return rc;
 }
@@ -851,11 +878,11 @@ static int s_parse_body(const char *text, json_t **out, fail_t *f)
     bool from_stdin = strcmp(text, "-") == 0;
     json_error_t e;
     *out = from_stdin ? json_loadf(stdin, flags, &e) : json_loads(text, flags, &e);
-    if (*out) return X_OK;
-    if (json_error_code(&e) == json_error_out_of_memory) return s_oom(f);
-    return s_fail(f, X_USAGE, "bad JSON body (%s) at line %d, column %d (byte %d): %s",
-                  from_stdin ? "stdin" : "argument", e.line, e.column, e.position,
-                  e.text);
+    if (*out) return EXIT_OK;
+    if (json_error_code(&e) == json_error_out_of_memory) return cli_oom(f);
+    return cli_fail(
+        f, EXIT_USAGE, "bad JSON body (%s) at line %d, column %d (byte %d): %s",
+        from_stdin ? "stdin" : "argument", e.line, e.column, e.position, e.text);
 }
 
 static int s_cmd_call(cairn_client_t *c, const opts_t *o, fail_t *f)
@@ -866,11 +893,11 @@ static int s_cmd_call(cairn_client_t *c, const opts_t *o, fail_t *f)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     bool has_body = o->nargs > 3;
-    int rc = has_body ? s_parse_body(o->args[3], &in, f) : X_OK;
-    if (rc == X_OK && has_body) rc = s_pack_json(in, &pk, f);
-    if (rc == X_OK)
-        rc = s_call(c, o, o->args[1], o->args[2], has_body ? &sb : NULL, &out, f);
-    if (rc == X_OK) rc = s_print_json(out, !o->json, f);
+    int rc = has_body ? s_parse_body(o->args[3], &in, f) : EXIT_OK;
+    if (rc == EXIT_OK && has_body) rc = cli_pack_json(in, &pk, f);
+    if (rc == EXIT_OK)
+        rc = cli_call(c, o, o->args[1], o->args[2], has_body ? &sb : NULL, &out, f);
+    if (rc == EXIT_OK) rc = cli_print_json(out, !o->json, f);
     json_decref(in);
     json_decref(out);
     msgpack_sbuffer_destroy(&sb);
@@ -879,62 +906,232 @@ static int s_cmd_call(cairn_client_t *c, const opts_t *o, fail_t *f)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-typedef int (*cmd_fn)(cairn_client_t *, const opts_t *, fail_t *);
-
-static const struct {
-    const char *name;
-    int min_operands, max_operands;
-    const char *operands; /* for a usage error */
+/* A command: one word (group NULL) or two ("runs list"). */
+typedef struct cmd {
+    const char *group, *name;
+    int min_operands, max_operands; /* max -1: any number */
+    unsigned opts;                  /* the command options (CO_*) it takes */
+    const char *operands;           /* for the help and for a usage error */
+    const char *what;               /* one line of help */
     cmd_fn run;
-} CMDS[] = {
-    {"ping", 0, 0, "", s_cmd_ping},
-    {"services", 0, 0, "", s_cmd_services},
-    {"health", 0, 0, "", s_cmd_health},
-    {"call", 2, 3, " SVC VERB [JSON]", s_cmd_call},
+} cmd_t;
+
+#define LIST_OPTS (CO_ALL | CO_DELETED | CO_MAX)
+#define ARTIFACT_OPTS CO_PROGRESS
+
+static const cmd_t CMDS[] = {
+    {NULL, "ping", 0, 0, 0, "", "check that cairnd answers; its version", s_cmd_ping},
+    {NULL, "services", 0, 0, 0, "", "services: plugin, mode, state, verbs",
+     s_cmd_services},
+    {NULL, "health", 0, 0, 0, "", "plugin states; exit 1 unless all are up",
+     s_cmd_health},
+    {NULL, "call", 2, 3, 0, " SVC VERB [JSON]", "call a verb, JSON body ('-': stdin)",
+     s_cmd_call},
+    {"experiments", "list", 0, 0, LIST_OPTS | CO_FILTER, "",
+     "the experiments [--filter F] [--max N]", cli_experiments_list},
+    {"experiments", "create", 1, 1, CO_TAG, " NAME",
+     "create one [--tag K=V]; prints its id", cli_experiments_create},
+    {"experiments", "delete", 1, 1, 0, " ID", "delete one (restore undoes it)",
+     cli_experiments_delete},
+    {"experiments", "restore", 1, 1, 0, " ID", "restore a deleted experiment",
+     cli_experiments_restore},
+    {"runs", "list", 1, 1, LIST_OPTS, " EXPERIMENT",
+     "runs, newest first, latest metrics", cli_runs_list},
+    {"runs", "show", 1, 1, 0, " RUN_ID", "info, params, latest metrics, tags",
+     cli_runs_show},
+    {"runs", "search", 1, -1, LIST_OPTS | CO_FILTER | CO_ORDER_BY, " EXPERIMENT...",
+     "runs by --filter F [--order-by O]...", cli_runs_search},
+    {"runs", "create", 1, 1, CO_NAME | CO_TAG, " EXPERIMENT",
+     "start a run [--name N]; prints its id", cli_runs_create},
+    {"runs", "end", 1, 1, CO_STATUS, " RUN_ID", "end a run [--status S]", cli_runs_end},
+    {"metrics", "history", 2, 2, CO_MAX, " RUN_ID KEY",
+     "a metric's points by step [--max N]", cli_metrics_history},
+    {"metrics", "log", 3, 3, CO_STEP, " RUN_ID KEY VALUE",
+     "log a metric point [--step S]", cli_metrics_log},
+    {"params", "log", 3, 3, 0, " RUN_ID KEY VALUE", "log a param (write-once)",
+     cli_params_log},
+    {"artifacts", "list", 1, 2, CO_MAX, " RUN_ID [PATH]",
+     "files and directories under PATH", cli_artifacts_list},
+    {"artifacts", "upload", 2, 3, ARTIFACT_OPTS, " RUN_ID FILE [PATH]",
+     "upload FILE ('-': stdin) as PATH", cli_artifacts_upload},
+    {"artifacts", "download", 2, 3, ARTIFACT_OPTS, " RUN_ID PATH [FILE]",
+     "download, verify its hash ('-': stdout)", cli_artifacts_download},
 };
+
+#define NCMDS (sizeof CMDS / sizeof CMDS[0])
+
+static int s_synopsis(const cmd_t *c, char *buf, size_t size)
+{
+    return snprintf(buf, size, "%s%s%s%s", c->group ? c->group : "",
+                    c->group ? " " : "", c->name, c->operands);
+}
+
+static void s_usage(FILE *out)
+{
+    char syn[80];
+    int width = 4; /* "help" */
+    for (size_t i = 0; i < NCMDS; i++) {
+        int n = s_synopsis(&CMDS[i], syn, sizeof syn);
+        if (n > width) width = n;
+    }
+    fputs(
+        "usage: cairn [OPTIONS] COMMAND [ARGS]\n"
+        "\n"
+        "Talk to cairnd, the Cairn kernel, over CAIRN/1.\n"
+        "\n"
+        "Commands:\n",
+        out);
+    for (size_t i = 0; i < NCMDS; i++) {
+        s_synopsis(&CMDS[i], syn, sizeof syn);
+        fprintf(out, "  %-*s  %s\n", width, syn, CMDS[i].what);
+    }
+    fprintf(out, "  %-*s  %s\n", width, "help", "print this help");
+    fputs(
+        "\n"
+        "`call` sends nil when JSON is left out. EXPERIMENT is an experiment's id\n"
+        "or name. PATH (upload) defaults to FILE's name, or names a directory when\n"
+        "it ends in '/'; FILE (download) defaults to PATH's name in the current\n"
+        "directory. Tables are for people; --json prints the replies (lists\n"
+        "gathered from every page) for scripts.\n"
+        "\n"
+        "Options (anywhere on the line; '--' ends them; --opt=VALUE works too):\n"
+        "  --endpoint ADDR  where cairnd listens (default: $CAIRN_ENDPOINT, else\n"
+        "                   " CAIRN_DEFAULT_ENDPOINT
+        ")\n"
+        "  --token TOK      bearer token (default: $CAIRN_TOKEN, else none)\n"
+        "  --ws WS          workspace (default: the kernel's, 'default')\n"
+        "  --ttl MS         how long to wait for a reply, in ms (default 30000)\n"
+        "  --json           print the reply body as compact JSON, for scripts\n"
+        "  -h, --help       print this help\n"
+        "  --version        print the version of this program\n"
+        "\n"
+        "Command options (only where a command takes them):\n"
+        "  --all, --deleted  experiments list, runs list and search: deleted ones "
+        "too,\n"
+        "                    or only deleted ones\n"
+        "  --filter F        experiments: name = 'x', name LIKE 'x%' AND ...;\n"
+        "                    runs: MLflow's syntax with OR and parentheses, e.g.\n"
+        "                    \"metrics.acc > 0.9 AND params.opt = 'adam'\"\n"
+        "  --order-by O      runs search, repeatable: \"metrics.acc DESC\",\n"
+        "                    \"attributes.start_time\" (default: newest first)\n"
+        "  --max N           lists and history: stop after N (default: all, by pages)\n"
+        "  --tag K=V         experiments create, runs create; repeatable\n"
+        "  --name N          runs create: the run's name\n"
+        "  --status S        runs end: FINISHED (default), FAILED or KILLED\n"
+        "  --step S          metrics log: the step (default 0)\n"
+        "  --progress        upload, download: progress on stderr even when it is not\n"
+        "                    a terminal (a terminal gets it for files over 4 MiB)\n"
+        "\n"
+        "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
+        "such an object in the input is sent as binary; ext values as\n"
+        "{\"$ext\": TYPE, \"data\": \"BASE64\"}; integers above 2^63-1 as decimal\n"
+        "strings (they cannot be sent); NaN and infinities as the strings \"NaN\",\n"
+        "\"Infinity\", \"-Infinity\"; map keys that are not strings as their JSON.\n"
+        "\n"
+        "Exit status:\n"
+        "  0  success\n"
+        "  1  cairnd answered an error (status >= 400, shown on stderr as\n"
+        "     \"cairn: CODE (STATUS): message\"), or `health` found a plugin not up\n"
+        "  2  usage error, a JSON body that does not parse, or a local file that\n"
+        "     cannot be read\n"
+        "  3  cairnd cannot be reached (no reply within the ttl)\n"
+        "  4  internal error (out of memory, malformed reply, cannot write output,\n"
+        "     a transfer whose bytes do not match their hash)\n",
+        out);
+}
+
+/* The subcommands of a group, for a usage error: "list, create, ...". */
+static void s_subcommands(const char *group, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NCMDS && n < size; i++)
+        if (CMDS[i].group && strcmp(CMDS[i].group, group) == 0)
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "",
+                                  CMDS[i].name);
+}
+
+static const cmd_t *s_find_command(const opts_t *o, fail_t *f)
+{
+    const char *word = o->args[0], *sub = o->nargs > 1 ? o->args[1] : NULL;
+    bool group = false;
+    for (size_t i = 0; i < NCMDS; i++) {
+        const cmd_t *c = &CMDS[i];
+        if (!c->group && strcmp(c->name, word) == 0) return c;
+        if (!c->group || strcmp(c->group, word) != 0) continue;
+        group = true;
+        if (sub && strcmp(c->name, sub) == 0) return c;
+    }
+    char subs[256];
+    if (!group) {
+        cli_bad_usage(f, "unknown command '%s'", word);
+        return NULL;
+    }
+    s_subcommands(word, subs, sizeof subs);
+    if (!sub)
+        cli_bad_usage(f, "'%s' needs a subcommand: %s", word, subs);
+    else
+        cli_bad_usage(f, "unknown command '%s %s' (%s has: %s)", word, sub, word, subs);
+    return NULL;
+}
+
+/* Every command option on the line must be one the command takes. */
+static int s_check_opts(const cmd_t *c, const opts_t *o, fail_t *f)
+{
+    for (size_t k = 0; k < sizeof OPTS / sizeof OPTS[0]; k++)
+        if ((o->given & OPTS[k].bit) && !(c->opts & OPTS[k].bit))
+            return cli_bad_usage(f, "--%s does not apply to 'cairn %s%s%s'",
+                                 OPTS[k].name, c->group ? c->group : "",
+                                 c->group ? " " : "", c->name);
+    if (o->all && o->deleted)
+        return cli_bad_usage(f, "--all and --deleted exclude each other");
+    return EXIT_OK;
+}
 
 static int s_run_command(const opts_t *o, fail_t *f)
 {
-    const char *name = o->args[0];
-    int operands = o->nargs - 1;
-    for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++) {
-        if (strcmp(CMDS[i].name, name) != 0) continue;
-        if (operands < CMDS[i].min_operands || operands > CMDS[i].max_operands)
-            return s_bad_usage(f, "usage: cairn [OPTIONS] %s%s", name,
-                               CMDS[i].operands);
-        cairn_client_t *c = NULL;
-        int rc = s_connect(o, &c, f);
-        if (rc == X_OK) rc = CMDS[i].run(c, o, f);
-        cairn_client_destroy(&c);
-        return rc;
+    const cmd_t *cmd = s_find_command(o, f);
+    if (!cmd) return EXIT_USAGE;
+    int operands = o->nargs - (cmd->group ? 2 : 1);
+    if (operands < cmd->min_operands ||
+        (cmd->max_operands >= 0 && operands > cmd->max_operands)) {
+        char syn[80];
+        s_synopsis(cmd, syn, sizeof syn);
+        return cli_bad_usage(f, "usage: cairn [OPTIONS] %s", syn);
     }
-    return s_bad_usage(f, "unknown command '%s'", name);
+    int rc = s_check_opts(cmd, o, f);
+    if (rc != EXIT_OK) return rc;
+    cairn_client_t *c = NULL;
+    rc = s_connect(o, &c, f);
+    if (rc == EXIT_OK) rc = cmd->run(c, o, f);
+    cairn_client_destroy(&c);
+    return rc;
 }
 
 static int s_main(int argc, char **argv, fail_t *f)
 {
     opts_t o = {0};
     int rc = s_parse_args(argc, argv, &o, f);
-    if (rc != X_OK) return rc;
+    if (rc != EXIT_OK) return rc;
     if (o.help || (o.nargs > 0 && strcmp(o.args[0], "help") == 0)) {
         s_usage(stdout);
-        return X_OK;
+        return EXIT_OK;
     }
     if (o.version) {
         printf("cairn %s\n", CAIRN_VERSION);
-        return X_OK;
+        return EXIT_OK;
     }
-    if (o.nargs == 0) return s_bad_usage(f, "no command given");
+    if (o.nargs == 0) return cli_bad_usage(f, "no command given");
     return s_run_command(&o, f);
 }
 
 int main(int argc, char **argv)
 {
-    fail_t f = {X_OK, false, ""};
+    fail_t f = {.code = EXIT_OK};
     int rc = s_main(argc, argv, &f);
-    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == X_OK)
-        rc = s_fail(&f, X_INTERNAL, "cannot write the output");
-    if (rc != X_OK && f.msg[0]) fprintf(stderr, "cairn: %s\n", f.msg);
-    if (rc != X_OK && f.hint) fputs("Try 'cairn --help'.\n", stderr);
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_OK)
+        rc = cli_fail(&f, EXIT_INTERNAL, "cannot write the output");
+    if (rc != EXIT_OK && f.msg[0]) fprintf(stderr, "cairn: %s\n", f.msg);
+    if (rc != EXIT_OK && f.hint) fputs("Try 'cairn --help'.\n", stderr);
     return rc;
 }

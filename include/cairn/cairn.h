@@ -5,5 +5,6 @@
 #include "cairn/client.h"
 #include "cairn/err.h"
 #include "cairn/msg.h"
+#include "cairn/tracking.h"
 
 #endif

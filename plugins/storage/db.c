@@ -135,6 +135,14 @@ static int s_migrate(db_t *db, cairn_err_t *err)
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
         if (s_exec(db, "BEGIN IMMEDIATE", "begin a migration", err) != 0) return -1;
+        /* Another connection (a second storage instance: tracking and
+         * artifacts) may have migrated while this one waited for the lock. */
+        int now = s_user_version(db);
+        if (now > v) {
+            if (s_exec(db, "COMMIT", "commit a migration", err) != 0) return -1;
+            v = now - 1;
+            continue;
+        }
         if (s_exec(db, storage_migrations[v], "migrate", err) != 0 ||
             (v == 0 &&
              s_exec(db,
@@ -167,8 +175,15 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
         goto fail;
     }
     sqlite3_busy_timeout(db->h, 10000);
-    if (s_exec(db, "PRAGMA journal_mode = WAL", "enable WAL", err) != 0 ||
-        s_exec(db, durable_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+    /* Two instances (tracking and artifacts) may open a new file at once:
+     * switching it to WAL can then answer SQLITE_BUSY without waiting in
+     * the busy handler, so wait here (up to the same 10 s). */
+    for (int tries = 0; s_exec(db, "PRAGMA journal_mode = WAL", "enable WAL", err) != 0;
+         tries++) {
+        if ((sqlite3_errcode(db->h) & 0xff) != SQLITE_BUSY || tries >= 500) goto fail;
+        sqlite3_sleep(20);
+    }
+    if (s_exec(db, durable_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
                "set durability", err) != 0 ||
         s_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; "
                    "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",

@@ -57,6 +57,14 @@ static const char *const storage_migrations[] = {
     "  rid INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
     "  PRIMARY KEY (rid, key)) WITHOUT ROWID;"
     "CREATE INDEX tags_by_value ON tags (key, value);",
+    /* 2: the artifact index (role `artifacts`): each run's files, by path,
+     * naming their content-addressed blob (BLAKE2b-256, hex). Blobs are
+     * shared between rows; by_hash is for a future blob GC. */
+    "CREATE TABLE artifacts ("
+    "  rid INTEGER NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL,"
+    "  size INTEGER NOT NULL, created INTEGER NOT NULL,"
+    "  PRIMARY KEY (rid, path)) WITHOUT ROWID;"
+    "CREATE INDEX artifacts_by_hash ON artifacts (hash);",
 };
 
 #define STORAGE_SCHEMA_VERSION \

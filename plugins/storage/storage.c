@@ -1,4 +1,5 @@
-/* The storage plugin: experiment tracking (role `tracking`) on SQLite.
+/* The storage plugin: experiment tracking (role `tracking`) on SQLite, and
+ * run artifacts (role `artifacts`, artifacts.c) in a content-addressed store.
  * Verb names and semantics follow MLflow's tracking service; see
  * docs/TRACKING.md for where Cairn differs. */
 #define _GNU_SOURCE
@@ -99,8 +100,28 @@ static const cairn_verb_t storage_tracking_verbs[] = {
     {NULL, NULL, NULL, 0, 0, NULL},
 };
 
+/* A put_artifact body: an 8 MiB chunk plus its fields. */
+#define ART_PUT_MAX_BODY ((8u << 20) + (64u << 10))
+#define ART_MAX_BODY (64u << 10)
+
+static const cairn_verb_t storage_artifacts_verbs[] = {
+    {"put_artifact", art_put, "tracking.write", CAIRN_VERB_MUTATING, ART_PUT_MAX_BODY,
+     "{run_id*, path*, data* (bin, <= 8 MiB), offset*, upload_id, done}"},
+    {"get_artifact", art_get, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
+     "{run_id*, path*, offset, length (<= 8 MiB)}"},
+    {"verify_artifact", art_verify, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
+     "{run_id*, path*}"},
+    {"list_artifacts", art_list, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
+     "{run_id*, path, max_results, page_token}"},
+    {"delete_artifact", art_delete, "tracking.write", CAIRN_VERB_MUTATING, ART_MAX_BODY,
+     "{run_id*, path*}"},
+    {NULL, NULL, NULL, 0, 0, NULL},
+};
+
 static const cairn_role_t storage_roles[] = {
     {"tracking", storage_tracking_verbs, "experiments, runs, params, metrics, tags"},
+    {"artifacts", storage_artifacts_verbs,
+     "run artifacts: chunked, content-addressed (BLAKE2b), checksummed"},
     {NULL, NULL, NULL},
 };
 
@@ -111,6 +132,10 @@ static const cairn_conf_key_t storage_conf[] = {
     {"durability", CAIRN_CONF_STR, "process",
      "process: a 200 survives any crash of Cairn (WAL, synchronous=NORMAL); "
      "power: it survives power loss too (fsync on every commit)"},
+    {"upload_idle", CAIRN_CONF_INT, "600",
+     "artifacts: seconds an unfinished upload may sit idle before it is dropped"},
+    {"io_uring", CAIRN_CONF_BOOL, "true",
+     "artifacts: use io_uring for blob I/O where the kernel allows it (else pread/pwrite)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -144,6 +169,11 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         s->db = db_open(db_path, strcmp(dur, "power") == 0, err);
     }
     free(db_path);
+    const char *role = cairn_host_->role(ctx);
+    if (s->db && role && strcmp(role, "artifacts") == 0 && artifacts_init(s, err) != 0) {
+        artifacts_fini(s);
+        db_close(&s->db);
+    }
     if (!s->db) {
         free(s->artifact_root);
         msgpack_sbuffer_destroy(&s->sb);
@@ -158,6 +188,7 @@ static void storage_fini(void *state)
 {
     storage_t *s = state;
     if (!s) return;
+    artifacts_fini(s);
     db_close(&s->db);
     free(s->artifact_root);
     free(s->pts);
@@ -170,7 +201,7 @@ static const cairn_plugin_t storage_plugin = {
     .size = sizeof(cairn_plugin_t),
     .name = "storage",
     .version = "1.0.0",
-    .description = "experiment tracking on SQLite",
+    .description = "experiment tracking on SQLite; artifacts in a content-addressed store",
     .verbs = NULL,
     .conf = storage_conf,
     .init = storage_init,

@@ -31,6 +31,7 @@ typedef struct storage {
     /* reused scratch for batches and history */
     metric_point_t *pts;
     size_t pts_cap;
+    struct artifacts *art; /* role `artifacts` only (artifacts.c) */
 } storage_t;
 
 /* Start a reply in s->sb (cleared) and return its packer. */
@@ -87,5 +88,15 @@ void metric_history_sampled(void *state, cairn_req_t *req);
 
 /* search.c */
 void run_search(void *state, cairn_req_t *req);
+
+/* artifacts.c: the `artifacts` role */
+typedef struct artifacts artifacts_t;
+int artifacts_init(storage_t *s, cairn_err_t *err);
+void artifacts_fini(storage_t *s); /* safe after a failed init, and twice */
+void art_put(void *state, cairn_req_t *req);
+void art_get(void *state, cairn_req_t *req);
+void art_verify(void *state, cairn_req_t *req);
+void art_list(void *state, cairn_req_t *req);
+void art_delete(void *state, cairn_req_t *req);
 
 #endif

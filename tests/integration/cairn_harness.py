@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -75,6 +76,11 @@ class Kernel:
                 wait_for(lambda: all(p["state"] == "up"
                                      for p in c.call("sys", "health")[1]["plugins"]),
                          what="every plugin up")
+        except BaseException:
+            # Never leave a cairnd behind a failed start; show why it failed.
+            self.stop()
+            sys.stderr.write(f"cairnd log:\n{self.read_log()}\n")
+            raise
         finally:
             c.close()
         return self

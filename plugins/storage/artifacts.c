@@ -1,0 +1,1122 @@
+/* The storage plugin's `artifacts` role: MLflow's artifact store, chunked,
+ * content-addressed, checksummed, in bounded memory.
+ *
+ * Service. The same storage .so run as role `artifacts`, e.g.
+ *     artifacts:
+ *       plugin: storage
+ *       mode: inproc
+ * It opens the same tracking.db as `tracking` (WAL: readers and the other
+ * instance's writer do not block each other) to resolve a run_id to its
+ * rid, and keeps the index in table `artifacts` (migration 2):
+ * (rid, path) -> (hash, size, created).
+ *
+ * Bytes. Under artifact_root (default STATE/artifacts) blobs live at
+ * cas/<2 hex>/<62 hex>, named by the BLAKE2b-256 of their bytes (cas.c).
+ * An upload streams into tmp/<upload_id>, hashed as it is written; the
+ * final chunk fsyncs it and renames it into cas/ (or drops it when that
+ * blob exists: the same bytes are stored once, across runs), and only then
+ * is the index row written. A crash leaves a stray tmp file (swept at the
+ * next start and by the idle timer), never an index row without its blob.
+ * Writes and reads use io_uring where the kernel allows it: a chunk's
+ * write is queued and the chunk is hashed while it is in flight. Where
+ * io_uring_queue_init fails (seccomp, io_uring_disabled) pread/pwrite are
+ * used; a log line at start says which.
+ *
+ * Memory. Nothing holds a whole file: a request carries at most 8 MiB
+ * (ART_CHUNK_MAX), an upload is an open fd plus a hash state, a download
+ * reads the requested range straight into the reply buffer. An upload's
+ * dirty page cache is bounded too (cas.c starts the writeback of each
+ * chunk and waits for the previous one's), so commit's fsync is short and
+ * never stalls the loop (and its heartbeats) on gigabytes of dirty pages.
+ *
+ * Verbs (permission tracking.read / tracking.write):
+ *   put_artifact {run_id*, path*, data* (bin <= 8 MiB), offset*, upload_id,
+ *                 done}
+ *       The first chunk (no upload_id, offset 0) opens an upload and
+ *       answers {upload_id, offset: next expected}; later chunks name the
+ *       upload_id and must arrive in order (offset == expected, else 409
+ *       whose sentence says "expected offset N"); the chunk with done=true
+ *       commits and answers {artifact: {path, size, hash}}. A whole small
+ *       file is one request: offset 0, done true. An unknown upload_id is
+ *       404; an upload idle longer than `upload_idle` seconds (600) is
+ *       dropped with its tmp file. Putting an existing path replaces its
+ *       index entry. A path may not be both a file and a directory (409).
+ *   get_artifact {run_id*, path*, offset (0), length (8 MiB, at most 8 MiB)}
+ *       -> {offset, size (total), hash, done, data (bin)}. The BLAKE2b is
+ *       checked when a read reaches the end: a whole-file read hashes what
+ *       it read; a sequential download (offset 0, then each next offset)
+ *       is followed by one of ART_CURSORS running hash states; another read
+ *       that ends the file rehashes the blob when it is at most 64 MiB.
+ *       A mismatch (or a blob of the wrong size, or missing) is
+ *       500 `corrupt` naming the path.
+ *   verify_artifact {run_id*, path*} -> {ok: true, hash}: rehashes the
+ *       blob, streaming, 32 MiB per turn of the plugin's loop (the request
+ *       is deferred), so a large blob blocks neither other requests nor
+ *       heartbeats; 500 `corrupt` naming the path if it differs. About
+ *       2 s per GiB: give a large one a longer ttl.
+ *   list_artifacts {run_id*, path (directory, default the root),
+ *                   max_results (10000, at most 50000), page_token}
+ *       -> {root_uri, files: [{path, is_dir, file_size}], next_page_token?}
+ *       one level deep, as MLflow: directories are synthesized from the
+ *       paths (file_size nil). Each entry is one index seek (a directory's
+ *       files are skipped in one step), so listing a directory with few
+ *       children is cheap however many files lie below them.
+ *   delete_artifact {run_id*, path*} -> {deleted: n}: a file, or a whole
+ *       directory. Index only: blobs stay (other rows may share them).
+ *       Future work: a GC that removes blobs no row names (the index on
+ *       artifacts(hash) is for it), with a grace period for uploads in
+ *       flight.
+ *
+ * Paths are relative, '/'-separated, valid UTF-8, at most 1024 bytes, no
+ * control characters, no '..' segment and no leading '/'; empty and '.'
+ * segments are dropped ("a//./b" is stored as "a/b").
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sodium.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cas.h"
+#include "storage.h"
+
+#define ART_CHUNK_MAX (8u << 20)
+#define ART_PATH_MAX 1024
+#define ART_UPLOADS_MAX 256
+#define ART_CURSORS 32
+#define ART_REHASH_MAX (64u << 20)
+#define ART_LIST_DEFAULT 10000
+#define ART_LIST_MAX 50000
+#define ART_RUN_ID_MAX 64
+#define ART_VERIFIES_MAX 16
+#define ART_VERIFY_BUF (1u << 20)
+#define ART_VERIFY_SLICE (32u << 20) /* hashed per turn of the loop */
+
+typedef enum art_stmt_id {
+    AST_RUN,
+    AST_PUT,
+    AST_GET,
+    AST_NEXT,
+    AST_DEL,
+    AST_DEL_TREE,
+    AST_COUNT
+} art_stmt_id_t;
+
+static const char *const s_sql[AST_COUNT] = {
+    [AST_RUN] =
+        "SELECT rid, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid = ?",
+    [AST_PUT] =
+        "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
+        "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
+        "excluded.size, created = excluded.created",
+    [AST_GET] = "SELECT hash, size FROM artifacts WHERE rid = ? AND path = ?",
+    /* The first path in [lo, hi): one seek in the primary key. */
+    [AST_NEXT] =
+        "SELECT path, size FROM artifacts WHERE rid = ?1 AND path >= ?2 AND path "
+        "< ?3 ORDER BY path LIMIT 1",
+    [AST_DEL] = "DELETE FROM artifacts WHERE rid = ? AND path = ?",
+    [AST_DEL_TREE] = "DELETE FROM artifacts WHERE rid = ? AND path >= ? AND path < ?",
+};
+
+/* Above every valid UTF-8 string: 0xF5 never occurs in UTF-8. */
+static const char s_top[] = "\xf5";
+
+typedef struct upload {
+    char id[33];
+    char run_id[ART_RUN_ID_MAX + 1];
+    int64_t rid;
+    char *path;
+    cas_writer_t *w;
+    uint64_t last_ms;
+    struct upload *next;
+} upload_t;
+
+/* A running hash of a sequential download. */
+typedef struct cursor {
+    crypto_generichash_state st;
+    char hash[CAS_HEX_LEN + 1];
+    uint64_t next; /* the offset the next read must start at */
+    uint64_t last_ms;
+    bool used;
+} cursor_t;
+
+/* A verification in progress (verify_artifact). */
+typedef struct verify_job {
+    crypto_generichash_state st;
+    storage_t *s;
+    cairn_req_t *req; /* deferred */
+    int fd;
+    uint64_t off, size;
+    unsigned char *buf;
+    char hash[CAS_HEX_LEN + 1];
+    char path[ART_PATH_MAX + 1];
+    struct verify_job *next;
+} verify_job_t;
+
+struct artifacts {
+    cas_t *cas;
+    verify_job_t *verifies;
+    size_t nverifies;
+    sqlite3_stmt *st[AST_COUNT];
+    upload_t *uploads;
+    size_t nuploads;
+    cursor_t *cursors; /* ART_CURSORS of them, 64-byte aligned */
+    uint64_t idle_ms;
+    uint64_t timer;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static sqlite3_stmt *s_stmt(artifacts_t *a, art_stmt_id_t id)
+{
+    sqlite3_stmt *st = a->st[id];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static void s_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n)
+{
+    sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
+}
+
+static bool s_utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 1, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (p[i + j] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
+            (k == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* Validate and normalize an artifact path into out (NUL-terminated, at
+ * most ART_PATH_MAX bytes). An absent or empty path is allowed only when
+ * allow_root (it means the root, ""). */
+static int s_field_path(const msgpack_object *b, const char *field, bool allow_root,
+                        char out[ART_PATH_MAX + 1], size_t *out_len, cairn_err_t *err)
+{
+    cairn_str_t p = {"", 0};
+    int r = cairn_field_str(b, field, !allow_root, ART_PATH_MAX, &p, err);
+    if (r < 0) return -1;
+    if (p.len && p.ptr[0] == '/')
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field '%s' must be a relative path (no leading '/')",
+                             field);
+    for (size_t i = 0; i < p.len; i++) {
+        unsigned char c = (unsigned char)p.ptr[i];
+        if (c < 0x20 || c == 0x7f)
+            return cairn_err_set(err, 400, "bad_request",
+                                 "the field '%s' must not contain control characters",
+                                 field);
+    }
+    if (!s_utf8_valid((const unsigned char *)p.ptr, p.len))
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field '%s' must be valid UTF-8", field);
+    size_t n = 0, i = 0;
+    while (i < p.len) {
+        size_t j = i;
+        while (j < p.len && p.ptr[j] != '/') j++;
+        size_t seg = j - i;
+        if (seg == 2 && p.ptr[i] == '.' && p.ptr[i + 1] == '.')
+            return cairn_err_set(err, 400, "bad_request",
+                                 "the field '%s' must not contain a '..' segment",
+                                 field);
+        if (seg && !(seg == 1 && p.ptr[i] == '.')) {
+            if (n) out[n++] = '/';
+            memcpy(out + n, p.ptr + i, seg);
+            n += seg;
+        }
+        i = j + 1;
+    }
+    out[n] = '\0';
+    if (n == 0 && !allow_root)
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field '%s' must name a file (it is empty)", field);
+    *out_len = n;
+    return 0;
+}
+
+typedef struct art_run {
+    int64_t rid;
+    bool active;
+    cairn_str_t id;
+} art_run_t;
+
+/* run_id* from the body, resolved; uri (may be NULL) gets a heap copy of
+ * its artifact_uri. */
+static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
+                      art_run_t *run, char **uri, cairn_err_t *err)
+{
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run->id, err) != 0)
+        return -1;
+    if (run->id.len == 0)
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field 'run_id' must not be empty");
+    sqlite3_stmt *st = s_stmt(a, AST_RUN);
+    s_bind_str(st, 1, run->id.ptr, run->id.len);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return cairn_err_set(err, 500, "storage_error",
+                                 "the tracking database failed "
+                                 "to find a run: %s",
+                                 sqlite3_errmsg(sqlite3_db_handle(st)));
+        return cairn_err_set(err, 404, "not_found", "no run has the id '%.*s'",
+                             (int)run->id.len, run->id.ptr);
+    }
+    run->rid = sqlite3_column_int64(st, 0);
+    const char *stage = (const char *)sqlite3_column_text(st, 2);
+    run->active = stage && strcmp(stage, "active") == 0;
+    if (uri) {
+        const char *u = (const char *)sqlite3_column_text(st, 1);
+        *uri = strdup(u ? u : "");
+    }
+    sqlite3_reset(st);
+    if (uri && !*uri) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (need_active && !run->active)
+        return cairn_err_set(
+            err, 400, "bad_request",
+            "run '%.*s' is deleted: restore it before storing artifacts in it",
+            (int)run->id.len, run->id.ptr);
+    return 0;
+}
+
+/* The index row of (rid, path): 404 naming the path when none. */
+static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
+                    char hash[CAS_HEX_LEN + 1], uint64_t *size, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_stmt(a, AST_GET);
+    sqlite3_bind_int64(st, 1, run->rid);
+    s_bind_str(st, 2, path, strlen(path));
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return cairn_err_set(
+                err, 500, "storage_error",
+                "the tracking database failed to read the artifact index");
+        return cairn_err_set(err, 404, "not_found", "run '%.*s' has no artifact '%s'",
+                             (int)run->id.len, run->id.ptr, path);
+    }
+    const char *h = (const char *)sqlite3_column_text(st, 0);
+    size_t hl = (size_t)sqlite3_column_bytes(st, 0);
+    *size = (uint64_t)sqlite3_column_int64(st, 1);
+    bool ok = cas_hex_valid(h, hl);
+    if (ok) memcpy(hash, h, CAS_HEX_LEN + 1);
+    sqlite3_reset(st);
+    if (!ok)
+        return cairn_err_set(
+            err, 500, "corrupt",
+            "the artifact '%s' is corrupt: its index entry names no blob", path);
+    return 0;
+}
+
+/* Is there any row in [lo, hi)? Copies the first path to first (cap). */
+static int s_any(artifacts_t *a, int64_t rid, const char *lo, size_t lo_len,
+                 const char *hi, size_t hi_len, char *first, size_t cap)
+{
+    sqlite3_stmt *st = s_stmt(a, AST_NEXT);
+    sqlite3_bind_int64(st, 1, rid);
+    s_bind_str(st, 2, lo, lo_len);
+    s_bind_str(st, 3, hi, hi_len);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && first)
+        snprintf(first, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* A path may not be both a file and a directory: no ancestor of path may be
+ * a file, and path may not have files below it. */
+static int s_check_shape(artifacts_t *a, int64_t rid, const char *path,
+                         cairn_err_t *err)
+{
+    size_t n = strlen(path);
+    char lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2], first[ART_PATH_MAX + 1];
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] != '/') continue;
+        sqlite3_stmt *st = s_stmt(a, AST_GET);
+        sqlite3_bind_int64(st, 1, rid);
+        s_bind_str(st, 2, path, i);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+            return cairn_err_set(err, 409, "conflict",
+                                 "'%.*s' is a file, so '%s' cannot be stored below it",
+                                 (int)i, path, path);
+    }
+    memcpy(lo, path, n);
+    memcpy(hi, path, n);
+    lo[n] = '/';
+    hi[n] = '0'; /* '/' + 1 */
+    int rc = s_any(a, rid, lo, n + 1, hi, n + 1, first, sizeof first);
+    if (rc < 0)
+        return cairn_err_set(err, 500, "storage_error",
+                             "the tracking database failed to read the artifact index");
+    if (rc == 1)
+        return cairn_err_set(
+            err, 409, "conflict",
+            "'%s' is a directory (it holds '%s'), so it cannot be a file", path, first);
+    return 0;
+}
+
+/* ---- uploads -------------------------------------------------------------- */
+
+static void s_upload_free(upload_t *u)
+{
+    if (!u) return;
+    cas_writer_abort(&u->w);
+    free(u->path);
+    free(u);
+}
+
+static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id, upload_t ***link)
+{
+    for (upload_t **p = &a->uploads; *p; p = &(*p)->next)
+        if (strlen((*p)->id) == id.len && memcmp((*p)->id, id.ptr, id.len) == 0) {
+            if (link) *link = p;
+            return *p;
+        }
+    return NULL;
+}
+
+static void s_upload_drop(artifacts_t *a, upload_t **link)
+{
+    upload_t *u = *link;
+    *link = u->next;
+    a->nuploads--;
+    s_upload_free(u);
+}
+
+/* Drop idle uploads and idle download cursors (the timer). */
+static void s_sweep(void *arg)
+{
+    storage_t *s = arg;
+    artifacts_t *a = s->art;
+    uint64_t now = cairn_now_ms();
+    for (upload_t **p = &a->uploads; *p;) {
+        if (now - (*p)->last_ms > a->idle_ms) {
+            cairn_log(
+                s->ctx, CAIRN_LOG_INFO,
+                "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
+                (*p)->id, (*p)->path, (unsigned long long)(a->idle_ms / 1000));
+            s_upload_drop(a, p);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    for (int i = 0; i < ART_CURSORS; i++)
+        if (a->cursors[i].used && now - a->cursors[i].last_ms > a->idle_ms)
+            a->cursors[i].used = false;
+}
+
+/* Write the index row, replacing any at that path. */
+static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *hash,
+                       uint64_t size, cairn_err_t *err)
+{
+    artifacts_t *a = s->art;
+    if (s_check_shape(a, rid, path, err) != 0) return -1;
+    sqlite3_stmt *st = s_stmt(a, AST_PUT);
+    sqlite3_bind_int64(st, 1, rid);
+    s_bind_str(st, 2, path, strlen(path));
+    s_bind_str(st, 3, hash, CAS_HEX_LEN);
+    sqlite3_bind_int64(st, 4, (int64_t)size);
+    sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
+    return db_exec_stmt(s->db, st, err);
+}
+
+/* Commit a writer and index it; replies. */
+static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
+                     const char *path)
+{
+    cairn_err_t err = {0};
+    char hash[CAS_HEX_LEN + 1];
+    uint64_t size = 0;
+    if (cas_writer_commit(w, hash, &size, NULL, &err) != 0 ||
+        s_index_put(s, rid, path, hash, size, &err) != 0)
+        return storage_reply_err(req, &err);
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "artifact");
+    msgpack_pack_map(pk, 3);
+    cairn_pack_kv_str(pk, "path", path);
+    cairn_pack_cstr(pk, "size");
+    msgpack_pack_uint64(pk, size);
+    cairn_pack_kv_str(pk, "hash", hash);
+    storage_reply_send(s, req, 200);
+}
+
+static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
+{
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "upload_id", u->id);
+    cairn_pack_cstr(pk, "offset");
+    msgpack_pack_uint64(pk, cas_writer_size(u->w));
+    storage_reply_send(s, req, 200);
+}
+
+void art_put(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req), *data = NULL;
+    char path[ART_PATH_MAX + 1];
+    size_t plen = 0;
+    cairn_str_t run_id, upload_id = {NULL, 0};
+    uint64_t offset = 0;
+    bool done = false;
+    int has_upload = 1;
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, &err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
+        cairn_field_uint(b, "offset", true, &offset, &err) != 0 ||
+        (has_upload = cairn_field_str(b, "upload_id", false, 64, &upload_id, &err)) <
+            0 ||
+        cairn_field_bool(b, "done", false, &done, &err) < 0)
+        return storage_reply_err(req, &err);
+    data = cairn_obj_get(b, "data");
+    if (!data || data->type == MSGPACK_OBJECT_NIL) {
+        cairn_err_set(&err, 400, "bad_request", "the field 'data' is required");
+        return storage_reply_err(req, &err);
+    }
+    if (data->type != MSGPACK_OBJECT_BIN) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'data' must be bytes (msgpack bin)");
+        return storage_reply_err(req, &err);
+    }
+    if (data->via.bin.size > ART_CHUNK_MAX) {
+        cairn_err_set(
+            &err, 413, "too_large",
+            "the field 'data' holds at most %u bytes (8 MiB) per chunk; this one "
+            "has %u",
+            ART_CHUNK_MAX, data->via.bin.size);
+        return storage_reply_err(req, &err);
+    }
+    if (has_upload == 0 && upload_id.len == 0) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'upload_id' must not be empty");
+        return storage_reply_err(req, &err);
+    }
+
+    if (has_upload == 0) {
+        /* A later chunk of an upload in progress. */
+        upload_t **link = NULL, *u = s_upload_find(a, upload_id, &link);
+        if (!u) {
+            cairn_err_set(
+                &err, 404, "not_found",
+                "no upload has the id '%.*s': it finished, failed, or was idle for "
+                "more than %llu s",
+                (int)upload_id.len, upload_id.ptr,
+                (unsigned long long)(a->idle_ms / 1000));
+            return storage_reply_err(req, &err);
+        }
+        if (!cairn_str_eq(run_id, u->run_id) || strcmp(path, u->path) != 0) {
+            cairn_err_set(
+                &err, 400, "bad_request",
+                "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
+                u->id, u->run_id, u->path, (int)run_id.len, run_id.ptr, path);
+            return storage_reply_err(req, &err);
+        }
+        uint64_t expected = cas_writer_size(u->w);
+        if (offset != expected) {
+            cairn_err_set(
+                &err, 409, "conflict",
+                "the chunk at offset %llu of upload '%s' is out of order: expected "
+                "offset %llu",
+                (unsigned long long)offset, u->id, (unsigned long long)expected);
+            return storage_reply_err(req, &err);
+        }
+        u->last_ms = cairn_now_ms();
+        if (cas_writer_write(u->w, data->via.bin.ptr, data->via.bin.size, &err) != 0) {
+            s_upload_drop(a, link);
+            return storage_reply_err(req, &err);
+        }
+        if (!done) return s_reply_progress(s, req, u);
+        cas_writer_t *w = u->w;
+        u->w = NULL;
+        int64_t rid = u->rid;
+        char *upath = u->path;
+        u->path = NULL;
+        s_upload_drop(a, link);
+        s_commit(s, req, &w, rid, upath);
+        free(upath);
+        return;
+    }
+
+    /* A first chunk: a new upload (or a whole file in one request). */
+    art_run_t run;
+    if (s_find_run(a, b, true, &run, NULL, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (offset != 0) {
+        cairn_err_set(
+            &err, 409, "conflict",
+            "a new upload (no upload_id) starts at offset 0, not %llu: expected "
+            "offset 0",
+            (unsigned long long)offset);
+        return storage_reply_err(req, &err);
+    }
+    if (s_check_shape(a, run.rid, path, &err) != 0) return storage_reply_err(req, &err);
+    if (!done && a->nuploads >= ART_UPLOADS_MAX) {
+        cairn_err_set(&err, 429, "overloaded",
+                      "at most %d uploads may be in progress at once; finish one first",
+                      ART_UPLOADS_MAX);
+        return storage_reply_err(req, &err);
+    }
+    unsigned char rnd[16];
+    char id[33];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(id, sizeof id, rnd, sizeof rnd);
+    cas_writer_t *w = cas_writer_new(a->cas, id, &err);
+    if (!w) return storage_reply_err(req, &err);
+    if (cas_writer_write(w, data->via.bin.ptr, data->via.bin.size, &err) != 0) {
+        cas_writer_abort(&w);
+        return storage_reply_err(req, &err);
+    }
+    if (done) return s_commit(s, req, &w, run.rid, path);
+    upload_t *u = calloc(1, sizeof *u);
+    if (!u || !(u->path = strdup(path))) {
+        free(u);
+        cas_writer_abort(&w);
+        cairn_err_set(&err, 500, NULL, "out of memory");
+        return storage_reply_err(req, &err);
+    }
+    memcpy(u->id, id, sizeof id);
+    snprintf(u->run_id, sizeof u->run_id, "%.*s", (int)run_id.len, run_id.ptr);
+    u->rid = run.rid;
+    u->w = w;
+    u->last_ms = cairn_now_ms();
+    u->next = a->uploads;
+    a->uploads = u;
+    a->nuploads++;
+    s_reply_progress(s, req, u);
+}
+
+/* ---- downloads ------------------------------------------------------------ */
+
+static int s_corrupt(cairn_err_t *err, const char *path, const char *hash,
+                     const char *why)
+{
+    return cairn_err_set(err, 500, "corrupt",
+                         "the artifact '%s' is corrupt: its blob %s %s", path, hash,
+                         why);
+}
+
+static cursor_t *s_cursor_find(artifacts_t *a, const char *hash, uint64_t off)
+{
+    for (int i = 0; i < ART_CURSORS; i++) {
+        cursor_t *c = &a->cursors[i];
+        if (c->used && c->next == off && strcmp(c->hash, hash) == 0) return c;
+    }
+    return NULL;
+}
+
+static cursor_t *s_cursor_new(artifacts_t *a, const char *hash)
+{
+    cursor_t *best = &a->cursors[0];
+    for (int i = 0; i < ART_CURSORS; i++) {
+        cursor_t *c = &a->cursors[i];
+        if (!c->used) {
+            best = c;
+            break;
+        }
+        if (c->last_ms < best->last_ms) best = c;
+    }
+    best->used = true;
+    best->next = 0;
+    memcpy(best->hash, hash, sizeof best->hash);
+    crypto_generichash_init(&best->st, NULL, 0, CAS_HASH_BYTES);
+    return best;
+}
+
+/* Check the bytes just read (buf, n at off of a blob of size bytes):
+ * 0 when verified or not yet checkable, -1 with a corrupt error. */
+static int s_check_read(artifacts_t *a, const char *path, const char *hash,
+                        uint64_t size, uint64_t off, const unsigned char *buf, size_t n,
+                        cairn_err_t *err)
+{
+    bool end = off + n == size;
+    if (off == 0 && end) { /* a whole-file read */
+        char got[CAS_HEX_LEN + 1];
+        cas_hash_buf(buf, n, got);
+        return strcmp(got, hash) == 0
+                   ? 0
+                   : s_corrupt(err, path, hash, "does not match its hash");
+    }
+    cursor_t *c = off == 0 ? s_cursor_new(a, hash) : s_cursor_find(a, hash, off);
+    if (c) {
+        crypto_generichash_update(&c->st, buf, n);
+        c->next = off + n;
+        c->last_ms = cairn_now_ms();
+        if (!end) return 0;
+        unsigned char h[CAS_HASH_BYTES];
+        char got[CAS_HEX_LEN + 1];
+        crypto_generichash_final(&c->st, h, sizeof h);
+        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        c->used = false;
+        return strcmp(got, hash) == 0
+                   ? 0
+                   : s_corrupt(err, path, hash, "does not match its hash");
+    }
+    if (!end || size > ART_REHASH_MAX) return 0;
+    bool ok = false;
+    if (cas_verify(a->cas, hash, &ok, NULL, err) != 0) return -1;
+    return ok ? 0 : s_corrupt(err, path, hash, "does not match its hash");
+}
+
+void art_get(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
+    size_t plen;
+    uint64_t offset = 0, length = ART_CHUNK_MAX, size = 0, disk = 0;
+    art_run_t run;
+    if (s_find_run(a, b, false, &run, NULL, &err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
+        cairn_field_uint(b, "offset", false, &offset, &err) < 0 ||
+        cairn_field_uint(b, "length", false, &length, &err) < 0)
+        return storage_reply_err(req, &err);
+    if (length > ART_CHUNK_MAX) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'length' is at most %u (8 MiB); ask for the rest in "
+                      "further reads",
+                      ART_CHUNK_MAX);
+        return storage_reply_err(req, &err);
+    }
+    if (s_lookup(a, &run, path, hash, &size, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (offset > size) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'offset' (%llu) is past the end of '%s' (%llu bytes)",
+                      (unsigned long long)offset, path, (unsigned long long)size);
+        return storage_reply_err(req, &err);
+    }
+    int fd = -1;
+    if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
+        if (err.st == 404) s_corrupt(&err, path, hash, "is missing");
+        return storage_reply_err(req, &err);
+    }
+    if (disk != size) {
+        close(fd);
+        char why[96];
+        snprintf(why, sizeof why, "holds %llu bytes, not %llu",
+                 (unsigned long long)disk, (unsigned long long)size);
+        s_corrupt(&err, path, hash, why);
+        return storage_reply_err(req, &err);
+    }
+    size_t n = (size_t)(size - offset < length ? size - offset : length);
+    bool done = offset + n == size;
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 5);
+    cairn_pack_cstr(pk, "offset");
+    msgpack_pack_uint64(pk, offset);
+    cairn_pack_cstr(pk, "size");
+    msgpack_pack_uint64(pk, size);
+    cairn_pack_kv_str(pk, "hash", hash);
+    cairn_pack_cstr(pk, "done");
+    if (done)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    cairn_pack_cstr(pk, "data");
+    msgpack_pack_bin(pk, n);
+    /* Read straight into the reply buffer, after the bin header. */
+    msgpack_sbuffer *sb = &s->sb;
+    if (sb->alloc - sb->size < n) {
+        char *p = realloc(sb->data, sb->size + n);
+        if (!p) {
+            close(fd);
+            cairn_err_set(&err, 500, NULL, "out of memory for a %zu-byte read", n);
+            return storage_reply_err(req, &err);
+        }
+        sb->data = p;
+        sb->alloc = sb->size + n;
+    }
+    unsigned char *dst = (unsigned char *)sb->data + sb->size;
+    size_t got = 0;
+    int rc = cas_pread(a->cas, fd, dst, n, offset, &got, &err);
+    close(fd);
+    if (rc != 0) return storage_reply_err(req, &err);
+    if (got != n) {
+        s_corrupt(&err, path, hash, "is shorter than its index entry says");
+        return storage_reply_err(req, &err);
+    }
+    if (s_check_read(a, path, hash, size, offset, dst, n, &err) != 0)
+        return storage_reply_err(req, &err);
+    sb->size += n;
+    storage_reply_send(s, req, 200);
+}
+
+/* verify_artifact rehashes in slices of ART_VERIFY_SLICE bytes, one per
+ * turn of the plugin's loop (a timer), so that verifying a large blob
+ * neither blocks other requests nor the heartbeats for long. */
+static void s_verify_free(artifacts_t *a, verify_job_t *j)
+{
+    for (verify_job_t **p = &a->verifies; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            a->nverifies--;
+            break;
+        }
+    if (j->fd >= 0) close(j->fd);
+    free(j->buf);
+    free(j);
+}
+
+static void s_verify_step(void *arg)
+{
+    verify_job_t *j = arg;
+    storage_t *s = j->s;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    uint64_t end = j->off + ART_VERIFY_SLICE;
+    while (j->off < end) {
+        size_t got = 0;
+        if (cas_pread(a->cas, j->fd, j->buf, ART_VERIFY_BUF, j->off, &got, &err) != 0) {
+            storage_reply_err(j->req, &err);
+            return s_verify_free(a, j);
+        }
+        if (got == 0) break;
+        crypto_generichash_update(&j->st, j->buf, got);
+        j->off += got;
+    }
+    if (j->off < end) { /* the end of the blob */
+        unsigned char h[CAS_HASH_BYTES];
+        char got[CAS_HEX_LEN + 1];
+        crypto_generichash_final(&j->st, h, sizeof h);
+        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        if (strcmp(got, j->hash) != 0 || j->off != j->size) {
+            char why[160];
+            snprintf(why, sizeof why, "hashes to %s (%llu bytes)", got,
+                     (unsigned long long)j->off);
+            s_corrupt(&err, j->path, j->hash, why);
+            storage_reply_err(j->req, &err);
+        } else {
+            msgpack_packer *pk = storage_reply_begin(s);
+            msgpack_pack_map(pk, 2);
+            cairn_pack_cstr(pk, "ok");
+            msgpack_pack_true(pk);
+            cairn_pack_kv_str(pk, "hash", j->hash);
+            storage_reply_send(s, j->req, 200);
+        }
+        return s_verify_free(a, j);
+    }
+    if (!cairn_host_->timer_add(s->ctx, 0, 0, s_verify_step, j)) {
+        cairn_err_set(&err, 500, NULL, "cannot schedule the rest of the verification");
+        storage_reply_err(j->req, &err);
+        s_verify_free(a, j);
+    }
+}
+
+void art_verify(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
+    size_t plen;
+    uint64_t size = 0, disk = 0;
+    art_run_t run;
+    int fd = -1;
+    if (s_find_run(a, b, false, &run, NULL, &err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
+        s_lookup(a, &run, path, hash, &size, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (a->nverifies >= ART_VERIFIES_MAX) {
+        cairn_err_set(&err, 429, "overloaded",
+                      "at most %d verifications may run at once; try again shortly",
+                      ART_VERIFIES_MAX);
+        return storage_reply_err(req, &err);
+    }
+    if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
+        if (err.st == 404) s_corrupt(&err, path, hash, "is missing");
+        return storage_reply_err(req, &err);
+    }
+    verify_job_t *j = aligned_alloc(alignof(verify_job_t), sizeof(verify_job_t));
+    unsigned char *buf = malloc(ART_VERIFY_BUF);
+    if (!j || !buf) {
+        free(j);
+        free(buf);
+        close(fd);
+        cairn_err_set(&err, 500, NULL, "out of memory");
+        return storage_reply_err(req, &err);
+    }
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->req = req;
+    j->fd = fd;
+    j->buf = buf;
+    j->size = size;
+    memcpy(j->hash, hash, sizeof j->hash);
+    memcpy(j->path, path, plen + 1);
+    crypto_generichash_init(&j->st, NULL, 0, CAS_HASH_BYTES);
+    j->next = a->verifies;
+    a->verifies = j;
+    a->nverifies++;
+    cairn_defer(req);
+    s_verify_step(j);
+}
+
+/* ---- listing and deleting ------------------------------------------------- */
+
+void art_list(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    char dir[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
+    size_t dlen = 0, lo_len, hi_len;
+    uint64_t max = ART_LIST_DEFAULT;
+    cairn_str_t token = {NULL, 0};
+    char *uri = NULL;
+    art_run_t run;
+    int has_token = 1;
+    if (s_find_run(a, b, false, &run, &uri, &err) != 0 ||
+        s_field_path(b, "path", true, dir, &dlen, &err) != 0 ||
+        cairn_field_uint(b, "max_results", false, &max, &err) < 0 ||
+        (has_token = cairn_field_str(b, "page_token", false, 2 * sizeof lo, &token,
+                                     &err)) < 0) {
+        free(uri);
+        return storage_reply_err(req, &err);
+    }
+    if (max < 1 || max > ART_LIST_MAX) {
+        free(uri);
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'max_results' must be from 1 to %d", ART_LIST_MAX);
+        return storage_reply_err(req, &err);
+    }
+    /* Children of dir are the paths in [dir/, dir0); of the root, all. */
+    size_t pre = dlen ? dlen + 1 : 0;
+    memcpy(lo, dir, dlen);
+    memcpy(hi, dir, dlen);
+    if (dlen) {
+        lo[dlen] = '/';
+        hi[dlen] = '0';
+        hi_len = dlen + 1;
+    } else {
+        memcpy(hi, s_top, sizeof s_top - 1);
+        hi_len = sizeof s_top - 1;
+    }
+    lo_len = pre;
+    if (has_token == 0) {
+        size_t n = 0;
+        if (sodium_hex2bin((unsigned char *)lo, sizeof lo, token.ptr, token.len, NULL,
+                           &n, NULL) != 0 ||
+            n < pre || memcmp(lo, dir, dlen) != 0 || (dlen && lo[dlen] != '/')) {
+            free(uri);
+            cairn_err_set(&err, 400, "bad_request",
+                          "the field 'page_token' does not belong to this listing");
+            return storage_reply_err(req, &err);
+        }
+        lo_len = n;
+    }
+    msgpack_sbuffer files;
+    msgpack_packer fp;
+    msgpack_sbuffer_init(&files);
+    msgpack_packer_init(&fp, &files, msgpack_sbuffer_write);
+    size_t count = 0;
+    bool more = false;
+    sqlite3_stmt *st = s_stmt(a, AST_NEXT);
+    for (;;) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, run.rid);
+        s_bind_str(st, 2, lo, lo_len);
+        s_bind_str(st, 3, hi, hi_len);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            msgpack_sbuffer_destroy(&files);
+            free(uri);
+            db_fail(s->db, "list artifacts", &err);
+            return storage_reply_err(req, &err);
+        }
+        if (count == max) {
+            more = true;
+            break;
+        }
+        const char *p = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const char *slash = n > pre ? memchr(p + pre, '/', n - pre) : NULL;
+        if (slash) { /* a directory: emit it, then skip past everything in it */
+            size_t k = (size_t)(slash - p);
+            msgpack_pack_map(&fp, 3);
+            cairn_pack_cstr(&fp, "path");
+            cairn_pack_strn(&fp, p, k);
+            cairn_pack_cstr(&fp, "is_dir");
+            msgpack_pack_true(&fp);
+            cairn_pack_cstr(&fp, "file_size");
+            msgpack_pack_nil(&fp);
+            memcpy(lo, p, k);
+            lo[k] = '0';
+            lo_len = k + 1;
+        } else {
+            msgpack_pack_map(&fp, 3);
+            cairn_pack_cstr(&fp, "path");
+            cairn_pack_strn(&fp, p, n);
+            cairn_pack_cstr(&fp, "is_dir");
+            msgpack_pack_false(&fp);
+            cairn_pack_cstr(&fp, "file_size");
+            msgpack_pack_int64(&fp, sqlite3_column_int64(st, 1));
+            /* the least string above p: paths hold no control characters */
+            memcpy(lo, p, n);
+            lo[n] = '\x01';
+            lo_len = n + 1;
+        }
+        count++;
+    }
+    sqlite3_reset(st);
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, more ? 3 : 2);
+    cairn_pack_kv_str(pk, "root_uri", uri);
+    cairn_pack_cstr(pk, "files");
+    msgpack_pack_array(pk, count);
+    msgpack_sbuffer_write(&s->sb, files.data, files.size);
+    msgpack_sbuffer_destroy(&files);
+    free(uri);
+    if (more) {
+        char tok[2 * sizeof lo + 1];
+        sodium_bin2hex(tok, sizeof tok, (const unsigned char *)lo, lo_len);
+        cairn_pack_kv_str(pk, "next_page_token", tok);
+    }
+    storage_reply_send(s, req, 200);
+}
+
+void art_delete(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    char path[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
+    size_t plen;
+    art_run_t run;
+    if (s_find_run(a, b, true, &run, NULL, &err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, &err) != 0)
+        return storage_reply_err(req, &err);
+    int64_t deleted = 0;
+    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    sqlite3_stmt *st = s_stmt(a, AST_DEL);
+    sqlite3_bind_int64(st, 1, run.rid);
+    s_bind_str(st, 2, path, plen);
+    int rc = db_exec_stmt(s->db, st, &err);
+    if (rc == 0) {
+        deleted += sqlite3_changes(db_handle(s->db));
+        memcpy(lo, path, plen);
+        memcpy(hi, path, plen);
+        lo[plen] = '/';
+        hi[plen] = '0';
+        st = s_stmt(a, AST_DEL_TREE);
+        sqlite3_bind_int64(st, 1, run.rid);
+        s_bind_str(st, 2, lo, plen + 1);
+        s_bind_str(st, 3, hi, plen + 1);
+        rc = db_exec_stmt(s->db, st, &err);
+        if (rc == 0) deleted += sqlite3_changes(db_handle(s->db));
+    }
+    if (rc == 0 && deleted == 0) {
+        db_rollback(s->db);
+        cairn_err_set(&err, 404, "not_found", "run '%.*s' has no artifact '%s'",
+                      (int)run.id.len, run.id.ptr, path);
+        return storage_reply_err(req, &err);
+    }
+    if (rc == 0) rc = db_commit(s->db, &err);
+    if (rc != 0) {
+        db_rollback(s->db);
+        return storage_reply_err(req, &err);
+    }
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "deleted");
+    msgpack_pack_int64(pk, deleted);
+    storage_reply_send(s, req, 200);
+}
+
+/* ---- life cycle --------------------------------------------------------------- */
+
+int artifacts_init(storage_t *s, cairn_err_t *err)
+{
+    const char *idle = cairn_conf(s->ctx, "upload_idle");
+    const char *uring = cairn_conf(s->ctx, "io_uring");
+    long long idle_s = idle && *idle ? strtoll(idle, NULL, 10) : 600;
+    if (idle_s < 1)
+        return cairn_err_set(
+            err, 400, "bad_conf",
+            "storage: upload_idle must be at least 1 (seconds), not '%s'", idle);
+    artifacts_t *a = calloc(1, sizeof *a);
+    if (!a) return cairn_err_set(err, 500, NULL, "out of memory");
+    s->art = a;
+    a->idle_ms = (uint64_t)idle_s * 1000;
+    a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
+    if (!a->cursors) return cairn_err_set(err, 500, NULL, "out of memory");
+    memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
+    a->cas = cas_open(s->artifact_root, !uring || strcmp(uring, "false") != 0, err);
+    if (!a->cas) return -1;
+    sqlite3 *h = db_handle(s->db);
+    for (int i = 0; i < AST_COUNT; i++)
+        if (sqlite3_prepare_v3(h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->st[i],
+                               NULL) != SQLITE_OK)
+            return db_fail(s->db, "prepare an artifacts statement", err);
+    /* Uploads live in memory: tmp files older than the idle limit are
+     * leftovers of a crash (younger ones may be another instance's). */
+    int swept = cas_sweep_tmp(a->cas, (uint64_t)idle_s);
+    const char *why = cas_io_reason(a->cas);
+    cairn_log(s->ctx, CAIRN_LOG_INFO,
+              "artifacts: blobs under %s/cas; file I/O through %s%s%s%s; %d stale temp "
+              "file(s) removed",
+              s->artifact_root, cas_io_mode(a->cas), *why ? " (" : "", why,
+              *why ? ")" : "", swept);
+    uint64_t every = a->idle_ms / 4;
+    if (every < 100) every = 100;
+    if (every > 30000) every = 30000;
+    a->timer =
+        cairn_host_->timer_add(s->ctx, (uint32_t)every, (uint32_t)every, s_sweep, s);
+    if (!a->timer)
+        return cairn_err_set(err, 500, NULL, "cannot add the upload sweep timer");
+    return 0;
+}
+
+void artifacts_fini(storage_t *s)
+{
+    artifacts_t *a = s->art;
+    if (!a) return;
+    if (a->timer) cairn_host_->timer_cancel(s->ctx, a->timer);
+    while (a->uploads) s_upload_drop(a, &a->uploads);
+    /* Deferred verifications: the runtime answers their requests. */
+    while (a->verifies) s_verify_free(a, a->verifies);
+    for (int i = 0; i < AST_COUNT; i++) sqlite3_finalize(a->st[i]);
+    cas_destroy(&a->cas);
+    free(a->cursors);
+    free(a);
+    s->art = NULL;
+}

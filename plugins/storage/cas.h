@@ -1,0 +1,97 @@
+/* plugins/storage/cas.h — the content-addressed blob store under the
+ * artifact root.
+ *
+ * A blob is named by the BLAKE2b-256 (libsodium crypto_generichash, 32
+ * bytes) of its bytes, as 64 lowercase hex digits, and lives at
+ * ROOT/cas/<first 2 hex>/<other 62 hex>. The same bytes are stored once.
+ *
+ * Blobs are written through a writer that streams into ROOT/tmp/<name>,
+ * hashing as it goes (never holding the blob in memory); commit fsyncs the
+ * file, renames it into place (or drops it when the blob exists: dedup) and
+ * fsyncs the directory, so a crash leaves either no blob or a whole one —
+ * never a torn file under cas/. Leftovers in tmp/ are swept by
+ * cas_sweep_tmp.
+ *
+ * File I/O goes through io_uring where the kernel allows it (a write is
+ * queued, the chunk is hashed while it is in flight, then the completion
+ * is reaped) and falls back to pwrite/pread where io_uring_queue_init
+ * fails (seccomp in containers, io_uring_disabled). A cas_t and its
+ * writers belong to one thread.
+ */
+#ifndef STORAGE_CAS_H
+#define STORAGE_CAS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+
+#define CAS_HASH_BYTES 32
+#define CAS_HEX_LEN 64  /* plus a NUL: char hex[CAS_HEX_LEN + 1] */
+#define CAS_NAME_MAX 64 /* longest writer (tmp file) name */
+
+typedef struct cas cas_t;
+typedef struct cas_writer cas_writer_t;
+
+/* Open (creating ROOT, ROOT/cas and ROOT/tmp) the store at root. With
+ * try_uring, set up an io_uring and fall back to pread/pwrite if that
+ * fails; cas_io_mode says which is in use and why. */
+cas_t *cas_open(const char *root, bool try_uring, cairn_err_t *err);
+void cas_destroy(cas_t **self_p);
+
+/* "io_uring" or "pread/pwrite". */
+const char *cas_io_mode(const cas_t *c);
+/* Why io_uring is not in use ("" when it is, or was not tried). */
+const char *cas_io_reason(const cas_t *c);
+const char *cas_root(const cas_t *c);
+
+/* Hashing. */
+void cas_hash_buf(const void *buf, size_t len, char hex[CAS_HEX_LEN + 1]);
+/* 64 lowercase hex digits and nothing else. */
+bool cas_hex_valid(const char *hex, size_t len);
+
+/* ---- writing --------------------------------------------------------- */
+
+/* A new blob being written to ROOT/tmp/<name>; name is [A-Za-z0-9_-],
+ * 1..CAS_NAME_MAX bytes, and must not be in use (409 if it is). */
+cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err);
+/* Append len bytes (hashed as they go). On failure the writer is still
+ * valid but its content is unknown: abort it. */
+int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err);
+uint64_t cas_writer_size(const cas_writer_t *w);
+/* Make the bytes durable and content-addressed: fsync, then rename into
+ * cas/ (or drop the temp file when that blob exists already). Frees the
+ * writer (success or not) and sets *w_p to NULL. dedup (may be NULL) tells
+ * whether the blob was already there. */
+int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *size,
+                      bool *dedup, cairn_err_t *err);
+/* Drop a writer and its temp file; safe with NULL. */
+void cas_writer_abort(cas_writer_t **w_p);
+
+/* Store a buffer in one go (tests, small blobs). */
+int cas_put(cas_t *c, const char *name, const void *buf, size_t len,
+            char hex[CAS_HEX_LEN + 1], bool *dedup, cairn_err_t *err);
+
+/* Remove files in ROOT/tmp last modified more than older_than_s seconds
+ * ago (0: all); returns how many were removed. */
+int cas_sweep_tmp(cas_t *c, uint64_t older_than_s);
+
+/* ---- reading --------------------------------------------------------- */
+
+/* The path of a blob: ROOT/cas/ab/cdef... (-1 if hex is not a hash or the
+ * path does not fit). */
+int cas_blob_path(const cas_t *c, const char *hex, char *out, size_t cap);
+/* Open a blob read-only: *fd and *size; 404 not_found when missing. */
+int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_t *err);
+/* Read up to len bytes at off into buf; *got < len only at the end of
+ * the file. */
+int cas_pread(cas_t *c, int fd, void *buf, size_t len, uint64_t off, size_t *got,
+              cairn_err_t *err);
+/* Rehash a blob, streaming (1 MiB at a time). *ok is whether it matches
+ * its name; actual (may be NULL) receives the hash of what is on disk. A
+ * missing blob is an error (404). */
+int cas_verify(cas_t *c, const char *hex, bool *ok, char actual[CAS_HEX_LEN + 1],
+               cairn_err_t *err);
+
+#endif

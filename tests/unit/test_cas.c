@@ -1,0 +1,275 @@
+/* Unit tests of the content-addressed blob store (plugins/storage/cas.c):
+ * BLAKE2b-256 known vectors, streaming = one-shot hashing, put and dedup,
+ * the on-disk layout, reads at offsets, verify and corruption detection,
+ * aborts and the temp sweep — each through io_uring (when the kernel
+ * allows it) and through the pread/pwrite fallback. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cas.h"
+#include "unit.h"
+
+static char s_dir[256];
+static bool s_uring;
+
+static int s_rm(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb, (void)flag, (void)f;
+    chmod(p, 0700);
+    return remove(p);
+}
+
+static void s_rmrf(const char *p)
+{
+    nftw(p, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static cas_t *s_open_fresh(void)
+{
+    cairn_err_t err = {0};
+    char root[300];
+    s_rmrf(s_dir);
+    mkdir(s_dir, 0700);
+    snprintf(root, sizeof root, "%s/art/nested", s_dir); /* created, parents too */
+    cas_t *c = cas_open(root, s_uring, &err);
+    if (!CHECK(c != NULL)) fprintf(stderr, "     %s\n", err.msg);
+    return c;
+}
+
+static int s_count_files(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", dir);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1) n = -1;
+        pclose(f);
+    }
+    return n;
+}
+
+static unsigned char *s_pattern(size_t n, unsigned seed)
+{
+    unsigned char *p = malloc(n);
+    uint64_t x = 0x9e3779b97f4a7c15ULL * (seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (unsigned char)x;
+    }
+    return p;
+}
+
+TEST(vectors)
+{
+    char hex[CAS_HEX_LEN + 1];
+    cas_hash_buf("", 0, hex);
+    CHECK_STR(hex, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    cas_hash_buf("abc", 3, hex);
+    CHECK_STR(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    CHECK(cas_hex_valid(hex, strlen(hex)));
+    CHECK(!cas_hex_valid("abc", 3));
+    CHECK(!cas_hex_valid(
+        "0E5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8", 64));
+    CHECK(!cas_hex_valid(
+        "../../../../etc/passwd/../../../../../../../../../../../../../..x", 64));
+}
+
+TEST(put_layout_dedup)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    char hex[CAS_HEX_LEN + 1], hex2[CAS_HEX_LEN + 1], path[512];
+    bool dedup = true;
+    CHECK_EQ(cas_put(c, "a1", "abc", 3, hex, &dedup, &err), 0);
+    CHECK_STR(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    CHECK(!dedup);
+    snprintf(path, sizeof path, "%s/cas/bd/%s", cas_root(c), hex + 2);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size == 3);
+    CHECK((sb.st_mode & 0222) == 0); /* blobs are read-only */
+    char want[512];
+    CHECK_EQ(cas_blob_path(c, hex, want, sizeof want), 0);
+    CHECK_STR(want, path);
+    CHECK_EQ(cas_blob_path(c, "nothex", want, sizeof want), -1);
+    /* the same bytes again: one blob, the temp file dropped */
+    CHECK_EQ(cas_put(c, "a2", "abc", 3, hex2, &dedup, &err), 0);
+    CHECK_STR(hex2, hex);
+    CHECK(dedup);
+    snprintf(path, sizeof path, "%s/cas", cas_root(c));
+    CHECK_EQ(s_count_files(path), 1);
+    snprintf(path, sizeof path, "%s/tmp", cas_root(c));
+    CHECK_EQ(s_count_files(path), 0);
+    /* empty blob */
+    CHECK_EQ(cas_put(c, "a3", "", 0, hex2, &dedup, &err), 0);
+    CHECK_STR(hex2, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    bool ok = false;
+    CHECK_EQ(cas_verify(c, hex2, &ok, NULL, &err), 0);
+    CHECK(ok);
+    cas_destroy(&c);
+    cas_destroy(&c); /* safe twice */
+    CHECK(c == NULL);
+}
+
+TEST(streaming_matches_one_shot)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    size_t n = (3u << 20) + 12345;
+    unsigned char *p = s_pattern(n, 7);
+    char one[CAS_HEX_LEN + 1], streamed[CAS_HEX_LEN + 1];
+    cas_hash_buf(p, n, one);
+    cas_writer_t *w = cas_writer_new(c, "up-1", &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    /* uneven chunk sizes, including an empty one */
+    size_t sizes[] = {1, 0, 4095, 1u << 20, 77, 1u << 20};
+    size_t off = 0;
+    for (size_t i = 0; off < n; i = (i + 1) % 6) {
+        size_t k = sizes[i] < n - off ? sizes[i] : n - off;
+        CHECK_EQ(cas_writer_write(w, p + off, k, &err), 0);
+        off += k;
+        CHECK_UEQ(cas_writer_size(w), off);
+    }
+    uint64_t size = 0;
+    bool dedup = true;
+    CHECK_EQ(cas_writer_commit(&w, streamed, &size, &dedup, &err), 0);
+    CHECK(w == NULL);
+    CHECK_STR(streamed, one);
+    CHECK_UEQ(size, n);
+    CHECK(!dedup);
+    /* read back at offsets, across the end */
+    int fd = -1;
+    uint64_t bsize = 0;
+    CHECK_EQ(cas_open_blob(c, one, &fd, &bsize, &err), 0);
+    CHECK_UEQ(bsize, n);
+    unsigned char *buf = malloc(1u << 20);
+    size_t got = 0;
+    CHECK_EQ(cas_pread(c, fd, buf, 1u << 20, 12345, &got, &err), 0);
+    CHECK_UEQ(got, 1u << 20);
+    CHECK(memcmp(buf, p + 12345, got) == 0);
+    CHECK_EQ(cas_pread(c, fd, buf, 1u << 20, n - 10, &got, &err), 0);
+    CHECK_UEQ(got, 10);
+    CHECK(memcmp(buf, p + n - 10, 10) == 0);
+    CHECK_EQ(cas_pread(c, fd, buf, 100, n, &got, &err), 0);
+    CHECK_UEQ(got, 0);
+    close(fd);
+    free(buf);
+    bool ok = false;
+    char actual[CAS_HEX_LEN + 1];
+    CHECK_EQ(cas_verify(c, one, &ok, actual, &err), 0);
+    CHECK(ok);
+    CHECK_STR(actual, one);
+    free(p);
+    cas_destroy(&c);
+}
+
+TEST(corruption_detected)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    size_t n = 100000;
+    unsigned char *p = s_pattern(n, 3);
+    char hex[CAS_HEX_LEN + 1], actual[CAS_HEX_LEN + 1], path[512];
+    CHECK_EQ(cas_put(c, "c1", p, n, hex, NULL, &err), 0);
+    CHECK_EQ(cas_blob_path(c, hex, path, sizeof path), 0);
+    /* flip one byte in the middle */
+    chmod(path, 0600);
+    int fd = open(path, O_WRONLY);
+    unsigned char x = p[n / 2] ^ 0x40;
+    CHECK(fd >= 0 && pwrite(fd, &x, 1, n / 2) == 1);
+    close(fd);
+    bool ok = true;
+    CHECK_EQ(cas_verify(c, hex, &ok, actual, &err), 0);
+    CHECK(!ok);
+    CHECK(strcmp(actual, hex) != 0);
+    /* a blob of the wrong size is replaced by the next put of its bytes */
+    CHECK(truncate(path, 10) == 0);
+    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), 0);
+    CHECK(!ok);
+    bool dedup = true;
+    CHECK_EQ(cas_put(c, "c2", p, n, actual, &dedup, &err), 0);
+    CHECK(!dedup);
+    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), 0);
+    CHECK(ok);
+    /* a missing blob is a 404 */
+    unlink(path);
+    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), -1);
+    CHECK_EQ(err.st, 404);
+    int bfd;
+    uint64_t bs;
+    CHECK_EQ(cas_open_blob(c, "zz", &bfd, &bs, &err), -1);
+    CHECK_EQ(err.st, 500);
+    free(p);
+    cas_destroy(&c);
+}
+
+TEST(abort_and_sweep)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/tmp", cas_root(c));
+    cas_writer_t *w = cas_writer_new(c, "ab-1", &err);
+    CHECK(w != NULL);
+    CHECK_EQ(cas_writer_write(w, "hello", 5, &err), 0);
+    CHECK_EQ(s_count_files(path), 1);
+    /* the same name twice is refused */
+    CHECK(cas_writer_new(c, "ab-1", &err) == NULL);
+    CHECK_EQ(err.st, 409);
+    cas_writer_abort(&w);
+    CHECK(w == NULL);
+    cas_writer_abort(&w); /* safe twice */
+    CHECK_EQ(s_count_files(path), 0);
+    /* names that could escape tmp/ are refused */
+    CHECK(cas_writer_new(c, "../x", &err) == NULL);
+    CHECK_EQ(err.st, 400);
+    CHECK(cas_writer_new(c, "", &err) == NULL);
+    /* the sweep removes leftovers (a crash) */
+    w = cas_writer_new(c, "left-over", &err);
+    CHECK(w != NULL);
+    CHECK_EQ(cas_sweep_tmp(c, 3600), 0); /* too young */
+    CHECK_EQ(cas_sweep_tmp(c, 0), 1);
+    CHECK_EQ(s_count_files(path), 0);
+    cas_writer_abort(&w);
+    cas_destroy(&c);
+}
+
+static void s_all(void)
+{
+    RUN(vectors);
+    RUN(put_layout_dedup);
+    RUN(streaming_matches_one_shot);
+    RUN(corruption_detected);
+    RUN(abort_and_sweep);
+}
+
+int main(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/cairn-test-cas-%d", (int)getpid());
+    cairn_err_t err = {0};
+    s_uring = true;
+    cas_t *probe = s_open_fresh();
+    if (probe) {
+        printf("io_uring: %s%s%s\n", cas_io_mode(probe),
+               *cas_io_reason(probe) ? " — " : "", cas_io_reason(probe));
+        cas_destroy(&probe);
+    }
+    (void)err;
+    s_all(); /* io_uring (or its fallback when the kernel refuses it) */
+    s_uring = false;
+    printf("pread/pwrite:\n");
+    s_all();
+    s_rmrf(s_dir);
+    return unit_report();
+}

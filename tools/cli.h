@@ -1,0 +1,117 @@
+/* cli.h — what the parts of the `cairn` CLI share: options, failures,
+ * calls, JSON <-> msgpack and tables (tools/cairn.c), and the tracking and
+ * artifact commands (tools/cli_tracking.c). */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/client.h"
+#include "cairn/msg.h"
+
+/* Exit statuses (documented in the usage text). */
+enum {
+    EXIT_OK = 0,
+    EXIT_SERVER = 1,      /* cairnd answered an error, or health is not ok */
+    EXIT_USAGE = 2,       /* bad arguments, bad JSON input, an unreadable local file */
+    EXIT_UNREACHABLE = 3, /* no reply from cairnd */
+    EXIT_INTERNAL = 4,    /* out of memory, malformed reply, cannot write output */
+};
+
+#define MAX_ARGS 32   /* positional arguments: a command and its operands */
+#define MAX_REPEAT 64 /* values of a repeatable option (--tag, --order-by) */
+
+typedef struct fail {
+    int code;                          /* one of X_* */
+    bool hint;                         /* a usage error: point at --help */
+    int st;                            /* EXIT_SERVER: the reply's status; else 0 */
+    char msg[CAIRN_ERR_MSG_MAX + 256]; /* printed after "cairn: "; may be empty */
+} fail_t;
+
+/* Command options, as bits: each command names those it takes. */
+enum {
+    CO_ALL = 1u << 0,
+    CO_DELETED = 1u << 1,
+    CO_FILTER = 1u << 2,
+    CO_MAX = 1u << 3,
+    CO_TAG = 1u << 4,
+    CO_NAME = 1u << 5,
+    CO_ORDER_BY = 1u << 6,
+    CO_STATUS = 1u << 7,
+    CO_STEP = 1u << 8,
+    CO_PROGRESS = 1u << 9,
+};
+
+typedef struct opts {
+    const char *endpoint; /* resolved: --endpoint, $CAIRN_ENDPOINT or the default */
+    const char *token, *ws;
+    uint32_t ttl_ms; /* 0: the client's default */
+    bool json, help, version;
+    int nargs;
+    char *args[MAX_ARGS];
+    /* command options */
+    unsigned given; /* CO_* bits of those on the line */
+    bool all, deleted, progress;
+    const char *filter, *name, *status, *step;
+    uint64_t max; /* --max; 0: no limit */
+    int ntags, norder;
+    const char *tags[MAX_REPEAT], *order_by[MAX_REPEAT];
+} opts_t;
+
+__attribute__((format(printf, 3, 4))) int cli_fail(fail_t *f, int code, const char *fmt,
+                                                   ...);
+/* A usage error in the command line (not in a JSON body): EXIT_USAGE. */
+__attribute__((format(printf, 2, 3))) int cli_bad_usage(fail_t *f, const char *fmt,
+                                                        ...);
+int cli_oom(fail_t *f);
+
+/* JSON -> msgpack ({"$bin": ...} as binary); EXIT_USAGE when it cannot be sent. */
+int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f);
+/* Compact JSON text (heap); NULL when out of memory. */
+char *cli_dumps_compact(const json_t *j);
+int cli_print_json(const json_t *j, bool pretty, fail_t *f);
+
+/* Call svc.verb with body (msgpack; NULL for nil) and return the reply
+ * body as JSON in *out. A status >= 400 is EXIT_SERVER with the reply's code
+ * and sentence (f->st holds the status). */
+int cli_call(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+             const msgpack_sbuffer *body, json_t **out, fail_t *f);
+/* The same, keeping the reply (msgpack, not JSON) in *out for the caller to
+ * read with cairn_reply_object and free with cairn_reply_destroy; *obj is
+ * its body, checked to be a map. */
+int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                 const msgpack_sbuffer *body, cairn_reply_t **out,
+                 const msgpack_object **obj, fail_t *f);
+
+#define MAX_COLS 10 /* columns in a table */
+
+typedef struct col {
+    const char *title;
+    const char *key;
+    bool zero_is_none; /* show 0 as "-" (a pid) */
+} col_t;
+
+/* Print rows (an array of objects) with the given columns. */
+int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f);
+
+/* The tracking and artifact commands (cli_tracking.c). */
+typedef int (*cmd_fn)(cairn_client_t *, const opts_t *, fail_t *);
+int cli_experiments_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_experiments_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_experiments_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_experiments_restore(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_runs_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_runs_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_runs_search(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_runs_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_runs_end(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_metrics_history(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_metrics_log(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_params_log(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_artifacts_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f);
+
+#endif
