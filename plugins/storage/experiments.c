@@ -8,12 +8,6 @@
 #include "sqlbuf.h"
 #include "storage.h"
 
-static void s_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
-}
-
 static void s_pack_id(msgpack_packer *pk, int64_t id)
 {
     char buf[24];
@@ -30,11 +24,11 @@ static int s_pack_experiment(storage_t *s, msgpack_packer *pk, sqlite3_stmt *row
     cairn_pack_cstr(pk, "experiment_id");
     s_pack_id(pk, id);
     cairn_pack_cstr(pk, "name");
-    s_pack_text(pk, row, 1);
+    storage_pack_text(pk, row, 1);
     cairn_pack_cstr(pk, "artifact_location");
-    s_pack_text(pk, row, 2);
+    storage_pack_text(pk, row, 2);
     cairn_pack_cstr(pk, "lifecycle_stage");
-    s_pack_text(pk, row, 3);
+    storage_pack_text(pk, row, 3);
     cairn_pack_cstr(pk, "creation_time");
     msgpack_pack_int64(pk, sqlite3_column_int64(row, 4));
     cairn_pack_cstr(pk, "last_update_time");
@@ -42,19 +36,7 @@ static int s_pack_experiment(storage_t *s, msgpack_packer *pk, sqlite3_stmt *row
     cairn_pack_cstr(pk, "tags");
     sqlite3_stmt *t = db_stmt(s->db, ST_EXP_TAGS);
     sqlite3_bind_int64(t, 1, id);
-    /* Count first: msgpack needs the array length up front. */
-    size_t n = 0;
-    while (sqlite3_step(t) == SQLITE_ROW) n++;
-    sqlite3_reset(t);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n && sqlite3_step(t) == SQLITE_ROW; i++) {
-        msgpack_pack_map(pk, 2);
-        cairn_pack_cstr(pk, "key");
-        s_pack_text(pk, t, 0);
-        cairn_pack_cstr(pk, "value");
-        s_pack_text(pk, t, 1);
-    }
-    sqlite3_reset(t);
+    storage_pack_kv_rows(pk, t);
     (void)err;
     return 0;
 }

@@ -10,34 +10,12 @@
 enum { COL_RID, COL_UUID, COL_EXP, COL_NAME, COL_STATUS, COL_START, COL_END, COL_STAGE,
        COL_URI, COL_PARENT, COL_USER };
 
-static void s_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
-}
-
 static void s_int_or_nil(msgpack_packer *pk, sqlite3_stmt *st, int col)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
         msgpack_pack_nil(pk);
     else
         msgpack_pack_int64(pk, sqlite3_column_int64(st, col));
-}
-
-static void s_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st)
-{
-    size_t n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) n++;
-    sqlite3_reset(st);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
-        msgpack_pack_map(pk, 2);
-        cairn_pack_cstr(pk, "key");
-        s_text(pk, st, 0);
-        cairn_pack_cstr(pk, "value");
-        s_text(pk, st, 1);
-    }
-    sqlite3_reset(st);
 }
 
 static void s_pack_metrics(msgpack_packer *pk, sqlite3_stmt *st)
@@ -49,7 +27,7 @@ static void s_pack_metrics(msgpack_packer *pk, sqlite3_stmt *st)
     for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
         msgpack_pack_map(pk, 4);
         cairn_pack_cstr(pk, "key");
-        s_text(pk, st, 0);
+        storage_pack_text(pk, st, 0);
         cairn_pack_cstr(pk, "value");
         if (sqlite3_column_type(st, 1) == SQLITE_NULL) /* NaN is stored as NULL */
             msgpack_pack_double(pk, 0.0 / 0.0);
@@ -68,30 +46,30 @@ static void s_pack_info(msgpack_packer *pk, sqlite3_stmt *r)
     bool parent = sqlite3_column_type(r, COL_PARENT) != SQLITE_NULL;
     msgpack_pack_map(pk, parent ? 11 : 10);
     cairn_pack_cstr(pk, "run_id");
-    s_text(pk, r, COL_UUID);
+    storage_pack_text(pk, r, COL_UUID);
     cairn_pack_cstr(pk, "run_uuid");
-    s_text(pk, r, COL_UUID);
+    storage_pack_text(pk, r, COL_UUID);
     cairn_pack_cstr(pk, "experiment_id");
     char id[24];
     int n = snprintf(id, sizeof id, "%lld", (long long)sqlite3_column_int64(r, COL_EXP));
     cairn_pack_strn(pk, id, (size_t)n);
     cairn_pack_cstr(pk, "run_name");
-    s_text(pk, r, COL_NAME);
+    storage_pack_text(pk, r, COL_NAME);
     cairn_pack_cstr(pk, "status");
-    s_text(pk, r, COL_STATUS);
+    storage_pack_text(pk, r, COL_STATUS);
     cairn_pack_cstr(pk, "start_time");
     s_int_or_nil(pk, r, COL_START);
     cairn_pack_cstr(pk, "end_time");
     s_int_or_nil(pk, r, COL_END);
     cairn_pack_cstr(pk, "artifact_uri");
-    s_text(pk, r, COL_URI);
+    storage_pack_text(pk, r, COL_URI);
     cairn_pack_cstr(pk, "lifecycle_stage");
-    s_text(pk, r, COL_STAGE);
+    storage_pack_text(pk, r, COL_STAGE);
     cairn_pack_cstr(pk, "user_id");
-    s_text(pk, r, COL_USER);
+    storage_pack_text(pk, r, COL_USER);
     if (parent) {
         cairn_pack_cstr(pk, "parent_run_id");
-        s_text(pk, r, COL_PARENT);
+        storage_pack_text(pk, r, COL_PARENT);
     }
 }
 
@@ -116,11 +94,11 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     st = db_stmt(s->db, ST_RUN_PARAMS);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "params");
-    s_pack_kv_rows(pk, st);
+    storage_pack_kv_rows(pk, st);
     st = db_stmt(s->db, ST_RUN_TAGS);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "tags");
-    s_pack_kv_rows(pk, st);
+    storage_pack_kv_rows(pk, st);
     return 0;
 }
 

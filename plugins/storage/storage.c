@@ -22,6 +22,28 @@ void storage_reply_send(storage_t *s, cairn_req_t *req, int st)
     cairn_reply(req, st, s->sb.data, s->sb.size);
 }
 
+void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
+}
+
+void storage_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st)
+{
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) n++;
+    sqlite3_reset(st);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
+        msgpack_pack_map(pk, 2);
+        cairn_pack_cstr(pk, "key");
+        storage_pack_text(pk, st, 0);
+        cairn_pack_cstr(pk, "value");
+        storage_pack_text(pk, st, 1);
+    }
+    sqlite3_reset(st);
+}
+
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)
 {
     cairn_reply_err(req, err);

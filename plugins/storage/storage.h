@@ -38,6 +38,11 @@ typedef struct storage {
 msgpack_packer *storage_reply_begin(storage_t *s);
 /* Send s->sb with status st. */
 void storage_reply_send(storage_t *s, cairn_req_t *req, int st);
+/* Pack a TEXT column ("" for NULL). */
+void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col);
+/* Pack the (key, value) rows of a bound statement as [{key, value}, ...]
+ * (stepped twice: msgpack needs the count first); resets it. */
+void storage_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st);
 /* Answer an error. */
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err);
 /* Make sure s->pts holds n points. */
