@@ -33,14 +33,14 @@ typedef struct buf {
 struct cairn_batch {
     char run_id[CAIRN_MAX_RUN_ID + 1];
     size_t run_len;
-    buf_t m;         /* PREFIX_MAX reserved bytes, then packed points */
-    buf_t p, t;      /* packed params, packed tags */
+    buf_t m;    /* PREFIX_MAX reserved bytes, then packed points */
+    buf_t p, t; /* packed params, packed tags */
     size_t nmetrics, nparams, ntags;
     bool failed;     /* an entry was refused since the last clear */
     cairn_err_t err; /* why */
 };
 
-/* ---- byte packing ------------------------------------------------------------ */
+/* ---- byte packing ---------------------------------------------------------------- */
 
 static int s_reserve(buf_t *b, size_t more)
 {
@@ -164,7 +164,7 @@ static unsigned char *s_array_hdr(unsigned char *p, size_t n)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
-/* ---- checks -------------------------------------------------------------------- */
+/* ---- checks ---------------------------------------------------------------------- */
 
 static int s_check_str(const char *s, const char *what, size_t max, bool nonempty,
                        size_t *len, cairn_err_t *err)
@@ -175,8 +175,8 @@ static int s_check_str(const char *s, const char *what, size_t max, bool nonempt
         return cairn_err_set(err, 400, "bad_request", "%s must not be empty", what);
     if (max && n > max)
         return cairn_err_set(err, 400, "bad_request",
-                             "%s '%.40s...' is %zu bytes; the limit is %zu bytes", what, s,
-                             n, max);
+                             "%s '%.40s...' is %zu bytes; the limit is %zu bytes", what,
+                             s, n, max);
     if (len) *len = n;
     return 0;
 }
@@ -191,7 +191,7 @@ static int s_check_run_id(const char *run_id, size_t *len, cairn_err_t *err)
     return s_check_str(run_id, "run_id", CAIRN_MAX_RUN_ID, true, len, err);
 }
 
-/* ---- synchronous calls ------------------------------------------------------------- */
+/* ---- synchronous calls ----------------------------------------------------------- */
 
 typedef struct call {
     msgpack_sbuffer sb;
@@ -210,8 +210,8 @@ static int s_call_end(cairn_client_t *client, call_t *c, const char *verb,
                       cairn_reply_t **reply, cairn_err_t *err)
 {
     cairn_reply_t *r = NULL;
-    int rc = cairn_client_call(client, CAIRN_TRACKING_SVC, verb, c->sb.data, c->sb.size, 0,
-                               &r, err);
+    int rc = cairn_client_call(client, CAIRN_TRACKING_SVC, verb, c->sb.data, c->sb.size,
+                               0, &r, err);
     msgpack_sbuffer_destroy(&c->sb);
     if (rc == 0 && reply)
         *reply = r;
@@ -262,7 +262,8 @@ int cairn_create_experiment(cairn_client_t *client, const char *name,
 }
 
 int cairn_get_experiment_id(cairn_client_t *client, const char *name,
-                            bool create_if_missing, char **experiment_id, cairn_err_t *err)
+                            bool create_if_missing, char **experiment_id,
+                            cairn_err_t *err)
 {
     if (s_check_client(client, err) != 0 ||
         s_check_str(name, "the experiment name", CAIRN_MAX_NAME, true, NULL, err) != 0)
@@ -308,7 +309,8 @@ int cairn_create_run(cairn_client_t *client, const char *experiment_id,
                                  err) != 0) ||
         (parent_run_id && s_check_run_id(parent_run_id, NULL, err) != 0))
         return -1;
-    if (!run_id) return cairn_err_set(err, 400, "bad_request", "run_id must not be NULL");
+    if (!run_id)
+        return cairn_err_set(err, 400, "bad_request", "run_id must not be NULL");
     *run_id = NULL;
     call_t c;
     msgpack_packer *pk = s_call_begin(&c);
@@ -361,7 +363,8 @@ int cairn_log_metric(cairn_client_t *client, const char *run_id, const char *key
 }
 
 static int s_log_kv(cairn_client_t *client, const char *verb, const char *run_id,
-                    const char *key, const char *value, size_t max_value, cairn_err_t *err)
+                    const char *key, const char *value, size_t max_value,
+                    cairn_err_t *err)
 {
     if (s_check_client(client, err) != 0 || s_check_run_id(run_id, NULL, err) != 0 ||
         s_check_key(key, NULL, err) != 0 ||
@@ -379,7 +382,8 @@ static int s_log_kv(cairn_client_t *client, const char *verb, const char *run_id
 int cairn_log_param(cairn_client_t *client, const char *run_id, const char *key,
                     const char *value, cairn_err_t *err)
 {
-    return s_log_kv(client, "log_param", run_id, key, value, CAIRN_MAX_PARAM_VALUE, err);
+    return s_log_kv(client, "log_param", run_id, key, value, CAIRN_MAX_PARAM_VALUE,
+                    err);
 }
 
 int cairn_set_tag(cairn_client_t *client, const char *run_id, const char *key,
@@ -388,7 +392,7 @@ int cairn_set_tag(cairn_client_t *client, const char *run_id, const char *key,
     return s_log_kv(client, "set_tag", run_id, key, value, CAIRN_MAX_TAG_VALUE, err);
 }
 
-/* ---- the batch builder ---------------------------------------------------------------- */
+/* ---- the batch builder ----------------------------------------------------------- */
 
 cairn_batch_t *cairn_batch_new(const char *run_id)
 {
@@ -563,8 +567,10 @@ int cairn_batch_tag(cairn_batch_t *b, const char *key, const char *value)
 static int s_finish(cairn_batch_t *b, const unsigned char **body, size_t *len,
                     cairn_err_t *err)
 {
-    size_t extra = (b->nparams ? 1 + 6 + 5 + b->p.len : 0) + (b->ntags ? 1 + 4 + 5 + b->t.len : 0);
-    if (s_reserve(&b->m, extra) != 0) return cairn_err_set(err, 500, NULL, "out of memory");
+    size_t extra =
+        (b->nparams ? 1 + 6 + 5 + b->p.len : 0) + (b->ntags ? 1 + 4 + 5 + b->t.len : 0);
+    if (s_reserve(&b->m, extra) != 0)
+        return cairn_err_set(err, 500, NULL, "out of memory");
     unsigned char *p = b->m.data + b->m.len;
     if (b->nparams) {
         p = LIT(p, "\xa6params");
@@ -580,7 +586,8 @@ static int s_finish(cairn_batch_t *b, const unsigned char **body, size_t *len,
     }
     size_t end = (size_t)(p - b->m.data);
     unsigned char head[PREFIX_MAX], *h = head;
-    *h++ = (unsigned char)(0x80 | (1 + (b->nmetrics > 0) + (b->nparams > 0) + (b->ntags > 0)));
+    *h++ = (unsigned char)(0x80 |
+                           (1 + (b->nmetrics > 0) + (b->nparams > 0) + (b->ntags > 0)));
     h = LIT(h, "\xa6run_id");
     h = s_str(h, b->run_id, b->run_len);
     if (b->nmetrics) {
@@ -598,7 +605,8 @@ static int s_finish(cairn_batch_t *b, const unsigned char **body, size_t *len,
 static int s_pre_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err)
 {
     if (!client || !b)
-        return cairn_err_set(err, 400, "bad_request", "the client or the batch is NULL");
+        return cairn_err_set(err, 400, "bad_request",
+                             "the client or the batch is NULL");
     if (b->failed) {
         if (err) *err = b->err;
         cairn_batch_clear(b);
@@ -617,7 +625,8 @@ int cairn_batch_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err)
         cairn_batch_clear(b);
         return -1;
     }
-    rc = cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, NULL, err);
+    rc = cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, NULL,
+                           err);
     cairn_batch_clear(b);
     return rc;
 }
@@ -634,7 +643,8 @@ int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b, uint64_t *i
         cairn_batch_clear(b);
         return -1;
     }
-    rc = cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, id, err);
+    rc = cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, id,
+                           err);
     cairn_batch_clear(b);
     return rc;
 }

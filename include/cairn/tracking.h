@@ -72,10 +72,10 @@ extern "C" {
 #define CAIRN_MAX_KEY 250
 #define CAIRN_MAX_PARAM_VALUE 6000
 #define CAIRN_MAX_TAG_VALUE 8000
-#define CAIRN_MAX_NAME 500   /* experiment and run names */
+#define CAIRN_MAX_NAME 500 /* experiment and run names */
 #define CAIRN_MAX_RUN_ID 64
 
-/* ---- experiments and runs (synchronous) ----------------------------------- */
+/* ---- experiments and runs (synchronous) ------------------------------------------ */
 
 /* create_experiment: *experiment_id receives the new id (409 conflict when
  * the name exists). */
@@ -101,7 +101,7 @@ CAIRN_EXPORT int cairn_create_run(cairn_client_t *client, const char *experiment
 CAIRN_EXPORT int cairn_end_run(cairn_client_t *client, const char *run_id,
                                const char *status, cairn_err_t *err);
 
-/* ---- single entries (synchronous: one round trip each) --------------------- */
+/* ---- single entries (synchronous: one round trip each) --------------------------- */
 
 /* One metric point. timestamp_ms: milliseconds since the epoch, 0 = now. */
 CAIRN_EXPORT int cairn_log_metric(cairn_client_t *client, const char *run_id,
@@ -114,7 +114,7 @@ CAIRN_EXPORT int cairn_log_param(cairn_client_t *client, const char *run_id,
 CAIRN_EXPORT int cairn_set_tag(cairn_client_t *client, const char *run_id,
                                const char *key, const char *value, cairn_err_t *err);
 
-/* ---- the batch builder --------------------------------------------------------- */
+/* ---- the batch builder ----------------------------------------------------------- */
 
 typedef struct cairn_batch cairn_batch_t;
 
@@ -131,7 +131,8 @@ CAIRN_EXPORT int cairn_batch_set_run(cairn_batch_t *b, const char *run_id);
  * are fine. Keys and values are copied into the batch. */
 CAIRN_EXPORT int cairn_batch_metric(cairn_batch_t *b, const char *key, double value,
                                     int64_t step, int64_t timestamp_ms);
-CAIRN_EXPORT int cairn_batch_param(cairn_batch_t *b, const char *key, const char *value);
+CAIRN_EXPORT int cairn_batch_param(cairn_batch_t *b, const char *key,
+                                   const char *value);
 CAIRN_EXPORT int cairn_batch_tag(cairn_batch_t *b, const char *key, const char *value);
 
 /* Entries waiting: metric points + params + tags; and metric points alone. */

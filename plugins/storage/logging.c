@@ -160,7 +160,7 @@ static int s_write_group(storage_t *s, int64_t rid, const batch_t *b, const key_
     if (sqlite3_step(st) == SQLITE_ROW) {
         seq = sqlite3_column_int64(st, 0);
         size_t have = (size_t)sqlite3_column_int64(st, 1);
-        if (have < SEGMENT_POINTS && have + g->n <= SEGMENT_POINTS) {
+        if (have + g->n <= SEGMENT_TAIL_MERGE) {
             size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
             memcpy(blob, sqlite3_column_blob(st, 2), bytes);
             segment_encode(tmp, g->n, blob + bytes);

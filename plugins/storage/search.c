@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "filter.h"
 #include "paging.h"
@@ -110,6 +111,155 @@ static int s_order(const msgpack_object *b, query_t *q, cairn_err_t *err)
     return 0;
 }
 
+/* ---- ordering by one metric: driven by the (key, value) index ---------- */
+
+/* True when order_by is exactly one "metrics.KEY [ASC|DESC]" clause (the
+ * common "best runs" query); *key points into the body. */
+static bool s_single_metric_order(const msgpack_object *b, cairn_str_t *key, bool *desc)
+{
+    const msgpack_object *ob = cairn_obj_get(b, "order_by");
+    if (!ob || ob->type != MSGPACK_OBJECT_ARRAY || ob->via.array.size != 1 ||
+        ob->via.array.ptr[0].type != MSGPACK_OBJECT_STR)
+        return false;
+    const char *p = ob->via.array.ptr[0].via.str.ptr;
+    const char *end = p + ob->via.array.ptr[0].via.str.size;
+    while (p < end && *p == ' ') p++;
+    size_t pre = end - p > 8 && !strncasecmp(p, "metrics.", 8)  ? 8
+                 : end - p > 7 && !strncasecmp(p, "metric.", 7) ? 7
+                                                               : 0;
+    if (!pre) return false;
+    p += pre;
+    const char *k = p;
+    if (*p == '`' || *p == '"') {
+        char q = *p++;
+        k = p;
+        while (p < end && *p != q) p++;
+        if (p == end) return false;
+        *key = (cairn_str_t){k, (size_t)(p - k)};
+        p++;
+    } else {
+        while (p < end && *p != ' ') p++;
+        *key = (cairn_str_t){k, (size_t)(p - k)};
+    }
+    while (p < end && *p == ' ') p++;
+    *desc = false;
+    if (end - p >= 4 && !strncasecmp(p, "DESC", 4)) {
+        *desc = true;
+        p += 4;
+    } else if (end - p >= 3 && !strncasecmp(p, "ASC", 3)) {
+        p += 3;
+    }
+    while (p < end && *p == ' ') p++;
+    return p == end && key->len > 0 && key->len <= LIMIT_KEY;
+}
+
+/* Step a prepared statement, appending rids to out (at most cap in all). */
+static int s_collect(db_t *db, sqlite3_stmt *st, int64_t *out, size_t *n, size_t cap,
+                     cairn_err_t *err)
+{
+    int rc;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        out[(*n)++] = sqlite3_column_int64(st, 0);
+    if (*n < cap && rc != SQLITE_DONE) return db_fail(db, "search runs", err);
+    return 0;
+}
+
+/* Prepare sql and bind: [key first?] the where binds [key last?] then
+ * the given integers. */
+static sqlite3_stmt *s_prepare(db_t *db, const char *sql, const query_t *q,
+                               cairn_str_t key, bool key_first, const int64_t *ints,
+                               int nints, cairn_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int idx = 1;
+    if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) goto fail;
+    if (key_first) sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
+    if ((idx = sql_binds_apply(&q->where_binds, st, idx)) < 0) goto fail;
+    if (!key_first) sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
+    for (int i = 0; i < nints; i++) sqlite3_bind_int64(st, idx++, ints[i]);
+    return st;
+fail:
+    db_fail(db, "search runs", err);
+    sqlite3_finalize(st);
+    return NULL;
+}
+
+#define KEY_ID "(SELECT key_id FROM metric_keys WHERE key = ?)"
+
+/* Runs with the metric, in value order straight off the index, then (for
+ * NULLs last) runs without it, newest first. Offsets span both parts. */
+static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bool desc,
+                             const page_t *page, int64_t *rids, size_t *n,
+                             cairn_err_t *err)
+{
+    size_t want = (size_t)page->limit + 1;
+    sqlbuf_t sql;
+    sqlbuf_init(&sql);
+    /* CROSS JOIN keeps latest_metrics outermost, so the index gives the order. */
+    sqlbuf_addf(&sql,
+                "SELECT r.rid FROM latest_metrics o CROSS JOIN runs r ON r.rid = o.rid "
+                "WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s "
+                "ORDER BY o.value %s, r.start_time DESC, r.rid LIMIT ? OFFSET ?",
+                q->where.data, desc ? "DESC" : "ASC");
+    int64_t lo[2] = {(int64_t)want, (int64_t)page->offset};
+    sqlite3_stmt *st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, lo, 2, err);
+    int rc = st ? s_collect(s->db, st, rids, n, want, err) : -1;
+    sqlite3_finalize(st);
+    sqlbuf_free(&sql);
+    if (rc != 0 || *n == want) return rc;
+    /* How many runs have the metric: known unless this page began past them. */
+    int64_t with = (int64_t)page->offset + (int64_t)*n;
+    if (*n == 0 && page->offset > 0) {
+        sqlbuf_init(&sql);
+        sqlbuf_addf(&sql,
+                    "SELECT count(*) FROM latest_metrics o CROSS JOIN runs r ON r.rid = "
+                    "o.rid WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s",
+                    q->where.data);
+        st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, NULL, 0, err);
+        rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s->db, "count runs", err);
+        if (rc == 0) with = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlbuf_free(&sql);
+        if (rc != 0) return rc;
+    }
+    int64_t off_b = (int64_t)page->offset > with ? (int64_t)page->offset - with : 0;
+    sqlbuf_init(&sql);
+    sqlbuf_addf(&sql,
+                "SELECT r.rid FROM runs r WHERE %s AND NOT EXISTS (SELECT 1 FROM "
+                "latest_metrics x WHERE x.rid = r.rid AND x.key_id = " KEY_ID
+                " AND x.value IS NOT NULL) ORDER BY r.start_time DESC, r.rid "
+                "LIMIT ? OFFSET ?",
+                q->where.data);
+    int64_t lo_b[2] = {(int64_t)(want - *n), off_b};
+    st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, false, lo_b, 2, err);
+    rc = st ? s_collect(s->db, st, rids, n, want, err) : -1;
+    sqlite3_finalize(st);
+    sqlbuf_free(&sql);
+    return rc;
+}
+
+/* Any other ordering: one query, with the order's LEFT JOINs. */
+static int s_fetch_general(storage_t *s, query_t *q, const page_t *page, int64_t *rids,
+                           size_t *n, cairn_err_t *err)
+{
+    sqlbuf_addf(&q->sql, "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
+                q->joins.data ? q->joins.data : "", q->where.data, q->order.data);
+    if (q->sql.oom || q->joins.oom || q->order.oom || q->join_binds.oom)
+        return cairn_err_set(err, 500, NULL, "out of memory");
+    sqlite3_stmt *st = NULL;
+    int idx, rc = -1;
+    if (sqlite3_prepare_v2(db_handle(s->db), q->sql.data, -1, &st, NULL) != SQLITE_OK ||
+        (idx = sql_binds_apply(&q->join_binds, st, 1)) < 0 ||
+        (idx = sql_binds_apply(&q->where_binds, st, idx)) < 0 ||
+        sqlite3_bind_int64(st, idx, (int64_t)page->limit + 1) != SQLITE_OK ||
+        sqlite3_bind_int64(st, idx + 1, (int64_t)page->offset) != SQLITE_OK)
+        db_fail(s->db, "search runs", err);
+    else
+        rc = s_collect(s->db, st, rids, n, (size_t)page->limit + 1, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 void run_search(void *state, cairn_req_t *req)
 {
     storage_t *s = state;
@@ -117,40 +267,25 @@ void run_search(void *state, cairn_req_t *req)
     const msgpack_object *b = cairn_body(req);
     query_t q;
     page_t page;
-    sqlite3_stmt *st = NULL;
     int64_t *rids = NULL;
+    cairn_str_t key;
+    bool desc;
+    size_t n = 0;
     s_query_init(&q);
     if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, &err) != 0 ||
         s_experiments(b, &q, &err) != 0 || s_view(b, &q, &err) != 0 ||
         s_filter(b, &q, &err) != 0 || s_order(b, &q, &err) != 0)
         goto fail;
-    sqlbuf_addf(&q.sql, "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
-                q.joins.data ? q.joins.data : "", q.where.data, q.order.data);
-    if (q.sql.oom || q.joins.oom || q.where.oom || q.order.oom || q.where_binds.oom ||
-        q.join_binds.oom) {
+    if (q.where.oom || q.where_binds.oom ||
+        !(rids = malloc((page.limit + 1) * sizeof *rids))) {
         cairn_err_set(&err, 500, NULL, "out of memory");
         goto fail;
     }
-    int idx;
-    if (sqlite3_prepare_v2(db_handle(s->db), q.sql.data, -1, &st, NULL) != SQLITE_OK ||
-        (idx = sql_binds_apply(&q.join_binds, st, 1)) < 0 ||
-        (idx = sql_binds_apply(&q.where_binds, st, idx)) < 0 ||
-        sqlite3_bind_int64(st, idx, (int64_t)page.limit + 1) != SQLITE_OK ||
-        sqlite3_bind_int64(st, idx + 1, (int64_t)page.offset) != SQLITE_OK) {
-        db_fail(s->db, "search runs", &err);
+    if (s_single_metric_order(b, &key, &desc) ? s_fetch_by_metric(s, &q, key, desc, &page,
+                                                                  rids, &n, &err)
+                                              : s_fetch_general(s, &q, &page, rids, &n,
+                                                                &err))
         goto fail;
-    }
-    rids = malloc((page.limit + 1) * sizeof *rids);
-    if (!rids) {
-        cairn_err_set(&err, 500, NULL, "out of memory");
-        goto fail;
-    }
-    size_t n = 0;
-    int rc;
-    while (n <= page.limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        rids[n++] = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
     bool more = n > page.limit;
     if (more) n = page.limit;
     msgpack_packer *pk = storage_reply_begin(s);
@@ -164,7 +299,6 @@ void run_search(void *state, cairn_req_t *req)
     s_query_free(&q);
     return storage_reply_send(s, req, 200);
 fail:
-    sqlite3_finalize(st);
     free(rids);
     s_query_free(&q);
     storage_reply_err(req, &err);

@@ -13,6 +13,10 @@
 #include <stdint.h>
 
 #define SEGMENT_POINTS 4096
+/* Small writes (log_metric, small batches) are merged into the key's tail
+ * segment only while it stays this small, so that one point never
+ * rewrites a large blob; bigger writes start new segments. */
+#define SEGMENT_TAIL_MERGE 256
 #define SEGMENT_POINT_BYTES 24
 
 typedef struct metric_point {

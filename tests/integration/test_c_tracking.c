@@ -15,7 +15,7 @@
 
 #define TRACKING_SERVICES "  tracking:\n    plugin: storage\n    mode: inproc\n"
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- helpers --------------------------------------------------------------------- */
 
 static bool s_is(const msgpack_object *o, const char *s)
 {
@@ -65,9 +65,11 @@ static cairn_reply_t *s_get_run(cairn_client_t *c, const char *run_id, cairn_err
     return r;
 }
 
-static const msgpack_object *s_run_field(cairn_reply_t *r, const char *part, const char *f)
+static const msgpack_object *s_run_field(cairn_reply_t *r, const char *part,
+                                         const char *f)
 {
-    return cairn_obj_get(cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), part), f);
+    return cairn_obj_get(
+        cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), part), f);
 }
 
 static cairn_reply_t *s_history(cairn_client_t *c, const char *run_id, const char *key,
@@ -93,7 +95,8 @@ static cairn_reply_t *s_history(cairn_client_t *c, const char *run_id, const cha
 /* The metrics array of a history reply (NULL when not an array). */
 static const msgpack_object *s_points(cairn_reply_t *r)
 {
-    const msgpack_object *m = r ? cairn_obj_get(cairn_reply_object(r), "metrics") : NULL;
+    const msgpack_object *m =
+        r ? cairn_obj_get(cairn_reply_object(r), "metrics") : NULL;
     return m && m->type == MSGPACK_OBJECT_ARRAY ? m : NULL;
 }
 
@@ -117,7 +120,7 @@ static bool s_nothing_pending(cairn_client_t *c)
     return rc != 0 && err.st == 504;
 }
 
-/* ---- experiments ------------------------------------------------------------------ */
+/* ---- experiments ----------------------------------------------------------------- */
 
 static char *test_experiments(cairn_client_t *c)
 {
@@ -133,17 +136,19 @@ static char *test_experiments(cairn_client_t *c)
           err.code);
 
     rc = cairn_get_experiment_id(c, "c-tracking", false, &id2, &err);
-    CHECK(rc == 0 && id && id2 && !strcmp(id, id2), "get_experiment_id: %d %s (%s vs %s)",
-          err.st, err.msg, id ? id : "-", id2 ? id2 : "-");
+    CHECK(rc == 0 && id && id2 && !strcmp(id, id2),
+          "get_experiment_id: %d %s (%s vs %s)", err.st, err.msg, id ? id : "-",
+          id2 ? id2 : "-");
     free(id2);
     id2 = NULL;
 
     rc = cairn_get_experiment_id(c, "no-such-experiment", false, &id2, &err);
-    CHECK(rc == -1 && err.st == 404 && !id2, "get_experiment_id of a missing name: %d %d",
-          rc, err.st);
+    CHECK(rc == -1 && err.st == 404 && !id2,
+          "get_experiment_id of a missing name: %d %d", rc, err.st);
 
     rc = cairn_get_experiment_id(c, "made-on-demand", true, &id2, &err);
-    CHECK(rc == 0 && id2, "get_experiment_id(create_if_missing): %d %s", err.st, err.msg);
+    CHECK(rc == 0 && id2, "get_experiment_id(create_if_missing): %d %s", err.st,
+          err.msg);
     rc = cairn_get_experiment_id(c, "made-on-demand", true, &id3, &err);
     CHECK(rc == 0 && id2 && id3 && !strcmp(id2, id3),
           "get_experiment_id(create_if_missing) twice gave two ids");
@@ -166,7 +171,7 @@ static char *test_experiments(cairn_client_t *c)
     return id;
 }
 
-/* ---- runs and single entries --------------------------------------------------------- */
+/* ---- runs and single entries ----------------------------------------------------- */
 
 static char *test_runs(cairn_client_t *c, const char *exp)
 {
@@ -179,8 +184,10 @@ static char *test_runs(cairn_client_t *c, const char *exp)
     cairn_reply_t *r = s_get_run(c, run, &err);
     CHECK(r != NULL, "get_run: %d %s", err.st, err.msg);
     if (r) {
-        CHECK(s_is(s_run_field(r, "info", "run_name"), "first"), "the run name is not kept");
-        CHECK(s_is(s_run_field(r, "info", "status"), "RUNNING"), "a new run is not RUNNING");
+        CHECK(s_is(s_run_field(r, "info", "run_name"), "first"),
+              "the run name is not kept");
+        CHECK(s_is(s_run_field(r, "info", "status"), "RUNNING"),
+              "a new run is not RUNNING");
         CHECK(s_is(s_run_field(r, "info", "experiment_id"), exp),
               "the run is not in its experiment");
         CHECK(!s_run_field(r, "info", "parent_run_id"), "a top-level run has a parent");
@@ -201,12 +208,13 @@ static char *test_runs(cairn_client_t *c, const char *exp)
     }
     cairn_reply_destroy(&r);
 
-    rc = cairn_create_run(c, exp, NULL, "0123456789abcdef0123456789abcdef", &unnamed, &err);
-    CHECK(rc == -1 && err.st == 404 && !unnamed, "create_run under a missing parent: %d %d",
-          rc, err.st);
+    rc = cairn_create_run(c, exp, NULL, "0123456789abcdef0123456789abcdef", &unnamed,
+                          &err);
+    CHECK(rc == -1 && err.st == 404 && !unnamed,
+          "create_run under a missing parent: %d %d", rc, err.st);
     rc = cairn_create_run(c, "999999", "x", NULL, &bad, &err);
-    CHECK(rc == -1 && err.st == 404 && !bad, "create_run in a missing experiment: %d %d", rc,
-          err.st);
+    CHECK(rc == -1 && err.st == 404 && !bad,
+          "create_run in a missing experiment: %d %d", rc, err.st);
 
     /* log_metric, explicit timestamp, then "now". */
     rc = cairn_log_metric(c, run, "loss", 0.25, 3, 1234567, &err);
@@ -225,8 +233,8 @@ static char *test_runs(cairn_client_t *c, const char *exp)
                   s_int(cairn_obj_get(p0, "timestamp")) == 1234567,
               "the first loss point is not (0.25, step 3, ts 1234567)");
         int64_t ts = s_int(cairn_obj_get(p1, "timestamp"));
-        CHECK(s_num(cairn_obj_get(p1, "value")) == 0.125 && ts >= (int64_t)before - 1000 &&
-                  ts <= (int64_t)cairn_wall_ms() + 1000,
+        CHECK(s_num(cairn_obj_get(p1, "value")) == 0.125 &&
+                  ts >= (int64_t)before - 1000 && ts <= (int64_t)cairn_wall_ms() + 1000,
               "timestamp 0 was not 'now' (got %lld)", (long long)ts);
     }
     cairn_reply_destroy(&r);
@@ -288,7 +296,9 @@ static char *test_runs(cairn_client_t *c, const char *exp)
     rc = cairn_end_run(c, child, "KILLED", &err);
     CHECK(rc == 0, "end_run(KILLED): %d %s", err.st, err.msg);
     r = child ? s_get_run(c, child, &err) : NULL;
-    if (r) CHECK(s_is(s_run_field(r, "info", "status"), "KILLED"), "the status is not KILLED");
+    if (r)
+        CHECK(s_is(s_run_field(r, "info", "status"), "KILLED"),
+              "the status is not KILLED");
     cairn_reply_destroy(&r);
     rc = cairn_end_run(c, child, "EXPLODED", &err);
     CHECK(rc == -1 && err.st == 400, "end_run with a bad status: %d %d", rc, err.st);
@@ -298,7 +308,7 @@ static char *test_runs(cairn_client_t *c, const char *exp)
     return run;
 }
 
-/* ---- batches ------------------------------------------------------------------------ */
+/* ---- batches --------------------------------------------------------------------- */
 
 static void test_batch_basics(cairn_client_t *c, const char *exp)
 {
@@ -320,7 +330,8 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     cairn_batch_t *b = cairn_batch_new(run);
     CHECK(b != NULL, "cairn_batch_new");
     if (!b) goto out;
-    CHECK(cairn_batch_size(b) == 0 && cairn_batch_error(b) == NULL, "a new batch is not empty");
+    CHECK(cairn_batch_size(b) == 0 && cairn_batch_error(b) == NULL,
+          "a new batch is not empty");
     uint64_t id = 99;
     CHECK(cairn_batch_send(c, b, &err) == 0, "sending an empty batch failed");
     CHECK(cairn_batch_send_async(c, b, &id, &err) == 0 && id == 0,
@@ -329,7 +340,8 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
 
     /* Mixed: metrics, params, tags; 20 params and 20 tags (array16 headers). */
     for (int i = 0; i < 10; i++)
-        CHECK(cairn_batch_metric(b, "acc", 0.5 + i / 100.0, i, 1000 + i) == 0, "batch_metric");
+        CHECK(cairn_batch_metric(b, "acc", 0.5 + i / 100.0, i, 1000 + i) == 0,
+              "batch_metric");
     CHECK(cairn_batch_metric(b, "nan", NAN, 0, 1) == 0, "batch_metric NaN");
     CHECK(cairn_batch_metric(b, "inf", -INFINITY, 0, 1) == 0, "batch_metric -inf");
     char k[32], v[32];
@@ -350,7 +362,8 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     if (r) {
         const msgpack_object *params = s_run_field(r, "data", "params");
         const msgpack_object *tags = s_run_field(r, "data", "tags");
-        CHECK(params && params->type == MSGPACK_OBJECT_ARRAY && params->via.array.size == 20,
+        CHECK(params && params->type == MSGPACK_OBJECT_ARRAY &&
+                  params->via.array.size == 20,
               "the run has not 20 params");
         CHECK(s_is(s_kv(params, "p07"), "v7") && s_is(s_kv(tags, "t19"), "v19"),
               "a batch param or tag is missing");
@@ -364,9 +377,22 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     CHECK(s_history_count(c, run, "acc") == 10, "acc history is not 10 points");
 
     /* The encoder's integer forms, and key/value string forms, round-trip. */
-    static const int64_t steps[] = {-(INT64_C(1) << 62), INT32_MIN, -70000, -200, -33, -1,
-                                    0,  127, 128, 255, 256, 65535, 65536,
-                                    UINT32_MAX, (INT64_C(1) << 40), INT64_MAX};
+    static const int64_t steps[] = {-(INT64_C(1) << 62),
+                                    INT32_MIN,
+                                    -70000,
+                                    -200,
+                                    -33,
+                                    -1,
+                                    0,
+                                    127,
+                                    128,
+                                    255,
+                                    256,
+                                    65535,
+                                    65536,
+                                    UINT32_MAX,
+                                    (INT64_C(1) << 40),
+                                    INT64_MAX};
     const size_t nsteps = sizeof steps / sizeof steps[0];
     char key250[CAIRN_MAX_KEY + 1];
     memset(key250, 'k', CAIRN_MAX_KEY);
@@ -377,13 +403,15 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     char val8000[CAIRN_MAX_TAG_VALUE + 1];
     memset(val8000, 't', CAIRN_MAX_TAG_VALUE);
     val8000[CAIRN_MAX_TAG_VALUE] = '\0';
-    CHECK(cairn_batch_tag(b, "long", val8000) == 0, "an 8000-byte tag value was refused");
+    CHECK(cairn_batch_tag(b, "long", val8000) == 0,
+          "an 8000-byte tag value was refused");
     CHECK(cairn_batch_param(b, "empty", "") == 0, "an empty param value was refused");
     rc = cairn_batch_send(c, b, &err);
     CHECK(rc == 0, "batch_send (edge integers): %d %s", err.st, err.msg);
     r = s_history(c, run, key250, &err);
     const msgpack_object *pts = s_points(r);
-    CHECK(pts && pts->via.array.size == nsteps, "the 250-byte key's history has %d points",
+    CHECK(pts && pts->via.array.size == nsteps,
+          "the 250-byte key's history has %d points",
           pts ? (int)pts->via.array.size : -1);
     for (size_t i = 0; pts && i < nsteps && i < pts->via.array.size; i++) {
         const msgpack_object *p = &pts->via.array.ptr[i];
@@ -396,7 +424,8 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     r = s_get_run(c, run, &err);
     if (r) {
         const msgpack_object *t = s_kv(s_run_field(r, "data", "tags"), "long");
-        CHECK(t && t->type == MSGPACK_OBJECT_STR && t->via.str.size == CAIRN_MAX_TAG_VALUE,
+        CHECK(t && t->type == MSGPACK_OBJECT_STR &&
+                  t->via.str.size == CAIRN_MAX_TAG_VALUE,
               "the 8000-byte tag did not round-trip");
         CHECK(s_is(s_kv(s_run_field(r, "data", "params"), "empty"), ""),
               "the empty param did not round-trip");
@@ -408,8 +437,9 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     CHECK(cairn_batch_set_run(b, "") == -1, "batch_set_run accepted an empty id");
     CHECK(cairn_batch_metric(b, "other", 1.0, 0, 0) == 0, "batch_metric");
     CHECK(cairn_batch_send(c, b, &err) == 0, "batch_send to run2: %s", err.msg);
-    CHECK(s_history_count(c, run2, "other") == 1 && s_history_count(c, run, "other") == 0,
-          "set_run did not move the batch to run2");
+    CHECK(
+        s_history_count(c, run2, "other") == 1 && s_history_count(c, run, "other") == 0,
+        "set_run did not move the batch to run2");
 
     /* Server errors: unknown run (404); a param conflict (409) stores none
      * of the batch. */
@@ -437,7 +467,8 @@ static void test_batch_basics(cairn_client_t *c, const char *exp)
     CHECK(rc == 0 && r && cairn_reply_id(r) == id && cairn_reply_status(r) == 409,
           "the async conflict's reply: rc %d st %d", rc, r ? cairn_reply_status(r) : 0);
     cairn_reply_destroy(&r);
-    CHECK(s_history_count(c, run, "atomic") == 0, "a refused async batch stored its metric");
+    CHECK(s_history_count(c, run, "atomic") == 0,
+          "a refused async batch stored its metric");
 
 out:
     cairn_batch_destroy(&b);
@@ -466,8 +497,10 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
     /* Exactly the limit is fine (an array32 header: > 65535 points). */
     int bad = 0;
     for (int i = 0; i < CAIRN_BATCH_MAX_POINTS; i++)
-        bad += cairn_batch_metric(b, "full", (double)i * 0.5, i, 1700000000000 + i) != 0;
-    CHECK(bad == 0 && cairn_batch_error(b) == NULL, "%d of 100,000 points refused", bad);
+        bad +=
+            cairn_batch_metric(b, "full", (double)i * 0.5, i, 1700000000000 + i) != 0;
+    CHECK(bad == 0 && cairn_batch_error(b) == NULL, "%d of 100,000 points refused",
+          bad);
     int rc = cairn_batch_send(c, b, &err);
     CHECK(rc == 0, "a batch of exactly 100,000 points: %d %s", err.st, err.msg);
     cairn_reply_t *r = s_history(c, run, "full", &err);
@@ -484,7 +517,8 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
     cairn_reply_destroy(&r);
 
     /* One over: refused locally with 413, and nothing is sent. */
-    for (int i = 0; i < CAIRN_BATCH_MAX_POINTS; i++) cairn_batch_metric(b, "over", 1.0, i, 1);
+    for (int i = 0; i < CAIRN_BATCH_MAX_POINTS; i++)
+        cairn_batch_metric(b, "over", 1.0, i, 1);
     rc = cairn_batch_metric(b, "over", 1.0, CAIRN_BATCH_MAX_POINTS, 1);
     const cairn_err_t *be = cairn_batch_error(b);
     CHECK(rc == -1 && be && be->st == 413 && strstr(be->msg, "100000"),
@@ -494,14 +528,17 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
           "a refused point was added (%zu points)", cairn_batch_metrics(b));
     rc = cairn_batch_send(c, b, &err);
     CHECK(rc == -1 && err.st == 413 && !strcmp(err.code, "too_large"),
-          "an over-limit batch was not refused locally: %d %d %s", rc, err.st, err.code);
+          "an over-limit batch was not refused locally: %d %d %s", rc, err.st,
+          err.code);
     CHECK(cairn_batch_size(b) == 0 && !cairn_batch_error(b),
           "a refused batch is not empty and clean afterwards");
     CHECK(s_nothing_pending(c), "the refused batch reached the server");
-    CHECK(s_history_count(c, run, "over") == 0, "points of a refused batch were stored");
+    CHECK(s_history_count(c, run, "over") == 0,
+          "points of a refused batch were stored");
 
     /* The same through the async path. */
-    for (int i = 0; i <= CAIRN_BATCH_MAX_POINTS; i++) cairn_batch_metric(b, "over", 1.0, i, 1);
+    for (int i = 0; i <= CAIRN_BATCH_MAX_POINTS; i++)
+        cairn_batch_metric(b, "over", 1.0, i, 1);
     uint64_t id = 7;
     rc = cairn_batch_send_async(c, b, &id, &err);
     CHECK(rc == -1 && err.st == 413 && id == 0, "an over-limit async batch: %d %d", rc,
@@ -513,7 +550,8 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
     memset(key251, 'k', CAIRN_MAX_KEY + 1);
     key251[CAIRN_MAX_KEY + 1] = '\0';
     CHECK(cairn_batch_metric(b, "good", 1.0, 0, 1) == 0, "batch_metric");
-    CHECK(cairn_batch_metric(b, key251, 1.0, 0, 1) == -1, "a 251-byte key was accepted");
+    CHECK(cairn_batch_metric(b, key251, 1.0, 0, 1) == -1,
+          "a 251-byte key was accepted");
     be = cairn_batch_error(b);
     CHECK(be && be->st == 400 && strstr(be->msg, "250"), "the long key's error: %s",
           be ? be->msg : "(none)");
@@ -523,21 +561,22 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
     rc = cairn_batch_send(c, b, &err);
     CHECK(rc == -1 && err.st == 400 && strstr(err.msg, "250"),
           "the batch with a long key: %d %d %s", rc, err.st, err.msg);
-    CHECK(s_history_count(c, run, "good") == 0, "the good point of a refused batch was sent");
+    CHECK(s_history_count(c, run, "good") == 0,
+          "the good point of a refused batch was sent");
 
     char big[CAIRN_MAX_TAG_VALUE + 2];
     memset(big, 'v', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     CHECK(cairn_batch_tag(b, "t", big) == -1, "an 8001-byte tag value was accepted");
     rc = cairn_batch_send(c, b, &err);
-    CHECK(rc == -1 && err.st == 400 && strstr(err.msg, "8000"), "tag value: %d %s", err.st,
-          err.msg);
+    CHECK(rc == -1 && err.st == 400 && strstr(err.msg, "8000"), "tag value: %d %s",
+          err.st, err.msg);
     big[CAIRN_MAX_PARAM_VALUE + 1] = '\0';
     CHECK(cairn_batch_param(b, "p", big) == -1, "a 6001-byte param value was accepted");
     CHECK(cairn_batch_param(b, "p", NULL) == -1, "a NULL param value was accepted");
     rc = cairn_batch_send(c, b, &err);
-    CHECK(rc == -1 && err.st == 400 && strstr(err.msg, "6000"), "param value: %d %s", err.st,
-          err.msg);
+    CHECK(rc == -1 && err.st == 400 && strstr(err.msg, "6000"), "param value: %d %s",
+          err.st, err.msg);
 
     char k[32];
     for (int i = 0; i < CAIRN_BATCH_MAX_PARAMS; i++) {
@@ -560,10 +599,13 @@ static void test_batch_limits(cairn_client_t *c, const char *exp)
     /* cairn_batch_clear drops a refusal too. */
     cairn_batch_metric(b, NULL, 0, 0, 0);
     cairn_batch_clear(b);
-    CHECK(!cairn_batch_error(b) && cairn_batch_size(b) == 0, "batch_clear kept something");
-    CHECK(cairn_batch_metric(b, "after", 2.0, 0, 1) == 0 && cairn_batch_send(c, b, &err) == 0,
+    CHECK(!cairn_batch_error(b) && cairn_batch_size(b) == 0,
+          "batch_clear kept something");
+    CHECK(cairn_batch_metric(b, "after", 2.0, 0, 1) == 0 &&
+              cairn_batch_send(c, b, &err) == 0,
           "the batch is not usable after a refusal: %s", err.msg);
-    CHECK(s_history_count(c, run, "after") == 1, "the batch after a refusal was not stored");
+    CHECK(s_history_count(c, run, "after") == 1,
+          "the batch after a refusal was not stored");
     cairn_batch_destroy(&b);
     free(run);
 }
@@ -594,7 +636,8 @@ static void test_pipelined(cairn_client_t *c, const char *exp)
         return;
     }
     char keys[PIPE_KEYS][16];
-    for (int k = 0; k < PIPE_KEYS; k++) snprintf(keys[k], sizeof keys[k], "pipe/m%d", k);
+    for (int k = 0; k < PIPE_KEYS; k++)
+        snprintf(keys[k], sizeof keys[k], "pipe/m%d", k);
     uint64_t ids[PIPE_BATCHES];
     for (int i = 0; i < PIPE_BATCHES; i++) {
         for (int s = 0; s < PIPE_STEPS; s++) {
@@ -626,15 +669,16 @@ static void test_pipelined(cairn_client_t *c, const char *exp)
             }
         cairn_reply_destroy(&r);
     }
-    CHECK(ok == PIPE_BATCHES, "%d of %d pipelined batches answered 200", ok, PIPE_BATCHES);
+    CHECK(ok == PIPE_BATCHES, "%d of %d pipelined batches answered 200", ok,
+          PIPE_BATCHES);
 
     /* Every point of every key, in step order, with its value and time. */
     const int total = PIPE_BATCHES * PIPE_STEPS;
     for (int k = 0; k < PIPE_KEYS; k++) {
         cairn_reply_t *r = s_history(c, run, keys[k], &err);
         const msgpack_object *pts = s_points(r);
-        CHECK(pts && (int)pts->via.array.size == total, "%s has %d points, not %d", keys[k],
-              pts ? (int)pts->via.array.size : -1, total);
+        CHECK(pts && (int)pts->via.array.size == total, "%s has %d points, not %d",
+              keys[k], pts ? (int)pts->via.array.size : -1, total);
         int wrong = 0;
         for (int i = 0; pts && i < total && i < (int)pts->via.array.size; i++) {
             const msgpack_object *p = &pts->via.array.ptr[i];
@@ -643,8 +687,8 @@ static void test_pipelined(cairn_client_t *c, const char *exp)
                      s_int(cairn_obj_get(p, "timestamp")) != 1700000000000 + i ||
                      !s_is(cairn_obj_get(p, "key"), keys[k]);
         }
-        CHECK(wrong == 0, "%s: %d of %d points differ from what was logged", keys[k], wrong,
-              total);
+        CHECK(wrong == 0, "%s: %d of %d points differ from what was logged", keys[k],
+              wrong, total);
         cairn_reply_destroy(&r);
     }
     /* Spot values, spelled out. */

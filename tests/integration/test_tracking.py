@@ -328,6 +328,26 @@ class TrackingBase:
                 break
         self.assertEqual(len(names), 12)
         self.assertEqual(len(set(names)), 12)
+        # Ordered by a metric, paging across the runs that lack it (NULLs last).
+        for i in range(3):
+            self.new_run(eid, run_name=f"nometric{i}", start_time=2000 + i)
+        for direction, want in (("DESC", [f"r{i}" for i in range(11, -1, -1)]),
+                                ("ASC", [f"r{i}" for i in range(12)])):
+            names, token = [], None
+            while True:
+                # 4 a page: one page starts exactly past the runs with the metric.
+                body = {"experiment_ids": [eid], "max_results": 4,
+                        "order_by": [f"metrics.acc {direction}"]}
+                if token:
+                    body["page_token"] = token
+                r = self.call("search_runs", body)
+                names += [x["info"]["run_name"] for x in r["runs"]]
+                token = r.get("next_page_token")
+                if not token:
+                    break
+            self.assertEqual(names, want + ["nometric2", "nometric1", "nometric0"])
+        self.assertEqual(search(order_by=["metrics.`acc` DESC"], max_results=1,
+                                filter="params.opt = 'sgd'"), ["r10"])
         h = self.call("search_runs", {"experiment_ids": [eid], "filter": "metrics.acc >> 1"},
                       400, "bad_request")
         self.assertIn("position", h["err"])

@@ -1,0 +1,1834 @@
+/* bench_tracking — the tracking ratio benchmark (issue 3).
+ *
+ *   bench_tracking [--quick] [--json] [--rounds N] [--seconds S] [--window W]
+ *                  [--points N] [--runs N] [--queries N] [--only LIST]
+ *                  [--cairnd PATH] [--python PATH] [--no-pin] [--keep] [--strict]
+ *
+ * One private cairnd (temp conf and state dir, free loopback ports, the
+ * storage plugin inproc as service `tracking`) and four cases, each figure
+ * printed beside a floor or peer measured in the same run:
+ *
+ *   1 ingest   the C SDK: log_batch of 10,000 points (20 keys × 500 steps)
+ *              through cairn_batch_send_async with W batches in flight ->
+ *              points/s. Floor: raw SQLite in this process, one row per
+ *              point (prepared INSERT, WAL, synchronous=NORMAL, 1000 rows
+ *              per transaction, PRIMARY KEY (run_id, key, step, ts)), the
+ *              same points in the same order -> rows/s. Rounds alternate
+ *              the order; medians.
+ *   2 python   /usr/bin/python3 with sdk/python: cairn.Client.call_many of
+ *              log_batch bodies of 10,000 point dicts (built lazily inside
+ *              the timing), W in flight; and, when the SDK has it,
+ *              cairn.Tracker.log_metrics_batch + flush(). Peer: case 1.
+ *   3 lock-step  cairn_log_metric, one call at a time -> calls/s and RTT,
+ *              against sys.ping lock-step on the same socket (the bus
+ *              floor: the kernel answers it itself). Rounds alternate.
+ *   4 search   R runs × 20 metrics × 10 params populated through the API
+ *              (pipelined create_run + log_batch); then search_runs with a
+ *              two-clause filter and top-100 by a metric, and get_run, each
+ *              p50/p99. Floor: the same SQL the plugin runs (the search
+ *              query as filter.c compiles it, then each run's rows, each
+ *              statement stepped once) on the same SQLite file opened
+ *              read-only in this process, interleaved query by query. The
+ *              results are compared run id by run id. Reference (quoted,
+ *              not measured): MLflow 2.10.2 orders 10k runs, top 100, in
+ *              3,111 ms (shared/reference/performance-anchors.md §2c).
+ *
+ * Timings are never asserted: verdicts print PASS or MISS against the
+ * targets of docs/PERFORMANCE.md; only --strict turns a MISS into exit
+ * status 3. Every reply is checked; any wrong answer is exit status 1.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn/cairn.h"
+
+#ifndef BENCH_BIN_DIR
+#define BENCH_BIN_DIR ""
+#endif
+#ifndef BENCH_SOURCE_DIR
+#define BENCH_SOURCE_DIR ""
+#endif
+
+#define MAX_ROUNDS 20
+#define IO_TIMEOUT_MS 60000
+#define NKEYS 20   /* metric keys per ingest batch */
+#define NSTEPS 500 /* steps per key per ingest batch */
+#define BATCH_POINTS (NKEYS * NSTEPS)
+#define TS0 INT64_C(1700000000000)
+#define SEARCH_METRICS 20
+#define SEARCH_PARAMS 10
+#define MLFLOW_ORDER_10K_MS 3111.0 /* quoted: performance-anchors.md §2c */
+#define MLFLOW_BATCH_PPS 15800.0   /* quoted: log_batch(1000), §2c */
+
+/* ---- options, clock, stats ------------------------------------------------------- */
+
+typedef struct opts {
+    bool quick, json, strict, pin, keep;
+    int rounds;     /* ingest and lock-step rounds */
+    double seconds; /* per lock-step sample */
+    int window;     /* batches in flight */
+    long points;    /* per ingest sample, C and floor */
+    long py_points; /* per Python sample */
+    int runs;       /* search population */
+    int queries;    /* per search query */
+    int gets;       /* get_run calls */
+    const char *cairnd, *python, *only;
+} opts_t;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Percentile of v (sorted in place). */
+static double pct(double *v, size_t n, double p)
+{
+    if (!n) return NAN;
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static double median(const double *v, int n)
+{
+    double tmp[MAX_ROUNDS];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) tmp[k++] = v[i];
+    if (!k) return NAN;
+    qsort(tmp, (size_t)k, sizeof *tmp, cmp_double);
+    return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
+}
+
+static double cov(const double *v, int n)
+{
+    double s = 0, s2 = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) {
+            s += v[i];
+            k++;
+        }
+    if (k < 2) return 0;
+    double m = s / k;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) s2 += (v[i] - m) * (v[i] - m);
+    return m ? sqrt(s2 / (k - 1)) / fabs(m) : 0;
+}
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15u;
+static uint64_t rnd(void)
+{
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545f4914f6cdd1du;
+}
+static double rnd01(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+/* ---- processes, temp dir, cleanup ------------------------------------------------ */
+
+static pid_t g_cairnd = -1;
+static pid_t g_python = -1;
+static int g_srv_cpu = -1, g_cli_cpu = -1;
+static char g_tmp[PATH_MAX];
+static char g_log[PATH_MAX + 32];
+static char g_db[PATH_MAX + 32];
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void s_pin(int cpu)
+{
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "bench_tracking: cannot pin to CPU %d: %s\n", cpu,
+                strerror(errno));
+}
+
+static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void s_reap(pid_t pid, int sig)
+{
+    if (pid <= 0) return;
+    kill(pid, sig);
+    for (int i = 0; i < 500; i++) { /* at most 5 s, then SIGKILL */
+        if (waitpid(pid, NULL, WNOHANG) == pid) return;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static bool g_keep; /* --keep: leave the temp dir (state, log, db) */
+
+static void cleanup(void)
+{
+    if (g_python > 0) s_reap(g_python, SIGKILL);
+    g_python = -1;
+    if (g_cairnd > 0) s_reap(g_cairnd, SIGTERM);
+    g_cairnd = -1;
+    if (g_tmp[0] && g_keep) fprintf(stderr, "bench_tracking: kept %s\n", g_tmp);
+    if (g_tmp[0] && !g_keep) nftw(g_tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    g_tmp[0] = '\0';
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cleanup();
+    _exit(130);
+}
+
+static void s_print_cairnd_log(void)
+{
+    FILE *f = g_log[0] ? fopen(g_log, "r") : NULL;
+    if (!f) return;
+    char line[512];
+    fprintf(stderr, "---- cairnd log ----\n");
+    while (fgets(line, sizeof line, f)) fputs(line, stderr);
+    fclose(f);
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_tracking: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    s_print_cairnd_log();
+    cleanup();
+    exit(1);
+}
+
+static void s_child_setup(pid_t parent, int cpu)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    s_pin(cpu);
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &al) != 0)
+        die("cannot find a free port: %s", strerror(errno));
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static bool s_exec_ok(const char *p)
+{
+    return access(p, X_OK) == 0;
+}
+
+static void find_cairnd(const opts_t *o, char *out, size_t len)
+{
+    if (o->cairnd) {
+        snprintf(out, len, "%s", o->cairnd);
+        if (!s_exec_ok(out)) die("--cairnd %s: not an executable", out);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        const char *dir = dirname(exe);
+        snprintf(out, len, "%s/cairnd", dir);
+        if (s_exec_ok(out)) return;
+        snprintf(out, len, "%s/../bin/cairnd", dir);
+        if (s_exec_ok(out)) return;
+    }
+    snprintf(out, len, "%s/cairnd", BENCH_BIN_DIR);
+    if (BENCH_BIN_DIR[0] && s_exec_ok(out)) return;
+    die("cannot find cairnd beside this program or in '%s' (use --cairnd PATH)",
+        BENCH_BIN_DIR);
+}
+
+static void start_cairnd(const char *cairnd, const char *endpoint, const char *events)
+{
+    char conf[PATH_MAX + 32], state[PATH_MAX + 32];
+    snprintf(conf, sizeof conf, "%s/cairn.yaml", g_tmp);
+    snprintf(state, sizeof state, "%s/state", g_tmp);
+    snprintf(g_log, sizeof g_log, "%s/cairnd.log", g_tmp);
+    snprintf(g_db, sizeof g_db, "%s/tracking.db", g_tmp);
+    FILE *f = fopen(conf, "w");
+    if (!f) die("cannot write %s: %s", conf, strerror(errno));
+    fprintf(f,
+            "kernel:\n"
+            "  endpoint: %s\n"
+            "  events: %s\n"
+            "  auth: none\n"
+            "services:\n"
+            "  tracking:\n"
+            "    plugin: storage\n"
+            "    mode: inproc\n"
+            "    settings:\n"
+            "      db: %s\n",
+            endpoint, events, g_db);
+    fclose(f);
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        s_child_setup(me, g_srv_cpu);
+        int fd = open(g_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        unsetenv("CAIRN_ENDPOINT");
+        execl(cairnd, cairnd, "--conf", conf, "--state", state, (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", cairnd, strerror(errno));
+        _exit(127);
+    }
+    g_cairnd = pid;
+}
+
+/* sys.health says ok and the tracking plugin is up. */
+static bool s_up(cairn_client_t *c)
+{
+    cairn_reply_t *r = NULL;
+    cairn_err_t err = {0};
+    bool up = false;
+    if (cairn_client_call(c, "sys", "health", NULL, 0, 500, &r, &err) == 0) {
+        const msgpack_object *o = cairn_reply_object(r);
+        const msgpack_object *pl = cairn_obj_get(o, "plugins");
+        if (pl && pl->type == MSGPACK_OBJECT_ARRAY && pl->via.array.size >= 1) {
+            up = true;
+            for (uint32_t i = 0; i < pl->via.array.size; i++)
+                if (!cairn_obj_is_str(cairn_obj_get(&pl->via.array.ptr[i], "state"),
+                                      "up"))
+                    up = false;
+        }
+    }
+    cairn_reply_destroy(&r);
+    return up;
+}
+
+static cairn_client_t *wait_cairnd(const char *endpoint)
+{
+    cairn_err_t err = {0};
+    cairn_client_t *c = cairn_client_new(endpoint, NULL, &err);
+    if (!c) die("cairn_client_new: %s", err.msg);
+    uint64_t end = now_ns() + 30ull * 1000000000u;
+    for (;;) {
+        int status;
+        if (waitpid(g_cairnd, &status, WNOHANG) == g_cairnd) {
+            g_cairnd = -1;
+            die("cairnd exited at start (status %d); is cairn_storage.so built?",
+                status);
+        }
+        if (s_up(c)) break;
+        if (now_ns() > end) die("the tracking service was not up within 30 s");
+        cairn_client_destroy(&c);
+        usleep(20000);
+        if (!(c = cairn_client_new(endpoint, NULL, &err))) die("%s", err.msg);
+    }
+    return c;
+}
+
+/* CPU time of every thread of a process, ns (schedstat; 0 if unreadable). */
+static uint64_t s_proc_cpu_ns(pid_t pid)
+{
+    if (pid <= 0) return 0;
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    uint64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.16s/schedstat", (int)pid,
+                 e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long ns;
+        if (f && fscanf(f, "%llu", &ns) == 1) sum += ns;
+        if (f) fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* Bytes a process passed to write(2)-like calls (/proc/PID/io wchar; 0 if
+ * unreadable): for cairnd, almost all of it is SQLite's WAL and checkpoint
+ * writes (replies are a few bytes). */
+static uint64_t s_proc_wchar(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %llu", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+/* ---- figures and verdicts -------------------------------------------------------- */
+
+typedef struct verdict {
+    char name[96];
+    char measured[64];
+    char target[48];
+    bool pass;
+} verdict_t;
+
+#define MAX_FIGS 96
+static struct {
+    char key[48];
+    double v;
+} g_figs[MAX_FIGS];
+static int g_nfigs;
+static verdict_t g_verdicts[16];
+static int g_nverdicts;
+
+static void fig(const char *key, double v)
+{
+    if (g_nfigs < MAX_FIGS) {
+        snprintf(g_figs[g_nfigs].key, sizeof g_figs[0].key, "%s", key);
+        g_figs[g_nfigs++].v = v;
+    }
+}
+
+static void verdict(const char *name, bool pass, const char *target, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+static void verdict(const char *name, bool pass, const char *target, const char *fmt,
+                    ...)
+{
+    if (g_nverdicts >= 16) return;
+    verdict_t *v = &g_verdicts[g_nverdicts++];
+    snprintf(v->name, sizeof v->name, "%s", name);
+    snprintf(v->target, sizeof v->target, "%s", target);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->measured, sizeof v->measured, fmt, ap);
+    va_end(ap);
+    v->pass = pass;
+}
+
+static void s_loadavg(char *buf, size_t cap)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double a = NAN, b = NAN, c = NAN;
+    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = NAN;
+    if (f) fclose(f);
+    snprintf(buf, cap, "%.2f %.2f %.2f", a, b, c);
+}
+
+static bool g_text = true; /* false with --json: the table is not printed */
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+    if (!g_text) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+/* ---- small client helpers -------------------------------------------------------- */
+
+typedef struct body {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} body_t;
+
+static msgpack_packer *body_begin(body_t *b)
+{
+    msgpack_sbuffer_clear(&b->sb);
+    return &b->pk;
+}
+
+static void body_init(body_t *b)
+{
+    msgpack_sbuffer_init(&b->sb);
+    msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+}
+
+/* Take one reply and require 200. */
+static void collect_ok(cairn_client_t *c, const char *what)
+{
+    cairn_reply_t *r = NULL;
+    cairn_err_t err = {0};
+    if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
+        die("%s: no reply: %d %s", what, err.st, err.msg);
+    if (cairn_reply_status(r) != 200)
+        die("%s: %d %s", what, cairn_reply_status(r), cairn_reply_error(r));
+    cairn_reply_destroy(&r);
+}
+
+static char *new_run(cairn_client_t *c, const char *exp, const char *name)
+{
+    cairn_err_t err = {0};
+    char *id = NULL;
+    if (cairn_create_run(c, exp, name, NULL, &id, &err) != 0)
+        die("create_run: %d %s", err.st, err.msg);
+    return id;
+}
+
+static const char *g_keys[NKEYS];
+
+static inline double ingest_value(int k, int64_t step)
+{
+    return (double)(((uint64_t)step * 2654435761u + (uint64_t)k * 40503u) & 0xffff) /
+           65536.0;
+}
+
+/* ---- case 1: ingest -------------------------------------------------------------- */
+
+typedef struct ingest_sample {
+    double pps;
+    double srv_cpu_ns, cli_cpu_ns; /* per point */
+    double srv_wbytes;             /* bytes cairnd wrote per point */
+} ingest_sample_t;
+
+static void ingest_cairn(cairn_client_t *c, cairn_batch_t *b, const char *run_id,
+                         long npoints, int window, ingest_sample_t *s)
+{
+    if (cairn_batch_set_run(b, run_id) != 0) die("cairn_batch_set_run");
+    long batches = npoints / BATCH_POINTS;
+    int64_t step = 0;
+    int inflight = 0;
+    cairn_err_t err = {0};
+    uint64_t srv0 = s_proc_cpu_ns(g_cairnd), cli0 = s_proc_cpu_ns(getpid());
+    uint64_t w0 = s_proc_wchar(g_cairnd);
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < batches; i++) {
+        for (int st = 0; st < NSTEPS; st++, step++)
+            for (int k = 0; k < NKEYS; k++)
+                cairn_batch_metric(b, g_keys[k], ingest_value(k, step), step,
+                                   TS0 + step);
+        if (cairn_batch_send_async(c, b, NULL, &err) != 0)
+            die("ingest: send: %d %s", err.st, err.msg);
+        if (++inflight == window) {
+            collect_ok(c, "ingest log_batch");
+            inflight--;
+        }
+    }
+    while (inflight--) collect_ok(c, "ingest log_batch");
+    double secs = (double)(now_ns() - t0) / 1e9;
+    double n = (double)(batches * BATCH_POINTS);
+    s->pps = n / secs;
+    s->srv_cpu_ns = (double)(s_proc_cpu_ns(g_cairnd) - srv0) / n;
+    s->cli_cpu_ns = (double)(s_proc_cpu_ns(getpid()) - cli0) / n;
+    s->srv_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / n;
+}
+
+static void s_sql(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        die("sqlite: %s: %s", sql, msg ? msg : "?");
+}
+
+static void s_unlink_db(const char *path)
+{
+    char p[PATH_MAX + 40];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+/* The floor: one row per point, 1000 rows per transaction. */
+static void ingest_floor(long npoints, ingest_sample_t *s)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/floor.db", g_tmp);
+    s_unlink_db(path);
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK) die("sqlite3_open %s", path);
+    s_sql(db, "PRAGMA journal_mode = WAL");
+    s_sql(db, "PRAGMA synchronous = NORMAL");
+    s_sql(db,
+          "CREATE TABLE metrics (run_id INTEGER NOT NULL, key TEXT NOT NULL, step "
+          "INTEGER "
+          "NOT NULL, ts INTEGER NOT NULL, value REAL, PRIMARY KEY (run_id, key, step, "
+          "ts))");
+    sqlite3_stmt *ins = NULL, *begin = NULL, *commit = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", -1, &ins,
+                           NULL) ||
+        sqlite3_prepare_v2(db, "BEGIN", -1, &begin, NULL) ||
+        sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL))
+        die("sqlite prepare: %s", sqlite3_errmsg(db));
+    long batches = npoints / BATCH_POINTS, rows = 0;
+    int64_t step = 0;
+    uint64_t cli0 = s_proc_cpu_ns(getpid()), w0 = s_proc_wchar(getpid());
+    uint64_t t0 = now_ns();
+    sqlite3_step(begin);
+    sqlite3_reset(begin);
+    for (long i = 0; i < batches; i++)
+        for (int st = 0; st < NSTEPS; st++, step++)
+            for (int k = 0; k < NKEYS; k++) {
+                sqlite3_bind_int64(ins, 1, 1);
+                sqlite3_bind_text(ins, 2, g_keys[k], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(ins, 3, step);
+                sqlite3_bind_int64(ins, 4, TS0 + step);
+                sqlite3_bind_double(ins, 5, ingest_value(k, step));
+                if (sqlite3_step(ins) != SQLITE_DONE)
+                    die("sqlite insert: %s", sqlite3_errmsg(db));
+                sqlite3_reset(ins);
+                if (++rows % 1000 == 0) {
+                    if (sqlite3_step(commit) != SQLITE_DONE) die("sqlite commit");
+                    sqlite3_reset(commit);
+                    sqlite3_step(begin);
+                    sqlite3_reset(begin);
+                }
+            }
+    if (sqlite3_step(commit) != SQLITE_DONE) die("sqlite commit");
+    double secs = (double)(now_ns() - t0) / 1e9;
+    s->pps = (double)rows / secs;
+    s->cli_cpu_ns = (double)(s_proc_cpu_ns(getpid()) - cli0) / (double)rows;
+    s->srv_cpu_ns = 0;
+    s->srv_wbytes = (double)(s_proc_wchar(getpid()) - w0) / (double)rows;
+    sqlite3_finalize(ins);
+    sqlite3_finalize(begin);
+    sqlite3_finalize(commit);
+    sqlite3_close(db);
+    s_unlink_db(path);
+}
+
+typedef struct ingest_result {
+    double cairn_pps, floor_pps, ratio, ratio_cov, srv_cpu_ns, cli_cpu_ns, floor_cpu_ns;
+    double srv_wbytes, floor_wbytes;
+} ingest_result_t;
+
+static void case_ingest(const opts_t *o, cairn_client_t *c, const char *exp,
+                        ingest_result_t *res)
+{
+    cairn_batch_t *b = cairn_batch_new("x");
+    if (!b) die("cairn_batch_new");
+    ingest_sample_t cs[MAX_ROUNDS], fs[MAX_ROUNDS], warm;
+    double ratio[MAX_ROUNDS], cp[MAX_ROUNDS], fp[MAX_ROUNDS], sc[MAX_ROUNDS],
+        cc[MAX_ROUNDS], fc[MAX_ROUNDS], sw[MAX_ROUNDS], fw[MAX_ROUNDS];
+    /* Warm-up: both paths, a tenth of a sample each. */
+    char *run = new_run(c, exp, "ingest-warmup");
+    ingest_cairn(c, b, run, BATCH_POINTS * (o->window + 2), o->window, &warm);
+    free(run);
+    ingest_floor(BATCH_POINTS * 10, &warm);
+    for (int r = 0; r < o->rounds; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "ingest-%d", r);
+        run = new_run(c, exp, name);
+        if (r % 2 == 0) {
+            ingest_floor(o->points, &fs[r]);
+            ingest_cairn(c, b, run, o->points, o->window, &cs[r]);
+        } else {
+            ingest_cairn(c, b, run, o->points, o->window, &cs[r]);
+            ingest_floor(o->points, &fs[r]);
+        }
+        free(run);
+        ratio[r] = cs[r].pps / fs[r].pps;
+        cp[r] = cs[r].pps;
+        fp[r] = fs[r].pps;
+        sc[r] = cs[r].srv_cpu_ns;
+        cc[r] = cs[r].cli_cpu_ns;
+        fc[r] = fs[r].cli_cpu_ns;
+        sw[r] = cs[r].srv_wbytes;
+        fw[r] = fs[r].srv_wbytes;
+    }
+    res->cairn_pps = median(cp, o->rounds);
+    res->floor_pps = median(fp, o->rounds);
+    res->ratio = median(ratio, o->rounds);
+    res->ratio_cov = cov(ratio, o->rounds);
+    res->srv_cpu_ns = median(sc, o->rounds);
+    res->cli_cpu_ns = median(cc, o->rounds);
+    res->floor_cpu_ns = median(fc, o->rounds);
+    res->srv_wbytes = median(sw, o->rounds);
+    res->floor_wbytes = median(fw, o->rounds);
+    cairn_batch_destroy(&b);
+}
+
+/* ---- case 2: Python -------------------------------------------------------------- */
+
+static const char PY_SCRIPT[] =
+    "import sys, time\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import cairn\n"
+    "endpoint, exp_id, exp_name = sys.argv[2], sys.argv[3], sys.argv[4]\n"
+    "npoints, window = int(sys.argv[5]), int(sys.argv[6])\n"
+    "KEYS = ['train/m%02d' % k for k in range(20)]\n"
+    "STEPS, BATCH = 500, 10000\n"
+    "TS0 = 1700000000000\n"
+    "c = cairn.Client(endpoint)\n"
+    "def new_run(name):\n"
+    "    b = c.call('tracking', 'create_run', {'experiment_id': exp_id, 'run_name': "
+    "name})\n"
+    "    return b['run']['info']['run_id']\n"
+    "def value(k, s):\n"
+    "    return ((s * 2654435761 + k * 40503) & 0xffff) / 65536.0\n"
+    "def bodies(run_id, nb):\n"
+    "    step = 0\n"
+    "    for _ in range(nb):\n"
+    "        ms = []\n"
+    "        ap = ms.append\n"
+    "        for s in range(step, step + STEPS):\n"
+    "            ts = TS0 + s\n"
+    "            for k, key in enumerate(KEYS):\n"
+    "                ap({'key': key, 'value': value(k, s), 'timestamp': ts, 'step': "
+    "s})\n"
+    "        step += STEPS\n"
+    "        yield ('tracking', 'log_batch', {'run_id': run_id, 'metrics': ms})\n"
+    "def check(replies, what):\n"
+    "    bad = [r for r in replies if not r.ok]\n"
+    "    if bad:\n"
+    "        print('ERROR %s: %r' % (what, bad[0]), flush=True)\n"
+    "        sys.exit(1)\n"
+    "nb = max(1, npoints // BATCH)\n"
+    "check(c.call_many(bodies(new_run('py-warm'), 2), window=window), 'warm-up')\n"
+    "run = new_run('py-raw')\n"
+    "t0 = time.perf_counter()\n"
+    "check(c.call_many(bodies(run, nb), window=window), 'raw')\n"
+    "print('RESULT raw_pps %.1f' % (nb * BATCH / (time.perf_counter() - t0)), "
+    "flush=True)\n"
+    "got = c.call('tracking', 'get_metric_history', {'run_id': run, 'key': "
+    "'train/m07',\n"
+    "             'max_results': 100000})['metrics']\n"
+    "if len(got) != min(nb * STEPS, 100000) or got[3]['value'] != value(7, 3):\n"
+    "    print('ERROR raw: history has %d points' % len(got), flush=True)\n"
+    "    sys.exit(1)\n"
+    "pre = list(bodies(new_run('py-pre'), min(nb, 4)))\n"
+    "t0 = time.perf_counter()\n"
+    "check(c.call_many((pre[i % len(pre)] for i in range(nb)), window=window), "
+    "'prebuilt')\n"
+    "print('RESULT prebuilt_pps %.1f' % (nb * BATCH / (time.perf_counter() - t0)), "
+    "flush=True)\n"
+    "del pre\n"
+    "if not hasattr(cairn, 'log_metrics_batch'):\n"
+    "    print('RESULT tracker_pps nan', flush=True)\n"
+    "    sys.exit(0)\n"
+    "try:\n"
+    "    t = cairn.Tracker(endpoint=endpoint, batch_points=BATCH, window=window)\n"
+    "    t.start_run(experiment=exp_name, run_name='py-tracker')\n"
+    "    vals = {key: [value(k, s) for s in range(STEPS)] for k, key in "
+    "enumerate(KEYS)}\n"
+    "    t0 = time.perf_counter()\n"
+    "    for i in range(nb):\n"
+    "        steps = range(i * STEPS, (i + 1) * STEPS)\n"
+    "        for key in KEYS:\n"
+    "            t.log_metrics_batch(key, vals[key], steps=steps, timestamps=TS0)\n"
+    "    t.flush()\n"
+    "    dt = time.perf_counter() - t0\n"
+    "    rid = t.active_run().run_id\n"
+    "    t.end_run()\n"
+    "    t.close()\n"
+    "    n = len(c.call('tracking', 'get_metric_history', {'run_id': rid, 'key': "
+    "'train/m03',\n"
+    "                   'max_results': 100000})['metrics'])\n"
+    "    if n != min(nb * STEPS, 100000):\n"
+    "        print('ERROR tracker: history has %d points' % n, flush=True)\n"
+    "        sys.exit(1)\n"
+    "    print('RESULT tracker_pps %.1f' % (nb * BATCH / dt), flush=True)\n"
+    "except Exception as e:\n"
+    "    print('NOTE tracker failed: %r' % (e,), flush=True)\n"
+    "    print('RESULT tracker_pps nan', flush=True)\n";
+
+typedef struct py_result {
+    bool ran;
+    double raw_pps, prebuilt_pps, tracker_pps;
+    char note[256];
+} py_result_t;
+
+static void case_python(const opts_t *o, const char *endpoint, const char *exp_id,
+                        const char *exp_name, py_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    res->raw_pps = res->prebuilt_pps = res->tracker_pps = NAN;
+    char sdk[PATH_MAX], script[PATH_MAX + 32];
+    const char *src = getenv("CAIRN_SOURCE_DIR");
+    snprintf(sdk, sizeof sdk, "%s/sdk/python", src && *src ? src : BENCH_SOURCE_DIR);
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/cairn/__init__.py", sdk);
+    if (access(probe, R_OK) != 0) {
+        snprintf(res->note, sizeof res->note, "sdk/python not found at %s", sdk);
+        return;
+    }
+    if (!s_exec_ok(o->python)) {
+        snprintf(res->note, sizeof res->note, "%s is not executable", o->python);
+        return;
+    }
+    snprintf(script, sizeof script, "%s/bench_py.py", g_tmp);
+    FILE *f = fopen(script, "w");
+    if (!f || fputs(PY_SCRIPT, f) < 0) die("cannot write %s", script);
+    fclose(f);
+    char npoints[32], window[16];
+    snprintf(npoints, sizeof npoints, "%ld", o->py_points);
+    snprintf(window, sizeof window, "%d", o->window);
+    int p[2];
+    if (pipe(p) != 0) die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        s_child_setup(me, g_cli_cpu);
+        close(p[0]);
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[1]);
+        unsetenv("CAIRN_ENDPOINT");
+        unsetenv("CAIRN_TOKEN");
+        execl(o->python, o->python, script, sdk, endpoint, exp_id, exp_name, npoints,
+              window, (char *)NULL);
+        _exit(127);
+    }
+    g_python = pid;
+    close(p[1]);
+    char buf[16384];
+    size_t got = 0;
+    uint64_t end = now_ns() + 600ull * 1000000000u;
+    for (;;) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        int n = poll(&pf, 1, 1000);
+        if (n > 0) {
+            ssize_t k = read(p[0], buf + got, sizeof buf - 1 - got);
+            if (k <= 0) break;
+            got += (size_t)k;
+            if (got >= sizeof buf - 1) break;
+        }
+        if (now_ns() > end) die("the Python case ran over 600 s");
+    }
+    close(p[0]);
+    buf[got] = '\0';
+    int status = 0;
+    waitpid(pid, &status, 0);
+    g_python = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("the Python case failed (status %d):\n%s", status, buf);
+    res->ran = true;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        char key[32];
+        double v;
+        if (sscanf(line, "RESULT %31s %lf", key, &v) == 2) {
+            if (!strcmp(key, "raw_pps")) res->raw_pps = v;
+            if (!strcmp(key, "prebuilt_pps")) res->prebuilt_pps = v;
+            if (!strcmp(key, "tracker_pps")) res->tracker_pps = v;
+        } else if (!strncmp(line, "NOTE ", 5)) {
+            snprintf(res->note, sizeof res->note, "%s", line + 5);
+        }
+    }
+    if (isnan(res->raw_pps)) die("the Python case printed no result:\n%s", buf);
+}
+
+/* ---- case 3: lock-step ----------------------------------------------------------- */
+
+typedef struct lock_sample {
+    double rate, p50, p99; /* calls/s, µs */
+    double wbytes;         /* bytes cairnd wrote per call */
+} lock_sample_t;
+
+static double *g_lat;
+static size_t g_lat_cap;
+
+static void lock_measure(cairn_client_t *c, const char *run, bool ping, double secs,
+                         int64_t *step, lock_sample_t *s)
+{
+    cairn_err_t err = {0};
+    size_t n = 0;
+    uint64_t w0 = s_proc_wchar(g_cairnd);
+    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
+    while (n < g_lat_cap && (n < 10 || now_ns() < end)) {
+        uint64_t a = now_ns();
+        int rc;
+        if (ping) {
+            rc = cairn_client_call(c, "sys", "ping", NULL, 0, 0, NULL, &err);
+        } else {
+            rc = cairn_log_metric(c, run, "lockstep/loss", 1.0 / (double)(*step + 1),
+                                  *step, TS0 + *step, &err);
+            (*step)++;
+        }
+        if (rc != 0)
+            die("%s: %d %s", ping ? "sys.ping" : "log_metric", err.st, err.msg);
+        g_lat[n++] = (double)(now_ns() - a) / 1e3;
+    }
+    double dt = (double)(now_ns() - t0) / 1e9;
+    s->wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / (double)n;
+    s->rate = (double)n / dt;
+    s->p50 = pct(g_lat, n, 0.50);
+    s->p99 = pct(g_lat, n, 0.99);
+}
+
+typedef struct lock_result {
+    double log_rate, ping_rate, ratio, ratio_cov, log_p50, log_p99, ping_p50, ping_p99;
+    double log_wbytes;
+    int64_t points;
+} lock_result_t;
+
+static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
+                          lock_result_t *res)
+{
+    char *run = new_run(c, exp, "lockstep");
+    int64_t step = 0;
+    lock_sample_t lm[MAX_ROUNDS], pg[MAX_ROUNDS], warm;
+    lock_measure(c, run, true, o->seconds / 4, &step, &warm);
+    lock_measure(c, run, false, o->seconds / 4, &step, &warm);
+    double ratio[MAX_ROUNDS], a[MAX_ROUNDS], b[MAX_ROUNDS], l50[MAX_ROUNDS],
+        l99[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], wb[MAX_ROUNDS];
+    for (int r = 0; r < o->rounds; r++) {
+        bool ping_first = r % 2 == 0;
+        lock_measure(c, run, ping_first, o->seconds, &step,
+                     ping_first ? &pg[r] : &lm[r]);
+        lock_measure(c, run, !ping_first, o->seconds, &step,
+                     ping_first ? &lm[r] : &pg[r]);
+        ratio[r] = lm[r].rate / pg[r].rate;
+        a[r] = lm[r].rate;
+        b[r] = pg[r].rate;
+        l50[r] = lm[r].p50;
+        l99[r] = lm[r].p99;
+        p50[r] = pg[r].p50;
+        p99[r] = pg[r].p99;
+        wb[r] = lm[r].wbytes;
+    }
+    /* Every logged point is stored. */
+    cairn_err_t err = {0};
+    body_t bd;
+    body_init(&bd);
+    msgpack_packer *pk = body_begin(&bd);
+    msgpack_pack_map(pk, 3);
+    cairn_pack_kv_str(pk, "run_id", run);
+    cairn_pack_kv_str(pk, "key", "lockstep/loss");
+    cairn_pack_cstr(pk, "max_results");
+    msgpack_pack_uint32(pk, 100000);
+    cairn_reply_t *rep = NULL;
+    if (cairn_client_call(c, "tracking", "get_metric_history", bd.sb.data, bd.sb.size,
+                          0, &rep, &err) != 0)
+        die("get_metric_history: %s", err.msg);
+    const msgpack_object *pts = cairn_obj_get(cairn_reply_object(rep), "metrics");
+    int64_t want = step < 100000 ? step : 100000;
+    if (!pts || pts->type != MSGPACK_OBJECT_ARRAY ||
+        (int64_t)pts->via.array.size != want)
+        die("lock-step: the history has %d points, not %lld",
+            pts && pts->type == MSGPACK_OBJECT_ARRAY ? (int)pts->via.array.size : -1,
+            (long long)want);
+    cairn_reply_destroy(&rep);
+    msgpack_sbuffer_destroy(&bd.sb);
+    free(run);
+    res->log_rate = median(a, o->rounds);
+    res->ping_rate = median(b, o->rounds);
+    res->ratio = median(ratio, o->rounds);
+    res->ratio_cov = cov(ratio, o->rounds);
+    res->log_p50 = median(l50, o->rounds);
+    res->log_p99 = median(l99, o->rounds);
+    res->ping_p50 = median(p50, o->rounds);
+    res->ping_p99 = median(p99, o->rounds);
+    res->log_wbytes = median(wb, o->rounds);
+    res->points = step;
+}
+
+/* ---- case 4: search -------------------------------------------------------------- */
+
+/* Populate: create_run and, on its reply, a log_batch of 20 metrics and 10
+ * params; at most `window` requests in flight. Returns seconds taken. */
+static double populate(cairn_client_t *c, const char *exp, int nruns, int window)
+{
+    cairn_batch_t *b = cairn_batch_new("x");
+    body_t bd;
+    body_init(&bd);
+    cairn_err_t err = {0};
+    char name[32], key[16], val[16];
+    int sent = 0, done = 0, inflight = 0;
+    uint64_t t0 = now_ns();
+    while (done < nruns) {
+        while (inflight < window && sent < nruns) {
+            msgpack_packer *pk = body_begin(&bd);
+            msgpack_pack_map(pk, 3);
+            cairn_pack_kv_str(pk, "experiment_id", exp);
+            snprintf(name, sizeof name, "s%d", sent);
+            cairn_pack_kv_str(pk, "run_name", name);
+            cairn_pack_cstr(pk, "start_time");
+            msgpack_pack_int64(pk, TS0 + sent);
+            if (cairn_client_send(c, "tracking", "create_run", bd.sb.data, bd.sb.size,
+                                  0, NULL, &err) != 0)
+                die("populate: send: %s", err.msg);
+            sent++;
+            inflight++;
+        }
+        cairn_reply_t *r = NULL;
+        if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
+            die("populate: no reply: %d %s", err.st, err.msg);
+        inflight--;
+        if (cairn_reply_status(r) != 200)
+            die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
+        const msgpack_object *id = cairn_obj_get(
+            cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "info"),
+            "run_id");
+        if (id && id->type == MSGPACK_OBJECT_STR) {
+            char rid[CAIRN_MAX_RUN_ID + 1];
+            snprintf(rid, sizeof rid, "%.*s", (int)id->via.str.size, id->via.str.ptr);
+            cairn_batch_set_run(b, rid);
+            for (int m = 0; m < SEARCH_METRICS; m++) {
+                snprintf(key, sizeof key, "m%d", m);
+                cairn_batch_metric(b, key, rnd01(), 0, TS0);
+            }
+            for (int p = 0; p < SEARCH_PARAMS; p++) {
+                snprintf(key, sizeof key, "p%d", p);
+                snprintf(val, sizeof val, "v%d", (int)(rnd() % 10));
+                cairn_batch_param(b, key, val);
+            }
+            if (cairn_batch_send_async(c, b, NULL, &err) != 0)
+                die("populate: log_batch: %d %s", err.st, err.msg);
+            inflight++;
+        } else {
+            done++;
+        }
+        cairn_reply_destroy(&r);
+    }
+    msgpack_sbuffer_destroy(&bd.sb);
+    cairn_batch_destroy(&b);
+    return (double)(now_ns() - t0) / 1e9;
+}
+
+/* The floor: the plugin's SQL on a read-only connection. */
+typedef struct floor_db {
+    sqlite3 *db;
+    sqlite3_stmt *by_uuid, *by_rid, *latest, *params, *tags;
+} floor_db_t;
+
+/* As db.c's ST_RUN_BY_UUID / ST_RUN_BY_RID / ST_RUN_LATEST / ST_RUN_PARAMS /
+ * ST_RUN_TAGS. */
+#define RUN_COLS                                                                   \
+    "SELECT rid, run_uuid, experiment_id, name, status, start_time, end_time, "    \
+    "lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM runs p WHERE p.rid = " \
+    "runs.parent_rid), user_id FROM runs "
+
+static void floor_open(floor_db_t *f)
+{
+    memset(f, 0, sizeof *f);
+    if (sqlite3_open_v2(g_db, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        die("cannot open %s read-only", g_db);
+    s_sql(f->db, "PRAGMA case_sensitive_like = ON; PRAGMA cache_size = -65536");
+    if (sqlite3_prepare_v2(f->db, RUN_COLS "WHERE run_uuid = ?", -1, &f->by_uuid,
+                           NULL) ||
+        sqlite3_prepare_v2(f->db, RUN_COLS "WHERE rid = ?", -1, &f->by_rid, NULL) ||
+        sqlite3_prepare_v2(
+            f->db,
+            "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM latest_metrics "
+            "lm JOIN metric_keys mk ON mk.key_id = lm.key_id WHERE lm.rid = ? "
+            "ORDER BY mk.key",
+            -1, &f->latest, NULL) ||
+        sqlite3_prepare_v2(f->db,
+                           "SELECT key, value FROM params WHERE rid = ? ORDER BY key",
+                           -1, &f->params, NULL) ||
+        sqlite3_prepare_v2(f->db,
+                           "SELECT key, value FROM tags WHERE rid = ? ORDER BY key", -1,
+                           &f->tags, NULL))
+        die("floor prepare: %s", sqlite3_errmsg(f->db));
+}
+
+static void floor_close(floor_db_t *f)
+{
+    sqlite3_finalize(f->by_uuid);
+    sqlite3_finalize(f->by_rid);
+    sqlite3_finalize(f->latest);
+    sqlite3_finalize(f->params);
+    sqlite3_finalize(f->tags);
+    sqlite3_close(f->db);
+}
+
+static volatile uint64_t g_sink;
+
+/* Read every column of the current row as its type is stored, as the
+ * plugin does (text and blobs as bytes, numbers as numbers). */
+static void s_touch(sqlite3_stmt *st)
+{
+    int cols = sqlite3_column_count(st);
+    for (int i = 0; i < cols; i++) switch (sqlite3_column_type(st, i)) {
+            case SQLITE_INTEGER:
+                g_sink += (uint64_t)sqlite3_column_int64(st, i);
+                break;
+            case SQLITE_FLOAT:
+                g_sink += (uint64_t)(sqlite3_column_double(st, i) * 1e6);
+                break;
+            case SQLITE_TEXT:
+                g_sink += (uint64_t)(uintptr_t)sqlite3_column_text(st, i) +
+                          (uint64_t)sqlite3_column_bytes(st, i);
+                break;
+            default:
+                break;
+        }
+}
+
+/* Step a statement bound to rid through all its rows, touching every column. */
+static int s_rows(sqlite3_stmt *st, int64_t rid)
+{
+    sqlite3_bind_int64(st, 1, rid);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        s_touch(st);
+        n++;
+    }
+    sqlite3_reset(st);
+    return n;
+}
+
+/* A run's rows, as storage_pack_run reads them; its uuid into uuid. */
+static void floor_run(floor_db_t *f, int64_t rid, char *uuid, size_t cap)
+{
+    sqlite3_bind_int64(f->by_rid, 1, rid);
+    if (sqlite3_step(f->by_rid) != SQLITE_ROW)
+        die("floor: run %lld is gone", (long long)rid);
+    if (uuid)
+        snprintf(uuid, cap, "%s", (const char *)sqlite3_column_text(f->by_rid, 1));
+    s_touch(f->by_rid);
+    sqlite3_reset(f->by_rid);
+    s_rows(f->latest, rid);
+    s_rows(f->params, rid);
+    s_rows(f->tags, rid);
+}
+
+typedef struct squery {
+    const char *key, *label;
+    const char *filter;   /* NULL: none */
+    const char *order_by; /* NULL: none */
+    int max_results;
+    /* The SQL search.c builds for it (filter.c's output, checked when the
+     * bench was written), and its binds after experiment_id. */
+    const char *sql;
+    int nbind;
+    const char *bind_text[4];
+    double bind_real[4];
+    bool bind_is_real[4];
+} squery_t;
+
+static const squery_t g_queries[] = {
+    {"filter100",
+     "filter metrics.m3 > 0.9 AND params.p2 = 'v7', 100 results",
+     "metrics.m3 > 0.9 AND params.p2 = 'v7'",
+     NULL,
+     100,
+     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
+     "'active' "
+     "AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
+     "mk.key_id = "
+     "lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT rid FROM "
+     "params WHERE "
+     "key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid LIMIT ? OFFSET ?",
+     4,
+     {"m3", NULL, "p2", "v7"},
+     {0, 0.9, 0, 0},
+     {false, true, false, false}},
+    {"filter1000",
+     "same filter, 1000 results (MLflow's default page)",
+     "metrics.m3 > 0.9 AND params.p2 = 'v7'",
+     NULL,
+     1000,
+     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
+     "'active' "
+     "AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
+     "mk.key_id = "
+     "lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT rid FROM "
+     "params WHERE "
+     "key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid LIMIT ? OFFSET ?",
+     4,
+     {"m3", NULL, "p2", "v7"},
+     {0, 0.9, 0, 0},
+     {false, true, false, false}},
+    {"top100",
+     "top 100 by metrics.m1 DESC, no filter",
+     NULL,
+     "metrics.m1 DESC",
+     100,
+     "SELECT r.rid FROM runs r  LEFT JOIN latest_metrics o0 ON o0.rid = r.rid AND "
+     "o0.key_id = "
+     "(SELECT key_id FROM metric_keys WHERE key = ?) WHERE r.experiment_id IN (?) AND "
+     "r.lifecycle_stage = 'active' AND (1) ORDER BY o0.value IS NULL, o0.value DESC, "
+     "r.start_time DESC, r.rid LIMIT ? OFFSET ?",
+     -1, /* the join's bind comes first: handled in floor_search */
+     {"m1"},
+     {0},
+     {false}},
+};
+#define NQUERIES ((int)(sizeof g_queries / sizeof g_queries[0]))
+
+/* (info) Not what the plugin runs: the top-100 query driven by the
+ * latest_metrics_by_value index (key_id, value), as suggested in
+ * docs/PERFORMANCE.md. It returns only runs that have the metric, so a
+ * plugin would append runs lacking it (NULLs last) with a second query when
+ * fewer than max_results come back; here every run has it. Binds as for
+ * top100. */
+static const char SUGGESTED_TOP_SQL[] =
+    "SELECT r.rid FROM latest_metrics o0 JOIN runs r ON r.rid = o0.rid WHERE o0.key_id "
+    "= "
+    "(SELECT key_id FROM metric_keys WHERE key = ?) AND r.experiment_id IN (?) AND "
+    "r.lifecycle_stage = 'active' ORDER BY o0.value DESC, r.start_time DESC, r.rid "
+    "LIMIT ? "
+    "OFFSET ?";
+
+/* Run a query through the floor; its run ids (uuids) into ids (cap n). */
+static int floor_search(floor_db_t *f, sqlite3_stmt *st, const squery_t *q,
+                        const char *exp, char (*ids)[40], int cap)
+{
+    int idx = 1;
+    sqlite3_reset(st);
+    if (q->nbind < 0) {
+        sqlite3_bind_text(st, idx++, q->bind_text[0], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, idx++, atoll(exp));
+    } else {
+        sqlite3_bind_int64(st, idx++, atoll(exp));
+        for (int i = 0; i < q->nbind; i++) {
+            if (q->bind_is_real[i])
+                sqlite3_bind_double(st, idx++, q->bind_real[i]);
+            else
+                sqlite3_bind_text(st, idx++, q->bind_text[i], -1, SQLITE_STATIC);
+        }
+    }
+    sqlite3_bind_int64(st, idx++, q->max_results + 1);
+    sqlite3_bind_int64(st, idx, 0);
+    int64_t rids[1001];
+    int n = 0;
+    while (n <= q->max_results && n < 1001 && sqlite3_step(st) == SQLITE_ROW)
+        rids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (n > q->max_results) n = q->max_results;
+    for (int i = 0; i < n; i++) floor_run(f, rids[i], i < cap ? ids[i] : NULL, 40);
+    return n;
+}
+
+/* search_runs through Cairn; run ids into ids (cap n); returns the count. */
+static int cairn_search(cairn_client_t *c, body_t *bd, const squery_t *q,
+                        const char *exp, char (*ids)[40], int cap)
+{
+    msgpack_packer *pk = body_begin(bd);
+    msgpack_pack_map(pk, 2 + (q->filter ? 1 : 0) + (q->order_by ? 1 : 0));
+    cairn_pack_cstr(pk, "experiment_ids");
+    msgpack_pack_array(pk, 1);
+    cairn_pack_cstr(pk, exp);
+    cairn_pack_cstr(pk, "max_results");
+    msgpack_pack_uint32(pk, (uint32_t)q->max_results);
+    if (q->filter) cairn_pack_kv_str(pk, "filter", q->filter);
+    if (q->order_by) {
+        cairn_pack_cstr(pk, "order_by");
+        msgpack_pack_array(pk, 1);
+        cairn_pack_cstr(pk, q->order_by);
+    }
+    cairn_reply_t *r = NULL;
+    cairn_err_t err = {0};
+    if (cairn_client_call(c, "tracking", "search_runs", bd->sb.data, bd->sb.size, 0, &r,
+                          &err) != 0)
+        die("search_runs (%s): %d %s", q->key, err.st, err.msg);
+    const msgpack_object *runs = cairn_obj_get(cairn_reply_object(r), "runs");
+    if (!runs || runs->type != MSGPACK_OBJECT_ARRAY) die("search_runs: no runs array");
+    int n = (int)runs->via.array.size;
+    for (int i = 0; i < n && i < cap; i++) {
+        const msgpack_object *id =
+            cairn_obj_get(cairn_obj_get(&runs->via.array.ptr[i], "info"), "run_id");
+        if (!id || id->type != MSGPACK_OBJECT_STR)
+            die("search_runs: a run without run_id");
+        snprintf(ids[i], 40, "%.*s", (int)id->via.str.size, id->via.str.ptr);
+    }
+    cairn_reply_destroy(&r);
+    return n;
+}
+
+typedef struct lat {
+    double p50, p99;
+} lat_t;
+
+typedef struct search_result {
+    double populate_s, populate_wbytes; /* seconds; bytes cairnd wrote per run */
+    int nruns, matched[NQUERIES];
+    lat_t q[NQUERIES], qf[NQUERIES];
+    lat_t suggested; /* the suggested top-100 SQL, floor side only */
+    lat_t get, getf;
+    int gets;
+} search_result_t;
+
+static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    cairn_err_t err = {0};
+    char *exp = NULL;
+    if (cairn_create_experiment(c, "bench-search", &exp, &err) != 0)
+        die("create_experiment: %s", err.msg);
+    g_rng = 0x9e3779b97f4a7c15u;
+    res->nruns = o->runs;
+    uint64_t w0 = s_proc_wchar(g_cairnd);
+    res->populate_s = populate(c, exp, o->runs, 64);
+    res->populate_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / o->runs;
+
+    floor_db_t f;
+    floor_open(&f);
+    body_t bd;
+    body_init(&bd);
+    static char cids[1000][40], fids[1000][40];
+    double *a = malloc(sizeof(double) * (size_t)(o->queries + o->gets));
+    double *b = malloc(sizeof(double) * (size_t)(o->queries + o->gets));
+    if (!a || !b) die("out of memory");
+    for (int qi = 0; qi < NQUERIES; qi++) {
+        const squery_t *q = &g_queries[qi];
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(f.db, q->sql, -1, &st, NULL) != SQLITE_OK)
+            die("floor prepare (%s): %s", q->key, sqlite3_errmsg(f.db));
+        /* Warm both, and check they agree run by run. */
+        int nc = cairn_search(c, &bd, q, exp, cids, 1000);
+        int nf = floor_search(&f, st, q, exp, fids, 1000);
+        if (nc != nf)
+            die("%s: cairn returned %d runs, the floor's SQL %d", q->key, nc, nf);
+        for (int i = 0; i < nc; i++)
+            if (strcmp(cids[i], fids[i]) != 0)
+                die("%s: run %d differs: cairn %s, floor %s", q->key, i, cids[i],
+                    fids[i]);
+        if (nc == 0) die("%s: no run matched", q->key);
+        res->matched[qi] = nc;
+        for (int i = 0; i < o->queries; i++) {
+            bool cairn_first = i % 2 == 0;
+            for (int side = 0; side < 2; side++) {
+                uint64_t t0 = now_ns();
+                if ((side == 0) == cairn_first) {
+                    cairn_search(c, &bd, q, exp, cids, 0);
+                    a[i] = (double)(now_ns() - t0) / 1e6;
+                } else {
+                    floor_search(&f, st, q, exp, fids, 0);
+                    b[i] = (double)(now_ns() - t0) / 1e6;
+                }
+            }
+        }
+        res->q[qi] =
+            (lat_t){pct(a, (size_t)o->queries, 0.5), pct(a, (size_t)o->queries, 0.99)};
+        res->qf[qi] =
+            (lat_t){pct(b, (size_t)o->queries, 0.5), pct(b, (size_t)o->queries, 0.99)};
+        sqlite3_finalize(st);
+    }
+
+    /* (info) the suggested top-100 SQL: same runs, in the same order, as
+     * Cairn's top100 (still in cids: it is the last query above). */
+    {
+        squery_t q = g_queries[NQUERIES - 1];
+        q.sql = SUGGESTED_TOP_SQL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(f.db, q.sql, -1, &st, NULL) != SQLITE_OK)
+            die("floor prepare (suggested): %s", sqlite3_errmsg(f.db));
+        int nf = floor_search(&f, st, &q, exp, fids, 1000);
+        if (nf != res->matched[NQUERIES - 1]) die("suggested top-100 SQL: %d runs", nf);
+        for (int i = 0; i < nf; i++)
+            if (strcmp(cids[i], fids[i]) != 0)
+                die("suggested top-100 SQL: run %d differs: cairn %s, SQL %s", i,
+                    cids[i], fids[i]);
+        for (int i = 0; i < o->queries; i++) {
+            uint64_t t0 = now_ns();
+            floor_search(&f, st, &q, exp, fids, 0);
+            b[i] = (double)(now_ns() - t0) / 1e6;
+        }
+        res->suggested =
+            (lat_t){pct(b, (size_t)o->queries, 0.5), pct(b, (size_t)o->queries, 0.99)};
+        sqlite3_finalize(st);
+    }
+
+    /* get_run on random runs: their ids from the floor. */
+    sqlite3_stmt *ids = NULL;
+    if (sqlite3_prepare_v2(f.db,
+                           "SELECT run_uuid, rid FROM runs WHERE experiment_id = ?", -1,
+                           &ids, NULL) != SQLITE_OK)
+        die("floor: %s", sqlite3_errmsg(f.db));
+    sqlite3_bind_int64(ids, 1, atoll(exp));
+    int nids = 0;
+    char(*uuids)[40] = malloc(sizeof(*uuids) * (size_t)o->runs);
+    if (!uuids) die("out of memory");
+    while (nids < o->runs && sqlite3_step(ids) == SQLITE_ROW)
+        snprintf(uuids[nids++], 40, "%s", (const char *)sqlite3_column_text(ids, 0));
+    sqlite3_finalize(ids);
+    if (nids != o->runs) die("the experiment has %d runs, not %d", nids, o->runs);
+    res->gets = o->gets;
+    for (int i = 0; i < o->gets; i++) {
+        const char *id = uuids[rnd() % (uint64_t)nids];
+        bool cairn_first = i % 2 == 0;
+        for (int side = 0; side < 2; side++) {
+            uint64_t t0 = now_ns();
+            if ((side == 0) == cairn_first) {
+                msgpack_packer *pk = body_begin(&bd);
+                msgpack_pack_map(pk, 1);
+                cairn_pack_kv_str(pk, "run_id", id);
+                cairn_reply_t *r = NULL;
+                if (cairn_client_call(c, "tracking", "get_run", bd.sb.data, bd.sb.size,
+                                      0, &r, &err) != 0)
+                    die("get_run: %d %s", err.st, err.msg);
+                const msgpack_object *m = cairn_obj_get(
+                    cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "data"),
+                    "metrics");
+                if (!m || m->type != MSGPACK_OBJECT_ARRAY ||
+                    m->via.array.size != SEARCH_METRICS)
+                    die("get_run: the run has not %d metrics", SEARCH_METRICS);
+                cairn_reply_destroy(&r);
+                a[i] = (double)(now_ns() - t0) / 1e3;
+            } else {
+                sqlite3_bind_text(f.by_uuid, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(f.by_uuid) != SQLITE_ROW) die("floor: no run %s", id);
+                int64_t rid = sqlite3_column_int64(f.by_uuid, 0);
+                sqlite3_reset(f.by_uuid);
+                floor_run(&f, rid, NULL, 0);
+                b[i] = (double)(now_ns() - t0) / 1e3;
+            }
+        }
+    }
+    res->get = (lat_t){pct(a, (size_t)o->gets, 0.5), pct(a, (size_t)o->gets, 0.99)};
+    res->getf = (lat_t){pct(b, (size_t)o->gets, 0.5), pct(b, (size_t)o->gets, 0.99)};
+    free(uuids);
+    free(a);
+    free(b);
+    msgpack_sbuffer_destroy(&bd.sb);
+    floor_close(&f);
+    free(exp);
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: bench_tracking [--quick] [--json] [--rounds N] [--seconds S] [--window "
+        "W]\n"
+        "                      [--points N] [--runs N] [--queries N] [--only LIST]\n"
+        "                      [--cairnd PATH] [--python PATH] [--no-pin] [--keep] "
+        "[--strict]\n"
+        "  --quick      a smoke run (CI): 200k points, 2,000 runs, < 30 s\n"
+        "  --json       print one JSON object instead of the table\n"
+        "  --rounds N   alternating rounds for ingest and lock-step (default 3; quick "
+        "1)\n"
+        "  --seconds S  seconds per lock-step sample (default 1; quick 0.2)\n"
+        "  --window W   log_batch requests in flight (default 8)\n"
+        "  --points N   points per ingest sample (default 2,000,000; quick 200,000)\n"
+        "  --runs N     runs for search (default 100,000; quick 2,000)\n"
+        "  --queries N  queries per search kind (default 50; quick 10)\n"
+        "  --only LIST  comma-separated cases: ingest, python, lockstep, search\n"
+        "  --cairnd P   the cairnd to start (default: beside this program)\n"
+        "  --python P   the interpreter for case 2 (default /usr/bin/python3)\n"
+        "  --no-pin     do not pin (default: cairnd on one CPU, this process on "
+        "another)\n"
+        "  --keep       keep the temp dir (conf, cairnd.log, tracking.db) for a look\n"
+        "  --strict     exit 3 when a verdict is MISS\n");
+}
+
+static bool s_want(const opts_t *o, const char *key)
+{
+    if (!o->only) return true;
+    char list[256], k[64];
+    snprintf(list, sizeof list, ",%s,", o->only);
+    snprintf(k, sizeof k, ",%s,", key);
+    return strstr(list, k) != NULL;
+}
+
+static const char *s_pass(bool p)
+{
+    return p ? "PASS" : "MISS";
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.rounds = 3,
+                .seconds = 1.0,
+                .window = 8,
+                .points = 2000000,
+                .py_points = 1000000,
+                .runs = 100000,
+                .queries = 50,
+                .gets = 1000,
+                .pin = true,
+                .python = "/usr/bin/python3"};
+    bool rounds_set = false, seconds_set = false, points_set = false, runs_set = false,
+         queries_set = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--quick"))
+            o.quick = true;
+        else if (!strcmp(a, "--json"))
+            o.json = true;
+        else if (!strcmp(a, "--strict"))
+            o.strict = true;
+        else if (!strcmp(a, "--no-pin"))
+            o.pin = false;
+        else if (!strcmp(a, "--keep"))
+            g_keep = o.keep = true;
+        else if (!strcmp(a, "--pin"))
+            o.pin = true;
+        else if (!strcmp(a, "--rounds") && more) {
+            o.rounds = atoi(argv[++i]);
+            rounds_set = true;
+        } else if (!strcmp(a, "--seconds") && more) {
+            o.seconds = atof(argv[++i]);
+            seconds_set = true;
+        } else if (!strcmp(a, "--window") && more)
+            o.window = atoi(argv[++i]);
+        else if (!strcmp(a, "--points") && more) {
+            o.points = atol(argv[++i]);
+            points_set = true;
+        } else if (!strcmp(a, "--runs") && more) {
+            o.runs = atoi(argv[++i]);
+            runs_set = true;
+        } else if (!strcmp(a, "--queries") && more) {
+            o.queries = atoi(argv[++i]);
+            queries_set = true;
+        } else if (!strcmp(a, "--only") && more)
+            o.only = argv[++i];
+        else if (!strcmp(a, "--cairnd") && more)
+            o.cairnd = argv[++i];
+        else if (!strcmp(a, "--python") && more)
+            o.python = argv[++i];
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "bench_tracking: unknown argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.quick) {
+        if (!rounds_set) o.rounds = 1;
+        if (!points_set) o.points = 200000;
+        if (!runs_set) o.runs = 2000;
+        if (!queries_set) o.queries = 10;
+        o.py_points = 100000;
+        if (!seconds_set) o.seconds = 0.2;
+        o.gets = 200;
+    }
+    if (o.rounds < 1 || o.rounds > MAX_ROUNDS || o.window < 1 || o.window > 256 ||
+        o.points < BATCH_POINTS || o.runs < 100 || o.queries < 1 ||
+        o.queries > 100000 || o.seconds <= 0 || o.seconds > 60) {
+        fprintf(stderr,
+                "bench_tracking: --rounds 1..%d, --window 1..256, --points >= %d, "
+                "--runs >= 100, --queries >= 1\n",
+                MAX_ROUNDS, BATCH_POINTS);
+        return 2;
+    }
+    g_text = !o.json;
+    unsetenv("CAIRN_ENDPOINT");
+    unsetenv("CAIRN_TOKEN");
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    static char keybuf[NKEYS][16];
+    for (int k = 0; k < NKEYS; k++) {
+        snprintf(keybuf[k], sizeof keybuf[k], "train/m%02d", k);
+        g_keys[k] = keybuf[k];
+    }
+
+    char cairnd[PATH_MAX];
+    find_cairnd(&o, cairnd, sizeof cairnd);
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(g_tmp, sizeof g_tmp, "%s/cairn-bench-tracking-XXXXXX",
+             tmpdir && *tmpdir && strlen(tmpdir) < 200 ? tmpdir : "/tmp");
+    if (!mkdtemp(g_tmp)) {
+        g_tmp[0] = '\0';
+        die("mkdtemp: %s", strerror(errno));
+    }
+    atexit(cleanup);
+
+    cpu_set_t allowed;
+    if (o.pin && sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
+        CPU_COUNT(&allowed) >= 2) {
+        for (int cpu = 0; cpu < CPU_SETSIZE && g_cli_cpu < 0; cpu++)
+            if (CPU_ISSET(cpu, &allowed)) {
+                if (g_srv_cpu < 0)
+                    g_srv_cpu = cpu;
+                else
+                    g_cli_cpu = cpu;
+            }
+    } else {
+        o.pin = false;
+    }
+
+    char endpoint[64], events[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(events, sizeof events, "tcp://127.0.0.1:%d", free_port());
+    uint64_t t_start = now_ns();
+    start_cairnd(cairnd, endpoint, events);
+    s_pin(g_cli_cpu);
+    cairn_client_t *c = wait_cairnd(endpoint);
+    double startup_ms = (double)(now_ns() - t_start) / 1e6;
+    cairn_err_t err = {0};
+    char *exp = NULL;
+    if (cairn_create_experiment(c, "bench-ingest", &exp, &err) != 0)
+        die("create_experiment: %d %s", err.st, err.msg);
+    g_lat_cap = 4000000;
+    if (!(g_lat = malloc(g_lat_cap * sizeof *g_lat))) die("out of memory");
+
+    struct utsname un;
+    uname(&un);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char date[32];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    out("bench_tracking: experiment tracking through cairnd (storage plugin, inproc) "
+        "vs raw "
+        "SQLite and the bus\n");
+    out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", ncpu, un.release,
+        sqlite3_libversion(), date);
+    out("method: %d round(s), alternating order, medians; window %d batches of %d "
+        "points "
+        "(%d keys x %d steps)%s\n",
+        o.rounds, o.window, BATCH_POINTS, NKEYS, NSTEPS,
+        o.quick ? " (--quick: smoke only)" : "");
+    if (o.pin)
+        out("pinned: cairnd on CPU %d; this process, its Python child and the SQLite "
+            "floors "
+            "on CPU %d\n",
+            g_srv_cpu, g_cli_cpu);
+    else
+        out("not pinned\n");
+    char load[64];
+    s_loadavg(load, sizeof load);
+    out("cairnd (pid %d) up in %.0f ms; load average at start %s\n", (int)g_cairnd,
+        startup_ms, load);
+    fig("startup_ms", startup_ms);
+
+    ingest_result_t ing = {.cairn_pps = NAN, .floor_pps = NAN};
+    bool did_ingest = s_want(&o, "ingest");
+    if (did_ingest) {
+        case_ingest(&o, c, exp, &ing);
+        out("\n1. ingest, C SDK: log_batch of %d points, %d in flight, %ld points per "
+            "sample\n",
+            BATCH_POINTS, o.window, o.points);
+        out("   %-58s %12.0f points/s  (cairnd CPU %.0f ns/pt, client CPU %.0f ns/pt; "
+            "cairnd wrote %.0f B/pt)\n",
+            "cairn_batch_send_async -> cairnd -> storage", ing.cairn_pps,
+            ing.srv_cpu_ns, ing.cli_cpu_ns, ing.srv_wbytes);
+        out("   %-58s %12.0f rows/s    (CPU %.0f ns/row; wrote %.0f B/row)\n",
+            "floor: raw SQLite, row per point, WAL, NORMAL, 1000/txn", ing.floor_pps,
+            ing.floor_cpu_ns, ing.floor_wbytes);
+        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio cairn / floor", ing.ratio,
+            ing.ratio_cov * 100);
+        out("   %-58s %12.0fx\n", "(quoted) vs MLflow 2.10.2 log_batch, 15.8k points/s",
+            ing.cairn_pps / MLFLOW_BATCH_PPS);
+        fig("ingest_c_pps", ing.cairn_pps);
+        fig("ingest_floor_rows_per_s", ing.floor_pps);
+        fig("ingest_ratio", ing.ratio);
+        fig("ingest_ratio_cov", ing.ratio_cov);
+        fig("ingest_cairnd_cpu_ns_per_point", ing.srv_cpu_ns);
+        fig("ingest_client_cpu_ns_per_point", ing.cli_cpu_ns);
+        fig("ingest_cairnd_write_bytes_per_point", ing.srv_wbytes);
+        fig("ingest_floor_write_bytes_per_row", ing.floor_wbytes);
+        verdict("1 C ingest >= 1,000,000 points/s", ing.cairn_pps >= 1e6, ">= 1000000",
+                "%.0f", ing.cairn_pps);
+        verdict("1 C ingest / SQLite row floor > 1", ing.ratio > 1.0, "> 1.00", "%.2f",
+                ing.ratio);
+    }
+
+    py_result_t py = {0};
+    if (s_want(&o, "python")) {
+        case_python(&o, endpoint, exp, "bench-ingest", &py);
+        out("\n2. ingest, Python SDK (%s), %ld points, %d in flight\n", o.python,
+            o.py_points, o.window);
+        if (!py.ran) {
+            out("   skipped: %s\n", py.note);
+        } else {
+            double peer = did_ingest ? ing.cairn_pps : NAN;
+            out("   %-58s %12.0f points/s  (%.2fx the C SDK, %.2fx the SQLite floor)\n",
+                "Client.call_many, 10k dicts built per batch", py.raw_pps,
+                py.raw_pps / peer, py.raw_pps / ing.floor_pps);
+            out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
+                "(info) Client.call_many, bodies built beforehand", py.prebuilt_pps,
+                py.prebuilt_pps / peer);
+            if (!isnan(py.tracker_pps))
+                out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
+                    "Tracker.log_metrics_batch + flush()", py.tracker_pps,
+                    py.tracker_pps / peer);
+            else
+                out("   %-58s %12s\n", "Tracker.log_metrics_batch + flush()", "n/a");
+            if (py.note[0]) out("   note: %s\n", py.note);
+            fig("python_raw_pps", py.raw_pps);
+            fig("python_prebuilt_pps", py.prebuilt_pps);
+            fig("python_tracker_pps", py.tracker_pps);
+            double best = py.raw_pps;
+            if (!isnan(py.tracker_pps) && py.tracker_pps > best) best = py.tracker_pps;
+            verdict("2 Python ingest >= 300,000 points/s", best >= 3e5, ">= 300000",
+                    "%.0f (best path)", best);
+        }
+    }
+
+    lock_result_t lk = {.ping_p50 = NAN};
+    if (s_want(&o, "lockstep")) {
+        case_lockstep(&o, c, exp, &lk);
+        out("\n3. lock-step: one request at a time, %.1f s per sample\n", o.seconds);
+        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs; cairnd wrote %.0f "
+            "B/call\n",
+            "cairn_log_metric (log_metric, one SQLite commit each)", lk.log_rate,
+            lk.log_p50, lk.log_p99, lk.log_wbytes);
+        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs\n",
+            "floor: sys.ping (the kernel answers; no plugin hop)", lk.ping_rate,
+            lk.ping_p50, lk.ping_p99);
+        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / ping", lk.ratio,
+            lk.ratio_cov * 100);
+        out("   %-58s %12.0fx\n", "(quoted) vs MLflow 2.10.2 log_metric, 276 calls/s",
+            lk.log_rate / 276.0);
+        fig("lockstep_log_metric_per_s", lk.log_rate);
+        fig("lockstep_ping_per_s", lk.ping_rate);
+        fig("lockstep_ratio", lk.ratio);
+        fig("lockstep_log_metric_p50_us", lk.log_p50);
+        fig("lockstep_log_metric_p99_us", lk.log_p99);
+        fig("lockstep_ping_p50_us", lk.ping_p50);
+        fig("lockstep_log_metric_write_bytes", lk.log_wbytes);
+        verdict("3 lock-step log_metric >= 10,000/s", lk.log_rate >= 1e4, ">= 10000",
+                "%.0f (%.2fx ping)", lk.log_rate, lk.ratio);
+    }
+
+    search_result_t sr;
+    if (s_want(&o, "search")) {
+        case_search(&o, c, &sr);
+        out("\n4. search: %d runs x %d metrics x %d params, populated through the API "
+            "in "
+            "%.1f s\n   (%.0f runs/s: pipelined create_run + log_batch, 64 in flight; "
+            "cairnd "
+            "wrote %.0f KB per run)\n",
+            sr.nruns, SEARCH_METRICS, SEARCH_PARAMS, sr.populate_s,
+            sr.nruns / sr.populate_s, sr.populate_wbytes / 1024);
+        out("   %d queries each, alternating with the floor: the plugin's SQL on the "
+            "same "
+            "file, read-only, in this process\n",
+            o.queries);
+        out("   %-52s %8s %9s %9s %9s %9s %7s\n", "query", "runs", "p50 ms", "p99 ms",
+            "floor p50", "floor p99", "p50 x");
+        bool pass = true;
+        for (int i = 0; i < NQUERIES; i++) {
+            out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx\n", g_queries[i].label,
+                sr.matched[i], sr.q[i].p50, sr.q[i].p99, sr.qf[i].p50, sr.qf[i].p99,
+                sr.q[i].p50 / sr.qf[i].p50);
+            char k[64];
+            snprintf(k, sizeof k, "search_%s_p50_ms", g_queries[i].key);
+            fig(k, sr.q[i].p50);
+            snprintf(k, sizeof k, "search_%s_p99_ms", g_queries[i].key);
+            fig(k, sr.q[i].p99);
+            snprintf(k, sizeof k, "search_%s_floor_p50_ms", g_queries[i].key);
+            fig(k, sr.qf[i].p50);
+            snprintf(k, sizeof k, "search_%s_floor_p99_ms", g_queries[i].key);
+            fig(k, sr.qf[i].p99);
+        }
+        out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
+            "(info) top 100, SQL driven by the (key, value) index", "same", "-", "-",
+            sr.suggested.p50, sr.suggested.p99);
+        out("   %-52s %8d %9.3f %9.3f %9.3f %9.3f %6.2fx\n", "get_run (random run)",
+            sr.gets, sr.get.p50 / 1e3, sr.get.p99 / 1e3, sr.getf.p50 / 1e3,
+            sr.getf.p99 / 1e3, sr.get.p50 / sr.getf.p50);
+        if (!isnan(lk.ping_p50) && lk.ping_p50 > 0)
+            out("   get_run p50 %.0f µs = bus (sys.ping p50 %.0f µs, case 3) + SQL "
+                "floor %.0f µs "
+                "+ %.0f µs plugin hop, packing and SDK\n",
+                sr.get.p50, lk.ping_p50, sr.getf.p50,
+                sr.get.p50 - lk.ping_p50 - sr.getf.p50);
+        out("   (quoted) MLflow 2.10.2 orders 10k runs, top 100, in %.0f ms; Cairn "
+            "orders %d "
+            "runs in %.1f ms p50: %.0fx faster on %.1fx the runs\n",
+            MLFLOW_ORDER_10K_MS, sr.nruns, sr.q[2].p50,
+            MLFLOW_ORDER_10K_MS / sr.q[2].p50, sr.nruns / 10000.0);
+        fig("search_runs", sr.nruns);
+        fig("search_populate_s", sr.populate_s);
+        fig("search_populate_write_bytes_per_run", sr.populate_wbytes);
+        fig("get_run_p50_us", sr.get.p50);
+        fig("get_run_p99_us", sr.get.p99);
+        fig("get_run_floor_p50_us", sr.getf.p50);
+        fig("get_run_floor_p99_us", sr.getf.p99);
+        fig("search_top100_suggested_sql_p50_ms", sr.suggested.p50);
+        fig("search_top100_suggested_sql_p99_ms", sr.suggested.p99);
+        for (int i = 0; i < NQUERIES; i++) pass = pass && sr.q[i].p99 < 50.0;
+        verdict("4 search_runs p99 < 50 ms (all three queries)", pass, "< 50 ms",
+                "%.1f / %.1f / %.1f ms", sr.q[0].p99, sr.q[1].p99, sr.q[2].p99);
+        verdict("4 get_run p99 < 1 ms", sr.get.p99 < 1000.0, "< 1000 µs",
+                "%.0f µs (%.1fx floor)", sr.get.p99, sr.get.p50 / sr.getf.p50);
+    }
+
+    int misses = 0;
+    for (int i = 0; i < g_nverdicts; i++) misses += !g_verdicts[i].pass;
+    char load_end[64];
+    s_loadavg(load_end, sizeof load_end);
+    double total_s = (double)(now_ns() - t_start) / 1e9;
+    if (o.json) {
+        printf(
+            "{\"bench\": \"tracking\", \"date\": \"%s\", \"cpus\": %ld, \"kernel\": "
+            "\"%s\", "
+            "\"sqlite\": \"%s\", \"quick\": %s, \"window\": %d, \"rounds\": %d, "
+            "\"points\": %ld, \"runs\": %d, \"load_start\": \"%s\", \"load_end\": "
+            "\"%s\", "
+            "\"seconds\": %.1f, \"figures\": {",
+            date, ncpu, un.release, sqlite3_libversion(), o.quick ? "true" : "false",
+            o.window, o.rounds, o.points, o.runs, load, load_end, total_s);
+        for (int i = 0; i < g_nfigs; i++) {
+            if (isnan(g_figs[i].v) || isinf(g_figs[i].v))
+                printf("%s\"%s\": null", i ? ", " : "", g_figs[i].key);
+            else
+                printf("%s\"%s\": %.3f", i ? ", " : "", g_figs[i].key, g_figs[i].v);
+        }
+        printf("}, \"verdicts\": [");
+        for (int i = 0; i < g_nverdicts; i++)
+            printf(
+                "%s{\"name\": \"%s\", \"measured\": \"%s\", \"target\": \"%s\", "
+                "\"result\": \"%s\"}",
+                i ? ", " : "", g_verdicts[i].name, g_verdicts[i].measured,
+                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
+        printf("], \"misses\": %d}\n", misses);
+    } else {
+        out("\n%-48s %-30s %-12s %s\n", "verdict", "measured", "target", "result");
+        for (int i = 0; i < g_nverdicts; i++)
+            out("%-48s %-30s %-12s %s\n", g_verdicts[i].name, g_verdicts[i].measured,
+                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
+        out("\nverdicts: %d, %d PASS, %d MISS%s\n", g_nverdicts, g_nverdicts - misses,
+            misses, o.quick ? " (--quick: sizes too small to judge)" : "");
+        out("ran %.0f s; load average at the end %s (other work on this host skews "
+            "absolutes; the ratios are taken within the run)\n",
+            total_s, load_end);
+    }
+    fflush(stdout);
+    free(exp);
+    free(g_lat);
+    cairn_client_destroy(&c);
+    cleanup();
+    if (!o.json) printf("bench_tracking: done\n");
+    return o.strict && misses ? 3 : 0;
+}
