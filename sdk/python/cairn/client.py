@@ -135,6 +135,14 @@ class Client:
 
     def send(self, svc, verb, body=None, ttl_ms=None):
         """Send a request without waiting; return its id for matching recv()."""
+        payload = b"" if body is None else msgpack.packb(body, use_bin_type=True)
+        return self.send_packed(svc, verb, payload, ttl_ms)
+
+    def send_packed(self, svc, verb, payload, ttl_ms=None, zero_copy=True):
+        """Like send(), with ``payload`` the body already packed as msgpack
+        (hot paths pack by hand). zero_copy=False always copies the bytes:
+        pyzmq's zero-copy sends need a helper thread that cannot start while
+        the interpreter exits."""
         self._check_open()
         ttl = self.ttl_ms if ttl_ms is None else _check_ttl(ttl_ms)
         rid = self._next_id
@@ -143,14 +151,13 @@ class Client:
             hdr["tok"] = self.token
         if self.workspace:
             hdr["ws"] = self.workspace
-        frames = [b"", TAG, msgpack.packb(hdr, use_bin_type=True),
-                  b"" if body is None else msgpack.packb(body, use_bin_type=True)]
+        frames = [b"", TAG, msgpack.packb(hdr, use_bin_type=True), payload]
         if not self._sock.poll(ttl + GRACE_MS, zmq.POLLOUT):
             raise DeadlineExceeded(
                 f"could not queue {svc}.{verb} within {ttl + GRACE_MS} ms (too many "
                 f"requests waiting to be sent); is cairnd running at {self.endpoint}?",
                 504, "no_reply")
-        self._sock.send_multipart(frames, copy=len(frames[3]) < 65536)
+        self._sock.send_multipart(frames, copy=not zero_copy or len(payload) < 65536)
         self._next_id += 1
         deadline = time.monotonic() + (ttl + GRACE_MS) / 1000.0
         self._inflight[rid] = (deadline, svc, verb, ttl)

@@ -50,7 +50,6 @@ Processes that leave through os._exit() (multiprocessing workers) must call
 flush() themselves.
 """
 import atexit
-import heapq
 import math
 import operator
 import os
@@ -66,9 +65,8 @@ from collections import deque
 from itertools import repeat
 
 import msgpack
-import zmq
 
-from .client import TAG, GRACE_MS, Client, Reply, _check_ttl
+from .client import Client, Reply, _check_ttl
 from .errors import CairnError, Conflict, DeadlineExceeded, NotFound, error_for
 
 SVC = "tracking"
@@ -124,28 +122,9 @@ class _Conn(Client):
     packs metric points by hand, not through dicts)."""
 
     def send_raw(self, svc, verb, payload, ttl_ms=None):
-        """Like send(), with ``payload`` the msgpack bytes of the body."""
-        self._check_open()
-        ttl = self.ttl_ms if ttl_ms is None else _check_ttl(ttl_ms)
-        rid = self._next_id
-        hdr = {"id": rid, "svc": svc, "verb": verb, "ttl": ttl}
-        if self.token:
-            hdr["tok"] = self.token
-        if self.workspace:
-            hdr["ws"] = self.workspace
-        frames = [b"", TAG, msgpack.packb(hdr, use_bin_type=True), payload]
-        if not self._sock.poll(ttl + GRACE_MS, zmq.POLLOUT):
-            raise DeadlineExceeded(
-                f"could not queue {svc}.{verb} within {ttl + GRACE_MS} ms; is cairnd "
-                f"running at {self.endpoint}?", 504, "no_reply")
-        # Copied, never zero-copy: pyzmq's zero-copy needs its gc thread, which
-        # refuses to start at interpreter exit, when the last flush happens.
-        self._sock.send_multipart(frames)
-        self._next_id += 1
-        deadline = time.monotonic() + (ttl + GRACE_MS) / 1000.0
-        self._inflight[rid] = (deadline, svc, verb, ttl)
-        heapq.heappush(self._deadlines, (deadline, rid))
-        return rid
+        """Like send(), with ``payload`` the msgpack bytes of the body; always
+        copied (the last flush runs at interpreter exit)."""
+        return self.send_packed(svc, verb, payload, ttl_ms, zero_copy=False)
 
     def wait(self, rid):
         """The Reply to request ``rid`` (not raised), others kept for recv()."""
