@@ -36,7 +36,7 @@ static int s_pack_experiment(storage_t *s, msgpack_packer *pk, sqlite3_stmt *row
     cairn_pack_cstr(pk, "tags");
     sqlite3_stmt *t = db_stmt(s->db, ST_EXP_TAGS);
     sqlite3_bind_int64(t, 1, id);
-    storage_pack_kv_rows(pk, t);
+    storage_pack_kv_rows(s, pk, t);
     (void)err;
     return 0;
 }

@@ -18,27 +18,20 @@ static void s_int_or_nil(msgpack_packer *pk, sqlite3_stmt *st, int col)
         msgpack_pack_int64(pk, sqlite3_column_int64(st, col));
 }
 
-static void s_pack_metrics(msgpack_packer *pk, sqlite3_stmt *st)
+static void s_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st)
 {
-    size_t n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) n++;
-    sqlite3_reset(st);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
-        msgpack_pack_map(pk, 4);
-        cairn_pack_cstr(pk, "key");
-        storage_pack_text(pk, st, 0);
-        cairn_pack_cstr(pk, "value");
-        if (sqlite3_column_type(st, 1) == SQLITE_NULL) /* NaN is stored as NULL */
-            msgpack_pack_double(pk, 0.0 / 0.0);
-        else
-            msgpack_pack_double(pk, sqlite3_column_double(st, 1));
-        cairn_pack_cstr(pk, "timestamp");
-        msgpack_pack_int64(pk, sqlite3_column_int64(st, 2));
-        cairn_pack_cstr(pk, "step");
-        msgpack_pack_int64(pk, sqlite3_column_int64(st, 3));
-    }
-    sqlite3_reset(st);
+    msgpack_pack_map(pk, 4);
+    cairn_pack_cstr(pk, "key");
+    storage_pack_text(pk, st, 0);
+    cairn_pack_cstr(pk, "value");
+    if (sqlite3_column_type(st, 1) == SQLITE_NULL) /* NaN is stored as NULL */
+        msgpack_pack_double(pk, 0.0 / 0.0);
+    else
+        msgpack_pack_double(pk, sqlite3_column_double(st, 1));
+    cairn_pack_cstr(pk, "timestamp");
+    msgpack_pack_int64(pk, sqlite3_column_int64(st, 2));
+    cairn_pack_cstr(pk, "step");
+    msgpack_pack_int64(pk, sqlite3_column_int64(st, 3));
 }
 
 static void s_pack_info(msgpack_packer *pk, sqlite3_stmt *r)
@@ -90,15 +83,15 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_LATEST);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "metrics");
-    s_pack_metrics(pk, st);
+    storage_pack_rows(s, pk, st, s_pack_metric_row);
     st = db_stmt(s->db, ST_RUN_PARAMS);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "params");
-    storage_pack_kv_rows(pk, st);
+    storage_pack_kv_rows(s, pk, st);
     st = db_stmt(s->db, ST_RUN_TAGS);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "tags");
-    storage_pack_kv_rows(pk, st);
+    storage_pack_kv_rows(s, pk, st);
     return 0;
 }
 

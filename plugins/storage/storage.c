@@ -28,20 +28,34 @@ void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
     cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
 }
 
-void storage_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st)
+void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
+                       storage_row_fn *pack_row)
 {
+    msgpack_sbuffer_clear(&s->rows);
+    msgpack_packer rp;
+    msgpack_packer_init(&rp, &s->rows, msgpack_sbuffer_write);
     size_t n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) n++;
-    sqlite3_reset(st);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
-        msgpack_pack_map(pk, 2);
-        cairn_pack_cstr(pk, "key");
-        storage_pack_text(pk, st, 0);
-        cairn_pack_cstr(pk, "value");
-        storage_pack_text(pk, st, 1);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        pack_row(&rp, st);
+        n++;
     }
     sqlite3_reset(st);
+    msgpack_pack_array(pk, n);
+    if (s->rows.size) msgpack_sbuffer_write(pk->data, s->rows.data, s->rows.size);
+}
+
+static void s_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st)
+{
+    msgpack_pack_map(pk, 2);
+    cairn_pack_cstr(pk, "key");
+    storage_pack_text(pk, st, 0);
+    cairn_pack_cstr(pk, "value");
+    storage_pack_text(pk, st, 1);
+}
+
+void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st)
+{
+    storage_pack_rows(s, pk, st, s_pack_kv_row);
 }
 
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)
@@ -181,6 +195,7 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     if (!s) return cairn_err_set(err, 500, NULL, "out of memory");
     s->ctx = ctx;
     msgpack_sbuffer_init(&s->sb);
+    msgpack_sbuffer_init(&s->rows);
     msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
     char *db_path = s_path_or(ctx, "db", "tracking.db");
     s->artifact_root = s_path_or(ctx, "artifact_root", "artifacts");
@@ -215,6 +230,7 @@ static void storage_fini(void *state)
     free(s->artifact_root);
     free(s->pts);
     msgpack_sbuffer_destroy(&s->sb);
+    msgpack_sbuffer_destroy(&s->rows);
     free(s);
 }
 

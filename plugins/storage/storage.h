@@ -28,6 +28,7 @@ typedef struct storage {
     char *artifact_root; /* where artifact blobs live (content-addressed) */
     msgpack_sbuffer sb;  /* reused for replies */
     msgpack_packer pk;
+    msgpack_sbuffer rows; /* reused scratch: rows packed before their count */
     /* reused scratch for batches and history */
     metric_point_t *pts;
     size_t pts_cap;
@@ -40,9 +41,14 @@ msgpack_packer *storage_reply_begin(storage_t *s);
 void storage_reply_send(storage_t *s, cairn_req_t *req, int st);
 /* Pack a TEXT column ("" for NULL). */
 void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col);
-/* Pack the (key, value) rows of a bound statement as [{key, value}, ...]
- * (stepped twice: msgpack needs the count first); resets it. */
-void storage_pack_kv_rows(msgpack_packer *pk, sqlite3_stmt *st);
+/* Pack every row of a bound statement as an array, each row by pack_row;
+ * the statement is stepped once (rows go to a scratch buffer until their
+ * count is known) and reset. */
+typedef void(storage_row_fn)(msgpack_packer *pk, sqlite3_stmt *st);
+void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
+                       storage_row_fn *pack_row);
+/* The (key, value) rows of a bound statement as [{key, value}, ...]. */
+void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st);
 /* Answer an error. */
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err);
 /* Make sure s->pts holds n points. */
