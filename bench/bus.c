@@ -37,18 +37,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <dirent.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,176 +49,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "cairn/client.h"
-
-#ifndef BENCH_BIN_DIR
-#define BENCH_BIN_DIR ""
-#endif
+#include "cairn/msg.h"
 
 #define BODY_LEN 128
 #define MAX_ROUNDS 50
 #define IO_TIMEOUT_MS 10000
+_Static_assert(MAX_ROUNDS <= BENCH_MAX_ROUNDS, "rounds beyond bench_median's reach");
 
-/* ---- options, clock, stats ---------------------------------------------- */
-
-typedef struct opts {
-    bool quick, json, strict, pin;
-    int rounds;
-    double seconds; /* per sample: lock-step and pipelined each */
-    double warmup;  /* per case, once, before the rounds */
-    int window;
-    const char *cairnd;
-    const char *only; /* comma-separated case keys, for profiling one path */
-} opts_t;
-
-static unsigned char g_body[BODY_LEN];
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct_sorted(const double *v, size_t n, double p)
-{
-    if (!n) return NAN;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static double median(const double *v, int n)
-{
-    double tmp[MAX_ROUNDS];
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) tmp[k++] = v[i];
-    if (!k) return NAN;
-    qsort(tmp, (size_t)k, sizeof *tmp, cmp_double);
-    return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
-}
-
-static double cov(const double *v, int n)
-{
-    double s = 0, s2 = 0;
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) {
-            s += v[i];
-            k++;
-        }
-    if (k < 2) return 0;
-    double m = s / k;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) s2 += (v[i] - m) * (v[i] - m);
-    return m ? sqrt(s2 / (k - 1)) / fabs(m) : 0;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static unsigned char g_body[BODY_LEN]; /* the request body every case sends */
 
 /* ---- child processes ------------------------------------------------------- */
 
 #define MAX_CHILDREN 8
 static pid_t g_children[MAX_CHILDREN];
 static int g_nchildren;
-static pid_t g_cairnd = -1;
+static bench_kernel_t *g_kernel;
 static int g_srv_cpu = -1, g_cli_cpu = -1; /* --pin: the servers' CPU, the clients' */
 
-static void s_pin(int cpu)
+static void cleanup(bool failed)
 {
-    if (cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0)
-        fprintf(stderr, "bench_bus: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
-}
-static char g_tmp[PATH_MAX];
-static char g_log[PATH_MAX + 32];
-
-static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void s_reap(pid_t pid, int sig)
-{
-    if (pid <= 0) return;
-    kill(pid, sig);
-    for (int i = 0; i < 300; i++) { /* at most 3 s, then SIGKILL */
-        if (waitpid(pid, NULL, WNOHANG) == pid) return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static void cleanup(void)
-{
-    if (g_cairnd > 0) s_reap(g_cairnd, SIGTERM);
-    g_cairnd = -1;
-    for (int i = 0; i < g_nchildren; i++) s_reap(g_children[i], SIGKILL);
+    if (failed) bench_kernel_print_log(g_kernel, stderr);
+    if (g_kernel) bench_kernel_stop(g_kernel);
+    for (int i = 0; i < g_nchildren; i++) bench_reap(g_children[i], SIGKILL);
     g_nchildren = 0;
     /* Orphans (the proxy's worker process) come to us, the subreaper. */
     for (int i = 0; i < 100 && waitpid(-1, NULL, WNOHANG) >= 0; i++) usleep(10000);
-    if (g_tmp[0]) nftw(g_tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    g_tmp[0] = '\0';
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    cleanup();
-    _exit(130);
-}
-
-static void s_print_cairnd_log(void)
-{
-    FILE *f = g_log[0] ? fopen(g_log, "r") : NULL;
-    if (!f) return;
-    char line[512];
-    fprintf(stderr, "---- cairnd log ----\n");
-    while (fgets(line, sizeof line, f)) fputs(line, stderr);
-    fclose(f);
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_bus: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    s_print_cairnd_log();
-    cleanup();
-    exit(1);
-}
-
-/* In a forked child: die with the bench (it may already be gone). */
-static void s_child_setup(pid_t parent)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(0);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    s_pin(g_srv_cpu); /* inherited by every thread and exec'd child */
+    bench_kernel_destroy(&g_kernel);
 }
 
 /* Echo every message back: works for REP (the envelope is implicit) and
@@ -295,7 +150,7 @@ static void server_main(srv_kind_t kind, int fd, const char *ipc_path)
         w = fork();
         if (w < 0) _exit(2);
         if (w == 0) {
-            s_child_setup(me);
+            bench_child_setup(me, g_srv_cpu);
             void *ctx = zmq_ctx_new();
             char ep[PATH_MAX + 16];
             snprintf(ep, sizeof ep, "ipc://%s", ipc_path);
@@ -343,12 +198,12 @@ static void start_server(srv_kind_t kind, const char *ipc_path, char *ep1, char 
                          size_t len, pid_t pids[2])
 {
     int p[2];
-    if (pipe(p) != 0) die("pipe: %s", strerror(errno));
+    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
     pid_t me = getpid();
     pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid < 0) bench_die("fork: %s", strerror(errno));
     if (pid == 0) {
-        s_child_setup(me);
+        bench_child_setup(me, g_srv_cpu);
         close(p[0]);
         server_main(kind, p[1], ipc_path);
         _exit(0);
@@ -359,16 +214,18 @@ static void start_server(srv_kind_t kind, const char *ipc_path, char *ep1, char 
     size_t got = 0;
     struct pollfd pf = {p[0], POLLIN, 0};
     while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
-        if (poll(&pf, 1, IO_TIMEOUT_MS) <= 0) die("a server process did not start");
+        if (poll(&pf, 1, IO_TIMEOUT_MS) <= 0)
+            bench_die("a server process did not start");
         ssize_t n = read(p[0], buf + got, sizeof buf - 1 - got);
-        if (n <= 0) die("a server process exited at start");
+        if (n <= 0) bench_die("a server process exited at start");
         got += (size_t)n;
     }
     buf[got] = '\0';
     close(p[0]);
     char a[300], b[300];
     int wpid = 0;
-    if (sscanf(buf, "%299s %299s %d", a, b, &wpid) != 3) die("a server sent '%s'", buf);
+    if (sscanf(buf, "%299s %299s %d", a, b, &wpid) != 3)
+        bench_die("a server sent '%s'", buf);
     pids[0] = pid;
     pids[1] = (pid_t)wpid;
     snprintf(ep1, len, "%s", a);
@@ -377,124 +234,13 @@ static void start_server(srv_kind_t kind, const char *ipc_path, char *ep1, char 
 
 /* ---- cairnd ----------------------------------------------------------------- */
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &al) != 0)
-        die("cannot find a free port: %s", strerror(errno));
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bool s_exists(const char *p)
-{
-    return access(p, X_OK) == 0;
-}
-
-static void find_cairnd(const opts_t *o, char *out, size_t len)
-{
-    if (o->cairnd) {
-        snprintf(out, len, "%s", o->cairnd);
-        if (!s_exists(out)) die("--cairnd %s: not an executable", out);
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        const char *dir = dirname(exe);
-        snprintf(out, len, "%s/cairnd", dir);
-        if (s_exists(out)) return;
-        snprintf(out, len, "%s/../bin/cairnd", dir);
-        if (s_exists(out)) return;
-    }
-    snprintf(out, len, "%s/cairnd", BENCH_BIN_DIR);
-    if (BENCH_BIN_DIR[0] && s_exists(out)) return;
-    die("cannot find cairnd beside this program or in '%s' (use --cairnd PATH)",
-        BENCH_BIN_DIR);
-}
-
-static void start_cairnd(const char *cairnd, const char *endpoint, const char *events)
-{
-    char conf[PATH_MAX + 32], state[PATH_MAX + 32];
-    snprintf(conf, sizeof conf, "%s/cairn.yaml", g_tmp);
-    snprintf(state, sizeof state, "%s/state", g_tmp);
-    snprintf(g_log, sizeof g_log, "%s/cairnd.log", g_tmp);
-    FILE *f = fopen(conf, "w");
-    if (!f) die("cannot write %s: %s", conf, strerror(errno));
-    fprintf(f,
-            "kernel:\n"
-            "  endpoint: %s\n"
-            "  events: %s\n"
-            "  auth: none\n"
-            "services:\n"
-            "  echo:\n"
-            "    plugin: echo\n"
-            "    mode: inproc\n"
-            "  echo_proc:\n"
-            "    plugin: echo\n"
-            "    mode: process\n",
-            endpoint, events);
-    fclose(f);
-    pid_t me = getpid();
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        s_child_setup(me);
-        int fd = open(g_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        unsetenv("CAIRN_ENDPOINT");
-        execl(cairnd, cairnd, "--conf", conf, "--state", state, (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", cairnd, strerror(errno));
-        _exit(127);
-    }
-    g_cairnd = pid;
-}
-
-static const msgpack_object *s_get(const msgpack_object *o, const char *key)
-{
-    if (!o || o->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            memcmp(k->via.str.ptr, key, kl) == 0)
-            return &o->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-/* sys.health says ok and every plugin up. */
-static bool s_all_up(cairn_client_t *c)
-{
-    cairn_reply_t *r = NULL;
-    cairn_err_t err = {0};
-    bool up = false;
-    if (cairn_client_call(c, "sys", "health", NULL, 0, 500, &r, &err) == 0) {
-        const msgpack_object *o = cairn_reply_object(r);
-        const msgpack_object *ok = s_get(o, "ok"), *pl = s_get(o, "plugins");
-        if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean && pl &&
-            pl->type == MSGPACK_OBJECT_ARRAY && pl->via.array.size == 2) {
-            up = true;
-            for (uint32_t i = 0; i < pl->via.array.size; i++) {
-                const msgpack_object *st = s_get(&pl->via.array.ptr[i], "state");
-                if (!st || st->type != MSGPACK_OBJECT_STR || st->via.str.size != 2 ||
-                    memcmp(st->via.str.ptr, "up", 2) != 0)
-                    up = false;
-            }
-        }
-    }
-    cairn_reply_destroy(&r);
-    return up;
-}
+static const char SERVICES[] =
+    "  echo:\n"
+    "    plugin: echo\n"
+    "    mode: inproc\n"
+    "  echo_proc:\n"
+    "    plugin: echo\n"
+    "    mode: process\n";
 
 static int64_t s_info_pid(cairn_client_t *c, const char *svc)
 {
@@ -502,39 +248,25 @@ static int64_t s_info_pid(cairn_client_t *c, const char *svc)
     cairn_err_t err = {0};
     int64_t pid = -1;
     if (cairn_client_call(c, svc, "info", NULL, 0, 5000, &r, &err) != 0)
-        die("%s.info: %s", svc, err.msg);
-    const msgpack_object *p = s_get(cairn_reply_object(r), "pid");
+        bench_die("%s.info: %s", svc, err.msg);
+    const msgpack_object *p = cairn_obj_get(cairn_reply_object(r), "pid");
     if (p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER) pid = (int64_t)p->via.u64;
     cairn_reply_destroy(&r);
     return pid;
 }
 
 /* Wait for both services; *host receives the process plugin's pid. */
-static cairn_client_t *wait_cairnd(const char *endpoint, pid_t *host)
+static cairn_client_t *wait_cairnd(pid_t *host)
 {
     cairn_err_t err = {0};
-    cairn_client_t *c = cairn_client_new(endpoint, NULL, &err);
-    if (!c) die("cairn_client_new: %s", err.msg);
-    uint64_t end = now_ns() + 30ull * 1000000000u;
-    for (;;) {
-        int status;
-        if (waitpid(g_cairnd, &status, WNOHANG) == g_cairnd) {
-            g_cairnd = -1;
-            if (WIFEXITED(status))
-                die("cairnd exited at start (exit status %d)", WEXITSTATUS(status));
-            die("cairnd died at start (signal %d)", WTERMSIG(status));
-        }
-        if (s_all_up(c)) break;
-        if (now_ns() > end) die("cairnd's services were not all up within 30 s");
-        /* A fresh socket: a lost reply must not be mistaken for the next. */
-        cairn_client_destroy(&c);
-        usleep(20000);
-        if (!(c = cairn_client_new(endpoint, NULL, &err))) die("%s", err.msg);
-    }
+    cairn_client_t *c = bench_kernel_wait(g_kernel, 2, &err);
+    if (!c) bench_die("%s", err.msg);
     /* The modes are what the conf says: inproc shares cairnd's pid. */
-    if (s_info_pid(c, "echo") != g_cairnd) die("echo is not running inside cairnd");
+    pid_t cairnd = bench_kernel_pid(g_kernel);
+    if (s_info_pid(c, "echo") != cairnd) bench_die("echo is not running inside cairnd");
     int64_t pp = s_info_pid(c, "echo_proc");
-    if (pp <= 0 || pp == g_cairnd) die("echo_proc is not running in its own process");
+    if (pp <= 0 || pp == cairnd)
+        bench_die("echo_proc is not running in its own process");
     *host = (pid_t)pp;
     return c;
 }
@@ -563,31 +295,13 @@ typedef struct bcase {
     sample_t s[MAX_ROUNDS];
 } bcase_t;
 
-/* CPU time of every thread of a process, ns (schedstat); 0 for no process,
- * NO_CPU when unreadable. */
+/* CPU time of every thread of a process, ns; 0 for no process, NO_CPU when
+ * unreadable. */
 #define NO_CPU UINT64_MAX
 static uint64_t s_proc_cpu_ns(pid_t pid)
 {
-    if (pid <= 0) return 0;
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return NO_CPU;
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%.16s/schedstat", (int)pid,
-                 e->d_name);
-        FILE *f = fopen(path, "r");
-        unsigned long long ns;
-        if (!f || fscanf(f, "%llu", &ns) != 1) sum = NO_CPU;
-        if (f) fclose(f);
-        if (sum == NO_CPU) break;
-        sum += ns;
-    }
-    closedir(d);
-    return sum;
+    uint64_t ns;
+    return bench_proc_cpu_ns(pid, &ns) == 0 ? ns : NO_CPU;
 }
 
 static uint64_t s_add(uint64_t a, uint64_t b)
@@ -627,11 +341,11 @@ static void *s_client(int type, const char *ep)
 {
     int timeout = IO_TIMEOUT_MS, zero = 0;
     void *s = zmq_socket(g_zctx, type);
-    if (!s) die("zmq_socket: %s", zmq_strerror(errno));
+    if (!s) bench_die("zmq_socket: %s", zmq_strerror(errno));
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
-    if (zmq_connect(s, ep) != 0) die("connect %s: %s", ep, zmq_strerror(errno));
+    if (zmq_connect(s, ep) != 0) bench_die("connect %s: %s", ep, zmq_strerror(errno));
     g_sockets[g_nsock++] = s;
     return s;
 }
@@ -642,31 +356,31 @@ static size_t g_rtt_cap;
 static void s_check_reply(const void *data, size_t len, const char *what)
 {
     if (len != BODY_LEN || memcmp(data, g_body, BODY_LEN) != 0)
-        die("%s: a reply of %zu bytes is not the 128-byte body sent", what, len);
+        bench_die("%s: a reply of %zu bytes is not the 128-byte body sent", what, len);
 }
 
 static void s_summarize(sample_t *s, size_t n, uint64_t total_ns)
 {
-    qsort(g_rtt, n, sizeof *g_rtt, cmp_double);
+    qsort(g_rtt, n, sizeof *g_rtt, bench_cmp_double);
     s->n = n;
-    s->p50 = pct_sorted(g_rtt, n, 0.50);
-    s->p99 = pct_sorted(g_rtt, n, 0.99);
+    s->p50 = bench_pct_sorted(g_rtt, n, 0.50);
+    s->p99 = bench_pct_sorted(g_rtt, n, 0.99);
     s->mean = n ? (double)total_ns / 1e3 / (double)n : NAN;
 }
 
 static void lock_raw(bcase_t *c, double secs, sample_t *s)
 {
-    uint64_t end = now_ns() + (uint64_t)(secs * 1e9), total = 0;
+    uint64_t end = bench_now_ns() + (uint64_t)(secs * 1e9), total = 0;
     size_t n = 0;
     zmq_msg_t m;
     zmq_msg_init(&m);
-    while (n < g_rtt_cap && (n < 10 || now_ns() < end)) {
-        uint64_t t0 = now_ns();
+    while (n < g_rtt_cap && (n < 10 || bench_now_ns() < end)) {
+        uint64_t t0 = bench_now_ns();
         if (zmq_send(c->lock_sock, g_body, BODY_LEN, 0) != BODY_LEN)
-            die("%s: send: %s", c->key, zmq_strerror(errno));
+            bench_die("%s: send: %s", c->key, zmq_strerror(errno));
         if (zmq_msg_recv(&m, c->lock_sock, 0) < 0)
-            die("%s: no reply: %s", c->key, zmq_strerror(errno));
-        uint64_t dt = now_ns() - t0;
+            bench_die("%s: no reply: %s", c->key, zmq_strerror(errno));
+        uint64_t dt = bench_now_ns() - t0;
         s_check_reply(zmq_msg_data(&m), zmq_msg_size(&m), c->key);
         total += dt;
         g_rtt[n++] = (double)dt / 1e3;
@@ -677,16 +391,16 @@ static void lock_raw(bcase_t *c, double secs, sample_t *s)
 
 static void lock_cairn(bcase_t *c, double secs, sample_t *s)
 {
-    uint64_t end = now_ns() + (uint64_t)(secs * 1e9), total = 0;
+    uint64_t end = bench_now_ns() + (uint64_t)(secs * 1e9), total = 0;
     size_t n = 0;
-    while (n < g_rtt_cap && (n < 10 || now_ns() < end)) {
+    while (n < g_rtt_cap && (n < 10 || bench_now_ns() < end)) {
         cairn_reply_t *r = NULL;
         cairn_err_t err = {0};
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         if (cairn_client_call(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, &r, &err) !=
             0)
-            die("%s: %s.echo: %d %s", c->key, c->svc, err.st, err.msg);
-        uint64_t dt = now_ns() - t0;
+            bench_die("%s: %s.echo: %d %s", c->key, c->svc, err.st, err.msg);
+        uint64_t dt = bench_now_ns() - t0;
         size_t len;
         const void *b = cairn_reply_body(r, &len);
         s_check_reply(b, len, c->key);
@@ -702,16 +416,16 @@ static void s_dealer_send(bcase_t *c)
 {
     if (zmq_send(c->pipe_sock, "", 0, ZMQ_SNDMORE) != 0 ||
         zmq_send(c->pipe_sock, g_body, BODY_LEN, 0) != BODY_LEN)
-        die("%s: send: %s", c->key, zmq_strerror(errno));
+        bench_die("%s: send: %s", c->key, zmq_strerror(errno));
 }
 
 static void s_dealer_recv(bcase_t *c, zmq_msg_t *m)
 {
     if (zmq_msg_recv(m, c->pipe_sock, 0) < 0 || zmq_msg_size(m) != 0 ||
         !zmq_msg_more(m))
-        die("%s: no reply or no delimiter: %s", c->key, zmq_strerror(errno));
+        bench_die("%s: no reply or no delimiter: %s", c->key, zmq_strerror(errno));
     if (zmq_msg_recv(m, c->pipe_sock, 0) < 0)
-        die("%s: no body: %s", c->key, zmq_strerror(errno));
+        bench_die("%s: no body: %s", c->key, zmq_strerror(errno));
     s_check_reply(zmq_msg_data(m), zmq_msg_size(m), c->key);
 }
 
@@ -719,7 +433,7 @@ static void pipe_raw(bcase_t *c, double secs, int window, sample_t *s)
 {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     size_t sent = 0, got = 0;
     bool refill = true;
     for (; sent < (size_t)window; sent++) s_dealer_send(c);
@@ -727,13 +441,13 @@ static void pipe_raw(bcase_t *c, double secs, int window, sample_t *s)
         s_dealer_recv(c, &m);
         got++;
         /* Check the clock every 16 replies; then drain what is in flight. */
-        if (refill && !(got & 15) && now_ns() >= end) refill = false;
+        if (refill && !(got & 15) && bench_now_ns() >= end) refill = false;
         if (refill) {
             s_dealer_send(c);
             sent++;
         }
     }
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = bench_now_ns() - t0;
     zmq_msg_close(&m);
     s->pn = got;
     s->rps = (double)got / ((double)dt / 1e9);
@@ -742,34 +456,34 @@ static void pipe_raw(bcase_t *c, double secs, int window, sample_t *s)
 static void pipe_cairn(bcase_t *c, double secs, int window, sample_t *s)
 {
     cairn_err_t err = {0};
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     size_t sent = 0, got = 0;
     bool refill = true;
     for (; sent < (size_t)window; sent++)
         if (cairn_client_send(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, NULL,
                               &err) != 0)
-            die("%s: send: %s", c->key, err.msg);
+            bench_die("%s: send: %s", c->key, err.msg);
     while (got < sent) {
         cairn_reply_t *r = NULL;
         if (cairn_client_recv(c->cli, IO_TIMEOUT_MS, &r, &err) != 0)
-            die("%s: recv: %d %s", c->key, err.st, err.msg);
+            bench_die("%s: recv: %d %s", c->key, err.st, err.msg);
         if (cairn_reply_status(r) != 200)
-            die("%s: status %d %s", c->key, cairn_reply_status(r),
-                cairn_reply_error(r));
+            bench_die("%s: status %d %s", c->key, cairn_reply_status(r),
+                      cairn_reply_error(r));
         size_t len;
         const void *b = cairn_reply_body(r, &len);
         s_check_reply(b, len, c->key);
         cairn_reply_destroy(&r);
         got++;
-        if (refill && !(got & 15) && now_ns() >= end) refill = false;
+        if (refill && !(got & 15) && bench_now_ns() >= end) refill = false;
         if (refill) {
             if (cairn_client_send(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, NULL,
                                   &err) != 0)
-                die("%s: send: %s", c->key, err.msg);
+                bench_die("%s: send: %s", c->key, err.msg);
             sent++;
         }
     }
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = bench_now_ns() - t0;
     s->pn = got;
     s->rps = (double)got / ((double)dt / 1e9);
 }
@@ -816,27 +530,16 @@ static void compute_ratio(ratio_t *r, const bcase_t *cs, int rounds)
                : r->what == W_RPS ? b->rps / a->rps
                                   : b->pipe_srv_cpu / a->pipe_srv_cpu;
     }
-    r->med = median(v, rounds);
-    r->cv = cov(v, rounds);
+    r->med = bench_median(v, rounds);
+    r->cv = bench_cov(v, rounds);
     if (!isnan(r->target))
         r->pass = r->what == W_RPS ? r->med >= r->target : r->med <= r->target;
-}
-
-static double med_field(const bcase_t *c, int rounds, size_t off)
-{
-    double v[MAX_ROUNDS];
-    for (int i = 0; i < rounds; i++)
-        v[i] = *(const double *)((const char *)&c->s[i] + off);
-    return median(v, rounds);
 }
 
 /* ", "key": v' for JSON (null when not measured). */
 static void jnum(const char *key, double v)
 {
-    if (isnan(v) || isinf(v))
-        printf(", \"%s\": null", key);
-    else
-        printf(", \"%s\": %.3f", key, v);
+    bench_json_num(", ", key, v);
 }
 
 static void usage(FILE *f)
@@ -862,32 +565,14 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.rounds = 7, .seconds = 0.4, .warmup = 0.3, .window = 128, .pin = true};
-    bool rounds_set = false, secs_set = false;
+    /* .seconds: per sample, lock-step and pipelined each; .only: for profiling
+     * one path. warmup: per case, once, before the rounds. */
+    bench_opts_t o = {.rounds = 7, .seconds = 0.4, .window = 128, .pin = true};
+    double warmup = 0.3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--quick"))
-            o.quick = true;
-        else if (!strcmp(a, "--json"))
-            o.json = true;
-        else if (!strcmp(a, "--strict"))
-            o.strict = true;
-        else if (!strcmp(a, "--pin"))
-            o.pin = true;
-        else if (!strcmp(a, "--no-pin"))
-            o.pin = false;
-        else if (!strcmp(a, "--rounds") && i + 1 < argc) {
-            o.rounds = atoi(argv[++i]);
-            rounds_set = true;
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) {
-            o.seconds = atof(argv[++i]);
-            secs_set = true;
-        } else if (!strcmp(a, "--window") && i + 1 < argc)
-            o.window = atoi(argv[++i]);
-        else if (!strcmp(a, "--only") && i + 1 < argc)
-            o.only = argv[++i];
-        else if (!strcmp(a, "--cairnd") && i + 1 < argc)
-            o.cairnd = argv[++i];
+        if (bench_opts_take(&o, argc, argv, &i))
+            continue;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -898,9 +583,9 @@ int main(int argc, char **argv)
         }
     }
     if (o.quick) {
-        if (!rounds_set) o.rounds = 2;
-        if (!secs_set) o.seconds = 0.1;
-        o.warmup = 0.05;
+        if (!o.rounds_set) o.rounds = 2;
+        if (!o.seconds_set) o.seconds = 0.1;
+        warmup = 0.05;
     }
     if (o.rounds < 1 || o.rounds > MAX_ROUNDS || o.seconds <= 0 || o.seconds > 60 ||
         o.window < 1 || o.window > 900) {
@@ -909,64 +594,42 @@ int main(int argc, char **argv)
                 MAX_ROUNDS);
         return 2;
     }
-    unsetenv("CAIRN_ENDPOINT");
-    unsetenv("CAIRN_TOKEN");
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    bench_init("bench_bus", cleanup);
 
     /* The body: one msgpack bin of 126 bytes, 128 bytes in all. */
     g_body[0] = 0xc4;
     g_body[1] = BODY_LEN - 2;
     for (int i = 2; i < BODY_LEN; i++) g_body[i] = (unsigned char)('a' + i % 26);
 
-    char cairnd[PATH_MAX];
-    find_cairnd(&o, cairnd, sizeof cairnd);
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cairn-bench-XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        g_tmp[0] = '\0';
-        die("mkdtemp: %s", strerror(errno));
-    }
-    atexit(cleanup);
+    cairn_err_t err = {0};
+    if (!(g_kernel = bench_kernel_new(o.cairnd, "/tmp/cairn-bench-", &err)))
+        bench_die("%s", err.msg);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     /* --pin: servers on the first allowed CPU, this process (the clients) on
      * the second; without two CPUs, nothing is pinned. */
-    cpu_set_t allowed;
-    if (o.pin && sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
-        CPU_COUNT(&allowed) >= 2) {
-        for (int c = 0; c < CPU_SETSIZE && g_cli_cpu < 0; c++)
-            if (CPU_ISSET(c, &allowed)) {
-                if (g_srv_cpu < 0)
-                    g_srv_cpu = c;
-                else
-                    g_cli_cpu = c;
-            }
-    } else {
-        o.pin = false;
-    }
+    if (!o.pin || !bench_pick_cpus(&g_srv_cpu, &g_cli_cpu)) o.pin = false;
 
     /* Servers first: they fork before this process makes a zmq context. */
     char raw_rep[300], raw_router[300], proxy_ep[300], proxy_ipc_ep[300], unused[300];
     char ipc_path[PATH_MAX + 16];
-    snprintf(ipc_path, sizeof ipc_path, "%s/proxy.sock", g_tmp);
+    snprintf(ipc_path, sizeof ipc_path, "%s/proxy.sock", bench_kernel_dir(g_kernel));
     pid_t raw_pids[2], proxy_pids[2], proxy_ipc_pids[2], host_pid = 0;
     start_server(SRV_RAW, NULL, raw_rep, raw_router, sizeof raw_rep, raw_pids);
     start_server(SRV_PROXY_INPROC, NULL, proxy_ep, unused, sizeof proxy_ep, proxy_pids);
     start_server(SRV_PROXY_IPC, ipc_path, proxy_ipc_ep, unused, sizeof proxy_ipc_ep,
                  proxy_ipc_pids);
-    char endpoint[64], events[64];
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
-    snprintf(events, sizeof events, "tcp://127.0.0.1:%d", free_port());
-    uint64_t t_start = now_ns();
-    start_cairnd(cairnd, endpoint, events);
-    s_pin(g_cli_cpu); /* before any zmq context: its I/O thread inherits this */
-    cairn_client_t *cli_inproc = wait_cairnd(endpoint, &host_pid);
-    double startup_ms = (double)(now_ns() - t_start) / 1e6;
-    cairn_err_t err = {0};
-    cairn_client_t *cli_proc = cairn_client_new(endpoint, NULL, &err);
-    if (!cli_proc) die("%s", err.msg);
+    uint64_t t_start = bench_now_ns();
+    if (bench_kernel_start(g_kernel, SERVICES, g_srv_cpu, &err) != 0)
+        bench_die("%s", err.msg);
+    /* Before any zmq context: its I/O thread inherits this. */
+    if (bench_pin(g_cli_cpu, &err) != 0) bench_warn("%s", err.msg);
+    cairn_client_t *cli_inproc = wait_cairnd(&host_pid);
+    double startup_ms = (double)(bench_now_ns() - t_start) / 1e6;
+    pid_t cairnd_pid = bench_kernel_pid(g_kernel);
+    cairn_client_t *cli_proc =
+        cairn_client_new(bench_kernel_endpoint(g_kernel), NULL, &err);
+    if (!cli_proc) bench_die("%s", err.msg);
 
     g_zctx = zmq_ctx_new();
     static bcase_t cs[NCASES];
@@ -984,7 +647,7 @@ int main(int argc, char **argv)
                             .label = "cairnd -> echo, inproc plugin",
                             .cli = cli_inproc,
                             .svc = "echo",
-                            .pids = {g_cairnd, 0}};
+                            .pids = {cairnd_pid, 0}};
     cs[C_PROXY_IPC] = (bcase_t){.key = "proxy_ipc",
                                 .label = "zmq_proxy -> ipc worker process",
                                 .lock_sock = s_client(ZMQ_REQ, proxy_ipc_ep),
@@ -994,31 +657,25 @@ int main(int argc, char **argv)
                                  .label = "cairnd -> echo_proc, process plugin",
                                  .cli = cli_proc,
                                  .svc = "echo_proc",
-                                 .pids = {g_cairnd, host_pid}};
+                                 .pids = {cairnd_pid, host_pid}};
 
     g_rtt_cap = 2000000;
-    if (!(g_rtt = malloc(g_rtt_cap * sizeof *g_rtt))) die("out of memory");
+    if (!(g_rtt = malloc(g_rtt_cap * sizeof *g_rtt))) bench_die("out of memory");
 
     /* Warm up every path (connections, worker handshakes, caches). */
     sample_t scratch;
     for (int c = 0; c < NCASES; c++) {
-        if (o.only) {
-            char list[256];
-            snprintf(list, sizeof list, ",%s,", o.only);
-            char key[64];
-            snprintf(key, sizeof key, ",%s,", cs[c].key);
-            cs[c].skip = !strstr(list, key);
-        }
-        if (!cs[c].skip) measure(&cs[c], o.warmup, o.window, &scratch);
+        cs[c].skip = !bench_in_list(o.only, cs[c].key);
+        if (!cs[c].skip) measure(&cs[c], warmup, o.window, &scratch);
     }
 
-    uint64_t t_bench = now_ns();
+    uint64_t t_bench = bench_now_ns();
     for (int r = 0; r < o.rounds; r++)
         for (int k = 0; k < NCASES; k++) {
             int c = r % 2 ? NCASES - 1 - k : k; /* forward, then reversed */
             if (!cs[c].skip) measure(&cs[c], o.seconds, o.window, &cs[c].s[r]);
         }
-    double bench_s = (double)(now_ns() - t_bench) / 1e9;
+    double bench_s = (double)(bench_now_ns() - t_bench) / 1e9;
 
     /* The gated four, then context: the broker hop itself, process mode
      * against the inproc peer, and the server CPU per request (noise hardly
@@ -1053,16 +710,12 @@ int main(int argc, char **argv)
         }
     }
 
-    struct utsname un;
-    uname(&un);
+    bench_host_t host;
+    bench_host(&host);
     int zmaj, zmin, zpat;
     zmq_version(&zmaj, &zmin, &zpat);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    char date[32];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
-#define MED(f) med_field(b, o.rounds, offsetof(sample_t, f))
+#define MED(f) BENCH_MEDIAN_FIELD(b->s, sample_t, f, o.rounds)
     if (o.json) {
         printf(
             "{\"bench\": \"bus\", \"date\": \"%s\", \"cpus\": %ld, \"kernel\": \"%s\", "
@@ -1070,8 +723,8 @@ int main(int argc, char **argv)
             "%d, "
             "\"seconds_per_sample\": %g, \"quick\": %s, \"server_cpu\": %d, "
             "\"client_cpu\": %d, \"cases\": {",
-            date, ncpu, un.release, zmaj, zmin, zpat, BODY_LEN, o.window, o.rounds,
-            o.seconds, o.quick ? "true" : "false", g_srv_cpu, g_cli_cpu);
+            host.date, host.ncpu, host.kernel, zmaj, zmin, zpat, BODY_LEN, o.window,
+            o.rounds, o.seconds, o.quick ? "true" : "false", g_srv_cpu, g_cli_cpu);
         bool first = true;
         for (int c = 0; c < NCASES; c++) {
             const bcase_t *b = &cs[c];
@@ -1119,8 +772,8 @@ int main(int argc, char **argv)
             "bench_bus: CAIRN/1 bus vs ZeroMQ, %d-byte msgpack body, tcp loopback "
             "clients\n",
             BODY_LEN);
-        printf("host: %ld CPUs, Linux %s, libzmq %d.%d.%d, %s\n", ncpu, un.release,
-               zmaj, zmin, zpat, date);
+        printf("host: %ld CPUs, Linux %s, libzmq %d.%d.%d, %s\n", host.ncpu,
+               host.kernel, zmaj, zmin, zpat, host.date);
         printf(
             "method: %d rounds in alternating order, %.2f s per sample, window %d; "
             "medians "
@@ -1172,7 +825,7 @@ int main(int argc, char **argv)
     cairn_client_destroy(&cli_inproc);
     cairn_client_destroy(&cli_proc);
     free(g_rtt);
-    cleanup();
+    cleanup(false);
     if (!o.json) printf("bench_bus: done\n");
     return o.strict && misses ? 3 : 0;
 }

@@ -38,16 +38,10 @@
  * status 3. Every reply is checked; any wrong answer is exit status 1.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -56,18 +50,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cairn/cairn.h"
 
-#ifndef BENCH_BIN_DIR
-#define BENCH_BIN_DIR ""
-#endif
 #ifndef BENCH_SOURCE_DIR
 #define BENCH_SOURCE_DIR ""
 #endif
@@ -82,70 +70,21 @@
 #define SEARCH_PARAMS 10
 #define MLFLOW_ORDER_10K_MS 3111.0 /* quoted: performance-anchors.md §2c */
 #define MLFLOW_BATCH_PPS 15800.0   /* quoted: log_batch(1000), §2c */
+_Static_assert(MAX_ROUNDS <= BENCH_MAX_ROUNDS, "rounds beyond bench_median's reach");
 
-/* ---- options, clock, stats ------------------------------------------------------- */
+/* ---- options, random numbers ----------------------------------------------------- */
 
 typedef struct opts {
-    bool quick, json, strict, pin, keep;
-    int rounds;     /* ingest and lock-step rounds */
-    double seconds; /* per lock-step sample */
-    int window;     /* batches in flight */
+    bench_opts_t base; /* .rounds: ingest and lock-step rounds; .seconds: per
+                          lock-step sample; .window: batches in flight */
+    bool keep;
     long points;    /* per ingest sample, C and floor */
     long py_points; /* per Python sample */
     int runs;       /* search population */
     int queries;    /* per search query */
     int gets;       /* get_run calls */
-    const char *cairnd, *python, *only;
+    const char *python;
 } opts_t;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Percentile of v (sorted in place). */
-static double pct(double *v, size_t n, double p)
-{
-    if (!n) return NAN;
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static double median(const double *v, int n)
-{
-    double tmp[MAX_ROUNDS];
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) tmp[k++] = v[i];
-    if (!k) return NAN;
-    qsort(tmp, (size_t)k, sizeof *tmp, cmp_double);
-    return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
-}
-
-static double cov(const double *v, int n)
-{
-    double s = 0, s2 = 0;
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) {
-            s += v[i];
-            k++;
-        }
-    if (k < 2) return 0;
-    double m = s / k;
-    for (int i = 0; i < n; i++)
-        if (!isnan(v[i])) s2 += (v[i] - m) * (v[i] - m);
-    return m ? sqrt(s2 / (k - 1)) / fabs(m) : 0;
-}
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15u;
 static uint64_t rnd(void)
@@ -162,244 +101,28 @@ static double rnd01(void)
 
 /* ---- processes, temp dir, cleanup ------------------------------------------------ */
 
-static pid_t g_cairnd = -1;
+static bench_kernel_t *g_kernel;
+static pid_t g_cairnd = -1; /* its cairnd, once started: for the /proc figures */
 static pid_t g_python = -1;
 static int g_srv_cpu = -1, g_cli_cpu = -1;
-static char g_tmp[PATH_MAX];
-static char g_log[PATH_MAX + 32];
 static char g_db[PATH_MAX + 32];
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void s_pin(int cpu)
-{
-    if (cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0)
-        fprintf(stderr, "bench_tracking: cannot pin to CPU %d: %s\n", cpu,
-                strerror(errno));
-}
-
-static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void s_reap(pid_t pid, int sig)
-{
-    if (pid <= 0) return;
-    kill(pid, sig);
-    for (int i = 0; i < 500; i++) { /* at most 5 s, then SIGKILL */
-        if (waitpid(pid, NULL, WNOHANG) == pid) return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 static bool g_keep; /* --keep: leave the temp dir (state, log, db) */
 
-static void cleanup(void)
+static void cleanup(bool failed)
 {
-    if (g_python > 0) s_reap(g_python, SIGKILL);
+    if (failed) bench_kernel_print_log(g_kernel, stderr);
+    if (g_python > 0) bench_reap(g_python, SIGKILL);
     g_python = -1;
-    if (g_cairnd > 0) s_reap(g_cairnd, SIGTERM);
-    g_cairnd = -1;
-    if (g_tmp[0] && g_keep) fprintf(stderr, "bench_tracking: kept %s\n", g_tmp);
-    if (g_tmp[0] && !g_keep) nftw(g_tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    g_tmp[0] = '\0';
+    if (g_kernel && g_keep) bench_warn("kept %s", bench_kernel_dir(g_kernel));
+    bench_kernel_destroy(&g_kernel);
 }
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    cleanup();
-    _exit(130);
-}
-
-static void s_print_cairnd_log(void)
-{
-    FILE *f = g_log[0] ? fopen(g_log, "r") : NULL;
-    if (!f) return;
-    char line[512];
-    fprintf(stderr, "---- cairnd log ----\n");
-    while (fgets(line, sizeof line, f)) fputs(line, stderr);
-    fclose(f);
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_tracking: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    s_print_cairnd_log();
-    cleanup();
-    exit(1);
-}
-
-static void s_child_setup(pid_t parent, int cpu)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(0);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    s_pin(cpu);
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &al) != 0)
-        die("cannot find a free port: %s", strerror(errno));
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bool s_exec_ok(const char *p)
-{
-    return access(p, X_OK) == 0;
-}
-
-static void find_cairnd(const opts_t *o, char *out, size_t len)
-{
-    if (o->cairnd) {
-        snprintf(out, len, "%s", o->cairnd);
-        if (!s_exec_ok(out)) die("--cairnd %s: not an executable", out);
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        const char *dir = dirname(exe);
-        snprintf(out, len, "%s/cairnd", dir);
-        if (s_exec_ok(out)) return;
-        snprintf(out, len, "%s/../bin/cairnd", dir);
-        if (s_exec_ok(out)) return;
-    }
-    snprintf(out, len, "%s/cairnd", BENCH_BIN_DIR);
-    if (BENCH_BIN_DIR[0] && s_exec_ok(out)) return;
-    die("cannot find cairnd beside this program or in '%s' (use --cairnd PATH)",
-        BENCH_BIN_DIR);
-}
-
-static void start_cairnd(const char *cairnd, const char *endpoint, const char *events)
-{
-    char conf[PATH_MAX + 32], state[PATH_MAX + 32];
-    snprintf(conf, sizeof conf, "%s/cairn.yaml", g_tmp);
-    snprintf(state, sizeof state, "%s/state", g_tmp);
-    snprintf(g_log, sizeof g_log, "%s/cairnd.log", g_tmp);
-    snprintf(g_db, sizeof g_db, "%s/tracking.db", g_tmp);
-    FILE *f = fopen(conf, "w");
-    if (!f) die("cannot write %s: %s", conf, strerror(errno));
-    fprintf(f,
-            "kernel:\n"
-            "  endpoint: %s\n"
-            "  events: %s\n"
-            "  auth: none\n"
-            "services:\n"
-            "  tracking:\n"
-            "    plugin: storage\n"
-            "    mode: inproc\n"
-            "    settings:\n"
-            "      db: %s\n",
-            endpoint, events, g_db);
-    fclose(f);
-    pid_t me = getpid();
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        s_child_setup(me, g_srv_cpu);
-        int fd = open(g_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        unsetenv("CAIRN_ENDPOINT");
-        execl(cairnd, cairnd, "--conf", conf, "--state", state, (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", cairnd, strerror(errno));
-        _exit(127);
-    }
-    g_cairnd = pid;
-}
-
-/* sys.health says ok and the tracking plugin is up. */
-static bool s_up(cairn_client_t *c)
-{
-    cairn_reply_t *r = NULL;
-    cairn_err_t err = {0};
-    bool up = false;
-    if (cairn_client_call(c, "sys", "health", NULL, 0, 500, &r, &err) == 0) {
-        const msgpack_object *o = cairn_reply_object(r);
-        const msgpack_object *pl = cairn_obj_get(o, "plugins");
-        if (pl && pl->type == MSGPACK_OBJECT_ARRAY && pl->via.array.size >= 1) {
-            up = true;
-            for (uint32_t i = 0; i < pl->via.array.size; i++)
-                if (!cairn_obj_is_str(cairn_obj_get(&pl->via.array.ptr[i], "state"),
-                                      "up"))
-                    up = false;
-        }
-    }
-    cairn_reply_destroy(&r);
-    return up;
-}
-
-static cairn_client_t *wait_cairnd(const char *endpoint)
-{
-    cairn_err_t err = {0};
-    cairn_client_t *c = cairn_client_new(endpoint, NULL, &err);
-    if (!c) die("cairn_client_new: %s", err.msg);
-    uint64_t end = now_ns() + 30ull * 1000000000u;
-    for (;;) {
-        int status;
-        if (waitpid(g_cairnd, &status, WNOHANG) == g_cairnd) {
-            g_cairnd = -1;
-            die("cairnd exited at start (status %d); is cairn_storage.so built?",
-                status);
-        }
-        if (s_up(c)) break;
-        if (now_ns() > end) die("the tracking service was not up within 30 s");
-        cairn_client_destroy(&c);
-        usleep(20000);
-        if (!(c = cairn_client_new(endpoint, NULL, &err))) die("%s", err.msg);
-    }
-    return c;
-}
-
-/* CPU time of every thread of a process, ns (schedstat; 0 if unreadable). */
+/* CPU time of every thread of a process, ns (best effort: what can be read). */
 static uint64_t s_proc_cpu_ns(pid_t pid)
 {
-    if (pid <= 0) return 0;
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%.16s/schedstat", (int)pid,
-                 e->d_name);
-        FILE *f = fopen(path, "r");
-        unsigned long long ns;
-        if (f && fscanf(f, "%llu", &ns) == 1) sum += ns;
-        if (f) fclose(f);
-    }
-    closedir(d);
-    return sum;
+    uint64_t ns;
+    bench_proc_cpu_ns(pid, &ns);
+    return ns;
 }
 
 /* Bytes a process passed to write(2)-like calls (/proc/PID/io wchar; 0 if
@@ -441,6 +164,18 @@ static void fig(const char *key, double v)
         snprintf(g_figs[g_nfigs].key, sizeof g_figs[0].key, "%s", key);
         g_figs[g_nfigs++].v = v;
     }
+}
+
+/* fig, its key from a format. */
+static void figf(double v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void figf(double v, const char *fmt, ...)
+{
+    char key[sizeof g_figs[0].key];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    fig(key, v);
 }
 
 static void verdict(const char *name, bool pass, const char *target, const char *fmt,
@@ -506,9 +241,9 @@ static void collect_ok(cairn_client_t *c, const char *what)
     cairn_reply_t *r = NULL;
     cairn_err_t err = {0};
     if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
-        die("%s: no reply: %d %s", what, err.st, err.msg);
+        bench_die("%s: no reply: %d %s", what, err.st, err.msg);
     if (cairn_reply_status(r) != 200)
-        die("%s: %d %s", what, cairn_reply_status(r), cairn_reply_error(r));
+        bench_die("%s: %d %s", what, cairn_reply_status(r), cairn_reply_error(r));
     cairn_reply_destroy(&r);
 }
 
@@ -517,7 +252,7 @@ static char *new_run(cairn_client_t *c, const char *exp, const char *name)
     cairn_err_t err = {0};
     char *id = NULL;
     if (cairn_create_run(c, exp, name, NULL, &id, &err) != 0)
-        die("create_run: %d %s", err.st, err.msg);
+        bench_die("create_run: %d %s", err.st, err.msg);
     return id;
 }
 
@@ -540,28 +275,28 @@ typedef struct ingest_sample {
 static void ingest_cairn(cairn_client_t *c, cairn_batch_t *b, const char *run_id,
                          long npoints, int window, ingest_sample_t *s)
 {
-    if (cairn_batch_set_run(b, run_id) != 0) die("cairn_batch_set_run");
+    if (cairn_batch_set_run(b, run_id) != 0) bench_die("cairn_batch_set_run");
     long batches = npoints / BATCH_POINTS;
     int64_t step = 0;
     int inflight = 0;
     cairn_err_t err = {0};
     uint64_t srv0 = s_proc_cpu_ns(g_cairnd), cli0 = s_proc_cpu_ns(getpid());
     uint64_t w0 = s_proc_wchar(g_cairnd);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (long i = 0; i < batches; i++) {
         for (int st = 0; st < NSTEPS; st++, step++)
             for (int k = 0; k < NKEYS; k++)
                 cairn_batch_metric(b, g_keys[k], ingest_value(k, step), step,
                                    TS0 + step);
         if (cairn_batch_send_async(c, b, NULL, &err) != 0)
-            die("ingest: send: %d %s", err.st, err.msg);
+            bench_die("ingest: send: %d %s", err.st, err.msg);
         if (++inflight == window) {
             collect_ok(c, "ingest log_batch");
             inflight--;
         }
     }
     while (inflight--) collect_ok(c, "ingest log_batch");
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     double n = (double)(batches * BATCH_POINTS);
     s->pps = n / secs;
     s->srv_cpu_ns = (double)(s_proc_cpu_ns(g_cairnd) - srv0) / n;
@@ -573,7 +308,15 @@ static void s_sql(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        die("sqlite: %s: %s", sql, msg ? msg : "?");
+        bench_die("sqlite: %s: %s", sql, msg ? msg : "?");
+}
+
+static sqlite3_stmt *s_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        bench_die("sqlite prepare: %s: %s", sql, sqlite3_errmsg(db));
+    return st;
 }
 
 static void s_unlink_db(const char *path)
@@ -590,10 +333,10 @@ static void s_unlink_db(const char *path)
 static void ingest_floor(long npoints, ingest_sample_t *s)
 {
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/floor.db", g_tmp);
+    snprintf(path, sizeof path, "%s/floor.db", bench_kernel_dir(g_kernel));
     s_unlink_db(path);
     sqlite3 *db = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK) die("sqlite3_open %s", path);
+    if (sqlite3_open(path, &db) != SQLITE_OK) bench_die("sqlite3_open %s", path);
     s_sql(db, "PRAGMA journal_mode = WAL");
     s_sql(db, "PRAGMA synchronous = NORMAL");
     s_sql(db,
@@ -601,16 +344,12 @@ static void ingest_floor(long npoints, ingest_sample_t *s)
           "INTEGER "
           "NOT NULL, ts INTEGER NOT NULL, value REAL, PRIMARY KEY (run_id, key, step, "
           "ts))");
-    sqlite3_stmt *ins = NULL, *begin = NULL, *commit = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", -1, &ins,
-                           NULL) ||
-        sqlite3_prepare_v2(db, "BEGIN", -1, &begin, NULL) ||
-        sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL))
-        die("sqlite prepare: %s", sqlite3_errmsg(db));
+    sqlite3_stmt *ins = s_prepare(db, "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)");
+    sqlite3_stmt *begin = s_prepare(db, "BEGIN"), *commit = s_prepare(db, "COMMIT");
     long batches = npoints / BATCH_POINTS, rows = 0;
     int64_t step = 0;
     uint64_t cli0 = s_proc_cpu_ns(getpid()), w0 = s_proc_wchar(getpid());
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     sqlite3_step(begin);
     sqlite3_reset(begin);
     for (long i = 0; i < batches; i++)
@@ -622,17 +361,17 @@ static void ingest_floor(long npoints, ingest_sample_t *s)
                 sqlite3_bind_int64(ins, 4, TS0 + step);
                 sqlite3_bind_double(ins, 5, ingest_value(k, step));
                 if (sqlite3_step(ins) != SQLITE_DONE)
-                    die("sqlite insert: %s", sqlite3_errmsg(db));
+                    bench_die("sqlite insert: %s", sqlite3_errmsg(db));
                 sqlite3_reset(ins);
                 if (++rows % 1000 == 0) {
-                    if (sqlite3_step(commit) != SQLITE_DONE) die("sqlite commit");
+                    if (sqlite3_step(commit) != SQLITE_DONE) bench_die("sqlite commit");
                     sqlite3_reset(commit);
                     sqlite3_step(begin);
                     sqlite3_reset(begin);
                 }
             }
-    if (sqlite3_step(commit) != SQLITE_DONE) die("sqlite commit");
-    double secs = (double)(now_ns() - t0) / 1e9;
+    if (sqlite3_step(commit) != SQLITE_DONE) bench_die("sqlite commit");
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     s->pps = (double)rows / secs;
     s->cli_cpu_ns = (double)(s_proc_cpu_ns(getpid()) - cli0) / (double)rows;
     s->srv_cpu_ns = 0;
@@ -653,45 +392,39 @@ static void case_ingest(const opts_t *o, cairn_client_t *c, const char *exp,
                         ingest_result_t *res)
 {
     cairn_batch_t *b = cairn_batch_new("x");
-    if (!b) die("cairn_batch_new");
+    if (!b) bench_die("cairn_batch_new");
     ingest_sample_t cs[MAX_ROUNDS], fs[MAX_ROUNDS], warm;
-    double ratio[MAX_ROUNDS], cp[MAX_ROUNDS], fp[MAX_ROUNDS], sc[MAX_ROUNDS],
-        cc[MAX_ROUNDS], fc[MAX_ROUNDS], sw[MAX_ROUNDS], fw[MAX_ROUNDS];
+    double ratio[MAX_ROUNDS];
     /* Warm-up: both paths, a tenth of a sample each. */
     char *run = new_run(c, exp, "ingest-warmup");
-    ingest_cairn(c, b, run, BATCH_POINTS * (o->window + 2), o->window, &warm);
+    ingest_cairn(c, b, run, BATCH_POINTS * (o->base.window + 2), o->base.window, &warm);
     free(run);
     ingest_floor(BATCH_POINTS * 10, &warm);
-    for (int r = 0; r < o->rounds; r++) {
+    for (int r = 0; r < o->base.rounds; r++) {
         char name[32];
         snprintf(name, sizeof name, "ingest-%d", r);
         run = new_run(c, exp, name);
         if (r % 2 == 0) {
             ingest_floor(o->points, &fs[r]);
-            ingest_cairn(c, b, run, o->points, o->window, &cs[r]);
+            ingest_cairn(c, b, run, o->points, o->base.window, &cs[r]);
         } else {
-            ingest_cairn(c, b, run, o->points, o->window, &cs[r]);
+            ingest_cairn(c, b, run, o->points, o->base.window, &cs[r]);
             ingest_floor(o->points, &fs[r]);
         }
         free(run);
         ratio[r] = cs[r].pps / fs[r].pps;
-        cp[r] = cs[r].pps;
-        fp[r] = fs[r].pps;
-        sc[r] = cs[r].srv_cpu_ns;
-        cc[r] = cs[r].cli_cpu_ns;
-        fc[r] = fs[r].cli_cpu_ns;
-        sw[r] = cs[r].srv_wbytes;
-        fw[r] = fs[r].srv_wbytes;
     }
-    res->cairn_pps = median(cp, o->rounds);
-    res->floor_pps = median(fp, o->rounds);
-    res->ratio = median(ratio, o->rounds);
-    res->ratio_cov = cov(ratio, o->rounds);
-    res->srv_cpu_ns = median(sc, o->rounds);
-    res->cli_cpu_ns = median(cc, o->rounds);
-    res->floor_cpu_ns = median(fc, o->rounds);
-    res->srv_wbytes = median(sw, o->rounds);
-    res->floor_wbytes = median(fw, o->rounds);
+#define MED(v, f) BENCH_MEDIAN_FIELD(v, ingest_sample_t, f, o->base.rounds)
+    res->cairn_pps = MED(cs, pps);
+    res->floor_pps = MED(fs, pps);
+    res->ratio = bench_median(ratio, o->base.rounds);
+    res->ratio_cov = bench_cov(ratio, o->base.rounds);
+    res->srv_cpu_ns = MED(cs, srv_cpu_ns);
+    res->cli_cpu_ns = MED(cs, cli_cpu_ns);
+    res->floor_cpu_ns = MED(fs, cli_cpu_ns);
+    res->srv_wbytes = MED(cs, srv_wbytes);
+    res->floor_wbytes = MED(fs, srv_wbytes);
+#undef MED
     cairn_batch_destroy(&b);
 }
 
@@ -799,25 +532,25 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
         snprintf(res->note, sizeof res->note, "sdk/python not found at %s", sdk);
         return;
     }
-    if (!s_exec_ok(o->python)) {
+    if (!bench_executable(o->python)) {
         snprintf(res->note, sizeof res->note, "%s is not executable", o->python);
         return;
     }
-    snprintf(script, sizeof script, "%s/bench_py.py", g_tmp);
+    snprintf(script, sizeof script, "%s/bench_py.py", bench_kernel_dir(g_kernel));
     FILE *f = fopen(script, "w");
-    if (!f || fputs(PY_SCRIPT, f) < 0) die("cannot write %s", script);
+    if (!f || fputs(PY_SCRIPT, f) < 0) bench_die("cannot write %s", script);
     fclose(f);
     char npoints[32], window[16];
     snprintf(npoints, sizeof npoints, "%ld", o->py_points);
-    snprintf(window, sizeof window, "%d", o->window);
+    snprintf(window, sizeof window, "%d", o->base.window);
     int p[2];
-    if (pipe(p) != 0) die("pipe: %s", strerror(errno));
+    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
     fflush(NULL);
     pid_t me = getpid();
     pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid < 0) bench_die("fork: %s", strerror(errno));
     if (pid == 0) {
-        s_child_setup(me, g_cli_cpu);
+        bench_child_setup(me, g_cli_cpu);
         close(p[0]);
         dup2(p[1], 1);
         dup2(p[1], 2);
@@ -832,7 +565,7 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
     close(p[1]);
     char buf[16384];
     size_t got = 0;
-    uint64_t end = now_ns() + 600ull * 1000000000u;
+    uint64_t end = bench_now_ns() + 600ull * 1000000000u;
     for (;;) {
         struct pollfd pf = {p[0], POLLIN, 0};
         int n = poll(&pf, 1, 1000);
@@ -842,7 +575,7 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
             got += (size_t)k;
             if (got >= sizeof buf - 1) break;
         }
-        if (now_ns() > end) die("the Python case ran over 600 s");
+        if (bench_now_ns() > end) bench_die("the Python case ran over 600 s");
     }
     close(p[0]);
     buf[got] = '\0';
@@ -850,7 +583,7 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
     waitpid(pid, &status, 0);
     g_python = -1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("the Python case failed (status %d):\n%s", status, buf);
+        bench_die("the Python case failed (status %d):\n%s", status, buf);
     res->ran = true;
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
         char key[32];
@@ -863,7 +596,7 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
             snprintf(res->note, sizeof res->note, "%s", line + 5);
         }
     }
-    if (isnan(res->raw_pps)) die("the Python case printed no result:\n%s", buf);
+    if (isnan(res->raw_pps)) bench_die("the Python case printed no result:\n%s", buf);
 }
 
 /* ---- case 3: lock-step ----------------------------------------------------------- */
@@ -882,9 +615,9 @@ static void lock_measure(cairn_client_t *c, const char *run, bool ping, double s
     cairn_err_t err = {0};
     size_t n = 0;
     uint64_t w0 = s_proc_wchar(g_cairnd);
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
-    while (n < g_lat_cap && (n < 10 || now_ns() < end)) {
-        uint64_t a = now_ns();
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
+    while (n < g_lat_cap && (n < 10 || bench_now_ns() < end)) {
+        uint64_t a = bench_now_ns();
         int rc;
         if (ping) {
             rc = cairn_client_call(c, "sys", "ping", NULL, 0, 0, NULL, &err);
@@ -894,14 +627,14 @@ static void lock_measure(cairn_client_t *c, const char *run, bool ping, double s
             (*step)++;
         }
         if (rc != 0)
-            die("%s: %d %s", ping ? "sys.ping" : "log_metric", err.st, err.msg);
-        g_lat[n++] = (double)(now_ns() - a) / 1e3;
+            bench_die("%s: %d %s", ping ? "sys.ping" : "log_metric", err.st, err.msg);
+        g_lat[n++] = (double)(bench_now_ns() - a) / 1e3;
     }
-    double dt = (double)(now_ns() - t0) / 1e9;
+    double dt = (double)(bench_now_ns() - t0) / 1e9;
     s->wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / (double)n;
     s->rate = (double)n / dt;
-    s->p50 = pct(g_lat, n, 0.50);
-    s->p99 = pct(g_lat, n, 0.99);
+    s->p50 = bench_pct(g_lat, n, 0.50);
+    s->p99 = bench_pct(g_lat, n, 0.99);
 }
 
 typedef struct lock_result {
@@ -916,24 +649,16 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
     char *run = new_run(c, exp, "lockstep");
     int64_t step = 0;
     lock_sample_t lm[MAX_ROUNDS], pg[MAX_ROUNDS], warm;
-    lock_measure(c, run, true, o->seconds / 4, &step, &warm);
-    lock_measure(c, run, false, o->seconds / 4, &step, &warm);
-    double ratio[MAX_ROUNDS], a[MAX_ROUNDS], b[MAX_ROUNDS], l50[MAX_ROUNDS],
-        l99[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], wb[MAX_ROUNDS];
-    for (int r = 0; r < o->rounds; r++) {
+    lock_measure(c, run, true, o->base.seconds / 4, &step, &warm);
+    lock_measure(c, run, false, o->base.seconds / 4, &step, &warm);
+    double ratio[MAX_ROUNDS];
+    for (int r = 0; r < o->base.rounds; r++) {
         bool ping_first = r % 2 == 0;
-        lock_measure(c, run, ping_first, o->seconds, &step,
+        lock_measure(c, run, ping_first, o->base.seconds, &step,
                      ping_first ? &pg[r] : &lm[r]);
-        lock_measure(c, run, !ping_first, o->seconds, &step,
+        lock_measure(c, run, !ping_first, o->base.seconds, &step,
                      ping_first ? &lm[r] : &pg[r]);
         ratio[r] = lm[r].rate / pg[r].rate;
-        a[r] = lm[r].rate;
-        b[r] = pg[r].rate;
-        l50[r] = lm[r].p50;
-        l99[r] = lm[r].p99;
-        p50[r] = pg[r].p50;
-        p99[r] = pg[r].p99;
-        wb[r] = lm[r].wbytes;
     }
     /* Every logged point is stored. */
     cairn_err_t err = {0};
@@ -948,26 +673,29 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
     cairn_reply_t *rep = NULL;
     if (cairn_client_call(c, "tracking", "get_metric_history", bd.sb.data, bd.sb.size,
                           0, &rep, &err) != 0)
-        die("get_metric_history: %s", err.msg);
+        bench_die("get_metric_history: %s", err.msg);
     const msgpack_object *pts = cairn_obj_get(cairn_reply_object(rep), "metrics");
     int64_t want = step < 100000 ? step : 100000;
     if (!pts || pts->type != MSGPACK_OBJECT_ARRAY ||
         (int64_t)pts->via.array.size != want)
-        die("lock-step: the history has %d points, not %lld",
+        bench_die(
+            "lock-step: the history has %d points, not %lld",
             pts && pts->type == MSGPACK_OBJECT_ARRAY ? (int)pts->via.array.size : -1,
             (long long)want);
     cairn_reply_destroy(&rep);
     msgpack_sbuffer_destroy(&bd.sb);
     free(run);
-    res->log_rate = median(a, o->rounds);
-    res->ping_rate = median(b, o->rounds);
-    res->ratio = median(ratio, o->rounds);
-    res->ratio_cov = cov(ratio, o->rounds);
-    res->log_p50 = median(l50, o->rounds);
-    res->log_p99 = median(l99, o->rounds);
-    res->ping_p50 = median(p50, o->rounds);
-    res->ping_p99 = median(p99, o->rounds);
-    res->log_wbytes = median(wb, o->rounds);
+#define MED(v, f) BENCH_MEDIAN_FIELD(v, lock_sample_t, f, o->base.rounds)
+    res->log_rate = MED(lm, rate);
+    res->ping_rate = MED(pg, rate);
+    res->ratio = bench_median(ratio, o->base.rounds);
+    res->ratio_cov = bench_cov(ratio, o->base.rounds);
+    res->log_p50 = MED(lm, p50);
+    res->log_p99 = MED(lm, p99);
+    res->ping_p50 = MED(pg, p50);
+    res->ping_p99 = MED(pg, p99);
+    res->log_wbytes = MED(lm, wbytes);
+#undef MED
     res->points = step;
 }
 
@@ -983,7 +711,7 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
     cairn_err_t err = {0};
     char name[32], key[16], val[16];
     int sent = 0, done = 0, inflight = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     while (done < nruns) {
         while (inflight < window && sent < nruns) {
             msgpack_packer *pk = body_begin(&bd);
@@ -995,16 +723,16 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
             msgpack_pack_int64(pk, TS0 + sent);
             if (cairn_client_send(c, "tracking", "create_run", bd.sb.data, bd.sb.size,
                                   0, NULL, &err) != 0)
-                die("populate: send: %s", err.msg);
+                bench_die("populate: send: %s", err.msg);
             sent++;
             inflight++;
         }
         cairn_reply_t *r = NULL;
         if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
-            die("populate: no reply: %d %s", err.st, err.msg);
+            bench_die("populate: no reply: %d %s", err.st, err.msg);
         inflight--;
         if (cairn_reply_status(r) != 200)
-            die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
+            bench_die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
         const msgpack_object *id = cairn_obj_get(
             cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "info"),
             "run_id");
@@ -1022,7 +750,7 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
                 cairn_batch_param(b, key, val);
             }
             if (cairn_batch_send_async(c, b, NULL, &err) != 0)
-                die("populate: log_batch: %d %s", err.st, err.msg);
+                bench_die("populate: log_batch: %d %s", err.st, err.msg);
             inflight++;
         } else {
             done++;
@@ -1031,7 +759,7 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
     }
     msgpack_sbuffer_destroy(&bd.sb);
     cairn_batch_destroy(&b);
-    return (double)(now_ns() - t0) / 1e9;
+    return (double)(bench_now_ns() - t0) / 1e9;
 }
 
 /* The floor: the plugin's SQL on a read-only connection. */
@@ -1051,24 +779,19 @@ static void floor_open(floor_db_t *f)
 {
     memset(f, 0, sizeof *f);
     if (sqlite3_open_v2(g_db, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        die("cannot open %s read-only", g_db);
+        bench_die("cannot open %s read-only", g_db);
     s_sql(f->db, "PRAGMA case_sensitive_like = ON; PRAGMA cache_size = -65536");
-    if (sqlite3_prepare_v2(f->db, RUN_COLS "WHERE run_uuid = ?", -1, &f->by_uuid,
-                           NULL) ||
-        sqlite3_prepare_v2(f->db, RUN_COLS "WHERE rid = ?", -1, &f->by_rid, NULL) ||
-        sqlite3_prepare_v2(
-            f->db,
-            "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM latest_metrics "
-            "lm JOIN metric_keys mk ON mk.key_id = lm.key_id WHERE lm.rid = ? "
-            "ORDER BY mk.key",
-            -1, &f->latest, NULL) ||
-        sqlite3_prepare_v2(f->db,
-                           "SELECT key, value FROM params WHERE rid = ? ORDER BY key",
-                           -1, &f->params, NULL) ||
-        sqlite3_prepare_v2(f->db,
-                           "SELECT key, value FROM tags WHERE rid = ? ORDER BY key", -1,
-                           &f->tags, NULL))
-        die("floor prepare: %s", sqlite3_errmsg(f->db));
+    f->by_uuid = s_prepare(f->db, RUN_COLS "WHERE run_uuid = ?");
+    f->by_rid = s_prepare(f->db, RUN_COLS "WHERE rid = ?");
+    f->latest =
+        s_prepare(f->db,
+                  "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM latest_metrics "
+                  "lm JOIN metric_keys mk ON mk.key_id = lm.key_id WHERE lm.rid = ? "
+                  "ORDER BY mk.key");
+    f->params =
+        s_prepare(f->db, "SELECT key, value FROM params WHERE rid = ? ORDER BY key");
+    f->tags =
+        s_prepare(f->db, "SELECT key, value FROM tags WHERE rid = ? ORDER BY key");
 }
 
 static void floor_close(floor_db_t *f)
@@ -1122,7 +845,7 @@ static void floor_run(floor_db_t *f, int64_t rid, char *uuid, size_t cap)
 {
     sqlite3_bind_int64(f->by_rid, 1, rid);
     if (sqlite3_step(f->by_rid) != SQLITE_ROW)
-        die("floor: run %lld is gone", (long long)rid);
+        bench_die("floor: run %lld is gone", (long long)rid);
     if (uuid)
         snprintf(uuid, cap, "%s", (const char *)sqlite3_column_text(f->by_rid, 1));
     s_touch(f->by_rid);
@@ -1146,39 +869,27 @@ typedef struct squery {
     bool bind_is_real[4];
 } squery_t;
 
+/* The two-clause filter, run at two page sizes: the same SQL and binds. */
+static const char FILTER_SQL[] =
+    "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
+    "'active' AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk "
+    "ON mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT "
+    "rid FROM params WHERE key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid "
+    "LIMIT ? OFFSET ?";
+#define FILTER_QUERY(key_, label_, max_)                                               \
+    {                                                                                  \
+        key_, label_, "metrics.m3 > 0.9 AND params.p2 = 'v7'", NULL, max_, FILTER_SQL, \
+            4, {"m3", NULL, "p2", "v7"}, {0, 0.9, 0, 0},                               \
+        {                                                                              \
+            false, true, false, false                                                  \
+        }                                                                              \
+    }
+
 static const squery_t g_queries[] = {
-    {"filter100",
-     "filter metrics.m3 > 0.9 AND params.p2 = 'v7', 100 results",
-     "metrics.m3 > 0.9 AND params.p2 = 'v7'",
-     NULL,
-     100,
-     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
-     "'active' "
-     "AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
-     "mk.key_id = "
-     "lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT rid FROM "
-     "params WHERE "
-     "key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid LIMIT ? OFFSET ?",
-     4,
-     {"m3", NULL, "p2", "v7"},
-     {0, 0.9, 0, 0},
-     {false, true, false, false}},
-    {"filter1000",
-     "same filter, 1000 results (MLflow's default page)",
-     "metrics.m3 > 0.9 AND params.p2 = 'v7'",
-     NULL,
-     1000,
-     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
-     "'active' "
-     "AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
-     "mk.key_id = "
-     "lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT rid FROM "
-     "params WHERE "
-     "key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid LIMIT ? OFFSET ?",
-     4,
-     {"m3", NULL, "p2", "v7"},
-     {0, 0.9, 0, 0},
-     {false, true, false, false}},
+    FILTER_QUERY("filter100",
+                 "filter metrics.m3 > 0.9 AND params.p2 = 'v7', 100 results", 100),
+    FILTER_QUERY("filter1000", "same filter, 1000 results (MLflow's default page)",
+                 1000),
     {"top100",
      "top 100 by metrics.m1 DESC, no filter",
      NULL,
@@ -1261,15 +972,16 @@ static int cairn_search(cairn_client_t *c, body_t *bd, const squery_t *q,
     cairn_err_t err = {0};
     if (cairn_client_call(c, "tracking", "search_runs", bd->sb.data, bd->sb.size, 0, &r,
                           &err) != 0)
-        die("search_runs (%s): %d %s", q->key, err.st, err.msg);
+        bench_die("search_runs (%s): %d %s", q->key, err.st, err.msg);
     const msgpack_object *runs = cairn_obj_get(cairn_reply_object(r), "runs");
-    if (!runs || runs->type != MSGPACK_OBJECT_ARRAY) die("search_runs: no runs array");
+    if (!runs || runs->type != MSGPACK_OBJECT_ARRAY)
+        bench_die("search_runs: no runs array");
     int n = (int)runs->via.array.size;
     for (int i = 0; i < n && i < cap; i++) {
         const msgpack_object *id =
             cairn_obj_get(cairn_obj_get(&runs->via.array.ptr[i], "info"), "run_id");
         if (!id || id->type != MSGPACK_OBJECT_STR)
-            die("search_runs: a run without run_id");
+            bench_die("search_runs: a run without run_id");
         snprintf(ids[i], 40, "%.*s", (int)id->via.str.size, id->via.str.ptr);
     }
     cairn_reply_destroy(&r);
@@ -1279,6 +991,22 @@ static int cairn_search(cairn_client_t *c, body_t *bd, const squery_t *q,
 typedef struct lat {
     double p50, p99;
 } lat_t;
+
+/* p50 and p99 of n values (sorted in place). */
+static lat_t s_lat(double *v, int n)
+{
+    return (lat_t){bench_pct(v, (size_t)n, 0.5), bench_pct(v, (size_t)n, 0.99)};
+}
+
+/* Cairn's run ids and the floor's (other: what to call it) agree one by one. */
+static void s_same_runs(const char *what, const char *other, char (*cids)[40],
+                        char (*fids)[40], int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(cids[i], fids[i]) != 0)
+            bench_die("%s: run %d differs: cairn %s, %s %s", what, i, cids[i], other,
+                      fids[i]);
+}
 
 typedef struct search_result {
     double populate_s, populate_wbytes; /* seconds; bytes cairnd wrote per run */
@@ -1295,7 +1023,7 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
     cairn_err_t err = {0};
     char *exp = NULL;
     if (cairn_create_experiment(c, "bench-search", &exp, &err) != 0)
-        die("create_experiment: %s", err.msg);
+        bench_die("create_experiment: %s", err.msg);
     g_rng = 0x9e3779b97f4a7c15u;
     res->nruns = o->runs;
     uint64_t w0 = s_proc_wchar(g_cairnd);
@@ -1309,40 +1037,33 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
     static char cids[1000][40], fids[1000][40];
     double *a = malloc(sizeof(double) * (size_t)(o->queries + o->gets));
     double *b = malloc(sizeof(double) * (size_t)(o->queries + o->gets));
-    if (!a || !b) die("out of memory");
+    if (!a || !b) bench_die("out of memory");
     for (int qi = 0; qi < NQUERIES; qi++) {
         const squery_t *q = &g_queries[qi];
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(f.db, q->sql, -1, &st, NULL) != SQLITE_OK)
-            die("floor prepare (%s): %s", q->key, sqlite3_errmsg(f.db));
+        sqlite3_stmt *st = s_prepare(f.db, q->sql);
         /* Warm both, and check they agree run by run. */
         int nc = cairn_search(c, &bd, q, exp, cids, 1000);
         int nf = floor_search(&f, st, q, exp, fids, 1000);
         if (nc != nf)
-            die("%s: cairn returned %d runs, the floor's SQL %d", q->key, nc, nf);
-        for (int i = 0; i < nc; i++)
-            if (strcmp(cids[i], fids[i]) != 0)
-                die("%s: run %d differs: cairn %s, floor %s", q->key, i, cids[i],
-                    fids[i]);
-        if (nc == 0) die("%s: no run matched", q->key);
+            bench_die("%s: cairn returned %d runs, the floor's SQL %d", q->key, nc, nf);
+        s_same_runs(q->key, "floor", cids, fids, nc);
+        if (nc == 0) bench_die("%s: no run matched", q->key);
         res->matched[qi] = nc;
         for (int i = 0; i < o->queries; i++) {
             bool cairn_first = i % 2 == 0;
             for (int side = 0; side < 2; side++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 if ((side == 0) == cairn_first) {
                     cairn_search(c, &bd, q, exp, cids, 0);
-                    a[i] = (double)(now_ns() - t0) / 1e6;
+                    a[i] = (double)(bench_now_ns() - t0) / 1e6;
                 } else {
                     floor_search(&f, st, q, exp, fids, 0);
-                    b[i] = (double)(now_ns() - t0) / 1e6;
+                    b[i] = (double)(bench_now_ns() - t0) / 1e6;
                 }
             }
         }
-        res->q[qi] =
-            (lat_t){pct(a, (size_t)o->queries, 0.5), pct(a, (size_t)o->queries, 0.99)};
-        res->qf[qi] =
-            (lat_t){pct(b, (size_t)o->queries, 0.5), pct(b, (size_t)o->queries, 0.99)};
+        res->q[qi] = s_lat(a, o->queries);
+        res->qf[qi] = s_lat(b, o->queries);
         sqlite3_finalize(st);
     }
 
@@ -1351,45 +1072,37 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
     {
         squery_t q = g_queries[NQUERIES - 1];
         q.sql = SUGGESTED_TOP_SQL;
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(f.db, q.sql, -1, &st, NULL) != SQLITE_OK)
-            die("floor prepare (suggested): %s", sqlite3_errmsg(f.db));
+        sqlite3_stmt *st = s_prepare(f.db, q.sql);
         int nf = floor_search(&f, st, &q, exp, fids, 1000);
-        if (nf != res->matched[NQUERIES - 1]) die("suggested top-100 SQL: %d runs", nf);
-        for (int i = 0; i < nf; i++)
-            if (strcmp(cids[i], fids[i]) != 0)
-                die("suggested top-100 SQL: run %d differs: cairn %s, SQL %s", i,
-                    cids[i], fids[i]);
+        if (nf != res->matched[NQUERIES - 1])
+            bench_die("suggested top-100 SQL: %d runs", nf);
+        s_same_runs("suggested top-100 SQL", "SQL", cids, fids, nf);
         for (int i = 0; i < o->queries; i++) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             floor_search(&f, st, &q, exp, fids, 0);
-            b[i] = (double)(now_ns() - t0) / 1e6;
+            b[i] = (double)(bench_now_ns() - t0) / 1e6;
         }
-        res->suggested =
-            (lat_t){pct(b, (size_t)o->queries, 0.5), pct(b, (size_t)o->queries, 0.99)};
+        res->suggested = s_lat(b, o->queries);
         sqlite3_finalize(st);
     }
 
     /* get_run on random runs: their ids from the floor. */
-    sqlite3_stmt *ids = NULL;
-    if (sqlite3_prepare_v2(f.db,
-                           "SELECT run_uuid, rid FROM runs WHERE experiment_id = ?", -1,
-                           &ids, NULL) != SQLITE_OK)
-        die("floor: %s", sqlite3_errmsg(f.db));
+    sqlite3_stmt *ids =
+        s_prepare(f.db, "SELECT run_uuid, rid FROM runs WHERE experiment_id = ?");
     sqlite3_bind_int64(ids, 1, atoll(exp));
     int nids = 0;
     char(*uuids)[40] = malloc(sizeof(*uuids) * (size_t)o->runs);
-    if (!uuids) die("out of memory");
+    if (!uuids) bench_die("out of memory");
     while (nids < o->runs && sqlite3_step(ids) == SQLITE_ROW)
         snprintf(uuids[nids++], 40, "%s", (const char *)sqlite3_column_text(ids, 0));
     sqlite3_finalize(ids);
-    if (nids != o->runs) die("the experiment has %d runs, not %d", nids, o->runs);
+    if (nids != o->runs) bench_die("the experiment has %d runs, not %d", nids, o->runs);
     res->gets = o->gets;
     for (int i = 0; i < o->gets; i++) {
         const char *id = uuids[rnd() % (uint64_t)nids];
         bool cairn_first = i % 2 == 0;
         for (int side = 0; side < 2; side++) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             if ((side == 0) == cairn_first) {
                 msgpack_packer *pk = body_begin(&bd);
                 msgpack_pack_map(pk, 1);
@@ -1397,27 +1110,28 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
                 cairn_reply_t *r = NULL;
                 if (cairn_client_call(c, "tracking", "get_run", bd.sb.data, bd.sb.size,
                                       0, &r, &err) != 0)
-                    die("get_run: %d %s", err.st, err.msg);
+                    bench_die("get_run: %d %s", err.st, err.msg);
                 const msgpack_object *m = cairn_obj_get(
                     cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "data"),
                     "metrics");
                 if (!m || m->type != MSGPACK_OBJECT_ARRAY ||
                     m->via.array.size != SEARCH_METRICS)
-                    die("get_run: the run has not %d metrics", SEARCH_METRICS);
+                    bench_die("get_run: the run has not %d metrics", SEARCH_METRICS);
                 cairn_reply_destroy(&r);
-                a[i] = (double)(now_ns() - t0) / 1e3;
+                a[i] = (double)(bench_now_ns() - t0) / 1e3;
             } else {
                 sqlite3_bind_text(f.by_uuid, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(f.by_uuid) != SQLITE_ROW) die("floor: no run %s", id);
+                if (sqlite3_step(f.by_uuid) != SQLITE_ROW)
+                    bench_die("floor: no run %s", id);
                 int64_t rid = sqlite3_column_int64(f.by_uuid, 0);
                 sqlite3_reset(f.by_uuid);
                 floor_run(&f, rid, NULL, 0);
-                b[i] = (double)(now_ns() - t0) / 1e3;
+                b[i] = (double)(bench_now_ns() - t0) / 1e3;
             }
         }
     }
-    res->get = (lat_t){pct(a, (size_t)o->gets, 0.5), pct(a, (size_t)o->gets, 0.99)};
-    res->getf = (lat_t){pct(b, (size_t)o->gets, 0.5), pct(b, (size_t)o->gets, 0.99)};
+    res->get = s_lat(a, o->gets);
+    res->getf = s_lat(b, o->gets);
     free(uuids);
     free(a);
     free(b);
@@ -1455,15 +1169,6 @@ static void usage(FILE *f)
         "  --strict     exit 3 when a verdict is MISS\n");
 }
 
-static bool s_want(const opts_t *o, const char *key)
-{
-    if (!o->only) return true;
-    char list[256], k[64];
-    snprintf(list, sizeof list, ",%s,", o->only);
-    snprintf(k, sizeof k, ",%s,", key);
-    return strstr(list, k) != NULL;
-}
-
 static const char *s_pass(bool p)
 {
     return p ? "PASS" : "MISS";
@@ -1471,41 +1176,21 @@ static const char *s_pass(bool p)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.rounds = 3,
-                .seconds = 1.0,
-                .window = 8,
+    opts_t o = {.base = {.rounds = 3, .seconds = 1.0, .window = 8, .pin = true},
                 .points = 2000000,
                 .py_points = 1000000,
                 .runs = 100000,
                 .queries = 50,
                 .gets = 1000,
-                .pin = true,
                 .python = "/usr/bin/python3"};
-    bool rounds_set = false, seconds_set = false, points_set = false, runs_set = false,
-         queries_set = false;
+    bool points_set = false, runs_set = false, queries_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
-        if (!strcmp(a, "--quick"))
-            o.quick = true;
-        else if (!strcmp(a, "--json"))
-            o.json = true;
-        else if (!strcmp(a, "--strict"))
-            o.strict = true;
-        else if (!strcmp(a, "--no-pin"))
-            o.pin = false;
+        if (bench_opts_take(&o.base, argc, argv, &i))
+            continue;
         else if (!strcmp(a, "--keep"))
             g_keep = o.keep = true;
-        else if (!strcmp(a, "--pin"))
-            o.pin = true;
-        else if (!strcmp(a, "--rounds") && more) {
-            o.rounds = atoi(argv[++i]);
-            rounds_set = true;
-        } else if (!strcmp(a, "--seconds") && more) {
-            o.seconds = atof(argv[++i]);
-            seconds_set = true;
-        } else if (!strcmp(a, "--window") && more)
-            o.window = atoi(argv[++i]);
         else if (!strcmp(a, "--points") && more) {
             o.points = atol(argv[++i]);
             points_set = true;
@@ -1515,11 +1200,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--queries") && more) {
             o.queries = atoi(argv[++i]);
             queries_set = true;
-        } else if (!strcmp(a, "--only") && more)
-            o.only = argv[++i];
-        else if (!strcmp(a, "--cairnd") && more)
-            o.cairnd = argv[++i];
-        else if (!strcmp(a, "--python") && more)
+        } else if (!strcmp(a, "--python") && more)
             o.python = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -1530,94 +1211,82 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.quick) {
-        if (!rounds_set) o.rounds = 1;
+    if (o.base.quick) {
+        if (!o.base.rounds_set) o.base.rounds = 1;
         if (!points_set) o.points = 200000;
         if (!runs_set) o.runs = 2000;
         if (!queries_set) o.queries = 10;
         o.py_points = 100000;
-        if (!seconds_set) o.seconds = 0.2;
+        if (!o.base.seconds_set) o.base.seconds = 0.2;
         o.gets = 200;
     }
-    if (o.rounds < 1 || o.rounds > MAX_ROUNDS || o.window < 1 || o.window > 256 ||
-        o.points < BATCH_POINTS || o.runs < 100 || o.queries < 1 ||
-        o.queries > 100000 || o.seconds <= 0 || o.seconds > 60) {
+    if (o.base.rounds < 1 || o.base.rounds > MAX_ROUNDS || o.base.window < 1 ||
+        o.base.window > 256 || o.points < BATCH_POINTS || o.runs < 100 ||
+        o.queries < 1 || o.queries > 100000 || o.base.seconds <= 0 ||
+        o.base.seconds > 60) {
         fprintf(stderr,
                 "bench_tracking: --rounds 1..%d, --window 1..256, --points >= %d, "
                 "--runs >= 100, --queries >= 1\n",
                 MAX_ROUNDS, BATCH_POINTS);
         return 2;
     }
-    g_text = !o.json;
-    unsetenv("CAIRN_ENDPOINT");
-    unsetenv("CAIRN_TOKEN");
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    g_text = !o.base.json;
+    bench_init("bench_tracking", cleanup);
     static char keybuf[NKEYS][16];
     for (int k = 0; k < NKEYS; k++) {
         snprintf(keybuf[k], sizeof keybuf[k], "train/m%02d", k);
         g_keys[k] = keybuf[k];
     }
 
-    char cairnd[PATH_MAX];
-    find_cairnd(&o, cairnd, sizeof cairnd);
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof g_tmp, "%s/cairn-bench-tracking-XXXXXX",
-             tmpdir && *tmpdir && strlen(tmpdir) < 200 ? tmpdir : "/tmp");
-    if (!mkdtemp(g_tmp)) {
-        g_tmp[0] = '\0';
-        die("mkdtemp: %s", strerror(errno));
-    }
-    atexit(cleanup);
-
-    cpu_set_t allowed;
-    if (o.pin && sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
-        CPU_COUNT(&allowed) >= 2) {
-        for (int cpu = 0; cpu < CPU_SETSIZE && g_cli_cpu < 0; cpu++)
-            if (CPU_ISSET(cpu, &allowed)) {
-                if (g_srv_cpu < 0)
-                    g_srv_cpu = cpu;
-                else
-                    g_cli_cpu = cpu;
-            }
-    } else {
-        o.pin = false;
-    }
-
-    char endpoint[64], events[64];
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
-    snprintf(events, sizeof events, "tcp://127.0.0.1:%d", free_port());
-    uint64_t t_start = now_ns();
-    start_cairnd(cairnd, endpoint, events);
-    s_pin(g_cli_cpu);
-    cairn_client_t *c = wait_cairnd(endpoint);
-    double startup_ms = (double)(now_ns() - t_start) / 1e6;
     cairn_err_t err = {0};
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp_prefix[PATH_MAX];
+    snprintf(tmp_prefix, sizeof tmp_prefix, "%s/cairn-bench-tracking-",
+             tmpdir && *tmpdir && strlen(tmpdir) < 200 ? tmpdir : "/tmp");
+    if (!(g_kernel = bench_kernel_new(o.base.cairnd, tmp_prefix, &err)))
+        bench_die("%s", err.msg);
+    if (o.keep) bench_kernel_keep(g_kernel);
+    if (!o.base.pin || !bench_pick_cpus(&g_srv_cpu, &g_cli_cpu)) o.base.pin = false;
+
+    char services[sizeof g_db + 96];
+    snprintf(g_db, sizeof g_db, "%s/tracking.db", bench_kernel_dir(g_kernel));
+    snprintf(services, sizeof services,
+             "  tracking:\n"
+             "    plugin: storage\n"
+             "    mode: inproc\n"
+             "    settings:\n"
+             "      db: %s\n",
+             g_db);
+    uint64_t t_start = bench_now_ns();
+    if (bench_kernel_start(g_kernel, services, g_srv_cpu, &err) != 0)
+        bench_die("%s", err.msg);
+    g_cairnd = bench_kernel_pid(g_kernel);
+    if (bench_pin(g_cli_cpu, &err) != 0) bench_warn("%s", err.msg);
+    cairn_client_t *c = bench_kernel_wait(g_kernel, 1, &err);
+    if (!c)
+        bench_die(
+            "%s%s", err.msg,
+            strcmp(err.code, "cairnd_exited") ? "" : "; is cairn_storage.so built?");
+    double startup_ms = (double)(bench_now_ns() - t_start) / 1e6;
     char *exp = NULL;
     if (cairn_create_experiment(c, "bench-ingest", &exp, &err) != 0)
-        die("create_experiment: %d %s", err.st, err.msg);
+        bench_die("create_experiment: %d %s", err.st, err.msg);
     g_lat_cap = 4000000;
-    if (!(g_lat = malloc(g_lat_cap * sizeof *g_lat))) die("out of memory");
+    if (!(g_lat = malloc(g_lat_cap * sizeof *g_lat))) bench_die("out of memory");
 
-    struct utsname un;
-    uname(&un);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    char date[32];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    bench_host_t host;
+    bench_host(&host);
     out("bench_tracking: experiment tracking through cairnd (storage plugin, inproc) "
         "vs raw "
         "SQLite and the bus\n");
-    out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", ncpu, un.release,
-        sqlite3_libversion(), date);
+    out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", host.ncpu, host.kernel,
+        sqlite3_libversion(), host.date);
     out("method: %d round(s), alternating order, medians; window %d batches of %d "
         "points "
         "(%d keys x %d steps)%s\n",
-        o.rounds, o.window, BATCH_POINTS, NKEYS, NSTEPS,
-        o.quick ? " (--quick: smoke only)" : "");
-    if (o.pin)
+        o.base.rounds, o.base.window, BATCH_POINTS, NKEYS, NSTEPS,
+        o.base.quick ? " (--quick: smoke only)" : "");
+    if (o.base.pin)
         out("pinned: cairnd on CPU %d; this process, its Python child and the SQLite "
             "floors "
             "on CPU %d\n",
@@ -1631,12 +1300,12 @@ int main(int argc, char **argv)
     fig("startup_ms", startup_ms);
 
     ingest_result_t ing = {.cairn_pps = NAN, .floor_pps = NAN};
-    bool did_ingest = s_want(&o, "ingest");
+    bool did_ingest = bench_in_list(o.base.only, "ingest");
     if (did_ingest) {
         case_ingest(&o, c, exp, &ing);
         out("\n1. ingest, C SDK: log_batch of %d points, %d in flight, %ld points per "
             "sample\n",
-            BATCH_POINTS, o.window, o.points);
+            BATCH_POINTS, o.base.window, o.points);
         out("   %-58s %12.0f points/s  (cairnd CPU %.0f ns/pt, client CPU %.0f ns/pt; "
             "cairnd wrote %.0f B/pt)\n",
             "cairn_batch_send_async -> cairnd -> storage", ing.cairn_pps,
@@ -1663,10 +1332,10 @@ int main(int argc, char **argv)
     }
 
     py_result_t py = {0};
-    if (s_want(&o, "python")) {
-        case_python(&o, endpoint, exp, "bench-ingest", &py);
+    if (bench_in_list(o.base.only, "python")) {
+        case_python(&o, bench_kernel_endpoint(g_kernel), exp, "bench-ingest", &py);
         out("\n2. ingest, Python SDK (%s), %ld points, %d in flight\n", o.python,
-            o.py_points, o.window);
+            o.py_points, o.base.window);
         if (!py.ran) {
             out("   skipped: %s\n", py.note);
         } else {
@@ -1695,9 +1364,10 @@ int main(int argc, char **argv)
     }
 
     lock_result_t lk = {.ping_p50 = NAN};
-    if (s_want(&o, "lockstep")) {
+    if (bench_in_list(o.base.only, "lockstep")) {
         case_lockstep(&o, c, exp, &lk);
-        out("\n3. lock-step: one request at a time, %.1f s per sample\n", o.seconds);
+        out("\n3. lock-step: one request at a time, %.1f s per sample\n",
+            o.base.seconds);
         out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs; cairnd wrote %.0f "
             "B/call\n",
             "cairn_log_metric (log_metric, one SQLite commit each)", lk.log_rate,
@@ -1721,7 +1391,7 @@ int main(int argc, char **argv)
     }
 
     search_result_t sr;
-    if (s_want(&o, "search")) {
+    if (bench_in_list(o.base.only, "search")) {
         case_search(&o, c, &sr);
         out("\n4. search: %d runs x %d metrics x %d params, populated through the API "
             "in "
@@ -1741,15 +1411,10 @@ int main(int argc, char **argv)
             out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx\n", g_queries[i].label,
                 sr.matched[i], sr.q[i].p50, sr.q[i].p99, sr.qf[i].p50, sr.qf[i].p99,
                 sr.q[i].p50 / sr.qf[i].p50);
-            char k[64];
-            snprintf(k, sizeof k, "search_%s_p50_ms", g_queries[i].key);
-            fig(k, sr.q[i].p50);
-            snprintf(k, sizeof k, "search_%s_p99_ms", g_queries[i].key);
-            fig(k, sr.q[i].p99);
-            snprintf(k, sizeof k, "search_%s_floor_p50_ms", g_queries[i].key);
-            fig(k, sr.qf[i].p50);
-            snprintf(k, sizeof k, "search_%s_floor_p99_ms", g_queries[i].key);
-            fig(k, sr.qf[i].p99);
+            figf(sr.q[i].p50, "search_%s_p50_ms", g_queries[i].key);
+            figf(sr.q[i].p99, "search_%s_p99_ms", g_queries[i].key);
+            figf(sr.qf[i].p50, "search_%s_floor_p50_ms", g_queries[i].key);
+            figf(sr.qf[i].p99, "search_%s_floor_p99_ms", g_queries[i].key);
         }
         out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
             "(info) top 100, SQL driven by the (key, value) index", "same", "-", "-",
@@ -1788,8 +1453,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < g_nverdicts; i++) misses += !g_verdicts[i].pass;
     char load_end[64];
     s_loadavg(load_end, sizeof load_end);
-    double total_s = (double)(now_ns() - t_start) / 1e9;
-    if (o.json) {
+    double total_s = (double)(bench_now_ns() - t_start) / 1e9;
+    if (o.base.json) {
         printf(
             "{\"bench\": \"tracking\", \"date\": \"%s\", \"cpus\": %ld, \"kernel\": "
             "\"%s\", "
@@ -1797,14 +1462,11 @@ int main(int argc, char **argv)
             "\"points\": %ld, \"runs\": %d, \"load_start\": \"%s\", \"load_end\": "
             "\"%s\", "
             "\"seconds\": %.1f, \"figures\": {",
-            date, ncpu, un.release, sqlite3_libversion(), o.quick ? "true" : "false",
-            o.window, o.rounds, o.points, o.runs, load, load_end, total_s);
-        for (int i = 0; i < g_nfigs; i++) {
-            if (isnan(g_figs[i].v) || isinf(g_figs[i].v))
-                printf("%s\"%s\": null", i ? ", " : "", g_figs[i].key);
-            else
-                printf("%s\"%s\": %.3f", i ? ", " : "", g_figs[i].key, g_figs[i].v);
-        }
+            host.date, host.ncpu, host.kernel, sqlite3_libversion(),
+            o.base.quick ? "true" : "false", o.base.window, o.base.rounds, o.points,
+            o.runs, load, load_end, total_s);
+        for (int i = 0; i < g_nfigs; i++)
+            bench_json_num(i ? ", " : "", g_figs[i].key, g_figs[i].v);
         printf("}, \"verdicts\": [");
         for (int i = 0; i < g_nverdicts; i++)
             printf(
@@ -1819,7 +1481,7 @@ int main(int argc, char **argv)
             out("%-48s %-30s %-12s %s\n", g_verdicts[i].name, g_verdicts[i].measured,
                 g_verdicts[i].target, s_pass(g_verdicts[i].pass));
         out("\nverdicts: %d, %d PASS, %d MISS%s\n", g_nverdicts, g_nverdicts - misses,
-            misses, o.quick ? " (--quick: sizes too small to judge)" : "");
+            misses, o.base.quick ? " (--quick: sizes too small to judge)" : "");
         out("ran %.0f s; load average at the end %s (other work on this host skews "
             "absolutes; the ratios are taken within the run)\n",
             total_s, load_end);
@@ -1828,7 +1490,7 @@ int main(int argc, char **argv)
     free(exp);
     free(g_lat);
     cairn_client_destroy(&c);
-    cleanup();
-    if (!o.json) printf("bench_tracking: done\n");
-    return o.strict && misses ? 3 : 0;
+    cleanup(false);
+    if (!o.base.json) printf("bench_tracking: done\n");
+    return o.base.strict && misses ? 3 : 0;
 }
