@@ -8,13 +8,27 @@
  * array header, whose counts are only known then) is written right-aligned
  * into that reserve, the params and tags sections are appended after the
  * points, and the body goes out from the reserve's first used byte: the
- * points themselves are never copied again (the socket copies them once). */
+ * points themselves are never copied again (the socket copies them once).
+ *
+ * Artifacts move as msgpack (no base64): an upload reads the file in
+ * CAIRN_ARTIFACT_CHUNK pieces, one ahead so that the last piece is known to
+ * be the last, and sends each as a put_artifact; a download asks
+ * get_artifact for a chunk at a time and writes it to a temporary file
+ * beside the destination, renamed into place only when the BLAKE2b-256 of
+ * what arrived is the server's. Memory is a few chunks whatever the size. */
 #define _POSIX_C_SOURCE 200809L
 #include "cairn/tracking.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cairn/msg.h"
 
@@ -647,4 +661,487 @@ int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b, uint64_t *i
                            err);
     cairn_batch_clear(b);
     return rc;
+}
+
+/* ---- artifacts ------------------------------------------------------------------- */
+
+#define CHUNK CAIRN_ARTIFACT_CHUNK
+#define HASH_HEX CAIRN_ARTIFACT_HASH_HEX
+
+static int s_oom(cairn_err_t *err)
+{
+    return cairn_err_set(err, 500, "out_of_memory", "out of memory");
+}
+
+static int s_sodium(cairn_err_t *err)
+{
+    return sodium_init() < 0 ? cairn_err_set(err, 500, NULL, "libsodium cannot start")
+                             : 0;
+}
+
+static void s_hex(crypto_generichash_state *st, char hex[HASH_HEX + 1])
+{
+    unsigned char h[crypto_generichash_BYTES];
+    crypto_generichash_final(st, h, sizeof h);
+    sodium_bin2hex(hex, HASH_HEX + 1, h, sizeof h);
+}
+
+static const char *s_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* A msgpack field of a type; NULL when absent or of another type. */
+static const msgpack_object *s_mp(const msgpack_object *map, const char *key,
+                                  msgpack_object_type type)
+{
+    const msgpack_object *v = map ? cairn_obj_get(map, key) : NULL;
+    return v && v->type == type ? v : NULL;
+}
+
+static bool s_mp_hash(const msgpack_object *map, char out[HASH_HEX + 1])
+{
+    const msgpack_object *h = s_mp(map, "hash", MSGPACK_OBJECT_STR);
+    if (!h || h->via.str.size != HASH_HEX) return false;
+    memcpy(out, h->via.str.ptr, HASH_HEX);
+    out[HASH_HEX] = '\0';
+    return true;
+}
+
+/* Call artifacts.verb; *r receives a 2xx reply whose body is a map (*obj). */
+static int s_acall(cairn_client_t *client, const char *verb, const msgpack_sbuffer *sb,
+                   cairn_reply_t **r, const msgpack_object **obj, cairn_err_t *err)
+{
+    *r = NULL;
+    if (cairn_client_call(client, CAIRN_ARTIFACTS_SVC, verb, sb->data, sb->size, 0, r,
+                          err) != 0) {
+        cairn_reply_destroy(r);
+        return -1;
+    }
+    *obj = cairn_reply_object(*r);
+    if (!*obj || (*obj)->type != MSGPACK_OBJECT_MAP) {
+        cairn_reply_destroy(r);
+        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                             "the reply of artifacts.%s is not a map", verb);
+    }
+    return 0;
+}
+
+static int s_check_artifact_args(cairn_client_t *client, const char *run_id,
+                                 const char *path, const char *what, cairn_err_t *err)
+{
+    if (s_check_client(client, err) != 0 || s_check_run_id(run_id, NULL, err) != 0)
+        return -1;
+    if (path && s_check_str(path, what, 0, true, NULL, err) != 0) return -1;
+    return s_sodium(err);
+}
+
+/* Read up to n bytes (fewer only at the end of the file). */
+static int s_read_full(int fd, unsigned char *buf, size_t n, size_t *got,
+                       const char *name, cairn_err_t *err)
+{
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = read(fd, buf + *got, n - *got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot read '%s': %s",
+                                 name, strerror(errno));
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+static int s_write_full(int fd, const char *buf, size_t n, const char *name,
+                        cairn_err_t *err)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0)
+            return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
+                                 name, strerror(errno));
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+typedef struct upload {
+    cairn_client_t *client;
+    const char *run_id, *path;
+    char upload_id[128];
+    uint64_t offset; /* bytes sent and accepted */
+    msgpack_sbuffer sb;
+} upload_t;
+
+/* One put_artifact; upload_id is filled from the first reply. The last
+ * chunk's reply (its artifact) is left in *last. */
+static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool done,
+                       cairn_reply_t **last, cairn_err_t *err)
+{
+    msgpack_sbuffer_clear(&u->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &u->sb, msgpack_sbuffer_write);
+    bool first = !u->upload_id[0];
+    int fail = msgpack_pack_map(&pk, first ? 5 : 6);
+    cairn_pack_kv_str(&pk, "run_id", u->run_id);
+    cairn_pack_kv_str(&pk, "path", u->path);
+    cairn_pack_cstr(&pk, "offset");
+    fail |= msgpack_pack_uint64(&pk, u->offset);
+    cairn_pack_cstr(&pk, "done");
+    fail |= done ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    if (!first) cairn_pack_kv_str(&pk, "upload_id", u->upload_id);
+    cairn_pack_cstr(&pk, "data");
+    fail |= msgpack_pack_bin_with_body(&pk, data, n);
+    if (fail) return s_oom(err);
+    cairn_reply_t *r = NULL;
+    const msgpack_object *obj = NULL;
+    if (s_acall(u->client, "put_artifact", &u->sb, &r, &obj, err) != 0) return -1;
+    u->offset += n;
+    if (done) {
+        *last = r;
+        return 0;
+    }
+    int rc = 0;
+    const msgpack_object *id = s_mp(obj, "upload_id", MSGPACK_OBJECT_STR);
+    const msgpack_object *next = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    if (!id || id->via.str.size == 0 || id->via.str.size >= sizeof u->upload_id)
+        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                           "the reply of artifacts.put_artifact has no upload_id");
+    else if (!first && (id->via.str.size != strlen(u->upload_id) ||
+                        memcmp(id->via.str.ptr, u->upload_id, id->via.str.size) != 0))
+        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                           "the upload id changed in the middle of the upload");
+    else if (!next || next->via.u64 != u->offset)
+        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                           "after %" PRIu64 " bytes the server expects offset %" PRIu64,
+                           u->offset, next ? next->via.u64 : 0);
+    if (rc == 0 && first) {
+        memcpy(u->upload_id, id->via.str.ptr, id->via.str.size);
+        u->upload_id[id->via.str.size] = '\0';
+    }
+    cairn_reply_destroy(&r);
+    return rc;
+}
+
+/* Check the committed artifact against what was sent. */
+static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
+                          cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    const msgpack_object *a =
+        s_mp(cairn_reply_object(r), "artifact", MSGPACK_OBJECT_MAP);
+    const msgpack_object *size = s_mp(a, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    const msgpack_object *path = s_mp(a, "path", MSGPACK_OBJECT_STR);
+    char hash[HASH_HEX + 1];
+    if (!a || !size || !path || !s_mp_hash(a, hash))
+        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                             "the last reply of artifacts.put_artifact has no artifact "
+                             "{path, size, hash}");
+    if (size->via.u64 != u->offset || strcmp(hash, hex) != 0)
+        return cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
+                             "the server stored %" PRIu64 " bytes with hash %s, but %" PRIu64
+                             " bytes with hash %s were sent",
+                             size->via.u64, hash, u->offset, hex);
+    if (info) {
+        info->path = strndup(path->via.str.ptr, path->via.str.size);
+        if (!info->path) return s_oom(err);
+        info->size = u->offset;
+        memcpy(info->hash, hash, sizeof hash);
+    }
+    return 0;
+}
+
+/* Stream fd to put_artifact, CHUNK bytes a request, reading one chunk ahead
+ * so that the last request carries done=true. */
+static int s_upload(cairn_client_t *client, const char *run_id, const char *path,
+                    int fd, const char *name, cairn_progress_fn *progress, void *arg,
+                    cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    struct stat sbuf;
+    if (fstat(fd, &sbuf) != 0)
+        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot read '%s': %s",
+                             name, strerror(errno));
+    if (S_ISDIR(sbuf.st_mode))
+        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE,
+                             "'%s' is a directory; upload its files one by one", name);
+    uint64_t total = S_ISREG(sbuf.st_mode) ? (uint64_t)sbuf.st_size : CAIRN_SIZE_UNKNOWN;
+    upload_t u = {.client = client, .run_id = run_id, .path = path};
+    msgpack_sbuffer_init(&u.sb);
+    unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+    size_t ncur = 0, nnext = 0;
+    cairn_reply_t *last = NULL;
+    int rc = cur && next ? s_read_full(fd, cur, CHUNK, &ncur, name, err) : s_oom(err);
+    while (rc == 0) {
+        nnext = 0;
+        if (ncur == CHUNK) rc = s_read_full(fd, next, CHUNK, &nnext, name, err);
+        if (rc != 0) break;
+        bool done = nnext == 0;
+        crypto_generichash_update(&st, cur, ncur);
+        rc = s_put_chunk(&u, cur, ncur, done, &last, err);
+        if (rc != 0 || done) break;
+        /* a file that grew past its size: the total is no longer known */
+        if (progress) progress(arg, u.offset, u.offset < total ? total : CAIRN_SIZE_UNKNOWN);
+        unsigned char *t = cur;
+        cur = next;
+        next = t;
+        ncur = nnext;
+    }
+    free(cur);
+    free(next);
+    msgpack_sbuffer_destroy(&u.sb);
+    if (rc == 0) {
+        char hex[HASH_HEX + 1];
+        s_hex(&st, hex);
+        rc = s_upload_check(&u, hex, last, info, err);
+    }
+    cairn_reply_destroy(&last);
+    if (rc == 0 && progress) progress(arg, u.offset, u.offset);
+    return rc;
+}
+
+int cairn_log_artifact_ex(cairn_client_t *client, const char *run_id,
+                          const char *local_path, const char *artifact_path,
+                          cairn_progress_fn *progress, void *arg,
+                          cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    if (info) memset(info, 0, sizeof *info);
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
+            0 ||
+        s_check_str(local_path, "the local path", 0, true, NULL, err) != 0)
+        return -1;
+    const char *path = artifact_path ? artifact_path : s_basename(local_path);
+    if (!*path)
+        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "'%s' names no file",
+                             local_path);
+    int fd = open(local_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot open '%s': %s",
+                             local_path, strerror(errno));
+    int rc = s_upload(client, run_id, path, fd, local_path, progress, arg, info, err);
+    close(fd);
+    return rc;
+}
+
+int cairn_log_artifact(cairn_client_t *client, const char *run_id,
+                       const char *local_path, const char *artifact_path,
+                       cairn_progress_fn *progress, void *arg, cairn_err_t *err)
+{
+    return cairn_log_artifact_ex(client, run_id, local_path, artifact_path, progress,
+                                 arg, NULL, err);
+}
+
+int cairn_log_artifact_fd(cairn_client_t *client, const char *run_id, int fd,
+                          const char *artifact_path, cairn_progress_fn *progress,
+                          void *arg, cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    if (info) memset(info, 0, sizeof *info);
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
+        0)
+        return -1;
+    if (!artifact_path)
+        return cairn_err_set(err, 400, "bad_request",
+                             "uploading a descriptor needs an artifact path");
+    char name[32];
+    if (fd == STDIN_FILENO)
+        snprintf(name, sizeof name, "stdin");
+    else
+        snprintf(name, sizeof name, "fd %d", fd);
+    return s_upload(client, run_id, artifact_path, fd, name, progress, arg, info, err);
+}
+
+/* A download: the bytes go to fd (a temporary file beside dest, or the
+ * caller's descriptor). */
+typedef struct download {
+    cairn_client_t *client;
+    const char *run_id, *path;
+    const char *dest; /* the file it becomes; NULL: the caller's fd */
+    char *tmp;        /* the temporary file beside dest, until renamed */
+    int fd;
+    bool started;
+    uint64_t offset, size;
+    char hash[HASH_HEX + 1]; /* the server's, from the first reply */
+    crypto_generichash_state st;
+    msgpack_sbuffer sb;
+} download_t;
+
+static int s_open_tmp(download_t *d, cairn_err_t *err)
+{
+    const char *base = s_basename(d->dest);
+    size_t dirlen = (size_t)(base - d->dest);
+    if (!*base)
+        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "'%s' names no file",
+                             d->dest);
+    d->tmp = malloc(strlen(d->dest) + 16);
+    if (!d->tmp) return s_oom(err);
+    sprintf(d->tmp, "%.*s.%s.XXXXXX", (int)dirlen, d->dest, base);
+    d->fd = mkstemp(d->tmp);
+    if (d->fd >= 0) (void)fcntl(d->fd, F_SETFD, FD_CLOEXEC);
+    if (d->fd < 0) {
+        int e = errno;
+        free(d->tmp);
+        d->tmp = NULL;
+        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO,
+                             "cannot create a file beside '%s': %s", d->dest,
+                             strerror(e));
+    }
+    return 0;
+}
+
+/* Ask for the next chunk and write it. *done says whether it was the last. */
+static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
+{
+    msgpack_sbuffer_clear(&d->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &d->sb, msgpack_sbuffer_write);
+    int fail = msgpack_pack_map(&pk, 4);
+    cairn_pack_kv_str(&pk, "run_id", d->run_id);
+    cairn_pack_kv_str(&pk, "path", d->path);
+    cairn_pack_cstr(&pk, "offset");
+    fail |= msgpack_pack_uint64(&pk, d->offset);
+    cairn_pack_cstr(&pk, "length");
+    fail |= msgpack_pack_uint32(&pk, CHUNK);
+    if (fail) return s_oom(err);
+    cairn_reply_t *r = NULL;
+    const msgpack_object *obj = NULL;
+    if (s_acall(d->client, "get_artifact", &d->sb, &r, &obj, err) != 0) return -1;
+    const msgpack_object *data = s_mp(obj, "data", MSGPACK_OBJECT_BIN);
+    const msgpack_object *off = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    const msgpack_object *fin = s_mp(obj, "done", MSGPACK_OBJECT_BOOLEAN);
+    char hash[HASH_HEX + 1];
+    int rc = 0;
+    if (!data || !off || !size || !fin || !s_mp_hash(obj, hash))
+        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                           "the reply of artifacts.get_artifact lacks data, offset, size, "
+                           "hash or done");
+    else if (d->started && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0))
+        rc = cairn_err_set(err, 409, CAIRN_ERR_CHANGED,
+                           "'%s' changed while it was being downloaded; try again",
+                           d->path);
+    else if (off->via.u64 != d->offset || data->via.bin.size > CHUNK ||
+             d->offset + data->via.bin.size > size->via.u64 ||
+             (!fin->via.boolean && data->via.bin.size == 0) ||
+             (fin->via.boolean && d->offset + data->via.bin.size != size->via.u64))
+        rc = cairn_err_set(
+            err, 502, CAIRN_ERR_BAD_REPLY,
+            "the reply of artifacts.get_artifact does not follow on: offset %" PRIu64
+            ", %" PRIu32 " bytes of %" PRIu64 ", asked for offset %" PRIu64,
+            off->via.u64, data->via.bin.size, size->via.u64, d->offset);
+    if (rc == 0 && !d->started) {
+        d->started = true;
+        d->size = size->via.u64;
+        memcpy(d->hash, hash, sizeof hash);
+        if (d->dest) rc = s_open_tmp(d, err);
+    }
+    if (rc == 0) {
+        crypto_generichash_update(&d->st, (const unsigned char *)data->via.bin.ptr,
+                                  data->via.bin.size);
+        rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
+                          d->tmp ? d->tmp : "the output", err);
+        d->offset += data->via.bin.size;
+        *done = fin->via.boolean;
+    }
+    cairn_reply_destroy(&r);
+    return rc;
+}
+
+/* The temporary file becomes dest, with the mode a new file would get. */
+static int s_commit(download_t *d, cairn_err_t *err)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(d->fd, 0666 & ~mask) != 0 || fsync(d->fd) != 0)
+        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
+                             d->tmp, strerror(errno));
+    int rc = close(d->fd);
+    d->fd = -1;
+    if (rc != 0 || rename(d->tmp, d->dest) != 0)
+        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
+                             d->dest, strerror(errno));
+    free(d->tmp);
+    d->tmp = NULL;
+    return 0;
+}
+
+static int s_download(cairn_client_t *client, const char *run_id,
+                      const char *artifact_path, const char *dest, int fd,
+                      cairn_progress_fn *progress, void *arg,
+                      cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    download_t d = {.client = client,
+                    .run_id = run_id,
+                    .path = artifact_path,
+                    .dest = dest,
+                    .fd = dest ? -1 : fd};
+    crypto_generichash_init(&d.st, NULL, 0, crypto_generichash_BYTES);
+    msgpack_sbuffer_init(&d.sb);
+    bool done = false;
+    int rc = 0;
+    while (rc == 0 && !done) {
+        rc = s_get_chunk(&d, &done, err);
+        if (rc == 0 && progress) progress(arg, d.offset, d.size);
+    }
+    msgpack_sbuffer_destroy(&d.sb);
+    char hex[HASH_HEX + 1];
+    if (rc == 0) s_hex(&d.st, hex);
+    if (rc == 0 && strcmp(hex, d.hash) != 0)
+        rc = cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
+                           "'%s' arrived corrupt: its bytes hash to %s, the server says "
+                           "%s%s",
+                           d.path, hex, d.hash, d.tmp ? "; nothing was written" : "");
+    if (rc == 0 && d.tmp) rc = s_commit(&d, err);
+    if (d.tmp) {
+        if (d.fd >= 0) close(d.fd);
+        unlink(d.tmp);
+        free(d.tmp);
+    }
+    if (rc == 0 && info) {
+        info->path = strdup(artifact_path);
+        if (!info->path) return s_oom(err);
+        info->size = d.size;
+        memcpy(info->hash, d.hash, sizeof d.hash);
+    }
+    return rc;
+}
+
+int cairn_download_artifact_ex(cairn_client_t *client, const char *run_id,
+                               const char *artifact_path, const char *local_path,
+                               cairn_progress_fn *progress, void *arg,
+                               cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    if (info) memset(info, 0, sizeof *info);
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
+            0 ||
+        s_check_str(artifact_path, "the artifact path", 0, true, NULL, err) != 0 ||
+        s_check_str(local_path, "the local path", 0, true, NULL, err) != 0)
+        return -1;
+    return s_download(client, run_id, artifact_path, local_path, -1, progress, arg, info,
+                      err);
+}
+
+int cairn_download_artifact(cairn_client_t *client, const char *run_id,
+                            const char *artifact_path, const char *local_path,
+                            cairn_progress_fn *progress, void *arg, cairn_err_t *err)
+{
+    return cairn_download_artifact_ex(client, run_id, artifact_path, local_path,
+                                      progress, arg, NULL, err);
+}
+
+int cairn_download_artifact_fd(cairn_client_t *client, const char *run_id,
+                               const char *artifact_path, int fd,
+                               cairn_progress_fn *progress, void *arg,
+                               cairn_artifact_info_t *info, cairn_err_t *err)
+{
+    if (info) memset(info, 0, sizeof *info);
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
+            0 ||
+        s_check_str(artifact_path, "the artifact path", 0, true, NULL, err) != 0)
+        return -1;
+    if (fd < 0) return cairn_err_set(err, 400, "bad_request", "fd %d is not open", fd);
+    return s_download(client, run_id, artifact_path, NULL, fd, progress, arg, info, err);
 }

@@ -5,19 +5,16 @@
  * (next_page_token) up to --max. `metrics history` prints each page as it
  * comes, so a series of millions of points is never held whole.
  *
- * Artifacts move as msgpack, never as JSON (no base64 of the bytes): an
- * upload reads the file in CHUNK-sized pieces, one ahead so that the last
- * piece is known to be the last, and sends each as a put_artifact; a
- * download asks get_artifact for CHUNK bytes at a time, writes them to a
- * temporary file beside the destination, and renames it into place only
- * when the BLAKE2b-256 of what arrived matches the server's hash. Memory is
- * bounded by a few chunks whatever the size of the file. */
+ * Artifacts move with the C SDK's transfers (cairn/tracking.h:
+ * cairn_log_artifact_ex / _fd, cairn_download_artifact_ex / _fd): chunked
+ * msgpack put_artifact / get_artifact, BLAKE2b-256 verified, a download
+ * renamed into place only when it verifies. Here: choosing the paths, the
+ * progress bar (the SDK's progress callback), and the output. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cairn/tracking.h"
 #include "cli.h"
 
 /* The operands of a two-word command ("runs show RUN_ID": RUN_ID is 0). */
 #define OPERAND(o, i) ((o)->args[2 + (i)])
 #define NOPERANDS(o) ((o)->nargs - 2)
 
-#define CHUNK (4u << 20) /* bytes per put_artifact / get_artifact */
+#define CHUNK CAIRN_ARTIFACT_CHUNK /* bytes per put_artifact / get_artifact */
 #define MiB (1024.0 * 1024.0)
-#define HASH_HEX (2 * crypto_generichash_BYTES) /* BLAKE2b-256 as hex */
 #define METRIC_COLS 3 /* latest metrics shown by `runs list` */
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -929,20 +926,29 @@ int cli_artifacts_list(cairn_client_t *c, const opts_t *o, fail_t *f)
 
 /* ---- artifacts: transfers --------------------------------------------------- */
 
-/* A progress line on stderr: bytes, percent (when the total is known), MiB/s. */
+/* A progress line on stderr: bytes, percent (when the total is known), MiB/s.
+ * It is the SDK's progress callback (cairn_progress_fn). */
 typedef struct progress {
-    bool on, drawn;
-    int64_t total; /* -1: unknown (stdin) */
+    const opts_t *o;
+    bool started, on, drawn;
+    int64_t total; /* -1: unknown (a pipe) */
     double t0, last;
 } progress_t;
 
-static void s_progress_init(progress_t *p, const opts_t *o, int64_t total)
+static void s_progress_start(progress_t *p, const opts_t *o)
 {
-    p->on =
-        o->progress || (isatty(STDERR_FILENO) && (total < 0 || total > (int64_t)CHUNK));
-    p->drawn = false;
-    p->total = total;
+    memset(p, 0, sizeof *p);
+    p->o = o;
     p->t0 = p->last = s_clock_ms();
+}
+
+/* The total is known from the first callback, or, here, before it. */
+static void s_progress_total(progress_t *p, int64_t total)
+{
+    p->started = true;
+    p->total = total;
+    p->on = p->o->progress ||
+            (isatty(STDERR_FILENO) && (total < 0 || total > (int64_t)CHUNK));
 }
 
 static void s_progress(progress_t *p, uint64_t done, bool final)
@@ -972,6 +978,15 @@ static void s_progress(progress_t *p, uint64_t done, bool final)
     fflush(stderr);
 }
 
+/* cairn_progress_fn: the SDK's last call of a transfer has done == total. */
+static void s_on_progress(void *arg, uint64_t done, uint64_t total)
+{
+    progress_t *p = arg;
+    if (!p->started)
+        s_progress_total(p, total == CAIRN_SIZE_UNKNOWN ? -1 : (int64_t)total);
+    s_progress(p, done, done == total);
+}
+
 /* End a line left open by a failed transfer, before the error is printed. */
 static void s_progress_abort(progress_t *p)
 {
@@ -979,42 +994,29 @@ static void s_progress_abort(progress_t *p)
     p->drawn = false;
 }
 
-static void s_hex(crypto_generichash_state *st, char hex[HASH_HEX + 1])
+/* A transfer's error as the CLI's failure: the local file's problems are
+ * usage errors, a reply without a sane body or bytes that do not verify are
+ * internal ones, no reply is unreachable, and the server's errors are its. */
+static int s_fail_transfer(const opts_t *o, const cairn_err_t *e, fail_t *f)
 {
-    unsigned char h[crypto_generichash_BYTES];
-    crypto_generichash_final(st, h, sizeof h);
-    sodium_bin2hex(hex, HASH_HEX + 1, h, sizeof h);
-}
-
-/* Read up to n bytes (fewer only at the end of the file). */
-static int s_read_full(int fd, unsigned char *buf, size_t n, size_t *got,
-                       const char *name, fail_t *f)
-{
-    *got = 0;
-    while (*got < n) {
-        ssize_t r = read(fd, buf + *got, n - *got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0)
-            return cli_fail(f, EXIT_USAGE, "cannot read '%s': %s", name,
-                            strerror(errno));
-        if (r == 0) break;
-        *got += (size_t)r;
-    }
-    return EXIT_OK;
-}
-
-static int s_write_full(int fd, const char *buf, size_t n, const char *name, fail_t *f)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0)
-            return cli_fail(f, EXIT_INTERNAL, "cannot write '%s': %s", name,
-                            strerror(errno));
-        buf += w;
-        n -= (size_t)w;
-    }
-    return EXIT_OK;
+    if (!strcmp(e->code, CAIRN_ERR_LOCAL_FILE)) return cli_fail(f, EXIT_USAGE, "%s", e->msg);
+    if (!strcmp(e->code, CAIRN_ERR_LOCAL_IO) || !strcmp(e->code, CAIRN_ERR_BAD_REPLY) ||
+        !strcmp(e->code, CAIRN_ERR_CORRUPT) || !strcmp(e->code, "out_of_memory"))
+        return cli_fail(f, EXIT_INTERNAL, "%s", e->msg);
+    if (e->st == CAIRN_ST_TIMEOUT && !strcmp(e->code, "deadline_exceeded"))
+        return cli_fail(f, EXIT_UNREACHABLE,
+                        "cannot reach cairnd: no reply within %" PRIu32
+                        " ms (is cairnd running at %s?)",
+                        o->ttl_ms ? o->ttl_ms : 30000, o->endpoint);
+    if (e->st == CAIRN_ST_UNAVAILABLE && !strcmp(e->code, "unavailable"))
+        return cli_fail(f, EXIT_UNREACHABLE,
+                        "cannot reach cairnd: %s (is cairnd running at %s?)", e->msg,
+                        o->endpoint);
+    int rc = !strcmp(e->code, CAIRN_ERR_CHANGED)
+                 ? cli_fail(f, EXIT_SERVER, "%s", e->msg)
+                 : cli_fail(f, EXIT_SERVER, "%s (%d): %s", e->code, e->st, e->msg);
+    f->st = e->st;
+    return rc;
 }
 
 static const char *s_basename(const char *path)
@@ -1023,151 +1025,22 @@ static const char *s_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* A msgpack field of a type; NULL when absent or of another type. */
-static const msgpack_object *s_mp(const msgpack_object *map, const char *key,
-                                  msgpack_object_type type)
+/* Print the committed artifact (checked by the SDK against what was sent). */
+static int s_upload_done(const opts_t *o, const char *run_id, const char *local,
+                         const cairn_artifact_info_t *a, fail_t *f)
 {
-    const msgpack_object *v = cairn_obj_get(map, key);
-    return v && v->type == type ? v : NULL;
-}
-
-static bool s_mp_hash(const msgpack_object *map, char out[HASH_HEX + 1])
-{
-    const msgpack_object *h = s_mp(map, "hash", MSGPACK_OBJECT_STR);
-    if (!h || h->via.str.size != HASH_HEX) return false;
-    memcpy(out, h->via.str.ptr, HASH_HEX);
-    out[HASH_HEX] = '\0';
-    return true;
-}
-
-/* One put_artifact; *upload_id is filled from the first reply. The last
- * chunk's reply (its artifact) is left in *last. */
-typedef struct upload {
-    const char *run_id, *path;
-    char upload_id[128];
-    uint64_t offset; /* bytes sent and accepted */
-    msgpack_sbuffer sb;
-} upload_t;
-
-static int s_put_chunk(cairn_client_t *c, const opts_t *o, upload_t *u,
-                       const unsigned char *data, size_t n, bool done,
-                       cairn_reply_t **last, fail_t *f)
-{
-    msgpack_sbuffer_clear(&u->sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &u->sb, msgpack_sbuffer_write);
-    bool first = !u->upload_id[0];
-    int fail = msgpack_pack_map(&pk, first ? 5 : 6);
-    cairn_pack_kv_str(&pk, "run_id", u->run_id);
-    cairn_pack_kv_str(&pk, "path", u->path);
-    cairn_pack_cstr(&pk, "offset");
-    fail |= msgpack_pack_uint64(&pk, u->offset);
-    cairn_pack_cstr(&pk, "done");
-    fail |= done ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-    if (!first) cairn_pack_kv_str(&pk, "upload_id", u->upload_id);
-    cairn_pack_cstr(&pk, "data");
-    fail |= msgpack_pack_bin_with_body(&pk, data, n);
-    if (fail) return cli_oom(f);
-    cairn_reply_t *r = NULL;
-    const msgpack_object *obj = NULL;
-    int rc = cli_call_raw(c, o, "artifacts", "put_artifact", &u->sb, &r, &obj, f);
-    if (rc != EXIT_OK) return rc;
-    u->offset += n;
-    if (done) {
-        *last = r;
-        return EXIT_OK;
-    }
-    const msgpack_object *id = s_mp(obj, "upload_id", MSGPACK_OBJECT_STR);
-    const msgpack_object *next = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
-    if (!id || id->via.str.size == 0 || id->via.str.size >= sizeof u->upload_id)
-        rc = cli_fail(f, EXIT_INTERNAL,
-                      "the reply of artifacts.put_artifact has no upload_id");
-    else if (!first && (id->via.str.size != strlen(u->upload_id) ||
-                        memcmp(id->via.str.ptr, u->upload_id, id->via.str.size) != 0))
-        rc = cli_fail(f, EXIT_INTERNAL,
-                      "the upload id changed in the middle of the upload");
-    else if (!next || next->via.u64 != u->offset)
-        rc = cli_fail(f, EXIT_INTERNAL,
-                      "after %" PRIu64 " bytes the server expects offset %" PRIu64,
-                      u->offset, next ? next->via.u64 : 0);
-    if (rc == EXIT_OK && first) {
-        memcpy(u->upload_id, id->via.str.ptr, id->via.str.size);
-        u->upload_id[id->via.str.size] = '\0';
-    }
-    cairn_reply_destroy(&r);
-    return rc;
-}
-
-/* Check the committed artifact against what was sent and print it. */
-static int s_upload_done(const opts_t *o, const upload_t *u, const char *local,
-                         const char *hex, cairn_reply_t *r, fail_t *f)
-{
-    const msgpack_object *a =
-        s_mp(cairn_reply_object(r), "artifact", MSGPACK_OBJECT_MAP);
-    const msgpack_object *size =
-        a ? s_mp(a, "size", MSGPACK_OBJECT_POSITIVE_INTEGER) : NULL;
-    const msgpack_object *path = a ? s_mp(a, "path", MSGPACK_OBJECT_STR) : NULL;
-    char hash[HASH_HEX + 1];
-    if (!a || !size || !path || !s_mp_hash(a, hash))
-        return cli_fail(
-            f, EXIT_INTERNAL,
-            "the last reply of artifacts.put_artifact has no artifact {path, "
-            "size, hash}");
-    if (size->via.u64 != u->offset || strcmp(hash, hex) != 0)
-        return cli_fail(f, EXIT_INTERNAL,
-                        "the server stored %" PRIu64 " bytes with hash %s, but %" PRIu64
-                        " bytes with hash %s were sent",
-                        size->via.u64, hash, u->offset, hex);
     if (o->json) {
-        json_t *out = json_pack("{s:{s:s%, s:I, s:s}}", "artifact", "path",
-                                path->via.str.ptr, (size_t)path->via.str.size, "size",
-                                (json_int_t)u->offset, "hash", hash);
+        json_t *out = json_pack("{s:{s:s, s:I, s:s}}", "artifact", "path", a->path,
+                                "size", (json_int_t)a->size, "hash", a->hash);
         int rc = out ? cli_print_json(out, false, f) : cli_oom(f);
         json_decref(out);
         return rc;
     }
     char human[32];
-    s_fmt_size((double)u->offset, human, sizeof human);
-    printf("uploaded %s to run %s as %.*s (%s, blake2b-256 %s)\n", local, u->run_id,
-           (int)path->via.str.size, path->via.str.ptr, human, hash);
+    s_fmt_size((double)a->size, human, sizeof human);
+    printf("uploaded %s to run %s as %s (%s, blake2b-256 %s)\n", local, run_id, a->path,
+           human, a->hash);
     return EXIT_OK;
-}
-
-/* Stream fd to put_artifact, CHUNK bytes a request, reading one chunk ahead
- * so that the last request carries done=true. */
-static int s_upload(cairn_client_t *c, const opts_t *o, upload_t *u, int fd,
-                    const char *local, progress_t *pg, fail_t *f)
-{
-    unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
-    size_t ncur = 0, nnext = 0;
-    cairn_reply_t *last = NULL;
-    int rc = cur && next ? s_read_full(fd, cur, CHUNK, &ncur, local, f) : cli_oom(f);
-    while (rc == EXIT_OK) {
-        nnext = 0;
-        if (ncur == CHUNK) rc = s_read_full(fd, next, CHUNK, &nnext, local, f);
-        if (rc != EXIT_OK) break;
-        bool done = nnext == 0;
-        crypto_generichash_update(&st, cur, ncur);
-        rc = s_put_chunk(c, o, u, cur, ncur, done, &last, f);
-        if (rc != EXIT_OK || done) break;
-        s_progress(pg, u->offset, false);
-        unsigned char *t = cur;
-        cur = next;
-        next = t;
-        ncur = nnext;
-    }
-    free(cur);
-    free(next);
-    if (rc == EXIT_OK) {
-        s_progress(pg, u->offset, true);
-        char hex[HASH_HEX + 1];
-        s_hex(&st, hex);
-        rc = s_upload_done(o, u, local, hex, last, f);
-    }
-    cairn_reply_destroy(&last);
-    return rc;
 }
 
 int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f)
@@ -1176,7 +1049,6 @@ int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f)
     bool from_stdin = strcmp(local, "-") == 0;
     if (from_stdin && !dest)
         return cli_bad_usage(f, "uploading stdin ('-') needs a PATH");
-    if (sodium_init() < 0) return cli_fail(f, EXIT_INTERNAL, "libsodium cannot start");
     /* PATH: as given; ending in '/', a directory for the file's name. */
     const char *base = s_basename(local);
     size_t dlen = dest ? strlen(dest) : 0;
@@ -1186,41 +1058,32 @@ int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f)
     if (!path) return cli_oom(f);
     sprintf(path, "%s%s", dest ? dest : "", into_dir ? base : "");
 
-    int fd = from_stdin ? STDIN_FILENO : open(local, O_RDONLY | O_CLOEXEC);
-    struct stat sbuf;
-    int rc = EXIT_OK;
-    if (fd < 0)
-        rc = cli_fail(f, EXIT_USAGE, "cannot open '%s': %s", local, strerror(errno));
-    else if (fstat(fd, &sbuf) != 0)
-        rc = cli_fail(f, EXIT_USAGE, "cannot read '%s': %s", local, strerror(errno));
-    else if (S_ISDIR(sbuf.st_mode))
-        rc = cli_fail(f, EXIT_USAGE, "'%s' is a directory; upload its files one by one",
-                      local);
-    if (rc == EXIT_OK) {
-        upload_t u = {.run_id = OPERAND(o, 0), .path = path};
-        msgpack_sbuffer_init(&u.sb);
-        progress_t pg;
-        s_progress_init(&pg, o, S_ISREG(sbuf.st_mode) ? (int64_t)sbuf.st_size : -1);
-        rc = s_upload(c, o, &u, fd, from_stdin ? "stdin" : local, &pg, f);
-        if (rc != EXIT_OK) s_progress_abort(&pg);
-        msgpack_sbuffer_destroy(&u.sb);
+    progress_t pg;
+    s_progress_start(&pg, o);
+    cairn_artifact_info_t info = {0};
+    cairn_err_t err = {0};
+    int rc;
+    if (from_stdin) {
+        /* a pipe's size is never known, not even at the end */
+        struct stat sbuf;
+        if (fstat(STDIN_FILENO, &sbuf) == 0 && !S_ISREG(sbuf.st_mode))
+            s_progress_total(&pg, -1);
+        rc = cairn_log_artifact_fd(c, OPERAND(o, 0), STDIN_FILENO, path, s_on_progress,
+                                   &pg, &info, &err);
+    } else {
+        rc = cairn_log_artifact_ex(c, OPERAND(o, 0), local, path, s_on_progress, &pg,
+                                   &info, &err);
     }
-    if (fd > STDIN_FILENO) close(fd);
+    if (rc != 0) {
+        s_progress_abort(&pg);
+        rc = s_fail_transfer(o, &err, f);
+    } else {
+        rc = s_upload_done(o, OPERAND(o, 0), from_stdin ? "stdin" : local, &info, f);
+    }
+    free(info.path);
     free(path);
     return rc;
 }
-
-/* A download: the bytes go to fd (a temporary file, or stdout). */
-typedef struct download {
-    const char *run_id, *path;
-    const char *dest; /* the file it becomes; "-": stdout */
-    char *tmp;        /* the temporary file beside dest, until renamed */
-    int fd;
-    uint64_t offset, size;
-    char hash[HASH_HEX + 1]; /* the server's, from the first reply */
-    crypto_generichash_state st;
-    msgpack_sbuffer sb;
-} download_t;
 
 /* Where the file goes: FILE, FILE/<name> when FILE is a directory, or
  * <name> in the current directory; a heap string. */
@@ -1235,155 +1098,45 @@ static char *s_dest(const char *local, const char *path)
     return out;
 }
 
-static int s_open_tmp(download_t *d, fail_t *f)
+static int s_download_done(const opts_t *o, const char *run_id, const char *dest,
+                           const cairn_artifact_info_t *a, fail_t *f)
 {
-    if (strcmp(d->dest, "-") == 0) {
-        d->fd = STDOUT_FILENO;
-        return EXIT_OK;
-    }
-    const char *base = s_basename(d->dest);
-    size_t dirlen = (size_t)(base - d->dest);
-    if (!*base) return cli_fail(f, EXIT_USAGE, "'%s' names no file", d->dest);
-    d->tmp = malloc(strlen(d->dest) + 16);
-    if (!d->tmp) return cli_oom(f);
-    sprintf(d->tmp, "%.*s.%s.XXXXXX", (int)dirlen, d->dest, base);
-    d->fd = mkstemp(d->tmp);
-    if (d->fd < 0) {
-        int e = errno;
-        free(d->tmp);
-        d->tmp = NULL;
-        return cli_fail(f, EXIT_INTERNAL, "cannot create a file beside '%s': %s",
-                        d->dest, strerror(e));
-    }
-    return EXIT_OK;
-}
-
-/* Ask for the next chunk and write it. *done says whether it was the last. */
-static int s_get_chunk(cairn_client_t *c, const opts_t *o, download_t *d,
-                       progress_t *pg, bool *done, fail_t *f)
-{
-    msgpack_sbuffer_clear(&d->sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &d->sb, msgpack_sbuffer_write);
-    int fail = msgpack_pack_map(&pk, 4);
-    cairn_pack_kv_str(&pk, "run_id", d->run_id);
-    cairn_pack_kv_str(&pk, "path", d->path);
-    cairn_pack_cstr(&pk, "offset");
-    fail |= msgpack_pack_uint64(&pk, d->offset);
-    cairn_pack_cstr(&pk, "length");
-    fail |= msgpack_pack_uint32(&pk, CHUNK);
-    if (fail) return cli_oom(f);
-    cairn_reply_t *r = NULL;
-    const msgpack_object *obj = NULL;
-    int rc = cli_call_raw(c, o, "artifacts", "get_artifact", &d->sb, &r, &obj, f);
-    if (rc != EXIT_OK) return rc;
-    const msgpack_object *data = s_mp(obj, "data", MSGPACK_OBJECT_BIN);
-    const msgpack_object *off = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
-    const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
-    const msgpack_object *fin = s_mp(obj, "done", MSGPACK_OBJECT_BOOLEAN);
-    char hash[HASH_HEX + 1];
-    bool first = d->fd < 0;
-    if (!data || !off || !size || !fin || !s_mp_hash(obj, hash))
-        rc = cli_fail(
-            f, EXIT_INTERNAL,
-            "the reply of artifacts.get_artifact lacks data, offset, size, hash "
-            "or done");
-    else if (!first && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0))
-        rc = cli_fail(f, EXIT_SERVER,
-                      "'%s' changed while it was being downloaded; try again", d->path);
-    else if (off->via.u64 != d->offset || data->via.bin.size > CHUNK ||
-             d->offset + data->via.bin.size > size->via.u64 ||
-             (!fin->via.boolean && data->via.bin.size == 0) ||
-             (fin->via.boolean && d->offset + data->via.bin.size != size->via.u64))
-        rc = cli_fail(
-            f, EXIT_INTERNAL,
-            "the reply of artifacts.get_artifact does not follow on: offset %" PRIu64
-            ", %" PRIu32 " bytes of %" PRIu64 ", asked for offset %" PRIu64,
-            off->via.u64, data->via.bin.size, size->via.u64, d->offset);
-    if (rc == EXIT_OK && first) {
-        d->size = size->via.u64;
-        memcpy(d->hash, hash, sizeof hash);
-        rc = s_open_tmp(d, f);
-        s_progress_init(pg, o, (int64_t)d->size);
-    }
-    if (rc == EXIT_OK) {
-        crypto_generichash_update(&d->st, (const unsigned char *)data->via.bin.ptr,
-                                  data->via.bin.size);
-        rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
-                          d->tmp ? d->tmp : "stdout", f);
-        d->offset += data->via.bin.size;
-        *done = fin->via.boolean;
-    }
-    cairn_reply_destroy(&r);
-    return rc;
-}
-
-/* The temporary file becomes dest, with the mode a new file would get. */
-static int s_commit(download_t *d, fail_t *f)
-{
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(d->fd, 0666 & ~mask) != 0 || fsync(d->fd) != 0)
-        return cli_fail(f, EXIT_INTERNAL, "cannot write '%s': %s", d->tmp,
-                        strerror(errno));
-    int rc = close(d->fd);
-    d->fd = -1;
-    if (rc != 0 || rename(d->tmp, d->dest) != 0)
-        return cli_fail(f, EXIT_INTERNAL, "cannot write '%s': %s", d->dest,
-                        strerror(errno));
-    free(d->tmp);
-    d->tmp = NULL;
-    return EXIT_OK;
-}
-
-static int s_download_done(const opts_t *o, const download_t *d, fail_t *f)
-{
-    if (strcmp(d->dest, "-") == 0) return EXIT_OK; /* stdout holds the bytes alone */
     if (o->json) {
-        json_t *out = json_pack("{s:s, s:s, s:I, s:s}", "path", d->path, "file",
-                                d->dest, "size", (json_int_t)d->size, "hash", d->hash);
+        json_t *out = json_pack("{s:s, s:s, s:I, s:s}", "path", a->path, "file", dest,
+                                "size", (json_int_t)a->size, "hash", a->hash);
         int rc = out ? cli_print_json(out, false, f) : cli_oom(f);
         json_decref(out);
         return rc;
     }
     char human[32];
-    s_fmt_size((double)d->size, human, sizeof human);
-    printf("downloaded %s from run %s to %s (%s, blake2b-256 %s verified)\n", d->path,
-           d->run_id, d->dest, human, d->hash);
+    s_fmt_size((double)a->size, human, sizeof human);
+    printf("downloaded %s from run %s to %s (%s, blake2b-256 %s verified)\n", a->path,
+           run_id, dest, human, a->hash);
     return EXIT_OK;
 }
 
 int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
-    if (sodium_init() < 0) return cli_fail(f, EXIT_INTERNAL, "libsodium cannot start");
     const char *local = NOPERANDS(o) > 2 ? OPERAND(o, 2) : NULL;
-    download_t d = {.run_id = OPERAND(o, 0), .path = OPERAND(o, 1), .fd = -1};
-    char *dest = local && strcmp(local, "-") == 0 ? strdup("-") : s_dest(local, d.path);
-    if (!dest) return cli_oom(f);
-    d.dest = dest;
-    crypto_generichash_init(&d.st, NULL, 0, crypto_generichash_BYTES);
-    msgpack_sbuffer_init(&d.sb);
-    progress_t pg = {0};
-    bool done = false;
-    int rc = EXIT_OK;
-    while (rc == EXIT_OK && !done) {
-        rc = s_get_chunk(c, o, &d, &pg, &done, f);
-        if (rc == EXIT_OK) s_progress(&pg, d.offset, done);
+    const char *run_id = OPERAND(o, 0), *path = OPERAND(o, 1);
+    bool to_stdout = local && strcmp(local, "-") == 0;
+    char *dest = to_stdout ? NULL : s_dest(local, path);
+    if (!to_stdout && !dest) return cli_oom(f);
+    progress_t pg;
+    s_progress_start(&pg, o);
+    cairn_artifact_info_t info = {0};
+    cairn_err_t err = {0};
+    int rc = to_stdout ? cairn_download_artifact_fd(c, run_id, path, STDOUT_FILENO,
+                                                    s_on_progress, &pg, &info, &err)
+                       : cairn_download_artifact_ex(c, run_id, path, dest, s_on_progress,
+                                                    &pg, &info, &err);
+    if (rc != 0) {
+        s_progress_abort(&pg);
+        rc = s_fail_transfer(o, &err, f);
+    } else if (!to_stdout) { /* stdout holds the bytes alone */
+        rc = s_download_done(o, run_id, dest, &info, f);
     }
-    char hex[HASH_HEX + 1];
-    if (rc == EXIT_OK) s_hex(&d.st, hex);
-    if (rc == EXIT_OK && strcmp(hex, d.hash) != 0)
-        rc =
-            cli_fail(f, EXIT_INTERNAL,
-                     "'%s' arrived corrupt: its bytes hash to %s, the server says %s%s",
-                     d.path, hex, d.hash, d.tmp ? "; nothing was written" : "");
-    if (rc == EXIT_OK && d.tmp) rc = s_commit(&d, f);
-    if (rc != EXIT_OK) s_progress_abort(&pg);
-    if (d.fd > STDOUT_FILENO) close(d.fd);
-    if (d.tmp) unlink(d.tmp);
-    if (rc == EXIT_OK) rc = s_download_done(o, &d, f);
-    free(d.tmp);
+    free(info.path);
     free(dest);
-    msgpack_sbuffer_destroy(&d.sb);
     return rc;
 }

@@ -158,6 +158,87 @@ CAIRN_EXPORT int cairn_batch_send(cairn_client_t *client, cairn_batch_t *b,
 CAIRN_EXPORT int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b,
                                         uint64_t *id, cairn_err_t *err);
 
+/* ---- artifacts (the `artifacts` service) ----------------------------------------- */
+
+#define CAIRN_ARTIFACTS_SVC "artifacts"
+#define CAIRN_ARTIFACT_CHUNK (4u << 20) /* bytes per put_artifact / get_artifact */
+#define CAIRN_ARTIFACT_HASH_HEX 64      /* BLAKE2b-256 as lowercase hex */
+#define CAIRN_SIZE_UNKNOWN UINT64_MAX   /* a progress total not known yet */
+
+/* Codes of the errors the transfers find themselves (the server's errors
+ * keep its own codes):
+ *   CAIRN_ERR_LOCAL_FILE (400): the local file cannot be opened or read, is a
+ *     directory, or a path names no file;
+ *   CAIRN_ERR_LOCAL_IO (500): the local file cannot be created or written;
+ *   CAIRN_ERR_BAD_REPLY (502): a reply lacks a field or does not follow on;
+ *   CAIRN_ERR_CORRUPT (500): the bytes' BLAKE2b-256 (or size) is not the
+ *     server's;
+ *   CAIRN_ERR_CHANGED (409): the artifact changed during a download. */
+#define CAIRN_ERR_LOCAL_FILE "local_file"
+#define CAIRN_ERR_LOCAL_IO "local_io"
+#define CAIRN_ERR_BAD_REPLY "bad_reply"
+#define CAIRN_ERR_CORRUPT "corrupt"
+#define CAIRN_ERR_CHANGED "changed"
+
+/* Progress of a transfer: called after each chunk with the bytes moved so
+ * far. total is the size when known, else CAIRN_SIZE_UNKNOWN (an upload
+ * from a pipe); the last call of a transfer that succeeds has done ==
+ * total. */
+typedef void(cairn_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+/* What a transfer moved: the artifact's path (a heap copy: free() it), its
+ * size and its BLAKE2b-256. */
+typedef struct cairn_artifact_info {
+    char *path;
+    uint64_t size;
+    char hash[CAIRN_ARTIFACT_HASH_HEX + 1];
+} cairn_artifact_info_t;
+
+/* Upload local_path as artifact_path of run_id (NULL: the file's name), in
+ * CAIRN_ARTIFACT_CHUNK-sized put_artifact requests (memory: a few chunks
+ * whatever the file's size). The BLAKE2b-256 computed while reading must
+ * match the hash and size the server replies with: else -1
+ * (CAIRN_ERR_CORRUPT). progress may be NULL. */
+CAIRN_EXPORT int cairn_log_artifact(cairn_client_t *client, const char *run_id,
+                                    const char *local_path, const char *artifact_path,
+                                    cairn_progress_fn *progress, void *arg,
+                                    cairn_err_t *err);
+/* The same; *info (may be NULL) receives what was stored (free info->path). */
+CAIRN_EXPORT int cairn_log_artifact_ex(cairn_client_t *client, const char *run_id,
+                                       const char *local_path, const char *artifact_path,
+                                       cairn_progress_fn *progress, void *arg,
+                                       cairn_artifact_info_t *info, cairn_err_t *err);
+/* The same from an open descriptor, read to its end (a pipe included);
+ * artifact_path is required. */
+CAIRN_EXPORT int cairn_log_artifact_fd(cairn_client_t *client, const char *run_id,
+                                       int fd, const char *artifact_path,
+                                       cairn_progress_fn *progress, void *arg,
+                                       cairn_artifact_info_t *info, cairn_err_t *err);
+
+/* Download artifact_path of run_id into local_path, CAIRN_ARTIFACT_CHUNK
+ * bytes a get_artifact. The bytes go to a temporary file beside local_path
+ * which, when their size and BLAKE2b-256 are the server's, is fsynced and
+ * renamed into place (with the mode a new file gets); on any failure
+ * nothing is left behind and local_path is untouched. */
+CAIRN_EXPORT int cairn_download_artifact(cairn_client_t *client, const char *run_id,
+                                         const char *artifact_path,
+                                         const char *local_path,
+                                         cairn_progress_fn *progress, void *arg,
+                                         cairn_err_t *err);
+CAIRN_EXPORT int cairn_download_artifact_ex(cairn_client_t *client, const char *run_id,
+                                            const char *artifact_path,
+                                            const char *local_path,
+                                            cairn_progress_fn *progress, void *arg,
+                                            cairn_artifact_info_t *info,
+                                            cairn_err_t *err);
+/* The same into an open descriptor (stdout, a pipe): the bytes are written
+ * as they arrive, so on a failure (-1) some may already have been written. */
+CAIRN_EXPORT int cairn_download_artifact_fd(cairn_client_t *client, const char *run_id,
+                                            const char *artifact_path, int fd,
+                                            cairn_progress_fn *progress, void *arg,
+                                            cairn_artifact_info_t *info,
+                                            cairn_err_t *err);
+
 #ifdef __cplusplus
 }
 #endif

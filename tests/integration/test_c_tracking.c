@@ -4,16 +4,25 @@
  * batches refused locally (over the limits, bad keys and values), the
  * encoder's integer and string forms round-tripped through
  * get_metric_history, and a pipelined window of 8 batches × 10,000 points
- * whose every point is then found in the history. */
+ * whose every point is then found in the history; artifacts: a ~10 MiB
+ * round trip through cairn_log_artifact / cairn_download_artifact with
+ * progress, a missing local file, an unknown path (404) leaving nothing
+ * behind. */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cairn/cairn.h"
 #include "harness.h"
 
-#define TRACKING_SERVICES "  tracking:\n    plugin: storage\n    mode: inproc\n"
+#define TRACKING_SERVICES                                    \
+    "  tracking:\n    plugin: storage\n    mode: inproc\n" \
+    "  artifacts:\n    plugin: storage\n    mode: inproc\n"
 
 /* ---- helpers --------------------------------------------------------------------- */
 
@@ -715,6 +724,185 @@ static void test_pipelined(cairn_client_t *c, const char *exp)
     free(run);
 }
 
+/* ---- artifacts ------------------------------------------------------------------- */
+
+typedef struct prog {
+    int calls;
+    bool increasing, total_same;
+    uint64_t last_done, total;
+} prog_t;
+
+static void s_prog(void *arg, uint64_t done, uint64_t total)
+{
+    prog_t *p = arg;
+    if (p->calls == 0) {
+        p->increasing = p->total_same = true;
+        p->total = total;
+    } else {
+        if (done <= p->last_done) p->increasing = false;
+        if (total != p->total) p->total_same = false;
+    }
+    p->last_done = done;
+    p->calls++;
+}
+
+static bool s_write_file(const char *path, const unsigned char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fwrite(data, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+static unsigned char *s_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(len > 0 ? (size_t)len : 1);
+    *n = buf && len >= 0 ? fread(buf, 1, (size_t)len, f) : 0;
+    fclose(f);
+    return buf;
+}
+
+/* Entries in dir other than . and .. */
+static int s_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
+{
+    cairn_err_t err = {0};
+    char *run = NULL;
+    CHECK(cairn_create_run(c, exp, "artifacts", NULL, &run, &err) == 0, "create_run: %s",
+          err.msg);
+    if (!run) return;
+    char dir[HARNESS_PATH_MAX], src[HARNESS_PATH_MAX + 16], dst[HARNESS_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/art", tmp);
+    CHECK(mkdir(dir, 0700) == 0, "mkdir %s", dir);
+    snprintf(src, sizeof src, "%s/src.bin", dir);
+    snprintf(dst, sizeof dst, "%s/dst.bin", dir);
+
+    /* ~10 MiB of random bytes: three chunks, the last a partial one */
+    size_t n = 10u * 1024 * 1024 + 12345;
+    unsigned char *data = malloc(n);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; data && i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data[i] = (unsigned char)x;
+    }
+    CHECK(data && s_write_file(src, data, n), "writing %s", src);
+
+    prog_t up = {0};
+    int rc = cairn_log_artifact(c, run, src, "models/m.bin", s_prog, &up, &err);
+    CHECK(rc == 0, "cairn_log_artifact: %d %s %s", err.st, err.code, err.msg);
+    CHECK(up.calls >= 3 && up.increasing && up.total_same && up.total == n &&
+              up.last_done == n,
+          "upload progress: %d calls, increasing %d, total %llu, last %llu", up.calls,
+          up.increasing, (unsigned long long)up.total, (unsigned long long)up.last_done);
+
+    /* NULL artifact path: the file's name; info reports what was stored */
+    cairn_artifact_info_t info;
+    rc = cairn_log_artifact_ex(c, run, src, NULL, NULL, NULL, &info, &err);
+    CHECK(rc == 0 && info.path && !strcmp(info.path, "src.bin") && info.size == n &&
+              strlen(info.hash) == CAIRN_ARTIFACT_HASH_HEX,
+          "cairn_log_artifact_ex: %d %s (%s)", rc, err.msg, info.path ? info.path : "-");
+    char hash[CAIRN_ARTIFACT_HASH_HEX + 1];
+    memcpy(hash, info.hash, sizeof hash);
+    free(info.path);
+
+    prog_t down = {0};
+    rc = cairn_download_artifact(c, run, "models/m.bin", dst, s_prog, &down, &err);
+    CHECK(rc == 0, "cairn_download_artifact: %d %s %s", err.st, err.code, err.msg);
+    CHECK(down.calls >= 3 && down.increasing && down.total_same && down.total == n &&
+              down.last_done == n,
+          "download progress: %d calls, increasing %d, total %llu, last %llu", down.calls,
+          down.increasing, (unsigned long long)down.total,
+          (unsigned long long)down.last_done);
+    size_t got = 0;
+    unsigned char *back = s_read_file(dst, &got);
+    CHECK(back && got == n && data && memcmp(back, data, n) == 0,
+          "the downloaded bytes differ (%zu of %zu)", got, n);
+    free(back);
+    rc = cairn_download_artifact_ex(c, run, "src.bin", dst, NULL, NULL, &info, &err);
+    CHECK(rc == 0 && info.size == n && !strcmp(info.hash, hash),
+          "cairn_download_artifact_ex: %d %s", rc, err.msg);
+    free(info.path);
+    CHECK(s_count_entries(dir) == 2, "no temporary file left: %d entries",
+          s_count_entries(dir));
+
+    /* an empty file */
+    char empty[HARNESS_PATH_MAX + 16];
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    CHECK(s_write_file(empty, data, 0), "writing %s", empty);
+    rc = cairn_log_artifact(c, run, empty, NULL, NULL, NULL, &err);
+    CHECK(rc == 0, "empty upload: %s", err.msg);
+    unlink(empty);
+    rc = cairn_download_artifact(c, run, "empty", empty, NULL, NULL, &err);
+    back = rc == 0 ? s_read_file(empty, &got) : NULL;
+    CHECK(back && got == 0, "empty download: %s", err.msg);
+    free(back);
+    unlink(empty);
+
+    /* a missing local file */
+    char absent[HARNESS_PATH_MAX + 16];
+    snprintf(absent, sizeof absent, "%s/absent", dir);
+    rc = cairn_log_artifact(c, run, absent, NULL, NULL, NULL, &err);
+    CHECK(rc == -1 && err.st == 400 && !strcmp(err.code, CAIRN_ERR_LOCAL_FILE) &&
+              strstr(err.msg, "absent"),
+          "a missing file: %d %d %s %s", rc, err.st, err.code, err.msg);
+    /* a directory */
+    rc = cairn_log_artifact(c, run, dir, "d", NULL, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_FILE),
+          "a directory: %d %s %s", rc, err.code, err.msg);
+    /* an unknown run: the server's 404 */
+    rc = cairn_log_artifact(c, "feedface", src, NULL, NULL, NULL, &err);
+    CHECK(rc == -1 && err.st == 404, "an unknown run: %d %d %s", rc, err.st, err.msg);
+
+    /* an unknown path: 404, and nothing left behind (dst is untouched) */
+    prog_t none = {0};
+    rc = cairn_download_artifact(c, run, "missing.bin", dst, s_prog, &none, &err);
+    CHECK(rc == -1 && err.st == 404 && !strcmp(err.code, "not_found"),
+          "an unknown path: %d %d %s %s", rc, err.st, err.code, err.msg);
+    CHECK(none.calls == 0, "progress for a failed download: %d", none.calls);
+    char fresh[HARNESS_PATH_MAX + 16];
+    snprintf(fresh, sizeof fresh, "%s/fresh.bin", dir);
+    rc = cairn_download_artifact(c, run, "missing.bin", fresh, NULL, NULL, &err);
+    CHECK(rc == -1 && err.st == 404, "an unknown path: %d %d", rc, err.st);
+    CHECK(s_count_entries(dir) == 2 && access(fresh, F_OK) != 0,
+          "a failed download left files: %d entries", s_count_entries(dir));
+    back = s_read_file(dst, &got);
+    CHECK(back && got == n, "a failed download touched the destination");
+    free(back);
+    /* a destination in a directory that does not exist: a local error */
+    char nodir[HARNESS_PATH_MAX + 16];
+    snprintf(nodir, sizeof nodir, "%s/no/such/f", dir);
+    rc = cairn_download_artifact(c, run, "models/m.bin", nodir, NULL, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_IO), "no such dir: %d %s %s", rc,
+          err.code, err.msg);
+    CHECK(s_count_entries(dir) == 2, "a failed download left files: %d entries",
+          s_count_entries(dir));
+
+    unlink(src);
+    unlink(dst);
+    rmdir(dir);
+    free(data);
+    CHECK(cairn_end_run(c, run, "FINISHED", &err) == 0, "end_run: %s", err.msg);
+    free(run);
+}
+
 int main(void)
 {
     harness_kernel_t k;
@@ -733,6 +921,7 @@ int main(void)
             test_batch_basics(c, exp);
             test_batch_limits(c, exp);
             test_pipelined(c, exp);
+            test_artifacts(c, exp, k.tmp);
         }
         free(exp);
         cairn_client_destroy(&c);
