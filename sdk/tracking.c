@@ -629,38 +629,38 @@ static int s_pre_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err
     return cairn_batch_size(b) == 0 ? 1 : 0;
 }
 
-int cairn_batch_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err)
+/* Send a batch, waiting for the reply (id NULL) or not; the batch is then
+ * empty either way. */
+static int s_send_batch(cairn_client_t *client, cairn_batch_t *b, uint64_t *id,
+                        cairn_err_t *err)
 {
     int rc = s_pre_send(client, b, err);
     if (rc != 0) return rc < 0 ? -1 : 0;
-    const unsigned char *body;
-    size_t len;
+    const unsigned char *body = NULL;
+    size_t len = 0;
     if (s_finish(b, &body, &len, err) != 0) {
         cairn_batch_clear(b);
         return -1;
     }
-    rc = cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, NULL,
-                           err);
+    rc = id ? cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, id,
+                                err)
+            : cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0,
+                                NULL, err);
     cairn_batch_clear(b);
     return rc;
+}
+
+int cairn_batch_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err)
+{
+    return s_send_batch(client, b, NULL, err);
 }
 
 int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b, uint64_t *id,
                            cairn_err_t *err)
 {
+    uint64_t ignored;
     if (id) *id = 0;
-    int rc = s_pre_send(client, b, err);
-    if (rc != 0) return rc < 0 ? -1 : 0;
-    const unsigned char *body;
-    size_t len;
-    if (s_finish(b, &body, &len, err) != 0) {
-        cairn_batch_clear(b);
-        return -1;
-    }
-    rc = cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, id,
-                           err);
-    cairn_batch_clear(b);
-    return rc;
+    return s_send_batch(client, b, id ? id : &ignored, err);
 }
 
 /* ---- artifacts ------------------------------------------------------------------- */
