@@ -48,7 +48,8 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
     (void)ws;
     (void)perm;
     if (!self->open)
-        return cairn_err_set(err, 401, "unauthenticated", "no auth service is configured");
+        return cairn_err_set(err, 401, "unauthenticated",
+                             "no auth service is configured");
     /* Open mode: the single local user owns everything. */
     out->sub = "local";
     out->roles[0] = "Owner";

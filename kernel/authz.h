@@ -23,7 +23,7 @@
 typedef struct authz authz_t;
 
 typedef struct authz_principal {
-    const char *sub;                      /* borrowed from the authz cache */
+    const char *sub; /* borrowed from the authz cache */
     const char *roles[AUTHZ_MAX_ROLES];
     int nroles;
 } authz_principal_t;

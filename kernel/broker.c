@@ -24,10 +24,14 @@ static int s_sigfd = -1;
 const char *svc_state_name(svc_state_t s)
 {
     switch (s) {
-    case SVC_UP: return "up";
-    case SVC_RESTARTING: return "restarting";
-    case SVC_STARTING: return "starting";
-    default: return "down";
+        case SVC_UP:
+            return "up";
+        case SVC_RESTARTING:
+            return "restarting";
+        case SVC_STARTING:
+            return "starting";
+        default:
+            return "down";
     }
 }
 
@@ -133,12 +137,14 @@ static void s_send_result(broker_t *b, const pending_t *p, int st, const char *c
     cairn_pack_cstr(&pk, "st");
     msgpack_pack_uint32(&pk, (uint32_t)st);
     if (failed) {
-        cairn_pack_kv_str(&pk, "code", code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_str(&pk, "code",
+                          code && *code ? code : cairn_err_default_code(st));
         cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
     }
     unsigned char cmd = CAIRN_W_RESULT;
     if (s_send_bytes(b->backend, p->route, p->route_len, true) == 0 &&
-        s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true) == 0 &&
+        s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true) ==
+            0 &&
         s_send_bytes(b->backend, &cmd, 1, true) == 0 &&
         s_send_bytes(b->backend, b->sb.data, b->sb.size, true) == 0) {
         if (body)
@@ -301,23 +307,24 @@ static void s_route(broker_t *b, route_req_t *r)
         return s_refuse(b, r, 400, "bad_request", "ws is at most 64 characters");
     size_t body_len = zmq_msg_size(r->body);
     if (body_len > b->conf->max_frame) {
-        snprintf(msg, sizeof msg,
-                 "the body frame is %zu bytes; this kernel accepts at most %llu (kernel."
-                 "max_frame)",
-                 body_len, (unsigned long long)b->conf->max_frame);
+        snprintf(
+            msg, sizeof msg,
+            "the body frame is %zu bytes; this kernel accepts at most %llu (kernel."
+            "max_frame)",
+            body_len, (unsigned long long)b->conf->max_frame);
         /* A frame over the kernel's limit is a malformed request: 400 (spec). */
         return s_refuse(b, r, 400, "too_large", msg);
     }
     service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);
     if (!s) {
-        snprintf(msg, sizeof msg, "there is no service '%.*s' (sys.services lists them)",
+        snprintf(msg, sizeof msg,
+                 "there is no service '%.*s' (sys.services lists them)",
                  (int)r->svc.len, r->svc.ptr);
         return s_refuse(b, r, 404, "no_service", msg);
     }
     if (s->state != SVC_UP || !s->workers) {
         snprintf(msg, sizeof msg, "the service '%s' is %s%s%s", s->conf->name,
-                 svc_state_name(s->state), s->last_error[0] ? ": " : "",
-                 s->last_error);
+                 svc_state_name(s->state), s->last_error[0] ? ": " : "", s->last_error);
         return s_refuse(b, r, 503, "unavailable", msg);
     }
     const verb_info_t *v = s_find_verb(s, r->verb);
@@ -357,8 +364,8 @@ static void s_route(broker_t *b, route_req_t *r)
     p->id_type = r->hdr->id_type;
     p->id_uint = r->hdr->id_uint;
     if (r->hdr->id_type == CAIRN_ID_STR) {
-        p->id_str_len = r->hdr->id_str.len < PENDING_ID_MAX ? r->hdr->id_str.len
-                                                            : PENDING_ID_MAX;
+        p->id_str_len =
+            r->hdr->id_str.len < PENDING_ID_MAX ? r->hdr->id_str.len : PENDING_ID_MAX;
         memcpy(p->id_str, r->hdr->id_str.ptr, p->id_str_len);
     }
     s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
@@ -460,12 +467,13 @@ static int s_on_frontend(broker_t *b)
     size_t route_len = zmq_msg_size(&f.part[0]);
     cairn_hdr_t h = {0};
     cairn_err_t err = {0};
-    if (f.total != 5 || zmq_msg_size(&f.part[1]) != 0 || !s_frame_is(&f.part[2], CAIRN_TAG)) {
+    if (f.total != 5 || zmq_msg_size(&f.part[1]) != 0 ||
+        !s_frame_is(&f.part[2], CAIRN_TAG)) {
         /* Try to echo the id when a header is where it belongs. */
         if (f.n >= 4 && zmq_msg_size(&f.part[3]) <= HEADER_MAX) {
             msgpack_zone_clear(&b->zone);
-            cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
-                             &h, &err);
+            cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]),
+                             &b->zone, &h, &err);
         }
         const char *why =
             f.total < 2 || zmq_msg_size(&f.part[1]) != 0
@@ -481,16 +489,16 @@ static int s_on_frontend(broker_t *b)
     }
     if (zmq_msg_size(&f.part[3]) > HEADER_MAX) {
         msgpack_zone_clear(&b->zone);
-        cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone, &h,
-                         &err); /* only to echo the id */
+        cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
+                         &h, &err); /* only to echo the id */
         s_reply_client(b, route, route_len, &h, 400, "too_large",
                        "the header frame is over the 64 KiB limit", NULL);
         s_frames_close(&f);
         return 1;
     }
     msgpack_zone_clear(&b->zone);
-    if (cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone, &h,
-                         &err) != 0) {
+    if (cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
+                         &h, &err) != 0) {
         s_reply_client(b, route, route_len, &h, err.st, err.code, err.msg, NULL);
         s_frames_close(&f);
         return 1;
@@ -578,7 +586,8 @@ typedef struct fail_ctx {
 static void s_collect(pending_t *p, void *arg)
 {
     fail_ctx_t *fc = arg;
-    bool mine = (fc->w && p->worker == fc->w) || (fc->s && p->svc == fc->s && !p->worker);
+    bool mine =
+        (fc->w && p->worker == fc->w) || (fc->s && p->svc == fc->s && !p->worker);
     if (!mine) return;
     if (fc->n == fc->cap) {
         size_t ncap = fc->cap ? fc->cap * 2 : 64;
@@ -618,12 +627,13 @@ void broker_worker_gone(broker_t *b, worker_t *w, const char *why)
             break;
         }
     char msg[CAIRN_ERR_MSG_MAX];
-    snprintf(msg, sizeof msg, "the service '%s' went down while serving this request (%s)",
+    snprintf(msg, sizeof msg,
+             "the service '%s' went down while serving this request (%s)",
              s->conf->name, why);
     bool last = s->workers == NULL;
     if (last && s->state == SVC_UP)
-        s->state = s->conf->mode == CONF_PROCESS && !b->stopping ? SVC_RESTARTING
-                                                                 : SVC_DOWN;
+        s->state =
+            s->conf->mode == CONF_PROCESS && !b->stopping ? SVC_RESTARTING : SVC_DOWN;
     s_fail_inflight(b, w, last ? s : NULL, msg);
     free(w);
     if (last) {
@@ -642,7 +652,8 @@ static const char *s_hdr_cstr(const msgpack_object *h, const char *key, char *bu
     return buf;
 }
 
-static void s_on_hello(broker_t *b, const void *id, size_t id_len, const msgpack_object *h)
+static void s_on_hello(broker_t *b, const void *id, size_t id_len,
+                       const msgpack_object *h)
 {
     char svc_name[NAME_MAX_LEN + 1], mode[16];
     const msgpack_object *pid = cairn_obj_get(h, "pid");
@@ -675,7 +686,8 @@ static void s_on_hello(broker_t *b, const void *id, size_t id_len, const msgpack
         w->next = s->workers;
         s->workers = w;
     }
-    w->pid = pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (pid_t)pid->via.u64 : 0;
+    w->pid =
+        pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (pid_t)pid->via.u64 : 0;
     w->last_heard = cairn_now_ms();
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -705,8 +717,10 @@ static int s_take_verbs(service_t *s, const msgpack_object *verbs)
     if (!vi) return -1;
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *o = &verbs->via.array.ptr[i];
-        const msgpack_object *name = cairn_obj_get(o, "name"), *perm = cairn_obj_get(o, "perm");
-        const msgpack_object *flags = cairn_obj_get(o, "flags"), *mb = cairn_obj_get(o, "max_body");
+        const msgpack_object *name = cairn_obj_get(o, "name"),
+                             *perm = cairn_obj_get(o, "perm");
+        const msgpack_object *flags = cairn_obj_get(o, "flags"),
+                             *mb = cairn_obj_get(o, "max_body");
         cairn_str_t ns = {NULL, 0};
         if (name && name->type == MSGPACK_OBJECT_STR)
             ns = (cairn_str_t){name->via.str.ptr, name->via.str.size};
@@ -773,7 +787,8 @@ static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_obje
     char code[64], err[CAIRN_ERR_MSG_MAX];
     const char *c = s_hdr_cstr(h, "code", code, sizeof code);
     const char *e = s_hdr_cstr(h, "err", err, sizeof err);
-    int status = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64 : 500;
+    int status =
+        st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64 : 500;
     zmq_msg_t *body = f->n > 4 ? &f->part[4] : NULL;
     zmq_msg_t empty;
     if (!body) {
@@ -787,7 +802,8 @@ static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_obje
 static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_object *h)
 {
     const msgpack_object *cid = cairn_obj_get(h, "cid"), *ttl = cairn_obj_get(h, "ttl");
-    const msgpack_object *svc = cairn_obj_get(h, "svc"), *verb = cairn_obj_get(h, "verb");
+    const msgpack_object *svc = cairn_obj_get(h, "svc"),
+                         *verb = cairn_obj_get(h, "verb");
     const msgpack_object *ws = cairn_obj_get(h, "ws");
     if (!cid || cid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
     cairn_hdr_t hdr = {.id_type = CAIRN_ID_UINT, .id_uint = cid->via.u64};
@@ -802,9 +818,12 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
                      .hdr = &hdr,
                      .caller = &who,
                      .body = f->n > 4 ? &f->part[4] : &empty};
-    if (svc && svc->type == MSGPACK_OBJECT_STR) r.svc = (cairn_str_t){svc->via.str.ptr, svc->via.str.size};
-    if (verb && verb->type == MSGPACK_OBJECT_STR) r.verb = (cairn_str_t){verb->via.str.ptr, verb->via.str.size};
-    if (ws && ws->type == MSGPACK_OBJECT_STR) r.ws = (cairn_str_t){ws->via.str.ptr, ws->via.str.size};
+    if (svc && svc->type == MSGPACK_OBJECT_STR)
+        r.svc = (cairn_str_t){svc->via.str.ptr, svc->via.str.size};
+    if (verb && verb->type == MSGPACK_OBJECT_STR)
+        r.verb = (cairn_str_t){verb->via.str.ptr, verb->via.str.size};
+    if (ws && ws->type == MSGPACK_OBJECT_STR)
+        r.ws = (cairn_str_t){ws->via.str.ptr, ws->via.str.size};
     if (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r.ttl = ttl->via.u64;
     if (cairn_str_eq(r.svc, "sys")) {
         msgpack_sbuffer body;
@@ -834,7 +853,8 @@ static int s_on_backend(broker_t *b)
     if (s_recv_frames(b->backend, &f) != 0) return 0;
     const void *id = zmq_msg_data(&f.part[0]);
     size_t id_len = zmq_msg_size(&f.part[0]);
-    if (f.n < 3 || !s_frame_is(&f.part[1], CAIRN_WORKER_TAG) || zmq_msg_size(&f.part[2]) != 1) {
+    if (f.n < 3 || !s_frame_is(&f.part[1], CAIRN_WORKER_TAG) ||
+        zmq_msg_size(&f.part[2]) != 1) {
         s_frames_close(&f);
         return 1; /* not a worker: ignore */
     }
@@ -843,8 +863,8 @@ static int s_on_backend(broker_t *b)
     msgpack_zone_clear(&b->zone);
     if (f.n > 3 && zmq_msg_size(&f.part[3])) {
         size_t off = 0;
-        if (cairn_msgpack_check(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), NULL) !=
-                0 ||
+        if (cairn_msgpack_check(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]),
+                                NULL) != 0 ||
             msgpack_unpack(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &off,
                            &b->zone, &h) != MSGPACK_UNPACK_SUCCESS)
             h.type = MSGPACK_OBJECT_NIL;
@@ -854,30 +874,42 @@ static int s_on_backend(broker_t *b)
         s_on_hello(b, id, id_len, &h);
     } else if (!w) {
         /* Unknown (e.g. from before a kernel restart): make it say HELLO. */
-        if (cmd != CAIRN_W_DISCONNECT) s_send_to_route(b, id, id_len, CAIRN_W_DISCONNECT);
+        if (cmd != CAIRN_W_DISCONNECT)
+            s_send_to_route(b, id, id_len, CAIRN_W_DISCONNECT);
     } else {
         w->last_heard = cairn_now_ms();
         char msg[CAIRN_ERR_MSG_MAX];
         switch (cmd) {
-        case CAIRN_W_READY: s_on_ready(b, w, &h); break;
-        case CAIRN_W_FINAL: s_on_final(b, w, &f, &h); break;
-        case CAIRN_W_CALL: s_on_call(b, w, &f, &h); break;
-        case CAIRN_W_PUBLISH: {
-            char topic[128];
-            if (s_hdr_cstr(&h, "topic", topic, sizeof topic) && f.n > 4) {
-                s_send_bytes(b->pub, topic, strlen(topic), true);
-                zmq_msg_send(&f.part[4], b->pub, 0);
+            case CAIRN_W_READY:
+                s_on_ready(b, w, &h);
+                break;
+            case CAIRN_W_FINAL:
+                s_on_final(b, w, &f, &h);
+                break;
+            case CAIRN_W_CALL:
+                s_on_call(b, w, &f, &h);
+                break;
+            case CAIRN_W_PUBLISH: {
+                char topic[128];
+                if (s_hdr_cstr(&h, "topic", topic, sizeof topic) && f.n > 4) {
+                    s_send_bytes(b->pub, topic, strlen(topic), true);
+                    zmq_msg_send(&f.part[4], b->pub, 0);
+                }
+                break;
             }
-            break;
-        }
-        case CAIRN_W_FAIL:
-            if (!s_hdr_cstr(&h, "err", msg, sizeof msg)) snprintf(msg, sizeof msg, "init failed");
-            snprintf(w->svc->last_error, sizeof w->svc->last_error, "%s", msg);
-            fprintf(stderr, "cairnd: service %s failed to start: %s\n", w->svc->conf->name, msg);
-            broker_worker_gone(b, w, msg);
-            break;
-        case CAIRN_W_DISCONNECT: broker_worker_gone(b, w, "the plugin disconnected"); break;
-        default: break; /* HEARTBEAT: last_heard is enough */
+            case CAIRN_W_FAIL:
+                if (!s_hdr_cstr(&h, "err", msg, sizeof msg))
+                    snprintf(msg, sizeof msg, "init failed");
+                snprintf(w->svc->last_error, sizeof w->svc->last_error, "%s", msg);
+                fprintf(stderr, "cairnd: service %s failed to start: %s\n",
+                        w->svc->conf->name, msg);
+                broker_worker_gone(b, w, msg);
+                break;
+            case CAIRN_W_DISCONNECT:
+                broker_worker_gone(b, w, "the plugin disconnected");
+                break;
+            default:
+                break; /* HEARTBEAT: last_heard is enough */
         }
     }
     s_frames_close(&f);
@@ -1003,7 +1035,8 @@ static int s_mkdirs(const char *path, cairn_err_t *err)
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) goto fail;
     return 0;
 fail:
-    return cairn_err_set(err, 500, "state_dir", "cannot create %s: %s", buf, strerror(errno));
+    return cairn_err_set(err, 500, "state_dir", "cannot create %s: %s", buf,
+                         strerror(errno));
 }
 
 static void *s_socket(broker_t *b, int type, cairn_err_t *err)
@@ -1022,8 +1055,8 @@ static void *s_socket(broker_t *b, int type, cairn_err_t *err)
 static int s_bind(void *sock, const char *ep, const char *what, cairn_err_t *err)
 {
     if (zmq_bind(sock, ep) != 0)
-        return cairn_err_set(err, 500, "bind_failed", "cannot bind the %s to %s: %s", what,
-                             ep, zmq_strerror(errno));
+        return cairn_err_set(err, 500, "bind_failed", "cannot bind the %s to %s: %s",
+                             what, ep, zmq_strerror(errno));
     return 0;
 }
 
@@ -1034,10 +1067,11 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
         const char *eps[] = {b->endpoint, c->events, c->worker_endpoint};
         for (size_t i = 0; i < 3; i++)
             if (!authz_endpoint_is_loopback(eps[i]))
-                return cairn_err_set(err, 400, "bad_conf",
-                                     "%s: kernel.auth is 'none', so cairnd binds loopback "
-                                     "addresses only, and %s is not one",
-                                     c->source, eps[i]);
+                return cairn_err_set(
+                    err, 400, "bad_conf",
+                    "%s: kernel.auth is 'none', so cairnd binds loopback "
+                    "addresses only, and %s is not one",
+                    c->source, eps[i]);
     }
     if (!(b->frontend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int64_t hard = (int64_t)(c->max_frame + c->max_frame / 4 + (1 << 20));
@@ -1133,7 +1167,8 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
             /* A bad plugin is refused, not fatal; a bad setting is a conf error. */
             if (strcmp(err->code, "bad_conf") == 0) goto fail;
             snprintf(s->last_error, sizeof s->last_error, "%s", err->msg);
-            fprintf(stderr, "cairnd: service %s refused: %s\n", s->conf->name, err->msg);
+            fprintf(stderr, "cairnd: service %s refused: %s\n", s->conf->name,
+                    err->msg);
             s->state = SVC_DOWN;
             cairn_err_clear(err);
         }
@@ -1179,7 +1214,8 @@ void broker_destroy(broker_t **self_p)
     msgpack_zone_destroy(&b->zone);
     msgpack_sbuffer_destroy(&b->sb);
     if (b->run_dir && strncmp(b->run_dir, "/tmp/cairn-", 11) == 0) {
-        char *w = s_printf("%s/workers.sock", b->run_dir), *e = s_printf("%s/events.sock", b->run_dir);
+        char *w = s_printf("%s/workers.sock", b->run_dir),
+             *e = s_printf("%s/events.sock", b->run_dir);
         if (w) unlink(w);
         if (e) unlink(e);
         free(w);

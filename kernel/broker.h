@@ -12,11 +12,11 @@
 typedef struct broker broker_t;
 
 typedef struct broker_opts {
-    const conf_t *conf;      /* borrowed; must outlive the broker */
-    const char *endpoint;    /* frontend address (conf's unless overridden) */
-    const char *state_dir;   /* made if missing */
-    const char *bin_dir;     /* where cairn-plugin-host lives */
-    const char *plugin_dir;  /* where cairn_<name>.so files live */
+    const conf_t *conf;     /* borrowed; must outlive the broker */
+    const char *endpoint;   /* frontend address (conf's unless overridden) */
+    const char *state_dir;  /* made if missing */
+    const char *bin_dir;    /* where cairn-plugin-host lives */
+    const char *plugin_dir; /* where cairn_<name>.so files live */
 } broker_opts_t;
 
 /* Bind everything and start the plugins. NULL with err on a fatal error

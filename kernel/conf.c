@@ -62,11 +62,12 @@ void conf_print_help(void)
     for (const kernel_key_t *k = s_kernel_keys; k->key; k++)
         printf("  %-16s %s (default: %s)\n", k->key, k->help,
                k->dflt ? (*k->dflt ? k->dflt : "empty") : "required");
-    printf("services:\n  NAME:\n    plugin   the plugin name or .so path\n"
-           "    mode     inproc | process | remote\n"
-           "    concurrency  most requests in flight to one worker (default: the "
-           "plugin's)\n"
-           "    settings a map of the plugin's own settings\n");
+    printf(
+        "services:\n  NAME:\n    plugin   the plugin name or .so path\n"
+        "    mode     inproc | process | remote\n"
+        "    concurrency  most requests in flight to one worker (default: the "
+        "plugin's)\n"
+        "    settings a map of the plugin's own settings\n");
 }
 
 /* ---- parsing helpers ------------------------------------------------- */
@@ -244,7 +245,8 @@ static int s_service(parse_t *p, conf_service_t *s, const yaml_node_t *kn,
         }
         if (key && !strcmp(key, "plugin")) {
             if (!val || !*val)
-                return s_fail(p, v, "services.%s.plugin must be a name or a path", name);
+                return s_fail(p, v, "services.%s.plugin must be a name or a path",
+                              name);
             free(s->plugin);
             if (!(s->plugin = strdup(val))) return s_fail(p, v, "out of memory");
         } else if (key && !strcmp(key, "mode")) {
@@ -264,7 +266,8 @@ static int s_service(parse_t *p, conf_service_t *s, const yaml_node_t *kn,
             char *end;
             errno = 0;
             unsigned long long u = val ? strtoull(val, &end, 10) : 0;
-            if (!val || end == val || *end || errno || u == 0 || u > 1000000 || *val == '-')
+            if (!val || end == val || *end || errno || u == 0 || u > 1000000 ||
+                *val == '-')
                 return s_fail(p, v,
                               "services.%s.concurrency must be an integer from 1 to "
                               "1000000, not '%s'",
@@ -309,7 +312,8 @@ static int s_root(parse_t *p, conf_t *c)
     yaml_node_t *root = yaml_document_get_root_node(&p->doc);
     if (!root) return s_fail(p, NULL, "the file is empty");
     if (root->type != YAML_MAPPING_NODE)
-        return s_fail(p, root, "the top level must be a map with 'kernel' and 'services'");
+        return s_fail(p, root,
+                      "the top level must be a map with 'kernel' and 'services'");
     if (s_kernel(p, c, NULL, true) != 0) return -1;
     bool has_kernel = false, has_services = false;
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;

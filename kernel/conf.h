@@ -15,7 +15,7 @@ typedef struct conf_service {
     char *plugin; /* a plugin name (cairn_<plugin>.so in plugin_dir) or a path */
     conf_mode_t mode;
     uint32_t concurrency; /* most requests in flight to one worker; 0 = the plugin's */
-    char **keys, **vals; /* settings, strings as written */
+    char **keys, **vals;  /* settings, strings as written */
     size_t nsettings;
     int line;
 } conf_service_t;

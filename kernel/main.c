@@ -89,9 +89,10 @@ int main(int argc, char **argv)
         }
     }
     cairn_err_t err = {0};
-    conf_t *conf = conf_path ? conf_load_file(conf_path, &err)
-                             : conf_parse(conf_embedded_default, strlen(conf_embedded_default),
-                                          "(embedded default)", &err);
+    conf_t *conf =
+        conf_path ? conf_load_file(conf_path, &err)
+                  : conf_parse(conf_embedded_default, strlen(conf_embedded_default),
+                               "(embedded default)", &err);
     if (!conf) {
         fprintf(stderr, "cairnd: %s\n", err.msg);
         return 2;

@@ -197,7 +197,8 @@ static void s_slot_remove(pending_table_t *t, uint64_t rid)
     size_t hole = i;
     for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
         size_t home = s_hash(t->slots[j]->rid, t->cap);
-        bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+        bool movable =
+            hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
         if (movable) {
             t->slots[hole] = t->slots[j];
             hole = j;

@@ -31,11 +31,11 @@ typedef struct pending {
     char id_str[PENDING_ID_MAX];
     size_t id_str_len;
     struct service *svc;
-    struct worker *worker;    /* NULL while queued */
-    bool queued_msgs;         /* hdr and body below hold the queued request */
-    zmq_msg_t hdr, body;      /* the REQUEST header and body, while queued */
-    bool answered;            /* the client got its 504; the worker still holds it */
-    struct pending *qnext;    /* the service's queue */
+    struct worker *worker; /* NULL while queued */
+    bool queued_msgs;      /* hdr and body below hold the queued request */
+    zmq_msg_t hdr, body;   /* the REQUEST header and body, while queued */
+    bool answered;         /* the client got its 504; the worker still holds it */
+    struct pending *qnext; /* the service's queue */
     size_t heap_index;
 } pending_t;
 

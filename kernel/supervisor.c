@@ -79,7 +79,8 @@ static void *s_inproc_main(void *arg)
     service_t *s = arg;
     cairn_err_t err = {0};
     if (cairn_runtime_run(&s->rt_opts, &err) != 0 && !atomic_load(&s->stop))
-        fprintf(stderr, "cairnd: inproc plugin %s stopped: %s\n", s->conf->name, err.msg);
+        fprintf(stderr, "cairnd: inproc plugin %s stopped: %s\n", s->conf->name,
+                err.msg);
     return NULL;
 }
 
@@ -107,9 +108,9 @@ static void s_spawn(broker_t *b, service_t *s)
     char host[4096], ppid[32];
     snprintf(host, sizeof host, "%s/cairn-plugin-host", b->bin_dir);
     snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-    char *argv[] = {host,          "--plugin",   s->plugin_path, "--service",
-                    (char *)s->conf->name, "--endpoint", b->worker_ipc,  "--parent-pid",
-                    ppid,          NULL};
+    char *argv[] = {
+        host,         "--plugin",    s->plugin_path, "--service", (char *)s->conf->name,
+        "--endpoint", b->worker_ipc, "--parent-pid", ppid,        NULL};
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t none;
@@ -136,16 +137,18 @@ void supervisor_start_all(broker_t *b)
         service_t *s = &b->services[i];
         if (s->last_error[0]) continue; /* refused at load */
         switch (s->conf->mode) {
-        case CONF_INPROC: s_start_inproc(b, s); break;
-        case CONF_PROCESS:
-            s->backoff_ms = BACKOFF_MIN_MS;
-            s_spawn(b, s);
-            break;
-        case CONF_REMOTE:
-            s->state = SVC_DOWN;
-            snprintf(s->last_error, sizeof s->last_error,
-                     "waiting for a remote cairn-plugin-host to connect");
-            break;
+            case CONF_INPROC:
+                s_start_inproc(b, s);
+                break;
+            case CONF_PROCESS:
+                s->backoff_ms = BACKOFF_MIN_MS;
+                s_spawn(b, s);
+                break;
+            case CONF_REMOTE:
+                s->state = SVC_DOWN;
+                snprintf(s->last_error, sizeof s->last_error,
+                         "waiting for a remote cairn-plugin-host to connect");
+                break;
         }
     }
 }
@@ -180,10 +183,10 @@ void supervisor_on_sigchld(broker_t *b)
             if (now - s->started_at > STABLE_AFTER_MS || !s->backoff_ms)
                 s->backoff_ms = BACKOFF_MIN_MS;
             s->next_start = now + s->backoff_ms;
-            fprintf(stderr, "cairnd: service %s: %s; restarting in %u ms\n", s->conf->name,
-                    why, s->backoff_ms);
-            s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                               : s->backoff_ms * 2;
+            fprintf(stderr, "cairnd: service %s: %s; restarting in %u ms\n",
+                    s->conf->name, why, s->backoff_ms);
+            s->backoff_ms =
+                s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
         }
     }
 }
@@ -193,8 +196,8 @@ void supervisor_tick(broker_t *b, uint64_t now)
     if (b->stopping) return;
     for (size_t i = 0; i < b->nservices; i++) {
         service_t *s = &b->services[i];
-        if (s->conf->mode == CONF_PROCESS && s->pid == 0 && s->state == SVC_RESTARTING &&
-            now >= s->next_start)
+        if (s->conf->mode == CONF_PROCESS && s->pid == 0 &&
+            s->state == SVC_RESTARTING && now >= s->next_start)
             s_spawn(b, s);
     }
 }

@@ -42,7 +42,8 @@ static void s_services(broker_t *b, msgpack_packer *pk)
         cairn_pack_cstr(pk, "perms");
         msgpack_pack_map(pk, s->nverbs);
         for (size_t j = 0; j < s->nverbs; j++)
-            cairn_pack_kv_str(pk, s->verbs[j].name, s->verbs[j].perm ? s->verbs[j].perm : "");
+            cairn_pack_kv_str(pk, s->verbs[j].name,
+                              s->verbs[j].perm ? s->verbs[j].perm : "");
     }
 }
 
@@ -92,9 +93,10 @@ int sys_handle(broker_t *b, cairn_str_t verb, msgpack_sbuffer *body, cairn_err_t
     else if (cairn_str_eq(verb, "health"))
         s_health(b, &pk);
     else
-        return cairn_err_set(err, 404, "no_verb",
-                             "the service 'sys' has no verb '%.*s' (it has ping, services, "
-                             "health)",
-                             (int)verb.len, verb.ptr);
+        return cairn_err_set(
+            err, 404, "no_verb",
+            "the service 'sys' has no verb '%.*s' (it has ping, services, "
+            "health)",
+            (int)verb.len, verb.ptr);
     return 0;
 }

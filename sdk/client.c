@@ -137,8 +137,8 @@ static char *s_obj_strdup(const msgpack_object *o)
 
 /* Read frames until the message ends; the reply keeps the last one.
  * flags apply to the first frame: with ZMQ_DONTWAIT, 1 means none queued. */
-static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *err,
-                              int flags)
+static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
+                              cairn_err_t *err, int flags)
 {
     zmq_msg_t part[4];
     int nparts = 0, more = 1;
@@ -168,9 +168,10 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out, cairn_e
     msgpack_zone_clear(&self->zone);
     msgpack_object h;
     size_t off = 0;
-    if (cairn_msgpack_check(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), NULL) != 0 ||
-        msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off, &self->zone,
-                       &h) != MSGPACK_UNPACK_SUCCESS ||
+    if (cairn_msgpack_check(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), NULL) !=
+            0 ||
+        msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off,
+                       &self->zone, &h) != MSGPACK_UNPACK_SUCCESS ||
         h.type != MSGPACK_OBJECT_MAP) {
         cairn_err_set(err, 500, "bad_reply", "the reply header is not a msgpack map");
         goto done;
@@ -221,9 +222,9 @@ int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **repl
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     int n = zmq_poll(&item, 1, timeout_ms);
     if (n == 0)
-        return cairn_err_set(err, 504, "deadline_exceeded",
-                             "no reply from the kernel within %d ms (is cairnd running?)",
-                             timeout_ms);
+        return cairn_err_set(
+            err, 504, "deadline_exceeded",
+            "no reply from the kernel within %d ms (is cairnd running?)", timeout_ms);
     if (n < 0)
         return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
                              zmq_strerror(errno));

@@ -7,16 +7,26 @@
 const char *cairn_err_default_code(int st)
 {
     switch (st) {
-    case 400: return "bad_request";
-    case 401: return "unauthenticated";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 409: return "conflict";
-    case 413: return "too_large";
-    case 429: return "overloaded";
-    case 503: return "unavailable";
-    case 504: return "deadline_exceeded";
-    default: return st >= 400 ? "internal" : "";
+        case 400:
+            return "bad_request";
+        case 401:
+            return "unauthenticated";
+        case 403:
+            return "forbidden";
+        case 404:
+            return "not_found";
+        case 409:
+            return "conflict";
+        case 413:
+            return "too_large";
+        case 429:
+            return "overloaded";
+        case 503:
+            return "unavailable";
+        case 504:
+            return "deadline_exceeded";
+        default:
+            return st >= 400 ? "internal" : "";
     }
 }
 
@@ -25,7 +35,8 @@ int cairn_err_vset(cairn_err_t *err, int st, const char *code, const char *fmt,
 {
     if (!err) return -1;
     err->st = st;
-    snprintf(err->code, sizeof err->code, "%s", code ? code : cairn_err_default_code(st));
+    snprintf(err->code, sizeof err->code, "%s",
+             code ? code : cairn_err_default_code(st));
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     return -1;
 }

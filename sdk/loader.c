@@ -64,8 +64,8 @@ static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
         for (const cairn_role_t *q = p->roles; q != r; q++)
             if (strcmp(q->name, r->name) == 0)
                 return cairn_err_set(err, 409, "bad_plugin",
-                                     "plugin '%s' declares the role '%s' twice", p->name,
-                                     r->name);
+                                     "plugin '%s' declares the role '%s' twice",
+                                     p->name, r->name);
     }
     return 0;
 }
@@ -167,32 +167,38 @@ static int s_check_value(const cairn_plugin_t *p, const cairn_conf_key_t *k,
     char *end = NULL;
     errno = 0;
     switch (k->type) {
-    case CAIRN_CONF_INT:
-        (void)strtoll(v, &end, 10);
-        if (!*v || *end || errno || !(isdigit((unsigned char)v[0]) ||
-                                      (v[0] == '-' && isdigit((unsigned char)v[1]))))
-            return cairn_err_set(err, 400, "bad_conf",
-                                 "setting '%s' of plugin '%s' must be an integer, not "
-                                 "'%s'",
-                                 k->key, p->name, v);
-        return 0;
-    case CAIRN_CONF_BOOL:
-        if (strcmp(v, "true") && strcmp(v, "false"))
-            return cairn_err_set(err, 400, "bad_conf",
-                                 "setting '%s' of plugin '%s' must be true or false, "
-                                 "not '%s'",
-                                 k->key, p->name, v);
-        return 0;
-    case CAIRN_CONF_SIZE:
-        (void)strtoull(v, &end, 10);
-        if (!isdigit((unsigned char)v[0]) || errno ||
-            (*end && strcmp(end, "KiB") && strcmp(end, "MiB") && strcmp(end, "GiB")))
-            return cairn_err_set(err, 400, "bad_conf",
-                                 "setting '%s' of plugin '%s' must be a size such as "
-                                 "4096, 64KiB, 16MiB or 2GiB, not '%s'",
-                                 k->key, p->name, v);
-        return 0;
-    default: return 0;
+        case CAIRN_CONF_INT:
+            (void)strtoll(v, &end, 10);
+            if (!*v || *end || errno ||
+                !(isdigit((unsigned char)v[0]) ||
+                  (v[0] == '-' && isdigit((unsigned char)v[1]))))
+                return cairn_err_set(
+                    err, 400, "bad_conf",
+                    "setting '%s' of plugin '%s' must be an integer, not "
+                    "'%s'",
+                    k->key, p->name, v);
+            return 0;
+        case CAIRN_CONF_BOOL:
+            if (strcmp(v, "true") && strcmp(v, "false"))
+                return cairn_err_set(
+                    err, 400, "bad_conf",
+                    "setting '%s' of plugin '%s' must be true or false, "
+                    "not '%s'",
+                    k->key, p->name, v);
+            return 0;
+        case CAIRN_CONF_SIZE:
+            (void)strtoull(v, &end, 10);
+            if (!isdigit((unsigned char)v[0]) || errno ||
+                (*end && strcmp(end, "KiB") && strcmp(end, "MiB") &&
+                 strcmp(end, "GiB")))
+                return cairn_err_set(
+                    err, 400, "bad_conf",
+                    "setting '%s' of plugin '%s' must be a size such as "
+                    "4096, 64KiB, 16MiB or 2GiB, not '%s'",
+                    k->key, p->name, v);
+            return 0;
+        default:
+            return 0;
     }
 }
 

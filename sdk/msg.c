@@ -37,25 +37,27 @@ static bool s_is_container(unsigned char c)
     return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
 }
 
-static int s_item(const unsigned char *p, size_t left, uint64_t *skip, uint64_t *children)
+static int s_item(const unsigned char *p, size_t left, uint64_t *skip,
+                  uint64_t *children)
 {
     unsigned char c = p[0];
     *children = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return *skip = 1, 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return *skip = 1, 0;
     if (c >= 0x80 && c <= 0x8f) return *skip = 1, *children = 2u * (c & 0x0f), 0;
     if (c >= 0x90 && c <= 0x9f) return *skip = 1, *children = c & 0x0f, 0;
     if (c >= 0xa0 && c <= 0xbf) return *skip = 1u + (c & 0x1f), 0;
     static const signed char fixed[] = {
         /* c4..df: head bytes of the length (negative), or total size */
-        -1, -2, -4,       /* bin8 bin16 bin32 */
-        -1, -2, -4,       /* ext8 ext16 ext32 (+1 type byte) */
-        5,  9,            /* float32 float64 */
-        2,  3,  5,  9,    /* uint8..64 */
-        2,  3,  5,  9,    /* int8..64 */
+        -1, -2, -4,         /* bin8 bin16 bin32 */
+        -1, -2, -4,         /* ext8 ext16 ext32 (+1 type byte) */
+        5,  9,              /* float32 float64 */
+        2,  3,  5,  9,      /* uint8..64 */
+        2,  3,  5,  9,      /* int8..64 */
         3,  4,  6,  10, 18, /* fixext1..16 */
-        -1, -2, -4,       /* str8 str16 str32 */
-        -2, -4,           /* array16 array32 */
-        -2, -4,           /* map16 map32 */
+        -1, -2, -4,         /* str8 str16 str32 */
+        -2, -4,             /* array16 array32 */
+        -2, -4,             /* map16 map32 */
     };
     if (c < 0xc4) return -1; /* 0xc1 is never used */
     int f = fixed[c - 0xc4];
@@ -83,11 +85,12 @@ int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
         uint64_t skip, children;
         if (s_item(p + pos, len - pos, &skip, &children) != 0)
             return cairn_err_set(err, 400, "bad_request",
-                                 "not valid msgpack: reserved byte 0xc1 at offset %zu", pos);
-        if (skip > len - pos)
-            return cairn_err_set(err, 400, "bad_request",
-                                 "not valid msgpack: an item at offset %zu runs past the end",
+                                 "not valid msgpack: reserved byte 0xc1 at offset %zu",
                                  pos);
+        if (skip > len - pos)
+            return cairn_err_set(
+                err, 400, "bad_request",
+                "not valid msgpack: an item at offset %zu runs past the end", pos);
         bool container = s_is_container(p[pos]);
         pos += (size_t)skip;
         stack[depth]--;
@@ -99,10 +102,11 @@ int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
                                  CAIRN_MSGPACK_MAX_DEPTH);
         if (children) {
             if (children > len - pos)
-                return cairn_err_set(err, 400, "bad_request",
-                                     "not valid msgpack: a container at offset %zu declares "
-                                     "more items than there are bytes",
-                                     pos - (size_t)skip);
+                return cairn_err_set(
+                    err, 400, "bad_request",
+                    "not valid msgpack: a container at offset %zu declares "
+                    "more items than there are bytes",
+                    pos - (size_t)skip);
             stack[++depth] = children;
         }
         while (depth >= 0 && stack[depth] == 0) depth--;
@@ -141,8 +145,9 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
             hdr->id_str.ptr = v->via.str.ptr;
             hdr->id_str.len = v->via.str.size;
         } else if (v->type != MSGPACK_OBJECT_NIL) {
-            return cairn_err_set(err, 400, "bad_request",
-                                 "header key 'id' must be an unsigned integer or a string");
+            return cairn_err_set(
+                err, 400, "bad_request",
+                "header key 'id' must be an unsigned integer or a string");
         }
     }
     for (uint32_t i = 0; i < obj.via.map.size; i++) {
@@ -191,7 +196,8 @@ void cairn_hdr_pack_reply(msgpack_packer *pk, const cairn_hdr_t *req, int st,
     msgpack_pack_uint32(pk, (uint32_t)st);
     if (failed) {
         cairn_pack_kv_str(pk, "err", msg && *msg ? msg : "request failed");
-        cairn_pack_kv_str(pk, "code", code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_str(pk, "code",
+                          code && *code ? code : cairn_err_default_code(st));
     }
 }
 
@@ -236,13 +242,15 @@ static int s_field(const msgpack_object *body, const char *key, bool required,
     if (*v && (*v)->type == MSGPACK_OBJECT_NIL) *v = NULL;
     if (*v) return 0;
     if (required)
-        return cairn_err_set(err, 400, "bad_request", "the field '%s' is required", key);
+        return cairn_err_set(err, 400, "bad_request", "the field '%s' is required",
+                             key);
     return 1;
 }
 
 static int s_wrong_type(const char *key, const char *want, cairn_err_t *err)
 {
-    return cairn_err_set(err, 400, "bad_request", "the field '%s' must be %s", key, want);
+    return cairn_err_set(err, 400, "bad_request", "the field '%s' must be %s", key,
+                         want);
 }
 
 int cairn_field_str(const msgpack_object *body, const char *key, bool required,
@@ -295,11 +303,18 @@ int cairn_field_double(const msgpack_object *body, const char *key, bool require
     int r = s_field(body, key, required, &v, err);
     if (r) return r;
     switch (v->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *out = v->via.f64; return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)v->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)v->via.i64; return 0;
-    default: return s_wrong_type(key, "a number", err);
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *out = v->via.f64;
+            return 0;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *out = (double)v->via.u64;
+            return 0;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *out = (double)v->via.i64;
+            return 0;
+        default:
+            return s_wrong_type(key, "a number", err);
     }
 }
 

@@ -90,7 +90,8 @@ static int s_send_cmd(cairn_ctx_t *ctx, cairn_wcmd_t cmd, const msgpack_sbuffer 
                       const void *body, size_t blen, bool has_body)
 {
     unsigned char c = (unsigned char)cmd;
-    int rc = zmq_send(ctx->sock, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), ZMQ_SNDMORE);
+    int rc =
+        zmq_send(ctx->sock, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), ZMQ_SNDMORE);
     bool more_hdr = hdr != NULL;
     if (rc >= 0) rc = zmq_send(ctx->sock, &c, 1, more_hdr ? ZMQ_SNDMORE : 0);
     if (rc >= 0 && hdr)
@@ -177,7 +178,8 @@ static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
     cairn_pack_cstr(&pk, "st");
     msgpack_pack_uint32(&pk, (uint32_t)st);
     if (failed) {
-        cairn_pack_kv_str(&pk, "code", code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_str(&pk, "code",
+                          code && *code ? code : cairn_err_default_code(st));
         cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
     }
     int rc = s_send_cmd(r->ctx, CAIRN_W_FINAL, &sb, body, body ? len : 0, true);
@@ -251,8 +253,8 @@ static void s_api_log(cairn_ctx_t *ctx, int level, const char *fmt, ...)
 }
 
 static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
-                      const void *body, size_t len, uint32_t ttl_ms, cairn_result_fn *cb,
-                      void *arg, cairn_err_t *err)
+                      const void *body, size_t len, uint32_t ttl_ms,
+                      cairn_result_fn *cb, void *arg, cairn_err_t *err)
 {
     rt_call_t *c = calloc(1, sizeof *c);
     if (!c) return cairn_err_set(err, 500, NULL, "out of memory");
@@ -444,7 +446,8 @@ static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object 
     out->type = MSGPACK_OBJECT_NIL;
     if (m->n <= i || zmq_msg_size(&m->part[i]) == 0) return 0;
     size_t off = 0;
-    if (cairn_msgpack_check(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]), NULL) != 0)
+    if (cairn_msgpack_check(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]),
+                            NULL) != 0)
         return -1;
     return msgpack_unpack(zmq_msg_data(&m->part[i]), zmq_msg_size(&m->part[i]), &off,
                           zone, out) == MSGPACK_UNPACK_SUCCESS
@@ -465,7 +468,8 @@ static const char *s_req_str(cairn_req_t *r, size_t *used, const msgpack_object 
     return p;
 }
 
-static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs, const msgpack_object *o)
+static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs,
+                                       const msgpack_object *o)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
     for (const cairn_verb_t *v = verbs; v->name; v++)
@@ -479,7 +483,8 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
 {
     msgpack_zone_clear(&ctx->zone);
     msgpack_object h;
-    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0 || h.type != MSGPACK_OBJECT_MAP) return;
+    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0 || h.type != MSGPACK_OBJECT_MAP)
+        return;
     const msgpack_object *rid = cairn_obj_get(&h, "rid");
     if (!rid || rid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
     cairn_req_t *r = ctx->free_reqs;
@@ -503,9 +508,9 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
         for (uint32_t i = 0; i < roles->via.array.size && r->nroles < RT_MAX_ROLES; i++)
             r->roles[r->nroles++] = s_req_str(r, &used, &roles->via.array.ptr[i]);
     const msgpack_object *ttl = cairn_obj_get(&h, "ttl");
-    r->deadline = cairn_now_ms() + (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                                        ? ttl->via.u64
-                                        : 30000);
+    r->deadline =
+        cairn_now_ms() +
+        (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? ttl->via.u64 : 30000);
     zmq_msg_init(&r->body_msg);
     if (m->n > 3) zmq_msg_move(&r->body_msg, &m->part[3]);
     r->verb = s_find_verb(ctx->verbs, cairn_obj_get(&h, "verb"));
@@ -588,7 +593,8 @@ static void s_on_event(cairn_ctx_t *ctx)
         topic[tl] = '\0';
         msgpack_zone_clear(&ctx->zone);
         msgpack_object body;
-        if (s_unpack_part(&m, 1, &ctx->zone, &body) != 0) body.type = MSGPACK_OBJECT_NIL;
+        if (s_unpack_part(&m, 1, &ctx->zone, &body) != 0)
+            body.type = MSGPACK_OBJECT_NIL;
         for (rt_sub_t *s = ctx->subs; s; s = s->next)
             if (strncmp(topic, s->prefix, strlen(s->prefix)) == 0)
                 s->cb(s->arg, topic, &body);
@@ -655,9 +661,9 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
                                     (const char *const *)ctx->conf_vals, ctx->nconf,
                                     err) != 0)
         return -1;
-    ctx->verbs = cairn_plugin_verbs_for(ctx->plugin, ctx->opts->service,
-                                        s_api_conf(ctx, CAIRN_ROLE_SETTING), &ctx->role,
-                                        err);
+    ctx->verbs =
+        cairn_plugin_verbs_for(ctx->plugin, ctx->opts->service,
+                               s_api_conf(ctx, CAIRN_ROLE_SETTING), &ctx->role, err);
     return ctx->verbs ? 0 : -1;
 }
 
@@ -846,7 +852,8 @@ static void s_ctx_free(cairn_ctx_t *ctx)
 
 int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
 {
-    cairn_ctx_t ctx = {.opts = opts, .plugin = opts->plugin, .hb_ms = 1000, .liveness = 5};
+    cairn_ctx_t ctx = {
+        .opts = opts, .plugin = opts->plugin, .hb_ms = 1000, .liveness = 5};
     msgpack_zone_init(&ctx.zone, 64 * 1024);
     int rc = s_open_socket(&ctx, err);
     if (rc == 0) rc = s_handshake(&ctx, true, err);
@@ -862,7 +869,8 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
             }
             if ((long)(next_tick - now) < wait) wait = (long)(next_tick - now);
         }
-        if (now - ctx.last_sent >= ctx.hb_ms) s_send_cmd(&ctx, CAIRN_W_HEARTBEAT, NULL, NULL, 0, false);
+        if (now - ctx.last_sent >= ctx.hb_ms)
+            s_send_cmd(&ctx, CAIRN_W_HEARTBEAT, NULL, NULL, 0, false);
         if (now - ctx.last_heard > (uint64_t)ctx.hb_ms * ctx.liveness) {
             if (!opts->reconnect) break; /* the kernel is gone */
             s_api_log(&ctx, CAIRN_LOG_WARN, "the kernel went silent; reconnecting");
@@ -902,8 +910,7 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
         }
     }
     if (inited && ctx.plugin->fini) ctx.plugin->fini(ctx.state);
-    if (inited && ctx.sock)
-        s_send_cmd(&ctx, CAIRN_W_DISCONNECT, NULL, NULL, 0, false);
+    if (inited && ctx.sock) s_send_cmd(&ctx, CAIRN_W_DISCONNECT, NULL, NULL, 0, false);
     s_ctx_free(&ctx);
     return rc;
 }

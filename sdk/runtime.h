@@ -21,14 +21,16 @@ typedef struct cairn_loaded {
  * check the descriptor: ABI major, size, name (must equal expect_name when
  * that is not NULL), a verb table whose names are unique and well formed.
  * Returns 0, or -1 with a sentence in err. */
-CAIRN_EXPORT int cairn_plugin_load(const char *path, const char *expect_name, cairn_loaded_t *out,
-                      cairn_err_t *err);
+CAIRN_EXPORT int cairn_plugin_load(const char *path, const char *expect_name,
+                                   cairn_loaded_t *out, cairn_err_t *err);
 CAIRN_EXPORT void cairn_plugin_unload(cairn_loaded_t *l);
 
 /* Check string settings against the plugin's conf-key table: unknown keys,
  * bad values, missing required keys. keys/vals have n entries. */
-CAIRN_EXPORT int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys,
-                                const char *const *vals, size_t n, cairn_err_t *err);
+CAIRN_EXPORT int cairn_plugin_check_settings(const cairn_plugin_t *p,
+                                             const char *const *keys,
+                                             const char *const *vals, size_t n,
+                                             cairn_err_t *err);
 
 /* The verb table an instance serves: the plugin's own, or for a plugin
  * with roles the one picked by role (or, when role is NULL/empty, by the
@@ -45,10 +47,10 @@ CAIRN_EXPORT const cairn_api_t *cairn_runtime_api(void);
 /* ---- runtime ------------------------------------------------------- */
 
 typedef struct cairn_runtime_opts {
-    void *zctx;            /* the context to use (inproc needs the kernel's) */
-    const char *endpoint;  /* the kernel's worker endpoint */
-    const char *service;   /* the service name from the conf */
-    const char *mode;      /* "inproc", "process" or "remote" (for HELLO) */
+    void *zctx;           /* the context to use (inproc needs the kernel's) */
+    const char *endpoint; /* the kernel's worker endpoint */
+    const char *service;  /* the service name from the conf */
+    const char *mode;     /* "inproc", "process" or "remote" (for HELLO) */
     const cairn_plugin_t *plugin;
     atomic_int *stop;      /* set non-zero to make the loop drain and return */
     bool reconnect;        /* re-HELLO when the kernel goes silent (not inproc) */

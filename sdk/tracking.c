@@ -642,8 +642,8 @@ static int s_send_batch(cairn_client_t *client, cairn_batch_t *b, uint64_t *id,
         cairn_batch_clear(b);
         return -1;
     }
-    rc = id ? cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0, id,
-                                err)
+    rc = id ? cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0,
+                                id, err)
             : cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0,
                                 NULL, err);
     cairn_batch_clear(b);
@@ -842,7 +842,8 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
                              "{path, size, hash}");
     if (size->via.u64 != u->offset || strcmp(hash, hex) != 0)
         return cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
-                             "the server stored %" PRIu64 " bytes with hash %s, but %" PRIu64
+                             "the server stored %" PRIu64
+                             " bytes with hash %s, but %" PRIu64
                              " bytes with hash %s were sent",
                              size->via.u64, hash, u->offset, hex);
     if (info) {
@@ -867,7 +868,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
     if (S_ISDIR(sbuf.st_mode))
         return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE,
                              "'%s' is a directory; upload its files one by one", name);
-    uint64_t total = S_ISREG(sbuf.st_mode) ? (uint64_t)sbuf.st_size : CAIRN_SIZE_UNKNOWN;
+    uint64_t total =
+        S_ISREG(sbuf.st_mode) ? (uint64_t)sbuf.st_size : CAIRN_SIZE_UNKNOWN;
     upload_t u = {.client = client, .run_id = run_id, .path = path};
     msgpack_sbuffer_init(&u.sb);
     unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
@@ -885,7 +887,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
         rc = s_put_chunk(&u, cur, ncur, done, &last, err);
         if (rc != 0 || done) break;
         /* a file that grew past its size: the total is no longer known */
-        if (progress) progress(arg, u.offset, u.offset < total ? total : CAIRN_SIZE_UNKNOWN);
+        if (progress)
+            progress(arg, u.offset, u.offset < total ? total : CAIRN_SIZE_UNKNOWN);
         unsigned char *t = cur;
         cur = next;
         next = t;
@@ -910,8 +913,8 @@ int cairn_log_artifact_ex(cairn_client_t *client, const char *run_id,
                           cairn_artifact_info_t *info, cairn_err_t *err)
 {
     if (info) memset(info, 0, sizeof *info);
-    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
-            0 ||
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path",
+                              err) != 0 ||
         s_check_str(local_path, "the local path", 0, true, NULL, err) != 0)
         return -1;
     const char *path = artifact_path ? artifact_path : s_basename(local_path);
@@ -940,8 +943,8 @@ int cairn_log_artifact_fd(cairn_client_t *client, const char *run_id, int fd,
                           void *arg, cairn_artifact_info_t *info, cairn_err_t *err)
 {
     if (info) memset(info, 0, sizeof *info);
-    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
-        0)
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path",
+                              err) != 0)
         return -1;
     if (!artifact_path)
         return cairn_err_set(err, 400, "bad_request",
@@ -1016,9 +1019,10 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
     char hash[HASH_HEX + 1];
     int rc = 0;
     if (!data || !off || !size || !fin || !s_mp_hash(obj, hash))
-        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
-                           "the reply of artifacts.get_artifact lacks data, offset, size, "
-                           "hash or done");
+        rc = cairn_err_set(
+            err, 502, CAIRN_ERR_BAD_REPLY,
+            "the reply of artifacts.get_artifact lacks data, offset, size, "
+            "hash or done");
     else if (d->started && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0))
         rc = cairn_err_set(err, 409, CAIRN_ERR_CHANGED,
                            "'%s' changed while it was being downloaded; try again",
@@ -1090,10 +1094,11 @@ static int s_download(cairn_client_t *client, const char *run_id,
     char hex[HASH_HEX + 1];
     if (rc == 0) s_hex(&d.st, hex);
     if (rc == 0 && strcmp(hex, d.hash) != 0)
-        rc = cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
-                           "'%s' arrived corrupt: its bytes hash to %s, the server says "
-                           "%s%s",
-                           d.path, hex, d.hash, d.tmp ? "; nothing was written" : "");
+        rc =
+            cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
+                          "'%s' arrived corrupt: its bytes hash to %s, the server says "
+                          "%s%s",
+                          d.path, hex, d.hash, d.tmp ? "; nothing was written" : "");
     if (rc == 0 && d.tmp) rc = s_commit(&d, err);
     if (d.tmp) {
         if (d.fd >= 0) close(d.fd);
@@ -1115,13 +1120,13 @@ int cairn_download_artifact_ex(cairn_client_t *client, const char *run_id,
                                cairn_artifact_info_t *info, cairn_err_t *err)
 {
     if (info) memset(info, 0, sizeof *info);
-    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
-            0 ||
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path",
+                              err) != 0 ||
         s_check_str(artifact_path, "the artifact path", 0, true, NULL, err) != 0 ||
         s_check_str(local_path, "the local path", 0, true, NULL, err) != 0)
         return -1;
-    return s_download(client, run_id, artifact_path, local_path, -1, progress, arg, info,
-                      err);
+    return s_download(client, run_id, artifact_path, local_path, -1, progress, arg,
+                      info, err);
 }
 
 int cairn_download_artifact(cairn_client_t *client, const char *run_id,
@@ -1138,10 +1143,11 @@ int cairn_download_artifact_fd(cairn_client_t *client, const char *run_id,
                                cairn_artifact_info_t *info, cairn_err_t *err)
 {
     if (info) memset(info, 0, sizeof *info);
-    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path", err) !=
-            0 ||
+    if (s_check_artifact_args(client, run_id, artifact_path, "the artifact path",
+                              err) != 0 ||
         s_check_str(artifact_path, "the artifact path", 0, true, NULL, err) != 0)
         return -1;
     if (fd < 0) return cairn_err_set(err, 400, "bad_request", "fd %d is not open", fd);
-    return s_download(client, run_id, artifact_path, NULL, fd, progress, arg, info, err);
+    return s_download(client, run_id, artifact_path, NULL, fd, progress, arg, info,
+                      err);
 }

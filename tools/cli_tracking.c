@@ -999,7 +999,8 @@ static void s_progress_abort(progress_t *p)
  * internal ones, no reply is unreachable, and the server's errors are its. */
 static int s_fail_transfer(const opts_t *o, const cairn_err_t *e, fail_t *f)
 {
-    if (!strcmp(e->code, CAIRN_ERR_LOCAL_FILE)) return cli_fail(f, EXIT_USAGE, "%s", e->msg);
+    if (!strcmp(e->code, CAIRN_ERR_LOCAL_FILE))
+        return cli_fail(f, EXIT_USAGE, "%s", e->msg);
     if (!strcmp(e->code, CAIRN_ERR_LOCAL_IO) || !strcmp(e->code, CAIRN_ERR_BAD_REPLY) ||
         !strcmp(e->code, CAIRN_ERR_CORRUPT) || !strcmp(e->code, "out_of_memory"))
         return cli_fail(f, EXIT_INTERNAL, "%s", e->msg);
@@ -1128,8 +1129,8 @@ int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f)
     cairn_err_t err = {0};
     int rc = to_stdout ? cairn_download_artifact_fd(c, run_id, path, STDOUT_FILENO,
                                                     s_on_progress, &pg, &info, &err)
-                       : cairn_download_artifact_ex(c, run_id, path, dest, s_on_progress,
-                                                    &pg, &info, &err);
+                       : cairn_download_artifact_ex(c, run_id, path, dest,
+                                                    s_on_progress, &pg, &info, &err);
     if (rc != 0) {
         s_progress_abort(&pg);
         rc = s_fail_transfer(o, &err, f);

@@ -34,9 +34,9 @@ enum {
 #define CAIRN_ERR_MSG_MAX 512
 
 typedef struct cairn_err {
-    int st;                          /* status, 0 when no error */
-    char code[CAIRN_ERR_CODE_MAX];   /* e.g. "bad_request" */
-    char msg[CAIRN_ERR_MSG_MAX];     /* a sentence a person can act on */
+    int st;                        /* status, 0 when no error */
+    char code[CAIRN_ERR_CODE_MAX]; /* e.g. "bad_request" */
+    char msg[CAIRN_ERR_MSG_MAX];   /* a sentence a person can act on */
 } cairn_err_t;
 
 /* The default code for a status ("bad_request" for 400, …). */

@@ -19,8 +19,8 @@
 extern "C" {
 #endif
 
-#define CAIRN_TAG "CAIRN/1"          /* client frame 1 */
-#define CAIRN_WORKER_TAG "CAIRNW/1"  /* worker frame 1 */
+#define CAIRN_TAG "CAIRN/1"         /* client frame 1 */
+#define CAIRN_WORKER_TAG "CAIRNW/1" /* worker frame 1 */
 #define CAIRN_DEFAULT_ENDPOINT "tcp://127.0.0.1:7780"
 
 /* Worker protocol commands (one byte frame after the tag). */

@@ -43,11 +43,11 @@ typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
 typedef void(cairn_verb_fn)(void *state, cairn_req_t *req);
 
 typedef struct cairn_verb {
-    const char *name;      /* snake_case, unique within the plugin */
+    const char *name; /* snake_case, unique within the plugin */
     cairn_verb_fn *handle;
-    const char *perm;      /* "<svc>.read" ... ; NULL with CAIRN_VERB_PUBLIC */
+    const char *perm; /* "<svc>.read" ... ; NULL with CAIRN_VERB_PUBLIC */
     uint32_t flags;
-    uint32_t max_body;     /* bytes; 0 = the kernel's frame limit */
+    uint32_t max_body; /* bytes; 0 = the kernel's frame limit */
     const char *help;
 } cairn_verb_t;
 
@@ -84,8 +84,8 @@ typedef struct cairn_plugin {
     const char *name;
     const char *version;
     const char *description;
-    const cairn_verb_t *verbs;     /* ends with a row whose name is NULL */
-    const cairn_conf_key_t *conf;  /* ends with a row whose key is NULL; may be NULL */
+    const cairn_verb_t *verbs;    /* ends with a row whose name is NULL */
+    const cairn_conf_key_t *conf; /* ends with a row whose key is NULL; may be NULL */
     /* Called once on the plugin's loop thread; returns 0 or -1 with err. */
     int (*init)(cairn_ctx_t *ctx, void **state, cairn_err_t *err);
     void (*fini)(void *state);
@@ -160,16 +160,16 @@ typedef const cairn_plugin_t *(cairn_plugin_entry_fn)(const cairn_api_t *api);
  * after: the same table serves every instance in the process). */
 #ifdef CAIRN_PLUGIN_SOURCE
 extern const cairn_api_t *cairn_host_;
-#define CAIRN_PLUGIN_DEFINE(desc)                                                 \
-    const cairn_api_t *cairn_host_;                                               \
-    __attribute__((visibility("default"))) const cairn_plugin_t *                 \
-    cairn_plugin_entry(const cairn_api_t *api)                                    \
-    {                                                                             \
-        if (!api || api->abi != CAIRN_PLUGIN_ABI ||                               \
-            api->size < offsetof(cairn_api_t, req_ctx) + sizeof(void *))          \
-            return 0;                                                             \
-        cairn_host_ = api;                                                        \
-        return &(desc);                                                           \
+#define CAIRN_PLUGIN_DEFINE(desc)                                                    \
+    const cairn_api_t *cairn_host_;                                                  \
+    __attribute__((visibility("default"))) const cairn_plugin_t *cairn_plugin_entry( \
+        const cairn_api_t *api)                                                      \
+    {                                                                                \
+        if (!api || api->abi != CAIRN_PLUGIN_ABI ||                                  \
+            api->size < offsetof(cairn_api_t, req_ctx) + sizeof(void *))             \
+            return 0;                                                                \
+        cairn_host_ = api;                                                           \
+        return &(desc);                                                              \
     }
 
 static inline const msgpack_object *cairn_body(const cairn_req_t *r)

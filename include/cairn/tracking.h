@@ -205,7 +205,8 @@ CAIRN_EXPORT int cairn_log_artifact(cairn_client_t *client, const char *run_id,
                                     cairn_err_t *err);
 /* The same; *info (may be NULL) receives what was stored (free info->path). */
 CAIRN_EXPORT int cairn_log_artifact_ex(cairn_client_t *client, const char *run_id,
-                                       const char *local_path, const char *artifact_path,
+                                       const char *local_path,
+                                       const char *artifact_path,
                                        cairn_progress_fn *progress, void *arg,
                                        cairn_artifact_info_t *info, cairn_err_t *err);
 /* The same from an open descriptor, read to its end (a pipe included);

@@ -102,8 +102,8 @@ static void echo_block(void *state, cairn_req_t *req)
     cairn_err_t err = {0};
     uint64_t ms;
     if (!e->allow_crash)
-        return (void)cairn_reply_error(req, 403, "forbidden",
-                                       "block is disabled (settings.allow_crash: false)");
+        return (void)cairn_reply_error(
+            req, 403, "forbidden", "block is disabled (settings.allow_crash: false)");
     if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
         return (void)cairn_reply_err(req, &err);
     uint64_t until = cairn_now_ms() + (ms > 60000 ? 60000 : ms);
@@ -116,8 +116,8 @@ static void echo_crash(void *state, cairn_req_t *req)
 {
     echo_t *e = state;
     if (!e->allow_crash)
-        return (void)cairn_reply_error(req, 403, "forbidden",
-                                       "crash is disabled (settings.allow_crash: false)");
+        return (void)cairn_reply_error(
+            req, 403, "forbidden", "crash is disabled (settings.allow_crash: false)");
     raise(SIGKILL);
 }
 
@@ -172,8 +172,8 @@ static void echo_relay(void *state, cairn_req_t *req)
     r->req = req;
     cairn_defer(req);
     uint64_t left = cairn_host_->deadline_ms(req) - cairn_now_ms();
-    if (cairn_host_->call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed, r,
-                          &err) != 0) {
+    if (cairn_host_->call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed,
+                          r, &err) != 0) {
         free(r);
         cairn_reply_err(req, &err);
     }

@@ -13,66 +13,86 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_EXP_INSERT] = "INSERT INTO experiments (name, artifact_location, creation_time, "
-                      "last_update_time) VALUES (?, ?, ?, ?)",
-    [ST_EXP_BY_ID] = "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
-                     "creation_time, last_update_time FROM experiments WHERE "
-                     "experiment_id = ?",
-    [ST_EXP_BY_NAME] = "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
-                       "creation_time, last_update_time FROM experiments WHERE name = ?",
-    [ST_EXP_TAGS] = "SELECT key, value FROM experiment_tags WHERE experiment_id = ? "
-                    "ORDER BY key",
-    [ST_EXP_TAG_SET] = "INSERT INTO experiment_tags (experiment_id, key, value) VALUES "
-                       "(?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value "
-                       "= excluded.value",
-    [ST_EXP_RENAME] = "UPDATE experiments SET name = ?, last_update_time = ? WHERE "
-                      "experiment_id = ?",
-    [ST_EXP_SET_STAGE] = "UPDATE experiments SET lifecycle_stage = ?, last_update_time "
-                         "= ? WHERE experiment_id = ?",
-    [ST_RUN_INSERT] = "INSERT INTO runs (run_uuid, experiment_id, name, status, "
-                      "start_time, artifact_uri, parent_rid, user_id) VALUES (?, ?, ?, "
-                      "'RUNNING', ?, ?, ?, ?)",
-    [ST_RUN_BY_UUID] = "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
-                       "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
-                       "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE "
-                       "run_uuid = ?",
-    [ST_RUN_BY_RID] = "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
-                      "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
-                      "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE rid "
-                      "= ?",
-    [ST_RUN_UPDATE] = "UPDATE runs SET status = coalesce(?, status), end_time = "
-                      "coalesce(?, end_time), name = coalesce(?, name) WHERE rid = ?",
+    [ST_EXP_INSERT] =
+        "INSERT INTO experiments (name, artifact_location, creation_time, "
+        "last_update_time) VALUES (?, ?, ?, ?)",
+    [ST_EXP_BY_ID] =
+        "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
+        "creation_time, last_update_time FROM experiments WHERE "
+        "experiment_id = ?",
+    [ST_EXP_BY_NAME] =
+        "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
+        "creation_time, last_update_time FROM experiments WHERE name = ?",
+    [ST_EXP_TAGS] =
+        "SELECT key, value FROM experiment_tags WHERE experiment_id = ? "
+        "ORDER BY key",
+    [ST_EXP_TAG_SET] =
+        "INSERT INTO experiment_tags (experiment_id, key, value) VALUES "
+        "(?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value "
+        "= excluded.value",
+    [ST_EXP_RENAME] =
+        "UPDATE experiments SET name = ?, last_update_time = ? WHERE "
+        "experiment_id = ?",
+    [ST_EXP_SET_STAGE] =
+        "UPDATE experiments SET lifecycle_stage = ?, last_update_time "
+        "= ? WHERE experiment_id = ?",
+    [ST_RUN_INSERT] =
+        "INSERT INTO runs (run_uuid, experiment_id, name, status, "
+        "start_time, artifact_uri, parent_rid, user_id) VALUES (?, ?, ?, "
+        "'RUNNING', ?, ?, ?, ?)",
+    [ST_RUN_BY_UUID] =
+        "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
+        "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
+        "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE "
+        "run_uuid = ?",
+    [ST_RUN_BY_RID] =
+        "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
+        "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
+        "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE rid "
+        "= ?",
+    [ST_RUN_UPDATE] =
+        "UPDATE runs SET status = coalesce(?, status), end_time = "
+        "coalesce(?, end_time), name = coalesce(?, name) WHERE rid = ?",
     [ST_RUN_SET_STAGE] = "UPDATE runs SET lifecycle_stage = ? WHERE rid = ?",
     [ST_RUN_PARAMS] = "SELECT key, value FROM params WHERE rid = ? ORDER BY key",
     [ST_RUN_TAGS] = "SELECT key, value FROM tags WHERE rid = ? ORDER BY key",
-    [ST_RUN_LATEST] = "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM "
-                      "latest_metrics lm JOIN metric_keys mk ON mk.key_id = lm.key_id "
-                      "WHERE lm.rid = ? ORDER BY mk.key",
-    [ST_TAG_SET] = "INSERT INTO tags (rid, key, value) VALUES (?, ?, ?) ON CONFLICT "
-                   "(rid, key) DO UPDATE SET value = excluded.value",
+    [ST_RUN_LATEST] =
+        "SELECT mk.key, lm.value, lm.timestamp, lm.step FROM "
+        "latest_metrics lm JOIN metric_keys mk ON mk.key_id = lm.key_id "
+        "WHERE lm.rid = ? ORDER BY mk.key",
+    [ST_TAG_SET] =
+        "INSERT INTO tags (rid, key, value) VALUES (?, ?, ?) ON CONFLICT "
+        "(rid, key) DO UPDATE SET value = excluded.value",
     [ST_TAG_DELETE] = "DELETE FROM tags WHERE rid = ? AND key = ?",
-    [ST_PARAM_INSERT] = "INSERT INTO params (rid, key, value) VALUES (?, ?, ?) ON "
-                        "CONFLICT (rid, key) DO NOTHING",
+    [ST_PARAM_INSERT] =
+        "INSERT INTO params (rid, key, value) VALUES (?, ?, ?) ON "
+        "CONFLICT (rid, key) DO NOTHING",
     [ST_PARAM_GET] = "SELECT value FROM params WHERE rid = ? AND key = ?",
-    [ST_KEY_INSERT] = "INSERT INTO metric_keys (key) VALUES (?) ON CONFLICT (key) DO "
-                      "NOTHING",
+    [ST_KEY_INSERT] =
+        "INSERT INTO metric_keys (key) VALUES (?) ON CONFLICT (key) DO "
+        "NOTHING",
     [ST_KEY_ID] = "SELECT key_id FROM metric_keys WHERE key = ?",
     /* Keep the newest point by (step, timestamp); NaN values read back as
      * NULL from REAL columns, which search treats as missing. */
-    [ST_LATEST_UPSERT] = "INSERT INTO latest_metrics (rid, key_id, value, timestamp, "
-                         "step) VALUES (?, ?, ?, ?, ?) ON CONFLICT (rid, key_id) DO "
-                         "UPDATE SET value = excluded.value, timestamp = "
-                         "excluded.timestamp, step = excluded.step WHERE "
-                         "(excluded.step, excluded.timestamp) >= (step, timestamp)",
-    [ST_SEG_TAIL] = "SELECT seq, n, data FROM metric_segments WHERE rid = ? AND key_id "
-                    "= ? ORDER BY seq DESC LIMIT 1",
-    [ST_SEG_INSERT] = "INSERT INTO metric_segments (rid, key_id, seq, n, step_min, "
-                      "step_max, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    [ST_SEG_UPDATE] = "UPDATE metric_segments SET n = ?, step_min = min(step_min, ?), "
-                      "step_max = max(step_max, ?), data = ? WHERE rid = ? AND key_id = ? "
-                      "AND seq = ?",
-    [ST_SEG_ALL] = "SELECT data FROM metric_segments WHERE rid = ? AND key_id = ? ORDER "
-                   "BY seq",
+    [ST_LATEST_UPSERT] =
+        "INSERT INTO latest_metrics (rid, key_id, value, timestamp, "
+        "step) VALUES (?, ?, ?, ?, ?) ON CONFLICT (rid, key_id) DO "
+        "UPDATE SET value = excluded.value, timestamp = "
+        "excluded.timestamp, step = excluded.step WHERE "
+        "(excluded.step, excluded.timestamp) >= (step, timestamp)",
+    [ST_SEG_TAIL] =
+        "SELECT seq, n, data FROM metric_segments WHERE rid = ? AND key_id "
+        "= ? ORDER BY seq DESC LIMIT 1",
+    [ST_SEG_INSERT] =
+        "INSERT INTO metric_segments (rid, key_id, seq, n, step_min, "
+        "step_max, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [ST_SEG_UPDATE] =
+        "UPDATE metric_segments SET n = ?, step_min = min(step_min, ?), "
+        "step_max = max(step_max, ?), data = ? WHERE rid = ? AND key_id = ? "
+        "AND seq = ?",
+    [ST_SEG_ALL] =
+        "SELECT data FROM metric_segments WHERE rid = ? AND key_id = ? ORDER "
+        "BY seq",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */
@@ -102,8 +122,9 @@ static int s_exec(db_t *db, const char *sql, const char *what, cairn_err_t *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cairn_err_set(err, 500, "storage_error", "the tracking database failed to %s: %s",
-                      what, msg ? msg : "unknown error");
+        cairn_err_set(err, 500, "storage_error",
+                      "the tracking database failed to %s: %s", what,
+                      msg ? msg : "unknown error");
         sqlite3_free(msg);
         return -1;
     }
@@ -167,11 +188,13 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
         cairn_err_set(err, 500, NULL, "out of memory");
         return NULL;
     }
-    if (sqlite3_open_v2(path, &db->h,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        cairn_err_set(err, 500, "storage_error", "cannot open the tracking database %s: %s",
-                      path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+    if (sqlite3_open_v2(
+            path, &db->h,
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+            NULL) != SQLITE_OK) {
+        cairn_err_set(err, 500, "storage_error",
+                      "cannot open the tracking database %s: %s", path,
+                      db->h ? sqlite3_errmsg(db->h) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(db->h, 10000);
@@ -183,16 +206,19 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
         if ((sqlite3_errcode(db->h) & 0xff) != SQLITE_BUSY || tries >= 500) goto fail;
         sqlite3_sleep(20);
     }
-    if (s_exec(db, durable_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-               "set durability", err) != 0 ||
-        s_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; "
-                   "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",
+    if (s_exec(
+            db,
+            durable_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+            "set durability", err) != 0 ||
+        s_exec(db,
+               "PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; "
+               "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",
                "configure", err) != 0 ||
         s_migrate(db, err) != 0)
         goto fail;
     for (int i = 0; i < ST_COUNT; i++)
-        if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &db->st[i], NULL) != SQLITE_OK) {
             db_fail(db, "prepare a statement", err);
             goto fail;
         }

@@ -114,8 +114,9 @@ void exp_create(void *state, cairn_req_t *req)
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
         db_rollback(s->db);
-        cairn_err_set(&err, 409, "conflict", "an experiment named '%.*s' already exists",
-                      (int)name.len, name.ptr);
+        cairn_err_set(&err, 409, "conflict",
+                      "an experiment named '%.*s' already exists", (int)name.len,
+                      name.ptr);
         return storage_reply_err(req, &err);
     }
     int64_t id = sqlite3_last_insert_rowid(db_handle(s->db));
@@ -129,8 +130,9 @@ void exp_create(void *state, cairn_req_t *req)
         snprintf(def, sizeof def, "cairn-artifacts:/%lld", (long long)id);
         sqlite3 *h = db_handle(s->db);
         sqlite3_stmt *u;
-        if (sqlite3_prepare_v2(h, "UPDATE experiments SET artifact_location = ? WHERE "
-                                  "experiment_id = ?",
+        if (sqlite3_prepare_v2(h,
+                               "UPDATE experiments SET artifact_location = ? WHERE "
+                               "experiment_id = ?",
                                -1, &u, NULL) != SQLITE_OK) {
             db_fail(s->db, "set the artifact location", &err);
             goto fail;
@@ -183,7 +185,8 @@ void exp_get_by_name(void *state, cairn_req_t *req)
 
 /* A tiny filter for experiments: clauses `name OP 'value'` joined by AND,
  * OP one of = != LIKE ILIKE (what MLflow's UI and clients send). */
-static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds, cairn_err_t *err)
+static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds,
+                        cairn_err_t *err)
 {
     size_t i = 0;
     while (i < f.len) {
@@ -198,8 +201,8 @@ static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds, cairn_
         i += 4;
         while (i < f.len && f.ptr[i] == ' ') i++;
         const char *op = NULL;
-        static const char *ops[][2] = {{"!=", "!="},  {"=", "="}, {"ILIKE", "ILIKE"},
-                                       {"LIKE", "LIKE"}};
+        static const char *ops[][2] = {
+            {"!=", "!="}, {"=", "="}, {"ILIKE", "ILIKE"}, {"LIKE", "LIKE"}};
         for (size_t k = 0; k < 4 && !op; k++)
             if (f.len - i >= strlen(ops[k][0]) &&
                 strncasecmp(f.ptr + i, ops[k][0], strlen(ops[k][0])) == 0) {
@@ -207,23 +210,25 @@ static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds, cairn_
                 i += strlen(ops[k][0]);
             }
         if (!op)
-            return cairn_err_set(err, 400, "bad_request",
-                                 "filter: at position %zu: expected =, !=, LIKE or ILIKE",
-                                 i + 1);
+            return cairn_err_set(
+                err, 400, "bad_request",
+                "filter: at position %zu: expected =, !=, LIKE or ILIKE", i + 1);
         while (i < f.len && f.ptr[i] == ' ') i++;
         if (i == f.len || (f.ptr[i] != '\'' && f.ptr[i] != '"'))
             return cairn_err_set(err, 400, "bad_request",
-                                 "filter: at position %zu: expected a quoted string", i + 1);
+                                 "filter: at position %zu: expected a quoted string",
+                                 i + 1);
         char q = f.ptr[i++];
         size_t vstart = i;
         while (i < f.len && f.ptr[i] != q) i++;
         if (i == f.len)
             return cairn_err_set(err, 400, "bad_request",
-                                 "filter: at position %zu: unterminated string", vstart);
-        sqlbuf_add(sql, !strcmp(op, "ILIKE") ? " AND lower(name) LIKE lower(?)"
-                                             : !strcmp(op, "LIKE") ? " AND name LIKE ?"
-                                             : !strcmp(op, "=")    ? " AND name = ?"
-                                                                   : " AND name != ?");
+                                 "filter: at position %zu: unterminated string",
+                                 vstart);
+        sqlbuf_add(sql, !strcmp(op, "ILIKE")  ? " AND lower(name) LIKE lower(?)"
+                        : !strcmp(op, "LIKE") ? " AND name LIKE ?"
+                        : !strcmp(op, "=")    ? " AND name = ?"
+                                              : " AND name != ?");
         sql_binds_text(binds, f.ptr + vstart, i - vstart);
         i++;
         while (i < f.len && f.ptr[i] == ' ') i++;
@@ -264,8 +269,9 @@ void exp_search(void *state, cairn_req_t *req)
     sqlbuf_init(&sql);
     sql_binds_init(&binds);
     sqlite3_stmt *st = NULL;
-    sqlbuf_add(&sql, "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
-                     "creation_time, last_update_time FROM experiments WHERE 1");
+    sqlbuf_add(&sql,
+               "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
+               "creation_time, last_update_time FROM experiments WHERE 1");
     if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, &err) != 0 ||
         cairn_field_str(b, "filter", false, 65536, &filter, &err) < 0 ||
         s_view_clause(b, "view_type", &sql, "lifecycle_stage", &err) != 0 ||
@@ -307,8 +313,8 @@ fail:
 }
 
 /* Run one UPDATE on an existing experiment in its own transaction. */
-static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which, const char *text,
-                     size_t len, bool require_active)
+static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
+                     const char *text, size_t len, bool require_active)
 {
     cairn_err_t err = {0};
     int64_t id;
@@ -317,7 +323,8 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which, const c
     bool active = strcmp((const char *)sqlite3_column_text(row, 3), "active") == 0;
     sqlite3_reset(row);
     if (id == 0 && which == ST_EXP_SET_STAGE) {
-        cairn_err_set(&err, 400, "bad_request", "the Default experiment cannot be deleted");
+        cairn_err_set(&err, 400, "bad_request",
+                      "the Default experiment cannot be deleted");
         return storage_reply_err(req, &err);
     }
     if (require_active && !active) {
@@ -332,8 +339,8 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which, const c
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
-        cairn_err_set(&err, 409, "conflict", "an experiment named '%.*s' already exists",
-                      (int)len, text);
+        cairn_err_set(&err, 409, "conflict",
+                      "an experiment named '%.*s' already exists", (int)len, text);
         return storage_reply_err(req, &err);
     }
     if (rc != SQLITE_DONE) {
@@ -353,7 +360,8 @@ void exp_update(void *state, cairn_req_t *req)
                         &err) != 0)
         return storage_reply_err(req, &err);
     if (name.len == 0) {
-        cairn_err_set(&err, 400, "bad_request", "the field 'new_name' must not be empty");
+        cairn_err_set(&err, 400, "bad_request",
+                      "the field 'new_name' must not be empty");
         return storage_reply_err(req, &err);
     }
     s_update(state, req, ST_EXP_RENAME, name.ptr, name.len, true);

@@ -44,7 +44,8 @@ static void s_batch_free(batch_t *b)
     free(b->slots);
 }
 
-static key_group_t *s_group_for(batch_t *b, const char *key, size_t len, cairn_err_t *err)
+static key_group_t *s_group_for(batch_t *b, const char *key, size_t len,
+                                cairn_err_t *err)
 {
     size_t mask = b->nslots - 1, i = s_hash(key, len) & mask;
     while (b->slots[i]) {
@@ -53,7 +54,8 @@ static key_group_t *s_group_for(batch_t *b, const char *key, size_t len, cairn_e
         i = (i + 1) & mask;
     }
     if (b->ngroups == b->cap) {
-        cairn_err_set(err, 413, "too_large", "too many distinct metric keys in one batch");
+        cairn_err_set(err, 413, "too_large",
+                      "too many distinct metric keys in one batch");
         return NULL;
     }
     key_group_t *g = &b->groups[b->ngroups++];
@@ -80,17 +82,28 @@ static int s_group_add(key_group_t *g, size_t idx, cairn_err_t *err)
 static int s_value(const msgpack_object *o, double *v)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 0;
-    case MSGPACK_OBJECT_STR: /* MLflow clients send NaN and infinities as strings */
-        if (o->via.str.size == 3 && !strncasecmp(o->via.str.ptr, "NaN", 3)) *v = NAN;
-        else if (o->via.str.size == 8 && !strncmp(o->via.str.ptr, "Infinity", 8)) *v = INFINITY;
-        else if (o->via.str.size == 9 && !strncmp(o->via.str.ptr, "-Infinity", 9)) *v = -INFINITY;
-        else return -1;
-        return 0;
-    default: return -1;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *v = o->via.f64;
+            return 0;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *v = (double)o->via.u64;
+            return 0;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *v = (double)o->via.i64;
+            return 0;
+        case MSGPACK_OBJECT_STR: /* MLflow clients send NaN and infinities as strings */
+            if (o->via.str.size == 3 && !strncasecmp(o->via.str.ptr, "NaN", 3))
+                *v = NAN;
+            else if (o->via.str.size == 8 && !strncmp(o->via.str.ptr, "Infinity", 8))
+                *v = INFINITY;
+            else if (o->via.str.size == 9 && !strncmp(o->via.str.ptr, "-Infinity", 9))
+                *v = -INFINITY;
+            else
+                return -1;
+            return 0;
+        default:
+            return -1;
     }
 }
 
@@ -122,7 +135,8 @@ static int s_parse_metrics(storage_t *s, const msgpack_object *arr, batch_t *b,
         if (storage_field_key(m, "key", &key, err) != 0 ||
             cairn_field_int(m, "timestamp", false, &p->timestamp, err) < 0 ||
             cairn_field_int(m, "step", false, &p->step, err) < 0)
-            return cairn_err_set(err, 400, "bad_request", "metrics[%zu]: %s", i, err->msg);
+            return cairn_err_set(err, 400, "bad_request", "metrics[%zu]: %s", i,
+                                 err->msg);
         if (!v || s_value(v, &p->value) != 0)
             return cairn_err_set(err, 400, "bad_request",
                                  "metrics[%zu]: the field 'value' must be a number", i);
@@ -133,8 +147,9 @@ static int s_parse_metrics(storage_t *s, const msgpack_object *arr, batch_t *b,
 }
 
 /* Write one key's points: latest value, then segments. */
-static int s_write_group(storage_t *s, int64_t rid, const batch_t *b, const key_group_t *g,
-                         metric_point_t *tmp, unsigned char *blob, cairn_err_t *err)
+static int s_write_group(storage_t *s, int64_t rid, const batch_t *b,
+                         const key_group_t *g, metric_point_t *tmp, unsigned char *blob,
+                         cairn_err_t *err)
 {
     int64_t key_id;
     if (db_metric_key_id(s->db, g->key, g->key_len, &key_id, err) != 0) return -1;
@@ -206,7 +221,8 @@ static int s_write_group(storage_t *s, int64_t rid, const batch_t *b, const key_
     return 0;
 }
 
-static int s_write_metrics(storage_t *s, int64_t rid, const batch_t *b, cairn_err_t *err)
+static int s_write_metrics(storage_t *s, int64_t rid, const batch_t *b,
+                           cairn_err_t *err)
 {
     size_t most = 0;
     for (size_t i = 0; i < b->ngroups; i++)
@@ -235,7 +251,8 @@ static int s_write_params(storage_t *s, int64_t rid, const msgpack_object *arr,
         cairn_str_t k, v;
         if (storage_field_key(p, "key", &k, err) != 0 ||
             cairn_field_str(p, "value", true, LIMIT_PARAM_VALUE, &v, err) != 0)
-            return cairn_err_set(err, 400, "bad_request", "params[%u]: %s", i, err->msg);
+            return cairn_err_set(err, 400, "bad_request", "params[%u]: %s", i,
+                                 err->msg);
         sqlite3_stmt *st = db_stmt(s->db, ST_PARAM_INSERT);
         sqlite3_bind_int64(st, 1, rid);
         sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
@@ -318,7 +335,8 @@ static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
     return rc;
 }
 
-static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc, const cairn_err_t *err)
+static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc,
+                           const cairn_err_t *err)
 {
     if (rc != 0) return storage_reply_err(req, err);
     msgpack_pack_map(storage_reply_begin(s), 0);
@@ -442,8 +460,10 @@ void metric_history(void *state, cairn_req_t *req)
     page_t page;
     size_t n;
     if (cairn_field_str(b, "run_id", true, 64, &id, &err) != 0 ||
-        storage_find_run(s, id, &run, &err) != 0 || storage_field_key(b, "key", &key, &err) != 0 ||
-        page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, &err) != 0 ||
+        storage_find_run(s, id, &run, &err) != 0 ||
+        storage_field_key(b, "key", &key, &err) != 0 ||
+        page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, &err) !=
+            0 ||
         s_load_series(s, run.rid, key, &n, &err) != 0)
         return storage_reply_err(req, &err);
     size_t from = page.offset < n ? (size_t)page.offset : n;
@@ -471,7 +491,8 @@ void metric_history_sampled(void *state, cairn_req_t *req)
         cairn_field_array(b, "keys", true, &keys, &err) != 0 ||
         cairn_field_uint(b, "max_points", false, &max_points, &err) < 0)
         return storage_reply_err(req, &err);
-    if (max_points < 2 || max_points > LIMIT_SAMPLED_POINTS || keys->via.array.size > 1000) {
+    if (max_points < 2 || max_points > LIMIT_SAMPLED_POINTS ||
+        keys->via.array.size > 1000) {
         cairn_err_set(&err, 400, "bad_request",
                       "max_points must be from 2 to %d, and keys at most 1000",
                       LIMIT_SAMPLED_POINTS);

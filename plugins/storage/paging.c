@@ -20,7 +20,8 @@ int page_parse(const msgpack_object *body, uint64_t dflt, uint64_t max, page_t *
     uint64_t off = 0;
     if (tok.len < 4 || memcmp(tok.ptr, "c1:", 3) != 0) goto bad;
     for (size_t i = 3; i < tok.len; i++) {
-        if (tok.ptr[i] < '0' || tok.ptr[i] > '9' || off > UINT64_MAX / 10 - 10) goto bad;
+        if (tok.ptr[i] < '0' || tok.ptr[i] > '9' || off > UINT64_MAX / 10 - 10)
+            goto bad;
         off = off * 10 + (uint64_t)(tok.ptr[i] - '0');
     }
     out->offset = off;

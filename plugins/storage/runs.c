@@ -7,8 +7,19 @@
 
 #include "storage.h"
 
-enum { COL_RID, COL_UUID, COL_EXP, COL_NAME, COL_STATUS, COL_START, COL_END, COL_STAGE,
-       COL_URI, COL_PARENT, COL_USER };
+enum {
+    COL_RID,
+    COL_UUID,
+    COL_EXP,
+    COL_NAME,
+    COL_STATUS,
+    COL_START,
+    COL_END,
+    COL_STAGE,
+    COL_URI,
+    COL_PARENT,
+    COL_USER
+};
 
 static void s_int_or_nil(msgpack_packer *pk, sqlite3_stmt *st, int col)
 {
@@ -44,7 +55,8 @@ static void s_pack_info(msgpack_packer *pk, sqlite3_stmt *r)
     storage_pack_text(pk, r, COL_UUID);
     cairn_pack_cstr(pk, "experiment_id");
     char id[24];
-    int n = snprintf(id, sizeof id, "%lld", (long long)sqlite3_column_int64(r, COL_EXP));
+    int n =
+        snprintf(id, sizeof id, "%lld", (long long)sqlite3_column_int64(r, COL_EXP));
     cairn_pack_strn(pk, id, (size_t)n);
     cairn_pack_cstr(pk, "run_name");
     storage_pack_text(pk, r, COL_NAME);
@@ -106,7 +118,8 @@ int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err
     }
     out->rid = sqlite3_column_int64(r, COL_RID);
     out->experiment_id = sqlite3_column_int64(r, COL_EXP);
-    out->active = strcmp((const char *)sqlite3_column_text(r, COL_STAGE), "active") == 0;
+    out->active =
+        strcmp((const char *)sqlite3_column_text(r, COL_STAGE), "active") == 0;
     sqlite3_reset(r);
     return 0;
 }
@@ -301,17 +314,20 @@ void run_update(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     cairn_field_str(b, "run_id", true, 64, &id, &err);
     if (status.ptr && !s_status_ok(status)) {
-        cairn_err_set(&err, 400, "bad_request",
-                      "status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not "
-                      "'%.*s'",
-                      (int)status.len, status.ptr);
+        cairn_err_set(
+            &err, 400, "bad_request",
+            "status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not "
+            "'%.*s'",
+            (int)status.len, status.ptr);
         return storage_reply_err(req, &err);
     }
     if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_UPDATE);
-    if (status.ptr) sqlite3_bind_text(st, 1, status.ptr, (int)status.len, SQLITE_STATIC);
+    if (status.ptr)
+        sqlite3_bind_text(st, 1, status.ptr, (int)status.len, SQLITE_STATIC);
     if (has_end == 0) sqlite3_bind_int64(st, 2, end);
-    if (name.ptr && name.len) sqlite3_bind_text(st, 3, name.ptr, (int)name.len, SQLITE_STATIC);
+    if (name.ptr && name.len)
+        sqlite3_bind_text(st, 3, name.ptr, (int)name.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, run.rid);
     if (db_exec_stmt(s->db, st, &err) != 0 ||
         (name.ptr && name.len &&
@@ -374,7 +390,8 @@ void run_set_tag(void *state, cairn_req_t *req)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k, v;
-    if (s_body_run(s, b, true, &run, &err) != 0 || storage_field_key(b, "key", &k, &err) != 0 ||
+    if (s_body_run(s, b, true, &run, &err) != 0 ||
+        storage_field_key(b, "key", &k, &err) != 0 ||
         cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, &err) != 0)
         return storage_reply_err(req, &err);
     if (s_put_tag(s, run.rid, k, v, &err) != 0) return storage_reply_err(req, &err);
@@ -394,14 +411,16 @@ void run_delete_tag(void *state, cairn_req_t *req)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k;
-    if (s_body_run(s, b, true, &run, &err) != 0 || storage_field_key(b, "key", &k, &err) != 0)
+    if (s_body_run(s, b, true, &run, &err) != 0 ||
+        storage_field_key(b, "key", &k, &err) != 0)
         return storage_reply_err(req, &err);
     sqlite3_stmt *st = db_stmt(s->db, ST_TAG_DELETE);
     sqlite3_bind_int64(st, 1, run.rid);
     sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
     if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
     if (sqlite3_changes(db_handle(s->db)) == 0) {
-        cairn_err_set(&err, 404, "not_found", "the run has no tag '%.*s'", (int)k.len, k.ptr);
+        cairn_err_set(&err, 404, "not_found", "the run has no tag '%.*s'", (int)k.len,
+                      k.ptr);
         return storage_reply_err(req, &err);
     }
     s_reply_empty(s, req);

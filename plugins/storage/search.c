@@ -95,19 +95,20 @@ static int s_order(const msgpack_object *b, query_t *q, cairn_err_t *err)
     if (cairn_field_array(b, "order_by", false, &ob, err) < 0) return -1;
     uint32_t n = ob ? ob->via.array.size : 0;
     if (n > MAX_ORDER_BY)
-        return cairn_err_set(err, 400, "bad_request", "order_by takes at most %d clauses",
-                             MAX_ORDER_BY);
+        return cairn_err_set(err, 400, "bad_request",
+                             "order_by takes at most %d clauses", MAX_ORDER_BY);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *o = &ob->via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_STR)
-            return cairn_err_set(err, 400, "bad_request", "order_by[%u] must be a string",
-                                 i);
+            return cairn_err_set(err, 400, "bad_request",
+                                 "order_by[%u] must be a string", i);
         if (i) sqlbuf_add(&q->order, ", ");
         if (filter_compile_order(o->via.str.ptr, o->via.str.size, (int)i, &q->joins,
                                  &q->join_binds, &q->order, err) != 0)
             return -1;
     }
-    sqlbuf_add(&q->order, n ? ", r.start_time DESC, r.rid" : "r.start_time DESC, r.rid");
+    sqlbuf_add(&q->order,
+               n ? ", r.start_time DESC, r.rid" : "r.start_time DESC, r.rid");
     return 0;
 }
 
@@ -126,7 +127,7 @@ static bool s_single_metric_order(const msgpack_object *b, cairn_str_t *key, boo
     while (p < end && *p == ' ') p++;
     size_t pre = end - p > 8 && !strncasecmp(p, "metrics.", 8)  ? 8
                  : end - p > 7 && !strncasecmp(p, "metric.", 7) ? 7
-                                                               : 0;
+                                                                : 0;
     if (!pre) return false;
     p += pre;
     const char *k = p;
@@ -198,11 +199,13 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
     /* CROSS JOIN keeps latest_metrics outermost, so the index gives the order. */
     sqlbuf_addf(&sql,
                 "SELECT r.rid FROM latest_metrics o CROSS JOIN runs r ON r.rid = o.rid "
-                "WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s "
+                "WHERE o.key_id = " KEY_ID
+                " AND o.value IS NOT NULL AND %s "
                 "ORDER BY o.value %s, r.start_time DESC, r.rid LIMIT ? OFFSET ?",
                 q->where.data, desc ? "DESC" : "ASC");
     int64_t lo[2] = {(int64_t)want, (int64_t)page->offset};
-    sqlite3_stmt *st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, lo, 2, err);
+    sqlite3_stmt *st =
+        sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, lo, 2, err);
     int rc = st ? s_collect(s->db, st, rids, n, want, err) : -1;
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
@@ -211,12 +214,14 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
     int64_t with = (int64_t)page->offset + (int64_t)*n;
     if (*n == 0 && page->offset > 0) {
         sqlbuf_init(&sql);
-        sqlbuf_addf(&sql,
-                    "SELECT count(*) FROM latest_metrics o CROSS JOIN runs r ON r.rid = "
-                    "o.rid WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s",
-                    q->where.data);
+        sqlbuf_addf(
+            &sql,
+            "SELECT count(*) FROM latest_metrics o CROSS JOIN runs r ON r.rid = "
+            "o.rid WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s",
+            q->where.data);
         st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, NULL, 0, err);
-        rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s->db, "count runs", err);
+        rc = st && sqlite3_step(st) == SQLITE_ROW ? 0
+                                                  : db_fail(s->db, "count runs", err);
         if (rc == 0) with = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         sqlbuf_free(&sql);
@@ -242,7 +247,8 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
 static int s_fetch_general(storage_t *s, query_t *q, const page_t *page, int64_t *rids,
                            size_t *n, cairn_err_t *err)
 {
-    sqlbuf_addf(&q->sql, "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
+    sqlbuf_addf(&q->sql,
+                "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
                 q->joins.data ? q->joins.data : "", q->where.data, q->order.data);
     if (q->sql.oom || q->joins.oom || q->order.oom || q->join_binds.oom)
         return cairn_err_set(err, 500, NULL, "out of memory");
@@ -281,10 +287,9 @@ void run_search(void *state, cairn_req_t *req)
         cairn_err_set(&err, 500, NULL, "out of memory");
         goto fail;
     }
-    if (s_single_metric_order(b, &key, &desc) ? s_fetch_by_metric(s, &q, key, desc, &page,
-                                                                  rids, &n, &err)
-                                              : s_fetch_general(s, &q, &page, rids, &n,
-                                                                &err))
+    if (s_single_metric_order(b, &key, &desc)
+            ? s_fetch_by_metric(s, &q, key, desc, &page, rids, &n, &err)
+            : s_fetch_general(s, &q, &page, rids, &n, &err))
         goto fail;
     bool more = n > page.limit;
     if (more) n = page.limit;

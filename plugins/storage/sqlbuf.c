@@ -129,7 +129,8 @@ int sql_binds_apply(const sql_binds_t *b, sqlite3_stmt *stmt, int first)
     int idx = first;
     for (size_t i = 0; i < b->n; i++, idx++) {
         const sql_bind_t *x = &b->v[i];
-        int rc = x->kind == BIND_TEXT  ? sqlite3_bind_text(stmt, idx, x->text, -1, SQLITE_TRANSIENT)
+        int rc = x->kind == BIND_TEXT
+                     ? sqlite3_bind_text(stmt, idx, x->text, -1, SQLITE_TRANSIENT)
                  : x->kind == BIND_INT ? sqlite3_bind_int64(stmt, idx, x->i)
                                        : sqlite3_bind_double(stmt, idx, x->d);
         if (rc != SQLITE_OK) return -1;

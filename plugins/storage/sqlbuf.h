@@ -17,7 +17,8 @@ void sqlbuf_init(sqlbuf_t *b);
 void sqlbuf_free(sqlbuf_t *b);
 void sqlbuf_add(sqlbuf_t *b, const char *s);
 void sqlbuf_addn(sqlbuf_t *b, const char *s, size_t n);
-void sqlbuf_addf(sqlbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sqlbuf_addf(sqlbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 typedef enum { BIND_TEXT, BIND_INT, BIND_REAL } bind_kind_t;
 

@@ -25,7 +25,8 @@ void storage_reply_send(storage_t *s, cairn_req_t *req, int st)
 void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
-    cairn_pack_strn(pk, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
+    cairn_pack_strn(pk, t ? (const char *)t : "",
+                    (size_t)sqlite3_column_bytes(st, col));
 }
 
 void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
@@ -80,8 +81,8 @@ int storage_field_key(const msgpack_object *o, const char *field, cairn_str_t *o
 {
     if (cairn_field_str(o, field, true, LIMIT_KEY, out, err) != 0) return -1;
     if (out->len == 0)
-        return cairn_err_set(err, 400, "bad_request", "the field '%s' must not be empty",
-                             field);
+        return cairn_err_set(err, 400, "bad_request",
+                             "the field '%s' must not be empty", field);
     return 0;
 }
 
@@ -96,8 +97,8 @@ int storage_parse_id(cairn_str_t s, const char *field, int64_t *out, cairn_err_t
     *out = v;
     return 0;
 bad:
-    return cairn_err_set(err, 404, "not_found", "no experiment has the %s '%.*s'", field,
-                         (int)(s.len > 64 ? 64 : s.len), s.ptr);
+    return cairn_err_set(err, 404, "not_found", "no experiment has the %s '%.*s'",
+                         field, (int)(s.len > 64 ? 64 : s.len), s.ptr);
 }
 
 static const cairn_verb_t storage_tracking_verbs[] = {
@@ -145,8 +146,8 @@ static const cairn_verb_t storage_artifacts_verbs[] = {
      "{run_id*, path*, data* (bin, <= 8 MiB), offset*, upload_id, done}"},
     {"get_artifact", art_get, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
      "{run_id*, path*, offset, length (<= 8 MiB)}"},
-    {"verify_artifact", art_verify, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
-     "{run_id*, path*}"},
+    {"verify_artifact", art_verify, "tracking.read", CAIRN_VERB_IDEMPOTENT,
+     ART_MAX_BODY, "{run_id*, path*}"},
     {"list_artifacts", art_list, "tracking.read", CAIRN_VERB_IDEMPOTENT, ART_MAX_BODY,
      "{run_id*, path, max_results, page_token}"},
     {"delete_artifact", art_delete, "tracking.write", CAIRN_VERB_MUTATING, ART_MAX_BODY,
@@ -171,7 +172,8 @@ static const cairn_conf_key_t storage_conf[] = {
     {"upload_idle", CAIRN_CONF_INT, "600",
      "artifacts: seconds an unfinished upload may sit idle before it is dropped"},
     {"io_uring", CAIRN_CONF_BOOL, "true",
-     "artifacts: use io_uring for blob I/O where the kernel allows it (else pread/pwrite)"},
+     "artifacts: use io_uring for blob I/O where the kernel allows it (else "
+     "pread/pwrite)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -188,9 +190,9 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
 {
     const char *dur = cairn_conf(ctx, "durability");
     if (strcmp(dur, "process") != 0 && strcmp(dur, "power") != 0)
-        return cairn_err_set(err, 400, "bad_conf",
-                             "storage: durability must be 'process' or 'power', not '%s'",
-                             dur);
+        return cairn_err_set(
+            err, 400, "bad_conf",
+            "storage: durability must be 'process' or 'power', not '%s'", dur);
     storage_t *s = calloc(1, sizeof *s);
     if (!s) return cairn_err_set(err, 500, NULL, "out of memory");
     s->ctx = ctx;
@@ -207,7 +209,8 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     }
     free(db_path);
     const char *role = cairn_host_->role(ctx);
-    if (s->db && role && strcmp(role, "artifacts") == 0 && artifacts_init(s, err) != 0) {
+    if (s->db && role && strcmp(role, "artifacts") == 0 &&
+        artifacts_init(s, err) != 0) {
         artifacts_fini(s);
         db_close(&s->db);
     }
@@ -239,7 +242,8 @@ static const cairn_plugin_t storage_plugin = {
     .size = sizeof(cairn_plugin_t),
     .name = "storage",
     .version = "1.0.0",
-    .description = "experiment tracking on SQLite; artifacts in a content-addressed store",
+    .description =
+        "experiment tracking on SQLite; artifacts in a content-addressed store",
     .verbs = NULL,
     .conf = storage_conf,
     .init = storage_init,

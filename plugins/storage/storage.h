@@ -66,7 +66,8 @@ typedef struct run_ref {
     int64_t experiment_id;
     bool active;
 } run_ref_t;
-int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err_t *err);
+int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out,
+                     cairn_err_t *err);
 
 /* Pack a run (info + data) by rid. */
 int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);

@@ -20,7 +20,7 @@
 #include "cairn/cairn.h"
 #include "harness.h"
 
-#define TRACKING_SERVICES                                    \
+#define TRACKING_SERVICES                                  \
     "  tracking:\n    plugin: storage\n    mode: inproc\n" \
     "  artifacts:\n    plugin: storage\n    mode: inproc\n"
 
@@ -784,8 +784,8 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
 {
     cairn_err_t err = {0};
     char *run = NULL;
-    CHECK(cairn_create_run(c, exp, "artifacts", NULL, &run, &err) == 0, "create_run: %s",
-          err.msg);
+    CHECK(cairn_create_run(c, exp, "artifacts", NULL, &run, &err) == 0,
+          "create_run: %s", err.msg);
     if (!run) return;
     char dir[HARNESS_PATH_MAX], src[HARNESS_PATH_MAX + 16], dst[HARNESS_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/art", tmp);
@@ -811,14 +811,16 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
     CHECK(up.calls >= 3 && up.increasing && up.total_same && up.total == n &&
               up.last_done == n,
           "upload progress: %d calls, increasing %d, total %llu, last %llu", up.calls,
-          up.increasing, (unsigned long long)up.total, (unsigned long long)up.last_done);
+          up.increasing, (unsigned long long)up.total,
+          (unsigned long long)up.last_done);
 
     /* NULL artifact path: the file's name; info reports what was stored */
     cairn_artifact_info_t info;
     rc = cairn_log_artifact_ex(c, run, src, NULL, NULL, NULL, &info, &err);
     CHECK(rc == 0 && info.path && !strcmp(info.path, "src.bin") && info.size == n &&
               strlen(info.hash) == CAIRN_ARTIFACT_HASH_HEX,
-          "cairn_log_artifact_ex: %d %s (%s)", rc, err.msg, info.path ? info.path : "-");
+          "cairn_log_artifact_ex: %d %s (%s)", rc, err.msg,
+          info.path ? info.path : "-");
     char hash[CAIRN_ARTIFACT_HASH_HEX + 1];
     memcpy(hash, info.hash, sizeof hash);
     free(info.path);
@@ -828,8 +830,8 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
     CHECK(rc == 0, "cairn_download_artifact: %d %s %s", err.st, err.code, err.msg);
     CHECK(down.calls >= 3 && down.increasing && down.total_same && down.total == n &&
               down.last_done == n,
-          "download progress: %d calls, increasing %d, total %llu, last %llu", down.calls,
-          down.increasing, (unsigned long long)down.total,
+          "download progress: %d calls, increasing %d, total %llu, last %llu",
+          down.calls, down.increasing, (unsigned long long)down.total,
           (unsigned long long)down.last_done);
     size_t got = 0;
     unsigned char *back = s_read_file(dst, &got);
@@ -865,8 +867,8 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
           "a missing file: %d %d %s %s", rc, err.st, err.code, err.msg);
     /* a directory */
     rc = cairn_log_artifact(c, run, dir, "d", NULL, NULL, &err);
-    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_FILE),
-          "a directory: %d %s %s", rc, err.code, err.msg);
+    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_FILE), "a directory: %d %s %s",
+          rc, err.code, err.msg);
     /* an unknown run: the server's 404 */
     rc = cairn_log_artifact(c, "feedface", src, NULL, NULL, NULL, &err);
     CHECK(rc == -1 && err.st == 404, "an unknown run: %d %d %s", rc, err.st, err.msg);
@@ -890,8 +892,8 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
     char nodir[HARNESS_PATH_MAX + 16];
     snprintf(nodir, sizeof nodir, "%s/no/such/f", dir);
     rc = cairn_download_artifact(c, run, "models/m.bin", nodir, NULL, NULL, &err);
-    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_IO), "no such dir: %d %s %s", rc,
-          err.code, err.msg);
+    CHECK(rc == -1 && !strcmp(err.code, CAIRN_ERR_LOCAL_IO), "no such dir: %d %s %s",
+          rc, err.code, err.msg);
     CHECK(s_count_entries(dir) == 2, "a failed download left files: %d entries",
           s_count_entries(dir));
 
