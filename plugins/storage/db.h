@@ -61,6 +61,10 @@ int db_begin(db_t *db, cairn_err_t *err);
 int db_commit(db_t *db, cairn_err_t *err);
 void db_rollback(db_t *db);
 
+/* Copy the WAL back into the database file (a passive checkpoint), off
+ * the request path: the plugin's tick calls it. */
+void db_checkpoint(db_t *db);
+
 /* Fill err with a 500 naming what failed and SQLite's message. */
 int db_fail(db_t *db, const char *what, cairn_err_t *err);
 

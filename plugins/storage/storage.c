@@ -237,6 +237,13 @@ static void storage_fini(void *state)
     free(s);
 }
 
+static void storage_tick(void *state, uint64_t now_ms)
+{
+    storage_t *s = state;
+    (void)now_ms;
+    db_checkpoint(s->db);
+}
+
 static const cairn_plugin_t storage_plugin = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_plugin_t),
@@ -248,6 +255,8 @@ static const cairn_plugin_t storage_plugin = {
     .conf = storage_conf,
     .init = storage_init,
     .fini = storage_fini,
+    .tick = storage_tick,
+    .tick_ms = 250,
     .concurrency = 64,
     .roles = storage_roles,
 };
