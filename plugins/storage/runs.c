@@ -29,7 +29,7 @@ static void s_int_or_nil(msgpack_packer *pk, sqlite3_stmt *st, int col)
         msgpack_pack_int64(pk, sqlite3_column_int64(st, col));
 }
 
-static void s_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st)
+void storage_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st)
 {
     msgpack_pack_map(pk, 4);
     cairn_pack_cstr(pk, "key");
@@ -45,7 +45,7 @@ static void s_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st)
     msgpack_pack_int64(pk, sqlite3_column_int64(st, 3));
 }
 
-static void s_pack_info(msgpack_packer *pk, sqlite3_stmt *r)
+void storage_pack_run_info(msgpack_packer *pk, sqlite3_stmt *r)
 {
     bool parent = sqlite3_column_type(r, COL_PARENT) != SQLITE_NULL;
     msgpack_pack_map(pk, parent ? 11 : 10);
@@ -88,14 +88,14 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     }
     msgpack_pack_map(pk, 2);
     cairn_pack_cstr(pk, "info");
-    s_pack_info(pk, r);
+    storage_pack_run_info(pk, r);
     sqlite3_reset(r);
     cairn_pack_cstr(pk, "data");
     msgpack_pack_map(pk, 3);
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_LATEST);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "metrics");
-    storage_pack_rows(s, pk, st, s_pack_metric_row);
+    storage_pack_rows(s, pk, st, storage_pack_metric_row);
     st = db_stmt(s->db, ST_RUN_PARAMS);
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "params");
@@ -343,7 +343,7 @@ void run_update(void *state, cairn_req_t *req)
     sqlite3_stmt *r = db_stmt(s->db, ST_RUN_BY_RID);
     sqlite3_bind_int64(r, 1, run.rid);
     if (sqlite3_step(r) == SQLITE_ROW)
-        s_pack_info(pk, r);
+        storage_pack_run_info(pk, r);
     else
         msgpack_pack_nil(pk);
     sqlite3_reset(r);

@@ -297,8 +297,7 @@ void run_search(void *state, cairn_req_t *req)
     msgpack_pack_map(pk, more ? 2 : 1);
     cairn_pack_cstr(pk, "runs");
     msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
-        if (storage_pack_run(s, pk, rids[i], &err) != 0) goto fail;
+    if (storage_pack_runs(s, pk, rids, n, &err) != 0) goto fail;
     if (more) page_pack_next(pk, &page);
     free(rids);
     s_query_free(&q);

@@ -45,7 +45,7 @@ void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
     if (s->rows.size) msgpack_sbuffer_write(pk->data, s->rows.data, s->rows.size);
 }
 
-static void s_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st)
+void storage_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st)
 {
     msgpack_pack_map(pk, 2);
     cairn_pack_cstr(pk, "key");
@@ -56,7 +56,7 @@ static void s_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st)
 
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st)
 {
-    storage_pack_rows(s, pk, st, s_pack_kv_row);
+    storage_pack_rows(s, pk, st, storage_pack_kv_row);
 }
 
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)

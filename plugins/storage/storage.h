@@ -71,6 +71,15 @@ int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out,
 
 /* Pack a run (info + data) by rid. */
 int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);
+/* Pack n runs in the given order, reading them a chunk at a time
+ * (runpage.c); 404 if one vanished. */
+int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, size_t n,
+                      cairn_err_t *err);
+/* Row packers: a run's info (columns as ST_RUN_BY_RID), a latest-metric
+ * row (key, value, timestamp, step), a (key, value) row. */
+void storage_pack_run_info(msgpack_packer *pk, sqlite3_stmt *st);
+void storage_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st);
+void storage_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st);
 
 /* experiments.c */
 void exp_create(void *state, cairn_req_t *req);

@@ -152,6 +152,8 @@ class TrackingBase:
                                           "filter": f"tags.mlflow.parentRunId = '{parent}'"}
                          )["runs"]
         self.assertEqual([r["info"]["run_id"] for r in runs], [child["info"]["run_id"]])
+        self.assertEqual(runs[0], self.call("get_run", {"run_id": child["info"]["run_id"]})
+                         ["run"])
 
     def test_tags(self):
         rid = self.new_run()["info"]["run_id"]
@@ -308,6 +310,12 @@ class TrackingBase:
             return [r["info"]["run_name"] for r in self.call("search_runs", body)["runs"]]
 
         self.assertEqual(search(filter="metrics.acc > 0.85"), ["r11", "r10", "r9"])
+        # A page of runs is packed in bulk: every run equals its get_run.
+        page = self.call("search_runs", {"experiment_ids": [eid], "max_results": 1000})
+        self.assertEqual(len(page["runs"]), 12)
+        for run in page["runs"]:
+            self.assertEqual(run, self.call("get_run", {"run_id": run["info"]["run_id"]})
+                             ["run"])
         self.assertEqual(search(filter="metrics.acc >= 0.5 AND params.opt = 'sgd'"),
                          ["r10", "r8", "r6"])
         self.assertEqual(search(filter="tags.group = 'G0' OR (metrics.loss < 0.15)"),
