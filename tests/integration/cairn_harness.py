@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import msgpack
@@ -202,3 +203,43 @@ class RawClient:
 
 def build_path(*parts):
     return os.path.join(BUILD, *parts)
+
+
+class FakeKernel:
+    """A ROUTER that answers every request with reply(hdr, body) -> (st, extra hdr, body bytes)."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.endpoint = None
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        if not self.ready.wait(DEADLINE):
+            raise AssertionError("the fake kernel did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(DEADLINE)
+
+    def _serve(self):
+        sock = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        port = sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.ready.set()
+        try:
+            while not self.stop.is_set():
+                if not sock.poll(50):
+                    continue
+                ident, _, tag, hdr, body = sock.recv_multipart()
+                assert tag == b"CAIRN/1"
+                h = msgpack.unpackb(hdr)
+                st, extra, out = self.reply(h, body)
+                rh = {"id": h["id"], "st": st, **extra}
+                sock.send_multipart([ident, b"", b"CAIRN/1", msgpack.packb(rh), out])
+        finally:
+            sock.close()

@@ -14,13 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
-import zmq  # noqa: E402
 
+import cairn_harness  # noqa: E402
 from cairn_harness import BIN, DEADLINE, Kernel  # noqa: E402
 
 CLI = os.path.abspath(os.path.join(BIN, "cairn"))
@@ -430,50 +429,22 @@ class Artifacts(CliBase):
         self.assertIn("needs a PATH", err)
 
 
-class FakeKernel:
-    """A ROUTER answering reply(svc, verb, body) -> (st, reply body) and
+class FakeKernel(cairn_harness.FakeKernel):
+    """A fake kernel answering reply(svc, verb, body) -> (st, reply body) and
     recording every request body."""
 
     def __init__(self, reply):
-        self.reply = reply
+        super().__init__(self._answer)
         self.seen = []
-        self.ready = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self._reply = reply
 
-    def __enter__(self):
-        self.thread.start()
-        if not self.ready.wait(DEADLINE):
-            raise AssertionError("the fake kernel did not start")
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(DEADLINE)
-
-    def _serve(self):
-        sock = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        port = sock.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
-        self.ready.set()
-        try:
-            while not self.stop.is_set():
-                if not sock.poll(50):
-                    continue
-                ident, _, _tag, hdr, body = sock.recv_multipart()
-                h = msgpack.unpackb(hdr)
-                b = msgpack.unpackb(body) if body else None
-                self.seen.append((h["svc"], h["verb"], b))
-                st, out = self.reply(h["svc"], h["verb"], b)
-                rh = {"id": h["id"], "st": st}
-                if st >= 400:
-                    rh.update(code="bad", err=out)
-                    out = None
-                sock.send_multipart([ident, b"", b"CAIRN/1", msgpack.packb(rh),
-                                     b"" if out is None else msgpack.packb(out)])
-        finally:
-            sock.close()
+    def _answer(self, h, body):
+        b = msgpack.unpackb(body) if body else None
+        self.seen.append((h["svc"], h["verb"], b))
+        st, out = self._reply(h["svc"], h["verb"], b)
+        if st >= 400:
+            return st, {"code": "bad", "err": out}, b""
+        return st, {}, b"" if out is None else msgpack.packb(out)
 
 
 class Protocol(unittest.TestCase):
