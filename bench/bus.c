@@ -3,7 +3,7 @@
  *   bench_bus [--quick] [--json] [--rounds N] [--seconds S] [--window W]
  *             [--only LIST] [--cairnd PATH] [--no-pin] [--strict]
  *
- * Five cases, every client on tcp loopback, every body 128 bytes (one msgpack
+ * Six cases, every client on tcp loopback, every body 128 bytes (one msgpack
  * bin value), each measured lock-step (one request at a time: RTT p50/p99)
  * and pipelined (a DEALER with a bounded window of W requests in flight:
  * replies per second; unbounded pipelining would deadlock on the HWM):
@@ -15,6 +15,9 @@
  *   cairnd_inproc   the C SDK (cairn_client_call; cairn_client_send/recv) ->
  *                   cairnd -> the echo plugin's `echo` verb, inproc (a kernel
  *                   thread on inproc://).
+ *   cairnd_inline   as cairnd_inproc, to the verb `echo_inline`, flagged
+ *                   CAIRN_VERB_INLINE: the kernel runs it on its own thread
+ *                   while the plugin's thread is idle (no thread hop).
  *   proxy_ipc       as proxy, but the REP echo worker is its own process on an
  *                   ipc:// backend: the peer of
  *   cairnd_process  as cairnd_inproc, to service `echo_proc` (plugin echo in
@@ -273,7 +276,15 @@ static cairn_client_t *wait_cairnd(pid_t *host)
 
 /* ---- the cases --------------------------------------------------------------- */
 
-typedef enum { C_RAW, C_PROXY, C_CAIRN, C_PROXY_IPC, C_CAIRN_PROC, NCASES } case_id_t;
+typedef enum {
+    C_RAW,
+    C_PROXY,
+    C_CAIRN,
+    C_CAIRN_INLINE,
+    C_PROXY_IPC,
+    C_CAIRN_PROC,
+    NCASES
+} case_id_t;
 
 typedef struct sample {
     double p50, p99, mean; /* µs */
@@ -289,9 +300,9 @@ typedef struct bcase {
     const char *key, *label;
     void *lock_sock, *pipe_sock; /* raw and proxy */
     cairn_client_t *cli;         /* cairnd */
-    const char *svc;
-    pid_t pids[2]; /* the server-side processes (0: none) */
-    bool skip;     /* not in --only */
+    const char *svc, *verb;      /* verb: "echo" unless set */
+    pid_t pids[2];               /* the server-side processes (0: none) */
+    bool skip;                   /* not in --only */
     sample_t s[MAX_ROUNDS];
 } bcase_t;
 
@@ -397,8 +408,8 @@ static void lock_cairn(bcase_t *c, double secs, sample_t *s)
         cairn_reply_t *r = NULL;
         cairn_err_t err = {0};
         uint64_t t0 = bench_now_ns();
-        if (cairn_client_call(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, &r, &err) !=
-            0)
+        if (cairn_client_call(c->cli, c->svc, c->verb ? c->verb : "echo", g_body,
+                              BODY_LEN, 0, &r, &err) != 0)
             bench_die("%s: %s.echo: %d %s", c->key, c->svc, err.st, err.msg);
         uint64_t dt = bench_now_ns() - t0;
         size_t len;
@@ -460,8 +471,8 @@ static void pipe_cairn(bcase_t *c, double secs, int window, sample_t *s)
     size_t sent = 0, got = 0;
     bool refill = true;
     for (; sent < (size_t)window; sent++)
-        if (cairn_client_send(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, NULL,
-                              &err) != 0)
+        if (cairn_client_send(c->cli, c->svc, c->verb ? c->verb : "echo", g_body,
+                              BODY_LEN, 0, NULL, &err) != 0)
             bench_die("%s: send: %s", c->key, err.msg);
     while (got < sent) {
         cairn_reply_t *r = NULL;
@@ -477,8 +488,8 @@ static void pipe_cairn(bcase_t *c, double secs, int window, sample_t *s)
         got++;
         if (refill && !(got & 15) && bench_now_ns() >= end) refill = false;
         if (refill) {
-            if (cairn_client_send(c->cli, c->svc, "echo", g_body, BODY_LEN, 0, NULL,
-                                  &err) != 0)
+            if (cairn_client_send(c->cli, c->svc, c->verb ? c->verb : "echo", g_body,
+                                  BODY_LEN, 0, NULL, &err) != 0)
                 bench_die("%s: send: %s", c->key, err.msg);
             sent++;
         }
@@ -558,7 +569,8 @@ static void usage(FILE *f)
         "  --cairnd P   the cairnd to start (default: beside this program)\n"
         "  --only LIST  run only these cases (comma-separated: raw, proxy, "
         "cairnd_inproc,\n"
-        "               proxy_ipc, cairnd_process), e.g. under perf; gates nothing\n"
+        "               cairnd_inline, proxy_ipc, cairnd_process), e.g. under perf; "
+        "gates nothing\n"
         "  --no-pin     do not pin (default: servers on one CPU, clients on another)\n"
         "  --strict     exit 3 when a ratio misses its target\n");
 }
@@ -648,6 +660,12 @@ int main(int argc, char **argv)
                             .cli = cli_inproc,
                             .svc = "echo",
                             .pids = {cairnd_pid, 0}};
+    cs[C_CAIRN_INLINE] = (bcase_t){.key = "cairnd_inline",
+                                   .label = "cairnd -> echo_inline, INLINE verb",
+                                   .cli = cli_inproc,
+                                   .svc = "echo",
+                                   .verb = "echo_inline",
+                                   .pids = {cairnd_pid, 0}};
     cs[C_PROXY_IPC] = (bcase_t){.key = "proxy_ipc",
                                 .label = "zmq_proxy -> ipc worker process",
                                 .lock_sock = s_client(ZMQ_REQ, proxy_ipc_ep),
@@ -696,6 +714,12 @@ int main(int argc, char **argv)
           W_RPS, NAN),
         R("(info) cairnd-inproc / zmq_proxy, server CPU per req", C_CAIRN, C_PROXY,
           W_CPU, NAN),
+        R("(info) cairnd-inline / raw, lock-step RTT p50", C_CAIRN_INLINE, C_RAW, W_RTT,
+          NAN),
+        R("(info) cairnd-inline / zmq_proxy, lock-step RTT p50", C_CAIRN_INLINE,
+          C_PROXY, W_RTT, NAN),
+        R("(info) cairnd-inline / zmq_proxy, pipelined req/s", C_CAIRN_INLINE, C_PROXY,
+          W_RPS, NAN),
         R("(info) cairnd-process / zmq_proxy(ipc), server CPU/req", C_CAIRN_PROC,
           C_PROXY_IPC, W_CPU, NAN),
     };

@@ -295,6 +295,26 @@ static void s_refuse(broker_t *b, const route_req_t *r, int st, const char *code
     }
 }
 
+/* Serve an INLINE verb on this thread when the worker is idle (no request
+ * of its own in flight, so none can be overtaken). false: send it. */
+static bool s_try_door(broker_t *b, worker_t *w, pending_t *p, zmq_msg_t *body)
+{
+    cairn_door_reply_t out;
+    switch (cairn_door_try(w->door, b->sb.data, b->sb.size, body, &out)) {
+        case CAIRN_DOOR_BUSY:
+            return false;
+        case CAIRN_DOOR_DEFERRED: /* its FINAL comes on the socket */
+            p->worker = w;
+            w->inflight++;
+            w->last_sent = cairn_now_ms();
+            return true;
+        case CAIRN_DOOR_REPLIED:
+            break;
+    }
+    s_finish(b, p, out.st, out.code, out.msg, &out.body);
+    return true;
+}
+
 /* Validate, authorize and dispatch (or queue) one request. */
 static void s_route(broker_t *b, route_req_t *r)
 {
@@ -369,6 +389,9 @@ static void s_route(broker_t *b, route_req_t *r)
         memcpy(p->id_str, r->hdr->id_str.ptr, p->id_str_len);
     }
     s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
+    if (w && w->door && (v->flags & CAIRN_VERB_INLINE) && w->inflight == 0 &&
+        s_try_door(b, w, p, r->body))
+        return;
     zmq_msg_t hdr;
     zmq_msg_init_size(&hdr, b->sb.size);
     memcpy(zmq_msg_data(&hdr), b->sb.data, b->sb.size);
@@ -688,6 +711,12 @@ static void s_on_hello(broker_t *b, const void *id, size_t id_len,
     }
     w->pid =
         pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (pid_t)pid->via.u64 : 0;
+    /* Only the thread this kernel started knows the door's nonce. */
+    const msgpack_object *door = cairn_obj_get(h, "door");
+    w->door = s->door && door && door->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                      door->via.u64 == cairn_door_nonce(s->door)
+                  ? s->door
+                  : NULL;
     w->last_heard = cairn_now_ms();
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

@@ -29,6 +29,7 @@ typedef struct worker {
     uint64_t last_heard, last_sent;
     bool ready;
     pid_t pid;
+    cairn_door_t *door; /* the kernel's own inproc thread: INLINE verbs run here */
     struct worker *next;
 } worker_t;
 
@@ -54,6 +55,7 @@ typedef struct service {
     pthread_t thread;
     bool thread_running;
     atomic_int stop;
+    cairn_door_t *door; /* shared with the thread's runtime */
     cairn_runtime_opts_t rt_opts;
     struct broker *broker;
 } service_t;

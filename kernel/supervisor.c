@@ -87,13 +87,19 @@ static void *s_inproc_main(void *arg)
 static void s_start_inproc(broker_t *b, service_t *s)
 {
     atomic_store(&s->stop, 0);
+    if (!s->door && !(s->door = cairn_door_new())) {
+        snprintf(s->last_error, sizeof s->last_error, "out of memory");
+        s->state = SVC_DOWN;
+        return;
+    }
     s->rt_opts = (cairn_runtime_opts_t){.zctx = b->zctx,
                                         .endpoint = "inproc://cairn.workers",
                                         .service = s->conf->name,
                                         .mode = "inproc",
                                         .plugin = s->loaded.plugin,
                                         .stop = &s->stop,
-                                        .reconnect = false};
+                                        .reconnect = false,
+                                        .door = s->door};
     s->state = SVC_STARTING;
     if (pthread_create(&s->thread, NULL, s_inproc_main, s) != 0) {
         snprintf(s->last_error, sizeof s->last_error, "cannot start a thread");
@@ -244,4 +250,5 @@ void supervisor_stop_all(broker_t *b)
 void supervisor_release(service_t *s)
 {
     cairn_plugin_unload(&s->loaded);
+    cairn_door_free(&s->door); /* its thread has been joined */
 }

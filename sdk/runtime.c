@@ -9,10 +9,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -33,7 +36,8 @@ struct cairn_req {
     char cid_gen[24];
     zmq_msg_t body_msg;
     msgpack_object body;
-    msgpack_zone *zone; /* own zone once deferred */
+    msgpack_zone *zone;       /* own zone once deferred */
+    cairn_door_reply_t *sink; /* set while served through the door */
     bool replied, deferred;
     cairn_req_t *next_free;
     cairn_req_t *dprev, *dnext; /* the context's deferred list */
@@ -82,6 +86,15 @@ struct cairn_ctx {
     rt_sub_t *subs;
     rt_timer_t *timers;
     bool stopping;
+    bool in_door; /* a handler runs on the kernel's thread: hands off the socket */
+    bool wake;    /* a door handler added a timer: the poll must wake for it */
+    int wake_fd;  /* eventfd the worker polls beside its socket (door only) */
+};
+
+struct cairn_door {
+    pthread_mutex_t mu; /* held by the worker whenever it is not polling */
+    cairn_ctx_t *ctx;   /* NULL until the worker is READY, and after it ends */
+    uint64_t nonce;
 };
 
 /* ---- sending ------------------------------------------------------- */
@@ -162,11 +175,31 @@ static void s_req_release(cairn_req_t *r)
     r->ctx->free_reqs = r;
 }
 
+/* A reply given through the door goes back to the kernel's thread by
+ * value, never onto the worker's socket (which another thread polls). */
+static int s_fill_sink(cairn_door_reply_t *out, int st, const char *code,
+                       const char *msg, const void *body, size_t len)
+{
+    out->st = st;
+    snprintf(out->code, sizeof out->code, "%s", code ? code : "");
+    snprintf(out->msg, sizeof out->msg, "%s", msg ? msg : "");
+    if (zmq_msg_init_size(&out->body, body ? len : 0) != 0) {
+        zmq_msg_init(&out->body);
+        out->st = 500;
+        snprintf(out->code, sizeof out->code, "internal");
+        snprintf(out->msg, sizeof out->msg, "out of memory for a %zu-byte reply", len);
+        return -1;
+    }
+    if (body && len) memcpy(zmq_msg_data(&out->body), body, len);
+    return 0;
+}
+
 static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
                    const void *body, size_t len)
 {
     if (r->replied) return -1;
     r->replied = true;
+    if (r->sink) return s_fill_sink(r->sink, st, code, msg, body, len);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -256,6 +289,10 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
                       const void *body, size_t len, uint32_t ttl_ms,
                       cairn_result_fn *cb, void *arg, cairn_err_t *err)
 {
+    if (ctx->in_door)
+        return cairn_err_set(err, 500, "internal",
+                             "cairn_call is not allowed in a verb flagged "
+                             "CAIRN_VERB_INLINE (it may run on the kernel's thread)");
     rt_call_t *c = calloc(1, sizeof *c);
     if (!c) return cairn_err_set(err, 500, NULL, "out of memory");
     c->cid = ++ctx->next_cid;
@@ -286,6 +323,11 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
 static int s_api_publish(cairn_ctx_t *ctx, const char *topic, const void *body,
                          size_t len)
 {
+    if (ctx->in_door) {
+        s_api_log(ctx, CAIRN_LOG_ERROR,
+                  "cairn_publish is not allowed in a verb flagged CAIRN_VERB_INLINE");
+        return -1;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -302,6 +344,10 @@ static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn 
 {
     if (!ctx->events_endpoint)
         return cairn_err_set(err, 503, "unavailable", "the kernel has no event bus");
+    if (ctx->in_door)
+        return cairn_err_set(err, 500, "internal",
+                             "cairn_subscribe is not allowed in a verb flagged "
+                             "CAIRN_VERB_INLINE");
     if (!ctx->sub) {
         ctx->sub = zmq_socket(ctx->opts->zctx, ZMQ_SUB);
         int zero = 0;
@@ -336,6 +382,7 @@ static uint64_t s_api_timer_add(cairn_ctx_t *ctx, uint32_t after_ms, uint32_t re
     t->arg = arg;
     t->next = ctx->timers;
     ctx->timers = t;
+    if (ctx->in_door) ctx->wake = true;
     return t->id;
 }
 
@@ -479,20 +526,42 @@ static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs,
     return NULL;
 }
 
-static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
+static int s_unpack_bytes(const void *data, size_t len, msgpack_zone *zone,
+                          msgpack_object *out)
+{
+    size_t off = 0;
+    out->type = MSGPACK_OBJECT_NIL;
+    if (cairn_msgpack_check(data, len, NULL) != 0) return -1;
+    return msgpack_unpack(data, len, &off, zone, out) == MSGPACK_UNPACK_SUCCESS ? 0
+                                                                                : -1;
+}
+
+/* Serve one request: hdr is its packed header, body (may be NULL) is moved
+ * from. With a sink, the reply is handed back instead of sent. */
+static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len,
+                               zmq_msg_t *body, cairn_door_reply_t *sink)
 {
     msgpack_zone_clear(&ctx->zone);
     msgpack_object h;
-    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0 || h.type != MSGPACK_OBJECT_MAP)
-        return;
-    const msgpack_object *rid = cairn_obj_get(&h, "rid");
-    if (!rid || rid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
-    cairn_req_t *r = ctx->free_reqs;
-    if (r)
-        ctx->free_reqs = r->next_free;
-    else if (!(r = malloc(sizeof *r)))
-        return; /* the kernel's deadline answers this one */
+    const msgpack_object *rid = NULL;
+    cairn_req_t *r = NULL;
+    if (s_unpack_bytes(hdr, hdr_len, &ctx->zone, &h) == 0 &&
+        h.type == MSGPACK_OBJECT_MAP)
+        rid = cairn_obj_get(&h, "rid");
+    if (rid && rid->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        r = ctx->free_reqs;
+        if (r)
+            ctx->free_reqs = r->next_free;
+        else
+            r = malloc(sizeof *r);
+    }
+    if (!r) { /* on the socket, the kernel's deadline answers this one */
+        if (sink)
+            s_fill_sink(sink, 500, "internal", "cannot take the request", NULL, 0);
+        return CAIRN_DOOR_REPLIED;
+    }
     memset(r, 0, offsetof(cairn_req_t, strbuf));
+    r->sink = sink;
     r->zone = NULL;
     r->replied = r->deferred = false;
     r->next_free = NULL;
@@ -512,12 +581,12 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
         cairn_now_ms() +
         (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? ttl->via.u64 : 30000);
     zmq_msg_init(&r->body_msg);
-    if (m->n > 3) zmq_msg_move(&r->body_msg, &m->part[3]);
+    if (body) zmq_msg_move(&r->body_msg, body);
     r->verb = s_find_verb(ctx->verbs, cairn_obj_get(&h, "verb"));
     if (!r->verb) {
         s_final(r, 404, "no_verb", "this plugin has no such verb", NULL, 0);
         s_req_release(r);
-        return;
+        return CAIRN_DOOR_REPLIED;
     }
     size_t off = 0, blen = zmq_msg_size(&r->body_msg);
     r->body.type = MSGPACK_OBJECT_NIL;
@@ -530,16 +599,90 @@ static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
                  why.st ? why.msg : "not one valid msgpack value");
         s_final(r, 400, "bad_request", msg, NULL, 0);
         s_req_release(r);
-        return;
+        return CAIRN_DOOR_REPLIED;
     }
     r->verb->handle(ctx->state, r);
-    if (r->deferred) return; /* released when it replies */
+    if (r->deferred) { /* released when it replies (maybe already) */
+        if (r->replied) return CAIRN_DOOR_REPLIED;
+        r->sink = NULL; /* its FINAL will go on the socket */
+        return CAIRN_DOOR_DEFERRED;
+    }
     if (!r->replied) {
         s_api_log(ctx, CAIRN_LOG_ERROR, "verb %s returned without replying",
                   r->verb->name);
         s_final(r, 500, "internal", "the plugin's handler returned no reply", NULL, 0);
     }
     s_req_release(r);
+    return CAIRN_DOOR_REPLIED;
+}
+
+static void s_on_request(cairn_ctx_t *ctx, rt_msg_t *m)
+{
+    if (m->n < 3) return;
+    s_serve(ctx, zmq_msg_data(&m->part[2]), zmq_msg_size(&m->part[2]),
+            m->n > 3 ? &m->part[3] : NULL, NULL);
+}
+
+/* ---- the inline door ------------------------------------------------ */
+
+cairn_door_t *cairn_door_new(void)
+{
+    cairn_door_t *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    if (pthread_mutex_init(&d->mu, NULL) != 0) {
+        free(d);
+        return NULL;
+    }
+    while (d->nonce == 0)
+        if (getrandom(&d->nonce, sizeof d->nonce, 0) != (ssize_t)sizeof d->nonce)
+            d->nonce = (uint64_t)cairn_now_ms() ^ ((uint64_t)getpid() << 32) ^
+                       (uint64_t)(uintptr_t)d;
+    return d;
+}
+
+void cairn_door_free(cairn_door_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    pthread_mutex_destroy(&(*self_p)->mu);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+uint64_t cairn_door_nonce(const cairn_door_t *d)
+{
+    return d ? d->nonce : 0;
+}
+
+cairn_door_rc_t cairn_door_try(cairn_door_t *d, const void *hdr, size_t hdr_len,
+                               zmq_msg_t *body, cairn_door_reply_t *out)
+{
+    if (!d || pthread_mutex_trylock(&d->mu) != 0) return CAIRN_DOOR_BUSY;
+    cairn_ctx_t *ctx = d->ctx;
+    cairn_door_rc_t rc = CAIRN_DOOR_BUSY;
+    if (ctx && !ctx->stopping) {
+        ctx->in_door = true;
+        rc = s_serve(ctx, hdr, hdr_len, body, out);
+        ctx->in_door = false;
+        if (ctx->wake) { /* the worker's poll timeout predates the new timer */
+            ctx->wake = false;
+            uint64_t one = 1;
+            if (write(ctx->wake_fd, &one, sizeof one) < 0) { /* already pending */
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* The worker's side of the door's lock. */
+static void s_door_hold(cairn_ctx_t *ctx)
+{
+    if (ctx->opts->door) pthread_mutex_lock(&ctx->opts->door->mu);
+}
+
+static void s_door_release(cairn_ctx_t *ctx)
+{
+    if (ctx->opts->door) pthread_mutex_unlock(&ctx->opts->door->mu);
 }
 
 static void s_on_result(cairn_ctx_t *ctx, rt_msg_t *m)
@@ -673,7 +816,7 @@ static int s_send_hello(cairn_ctx_t *ctx)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, ctx->opts->door ? 7 : 6);
     cairn_pack_kv_str(&pk, "plugin", ctx->plugin->name);
     cairn_pack_kv_str(&pk, "svc", ctx->opts->service);
     cairn_pack_kv_str(&pk, "mode", ctx->opts->mode ? ctx->opts->mode : "process");
@@ -682,6 +825,10 @@ static int s_send_hello(cairn_ctx_t *ctx)
     msgpack_pack_uint32(&pk, CAIRN_PLUGIN_ABI);
     cairn_pack_cstr(&pk, "pid");
     msgpack_pack_int64(&pk, (int64_t)getpid());
+    if (ctx->opts->door) {
+        cairn_pack_cstr(&pk, "door");
+        msgpack_pack_uint64(&pk, ctx->opts->door->nonce);
+    }
     int rc = s_send_cmd(ctx, CAIRN_W_HELLO, &sb, NULL, 0, false);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -852,12 +999,20 @@ static void s_ctx_free(cairn_ctx_t *ctx)
 
 int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
 {
-    cairn_ctx_t ctx = {
-        .opts = opts, .plugin = opts->plugin, .hb_ms = 1000, .liveness = 5};
+    cairn_ctx_t ctx = {.opts = opts,
+                       .plugin = opts->plugin,
+                       .hb_ms = 1000,
+                       .liveness = 5,
+                       .wake_fd = -1};
     msgpack_zone_init(&ctx.zone, 64 * 1024);
-    int rc = s_open_socket(&ctx, err);
+    s_door_hold(&ctx);
+    int rc = 0;
+    if (opts->door && (ctx.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        rc = cairn_err_set(err, 500, NULL, "eventfd: %s", strerror(errno));
+    if (rc == 0) rc = s_open_socket(&ctx, err);
     if (rc == 0) rc = s_handshake(&ctx, true, err);
     bool inited = rc == 0;
+    if (inited && opts->door) opts->door->ctx = &ctx;
     uint64_t next_tick = cairn_now_ms() + ctx.plugin->tick_ms;
     while (rc == 0 && !atomic_load(opts->stop)) {
         uint64_t now = cairn_now_ms();
@@ -880,12 +1035,24 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
         }
         if (wait > (long)ctx.hb_ms) wait = ctx.hb_ms;
         if (wait < 0) wait = 0;
-        zmq_pollitem_t items[2] = {{ctx.sock, 0, ZMQ_POLLIN, 0},
-                                   {ctx.sub, 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, ctx.sub ? 2 : 1, wait);
+        /* The kernel socket, then the event socket and the wake fd if any. */
+        zmq_pollitem_t items[3] = {{ctx.sock, 0, ZMQ_POLLIN, 0}};
+        int nitems = 1, sub_at = -1, wake_at = -1;
+        if (ctx.sub)
+            items[sub_at = nitems++] = (zmq_pollitem_t){ctx.sub, 0, ZMQ_POLLIN, 0};
+        if (ctx.wake_fd >= 0)
+            items[wake_at = nitems++] =
+                (zmq_pollitem_t){NULL, ctx.wake_fd, ZMQ_POLLIN, 0};
+        s_door_release(&ctx); /* the kernel may serve INLINE verbs meanwhile */
+        int n = zmq_poll(items, nitems, wait);
+        s_door_hold(&ctx);
         if (n < 0 && errno != EINTR) break;
         if (n <= 0) continue;
-        if (ctx.sub && (items[1].revents & ZMQ_POLLIN)) s_on_event(&ctx);
+        uint64_t woke; /* a timer was added: just loop to recompute the wait */
+        if (wake_at >= 0 && (items[wake_at].revents & ZMQ_POLLIN) &&
+            read(ctx.wake_fd, &woke, sizeof woke) < 0)
+            woke = 0;
+        if (sub_at >= 0 && (items[sub_at].revents & ZMQ_POLLIN)) s_on_event(&ctx);
         /* Drain what is ready on the kernel socket, a bounded batch at a time. */
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
             rt_msg_t m;
@@ -909,8 +1076,12 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
             s_msg_close(&m);
         }
     }
+    ctx.stopping = true;
+    if (opts->door) opts->door->ctx = NULL;
     if (inited && ctx.plugin->fini) ctx.plugin->fini(ctx.state);
     if (inited && ctx.sock) s_send_cmd(&ctx, CAIRN_W_DISCONNECT, NULL, NULL, 0, false);
     s_ctx_free(&ctx);
+    if (ctx.wake_fd >= 0) close(ctx.wake_fd);
+    s_door_release(&ctx);
     return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <zmq.h>
 
 #include "cairn/plugin.h"
 
@@ -44,6 +45,43 @@ CAIRN_EXPORT const cairn_verb_t *cairn_plugin_verbs_for(const cairn_plugin_t *p,
 /* The host API table handed to every plugin. */
 CAIRN_EXPORT const cairn_api_t *cairn_runtime_api(void);
 
+/* ---- the inline door ------------------------------------------------ */
+
+/* The kernel's side door into an inproc worker. While the worker's thread
+ * sleeps in its poll, the broker thread may run a verb flagged
+ * CAIRN_VERB_INLINE itself, saving two thread wake-ups per round trip. A
+ * mutex hands the instance back and forth: the worker holds it whenever it
+ * is not polling; the broker only ever try-locks it, so neither waits on
+ * the other for longer than one handler. Owned by the kernel (one per
+ * inproc service), outliving the worker thread. */
+typedef struct cairn_door cairn_door_t;
+
+CAIRN_EXPORT cairn_door_t *cairn_door_new(void);
+CAIRN_EXPORT void cairn_door_free(cairn_door_t **self_p);
+/* A random number the worker sends in its HELLO, so the kernel can tell
+ * its own thread from a remote worker claiming the same service. */
+CAIRN_EXPORT uint64_t cairn_door_nonce(const cairn_door_t *d);
+
+typedef enum cairn_door_rc {
+    CAIRN_DOOR_BUSY,     /* the worker is busy or gone: send it as usual */
+    CAIRN_DOOR_REPLIED,  /* answered: see the reply */
+    CAIRN_DOOR_DEFERRED, /* the handler deferred: a FINAL comes on the socket */
+} cairn_door_rc_t;
+
+typedef struct cairn_door_reply {
+    int st;
+    char code[64];
+    char msg[CAIRN_ERR_MSG_MAX];
+    zmq_msg_t body; /* initialized on CAIRN_DOOR_REPLIED; the caller closes it */
+} cairn_door_reply_t;
+
+/* Serve one request on the calling thread if the worker is idle. hdr is
+ * the packed request header (as on the wire); body is moved from on any
+ * result but CAIRN_DOOR_BUSY. */
+CAIRN_EXPORT cairn_door_rc_t cairn_door_try(cairn_door_t *d, const void *hdr,
+                                            size_t hdr_len, zmq_msg_t *body,
+                                            cairn_door_reply_t *out);
+
 /* ---- runtime ------------------------------------------------------- */
 
 typedef struct cairn_runtime_opts {
@@ -55,6 +93,7 @@ typedef struct cairn_runtime_opts {
     atomic_int *stop;      /* set non-zero to make the loop drain and return */
     bool reconnect;        /* re-HELLO when the kernel goes silent (not inproc) */
     const char *state_dir; /* overrides the kernel's (remote hosts); may be NULL */
+    cairn_door_t *door;    /* inproc only: the kernel's side door; may be NULL */
 } cairn_runtime_opts_t;
 
 /* Run the worker loop until DISCONNECT, *stop, or a fatal error.

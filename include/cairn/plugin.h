@@ -36,6 +36,12 @@ typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
 #define CAIRN_VERB_MUTATING 0x1u   /* changes state: audited */
 #define CAIRN_VERB_IDEMPOTENT 0x2u /* may be retried after a worker dies */
 #define CAIRN_VERB_PUBLIC 0x4u     /* needs no token (e.g. auth.login) */
+/* Quick and self-contained: answers from the instance's own state in
+ * microseconds, never blocks. For an inproc instance that is idle the
+ * kernel may run it on its own thread (no thread hop). Inside it,
+ * cairn_call, cairn_publish and cairn_subscribe fail; cairn_defer works
+ * (the reply then travels as usual). Ignored in process and remote mode. */
+#define CAIRN_VERB_INLINE 0x8u
 
 /* A verb handler. It either replies before returning (cairn_reply*) or
  * calls cairn_defer() and replies later from a callback. Returning without

@@ -215,6 +215,13 @@ static const cairn_verb_t echo_verbs[] = {
     {"relay", echo_relay, "echo.write", 0, 0, "call {svc, verb, body} via the kernel"},
     {"publish", echo_publish, "echo.write", 0, 0, "publish {topic, body}"},
     {"small", echo_echo, "echo.read", 0, 1024, "echo with a 1 KiB body limit"},
+    /* The same handlers flagged INLINE: served on the kernel's thread when
+     * inproc and idle (tests and bench_bus). */
+    {"echo_inline", echo_echo, "echo.read", CAIRN_VERB_IDEMPOTENT | CAIRN_VERB_INLINE,
+     0, "echo, INLINE"},
+    {"sleep_inline", echo_sleep, "echo.read", CAIRN_VERB_INLINE, 0, "sleep, INLINE"},
+    {"relay_inline", echo_relay, "echo.write", CAIRN_VERB_INLINE, 0,
+     "relay, INLINE: refused (no nested calls inside INLINE verbs)"},
     {NULL, NULL, NULL, 0, 0, NULL},
 };
 

@@ -43,7 +43,7 @@ def wait_for(cond, timeout=DEADLINE, what="condition"):
 class Kernel:
     """A cairnd of our own. services: YAML text for the services section."""
 
-    def __init__(self, services=None, kernel_extra="", state=None):
+    def __init__(self, services=None, kernel_extra="", state=None, heartbeat_ms=200):
         self.port = free_port()
         self.events_port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
@@ -58,7 +58,7 @@ class Kernel:
                     f"  endpoint: {self.endpoint}\n"
                     f"  events: {self.events}\n"
                     "  auth: none\n"
-                    "  heartbeat_ms: 200\n"
+                    f"  heartbeat_ms: {heartbeat_ms}\n"
                     f"{kernel_extra}"
                     "services:\n" + services)
         self.proc = None

@@ -256,6 +256,89 @@ class Limits(unittest.TestCase):
         d.close()
 
 
+class InlineDoor(unittest.TestCase):
+    """Verbs flagged CAIRN_VERB_INLINE: the kernel serves them on its own
+    thread while an inproc worker is idle, and through the socket otherwise;
+    either way the answers are the same and nothing is overtaken."""
+
+    @classmethod
+    def setUpClass(cls):
+        # A long heartbeat: a worker that missed a timer added through the
+        # door would sleep up to 5 s before firing it.
+        cls.k = Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n" + CRASHY +
+                       "  echo_proc:\n    plugin: echo\n    mode: process\n",
+                       heartbeat_ms=5000).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def setUp(self):
+        self.c = self.k.client()
+        self.d = self.k.client(zmq.DEALER)
+
+    def tearDown(self):
+        self.c.close()
+        self.d.close()
+
+    def test_answers_like_a_plain_verb(self):
+        for svc in ("echo", "echo_proc"):
+            for body in (None, 1, "x" * 3000, {"a": [1, 2, {"b": b"\x00\xff"}]}):
+                h, b = self.c.call(svc, "echo_inline", body)
+                self.assertEqual((h["st"], b), (200, body), svc)
+
+    def test_deferred_reply_and_timer_wake(self):
+        for svc in ("echo", "echo_proc"):
+            t = time.monotonic()
+            h, _ = self.c.call(svc, "sleep_inline", {"ms": 50})
+            took = time.monotonic() - t
+            self.assertEqual(h["st"], 200)
+            self.assertLess(took, 2.5, f"{svc}: the timer fired late ({took:.2f} s)")
+        h, _ = self.c.call("echo", "sleep_inline", {"ms": "x"})
+        self.assertEqual(h["st"], 400)
+
+    def test_no_nested_calls_inside_inline(self):
+        h, _ = self.c.call("echo", "relay_inline", {"svc": "sys", "verb": "ping"})
+        self.assertEqual(h["st"], 500)
+        self.assertIn("CAIRN_VERB_INLINE", h["err"])
+        # Process mode ignores the flag: the nested call works there.
+        h, b = self.c.call("echo_proc", "relay_inline", {"svc": "sys", "verb": "ping"})
+        self.assertEqual((h["st"], b["pong"]), (200, True))
+        # An INLINE verb called from another plugin's handler.
+        h, b = self.c.call("echo", "relay", {"svc": "echo", "verb": "echo_inline",
+                                             "body": 5})
+        self.assertEqual((h["st"], b), (200, 5))
+
+    def test_not_overtaking_a_busy_worker(self):
+        self.d.send("echo", "block", {"ms": 300}, id=1)
+        self.d.send("echo", "echo_inline", "after", id=2)
+        h1, _ = self.d.recv()
+        h2, b2 = self.d.recv()
+        self.assertEqual((h1["id"], h1["st"]), (1, 200))
+        self.assertEqual((h2["id"], h2["st"], b2), (2, 200, "after"))
+
+    def test_mixed_pipelined_storm(self):
+        verbs = ("echo", "echo_inline", "sleep_inline", "info")
+        n, window, sent, got = 3000, 64, 0, 0
+        want = {}
+        while got < n:
+            while sent < n and sent - got < window:
+                v = verbs[sent % len(verbs)]
+                body = {"ms": 1} if v == "sleep_inline" else sent
+                self.d.send("echo", v, body, id=sent)
+                want[sent] = v
+                sent += 1
+            h, b = self.d.recv()
+            self.assertEqual(h["st"], 200, h)
+            v = want.pop(h["id"])
+            if v in ("echo", "echo_inline"):
+                self.assertEqual(b, h["id"])
+            got += 1
+        self.assertEqual(want, {})
+        h, _ = self.c.call("sys", "ping")
+        self.assertEqual(h["st"], 200)
+
+
 PROC = ("  echo:\n    plugin: echo\n    mode: process\n" + CRASHY +
         "  stable:\n    plugin: echo\n    mode: inproc\n")
 
