@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "bench_util.h"
 #include "cairn/cairn.h"
@@ -105,6 +106,10 @@ static bench_kernel_t *g_kernel;
 static pid_t g_cairnd = -1; /* its cairnd, once started: for the /proc figures */
 static pid_t g_python = -1;
 static int g_srv_cpu = -1, g_cli_cpu = -1;
+/* Case 3's floor: a raw ZeroMQ REP echo process beside cairnd (same CPU). */
+static pid_t g_raw_echo = -1;
+static char g_raw_ep[256];
+static void *g_zctx, *g_raw_req;
 static char g_db[PATH_MAX + 32];
 static bool g_keep; /* --keep: leave the temp dir (state, log, db) */
 
@@ -113,6 +118,8 @@ static void cleanup(bool failed)
     if (failed) bench_kernel_print_log(g_kernel, stderr);
     if (g_python > 0) bench_reap(g_python, SIGKILL);
     g_python = -1;
+    if (g_raw_echo > 0) bench_reap(g_raw_echo, SIGKILL);
+    g_raw_echo = -1;
     if (g_kernel && g_keep) bench_warn("kept %s", bench_kernel_dir(g_kernel));
     bench_kernel_destroy(&g_kernel);
 }
@@ -601,6 +608,44 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
 
 /* ---- case 3: lock-step ----------------------------------------------------------- */
 
+/* Fork the raw REP echo server; before this process makes a zmq context. */
+static void start_raw_echo(void)
+{
+    int p[2];
+    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) bench_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        bench_child_setup(me, g_srv_cpu);
+        close(p[0]);
+        void *ctx = zmq_ctx_new();
+        void *rep = ctx ? zmq_socket(ctx, ZMQ_REP) : NULL;
+        char ep[256];
+        size_t n = sizeof ep;
+        if (!rep || zmq_bind(rep, "tcp://127.0.0.1:*") != 0 ||
+            zmq_getsockopt(rep, ZMQ_LAST_ENDPOINT, ep, &n) != 0)
+            _exit(2);
+        if (write(p[1], ep, strlen(ep)) < 0) _exit(2);
+        close(p[1]);
+        char buf[4096];
+        for (;;) {
+            int got = zmq_recv(rep, buf, sizeof buf, 0);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) _exit(2);
+            zmq_send(rep, buf, (size_t)got < sizeof buf ? (size_t)got : sizeof buf, 0);
+        }
+    }
+    close(p[1]);
+    g_raw_echo = pid;
+    struct pollfd pf = {p[0], POLLIN, 0};
+    ssize_t n = -1;
+    if (poll(&pf, 1, 10000) == 1) n = read(p[0], g_raw_ep, sizeof g_raw_ep - 1);
+    close(p[0]);
+    if (n <= 0) bench_die("the raw echo server did not start");
+    g_raw_ep[n] = '\0';
+}
+
 typedef struct lock_sample {
     double rate, p50, p99; /* calls/s, µs */
     double wbytes;         /* bytes cairnd wrote per call */
@@ -609,8 +654,21 @@ typedef struct lock_sample {
 static double *g_lat;
 static size_t g_lat_cap;
 
-static void lock_measure(cairn_client_t *c, const char *run, bool ping, double secs,
-                         int64_t *step, lock_sample_t *s)
+typedef enum { LK_LOG, LK_PING, LK_RAW } lock_kind_t;
+
+/* One raw REQ/REP round trip of a log_metric-sized message. */
+static int s_raw_round_trip(cairn_err_t *err)
+{
+    static const char msg[64] = "run_id key value timestamp step: a log_metric body";
+    char back[64];
+    if (zmq_send(g_raw_req, msg, sizeof msg, 0) < 0 ||
+        zmq_recv(g_raw_req, back, sizeof back, 0) != (int)sizeof back)
+        return cairn_err_set(err, 500, NULL, "raw echo: %s", zmq_strerror(errno));
+    return 0;
+}
+
+static void lock_measure(cairn_client_t *c, const char *run, lock_kind_t kind,
+                         double secs, int64_t *step, lock_sample_t *s)
 {
     cairn_err_t err = {0};
     size_t n = 0;
@@ -619,15 +677,21 @@ static void lock_measure(cairn_client_t *c, const char *run, bool ping, double s
     while (n < g_lat_cap && (n < 10 || bench_now_ns() < end)) {
         uint64_t a = bench_now_ns();
         int rc;
-        if (ping) {
+        if (kind == LK_PING) {
             rc = cairn_client_call(c, "sys", "ping", NULL, 0, 0, NULL, &err);
+        } else if (kind == LK_RAW) {
+            rc = s_raw_round_trip(&err);
         } else {
             rc = cairn_log_metric(c, run, "lockstep/loss", 1.0 / (double)(*step + 1),
                                   *step, TS0 + *step, &err);
             (*step)++;
         }
         if (rc != 0)
-            bench_die("%s: %d %s", ping ? "sys.ping" : "log_metric", err.st, err.msg);
+            bench_die("%s: %d %s",
+                      kind == LK_PING  ? "sys.ping"
+                      : kind == LK_RAW ? "raw echo"
+                                       : "log_metric",
+                      err.st, err.msg);
         g_lat[n++] = (double)(bench_now_ns() - a) / 1e3;
     }
     double dt = (double)(bench_now_ns() - t0) / 1e9;
@@ -639,6 +703,7 @@ static void lock_measure(cairn_client_t *c, const char *run, bool ping, double s
 
 typedef struct lock_result {
     double log_rate, ping_rate, ratio, ratio_cov, log_p50, log_p99, ping_p50, ping_p99;
+    double raw_rate, raw_p50, raw_ratio, raw_ratio_cov;
     double log_wbytes;
     int64_t points;
 } lock_result_t;
@@ -648,17 +713,19 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
 {
     char *run = new_run(c, exp, "lockstep");
     int64_t step = 0;
-    lock_sample_t lm[MAX_ROUNDS], pg[MAX_ROUNDS], warm;
-    lock_measure(c, run, true, o->base.seconds / 4, &step, &warm);
-    lock_measure(c, run, false, o->base.seconds / 4, &step, &warm);
-    double ratio[MAX_ROUNDS];
+    lock_sample_t lm[MAX_ROUNDS], pg[MAX_ROUNDS], raw[MAX_ROUNDS], warm;
+    for (int k = LK_LOG; k <= LK_RAW; k++)
+        lock_measure(c, run, (lock_kind_t)k, o->base.seconds / 4, &step, &warm);
+    double ratio[MAX_ROUNDS], raw_ratio[MAX_ROUNDS];
     for (int r = 0; r < o->base.rounds; r++) {
-        bool ping_first = r % 2 == 0;
-        lock_measure(c, run, ping_first, o->base.seconds, &step,
-                     ping_first ? &pg[r] : &lm[r]);
-        lock_measure(c, run, !ping_first, o->base.seconds, &step,
-                     ping_first ? &lm[r] : &pg[r]);
+        lock_sample_t *by_kind[] = {&lm[r], &pg[r], &raw[r]};
+        for (int k = 0; k <= LK_RAW; k++) { /* forward, then reversed */
+            int kind = r % 2 ? LK_RAW - k : k;
+            lock_measure(c, run, (lock_kind_t)kind, o->base.seconds, &step,
+                         by_kind[kind]);
+        }
         ratio[r] = lm[r].rate / pg[r].rate;
+        raw_ratio[r] = lm[r].rate / raw[r].rate;
     }
     /* Every logged point is stored. */
     cairn_err_t err = {0};
@@ -695,6 +762,10 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
     res->ping_p50 = MED(pg, p50);
     res->ping_p99 = MED(pg, p99);
     res->log_wbytes = MED(lm, wbytes);
+    res->raw_rate = MED(raw, rate);
+    res->raw_p50 = MED(raw, p50);
+    res->raw_ratio = bench_median(raw_ratio, o->base.rounds);
+    res->raw_ratio_cov = bench_cov(raw_ratio, o->base.rounds);
 #undef MED
     res->points = step;
 }
@@ -1247,6 +1318,16 @@ int main(int argc, char **argv)
         bench_die("%s", err.msg);
     if (o.keep) bench_kernel_keep(g_kernel);
     if (!o.base.pin || !bench_pick_cpus(&g_srv_cpu, &g_cli_cpu)) o.base.pin = false;
+    if (bench_in_list(o.base.only, "lockstep")) {
+        start_raw_echo(); /* forks: before any zmq context here */
+        g_zctx = zmq_ctx_new();
+        g_raw_req = g_zctx ? zmq_socket(g_zctx, ZMQ_REQ) : NULL;
+        int zero = 0, tmo = 10000;
+        if (!g_raw_req || zmq_setsockopt(g_raw_req, ZMQ_LINGER, &zero, sizeof zero) ||
+            zmq_setsockopt(g_raw_req, ZMQ_RCVTIMEO, &tmo, sizeof tmo) ||
+            zmq_connect(g_raw_req, g_raw_ep) != 0)
+            bench_die("raw echo client: %s", zmq_strerror(errno));
+    }
 
     char services[sizeof g_db + 96];
     snprintf(g_db, sizeof g_db, "%s/tracking.db", bench_kernel_dir(g_kernel));
@@ -1370,13 +1451,18 @@ int main(int argc, char **argv)
             o.base.seconds);
         out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs; cairnd wrote %.0f "
             "B/call\n",
-            "cairn_log_metric (log_metric, one SQLite commit each)", lk.log_rate,
+            "cairn_log_metric (log_metric, durable before the reply)", lk.log_rate,
             lk.log_p50, lk.log_p99, lk.log_wbytes);
         out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs\n",
-            "floor: sys.ping (the kernel answers; no plugin hop)", lk.ping_rate,
-            lk.ping_p50, lk.ping_p99);
+            "peer: sys.ping (the kernel answers; no plugin)", lk.ping_rate, lk.ping_p50,
+            lk.ping_p99);
+        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs\n",
+            "floor: raw ZeroMQ REQ/REP echo, 64 B (no broker at all)", lk.raw_rate,
+            lk.raw_p50);
         out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / ping", lk.ratio,
             lk.ratio_cov * 100);
+        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / raw REQ/REP",
+            lk.raw_ratio, lk.raw_ratio_cov * 100);
         out("   %-58s %12.0fx\n", "(quoted) vs MLflow 2.10.2 log_metric, 276 calls/s",
             lk.log_rate / 276.0);
         fig("lockstep_log_metric_per_s", lk.log_rate);
@@ -1386,8 +1472,15 @@ int main(int argc, char **argv)
         fig("lockstep_log_metric_p99_us", lk.log_p99);
         fig("lockstep_ping_p50_us", lk.ping_p50);
         fig("lockstep_log_metric_write_bytes", lk.log_wbytes);
+        fig("lockstep_raw_per_s", lk.raw_rate);
+        fig("lockstep_raw_ratio", lk.raw_ratio);
         verdict("3 lock-step log_metric >= 10,000/s", lk.log_rate >= 1e4, ">= 10000",
                 "%.0f (%.2fx ping)", lk.log_rate, lk.ratio);
+        /* The same target relative to this run's wire: the issue's 10,000/s
+         * was set where a raw tcp REQ/REP round trip does ~21,000/s
+         * (reference figures), i.e. 0.48x raw. */
+        verdict("3b log_metric >= 0.48x raw REQ/REP", lk.raw_ratio >= 0.48, ">= 0.48x",
+                "%.2fx (raw %.0f/s)", lk.raw_ratio, lk.raw_rate);
     }
 
     search_result_t sr;

@@ -102,6 +102,8 @@ typedef enum art_stmt_id {
     AST_NEXT,
     AST_DEL,
     AST_DEL_TREE,
+    AST_HASHES,
+    AST_REFERENCED,
     AST_COUNT
 } art_stmt_id_t;
 
@@ -119,6 +121,11 @@ static const char *const s_sql[AST_COUNT] = {
         "< ?3 ORDER BY path LIMIT 1",
     [AST_DEL] = "DELETE FROM artifacts WHERE rid = ? AND path = ?",
     [AST_DEL_TREE] = "DELETE FROM artifacts WHERE rid = ? AND path >= ? AND path < ?",
+    /* The blobs a delete of path (a file, or a directory [lo, hi)) lets go. */
+    [AST_HASHES] =
+        "SELECT DISTINCT hash FROM artifacts WHERE rid = ?1 AND (path = ?2 "
+        "OR (path >= ?3 AND path < ?4))",
+    [AST_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? LIMIT 1",
 };
 
 /* Above every valid UTF-8 string: 0xF5 never occurs in UTF-8. */
@@ -181,6 +188,59 @@ static sqlite3_stmt *s_stmt(artifacts_t *a, art_stmt_id_t id)
 static void s_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n)
 {
     sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
+}
+
+/* ---- blob garbage collection ---------------------------------------------- */
+
+/* Blobs are shared (content addressing): one is removed when the last
+ * artifact naming it goes, by delete_artifact or by an overwrite. The
+ * instance is single-threaded and an upload commits its blob and its index
+ * row in one handler, so no upload can slip in between the check and the
+ * unlink. */
+typedef struct blob_set {
+    char (*hex)[CAS_HEX_LEN + 1];
+    size_t n, cap;
+} blob_set_t;
+
+static int s_blobs_add(blob_set_t *b, const unsigned char *hex, size_t len,
+                       cairn_err_t *err)
+{
+    if (!hex || len != CAS_HEX_LEN) return 0; /* not a blob name: nothing to free */
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        void *p = realloc(b->hex, cap * sizeof *b->hex);
+        if (!p) return cairn_err_set(err, 500, NULL, "out of memory");
+        b->hex = p;
+        b->cap = cap;
+    }
+    memcpy(b->hex[b->n], hex, len);
+    b->hex[b->n++][len] = '\0';
+    return 0;
+}
+
+/* Remove each blob of the set that no artifact names any more. A failure
+ * only leaves a blob behind (space, not data): logged, not answered. */
+static void s_blobs_release(storage_t *s, blob_set_t *b, uint64_t *nfreed,
+                            uint64_t *bytes)
+{
+    artifacts_t *a = s->art;
+    for (size_t i = 0; i < b->n; i++) {
+        sqlite3_stmt *st = s_stmt(a, AST_REFERENCED);
+        s_bind_str(st, 1, b->hex[i], CAS_HEX_LEN);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) continue; /* still named (or unknown): keep it */
+        cairn_err_t err = {0};
+        uint64_t got = 0;
+        if (cas_remove(a->cas, b->hex[i], &got, &err) != 0) {
+            cairn_log(s->ctx, CAIRN_LOG_WARN, "artifacts: %s", err.msg);
+            continue;
+        }
+        if (got) (*nfreed)++;
+        *bytes += got;
+    }
+    free(b->hex);
+    memset(b, 0, sizeof *b);
 }
 
 static bool s_utf8_valid(const unsigned char *p, size_t n)
@@ -442,13 +502,33 @@ static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *
 {
     artifacts_t *a = s->art;
     if (s_check_shape(a, rid, path, err) != 0) return -1;
-    sqlite3_stmt *st = s_stmt(a, AST_PUT);
+    /* An overwrite may let the old content's blob go. */
+    blob_set_t old = {0};
+    sqlite3_stmt *st = s_stmt(a, AST_GET);
     sqlite3_bind_int64(st, 1, rid);
     s_bind_str(st, 2, path, strlen(path));
-    s_bind_str(st, 3, hash, CAS_HEX_LEN);
-    sqlite3_bind_int64(st, 4, (int64_t)size);
-    sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
-    return db_exec_stmt(s->db, st, err);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        ((size_t)sqlite3_column_bytes(st, 0) != CAS_HEX_LEN ||
+         memcmp(sqlite3_column_text(st, 0), hash, CAS_HEX_LEN) != 0))
+        rc = s_blobs_add(&old, sqlite3_column_text(st, 0),
+                         (size_t)sqlite3_column_bytes(st, 0), err);
+    sqlite3_reset(st);
+    if (rc == 0) {
+        st = s_stmt(a, AST_PUT);
+        sqlite3_bind_int64(st, 1, rid);
+        s_bind_str(st, 2, path, strlen(path));
+        s_bind_str(st, 3, hash, CAS_HEX_LEN);
+        sqlite3_bind_int64(st, 4, (int64_t)size);
+        sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
+        rc = db_exec_stmt(s->db, st, err);
+    }
+    uint64_t nfreed = 0, bytes = 0;
+    if (rc == 0)
+        s_blobs_release(s, &old, &nfreed, &bytes);
+    else
+        free(old.hex);
+    return rc;
 }
 
 /* Commit a writer and index it; replies. */
@@ -1026,17 +1106,30 @@ void art_delete(void *state, cairn_req_t *req)
         s_field_path(b, "path", false, path, &plen, &err) != 0)
         return storage_reply_err(req, &err);
     int64_t deleted = 0;
+    blob_set_t blobs = {0};
+    memcpy(lo, path, plen);
+    memcpy(hi, path, plen);
+    lo[plen] = '/';
+    hi[plen] = '0';
     if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
-    sqlite3_stmt *st = s_stmt(a, AST_DEL);
+    sqlite3_stmt *st = s_stmt(a, AST_HASHES);
     sqlite3_bind_int64(st, 1, run.rid);
     s_bind_str(st, 2, path, plen);
-    int rc = db_exec_stmt(s->db, st, &err);
+    s_bind_str(st, 3, lo, plen + 1);
+    s_bind_str(st, 4, hi, plen + 1);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = s_blobs_add(&blobs, sqlite3_column_text(st, 0),
+                         (size_t)sqlite3_column_bytes(st, 0), &err);
+    sqlite3_reset(st);
+    if (rc == 0) {
+        st = s_stmt(a, AST_DEL);
+        sqlite3_bind_int64(st, 1, run.rid);
+        s_bind_str(st, 2, path, plen);
+        rc = db_exec_stmt(s->db, st, &err);
+    }
     if (rc == 0) {
         deleted += sqlite3_changes(db_handle(s->db));
-        memcpy(lo, path, plen);
-        memcpy(hi, path, plen);
-        lo[plen] = '/';
-        hi[plen] = '0';
         st = s_stmt(a, AST_DEL_TREE);
         sqlite3_bind_int64(st, 1, run.rid);
         s_bind_str(st, 2, lo, plen + 1);
@@ -1046,6 +1139,7 @@ void art_delete(void *state, cairn_req_t *req)
     }
     if (rc == 0 && deleted == 0) {
         db_rollback(s->db);
+        free(blobs.hex);
         cairn_err_set(&err, 404, "not_found", "run '%.*s' has no artifact '%s'",
                       (int)run.id.len, run.id.ptr, path);
         return storage_reply_err(req, &err);
@@ -1053,12 +1147,19 @@ void art_delete(void *state, cairn_req_t *req)
     if (rc == 0) rc = db_commit(s->db, &err);
     if (rc != 0) {
         db_rollback(s->db);
+        free(blobs.hex);
         return storage_reply_err(req, &err);
     }
+    uint64_t nfreed = 0, bytes = 0;
+    s_blobs_release(s, &blobs, &nfreed, &bytes);
     msgpack_packer *pk = storage_reply_begin(s);
-    msgpack_pack_map(pk, 1);
+    msgpack_pack_map(pk, 3);
     cairn_pack_cstr(pk, "deleted");
     msgpack_pack_int64(pk, deleted);
+    cairn_pack_cstr(pk, "blobs_freed");
+    msgpack_pack_uint64(pk, nfreed);
+    cairn_pack_cstr(pk, "bytes_freed");
+    msgpack_pack_uint64(pk, bytes);
     storage_reply_send(s, req, 200);
 }
 

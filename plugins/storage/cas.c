@@ -183,6 +183,22 @@ int cas_blob_path(const cas_t *c, const char *hex, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+int cas_remove(cas_t *c, const char *hex, uint64_t *freed, cairn_err_t *err)
+{
+    char path[PATH_MAX];
+    struct stat stt;
+    *freed = 0;
+    if (cas_blob_path(c, hex, path, sizeof path) != 0)
+        return cairn_err_set(err, 500, NULL, "not a blob name: '%.80s'", hex);
+    if (stat(path, &stt) == 0) *freed = (uint64_t)stt.st_size;
+    if (unlink(path) != 0 && errno != ENOENT) {
+        *freed = 0;
+        return cairn_err_set(err, 500, NULL, "cannot remove %s: %s", path,
+                             strerror(errno));
+    }
+    return 0;
+}
+
 /* ---- raw I/O ------------------------------------------------------------- */
 
 /* One io_uring read or write; returns bytes or -errno. Between submit and

@@ -82,6 +82,9 @@ int cas_sweep_tmp(cas_t *c, uint64_t older_than_s);
 /* The path of a blob: ROOT/cas/ab/cdef... (-1 if hex is not a hash or the
  * path does not fit). */
 int cas_blob_path(const cas_t *c, const char *hex, char *out, size_t cap);
+/* Remove a blob no artifact names any more; *freed gets its size (0 when
+ * it was already gone). Open descriptors keep reading what they had. */
+int cas_remove(cas_t *c, const char *hex, uint64_t *freed, cairn_err_t *err);
 /* Open a blob read-only: *fd and *size; 404 not_found when missing. */
 int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_t *err);
 /* Read up to len bytes at off into buf; *got < len only at the end of

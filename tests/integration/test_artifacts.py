@@ -402,15 +402,50 @@ class ArtifactsBase:
         run = self.cl.new_run()
         for p in ["k.txt", "t/a", "t/b/c", "tt"]:
             self.cl.put(run, p, b"1")
+        # One blob serves all four (same bytes): nothing is freed yet.
         self.assertEqual(self.art("delete_artifact", {"run_id": run, "path": "k.txt"}),
-                         {"deleted": 1})
+                         {"deleted": 1, "blobs_freed": 0, "bytes_freed": 0})
         self.art("get_artifact", {"run_id": run, "path": "k.txt"}, 404)
         self.assertEqual(self.art("delete_artifact", {"run_id": run, "path": "t"}),
-                         {"deleted": 2})
+                         {"deleted": 2, "blobs_freed": 0, "bytes_freed": 0})
         self.assertEqual([f["path"] for f in self.art("list_artifacts",
                                                       {"run_id": run})["files"]], ["tt"])
         self.art("delete_artifact", {"run_id": run, "path": "t"}, 404, "not_found")
         self.art("delete_artifact", {"run_id": run, "path": "../t"}, 400)
+
+    def test_blob_freed_with_its_last_artifact(self):
+        r1, r2 = self.cl.new_run(), self.cl.new_run()
+        shared, own = os.urandom(70_000), os.urandom(50_000)
+        self.cl.put(r1, "d/shared.bin", shared)
+        self.cl.put(r2, "shared-copy.bin", shared)
+        self.cl.put(r1, "d/own.bin", own)
+        sp, op = self.blob_path(b2(shared)), self.blob_path(b2(own))
+        self.assertTrue(os.path.exists(sp) and os.path.exists(op))
+        # Deleting the directory frees the blob only r1 named; the shared one stays.
+        r = self.art("delete_artifact", {"run_id": r1, "path": "d"})
+        self.assertEqual(r, {"deleted": 2, "blobs_freed": 1, "bytes_freed": 50_000})
+        self.assertFalse(os.path.exists(op))
+        self.assertTrue(os.path.exists(sp))
+        self.assertEqual(self.cl.get(r2, "shared-copy.bin")[0], shared)
+        r = self.art("delete_artifact", {"run_id": r2, "path": "shared-copy.bin"})
+        self.assertEqual((r["blobs_freed"], r["bytes_freed"]), (1, 70_000))
+        self.assertFalse(os.path.exists(sp))
+        # The same bytes uploaded again are stored again and read back.
+        self.cl.put(r2, "again.bin", shared)
+        self.assertTrue(os.path.exists(sp))
+        self.assertEqual(self.cl.get(r2, "again.bin")[0], shared)
+
+    def test_overwrite_frees_the_old_blob(self):
+        run = self.cl.new_run()
+        old, new = os.urandom(40_000), os.urandom(30_000)
+        self.cl.put(run, "model.bin", old)
+        self.assertTrue(os.path.exists(self.blob_path(b2(old))))
+        self.cl.put(run, "model.bin", new)
+        self.assertFalse(os.path.exists(self.blob_path(b2(old))))
+        self.assertEqual(self.cl.get(run, "model.bin")[0], new)
+        self.cl.put(run, "model.bin", new)  # same bytes again: the blob stays
+        self.assertTrue(os.path.exists(self.blob_path(b2(new))))
+        self.assertEqual(self.cl.get(run, "model.bin")[0], new)
 
     def test_deleted_run(self):
         run = self.cl.new_run()
