@@ -15,6 +15,25 @@ static void s_ping(msgpack_packer *pk)
     cairn_pack_kv_str(pk, "version", CAIRN_VERSION);
 }
 
+/* "verb": ["mutating", "idempotent", "public", "inline"] (those it has). */
+static void s_pack_flags(msgpack_packer *pk, const verb_info_t *v)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{CAIRN_VERB_MUTATING, "mutating"},
+                 {CAIRN_VERB_IDEMPOTENT, "idempotent"},
+                 {CAIRN_VERB_PUBLIC, "public"},
+                 {CAIRN_VERB_INLINE, "inline"}};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (v->flags & names[i].bit) n++;
+    cairn_pack_cstr(pk, v->name);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (v->flags & names[i].bit) cairn_pack_cstr(pk, names[i].name);
+}
+
 static void s_services(broker_t *b, msgpack_packer *pk)
 {
     static const char *sys_verbs[] = {"ping", "services", "health"};
@@ -31,7 +50,7 @@ static void s_services(broker_t *b, msgpack_packer *pk)
     for (int i = 0; i < 3; i++) cairn_pack_cstr(pk, sys_verbs[i]);
     for (size_t i = 0; i < b->nservices; i++) {
         const service_t *s = &b->services[i];
-        msgpack_pack_map(pk, 6);
+        msgpack_pack_map(pk, 7);
         cairn_pack_kv_str(pk, "name", s->conf->name);
         cairn_pack_kv_str(pk, "plugin", s->conf->plugin);
         cairn_pack_kv_str(pk, "mode", conf_mode_name(s->conf->mode));
@@ -44,6 +63,9 @@ static void s_services(broker_t *b, msgpack_packer *pk)
         for (size_t j = 0; j < s->nverbs; j++)
             cairn_pack_kv_str(pk, s->verbs[j].name,
                               s->verbs[j].perm ? s->verbs[j].perm : "");
+        cairn_pack_cstr(pk, "flags");
+        msgpack_pack_map(pk, s->nverbs);
+        for (size_t j = 0; j < s->nverbs; j++) s_pack_flags(pk, &s->verbs[j]);
     }
 }
 

@@ -69,6 +69,7 @@ struct cairn_ctx {
     const cairn_runtime_opts_t *opts;
     const cairn_plugin_t *plugin;
     const cairn_verb_t *verbs; /* this instance's table (its role's) */
+    uint32_t *dropped;         /* per verb: flags this instance dropped (init) */
     const char *role;
     void *state;
     void *sock, *sub;
@@ -407,6 +408,18 @@ static const char *s_api_state_dir(const cairn_ctx_t *ctx)
     return ctx->state_dir ? ctx->state_dir : ".";
 }
 
+static void s_api_verb_drop_flags(cairn_ctx_t *ctx, const char *verb, uint32_t flags)
+{
+    size_t n = 0;
+    while (ctx->verbs && ctx->verbs[n].name) n++;
+    if (!ctx->dropped && n && !(ctx->dropped = calloc(n, sizeof *ctx->dropped))) {
+        s_api_log(ctx, CAIRN_LOG_ERROR, "out of memory dropping flags of %s", verb);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ctx->verbs[i].name, verb) == 0) ctx->dropped[i] |= flags;
+}
+
 static const cairn_api_t s_api = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_api_t),
@@ -432,6 +445,7 @@ static const cairn_api_t s_api = {
     .req_ctx = s_api_req_ctx,
     .role = s_api_role,
     .state_dir = s_api_state_dir,
+    .verb_drop_flags = s_api_verb_drop_flags,
 };
 
 const cairn_api_t *cairn_runtime_api(void)
@@ -852,7 +866,7 @@ static int s_send_ready(cairn_ctx_t *ctx)
         cairn_pack_kv_str(&pk, "name", v->name);
         cairn_pack_kv_str(&pk, "perm", v->perm ? v->perm : "");
         cairn_pack_cstr(&pk, "flags");
-        msgpack_pack_uint32(&pk, v->flags);
+        msgpack_pack_uint32(&pk, v->flags & ~(ctx->dropped ? ctx->dropped[i] : 0u));
         cairn_pack_cstr(&pk, "max_body");
         msgpack_pack_uint32(&pk, v->max_body);
     }
@@ -990,6 +1004,7 @@ static void s_ctx_free(cairn_ctx_t *ctx)
         free(t);
     }
     s_conf_free(ctx);
+    free(ctx->dropped);
     free(ctx->events_endpoint);
     free(ctx->state_dir);
     if (ctx->sub) zmq_close(ctx->sub);

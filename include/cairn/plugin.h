@@ -155,6 +155,9 @@ typedef struct cairn_api {
     /* --- where this instance keeps its files (the kernel's state dir, or
      *     the host's --state for a remote plugin); created if missing --- */
     const char *(*state_dir)(const cairn_ctx_t *ctx);
+    /* --- from init only: this instance serves verb without these flags
+     *     (e.g. CAIRN_VERB_INLINE when its settings make the verb slow) --- */
+    void (*verb_drop_flags)(cairn_ctx_t *ctx, const char *verb, uint32_t flags);
 } cairn_api_t;
 
 /* The one exported symbol. */
@@ -212,6 +215,13 @@ static inline const char *cairn_conf(const cairn_ctx_t *c, const char *key)
     return cairn_host_->conf(c, key);
 }
 #define cairn_log(ctx, level, ...) cairn_host_->log((ctx), (level), __VA_ARGS__)
+/* cairn_host_->verb_drop_flags where the host has it (a no-op on older ones). */
+static inline void cairn_verb_drop_flags(cairn_ctx_t *ctx, const char *verb,
+                                         uint32_t flags)
+{
+    if (cairn_host_->size >= offsetof(cairn_api_t, verb_drop_flags) + sizeof(void *))
+        cairn_host_->verb_drop_flags(ctx, verb, flags);
+}
 #endif /* CAIRN_PLUGIN_SOURCE */
 
 #ifdef __cplusplus

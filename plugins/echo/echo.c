@@ -25,6 +25,11 @@ static int echo_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     e->ctx = ctx;
     e->greeting = strdup(cairn_conf(ctx, "greeting"));
     e->allow_crash = strcmp(cairn_conf(ctx, "allow_crash"), "true") == 0;
+    if (strcmp(cairn_conf(ctx, "inline"), "false") == 0) /* shows verb_drop_flags */
+        for (const char *const *v = (const char *const[]){"echo_inline", "sleep_inline",
+                                                          "relay_inline", NULL};
+             *v; v++)
+            cairn_verb_drop_flags(ctx, *v, CAIRN_VERB_INLINE);
     if (!e->greeting) {
         free(e);
         return cairn_err_set(err, 500, NULL, "out of memory");
@@ -228,6 +233,9 @@ static const cairn_verb_t echo_verbs[] = {
 static const cairn_conf_key_t echo_conf[] = {
     {"greeting", CAIRN_CONF_STR, "hello", "a string info reports"},
     {"allow_crash", CAIRN_CONF_BOOL, "false", "enable the crash and block verbs"},
+    {"inline", CAIRN_CONF_BOOL, "true",
+     "false: serve the *_inline verbs without CAIRN_VERB_INLINE (always on the "
+     "plugin's thread)"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -309,6 +309,23 @@ class InlineDoor(unittest.TestCase):
                                              "body": 5})
         self.assertEqual((h["st"], b), (200, 5))
 
+    def test_flags_listed_and_droppable(self):
+        h, b = self.c.call("sys", "services")
+        by = {s["name"]: s for s in b["services"]}
+        self.assertEqual(by["echo"]["flags"]["echo_inline"], ["idempotent", "inline"])
+        self.assertEqual(by["echo"]["flags"]["relay"], [])
+        # An instance may drop INLINE in init (settings.inline: false): the
+        # verb then runs on the plugin's thread, where nested calls work.
+        with Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n"
+                             "    settings:\n      inline: \"false\"\n") as k:
+            c = k.client()
+            h, b = c.call("sys", "services")
+            flags = {s["name"]: s for s in b["services"]}["echo"]["flags"]
+            self.assertEqual(flags["echo_inline"], ["idempotent"])
+            h, b = c.call("echo", "relay_inline", {"svc": "sys", "verb": "ping"})
+            self.assertEqual((h["st"], b["pong"]), (200, True))
+            c.close()
+
     def test_not_overtaking_a_busy_worker(self):
         self.d.send("echo", "block", {"ms": 300}, id=1)
         self.d.send("echo", "echo_inline", "after", id=2)
