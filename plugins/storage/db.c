@@ -93,6 +93,8 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_SEG_ALL] =
         "SELECT data FROM metric_segments WHERE rid = ? AND key_id = ? ORDER "
         "BY seq",
+    [ST_JOURNAL_GET] = "SELECT applied_seq, tag FROM metric_journal WHERE id = 1",
+    [ST_JOURNAL_SET] = "UPDATE metric_journal SET applied_seq = ? WHERE id = 1",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */
@@ -107,6 +109,7 @@ struct db {
     sqlite3 *h;
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
+    bool keys_new; /* a key was inserted in the open transaction */
 };
 
 int db_fail(db_t *db, const char *what, cairn_err_t *err)
@@ -265,6 +268,7 @@ int db_exec_stmt(db_t *db, sqlite3_stmt *st, cairn_err_t *err)
 
 int db_begin(db_t *db, cairn_err_t *err)
 {
+    db->keys_new = false;
     return db_exec_stmt(db, db_stmt(db, ST_BEGIN), err);
 }
 
@@ -283,6 +287,15 @@ void db_rollback(db_t *db)
         sqlite3_stmt *st = db_stmt(db, ST_ROLLBACK);
         sqlite3_step(st);
         sqlite3_reset(st);
+    }
+    /* A key inserted in the rolled-back transaction is gone, and its id may
+     * go to another key next: forget the cached ids (a rare event). */
+    if (db->keys_new) {
+        for (int i = 0; i < KEY_CACHE; i++) {
+            free(db->keys[i].key);
+            db->keys[i].key = NULL;
+        }
+        db->keys_new = false;
     }
 }
 
@@ -304,14 +317,14 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
     sqlite3_stmt *st = db_stmt(db, ST_KEY_INSERT);
     sqlite3_bind_text(st, 1, key, (int)len, SQLITE_STATIC);
     if (db_exec_stmt(db, st, err) != 0) return -1;
+    if (sqlite3_changes(db->h) > 0) db->keys_new = true;
     st = db_stmt(db, ST_KEY_ID);
     sqlite3_bind_text(st, 1, key, (int)len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) return db_fail(db, "find a metric key", err);
     *id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    /* Cache only what is committed-safe: ids never change once assigned, but
-     * a rolled-back insert would leave a stale id; callers clear the cache on
-     * rollback through db_rollback's caller (the batch code re-resolves). */
+    /* Ids never change once committed; one inserted by a transaction that
+     * rolls back is dropped from the cache by db_rollback. */
     char *copy = malloc(len + 1);
     if (copy) {
         memcpy(copy, key, len);

@@ -40,6 +40,8 @@ typedef enum db_stmt_id {
     ST_SEG_INSERT,
     ST_SEG_UPDATE,
     ST_SEG_ALL,
+    ST_JOURNAL_GET,
+    ST_JOURNAL_SET,
     ST_COUNT
 } db_stmt_id_t;
 

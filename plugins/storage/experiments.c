@@ -79,7 +79,7 @@ static int s_set_tags(storage_t *s, int64_t id, const msgpack_object *tags,
         cairn_str_t k, v;
         if (storage_field_key(t, "key", &k, err) != 0 ||
             cairn_field_str(t, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
-            return cairn_err_set(err, 400, "bad_request", "tags[%u]: %s", i, err->msg);
+            return storage_err_at(err, "tags", i);
         sqlite3_stmt *st = db_stmt(s->db, ST_EXP_TAG_SET);
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);

@@ -4,18 +4,29 @@
  * key are appended to that key's tail segment (or new segments), so the
  * database sees a few rows per key rather than one per point; the latest
  * value per key is kept current for get_run and search. A reply of 200
- * means the transaction committed. */
+ * means the transaction committed.
+ *
+ * Lock-step logging (log_metric, and log_batch of a few points and nothing
+ * else) goes through the metric journal instead (journal.h): one append to
+ * a file and a 200, the points kept in memory and written to SQLite many
+ * calls at a time, by the same code, before anything can read them. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "paging.h"
 #include "storage.h"
 
-/* One key's points inside a batch, in logging order. */
+/* Pending journaled points before they are applied at once, whatever the
+ * tick: keys are at most 250 bytes, so this bounds them at about 1 MiB. */
+#define MJ_PENDING_MAX 4096
+
+/* One (run, key)'s points inside a batch, in logging order. */
 typedef struct key_group {
+    int64_t rid;
     const char *key;
     size_t key_len;
     size_t *idx; /* indices into the batch's points */
@@ -44,13 +55,28 @@ static void s_batch_free(batch_t *b)
     free(b->slots);
 }
 
-static key_group_t *s_group_for(batch_t *b, const char *key, size_t len,
+/* Size b's index for at most cap groups. */
+static int s_batch_init(batch_t *b, metric_point_t *pts, size_t cap, cairn_err_t *err)
+{
+    b->pts = pts;
+    b->cap = cap;
+    b->nslots = 16;
+    while (b->nslots < b->cap * 2) b->nslots *= 2;
+    b->groups = calloc(b->cap ? b->cap : 1, sizeof *b->groups);
+    b->slots = calloc(b->nslots, sizeof *b->slots);
+    if (!b->groups || !b->slots) return cairn_err_set(err, 500, NULL, "out of memory");
+    return 0;
+}
+
+static key_group_t *s_group_for(batch_t *b, int64_t rid, const char *key, size_t len,
                                 cairn_err_t *err)
 {
-    size_t mask = b->nslots - 1, i = s_hash(key, len) & mask;
+    size_t mask = b->nslots - 1;
+    size_t i = (s_hash(key, len) ^ ((uint32_t)rid * 2654435761u)) & mask;
     while (b->slots[i]) {
         key_group_t *g = &b->groups[b->slots[i] - 1];
-        if (g->key_len == len && memcmp(g->key, key, len) == 0) return g;
+        if (g->rid == rid && g->key_len == len && memcmp(g->key, key, len) == 0)
+            return g;
         i = (i + 1) & mask;
     }
     if (b->ngroups == b->cap) {
@@ -60,6 +86,7 @@ static key_group_t *s_group_for(batch_t *b, const char *key, size_t len,
     }
     key_group_t *g = &b->groups[b->ngroups++];
     memset(g, 0, sizeof *g);
+    g->rid = rid;
     g->key = key;
     g->key_len = len;
     b->slots[i] = b->ngroups;
@@ -107,51 +134,51 @@ static int s_value(const msgpack_object *o, double *v)
     }
 }
 
+/* Decode and validate metrics[i]; timestamp defaults to now, step to 0. */
+static int s_parse_point(const msgpack_object *m, size_t i, int64_t now,
+                         metric_point_t *p, cairn_str_t *key, cairn_err_t *err)
+{
+    const msgpack_object *v = cairn_obj_get(m, "value");
+    p->timestamp = now;
+    p->step = 0;
+    if (storage_field_key(m, "key", key, err) != 0 ||
+        cairn_field_int(m, "timestamp", false, &p->timestamp, err) < 0 ||
+        cairn_field_int(m, "step", false, &p->step, err) < 0)
+        return storage_err_at(err, "metrics", i);
+    if (!v || s_value(v, &p->value) != 0)
+        return cairn_err_set(err, 400, "bad_request",
+                             "metrics[%zu]: the field 'value' must be a number", i);
+    return 0;
+}
+
 /* Decode and validate metrics[] into points grouped by key. */
-static int s_parse_metrics(storage_t *s, const msgpack_object *arr, batch_t *b,
-                           cairn_err_t *err)
+static int s_parse_metrics(storage_t *s, int64_t rid, const msgpack_object *arr,
+                           batch_t *b, cairn_err_t *err)
 {
     size_t n = arr->via.array.size;
     if (n > LIMIT_BATCH_METRICS)
         return cairn_err_set(err, 413, "too_large",
                              "a batch holds at most %d metric points; this one has %zu",
                              LIMIT_BATCH_METRICS, n);
-    if (storage_reserve_points(s, n, err) != 0) return -1;
-    b->pts = s->pts;
-    b->cap = n < 4096 ? n : 4096;
-    b->nslots = 16;
-    while (b->nslots < b->cap * 2) b->nslots *= 2;
-    b->groups = calloc(b->cap ? b->cap : 1, sizeof *b->groups);
-    b->slots = calloc(b->nslots, sizeof *b->slots);
-    if (!b->groups || !b->slots) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (storage_reserve_points(s, n, err) != 0 ||
+        s_batch_init(b, s->pts, n < 4096 ? n : 4096, err) != 0)
+        return -1;
     int64_t now = (int64_t)cairn_wall_ms();
     for (size_t i = 0; i < n; i++) {
-        const msgpack_object *m = &arr->via.array.ptr[i];
         cairn_str_t key;
-        const msgpack_object *v = cairn_obj_get(m, "value");
-        metric_point_t *p = &b->pts[i];
-        p->timestamp = now;
-        p->step = 0;
-        if (storage_field_key(m, "key", &key, err) != 0 ||
-            cairn_field_int(m, "timestamp", false, &p->timestamp, err) < 0 ||
-            cairn_field_int(m, "step", false, &p->step, err) < 0)
-            return cairn_err_set(err, 400, "bad_request", "metrics[%zu]: %s", i,
-                                 err->msg);
-        if (!v || s_value(v, &p->value) != 0)
-            return cairn_err_set(err, 400, "bad_request",
-                                 "metrics[%zu]: the field 'value' must be a number", i);
-        key_group_t *g = s_group_for(b, key.ptr, key.len, err);
+        if (s_parse_point(&arr->via.array.ptr[i], i, now, &b->pts[i], &key, err) != 0)
+            return -1;
+        key_group_t *g = s_group_for(b, rid, key.ptr, key.len, err);
         if (!g || s_group_add(g, i, err) != 0) return -1;
     }
     return 0;
 }
 
-/* Write one key's points: latest value, then segments. */
-static int s_write_group(storage_t *s, int64_t rid, const batch_t *b,
-                         const key_group_t *g, metric_point_t *tmp, unsigned char *blob,
-                         cairn_err_t *err)
+/* Write one (run, key)'s points: latest value, then segments. */
+static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
+                         metric_point_t *tmp, unsigned char *blob, cairn_err_t *err)
 {
-    int64_t key_id;
+    int64_t rid = g->rid, key_id;
     if (db_metric_key_id(s->db, g->key, g->key_len, &key_id, err) != 0) return -1;
     size_t latest = g->idx[0];
     for (size_t i = 0; i < g->n; i++) {
@@ -221,20 +248,18 @@ static int s_write_group(storage_t *s, int64_t rid, const batch_t *b,
     return 0;
 }
 
-static int s_write_metrics(storage_t *s, int64_t rid, const batch_t *b,
-                           cairn_err_t *err)
+static int s_write_metrics(storage_t *s, const batch_t *b, cairn_err_t *err)
 {
     size_t most = 0;
     for (size_t i = 0; i < b->ngroups; i++)
         if (b->groups[i].n > most) most = b->groups[i].n;
     metric_point_t *tmp = malloc((most ? most : 1) * sizeof *tmp);
-    /* A tail segment plus one batch's points for a key never exceed this. */
-    unsigned char *blob = malloc((size_t)2 * SEGMENT_POINTS * SEGMENT_POINT_BYTES);
-    int rc = tmp && blob ? 0 : cairn_err_set(err, 500, NULL, "out of memory");
+    /* A tail segment plus one write's points for a key never exceed this. */
+    if (!s->blob) s->blob = malloc((size_t)2 * SEGMENT_POINTS * SEGMENT_POINT_BYTES);
+    int rc = tmp && s->blob ? 0 : cairn_err_set(err, 500, NULL, "out of memory");
     for (size_t i = 0; rc == 0 && i < b->ngroups; i++)
-        rc = s_write_group(s, rid, b, &b->groups[i], tmp, blob, err);
+        rc = s_write_group(s, b, &b->groups[i], tmp, s->blob, err);
     free(tmp);
-    free(blob);
     return rc;
 }
 
@@ -251,8 +276,7 @@ static int s_write_params(storage_t *s, int64_t rid, const msgpack_object *arr,
         cairn_str_t k, v;
         if (storage_field_key(p, "key", &k, err) != 0 ||
             cairn_field_str(p, "value", true, LIMIT_PARAM_VALUE, &v, err) != 0)
-            return cairn_err_set(err, 400, "bad_request", "params[%u]: %s", i,
-                                 err->msg);
+            return storage_err_at(err, "params", i);
         sqlite3_stmt *st = db_stmt(s->db, ST_PARAM_INSERT);
         sqlite3_bind_int64(st, 1, rid);
         sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
@@ -287,7 +311,7 @@ static int s_write_tags(storage_t *s, int64_t rid, const msgpack_object *arr,
         cairn_str_t k, v;
         if (storage_field_key(t, "key", &k, err) != 0 ||
             cairn_field_str(t, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
-            return cairn_err_set(err, 400, "bad_request", "tags[%u]: %s", i, err->msg);
+            return storage_err_at(err, "tags", i);
         sqlite3_stmt *st = db_stmt(s->db, ST_TAG_SET);
         sqlite3_bind_int64(st, 1, rid);
         sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
@@ -311,7 +335,283 @@ static int s_active_run(storage_t *s, const msgpack_object *b, run_ref_t *run,
     return 0;
 }
 
-/* The whole batch in one transaction: all of it is stored, or none. */
+/* ---- the metric journal ------------------------------------------------------ */
+
+/* A pending point's run and key (its bytes in mjournal_t.keys). */
+typedef struct pend_ref {
+    int64_t rid;
+    uint32_t key_off, key_len;
+} pend_ref_t;
+
+typedef struct mjournal {
+    journal_t *j;
+    metric_point_t *pts; /* pending points, in logging order */
+    pend_ref_t *refs;    /* their runs and keys */
+    size_t n, cap;
+    char *keys; /* key bytes of pending points */
+    size_t keys_len, keys_cap;
+    uint64_t last_seq; /* the newest pending record's */
+    bool failing;      /* the tick's apply failed (logged once) */
+    /* log_metric requests handed from the kernel's thread (CAIRN_VERB_INLINE)
+     * to this instance's own, in arrival order: those that must fsync or
+     * apply, and every one behind them. */
+    cairn_req_t **queue;
+    size_t qhead, qlen, qcap;
+    uint64_t timer; /* the timer that drains the queue; 0 = none */
+} mjournal_t;
+
+/* Room for n more points with key_bytes of keys; grows only, so that a
+ * steady stream of log_metric allocates nothing. */
+static int s_mj_reserve(mjournal_t *m, size_t n, size_t key_bytes, cairn_err_t *err)
+{
+    if (m->n + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 256;
+        while (cap < m->n + n) cap *= 2;
+        metric_point_t *p = realloc(m->pts, cap * sizeof *p);
+        if (p) m->pts = p;
+        pend_ref_t *r = p ? realloc(m->refs, cap * sizeof *r) : NULL;
+        if (!r) return cairn_err_set(err, 500, NULL, "out of memory");
+        m->refs = r;
+        m->cap = cap;
+    }
+    if (m->keys_len + key_bytes > m->keys_cap) {
+        size_t cap = m->keys_cap ? m->keys_cap : 16384;
+        while (cap < m->keys_len + key_bytes) cap *= 2;
+        char *k = realloc(m->keys, cap);
+        if (!k) return cairn_err_set(err, 500, NULL, "out of memory");
+        m->keys = k;
+        m->keys_cap = cap;
+    }
+    return 0;
+}
+
+/* Add a record's points (room reserved). */
+static void s_mj_push(mjournal_t *m, int64_t rid, const journal_point_t *pts, size_t n,
+                      uint64_t seq)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = m->n++;
+        m->pts[k] = (metric_point_t){pts[i].step, pts[i].timestamp, pts[i].value};
+        /* The same key as the point before (the usual case): share its bytes. */
+        const pend_ref_t *prev = k ? &m->refs[k - 1] : NULL;
+        if (prev && prev->key_len == pts[i].key_len &&
+            memcmp(m->keys + prev->key_off, pts[i].key, pts[i].key_len) == 0) {
+            m->refs[k] = (pend_ref_t){rid, prev->key_off, prev->key_len};
+            continue;
+        }
+        memcpy(m->keys + m->keys_len, pts[i].key, pts[i].key_len);
+        m->refs[k] = (pend_ref_t){rid, (uint32_t)m->keys_len, (uint32_t)pts[i].key_len};
+        m->keys_len += pts[i].key_len;
+    }
+    m->last_seq = seq;
+}
+
+/* Journal a few points for run rid: parse as log_batch does, append one
+ * record, keep the points pending. */
+static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
+                           cairn_err_t *err)
+{
+    mjournal_t *m = s->mj;
+    size_t n = arr ? arr->via.array.size : 0, key_bytes = 0;
+    journal_point_t jp[JOURNAL_MAX_POINTS];
+    int64_t now = (int64_t)cairn_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        metric_point_t p;
+        cairn_str_t key;
+        if (s_parse_point(&arr->via.array.ptr[i], i, now, &p, &key, err) != 0)
+            return -1;
+        jp[i] = (journal_point_t){p.value, p.timestamp, p.step, key.ptr, key.len};
+        key_bytes += key.len;
+    }
+    if (n == 0) return 0;
+    uint64_t seq;
+    /* Reserve before appending: a journaled point is always pending too, so
+     * that every verb sees it. */
+    if ((m->n + n > MJ_PENDING_MAX && storage_journal_apply(s, err) != 0) ||
+        s_mj_reserve(m, n, key_bytes, err) != 0 ||
+        journal_append(m->j, rid, jp, n, &seq, err) != 0)
+        return -1;
+    s_mj_push(m, rid, jp, n, seq);
+    return 0;
+}
+
+int storage_journal_apply(storage_t *s, cairn_err_t *err)
+{
+    mjournal_t *m = s->mj;
+    if (!m || m->n == 0) return 0;
+    batch_t b = {0};
+    int rc = s_batch_init(&b, m->pts, m->n, err);
+    for (size_t i = 0; rc == 0 && i < m->n; i++) {
+        const pend_ref_t *r = &m->refs[i];
+        key_group_t *g = s_group_for(&b, r->rid, m->keys + r->key_off, r->key_len, err);
+        rc = g ? s_group_add(g, i, err) : -1;
+    }
+    if (rc == 0) rc = db_begin(s->db, err);
+    if (rc == 0) rc = s_write_metrics(s, &b, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_SET);
+        sqlite3_bind_int64(st, 1, (int64_t)m->last_seq);
+        rc = db_exec_stmt(s->db, st, err);
+    }
+    if (rc == 0) rc = db_commit(s->db, err);
+    if (rc != 0) db_rollback(s->db);
+    s_batch_free(&b);
+    if (rc != 0) return -1;
+    m->n = 0;
+    m->keys_len = 0;
+    if (m->failing) {
+        cairn_log(s->ctx, CAIRN_LOG_INFO,
+                  "storage: the journaled metric points are applied again");
+        m->failing = false;
+    }
+    /* Should this fail, the applied records stay in the file; replay skips
+     * them by their seq. */
+    cairn_err_t e = {0};
+    if (m->j && journal_reset(m->j, &e) != 0)
+        cairn_log(s->ctx, CAIRN_LOG_WARN, "storage: %s", e.msg);
+    return 0;
+}
+
+static void s_log_one(storage_t *s, cairn_req_t *req, const char *field);
+
+void storage_journal_drain(storage_t *s)
+{
+    mjournal_t *m = s->mj;
+    while (m && m->qlen) {
+        cairn_req_t *req = m->queue[m->qhead++];
+        if (--m->qlen == 0) m->qhead = 0;
+        s_log_one(s, req, "metrics");
+    }
+}
+
+static void s_drain_timer(void *arg)
+{
+    storage_t *s = arg;
+    s->mj->timer = 0;
+    storage_journal_drain(s);
+}
+
+/* Queue a log_metric for this instance's thread (it replies from there);
+ * false when it cannot be queued and must be served now. */
+static bool s_mj_defer(storage_t *s, cairn_req_t *req)
+{
+    mjournal_t *m = s->mj;
+    if (m->qhead + m->qlen == m->qcap) {
+        if (m->qhead) {
+            memmove(m->queue, m->queue + m->qhead, m->qlen * sizeof *m->queue);
+            m->qhead = 0;
+        } else {
+            size_t cap = m->qcap ? m->qcap * 2 : 64;
+            cairn_req_t **q = realloc(m->queue, cap * sizeof *q);
+            if (!q) return false;
+            m->queue = q;
+            m->qcap = cap;
+        }
+    }
+    if (!m->timer &&
+        !(m->timer = cairn_host_->timer_add(s->ctx, 0, 0, s_drain_timer, s)))
+        return false;
+    m->queue[m->qhead + m->qlen++] = req;
+    cairn_defer(req);
+    return true;
+}
+
+void storage_journal_tick(storage_t *s)
+{
+    mjournal_t *m = s->mj;
+    if (!m || m->n == 0) return;
+    size_t n = m->n;
+    cairn_err_t err = {0};
+    if (storage_journal_apply(s, &err) != 0 && !m->failing) {
+        cairn_log(s->ctx, CAIRN_LOG_ERROR,
+                  "storage: %zu journaled metric point(s) cannot be applied (they "
+                  "stay journaled; every other verb answers this until it works): %s",
+                  n, err.msg);
+        m->failing = true;
+    }
+}
+
+static int s_replay_rec(void *arg, const journal_rec_t *rec, cairn_err_t *err)
+{
+    storage_t *s = arg;
+    size_t key_bytes = 0;
+    for (size_t i = 0; i < rec->n; i++) key_bytes += rec->pts[i].key_len;
+    if (s_mj_reserve(s->mj, rec->n, key_bytes, err) != 0) return -1;
+    s_mj_push(s->mj, rec->rid, rec->pts, rec->n, rec->seq);
+    return 0;
+}
+
+int storage_journal_open(storage_t *s, const char *db_path, bool power,
+                         cairn_err_t *err)
+{
+    mjournal_t *m = s->mj = calloc(1, sizeof *m);
+    if (!m) return cairn_err_set(err, 500, NULL, "out of memory");
+    sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_GET);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_fail(s->db, "read the metric journal's state", err);
+        sqlite3_reset(st);
+        return -1;
+    }
+    uint64_t applied = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t tag = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    char *path = NULL;
+    if (asprintf(&path, "%s-mj", db_path) < 0)
+        return cairn_err_set(err, 500, NULL, "out of memory");
+    m->j = journal_open(path, tag, power, err);
+    free(path);
+    if (!m->j) return -1;
+    journal_replay_info_t *info = malloc(sizeof *info);
+    if (!info) return cairn_err_set(err, 500, NULL, "out of memory");
+    int rc = journal_replay(m->j, applied, s_replay_rec, s, info, err);
+    if (rc == 0 && info->cut_bytes)
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "storage: the metric journal %s ended in %llu byte(s) of a torn or "
+                  "corrupt record; they are cut off",
+                  journal_path(m->j), (unsigned long long)info->cut_bytes);
+    if (rc == 0 && info->foreign)
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "storage: the metric journal %s holds records of another database; "
+                  "it is moved, untouched, to %s",
+                  journal_path(m->j), info->moved_to);
+    if (rc == 0 && m->n)
+        cairn_log(s->ctx, CAIRN_LOG_INFO,
+                  "storage: applying %zu metric point(s) from the metric journal %s",
+                  m->n, journal_path(m->j));
+    free(info);
+    /* What replay found is applied now; already-applied records are
+     * dropped with the rest of the file. */
+    if (rc == 0) rc = storage_journal_apply(s, err);
+    if (rc == 0) rc = journal_reset(m->j, err);
+    return rc;
+}
+
+void storage_journal_close(storage_t *s)
+{
+    mjournal_t *m = s->mj;
+    if (!m) return;
+    storage_journal_drain(s); /* answer what waits */
+    if (m->timer) cairn_host_->timer_cancel(s->ctx, m->timer);
+    cairn_err_t err = {0};
+    if (m->j && m->n && storage_journal_apply(s, &err) != 0)
+        cairn_log(s->ctx, CAIRN_LOG_ERROR,
+                  "storage: %zu metric point(s) stay in the journal %s for the next "
+                  "start: %s",
+                  m->n, journal_path(m->j), err.msg);
+    journal_destroy(&m->j);
+    free(m->queue);
+    free(m->pts);
+    free(m->refs);
+    free(m->keys);
+    free(m);
+    s->mj = NULL;
+}
+
+/* ---- log_batch, log_metric, log_param ------------------------------------------ */
+
+/* The whole batch in one transaction: all of it is stored, or none. A few
+ * points and nothing else go to the metric journal instead (one record:
+ * all or none too). */
 static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
 {
     const msgpack_object *metrics = NULL, *params = NULL, *tags = NULL;
@@ -320,15 +620,22 @@ static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
     if (s_active_run(s, body, &run, err) != 0 ||
         cairn_field_array(body, "metrics", false, &metrics, err) < 0 ||
         cairn_field_array(body, "params", false, &params, err) < 0 ||
-        cairn_field_array(body, "tags", false, &tags, err) < 0 ||
-        (metrics && s_parse_metrics(s, metrics, &b, err) != 0)) {
+        cairn_field_array(body, "tags", false, &tags, err) < 0)
+        return -1;
+    if (s->mj && !params && !tags &&
+        (!metrics || metrics->via.array.size <= JOURNAL_MAX_POINTS))
+        return s_log_journaled(s, run.rid, metrics, err);
+    if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
         s_batch_free(&b);
         return -1;
     }
-    int rc = db_begin(s->db, err);
+    /* Points acknowledged before this batch go in first: order decides
+     * which of two points with equal (step, timestamp) is the latest. */
+    int rc = storage_journal_apply(s, err);
+    if (rc == 0) rc = db_begin(s->db, err);
     if (rc == 0 && params) rc = s_write_params(s, run.rid, params, err);
     if (rc == 0 && tags) rc = s_write_tags(s, run.rid, tags, err);
-    if (rc == 0 && metrics) rc = s_write_metrics(s, run.rid, &b, err);
+    if (rc == 0 && metrics) rc = s_write_metrics(s, &b, err);
     if (rc == 0) rc = db_commit(s->db, err);
     if (rc != 0) db_rollback(s->db);
     s_batch_free(&b);
@@ -346,6 +653,7 @@ static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc,
 void log_batch(void *state, cairn_req_t *req)
 {
     storage_t *s = state;
+    storage_journal_drain(s); /* log_metric calls that came first go first */
     cairn_err_t err = {0};
     int rc = s_log(s, cairn_body(req), &err);
     s_reply_logged(s, req, rc, &err);
@@ -389,9 +697,18 @@ static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
     s_reply_logged(s, req, rc, &err);
 }
 
+/* Flagged CAIRN_VERB_INLINE: an idle inproc instance may be served on the
+ * kernel's thread, so it must stay quick there. The journal append is; an
+ * apply (MJ_PENDING_MAX points wait) is not: that request, and every
+ * log_metric behind it, is queued for this instance's own thread. (Under
+ * durability=power, where every append waits for fdatasync, storage_init
+ * drops the flag instead.) */
 void log_metric(void *state, cairn_req_t *req)
 {
-    s_log_one(state, req, "metrics");
+    storage_t *s = state;
+    mjournal_t *m = s->mj;
+    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req)) return;
+    s_log_one(s, req, "metrics");
 }
 
 void log_param(void *state, cairn_req_t *req)

@@ -172,7 +172,7 @@ static int s_put_tags(storage_t *s, int64_t rid, const msgpack_object *tags,
         const msgpack_object *t = &tags->via.array.ptr[i];
         if (storage_field_key(t, "key", &k, err) != 0 ||
             cairn_field_str(t, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
-            return cairn_err_set(err, 400, "bad_request", "tags[%u]: %s", i, err->msg);
+            return storage_err_at(err, "tags", i);
         if (s_put_tag(s, rid, k, v, err) != 0) return -1;
     }
     return 0;

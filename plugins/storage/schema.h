@@ -65,6 +65,14 @@ static const char *const storage_migrations[] = {
     "  size INTEGER NOT NULL, created INTEGER NOT NULL,"
     "  PRIMARY KEY (rid, path)) WITHOUT ROWID;"
     "CREATE INDEX artifacts_by_hash ON artifacts (hash);",
+    /* 3: the metric journal (journal.h): the highest journal sequence number
+     * whose points are in the tables (it commits with them, so a replay never
+     * applies a point twice), and the tag its records carry, random per
+     * database, so that a journal is only ever applied to its own. */
+    "CREATE TABLE metric_journal ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  applied_seq INTEGER NOT NULL, tag INTEGER NOT NULL);"
+    "INSERT INTO metric_journal (id, applied_seq, tag) VALUES (1, 0, random());",
 };
 
 #define STORAGE_SCHEMA_VERSION \

@@ -64,6 +64,13 @@ void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)
     cairn_reply_err(req, err);
 }
 
+int storage_err_at(cairn_err_t *err, const char *what, size_t i)
+{
+    char msg[sizeof err->msg]; /* err->msg is both source and target */
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return cairn_err_set(err, 400, "bad_request", "%s[%zu]: %s", what, i, msg);
+}
+
 int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err)
 {
     if (n <= s->pts_cap) return 0;
@@ -101,35 +108,82 @@ bad:
                          field, (int)(s.len > 64 ? 64 : s.len), s.ptr);
 }
 
+/* Every tracking verb sees every acknowledged metric point: the journal's
+ * pending points are applied before the verb runs (a no-op when none
+ * wait). If that fails, the verb answers the failure and the points stay
+ * journaled for the next try. log_metric requests queued for this thread
+ * are served first, so that requests keep their order. log_metric and
+ * log_batch are not wrapped: they journal, or drain and apply before they
+ * write themselves (logging.c). */
+static bool s_applied(storage_t *s, cairn_req_t *req)
+{
+    storage_journal_drain(s);
+    cairn_err_t err = {0};
+    if (storage_journal_apply(s, &err) == 0) return true;
+    storage_reply_err(req, &err);
+    return false;
+}
+
+#define APPLIED(fn)                                         \
+    static void fn##_applied(void *state, cairn_req_t *req) \
+    {                                                       \
+        if (s_applied(state, req)) fn(state, req);          \
+    }
+APPLIED(exp_create)
+APPLIED(exp_get)
+APPLIED(exp_get_by_name)
+APPLIED(exp_search)
+APPLIED(exp_update)
+APPLIED(exp_delete)
+APPLIED(exp_restore)
+APPLIED(exp_set_tag)
+APPLIED(run_create)
+APPLIED(run_update)
+APPLIED(run_get)
+APPLIED(run_delete)
+APPLIED(run_restore)
+APPLIED(run_set_tag)
+APPLIED(run_delete_tag)
+APPLIED(log_param)
+APPLIED(run_search)
+APPLIED(metric_history)
+APPLIED(metric_history_sampled)
+#undef APPLIED
+
 static const cairn_verb_t storage_tracking_verbs[] = {
 #define R "tracking.read"
 #define W "tracking.write"
 #define MUT CAIRN_VERB_MUTATING
-    {"create_experiment", exp_create, W, MUT, 0, "{name*, tags, artifact_location}"},
-    {"get_experiment", exp_get, R, 0, 0, "{experiment_id*}"},
-    {"get_experiment_by_name", exp_get_by_name, R, 0, 0, "{experiment_name*}"},
-    {"search_experiments", exp_search, R, 0, 0,
+    {"create_experiment", exp_create_applied, W, MUT, 0,
+     "{name*, tags, artifact_location}"},
+    {"get_experiment", exp_get_applied, R, 0, 0, "{experiment_id*}"},
+    {"get_experiment_by_name", exp_get_by_name_applied, R, 0, 0, "{experiment_name*}"},
+    {"search_experiments", exp_search_applied, R, 0, 0,
      "{filter, view_type, max_results, page_token}"},
-    {"update_experiment", exp_update, W, MUT, 0, "{experiment_id*, new_name*}"},
-    {"delete_experiment", exp_delete, W, MUT, 0, "{experiment_id*}"},
-    {"restore_experiment", exp_restore, W, MUT, 0, "{experiment_id*}"},
-    {"set_experiment_tag", exp_set_tag, W, MUT, 0, "{experiment_id*, key*, value*}"},
-    {"create_run", run_create, W, MUT, 0,
+    {"update_experiment", exp_update_applied, W, MUT, 0, "{experiment_id*, new_name*}"},
+    {"delete_experiment", exp_delete_applied, W, MUT, 0, "{experiment_id*}"},
+    {"restore_experiment", exp_restore_applied, W, MUT, 0, "{experiment_id*}"},
+    {"set_experiment_tag", exp_set_tag_applied, W, MUT, 0,
+     "{experiment_id*, key*, value*}"},
+    {"create_run", run_create_applied, W, MUT, 0,
      "{experiment_id*, run_name, start_time, tags, parent_run_id}"},
-    {"update_run", run_update, W, MUT, 0, "{run_id*, status, end_time, run_name}"},
-    {"get_run", run_get, R, 0, 0, "{run_id*}"},
-    {"delete_run", run_delete, W, MUT, 0, "{run_id*}"},
-    {"restore_run", run_restore, W, MUT, 0, "{run_id*}"},
-    {"set_tag", run_set_tag, W, MUT, 0, "{run_id*, key*, value*}"},
-    {"delete_tag", run_delete_tag, W, MUT, 0, "{run_id*, key*}"},
+    {"update_run", run_update_applied, W, MUT, 0,
+     "{run_id*, status, end_time, run_name}"},
+    {"get_run", run_get_applied, R, 0, 0, "{run_id*}"},
+    {"delete_run", run_delete_applied, W, MUT, 0, "{run_id*}"},
+    {"restore_run", run_restore_applied, W, MUT, 0, "{run_id*}"},
+    {"set_tag", run_set_tag_applied, W, MUT, 0, "{run_id*, key*, value*}"},
+    {"delete_tag", run_delete_tag_applied, W, MUT, 0, "{run_id*, key*}"},
     {"log_batch", log_batch, W, MUT, 0, "{run_id*, metrics, params, tags}"},
-    {"log_metric", log_metric, W, MUT, 0, "{run_id*, key*, value*, timestamp, step}"},
-    {"log_param", log_param, W, MUT, 0, "{run_id*, key*, value*}"},
-    {"search_runs", run_search, R, 0, 0,
+    /* INLINE: see log_metric (logging.c) */
+    {"log_metric", log_metric, W, MUT | CAIRN_VERB_INLINE, 0,
+     "{run_id*, key*, value*, timestamp, step}"},
+    {"log_param", log_param_applied, W, MUT, 0, "{run_id*, key*, value*}"},
+    {"search_runs", run_search_applied, R, 0, 0,
      "{experiment_ids*, filter, run_view_type, max_results, order_by, page_token}"},
-    {"get_metric_history", metric_history, R, 0, 0,
+    {"get_metric_history", metric_history_applied, R, 0, 0,
      "{run_id*, key*, max_results, page_token}"},
-    {"get_metric_history_sampled", metric_history_sampled, R, 0, 0,
+    {"get_metric_history_sampled", metric_history_sampled_applied, R, 0, 0,
      "{run_id*, keys*, max_points}"},
 #undef R
 #undef W
@@ -167,8 +221,9 @@ static const cairn_conf_key_t storage_conf[] = {
     {"artifact_root", CAIRN_CONF_PATH, "",
      "where artifacts are stored (default: STATE/artifacts)"},
     {"durability", CAIRN_CONF_STR, "process",
-     "process: a 200 survives any crash of Cairn (WAL, synchronous=NORMAL); "
-     "power: it survives power loss too (fsync on every commit)"},
+     "process: a 200 survives any crash of Cairn (WAL, synchronous=NORMAL; the "
+     "metric journal written before the reply); power: it survives power loss "
+     "too (fsync on every commit and every journal append)"},
     {"upload_idle", CAIRN_CONF_INT, "600",
      "artifacts: seconds an unfinished upload may sit idle before it is dropped"},
     {"io_uring", CAIRN_CONF_BOOL, "true",
@@ -202,21 +257,32 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     char *db_path = s_path_or(ctx, "db", "tracking.db");
     s->artifact_root = s_path_or(ctx, "artifact_root", "artifacts");
     mkdir(cairn_host_->state_dir(ctx), 0700);
+    bool power = strcmp(dur, "power") == 0;
     if (!db_path || !s->artifact_root) {
         cairn_err_set(err, 500, NULL, "out of memory");
     } else {
-        s->db = db_open(db_path, strcmp(dur, "power") == 0, err);
+        s->db = db_open(db_path, power, err);
     }
-    free(db_path);
     const char *role = cairn_host_->role(ctx);
-    if (s->db && role && strcmp(role, "artifacts") == 0 &&
-        artifacts_init(s, err) != 0) {
+    bool artifacts = role && strcmp(role, "artifacts") == 0;
+    /* The artifacts role opens the same database but never the journal:
+     * only the tracking instance logs metrics. */
+    if (s->db && (artifacts ? artifacts_init(s, err)
+                            : storage_journal_open(s, db_path, power, err)) != 0) {
         artifacts_fini(s);
+        storage_journal_close(s);
         db_close(&s->db);
     }
+    free(db_path);
+    /* Under durability=power each journal append waits for fdatasync: too
+     * slow for the kernel's thread, so log_metric runs on this one. */
+    if (s->db && !artifacts && power)
+        cairn_verb_drop_flags(ctx, "log_metric", CAIRN_VERB_INLINE);
     if (!s->db) {
         free(s->artifact_root);
+        free(s->blob);
         msgpack_sbuffer_destroy(&s->sb);
+        msgpack_sbuffer_destroy(&s->rows);
         free(s);
         return -1;
     }
@@ -229,9 +295,11 @@ static void storage_fini(void *state)
     storage_t *s = state;
     if (!s) return;
     artifacts_fini(s);
+    storage_journal_close(s); /* applies what is pending */
     db_close(&s->db);
     free(s->artifact_root);
     free(s->pts);
+    free(s->blob);
     msgpack_sbuffer_destroy(&s->sb);
     msgpack_sbuffer_destroy(&s->rows);
     free(s);
@@ -241,6 +309,7 @@ static void storage_tick(void *state, uint64_t now_ms)
 {
     storage_t *s = state;
     (void)now_ms;
+    storage_journal_tick(s);
     db_checkpoint(s->db);
 }
 

@@ -32,6 +32,8 @@ typedef struct storage {
     /* reused scratch for batches and history */
     metric_point_t *pts;
     size_t pts_cap;
+    unsigned char *blob;   /* scratch: a tail segment plus a write's points of a key */
+    struct mjournal *mj;   /* role `tracking` only: the metric journal (logging.c) */
     struct artifacts *art; /* role `artifacts` only (artifacts.c) */
 } storage_t;
 
@@ -51,6 +53,8 @@ void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st);
 /* Answer an error. */
 void storage_reply_err(cairn_req_t *req, const cairn_err_t *err);
+/* Prefix err's sentence with "what[i]: " (an item of a batch), as a 400. */
+int storage_err_at(cairn_err_t *err, const char *what, size_t i);
 /* Make sure s->pts holds n points. */
 int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err);
 
@@ -100,7 +104,30 @@ void run_restore(void *state, cairn_req_t *req);
 void run_set_tag(void *state, cairn_req_t *req);
 void run_delete_tag(void *state, cairn_req_t *req);
 
-/* logging.c */
+/* logging.c: the metric journal (role `tracking`; journal.h). log_metric
+ * and log_batch requests of at most JOURNAL_MAX_POINTS points and nothing
+ * else are appended to it and answered at once; their points wait in memory
+ * and reach SQLite in one transaction (recording the journal's applied
+ * sequence number) before any other verb runs (storage.c wraps the verb
+ * table; log_batch and log_param apply before they write themselves), from
+ * the tick, when MJ_PENDING_MAX points wait, and at fini. */
+/* Open the journal beside the database (db_path + "-mj"), replay it and
+ * apply what it holds. */
+int storage_journal_open(storage_t *s, const char *db_path, bool power,
+                         cairn_err_t *err);
+/* Apply the pending points; 0 when there are none. On failure they stay
+ * pending (and journaled). */
+int storage_journal_apply(storage_t *s, cairn_err_t *err);
+/* Serve the log_metric requests queued for this thread (log_metric); every
+ * other verb does this first, so that requests keep their order. */
+void storage_journal_drain(storage_t *s);
+/* The tick's apply: logs when it starts and stops failing. */
+void storage_journal_tick(storage_t *s);
+/* Apply what is pending (or leave it for the next start), close; safe
+ * twice and without a journal. */
+void storage_journal_close(storage_t *s);
+
+/* logging.c: verbs */
 void log_batch(void *state, cairn_req_t *req);
 void log_metric(void *state, cairn_req_t *req);
 void log_param(void *state, cairn_req_t *req);

@@ -9,6 +9,7 @@ from the interesting shapes instead of discovering the keys byte by byte.
 """
 import os
 import shutil
+import struct
 
 import msgpack
 
@@ -96,11 +97,50 @@ def workers():
     w("heartbeat", 7, None)
 
 
+JOURNAL_TAG = 0x0123456789ABCDEF  # fuzz_journal.c's TAG
+
+
+def journal_record(seq, rid, pts, tag=JOURNAL_TAG):
+    """One metric journal record (plugins/storage/journal.h): header,
+    payload, FNV-1a-64 of both; pts are (value, timestamp, step, key)."""
+    payload = struct.pack("<qI", rid, len(pts))
+    for value, ts, step, key in pts:
+        k = key.encode()
+        payload += struct.pack("<dqqB", value, ts, step, len(k)) + k
+    head = struct.pack("<IIQQ", 0x314A4D43, len(payload), seq, tag) + payload
+    h = 0xCBF29CE484222325
+    for b in head:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return head + struct.pack("<Q", h)
+
+
+def journal():
+    t = "fuzz_journal"
+    one = journal_record(1, 7, [(0.5, 1700000000000, 0, "lockstep/loss")])
+    many = b"".join(journal_record(s, 7, [(1.0 / s, 1000 + s, s, "loss"),
+                                          (float("nan"), 1000 + s, s, "acc"),
+                                          (-2.5, 1000 + s, -s, "k" * 250)])
+                    for s in range(1, 4))
+    write(t, "one", one)
+    write(t, "three_records", many)
+    write(t, "torn_tail", many + one[:len(one) // 2])
+    write(t, "garbage_tail", many + b"CMJ1\x28\x00\x00\x00" + bytes(range(40)))
+    write(t, "applied_prefix", journal_record(41, 2, [(3.0, 5, 6, "m")]) +
+          journal_record(42, 2, [(4.0, 5, 7, "m")]))
+    write(t, "seq_not_growing", one + one)
+    write(t, "foreign_after_good", one + journal_record(2, 7, [(1.0, 1, 1, "x")],
+                                                        tag=JOURNAL_TAG + 1))
+    write(t, "batch_of_64", journal_record(
+        5, 3, [(float(i), 100 + i, i, f"batch/{i % 5}") for i in range(64)]))
+    write(t, "zeros", bytes(64))
+
+
 if __name__ == "__main__":
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
     headers()
     confs()
     workers()
+    journal()
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))), "seeds")

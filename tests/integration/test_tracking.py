@@ -1,6 +1,7 @@
 """Tracking service integration tests: every verb's semantics, its errors and
-limits, paging, nested runs, search, and durability after kill -9 of cairnd.
-The whole suite runs twice: storage in-process and as a process."""
+limits, paging, nested runs, search, read-your-writes through the metric
+journal, and durability after kill -9 of cairnd. The whole suite runs twice:
+storage in-process and as a process."""
 import math
 import os
 import signal
@@ -8,12 +9,17 @@ import subprocess
 import sys
 import unittest
 
+import zmq
+
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import Kernel  # noqa: E402
+from cairn_harness import Kernel, wait_for  # noqa: E402
 
 
-def services(mode):
-    return f"  tracking:\n    plugin: storage\n    mode: {mode}\n"
+def services(mode, durability=None):
+    s = f"  tracking:\n    plugin: storage\n    mode: {mode}\n"
+    if durability:
+        s += f"    settings:\n      durability: {durability}\n"
+    return s
 
 
 class TrackingBase:
@@ -233,6 +239,22 @@ class TrackingBase:
         self.assertIn("100000", h["err"])
         self.call("log_batch", {"run_id": "0" * 32, "metrics": []}, 404)
         self.call("log_param", {"run_id": rid, "key": "p", "value": "x" * 6000})
+        # The sentences name the field (and the item of a batch) whole.
+        for verb, body, want in (
+                ("log_metric", {"run_id": rid, "value": 1}, "the field 'key' is required"),
+                ("log_metric", {"run_id": rid, "key": "a", "value": 1, "step": "1"},
+                 "the field 'step' must be an integer"),
+                ("log_metric", {"run_id": rid, "key": "a", "value": "x"},
+                 "the field 'value' must be a number"),
+                ("log_batch", {"run_id": rid, "metrics": [{"key": "a", "value": 1},
+                                                          {"key": "", "value": 1}]},
+                 "metrics[1]: the field 'key' must not be empty"),
+                ("log_batch", {"run_id": rid, "tags": [{"key": "t"}]},
+                 "tags[0]: the field 'value' is required"),
+                ("log_param", {"run_id": rid, "key": "p", "value": 1},
+                 "the field 'value' must be a string")):
+            with self.subTest(verb=verb, want=want):
+                self.assertEqual(self.call(verb, body, 400, "bad_request")["err"], want)
 
     def test_big_batch_and_history_paging(self):
         rid = self.new_run()["info"]["run_id"]
@@ -289,6 +311,79 @@ class TrackingBase:
         self.assertEqual(none["metrics"], [])
         self.call("get_metric_history_sampled", {"run_id": rid, "keys": ["wave"],
                                                  "max_points": 1}, 400)
+
+    # ---- read-your-writes (the metric journal) ---------------------------
+
+    def test_log_metric_is_seen_at_once(self):
+        """A 200 from log_metric (journaled, applied later) is seen by the very
+        next request of every verb that shows metrics."""
+        eid = self.new_experiment()
+        runs = [self.new_run(eid, run_name=f"ryw{i}", start_time=1000 + i)["info"]["run_id"]
+                for i in range(3)]
+        for step in range(4):
+            for i, rid in enumerate(runs):
+                self.call("log_metric", {"run_id": rid, "key": "score",
+                                         "value": i * 10.0 + step, "timestamp": 100 + step,
+                                         "step": step})
+                m = self.call("get_run", {"run_id": rid})["run"]["data"]["metrics"]
+                self.assertEqual(m, [{"key": "score", "value": i * 10.0 + step,
+                                      "timestamp": 100 + step, "step": step}])
+                hist = self.call("get_metric_history", {"run_id": rid, "key": "score"})
+                self.assertEqual([p["step"] for p in hist["metrics"]], list(range(step + 1)))
+
+        def search(**kw):
+            body = {"experiment_ids": [eid]}
+            body.update(kw)
+            return [r["info"]["run_name"] for r in self.call("search_runs", body)["runs"]]
+
+        self.assertEqual(search(order_by=["metrics.score DESC"]), ["ryw2", "ryw1", "ryw0"])
+        self.call("log_metric", {"run_id": runs[0], "key": "score", "value": 99.0,
+                                 "timestamp": 200, "step": 4})
+        self.assertEqual(search(order_by=["metrics.score DESC"]), ["ryw0", "ryw2", "ryw1"])
+        self.call("log_metric", {"run_id": runs[1], "key": "score", "value": 500.0,
+                                 "timestamp": 201, "step": 4})
+        self.assertEqual(search(filter="metrics.score > 90"), ["ryw1", "ryw0"])
+        self.assertEqual(search(order_by=["metrics.score ASC"], max_results=1), ["ryw2"])
+        r = self.call("get_metric_history_sampled", {"run_id": runs[0], "keys": ["score"],
+                                                     "max_points": 10})
+        self.assertEqual(r["series"][0]["total_points"], 5)
+        self.assertEqual(r["series"][0]["metrics"][-1]["value"], 99.0)
+        # A small metrics-only log_batch is journaled too (one record: all or none).
+        self.call("log_batch", {"run_id": runs[2], "metrics": [
+            {"key": "lr", "value": 0.1, "timestamp": 5, "step": 1},
+            {"key": "lr", "value": 0.05, "timestamp": 6, "step": 2},
+            {"key": "mom", "value": "NaN", "timestamp": 6, "step": 2}]})
+        data = self.call("get_run", {"run_id": runs[2]})["run"]["data"]["metrics"]
+        got = {m["key"]: m for m in data}
+        self.assertEqual((got["lr"]["value"], got["lr"]["step"]), (0.05, 2))
+        self.assertTrue(math.isnan(got["mom"]["value"]))
+        # Journaled points go in before a batch that writes itself (it has a
+        # param): at equal (step, timestamp) the later one is the latest, and
+        # history keeps logging order.
+        self.call("log_metric", {"run_id": runs[2], "key": "tie", "value": 1.0,
+                                 "timestamp": 7, "step": 7})
+        self.call("log_batch", {"run_id": runs[2], "params": [{"key": "p", "value": "v"}],
+                                "metrics": [{"key": "tie", "value": 2.0, "timestamp": 7,
+                                             "step": 7}]})
+        self.call("log_metric", {"run_id": runs[2], "key": "tie", "value": 3.0,
+                                 "timestamp": 7, "step": 7})
+        hist = self.call("get_metric_history", {"run_id": runs[2], "key": "tie"})["metrics"]
+        self.assertEqual([p["value"] for p in hist], [1.0, 2.0, 3.0])
+        tie = [m for m in self.call("get_run", {"run_id": runs[2]})["run"]["data"]["metrics"]
+               if m["key"] == "tie"]
+        self.assertEqual(tie[0]["value"], 3.0)
+        # A deleted run still shows what was logged just before, and refuses more.
+        self.call("log_metric", {"run_id": runs[2], "key": "last", "value": 1.5})
+        self.call("delete_run", {"run_id": runs[2]})
+        self.call("log_metric", {"run_id": runs[2], "key": "last", "value": 2.5}, 400)
+        self.call("log_batch", {"run_id": runs[2], "metrics": [{"key": "last", "value": 3}]},
+                  400)
+        hist = self.call("get_metric_history", {"run_id": runs[2], "key": "last"})["metrics"]
+        self.assertEqual([p["value"] for p in hist], [1.5])
+        self.call("restore_run", {"run_id": runs[2]})
+
+    def test_pipelined_log_metric_keeps_order(self):
+        pipelined_log_metric(self, self.k, self.new_run()["info"]["run_id"])
 
     # ---- search ----------------------------------------------------------
 
@@ -366,6 +461,37 @@ class TrackingBase:
         self.assertEqual(search(run_view_type="DELETED_ONLY"), ["r0"])
 
 
+def pipelined_log_metric(test, k, rid, n=300):
+    """Many log_metric in flight at once on one connection, then a
+    get_metric_history in the same stream: stored in the order sent (ties at
+    equal step and timestamp show it), and all seen by the read behind them."""
+    d = k.client(zmq.DEALER)
+    try:
+        for i in range(n):
+            d.send("tracking", "log_metric", {"run_id": rid, "key": "order",
+                                              "value": float(i), "timestamp": 1,
+                                              "step": i // 100})
+        last = d.send("tracking", "get_metric_history", {"run_id": rid, "key": "order",
+                                                         "max_results": 1000})
+        replies = {}
+        for _ in range(n + 1):
+            h, b = d.recv()
+            replies[h["id"]] = (h, b)
+    finally:
+        d.close()
+    test.assertEqual([h["st"] for i, (h, _) in replies.items() if i != last], [200] * n)
+    h, b = replies[last]
+    test.assertEqual(h["st"], 200, h)
+    test.assertEqual([p["value"] for p in b["metrics"]], [float(i) for i in range(n)])
+    c = k.client()
+    try:
+        h, b = c.call("tracking", "get_run", {"run_id": rid})
+    finally:
+        c.close()
+    m = b["run"]["data"]["metrics"][0]
+    test.assertEqual((m["value"], m["step"]), (float(n - 1), (n - 1) // 100))
+
+
 class TrackingInproc(TrackingBase, unittest.TestCase):
     MODE = "inproc"
 
@@ -375,7 +501,107 @@ class TrackingProcess(TrackingBase, unittest.TestCase):
 
 
 class Durability(unittest.TestCase):
-    """A 200 means committed: kill -9 of cairnd right after loses nothing."""
+    """A 200 means durable: kill -9 of cairnd right after loses nothing."""
+
+    def lockstep_then_kill(self, mode, durability=None, n=3000):
+        """n lock-step log_metric over 3 keys, kill -9 right after the last
+        200, a torn record appended to the journal (a crash mid-append), then
+        a restart on the same state: every point is there, exactly."""
+        keys = ("loss", "acc", "lr")
+        k = Kernel(services=services(mode, durability)).start()
+        state = k.state
+        try:
+            c = k.client()
+            h, b = c.call("tracking", "create_experiment", {"name": "lockstep"})
+            h, b = c.call("tracking", "create_run", {"experiment_id": b["experiment_id"]})
+            rid = b["run"]["info"]["run_id"]
+            for i in range(n):
+                key, step = keys[i % 3], i // 3
+                h, b = c.call("tracking", "log_metric", {
+                    "run_id": rid, "key": key, "value": step * 0.25 - i % 3,
+                    "timestamp": 1000 + i, "step": step})
+                self.assertEqual(h["st"], 200, (h, b))
+            k.proc.send_signal(signal.SIGKILL)  # no chance to apply or flush
+            k.proc.wait()
+            c.close()
+        finally:
+            k.stop()
+        with open(os.path.join(state, "tracking.db-mj"), "ab") as f:
+            f.write(b"CMJ1\x40\x00\x00\x00" + os.urandom(20))
+        k2 = Kernel(services=services(mode, durability), state=state).start()
+        try:
+            c = k2.client()
+            steps = n // 3
+            for j, key in enumerate(keys):
+                h, b = c.call("tracking", "get_metric_history",
+                              {"run_id": rid, "key": key, "max_results": 100000})
+                self.assertEqual(h["st"], 200, (h, b))
+                got = [(m["step"], m["value"], m["timestamp"]) for m in b["metrics"]]
+                want = [(s, s * 0.25 - j, 1000 + 3 * s + j) for s in range(steps)]
+                self.assertEqual(len(got), steps, key)
+                self.assertEqual(got, want, key)
+            h, b = c.call("tracking", "get_run", {"run_id": rid})
+            latest = {m["key"]: (m["step"], m["value"]) for m in b["run"]["data"]["metrics"]}
+            self.assertEqual(latest, {key: (steps - 1, (steps - 1) * 0.25 - j)
+                                      for j, key in enumerate(keys)})
+            c.close()
+            wait_for(lambda: "torn or corrupt record" in k2.read_log(),
+                     what="the torn record to be reported")
+        finally:
+            k2.cleanup()
+            k.cleanup()
+
+    def test_kill_9_after_lockstep_log_metric_inproc(self):
+        self.lockstep_then_kill("inproc")
+
+    def test_kill_9_after_lockstep_log_metric_process(self):
+        self.lockstep_then_kill("process")
+
+    def test_kill_9_after_lockstep_log_metric_power(self):
+        self.lockstep_then_kill("inproc", "power", n=300)
+
+    def test_log_metric_is_inline_by_default(self):
+        with Kernel(services=services("inproc")) as k:
+            c = k.client()
+            h, b = c.call("sys", "services")
+            flags = {s["name"]: s for s in b["services"]}["tracking"]["flags"]
+            self.assertEqual(flags["log_metric"], ["mutating", "inline"])
+            self.assertEqual(flags["log_batch"], ["mutating"])
+            c.close()
+
+    def test_power_pipelined_log_metric(self):
+        """With durability: power, log_metric fsyncs on the plugin's own
+        thread (never inline on the kernel's): order and read-your-writes
+        hold for a pipelined stream too."""
+        with Kernel(services=services("inproc", "power")) as k:
+            c = k.client()
+            h, b = c.call("sys", "services")
+            flags = {s["name"]: s for s in b["services"]}["tracking"]["flags"]
+            self.assertNotIn("inline", flags["log_metric"])  # dropped in init
+            h, b = c.call("tracking", "create_run", {"experiment_id": "0"})
+            c.close()
+            pipelined_log_metric(self, k, b["run"]["info"]["run_id"], n=100)
+
+    def test_one_tracking_instance_per_database(self):
+        """A second tracking instance on the same database is refused (its
+        journal is locked), with a sentence saying why; the first serves."""
+        k = Kernel(services=services("inproc") +
+                   "  tracking2:\n    plugin: storage\n    mode: process\n"
+                   "    settings:\n      role: tracking\n").start(wait_up=False)
+        try:
+            def refused():
+                return [p["name"] for p in k.health()["plugins"]
+                        if "held by another tracking instance" in p["error"]]
+            # Whichever started first holds the journal; the other is refused.
+            loser = wait_for(refused, what="the second instance to be refused")
+            self.assertEqual(len(loser), 1, loser)
+            winner = "tracking2" if loser == ["tracking"] else "tracking"
+            c = k.client()
+            h, b = c.call(winner, "get_experiment", {"experiment_id": "0"})
+            self.assertEqual(h["st"], 200, (h, b))
+            c.close()
+        finally:
+            k.cleanup()
 
     def test_kill_9_after_ack(self):
         k = Kernel(services=services("inproc")).start()
