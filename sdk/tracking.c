@@ -15,7 +15,18 @@
  * be the last, and sends each as a put_artifact; a download asks
  * get_artifact for a chunk at a time and writes it to a temporary file
  * beside the destination, renamed into place only when the BLAKE2b-256 of
- * what arrived is the server's. Memory is a few chunks whatever the size. */
+ * what arrived is the server's. Memory is a few chunks whatever the size.
+ *
+ * An upload rides out a restart of the artifacts service (the server keeps
+ * acknowledged chunks and resumes the upload at the next one): a chunk
+ * answered 503 (restarting) or, after the first, not answered within the
+ * ttl is sent again,
+ * the same chunk at the same offset of the same upload, after 50 ms, then
+ * twice as long each time up to 2 s, for at most ART_RETRY_MS; a 409 whose
+ * sentence says "expected offset N" goes on from N (from the chunk in hand,
+ * or for a regular file re-read from N); a final chunk answered 404 after
+ * a retry is checked against what the server stored at that path (its
+ * first copy may have committed before the reply was lost). */
 #define _POSIX_C_SOURCE 200809L
 #include "cairn/tracking.h"
 
@@ -28,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cairn/msg.h"
@@ -769,12 +781,22 @@ static int s_write_full(int fd, const char *buf, size_t n, const char *name,
     return 0;
 }
 
+#define ART_RETRY_MS 60000      /* the longest a chunk is retried */
+#define ART_BACKOFF_MIN_MS 50   /* the first wait before a retry */
+#define ART_BACKOFF_MAX_MS 2000 /* the longest wait between retries */
+#define ART_MOVES_MAX 16        /* 409 "expected offset N" followed per chunk */
+
 typedef struct upload {
     cairn_client_t *client;
     const char *run_id, *path;
     char upload_id[128];
     uint64_t offset; /* bytes sent and accepted */
     msgpack_sbuffer sb;
+    int fd;              /* the source; re-read (pread) only when seekable */
+    bool seekable;       /* a regular file: bytes before the chunk in hand */
+    unsigned char *back; /* can be read again (into this, on demand) */
+    bool lost_done;      /* the last chunk, retried, found no upload: 404 */
+    uint64_t lost_size;  /* and the size the file has with it */
 } upload_t;
 
 /* One put_artifact; upload_id is filled from the first reply. The last
@@ -827,6 +849,155 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
     return rc;
 }
 
+static void s_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The N of a 409 whose sentence says "expected offset N". */
+static bool s_expected_offset(const cairn_err_t *err, uint64_t *n)
+{
+    static const char key[] = "expected offset ";
+    const char *p = err->st == 409 ? strstr(err->msg, key) : NULL;
+    if (!p) return false;
+    p += sizeof key - 1;
+    if (*p < '0' || *p > '9') return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno) return false;
+    *n = v;
+    return true;
+}
+
+/* One chunk, sent again while the service restarts (503) or does not
+ * answer in time (504): 0 when it was accepted (u->offset moved on), 1
+ * when the server answered 409 "expected offset N" (*at = N), -1 on any
+ * other failure or after ART_RETRY_MS. */
+static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool done,
+                       cairn_reply_t **last, uint64_t *at, cairn_err_t *err)
+{
+    uint64_t t0 = cairn_now_ms();
+    unsigned wait = ART_BACKOFF_MIN_MS, tries = 0;
+    for (;;) {
+        if (s_put_chunk(u, data, n, done, last, err) == 0) return 0;
+        if (u->upload_id[0] && s_expected_offset(err, at)) return 1;
+        if (tries && done && err->st == 404) {
+            u->lost_done = true;
+            u->lost_size = u->offset + n;
+        }
+        /* No reply to a first chunk: most likely no cairnd at all, and
+         * nothing to resume yet; say so at once. */
+        if (err->st != CAIRN_ST_UNAVAILABLE &&
+            (err->st != CAIRN_ST_TIMEOUT || !u->upload_id[0]))
+            return -1;
+        uint64_t spent = cairn_now_ms() - t0;
+        if (spent + wait > ART_RETRY_MS) {
+            char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            snprintf(code, sizeof code, "%s", err->code);
+            return cairn_err_set(err, err->st, code,
+                                 "gave up on the chunk at offset %" PRIu64
+                                 " of '%s' after %u tries in %" PRIu64
+                                 " s (the artifacts service is restarting or "
+                                 "unreachable): %s",
+                                 u->offset, u->path, tries + 1, spent / 1000, why);
+        }
+        s_sleep_ms(wait);
+        wait = wait * 2 > ART_BACKOFF_MAX_MS ? ART_BACKOFF_MAX_MS : wait * 2;
+        tries++;
+    }
+}
+
+/* Send the chunk in hand, cur[0, n) at offset u->offset of the file (done:
+ * the last), with retries; where the server answers that it holds another
+ * length, go on from there: within the chunk, or (a regular file) from
+ * bytes read again. */
+static int s_send(upload_t *u, const unsigned char *cur, size_t n, bool done,
+                  cairn_reply_t **last, cairn_err_t *err)
+{
+    const uint64_t base = u->offset;
+    for (int moves = 0;;) {
+        uint64_t p = u->offset, at = 0;
+        const unsigned char *src;
+        size_t len;
+        bool fin = false;
+        if (p >= base) { /* from the chunk in hand */
+            src = cur + (p - base);
+            len = (size_t)(base + n - p);
+            fin = done;
+            if (len == 0 && !done) return 0;
+        } else { /* bytes before it, read again */
+            len = base - p < CHUNK ? (size_t)(base - p) : CHUNK;
+            if (!u->back && !(u->back = malloc(CHUNK))) return s_oom(err);
+            ssize_t r = pread(u->fd, u->back, len, (off_t)p);
+            if (r != (ssize_t)len)
+                return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE,
+                                     "cannot read the file again from offset %" PRIu64
+                                     " (the server lost what followed): %s",
+                                     p, r < 0 ? strerror(errno) : "it is shorter");
+            src = u->back;
+        }
+        int rc = s_put_retry(u, src, len, fin, last, &at, err);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            if (p >= base) return 0;
+            continue;
+        }
+        if (++moves > ART_MOVES_MAX || at > base + n || (at < base && !u->seekable))
+            return cairn_err_set(
+                err, 409, "conflict",
+                "the server holds %" PRIu64
+                " bytes of the upload of '%s', which cannot "
+                "go on from there (%" PRIu64 " bytes were sent%s)",
+                at, u->path, base + n,
+                at < base && !u->seekable ? "; the source cannot be read again" : "");
+        u->offset = at;
+    }
+}
+
+/* The last chunk was retried and its upload is gone: did its first copy
+ * commit? Then the artifact at the path is the bytes that were sent. */
+static int s_check_stored(upload_t *u, const char *hex, cairn_artifact_info_t *info,
+                          cairn_err_t *err)
+{
+    cairn_err_t lost = *err, e2 = {0};
+    msgpack_sbuffer_clear(&u->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &u->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    cairn_pack_kv_str(&pk, "run_id", u->run_id);
+    cairn_pack_kv_str(&pk, "path", u->path);
+    cairn_pack_cstr(&pk, "offset");
+    msgpack_pack_uint64(&pk, u->lost_size);
+    cairn_pack_cstr(&pk, "length");
+    msgpack_pack_uint64(&pk, 0);
+    cairn_reply_t *r = NULL;
+    const msgpack_object *obj = NULL;
+    char hash[HASH_HEX + 1];
+    if (s_acall(u->client, "get_artifact", &u->sb, &r, &obj, &e2) != 0) {
+        *err = lost;
+        return -1;
+    }
+    const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    bool same = size && size->via.u64 == u->lost_size && s_mp_hash(obj, hash) &&
+                strcmp(hash, hex) == 0;
+    cairn_reply_destroy(&r);
+    if (!same) {
+        *err = lost;
+        return -1;
+    }
+    if (info) {
+        if (!(info->path = strdup(u->path))) return s_oom(err);
+        info->size = u->lost_size;
+        memcpy(info->hash, hash, sizeof hash);
+    }
+    u->offset = u->lost_size;
+    return 0;
+}
+
 /* Check the committed artifact against what was sent. */
 static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
                           cairn_artifact_info_t *info, cairn_err_t *err)
@@ -870,7 +1041,11 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
                              "'%s' is a directory; upload its files one by one", name);
     uint64_t total =
         S_ISREG(sbuf.st_mode) ? (uint64_t)sbuf.st_size : CAIRN_SIZE_UNKNOWN;
-    upload_t u = {.client = client, .run_id = run_id, .path = path};
+    upload_t u = {.client = client,
+                  .run_id = run_id,
+                  .path = path,
+                  .fd = fd,
+                  .seekable = S_ISREG(sbuf.st_mode)};
     msgpack_sbuffer_init(&u.sb);
     unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
     crypto_generichash_state st;
@@ -884,7 +1059,7 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
         if (rc != 0) break;
         bool done = nnext == 0;
         crypto_generichash_update(&st, cur, ncur);
-        rc = s_put_chunk(&u, cur, ncur, done, &last, err);
+        rc = s_send(&u, cur, ncur, done, &last, err);
         if (rc != 0 || done) break;
         /* a file that grew past its size: the total is no longer known */
         if (progress)
@@ -896,12 +1071,16 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
     }
     free(cur);
     free(next);
-    msgpack_sbuffer_destroy(&u.sb);
+    free(u.back);
+    char hex[HASH_HEX + 1];
     if (rc == 0) {
-        char hex[HASH_HEX + 1];
         s_hex(&st, hex);
         rc = s_upload_check(&u, hex, last, info, err);
+    } else if (u.lost_done) {
+        s_hex(&st, hex);
+        rc = s_check_stored(&u, hex, info, err);
     }
+    msgpack_sbuffer_destroy(&u.sb);
     cairn_reply_destroy(&last);
     if (rc == 0 && progress) progress(arg, u.offset, u.offset);
     return rc;

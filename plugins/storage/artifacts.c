@@ -15,8 +15,26 @@
  * An upload streams into tmp/<upload_id>, hashed as it is written; the
  * final chunk fsyncs it and renames it into cas/ (or drops it when that
  * blob exists: the same bytes are stored once, across runs), and only then
- * is the index row written. A crash leaves a stray tmp file (swept at the
- * next start and by the idle timer), never an index row without its blob.
+ * is the index row written. A crash never leaves an index row without its
+ * blob.
+ *
+ * Resuming. No crash loses an acknowledged chunk: the first chunk also
+ * writes a sidecar, tmp/<upload_id>.meta (rid, run_id, path, created; see
+ * s_meta_format), and the in-memory table of uploads is only a cache of
+ * what tmp/ holds. A chunk naming an upload_id this instance does not hold
+ * (cairnd or the plugin process restarted since; a stop keeps uploads on
+ * disk too) finds its sidecar, checks run_id and path against it (409),
+ * reopens the temp file, cuts it to the chunk's offset (which must not be
+ * past its end: 409 "expected offset <size>"; bytes after it may be a
+ * write that was never acknowledged), rehashes what is left 32 MiB per
+ * turn of the loop (the request deferred; other chunks of that upload get
+ * 503 meanwhile), then applies the chunk. With durability=power a chunk is
+ * fdatasync'ed before its 200 (and the sidecar and tmp/ fsync'ed at the
+ * first), so that a power loss keeps it too; with process the page cache
+ * is enough (it survives kill -9). Temp files and sidecars not resumed
+ * within upload_idle of their last write go (the start's sweep and the
+ * idle timer), and so do temp files without a sidecar and sidecars without
+ * a temp file; a file a writer holds (flock) stays.
  * Writes and reads use io_uring where the kernel allows it: a chunk's
  * write is queued and the chunk is hashed while it is in flight. Where
  * io_uring_queue_init fails (seccomp, io_uring_disabled) pread/pwrite are
@@ -37,10 +55,13 @@
  *       upload_id and must arrive in order (offset == expected, else 409
  *       whose sentence says "expected offset N"); the chunk with done=true
  *       commits and answers {artifact: {path, size, hash}}. A whole small
- *       file is one request: offset 0, done true. An unknown upload_id is
- *       404; an upload idle longer than `upload_idle` seconds (600) is
- *       dropped with its tmp file. Putting an existing path replaces its
- *       index entry. A path may not be both a file and a directory (409).
+ *       file is one request: offset 0, done true. After a restart the next
+ *       chunk resumes the upload (above): its offset may then be any up to
+ *       what the server has (409 "expected offset N" beyond). An unknown
+ *       upload_id is 404; an upload idle longer than `upload_idle` seconds
+ *       (600) is dropped with its tmp file. Putting an existing path
+ *       replaces its index entry. A path may not be both a file and a
+ *       directory (409).
  *   get_artifact {run_id*, path*, offset (0), length (8 MiB, at most 8 MiB)}
  *       -> {offset, size (total), hash, done, data (bin)}. The BLAKE2b is
  *       checked when a read reaches the end: a whole-file read hashes what
@@ -138,6 +159,13 @@ typedef struct upload {
     char *path;
     cas_writer_t *w;
     uint64_t last_ms;
+    struct storage *s;
+    /* Being resumed (s_resume): the rehash runs, then this chunk. */
+    bool resuming, deferred, done;
+    cairn_req_t *req;
+    const void *data; /* in req's body: valid until its reply */
+    size_t dlen;
+    uint64_t timer;
     struct upload *next;
 } upload_t;
 
@@ -173,6 +201,7 @@ struct artifacts {
     cursor_t *cursors; /* ART_CURSORS of them, 64-byte aligned */
     uint64_t idle_ms;
     uint64_t timer;
+    bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -448,52 +477,140 @@ static int s_check_shape(artifacts_t *a, int64_t rid, const char *path,
 
 /* ---- uploads -------------------------------------------------------------- */
 
-static void s_upload_free(upload_t *u)
+/* Remove u from the table. With keep, its temp file and sidecar stay on
+ * disk (it may be resumed: a stop, a failed write); else they go. */
+static void s_upload_drop(artifacts_t *a, upload_t *u, bool keep)
 {
-    if (!u) return;
-    cas_writer_abort(&u->w);
+    for (upload_t **p = &a->uploads; *p; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            a->nuploads--;
+            break;
+        }
+    if (u->timer) cairn_host_->timer_cancel(u->s->ctx, u->timer);
+    if (keep)
+        cas_writer_release(&u->w);
+    else
+        cas_writer_abort(&u->w);
     free(u->path);
     free(u);
 }
 
-static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id, upload_t ***link)
+static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
 {
-    for (upload_t **p = &a->uploads; *p; p = &(*p)->next)
-        if (strlen((*p)->id) == id.len && memcmp((*p)->id, id.ptr, id.len) == 0) {
-            if (link) *link = p;
-            return *p;
-        }
+    for (upload_t *u = a->uploads; u; u = u->next)
+        if (strlen(u->id) == id.len && memcmp(u->id, id.ptr, id.len) == 0) return u;
     return NULL;
 }
 
-static void s_upload_drop(artifacts_t *a, upload_t **link)
+static upload_t *s_upload_add(storage_t *s, const char *id, cairn_str_t run_id,
+                              int64_t rid, const char *path, cas_writer_t *w)
 {
-    upload_t *u = *link;
-    *link = u->next;
-    a->nuploads--;
-    s_upload_free(u);
+    artifacts_t *a = s->art;
+    upload_t *u = calloc(1, sizeof *u);
+    if (!u || !(u->path = strdup(path))) {
+        free(u);
+        return NULL;
+    }
+    snprintf(u->id, sizeof u->id, "%s", id);
+    snprintf(u->run_id, sizeof u->run_id, "%.*s", (int)run_id.len, run_id.ptr);
+    u->s = s;
+    u->rid = rid;
+    u->w = w;
+    u->last_ms = cairn_now_ms();
+    u->next = a->uploads;
+    a->uploads = u;
+    a->nuploads++;
+    return u;
 }
 
-/* Drop idle uploads and idle download cursors (the timer). */
+/* Drop idle uploads and idle download cursors (the timer); sweep the
+ * temp files no one resumed within upload_idle (an earlier life's). */
 static void s_sweep(void *arg)
 {
     storage_t *s = arg;
     artifacts_t *a = s->art;
     uint64_t now = cairn_now_ms();
-    for (upload_t **p = &a->uploads; *p;) {
-        if (now - (*p)->last_ms > a->idle_ms) {
-            cairn_log(
-                s->ctx, CAIRN_LOG_INFO,
-                "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
-                (*p)->id, (*p)->path, (unsigned long long)(a->idle_ms / 1000));
-            s_upload_drop(a, p);
-        } else {
-            p = &(*p)->next;
-        }
+    for (upload_t *u = a->uploads, *next; u; u = next) {
+        next = u->next;
+        if (u->resuming || now - u->last_ms <= a->idle_ms) continue;
+        cairn_log(s->ctx, CAIRN_LOG_INFO,
+                  "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
+                  u->id, u->path, (unsigned long long)(a->idle_ms / 1000));
+        s_upload_drop(a, u, false);
     }
     for (int i = 0; i < ART_CURSORS; i++)
         if (a->cursors[i].used && now - a->cursors[i].last_ms > a->idle_ms)
             a->cursors[i].used = false;
+    int n = cas_sweep_tmp(a->cas, a->idle_ms / 1000);
+    if (n)
+        cairn_log(
+            s->ctx, CAIRN_LOG_INFO,
+            "artifacts: removed %d temp file(s) of uploads not resumed within %llu s",
+            n, (unsigned long long)(a->idle_ms / 1000));
+}
+
+/* ---- the sidecar: what a restart needs to resume an upload ------------------ */
+
+/* ROOT/tmp/<upload_id>.meta (cas.c), text:
+ *     cairn-upload 1
+ *     rid 42
+ *     run_id 5c0f...
+ *     created 1717171717171      (wall clock, ms)
+ *     path model/weights.bin     (normalized: no control characters)
+ */
+typedef struct upload_meta {
+    int64_t rid;
+    uint64_t created;
+    char run_id[ART_RUN_ID_MAX + 1];
+    char path[ART_PATH_MAX + 1];
+} upload_meta_t;
+
+static const char s_meta_magic[] = "cairn-upload 1\n";
+
+static int s_meta_format(char *buf, size_t cap, int64_t rid, cairn_str_t run_id,
+                         const char *path)
+{
+    int n = snprintf(buf, cap, "%srid %lld\nrun_id %.*s\ncreated %llu\npath %s\n",
+                     s_meta_magic, (long long)rid, (int)run_id.len, run_id.ptr,
+                     (unsigned long long)cairn_wall_ms(), path);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* The value of the line "key value\n" at *p (advanced past it) into out;
+ * false when the line is not that key or does not fit. */
+static bool s_meta_line(const char **p, const char *end, const char *key, char *out,
+                        size_t cap)
+{
+    size_t k = strlen(key);
+    if ((size_t)(end - *p) < k + 1 || memcmp(*p, key, k) != 0 || (*p)[k] != ' ')
+        return false;
+    const char *v = *p + k + 1, *nl = memchr(v, '\n', (size_t)(end - v));
+    if (!nl || (size_t)(nl - v) >= cap) return false;
+    memcpy(out, v, (size_t)(nl - v));
+    out[nl - v] = '\0';
+    *p = nl + 1;
+    return true;
+}
+
+static bool s_meta_parse(const char *buf, size_t len, upload_meta_t *m)
+{
+    const char *p = buf, *end = buf + len;
+    char num[24];
+    char *e;
+    size_t k = sizeof s_meta_magic - 1;
+    if (len < k || memcmp(p, s_meta_magic, k) != 0) return false;
+    p += k;
+    if (!s_meta_line(&p, end, "rid", num, sizeof num)) return false;
+    m->rid = strtoll(num, &e, 10);
+    if (e == num || *e) return false;
+    if (!s_meta_line(&p, end, "run_id", m->run_id, sizeof m->run_id) || !*m->run_id ||
+        !s_meta_line(&p, end, "created", num, sizeof num))
+        return false;
+    m->created = strtoull(num, &e, 10);
+    if (e == num || *e) return false;
+    return s_meta_line(&p, end, "path", m->path, sizeof m->path) && *m->path &&
+           p == end;
 }
 
 /* Write the index row, replacing any at that path. */
@@ -562,6 +679,197 @@ static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
     storage_reply_send(s, req, 200);
 }
 
+/* Append a chunk to an upload in the table and reply: its progress, or
+ * (done) the artifact. A failed write keeps what was acknowledged before
+ * it on disk: the client may resume from there. */
+static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *data,
+                    size_t len, bool done)
+{
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    u->last_ms = cairn_now_ms();
+    if (cas_writer_write(u->w, data, len, &err) != 0 ||
+        (!done && a->power && cas_writer_sync(u->w, &err) != 0)) {
+        s_upload_drop(a, u, true);
+        return storage_reply_err(req, &err);
+    }
+    if (!done) return s_reply_progress(s, req, u);
+    cas_writer_t *w = u->w;
+    u->w = NULL;
+    int64_t rid = u->rid;
+    char *upath = u->path;
+    u->path = NULL;
+    s_upload_drop(a, u, false);
+    s_commit(s, req, &w, rid, upath);
+    free(upath);
+}
+
+/* A resumed upload's rehash, ART_VERIFY_SLICE bytes per turn of the loop
+ * (a timer, the request deferred), so that a large one blocks neither
+ * other requests nor heartbeats; then the chunk that resumed it. */
+static void s_resume_step(void *arg)
+{
+    upload_t *u = arg;
+    storage_t *s = u->s;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    uint64_t left = 0;
+    u->timer = 0;
+    u->last_ms = cairn_now_ms();
+    if (cas_writer_rehash(u->w, ART_VERIFY_SLICE, &left, &err) != 0) {
+        cairn_req_t *req = u->req;
+        s_upload_drop(a, u, true);
+        return storage_reply_err(req, &err);
+    }
+    if (left) {
+        if (!u->deferred) {
+            cairn_defer(u->req);
+            u->deferred = true;
+        }
+        u->timer = cairn_host_->timer_add(s->ctx, 0, 0, s_resume_step, u);
+        if (!u->timer) {
+            cairn_req_t *req = u->req;
+            s_upload_drop(a, u, true);
+            cairn_err_set(&err, 500, NULL, "cannot schedule the rest of the resume");
+            return storage_reply_err(req, &err);
+        }
+        return;
+    }
+    cairn_req_t *req = u->req;
+    bool late = u->deferred && cairn_now_ms() > cairn_host_->deadline_ms(req);
+    u->resuming = u->deferred = false;
+    u->req = NULL;
+    if (late) { /* its sender has had its timeout: it sends the chunk again */
+        cairn_err_set(
+            &err, 503, "unavailable",
+            "upload '%s' is resumed, but the chunk's deadline passed: send it "
+            "again at offset %llu",
+            u->id, (unsigned long long)cas_writer_size(u->w));
+        return storage_reply_err(req, &err);
+    }
+    s_apply(s, req, u, u->data, u->dlen, u->done);
+}
+
+static bool s_upload_id_valid(cairn_str_t id)
+{
+    if (id.len != 32) return false;
+    for (size_t i = 0; i < id.len; i++)
+        if (!((id.ptr[i] >= '0' && id.ptr[i] <= '9') ||
+              (id.ptr[i] >= 'a' && id.ptr[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* A chunk naming an upload this instance does not hold: resume it from
+ * its sidecar and temp file (a restart of cairnd or of the plugin came in
+ * between), else 404. */
+static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
+                     const char *path, cairn_str_t upload_id, uint64_t offset,
+                     const msgpack_object *data, bool done)
+{
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    char id[33], buf[CAS_META_MAX];
+    size_t len = 0;
+    int64_t mtime = 0;
+    upload_meta_t m;
+    uint64_t idle_s = a->idle_ms / 1000;
+    snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
+    int rc = s_upload_id_valid(upload_id)
+                 ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, &mtime, &err)
+                 : cairn_err_set(&err, 404, "not_found", "not an upload id");
+    if (rc == 0 && mtime == 0) { /* a sidecar without its temp file */
+        cas_tmp_remove(a->cas, id);
+        rc = cairn_err_set(&err, 404, "not_found", "its temp file is gone");
+    }
+    if (rc == 0 && (int64_t)cairn_wall_ms() - mtime > (int64_t)a->idle_ms) {
+        cas_tmp_remove(a->cas, id);
+        rc = cairn_err_set(&err, 404, "not_found", "idle");
+    }
+    if (rc != 0 && err.st == 404) {
+        cairn_err_set(
+            &err, 404, "not_found",
+            "no upload has the id '%.*s': it finished, failed, or was idle for "
+            "more than %llu s",
+            (int)upload_id.len, upload_id.ptr, (unsigned long long)idle_s);
+        return storage_reply_err(req, &err);
+    }
+    if (rc != 0) return storage_reply_err(req, &err);
+    if (!s_meta_parse(buf, len, &m)) {
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "artifacts: the sidecar of upload %s is unreadable; it cannot be "
+                  "resumed",
+                  id);
+        cairn_err_set(&err, 500, "corrupt",
+                      "upload '%s' cannot be resumed: its record on the server is "
+                      "unreadable; start the upload again",
+                      id);
+        return storage_reply_err(req, &err);
+    }
+    if (!cairn_str_eq(run_id, m.run_id) || strcmp(path, m.path) != 0) {
+        /* As for an upload held in memory: the request names another file. */
+        cairn_err_set(&err, 400, "bad_request",
+                      "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
+                      id, m.run_id, m.path, (int)run_id.len, run_id.ptr, path);
+        return storage_reply_err(req, &err);
+    }
+    art_run_t run;
+    if (s_find_run(a, cairn_body(req), true, &run, NULL, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (run.rid != m.rid) {
+        cairn_err_set(&err, 409, "conflict",
+                      "upload '%s' was opened for another run than '%s' (rid %lld, not "
+                      "%lld)",
+                      id, m.run_id, (long long)m.rid, (long long)run.rid);
+        return storage_reply_err(req, &err);
+    }
+    if (a->nuploads >= ART_UPLOADS_MAX) {
+        cairn_err_set(
+            &err, 429, "overloaded",
+            "at most %d uploads may be in progress at once; try again shortly",
+            ART_UPLOADS_MAX);
+        return storage_reply_err(req, &err);
+    }
+    uint64_t have = 0;
+    cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, &err);
+    if (!w && err.st == 409) { /* the only 409: it holds less than offset */
+        cairn_err_set(&err, 409, "conflict",
+                      "the server holds %llu bytes of upload '%s' (it restarted since "
+                      "your last chunk), not %llu: expected offset %llu",
+                      (unsigned long long)have, id, (unsigned long long)offset,
+                      (unsigned long long)have);
+        return storage_reply_err(req, &err);
+    }
+    if (!w) {
+        if (err.st == 404)
+            cairn_err_set(&err, 404, "not_found",
+                          "no upload has the id '%s': its temp file is gone", id);
+        else if (err.st == 503)
+            cairn_err_set(&err, 503, "unavailable",
+                          "upload '%s' is still held by another writer (a process that "
+                          "is stopping); send the chunk again shortly",
+                          id);
+        return storage_reply_err(req, &err);
+    }
+    upload_t *u = s_upload_add(s, id, run_id, m.rid, m.path, w);
+    if (!u) {
+        cas_writer_release(&w);
+        cairn_err_set(&err, 500, NULL, "out of memory");
+        return storage_reply_err(req, &err);
+    }
+    cairn_log(
+        s->ctx, CAIRN_LOG_INFO,
+        "artifacts: resuming upload %s of '%s' at offset %llu (%llu bytes were on "
+        "disk)",
+        id, m.path, (unsigned long long)offset, (unsigned long long)have);
+    u->resuming = true;
+    u->req = req;
+    u->data = data->via.bin.ptr;
+    u->dlen = data->via.bin.size;
+    u->done = done;
+    s_resume_step(u);
+}
+
 void art_put(void *state, cairn_req_t *req)
 {
     storage_t *s = state;
@@ -607,21 +915,20 @@ void art_put(void *state, cairn_req_t *req)
 
     if (has_upload == 0) {
         /* A later chunk of an upload in progress. */
-        upload_t **link = NULL, *u = s_upload_find(a, upload_id, &link);
-        if (!u) {
-            cairn_err_set(
-                &err, 404, "not_found",
-                "no upload has the id '%.*s': it finished, failed, or was idle for "
-                "more than %llu s",
-                (int)upload_id.len, upload_id.ptr,
-                (unsigned long long)(a->idle_ms / 1000));
-            return storage_reply_err(req, &err);
-        }
+        upload_t *u = s_upload_find(a, upload_id);
+        if (!u) return s_resume(s, req, run_id, path, upload_id, offset, data, done);
         if (!cairn_str_eq(run_id, u->run_id) || strcmp(path, u->path) != 0) {
             cairn_err_set(
                 &err, 400, "bad_request",
                 "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
                 u->id, u->run_id, u->path, (int)run_id.len, run_id.ptr, path);
+            return storage_reply_err(req, &err);
+        }
+        if (u->resuming) {
+            cairn_err_set(&err, 503, "unavailable",
+                          "upload '%s' is being resumed after a restart (its bytes are "
+                          "rehashed); send the chunk again shortly",
+                          u->id);
             return storage_reply_err(req, &err);
         }
         uint64_t expected = cas_writer_size(u->w);
@@ -633,21 +940,7 @@ void art_put(void *state, cairn_req_t *req)
                 (unsigned long long)offset, u->id, (unsigned long long)expected);
             return storage_reply_err(req, &err);
         }
-        u->last_ms = cairn_now_ms();
-        if (cas_writer_write(u->w, data->via.bin.ptr, data->via.bin.size, &err) != 0) {
-            s_upload_drop(a, link);
-            return storage_reply_err(req, &err);
-        }
-        if (!done) return s_reply_progress(s, req, u);
-        cas_writer_t *w = u->w;
-        u->w = NULL;
-        int64_t rid = u->rid;
-        char *upath = u->path;
-        u->path = NULL;
-        s_upload_drop(a, link);
-        s_commit(s, req, &w, rid, upath);
-        free(upath);
-        return;
+        return s_apply(s, req, u, data->via.bin.ptr, data->via.bin.size, done);
     }
 
     /* A first chunk: a new upload (or a whole file in one request). */
@@ -670,7 +963,7 @@ void art_put(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     }
     unsigned char rnd[16];
-    char id[33];
+    char id[33], meta[CAS_META_MAX];
     randombytes_buf(rnd, sizeof rnd);
     sodium_bin2hex(id, sizeof id, rnd, sizeof rnd);
     cas_writer_t *w = cas_writer_new(a->cas, id, &err);
@@ -680,21 +973,20 @@ void art_put(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     }
     if (done) return s_commit(s, req, &w, run.rid, path);
-    upload_t *u = calloc(1, sizeof *u);
-    if (!u || !(u->path = strdup(path))) {
-        free(u);
+    /* The sidecar lets a restart resume the upload (s_resume). */
+    int mlen = s_meta_format(meta, sizeof meta, run.rid, run_id, path);
+    if (mlen < 0) cairn_err_set(&err, 500, NULL, "the upload's record does not fit");
+    if (mlen < 0 || cas_writer_set_meta(w, meta, (size_t)mlen, a->power, &err) != 0 ||
+        (a->power && cas_writer_sync(w, &err) != 0)) {
+        cas_writer_abort(&w);
+        return storage_reply_err(req, &err);
+    }
+    upload_t *u = s_upload_add(s, id, run_id, run.rid, path, w);
+    if (!u) {
         cas_writer_abort(&w);
         cairn_err_set(&err, 500, NULL, "out of memory");
         return storage_reply_err(req, &err);
     }
-    memcpy(u->id, id, sizeof id);
-    snprintf(u->run_id, sizeof u->run_id, "%.*s", (int)run_id.len, run_id.ptr);
-    u->rid = run.rid;
-    u->w = w;
-    u->last_ms = cairn_now_ms();
-    u->next = a->uploads;
-    a->uploads = u;
-    a->nuploads++;
     s_reply_progress(s, req, u);
 }
 
@@ -1169,6 +1461,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
 {
     const char *idle = cairn_conf(s->ctx, "upload_idle");
     const char *uring = cairn_conf(s->ctx, "io_uring");
+    const char *dur = cairn_conf(s->ctx, "durability");
     long long idle_s = idle && *idle ? strtoll(idle, NULL, 10) : 600;
     if (idle_s < 1)
         return cairn_err_set(
@@ -1178,6 +1471,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     if (!a) return cairn_err_set(err, 500, NULL, "out of memory");
     s->art = a;
     a->idle_ms = (uint64_t)idle_s * 1000;
+    a->power = dur && strcmp(dur, "power") == 0;
     a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
     if (!a->cursors) return cairn_err_set(err, 500, NULL, "out of memory");
     memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
@@ -1188,8 +1482,10 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
         if (sqlite3_prepare_v3(h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->st[i],
                                NULL) != SQLITE_OK)
             return db_fail(s->db, "prepare an artifacts statement", err);
-    /* Uploads live in memory: tmp files older than the idle limit are
-     * leftovers of a crash (younger ones may be another instance's). */
+    /* An upload whose temp file and sidecar were written to less than
+     * upload_idle ago may be resumed (s_resume); older ones, and temp
+     * files without a sidecar, are leftovers. Files a writer holds (another
+     * instance's) stay. */
     int swept = cas_sweep_tmp(a->cas, (uint64_t)idle_s);
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,
@@ -1212,7 +1508,9 @@ void artifacts_fini(storage_t *s)
     artifacts_t *a = s->art;
     if (!a) return;
     if (a->timer) cairn_host_->timer_cancel(s->ctx, a->timer);
-    while (a->uploads) s_upload_drop(a, &a->uploads);
+    /* Uploads in progress stay on disk, to be resumed after the restart;
+     * the runtime answers a resume's deferred request. */
+    while (a->uploads) s_upload_drop(a, a->uploads, true);
     /* Deferred verifications: the runtime answers their requests. */
     while (a->verifies) s_verify_free(a, a->verifies);
     for (int i = 0; i < AST_COUNT; i++) sqlite3_finalize(a->st[i]);

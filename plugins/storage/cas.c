@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CAS_IO_MAX (1u << 30) /* largest single read or write submitted */
 #define CAS_VERIFY_BUF (1u << 20)
+#define CAS_META_SUFFIX ".meta" /* '.' never occurs in a temp name */
 
 struct cas {
     char *root;
@@ -31,8 +33,11 @@ struct cas_writer {
     cas_t *cas;
     int fd;
     uint64_t size;
-    uint64_t kicked; /* writeback started for [0, kicked) */
-    uint64_t waited; /* and completed for [0, waited) */
+    uint64_t kicked;     /* writeback started for [0, kicked) */
+    uint64_t waited;     /* and completed for [0, waited) */
+    uint64_t hashed;     /* resumed: [0, hashed) rehashed so far (== size when ready) */
+    unsigned char *rbuf; /* resumed: the rehash buffer, until it is done */
+    bool meta;           /* a sidecar may exist: commit and abort remove it */
     char name[CAS_NAME_MAX + 1];
     char path[PATH_MAX];
 };
@@ -111,6 +116,12 @@ static bool s_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+/* A time as milliseconds since the epoch. */
+static int64_t s_ms(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
 }
 
 /* ---- the store ---------------------------------------------------------- */
@@ -327,8 +338,251 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
         free(w);
         return NULL;
     }
+    /* Held for the writer's life: the sweep and cas_writer_resume leave a
+     * locked file alone. Best effort (a filesystem without flock). */
+    (void)flock(w->fd, LOCK_EX | LOCK_NB);
     crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
     return w;
+}
+
+/* ROOT/tmp/<name>.meta into out. */
+static void s_meta_path(const cas_t *c, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/tmp/%s" CAS_META_SUFFIX, c->root, name);
+}
+
+/* Close a writer and free it; with drop, remove its temp file and its
+ * sidecar first. */
+static void s_writer_free(cas_writer_t *w, bool drop)
+{
+    if (drop) {
+        unlink(w->path);
+        if (w->meta) {
+            char meta[PATH_MAX];
+            s_meta_path(w->cas, w->name, meta, sizeof meta);
+            unlink(meta);
+        }
+    }
+    if (w->fd >= 0) close(w->fd);
+    free(w->rbuf);
+    free(w);
+}
+
+static int s_write_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    while (len) {
+        ssize_t r = write(fd, p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r < 0 ? -1 : (errno = EIO, -1);
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+int cas_writer_set_meta(cas_writer_t *w, const void *meta, size_t len, bool sync,
+                        cairn_err_t *err)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    if (len > CAS_META_MAX)
+        return cairn_err_set(err, 500, NULL,
+                             "a sidecar holds at most %d bytes, not %zu", CAS_META_MAX,
+                             len);
+    s_meta_path(w->cas, w->name, path, sizeof path);
+    w->meta = true;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return s_errno(err, errno, "create", path);
+    if (s_write_all(fd, meta, len) != 0 || (sync && fsync(fd) != 0)) {
+        int e = errno;
+        close(fd);
+        return s_errno(err, e, "write", path);
+    }
+    close(fd);
+    snprintf(dir, sizeof dir, "%s/tmp", w->cas->root);
+    if (sync && s_fsync_dir(dir) != 0) return s_errno(err, errno, "flush", dir);
+    return 0;
+}
+
+int cas_meta_read(cas_t *c, const char *name, void *buf, size_t cap, size_t *len,
+                  int64_t *mtime_ms, cairn_err_t *err)
+{
+    char path[PATH_MAX];
+    *len = 0;
+    if (mtime_ms) *mtime_ms = 0;
+    if (!s_name_valid(name))
+        return cairn_err_set(err, 404, "not_found", "no temp blob is named '%.80s'",
+                             name ? name : "");
+    s_meta_path(c, name, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return cairn_err_set(err, 404, "not_found",
+                                 "the temp blob '%s' has no sidecar", name);
+        return s_errno(err, errno, "open", path);
+    }
+    size_t got = 0;
+    for (;;) {
+        if (got == cap) {
+            char extra;
+            ssize_t r = read(fd, &extra, 1);
+            close(fd);
+            if (r == 0) break;
+            return cairn_err_set(err, 500, "corrupt",
+                                 "the sidecar %s is larger than %zu bytes", path, cap);
+        }
+        ssize_t r = read(fd, (char *)buf + got, cap - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return s_errno(err, e, "read", path);
+        }
+        if (r == 0) {
+            close(fd);
+            break;
+        }
+        got += (size_t)r;
+    }
+    *len = got;
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/tmp/%s", c->root, name);
+    if (mtime_ms && stat(path, &sb) == 0) *mtime_ms = s_ms(&sb.st_mtim);
+    return 0;
+}
+
+/* Remove the temp file at path (and its sidecar) unless a writer holds
+ * it; how many files went. */
+static int s_tmp_remove(const char *path)
+{
+    char meta[PATH_MAX];
+    int n = 0;
+    if ((size_t)snprintf(meta, sizeof meta, "%s" CAS_META_SUFFIX, path) >= sizeof meta)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+            close(fd); /* a writer holds it */
+            return 0;
+        }
+        if (unlink(path) == 0) n++;
+        close(fd);
+    } else if (errno != ENOENT) {
+        return 0;
+    }
+    if (unlink(meta) == 0) n++;
+    return n;
+}
+
+int cas_tmp_remove(cas_t *c, const char *name)
+{
+    char path[PATH_MAX];
+    if (!s_name_valid(name)) return 0;
+    snprintf(path, sizeof path, "%s/tmp/%s", c->root, name);
+    return s_tmp_remove(path);
+}
+
+/* The resumed file is ours, holds at least upto bytes, and is cut to
+ * upto. */
+static int s_resume_check(cas_writer_t *w, uint64_t upto, uint64_t *have,
+                          cairn_err_t *err)
+{
+    struct stat sb;
+    if (flock(w->fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        return cairn_err_set(err, 503, "unavailable",
+                             "the temp blob '%s' is held by another writer", w->name);
+    if (fstat(w->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return cairn_err_set(err, 500, "corrupt",
+                             "the temp blob '%s' is not a regular file", w->name);
+    uint64_t size = (uint64_t)sb.st_size;
+    if (have) *have = size;
+    if (size < upto)
+        return cairn_err_set(err, 409, "conflict",
+                             "the temp blob '%s' holds %llu bytes, fewer than %llu",
+                             w->name, (unsigned long long)size,
+                             (unsigned long long)upto);
+    if (size > upto && ftruncate(w->fd, (off_t)upto) != 0)
+        return s_errno(err, errno, "truncate", w->path);
+    return 0;
+}
+
+cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
+                                uint64_t *have, cairn_err_t *err)
+{
+    if (have) *have = 0;
+    if (!s_name_valid(name)) {
+        cairn_err_set(err, 400, "bad_request",
+                      "a temp blob name is 1 to %d of [A-Za-z0-9_-]", CAS_NAME_MAX);
+        return NULL;
+    }
+    cas_writer_t *w = aligned_alloc(alignof(cas_writer_t), sizeof(cas_writer_t));
+    if (!w) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        return NULL;
+    }
+    memset(w, 0, sizeof *w);
+    w->cas = c;
+    w->meta = true;
+    snprintf(w->name, sizeof w->name, "%s", name);
+    snprintf(w->path, sizeof w->path, "%s/tmp/%s", c->root, name);
+    w->fd = open(w->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (w->fd < 0) {
+        if (errno == ENOENT)
+            cairn_err_set(err, 404, "not_found", "the temp blob '%s' is missing", name);
+        else
+            s_errno(err, errno, "open", w->path);
+        free(w);
+        return NULL;
+    }
+    if (s_resume_check(w, upto, have, err) != 0) {
+        close(w->fd);
+        free(w);
+        return NULL;
+    }
+    w->size = w->kicked = w->waited = upto;
+    w->hashed = 0;
+    crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
+    return w;
+}
+
+int cas_writer_rehash(cas_writer_t *w, uint64_t max, uint64_t *left, cairn_err_t *err)
+{
+    uint64_t done = 0;
+    *left = w->size - w->hashed;
+    while (w->hashed < w->size && (max == 0 || done < max)) {
+        if (!w->rbuf && !(w->rbuf = malloc(CAS_VERIFY_BUF)))
+            return cairn_err_set(err, 500, NULL, "out of memory");
+        uint64_t want = w->size - w->hashed;
+        size_t n = want < CAS_VERIFY_BUF ? (size_t)want : CAS_VERIFY_BUF, got = 0;
+        if (cas_pread(w->cas, w->fd, w->rbuf, n, w->hashed, &got, err) != 0) return -1;
+        if (got != n)
+            return cairn_err_set(err, 500, "corrupt",
+                                 "the temp blob '%s' shrank below %llu bytes while it "
+                                 "was being resumed",
+                                 w->name, (unsigned long long)w->size);
+        crypto_generichash_update(&w->st, w->rbuf, got);
+        w->hashed += got;
+        done += got;
+    }
+    *left = w->size - w->hashed;
+    if (*left == 0) {
+        free(w->rbuf);
+        w->rbuf = NULL;
+    }
+    return 0;
+}
+
+void cas_writer_release(cas_writer_t **w_p)
+{
+    if (!w_p || !*w_p) return;
+    s_writer_free(*w_p, false);
+    *w_p = NULL;
+}
+
+int cas_writer_sync(cas_writer_t *w, cairn_err_t *err)
+{
+    if (fdatasync(w->fd) != 0) return s_errno(err, errno, "flush", w->path);
+    return 0;
 }
 
 /* Keep an upload's dirty pages bounded: wait for the writeback started
@@ -351,11 +605,22 @@ static void s_writeback(cas_writer_t *w)
     w->kicked = w->size;
 }
 
+/* A resumed writer takes no write (and no commit) before its rehash. */
+static int s_ready(const cas_writer_t *w, cairn_err_t *err)
+{
+    if (w->hashed == w->size) return 0;
+    return cairn_err_set(
+        err, 500, NULL, "the temp blob '%s' is not rehashed yet (%llu of %llu bytes)",
+        w->name, (unsigned long long)w->hashed, (unsigned long long)w->size);
+}
+
 int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err)
 {
+    if (s_ready(w, err) != 0) return -1;
     if (s_write_hashed(w->cas, w->fd, buf, len, w->size, &w->st, w->path, err) != 0)
         return -1;
     w->size += len;
+    w->hashed = w->size;
     if (len) s_writeback(w);
     return 0;
 }
@@ -368,10 +633,7 @@ uint64_t cas_writer_size(const cas_writer_t *w)
 void cas_writer_abort(cas_writer_t **w_p)
 {
     if (!w_p || !*w_p) return;
-    cas_writer_t *w = *w_p;
-    if (w->fd >= 0) close(w->fd);
-    unlink(w->path);
-    free(w);
+    s_writer_free(*w_p, true);
     *w_p = NULL;
 }
 
@@ -382,6 +644,10 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
     cas_t *c = w->cas;
     unsigned char h[CAS_HASH_BYTES];
     char dir[PATH_MAX], blob[PATH_MAX];
+    if (s_ready(w, err) != 0) {
+        cas_writer_release(w_p);
+        return -1;
+    }
     crypto_generichash_final(&w->st, h, sizeof h);
     s_hex(h, hex);
     if (size) *size = w->size;
@@ -418,17 +684,15 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_abort(w_p);
         return -1;
     }
-    if (s_fsync_dir(dir) != 0) {
-        s_errno(err, errno, "flush", dir);
-        close(w->fd);
-        free(w);
-        *w_p = NULL;
-        return -1;
+    if (w->meta) { /* the temp file is gone: nothing left to resume */
+        char meta[PATH_MAX];
+        s_meta_path(c, w->name, meta, sizeof meta);
+        unlink(meta);
     }
-    close(w->fd);
-    free(w);
+    int rc = s_fsync_dir(dir) != 0 ? s_errno(err, errno, "flush", dir) : 0;
+    s_writer_free(w, false);
     *w_p = NULL;
-    return 0;
+    return rc;
 }
 
 int cas_put(cas_t *c, const char *name, const void *buf, size_t len,
@@ -443,14 +707,27 @@ int cas_put(cas_t *c, const char *name, const void *buf, size_t len,
     return cas_writer_commit(&w, hex, NULL, dedup, err);
 }
 
+/* name is <temp name>.meta: its temp name into base. */
+static bool s_is_meta(const char *name, char base[CAS_NAME_MAX + 1])
+{
+    size_t n = strlen(name), k = sizeof CAS_META_SUFFIX - 1;
+    if (n <= k || n - k > CAS_NAME_MAX || strcmp(name + n - k, CAS_META_SUFFIX) != 0)
+        return false;
+    memcpy(base, name, n - k);
+    base[n - k] = '\0';
+    return s_name_valid(base);
+}
+
 int cas_sweep_tmp(cas_t *c, uint64_t older_than_s)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX], base[CAS_NAME_MAX + 1];
     snprintf(dir, sizeof dir, "%s/tmp", c->root);
     DIR *d = opendir(dir);
     if (!d) return 0;
     int n = 0;
-    time_t now = time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = s_ms(&ts);
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
@@ -458,8 +735,27 @@ int cas_sweep_tmp(cas_t *c, uint64_t older_than_s)
             continue;
         struct stat sb;
         if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        if (older_than_s && (uint64_t)(now - sb.st_mtime) < older_than_s) continue;
-        if (unlink(path) == 0) n++;
+        bool old =
+            !older_than_s || now - s_ms(&sb.st_mtim) > (int64_t)older_than_s * 1000;
+        if (s_is_meta(e->d_name, base)) {
+            /* A sidecar goes with its temp file, or alone when that is gone
+             * (a crash between the commit's rename and its unlink). */
+            snprintf(path, sizeof path, "%s/%s", dir, base);
+            if (lstat(path, &sb) != 0 && errno == ENOENT) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                if (unlink(path) == 0) n++;
+            }
+            continue;
+        }
+        if (!s_name_valid(e->d_name)) { /* not ours: only when old */
+            if (old && unlink(path) == 0) n++;
+            continue;
+        }
+        char meta[PATH_MAX];
+        snprintf(meta, sizeof meta, "%s" CAS_META_SUFFIX, path);
+        bool resumable = lstat(meta, &sb) == 0;
+        if (resumable && !old) continue;
+        n += s_tmp_remove(path);
     }
     closedir(d);
     return n;

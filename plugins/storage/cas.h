@@ -12,6 +12,17 @@
  * never a torn file under cas/. Leftovers in tmp/ are swept by
  * cas_sweep_tmp.
  *
+ * Resuming. A writer may carry a sidecar, ROOT/tmp/<name>.meta (the '.'
+ * never occurs in a name), holding whatever its owner needs to take the
+ * writer up again after a restart (the artifacts role: run and path).
+ * cas_writer_resume reopens ROOT/tmp/<name>, cuts it to the length the
+ * owner last acknowledged and rebuilds the hash state from the bytes on
+ * disk (cas_writer_rehash, in slices the caller chooses). Commit and abort
+ * remove the sidecar; cas_writer_release closes a writer and keeps both
+ * files for a later resume. A writer holds an flock on its temp file for
+ * its life, so that two writers (two instances sharing a root) never hold
+ * the same file and the sweep never takes a file a writer holds.
+ *
  * File I/O goes through io_uring where the kernel allows it (a write is
  * queued, the chunk is hashed while it is in flight, then the completion
  * is reaped) and falls back to pwrite/pread where io_uring_queue_init
@@ -66,15 +77,57 @@ uint64_t cas_writer_size(const cas_writer_t *w);
  * whether the blob was already there. */
 int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *size,
                       bool *dedup, cairn_err_t *err);
-/* Drop a writer and its temp file; safe with NULL. */
+/* Drop a writer, its temp file and its sidecar; safe with NULL. */
 void cas_writer_abort(cas_writer_t **w_p);
+/* Close a writer and keep its temp file and sidecar (a later
+ * cas_writer_resume takes them up); safe with NULL. */
+void cas_writer_release(cas_writer_t **w_p);
+/* fdatasync what was written so far (durability=power: before a chunk is
+ * acknowledged). */
+int cas_writer_sync(cas_writer_t *w, cairn_err_t *err);
+
+/* Write the writer's sidecar (at most CAS_META_MAX bytes, replacing any).
+ * With sync it is fsync'ed, and so is ROOT/tmp, which makes the temp
+ * file's and the sidecar's names durable too. */
+#define CAS_META_MAX 4096
+int cas_writer_set_meta(cas_writer_t *w, const void *meta, size_t len, bool sync,
+                        cairn_err_t *err);
+/* Read the sidecar of the temp blob name into buf (cap bytes; *len gets
+ * its length). 404 not_found when there is none or name is not a temp
+ * name; 500 when it is larger than cap. *mtime_ms (may be NULL) gets the
+ * temp file's last modification (wall clock, ms since the epoch), 0 when
+ * the temp file is missing. */
+int cas_meta_read(cas_t *c, const char *name, void *buf, size_t cap, size_t *len,
+                  int64_t *mtime_ms, cairn_err_t *err);
+/* Remove the temp file name and its sidecar unless a writer holds them;
+ * returns how many files went. */
+int cas_tmp_remove(cas_t *c, const char *name);
+
+/* Take up the writer of ROOT/tmp/<name> again after a restart: the file
+ * must hold at least upto bytes (409 conflict otherwise; *have, may be
+ * NULL, gets its size whenever the file was found), is cut to upto bytes
+ * (anything after may be a write that was never acknowledged), and its
+ * hash state is rebuilt from [0, upto) by cas_writer_rehash before any
+ * write. 404 not_found when the file is missing; 503 unavailable when
+ * another writer holds it (a process that is still dying: try again). The sidecar is
+ * kept (and removed at commit or abort). */
+cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
+                                uint64_t *have, cairn_err_t *err);
+/* Hash up to max bytes (0: all) more of a resumed writer's content, 1 MiB
+ * per read; *left gets what remains (0: ready; writes before are refused).
+ * On failure the writer is still valid: release it (the bytes stay). */
+int cas_writer_rehash(cas_writer_t *w, uint64_t max, uint64_t *left, cairn_err_t *err);
 
 /* Store a buffer in one go (tests, small blobs). */
 int cas_put(cas_t *c, const char *name, const void *buf, size_t len,
             char hex[CAS_HEX_LEN + 1], bool *dedup, cairn_err_t *err);
 
-/* Remove files in ROOT/tmp last modified more than older_than_s seconds
- * ago (0: all); returns how many were removed. */
+/* Sweep ROOT/tmp; returns how many files were removed. A temp file a
+ * writer holds stays. Of the others: a temp file with its sidecar stays
+ * while it was modified at most older_than_s seconds ago (it may be
+ * resumed), else both go (0: all go); a temp file without a sidecar (no
+ * one can resume it), a sidecar without its temp file and anything else
+ * go. */
 int cas_sweep_tmp(cas_t *c, uint64_t older_than_s);
 
 /* ---- reading --------------------------------------------------------- */

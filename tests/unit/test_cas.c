@@ -1,8 +1,9 @@
 /* Unit tests of the content-addressed blob store (plugins/storage/cas.c):
  * BLAKE2b-256 known vectors, streaming = one-shot hashing, put and dedup,
  * the on-disk layout, reads at offsets, verify and corruption detection,
- * aborts and the temp sweep — each through io_uring (when the kernel
- * allows it) and through the pread/pwrite fallback. */
+ * aborts and the temp sweep, sidecars and resuming a writer after a
+ * restart — each through io_uring (when the kernel allows it) and through
+ * the pread/pwrite fallback. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <ftw.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cas.h"
@@ -235,13 +237,200 @@ TEST(abort_and_sweep)
     CHECK(cas_writer_new(c, "../x", &err) == NULL);
     CHECK_EQ(err.st, 400);
     CHECK(cas_writer_new(c, "", &err) == NULL);
-    /* the sweep removes leftovers (a crash) */
+    /* a file a writer holds is never swept */
     w = cas_writer_new(c, "left-over", &err);
     CHECK(w != NULL);
-    CHECK_EQ(cas_sweep_tmp(c, 3600), 0); /* too young */
-    CHECK_EQ(cas_sweep_tmp(c, 0), 1);
+    CHECK_EQ(cas_sweep_tmp(c, 0), 0);
+    CHECK_EQ(s_count_files(path), 1);
+    /* released without a sidecar (a crash): no one can resume it */
+    cas_writer_release(&w);
+    CHECK(w == NULL);
+    cas_writer_release(&w); /* safe twice */
+    CHECK_EQ(s_count_files(path), 1);
+    CHECK_EQ(cas_sweep_tmp(c, 3600), 1);
     CHECK_EQ(s_count_files(path), 0);
+    cas_destroy(&c);
+}
+
+/* Set a file's mtime age_s seconds back. */
+static void s_age(const cas_t *c, const char *leaf, int age_s)
+{
+    char path[512];
+    struct timeval tv[2];
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= age_s;
+    tv[1] = tv[0];
+    snprintf(path, sizeof path, "%s/tmp/%s", cas_root(c), leaf);
+    CHECK_EQ(utimes(path, tv), 0);
+}
+
+static void s_touch(const cas_t *c, const char *leaf)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tmp/%s", cas_root(c), leaf);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+}
+
+static bool s_tmp_has(const cas_t *c, const char *leaf)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tmp/%s", cas_root(c), leaf);
+    return access(path, F_OK) == 0;
+}
+
+/* Resuming after a restart: cut to the acknowledged length, rehash in
+ * slices, go on; the result is the one-shot hash. */
+TEST(resume_rehash)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    size_t n = (3u << 20) + 777, upto = (2u << 20) + 5;
+    unsigned char *p = s_pattern(n, 11), junk[100];
+    memset(junk, 0xee, sizeof junk);
+    char one[CAS_HEX_LEN + 1], got[CAS_HEX_LEN + 1], meta[64], tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/tmp", cas_root(c));
+    cas_hash_buf(p, n, one);
+    cas_writer_t *w = cas_writer_new(c, "rs-1", &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_EQ(cas_writer_set_meta(w, "run 7 path a/b", 14, true, &err), 0);
+    CHECK_EQ(cas_writer_write(w, p, 4096, &err), 0);
+    CHECK_EQ(cas_writer_write(w, p + 4096, upto - 4096, &err), 0);
+    CHECK_EQ(cas_writer_sync(w, &err), 0);
+    /* a write past the last acknowledged chunk, then the crash */
+    CHECK_EQ(cas_writer_write(w, junk, sizeof junk, &err), 0);
+    cas_writer_release(&w);
+    CHECK_EQ(s_count_files(tmp), 2);
+    size_t len = 0;
+    int64_t mtime = 0;
+    CHECK_EQ(cas_meta_read(c, "rs-1", meta, sizeof meta, &len, &mtime, &err), 0);
+    CHECK_SLICE(meta, len, "run 7 path a/b");
+    CHECK(mtime > 0);
+    CHECK_EQ(cas_meta_read(c, "rs-1", meta, 4, &len, NULL, &err), -1);
+    CHECK_EQ(err.st, 500);
+    /* a restart finds both files: the sweep keeps a fresh pair */
+    CHECK_EQ(cas_sweep_tmp(c, 3600), 0);
+    /* more than the file holds: 409, naming its size */
+    uint64_t have = 0;
+    CHECK(cas_writer_resume(c, "rs-1", upto + sizeof junk + 1, &have, &err) == NULL);
+    CHECK_EQ(err.st, 409);
+    CHECK_UEQ(have, upto + sizeof junk);
+    w = cas_writer_resume(c, "rs-1", upto, &have, &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_UEQ(have, upto + sizeof junk);
+    CHECK_UEQ(cas_writer_size(w), upto);
+    /* held: neither a second resume nor the sweep takes it */
+    CHECK(cas_writer_resume(c, "rs-1", 0, NULL, &err) == NULL);
+    CHECK_EQ(err.st, 503);
+    CHECK_EQ(cas_sweep_tmp(c, 0), 0);
+    CHECK_EQ(cas_tmp_remove(c, "rs-1"), 0);
+    /* no write before the rehash; the rehash goes in slices */
+    CHECK_EQ(cas_writer_write(w, p + upto, 1, &err), -1);
+    uint64_t left = 1;
+    int steps = 0;
+    while (left) {
+        CHECK_EQ(cas_writer_rehash(w, 1u << 20, &left, &err), 0);
+        if (++steps > 10) break;
+    }
+    CHECK_EQ(steps, 3);
+    CHECK_EQ(cas_writer_rehash(w, 0, &left, &err), 0); /* done: a no-op */
+    CHECK_UEQ(left, 0);
+    CHECK_EQ(cas_writer_write(w, p + upto, n - upto, &err), 0);
+    uint64_t size = 0;
+    bool dedup = true;
+    CHECK_EQ(cas_writer_commit(&w, got, &size, &dedup, &err), 0);
+    CHECK_STR(got, one);
+    CHECK_UEQ(size, n);
+    CHECK(!dedup);
+    CHECK_EQ(s_count_files(tmp), 0); /* the sidecar went with the commit */
+    bool ok = false;
+    CHECK_EQ(cas_verify(c, one, &ok, NULL, &err), 0);
+    CHECK(ok);
+
+    /* back to an earlier offset (a chunk sent again), rehashed in one go */
+    w = cas_writer_new(c, "rs-2", &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_EQ(cas_writer_set_meta(w, "x", 1, false, &err), 0);
+    CHECK_EQ(cas_writer_write(w, p, n, &err), 0);
+    cas_writer_release(&w);
+    w = cas_writer_resume(c, "rs-2", 1000, NULL, &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_EQ(cas_writer_commit(&w, got, NULL, NULL, &err), -1); /* not rehashed */
+    CHECK(w == NULL);
+    CHECK_EQ(s_count_files(tmp), 2); /* released, not dropped */
+    w = cas_writer_resume(c, "rs-2", 1000, NULL, &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_EQ(cas_writer_rehash(w, 0, &left, &err), 0);
+    CHECK_UEQ(left, 0);
+    CHECK_EQ(cas_writer_write(w, p + 1000, n - 1000, &err), 0);
+    CHECK_EQ(cas_writer_commit(&w, got, NULL, &dedup, &err), 0);
+    CHECK_STR(got, one);
+    CHECK(dedup);
+    CHECK_EQ(s_count_files(tmp), 0);
+
+    /* an empty prefix; abort drops both files */
+    w = cas_writer_new(c, "rs-3", &err);
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_EQ(cas_writer_set_meta(w, "y", 1, false, &err), 0);
+    cas_writer_release(&w);
+    w = cas_writer_resume(c, "rs-3", 0, NULL, &err);
+    CHECK(w != NULL);
+    CHECK_EQ(cas_writer_rehash(w, 1, &left, &err), 0);
+    CHECK_UEQ(left, 0);
     cas_writer_abort(&w);
+    CHECK_EQ(s_count_files(tmp), 0);
+
+    /* missing */
+    CHECK(cas_writer_resume(c, "nope", 0, NULL, &err) == NULL);
+    CHECK_EQ(err.st, 404);
+    CHECK_EQ(cas_meta_read(c, "nope", meta, sizeof meta, &len, NULL, &err), -1);
+    CHECK_EQ(err.st, 404);
+    CHECK_EQ(cas_meta_read(c, "../x", meta, sizeof meta, &len, NULL, &err), -1);
+    CHECK_EQ(err.st, 404);
+    free(p);
+    cas_destroy(&c);
+}
+
+/* The sweep: fresh pairs stay, stale pairs and orphans go, held files
+ * stay. */
+TEST(sweep_pairs)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    const char *names[] = {"fresh", "old", "orphan"};
+    for (int i = 0; i < 3; i++) {
+        cas_writer_t *w = cas_writer_new(c, names[i], &err);
+        CHECK(w != NULL);
+        if (!w) return;
+        CHECK_EQ(cas_writer_write(w, "abc", 3, &err), 0);
+        if (i < 2) CHECK_EQ(cas_writer_set_meta(w, "m", 1, false, &err), 0);
+        cas_writer_release(&w);
+    }
+    s_age(c, "old", 7200);
+    s_age(c, "fresh.meta", 7200); /* the temp file's age counts */
+    s_touch(c, "ghost.meta");     /* a sidecar without its temp file */
+    s_touch(c, "x.txt");          /* not ours, young */
+    cas_writer_t *held = cas_writer_new(c, "held", &err);
+    CHECK(held != NULL);
+    CHECK_EQ(cas_sweep_tmp(c, 3600), 4); /* old + old.meta + orphan + ghost.meta */
+    CHECK(s_tmp_has(c, "fresh") && s_tmp_has(c, "fresh.meta"));
+    CHECK(!s_tmp_has(c, "old") && !s_tmp_has(c, "old.meta"));
+    CHECK(!s_tmp_has(c, "orphan") && !s_tmp_has(c, "ghost.meta"));
+    CHECK(s_tmp_has(c, "held") && s_tmp_has(c, "x.txt"));
+    CHECK_EQ(cas_sweep_tmp(c, 0), 3); /* fresh + fresh.meta + x.txt */
+    CHECK(s_tmp_has(c, "held"));
+    CHECK_EQ(cas_tmp_remove(c, "held"), 0);
+    cas_writer_abort(&held);
+    CHECK(!s_tmp_has(c, "held"));
     cas_destroy(&c);
 }
 
@@ -252,6 +441,8 @@ static void s_all(void)
     RUN(streaming_matches_one_shot);
     RUN(corruption_detected);
     RUN(abort_and_sweep);
+    RUN(resume_rehash);
+    RUN(sweep_pairs);
 }
 
 int main(void)

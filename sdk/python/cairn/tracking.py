@@ -50,6 +50,7 @@ Processes that leave through os._exit() (multiprocessing workers) must call
 flush() themselves.
 """
 import atexit
+import hashlib
 import math
 import operator
 import os
@@ -67,11 +68,20 @@ from itertools import repeat
 import msgpack
 
 from .client import Client, Reply, _check_ttl
-from .errors import CairnError, Conflict, DeadlineExceeded, NotFound, error_for
+from .errors import (CairnError, Conflict, DeadlineExceeded, NotFound, Unavailable,
+                     error_for)
 
 SVC = "tracking"
 ARTIFACTS_SVC = "artifacts"
 ARTIFACT_CHUNK = 4 << 20  # bytes per put_artifact request
+# An upload rides out a restart of the artifacts service: a chunk answered
+# 503, or after the first not answered in time, is sent again (same upload,
+# same offset),
+# waiting 50 ms and twice as long each time up to 2 s, for at most this long.
+ARTIFACT_RETRY_S = 60.0
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 2.0
+_MOVES_MAX = 16  # 409 "expected offset N" followed per chunk
+_EXPECTED_OFFSET = re.compile(r"expected offset (\d+)")
 MAX_BATCH_POINTS = 100_000  # the server's limit per log_batch
 MAX_BATCH_META = 1000  # params + tags per log_batch we send (the server takes 10,000 each)
 MAX_KEY_BYTES = 250
@@ -116,6 +126,143 @@ def _as_list(xs, what):
         raise TypeError(f"{what} must be a sequence of numbers, not {type(xs).__name__}")
     return list(xs)
 
+
+
+class _Moved(Exception):
+    """put_artifact answered 409 "expected offset N": the server holds N bytes."""
+
+    def __init__(self, at):
+        super().__init__(at)
+        self.at = at
+
+
+class _Upload:
+    """One file to put_artifact, in ARTIFACT_CHUNK requests, read one chunk
+    ahead so that the last request carries done=true. The server keeps
+    acknowledged chunks across a restart of the artifacts service and
+    resumes the upload at the next chunk, so: a chunk answered 503, or one
+    after the first not answered at all (DeadlineExceeded), is sent again, the same bytes at the same offset,
+    with backoff for up to ARTIFACT_RETRY_S; a 409 "expected offset N" goes
+    on from N (re-reading the file there); a last chunk that finds its
+    upload gone (404) after a retry may have committed before its reply was
+    lost: what the server holds at the path is checked against the bytes
+    sent. The BLAKE2b-256 of the bytes read must be the server's."""
+
+    def __init__(self, client, run_id, dest, f):
+        self.c, self.run_id, self.dest, self.f = client, run_id, dest, f
+        self.upload_id = None
+        self.offset = 0  # bytes the server holds
+        self.hash = hashlib.blake2b(digest_size=32)
+
+    def run(self):
+        read = self.f.read
+        cur = read(ARTIFACT_CHUNK)
+        self.hash.update(cur)
+        while True:
+            nxt = read(ARTIFACT_CHUNK) if len(cur) == ARTIFACT_CHUNK else b""
+            self.hash.update(nxt)
+            done = not nxt
+            r = self._send(cur, done)
+            if done:
+                return self._check(r)
+            cur = nxt
+
+    def _send(self, cur, done):
+        """Send the chunk in hand (at self.offset), going on from where the
+        server says it is; the reply of the chunk that completes it."""
+        base, moves = self.offset, 0
+        while True:
+            p = self.offset
+            if p >= base:
+                data, fin = cur[p - base:], done
+                if not data and not done:
+                    return None
+            else:  # bytes before the chunk in hand, read again
+                data, fin = os.pread(self.f.fileno(), min(ARTIFACT_CHUNK, base - p), p), False
+            try:
+                r = self._put(data, fin)
+            except _Moved as m:
+                moves += 1
+                if moves > _MOVES_MAX or m.at > base + len(cur):
+                    raise CairnError(
+                        f"the server holds {m.at} bytes of the upload of {self.dest!r}, "
+                        f"which cannot go on from there ({base + len(cur)} bytes were sent)",
+                        409, "conflict") from None
+                self.offset = m.at
+                continue
+            if p >= base:
+                return r
+
+    def _put(self, data, done):
+        body = {"run_id": self.run_id, "path": self.dest, "data": data,
+                "offset": self.offset, "done": done}
+        if self.upload_id is not None:
+            body["upload_id"] = self.upload_id
+        t0, wait, tries = time.monotonic(), _BACKOFF_MIN_S, 0
+        while True:
+            try:
+                r = self.c.call(ARTIFACTS_SVC, "put_artifact", body) or {}
+                break
+            except Conflict as e:
+                m = _EXPECTED_OFFSET.search(e.message)
+                if self.upload_id is None or not m:
+                    raise
+                raise _Moved(int(m.group(1))) from None
+            except NotFound:
+                if tries and done:
+                    return self._stored(self.offset + len(data))
+                raise
+            except (Unavailable, DeadlineExceeded) as e:
+                # no reply to a first chunk: most likely no cairnd at all,
+                # and nothing to resume yet; say so at once
+                if isinstance(e, DeadlineExceeded) and self.upload_id is None:
+                    raise
+                spent = time.monotonic() - t0
+                if spent + wait > ARTIFACT_RETRY_S:
+                    raise type(e)(
+                        f"gave up on the chunk at offset {self.offset} of {self.dest!r} "
+                        f"after {tries + 1} tries in {spent:.0f} s (the artifacts service "
+                        f"is restarting or unreachable): {e.message}", e.status,
+                        e.code) from e
+                time.sleep(wait)
+                wait = min(wait * 2, _BACKOFF_MAX_S)
+                tries += 1
+        self.offset += len(data)
+        if done:
+            return r
+        if self.upload_id is None:
+            self.upload_id = r.get("upload_id")
+            if not self.upload_id:
+                raise CairnError(f"put_artifact for {self.dest!r} answered no upload_id",
+                                 500, "bad_reply")
+        if r.get("offset") != self.offset:
+            raise CairnError(f"after {self.offset} bytes of {self.dest!r} the server "
+                             f"expects offset {r.get('offset')}", 502, "bad_reply")
+        return r
+
+    def _stored(self, size):
+        """The last chunk's upload is gone after a retry: its first copy
+        committed if the artifact at the path is what was sent."""
+        try:
+            r = self.c.call(ARTIFACTS_SVC, "get_artifact", {
+                "run_id": self.run_id, "path": self.dest, "offset": size, "length": 0})
+        except CairnError:
+            r = {}
+        if r.get("size") != size or r.get("hash") != self.hash.hexdigest():
+            raise NotFound(f"the upload of {self.dest!r} was lost on the server while "
+                           f"its last chunk was sent again; upload the file again",
+                           404, "not_found")
+        self.offset = size
+        return {"artifact": {"path": self.dest, "size": size, "hash": r["hash"]}}
+
+    def _check(self, r):
+        a = (r or {}).get("artifact") or {}
+        want = self.hash.hexdigest()
+        if a.get("hash") != want or a.get("size") != self.offset:
+            raise CairnError(f"the server stored {a.get('size')} bytes of {self.dest!r} "
+                             f"with hash {a.get('hash')}, but {self.offset} bytes with "
+                             f"hash {want} were sent", 500, "corrupt")
+        return a
 
 class _Conn(Client):
     """A Client that can also send a body packed beforehand (the hot path
@@ -833,7 +980,10 @@ class Tracker:
     def log_artifact(self, local_path, artifact_path=None):
         """Upload a file to the active run's artifacts, under artifact_path
         (a folder, default the top). Flushes logged values first. Returns the
-        server's {path, size, hash}."""
+        server's {path, size, hash}, checked against the BLAKE2b-256 of the
+        bytes read (CairnError ``corrupt`` otherwise). Rides out a restart of
+        the artifacts service (see _Upload): gives up after
+        ARTIFACT_RETRY_S seconds of 503s or silence."""
         self.flush()
         if not os.path.isfile(local_path):
             raise FileNotFoundError(f"no such file: {local_path}")
@@ -859,27 +1009,8 @@ class Tracker:
         return out
 
     def _upload(self, run_id, local, dest):
-        c = self._client()
-        upload_id, offset = None, 0
         with open(local, "rb") as f:
-            data = f.read(ARTIFACT_CHUNK)
-            while True:
-                nxt = f.read(ARTIFACT_CHUNK) if len(data) == ARTIFACT_CHUNK else b""
-                done = not nxt
-                body = {"run_id": run_id, "path": dest, "data": data, "offset": offset,
-                        "done": done}
-                if upload_id is not None:
-                    body["upload_id"] = upload_id
-                r = c.call(ARTIFACTS_SVC, "put_artifact", body) or {}
-                if upload_id is None:
-                    upload_id = r.get("upload_id")
-                offset += len(data)
-                if done:
-                    return r.get("artifact", r)
-                if upload_id is None:
-                    raise CairnError(f"put_artifact for {dest!r} answered no upload_id",
-                                     500, "bad_reply")
-                data = nxt
+            return _Upload(self._client(), run_id, dest, f).run()
 
     # -- lifecycle -------------------------------------------------------------
 
