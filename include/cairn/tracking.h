@@ -198,7 +198,11 @@ typedef struct cairn_artifact_info {
  * CAIRN_ARTIFACT_CHUNK-sized put_artifact requests (memory: a few chunks
  * whatever the file's size). The BLAKE2b-256 computed while reading must
  * match the hash and size the server replies with: else -1
- * (CAIRN_ERR_CORRUPT). progress may be NULL. */
+ * (CAIRN_ERR_CORRUPT). progress may be NULL. A restart of the artifacts
+ * service mid-upload is ridden out: a chunk answered 503, or (after the
+ * first) not answered in time, is sent again with backoff for up to 60 s,
+ * and the server resumes the upload (docs/TRACKING.md); the call blocks
+ * meanwhile and fails with a sentence if the service does not come back. */
 CAIRN_EXPORT int cairn_log_artifact(cairn_client_t *client, const char *run_id,
                                     const char *local_path, const char *artifact_path,
                                     cairn_progress_fn *progress, void *arg,
