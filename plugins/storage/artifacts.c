@@ -864,6 +864,8 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
         id, m.path, (unsigned long long)offset, (unsigned long long)have);
     u->resuming = true;
     u->req = req;
+    /* msgpack-c leaves bin data in the request's body frame, which the
+     * runtime keeps until the (possibly deferred) request is answered. */
     u->data = data->via.bin.ptr;
     u->dlen = data->via.bin.size;
     u->done = done;
