@@ -558,12 +558,21 @@ static void s_sweep(void *arg)
  *     run_id 5c0f...
  *     created 1717171717171      (wall clock, ms)
  *     path model/weights.bin     (normalized: no control characters)
+ * and, once the last chunk is in (just before the blob is moved into cas/):
+ *     hash 3ececd8c...           (BLAKE2b-256 of the whole file)
+ *     size 20000000
+ * A sidecar with a hash whose temp file is gone is an upload that was
+ * committed but maybe not indexed when the process died: the next start
+ * indexes it (s_recover_committed).
  */
 typedef struct upload_meta {
     int64_t rid;
     uint64_t created;
     char run_id[ART_RUN_ID_MAX + 1];
     char path[ART_PATH_MAX + 1];
+    bool committed; /* hash and size are set */
+    char hash[CAS_HEX_LEN + 1];
+    uint64_t size;
 } upload_meta_t;
 
 static const char s_meta_magic[] = "cairn-upload 1\n";
@@ -609,8 +618,18 @@ static bool s_meta_parse(const char *buf, size_t len, upload_meta_t *m)
         return false;
     m->created = strtoull(num, &e, 10);
     if (e == num || *e) return false;
-    return s_meta_line(&p, end, "path", m->path, sizeof m->path) && *m->path &&
-           p == end;
+    if (!s_meta_line(&p, end, "path", m->path, sizeof m->path) || !*m->path)
+        return false;
+    m->committed = false;
+    if (p == end) return true;
+    if (!s_meta_line(&p, end, "hash", m->hash, sizeof m->hash) ||
+        !cas_hex_valid(m->hash, strlen(m->hash)) ||
+        !s_meta_line(&p, end, "size", num, sizeof num))
+        return false;
+    m->size = strtoull(num, &e, 10);
+    if (e == num || *e || p != end) return false;
+    m->committed = true;
+    return true;
 }
 
 /* Write the index row, replacing any at that path. */
@@ -649,15 +668,17 @@ static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *
 }
 
 /* Commit a writer and index it; replies. */
-static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
-                     const char *path)
+static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
+                    const char *path)
 {
     cairn_err_t err = {0};
     char hash[CAS_HEX_LEN + 1];
     uint64_t size = 0;
     if (cas_writer_commit(w, hash, &size, NULL, &err) != 0 ||
-        s_index_put(s, rid, path, hash, size, &err) != 0)
-        return storage_reply_err(req, &err);
+        s_index_put(s, rid, path, hash, size, &err) != 0) {
+        storage_reply_err(req, &err);
+        return -1;
+    }
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "artifact");
@@ -667,6 +688,7 @@ static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t r
     msgpack_pack_uint64(pk, size);
     cairn_pack_kv_str(pk, "hash", hash);
     storage_reply_send(s, req, 200);
+    return 0;
 }
 
 static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
@@ -694,6 +716,26 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
         return storage_reply_err(req, &err);
     }
     if (!done) return s_reply_progress(s, req, u);
+    /* Record the hash in the sidecar before the blob moves: a crash between
+     * the move and the index row is then recovered at the next start. */
+    char id[sizeof u->id], meta[CAS_META_MAX], hex[CAS_HEX_LEN + 1];
+    snprintf(id, sizeof id, "%s", u->id);
+    int n = cas_writer_digest(u->w, hex, &err) == 0
+                ? s_meta_format(meta, sizeof meta, u->rid,
+                                (cairn_str_t){u->run_id, strlen(u->run_id)}, u->path)
+                : -1;
+    int tail = n < 0
+                   ? -1
+                   : snprintf(meta + n, sizeof meta - (size_t)n, "hash %s\nsize %llu\n",
+                              hex, (unsigned long long)cas_writer_size(u->w));
+    if (n < 0 || tail < 0 || (size_t)tail >= sizeof meta - (size_t)n ||
+        cas_writer_set_meta(u->w, meta, (size_t)n + (size_t)tail, a->power, &err) !=
+            0) {
+        if (!err.st) cairn_err_set(&err, 500, NULL, "the upload's record is too long");
+        s_upload_drop(a, u, true);
+        return storage_reply_err(req, &err);
+    }
+    cas_writer_keep_meta(u->w);
     cas_writer_t *w = u->w;
     u->w = NULL;
     int64_t rid = u->rid;
@@ -701,6 +743,7 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     u->path = NULL;
     s_upload_drop(a, u, false);
     s_commit(s, req, &w, rid, upath);
+    cas_tmp_remove(a->cas, id); /* indexed (or failed and answered): done with it */
     free(upath);
 }
 
@@ -974,7 +1017,10 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    if (done) return s_commit(s, req, &w, run.rid, path);
+    if (done) {
+        s_commit(s, req, &w, run.rid, path);
+        return;
+    }
     /* The sidecar lets a restart resume the upload (s_resume). */
     int mlen = s_meta_format(meta, sizeof meta, run.rid, run_id, path);
     if (mlen < 0) cairn_err_set(&err, 500, NULL, "the upload's record does not fit");
@@ -1457,6 +1503,42 @@ void art_delete(void *state, cairn_req_t *req)
     storage_reply_send(s, req, 200);
 }
 
+/* ---- recovery ---------------------------------------------------------------- */
+
+/* A sidecar alone whose upload was committed (it names the hash) and whose
+ * blob is in place: the process died between moving the blob and writing
+ * its index row. Write the row now; the client's retry of the last chunk
+ * then finds the artifact. Anything else is left to the sweep. */
+static void s_recover_committed(void *arg, const char *name)
+{
+    storage_t *s = arg;
+    artifacts_t *a = s->art;
+    char buf[CAS_META_MAX];
+    size_t len = 0;
+    upload_meta_t m;
+    cairn_err_t err = {0};
+    int fd = -1;
+    uint64_t size = 0;
+    if (cas_meta_read(a->cas, name, buf, sizeof buf, &len, NULL, &err) != 0 ||
+        !s_meta_parse(buf, len, &m) || !m.committed ||
+        cas_open_blob(a->cas, m.hash, &fd, &size, &err) != 0)
+        return;
+    close(fd);
+    if (size != m.size) return;
+    if (s_index_put(s, m.rid, m.path, m.hash, m.size, &err) != 0) {
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "artifacts: upload %s of '%s' was stored before a crash but cannot "
+                  "be indexed: %s",
+                  name, m.path, err.msg);
+        return;
+    }
+    cairn_log(s->ctx, CAIRN_LOG_INFO,
+              "artifacts: indexed upload %s of '%s' (%llu bytes), stored just before "
+              "a crash",
+              name, m.path, (unsigned long long)m.size);
+    cas_tmp_remove(a->cas, name);
+}
+
 /* ---- life cycle --------------------------------------------------------------- */
 
 int artifacts_init(storage_t *s, cairn_err_t *err)
@@ -1488,6 +1570,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
      * upload_idle ago may be resumed (s_resume); older ones, and temp
      * files without a sidecar, are leftovers. Files a writer holds (another
      * instance's) stay. */
+    cas_meta_alone(a->cas, s_recover_committed, s); /* before the sweep takes them */
     int swept = cas_sweep_tmp(a->cas, (uint64_t)idle_s);
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,

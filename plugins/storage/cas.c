@@ -38,6 +38,9 @@ struct cas_writer {
     uint64_t hashed;     /* resumed: [0, hashed) rehashed so far (== size when ready) */
     unsigned char *rbuf; /* resumed: the rehash buffer, until it is done */
     bool meta;           /* a sidecar may exist: commit and abort remove it */
+    bool keep_meta;      /* ... unless the owner removes it (cas_writer_keep_meta) */
+    bool digested;       /* cas_writer_digest ran: no more writes; commit uses it */
+    unsigned char digest[CAS_HASH_BYTES];
     char name[CAS_NAME_MAX + 1];
     char path[PATH_MAX];
 };
@@ -357,7 +360,7 @@ static void s_writer_free(cas_writer_t *w, bool drop)
 {
     if (drop) {
         unlink(w->path);
-        if (w->meta) {
+        if (w->meta && !w->keep_meta) {
             char meta[PATH_MAX];
             s_meta_path(w->cas, w->name, meta, sizeof meta);
             unlink(meta);
@@ -617,6 +620,9 @@ static int s_ready(const cas_writer_t *w, cairn_err_t *err)
 int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err)
 {
     if (s_ready(w, err) != 0) return -1;
+    if (w->digested)
+        return cairn_err_set(err, 500, NULL, "the temp blob '%s' is final already",
+                             w->name);
     if (s_write_hashed(w->cas, w->fd, buf, len, w->size, &w->st, w->path, err) != 0)
         return -1;
     w->size += len;
@@ -628,6 +634,20 @@ int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *
 uint64_t cas_writer_size(const cas_writer_t *w)
 {
     return w->size;
+}
+
+int cas_writer_digest(cas_writer_t *w, char hex[CAS_HEX_LEN + 1], cairn_err_t *err)
+{
+    if (s_ready(w, err) != 0) return -1;
+    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    w->digested = true;
+    s_hex(w->digest, hex);
+    return 0;
+}
+
+void cas_writer_keep_meta(cas_writer_t *w)
+{
+    w->keep_meta = true;
 }
 
 void cas_writer_abort(cas_writer_t **w_p)
@@ -648,7 +668,9 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_release(w_p);
         return -1;
     }
-    crypto_generichash_final(&w->st, h, sizeof h);
+    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    w->digested = true;
+    memcpy(h, w->digest, sizeof h);
     s_hex(h, hex);
     if (size) *size = w->size;
     if (dedup) *dedup = false;
@@ -684,7 +706,7 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_abort(w_p);
         return -1;
     }
-    if (w->meta) { /* the temp file is gone: nothing left to resume */
+    if (w->meta && !w->keep_meta) { /* the temp file is gone: nothing to resume */
         char meta[PATH_MAX];
         s_meta_path(c, w->name, meta, sizeof meta);
         unlink(meta);
@@ -756,6 +778,27 @@ int cas_sweep_tmp(cas_t *c, uint64_t older_than_s)
         bool resumable = lstat(meta, &sb) == 0;
         if (resumable && !old) continue;
         n += s_tmp_remove(path);
+    }
+    closedir(d);
+    return n;
+}
+
+int cas_meta_alone(cas_t *c, cas_name_fn *fn, void *arg)
+{
+    char dir[PATH_MAX], path[PATH_MAX], base[CAS_NAME_MAX + 1];
+    snprintf(dir, sizeof dir, "%s/tmp", c->root);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!s_is_meta(e->d_name, base)) continue;
+        struct stat sb;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, base) >= sizeof path ||
+            lstat(path, &sb) == 0 || errno != ENOENT)
+            continue;
+        fn(arg, base);
+        n++;
     }
     closedir(d);
     return n;

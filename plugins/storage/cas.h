@@ -18,8 +18,9 @@
  * cas_writer_resume reopens ROOT/tmp/<name>, cuts it to the length the
  * owner last acknowledged and rebuilds the hash state from the bytes on
  * disk (cas_writer_rehash, in slices the caller chooses). Commit and abort
- * remove the sidecar; cas_writer_release closes a writer and keeps both
- * files for a later resume. A writer holds an flock on its temp file for
+ * remove the sidecar (unless cas_writer_keep_meta leaves that to the
+ * owner, who may record the final hash in it first); cas_writer_release closes a writer
+ * and keeps both files for a later resume. A writer holds an flock on its temp file for
  * its life, so that two writers (two instances sharing a root) never hold
  * the same file and the sweep never takes a file a writer holds.
  *
@@ -77,6 +78,13 @@ uint64_t cas_writer_size(const cas_writer_t *w);
  * whether the blob was already there. */
 int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *size,
                       bool *dedup, cairn_err_t *err);
+/* The hash of everything written, ahead of commit (which then uses it); the
+ * writer takes no more writes. */
+int cas_writer_digest(cas_writer_t *w, char hex[CAS_HEX_LEN + 1], cairn_err_t *err);
+/* Commit and abort leave this writer's sidecar in place: its owner removes
+ * it (cas_tmp_remove) once the blob is recorded where it needs to be, so
+ * that a crash in between can be recovered from the sidecar. */
+void cas_writer_keep_meta(cas_writer_t *w);
 /* Drop a writer, its temp file and its sidecar; safe with NULL. */
 void cas_writer_abort(cas_writer_t **w_p);
 /* Close a writer and keep its temp file and sidecar (a later
@@ -129,6 +137,11 @@ int cas_put(cas_t *c, const char *name, const void *buf, size_t len,
  * one can resume it), a sidecar without its temp file and anything else
  * go. */
 int cas_sweep_tmp(cas_t *c, uint64_t older_than_s);
+
+/* Call fn(arg, name) for each sidecar in ROOT/tmp whose temp file is gone
+ * (fn may remove it); returns how many. */
+typedef void(cas_name_fn)(void *arg, const char *name);
+int cas_meta_alone(cas_t *c, cas_name_fn *fn, void *arg);
 
 /* ---- reading --------------------------------------------------------- */
 

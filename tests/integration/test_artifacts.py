@@ -612,6 +612,49 @@ class ResumeBase:
         # finished: the id is gone for good
         self.chunk(run, "m/w.bin", b"", len(data), uid, st=404, code="not_found")
 
+    def test_crash_between_blob_and_index_is_recovered(self):
+        """The last chunk's commit moves the blob into cas/ and then writes
+        the index row; a crash in between leaves the sidecar (now naming the
+        hash) without its temp file. The next start indexes the upload."""
+        run = self.cl.new_run()
+        c1, c2 = os.urandom(3000), os.urandom(2000)
+        uid = self.chunk(run, "w/model.bin", c1, 0)["upload_id"]
+        meta = os.path.join(self.tmp, uid + ".meta")
+        with open(meta) as f:
+            record = f.read()
+        # The state such a crash leaves, made by hand while nothing runs.
+        self.cl.close()
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.k.logf.close()
+        full = c1 + c2
+        h = b2(full)
+        blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(full)
+        os.unlink(os.path.join(self.tmp, uid))
+        with open(meta, "w") as f:
+            f.write(record + f"hash {b2(full)}\nsize {len(full)}\n")
+        self.k.start()
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+        got, last = self.cl.get(run, "w/model.bin")
+        self.assertEqual((got, last["hash"]), (full, b2(full)))
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.assertIn("stored just before a crash", self.k.read_log())
+        # The client's retry of its last chunk: the upload is gone (404),
+        # and the artifact is there (what the SDKs check).
+        self.chunk(run, "w/model.bin", c2, 3000, uid, done=True, st=404,
+                   code="not_found")
+
+    def test_commit_clears_the_sidecar(self):
+        run = self.cl.new_run()
+        uid = self.chunk(run, "x.bin", b"a" * 100, 0)["upload_id"]
+        self.assertEqual(sorted(os.listdir(self.tmp)), sorted([uid, uid + ".meta"]))
+        self.chunk(run, "x.bin", b"b" * 50, 100, uid, done=True)
+        self.assertEqual(os.listdir(self.tmp), [])
+
     def test_resume_rules(self):
         run, other = self.cl.new_run(), self.cl.new_run()
         c1, c2 = os.urandom(1000), os.urandom(1000)

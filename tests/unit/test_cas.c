@@ -401,6 +401,48 @@ TEST(resume_rehash)
 
 /* The sweep: fresh pairs stay, stale pairs and orphans go, held files
  * stay. */
+static void s_count_name(void *arg, const char *name)
+{
+    (void)name;
+    (*(int *)arg)++;
+}
+
+/* digest ahead of commit; keep_meta leaves the sidecar to its owner, and
+ * cas_meta_alone finds it once the temp file is gone. */
+TEST(digest_and_kept_sidecar)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    char want[CAS_HEX_LEN + 1], got[CAS_HEX_LEN + 1], hex[CAS_HEX_LEN + 1];
+    cas_hash_buf("hello world", 11, want);
+    cas_writer_t *w = cas_writer_new(c, "up-1", &err);
+    CHECK(w != NULL);
+    if (!w) goto out;
+    CHECK(cas_writer_write(w, "hello ", 6, &err) == 0);
+    CHECK(cas_writer_write(w, "world", 5, &err) == 0);
+    CHECK(cas_writer_set_meta(w, "m", 1, false, &err) == 0);
+    CHECK(cas_writer_digest(w, got, &err) == 0);
+    CHECK_STR(got, want);
+    CHECK(cas_writer_write(w, "!", 1, &err) != 0); /* final: no more writes */
+    cas_writer_keep_meta(w);
+    int alone = 0;
+    CHECK(cas_meta_alone(c, s_count_name, &alone) == 0); /* temp file still there */
+    CHECK(cas_writer_commit(&w, hex, NULL, NULL, &err) == 0);
+    CHECK_STR(hex, want);
+    char buf[16];
+    size_t len = 0;
+    int64_t mtime = -1;
+    CHECK(cas_meta_read(c, "up-1", buf, sizeof buf, &len, &mtime, &err) == 0);
+    CHECK(len == 1 && mtime == 0); /* kept, its temp file gone */
+    CHECK(cas_meta_alone(c, s_count_name, &alone) == 1 && alone == 1);
+    CHECK(cas_tmp_remove(c, "up-1") == 1);
+    alone = 0;
+    CHECK(cas_meta_alone(c, s_count_name, &alone) == 0 && alone == 0);
+out:
+    cas_destroy(&c);
+}
+
 TEST(sweep_pairs)
 {
     cas_t *c = s_open_fresh();
@@ -443,6 +485,7 @@ static void s_all(void)
     RUN(abort_and_sweep);
     RUN(resume_rehash);
     RUN(sweep_pairs);
+    RUN(digest_and_kept_sidecar);
 }
 
 int main(void)
