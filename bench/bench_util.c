@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -275,6 +276,36 @@ void bench_child_setup(pid_t parent, int cpu)
     signal(SIGTERM, SIG_DFL);
     cairn_err_t err = {0};
     if (bench_pin(cpu, &err) != 0) bench_warn("%s", err.msg);
+}
+
+pid_t bench_fork_server(int cpu, bench_serve_fn *serve, void *arg, char *line,
+                        size_t cap)
+{
+    int p[2];
+    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) bench_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        bench_child_setup(me, cpu);
+        close(p[0]);
+        serve(p[1], arg);
+        _exit(0);
+    }
+    close(p[1]);
+    size_t got = 0;
+    struct pollfd pf = {p[0], POLLIN, 0};
+    while (got < cap - 1 && !memchr(line, '\n', got)) {
+        if (poll(&pf, 1, 10000) <= 0) bench_die("a server process did not start");
+        ssize_t n = read(p[0], line + got, cap - 1 - got);
+        if (n <= 0) bench_die("a server process exited at start");
+        got += (size_t)n;
+    }
+    close(p[0]);
+    line[got] = '\0';
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = '\0';
+    return pid;
 }
 
 void bench_reap(pid_t pid, int sig)

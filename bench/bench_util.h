@@ -107,6 +107,14 @@ int bench_pin(int cpu, cairn_err_t *err);
  * default SIGINT/SIGTERM, pin to cpu (a failure is only warned of: a child
  * has no one to return it to). */
 void bench_child_setup(pid_t parent, int cpu);
+/* Fork a server process: the child (bench_child_setup(this process, cpu))
+ * runs serve(fd, arg), which writes one line to fd (say, its endpoints)
+ * and then serves until it is killed. The parent reads that line into line
+ * (cap bytes, without its newline) within 10 s, else bench_die. Returns the
+ * child's pid. Call it before this process makes a ZeroMQ context. */
+typedef void(bench_serve_fn)(int fd, void *arg);
+pid_t bench_fork_server(int cpu, bench_serve_fn *serve, void *arg, char *line,
+                        size_t cap);
 /* Send sig to pid and wait for it, at most 5 s, then SIGKILL. pid <= 0: no-op. */
 void bench_reap(pid_t pid, int sig);
 

@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -195,36 +194,26 @@ static void server_main(srv_kind_t kind, int fd, const char *ipc_path)
     _exit(0);
 }
 
+typedef struct server_args {
+    srv_kind_t kind;
+    const char *ipc_path;
+} server_args_t;
+
+static void s_serve(int fd, void *arg)
+{
+    const server_args_t *a = arg;
+    server_main(a->kind, fd, a->ipc_path);
+}
+
 /* Fork a server; fill ep1/ep2 from the line it writes; pids[0] is the
  * server, pids[1] its worker process (or 0). */
 static void start_server(srv_kind_t kind, const char *ipc_path, char *ep1, char *ep2,
                          size_t len, pid_t pids[2])
 {
-    int p[2];
-    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
-    pid_t me = getpid();
-    pid_t pid = fork();
-    if (pid < 0) bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        bench_child_setup(me, g_srv_cpu);
-        close(p[0]);
-        server_main(kind, p[1], ipc_path);
-        _exit(0);
-    }
-    close(p[1]);
-    g_children[g_nchildren++] = pid;
     char buf[600];
-    size_t got = 0;
-    struct pollfd pf = {p[0], POLLIN, 0};
-    while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
-        if (poll(&pf, 1, IO_TIMEOUT_MS) <= 0)
-            bench_die("a server process did not start");
-        ssize_t n = read(p[0], buf + got, sizeof buf - 1 - got);
-        if (n <= 0) bench_die("a server process exited at start");
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    close(p[0]);
+    server_args_t args = {kind, ipc_path};
+    pid_t pid = bench_fork_server(g_srv_cpu, s_serve, &args, buf, sizeof buf);
+    g_children[g_nchildren++] = pid;
     char a[300], b[300];
     int wpid = 0;
     if (sscanf(buf, "%299s %299s %d", a, b, &wpid) != 3)

@@ -608,42 +608,33 @@ static void case_python(const opts_t *o, const char *endpoint, const char *exp_i
 
 /* ---- case 3: lock-step ----------------------------------------------------------- */
 
-/* Fork the raw REP echo server; before this process makes a zmq context. */
+/* The raw REP echo server (a forked child): its endpoint on fd, then echo. */
+static void s_raw_echo(int fd, void *arg)
+{
+    (void)arg;
+    void *ctx = zmq_ctx_new();
+    void *rep = ctx ? zmq_socket(ctx, ZMQ_REP) : NULL;
+    char ep[256];
+    size_t n = sizeof ep;
+    if (!rep || zmq_bind(rep, "tcp://127.0.0.1:*") != 0 ||
+        zmq_getsockopt(rep, ZMQ_LAST_ENDPOINT, ep, &n) != 0 ||
+        dprintf(fd, "%s\n", ep) < 0)
+        _exit(2);
+    close(fd);
+    char buf[4096];
+    for (;;) {
+        int got = zmq_recv(rep, buf, sizeof buf, 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) _exit(2);
+        zmq_send(rep, buf, (size_t)got < sizeof buf ? (size_t)got : sizeof buf, 0);
+    }
+}
+
+/* Fork the raw echo server; before this process makes a zmq context. */
 static void start_raw_echo(void)
 {
-    int p[2];
-    if (pipe(p) != 0) bench_die("pipe: %s", strerror(errno));
-    pid_t me = getpid();
-    pid_t pid = fork();
-    if (pid < 0) bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        bench_child_setup(me, g_srv_cpu);
-        close(p[0]);
-        void *ctx = zmq_ctx_new();
-        void *rep = ctx ? zmq_socket(ctx, ZMQ_REP) : NULL;
-        char ep[256];
-        size_t n = sizeof ep;
-        if (!rep || zmq_bind(rep, "tcp://127.0.0.1:*") != 0 ||
-            zmq_getsockopt(rep, ZMQ_LAST_ENDPOINT, ep, &n) != 0)
-            _exit(2);
-        if (write(p[1], ep, strlen(ep)) < 0) _exit(2);
-        close(p[1]);
-        char buf[4096];
-        for (;;) {
-            int got = zmq_recv(rep, buf, sizeof buf, 0);
-            if (got < 0 && errno == EINTR) continue;
-            if (got < 0) _exit(2);
-            zmq_send(rep, buf, (size_t)got < sizeof buf ? (size_t)got : sizeof buf, 0);
-        }
-    }
-    close(p[1]);
-    g_raw_echo = pid;
-    struct pollfd pf = {p[0], POLLIN, 0};
-    ssize_t n = -1;
-    if (poll(&pf, 1, 10000) == 1) n = read(p[0], g_raw_ep, sizeof g_raw_ep - 1);
-    close(p[0]);
-    if (n <= 0) bench_die("the raw echo server did not start");
-    g_raw_ep[n] = '\0';
+    g_raw_echo =
+        bench_fork_server(g_srv_cpu, s_raw_echo, NULL, g_raw_ep, sizeof g_raw_ep);
 }
 
 typedef struct lock_sample {

@@ -315,7 +315,9 @@ int cas_pread(cas_t *c, int fd, void *buf, size_t len, uint64_t off, size_t *got
 
 /* ---- writers ---------------------------------------------------------- */
 
-cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
+/* A zeroed writer for ROOT/tmp/<name> (no file opened yet; fd -1), its
+ * hash state 64-byte aligned as libsodium wants. */
+static cas_writer_t *s_writer_alloc(cas_t *c, const char *name, cairn_err_t *err)
 {
     if (!s_name_valid(name)) {
         cairn_err_set(err, 400, "bad_request",
@@ -329,8 +331,16 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
     }
     memset(w, 0, sizeof *w);
     w->cas = c;
+    w->fd = -1;
     snprintf(w->name, sizeof w->name, "%s", name);
     snprintf(w->path, sizeof w->path, "%s/tmp/%s", c->root, name);
+    return w;
+}
+
+cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
+{
+    cas_writer_t *w = s_writer_alloc(c, name, err);
+    if (!w) return NULL;
     w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         int e = errno;
@@ -513,21 +523,9 @@ cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
                                 uint64_t *have, cairn_err_t *err)
 {
     if (have) *have = 0;
-    if (!s_name_valid(name)) {
-        cairn_err_set(err, 400, "bad_request",
-                      "a temp blob name is 1 to %d of [A-Za-z0-9_-]", CAS_NAME_MAX);
-        return NULL;
-    }
-    cas_writer_t *w = aligned_alloc(alignof(cas_writer_t), sizeof(cas_writer_t));
-    if (!w) {
-        cairn_err_set(err, 500, NULL, "out of memory");
-        return NULL;
-    }
-    memset(w, 0, sizeof *w);
-    w->cas = c;
+    cas_writer_t *w = s_writer_alloc(c, name, err);
+    if (!w) return NULL;
     w->meta = true;
-    snprintf(w->name, sizeof w->name, "%s", name);
-    snprintf(w->path, sizeof w->path, "%s/tmp/%s", c->root, name);
     w->fd = open(w->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (w->fd < 0) {
         if (errno == ENOENT)

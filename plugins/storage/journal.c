@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "le.h"
+
 /* How long open waits for the lock: a predecessor that is being killed
  * (its kernel died; PR_SET_PDEATHSIG) lets go within milliseconds. Short:
  * init runs before the worker answers heartbeats (liveness is 1 s in the
@@ -41,30 +43,6 @@ static uint64_t s_fnv1a64(const unsigned char *p, size_t n)
     return h;
 }
 
-static void s_put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void s_put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t s_get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t s_get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 size_t journal_record_size(const journal_point_t *pts, size_t n)
 {
     size_t len = JOURNAL_HEADER_BYTES + 12 + JOURNAL_SUM_BYTES;
@@ -81,24 +59,24 @@ size_t journal_encode(uint64_t seq, uint64_t tag, int64_t rid,
     size_t len = journal_record_size(pts, n);
     if (len > cap) return 0;
     unsigned char *p = out, *q = p + JOURNAL_HEADER_BYTES;
-    s_put32(p, JOURNAL_MAGIC);
-    s_put32(p + 4, (uint32_t)(len - JOURNAL_HEADER_BYTES - JOURNAL_SUM_BYTES));
-    s_put64(p + 8, seq);
-    s_put64(p + 16, tag);
-    s_put64(q, (uint64_t)rid);
-    s_put32(q + 8, (uint32_t)n);
+    le_put32(p, JOURNAL_MAGIC);
+    le_put32(p + 4, (uint32_t)(len - JOURNAL_HEADER_BYTES - JOURNAL_SUM_BYTES));
+    le_put64(p + 8, seq);
+    le_put64(p + 16, tag);
+    le_put64(q, (uint64_t)rid);
+    le_put32(q + 8, (uint32_t)n);
     q += 12;
     for (size_t i = 0; i < n; i++) {
         uint64_t bits;
         memcpy(&bits, &pts[i].value, sizeof bits);
-        s_put64(q, bits);
-        s_put64(q + 8, (uint64_t)pts[i].timestamp);
-        s_put64(q + 16, (uint64_t)pts[i].step);
+        le_put64(q, bits);
+        le_put64(q + 8, (uint64_t)pts[i].timestamp);
+        le_put64(q + 16, (uint64_t)pts[i].step);
         q[24] = (unsigned char)pts[i].key_len;
         memcpy(q + 25, pts[i].key, pts[i].key_len);
         q += JOURNAL_POINT_FIXED + pts[i].key_len;
     }
-    s_put64(q, s_fnv1a64(p, (size_t)(q - p)));
+    le_put64(q, s_fnv1a64(p, (size_t)(q - p)));
     return len;
 }
 
@@ -106,27 +84,27 @@ long journal_decode(const void *buf, size_t len, journal_rec_t *rec)
 {
     const unsigned char *p = buf;
     if (len < 4) return 0;
-    if (s_get32(p) != JOURNAL_MAGIC) return -1;
+    if (le_get32(p) != JOURNAL_MAGIC) return -1;
     if (len < 8) return 0;
-    uint32_t plen = s_get32(p + 4);
+    uint32_t plen = le_get32(p + 4);
     if (plen < 12 + JOURNAL_POINT_FIXED + 1 || plen > JOURNAL_MAX_PAYLOAD) return -1;
     size_t total = JOURNAL_HEADER_BYTES + (size_t)plen + JOURNAL_SUM_BYTES;
     if (len < total) return 0;
     const unsigned char *q = p + JOURNAL_HEADER_BYTES, *end = q + plen;
-    if (s_get64(end) != s_fnv1a64(p, JOURNAL_HEADER_BYTES + (size_t)plen)) return -1;
-    rec->seq = s_get64(p + 8);
-    rec->tag = s_get64(p + 16);
-    rec->rid = (int64_t)s_get64(q);
-    rec->n = s_get32(q + 8);
+    if (le_get64(end) != s_fnv1a64(p, JOURNAL_HEADER_BYTES + (size_t)plen)) return -1;
+    rec->seq = le_get64(p + 8);
+    rec->tag = le_get64(p + 16);
+    rec->rid = (int64_t)le_get64(q);
+    rec->n = le_get32(q + 8);
     if (rec->n < 1 || rec->n > JOURNAL_MAX_POINTS) return -1;
     q += 12;
     for (size_t i = 0; i < rec->n; i++) {
         if ((size_t)(end - q) < JOURNAL_POINT_FIXED) return -1;
         journal_point_t *pt = &rec->pts[i];
-        uint64_t bits = s_get64(q);
+        uint64_t bits = le_get64(q);
         memcpy(&pt->value, &bits, sizeof bits);
-        pt->timestamp = (int64_t)s_get64(q + 8);
-        pt->step = (int64_t)s_get64(q + 16);
+        pt->timestamp = (int64_t)le_get64(q + 8);
+        pt->step = (int64_t)le_get64(q + 16);
         pt->key_len = q[24];
         q += JOURNAL_POINT_FIXED;
         if (pt->key_len < 1 || pt->key_len > JOURNAL_KEY_MAX ||

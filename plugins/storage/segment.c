@@ -4,26 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void s_put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t s_get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
+#include "le.h"
 
 void segment_encode(const metric_point_t *pts, size_t n, unsigned char *out)
 {
     for (size_t i = 0; i < n; i++, out += SEGMENT_POINT_BYTES) {
         uint64_t bits;
         memcpy(&bits, &pts[i].value, 8);
-        s_put64(out, (uint64_t)pts[i].step);
-        s_put64(out + 8, (uint64_t)pts[i].timestamp);
-        s_put64(out + 16, bits);
+        le_put64(out, (uint64_t)pts[i].step);
+        le_put64(out + 8, (uint64_t)pts[i].timestamp);
+        le_put64(out + 16, bits);
     }
 }
 
@@ -38,9 +28,9 @@ long segment_decode(const void *blob, size_t len, metric_point_t *out, size_t ca
     if (n < 0 || (size_t)n > cap) return -1;
     const unsigned char *p = blob;
     for (long i = 0; i < n; i++, p += SEGMENT_POINT_BYTES) {
-        uint64_t bits = s_get64(p + 16);
-        out[i].step = (int64_t)s_get64(p);
-        out[i].timestamp = (int64_t)s_get64(p + 8);
+        uint64_t bits = le_get64(p + 16);
+        out[i].step = (int64_t)le_get64(p);
+        out[i].timestamp = (int64_t)le_get64(p + 8);
         memcpy(&out[i].value, &bits, 8);
     }
     return n;
