@@ -668,17 +668,20 @@ static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *
 }
 
 /* Commit a writer and index it; replies. */
-static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
-                    const char *path)
+/* Commit a writer, index it, drop the upload's sidecar (upload_id; NULL
+ * for a one-request upload, which has none) and reply. */
+static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
+                     const char *path, const char *upload_id)
 {
     cairn_err_t err = {0};
     char hash[CAS_HEX_LEN + 1];
     uint64_t size = 0;
-    if (cas_writer_commit(w, hash, &size, NULL, &err) != 0 ||
-        s_index_put(s, rid, path, hash, size, &err) != 0) {
-        storage_reply_err(req, &err);
-        return -1;
-    }
+    int rc = cas_writer_commit(w, hash, &size, NULL, &err);
+    if (rc == 0) rc = s_index_put(s, rid, path, hash, size, &err);
+    /* Indexed (or failed, and answered so): done with the sidecar, before
+     * the reply, so that a client never sees it linger. */
+    if (upload_id) cas_tmp_remove(s->art->cas, upload_id);
+    if (rc != 0) return storage_reply_err(req, &err);
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "artifact");
@@ -688,7 +691,6 @@ static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t ri
     msgpack_pack_uint64(pk, size);
     cairn_pack_kv_str(pk, "hash", hash);
     storage_reply_send(s, req, 200);
-    return 0;
 }
 
 static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
@@ -742,8 +744,7 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     char *upath = u->path;
     u->path = NULL;
     s_upload_drop(a, u, false);
-    s_commit(s, req, &w, rid, upath);
-    cas_tmp_remove(a->cas, id); /* indexed (or failed and answered): done with it */
+    s_commit(s, req, &w, rid, upath, id);
     free(upath);
 }
 
@@ -1017,10 +1018,7 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    if (done) {
-        s_commit(s, req, &w, run.rid, path);
-        return;
-    }
+    if (done) return s_commit(s, req, &w, run.rid, path, NULL);
     /* The sidecar lets a restart resume the upload (s_resume). */
     int mlen = s_meta_format(meta, sizeof meta, run.rid, run_id, path);
     if (mlen < 0) cairn_err_set(&err, 500, NULL, "the upload's record does not fit");
