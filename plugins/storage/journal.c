@@ -30,6 +30,7 @@ struct journal {
     bool sync;
     bool broken; /* a failed write could not be cut back: refuse appends */
     uint64_t size;
+    uint64_t synced; /* the bytes known durable (sync: fdatasync'ed) */
     uint64_t next_seq;
     unsigned char *buf; /* one record, reused by every append */
 };
@@ -184,6 +185,7 @@ journal_t *journal_open(const char *path, uint64_t tag, bool sync, cairn_err_t *
         goto fail;
     }
     j->size = (uint64_t)st.st_size;
+    j->synced = j->size; /* a former process's: replay applies it, none waits */
     if (sync) s_sync_dir(path);
     return j;
 fail:
@@ -217,6 +219,7 @@ static int s_set_aside(journal_t *j, journal_replay_info_t *info, cairn_err_t *e
     close(j->fd);
     j->fd = fd;
     j->size = 0;
+    j->synced = j->size;
     j->broken = false;
     info->foreign = true;
     if (j->sync) s_sync_dir(j->path);
@@ -295,6 +298,7 @@ int journal_replay(journal_t *j, uint64_t after_seq, journal_rec_fn *fn, void *a
             info->cut_bytes = file_size - good_end;
         }
         j->size = good_end;
+        j->synced = j->size;
     }
     j->broken = false;
     j->next_seq = (info->last_seq > after_seq ? info->last_seq : after_seq) + 1;
@@ -304,8 +308,8 @@ out:
     return rc;
 }
 
-int journal_append(journal_t *j, int64_t rid, const journal_point_t *pts, size_t n,
-                   uint64_t *seq, cairn_err_t *err)
+int journal_write(journal_t *j, int64_t rid, const journal_point_t *pts, size_t n,
+                  uint64_t *seq, cairn_err_t *err)
 {
     if (j->broken) {
         /* Cut the torn record a failed write left, or refuse. */
@@ -331,14 +335,40 @@ int journal_append(journal_t *j, int64_t rid, const journal_point_t *pts, size_t
         }
         done += (size_t)w;
     }
-    if (e == 0 && j->sync && fdatasync(j->fd) != 0) e = errno;
     if (e != 0) {
         if (ftruncate(j->fd, (off_t)j->size) != 0) j->broken = true;
-        return s_io_err(j, j->sync ? "write and sync" : "write", e, err);
+        return s_io_err(j, "write", e, err);
     }
     j->size += len;
+    if (!j->sync) j->synced = j->size; /* nothing to wait for */
     *seq = j->next_seq++;
     return 0;
+}
+
+int journal_sync(journal_t *j, cairn_err_t *err)
+{
+    if (j->synced == j->size) return 0;
+    if (fdatasync(j->fd) == 0) {
+        j->synced = j->size;
+        return 0;
+    }
+    /* What the failed sync covered may or may not be on disk: cut it, so
+     * that no replay ever applies a point whose caller was told it failed. */
+    int e = errno;
+    j->size = j->synced;
+    if (ftruncate(j->fd, (off_t)j->size) != 0) j->broken = true;
+    return s_io_err(j, "sync", e, err);
+}
+
+bool journal_unsynced(const journal_t *j)
+{
+    return j->synced != j->size;
+}
+
+int journal_append(journal_t *j, int64_t rid, const journal_point_t *pts, size_t n,
+                   uint64_t *seq, cairn_err_t *err)
+{
+    return journal_write(j, rid, pts, n, seq, err) != 0 ? -1 : journal_sync(j, err);
 }
 
 int journal_reset(journal_t *j, cairn_err_t *err)
@@ -346,6 +376,7 @@ int journal_reset(journal_t *j, cairn_err_t *err)
     if (j->size == 0 && !j->broken) return 0;
     if (ftruncate(j->fd, 0) != 0) return s_io_err(j, "empty itself", errno, err);
     j->size = 0;
+    j->synced = j->size;
     j->broken = false;
     return 0;
 }

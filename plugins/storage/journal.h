@@ -5,7 +5,8 @@
  * answers 200; the points reach SQLite later, many calls in one transaction
  * that also records the highest sequence number applied, after which the
  * file is emptied. A record is written with one write() on an O_APPEND
- * descriptor (and fdatasync'ed with durability=power), so a 200 survives a
+ * descriptor (and, with durability=power, fdatasync'ed before the reply:
+ * records written together share one fdatasync), so a 200 survives a
  * crash of the process (and a power loss with fdatasync).
  *
  * The file, `<database>-mj`, is a sequence of records, little-endian:
@@ -109,9 +110,20 @@ typedef struct journal_replay_info {
 int journal_replay(journal_t *j, uint64_t after_seq, journal_rec_fn *fn, void *arg,
                    journal_replay_info_t *info, cairn_err_t *err);
 
-/* Append one record of n points (1 .. JOURNAL_MAX_POINTS) for run rid, in
- * one write() (fdatasync'ed with sync), and set *seq to its sequence
- * number. On failure nothing of it stays in the file. */
+/* Write one record of n points (1 .. JOURNAL_MAX_POINTS) for run rid with
+ * one write() and set *seq to its sequence number; on failure nothing of
+ * it stays in the file. With sync (durability=power) the record is not
+ * durable until journal_sync: many writes may share one fdatasync (group
+ * commit), and nobody may be told "stored" before it. */
+int journal_write(journal_t *j, int64_t rid, const journal_point_t *pts, size_t n,
+                  uint64_t *seq, cairn_err_t *err);
+/* fdatasync what was written since the last sync (none without sync, or
+ * when nothing waits). When that fails, every record written since is cut
+ * off the file again: their callers must be told they failed. */
+int journal_sync(journal_t *j, cairn_err_t *err);
+/* Records are written but not yet synced. */
+bool journal_unsynced(const journal_t *j);
+/* journal_write, then journal_sync. */
 int journal_append(journal_t *j, int64_t rid, const journal_point_t *pts, size_t n,
                    uint64_t *seq, cairn_err_t *err);
 

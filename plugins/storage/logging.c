@@ -358,6 +358,15 @@ typedef struct mjournal {
     cairn_req_t **queue;
     size_t qhead, qlen, qcap;
     uint64_t timer; /* the timer that drains the queue; 0 = none */
+    /* durability=power: requests whose records are written but not yet
+     * fdatasync'ed, answered together after one fdatasync (group commit)
+     * by s_mj_sync: from a timer that fires once this thread has read what
+     * its socket holds, and before any apply. */
+    cairn_req_t **waiting;
+    size_t nwaiting, waitcap;
+    size_t mark_n, mark_keys; /* what was pending before the first of them */
+    uint64_t mark_seq;
+    uint64_t sync_timer; /* 0 = none */
 } mjournal_t;
 
 /* Room for n more points with key_bytes of keys; grows only, so that a
@@ -406,8 +415,21 @@ static void s_mj_push(mjournal_t *m, int64_t rid, const journal_point_t *pts, si
     m->last_seq = seq;
 }
 
-/* Journal a few points for run rid: parse as log_batch does, append one
- * record, keep the points pending. */
+/* Room for one more waiting request (durability=power). */
+static int s_mj_reserve_waiter(mjournal_t *m, cairn_err_t *err)
+{
+    if (m->nwaiting < m->waitcap) return 0;
+    size_t cap = m->waitcap ? m->waitcap * 2 : 64;
+    cairn_req_t **w = realloc(m->waiting, cap * sizeof *w);
+    if (!w) return cairn_err_set(err, 500, NULL, "out of memory");
+    m->waiting = w;
+    m->waitcap = cap;
+    return 0;
+}
+
+/* Journal a few points for run rid: parse as log_batch does, write one
+ * record, keep the points pending. Under durability=power the record is
+ * not synced yet: s_reply_logged makes the request wait for s_mj_sync. */
 static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
                            cairn_err_t *err)
 {
@@ -428,16 +450,80 @@ static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
     /* Reserve before appending: a journaled point is always pending too, so
      * that every verb sees it. */
     if ((m->n + n > MJ_PENDING_MAX && storage_journal_apply(s, err) != 0) ||
-        s_mj_reserve(m, n, key_bytes, err) != 0 ||
-        journal_append(m->j, rid, jp, n, &seq, err) != 0)
+        s_mj_reserve(m, n, key_bytes, err) != 0 || s_mj_reserve_waiter(m, err) != 0)
         return -1;
+    if (!journal_unsynced(m->j)) { /* the first record of a new group */
+        m->mark_n = m->n;
+        m->mark_keys = m->keys_len;
+        m->mark_seq = m->last_seq;
+    }
+    if (journal_write(m->j, rid, jp, n, &seq, err) != 0) return -1;
     s_mj_push(m, rid, jp, n, seq);
     return 0;
+}
+
+static void s_reply_ok(storage_t *s, cairn_req_t *req)
+{
+    msgpack_pack_map(storage_reply_begin(s), 0);
+    storage_reply_send(s, req, 200);
+}
+
+/* One fdatasync for every record written since the last, then the answers
+ * of the requests that wrote them: 200, or, when the sync failed, its
+ * error (the records are cut from the file, their points from memory). */
+static void s_mj_sync(storage_t *s)
+{
+    mjournal_t *m = s->mj;
+    if (m->sync_timer) {
+        cairn_host_->timer_cancel(s->ctx, m->sync_timer);
+        m->sync_timer = 0;
+    }
+    cairn_err_t err = {0};
+    int rc = journal_sync(m->j, &err);
+    if (rc != 0) {
+        /* Nothing was applied since the group began (an apply syncs first),
+         * so its points are the tail of the pending ones. */
+        m->n = m->mark_n;
+        m->keys_len = m->mark_keys;
+        m->last_seq = m->mark_seq;
+    }
+    size_t n = m->nwaiting;
+    m->nwaiting = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0)
+            s_reply_ok(s, m->waiting[i]);
+        else
+            storage_reply_err(m->waiting[i], &err);
+    }
+}
+
+static void s_sync_timer(void *arg)
+{
+    storage_t *s = arg;
+    s->mj->sync_timer = 0;
+    s_mj_sync(s);
+}
+
+/* The request wrote an unsynced record: it is answered after the group's
+ * fdatasync (room was reserved when it wrote). A timer due at once fires
+ * after this thread has served what its socket holds (sdk/runtime.c), so
+ * requests that arrived together share the sync. */
+static void s_mj_wait(storage_t *s, cairn_req_t *req)
+{
+    mjournal_t *m = s->mj;
+    m->waiting[m->nwaiting++] = req;
+    cairn_defer(req);
+    if (!m->sync_timer &&
+        !(m->sync_timer = cairn_host_->timer_add(s->ctx, 0, 0, s_sync_timer, s)))
+        s_mj_sync(s); /* no timer: sync now, alone */
 }
 
 int storage_journal_apply(storage_t *s, cairn_err_t *err)
 {
     mjournal_t *m = s->mj;
+    /* Answer the waiting group first: nothing acknowledged later may be
+     * applied before it, and its failure must not roll back applied points. */
+    if (m && m->j && (m->nwaiting || journal_unsynced(m->j))) s_mj_sync(s);
     if (!m || m->n == 0) return 0;
     batch_t b = {0};
     int rc = s_batch_init(&b, m->pts, m->n, err);
@@ -592,6 +678,7 @@ void storage_journal_close(storage_t *s)
     if (!m) return;
     storage_journal_drain(s); /* answer what waits */
     if (m->timer) cairn_host_->timer_cancel(s->ctx, m->timer);
+    if (m->j) s_mj_sync(s); /* the group waiting for its fdatasync */
     cairn_err_t err = {0};
     if (m->j && m->n && storage_journal_apply(s, &err) != 0)
         cairn_log(s->ctx, CAIRN_LOG_ERROR,
@@ -600,6 +687,7 @@ void storage_journal_close(storage_t *s)
                   m->n, journal_path(m->j), err.msg);
     journal_destroy(&m->j);
     free(m->queue);
+    free(m->waiting);
     free(m->pts);
     free(m->refs);
     free(m->keys);
@@ -646,8 +734,9 @@ static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc,
                            const cairn_err_t *err)
 {
     if (rc != 0) return storage_reply_err(req, err);
-    msgpack_pack_map(storage_reply_begin(s), 0);
-    storage_reply_send(s, req, 200);
+    /* Its record, or one before it, waits for the group's fdatasync. */
+    if (s->mj && s->mj->j && journal_unsynced(s->mj->j)) return s_mj_wait(s, req);
+    s_reply_ok(s, req);
 }
 
 void log_batch(void *state, cairn_req_t *req)

@@ -223,7 +223,7 @@ static const cairn_conf_key_t storage_conf[] = {
     {"durability", CAIRN_CONF_STR, "process",
      "process: a 200 survives any crash of Cairn (WAL, synchronous=NORMAL; the "
      "metric journal written before the reply); power: it survives power loss "
-     "too (fsync on every commit and every journal append)"},
+     "too (fsync on every commit; journal appends that arrive together share one)"},
     {"upload_idle", CAIRN_CONF_INT, "600",
      "artifacts: seconds an unfinished upload may sit idle before it is dropped"},
     {"io_uring", CAIRN_CONF_BOOL, "true",
@@ -274,8 +274,9 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         db_close(&s->db);
     }
     free(db_path);
-    /* Under durability=power each journal append waits for fdatasync: too
-     * slow for the kernel's thread, so log_metric runs on this one. */
+    /* Under durability=power a journal append is answered only after an
+     * fdatasync, which this thread runs once for all the appends that
+     * arrived together (logging.c): log_metric stays off the kernel's. */
     if (s->db && !artifacts && power)
         cairn_verb_drop_flags(ctx, "log_metric", CAIRN_VERB_INLINE);
     if (!s->db) {

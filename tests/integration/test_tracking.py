@@ -560,6 +560,48 @@ class Durability(unittest.TestCase):
     def test_kill_9_after_lockstep_log_metric_power(self):
         self.lockstep_then_kill("inproc", "power", n=300)
 
+    def pipelined_power_then_kill(self, mode, n=600):
+        """durability: power, n log_metric in flight at once (they share
+        fdatasyncs: group commit), kill -9 right after the last 200: every
+        acknowledged point is there after a restart, in the order sent."""
+        k = Kernel(services=services(mode, "power")).start()
+        state = k.state
+        try:
+            c = k.client()
+            h, b = c.call("tracking", "create_run", {"experiment_id": "0"})
+            rid = b["run"]["info"]["run_id"]
+            c.close()
+            d = k.client(zmq.DEALER)
+            for i in range(n):
+                d.send("tracking", "log_metric", {"run_id": rid, "key": "g",
+                                                  "value": float(i), "timestamp": 7,
+                                                  "step": i // 50})
+            sts = [d.recv()[0]["st"] for _ in range(n)]
+            k.proc.send_signal(signal.SIGKILL)
+            k.proc.wait()
+            d.close()
+            self.assertEqual(sts, [200] * n)
+        finally:
+            k.stop()
+        k2 = Kernel(services=services(mode, "power"), state=state).start()
+        try:
+            c = k2.client()
+            h, b = c.call("tracking", "get_metric_history",
+                          {"run_id": rid, "key": "g", "max_results": 100000})
+            self.assertEqual(h["st"], 200, (h, b))
+            self.assertEqual([m["value"] for m in b["metrics"]],
+                             [float(i) for i in range(n)])
+            c.close()
+        finally:
+            k2.cleanup()
+            k.cleanup()
+
+    def test_kill_9_after_pipelined_power_inproc(self):
+        self.pipelined_power_then_kill("inproc")
+
+    def test_kill_9_after_pipelined_power_process(self):
+        self.pipelined_power_then_kill("process")
+
     def test_log_metric_is_inline_by_default(self):
         with Kernel(services=services("inproc")) as k:
             c = k.client()

@@ -5,7 +5,8 @@
  * read as points; replay skips what is applied and sequence numbers go on
  * from there; a seq that does not grow ends the good part; a journal of
  * another database is moved aside untouched; a second opener is refused;
- * a failed write leaves nothing behind. */
+ * a failed write leaves nothing behind; under sync, writes wait for one
+ * journal_sync, and a failed sync cuts what it covered. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -412,6 +413,59 @@ TEST(failed_write_leaves_nothing)
     journal_destroy(&j);
 }
 
+TEST(writes_share_one_sync)
+{
+    s_fresh();
+    cairn_err_t err = {0};
+    journal_t *j = journal_open(s_path, TAG, true, &err);
+    if (!CHECK(j != NULL)) return;
+    CHECK(!journal_unsynced(j));
+    journal_point_t p = {1, 2, 3, "m", 1};
+    uint64_t seq = 0;
+    for (int i = 0; i < 3; i++) CHECK_EQ(journal_write(j, 1, &p, 1, &seq, &err), 0);
+    CHECK_UEQ(seq, 3);
+    CHECK(journal_unsynced(j));
+    CHECK_EQ(journal_sync(j, &err), 0);
+    CHECK(!journal_unsynced(j));
+    CHECK_EQ(journal_sync(j, &err), 0); /* nothing waits: nothing to do */
+    CHECK_UEQ(journal_size(j), (uint64_t)s_file_size(s_path));
+    journal_destroy(&j);
+    /* Without sync nothing ever waits. */
+    j = s_open(TAG);
+    if (!j) return;
+    CHECK_EQ(journal_write(j, 1, &p, 1, &seq, &err), 0);
+    CHECK(!journal_unsynced(j));
+    journal_destroy(&j);
+}
+
+TEST(failed_sync_cuts_the_group)
+{
+    /* fdatasync on a FIFO fails (EINVAL): the records it covered must not
+     * stay readable as acknowledged points. */
+    char fifo[340];
+    snprintf(fifo, sizeof fifo, "%s/fifo", s_dir);
+    if (!CHECK(mkfifo(fifo, 0600) == 0)) return;
+    cairn_err_t err = {0};
+    journal_t *j = journal_open(fifo, TAG, true, &err);
+    if (!CHECK(j != NULL)) {
+        fprintf(stderr, "     %s\n", err.msg);
+        unlink(fifo);
+        return;
+    }
+    journal_point_t p = {1, 2, 3, "m", 1};
+    uint64_t seq = 0;
+    CHECK_EQ(journal_write(j, 1, &p, 1, &seq, &err), 0);
+    CHECK_EQ(journal_write(j, 1, &p, 1, &seq, &err), 0);
+    CHECK(journal_size(j) > 0);
+    CHECK_EQ(journal_sync(j, &err), -1);
+    CHECK_EQ(err.st, 500);
+    CHECK_HAS(err.msg, "sync");
+    CHECK_UEQ(journal_size(j), 0);
+    CHECK(!journal_unsynced(j));
+    journal_destroy(&j);
+    unlink(fifo);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "%s/cairn-journal-XXXXXX",
@@ -431,6 +485,8 @@ int main(void)
     RUN(foreign_journal_is_moved_aside);
     RUN(one_holder);
     RUN(failed_write_leaves_nothing);
+    RUN(writes_share_one_sync);
+    RUN(failed_sync_cuts_the_group);
     s_fresh();
     rmdir(s_dir);
     return unit_report();
