@@ -532,7 +532,9 @@ int main(int argc, char **argv)
     const char *dir = bench_kernel_dir(g_kernel);
     struct statfs sf;
     if (statfs(dir, &sf) != 0) bench_die("statfs %s: %s", dir, strerror(errno));
-    if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)
+    /* A smoke run (CI) still runs there: what it checks is that every
+     * call is answered 200, not what the figures say. */
+    if ((sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) && !o.quick)
         bench_die(
             "%s is on %s, where fdatasync costs nothing: set CAIRN_BENCH_DIR to a "
             "directory on a disk",
