@@ -450,7 +450,7 @@ static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
     /* Reserve before appending: a journaled point is always pending too, so
      * that every verb sees it. */
     if ((m->n + n > MJ_PENDING_MAX && storage_journal_apply(s, err) != 0) ||
-        s_mj_reserve(m, n, key_bytes, err) != 0 || s_mj_reserve_waiter(m, err) != 0)
+        s_mj_reserve(m, n, key_bytes, err) != 0)
         return -1;
     if (!journal_unsynced(m->j)) { /* the first record of a new group */
         m->mark_n = m->n;
@@ -471,15 +471,14 @@ static void s_reply_ok(storage_t *s, cairn_req_t *req)
 /* One fdatasync for every record written since the last, then the answers
  * of the requests that wrote them: 200, or, when the sync failed, its
  * error (the records are cut from the file, their points from memory). */
-static void s_mj_sync(storage_t *s)
+static int s_mj_sync(storage_t *s, cairn_err_t *err)
 {
     mjournal_t *m = s->mj;
     if (m->sync_timer) {
         cairn_host_->timer_cancel(s->ctx, m->sync_timer);
         m->sync_timer = 0;
     }
-    cairn_err_t err = {0};
-    int rc = journal_sync(m->j, &err);
+    int rc = journal_sync(m->j, err);
     if (rc != 0) {
         /* Nothing was applied since the group began (an apply syncs first),
          * so its points are the tail of the pending ones. */
@@ -493,29 +492,37 @@ static void s_mj_sync(storage_t *s)
         if (rc == 0)
             s_reply_ok(s, m->waiting[i]);
         else
-            storage_reply_err(m->waiting[i], &err);
+            storage_reply_err(m->waiting[i], err);
     }
+    return rc;
 }
 
 static void s_sync_timer(void *arg)
 {
     storage_t *s = arg;
     s->mj->sync_timer = 0;
-    s_mj_sync(s);
+    cairn_err_t err = {0};
+    s_mj_sync(s, &err);
 }
 
-/* The request wrote an unsynced record: it is answered after the group's
- * fdatasync (room was reserved when it wrote). A timer due at once fires
- * after this thread has served what its socket holds (sdk/runtime.c), so
- * requests that arrived together share the sync. */
+/* The request wrote an unsynced record (or came behind one): it is
+ * answered after the group's fdatasync. A timer due at once fires after
+ * this thread has served what its socket holds (sdk/runtime.c), so
+ * requests that arrived together share the sync. Without room or a timer
+ * the group syncs now. */
 static void s_mj_wait(storage_t *s, cairn_req_t *req)
 {
     mjournal_t *m = s->mj;
+    cairn_err_t err = {0};
+    if (s_mj_reserve_waiter(m, &err) != 0) {
+        if (s_mj_sync(s, &err) != 0) return storage_reply_err(req, &err);
+        return s_reply_ok(s, req);
+    }
     m->waiting[m->nwaiting++] = req;
     cairn_defer(req);
     if (!m->sync_timer &&
         !(m->sync_timer = cairn_host_->timer_add(s->ctx, 0, 0, s_sync_timer, s)))
-        s_mj_sync(s); /* no timer: sync now, alone */
+        s_mj_sync(s, &err);
 }
 
 int storage_journal_apply(storage_t *s, cairn_err_t *err)
@@ -523,7 +530,8 @@ int storage_journal_apply(storage_t *s, cairn_err_t *err)
     mjournal_t *m = s->mj;
     /* Answer the waiting group first: nothing acknowledged later may be
      * applied before it, and its failure must not roll back applied points. */
-    if (m && m->j && (m->nwaiting || journal_unsynced(m->j))) s_mj_sync(s);
+    cairn_err_t sync_err = {0}; /* the group's requests are told; this caller is not */
+    if (m && m->j && (m->nwaiting || journal_unsynced(m->j))) s_mj_sync(s, &sync_err);
     if (!m || m->n == 0) return 0;
     batch_t b = {0};
     int rc = s_batch_init(&b, m->pts, m->n, err);
@@ -678,7 +686,8 @@ void storage_journal_close(storage_t *s)
     if (!m) return;
     storage_journal_drain(s); /* answer what waits */
     if (m->timer) cairn_host_->timer_cancel(s->ctx, m->timer);
-    if (m->j) s_mj_sync(s); /* the group waiting for its fdatasync */
+    cairn_err_t sync_err = {0};
+    if (m->j) s_mj_sync(s, &sync_err); /* the group waiting for its fdatasync */
     cairn_err_t err = {0};
     if (m->j && m->n && storage_journal_apply(s, &err) != 0)
         cairn_log(s->ctx, CAIRN_LOG_ERROR,
