@@ -232,6 +232,12 @@ static int s_api_reply_error(cairn_req_t *r, int st, const char *code, const cha
     return s_final(r, st < 400 ? 500 : st, code, msg, NULL, 0);
 }
 
+static int s_api_reply_error_body(cairn_req_t *r, int st, const char *code,
+                                  const char *msg, const void *body, size_t len)
+{
+    return s_final(r, st < 400 ? 500 : st, code, msg, body, body ? len : 0);
+}
+
 static int s_api_reply_err(cairn_req_t *r, const cairn_err_t *e)
 {
     return s_final(r, e->st >= 400 ? e->st : 500, e->code, e->msg, NULL, 0);
@@ -446,6 +452,7 @@ static const cairn_api_t s_api = {
     .role = s_api_role,
     .state_dir = s_api_state_dir,
     .verb_drop_flags = s_api_verb_drop_flags,
+    .reply_error_body = s_api_reply_error_body,
 };
 
 const cairn_api_t *cairn_runtime_api(void)

@@ -22,8 +22,10 @@
  * answered 503 (restarting) or, after the first, not answered within the
  * ttl is sent again,
  * the same chunk at the same offset of the same upload, after 50 ms, then
- * twice as long each time up to 2 s, for at most ART_RETRY_MS; a 409 whose
- * sentence says "expected offset N" goes on from N (from the chunk in hand,
+ * twice as long each time up to 2 s, for at most ART_RETRY_MS (60 s; the
+ * environment variable CAIRN_ARTIFACT_RETRY_S, in seconds, overrides it); a
+ * 409 whose body says {expected_offset: N} (or, from an older server, whose
+ * sentence says "expected offset N") goes on from N (from the chunk in hand,
  * or for a regular file re-read from N); a final chunk answered 404 after
  * a retry is checked against what the server stored at that path (its
  * first copy may have committed before the reply was lost). */
@@ -721,13 +723,22 @@ static bool s_mp_hash(const msgpack_object *map, char out[HASH_HEX + 1])
     return true;
 }
 
-/* Call artifacts.verb; *r receives a 2xx reply whose body is a map (*obj). */
-static int s_acall(cairn_client_t *client, const char *verb, const msgpack_sbuffer *sb,
-                   cairn_reply_t **r, const msgpack_object **obj, cairn_err_t *err)
+/* Call artifacts.verb; *r receives a 2xx reply whose body is a map (*obj).
+ * On failure *failed (when not NULL) receives the error reply if one came
+ * (its body may say more than the sentence), else NULL. */
+static int s_acall_ex(cairn_client_t *client, const char *verb,
+                      const msgpack_sbuffer *sb, cairn_reply_t **r,
+                      const msgpack_object **obj, cairn_reply_t **failed,
+                      cairn_err_t *err)
 {
     *r = NULL;
+    if (failed) *failed = NULL;
     if (cairn_client_call(client, CAIRN_ARTIFACTS_SVC, verb, sb->data, sb->size, 0, r,
                           err) != 0) {
+        if (failed) {
+            *failed = *r;
+            *r = NULL;
+        }
         cairn_reply_destroy(r);
         return -1;
     }
@@ -738,6 +749,12 @@ static int s_acall(cairn_client_t *client, const char *verb, const msgpack_sbuff
                              "the reply of artifacts.%s is not a map", verb);
     }
     return 0;
+}
+
+static int s_acall(cairn_client_t *client, const char *verb, const msgpack_sbuffer *sb,
+                   cairn_reply_t **r, const msgpack_object **obj, cairn_err_t *err)
+{
+    return s_acall_ex(client, verb, sb, r, obj, NULL, err);
 }
 
 static int s_check_artifact_args(cairn_client_t *client, const char *run_id,
@@ -781,10 +798,13 @@ static int s_write_full(int fd, const char *buf, size_t n, const char *name,
     return 0;
 }
 
-#define ART_RETRY_MS 60000      /* the longest a chunk is retried */
+#define ART_RETRY_MS 60000      /* the longest a chunk is retried (default) */
 #define ART_BACKOFF_MIN_MS 50   /* the first wait before a retry */
 #define ART_BACKOFF_MAX_MS 2000 /* the longest wait between retries */
 #define ART_MOVES_MAX 16        /* 409 "expected offset N" followed per chunk */
+
+/* Seconds, a positive number: overrides ART_RETRY_MS (tests use a small one). */
+#define ART_RETRY_ENV "CAIRN_ARTIFACT_RETRY_S"
 
 typedef struct upload {
     cairn_client_t *client;
@@ -797,7 +817,26 @@ typedef struct upload {
     unsigned char *back; /* can be read again (into this, on demand) */
     bool lost_done;      /* the last chunk, retried, found no upload: 404 */
     uint64_t lost_size;  /* and the size the file has with it */
+    uint64_t retry_ms;   /* the longest a chunk is retried */
+    bool has_expected;   /* the last chunk's 409 had a body {expected_offset} */
+    uint64_t expected;   /* and its value */
 } upload_t;
+
+/* ART_RETRY_MS, or $CAIRN_ARTIFACT_RETRY_S (a positive number of seconds)
+ * when it is set and valid. */
+static uint64_t s_retry_ms(void)
+{
+    const char *v = getenv(ART_RETRY_ENV);
+    if (!v || !*v) return ART_RETRY_MS;
+    char *end;
+    errno = 0;
+    double s = strtod(v, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (errno || end == v || *end || !(s > 0) || s > 1e9) /* !(s > 0): NaN too */
+        return ART_RETRY_MS;
+    uint64_t ms = (uint64_t)(s * 1000.0);
+    return ms ? ms : 1;
+}
 
 /* One put_artifact; upload_id is filled from the first reply. The last
  * chunk's reply (its artifact) is left in *last. */
@@ -819,9 +858,24 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
     cairn_pack_cstr(&pk, "data");
     fail |= msgpack_pack_bin_with_body(&pk, data, n);
     if (fail) return s_oom(err);
-    cairn_reply_t *r = NULL;
+    cairn_reply_t *r = NULL, *failed = NULL;
     const msgpack_object *obj = NULL;
-    if (s_acall(u->client, "put_artifact", &u->sb, &r, &obj, err) != 0) return -1;
+    u->has_expected = false;
+    if (s_acall_ex(u->client, "put_artifact", &u->sb, &r, &obj, &failed, err) != 0) {
+        /* A 409 says where the server is in its body (older servers only
+         * in the sentence: s_expected_offset). */
+        const msgpack_object *at =
+            failed && cairn_reply_status(failed) == 409
+                ? s_mp(cairn_reply_object(failed), "expected_offset",
+                       MSGPACK_OBJECT_POSITIVE_INTEGER)
+                : NULL;
+        if (at) {
+            u->has_expected = true;
+            u->expected = at->via.u64;
+        }
+        cairn_reply_destroy(&failed);
+        return -1;
+    }
     u->offset += n;
     if (done) {
         *last = r;
@@ -856,11 +910,17 @@ static void s_sleep_ms(unsigned ms)
     }
 }
 
-/* The N of a 409 whose sentence says "expected offset N". */
-static bool s_expected_offset(const cairn_err_t *err, uint64_t *n)
+/* Where a 409 says the server is: its body's expected_offset, else (an
+ * older server) the N of a sentence that says "expected offset N". */
+static bool s_expected_offset(const upload_t *u, const cairn_err_t *err, uint64_t *n)
 {
     static const char key[] = "expected offset ";
-    const char *p = err->st == 409 ? strstr(err->msg, key) : NULL;
+    if (err->st != 409) return false;
+    if (u->has_expected) {
+        *n = u->expected;
+        return true;
+    }
+    const char *p = strstr(err->msg, key);
     if (!p) return false;
     p += sizeof key - 1;
     if (*p < '0' || *p > '9') return false;
@@ -875,7 +935,7 @@ static bool s_expected_offset(const cairn_err_t *err, uint64_t *n)
 /* One chunk, sent again while the service restarts (503) or does not
  * answer in time (504): 0 when it was accepted (u->offset moved on), 1
  * when the server answered 409 "expected offset N" (*at = N), -1 on any
- * other failure or after ART_RETRY_MS. */
+ * other failure or after u->retry_ms. */
 static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool done,
                        cairn_reply_t **last, uint64_t *at, cairn_err_t *err)
 {
@@ -883,7 +943,7 @@ static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool do
     unsigned wait = ART_BACKOFF_MIN_MS, tries = 0;
     for (;;) {
         if (s_put_chunk(u, data, n, done, last, err) == 0) return 0;
-        if (u->upload_id[0] && s_expected_offset(err, at)) return 1;
+        if (u->upload_id[0] && s_expected_offset(u, err, at)) return 1;
         if (tries && done && err->st == 404) {
             u->lost_done = true;
             u->lost_size = u->offset + n;
@@ -894,10 +954,11 @@ static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool do
             (err->st != CAIRN_ST_TIMEOUT || !u->upload_id[0]))
             return -1;
         uint64_t spent = cairn_now_ms() - t0;
-        if (spent + wait > ART_RETRY_MS) {
+        if (spent + wait > u->retry_ms) {
             char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
             snprintf(why, sizeof why, "%s", err->msg);
             snprintf(code, sizeof code, "%s", err->code);
+            /* "gave up": the CLI shows this sentence rather than its own */
             return cairn_err_set(err, err->st, code,
                                  "gave up on the chunk at offset %" PRIu64
                                  " of '%s' after %u tries in %" PRIu64
@@ -1045,7 +1106,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
                   .run_id = run_id,
                   .path = path,
                   .fd = fd,
-                  .seekable = S_ISREG(sbuf.st_mode)};
+                  .seekable = S_ISREG(sbuf.st_mode),
+                  .retry_ms = s_retry_ms()};
     msgpack_sbuffer_init(&u.sb);
     unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
     crypto_generichash_state st;

@@ -158,6 +158,11 @@ typedef struct cairn_api {
     /* --- from init only: this instance serves verb without these flags
      *     (e.g. CAIRN_VERB_INLINE when its settings make the verb slow) --- */
     void (*verb_drop_flags)(cairn_ctx_t *ctx, const char *verb, uint32_t flags);
+    /* --- an error reply that also carries a body (msgpack bytes, NULL/0 =
+     *     nil) for clients that want more than the sentence, e.g. where to
+     *     resume; st < 400 becomes 500, as for reply_error --- */
+    int (*reply_error_body)(cairn_req_t *req, int st, const char *code, const char *msg,
+                            const void *body, size_t len);
 } cairn_api_t;
 
 /* The one exported symbol. */
@@ -221,6 +226,20 @@ static inline void cairn_verb_drop_flags(cairn_ctx_t *ctx, const char *verb,
 {
     if (cairn_host_->size >= offsetof(cairn_api_t, verb_drop_flags) + sizeof(void *))
         cairn_host_->verb_drop_flags(ctx, verb, flags);
+}
+/* cairn_host_->reply_error_body where the host has it; an older host gets
+ * the error without the body (clients must not require one). */
+static inline int cairn_reply_error_body(cairn_req_t *r, int st, const char *code,
+                                         const char *msg, const void *b, size_t n)
+{
+    if (cairn_host_->size >= offsetof(cairn_api_t, reply_error_body) + sizeof(void *))
+        return cairn_host_->reply_error_body(r, st, code, msg, b, n);
+    return cairn_host_->reply_error(r, st, code, msg);
+}
+static inline int cairn_reply_error_sbuf(cairn_req_t *r, int st, const char *code,
+                                         const char *msg, const msgpack_sbuffer *sb)
+{
+    return cairn_reply_error_body(r, st, code, msg, sb->data, sb->size);
 }
 #endif /* CAIRN_PLUGIN_SOURCE */
 

@@ -200,7 +200,8 @@ typedef struct cairn_artifact_info {
  * match the hash and size the server replies with: else -1
  * (CAIRN_ERR_CORRUPT). progress may be NULL. A restart of the artifacts
  * service mid-upload is ridden out: a chunk answered 503, or (after the
- * first) not answered in time, is sent again with backoff for up to 60 s,
+ * first) not answered in time, is sent again with backoff for up to 60 s
+ * ($CAIRN_ARTIFACT_RETRY_S, in seconds, when set to a positive number),
  * and the server resumes the upload (docs/TRACKING.md); the call blocks
  * meanwhile and fails with a sentence if the service does not come back. */
 CAIRN_EXPORT int cairn_log_artifact(cairn_client_t *client, const char *run_id,

@@ -1,10 +1,12 @@
 /* The echo plugin: diagnostics for the bus. It echoes bodies (the bench's
  * peer), sleeps without blocking its loop (deadline tests), calls other
- * services through the kernel, publishes events, and can crash on request
- * (supervision tests; only when its conf allows it). */
+ * services through the kernel, publishes events, answers errors that carry
+ * a body, and can crash on request (supervision tests; only when its conf
+ * allows it). */
 #define _GNU_SOURCE
 #define CAIRN_PLUGIN_SOURCE
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,8 +28,9 @@ static int echo_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     e->greeting = strdup(cairn_conf(ctx, "greeting"));
     e->allow_crash = strcmp(cairn_conf(ctx, "allow_crash"), "true") == 0;
     if (strcmp(cairn_conf(ctx, "inline"), "false") == 0) /* shows verb_drop_flags */
-        for (const char *const *v = (const char *const[]){"echo_inline", "sleep_inline",
-                                                          "relay_inline", NULL};
+        for (const char *const *v =
+                 (const char *const[]){"echo_inline", "sleep_inline", "relay_inline",
+                                       "fail_inline", NULL};
              *v; v++)
             cairn_verb_drop_flags(ctx, *v, CAIRN_VERB_INLINE);
     if (!e->greeting) {
@@ -130,21 +133,21 @@ typedef struct relay {
     cairn_req_t *req;
 } relay_t;
 
+/* The nested call's answer, as it came (an error's body included). */
 static void echo_relayed(void *arg, int st, const char *code, const char *err,
                          const msgpack_object *body)
 {
     relay_t *r = arg;
-    if (st >= 400) {
-        cairn_reply_error(r->req, st, code, err);
-    } else {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
+    if (st >= 400)
+        cairn_reply_error_sbuf(r->req, st, code, err, &sb);
+    else
         cairn_reply_sbuf(r->req, st, &sb);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    msgpack_sbuffer_destroy(&sb);
     free(r);
 }
 
@@ -185,6 +188,36 @@ static void echo_relay(void *state, cairn_req_t *req)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* fail {st*, code, err, body}: an error reply (st >= 400) carrying body
+ * (none when absent). */
+static void echo_fail(void *state, cairn_req_t *req)
+{
+    (void)state;
+    cairn_err_t err = {0};
+    uint64_t st;
+    cairn_str_t code = {"", 0}, msg = {"", 0};
+    const msgpack_object *b = cairn_body(req);
+    if (cairn_field_uint(b, "st", true, &st, &err) != 0 ||
+        cairn_field_str(b, "code", false, 63, &code, &err) < 0 ||
+        cairn_field_str(b, "err", false, 255, &msg, &err) < 0)
+        return (void)cairn_reply_err(req, &err);
+    if (st < 400 || st > 599)
+        return (void)cairn_reply_error(req, 400, "bad_request",
+                                       "st must be from 400 to 599");
+    char c[64], m[256];
+    snprintf(c, sizeof c, "%.*s", (int)code.len, code.ptr);
+    snprintf(m, sizeof m, "%.*s", (int)msg.len, msg.ptr);
+    const msgpack_object *inner = cairn_obj_get(b, "body");
+    if (!inner) return (void)cairn_reply_error(req, (int)st, c, m);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *inner);
+    cairn_reply_error_sbuf(req, (int)st, c, m, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* publish {topic*, body}: put an event on the bus. */
 static void echo_publish(void *state, cairn_req_t *req)
 {
@@ -220,6 +253,8 @@ static const cairn_verb_t echo_verbs[] = {
     {"relay", echo_relay, "echo.write", 0, 0, "call {svc, verb, body} via the kernel"},
     {"publish", echo_publish, "echo.write", 0, 0, "publish {topic, body}"},
     {"small", echo_echo, "echo.read", 0, 1024, "echo with a 1 KiB body limit"},
+    {"fail", echo_fail, "echo.read", CAIRN_VERB_IDEMPOTENT, 0,
+     "an error reply {st, code, err} carrying {body}"},
     /* The same handlers flagged INLINE: served on the kernel's thread when
      * inproc and idle (tests and bench_bus). */
     {"echo_inline", echo_echo, "echo.read", CAIRN_VERB_IDEMPOTENT | CAIRN_VERB_INLINE,
@@ -227,6 +262,8 @@ static const cairn_verb_t echo_verbs[] = {
     {"sleep_inline", echo_sleep, "echo.read", CAIRN_VERB_INLINE, 0, "sleep, INLINE"},
     {"relay_inline", echo_relay, "echo.write", CAIRN_VERB_INLINE, 0,
      "relay, INLINE: refused (no nested calls inside INLINE verbs)"},
+    {"fail_inline", echo_fail, "echo.read", CAIRN_VERB_IDEMPOTENT | CAIRN_VERB_INLINE,
+     0, "fail, INLINE"},
     {NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -244,7 +281,7 @@ static const cairn_plugin_t echo_plugin = {
     .size = sizeof(cairn_plugin_t),
     .name = "echo",
     .version = "1.0.0",
-    .description = "bus diagnostics: echo, sleep, relay, publish",
+    .description = "bus diagnostics: echo, sleep, relay, publish, fail",
     .verbs = echo_verbs,
     .conf = echo_conf,
     .init = echo_init,

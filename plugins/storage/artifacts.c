@@ -53,11 +53,12 @@
  *       The first chunk (no upload_id, offset 0) opens an upload and
  *       answers {upload_id, offset: next expected}; later chunks name the
  *       upload_id and must arrive in order (offset == expected, else 409
- *       whose sentence says "expected offset N"); the chunk with done=true
+ *       whose sentence says "expected offset N" and whose body is
+ *       {expected_offset: N}); the chunk with done=true
  *       commits and answers {artifact: {path, size, hash}}. A whole small
  *       file is one request: offset 0, done true. After a restart the next
  *       chunk resumes the upload (above): its offset may then be any up to
- *       what the server has (409 "expected offset N" beyond). An unknown
+ *       what the server has (the same 409 beyond). An unknown
  *       upload_id is 404; an upload idle longer than `upload_idle` seconds
  *       (600) is dropped with its tmp file. Putting an existing path
  *       replaces its index entry. A path may not be both a file and a
@@ -703,6 +704,19 @@ static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
     storage_reply_send(s, req, 200);
 }
 
+/* A 409 that tells the client where to go on from: the sentence ends
+ * "expected offset N" (for people, and for clients older than the body)
+ * and the body is {expected_offset: N} (what the SDKs read). */
+static void s_reply_expected(storage_t *s, cairn_req_t *req, const cairn_err_t *err,
+                             uint64_t expected)
+{
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "expected_offset");
+    msgpack_pack_uint64(pk, expected);
+    cairn_reply_error_sbuf(req, err->st, err->code, err->msg, &s->sb);
+}
+
 /* Append a chunk to an upload in the table and reply: its progress, or
  * (done) the artifact. A failed write keeps what was acknowledged before
  * it on disk: the client may resume from there. */
@@ -882,7 +896,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                       "your last chunk), not %llu: expected offset %llu",
                       (unsigned long long)have, id, (unsigned long long)offset,
                       (unsigned long long)have);
-        return storage_reply_err(req, &err);
+        return s_reply_expected(s, req, &err, have);
     }
     if (!w) {
         if (err.st == 404)
@@ -984,7 +998,7 @@ void art_put(void *state, cairn_req_t *req)
                 "the chunk at offset %llu of upload '%s' is out of order: expected "
                 "offset %llu",
                 (unsigned long long)offset, u->id, (unsigned long long)expected);
-            return storage_reply_err(req, &err);
+            return s_reply_expected(s, req, &err, expected);
         }
         return s_apply(s, req, u, data->via.bin.ptr, data->via.bin.size, done);
     }
@@ -999,7 +1013,7 @@ void art_put(void *state, cairn_req_t *req)
             "a new upload (no upload_id) starts at offset 0, not %llu: expected "
             "offset 0",
             (unsigned long long)offset);
-        return storage_reply_err(req, &err);
+        return s_reply_expected(s, req, &err, 0);
     }
     if (s_check_shape(a, run.rid, path, &err) != 0) return storage_reply_err(req, &err);
     if (!done && a->nuploads >= ART_UPLOADS_MAX) {

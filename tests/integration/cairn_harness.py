@@ -206,7 +206,8 @@ def build_path(*parts):
 
 
 class FakeKernel:
-    """A ROUTER that answers every request with reply(hdr, body) -> (st, extra hdr, body bytes)."""
+    """A ROUTER that answers every request with reply(hdr, body) -> (st, extra hdr, body bytes),
+    or not at all when reply returns None (a server gone silent)."""
 
     def __init__(self, reply):
         self.reply = reply
@@ -238,7 +239,10 @@ class FakeKernel:
                 ident, _, tag, hdr, body = sock.recv_multipart()
                 assert tag == b"CAIRN/1"
                 h = msgpack.unpackb(hdr)
-                st, extra, out = self.reply(h, body)
+                answer = self.reply(h, body)
+                if answer is None:
+                    continue
+                st, extra, out = answer
                 rh = {"id": h["id"], "st": st, **extra}
                 sock.send_multipart([ident, b"", b"CAIRN/1", msgpack.packb(rh), out])
         finally:

@@ -61,12 +61,14 @@ class Client:
         self.k = k
         self.c = k.client()
         self.t = test
+        self.body = None  # the last reply's body (an error's too)
 
     def close(self):
         self.c.close()
 
     def call(self, svc, verb, body=None, st=200, code=None, timeout=60):
         h, b = self.c.call(svc, verb, body, timeout=timeout)
+        self.body = b
         self.t.assertEqual(h["st"], st, (verb, h, None if st >= 400 else b))
         if code:
             self.t.assertEqual(h["code"], code, h)
@@ -319,12 +321,14 @@ class ArtifactsBase:
             h = self.art("put_artifact", {"run_id": run, "path": "o.bin", "data": b"b" * 10,
                                           "offset": off, "upload_id": uid}, 409, "conflict")
             self.assertIn("expected offset 100", h["err"])
+            self.assertEqual(self.cl.body, {"expected_offset": 100})
         # the upload goes on from the expected offset
         self.art("put_artifact", {"run_id": run, "path": "o.bin", "data": b"c" * 10,
                                   "offset": 100, "upload_id": uid})
-        # a chunk for another path or run is refused
+        # a chunk for another path or run is refused (an error without a body)
         self.art("put_artifact", {"run_id": run, "path": "other", "data": b"",
                                   "offset": 110, "upload_id": uid}, 400)
+        self.assertIsNone(self.cl.body)
         a = self.art("put_artifact", {"run_id": run, "path": "o.bin", "data": b"", "offset": 110,
                                       "upload_id": uid, "done": True})["artifact"]
         self.assertEqual(a["size"], 110)
@@ -333,6 +337,7 @@ class ArtifactsBase:
         h = self.art("put_artifact", {"run_id": run, "path": "n", "data": b"x", "offset": 5},
                      409)
         self.assertIn("expected offset 0", h["err"])
+        self.assertEqual(self.cl.body, {"expected_offset": 0})
 
     def test_unknown_upload(self):
         run = self.cl.new_run()
@@ -670,6 +675,7 @@ class ResumeBase:
         # beyond what the server has: 409 naming where to resume from
         h = self.chunk(run, "r.bin", b"z", 2001, uid, st=409, code="conflict")
         self.assertIn("expected offset 2000", h["err"])
+        self.assertEqual(self.cl.body, {"expected_offset": 2000})
         self.chunk(run, "r.bin", b"z", 0, "d" * 32, st=404, code="not_found")
         # below: chunk 2 sent again (its 200 was lost in the crash)
         self.assertEqual(self.chunk(run, "r.bin", c2, 1000, uid),
@@ -677,6 +683,7 @@ class ResumeBase:
         # held again: the strict rule
         h = self.chunk(run, "r.bin", c2, 1000, uid, st=409, code="conflict")
         self.assertIn("expected offset 2000", h["err"])
+        self.assertEqual(self.cl.body, {"expected_offset": 2000})
         c3 = os.urandom(500)
         self.chunk(run, "r.bin", c3, 2000, uid)
         # a second crash, then back to the very start with other bytes:
@@ -975,9 +982,24 @@ class FakeArtifacts:
 
     @staticmethod
     def lost_everything(s, b):
-        """The server lost what it had (a power loss under durability: process)."""
+        """The server lost what it had (a power loss under durability: process):
+        the 409 of a server older than the body {expected_offset}, which the
+        SDKs follow by reading the sentence."""
         s.buf = bytearray()
         return 409, {"code": "conflict", "err": "the server holds 0 bytes: expected offset 0"}, b""
+
+    @staticmethod
+    def lost_everything_body(s, b):
+        """The same with the offset in the body only (the sentence gives no
+        number): the SDKs read the body."""
+        s.buf = bytearray()
+        return 409, {"code": "conflict", "err": "the server lost this upload's bytes"}, \
+            msgpack.packb({"expected_offset": 0})
+
+    @staticmethod
+    def silent(s, b):
+        """No reply at all (the server went away)."""
+        return None
 
     @staticmethod
     def reply_lost(s, b):
@@ -988,9 +1010,11 @@ class FakeArtifacts:
 
 class SdkRecovery(unittest.TestCase):
     """The SDKs' recovery paths against a fake server: a 409 "expected
-    offset N" before the chunk in hand (the file is read again), a last
-    chunk whose reply was lost and whose upload is gone (what the server
-    stored is checked), and giving up (bounded)."""
+    offset N" before the chunk in hand (the file is read again; N in the
+    reply's body {expected_offset}, or only in the sentence as older
+    servers say it), a last chunk whose reply was lost and whose upload is
+    gone (what the server stored is checked), and giving up (bounded by
+    $CAIRN_ARTIFACT_RETRY_S)."""
     MiB4 = 4 * MiB
 
     def setUp(self):
@@ -1007,6 +1031,10 @@ class SdkRecovery(unittest.TestCase):
         return [
             ("rewind", b"".join(bytes([i]) * n for i in range(2)) + b"tail",
              {1: FakeArtifacts.lost_everything},
+             [(put, 0, n, False), (put, n, n, False), (put, 0, n, False),
+              (put, n, n, False), (put, 2 * n, 4, True)]),
+            ("rewind_body", b"".join(bytes([i]) * n for i in range(2)) + b"tail",
+             {1: FakeArtifacts.lost_everything_body},
              [(put, 0, n, False), (put, n, n, False), (put, 0, n, False),
               (put, n, n, False), (put, 2 * n, 4, True)]),
             ("lost_done", bytes(range(256)) * (n // 256) + b"end",
@@ -1062,19 +1090,106 @@ class SdkRecovery(unittest.TestCase):
     def test_python_gives_up(self):
         always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(100)}
         old = cairn.tracking.ARTIFACT_RETRY_S
-        cairn.tracking.ARTIFACT_RETRY_S = 0.5
+        env = os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
         try:
-            with FakeKernel(FakeArtifacts(always)) as fk, cairn.Client(fk.endpoint) as c, \
-                    open(self.write("g", b"x" * 10), "rb") as f:
-                t0 = time.monotonic()
-                with self.assertRaises(cairn.errors.Unavailable) as e:
-                    cairn.tracking._Upload(c, "0" * 32, "g", f).run()
-                self.assertLess(time.monotonic() - t0, 5)
-                self.assertIn("gave up on the chunk at offset 0", str(e.exception))
-                self.assertIn("restarting", str(e.exception))
-                self.assertGreaterEqual(len(fk.reply.calls), 3)
+            # the budget from the module's ARTIFACT_RETRY_S, then from the
+            # environment (which wins)
+            for via in ("module", "env"):
+                if via == "module":
+                    cairn.tracking.ARTIFACT_RETRY_S = 0.5
+                else:
+                    cairn.tracking.ARTIFACT_RETRY_S = old
+                    os.environ["CAIRN_ARTIFACT_RETRY_S"] = "0.5"
+                with self.subTest(via), FakeKernel(FakeArtifacts(always)) as fk, \
+                        cairn.Client(fk.endpoint) as c, \
+                        open(self.write("g", b"x" * 10), "rb") as f:
+                    t0 = time.monotonic()
+                    with self.assertRaises(cairn.errors.Unavailable) as e:
+                        cairn.tracking._Upload(c, "0" * 32, "g", f).run()
+                    self.assertLess(time.monotonic() - t0, 5)
+                    self.assertIn("gave up on the chunk at offset 0", str(e.exception))
+                    self.assertIn("restarting", str(e.exception))
+                    self.assertGreaterEqual(len(fk.reply.calls), 3)
         finally:
             cairn.tracking.ARTIFACT_RETRY_S = old
+            os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+            if env is not None:
+                os.environ["CAIRN_ARTIFACT_RETRY_S"] = env
+
+    def test_retry_budget_from_env(self):
+        # a positive number of seconds; anything else is ignored (60 s)
+        old = os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+        try:
+            for v, want in (("2", 2.0), ("0.25", 0.25), (" 3 ", 3.0), ("0", 60.0),
+                            ("-1", 60.0), ("abc", 60.0), ("nan", 60.0), ("inf", 60.0),
+                            ("", 60.0), (None, 60.0)):
+                if v is None:
+                    os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+                else:
+                    os.environ["CAIRN_ARTIFACT_RETRY_S"] = v
+                self.assertEqual(cairn.tracking._retry_s(), want, v)
+        finally:
+            os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+            if old is not None:
+                os.environ["CAIRN_ARTIFACT_RETRY_S"] = old
+
+    def cli(self, endpoint, src, budget, *extra):
+        env = dict(os.environ)
+        env.pop("CAIRN_ENDPOINT", None)
+        env.pop("CAIRN_TOKEN", None)
+        env["CAIRN_ARTIFACT_RETRY_S"] = budget
+        return subprocess.Popen([os.path.join(BIN, "cairn"), "--endpoint", endpoint, *extra,
+                                 "artifacts", "upload", "0" * 32, src, "g"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def test_cli_gives_up(self):
+        """The C SDK's give-up path, through `cairn artifacts upload`: with
+        CAIRN_ARTIFACT_RETRY_S=2 it stops within the budget (and a little:
+        the backoff's last wait, the tries in flight), non-zero, saying so."""
+        budget = 2.0
+        n = 4 * MiB  # CAIRN_ARTIFACT_CHUNK
+        always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(100)}
+        # 503 to every chunk; a server that answers the first chunk and then
+        # goes silent (each try waits the ttl, 300 ms, plus the client's 1 s)
+        cases = [("503", b"x" * 10, always, (), 0, b"restarting"),
+                 ("silent", b"y" * (n + 10), {i: FakeArtifacts.silent for i in range(1, 100)},
+                  ("--ttl", "300"), n, b"")]
+        for name, data, faults, extra, at, why in cases:
+            with self.subTest(name), FakeKernel(FakeArtifacts(faults)) as fk:
+                src = self.write(name, data)
+                t0 = time.monotonic()
+                p = self.cli(fk.endpoint, src, str(budget), *extra)
+                try:
+                    _, err = p.communicate(timeout=DEADLINE)
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                took = time.monotonic() - t0
+                msg = err.decode(errors="replace")
+                self.assertEqual(p.returncode, 3, msg)  # EXIT_UNREACHABLE
+                self.assertIn(f"gave up on the chunk at offset {at} of 'g'", msg)
+                self.assertIn(why.decode(), msg)
+                self.assertNotIn("Sanitizer", msg)
+                self.assertLess(took, budget + 3, msg)
+                self.assertGreater(took, budget / 2, msg)  # it did retry, for a while
+                self.assertGreaterEqual(len([c for c in fk.reply.calls if c[1] == at]), 2)
+
+    def test_cli_ignores_a_bad_budget(self):
+        # not a positive number: the default 60 s holds (still retrying
+        # well past what a misread small budget would allow)
+        always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(1000)}
+        src = self.write("b", b"z" * 10)
+        with FakeKernel(FakeArtifacts(always)) as fk:
+            ps = [self.cli(fk.endpoint, src, v) for v in ("0", "-2", "abc", "nan", "1x")]
+            try:
+                time.sleep(3.5)
+                for p, v in zip(ps, ("0", "-2", "abc", "nan", "1x")):
+                    self.assertIsNone(p.poll(), f"CAIRN_ARTIFACT_RETRY_S={v}: gave up early")
+            finally:
+                for p in ps:
+                    p.kill()
+                    p.communicate()
 
 
 def tempfile_dir():

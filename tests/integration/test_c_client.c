@@ -278,6 +278,42 @@ static void expect_error(cairn_client_t *c, const char *svc, const char *verb,
     }
 }
 
+/* An error reply may carry a body (echo.fail; fail_inline through the
+ * kernel's door when the worker is idle): the client hands it back. */
+static void test_error_body(cairn_client_t *c)
+{
+    for (int inl = 0; inl < 2; inl++) {
+        const char *verb = inl ? "fail_inline" : "fail";
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        cairn_pack_cstr(&pk, "st");
+        msgpack_pack_uint32(&pk, 409);
+        cairn_pack_kv_str(&pk, "code", "conflict");
+        cairn_pack_kv_str(&pk, "err", "expected offset 7");
+        cairn_pack_cstr(&pk, "body");
+        msgpack_pack_map(&pk, 1);
+        cairn_pack_cstr(&pk, "expected_offset");
+        msgpack_pack_uint64(&pk, 7);
+        cairn_err_t err = {0};
+        cairn_reply_t *r = NULL;
+        int rc = cairn_client_call(c, "echo", verb, sb.data, sb.size, 5000, &r, &err);
+        msgpack_sbuffer_destroy(&sb);
+        CHECK(rc == -1 && err.st == 409 && strcmp(err.code, "conflict") == 0 &&
+                  strcmp(err.msg, "expected offset 7") == 0,
+              "echo.%s: rc %d, %d %s %s", verb, rc, err.st, err.code, err.msg);
+        CHECK(r != NULL, "echo.%s: the error reply is not handed back", verb);
+        if (!r) continue;
+        const msgpack_object *at =
+            cairn_obj_get(cairn_reply_object(r), "expected_offset");
+        CHECK(is_uint(at) && at->via.u64 == 7, "echo.%s: the error's body is lost",
+              verb);
+        cairn_reply_destroy(&r);
+    }
+}
+
 static void test_errors(cairn_client_t *c)
 {
     expect_error(c, "nope", "echo", NULL, 0, 5000, 404, "no_service");
@@ -591,6 +627,7 @@ int main(void)
         test_health(c);
         test_echo(c);
         test_errors(c);
+        test_error_body(c);
         test_pipelining(c);
         test_stash(c);
         /* The kernel must still be healthy after all that. */

@@ -322,6 +322,29 @@ class InlineDoor(unittest.TestCase):
                                              "body": 5})
         self.assertEqual((h["st"], b), (200, 5))
 
+    def test_error_with_body(self):
+        # An error reply may carry a body (docs/PROTOCOL.md): the kernel
+        # passes it on from the door (fail_inline on an idle inproc worker),
+        # from the worker's socket (fail; process mode) and from a nested
+        # call's RESULT (relay), as it does a success's.
+        ask = {"st": 409, "code": "conflict", "err": "expected offset 7",
+               "body": {"expected_offset": 7}}
+        for svc in ("echo", "echo_proc"):
+            for verb in ("fail_inline", "fail"):
+                for _ in range(20 if verb == "fail_inline" else 1):  # the door is opportunistic
+                    h, b = self.c.call(svc, verb, ask)
+                    self.assertEqual((h["st"], h["code"], h["err"], b),
+                                     (409, "conflict", "expected offset 7",
+                                      {"expected_offset": 7}), (svc, verb))
+            # without one, none (an empty body frame)
+            h, b = self.c.call(svc, "fail", {"st": 404, "err": "gone"})
+            self.assertEqual((h["st"], h["code"], h["err"], b), (404, "not_found", "gone", None))
+            h, b = self.c.call(svc, "relay", {"svc": "echo", "verb": "fail", "body": ask})
+            self.assertEqual((h["st"], h["code"], b), (409, "conflict", {"expected_offset": 7}))
+        # below 400 is not an error reply: refused
+        h, _ = self.c.call("echo", "fail_inline", {"st": 200})
+        self.assertEqual(h["st"], 400)
+
     def test_flags_listed_and_droppable(self):
         h, b = self.c.call("sys", "services")
         by = {s["name"]: s for s in b["services"]}

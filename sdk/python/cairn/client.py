@@ -26,7 +26,8 @@ GRACE_MS = 1000  # how long past its ttl the client waits before giving up local
 
 class Reply:
     """One reply: ``id``, ``status``, ``code`` and ``error`` (None when ok),
-    ``body`` (decoded), ``header`` (the raw header map)."""
+    ``body`` (decoded; an error reply may carry one too), ``header`` (the raw
+    header map)."""
 
     __slots__ = ("id", "status", "code", "error", "body", "header")
 
@@ -46,7 +47,7 @@ class Reply:
     def raise_for_status(self):
         """Raise the matching CairnError when not ok; return self otherwise."""
         if not self.ok:
-            raise error_for(self.status, self.code, self.error)
+            raise error_for(self.status, self.code, self.error, self.body)
         return self
 
     def __repr__(self):

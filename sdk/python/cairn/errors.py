@@ -1,19 +1,22 @@
 """Errors raised by the Cairn client: one class per CAIRN/1 status family.
 
 Every error carries ``.status`` (the reply's ``st``), ``.code`` (its stable
-machine name, e.g. ``no_verb``) and ``.message`` (the sentence in ``err``);
-``str(e)`` is the message.
+machine name, e.g. ``no_verb``), ``.message`` (the sentence in ``err``) and
+``.body`` (the reply's decoded body: None when it had none, as most error
+replies; some carry details, e.g. put_artifact's 409 ``{"expected_offset":
+N}``); ``str(e)`` is the message.
 """
 
 
 class CairnError(Exception):
     """A request failed: the kernel or a service answered ``st`` >= 400."""
 
-    def __init__(self, message, status=500, code="internal"):
+    def __init__(self, message, status=500, code="internal", body=None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
+        self.body = body
 
     def __str__(self):
         return self.message
@@ -74,8 +77,9 @@ _BY_STATUS = {
 }
 
 
-def error_for(status, code=None, message=None):
-    """The exception (not raised) for a failed reply's status, code and err."""
+def error_for(status, code=None, message=None, body=None):
+    """The exception (not raised) for a failed reply's status, code, err and
+    body (None when it had none)."""
     cls, default_code = _BY_STATUS.get(status, (CairnError, "internal"))
     return cls(message or f"request failed with status {status}", status,
-               code or default_code)
+               code or default_code, body)

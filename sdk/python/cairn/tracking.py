@@ -77,8 +77,11 @@ ARTIFACT_CHUNK = 4 << 20  # bytes per put_artifact request
 # An upload rides out a restart of the artifacts service: a chunk answered
 # 503, or after the first not answered in time, is sent again (same upload,
 # same offset),
-# waiting 50 ms and twice as long each time up to 2 s, for at most this long.
+# waiting 50 ms and twice as long each time up to 2 s, for at most this long
+# ($CAIRN_ARTIFACT_RETRY_S, a positive number of seconds, overrides it; it is
+# read when an upload starts).
 ARTIFACT_RETRY_S = 60.0
+ARTIFACT_RETRY_ENV = "CAIRN_ARTIFACT_RETRY_S"
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 2.0
 _MOVES_MAX = 16  # 409 "expected offset N" followed per chunk
 _EXPECTED_OFFSET = re.compile(r"expected offset (\d+)")
@@ -128,6 +131,28 @@ def _as_list(xs, what):
 
 
 
+def _retry_s():
+    """How long a chunk is retried: $CAIRN_ARTIFACT_RETRY_S when it is a
+    positive number of seconds, else ARTIFACT_RETRY_S."""
+    v = os.environ.get(ARTIFACT_RETRY_ENV)
+    try:
+        s = float(v) if v else 0.0
+    except ValueError:
+        s = 0.0
+    return s if 0 < s <= 1e9 else ARTIFACT_RETRY_S  # NaN and inf fail the test
+
+
+def _expected_offset(e):
+    """Where a 409 says the server is: its body's expected_offset, else (an
+    older server) the N of a sentence that says "expected offset N"; None
+    when it says neither."""
+    at = e.body.get("expected_offset") if isinstance(e.body, dict) else None
+    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
+        return at
+    m = _EXPECTED_OFFSET.search(e.message or "")
+    return int(m.group(1)) if m else None
+
+
 class _Moved(Exception):
     """put_artifact answered 409 "expected offset N": the server holds N bytes."""
 
@@ -142,7 +167,9 @@ class _Upload:
     acknowledged chunks across a restart of the artifacts service and
     resumes the upload at the next chunk, so: a chunk answered 503, or one
     after the first not answered at all (DeadlineExceeded), is sent again, the same bytes at the same offset,
-    with backoff for up to ARTIFACT_RETRY_S; a 409 "expected offset N" goes
+    with backoff for up to ARTIFACT_RETRY_S ($CAIRN_ARTIFACT_RETRY_S); a 409
+    whose body says {"expected_offset": N} (from an older server: whose
+    sentence says "expected offset N") goes
     on from N (re-reading the file there); a last chunk that finds its
     upload gone (404) after a retry may have committed before its reply was
     lost: what the server holds at the path is checked against the bytes
@@ -153,6 +180,7 @@ class _Upload:
         self.upload_id = None
         self.offset = 0  # bytes the server holds
         self.hash = hashlib.blake2b(digest_size=32)
+        self.retry_s = _retry_s()
 
     def run(self):
         read = self.f.read
@@ -204,10 +232,10 @@ class _Upload:
                 r = self.c.call(ARTIFACTS_SVC, "put_artifact", body) or {}
                 break
             except Conflict as e:
-                m = _EXPECTED_OFFSET.search(e.message)
-                if self.upload_id is None or not m:
+                at = _expected_offset(e)
+                if self.upload_id is None or at is None:
                     raise
-                raise _Moved(int(m.group(1))) from None
+                raise _Moved(at) from None
             except NotFound:
                 if tries and done:
                     return self._stored(self.offset + len(data))
@@ -218,7 +246,7 @@ class _Upload:
                 if isinstance(e, DeadlineExceeded) and self.upload_id is None:
                     raise
                 spent = time.monotonic() - t0
-                if spent + wait > ARTIFACT_RETRY_S:
+                if spent + wait > self.retry_s:
                     raise type(e)(
                         f"gave up on the chunk at offset {self.offset} of {self.dest!r} "
                         f"after {tries + 1} tries in {spent:.0f} s (the artifacts service "
