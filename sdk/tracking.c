@@ -209,6 +209,11 @@ static int s_check_str(const char *s, const char *what, size_t max, bool nonempt
     return 0;
 }
 
+static int s_oom(cairn_err_t *err)
+{
+    return cairn_err_set(err, 500, "out_of_memory", "out of memory");
+}
+
 static int s_check_key(const char *key, size_t *len, cairn_err_t *err)
 {
     return s_check_str(key, "the key", CAIRN_MAX_KEY, true, len, err);
@@ -351,6 +356,53 @@ int cairn_create_run(cairn_client_t *client, const char *experiment_id,
     static const char *const path[] = {"run", "info", "run_id", NULL};
     int rc = s_reply_str(r, path, run_id, err);
     cairn_reply_destroy(&r);
+    return rc;
+}
+
+/* A job's run ($CAIRN_RUN_ID): it must exist, so that a wrong variable
+ * fails here and not at the first metric. */
+static int s_attach_run(cairn_client_t *client, const char *env_run, char **run_id,
+                        cairn_err_t *err)
+{
+    if (s_check_run_id(env_run, NULL, err) != 0) {
+        char why[CAIRN_ERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        return cairn_err_set(err, 400, "bad_request", "$CAIRN_RUN_ID: %s", why);
+    }
+    call_t c;
+    msgpack_packer *pk = s_call_begin(&c);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_kv_str(pk, "run_id", env_run);
+    cairn_err_t e = {0};
+    if (s_call_end(client, &c, "get_run", NULL, &e) != 0)
+        return cairn_err_set(err, e.st, e.code, "$CAIRN_RUN_ID names run '%s': %s",
+                             env_run, e.msg);
+    if (!(*run_id = strdup(env_run))) return s_oom(err);
+    return 0;
+}
+
+int cairn_start_run(cairn_client_t *client, const char *experiment,
+                    const char *run_name, char **run_id, bool *attached,
+                    cairn_err_t *err)
+{
+    if (s_check_client(client, err) != 0) return -1;
+    if (!run_id)
+        return cairn_err_set(err, 400, "bad_request", "run_id must not be NULL");
+    *run_id = NULL;
+    if (attached) *attached = false;
+    const char *env_run = getenv("CAIRN_RUN_ID");
+    if (env_run && *env_run) {
+        if (s_attach_run(client, env_run, run_id, err) != 0) return -1;
+        if (attached) *attached = true;
+        return 0;
+    }
+    if (!experiment) experiment = getenv("CAIRN_EXPERIMENT_NAME");
+    if (!experiment || !*experiment) experiment = "Default";
+    char *experiment_id = NULL;
+    if (cairn_get_experiment_id(client, experiment, true, &experiment_id, err) != 0)
+        return -1;
+    int rc = cairn_create_run(client, experiment_id, run_name, NULL, run_id, err);
+    free(experiment_id);
     return rc;
 }
 
@@ -681,11 +733,6 @@ int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b, uint64_t *i
 
 #define CHUNK CAIRN_ARTIFACT_CHUNK
 #define HASH_HEX CAIRN_ARTIFACT_HASH_HEX
-
-static int s_oom(cairn_err_t *err)
-{
-    return cairn_err_set(err, 500, "out_of_memory", "out of memory");
-}
 
 static int s_sodium(cairn_err_t *err)
 {

@@ -96,6 +96,17 @@ CAIRN_EXPORT int cairn_create_run(cairn_client_t *client, const char *experiment
                                   const char *run_name, const char *parent_run_id,
                                   char **run_id, cairn_err_t *err);
 
+/* The run a program logs to, as the Python SDK's start_run picks it. Inside
+ * a job ($CAIRN_RUN_ID set) it is the job's run, which must exist; *attached
+ * (when not NULL) becomes true: the job, not the program, ends that run.
+ * Otherwise a new run in the experiment named experiment (NULL:
+ * $CAIRN_EXPERIMENT_NAME, else "Default"; created when missing), named
+ * run_name (NULL: the server names it); *attached becomes false and the
+ * program ends it with cairn_end_run. *run_id receives its id. */
+CAIRN_EXPORT int cairn_start_run(cairn_client_t *client, const char *experiment,
+                                 const char *run_name, char **run_id, bool *attached,
+                                 cairn_err_t *err);
+
 /* update_run with status (NULL: "FINISHED"; else RUNNING, SCHEDULED,
  * FINISHED, FAILED or KILLED) and end_time now. */
 CAIRN_EXPORT int cairn_end_run(cairn_client_t *client, const char *run_id,

@@ -319,6 +319,69 @@ static char *test_runs(cairn_client_t *c, const char *exp)
 
 /* ---- batches --------------------------------------------------------------------- */
 
+/* The run's experiment is the one named name. */
+static void s_check_run_in(cairn_client_t *c, const char *run, const char *name)
+{
+    cairn_err_t err = {0};
+    char *exp = NULL;
+    cairn_reply_t *r = s_get_run(c, run, &err);
+    CHECK(r != NULL, "get_run: %d %s", err.st, err.msg);
+    CHECK(cairn_get_experiment_id(c, name, false, &exp, &err) == 0,
+          "experiment '%s' was not created: %s", name, err.msg);
+    if (r && exp)
+        CHECK(s_is(s_run_field(r, "info", "experiment_id"), exp),
+              "the run is not in experiment '%s'", name);
+    cairn_reply_destroy(&r);
+    free(exp);
+}
+
+/* cairn_start_run: a new run in a named (or $CAIRN_EXPERIMENT_NAME's, or
+ * Default) experiment, created once; inside a job $CAIRN_RUN_ID's run,
+ * which must exist. */
+static void test_start_run(cairn_client_t *c)
+{
+    cairn_err_t err = {0};
+    char *a = NULL, *b = NULL, *d = NULL, *job = NULL, *bad = NULL;
+    bool attached = true;
+    unsetenv("CAIRN_RUN_ID");
+    unsetenv("CAIRN_EXPERIMENT_NAME");
+    CHECK(cairn_start_run(c, "c-start", "one", &a, &attached, &err) == 0,
+          "start_run: %d %s", err.st, err.msg);
+    CHECK(!attached, "a new run reads as attached");
+    CHECK(cairn_start_run(c, "c-start", NULL, &b, NULL, &err) == 0,
+          "start_run again: %d %s", err.st, err.msg);
+    if (a && b) {
+        CHECK(strcmp(a, b) != 0, "two start_run calls gave one run");
+        s_check_run_in(c, a, "c-start");
+        s_check_run_in(c, b, "c-start");
+    }
+    setenv("CAIRN_EXPERIMENT_NAME", "c-start-env", 1);
+    CHECK(cairn_start_run(c, NULL, NULL, &d, NULL, &err) == 0,
+          "start_run from $CAIRN_EXPERIMENT_NAME: %d %s", err.st, err.msg);
+    if (d) s_check_run_in(c, d, "c-start-env");
+    unsetenv("CAIRN_EXPERIMENT_NAME");
+    if (a) {
+        setenv("CAIRN_RUN_ID", a, 1);
+        CHECK(cairn_start_run(c, "ignored", NULL, &job, &attached, &err) == 0,
+              "start_run in a job: %d %s", err.st, err.msg);
+        CHECK(job && !strcmp(job, a) && attached, "the job's run was not attached to");
+        char *none = NULL;
+        CHECK(cairn_get_experiment_id(c, "ignored", false, &none, &err) != 0,
+              "an experiment was created for a job's run");
+        free(none);
+    }
+    setenv("CAIRN_RUN_ID", "0000000000000000000000000000dead", 1);
+    CHECK(cairn_start_run(c, NULL, NULL, &bad, &attached, &err) == -1 && !bad,
+          "a job's run that does not exist was attached to");
+    CHECK(err.st == 404 && strstr(err.msg, "$CAIRN_RUN_ID"), "a missing job run: %d %s",
+          err.st, err.msg);
+    unsetenv("CAIRN_RUN_ID");
+    free(a);
+    free(b);
+    free(d);
+    free(job);
+}
+
 static void test_batch_basics(cairn_client_t *c, const char *exp)
 {
     cairn_err_t err = {0};
@@ -920,6 +983,7 @@ int main(void)
         if (exp) {
             char *run = test_runs(c, exp);
             free(run);
+            test_start_run(c);
             test_batch_basics(c, exp);
             test_batch_limits(c, exp);
             test_pipelined(c, exp);
