@@ -241,6 +241,124 @@ void bench_host(bench_host_t *h)
     strftime(h->date, sizeof h->date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 }
 
+/* ---- the report ------------------------------------------------------------------ */
+
+static bool s_text = true;
+
+void bench_text_set(bool on)
+{
+    s_text = on;
+}
+
+void bench_out(const char *fmt, ...)
+{
+    if (!s_text) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static struct {
+    char key[48];
+    double v;
+} s_figs[BENCH_MAX_FIGS];
+static int s_nfigs;
+
+void bench_fig(const char *key, double v)
+{
+    if (s_nfigs >= BENCH_MAX_FIGS) return;
+    snprintf(s_figs[s_nfigs].key, sizeof s_figs[0].key, "%s", key);
+    s_figs[s_nfigs++].v = v;
+}
+
+void bench_figf(double v, const char *fmt, ...)
+{
+    char key[sizeof s_figs[0].key];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    bench_fig(key, v);
+}
+
+static struct verdict {
+    char name[96];
+    char measured[64];
+    char target[48];
+    bool pass;
+} s_verdicts[BENCH_MAX_VERDICTS];
+static int s_nverdicts;
+
+void bench_verdict(const char *name, bool pass, const char *target, const char *fmt,
+                   ...)
+{
+    if (s_nverdicts >= BENCH_MAX_VERDICTS) return;
+    struct verdict *v = &s_verdicts[s_nverdicts++];
+    snprintf(v->name, sizeof v->name, "%s", name);
+    snprintf(v->target, sizeof v->target, "%s", target);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->measured, sizeof v->measured, fmt, ap);
+    va_end(ap);
+    v->pass = pass;
+}
+
+int bench_misses(void)
+{
+    int misses = 0;
+    for (int i = 0; i < s_nverdicts; i++) misses += !s_verdicts[i].pass;
+    return misses;
+}
+
+const char *bench_pass(bool pass)
+{
+    return pass ? "PASS" : "MISS";
+}
+
+void bench_verdicts_print(int name_w, int measured_w, int target_w)
+{
+    bench_out("\n%-*s %-*s %-*s %s\n", name_w, "verdict", measured_w, "measured",
+              target_w, "target", "result");
+    for (int i = 0; i < s_nverdicts; i++)
+        bench_out("%-*s %-*s %-*s %s\n", name_w, s_verdicts[i].name, measured_w,
+                  s_verdicts[i].measured, target_w, s_verdicts[i].target,
+                  bench_pass(s_verdicts[i].pass));
+    bench_out("\n");
+}
+
+void bench_verdicts_line(bool quick)
+{
+    int misses = bench_misses();
+    bench_out("verdicts: %d, %d PASS, %d MISS%s\n", s_nverdicts, s_nverdicts - misses,
+              misses, quick ? " (--quick: sizes too small to judge)" : "");
+}
+
+void bench_json_report_tail(void)
+{
+    printf("\"figures\": {");
+    for (int i = 0; i < s_nfigs; i++)
+        bench_json_num(i ? ", " : "", s_figs[i].key, s_figs[i].v);
+    printf("}, \"verdicts\": [");
+    for (int i = 0; i < s_nverdicts; i++)
+        printf(
+            "%s{\"name\": \"%s\", \"measured\": \"%s\", \"target\": \"%s\", "
+            "\"result\": \"%s\"}",
+            i ? ", " : "", s_verdicts[i].name, s_verdicts[i].measured,
+            s_verdicts[i].target, bench_pass(s_verdicts[i].pass));
+    printf("], \"misses\": %d}\n", bench_misses());
+}
+
+void bench_loadavg(char *buf, size_t cap)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double a = NAN, b = NAN, c = NAN;
+    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = NAN;
+    if (f) fclose(f);
+    snprintf(buf, cap, "%.2f %.2f %.2f", a, b, c);
+}
+
 /* ---- processes and CPUs -------------------------------------------------------- */
 
 bool bench_pick_cpus(int *srv, int *cli)

@@ -1,9 +1,10 @@
-/* bench/bench_util.h — what the ratio benchmarks (bench_bus, bench_tracking)
- * share: the clock and the statistics over rounds, CPU pinning, the exit
- * path (cleanup at exit, on a signal and on a fatal error), and a private
- * cairnd: a temp dir with its conf and state, free loopback ports, started,
- * waited for until sys.health says every service is up, stopped and cleaned
- * away at the end.
+/* bench/bench_util.h — what the ratio benchmarks (bench_bus, bench_tracking,
+ * bench_durable) share: the clock and the statistics over rounds, CPU
+ * pinning, the exit path (cleanup at exit, on a signal and on a fatal
+ * error), the report (text lines, named figures, PASS/MISS verdicts, their
+ * table and JSON), and a private cairnd: a temp dir with its conf and state,
+ * free loopback ports, started, waited for until sys.health says every
+ * service is up, stopped and cleaned away at the end.
  *
  * Fallible functions return 0 / -1 (or NULL) and fill a cairn_err_t; the
  * benches decide what is fatal (bench_die).
@@ -95,6 +96,40 @@ typedef struct bench_host {
     char date[32];   /* now, UTC, ISO 8601 */
 } bench_host_t;
 void bench_host(bench_host_t *h);
+
+/* ---- the report ------------------------------------------------------------------ */
+
+/* Text lines go to stdout through bench_out, flushed at once (a long run
+ * shows its progress); bench_text_set(false) (--json) silences them, so
+ * that stdout holds the JSON object alone. On until then. */
+void bench_text_set(bool on);
+void bench_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Named figures, in order, for the JSON object's "figures"; keys are cut
+ * at 47 bytes, and those past BENCH_MAX_FIGS are dropped. */
+#define BENCH_MAX_FIGS 96
+void bench_fig(const char *key, double v);
+void bench_figf(double v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A verdict: what was measured (fmt) against its target, PASS or MISS;
+ * never asserted (--strict makes a MISS the exit status). Those past
+ * BENCH_MAX_VERDICTS are dropped. */
+#define BENCH_MAX_VERDICTS 16
+void bench_verdict(const char *name, bool pass, const char *target, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+int bench_misses(void);
+const char *bench_pass(bool pass); /* "PASS" or "MISS" */
+/* bench_out: the verdict table between blank lines, its first three
+ * columns left-aligned in these widths (each bench sizes its own names). */
+void bench_verdicts_print(int name_w, int measured_w, int target_w);
+/* bench_out: "verdicts: N, P PASS, M MISS", with a note under --quick. */
+void bench_verdicts_line(bool quick);
+/* On stdout, after the bench's own fields and ", ": the rest of the JSON
+ * object, "figures": {...}, "verdicts": [...], "misses": M}, and a newline. */
+void bench_json_report_tail(void);
+
+/* /proc/loadavg's three averages, "%.2f %.2f %.2f" (nan when unreadable). */
+void bench_loadavg(char *buf, size_t cap);
 
 /* ---- processes and CPUs -------------------------------------------------------- */
 

@@ -771,12 +771,14 @@ int main(int argc, char **argv)
             printf("%s{\"name\": \"%s\"", i ? ", " : "", q->name);
             jnum("median", q->med);
             jnum("cov", q->cv);
-            if (!isnan(q->target))
-                printf(", \"target\": \"%s %.1f\", \"result\": %s",
-                       q->what == W_RPS ? ">=" : "<=", q->target,
-                       isnan(q->med) ? "null"
-                       : q->pass     ? "\"PASS\""
-                                     : "\"MISS\"");
+            if (!isnan(q->target)) {
+                printf(", \"target\": \"%s %.1f\", \"result\": ",
+                       q->what == W_RPS ? ">=" : "<=", q->target);
+                if (isnan(q->med))
+                    printf("null");
+                else
+                    printf("\"%s\"", bench_pass(q->pass));
+            }
             printf("}");
         }
         printf("], \"misses\": %d}\n", misses);
@@ -823,7 +825,7 @@ int main(int argc, char **argv)
             if (!isnan(q->target)) {
                 snprintf(tgt, sizeof tgt, "%s %.1f",
                          q->what == W_RPS ? ">=" : "<=", q->target);
-                snprintf(res, sizeof res, "%s", q->pass ? "PASS" : "MISS");
+                snprintf(res, sizeof res, "%s", bench_pass(q->pass));
             }
             printf("%-54s %7.2f %5.1f%% %8s %6s%s\n", q->name, q->med, q->cv * 100, tgt,
                    res, q->cv > 0.10 ? "  (CoV > 10%: noisy)" : "");

@@ -41,10 +41,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
-#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -81,73 +79,6 @@ static void cleanup(bool failed)
     if (failed) bench_kernel_print_log(g_kernel, stderr);
     if (g_kernel && g_keep) bench_warn("kept %s", bench_kernel_dir(g_kernel));
     bench_kernel_destroy(&g_kernel);
-}
-
-/* ---- figures, verdicts, output (as bench_tracking) ----------------------------- */
-
-typedef struct verdict {
-    char name[96];
-    char measured[64];
-    char target[48];
-    bool pass;
-} verdict_t;
-
-#define MAX_FIGS 64
-static struct {
-    char key[48];
-    double v;
-} g_figs[MAX_FIGS];
-static int g_nfigs;
-static verdict_t g_verdicts[8];
-static int g_nverdicts;
-
-static void figf(double v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void figf(double v, const char *fmt, ...)
-{
-    if (g_nfigs >= MAX_FIGS) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_figs[g_nfigs].key, sizeof g_figs[0].key, fmt, ap);
-    va_end(ap);
-    g_figs[g_nfigs++].v = v;
-}
-
-static void verdict(const char *name, bool pass, const char *target, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
-static void verdict(const char *name, bool pass, const char *target, const char *fmt,
-                    ...)
-{
-    if (g_nverdicts >= 8) return;
-    verdict_t *v = &g_verdicts[g_nverdicts++];
-    snprintf(v->name, sizeof v->name, "%s", name);
-    snprintf(v->target, sizeof v->target, "%s", target);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->measured, sizeof v->measured, fmt, ap);
-    va_end(ap);
-    v->pass = pass;
-}
-
-static bool g_text = true; /* false with --json: the table is not printed */
-
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-    if (!g_text) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
-
-static void s_loadavg(char *buf, size_t cap)
-{
-    FILE *f = fopen("/proc/loadavg", "r");
-    double a = NAN, b = NAN, c = NAN;
-    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = NAN;
-    if (f) fclose(f);
-    snprintf(buf, cap, "%.2f %.2f %.2f", a, b, c);
 }
 
 /* ---- latencies ----------------------------------------------------------------- */
@@ -446,11 +377,6 @@ static void usage(FILE *f)
         "The temp dir is made under $CAIRN_BENCH_DIR, else /var/tmp; not on tmpfs.\n");
 }
 
-static const char *s_pass(bool p)
-{
-    return p ? "PASS" : "MISS";
-}
-
 static const char *s_fs_name(long type)
 {
     switch (type) {
@@ -516,7 +442,7 @@ int main(int argc, char **argv)
             MAX_ROUNDS, MAX_CONNS);
         return 2;
     }
-    g_text = !o.json;
+    bench_text_set(!o.json);
     bench_init("bench_durable", cleanup);
 
     /* The temp dir: on a real disk (fdatasync on tmpfs returns at once). */
@@ -579,25 +505,28 @@ int main(int argc, char **argv)
     bench_host_t host;
     bench_host(&host);
     char load[64];
-    s_loadavg(load, sizeof load);
-    out("bench_durable: tracking.log_metric under durability: power (fdatasync before "
+    bench_loadavg(load, sizeof load);
+    bench_out(
+        "bench_durable: tracking.log_metric under durability: power (fdatasync before "
         "each 200)\n"
         "               vs one fdatasync per call and SQLite FULL, same filesystem\n");
-    out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", host.ncpu, host.kernel,
-        sqlite3_libversion(), host.date);
-    out("dir: %s (%s, f_type 0x%lx)\n", dir, s_fs_name((long)sf.f_type),
-        (unsigned long)sf.f_type);
-    out("method: %d round(s) of %.1f s per case, round-robin (each round starts one "
+    bench_out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", host.ncpu, host.kernel,
+              sqlite3_libversion(), host.date);
+    bench_out("dir: %s (%s, f_type 0x%lx)\n", dir, s_fs_name((long)sf.f_type),
+              (unsigned long)sf.f_type);
+    bench_out(
+        "method: %d round(s) of %.1f s per case, round-robin (each round starts one "
         "case later),\n"
         "        medians of per-round figures; in flight L over min(L, %d) "
         "connections%s\n",
         o.rounds, o.seconds, conns_max, o.quick ? " (--quick: smoke only)" : "");
     if (o.pin)
-        out("pinned: cairnd on CPU %d, this process on CPU %d\n", srv_cpu, cli_cpu);
+        bench_out("pinned: cairnd on CPU %d, this process on CPU %d\n", srv_cpu,
+                  cli_cpu);
     else
-        out("not pinned\n");
-    out("cairnd (pid %d) up in %.0f ms; load average at start %s\n", (int)cairnd,
-        startup_ms, load);
+        bench_out("not pinned\n");
+    bench_out("cairnd (pid %d) up in %.0f ms; load average at start %s\n", (int)cairnd,
+              startup_ms, load);
 
     /* The cases: the fsync floor, SQLite FULL, sys.ping, then the levels. */
     int ncases = LV(nlevels);
@@ -644,48 +573,51 @@ int main(int argc, char **argv)
         p99[cs] = BENCH_MEDIAN_FIELD(smp[cs], sample_t, p99, o.rounds);
     }
 
-    out("\nfloors: one call at a time, this process, the same directory\n");
-    out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
-        "fsync floor: write() 200 B + fdatasync()", rate[F_FSYNC], cov[F_FSYNC] * 100,
-        p50[F_FSYNC], p99[F_FSYNC]);
-    out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
-        "sqlite FULL: WAL, synchronous=FULL, 1 row per txn", rate[F_SQLITE],
-        cov[F_SQLITE] * 100, p50[F_SQLITE], p99[F_SQLITE]);
+    bench_out("\nfloors: one call at a time, this process, the same directory\n");
+    bench_out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
+              "fsync floor: write() 200 B + fdatasync()", rate[F_FSYNC],
+              cov[F_FSYNC] * 100, p50[F_FSYNC], p99[F_FSYNC]);
+    bench_out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
+              "sqlite FULL: WAL, synchronous=FULL, 1 row per txn", rate[F_SQLITE],
+              cov[F_SQLITE] * 100, p50[F_SQLITE], p99[F_SQLITE]);
     if (p50[F_FSYNC] < 50)
-        out("   note: fdatasync returned in %.1f µs (p50): this disk, or a cache in "
+        bench_out(
+            "   note: fdatasync returned in %.1f µs (p50): this disk, or a cache in "
             "front of it,\n"
             "   does not make it wait; the ratios below say little about durability\n",
             p50[F_FSYNC]);
-    out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
-        "(info) bus: sys.ping lock-step, no plugin, no disk", rate[F_PING],
-        cov[F_PING] * 100, p50[F_PING], p99[F_PING]);
-    figf(rate[F_FSYNC], "fsync_floor_per_s");
-    figf(p50[F_FSYNC], "fsync_floor_p50_us");
-    figf(p99[F_FSYNC], "fsync_floor_p99_us");
-    figf(rate[F_SQLITE], "sqlite_full_per_s");
-    figf(p50[F_SQLITE], "sqlite_full_p50_us");
-    figf(p99[F_SQLITE], "sqlite_full_p99_us");
-    figf(rate[F_PING], "ping_per_s");
-    figf(p50[F_PING], "ping_p50_us");
+    bench_out("   %-52s %9.0f /s  CoV %4.1f%%  p50 %7.1f µs  p99 %7.1f µs\n",
+              "(info) bus: sys.ping lock-step, no plugin, no disk", rate[F_PING],
+              cov[F_PING] * 100, p50[F_PING], p99[F_PING]);
+    bench_figf(rate[F_FSYNC], "fsync_floor_per_s");
+    bench_figf(p50[F_FSYNC], "fsync_floor_p50_us");
+    bench_figf(p99[F_FSYNC], "fsync_floor_p99_us");
+    bench_figf(rate[F_SQLITE], "sqlite_full_per_s");
+    bench_figf(p50[F_SQLITE], "sqlite_full_p50_us");
+    bench_figf(p99[F_SQLITE], "sqlite_full_p99_us");
+    bench_figf(rate[F_PING], "ping_per_s");
+    bench_figf(p50[F_PING], "ping_p50_us");
 
-    out("\nlog_metric, durability: power, L calls kept in flight\n");
-    out("   %9s %6s %11s %6s %10s %10s %15s %15s\n", "in flight", "conns", "calls/s",
-        "CoV", "p50 µs", "p99 µs", "x fsync floor", "x sqlite FULL");
+    bench_out("\nlog_metric, durability: power, L calls kept in flight\n");
+    bench_out("   %9s %6s %11s %6s %10s %10s %15s %15s\n", "in flight", "conns",
+              "calls/s", "CoV", "p50 µs", "p99 µs", "x fsync floor", "x sqlite FULL");
     for (int l = 0; l < nlevels; l++) {
         int cs = LV(l), lv = levels[l];
-        out("   %9d %6d %11.0f %5.1f%% %10.1f %10.1f %8.2fx %4.1f%% %8.2fx %4.1f%%\n",
+        bench_out(
+            "   %9d %6d %11.0f %5.1f%% %10.1f %10.1f %8.2fx %4.1f%% %8.2fx %4.1f%%\n",
             lv, lv < conns_max ? lv : conns_max, rate[cs], cov[cs] * 100, p50[cs],
             p99[cs], vs_fsync[cs], vs_fsync_cov[cs] * 100, vs_sqlite[cs],
             vs_sqlite_cov[cs] * 100);
-        figf(rate[cs], "log_metric_inflight%d_per_s", lv);
-        figf(p50[cs], "log_metric_inflight%d_p50_us", lv);
-        figf(p99[cs], "log_metric_inflight%d_p99_us", lv);
-        figf(vs_fsync[cs], "log_metric_inflight%d_vs_fsync", lv);
-        figf(vs_sqlite[cs], "log_metric_inflight%d_vs_sqlite_full", lv);
+        bench_figf(rate[cs], "log_metric_inflight%d_per_s", lv);
+        bench_figf(p50[cs], "log_metric_inflight%d_p50_us", lv);
+        bench_figf(p99[cs], "log_metric_inflight%d_p99_us", lv);
+        bench_figf(vs_fsync[cs], "log_metric_inflight%d_vs_fsync", lv);
+        bench_figf(vs_sqlite[cs], "log_metric_inflight%d_vs_sqlite_full", lv);
     }
-    out("   (the CoV after each ratio is that of the per-round ratios)\n");
+    bench_out("   (the CoV after each ratio is that of the per-round ratios)\n");
     if (levels[0] == 1)
-        out("   in flight 1: p50 %.0f µs = fdatasync p50 %.0f + sys.ping p50 %.0f + "
+        bench_out(
+            "   in flight 1: p50 %.0f µs = fdatasync p50 %.0f + sys.ping p50 %.0f + "
             "%.0f "
             "µs\n   (the hop to the plugin's thread, the journal record, packing)\n",
             p50[LV(0)], p50[F_FSYNC], p50[F_PING],
@@ -694,21 +626,20 @@ int main(int argc, char **argv)
     for (int l = 0; l < nlevels; l++) {
         int cs = LV(l);
         if (levels[l] == 16)
-            verdict("in flight 16 / fsync floor > 1 (group commit)", vs_fsync[cs] > 1.0,
-                    "> 1.00", "%.2fx (%.0f vs %.0f/s)", vs_fsync[cs], rate[cs],
-                    rate[F_FSYNC]);
+            bench_verdict("in flight 16 / fsync floor > 1 (group commit)",
+                          vs_fsync[cs] > 1.0, "> 1.00", "%.2fx (%.0f vs %.0f/s)",
+                          vs_fsync[cs], rate[cs], rate[F_FSYNC]);
         /* One call alone cannot beat a bus round trip plus an fdatasync
          * (both measured in this run): judge what it adds to them. */
         double parts = p50[F_FSYNC] + p50[F_PING];
         if (levels[l] == 1)
-            verdict("in flight 1: (fsync + ping) p50 / its p50 >= 0.5",
-                    parts / p50[cs] >= 0.5, ">= 0.50", "%.2fx (%.0f vs %.0f µs)",
-                    parts / p50[cs], parts, p50[cs]);
+            bench_verdict("in flight 1: (fsync + ping) p50 / its p50 >= 0.5",
+                          parts / p50[cs] >= 0.5, ">= 0.50", "%.2fx (%.0f vs %.0f µs)",
+                          parts / p50[cs], parts, p50[cs]);
     }
-    int misses = 0;
-    for (int i = 0; i < g_nverdicts; i++) misses += !g_verdicts[i].pass;
+    int misses = bench_misses();
     char load_end[64];
-    s_loadavg(load_end, sizeof load_end);
+    bench_loadavg(load_end, sizeof load_end);
     double total_s = (double)(bench_now_ns() - t_start) / 1e9;
     if (o.json) {
         printf(
@@ -716,34 +647,23 @@ int main(int argc, char **argv)
             "\"%s\", \"sqlite\": \"%s\", \"fs\": \"%s\", \"quick\": %s, "
             "\"rounds\": %d, \"seconds_per_sample\": %g, \"conns\": %d, "
             "\"load_start\": \"%s\", "
-            "\"load_end\": \"%s\", \"seconds\": %.1f, \"figures\": {",
+            "\"load_end\": \"%s\", \"seconds\": %.1f, ",
             host.date, host.ncpu, host.kernel, sqlite3_libversion(),
             s_fs_name((long)sf.f_type), o.quick ? "true" : "false", o.rounds, o.seconds,
             conns_max, load, load_end, total_s);
-        for (int i = 0; i < g_nfigs; i++)
-            bench_json_num(i ? ", " : "", g_figs[i].key, g_figs[i].v);
-        printf("}, \"verdicts\": [");
-        for (int i = 0; i < g_nverdicts; i++)
-            printf(
-                "%s{\"name\": \"%s\", \"measured\": \"%s\", \"target\": \"%s\", "
-                "\"result\": \"%s\"}",
-                i ? ", " : "", g_verdicts[i].name, g_verdicts[i].measured,
-                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
-        printf("], \"misses\": %d}\n", misses);
+        bench_json_report_tail();
     } else {
-        out("\n%-52s %-28s %-10s %s\n", "verdict", "measured", "target", "result");
-        for (int i = 0; i < g_nverdicts; i++)
-            out("%-52s %-28s %-10s %s\n", g_verdicts[i].name, g_verdicts[i].measured,
-                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
-        out("\nratios: x fsync floor");
+        bench_verdicts_print(52, 28, 10);
+        bench_out("ratios: x fsync floor");
         for (int l = 0; l < nlevels; l++)
-            out("%s %d: %.2f", l ? "," : "", levels[l], vs_fsync[LV(l)]);
-        out("; x sqlite FULL");
+            bench_out("%s %d: %.2f", l ? "," : "", levels[l], vs_fsync[LV(l)]);
+        bench_out("; x sqlite FULL");
         for (int l = 0; l < nlevels; l++)
-            out("%s %d: %.2f", l ? "," : "", levels[l], vs_sqlite[LV(l)]);
-        out("\nverdicts: %d, %d PASS, %d MISS%s\n", g_nverdicts, g_nverdicts - misses,
-            misses, o.quick ? " (--quick: sizes too small to judge)" : "");
-        out("ran %.0f s; load average at the end %s (the ratios are taken within each "
+            bench_out("%s %d: %.2f", l ? "," : "", levels[l], vs_sqlite[LV(l)]);
+        bench_out("\n");
+        bench_verdicts_line(o.quick);
+        bench_out(
+            "ran %.0f s; load average at the end %s (the ratios are taken within each "
             "round)\n",
             total_s, load_end);
     }

@@ -44,7 +44,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,82 +144,6 @@ static uint64_t s_proc_wchar(pid_t pid)
         if (sscanf(line, "wchar: %llu", &v) == 1) break;
     if (f) fclose(f);
     return v;
-}
-
-/* ---- figures and verdicts -------------------------------------------------------- */
-
-typedef struct verdict {
-    char name[96];
-    char measured[64];
-    char target[48];
-    bool pass;
-} verdict_t;
-
-#define MAX_FIGS 96
-static struct {
-    char key[48];
-    double v;
-} g_figs[MAX_FIGS];
-static int g_nfigs;
-static verdict_t g_verdicts[16];
-static int g_nverdicts;
-
-static void fig(const char *key, double v)
-{
-    if (g_nfigs < MAX_FIGS) {
-        snprintf(g_figs[g_nfigs].key, sizeof g_figs[0].key, "%s", key);
-        g_figs[g_nfigs++].v = v;
-    }
-}
-
-/* fig, its key from a format. */
-static void figf(double v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void figf(double v, const char *fmt, ...)
-{
-    char key[sizeof g_figs[0].key];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(key, sizeof key, fmt, ap);
-    va_end(ap);
-    fig(key, v);
-}
-
-static void verdict(const char *name, bool pass, const char *target, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
-static void verdict(const char *name, bool pass, const char *target, const char *fmt,
-                    ...)
-{
-    if (g_nverdicts >= 16) return;
-    verdict_t *v = &g_verdicts[g_nverdicts++];
-    snprintf(v->name, sizeof v->name, "%s", name);
-    snprintf(v->target, sizeof v->target, "%s", target);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->measured, sizeof v->measured, fmt, ap);
-    va_end(ap);
-    v->pass = pass;
-}
-
-static void s_loadavg(char *buf, size_t cap)
-{
-    FILE *f = fopen("/proc/loadavg", "r");
-    double a = NAN, b = NAN, c = NAN;
-    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = NAN;
-    if (f) fclose(f);
-    snprintf(buf, cap, "%.2f %.2f %.2f", a, b, c);
-}
-
-static bool g_text = true; /* false with --json: the table is not printed */
-
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-    if (!g_text) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 /* ---- small client helpers -------------------------------------------------------- */
@@ -1231,11 +1154,6 @@ static void usage(FILE *f)
         "  --strict     exit 3 when a verdict is MISS\n");
 }
 
-static const char *s_pass(bool p)
-{
-    return p ? "PASS" : "MISS";
-}
-
 int main(int argc, char **argv)
 {
     opts_t o = {.base = {.rounds = 3, .seconds = 1.0, .window = 8, .pin = true},
@@ -1292,7 +1210,7 @@ int main(int argc, char **argv)
                 MAX_ROUNDS, BATCH_POINTS);
         return 2;
     }
-    g_text = !o.base.json;
+    bench_text_set(!o.base.json);
     bench_init("bench_tracking", cleanup);
     static char keybuf[NKEYS][16];
     for (int k = 0; k < NKEYS; k++) {
@@ -1348,195 +1266,208 @@ int main(int argc, char **argv)
 
     bench_host_t host;
     bench_host(&host);
-    out("bench_tracking: experiment tracking through cairnd (storage plugin, inproc) "
+    bench_out(
+        "bench_tracking: experiment tracking through cairnd (storage plugin, inproc) "
         "vs raw "
         "SQLite and the bus\n");
-    out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", host.ncpu, host.kernel,
-        sqlite3_libversion(), host.date);
-    out("method: %d round(s), alternating order, medians; window %d batches of %d "
+    bench_out("host: %ld CPUs, Linux %s, SQLite %s, %s\n", host.ncpu, host.kernel,
+              sqlite3_libversion(), host.date);
+    bench_out(
+        "method: %d round(s), alternating order, medians; window %d batches of %d "
         "points "
         "(%d keys x %d steps)%s\n",
         o.base.rounds, o.base.window, BATCH_POINTS, NKEYS, NSTEPS,
         o.base.quick ? " (--quick: smoke only)" : "");
     if (o.base.pin)
-        out("pinned: cairnd on CPU %d; this process, its Python child and the SQLite "
+        bench_out(
+            "pinned: cairnd on CPU %d; this process, its Python child and the SQLite "
             "floors "
             "on CPU %d\n",
             g_srv_cpu, g_cli_cpu);
     else
-        out("not pinned\n");
+        bench_out("not pinned\n");
     char load[64];
-    s_loadavg(load, sizeof load);
-    out("cairnd (pid %d) up in %.0f ms; load average at start %s\n", (int)g_cairnd,
-        startup_ms, load);
-    fig("startup_ms", startup_ms);
+    bench_loadavg(load, sizeof load);
+    bench_out("cairnd (pid %d) up in %.0f ms; load average at start %s\n",
+              (int)g_cairnd, startup_ms, load);
+    bench_fig("startup_ms", startup_ms);
 
     ingest_result_t ing = {.cairn_pps = NAN, .floor_pps = NAN};
     bool did_ingest = bench_in_list(o.base.only, "ingest");
     if (did_ingest) {
         case_ingest(&o, c, exp, &ing);
-        out("\n1. ingest, C SDK: log_batch of %d points, %d in flight, %ld points per "
+        bench_out(
+            "\n1. ingest, C SDK: log_batch of %d points, %d in flight, %ld points per "
             "sample\n",
             BATCH_POINTS, o.base.window, o.points);
-        out("   %-58s %12.0f points/s  (cairnd CPU %.0f ns/pt, client CPU %.0f ns/pt; "
+        bench_out(
+            "   %-58s %12.0f points/s  (cairnd CPU %.0f ns/pt, client CPU %.0f ns/pt; "
             "cairnd wrote %.0f B/pt)\n",
             "cairn_batch_send_async -> cairnd -> storage", ing.cairn_pps,
             ing.srv_cpu_ns, ing.cli_cpu_ns, ing.srv_wbytes);
-        out("   %-58s %12.0f rows/s    (CPU %.0f ns/row; wrote %.0f B/row)\n",
-            "floor: raw SQLite, row per point, WAL, NORMAL, 1000/txn", ing.floor_pps,
-            ing.floor_cpu_ns, ing.floor_wbytes);
-        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio cairn / floor", ing.ratio,
-            ing.ratio_cov * 100);
-        out("   %-58s %12.0fx\n", "(quoted) vs MLflow 2.10.2 log_batch, 15.8k points/s",
-            ing.cairn_pps / MLFLOW_BATCH_PPS);
-        fig("ingest_c_pps", ing.cairn_pps);
-        fig("ingest_floor_rows_per_s", ing.floor_pps);
-        fig("ingest_ratio", ing.ratio);
-        fig("ingest_ratio_cov", ing.ratio_cov);
-        fig("ingest_cairnd_cpu_ns_per_point", ing.srv_cpu_ns);
-        fig("ingest_client_cpu_ns_per_point", ing.cli_cpu_ns);
-        fig("ingest_cairnd_write_bytes_per_point", ing.srv_wbytes);
-        fig("ingest_floor_write_bytes_per_row", ing.floor_wbytes);
-        verdict("1 C ingest >= 1,000,000 points/s", ing.cairn_pps >= 1e6, ">= 1000000",
-                "%.0f", ing.cairn_pps);
-        verdict("1 C ingest / SQLite row floor > 1", ing.ratio > 1.0, "> 1.00", "%.2f",
-                ing.ratio);
+        bench_out("   %-58s %12.0f rows/s    (CPU %.0f ns/row; wrote %.0f B/row)\n",
+                  "floor: raw SQLite, row per point, WAL, NORMAL, 1000/txn",
+                  ing.floor_pps, ing.floor_cpu_ns, ing.floor_wbytes);
+        bench_out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio cairn / floor", ing.ratio,
+                  ing.ratio_cov * 100);
+        bench_out("   %-58s %12.0fx\n",
+                  "(quoted) vs MLflow 2.10.2 log_batch, 15.8k points/s",
+                  ing.cairn_pps / MLFLOW_BATCH_PPS);
+        bench_fig("ingest_c_pps", ing.cairn_pps);
+        bench_fig("ingest_floor_rows_per_s", ing.floor_pps);
+        bench_fig("ingest_ratio", ing.ratio);
+        bench_fig("ingest_ratio_cov", ing.ratio_cov);
+        bench_fig("ingest_cairnd_cpu_ns_per_point", ing.srv_cpu_ns);
+        bench_fig("ingest_client_cpu_ns_per_point", ing.cli_cpu_ns);
+        bench_fig("ingest_cairnd_write_bytes_per_point", ing.srv_wbytes);
+        bench_fig("ingest_floor_write_bytes_per_row", ing.floor_wbytes);
+        bench_verdict("1 C ingest >= 1,000,000 points/s", ing.cairn_pps >= 1e6,
+                      ">= 1000000", "%.0f", ing.cairn_pps);
+        bench_verdict("1 C ingest / SQLite row floor > 1", ing.ratio > 1.0, "> 1.00",
+                      "%.2f", ing.ratio);
     }
 
     py_result_t py = {0};
     if (bench_in_list(o.base.only, "python")) {
         case_python(&o, bench_kernel_endpoint(g_kernel), exp, "bench-ingest", &py);
-        out("\n2. ingest, Python SDK (%s), %ld points, %d in flight\n", o.python,
-            o.py_points, o.base.window);
+        bench_out("\n2. ingest, Python SDK (%s), %ld points, %d in flight\n", o.python,
+                  o.py_points, o.base.window);
         if (!py.ran) {
-            out("   skipped: %s\n", py.note);
+            bench_out("   skipped: %s\n", py.note);
         } else {
             double peer = did_ingest ? ing.cairn_pps : NAN;
-            out("   %-58s %12.0f points/s  (%.2fx the C SDK, %.2fx the SQLite floor)\n",
+            bench_out(
+                "   %-58s %12.0f points/s  (%.2fx the C SDK, %.2fx the SQLite floor)\n",
                 "Client.call_many, 10k dicts built per batch", py.raw_pps,
                 py.raw_pps / peer, py.raw_pps / ing.floor_pps);
-            out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
-                "(info) Client.call_many, bodies built beforehand", py.prebuilt_pps,
-                py.prebuilt_pps / peer);
+            bench_out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
+                      "(info) Client.call_many, bodies built beforehand",
+                      py.prebuilt_pps, py.prebuilt_pps / peer);
             if (!isnan(py.tracker_pps))
-                out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
-                    "Tracker.log_metrics_batch + flush()", py.tracker_pps,
-                    py.tracker_pps / peer);
+                bench_out("   %-58s %12.0f points/s  (%.2fx the C SDK)\n",
+                          "Tracker.log_metrics_batch + flush()", py.tracker_pps,
+                          py.tracker_pps / peer);
             else
-                out("   %-58s %12s\n", "Tracker.log_metrics_batch + flush()", "n/a");
-            if (py.note[0]) out("   note: %s\n", py.note);
-            fig("python_raw_pps", py.raw_pps);
-            fig("python_prebuilt_pps", py.prebuilt_pps);
-            fig("python_tracker_pps", py.tracker_pps);
+                bench_out("   %-58s %12s\n", "Tracker.log_metrics_batch + flush()",
+                          "n/a");
+            if (py.note[0]) bench_out("   note: %s\n", py.note);
+            bench_fig("python_raw_pps", py.raw_pps);
+            bench_fig("python_prebuilt_pps", py.prebuilt_pps);
+            bench_fig("python_tracker_pps", py.tracker_pps);
             double best = py.raw_pps;
             if (!isnan(py.tracker_pps) && py.tracker_pps > best) best = py.tracker_pps;
-            verdict("2 Python ingest >= 300,000 points/s", best >= 3e5, ">= 300000",
-                    "%.0f (best path)", best);
+            bench_verdict("2 Python ingest >= 300,000 points/s", best >= 3e5,
+                          ">= 300000", "%.0f (best path)", best);
         }
     }
 
     lock_result_t lk = {.ping_p50 = NAN};
     if (bench_in_list(o.base.only, "lockstep")) {
         case_lockstep(&o, c, exp, &lk);
-        out("\n3. lock-step: one request at a time, %.1f s per sample\n",
-            o.base.seconds);
-        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs; cairnd wrote %.0f "
+        bench_out("\n3. lock-step: one request at a time, %.1f s per sample\n",
+                  o.base.seconds);
+        bench_out(
+            "   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs; cairnd wrote %.0f "
             "B/call\n",
             "cairn_log_metric (log_metric, durable before the reply)", lk.log_rate,
             lk.log_p50, lk.log_p99, lk.log_wbytes);
-        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs\n",
-            "peer: sys.ping (the kernel answers; no plugin)", lk.ping_rate, lk.ping_p50,
-            lk.ping_p99);
-        out("   %-58s %12.0f calls/s   RTT p50 %.1f µs\n",
-            "floor: raw ZeroMQ REQ/REP echo, 64 B (no broker at all)", lk.raw_rate,
-            lk.raw_p50);
-        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / ping", lk.ratio,
-            lk.ratio_cov * 100);
-        out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / raw REQ/REP",
-            lk.raw_ratio, lk.raw_ratio_cov * 100);
-        out("   %-58s %12.0fx\n", "(quoted) vs MLflow 2.10.2 log_metric, 276 calls/s",
-            lk.log_rate / 276.0);
-        fig("lockstep_log_metric_per_s", lk.log_rate);
-        fig("lockstep_ping_per_s", lk.ping_rate);
-        fig("lockstep_ratio", lk.ratio);
-        fig("lockstep_log_metric_p50_us", lk.log_p50);
-        fig("lockstep_log_metric_p99_us", lk.log_p99);
-        fig("lockstep_ping_p50_us", lk.ping_p50);
-        fig("lockstep_log_metric_write_bytes", lk.log_wbytes);
-        fig("lockstep_raw_per_s", lk.raw_rate);
-        fig("lockstep_raw_ratio", lk.raw_ratio);
-        verdict("3 lock-step log_metric >= 10,000/s", lk.log_rate >= 1e4, ">= 10000",
-                "%.0f (%.2fx ping)", lk.log_rate, lk.ratio);
+        bench_out("   %-58s %12.0f calls/s   RTT p50 %.1f µs, p99 %.1f µs\n",
+                  "peer: sys.ping (the kernel answers; no plugin)", lk.ping_rate,
+                  lk.ping_p50, lk.ping_p99);
+        bench_out("   %-58s %12.0f calls/s   RTT p50 %.1f µs\n",
+                  "floor: raw ZeroMQ REQ/REP echo, 64 B (no broker at all)",
+                  lk.raw_rate, lk.raw_p50);
+        bench_out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / ping",
+                  lk.ratio, lk.ratio_cov * 100);
+        bench_out("   %-58s %12.2fx  (CoV %.1f%%)\n", "ratio log_metric / raw REQ/REP",
+                  lk.raw_ratio, lk.raw_ratio_cov * 100);
+        bench_out("   %-58s %12.0fx\n",
+                  "(quoted) vs MLflow 2.10.2 log_metric, 276 calls/s",
+                  lk.log_rate / 276.0);
+        bench_fig("lockstep_log_metric_per_s", lk.log_rate);
+        bench_fig("lockstep_ping_per_s", lk.ping_rate);
+        bench_fig("lockstep_ratio", lk.ratio);
+        bench_fig("lockstep_log_metric_p50_us", lk.log_p50);
+        bench_fig("lockstep_log_metric_p99_us", lk.log_p99);
+        bench_fig("lockstep_ping_p50_us", lk.ping_p50);
+        bench_fig("lockstep_log_metric_write_bytes", lk.log_wbytes);
+        bench_fig("lockstep_raw_per_s", lk.raw_rate);
+        bench_fig("lockstep_raw_ratio", lk.raw_ratio);
+        bench_verdict("3 lock-step log_metric >= 10,000/s", lk.log_rate >= 1e4,
+                      ">= 10000", "%.0f (%.2fx ping)", lk.log_rate, lk.ratio);
         /* The same target relative to this run's wire: the issue's 10,000/s
          * was set where a raw tcp REQ/REP round trip does ~21,000/s
          * (reference figures), i.e. 0.48x raw. */
-        verdict("3b log_metric >= 0.48x raw REQ/REP", lk.raw_ratio >= 0.48, ">= 0.48x",
-                "%.2fx (raw %.0f/s)", lk.raw_ratio, lk.raw_rate);
+        bench_verdict("3b log_metric >= 0.48x raw REQ/REP", lk.raw_ratio >= 0.48,
+                      ">= 0.48x", "%.2fx (raw %.0f/s)", lk.raw_ratio, lk.raw_rate);
     }
 
     search_result_t sr;
     if (bench_in_list(o.base.only, "search")) {
         case_search(&o, c, &sr);
-        out("\n4. search: %d runs x %d metrics x %d params, populated through the API "
+        bench_out(
+            "\n4. search: %d runs x %d metrics x %d params, populated through the API "
             "in "
             "%.1f s\n   (%.0f runs/s: pipelined create_run + log_batch, 64 in flight; "
             "cairnd "
             "wrote %.0f KB per run)\n",
             sr.nruns, SEARCH_METRICS, SEARCH_PARAMS, sr.populate_s,
             sr.nruns / sr.populate_s, sr.populate_wbytes / 1024);
-        out("   %d queries each, alternating with the floor: the plugin's SQL on the "
+        bench_out(
+            "   %d queries each, alternating with the floor: the plugin's SQL on the "
             "same "
             "file, read-only, in this process\n",
             o.queries);
-        out("   %-52s %8s %9s %9s %9s %9s %7s\n", "query", "runs", "p50 ms", "p99 ms",
-            "floor p50", "floor p99", "p50 x");
+        bench_out("   %-52s %8s %9s %9s %9s %9s %7s\n", "query", "runs", "p50 ms",
+                  "p99 ms", "floor p50", "floor p99", "p50 x");
         bool pass = true;
         for (int i = 0; i < NQUERIES; i++) {
-            out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx\n", g_queries[i].label,
-                sr.matched[i], sr.q[i].p50, sr.q[i].p99, sr.qf[i].p50, sr.qf[i].p99,
-                sr.q[i].p50 / sr.qf[i].p50);
-            figf(sr.q[i].p50, "search_%s_p50_ms", g_queries[i].key);
-            figf(sr.q[i].p99, "search_%s_p99_ms", g_queries[i].key);
-            figf(sr.qf[i].p50, "search_%s_floor_p50_ms", g_queries[i].key);
-            figf(sr.qf[i].p99, "search_%s_floor_p99_ms", g_queries[i].key);
+            bench_out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx\n",
+                      g_queries[i].label, sr.matched[i], sr.q[i].p50, sr.q[i].p99,
+                      sr.qf[i].p50, sr.qf[i].p99, sr.q[i].p50 / sr.qf[i].p50);
+            bench_figf(sr.q[i].p50, "search_%s_p50_ms", g_queries[i].key);
+            bench_figf(sr.q[i].p99, "search_%s_p99_ms", g_queries[i].key);
+            bench_figf(sr.qf[i].p50, "search_%s_floor_p50_ms", g_queries[i].key);
+            bench_figf(sr.qf[i].p99, "search_%s_floor_p99_ms", g_queries[i].key);
         }
-        out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
-            "(info) top 100, SQL driven by the (key, value) index", "same", "-", "-",
-            sr.suggested.p50, sr.suggested.p99);
-        out("   %-52s %8d %9.3f %9.3f %9.3f %9.3f %6.2fx\n", "get_run (random run)",
-            sr.gets, sr.get.p50 / 1e3, sr.get.p99 / 1e3, sr.getf.p50 / 1e3,
-            sr.getf.p99 / 1e3, sr.get.p50 / sr.getf.p50);
+        bench_out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
+                  "(info) top 100, SQL driven by the (key, value) index", "same", "-",
+                  "-", sr.suggested.p50, sr.suggested.p99);
+        bench_out("   %-52s %8d %9.3f %9.3f %9.3f %9.3f %6.2fx\n",
+                  "get_run (random run)", sr.gets, sr.get.p50 / 1e3, sr.get.p99 / 1e3,
+                  sr.getf.p50 / 1e3, sr.getf.p99 / 1e3, sr.get.p50 / sr.getf.p50);
         if (!isnan(lk.ping_p50) && lk.ping_p50 > 0)
-            out("   get_run p50 %.0f µs = bus (sys.ping p50 %.0f µs, case 3) + SQL "
+            bench_out(
+                "   get_run p50 %.0f µs = bus (sys.ping p50 %.0f µs, case 3) + SQL "
                 "floor %.0f µs "
                 "+ %.0f µs plugin hop, packing and SDK\n",
                 sr.get.p50, lk.ping_p50, sr.getf.p50,
                 sr.get.p50 - lk.ping_p50 - sr.getf.p50);
-        out("   (quoted) MLflow 2.10.2 orders 10k runs, top 100, in %.0f ms; Cairn "
+        bench_out(
+            "   (quoted) MLflow 2.10.2 orders 10k runs, top 100, in %.0f ms; Cairn "
             "orders %d "
             "runs in %.1f ms p50: %.0fx faster on %.1fx the runs\n",
             MLFLOW_ORDER_10K_MS, sr.nruns, sr.q[2].p50,
             MLFLOW_ORDER_10K_MS / sr.q[2].p50, sr.nruns / 10000.0);
-        fig("search_runs", sr.nruns);
-        fig("search_populate_s", sr.populate_s);
-        fig("search_populate_write_bytes_per_run", sr.populate_wbytes);
-        fig("get_run_p50_us", sr.get.p50);
-        fig("get_run_p99_us", sr.get.p99);
-        fig("get_run_floor_p50_us", sr.getf.p50);
-        fig("get_run_floor_p99_us", sr.getf.p99);
-        fig("search_top100_suggested_sql_p50_ms", sr.suggested.p50);
-        fig("search_top100_suggested_sql_p99_ms", sr.suggested.p99);
+        bench_fig("search_runs", sr.nruns);
+        bench_fig("search_populate_s", sr.populate_s);
+        bench_fig("search_populate_write_bytes_per_run", sr.populate_wbytes);
+        bench_fig("get_run_p50_us", sr.get.p50);
+        bench_fig("get_run_p99_us", sr.get.p99);
+        bench_fig("get_run_floor_p50_us", sr.getf.p50);
+        bench_fig("get_run_floor_p99_us", sr.getf.p99);
+        bench_fig("search_top100_suggested_sql_p50_ms", sr.suggested.p50);
+        bench_fig("search_top100_suggested_sql_p99_ms", sr.suggested.p99);
         for (int i = 0; i < NQUERIES; i++) pass = pass && sr.q[i].p99 < 50.0;
-        verdict("4 search_runs p99 < 50 ms (all three queries)", pass, "< 50 ms",
-                "%.1f / %.1f / %.1f ms", sr.q[0].p99, sr.q[1].p99, sr.q[2].p99);
-        verdict("4 get_run p99 < 1 ms", sr.get.p99 < 1000.0, "< 1000 µs",
-                "%.0f µs (%.1fx floor)", sr.get.p99, sr.get.p50 / sr.getf.p50);
+        bench_verdict("4 search_runs p99 < 50 ms (all three queries)", pass, "< 50 ms",
+                      "%.1f / %.1f / %.1f ms", sr.q[0].p99, sr.q[1].p99, sr.q[2].p99);
+        bench_verdict("4 get_run p99 < 1 ms", sr.get.p99 < 1000.0, "< 1000 µs",
+                      "%.0f µs (%.1fx floor)", sr.get.p99, sr.get.p50 / sr.getf.p50);
     }
 
-    int misses = 0;
-    for (int i = 0; i < g_nverdicts; i++) misses += !g_verdicts[i].pass;
+    int misses = bench_misses();
     char load_end[64];
-    s_loadavg(load_end, sizeof load_end);
+    bench_loadavg(load_end, sizeof load_end);
     double total_s = (double)(bench_now_ns() - t_start) / 1e9;
     if (o.base.json) {
         printf(
@@ -1545,28 +1476,16 @@ int main(int argc, char **argv)
             "\"sqlite\": \"%s\", \"quick\": %s, \"window\": %d, \"rounds\": %d, "
             "\"points\": %ld, \"runs\": %d, \"load_start\": \"%s\", \"load_end\": "
             "\"%s\", "
-            "\"seconds\": %.1f, \"figures\": {",
+            "\"seconds\": %.1f, ",
             host.date, host.ncpu, host.kernel, sqlite3_libversion(),
             o.base.quick ? "true" : "false", o.base.window, o.base.rounds, o.points,
             o.runs, load, load_end, total_s);
-        for (int i = 0; i < g_nfigs; i++)
-            bench_json_num(i ? ", " : "", g_figs[i].key, g_figs[i].v);
-        printf("}, \"verdicts\": [");
-        for (int i = 0; i < g_nverdicts; i++)
-            printf(
-                "%s{\"name\": \"%s\", \"measured\": \"%s\", \"target\": \"%s\", "
-                "\"result\": \"%s\"}",
-                i ? ", " : "", g_verdicts[i].name, g_verdicts[i].measured,
-                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
-        printf("], \"misses\": %d}\n", misses);
+        bench_json_report_tail();
     } else {
-        out("\n%-48s %-30s %-12s %s\n", "verdict", "measured", "target", "result");
-        for (int i = 0; i < g_nverdicts; i++)
-            out("%-48s %-30s %-12s %s\n", g_verdicts[i].name, g_verdicts[i].measured,
-                g_verdicts[i].target, s_pass(g_verdicts[i].pass));
-        out("\nverdicts: %d, %d PASS, %d MISS%s\n", g_nverdicts, g_nverdicts - misses,
-            misses, o.base.quick ? " (--quick: sizes too small to judge)" : "");
-        out("ran %.0f s; load average at the end %s (other work on this host skews "
+        bench_verdicts_print(48, 30, 12);
+        bench_verdicts_line(o.base.quick);
+        bench_out(
+            "ran %.0f s; load average at the end %s (other work on this host skews "
             "absolutes; the ratios are taken within the run)\n",
             total_s, load_end);
     }
