@@ -390,7 +390,7 @@ static void s_route(broker_t *b, route_req_t *r)
     }
     s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
     if (w && w->door && (v->flags & CAIRN_VERB_INLINE) && w->inflight == 0 &&
-        s_try_door(b, w, p, r->body))
+        zmq_msg_size(r->body) <= CAIRN_INLINE_BODY_MAX && s_try_door(b, w, p, r->body))
         return;
     zmq_msg_t hdr;
     zmq_msg_init_size(&hdr, b->sb.size);

@@ -238,6 +238,11 @@ static int s_api_reply_error_body(cairn_req_t *r, int st, const char *code,
     return s_final(r, st < 400 ? 500 : st, code, msg, body, body ? len : 0);
 }
 
+static bool s_api_req_inline(const cairn_req_t *r)
+{
+    return r->sink != NULL; /* its reply goes back through the door */
+}
+
 static int s_api_reply_err(cairn_req_t *r, const cairn_err_t *e)
 {
     return s_final(r, e->st >= 400 ? e->st : 500, e->code, e->msg, NULL, 0);
@@ -453,6 +458,7 @@ static const cairn_api_t s_api = {
     .state_dir = s_api_state_dir,
     .verb_drop_flags = s_api_verb_drop_flags,
     .reply_error_body = s_api_reply_error_body,
+    .req_inline = s_api_req_inline,
 };
 
 const cairn_api_t *cairn_runtime_api(void)

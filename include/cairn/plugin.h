@@ -38,10 +38,14 @@ typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
 #define CAIRN_VERB_PUBLIC 0x4u     /* needs no token (e.g. auth.login) */
 /* Quick and self-contained: answers from the instance's own state in
  * microseconds, never blocks. For an inproc instance that is idle the
- * kernel may run it on its own thread (no thread hop). Inside it,
- * cairn_call, cairn_publish and cairn_subscribe fail; cairn_defer works
- * (the reply then travels as usual). Ignored in process and remote mode. */
+ * kernel may run it on its own thread (no thread hop), when the body is at
+ * most CAIRN_INLINE_BODY_MAX bytes (a bigger one is not decoded there).
+ * Inside it, cairn_call, cairn_publish and cairn_subscribe fail;
+ * cairn_defer works (the reply then travels as usual), and
+ * cairn_req_inline says so, so that a handler can hand slow work to its own
+ * thread. Ignored in process and remote mode. */
 #define CAIRN_VERB_INLINE 0x8u
+#define CAIRN_INLINE_BODY_MAX 16384u
 
 /* A verb handler. It either replies before returning (cairn_reply*) or
  * calls cairn_defer() and replies later from a callback. Returning without
@@ -163,6 +167,8 @@ typedef struct cairn_api {
      *     resume; st < 400 becomes 500, as for reply_error --- */
     int (*reply_error_body)(cairn_req_t *req, int st, const char *code, const char *msg,
                             const void *body, size_t len);
+    /* --- true while req is served on the kernel's thread (CAIRN_VERB_INLINE) --- */
+    bool (*req_inline)(const cairn_req_t *req);
 } cairn_api_t;
 
 /* The one exported symbol. */
@@ -235,6 +241,15 @@ static inline int cairn_reply_error_body(cairn_req_t *r, int st, const char *cod
     if (cairn_host_->size >= offsetof(cairn_api_t, reply_error_body) + sizeof(void *))
         return cairn_host_->reply_error_body(r, st, code, msg, b, n);
     return cairn_host_->reply_error(r, st, code, msg);
+}
+/* The request is being served on the kernel's thread (CAIRN_VERB_INLINE):
+ * slow work belongs on the instance's own (cairn_defer, then a timer). An
+ * older host never does that, so false there. */
+static inline bool cairn_req_inline(const cairn_req_t *r)
+{
+    if (cairn_host_->size >= offsetof(cairn_api_t, req_inline) + sizeof(void *))
+        return cairn_host_->req_inline(r);
+    return false;
 }
 static inline int cairn_reply_error_sbuf(cairn_req_t *r, int st, const char *code,
                                          const char *msg, const msgpack_sbuffer *sb)

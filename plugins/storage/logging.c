@@ -343,6 +343,11 @@ typedef struct pend_ref {
     uint32_t key_off, key_len;
 } pend_ref_t;
 
+typedef struct queued {
+    cairn_req_t *req;
+    bool batch; /* log_batch; else log_metric */
+} queued_t;
+
 typedef struct mjournal {
     journal_t *j;
     metric_point_t *pts; /* pending points, in logging order */
@@ -352,10 +357,10 @@ typedef struct mjournal {
     size_t keys_len, keys_cap;
     uint64_t last_seq; /* the newest pending record's */
     bool failing;      /* the tick's apply failed (logged once) */
-    /* log_metric requests handed from the kernel's thread (CAIRN_VERB_INLINE)
-     * to this instance's own, in arrival order: those that must fsync or
-     * apply, and every one behind them. */
-    cairn_req_t **queue;
+    /* log_metric and log_batch requests handed from the kernel's thread
+     * (CAIRN_VERB_INLINE) to this instance's own, in arrival order: those
+     * that must apply or write SQLite, and every one behind them. */
+    queued_t *queue;
     size_t qhead, qlen, qcap;
     uint64_t timer; /* the timer that drains the queue; 0 = none */
     /* durability=power: requests whose records are written but not yet
@@ -567,14 +572,18 @@ int storage_journal_apply(storage_t *s, cairn_err_t *err)
 }
 
 static void s_log_one(storage_t *s, cairn_req_t *req, const char *field);
+static void s_log_batch(storage_t *s, cairn_req_t *req);
 
 void storage_journal_drain(storage_t *s)
 {
     mjournal_t *m = s->mj;
     while (m && m->qlen) {
-        cairn_req_t *req = m->queue[m->qhead++];
+        queued_t q = m->queue[m->qhead++];
         if (--m->qlen == 0) m->qhead = 0;
-        s_log_one(s, req, "metrics");
+        if (q.batch)
+            s_log_batch(s, q.req);
+        else
+            s_log_one(s, q.req, "metrics");
     }
 }
 
@@ -585,9 +594,9 @@ static void s_drain_timer(void *arg)
     storage_journal_drain(s);
 }
 
-/* Queue a log_metric for this instance's thread (it replies from there);
- * false when it cannot be queued and must be served now. */
-static bool s_mj_defer(storage_t *s, cairn_req_t *req)
+/* Queue a log_metric or log_batch for this instance's thread (it replies
+ * from there); false when it cannot be queued and must be served now. */
+static bool s_mj_defer(storage_t *s, cairn_req_t *req, bool batch)
 {
     mjournal_t *m = s->mj;
     if (m->qhead + m->qlen == m->qcap) {
@@ -596,7 +605,7 @@ static bool s_mj_defer(storage_t *s, cairn_req_t *req)
             m->qhead = 0;
         } else {
             size_t cap = m->qcap ? m->qcap * 2 : 64;
-            cairn_req_t **q = realloc(m->queue, cap * sizeof *q);
+            queued_t *q = realloc(m->queue, cap * sizeof *q);
             if (!q) return false;
             m->queue = q;
             m->qcap = cap;
@@ -605,7 +614,7 @@ static bool s_mj_defer(storage_t *s, cairn_req_t *req)
     if (!m->timer &&
         !(m->timer = cairn_host_->timer_add(s->ctx, 0, 0, s_drain_timer, s)))
         return false;
-    m->queue[m->qhead + m->qlen++] = req;
+    m->queue[m->qhead + m->qlen++] = (queued_t){req, batch};
     cairn_defer(req);
     return true;
 }
@@ -706,6 +715,30 @@ void storage_journal_close(storage_t *s)
 
 /* ---- log_batch, log_metric, log_param ------------------------------------------ */
 
+/* A batch the metric journal takes: at most JOURNAL_MAX_POINTS metrics and
+ * nothing else. */
+static bool s_journal_takes(const msgpack_object *metrics, const msgpack_object *params,
+                            const msgpack_object *tags)
+{
+    return !params && !tags &&
+           (!metrics || metrics->via.array.size <= JOURNAL_MAX_POINTS);
+}
+
+/* The points of a log_batch body the journal would take without an apply
+ * first (a quick look, not validation: the handler validates); -1 for any
+ * other body. */
+static long s_quick_points(const mjournal_t *m, const msgpack_object *body)
+{
+    if (body->type != MSGPACK_OBJECT_MAP) return -1;
+    const msgpack_object *metrics = cairn_obj_get(body, "metrics");
+    if (cairn_obj_get(body, "params") || cairn_obj_get(body, "tags") ||
+        (metrics && metrics->type != MSGPACK_OBJECT_ARRAY) ||
+        !s_journal_takes(metrics, NULL, NULL))
+        return -1;
+    size_t n = metrics ? metrics->via.array.size : 0;
+    return m->n + n > MJ_PENDING_MAX ? -1 : (long)n;
+}
+
 /* The whole batch in one transaction: all of it is stored, or none. A few
  * points and nothing else go to the metric journal instead (one record:
  * all or none too). */
@@ -719,8 +752,7 @@ static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
         cairn_field_array(body, "params", false, &params, err) < 0 ||
         cairn_field_array(body, "tags", false, &tags, err) < 0)
         return -1;
-    if (s->mj && !params && !tags &&
-        (!metrics || metrics->via.array.size <= JOURNAL_MAX_POINTS))
+    if (s->mj && s_journal_takes(metrics, params, tags))
         return s_log_journaled(s, run.rid, metrics, err);
     if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
         s_batch_free(&b);
@@ -748,13 +780,26 @@ static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc,
     s_reply_ok(s, req);
 }
 
-void log_batch(void *state, cairn_req_t *req)
+static void s_log_batch(storage_t *s, cairn_req_t *req)
 {
-    storage_t *s = state;
-    storage_journal_drain(s); /* log_metric calls that came first go first */
     cairn_err_t err = {0};
     int rc = s_log(s, cairn_body(req), &err);
     s_reply_logged(s, req, rc, &err);
+}
+
+/* Flagged CAIRN_VERB_INLINE, like log_metric (below): on the kernel's thread
+ * only a batch the journal takes at once is served; one that writes SQLite
+ * (params, tags, more points) or must apply first, and every request behind
+ * it, is queued for this instance's own thread. */
+void log_batch(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    mjournal_t *m = s->mj;
+    if (m && cairn_req_inline(req) &&
+        (m->qlen || s_quick_points(m, cairn_body(req)) < 0) && s_mj_defer(s, req, true))
+        return;
+    storage_journal_drain(s); /* requests that came first go first */
+    s_log_batch(s, req);
 }
 
 /* log_metric and log_param rewrite their body as a one-entry batch. */
@@ -805,7 +850,7 @@ void log_metric(void *state, cairn_req_t *req)
 {
     storage_t *s = state;
     mjournal_t *m = s->mj;
-    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req)) return;
+    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req, false)) return;
     s_log_one(s, req, "metrics");
 }
 

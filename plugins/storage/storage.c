@@ -111,10 +111,10 @@ bad:
 /* Every tracking verb sees every acknowledged metric point: the journal's
  * pending points are applied before the verb runs (a no-op when none
  * wait). If that fails, the verb answers the failure and the points stay
- * journaled for the next try. log_metric requests queued for this thread
- * are served first, so that requests keep their order. log_metric and
- * log_batch are not wrapped: they journal, or drain and apply before they
- * write themselves (logging.c). */
+ * journaled for the next try. log_metric and log_batch requests queued
+ * for this thread are served first, so that requests keep their order.
+ * log_metric and log_batch are not wrapped: they journal, or drain and
+ * apply before they write themselves (logging.c). */
 static bool s_applied(storage_t *s, cairn_req_t *req)
 {
     storage_journal_drain(s);
@@ -174,7 +174,9 @@ static const cairn_verb_t storage_tracking_verbs[] = {
     {"restore_run", run_restore_applied, W, MUT, 0, "{run_id*}"},
     {"set_tag", run_set_tag_applied, W, MUT, 0, "{run_id*, key*, value*}"},
     {"delete_tag", run_delete_tag_applied, W, MUT, 0, "{run_id*, key*}"},
-    {"log_batch", log_batch, W, MUT, 0, "{run_id*, metrics, params, tags}"},
+    /* INLINE: see log_batch and log_metric (logging.c) */
+    {"log_batch", log_batch, W, MUT | CAIRN_VERB_INLINE, 0,
+     "{run_id*, metrics, params, tags}"},
     /* INLINE: see log_metric (logging.c) */
     {"log_metric", log_metric, W, MUT | CAIRN_VERB_INLINE, 0,
      "{run_id*, key*, value*, timestamp, step}"},
@@ -276,9 +278,12 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     free(db_path);
     /* Under durability=power a journal append is answered only after an
      * fdatasync, which this thread runs once for all the appends that
-     * arrived together (logging.c): log_metric stays off the kernel's. */
-    if (s->db && !artifacts && power)
+     * arrived together (logging.c): log_metric and log_batch stay off the
+     * kernel's. */
+    if (s->db && !artifacts && power) {
         cairn_verb_drop_flags(ctx, "log_metric", CAIRN_VERB_INLINE);
+        cairn_verb_drop_flags(ctx, "log_batch", CAIRN_VERB_INLINE);
+    }
     if (!s->db) {
         free(s->artifact_root);
         free(s->blob);

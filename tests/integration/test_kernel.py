@@ -317,6 +317,12 @@ class InlineDoor(unittest.TestCase):
         # Process mode ignores the flag: the nested call works there.
         h, b = self.c.call("echo_proc", "relay_inline", {"svc": "sys", "verb": "ping"})
         self.assertEqual((h["st"], b["pong"]), (200, True))
+        # A body over CAIRN_INLINE_BODY_MAX (16 KiB) is never decoded on the
+        # kernel's thread: the worker's own serves it, where nesting works.
+        for _ in range(20):
+            h, b = self.c.call("echo", "relay_inline",
+                               {"svc": "sys", "verb": "ping", "pad": "x" * 17000})
+            self.assertEqual((h["st"], b["pong"]), (200, True), h)
         # An INLINE verb called from another plugin's handler.
         h, b = self.c.call("echo", "relay", {"svc": "echo", "verb": "echo_inline",
                                              "body": 5})

@@ -608,8 +608,68 @@ class Durability(unittest.TestCase):
             h, b = c.call("sys", "services")
             flags = {s["name"]: s for s in b["services"]}["tracking"]["flags"]
             self.assertEqual(flags["log_metric"], ["mutating", "inline"])
-            self.assertEqual(flags["log_batch"], ["mutating"])
+            self.assertEqual(flags["log_batch"], ["mutating", "inline"])
+            self.assertEqual(flags["log_param"], ["mutating"])
             c.close()
+
+    def test_mixed_logging_keeps_order(self):
+        """log_metric, small metrics-only log_batch (INLINE, journaled),
+        batches that write SQLite (params, > 64 points) and one over the
+        inline body limit, all in flight at once on one connection: every
+        point lands, in the order sent (equal step and timestamp show it),
+        and a read behind them sees them all."""
+        with Kernel(services=services("inproc")) as k:
+            c = k.client()
+            h, b = c.call("tracking", "create_run", {"experiment_id": "0"})
+            rid = b["run"]["info"]["run_id"]
+            c.close()
+            d = k.client(zmq.DEALER)
+            want, n = [], 0
+
+            def pts(count):
+                nonlocal n
+                out = [{"key": "mix", "value": float(n + i), "timestamp": 5, "step": 1}
+                       for i in range(count)]
+                n += count
+                want.extend(p["value"] for p in out)
+                return out
+
+            sent = 0
+            for i in range(120):
+                kind = i % 5
+                if kind == 0:
+                    p = pts(1)[0]
+                    body = {"run_id": rid, "key": "mix", "value": p["value"],
+                            "timestamp": 5, "step": 1}
+                    d.send("tracking", "log_metric", body)
+                elif kind == 1:
+                    d.send("tracking", "log_batch", {"run_id": rid, "metrics": pts(3)})
+                elif kind == 2:
+                    d.send("tracking", "log_batch", {"run_id": rid, "metrics": pts(2),
+                                                     "params": [{"key": f"p{i}",
+                                                                 "value": "v"}]})
+                elif kind == 3:
+                    d.send("tracking", "log_batch", {"run_id": rid, "metrics": pts(70)})
+                else:  # small in points, over 16 KiB in bytes: on the plugin's thread
+                    d.send("tracking", "log_batch", {"run_id": rid, "metrics": pts(2),
+                                                     "tags": [{"key": "pad",
+                                                               "value": "x" * 7000}]})
+                    d.send("tracking", "log_batch",
+                           {"run_id": rid, "metrics": pts(2), "pad": "y" * 17000})
+                    sent += 1
+                sent += 1
+            last = d.send("tracking", "get_metric_history",
+                          {"run_id": rid, "key": "mix", "max_results": 100000})
+            replies = {}
+            for _ in range(sent + 1):
+                h, b = d.recv()
+                replies[h["id"]] = (h, b)
+            d.close()
+            bad = [h for i, (h, _) in replies.items() if i != last and h["st"] != 200]
+            self.assertEqual(bad, [])
+            h, b = replies[last]
+            self.assertEqual(h["st"], 200, h)
+            self.assertEqual([m["value"] for m in b["metrics"]], want)
 
     def test_power_pipelined_log_metric(self):
         """With durability: power, log_metric fsyncs on the plugin's own
@@ -620,6 +680,7 @@ class Durability(unittest.TestCase):
             h, b = c.call("sys", "services")
             flags = {s["name"]: s for s in b["services"]}["tracking"]["flags"]
             self.assertNotIn("inline", flags["log_metric"])  # dropped in init
+            self.assertNotIn("inline", flags["log_batch"])
             h, b = c.call("tracking", "create_run", {"experiment_id": "0"})
             c.close()
             pipelined_log_metric(self, k, b["run"]["info"]["run_id"], n=100)
