@@ -6,14 +6,14 @@
  * to main as a fail_t and is printed once, as "cairn: ...", on stderr; the
  * exit status says which kind of failure it was (see s_usage).
  *
- * This file holds the options, the conversions, tables and calls, and the
- * sys commands; the tracking and artifact commands are in cli_tracking.c,
- * and cli.h is what the two share. */
+ * This file holds the options, msgpack -> JSON, tables and calls, and the
+ * sys commands; failures, base64 and JSON -> msgpack are in cli_json.c,
+ * the tracking and artifact commands in cli_tracking.c, and cli.h is what
+ * they share. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,32 +26,6 @@
 #ifndef CAIRN_VERSION
 #define CAIRN_VERSION "0.0.0"
 #endif
-
-int cli_fail(fail_t *f, int code, const char *fmt, ...)
-{
-    f->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-int cli_bad_usage(fail_t *f, const char *fmt, ...)
-{
-    f->code = EXIT_USAGE;
-    f->hint = true;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-int cli_oom(fail_t *f)
-{
-    return cli_fail(f, EXIT_INTERNAL, "out of memory");
-}
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -234,144 +208,6 @@ static int s_parse_args(int argc, char **argv, opts_t *o, fail_t *f)
     return EXIT_OK;
 }
 
-/* ---- base64 (RFC 4648, with padding) ----------------------------------- */
-
-static const char B64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* A NUL-terminated heap string; NULL when out of memory. */
-static char *s_base64_encode(const unsigned char *p, size_t n)
-{
-    if (n > SIZE_MAX / 2) return NULL;
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out) return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n) v |= p[i + 2];
-        *o++ = B64[v >> 18 & 63];
-        *o++ = B64[v >> 12 & 63];
-        *o++ = i + 1 < n ? B64[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? B64[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
-static int s_b64_value(char c)
-{
-    const char *p = c ? strchr(B64, c) : NULL;
-    return p ? (int)(p - B64) : -1;
-}
-
-/* Decode s (len a multiple of 4, '=' only as padding) into out, which holds
- * len / 4 * 3 bytes, and its length into *outlen; false when s is not base64. */
-static bool s_base64_decode(const char *s, size_t len, unsigned char *out,
-                            size_t *outlen)
-{
-    if (len % 4) return false;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        bool last = i + 4 == len;
-        int pad = last ? (s[i + 3] == '=') + (s[i + 2] == '=' && s[i + 3] == '=') : 0;
-        uint32_t v = 0;
-        for (int k = 0; k < 4 - pad; k++) {
-            int d = s_b64_value(s[i + (size_t)k]);
-            if (d < 0) return false;
-            v = v << 6 | (uint32_t)d;
-        }
-        v <<= 6 * pad;
-        out[n++] = (unsigned char)(v >> 16);
-        if (pad < 2) out[n++] = (unsigned char)(v >> 8);
-        if (pad < 1) out[n++] = (unsigned char)v;
-    }
-    *outlen = n;
-    return true;
-}
-
-/* ---- JSON -> msgpack ----------------------------------------------------- */
-
-/* An object {"$bin": "BASE64"} (that one key, a string value) is packed
- * as binary; *done says whether j was one. */
-static int s_pack_bin_object(json_t *j, msgpack_packer *pk, bool *done, fail_t *f)
-{
-    json_t *b = json_object_size(j) == 1 ? json_object_get(j, "$bin") : NULL;
-    *done = json_is_string(b);
-    if (!*done) return EXIT_OK;
-    size_t len = json_string_length(b), n = 0;
-    unsigned char *buf = malloc(len / 4 * 3 + 1);
-    if (!buf) return cli_oom(f);
-    int rc = EXIT_OK;
-    if (!s_base64_decode(json_string_value(b), len, buf, &n))
-        rc = cli_fail(f, EXIT_USAGE,
-                      "the value of a {\"$bin\": ...} object is not base64");
-    else if (msgpack_pack_bin_with_body(pk, buf, n) != 0)
-        rc = cli_oom(f);
-    free(buf);
-    return rc;
-}
-
-static int s_pack_object(json_t *j, msgpack_packer *pk, fail_t *f)
-{
-    bool done = false;
-    int rc = s_pack_bin_object(j, pk, &done, f);
-    if (rc != EXIT_OK || done) return rc;
-    if (msgpack_pack_map(pk, json_object_size(j)) != 0) return cli_oom(f);
-    const char *key;
-    size_t klen;
-    json_t *v;
-    json_object_keylen_foreach(j, key, klen, v)
-    {
-        if (msgpack_pack_str_with_body(pk, key, klen) != 0) return cli_oom(f);
-        if ((rc = cli_pack_json(v, pk, f)) != EXIT_OK) return rc;
-    }
-    return EXIT_OK;
-}
-
-static int s_pack_array(json_t *j, msgpack_packer *pk, fail_t *f)
-{
-    if (msgpack_pack_array(pk, json_array_size(j)) != 0) return cli_oom(f);
-    size_t i;
-    json_t *v;
-    json_array_foreach(j, i, v)
-    {
-        int rc = cli_pack_json(v, pk, f);
-        if (rc != EXIT_OK) return rc;
-    }
-    return EXIT_OK;
-}
-
-int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f)
-{
-    int rc = 0;
-    switch (json_typeof(j)) {
-        case JSON_OBJECT:
-            return s_pack_object(j, pk, f);
-        case JSON_ARRAY:
-            return s_pack_array(j, pk, f);
-        case JSON_STRING:
-            rc = msgpack_pack_str_with_body(pk, json_string_value(j),
-                                            json_string_length(j));
-            break;
-        case JSON_INTEGER:
-            rc = msgpack_pack_int64(pk, json_integer_value(j));
-            break;
-        case JSON_REAL:
-            rc = msgpack_pack_double(pk, json_real_value(j));
-            break;
-        case JSON_TRUE:
-            rc = msgpack_pack_true(pk);
-            break;
-        case JSON_FALSE:
-            rc = msgpack_pack_false(pk);
-            break;
-        case JSON_NULL:
-            rc = msgpack_pack_nil(pk);
-            break;
-    }
-    return rc == 0 ? EXIT_OK : cli_oom(f);
-}
-
 /* ---- msgpack -> JSON ----------------------------------------------------- */
 
 static json_t *s_to_json(const msgpack_object *o);
@@ -389,7 +225,7 @@ static json_t *s_tagged(const char *tag, json_t *v)
 
 static json_t *s_json_bin(const char *p, size_t n)
 {
-    char *b64 = s_base64_encode((const unsigned char *)p, n);
+    char *b64 = cli_base64_encode((const unsigned char *)p, n);
     json_t *j = b64 ? s_tagged("$bin", json_string(b64)) : NULL;
     free(b64);
     return j;
@@ -397,7 +233,7 @@ static json_t *s_json_bin(const char *p, size_t n)
 
 static json_t *s_json_ext(const msgpack_object_ext *e)
 {
-    char *b64 = s_base64_encode((const unsigned char *)e->ptr, e->size);
+    char *b64 = cli_base64_encode((const unsigned char *)e->ptr, e->size);
     json_t *j = b64 ? json_pack("{s:i, s:s}", "$ext", (int)e->type, "data", b64) : NULL;
     free(b64);
     return j;
@@ -874,7 +710,7 @@ static int s_cmd_health(cairn_client_t *c, const opts_t *o, fail_t *f)
 /* Parse a JSON body: text, or stdin when text is "-". */
 static int s_parse_body(const char *text, json_t **out, fail_t *f)
 {
-    const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES;
+    const size_t flags = CLI_JSON_DECODE_FLAGS;
     bool from_stdin = strcmp(text, "-") == 0;
     json_error_t e;
     *out = from_stdin ? json_loadf(stdin, flags, &e) : json_loads(text, flags, &e);

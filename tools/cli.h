@@ -1,6 +1,7 @@
-/* cli.h — what the parts of the `cairn` CLI share: options, failures,
- * calls, JSON <-> msgpack and tables (tools/cairn.c), and the tracking and
- * artifact commands (tools/cli_tracking.c). */
+/* cli.h — what the parts of the `cairn` CLI share: options, calls,
+ * msgpack -> JSON and tables (tools/cairn.c), failures, base64 and JSON ->
+ * msgpack (tools/cli_json.c), and the tracking and artifact commands
+ * (tools/cli_tracking.c). */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
 
@@ -67,8 +68,21 @@ __attribute__((format(printf, 2, 3))) int cli_bad_usage(fail_t *f, const char *f
                                                         ...);
 int cli_oom(fail_t *f);
 
-/* JSON -> msgpack ({"$bin": ...} as binary); EXIT_USAGE when it cannot be sent. */
+/* How a JSON body (the command line's or stdin's) is read: any value, NUL
+ * inside strings allowed, a key twice refused. */
+#define CLI_JSON_DECODE_FLAGS \
+    (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
+
+/* JSON -> msgpack ({"$bin": ...} as binary); EXIT_USAGE when it cannot be
+ * sent: a {"$bin": s} whose s is not base64, or arrays and objects nested
+ * deeper than CAIRN_MSGPACK_MAX_DEPTH (the most cairnd reads). */
 int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f);
+/* Base64 (RFC 4648, with padding). Encode: a NUL-terminated heap string;
+ * NULL when out of memory. Decode s (len a multiple of 4, '=' only as
+ * padding) into out, which holds len / 4 * 3 bytes, and its length into
+ * *outlen; false when s is not base64. */
+char *cli_base64_encode(const unsigned char *p, size_t n);
+bool cli_base64_decode(const char *s, size_t len, unsigned char *out, size_t *outlen);
 /* Compact JSON text (heap); NULL when out of memory. */
 char *cli_dumps_compact(const json_t *j);
 int cli_print_json(const json_t *j, bool pretty, fail_t *f);

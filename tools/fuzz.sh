@@ -4,6 +4,9 @@
 #
 #   tools/fuzz.sh [SECONDS]     total fuzzing time, split evenly (default 60)
 #
+# FUZZ_BUILD_DIR picks another build directory than build-fuzz (e.g. for
+# two runs side by side).
+#
 # Every target runs even when an earlier one fails; the script exits 1 when
 # any of them crashed, leaked, tripped ASan/UBSan, timed out or ran out of
 # memory, and prints where the reproducer was saved (build-fuzz/artifacts/;
@@ -36,7 +39,7 @@ fi
 per=$((total / ${#targets[@]}))
 [ "$per" -ge 1 ] || per=1
 
-build=build-fuzz
+build=${FUZZ_BUILD_DIR:-build-fuzz}
 echo "fuzz: building ${targets[*]} in $build (clang, CAIRN_FUZZ=ON)"
 # -Wno-unknown-warning-option: the warning set is written for gcc as well
 # (-Wno-format-truncation), and clang must not turn that into an -Werror.

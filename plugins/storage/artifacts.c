@@ -20,7 +20,7 @@
  *
  * Resuming. No crash loses an acknowledged chunk: the first chunk also
  * writes a sidecar, tmp/<upload_id>.meta (rid, run_id, path, created; see
- * s_meta_format), and the in-memory table of uploads is only a cache of
+ * upmeta.h), and the in-memory table of uploads is only a cache of
  * what tmp/ holds. A chunk naming an upload_id this instance does not hold
  * (cairnd or the plugin process restarted since; a stop keeps uploads on
  * disk too) finds its sidecar, checks run_id and path against it (409),
@@ -104,6 +104,7 @@
 
 #include "cas.h"
 #include "storage.h"
+#include "upmeta.h"
 
 #define ART_CHUNK_MAX (8u << 20)
 #define ART_PATH_MAX 1024
@@ -116,6 +117,10 @@
 #define ART_VERIFIES_MAX 16
 #define ART_VERIFY_BUF (1u << 20)
 #define ART_VERIFY_SLICE (32u << 20) /* hashed per turn of the loop */
+
+/* A sidecar (upmeta.h) holds any run_id and path a request may carry. */
+_Static_assert(ART_PATH_MAX == UPMETA_PATH_MAX, "ART_PATH_MAX");
+_Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
 
 typedef enum art_stmt_id {
     AST_RUN,
@@ -273,77 +278,35 @@ static void s_blobs_release(storage_t *s, blob_set_t *b, uint64_t *nfreed,
     memset(b, 0, sizeof *b);
 }
 
-static bool s_utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (p[i + j] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
-            (k == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
-/* Validate and normalize an artifact path into out (NUL-terminated, at
- * most ART_PATH_MAX bytes). An absent or empty path is allowed only when
- * allow_root (it means the root, ""). */
+/* Validate and normalize an artifact path (upmeta_path_norm: the rules)
+ * into out (NUL-terminated, at most ART_PATH_MAX bytes). An absent or
+ * empty path is allowed only when allow_root (it means the root, ""). */
 static int s_field_path(const msgpack_object *b, const char *field, bool allow_root,
                         char out[ART_PATH_MAX + 1], size_t *out_len, cairn_err_t *err)
 {
     cairn_str_t p = {"", 0};
     int r = cairn_field_str(b, field, !allow_root, ART_PATH_MAX, &p, err);
     if (r < 0) return -1;
-    if (p.len && p.ptr[0] == '/')
-        return cairn_err_set(err, 400, "bad_request",
-                             "the field '%s' must be a relative path (no leading '/')",
-                             field);
-    for (size_t i = 0; i < p.len; i++) {
-        unsigned char c = (unsigned char)p.ptr[i];
-        if (c < 0x20 || c == 0x7f)
+    size_t n = 0;
+    switch (upmeta_path_norm(p.ptr, p.len, out, &n)) {
+        case UPMETA_PATH_OK:
+            break;
+        case UPMETA_PATH_ABSOLUTE:
+            return cairn_err_set(
+                err, 400, "bad_request",
+                "the field '%s' must be a relative path (no leading '/')", field);
+        case UPMETA_PATH_CONTROL:
             return cairn_err_set(err, 400, "bad_request",
                                  "the field '%s' must not contain control characters",
                                  field);
-    }
-    if (!s_utf8_valid((const unsigned char *)p.ptr, p.len))
-        return cairn_err_set(err, 400, "bad_request",
-                             "the field '%s' must be valid UTF-8", field);
-    size_t n = 0, i = 0;
-    while (i < p.len) {
-        size_t j = i;
-        while (j < p.len && p.ptr[j] != '/') j++;
-        size_t seg = j - i;
-        if (seg == 2 && p.ptr[i] == '.' && p.ptr[i + 1] == '.')
+        case UPMETA_PATH_UTF8:
+            return cairn_err_set(err, 400, "bad_request",
+                                 "the field '%s' must be valid UTF-8", field);
+        case UPMETA_PATH_DOTDOT:
             return cairn_err_set(err, 400, "bad_request",
                                  "the field '%s' must not contain a '..' segment",
                                  field);
-        if (seg && !(seg == 1 && p.ptr[i] == '.')) {
-            if (n) out[n++] = '/';
-            memcpy(out + n, p.ptr + i, seg);
-            n += seg;
-        }
-        i = j + 1;
     }
-    out[n] = '\0';
     if (n == 0 && !allow_root)
         return cairn_err_set(err, 400, "bad_request",
                              "the field '%s' must name a file (it is empty)", field);
@@ -551,88 +514,6 @@ static void s_sweep(void *arg)
             n, (unsigned long long)(a->idle_ms / 1000));
 }
 
-/* ---- the sidecar: what a restart needs to resume an upload ------------------ */
-
-/* ROOT/tmp/<upload_id>.meta (cas.c), text:
- *     cairn-upload 1
- *     rid 42
- *     run_id 5c0f...
- *     created 1717171717171      (wall clock, ms)
- *     path model/weights.bin     (normalized: no control characters)
- * and, once the last chunk is in (just before the blob is moved into cas/):
- *     hash 3ececd8c...           (BLAKE2b-256 of the whole file)
- *     size 20000000
- * A sidecar with a hash whose temp file is gone is an upload that was
- * committed but maybe not indexed when the process died: the next start
- * indexes it (s_recover_committed).
- */
-typedef struct upload_meta {
-    int64_t rid;
-    uint64_t created;
-    char run_id[ART_RUN_ID_MAX + 1];
-    char path[ART_PATH_MAX + 1];
-    bool committed; /* hash and size are set */
-    char hash[CAS_HEX_LEN + 1];
-    uint64_t size;
-} upload_meta_t;
-
-static const char s_meta_magic[] = "cairn-upload 1\n";
-
-static int s_meta_format(char *buf, size_t cap, int64_t rid, cairn_str_t run_id,
-                         const char *path)
-{
-    int n = snprintf(buf, cap, "%srid %lld\nrun_id %.*s\ncreated %llu\npath %s\n",
-                     s_meta_magic, (long long)rid, (int)run_id.len, run_id.ptr,
-                     (unsigned long long)cairn_wall_ms(), path);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
-}
-
-/* The value of the line "key value\n" at *p (advanced past it) into out;
- * false when the line is not that key or does not fit. */
-static bool s_meta_line(const char **p, const char *end, const char *key, char *out,
-                        size_t cap)
-{
-    size_t k = strlen(key);
-    if ((size_t)(end - *p) < k + 1 || memcmp(*p, key, k) != 0 || (*p)[k] != ' ')
-        return false;
-    const char *v = *p + k + 1, *nl = memchr(v, '\n', (size_t)(end - v));
-    if (!nl || (size_t)(nl - v) >= cap) return false;
-    memcpy(out, v, (size_t)(nl - v));
-    out[nl - v] = '\0';
-    *p = nl + 1;
-    return true;
-}
-
-static bool s_meta_parse(const char *buf, size_t len, upload_meta_t *m)
-{
-    const char *p = buf, *end = buf + len;
-    char num[24];
-    char *e;
-    size_t k = sizeof s_meta_magic - 1;
-    if (len < k || memcmp(p, s_meta_magic, k) != 0) return false;
-    p += k;
-    if (!s_meta_line(&p, end, "rid", num, sizeof num)) return false;
-    m->rid = strtoll(num, &e, 10);
-    if (e == num || *e) return false;
-    if (!s_meta_line(&p, end, "run_id", m->run_id, sizeof m->run_id) || !*m->run_id ||
-        !s_meta_line(&p, end, "created", num, sizeof num))
-        return false;
-    m->created = strtoull(num, &e, 10);
-    if (e == num || *e) return false;
-    if (!s_meta_line(&p, end, "path", m->path, sizeof m->path) || !*m->path)
-        return false;
-    m->committed = false;
-    if (p == end) return true;
-    if (!s_meta_line(&p, end, "hash", m->hash, sizeof m->hash) ||
-        !cas_hex_valid(m->hash, strlen(m->hash)) ||
-        !s_meta_line(&p, end, "size", num, sizeof num))
-        return false;
-    m->size = strtoull(num, &e, 10);
-    if (e == num || *e || p != end) return false;
-    m->committed = true;
-    return true;
-}
-
 /* Write the index row, replacing any at that path. */
 static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *hash,
                        uint64_t size, cairn_err_t *err)
@@ -717,6 +598,17 @@ static void s_reply_expected(storage_t *s, cairn_req_t *req, const cairn_err_t *
     cairn_reply_error_sbuf(req, err->st, err->code, err->msg, &s->sb);
 }
 
+/* The sidecar (upmeta.h) of an upload of run_id (rid) to path, created
+ * now; not committed. */
+static void s_meta_init(upmeta_t *m, int64_t rid, cairn_str_t run_id, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    m->rid = rid;
+    m->created = cairn_wall_ms();
+    snprintf(m->run_id, sizeof m->run_id, "%.*s", (int)run_id.len, run_id.ptr);
+    snprintf(m->path, sizeof m->path, "%s", path);
+}
+
 /* Append a chunk to an upload in the table and reply: its progress, or
  * (done) the artifact. A failed write keeps what was acknowledged before
  * it on disk: the client may resume from there. */
@@ -734,19 +626,16 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     if (!done) return s_reply_progress(s, req, u);
     /* Record the hash in the sidecar before the blob moves: a crash between
      * the move and the index row is then recovered at the next start. */
-    char id[sizeof u->id], meta[CAS_META_MAX], hex[CAS_HEX_LEN + 1];
+    char id[sizeof u->id], meta[CAS_META_MAX];
     snprintf(id, sizeof id, "%s", u->id);
-    int n = cas_writer_digest(u->w, hex, &err) == 0
-                ? s_meta_format(meta, sizeof meta, u->rid,
-                                (cairn_str_t){u->run_id, strlen(u->run_id)}, u->path)
+    upmeta_t m;
+    s_meta_init(&m, u->rid, (cairn_str_t){u->run_id, strlen(u->run_id)}, u->path);
+    m.committed = true;
+    m.size = cas_writer_size(u->w);
+    int n = cas_writer_digest(u->w, m.hash, &err) == 0
+                ? upmeta_format(meta, sizeof meta, &m)
                 : -1;
-    int tail = n < 0
-                   ? -1
-                   : snprintf(meta + n, sizeof meta - (size_t)n, "hash %s\nsize %llu\n",
-                              hex, (unsigned long long)cas_writer_size(u->w));
-    if (n < 0 || tail < 0 || (size_t)tail >= sizeof meta - (size_t)n ||
-        cas_writer_set_meta(u->w, meta, (size_t)n + (size_t)tail, a->power, &err) !=
-            0) {
+    if (n < 0 || cas_writer_set_meta(u->w, meta, (size_t)n, a->power, &err) != 0) {
         if (!err.st) cairn_err_set(&err, 500, NULL, "the upload's record is too long");
         s_upload_drop(a, u, true);
         return storage_reply_err(req, &err);
@@ -830,7 +719,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     char id[33], buf[CAS_META_MAX];
     size_t len = 0;
     int64_t mtime = 0;
-    upload_meta_t m;
+    upmeta_t m;
     uint64_t idle_s = a->idle_ms / 1000;
     snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
     int rc = s_upload_id_valid(upload_id)
@@ -853,7 +742,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
         return storage_reply_err(req, &err);
     }
     if (rc != 0) return storage_reply_err(req, &err);
-    if (!s_meta_parse(buf, len, &m)) {
+    if (!upmeta_parse(buf, len, &m)) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: the sidecar of upload %s is unreadable; it cannot be "
                   "resumed",
@@ -1034,7 +923,9 @@ void art_put(void *state, cairn_req_t *req)
     }
     if (done) return s_commit(s, req, &w, run.rid, path, NULL);
     /* The sidecar lets a restart resume the upload (s_resume). */
-    int mlen = s_meta_format(meta, sizeof meta, run.rid, run_id, path);
+    upmeta_t m;
+    s_meta_init(&m, run.rid, run_id, path);
+    int mlen = upmeta_format(meta, sizeof meta, &m);
     if (mlen < 0) cairn_err_set(&err, 500, NULL, "the upload's record does not fit");
     if (mlen < 0 || cas_writer_set_meta(w, meta, (size_t)mlen, a->power, &err) != 0 ||
         (a->power && cas_writer_sync(w, &err) != 0)) {
@@ -1520,23 +1411,43 @@ void art_delete(void *state, cairn_req_t *req)
 /* A sidecar alone whose upload was committed (it names the hash) and whose
  * blob is in place: the process died between moving the blob and writing
  * its index row. Write the row now; the client's retry of the last chunk
- * then finds the artifact. Anything else is left to the sweep. */
+ * then finds the artifact. Anything else is left to the sweep. The sidecar
+ * is read from disk, so it is held to what a request is: upmeta_parse
+ * takes only a normalized path (the rules of s_field_path), and its rid
+ * must be the run its run_id names. */
 static void s_recover_committed(void *arg, const char *name)
 {
     storage_t *s = arg;
     artifacts_t *a = s->art;
     char buf[CAS_META_MAX];
     size_t len = 0;
-    upload_meta_t m;
+    upmeta_t m;
     cairn_err_t err = {0};
     int fd = -1;
     uint64_t size = 0;
-    if (cas_meta_read(a->cas, name, buf, sizeof buf, &len, NULL, &err) != 0 ||
-        !s_meta_parse(buf, len, &m) || !m.committed ||
-        cas_open_blob(a->cas, m.hash, &fd, &size, &err) != 0)
+    if (cas_meta_read(a->cas, name, buf, sizeof buf, &len, NULL, &err) != 0) return;
+    if (!upmeta_parse(buf, len, &m)) {
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "artifacts: the sidecar of upload %s is unreadable; it is not "
+                  "indexed",
+                  name);
         return;
+    }
+    if (!m.committed || cas_open_blob(a->cas, m.hash, &fd, &size, &err) != 0) return;
     close(fd);
     if (size != m.size) return;
+    sqlite3_stmt *st = s_stmt(a, AST_RUN);
+    s_bind_str(st, 1, m.run_id, strlen(m.run_id));
+    bool same_run =
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == m.rid;
+    sqlite3_reset(st);
+    if (!same_run) {
+        cairn_log(s->ctx, CAIRN_LOG_WARN,
+                  "artifacts: upload %s of '%s' was stored before a crash but is not "
+                  "indexed: its run '%s' (rid %lld) is not in the database",
+                  name, m.path, m.run_id, (long long)m.rid);
+        return;
+    }
     if (s_index_put(s, m.rid, m.path, m.hash, m.size, &err) != 0) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but cannot "

@@ -2,7 +2,8 @@
 """Regenerate the seed corpora under tests/fuzz/corpus/ (python3-msgpack).
 
 The files are committed; run this only to change them:
-    /usr/bin/python3 tests/fuzz/make_corpus.py
+    /usr/bin/python3 tests/fuzz/make_corpus.py [TARGET...]
+(no TARGET: every target whose seeds it writes; see GENERATED).
 Seeds are a few real inputs of each kind (what clients, workers and
 operators actually send) plus a few near misses, so that the fuzzer starts
 from the interesting shapes instead of discovering the keys byte by byte.
@@ -135,16 +136,81 @@ def journal():
     write(t, "zeros", bytes(64))
 
 
+def upmeta_record(rid=42, run_id="5c0f3a9e1b2d4c6f8a0b1c2d3e4f5a6b",
+                  created=1717171717171, path="model/weights.bin", hash=None,
+                  size=None):
+    """An upload's sidecar (plugins/storage/upmeta.h), as upmeta_format
+    writes it; hash and size once committed."""
+    text = (f"cairn-upload 1\nrid {rid}\nrun_id {run_id}\ncreated {created}\n"
+            f"path {path}\n")
+    if hash is not None:
+        text += f"hash {hash}\nsize {size}\n"
+    return text.encode()
+
+
+def upmeta():
+    t = "fuzz_upmeta"
+    h = "3ececd8c" + "0123456789abcdef" * 3 + "01234567"
+    write(t, "open", upmeta_record())
+    write(t, "committed", upmeta_record(hash=h, size=20000000))
+    write(t, "edges", upmeta_record(rid=-9223372036854775808, run_id="r" * 64,
+                                    created=18446744073709551615,
+                                    path="caf\u00e9/\U0001F600/..x/a..b",
+                                    hash="f" * 64, size=0))
+    write(t, "long_path", upmeta_record(path="/".join(["d" * 9] * 102) + "/end"))
+    write(t, "torn", upmeta_record(hash=h, size=5)[:-9])
+    write(t, "dotdot", upmeta_record(path="../../etc/passwd", hash=h, size=1))
+    write(t, "not_normal", upmeta_record(path="a//./b/", hash=h, size=1))
+    write(t, "control", upmeta_record(path="a\x1b[2J\x00b"))
+    write(t, "signed", upmeta_record(rid="+42", created="-1"))
+    write(t, "crlf", upmeta_record().replace(b"\n", b"\r\n"))
+    write(t, "upper_hash", upmeta_record(hash=h.upper(), size=1))
+    write(t, "trailing", upmeta_record(hash=h, size=1) + b"x\n")
+
+
+def cli_json():
+    t = "fuzz_cli_json"
+    write(t, "put_artifact", b'{"run_id": "5c0f3a9e", "path": "m/w.bin", '
+                             b'"data": {"$bin": "AAECAwT/"}, "offset": 0, '
+                             b'"done": true}')
+    write(t, "bins", b'[{"$bin": ""}, {"$bin": "QQ=="}, {"$bin": "QUI="}, '
+                     b'{"$bin": "QUJD"}, {"$bin": "QR=="}, {"$bin": "+/+/"}]')
+    write(t, "bad_bins", b'[{"$bin": "QQ="}, {"$bin": "Q==="}, {"$bin": "QQ=A"}, '
+                         b'{"$bin": "QQ==QUJD"}, {"$bin": "\\u0000AAA"}]')
+    write(t, "not_bins", b'{"a": {"$bin": 5}, "b": {"$bin": "QQ==", "x": 1}, '
+                         b'"c": {"$bin": null}, "d": {"$bin\\u0000": "QQ=="}}')
+    write(t, "scalars", b'[0, -1, 9223372036854775807, -9223372036854775808, '
+                        b'1.5, -0.0, 1e308, 5e-324, true, false, null, "", '
+                        b'"caf\\u00e9 \\ud83d\\ude00 \\u0000"]')
+    write(t, "top_string", b'"a bare string"')
+    write(t, "top_number", b"42")
+    write(t, "log_batch", b'{"run_id": "r1", "metrics": [{"key": "loss", '
+                          b'"value": 0.5, "timestamp": 1700000000000, "step": 1}], '
+                          b'"params": [{"key": "lr", "value": "0.1"}], "tags": []}')
+    write(t, "deep_32", b"[" * 32 + b"]" * 32)
+    write(t, "deep_33", b"[" * 33 + b"]" * 33)
+    write(t, "deep_bin", b'{"a":' * 31 + b'{"$bin": "AA=="}' + b"}" * 31)
+    write(t, "duplicate_key", b'{"a": 1, "a": 2}')
+    write(t, "nul_key", b'{"\\u0000": 1, "k\\u0000v": [{}]}')
+
+
 # The targets whose seeds this script writes; the others (fuzz_filter's
-# hand-written filters) are left alone.
-GENERATED = ("fuzz_header", "fuzz_conf", "fuzz_worker", "fuzz_journal")
+# hand-written filters) are left alone. Name some of them to regenerate
+# only those:
+#     /usr/bin/python3 tests/fuzz/make_corpus.py fuzz_upmeta fuzz_cli_json
+GENERATED = {"fuzz_header": headers, "fuzz_conf": confs, "fuzz_worker": workers,
+             "fuzz_journal": journal, "fuzz_upmeta": upmeta,
+             "fuzz_cli_json": cli_json}
 
 if __name__ == "__main__":
-    for t in GENERATED:
+    import sys
+    wanted = sys.argv[1:] or list(GENERATED)
+    for t in wanted:
+        if t not in GENERATED:
+            sys.exit(f"make_corpus.py: no generated target {t!r} "
+                     f"(those are: {', '.join(GENERATED)})")
+    for t in wanted:
         shutil.rmtree(os.path.join(CORPUS, t), ignore_errors=True)
-    headers()
-    confs()
-    workers()
-    journal()
+        GENERATED[t]()
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))), "seeds")

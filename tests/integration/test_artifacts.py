@@ -11,6 +11,7 @@ with the reason) and is skipped when CAIRN_BIG_TESTS=0."""
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import stat
@@ -652,6 +653,45 @@ class ResumeBase:
         # and the artifact is there (what the SDKs check).
         self.chunk(run, "w/model.bin", c2, 3000, uid, done=True, st=404,
                    code="not_found")
+
+    def test_recovery_holds_a_sidecar_to_the_rules_of_a_request(self):
+        """A sidecar is read from disk: the recovery at start indexes none
+        whose path a request could not carry ('..', control characters,
+        not normalized) or whose rid is not its run's; the sweep takes
+        them."""
+        run = self.cl.new_run()
+        uid = self.chunk(run, "w/model.bin", b"x" * 100, 0)["upload_id"]
+        with open(os.path.join(self.tmp, uid + ".meta")) as f:
+            rid = int(re.search(r"^rid (-?\d+)$", f.read(), re.M).group(1))
+        self.cl.close()
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.k.logf.close()
+        full = os.urandom(1000)
+        h = b2(full)
+        blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(full)
+        bad = {"1" * 32: (rid, "../outside.bin"), "2" * 32: (rid, "a\x1b[2Jb.bin"),
+               "3" * 32: (rid, "w//model.bin"), "4" * 32: (rid + 1000, "w/model.bin")}
+        for name, (r, path) in bad.items():
+            with open(os.path.join(self.tmp, name + ".meta"), "w") as f:
+                f.write(f"cairn-upload 1\nrid {r}\nrun_id {run}\ncreated 1\n"
+                        f"path {path}\nhash {h}\nsize {len(full)}\n")
+        self.k.start()
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        log = self.k.read_log()
+        for name in ("1" * 32, "2" * 32, "3" * 32):
+            self.assertIn(f"the sidecar of upload {name} is unreadable", log)
+        self.assertIn(f"upload {'4' * 32} of 'w/model.bin' was stored before a crash "
+                      f"but is not indexed: its run '{run}' (rid {rid + 1000}) is "
+                      f"not in the database", log)
+        self.assertNotIn("stored just before a crash", log)
+        # the upload in progress is still there; the others were swept
+        self.assertEqual(sorted(os.listdir(self.tmp)), [uid, uid + ".meta"])
 
     def test_commit_clears_the_sidecar(self):
         run = self.cl.new_run()

@@ -141,6 +141,17 @@ class Cli(unittest.TestCase):
         out = self.run_ok("--json", "call", "echo", "echo", json.dumps([body, {"$bin": ""}]))
         self.assertEqual(json.loads(out), [body, {"$bin": ""}])
 
+    def test_nesting_limit(self):
+        # cairnd reads msgpack nested at most 32 deep (cairn_msgpack_check):
+        # the CLI sends that much and refuses a deeper body itself
+        deep = "[" * 31 + '{"x": {"$bin": "AA=="}}' + "]" * 31
+        out = self.run_ok("--json", "call", "echo", "echo", deep)
+        self.assertEqual(json.loads(out), json.loads(deep))
+        r = cli(self.k.endpoint, "call", "echo", "echo", "[" * 33 + "]" * 33)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("nested deeper than 32 levels", r.stderr)
+
     def test_options_anywhere_and_equals(self):
         out = self.run_ok("call", "echo", "info", "--ws=lab", "--json")
         self.assertEqual(json.loads(out)["workspace"], "lab")
