@@ -28,7 +28,14 @@
  * sentence says "expected offset N") goes on from N (from the chunk in hand,
  * or for a regular file re-read from N); a final chunk answered 404 after
  * a retry is checked against what the server stored at that path (its
- * first copy may have committed before the reply was lost). */
+ * first copy may have committed before the reply was lost). A download
+ * rides it out the same way (get_artifact is idempotent): a get_artifact
+ * answered 503 or, once a chunk has arrived, not answered within the ttl is
+ * asked for again at the same offset, with the same backoff and budget
+ * (s_retry_wait, shared); every reply must still carry the size and hash of
+ * the first and follow on at the offset asked for, so a file that changed
+ * meanwhile is refused. Either way, past the budget the transfer fails with
+ * a sentence that begins "gave up" and says after how many tries and why. */
 #define _POSIX_C_SOURCE 200809L
 #include "cairn/tracking.h"
 
@@ -957,6 +964,55 @@ static void s_sleep_ms(unsigned ms)
     }
 }
 
+/* The retries of one request of a transfer (a chunk to put, a chunk to
+ * get) while the artifacts service restarts: started before its first try. */
+typedef struct retry {
+    uint64_t t0, budget_ms; /* the first try; how long it may go on */
+    unsigned wait, tries;   /* the next wait; the tries that failed so far */
+} retry_t;
+
+static void s_retry_start(retry_t *rt, uint64_t budget_ms)
+{
+    *rt = (retry_t){
+        .t0 = cairn_now_ms(), .budget_ms = budget_ms, .wait = ART_BACKOFF_MIN_MS};
+}
+
+/* A try failed with err: 0 once it is time to try again, -1 when not. A
+ * 503 (the service restarting) is tried again, and so is a 504 (no reply
+ * within the ttl, from the client or the kernel) unless nothing of the
+ * transfer was answered yet (first: most likely no cairnd at all, so err
+ * is left as it is, at once); after 50 ms, then twice as long each time up
+ * to 2 s, until the next wait would go past rt->budget_ms: then err says
+ * that it gave up on what (a printf format and its arguments), after how
+ * many tries, and why (keeping err's status and code; the CLI shows a
+ * sentence that begins "gave up" rather than its own). */
+static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
+{
+    if (err->st != CAIRN_ST_UNAVAILABLE && (err->st != CAIRN_ST_TIMEOUT || first))
+        return -1;
+    uint64_t spent = cairn_now_ms() - rt->t0;
+    if (spent + rt->wait > rt->budget_ms) {
+        char what[CAIRN_ERR_MSG_MAX], why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        snprintf(why, sizeof why, "%s", err->msg);
+        snprintf(code, sizeof code, "%s", err->code);
+        return cairn_err_set(err, err->st, code,
+                             "gave up on %s after %u tries in %" PRIu64
+                             " s (the artifacts service is restarting or "
+                             "unreachable): %s",
+                             what, rt->tries + 1, spent / 1000, why);
+    }
+    s_sleep_ms(rt->wait);
+    rt->wait = rt->wait * 2 > ART_BACKOFF_MAX_MS ? ART_BACKOFF_MAX_MS : rt->wait * 2;
+    rt->tries++;
+    return 0;
+}
+
 /* Where a 409 says the server is: its body's expected_offset, else (an
  * older server) the N of a sentence that says "expected offset N". */
 static bool s_expected_offset(const upload_t *u, const cairn_err_t *err, uint64_t *n)
@@ -980,42 +1036,26 @@ static bool s_expected_offset(const upload_t *u, const cairn_err_t *err, uint64_
 }
 
 /* One chunk, sent again while the service restarts (503) or does not
- * answer in time (504): 0 when it was accepted (u->offset moved on), 1
- * when the server answered 409 "expected offset N" (*at = N), -1 on any
- * other failure or after u->retry_ms. */
+ * answer in time (504; s_retry_wait): 0 when it was accepted (u->offset
+ * moved on), 1 when the server answered 409 "expected offset N" (*at = N),
+ * -1 on any other failure or after u->retry_ms. */
 static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool done,
                        cairn_reply_t **last, uint64_t *at, cairn_err_t *err)
 {
-    uint64_t t0 = cairn_now_ms();
-    unsigned wait = ART_BACKOFF_MIN_MS, tries = 0;
+    retry_t rt;
+    s_retry_start(&rt, u->retry_ms);
     for (;;) {
         if (s_put_chunk(u, data, n, done, last, err) == 0) return 0;
         if (u->upload_id[0] && s_expected_offset(u, err, at)) return 1;
-        if (tries && done && err->st == 404) {
+        if (rt.tries && done && err->st == 404) {
             u->lost_done = true;
             u->lost_size = u->offset + n;
         }
-        /* No reply to a first chunk: most likely no cairnd at all, and
-         * nothing to resume yet; say so at once. */
-        if (err->st != CAIRN_ST_UNAVAILABLE &&
-            (err->st != CAIRN_ST_TIMEOUT || !u->upload_id[0]))
+        /* No reply to a first chunk: nothing to resume yet either. */
+        if (s_retry_wait(&rt, !u->upload_id[0], err,
+                         "the chunk at offset %" PRIu64 " of '%s'", u->offset,
+                         u->path) != 0)
             return -1;
-        uint64_t spent = cairn_now_ms() - t0;
-        if (spent + wait > u->retry_ms) {
-            char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
-            snprintf(why, sizeof why, "%s", err->msg);
-            snprintf(code, sizeof code, "%s", err->code);
-            /* "gave up": the CLI shows this sentence rather than its own */
-            return cairn_err_set(err, err->st, code,
-                                 "gave up on the chunk at offset %" PRIu64
-                                 " of '%s' after %u tries in %" PRIu64
-                                 " s (the artifacts service is restarting or "
-                                 "unreachable): %s",
-                                 u->offset, u->path, tries + 1, spent / 1000, why);
-        }
-        s_sleep_ms(wait);
-        wait = wait * 2 > ART_BACKOFF_MAX_MS ? ART_BACKOFF_MAX_MS : wait * 2;
-        tries++;
     }
 }
 
@@ -1253,7 +1293,8 @@ typedef struct download {
     const char *dest; /* the file it becomes; NULL: the caller's fd */
     char *tmp;        /* the temporary file beside dest, until renamed */
     int fd;
-    bool started;
+    bool started;      /* a chunk arrived */
+    uint64_t retry_ms; /* the longest a chunk is asked for again */
     uint64_t offset, size;
     char hash[HASH_HEX + 1]; /* the server's, from the first reply */
     crypto_generichash_state st;
@@ -1283,7 +1324,10 @@ static int s_open_tmp(download_t *d, cairn_err_t *err)
     return 0;
 }
 
-/* Ask for the next chunk and write it. *done says whether it was the last. */
+/* Ask for the next chunk and write it. *done says whether it was the last.
+ * get_artifact is idempotent: while the service restarts (503) or does not
+ * answer in time (504) it is asked for again, the same offset
+ * (s_retry_wait); what comes must still be the same blob. */
 static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
 {
     msgpack_sbuffer_clear(&d->sb);
@@ -1299,7 +1343,13 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
     if (fail) return s_oom(err);
     cairn_reply_t *r = NULL;
     const msgpack_object *obj = NULL;
-    if (s_acall(d->client, "get_artifact", &d->sb, &r, &obj, err) != 0) return -1;
+    retry_t rt;
+    s_retry_start(&rt, d->retry_ms);
+    while (s_acall(d->client, "get_artifact", &d->sb, &r, &obj, err) != 0)
+        if (s_retry_wait(&rt, !d->started, err,
+                         "the download of '%s' at offset %" PRIu64, d->path,
+                         d->offset) != 0)
+            return -1;
     const msgpack_object *data = s_mp(obj, "data", MSGPACK_OBJECT_BIN);
     const msgpack_object *off = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
     const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
@@ -1369,7 +1419,8 @@ static int s_download(cairn_client_t *client, const char *run_id,
                     .run_id = run_id,
                     .path = artifact_path,
                     .dest = dest,
-                    .fd = dest ? -1 : fd};
+                    .fd = dest ? -1 : fd,
+                    .retry_ms = s_retry_ms()};
     crypto_generichash_init(&d.st, NULL, 0, crypto_generichash_BYTES);
     msgpack_sbuffer_init(&d.sb);
     bool done = false;

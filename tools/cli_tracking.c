@@ -1004,8 +1004,8 @@ static int s_fail_transfer(const opts_t *o, const cairn_err_t *e, fail_t *f)
     if (!strcmp(e->code, CAIRN_ERR_LOCAL_IO) || !strcmp(e->code, CAIRN_ERR_BAD_REPLY) ||
         !strcmp(e->code, CAIRN_ERR_CORRUPT) || !strcmp(e->code, "out_of_memory"))
         return cli_fail(f, EXIT_INTERNAL, "%s", e->msg);
-    /* An upload that retried a chunk until its budget ran out (503s or no
-     * replies) says so, and why, itself. */
+    /* A transfer (upload or download) that retried a chunk until its budget
+     * ran out (503s or no replies) says so, and why, itself. */
     if ((e->st == CAIRN_ST_TIMEOUT || e->st == CAIRN_ST_UNAVAILABLE) &&
         !strncmp(e->msg, "gave up", 7))
         return cli_fail(f, EXIT_UNREACHABLE, "%s (cairnd at %s)", e->msg, o->endpoint);

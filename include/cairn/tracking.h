@@ -236,7 +236,12 @@ CAIRN_EXPORT int cairn_log_artifact_fd(cairn_client_t *client, const char *run_i
  * bytes a get_artifact. The bytes go to a temporary file beside local_path
  * which, when their size and BLAKE2b-256 are the server's, is fsynced and
  * renamed into place (with the mode a new file gets); on any failure
- * nothing is left behind and local_path is untouched. */
+ * nothing is left behind and local_path is untouched. A restart of the
+ * artifacts service mid-download is ridden out as an upload's is: a chunk
+ * answered 503, or (after the first) not answered in time, is asked for
+ * again, the same offset, with backoff for up to 60 s
+ * ($CAIRN_ARTIFACT_RETRY_S); an artifact that changed meanwhile fails
+ * (CAIRN_ERR_CHANGED). */
 CAIRN_EXPORT int cairn_download_artifact(cairn_client_t *client, const char *run_id,
                                          const char *artifact_path,
                                          const char *local_path,

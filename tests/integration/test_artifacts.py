@@ -3,7 +3,9 @@ chunked uploads and ranged downloads, content addressing and dedup, listing,
 validation, ordering, corruption detection, idle uploads, uploads resumed
 after kill -9 (of cairnd in-process, of the plugin process as a process)
 by the server and by the C SDK (through the CLI) and the Python SDK on their
-own, and a 2 GiB round trip in bounded memory. The main suite and the resume
+own, downloads that go on across the same kills (each chunk asked for again),
+the SDKs' retries and giving up against a fake server, and a 2 GiB round
+trip in bounded memory. The main suite and the resume
 suite run with storage in-process and as a process.
 
 The 2 GiB test needs 6 GiB free on the temp filesystem (else it is skipped
@@ -980,6 +982,149 @@ class SdkResume(unittest.TestCase):
             t.close()
         self.check(run, "sdk/model.bin", data)
 
+    # -- downloads: the same restarts, ridden out the same way ---------------
+
+    def stored(self, mode, seed):
+        """A kernel, a run and a 6-chunk artifact sdk/d.bin in it."""
+        run = self.kernel(mode)
+        data = random.Random(seed).randbytes(5 * self.SDK_CHUNK + 777)
+        cl = Client(self.k, self)
+        try:
+            cl.put(run, "sdk/d.bin", data)
+        finally:
+            cl.close()
+        return run, data
+
+    def kill_cairnd(self):
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.k.logf.close()
+
+    def cli_download(self, mode):
+        """cairn artifacts download to a pipe the test reads: once its first
+        byte came, the CLI holds the first chunk and cannot ask for the
+        second before the test reads on (4 MiB do not fit in a pipe), so the
+        service is killed, deterministically, between two chunks (process:
+        with the second in flight to the stopped plugin, answered 503;
+        inproc: cairnd itself, the second unanswered until the restarted
+        cairnd gets it again). The progress (--progress) never goes back."""
+        run, data = self.stored(mode, 9)
+        env = dict(os.environ)
+        env.pop("CAIRN_ENDPOINT", None)
+        env.pop("CAIRN_TOKEN", None)
+        p = subprocess.Popen([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                              "--ttl", "1500", "--progress", "artifacts", "download", run,
+                              "sdk/d.bin", "-"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        got, reader = bytearray(), None
+
+        def read_rest():
+            while True:
+                b = os.read(p.stdout.fileno(), 1 << 20)
+                if not b:
+                    return
+                got.extend(b)
+
+        try:
+            got += os.read(p.stdout.fileno(), 1)  # the first chunk is in the CLI's hands
+            reader = threading.Thread(target=read_rest)
+            if mode == "process":
+                pid = self.k.plugin("artifacts")["pid"]
+                os.kill(pid, signal.SIGSTOP)
+                reader.start()
+                self.kill_when_inflight(pid)
+            else:
+                self.kill_cairnd()
+                reader.start()
+                time.sleep(2.7)  # past ttl + 1 s: the first try has timed out
+                self.k.start()
+            reader.join(120)
+            err = p.stderr.read()
+            p.wait(DEADLINE)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if reader and reader.is_alive():
+                reader.join(DEADLINE)
+            p.stdout.close()
+            p.stderr.close()
+        msg = err.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, msg)
+        self.assertNotIn("Sanitizer", msg)
+        self.assertEqual(len(got), len(data))
+        self.assertTrue(got == data, "the downloaded bytes differ")
+        if mode == "process":
+            self.assertNotEqual(self.k.plugin("artifacts")["pid"], pid)
+        pct = [float(x) for x in re.findall(r"(\d+\.\d)%", msg)]
+        self.assertTrue(pct and pct[-1] == 100.0, msg)
+        self.assertEqual(pct, sorted(pct), "the progress went back")
+
+    def test_cli_download_survives_plugin_kill(self):
+        self.cli_download("process")
+
+    def test_cli_download_survives_cairnd_kill(self):
+        self.cli_download("inproc")
+
+    def python_download(self, mode):
+        """Tracker.download_artifact, the second get_artifact hooked: the
+        plugin is killed with it in flight (503), or cairnd is killed before
+        it is sent and restarted on the same state and port 2.7 s later (no
+        reply within the ttl: DeadlineExceeded); it is asked for again."""
+        run, data = self.stored(mode, 10)
+        t = cairn.Tracker(endpoint=self.k.endpoint, ttl_ms=1500)
+        restarter = None
+        try:
+            c = t._client()
+            call, sent, failed = c.call, [0], []
+
+            def hooked(svc, verb, body=None, ttl_ms=None):
+                nonlocal restarter
+                if verb != "get_artifact":
+                    return call(svc, verb, body, ttl_ms)
+                sent[0] += 1
+                if sent[0] != 2:
+                    return call(svc, verb, body, ttl_ms)
+                if mode == "process":
+                    pid = self.k.plugin("artifacts")["pid"]
+                    os.kill(pid, signal.SIGSTOP)
+                    killer = threading.Thread(target=self.kill_when_inflight, args=(pid,))
+                    killer.start()
+                else:
+                    self.kill_cairnd()
+                    restarter = threading.Thread(
+                        target=lambda: (time.sleep(2.7), self.k.start()))
+                    restarter.start()
+                try:
+                    return call(svc, verb, body, ttl_ms)
+                except (cairn.errors.Unavailable, cairn.errors.DeadlineExceeded) as e:
+                    failed.append(e)
+                    raise
+                finally:
+                    if mode == "process":
+                        killer.join(DEADLINE)
+            c.call = hooked
+            with tempfile_dir() as d:
+                dst = os.path.join(d, "out.bin")
+                self.assertEqual(t.download_artifact("sdk/d.bin", dst, run_id=run), dst)
+                with open(dst, "rb") as f:
+                    self.assertTrue(f.read() == data, "the downloaded bytes differ")
+                self.assertEqual(os.listdir(d), ["out.bin"])
+            self.assertEqual(len(failed), 1)
+            self.assertIsInstance(failed[0], cairn.errors.Unavailable if mode == "process"
+                                  else cairn.errors.DeadlineExceeded)
+            self.assertGreater(sent[0], 6)  # the second chunk was asked for again
+        finally:
+            if restarter:
+                restarter.join(DEADLINE * 2)
+            t.close()
+
+    def test_python_download_survives_plugin_kill(self):
+        self.python_download("process")
+
+    def test_python_download_survives_cairnd_kill(self):
+        self.python_download("inproc")
+
 
 class FakeArtifacts:
     """put_artifact / get_artifact as the server answers them (one upload
@@ -1001,9 +1146,12 @@ class FakeArtifacts:
 
     def serve(self, verb, b):
         if verb == "get_artifact":
-            return 200, {}, msgpack.packb({"offset": b["offset"], "size": len(self.buf),
-                                           "hash": b2(bytes(self.buf)), "done": True,
-                                           "data": b""})
+            off = b["offset"]
+            data = bytes(self.buf[off:off + b.get("length", CHUNK)])
+            return 200, {}, msgpack.packb({"offset": off, "size": len(self.buf),
+                                           "hash": b2(bytes(self.buf)),
+                                           "done": off + len(data) == len(self.buf),
+                                           "data": data})
         if verb != "put_artifact":
             return 404, {"code": "no_verb", "err": f"no verb {verb}"}, b""
         off = b["offset"]
@@ -1045,6 +1193,13 @@ class FakeArtifacts:
     def reply_lost(s, b):
         """Applied, but the reply never came (here: 503)."""
         s.serve("put_artifact", b)
+        return 503, {"code": "unavailable", "err": "restarting"}, b""
+
+    @staticmethod
+    def changed(s, b):
+        """The service restarts (503) and, meanwhile, the artifact at the
+        path is overwritten with other bytes of the same size."""
+        s.buf = bytearray(x ^ 0x55 for x in s.buf)
         return 503, {"code": "unavailable", "err": "restarting"}, b""
 
 
@@ -1125,7 +1280,21 @@ class SdkRecovery(unittest.TestCase):
         with cairn.Client(endpoint, ttl_ms=300) as c, open(src, "rb") as f:
             with self.assertRaises(cairn.errors.DeadlineExceeded):
                 cairn.tracking._Upload(c, "0" * 32, "n", f).run()
-        self.assertLess(time.monotonic() - t0, 8)
+        # a download's first request likewise
+        dst = os.path.join(self.d, "n.out")
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", endpoint, "--ttl", "300",
+                            "artifacts", "download", "0" * 32, "n", dst], capture_output=True,
+                           timeout=DEADLINE)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn(b"cannot reach cairnd", r.stderr)
+        t = cairn.Tracker(endpoint=endpoint, ttl_ms=300)
+        try:
+            with self.assertRaises(cairn.errors.DeadlineExceeded):
+                t.download_artifact("n", dst, run_id="0" * 32)
+        finally:
+            t.close()
+        self.assertEqual(os.listdir(self.d), ["n"])
+        self.assertLess(time.monotonic() - t0, 14)
 
     def test_python_gives_up(self):
         always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(100)}
@@ -1230,6 +1399,145 @@ class SdkRecovery(unittest.TestCase):
                 for p in ps:
                     p.kill()
                     p.communicate()
+
+    # -- downloads: get_artifact asked for again, the same offset ------------
+
+    def blob(self):
+        return bytes(range(256)) * (2 * self.MiB4 // 256) + b"tail"
+
+    def fake_blob(self, faults):
+        fake = FakeArtifacts(faults)
+        fake.buf = bytearray(self.blob())
+        return fake
+
+    def download_scenarios(self):
+        """(name, faults, the offsets asked for): two 503s (the service
+        restarting), a 503 to the first request (retried too: only silence
+        there fails at once), a reply that never comes (after the ttl)."""
+        n = self.MiB4
+        refused = FakeArtifacts.error(503, "unavailable", "restarting")
+        return [("restart", {1: refused, 2: refused}, [0, n, n, n, 2 * n]),
+                ("first_refused", {0: refused}, [0, 0, n, 2 * n]),
+                ("reply_lost", {1: FakeArtifacts.silent}, [0, n, n, 2 * n])]
+
+    def cli_download(self, endpoint, dst, budget=None):
+        env = dict(os.environ)
+        env.pop("CAIRN_ENDPOINT", None)
+        env.pop("CAIRN_TOKEN", None)
+        env.pop("CAIRN_ARTIFACT_RETRY_S", None)
+        if budget:
+            env["CAIRN_ARTIFACT_RETRY_S"] = budget
+        return subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", endpoint, "--ttl",
+                               "300", "artifacts", "download", "0" * 32, "x/d.bin", dst],
+                              capture_output=True, timeout=DEADLINE * 2, env=env)
+
+    def temps(self):
+        return [n for n in os.listdir(self.d) if n.startswith(".")]
+
+    def test_c_sdk_download(self):
+        for name, faults, offsets in self.download_scenarios():
+            with self.subTest(name), FakeKernel(self.fake_blob(faults)) as fk:
+                dst = os.path.join(self.d, name)
+                r = self.cli_download(fk.endpoint, dst)
+                self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+                self.assertIn(b"verified", r.stdout)
+                with open(dst, "rb") as f:
+                    self.assertTrue(f.read() == self.blob(), "the downloaded bytes differ")
+                self.assertEqual(fk.reply.calls, [("get_artifact", o, 0, None) for o in offsets])
+                self.assertEqual(self.temps(), [])
+
+    def test_python_sdk_download(self):
+        for name, faults, offsets in self.download_scenarios():
+            with self.subTest(name), FakeKernel(self.fake_blob(faults)) as fk:
+                dst = os.path.join(self.d, name)
+                t = cairn.Tracker(endpoint=fk.endpoint, ttl_ms=300)
+                try:
+                    self.assertEqual(t.download_artifact("x/d.bin", dst, run_id="0" * 32), dst)
+                finally:
+                    t.close()
+                with open(dst, "rb") as f:
+                    self.assertTrue(f.read() == self.blob(), "the downloaded bytes differ")
+                self.assertEqual(fk.reply.calls, [("get_artifact", o, 0, None) for o in offsets])
+                self.assertEqual(self.temps(), [])
+
+    def test_download_changed_across_a_restart(self):
+        # the artifact is overwritten while the service restarts: the
+        # download that goes on after the 503 notices, and writes nothing
+        faults = {1: FakeArtifacts.changed}
+        with FakeKernel(self.fake_blob(faults)) as fk:
+            r = self.cli_download(fk.endpoint, os.path.join(self.d, "c"))
+            self.assertEqual(r.returncode, 1, r.stderr.decode(errors="replace"))
+            self.assertIn(b"changed while it was being downloaded", r.stderr)
+        with FakeKernel(self.fake_blob(faults)) as fk:
+            t = cairn.Tracker(endpoint=fk.endpoint, ttl_ms=300)
+            try:
+                with self.assertRaises(cairn.errors.Conflict) as e:
+                    t.download_artifact("x/d.bin", os.path.join(self.d, "p"), run_id="0" * 32)
+            finally:
+                t.close()
+            self.assertEqual(e.exception.code, "changed")
+            self.assertIn("changed while it was being downloaded", str(e.exception))
+        self.assertEqual(os.listdir(self.d), [])
+
+    def give_up_cases(self):
+        """503 to every request after the first, or no reply at all to them
+        (each try waits the ttl, 300 ms, plus the client's 1 s)."""
+        refused = FakeArtifacts.error(503, "unavailable", "restarting")
+        return [("503", {i: refused for i in range(1, 1000)}, "restarting"),
+                ("silent", {i: FakeArtifacts.silent for i in range(1, 1000)}, "")]
+
+    def test_cli_download_gives_up(self):
+        """The C SDK's give-up path, through `cairn artifacts download`: it
+        stops within CAIRN_ARTIFACT_RETRY_S=2 (and a little), exit status 3
+        as for an upload, saying so; nothing is left behind."""
+        budget, n = 2.0, self.MiB4
+        for name, faults, why in self.give_up_cases():
+            with self.subTest(name), FakeKernel(self.fake_blob(faults)) as fk:
+                t0 = time.monotonic()
+                r = self.cli_download(fk.endpoint, os.path.join(self.d, name), str(budget))
+                took = time.monotonic() - t0
+                msg = r.stderr.decode(errors="replace")
+                self.assertEqual(r.returncode, 3, msg)  # EXIT_UNREACHABLE
+                self.assertRegex(msg, rf"gave up on the download of 'x/d\.bin' at offset {n} "
+                                      r"after \d+ tries in \d+ s \(the artifacts service is "
+                                      r"restarting or unreachable\)")
+                self.assertIn(why, msg)
+                self.assertNotIn("Sanitizer", msg)
+                self.assertLess(took, budget + 3, msg)
+                self.assertGreater(took, budget / 2, msg)  # it did retry, for a while
+                self.assertGreaterEqual(len([c for c in fk.reply.calls if c[1] == n]), 2)
+                self.assertEqual(os.listdir(self.d), [])
+
+    def test_python_download_gives_up(self):
+        old = os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+        budget, n = 2.0, self.MiB4
+        try:
+            os.environ["CAIRN_ARTIFACT_RETRY_S"] = str(budget)
+            for name, faults, why in self.give_up_cases():
+                with self.subTest(name), FakeKernel(self.fake_blob(faults)) as fk:
+                    t = cairn.Tracker(endpoint=fk.endpoint, ttl_ms=300)
+                    t0 = time.monotonic()
+                    try:
+                        with self.assertRaises((cairn.errors.Unavailable,
+                                                cairn.errors.DeadlineExceeded)) as e:
+                            t.download_artifact("x/d.bin", os.path.join(self.d, name),
+                                                run_id="0" * 32)
+                    finally:
+                        t.close()
+                    took = time.monotonic() - t0
+                    msg = str(e.exception)
+                    self.assertRegex(msg, rf"gave up on the download of 'x/d\.bin' at offset "
+                                          rf"{n} after \d+ tries in \d+ s \(the artifacts "
+                                          r"service is restarting or unreachable\)")
+                    self.assertIn(why, msg)
+                    self.assertLess(took, budget + 3, msg)
+                    self.assertGreater(took, budget / 2, msg)
+                    self.assertGreaterEqual(len([c for c in fk.reply.calls if c[1] == n]), 2)
+                    self.assertEqual(os.listdir(self.d), [])
+        finally:
+            os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
+            if old is not None:
+                os.environ["CAIRN_ARTIFACT_RETRY_S"] = old
 
 
 def tempfile_dir():

@@ -571,6 +571,42 @@ class TrackingArtifacts(unittest.TestCase):
         finally:
             t.close()
 
+    def test_download_artifact(self):
+        import hashlib
+        t = cairn.Tracker(endpoint=self.k.endpoint)
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                src = os.path.join(d, "w.bin")
+                data = os.urandom((8 << 20) + 5)  # three chunks of 4 MiB
+                with open(src, "wb") as f:
+                    f.write(data)
+                out = os.path.join(d, "out")
+                os.mkdir(out)
+                with self.assertRaisesRegex(ValueError, "no active run"):
+                    t.download_artifact("models/w.bin", out)
+                with t.start_run(experiment="downloads") as run:
+                    t.log_artifact(src, "models")
+                    # into a folder (the artifact's name), the active run
+                    got = t.download_artifact("models/w.bin", out)
+                    self.assertEqual(got, os.path.join(out, "w.bin"))
+                    with open(got, "rb") as f:
+                        self.assertTrue(f.read() == data, "the downloaded bytes differ")
+                    mask = os.umask(0)
+                    os.umask(mask)
+                    self.assertEqual(os.stat(got).st_mode & 0o777, 0o666 & ~mask)
+                # to a file, of a run named; an existing file is replaced
+                dst = os.path.join(out, "w.bin")
+                self.assertEqual(t.download_artifact("models/w.bin", dst, run.run_id), dst)
+                with open(dst, "rb") as f:
+                    self.assertEqual(hashlib.blake2b(f.read(), digest_size=32).hexdigest(),
+                                     hashlib.blake2b(data, digest_size=32).hexdigest())
+                # a missing artifact: NotFound, nothing left behind
+                with self.assertRaises(cairn.NotFound):
+                    t.download_artifact("models/none.bin", out, run_id=run.run_id)
+                self.assertEqual(os.listdir(out), ["w.bin"])
+        finally:
+            t.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -11,10 +11,10 @@ Client is for one thread.
 from .client import DEFAULT_ENDPOINT, Client, Reply
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
-from .tracking import (ActiveRun, Tracker, active_run, end_run, flush, get_run, get_tracker,
-                       log_artifact, log_artifacts, log_metric, log_metrics, log_metrics_batch,
-                       log_param, log_params, set_async, set_tag, set_tags, set_tracking,
-                       start_run)
+from .tracking import (ActiveRun, Tracker, active_run, download_artifact, end_run, flush,
+                       get_run, get_tracker, log_artifact, log_artifacts, log_metric,
+                       log_metrics, log_metrics_batch, log_param, log_params, set_async,
+                       set_tag, set_tags, set_tracking, start_run)
 
 __all__ = [
     "Client", "Reply", "DEFAULT_ENDPOINT", "error_for",
@@ -23,4 +23,5 @@ __all__ = [
     "Tracker", "ActiveRun", "set_tracking", "set_async", "get_tracker", "start_run", "end_run",
     "active_run", "get_run", "flush", "log_param", "log_params", "log_metric", "log_metrics",
     "log_metrics_batch", "set_tag", "set_tags", "log_artifact", "log_artifacts",
+    "download_artifact",
 ]

@@ -38,6 +38,13 @@ number) raise TypeError or ValueError at the call site.
 ``set_async(False)`` (or ``Tracker(asynchronous=False)``) makes every call
 synchronous: it returns once the server stored it, or raises.
 
+Artifacts: ``log_artifact(path)`` / ``log_artifacts(dir)`` upload files
+(checked against their BLAKE2b-256); ``download_artifact(path, dst)``
+downloads one (verified, then renamed into place). Both ride out a restart of
+the artifacts service (of cairnd or of the plugin's process): a chunk
+answered 503, or lost, is sent or asked for again for up to
+``ARTIFACT_RETRY_S`` seconds (``$CAIRN_ARTIFACT_RETRY_S``).
+
 Params and tag values are str()-ed as MLflow does. A metric's timestamp
 defaults to now (ms since the epoch) and its step to 0; log_metrics_batch's
 steps default to 0, 1, ... n-1.
@@ -79,7 +86,8 @@ ARTIFACT_CHUNK = 4 << 20  # bytes per put_artifact request
 # same offset),
 # waiting 50 ms and twice as long each time up to 2 s, for at most this long
 # ($CAIRN_ARTIFACT_RETRY_S, a positive number of seconds, overrides it; it is
-# read when an upload starts).
+# read when a transfer starts). A download does the same with its
+# get_artifact requests (same offset): _Retry serves both.
 ARTIFACT_RETRY_S = 60.0
 ARTIFACT_RETRY_ENV = "CAIRN_ARTIFACT_RETRY_S"
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 2.0
@@ -151,6 +159,36 @@ def _expected_offset(e):
         return at
     m = _EXPECTED_OFFSET.search(e.message or "")
     return int(m.group(1)) if m else None
+
+
+class _Retry:
+    """The retries of one request of a transfer (a chunk to put, a chunk to
+    get) while the artifacts service restarts; made before its first try."""
+
+    def __init__(self, budget_s):
+        self.budget, self.t0 = budget_s, time.monotonic()
+        self.wait, self.tries = _BACKOFF_MIN_S, 0
+
+    def wait_or_raise(self, e, first, what):
+        """A try failed with e (Unavailable: the service restarting, or
+        DeadlineExceeded: no reply within the ttl). Returns once it is time
+        to try again: after 50 ms, then twice as long each time up to 2 s.
+        Raises e itself when nothing of the transfer was answered yet and e
+        is DeadlineExceeded (most likely no cairnd at all: say so at once),
+        and e's class with a sentence that says it gave up on ``what``,
+        after how many tries and why, when the next wait would go past the
+        budget."""
+        if isinstance(e, DeadlineExceeded) and first:
+            raise e
+        spent = time.monotonic() - self.t0
+        if spent + self.wait > self.budget:
+            raise type(e)(
+                f"gave up on {what} after {self.tries + 1} tries in {spent:.0f} s (the "
+                f"artifacts service is restarting or unreachable): {e.message}", e.status,
+                e.code) from e
+        time.sleep(self.wait)
+        self.wait = min(self.wait * 2, _BACKOFF_MAX_S)
+        self.tries += 1
 
 
 class _Moved(Exception):
@@ -226,7 +264,7 @@ class _Upload:
                 "offset": self.offset, "done": done}
         if self.upload_id is not None:
             body["upload_id"] = self.upload_id
-        t0, wait, tries = time.monotonic(), _BACKOFF_MIN_S, 0
+        retry = _Retry(self.retry_s)
         while True:
             try:
                 r = self.c.call(ARTIFACTS_SVC, "put_artifact", body) or {}
@@ -237,24 +275,13 @@ class _Upload:
                     raise
                 raise _Moved(at) from None
             except NotFound:
-                if tries and done:
+                if retry.tries and done:
                     return self._stored(self.offset + len(data))
                 raise
             except (Unavailable, DeadlineExceeded) as e:
-                # no reply to a first chunk: most likely no cairnd at all,
-                # and nothing to resume yet; say so at once
-                if isinstance(e, DeadlineExceeded) and self.upload_id is None:
-                    raise
-                spent = time.monotonic() - t0
-                if spent + wait > self.retry_s:
-                    raise type(e)(
-                        f"gave up on the chunk at offset {self.offset} of {self.dest!r} "
-                        f"after {tries + 1} tries in {spent:.0f} s (the artifacts service "
-                        f"is restarting or unreachable): {e.message}", e.status,
-                        e.code) from e
-                time.sleep(wait)
-                wait = min(wait * 2, _BACKOFF_MAX_S)
-                tries += 1
+                # no reply to a first chunk: nothing to resume yet either
+                retry.wait_or_raise(e, self.upload_id is None,
+                                    f"the chunk at offset {self.offset} of {self.dest!r}")
         self.offset += len(data)
         if done:
             return r
@@ -291,6 +318,68 @@ class _Upload:
                              f"with hash {a.get('hash')}, but {self.offset} bytes with "
                              f"hash {want} were sent", 500, "corrupt")
         return a
+
+
+class _Download:
+    """One artifact from get_artifact into a binary file f, ARTIFACT_CHUNK
+    bytes a request. get_artifact is idempotent, so a request answered 503,
+    or not answered at all (DeadlineExceeded) once a chunk has arrived, is
+    asked for again, the same offset, with backoff for up to
+    ARTIFACT_RETRY_S ($CAIRN_ARTIFACT_RETRY_S), as an upload's chunk is.
+    Every reply must name the size and hash of the first (Conflict, code
+    ``changed``, when the artifact changed meanwhile) and follow on at
+    the offset asked for; the BLAKE2b-256 of the bytes that arrived must be
+    the server's (``corrupt`` otherwise)."""
+
+    def __init__(self, client, run_id, path, f):
+        self.c, self.run_id, self.path, self.f = client, run_id, path, f
+        self.offset, self.size, self.want = 0, None, None  # size, hash: the first reply's
+        self.hash = hashlib.blake2b(digest_size=32)
+        self.retry_s = _retry_s()
+
+    def run(self):
+        """Returns {path, size, hash}, once the bytes are written and verified."""
+        while True:
+            r = self._get()
+            data, off, size, want, done = (r.get(k) for k in
+                                           ("data", "offset", "size", "hash", "done"))
+            if (not isinstance(data, bytes) or not isinstance(off, int) or
+                    not isinstance(size, int) or not isinstance(want, str) or
+                    not isinstance(done, bool)):
+                raise CairnError("the reply of artifacts.get_artifact lacks data, offset, "
+                                 "size, hash or done", 502, "bad_reply")
+            if self.size is not None and (size, want) != (self.size, self.want):
+                raise Conflict(f"{self.path!r} changed while it was being downloaded; try "
+                               f"again", 409, "changed")
+            end = self.offset + len(data)
+            if (off != self.offset or len(data) > ARTIFACT_CHUNK or end > size or
+                    (not done and not data) or (done and end != size)):
+                raise CairnError(f"the reply of artifacts.get_artifact does not follow on: "
+                                 f"offset {off}, {len(data)} bytes of {size}, asked for "
+                                 f"offset {self.offset}", 502, "bad_reply")
+            self.size, self.want = size, want
+            self.hash.update(data)
+            self.f.write(data)
+            self.offset = end
+            if done:
+                break
+        got = self.hash.hexdigest()
+        if got != self.want:
+            raise CairnError(f"{self.path!r} arrived corrupt: its bytes hash to {got}, the "
+                             f"server says {self.want}", 500, "corrupt")
+        return {"path": self.path, "size": self.size, "hash": self.want}
+
+    def _get(self):
+        body = {"run_id": self.run_id, "path": self.path, "offset": self.offset,
+                "length": ARTIFACT_CHUNK}
+        retry = _Retry(self.retry_s)
+        while True:
+            try:
+                return self.c.call(ARTIFACTS_SVC, "get_artifact", body) or {}
+            except (Unavailable, DeadlineExceeded) as e:
+                retry.wait_or_raise(e, self.size is None,
+                                    f"the download of {self.path!r} at offset {self.offset}")
+
 
 class _Conn(Client):
     """A Client that can also send a body packed beforehand (the hot path
@@ -1040,6 +1129,47 @@ class Tracker:
         with open(local, "rb") as f:
             return _Upload(self._client(), run_id, dest, f).run()
 
+    def download_artifact(self, artifact_path, dst_path=None, run_id=None):
+        """Download an artifact of run_id (default the active run) to
+        dst_path: a file, or an existing folder (the artifact's name in it;
+        default the current folder). Returns the file's path. The bytes go
+        to a temporary file beside it, renamed into place only once their
+        size and BLAKE2b-256 are the server's (CairnError ``corrupt``, or
+        Conflict ``changed`` when the artifact changed meanwhile); on any failure
+        nothing is left behind. Rides out a restart of the artifacts service
+        (see _Download): gives up after ARTIFACT_RETRY_S seconds of 503s or
+        silence."""
+        if run_id is None:
+            top = self.active_run()
+            if top is None:
+                raise ValueError("download_artifact: no run_id and no active run")
+            run_id = top.run_id
+        name = posixpath.basename(artifact_path)
+        dst = dst_path if dst_path is not None else "."
+        if os.path.isdir(dst):
+            if not name:
+                raise ValueError(f"the artifact path {artifact_path!r} names no file")
+            dst = os.path.join(dst, name)
+        folder, base = os.path.split(dst)
+        if not base:
+            raise ValueError(f"{dst_path!r} names no file")
+        # created as a new file is (0666 less the umask), never opened twice
+        tmp = os.path.join(folder, f".{base}.{os.urandom(6).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _Download(self._client(), run_id, artifact_path, f).run()
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dst)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return dst
+
     # -- lifecycle -------------------------------------------------------------
 
     def close(self):
@@ -1309,8 +1439,13 @@ def log_artifacts(local_dir, artifact_path=None):
     return _tracker().log_artifacts(local_dir, artifact_path)
 
 
+def download_artifact(artifact_path, dst_path=None, run_id=None):
+    return _tracker().download_artifact(artifact_path, dst_path, run_id)
+
+
 for _f in (start_run, end_run, active_run, get_run, flush, log_param, log_params, set_tag,
-           set_tags, log_metric, log_metrics, log_metrics_batch, log_artifact, log_artifacts):
+           set_tags, log_metric, log_metrics, log_metrics_batch, log_artifact, log_artifacts,
+           download_artifact):
     _f.__doc__ = getattr(Tracker, _f.__name__).__doc__ + "\n\n(On the default tracker.)"
 del _f
 
