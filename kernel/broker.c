@@ -988,10 +988,23 @@ static void s_expire(broker_t *b, uint64_t now)
 static void s_heartbeat(broker_t *b, uint64_t now)
 {
     uint64_t dead_after = (uint64_t)b->conf->heartbeat_ms * b->conf->liveness;
+    /* This runs every heartbeat_ms / 2. Far later means this thread did
+     * not run (the process was stopped, the machine paused or swapped):
+     * what the workers sent meanwhile still waits unread, so silence says
+     * nothing about them. Their deadlines start again from now. */
+    uint64_t stalled = b->heartbeat_checked ? now - b->heartbeat_checked : 0;
+    bool restart = stalled > 2 * (uint64_t)b->conf->heartbeat_ms;
+    if (restart)
+        fprintf(stderr,
+                "cairnd: the kernel did not run for %llu ms (stopped or paused); "
+                "heartbeat deadlines start again\n",
+                (unsigned long long)stalled);
+    b->heartbeat_checked = now;
     for (size_t i = 0; i < b->nservices; i++) {
         service_t *s = &b->services[i];
         for (worker_t *w = s->workers, *next; w; w = next) {
             next = w->next;
+            if (restart) w->last_heard = now;
             if (now - w->last_heard > dead_after) {
                 if (s->conf->mode == CONF_PROCESS && s->pid > 0) kill(s->pid, SIGKILL);
                 broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);

@@ -74,6 +74,7 @@ struct broker {
     msgpack_zone zone;  /* reused for every header decode */
     msgpack_sbuffer sb; /* reused for every header encode */
     uint64_t next_heartbeat;
+    uint64_t heartbeat_checked; /* when s_heartbeat last ran (0: never) */
     bool stopping;
 };
 

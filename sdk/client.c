@@ -22,6 +22,8 @@ struct cairn_reply {
     cairn_reply_t *next; /* in the client's stash */
 };
 
+#define CLIENT_ABANDONED_MAX 64
+
 struct cairn_client {
     void *zctx;
     void *sock;
@@ -30,8 +32,14 @@ struct cairn_client {
     uint32_t ttl_ms;
     uint64_t next_id;
     cairn_reply_t *stash_head, *stash_tail; /* replies read while waiting for another */
-    msgpack_zone zone;                      /* reused for reply headers */
-    msgpack_sbuffer hdr;                    /* reused for request headers */
+    /* Ids of calls that gave up waiting: their replies, should they come
+     * after all, are dropped rather than stashed for ever (a retrying
+     * transfer would otherwise pile up chunks). Bounded: when full, a new
+     * id takes the place of an old one, round-robin. */
+    uint64_t abandoned[CLIENT_ABANDONED_MAX];
+    unsigned nabandoned, abandoned_at;
+    msgpack_zone zone;   /* reused for reply headers */
+    msgpack_sbuffer hdr; /* reused for request headers */
 };
 
 cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
@@ -206,6 +214,27 @@ static int s_read_reply(cairn_client_t *self, cairn_reply_t **out, cairn_err_t *
     return s_read_reply_flags(self, out, err, 0);
 }
 
+static void s_abandon(cairn_client_t *self, uint64_t id)
+{
+    if (self->nabandoned < CLIENT_ABANDONED_MAX) {
+        self->abandoned[self->nabandoned++] = id;
+        return;
+    }
+    self->abandoned[self->abandoned_at] = id;
+    self->abandoned_at = (self->abandoned_at + 1) % CLIENT_ABANDONED_MAX;
+}
+
+/* The reply of a call that gave up: forget the id, and say so. */
+static bool s_was_abandoned(cairn_client_t *self, uint64_t id)
+{
+    for (unsigned i = 0; i < self->nabandoned; i++) {
+        if (self->abandoned[i] != id) continue;
+        self->abandoned[i] = self->abandoned[--self->nabandoned];
+        return true;
+    }
+    return false;
+}
+
 int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **reply,
                       cairn_err_t *err)
 {
@@ -216,19 +245,30 @@ int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **repl
         (*reply)->next = NULL;
         return 0;
     }
-    /* A reply already queued needs no poll (and no syscall). */
-    int rc = s_read_reply_flags(self, reply, err, ZMQ_DONTWAIT);
-    if (rc <= 0) return rc;
-    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-    int n = zmq_poll(&item, 1, timeout_ms);
-    if (n == 0)
-        return cairn_err_set(
-            err, 504, "deadline_exceeded",
-            "no reply from the kernel within %d ms (is cairnd running?)", timeout_ms);
-    if (n < 0)
-        return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
-                             zmq_strerror(errno));
-    return s_read_reply(self, reply, err);
+    uint64_t deadline =
+        timeout_ms < 0 ? UINT64_MAX : cairn_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        /* A reply already queued needs no poll (and no syscall). */
+        int rc = s_read_reply_flags(self, reply, err, ZMQ_DONTWAIT);
+        if (rc == 0 && s_was_abandoned(self, (*reply)->id)) {
+            cairn_reply_destroy(reply); /* a call gave up on it */
+            continue;
+        }
+        if (rc <= 0) return rc;
+        uint64_t now = cairn_now_ms();
+        long wait = timeout_ms < 0 ? -1 : now >= deadline ? 0 : (long)(deadline - now);
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, wait);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0)
+            return cairn_err_set(
+                err, 504, "deadline_exceeded",
+                "no reply from the kernel within %d ms (is cairnd running?)",
+                timeout_ms);
+        if (n < 0)
+            return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
+                                 zmq_strerror(errno));
+    }
 }
 
 static void s_stash(cairn_client_t *self, cairn_reply_t *r)
@@ -253,11 +293,13 @@ int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
     uint64_t deadline = cairn_now_ms() + ttl_ms + 1000;
     for (;;) {
         uint64_t now = cairn_now_ms();
-        if (now >= deadline)
+        if (now >= deadline) {
+            s_abandon(self, id);
             return cairn_err_set(err, 504, "deadline_exceeded",
                                  "no reply from the kernel within %u ms (is cairnd "
                                  "running?)",
                                  ttl_ms);
+        }
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
         int n = zmq_poll(&item, 1, (long)(deadline - now));
         if (n < 0 && errno == EINTR) continue;
@@ -268,7 +310,10 @@ int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
         cairn_reply_t *r = NULL;
         if (s_read_reply(self, &r, err) != 0) return -1;
         if (r->id != id) {
-            s_stash(self, r);
+            if (s_was_abandoned(self, r->id))
+                cairn_reply_destroy(&r);
+            else
+                s_stash(self, r);
             continue;
         }
         int st = r->st;

@@ -1042,8 +1042,15 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
     bool inited = rc == 0;
     if (inited && opts->door) opts->door->ctx = &ctx;
     uint64_t next_tick = cairn_now_ms() + ctx.plugin->tick_ms;
+    uint64_t last_turn = cairn_now_ms();
     while (rc == 0 && !atomic_load(opts->stop)) {
         uint64_t now = cairn_now_ms();
+        /* A turn waits at most hb_ms. Far longer means this thread did not
+         * run (the process was stopped or paused, or a handler took that
+         * long): the kernel's messages still wait unread, so its silence
+         * says nothing yet. Its deadline starts again from now. */
+        if (now - last_turn > 2 * (uint64_t)ctx.hb_ms) ctx.last_heard = now;
+        last_turn = now;
         long wait = s_fire_timers(&ctx, now);
         if (ctx.plugin->tick && ctx.plugin->tick_ms) {
             if (now >= next_tick) {

@@ -502,6 +502,32 @@ class ProcessMode(unittest.TestCase):
                  open(f"/proc/{pid}/stat").read().split()[2] == "Z", what="child gone")
 
 
+class Stall(unittest.TestCase):
+    """The whole cairnd process stops (SIGSTOP: a paused VM, a debugger,
+    heavy swapping) for longer than the heartbeat liveness (200 ms x 5).
+    Nobody heard anybody meanwhile, so nobody is declared dead: the inproc
+    plugin is still up afterwards (it cannot be restarted), the process
+    one is up too, and both answer."""
+
+    def test_stopped_kernel_keeps_its_plugins(self):
+        with Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n"
+                             "  echo_proc:\n    plugin: echo\n    mode: process\n") as k:
+            c = k.client()
+            os.kill(k.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(2.0)  # the condition itself: longer than liveness
+            finally:
+                os.kill(k.proc.pid, signal.SIGCONT)
+            wait_for(lambda: k.health()["ok"], timeout=20, what="every plugin up again")
+            for svc in ("echo", "echo_proc"):
+                h, b = c.call(svc, "echo", {"n": 1})
+                self.assertEqual((h["st"], b), (200, {"n": 1}), svc)
+            self.assertEqual(k.plugin("echo")["state"], "up")
+            self.assertEqual(k.plugin("echo")["restarts"], 0)
+            self.assertIn("did not run for", k.read_log())
+            c.close()
+
+
 class Events(unittest.TestCase):
     def test_plugin_publish_reaches_subscribers(self):
         with Kernel() as k:
