@@ -282,17 +282,43 @@ typedef struct route_req {
     zmq_msg_t *body;
 } route_req_t;
 
-/* Answer a request that never became pending. */
-static void s_refuse(broker_t *b, const route_req_t *r, int st, const char *code,
-                     const char *msg)
+/* Answer a request that never became pending; body (may be NULL) is sent
+ * and closed. */
+static void s_refuse_body(broker_t *b, const route_req_t *r, int st, const char *code,
+                          const char *msg, zmq_msg_t *body)
 {
     if (r->origin == ORIGIN_CLIENT) {
-        s_reply_client(b, r->route, r->route_len, r->hdr, st, code, msg, NULL);
+        s_reply_client(b, r->route, r->route_len, r->hdr, st, code, msg, body);
     } else {
         pending_t tmp = {.id_uint = r->hdr->id_uint, .route_len = r->route_len};
         memcpy(tmp.route, r->route, r->route_len);
-        s_send_result(b, &tmp, st, code, msg, NULL);
+        s_send_result(b, &tmp, st, code, msg, body);
     }
+}
+
+static void s_refuse(broker_t *b, const route_req_t *r, int st, const char *code,
+                     const char *msg)
+{
+    s_refuse_body(b, r, st, code, msg, NULL);
+}
+
+/* The error body {"delivered": false}: no plugin saw the request, so the
+ * caller may resend it whatever the verb (PROTOCOL.md). */
+static zmq_msg_t *s_undelivered(zmq_msg_t *m)
+{
+    static const unsigned char packed[] = {0x81, 0xa9, 'd', 'e', 'l', 'i',
+                                           'v',  'e',  'r', 'e', 'd', 0xc2};
+    zmq_msg_init_size(m, sizeof packed);
+    memcpy(zmq_msg_data(m), packed, sizeof packed);
+    return m;
+}
+
+/* Refuse a request that no plugin saw (503 at routing time, 429). */
+static void s_refuse_undelivered(broker_t *b, const route_req_t *r, int st,
+                                 const char *code, const char *msg)
+{
+    zmq_msg_t m;
+    s_refuse_body(b, r, st, code, msg, s_undelivered(&m));
 }
 
 /* Serve an INLINE verb on this thread when the worker is idle (no request
@@ -345,7 +371,7 @@ static void s_route(broker_t *b, route_req_t *r)
     if (s->state != SVC_UP || !s->workers) {
         snprintf(msg, sizeof msg, "the service '%s' is %s%s%s", s->conf->name,
                  svc_state_name(s->state), s->last_error[0] ? ": " : "", s->last_error);
-        return s_refuse(b, r, 503, "unavailable", msg);
+        return s_refuse_undelivered(b, r, 503, "unavailable", msg);
     }
     const verb_info_t *v = s_find_verb(s, r->verb);
     if (!v) {
@@ -373,7 +399,7 @@ static void s_route(broker_t *b, route_req_t *r)
                  "the service '%s' is busy: %u requests are queued (kernel.max_queue); "
                  "retry later",
                  s->conf->name, s->qlen);
-        return s_refuse(b, r, 429, "overloaded", msg);
+        return s_refuse_undelivered(b, r, 429, "overloaded", msg);
     }
     pending_t *p = pending_add(b->pending, cairn_now_ms() + ttl);
     if (!p) return s_refuse(b, r, 500, "internal", "out of memory");
@@ -631,8 +657,11 @@ static void s_fail_inflight(broker_t *b, worker_t *w, service_t *queue_of,
     pending_each(b->pending, s_collect, &fc);
     for (size_t i = 0; i < fc.n; i++) {
         pending_t *p = fc.list[i];
+        /* A request still in the service queue never reached a plugin. */
+        zmq_msg_t m;
+        zmq_msg_t *body = p->worker ? NULL : s_undelivered(&m);
         p->worker = NULL;
-        s_finish(b, p, 503, "unavailable", msg, NULL);
+        s_finish(b, p, 503, "unavailable", msg, body);
     }
     free(fc.list);
     if (queue_of) {
@@ -974,8 +1003,9 @@ static void s_expire(broker_t *b, uint64_t now)
                  "the request's deadline passed before '%s' answered (raise ttl, or "
                  "check the plugin)",
                  p->svc ? p->svc->conf->name : "?");
-        if (!p->worker) {
-            s_finish(b, p, 504, "deadline_exceeded", msg, NULL);
+        if (!p->worker) { /* still queued here: no plugin saw it */
+            zmq_msg_t m;
+            s_finish(b, p, 504, "deadline_exceeded", msg, s_undelivered(&m));
             continue;
         }
         /* Answer the client now, but keep counting the request against the

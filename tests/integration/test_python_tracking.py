@@ -4,12 +4,15 @@ at exit, errors raised on the next call, attaching to a job's run, synchronous
 mode, backpressure, client-side validation, and artifacts (when the kernel has
 an `artifacts` service). Every wait is bounded; nothing sleeps as proof."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+
+import msgpack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CAIRN_SOURCE_DIR") or os.path.join(HERE, "..", "..")
@@ -19,6 +22,7 @@ sys.path.insert(0, HERE)
 
 import cairn  # noqa: E402
 import cairn_harness  # noqa: E402
+from cairn import tracking as cairn_tracking  # noqa: E402
 
 PY = "/usr/bin/python3"
 TRACKING = "  tracking:\n    plugin: storage\n    mode: inproc\n"
@@ -606,6 +610,215 @@ class TrackingArtifacts(unittest.TestCase):
                 self.assertEqual(os.listdir(out), ["w.bin"])
         finally:
             t.close()
+
+
+NOT_DELIVERED = msgpack.packb({"delivered": False})
+
+
+class FakeTracking:
+    """The few tracking verbs a Tracker logging to run r1 calls, for a
+    FakeKernel; log_batch answers fault(i) for its i-th call when that is not
+    None, else stores the batch (so a batch stored twice shows)."""
+    RUN = {"info": {"run_id": "r1", "experiment_id": "0", "status": "RUNNING"},
+           "data": {}}
+
+    def __init__(self, fault=lambda i: None):
+        self.fault, self.calls, self.steps, self.params = fault, 0, [], []
+
+    def __call__(self, h, raw):
+        b = msgpack.unpackb(raw) if raw else {}
+        if h["verb"] == "get_run":
+            return 200, {}, msgpack.packb({"run": self.RUN})
+        if h["verb"] == "update_run":
+            return 200, {}, msgpack.packb({"run_info": self.RUN["info"]})
+        if h["verb"] != "log_batch":
+            return 404, {"code": "no_verb", "err": f"no verb {h['verb']}"}, b""
+        i, self.calls = self.calls, self.calls + 1
+        answer = self.fault(i)
+        if answer is not None:
+            return answer
+        self.steps += [m["step"] for m in b.get("metrics", [])]
+        self.params += [(p["key"], p["value"]) for p in b.get("params", [])]
+        return 200, {}, msgpack.packb({})
+
+    @staticmethod
+    def refused(st=503, code="unavailable", body=NOT_DELIVERED):
+        return (st, {"code": code, "err": f"the service 'tracking' is {code}"}, body)
+
+
+class LogRetry(unittest.TestCase):
+    """A log_batch the kernel refused as not delivered ({"delivered": false}:
+    no plugin saw it) is sent again after a backoff, for up to
+    $CAIRN_LOG_RETRY_S; any other failure is reported, never resent."""
+
+    def setUp(self):
+        self.env = os.environ.get("CAIRN_LOG_RETRY_S")
+
+    def tearDown(self):
+        if self.env is None:
+            os.environ.pop("CAIRN_LOG_RETRY_S", None)
+        else:
+            os.environ["CAIRN_LOG_RETRY_S"] = self.env
+
+    def log(self, fake, asynchronous=True, n=10, **kw):
+        """Log param p and n points to run r1 through a FakeKernel serving
+        fake; returns the Tracker (closed) and what flush raised (or None)."""
+        with cairn_harness.FakeKernel(fake) as fk:
+            t = cairn.Tracker(endpoint=fk.endpoint, asynchronous=asynchronous, **kw)
+            raised = None
+            try:
+                t.start_run(run_id="r1")
+                t.log_param("p", 1)
+                for i in range(n):
+                    t.log_metric("m", float(i), step=i)
+                t.flush(timeout=DEADLINE)
+            except cairn.CairnError as e:
+                raised = e
+            finally:
+                try:
+                    t.close()
+                except cairn.CairnError as e:
+                    raised = raised or e
+            return t, raised
+
+    def test_not_delivered_is_resent(self):
+        for mode in ("async", "sync"):
+            for st, code in ((503, "unavailable"), (429, "overloaded")):
+                with self.subTest(mode=mode, st=st):
+                    # the first two log_batch calls are refused, then stored
+                    fake = FakeTracking(lambda i: FakeTracking.refused(st, code) if i < 2
+                                        else None)
+                    t, raised = self.log(fake, asynchronous=mode == "async")
+                    self.assertIsNone(raised)
+                    self.assertEqual(t.errors, [])
+                    self.assertEqual(fake.steps, list(range(10)))  # each once
+                    self.assertEqual(fake.params, [("p", "1")])
+                    self.assertGreater(fake.calls, 2)
+
+    def test_resent_in_order(self):
+        # one request in flight at a time: a refused batch goes back before
+        # the ones queued after it
+        fake = FakeTracking(lambda i: FakeTracking.refused() if i in (1, 2, 4) else None)
+        t, raised = self.log(fake, n=30, batch_points=3, window=1, flush_interval=0.5)
+        self.assertIsNone(raised)
+        self.assertEqual(fake.steps, list(range(30)))
+
+    def test_other_failures_are_not_resent(self):
+        for body in (b"", msgpack.packb({"delivered": True}), msgpack.packb({})):
+            for mode in ("async", "sync"):
+                with self.subTest(mode=mode, body=body):
+                    # a 503 that does not say "not delivered" (the plugin died
+                    # while serving it: maybe stored) is an error, sent once
+                    fake = FakeTracking(lambda i: FakeTracking.refused(body=body))
+                    t, raised = self.log(fake, asynchronous=mode == "async")
+                    self.assertIsInstance(raised, cairn.Unavailable)
+                    self.assertNotIn("gave up", str(raised))
+                    self.assertEqual(fake.calls, 1 if mode == "sync" else 2)
+
+    def test_gives_up_after_the_budget(self):
+        os.environ["CAIRN_LOG_RETRY_S"] = "0.5"
+        for mode in ("async", "sync"):
+            with self.subTest(mode=mode):
+                fake = FakeTracking(lambda i: FakeTracking.refused())
+                t0 = time.monotonic()
+                t, raised = self.log(fake, asynchronous=mode == "async")
+                self.assertLess(time.monotonic() - t0, DEADLINE / 2)
+                self.assertIsInstance(raised, cairn.Unavailable)
+                self.assertRegex(str(raised), r"gave up after \d+ tries in [\d.]+ s")
+                self.assertIn("CAIRN_LOG_RETRY_S", str(raised))
+                self.assertEqual(raised.body, {"delivered": False})
+                self.assertGreater(fake.calls, 2)
+                self.assertEqual(fake.steps, [])
+
+    def test_budget_env_is_parsed_like_the_artifacts_one(self):
+        for v, want in (("2.5", 2.5), ("0", 60.0), ("-1", 60.0), ("nan", 60.0),
+                        ("x", 60.0), ("", 60.0)):
+            os.environ["CAIRN_LOG_RETRY_S"] = v
+            self.assertEqual(cairn_tracking._retry_s(cairn_tracking.LOG_RETRY_ENV,
+                                                     cairn_tracking.LOG_RETRY_S), want, v)
+
+
+class TrackingRestart(unittest.TestCase):
+    """The tracking plugin (process mode) is killed twice while a Tracker logs
+    20,000 points: the batches the kernel refused while it was down are sent
+    again; only a batch in flight at a kill (possibly stored) may be reported,
+    and no point is ever stored twice."""
+
+    def test_kill_9_while_logging(self):
+        k = cairn_harness.Kernel(
+            services="  tracking:\n    plugin: storage\n    mode: process\n").start()
+        answers = []  # (steps, st, code, body) of every log_batch answer
+
+        class Spy(cairn.Tracker):
+            def _answered(self, req, r, outbox, gens):
+                steps = [m["step"] for m in msgpack.unpackb(req.payload)["metrics"]] \
+                    if req.meta is None else []
+                answers.append((steps, r.status, r.code, r.body))
+                return super()._answered(req, r, outbox, gens)
+
+        def refusals():
+            return sum(1 for a in answers if a[3] == {"delivered": False})
+
+        n = 20000
+        t = Spy(endpoint=k.endpoint, batch_points=250, flush_interval=0.01, window=4)
+        try:
+            run = t.start_run(experiment="restart")
+            kills, kill_at = 0, {5000, 12000, 15000, 17000, 19000}
+            for i in range(n):
+                # twice, and again (its restart backs off longer each time)
+                # until a batch was seen refused while it was down
+                if i in kill_at and (kills < 2 or not refusals()):
+                    # back up since the last kill (a pid of 0 would be ours)
+                    pid = cairn_harness.wait_for(
+                        lambda: k.plugin("tracking")["state"] == "up"
+                        and k.plugin("tracking")["pid"], timeout=DEADLINE,
+                        what="tracking up")
+                    self.assertGreater(pid, 0)
+                    os.kill(pid, signal.SIGKILL)
+                    kills += 1
+                    cairn_harness.wait_for(
+                        lambda: k.plugin("tracking")["pid"] != pid
+                        or k.plugin("tracking")["state"] != "up",
+                        timeout=DEADLINE, what="the kernel to see the kill")
+                try:
+                    t.log_metric("m", float(i), step=i)
+                except cairn.CairnError:  # a batch lost at a kill, raised here
+                    t.log_metric("m", float(i), step=i)
+                if i % 100 == 0:
+                    time.sleep(0.01)  # spread over a few seconds
+            try:
+                t.flush(timeout=DEADLINE * 2)
+            except cairn.Unavailable:
+                pass  # checked below
+            cairn_harness.wait_for(lambda: k.plugin("tracking")["state"] == "up",
+                                   timeout=DEADLINE, what="tracking up")
+            with cairn.Client(k.endpoint, ttl_ms=20000) as c:
+                got = c.call("tracking", "get_metric_history",
+                             {"run_id": run.run_id, "key": "m", "max_results": 100000})
+            stored = [m["step"] for m in got["metrics"]]
+            self.assertEqual(len(stored), len(set(stored)), "a point was stored twice")
+            self.assertTrue(all(m["value"] == float(m["step"]) for m in got["metrics"]))
+            # The failures: only batches in flight at a kill (503, no body).
+            failed = set()
+            for steps, st, code, body in answers:
+                if st >= 400 and body != {"delivered": False}:
+                    self.assertEqual((st, code, body), (503, "unavailable", None))
+                    failed.update(steps)
+            errors = [e for e in t.errors if isinstance(e, cairn.CairnError)]
+            for e in errors:
+                self.assertIsInstance(e, cairn.Unavailable)
+                self.assertIn("went down while serving", str(e))
+            self.assertLessEqual(len(errors), 4 * kills)  # at most a window per kill
+            missing = set(range(n)) - set(stored)
+            self.assertLessEqual(missing, failed, "points lost without an error")
+            self.assertGreater(refusals(), 0, "no batch was refused while it was down")
+            t.end_run()
+        finally:
+            try:
+                t.close()
+            except cairn.CairnError:
+                pass
+            k.cleanup()
 
 
 if __name__ == "__main__":

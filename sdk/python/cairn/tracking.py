@@ -35,8 +35,16 @@ and tags is retried item by item, so one bad param does not take other params
 with it. Obvious mistakes (a key that is not a string, a value that is not a
 number) raise TypeError or ValueError at the call site.
 
+A log_batch the kernel refuses with the body ``{"delivered": false}`` (no
+plugin saw it: the tracking service restarting after a crash, or its queue
+full) is not an error: it is sent again, in its place, after a backoff (50 ms
+doubling to 2 s) for up to LOG_RETRY_S seconds (``$CAIRN_LOG_RETRY_S``), and
+reported only past that. Any other failure (the plugin died while serving
+it, no reply) may have been stored, so it is reported, never resent.
+
 ``set_async(False)`` (or ``Tracker(asynchronous=False)``) makes every call
-synchronous: it returns once the server stored it, or raises.
+synchronous: it returns once the server stored it, or raises (after the same
+retries of a batch refused as not delivered).
 
 Artifacts: ``log_artifact(path)`` / ``log_artifacts(dir)`` upload files
 (checked against their BLAKE2b-256); ``download_artifact(path, dst)``
@@ -90,6 +98,13 @@ ARTIFACT_CHUNK = 4 << 20  # bytes per put_artifact request
 # get_artifact requests (same offset): _Retry serves both.
 ARTIFACT_RETRY_S = 60.0
 ARTIFACT_RETRY_ENV = "CAIRN_ARTIFACT_RETRY_S"
+# A log_batch refused with {"delivered": false} in the error body (the kernel
+# says no plugin saw it: the tracking service restarting, or its queue full)
+# is sent again, with the same backoff, for at most this long from its first
+# refusal ($CAIRN_LOG_RETRY_S overrides it, parsed as $CAIRN_ARTIFACT_RETRY_S
+# is). Any other failure is reported, never resent: it may have been stored.
+LOG_RETRY_S = 60.0
+LOG_RETRY_ENV = "CAIRN_LOG_RETRY_S"
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 2.0
 _MOVES_MAX = 16  # 409 "expected offset N" followed per chunk
 _EXPECTED_OFFSET = re.compile(r"expected offset (\d+)")
@@ -139,15 +154,25 @@ def _as_list(xs, what):
 
 
 
-def _retry_s():
+def _retry_s(env=ARTIFACT_RETRY_ENV, default=None):
     """How long a chunk is retried: $CAIRN_ARTIFACT_RETRY_S when it is a
-    positive number of seconds, else ARTIFACT_RETRY_S."""
-    v = os.environ.get(ARTIFACT_RETRY_ENV)
+    positive number of seconds, else ARTIFACT_RETRY_S (read now: it may be
+    set at run time). env and default name another pair: $CAIRN_LOG_RETRY_S
+    and LOG_RETRY_S for log_batch."""
+    if default is None:
+        default = ARTIFACT_RETRY_S
+    v = os.environ.get(env)
     try:
         s = float(v) if v else 0.0
     except ValueError:
         s = 0.0
-    return s if 0 < s <= 1e9 else ARTIFACT_RETRY_S  # NaN and inf fail the test
+    return s if 0 < s <= 1e9 else default  # NaN and inf fail the test
+
+
+def _undelivered(r):
+    """Whether failed Reply r says no plugin saw the request (its error body
+    is {"delivered": false}), so that resending it cannot store it twice."""
+    return isinstance(r.body, dict) and r.body.get("delivered") is False
 
 
 def _expected_offset(e):
@@ -411,7 +436,8 @@ class _Conn(Client):
 class _Req:
     """One log_batch request: queued in the worker, then in flight."""
 
-    __slots__ = ("run_id", "payload", "n", "meta", "gen", "single")
+    __slots__ = ("run_id", "payload", "n", "meta", "gen", "single", "order", "t0",
+                 "tries", "hold", "due")
 
     def __init__(self, run_id, payload, n, meta=None, gen=None, single=False):
         self.run_id = run_id
@@ -420,6 +446,32 @@ class _Req:
         self.meta = meta  # [(kind, key, value)] for params/tags, None for metrics
         self.gen = gen  # [seq, requests outstanding]
         self.single = single
+        self.order = (0, 0)  # its place in the worker's outbox
+        self.t0 = None  # monotonic time of its first refusal as not delivered
+        self.tries = 0  # tries refused as not delivered
+        self.hold = _BACKOFF_MIN_S  # the next backoff
+        self.due = 0.0  # monotonic time before which it is not sent again
+
+    def backoff(self):
+        """After a refusal as not delivered: the seconds to wait before the
+        next try, or None when that would go past $CAIRN_LOG_RETRY_S."""
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        self.tries += 1
+        if now - self.t0 + self.hold > _retry_s(LOG_RETRY_ENV, LOG_RETRY_S):
+            return None
+        hold, self.hold = self.hold, min(self.hold * 2, _BACKOFF_MAX_S)
+        self.due = now + hold
+        return hold
+
+    def gave_up(self, r):
+        """The CairnError for a request refused as not delivered until the
+        budget ran out."""
+        spent = time.monotonic() - (self.t0 if self.t0 is not None else time.monotonic())
+        return _failure(self, r, f"gave up after {self.tries} tries in {spent:.1f} s: the "
+                                 f"tracking service stayed unavailable or overloaded "
+                                 f"(${LOG_RETRY_ENV})")
 
 
 class _RunBuf:
@@ -931,7 +983,7 @@ class Tracker:
             more = "; ".join(str(e) for e in errs[1:4])
             first = type(first)(f"{first.message} (and {len(errs) - 1} more logging "
                                 f"error(s): {more}{' ...' if len(errs) > 4 else ''})",
-                                first.status, first.code)
+                                first.status, first.code, first.body)
         raise first
 
     def _record(self, err):
@@ -952,21 +1004,30 @@ class Tracker:
 
     def _send_now(self, run_id, data, n):
         self._check()
-        c = self._client()
-        req = _Req(run_id, _metrics_payload(run_id, [data], n), n)
-        r = c.wait(c.send_raw(SVC, "log_batch", req.payload))
-        if not r.ok:
-            raise _failure(req, r)
+        self._send_sync(self._client(), _Req(run_id, _metrics_payload(run_id, [data], n), n))
 
     def _send_meta_now(self, run_id, items):
         self._check()
         c = self._client()
         for i in range(0, len(items), MAX_BATCH_META):
             part = items[i:i + MAX_BATCH_META]
-            req = _Req(run_id, _meta_payload(run_id, part), len(part), part)
+            self._send_sync(c, _Req(run_id, _meta_payload(run_id, part), len(part), part))
+
+    @staticmethod
+    def _send_sync(c, req):
+        """Send log_batch req and wait until it is stored; one refused as not
+        delivered is sent again after a backoff, for up to $CAIRN_LOG_RETRY_S.
+        Raises any other failure (and that one past the budget)."""
+        while True:
             r = c.wait(c.send_raw(SVC, "log_batch", req.payload))
-            if not r.ok:
+            if r.ok:
+                return
+            if not _undelivered(r):
                 raise _failure(req, r)
+            hold = req.backoff()
+            if hold is None:
+                raise req.gave_up(r)
+            time.sleep(hold)
 
     # -- the worker ------------------------------------------------------------
 
@@ -998,14 +1059,15 @@ class Tracker:
         inflight = {}  # request id -> _Req
         meta_busy = {}  # run_id -> meta requests in flight
         gens = deque()  # [seq, outstanding requests], oldest first
+        order = 0  # the next request's place in the outbox
         lost.append(_Lost(outbox, inflight))
         try:
             while True:
                 take, wait = None, None
                 with self._lock:
                     while True:
+                        now = time.monotonic()
                         if self._nbuf:
-                            now = time.monotonic()
                             due = self._buf_since + self.flush_interval
                             if (self._nbuf >= self.batch_points or self._flush_wanted
                                     or self._blocked or self._closing or now >= due):
@@ -1020,8 +1082,11 @@ class Tracker:
                                 self._flush_wanted = False
                             if self._closing and not outbox and not inflight:
                                 return
-                        if outbox or inflight:
+                        if inflight or (outbox and outbox[0].due <= now):
                             break
+                        if outbox:  # its first request waits out a backoff
+                            hold = outbox[0].due - now
+                            wait = hold if wait is None else min(wait, hold)
                         self._wake.wait(wait)
                 if take is not None:
                     gen = [seq, 0]
@@ -1029,6 +1094,8 @@ class Tracker:
                     for run_id, b in take.items():
                         for req in _requests(run_id, b, self.batch_points):
                             req.gen = gen
+                            req.order = (order, 0)
+                            order += 1
                             gen[1] += 1
                             outbox.append(req)
                     if gen[1] == 0:
@@ -1038,6 +1105,8 @@ class Tracker:
                     req = outbox[0]
                     if req.meta is not None and meta_busy.get(req.run_id):
                         break
+                    if req.due and req.due > time.monotonic():
+                        break  # resent after its backoff, ahead of what follows it
                     outbox.popleft()
                     try:
                         rid = conn.send_raw(SVC, "log_batch", req.payload)
@@ -1054,6 +1123,8 @@ class Tracker:
                     t = 0.002 if wait is None else min(wait, 0.002)
                 else:
                     t = 1.0
+                if outbox and outbox[0].due and len(inflight) < self.window:
+                    t = max(0.0, min(t, outbox[0].due - time.monotonic()))
                 r = conn.poll_reply(t)
                 while r is not None:
                     req = inflight.pop(r.id, None)
@@ -1068,15 +1139,29 @@ class Tracker:
     def _answered(self, req, r, outbox, gens):
         if r.ok:
             return self._complete(gens, req)
-        if req.meta is not None and not req.single and len(req.meta) > 1 \
+        if _undelivered(r):
+            # No plugin saw it (the service restarting, its queue full): send
+            # it again after a backoff, back in its place before what was
+            # queued after it.
+            if req.backoff() is not None:
+                i = 0
+                while i < len(outbox) and outbox[i].order < req.order:
+                    i += 1
+                outbox.insert(i, req)
+                return None
+            err = req.gave_up(r)
+        elif req.meta is not None and not req.single and len(req.meta) > 1 \
                 and r.status in (400, 409, 413):
             # Retry item by item, so the good ones are stored and the bad named.
             singles = [_Req(req.run_id, _meta_payload(req.run_id, [it]), 1, [it], req.gen,
                             True) for it in req.meta]
+            for i, single in enumerate(singles):
+                single.order = (req.order[0], i)
             req.gen[1] += len(singles) - 1
             outbox.extendleft(reversed(singles))
             return None
-        err = _failure(req, r)
+        else:
+            err = _failure(req, r)
         with self._lock:
             self._unraised.append(err)
             self.errors.append(err)
@@ -1286,8 +1371,9 @@ def _requests(run_id, b, size):
 _INDEXED = re.compile(r"\b(metrics|params|tags)\[(\d+)\]")
 
 
-def _failure(req, r):
-    """The CairnError for a failed log_batch, naming what failed."""
+def _failure(req, r, why=None):
+    """The CairnError for a failed log_batch, naming what failed (and why,
+    a sentence added at the end, when given)."""
     what = ""
     try:
         m = _INDEXED.search(r.error or "")
@@ -1310,7 +1396,8 @@ def _failure(req, r):
         pass
     msg = r.error or f"log_batch failed with status {r.status}"
     where = f"logging {what} to run {req.run_id}" if what else f"logging to run {req.run_id}"
-    return error_for(r.status, r.code, f"{msg} ({where})")
+    return error_for(r.status, r.code, f"{msg} ({where})" + (f"; {why}" if why else ""),
+                     r.body)
 
 
 def _bad_point(key, value, step, timestamp, index=None):
