@@ -246,12 +246,78 @@ static msgpack_packer *s_call_begin(call_t *c)
 }
 
 /* Send the packed body; *reply (when not NULL) receives a 2xx reply. */
+static void s_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* $env as a positive number of seconds, in ms; dflt when unset or not that. */
+static uint64_t s_env_ms(const char *env, uint64_t dflt)
+{
+    const char *v = getenv(env);
+    if (!v || !*v) return dflt;
+    char *end;
+    errno = 0;
+    double s = strtod(v, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (errno || end == v || *end || !(s > 0) || s > 1e9) /* !(s > 0): NaN too */
+        return dflt;
+    uint64_t ms = (uint64_t)(s * 1000.0);
+    return ms ? ms : 1;
+}
+
+#define LOG_RETRY_MS 60000 /* the longest a refused-undelivered call is resent */
+#define LOG_RETRY_ENV "CAIRN_LOG_RETRY_S"
+
+/* The kernel refused r and says no plugin saw it ({"delivered": false}:
+ * the service restarting, or its queue full): resending cannot store twice. */
+static bool s_undelivered(cairn_reply_t *r)
+{
+    const msgpack_object *d =
+        r ? cairn_obj_get(cairn_reply_object(r), "delivered") : NULL;
+    return d && d->type == MSGPACK_OBJECT_BOOLEAN && !d->via.boolean;
+}
+
+/* A tracking call, sent again while the kernel refuses it as undelivered
+ * (50 ms, doubling to 2 s, for up to $CAIRN_LOG_RETRY_S, 60 s), as the
+ * Python SDK does. Any other failure may have been stored: returned as is. */
+static int s_call_tracking(cairn_client_t *client, const char *verb, const void *body,
+                           size_t len, cairn_reply_t **r, cairn_err_t *err)
+{
+    uint64_t t0 = cairn_now_ms(), budget = s_env_ms(LOG_RETRY_ENV, LOG_RETRY_MS);
+    unsigned wait = 50, tries = 0;
+    for (;;) {
+        *r = NULL;
+        if (cairn_client_call(client, CAIRN_TRACKING_SVC, verb, body, len, 0, r, err) ==
+            0)
+            return 0;
+        if (!s_undelivered(*r)) return -1;
+        cairn_reply_destroy(r);
+        uint64_t spent = cairn_now_ms() - t0;
+        if (spent + wait > budget) {
+            char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            snprintf(code, sizeof code, "%s", err->code);
+            return cairn_err_set(err, err->st, code,
+                                 "gave up on tracking.%s after %u tries in %" PRIu64
+                                 " s ($%s): %s",
+                                 verb, tries + 1, spent / 1000, LOG_RETRY_ENV, why);
+        }
+        s_sleep_ms(wait);
+        wait = wait * 2 > 2000 ? 2000 : wait * 2;
+        tries++;
+    }
+}
+
 static int s_call_end(cairn_client_t *client, call_t *c, const char *verb,
                       cairn_reply_t **reply, cairn_err_t *err)
 {
     cairn_reply_t *r = NULL;
-    int rc = cairn_client_call(client, CAIRN_TRACKING_SVC, verb, c->sb.data, c->sb.size,
-                               0, &r, err);
+    cairn_err_t local = {0};
+    if (!err) err = &local; /* the retry reads the refusal's code and sentence */
+    int rc = s_call_tracking(client, verb, c->sb.data, c->sb.size, &r, err);
     msgpack_sbuffer_destroy(&c->sb);
     if (rc == 0 && reply)
         *reply = r;
@@ -702,8 +768,19 @@ static int s_pre_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err
     return cairn_batch_size(b) == 0 ? 1 : 0;
 }
 
+static int s_batch_call(cairn_client_t *client, const void *body, size_t len,
+                        cairn_err_t *err)
+{
+    cairn_reply_t *r = NULL;
+    cairn_err_t local = {0};
+    int rc = s_call_tracking(client, "log_batch", body, len, &r, err ? err : &local);
+    cairn_reply_destroy(&r);
+    return rc;
+}
+
 /* Send a batch, waiting for the reply (id NULL) or not; the batch is then
- * empty either way. */
+ * empty either way. Waiting, a refusal as undelivered is sent again
+ * (s_call_tracking); not waiting, the caller sees it in the reply. */
 static int s_send_batch(cairn_client_t *client, cairn_batch_t *b, uint64_t *id,
                         cairn_err_t *err)
 {
@@ -717,8 +794,7 @@ static int s_send_batch(cairn_client_t *client, cairn_batch_t *b, uint64_t *id,
     }
     rc = id ? cairn_client_send(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0,
                                 id, err)
-            : cairn_client_call(client, CAIRN_TRACKING_SVC, "log_batch", body, len, 0,
-                                NULL, err);
+            : s_batch_call(client, body, len, err);
     cairn_batch_clear(b);
     return rc;
 }
@@ -880,16 +956,7 @@ typedef struct upload {
  * when it is set and valid. */
 static uint64_t s_retry_ms(void)
 {
-    const char *v = getenv(ART_RETRY_ENV);
-    if (!v || !*v) return ART_RETRY_MS;
-    char *end;
-    errno = 0;
-    double s = strtod(v, &end);
-    while (*end == ' ' || *end == '\t') end++;
-    if (errno || end == v || *end || !(s > 0) || s > 1e9) /* !(s > 0): NaN too */
-        return ART_RETRY_MS;
-    uint64_t ms = (uint64_t)(s * 1000.0);
-    return ms ? ms : 1;
+    return s_env_ms(ART_RETRY_ENV, ART_RETRY_MS);
 }
 
 /* One put_artifact; upload_id is filled from the first reply. The last
@@ -955,13 +1022,6 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
     }
     cairn_reply_destroy(&r);
     return rc;
-}
-
-static void s_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 /* The retries of one request of a transfer (a chunk to put, a chunk to

@@ -545,8 +545,9 @@ static void test_abandoned_reply(const harness_kernel_t *k, cairn_client_t *c)
 {
     cairn_err_t err = {0};
     cairn_reply_t *r = NULL;
-    while (cairn_client_recv(c, 0, &r, &err) == 0) /* what earlier tests left */
-        cairn_reply_destroy(&r);
+    /* What earlier tests left (test_stash's last echo may still be on its
+     * way: wait for quiet, not just for what has arrived). */
+    while (cairn_client_recv(c, 500, &r, &err) == 0) cairn_reply_destroy(&r);
     if (kill(k->pid, SIGSTOP) != 0) {
         CHECK(false, "SIGSTOP cairnd");
         return;

@@ -3,6 +3,7 @@ cairnd: runs and their statuses, nesting, asynchronous batching with no loss
 at exit, errors raised on the next call, attaching to a job's run, synchronous
 mode, backpressure, client-side validation, and artifacts (when the kernel has
 an `artifacts` service). Every wait is bounded; nothing sleeps as proof."""
+import ctypes
 import os
 import signal
 import subprocess
@@ -736,6 +737,75 @@ class LogRetry(unittest.TestCase):
             os.environ["CAIRN_LOG_RETRY_S"] = v
             self.assertEqual(cairn_tracking._retry_s(cairn_tracking.LOG_RETRY_ENV,
                                                      cairn_tracking.LOG_RETRY_S), want, v)
+
+
+class CSdkLogRetry(unittest.TestCase):
+    """The C SDK's synchronous tracking calls (libcairn through ctypes) resend
+    what the kernel refused as not delivered, as the Python SDK does, and
+    nothing else."""
+
+    class Err(ctypes.Structure):
+        _fields_ = [("st", ctypes.c_int), ("code", ctypes.c_char * 32),
+                    ("msg", ctypes.c_char * 512)]
+
+    def setUp(self):
+        so = os.path.join(cairn_harness.BUILD, "lib", "libcairn.so")
+        # An ASan libcairn loads only into a process that starts with the
+        # ASan runtime: this test runs in the plain build.
+        dyn = subprocess.run(["readelf", "-d", so], stdout=subprocess.PIPE).stdout
+        if b"libasan" in dyn:
+            self.skipTest("a sanitizer build of libcairn cannot load into python3")
+        self.lib = ctypes.CDLL(so)
+        self.lib.cairn_client_new.restype = ctypes.c_void_p
+        self.lib.cairn_client_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
+                                              ctypes.c_void_p]
+        self.lib.cairn_client_destroy.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        self.lib.cairn_create_experiment.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_void_p]
+
+    def create(self, refusals, body):
+        """create_experiment against a fake kernel that refuses it `refusals`
+        times (503 with this error body), then answers 200: (rc, err, tries)."""
+        seen = []
+
+        def reply(h, b):
+            seen.append(h["verb"])
+            if len(seen) <= refusals:
+                return 503, {"code": "unavailable",
+                             "err": "the service 'tracking' is restarting"}, body
+            return 200, {}, msgpack.packb({"experiment_id": "7"})
+
+        with cairn_harness.FakeKernel(reply) as fk:
+            err = self.Err()
+            c = ctypes.c_void_p(self.lib.cairn_client_new(fk.endpoint.encode(), None,
+                                                          ctypes.byref(err)))
+            self.assertTrue(c.value, err.msg)
+            out = ctypes.c_void_p()
+            try:
+                rc = self.lib.cairn_create_experiment(c, b"exp", ctypes.byref(out),
+                                                      ctypes.byref(err))
+            finally:
+                if out.value:
+                    ctypes.CDLL(None).free(out)
+                self.lib.cairn_client_destroy(ctypes.byref(c))
+        return rc, err, seen
+
+    def test_undelivered_is_sent_again(self):
+        undelivered = msgpack.packb({"delivered": False})
+        rc, err, seen = self.create(2, undelivered)
+        self.assertEqual(rc, 0, err.msg)
+        self.assertEqual(seen, ["create_experiment"] * 3)
+        rc, err, seen = self.create(2, b"")  # maybe stored: not resent
+        self.assertEqual((rc, err.st, seen), (-1, 503, ["create_experiment"]))
+        os.environ["CAIRN_LOG_RETRY_S"] = "0.3"
+        try:
+            rc, err, seen = self.create(1000, undelivered)
+        finally:
+            del os.environ["CAIRN_LOG_RETRY_S"]
+        self.assertEqual((rc, err.st), (-1, 503))
+        self.assertIn(b"gave up on tracking.create_experiment", err.msg)
+        self.assertGreater(len(seen), 1)
 
 
 class TrackingRestart(unittest.TestCase):
