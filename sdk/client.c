@@ -351,6 +351,13 @@ const void *cairn_reply_body(const cairn_reply_t *r, size_t *len)
     return r->body;
 }
 
+bool cairn_reply_undelivered(cairn_reply_t *r)
+{
+    if (!r || r->st < 400 || !r->body_len) return false;
+    const msgpack_object *d = cairn_obj_get(cairn_reply_object(r), "delivered");
+    return d && d->type == MSGPACK_OBJECT_BOOLEAN && !d->via.boolean;
+}
+
 const msgpack_object *cairn_reply_object(cairn_reply_t *r)
 {
     if (r->obj_ready) return &r->obj;

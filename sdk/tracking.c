@@ -271,15 +271,6 @@ static uint64_t s_env_ms(const char *env, uint64_t dflt)
 #define LOG_RETRY_MS 60000 /* the longest a refused-undelivered call is resent */
 #define LOG_RETRY_ENV "CAIRN_LOG_RETRY_S"
 
-/* The kernel refused r and says no plugin saw it ({"delivered": false}:
- * the service restarting, or its queue full): resending cannot store twice. */
-static bool s_undelivered(cairn_reply_t *r)
-{
-    const msgpack_object *d =
-        r ? cairn_obj_get(cairn_reply_object(r), "delivered") : NULL;
-    return d && d->type == MSGPACK_OBJECT_BOOLEAN && !d->via.boolean;
-}
-
 /* A tracking call, sent again while the kernel refuses it as undelivered
  * (50 ms, doubling to 2 s, for up to $CAIRN_LOG_RETRY_S, 60 s), as the
  * Python SDK does. Any other failure may have been stored: returned as is. */
@@ -293,7 +284,7 @@ static int s_call_tracking(cairn_client_t *client, const char *verb, const void 
         if (cairn_client_call(client, CAIRN_TRACKING_SVC, verb, body, len, 0, r, err) ==
             0)
             return 0;
-        if (!s_undelivered(*r)) return -1;
+        if (!cairn_reply_undelivered(*r)) return -1; /* maybe stored: the caller's */
         cairn_reply_destroy(r);
         uint64_t spent = cairn_now_ms() - t0;
         if (spent + wait > budget) {

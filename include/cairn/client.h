@@ -8,6 +8,7 @@
 #define CAIRN_CLIENT_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,11 @@ CAIRN_EXPORT const char *cairn_reply_error(const cairn_reply_t *r); /* "" if non
 CAIRN_EXPORT const void *cairn_reply_body(const cairn_reply_t *r, size_t *len);
 /* The body decoded (nil when empty); valid while the reply lives. */
 CAIRN_EXPORT const msgpack_object *cairn_reply_object(cairn_reply_t *r);
+/* An error reply whose body says {"delivered": false}: the kernel refused
+ * the request before any plugin saw it (the service restarting, its queue
+ * full, the deadline passed while queued), so sending it again cannot do
+ * anything twice, whatever the verb (docs/PROTOCOL.md). NULL-safe. */
+CAIRN_EXPORT bool cairn_reply_undelivered(cairn_reply_t *r);
 CAIRN_EXPORT void cairn_reply_destroy(cairn_reply_t **self_p);
 
 #ifdef __cplusplus

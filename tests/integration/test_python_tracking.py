@@ -791,6 +791,40 @@ class CSdkLogRetry(unittest.TestCase):
                 self.lib.cairn_client_destroy(ctypes.byref(c))
         return rc, err, seen
 
+    def test_reply_undelivered(self):
+        """cairn_reply_undelivered reads the flag off an error reply only."""
+        lib = self.lib
+        lib.cairn_client_call.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
+            ctypes.c_size_t, ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_void_p]
+        lib.cairn_reply_undelivered.argtypes = [ctypes.c_void_p]
+        lib.cairn_reply_undelivered.restype = ctypes.c_bool
+        lib.cairn_reply_destroy.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        answers = [(503, msgpack.packb({"delivered": False})), (503, b""),
+                   (200, msgpack.packb({"delivered": False})),
+                   (503, msgpack.packb({"delivered": True}))]
+
+        def reply(h, b):
+            st, body = answers[h["id"] - 1]
+            extra = {"code": "unavailable", "err": "x"} if st >= 400 else {}
+            return st, extra, body
+
+        got = []
+        with cairn_harness.FakeKernel(reply) as fk:
+            err = self.Err()
+            c = ctypes.c_void_p(lib.cairn_client_new(fk.endpoint.encode(), None,
+                                                     ctypes.byref(err)))
+            for _ in answers:
+                r = ctypes.c_void_p()
+                lib.cairn_client_call(c, b"tracking", b"log_batch", None, 0, 5000,
+                                      ctypes.byref(r), ctypes.byref(err))
+                got.append(lib.cairn_reply_undelivered(r))
+                lib.cairn_reply_destroy(ctypes.byref(r))
+            lib.cairn_client_destroy(ctypes.byref(c))
+        self.assertEqual(got, [True, False, False, False])
+        self.assertFalse(lib.cairn_reply_undelivered(None))
+
     def test_undelivered_is_sent_again(self):
         undelivered = msgpack.packb({"delivered": False})
         rc, err, seen = self.create(2, undelivered)
