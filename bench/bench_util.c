@@ -86,6 +86,17 @@ void bench_die(const char *fmt, ...)
 
 /* ---- options -------------------------------------------------------------------- */
 
+void bench_arg_rest(const char *prog, const char *arg, bench_usage_fn *usage)
+{
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+        usage(stdout);
+        exit(0);
+    }
+    fprintf(stderr, "%s: unknown argument '%s'\n", prog, arg);
+    usage(stderr);
+    exit(2);
+}
+
 bool bench_opts_take(bench_opts_t *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];

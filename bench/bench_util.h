@@ -55,6 +55,13 @@ typedef struct bench_opts {
  * (with its value, moving *i on) and return true. */
 bool bench_opts_take(bench_opts_t *o, int argc, char **argv, int *i);
 
+/* The end of every bench's argument loop, for an argument nothing else
+ * took: --help or -h prints usage on stdout and exits 0; anything else is
+ * refused, "prog: unknown argument", usage on stderr, exit status 2. */
+typedef void(bench_usage_fn)(FILE *out);
+void bench_arg_rest(const char *prog, const char *arg, bench_usage_fn *usage)
+    __attribute__((noreturn));
+
 /* ---- clock and statistics ------------------------------------------------------ */
 
 /* The most values bench_median and bench_cov look at (the rounds). */

@@ -574,14 +574,8 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (bench_opts_take(&o, argc, argv, &i))
             continue;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "bench_bus: unknown argument '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+        else
+            bench_arg_rest("bench_bus", a, usage);
     }
     if (o.quick) {
         if (!o.rounds_set) o.rounds = 2;

@@ -411,14 +411,8 @@ int main(int argc, char **argv)
             g_keep = true;
         else if (!strcmp(a, "--conns") && i + 1 < argc)
             conns_max = atoi(argv[++i]);
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "bench_durable: unknown argument '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+        else
+            bench_arg_rest("bench_durable", a, usage);
     }
     if (o.quick) {
         if (!o.rounds_set) o.rounds = 2;

@@ -1203,14 +1203,8 @@ int main(int argc, char **argv)
             queries_set = true;
         } else if (!strcmp(a, "--python") && more)
             o.python = argv[++i];
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "bench_tracking: unknown argument '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+        else
+            bench_arg_rest("bench_tracking", a, usage);
     }
     if (o.base.quick) {
         if (!o.base.rounds_set) o.base.rounds = 1;
