@@ -14,15 +14,19 @@ if [ -f "$state/cairnd.pid" ] && kill -0 "$(cat "$state/cairnd.pid")" 2>/dev/nul
 fi
 nohup build/bin/cairnd --state "$state" >"$state/cairnd.log" 2>&1 &
 echo $! >"$state/cairnd.pid"
-for _ in $(seq 100); do
-  if build/bin/cairn ping >/dev/null 2>&1; then
+# Ready means every plugin up, not just the kernel answering: a plugin may
+# still be starting (opening its database, sweeping temp files) right after.
+for _ in $(seq 300); do
+  if build/bin/cairn --ttl 1000 health >/dev/null 2>&1; then
     build/bin/cairn health
     echo "setup: Cairn is running (pid $(cat "$state/cairnd.pid"), log $state/cairnd.log)."
     echo "setup: try: build/bin/cairn services    stop: kill \$(cat $state/cairnd.pid)"
     exit 0
   fi
+  kill -0 "$(cat "$state/cairnd.pid")" 2>/dev/null || break
   sleep 0.1
 done
-echo "setup: cairnd did not answer; its log:" >&2
+echo "setup: Cairn is not ready (cairnd exited, or a plugin is not up after 30 s); its health and log:" >&2
+build/bin/cairn health >&2 || true
 cat "$state/cairnd.log" >&2
 exit 1
