@@ -268,17 +268,77 @@ static uint64_t s_env_ms(const char *env, uint64_t dflt)
     return ms ? ms : 1;
 }
 
+#define BACKOFF_MIN_MS 50   /* the first wait before a retry */
+#define BACKOFF_MAX_MS 2000 /* the longest wait between retries */
+
+/* The retries of one request (a chunk to put or get, a tracking call)
+ * while a service restarts: started before its first try. */
+typedef struct retry {
+    uint64_t t0, budget_ms; /* the first try; how long it may go on */
+    unsigned wait, tries;   /* the next wait; the tries that failed so far */
+} retry_t;
+
+static void s_retry_start(retry_t *rt, uint64_t budget_ms)
+{
+    *rt =
+        (retry_t){.t0 = cairn_now_ms(), .budget_ms = budget_ms, .wait = BACKOFF_MIN_MS};
+}
+
+/* A failed try that may be tried again (err says why it failed): 0 once it
+ * is time to, after 50 ms, then twice as long each time up to 2 s; -1 when
+ * the next wait would go past rt->budget_ms, and then err says that it gave
+ * up on what, after how many tries and how long, what usually causes it
+ * (cause), and why (keeping err's status and code; the CLI shows a
+ * sentence that begins "gave up" rather than its own). */
+static int s_retry_backoff(retry_t *rt, const char *what, const char *cause,
+                           cairn_err_t *err)
+{
+    uint64_t spent = cairn_now_ms() - rt->t0;
+    if (spent + rt->wait > rt->budget_ms) {
+        char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        snprintf(code, sizeof code, "%s", err->code);
+        return cairn_err_set(err, err->st, code,
+                             "gave up on %s after %u tries in %" PRIu64 " s (%s): %s",
+                             what, rt->tries + 1, spent / 1000, cause, why);
+    }
+    s_sleep_ms(rt->wait);
+    rt->wait = rt->wait * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rt->wait * 2;
+    rt->tries++;
+    return 0;
+}
+
+/* A transfer's try failed with err: a 503 (the service restarting) is
+ * tried again, and so is a 504 (no reply within the ttl, from the client
+ * or the kernel) unless nothing of the transfer was answered yet (first:
+ * most likely no cairnd at all, so err is left as it is, at once); then as
+ * s_retry_backoff, what given as a printf format and its arguments. */
+static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
+{
+    if (err->st != CAIRN_ST_UNAVAILABLE && (err->st != CAIRN_ST_TIMEOUT || first))
+        return -1;
+    char what[CAIRN_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return s_retry_backoff(rt, what,
+                           "the artifacts service is restarting or unreachable", err);
+}
+
 #define LOG_RETRY_MS 60000 /* the longest a refused-undelivered call is resent */
 #define LOG_RETRY_ENV "CAIRN_LOG_RETRY_S"
 
 /* A tracking call, sent again while the kernel refuses it as undelivered
- * (50 ms, doubling to 2 s, for up to $CAIRN_LOG_RETRY_S, 60 s), as the
- * Python SDK does. Any other failure may have been stored: returned as is. */
+ * (s_retry_backoff, for up to $CAIRN_LOG_RETRY_S, 60 s), as the Python SDK
+ * does. Any other failure may have been stored: returned as is. */
 static int s_call_tracking(cairn_client_t *client, const char *verb, const void *body,
                            size_t len, cairn_reply_t **r, cairn_err_t *err)
 {
-    uint64_t t0 = cairn_now_ms(), budget = s_env_ms(LOG_RETRY_ENV, LOG_RETRY_MS);
-    unsigned wait = 50, tries = 0;
+    retry_t rt;
+    s_retry_start(&rt, s_env_ms(LOG_RETRY_ENV, LOG_RETRY_MS));
     for (;;) {
         *r = NULL;
         if (cairn_client_call(client, CAIRN_TRACKING_SVC, verb, body, len, 0, r, err) ==
@@ -286,19 +346,9 @@ static int s_call_tracking(cairn_client_t *client, const char *verb, const void 
             return 0;
         if (!cairn_reply_undelivered(*r)) return -1; /* maybe stored: the caller's */
         cairn_reply_destroy(r);
-        uint64_t spent = cairn_now_ms() - t0;
-        if (spent + wait > budget) {
-            char why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
-            snprintf(why, sizeof why, "%s", err->msg);
-            snprintf(code, sizeof code, "%s", err->code);
-            return cairn_err_set(err, err->st, code,
-                                 "gave up on tracking.%s after %u tries in %" PRIu64
-                                 " s ($%s): %s",
-                                 verb, tries + 1, spent / 1000, LOG_RETRY_ENV, why);
-        }
-        s_sleep_ms(wait);
-        wait = wait * 2 > 2000 ? 2000 : wait * 2;
-        tries++;
+        char what[64];
+        snprintf(what, sizeof what, "tracking.%s", verb);
+        if (s_retry_backoff(&rt, what, "$" LOG_RETRY_ENV, err) != 0) return -1;
     }
 }
 
@@ -919,10 +969,8 @@ static int s_write_full(int fd, const char *buf, size_t n, const char *name,
     return 0;
 }
 
-#define ART_RETRY_MS 60000      /* the longest a chunk is retried (default) */
-#define ART_BACKOFF_MIN_MS 50   /* the first wait before a retry */
-#define ART_BACKOFF_MAX_MS 2000 /* the longest wait between retries */
-#define ART_MOVES_MAX 16        /* 409 "expected offset N" followed per chunk */
+#define ART_RETRY_MS 60000 /* the longest a chunk is retried (default) */
+#define ART_MOVES_MAX 16   /* 409 "expected offset N" followed per chunk */
 
 /* Seconds, a positive number: overrides ART_RETRY_MS (tests use a small one). */
 #define ART_RETRY_ENV "CAIRN_ARTIFACT_RETRY_S"
@@ -1013,55 +1061,6 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
     }
     cairn_reply_destroy(&r);
     return rc;
-}
-
-/* The retries of one request of a transfer (a chunk to put, a chunk to
- * get) while the artifacts service restarts: started before its first try. */
-typedef struct retry {
-    uint64_t t0, budget_ms; /* the first try; how long it may go on */
-    unsigned wait, tries;   /* the next wait; the tries that failed so far */
-} retry_t;
-
-static void s_retry_start(retry_t *rt, uint64_t budget_ms)
-{
-    *rt = (retry_t){
-        .t0 = cairn_now_ms(), .budget_ms = budget_ms, .wait = ART_BACKOFF_MIN_MS};
-}
-
-/* A try failed with err: 0 once it is time to try again, -1 when not. A
- * 503 (the service restarting) is tried again, and so is a 504 (no reply
- * within the ttl, from the client or the kernel) unless nothing of the
- * transfer was answered yet (first: most likely no cairnd at all, so err
- * is left as it is, at once); after 50 ms, then twice as long each time up
- * to 2 s, until the next wait would go past rt->budget_ms: then err says
- * that it gave up on what (a printf format and its arguments), after how
- * many tries, and why (keeping err's status and code; the CLI shows a
- * sentence that begins "gave up" rather than its own). */
-static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
-{
-    if (err->st != CAIRN_ST_UNAVAILABLE && (err->st != CAIRN_ST_TIMEOUT || first))
-        return -1;
-    uint64_t spent = cairn_now_ms() - rt->t0;
-    if (spent + rt->wait > rt->budget_ms) {
-        char what[CAIRN_ERR_MSG_MAX], why[CAIRN_ERR_MSG_MAX], code[CAIRN_ERR_CODE_MAX];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(what, sizeof what, fmt, ap);
-        va_end(ap);
-        snprintf(why, sizeof why, "%s", err->msg);
-        snprintf(code, sizeof code, "%s", err->code);
-        return cairn_err_set(err, err->st, code,
-                             "gave up on %s after %u tries in %" PRIu64
-                             " s (the artifacts service is restarting or "
-                             "unreachable): %s",
-                             what, rt->tries + 1, spent / 1000, why);
-    }
-    s_sleep_ms(rt->wait);
-    rt->wait = rt->wait * 2 > ART_BACKOFF_MAX_MS ? ART_BACKOFF_MAX_MS : rt->wait * 2;
-    rt->tries++;
-    return 0;
 }
 
 /* Where a 409 says the server is: its body's expected_offset, else (an
