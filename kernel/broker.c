@@ -137,9 +137,9 @@ static void s_send_result(broker_t *b, const pending_t *p, int st, const char *c
     cairn_pack_cstr(&pk, "st");
     msgpack_pack_uint32(&pk, (uint32_t)st);
     if (failed) {
-        cairn_pack_kv_str(&pk, "code",
-                          code && *code ? code : cairn_err_default_code(st));
-        cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
+        cairn_pack_kv_text(&pk, "code",
+                           code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_text(&pk, "err", msg && *msg ? msg : "request failed");
     }
     unsigned char cmd = CAIRN_W_RESULT;
     if (s_send_bytes(b->backend, p->route, p->route_len, true) == 0 &&

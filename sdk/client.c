@@ -176,8 +176,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
     msgpack_zone_clear(&self->zone);
     msgpack_object h;
     size_t off = 0;
-    if (cairn_msgpack_check(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), NULL) !=
-            0 ||
+    if (cairn_msgpack_check_shape(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]),
+                                  NULL) != 0 ||
         msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off,
                        &self->zone, &h) != MSGPACK_UNPACK_SUCCESS ||
         h.type != MSGPACK_OBJECT_MAP) {
@@ -368,7 +368,7 @@ const msgpack_object *cairn_reply_object(cairn_reply_t *r)
             r->zone_ready = true;
         }
         size_t off = 0;
-        if (cairn_msgpack_check(r->body, r->body_len, NULL) != 0 ||
+        if (cairn_msgpack_check_shape(r->body, r->body_len, NULL) != 0 ||
             msgpack_unpack(r->body, r->body_len, &off, &r->zone, &r->obj) !=
                 MSGPACK_UNPACK_SUCCESS)
             r->obj.type = MSGPACK_OBJECT_NIL;

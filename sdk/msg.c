@@ -12,14 +12,39 @@ static bool s_key_is(const msgpack_object *k, const char *name, size_t n)
            memcmp(k->via.str.ptr, name, n) == 0;
 }
 
-static int s_hdr_str(const msgpack_object *v, const char *key, cairn_str_t *out,
-                     cairn_err_t *err)
+static int s_hdr_str(const msgpack_object *v, const char *key, size_t max,
+                     cairn_str_t *out, cairn_err_t *err)
 {
     if (v->type != MSGPACK_OBJECT_STR)
         return cairn_err_set(err, 400, "bad_request",
                              "header key '%s' must be a string", key);
+    if (v->via.str.size > max)
+        return cairn_err_set(err, 400, "bad_request",
+                             "header key '%s' is %u bytes; at most %zu are accepted",
+                             key, v->via.str.size, max);
+    if (memchr(v->via.str.ptr, '\0', v->via.str.size))
+        return cairn_err_set(err, 400, "bad_request",
+                             "header key '%s' must not hold a NUL byte", key);
     out->ptr = v->via.str.ptr;
     out->len = v->via.str.size;
+    return 0;
+}
+
+/* An unknown key is ignored, but still bounded: a short key whose value,
+ * when a string, is short too. (Both are valid UTF-8: checked before.) */
+static int s_hdr_extra(const msgpack_object *k, const msgpack_object *v,
+                       cairn_err_t *err)
+{
+    if (k->via.str.size > CAIRN_HDR_KEY_MAX)
+        return cairn_err_set(err, 400, "bad_request",
+                             "a header key is %u bytes; keys are at most %d",
+                             k->via.str.size, CAIRN_HDR_KEY_MAX);
+    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > CAIRN_HDR_EXTRA_MAX)
+        return cairn_err_set(err, 400, "bad_request",
+                             "header key '%.*s' holds %u bytes; an unknown key's "
+                             "string is at most %d",
+                             (int)k->via.str.size, k->via.str.ptr, v->via.str.size,
+                             CAIRN_HDR_EXTRA_MAX);
     return 0;
 }
 
@@ -71,7 +96,54 @@ static int s_item(const unsigned char *p, size_t left, uint64_t *skip,
     return 0;
 }
 
-int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
+size_t cairn_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t k;
+    uint32_t cp, min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        k = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        k = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (n < k) return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return k;
+}
+
+bool cairn_utf8_valid(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) { /* the common case: ASCII */
+            i++;
+            continue;
+        }
+        size_t k = cairn_utf8_len(p + i, n - i);
+        if (k == 0) return false;
+        i += k;
+    }
+    return true;
+}
+
+/* The head size of a str item starting with c, or 0 when c is no str. */
+static size_t s_str_head(unsigned char c)
+{
+    if (c >= 0xa0 && c <= 0xbf) return 1;
+    if (c >= 0xd9 && c <= 0xdb) return 1u + (1u << (c - 0xd9));
+    return 0;
+}
+
+static int s_check(const void *buf, size_t len, bool utf8, cairn_err_t *err)
 {
     const unsigned char *p = buf;
     uint64_t stack[CAIRN_MSGPACK_MAX_DEPTH + 1];
@@ -92,6 +164,12 @@ int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
                 err, 400, "bad_request",
                 "not valid msgpack: an item at offset %zu runs past the end", pos);
         bool container = s_is_container(p[pos]);
+        size_t head = utf8 ? s_str_head(p[pos]) : 0;
+        if (head && !cairn_utf8_valid(p + pos + head, (size_t)skip - head))
+            return cairn_err_set(err, 400, "bad_request",
+                                 "a string at offset %zu is not valid UTF-8 (send "
+                                 "bytes as msgpack bin)",
+                                 pos);
         pos += (size_t)skip;
         stack[depth]--;
         /* msgpack-c counts every container, empty ones too, against its
@@ -115,6 +193,16 @@ int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
         return cairn_err_set(err, 400, "bad_request",
                              "not one msgpack value: %zu bytes follow it", len - pos);
     return 0;
+}
+
+int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err)
+{
+    return s_check(buf, len, true, err);
+}
+
+int cairn_msgpack_check_shape(const void *buf, size_t len, cairn_err_t *err)
+{
+    return s_check(buf, len, false, err);
 }
 
 int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_t *hdr,
@@ -141,6 +229,11 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
             hdr->id_type = CAIRN_ID_UINT;
             hdr->id_uint = v->via.u64;
         } else if (v->type == MSGPACK_OBJECT_STR) {
+            if (v->via.str.size > CAIRN_HDR_ID_MAX)
+                return cairn_err_set(err, 400, "bad_request",
+                                     "header key 'id' is %u bytes; at most %d are "
+                                     "accepted",
+                                     v->via.str.size, CAIRN_HDR_ID_MAX);
             hdr->id_type = CAIRN_ID_STR;
             hdr->id_str.ptr = v->via.str.ptr;
             hdr->id_str.len = v->via.str.size;
@@ -150,27 +243,33 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
                 "header key 'id' must be an unsigned integer or a string");
         }
     }
+    if (obj.via.map.size > CAIRN_HDR_KEYS_MAX)
+        return cairn_err_set(err, 400, "bad_request",
+                             "the header has %u keys; at most %d are accepted",
+                             obj.via.map.size, CAIRN_HDR_KEYS_MAX);
     for (uint32_t i = 0; i < obj.via.map.size; i++) {
         const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
-        if (k->type != MSGPACK_OBJECT_STR) continue;
         int r = 0;
         if (s_key_is(k, "svc", 3))
-            r = s_hdr_str(v, "svc", &hdr->svc, err);
+            r = s_hdr_str(v, "svc", CAIRN_HDR_NAME_MAX, &hdr->svc, err);
         else if (s_key_is(k, "verb", 4))
-            r = s_hdr_str(v, "verb", &hdr->verb, err);
+            r = s_hdr_str(v, "verb", CAIRN_HDR_NAME_MAX, &hdr->verb, err);
         else if (s_key_is(k, "tok", 3))
-            r = s_hdr_str(v, "tok", &hdr->tok, err);
+            r = s_hdr_str(v, "tok", CAIRN_HDR_TOK_MAX, &hdr->tok, err);
         else if (s_key_is(k, "ws", 2))
-            r = s_hdr_str(v, "ws", &hdr->ws, err);
+            r = s_hdr_str(v, "ws", CAIRN_HDR_NAME_MAX, &hdr->ws, err);
         else if (s_key_is(k, "cid", 3))
-            r = s_hdr_str(v, "cid", &hdr->cid, err);
+            r = s_hdr_str(v, "cid", CAIRN_HDR_CID_MAX, &hdr->cid, err);
+        else if (s_key_is(k, "id", 2))
+            continue; /* read above */
         else if (s_key_is(k, "ttl", 3)) {
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 return cairn_err_set(err, 400, "bad_request",
                                      "header key 'ttl' must be an unsigned integer "
                                      "(milliseconds)");
             hdr->ttl = v->via.u64;
-        }
+        } else if (k->type == MSGPACK_OBJECT_STR)
+            r = s_hdr_extra(k, v, err);
         if (r) return r;
     }
     if (!hdr->svc.ptr || hdr->svc.len == 0)
@@ -195,9 +294,9 @@ void cairn_hdr_pack_reply(msgpack_packer *pk, const cairn_hdr_t *req, int st,
     cairn_pack_cstr(pk, "st");
     msgpack_pack_uint32(pk, (uint32_t)st);
     if (failed) {
-        cairn_pack_kv_str(pk, "err", msg && *msg ? msg : "request failed");
-        cairn_pack_kv_str(pk, "code",
-                          code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_text(pk, "err", msg && *msg ? msg : "request failed");
+        cairn_pack_kv_text(pk, "code",
+                           code && *code ? code : cairn_err_default_code(st));
     }
 }
 
@@ -216,6 +315,30 @@ void cairn_pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
     cairn_pack_cstr(pk, k);
     cairn_pack_cstr(pk, v);
+}
+
+void cairn_pack_text(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    if (cairn_utf8_valid(s, n)) return cairn_pack_strn(pk, s, n);
+    msgpack_pack_str(pk, n); /* the same length: one '?' per bad byte */
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = cairn_utf8_len(u + i, n - i);
+        if (k == 0) {
+            msgpack_pack_str_body(pk, "?", 1);
+            i++;
+        } else {
+            msgpack_pack_str_body(pk, s + i, k);
+            i += k;
+        }
+    }
+}
+
+void cairn_pack_kv_text(msgpack_packer *pk, const char *k, const char *v)
+{
+    cairn_pack_cstr(pk, k);
+    cairn_pack_text(pk, v);
 }
 
 const msgpack_object *cairn_obj_get(const msgpack_object *map, const char *key)

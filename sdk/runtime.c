@@ -22,7 +22,7 @@
 #include "runtime.h"
 
 #define RT_MAX_ROLES 16
-#define RT_STRBUF 1024
+#define RT_STRBUF 2048 /* ws, sub, cid and roles, each bounded by the kernel */
 
 struct cairn_req {
     cairn_ctx_t *ctx;
@@ -212,9 +212,9 @@ static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
     cairn_pack_cstr(&pk, "st");
     msgpack_pack_uint32(&pk, (uint32_t)st);
     if (failed) {
-        cairn_pack_kv_str(&pk, "code",
-                          code && *code ? code : cairn_err_default_code(st));
-        cairn_pack_kv_str(&pk, "err", msg && *msg ? msg : "request failed");
+        cairn_pack_kv_text(&pk, "code",
+                           code && *code ? code : cairn_err_default_code(st));
+        cairn_pack_kv_text(&pk, "err", msg && *msg ? msg : "request failed");
     }
     int rc = s_send_cmd(r->ctx, CAIRN_W_FINAL, &sb, body, body ? len : 0, true);
     msgpack_sbuffer_destroy(&sb);
@@ -529,17 +529,36 @@ static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object 
                : -1;
 }
 
-/* Copy a header string into the request's buffer (the kernel bounds them). */
+/* Copy a header string into the request's buffer; NULL when it does not
+ * fit (the kernel bounds each one, but a worker trusts no frame's sizes),
+ * or holds a NUL (a C string would cut it short). */
 static const char *s_req_str(cairn_req_t *r, size_t *used, const msgpack_object *o)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR) return "";
     size_t n = o->via.str.size;
-    if (*used + n + 1 > RT_STRBUF) n = RT_STRBUF - *used - 1;
+    if (n >= RT_STRBUF - *used || memchr(o->via.str.ptr, '\0', n)) return NULL;
     char *p = r->strbuf + *used;
     memcpy(p, o->via.str.ptr, n);
     p[n] = '\0';
     *used += n + 1;
     return p;
+}
+
+/* Stamp the request's strings from its header; false when one is unfit. */
+static bool s_req_strings(cairn_req_t *r, const msgpack_object *h)
+{
+    size_t used = 0;
+    r->ws = s_req_str(r, &used, cairn_obj_get(h, "ws"));
+    r->sub = s_req_str(r, &used, cairn_obj_get(h, "sub"));
+    r->cid = s_req_str(r, &used, cairn_obj_get(h, "cid"));
+    if (!r->ws || !r->sub || !r->cid) return false;
+    const msgpack_object *roles = cairn_obj_get(h, "roles");
+    if (!roles || roles->type != MSGPACK_OBJECT_ARRAY) return true;
+    if (roles->via.array.size > RT_MAX_ROLES) return false;
+    for (uint32_t i = 0; i < roles->via.array.size; i++)
+        if (!(r->roles[r->nroles++] = s_req_str(r, &used, &roles->via.array.ptr[i])))
+            return false;
+    return true;
 }
 
 static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs,
@@ -595,14 +614,7 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     r->dprev = r->dnext = NULL;
     r->ctx = ctx;
     r->rid = rid->via.u64;
-    size_t used = 0;
-    r->ws = s_req_str(r, &used, cairn_obj_get(&h, "ws"));
-    r->sub = s_req_str(r, &used, cairn_obj_get(&h, "sub"));
-    r->cid = s_req_str(r, &used, cairn_obj_get(&h, "cid"));
-    const msgpack_object *roles = cairn_obj_get(&h, "roles");
-    if (roles && roles->type == MSGPACK_OBJECT_ARRAY)
-        for (uint32_t i = 0; i < roles->via.array.size && r->nroles < RT_MAX_ROLES; i++)
-            r->roles[r->nroles++] = s_req_str(r, &used, &roles->via.array.ptr[i]);
+    bool strings_ok = s_req_strings(r, &h);
     const msgpack_object *ttl = cairn_obj_get(&h, "ttl");
     r->deadline =
         cairn_now_ms() +
@@ -610,6 +622,16 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     zmq_msg_init(&r->body_msg);
     if (body) zmq_msg_move(&r->body_msg, body);
     r->verb = s_find_verb(ctx->verbs, cairn_obj_get(&h, "verb"));
+    if (!strings_ok) { /* no handler may see a cut principal, role or id */
+        r->ws = r->sub = r->cid = "";
+        r->nroles = 0;
+        s_final(r, 400, "bad_request",
+                "the request's header strings (ws, sub, cid, roles) are too long, too "
+                "many or hold a NUL",
+                NULL, 0);
+        s_req_release(r);
+        return CAIRN_DOOR_REPLIED;
+    }
     if (!r->verb) {
         s_final(r, 404, "no_verb", "this plugin has no such verb", NULL, 0);
         s_req_release(r);

@@ -551,7 +551,7 @@ static int s_body_json(const cairn_reply_t *r, json_t **out, fail_t *f)
         return EXIT_OK;
     }
     cairn_err_t why;
-    if (cairn_msgpack_check(buf, len, &why) != 0)
+    if (cairn_msgpack_check_shape(buf, len, &why) != 0)
         return cli_fail(f, EXIT_INTERNAL, "the reply body (%zu bytes): %s", len,
                         why.msg);
     msgpack_unpacked u;

@@ -54,17 +54,42 @@ typedef struct cairn_hdr {
     uint64_t ttl; /* 0 when absent */
 } cairn_hdr_t;
 
+/* The byte length of the valid UTF-8 sequence at s (n bytes left: no
+ * overlong form, no surrogate, nothing past U+10FFFF), or 0 when s does not
+ * start one. */
+CAIRN_EXPORT size_t cairn_utf8_len(const unsigned char *s, size_t n);
+/* Whether s[0, n) is valid UTF-8 throughout. */
+CAIRN_EXPORT bool cairn_utf8_valid(const void *s, size_t n);
+
 /* Check that buf holds exactly one well-formed msgpack value, without
  * allocating: every declared length fits in the bytes left, nesting is at
- * most CAIRN_MSGPACK_MAX_DEPTH (msgpack-c's own limit). Run it before
+ * most CAIRN_MSGPACK_MAX_DEPTH (msgpack-c's own limit), and every str is
+ * valid UTF-8 (so that no client ever reads back bytes its msgpack library
+ * refuses to decode; bin is the type for bytes). Run it before
  * msgpack_unpack on outside input, so that a 5-byte frame declaring a
  * 4-billion-element array cannot make the decoder allocate gigabytes.
  * Returns 0, or -1 with a 400 saying what is wrong. */
 #define CAIRN_MSGPACK_MAX_DEPTH 32
 CAIRN_EXPORT int cairn_msgpack_check(const void *buf, size_t len, cairn_err_t *err);
+/* The same checks but the UTF-8 one: for a client reading a reply, which
+ * shows a str of other bytes rather than refuse the whole reply. */
+CAIRN_EXPORT int cairn_msgpack_check_shape(const void *buf, size_t len,
+                                           cairn_err_t *err);
 
-/* Decode a request header map. Unknown keys are ignored; a wrong type is a
- * 400 naming the key. zone is a caller-owned, reused msgpack zone. */
+/* Limits on a request header (docs/PROTOCOL.md): every string the kernel
+ * accepts and forwards is bounded, so that no part of the path (kernel,
+ * runtime, plugin) copies an unbounded header field. */
+#define CAIRN_HDR_NAME_MAX 64    /* svc, verb, ws */
+#define CAIRN_HDR_ID_MAX 256     /* a string id */
+#define CAIRN_HDR_CID_MAX 128    /* correlation id */
+#define CAIRN_HDR_TOK_MAX 4096   /* bearer token */
+#define CAIRN_HDR_KEY_MAX 64     /* any key, unknown ones included */
+#define CAIRN_HDR_EXTRA_MAX 1024 /* an unknown key's string value */
+#define CAIRN_HDR_KEYS_MAX 32    /* keys in one header */
+
+/* Decode a request header map. Unknown keys are ignored (within the limits
+ * above); a wrong type or a string past its limit is a 400 naming the key.
+ * zone is a caller-owned, reused msgpack zone. */
 CAIRN_EXPORT int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone,
                                   cairn_hdr_t *hdr, cairn_err_t *err);
 
@@ -78,6 +103,12 @@ CAIRN_EXPORT void cairn_pack_cstr(msgpack_packer *pk, const char *s);
 CAIRN_EXPORT void cairn_pack_strn(msgpack_packer *pk, const char *s, size_t n);
 /* Pack key then a C string value (a map entry). */
 CAIRN_EXPORT void cairn_pack_kv_str(msgpack_packer *pk, const char *k, const char *v);
+
+/* Pack a sentence for a person (an error's err or code): any byte that is
+ * not part of valid UTF-8 becomes '?', so that a message cut mid-character
+ * or quoting a client's bytes never makes a reply undecodable. */
+CAIRN_EXPORT void cairn_pack_text(msgpack_packer *pk, const char *s);
+CAIRN_EXPORT void cairn_pack_kv_text(msgpack_packer *pk, const char *k, const char *v);
 
 /* Look a key up in a map; NULL when obj is not a map or lacks the key. */
 CAIRN_EXPORT const msgpack_object *cairn_obj_get(const msgpack_object *map,

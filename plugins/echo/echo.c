@@ -72,8 +72,9 @@ static void echo_info(void *state, cairn_req_t *req)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 6);
     cairn_pack_kv_str(&pk, "service", cairn_host_->service(e->ctx));
+    cairn_pack_kv_str(&pk, "cid", cairn_host_->correlation_id(req));
     cairn_pack_kv_str(&pk, "greeting", e->greeting);
     cairn_pack_kv_str(&pk, "principal", cairn_principal(req));
     cairn_pack_kv_str(&pk, "workspace", cairn_host_->workspace(req));

@@ -26,6 +26,8 @@
 #define _GNU_SOURCE
 #include "filter.h"
 
+#include "cairn/msg.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -289,30 +291,6 @@ typedef struct parser {
     cairn_err_t *err;
 } parser_t;
 
-/* The byte length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t k;
-    uint32_t cp, min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        k = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < k) return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return k;
-}
-
 /* Render s[0, n) for a message: at most SHOW_MAX bytes, valid UTF-8 kept,
  * control bytes and invalid UTF-8 as '?', "..." when cut. buf holds
  * SHOW_MAX + 4 bytes. */
@@ -322,7 +300,7 @@ static void show(char *buf, const char *s, size_t n)
     size_t o = 0, i = 0;
     while (i < n) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t k = utf8_len(u, n - i);
+        size_t k = cairn_utf8_len(u, n - i);
         if (o + MAXI(k, 1) > SHOW_MAX) break;
         if (k == 0 || (k == 1 && (*u < 0x20 || *u == 0x7F))) {
             buf[o++] = '?';
@@ -395,8 +373,8 @@ static int p_lex_fail(parser_t *p, const tok_t *t)
             show(s, p->text + t->pos, t->len);
             return p_fail(p, t->pos, "malformed number '%s'", s);
         default: {
-            size_t k =
-                utf8_len((const unsigned char *)p->text + t->pos, p->len - t->pos);
+            size_t k = cairn_utf8_len((const unsigned char *)p->text + t->pos,
+                                      p->len - t->pos);
             show(s, p->text + t->pos, k ? k : 1);
             return p_fail(p, t->pos, "unexpected character '%s'", s);
         }

@@ -3,43 +3,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "upmeta.h"
 
+#include "cairn/msg.h"
+
 #include <stdio.h>
 #include <string.h>
 
 static const char s_magic[] = "cairn-upload 1\n";
 
 /* ---- paths ----------------------------------------------------------------- */
-
-static bool s_utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (p[i + j] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
-            (k == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
 
 static bool s_has_control(const char *p, size_t n)
 {
@@ -54,7 +25,7 @@ upmeta_path_err_t upmeta_path_norm(const char *p, size_t n, char *out, size_t *o
 {
     if (n && p[0] == '/') return UPMETA_PATH_ABSOLUTE;
     if (s_has_control(p, n)) return UPMETA_PATH_CONTROL;
-    if (!s_utf8_valid((const unsigned char *)p, n)) return UPMETA_PATH_UTF8;
+    if (!cairn_utf8_valid(p, n)) return UPMETA_PATH_UTF8;
     size_t o = 0, i = 0;
     while (i < n) {
         size_t j = i;

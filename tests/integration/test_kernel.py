@@ -75,6 +75,47 @@ class Contract(unittest.TestCase):
         self.assertEqual(b["workspace"], "team1")
         self.assertEqual(b["principal"], "local")  # stamped by the kernel
 
+    def test_header_strings_are_bounded(self):
+        """Every header string is bounded with a 400 and a sentence; at its
+        limit it passes whole (a 2,000-byte cid once killed cairnd)."""
+        h, b = self.c.call("echo", "info", cid="c" * 128, ws="w" * 64, id="i" * 256)
+        self.assertEqual(h["st"], 200, h)
+        self.assertEqual((b["cid"], b["workspace"], h["id"]), ("c" * 128, "w" * 64, "i" * 256))
+        for verb in ("echo", "info", "nosuch"):
+            for key, size in (("cid", 129), ("cid", 2000), ("cid", 70000 // 2),
+                              ("ws", 65), ("tok", 4097), ("id", 257),
+                              ("x-extra", 1025), ("k" * 65, 1)):
+                with self.subTest(verb=verb, key=key[:8], size=size):
+                    hdr = {"id": 5, "svc": "echo", "verb": verb, key: "z" * size}
+                    h, _ = self.raw([b"CAIRN/1", msgpack.packb(hdr), b""])
+                    self.assertEqual((h["st"], h["code"]), (400, "bad_request"), h)
+                    self.assertIn("at most", h["err"])
+        h, _ = self.raw([b"CAIRN/1", msgpack.packb(
+            {"id": 1, "svc": "echo", "verb": "echo", **{"k%d" % i: 1 for i in range(40)}}), b""])
+        self.assertEqual(h["st"], 400)
+        self.assertIn("keys", h["err"])
+        h, _ = self.c.call("echo", "info", cid="a\0b")
+        self.assertEqual(h["st"], 400)
+        self.assertIn("NUL", h["err"])
+        self.assertAlive()
+
+    def test_invalid_utf8_is_refused(self):
+        """A str that is not UTF-8 (body or header) is a 400; nothing stores it."""
+        bad = b"\xa2\xc3\x28"  # a 2-byte msgpack str holding invalid UTF-8
+        body = b"\x81\xa1k" + bad
+        h, _ = self.raw([b"CAIRN/1", msgpack.packb({"id": 2, "svc": "echo", "verb": "echo"}),
+                         body])
+        self.assertEqual((h["st"], h["code"]), (400, "bad_request"))
+        self.assertIn("UTF-8", h["err"])
+        hdr = b"\x83\xa2id\x02\xa3svc\xa4echo\xa4verb" + bad
+        h, _ = self.raw([b"CAIRN/1", hdr, b""])
+        self.assertEqual(h["st"], 400)
+        self.assertIn("UTF-8", h["err"])
+        for s in ("\u00fc", "\u20ac", "\U0001f600"):  # valid multi-byte forms pass
+            h, b = self.c.call("echo", "echo", {"k": s})
+            self.assertEqual((h["st"], b), (200, {"k": s}))
+        self.assertAlive()
+
     def test_body_round_trip(self):
         body = {"a": [1, -2, 3.5, None, True], "s": "ünï", "b": b"\x00\xff", "n": {"x": {}}}
         h, b = self.c.call("echo", "echo", body)

@@ -252,6 +252,126 @@ TEST(decode_unknown_keys_ignored)
     buf_free(&b);
 }
 
+/* Every string the kernel accepts is bounded: at its limit it passes, one
+ * byte past it is a 400 that says so (a 2,000-byte cid once crashed the
+ * runtime that copied it). */
+TEST(decode_header_limits)
+{
+    static const struct {
+        const char *key;
+        size_t max;
+    } lim[] = {{"svc", CAIRN_HDR_NAME_MAX},   {"verb", CAIRN_HDR_NAME_MAX},
+               {"ws", CAIRN_HDR_NAME_MAX},    {"cid", CAIRN_HDR_CID_MAX},
+               {"tok", CAIRN_HDR_TOK_MAX},    {"id", CAIRN_HDR_ID_MAX},
+               {"extra", CAIRN_HDR_EXTRA_MAX}};
+    char *big = malloc(CAIRN_HDR_TOK_MAX + 2);
+    memset(big, 'a', CAIRN_HDR_TOK_MAX + 1);
+    for (size_t i = 0; i < sizeof lim / sizeof *lim; i++) {
+        for (size_t extra = 0; extra < 2; extra++) {
+            buf_t b;
+            buf_init(&b);
+            bool own = strcmp(lim[i].key, "svc") && strcmp(lim[i].key, "verb");
+            msgpack_pack_map(&b.pk, own ? 3 : 2);
+            if (strcmp(lim[i].key, "svc")) kstr(&b, "svc", "s");
+            if (strcmp(lim[i].key, "verb")) kstr(&b, "verb", "v");
+            cairn_pack_cstr(&b.pk, lim[i].key);
+            cairn_pack_strn(&b.pk, big, lim[i].max + extra);
+            cairn_hdr_t h;
+            cairn_err_t e = {0};
+            int rc = decode(&b, &h, &e);
+            if (extra) {
+                CHECK_400(rc, e, "at most");
+            } else {
+                CHECK_EQ(rc, 0);
+            }
+            buf_free(&b);
+        }
+    }
+    free(big);
+
+    /* A long key, too many keys, a NUL inside a known string. */
+    buf_t b;
+    cairn_hdr_t h;
+    cairn_err_t e = {0};
+    buf_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    kstr(&b, "svc", "s");
+    kstr(&b, "verb", "v");
+    kuint(&b, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", 1);
+    CHECK_400(decode(&b, &h, &e), e, "keys are at most");
+    buf_free(&b);
+    buf_init(&b);
+    msgpack_pack_map(&b.pk, CAIRN_HDR_KEYS_MAX + 1);
+    kstr(&b, "svc", "s");
+    kstr(&b, "verb", "v");
+    for (int i = 2; i <= CAIRN_HDR_KEYS_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        kuint(&b, k, 1);
+    }
+    CHECK_400(decode(&b, &h, &e), e, "keys");
+    buf_free(&b);
+    buf_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    kstr(&b, "svc", "s");
+    kstr(&b, "verb", "v");
+    cairn_pack_cstr(&b.pk, "cid");
+    cairn_pack_strn(&b.pk, "a\0b", 3);
+    CHECK_400(decode(&b, &h, &e), e, "NUL");
+    buf_free(&b);
+}
+
+TEST(utf8_rules)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+    } cases[] = {
+        {"", true},
+        {"plain", true},
+        {"\xc3\xbc", true},          /* ü */
+        {"\xe2\x82\xac", true},      /* € */
+        {"\xf0\x9f\x98\x80", true},  /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", true},  /* U+10FFFF */
+        {"\xc3\x28", false},         /* bad continuation */
+        {"\xc0\xaf", false},         /* overlong / */
+        {"\xe0\x80\xaf", false},     /* overlong, 3 bytes */
+        {"\xed\xa0\x80", false},     /* a surrogate */
+        {"\xf4\x90\x80\x80", false}, /* past U+10FFFF */
+        {"\xe2\x82", false},         /* cut short */
+        {"\xff", false},
+        {"\x80", false}, /* a lone continuation byte */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        CHECK_EQ(cairn_utf8_valid(cases[i].s, strlen(cases[i].s)), cases[i].ok);
+    /* In msgpack: a str key or value that is not UTF-8 is a 400; bin is not a str. */
+    static const unsigned char bad_val[] = {0x81, 0xa1, 'k', 0xa2, 0xc3, 0x28};
+    static const unsigned char bad_key[] = {0x81, 0xa2, 0xc3, 0x28, 0xc0};
+    static const unsigned char bad_str8[] = {0x91, 0xd9, 0x01, 0xff};
+    static const unsigned char bin_ok[] = {0x81, 0xa1, 'k', 0xc4, 0x02, 0xc3, 0x28};
+    cairn_err_t e = {0};
+    CHECK_400(cairn_msgpack_check(bad_val, sizeof bad_val, &e), e, "UTF-8");
+    CHECK_400(cairn_msgpack_check(bad_key, sizeof bad_key, &e), e, "UTF-8");
+    CHECK_400(cairn_msgpack_check(bad_str8, sizeof bad_str8, &e), e, "UTF-8");
+    CHECK_EQ(cairn_msgpack_check(bin_ok, sizeof bin_ok, &e), 0);
+
+    /* A sentence cut mid-character, or quoting bad bytes, packs as valid
+     * UTF-8 of the same length. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cairn_pack_text(&pk, "cut \xe2\x82 and \xff, kept \xc3\xbc");
+    CHECK_EQ(cairn_msgpack_check(sb.data, sb.size, &e), 0);
+    msgpack_zone_clear(&s_zone);
+    msgpack_object o;
+    size_t off = 0;
+    CHECK_EQ(msgpack_unpack(sb.data, sb.size, &off, &s_zone, &o),
+             MSGPACK_UNPACK_SUCCESS);
+    CHECK_SLICE(o.via.str.ptr, o.via.str.size, "cut ?? and ?, kept \xc3\xbc");
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* ---- cairn_hdr_decode: malformed shapes --------------------------------- */
 
 TEST(decode_not_msgpack)
@@ -597,6 +717,30 @@ TEST(decode_huge_declared_counts)
  * on buffers that may declare a 32-bit count above 65536 (anywhere, even
  * inside a string: this is conservative) it could ask for up to 128 GiB,
  * which ASan turns into an abort. */
+/* Whether every str in o (keys included) is valid UTF-8: the one rule
+ * cairn_msgpack_check adds to msgpack-c's. */
+static bool strs_utf8(const msgpack_object *o)
+{
+    switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+            return cairn_utf8_valid(o->via.str.ptr, o->via.str.size);
+        case MSGPACK_OBJECT_ARRAY:
+            for (uint32_t i = 0; i < o->via.array.size; i++)
+                if (!strs_utf8(&o->via.array.ptr[i])) return false;
+            return true;
+        case MSGPACK_OBJECT_MAP:
+            for (uint32_t i = 0; i < o->via.map.size; i++)
+                if (!strs_utf8(&o->via.map.ptr[i].key) ||
+                    !strs_utf8(&o->via.map.ptr[i].val))
+                    return false;
+            return true;
+        default:
+            return true;
+    }
+}
+
+/* 1 when msgpack-c decodes p as one value whose strings are UTF-8, 0 when
+ * not, -1 when it is not asked (it would allocate too much). */
 static int unpack_ok(const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -609,7 +753,7 @@ static int unpack_ok(const void *p, size_t n)
     msgpack_object o;
     size_t off = 0;
     return msgpack_unpack(p, n, &off, &s_zone, &o) == MSGPACK_UNPACK_SUCCESS &&
-           off == n;
+           off == n && strs_utf8(&o);
 }
 
 static bool check_ok(const void *p, size_t n)
@@ -1237,6 +1381,8 @@ int main(void)
     RUN(decode_missing_and_nil_id);
     RUN(decode_optional_keys);
     RUN(decode_unknown_keys_ignored);
+    RUN(decode_header_limits);
+    RUN(utf8_rules);
     RUN(decode_not_msgpack);
     RUN(decode_trailing_bytes);
     RUN(decode_not_a_map);
