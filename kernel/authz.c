@@ -2,6 +2,10 @@
 #define _GNU_SOURCE
 #include "authz.h"
 
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,12 +70,78 @@ void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
     out->nroles = 1;
 }
 
-bool authz_endpoint_is_loopback(const char *ep)
+static bool s_addr_is_loopback(const struct sockaddr *sa)
 {
-    if (!ep || !*ep) return true;
-    if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) return true;
-    if (strncmp(ep, "tcp://", 6) != 0) return false;
-    const char *host = ep + 6;
-    return !strncmp(host, "127.", 4) || !strncmp(host, "localhost:", 10) ||
-           !strncmp(host, "[::1]:", 6);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* Split "host:port" or "[v6]:port" into host; -1 when it has no port. */
+static int s_tcp_host(const char *hp, char *host, size_t cap)
+{
+    const char *end;
+    if (hp[0] == '[') {
+        end = strchr(hp, ']');
+        if (!end || end[1] != ':') return -1;
+        hp++;
+    } else {
+        end = strrchr(hp, ':');
+        if (!end) return -1;
+    }
+    size_t n = (size_t)(end - hp);
+    if (n == 0 || n >= cap) return -1;
+    memcpy(host, hp, n);
+    host[n] = '\0';
+    return 0;
+}
+
+int authz_endpoint_check_loopback(const char *ep, cairn_err_t *err)
+{
+    if (!ep || !*ep || !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
+        return 0;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "%s: only tcp://, ipc:// and inproc:// endpoints may be "
+                             "bound",
+                             ep);
+    if (strchr(ep, ';'))
+        return cairn_err_set(
+            err, 400, "bad_conf",
+            "%s: libzmq binds the address after ';' (its source;address "
+            "form); give one loopback address",
+            ep);
+    char host[256];
+    if (s_tcp_host(ep + 6, host, sizeof host) != 0)
+        return cairn_err_set(err, 400, "bad_conf", "%s: expected tcp://HOST:PORT", ep);
+    if (!strcmp(host, "*"))
+        return cairn_err_set(err, 400, "bad_conf",
+                             "%s: '*' binds every interface; use 127.0.0.1", ep);
+    if (if_nametoindex(host) != 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "%s: '%s' is a network interface's name, which libzmq "
+                             "binds by its addresses; use 127.0.0.1",
+                             ep, host);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0)
+        return cairn_err_set(err, 400, "bad_conf", "%s: cannot resolve '%s': %s", ep,
+                             host, gai_strerror(rc));
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (!s_addr_is_loopback(ai->ai_addr)) {
+            freeaddrinfo(res);
+            return cairn_err_set(err, 400, "bad_conf",
+                                 "%s: '%s' is or resolves to an address that is not "
+                                 "loopback",
+                                 ep, host);
+        }
+    freeaddrinfo(res);
+    return 0;
 }

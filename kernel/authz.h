@@ -42,8 +42,11 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
 void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
                              size_t buflen);
 
-/* Whether an endpoint address is loopback-only (tcp 127.*, [::1], localhost,
- * or ipc/inproc). */
-bool authz_endpoint_is_loopback(const char *endpoint);
+/* Whether binding endpoint can only ever accept local connections: ipc://,
+ * inproc://, or tcp:// whose host is an address or name that resolves to
+ * loopback addresses only. Read as libzmq reads it: a "source;address" form,
+ * a wildcard, an interface name or another transport is refused. 0, or -1
+ * with a 400 saying why (the caller names the conf). Empty means unbound. */
+int authz_endpoint_check_loopback(const char *endpoint, cairn_err_t *err);
 
 #endif

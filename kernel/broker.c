@@ -1124,26 +1124,42 @@ static void *s_socket(broker_t *b, int type, cairn_err_t *err)
     return s;
 }
 
-static int s_bind(void *sock, const char *ep, const char *what, cairn_err_t *err)
+/* Bind ep; with loopback_only, also check what libzmq actually bound (the
+ * conf was checked before, this catches any form that check misreads). */
+static int s_bind(void *sock, const char *ep, const char *what, bool loopback_only,
+                  cairn_err_t *err)
 {
     if (zmq_bind(sock, ep) != 0)
         return cairn_err_set(err, 500, "bind_failed", "cannot bind the %s to %s: %s",
                              what, ep, zmq_strerror(errno));
+    char bound[512];
+    size_t len = sizeof bound;
+    if (!loopback_only || zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
+        return 0;
+    cairn_err_t why;
+    if (authz_endpoint_check_loopback(bound, &why) != 0) {
+        zmq_unbind(sock, bound);
+        return cairn_err_set(err, 400, "bad_conf",
+                             "the %s was bound to %s, which is not loopback; "
+                             "kernel.auth is 'none', so it was unbound",
+                             what, bound);
+    }
     return 0;
 }
 
 static int s_open_sockets(broker_t *b, cairn_err_t *err)
 {
     const conf_t *c = b->conf;
-    if (authz_is_open(b->authz)) {
+    bool lo = authz_is_open(b->authz);
+    if (lo) {
         const char *eps[] = {b->endpoint, c->events, c->worker_endpoint};
+        cairn_err_t why;
         for (size_t i = 0; i < 3; i++)
-            if (!authz_endpoint_is_loopback(eps[i]))
-                return cairn_err_set(
-                    err, 400, "bad_conf",
-                    "%s: kernel.auth is 'none', so cairnd binds loopback "
-                    "addresses only, and %s is not one",
-                    c->source, eps[i]);
+            if (authz_endpoint_check_loopback(eps[i], &why) != 0)
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "%s: kernel.auth is 'none', so cairnd binds "
+                                     "loopback addresses only: %s",
+                                     c->source, why.msg);
     }
     if (!(b->frontend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int64_t hard = (int64_t)(c->max_frame + c->max_frame / 4 + (1 << 20));
@@ -1151,21 +1167,22 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
     int hwm = 100000;
     zmq_setsockopt(b->frontend, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->frontend, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (s_bind(b->frontend, b->endpoint, "frontend", err) != 0) return -1;
+    if (s_bind(b->frontend, b->endpoint, "frontend", lo, err) != 0) return -1;
     if (!(b->backend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int zero = 0;
     zmq_setsockopt(b->backend, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(b->backend, ZMQ_RCVHWM, &zero, sizeof zero);
-    if (s_bind(b->backend, "inproc://cairn.workers", "worker socket", err) != 0 ||
-        s_bind(b->backend, b->worker_ipc, "worker socket", err) != 0)
+    if (s_bind(b->backend, "inproc://cairn.workers", "worker socket", lo, err) != 0 ||
+        s_bind(b->backend, b->worker_ipc, "worker socket", lo, err) != 0)
         return -1;
     if (c->worker_endpoint && *c->worker_endpoint &&
-        s_bind(b->backend, c->worker_endpoint, "remote worker socket", err) != 0)
+        s_bind(b->backend, c->worker_endpoint, "remote worker socket", lo, err) != 0)
         return -1;
     if (!(b->pub = s_socket(b, ZMQ_PUB, err))) return -1;
-    if (s_bind(b->pub, "inproc://cairn.events", "event bus", err) != 0 ||
-        s_bind(b->pub, b->events_ipc, "event bus", err) != 0 ||
-        (c->events && *c->events && s_bind(b->pub, c->events, "event bus", err) != 0))
+    if (s_bind(b->pub, "inproc://cairn.events", "event bus", lo, err) != 0 ||
+        s_bind(b->pub, b->events_ipc, "event bus", lo, err) != 0 ||
+        (c->events && *c->events &&
+         s_bind(b->pub, c->events, "event bus", lo, err) != 0))
         return -1;
     return 0;
 }
