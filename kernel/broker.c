@@ -71,6 +71,23 @@ static int s_send_bytes(void *sock, const void *data, size_t len, bool more)
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
 
+/* Never block on a client: a full pipe (it does not read) or a routing id
+ * that is gone fails at once. */
+static int s_send_client(void *sock, const void *data, size_t len, bool more)
+{
+    int flags = ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0);
+    return zmq_send(sock, data, len, flags) < 0 ? -1 : 0;
+}
+
+/* Remember a client found gone; its queued requests go after this message. */
+static void s_note_gone(broker_t *b, const void *route, size_t len)
+{
+    if (b->ngone == sizeof b->gone / sizeof b->gone[0] || len > PENDING_ROUTE_MAX)
+        return;
+    memcpy(b->gone[b->ngone], route, len);
+    b->gone_len[b->ngone++] = len;
+}
+
 service_t *broker_find_service(broker_t *b, const char *name, size_t len)
 {
     for (size_t i = 0; i < b->nservices; i++) {
@@ -96,22 +113,39 @@ void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *bo
 
 /* ---- replies ------------------------------------------------------------ */
 
-/* Send a client reply. body (may be NULL) is sent and closed. */
+/* Send a client reply. body (may be NULL) is sent and closed. A large body
+ * is charged to the client until libzmq has written it; a client with too
+ * many unread bytes gets a short 429 instead (clients.h). */
 static void s_reply_client(broker_t *b, const void *route, size_t route_len,
                            const cairn_hdr_t *req, int st, const char *code,
                            const char *msg, zmq_msg_t *body)
 {
+    cairn_err_t why;
+    if (body && zmq_msg_size(body) >= CLIENTS_TRACK_MIN) {
+        client_t *c = clients_get(b->clients, route, route_len);
+        if (!c) {
+            cairn_err_set(&why, 500, "internal", "out of memory for the reply");
+            zmq_msg_close(body);
+            zmq_msg_init(body);
+        }
+        if (!c || clients_track_reply(b->clients, c, body, &why) != 0) {
+            b->replies_dropped++;
+            st = why.st, code = why.code, msg = why.msg;
+        }
+    }
     s_sb_reset(b);
     msgpack_packer pk = s_packer(&b->sb);
     cairn_hdr_pack_reply(&pk, req, st, code, msg);
-    if (s_send_bytes(b->frontend, route, route_len, true) == 0 &&
-        s_send_bytes(b->frontend, "", 0, true) == 0 &&
-        s_send_bytes(b->frontend, CAIRN_TAG, strlen(CAIRN_TAG), true) == 0 &&
-        s_send_bytes(b->frontend, b->sb.data, b->sb.size, true) == 0) {
+    if (s_send_client(b->frontend, route, route_len, true) != 0) {
+        b->replies_dropped++;
+        if (errno == EHOSTUNREACH) s_note_gone(b, route, route_len);
+    } else if (s_send_client(b->frontend, "", 0, true) == 0 &&
+               s_send_client(b->frontend, CAIRN_TAG, strlen(CAIRN_TAG), true) == 0 &&
+               s_send_client(b->frontend, b->sb.data, b->sb.size, true) == 0) {
         if (body)
-            zmq_msg_send(body, b->frontend, 0);
+            zmq_msg_send(body, b->frontend, ZMQ_DONTWAIT);
         else
-            s_send_bytes(b->frontend, "", 0, false);
+            s_send_client(b->frontend, "", 0, false);
     }
     if (body) zmq_msg_close(body);
 }
@@ -166,10 +200,34 @@ static void s_finish_keep(broker_t *b, pending_t *p, int st, const char *code,
     p->answered = true;
 }
 
+/* Give back the bytes a queued request was charged. */
+static void s_unqueue(broker_t *b, pending_t *p)
+{
+    if (!p->client) return;
+    clients_unqueue(b->clients, p->client, p->qbytes);
+    p->client = NULL;
+    p->qbytes = 0;
+}
+
+/* Unlink a queued request from its service's queue. */
+static void s_queue_unlink(service_t *s, pending_t *p)
+{
+    pending_t **pp = &s->qhead, *prev = NULL;
+    while (*pp && *pp != p) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (!*pp) return;
+    *pp = p->qnext;
+    if (s->qtail == p) s->qtail = prev;
+    s->qlen--;
+}
+
 /* Forget a pending request, giving its worker's window slot back. */
 static void s_release(broker_t *b, pending_t *p)
 {
     if (p->worker && p->worker->inflight) p->worker->inflight--;
+    s_unqueue(b, p);
     pending_remove(b->pending, p);
 }
 
@@ -235,6 +293,7 @@ static void s_drain_queue(broker_t *b, service_t *s)
         if (!s->qhead) s->qtail = NULL;
         s->qlen--;
         p->queued_msgs = false;
+        s_unqueue(b, p);
         s_send_request(b, w, p, &p->hdr, &p->body);
         zmq_msg_close(&p->hdr);
         zmq_msg_close(&p->body);
@@ -393,6 +452,13 @@ static void s_route(broker_t *b, route_req_t *r)
         return s_refuse(b, r, err.st, err.code, err.msg);
     uint64_t ttl = r->ttl ? r->ttl : b->conf->default_ttl_ms;
     if (ttl > b->conf->max_ttl_ms) ttl = b->conf->max_ttl_ms;
+    client_t *c = NULL;
+    if (r->origin == ORIGIN_CLIENT) {
+        if (!(c = clients_get(b->clients, r->route, r->route_len)))
+            return s_refuse(b, r, 500, "internal", "out of memory");
+        if (clients_may_send(b->clients, c, &err) != 0)
+            return s_refuse_undelivered(b, r, err.st, err.code, err.msg);
+    }
     worker_t *w = s_pick_worker(s);
     if (!w && s->qlen >= b->conf->max_queue) {
         snprintf(msg, sizeof msg,
@@ -401,8 +467,17 @@ static void s_route(broker_t *b, route_req_t *r)
                  s->conf->name, s->qlen);
         return s_refuse_undelivered(b, r, 429, "overloaded", msg);
     }
+    if (!w && c && clients_queue(b->clients, c, body_len, &err) != 0)
+        return s_refuse_undelivered(b, r, err.st, err.code, err.msg);
     pending_t *p = pending_add(b->pending, cairn_now_ms() + ttl);
-    if (!p) return s_refuse(b, r, 500, "internal", "out of memory");
+    if (!p) {
+        if (!w && c) clients_unqueue(b->clients, c, body_len);
+        return s_refuse(b, r, 500, "internal", "out of memory");
+    }
+    if (!w && c) {
+        p->client = c;
+        p->qbytes = body_len;
+    }
     p->origin = r->origin;
     p->svc = s;
     p->route_len = r->route_len;
@@ -980,20 +1055,7 @@ static void s_expire(broker_t *b, uint64_t now)
 {
     pending_t *p;
     while ((p = pending_earliest(b->pending)) && p->deadline <= now) {
-        if (!p->worker && p->queued_msgs) {
-            /* Unlink from its service queue. */
-            service_t *s = p->svc;
-            pending_t **pp = &s->qhead, *prev = NULL;
-            while (*pp && *pp != p) {
-                prev = *pp;
-                pp = &(*pp)->qnext;
-            }
-            if (*pp) {
-                *pp = p->qnext;
-                if (s->qtail == p) s->qtail = prev;
-                s->qlen--;
-            }
-        }
+        if (!p->worker && p->queued_msgs) s_queue_unlink(p->svc, p);
         if (p->answered) { /* the worker never answered: give the slot back */
             s_release(b, p);
             continue;
@@ -1058,12 +1120,53 @@ static void s_on_signal(broker_t *b, volatile sig_atomic_t *stop)
     }
 }
 
+typedef struct route_ctx {
+    const unsigned char *route;
+    size_t len;
+    pending_t **list;
+    size_t n, cap;
+} route_ctx_t;
+
+static void s_collect_queued(pending_t *p, void *arg)
+{
+    route_ctx_t *rc = arg;
+    if (p->origin != ORIGIN_CLIENT || p->worker || !p->queued_msgs ||
+        p->route_len != rc->len || memcmp(p->route, rc->route, rc->len) != 0)
+        return;
+    if (rc->n == rc->cap) {
+        size_t ncap = rc->cap ? rc->cap * 2 : 16;
+        pending_t **nl = realloc(rc->list, ncap * sizeof *nl);
+        if (!nl) return; /* the rest expire at their ttl */
+        rc->list = nl;
+        rc->cap = ncap;
+    }
+    rc->list[rc->n++] = p;
+}
+
+/* Drop the queued requests of clients found gone: nobody is left to read
+ * their replies, so their bodies need not wait for a worker or a ttl. */
+static void s_purge_gone(broker_t *b)
+{
+    for (size_t g = 0; g < b->ngone; g++) {
+        route_ctx_t rc = {.route = b->gone[g], .len = b->gone_len[g]};
+        pending_each(b->pending, s_collect_queued, &rc);
+        for (size_t i = 0; i < rc.n; i++) {
+            s_queue_unlink(rc.list[i]->svc, rc.list[i]);
+            s_release(b, rc.list[i]);
+        }
+        free(rc.list);
+    }
+    b->ngone = 0;
+}
+
 int broker_run(broker_t *b, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
         uint64_t now = cairn_now_ms();
         s_expire(b, now);
+        if (b->ngone) s_purge_gone(b);
         if (now >= b->next_heartbeat) {
+            clients_sweep(b->clients);
             s_heartbeat(b, now);
             b->next_heartbeat = now + b->conf->heartbeat_ms / 2;
         }
@@ -1086,6 +1189,7 @@ int broker_run(broker_t *b, volatile sig_atomic_t *stop)
             int got = 0;
             for (int k = 0; k < 64 && s_on_backend(b); k++) got++;
             for (int k = 0; k < 64 && s_on_frontend(b); k++) got++;
+            if (b->ngone) s_purge_gone(b);
             if (!got) break;
         }
     }
@@ -1164,7 +1268,9 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
     if (!(b->frontend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int64_t hard = (int64_t)(c->max_frame + c->max_frame / 4 + (1 << 20));
     zmq_setsockopt(b->frontend, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
-    int hwm = 100000;
+    /* Counts, not bytes: large replies are bounded in bytes (clients.h);
+     * this bounds the small ones a client leaves unread. */
+    int hwm = 10000;
     zmq_setsockopt(b->frontend, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->frontend, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (s_bind(b->frontend, b->endpoint, "frontend", lo, err) != 0) return -1;
@@ -1239,6 +1345,18 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
         cairn_err_set(err, 500, NULL, "out of memory");
         goto fail;
     }
+    /* Byte limits, capped at a quarter of this machine's memory each. */
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    uint64_t quarter = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 0;
+    clients_limits_t lim = {.per_client = b->conf->max_client_bytes,
+                            .queued = b->conf->max_queue_bytes,
+                            .unsent = b->conf->max_unsent_bytes};
+    if (quarter && lim.queued > quarter) lim.queued = quarter;
+    if (quarter && lim.unsent > quarter) lim.unsent = quarter;
+    if (!(b->clients = clients_new(&lim))) {
+        cairn_err_set(err, 500, NULL, "out of memory");
+        goto fail;
+    }
     if (!(b->zctx = zmq_ctx_new())) {
         cairn_err_set(err, 500, NULL, "zmq_ctx_new failed");
         goto fail;
@@ -1299,6 +1417,7 @@ void broker_destroy(broker_t **self_p)
     if (b->backend) zmq_close(b->backend);
     if (b->pub) zmq_close(b->pub);
     if (b->zctx) zmq_ctx_term(b->zctx);
+    clients_destroy(&b->clients); /* after the context: no write callback is left */
     authz_destroy(&b->authz);
     msgpack_zone_destroy(&b->zone);
     msgpack_sbuffer_destroy(&b->sb);

@@ -10,6 +10,7 @@
 #include "../sdk/runtime.h"
 #include "authz.h"
 #include "broker.h"
+#include "clients.h"
 #include "pending.h"
 
 #define WORKER_ID_MAX 256
@@ -69,6 +70,12 @@ struct broker {
     int sigfd;
     authz_t *authz;
     pending_table_t *pending;
+    clients_t *clients; /* bytes each client costs (clients.h) */
+    /* Clients found gone while replying: their queued requests are dropped
+     * once the current message is served (not in the middle of it). */
+    unsigned char gone[8][PENDING_ROUTE_MAX];
+    size_t gone_len[8], ngone;
+    uint64_t replies_dropped; /* clients that did not read, or had left */
     service_t *services;
     size_t nservices;
     msgpack_zone zone;  /* reused for every header decode */

@@ -39,6 +39,14 @@ static const kernel_key_t s_kernel_keys[] = {
      "largest request body accepted; larger ones get 413"},
     {"max_queue", K_U32, KOFF(max_queue), "10000",
      "requests queued per service while its workers are busy; more get 429"},
+    {"max_queue_bytes", K_SIZE, KOFF(max_queue_bytes), "1GiB",
+     "request bodies the kernel holds queued, all services; more get 429"},
+    {"max_client_bytes", K_SIZE, KOFF(max_client_bytes), "256MiB",
+     "queued requests plus unread replies of one client connection; past it "
+     "its requests get 429 and its replies are dropped until it reads"},
+    {"max_unsent_bytes", K_SIZE, KOFF(max_unsent_bytes), "2GiB",
+     "replies not yet written to clients, all connections; past it the replies "
+     "of clients that do not read are dropped"},
     {"default_ttl_ms", K_U32, KOFF(default_ttl_ms), "30000",
      "deadline of a request whose header has no ttl"},
     {"max_ttl_ms", K_U32, KOFF(max_ttl_ms), "3600000", "the longest ttl honoured"},
@@ -168,6 +176,7 @@ static int s_kernel(parse_t *p, conf_t *c, const yaml_node_t *map, bool defaults
             return s_fail(p, kn,
                           "unknown key '%s' in 'kernel' (known: endpoint, events, "
                           "worker_endpoint, state_dir, plugin_dir, auth, max_frame, "
+                          "max_queue_bytes, max_client_bytes, max_unsent_bytes, "
                           "max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, "
                           "liveness)",
                           key ? key : "?");

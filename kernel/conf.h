@@ -24,6 +24,7 @@ typedef struct conf {
     char *source; /* file name, or "(embedded default)" */
     char *endpoint, *events, *worker_endpoint, *state_dir, *plugin_dir, *auth;
     uint64_t max_frame;
+    uint64_t max_queue_bytes, max_client_bytes, max_unsent_bytes;
     uint32_t max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, liveness;
     conf_service_t *services;
     size_t nservices;

@@ -33,6 +33,8 @@ typedef struct pending {
     struct service *svc;
     struct worker *worker; /* NULL while queued */
     bool queued_msgs;      /* hdr and body below hold the queued request */
+    struct client *client; /* charged qbytes while queued (clients.h) */
+    size_t qbytes;
     zmq_msg_t hdr, body;   /* the REQUEST header and body, while queued */
     bool answered;         /* the client got its 504; the worker still holds it */
     struct pending *qnext; /* the service's queue */

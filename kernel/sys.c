@@ -74,7 +74,7 @@ static void s_health(broker_t *b, msgpack_packer *pk)
     bool ok = true;
     for (size_t i = 0; i < b->nservices; i++)
         if (b->services[i].state != SVC_UP) ok = false;
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     cairn_pack_cstr(pk, "ok");
     if (ok)
         msgpack_pack_true(pk);
@@ -82,6 +82,16 @@ static void s_health(broker_t *b, msgpack_packer *pk)
         msgpack_pack_false(pk);
     cairn_pack_cstr(pk, "pending");
     msgpack_pack_uint64(pk, pending_count(b->pending));
+    cairn_pack_cstr(pk, "memory"); /* what clients cost the kernel (clients.h) */
+    msgpack_pack_map(pk, 4);
+    cairn_pack_cstr(pk, "queued_bytes");
+    msgpack_pack_uint64(pk, clients_queued_total(b->clients));
+    cairn_pack_cstr(pk, "unsent_bytes");
+    msgpack_pack_uint64(pk, clients_unsent_total(b->clients));
+    cairn_pack_cstr(pk, "clients");
+    msgpack_pack_uint64(pk, clients_count(b->clients));
+    cairn_pack_cstr(pk, "replies_dropped");
+    msgpack_pack_uint64(pk, b->replies_dropped);
     cairn_pack_cstr(pk, "plugins");
     msgpack_pack_array(pk, b->nservices);
     for (size_t i = 0; i < b->nservices; i++) {

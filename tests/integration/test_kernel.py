@@ -300,6 +300,103 @@ class Limits(unittest.TestCase):
         d.close()
 
 
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class MemoryBounds(unittest.TestCase):
+    """Memory is bounded in bytes, not message counts: a client that never
+    reads, or that queues big bodies and leaves, costs cairnd a bounded
+    amount (it once grew to 3-4 GB)."""
+
+    def kernel(self):
+        return Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n"
+                               "    concurrency: 1\n",
+                      kernel_extra="  max_client_bytes: 8MiB\n  max_queue_bytes: 12MiB\n"
+                                   "  max_frame: 2MiB\n").start()
+
+    def memory(self, k):
+        return k.health()["memory"]
+
+    def test_client_that_never_reads(self):
+        with self.kernel() as k:
+            lazy = zmq.Context.instance().socket(zmq.DEALER)
+            lazy.setsockopt(zmq.RCVHWM, 1)
+            lazy.setsockopt(zmq.RCVBUF, 4096)
+            lazy.setsockopt(zmq.LINGER, 0)
+            lazy.connect(k.endpoint)
+            body = msgpack.packb("x" * (256 * 1024))
+            base = rss_mb(k.proc.pid)
+            hdr = msgpack.packb({"id": 1, "svc": "echo", "verb": "echo"})
+            for i in range(1200):  # 300 MiB of replies if nothing bounded them
+                lazy.send_multipart([b"", b"CAIRN/1", hdr, body])
+                if i % 100 == 99:  # another client is served all along
+                    c = k.client()
+                    h, b = c.call("echo", "echo", 7, timeout=10)
+                    c.close()
+                    self.assertEqual((h["st"], b), (200, 7))
+            mem = wait_for(lambda: (lambda m: m if m["unsent_bytes"] <= 9 * 2**20 else None)(
+                self.memory(k)), what="unsent bytes within the client's share")
+            grown = rss_mb(k.proc.pid) - base
+            self.assertLess(grown, 150, "cairnd grew %.0f MiB" % grown)
+            self.assertGreater(mem["replies_dropped"], 0)
+            # Reading again: what arrives is whole, and the refusals say why.
+            seen = {200: 0, 429: 0}
+            while lazy.poll(2000):
+                f = lazy.recv_multipart()
+                h = msgpack.unpackb(f[2])
+                seen[h["st"]] += 1
+                if h["st"] == 429:
+                    self.assertRegex(h["err"], "not read|unread")
+            self.assertGreater(seen[200], 0)
+            lazy.close()
+            wait_for(lambda: self.memory(k)["unsent_bytes"] == 0, what="unsent bytes freed")
+
+    def test_queued_bytes_bounded_and_freed_when_client_leaves(self):
+        with self.kernel() as k:
+            hold = k.client(zmq.DEALER)
+            hold.send("echo", "sleep", {"ms": 1500})  # the one worker slot is busy
+            wait_for(lambda: k.health()["plugins"][0]["inflight"] == 1, what="sleep running")
+            one_mib = "y" * (1024 * 1024 - 16)
+            gone = k.client(zmq.DEALER)
+            for i in range(6):
+                gone.send("echo", "echo", one_mib, id=i, ttl=60000)
+            wait_for(lambda: self.memory(k)["queued_bytes"] >= 6 * 10**6,
+                     what="6 MiB queued")
+            # Past the client's share: refused, not queued.
+            for i in range(3):
+                gone.send("echo", "echo", one_mib, id=100 + i, ttl=60000)
+            h, _ = gone.recv()
+            self.assertEqual((h["st"], h["code"]), (429, "overloaded"))
+            self.assertGreaterEqual(h["id"], 100)
+            self.assertIn("max_client_bytes", h["err"])
+            # Past the kernel's total (12 MiB): another client is refused too.
+            other = k.client(zmq.DEALER)
+            codes = []
+            for i in range(8):
+                other.send("echo", "echo", one_mib, id=i, ttl=60000)
+            while len(codes) < 3:
+                h, _ = other.recv()
+                codes.append((h["st"], "max_queue_bytes" in h.get("err", "")))
+            self.assertIn((429, True), codes)
+            other.close()
+            gone.close()  # leaves with its requests still queued
+            # Once the sleep ends and a reply finds that client gone, the rest
+            # of its queue is dropped, long before its 60 s ttl.
+            h, _ = hold.recv()
+            self.assertEqual(h["st"], 200)
+            wait_for(lambda: self.memory(k)["queued_bytes"] == 0 and k.health()["pending"] == 0,
+                     timeout=15, what="the departed clients' queued bytes freed")
+            c = k.client()
+            self.assertEqual(c.call("echo", "echo", 1)[0]["st"], 200)
+            c.close()
+            hold.close()
+
+
 class InlineDoor(unittest.TestCase):
     """Verbs flagged CAIRN_VERB_INLINE: the kernel serves them on its own
     thread while an inproc worker is idle, and through the socket otherwise;
