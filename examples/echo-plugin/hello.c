@@ -46,7 +46,7 @@ static int hello_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         return cairn_err_set(err, 500, NULL, "out of memory");
     }
     cairn_log(ctx, CAIRN_LOG_INFO, "hello ready as '%s' (punctuation '%s')",
-              cairn_host_->service(ctx), h->punctuation);
+              cairn_service(ctx), h->punctuation);
     *state = h;
     return 0;
 }

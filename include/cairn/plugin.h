@@ -18,6 +18,7 @@
 
 #include <msgpack.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cairn/err.h"
@@ -118,58 +119,101 @@ typedef void(cairn_timer_fn)(void *arg);
 
 enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
 
-/* The host API: a function table that only grows at its end. */
+/* The host API: a function table that only grows at its end.
+ *
+ * Its functions are listed once, below, in ABI order; the struct and the
+ * plugin-side accessors (cairn_<name>) are both generated from the lists,
+ * so that no accessor can forget to check that the host it runs on has the
+ * function: a host built before a function existed passes a shorter table,
+ * and the accessor then gives the fallback written beside the function.
+ *   F(ret, name, (params), (args), fallback)   a function returning ret
+ *   V(name, (params), (args))                  a void function (no-op when absent)
+ * log sits between the two lists (it is variadic: cairn_log, below). */
+#define CAIRN_API_LIST_1(F, V)                                                        \
+    /* --- request access (valid until the reply) --- */                              \
+    F(const msgpack_object *, body, (const cairn_req_t *req), (req), NULL)            \
+    F(const char *, verb, (const cairn_req_t *req), (req), "")                        \
+    /* stamped by the kernel */                                                       \
+    F(const char *, principal, (const cairn_req_t *req), (req), "")                   \
+    F(bool, has_role, (const cairn_req_t *req, const char *role), (req, role), false) \
+    F(const char *, workspace, (const cairn_req_t *req), (req), "default")            \
+    F(const char *, correlation_id, (const cairn_req_t *req), (req), "")              \
+    /* monotonic, as cairn_now_ms */                                                  \
+    F(uint64_t, deadline_ms, (const cairn_req_t *req), (req), cairn_now_ms() + 30000) \
+    /* --- replies: exactly one per request --- */                                    \
+    F(int, reply, (cairn_req_t * req, int st, const void *body, size_t len),          \
+      (req, st, body, len), -1)                                                       \
+    F(int, reply_error,                                                               \
+      (cairn_req_t * req, int st, const char *code, const char *msg),                 \
+      (req, st, code, msg), -1)                                                       \
+    F(int, reply_err, (cairn_req_t * req, const cairn_err_t *err), (req, err), -1)    \
+    V(defer, (cairn_req_t * req), (req))                                              \
+    /* --- context --- */                                                             \
+    /* the service name from the conf */                                              \
+    F(const char *, service, (const cairn_ctx_t *ctx), (ctx), "")                     \
+    /* a setting, or its default */                                                   \
+    F(const char *, conf, (const cairn_ctx_t *ctx, const char *key), (ctx, key), NULL)
+
+#define CAIRN_API_LIST_2(F, V)                                                         \
+    /* --- nested calls through the kernel (async) --- */                              \
+    F(int, call,                                                                       \
+      (cairn_ctx_t * ctx, const char *svc, const char *verb, const void *body,         \
+       size_t len, uint32_t ttl_ms, cairn_result_fn *cb, void *arg, cairn_err_t *err), \
+      (ctx, svc, verb, body, len, ttl_ms, cb, arg, err),                               \
+      cairn_err_set(err, 501, "unsupported", "this host has no nested calls"))         \
+    /* --- events --- */                                                               \
+    F(int, publish,                                                                    \
+      (cairn_ctx_t * ctx, const char *topic, const void *body, size_t len),            \
+      (ctx, topic, body, len), -1)                                                     \
+    F(int, subscribe,                                                                  \
+      (cairn_ctx_t * ctx, const char *prefix, cairn_event_fn *cb, void *arg,           \
+       cairn_err_t *err),                                                              \
+      (ctx, prefix, cb, arg, err),                                                     \
+      cairn_err_set(err, 501, "unsupported", "this host has no event bus"))            \
+    /* --- timers (on the loop thread): an id > 0, or 0 on error --- */                \
+    F(uint64_t, timer_add,                                                             \
+      (cairn_ctx_t * ctx, uint32_t after_ms, uint32_t repeat_ms, cairn_timer_fn * cb,  \
+       void *arg),                                                                     \
+      (ctx, after_ms, repeat_ms, cb, arg), 0)                                          \
+    V(timer_cancel, (cairn_ctx_t * ctx, uint64_t id), (ctx, id))                       \
+    /* --- the context of a request, for deferred work --- */                          \
+    F(cairn_ctx_t *, req_ctx, (const cairn_req_t *req), (req), NULL)                   \
+    /* --- the role this instance serves (NULL for a one-service plugin) --- */        \
+    F(const char *, role, (const cairn_ctx_t *ctx), (ctx), NULL)                       \
+    /* --- where this instance keeps its files (the kernel's state dir, or the         \
+     *     host's --state for a remote plugin); created if missing --- */              \
+    F(const char *, state_dir, (const cairn_ctx_t *ctx), (ctx), ".")                   \
+    /* --- from init only: this instance serves verb without these flags (e.g.         \
+     *     CAIRN_VERB_INLINE when its settings make the verb slow) --- */              \
+    V(verb_drop_flags, (cairn_ctx_t * ctx, const char *verb, uint32_t flags),          \
+      (ctx, verb, flags))                                                              \
+    /* --- an error reply that also carries a body (msgpack bytes, NULL/0 = nil)       \
+     *     for clients that want more than the sentence, e.g. where to resume;         \
+     *     st < 400 becomes 500, as for reply_error. An older host sends the           \
+     *     error without the body (clients must not require one). --- */               \
+    F(int, reply_error_body,                                                           \
+      (cairn_req_t * req, int st, const char *code, const char *msg, const void *body, \
+       size_t len),                                                                    \
+      (req, st, code, msg, body, len), cairn_host_->reply_error(req, st, code, msg))   \
+    /* --- true while req is served on the kernel's thread (CAIRN_VERB_INLINE);        \
+     *     an older host never does that --- */                                        \
+    F(bool, req_inline, (const cairn_req_t *req), (req), false)
+
+#define CAIRN_API_FIELD_(ret, name, params, args, fallback) ret(*name) params;
+#define CAIRN_API_VFIELD_(name, params, args) void(*name) params;
+
 typedef struct cairn_api {
     uint32_t abi;
     uint32_t size;
-    /* --- request access (valid until the reply) --- */
-    const msgpack_object *(*body)(const cairn_req_t *req);
-    const char *(*verb)(const cairn_req_t *req);
-    const char *(*principal)(const cairn_req_t *req); /* stamped by the kernel */
-    bool (*has_role)(const cairn_req_t *req, const char *role);
-    const char *(*workspace)(const cairn_req_t *req);
-    const char *(*correlation_id)(const cairn_req_t *req);
-    uint64_t (*deadline_ms)(const cairn_req_t *req); /* monotonic, cairn_now_ms */
-    /* --- replies: exactly one per request --- */
-    int (*reply)(cairn_req_t *req, int st, const void *body, size_t len);
-    int (*reply_error)(cairn_req_t *req, int st, const char *code, const char *msg);
-    int (*reply_err)(cairn_req_t *req, const cairn_err_t *err);
-    void (*defer)(cairn_req_t *req);
-    /* --- context --- */
-    const char *(*service)(const cairn_ctx_t *ctx); /* the name from conf */
-    const char *(*conf)(const cairn_ctx_t *ctx, const char *key); /* or default */
+    CAIRN_API_LIST_1(CAIRN_API_FIELD_, CAIRN_API_VFIELD_)
     void (*log)(cairn_ctx_t *ctx, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-    /* --- nested calls through the kernel (async) --- */
-    int (*call)(cairn_ctx_t *ctx, const char *svc, const char *verb, const void *body,
-                size_t len, uint32_t ttl_ms, cairn_result_fn *cb, void *arg,
-                cairn_err_t *err);
-    /* --- events --- */
-    int (*publish)(cairn_ctx_t *ctx, const char *topic, const void *body, size_t len);
-    int (*subscribe)(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn *cb,
-                     void *arg, cairn_err_t *err);
-    /* --- timers (on the loop thread); returns an id > 0, or 0 on error --- */
-    uint64_t (*timer_add)(cairn_ctx_t *ctx, uint32_t after_ms, uint32_t repeat_ms,
-                          cairn_timer_fn *cb, void *arg);
-    void (*timer_cancel)(cairn_ctx_t *ctx, uint64_t id);
-    /* --- the context of a request, for deferred work --- */
-    cairn_ctx_t *(*req_ctx)(const cairn_req_t *req);
-    /* --- the role this instance serves (NULL for a one-service plugin) --- */
-    const char *(*role)(const cairn_ctx_t *ctx);
-    /* --- where this instance keeps its files (the kernel's state dir, or
-     *     the host's --state for a remote plugin); created if missing --- */
-    const char *(*state_dir)(const cairn_ctx_t *ctx);
-    /* --- from init only: this instance serves verb without these flags
-     *     (e.g. CAIRN_VERB_INLINE when its settings make the verb slow) --- */
-    void (*verb_drop_flags)(cairn_ctx_t *ctx, const char *verb, uint32_t flags);
-    /* --- an error reply that also carries a body (msgpack bytes, NULL/0 =
-     *     nil) for clients that want more than the sentence, e.g. where to
-     *     resume; st < 400 becomes 500, as for reply_error --- */
-    int (*reply_error_body)(cairn_req_t *req, int st, const char *code, const char *msg,
-                            const void *body, size_t len);
-    /* --- true while req is served on the kernel's thread (CAIRN_VERB_INLINE) --- */
-    bool (*req_inline)(const cairn_req_t *req);
+    CAIRN_API_LIST_2(CAIRN_API_FIELD_, CAIRN_API_VFIELD_)
 } cairn_api_t;
+
+/* Every ABI-1 host has had the functions up to log: CAIRN_PLUGIN_DEFINE
+ * refuses a table shorter than that, and cairn_log needs no check. */
+#define CAIRN_API_BASE_SIZE (offsetof(cairn_api_t, log) + sizeof(void *))
 
 /* The one exported symbol. */
 typedef const cairn_plugin_t *(cairn_plugin_entry_fn)(const cairn_api_t *api);
@@ -185,71 +229,36 @@ extern const cairn_api_t *cairn_host_;
     __attribute__((visibility("default"))) const cairn_plugin_t *cairn_plugin_entry( \
         const cairn_api_t *api)                                                      \
     {                                                                                \
-        if (!api || api->abi != CAIRN_PLUGIN_ABI ||                                  \
-            api->size < offsetof(cairn_api_t, req_ctx) + sizeof(void *))             \
+        if (!api || api->abi != CAIRN_PLUGIN_ABI || api->size < CAIRN_API_BASE_SIZE) \
             return 0;                                                                \
         cairn_host_ = api;                                                           \
         return &(desc);                                                              \
     }
 
-static inline const msgpack_object *cairn_body(const cairn_req_t *r)
-{
-    return cairn_host_->body(r);
-}
-static inline const char *cairn_principal(const cairn_req_t *r)
-{
-    return cairn_host_->principal(r);
-}
-static inline int cairn_reply(cairn_req_t *r, int st, const void *b, size_t n)
-{
-    return cairn_host_->reply(r, st, b, n);
-}
+/* Whether the host's table reaches function name. */
+#define CAIRN_API_HAS(name) \
+    (cairn_host_->size >= offsetof(cairn_api_t, name) + sizeof cairn_host_->name)
+
+/* The accessors: cairn_body(req), cairn_reply(req, ...), cairn_timer_add(ctx,
+ * ...), one per host function, each checked. Call these, never
+ * cairn_host_->name directly. */
+#define CAIRN_API_ACCESSOR_(ret, name, params, args, fallback)            \
+    static inline ret cairn_##name params                                 \
+    {                                                                     \
+        return CAIRN_API_HAS(name) ? cairn_host_->name args : (fallback); \
+    }
+#define CAIRN_API_VACCESSOR_(name, params, args)         \
+    static inline void cairn_##name params               \
+    {                                                    \
+        if (CAIRN_API_HAS(name)) cairn_host_->name args; \
+    }
+CAIRN_API_LIST_1(CAIRN_API_ACCESSOR_, CAIRN_API_VACCESSOR_)
+CAIRN_API_LIST_2(CAIRN_API_ACCESSOR_, CAIRN_API_VACCESSOR_)
+#define cairn_log(ctx, level, ...) cairn_host_->log((ctx), (level), __VA_ARGS__)
+
 static inline int cairn_reply_sbuf(cairn_req_t *r, int st, const msgpack_sbuffer *sb)
 {
-    return cairn_host_->reply(r, st, sb->data, sb->size);
-}
-static inline int cairn_reply_error(cairn_req_t *r, int st, const char *code,
-                                    const char *msg)
-{
-    return cairn_host_->reply_error(r, st, code, msg);
-}
-static inline int cairn_reply_err(cairn_req_t *r, const cairn_err_t *e)
-{
-    return cairn_host_->reply_err(r, e);
-}
-static inline void cairn_defer(cairn_req_t *r)
-{
-    cairn_host_->defer(r);
-}
-static inline const char *cairn_conf(const cairn_ctx_t *c, const char *key)
-{
-    return cairn_host_->conf(c, key);
-}
-#define cairn_log(ctx, level, ...) cairn_host_->log((ctx), (level), __VA_ARGS__)
-/* cairn_host_->verb_drop_flags where the host has it (a no-op on older ones). */
-static inline void cairn_verb_drop_flags(cairn_ctx_t *ctx, const char *verb,
-                                         uint32_t flags)
-{
-    if (cairn_host_->size >= offsetof(cairn_api_t, verb_drop_flags) + sizeof(void *))
-        cairn_host_->verb_drop_flags(ctx, verb, flags);
-}
-/* cairn_host_->reply_error_body where the host has it; an older host gets
- * the error without the body (clients must not require one). */
-static inline int cairn_reply_error_body(cairn_req_t *r, int st, const char *code,
-                                         const char *msg, const void *b, size_t n)
-{
-    if (cairn_host_->size >= offsetof(cairn_api_t, reply_error_body) + sizeof(void *))
-        return cairn_host_->reply_error_body(r, st, code, msg, b, n);
-    return cairn_host_->reply_error(r, st, code, msg);
-}
-/* The request is being served on the kernel's thread (CAIRN_VERB_INLINE):
- * slow work belongs on the instance's own (cairn_defer, then a timer). An
- * older host never does that, so false there. */
-static inline bool cairn_req_inline(const cairn_req_t *r)
-{
-    if (cairn_host_->size >= offsetof(cairn_api_t, req_inline) + sizeof(void *))
-        return cairn_host_->req_inline(r);
-    return false;
+    return cairn_reply(r, st, sb->data, sb->size);
 }
 static inline int cairn_reply_error_sbuf(cairn_req_t *r, int st, const char *code,
                                          const char *msg, const msgpack_sbuffer *sb)

@@ -73,11 +73,11 @@ static void echo_info(void *state, cairn_req_t *req)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 6);
-    cairn_pack_kv_str(&pk, "service", cairn_host_->service(e->ctx));
-    cairn_pack_kv_str(&pk, "cid", cairn_host_->correlation_id(req));
+    cairn_pack_kv_str(&pk, "service", cairn_service(e->ctx));
+    cairn_pack_kv_str(&pk, "cid", cairn_correlation_id(req));
     cairn_pack_kv_str(&pk, "greeting", e->greeting);
     cairn_pack_kv_str(&pk, "principal", cairn_principal(req));
-    cairn_pack_kv_str(&pk, "workspace", cairn_host_->workspace(req));
+    cairn_pack_kv_str(&pk, "workspace", cairn_workspace(req));
     cairn_pack_cstr(&pk, "pid");
     msgpack_pack_int64(&pk, (int64_t)getpid());
     cairn_reply_sbuf(req, 200, &sb);
@@ -101,7 +101,7 @@ static void echo_sleep(void *state, cairn_req_t *req)
     if (ms > 600000)
         return (void)cairn_reply_error(req, 400, "bad_request", "ms is at most 600000");
     cairn_defer(req);
-    cairn_host_->timer_add(e->ctx, (uint32_t)ms, 0, echo_wake, req);
+    cairn_timer_add(e->ctx, (uint32_t)ms, 0, echo_wake, req);
 }
 
 /* block {ms*}: hold the loop thread (a hung handler, for heartbeat tests). */
@@ -180,9 +180,9 @@ static void echo_relay(void *state, cairn_req_t *req)
     }
     r->req = req;
     cairn_defer(req);
-    uint64_t left = cairn_host_->deadline_ms(req) - cairn_now_ms();
-    if (cairn_host_->call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed,
-                          r, &err) != 0) {
+    uint64_t left = cairn_deadline_ms(req) - cairn_now_ms();
+    if (cairn_call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed, r,
+                   &err) != 0) {
         free(r);
         cairn_reply_err(req, &err);
     }
@@ -240,7 +240,7 @@ static void echo_publish(void *state, cairn_req_t *req)
         msgpack_pack_object(&pk, *inner);
     else
         msgpack_pack_nil(&pk);
-    cairn_host_->publish(e->ctx, t, sb.data, sb.size);
+    cairn_publish(e->ctx, t, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     cairn_reply(req, 200, NULL, 0);
 }

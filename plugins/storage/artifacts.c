@@ -451,7 +451,7 @@ static void s_upload_drop(artifacts_t *a, upload_t *u, bool keep)
             a->nuploads--;
             break;
         }
-    if (u->timer) cairn_host_->timer_cancel(u->s->ctx, u->timer);
+    if (u->timer) cairn_timer_cancel(u->s->ctx, u->timer);
     if (keep)
         cas_writer_release(&u->w);
     else
@@ -673,7 +673,7 @@ static void s_resume_step(void *arg)
             cairn_defer(u->req);
             u->deferred = true;
         }
-        u->timer = cairn_host_->timer_add(s->ctx, 0, 0, s_resume_step, u);
+        u->timer = cairn_timer_add(s->ctx, 0, 0, s_resume_step, u);
         if (!u->timer) {
             cairn_req_t *req = u->req;
             s_upload_drop(a, u, true);
@@ -683,7 +683,7 @@ static void s_resume_step(void *arg)
         return;
     }
     cairn_req_t *req = u->req;
-    bool late = u->deferred && cairn_now_ms() > cairn_host_->deadline_ms(req);
+    bool late = u->deferred && cairn_now_ms() > cairn_deadline_ms(req);
     u->resuming = u->deferred = false;
     u->req = NULL;
     if (late) { /* its sender has had its timeout: it sends the chunk again */
@@ -1153,7 +1153,7 @@ static void s_verify_step(void *arg)
         }
         return s_verify_free(a, j);
     }
-    if (!cairn_host_->timer_add(s->ctx, 0, 0, s_verify_step, j)) {
+    if (!cairn_timer_add(s->ctx, 0, 0, s_verify_step, j)) {
         cairn_err_set(&err, 500, NULL, "cannot schedule the rest of the verification");
         storage_reply_err(j->req, &err);
         s_verify_free(a, j);
@@ -1504,8 +1504,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     uint64_t every = a->idle_ms / 4;
     if (every < 100) every = 100;
     if (every > 30000) every = 30000;
-    a->timer =
-        cairn_host_->timer_add(s->ctx, (uint32_t)every, (uint32_t)every, s_sweep, s);
+    a->timer = cairn_timer_add(s->ctx, (uint32_t)every, (uint32_t)every, s_sweep, s);
     if (!a->timer)
         return cairn_err_set(err, 500, NULL, "cannot add the upload sweep timer");
     return 0;
@@ -1515,7 +1514,7 @@ void artifacts_fini(storage_t *s)
 {
     artifacts_t *a = s->art;
     if (!a) return;
-    if (a->timer) cairn_host_->timer_cancel(s->ctx, a->timer);
+    if (a->timer) cairn_timer_cancel(s->ctx, a->timer);
     /* Uploads in progress stay on disk, to be resumed after the restart;
      * the runtime answers a resume's deferred request. */
     while (a->uploads) s_upload_drop(a, a->uploads, true);

@@ -480,7 +480,7 @@ static int s_mj_sync(storage_t *s, cairn_err_t *err)
 {
     mjournal_t *m = s->mj;
     if (m->sync_timer) {
-        cairn_host_->timer_cancel(s->ctx, m->sync_timer);
+        cairn_timer_cancel(s->ctx, m->sync_timer);
         m->sync_timer = 0;
     }
     int rc = journal_sync(m->j, err);
@@ -526,7 +526,7 @@ static void s_mj_wait(storage_t *s, cairn_req_t *req)
     m->waiting[m->nwaiting++] = req;
     cairn_defer(req);
     if (!m->sync_timer &&
-        !(m->sync_timer = cairn_host_->timer_add(s->ctx, 0, 0, s_sync_timer, s)))
+        !(m->sync_timer = cairn_timer_add(s->ctx, 0, 0, s_sync_timer, s)))
         s_mj_sync(s, &err);
 }
 
@@ -611,8 +611,7 @@ static bool s_mj_defer(storage_t *s, cairn_req_t *req, bool batch)
             m->qcap = cap;
         }
     }
-    if (!m->timer &&
-        !(m->timer = cairn_host_->timer_add(s->ctx, 0, 0, s_drain_timer, s)))
+    if (!m->timer && !(m->timer = cairn_timer_add(s->ctx, 0, 0, s_drain_timer, s)))
         return false;
     m->queue[m->qhead + m->qlen++] = (queued_t){req, batch};
     cairn_defer(req);
@@ -694,7 +693,7 @@ void storage_journal_close(storage_t *s)
     mjournal_t *m = s->mj;
     if (!m) return;
     storage_journal_drain(s); /* answer what waits */
-    if (m->timer) cairn_host_->timer_cancel(s->ctx, m->timer);
+    if (m->timer) cairn_timer_cancel(s->ctx, m->timer);
     cairn_err_t sync_err = {0};
     if (m->j) s_mj_sync(s, &sync_err); /* the group waiting for its fdatasync */
     cairn_err_t err = {0};

@@ -294,7 +294,7 @@ static void s_publish_status(storage_t *s, cairn_str_t run_id, cairn_str_t statu
     cairn_pack_strn(&pk, run_id.ptr, run_id.len);
     cairn_pack_cstr(&pk, "status");
     cairn_pack_strn(&pk, status.ptr, status.len);
-    cairn_host_->publish(s->ctx, "run.status", sb.data, sb.size);
+    cairn_publish(s->ctx, "run.status", sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 

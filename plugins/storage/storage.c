@@ -239,7 +239,7 @@ static char *s_path_or(cairn_ctx_t *ctx, const char *key, const char *leaf)
     const char *v = cairn_conf(ctx, key);
     char *p = NULL;
     if (v && *v) return strdup(v);
-    if (asprintf(&p, "%s/%s", cairn_host_->state_dir(ctx), leaf) < 0) return NULL;
+    if (asprintf(&p, "%s/%s", cairn_state_dir(ctx), leaf) < 0) return NULL;
     return p;
 }
 
@@ -258,14 +258,14 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
     char *db_path = s_path_or(ctx, "db", "tracking.db");
     s->artifact_root = s_path_or(ctx, "artifact_root", "artifacts");
-    mkdir(cairn_host_->state_dir(ctx), 0700);
+    mkdir(cairn_state_dir(ctx), 0700);
     bool power = strcmp(dur, "power") == 0;
     if (!db_path || !s->artifact_root) {
         cairn_err_set(err, 500, NULL, "out of memory");
     } else {
         s->db = db_open(db_path, power, err);
     }
-    const char *role = cairn_host_->role(ctx);
+    const char *role = cairn_role(ctx);
     bool artifacts = role && strcmp(role, "artifacts") == 0;
     /* The artifacts role opens the same database but never the journal:
      * only the tracking instance logs metrics. */
