@@ -96,15 +96,22 @@ static void hello_greet(void *state, cairn_req_t *req)
 
 /* The verb table: name, handler, permission, flags, max body, help. */
 static const cairn_verb_t hello_verbs[] = {
-    {"greet", hello_greet, "hello.read", CAIRN_VERB_IDEMPOTENT, 4096,
-     "greet {name}: reply {greeting, by}"},
-    {NULL, NULL, NULL, 0, 0, NULL},
+    {.name = "greet",
+     .handle = hello_greet,
+     .perm = "hello.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = 4096,
+     .help = "greet {name}: reply {greeting, by}"},
+    {.name = NULL},
 };
 
 /* The settings this plugin takes under services.NAME.settings. */
 static const cairn_conf_key_t hello_conf[] = {
-    {"punctuation", CAIRN_CONF_STR, "!", "what ends every greeting"},
-    {NULL, 0, NULL, NULL},
+    {.key = "punctuation",
+     .type = CAIRN_CONF_STR,
+     .dflt = "!",
+     .help = "what ends every greeting"},
+    {.key = NULL},
 };
 
 static const cairn_plugin_t hello_plugin = {
