@@ -61,6 +61,15 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
     return 0;
 }
 
+int authz_permits(authz_t *self, const authz_principal_t *who, const char *perm,
+                  cairn_err_t *err)
+{
+    /* Open mode: every principal holds every permission. The auth service
+     * (issue 13) will map who's roles to their grants here. */
+    if (!perm || self->open) return 0;
+    return cairn_err_set(err, 403, "forbidden", "%s may not use %s", who->sub, perm);
+}
+
 void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
                              size_t buflen)
 {

@@ -38,6 +38,11 @@ bool authz_is_open(const authz_t *self); /* mode none: loopback only */
 int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
                 authz_principal_t *out, cairn_err_t *err);
 
+/* Whether an already resolved principal (a plugin's, for a nested call) may
+ * use perm (NULL = public). 0, or -1 with a 403. */
+int authz_permits(authz_t *self, const authz_principal_t *who, const char *perm,
+                  cairn_err_t *err);
+
 /* The principal a plugin's nested calls carry: "service:<name>". */
 void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
                              size_t buflen);

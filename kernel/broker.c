@@ -444,12 +444,14 @@ static void s_route(broker_t *b, route_req_t *r)
         return s_refuse(b, r, 413, "too_large", msg);
     }
     authz_principal_t who_buf, *who = &who_buf;
-    if (r->caller)
+    const char *perm = (v->flags & CAIRN_VERB_PUBLIC) ? NULL : v->perm;
+    if (r->caller) { /* a nested call: the calling plugin's own principal */
         who = (authz_principal_t *)r->caller;
-    else if (authz_check(b->authz, r->tok, r->ws,
-                         (v->flags & CAIRN_VERB_PUBLIC) ? NULL : v->perm, who,
-                         &err) != 0)
+        if (authz_permits(b->authz, who, perm, &err) != 0)
+            return s_refuse(b, r, err.st, err.code, err.msg);
+    } else if (authz_check(b->authz, r->tok, r->ws, perm, who, &err) != 0) {
         return s_refuse(b, r, err.st, err.code, err.msg);
+    }
     uint64_t ttl = r->ttl ? r->ttl : b->conf->default_ttl_ms;
     if (ttl > b->conf->max_ttl_ms) ttl = b->conf->max_ttl_ms;
     client_t *c = NULL;
@@ -563,13 +565,8 @@ static void s_handle_sys(broker_t *b, frames_t *f, const cairn_hdr_t *h)
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     cairn_err_t err = {0};
-    authz_principal_t who;
-    /* ping and health answer anyone (probes); the rest need a token. */
-    bool open = cairn_str_eq(h->verb, "ping") || cairn_str_eq(h->verb, "health");
-    if (!open && authz_check(b->authz, h->tok, h->ws, "sys.read", &who, &err) != 0) {
-        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
-                       err.st, err.code, err.msg, NULL);
-    } else if (sys_handle(b, h->verb, &body, &err) != 0) {
+    sys_caller_t caller = {.tok = h->tok, .ws = h->ws};
+    if (sys_handle(b, h->verb, &caller, &body, &err) != 0) {
         s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
                        err.st, err.code, err.msg, NULL);
     } else {
@@ -964,7 +961,8 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
         cairn_err_t err = {0};
         pending_t tmp = {.id_uint = hdr.id_uint, .route_len = w->id_len};
         memcpy(tmp.route, w->id, w->id_len);
-        if (sys_handle(b, r.verb, &body, &err) != 0) {
+        sys_caller_t caller = {.who = &who};
+        if (sys_handle(b, r.verb, &caller, &body, &err) != 0) {
             s_send_result(b, &tmp, err.st, err.code, err.msg, NULL);
         } else {
             zmq_msg_t m;

@@ -102,6 +102,16 @@ void supervisor_stop_all(broker_t *b);
 void supervisor_release(service_t *s);
 
 /* sys.c: answer a sys verb; fills the reply status and body. */
-int sys_handle(broker_t *b, cairn_str_t verb, msgpack_sbuffer *body, cairn_err_t *err);
+/* Who asks sys: a client's token and workspace, or a plugin's principal
+ * (a nested call). */
+typedef struct sys_caller {
+    cairn_str_t tok, ws;
+    const authz_principal_t *who; /* set for nested calls */
+} sys_caller_t;
+
+/* Serve a sys verb: 404 when there is none, the verb's permission checked
+ * for the caller, the reply body packed into body. 0, or -1 with err. */
+int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
+               msgpack_sbuffer *body, cairn_err_t *err);
 
 #endif

@@ -7,13 +7,34 @@
 #define CAIRN_VERSION "0.0.0"
 #endif
 
-static void s_ping(msgpack_packer *pk)
+static void s_ping(broker_t *b, msgpack_packer *pk)
 {
+    (void)b;
     msgpack_pack_map(pk, 2);
     cairn_pack_cstr(pk, "pong");
     msgpack_pack_true(pk);
     cairn_pack_kv_str(pk, "version", CAIRN_VERSION);
 }
+
+static void s_services(broker_t *b, msgpack_packer *pk);
+static void s_health(broker_t *b, msgpack_packer *pk);
+
+/* The sys service's verbs: a table like any plugin's, so that sys.services
+ * lists them with their permissions and flags, and authorization reads
+ * them from here, not from the routing code. */
+typedef struct sys_verb {
+    verb_info_t info;
+    void (*serve)(broker_t *b, msgpack_packer *pk);
+} sys_verb_t;
+
+#define SYS_OPEN (CAIRN_VERB_PUBLIC | CAIRN_VERB_IDEMPOTENT)
+static const sys_verb_t s_verbs[] = {
+    {.info = {.name = "ping", .flags = SYS_OPEN}, .serve = s_ping},
+    {.info = {.name = "services", .perm = "sys.read", .flags = CAIRN_VERB_IDEMPOTENT},
+     .serve = s_services},
+    {.info = {.name = "health", .flags = SYS_OPEN}, .serve = s_health},
+};
+#define SYS_NVERBS (sizeof s_verbs / sizeof s_verbs[0])
 
 /* "verb": ["mutating", "idempotent", "public", "inline"] (those it has). */
 static void s_pack_flags(msgpack_packer *pk, const verb_info_t *v)
@@ -36,18 +57,25 @@ static void s_pack_flags(msgpack_packer *pk, const verb_info_t *v)
 
 static void s_services(broker_t *b, msgpack_packer *pk)
 {
-    static const char *sys_verbs[] = {"ping", "services", "health"};
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "services");
     msgpack_pack_array(pk, b->nservices + 1);
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 7);
     cairn_pack_kv_str(pk, "name", "sys");
     cairn_pack_kv_str(pk, "plugin", "cairnd");
     cairn_pack_kv_str(pk, "mode", "inproc");
     cairn_pack_kv_str(pk, "state", "up");
     cairn_pack_cstr(pk, "verbs");
-    msgpack_pack_array(pk, 3);
-    for (int i = 0; i < 3; i++) cairn_pack_cstr(pk, sys_verbs[i]);
+    msgpack_pack_array(pk, SYS_NVERBS);
+    for (size_t i = 0; i < SYS_NVERBS; i++) cairn_pack_cstr(pk, s_verbs[i].info.name);
+    cairn_pack_cstr(pk, "perms");
+    msgpack_pack_map(pk, SYS_NVERBS);
+    for (size_t i = 0; i < SYS_NVERBS; i++)
+        cairn_pack_kv_str(pk, s_verbs[i].info.name,
+                          s_verbs[i].info.perm ? s_verbs[i].info.perm : "");
+    cairn_pack_cstr(pk, "flags");
+    msgpack_pack_map(pk, SYS_NVERBS);
+    for (size_t i = 0; i < SYS_NVERBS; i++) s_pack_flags(pk, &s_verbs[i].info);
     for (size_t i = 0; i < b->nservices; i++) {
         const service_t *s = &b->services[i];
         msgpack_pack_map(pk, 7);
@@ -114,21 +142,25 @@ static void s_health(broker_t *b, msgpack_packer *pk)
     }
 }
 
-int sys_handle(broker_t *b, cairn_str_t verb, msgpack_sbuffer *body, cairn_err_t *err)
+int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
+               msgpack_sbuffer *body, cairn_err_t *err)
 {
+    const sys_verb_t *v = NULL;
+    for (size_t i = 0; i < SYS_NVERBS && !v; i++)
+        if (cairn_str_eq(verb, s_verbs[i].info.name)) v = &s_verbs[i];
+    if (!v)
+        return cairn_err_set(err, 404, "no_verb",
+                             "the service 'sys' has no verb '%.*s' (it has ping, "
+                             "services, health)",
+                             (int)verb.len, verb.ptr);
+    const char *perm = (v->info.flags & CAIRN_VERB_PUBLIC) ? NULL : v->info.perm;
+    authz_principal_t who;
+    int rc = caller->who
+                 ? authz_permits(b->authz, caller->who, perm, err)
+                 : authz_check(b->authz, caller->tok, caller->ws, perm, &who, err);
+    if (rc != 0) return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, body, msgpack_sbuffer_write);
-    if (cairn_str_eq(verb, "ping"))
-        s_ping(&pk);
-    else if (cairn_str_eq(verb, "services"))
-        s_services(b, &pk);
-    else if (cairn_str_eq(verb, "health"))
-        s_health(b, &pk);
-    else
-        return cairn_err_set(
-            err, 404, "no_verb",
-            "the service 'sys' has no verb '%.*s' (it has ping, services, "
-            "health)",
-            (int)verb.len, verb.ptr);
+    v->serve(b, &pk);
     return 0;
 }

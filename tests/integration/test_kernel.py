@@ -62,6 +62,11 @@ class Contract(unittest.TestCase):
         self.assertEqual((e["plugin"], e["mode"], e["state"]), ("echo", "inproc", "up"))
         self.assertIn("echo", e["verbs"])
         self.assertIn("ping", by["sys"]["verbs"])
+        # sys has a verb table like any plugin: permissions and flags listed.
+        self.assertEqual(by["sys"]["perms"], {"ping": "", "services": "sys.read",
+                                              "health": ""})
+        self.assertIn("public", by["sys"]["flags"]["ping"])
+        self.assertNotIn("public", by["sys"]["flags"]["services"])
 
     def test_health_shape(self):
         h, b = self.c.call("sys", "health")
