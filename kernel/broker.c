@@ -164,17 +164,7 @@ static void s_send_result(broker_t *b, const pending_t *p, int st, const char *c
 {
     s_sb_reset(b);
     msgpack_packer pk = s_packer(&b->sb);
-    bool failed = st >= 400;
-    msgpack_pack_map(&pk, failed ? 4 : 2);
-    cairn_pack_cstr(&pk, "cid");
-    msgpack_pack_uint64(&pk, p->id_uint);
-    cairn_pack_cstr(&pk, "st");
-    msgpack_pack_uint32(&pk, (uint32_t)st);
-    if (failed) {
-        cairn_pack_kv_text(&pk, "code",
-                           code && *code ? code : cairn_err_default_code(st));
-        cairn_pack_kv_text(&pk, "err", msg && *msg ? msg : "request failed");
-    }
+    wire_pack_result(&pk, p->id_uint, st, code, msg);
     unsigned char cmd = CAIRN_W_RESULT;
     if (s_send_bytes(b->backend, p->route, p->route_len, true) == 0 &&
         s_send_bytes(b->backend, CAIRN_WORKER_TAG, strlen(CAIRN_WORKER_TAG), true) ==
@@ -304,30 +294,18 @@ static void s_pack_request_hdr(broker_t *b, pending_t *p, cairn_str_t svc,
                                cairn_str_t verb, cairn_str_t ws, cairn_str_t cid,
                                const authz_principal_t *who, uint64_t ttl)
 {
+    wire_request_t m = {.rid = p->rid,
+                        .svc = svc,
+                        .verb = verb,
+                        .ws = ws,
+                        .sub = {who->sub, strlen(who->sub)},
+                        .cid = cid,
+                        .ttl = ttl};
+    for (int i = 0; i < who->nroles && i < WIRE_MAX_ROLES; i++)
+        m.roles[m.nroles++] = (cairn_str_t){who->roles[i], strlen(who->roles[i])};
     s_sb_reset(b);
     msgpack_packer pk = s_packer(&b->sb);
-    msgpack_pack_map(&pk, cid.len ? 8 : 7);
-    cairn_pack_cstr(&pk, "rid");
-    msgpack_pack_uint64(&pk, p->rid);
-    cairn_pack_cstr(&pk, "svc");
-    cairn_pack_strn(&pk, svc.ptr, svc.len);
-    cairn_pack_cstr(&pk, "verb");
-    cairn_pack_strn(&pk, verb.ptr, verb.len);
-    cairn_pack_cstr(&pk, "ws");
-    if (ws.len)
-        cairn_pack_strn(&pk, ws.ptr, ws.len);
-    else
-        cairn_pack_cstr(&pk, "default");
-    cairn_pack_kv_str(&pk, "sub", who->sub);
-    cairn_pack_cstr(&pk, "roles");
-    msgpack_pack_array(&pk, (size_t)who->nroles);
-    for (int i = 0; i < who->nroles; i++) cairn_pack_cstr(&pk, who->roles[i]);
-    cairn_pack_cstr(&pk, "ttl");
-    msgpack_pack_uint64(&pk, ttl);
-    if (cid.len) { /* absent: the runtime derives one from rid when asked */
-        cairn_pack_cstr(&pk, "cid");
-        cairn_pack_strn(&pk, cid.ptr, cid.len);
-    }
+    wire_pack_request(&pk, &m);
 }
 
 typedef struct route_req {
@@ -767,32 +745,26 @@ void broker_worker_gone(broker_t *b, worker_t *w, const char *why)
     }
 }
 
-static const char *s_hdr_cstr(const msgpack_object *h, const char *key, char *buf,
-                              size_t len)
+/* A slice as a C string in buf (cut to fit); NULL for an empty slice. */
+static const char *s_cstr(cairn_str_t v, char *buf, size_t len)
 {
-    const msgpack_object *v = cairn_obj_get(h, key);
-    if (!v || v->type != MSGPACK_OBJECT_STR) return NULL;
-    snprintf(buf, len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    if (!v.len) return NULL;
+    snprintf(buf, len, "%.*s", (int)v.len, v.ptr);
     return buf;
 }
 
 static void s_on_hello(broker_t *b, const void *id, size_t id_len,
                        const msgpack_object *h)
 {
-    char svc_name[NAME_MAX_LEN + 1], mode[16];
-    const msgpack_object *pid = cairn_obj_get(h, "pid");
+    wire_hello_t m;
     service_t *s = NULL;
-    if (s_hdr_cstr(h, "svc", svc_name, sizeof svc_name))
-        s = broker_find_service(b, svc_name, strlen(svc_name));
+    if (wire_parse_hello(h, &m) == 0) s = broker_find_service(b, m.svc.ptr, m.svc.len);
     const char *why = NULL;
     if (!s)
         why = "no such service in the conf";
-    else if (!s_hdr_cstr(h, "mode", mode, sizeof mode) ||
-             strcmp(mode, conf_mode_name(s->conf->mode)) != 0)
+    else if (!cairn_str_eq(m.mode, conf_mode_name(s->conf->mode)))
         why = "the conf runs this service in another mode";
-    else if (s->conf->mode == CONF_PROCESS &&
-             (!pid || pid->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-              (pid_t)pid->via.u64 != s->pid))
+    else if (s->conf->mode == CONF_PROCESS && (m.pid <= 0 || (pid_t)m.pid != s->pid))
         why = "not the process cairnd started";
     if (why || id_len > WORKER_ID_MAX || b->stopping) {
         fprintf(stderr, "cairnd: refused a worker for '%s': %s\n",
@@ -810,52 +782,37 @@ static void s_on_hello(broker_t *b, const void *id, size_t id_len,
         w->next = s->workers;
         s->workers = w;
     }
-    w->pid =
-        pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (pid_t)pid->via.u64 : 0;
+    w->pid = (pid_t)m.pid;
     /* Only the thread this kernel started knows the door's nonce. */
-    const msgpack_object *door = cairn_obj_get(h, "door");
-    w->door = s->door && door && door->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                      door->via.u64 == cairn_door_nonce(s->door)
-                  ? s->door
-                  : NULL;
+    w->door = s->door && m.door && m.door == cairn_door_nonce(s->door) ? s->door : NULL;
     w->last_heard = cairn_now_ms();
+    const char *events = s->conf->mode == CONF_INPROC    ? "inproc://cairn.events"
+                         : s->conf->mode == CONF_PROCESS ? b->events_ipc
+                                                         : b->conf->events;
+    wire_welcome_t wm = {.svc = {s->conf->name, strlen(s->conf->name)},
+                         .state_dir = {b->state_dir, strlen(b->state_dir)},
+                         .events = {events, strlen(events)},
+                         .hb_ms = b->conf->heartbeat_ms,
+                         .liveness = b->conf->liveness,
+                         .settings = s->settings.data,
+                         .settings_len = s->settings.size};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk = s_packer(&sb);
-    msgpack_pack_map(&pk, 6);
-    cairn_pack_kv_str(&pk, "svc", s->conf->name);
-    cairn_pack_kv_str(&pk, "state_dir", b->state_dir);
-    cairn_pack_cstr(&pk, "hb_ms");
-    msgpack_pack_uint32(&pk, b->conf->heartbeat_ms);
-    cairn_pack_cstr(&pk, "liveness");
-    msgpack_pack_uint32(&pk, b->conf->liveness);
-    cairn_pack_cstr(&pk, "settings");
-    msgpack_sbuffer_write(&sb, s->settings.data, s->settings.size);
-    cairn_pack_kv_str(&pk, "events",
-                      s->conf->mode == CONF_INPROC    ? "inproc://cairn.events"
-                      : s->conf->mode == CONF_PROCESS ? b->events_ipc
-                                                      : b->conf->events);
+    wire_pack_welcome(&pk, &wm);
     broker_send_worker(b, w, CAIRN_W_WELCOME, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
 static int s_take_verbs(service_t *s, const msgpack_object *verbs)
 {
-    if (!verbs || verbs->type != MSGPACK_OBJECT_ARRAY) return -1;
     size_t n = verbs->via.array.size;
     verb_info_t *vi = calloc(n ? n : 1, sizeof *vi);
     if (!vi) return -1;
     for (size_t i = 0; i < n; i++) {
-        const msgpack_object *o = &verbs->via.array.ptr[i];
-        const msgpack_object *name = cairn_obj_get(o, "name"),
-                             *perm = cairn_obj_get(o, "perm");
-        const msgpack_object *flags = cairn_obj_get(o, "flags"),
-                             *mb = cairn_obj_get(o, "max_body");
-        cairn_str_t ns = {NULL, 0};
-        if (name && name->type == MSGPACK_OBJECT_STR)
-            ns = (cairn_str_t){name->via.str.ptr, name->via.str.size};
-        if (!ns.ptr || ns.len == 0 || ns.len > NAME_MAX_LEN ||
-            !(vi[i].name = cairn_str_dup(ns))) {
+        wire_verb_t row;
+        if (wire_parse_verb(&verbs->via.array.ptr[i], &row) != 0 ||
+            row.name.len > NAME_MAX_LEN || !(vi[i].name = cairn_str_dup(row.name))) {
             /* A worker that cannot name its verbs is not let in. */
             for (size_t j = 0; j < i; j++) {
                 free(vi[j].name);
@@ -864,14 +821,9 @@ static int s_take_verbs(service_t *s, const msgpack_object *verbs)
             free(vi);
             return -1;
         }
-        if (perm && perm->type == MSGPACK_OBJECT_STR && perm->via.str.size) {
-            cairn_str_t ps = {perm->via.str.ptr, perm->via.str.size};
-            vi[i].perm = cairn_str_dup(ps);
-        }
-        if (flags && flags->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            vi[i].flags = (uint32_t)flags->via.u64;
-        if (mb && mb->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            vi[i].max_body = (uint32_t)mb->via.u64;
+        if (row.perm.len) vi[i].perm = cairn_str_dup(row.perm);
+        vi[i].flags = row.flags;
+        vi[i].max_body = row.max_body;
     }
     for (size_t i = 0; i < s->nverbs; i++) {
         free(s->verbs[i].name);
@@ -886,15 +838,14 @@ static int s_take_verbs(service_t *s, const msgpack_object *verbs)
 static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
 {
     service_t *s = w->svc;
-    if (s_take_verbs(s, cairn_obj_get(h, "verbs")) != 0) {
+    const msgpack_object *verbs;
+    uint32_t concurrency;
+    if (wire_parse_ready(h, &verbs, &concurrency) != 0 || s_take_verbs(s, verbs) != 0) {
         broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);
         broker_worker_gone(b, w, "its READY had no valid verb table");
         return;
     }
-    const msgpack_object *c = cairn_obj_get(h, "concurrency");
-    w->concurrency = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER && c->via.u64
-                         ? (uint32_t)c->via.u64
-                         : 256;
+    w->concurrency = concurrency ? concurrency : 256;
     if (s->conf->concurrency && s->conf->concurrency < w->concurrency)
         w->concurrency = s->conf->concurrency;
     w->ready = true;
@@ -910,15 +861,14 @@ static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
 
 static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_object *h)
 {
-    const msgpack_object *rid = cairn_obj_get(h, "rid"), *st = cairn_obj_get(h, "st");
-    if (!rid || rid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
-    pending_t *p = pending_find(b->pending, rid->via.u64);
+    wire_outcome_t m;
+    if (wire_parse_final(h, &m) != 0) return;
+    pending_t *p = pending_find(b->pending, m.id);
     if (!p || p->worker != w) return; /* answered already (504) */
     char code[64], err[CAIRN_ERR_MSG_MAX];
-    const char *c = s_hdr_cstr(h, "code", code, sizeof code);
-    const char *e = s_hdr_cstr(h, "err", err, sizeof err);
-    int status =
-        st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64 : 500;
+    const char *c = s_cstr(m.code, code, sizeof code);
+    const char *e = s_cstr(m.err, err, sizeof err);
+    int status = m.st;
     zmq_msg_t *body = f->n > 4 ? &f->part[4] : NULL;
     zmq_msg_t empty;
     if (!body) {
@@ -931,12 +881,9 @@ static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_obje
 
 static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_object *h)
 {
-    const msgpack_object *cid = cairn_obj_get(h, "cid"), *ttl = cairn_obj_get(h, "ttl");
-    const msgpack_object *svc = cairn_obj_get(h, "svc"),
-                         *verb = cairn_obj_get(h, "verb");
-    const msgpack_object *ws = cairn_obj_get(h, "ws");
-    if (!cid || cid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
-    cairn_hdr_t hdr = {.id_type = CAIRN_ID_UINT, .id_uint = cid->via.u64};
+    wire_call_t m;
+    if (wire_parse_call(h, &m) != 0) return;
+    cairn_hdr_t hdr = {.id_type = CAIRN_ID_UINT, .id_uint = m.cid};
     char pbuf[96];
     authz_principal_t who;
     authz_service_principal(w->svc->conf->name, &who, pbuf, sizeof pbuf);
@@ -947,14 +894,11 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
                      .route_len = w->id_len,
                      .hdr = &hdr,
                      .caller = &who,
+                     .svc = m.svc,
+                     .verb = m.verb,
+                     .ws = m.ws,
+                     .ttl = m.ttl,
                      .body = f->n > 4 ? &f->part[4] : &empty};
-    if (svc && svc->type == MSGPACK_OBJECT_STR)
-        r.svc = (cairn_str_t){svc->via.str.ptr, svc->via.str.size};
-    if (verb && verb->type == MSGPACK_OBJECT_STR)
-        r.verb = (cairn_str_t){verb->via.str.ptr, verb->via.str.size};
-    if (ws && ws->type == MSGPACK_OBJECT_STR)
-        r.ws = (cairn_str_t){ws->via.str.ptr, ws->via.str.size};
-    if (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r.ttl = ttl->via.u64;
     if (cairn_str_eq(r.svc, "sys")) {
         msgpack_sbuffer body;
         msgpack_sbuffer_init(&body);
@@ -965,10 +909,10 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
         if (sys_handle(b, r.verb, &caller, &body, &err) != 0) {
             s_send_result(b, &tmp, err.st, err.code, err.msg, NULL);
         } else {
-            zmq_msg_t m;
-            zmq_msg_init_size(&m, body.size);
-            memcpy(zmq_msg_data(&m), body.data, body.size);
-            s_send_result(b, &tmp, 200, NULL, NULL, &m);
+            zmq_msg_t out;
+            zmq_msg_init_size(&out, body.size);
+            memcpy(zmq_msg_data(&out), body.data, body.size);
+            s_send_result(b, &tmp, 200, NULL, NULL, &out);
         }
         msgpack_sbuffer_destroy(&body);
     } else {
@@ -1021,21 +965,24 @@ static int s_on_backend(broker_t *b)
                 s_on_call(b, w, &f, &h);
                 break;
             case CAIRN_W_PUBLISH: {
-                char topic[128];
-                if (s_hdr_cstr(&h, "topic", topic, sizeof topic) && f.n > 4) {
-                    s_send_bytes(b->pub, topic, strlen(topic), true);
+                cairn_str_t topic;
+                if (wire_parse_topic(&h, &topic) == 0 && topic.len && topic.len < 128 &&
+                    f.n > 4) {
+                    s_send_bytes(b->pub, topic.ptr, topic.len, true);
                     zmq_msg_send(&f.part[4], b->pub, 0);
                 }
                 break;
             }
-            case CAIRN_W_FAIL:
-                if (!s_hdr_cstr(&h, "err", msg, sizeof msg))
+            case CAIRN_W_FAIL: {
+                cairn_str_t why;
+                if (wire_parse_err(&h, &why) != 0 || !s_cstr(why, msg, sizeof msg))
                     snprintf(msg, sizeof msg, "init failed");
                 snprintf(w->svc->last_error, sizeof w->svc->last_error, "%s", msg);
                 fprintf(stderr, "cairnd: service %s failed to start: %s\n",
                         w->svc->conf->name, msg);
                 broker_worker_gone(b, w, msg);
                 break;
+            }
             case CAIRN_W_DISCONNECT:
                 broker_worker_gone(b, w, "the plugin disconnected");
                 break;

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include "../sdk/runtime.h"
+#include "runtime.h"
 #include "authz.h"
 #include "broker.h"
 #include "clients.h"

@@ -205,17 +205,7 @@ static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    bool failed = st >= 400;
-    msgpack_pack_map(&pk, failed ? 4 : 2);
-    cairn_pack_cstr(&pk, "rid");
-    msgpack_pack_uint64(&pk, r->rid);
-    cairn_pack_cstr(&pk, "st");
-    msgpack_pack_uint32(&pk, (uint32_t)st);
-    if (failed) {
-        cairn_pack_kv_text(&pk, "code",
-                           code && *code ? code : cairn_err_default_code(st));
-        cairn_pack_kv_text(&pk, "err", msg && *msg ? msg : "request failed");
-    }
+    wire_pack_final(&pk, r->rid, st, code, msg);
     int rc = s_send_cmd(r->ctx, CAIRN_W_FINAL, &sb, body, body ? len : 0, true);
     msgpack_sbuffer_destroy(&sb);
     if (r->deferred) s_req_release(r);
@@ -314,13 +304,11 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    cairn_pack_cstr(&pk, "cid");
-    msgpack_pack_uint64(&pk, c->cid);
-    cairn_pack_kv_str(&pk, "svc", svc);
-    cairn_pack_kv_str(&pk, "verb", verb);
-    cairn_pack_cstr(&pk, "ttl");
-    msgpack_pack_uint32(&pk, ttl_ms ? ttl_ms : 30000);
+    wire_call_t m = {.cid = c->cid,
+                     .svc = {svc, strlen(svc)},
+                     .verb = {verb, strlen(verb)},
+                     .ttl = ttl_ms ? ttl_ms : 30000};
+    wire_pack_call(&pk, &m);
     int rc = s_send_cmd(ctx, CAIRN_W_CALL, &sb, body, body ? len : 0, true);
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
@@ -344,8 +332,7 @@ static int s_api_publish(cairn_ctx_t *ctx, const char *topic, const void *body,
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    cairn_pack_kv_str(&pk, "topic", topic);
+    wire_pack_topic(&pk, topic);
     int rc = s_send_cmd(ctx, CAIRN_W_PUBLISH, &sb, body, body ? len : 0, true);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -532,43 +519,33 @@ static int s_unpack_part(rt_msg_t *m, int i, msgpack_zone *zone, msgpack_object 
 /* Copy a header string into the request's buffer; NULL when it does not
  * fit (the kernel bounds each one, but a worker trusts no frame's sizes),
  * or holds a NUL (a C string would cut it short). */
-static const char *s_req_str(cairn_req_t *r, size_t *used, const msgpack_object *o)
+static const char *s_req_str(cairn_req_t *r, size_t *used, cairn_str_t s)
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR) return "";
-    size_t n = o->via.str.size;
-    if (n >= RT_STRBUF - *used || memchr(o->via.str.ptr, '\0', n)) return NULL;
+    if (s.len >= RT_STRBUF - *used || memchr(s.ptr, '\0', s.len)) return NULL;
     char *p = r->strbuf + *used;
-    memcpy(p, o->via.str.ptr, n);
-    p[n] = '\0';
-    *used += n + 1;
+    memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    *used += s.len + 1;
     return p;
 }
 
 /* Stamp the request's strings from its header; false when one is unfit. */
-static bool s_req_strings(cairn_req_t *r, const msgpack_object *h)
+static bool s_req_strings(cairn_req_t *r, const wire_request_t *m)
 {
     size_t used = 0;
-    r->ws = s_req_str(r, &used, cairn_obj_get(h, "ws"));
-    r->sub = s_req_str(r, &used, cairn_obj_get(h, "sub"));
-    r->cid = s_req_str(r, &used, cairn_obj_get(h, "cid"));
+    r->ws = s_req_str(r, &used, m->ws);
+    r->sub = s_req_str(r, &used, m->sub);
+    r->cid = s_req_str(r, &used, m->cid);
     if (!r->ws || !r->sub || !r->cid) return false;
-    const msgpack_object *roles = cairn_obj_get(h, "roles");
-    if (!roles || roles->type != MSGPACK_OBJECT_ARRAY) return true;
-    if (roles->via.array.size > RT_MAX_ROLES) return false;
-    for (uint32_t i = 0; i < roles->via.array.size; i++)
-        if (!(r->roles[r->nroles++] = s_req_str(r, &used, &roles->via.array.ptr[i])))
-            return false;
+    for (int i = 0; i < m->nroles; i++)
+        if (!(r->roles[r->nroles++] = s_req_str(r, &used, m->roles[i]))) return false;
     return true;
 }
 
-static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs,
-                                       const msgpack_object *o)
+static const cairn_verb_t *s_find_verb(const cairn_verb_t *verbs, cairn_str_t name)
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
     for (const cairn_verb_t *v = verbs; v->name; v++)
-        if (strlen(v->name) == o->via.str.size &&
-            memcmp(v->name, o->via.str.ptr, o->via.str.size) == 0)
-            return v;
+        if (cairn_str_eq(name, v->name)) return v;
     return NULL;
 }
 
@@ -589,12 +566,13 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
 {
     msgpack_zone_clear(&ctx->zone);
     msgpack_object h;
-    const msgpack_object *rid = NULL;
+    wire_request_t m;
     cairn_req_t *r = NULL;
-    if (s_unpack_bytes(hdr, hdr_len, &ctx->zone, &h) == 0 &&
-        h.type == MSGPACK_OBJECT_MAP)
-        rid = cairn_obj_get(&h, "rid");
-    if (rid && rid->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    /* A header the runtime cannot read (no rid, mistyped keys) has no
+     * reply address: on the socket, the kernel's deadline answers it. */
+    bool ok = s_unpack_bytes(hdr, hdr_len, &ctx->zone, &h) == 0 &&
+              wire_parse_request(&h, &m) == 0;
+    if (ok) {
         r = ctx->free_reqs;
         if (r)
             ctx->free_reqs = r->next_free;
@@ -613,15 +591,12 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     r->next_free = NULL;
     r->dprev = r->dnext = NULL;
     r->ctx = ctx;
-    r->rid = rid->via.u64;
-    bool strings_ok = s_req_strings(r, &h);
-    const msgpack_object *ttl = cairn_obj_get(&h, "ttl");
-    r->deadline =
-        cairn_now_ms() +
-        (ttl && ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? ttl->via.u64 : 30000);
+    r->rid = m.rid;
+    bool strings_ok = s_req_strings(r, &m);
+    r->deadline = cairn_now_ms() + (m.ttl ? m.ttl : 30000);
     zmq_msg_init(&r->body_msg);
     if (body) zmq_msg_move(&r->body_msg, body);
-    r->verb = s_find_verb(ctx->verbs, cairn_obj_get(&h, "verb"));
+    r->verb = s_find_verb(ctx->verbs, m.verb);
     if (!strings_ok) { /* no handler may see a cut principal, role or id */
         r->ws = r->sub = r->cid = "";
         r->nroles = 0;
@@ -738,27 +713,18 @@ static void s_on_result(cairn_ctx_t *ctx, rt_msg_t *m)
 {
     msgpack_zone_clear(&ctx->zone);
     msgpack_object h, body;
-    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0) return;
+    wire_outcome_t res;
+    if (s_unpack_part(m, 2, &ctx->zone, &h) != 0 || wire_parse_result(&h, &res) != 0)
+        return;
     if (s_unpack_part(m, 3, &ctx->zone, &body) != 0) body.type = MSGPACK_OBJECT_NIL;
-    const msgpack_object *cid = cairn_obj_get(&h, "cid");
-    if (!cid || cid->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
     for (rt_call_t **p = &ctx->calls; *p; p = &(*p)->next) {
-        if ((*p)->cid != cid->via.u64) continue;
+        if ((*p)->cid != res.id) continue;
         rt_call_t *c = *p;
         *p = c->next;
-        const msgpack_object *st = cairn_obj_get(&h, "st");
-        char code[64] = "", msg[CAIRN_ERR_MSG_MAX] = "";
-        const msgpack_object *o = cairn_obj_get(&h, "code");
-        if (o && o->type == MSGPACK_OBJECT_STR)
-            snprintf(code, sizeof code, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-        o = cairn_obj_get(&h, "err");
-        if (o && o->type == MSGPACK_OBJECT_STR)
-            snprintf(msg, sizeof msg, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-        if (c->cb)
-            c->cb(c->arg,
-                  st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)st->via.u64
-                                                                    : 500,
-                  code, msg, &body);
+        char code[64], msg[CAIRN_ERR_MSG_MAX];
+        snprintf(code, sizeof code, "%.*s", (int)res.code.len, res.code.ptr);
+        snprintf(msg, sizeof msg, "%.*s", (int)res.err.len, res.err.ptr);
+        if (c->cb) c->cb(c->arg, res.st, code, msg, &body);
         free(c);
         return;
     }
@@ -817,18 +783,19 @@ static char *s_obj_dup(const msgpack_object *o)
 
 static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t *err)
 {
-    const msgpack_object *v = cairn_obj_get(h, "hb_ms");
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0)
-        ctx->hb_ms = (uint32_t)v->via.u64;
-    v = cairn_obj_get(h, "liveness");
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0)
-        ctx->liveness = (uint32_t)v->via.u64;
+    wire_welcome_t m;
+    if (wire_parse_welcome(h, &m) != 0)
+        return cairn_err_set(err, 400, "bad_welcome",
+                             "the kernel's WELCOME is malformed");
+    if (m.hb_ms) ctx->hb_ms = m.hb_ms;
+    if (m.liveness) ctx->liveness = m.liveness;
     free(ctx->events_endpoint);
-    ctx->events_endpoint = s_obj_dup(cairn_obj_get(h, "events"));
+    ctx->events_endpoint = m.events.len ? cairn_str_dup(m.events) : NULL;
     free(ctx->state_dir);
     ctx->state_dir = ctx->opts->state_dir ? strdup(ctx->opts->state_dir)
-                                          : s_obj_dup(cairn_obj_get(h, "state_dir"));
-    const msgpack_object *set = cairn_obj_get(h, "settings");
+                     : m.state_dir.len    ? cairn_str_dup(m.state_dir)
+                                          : NULL;
+    const msgpack_object *set = m.settings_map;
     s_conf_free(ctx);
     if (set && set->type == MSGPACK_OBJECT_MAP && set->via.map.size) {
         size_t n = set->via.map.size;
@@ -865,19 +832,16 @@ static int s_send_hello(cairn_ctx_t *ctx)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, ctx->opts->door ? 7 : 6);
-    cairn_pack_kv_str(&pk, "plugin", ctx->plugin->name);
-    cairn_pack_kv_str(&pk, "svc", ctx->opts->service);
-    cairn_pack_kv_str(&pk, "mode", ctx->opts->mode ? ctx->opts->mode : "process");
-    cairn_pack_kv_str(&pk, "version", ctx->plugin->version ? ctx->plugin->version : "");
-    cairn_pack_cstr(&pk, "abi");
-    msgpack_pack_uint32(&pk, CAIRN_PLUGIN_ABI);
-    cairn_pack_cstr(&pk, "pid");
-    msgpack_pack_int64(&pk, (int64_t)getpid());
-    if (ctx->opts->door) {
-        cairn_pack_cstr(&pk, "door");
-        msgpack_pack_uint64(&pk, ctx->opts->door->nonce);
-    }
+    const char *mode = ctx->opts->mode ? ctx->opts->mode : "process";
+    const char *version = ctx->plugin->version ? ctx->plugin->version : "";
+    wire_hello_t m = {.plugin = {ctx->plugin->name, strlen(ctx->plugin->name)},
+                      .svc = {ctx->opts->service, strlen(ctx->opts->service)},
+                      .mode = {mode, strlen(mode)},
+                      .version = {version, strlen(version)},
+                      .abi = CAIRN_PLUGIN_ABI,
+                      .pid = (int64_t)getpid(),
+                      .door = ctx->opts->door ? ctx->opts->door->nonce : 0};
+    wire_pack_hello(&pk, &m);
     int rc = s_send_cmd(ctx, CAIRN_W_HELLO, &sb, NULL, 0, false);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -886,27 +850,12 @@ static int s_send_hello(cairn_ctx_t *ctx)
 static int s_send_ready(cairn_ctx_t *ctx)
 {
     const cairn_plugin_t *p = ctx->plugin;
-    uint32_t nverbs = 0;
-    while (ctx->verbs[nverbs].name) nverbs++;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    cairn_pack_cstr(&pk, "verbs");
-    msgpack_pack_array(&pk, nverbs);
-    for (uint32_t i = 0; i < nverbs; i++) {
-        const cairn_verb_t *v = &ctx->verbs[i];
-        msgpack_pack_map(&pk, 4);
-        cairn_pack_kv_str(&pk, "name", v->name);
-        cairn_pack_kv_str(&pk, "perm", v->perm ? v->perm : "");
-        cairn_pack_cstr(&pk, "flags");
-        msgpack_pack_uint32(&pk, v->flags & ~(ctx->dropped ? ctx->dropped[i] : 0u));
-        cairn_pack_cstr(&pk, "max_body");
-        msgpack_pack_uint32(&pk, v->max_body);
-    }
-    cairn_pack_cstr(&pk, "concurrency");
-    msgpack_pack_uint32(&pk, p->concurrency ? p->concurrency : 256);
+    wire_pack_ready(&pk, ctx->verbs, ctx->dropped,
+                    p->concurrency ? p->concurrency : 256);
     int rc = s_send_cmd(ctx, CAIRN_W_READY, &sb, NULL, 0, false);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -918,8 +867,7 @@ static void s_send_fail(cairn_ctx_t *ctx, const cairn_err_t *err)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    cairn_pack_kv_str(&pk, "err", err->msg);
+    wire_pack_err(&pk, err->msg);
     s_send_cmd(ctx, CAIRN_W_FAIL, &sb, NULL, 0, false);
     msgpack_sbuffer_destroy(&sb);
 }

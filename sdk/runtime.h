@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "cairn/plugin.h"
+#include "wire.h"
 
 /* ---- loader -------------------------------------------------------- */
 

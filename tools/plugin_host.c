@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "../sdk/runtime.h"
+#include "runtime.h"
 
 static atomic_int s_stop;
 

@@ -1,8 +1,8 @@
 /* cairn/msg.h — the CAIRN/1 envelope and msgpack helpers.
  *
- * The client side of the wire is fixed by spec/bus-protocol.md; the worker
- * side (kernel <-> plugin runtime) is documented in docs/PROTOCOL.md. Both
- * carry a header map and an opaque body frame that is never re-encoded on
+ * The client side of the wire is documented in docs/PROTOCOL.md; the
+ * worker side (kernel <-> plugin runtime) is private to Cairn (sdk/wire.h).
+ * Both carry a header map and an opaque body frame that is never re-encoded on
  * its way through the kernel.
  */
 #ifndef CAIRN_MSG_H
@@ -19,24 +19,8 @@
 extern "C" {
 #endif
 
-#define CAIRN_TAG "CAIRN/1"         /* client frame 1 */
-#define CAIRN_WORKER_TAG "CAIRNW/1" /* worker frame 1 */
+#define CAIRN_TAG "CAIRN/1" /* client frame 1 */
 #define CAIRN_DEFAULT_ENDPOINT "tcp://127.0.0.1:7780"
-
-/* Worker protocol commands (one byte frame after the tag). */
-typedef enum cairn_wcmd {
-    CAIRN_W_HELLO = 1,      /* W->K {plugin, svc, abi, pid, version} */
-    CAIRN_W_WELCOME = 2,    /* K->W {svc, hb_ms, liveness, settings, events} */
-    CAIRN_W_READY = 3,      /* W->K {verbs:[{name,perm,flags,max_body}], concurrency} */
-    CAIRN_W_REQUEST = 4,    /* K->W {rid, svc, verb, ws, sub, roles, ttl, cid} + body */
-    CAIRN_W_FINAL = 6,      /* W->K {rid, st, code?, err?} + body */
-    CAIRN_W_HEARTBEAT = 7,  /* both ways, no header */
-    CAIRN_W_DISCONNECT = 8, /* both ways {err?} */
-    CAIRN_W_PUBLISH = 9,    /* W->K {topic} + body: republished on the event bus */
-    CAIRN_W_CALL = 10,      /* W->K {cid, svc, verb, ws, ttl} + body: nested call */
-    CAIRN_W_RESULT = 11,    /* K->W {cid, st, code?, err?} + body */
-    CAIRN_W_FAIL = 12,      /* W->K {err}: init failed; the worker exits */
-} cairn_wcmd_t;
 
 /* A string slice that points into a message buffer (not NUL-terminated). */
 typedef struct cairn_str {

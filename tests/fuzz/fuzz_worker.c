@@ -1,16 +1,11 @@
-/* libFuzzer target: the worker-protocol header path of the kernel's
- * backend. The first byte is the command frame (HELLO, READY, FINAL, CALL,
- * PUBLISH, DISCONNECT, anything); the rest is the header frame. Like
- * cairnd, the header is checked with cairn_msgpack_check and unpacked with
- * msgpack_unpack into one reused zone (a failure reads as nil), then looked
- * up with cairn_obj_get and the cairn_field_* helpers, key by key, as the
- * handlers do:
- *   HELLO  {svc, mode, pid, plugin, abi, version}
- *   READY  {verbs: [{name, perm, flags, max_body}], concurrency}
- *   FINAL  {rid, st, code?, err?}
- *   CALL   {cid, svc, verb, ws, ttl}
- * Every getter's answer is checked against cairn_obj_get's view of the same
- * key, so the two lookups the kernel mixes cannot disagree.
+/* libFuzzer target: the worker protocol's header codec (sdk/wire.c), the
+ * one parser both cairnd and the plugin runtime use. The first byte picks
+ * the command (HELLO, WELCOME, READY, REQUEST, FINAL, RESULT, CALL,
+ * PUBLISH, FAIL/DISCONNECT, anything); the rest is the header frame,
+ * checked with cairn_msgpack_check and unpacked into one reused zone as
+ * the kernel and the runtime do. Properties: no crash, slices point into
+ * the input, and whatever parses packs again into a header that parses to
+ * the same fields (the two sides can never disagree about a key).
  *
  * Build: tools/fuzz.sh (clang, -DCAIRN_FUZZ=ON). Seeds: corpus/fuzz_worker. */
 #include <stdint.h>
@@ -18,150 +13,105 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cairn/msg.h"
+#include "wire.h"
 
 #define REQUIRE(c)                  \
     do {                            \
         if (!(c)) __builtin_trap(); \
     } while (0)
 
-static msgpack_zone *s_zone;
+static msgpack_zone *s_zone, *s_zone2;
 
-/* What cairn_obj_get says about key: NULL (absent or nil) or the value. */
-static const msgpack_object *s_present(const msgpack_object *m, const char *key)
+static bool s_same(cairn_str_t a, cairn_str_t b)
 {
-    const msgpack_object *v = cairn_obj_get(m, key);
-    return v && v->type == MSGPACK_OBJECT_NIL ? NULL : v;
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-/* The shared contract of every cairn_field_* call. */
-static void s_check_rc(const msgpack_object *m, const char *key, bool required, int rc,
-                       bool type_ok, const cairn_err_t *e)
+/* Pack with fn's output into sb, then unpack it into s_zone2. */
+static msgpack_object s_reparse(msgpack_sbuffer *sb)
 {
-    bool mapish = !m || m->type == MSGPACK_OBJECT_MAP || m->type == MSGPACK_OBJECT_NIL;
-    const msgpack_object *v = mapish ? s_present(m, key) : NULL;
-    if (!mapish) {
-        REQUIRE(rc == -1 && e->st == 400 && strstr(e->msg, "must be a map"));
-        return;
-    }
-    if (!v) {
-        REQUIRE(rc == (required ? -1 : 1));
-        if (required) REQUIRE(e->st == 400 && strstr(e->msg, key));
-        return;
-    }
-    if (type_ok) {
-        REQUIRE(rc == 0);
-    } else {
-        REQUIRE(rc == -1 && e->st == 400 && strcmp(e->code, "bad_request") == 0);
-        char quoted[64];
-        snprintf(quoted, sizeof quoted, "'%s'", key);
-        REQUIRE(strstr(e->msg, quoted));
-    }
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_zone_clear(s_zone2);
+    REQUIRE(cairn_msgpack_check_shape(sb->data, sb->size, NULL) == 0);
+    REQUIRE(msgpack_unpack(sb->data, sb->size, &off, s_zone2, &o) ==
+            MSGPACK_UNPACK_SUCCESS);
+    return o;
 }
 
-static void s_str(const msgpack_object *m, const char *key, bool required, size_t max)
+static void s_request(const msgpack_object *h, msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    cairn_str_t s = {0};
-    cairn_err_t e = {0};
-    int rc = cairn_field_str(m, key, required, max, &s, &e);
-    const msgpack_object *v =
-        m && m->type == MSGPACK_OBJECT_MAP ? s_present(m, key) : NULL;
-    bool ok = v && v->type == MSGPACK_OBJECT_STR && (!max || v->via.str.size <= max);
-    s_check_rc(m, key, required, rc, ok, &e);
-    if (rc == 0) {
-        REQUIRE(s.ptr == v->via.str.ptr && s.len == v->via.str.size);
-        /* What the kernel does with it: a bounded copy, a heap copy. */
-        char buf[128];
-        snprintf(buf, sizeof buf, "%.*s", (int)s.len, s.ptr);
-        char *d = cairn_str_dup(s);
-        REQUIRE(d);
-        REQUIRE(cairn_str_eq(s, d) == (strlen(d) == s.len));
-        free(d);
-    }
+    wire_request_t a, b;
+    if (wire_parse_request(h, &a) != 0) return;
+    REQUIRE(a.nroles >= 0 && a.nroles <= WIRE_MAX_ROLES);
+    wire_pack_request(pk, &a);
+    msgpack_object o = s_reparse(sb);
+    REQUIRE(wire_parse_request(&o, &b) == 0);
+    REQUIRE(a.rid == b.rid && a.ttl == b.ttl && a.nroles == b.nroles);
+    REQUIRE(s_same(a.svc, b.svc) && s_same(a.verb, b.verb) && s_same(a.sub, b.sub));
+    REQUIRE(s_same(a.cid, b.cid));
+    REQUIRE(s_same(a.ws, b.ws) || (a.ws.len == 0 && cairn_str_eq(b.ws, "default")));
+    for (int i = 0; i < a.nroles; i++) REQUIRE(s_same(a.roles[i], b.roles[i]));
 }
 
-static void s_uint(const msgpack_object *m, const char *key, bool required)
+static void s_outcome(const msgpack_object *h, bool final, msgpack_sbuffer *sb,
+                      msgpack_packer *pk)
 {
-    uint64_t u = 0;
-    cairn_err_t e = {0};
-    int rc = cairn_field_uint(m, key, required, &u, &e);
-    const msgpack_object *v =
-        m && m->type == MSGPACK_OBJECT_MAP ? s_present(m, key) : NULL;
-    s_check_rc(m, key, required, rc, v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
-               &e);
-    if (rc == 0) REQUIRE(u == v->via.u64);
-    /* The other numeric views of the same key agree with the type. */
-    int64_t i;
-    double d;
-    cairn_err_t e2 = {0};
-    int ri = cairn_field_int(m, key, false, &i, &e2);
-    if (rc == 0) REQUIRE(ri == (u <= INT64_MAX ? 0 : -1));
-    if (ri == 0 && rc == 0) REQUIRE((uint64_t)i == u);
-    int rd = cairn_field_double(m, key, false, &d, &e2);
-    if (rc == 0) REQUIRE(rd == 0);
+    wire_outcome_t a, b;
+    if ((final ? wire_parse_final(h, &a) : wire_parse_result(h, &a)) != 0) return;
+    REQUIRE(a.st >= 0 && a.st <= 999);
+    char code[64], err[512];
+    snprintf(code, sizeof code, "%.*s", (int)a.code.len, a.code.ptr);
+    snprintf(err, sizeof err, "%.*s", (int)a.err.len, a.err.ptr);
+    if (final)
+        wire_pack_final(pk, a.id, a.st, code, err);
+    else
+        wire_pack_result(pk, a.id, a.st, code, err);
+    msgpack_object o = s_reparse(sb);
+    REQUIRE((final ? wire_parse_final(&o, &b) : wire_parse_result(&o, &b)) == 0);
+    REQUIRE(a.id == b.id && a.st == b.st);
+    if (a.st >= 400) REQUIRE(b.err.len > 0 && b.code.len > 0);
 }
 
-static void s_hello(const msgpack_object *h)
+static void s_hello(const msgpack_object *h, msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    s_str(h, "svc", true, 64);
-    s_str(h, "mode", true, 15);
-    s_str(h, "plugin", false, 0);
-    s_str(h, "version", false, 64);
-    s_uint(h, "pid", false);
-    s_uint(h, "abi", false);
-    /* The kernel's own lookups (s_hdr_cstr). */
-    const msgpack_object *svc = cairn_obj_get(h, "svc");
-    if (svc && svc->type == MSGPACK_OBJECT_STR) {
-        char buf[65];
-        snprintf(buf, sizeof buf, "%.*s", (int)svc->via.str.size, svc->via.str.ptr);
-        REQUIRE(strlen(buf) <= 64);
-    }
+    wire_hello_t a, b;
+    if (wire_parse_hello(h, &a) != 0) return;
+    wire_pack_hello(pk, &a);
+    msgpack_object o = s_reparse(sb);
+    REQUIRE(wire_parse_hello(&o, &b) == 0);
+    REQUIRE(s_same(a.svc, b.svc) && s_same(a.mode, b.mode) && a.door == b.door);
+    REQUIRE(a.abi == b.abi && a.pid == b.pid);
+}
+
+static void s_welcome(const msgpack_object *h)
+{
+    wire_welcome_t a;
+    if (wire_parse_welcome(h, &a) != 0) return;
+    if (a.settings_map) REQUIRE(a.settings_map->type == MSGPACK_OBJECT_MAP);
 }
 
 static void s_ready(const msgpack_object *h)
 {
-    const msgpack_object *verbs = NULL;
-    cairn_err_t e = {0};
-    int rc = cairn_field_array(h, "verbs", true, &verbs, &e);
-    const msgpack_object *v =
-        h && h->type == MSGPACK_OBJECT_MAP ? s_present(h, "verbs") : NULL;
-    s_check_rc(h, "verbs", true, rc, v && v->type == MSGPACK_OBJECT_ARRAY, &e);
-    s_uint(h, "concurrency", false);
-    if (rc != 0) return;
-    REQUIRE(verbs == v);
+    const msgpack_object *verbs;
+    uint32_t conc;
+    if (wire_parse_ready(h, &verbs, &conc) != 0) return;
+    REQUIRE(verbs && verbs->type == MSGPACK_OBJECT_ARRAY);
     for (uint32_t i = 0; i < verbs->via.array.size; i++) {
-        const msgpack_object *o = &verbs->via.array.ptr[i];
-        s_str(o, "name", true, 64);
-        s_str(o, "perm", false, 128);
-        s_uint(o, "flags", false);
-        s_uint(o, "max_body", false);
-        const msgpack_object *m = NULL;
-        cairn_err_t e2 = {0};
-        (void)cairn_field_map(o, "help", false, &m, &e2);
+        wire_verb_t v;
+        if (wire_parse_verb(&verbs->via.array.ptr[i], &v) == 0) REQUIRE(v.name.len > 0);
     }
 }
 
-static void s_final(const msgpack_object *h)
+static void s_call(const msgpack_object *h, msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    s_uint(h, "rid", true);
-    s_uint(h, "st", true);
-    s_str(h, "code", false, 31);
-    s_str(h, "err", false, CAIRN_ERR_MSG_MAX - 1);
-    bool b;
-    cairn_err_t e = {0};
-    (void)cairn_field_bool(h, "more", false, &b, &e);
-}
-
-static void s_call(const msgpack_object *h)
-{
-    s_uint(h, "cid", true);
-    s_str(h, "svc", true, 64);
-    s_str(h, "verb", true, 64);
-    s_str(h, "ws", false, 64);
-    s_uint(h, "ttl", false);
-    const msgpack_object *m = NULL;
-    cairn_err_t e = {0};
-    (void)cairn_field_map(h, "body", false, &m, &e);
+    wire_call_t a, b;
+    if (wire_parse_call(h, &a) != 0) return;
+    wire_pack_call(pk, &a);
+    msgpack_object o = s_reparse(sb);
+    REQUIRE(wire_parse_call(&o, &b) == 0);
+    REQUIRE(a.cid == b.cid && a.ttl == b.ttl && s_same(a.svc, b.svc) &&
+            s_same(a.verb, b.verb) && s_same(a.ws, b.ws));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -169,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     if (!s_zone) {
         s_zone = msgpack_zone_new(8192);
-        REQUIRE(s_zone);
+        s_zone2 = msgpack_zone_new(8192);
+        REQUIRE(s_zone && s_zone2);
     }
     int cmd = data[0];
     data++;
@@ -177,41 +128,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgpack_object h = {.type = MSGPACK_OBJECT_NIL};
     msgpack_zone_clear(s_zone);
     if (size) {
-        /* As cairnd's backend does: the allocation-free check first, so a
-         * declared count cannot make msgpack-c reserve gigabytes. */
         size_t off = 0;
         if (cairn_msgpack_check(data, size, NULL) != 0 ||
             msgpack_unpack((const char *)data, size, &off, s_zone, &h) !=
                 MSGPACK_UNPACK_SUCCESS)
             h.type = MSGPACK_OBJECT_NIL;
     }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cairn_str_t s;
     switch (cmd) {
         case CAIRN_W_HELLO:
-            s_hello(&h);
+            s_hello(&h, &sb, &pk);
+            break;
+        case CAIRN_W_WELCOME:
+            s_welcome(&h);
             break;
         case CAIRN_W_READY:
             s_ready(&h);
             break;
+        case CAIRN_W_REQUEST:
+            s_request(&h, &sb, &pk);
+            break;
         case CAIRN_W_FINAL:
         case CAIRN_W_RESULT:
-            s_final(&h);
+            s_outcome(&h, cmd == CAIRN_W_FINAL, &sb, &pk);
             break;
         case CAIRN_W_CALL:
-            s_call(&h);
+            s_call(&h, &sb, &pk);
             break;
         case CAIRN_W_PUBLISH:
-            s_str(&h, "topic", true, 127);
+            if (wire_parse_topic(&h, &s) == 0) REQUIRE(s.ptr != NULL);
             break;
         case CAIRN_W_DISCONNECT:
         case CAIRN_W_FAIL:
-            s_str(&h, "err", false, 0);
+            if (wire_parse_err(&h, &s) == 0) REQUIRE(s.ptr != NULL);
             break;
-        default:
-            /* Unknown commands: every lookup on whatever came. */
-            s_hello(&h);
+        default: /* unknown commands: every parser on whatever came */
+            s_hello(&h, &sb, &pk);
+            msgpack_sbuffer_clear(&sb);
+            s_request(&h, &sb, &pk);
+            msgpack_sbuffer_clear(&sb);
+            s_call(&h, &sb, &pk);
             s_ready(&h);
-            s_final(&h);
-            s_call(&h);
+            s_welcome(&h);
     }
+    msgpack_sbuffer_destroy(&sb);
     return 0;
 }

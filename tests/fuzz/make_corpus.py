@@ -96,6 +96,13 @@ def workers():
     w("disconnect", W_DISCONNECT, {"err": "bye"})
     w("fail", W_FAIL, {"err": "init failed: no state dir"})
     w("heartbeat", 7, None)
+    w("welcome", 2, {"svc": "echo", "state_dir": "/var/lib/cairn", "hb_ms": 1000,
+                     "liveness": 5, "settings": {"greeting": "hi"},
+                     "events": "inproc://cairn.events"})
+    w("request", 4, {"rid": 9, "svc": "tracking", "verb": "get_run", "ws": "default",
+                     "sub": "local", "roles": ["Owner"], "ttl": 30000, "cid": "c-1"})
+    w("request_no_cid", 4, {"rid": 10, "svc": "echo", "verb": "echo", "ws": "team",
+                            "sub": "service:echo", "roles": ["Service"], "ttl": 5})
 
 
 JOURNAL_TAG = 0x0123456789ABCDEF  # fuzz_journal.c's TAG

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../sdk/runtime.h"
+#include "runtime.h"
 #include "unit.h"
 
 static char s_tmp[] = "/tmp/cairn-test-loader-XXXXXX";
