@@ -18,6 +18,8 @@ static bool s_name_ok(const char *s)
     return true;
 }
 
+static int s_check_settings_table(const cairn_plugin_t *p, cairn_err_t *err);
+
 static bool s_has_roles(const cairn_plugin_t *p)
 {
     return p->size >= offsetof(cairn_plugin_t, roles) + sizeof(void *) && p->roles;
@@ -141,7 +143,7 @@ int cairn_plugin_load(const char *path, const char *expect_name, cairn_loaded_t 
         cairn_err_set(err, 400, "bad_plugin", "%s lacks init or fini", path);
         goto fail;
     }
-    if (s_check_verbs(p, err) != 0) goto fail;
+    if (s_check_verbs(p, err) != 0 || s_check_settings_table(p, err) != 0) goto fail;
     out->dl = dl;
     out->plugin = p;
     return 0;
@@ -161,45 +163,190 @@ void cairn_plugin_unload(cairn_loaded_t *l)
     l->plugin = NULL;
 }
 
-static int s_check_value(const cairn_plugin_t *p, const cairn_conf_key_t *k,
-                         const char *v, cairn_err_t *err)
+/* ---- settings: the typed table or the older untyped one ------------------ */
+
+static bool s_has_typed(const cairn_plugin_t *p)
+{
+    return p->size >= offsetof(cairn_plugin_t, settings_size) + sizeof(uint32_t) &&
+           p->settings;
+}
+
+/* One setting as both tables describe it. */
+typedef struct setting_view {
+    const char *key, *dflt, *help;
+    cairn_conf_type_t type;
+    const cairn_setting_t *typed; /* NULL for a row of `conf` */
+} setting_view_t;
+
+/* Setting i of p; its key is NULL past the end. */
+static setting_view_t s_setting(const cairn_plugin_t *p, size_t i)
+{
+    setting_view_t v = {0};
+    if (s_has_typed(p)) {
+        const cairn_setting_t *t = &p->settings[i];
+        v = (setting_view_t){t->key, t->dflt, t->help, t->type, t};
+    } else if (p->conf) {
+        const cairn_conf_key_t *k = &p->conf[i];
+        v = (setting_view_t){k->key, k->dflt, k->help, k->type, NULL};
+    }
+    return v;
+}
+
+static bool s_find_setting(const cairn_plugin_t *p, const char *key,
+                           setting_view_t *out)
+{
+    for (size_t i = 0;; i++) {
+        *out = s_setting(p, i);
+        if (!out->key) return false;
+        if (strcmp(out->key, key) == 0) return true;
+    }
+}
+
+/* "a, b or c" from a NULL-terminated list. */
+static void s_choices(const char *const *c, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; c && c[i] && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s",
+                              i == 0     ? ""
+                              : c[i + 1] ? ", "
+                                         : " or ",
+                              c[i]);
+}
+
+/* Check value v of setting k; with field, also store the number, bool or
+ * enum index there (strings are the caller's to copy). */
+static int s_parse_value(const cairn_plugin_t *p, setting_view_t k, const char *v,
+                         void *field, cairn_err_t *err)
 {
     char *end = NULL;
     errno = 0;
-    switch (k->type) {
-        case CAIRN_CONF_INT:
-            (void)strtoll(v, &end, 10);
+    const cairn_setting_t *t = k.typed;
+    bool bounded = t && (t->min || t->max);
+    switch (k.type) {
+        case CAIRN_CONF_INT: {
+            long long n = strtoll(v, &end, 10);
             if (!*v || *end || errno ||
                 !(isdigit((unsigned char)v[0]) ||
                   (v[0] == '-' && isdigit((unsigned char)v[1]))))
-                return cairn_err_set(
-                    err, 400, "bad_conf",
-                    "setting '%s' of plugin '%s' must be an integer, not "
-                    "'%s'",
-                    k->key, p->name, v);
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "setting '%s' of plugin '%s' must be an integer, "
+                                     "not '%s'",
+                                     k.key, p->name, v);
+            if (bounded && (n < t->min || n > t->max))
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "setting '%s' of plugin '%s' must be from %lld to "
+                                     "%lld, not %lld",
+                                     k.key, p->name, (long long)t->min,
+                                     (long long)t->max, n);
+            if (field) memcpy(field, &(int64_t){n}, sizeof(int64_t));
             return 0;
+        }
         case CAIRN_CONF_BOOL:
             if (strcmp(v, "true") && strcmp(v, "false"))
                 return cairn_err_set(
                     err, 400, "bad_conf",
                     "setting '%s' of plugin '%s' must be true or false, "
                     "not '%s'",
-                    k->key, p->name, v);
+                    k.key, p->name, v);
+            if (field) memcpy(field, &(bool){v[0] == 't'}, sizeof(bool));
             return 0;
-        case CAIRN_CONF_SIZE:
-            (void)strtoull(v, &end, 10);
-            if (!isdigit((unsigned char)v[0]) || errno ||
-                (*end && strcmp(end, "KiB") && strcmp(end, "MiB") &&
-                 strcmp(end, "GiB")))
+        case CAIRN_CONF_SIZE: {
+            unsigned long long n = strtoull(v, &end, 10);
+            int shift = !*end                 ? 0
+                        : !strcmp(end, "KiB") ? 10
+                        : !strcmp(end, "MiB") ? 20
+                        : !strcmp(end, "GiB") ? 30
+                                              : -1;
+            if (!isdigit((unsigned char)v[0]) || errno || shift < 0 ||
+                n > (UINT64_MAX >> shift))
                 return cairn_err_set(
                     err, 400, "bad_conf",
                     "setting '%s' of plugin '%s' must be a size such as "
                     "4096, 64KiB, 16MiB or 2GiB, not '%s'",
-                    k->key, p->name, v);
+                    k.key, p->name, v);
+            uint64_t bytes = (uint64_t)n << shift;
+            if (bounded && (bytes < (uint64_t)t->min || bytes > (uint64_t)t->max))
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "setting '%s' of plugin '%s' must be from %lld to "
+                                     "%lld bytes, not %llu",
+                                     k.key, p->name, (long long)t->min,
+                                     (long long)t->max, (unsigned long long)bytes);
+            if (field) memcpy(field, &bytes, sizeof bytes);
             return 0;
+        }
+        case CAIRN_CONF_ENUM:
+            for (int i = 0; t && t->choices && t->choices[i]; i++)
+                if (strcmp(t->choices[i], v) == 0) {
+                    if (field) memcpy(field, &i, sizeof i);
+                    return 0;
+                }
+            {
+                char names[256];
+                s_choices(t ? t->choices : NULL, names, sizeof names);
+                return cairn_err_set(err, 400, "bad_conf",
+                                     "setting '%s' of plugin '%s' must be %s, not '%s'",
+                                     k.key, p->name, names, v);
+            }
         default:
             return 0;
     }
+}
+
+/* The C size of a typed setting's field. */
+static size_t s_field_size(cairn_conf_type_t t)
+{
+    switch (t) {
+        case CAIRN_CONF_STR:
+        case CAIRN_CONF_PATH:
+            return sizeof(const char *);
+        case CAIRN_CONF_INT:
+            return sizeof(int64_t);
+        case CAIRN_CONF_SIZE:
+            return sizeof(uint64_t);
+        case CAIRN_CONF_BOOL:
+            return sizeof(bool);
+        case CAIRN_CONF_ENUM:
+            return sizeof(int);
+        default:
+            return 0;
+    }
+}
+
+/* A typed table must describe its struct: known types, fields inside it,
+ * enums with choices, defaults that parse, keys given once. */
+static int s_check_settings_table(const cairn_plugin_t *p, cairn_err_t *err)
+{
+    if (!s_has_typed(p)) return 0;
+    if (p->conf)
+        return cairn_err_set(err, 400, "bad_plugin",
+                             "plugin '%s' gives both conf and settings; give one",
+                             p->name);
+    for (const cairn_setting_t *t = p->settings; t->key; t++) {
+        size_t fs = s_field_size(t->type);
+        if (!fs || t->offset + fs > p->settings_size)
+            return cairn_err_set(err, 400, "bad_plugin",
+                                 "plugin '%s' setting '%s': unknown type, or its field "
+                                 "lies outside settings_size",
+                                 p->name, t->key);
+        if (t->type == CAIRN_CONF_ENUM && (!t->choices || !t->choices[0]))
+            return cairn_err_set(err, 400, "bad_plugin",
+                                 "plugin '%s' setting '%s' is an enum without choices",
+                                 p->name, t->key);
+        setting_view_t v = {t->key, t->dflt, t->help, t->type, t};
+        cairn_err_t why;
+        if (t->dflt && s_parse_value(p, v, t->dflt, NULL, &why) != 0)
+            return cairn_err_set(err, 400, "bad_plugin",
+                                 "plugin '%s' has a default its own table refuses: %s",
+                                 p->name, why.msg);
+        for (const cairn_setting_t *u = p->settings; u != t; u++)
+            if (strcmp(u->key, t->key) == 0)
+                return cairn_err_set(err, 409, "bad_plugin",
+                                     "plugin '%s' declares the setting '%s' twice",
+                                     p->name, t->key);
+    }
+    return 0;
 }
 
 int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys,
@@ -210,21 +357,49 @@ int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys
             if (!cairn_plugin_verbs_for(p, NULL, vals[i], NULL, err)) return -1;
             continue;
         }
-        const cairn_conf_key_t *k = p->conf;
-        while (k && k->key && strcmp(k->key, keys[i]) != 0) k++;
-        if (!k || !k->key)
+        setting_view_t k;
+        if (!s_find_setting(p, keys[i], &k))
             return cairn_err_set(err, 400, "bad_conf",
                                  "plugin '%s' has no setting '%s'", p->name, keys[i]);
-        if (s_check_value(p, k, vals[i], err) != 0) return -1;
+        if (s_parse_value(p, k, vals[i], NULL, err) != 0) return -1;
     }
-    for (const cairn_conf_key_t *k = p->conf; k && k->key; k++) {
-        if (k->dflt) continue;
+    for (size_t j = 0;; j++) {
+        setting_view_t k = s_setting(p, j);
+        if (!k.key) break;
+        if (k.dflt) continue;
         size_t i = 0;
-        while (i < n && strcmp(keys[i], k->key) != 0) i++;
+        while (i < n && strcmp(keys[i], k.key) != 0) i++;
         if (i == n)
             return cairn_err_set(err, 400, "bad_conf",
                                  "plugin '%s' needs the setting '%s' (%s)", p->name,
-                                 k->key, k->help ? k->help : "no default");
+                                 k.key, k.help ? k.help : "no default");
+    }
+    return 0;
+}
+
+const char *cairn_plugin_setting_default(const cairn_plugin_t *p, const char *key)
+{
+    setting_view_t k;
+    return s_find_setting(p, key, &k) ? k.dflt : NULL;
+}
+
+int cairn_plugin_fill_settings(const cairn_plugin_t *p, const char *const *keys,
+                               const char *const *vals, size_t n, void *out,
+                               cairn_err_t *err)
+{
+    if (!s_has_typed(p)) return 0;
+    for (const cairn_setting_t *t = p->settings; t->key; t++) {
+        const char *v = t->dflt;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(keys[i], t->key) == 0) v = vals[i];
+        if (!v) continue; /* required and absent: check_settings said so */
+        void *field = (char *)out + t->offset;
+        if (t->type == CAIRN_CONF_STR || t->type == CAIRN_CONF_PATH) {
+            memcpy(field, &v, sizeof v); /* borrowed: the caller keeps vals alive */
+            continue;
+        }
+        setting_view_t k = {t->key, t->dflt, t->help, t->type, t};
+        if (s_parse_value(p, k, v, field, err) != 0) return -1;
     }
     return 0;
 }

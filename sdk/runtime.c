@@ -79,6 +79,9 @@ struct cairn_ctx {
     uint64_t last_sent, last_heard;
     char **conf_keys, **conf_vals;
     size_t nconf;
+    void *settings;       /* the plugin's typed settings, filled once before init */
+    char **settings_strs; /* the strings its fields point to, owned here */
+    size_t nsettings_strs;
     msgpack_zone zone; /* reused for every request header and body */
     cairn_req_t *free_reqs;
     cairn_req_t *deferred; /* awaiting a reply; freed at exit if never answered */
@@ -266,9 +269,7 @@ static const char *s_api_conf(const cairn_ctx_t *ctx, const char *key)
 {
     for (size_t i = 0; i < ctx->nconf; i++)
         if (strcmp(ctx->conf_keys[i], key) == 0) return ctx->conf_vals[i];
-    for (const cairn_conf_key_t *k = ctx->plugin->conf; k && k->key; k++)
-        if (strcmp(k->key, key) == 0) return k->dflt;
-    return NULL;
+    return cairn_plugin_setting_default(ctx->plugin, key);
 }
 
 static void s_api_log(cairn_ctx_t *ctx, int level, const char *fmt, ...)
@@ -418,6 +419,11 @@ static void s_api_verb_drop_flags(cairn_ctx_t *ctx, const char *verb, uint32_t f
         if (strcmp(ctx->verbs[i].name, verb) == 0) ctx->dropped[i] |= flags;
 }
 
+static const void *s_api_settings(const cairn_ctx_t *ctx)
+{
+    return ctx->settings;
+}
+
 static const cairn_api_t s_api = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_api_t),
@@ -446,6 +452,7 @@ static const cairn_api_t s_api = {
     .verb_drop_flags = s_api_verb_drop_flags,
     .reply_error_body = s_api_reply_error_body,
     .req_inline = s_api_req_inline,
+    .settings = s_api_settings,
 };
 
 const cairn_api_t *cairn_runtime_api(void)
@@ -774,6 +781,55 @@ static void s_conf_free(cairn_ctx_t *ctx)
     ctx->nconf = 0;
 }
 
+static void s_settings_free(cairn_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nsettings_strs; i++) free(ctx->settings_strs[i]);
+    free(ctx->settings_strs);
+    free(ctx->settings);
+    ctx->settings = NULL;
+    ctx->settings_strs = NULL;
+    ctx->nsettings_strs = 0;
+}
+
+/* Fill the plugin's typed settings struct, once (the instance keeps the
+ * settings it was started with across a kernel restart); its strings are
+ * copies this context owns. */
+static int s_fill_settings(cairn_ctx_t *ctx, cairn_err_t *err)
+{
+    const cairn_plugin_t *p = ctx->plugin;
+    bool typed =
+        p->size >= offsetof(cairn_plugin_t, settings_size) + sizeof(uint32_t) &&
+        p->settings;
+    if (!typed || ctx->settings) return 0;
+    size_t n = 0;
+    while (p->settings[n].key) n++;
+    ctx->settings = calloc(1, p->settings_size ? p->settings_size : 1);
+    ctx->settings_strs = calloc(n ? n : 1, sizeof(char *));
+    if (!ctx->settings || !ctx->settings_strs) {
+        s_settings_free(ctx);
+        return cairn_err_set(err, 500, NULL, "out of memory for the settings");
+    }
+    if (cairn_plugin_fill_settings(p, (const char *const *)ctx->conf_keys,
+                                   (const char *const *)ctx->conf_vals, ctx->nconf,
+                                   ctx->settings, err) != 0) {
+        s_settings_free(ctx);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cairn_setting_t *t = &p->settings[i];
+        if (t->type != CAIRN_CONF_STR && t->type != CAIRN_CONF_PATH) continue;
+        char **field = (char **)((char *)ctx->settings + t->offset);
+        if (!*field) continue;
+        char *copy = strdup(*field);
+        if (!copy) {
+            s_settings_free(ctx);
+            return cairn_err_set(err, 500, NULL, "out of memory for the settings");
+        }
+        ctx->settings_strs[ctx->nsettings_strs++] = *field = copy;
+    }
+    return 0;
+}
+
 static char *s_obj_dup(const msgpack_object *o)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
@@ -818,7 +874,8 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
     }
     if (cairn_plugin_check_settings(ctx->plugin, (const char *const *)ctx->conf_keys,
                                     (const char *const *)ctx->conf_vals, ctx->nconf,
-                                    err) != 0)
+                                    err) != 0 ||
+        s_fill_settings(ctx, err) != 0)
         return -1;
     ctx->verbs =
         cairn_plugin_verbs_for(ctx->plugin, ctx->opts->service,
@@ -987,6 +1044,7 @@ static void s_ctx_free(cairn_ctx_t *ctx)
         free(t);
     }
     s_conf_free(ctx);
+    s_settings_free(ctx);
     free(ctx->dropped);
     free(ctx->events_endpoint);
     free(ctx->state_dir);

@@ -34,6 +34,21 @@ CAIRN_EXPORT int cairn_plugin_check_settings(const cairn_plugin_t *p,
                                              const char *const *vals, size_t n,
                                              cairn_err_t *err);
 
+/* A setting's default, from whichever table the plugin gives; NULL when it
+ * has none (or no such setting). */
+CAIRN_EXPORT const char *cairn_plugin_setting_default(const cairn_plugin_t *p,
+                                                      const char *key);
+
+/* Parse checked settings (cairn_plugin_check_settings first) into out, the
+ * plugin's zeroed settings struct of settings_size bytes, defaults for
+ * those not given. String fields borrow from vals (or the defaults): the
+ * caller keeps them alive as long as out. A no-op for a plugin without a
+ * typed table. */
+CAIRN_EXPORT int cairn_plugin_fill_settings(const cairn_plugin_t *p,
+                                            const char *const *keys,
+                                            const char *const *vals, size_t n,
+                                            void *out, cairn_err_t *err);
+
 /* The verb table an instance serves: the plugin's own, or for a plugin
  * with roles the one picked by role (or, when role is NULL/empty, by the
  * service name). NULL with err naming the roles when none matches. */

@@ -68,6 +68,7 @@ typedef enum cairn_conf_type {
     CAIRN_CONF_BOOL,
     CAIRN_CONF_SIZE, /* bytes, with an optional KiB/MiB/GiB suffix */
     CAIRN_CONF_PATH,
+    CAIRN_CONF_ENUM, /* one of a list of names (cairn_setting_t only) */
 } cairn_conf_type_t;
 
 typedef struct cairn_conf_key {
@@ -76,6 +77,25 @@ typedef struct cairn_conf_key {
     const char *dflt; /* NULL = required */
     const char *help;
 } cairn_conf_key_t;
+
+/* A typed setting: the runtime parses it (from the conf's settings, or its
+ * default) into the plugin's settings struct before init, at offset, as
+ *   STR, PATH   const char *  (valid for the instance's life)
+ *   INT         int64_t       (within [min, max] unless both are 0)
+ *   SIZE        uint64_t      (bytes; within [min, max] unless both are 0)
+ *   BOOL        bool
+ *   ENUM        int           (the index of the value in choices)
+ * Validation, the sentence for a bad value and `--help` text all come from
+ * this one row; a plugin never re-parses its settings. */
+typedef struct cairn_setting {
+    const char *key;
+    cairn_conf_type_t type;
+    size_t offset;    /* offsetof(the plugin's settings struct, field) */
+    const char *dflt; /* NULL = required */
+    const char *help;
+    const char *const *choices; /* ENUM: the names, ending with NULL */
+    int64_t min, max;
+} cairn_setting_t;
 
 /* A role: one of several services a plugin can serve (e.g. the storage
  * plugin serves `tracking` and `artifacts`). */
@@ -108,6 +128,12 @@ typedef struct cairn_plugin {
      * plugin; each instance serves the role its `role` setting names, or
      * else the role named like its service. Ends with a NULL name. */
     const cairn_role_t *roles;
+    /* Optional (NULL = the untyped `conf` table, or none): typed settings,
+     * parsed by the runtime into a zeroed struct of settings_size bytes
+     * before init; cairn_settings(ctx) returns it. A plugin gives `conf`
+     * or `settings`, not both. */
+    const cairn_setting_t *settings; /* ends with a row whose key is NULL */
+    uint32_t settings_size;
 } cairn_plugin_t;
 
 /* Callbacks for nested calls, events and timers. body is borrowed for the
@@ -197,7 +223,10 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
       (req, st, code, msg, body, len), cairn_host_->reply_error(req, st, code, msg))   \
     /* --- true while req is served on the kernel's thread (CAIRN_VERB_INLINE);        \
      *     an older host never does that --- */                                        \
-    F(bool, req_inline, (const cairn_req_t *req), (req), false)
+    F(bool, req_inline, (const cairn_req_t *req), (req), false)                        \
+    /* --- the instance's typed settings (cairn_plugin_t.settings), filled             \
+     *     before init; NULL on a host older than typed settings --- */                \
+    F(const void *, settings, (const cairn_ctx_t *ctx), (ctx), NULL)
 
 #define CAIRN_API_FIELD_(ret, name, params, args, fallback) ret(*name) params;
 #define CAIRN_API_VFIELD_(name, params, args) void(*name) params;

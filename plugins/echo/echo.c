@@ -13,40 +13,67 @@
 
 #include "cairn/plugin.h"
 
+/* The settings, typed: the runtime parses them into this struct before
+ * init (echo_settings, below, says how). */
+typedef struct echo_settings {
+    const char *greeting;
+    bool allow_crash;
+    bool inline_verbs;
+} echo_settings_t;
+
+#define ECHO_AT(f) offsetof(echo_settings_t, f)
+static const cairn_setting_t echo_settings[] = {
+    {.key = "greeting",
+     .type = CAIRN_CONF_STR,
+     .offset = ECHO_AT(greeting),
+     .dflt = "hello",
+     .help = "a string info reports"},
+    {.key = "allow_crash",
+     .type = CAIRN_CONF_BOOL,
+     .offset = ECHO_AT(allow_crash),
+     .dflt = "false",
+     .help = "enable the crash and block verbs"},
+    {.key = "inline",
+     .type = CAIRN_CONF_BOOL,
+     .offset = ECHO_AT(inline_verbs),
+     .dflt = "true",
+     .help = "false: serve the *_inline verbs without CAIRN_VERB_INLINE (always on the "
+             "plugin's thread)"},
+    {.key = NULL},
+};
+
 typedef struct echo {
     cairn_ctx_t *ctx;
-    char *greeting;
+    const char *greeting; /* borrowed from the settings */
     bool allow_crash;
     uint64_t served;
 } echo_t;
 
 static int echo_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
 {
+    const echo_settings_t *set = cairn_settings(ctx);
+    if (!set)
+        return cairn_err_set(
+            err, 500, "old_host",
+            "this host predates typed settings; echo needs a newer one");
     echo_t *e = calloc(1, sizeof *e);
     if (!e) return cairn_err_set(err, 500, NULL, "out of memory");
     e->ctx = ctx;
-    e->greeting = strdup(cairn_conf(ctx, "greeting"));
-    e->allow_crash = strcmp(cairn_conf(ctx, "allow_crash"), "true") == 0;
-    if (strcmp(cairn_conf(ctx, "inline"), "false") == 0) /* shows verb_drop_flags */
+    e->greeting = set->greeting;
+    e->allow_crash = set->allow_crash;
+    if (!set->inline_verbs) /* shows verb_drop_flags */
         for (const char *const *v =
                  (const char *const[]){"echo_inline", "sleep_inline", "relay_inline",
                                        "fail_inline", NULL};
              *v; v++)
             cairn_verb_drop_flags(ctx, *v, CAIRN_VERB_INLINE);
-    if (!e->greeting) {
-        free(e);
-        return cairn_err_set(err, 500, NULL, "out of memory");
-    }
     *state = e;
     return 0;
 }
 
 static void echo_fini(void *state)
 {
-    echo_t *e = state;
-    if (!e) return;
-    free(e->greeting);
-    free(e);
+    free(state);
 }
 
 /* echo: the body back, as sent (nil stays nil). */
@@ -311,23 +338,6 @@ static const cairn_verb_t echo_verbs[] = {
     {.name = NULL},
 };
 
-static const cairn_conf_key_t echo_conf[] = {
-    {.key = "greeting",
-     .type = CAIRN_CONF_STR,
-     .dflt = "hello",
-     .help = "a string info reports"},
-    {.key = "allow_crash",
-     .type = CAIRN_CONF_BOOL,
-     .dflt = "false",
-     .help = "enable the crash and block verbs"},
-    {.key = "inline",
-     .type = CAIRN_CONF_BOOL,
-     .dflt = "true",
-     .help = "false: serve the *_inline verbs without CAIRN_VERB_INLINE (always on the "
-             "plugin's thread)"},
-    {.key = NULL},
-};
-
 static const cairn_plugin_t echo_plugin = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_plugin_t),
@@ -335,7 +345,8 @@ static const cairn_plugin_t echo_plugin = {
     .version = "1.0.0",
     .description = "bus diagnostics: echo, sleep, relay, publish, fail",
     .verbs = echo_verbs,
-    .conf = echo_conf,
+    .settings = echo_settings,
+    .settings_size = sizeof(echo_settings_t),
     .init = echo_init,
     .fini = echo_fini,
     .concurrency = 1024,

@@ -170,6 +170,47 @@ static const bad_t s_bad[] = {
      "DESC(\"t\", CAIRN_PLUGIN_ABI, sizeof(cairn_plugin_t), verbs, p_init, p_fini);\n"
      "CAIRN_PLUGIN_DEFINE(desc)\n",
      "verb 'ping' twice", "'t'", 409},
+    {"enum_no_choices",
+     "OK_VERBS;\ntypedef struct { int mode; } set_t;\n"
+     "static const cairn_setting_t set[] = {{.key = \"mode\", .type = CAIRN_CONF_ENUM, "
+     ".offset = offsetof(set_t, mode), .dflt = \"a\"}, {.key = NULL}};\n"
+     "static const cairn_plugin_t desc = {.abi = CAIRN_PLUGIN_ABI, .size = "
+     "sizeof(cairn_plugin_t), .name = \"t\", .version = \"0\", .verbs = verbs, "
+     ".init = p_init, .fini = p_fini, .settings = set, .settings_size = "
+     "sizeof(set_t)};\n"
+     "CAIRN_PLUGIN_DEFINE(desc)\n",
+     "enum without choices", "'mode'", 400},
+    {"field_outside",
+     "OK_VERBS;\ntypedef struct { int a; } set_t;\n"
+     "static const cairn_setting_t set[] = {{.key = \"n\", .type = CAIRN_CONF_INT, "
+     ".offset = 8, .dflt = \"1\"}, {.key = NULL}};\n"
+     "static const cairn_plugin_t desc = {.abi = CAIRN_PLUGIN_ABI, .size = "
+     "sizeof(cairn_plugin_t), .name = \"t\", .version = \"0\", .verbs = verbs, "
+     ".init = p_init, .fini = p_fini, .settings = set, .settings_size = "
+     "sizeof(set_t)};\n"
+     "CAIRN_PLUGIN_DEFINE(desc)\n",
+     "outside settings_size", "'n'", 400},
+    {"bad_default",
+     "OK_VERBS;\ntypedef struct { int64_t n; } set_t;\n"
+     "static const cairn_setting_t set[] = {{.key = \"n\", .type = CAIRN_CONF_INT, "
+     ".offset = 0, .dflt = \"100\", .min = 1, .max = 10}, {.key = NULL}};\n"
+     "static const cairn_plugin_t desc = {.abi = CAIRN_PLUGIN_ABI, .size = "
+     "sizeof(cairn_plugin_t), .name = \"t\", .version = \"0\", .verbs = verbs, "
+     ".init = p_init, .fini = p_fini, .settings = set, .settings_size = "
+     "sizeof(set_t)};\n"
+     "CAIRN_PLUGIN_DEFINE(desc)\n",
+     "from 1 to 10", "'n'", 400},
+    {"conf_and_settings",
+     "OK_VERBS;\ntypedef struct { int64_t n; } set_t;\n"
+     "static const cairn_setting_t set[] = {{.key = \"n\", .type = CAIRN_CONF_INT, "
+     ".offset = 0, .dflt = \"1\"}, {.key = NULL}};\n"
+     "static const cairn_conf_key_t keys[] = {{.key = \"n\", .type = CAIRN_CONF_INT, "
+     ".dflt = \"1\"}, {.key = NULL}};\n"
+     "static const cairn_plugin_t desc = {.abi = CAIRN_PLUGIN_ABI, .size = "
+     "sizeof(cairn_plugin_t), .name = \"t\", .version = \"0\", .verbs = verbs, "
+     ".conf = keys, .init = p_init, .fini = p_fini, .settings = set, .settings_size = "
+     "sizeof(set_t)};\nCAIRN_PLUGIN_DEFINE(desc)\n",
+     "both conf and settings", "'t'", 400},
     {"no_perm",
      "static const cairn_verb_t verbs[] = {\n"
      "  {\"ping\", p_verb, \"t.read\", 0, 0, \"\"},\n"
@@ -579,6 +620,91 @@ static const cairn_role_t s_roles[] = {
     {NULL, NULL, NULL},
 };
 
+/* Typed settings: checked and parsed from one table, into the struct. */
+typedef struct typed {
+    const char *name;
+    int64_t count;
+    bool flag;
+    uint64_t limit;
+    int mode;
+    const char *token;
+} typed_t;
+static const char *const s_modes[] = {"process", "power", NULL};
+static const cairn_setting_t s_typed_rows[] = {
+    {.key = "name",
+     .type = CAIRN_CONF_STR,
+     .offset = offsetof(typed_t, name),
+     .dflt = "x"},
+    {.key = "count",
+     .type = CAIRN_CONF_INT,
+     .offset = offsetof(typed_t, count),
+     .dflt = "5",
+     .min = 1,
+     .max = 10},
+    {.key = "flag",
+     .type = CAIRN_CONF_BOOL,
+     .offset = offsetof(typed_t, flag),
+     .dflt = "false"},
+    {.key = "limit",
+     .type = CAIRN_CONF_SIZE,
+     .offset = offsetof(typed_t, limit),
+     .dflt = "2MiB",
+     .min = 1024,
+     .max = 1 << 30},
+    {.key = "mode",
+     .type = CAIRN_CONF_ENUM,
+     .offset = offsetof(typed_t, mode),
+     .dflt = "process",
+     .choices = s_modes},
+    {.key = "token", .type = CAIRN_CONF_STR, .offset = offsetof(typed_t, token)},
+    {.key = NULL},
+};
+static const cairn_plugin_t s_typed = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_plugin_t),
+    .name = "tt",
+    .version = "0",
+    .verbs = s_verbs,
+    .init = v_init,
+    .fini = v_fini,
+    .settings = s_typed_rows,
+    .settings_size = sizeof(typed_t),
+};
+
+TEST(typed_settings)
+{
+    cairn_err_t e = {0};
+    const char *k1[] = {"token", "mode", "flag"}, *v1[] = {"sekrit", "power", "true"};
+    CHECK_EQ(cairn_plugin_check_settings(&s_typed, k1, v1, 3, &e), 0);
+    typed_t t = {0};
+    CHECK_EQ(cairn_plugin_fill_settings(&s_typed, k1, v1, 3, &t, &e), 0);
+    CHECK_STR(t.name, "x"); /* defaults for what was not given */
+    CHECK_EQ(t.count, 5);
+    CHECK_UEQ(t.limit, 2u << 20);
+    CHECK_EQ(t.mode, 1); /* power */
+    CHECK(t.flag);
+    CHECK_STR(t.token, "sekrit");
+    CHECK_STR(cairn_plugin_setting_default(&s_typed, "limit"), "2MiB");
+    CHECK(cairn_plugin_setting_default(&s_typed, "token") == NULL);
+    static const struct {
+        const char *key, *val, *want;
+    } bad[] = {
+        {"count", "11", "from 1 to 10"},        {"count", "0", "from 1 to 10"},
+        {"limit", "512", "from 1024"},          {"limit", "2GiB", "from 1024"},
+        {"mode", "fast", "process or power"},   {"flag", "yes", "true or false"},
+        {"nosuch", "1", "no setting 'nosuch'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *k[] = {"token", bad[i].key}, *v[] = {"t", bad[i].val};
+        cairn_err_clear(&e);
+        CHECK_EQ(cairn_plugin_check_settings(&s_typed, k, v, 2, &e), -1);
+        CHECK_HAS(e.msg, bad[i].want);
+    }
+    cairn_err_clear(&e);
+    CHECK_EQ(cairn_plugin_check_settings(&s_typed, NULL, NULL, 0, &e), -1);
+    CHECK_HAS(e.msg, "needs the setting 'token'");
+}
+
 TEST(roles_pick_a_table)
 {
     cairn_plugin_t rp = s_plugin;
@@ -654,6 +780,7 @@ int main(void)
     RUN(good_plugins_load);
     RUN(check_settings_values);
     RUN(check_settings_keys);
+    RUN(typed_settings);
     RUN(roles_pick_a_table);
     RUN(roles_setting);
     char cmd[256];
