@@ -50,6 +50,13 @@ int cairn_err_set(cairn_err_t *err, int st, const char *code, const char *fmt, .
     return -1;
 }
 
+int cairn_err_oom(cairn_err_t *err, const char *doing)
+{
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                         "out of memory%s%s", doing && *doing ? " " : "",
+                         doing ? doing : "");
+}
+
 void cairn_err_clear(cairn_err_t *err)
 {
     if (!err) return;

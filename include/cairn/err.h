@@ -30,6 +30,29 @@ enum {
     CAIRN_ST_TIMEOUT = 504,
 };
 
+/* Codes: stable snake_case names clients may switch on, one table of them
+ * (docs/PROTOCOL.md lists each with its status and meaning). Use these
+ * names, never a literal, so that the table stays the whole list. */
+#define CAIRN_E_BAD_REQUEST "bad_request"         /* 400: the request is malformed */
+#define CAIRN_E_TOO_LARGE "too_large"             /* 400 (frame) or 413 (verb limit) */
+#define CAIRN_E_UNAUTHENTICATED "unauthenticated" /* 401 */
+#define CAIRN_E_FORBIDDEN "forbidden"             /* 403 */
+#define CAIRN_E_NOT_FOUND "not_found"             /* 404: no such object */
+#define CAIRN_E_NO_SERVICE "no_service"           /* 404: no such service */
+#define CAIRN_E_NO_VERB "no_verb"                 /* 404: no such verb */
+#define CAIRN_E_CONFLICT "conflict"               /* 409 */
+#define CAIRN_E_OVERLOADED "overloaded"           /* 429: retry later */
+#define CAIRN_E_INTERNAL "internal"               /* 500 */
+#define CAIRN_E_OUT_OF_MEMORY "out_of_memory"     /* 500 */
+#define CAIRN_E_STORAGE "storage_error"           /* 500: the database or disk failed */
+#define CAIRN_E_CORRUPT "corrupt"         /* 500: stored bytes fail their check */
+#define CAIRN_E_UNAVAILABLE "unavailable" /* 503: the service is down or restarting */
+#define CAIRN_E_DEADLINE "deadline_exceeded" /* 504 */
+/* Local to a program (never on the wire from a server). */
+#define CAIRN_E_BAD_CONF "bad_conf"     /* a conf or a setting is wrong */
+#define CAIRN_E_BAD_PLUGIN "bad_plugin" /* a plugin .so is refused */
+#define CAIRN_E_BAD_REPLY "bad_reply"   /* a client got a malformed reply */
+
 #define CAIRN_ERR_CODE_MAX 32
 #define CAIRN_ERR_MSG_MAX 512
 
@@ -52,6 +75,10 @@ CAIRN_EXPORT int cairn_err_vset(cairn_err_t *err, int st, const char *code,
                                 const char *fmt, va_list ap);
 
 CAIRN_EXPORT void cairn_err_clear(cairn_err_t *err);
+
+/* The one way to say out of memory: 500 out_of_memory, "out of memory
+ * <doing what>". Returns -1. */
+CAIRN_EXPORT int cairn_err_oom(cairn_err_t *err, const char *doing);
 
 #ifdef __cplusplus
 }
