@@ -40,6 +40,15 @@
  * io_uring_queue_init fails (seccomp, io_uring_disabled) pread/pwrite are
  * used; a log line at start says which.
  *
+ * Deleted runs. Every chunk (first, middle, last; held in memory, resumed,
+ * or a whole file in one request) checks that its run is active: 400 when
+ * it is deleted (as log_metric), 404 when it is gone, and an upload in
+ * progress is then dropped with its temp file and sidecar (s_upload_live);
+ * the idle timer drops one whose run was deleted too. The index row is
+ * written in a transaction that checks the run first (s_index_put), so a
+ * delete_run in the tracking instance either precedes it (refused) or
+ * waits for it.
+ *
  * Memory. Nothing holds a whole file: a request carries at most 8 MiB
  * (ART_CHUNK_MAX), an upload is an open fd plus a hash state, a download
  * reads the requested range straight into the reply buffer. An upload's
@@ -124,6 +133,7 @@ _Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
 
 typedef enum art_stmt_id {
     AST_RUN,
+    AST_RUN_STAGE,
     AST_PUT,
     AST_GET,
     AST_NEXT,
@@ -137,6 +147,7 @@ typedef enum art_stmt_id {
 static const char *const s_sql[AST_COUNT] = {
     [AST_RUN] =
         "SELECT rid, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid = ?",
+    [AST_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
     [AST_PUT] =
         "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
         "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
@@ -360,6 +371,35 @@ static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
     return 0;
 }
 
+/* Is run rid (whose id is run_id) still active? 400 bad_request when it
+ * is deleted (as log_metric to a deleted run answers), 404 not_found when
+ * it is gone; the sentence names the run and ends with then (e.g. "; upload
+ * 'U' is dropped ..."). */
+static int s_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
+                      cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_stmt(a, AST_RUN_STAGE);
+    sqlite3_bind_int64(st, 1, rid);
+    int rc = sqlite3_step(st);
+    const char *stage =
+        rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    bool active = stage && strcmp(stage, "active") == 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cairn_err_set(err, 500, "storage_error",
+                             "the tracking database failed to find a run: %s",
+                             sqlite3_errmsg(sqlite3_db_handle(st)));
+    if (rc == SQLITE_DONE)
+        return cairn_err_set(err, 404, "not_found", "no run has the id '%s'%s", run_id,
+                             then);
+    if (!active)
+        return cairn_err_set(err, 400, "bad_request",
+                             "run '%s' is deleted: restore it before storing artifacts "
+                             "in it%s",
+                             run_id, then);
+    return 0;
+}
+
 /* The index row of (rid, path): 404 naming the path when none. */
 static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
                     char hash[CAS_HEX_LEN + 1], uint64_t *size, cairn_err_t *err)
@@ -460,6 +500,20 @@ static void s_upload_drop(artifacts_t *a, upload_t *u, bool keep)
     free(u);
 }
 
+/* Before a chunk of upload u is applied: is its run still active? When it
+ * is deleted (400) or gone (404) the upload is dropped with its temp file
+ * and sidecar, so that nothing of it lingers; a restore does not bring it
+ * back (the file is uploaded again). */
+static int s_upload_live(artifacts_t *a, upload_t *u, cairn_err_t *err)
+{
+    char then[96];
+    snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held",
+             u->id);
+    if (s_run_live(a, u->rid, u->run_id, then, err) == 0) return 0;
+    if (err->st != 500) s_upload_drop(a, u, false);
+    return -1;
+}
+
 static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
 {
     for (upload_t *u = a->uploads; u; u = u->next)
@@ -495,13 +549,26 @@ static void s_sweep(void *arg)
     storage_t *s = arg;
     artifacts_t *a = s->art;
     uint64_t now = cairn_now_ms();
+    cairn_err_t err = {0};
     for (upload_t *u = a->uploads, *next; u; u = next) {
         next = u->next;
-        if (u->resuming || now - u->last_ms <= a->idle_ms) continue;
-        cairn_log(s->ctx, CAIRN_LOG_INFO,
-                  "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
-                  u->id, u->path, (unsigned long long)(a->idle_ms / 1000));
-        s_upload_drop(a, u, false);
+        if (u->resuming) continue;
+        if (now - u->last_ms > a->idle_ms) {
+            cairn_log(
+                s->ctx, CAIRN_LOG_INFO,
+                "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
+                u->id, u->path, (unsigned long long)(a->idle_ms / 1000));
+            s_upload_drop(a, u, false);
+            continue;
+        }
+        /* Its run deleted: no chunk of it would be taken, so its slot and
+         * its files go now rather than at the idle limit. */
+        if (s_run_live(a, u->rid, u->run_id, "", &err) != 0 && err.st != 500) {
+            cairn_log(s->ctx, CAIRN_LOG_INFO,
+                      "artifacts: dropped upload %s of '%s': its run '%s' is %s", u->id,
+                      u->path, u->run_id, err.st == 404 ? "gone" : "deleted");
+            s_upload_drop(a, u, false);
+        }
     }
     for (int i = 0; i < ART_CURSORS; i++)
         if (a->cursors[i].used && now - a->cursors[i].last_ms > a->idle_ms)
@@ -514,12 +581,29 @@ static void s_sweep(void *arg)
             n, (unsigned long long)(a->idle_ms / 1000));
 }
 
-/* Write the index row, replacing any at that path. */
-static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *hash,
-                       uint64_t size, cairn_err_t *err)
+/* Write the index row of run rid (run_id), replacing any at that path, in
+ * one transaction that first checks that the run is still active.
+ *
+ * The tracking instance (another thread, or another process) deletes a run
+ * with one UPDATE, which needs the database's write lock. BEGIN IMMEDIATE
+ * takes that lock before the check, so a delete_run has either committed
+ * before it (the check sees the run deleted: 400, nothing is stored) or
+ * waits until this row is committed (the artifact was stored before the
+ * run was deleted, as any other of its artifacts). No row is ever written
+ * under a run that was deleted when it was written. */
+static int s_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
+                       const char *hash, uint64_t size, cairn_err_t *err)
 {
     artifacts_t *a = s->art;
-    if (s_check_shape(a, rid, path, err) != 0) return -1;
+    char then[ART_PATH_MAX + 96];
+    snprintf(then, sizeof then,
+             "; nothing was stored: upload '%s' again once the run is restored", path);
+    if (db_begin(s->db, err) != 0) return -1;
+    if (s_run_live(a, rid, run_id, then, err) != 0 ||
+        s_check_shape(a, rid, path, err) != 0) {
+        db_rollback(s->db);
+        return -1;
+    }
     /* An overwrite may let the old content's blob go. */
     blob_set_t old = {0};
     sqlite3_stmt *st = s_stmt(a, AST_GET);
@@ -541,25 +625,41 @@ static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *
         sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
         rc = db_exec_stmt(s->db, st, err);
     }
-    uint64_t nfreed = 0, bytes = 0;
-    if (rc == 0)
-        s_blobs_release(s, &old, &nfreed, &bytes);
-    else
+    if (rc == 0) rc = db_commit(s->db, err);
+    if (rc != 0) {
+        db_rollback(s->db);
         free(old.hex);
-    return rc;
+        return -1;
+    }
+    uint64_t nfreed = 0, bytes = 0;
+    s_blobs_release(s, &old, &nfreed, &bytes);
+    return 0;
 }
 
-/* Commit a writer and index it; replies. */
+/* A blob just committed whose index row could not be written: remove it
+ * unless some artifact names it (the same bytes stored before). */
+static void s_blob_unref(storage_t *s, const char *hash)
+{
+    cairn_err_t err = {0};
+    blob_set_t b = {0};
+    uint64_t nfreed = 0, bytes = 0;
+    if (s_blobs_add(&b, (const unsigned char *)hash, CAS_HEX_LEN, &err) == 0)
+        s_blobs_release(s, &b, &nfreed, &bytes);
+}
+
 /* Commit a writer, index it, drop the upload's sidecar (upload_id; NULL
- * for a one-request upload, which has none) and reply. */
+ * for a one-request upload, which has none) and reply. A blob that could
+ * not be indexed (its run was deleted meanwhile, say) goes again unless
+ * another artifact names it. */
 static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
-                     const char *path, const char *upload_id)
+                     const char *run_id, const char *path, const char *upload_id)
 {
     cairn_err_t err = {0};
     char hash[CAS_HEX_LEN + 1];
     uint64_t size = 0;
     int rc = cas_writer_commit(w, hash, &size, NULL, &err);
-    if (rc == 0) rc = s_index_put(s, rid, path, hash, size, &err);
+    if (rc == 0 && (rc = s_index_put(s, rid, run_id, path, hash, size, &err)) != 0)
+        s_blob_unref(s, hash);
     /* Indexed (or failed, and answered so): done with the sidecar, before
      * the reply, so that a client never sees it linger. */
     if (upload_id) cas_tmp_remove(s->art->cas, upload_id);
@@ -644,10 +744,12 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     cas_writer_t *w = u->w;
     u->w = NULL;
     int64_t rid = u->rid;
+    char run_id[sizeof u->run_id];
+    memcpy(run_id, u->run_id, sizeof run_id);
     char *upath = u->path;
     u->path = NULL;
     s_upload_drop(a, u, false);
-    s_commit(s, req, &w, rid, upath, id);
+    s_commit(s, req, &w, rid, run_id, upath, id);
     free(upath);
 }
 
@@ -686,6 +788,8 @@ static void s_resume_step(void *arg)
     bool late = u->deferred && cairn_now_ms() > cairn_host_->deadline_ms(req);
     u->resuming = u->deferred = false;
     u->req = NULL;
+    /* The run may have been deleted while the bytes were rehashed. */
+    if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
     if (late) { /* its sender has had its timeout: it sends the chunk again */
         cairn_err_set(
             &err, 503, "unavailable",
@@ -760,14 +864,28 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                       id, m.run_id, m.path, (int)run_id.len, run_id.ptr, path);
         return storage_reply_err(req, &err);
     }
+    /* Its run deleted or gone: the upload goes with its files (as one
+     * held in memory, s_upload_live). */
+    char then[96];
+    snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
     art_run_t run;
-    if (s_find_run(a, cairn_body(req), true, &run, NULL, &err) != 0)
+    if (s_find_run(a, cairn_body(req), false, &run, NULL, &err) != 0) {
+        if (err.st == 404) {
+            cas_tmp_remove(a->cas, id);
+            cairn_err_set(&err, 404, "not_found", "no run has the id '%s'%s", m.run_id,
+                          then);
+        }
         return storage_reply_err(req, &err);
+    }
     if (run.rid != m.rid) {
         cairn_err_set(&err, 409, "conflict",
                       "upload '%s' was opened for another run than '%s' (rid %lld, not "
                       "%lld)",
                       id, m.run_id, (long long)m.rid, (long long)run.rid);
+        return storage_reply_err(req, &err);
+    }
+    if (s_run_live(a, m.rid, m.run_id, then, &err) != 0) {
+        if (err.st != 500) cas_tmp_remove(a->cas, id);
         return storage_reply_err(req, &err);
     }
     if (a->nuploads >= ART_UPLOADS_MAX) {
@@ -880,6 +998,9 @@ void art_put(void *state, cairn_req_t *req)
                           u->id);
             return storage_reply_err(req, &err);
         }
+        /* Every chunk, in order or not: a run deleted since the last one
+         * takes no more bytes (and the upload goes). */
+        if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
         uint64_t expected = cas_writer_size(u->w);
         if (offset != expected) {
             cairn_err_set(
@@ -921,7 +1042,11 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    if (done) return s_commit(s, req, &w, run.rid, path, NULL);
+    if (done) {
+        char rid_s[ART_RUN_ID_MAX + 1];
+        snprintf(rid_s, sizeof rid_s, "%.*s", (int)run.id.len, run.id.ptr);
+        return s_commit(s, req, &w, run.rid, rid_s, path, NULL);
+    }
     /* The sidecar lets a restart resume the upload (s_resume). */
     upmeta_t m;
     s_meta_init(&m, run.rid, run_id, path);
@@ -1448,11 +1573,18 @@ static void s_recover_committed(void *arg, const char *name)
                   name, m.path, m.run_id, (long long)m.rid);
         return;
     }
-    if (s_index_put(s, m.rid, m.path, m.hash, m.size, &err) != 0) {
+    if (s_index_put(s, m.rid, m.run_id, m.path, m.hash, m.size, &err) != 0) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but cannot "
                   "be indexed: %s",
                   name, m.path, err.msg);
+        /* A run deleted meanwhile takes no artifact: the upload goes (its
+         * sidecar, and its blob unless another artifact names it). Other
+         * failures leave the sidecar to the sweep. */
+        if (err.st == 400 || err.st == 404) {
+            cas_tmp_remove(a->cas, name);
+            s_blob_unref(s, m.hash);
+        }
         return;
     }
     cairn_log(s->ctx, CAIRN_LOG_INFO,

@@ -69,16 +69,17 @@ class Client:
     def close(self):
         self.c.close()
 
-    def call(self, svc, verb, body=None, st=200, code=None, timeout=60):
-        h, b = self.c.call(svc, verb, body, timeout=timeout)
+    def call(self, svc, verb, body=None, st=200, code=None, timeout=60, **hdr):
+        h, b = self.c.call(svc, verb, body, timeout=timeout, **hdr)
         self.body = b
         self.t.assertEqual(h["st"], st, (verb, h, None if st >= 400 else b))
         if code:
             self.t.assertEqual(h["code"], code, h)
         return b if st < 400 else h
 
-    def art(self, verb, body=None, st=200, code=None):
-        return self.call("artifacts", verb, body, st, code)
+    def art(self, verb, body=None, st=200, code=None, **hdr):
+        """An artifacts call; hdr: header fields (ws: the workspace)."""
+        return self.call("artifacts", verb, body, st, code, **hdr)
 
     def new_run(self):
         name = f"exp-{os.urandom(6).hex()}"
@@ -466,6 +467,9 @@ class ArtifactsBase:
         self.assertTrue(os.path.exists(self.blob_path(b2(new))))
         self.assertEqual(self.cl.get(run, "model.bin")[0], new)
 
+    def tmp_names(self):
+        return set(os.listdir(os.path.join(self.k.state, "artifacts", "tmp")))
+
     def test_deleted_run(self):
         run = self.cl.new_run()
         self.cl.put(run, "keep", b"kept")
@@ -473,7 +477,47 @@ class ArtifactsBase:
         h = self.art("put_artifact", {"run_id": run, "path": "new", "data": b"", "offset": 0,
                                       "done": True}, 400)
         self.assertIn("deleted", h["err"])
+        # the first chunk of a chunked upload: refused too, no files left
+        before = self.tmp_names()
+        h = self.art("put_artifact", {"run_id": run, "path": "new", "data": b"x",
+                                      "offset": 0}, 400, "bad_request")
+        self.assertIn("deleted", h["err"])
+        self.assertEqual(self.tmp_names(), before)
         self.assertEqual(self.cl.get(run, "keep")[0], b"kept")
+
+    def test_upload_refused_once_its_run_is_deleted(self):
+        """An upload in progress whose run is then deleted: its next chunk,
+        a middle one, the last one or one out of order, is refused (400
+        bad_request, as log_metric to a deleted run) and the upload is
+        dropped with its temp file and sidecar. Nothing is listed, and a
+        restore leaves a clean run: the ids are unknown, a new upload
+        works."""
+        run = self.cl.new_run()
+
+        def chunk(path, data, off, uid=None, done=False, st=200, code=None):
+            body = {"run_id": run, "path": path, "data": data, "offset": off, "done": done}
+            if uid:
+                body["upload_id"] = uid
+            return self.art("put_artifact", body, st, code)
+
+        uids = {p: chunk(p, b"abc", 0)["upload_id"] for p in ("mid", "last", "odd")}
+        for uid in uids.values():
+            self.assertLessEqual({uid, uid + ".meta"}, self.tmp_names())
+        self.cl.call("tracking", "delete_run", {"run_id": run})
+        for p, off, done in (("mid", 3, False), ("last", 3, True), ("odd", 7, False)):
+            h = chunk(p, b"def", off, uids[p], done, 400, "bad_request")
+            self.assertIn(f"run '{run}' is deleted", h["err"])
+            self.assertIn(f"upload '{uids[p]}' is dropped", h["err"])
+        self.assertEqual(self.tmp_names() & {u + x for u in uids.values() for x in ("", ".meta")},
+                         set())
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        self.cl.call("tracking", "restore_run", {"run_id": run})
+        for p, uid in uids.items():
+            chunk(p, b"def", 3, uid, True, 404, "not_found")
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        self.assertEqual(self.cl.put(run, "mid", b"abcdef", chunk=4)["size"], 6)
+        self.assertEqual([f["path"] for f in
+                          self.art("list_artifacts", {"run_id": run})["files"]], ["mid"])
 
     def test_concurrent_uploads_interleaved(self):
         run = self.cl.new_run()
@@ -656,6 +700,37 @@ class ResumeBase:
         self.chunk(run, "w/model.bin", c2, 3000, uid, done=True, st=404,
                    code="not_found")
 
+    def test_crash_before_index_of_a_deleted_run_is_dropped(self):
+        """As above, but the run was deleted before the restart: the blob is
+        not indexed under it, and the sidecar and the blob go."""
+        run = self.cl.new_run()
+        c1 = os.urandom(3000)
+        uid = self.chunk(run, "w/model.bin", c1, 0)["upload_id"]
+        meta = os.path.join(self.tmp, uid + ".meta")
+        with open(meta) as f:
+            record = f.read()
+        self.cl.call("tracking", "delete_run", {"run_id": run})
+        self.cl.close()
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.k.logf.close()
+        h = b2(c1)
+        blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(c1)
+        os.unlink(os.path.join(self.tmp, uid))
+        with open(meta, "w") as f:
+            f.write(record + f"hash {h}\nsize {len(c1)}\n")
+        self.k.start()
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+        self.assertIn(f"upload {uid} of 'w/model.bin' was stored before a crash but cannot "
+                      f"be indexed: run '{run}' is deleted", self.k.read_log())
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.assertFalse(os.path.exists(blob))
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+
     def test_recovery_holds_a_sidecar_to_the_rules_of_a_request(self):
         """A sidecar is read from disk: the recovery at start indexes none
         whose path a request could not carry ('..', control characters,
@@ -749,15 +824,25 @@ class ResumeBase:
         self.check(run, "big.bin", b"".join(chunks), a)
 
     def test_resume_to_deleted_run(self):
+        """A chunk that would resume an upload of a run deleted meanwhile is
+        refused (400, as a new upload to a deleted run) and the upload is
+        dropped with its temp file and sidecar: after a restore its id is
+        unknown, nothing was stored, and a new upload works."""
         run = self.cl.new_run()
         uid = self.chunk(run, "d.bin", b"1234", 0)["upload_id"]
+        uid2 = self.chunk(run, "e.bin", b"1234", 0)["upload_id"]
         self.crash()
         self.cl.call("tracking", "delete_run", {"run_id": run})
         h = self.chunk(run, "d.bin", b"5678", 4, uid, done=True, st=400, code="bad_request")
-        self.assertIn("deleted", h["err"])
-        # restored, it goes on
+        self.assertIn(f"run '{run}' is deleted", h["err"])
+        self.assertIn(f"upload '{uid}' is dropped", h["err"])
+        h = self.chunk(run, "e.bin", b"5678", 4, uid2, st=400, code="bad_request")
+        self.assertIn(f"upload '{uid2}' is dropped", h["err"])
+        self.assertEqual(os.listdir(self.tmp), [])
         self.cl.call("tracking", "restore_run", {"run_id": run})
-        a = self.chunk(run, "d.bin", b"5678", 4, uid, done=True)["artifact"]
+        self.chunk(run, "d.bin", b"5678", 4, uid, done=True, st=404, code="not_found")
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        a = self.chunk(run, "d.bin", b"12345678", 0, done=True)["artifact"]
         self.check(run, "d.bin", b"12345678", a)
 
     def test_graceful_stop_keeps_uploads(self):
