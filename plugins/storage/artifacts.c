@@ -71,7 +71,14 @@
  *       upload_id is 404; an upload idle longer than `upload_idle` seconds
  *       (600) is dropped with its tmp file. Putting an existing path
  *       replaces its index entry. A path may not be both a file and a
- *       directory (409).
+ *       directory (409). An unfinished upload takes a slot: at most
+ *       uploads_max in all (sized from memory and the open-file limit,
+ *       upslots.h) and uploads_per_principal per principal and workspace
+ *       (s_slot_check); past either a new upload is 429 naming the limit.
+ *       A whole file in one request takes none.
+ *   abort_upload {run_id*, upload_id*} -> {upload_id, aborted: true}:
+ *       drops an unfinished upload (in memory, or only on disk after a
+ *       restart) with its temp file and sidecar, and frees its slot.
  *   get_artifact {run_id*, path*, offset (0), length (8 MiB, at most 8 MiB)}
  *       -> {offset, size (total), hash, done, data (bin)}. The BLAKE2b is
  *       checked when a read reaches the end: a whole-file read hashes what
@@ -114,10 +121,14 @@
 #include "cas.h"
 #include "storage.h"
 #include "upmeta.h"
+#include "upslots.h"
 
 #define ART_CHUNK_MAX (8u << 20)
 #define ART_PATH_MAX 1024
-#define ART_UPLOADS_MAX 256
+/* What an unfinished upload may hold in memory (upslots.h): one chunk of
+ * dirty page cache, and while it is resumed a 1 MiB rehash buffer (cas.c);
+ * its hash state, path and record are small beside them. */
+#define ART_UPLOAD_BYTES (ART_CHUNK_MAX + (1u << 20))
 #define ART_CURSORS 32
 #define ART_REHASH_MAX (64u << 20)
 #define ART_LIST_DEFAULT 10000
@@ -174,6 +185,9 @@ typedef struct upload {
     char run_id[ART_RUN_ID_MAX + 1];
     int64_t rid;
     char *path;
+    /* Whose slot it takes (uploads_per_principal): the principal and the
+     * workspace of the request that opened (or resumed) it. */
+    char *principal, *ws;
     cas_writer_t *w;
     uint64_t last_ms;
     struct storage *s;
@@ -215,7 +229,9 @@ struct artifacts {
     sqlite3_stmt *st[AST_COUNT];
     upload_t *uploads;
     size_t nuploads;
-    cursor_t *cursors; /* ART_CURSORS of them, 64-byte aligned */
+    size_t uploads_max;   /* unfinished uploads held at once, in all */
+    size_t per_principal; /* ... per principal and workspace */
+    cursor_t *cursors;    /* ART_CURSORS of them, 64-byte aligned */
     uint64_t idle_ms;
     uint64_t timer;
     bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
@@ -497,6 +513,8 @@ static void s_upload_drop(artifacts_t *a, upload_t *u, bool keep)
     else
         cas_writer_abort(&u->w);
     free(u->path);
+    free(u->principal);
+    free(u->ws);
     free(u);
 }
 
@@ -521,12 +539,52 @@ static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
     return NULL;
 }
 
-static upload_t *s_upload_add(storage_t *s, const char *id, cairn_str_t run_id,
-                              int64_t rid, const char *path, cas_writer_t *w)
+/* May req open (or resume) one more upload? Each takes a slot until it is
+ * finished, aborted, failed or dropped (idle, or its run deleted): at most
+ * uploads_max in all, and uploads_per_principal per principal and
+ * workspace, so that one client cannot take them all. The plugin does not
+ * see the client's connection; until auth lands every client is principal
+ * 'local', so the workspace (the ws header) is what tells them apart. 429
+ * naming the limit, its value and how to free a slot. */
+static int s_slot_check(artifacts_t *a, cairn_req_t *req, cairn_err_t *err)
+{
+    const char *who = cairn_principal(req), *ws = cairn_host_->workspace(req);
+    unsigned long long idle_s = (unsigned long long)(a->idle_ms / 1000);
+    if (a->nuploads >= a->uploads_max)
+        return cairn_err_set(
+            err, 429, "overloaded",
+            "the artifacts service holds %zu unfinished uploads, its limit "
+            "(uploads_max: %zu): finish one (its last chunk with done: true) or "
+            "abort one (abort_upload), or try again later: an upload idle for "
+            "%llu s (upload_idle: %llu s) is dropped",
+            a->nuploads, a->uploads_max, idle_s, idle_s);
+    size_t mine = 0;
+    for (upload_t *u = a->uploads; u; u = u->next)
+        if (strcmp(u->principal, who) == 0 && strcmp(u->ws, ws) == 0) mine++;
+    if (mine >= a->per_principal)
+        return cairn_err_set(
+            err, 429, "overloaded",
+            "principal '%.100s' in workspace '%.64s' has %zu unfinished uploads, its "
+            "limit (uploads_per_principal: %zu): finish one (its last chunk with "
+            "done: true) or abort one (abort_upload), or wait: an upload idle for "
+            "%llu s (upload_idle: %llu s) is dropped",
+            who, ws, mine, a->per_principal, idle_s, idle_s);
+    return 0;
+}
+
+static upload_t *s_upload_add(storage_t *s, cairn_req_t *req, const char *id,
+                              cairn_str_t run_id, int64_t rid, const char *path,
+                              cas_writer_t *w)
 {
     artifacts_t *a = s->art;
     upload_t *u = calloc(1, sizeof *u);
-    if (!u || !(u->path = strdup(path))) {
+    if (!u || !(u->path = strdup(path)) ||
+        !(u->principal = strdup(cairn_principal(req))) ||
+        !(u->ws = strdup(cairn_host_->workspace(req)))) {
+        if (u) {
+            free(u->path);
+            free(u->principal);
+        }
         free(u);
         return NULL;
     }
@@ -840,8 +898,8 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     if (rc != 0 && err.st == 404) {
         cairn_err_set(
             &err, 404, "not_found",
-            "no upload has the id '%.*s': it finished, failed, or was idle for "
-            "more than %llu s",
+            "no upload has the id '%.*s': it finished, failed, was aborted, or was "
+            "idle for more than %llu s",
             (int)upload_id.len, upload_id.ptr, (unsigned long long)idle_s);
         return storage_reply_err(req, &err);
     }
@@ -888,13 +946,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
         if (err.st != 500) cas_tmp_remove(a->cas, id);
         return storage_reply_err(req, &err);
     }
-    if (a->nuploads >= ART_UPLOADS_MAX) {
-        cairn_err_set(
-            &err, 429, "overloaded",
-            "at most %d uploads may be in progress at once; try again shortly",
-            ART_UPLOADS_MAX);
-        return storage_reply_err(req, &err);
-    }
+    if (s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
     uint64_t have = 0;
     cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, &err);
     if (!w && err.st == 409) { /* the only 409: it holds less than offset */
@@ -916,7 +968,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                           id);
         return storage_reply_err(req, &err);
     }
-    upload_t *u = s_upload_add(s, id, run_id, m.rid, m.path, w);
+    upload_t *u = s_upload_add(s, req, id, run_id, m.rid, m.path, w);
     if (!u) {
         cas_writer_release(&w);
         cairn_err_set(&err, 500, NULL, "out of memory");
@@ -1026,12 +1078,8 @@ void art_put(void *state, cairn_req_t *req)
         return s_reply_expected(s, req, &err, 0);
     }
     if (s_check_shape(a, run.rid, path, &err) != 0) return storage_reply_err(req, &err);
-    if (!done && a->nuploads >= ART_UPLOADS_MAX) {
-        cairn_err_set(&err, 429, "overloaded",
-                      "at most %d uploads may be in progress at once; finish one first",
-                      ART_UPLOADS_MAX);
-        return storage_reply_err(req, &err);
-    }
+    /* A whole file in one request holds no slot. */
+    if (!done && s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
     unsigned char rnd[16];
     char id[33], meta[CAS_META_MAX];
     randombytes_buf(rnd, sizeof rnd);
@@ -1057,13 +1105,88 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    upload_t *u = s_upload_add(s, id, run_id, run.rid, path, w);
+    upload_t *u = s_upload_add(s, req, id, run_id, run.rid, path, w);
     if (!u) {
         cas_writer_abort(&w);
         cairn_err_set(&err, 500, NULL, "out of memory");
         return storage_reply_err(req, &err);
     }
     s_reply_progress(s, req, u);
+}
+
+/* abort_upload {run_id*, upload_id*} -> {upload_id, aborted: true}: drop
+ * an unfinished upload with its temp file and sidecar, whether it is held
+ * in memory or only on disk (a restart came in between), which frees its
+ * slot. Any principal may abort an upload whose id and run it names, as
+ * any may send its chunks. */
+void art_abort(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    cairn_str_t run_id, upload_id;
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, &err) != 0 ||
+        cairn_field_str(b, "upload_id", true, 64, &upload_id, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (run_id.len == 0 || upload_id.len == 0) {
+        cairn_err_set(&err, 400, "bad_request", "the field '%s' must not be empty",
+                      run_id.len == 0 ? "run_id" : "upload_id");
+        return storage_reply_err(req, &err);
+    }
+    char id[65], buf[CAS_META_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
+    const char *owner = NULL; /* the upload's run, NULL when unreadable */
+    upmeta_t m;
+    upload_t *u = s_upload_find(a, upload_id);
+    if (u) {
+        owner = u->run_id;
+    } else {
+        size_t len = 0;
+        int rc = s_upload_id_valid(upload_id)
+                     ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, NULL, &err)
+                     : cairn_err_set(&err, 404, "not_found", "not an upload id");
+        if (rc != 0 && err.st == 404)
+            cairn_err_set(
+                &err, 404, "not_found",
+                "no upload has the id '%s': it finished, failed, was aborted, "
+                "or was idle for more than %llu s",
+                id, (unsigned long long)(a->idle_ms / 1000));
+        if (rc != 0) return storage_reply_err(req, &err);
+        if (upmeta_parse(buf, len, &m)) owner = m.run_id;
+    }
+    if (owner && !cairn_str_eq(run_id, owner)) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "upload '%s' is for run '%s', not run '%.*s'", id, owner,
+                      (int)run_id.len, run_id.ptr);
+        return storage_reply_err(req, &err);
+    }
+    if (u && u->resuming) {
+        cairn_err_set(&err, 503, "unavailable",
+                      "upload '%s' is being resumed after a restart (its bytes are "
+                      "rehashed); send the abort again shortly",
+                      id);
+        return storage_reply_err(req, &err);
+    }
+    char run[ART_RUN_ID_MAX + 1];
+    snprintf(run, sizeof run, "%.*s", (int)run_id.len, run_id.ptr);
+    if (u) {
+        s_upload_drop(a, u, false); /* owner goes with it */
+    } else if (cas_tmp_remove(a->cas, id) == 0) {
+        cairn_err_set(&err, 503, "unavailable",
+                      "upload '%s' is still held by another writer (a process that is "
+                      "stopping); send the abort again shortly",
+                      id);
+        return storage_reply_err(req, &err);
+    }
+    cairn_log(s->ctx, CAIRN_LOG_INFO, "artifacts: aborted upload %s of run '%s'", id,
+              run);
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "upload_id", id);
+    cairn_pack_cstr(pk, "aborted");
+    msgpack_pack_true(pk);
+    storage_reply_send(s, req, 200);
 }
 
 /* ---- downloads ------------------------------------------------------------ */
@@ -1601,15 +1724,45 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     const char *idle = cairn_conf(s->ctx, "upload_idle");
     const char *uring = cairn_conf(s->ctx, "io_uring");
     const char *dur = cairn_conf(s->ctx, "durability");
+    const char *umax = cairn_conf(s->ctx, "uploads_max");
+    const char *uper = cairn_conf(s->ctx, "uploads_per_principal");
     long long idle_s = idle && *idle ? strtoll(idle, NULL, 10) : 600;
+    long long max = umax && *umax ? strtoll(umax, NULL, 10) : 0;
+    long long per = uper && *uper ? strtoll(uper, NULL, 10) : 0;
     if (idle_s < 1)
         return cairn_err_set(
             err, 400, "bad_conf",
             "storage: upload_idle must be at least 1 (seconds), not '%s'", idle);
+    if (max < 0 || per < 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "storage: %s must be 0 (sized from memory) or more, not "
+                             "'%s'",
+                             max < 0 ? "uploads_max" : "uploads_per_principal",
+                             max < 0 ? umax : uper);
     artifacts_t *a = calloc(1, sizeof *a);
     if (!a) return cairn_err_set(err, 500, NULL, "out of memory");
     s->art = a;
     a->idle_ms = (uint64_t)idle_s * 1000;
+    /* Upload slots: sized from memory and the open-file limit unless set. */
+    upslots_t sz;
+    upslots_size(ART_UPLOAD_BYTES, &sz);
+    a->uploads_max = max > 0 ? (size_t)max : sz.max;
+    a->per_principal = per > 0 ? (size_t)per : a->uploads_max / 4;
+    if (a->per_principal < 1) a->per_principal = 1;
+    char how[256];
+    if (max > 0)
+        snprintf(how, sizeof how, "uploads_max, as set");
+    else
+        snprintf(how, sizeof how,
+                 "uploads_max; sized from %llu MiB of memory (%s) at %u MiB an upload, "
+                 "and an open-file limit of %llu",
+                 (unsigned long long)(sz.mem >> 20), sz.mem_from,
+                 ART_UPLOAD_BYTES >> 20, (unsigned long long)sz.nofile);
+    cairn_log(
+        s->ctx, CAIRN_LOG_INFO,
+        "artifacts: at most %zu unfinished uploads at once (%s), %zu per principal "
+        "and workspace (uploads_per_principal%s)",
+        a->uploads_max, how, a->per_principal, per > 0 ? ", as set" : "");
     a->power = dur && strcmp(dur, "power") == 0;
     a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
     if (!a->cursors) return cairn_err_set(err, 500, NULL, "out of memory");
