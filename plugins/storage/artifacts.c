@@ -40,6 +40,15 @@
  * io_uring_queue_init fails (seccomp, io_uring_disabled) pread/pwrite are
  * used; a log line at start says which.
  *
+ * Deleted runs. Every chunk (first, middle, last; held in memory, resumed,
+ * or a whole file in one request) checks that its run is active: 400 when
+ * it is deleted (as log_metric), 404 when it is gone, and an upload in
+ * progress is then dropped with its temp file and sidecar (s_upload_live);
+ * the idle timer drops one whose run was deleted too. The index row is
+ * written in a transaction that checks the run first (s_index_put), so a
+ * delete_run in the tracking instance either precedes it (refused) or
+ * waits for it.
+ *
  * Memory. Nothing holds a whole file: a request carries at most 8 MiB
  * (ART_CHUNK_MAX), an upload is an open fd plus a hash state, a download
  * reads the requested range straight into the reply buffer. An upload's
@@ -62,7 +71,14 @@
  *       upload_id is 404; an upload idle longer than `upload_idle` seconds
  *       (600) is dropped with its tmp file. Putting an existing path
  *       replaces its index entry. A path may not be both a file and a
- *       directory (409).
+ *       directory (409). An unfinished upload takes a slot: at most
+ *       uploads_max in all (sized from memory and the open-file limit,
+ *       upslots.h) and uploads_per_principal per principal and workspace
+ *       (s_slot_check); past either a new upload is 429 naming the limit.
+ *       A whole file in one request takes none.
+ *   abort_upload {run_id*, upload_id*} -> {upload_id, aborted: true}:
+ *       drops an unfinished upload (in memory, or only on disk after a
+ *       restart) with its temp file and sidecar, and frees its slot.
  *   get_artifact {run_id*, path*, offset (0), length (8 MiB, at most 8 MiB)}
  *       -> {offset, size (total), hash, done, data (bin)}. The BLAKE2b is
  *       checked when a read reaches the end: a whole-file read hashes what
@@ -105,10 +121,14 @@
 #include "cas.h"
 #include "storage.h"
 #include "upmeta.h"
+#include "upslots.h"
 
 #define ART_CHUNK_MAX (8u << 20)
 #define ART_PATH_MAX 1024
-#define ART_UPLOADS_MAX 256
+/* What an unfinished upload may hold in memory (upslots.h): one chunk of
+ * dirty page cache, and while it is resumed a 1 MiB rehash buffer (cas.c);
+ * its hash state, path and record are small beside them. */
+#define ART_UPLOAD_BYTES (ART_CHUNK_MAX + (1u << 20))
 #define ART_CURSORS 32
 #define ART_REHASH_MAX (64u << 20)
 #define ART_LIST_DEFAULT 10000
@@ -124,6 +144,7 @@ _Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
 
 typedef enum art_stmt_id {
     AST_RUN,
+    AST_RUN_STAGE,
     AST_PUT,
     AST_GET,
     AST_NEXT,
@@ -137,6 +158,7 @@ typedef enum art_stmt_id {
 static const char *const s_sql[AST_COUNT] = {
     [AST_RUN] =
         "SELECT rid, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid = ?",
+    [AST_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
     [AST_PUT] =
         "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
         "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
@@ -163,6 +185,9 @@ typedef struct upload {
     char run_id[ART_RUN_ID_MAX + 1];
     int64_t rid;
     char *path;
+    /* Whose slot it takes (uploads_per_principal): the principal and the
+     * workspace of the request that opened (or resumed) it. */
+    char *principal, *ws;
     cas_writer_t *w;
     uint64_t last_ms;
     struct storage *s;
@@ -204,7 +229,9 @@ struct artifacts {
     sqlite3_stmt *st[AST_COUNT];
     upload_t *uploads;
     size_t nuploads;
-    cursor_t *cursors; /* ART_CURSORS of them, 64-byte aligned */
+    size_t uploads_max;   /* unfinished uploads held at once, in all */
+    size_t per_principal; /* ... per principal and workspace */
+    cursor_t *cursors;    /* ART_CURSORS of them, 64-byte aligned */
     uint64_t idle_ms;
     uint64_t timer;
     bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
@@ -360,6 +387,35 @@ static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
     return 0;
 }
 
+/* Is run rid (whose id is run_id) still active? 400 bad_request when it
+ * is deleted (as log_metric to a deleted run answers), 404 not_found when
+ * it is gone; the sentence names the run and ends with then (e.g. "; upload
+ * 'U' is dropped ..."). */
+static int s_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
+                      cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_stmt(a, AST_RUN_STAGE);
+    sqlite3_bind_int64(st, 1, rid);
+    int rc = sqlite3_step(st);
+    const char *stage =
+        rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    bool active = stage && strcmp(stage, "active") == 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cairn_err_set(err, 500, "storage_error",
+                             "the tracking database failed to find a run: %s",
+                             sqlite3_errmsg(sqlite3_db_handle(st)));
+    if (rc == SQLITE_DONE)
+        return cairn_err_set(err, 404, "not_found", "no run has the id '%s'%s", run_id,
+                             then);
+    if (!active)
+        return cairn_err_set(err, 400, "bad_request",
+                             "run '%s' is deleted: restore it before storing artifacts "
+                             "in it%s",
+                             run_id, then);
+    return 0;
+}
+
 /* The index row of (rid, path): 404 naming the path when none. */
 static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
                     char hash[CAS_HEX_LEN + 1], uint64_t *size, cairn_err_t *err)
@@ -457,7 +513,23 @@ static void s_upload_drop(artifacts_t *a, upload_t *u, bool keep)
     else
         cas_writer_abort(&u->w);
     free(u->path);
+    free(u->principal);
+    free(u->ws);
     free(u);
+}
+
+/* Before a chunk of upload u is applied: is its run still active? When it
+ * is deleted (400) or gone (404) the upload is dropped with its temp file
+ * and sidecar, so that nothing of it lingers; a restore does not bring it
+ * back (the file is uploaded again). */
+static int s_upload_live(artifacts_t *a, upload_t *u, cairn_err_t *err)
+{
+    char then[96];
+    snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held",
+             u->id);
+    if (s_run_live(a, u->rid, u->run_id, then, err) == 0) return 0;
+    if (err->st != 500) s_upload_drop(a, u, false);
+    return -1;
 }
 
 static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
@@ -467,12 +539,52 @@ static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
     return NULL;
 }
 
-static upload_t *s_upload_add(storage_t *s, const char *id, cairn_str_t run_id,
-                              int64_t rid, const char *path, cas_writer_t *w)
+/* May req open (or resume) one more upload? Each takes a slot until it is
+ * finished, aborted, failed or dropped (idle, or its run deleted): at most
+ * uploads_max in all, and uploads_per_principal per principal and
+ * workspace, so that one client cannot take them all. The plugin does not
+ * see the client's connection; until auth lands every client is principal
+ * 'local', so the workspace (the ws header) is what tells them apart. 429
+ * naming the limit, its value and how to free a slot. */
+static int s_slot_check(artifacts_t *a, cairn_req_t *req, cairn_err_t *err)
+{
+    const char *who = cairn_principal(req), *ws = cairn_host_->workspace(req);
+    unsigned long long idle_s = (unsigned long long)(a->idle_ms / 1000);
+    if (a->nuploads >= a->uploads_max)
+        return cairn_err_set(
+            err, 429, "overloaded",
+            "the artifacts service holds %zu unfinished uploads, its limit "
+            "(uploads_max: %zu): finish one (its last chunk with done: true) or "
+            "abort one (abort_upload), or try again later: an upload idle for "
+            "%llu s (upload_idle: %llu s) is dropped",
+            a->nuploads, a->uploads_max, idle_s, idle_s);
+    size_t mine = 0;
+    for (upload_t *u = a->uploads; u; u = u->next)
+        if (strcmp(u->principal, who) == 0 && strcmp(u->ws, ws) == 0) mine++;
+    if (mine >= a->per_principal)
+        return cairn_err_set(
+            err, 429, "overloaded",
+            "principal '%.100s' in workspace '%.64s' has %zu unfinished uploads, its "
+            "limit (uploads_per_principal: %zu): finish one (its last chunk with "
+            "done: true) or abort one (abort_upload), or wait: an upload idle for "
+            "%llu s (upload_idle: %llu s) is dropped",
+            who, ws, mine, a->per_principal, idle_s, idle_s);
+    return 0;
+}
+
+static upload_t *s_upload_add(storage_t *s, cairn_req_t *req, const char *id,
+                              cairn_str_t run_id, int64_t rid, const char *path,
+                              cas_writer_t *w)
 {
     artifacts_t *a = s->art;
     upload_t *u = calloc(1, sizeof *u);
-    if (!u || !(u->path = strdup(path))) {
+    if (!u || !(u->path = strdup(path)) ||
+        !(u->principal = strdup(cairn_principal(req))) ||
+        !(u->ws = strdup(cairn_host_->workspace(req)))) {
+        if (u) {
+            free(u->path);
+            free(u->principal);
+        }
         free(u);
         return NULL;
     }
@@ -495,13 +607,26 @@ static void s_sweep(void *arg)
     storage_t *s = arg;
     artifacts_t *a = s->art;
     uint64_t now = cairn_now_ms();
+    cairn_err_t err = {0};
     for (upload_t *u = a->uploads, *next; u; u = next) {
         next = u->next;
-        if (u->resuming || now - u->last_ms <= a->idle_ms) continue;
-        cairn_log(s->ctx, CAIRN_LOG_INFO,
-                  "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
-                  u->id, u->path, (unsigned long long)(a->idle_ms / 1000));
-        s_upload_drop(a, u, false);
+        if (u->resuming) continue;
+        if (now - u->last_ms > a->idle_ms) {
+            cairn_log(
+                s->ctx, CAIRN_LOG_INFO,
+                "artifacts: dropped upload %s of '%s' (idle for more than %llu s)",
+                u->id, u->path, (unsigned long long)(a->idle_ms / 1000));
+            s_upload_drop(a, u, false);
+            continue;
+        }
+        /* Its run deleted: no chunk of it would be taken, so its slot and
+         * its files go now rather than at the idle limit. */
+        if (s_run_live(a, u->rid, u->run_id, "", &err) != 0 && err.st != 500) {
+            cairn_log(s->ctx, CAIRN_LOG_INFO,
+                      "artifacts: dropped upload %s of '%s': its run '%s' is %s", u->id,
+                      u->path, u->run_id, err.st == 404 ? "gone" : "deleted");
+            s_upload_drop(a, u, false);
+        }
     }
     for (int i = 0; i < ART_CURSORS; i++)
         if (a->cursors[i].used && now - a->cursors[i].last_ms > a->idle_ms)
@@ -514,12 +639,29 @@ static void s_sweep(void *arg)
             n, (unsigned long long)(a->idle_ms / 1000));
 }
 
-/* Write the index row, replacing any at that path. */
-static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *hash,
-                       uint64_t size, cairn_err_t *err)
+/* Write the index row of run rid (run_id), replacing any at that path, in
+ * one transaction that first checks that the run is still active.
+ *
+ * The tracking instance (another thread, or another process) deletes a run
+ * with one UPDATE, which needs the database's write lock. BEGIN IMMEDIATE
+ * takes that lock before the check, so a delete_run has either committed
+ * before it (the check sees the run deleted: 400, nothing is stored) or
+ * waits until this row is committed (the artifact was stored before the
+ * run was deleted, as any other of its artifacts). No row is ever written
+ * under a run that was deleted when it was written. */
+static int s_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
+                       const char *hash, uint64_t size, cairn_err_t *err)
 {
     artifacts_t *a = s->art;
-    if (s_check_shape(a, rid, path, err) != 0) return -1;
+    char then[ART_PATH_MAX + 96];
+    snprintf(then, sizeof then,
+             "; nothing was stored: upload '%s' again once the run is restored", path);
+    if (db_begin(s->db, err) != 0) return -1;
+    if (s_run_live(a, rid, run_id, then, err) != 0 ||
+        s_check_shape(a, rid, path, err) != 0) {
+        db_rollback(s->db);
+        return -1;
+    }
     /* An overwrite may let the old content's blob go. */
     blob_set_t old = {0};
     sqlite3_stmt *st = s_stmt(a, AST_GET);
@@ -541,25 +683,41 @@ static int s_index_put(storage_t *s, int64_t rid, const char *path, const char *
         sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
         rc = db_exec_stmt(s->db, st, err);
     }
-    uint64_t nfreed = 0, bytes = 0;
-    if (rc == 0)
-        s_blobs_release(s, &old, &nfreed, &bytes);
-    else
+    if (rc == 0) rc = db_commit(s->db, err);
+    if (rc != 0) {
+        db_rollback(s->db);
         free(old.hex);
-    return rc;
+        return -1;
+    }
+    uint64_t nfreed = 0, bytes = 0;
+    s_blobs_release(s, &old, &nfreed, &bytes);
+    return 0;
 }
 
-/* Commit a writer and index it; replies. */
+/* A blob just committed whose index row could not be written: remove it
+ * unless some artifact names it (the same bytes stored before). */
+static void s_blob_unref(storage_t *s, const char *hash)
+{
+    cairn_err_t err = {0};
+    blob_set_t b = {0};
+    uint64_t nfreed = 0, bytes = 0;
+    if (s_blobs_add(&b, (const unsigned char *)hash, CAS_HEX_LEN, &err) == 0)
+        s_blobs_release(s, &b, &nfreed, &bytes);
+}
+
 /* Commit a writer, index it, drop the upload's sidecar (upload_id; NULL
- * for a one-request upload, which has none) and reply. */
+ * for a one-request upload, which has none) and reply. A blob that could
+ * not be indexed (its run was deleted meanwhile, say) goes again unless
+ * another artifact names it. */
 static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
-                     const char *path, const char *upload_id)
+                     const char *run_id, const char *path, const char *upload_id)
 {
     cairn_err_t err = {0};
     char hash[CAS_HEX_LEN + 1];
     uint64_t size = 0;
     int rc = cas_writer_commit(w, hash, &size, NULL, &err);
-    if (rc == 0) rc = s_index_put(s, rid, path, hash, size, &err);
+    if (rc == 0 && (rc = s_index_put(s, rid, run_id, path, hash, size, &err)) != 0)
+        s_blob_unref(s, hash);
     /* Indexed (or failed, and answered so): done with the sidecar, before
      * the reply, so that a client never sees it linger. */
     if (upload_id) cas_tmp_remove(s->art->cas, upload_id);
@@ -644,10 +802,12 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     cas_writer_t *w = u->w;
     u->w = NULL;
     int64_t rid = u->rid;
+    char run_id[sizeof u->run_id];
+    memcpy(run_id, u->run_id, sizeof run_id);
     char *upath = u->path;
     u->path = NULL;
     s_upload_drop(a, u, false);
-    s_commit(s, req, &w, rid, upath, id);
+    s_commit(s, req, &w, rid, run_id, upath, id);
     free(upath);
 }
 
@@ -686,6 +846,8 @@ static void s_resume_step(void *arg)
     bool late = u->deferred && cairn_now_ms() > cairn_deadline_ms(req);
     u->resuming = u->deferred = false;
     u->req = NULL;
+    /* The run may have been deleted while the bytes were rehashed. */
+    if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
     if (late) { /* its sender has had its timeout: it sends the chunk again */
         cairn_err_set(
             &err, 503, "unavailable",
@@ -736,8 +898,8 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     if (rc != 0 && err.st == 404) {
         cairn_err_set(
             &err, 404, "not_found",
-            "no upload has the id '%.*s': it finished, failed, or was idle for "
-            "more than %llu s",
+            "no upload has the id '%.*s': it finished, failed, was aborted, or was "
+            "idle for more than %llu s",
             (int)upload_id.len, upload_id.ptr, (unsigned long long)idle_s);
         return storage_reply_err(req, &err);
     }
@@ -760,9 +922,19 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                       id, m.run_id, m.path, (int)run_id.len, run_id.ptr, path);
         return storage_reply_err(req, &err);
     }
+    /* Its run deleted or gone: the upload goes with its files (as one
+     * held in memory, s_upload_live). */
+    char then[96];
+    snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
     art_run_t run;
-    if (s_find_run(a, cairn_body(req), true, &run, NULL, &err) != 0)
+    if (s_find_run(a, cairn_body(req), false, &run, NULL, &err) != 0) {
+        if (err.st == 404) {
+            cas_tmp_remove(a->cas, id);
+            cairn_err_set(&err, 404, "not_found", "no run has the id '%s'%s", m.run_id,
+                          then);
+        }
         return storage_reply_err(req, &err);
+    }
     if (run.rid != m.rid) {
         cairn_err_set(&err, 409, "conflict",
                       "upload '%s' was opened for another run than '%s' (rid %lld, not "
@@ -770,13 +942,11 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                       id, m.run_id, (long long)m.rid, (long long)run.rid);
         return storage_reply_err(req, &err);
     }
-    if (a->nuploads >= ART_UPLOADS_MAX) {
-        cairn_err_set(
-            &err, 429, "overloaded",
-            "at most %d uploads may be in progress at once; try again shortly",
-            ART_UPLOADS_MAX);
+    if (s_run_live(a, m.rid, m.run_id, then, &err) != 0) {
+        if (err.st != 500) cas_tmp_remove(a->cas, id);
         return storage_reply_err(req, &err);
     }
+    if (s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
     uint64_t have = 0;
     cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, &err);
     if (!w && err.st == 409) { /* the only 409: it holds less than offset */
@@ -798,7 +968,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                           id);
         return storage_reply_err(req, &err);
     }
-    upload_t *u = s_upload_add(s, id, run_id, m.rid, m.path, w);
+    upload_t *u = s_upload_add(s, req, id, run_id, m.rid, m.path, w);
     if (!u) {
         cas_writer_release(&w);
         cairn_err_set(&err, 500, NULL, "out of memory");
@@ -880,6 +1050,9 @@ void art_put(void *state, cairn_req_t *req)
                           u->id);
             return storage_reply_err(req, &err);
         }
+        /* Every chunk, in order or not: a run deleted since the last one
+         * takes no more bytes (and the upload goes). */
+        if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
         uint64_t expected = cas_writer_size(u->w);
         if (offset != expected) {
             cairn_err_set(
@@ -905,12 +1078,8 @@ void art_put(void *state, cairn_req_t *req)
         return s_reply_expected(s, req, &err, 0);
     }
     if (s_check_shape(a, run.rid, path, &err) != 0) return storage_reply_err(req, &err);
-    if (!done && a->nuploads >= ART_UPLOADS_MAX) {
-        cairn_err_set(&err, 429, "overloaded",
-                      "at most %d uploads may be in progress at once; finish one first",
-                      ART_UPLOADS_MAX);
-        return storage_reply_err(req, &err);
-    }
+    /* A whole file in one request holds no slot. */
+    if (!done && s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
     unsigned char rnd[16];
     char id[33], meta[CAS_META_MAX];
     randombytes_buf(rnd, sizeof rnd);
@@ -921,7 +1090,11 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    if (done) return s_commit(s, req, &w, run.rid, path, NULL);
+    if (done) {
+        char rid_s[ART_RUN_ID_MAX + 1];
+        snprintf(rid_s, sizeof rid_s, "%.*s", (int)run.id.len, run.id.ptr);
+        return s_commit(s, req, &w, run.rid, rid_s, path, NULL);
+    }
     /* The sidecar lets a restart resume the upload (s_resume). */
     upmeta_t m;
     s_meta_init(&m, run.rid, run_id, path);
@@ -932,13 +1105,88 @@ void art_put(void *state, cairn_req_t *req)
         cas_writer_abort(&w);
         return storage_reply_err(req, &err);
     }
-    upload_t *u = s_upload_add(s, id, run_id, run.rid, path, w);
+    upload_t *u = s_upload_add(s, req, id, run_id, run.rid, path, w);
     if (!u) {
         cas_writer_abort(&w);
         cairn_err_set(&err, 500, NULL, "out of memory");
         return storage_reply_err(req, &err);
     }
     s_reply_progress(s, req, u);
+}
+
+/* abort_upload {run_id*, upload_id*} -> {upload_id, aborted: true}: drop
+ * an unfinished upload with its temp file and sidecar, whether it is held
+ * in memory or only on disk (a restart came in between), which frees its
+ * slot. Any principal may abort an upload whose id and run it names, as
+ * any may send its chunks. */
+void art_abort(void *state, cairn_req_t *req)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    const msgpack_object *b = cairn_body(req);
+    cairn_str_t run_id, upload_id;
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, &err) != 0 ||
+        cairn_field_str(b, "upload_id", true, 64, &upload_id, &err) != 0)
+        return storage_reply_err(req, &err);
+    if (run_id.len == 0 || upload_id.len == 0) {
+        cairn_err_set(&err, 400, "bad_request", "the field '%s' must not be empty",
+                      run_id.len == 0 ? "run_id" : "upload_id");
+        return storage_reply_err(req, &err);
+    }
+    char id[65], buf[CAS_META_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
+    const char *owner = NULL; /* the upload's run, NULL when unreadable */
+    upmeta_t m;
+    upload_t *u = s_upload_find(a, upload_id);
+    if (u) {
+        owner = u->run_id;
+    } else {
+        size_t len = 0;
+        int rc = s_upload_id_valid(upload_id)
+                     ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, NULL, &err)
+                     : cairn_err_set(&err, 404, "not_found", "not an upload id");
+        if (rc != 0 && err.st == 404)
+            cairn_err_set(
+                &err, 404, "not_found",
+                "no upload has the id '%s': it finished, failed, was aborted, "
+                "or was idle for more than %llu s",
+                id, (unsigned long long)(a->idle_ms / 1000));
+        if (rc != 0) return storage_reply_err(req, &err);
+        if (upmeta_parse(buf, len, &m)) owner = m.run_id;
+    }
+    if (owner && !cairn_str_eq(run_id, owner)) {
+        cairn_err_set(&err, 400, "bad_request",
+                      "upload '%s' is for run '%s', not run '%.*s'", id, owner,
+                      (int)run_id.len, run_id.ptr);
+        return storage_reply_err(req, &err);
+    }
+    if (u && u->resuming) {
+        cairn_err_set(&err, 503, "unavailable",
+                      "upload '%s' is being resumed after a restart (its bytes are "
+                      "rehashed); send the abort again shortly",
+                      id);
+        return storage_reply_err(req, &err);
+    }
+    char run[ART_RUN_ID_MAX + 1];
+    snprintf(run, sizeof run, "%.*s", (int)run_id.len, run_id.ptr);
+    if (u) {
+        s_upload_drop(a, u, false); /* owner goes with it */
+    } else if (cas_tmp_remove(a->cas, id) == 0) {
+        cairn_err_set(&err, 503, "unavailable",
+                      "upload '%s' is still held by another writer (a process that is "
+                      "stopping); send the abort again shortly",
+                      id);
+        return storage_reply_err(req, &err);
+    }
+    cairn_log(s->ctx, CAIRN_LOG_INFO, "artifacts: aborted upload %s of run '%s'", id,
+              run);
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "upload_id", id);
+    cairn_pack_cstr(pk, "aborted");
+    msgpack_pack_true(pk);
+    storage_reply_send(s, req, 200);
 }
 
 /* ---- downloads ------------------------------------------------------------ */
@@ -1448,11 +1696,18 @@ static void s_recover_committed(void *arg, const char *name)
                   name, m.path, m.run_id, (long long)m.rid);
         return;
     }
-    if (s_index_put(s, m.rid, m.path, m.hash, m.size, &err) != 0) {
+    if (s_index_put(s, m.rid, m.run_id, m.path, m.hash, m.size, &err) != 0) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but cannot "
                   "be indexed: %s",
                   name, m.path, err.msg);
+        /* A run deleted meanwhile takes no artifact: the upload goes (its
+         * sidecar, and its blob unless another artifact names it). Other
+         * failures leave the sidecar to the sweep. */
+        if (err.st == 400 || err.st == 404) {
+            cas_tmp_remove(a->cas, name);
+            s_blob_unref(s, m.hash);
+        }
         return;
     }
     cairn_log(s->ctx, CAIRN_LOG_INFO,
@@ -1469,15 +1724,45 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     const char *idle = cairn_conf(s->ctx, "upload_idle");
     const char *uring = cairn_conf(s->ctx, "io_uring");
     const char *dur = cairn_conf(s->ctx, "durability");
+    const char *umax = cairn_conf(s->ctx, "uploads_max");
+    const char *uper = cairn_conf(s->ctx, "uploads_per_principal");
     long long idle_s = idle && *idle ? strtoll(idle, NULL, 10) : 600;
+    long long max = umax && *umax ? strtoll(umax, NULL, 10) : 0;
+    long long per = uper && *uper ? strtoll(uper, NULL, 10) : 0;
     if (idle_s < 1)
         return cairn_err_set(
             err, 400, "bad_conf",
             "storage: upload_idle must be at least 1 (seconds), not '%s'", idle);
+    if (max < 0 || per < 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "storage: %s must be 0 (sized from memory) or more, not "
+                             "'%s'",
+                             max < 0 ? "uploads_max" : "uploads_per_principal",
+                             max < 0 ? umax : uper);
     artifacts_t *a = calloc(1, sizeof *a);
     if (!a) return cairn_err_set(err, 500, NULL, "out of memory");
     s->art = a;
     a->idle_ms = (uint64_t)idle_s * 1000;
+    /* Upload slots: sized from memory and the open-file limit unless set. */
+    upslots_t sz;
+    upslots_size(ART_UPLOAD_BYTES, &sz);
+    a->uploads_max = max > 0 ? (size_t)max : sz.max;
+    a->per_principal = per > 0 ? (size_t)per : a->uploads_max / 4;
+    if (a->per_principal < 1) a->per_principal = 1;
+    char how[256];
+    if (max > 0)
+        snprintf(how, sizeof how, "uploads_max, as set");
+    else
+        snprintf(how, sizeof how,
+                 "uploads_max; sized from %llu MiB of memory (%s) at %u MiB an upload, "
+                 "and an open-file limit of %llu",
+                 (unsigned long long)(sz.mem >> 20), sz.mem_from,
+                 ART_UPLOAD_BYTES >> 20, (unsigned long long)sz.nofile);
+    cairn_log(
+        s->ctx, CAIRN_LOG_INFO,
+        "artifacts: at most %zu unfinished uploads at once (%s), %zu per principal "
+        "and workspace (uploads_per_principal%s)",
+        a->uploads_max, how, a->per_principal, per > 0 ? ", as set" : "");
     a->power = dur && strcmp(dur, "power") == 0;
     a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
     if (!a->cursors) return cairn_err_set(err, 500, NULL, "out of memory");

@@ -208,6 +208,8 @@ static const cairn_verb_t storage_artifacts_verbs[] = {
      "{run_id*, path, max_results, page_token}"},
     {"delete_artifact", art_delete, "tracking.write", CAIRN_VERB_MUTATING, ART_MAX_BODY,
      "{run_id*, path*}"},
+    {"abort_upload", art_abort, "tracking.write", CAIRN_VERB_MUTATING, ART_MAX_BODY,
+     "{run_id*, upload_id*}: drop an unfinished upload and free its slot"},
     {NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -227,7 +229,20 @@ static const cairn_conf_key_t storage_conf[] = {
      "metric journal written before the reply); power: it survives power loss "
      "too (fsync on every commit; journal appends that arrive together share one)"},
     {"upload_idle", CAIRN_CONF_INT, "600",
-     "artifacts: seconds an unfinished upload may sit idle before it is dropped"},
+     "artifacts: seconds an unfinished upload may sit idle before it is dropped "
+     "(which frees its slot)"},
+    {"uploads_max", CAIRN_CONF_INT, "0",
+     "artifacts: unfinished uploads held at once, all clients together (a whole "
+     "file in one request holds none); past it a new upload is 429. 0: sized "
+     "from memory: a quarter of the machine's (or the cgroup's limit, if lower) "
+     "over 9 MiB an upload, at most half the open-file limit, at least 16 (the "
+     "start logs the figure)"},
+    {"uploads_per_principal", CAIRN_CONF_INT, "0",
+     "artifacts: unfinished uploads one principal may hold at once in one "
+     "workspace; past it its new upload is 429 (finish or abort_upload one, or "
+     "wait for upload_idle). Until auth lands every client is 'local' and the "
+     "workspace tells them apart; then it is per user. 0: a quarter of "
+     "uploads_max, at least 1"},
     {"io_uring", CAIRN_CONF_BOOL, "true",
      "artifacts: use io_uring for blob I/O where the kernel allows it (else "
      "pread/pwrite)"},

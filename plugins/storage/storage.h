@@ -146,5 +146,6 @@ void art_get(void *state, cairn_req_t *req);
 void art_verify(void *state, cairn_req_t *req);
 void art_list(void *state, cairn_req_t *req);
 void art_delete(void *state, cairn_req_t *req);
+void art_abort(void *state, cairn_req_t *req);
 
 #endif

@@ -69,16 +69,17 @@ class Client:
     def close(self):
         self.c.close()
 
-    def call(self, svc, verb, body=None, st=200, code=None, timeout=60):
-        h, b = self.c.call(svc, verb, body, timeout=timeout)
+    def call(self, svc, verb, body=None, st=200, code=None, timeout=60, **hdr):
+        h, b = self.c.call(svc, verb, body, timeout=timeout, **hdr)
         self.body = b
         self.t.assertEqual(h["st"], st, (verb, h, None if st >= 400 else b))
         if code:
             self.t.assertEqual(h["code"], code, h)
         return b if st < 400 else h
 
-    def art(self, verb, body=None, st=200, code=None):
-        return self.call("artifacts", verb, body, st, code)
+    def art(self, verb, body=None, st=200, code=None, **hdr):
+        """An artifacts call; hdr: header fields (ws: the workspace)."""
+        return self.call("artifacts", verb, body, st, code, **hdr)
 
     def new_run(self):
         name = f"exp-{os.urandom(6).hex()}"
@@ -466,6 +467,9 @@ class ArtifactsBase:
         self.assertTrue(os.path.exists(self.blob_path(b2(new))))
         self.assertEqual(self.cl.get(run, "model.bin")[0], new)
 
+    def tmp_names(self):
+        return set(os.listdir(os.path.join(self.k.state, "artifacts", "tmp")))
+
     def test_deleted_run(self):
         run = self.cl.new_run()
         self.cl.put(run, "keep", b"kept")
@@ -473,7 +477,107 @@ class ArtifactsBase:
         h = self.art("put_artifact", {"run_id": run, "path": "new", "data": b"", "offset": 0,
                                       "done": True}, 400)
         self.assertIn("deleted", h["err"])
+        # the first chunk of a chunked upload: refused too, no files left
+        before = self.tmp_names()
+        h = self.art("put_artifact", {"run_id": run, "path": "new", "data": b"x",
+                                      "offset": 0}, 400, "bad_request")
+        self.assertIn("deleted", h["err"])
+        self.assertEqual(self.tmp_names(), before)
         self.assertEqual(self.cl.get(run, "keep")[0], b"kept")
+
+    def test_upload_refused_once_its_run_is_deleted(self):
+        """An upload in progress whose run is then deleted: its next chunk,
+        a middle one, the last one or one out of order, is refused (400
+        bad_request, as log_metric to a deleted run) and the upload is
+        dropped with its temp file and sidecar. Nothing is listed, and a
+        restore leaves a clean run: the ids are unknown, a new upload
+        works."""
+        run = self.cl.new_run()
+
+        def chunk(path, data, off, uid=None, done=False, st=200, code=None):
+            body = {"run_id": run, "path": path, "data": data, "offset": off, "done": done}
+            if uid:
+                body["upload_id"] = uid
+            return self.art("put_artifact", body, st, code)
+
+        uids = {p: chunk(p, b"abc", 0)["upload_id"] for p in ("mid", "last", "odd")}
+        for uid in uids.values():
+            self.assertLessEqual({uid, uid + ".meta"}, self.tmp_names())
+        self.cl.call("tracking", "delete_run", {"run_id": run})
+        for p, off, done in (("mid", 3, False), ("last", 3, True), ("odd", 7, False)):
+            h = chunk(p, b"def", off, uids[p], done, 400, "bad_request")
+            self.assertIn(f"run '{run}' is deleted", h["err"])
+            self.assertIn(f"upload '{uids[p]}' is dropped", h["err"])
+        self.assertEqual(self.tmp_names() & {u + x for u in uids.values() for x in ("", ".meta")},
+                         set())
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        self.cl.call("tracking", "restore_run", {"run_id": run})
+        for p, uid in uids.items():
+            chunk(p, b"def", 3, uid, True, 404, "not_found")
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        self.assertEqual(self.cl.put(run, "mid", b"abcdef", chunk=4)["size"], 6)
+        self.assertEqual([f["path"] for f in
+                          self.art("list_artifacts", {"run_id": run})["files"]], ["mid"])
+
+    def test_abort_upload(self):
+        run, other = self.cl.new_run(), self.cl.new_run()
+        uid = self.art("put_artifact", {"run_id": run, "path": "ab.bin", "data": b"x" * 100,
+                                        "offset": 0})["upload_id"]
+        self.assertLessEqual({uid, uid + ".meta"}, self.tmp_names())
+        # another run's: refused, and the upload stays
+        h = self.art("abort_upload", {"run_id": other, "upload_id": uid}, 400, "bad_request")
+        self.assertIn(run, h["err"])
+        self.art("abort_upload", {"run_id": run}, 400, "bad_request")
+        self.art("abort_upload", {"run_id": run, "upload_id": ""}, 400, "bad_request")
+        self.assertEqual(self.art("abort_upload", {"run_id": run, "upload_id": uid}),
+                         {"upload_id": uid, "aborted": True})
+        self.assertEqual(self.tmp_names() & {uid, uid + ".meta"}, set())
+        # gone: its next chunk and a second abort are 404, nothing was stored
+        self.art("put_artifact", {"run_id": run, "path": "ab.bin", "data": b"y", "offset": 100,
+                                  "upload_id": uid, "done": True}, 404, "not_found")
+        h = self.art("abort_upload", {"run_id": run, "upload_id": uid}, 404, "not_found")
+        self.assertIn(uid, h["err"])
+        self.art("abort_upload", {"run_id": run, "upload_id": "deadbeef"}, 404, "not_found")
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+
+    def limits(self):
+        """(uploads_max, MiB of memory, open-file limit, per principal), as
+        the start logged them."""
+        m = re.search(r"artifacts: at most (\d+) unfinished uploads at once \(uploads_max; "
+                      r"sized from (\d+) MiB of memory \((.+?)\) at 9 MiB an upload, "
+                      r"and an open-file limit of (\d+)\), (\d+) per principal and "
+                      r"workspace \(uploads_per_principal\)", self.k.read_log())
+        self.assertTrue(m, self.k.read_log())
+        return tuple(int(m.group(i)) for i in (1, 2, 4, 5))
+
+    def test_upload_limits_logged(self):
+        """uploads_max is sized from memory (a quarter of it, the machine's
+        or its cgroup's, over 9 MiB an upload) and the open-file limit (half
+        of it: an upload holds a descriptor); the start says so."""
+        n, mem, nofile, per = self.limits()
+        self.assertEqual(n, max(16, min(mem // 4 // 9, nofile // 2)))
+        self.assertEqual(per, max(1, n // 4))
+        with open("/proc/meminfo") as f:
+            total = int(re.search(r"^MemTotal:\s+(\d+) kB", f.read(), re.M).group(1))
+        self.assertLessEqual(mem, total // 1024 + 1)
+
+    def test_one_client_cannot_take_every_slot(self):
+        """The outside tester's case, with the default limits: one client
+        opens unfinished uploads until it is refused; another workspace
+        still uploads, chunked."""
+        run = self.cl.new_run()
+        per = self.limits()[3]
+        hog = []
+        for i in range(per):
+            hog.append(self.art("put_artifact", {"run_id": run, "path": f"h{i}", "data": b"h",
+                                                 "offset": 0}, ws="hog")["upload_id"])
+        h = self.art("put_artifact", {"run_id": run, "path": "more", "data": b"h",
+                                      "offset": 0}, 429, "overloaded", ws="hog")
+        self.assertIn(f"uploads_per_principal: {per}", h["err"])
+        self.assertEqual(self.cl.put(run, "other.bin", b"x" * 1000, chunk=300)["size"], 1000)
+        for uid in hog:
+            self.art("abort_upload", {"run_id": run, "upload_id": uid}, ws="hog")
+        self.assertEqual(self.tmp_names() & set(hog), set())
 
     def test_concurrent_uploads_interleaved(self):
         run = self.cl.new_run()
@@ -496,6 +600,143 @@ class ArtifactsInproc(ArtifactsBase, unittest.TestCase):
 
 
 class ArtifactsProcess(ArtifactsBase, unittest.TestCase):
+    MODE = "process"
+
+
+class QuotaBase:
+    """Unfinished uploads are limited per principal and workspace
+    (uploads_per_principal) and in all (uploads_max): one client cannot
+    take every slot. Until auth lands every client is principal 'local',
+    so the workspace (the `ws` header) tells them apart."""
+    MODE = "inproc"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = start(services(cls.MODE, "      uploads_max: 4\n"
+                                         "      uploads_per_principal: 2\n"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def setUp(self):
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+        self.tmp = os.path.join(self.k.state, "artifacts", "tmp")
+
+    def tearDown(self):
+        self.cl.close()
+
+    def first(self, run, path, ws, st=200, code=None):
+        return self.art("put_artifact", {"run_id": run, "path": path, "data": b"abc",
+                                         "offset": 0}, st, code, ws=ws)
+
+    def test_quota_per_principal_and_in_all(self):
+        run = self.cl.new_run()
+        a1 = self.first(run, "a1", "team-a")["upload_id"]
+        a2 = self.first(run, "a2", "team-a")["upload_id"]
+        h = self.first(run, "a3", "team-a", 429, "overloaded")
+        for part in ("principal 'local' in workspace 'team-a'",
+                     "uploads_per_principal: 2", "abort_upload", "done: true",
+                     "upload_idle: 600 s"):
+            self.assertIn(part, h["err"])
+        # a whole file in one request holds no slot
+        self.art("put_artifact", {"run_id": run, "path": "whole", "data": b"w", "offset": 0,
+                                  "done": True}, ws="team-a")
+        # another workspace still uploads while the first is at its quota ...
+        b = [self.first(run, f"b{i}", "team-b")["upload_id"] for i in (1, 2)]
+        # ... until every slot is taken
+        h = self.first(run, "c1", "team-c", 429, "overloaded")
+        for part in ("uploads_max: 4", "abort_upload", "upload_idle: 600 s"):
+            self.assertIn(part, h["err"])
+        # an aborted upload frees its slot (and its files)
+        self.assertEqual(self.art("abort_upload", {"run_id": run, "upload_id": a1},
+                                  ws="team-a"), {"upload_id": a1, "aborted": True})
+        self.assertEqual(set(os.listdir(self.tmp)) & {a1, a1 + ".meta"}, set())
+        a3 = self.first(run, "a3", "team-a")["upload_id"]
+        self.first(run, "a4", "team-a", 429, "overloaded")
+        # and so does a finished one
+        self.art("put_artifact", {"run_id": run, "path": "a2", "data": b"def", "offset": 3,
+                                  "upload_id": a2, "done": True}, ws="team-a")
+        a4 = self.first(run, "a4", "team-a")["upload_id"]
+        self.first(run, "c1", "team-c", 429, "overloaded")
+        for uid in [a3, a4] + b:
+            self.art("abort_upload", {"run_id": run, "upload_id": uid})
+        c1 = self.first(run, "c1", "team-c")["upload_id"]
+        self.art("abort_upload", {"run_id": run, "upload_id": c1})
+        self.assertEqual(sorted(f["path"] for f in
+                                self.art("list_artifacts", {"run_id": run})["files"]),
+                         ["a2", "whole"])
+
+
+class QuotaInproc(QuotaBase, unittest.TestCase):
+    MODE = "inproc"
+
+
+class QuotaProcess(QuotaBase, unittest.TestCase):
+    MODE = "process"
+
+
+class QuotaIdleBase:
+    """An upload dropped by the idle timer frees its slot; so does one
+    whose run was deleted (the timer drops it before it is idle)."""
+    MODE = "inproc"
+    IDLE = 4  # the timer runs every IDLE / 4 s
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = start(services(cls.MODE, f"      upload_idle: {cls.IDLE}\n"
+                                         "      uploads_per_principal: 1\n"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def setUp(self):
+        self.cl = Client(self.k, self)
+        self.tmp = os.path.join(self.k.state, "artifacts", "tmp")
+
+    def tearDown(self):
+        self.cl.close()
+
+    def first(self, run, path, ws):
+        h, b = self.cl.c.call("artifacts", "put_artifact",
+                              {"run_id": run, "path": path, "data": b"abc", "offset": 0},
+                              ws=ws)
+        return b if h["st"] == 200 else None
+
+    def test_expired_upload_frees_its_slot(self):
+        run = self.cl.new_run()
+        uid = self.first(run, "x", "idle")["upload_id"]
+        self.assertIsNone(self.first(run, "y", "idle"))
+        r = wait_for(lambda: self.first(run, "y", "idle"), timeout=self.IDLE + 15,
+                     what="the idle upload's slot freed")
+        h = self.cl.art("put_artifact", {"run_id": run, "path": "x", "data": b"d",
+                                         "offset": 3, "upload_id": uid}, 404, "not_found",
+                        ws="idle")
+        self.assertIn("idle", h["err"])
+        self.cl.art("abort_upload", {"run_id": run, "upload_id": r["upload_id"]})
+
+    def test_upload_of_deleted_run_is_dropped_by_the_timer(self):
+        run = self.cl.new_run()
+        uid = self.first(run, "d", "swept")["upload_id"]
+        self.cl.call("tracking", "delete_run", {"run_id": run})
+        wait_for(lambda: uid not in os.listdir(self.tmp), timeout=self.IDLE + 10,
+                 what="the upload of the deleted run dropped")
+        # by the deleted run's rule (at the timer's next turn), not as idle
+        self.assertIn(f"dropped upload {uid} of 'd': its run '{run}' is deleted",
+                      self.k.read_log())
+        run2 = self.cl.new_run()
+        r = self.first(run2, "e", "swept")  # its slot is free
+        self.assertIsNotNone(r)
+        self.cl.art("abort_upload", {"run_id": run2, "upload_id": r["upload_id"]})
+
+
+class QuotaIdleInproc(QuotaIdleBase, unittest.TestCase):
+    MODE = "inproc"
+
+
+class QuotaIdleProcess(QuotaIdleBase, unittest.TestCase):
     MODE = "process"
 
 
@@ -656,6 +897,37 @@ class ResumeBase:
         self.chunk(run, "w/model.bin", c2, 3000, uid, done=True, st=404,
                    code="not_found")
 
+    def test_crash_before_index_of_a_deleted_run_is_dropped(self):
+        """As above, but the run was deleted before the restart: the blob is
+        not indexed under it, and the sidecar and the blob go."""
+        run = self.cl.new_run()
+        c1 = os.urandom(3000)
+        uid = self.chunk(run, "w/model.bin", c1, 0)["upload_id"]
+        meta = os.path.join(self.tmp, uid + ".meta")
+        with open(meta) as f:
+            record = f.read()
+        self.cl.call("tracking", "delete_run", {"run_id": run})
+        self.cl.close()
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.k.logf.close()
+        h = b2(c1)
+        blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(c1)
+        os.unlink(os.path.join(self.tmp, uid))
+        with open(meta, "w") as f:
+            f.write(record + f"hash {h}\nsize {len(c1)}\n")
+        self.k.start()
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+        self.assertIn(f"upload {uid} of 'w/model.bin' was stored before a crash but cannot "
+                      f"be indexed: run '{run}' is deleted", self.k.read_log())
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.assertFalse(os.path.exists(blob))
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+
     def test_recovery_holds_a_sidecar_to_the_rules_of_a_request(self):
         """A sidecar is read from disk: the recovery at start indexes none
         whose path a request could not carry ('..', control characters,
@@ -749,16 +1021,40 @@ class ResumeBase:
         self.check(run, "big.bin", b"".join(chunks), a)
 
     def test_resume_to_deleted_run(self):
+        """A chunk that would resume an upload of a run deleted meanwhile is
+        refused (400, as a new upload to a deleted run) and the upload is
+        dropped with its temp file and sidecar: after a restore its id is
+        unknown, nothing was stored, and a new upload works."""
         run = self.cl.new_run()
         uid = self.chunk(run, "d.bin", b"1234", 0)["upload_id"]
+        uid2 = self.chunk(run, "e.bin", b"1234", 0)["upload_id"]
         self.crash()
         self.cl.call("tracking", "delete_run", {"run_id": run})
         h = self.chunk(run, "d.bin", b"5678", 4, uid, done=True, st=400, code="bad_request")
-        self.assertIn("deleted", h["err"])
-        # restored, it goes on
+        self.assertIn(f"run '{run}' is deleted", h["err"])
+        self.assertIn(f"upload '{uid}' is dropped", h["err"])
+        h = self.chunk(run, "e.bin", b"5678", 4, uid2, st=400, code="bad_request")
+        self.assertIn(f"upload '{uid2}' is dropped", h["err"])
+        self.assertEqual(os.listdir(self.tmp), [])
         self.cl.call("tracking", "restore_run", {"run_id": run})
-        a = self.chunk(run, "d.bin", b"5678", 4, uid, done=True)["artifact"]
+        self.chunk(run, "d.bin", b"5678", 4, uid, done=True, st=404, code="not_found")
+        self.assertEqual(self.art("list_artifacts", {"run_id": run})["files"], [])
+        a = self.chunk(run, "d.bin", b"12345678", 0, done=True)["artifact"]
         self.check(run, "d.bin", b"12345678", a)
+
+    def test_abort_after_restart(self):
+        # an upload only on disk (not resumed yet) is aborted from its sidecar
+        run = self.cl.new_run()
+        uid = self.chunk(run, "a.bin", b"1234", 0)["upload_id"]
+        self.crash()
+        h = self.art("abort_upload", {"run_id": self.cl.new_run(), "upload_id": uid}, 400,
+                     "bad_request")
+        self.assertIn(run, h["err"])
+        self.assertEqual(sorted(os.listdir(self.tmp)), [uid, uid + ".meta"])
+        self.assertEqual(self.art("abort_upload", {"run_id": run, "upload_id": uid}),
+                         {"upload_id": uid, "aborted": True})
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.chunk(run, "a.bin", b"5678", 4, uid, done=True, st=404, code="not_found")
 
     def test_graceful_stop_keeps_uploads(self):
         # a stop (not a crash) keeps uploads in progress too
