@@ -175,7 +175,9 @@ def _source_fields():
         with open(path, errors="replace") as f:
             text = f.read()
         names.update(re.findall(r'cairn_(?:field_\w+|obj_get)\(\s*[^,()]+,\s*"(\w+)"', text))
-        for verb, help_ in re.findall(r'\{\s*"(\w+)",\s*\w+,[^{};]*?"([^"]*)"\s*\}', text):
+        rows = re.findall(r'\{\s*"(\w+)",\s*\w+,[^{};]*?"([^"]*)"\s*\}', text)  # positional
+        rows += re.findall(r'\{\s*\.name\s*=\s*"(\w+)"[^{};]*?\.help\s*=\s*"([^"]*)"', text)
+        for verb, help_ in rows:
             for group in re.findall(r"\{([^{}]*)\}", re.sub(r"\([^)]*\)", "", help_)):
                 fields = [x.strip() for x in group.split(",") if x.strip()]
                 fields = [(x.rstrip("*").strip(), x.endswith("*")) for x in fields]
