@@ -96,11 +96,7 @@ void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *bo
 
 /* ---- replies ------------------------------------------------------------ */
 
-/* Send a client reply. body (may be NULL) is sent and closed. A client
- * whose pipe is full (SNDHWM: it sends requests and does not read the
- * replies) loses this one: with ROUTER_MANDATORY a blocking send would
- * stop the broker for everyone, for good. The HWM is checked on the first
- * frame only, so the rest cannot block once it went. */
+/* Send a client reply. body (may be NULL) is sent and closed. */
 static void s_reply_client(broker_t *b, const void *route, size_t route_len,
                            const cairn_hdr_t *req, int st, const char *code,
                            const char *msg, zmq_msg_t *body)
@@ -108,7 +104,7 @@ static void s_reply_client(broker_t *b, const void *route, size_t route_len,
     s_sb_reset(b);
     msgpack_packer pk = s_packer(&b->sb);
     cairn_hdr_pack_reply(&pk, req, st, code, msg);
-    if (zmq_send(b->frontend, route, route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+    if (s_send_bytes(b->frontend, route, route_len, true) == 0 &&
         s_send_bytes(b->frontend, "", 0, true) == 0 &&
         s_send_bytes(b->frontend, CAIRN_TAG, strlen(CAIRN_TAG), true) == 0 &&
         s_send_bytes(b->frontend, b->sb.data, b->sb.size, true) == 0) {
