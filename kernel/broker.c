@@ -606,7 +606,15 @@ static int s_on_frontend(broker_t *b)
         /* Plugins' runtimes check their bodies; the kernel checks its own. */
         size_t blen = zmq_msg_size(&f.part[4]);
         cairn_err_t why;
-        if (blen && cairn_msgpack_check(zmq_msg_data(&f.part[4]), blen, &why) != 0)
+        if (blen > b->conf->max_frame) { /* as s_route says it for the others */
+            char msg[CAIRN_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "the body frame is %zu bytes; this kernel accepts at most %llu "
+                     "(kernel.max_frame)",
+                     blen, (unsigned long long)b->conf->max_frame);
+            s_reply_client(b, route, route_len, &h, 400, "too_large", msg, NULL);
+        } else if (blen &&
+                   cairn_msgpack_check(zmq_msg_data(&f.part[4]), blen, &why) != 0)
             s_reply_client(b, route, route_len, &h, 400, "bad_request", why.msg, NULL);
         else
             s_handle_sys(b, &f, &h);

@@ -201,13 +201,75 @@ def cli_json():
     write(t, "nul_key", b'{"\\u0000": 1, "k\\u0000v": [{}]}')
 
 
+def request_input(hdr, body=b"", built=False):
+    """fuzz_request's input: a mode byte (odd: hdr describes the header as
+    records), the header section's length (2 bytes, little endian), the
+    header section, the body frame."""
+    h = hdr if isinstance(hdr, bytes) else pack(hdr)
+    b = body if isinstance(body, bytes) else pack(body)
+    return bytes([1 if built else 0]) + struct.pack("<H", len(h)) + h + b
+
+
+def record(key, typ, length, payload=b""):
+    """One record of fuzz_request's header description (see fuzz_request.c):
+    key index into rid svc verb ws sub roles ttl cid x-extra id; type 0 str,
+    1 repeated byte (length copies of payload[0]), 2 uint (8 bytes LE),
+    3 nil, 4 roles (length: 5 bits of count, 11 of payload bytes), 5 negative
+    int, 6 bin."""
+    return bytes([key, typ]) + struct.pack("<H", length) + payload
+
+
+def requests():
+    t = "fuzz_request"
+    def kernel_hdr(rid, verb, **extra):
+        h = {"rid": rid, "svc": "fuzz", "verb": verb, "ws": "default", "sub": "local",
+             "roles": ["Owner"], "ttl": 30000}
+        h.update(extra)
+        return h
+    w = lambda name, *a, **k: write(t, name, request_input(*a, **k))
+    w("probe", kernel_hdr(1, "probe", cid="c-1"), {})
+    w("probe_roles", kernel_hdr(2, "probe", roles=["Reader", "Owner", "Data Scientist"]),
+      {"roles": ["Owner", "", "Data", "Reader"]})
+    w("probe_limits", kernel_hdr(3, "probe", ws="w" * 64, sub="u" * 256, cid="c" * 128,
+                                 ttl=0), None)
+    w("fields", kernel_hdr(4, "fields"), {"run_id": "r1", "key": "loss", "step": -3,
+                                          "max_results": 10, "value": 0.5, "done": True,
+                                          "metrics": [], "tags": {}})
+    w("fields_bad", kernel_hdr(5, "fields"), {"run_id": 7, "value": "x"})
+    w("fail", kernel_hdr(6, "fail"), {"st": 409, "code": "conflict",
+                                      "err": "\u00e9" * 300, "x": [1, None]})
+    w("call", kernel_hdr(7, "call"), b"")
+    w("defer", kernel_hdr(8, "defer"), {"a": [1, 2.5, None, b"\x00", {"b": -1}]})
+    w("later", kernel_hdr(9, "later"), "x")
+    w("no_verb", kernel_hdr(10, "nosuch"), None)
+    w("rid_str", kernel_hdr("11", "probe"), None)
+    w("no_rid", {"svc": "fuzz", "verb": "probe"}, None)
+    w("nul_sub", kernel_hdr(12, "probe", sub="a\x00b"), None)
+    w("roles_17", kernel_hdr(13, "probe", roles=["r%d" % i for i in range(17)]), None)
+    w("roles_mixed", kernel_hdr(14, "probe", roles=["Owner", 5, None, ""]), None)
+    w("ttl_huge", kernel_hdr(15, "probe", ttl=2**64 - 1), None)
+    w("body_bad_utf8", kernel_hdr(16, "probe"), b"\x81\xa1k\xa2\xc3\x28")
+    w("body_trailing", kernel_hdr(17, "probe"), pack({"a": 1}) + b"\xc0")
+    w("body_deep", kernel_hdr(18, "probe"), b"\x91" * 33 + b"\xc0")
+    w("hdr_trailing", pack(kernel_hdr(19, "probe")) + b"\x00", None)
+    w("hdr_not_map", pack([1, "probe"]), None)
+    w("built_defaults", b"", {}, built=True)
+    w("built_cid", record(7, 1, 100, b"c"), None, built=True)
+    w("built_ws_sub", record(3, 1, 64, b"w") + record(4, 0, 5, b"local"), None, built=True)
+    w("built_roles", record(5, 4, 3 | (12 << 5), b"\x05Owner\x84R\x00"), None, built=True)
+    w("built_later", record(2, 0, 5, b"later") + record(6, 2, 8, struct.pack("<Q", 50)),
+      [1, 2], built=True)
+    w("built_dup", record(1, 0, 4, b"fuzz") + record(1, 3, 0) + record(9, 5, 8, b"\xff" * 8),
+      None, built=True)
+
+
 # The targets whose seeds this script writes; the others (fuzz_filter's
 # hand-written filters) are left alone. Name some of them to regenerate
 # only those:
 #     /usr/bin/python3 tests/fuzz/make_corpus.py fuzz_upmeta fuzz_cli_json
 GENERATED = {"fuzz_header": headers, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
-             "fuzz_cli_json": cli_json}
+             "fuzz_cli_json": cli_json, "fuzz_request": requests}
 
 if __name__ == "__main__":
     import sys

@@ -275,6 +275,10 @@ class Limits(unittest.TestCase):
         self.assertIn("max_frame", h["err"])
         h, _ = c.call("echo", "echo", raw_body=msgpack.packb(b"x" * (512 << 10)))
         self.assertEqual(h["st"], 200)
+        # sys is served by the kernel itself: the same limit holds.
+        h, _ = c.call("sys", "ping", raw_body=msgpack.packb(b"x" * (2 << 20)))
+        self.assertEqual((h["st"], h["code"]), (400, "too_large"))
+        self.assertIn("max_frame", h["err"])
         big = msgpack.packb({"id": 1, "svc": "echo", "verb": "echo", "pad": "x" * 70000})
         c.send_frames([b"CAIRN/1", big, b""])
         h = msgpack.unpackb(c.recv_frames()[1])
