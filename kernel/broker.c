@@ -830,8 +830,8 @@ static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
     s->state = SVC_UP;
     s->was_up = true;
     s->last_error[0] = '\0';
-    fprintf(stderr, "cairnd: service %s is up (%s, %zu verbs)\n", s->conf->name,
-            conf_mode_name(s->conf->mode), s->nverbs);
+    fprintf(stderr, "cairnd: service %s is up (%s, %zu verb%s)\n", s->conf->name,
+            conf_mode_name(s->conf->mode), s->nverbs, s->nverbs == 1 ? "" : "s");
     s_event_service(b, restarted ? "plugin.restarted" : "plugin.up", s, NULL);
     s_drain_queue(b, s);
 }
