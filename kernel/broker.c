@@ -358,7 +358,8 @@ static void s_route(broker_t *b, route_req_t *r)
             "the body frame is %zu bytes; this kernel accepts at most %llu (kernel."
             "max_frame)",
             body_len, (unsigned long long)b->conf->max_frame);
-        /* A frame over the kernel's limit is a malformed request: 400 (spec). */
+        /* A frame over the kernel's limit is a malformed request: 400
+         * (docs/PROTOCOL.md, "Frames"). */
         return s_refuse(b, r, 400, "too_large", msg);
     }
     service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);

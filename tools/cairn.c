@@ -1,4 +1,4 @@
-/* cairn — the command-line client of cairnd (CAIRN/1, spec/bus-protocol.md).
+/* cairn — the command-line client of cairnd (CAIRN/1, docs/PROTOCOL.md).
  *
  * JSON in, JSON out: a request body is parsed with jansson and packed as
  * msgpack; a reply body is unpacked and printed as JSON (pretty for `call`,

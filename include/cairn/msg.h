@@ -1,9 +1,8 @@
 /* cairn/msg.h — the CAIRN/1 envelope and msgpack helpers.
  *
- * The client side of the wire is fixed by spec/bus-protocol.md; the worker
- * side (kernel <-> plugin runtime) is documented in docs/PROTOCOL.md. Both
- * carry a header map and an opaque body frame that is never re-encoded on
- * its way through the kernel.
+ * Both sides of the wire, the client side and the worker side (kernel <->
+ * plugin runtime), are documented in docs/PROTOCOL.md. Both carry a header map and an
+ * opaque body frame that is never re-encoded on its way through the kernel.
  */
 #ifndef CAIRN_MSG_H
 #define CAIRN_MSG_H
