@@ -31,7 +31,8 @@
  *              read-only in this process, interleaved query by query. The
  *              results are compared run id by run id. Reference (quoted,
  *              not measured): MLflow 2.10.2 orders 10k runs, top 100, in
- *              3,111 ms (shared/reference/performance-anchors.md §2c).
+ *              3,111 ms (its tracking server, sqlite backend, 2 gunicorn
+ *              workers, on a VM of the same kind; docs/PERFORMANCE.md).
  *
  * Timings are never asserted: verdicts print PASS or MISS against the
  * targets of docs/PERFORMANCE.md; only --strict turns a MISS into exit
@@ -68,7 +69,7 @@
 #define TS0 INT64_C(1700000000000)
 #define SEARCH_METRICS 20
 #define SEARCH_PARAMS 10
-#define MLFLOW_ORDER_10K_MS 3111.0 /* quoted: performance-anchors.md §2c */
+#define MLFLOW_ORDER_10K_MS 3111.0 /* quoted, not measured: see above */
 #define MLFLOW_BATCH_PPS 15800.0   /* quoted: log_batch(1000), §2c */
 _Static_assert(MAX_ROUNDS <= BENCH_MAX_ROUNDS, "rounds beyond bench_median's reach");
 

@@ -395,7 +395,8 @@ static void s_route(broker_t *b, route_req_t *r)
             "the body frame is %zu bytes; this kernel accepts at most %llu (kernel."
             "max_frame)",
             body_len, (unsigned long long)b->conf->max_frame);
-        /* A frame over the kernel's limit is a malformed request: 400 (spec). */
+        /* A frame over the kernel's limit is a malformed request: 400
+         * (docs/PROTOCOL.md, "Frames"). */
         return s_refuse(b, r, 400, "too_large", msg);
     }
     service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);
@@ -861,8 +862,8 @@ static void s_on_ready(broker_t *b, worker_t *w, const msgpack_object *h)
     s->state = SVC_UP;
     s->was_up = true;
     s->last_error[0] = '\0';
-    fprintf(stderr, "cairnd: service %s is up (%s, %zu verbs)\n", s->conf->name,
-            conf_mode_name(s->conf->mode), s->nverbs);
+    fprintf(stderr, "cairnd: service %s is up (%s, %zu verb%s)\n", s->conf->name,
+            conf_mode_name(s->conf->mode), s->nverbs, s->nverbs == 1 ? "" : "s");
     s_event_service(b, restarted ? "plugin.restarted" : "plugin.up", s, NULL);
     s_drain_queue(b, s);
 }

@@ -5,6 +5,7 @@
 #define KERNEL_BROKER_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "cairn/err.h"
 #include "conf.h"
@@ -26,6 +27,14 @@ broker_t *broker_new(const broker_opts_t *opts, cairn_err_t *err);
 /* Serve until *stop becomes non-zero; then drain and stop the plugins. */
 int broker_run(broker_t *self, volatile sig_atomic_t *stop);
 void broker_destroy(broker_t **self_p);
+
+/* cairnd --check: what broker_new would refuse, found without binding,
+ * creating or starting anything (no sockets, no state dir, no pid file):
+ * the kernel.auth rule on the addresses, and each service's plugin, loaded,
+ * its settings and verb table checked, and unloaded; unlike at start, a
+ * plugin that cannot be loaded counts too. Each problem is printed to out
+ * on a line of its own; 0 when there are none, else -1. (supervisor.c) */
+int supervisor_check(const broker_opts_t *opts, FILE *out);
 
 /* Signal plumbing for the main loop: a signalfd for SIGCHLD, SIGINT and
  * SIGTERM, made before any thread starts so that every thread inherits the

@@ -95,6 +95,7 @@ const char *svc_state_name(svc_state_t s);
 
 /* supervisor.c */
 int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err);
+/* (supervisor_check is declared in broker.h, for cairnd --check.) */
 void supervisor_start_all(broker_t *b);
 void supervisor_on_sigchld(broker_t *b);
 void supervisor_tick(broker_t *b, uint64_t now);

@@ -30,7 +30,8 @@ static const kernel_key_t s_kernel_keys[] = {
     {"worker_endpoint", K_STR, KOFF(worker_endpoint), "",
      "a tcp:// address where remote plugin hosts connect; empty = none"},
     {"state_dir", K_STR, KOFF(state_dir), "./var",
-     "the state directory; --state and CAIRN_STATE override"},
+     "the state directory, made 0700 (relative: to the directory cairnd starts "
+     "in); --state and CAIRN_STATE override"},
     {"plugin_dir", K_STR, KOFF(plugin_dir), "",
      "where plugin .so files are found; empty = beside the binaries"},
     {"auth", K_STR, KOFF(auth), NULL,
@@ -125,10 +126,33 @@ int conf_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+int conf_check_endpoint(const char *what, const char *ep, cairn_err_t *err)
+{
+    if (!ep || strncmp(ep, "ipc://", 6) != 0) return 0;
+    size_t n = strlen(ep + 6);
+    if (n == 0)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "%s: the ipc:// address names no path", what);
+    if (n > CONF_IPC_PATH_MAX)
+        return cairn_err_set(err, 400, "bad_conf",
+                             "%s: the ipc:// path %s is %zu bytes; a Unix socket path "
+                             "holds at most %d (108 with its NUL): use a shorter path",
+                             what, ep + 6, n, CONF_IPC_PATH_MAX);
+    return 0;
+}
+
 static int s_set_kernel_key(parse_t *p, conf_t *c, const kernel_key_t *k,
                             const yaml_node_t *val, const char *text)
 {
     char *field = (char *)c + k->offset;
+    if (k->kind == K_STR && (!strcmp(k->key, "endpoint") || !strcmp(k->key, "events") ||
+                             !strcmp(k->key, "worker_endpoint"))) {
+        char what[32];
+        snprintf(what, sizeof what, "kernel.%s", k->key);
+        cairn_err_t e = {0};
+        if (conf_check_endpoint(what, text, &e) != 0)
+            return s_fail(p, val, "%s", e.msg);
+    }
     if (k->kind == K_STR) {
         char **dst = (char **)field;
         free(*dst);

@@ -38,6 +38,13 @@ void conf_destroy(conf_t **self_p);
 /* Parse "65536", "64KiB", "16MiB", "2GiB"; 0 or -1. */
 int conf_parse_size(const char *s, uint64_t *out);
 
+/* The longest path an ipc:// address may hold: a Unix socket's sun_path is
+ * 108 bytes with its NUL. */
+#define CONF_IPC_PATH_MAX 107
+/* 0, or -1 with a 400 bad_conf naming `what` when ep is an ipc:// address
+ * whose path is empty or too long to bind or connect. */
+int conf_check_endpoint(const char *what, const char *ep, cairn_err_t *err);
+
 const char *conf_mode_name(conf_mode_t m);
 /* Print the documented key table (cairnd --help-conf). */
 void conf_print_help(void);

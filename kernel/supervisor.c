@@ -19,11 +19,11 @@
 
 extern char **environ;
 
-static char *s_plugin_path(const broker_t *b, const conf_service_t *c)
+static char *s_plugin_path(const char *plugin_dir, const conf_service_t *c)
 {
     char *p = NULL;
     if (strchr(c->plugin, '/')) return strdup(c->plugin);
-    if (asprintf(&p, "%s/cairn_%s.so", b->plugin_dir, c->plugin) < 0) return NULL;
+    if (asprintf(&p, "%s/cairn_%s.so", plugin_dir, c->plugin) < 0) return NULL;
     return p;
 }
 
@@ -36,17 +36,18 @@ static void s_pack_settings(service_t *s)
         cairn_pack_kv_str(&pk, s->conf->keys[i], s->conf->vals[i]);
 }
 
-int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
+/* Load the service's plugin and check its settings and verb table. keep:
+ * where to leave the loaded copy (NULL: unload it). -1 with err: a bad
+ * setting or verb table is "bad_conf" (a conf error), anything else means
+ * the plugin cannot be used. A remote service whose .so is not here is
+ * fine: the remote host checks its own copy. */
+static int s_validate(const conf_t *conf, const conf_service_t *c, const char *path,
+                      cairn_loaded_t *keep, cairn_err_t *err)
 {
-    const conf_service_t *c = s->conf;
-    s_pack_settings(s);
-    if (!(s->plugin_path = s_plugin_path(b, c)))
-        return cairn_err_set(err, 500, NULL, "out of memory");
-    if (c->mode == CONF_REMOTE && access(s->plugin_path, R_OK) != 0)
-        return 0; /* the remote host checks its own copy */
+    if (c->mode == CONF_REMOTE && access(path, R_OK) != 0) return 0;
     cairn_loaded_t l;
-    if (cairn_plugin_load(s->plugin_path, strchr(c->plugin, '/') ? NULL : c->plugin, &l,
-                          err) != 0)
+    if (cairn_plugin_load(path, strchr(c->plugin, '/') ? NULL : c->plugin, &l, err) !=
+        0)
         return -1;
     if (cairn_plugin_check_settings(l.plugin, (const char *const *)c->keys,
                                     (const char *const *)c->vals, c->nsettings,
@@ -55,7 +56,7 @@ int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
         snprintf(msg, sizeof msg, "%s", err->msg);
         cairn_plugin_unload(&l);
         return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
-                             b->conf->source, c->line, c->name, msg);
+                             conf->source, c->line, c->name, msg);
     }
     const char *role = NULL;
     for (size_t i = 0; i < c->nsettings; i++)
@@ -65,13 +66,67 @@ int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
         snprintf(msg, sizeof msg, "%s", err->msg);
         cairn_plugin_unload(&l);
         return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
-                             b->conf->source, c->line, c->name, msg);
+                             conf->source, c->line, c->name, msg);
     }
-    if (c->mode == CONF_INPROC)
-        s->loaded = l; /* the kernel thread runs this very copy */
+    if (keep)
+        *keep = l;
     else
         cairn_plugin_unload(&l);
     return 0;
+}
+
+int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
+{
+    const conf_service_t *c = s->conf;
+    s_pack_settings(s);
+    if (!(s->plugin_path = s_plugin_path(b->plugin_dir, c)))
+        return cairn_err_set(err, 500, NULL, "out of memory");
+    /* An inproc service's kernel thread runs this very copy. */
+    return s_validate(b->conf, c, s->plugin_path,
+                      c->mode == CONF_INPROC ? &s->loaded : NULL, err);
+}
+
+int supervisor_check(const broker_opts_t *o, FILE *out)
+{
+    const conf_t *conf = o->conf;
+    int problems = 0;
+    cairn_err_t err = {0};
+    authz_t *az = authz_new(conf->auth, &err);
+    if (!az) {
+        fprintf(out, "cairnd: %s\n", err.msg);
+        problems++;
+    } else {
+        /* The rule broker_new applies before it binds anything. */
+        const char *eps[] = {o->endpoint, conf->events, conf->worker_endpoint};
+        for (size_t i = 0; authz_is_open(az) && i < 3; i++)
+            if (!authz_endpoint_is_loopback(eps[i])) {
+                fprintf(out,
+                        "cairnd: %s: kernel.auth is 'none', so cairnd binds loopback "
+                        "addresses only, and %s is not one\n",
+                        conf->source, eps[i]);
+                problems++;
+            }
+        authz_destroy(&az);
+    }
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const conf_service_t *c = &conf->services[i];
+        char *path = s_plugin_path(o->plugin_dir, c);
+        cairn_err_clear(&err);
+        if (!path) {
+            fprintf(out, "cairnd: out of memory\n");
+            return -1;
+        }
+        if (s_validate(conf, c, path, NULL, &err) != 0) {
+            if (!strcmp(err.code, "bad_conf"))
+                fprintf(out, "cairnd: %s\n", err.msg);
+            else
+                fprintf(out, "cairnd: %s:%d: services.%s: %s\n", conf->source, c->line,
+                        c->name, err.msg);
+            problems++;
+        }
+        free(path);
+    }
+    return problems ? -1 : 0;
 }
 
 static void *s_inproc_main(void *arg)

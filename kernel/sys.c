@@ -1,4 +1,5 @@
-/* The sys service, served by the kernel itself (spec/bus-protocol.md). */
+/* The sys service, served by the kernel itself (docs/PROTOCOL.md, "The sys
+ * service"). */
 #include <string.h>
 
 #include "broker_int.h"

@@ -1,4 +1,4 @@
-/* The C client: a DEALER socket speaking CAIRN/1 (spec/bus-protocol.md). */
+/* The C client: a DEALER socket speaking CAIRN/1 (docs/PROTOCOL.md). */
 #define _POSIX_C_SOURCE 200809L
 #include "cairn/client.h"
 

@@ -1,4 +1,4 @@
-/* cairn — the command-line client of cairnd (CAIRN/1, spec/bus-protocol.md).
+/* cairn — the command-line client of cairnd (CAIRN/1, docs/PROTOCOL.md).
  *
  * JSON in, JSON out: a request body is parsed with jansson and packed as
  * msgpack; a reply body is unpacked and printed as JSON (pretty for `call`,
@@ -552,16 +552,16 @@ static int s_body_json(const cairn_reply_t *r, json_t **out, fail_t *f)
     }
     cairn_err_t why;
     if (cairn_msgpack_check_shape(buf, len, &why) != 0)
-        return cli_fail(f, EXIT_INTERNAL, "the reply body (%zu bytes): %s", len,
-                        why.msg);
+        return cli_fail(f, EXIT_INTERNAL, "the reply body (%zu byte%s): %s", len,
+                        len == 1 ? "" : "s", why.msg);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     int rc = EXIT_OK;
     if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         rc = cli_fail(
             f, EXIT_INTERNAL,
-            "the reply body (%zu bytes) is not one msgpack value that can be decoded",
-            len);
+            "the reply body (%zu byte%s) is not one msgpack value that can be decoded",
+            len, len == 1 ? "" : "s");
     else if (!(*out = s_to_json(&u.data)))
         rc = cli_oom(f);
     msgpack_unpacked_destroy(&u);
@@ -684,10 +684,13 @@ static void s_print_health_summary(const json_t *rows, bool ok)
         const char *state = json_string_value(json_object_get(p, "state"));
         if (!state || strcmp(state, "up") != 0) down++;
     }
-    if (ok)
-        printf("ok: all %zu plugins up\n", json_array_size(rows));
+    size_t n = json_array_size(rows);
+    if (ok && n == 1)
+        printf("ok: the 1 plugin is up\n");
+    else if (ok)
+        printf("ok: all %zu plugins up\n", n);
     else
-        printf("NOT OK: %zu of %zu plugins not up\n", down, json_array_size(rows));
+        printf("NOT OK: %zu of %zu plugin%s not up\n", down, n, n == 1 ? "" : "s");
 }
 
 static int s_cmd_health(cairn_client_t *c, const opts_t *o, fail_t *f)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -64,6 +65,9 @@ int main(int argc, char **argv)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != (pid_t)parent) return 3;
     }
+    /* As cairnd's own (which a process-mode host inherits): what a plugin
+     * creates is its owner's only. */
+    umask(077);
     struct sigaction sa = {.sa_handler = s_on_term};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -85,6 +89,9 @@ int main(int argc, char **argv)
                                  .reconnect = true,
                                  .state_dir = state};
     int rc = cairn_runtime_run(&opts, &err);
+    /* Asked to stop (SIGTERM, as cairnd does when it stops) while saying
+     * HELLO again: a normal stop, not a failure. */
+    if (rc != 0 && atomic_load(&s_stop) && !strcmp(err.code, "stopped")) rc = 0;
     if (rc != 0) fprintf(stderr, "cairn-plugin-host[%s]: %s\n", service, err.msg);
     zmq_ctx_term(zctx);
     cairn_plugin_unload(&loaded);

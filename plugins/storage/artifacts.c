@@ -1783,9 +1783,9 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,
               "artifacts: blobs under %s/cas; file I/O through %s%s%s%s; %d stale temp "
-              "file(s) removed",
+              "file%s removed",
               s->artifact_root, cas_io_mode(a->cas), *why ? " (" : "", why,
-              *why ? ")" : "", swept);
+              *why ? ")" : "", swept, swept == 1 ? "" : "s");
     uint64_t every = a->idle_ms / 4;
     if (every < 100) every = 100;
     if (every > 30000) every = 30000;

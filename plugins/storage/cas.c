@@ -683,7 +683,8 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_abort(w_p);
         return 0;
     }
-    if (fchmod(w->fd, 0444) != 0 || fsync(w->fd) != 0) {
+    /* Read-only, and private like the rest of the state dir. */
+    if (fchmod(w->fd, 0400) != 0 || fsync(w->fd) != 0) {
         s_errno(err, errno, "flush", w->path);
         cas_writer_abort(w_p);
         return -1;

@@ -43,7 +43,9 @@ def wait_for(cond, timeout=DEADLINE, what="condition"):
 class Kernel:
     """A cairnd of our own. services: YAML text for the services section."""
 
-    def __init__(self, services=None, kernel_extra="", state=None, heartbeat_ms=200):
+    def __init__(self, services=None, kernel_extra="", state=None, heartbeat_ms=200,
+                 cairnd=None):
+        self.cairnd = cairnd or CAIRND  # another cairnd binary (e.g. an installed one)
         self.port = free_port()
         self.events_port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
@@ -68,7 +70,7 @@ class Kernel:
         env = dict(os.environ)
         env.pop("CAIRN_ENDPOINT", None)
         self.logf = open(self.log, "wb")
-        self.proc = subprocess.Popen([CAIRND, "--conf", self.conf, "--state", self.state],
+        self.proc = subprocess.Popen([self.cairnd, "--conf", self.conf, "--state", self.state],
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=env)
         c = self.client()
         try:

@@ -1,5 +1,5 @@
 /* test_c_client — the C SDK (cairn/client.h) against a private cairnd:
- * the sys bodies' shapes (spec/bus-protocol.md), an echo round trip, the
+ * the sys bodies' shapes (docs/PROTOCOL.md), an echo round trip, the
  * kernel's errors (404, 413, 504), pipelining 10,000 requests, a local 504
  * when nothing listens, and the stash of out-of-order replies. */
 #define _GNU_SOURCE

@@ -106,7 +106,7 @@ class Cli(unittest.TestCase):
         self.assertEqual(lines[0].split(),
                          ["NAME", "MODE", "STATE", "RESTARTS", "PID", "INFLIGHT", "ERROR"])
         self.assertRegex(lines[1], r"^echo\s+inproc\s+up\s+0\s+-\s+0\s+-$")
-        self.assertEqual(lines[-1], "ok: all 1 plugins up")
+        self.assertEqual(lines[-1], "ok: the 1 plugin is up")
 
     def test_health_json(self):
         out = self.run_ok("--json", "health")
@@ -297,7 +297,7 @@ class CliDecoding(unittest.TestCase):
             with self.fake(bad) as k:
                 r = cli(k.endpoint, "call", "x", "y")
             self.assertEqual(r.returncode, 4, f"{bad!r}: {r.stderr}")
-            self.assertRegex(r.stderr, r"^cairn: the reply body \(\d+ bytes\): not (valid msgpack|one msgpack value)")
+            self.assertRegex(r.stderr, r"^cairn: the reply body \(\d+ bytes?\): not (valid msgpack|one msgpack value)")
 
     def test_server_error(self):
         with self.fake(st=503, code="unavailable", err="the plugin 'x' is restarting") as k:

@@ -122,11 +122,37 @@ def copy_example(tmp, name):
     return dst
 
 
-def build_make(tmp, pcdir):
+def documented_make_line(prefix):
+    """The example README's `make PKG_CONFIG_PATH=/opt/cairn/lib/pkgconfig`
+    line, exactly (comment dropped), with /opt/cairn made the test's prefix."""
+    with open(os.path.join(EXAMPLE, "README.md")) as f:
+        lines = [ln.split("#", 1)[0].strip() for ln in f
+                 if ln.startswith("make PKG_CONFIG_PATH=")]
+    if not check(len(lines) == 1, f"the example README shows one `make PKG_CONFIG_PATH=` line: "
+                 f"{lines}"):
+        return None
+    return lines[0].replace("/opt/cairn", prefix)
+
+
+def build_make(tmp, prefix, pcdir):
     src = copy_example(tmp, "src-make")
-    ok, _ = run(["make", "-C", src], env=clean_env(PKG_CONFIG_PATH=pcdir))
     so = os.path.join(src, "cairn_hello.so")
-    if check(ok and os.path.isfile(so), "make builds cairn_hello.so with pkg-config"):
+    # The documented command line, run as a user types it (GNU Make 4.3 did
+    # not pass a command-line PKG_CONFIG_PATH to the Makefile's $(shell)).
+    line = documented_make_line(prefix)
+    if line:
+        ok, _ = run(["sh", "-c", line], env=clean_env(), cwd=src)
+        check(ok and os.path.isfile(so), f"`{line}` (the README's line) builds cairn_hello.so")
+        # And `make install` with the same variable puts it in the plugindir.
+        ok, _ = run(["sh", "-c", f"make install PKG_CONFIG_PATH={pcdir}"], env=clean_env(),
+                    cwd=src)
+        check(ok and os.path.isfile(os.path.join(os.path.dirname(pcdir), "cairn", "plugins",
+                                                 "cairn_hello.so")),
+              "make install PKG_CONFIG_PATH=... copies cairn_hello.so into the plugindir")
+        run(["make", "-C", src, "clean"])
+    # The same variable from the environment.
+    ok, _ = run(["make", "-C", src], env=clean_env(PKG_CONFIG_PATH=pcdir))
+    if check(ok and os.path.isfile(so), "PKG_CONFIG_PATH=... make builds cairn_hello.so"):
         return so
     # Workaround (stated, still a failure above): let pkgconf derive the
     # prefix from where the .pc file lies.
@@ -317,7 +343,7 @@ def main():
         check_pc(prefix, pcdir)
         libdir = os.path.dirname(pcdir)
         builds = []
-        so = build_make(tmp, pcdir)
+        so = build_make(tmp, prefix, pcdir)
         if check(so, "a make-built cairn_hello.so (with or without the workaround)"):
             check_so(so, libdir, "make")
             builds.append(("make", so))

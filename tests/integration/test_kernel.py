@@ -256,7 +256,7 @@ class Contract(unittest.TestCase):
 
 
 class Limits(unittest.TestCase):
-    """Frame size (400 too_large, as the spec says) and queue bound (429)."""
+    """Frame size (400 too_large, docs/PROTOCOL.md) and queue bound (429)."""
 
     @classmethod
     def setUpClass(cls):

@@ -95,7 +95,7 @@ class PythonSdk(unittest.TestCase):
         self.assertEqual(self.c.call("echo", "small", {"data": "a" * 100}), {"data": "a" * 100})
 
     def test_header_too_large(self):
-        # A frame over the kernel's limit is malformed: 400 (spec), code too_large.
+        # A frame over the kernel's limit is malformed: 400 (PROTOCOL.md), code too_large.
         with cairn.Client(self.k.endpoint, token="t" * 70000, ttl_ms=5000) as c:
             with self.assertRaises(cairn.BadRequest) as cm:
                 c.call("sys", "ping")
