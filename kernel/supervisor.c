@@ -98,12 +98,13 @@ int supervisor_check(const broker_opts_t *o, FILE *out)
     } else {
         /* The rule broker_new applies before it binds anything. */
         const char *eps[] = {o->endpoint, conf->events, conf->worker_endpoint};
+        cairn_err_t why;
         for (size_t i = 0; authz_is_open(az) && i < 3; i++)
-            if (!authz_endpoint_is_loopback(eps[i])) {
+            if (authz_endpoint_check_loopback(eps[i], &why) != 0) {
                 fprintf(out,
                         "cairnd: %s: kernel.auth is 'none', so cairnd binds loopback "
-                        "addresses only, and %s is not one\n",
-                        conf->source, eps[i]);
+                        "addresses only: %s\n",
+                        conf->source, why.msg);
                 problems++;
             }
         authz_destroy(&az);

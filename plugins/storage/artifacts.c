@@ -548,7 +548,7 @@ static upload_t *s_upload_find(artifacts_t *a, cairn_str_t id)
  * naming the limit, its value and how to free a slot. */
 static int s_slot_check(artifacts_t *a, cairn_req_t *req, cairn_err_t *err)
 {
-    const char *who = cairn_principal(req), *ws = cairn_host_->workspace(req);
+    const char *who = cairn_principal(req), *ws = cairn_workspace(req);
     unsigned long long idle_s = (unsigned long long)(a->idle_ms / 1000);
     if (a->nuploads >= a->uploads_max)
         return cairn_err_set(
@@ -580,7 +580,7 @@ static upload_t *s_upload_add(storage_t *s, cairn_req_t *req, const char *id,
     upload_t *u = calloc(1, sizeof *u);
     if (!u || !(u->path = strdup(path)) ||
         !(u->principal = strdup(cairn_principal(req))) ||
-        !(u->ws = strdup(cairn_host_->workspace(req)))) {
+        !(u->ws = strdup(cairn_workspace(req)))) {
         if (u) {
             free(u->path);
             free(u->principal);
