@@ -17,7 +17,7 @@ struct authz {
 authz_t *authz_new(const char *mode, cairn_err_t *err)
 {
     if (!mode || strcmp(mode, "none") != 0) {
-        cairn_err_set(err, 400, "bad_conf",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                       "kernel.auth '%s': token authentication needs the auth plugin, "
                       "which this build does not have yet; set kernel.auth: none "
                       "(loopback only)",
@@ -26,7 +26,7 @@ authz_t *authz_new(const char *mode, cairn_err_t *err)
     }
     authz_t *a = calloc(1, sizeof *a);
     if (!a) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     a->open = true;
@@ -52,7 +52,7 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
     (void)ws;
     (void)perm;
     if (!self->open)
-        return cairn_err_set(err, 401, "unauthenticated",
+        return cairn_err_set(err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
                              "no auth service is configured");
     /* Open mode: the single local user owns everything. */
     out->sub = "local";
@@ -67,7 +67,8 @@ int authz_permits(authz_t *self, const authz_principal_t *who, const char *perm,
     /* Open mode: every principal holds every permission. The auth service
      * (issue 13) will map who's roles to their grants here. */
     if (!perm || self->open) return 0;
-    return cairn_err_set(err, 403, "forbidden", "%s may not use %s", who->sub, perm);
+    return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+                         "%s may not use %s", who->sub, perm);
 }
 
 void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,
@@ -117,36 +118,37 @@ int authz_endpoint_check_loopback(const char *ep, cairn_err_t *err)
     if (!ep || !*ep || !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
         return 0;
     if (strncmp(ep, "tcp://", 6) != 0)
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "%s: only tcp://, ipc:// and inproc:// endpoints may be "
                              "bound",
                              ep);
     if (strchr(ep, ';'))
         return cairn_err_set(
-            err, 400, "bad_conf",
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
             "%s: libzmq binds the address after ';' (its source;address "
             "form); give one loopback address",
             ep);
     char host[256];
     if (s_tcp_host(ep + 6, host, sizeof host) != 0)
-        return cairn_err_set(err, 400, "bad_conf", "%s: expected tcp://HOST:PORT", ep);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "%s: expected tcp://HOST:PORT", ep);
     if (!strcmp(host, "*"))
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "%s: '*' binds every interface; use 127.0.0.1", ep);
     if (if_nametoindex(host) != 0)
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "%s: '%s' is a network interface's name, which libzmq "
                              "binds by its addresses; use 127.0.0.1",
                              ep, host);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0)
-        return cairn_err_set(err, 400, "bad_conf", "%s: cannot resolve '%s': %s", ep,
-                             host, gai_strerror(rc));
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "%s: cannot resolve '%s': %s", ep, host, gai_strerror(rc));
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
         if (!s_addr_is_loopback(ai->ai_addr)) {
             freeaddrinfo(res);
-            return cairn_err_set(err, 400, "bad_conf",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                  "%s: '%s' is or resolves to an address that is not "
                                  "loopback",
                                  ep, host);

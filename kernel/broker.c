@@ -44,11 +44,12 @@ int broker_signals_init(cairn_err_t *err)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGPIPE);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        return cairn_err_set(err, 500, NULL, "cannot block signals");
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "cannot block signals");
     sigdelset(&set, SIGPIPE);
     s_sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s_sigfd < 0)
-        return cairn_err_set(err, 500, NULL, "signalfd: %s", strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "signalfd: %s",
+                             strerror(errno));
     return 0;
 }
 
@@ -124,7 +125,7 @@ static void s_reply_client(broker_t *b, const void *route, size_t route_len,
     if (body && zmq_msg_size(body) >= CLIENTS_TRACK_MIN) {
         client_t *c = clients_get(b->clients, route, route_len);
         if (!c) {
-            cairn_err_set(&why, 500, "internal", "out of memory for the reply");
+            cairn_err_oom(&why, "for the reply");
             zmq_msg_close(body);
             zmq_msg_init(body);
         }
@@ -384,10 +385,11 @@ static void s_route(broker_t *b, route_req_t *r)
     cairn_err_t err = {0};
     char msg[CAIRN_ERR_MSG_MAX];
     if (r->svc.len > NAME_MAX_LEN || r->verb.len > NAME_MAX_LEN)
-        return s_refuse(b, r, 400, "bad_request",
+        return s_refuse(b, r, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                         "svc and verb are at most 64 characters");
     if (r->ws.len > WS_MAX_LEN)
-        return s_refuse(b, r, 400, "bad_request", "ws is at most 64 characters");
+        return s_refuse(b, r, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                        "ws is at most 64 characters");
     size_t body_len = zmq_msg_size(r->body);
     if (body_len > b->conf->max_frame) {
         snprintf(
@@ -397,30 +399,31 @@ static void s_route(broker_t *b, route_req_t *r)
             body_len, (unsigned long long)b->conf->max_frame);
         /* A frame over the kernel's limit is a malformed request: 400
          * (docs/PROTOCOL.md, "Frames"). */
-        return s_refuse(b, r, 400, "too_large", msg);
+        return s_refuse(b, r, CAIRN_ST_BAD_REQUEST, CAIRN_E_TOO_LARGE, msg);
     }
     service_t *s = broker_find_service(b, r->svc.ptr, r->svc.len);
     if (!s) {
         snprintf(msg, sizeof msg,
                  "there is no service '%.*s' (sys.services lists them)",
                  (int)r->svc.len, r->svc.ptr);
-        return s_refuse(b, r, 404, "no_service", msg);
+        return s_refuse(b, r, CAIRN_ST_NOT_FOUND, CAIRN_E_NO_SERVICE, msg);
     }
     if (s->state != SVC_UP || !s->workers) {
         snprintf(msg, sizeof msg, "the service '%s' is %s%s%s", s->conf->name,
                  svc_state_name(s->state), s->last_error[0] ? ": " : "", s->last_error);
-        return s_refuse_undelivered(b, r, 503, "unavailable", msg);
+        return s_refuse_undelivered(b, r, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                                    msg);
     }
     const verb_info_t *v = s_find_verb(s, r->verb);
     if (!v) {
         snprintf(msg, sizeof msg, "the service '%s' has no verb '%.*s'", s->conf->name,
                  (int)r->verb.len, r->verb.ptr);
-        return s_refuse(b, r, 404, "no_verb", msg);
+        return s_refuse(b, r, CAIRN_ST_NOT_FOUND, CAIRN_E_NO_VERB, msg);
     }
     if (v->max_body && body_len > v->max_body) {
         snprintf(msg, sizeof msg, "the body is %zu bytes; %s.%s accepts at most %u",
                  body_len, s->conf->name, v->name, v->max_body);
-        return s_refuse(b, r, 413, "too_large", msg);
+        return s_refuse(b, r, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE, msg);
     }
     authz_principal_t who_buf, *who = &who_buf;
     const char *perm = (v->flags & CAIRN_VERB_PUBLIC) ? NULL : v->perm;
@@ -436,7 +439,8 @@ static void s_route(broker_t *b, route_req_t *r)
     client_t *c = NULL;
     if (r->origin == ORIGIN_CLIENT) {
         if (!(c = clients_get(b->clients, r->route, r->route_len)))
-            return s_refuse(b, r, 500, "internal", "out of memory");
+            return s_refuse(b, r, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                            "out of memory");
         if (clients_may_send(b->clients, c, &err) != 0)
             return s_refuse_undelivered(b, r, err.st, err.code, err.msg);
     }
@@ -446,14 +450,15 @@ static void s_route(broker_t *b, route_req_t *r)
                  "the service '%s' is busy: %u requests are queued (kernel.max_queue); "
                  "retry later",
                  s->conf->name, s->qlen);
-        return s_refuse_undelivered(b, r, 429, "overloaded", msg);
+        return s_refuse_undelivered(b, r, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED, msg);
     }
     if (!w && c && clients_queue(b->clients, c, body_len, &err) != 0)
         return s_refuse_undelivered(b, r, err.st, err.code, err.msg);
     pending_t *p = pending_add(b->pending, cairn_now_ms() + ttl);
     if (!p) {
         if (!w && c) clients_unqueue(b->clients, c, body_len);
-        return s_refuse(b, r, 500, "internal", "out of memory");
+        return s_refuse(b, r, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                        "out of memory");
     }
     if (!w && c) {
         p->client = c;
@@ -583,7 +588,8 @@ static int s_on_frontend(broker_t *b)
                 ? "the first frame after the delimiter must be CAIRN/1"
                 : "a request has exactly three frames after the delimiter: CAIRN/1, a "
                   "header map and a body";
-        s_reply_client(b, route, route_len, &h, 400, "bad_request", why, NULL);
+        s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
+                       CAIRN_E_BAD_REQUEST, why, NULL);
         s_frames_close(&f);
         return 1;
     }
@@ -591,7 +597,7 @@ static int s_on_frontend(broker_t *b)
         msgpack_zone_clear(&b->zone);
         cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
                          &h, &err); /* only to echo the id */
-        s_reply_client(b, route, route_len, &h, 400, "too_large",
+        s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST, CAIRN_E_TOO_LARGE,
                        "the header frame is over the 64 KiB limit", NULL);
         s_frames_close(&f);
         return 1;
@@ -613,10 +619,12 @@ static int s_on_frontend(broker_t *b)
                      "the body frame is %zu bytes; this kernel accepts at most %llu "
                      "(kernel.max_frame)",
                      blen, (unsigned long long)b->conf->max_frame);
-            s_reply_client(b, route, route_len, &h, 400, "too_large", msg, NULL);
+            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
+                           CAIRN_E_TOO_LARGE, msg, NULL);
         } else if (blen &&
                    cairn_msgpack_check(zmq_msg_data(&f.part[4]), blen, &why) != 0)
-            s_reply_client(b, route, route_len, &h, 400, "bad_request", why.msg, NULL);
+            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
+                           CAIRN_E_BAD_REQUEST, why.msg, NULL);
         else
             s_handle_sys(b, &f, &h);
         s_frames_close(&f);
@@ -720,7 +728,7 @@ static void s_fail_inflight(broker_t *b, worker_t *w, service_t *queue_of,
         zmq_msg_t m;
         zmq_msg_t *body = p->worker ? NULL : s_undelivered(&m);
         p->worker = NULL;
-        s_finish(b, p, 503, "unavailable", msg, body);
+        s_finish(b, p, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE, msg, body);
     }
     free(fc.list);
     if (queue_of) {
@@ -921,7 +929,7 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
             zmq_msg_t out;
             zmq_msg_init_size(&out, body.size);
             memcpy(zmq_msg_data(&out), body.data, body.size);
-            s_send_result(b, &tmp, 200, NULL, NULL, &out);
+            s_send_result(b, &tmp, CAIRN_ST_OK, NULL, NULL, &out);
         }
         msgpack_sbuffer_destroy(&body);
     } else {
@@ -1021,12 +1029,12 @@ static void s_expire(broker_t *b, uint64_t now)
                  p->svc ? p->svc->conf->name : "?");
         if (!p->worker) { /* still queued here: no plugin saw it */
             zmq_msg_t m;
-            s_finish(b, p, 504, "deadline_exceeded", msg, s_undelivered(&m));
+            s_finish(b, p, CAIRN_ST_TIMEOUT, CAIRN_E_DEADLINE, msg, s_undelivered(&m));
             continue;
         }
         /* Answer the client now, but keep counting the request against the
          * worker's window until its late reply arrives (or a long grace). */
-        s_finish_keep(b, p, 504, "deadline_exceeded", msg);
+        s_finish_keep(b, p, CAIRN_ST_TIMEOUT, CAIRN_E_DEADLINE, msg);
         pending_set_deadline(b->pending, p, now + ZOMBIE_GRACE_MS);
     }
 }
@@ -1165,15 +1173,16 @@ static int s_mkdirs(const char *path, cairn_err_t *err)
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) goto fail;
     return 0;
 fail:
-    return cairn_err_set(err, 500, "state_dir", "cannot create %s: %s", buf,
-                         strerror(errno));
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STATE_DIR,
+                         "cannot create %s: %s", buf, strerror(errno));
 }
 
 static void *s_socket(broker_t *b, int type, cairn_err_t *err)
 {
     void *s = zmq_socket(b->zctx, type);
     if (!s) {
-        cairn_err_set(err, 500, NULL, "zmq_socket: %s", zmq_strerror(errno));
+        cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "zmq_socket: %s",
+                      zmq_strerror(errno));
         return NULL;
     }
     int zero = 0, one = 1;
@@ -1188,8 +1197,9 @@ static int s_bind(void *sock, const char *ep, const char *what, bool loopback_on
                   cairn_err_t *err)
 {
     if (zmq_bind(sock, ep) != 0)
-        return cairn_err_set(err, 500, "bind_failed", "cannot bind the %s to %s: %s",
-                             what, ep, zmq_strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BIND_FAILED,
+                             "cannot bind the %s to %s: %s", what, ep,
+                             zmq_strerror(errno));
     char bound[512];
     size_t len = sizeof bound;
     if (!loopback_only || zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
@@ -1197,7 +1207,7 @@ static int s_bind(void *sock, const char *ep, const char *what, bool loopback_on
     cairn_err_t why;
     if (authz_endpoint_check_loopback(bound, &why) != 0) {
         zmq_unbind(sock, bound);
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "the %s was bound to %s, which is not loopback; "
                              "kernel.auth is 'none', so it was unbound",
                              what, bound);
@@ -1214,7 +1224,7 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
         cairn_err_t why;
         for (size_t i = 0; i < 3; i++)
             if (authz_endpoint_check_loopback(eps[i], &why) != 0)
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "%s: kernel.auth is 'none', so cairnd binds "
                                      "loopback addresses only: %s",
                                      c->source, why.msg);
@@ -1262,7 +1272,7 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
 {
     broker_t *b = calloc(1, sizeof *b);
     if (!b) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     b->conf = o->conf;
@@ -1275,7 +1285,7 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     b->plugin_dir = strdup(o->plugin_dir);
     b->run_dir = s_printf("%s/run", o->state_dir);
     if (!b->endpoint || !b->state_dir || !b->bin_dir || !b->plugin_dir || !b->run_dir) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     if (s_mkdirs(b->run_dir, err) != 0) goto fail;
@@ -1296,7 +1306,7 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     b->events_ipc = s_printf("ipc://%s/events.sock", b->run_dir);
     if (!(b->authz = authz_new(b->conf->auth, err))) goto fail;
     if (!(b->pending = pending_table_new())) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     /* Byte limits, capped at a quarter of this machine's memory each. */
@@ -1308,11 +1318,11 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     if (quarter && lim.queued > quarter) lim.queued = quarter;
     if (quarter && lim.unsent > quarter) lim.unsent = quarter;
     if (!(b->clients = clients_new(&lim))) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     if (!(b->zctx = zmq_ctx_new())) {
-        cairn_err_set(err, 500, NULL, "zmq_ctx_new failed");
+        cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "zmq_ctx_new failed");
         goto fail;
     }
     if (s_open_sockets(b, err) != 0) goto fail;
@@ -1326,7 +1336,7 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
         msgpack_sbuffer_init(&s->settings);
         if (supervisor_prepare(b, s, err) != 0) {
             /* A bad plugin is refused, not fatal; a bad setting is a conf error. */
-            if (strcmp(err->code, "bad_conf") == 0) goto fail;
+            if (strcmp(err->code, CAIRN_E_BAD_CONF) == 0) goto fail;
             snprintf(s->last_error, sizeof s->last_error, "%s", err->msg);
             fprintf(stderr, "cairnd: service %s refused: %s\n", s->conf->name,
                     err->msg);

@@ -88,7 +88,7 @@ int clients_may_send(const clients_t *t, const client_t *c, cairn_err_t *err)
 {
     uint64_t unsent = atomic_load(&c->unsent);
     if (unsent <= t->lim.per_client) return 0;
-    return cairn_err_set(err, 429, "overloaded",
+    return cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                          "this connection has %.1f MiB of replies it has not read "
                          "(kernel.max_client_bytes is %.1f MiB); read them first",
                          unsent / MIB, t->lim.per_client / MIB);
@@ -97,13 +97,13 @@ int clients_may_send(const clients_t *t, const client_t *c, cairn_err_t *err)
 int clients_queue(clients_t *t, client_t *c, size_t n, cairn_err_t *err)
 {
     if (c->queued + atomic_load(&c->unsent) + n > t->lim.per_client)
-        return cairn_err_set(err, 429, "overloaded",
+        return cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                              "this connection already has %.1f MiB queued or unread "
                              "(kernel.max_client_bytes is %.1f MiB); retry later",
                              (c->queued + atomic_load(&c->unsent)) / MIB,
                              t->lim.per_client / MIB);
     if (t->queued + n > t->lim.queued)
-        return cairn_err_set(err, 429, "overloaded",
+        return cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                              "the kernel holds %.1f MiB of queued requests "
                              "(kernel.max_queue_bytes is %.1f MiB); retry later",
                              t->queued / MIB, t->lim.queued / MIB);
@@ -140,20 +140,20 @@ int clients_track_reply(clients_t *t, client_t *c, zmq_msg_t *body, cairn_err_t 
     uint64_t mine = atomic_load(&c->unsent), all = atomic_load(&t->unsent);
     int rc = 0;
     if (mine + c->queued + n > t->lim.per_client && mine > 0)
-        rc = cairn_err_set(err, 429, "overloaded",
+        rc = cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                            "the reply (%.1f MiB) was dropped: this connection has "
                            "%.1f MiB of replies it has not read (kernel.max_client_"
                            "bytes is %.1f MiB)",
                            n / MIB, mine / MIB, t->lim.per_client / MIB);
     else if (all + n > t->lim.unsent && mine > 0)
-        rc = cairn_err_set(err, 429, "overloaded",
+        rc = cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                            "the reply (%.1f MiB) was dropped: clients hold %.1f MiB of "
                            "unread replies (kernel.max_unsent_bytes is %.1f MiB)",
                            n / MIB, all / MIB, t->lim.unsent / MIB);
     tracked_t *m = rc ? NULL : malloc(sizeof *m + n);
     if (!rc && !m)
-        rc = cairn_err_set(err, 500, "internal", "out of memory for a %zu-byte reply",
-                           n);
+        rc = cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                           "out of memory for a %zu-byte reply", n);
     if (rc) {
         zmq_msg_close(body);
         zmq_msg_init(body);

@@ -96,8 +96,8 @@ static int s_fail(parse_t *p, const yaml_node_t *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return cairn_err_set(p->err, 400, "bad_conf", "%s:%zu: %s", p->source,
-                         n ? n->start_mark.line + 1 : 1, msg);
+    return cairn_err_set(p->err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF, "%s:%zu: %s",
+                         p->source, n ? n->start_mark.line + 1 : 1, msg);
 }
 
 static const char *s_scalar(const yaml_node_t *n)
@@ -131,10 +131,10 @@ int conf_check_endpoint(const char *what, const char *ep, cairn_err_t *err)
     if (!ep || strncmp(ep, "ipc://", 6) != 0) return 0;
     size_t n = strlen(ep + 6);
     if (n == 0)
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "%s: the ipc:// address names no path", what);
     if (n > CONF_IPC_PATH_MAX)
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "%s: the ipc:// path %s is %zu bytes; a Unix socket path "
                              "holds at most %d (108 with its NUL): use a shorter path",
                              what, ep + 6, n, CONF_IPC_PATH_MAX);
@@ -381,7 +381,7 @@ conf_t *conf_parse(const char *text, size_t len, const char *source, cairn_err_t
     conf_t *c = calloc(1, sizeof *c);
     if (!c || !(c->source = strdup(source))) {
         free(c);
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     yaml_parser_t parser;
@@ -390,7 +390,7 @@ conf_t *conf_parse(const char *text, size_t len, const char *source, cairn_err_t
     parse_t p = {.source = source, .err = err};
     int rc = -1;
     if (!yaml_parser_load(&parser, &p.doc)) {
-        cairn_err_set(err, 400, "bad_conf", "%s:%zu: %s", source,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF, "%s:%zu: %s", source,
                       parser.problem_mark.line + 1,
                       parser.problem ? parser.problem : "not valid YAML");
     } else {
@@ -406,8 +406,8 @@ conf_t *conf_load_file(const char *path, cairn_err_t *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cairn_err_set(err, 400, "bad_conf", "cannot read the conf %s: %s", path,
-                      strerror(errno));
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "cannot read the conf %s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;
@@ -427,7 +427,8 @@ conf_t *conf_load_file(const char *path, cairn_err_t *err)
     fclose(f);
     conf_t *c = NULL;
     if (!ok)
-        cairn_err_set(err, 400, "bad_conf", "cannot read all of %s", path);
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "cannot read all of %s", path);
     else
         c = conf_parse(buf ? buf : "", len, path, err);
     free(buf);

@@ -55,8 +55,9 @@ static int s_validate(const conf_t *conf, const conf_service_t *c, const char *p
         char msg[CAIRN_ERR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", err->msg);
         cairn_plugin_unload(&l);
-        return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
-                             conf->source, c->line, c->name, msg);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "%s:%d: services.%s: %s", conf->source, c->line, c->name,
+                             msg);
     }
     const char *role = NULL;
     for (size_t i = 0; i < c->nsettings; i++)
@@ -65,8 +66,9 @@ static int s_validate(const conf_t *conf, const conf_service_t *c, const char *p
         char msg[CAIRN_ERR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", err->msg);
         cairn_plugin_unload(&l);
-        return cairn_err_set(err, 400, "bad_conf", "%s:%d: services.%s: %s",
-                             conf->source, c->line, c->name, msg);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "%s:%d: services.%s: %s", conf->source, c->line, c->name,
+                             msg);
     }
     if (keep)
         *keep = l;
@@ -80,7 +82,7 @@ int supervisor_prepare(broker_t *b, service_t *s, cairn_err_t *err)
     const conf_service_t *c = s->conf;
     s_pack_settings(s);
     if (!(s->plugin_path = s_plugin_path(b->plugin_dir, c)))
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     /* An inproc service's kernel thread runs this very copy. */
     return s_validate(b->conf, c, s->plugin_path,
                       c->mode == CONF_INPROC ? &s->loaded : NULL, err);
@@ -118,7 +120,7 @@ int supervisor_check(const broker_opts_t *o, FILE *out)
             return -1;
         }
         if (s_validate(conf, c, path, NULL, &err) != 0) {
-            if (!strcmp(err.code, "bad_conf"))
+            if (!strcmp(err.code, CAIRN_E_BAD_CONF))
                 fprintf(out, "cairnd: %s\n", err.msg);
             else
                 fprintf(out, "cairnd: %s:%d: services.%s: %s\n", conf->source, c->line,

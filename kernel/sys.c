@@ -150,7 +150,7 @@ int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
     for (size_t i = 0; i < SYS_NVERBS && !v; i++)
         if (cairn_str_eq(verb, s_verbs[i].info.name)) v = &s_verbs[i];
     if (!v)
-        return cairn_err_set(err, 404, "no_verb",
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NO_VERB,
                              "the service 'sys' has no verb '%.*s' (it has ping, "
                              "services, health)",
                              (int)verb.len, verb.ptr);

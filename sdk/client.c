@@ -50,7 +50,7 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     if (!token) token = getenv("CAIRN_TOKEN");
     cairn_client_t *self = calloc(1, sizeof *self);
     if (!self) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     self->ttl_ms = 30000;
@@ -66,8 +66,8 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     if (token && *token && !(self->token = strdup(token))) goto fail;
     return self;
 fail:
-    cairn_err_set(err, 400, "bad_endpoint", "cannot connect to '%s': %s", endpoint,
-                  zmq_strerror(errno));
+    cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                  "cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
     cairn_client_destroy(&self);
     return NULL;
 }
@@ -130,8 +130,8 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
     if (rc == 0) rc = s_send_frame(self->sock, sb->data, sb->size, 1);
     if (rc == 0) rc = s_send_frame(self->sock, body, body ? len : 0, 0);
     if (rc != 0)
-        return cairn_err_set(err, 503, "unavailable", "cannot send the request: %s",
-                             zmq_strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                             "cannot send the request: %s", zmq_strerror(errno));
     if (id) *id = rid;
     return 0;
 }
@@ -157,8 +157,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
             zmq_msg_close(&m);
             if (!nparts && errno == EAGAIN) return 1;
             for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
-            return cairn_err_set(err, 503, "unavailable", "receive failed: %s",
-                                 zmq_strerror(errno));
+            return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                                 "receive failed: %s", zmq_strerror(errno));
         }
         more = zmq_msg_more(&m);
         if (nparts < 4)
@@ -170,7 +170,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
     cairn_reply_t *r = NULL;
     if (nparts < 3 || zmq_msg_size(&part[1]) != strlen(CAIRN_TAG) ||
         memcmp(zmq_msg_data(&part[1]), CAIRN_TAG, strlen(CAIRN_TAG)) != 0) {
-        cairn_err_set(err, 500, "bad_reply", "the kernel sent a malformed reply");
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BAD_REPLY,
+                      "the kernel sent a malformed reply");
         goto done;
     }
     msgpack_zone_clear(&self->zone);
@@ -181,7 +182,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
         msgpack_unpack(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), &off,
                        &self->zone, &h) != MSGPACK_UNPACK_SUCCESS ||
         h.type != MSGPACK_OBJECT_MAP) {
-        cairn_err_set(err, 500, "bad_reply", "the reply header is not a msgpack map");
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BAD_REPLY,
+                      "the reply header is not a msgpack map");
         goto done;
     }
     r = calloc(1, sizeof *r);
@@ -202,7 +204,7 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
     rc = 0;
     goto done;
 oom:
-    cairn_err_set(err, 500, NULL, "out of memory");
+    cairn_err_oom(err, NULL);
 done:
     cairn_reply_destroy(&r);
     for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
@@ -262,12 +264,12 @@ int cairn_client_recv(cairn_client_t *self, int timeout_ms, cairn_reply_t **repl
         if (n < 0 && errno == EINTR) continue;
         if (n == 0)
             return cairn_err_set(
-                err, 504, "deadline_exceeded",
+                err, CAIRN_ST_TIMEOUT, CAIRN_E_DEADLINE,
                 "no reply from the kernel within %d ms (is cairnd running?)",
                 timeout_ms);
         if (n < 0)
-            return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
-                                 zmq_strerror(errno));
+            return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                                 "poll failed: %s", zmq_strerror(errno));
     }
 }
 
@@ -295,7 +297,7 @@ int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
         uint64_t now = cairn_now_ms();
         if (now >= deadline) {
             s_abandon(self, id);
-            return cairn_err_set(err, 504, "deadline_exceeded",
+            return cairn_err_set(err, CAIRN_ST_TIMEOUT, CAIRN_E_DEADLINE,
                                  "no reply from the kernel within %u ms (is cairnd "
                                  "running?)",
                                  ttl_ms);
@@ -304,8 +306,8 @@ int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
         int n = zmq_poll(&item, 1, (long)(deadline - now));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0)
-            return cairn_err_set(err, 503, "unavailable", "poll failed: %s",
-                                 zmq_strerror(errno));
+            return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                                 "poll failed: %s", zmq_strerror(errno));
         if (n == 0) continue;
         cairn_reply_t *r = NULL;
         if (s_read_reply(self, &r, err) != 0) return -1;
@@ -317,14 +319,14 @@ int cairn_client_call(cairn_client_t *self, const char *svc, const char *verb,
             continue;
         }
         int st = r->st;
-        if (st >= 400)
+        if (st >= CAIRN_ST_BAD_REQUEST)
             cairn_err_set(err, st, r->code && *r->code ? r->code : NULL, "%s",
                           r->err ? r->err : "request failed");
         if (reply)
             *reply = r;
         else
             cairn_reply_destroy(&r);
-        return st >= 400 ? -1 : 0;
+        return st >= CAIRN_ST_BAD_REQUEST ? -1 : 0;
     }
 }
 
@@ -353,7 +355,7 @@ const void *cairn_reply_body(const cairn_reply_t *r, size_t *len)
 
 bool cairn_reply_undelivered(cairn_reply_t *r)
 {
-    if (!r || r->st < 400 || !r->body_len) return false;
+    if (!r || r->st < CAIRN_ST_BAD_REQUEST || !r->body_len) return false;
     const msgpack_object *d = cairn_obj_get(cairn_reply_object(r), "delivered");
     return d && d->type == MSGPACK_OBJECT_BOOLEAN && !d->via.boolean;
 }

@@ -7,26 +7,30 @@
 const char *cairn_err_default_code(int st)
 {
     switch (st) {
-        case 400:
-            return "bad_request";
-        case 401:
-            return "unauthenticated";
-        case 403:
-            return "forbidden";
-        case 404:
-            return "not_found";
-        case 409:
-            return "conflict";
-        case 413:
-            return "too_large";
-        case 429:
-            return "overloaded";
-        case 503:
-            return "unavailable";
-        case 504:
-            return "deadline_exceeded";
+        case CAIRN_ST_BAD_REQUEST:
+            return CAIRN_E_BAD_REQUEST;
+        case CAIRN_ST_UNAUTHENTICATED:
+            return CAIRN_E_UNAUTHENTICATED;
+        case CAIRN_ST_FORBIDDEN:
+            return CAIRN_E_FORBIDDEN;
+        case CAIRN_ST_NOT_FOUND:
+            return CAIRN_E_NOT_FOUND;
+        case CAIRN_ST_CONFLICT:
+            return CAIRN_E_CONFLICT;
+        case CAIRN_ST_TOO_LARGE:
+            return CAIRN_E_TOO_LARGE;
+        case CAIRN_ST_OVERLOADED:
+            return CAIRN_E_OVERLOADED;
+        case CAIRN_ST_UNSUPPORTED:
+            return CAIRN_E_UNSUPPORTED;
+        case CAIRN_ST_BAD_GATEWAY:
+            return CAIRN_E_BAD_REPLY;
+        case CAIRN_ST_UNAVAILABLE:
+            return CAIRN_E_UNAVAILABLE;
+        case CAIRN_ST_TIMEOUT:
+            return CAIRN_E_DEADLINE;
         default:
-            return st >= 400 ? "internal" : "";
+            return st >= CAIRN_ST_BAD_REQUEST ? CAIRN_E_INTERNAL : "";
     }
 }
 

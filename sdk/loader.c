@@ -29,26 +29,26 @@ static int s_check_verb_table(const cairn_plugin_t *p, const cairn_verb_t *verbs
                               cairn_err_t *err)
 {
     if (!verbs)
-        return cairn_err_set(err, 400, "bad_plugin", "plugin '%s' has no verb table",
-                             p->name);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
+                             "plugin '%s' has no verb table", p->name);
     for (const cairn_verb_t *v = verbs; v->name; v++) {
         if (!s_name_ok(v->name) || strlen(v->name) > 64)
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' has a verb named '%s': verb names are "
                                  "snake_case, at most 64 characters",
                                  p->name, v->name);
         if (!v->handle)
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' verb '%s' has no handler", p->name,
                                  v->name);
         if (!v->perm && !(v->flags & CAIRN_VERB_PUBLIC))
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' verb '%s' declares no permission (set "
                                  "perm, or the PUBLIC flag for a verb without token)",
                                  p->name, v->name);
         for (const cairn_verb_t *w = verbs; w != v; w++)
             if (strcmp(w->name, v->name) == 0)
-                return cairn_err_set(err, 409, "bad_plugin",
+                return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_BAD_PLUGIN,
                                      "plugin '%s' declares the verb '%s' twice",
                                      p->name, v->name);
     }
@@ -60,12 +60,12 @@ static int s_check_verbs(const cairn_plugin_t *p, cairn_err_t *err)
     if (!s_has_roles(p)) return s_check_verb_table(p, p->verbs, err);
     for (const cairn_role_t *r = p->roles; r->name; r++) {
         if (!s_name_ok(r->name))
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' has an invalid role name", p->name);
         if (s_check_verb_table(p, r->verbs, err) != 0) return -1;
         for (const cairn_role_t *q = p->roles; q != r; q++)
             if (strcmp(q->name, r->name) == 0)
-                return cairn_err_set(err, 409, "bad_plugin",
+                return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_BAD_PLUGIN,
                                      "plugin '%s' declares the role '%s' twice",
                                      p->name, r->name);
     }
@@ -88,7 +88,7 @@ const cairn_verb_t *cairn_plugin_verbs_for(const cairn_plugin_t *p, const char *
         size_t n = strlen(names);
         snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", r->name);
     }
-    cairn_err_set(err, 400, "bad_conf",
+    cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                   "plugin '%s' serves the roles %s; name the service after one, or "
                   "set settings.%s",
                   p->name, names, CAIRN_ROLE_SETTING);
@@ -100,47 +100,51 @@ int cairn_plugin_load(const char *path, const char *expect_name, cairn_loaded_t 
 {
     memset(out, 0, sizeof *out);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) return cairn_err_set(err, 400, "bad_plugin", "cannot load %s", dlerror());
+    if (!dl)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
+                             "cannot load %s", dlerror());
     cairn_plugin_entry_fn *entry;
     *(void **)&entry = dlsym(dl, CAIRN_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
-        cairn_err_set(err, 400, "bad_plugin",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                       "%s does not export %s(): is it a Cairn plugin?", path,
                       CAIRN_PLUGIN_ENTRY_SYMBOL);
         goto fail;
     }
     const cairn_plugin_t *p = entry(cairn_runtime_api());
     if (!p) {
-        cairn_err_set(err, 400, "bad_plugin",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                       "%s refused this host (its %s() returned NULL: built for "
                       "another host API?)",
                       path, CAIRN_PLUGIN_ENTRY_SYMBOL);
         goto fail;
     }
     if (p->abi != CAIRN_PLUGIN_ABI) {
-        cairn_err_set(err, 400, "bad_plugin",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                       "%s was built for plugin ABI %u; this cairnd speaks ABI %d", path,
                       p->abi, CAIRN_PLUGIN_ABI);
         goto fail;
     }
     if (p->size < offsetof(cairn_plugin_t, tick)) {
-        cairn_err_set(err, 400, "bad_plugin",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                       "%s has a descriptor of %u bytes, smaller than any ABI %d one",
                       path, p->size, CAIRN_PLUGIN_ABI);
         goto fail;
     }
     if (!s_name_ok(p->name)) {
-        cairn_err_set(err, 400, "bad_plugin", "%s has an invalid plugin name", path);
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
+                      "%s has an invalid plugin name", path);
         goto fail;
     }
     if (expect_name && strcmp(expect_name, p->name) != 0) {
-        cairn_err_set(err, 400, "bad_plugin",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                       "%s is the plugin '%s', but the conf expects '%s'", path, p->name,
                       expect_name);
         goto fail;
     }
     if (!p->init || !p->fini) {
-        cairn_err_set(err, 400, "bad_plugin", "%s lacks init or fini", path);
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
+                      "%s lacks init or fini", path);
         goto fail;
     }
     if (s_check_verbs(p, err) != 0 || s_check_settings_table(p, err) != 0) goto fail;
@@ -230,12 +234,12 @@ static int s_parse_value(const cairn_plugin_t *p, setting_view_t k, const char *
             if (!*v || *end || errno ||
                 !(isdigit((unsigned char)v[0]) ||
                   (v[0] == '-' && isdigit((unsigned char)v[1]))))
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "setting '%s' of plugin '%s' must be an integer, "
                                      "not '%s'",
                                      k.key, p->name, v);
             if (bounded && (n < t->min || n > t->max))
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "setting '%s' of plugin '%s' must be from %lld to "
                                      "%lld, not %lld",
                                      k.key, p->name, (long long)t->min,
@@ -246,7 +250,7 @@ static int s_parse_value(const cairn_plugin_t *p, setting_view_t k, const char *
         case CAIRN_CONF_BOOL:
             if (strcmp(v, "true") && strcmp(v, "false"))
                 return cairn_err_set(
-                    err, 400, "bad_conf",
+                    err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                     "setting '%s' of plugin '%s' must be true or false, "
                     "not '%s'",
                     k.key, p->name, v);
@@ -262,13 +266,13 @@ static int s_parse_value(const cairn_plugin_t *p, setting_view_t k, const char *
             if (!isdigit((unsigned char)v[0]) || errno || shift < 0 ||
                 n > (UINT64_MAX >> shift))
                 return cairn_err_set(
-                    err, 400, "bad_conf",
+                    err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                     "setting '%s' of plugin '%s' must be a size such as "
                     "4096, 64KiB, 16MiB or 2GiB, not '%s'",
                     k.key, p->name, v);
             uint64_t bytes = (uint64_t)n << shift;
             if (bounded && (bytes < (uint64_t)t->min || bytes > (uint64_t)t->max))
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "setting '%s' of plugin '%s' must be from %lld to "
                                      "%lld bytes, not %llu",
                                      k.key, p->name, (long long)t->min,
@@ -285,7 +289,7 @@ static int s_parse_value(const cairn_plugin_t *p, setting_view_t k, const char *
             {
                 char names[256];
                 s_choices(t ? t->choices : NULL, names, sizeof names);
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "setting '%s' of plugin '%s' must be %s, not '%s'",
                                      k.key, p->name, names, v);
             }
@@ -320,29 +324,29 @@ static int s_check_settings_table(const cairn_plugin_t *p, cairn_err_t *err)
 {
     if (!s_has_typed(p)) return 0;
     if (p->conf)
-        return cairn_err_set(err, 400, "bad_plugin",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                              "plugin '%s' gives both conf and settings; give one",
                              p->name);
     for (const cairn_setting_t *t = p->settings; t->key; t++) {
         size_t fs = s_field_size(t->type);
         if (!fs || t->offset + fs > p->settings_size)
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' setting '%s': unknown type, or its field "
                                  "lies outside settings_size",
                                  p->name, t->key);
         if (t->type == CAIRN_CONF_ENUM && (!t->choices || !t->choices[0]))
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' setting '%s' is an enum without choices",
                                  p->name, t->key);
         setting_view_t v = {t->key, t->dflt, t->help, t->type, t};
         cairn_err_t why;
         if (t->dflt && s_parse_value(p, v, t->dflt, NULL, &why) != 0)
-            return cairn_err_set(err, 400, "bad_plugin",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
                                  "plugin '%s' has a default its own table refuses: %s",
                                  p->name, why.msg);
         for (const cairn_setting_t *u = p->settings; u != t; u++)
             if (strcmp(u->key, t->key) == 0)
-                return cairn_err_set(err, 409, "bad_plugin",
+                return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_BAD_PLUGIN,
                                      "plugin '%s' declares the setting '%s' twice",
                                      p->name, t->key);
     }
@@ -359,7 +363,7 @@ int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys
         }
         setting_view_t k;
         if (!s_find_setting(p, keys[i], &k))
-            return cairn_err_set(err, 400, "bad_conf",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                  "plugin '%s' has no setting '%s'", p->name, keys[i]);
         if (s_parse_value(p, k, vals[i], NULL, err) != 0) return -1;
     }
@@ -370,7 +374,7 @@ int cairn_plugin_check_settings(const cairn_plugin_t *p, const char *const *keys
         size_t i = 0;
         while (i < n && strcmp(keys[i], k.key) != 0) i++;
         if (i == n)
-            return cairn_err_set(err, 400, "bad_conf",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                  "plugin '%s' needs the setting '%s' (%s)", p->name,
                                  k.key, k.help ? k.help : "no default");
     }

@@ -16,14 +16,14 @@ static int s_hdr_str(const msgpack_object *v, const char *key, size_t max,
                      cairn_str_t *out, cairn_err_t *err)
 {
     if (v->type != MSGPACK_OBJECT_STR)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "header key '%s' must be a string", key);
     if (v->via.str.size > max)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "header key '%s' is %u bytes; at most %zu are accepted",
                              key, v->via.str.size, max);
     if (memchr(v->via.str.ptr, '\0', v->via.str.size))
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "header key '%s' must not hold a NUL byte", key);
     out->ptr = v->via.str.ptr;
     out->len = v->via.str.size;
@@ -36,11 +36,11 @@ static int s_hdr_extra(const msgpack_object *k, const msgpack_object *v,
                        cairn_err_t *err)
 {
     if (k->via.str.size > CAIRN_HDR_KEY_MAX)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "a header key is %u bytes; keys are at most %d",
                              k->via.str.size, CAIRN_HDR_KEY_MAX);
     if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > CAIRN_HDR_EXTRA_MAX)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "header key '%.*s' holds %u bytes; an unknown key's "
                              "string is at most %d",
                              (int)k->via.str.size, k->via.str.ptr, v->via.str.size,
@@ -152,21 +152,21 @@ static int s_check(const void *buf, size_t len, bool utf8, cairn_err_t *err)
     stack[0] = 1;
     while (depth >= 0) {
         if (pos >= len)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "not valid msgpack: the value is cut short");
         uint64_t skip, children;
         if (s_item(p + pos, len - pos, &skip, &children) != 0)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "not valid msgpack: reserved byte 0xc1 at offset %zu",
                                  pos);
         if (skip > len - pos)
             return cairn_err_set(
-                err, 400, "bad_request",
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "not valid msgpack: an item at offset %zu runs past the end", pos);
         bool container = s_is_container(p[pos]);
         size_t head = utf8 ? s_str_head(p[pos]) : 0;
         if (head && !cairn_utf8_valid(p + pos + head, (size_t)skip - head))
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "a string at offset %zu is not valid UTF-8 (send "
                                  "bytes as msgpack bin)",
                                  pos);
@@ -175,13 +175,13 @@ static int s_check(const void *buf, size_t len, bool utf8, cairn_err_t *err)
         /* msgpack-c counts every container, empty ones too, against its
          * stack of 32. */
         if (container && depth == CAIRN_MSGPACK_MAX_DEPTH)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "msgpack nested deeper than %d levels",
                                  CAIRN_MSGPACK_MAX_DEPTH);
         if (children) {
             if (children > len - pos)
                 return cairn_err_set(
-                    err, 400, "bad_request",
+                    err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                     "not valid msgpack: a container at offset %zu declares "
                     "more items than there are bytes",
                     pos - (size_t)skip);
@@ -190,7 +190,7 @@ static int s_check(const void *buf, size_t len, bool utf8, cairn_err_t *err)
         while (depth >= 0 && stack[depth] == 0) depth--;
     }
     if (pos != len)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "not one msgpack value: %zu bytes follow it", len - pos);
     return 0;
 }
@@ -213,13 +213,15 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
     size_t off = 0;
     cairn_err_t why;
     if (cairn_msgpack_check(buf, len, &why) != 0)
-        return cairn_err_set(err, 400, "bad_request", "the header frame: %s", why.msg);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the header frame: %s", why.msg);
     msgpack_unpack_return rc = msgpack_unpack(buf, len, &off, zone, &obj);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != len)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the header frame is not one valid msgpack value");
     if (obj.type != MSGPACK_OBJECT_MAP)
-        return cairn_err_set(err, 400, "bad_request", "the header frame must be a map");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the header frame must be a map");
     const msgpack_object_kv *kv = obj.via.map.ptr;
     /* Read the id first so that later errors can still echo it. */
     for (uint32_t i = 0; i < obj.via.map.size; i++) {
@@ -230,7 +232,7 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
             hdr->id_uint = v->via.u64;
         } else if (v->type == MSGPACK_OBJECT_STR) {
             if (v->via.str.size > CAIRN_HDR_ID_MAX)
-                return cairn_err_set(err, 400, "bad_request",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                      "header key 'id' is %u bytes; at most %d are "
                                      "accepted",
                                      v->via.str.size, CAIRN_HDR_ID_MAX);
@@ -239,12 +241,12 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
             hdr->id_str.len = v->via.str.size;
         } else if (v->type != MSGPACK_OBJECT_NIL) {
             return cairn_err_set(
-                err, 400, "bad_request",
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "header key 'id' must be an unsigned integer or a string");
         }
     }
     if (obj.via.map.size > CAIRN_HDR_KEYS_MAX)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the header has %u keys; at most %d are accepted",
                              obj.via.map.size, CAIRN_HDR_KEYS_MAX);
     for (uint32_t i = 0; i < obj.via.map.size; i++) {
@@ -264,7 +266,7 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
             continue; /* read above */
         else if (s_key_is(k, "ttl", 3)) {
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return cairn_err_set(err, 400, "bad_request",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                      "header key 'ttl' must be an unsigned integer "
                                      "(milliseconds)");
             hdr->ttl = v->via.u64;
@@ -273,16 +275,18 @@ int cairn_hdr_decode(const void *buf, size_t len, msgpack_zone *zone, cairn_hdr_
         if (r) return r;
     }
     if (!hdr->svc.ptr || hdr->svc.len == 0)
-        return cairn_err_set(err, 400, "bad_request", "the header lacks 'svc'");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the header lacks 'svc'");
     if (!hdr->verb.ptr || hdr->verb.len == 0)
-        return cairn_err_set(err, 400, "bad_request", "the header lacks 'verb'");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the header lacks 'verb'");
     return 0;
 }
 
 void cairn_hdr_pack_reply(msgpack_packer *pk, const cairn_hdr_t *req, int st,
                           const char *code, const char *msg)
 {
-    bool failed = st >= 400;
+    bool failed = st >= CAIRN_ST_BAD_REQUEST;
     msgpack_pack_map(pk, failed ? 4 : 2);
     cairn_pack_cstr(pk, "id");
     if (req && req->id_type == CAIRN_ID_UINT)
@@ -360,20 +364,21 @@ static int s_field(const msgpack_object *body, const char *key, bool required,
                    const msgpack_object **v, cairn_err_t *err)
 {
     if (body && body->type != MSGPACK_OBJECT_MAP && body->type != MSGPACK_OBJECT_NIL)
-        return cairn_err_set(err, 400, "bad_request", "the request body must be a map");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the request body must be a map");
     *v = cairn_obj_get(body, key);
     if (*v && (*v)->type == MSGPACK_OBJECT_NIL) *v = NULL;
     if (*v) return 0;
     if (required)
-        return cairn_err_set(err, 400, "bad_request", "the field '%s' is required",
-                             key);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "the field '%s' is required", key);
     return 1;
 }
 
 static int s_wrong_type(const char *key, const char *want, cairn_err_t *err)
 {
-    return cairn_err_set(err, 400, "bad_request", "the field '%s' must be %s", key,
-                         want);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                         "the field '%s' must be %s", key, want);
 }
 
 int cairn_field_str(const msgpack_object *body, const char *key, bool required,
@@ -384,7 +389,7 @@ int cairn_field_str(const msgpack_object *body, const char *key, bool required,
     if (r) return r;
     if (v->type != MSGPACK_OBJECT_STR) return s_wrong_type(key, "a string", err);
     if (max_len && v->via.str.size > max_len)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field '%s' is %u bytes long; the limit is %zu", key,
                              v->via.str.size, max_len);
     out->ptr = v->via.str.ptr;

@@ -222,13 +222,14 @@ static int s_api_reply(cairn_req_t *r, int st, const void *body, size_t len)
 
 static int s_api_reply_error(cairn_req_t *r, int st, const char *code, const char *msg)
 {
-    return s_final(r, st < 400 ? 500 : st, code, msg, NULL, 0);
+    return s_final(r, st < CAIRN_ST_BAD_REQUEST ? 500 : st, code, msg, NULL, 0);
 }
 
 static int s_api_reply_error_body(cairn_req_t *r, int st, const char *code,
                                   const char *msg, const void *body, size_t len)
 {
-    return s_final(r, st < 400 ? 500 : st, code, msg, body, body ? len : 0);
+    return s_final(r, st < CAIRN_ST_BAD_REQUEST ? 500 : st, code, msg, body,
+                   body ? len : 0);
 }
 
 static bool s_api_req_inline(const cairn_req_t *r)
@@ -238,7 +239,8 @@ static bool s_api_req_inline(const cairn_req_t *r)
 
 static int s_api_reply_err(cairn_req_t *r, const cairn_err_t *e)
 {
-    return s_final(r, e->st >= 400 ? e->st : 500, e->code, e->msg, NULL, 0);
+    return s_final(r, e->st >= CAIRN_ST_BAD_REQUEST ? e->st : 500, e->code, e->msg,
+                   NULL, 0);
 }
 
 static void s_api_defer(cairn_req_t *r)
@@ -293,11 +295,11 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
                       cairn_result_fn *cb, void *arg, cairn_err_t *err)
 {
     if (ctx->in_door)
-        return cairn_err_set(err, 500, "internal",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                              "cairn_call is not allowed in a verb flagged "
                              "CAIRN_VERB_INLINE (it may run on the kernel's thread)");
     rt_call_t *c = calloc(1, sizeof *c);
-    if (!c) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!c) return cairn_err_oom(err, NULL);
     c->cid = ++ctx->next_cid;
     c->cb = cb;
     c->arg = arg;
@@ -314,7 +316,8 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
         free(c);
-        return cairn_err_set(err, 503, "unavailable", "cannot reach the kernel");
+        return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                             "cannot reach the kernel");
     }
     c->next = ctx->calls;
     ctx->calls = c;
@@ -343,9 +346,10 @@ static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn 
                            void *arg, cairn_err_t *err)
 {
     if (!ctx->events_endpoint)
-        return cairn_err_set(err, 503, "unavailable", "the kernel has no event bus");
+        return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                             "the kernel has no event bus");
     if (ctx->in_door)
-        return cairn_err_set(err, 500, "internal",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                              "cairn_subscribe is not allowed in a verb flagged "
                              "CAIRN_VERB_INLINE");
     if (!ctx->sub) {
@@ -353,14 +357,14 @@ static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn 
         int zero = 0;
         if (ctx->sub) zmq_setsockopt(ctx->sub, ZMQ_LINGER, &zero, sizeof zero);
         if (!ctx->sub || zmq_connect(ctx->sub, ctx->events_endpoint) != 0)
-            return cairn_err_set(err, 503, "unavailable",
+            return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                                  "cannot connect to the event bus %s: %s",
                                  ctx->events_endpoint, zmq_strerror(errno));
     }
     rt_sub_t *s = calloc(1, sizeof *s);
     if (!s || !(s->prefix = strdup(prefix))) {
         free(s);
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     }
     zmq_setsockopt(ctx->sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
     s->cb = cb;
@@ -588,7 +592,8 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     }
     if (!r) { /* on the socket, the kernel's deadline answers this one */
         if (sink)
-            s_fill_sink(sink, 500, "internal", "cannot take the request", NULL, 0);
+            s_fill_sink(sink, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                        "cannot take the request", NULL, 0);
         return CAIRN_DOOR_REPLIED;
     }
     memset(r, 0, offsetof(cairn_req_t, strbuf));
@@ -607,7 +612,7 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     if (!strings_ok) { /* no handler may see a cut principal, role or id */
         r->ws = r->sub = r->cid = "";
         r->nroles = 0;
-        s_final(r, 400, "bad_request",
+        s_final(r, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "the request's header strings (ws, sub, cid, roles) are too long, too "
                 "many or hold a NUL",
                 NULL, 0);
@@ -615,7 +620,8 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
         return CAIRN_DOOR_REPLIED;
     }
     if (!r->verb) {
-        s_final(r, 404, "no_verb", "this plugin has no such verb", NULL, 0);
+        s_final(r, CAIRN_ST_NOT_FOUND, CAIRN_E_NO_VERB, "this plugin has no such verb",
+                NULL, 0);
         s_req_release(r);
         return CAIRN_DOOR_REPLIED;
     }
@@ -628,7 +634,7 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
         char msg[CAIRN_ERR_MSG_MAX];
         snprintf(msg, sizeof msg, "the body frame: %s",
                  why.st ? why.msg : "not one valid msgpack value");
-        s_final(r, 400, "bad_request", msg, NULL, 0);
+        s_final(r, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, msg, NULL, 0);
         s_req_release(r);
         return CAIRN_DOOR_REPLIED;
     }
@@ -641,7 +647,8 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     if (!r->replied) {
         s_api_log(ctx, CAIRN_LOG_ERROR, "verb %s returned without replying",
                   r->verb->name);
-        s_final(r, 500, "internal", "the plugin's handler returned no reply", NULL, 0);
+        s_final(r, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                "the plugin's handler returned no reply", NULL, 0);
     }
     s_req_release(r);
     return CAIRN_DOOR_REPLIED;
@@ -807,7 +814,7 @@ static int s_fill_settings(cairn_ctx_t *ctx, cairn_err_t *err)
     ctx->settings_strs = calloc(n ? n : 1, sizeof(char *));
     if (!ctx->settings || !ctx->settings_strs) {
         s_settings_free(ctx);
-        return cairn_err_set(err, 500, NULL, "out of memory for the settings");
+        return cairn_err_oom(err, "for the settings");
     }
     if (cairn_plugin_fill_settings(p, (const char *const *)ctx->conf_keys,
                                    (const char *const *)ctx->conf_vals, ctx->nconf,
@@ -823,7 +830,7 @@ static int s_fill_settings(cairn_ctx_t *ctx, cairn_err_t *err)
         char *copy = strdup(*field);
         if (!copy) {
             s_settings_free(ctx);
-            return cairn_err_set(err, 500, NULL, "out of memory for the settings");
+            return cairn_err_oom(err, "for the settings");
         }
         ctx->settings_strs[ctx->nsettings_strs++] = *field = copy;
     }
@@ -841,7 +848,7 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
 {
     wire_welcome_t m;
     if (wire_parse_welcome(h, &m) != 0)
-        return cairn_err_set(err, 400, "bad_welcome",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_WELCOME,
                              "the kernel's WELCOME is malformed");
     if (m.hb_ms) ctx->hb_ms = m.hb_ms;
     if (m.liveness) ctx->liveness = m.liveness;
@@ -857,15 +864,14 @@ static int s_take_welcome(cairn_ctx_t *ctx, const msgpack_object *h, cairn_err_t
         size_t n = set->via.map.size;
         ctx->conf_keys = calloc(n, sizeof(char *));
         ctx->conf_vals = calloc(n, sizeof(char *));
-        if (!ctx->conf_keys || !ctx->conf_vals)
-            return cairn_err_set(err, 500, NULL, "out of memory");
+        if (!ctx->conf_keys || !ctx->conf_vals) return cairn_err_oom(err, NULL);
         for (size_t i = 0; i < n; i++) {
             char *k = s_obj_dup(&set->via.map.ptr[i].key);
             char *val = s_obj_dup(&set->via.map.ptr[i].val);
             if (!k || !val) {
                 free(k);
                 free(val);
-                return cairn_err_set(err, 400, "bad_conf",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                                      "settings must map strings to strings");
             }
             ctx->conf_keys[ctx->nconf] = k;
@@ -934,15 +940,17 @@ static int s_open_socket(cairn_ctx_t *ctx, cairn_err_t *err)
     if (ctx->sock) zmq_close(ctx->sock);
     ctx->sock = zmq_socket(ctx->opts->zctx, ZMQ_DEALER);
     if (!ctx->sock)
-        return cairn_err_set(err, 500, NULL, "zmq_socket: %s", zmq_strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "zmq_socket: %s",
+                             zmq_strerror(errno));
     int zero = 0, hwm = 0;
     zmq_setsockopt(ctx->sock, ZMQ_LINGER, &zero, sizeof zero);
     /* Flow control is the kernel's concurrency window, not the HWM. */
     zmq_setsockopt(ctx->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(ctx->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_connect(ctx->sock, ctx->opts->endpoint) != 0)
-        return cairn_err_set(err, 400, "bad_endpoint", "cannot connect to %s: %s",
-                             ctx->opts->endpoint, zmq_strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                             "cannot connect to %s: %s", ctx->opts->endpoint,
+                             zmq_strerror(errno));
     return 0;
 }
 
@@ -962,7 +970,8 @@ static int s_handshake(cairn_ctx_t *ctx, bool first, cairn_err_t *err)
         if (s_recv(ctx->sock, &m) != 0) continue;
         if (m.cmd == CAIRN_W_DISCONNECT) {
             s_msg_close(&m);
-            return cairn_err_set(err, 503, "refused", "the kernel refused this worker");
+            return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_REFUSED,
+                                 "the kernel refused this worker");
         }
         if (m.cmd != CAIRN_W_WELCOME) {
             s_msg_close(&m);
@@ -974,7 +983,9 @@ static int s_handshake(cairn_ctx_t *ctx, bool first, cairn_err_t *err)
         if (rc == 0) rc = s_take_welcome(ctx, &h, err);
         s_msg_close(&m);
         if (rc == 0 && first && ctx->plugin->init(ctx, &ctx->state, err) != 0) {
-            if (!err->st) cairn_err_set(err, 500, "init_failed", "init failed");
+            if (!err->st)
+                cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INIT_FAILED,
+                              "init failed");
             rc = -1;
         }
         if (rc != 0) {
@@ -984,7 +995,8 @@ static int s_handshake(cairn_ctx_t *ctx, bool first, cairn_err_t *err)
         ctx->last_heard = cairn_now_ms();
         return s_send_ready(ctx);
     }
-    return cairn_err_set(err, 503, "stopped", "stopped before the kernel answered");
+    return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_STOPPED,
+                         "stopped before the kernel answered");
 }
 
 /* ---- the loop ------------------------------------------------------- */
@@ -1064,7 +1076,8 @@ int cairn_runtime_run(const cairn_runtime_opts_t *opts, cairn_err_t *err)
     s_door_hold(&ctx);
     int rc = 0;
     if (opts->door && (ctx.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-        rc = cairn_err_set(err, 500, NULL, "eventfd: %s", strerror(errno));
+        rc =
+            cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "eventfd: %s", strerror(errno));
     if (rc == 0) rc = s_open_socket(&ctx, err);
     if (rc == 0) rc = s_handshake(&ctx, true, err);
     bool inited = rc == 0;

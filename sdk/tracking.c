@@ -204,12 +204,15 @@ static unsigned char *s_array_hdr(unsigned char *p, size_t n)
 static int s_check_str(const char *s, const char *what, size_t max, bool nonempty,
                        size_t *len, cairn_err_t *err)
 {
-    if (!s) return cairn_err_set(err, 400, "bad_request", "%s must not be NULL", what);
+    if (!s)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "%s must not be NULL", what);
     size_t n = strlen(s);
     if (nonempty && n == 0)
-        return cairn_err_set(err, 400, "bad_request", "%s must not be empty", what);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "%s must not be empty", what);
     if (max && n > max)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "%s '%.40s...' is %zu bytes; the limit is %zu bytes", what,
                              s, n, max);
     if (len) *len = n;
@@ -218,7 +221,7 @@ static int s_check_str(const char *s, const char *what, size_t max, bool nonempt
 
 static int s_oom(cairn_err_t *err)
 {
-    return cairn_err_set(err, 500, "out_of_memory", "out of memory");
+    return cairn_err_oom(err, NULL);
 }
 
 static int s_check_key(const char *key, size_t *len, cairn_err_t *err)
@@ -374,17 +377,19 @@ static int s_reply_str(cairn_reply_t *r, const char *const *path, char **out,
     const msgpack_object *o = cairn_reply_object(r);
     for (; o && *path; path++) o = cairn_obj_get(o, *path);
     if (!o || o->type != MSGPACK_OBJECT_STR)
-        return cairn_err_set(err, 500, "bad_reply",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BAD_REPLY,
                              "the tracking service's reply lacks the string '%s'",
                              path[-1] ? path[-1] : "?");
     *out = cairn_str_dup((cairn_str_t){o->via.str.ptr, o->via.str.size});
-    if (!*out) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!*out) return cairn_err_oom(err, NULL);
     return 0;
 }
 
 static int s_check_client(const cairn_client_t *client, cairn_err_t *err)
 {
-    return client ? 0 : cairn_err_set(err, 400, "bad_request", "the client is NULL");
+    return client ? 0
+                  : cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                  "the client is NULL");
 }
 
 int cairn_create_experiment(cairn_client_t *client, const char *name,
@@ -394,7 +399,8 @@ int cairn_create_experiment(cairn_client_t *client, const char *name,
         s_check_str(name, "the experiment name", CAIRN_MAX_NAME, true, NULL, err) != 0)
         return -1;
     if (!experiment_id)
-        return cairn_err_set(err, 400, "bad_request", "experiment_id must not be NULL");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "experiment_id must not be NULL");
     *experiment_id = NULL;
     call_t c;
     msgpack_packer *pk = s_call_begin(&c);
@@ -416,7 +422,8 @@ int cairn_get_experiment_id(cairn_client_t *client, const char *name,
         s_check_str(name, "the experiment name", CAIRN_MAX_NAME, true, NULL, err) != 0)
         return -1;
     if (!experiment_id)
-        return cairn_err_set(err, 400, "bad_request", "experiment_id must not be NULL");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "experiment_id must not be NULL");
     *experiment_id = NULL;
     static const char *const path[] = {"experiment", "experiment_id", NULL};
     /* Look up; create when missing; after losing a creation race, look up
@@ -433,17 +440,17 @@ int cairn_get_experiment_id(cairn_client_t *client, const char *name,
             cairn_reply_destroy(&r);
             return rc;
         }
-        if (e.st != 404 || !create_if_missing || attempt > 0) {
+        if (e.st != CAIRN_ST_NOT_FOUND || !create_if_missing || attempt > 0) {
             if (err) *err = e;
             return -1;
         }
         if (cairn_create_experiment(client, name, experiment_id, &e) == 0) return 0;
-        if (e.st != 409) {
+        if (e.st != CAIRN_ST_CONFLICT) {
             if (err) *err = e;
             return -1;
         }
     }
-    return cairn_err_set(err, 500, NULL, "unreachable");
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "unreachable");
 }
 
 int cairn_create_run(cairn_client_t *client, const char *experiment_id,
@@ -457,7 +464,8 @@ int cairn_create_run(cairn_client_t *client, const char *experiment_id,
         (parent_run_id && s_check_run_id(parent_run_id, NULL, err) != 0))
         return -1;
     if (!run_id)
-        return cairn_err_set(err, 400, "bad_request", "run_id must not be NULL");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "run_id must not be NULL");
     *run_id = NULL;
     call_t c;
     msgpack_packer *pk = s_call_begin(&c);
@@ -481,7 +489,8 @@ static int s_attach_run(cairn_client_t *client, const char *env_run, char **run_
     if (s_check_run_id(env_run, NULL, err) != 0) {
         char why[CAIRN_ERR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        return cairn_err_set(err, 400, "bad_request", "$CAIRN_RUN_ID: %s", why);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "$CAIRN_RUN_ID: %s", why);
     }
     call_t c;
     msgpack_packer *pk = s_call_begin(&c);
@@ -501,7 +510,8 @@ int cairn_start_run(cairn_client_t *client, const char *experiment,
 {
     if (s_check_client(client, err) != 0) return -1;
     if (!run_id)
-        return cairn_err_set(err, 400, "bad_request", "run_id must not be NULL");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "run_id must not be NULL");
     *run_id = NULL;
     if (attached) *attached = false;
     const char *env_run = getenv("CAIRN_RUN_ID");
@@ -671,7 +681,8 @@ static int s_check_entry_key(cairn_batch_t *b, const char *what, size_t index,
 {
     cairn_err_t e;
     if (s_check_key(key, len, &e) == 0) return 0;
-    return s_refuse(b, 400, "bad_request", "%s[%zu]: %s", what, index, e.msg);
+    return s_refuse(b, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, "%s[%zu]: %s", what,
+                    index, e.msg);
 }
 
 int cairn_batch_metric(cairn_batch_t *b, const char *key, double value, int64_t step,
@@ -680,17 +691,18 @@ int cairn_batch_metric(cairn_batch_t *b, const char *key, double value, int64_t 
     if (!b) return -1;
     size_t klen;
     if (b->nmetrics >= CAIRN_BATCH_MAX_POINTS)
-        return s_refuse(b, 413, "too_large",
+        return s_refuse(b, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                         "a batch holds at most %d metric points: point %zu was refused "
                         "(send the batch before adding more)",
                         CAIRN_BATCH_MAX_POINTS, b->nmetrics + 1);
     if (s_check_entry_key(b, "metrics", b->nmetrics, key, &klen) != 0) return -1;
     size_t need = POINT_MAX_FIXED + klen;
     if (s_body_bytes(b, need) > CAIRN_BATCH_MAX_BYTES)
-        return s_refuse(b, 413, "too_large",
+        return s_refuse(b, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                         "a batch body is at most %u bytes (the kernel's frame limit)",
                         CAIRN_BATCH_MAX_BYTES);
-    if (s_reserve(&b->m, need) != 0) return s_refuse(b, 500, NULL, "out of memory");
+    if (s_reserve(&b->m, need) != 0)
+        return s_refuse(b, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY, "out of memory");
     if (timestamp_ms == 0) timestamp_ms = (int64_t)cairn_wall_ms();
     /* {"key": K, "value": f64, "timestamp": int, "step": int}: at most
      * 1+4+(2+K)+6+9+10+9+5+9 = 55+K bytes. */
@@ -716,21 +728,22 @@ static int s_batch_kv(cairn_batch_t *b, buf_t *buf, size_t *count, const char *w
     if (!b) return -1;
     size_t klen, vlen;
     if (*count >= max_count)
-        return s_refuse(b, 413, "too_large",
+        return s_refuse(b, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                         "a batch holds at most %zu %s: entry %zu was refused (send the "
                         "batch before adding more)",
                         max_count, what, *count + 1);
     if (s_check_entry_key(b, what, *count, key, &klen) != 0) return -1;
     cairn_err_t e;
     if (s_check_str(value, "the value", max_value, false, &vlen, &e) != 0)
-        return s_refuse(b, 400, "bad_request", "%s[%zu] '%.40s': %s", what, *count, key,
-                        e.msg);
+        return s_refuse(b, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                        "%s[%zu] '%.40s': %s", what, *count, key, e.msg);
     size_t need = 1 + 4 + 5 + klen + 6 + 5 + vlen;
     if (s_body_bytes(b, need) > CAIRN_BATCH_MAX_BYTES)
-        return s_refuse(b, 413, "too_large",
+        return s_refuse(b, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                         "a batch body is at most %u bytes (the kernel's frame limit)",
                         CAIRN_BATCH_MAX_BYTES);
-    if (s_reserve(buf, need) != 0) return s_refuse(b, 500, NULL, "out of memory");
+    if (s_reserve(buf, need) != 0)
+        return s_refuse(b, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY, "out of memory");
     unsigned char *p = buf->data + buf->len;
     *p++ = 0x82;
     p = LIT(p, "\xa3key");
@@ -763,8 +776,7 @@ static int s_finish(cairn_batch_t *b, const unsigned char **body, size_t *len,
 {
     size_t extra =
         (b->nparams ? 1 + 6 + 5 + b->p.len : 0) + (b->ntags ? 1 + 4 + 5 + b->t.len : 0);
-    if (s_reserve(&b->m, extra) != 0)
-        return cairn_err_set(err, 500, NULL, "out of memory");
+    if (s_reserve(&b->m, extra) != 0) return cairn_err_oom(err, NULL);
     unsigned char *p = b->m.data + b->m.len;
     if (b->nparams) {
         p = LIT(p, "\xa6params");
@@ -799,7 +811,7 @@ static int s_finish(cairn_batch_t *b, const unsigned char **body, size_t *len,
 static int s_pre_send(cairn_client_t *client, cairn_batch_t *b, cairn_err_t *err)
 {
     if (!client || !b)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the client or the batch is NULL");
     if (b->failed) {
         if (err) *err = b->err;
@@ -860,8 +872,9 @@ int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b, uint64_t *i
 
 static int s_sodium(cairn_err_t *err)
 {
-    return sodium_init() < 0 ? cairn_err_set(err, 500, NULL, "libsodium cannot start")
-                             : 0;
+    return sodium_init() < 0
+               ? cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "libsodium cannot start")
+               : 0;
 }
 
 static void s_hex(crypto_generichash_state *st, char hex[HASH_HEX + 1])
@@ -916,7 +929,7 @@ static int s_acall_ex(cairn_client_t *client, const char *verb,
     *obj = cairn_reply_object(*r);
     if (!*obj || (*obj)->type != MSGPACK_OBJECT_MAP) {
         cairn_reply_destroy(r);
-        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                              "the reply of artifacts.%s is not a map", verb);
     }
     return 0;
@@ -946,8 +959,8 @@ static int s_read_full(int fd, unsigned char *buf, size_t n, size_t *got,
         ssize_t r = read(fd, buf + *got, n - *got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0)
-            return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot read '%s': %s",
-                                 name, strerror(errno));
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
+                                 "cannot read '%s': %s", name, strerror(errno));
         if (r == 0) break;
         *got += (size_t)r;
     }
@@ -961,8 +974,8 @@ static int s_write_full(int fd, const char *buf, size_t n, const char *name,
         ssize_t w = write(fd, buf, n);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0)
-            return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
-                                 name, strerror(errno));
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
+                                 "cannot write '%s': %s", name, strerror(errno));
         buf += w;
         n -= (size_t)w;
     }
@@ -1025,7 +1038,7 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
         /* A 409 says where the server is in its body (older servers only
          * in the sentence: s_expected_offset). */
         const msgpack_object *at =
-            failed && cairn_reply_status(failed) == 409
+            failed && cairn_reply_status(failed) == CAIRN_ST_CONFLICT
                 ? s_mp(cairn_reply_object(failed), "expected_offset",
                        MSGPACK_OBJECT_POSITIVE_INTEGER)
                 : NULL;
@@ -1045,14 +1058,14 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
     const msgpack_object *id = s_mp(obj, "upload_id", MSGPACK_OBJECT_STR);
     const msgpack_object *next = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
     if (!id || id->via.str.size == 0 || id->via.str.size >= sizeof u->upload_id)
-        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+        rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                            "the reply of artifacts.put_artifact has no upload_id");
     else if (!first && (id->via.str.size != strlen(u->upload_id) ||
                         memcmp(id->via.str.ptr, u->upload_id, id->via.str.size) != 0))
-        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+        rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                            "the upload id changed in the middle of the upload");
     else if (!next || next->via.u64 != u->offset)
-        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+        rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                            "after %" PRIu64 " bytes the server expects offset %" PRIu64,
                            u->offset, next ? next->via.u64 : 0);
     if (rc == 0 && first) {
@@ -1068,7 +1081,7 @@ static int s_put_chunk(upload_t *u, const unsigned char *data, size_t n, bool do
 static bool s_expected_offset(const upload_t *u, const cairn_err_t *err, uint64_t *n)
 {
     static const char key[] = "expected offset ";
-    if (err->st != 409) return false;
+    if (err->st != CAIRN_ST_CONFLICT) return false;
     if (u->has_expected) {
         *n = u->expected;
         return true;
@@ -1097,7 +1110,7 @@ static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool do
     for (;;) {
         if (s_put_chunk(u, data, n, done, last, err) == 0) return 0;
         if (u->upload_id[0] && s_expected_offset(u, err, at)) return 1;
-        if (rt.tries && done && err->st == 404) {
+        if (rt.tries && done && err->st == CAIRN_ST_NOT_FOUND) {
             u->lost_done = true;
             u->lost_size = u->offset + n;
         }
@@ -1132,7 +1145,7 @@ static int s_send(upload_t *u, const unsigned char *cur, size_t n, bool done,
             if (!u->back && !(u->back = malloc(CHUNK))) return s_oom(err);
             ssize_t r = pread(u->fd, u->back, len, (off_t)p);
             if (r != (ssize_t)len)
-                return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE,
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
                                      "cannot read the file again from offset %" PRIu64
                                      " (the server lost what followed): %s",
                                      p, r < 0 ? strerror(errno) : "it is shorter");
@@ -1146,7 +1159,7 @@ static int s_send(upload_t *u, const unsigned char *cur, size_t n, bool done,
         }
         if (++moves > ART_MOVES_MAX || at > base + n || (at < base && !u->seekable))
             return cairn_err_set(
-                err, 409, "conflict",
+                err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                 "the server holds %" PRIu64
                 " bytes of the upload of '%s', which cannot "
                 "go on from there (%" PRIu64 " bytes were sent%s)",
@@ -1206,11 +1219,11 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
     const msgpack_object *path = s_mp(a, "path", MSGPACK_OBJECT_STR);
     char hash[HASH_HEX + 1];
     if (!a || !size || !path || !s_mp_hash(a, hash))
-        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                              "the last reply of artifacts.put_artifact has no artifact "
                              "{path, size, hash}");
     if (size->via.u64 != u->offset || strcmp(hash, hex) != 0)
-        return cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                              "the server stored %" PRIu64
                              " bytes with hash %s, but %" PRIu64
                              " bytes with hash %s were sent",
@@ -1232,10 +1245,10 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
 {
     struct stat sbuf;
     if (fstat(fd, &sbuf) != 0)
-        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot read '%s': %s",
-                             name, strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
+                             "cannot read '%s': %s", name, strerror(errno));
     if (S_ISDIR(sbuf.st_mode))
-        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE,
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
                              "'%s' is a directory; upload its files one by one", name);
     uint64_t total =
         S_ISREG(sbuf.st_mode) ? (uint64_t)sbuf.st_size : CAIRN_SIZE_UNKNOWN;
@@ -1297,12 +1310,12 @@ int cairn_log_artifact_ex(cairn_client_t *client, const char *run_id,
         return -1;
     const char *path = artifact_path ? artifact_path : s_basename(local_path);
     if (!*path)
-        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "'%s' names no file",
-                             local_path);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
+                             "'%s' names no file", local_path);
     int fd = open(local_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "cannot open '%s': %s",
-                             local_path, strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
+                             "cannot open '%s': %s", local_path, strerror(errno));
     int rc = s_upload(client, run_id, path, fd, local_path, progress, arg, info, err);
     close(fd);
     return rc;
@@ -1325,7 +1338,7 @@ int cairn_log_artifact_fd(cairn_client_t *client, const char *run_id, int fd,
                               err) != 0)
         return -1;
     if (!artifact_path)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "uploading a descriptor needs an artifact path");
     char name[32];
     if (fd == STDIN_FILENO)
@@ -1356,8 +1369,8 @@ static int s_open_tmp(download_t *d, cairn_err_t *err)
     const char *base = s_basename(d->dest);
     size_t dirlen = (size_t)(base - d->dest);
     if (!*base)
-        return cairn_err_set(err, 400, CAIRN_ERR_LOCAL_FILE, "'%s' names no file",
-                             d->dest);
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_LOCAL_FILE,
+                             "'%s' names no file", d->dest);
     d->tmp = malloc(strlen(d->dest) + 16);
     if (!d->tmp) return s_oom(err);
     sprintf(d->tmp, "%.*s.%s.XXXXXX", (int)dirlen, d->dest, base);
@@ -1367,7 +1380,7 @@ static int s_open_tmp(download_t *d, cairn_err_t *err)
         int e = errno;
         free(d->tmp);
         d->tmp = NULL;
-        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO,
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
                              "cannot create a file beside '%s': %s", d->dest,
                              strerror(e));
     }
@@ -1408,11 +1421,11 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
     int rc = 0;
     if (!data || !off || !size || !fin || !s_mp_hash(obj, hash))
         rc = cairn_err_set(
-            err, 502, CAIRN_ERR_BAD_REPLY,
+            err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
             "the reply of artifacts.get_artifact lacks data, offset, size, "
             "hash or done");
     else if (d->started && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0))
-        rc = cairn_err_set(err, 409, CAIRN_ERR_CHANGED,
+        rc = cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CHANGED,
                            "'%s' changed while it was being downloaded; try again",
                            d->path);
     else if (off->via.u64 != d->offset || data->via.bin.size > CHUNK ||
@@ -1420,7 +1433,7 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
              (!fin->via.boolean && data->via.bin.size == 0) ||
              (fin->via.boolean && d->offset + data->via.bin.size != size->via.u64))
         rc = cairn_err_set(
-            err, 502, CAIRN_ERR_BAD_REPLY,
+            err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
             "the reply of artifacts.get_artifact does not follow on: offset %" PRIu64
             ", %" PRIu32 " bytes of %" PRIu64 ", asked for offset %" PRIu64,
             off->via.u64, data->via.bin.size, size->via.u64, d->offset);
@@ -1448,13 +1461,13 @@ static int s_commit(download_t *d, cairn_err_t *err)
     mode_t mask = umask(0);
     umask(mask);
     if (fchmod(d->fd, 0666 & ~mask) != 0 || fsync(d->fd) != 0)
-        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
-                             d->tmp, strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
+                             "cannot write '%s': %s", d->tmp, strerror(errno));
     int rc = close(d->fd);
     d->fd = -1;
     if (rc != 0 || rename(d->tmp, d->dest) != 0)
-        return cairn_err_set(err, 500, CAIRN_ERR_LOCAL_IO, "cannot write '%s': %s",
-                             d->dest, strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
+                             "cannot write '%s': %s", d->dest, strerror(errno));
     free(d->tmp);
     d->tmp = NULL;
     return 0;
@@ -1484,7 +1497,7 @@ static int s_download(cairn_client_t *client, const char *run_id,
     if (rc == 0) s_hex(&d.st, hex);
     if (rc == 0 && strcmp(hex, d.hash) != 0)
         rc =
-            cairn_err_set(err, 500, CAIRN_ERR_CORRUPT,
+            cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                           "'%s' arrived corrupt: its bytes hash to %s, the server says "
                           "%s%s",
                           d.path, hex, d.hash, d.tmp ? "; nothing was written" : "");
@@ -1536,7 +1549,9 @@ int cairn_download_artifact_fd(cairn_client_t *client, const char *run_id,
                               err) != 0 ||
         s_check_str(artifact_path, "the artifact path", 0, true, NULL, err) != 0)
         return -1;
-    if (fd < 0) return cairn_err_set(err, 400, "bad_request", "fd %d is not open", fd);
+    if (fd < 0)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "fd %d is not open", fd);
     return s_download(client, run_id, artifact_path, NULL, fd, progress, arg, info,
                       err);
 }

@@ -187,7 +187,7 @@ int wire_parse_request(const msgpack_object *h, wire_request_t *m)
 static void s_pack_outcome(msgpack_packer *pk, const char *idkey, uint64_t id, int st,
                            const char *code, const char *err)
 {
-    bool failed = st >= 400;
+    bool failed = st >= CAIRN_ST_BAD_REQUEST;
     msgpack_pack_map(pk, failed ? 4 : 2);
     s_kv_uint(pk, idkey, id);
     s_kv_uint(pk, "st", st < 0 ? 500u : (uint64_t)st);

@@ -519,7 +519,8 @@ static int s_connect(const opts_t *o, cairn_client_t **out, fail_t *f)
     cairn_err_t err = {0};
     cairn_client_t *c = cairn_client_new(o->endpoint, o->token, &err);
     if (!c)
-        return cli_fail(f, err.st == 500 ? EXIT_INTERNAL : EXIT_USAGE, "%s", err.msg);
+        return cli_fail(f, err.st == CAIRN_ST_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE,
+                        "%s", err.msg);
     if (o->ws) cairn_client_set_workspace(c, o->ws);
     cairn_client_set_ttl(c, o->ttl_ms);
     *out = c;
@@ -869,7 +870,8 @@ static void s_usage(FILE *out)
         "\n"
         "Exit status:\n"
         "  0  success\n"
-        "  1  cairnd answered an error (status >= 400, shown on stderr as\n"
+        "  1  cairnd answered an error (status >= 400, shown on "
+        "stderr as\n"
         "     \"cairn: CODE (STATUS): message\"), or `health` found a plugin not up\n"
         "  2  usage error, a JSON body that does not parse, or a local file that\n"
         "     cannot be read\n"

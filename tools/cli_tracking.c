@@ -285,7 +285,7 @@ static int s_experiment(cairn_client_t *c, const opts_t *o, const char *ref,
     if (s_is_digits(ref)) {
         rc = s_tcall(c, o, "tracking", "get_experiment",
                      json_pack("{s:s}", "experiment_id", ref), &reply, &by_id);
-        if (rc != EXIT_OK && !(rc == EXIT_SERVER && by_id.st == 404)) {
+        if (rc != EXIT_OK && !(rc == EXIT_SERVER && by_id.st == CAIRN_ST_NOT_FOUND)) {
             *f = by_id;
             return rc;
         }
@@ -293,7 +293,8 @@ static int s_experiment(cairn_client_t *c, const opts_t *o, const char *ref,
     if (rc != EXIT_OK) {
         rc = s_tcall(c, o, "tracking", "get_experiment_by_name",
                      json_pack("{s:s}", "experiment_name", ref), &reply, f);
-        if (rc == EXIT_SERVER && f->st == 404 && by_id.code != EXIT_OK) *f = by_id;
+        if (rc == EXIT_SERVER && f->st == CAIRN_ST_NOT_FOUND && by_id.code != EXIT_OK)
+            *f = by_id;
     }
     if (rc != EXIT_OK) return rc;
     *exp = json_incref(json_object_get(reply, "experiment"));
@@ -1002,19 +1003,19 @@ static int s_fail_transfer(const opts_t *o, const cairn_err_t *e, fail_t *f)
     if (!strcmp(e->code, CAIRN_ERR_LOCAL_FILE))
         return cli_fail(f, EXIT_USAGE, "%s", e->msg);
     if (!strcmp(e->code, CAIRN_ERR_LOCAL_IO) || !strcmp(e->code, CAIRN_ERR_BAD_REPLY) ||
-        !strcmp(e->code, CAIRN_ERR_CORRUPT) || !strcmp(e->code, "out_of_memory"))
+        !strcmp(e->code, CAIRN_ERR_CORRUPT) || !strcmp(e->code, CAIRN_E_OUT_OF_MEMORY))
         return cli_fail(f, EXIT_INTERNAL, "%s", e->msg);
     /* A transfer (upload or download) that retried a chunk until its budget
      * ran out (503s or no replies) says so, and why, itself. */
     if ((e->st == CAIRN_ST_TIMEOUT || e->st == CAIRN_ST_UNAVAILABLE) &&
         !strncmp(e->msg, "gave up", 7))
         return cli_fail(f, EXIT_UNREACHABLE, "%s (cairnd at %s)", e->msg, o->endpoint);
-    if (e->st == CAIRN_ST_TIMEOUT && !strcmp(e->code, "deadline_exceeded"))
+    if (e->st == CAIRN_ST_TIMEOUT && !strcmp(e->code, CAIRN_E_DEADLINE))
         return cli_fail(f, EXIT_UNREACHABLE,
                         "cannot reach cairnd: no reply within %" PRIu32
                         " ms (is cairnd running at %s?)",
                         o->ttl_ms ? o->ttl_ms : 30000, o->endpoint);
-    if (e->st == CAIRN_ST_UNAVAILABLE && !strcmp(e->code, "unavailable"))
+    if (e->st == CAIRN_ST_UNAVAILABLE && !strcmp(e->code, CAIRN_E_UNAVAILABLE))
         return cli_fail(f, EXIT_UNREACHABLE,
                         "cannot reach cairnd: %s (is cairnd running at %s?)", e->msg,
                         o->endpoint);

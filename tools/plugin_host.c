@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     int rc = cairn_runtime_run(&opts, &err);
     /* Asked to stop (SIGTERM, as cairnd does when it stops) while saying
      * HELLO again: a normal stop, not a failure. */
-    if (rc != 0 && atomic_load(&s_stop) && !strcmp(err.code, "stopped")) rc = 0;
+    if (rc != 0 && atomic_load(&s_stop) && !strcmp(err.code, CAIRN_E_STOPPED)) rc = 0;
     if (rc != 0) fprintf(stderr, "cairn-plugin-host[%s]: %s\n", service, err.msg);
     zmq_ctx_term(zctx);
     cairn_plugin_unload(&loaded);

@@ -27,7 +27,7 @@ typedef struct hello {
 static int hello_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
 {
     hello_t *h = calloc(1, sizeof *h);
-    if (!h) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!h) return cairn_err_oom(err, NULL);
     h->ctx = ctx;
     /* cairn_conf gives the conf's value or the table's default; the host
      * has already checked its type against the table below. What the type
@@ -36,14 +36,14 @@ static int hello_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     const char *punct = cairn_conf(ctx, "punctuation");
     if (strlen(punct) > HELLO_PUNCT_MAX) {
         free(h);
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "setting 'punctuation' is at most %d bytes",
                              HELLO_PUNCT_MAX);
     }
     h->punctuation = strdup(punct);
     if (!h->punctuation) {
         free(h);
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     }
     cairn_log(ctx, CAIRN_LOG_INFO, "hello ready as '%s' (punctuation '%s')",
               cairn_service(ctx), h->punctuation);
@@ -71,14 +71,15 @@ static void hello_greet(void *state, cairn_req_t *req)
         0)
         return (void)cairn_reply_err(req, &err);
     if (name.len == 0)
-        return (void)cairn_reply_error(req, 400, "bad_request",
+        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                        "field 'name' must not be empty");
 
     char greeting[sizeof "hello, " + HELLO_NAME_MAX + HELLO_PUNCT_MAX];
     int n = snprintf(greeting, sizeof greeting, "hello, %.*s%s", (int)name.len,
                      name.ptr, h->punctuation);
     if (n < 0)
-        return (void)cairn_reply_error(req, 500, NULL, "cannot format the greeting");
+        return (void)cairn_reply_error(req, CAIRN_ST_INTERNAL, NULL,
+                                       "cannot format the greeting");
     if ((size_t)n >= sizeof greeting) n = (int)sizeof greeting - 1;
 
     const char *by = cairn_principal(req); /* stamped by the kernel */
@@ -90,7 +91,7 @@ static void hello_greet(void *state, cairn_req_t *req)
     cairn_pack_cstr(&pk, "greeting");
     cairn_pack_strn(&pk, greeting, (size_t)n);
     cairn_pack_kv_str(&pk, "by", by ? by : "");
-    cairn_reply_sbuf(req, 200, &sb);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 

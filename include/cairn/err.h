@@ -26,13 +26,16 @@ enum {
     CAIRN_ST_TOO_LARGE = 413,
     CAIRN_ST_OVERLOADED = 429,
     CAIRN_ST_INTERNAL = 500,
+    CAIRN_ST_UNSUPPORTED = 501,
+    CAIRN_ST_BAD_GATEWAY = 502, /* a client got a reply it cannot use */
     CAIRN_ST_UNAVAILABLE = 503,
     CAIRN_ST_TIMEOUT = 504,
 };
 
-/* Codes: stable snake_case names clients may switch on, one table of them
- * (docs/PROTOCOL.md lists each with its status and meaning). Use these
- * names, never a literal, so that the table stays the whole list. */
+/* Codes: stable snake_case names clients may switch on. This is the whole
+ * list (docs/PROTOCOL.md gives each with its status and meaning): use these
+ * names, never a literal, and add a new code here and there together. */
+/* On the wire, from the kernel or any plugin. */
 #define CAIRN_E_BAD_REQUEST "bad_request"         /* 400: the request is malformed */
 #define CAIRN_E_TOO_LARGE "too_large"             /* 400 (frame) or 413 (verb limit) */
 #define CAIRN_E_UNAUTHENTICATED "unauthenticated" /* 401 */
@@ -46,12 +49,25 @@ enum {
 #define CAIRN_E_OUT_OF_MEMORY "out_of_memory"     /* 500 */
 #define CAIRN_E_STORAGE "storage_error"           /* 500: the database or disk failed */
 #define CAIRN_E_CORRUPT "corrupt"         /* 500: stored bytes fail their check */
+#define CAIRN_E_UNSUPPORTED "unsupported" /* 501: the host lacks a function */
 #define CAIRN_E_UNAVAILABLE "unavailable" /* 503: the service is down or restarting */
+#define CAIRN_E_STOPPED "stopped"         /* 503: cairnd is stopping */
 #define CAIRN_E_DEADLINE "deadline_exceeded" /* 504 */
-/* Local to a program (never on the wire from a server). */
-#define CAIRN_E_BAD_CONF "bad_conf"     /* a conf or a setting is wrong */
-#define CAIRN_E_BAD_PLUGIN "bad_plugin" /* a plugin .so is refused */
-#define CAIRN_E_BAD_REPLY "bad_reply"   /* a client got a malformed reply */
+/* Local to a program: a client's, cairnd's start-up or a plugin host's
+ * (never sent by a server in a reply). */
+#define CAIRN_E_BAD_CONF "bad_conf"         /* 400: a conf or a setting is wrong */
+#define CAIRN_E_BAD_ENDPOINT "bad_endpoint" /* 400: an endpoint cannot be used */
+#define CAIRN_E_BAD_PLUGIN "bad_plugin"     /* 400/409: a plugin .so is refused */
+#define CAIRN_E_STATE_DIR "state_dir"       /* 500: the state dir cannot be made */
+#define CAIRN_E_INIT_FAILED "init_failed"   /* 500: a plugin's init failed */
+#define CAIRN_E_BIND_FAILED "bind_failed"   /* 500: a socket cannot be bound */
+#define CAIRN_E_REFUSED "refused"           /* 503: the kernel refused a plugin host */
+#define CAIRN_E_BAD_WELCOME "bad_welcome"   /* 400: a plugin host's handshake is wrong \
+                                             */
+#define CAIRN_E_BAD_REPLY "bad_reply"       /* 502: a client got a malformed reply */
+#define CAIRN_E_LOCAL_FILE "local_file"     /* 400: a client's local file is unusable */
+#define CAIRN_E_LOCAL_IO "local_io" /* 500: a client's local read/write failed */
+#define CAIRN_E_CHANGED "changed"   /* 409: a local file changed while sent */
 
 #define CAIRN_ERR_CODE_MAX 32
 #define CAIRN_ERR_MSG_MAX 512

@@ -186,7 +186,8 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
       (cairn_ctx_t * ctx, const char *svc, const char *verb, const void *body,         \
        size_t len, uint32_t ttl_ms, cairn_result_fn *cb, void *arg, cairn_err_t *err), \
       (ctx, svc, verb, body, len, ttl_ms, cb, arg, err),                               \
-      cairn_err_set(err, 501, "unsupported", "this host has no nested calls"))         \
+      cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,                    \
+                    "this host has no nested calls"))                                  \
     /* --- events --- */                                                               \
     F(int, publish,                                                                    \
       (cairn_ctx_t * ctx, const char *topic, const void *body, size_t len),            \
@@ -195,7 +196,8 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
       (cairn_ctx_t * ctx, const char *prefix, cairn_event_fn *cb, void *arg,           \
        cairn_err_t *err),                                                              \
       (ctx, prefix, cb, arg, err),                                                     \
-      cairn_err_set(err, 501, "unsupported", "this host has no event bus"))            \
+      cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,                    \
+                    "this host has no event bus"))                                     \
     /* --- timers (on the loop thread): an id > 0, or 0 on error --- */                \
     F(uint64_t, timer_add,                                                             \
       (cairn_ctx_t * ctx, uint32_t after_ms, uint32_t repeat_ms, cairn_timer_fn * cb,  \

@@ -185,11 +185,11 @@ CAIRN_EXPORT int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b
  *   CAIRN_ERR_CORRUPT (500): the bytes' BLAKE2b-256 (or size) is not the
  *     server's;
  *   CAIRN_ERR_CHANGED (409): the artifact changed during a download. */
-#define CAIRN_ERR_LOCAL_FILE "local_file"
-#define CAIRN_ERR_LOCAL_IO "local_io"
-#define CAIRN_ERR_BAD_REPLY "bad_reply"
-#define CAIRN_ERR_CORRUPT "corrupt"
-#define CAIRN_ERR_CHANGED "changed"
+#define CAIRN_ERR_LOCAL_FILE CAIRN_E_LOCAL_FILE /* older name */
+#define CAIRN_ERR_LOCAL_IO CAIRN_E_LOCAL_IO     /* older name */
+#define CAIRN_ERR_BAD_REPLY CAIRN_E_BAD_REPLY   /* older name */
+#define CAIRN_ERR_CORRUPT CAIRN_E_CORRUPT       /* older name */
+#define CAIRN_ERR_CHANGED CAIRN_E_CHANGED       /* older name */
 
 /* Progress of a transfer: called after each chunk with the bytes moved so
  * far. total is the size when known, else CAIRN_SIZE_UNKNOWN (an upload

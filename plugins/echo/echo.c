@@ -54,10 +54,10 @@ static int echo_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     const echo_settings_t *set = cairn_settings(ctx);
     if (!set)
         return cairn_err_set(
-            err, 500, "old_host",
+            err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,
             "this host predates typed settings; echo needs a newer one");
     echo_t *e = calloc(1, sizeof *e);
-    if (!e) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!e) return cairn_err_oom(err, NULL);
     e->ctx = ctx;
     e->greeting = set->greeting;
     e->allow_crash = set->allow_crash;
@@ -87,7 +87,7 @@ static void echo_echo(void *state, cairn_req_t *req)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     const msgpack_object *body = cairn_body(req);
     if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
-    cairn_reply_sbuf(req, 200, &sb);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -107,14 +107,14 @@ static void echo_info(void *state, cairn_req_t *req)
     cairn_pack_kv_str(&pk, "workspace", cairn_workspace(req));
     cairn_pack_cstr(&pk, "pid");
     msgpack_pack_int64(&pk, (int64_t)getpid());
-    cairn_reply_sbuf(req, 200, &sb);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
 static void echo_wake(void *arg)
 {
     cairn_req_t *req = arg;
-    cairn_reply(req, 200, NULL, 0);
+    cairn_reply(req, CAIRN_ST_OK, NULL, 0);
 }
 
 /* sleep {ms*}: answer after ms without blocking the loop. */
@@ -126,7 +126,8 @@ static void echo_sleep(void *state, cairn_req_t *req)
     if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
         return (void)cairn_reply_err(req, &err);
     if (ms > 600000)
-        return (void)cairn_reply_error(req, 400, "bad_request", "ms is at most 600000");
+        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                       "ms is at most 600000");
     cairn_defer(req);
     cairn_timer_add(e->ctx, (uint32_t)ms, 0, echo_wake, req);
 }
@@ -139,12 +140,13 @@ static void echo_block(void *state, cairn_req_t *req)
     uint64_t ms;
     if (!e->allow_crash)
         return (void)cairn_reply_error(
-            req, 403, "forbidden", "block is disabled (settings.allow_crash: false)");
+            req, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+            "block is disabled (settings.allow_crash: false)");
     if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
         return (void)cairn_reply_err(req, &err);
     uint64_t until = cairn_now_ms() + (ms > 60000 ? 60000 : ms);
     while (cairn_now_ms() < until) usleep(1000);
-    cairn_reply(req, 200, NULL, 0);
+    cairn_reply(req, CAIRN_ST_OK, NULL, 0);
 }
 
 /* crash: die at once, as a buggy plugin would. */
@@ -153,7 +155,8 @@ static void echo_crash(void *state, cairn_req_t *req)
     echo_t *e = state;
     if (!e->allow_crash)
         return (void)cairn_reply_error(
-            req, 403, "forbidden", "crash is disabled (settings.allow_crash: false)");
+            req, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+            "crash is disabled (settings.allow_crash: false)");
     raise(SIGKILL);
 }
 
@@ -171,7 +174,7 @@ static void echo_relayed(void *arg, int st, const char *code, const char *err,
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
-    if (st >= 400)
+    if (st >= CAIRN_ST_BAD_REQUEST)
         cairn_reply_error_sbuf(r->req, st, code, err, &sb);
     else
         cairn_reply_sbuf(r->req, st, &sb);
@@ -203,7 +206,8 @@ static void echo_relay(void *state, cairn_req_t *req)
     relay_t *r = malloc(sizeof *r);
     if (!r) {
         msgpack_sbuffer_destroy(&sb);
-        return (void)cairn_reply_error(req, 500, NULL, "out of memory");
+        return (void)cairn_reply_error(req, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                                       "out of memory");
     }
     r->req = req;
     cairn_defer(req);
@@ -229,8 +233,8 @@ static void echo_fail(void *state, cairn_req_t *req)
         cairn_field_str(b, "code", false, 63, &code, &err) < 0 ||
         cairn_field_str(b, "err", false, 255, &msg, &err) < 0)
         return (void)cairn_reply_err(req, &err);
-    if (st < 400 || st > 599)
-        return (void)cairn_reply_error(req, 400, "bad_request",
+    if (st < CAIRN_ST_BAD_REQUEST || st > 599)
+        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                        "st must be from 400 to 599");
     char c[64], m[256];
     snprintf(c, sizeof c, "%.*s", (int)code.len, code.ptr);
@@ -269,7 +273,7 @@ static void echo_publish(void *state, cairn_req_t *req)
         msgpack_pack_nil(&pk);
     cairn_publish(e->ctx, t, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    cairn_reply(req, 200, NULL, 0);
+    cairn_reply(req, CAIRN_ST_OK, NULL, 0);
 }
 
 static const cairn_verb_t echo_verbs[] = {

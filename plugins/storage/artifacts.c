@@ -271,7 +271,7 @@ static int s_blobs_add(blob_set_t *b, const unsigned char *hex, size_t len,
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
         void *p = realloc(b->hex, cap * sizeof *b->hex);
-        if (!p) return cairn_err_set(err, 500, NULL, "out of memory");
+        if (!p) return cairn_err_oom(err, NULL);
         b->hex = p;
         b->cap = cap;
     }
@@ -320,22 +320,22 @@ static int s_field_path(const msgpack_object *b, const char *field, bool allow_r
             break;
         case UPMETA_PATH_ABSOLUTE:
             return cairn_err_set(
-                err, 400, "bad_request",
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "the field '%s' must be a relative path (no leading '/')", field);
         case UPMETA_PATH_CONTROL:
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "the field '%s' must not contain control characters",
                                  field);
         case UPMETA_PATH_UTF8:
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "the field '%s' must be valid UTF-8", field);
         case UPMETA_PATH_DOTDOT:
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "the field '%s' must not contain a '..' segment",
                                  field);
     }
     if (n == 0 && !allow_root)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field '%s' must name a file (it is empty)", field);
     *out_len = n;
     return 0;
@@ -355,7 +355,7 @@ static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
     if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run->id, err) != 0)
         return -1;
     if (run->id.len == 0)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field 'run_id' must not be empty");
     sqlite3_stmt *st = s_stmt(a, AST_RUN);
     s_bind_str(st, 1, run->id.ptr, run->id.len);
@@ -363,12 +363,12 @@ static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            return cairn_err_set(err, 500, "storage_error",
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                                  "the tracking database failed "
                                  "to find a run: %s",
                                  sqlite3_errmsg(sqlite3_db_handle(st)));
-        return cairn_err_set(err, 404, "not_found", "no run has the id '%.*s'",
-                             (int)run->id.len, run->id.ptr);
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no run has the id '%.*s'", (int)run->id.len, run->id.ptr);
     }
     run->rid = sqlite3_column_int64(st, 0);
     const char *stage = (const char *)sqlite3_column_text(st, 2);
@@ -378,10 +378,10 @@ static int s_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
         *uri = strdup(u ? u : "");
     }
     sqlite3_reset(st);
-    if (uri && !*uri) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (uri && !*uri) return cairn_err_oom(err, NULL);
     if (need_active && !run->active)
         return cairn_err_set(
-            err, 400, "bad_request",
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
             "run '%.*s' is deleted: restore it before storing artifacts in it",
             (int)run->id.len, run->id.ptr);
     return 0;
@@ -402,14 +402,14 @@ static int s_run_live(artifacts_t *a, int64_t rid, const char *run_id, const cha
     bool active = stage && strcmp(stage, "active") == 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "the tracking database failed to find a run: %s",
                              sqlite3_errmsg(sqlite3_db_handle(st)));
     if (rc == SQLITE_DONE)
-        return cairn_err_set(err, 404, "not_found", "no run has the id '%s'%s", run_id,
-                             then);
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no run has the id '%s'%s", run_id, then);
     if (!active)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "run '%s' is deleted: restore it before storing artifacts "
                              "in it%s",
                              run_id, then);
@@ -428,10 +428,11 @@ static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
             return cairn_err_set(
-                err, 500, "storage_error",
+                err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                 "the tracking database failed to read the artifact index");
-        return cairn_err_set(err, 404, "not_found", "run '%.*s' has no artifact '%s'",
-                             (int)run->id.len, run->id.ptr, path);
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "run '%.*s' has no artifact '%s'", (int)run->id.len,
+                             run->id.ptr, path);
     }
     const char *h = (const char *)sqlite3_column_text(st, 0);
     size_t hl = (size_t)sqlite3_column_bytes(st, 0);
@@ -441,7 +442,7 @@ static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
     sqlite3_reset(st);
     if (!ok)
         return cairn_err_set(
-            err, 500, "corrupt",
+            err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
             "the artifact '%s' is corrupt: its index entry names no blob", path);
     return 0;
 }
@@ -476,7 +477,7 @@ static int s_check_shape(artifacts_t *a, int64_t rid, const char *path,
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_ROW)
-            return cairn_err_set(err, 409, "conflict",
+            return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                                  "'%.*s' is a file, so '%s' cannot be stored below it",
                                  (int)i, path, path);
     }
@@ -486,11 +487,11 @@ static int s_check_shape(artifacts_t *a, int64_t rid, const char *path,
     hi[n] = '0'; /* '/' + 1 */
     int rc = s_any(a, rid, lo, n + 1, hi, n + 1, first, sizeof first);
     if (rc < 0)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "the tracking database failed to read the artifact index");
     if (rc == 1)
         return cairn_err_set(
-            err, 409, "conflict",
+            err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
             "'%s' is a directory (it holds '%s'), so it cannot be a file", path, first);
     return 0;
 }
@@ -528,7 +529,7 @@ static int s_upload_live(artifacts_t *a, upload_t *u, cairn_err_t *err)
     snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held",
              u->id);
     if (s_run_live(a, u->rid, u->run_id, then, err) == 0) return 0;
-    if (err->st != 500) s_upload_drop(a, u, false);
+    if (err->st != CAIRN_ST_INTERNAL) s_upload_drop(a, u, false);
     return -1;
 }
 
@@ -552,7 +553,7 @@ static int s_slot_check(artifacts_t *a, cairn_req_t *req, cairn_err_t *err)
     unsigned long long idle_s = (unsigned long long)(a->idle_ms / 1000);
     if (a->nuploads >= a->uploads_max)
         return cairn_err_set(
-            err, 429, "overloaded",
+            err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
             "the artifacts service holds %zu unfinished uploads, its limit "
             "(uploads_max: %zu): finish one (its last chunk with done: true) or "
             "abort one (abort_upload), or try again later: an upload idle for "
@@ -563,7 +564,7 @@ static int s_slot_check(artifacts_t *a, cairn_req_t *req, cairn_err_t *err)
         if (strcmp(u->principal, who) == 0 && strcmp(u->ws, ws) == 0) mine++;
     if (mine >= a->per_principal)
         return cairn_err_set(
-            err, 429, "overloaded",
+            err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
             "principal '%.100s' in workspace '%.64s' has %zu unfinished uploads, its "
             "limit (uploads_per_principal: %zu): finish one (its last chunk with "
             "done: true) or abort one (abort_upload), or wait: an upload idle for "
@@ -621,10 +622,12 @@ static void s_sweep(void *arg)
         }
         /* Its run deleted: no chunk of it would be taken, so its slot and
          * its files go now rather than at the idle limit. */
-        if (s_run_live(a, u->rid, u->run_id, "", &err) != 0 && err.st != 500) {
+        if (s_run_live(a, u->rid, u->run_id, "", &err) != 0 &&
+            err.st != CAIRN_ST_INTERNAL) {
             cairn_log(s->ctx, CAIRN_LOG_INFO,
                       "artifacts: dropped upload %s of '%s': its run '%s' is %s", u->id,
-                      u->path, u->run_id, err.st == 404 ? "gone" : "deleted");
+                      u->path, u->run_id,
+                      err.st == CAIRN_ST_NOT_FOUND ? "gone" : "deleted");
             s_upload_drop(a, u, false);
         }
     }
@@ -730,7 +733,7 @@ static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t r
     cairn_pack_cstr(pk, "size");
     msgpack_pack_uint64(pk, size);
     cairn_pack_kv_str(pk, "hash", hash);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
@@ -740,7 +743,7 @@ static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
     cairn_pack_kv_str(pk, "upload_id", u->id);
     cairn_pack_cstr(pk, "offset");
     msgpack_pack_uint64(pk, cas_writer_size(u->w));
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* A 409 that tells the client where to go on from: the sentence ends
@@ -794,7 +797,9 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
                 ? upmeta_format(meta, sizeof meta, &m)
                 : -1;
     if (n < 0 || cas_writer_set_meta(u->w, meta, (size_t)n, a->power, &err) != 0) {
-        if (!err.st) cairn_err_set(&err, 500, NULL, "the upload's record is too long");
+        if (!err.st)
+            cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+                          "the upload's record is too long");
         s_upload_drop(a, u, true);
         return storage_reply_err(req, &err);
     }
@@ -837,7 +842,8 @@ static void s_resume_step(void *arg)
         if (!u->timer) {
             cairn_req_t *req = u->req;
             s_upload_drop(a, u, true);
-            cairn_err_set(&err, 500, NULL, "cannot schedule the rest of the resume");
+            cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+                          "cannot schedule the rest of the resume");
             return storage_reply_err(req, &err);
         }
         return;
@@ -850,7 +856,7 @@ static void s_resume_step(void *arg)
     if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
     if (late) { /* its sender has had its timeout: it sends the chunk again */
         cairn_err_set(
-            &err, 503, "unavailable",
+            &err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
             "upload '%s' is resumed, but the chunk's deadline passed: send it "
             "again at offset %llu",
             u->id, (unsigned long long)cas_writer_size(u->w));
@@ -886,18 +892,20 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
     int rc = s_upload_id_valid(upload_id)
                  ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, &mtime, &err)
-                 : cairn_err_set(&err, 404, "not_found", "not an upload id");
+                 : cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                                 "not an upload id");
     if (rc == 0 && mtime == 0) { /* a sidecar without its temp file */
         cas_tmp_remove(a->cas, id);
-        rc = cairn_err_set(&err, 404, "not_found", "its temp file is gone");
+        rc = cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                           "its temp file is gone");
     }
     if (rc == 0 && (int64_t)cairn_wall_ms() - mtime > (int64_t)a->idle_ms) {
         cas_tmp_remove(a->cas, id);
-        rc = cairn_err_set(&err, 404, "not_found", "idle");
+        rc = cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND, "idle");
     }
-    if (rc != 0 && err.st == 404) {
+    if (rc != 0 && err.st == CAIRN_ST_NOT_FOUND) {
         cairn_err_set(
-            &err, 404, "not_found",
+            &err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
             "no upload has the id '%.*s': it finished, failed, was aborted, or was "
             "idle for more than %llu s",
             (int)upload_id.len, upload_id.ptr, (unsigned long long)idle_s);
@@ -909,7 +917,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
                   "artifacts: the sidecar of upload %s is unreadable; it cannot be "
                   "resumed",
                   id);
-        cairn_err_set(&err, 500, "corrupt",
+        cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                       "upload '%s' cannot be resumed: its record on the server is "
                       "unreadable; start the upload again",
                       id);
@@ -917,7 +925,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     }
     if (!cairn_str_eq(run_id, m.run_id) || strcmp(path, m.path) != 0) {
         /* As for an upload held in memory: the request names another file. */
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
                       id, m.run_id, m.path, (int)run_id.len, run_id.ptr, path);
         return storage_reply_err(req, &err);
@@ -928,29 +936,30 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
     art_run_t run;
     if (s_find_run(a, cairn_body(req), false, &run, NULL, &err) != 0) {
-        if (err.st == 404) {
+        if (err.st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, id);
-            cairn_err_set(&err, 404, "not_found", "no run has the id '%s'%s", m.run_id,
-                          then);
+            cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                          "no run has the id '%s'%s", m.run_id, then);
         }
         return storage_reply_err(req, &err);
     }
     if (run.rid != m.rid) {
-        cairn_err_set(&err, 409, "conflict",
+        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "upload '%s' was opened for another run than '%s' (rid %lld, not "
                       "%lld)",
                       id, m.run_id, (long long)m.rid, (long long)run.rid);
         return storage_reply_err(req, &err);
     }
     if (s_run_live(a, m.rid, m.run_id, then, &err) != 0) {
-        if (err.st != 500) cas_tmp_remove(a->cas, id);
+        if (err.st != CAIRN_ST_INTERNAL) cas_tmp_remove(a->cas, id);
         return storage_reply_err(req, &err);
     }
     if (s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
     uint64_t have = 0;
     cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, &err);
-    if (!w && err.st == 409) { /* the only 409: it holds less than offset */
-        cairn_err_set(&err, 409, "conflict",
+    if (!w &&
+        err.st == CAIRN_ST_CONFLICT) { /* the only 409: it holds less than offset */
+        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "the server holds %llu bytes of upload '%s' (it restarted since "
                       "your last chunk), not %llu: expected offset %llu",
                       (unsigned long long)have, id, (unsigned long long)offset,
@@ -958,11 +967,11 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
         return s_reply_expected(s, req, &err, have);
     }
     if (!w) {
-        if (err.st == 404)
-            cairn_err_set(&err, 404, "not_found",
+        if (err.st == CAIRN_ST_NOT_FOUND)
+            cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                           "no upload has the id '%s': its temp file is gone", id);
-        else if (err.st == 503)
-            cairn_err_set(&err, 503, "unavailable",
+        else if (err.st == CAIRN_ST_UNAVAILABLE)
+            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                           "upload '%s' is still held by another writer (a process that "
                           "is stopping); send the chunk again shortly",
                           id);
@@ -971,7 +980,7 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     upload_t *u = s_upload_add(s, req, id, run_id, m.rid, m.path, w);
     if (!u) {
         cas_writer_release(&w);
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         return storage_reply_err(req, &err);
     }
     cairn_log(
@@ -1010,24 +1019,25 @@ void art_put(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     data = cairn_obj_get(b, "data");
     if (!data || data->type == MSGPACK_OBJECT_NIL) {
-        cairn_err_set(&err, 400, "bad_request", "the field 'data' is required");
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "the field 'data' is required");
         return storage_reply_err(req, &err);
     }
     if (data->type != MSGPACK_OBJECT_BIN) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'data' must be bytes (msgpack bin)");
         return storage_reply_err(req, &err);
     }
     if (data->via.bin.size > ART_CHUNK_MAX) {
         cairn_err_set(
-            &err, 413, "too_large",
+            &err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
             "the field 'data' holds at most %u bytes (8 MiB) per chunk; this one "
             "has %u",
             ART_CHUNK_MAX, data->via.bin.size);
         return storage_reply_err(req, &err);
     }
     if (has_upload == 0 && upload_id.len == 0) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'upload_id' must not be empty");
         return storage_reply_err(req, &err);
     }
@@ -1038,13 +1048,13 @@ void art_put(void *state, cairn_req_t *req)
         if (!u) return s_resume(s, req, run_id, path, upload_id, offset, data, done);
         if (!cairn_str_eq(run_id, u->run_id) || strcmp(path, u->path) != 0) {
             cairn_err_set(
-                &err, 400, "bad_request",
+                &err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
                 u->id, u->run_id, u->path, (int)run_id.len, run_id.ptr, path);
             return storage_reply_err(req, &err);
         }
         if (u->resuming) {
-            cairn_err_set(&err, 503, "unavailable",
+            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                           "upload '%s' is being resumed after a restart (its bytes are "
                           "rehashed); send the chunk again shortly",
                           u->id);
@@ -1056,7 +1066,7 @@ void art_put(void *state, cairn_req_t *req)
         uint64_t expected = cas_writer_size(u->w);
         if (offset != expected) {
             cairn_err_set(
-                &err, 409, "conflict",
+                &err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                 "the chunk at offset %llu of upload '%s' is out of order: expected "
                 "offset %llu",
                 (unsigned long long)offset, u->id, (unsigned long long)expected);
@@ -1071,7 +1081,7 @@ void art_put(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     if (offset != 0) {
         cairn_err_set(
-            &err, 409, "conflict",
+            &err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
             "a new upload (no upload_id) starts at offset 0, not %llu: expected "
             "offset 0",
             (unsigned long long)offset);
@@ -1099,7 +1109,9 @@ void art_put(void *state, cairn_req_t *req)
     upmeta_t m;
     s_meta_init(&m, run.rid, run_id, path);
     int mlen = upmeta_format(meta, sizeof meta, &m);
-    if (mlen < 0) cairn_err_set(&err, 500, NULL, "the upload's record does not fit");
+    if (mlen < 0)
+        cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+                      "the upload's record does not fit");
     if (mlen < 0 || cas_writer_set_meta(w, meta, (size_t)mlen, a->power, &err) != 0 ||
         (a->power && cas_writer_sync(w, &err) != 0)) {
         cas_writer_abort(&w);
@@ -1108,7 +1120,7 @@ void art_put(void *state, cairn_req_t *req)
     upload_t *u = s_upload_add(s, req, id, run_id, run.rid, path, w);
     if (!u) {
         cas_writer_abort(&w);
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         return storage_reply_err(req, &err);
     }
     s_reply_progress(s, req, u);
@@ -1130,7 +1142,8 @@ void art_abort(void *state, cairn_req_t *req)
         cairn_field_str(b, "upload_id", true, 64, &upload_id, &err) != 0)
         return storage_reply_err(req, &err);
     if (run_id.len == 0 || upload_id.len == 0) {
-        cairn_err_set(&err, 400, "bad_request", "the field '%s' must not be empty",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "the field '%s' must not be empty",
                       run_id.len == 0 ? "run_id" : "upload_id");
         return storage_reply_err(req, &err);
     }
@@ -1145,10 +1158,11 @@ void art_abort(void *state, cairn_req_t *req)
         size_t len = 0;
         int rc = s_upload_id_valid(upload_id)
                      ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, NULL, &err)
-                     : cairn_err_set(&err, 404, "not_found", "not an upload id");
-        if (rc != 0 && err.st == 404)
+                     : cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                                     "not an upload id");
+        if (rc != 0 && err.st == CAIRN_ST_NOT_FOUND)
             cairn_err_set(
-                &err, 404, "not_found",
+                &err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                 "no upload has the id '%s': it finished, failed, was aborted, "
                 "or was idle for more than %llu s",
                 id, (unsigned long long)(a->idle_ms / 1000));
@@ -1156,13 +1170,13 @@ void art_abort(void *state, cairn_req_t *req)
         if (upmeta_parse(buf, len, &m)) owner = m.run_id;
     }
     if (owner && !cairn_str_eq(run_id, owner)) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "upload '%s' is for run '%s', not run '%.*s'", id, owner,
                       (int)run_id.len, run_id.ptr);
         return storage_reply_err(req, &err);
     }
     if (u && u->resuming) {
-        cairn_err_set(&err, 503, "unavailable",
+        cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                       "upload '%s' is being resumed after a restart (its bytes are "
                       "rehashed); send the abort again shortly",
                       id);
@@ -1173,7 +1187,7 @@ void art_abort(void *state, cairn_req_t *req)
     if (u) {
         s_upload_drop(a, u, false); /* owner goes with it */
     } else if (cas_tmp_remove(a->cas, id) == 0) {
-        cairn_err_set(&err, 503, "unavailable",
+        cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                       "upload '%s' is still held by another writer (a process that is "
                       "stopping); send the abort again shortly",
                       id);
@@ -1186,7 +1200,7 @@ void art_abort(void *state, cairn_req_t *req)
     cairn_pack_kv_str(pk, "upload_id", id);
     cairn_pack_cstr(pk, "aborted");
     msgpack_pack_true(pk);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* ---- downloads ------------------------------------------------------------ */
@@ -1194,7 +1208,7 @@ void art_abort(void *state, cairn_req_t *req)
 static int s_corrupt(cairn_err_t *err, const char *path, const char *hash,
                      const char *why)
 {
-    return cairn_err_set(err, 500, "corrupt",
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                          "the artifact '%s' is corrupt: its blob %s %s", path, hash,
                          why);
 }
@@ -1277,7 +1291,7 @@ void art_get(void *state, cairn_req_t *req)
         cairn_field_uint(b, "length", false, &length, &err) < 0)
         return storage_reply_err(req, &err);
     if (length > ART_CHUNK_MAX) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'length' is at most %u (8 MiB); ask for the rest in "
                       "further reads",
                       ART_CHUNK_MAX);
@@ -1286,14 +1300,14 @@ void art_get(void *state, cairn_req_t *req)
     if (s_lookup(a, &run, path, hash, &size, &err) != 0)
         return storage_reply_err(req, &err);
     if (offset > size) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'offset' (%llu) is past the end of '%s' (%llu bytes)",
                       (unsigned long long)offset, path, (unsigned long long)size);
         return storage_reply_err(req, &err);
     }
     int fd = -1;
     if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
-        if (err.st == 404) s_corrupt(&err, path, hash, "is missing");
+        if (err.st == CAIRN_ST_NOT_FOUND) s_corrupt(&err, path, hash, "is missing");
         return storage_reply_err(req, &err);
     }
     if (disk != size) {
@@ -1326,7 +1340,8 @@ void art_get(void *state, cairn_req_t *req)
         char *p = realloc(sb->data, sb->size + n);
         if (!p) {
             close(fd);
-            cairn_err_set(&err, 500, NULL, "out of memory for a %zu-byte read", n);
+            cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                          "out of memory for a %zu-byte read", n);
             return storage_reply_err(req, &err);
         }
         sb->data = p;
@@ -1344,7 +1359,7 @@ void art_get(void *state, cairn_req_t *req)
     if (s_check_read(a, path, hash, size, offset, dst, n, &err) != 0)
         return storage_reply_err(req, &err);
     sb->size += n;
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* verify_artifact rehashes in slices of ART_VERIFY_SLICE bytes, one per
@@ -1397,12 +1412,13 @@ static void s_verify_step(void *arg)
             cairn_pack_cstr(pk, "ok");
             msgpack_pack_true(pk);
             cairn_pack_kv_str(pk, "hash", j->hash);
-            storage_reply_send(s, j->req, 200);
+            storage_reply_send(s, j->req, CAIRN_ST_OK);
         }
         return s_verify_free(a, j);
     }
     if (!cairn_timer_add(s->ctx, 0, 0, s_verify_step, j)) {
-        cairn_err_set(&err, 500, NULL, "cannot schedule the rest of the verification");
+        cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+                      "cannot schedule the rest of the verification");
         storage_reply_err(j->req, &err);
         s_verify_free(a, j);
     }
@@ -1424,13 +1440,13 @@ void art_verify(void *state, cairn_req_t *req)
         s_lookup(a, &run, path, hash, &size, &err) != 0)
         return storage_reply_err(req, &err);
     if (a->nverifies >= ART_VERIFIES_MAX) {
-        cairn_err_set(&err, 429, "overloaded",
+        cairn_err_set(&err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                       "at most %d verifications may run at once; try again shortly",
                       ART_VERIFIES_MAX);
         return storage_reply_err(req, &err);
     }
     if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
-        if (err.st == 404) s_corrupt(&err, path, hash, "is missing");
+        if (err.st == CAIRN_ST_NOT_FOUND) s_corrupt(&err, path, hash, "is missing");
         return storage_reply_err(req, &err);
     }
     verify_job_t *j = aligned_alloc(alignof(verify_job_t), sizeof(verify_job_t));
@@ -1439,7 +1455,7 @@ void art_verify(void *state, cairn_req_t *req)
         free(j);
         free(buf);
         close(fd);
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         return storage_reply_err(req, &err);
     }
     memset(j, 0, sizeof *j);
@@ -1483,7 +1499,7 @@ void art_list(void *state, cairn_req_t *req)
     }
     if (max < 1 || max > ART_LIST_MAX) {
         free(uri);
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'max_results' must be from 1 to %d", ART_LIST_MAX);
         return storage_reply_err(req, &err);
     }
@@ -1506,7 +1522,7 @@ void art_list(void *state, cairn_req_t *req)
                            &n, NULL) != 0 ||
             n < pre || memcmp(lo, dir, dlen) != 0 || (dlen && lo[dlen] != '/')) {
             free(uri);
-            cairn_err_set(&err, 400, "bad_request",
+            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                           "the field 'page_token' does not belong to this listing");
             return storage_reply_err(req, &err);
         }
@@ -1581,7 +1597,7 @@ void art_list(void *state, cairn_req_t *req)
         sodium_bin2hex(tok, sizeof tok, (const unsigned char *)lo, lo_len);
         cairn_pack_kv_str(pk, "next_page_token", tok);
     }
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 void art_delete(void *state, cairn_req_t *req)
@@ -1631,8 +1647,9 @@ void art_delete(void *state, cairn_req_t *req)
     if (rc == 0 && deleted == 0) {
         db_rollback(s->db);
         free(blobs.hex);
-        cairn_err_set(&err, 404, "not_found", "run '%.*s' has no artifact '%s'",
-                      (int)run.id.len, run.id.ptr, path);
+        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                      "run '%.*s' has no artifact '%s'", (int)run.id.len, run.id.ptr,
+                      path);
         return storage_reply_err(req, &err);
     }
     if (rc == 0) rc = db_commit(s->db, &err);
@@ -1651,7 +1668,7 @@ void art_delete(void *state, cairn_req_t *req)
     msgpack_pack_uint64(pk, nfreed);
     cairn_pack_cstr(pk, "bytes_freed");
     msgpack_pack_uint64(pk, bytes);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* ---- recovery ---------------------------------------------------------------- */
@@ -1704,7 +1721,7 @@ static void s_recover_committed(void *arg, const char *name)
         /* A run deleted meanwhile takes no artifact: the upload goes (its
          * sidecar, and its blob unless another artifact names it). Other
          * failures leave the sidecar to the sweep. */
-        if (err.st == 400 || err.st == 404) {
+        if (err.st == CAIRN_ST_BAD_REQUEST || err.st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, name);
             s_blob_unref(s, m.hash);
         }
@@ -1731,16 +1748,16 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     long long per = uper && *uper ? strtoll(uper, NULL, 10) : 0;
     if (idle_s < 1)
         return cairn_err_set(
-            err, 400, "bad_conf",
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
             "storage: upload_idle must be at least 1 (seconds), not '%s'", idle);
     if (max < 0 || per < 0)
-        return cairn_err_set(err, 400, "bad_conf",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "storage: %s must be 0 (sized from memory) or more, not "
                              "'%s'",
                              max < 0 ? "uploads_max" : "uploads_per_principal",
                              max < 0 ? umax : uper);
     artifacts_t *a = calloc(1, sizeof *a);
-    if (!a) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!a) return cairn_err_oom(err, NULL);
     s->art = a;
     a->idle_ms = (uint64_t)idle_s * 1000;
     /* Upload slots: sized from memory and the open-file limit unless set. */
@@ -1765,7 +1782,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
         a->uploads_max, how, a->per_principal, per > 0 ? ", as set" : "");
     a->power = dur && strcmp(dur, "power") == 0;
     a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
-    if (!a->cursors) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!a->cursors) return cairn_err_oom(err, NULL);
     memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
     a->cas = cas_open(s->artifact_root, !uring || strcmp(uring, "false") != 0, err);
     if (!a->cas) return -1;
@@ -1791,7 +1808,8 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     if (every > 30000) every = 30000;
     a->timer = cairn_timer_add(s->ctx, (uint32_t)every, (uint32_t)every, s_sweep, s);
     if (!a->timer)
-        return cairn_err_set(err, 500, NULL, "cannot add the upload sweep timer");
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
+                             "cannot add the upload sweep timer");
     return 0;
 }
 

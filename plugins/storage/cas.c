@@ -60,7 +60,7 @@ static int s_mkdirs(const char *path, cairn_err_t *err)
     char buf[PATH_MAX];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof buf)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "the artifact root '%s' is not usable", path);
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
@@ -73,8 +73,8 @@ static int s_mkdirs(const char *path, cairn_err_t *err)
     }
     struct stat sb;
     if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cairn_err_set(err, 500, "storage_error", "'%s' is not a directory",
-                             path);
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
+                             "'%s' is not a directory", path);
     return 0;
 }
 
@@ -133,12 +133,12 @@ cas_t *cas_open(const char *root, bool try_uring, cairn_err_t *err)
 {
     char sub[PATH_MAX];
     if (sodium_init() < 0) {
-        cairn_err_set(err, 500, NULL, "libsodium failed to initialise");
+        cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "libsodium failed to initialise");
         return NULL;
     }
     if (!root || !*root || strlen(root) > PATH_MAX - 128) {
-        cairn_err_set(err, 500, "storage_error", "the artifact root '%s' is not usable",
-                      root ? root : "");
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
+                      "the artifact root '%s' is not usable", root ? root : "");
         return NULL;
     }
     if (s_mkdirs(root, err) != 0) return NULL;
@@ -149,7 +149,7 @@ cas_t *cas_open(const char *root, bool try_uring, cairn_err_t *err)
     cas_t *c = calloc(1, sizeof *c);
     if (!c || !(c->root = strdup(root))) {
         free(c);
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     if (try_uring) {
@@ -203,11 +203,12 @@ int cas_remove(cas_t *c, const char *hex, uint64_t *freed, cairn_err_t *err)
     struct stat stt;
     *freed = 0;
     if (cas_blob_path(c, hex, path, sizeof path) != 0)
-        return cairn_err_set(err, 500, NULL, "not a blob name: '%.80s'", hex);
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "not a blob name: '%.80s'",
+                             hex);
     if (stat(path, &stt) == 0) *freed = (uint64_t)stt.st_size;
     if (unlink(path) != 0 && errno != ENOENT) {
         *freed = 0;
-        return cairn_err_set(err, 500, NULL, "cannot remove %s: %s", path,
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "cannot remove %s: %s", path,
                              strerror(errno));
     }
     return 0;
@@ -320,13 +321,13 @@ int cas_pread(cas_t *c, int fd, void *buf, size_t len, uint64_t off, size_t *got
 static cas_writer_t *s_writer_alloc(cas_t *c, const char *name, cairn_err_t *err)
 {
     if (!s_name_valid(name)) {
-        cairn_err_set(err, 400, "bad_request",
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "a temp blob name is 1 to %d of [A-Za-z0-9_-]", CAS_NAME_MAX);
         return NULL;
     }
     cas_writer_t *w = aligned_alloc(alignof(cas_writer_t), sizeof(cas_writer_t));
     if (!w) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     memset(w, 0, sizeof *w);
@@ -345,7 +346,8 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
     if (w->fd < 0) {
         int e = errno;
         if (e == EEXIST)
-            cairn_err_set(err, 409, "conflict", "the temp blob '%s' is in use", name);
+            cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                          "the temp blob '%s' is in use", name);
         else
             s_errno(err, e, "create", w->path);
         free(w);
@@ -399,7 +401,7 @@ int cas_writer_set_meta(cas_writer_t *w, const void *meta, size_t len, bool sync
 {
     char path[PATH_MAX], dir[PATH_MAX];
     if (len > CAS_META_MAX)
-        return cairn_err_set(err, 500, NULL,
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                              "a sidecar holds at most %d bytes, not %zu", CAS_META_MAX,
                              len);
     s_meta_path(w->cas, w->name, path, sizeof path);
@@ -424,13 +426,13 @@ int cas_meta_read(cas_t *c, const char *name, void *buf, size_t cap, size_t *len
     *len = 0;
     if (mtime_ms) *mtime_ms = 0;
     if (!s_name_valid(name))
-        return cairn_err_set(err, 404, "not_found", "no temp blob is named '%.80s'",
-                             name ? name : "");
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no temp blob is named '%.80s'", name ? name : "");
     s_meta_path(c, name, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
-            return cairn_err_set(err, 404, "not_found",
+            return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                                  "the temp blob '%s' has no sidecar", name);
         return s_errno(err, errno, "open", path);
     }
@@ -441,7 +443,7 @@ int cas_meta_read(cas_t *c, const char *name, void *buf, size_t cap, size_t *len
             ssize_t r = read(fd, &extra, 1);
             close(fd);
             if (r == 0) break;
-            return cairn_err_set(err, 500, "corrupt",
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                                  "the sidecar %s is larger than %zu bytes", path, cap);
         }
         ssize_t r = read(fd, (char *)buf + got, cap - got);
@@ -502,15 +504,15 @@ static int s_resume_check(cas_writer_t *w, uint64_t upto, uint64_t *have,
 {
     struct stat sb;
     if (flock(w->fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
-        return cairn_err_set(err, 503, "unavailable",
+        return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                              "the temp blob '%s' is held by another writer", w->name);
     if (fstat(w->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return cairn_err_set(err, 500, "corrupt",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                              "the temp blob '%s' is not a regular file", w->name);
     uint64_t size = (uint64_t)sb.st_size;
     if (have) *have = size;
     if (size < upto)
-        return cairn_err_set(err, 409, "conflict",
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                              "the temp blob '%s' holds %llu bytes, fewer than %llu",
                              w->name, (unsigned long long)size,
                              (unsigned long long)upto);
@@ -529,7 +531,8 @@ cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
     w->fd = open(w->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (w->fd < 0) {
         if (errno == ENOENT)
-            cairn_err_set(err, 404, "not_found", "the temp blob '%s' is missing", name);
+            cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                          "the temp blob '%s' is missing", name);
         else
             s_errno(err, errno, "open", w->path);
         free(w);
@@ -552,12 +555,12 @@ int cas_writer_rehash(cas_writer_t *w, uint64_t max, uint64_t *left, cairn_err_t
     *left = w->size - w->hashed;
     while (w->hashed < w->size && (max == 0 || done < max)) {
         if (!w->rbuf && !(w->rbuf = malloc(CAS_VERIFY_BUF)))
-            return cairn_err_set(err, 500, NULL, "out of memory");
+            return cairn_err_oom(err, NULL);
         uint64_t want = w->size - w->hashed;
         size_t n = want < CAS_VERIFY_BUF ? (size_t)want : CAS_VERIFY_BUF, got = 0;
         if (cas_pread(w->cas, w->fd, w->rbuf, n, w->hashed, &got, err) != 0) return -1;
         if (got != n)
-            return cairn_err_set(err, 500, "corrupt",
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                                  "the temp blob '%s' shrank below %llu bytes while it "
                                  "was being resumed",
                                  w->name, (unsigned long long)w->size);
@@ -610,17 +613,18 @@ static void s_writeback(cas_writer_t *w)
 static int s_ready(const cas_writer_t *w, cairn_err_t *err)
 {
     if (w->hashed == w->size) return 0;
-    return cairn_err_set(
-        err, 500, NULL, "the temp blob '%s' is not rehashed yet (%llu of %llu bytes)",
-        w->name, (unsigned long long)w->hashed, (unsigned long long)w->size);
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
+                         "the temp blob '%s' is not rehashed yet (%llu of %llu bytes)",
+                         w->name, (unsigned long long)w->hashed,
+                         (unsigned long long)w->size);
 }
 
 int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err)
 {
     if (s_ready(w, err) != 0) return -1;
     if (w->digested)
-        return cairn_err_set(err, 500, NULL, "the temp blob '%s' is final already",
-                             w->name);
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
+                             "the temp blob '%s' is final already", w->name);
     if (s_write_hashed(w->cas, w->fd, buf, len, w->size, &w->st, w->path, err) != 0)
         return -1;
     w->size += len;
@@ -809,20 +813,21 @@ int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_
 {
     char path[PATH_MAX];
     if (cas_blob_path(c, hex, path, sizeof path) != 0)
-        return cairn_err_set(err, 500, "corrupt", "'%.80s' is not a blob hash",
-                             hex ? hex : "");
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
+                             "'%.80s' is not a blob hash", hex ? hex : "");
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         if (errno == ENOENT)
-            return cairn_err_set(err, 404, "not_found", "the blob %s is missing", hex);
+            return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                                 "the blob %s is missing", hex);
         return s_errno(err, errno, "open", path);
     }
     struct stat sb;
     if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(*fd);
         *fd = -1;
-        return cairn_err_set(err, 500, "corrupt", "the blob %s is not a regular file",
-                             hex);
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
+                             "the blob %s is not a regular file", hex);
     }
     *size = (uint64_t)sb.st_size;
     return 0;
@@ -837,7 +842,7 @@ int cas_verify(cas_t *c, const char *hex, bool *ok, char actual[CAS_HEX_LEN + 1]
     unsigned char *buf = malloc(CAS_VERIFY_BUF);
     if (!buf) {
         close(fd);
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     }
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, CAS_HASH_BYTES);

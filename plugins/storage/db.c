@@ -125,7 +125,7 @@ static int s_exec(db_t *db, const char *sql, const char *what, cairn_err_t *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cairn_err_set(err, 500, "storage_error",
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                       "the tracking database failed to %s: %s", what,
                       msg ? msg : "unknown error");
         sqlite3_free(msg);
@@ -151,7 +151,7 @@ static int s_migrate(db_t *db, cairn_err_t *err)
     int v = s_user_version(db);
     if (v < 0) return db_fail(db, "read its schema version", err);
     if (v > STORAGE_SCHEMA_VERSION)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "the tracking database has schema version %d, newer than "
                              "this Cairn knows (%d): upgrade Cairn",
                              v, STORAGE_SCHEMA_VERSION);
@@ -188,14 +188,14 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
 {
     db_t *db = calloc(1, sizeof *db);
     if (!db) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         return NULL;
     }
     if (sqlite3_open_v2(
             path, &db->h,
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
             NULL) != SQLITE_OK) {
-        cairn_err_set(err, 500, "storage_error",
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                       "cannot open the tracking database %s: %s", path,
                       db->h ? sqlite3_errmsg(db->h) : "out of memory");
         goto fail;

@@ -52,8 +52,8 @@ static sqlite3_stmt *s_find(storage_t *s, const msgpack_object *body, int64_t *i
     sqlite3_bind_int64(st, 1, *id);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
-        cairn_err_set(err, 404, "not_found", "no experiment has the id '%lld'",
-                      (long long)*id);
+        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                      "no experiment has the id '%lld'", (long long)*id);
         return NULL;
     }
     return st;
@@ -67,7 +67,7 @@ static void s_reply_experiment(storage_t *s, cairn_req_t *req, sqlite3_stmt *row
     cairn_pack_cstr(pk, "experiment");
     s_pack_experiment(s, pk, row, &err);
     sqlite3_reset(row);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* tags [{key, value}] on an experiment, inside the caller's transaction. */
@@ -100,7 +100,8 @@ void exp_create(void *state, cairn_req_t *req)
         cairn_field_array(b, "tags", false, &tags, &err) < 0)
         return storage_reply_err(req, &err);
     if (name.len == 0) {
-        cairn_err_set(&err, 400, "bad_request", "the field 'name' must not be empty");
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "the field 'name' must not be empty");
         return storage_reply_err(req, &err);
     }
     if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
@@ -114,7 +115,7 @@ void exp_create(void *state, cairn_req_t *req)
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
         db_rollback(s->db);
-        cairn_err_set(&err, 409, "conflict",
+        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "an experiment named '%.*s' already exists", (int)name.len,
                       name.ptr);
         return storage_reply_err(req, &err);
@@ -148,7 +149,7 @@ void exp_create(void *state, cairn_req_t *req)
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "experiment_id");
     s_pack_id(pk, id);
-    return storage_reply_send(s, req, 200);
+    return storage_reply_send(s, req, CAIRN_ST_OK);
 fail:
     db_rollback(s->db);
     storage_reply_err(req, &err);
@@ -176,8 +177,8 @@ void exp_get_by_name(void *state, cairn_req_t *req)
     sqlite3_bind_text(st, 1, name.ptr, (int)name.len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
-        cairn_err_set(&err, 404, "not_found", "no experiment is named '%.*s'",
-                      (int)name.len, name.ptr);
+        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                      "no experiment is named '%.*s'", (int)name.len, name.ptr);
         return storage_reply_err(req, &err);
     }
     s_reply_experiment(s, req, st);
@@ -194,7 +195,7 @@ static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds,
         if (i == f.len) break;
         size_t start = i;
         if (f.len - i < 4 || strncasecmp(f.ptr + i, "name", 4) != 0)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "filter: at position %zu: only 'name' clauses are "
                                  "supported for experiments",
                                  start + 1);
@@ -211,18 +212,18 @@ static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds,
             }
         if (!op)
             return cairn_err_set(
-                err, 400, "bad_request",
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "filter: at position %zu: expected =, !=, LIKE or ILIKE", i + 1);
         while (i < f.len && f.ptr[i] == ' ') i++;
         if (i == f.len || (f.ptr[i] != '\'' && f.ptr[i] != '"'))
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "filter: at position %zu: expected a quoted string",
                                  i + 1);
         char q = f.ptr[i++];
         size_t vstart = i;
         while (i < f.len && f.ptr[i] != q) i++;
         if (i == f.len)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "filter: at position %zu: unterminated string",
                                  vstart);
         sqlbuf_add(sql, !strcmp(op, "ILIKE")  ? " AND lower(name) LIKE lower(?)"
@@ -234,7 +235,7 @@ static int s_exp_filter(cairn_str_t f, sqlbuf_t *sql, sql_binds_t *binds,
         while (i < f.len && f.ptr[i] == ' ') i++;
         if (i < f.len) {
             if (f.len - i < 3 || strncasecmp(f.ptr + i, "AND", 3) != 0)
-                return cairn_err_set(err, 400, "bad_request",
+                return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                      "filter: at position %zu: expected AND", i + 1);
             i += 3;
         }
@@ -252,7 +253,7 @@ static int s_view_clause(const msgpack_object *b, const char *field, sqlbuf_t *s
     else if (cairn_str_eq(v, "DELETED_ONLY"))
         sqlbuf_addf(sql, " AND %s = 'deleted'", col);
     else if (!cairn_str_eq(v, "ALL"))
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "%s must be ACTIVE_ONLY, DELETED_ONLY or ALL", field);
     return 0;
 }
@@ -281,7 +282,7 @@ void exp_search(void *state, cairn_req_t *req)
     sql_binds_int(&binds, (int64_t)page.limit + 1);
     sql_binds_int(&binds, (int64_t)page.offset);
     if (sql.oom || binds.oom) {
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         goto fail;
     }
     if (sqlite3_prepare_v2(db_handle(s->db), sql.data, -1, &st, NULL) != SQLITE_OK ||
@@ -304,7 +305,7 @@ void exp_search(void *state, cairn_req_t *req)
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
     sql_binds_free(&binds);
-    return storage_reply_send(s, req, 200);
+    return storage_reply_send(s, req, CAIRN_ST_OK);
 fail:
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
@@ -323,12 +324,12 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
     bool active = strcmp((const char *)sqlite3_column_text(row, 3), "active") == 0;
     sqlite3_reset(row);
     if (id == 0 && which == ST_EXP_SET_STAGE) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the Default experiment cannot be deleted");
         return storage_reply_err(req, &err);
     }
     if (require_active && !active) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "experiment %lld is deleted: restore it first", (long long)id);
         return storage_reply_err(req, &err);
     }
@@ -339,7 +340,7 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
-        cairn_err_set(&err, 409, "conflict",
+        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "an experiment named '%.*s' already exists", (int)len, text);
         return storage_reply_err(req, &err);
     }
@@ -349,7 +350,7 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
     }
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 0);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 void exp_update(void *state, cairn_req_t *req)
@@ -360,7 +361,7 @@ void exp_update(void *state, cairn_req_t *req)
                         &err) != 0)
         return storage_reply_err(req, &err);
     if (name.len == 0) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'new_name' must not be empty");
         return storage_reply_err(req, &err);
     }
@@ -397,5 +398,5 @@ void exp_set_tag(void *state, cairn_req_t *req)
     if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 0);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }

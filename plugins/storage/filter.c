@@ -338,7 +338,8 @@ __attribute__((format(printf, 3, 4))) static int p_fail(parser_t *p, size_t pos,
 
 static int p_oom(parser_t *p)
 {
-    return cairn_err_set(p->err, CAIRN_ST_INTERNAL, NULL, "%s: out of memory", p->what);
+    return cairn_err_set(p->err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                         "%s: out of memory", p->what);
 }
 
 static const tok_t *cur(const parser_t *p)

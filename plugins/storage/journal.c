@@ -122,7 +122,7 @@ long journal_decode(const void *buf, size_t len, journal_rec_t *rec)
 
 static int s_io_err(journal_t *j, const char *what, int e, cairn_err_t *err)
 {
-    return cairn_err_set(err, 500, "storage_error",
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                          "the metric journal %s failed to %s: %s", j->path, what,
                          strerror(e));
 }
@@ -145,7 +145,7 @@ static int s_open_locked(const char *path, int flags, cairn_err_t *err)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0600);
     if (fd < 0)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "cannot open the metric journal %s: %s", path,
                              strerror(errno));
     for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += 20) {
@@ -154,11 +154,11 @@ static int s_open_locked(const char *path, int flags, cairn_err_t *err)
             close(fd);
             if (e == EWOULDBLOCK)
                 return cairn_err_set(
-                    err, 409, "conflict",
+                    err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                     "the metric journal %s is held by another tracking instance on "
                     "the same database: run one tracking instance per database",
                     path);
-            return cairn_err_set(err, 500, "storage_error",
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                                  "cannot lock the metric journal %s: %s", path,
                                  strerror(e));
         }
@@ -171,7 +171,7 @@ journal_t *journal_open(const char *path, uint64_t tag, bool sync, cairn_err_t *
 {
     journal_t *j = calloc(1, sizeof *j);
     if (!j || !(j->path = strdup(path)) || !(j->buf = malloc(JOURNAL_MAX_RECORD))) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     j->fd = -1;
@@ -210,7 +210,7 @@ static int s_set_aside(journal_t *j, journal_replay_info_t *info, cairn_err_t *e
 {
     snprintf(info->moved_to, sizeof info->moved_to, "%s.orphaned", j->path);
     if (rename(j->path, info->moved_to) != 0)
-        return cairn_err_set(err, 500, "storage_error",
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                              "the metric journal %s holds records of another database, "
                              "and moving it to %s failed: %s",
                              j->path, info->moved_to, strerror(errno));
@@ -235,7 +235,7 @@ int journal_replay(journal_t *j, uint64_t after_seq, journal_rec_fn *fn, void *a
     if (!buf || !rec) {
         free(buf);
         free(rec);
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     }
     struct stat st;
     int rc = 0;
@@ -320,7 +320,7 @@ int journal_write(journal_t *j, int64_t rid, const journal_point_t *pts, size_t 
     size_t len =
         journal_encode(j->next_seq, j->tag, rid, pts, n, j->buf, JOURNAL_MAX_RECORD);
     if (len == 0)
-        return cairn_err_set(err, 500, NULL,
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                              "a metric journal record must hold 1 to %d points with "
                              "keys of 1 to %d bytes",
                              JOURNAL_MAX_POINTS, JOURNAL_KEY_MAX);

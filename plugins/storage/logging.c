@@ -64,7 +64,7 @@ static int s_batch_init(batch_t *b, metric_point_t *pts, size_t cap, cairn_err_t
     while (b->nslots < b->cap * 2) b->nslots *= 2;
     b->groups = calloc(b->cap ? b->cap : 1, sizeof *b->groups);
     b->slots = calloc(b->nslots, sizeof *b->slots);
-    if (!b->groups || !b->slots) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!b->groups || !b->slots) return cairn_err_oom(err, NULL);
     return 0;
 }
 
@@ -80,7 +80,7 @@ static key_group_t *s_group_for(batch_t *b, int64_t rid, const char *key, size_t
         i = (i + 1) & mask;
     }
     if (b->ngroups == b->cap) {
-        cairn_err_set(err, 413, "too_large",
+        cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                       "too many distinct metric keys in one batch");
         return NULL;
     }
@@ -98,7 +98,7 @@ static int s_group_add(key_group_t *g, size_t idx, cairn_err_t *err)
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 16;
         size_t *p = realloc(g->idx, cap * sizeof *p);
-        if (!p) return cairn_err_set(err, 500, NULL, "out of memory");
+        if (!p) return cairn_err_oom(err, NULL);
         g->idx = p;
         g->cap = cap;
     }
@@ -146,7 +146,7 @@ static int s_parse_point(const msgpack_object *m, size_t i, int64_t now,
         cairn_field_int(m, "step", false, &p->step, err) < 0)
         return storage_err_at(err, "metrics", i);
     if (!v || s_value(v, &p->value) != 0)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "metrics[%zu]: the field 'value' must be a number", i);
     return 0;
 }
@@ -157,7 +157,7 @@ static int s_parse_metrics(storage_t *s, int64_t rid, const msgpack_object *arr,
 {
     size_t n = arr->via.array.size;
     if (n > LIMIT_BATCH_METRICS)
-        return cairn_err_set(err, 413, "too_large",
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                              "a batch holds at most %d metric points; this one has %zu",
                              LIMIT_BATCH_METRICS, n);
     if (storage_reserve_points(s, n, err) != 0 ||
@@ -256,7 +256,7 @@ static int s_write_metrics(storage_t *s, const batch_t *b, cairn_err_t *err)
     metric_point_t *tmp = malloc((most ? most : 1) * sizeof *tmp);
     /* A tail segment plus one write's points for a key never exceed this. */
     if (!s->blob) s->blob = malloc((size_t)2 * SEGMENT_POINTS * SEGMENT_POINT_BYTES);
-    int rc = tmp && s->blob ? 0 : cairn_err_set(err, 500, NULL, "out of memory");
+    int rc = tmp && s->blob ? 0 : cairn_err_oom(err, NULL);
     for (size_t i = 0; rc == 0 && i < b->ngroups; i++)
         rc = s_write_group(s, b, &b->groups[i], tmp, s->blob, err);
     free(tmp);
@@ -268,7 +268,7 @@ static int s_write_params(storage_t *s, int64_t rid, const msgpack_object *arr,
                           cairn_err_t *err)
 {
     if (arr->via.array.size > LIMIT_BATCH_PARAMS)
-        return cairn_err_set(err, 413, "too_large",
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                              "a batch holds at most %d params; this one has %u",
                              LIMIT_BATCH_PARAMS, arr->via.array.size);
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
@@ -291,7 +291,7 @@ static int s_write_params(storage_t *s, int64_t rid, const msgpack_object *arr,
                    memcmp(sqlite3_column_text(st, 0), v.ptr, v.len) == 0;
         sqlite3_reset(st);
         if (!same)
-            return cairn_err_set(err, 409, "conflict",
+            return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                                  "param '%.*s' is already logged with another value; "
                                  "params are write-once",
                                  (int)k.len, k.ptr);
@@ -303,7 +303,7 @@ static int s_write_tags(storage_t *s, int64_t rid, const msgpack_object *arr,
                         cairn_err_t *err)
 {
     if (arr->via.array.size > LIMIT_BATCH_TAGS)
-        return cairn_err_set(err, 413, "too_large",
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                              "a batch holds at most %d tags; this one has %u",
                              LIMIT_BATCH_TAGS, arr->via.array.size);
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
@@ -329,7 +329,7 @@ static int s_active_run(storage_t *s, const msgpack_object *b, run_ref_t *run,
         storage_find_run(s, id, run, err) != 0)
         return -1;
     if (!run->active)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "run '%.*s' is deleted: restore it before logging to it",
                              (int)id.len, id.ptr);
     return 0;
@@ -384,7 +384,7 @@ static int s_mj_reserve(mjournal_t *m, size_t n, size_t key_bytes, cairn_err_t *
         metric_point_t *p = realloc(m->pts, cap * sizeof *p);
         if (p) m->pts = p;
         pend_ref_t *r = p ? realloc(m->refs, cap * sizeof *r) : NULL;
-        if (!r) return cairn_err_set(err, 500, NULL, "out of memory");
+        if (!r) return cairn_err_oom(err, NULL);
         m->refs = r;
         m->cap = cap;
     }
@@ -392,7 +392,7 @@ static int s_mj_reserve(mjournal_t *m, size_t n, size_t key_bytes, cairn_err_t *
         size_t cap = m->keys_cap ? m->keys_cap : 16384;
         while (cap < m->keys_len + key_bytes) cap *= 2;
         char *k = realloc(m->keys, cap);
-        if (!k) return cairn_err_set(err, 500, NULL, "out of memory");
+        if (!k) return cairn_err_oom(err, NULL);
         m->keys = k;
         m->keys_cap = cap;
     }
@@ -426,7 +426,7 @@ static int s_mj_reserve_waiter(mjournal_t *m, cairn_err_t *err)
     if (m->nwaiting < m->waitcap) return 0;
     size_t cap = m->waitcap ? m->waitcap * 2 : 64;
     cairn_req_t **w = realloc(m->waiting, cap * sizeof *w);
-    if (!w) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!w) return cairn_err_oom(err, NULL);
     m->waiting = w;
     m->waitcap = cap;
     return 0;
@@ -470,7 +470,7 @@ static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
 static void s_reply_ok(storage_t *s, cairn_req_t *req)
 {
     msgpack_pack_map(storage_reply_begin(s), 0);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 /* One fdatasync for every record written since the last, then the answers
@@ -647,7 +647,7 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
                          cairn_err_t *err)
 {
     mjournal_t *m = s->mj = calloc(1, sizeof *m);
-    if (!m) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!m) return cairn_err_oom(err, NULL);
     sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_GET);
     if (sqlite3_step(st) != SQLITE_ROW) {
         db_fail(s->db, "read the metric journal's state", err);
@@ -658,13 +658,12 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
     uint64_t tag = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     char *path = NULL;
-    if (asprintf(&path, "%s-mj", db_path) < 0)
-        return cairn_err_set(err, 500, NULL, "out of memory");
+    if (asprintf(&path, "%s-mj", db_path) < 0) return cairn_err_oom(err, NULL);
     m->j = journal_open(path, tag, power, err);
     free(path);
     if (!m->j) return -1;
     journal_replay_info_t *info = malloc(sizeof *info);
-    if (!info) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!info) return cairn_err_oom(err, NULL);
     int rc = journal_replay(m->j, applied, s_replay_rec, s, info, err);
     if (rc == 0 && info->cut_bytes)
         cairn_log(s->ctx, CAIRN_LOG_WARN,
@@ -807,7 +806,8 @@ static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
     cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     if (b->type != MSGPACK_OBJECT_MAP) {
-        cairn_err_set(&err, 400, "bad_request", "the request body must be a map");
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "the request body must be a map");
         return storage_reply_err(req, &err);
     }
     const msgpack_object *run_id = cairn_obj_get(b, "run_id");
@@ -831,7 +831,7 @@ static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
     wrapped.via.map.size = 2;
     wrapped.via.map.ptr = kv;
     int rc = s_log(s, &wrapped, &err);
-    if (rc != 0 && err.st == 400) {
+    if (rc != 0 && err.st == CAIRN_ST_BAD_REQUEST) {
         /* Say "value", not "metrics[0]: value", for the single forms. */
         const char *colon = strstr(err.msg, "]: ");
         if (colon) memmove(err.msg, colon + 3, strlen(colon + 3) + 1);
@@ -883,7 +883,7 @@ static int s_load_series(storage_t *s, int64_t rid, cairn_str_t key, size_t *n,
         long k = segment_count(bytes);
         if (k < 0 || storage_reserve_points(s, *n + (size_t)k, err) != 0) {
             sqlite3_reset(st);
-            return k < 0 ? cairn_err_set(err, 500, "storage_error",
+            return k < 0 ? cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
                                          "a metric segment is corrupt")
                          : -1;
         }
@@ -934,7 +934,7 @@ void metric_history(void *state, cairn_req_t *req)
     msgpack_pack_array(pk, count);
     for (size_t i = from; i < from + count; i++) s_pack_point(pk, key, &s->pts[i]);
     if (more) page_pack_next(pk, &page);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 void metric_history_sampled(void *state, cairn_req_t *req)
@@ -952,14 +952,14 @@ void metric_history_sampled(void *state, cairn_req_t *req)
         return storage_reply_err(req, &err);
     if (max_points < 2 || max_points > LIMIT_SAMPLED_POINTS ||
         keys->via.array.size > 1000) {
-        cairn_err_set(&err, 400, "bad_request",
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "max_points must be from 2 to %d, and keys at most 1000",
                       LIMIT_SAMPLED_POINTS);
         return storage_reply_err(req, &err);
     }
     metric_point_t *out = malloc(max_points * sizeof *out);
     if (!out) {
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         return storage_reply_err(req, &err);
     }
     msgpack_packer *pk = storage_reply_begin(s);
@@ -972,7 +972,8 @@ void metric_history_sampled(void *state, cairn_req_t *req)
         cairn_str_t key = {"", 0};
         if (ko->type != MSGPACK_OBJECT_STR || ko->via.str.size > LIMIT_KEY) {
             free(out);
-            cairn_err_set(&err, 400, "bad_request", "keys[%u] must be a metric key", k);
+            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                          "keys[%u] must be a metric key", k);
             return storage_reply_err(req, &err);
         }
         key = (cairn_str_t){ko->via.str.ptr, ko->via.str.size};
@@ -991,5 +992,5 @@ void metric_history_sampled(void *state, cairn_req_t *req)
         for (size_t i = 0; i < m; i++) s_pack_point(pk, key, &out[i]);
     }
     free(out);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }

@@ -11,7 +11,7 @@ int page_parse(const msgpack_object *body, uint64_t dflt, uint64_t max, page_t *
     out->offset = 0;
     if (cairn_field_uint(body, "max_results", false, &out->limit, err) < 0) return -1;
     if (out->limit == 0 || out->limit > max)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "max_results must be between 1 and %llu, not %llu",
                              (unsigned long long)max, (unsigned long long)out->limit);
     cairn_str_t tok = {NULL, 0};
@@ -27,7 +27,7 @@ int page_parse(const msgpack_object *body, uint64_t dflt, uint64_t max, page_t *
     out->offset = off;
     return 0;
 bad:
-    return cairn_err_set(err, 400, "bad_request",
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                          "page_token is not one this server gave out: pass back "
                          "next_page_token unchanged");
 }

@@ -84,7 +84,7 @@ static int s_read_part(runpage_t *pg, int part, size_t from, size_t k, cairn_err
     sqlbuf_add(&sql, order[part]);
     if (sql.oom) {
         sqlbuf_free(&sql);
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(pg->s->db), sql.data, -1, &st, NULL);
@@ -133,9 +133,7 @@ int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, siz
     pg.by_rid = malloc((n ? n : 1) * sizeof *pg.by_rid);
     pg.parts = calloc(n ? n : 1, sizeof *pg.parts);
     pg.found = calloc(n ? n : 1, sizeof *pg.found);
-    int rc = pg.by_rid && pg.parts && pg.found
-                 ? 0
-                 : cairn_err_set(err, 500, NULL, "out of memory");
+    int rc = pg.by_rid && pg.parts && pg.found ? 0 : cairn_err_oom(err, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) pg.by_rid[i] = (slot_t){rids[i], i};
     if (rc == 0) qsort(pg.by_rid, n, sizeof *pg.by_rid, s_cmp_slot);
     for (size_t from = 0; rc == 0 && from < n; from += RUNPAGE_CHUNK) {
@@ -145,8 +143,8 @@ int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, siz
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!pg.found[i]) {
-            rc =
-                cairn_err_set(err, 404, "not_found", "a run vanished while being read");
+            rc = cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                               "a run vanished while being read");
             break;
         }
         msgpack_pack_map(pk, 2);

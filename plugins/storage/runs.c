@@ -84,7 +84,8 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     sqlite3_bind_int64(r, 1, rid);
     if (sqlite3_step(r) != SQLITE_ROW) {
         sqlite3_reset(r);
-        return cairn_err_set(err, 404, "not_found", "the run is gone");
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "the run is gone");
     }
     msgpack_pack_map(pk, 2);
     cairn_pack_cstr(pk, "info");
@@ -113,7 +114,8 @@ int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err
     sqlite3_bind_text(r, 1, run_id.ptr, (int)run_id.len, SQLITE_STATIC);
     if (sqlite3_step(r) != SQLITE_ROW) {
         sqlite3_reset(r);
-        return cairn_err_set(err, 404, "not_found", "no run has the id '%.*s'",
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no run has the id '%.*s'",
                              (int)(run_id.len > 64 ? 64 : run_id.len), run_id.ptr);
     }
     out->rid = sqlite3_column_int64(r, COL_RID);
@@ -132,7 +134,7 @@ static int s_body_run(storage_t *s, const msgpack_object *b, bool need_active,
     if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0) return -1;
     if (storage_find_run(s, id, run, err) != 0) return -1;
     if (need_active && !run->active)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "run '%.*s' is deleted: restore it before changing it",
                              (int)id.len, id.ptr);
     return 0;
@@ -145,13 +147,13 @@ static void s_reply_run(storage_t *s, cairn_req_t *req, int64_t rid)
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "run");
     if (storage_pack_run(s, pk, rid, &err) != 0) return storage_reply_err(req, &err);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 static void s_reply_empty(storage_t *s, cairn_req_t *req)
 {
     msgpack_pack_map(storage_reply_begin(s), 0);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 static int s_put_tag(storage_t *s, int64_t rid, cairn_str_t k, cairn_str_t v,
@@ -221,14 +223,14 @@ static int s_experiment_location(storage_t *s, int64_t id, char *loc, size_t cap
     sqlite3_bind_int64(e, 1, id);
     if (sqlite3_step(e) != SQLITE_ROW) {
         sqlite3_reset(e);
-        return cairn_err_set(err, 404, "not_found", "no experiment has the id '%lld'",
-                             (long long)id);
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no experiment has the id '%lld'", (long long)id);
     }
     bool active = strcmp((const char *)sqlite3_column_text(e, 3), "active") == 0;
     snprintf(loc, cap, "%s", (const char *)sqlite3_column_text(e, 2));
     sqlite3_reset(e);
     if (!active)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "experiment %lld is deleted: restore it to add runs",
                              (long long)id);
     return 0;
@@ -315,7 +317,7 @@ void run_update(void *state, cairn_req_t *req)
     cairn_field_str(b, "run_id", true, 64, &id, &err);
     if (status.ptr && !s_status_ok(status)) {
         cairn_err_set(
-            &err, 400, "bad_request",
+            &err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
             "status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not "
             "'%.*s'",
             (int)status.len, status.ptr);
@@ -347,7 +349,7 @@ void run_update(void *state, cairn_req_t *req)
     else
         msgpack_pack_nil(pk);
     sqlite3_reset(r);
-    storage_reply_send(s, req, 200);
+    storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 void run_get(void *state, cairn_req_t *req)
@@ -419,8 +421,8 @@ void run_delete_tag(void *state, cairn_req_t *req)
     sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
     if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
     if (sqlite3_changes(db_handle(s->db)) == 0) {
-        cairn_err_set(&err, 404, "not_found", "the run has no tag '%.*s'", (int)k.len,
-                      k.ptr);
+        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                      "the run has no tag '%.*s'", (int)k.len, k.ptr);
         return storage_reply_err(req, &err);
     }
     s_reply_empty(s, req);

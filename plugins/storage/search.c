@@ -45,7 +45,7 @@ static int s_experiments(const msgpack_object *b, query_t *q, cairn_err_t *err)
     if (cairn_field_array(b, "experiment_ids", true, &ids, err) != 0) return -1;
     uint32_t n = ids->via.array.size;
     if (n == 0 || n > MAX_EXPERIMENT_IDS)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "experiment_ids must name 1 to %d experiments",
                              MAX_EXPERIMENT_IDS);
     sqlbuf_add(&q->where, "r.experiment_id IN (");
@@ -54,7 +54,7 @@ static int s_experiments(const msgpack_object *b, query_t *q, cairn_err_t *err)
         cairn_str_t s;
         int64_t id;
         if (o->type != MSGPACK_OBJECT_STR)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "experiment_ids[%u] must be a string", i);
         s = (cairn_str_t){o->via.str.ptr, o->via.str.size};
         if (storage_parse_id(s, "experiment_id", &id, err) != 0) id = -1; /* no match */
@@ -74,7 +74,7 @@ static int s_view(const msgpack_object *b, query_t *q, cairn_err_t *err)
     else if (cairn_str_eq(v, "DELETED_ONLY"))
         sqlbuf_add(&q->where, " AND r.lifecycle_stage = 'deleted'");
     else if (!cairn_str_eq(v, "ALL"))
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "run_view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL");
     return 0;
 }
@@ -95,12 +95,12 @@ static int s_order(const msgpack_object *b, query_t *q, cairn_err_t *err)
     if (cairn_field_array(b, "order_by", false, &ob, err) < 0) return -1;
     uint32_t n = ob ? ob->via.array.size : 0;
     if (n > MAX_ORDER_BY)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "order_by takes at most %d clauses", MAX_ORDER_BY);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *o = &ob->via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_STR)
-            return cairn_err_set(err, 400, "bad_request",
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "order_by[%u] must be a string", i);
         if (i) sqlbuf_add(&q->order, ", ");
         if (filter_compile_order(o->via.str.ptr, o->via.str.size, (int)i, &q->joins,
@@ -251,7 +251,7 @@ static int s_fetch_general(storage_t *s, query_t *q, const page_t *page, int64_t
                 "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
                 q->joins.data ? q->joins.data : "", q->where.data, q->order.data);
     if (q->sql.oom || q->joins.oom || q->order.oom || q->join_binds.oom)
-        return cairn_err_set(err, 500, NULL, "out of memory");
+        return cairn_err_oom(err, NULL);
     sqlite3_stmt *st = NULL;
     int idx, rc = -1;
     if (sqlite3_prepare_v2(db_handle(s->db), q->sql.data, -1, &st, NULL) != SQLITE_OK ||
@@ -284,7 +284,7 @@ void run_search(void *state, cairn_req_t *req)
         goto fail;
     if (q.where.oom || q.where_binds.oom ||
         !(rids = malloc((page.limit + 1) * sizeof *rids))) {
-        cairn_err_set(&err, 500, NULL, "out of memory");
+        cairn_err_oom(&err, NULL);
         goto fail;
     }
     if (s_single_metric_order(b, &key, &desc)
@@ -301,7 +301,7 @@ void run_search(void *state, cairn_req_t *req)
     if (more) page_pack_next(pk, &page);
     free(rids);
     s_query_free(&q);
-    return storage_reply_send(s, req, 200);
+    return storage_reply_send(s, req, CAIRN_ST_OK);
 fail:
     free(rids);
     s_query_free(&q);

@@ -68,7 +68,8 @@ int storage_err_at(cairn_err_t *err, const char *what, size_t i)
 {
     char msg[sizeof err->msg]; /* err->msg is both source and target */
     snprintf(msg, sizeof msg, "%s", err->msg);
-    return cairn_err_set(err, 400, "bad_request", "%s[%zu]: %s", what, i, msg);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, "%s[%zu]: %s",
+                         what, i, msg);
 }
 
 int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err)
@@ -77,7 +78,9 @@ int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err)
     size_t cap = s->pts_cap ? s->pts_cap : 1024;
     while (cap < n) cap *= 2;
     metric_point_t *p = realloc(s->pts, cap * sizeof *p);
-    if (!p) return cairn_err_set(err, 500, NULL, "out of memory for %zu points", n);
+    if (!p)
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                             "out of memory for %zu points", n);
     s->pts = p;
     s->pts_cap = cap;
     return 0;
@@ -88,7 +91,7 @@ int storage_field_key(const msgpack_object *o, const char *field, cairn_str_t *o
 {
     if (cairn_field_str(o, field, true, LIMIT_KEY, out, err) != 0) return -1;
     if (out->len == 0)
-        return cairn_err_set(err, 400, "bad_request",
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field '%s' must not be empty", field);
     return 0;
 }
@@ -104,8 +107,9 @@ int storage_parse_id(cairn_str_t s, const char *field, int64_t *out, cairn_err_t
     *out = v;
     return 0;
 bad:
-    return cairn_err_set(err, 404, "not_found", "no experiment has the %s '%.*s'",
-                         field, (int)(s.len > 64 ? 64 : s.len), s.ptr);
+    return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                         "no experiment has the %s '%.*s'", field,
+                         (int)(s.len > 64 ? 64 : s.len), s.ptr);
 }
 
 /* Every tracking verb sees every acknowledged metric point: the journal's
@@ -263,10 +267,10 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     const char *dur = cairn_conf(ctx, "durability");
     if (strcmp(dur, "process") != 0 && strcmp(dur, "power") != 0)
         return cairn_err_set(
-            err, 400, "bad_conf",
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
             "storage: durability must be 'process' or 'power', not '%s'", dur);
     storage_t *s = calloc(1, sizeof *s);
-    if (!s) return cairn_err_set(err, 500, NULL, "out of memory");
+    if (!s) return cairn_err_oom(err, NULL);
     s->ctx = ctx;
     msgpack_sbuffer_init(&s->sb);
     msgpack_sbuffer_init(&s->rows);
@@ -276,7 +280,7 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     mkdir(cairn_state_dir(ctx), 0700);
     bool power = strcmp(dur, "power") == 0;
     if (!db_path || !s->artifact_root) {
-        cairn_err_set(err, 500, NULL, "out of memory");
+        cairn_err_oom(err, NULL);
     } else {
         s->db = db_open(db_path, power, err);
     }
