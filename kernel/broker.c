@@ -334,10 +334,12 @@ static void s_refuse_body(broker_t *b, const route_req_t *r, int st, const char 
     }
 }
 
-static void s_refuse(broker_t *b, const route_req_t *r, int st, const char *code,
-                     const char *msg)
+/* Returns -1 (refused), for s_route to `return s_refuse(...)`. */
+static int s_refuse(broker_t *b, const route_req_t *r, int st, const char *code,
+                    const char *msg)
 {
     s_refuse_body(b, r, st, code, msg, NULL);
+    return -1;
 }
 
 /* The error body {"delivered": false}: no plugin saw the request, so the
@@ -352,11 +354,12 @@ static zmq_msg_t *s_undelivered(zmq_msg_t *m)
 }
 
 /* Refuse a request that no plugin saw (503 at routing time, 429). */
-static void s_refuse_undelivered(broker_t *b, const route_req_t *r, int st,
-                                 const char *code, const char *msg)
+static int s_refuse_undelivered(broker_t *b, const route_req_t *r, int st,
+                                const char *code, const char *msg)
 {
     zmq_msg_t m;
     s_refuse_body(b, r, st, code, msg, s_undelivered(&m));
+    return -1;
 }
 
 /* Serve an INLINE verb on this thread when the worker is idle (no request
@@ -379,8 +382,9 @@ static bool s_try_door(broker_t *b, worker_t *w, pending_t *p, zmq_msg_t *body)
     return true;
 }
 
-/* Validate, authorize and dispatch (or queue) one request. */
-static void s_route(broker_t *b, route_req_t *r)
+/* Validate, authorize and dispatch (or queue) one request: 0, or -1 when
+ * it was refused (and answered so). */
+static int s_route(broker_t *b, route_req_t *r)
 {
     cairn_err_t err = {0};
     char msg[CAIRN_ERR_MSG_MAX];
@@ -478,14 +482,14 @@ static void s_route(broker_t *b, route_req_t *r)
     s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
     if (w && w->door && (v->flags & CAIRN_VERB_INLINE) && w->inflight == 0 &&
         zmq_msg_size(r->body) <= CAIRN_INLINE_BODY_MAX && s_try_door(b, w, p, r->body))
-        return;
+        return 0;
     zmq_msg_t hdr;
     zmq_msg_init_size(&hdr, b->sb.size);
     memcpy(zmq_msg_data(&hdr), b->sb.data, b->sb.size);
     if (w) {
         s_send_request(b, w, p, &hdr, r->body);
         zmq_msg_close(&hdr);
-        return;
+        return 0;
     }
     /* Queue: keep the header and the body until a worker has room. */
     p->queued_msgs = true;
@@ -500,6 +504,7 @@ static void s_route(broker_t *b, route_req_t *r)
         s->qhead = p;
     s->qtail = p;
     s->qlen++;
+    return 0;
 }
 
 /* ---- frontend -------------------------------------------------------------- */

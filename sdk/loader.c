@@ -114,9 +114,10 @@ int cairn_plugin_load(const char *path, const char *expect_name, cairn_loaded_t 
     const cairn_plugin_t *p = entry(cairn_runtime_api());
     if (!p) {
         cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_PLUGIN,
-                      "%s refused this host (its %s() returned NULL: built for "
-                      "another host API?)",
-                      path, CAIRN_PLUGIN_ENTRY_SYMBOL);
+                      "%s refused this host (its %s() returned NULL): it was "
+                      "likely built for another plugin ABI; this cairnd speaks ABI "
+                      "%d: rebuild the plugin against its headers",
+                      path, CAIRN_PLUGIN_ENTRY_SYMBOL, CAIRN_PLUGIN_ABI);
         goto fail;
     }
     if (p->abi != CAIRN_PLUGIN_ABI) {

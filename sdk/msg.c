@@ -324,7 +324,10 @@ void cairn_pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 void cairn_pack_text(msgpack_packer *pk, const char *s)
 {
     size_t n = strlen(s);
-    if (cairn_utf8_valid(s, n)) return cairn_pack_strn(pk, s, n);
+    if (cairn_utf8_valid(s, n)) {
+        cairn_pack_strn(pk, s, n);
+        return;
+    }
     msgpack_pack_str(pk, n); /* the same length: one '?' per bad byte */
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {

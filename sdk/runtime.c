@@ -572,6 +572,25 @@ static int s_unpack_bytes(const void *data, size_t len, msgpack_zone *zone,
 
 /* Serve one request: hdr is its packed header, body (may be NULL) is moved
  * from. With a sink, the reply is handed back instead of sent. */
+/* Run the verb's handler. The one place an error reply is sent for a
+ * handler: it returns -1 with err filled and the runtime answers err (even
+ * after cairn_defer); it returns 0 once it has replied or deferred. */
+static void s_handle(cairn_ctx_t *ctx, cairn_req_t *r)
+{
+    cairn_err_t err = {0};
+    if (r->verb->handle(ctx->state, r, &err) == 0) return;
+    if (r->replied) {
+        s_api_log(ctx, CAIRN_LOG_ERROR, "verb %s failed after it replied: %s",
+                  r->verb->name, err.msg);
+        return;
+    }
+    if (err.st < CAIRN_ST_BAD_REQUEST)
+        cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                      "the plugin's handler for %s failed without saying why",
+                      r->verb->name);
+    s_api_reply_err(r, &err);
+}
+
 static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len,
                                zmq_msg_t *body, cairn_door_reply_t *sink)
 {
@@ -638,7 +657,7 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
         s_req_release(r);
         return CAIRN_DOOR_REPLIED;
     }
-    r->verb->handle(ctx->state, r);
+    s_handle(ctx, r);
     if (r->deferred) { /* released when it replies (maybe already) */
         if (r->replied) return CAIRN_DOOR_REPLIED;
         r->sink = NULL; /* its FINAL will go on the socket */

@@ -60,26 +60,24 @@ static void hello_fini(void *state)
 }
 
 /* greet {name*}: validate the body first, then answer exactly once. */
-static void hello_greet(void *state, cairn_req_t *req)
+static int hello_greet(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     hello_t *h = state;
-    cairn_err_t err = {0};
     cairn_str_t name;
     /* A missing, mistyped or too long `name` is a 400 whose sentence names
      * the field; a body that is not a map is one too. */
-    if (cairn_field_str(cairn_body(req), "name", true, HELLO_NAME_MAX, &name, &err) !=
-        0)
-        return (void)cairn_reply_err(req, &err);
+    if (cairn_field_str(cairn_body(req), "name", true, HELLO_NAME_MAX, &name, err) != 0)
+        return -1;
     if (name.len == 0)
-        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                       "field 'name' must not be empty");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "field 'name' must not be empty");
 
     char greeting[sizeof "hello, " + HELLO_NAME_MAX + HELLO_PUNCT_MAX];
     int n = snprintf(greeting, sizeof greeting, "hello, %.*s%s", (int)name.len,
                      name.ptr, h->punctuation);
     if (n < 0)
-        return (void)cairn_reply_error(req, CAIRN_ST_INTERNAL, NULL,
-                                       "cannot format the greeting");
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
+                             "cannot format the greeting");
     if ((size_t)n >= sizeof greeting) n = (int)sizeof greeting - 1;
 
     const char *by = cairn_principal(req); /* stamped by the kernel */
@@ -93,6 +91,7 @@ static void hello_greet(void *state, cairn_req_t *req)
     cairn_pack_kv_str(&pk, "by", by ? by : "");
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 /* The verb table: name, handler, permission, flags, max body, help. */

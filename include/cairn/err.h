@@ -62,8 +62,7 @@ enum {
 #define CAIRN_E_INIT_FAILED "init_failed"   /* 500: a plugin's init failed */
 #define CAIRN_E_BIND_FAILED "bind_failed"   /* 500: a socket cannot be bound */
 #define CAIRN_E_REFUSED "refused"           /* 503: the kernel refused a plugin host */
-#define CAIRN_E_BAD_WELCOME "bad_welcome"   /* 400: a plugin host's handshake is wrong \
-                                             */
+#define CAIRN_E_BAD_WELCOME "bad_welcome"   /* 400: a plugin host's hello is wrong */
 #define CAIRN_E_BAD_REPLY "bad_reply"       /* 502: a client got a malformed reply */
 #define CAIRN_E_LOCAL_FILE "local_file"     /* 400: a client's local file is unusable */
 #define CAIRN_E_LOCAL_IO "local_io" /* 500: a client's local read/write failed */

@@ -28,7 +28,8 @@
 extern "C" {
 #endif
 
-#define CAIRN_PLUGIN_ABI 1
+/* 2: verb handlers return int and take a cairn_err_t (cairn_verb_fn). */
+#define CAIRN_PLUGIN_ABI 2
 
 typedef struct cairn_req cairn_req_t; /* one request, owned by the runtime */
 typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
@@ -48,10 +49,14 @@ typedef struct cairn_ctx cairn_ctx_t; /* one plugin instance's context */
 #define CAIRN_VERB_INLINE 0x8u
 #define CAIRN_INLINE_BODY_MAX 16384u
 
-/* A verb handler. It either replies before returning (cairn_reply*) or
- * calls cairn_defer() and replies later from a callback. Returning without
- * doing either makes the runtime answer 500. */
-typedef void(cairn_verb_fn)(void *state, cairn_req_t *req);
+/* A verb handler. Errors are values here as everywhere: on failure it
+ * returns -1 with err filled (`return cairn_err_set(err, CAIRN_ST_NOT_FOUND,
+ * CAIRN_E_NOT_FOUND, "...")`) and the runtime sends the error reply, the one
+ * place error replies come from. On success it replies (cairn_reply*) and
+ * returns 0, or calls cairn_defer(), returns 0 and replies later from a
+ * callback. Returning 0 without replying or deferring makes the runtime
+ * answer 500. */
+typedef int(cairn_verb_fn)(void *state, cairn_req_t *req, cairn_err_t *err);
 
 typedef struct cairn_verb {
     const char *name; /* snake_case, unique within the plugin */
@@ -242,7 +247,7 @@ typedef struct cairn_api {
     CAIRN_API_LIST_2(CAIRN_API_FIELD_, CAIRN_API_VFIELD_)
 } cairn_api_t;
 
-/* Every ABI-1 host has had the functions up to log: CAIRN_PLUGIN_DEFINE
+/* Every host of this ABI has had the functions up to log: CAIRN_PLUGIN_DEFINE
  * refuses a table shorter than that, and cairn_log needs no check. */
 #define CAIRN_API_BASE_SIZE (offsetof(cairn_api_t, log) + sizeof(void *))
 

@@ -77,8 +77,9 @@ static void echo_fini(void *state)
 }
 
 /* echo: the body back, as sent (nil stays nil). */
-static void echo_echo(void *state, cairn_req_t *req)
+static int echo_echo(void *state, cairn_req_t *req, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     echo_t *e = state;
     e->served++;
     msgpack_sbuffer sb;
@@ -89,11 +90,13 @@ static void echo_echo(void *state, cairn_req_t *req)
     if (body->type != MSGPACK_OBJECT_NIL) msgpack_pack_object(&pk, *body);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 /* info: who asked, and this instance's settings. */
-static void echo_info(void *state, cairn_req_t *req)
+static int echo_info(void *state, cairn_req_t *req, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     echo_t *e = state;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -109,6 +112,7 @@ static void echo_info(void *state, cairn_req_t *req)
     msgpack_pack_int64(&pk, (int64_t)getpid());
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 static void echo_wake(void *arg)
@@ -118,46 +122,44 @@ static void echo_wake(void *arg)
 }
 
 /* sleep {ms*}: answer after ms without blocking the loop. */
-static void echo_sleep(void *state, cairn_req_t *req)
+static int echo_sleep(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     echo_t *e = state;
-    cairn_err_t err = {0};
     uint64_t ms;
-    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
-        return (void)cairn_reply_err(req, &err);
+    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, err) != 0) return -1;
     if (ms > 600000)
-        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                       "ms is at most 600000");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "ms is at most 600000");
     cairn_defer(req);
     cairn_timer_add(e->ctx, (uint32_t)ms, 0, echo_wake, req);
+    return 0;
 }
 
 /* block {ms*}: hold the loop thread (a hung handler, for heartbeat tests). */
-static void echo_block(void *state, cairn_req_t *req)
+static int echo_block(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     echo_t *e = state;
-    cairn_err_t err = {0};
     uint64_t ms;
     if (!e->allow_crash)
-        return (void)cairn_reply_error(
-            req, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
-            "block is disabled (settings.allow_crash: false)");
-    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, &err) != 0)
-        return (void)cairn_reply_err(req, &err);
+        return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+                             "block is disabled (settings.allow_crash: false)");
+    if (cairn_field_uint(cairn_body(req), "ms", true, &ms, err) != 0) return -1;
     uint64_t until = cairn_now_ms() + (ms > 60000 ? 60000 : ms);
     while (cairn_now_ms() < until) usleep(1000);
     cairn_reply(req, CAIRN_ST_OK, NULL, 0);
+    return 0;
 }
 
 /* crash: die at once, as a buggy plugin would. */
-static void echo_crash(void *state, cairn_req_t *req)
+static int echo_crash(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     echo_t *e = state;
     if (!e->allow_crash)
-        return (void)cairn_reply_error(
-            req, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
-            "crash is disabled (settings.allow_crash: false)");
+        return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+                             "crash is disabled (settings.allow_crash: false)");
+    (void)req; /* never answered: the process dies */
     raise(SIGKILL);
+    return 0;
 }
 
 typedef struct relay {
@@ -183,15 +185,14 @@ static void echo_relayed(void *arg, int st, const char *code, const char *err,
 }
 
 /* relay {svc*, verb*, body}: a nested call through the kernel. */
-static void echo_relay(void *state, cairn_req_t *req)
+static int echo_relay(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     echo_t *e = state;
-    cairn_err_t err = {0};
     cairn_str_t svc, verb;
     const msgpack_object *b = cairn_body(req);
-    if (cairn_field_str(b, "svc", true, 64, &svc, &err) != 0 ||
-        cairn_field_str(b, "verb", true, 64, &verb, &err) != 0)
-        return (void)cairn_reply_err(req, &err);
+    if (cairn_field_str(b, "svc", true, 64, &svc, err) != 0 ||
+        cairn_field_str(b, "verb", true, 64, &verb, err) != 0)
+        return -1;
     char s[65], v[65];
     memcpy(s, svc.ptr, svc.len);
     s[svc.len] = '\0';
@@ -206,41 +207,39 @@ static void echo_relay(void *state, cairn_req_t *req)
     relay_t *r = malloc(sizeof *r);
     if (!r) {
         msgpack_sbuffer_destroy(&sb);
-        return (void)cairn_reply_error(req, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
-                                       "out of memory");
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                             "out of memory");
     }
     r->req = req;
     cairn_defer(req);
     uint64_t left = cairn_deadline_ms(req) - cairn_now_ms();
-    if (cairn_call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed, r,
-                   &err) != 0) {
-        free(r);
-        cairn_reply_err(req, &err);
-    }
+    int rc = cairn_call(e->ctx, s, v, sb.data, sb.size, (uint32_t)left, echo_relayed, r,
+                        err);
+    if (rc != 0) free(r); /* the runtime answers err, deferred or not */
     msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 /* fail {st*, code, err, body}: an error reply (st >= 400) carrying body
  * (none when absent). */
-static void echo_fail(void *state, cairn_req_t *req)
+static int echo_fail(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     (void)state;
-    cairn_err_t err = {0};
     uint64_t st;
     cairn_str_t code = {"", 0}, msg = {"", 0};
     const msgpack_object *b = cairn_body(req);
-    if (cairn_field_uint(b, "st", true, &st, &err) != 0 ||
-        cairn_field_str(b, "code", false, 63, &code, &err) < 0 ||
-        cairn_field_str(b, "err", false, 255, &msg, &err) < 0)
-        return (void)cairn_reply_err(req, &err);
+    if (cairn_field_uint(b, "st", true, &st, err) != 0 ||
+        cairn_field_str(b, "code", false, 63, &code, err) < 0 ||
+        cairn_field_str(b, "err", false, 255, &msg, err) < 0)
+        return -1;
     if (st < CAIRN_ST_BAD_REQUEST || st > 599)
-        return (void)cairn_reply_error(req, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                       "st must be from 400 to 599");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "st must be from 400 to 599");
     char c[64], m[256];
     snprintf(c, sizeof c, "%.*s", (int)code.len, code.ptr);
     snprintf(m, sizeof m, "%.*s", (int)msg.len, msg.ptr);
     const msgpack_object *inner = cairn_obj_get(b, "body");
-    if (!inner) return (void)cairn_reply_error(req, (int)st, c, m);
+    if (!inner) return cairn_err_set(err, (int)st, c, "%s", m);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -248,17 +247,16 @@ static void echo_fail(void *state, cairn_req_t *req)
     msgpack_pack_object(&pk, *inner);
     cairn_reply_error_sbuf(req, (int)st, c, m, &sb);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 /* publish {topic*, body}: put an event on the bus. */
-static void echo_publish(void *state, cairn_req_t *req)
+static int echo_publish(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     echo_t *e = state;
-    cairn_err_t err = {0};
     cairn_str_t topic;
     const msgpack_object *b = cairn_body(req);
-    if (cairn_field_str(b, "topic", true, 120, &topic, &err) != 0)
-        return (void)cairn_reply_err(req, &err);
+    if (cairn_field_str(b, "topic", true, 120, &topic, err) != 0) return -1;
     char t[121];
     memcpy(t, topic.ptr, topic.len);
     t[topic.len] = '\0';
@@ -274,6 +272,7 @@ static void echo_publish(void *state, cairn_req_t *req)
     cairn_publish(e->ctx, t, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     cairn_reply(req, CAIRN_ST_OK, NULL, 0);
+    return 0;
 }
 
 static const cairn_verb_t echo_verbs[] = {

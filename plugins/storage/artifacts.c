@@ -712,19 +712,19 @@ static void s_blob_unref(storage_t *s, const char *hash)
  * for a one-request upload, which has none) and reply. A blob that could
  * not be indexed (its run was deleted meanwhile, say) goes again unless
  * another artifact names it. */
-static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
-                     const char *run_id, const char *path, const char *upload_id)
+static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t rid,
+                    const char *run_id, const char *path, const char *upload_id,
+                    cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     char hash[CAS_HEX_LEN + 1];
     uint64_t size = 0;
-    int rc = cas_writer_commit(w, hash, &size, NULL, &err);
-    if (rc == 0 && (rc = s_index_put(s, rid, run_id, path, hash, size, &err)) != 0)
+    int rc = cas_writer_commit(w, hash, &size, NULL, err);
+    if (rc == 0 && (rc = s_index_put(s, rid, run_id, path, hash, size, err)) != 0)
         s_blob_unref(s, hash);
     /* Indexed (or failed, and answered so): done with the sidecar, before
      * the reply, so that a client never sees it linger. */
     if (upload_id) cas_tmp_remove(s->art->cas, upload_id);
-    if (rc != 0) return storage_reply_err(req, &err);
+    if (rc != 0) return -1;
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "artifact");
@@ -734,9 +734,10 @@ static void s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t r
     msgpack_pack_uint64(pk, size);
     cairn_pack_kv_str(pk, "hash", hash);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
+static int s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
 {
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 2);
@@ -744,19 +745,21 @@ static void s_reply_progress(storage_t *s, cairn_req_t *req, const upload_t *u)
     cairn_pack_cstr(pk, "offset");
     msgpack_pack_uint64(pk, cas_writer_size(u->w));
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* A 409 that tells the client where to go on from: the sentence ends
  * "expected offset N" (for people, and for clients older than the body)
  * and the body is {expected_offset: N} (what the SDKs read). */
-static void s_reply_expected(storage_t *s, cairn_req_t *req, const cairn_err_t *err,
-                             uint64_t expected)
+static int s_reply_expected(storage_t *s, cairn_req_t *req, const cairn_err_t *err,
+                            uint64_t expected)
 {
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "expected_offset");
     msgpack_pack_uint64(pk, expected);
     cairn_reply_error_sbuf(req, err->st, err->code, err->msg, &s->sb);
+    return 0;
 }
 
 /* The sidecar (upmeta.h) of an upload of run_id (rid) to path, created
@@ -773,16 +776,15 @@ static void s_meta_init(upmeta_t *m, int64_t rid, cairn_str_t run_id, const char
 /* Append a chunk to an upload in the table and reply: its progress, or
  * (done) the artifact. A failed write keeps what was acknowledged before
  * it on disk: the client may resume from there. */
-static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *data,
-                    size_t len, bool done)
+static int s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *data,
+                   size_t len, bool done, cairn_err_t *err)
 {
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     u->last_ms = cairn_now_ms();
-    if (cas_writer_write(u->w, data, len, &err) != 0 ||
-        (!done && a->power && cas_writer_sync(u->w, &err) != 0)) {
+    if (cas_writer_write(u->w, data, len, err) != 0 ||
+        (!done && a->power && cas_writer_sync(u->w, err) != 0)) {
         s_upload_drop(a, u, true);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (!done) return s_reply_progress(s, req, u);
     /* Record the hash in the sidecar before the blob moves: a crash between
@@ -793,15 +795,15 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     s_meta_init(&m, u->rid, (cairn_str_t){u->run_id, strlen(u->run_id)}, u->path);
     m.committed = true;
     m.size = cas_writer_size(u->w);
-    int n = cas_writer_digest(u->w, m.hash, &err) == 0
+    int n = cas_writer_digest(u->w, m.hash, err) == 0
                 ? upmeta_format(meta, sizeof meta, &m)
                 : -1;
-    if (n < 0 || cas_writer_set_meta(u->w, meta, (size_t)n, a->power, &err) != 0) {
-        if (!err.st)
-            cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+    if (n < 0 || cas_writer_set_meta(u->w, meta, (size_t)n, a->power, err) != 0) {
+        if (!err->st)
+            cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                           "the upload's record is too long");
         s_upload_drop(a, u, true);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     cas_writer_keep_meta(u->w);
     cas_writer_t *w = u->w;
@@ -812,26 +814,26 @@ static void s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *dat
     char *upath = u->path;
     u->path = NULL;
     s_upload_drop(a, u, false);
-    s_commit(s, req, &w, rid, run_id, upath, id);
+    int rc = s_commit(s, req, &w, rid, run_id, upath, id, err);
     free(upath);
+    return rc;
 }
 
 /* A resumed upload's rehash, ART_VERIFY_SLICE bytes per turn of the loop
  * (a timer, the request deferred), so that a large one blocks neither
  * other requests nor heartbeats; then the chunk that resumed it. */
-static void s_resume_step(void *arg)
+static void s_resume_step(void *arg);
+
+static int s_resume_turn(upload_t *u, cairn_err_t *err)
 {
-    upload_t *u = arg;
     storage_t *s = u->s;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     uint64_t left = 0;
     u->timer = 0;
     u->last_ms = cairn_now_ms();
-    if (cas_writer_rehash(u->w, ART_VERIFY_SLICE, &left, &err) != 0) {
-        cairn_req_t *req = u->req;
+    if (cas_writer_rehash(u->w, ART_VERIFY_SLICE, &left, err) != 0) {
         s_upload_drop(a, u, true);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (left) {
         if (!u->deferred) {
@@ -840,29 +842,36 @@ static void s_resume_step(void *arg)
         }
         u->timer = cairn_timer_add(s->ctx, 0, 0, s_resume_step, u);
         if (!u->timer) {
-            cairn_req_t *req = u->req;
             s_upload_drop(a, u, true);
-            cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+            cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                           "cannot schedule the rest of the resume");
-            return storage_reply_err(req, &err);
+            return -1;
         }
-        return;
+        return 0;
     }
     cairn_req_t *req = u->req;
     bool late = u->deferred && cairn_now_ms() > cairn_deadline_ms(req);
     u->resuming = u->deferred = false;
     u->req = NULL;
     /* The run may have been deleted while the bytes were rehashed. */
-    if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
+    if (s_upload_live(a, u, err) != 0) return -1;
     if (late) { /* its sender has had its timeout: it sends the chunk again */
         cairn_err_set(
-            &err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+            err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
             "upload '%s' is resumed, but the chunk's deadline passed: send it "
             "again at offset %llu",
             u->id, (unsigned long long)cas_writer_size(u->w));
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    s_apply(s, req, u, u->data, u->dlen, u->done);
+    return s_apply(s, req, u, u->data, u->dlen, u->done, err);
+}
+
+static void s_resume_step(void *arg)
+{
+    upload_t *u = arg;
+    cairn_req_t *req = u->req; /* u may be gone when the turn fails */
+    cairn_err_t err = {0};
+    if (s_resume_turn(u, &err) != 0) cairn_reply_err(req, &err); /* deferred */
 }
 
 static bool s_upload_id_valid(cairn_str_t id)
@@ -878,12 +887,11 @@ static bool s_upload_id_valid(cairn_str_t id)
 /* A chunk naming an upload this instance does not hold: resume it from
  * its sidecar and temp file (a restart of cairnd or of the plugin came in
  * between), else 404. */
-static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
-                     const char *path, cairn_str_t upload_id, uint64_t offset,
-                     const msgpack_object *data, bool done)
+static int s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
+                    const char *path, cairn_str_t upload_id, uint64_t offset,
+                    const msgpack_object *data, bool done, cairn_err_t *err)
 {
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     char id[33], buf[CAS_META_MAX];
     size_t len = 0;
     int64_t mtime = 0;
@@ -891,97 +899,97 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     uint64_t idle_s = a->idle_ms / 1000;
     snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
     int rc = s_upload_id_valid(upload_id)
-                 ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, &mtime, &err)
-                 : cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                 ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, &mtime, err)
+                 : cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                                  "not an upload id");
     if (rc == 0 && mtime == 0) { /* a sidecar without its temp file */
         cas_tmp_remove(a->cas, id);
-        rc = cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+        rc = cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                            "its temp file is gone");
     }
     if (rc == 0 && (int64_t)cairn_wall_ms() - mtime > (int64_t)a->idle_ms) {
         cas_tmp_remove(a->cas, id);
-        rc = cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND, "idle");
+        rc = cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND, "idle");
     }
-    if (rc != 0 && err.st == CAIRN_ST_NOT_FOUND) {
+    if (rc != 0 && err->st == CAIRN_ST_NOT_FOUND) {
         cairn_err_set(
-            &err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+            err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
             "no upload has the id '%.*s': it finished, failed, was aborted, or was "
             "idle for more than %llu s",
             (int)upload_id.len, upload_id.ptr, (unsigned long long)idle_s);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (rc != 0) return storage_reply_err(req, &err);
+    if (rc != 0) return -1;
     if (!upmeta_parse(buf, len, &m)) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: the sidecar of upload %s is unreadable; it cannot be "
                   "resumed",
                   id);
-        cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                       "upload '%s' cannot be resumed: its record on the server is "
                       "unreadable; start the upload again",
                       id);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (!cairn_str_eq(run_id, m.run_id) || strcmp(path, m.path) != 0) {
         /* As for an upload held in memory: the request names another file. */
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
                       id, m.run_id, m.path, (int)run_id.len, run_id.ptr, path);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     /* Its run deleted or gone: the upload goes with its files (as one
      * held in memory, s_upload_live). */
     char then[96];
     snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
     art_run_t run;
-    if (s_find_run(a, cairn_body(req), false, &run, NULL, &err) != 0) {
-        if (err.st == CAIRN_ST_NOT_FOUND) {
+    if (s_find_run(a, cairn_body(req), false, &run, NULL, err) != 0) {
+        if (err->st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, id);
-            cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+            cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                           "no run has the id '%s'%s", m.run_id, then);
         }
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (run.rid != m.rid) {
-        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+        cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "upload '%s' was opened for another run than '%s' (rid %lld, not "
                       "%lld)",
                       id, m.run_id, (long long)m.rid, (long long)run.rid);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (s_run_live(a, m.rid, m.run_id, then, &err) != 0) {
-        if (err.st != CAIRN_ST_INTERNAL) cas_tmp_remove(a->cas, id);
-        return storage_reply_err(req, &err);
+    if (s_run_live(a, m.rid, m.run_id, then, err) != 0) {
+        if (err->st != CAIRN_ST_INTERNAL) cas_tmp_remove(a->cas, id);
+        return -1;
     }
-    if (s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
+    if (s_slot_check(a, req, err) != 0) return -1;
     uint64_t have = 0;
-    cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, &err);
+    cas_writer_t *w = cas_writer_resume(a->cas, id, offset, &have, err);
     if (!w &&
-        err.st == CAIRN_ST_CONFLICT) { /* the only 409: it holds less than offset */
-        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+        err->st == CAIRN_ST_CONFLICT) { /* the only 409: it holds less than offset */
+        cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "the server holds %llu bytes of upload '%s' (it restarted since "
                       "your last chunk), not %llu: expected offset %llu",
                       (unsigned long long)have, id, (unsigned long long)offset,
                       (unsigned long long)have);
-        return s_reply_expected(s, req, &err, have);
+        return s_reply_expected(s, req, err, have);
     }
     if (!w) {
-        if (err.st == CAIRN_ST_NOT_FOUND)
-            cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+        if (err->st == CAIRN_ST_NOT_FOUND)
+            cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                           "no upload has the id '%s': its temp file is gone", id);
-        else if (err.st == CAIRN_ST_UNAVAILABLE)
-            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+        else if (err->st == CAIRN_ST_UNAVAILABLE)
+            cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                           "upload '%s' is still held by another writer (a process that "
                           "is stopping); send the chunk again shortly",
                           id);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     upload_t *u = s_upload_add(s, req, id, run_id, m.rid, m.path, w);
     if (!u) {
         cas_writer_release(&w);
-        cairn_err_oom(&err, NULL);
-        return storage_reply_err(req, &err);
+        cairn_err_oom(err, NULL);
+        return -1;
     }
     cairn_log(
         s->ctx, CAIRN_LOG_INFO,
@@ -995,14 +1003,13 @@ static void s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     u->data = data->via.bin.ptr;
     u->dlen = data->via.bin.size;
     u->done = done;
-    s_resume_step(u);
+    return s_resume_turn(u, err);
 }
 
-void art_put(void *state, cairn_req_t *req)
+int art_put(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req), *data = NULL;
     char path[ART_PATH_MAX + 1];
     size_t plen = 0;
@@ -1010,120 +1017,119 @@ void art_put(void *state, cairn_req_t *req)
     uint64_t offset = 0;
     bool done = false;
     int has_upload = 1;
-    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, &err) != 0 ||
-        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
-        cairn_field_uint(b, "offset", true, &offset, &err) != 0 ||
-        (has_upload = cairn_field_str(b, "upload_id", false, 64, &upload_id, &err)) <
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, err) != 0 ||
+        cairn_field_uint(b, "offset", true, &offset, err) != 0 ||
+        (has_upload = cairn_field_str(b, "upload_id", false, 64, &upload_id, err)) <
             0 ||
-        cairn_field_bool(b, "done", false, &done, &err) < 0)
-        return storage_reply_err(req, &err);
+        cairn_field_bool(b, "done", false, &done, err) < 0)
+        return -1;
     data = cairn_obj_get(b, "data");
     if (!data || data->type == MSGPACK_OBJECT_NIL) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'data' is required");
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (data->type != MSGPACK_OBJECT_BIN) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'data' must be bytes (msgpack bin)");
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (data->via.bin.size > ART_CHUNK_MAX) {
         cairn_err_set(
-            &err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+            err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
             "the field 'data' holds at most %u bytes (8 MiB) per chunk; this one "
             "has %u",
             ART_CHUNK_MAX, data->via.bin.size);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (has_upload == 0 && upload_id.len == 0) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'upload_id' must not be empty");
-        return storage_reply_err(req, &err);
+        return -1;
     }
 
     if (has_upload == 0) {
         /* A later chunk of an upload in progress. */
         upload_t *u = s_upload_find(a, upload_id);
-        if (!u) return s_resume(s, req, run_id, path, upload_id, offset, data, done);
+        if (!u)
+            return s_resume(s, req, run_id, path, upload_id, offset, data, done, err);
         if (!cairn_str_eq(run_id, u->run_id) || strcmp(path, u->path) != 0) {
             cairn_err_set(
-                &err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                 "upload '%s' is for run '%s' path '%s', not run '%.*s' path '%s'",
                 u->id, u->run_id, u->path, (int)run_id.len, run_id.ptr, path);
-            return storage_reply_err(req, &err);
+            return -1;
         }
         if (u->resuming) {
-            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+            cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                           "upload '%s' is being resumed after a restart (its bytes are "
                           "rehashed); send the chunk again shortly",
                           u->id);
-            return storage_reply_err(req, &err);
+            return -1;
         }
         /* Every chunk, in order or not: a run deleted since the last one
          * takes no more bytes (and the upload goes). */
-        if (s_upload_live(a, u, &err) != 0) return storage_reply_err(req, &err);
+        if (s_upload_live(a, u, err) != 0) return -1;
         uint64_t expected = cas_writer_size(u->w);
         if (offset != expected) {
             cairn_err_set(
-                &err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                 "the chunk at offset %llu of upload '%s' is out of order: expected "
                 "offset %llu",
                 (unsigned long long)offset, u->id, (unsigned long long)expected);
-            return s_reply_expected(s, req, &err, expected);
+            return s_reply_expected(s, req, err, expected);
         }
-        return s_apply(s, req, u, data->via.bin.ptr, data->via.bin.size, done);
+        return s_apply(s, req, u, data->via.bin.ptr, data->via.bin.size, done, err);
     }
 
     /* A first chunk: a new upload (or a whole file in one request). */
     art_run_t run;
-    if (s_find_run(a, b, true, &run, NULL, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_find_run(a, b, true, &run, NULL, err) != 0) return -1;
     if (offset != 0) {
         cairn_err_set(
-            &err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+            err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
             "a new upload (no upload_id) starts at offset 0, not %llu: expected "
             "offset 0",
             (unsigned long long)offset);
-        return s_reply_expected(s, req, &err, 0);
+        return s_reply_expected(s, req, err, 0);
     }
-    if (s_check_shape(a, run.rid, path, &err) != 0) return storage_reply_err(req, &err);
+    if (s_check_shape(a, run.rid, path, err) != 0) return -1;
     /* A whole file in one request holds no slot. */
-    if (!done && s_slot_check(a, req, &err) != 0) return storage_reply_err(req, &err);
+    if (!done && s_slot_check(a, req, err) != 0) return -1;
     unsigned char rnd[16];
     char id[33], meta[CAS_META_MAX];
     randombytes_buf(rnd, sizeof rnd);
     sodium_bin2hex(id, sizeof id, rnd, sizeof rnd);
-    cas_writer_t *w = cas_writer_new(a->cas, id, &err);
-    if (!w) return storage_reply_err(req, &err);
-    if (cas_writer_write(w, data->via.bin.ptr, data->via.bin.size, &err) != 0) {
+    cas_writer_t *w = cas_writer_new(a->cas, id, err);
+    if (!w) return -1;
+    if (cas_writer_write(w, data->via.bin.ptr, data->via.bin.size, err) != 0) {
         cas_writer_abort(&w);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (done) {
         char rid_s[ART_RUN_ID_MAX + 1];
         snprintf(rid_s, sizeof rid_s, "%.*s", (int)run.id.len, run.id.ptr);
-        return s_commit(s, req, &w, run.rid, rid_s, path, NULL);
+        return s_commit(s, req, &w, run.rid, rid_s, path, NULL, err);
     }
     /* The sidecar lets a restart resume the upload (s_resume). */
     upmeta_t m;
     s_meta_init(&m, run.rid, run_id, path);
     int mlen = upmeta_format(meta, sizeof meta, &m);
     if (mlen < 0)
-        cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
-                      "the upload's record does not fit");
-    if (mlen < 0 || cas_writer_set_meta(w, meta, (size_t)mlen, a->power, &err) != 0 ||
-        (a->power && cas_writer_sync(w, &err) != 0)) {
+        cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "the upload's record does not fit");
+    if (mlen < 0 || cas_writer_set_meta(w, meta, (size_t)mlen, a->power, err) != 0 ||
+        (a->power && cas_writer_sync(w, err) != 0)) {
         cas_writer_abort(&w);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     upload_t *u = s_upload_add(s, req, id, run_id, run.rid, path, w);
     if (!u) {
         cas_writer_abort(&w);
-        cairn_err_oom(&err, NULL);
-        return storage_reply_err(req, &err);
+        cairn_err_oom(err, NULL);
+        return -1;
     }
-    s_reply_progress(s, req, u);
+    return s_reply_progress(s, req, u);
 }
 
 /* abort_upload {run_id*, upload_id*} -> {upload_id, aborted: true}: drop
@@ -1131,21 +1137,20 @@ void art_put(void *state, cairn_req_t *req)
  * in memory or only on disk (a restart came in between), which frees its
  * slot. Any principal may abort an upload whose id and run it names, as
  * any may send its chunks. */
-void art_abort(void *state, cairn_req_t *req)
+int art_abort(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     cairn_str_t run_id, upload_id;
-    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, &err) != 0 ||
-        cairn_field_str(b, "upload_id", true, 64, &upload_id, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run_id, err) != 0 ||
+        cairn_field_str(b, "upload_id", true, 64, &upload_id, err) != 0)
+        return -1;
     if (run_id.len == 0 || upload_id.len == 0) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field '%s' must not be empty",
                       run_id.len == 0 ? "run_id" : "upload_id");
-        return storage_reply_err(req, &err);
+        return -1;
     }
     char id[65], buf[CAS_META_MAX];
     snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
@@ -1157,41 +1162,41 @@ void art_abort(void *state, cairn_req_t *req)
     } else {
         size_t len = 0;
         int rc = s_upload_id_valid(upload_id)
-                     ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, NULL, &err)
-                     : cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                     ? cas_meta_read(a->cas, id, buf, sizeof buf, &len, NULL, err)
+                     : cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                                      "not an upload id");
-        if (rc != 0 && err.st == CAIRN_ST_NOT_FOUND)
+        if (rc != 0 && err->st == CAIRN_ST_NOT_FOUND)
             cairn_err_set(
-                &err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                 "no upload has the id '%s': it finished, failed, was aborted, "
                 "or was idle for more than %llu s",
                 id, (unsigned long long)(a->idle_ms / 1000));
-        if (rc != 0) return storage_reply_err(req, &err);
+        if (rc != 0) return -1;
         if (upmeta_parse(buf, len, &m)) owner = m.run_id;
     }
     if (owner && !cairn_str_eq(run_id, owner)) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "upload '%s' is for run '%s', not run '%.*s'", id, owner,
                       (int)run_id.len, run_id.ptr);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (u && u->resuming) {
-        cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+        cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                       "upload '%s' is being resumed after a restart (its bytes are "
                       "rehashed); send the abort again shortly",
                       id);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     char run[ART_RUN_ID_MAX + 1];
     snprintf(run, sizeof run, "%.*s", (int)run_id.len, run_id.ptr);
     if (u) {
         s_upload_drop(a, u, false); /* owner goes with it */
     } else if (cas_tmp_remove(a->cas, id) == 0) {
-        cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+        cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                       "upload '%s' is still held by another writer (a process that is "
                       "stopping); send the abort again shortly",
                       id);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     cairn_log(s->ctx, CAIRN_LOG_INFO, "artifacts: aborted upload %s of run '%s'", id,
               run);
@@ -1201,6 +1206,7 @@ void art_abort(void *state, cairn_req_t *req)
     cairn_pack_cstr(pk, "aborted");
     msgpack_pack_true(pk);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* ---- downloads ------------------------------------------------------------ */
@@ -1275,48 +1281,46 @@ static int s_check_read(artifacts_t *a, const char *path, const char *hash,
     return ok ? 0 : s_corrupt(err, path, hash, "does not match its hash");
 }
 
-void art_get(void *state, cairn_req_t *req)
+int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
     size_t plen;
     uint64_t offset = 0, length = ART_CHUNK_MAX, size = 0, disk = 0;
     art_run_t run;
-    if (s_find_run(a, b, false, &run, NULL, &err) != 0 ||
-        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
-        cairn_field_uint(b, "offset", false, &offset, &err) < 0 ||
-        cairn_field_uint(b, "length", false, &length, &err) < 0)
-        return storage_reply_err(req, &err);
+    if (s_find_run(a, b, false, &run, NULL, err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, err) != 0 ||
+        cairn_field_uint(b, "offset", false, &offset, err) < 0 ||
+        cairn_field_uint(b, "length", false, &length, err) < 0)
+        return -1;
     if (length > ART_CHUNK_MAX) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'length' is at most %u (8 MiB); ask for the rest in "
                       "further reads",
                       ART_CHUNK_MAX);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (s_lookup(a, &run, path, hash, &size, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_lookup(a, &run, path, hash, &size, err) != 0) return -1;
     if (offset > size) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'offset' (%llu) is past the end of '%s' (%llu bytes)",
                       (unsigned long long)offset, path, (unsigned long long)size);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     int fd = -1;
-    if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
-        if (err.st == CAIRN_ST_NOT_FOUND) s_corrupt(&err, path, hash, "is missing");
-        return storage_reply_err(req, &err);
+    if (cas_open_blob(a->cas, hash, &fd, &disk, err) != 0) {
+        if (err->st == CAIRN_ST_NOT_FOUND) s_corrupt(err, path, hash, "is missing");
+        return -1;
     }
     if (disk != size) {
         close(fd);
         char why[96];
         snprintf(why, sizeof why, "holds %llu bytes, not %llu",
                  (unsigned long long)disk, (unsigned long long)size);
-        s_corrupt(&err, path, hash, why);
-        return storage_reply_err(req, &err);
+        s_corrupt(err, path, hash, why);
+        return -1;
     }
     size_t n = (size_t)(size - offset < length ? size - offset : length);
     bool done = offset + n == size;
@@ -1340,26 +1344,26 @@ void art_get(void *state, cairn_req_t *req)
         char *p = realloc(sb->data, sb->size + n);
         if (!p) {
             close(fd);
-            cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+            cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
                           "out of memory for a %zu-byte read", n);
-            return storage_reply_err(req, &err);
+            return -1;
         }
         sb->data = p;
         sb->alloc = sb->size + n;
     }
     unsigned char *dst = (unsigned char *)sb->data + sb->size;
     size_t got = 0;
-    int rc = cas_pread(a->cas, fd, dst, n, offset, &got, &err);
+    int rc = cas_pread(a->cas, fd, dst, n, offset, &got, err);
     close(fd);
-    if (rc != 0) return storage_reply_err(req, &err);
+    if (rc != 0) return -1;
     if (got != n) {
-        s_corrupt(&err, path, hash, "is shorter than its index entry says");
-        return storage_reply_err(req, &err);
+        s_corrupt(err, path, hash, "is shorter than its index entry says");
+        return -1;
     }
-    if (s_check_read(a, path, hash, size, offset, dst, n, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_check_read(a, path, hash, size, offset, dst, n, err) != 0) return -1;
     sb->size += n;
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* verify_artifact rehashes in slices of ART_VERIFY_SLICE bytes, one per
@@ -1388,8 +1392,9 @@ static void s_verify_step(void *arg)
     while (j->off < end) {
         size_t got = 0;
         if (cas_pread(a->cas, j->fd, j->buf, ART_VERIFY_BUF, j->off, &got, &err) != 0) {
-            storage_reply_err(j->req, &err);
-            return s_verify_free(a, j);
+            cairn_reply_err(j->req, &err); /* deferred */
+            s_verify_free(a, j);
+            return;
         }
         if (got == 0) break;
         crypto_generichash_update(&j->st, j->buf, got);
@@ -1405,7 +1410,7 @@ static void s_verify_step(void *arg)
             snprintf(why, sizeof why, "hashes to %s (%llu bytes)", got,
                      (unsigned long long)j->off);
             s_corrupt(&err, j->path, j->hash, why);
-            storage_reply_err(j->req, &err);
+            cairn_reply_err(j->req, &err); /* deferred */
         } else {
             msgpack_packer *pk = storage_reply_begin(s);
             msgpack_pack_map(pk, 2);
@@ -1414,40 +1419,40 @@ static void s_verify_step(void *arg)
             cairn_pack_kv_str(pk, "hash", j->hash);
             storage_reply_send(s, j->req, CAIRN_ST_OK);
         }
-        return s_verify_free(a, j);
+        s_verify_free(a, j);
+        return;
     }
     if (!cairn_timer_add(s->ctx, 0, 0, s_verify_step, j)) {
         cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
                       "cannot schedule the rest of the verification");
-        storage_reply_err(j->req, &err);
+        cairn_reply_err(j->req, &err); /* deferred */
         s_verify_free(a, j);
     }
 }
 
-void art_verify(void *state, cairn_req_t *req)
+int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
     size_t plen;
     uint64_t size = 0, disk = 0;
     art_run_t run;
     int fd = -1;
-    if (s_find_run(a, b, false, &run, NULL, &err) != 0 ||
-        s_field_path(b, "path", false, path, &plen, &err) != 0 ||
-        s_lookup(a, &run, path, hash, &size, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_find_run(a, b, false, &run, NULL, err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, err) != 0 ||
+        s_lookup(a, &run, path, hash, &size, err) != 0)
+        return -1;
     if (a->nverifies >= ART_VERIFIES_MAX) {
-        cairn_err_set(&err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
+        cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
                       "at most %d verifications may run at once; try again shortly",
                       ART_VERIFIES_MAX);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (cas_open_blob(a->cas, hash, &fd, &disk, &err) != 0) {
-        if (err.st == CAIRN_ST_NOT_FOUND) s_corrupt(&err, path, hash, "is missing");
-        return storage_reply_err(req, &err);
+    if (cas_open_blob(a->cas, hash, &fd, &disk, err) != 0) {
+        if (err->st == CAIRN_ST_NOT_FOUND) s_corrupt(err, path, hash, "is missing");
+        return -1;
     }
     verify_job_t *j = aligned_alloc(alignof(verify_job_t), sizeof(verify_job_t));
     unsigned char *buf = malloc(ART_VERIFY_BUF);
@@ -1455,8 +1460,8 @@ void art_verify(void *state, cairn_req_t *req)
         free(j);
         free(buf);
         close(fd);
-        cairn_err_oom(&err, NULL);
-        return storage_reply_err(req, &err);
+        cairn_err_oom(err, NULL);
+        return -1;
     }
     memset(j, 0, sizeof *j);
     j->s = s;
@@ -1472,15 +1477,15 @@ void art_verify(void *state, cairn_req_t *req)
     a->nverifies++;
     cairn_defer(req);
     s_verify_step(j);
+    return 0;
 }
 
 /* ---- listing and deleting ------------------------------------------------- */
 
-void art_list(void *state, cairn_req_t *req)
+int art_list(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     char dir[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
     size_t dlen = 0, lo_len, hi_len;
@@ -1489,19 +1494,19 @@ void art_list(void *state, cairn_req_t *req)
     char *uri = NULL;
     art_run_t run;
     int has_token = 1;
-    if (s_find_run(a, b, false, &run, &uri, &err) != 0 ||
-        s_field_path(b, "path", true, dir, &dlen, &err) != 0 ||
-        cairn_field_uint(b, "max_results", false, &max, &err) < 0 ||
-        (has_token = cairn_field_str(b, "page_token", false, 2 * sizeof lo, &token,
-                                     &err)) < 0) {
+    if (s_find_run(a, b, false, &run, &uri, err) != 0 ||
+        s_field_path(b, "path", true, dir, &dlen, err) != 0 ||
+        cairn_field_uint(b, "max_results", false, &max, err) < 0 ||
+        (has_token =
+             cairn_field_str(b, "page_token", false, 2 * sizeof lo, &token, err)) < 0) {
         free(uri);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (max < 1 || max > ART_LIST_MAX) {
         free(uri);
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'max_results' must be from 1 to %d", ART_LIST_MAX);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     /* Children of dir are the paths in [dir/, dir0); of the root, all. */
     size_t pre = dlen ? dlen + 1 : 0;
@@ -1522,9 +1527,9 @@ void art_list(void *state, cairn_req_t *req)
                            &n, NULL) != 0 ||
             n < pre || memcmp(lo, dir, dlen) != 0 || (dlen && lo[dlen] != '/')) {
             free(uri);
-            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                           "the field 'page_token' does not belong to this listing");
-            return storage_reply_err(req, &err);
+            return -1;
         }
         lo_len = n;
     }
@@ -1546,8 +1551,8 @@ void art_list(void *state, cairn_req_t *req)
             sqlite3_reset(st);
             msgpack_sbuffer_destroy(&files);
             free(uri);
-            db_fail(s->db, "list artifacts", &err);
-            return storage_reply_err(req, &err);
+            db_fail(s->db, "list artifacts", err);
+            return -1;
         }
         if (count == max) {
             more = true;
@@ -1598,27 +1603,27 @@ void art_list(void *state, cairn_req_t *req)
         cairn_pack_kv_str(pk, "next_page_token", tok);
     }
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-void art_delete(void *state, cairn_req_t *req)
+int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     artifacts_t *a = s->art;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     char path[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
     size_t plen;
     art_run_t run;
-    if (s_find_run(a, b, true, &run, NULL, &err) != 0 ||
-        s_field_path(b, "path", false, path, &plen, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_find_run(a, b, true, &run, NULL, err) != 0 ||
+        s_field_path(b, "path", false, path, &plen, err) != 0)
+        return -1;
     int64_t deleted = 0;
     blob_set_t blobs = {0};
     memcpy(lo, path, plen);
     memcpy(hi, path, plen);
     lo[plen] = '/';
     hi[plen] = '0';
-    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    if (db_begin(s->db, err) != 0) return -1;
     sqlite3_stmt *st = s_stmt(a, AST_HASHES);
     sqlite3_bind_int64(st, 1, run.rid);
     s_bind_str(st, 2, path, plen);
@@ -1627,13 +1632,13 @@ void art_delete(void *state, cairn_req_t *req)
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
         rc = s_blobs_add(&blobs, sqlite3_column_text(st, 0),
-                         (size_t)sqlite3_column_bytes(st, 0), &err);
+                         (size_t)sqlite3_column_bytes(st, 0), err);
     sqlite3_reset(st);
     if (rc == 0) {
         st = s_stmt(a, AST_DEL);
         sqlite3_bind_int64(st, 1, run.rid);
         s_bind_str(st, 2, path, plen);
-        rc = db_exec_stmt(s->db, st, &err);
+        rc = db_exec_stmt(s->db, st, err);
     }
     if (rc == 0) {
         deleted += sqlite3_changes(db_handle(s->db));
@@ -1641,22 +1646,22 @@ void art_delete(void *state, cairn_req_t *req)
         sqlite3_bind_int64(st, 1, run.rid);
         s_bind_str(st, 2, lo, plen + 1);
         s_bind_str(st, 3, hi, plen + 1);
-        rc = db_exec_stmt(s->db, st, &err);
+        rc = db_exec_stmt(s->db, st, err);
         if (rc == 0) deleted += sqlite3_changes(db_handle(s->db));
     }
     if (rc == 0 && deleted == 0) {
         db_rollback(s->db);
         free(blobs.hex);
-        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                       "run '%.*s' has no artifact '%s'", (int)run.id.len, run.id.ptr,
                       path);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (rc == 0) rc = db_commit(s->db, &err);
+    if (rc == 0) rc = db_commit(s->db, err);
     if (rc != 0) {
         db_rollback(s->db);
         free(blobs.hex);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     uint64_t nfreed = 0, bytes = 0;
     s_blobs_release(s, &blobs, &nfreed, &bytes);
@@ -1669,6 +1674,7 @@ void art_delete(void *state, cairn_req_t *req)
     cairn_pack_cstr(pk, "bytes_freed");
     msgpack_pack_uint64(pk, bytes);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* ---- recovery ---------------------------------------------------------------- */

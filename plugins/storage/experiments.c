@@ -59,7 +59,7 @@ static sqlite3_stmt *s_find(storage_t *s, const msgpack_object *body, int64_t *i
     return st;
 }
 
-static void s_reply_experiment(storage_t *s, cairn_req_t *req, sqlite3_stmt *row)
+static int s_reply_experiment(storage_t *s, cairn_req_t *req, sqlite3_stmt *row)
 {
     cairn_err_t err = {0};
     msgpack_packer *pk = storage_reply_begin(s);
@@ -68,6 +68,7 @@ static void s_reply_experiment(storage_t *s, cairn_req_t *req, sqlite3_stmt *row
     s_pack_experiment(s, pk, row, &err);
     sqlite3_reset(row);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* tags [{key, value}] on an experiment, inside the caller's transaction. */
@@ -89,22 +90,21 @@ static int s_set_tags(storage_t *s, int64_t id, const msgpack_object *tags,
     return 0;
 }
 
-void exp_create(void *state, cairn_req_t *req)
+int exp_create(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req), *tags = NULL;
     cairn_str_t name, loc = {NULL, 0};
-    if (cairn_field_str(b, "name", true, LIMIT_EXPERIMENT_NAME, &name, &err) != 0 ||
-        cairn_field_str(b, "artifact_location", false, 4096, &loc, &err) < 0 ||
-        cairn_field_array(b, "tags", false, &tags, &err) < 0)
-        return storage_reply_err(req, &err);
+    if (cairn_field_str(b, "name", true, LIMIT_EXPERIMENT_NAME, &name, err) != 0 ||
+        cairn_field_str(b, "artifact_location", false, 4096, &loc, err) < 0 ||
+        cairn_field_array(b, "tags", false, &tags, err) < 0)
+        return -1;
     if (name.len == 0) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'name' must not be empty");
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    if (db_begin(s->db, err) != 0) return -1;
     int64_t now = (int64_t)cairn_wall_ms();
     sqlite3_stmt *st = db_stmt(s->db, ST_EXP_INSERT);
     sqlite3_bind_text(st, 1, name.ptr, (int)name.len, SQLITE_STATIC);
@@ -115,14 +115,14 @@ void exp_create(void *state, cairn_req_t *req)
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
         db_rollback(s->db);
-        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+        cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "an experiment named '%.*s' already exists", (int)name.len,
                       name.ptr);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     int64_t id = sqlite3_last_insert_rowid(db_handle(s->db));
     if (rc != SQLITE_DONE) {
-        db_fail(s->db, "create the experiment", &err);
+        db_fail(s->db, "create the experiment", err);
         goto fail;
     }
     if (!loc.ptr || loc.len == 0) {
@@ -135,16 +135,16 @@ void exp_create(void *state, cairn_req_t *req)
                                "UPDATE experiments SET artifact_location = ? WHERE "
                                "experiment_id = ?",
                                -1, &u, NULL) != SQLITE_OK) {
-            db_fail(s->db, "set the artifact location", &err);
+            db_fail(s->db, "set the artifact location", err);
             goto fail;
         }
         sqlite3_bind_text(u, 1, def, -1, SQLITE_STATIC);
         sqlite3_bind_int64(u, 2, id);
-        rc = db_exec_stmt(s->db, u, &err);
+        rc = db_exec_stmt(s->db, u, err);
         sqlite3_finalize(u);
         if (rc != 0) goto fail;
     }
-    if (s_set_tags(s, id, tags, &err) != 0 || db_commit(s->db, &err) != 0) goto fail;
+    if (s_set_tags(s, id, tags, err) != 0 || db_commit(s->db, err) != 0) goto fail;
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "experiment_id");
@@ -152,36 +152,34 @@ void exp_create(void *state, cairn_req_t *req)
     return storage_reply_send(s, req, CAIRN_ST_OK);
 fail:
     db_rollback(s->db);
-    storage_reply_err(req, &err);
+    return -1;
 }
 
-void exp_get(void *state, cairn_req_t *req)
+int exp_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, &err);
-    if (!row) return storage_reply_err(req, &err);
-    s_reply_experiment(s, req, row);
+    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    if (!row) return -1;
+    return s_reply_experiment(s, req, row);
 }
 
-void exp_get_by_name(void *state, cairn_req_t *req)
+int exp_get_by_name(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     cairn_str_t name;
     if (cairn_field_str(cairn_body(req), "experiment_name", true, LIMIT_EXPERIMENT_NAME,
-                        &name, &err) != 0)
-        return storage_reply_err(req, &err);
+                        &name, err) != 0)
+        return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_EXP_BY_NAME);
     sqlite3_bind_text(st, 1, name.ptr, (int)name.len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
-        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                       "no experiment is named '%.*s'", (int)name.len, name.ptr);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    s_reply_experiment(s, req, st);
+    return s_reply_experiment(s, req, st);
 }
 
 /* A tiny filter for experiments: clauses `name OP 'value'` joined by AND,
@@ -258,10 +256,9 @@ static int s_view_clause(const msgpack_object *b, const char *field, sqlbuf_t *s
     return 0;
 }
 
-void exp_search(void *state, cairn_req_t *req)
+int exp_search(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     cairn_str_t filter = {"", 0};
     page_t page;
@@ -273,21 +270,21 @@ void exp_search(void *state, cairn_req_t *req)
     sqlbuf_add(&sql,
                "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
                "creation_time, last_update_time FROM experiments WHERE 1");
-    if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, &err) != 0 ||
-        cairn_field_str(b, "filter", false, 65536, &filter, &err) < 0 ||
-        s_view_clause(b, "view_type", &sql, "lifecycle_stage", &err) != 0 ||
-        s_exp_filter(filter, &sql, &binds, &err) != 0)
+    if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, err) != 0 ||
+        cairn_field_str(b, "filter", false, 65536, &filter, err) < 0 ||
+        s_view_clause(b, "view_type", &sql, "lifecycle_stage", err) != 0 ||
+        s_exp_filter(filter, &sql, &binds, err) != 0)
         goto fail;
     sqlbuf_add(&sql, " ORDER BY experiment_id LIMIT ? OFFSET ?");
     sql_binds_int(&binds, (int64_t)page.limit + 1);
     sql_binds_int(&binds, (int64_t)page.offset);
     if (sql.oom || binds.oom) {
-        cairn_err_oom(&err, NULL);
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     if (sqlite3_prepare_v2(db_handle(s->db), sql.data, -1, &st, NULL) != SQLITE_OK ||
         sql_binds_apply(&binds, st, 1) < 0) {
-        db_fail(s->db, "search experiments", &err);
+        db_fail(s->db, "search experiments", err);
         goto fail;
     }
     size_t n = 0;
@@ -300,7 +297,7 @@ void exp_search(void *state, cairn_req_t *req)
     cairn_pack_cstr(pk, "experiments");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++)
-        s_pack_experiment(s, pk, st, &err);
+        s_pack_experiment(s, pk, st, err);
     if (more) page_pack_next(pk, &page);
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
@@ -310,28 +307,27 @@ fail:
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
     sql_binds_free(&binds);
-    storage_reply_err(req, &err);
+    return -1;
 }
 
 /* Run one UPDATE on an existing experiment in its own transaction. */
-static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
-                     const char *text, size_t len, bool require_active)
+static int s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
+                    const char *text, size_t len, bool require_active, cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, &err);
-    if (!row) return storage_reply_err(req, &err);
+    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    if (!row) return -1;
     bool active = strcmp((const char *)sqlite3_column_text(row, 3), "active") == 0;
     sqlite3_reset(row);
     if (id == 0 && which == ST_EXP_SET_STAGE) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the Default experiment cannot be deleted");
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (require_active && !active) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "experiment %lld is deleted: restore it first", (long long)id);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     sqlite3_stmt *st = db_stmt(s->db, which);
     sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
@@ -340,63 +336,63 @@ static void s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
-        cairn_err_set(&err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+        cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                       "an experiment named '%.*s' already exists", (int)len, text);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (rc != SQLITE_DONE) {
-        db_fail(s->db, "update the experiment", &err);
-        return storage_reply_err(req, &err);
+        db_fail(s->db, "update the experiment", err);
+        return -1;
     }
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 0);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-void exp_update(void *state, cairn_req_t *req)
+int exp_update(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     cairn_str_t name;
     if (cairn_field_str(cairn_body(req), "new_name", true, LIMIT_EXPERIMENT_NAME, &name,
-                        &err) != 0)
-        return storage_reply_err(req, &err);
+                        err) != 0)
+        return -1;
     if (name.len == 0) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'new_name' must not be empty");
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    s_update(state, req, ST_EXP_RENAME, name.ptr, name.len, true);
+    return s_update(state, req, ST_EXP_RENAME, name.ptr, name.len, true, err);
 }
 
-void exp_delete(void *state, cairn_req_t *req)
+int exp_delete(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    s_update(state, req, ST_EXP_SET_STAGE, "deleted", 7, false);
+    return s_update(state, req, ST_EXP_SET_STAGE, "deleted", 7, false, err);
 }
 
-void exp_restore(void *state, cairn_req_t *req)
+int exp_restore(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    s_update(state, req, ST_EXP_SET_STAGE, "active", 6, false);
+    return s_update(state, req, ST_EXP_SET_STAGE, "active", 6, false, err);
 }
 
-void exp_set_tag(void *state, cairn_req_t *req)
+int exp_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, &err);
-    if (!row) return storage_reply_err(req, &err);
+    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    if (!row) return -1;
     sqlite3_reset(row);
     cairn_str_t k, v;
     const msgpack_object *b = cairn_body(req);
-    if (storage_field_key(b, "key", &k, &err) != 0 ||
-        cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (storage_field_key(b, "key", &k, err) != 0 ||
+        cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
+        return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_EXP_TAG_SET);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, v.ptr, (int)v.len, SQLITE_STATIC);
-    if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+    if (db_exec_stmt(s->db, st, err) != 0) return -1;
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 0);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }

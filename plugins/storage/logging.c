@@ -467,10 +467,11 @@ static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
     return 0;
 }
 
-static void s_reply_ok(storage_t *s, cairn_req_t *req)
+static int s_reply_ok(storage_t *s, cairn_req_t *req)
 {
     msgpack_pack_map(storage_reply_begin(s), 0);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 /* One fdatasync for every record written since the last, then the answers
@@ -497,7 +498,7 @@ static int s_mj_sync(storage_t *s, cairn_err_t *err)
         if (rc == 0)
             s_reply_ok(s, m->waiting[i]);
         else
-            storage_reply_err(m->waiting[i], err);
+            cairn_reply_err(m->waiting[i], err); /* deferred: answered here */
     }
     return rc;
 }
@@ -515,19 +516,19 @@ static void s_sync_timer(void *arg)
  * this thread has served what its socket holds (sdk/runtime.c), so
  * requests that arrived together share the sync. Without room or a timer
  * the group syncs now. */
-static void s_mj_wait(storage_t *s, cairn_req_t *req)
+static int s_mj_wait(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 {
     mjournal_t *m = s->mj;
-    cairn_err_t err = {0};
-    if (s_mj_reserve_waiter(m, &err) != 0) {
-        if (s_mj_sync(s, &err) != 0) return storage_reply_err(req, &err);
+    if (s_mj_reserve_waiter(m, err) != 0) {
+        if (s_mj_sync(s, err) != 0) return -1;
         return s_reply_ok(s, req);
     }
     m->waiting[m->nwaiting++] = req;
     cairn_defer(req);
     if (!m->sync_timer &&
         !(m->sync_timer = cairn_timer_add(s->ctx, 0, 0, s_sync_timer, s)))
-        s_mj_sync(s, &err);
+        s_mj_sync(s, err);
+    return 0;
 }
 
 int storage_journal_apply(storage_t *s, cairn_err_t *err)
@@ -571,8 +572,9 @@ int storage_journal_apply(storage_t *s, cairn_err_t *err)
     return 0;
 }
 
-static void s_log_one(storage_t *s, cairn_req_t *req, const char *field);
-static void s_log_batch(storage_t *s, cairn_req_t *req);
+static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
+                     cairn_err_t *err);
+static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err);
 
 void storage_journal_drain(storage_t *s)
 {
@@ -580,10 +582,10 @@ void storage_journal_drain(storage_t *s)
     while (m && m->qlen) {
         queued_t q = m->queue[m->qhead++];
         if (--m->qlen == 0) m->qhead = 0;
-        if (q.batch)
-            s_log_batch(s, q.req);
-        else
-            s_log_one(s, q.req, "metrics");
+        cairn_err_t err = {0};
+        int rc = q.batch ? s_log_batch(s, q.req, &err)
+                         : s_log_one(s, q.req, "metrics", &err);
+        if (rc != 0) cairn_reply_err(q.req, &err); /* deferred: answered here */
     }
 }
 
@@ -769,46 +771,43 @@ static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
     return rc;
 }
 
-static void s_reply_logged(storage_t *s, cairn_req_t *req, int rc,
-                           const cairn_err_t *err)
+static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, cairn_err_t *err)
 {
-    if (rc != 0) return storage_reply_err(req, err);
+    if (rc != 0) return -1;
     /* Its record, or one before it, waits for the group's fdatasync. */
-    if (s->mj && s->mj->j && journal_unsynced(s->mj->j)) return s_mj_wait(s, req);
-    s_reply_ok(s, req);
+    if (s->mj && s->mj->j && journal_unsynced(s->mj->j)) return s_mj_wait(s, req, err);
+    return s_reply_ok(s, req);
 }
 
-static void s_log_batch(storage_t *s, cairn_req_t *req)
+static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 {
-    cairn_err_t err = {0};
-    int rc = s_log(s, cairn_body(req), &err);
-    s_reply_logged(s, req, rc, &err);
+    return s_reply_logged(s, req, s_log(s, cairn_body(req), err), err);
 }
 
 /* Flagged CAIRN_VERB_INLINE, like log_metric (below): on the kernel's thread
  * only a batch the journal takes at once is served; one that writes SQLite
  * (params, tags, more points) or must apply first, and every request behind
  * it, is queued for this instance's own thread. */
-void log_batch(void *state, cairn_req_t *req)
+int log_batch(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     mjournal_t *m = s->mj;
     if (m && cairn_req_inline(req) &&
         (m->qlen || s_quick_points(m, cairn_body(req)) < 0) && s_mj_defer(s, req, true))
-        return;
+        return 0;
     storage_journal_drain(s); /* requests that came first go first */
-    s_log_batch(s, req);
+    return s_log_batch(s, req, err);
 }
 
 /* log_metric and log_param rewrite their body as a one-entry batch. */
-static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
+static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
+                     cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     if (b->type != MSGPACK_OBJECT_MAP) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the request body must be a map");
-        return storage_reply_err(req, &err);
+        return -1;
     }
     const msgpack_object *run_id = cairn_obj_get(b, "run_id");
     msgpack_object_kv kv[2];
@@ -830,13 +829,13 @@ static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
     wrapped.type = MSGPACK_OBJECT_MAP;
     wrapped.via.map.size = 2;
     wrapped.via.map.ptr = kv;
-    int rc = s_log(s, &wrapped, &err);
-    if (rc != 0 && err.st == CAIRN_ST_BAD_REQUEST) {
+    int rc = s_log(s, &wrapped, err);
+    if (rc != 0 && err->st == CAIRN_ST_BAD_REQUEST) {
         /* Say "value", not "metrics[0]: value", for the single forms. */
-        const char *colon = strstr(err.msg, "]: ");
-        if (colon) memmove(err.msg, colon + 3, strlen(colon + 3) + 1);
+        const char *colon = strstr(err->msg, "]: ");
+        if (colon) memmove(err->msg, colon + 3, strlen(colon + 3) + 1);
     }
-    s_reply_logged(s, req, rc, &err);
+    return s_reply_logged(s, req, rc, err);
 }
 
 /* Flagged CAIRN_VERB_INLINE: an idle inproc instance may be served on the
@@ -845,17 +844,17 @@ static void s_log_one(storage_t *s, cairn_req_t *req, const char *field)
  * log_metric behind it, is queued for this instance's own thread. (Under
  * durability=power, where every append waits for fdatasync, storage_init
  * drops the flag instead.) */
-void log_metric(void *state, cairn_req_t *req)
+int log_metric(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     mjournal_t *m = s->mj;
-    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req, false)) return;
-    s_log_one(s, req, "metrics");
+    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req, false)) return 0;
+    return s_log_one(s, req, "metrics", err);
 }
 
-void log_param(void *state, cairn_req_t *req)
+int log_param(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    s_log_one(state, req, "params");
+    return s_log_one(state, req, "params", err);
 }
 
 /* ---- history ---------------------------------------------------------- */
@@ -909,22 +908,21 @@ static void s_pack_point(msgpack_packer *pk, cairn_str_t key, const metric_point
     msgpack_pack_int64(pk, p->step);
 }
 
-void metric_history(void *state, cairn_req_t *req)
+int metric_history(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t id, key;
     page_t page;
     size_t n;
-    if (cairn_field_str(b, "run_id", true, 64, &id, &err) != 0 ||
-        storage_find_run(s, id, &run, &err) != 0 ||
-        storage_field_key(b, "key", &key, &err) != 0 ||
-        page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, &err) !=
+    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0 ||
+        storage_find_run(s, id, &run, err) != 0 ||
+        storage_field_key(b, "key", &key, err) != 0 ||
+        page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, err) !=
             0 ||
-        s_load_series(s, run.rid, key, &n, &err) != 0)
-        return storage_reply_err(req, &err);
+        s_load_series(s, run.rid, key, &n, err) != 0)
+        return -1;
     size_t from = page.offset < n ? (size_t)page.offset : n;
     size_t count = n - from < page.limit ? n - from : (size_t)page.limit;
     bool more = from + count < n;
@@ -935,32 +933,32 @@ void metric_history(void *state, cairn_req_t *req)
     for (size_t i = from; i < from + count; i++) s_pack_point(pk, key, &s->pts[i]);
     if (more) page_pack_next(pk, &page);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-void metric_history_sampled(void *state, cairn_req_t *req)
+int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req), *keys;
     run_ref_t run;
     cairn_str_t id;
     uint64_t max_points = 1000;
-    if (cairn_field_str(b, "run_id", true, 64, &id, &err) != 0 ||
-        storage_find_run(s, id, &run, &err) != 0 ||
-        cairn_field_array(b, "keys", true, &keys, &err) != 0 ||
-        cairn_field_uint(b, "max_points", false, &max_points, &err) < 0)
-        return storage_reply_err(req, &err);
+    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0 ||
+        storage_find_run(s, id, &run, err) != 0 ||
+        cairn_field_array(b, "keys", true, &keys, err) != 0 ||
+        cairn_field_uint(b, "max_points", false, &max_points, err) < 0)
+        return -1;
     if (max_points < 2 || max_points > LIMIT_SAMPLED_POINTS ||
         keys->via.array.size > 1000) {
-        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "max_points must be from 2 to %d, and keys at most 1000",
                       LIMIT_SAMPLED_POINTS);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     metric_point_t *out = malloc(max_points * sizeof *out);
     if (!out) {
-        cairn_err_oom(&err, NULL);
-        return storage_reply_err(req, &err);
+        cairn_err_oom(err, NULL);
+        return -1;
     }
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
@@ -972,14 +970,14 @@ void metric_history_sampled(void *state, cairn_req_t *req)
         cairn_str_t key = {"", 0};
         if (ko->type != MSGPACK_OBJECT_STR || ko->via.str.size > LIMIT_KEY) {
             free(out);
-            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                           "keys[%u] must be a metric key", k);
-            return storage_reply_err(req, &err);
+            return -1;
         }
         key = (cairn_str_t){ko->via.str.ptr, ko->via.str.size};
-        if (s_load_series(s, run.rid, key, &n, &err) != 0) {
+        if (s_load_series(s, run.rid, key, &n, err) != 0) {
             free(out);
-            return storage_reply_err(req, &err);
+            return -1;
         }
         size_t m = segment_downsample(s->pts, n, (size_t)max_points, out);
         msgpack_pack_map(pk, 3);
@@ -993,4 +991,5 @@ void metric_history_sampled(void *state, cairn_req_t *req)
     }
     free(out);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }

@@ -140,20 +140,21 @@ static int s_body_run(storage_t *s, const msgpack_object *b, bool need_active,
     return 0;
 }
 
-static void s_reply_run(storage_t *s, cairn_req_t *req, int64_t rid)
+static int s_reply_run(storage_t *s, cairn_req_t *req, int64_t rid, cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "run");
-    if (storage_pack_run(s, pk, rid, &err) != 0) return storage_reply_err(req, &err);
+    if (storage_pack_run(s, pk, rid, err) != 0) return -1;
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-static void s_reply_empty(storage_t *s, cairn_req_t *req)
+static int s_reply_empty(storage_t *s, cairn_req_t *req)
 {
     msgpack_pack_map(storage_reply_begin(s), 0);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
 static int s_put_tag(storage_t *s, int64_t rid, cairn_str_t k, cairn_str_t v,
@@ -236,15 +237,14 @@ static int s_experiment_location(storage_t *s, int64_t id, char *loc, size_t cap
     return 0;
 }
 
-void run_create(void *state, cairn_req_t *req)
+int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     new_run_t nr;
     char loc[4200], uri[4400], uuid[33], name[80];
-    if (s_parse_new_run(s, cairn_body(req), &nr, &err) != 0 ||
-        s_experiment_location(s, nr.experiment_id, loc, sizeof loc, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_parse_new_run(s, cairn_body(req), &nr, err) != 0 ||
+        s_experiment_location(s, nr.experiment_id, loc, sizeof loc, err) != 0)
+        return -1;
     unsigned char raw[16];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(uuid, sizeof uuid, raw, sizeof raw);
@@ -253,7 +253,7 @@ void run_create(void *state, cairn_req_t *req)
         int n = snprintf(name, sizeof name, "run-%.8s", uuid);
         nr.name = (cairn_str_t){name, (size_t)n};
     }
-    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    if (db_begin(s->db, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_INSERT);
     sqlite3_bind_text(st, 1, uuid, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, nr.experiment_id);
@@ -262,19 +262,19 @@ void run_create(void *state, cairn_req_t *req)
     sqlite3_bind_text(st, 5, uri, -1, SQLITE_STATIC);
     if (nr.has_parent) sqlite3_bind_int64(st, 6, nr.parent.rid);
     sqlite3_bind_text(st, 7, cairn_principal(req), -1, SQLITE_STATIC);
-    if (db_exec_stmt(s->db, st, &err) != 0) goto fail;
+    if (db_exec_stmt(s->db, st, err) != 0) goto fail;
     int64_t rid = sqlite3_last_insert_rowid(db_handle(s->db));
     /* MLflow's system tags, so MLflow clients find what they expect. */
-    if (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, &err) != 0 ||
+    if (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, err) != 0 ||
         (nr.has_parent &&
          s_put_tag(s, rid, (cairn_str_t){"mlflow.parentRunId", 18},
-                   (cairn_str_t){nr.parent_uuid, strlen(nr.parent_uuid)}, &err) != 0) ||
-        s_put_tags(s, rid, nr.tags, &err) != 0 || db_commit(s->db, &err) != 0)
+                   (cairn_str_t){nr.parent_uuid, strlen(nr.parent_uuid)}, err) != 0) ||
+        s_put_tags(s, rid, nr.tags, err) != 0 || db_commit(s->db, err) != 0)
         goto fail;
-    return s_reply_run(s, req, rid);
+    return s_reply_run(s, req, rid, err);
 fail:
     db_rollback(s->db);
-    storage_reply_err(req, &err);
+    return -1;
 }
 
 static bool s_status_ok(cairn_str_t st)
@@ -300,30 +300,29 @@ static void s_publish_status(storage_t *s, cairn_str_t run_id, cairn_str_t statu
     msgpack_sbuffer_destroy(&sb);
 }
 
-void run_update(void *state, cairn_req_t *req)
+int run_update(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t status = {NULL, 0}, name = {NULL, 0}, id;
     int64_t end = 0;
     int has_end;
-    if (s_body_run(s, b, true, &run, &err) != 0 ||
-        cairn_field_str(b, "status", false, 16, &status, &err) < 0 ||
-        (has_end = cairn_field_int(b, "end_time", false, &end, &err)) < 0 ||
-        cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &name, &err) < 0)
-        return storage_reply_err(req, &err);
-    cairn_field_str(b, "run_id", true, 64, &id, &err);
+    if (s_body_run(s, b, true, &run, err) != 0 ||
+        cairn_field_str(b, "status", false, 16, &status, err) < 0 ||
+        (has_end = cairn_field_int(b, "end_time", false, &end, err)) < 0 ||
+        cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &name, err) < 0)
+        return -1;
+    cairn_field_str(b, "run_id", true, 64, &id, err);
     if (status.ptr && !s_status_ok(status)) {
         cairn_err_set(
-            &err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
             "status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not "
             "'%.*s'",
             (int)status.len, status.ptr);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    if (db_begin(s->db, &err) != 0) return storage_reply_err(req, &err);
+    if (db_begin(s->db, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_UPDATE);
     if (status.ptr)
         sqlite3_bind_text(st, 1, status.ptr, (int)status.len, SQLITE_STATIC);
@@ -331,12 +330,12 @@ void run_update(void *state, cairn_req_t *req)
     if (name.ptr && name.len)
         sqlite3_bind_text(st, 3, name.ptr, (int)name.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, run.rid);
-    if (db_exec_stmt(s->db, st, &err) != 0 ||
+    if (db_exec_stmt(s->db, st, err) != 0 ||
         (name.ptr && name.len &&
-         s_put_tag(s, run.rid, (cairn_str_t){"mlflow.runName", 14}, name, &err) != 0) ||
-        db_commit(s->db, &err) != 0) {
+         s_put_tag(s, run.rid, (cairn_str_t){"mlflow.runName", 14}, name, err) != 0) ||
+        db_commit(s->db, err) != 0) {
         db_rollback(s->db);
-        return storage_reply_err(req, &err);
+        return -1;
     }
     if (status.ptr) s_publish_status(s, id, status);
     msgpack_packer *pk = storage_reply_begin(s);
@@ -350,80 +349,76 @@ void run_update(void *state, cairn_req_t *req)
         msgpack_pack_nil(pk);
     sqlite3_reset(r);
     storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
 }
 
-void run_get(void *state, cairn_req_t *req)
+int run_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     run_ref_t run;
-    if (s_body_run(s, cairn_body(req), false, &run, &err) != 0)
-        return storage_reply_err(req, &err);
-    s_reply_run(s, req, run.rid);
+    if (s_body_run(s, cairn_body(req), false, &run, err) != 0) return -1;
+    return s_reply_run(s, req, run.rid, err);
 }
 
-static void s_set_stage(storage_t *s, cairn_req_t *req, const char *stage)
+static int s_set_stage(storage_t *s, cairn_req_t *req, const char *stage,
+                       cairn_err_t *err)
 {
-    cairn_err_t err = {0};
     run_ref_t run;
-    if (s_body_run(s, cairn_body(req), false, &run, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_body_run(s, cairn_body(req), false, &run, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_SET_STAGE);
     sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, run.rid);
-    if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
-    s_reply_empty(s, req);
+    if (db_exec_stmt(s->db, st, err) != 0) return -1;
+    return s_reply_empty(s, req);
 }
 
-void run_delete(void *state, cairn_req_t *req)
+int run_delete(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    s_set_stage(state, req, "deleted");
+    return s_set_stage(state, req, "deleted", err);
 }
 
-void run_restore(void *state, cairn_req_t *req)
+int run_restore(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    s_set_stage(state, req, "active");
+    return s_set_stage(state, req, "active", err);
 }
 
-void run_set_tag(void *state, cairn_req_t *req)
+int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k, v;
-    if (s_body_run(s, b, true, &run, &err) != 0 ||
-        storage_field_key(b, "key", &k, &err) != 0 ||
-        cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, &err) != 0)
-        return storage_reply_err(req, &err);
-    if (s_put_tag(s, run.rid, k, v, &err) != 0) return storage_reply_err(req, &err);
+    if (s_body_run(s, b, true, &run, err) != 0 ||
+        storage_field_key(b, "key", &k, err) != 0 ||
+        cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
+        return -1;
+    if (s_put_tag(s, run.rid, k, v, err) != 0) return -1;
     if (cairn_str_eq(k, "mlflow.runName") && v.len) {
         sqlite3_stmt *st = db_stmt(s->db, ST_RUN_UPDATE);
         sqlite3_bind_text(st, 3, v.ptr, (int)v.len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, run.rid);
-        if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+        if (db_exec_stmt(s->db, st, err) != 0) return -1;
     }
-    s_reply_empty(s, req);
+    return s_reply_empty(s, req);
 }
 
-void run_delete_tag(void *state, cairn_req_t *req)
+int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k;
-    if (s_body_run(s, b, true, &run, &err) != 0 ||
-        storage_field_key(b, "key", &k, &err) != 0)
-        return storage_reply_err(req, &err);
+    if (s_body_run(s, b, true, &run, err) != 0 ||
+        storage_field_key(b, "key", &k, err) != 0)
+        return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_TAG_DELETE);
     sqlite3_bind_int64(st, 1, run.rid);
     sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
-    if (db_exec_stmt(s->db, st, &err) != 0) return storage_reply_err(req, &err);
+    if (db_exec_stmt(s->db, st, err) != 0) return -1;
     if (sqlite3_changes(db_handle(s->db)) == 0) {
-        cairn_err_set(&err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                       "the run has no tag '%.*s'", (int)k.len, k.ptr);
-        return storage_reply_err(req, &err);
+        return -1;
     }
-    s_reply_empty(s, req);
+    return s_reply_empty(s, req);
 }

@@ -266,10 +266,9 @@ static int s_fetch_general(storage_t *s, query_t *q, const page_t *page, int64_t
     return rc;
 }
 
-void run_search(void *state, cairn_req_t *req)
+int run_search(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    cairn_err_t err = {0};
     const msgpack_object *b = cairn_body(req);
     query_t q;
     page_t page;
@@ -278,18 +277,18 @@ void run_search(void *state, cairn_req_t *req)
     bool desc;
     size_t n = 0;
     s_query_init(&q);
-    if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, &err) != 0 ||
-        s_experiments(b, &q, &err) != 0 || s_view(b, &q, &err) != 0 ||
-        s_filter(b, &q, &err) != 0 || s_order(b, &q, &err) != 0)
+    if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, err) != 0 ||
+        s_experiments(b, &q, err) != 0 || s_view(b, &q, err) != 0 ||
+        s_filter(b, &q, err) != 0 || s_order(b, &q, err) != 0)
         goto fail;
     if (q.where.oom || q.where_binds.oom ||
         !(rids = malloc((page.limit + 1) * sizeof *rids))) {
-        cairn_err_oom(&err, NULL);
+        cairn_err_oom(err, NULL);
         goto fail;
     }
     if (s_single_metric_order(b, &key, &desc)
-            ? s_fetch_by_metric(s, &q, key, desc, &page, rids, &n, &err)
-            : s_fetch_general(s, &q, &page, rids, &n, &err))
+            ? s_fetch_by_metric(s, &q, key, desc, &page, rids, &n, err)
+            : s_fetch_general(s, &q, &page, rids, &n, err))
         goto fail;
     bool more = n > page.limit;
     if (more) n = page.limit;
@@ -297,7 +296,7 @@ void run_search(void *state, cairn_req_t *req)
     msgpack_pack_map(pk, more ? 2 : 1);
     cairn_pack_cstr(pk, "runs");
     msgpack_pack_array(pk, n);
-    if (storage_pack_runs(s, pk, rids, n, &err) != 0) goto fail;
+    if (storage_pack_runs(s, pk, rids, n, err) != 0) goto fail;
     if (more) page_pack_next(pk, &page);
     free(rids);
     s_query_free(&q);
@@ -305,5 +304,5 @@ void run_search(void *state, cairn_req_t *req)
 fail:
     free(rids);
     s_query_free(&q);
-    storage_reply_err(req, &err);
+    return -1;
 }

@@ -17,9 +17,10 @@ msgpack_packer *storage_reply_begin(storage_t *s)
     return &s->pk;
 }
 
-void storage_reply_send(storage_t *s, cairn_req_t *req, int st)
+int storage_reply_send(storage_t *s, cairn_req_t *req, int st)
 {
-    cairn_reply(req, st, s->sb.data, s->sb.size);
+    cairn_reply(req, st, s->sb.data, s->sb.size); /* a failed send is logged there */
+    return 0;
 }
 
 void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col)
@@ -57,11 +58,6 @@ void storage_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st)
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st)
 {
     storage_pack_rows(s, pk, st, storage_pack_kv_row);
-}
-
-void storage_reply_err(cairn_req_t *req, const cairn_err_t *err)
-{
-    cairn_reply_err(req, err);
 }
 
 int storage_err_at(cairn_err_t *err, const char *what, size_t i)
@@ -119,19 +115,16 @@ bad:
  * for this thread are served first, so that requests keep their order.
  * log_metric and log_batch are not wrapped: they journal, or drain and
  * apply before they write themselves (logging.c). */
-static bool s_applied(storage_t *s, cairn_req_t *req)
+static int s_applied(storage_t *s, cairn_err_t *err)
 {
     storage_journal_drain(s);
-    cairn_err_t err = {0};
-    if (storage_journal_apply(s, &err) == 0) return true;
-    storage_reply_err(req, &err);
-    return false;
+    return storage_journal_apply(s, err);
 }
 
-#define APPLIED(fn)                                         \
-    static void fn##_applied(void *state, cairn_req_t *req) \
-    {                                                       \
-        if (s_applied(state, req)) fn(state, req);          \
+#define APPLIED(fn)                                                          \
+    static int fn##_applied(void *state, cairn_req_t *req, cairn_err_t *err) \
+    {                                                                        \
+        return s_applied(state, err) != 0 ? -1 : fn(state, req, err);        \
     }
 APPLIED(exp_create)
 APPLIED(exp_get)

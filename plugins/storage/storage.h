@@ -40,7 +40,9 @@ typedef struct storage {
 /* Start a reply in s->sb (cleared) and return its packer. */
 msgpack_packer *storage_reply_begin(storage_t *s);
 /* Send s->sb with status st. */
-void storage_reply_send(storage_t *s, cairn_req_t *req, int st);
+/* Send the reply packed since storage_reply_begin; returns 0, for handlers
+ * to `return storage_reply_send(...)`. */
+int storage_reply_send(storage_t *s, cairn_req_t *req, int st);
 /* Pack a TEXT column ("" for NULL). */
 void storage_pack_text(msgpack_packer *pk, sqlite3_stmt *st, int col);
 /* Pack every row of a bound statement as an array, each row by pack_row;
@@ -52,7 +54,6 @@ void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
 /* The (key, value) rows of a bound statement as [{key, value}, ...]. */
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st);
 /* Answer an error. */
-void storage_reply_err(cairn_req_t *req, const cairn_err_t *err);
 /* Prefix err's sentence with "what[i]: " (an item of a batch), as a 400. */
 int storage_err_at(cairn_err_t *err, const char *what, size_t i);
 /* Make sure s->pts holds n points. */
@@ -86,23 +87,23 @@ void storage_pack_metric_row(msgpack_packer *pk, sqlite3_stmt *st);
 void storage_pack_kv_row(msgpack_packer *pk, sqlite3_stmt *st);
 
 /* experiments.c */
-void exp_create(void *state, cairn_req_t *req);
-void exp_get(void *state, cairn_req_t *req);
-void exp_get_by_name(void *state, cairn_req_t *req);
-void exp_search(void *state, cairn_req_t *req);
-void exp_update(void *state, cairn_req_t *req);
-void exp_delete(void *state, cairn_req_t *req);
-void exp_restore(void *state, cairn_req_t *req);
-void exp_set_tag(void *state, cairn_req_t *req);
+int exp_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_get_by_name(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_search(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_update(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_restore(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_set_tag(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* runs.c */
-void run_create(void *state, cairn_req_t *req);
-void run_update(void *state, cairn_req_t *req);
-void run_get(void *state, cairn_req_t *req);
-void run_delete(void *state, cairn_req_t *req);
-void run_restore(void *state, cairn_req_t *req);
-void run_set_tag(void *state, cairn_req_t *req);
-void run_delete_tag(void *state, cairn_req_t *req);
+int run_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_update(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_restore(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* logging.c: the metric journal (role `tracking`; journal.h). log_metric
  * and log_batch requests of at most JOURNAL_MAX_POINTS points and nothing
@@ -128,24 +129,24 @@ void storage_journal_tick(storage_t *s);
 void storage_journal_close(storage_t *s);
 
 /* logging.c: verbs */
-void log_batch(void *state, cairn_req_t *req);
-void log_metric(void *state, cairn_req_t *req);
-void log_param(void *state, cairn_req_t *req);
-void metric_history(void *state, cairn_req_t *req);
-void metric_history_sampled(void *state, cairn_req_t *req);
+int log_batch(void *state, cairn_req_t *req, cairn_err_t *err);
+int log_metric(void *state, cairn_req_t *req, cairn_err_t *err);
+int log_param(void *state, cairn_req_t *req, cairn_err_t *err);
+int metric_history(void *state, cairn_req_t *req, cairn_err_t *err);
+int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* search.c */
-void run_search(void *state, cairn_req_t *req);
+int run_search(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* artifacts.c: the `artifacts` role */
 typedef struct artifacts artifacts_t;
 int artifacts_init(storage_t *s, cairn_err_t *err);
 void artifacts_fini(storage_t *s); /* safe after a failed init, and twice */
-void art_put(void *state, cairn_req_t *req);
-void art_get(void *state, cairn_req_t *req);
-void art_verify(void *state, cairn_req_t *req);
-void art_list(void *state, cairn_req_t *req);
-void art_delete(void *state, cairn_req_t *req);
-void art_abort(void *state, cairn_req_t *req);
+int art_put(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_verify(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_list(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_abort(void *state, cairn_req_t *req, cairn_err_t *err);
 
 #endif

@@ -54,8 +54,9 @@ static void s_pack_body(msgpack_packer *pk, const cairn_req_t *r)
 }
 
 /* probe: every accessor of the request and its context, sent back. */
-static void s_probe(void *state, cairn_req_t *r)
+static int s_probe(void *state, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)state;
     cairn_ctx_t *ctx = api->req_ctx(r);
     msgpack_sbuffer sb;
@@ -97,11 +98,13 @@ static void s_probe(void *state, cairn_req_t *r)
     REQUIRE(api->reply(r, 200, sb.data, sb.size) == 0);
     REQUIRE(api->reply(r, 200, NULL, 0) == -1); /* exactly one reply */
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 /* fields: the body through the field helpers, as the services read it. */
-static void s_fields(void *state, cairn_req_t *r)
+static int s_fields(void *state, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)state;
     const msgpack_object *b = api->body(r), *o;
     cairn_err_t e = {0};
@@ -120,13 +123,15 @@ static void s_fields(void *state, cairn_req_t *r)
         cairn_field_map(b, "tags", false, &o, &e) < 0) {
         REQUIRE(e.st == 400 && e.msg[0]);
         api->reply_err(r, &e);
-        return;
+        return 0;
     }
     api->reply(r, 204, NULL, 0);
+    return 0;
 }
 
-/* fail {st, code, err}: an error reply carrying the body back. */
-static void s_fail(void *state, cairn_req_t *r)
+/* fail {st, code, err}: an error reply carrying the body back; without err,
+ * a handler's -1 with cairn_err_t. */
+static int s_fail(void *state, cairn_req_t *r, cairn_err_t *err)
 {
     (void)state;
     const msgpack_object *b = api->body(r);
@@ -139,6 +144,9 @@ static void s_fail(void *state, cairn_req_t *r)
     char c[512], m[4096];
     snprintf(c, sizeof c, "%.*s", (int)(code.len < 500 ? code.len : 500), code.ptr);
     snprintf(m, sizeof m, "%.*s", (int)(msg.len < 4000 ? msg.len : 4000), msg.ptr);
+    /* No sentence: fail as a handler does, for the runtime to answer (any
+     * st, even one below 400). */
+    if (!msg.len) return cairn_err_set(err, (int)(st > 999 ? 999 : st), c, "fuzzed");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -146,22 +154,26 @@ static void s_fail(void *state, cairn_req_t *r)
     s_pack_body(&pk, r);
     api->reply_error_body(r, (int)(st > 999 ? 999 : st), c, m, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 /* call: a nested call, which a request served through the door may not make. */
-static void s_call(void *state, cairn_req_t *r)
+static int s_call(void *state, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)state;
     cairn_err_t e = {0};
     REQUIRE(api->call(api->req_ctx(r), "fuzz", "probe", NULL, 0, 100, NULL, NULL, &e) ==
             -1);
     REQUIRE(e.st == 500);
     api->reply_err(r, &e);
+    return 0;
 }
 
 /* defer: deferred (its body gets its own zone), then answered at once. */
-static void s_defer(void *state, cairn_req_t *r)
+static int s_defer(void *state, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)state;
     api->defer(r);
     msgpack_sbuffer sb;
@@ -171,6 +183,7 @@ static void s_defer(void *state, cairn_req_t *r)
     s_pack_body(&pk, r);
     api->reply(r, 200, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 static void s_later_fire(void *arg)
@@ -193,8 +206,9 @@ static void s_never(void *arg)
 
 /* later: deferred, answered by a timer on the worker's own thread (a FINAL
  * on the socket); a second timer is cancelled at once. */
-static void s_later(void *state, cairn_req_t *r)
+static int s_later(void *state, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)state;
     cairn_ctx_t *ctx = api->req_ctx(r);
     api->defer(r);
@@ -203,6 +217,7 @@ static void s_later(void *state, cairn_req_t *r)
     uint64_t never = api->timer_add(ctx, 1, 0, s_never, NULL);
     REQUIRE(never > 0);
     api->timer_cancel(ctx, never);
+    return 0;
 }
 
 static const cairn_verb_t s_verbs[] = {

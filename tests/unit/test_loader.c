@@ -124,7 +124,7 @@ static const char s_prelude[] =
     "static UNUSED int p_init(cairn_ctx_t *c, void **s, cairn_err_t *e)\n"
     "{ (void)c; (void)e; *s = NULL; return 0; }\n"
     "static UNUSED void p_fini(void *s) { (void)s; }\n"
-    "static UNUSED void p_verb(void *s, cairn_req_t *r) { (void)s; (void)r; }\n"
+    "static UNUSED int p_verb(void *s, cairn_req_t *r, cairn_err_t *e) { (void)s; (void)r; (void)e; return 0; }\n"
     "#define DESC(NAME, ABI, SIZE, VERBS, INIT, FINI) \\\n"
     "    static const cairn_plugin_t desc = { .abi = (ABI), .size = (SIZE), \\\n"
     "        .name = (NAME), .version = \"0\", .verbs = (VERBS), \\\n"
@@ -156,7 +156,7 @@ static const bad_t s_bad[] = {
      "OK_VERBS;\nDESC(\"t\", CAIRN_PLUGIN_ABI + 1, sizeof(cairn_plugin_t), verbs, "
      "p_init, "
      "p_fini);\nCAIRN_PLUGIN_DEFINE(desc)\n",
-     "plugin ABI 2", "speaks ABI 1", 400},
+     "plugin ABI 3", "speaks ABI 2", 400},
     {"null_entry",
      "__attribute__((visibility(\"default\"))) const cairn_plugin_t *\n"
      "cairn_plugin_entry(const cairn_api_t *api) { (void)api; return NULL; }\n",
@@ -458,10 +458,12 @@ TEST(good_plugins_load)
 /* ---- cairn_plugin_check_settings ---------------------------------------------------
  */
 
-static void v_noop(void *s, cairn_req_t *r)
+static int v_noop(void *s, cairn_req_t *r, cairn_err_t *err)
 {
+    (void)err; /* this verb cannot fail */
     (void)s;
     (void)r;
+    return 0;
 }
 static int v_init(cairn_ctx_t *c, void **s, cairn_err_t *e)
 {
