@@ -1744,28 +1744,12 @@ static void s_recover_committed(void *arg, const char *name)
 
 int artifacts_init(storage_t *s, cairn_err_t *err)
 {
-    const char *idle = cairn_conf(s->ctx, "upload_idle");
-    const char *uring = cairn_conf(s->ctx, "io_uring");
-    const char *dur = cairn_conf(s->ctx, "durability");
-    const char *umax = cairn_conf(s->ctx, "uploads_max");
-    const char *uper = cairn_conf(s->ctx, "uploads_per_principal");
-    long long idle_s = idle && *idle ? strtoll(idle, NULL, 10) : 600;
-    long long max = umax && *umax ? strtoll(umax, NULL, 10) : 0;
-    long long per = uper && *uper ? strtoll(uper, NULL, 10) : 0;
-    if (idle_s < 1)
-        return cairn_err_set(
-            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
-            "storage: upload_idle must be at least 1 (seconds), not '%s'", idle);
-    if (max < 0 || per < 0)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
-                             "storage: %s must be 0 (sized from memory) or more, not "
-                             "'%s'",
-                             max < 0 ? "uploads_max" : "uploads_per_principal",
-                             max < 0 ? umax : uper);
+    const storage_settings_t *set = s->set; /* checked by the runtime */
+    long long max = set->uploads_max, per = set->uploads_per_principal;
     artifacts_t *a = calloc(1, sizeof *a);
     if (!a) return cairn_err_oom(err, NULL);
     s->art = a;
-    a->idle_ms = (uint64_t)idle_s * 1000;
+    a->idle_ms = (uint64_t)set->upload_idle * 1000;
     /* Upload slots: sized from memory and the open-file limit unless set. */
     upslots_t sz;
     upslots_size(ART_UPLOAD_BYTES, &sz);
@@ -1786,11 +1770,11 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
         "artifacts: at most %zu unfinished uploads at once (%s), %zu per principal "
         "and workspace (uploads_per_principal%s)",
         a->uploads_max, how, a->per_principal, per > 0 ? ", as set" : "");
-    a->power = dur && strcmp(dur, "power") == 0;
+    a->power = set->durability == STORAGE_DURABILITY_POWER;
     a->cursors = aligned_alloc(alignof(cursor_t), ART_CURSORS * sizeof(cursor_t));
     if (!a->cursors) return cairn_err_oom(err, NULL);
     memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
-    a->cas = cas_open(s->artifact_root, !uring || strcmp(uring, "false") != 0, err);
+    a->cas = cas_open(s->artifact_root, set->io_uring, err);
     if (!a->cas) return -1;
     sqlite3 *h = db_handle(s->db);
     for (int i = 0; i < AST_COUNT; i++)
@@ -1802,7 +1786,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
      * files without a sidecar, are leftovers. Files a writer holds (another
      * instance's) stay. */
     cas_meta_alone(a->cas, s_recover_committed, s); /* before the sweep takes them */
-    int swept = cas_sweep_tmp(a->cas, (uint64_t)idle_s);
+    int swept = cas_sweep_tmp(a->cas, (uint64_t)set->upload_idle);
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,
               "artifacts: blobs under %s/cas; file I/O through %s%s%s%s; %d stale temp "

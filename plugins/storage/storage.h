@@ -22,8 +22,21 @@
 #define DEFAULT_HISTORY_RESULTS 25000
 #define LIMIT_SAMPLED_POINTS 100000
 
+/* The plugin's settings (plugin.c's table; the runtime fills them). */
+enum { STORAGE_DURABILITY_PROCESS, STORAGE_DURABILITY_POWER };
+typedef struct storage_settings {
+    const char *db;                /* "" = STATE/tracking.db */
+    const char *artifact_root;     /* "" = STATE/artifacts */
+    int durability;                /* STORAGE_DURABILITY_* */
+    int64_t upload_idle;           /* seconds an unfinished upload may sit idle */
+    int64_t uploads_max;           /* 0 = sized from memory */
+    int64_t uploads_per_principal; /* 0 = a quarter of uploads_max */
+    bool io_uring;
+} storage_settings_t;
+
 typedef struct storage {
     cairn_ctx_t *ctx;
+    const storage_settings_t *set;
     db_t *db;
     char *artifact_root; /* where artifact blobs live (content-addressed) */
     msgpack_sbuffer sb;  /* reused for replies */
@@ -39,7 +52,6 @@ typedef struct storage {
 
 /* Start a reply in s->sb (cleared) and return its packer. */
 msgpack_packer *storage_reply_begin(storage_t *s);
-/* Send s->sb with status st. */
 /* Send the reply packed since storage_reply_begin; returns 0, for handlers
  * to `return storage_reply_send(...)`. */
 int storage_reply_send(storage_t *s, cairn_req_t *req, int st);
@@ -53,7 +65,6 @@ void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
                        storage_row_fn *pack_row);
 /* The (key, value) rows of a bound statement as [{key, value}, ...]. */
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st);
-/* Answer an error. */
 /* Prefix err's sentence with "what[i]: " (an item of a batch), as a 400. */
 int storage_err_at(cairn_err_t *err, const char *what, size_t i);
 /* Make sure s->pts holds n points. */

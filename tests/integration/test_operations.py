@@ -163,6 +163,28 @@ class Check(unittest.TestCase):
         finally:
             k.cleanup()
 
+    def test_storage_settings_are_typed(self):
+        """The storage plugin's settings are checked from its typed table:
+        each bad value is refused with a sentence naming it, before any
+        service starts."""
+        tmp = tempfile.mkdtemp(prefix="cairn-check-")
+        try:
+            conf = os.path.join(tmp, "c.yaml")
+            for setting, want in (("durability: fsync", "must be process or power"),
+                                  ("upload_idle: 0", "upload_idle"),
+                                  ("uploads_max: -1", "uploads_max"),
+                                  ("io_uring: maybe", "io_uring")):
+                with open(conf, "w") as f:
+                    f.write("kernel:\n  auth: none\n  state_dir: ./var\n"
+                            "services:\n  tracking:\n    plugin: storage\n    mode: inproc\n"
+                            f"    settings:\n      {setting}\n")
+                r = run_cairnd(["--conf", conf, "--check"], cwd=tmp)
+                self.assertEqual(r.returncode, 2, (setting, r.stdout, r.stderr))
+                self.assertIn(want, r.stderr, setting)
+                self.assertIn(setting.split(":")[0], r.stderr, setting)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_check_creates_no_state(self):
         tmp = tempfile.mkdtemp(prefix="cairn-check-")
         try:
