@@ -8,20 +8,48 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
+#include "grants.h"
+
+/* The token cache: direct-mapped by the token's BLAKE2b-256, so that it is
+ * bounded (AUTHZ_CACHE_SLOTS answers) with no eviction policy to get wrong;
+ * a colliding token replaces the slot and is resolved again when it comes
+ * back. Only the hash is kept, never the token. */
+#define AUTHZ_CACHE_SLOTS 4096
+#define AUTHZ_NEGATIVE_MS 1000 /* a refused token is asked about again after 1 s */
+#define AUTHZ_MAX_GRANTS 16
+#define AUTHZ_MAX_PATTERNS 64
+
+typedef struct grant {
+    char ws[65]; /* "*" = every workspace */
+    char **actions, **not_actions;
+    size_t nactions, nnot;
+} grant_t;
+
+typedef struct entry {
+    unsigned char key[AUTHZ_KEY_BYTES];
+    bool used, refused;
+    uint64_t until_ms; /* wall clock: the token's expiry (0 = never) or, refused, the
+                          retry time */
+    char sub[AUTHZ_SUB_MAX];
+    grant_t grants[AUTHZ_MAX_GRANTS];
+    size_t ngrants;
+} entry_t;
+
 struct authz {
-    bool open; /* mode none */
+    bool open;        /* mode none */
+    char service[65]; /* mode <service>: the auth service's name */
+    entry_t *cache;   /* AUTHZ_CACHE_SLOTS entries */
 };
 
 authz_t *authz_new(const char *mode, cairn_err_t *err)
 {
-    if (!mode || strcmp(mode, "none") != 0) {
+    if (!mode || !*mode || strlen(mode) > 64) {
         cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
-                      "kernel.auth '%s': token authentication needs the auth plugin, "
-                      "which this build does not have yet; set kernel.auth: none "
-                      "(loopback only)",
-                      mode ? mode : "");
+                      "kernel.auth must be 'none' (loopback only) or the name of the "
+                      "auth service");
         return NULL;
     }
     authz_t *a = calloc(1, sizeof *a);
@@ -29,14 +57,44 @@ authz_t *authz_new(const char *mode, cairn_err_t *err)
         cairn_err_oom(err, NULL);
         return NULL;
     }
-    a->open = true;
+    if (strcmp(mode, "none") == 0) {
+        a->open = true;
+        return a;
+    }
+    snprintf(a->service, sizeof a->service, "%s", mode);
+    if (!(a->cache = calloc(AUTHZ_CACHE_SLOTS, sizeof *a->cache))) {
+        free(a);
+        cairn_err_oom(err, "for the token cache");
+        return NULL;
+    }
     return a;
+}
+
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void s_entry_clear(entry_t *e)
+{
+    for (size_t i = 0; i < e->ngrants; i++) {
+        s_strv_free(e->grants[i].actions, e->grants[i].nactions);
+        s_strv_free(e->grants[i].not_actions, e->grants[i].nnot);
+    }
+    memset(e, 0, sizeof *e);
 }
 
 void authz_destroy(authz_t **self_p)
 {
     if (!self_p || !*self_p) return;
-    free(*self_p);
+    authz_t *a = *self_p;
+    if (a->cache) {
+        for (size_t i = 0; i < AUTHZ_CACHE_SLOTS; i++) s_entry_clear(&a->cache[i]);
+        sodium_memzero(a->cache, AUTHZ_CACHE_SLOTS * sizeof *a->cache);
+        free(a->cache);
+    }
+    free(a);
     *self_p = NULL;
 }
 
@@ -45,30 +103,192 @@ bool authz_is_open(const authz_t *self)
     return self->open;
 }
 
+const char *authz_service(const authz_t *self)
+{
+    return self->open ? NULL : self->service;
+}
+
+void authz_token_key(cairn_str_t tok, unsigned char key[AUTHZ_KEY_BYTES])
+{
+    crypto_generichash(key, AUTHZ_KEY_BYTES, (const unsigned char *)tok.ptr, tok.len,
+                       NULL, 0);
+}
+
+static entry_t *s_slot(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES])
+{
+    uint32_t i;
+    memcpy(&i, key, sizeof i);
+    return &self->cache[i % AUTHZ_CACHE_SLOTS];
+}
+
+/* The cached answer for key, or NULL when there is none (or it is stale). */
+static entry_t *s_cached(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES])
+{
+    entry_t *e = s_slot(self, key);
+    if (!e->used || sodium_memcmp(e->key, key, AUTHZ_KEY_BYTES) != 0) return NULL;
+    if (e->refused && cairn_wall_ms() >= e->until_ms) return NULL;
+    return e;
+}
+
+static bool s_ws_matches(const grant_t *g, cairn_str_t ws)
+{
+    if (strcmp(g->ws, "*") == 0) return true;
+    if (!ws.len) return strcmp(g->ws, "default") == 0;
+    return strlen(g->ws) == ws.len && memcmp(g->ws, ws.ptr, ws.len) == 0;
+}
+
+static bool s_entry_permits(const entry_t *e, cairn_str_t ws, const char *perm)
+{
+    for (size_t i = 0; i < e->ngrants; i++) {
+        const grant_t *g = &e->grants[i];
+        if (s_ws_matches(g, ws) &&
+            cairn_grants_permit((const char *const *)g->actions, g->nactions,
+                                (const char *const *)g->not_actions, g->nnot, perm))
+            return true;
+    }
+    return false;
+}
+
 int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
                 authz_principal_t *out, cairn_err_t *err)
 {
-    (void)tok;
-    (void)ws;
-    (void)perm;
-    if (!self->open)
+    if (self->open) { /* the single local user owns everything */
+        out->sub = "local";
+        out->roles[0] = "Owner";
+        out->nroles = 1;
+        return 0;
+    }
+    if (!tok.len) {
+        if (!perm) { /* a public verb (auth.login, sys.ping) */
+            out->sub = "anonymous";
+            out->nroles = 0;
+            return 0;
+        }
         return cairn_err_set(err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
-                             "no auth service is configured");
-    /* Open mode: the single local user owns everything. */
-    out->sub = "local";
-    out->roles[0] = "Owner";
-    out->nroles = 1;
+                             "this verb needs a token (header 'tok'): `cairn login`, "
+                             "CAIRN_TOKEN, or the owner.token of the state dir");
+    }
+    unsigned char key[AUTHZ_KEY_BYTES];
+    authz_token_key(tok, key);
+    entry_t *e = s_cached(self, key);
+    if (!e) {
+        cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                      "the token has not been checked yet; retry");
+        return AUTHZ_UNRESOLVED;
+    }
+    if (e->refused || (e->until_ms && cairn_wall_ms() >= e->until_ms))
+        return cairn_err_set(err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
+                             e->refused ? "the token is not valid (unknown or revoked)"
+                                        : "the token has expired");
+    out->sub = e->sub;
+    out->nroles = 0;
+    if (perm && !s_entry_permits(e, ws, perm))
+        return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+                             "%s may not use %s in workspace '%.*s'", e->sub, perm,
+                             ws.len ? (int)ws.len : 7, ws.len ? ws.ptr : "default");
     return 0;
+}
+
+bool authz_resolved(authz_t *self, cairn_str_t tok)
+{
+    if (self->open || !tok.len) return true;
+    unsigned char key[AUTHZ_KEY_BYTES];
+    authz_token_key(tok, key);
+    return s_cached(self, key) != NULL;
+}
+
+/* An array of strings (at most AUTHZ_MAX_PATTERNS, each < 256 bytes). */
+static int s_strv(const msgpack_object *o, char ***out, size_t *n, cairn_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > AUTHZ_MAX_PATTERNS)
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                             "resolve: a grant's patterns are not a short list");
+    if (o->via.array.size && !(*out = calloc(o->via.array.size, sizeof **out)))
+        return cairn_err_oom(err, "for a grant");
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *s = &o->via.array.ptr[i];
+        if (s->type != MSGPACK_OBJECT_STR || s->via.str.size > 255 ||
+            !((*out)[i] = strndup(s->via.str.ptr, s->via.str.size)))
+            return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                                 "resolve: a grant pattern is not a short string");
+        (*n)++;
+    }
+    return 0;
+}
+
+static int s_grants(const msgpack_object *arr, entry_t *e, cairn_err_t *err)
+{
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY ||
+        arr->via.array.size > AUTHZ_MAX_GRANTS)
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                             "resolve: 'grants' must be a list of at most %d",
+                             AUTHZ_MAX_GRANTS);
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        const msgpack_object *g = &arr->via.array.ptr[i];
+        grant_t *out = &e->grants[e->ngrants++];
+        cairn_str_t ws;
+        if (cairn_field_str(g, "ws", true, 64, &ws, err) != 0 ||
+            s_strv(cairn_obj_get(g, "actions"), &out->actions, &out->nactions, err) !=
+                0 ||
+            s_strv(cairn_obj_get(g, "not_actions"), &out->not_actions, &out->nnot,
+                   err) != 0)
+            return -1;
+        snprintf(out->ws, sizeof out->ws, "%.*s", (int)ws.len, ws.ptr);
+    }
+    return 0;
+}
+
+int authz_learn(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES],
+                const msgpack_object *reply, cairn_err_t *err)
+{
+    if (self->open) return 0;
+    entry_t *e = s_slot(self, key);
+    s_entry_clear(e);
+    cairn_str_t sub;
+    int64_t expires = 0;
+    if (cairn_field_str(reply, "principal", true, AUTHZ_SUB_MAX - 1, &sub, err) != 0 ||
+        cairn_field_int(reply, "expires", false, &expires, err) < 0 ||
+        s_grants(cairn_obj_get(reply, "grants"), e, err) != 0) {
+        s_entry_clear(e);
+        return -1;
+    }
+    memcpy(e->key, key, AUTHZ_KEY_BYTES);
+    snprintf(e->sub, sizeof e->sub, "%.*s", (int)sub.len, sub.ptr);
+    e->until_ms = expires > 0 ? (uint64_t)expires : 0;
+    e->used = true;
+    return 0;
+}
+
+void authz_learn_refusal(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES])
+{
+    if (self->open) return;
+    entry_t *e = s_slot(self, key);
+    s_entry_clear(e);
+    memcpy(e->key, key, AUTHZ_KEY_BYTES);
+    e->used = e->refused = true;
+    e->until_ms = cairn_wall_ms() + AUTHZ_NEGATIVE_MS;
+}
+
+void authz_forget_all(authz_t *self)
+{
+    if (self->open) return;
+    for (size_t i = 0; i < AUTHZ_CACHE_SLOTS; i++) s_entry_clear(&self->cache[i]);
 }
 
 int authz_permits(authz_t *self, const authz_principal_t *who, const char *perm,
                   cairn_err_t *err)
 {
-    /* Open mode: every principal holds every permission. The auth service
-     * (issue 13) will map who's roles to their grants here. */
-    if (!perm || self->open) return 0;
-    return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
-                         "%s may not use %s", who->sub, perm);
+    (void)self;
+    (void)who;
+    (void)perm;
+    (void)err;
+    /* Plugins are trusted code of this deployment: a nested call carries
+     * the calling plugin's service principal, which may use any verb (the
+     * request that caused it was authorized at the edge). */
+    return 0;
 }
 
 void authz_service_principal(const char *svc, authz_principal_t *out, char *buf,

@@ -6,8 +6,11 @@
  *
  * Modes: "none" (declared explicitly in the conf: every caller is the local
  * principal with the Owner role, and cairnd refuses to bind anything but
- * loopback), or the name of an auth service (the auth plugin, a later
- * issue) that resolves tokens through the bus with a cache in front.
+ * loopback), or the name of an auth service (the auth plugin) that resolves
+ * tokens through the bus (its verb `resolve`) with a cache in front: a
+ * token's first request waits for the answer (the broker parks it), every
+ * later one is checked here, on the routing thread, with no bus hop. The
+ * service's `auth.changed` events empty the cache.
  */
 #ifndef KERNEL_AUTHZ_H
 #define KERNEL_AUTHZ_H
@@ -16,9 +19,15 @@
 #include <stdint.h>
 
 #include "cairn/err.h"
+#include <msgpack.h>
+
 #include "cairn/msg.h"
 
 #define AUTHZ_MAX_ROLES 8
+#define AUTHZ_KEY_BYTES 32        /* a token's cache key: its BLAKE2b-256 */
+#define AUTHZ_SUB_MAX 129         /* a principal's name, NUL included */
+#define AUTHZ_UNRESOLVED 1        /* authz_check: the token is not cached yet */
+#define AUTHZ_RESOLVE_TTL_MS 5000 /* how long the kernel waits for resolve */
 
 typedef struct authz authz_t;
 
@@ -28,18 +37,34 @@ typedef struct authz_principal {
     int nroles;
 } authz_principal_t;
 
-/* mode: "none" or an auth service name (refused until that plugin lands). */
+/* mode: "none" or the auth service's name. */
 authz_t *authz_new(const char *mode, cairn_err_t *err);
 void authz_destroy(authz_t **self_p);
 bool authz_is_open(const authz_t *self); /* mode none: loopback only */
+/* The auth service's name; NULL in mode none. */
+const char *authz_service(const authz_t *self);
 
-/* Resolve the caller and check perm (NULL = public verb). 0, or -1 with a
- * 401 (no or bad token) or 403 (role lacks perm). */
+/* Resolve the caller from the cache and check perm (NULL = public verb) in
+ * workspace ws. 0; AUTHZ_UNRESOLVED when the token is not cached (resolve
+ * it, then ask again); or -1 with a 401 (no, bad or expired token) or 403
+ * (the grants lack perm in ws). out->sub is valid until the cache changes. */
 int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
                 authz_principal_t *out, cairn_err_t *err);
+/* Whether tok needs no resolving (cached, empty, or mode none). */
+bool authz_resolved(authz_t *self, cairn_str_t tok);
+/* The cache key of a token. */
+void authz_token_key(cairn_str_t tok, unsigned char key[AUTHZ_KEY_BYTES]);
+/* Cache the auth service's answer to resolve: {principal, expires, grants
+ * [{ws, actions, not_actions}]}. -1 with a 502 when it is malformed. */
+int authz_learn(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES],
+                const msgpack_object *reply, cairn_err_t *err);
+/* Cache a 401 for the token, for a second. */
+void authz_learn_refusal(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES]);
+/* Drop every cached answer (the auth service said something changed). */
+void authz_forget_all(authz_t *self);
 
 /* Whether an already resolved principal (a plugin's, for a nested call) may
- * use perm (NULL = public). 0, or -1 with a 403. */
+ * use perm (NULL = public): plugins are trusted, so 0. */
 int authz_permits(authz_t *self, const authz_principal_t *who, const char *perm,
                   cairn_err_t *err);
 

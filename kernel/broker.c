@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +114,9 @@ void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *bo
 }
 
 /* ---- replies ------------------------------------------------------------ */
+
+static void s_on_resolved(broker_t *b, uint64_t id, int st, const char *code,
+                          const char *msg, zmq_msg_t *body);
 
 /* Send a client reply. body (may be NULL) is sent and closed. A large body
  * is charged to the client until libzmq has written it; a client with too
@@ -225,7 +229,9 @@ static void s_release(broker_t *b, pending_t *p)
 static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
                      const char *msg, zmq_msg_t *body)
 {
-    if (p->origin == ORIGIN_CLIENT) {
+    if (p->origin == ORIGIN_KERNEL) {
+        s_on_resolved(b, p->id_uint, st, code, msg, body);
+    } else if (p->origin == ORIGIN_CLIENT) {
         cairn_hdr_t h;
         s_pending_hdr(p, &h);
         s_reply_client(b, p->route, p->route_len, &h, st, code, msg, body);
@@ -325,7 +331,9 @@ typedef struct route_req {
 static void s_refuse_body(broker_t *b, const route_req_t *r, int st, const char *code,
                           const char *msg, zmq_msg_t *body)
 {
-    if (r->origin == ORIGIN_CLIENT) {
+    if (r->origin == ORIGIN_KERNEL) {
+        s_on_resolved(b, r->hdr->id_uint, st, code, msg, body);
+    } else if (r->origin == ORIGIN_CLIENT) {
         s_reply_client(b, r->route, r->route_len, r->hdr, st, code, msg, body);
     } else {
         pending_t tmp = {.id_uint = r->hdr->id_uint, .route_len = r->route_len};
@@ -549,23 +557,165 @@ static bool s_frame_is(zmq_msg_t *m, const char *s)
     return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
 }
 
-static void s_handle_sys(broker_t *b, frames_t *f, const cairn_hdr_t *h)
+static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     cairn_err_t err = {0};
     sys_caller_t caller = {.tok = h->tok, .ws = h->ws};
     if (sys_handle(b, h->verb, &caller, &body, &err) != 0) {
-        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h,
-                       err.st, err.code, err.msg, NULL);
+        s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, err.st, err.code,
+                       err.msg, NULL);
     } else {
         zmq_msg_t m;
         zmq_msg_init_size(&m, body.size);
         memcpy(zmq_msg_data(&m), body.data, body.size);
-        s_reply_client(b, zmq_msg_data(&f->part[0]), zmq_msg_size(&f->part[0]), h, 200,
+        s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, CAIRN_ST_OK,
                        NULL, NULL, &m);
     }
     msgpack_sbuffer_destroy(&body);
+}
+
+/* Park a request until its token is resolved (tokens.h); the first of a
+ * token asks the auth service. The frames are moved in. */
+static void s_park(broker_t *b, zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *body,
+                   const cairn_hdr_t *h)
+{
+    unsigned char key[AUTHZ_KEY_BYTES];
+    authz_token_key(h->tok, key);
+    uint64_t id = 0;
+    cairn_err_t err = {0};
+    int rc = tokens_park(b->tokens, key, route, hdr, body, &id, &err);
+    if (rc < 0) {
+        s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, err.st, err.code,
+                       err.msg, NULL);
+        return;
+    }
+    if (rc == 0) return; /* a lookup of this token is in flight */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk = s_packer(&sb);
+    msgpack_pack_map(&pk, 1);
+    cairn_pack_cstr(&pk, "token");
+    cairn_pack_strn(&pk, h->tok.ptr, h->tok.len);
+    zmq_msg_t m;
+    zmq_msg_init_size(&m, sb.size);
+    memcpy(zmq_msg_data(&m), sb.data, sb.size);
+    sodium_memzero(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    const char *svc = authz_service(b->authz);
+    cairn_hdr_t call = {.id_type = CAIRN_ID_UINT, .id_uint = id};
+    authz_principal_t kernel = {.sub = "kernel", .roles = {"Owner"}, .nroles = 1};
+    route_req_t r = {.origin = ORIGIN_KERNEL,
+                     .route = "",
+                     .hdr = &call,
+                     .caller = &kernel,
+                     .svc = {svc, strlen(svc)},
+                     .verb = {"resolve", 7},
+                     .ttl = AUTHZ_RESOLVE_TTL_MS,
+                     .body = &m};
+    s_route(b, &r); /* a refusal comes back through s_on_resolved */
+    zmq_msg_close(&m);
+}
+
+/* A client request whose frames are well formed: decode its header, then
+ * serve sys, park it for its token, or route it. */
+static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
+                             zmq_msg_t *body_m)
+{
+    const void *route = zmq_msg_data(route_m);
+    size_t route_len = zmq_msg_size(route_m);
+    cairn_hdr_t h = {0};
+    cairn_err_t err = {0};
+    msgpack_zone_clear(&b->zone);
+    if (cairn_hdr_decode(zmq_msg_data(hdr_m), zmq_msg_size(hdr_m), &b->zone, &h,
+                         &err) != 0) {
+        s_reply_client(b, route, route_len, &h, err.st, err.code, err.msg, NULL);
+        return;
+    }
+    if (!authz_resolved(b->authz, h.tok)) {
+        s_park(b, route_m, hdr_m, body_m, &h);
+        return;
+    }
+    if (cairn_str_eq(h.svc, "sys")) {
+        /* Plugins' runtimes check their bodies; the kernel checks its own. */
+        size_t blen = zmq_msg_size(body_m);
+        cairn_err_t why;
+        if (blen > b->conf->max_frame) { /* as s_route says it for the others */
+            char msg[CAIRN_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "the body frame is %zu bytes; this kernel accepts at most %llu "
+                     "(kernel.max_frame)",
+                     blen, (unsigned long long)b->conf->max_frame);
+            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
+                           CAIRN_E_TOO_LARGE, msg, NULL);
+        } else if (blen && cairn_msgpack_check(zmq_msg_data(body_m), blen, &why) != 0)
+            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
+                           CAIRN_E_BAD_REQUEST, why.msg, NULL);
+        else
+            s_handle_sys(b, route_m, &h);
+        return;
+    }
+    route_req_t r = {.origin = ORIGIN_CLIENT,
+                     .route = route,
+                     .route_len = route_len,
+                     .hdr = &h,
+                     .svc = h.svc,
+                     .verb = h.verb,
+                     .tok = h.tok,
+                     .ws = h.ws,
+                     .cid = h.cid,
+                     .ttl = h.ttl,
+                     .body = body_m};
+    s_route(b, &r);
+}
+
+/* The auth service's answer for lookup id: cache it, then route the
+ * requests that waited for it (or give them its error). */
+static void s_on_resolved(broker_t *b, uint64_t id, int st, const char *code,
+                          const char *msg, zmq_msg_t *body)
+{
+    unsigned char key[AUTHZ_KEY_BYTES];
+    parked_t *list = tokens_take(b->tokens, id, key);
+    cairn_err_t err = {0};
+    if (st == CAIRN_ST_OK) {
+        msgpack_zone zone;
+        msgpack_zone_init(&zone, 2048);
+        msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
+        size_t off = 0;
+        if (!body || msgpack_unpack(zmq_msg_data(body), zmq_msg_size(body), &off, &zone,
+                                    &o) != MSGPACK_UNPACK_SUCCESS)
+            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                          "the auth service's answer is not msgpack");
+        else if (authz_learn(b->authz, key, &o, &err) != 0)
+            cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                          "the auth service's answer cannot be used: %.300s", err.msg);
+        msgpack_zone_destroy(&zone);
+    } else if (st == CAIRN_ST_UNAUTHENTICATED) {
+        authz_learn_refusal(b->authz, key); /* they get the 401 from the cache */
+    } else {
+        cairn_err_set(&err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                      "the token cannot be checked now: the auth service answered %d "
+                      "%s: %.300s",
+                      st, code ? code : "", msg ? msg : "");
+    }
+    if (body) zmq_msg_close(body);
+    while (list) {
+        parked_t *p = list;
+        list = p->next;
+        if (!err.st) {
+            s_client_request(b, &p->route, &p->hdr, &p->body);
+        } else {
+            cairn_hdr_t h = {0};
+            cairn_err_t ignored;
+            msgpack_zone_clear(&b->zone);
+            cairn_hdr_decode(zmq_msg_data(&p->hdr), zmq_msg_size(&p->hdr), &b->zone, &h,
+                             &ignored);
+            s_reply_client(b, zmq_msg_data(&p->route), zmq_msg_size(&p->route), &h,
+                           err.st, err.code, err.msg, NULL);
+        }
+        parked_free(p);
+    }
 }
 
 /* Serve one message; 0 when none was waiting. */
@@ -607,46 +757,7 @@ static int s_on_frontend(broker_t *b)
         s_frames_close(&f);
         return 1;
     }
-    msgpack_zone_clear(&b->zone);
-    if (cairn_hdr_decode(zmq_msg_data(&f.part[3]), zmq_msg_size(&f.part[3]), &b->zone,
-                         &h, &err) != 0) {
-        s_reply_client(b, route, route_len, &h, err.st, err.code, err.msg, NULL);
-        s_frames_close(&f);
-        return 1;
-    }
-    if (cairn_str_eq(h.svc, "sys")) {
-        /* Plugins' runtimes check their bodies; the kernel checks its own. */
-        size_t blen = zmq_msg_size(&f.part[4]);
-        cairn_err_t why;
-        if (blen > b->conf->max_frame) { /* as s_route says it for the others */
-            char msg[CAIRN_ERR_MSG_MAX];
-            snprintf(msg, sizeof msg,
-                     "the body frame is %zu bytes; this kernel accepts at most %llu "
-                     "(kernel.max_frame)",
-                     blen, (unsigned long long)b->conf->max_frame);
-            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
-                           CAIRN_E_TOO_LARGE, msg, NULL);
-        } else if (blen &&
-                   cairn_msgpack_check(zmq_msg_data(&f.part[4]), blen, &why) != 0)
-            s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
-                           CAIRN_E_BAD_REQUEST, why.msg, NULL);
-        else
-            s_handle_sys(b, &f, &h);
-        s_frames_close(&f);
-        return 1;
-    }
-    route_req_t r = {.origin = ORIGIN_CLIENT,
-                     .route = route,
-                     .route_len = route_len,
-                     .hdr = &h,
-                     .svc = h.svc,
-                     .verb = h.verb,
-                     .tok = h.tok,
-                     .ws = h.ws,
-                     .cid = h.cid,
-                     .ttl = h.ttl,
-                     .body = &f.part[4]};
-    s_route(b, &r);
+    s_client_request(b, &f.part[0], &f.part[3], &f.part[4]);
     s_frames_close(&f);
     return 1;
 }
@@ -943,6 +1054,17 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
     zmq_msg_close(&empty);
 }
 
+/* The auth service says an answer changed (a token revoked, a role
+ * assigned...): forget every cached one, so that the change holds from the
+ * next request on. Only the auth service itself is believed. */
+static void s_on_auth_event(broker_t *b, const worker_t *w, cairn_str_t topic)
+{
+    const char *svc = authz_service(b->authz);
+    if (svc && strcmp(w->svc->conf->name, svc) == 0 && topic.len >= 12 &&
+        memcmp(topic.ptr, "auth.changed", 12) == 0)
+        authz_forget_all(b->authz);
+}
+
 /* Serve one message; 0 when none was waiting. */
 static int s_on_backend(broker_t *b)
 {
@@ -990,6 +1112,7 @@ static int s_on_backend(broker_t *b)
                 cairn_str_t topic;
                 if (wire_parse_topic(&h, &topic) == 0 && topic.len && topic.len < 128 &&
                     f.n > 4) {
+                    s_on_auth_event(b, w, topic);
                     s_send_bytes(b->pub, topic.ptr, topic.len, true);
                     zmq_msg_send(&f.part[4], b->pub, 0);
                 }
@@ -1310,6 +1433,10 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     b->worker_ipc = s_printf("ipc://%s/workers.sock", b->run_dir);
     b->events_ipc = s_printf("ipc://%s/events.sock", b->run_dir);
     if (!(b->authz = authz_new(b->conf->auth, err))) goto fail;
+    if (!(b->tokens = tokens_new())) {
+        cairn_err_oom(err, "for the token lookups");
+        goto fail;
+    }
     if (!(b->pending = pending_table_new())) {
         cairn_err_oom(err, NULL);
         goto fail;
@@ -1387,6 +1514,7 @@ void broker_destroy(broker_t **self_p)
     if (b->pub) zmq_close(b->pub);
     if (b->zctx) zmq_ctx_term(b->zctx);
     clients_destroy(&b->clients); /* after the context: no write callback is left */
+    tokens_destroy(&b->tokens);
     authz_destroy(&b->authz);
     msgpack_zone_destroy(&b->zone);
     msgpack_sbuffer_destroy(&b->sb);

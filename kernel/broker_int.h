@@ -9,6 +9,7 @@
 
 #include "runtime.h"
 #include "authz.h"
+#include "tokens.h"
 #include "broker.h"
 #include "clients.h"
 #include "pending.h"
@@ -69,6 +70,7 @@ struct broker {
     void *frontend, *backend, *pub;
     int sigfd;
     authz_t *authz;
+    tokens_t *tokens; /* requests waiting for their token (tokens.h) */
     pending_table_t *pending;
     clients_t *clients; /* bytes each client costs (clients.h) */
     /* Clients found gone while replying: their queued requests are dropped

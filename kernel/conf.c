@@ -373,6 +373,16 @@ static int s_root(parse_t *p, conf_t *c)
         return s_fail(p, root,
                       "kernel.auth is required: name the auth service, or say 'none' "
                       "explicitly (then cairnd binds loopback only)");
+    if (strcmp(c->auth, "none") != 0) {
+        bool found = false;
+        for (size_t i = 0; i < c->nservices && !found; i++)
+            found = strcmp(c->services[i].name, c->auth) == 0;
+        if (!found)
+            return s_fail(p, root,
+                          "kernel.auth names the service '%s', which 'services' does "
+                          "not define (or say 'none': loopback only)",
+                          c->auth);
+    }
     return 0;
 }
 

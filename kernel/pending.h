@@ -17,7 +17,9 @@ struct worker;
 #define PENDING_ROUTE_MAX 256
 #define PENDING_ID_MAX 256
 
-typedef enum { ORIGIN_CLIENT, ORIGIN_WORKER } pending_origin_t;
+/* Who waits for the reply: a client, a plugin's nested call, or the kernel
+ * itself (resolving a token: tokens.h). */
+typedef enum { ORIGIN_CLIENT, ORIGIN_WORKER, ORIGIN_KERNEL } pending_origin_t;
 
 typedef struct pending {
     uint64_t rid;

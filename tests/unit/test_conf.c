@@ -48,8 +48,12 @@ static const conf_case_t s_cases[] = {
      * the parser's. */
     {__LINE__, OK, "kernel:\n  endpoint: tcp://0.0.0.0:7780\n  auth: none\n", NULL,
      NULL},
-    {__LINE__, OK, "kernel:\n  auth: auth\n  worker_endpoint: tcp://10.0.0.1:7790\n",
+    {__LINE__, OK,
+     "kernel:\n  auth: auth\n  worker_endpoint: tcp://10.0.0.1:7790\nservices:\n  "
+     "auth:\n    plugin: auth\n    mode: inproc\n",
      NULL, NULL},
+    /* kernel.auth must name a service of the conf. */
+    {__LINE__, FAIL, "kernel:\n  auth: auth\n", "names the service 'auth'", NULL},
     {__LINE__, OK, K "  max_frame: 1\n  max_queue: 4294967295\n", NULL, NULL},
     {__LINE__, OK, K "  max_frame: 2GiB\n", NULL, NULL},
     {__LINE__, OK,
@@ -327,7 +331,7 @@ TEST(values_and_services)
         "  worker_endpoint: tcp://127.0.0.1:9002\n"
         "  state_dir: /tmp/state\n"
         "  plugin_dir: /opt/plugins\n"
-        "  auth: auth\n"
+        "  auth: far\n"
         "  max_frame: 1KiB\n"
         "  max_queue: 7\n"
         "  default_ttl_ms: 100\n"
@@ -358,7 +362,7 @@ TEST(values_and_services)
     CHECK_STR(c->worker_endpoint, "tcp://127.0.0.1:9002");
     CHECK_STR(c->state_dir, "/tmp/state");
     CHECK_STR(c->plugin_dir, "/opt/plugins");
-    CHECK_STR(c->auth, "auth");
+    CHECK_STR(c->auth, "far");
     CHECK_UEQ(c->max_frame, 1024);
     CHECK_UEQ(c->max_queue, 7);
     CHECK_UEQ(c->default_ttl_ms, 100);
