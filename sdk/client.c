@@ -3,6 +3,10 @@
 #include "cairn/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -42,12 +46,63 @@ struct cairn_client {
     msgpack_sbuffer hdr; /* reused for request headers */
 };
 
+int cairn_token_path(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n = xdg && *xdg     ? snprintf(out, cap, "%s/cairn/token", xdg)
+            : home && *home ? snprintf(out, cap, "%s/.config/cairn/token", home)
+                            : -1;
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* The first line of a small regular file, trimmed; its length or 0. */
+static size_t s_read_token(const char *path, char *out, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    struct stat st;
+    char buf[4097];
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 4096
+                    ? read(fd, buf, sizeof buf - 1)
+                    : -1;
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *s = buf;
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+    size_t len = strcspn(s, " \t\r\n");
+    if (!len || len >= cap) return 0;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    sodium_memzero(buf, sizeof buf);
+    return len;
+}
+
+size_t cairn_token_find(char *out, size_t cap)
+{
+    const char *env = getenv("CAIRN_TOKEN");
+    if (env && *env) {
+        size_t n = strlen(env);
+        if (n >= cap) return 0;
+        memcpy(out, env, n + 1);
+        return n;
+    }
+    char path[4096];
+    size_t n = 0;
+    if (cairn_token_path(path, sizeof path) == 0 && (n = s_read_token(path, out, cap)))
+        return n;
+    const char *state = getenv("CAIRN_STATE");
+    snprintf(path, sizeof path, "%s/owner.token", state && *state ? state : "./var");
+    return s_read_token(path, out, cap);
+}
+
 cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
                                  cairn_err_t *err)
 {
     if (!endpoint) endpoint = getenv("CAIRN_ENDPOINT");
     if (!endpoint || !*endpoint) endpoint = CAIRN_DEFAULT_ENDPOINT;
-    if (!token) token = getenv("CAIRN_TOKEN");
+    char found[4096];
+    if (!token && cairn_token_find(found, sizeof found)) token = found;
     cairn_client_t *self = calloc(1, sizeof *self);
     if (!self) {
         cairn_err_oom(err, NULL);
@@ -64,8 +119,10 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_connect(self->sock, endpoint) != 0) goto fail;
     if (token && *token && !(self->token = strdup(token))) goto fail;
+    sodium_memzero(found, sizeof found);
     return self;
 fail:
+    sodium_memzero(found, sizeof found);
     cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
                   "cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
     cairn_client_destroy(&self);

@@ -22,10 +22,24 @@ typedef struct cairn_client cairn_client_t;
 typedef struct cairn_reply cairn_reply_t;
 
 /* endpoint NULL: $CAIRN_ENDPOINT, else tcp://127.0.0.1:7780.
- * token NULL: $CAIRN_TOKEN, else none. */
+ * token NULL: the first of cairn_token_find's places, else none. */
 CAIRN_EXPORT cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
                                               cairn_err_t *err);
 CAIRN_EXPORT void cairn_client_destroy(cairn_client_t **self_p);
+
+/* Where a client finds its token when none is given, in this order:
+ *   1. $CAIRN_TOKEN;
+ *   2. the token `cairn login` saved: $XDG_CONFIG_HOME/cairn/token (else
+ *      ~/.config/cairn/token);
+ *   3. owner.token of the state dir this process can see: $CAIRN_STATE,
+ *      else ./var (cairnd writes it at its first start, mode 0600).
+ * Files are read only when they are regular files of at most 4 KiB; the
+ * token is the first line, without surrounding white space. Copies it into
+ * out (cap bytes) and returns its length, or 0 when none is found. */
+CAIRN_EXPORT size_t cairn_token_find(char *out, size_t cap);
+/* The file `cairn login` saves its token in (see cairn_token_find); 0, or
+ * -1 when no home is known. */
+CAIRN_EXPORT int cairn_token_path(char *out, size_t cap);
 CAIRN_EXPORT void cairn_client_set_workspace(cairn_client_t *self, const char *ws);
 /* Default ttl for calls that pass ttl_ms 0 (initially 30000). */
 CAIRN_EXPORT void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms);

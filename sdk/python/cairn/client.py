@@ -11,6 +11,7 @@ thread (and each process after a fork) its own Client.
 import heapq
 import math
 import os
+import stat
 import time
 from collections import OrderedDict
 
@@ -57,11 +58,54 @@ class Reply:
                f"error={self.error!r})"
 
 
+def token_path():
+    """The file ``cairn login`` saves its token in, or None without a home."""
+    xdg, home = os.environ.get("XDG_CONFIG_HOME"), os.environ.get("HOME")
+    if xdg:
+        return os.path.join(xdg, "cairn", "token")
+    return os.path.join(home, ".config", "cairn", "token") if home else None
+
+
+def _read_token(path):
+    """The first line of a small regular file, trimmed; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except (OSError, TypeError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size >= 4096:
+            return None
+        words = os.read(fd, 4096).decode("utf-8", "replace").split()
+        return words[0] if words else None
+    finally:
+        os.close(fd)
+
+
+def find_token():
+    """A token from, in order: ``$CAIRN_TOKEN``; the token ``cairn login``
+    saved (``$XDG_CONFIG_HOME/cairn/token``, else ``~/.config/cairn/token``);
+    ``owner.token`` of the state dir this process can see (``$CAIRN_STATE``,
+    else ``./var``). None when there is none (as the C SDK's
+    cairn_token_find)."""
+    env = os.environ.get("CAIRN_TOKEN")
+    if env:
+        return env
+    state = os.environ.get("CAIRN_STATE") or "./var"
+    for path in (token_path(), os.path.join(state, "owner.token")):
+        tok = _read_token(path) if path else None
+        if tok:
+            return tok
+    return None
+
+
 class Client:
     """A connection to cairnd.
 
     endpoint: default ``$CAIRN_ENDPOINT``, else ``tcp://127.0.0.1:7780``.
-    token: bearer token, default ``$CAIRN_TOKEN`` (sent only when set).
+    token: bearer token; default: the first that ``find_token()`` finds
+    (``$CAIRN_TOKEN``, the token ``cairn login`` saved, the state dir's
+    ``owner.token``), sent only when one is found.
     workspace: the ``ws`` header (absent means ``default``).
     ttl_ms: the default per-request ttl; with no reply by ttl + 1 s the client
     gives up locally with DeadlineExceeded (code ``no_reply``).
@@ -72,7 +116,7 @@ class Client:
 
     def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000):
         self.endpoint = endpoint or os.environ.get("CAIRN_ENDPOINT") or DEFAULT_ENDPOINT
-        self.token = token if token is not None else (os.environ.get("CAIRN_TOKEN") or None)
+        self.token = token if token is not None else find_token()
         self.workspace = workspace
         self.ttl_ms = _check_ttl(ttl_ms)
         self._ctx = zmq.Context.instance()
