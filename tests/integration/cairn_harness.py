@@ -44,7 +44,7 @@ class Kernel:
     """A cairnd of our own. services: YAML text for the services section."""
 
     def __init__(self, services=None, kernel_extra="", state=None, heartbeat_ms=200,
-                 cairnd=None):
+                 cairnd=None, auth="none"):
         self.cairnd = cairnd or CAIRND  # another cairnd binary (e.g. an installed one)
         self.port = free_port()
         self.events_port = free_port()
@@ -59,7 +59,7 @@ class Kernel:
             f.write("kernel:\n"
                     f"  endpoint: {self.endpoint}\n"
                     f"  events: {self.events}\n"
-                    "  auth: none\n"
+                    f"  auth: {auth}\n"
                     f"  heartbeat_ms: {heartbeat_ms}\n"
                     f"{kernel_extra}"
                     "services:\n" + services)
