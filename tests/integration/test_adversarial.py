@@ -54,7 +54,8 @@ MiB = 1 << 20
 SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             "  echo2:\n    plugin: echo\n    mode: process\n    concurrency: 64\n"
             "  tracking:\n    plugin: storage\n    mode: inproc\n"
-            "  artifacts:\n    plugin: storage\n    mode: inproc\n")
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+            "  secrets:\n    plugin: secrets\n    mode: process\n")
 KERNEL_EXTRA = (f"  max_queue: {MAX_QUEUE}\n  max_frame: {MAX_FRAME >> 20}MiB\n"
                 f"  default_ttl_ms: {TTL_MS}\n  max_ttl_ms: {TTL_MS}\n")
 STATUSES = {200, 201, 400, 401, 403, 404, 409, 413, 429, 504}
