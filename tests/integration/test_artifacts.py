@@ -1556,7 +1556,7 @@ class SdkRecovery(unittest.TestCase):
         for name, data, faults, calls in self.scenarios():
             with self.subTest(name), FakeKernel(FakeArtifacts(faults)) as fk, \
                     cairn.Client(fk.endpoint) as c, open(self.write(name, data), "rb") as f:
-                a = cairn.tracking._Upload(c, "0" * 32, f"x/{name}", f).run()
+                a = cairn.transfer._Upload(c, "0" * 32, f"x/{name}", f).run()
                 self.assertEqual(a, {"path": f"x/{name}", "size": len(data), "hash": b2(data)})
                 self.assertEqual(bytes(fk.reply.buf), data)
                 self.assertEqual(fk.reply.calls, calls)
@@ -1575,7 +1575,7 @@ class SdkRecovery(unittest.TestCase):
         self.assertIn(b"cannot reach cairnd", r.stderr)
         with cairn.Client(endpoint, ttl_ms=300) as c, open(src, "rb") as f:
             with self.assertRaises(cairn.errors.DeadlineExceeded):
-                cairn.tracking._Upload(c, "0" * 32, "n", f).run()
+                cairn.transfer._Upload(c, "0" * 32, "n", f).run()
         # a download's first request likewise
         dst = os.path.join(self.d, "n.out")
         r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", endpoint, "--ttl", "300",
@@ -1594,29 +1594,29 @@ class SdkRecovery(unittest.TestCase):
 
     def test_python_gives_up(self):
         always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(100)}
-        old = cairn.tracking.ARTIFACT_RETRY_S
+        old = cairn.transfer.ARTIFACT_RETRY_S
         env = os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
         try:
             # the budget from the module's ARTIFACT_RETRY_S, then from the
             # environment (which wins)
             for via in ("module", "env"):
                 if via == "module":
-                    cairn.tracking.ARTIFACT_RETRY_S = 0.5
+                    cairn.transfer.ARTIFACT_RETRY_S = 0.5
                 else:
-                    cairn.tracking.ARTIFACT_RETRY_S = old
+                    cairn.transfer.ARTIFACT_RETRY_S = old
                     os.environ["CAIRN_ARTIFACT_RETRY_S"] = "0.5"
                 with self.subTest(via), FakeKernel(FakeArtifacts(always)) as fk, \
                         cairn.Client(fk.endpoint) as c, \
                         open(self.write("g", b"x" * 10), "rb") as f:
                     t0 = time.monotonic()
                     with self.assertRaises(cairn.errors.Unavailable) as e:
-                        cairn.tracking._Upload(c, "0" * 32, "g", f).run()
+                        cairn.transfer._Upload(c, "0" * 32, "g", f).run()
                     self.assertLess(time.monotonic() - t0, 5)
                     self.assertIn("gave up on the chunk at offset 0", str(e.exception))
                     self.assertIn("restarting", str(e.exception))
                     self.assertGreaterEqual(len(fk.reply.calls), 3)
         finally:
-            cairn.tracking.ARTIFACT_RETRY_S = old
+            cairn.transfer.ARTIFACT_RETRY_S = old
             os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
             if env is not None:
                 os.environ["CAIRN_ARTIFACT_RETRY_S"] = env
@@ -1632,7 +1632,7 @@ class SdkRecovery(unittest.TestCase):
                     os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
                 else:
                     os.environ["CAIRN_ARTIFACT_RETRY_S"] = v
-                self.assertEqual(cairn.tracking._retry_s(), want, v)
+                self.assertEqual(cairn.transfer._retry_s(), want, v)
         finally:
             os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
             if old is not None:
