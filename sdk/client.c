@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "cairn/msg.h"
+#include "tracking_int.h"
 
 struct cairn_reply {
     uint64_t id;
@@ -100,6 +101,13 @@ void cairn_client_set_workspace(cairn_client_t *self, const char *ws)
 void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms)
 {
     self->ttl_ms = ttl_ms ? ttl_ms : 30000;
+}
+
+/* libcairn's own (sdk/transfer.c keeps requests in flight and waits for
+ * them itself): the ttl a call with ttl_ms 0 gets. Not exported. */
+uint32_t cairn_client_default_ttl(const cairn_client_t *self)
+{
+    return self->ttl_ms;
 }
 
 static int s_send_frame(void *sock, const void *data, size_t len, int more)

@@ -29,4 +29,8 @@ void trk_retry_start(retry_t *rt, uint64_t budget_ms);
 int trk_retry_backoff(retry_t *rt, const char *what, const char *cause,
                       cairn_err_t *err);
 
+/* client.c: the ttl a call with ttl_ms 0 gets (transfer.c waits for the
+ * replies of requests it keeps in flight itself). */
+uint32_t cairn_client_default_ttl(const cairn_client_t *self);
+
 #endif

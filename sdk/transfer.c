@@ -27,7 +27,7 @@
  * the first and follow on at the offset asked for, so a file that changed
  * meanwhile is refused. Either way, past the budget the transfer fails with
  * a sentence that begins "gave up" and says after how many tries and why. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include "cairn/tracking.h"
 
 #include <errno.h>
@@ -46,16 +46,19 @@
 
 #include "tracking_int.h"
 
-/* A transfer's try failed with err: a 503 (the service restarting) is
- * tried again, and so is a 504 (no reply within the ttl, from the client
- * or the kernel) unless nothing of the transfer was answered yet (first:
- * most likely no cairnd at all, so err is left as it is, at once); then as
+/* A transfer's try failed with err: a 503 (the service restarting) or a
+ * 429 (no upload slot free) is tried again, and so is a 504 (no reply within the ttl,
+ * from the client or the kernel) unless nothing of the transfer was answered yet
+ * (first: most likely no cairnd at all, so err is left as it is, at once); then as
  * trk_retry_backoff, what given as a printf format and its arguments. */
 static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int s_retry_wait(retry_t *rt, bool first, cairn_err_t *err, const char *fmt, ...)
 {
-    if (err->st != CAIRN_ST_UNAVAILABLE && (err->st != CAIRN_ST_TIMEOUT || first))
+    /* 429: no upload slot free (or the kernel holds too many of this
+     * client's replies) now; one frees when another transfer ends. */
+    if (err->st != CAIRN_ST_UNAVAILABLE && err->st != CAIRN_ST_OVERLOADED &&
+        (err->st != CAIRN_ST_TIMEOUT || first))
         return -1;
     char what[CAIRN_ERR_MSG_MAX];
     va_list ap;
@@ -202,6 +205,8 @@ typedef struct upload {
     uint64_t retry_ms;   /* the longest a chunk is retried */
     bool has_expected;   /* the last chunk's 409 had a body {expected_offset} */
     uint64_t expected;   /* and its value */
+    bool resent;         /* chunks sent in a window are being sent again */
+    uint64_t tried_ms;   /* and when the first of them was sent (0: none) */
 } upload_t;
 
 /* ART_RETRY_MS, or $CAIRN_ARTIFACT_RETRY_S (a positive number of seconds)
@@ -307,10 +312,15 @@ static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool do
 {
     retry_t rt;
     trk_retry_start(&rt, u->retry_ms);
+    if (u->tried_ms) { /* its try in the window counts, from when it was sent */
+        rt.t0 = u->tried_ms;
+        rt.tries = 1;
+        u->tried_ms = 0;
+    }
     for (;;) {
         if (s_put_chunk(u, data, n, done, last, err) == 0) return 0;
         if (u->upload_id[0] && s_expected_offset(u, err, at)) return 1;
-        if (rt.tries && done && err->st == 404) {
+        if ((rt.tries || u->resent) && done && err->st == 404) {
             u->lost_done = true;
             u->lost_size = u->offset + n;
         }
@@ -322,14 +332,14 @@ static int s_put_retry(upload_t *u, const unsigned char *data, size_t n, bool do
     }
 }
 
-/* Send the chunk in hand, cur[0, n) at offset u->offset of the file (done:
- * the last), with retries; where the server answers that it holds another
- * length, go on from there: within the chunk, or (a regular file) from
- * bytes read again. */
-static int s_send(upload_t *u, const unsigned char *cur, size_t n, bool done,
-                  cairn_reply_t **last, cairn_err_t *err)
+/* Send the chunk in hand, cur[0, n) at offset base of the file (done: the
+ * last), with retries, from u->offset (where the server is: in the chunk,
+ * or before it); where the server answers that it holds another length, go
+ * on from there: within the chunk, or (a regular file) from bytes read
+ * again. */
+static int s_send(upload_t *u, uint64_t base, const unsigned char *cur, size_t n,
+                  bool done, cairn_reply_t **last, cairn_err_t *err)
 {
-    const uint64_t base = u->offset;
     for (int moves = 0;;) {
         uint64_t p = u->offset, at = 0;
         const unsigned char *src;
@@ -437,8 +447,347 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
     return 0;
 }
 
+/* ---- the window of an upload ------------------------------------------------------
+ */
+
+/* After the first chunk (which opens the upload and names it), up to
+ * WINDOW chunks are in flight at once: the server takes them in order (one
+ * connection, one loop), so while it writes and hashes one the next is on
+ * the wire and the one after is read and hashed here. A chunk is packed
+ * where it is read: its buffer keeps room for the request's head before
+ * the data (written right-aligned once the chunk is read) and ends with
+ * the done field, which is known once the next read says whether more
+ * follows. Any failure in the window (a 503 of a restart, a 409, no reply)
+ * drains the window and sends what is left of it again one chunk at a time
+ * (s_send: the retries, the 409 moves and the lost last chunk as before),
+ * then the window goes on. */
+#define WINDOW 4
+#define SLOTS (WINDOW + 2) /* in flight, the chunk in hand, the next read */
+#define DONE_FIELD 6       /* fixstr "done" and a bool */
+
+typedef struct slot {
+    unsigned char *buf; /* head room, bin32 header, data, done field */
+    size_t start;       /* where the packed request begins in buf */
+    uint64_t off;       /* the file offset of its data */
+    size_t n;           /* its data bytes */
+    bool done;
+    uint64_t id;      /* its request, while in flight */
+    uint64_t due;     /* when to stop waiting for its reply (ms) */
+    cairn_reply_t *r; /* its reply, once here */
+} slot_t;
+
+typedef struct window {
+    slot_t slot[SLOTS];
+    slot_t *q[WINDOW]; /* in flight, oldest first */
+    int nq;
+    size_t room; /* the head room: the longest head of this upload */
+    uint32_t ttl_ms;
+} window_t;
+
+static unsigned char *s_data(const window_t *w, const slot_t *s)
+{
+    return s->buf + w->room;
+}
+
+/* A slot neither in flight nor in hand (there is always one). */
+static slot_t *s_free_slot(window_t *w, const slot_t *cur)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        slot_t *s = &w->slot[i];
+        bool busy = s == cur;
+        for (int j = 0; j < w->nq && !busy; j++) busy = w->q[j] == s;
+        if (!busy) return s;
+    }
+    return NULL;
+}
+
+static int s_win_init(window_t *w, const upload_t *u, cairn_err_t *err)
+{
+    memset(w, 0, sizeof *w);
+    /* fixmap, 4 keys with their values (offset as uint64), the "data" key,
+     * then the bin32 header of the data. */
+    w->room = 1 + 7 + 5 + strlen(u->run_id) + 5 + 5 + strlen(u->path) + 7 + 9 + 10 + 5 +
+              sizeof u->upload_id + 5 + 5;
+    w->ttl_ms = cairn_client_default_ttl(u->client);
+    for (int i = 0; i < SLOTS; i++)
+        if (!(w->slot[i].buf = malloc(w->room + CHUNK + DONE_FIELD)))
+            return trk_oom(err);
+    return 0;
+}
+
+static void s_win_free(window_t *w)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        free(w->slot[i].buf);
+        cairn_reply_destroy(&w->slot[i].r);
+    }
+}
+
+/* Read the next chunk of the file into s (its data area), hashing it. */
+static int s_win_read(window_t *w, slot_t *s, int fd, uint64_t off, const char *name,
+                      crypto_generichash_state *st, cairn_err_t *err)
+{
+    s->off = off;
+    s->done = false;
+    if (s_read_full(fd, s_data(w, s), CHUNK, &s->n, name, err) != 0) return -1;
+    crypto_generichash_update(st, s_data(w, s), s->n);
+    return 0;
+}
+
+/* Pack s's request around its data: the head right-aligned before it,
+ * the done field after it. */
+static int s_win_pack(window_t *w, const upload_t *u, slot_t *s, cairn_err_t *err)
+{
+    msgpack_sbuffer hb;
+    msgpack_sbuffer_init(&hb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &hb, msgpack_sbuffer_write);
+    int fail = msgpack_pack_map(&pk, 6);
+    cairn_pack_kv_str(&pk, "run_id", u->run_id);
+    cairn_pack_kv_str(&pk, "path", u->path);
+    cairn_pack_cstr(&pk, "offset");
+    fail |= msgpack_pack_uint64(&pk, s->off);
+    cairn_pack_kv_str(&pk, "upload_id", u->upload_id);
+    cairn_pack_cstr(&pk, "data");
+    if (fail || !hb.data || hb.size + 5 > w->room) {
+        msgpack_sbuffer_destroy(&hb);
+        return fail ? trk_oom(err)
+                    : cairn_err_set(err, 500, NULL,
+                                    "an upload's request head is too long");
+    }
+    unsigned char *d = s_data(w, s);
+    s->start = w->room - 5 - hb.size;
+    memcpy(s->buf + s->start, hb.data, hb.size);
+    msgpack_sbuffer_destroy(&hb);
+    d[-5] = 0xc6; /* bin32 */
+    d[-4] = (unsigned char)(s->n >> 24);
+    d[-3] = (unsigned char)(s->n >> 16);
+    d[-2] = (unsigned char)(s->n >> 8);
+    d[-1] = (unsigned char)s->n;
+    memcpy(d + s->n,
+           "\xa4"
+           "done",
+           5);
+    d[s->n + 5] = s->done ? 0xc3 : 0xc2;
+    return 0;
+}
+
+static int s_win_send(window_t *w, upload_t *u, slot_t *s, cairn_err_t *err)
+{
+    if (s_win_pack(w, u, s, err) != 0) return -1;
+    size_t len = w->room - s->start + s->n + DONE_FIELD;
+    if (cairn_client_send(u->client, CAIRN_ARTIFACTS_SVC, "put_artifact",
+                          s->buf + s->start, len, 0, &s->id, err) != 0)
+        return -1;
+    /* As cairn_client_call: a little past the ttl, at which the kernel
+     * answers 504 itself. */
+    s->due = cairn_now_ms() + w->ttl_ms + 1000;
+    cairn_reply_destroy(&s->r);
+    w->q[w->nq++] = s;
+    return 0;
+}
+
+/* Wait until s (in flight) has its reply, keeping those of the others
+ * that come first; -1 (504) when none comes in time. */
+static int s_win_wait(window_t *w, cairn_client_t *client, slot_t *s, cairn_err_t *err)
+{
+    while (!s->r) {
+        uint64_t now = cairn_now_ms();
+        cairn_reply_t *r = NULL;
+        if (now >= s->due ||
+            cairn_client_recv(client, (int)(s->due - now), &r, err) != 0) {
+            if (now >= s->due || err->st == CAIRN_ST_TIMEOUT)
+                return cairn_err_set(err, CAIRN_ST_TIMEOUT, "deadline_exceeded",
+                                     "no reply from the kernel within %u ms (is cairnd "
+                                     "running?)",
+                                     w->ttl_ms);
+            return -1;
+        }
+        int i = 0;
+        while (i < w->nq && w->q[i]->id != cairn_reply_id(r)) i++;
+        if (i < w->nq && !w->q[i]->r)
+            w->q[i]->r = r;
+        else
+            cairn_reply_destroy(&r); /* a reply nothing waits for any more */
+    }
+    return 0;
+}
+
+static void s_win_pop(window_t *w)
+{
+    cairn_reply_destroy(&w->q[0]->r);
+    memmove(w->q, w->q + 1, (size_t)(w->nq - 1) * sizeof w->q[0]);
+    w->nq--;
+}
+
+/* The reply of s, a chunk in flight: 0 when it was taken (u->offset moves
+ * past it; the last chunk's reply goes to *last), -1 with err when not. */
+static int s_win_take(upload_t *u, slot_t *s, cairn_reply_t **last, cairn_err_t *err)
+{
+    int st = cairn_reply_status(s->r);
+    if (st >= 400) {
+        const msgpack_object *at =
+            st == 409 ? s_mp(cairn_reply_object(s->r), "expected_offset",
+                             MSGPACK_OBJECT_POSITIVE_INTEGER)
+                      : NULL;
+        u->has_expected = at != NULL;
+        u->expected = at ? at->via.u64 : 0;
+        const char *code = cairn_reply_code(s->r);
+        return cairn_err_set(err, st, *code ? code : NULL, "%s",
+                             cairn_reply_error(s->r));
+    }
+    const msgpack_object *obj = cairn_reply_object(s->r);
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP)
+        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                             "the reply of artifacts.put_artifact is not a map");
+    uint64_t end = s->off + s->n;
+    if (s->done) {
+        u->offset = end;
+        *last = s->r;
+        s->r = NULL;
+        return 0;
+    }
+    const msgpack_object *id = s_mp(obj, "upload_id", MSGPACK_OBJECT_STR);
+    const msgpack_object *next = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    if (!id || id->via.str.size != strlen(u->upload_id) ||
+        memcmp(id->via.str.ptr, u->upload_id, id->via.str.size) != 0)
+        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                             "the upload id changed in the middle of the upload");
+    if (!next || next->via.u64 != end)
+        return cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                             "after %" PRIu64
+                             " bytes the server expects offset %" PRIu64,
+                             end, next ? next->via.u64 : 0);
+    u->offset = end;
+    return 0;
+}
+
+/* May a chunk that failed in the window be sent again (s_send decides how
+ * often)? A 503 or 429, or no reply (504); anything else (a deleted run's
+ * 400, 404, 413...) ends the upload. A 409 that says where the server is
+ * (*at) goes on from there. */
+static bool s_win_retryable(const upload_t *u, const cairn_err_t *err, bool *moved,
+                            uint64_t *at)
+{
+    if ((*moved = s_expected_offset(u, err, at))) return true;
+    return err->st == CAIRN_ST_UNAVAILABLE || err->st == CAIRN_ST_TIMEOUT ||
+           err->st == CAIRN_ST_OVERLOADED;
+}
+
+/* The oldest chunk in flight failed (err): wait for the others' replies
+ * (one of them may have been taken: the server is then further on), then
+ * send what is left of each again, in order, one at a time; the first of
+ * them keeps the retry budget its try in the window started. */
+static int s_win_recover(window_t *w, upload_t *u, cairn_reply_t **last,
+                         cairn_err_t *err)
+{
+    uint64_t at = 0;
+    const slot_t *first = w->q[0], *end = w->q[w->nq - 1];
+    bool moved = false, retry = s_win_retryable(u, err, &moved, &at);
+    for (int i = 1; i < w->nq; i++) {
+        slot_t *s = w->q[i];
+        cairn_err_t e2 = {0};
+        if (s_win_wait(w, u->client, s, &e2) == 0 && cairn_reply_status(s->r) < 400 &&
+            s_win_take(u, s, last, &e2) == 0 && *last)
+            retry = true; /* the last chunk committed: nothing is left to send */
+    }
+    if (!retry) return -1;
+    if (!moved) at = u->offset;
+    if (!*last && at > end->off + end->n)
+        return cairn_err_set(err, 409, "conflict",
+                             "the server holds %" PRIu64
+                             " bytes of the upload of '%s', which cannot go on from "
+                             "there (%" PRIu64 " bytes were sent)",
+                             at, u->path, end->off + end->n);
+    if (!*last) u->offset = at;
+    u->resent = true;
+    u->tried_ms = first->due - w->ttl_ms - 1000;
+    int rc = 0;
+    for (int i = 0; i < w->nq && rc == 0 && !*last; i++) {
+        slot_t *s = w->q[i];
+        uint64_t stop = s->off + s->n;
+        if (stop < u->offset || (stop == u->offset && !s->done)) continue;
+        rc = s_send(u, s->off, s_data(w, s), s->n, s->done, last, err);
+    }
+    u->resent = false;
+    u->tried_ms = 0;
+    while (w->nq) s_win_pop(w);
+    return rc;
+}
+
+/* Make room in the window (all: empty it): take the oldest reply(s). */
+static int s_win_reap(window_t *w, upload_t *u, bool all, cairn_progress_fn *progress,
+                      void *arg, uint64_t total, cairn_reply_t **last, cairn_err_t *err)
+{
+    while (w->nq && (all || w->nq == WINDOW)) {
+        slot_t *s = w->q[0];
+        if (s_win_wait(w, u->client, s, err) != 0 || s_win_take(u, s, last, err) != 0)
+            return s_win_recover(w, u, last, err);
+        s_win_pop(w);
+        /* a file that grew past its size: the total is no longer known */
+        if (progress && !*last)
+            progress(arg, u->offset, u->offset < total ? total : CAIRN_SIZE_UNKNOWN);
+    }
+    return 0;
+}
+
+/* An upload that failed for good leaves nothing on the server: its temp
+ * file and slot go now rather than after upload_idle. Best effort (the
+ * server may be the reason it failed), with a short ttl. */
+static void s_abort(upload_t *u, const cairn_err_t *why)
+{
+    /* None when there is no upload left (404), or no server to ask (503,
+     * 504: its budget is spent; the server drops it after upload_idle). */
+    if (!u->upload_id[0] || why->st == CAIRN_ST_NOT_FOUND ||
+        why->st == CAIRN_ST_UNAVAILABLE || why->st == CAIRN_ST_TIMEOUT)
+        return;
+    msgpack_sbuffer_clear(&u->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &u->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_kv_str(&pk, "run_id", u->run_id);
+    cairn_pack_kv_str(&pk, "upload_id", u->upload_id);
+    cairn_err_t e2 = {0};
+    (void)cairn_client_call(u->client, CAIRN_ARTIFACTS_SVC, "abort_upload", u->sb.data,
+                            u->sb.size, 2000, NULL, &e2);
+}
+
 /* Stream fd to put_artifact, CHUNK bytes a request, reading one chunk ahead
- * so that the last request carries done=true. */
+ * so that the last request carries done=true: the first alone (it names
+ * the upload), the rest through the window. */
+static int s_upload_chunks(upload_t *u, window_t *w, const char *name,
+                           cairn_progress_fn *progress, void *arg, uint64_t total,
+                           crypto_generichash_state *st, cairn_reply_t **last,
+                           cairn_err_t *err)
+{
+    slot_t *cur = &w->slot[0];
+    uint64_t pos = 0;
+    int rc = s_win_read(w, cur, u->fd, pos, name, st, err);
+    while (rc == 0) {
+        pos += cur->n;
+        slot_t *next = NULL;
+        if (cur->n == CHUNK) {
+            next = s_free_slot(w, cur);
+            rc = s_win_read(w, next, u->fd, pos, name, st, err);
+            if (rc != 0) break;
+        }
+        cur->done = !next || next->n == 0;
+        if (!u->upload_id[0]) { /* the first: it opens the upload */
+            rc = s_send(u, cur->off, s_data(w, cur), cur->n, cur->done, last, err);
+            if (rc == 0 && !cur->done && progress)
+                progress(arg, u->offset,
+                         u->offset < total ? total : CAIRN_SIZE_UNKNOWN);
+        } else {
+            rc = s_win_reap(w, u, false, progress, arg, total, last, err);
+            if (rc == 0) rc = s_win_send(w, u, cur, err);
+        }
+        if (rc != 0 || cur->done) break;
+        cur = next;
+    }
+    if (rc == 0) rc = s_win_reap(w, u, true, progress, arg, total, last, err);
+    return rc;
+}
+
 static int s_upload(cairn_client_t *client, const char *run_id, const char *path,
                     int fd, const char *name, cairn_progress_fn *progress, void *arg,
                     cairn_artifact_info_t *info, cairn_err_t *err)
@@ -459,30 +808,14 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
                   .seekable = S_ISREG(sbuf.st_mode),
                   .retry_ms = s_retry_ms()};
     msgpack_sbuffer_init(&u.sb);
-    unsigned char *cur = malloc(CHUNK), *next = malloc(CHUNK);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
-    size_t ncur = 0, nnext = 0;
     cairn_reply_t *last = NULL;
-    int rc = cur && next ? s_read_full(fd, cur, CHUNK, &ncur, name, err) : trk_oom(err);
-    while (rc == 0) {
-        nnext = 0;
-        if (ncur == CHUNK) rc = s_read_full(fd, next, CHUNK, &nnext, name, err);
-        if (rc != 0) break;
-        bool done = nnext == 0;
-        crypto_generichash_update(&st, cur, ncur);
-        rc = s_send(&u, cur, ncur, done, &last, err);
-        if (rc != 0 || done) break;
-        /* a file that grew past its size: the total is no longer known */
-        if (progress)
-            progress(arg, u.offset, u.offset < total ? total : CAIRN_SIZE_UNKNOWN);
-        unsigned char *t = cur;
-        cur = next;
-        next = t;
-        ncur = nnext;
-    }
-    free(cur);
-    free(next);
+    window_t w;
+    int rc = s_win_init(&w, &u, err);
+    if (rc == 0)
+        rc = s_upload_chunks(&u, &w, name, progress, arg, total, &st, &last, err);
+    s_win_free(&w);
     free(u.back);
     char hex[HASH_HEX + 1];
     if (rc == 0) {
@@ -491,6 +824,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
     } else if (u.lost_done) {
         s_hex(&st, hex);
         rc = s_check_stored(&u, hex, info, err);
+    } else {
+        s_abort(&u, err);
     }
     msgpack_sbuffer_destroy(&u.sb);
     cairn_reply_destroy(&last);
@@ -587,11 +922,8 @@ static int s_open_tmp(download_t *d, cairn_err_t *err)
     return 0;
 }
 
-/* Ask for the next chunk and write it. *done says whether it was the last.
- * get_artifact is idempotent: while the service restarts (503) or does not
- * answer in time (504) it is asked for again, the same offset
- * (s_retry_wait); what comes must still be the same blob. */
-static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
+/* Pack get_artifact for CHUNK bytes at off into d->sb. */
+static int s_get_pack(download_t *d, uint64_t off, cairn_err_t *err)
 {
     msgpack_sbuffer_clear(&d->sb);
     msgpack_packer pk;
@@ -600,19 +932,27 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
     cairn_pack_kv_str(&pk, "run_id", d->run_id);
     cairn_pack_kv_str(&pk, "path", d->path);
     cairn_pack_cstr(&pk, "offset");
-    fail |= msgpack_pack_uint64(&pk, d->offset);
+    fail |= msgpack_pack_uint64(&pk, off);
     cairn_pack_cstr(&pk, "length");
     fail |= msgpack_pack_uint32(&pk, CHUNK);
-    if (fail) return trk_oom(err);
-    cairn_reply_t *r = NULL;
-    const msgpack_object *obj = NULL;
-    retry_t rt;
-    trk_retry_start(&rt, d->retry_ms);
-    while (s_acall(d->client, "get_artifact", &d->sb, &r, &obj, err) != 0)
-        if (s_retry_wait(&rt, !d->started, err,
-                         "the download of '%s' at offset %" PRIu64, d->path,
-                         d->offset) != 0)
-            return -1;
+    return fail ? trk_oom(err) : 0;
+}
+
+/* Start the writeback of what was just written to the temporary file, so
+ * that the fsync before the rename has little left to wait for (as the
+ * server does for a blob). Best effort; not for the caller's descriptor. */
+static void s_kick_writeback(const download_t *d, uint64_t off, size_t n)
+{
+    if (d->tmp && n)
+        (void)sync_file_range(d->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+}
+
+/* A get_artifact reply (obj) for the chunk at d->offset: check that it
+ * follows on and is of the same blob, hash it and write it. *done says
+ * whether it was the last. */
+static int s_get_take(download_t *d, const msgpack_object *obj, bool *done,
+                      cairn_err_t *err)
+{
     const msgpack_object *data = s_mp(obj, "data", MSGPACK_OBJECT_BIN);
     const msgpack_object *off = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
     const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
@@ -643,15 +983,155 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
         memcpy(d->hash, hash, sizeof hash);
         if (d->dest) rc = s_open_tmp(d, err);
     }
-    if (rc == 0) {
-        crypto_generichash_update(&d->st, (const unsigned char *)data->via.bin.ptr,
-                                  data->via.bin.size);
-        rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
-                          d->tmp ? d->tmp : "the output", err);
-        d->offset += data->via.bin.size;
-        *done = fin->via.boolean;
-    }
+    if (rc != 0) return -1;
+    crypto_generichash_update(&d->st, (const unsigned char *)data->via.bin.ptr,
+                              data->via.bin.size);
+    rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
+                      d->tmp ? d->tmp : "the output", err);
+    s_kick_writeback(d, d->offset, data->via.bin.size);
+    d->offset += data->via.bin.size;
+    *done = fin->via.boolean;
+    return rc;
+}
+
+/* Ask for the next chunk and write it. *done says whether it was the last.
+ * get_artifact is idempotent: while the service restarts (503) or does not
+ * answer in time (504) it is asked for again, the same offset
+ * (s_retry_wait); what comes must still be the same blob. */
+static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
+{
+    if (s_get_pack(d, d->offset, err) != 0) return -1;
+    cairn_reply_t *r = NULL;
+    const msgpack_object *obj = NULL;
+    retry_t rt;
+    trk_retry_start(&rt, d->retry_ms);
+    while (s_acall(d->client, "get_artifact", &d->sb, &r, &obj, err) != 0)
+        if (s_retry_wait(&rt, !d->started, err,
+                         "the download of '%s' at offset %" PRIu64, d->path,
+                         d->offset) != 0)
+            return -1;
+    int rc = s_get_take(d, obj, done, err);
     cairn_reply_destroy(&r);
+    return rc;
+}
+
+/* ---- the window of a download -----------------------------------------------------
+ */
+
+/* After the first chunk (which says the size), up to WINDOW get_artifact
+ * requests are in flight, at the offsets that follow; their replies are
+ * taken in order (hashed and written as they come) while the server reads
+ * and sends the next. A failed one (a restart's 503, no reply) drops the
+ * window and goes on one chunk at a time from the first byte not written
+ * (s_get_chunk: the retries as before), then the window goes on. */
+typedef struct get_slot {
+    uint64_t off, id, due;
+    cairn_reply_t *r;
+} get_slot_t;
+
+typedef struct get_window {
+    get_slot_t q[WINDOW]; /* in flight, oldest first */
+    int nq;
+    uint64_t next; /* the offset the next request asks for */
+    uint32_t ttl_ms;
+} get_window_t;
+
+static void s_gwin_drop(get_window_t *w)
+{
+    for (int i = 0; i < w->nq; i++) cairn_reply_destroy(&w->q[i].r);
+    w->nq = 0;
+}
+
+static int s_gwin_fill(get_window_t *w, download_t *d, cairn_err_t *err)
+{
+    while (w->nq < WINDOW && w->next < d->size) {
+        get_slot_t *s = &w->q[w->nq];
+        if (s_get_pack(d, w->next, err) != 0 ||
+            cairn_client_send(d->client, CAIRN_ARTIFACTS_SVC, "get_artifact",
+                              d->sb.data, d->sb.size, 0, &s->id, err) != 0)
+            return -1;
+        s->off = w->next;
+        s->due = cairn_now_ms() + w->ttl_ms + 1000;
+        s->r = NULL;
+        w->nq++;
+        w->next += CHUNK;
+    }
+    return 0;
+}
+
+/* Wait for the oldest request's reply, keeping the others' that come
+ * first; -1 with err (504 when none came in time). */
+static int s_gwin_wait(get_window_t *w, download_t *d, cairn_err_t *err)
+{
+    get_slot_t *s = &w->q[0];
+    while (!s->r) {
+        uint64_t now = cairn_now_ms();
+        cairn_reply_t *r = NULL;
+        if (now >= s->due ||
+            cairn_client_recv(d->client, (int)(s->due - now), &r, err) != 0) {
+            if (now >= s->due || err->st == CAIRN_ST_TIMEOUT)
+                return cairn_err_set(err, CAIRN_ST_TIMEOUT, "deadline_exceeded",
+                                     "no reply from the kernel within %u ms (is cairnd "
+                                     "running?)",
+                                     w->ttl_ms);
+            return -1;
+        }
+        int i = 0;
+        while (i < w->nq && w->q[i].id != cairn_reply_id(r)) i++;
+        if (i < w->nq && !w->q[i].r)
+            w->q[i].r = r;
+        else
+            cairn_reply_destroy(&r);
+    }
+    return 0;
+}
+
+/* Take the oldest reply of the window: 0 when written, 1 when it failed in
+ * a way that asking again may mend (the window is then dropped), -1. */
+static int s_gwin_take(get_window_t *w, download_t *d, bool *done, cairn_err_t *err)
+{
+    int rc = s_gwin_wait(w, d, err);
+    cairn_reply_t *r = w->q[0].r;
+    if (rc == 0 && cairn_reply_status(r) >= 400) {
+        const char *code = cairn_reply_code(r);
+        rc = cairn_err_set(err, cairn_reply_status(r), *code ? code : NULL, "%s",
+                           cairn_reply_error(r));
+    }
+    if (rc != 0) {
+        s_gwin_drop(w);
+        bool again = err->st == CAIRN_ST_UNAVAILABLE || err->st == CAIRN_ST_TIMEOUT ||
+                     err->st == CAIRN_ST_OVERLOADED;
+        return again ? 1 : -1;
+    }
+    const msgpack_object *obj = cairn_reply_object(r);
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP)
+        rc = cairn_err_set(err, 502, CAIRN_ERR_BAD_REPLY,
+                           "the reply of artifacts.get_artifact is not a map");
+    else
+        rc = s_get_take(d, obj, done, err);
+    cairn_reply_destroy(&w->q[0].r);
+    memmove(w->q, w->q + 1, (size_t)(w->nq - 1) * sizeof w->q[0]);
+    w->nq--;
+    return rc;
+}
+
+/* Every chunk, the first alone, then through the window. */
+static int s_get_all(download_t *d, cairn_progress_fn *progress, void *arg,
+                     cairn_err_t *err)
+{
+    get_window_t w = {.ttl_ms = cairn_client_default_ttl(d->client)};
+    bool done = false;
+    int rc = 0;
+    while (rc == 0 && !done) {
+        if (!d->started || w.nq == 0) w.next = d->offset;
+        if (!d->started)
+            rc = s_get_chunk(d, &done, err);
+        else if ((rc = s_gwin_fill(&w, d, err)) == 0 &&
+                 (rc = s_gwin_take(&w, d, &done, err)) == 1)
+            rc = s_get_chunk(d, &done, err); /* with its retries, then the window */
+        if (rc == 0 && progress) progress(arg, d->offset, d->size);
+    }
+    s_gwin_drop(&w);
     return rc;
 }
 
@@ -686,12 +1166,7 @@ static int s_download(cairn_client_t *client, const char *run_id,
                     .retry_ms = s_retry_ms()};
     crypto_generichash_init(&d.st, NULL, 0, crypto_generichash_BYTES);
     msgpack_sbuffer_init(&d.sb);
-    bool done = false;
-    int rc = 0;
-    while (rc == 0 && !done) {
-        rc = s_get_chunk(&d, &done, err);
-        if (rc == 0 && progress) progress(arg, d.offset, d.size);
-    }
+    int rc = s_get_all(&d, progress, arg, err);
     msgpack_sbuffer_destroy(&d.sb);
     char hex[HASH_HEX + 1];
     if (rc == 0) s_hex(&d.st, hex);
