@@ -14,8 +14,9 @@ struct cairn_reply {
     uint64_t id;
     int st;
     char *code, *err;
-    char *body;
+    char *body; /* in body_msg: a large reply is not copied again */
     size_t body_len;
+    zmq_msg_t body_msg;
     msgpack_zone zone;
     bool zone_ready;
     msgpack_object obj;
@@ -193,6 +194,7 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
         goto done;
     }
     r = calloc(1, sizeof *r);
+    if (r) zmq_msg_init(&r->body_msg);
     if (!r) goto oom;
     const msgpack_object *v = cairn_obj_get(&h, "id");
     if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r->id = v->via.u64;
@@ -202,8 +204,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
     r->err = s_obj_strdup(cairn_obj_get(&h, "err"));
     if (nparts >= 4 && zmq_msg_size(&part[3]) > 0) {
         r->body_len = zmq_msg_size(&part[3]);
-        if (!(r->body = malloc(r->body_len))) goto oom;
-        memcpy(r->body, zmq_msg_data(&part[3]), r->body_len);
+        zmq_msg_move(&r->body_msg, &part[3]);
+        r->body = zmq_msg_data(&r->body_msg);
     }
     *out = r;
     r = NULL;
@@ -392,7 +394,7 @@ void cairn_reply_destroy(cairn_reply_t **self_p)
     if (r->zone_ready) msgpack_zone_destroy(&r->zone);
     free(r->code);
     free(r->err);
-    free(r->body);
+    zmq_msg_close(&r->body_msg);
     free(r);
     *self_p = NULL;
 }
