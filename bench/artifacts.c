@@ -22,7 +22,11 @@
  *             written to a temp file, verified, fsync'ed, renamed.
  *
  * ratio = cp time / cairn time, per round, then the median over rounds
- * (and its CoV); target >= 0.8 both ways. Also cairnd's peak RSS (VmHWM).
+ * (and its CoV); target >= 0.8 both ways. Also cairnd's peak RSS (VmHWM),
+ * the CPU time each side spent (cp: the child's; cairn: this process, its
+ * ZeroMQ thread included, and cairnd), and the hash floor: one BLAKE2b-256
+ * pass over the file in this process (libsodium, as both ends use), which
+ * a transfer pays twice (the client and the server each hash every byte).
  * The source is in the page cache for both cp and cairn alike (written
  * just before). Timings are never asserted: verdicts print PASS or MISS;
  * --strict turns a MISS into exit status 3. Every transfer must succeed
@@ -38,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,6 +119,43 @@ static double s_cp(const char *src, const char *dst)
     close(fd);
     double s = (double)(bench_now_ns() - t0) / 1e9;
     unlink(dst);
+    return s;
+}
+
+/* CPU seconds this process (who RUSAGE_SELF), this thread (RUSAGE_THREAD)
+ * or its reaped children (RUSAGE_CHILDREN: the cp runs) have used. */
+static double s_cpu_s(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double s_proc_cpu_s(pid_t pid)
+{
+    uint64_t ns = 0;
+    bench_proc_cpu_ns(pid, &ns);
+    return (double)ns / 1e9;
+}
+
+/* One BLAKE2b-256 pass over the file (in the page cache): CPU seconds of
+ * this thread (reading it included), which other load does not inflate. */
+static double s_hash_floor(const char *path)
+{
+    enum { BUF = 4 << 20 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char *buf = malloc(BUF), h[32];
+    if (fd < 0 || !buf || sodium_init() < 0) bench_die("cannot hash %s", path);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    double t0 = s_cpu_s(RUSAGE_THREAD);
+    ssize_t n;
+    while ((n = read(fd, buf, BUF)) > 0) crypto_generichash_update(&st, buf, (size_t)n);
+    crypto_generichash_final(&st, h, sizeof h);
+    double s = s_cpu_s(RUSAGE_THREAD) - t0;
+    close(fd);
+    free(buf);
     return s;
 }
 
@@ -219,6 +262,7 @@ static uint64_t s_parse_size(const char *s)
 
 typedef struct sample {
     double cp_up, up, cp_down, down;
+    double cpu_cp, cpu_up_cli, cpu_up_srv, cpu_down_cli, cpu_down_srv;
 } sample_t;
 
 int main(int argc, char **argv)
@@ -315,11 +359,19 @@ int main(int argc, char **argv)
         char path[64];
         snprintf(path, sizeof path, "up/round%d.bin", r);
         s_stamp(src, (uint64_t)r);
+        double cc = s_cpu_s(RUSAGE_CHILDREN);
         s->cp_up = s_cp(src, copy);
+        s->cpu_cp = s_cpu_s(RUSAGE_CHILDREN) - cc;
+        double cl = s_cpu_s(RUSAGE_SELF), sv = s_proc_cpu_s(cairnd);
         s->up = s_upload(c, run, src, path, size);
+        s->cpu_up_cli = s_cpu_s(RUSAGE_SELF) - cl;
+        s->cpu_up_srv = s_proc_cpu_s(cairnd) - sv;
         s_delete(c, run, path);
         s->cp_down = s_cp(src, copy);
+        cl = s_cpu_s(RUSAGE_SELF), sv = s_proc_cpu_s(cairnd);
         s->down = s_download(c, run, "download/src.bin", dst, size);
+        s->cpu_down_cli = s_cpu_s(RUSAGE_SELF) - cl;
+        s->cpu_down_srv = s_proc_cpu_s(cairnd) - sv;
         r_up[r] = s->cp_up / s->up;
         r_down[r] = s->cp_down / s->down;
         bench_out(
@@ -341,7 +393,26 @@ int main(int argc, char **argv)
         t_cp, mib / t_cp, t_up, mib / t_up, t_down, mib / t_down);
     bench_out("upload:   %.2fx cp (CoV %.1f%%)\n", up, up_cov * 100);
     bench_out("download: %.2fx cp (CoV %.1f%%)\n", down, down_cov * 100);
+    double gib = (double)size / (1 << 30);
+    double cpu_cp = BENCH_MEDIAN_FIELD(smp, sample_t, cpu_cp, o.rounds) / gib;
+    double cpu_uc = BENCH_MEDIAN_FIELD(smp, sample_t, cpu_up_cli, o.rounds) / gib;
+    double cpu_us = BENCH_MEDIAN_FIELD(smp, sample_t, cpu_up_srv, o.rounds) / gib;
+    double cpu_dc = BENCH_MEDIAN_FIELD(smp, sample_t, cpu_down_cli, o.rounds) / gib;
+    double cpu_ds = BENCH_MEDIAN_FIELD(smp, sample_t, cpu_down_srv, o.rounds) / gib;
+    double hash = s_hash_floor(src) / gib;
+    bench_out(
+        "CPU s per GiB: cp %.2f; upload %.2f client + %.2f cairnd; download %.2f "
+        "client + %.2f cairnd\n",
+        cpu_cp, cpu_uc, cpu_us, cpu_dc, cpu_ds);
+    bench_out(
+        "hash floor: one BLAKE2b pass %.2f CPU s per GiB (%.0f MiB/s); a transfer "
+        "hashes twice, %.2f CPU s per GiB\n",
+        hash, 1024 / hash, 2 * hash);
     bench_out("cairnd peak RSS: %.1f MiB\n", rss);
+    bench_figf(cpu_cp, "cp_cpu_s_per_gib");
+    bench_figf(cpu_uc + cpu_us, "upload_cpu_s_per_gib");
+    bench_figf(cpu_dc + cpu_ds, "download_cpu_s_per_gib");
+    bench_figf(hash, "blake2b_s_per_gib");
     bench_figf(up, "upload_vs_cp");
     bench_figf(down, "download_vs_cp");
     bench_figf(t_up, "upload_s");
