@@ -447,8 +447,7 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
     return 0;
 }
 
-/* ---- the window of an upload ------------------------------------------------------
- */
+/* ---- the window of an upload ----------------------------------------------- */
 
 /* After the first chunk (which opens the upload and names it), up to
  * WINDOW chunks are in flight at once: the server takes them in order (one
@@ -501,7 +500,7 @@ static slot_t *s_free_slot(window_t *w, const slot_t *cur)
     return NULL;
 }
 
-static int s_win_init(window_t *w, const upload_t *u, cairn_err_t *err)
+static void s_win_init(window_t *w, const upload_t *u)
 {
     memset(w, 0, sizeof *w);
     /* fixmap, 4 keys with their values (offset as uint64), the "data" key,
@@ -509,10 +508,6 @@ static int s_win_init(window_t *w, const upload_t *u, cairn_err_t *err)
     w->room = 1 + 7 + 5 + strlen(u->run_id) + 5 + 5 + strlen(u->path) + 7 + 9 + 10 + 5 +
               sizeof u->upload_id + 5 + 5;
     w->ttl_ms = cairn_client_default_ttl(u->client);
-    for (int i = 0; i < SLOTS; i++)
-        if (!(w->slot[i].buf = malloc(w->room + CHUNK + DONE_FIELD)))
-            return trk_oom(err);
-    return 0;
 }
 
 static void s_win_free(window_t *w)
@@ -529,6 +524,9 @@ static int s_win_read(window_t *w, slot_t *s, int fd, uint64_t off, const char *
 {
     s->off = off;
     s->done = false;
+    /* on first use: a small file takes one chunk's buffer, not the window's */
+    if (!s->buf && !(s->buf = malloc(w->room + CHUNK + DONE_FIELD)))
+        return trk_oom(err);
     if (s_read_full(fd, s_data(w, s), CHUNK, &s->n, name, err) != 0) return -1;
     crypto_generichash_update(st, s_data(w, s), s->n);
     return 0;
@@ -812,9 +810,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
     crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
     cairn_reply_t *last = NULL;
     window_t w;
-    int rc = s_win_init(&w, &u, err);
-    if (rc == 0)
-        rc = s_upload_chunks(&u, &w, name, progress, arg, total, &st, &last, err);
+    s_win_init(&w, &u);
+    int rc = s_upload_chunks(&u, &w, name, progress, arg, total, &st, &last, err);
     s_win_free(&w);
     free(u.back);
     char hex[HASH_HEX + 1];
@@ -1015,8 +1012,7 @@ static int s_get_chunk(download_t *d, bool *done, cairn_err_t *err)
     return rc;
 }
 
-/* ---- the window of a download -----------------------------------------------------
- */
+/* ---- the window of a download ---------------------------------------------- */
 
 /* After the first chunk (which says the size), up to WINDOW get_artifact
  * requests are in flight, at the offsets that follow; their replies are
