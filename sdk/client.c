@@ -12,13 +12,15 @@
 #include <zmq.h>
 
 #include "cairn/msg.h"
+#include "tracking_int.h"
 
 struct cairn_reply {
     uint64_t id;
     int st;
     char *code, *err;
-    char *body;
+    char *body; /* in body_msg: a large reply is not copied again */
     size_t body_len;
+    zmq_msg_t body_msg;
     msgpack_zone zone;
     bool zone_ready;
     msgpack_object obj;
@@ -159,6 +161,13 @@ void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms)
     self->ttl_ms = ttl_ms ? ttl_ms : 30000;
 }
 
+/* libcairn's own (sdk/transfer.c keeps requests in flight and waits for
+ * them itself): the ttl a call with ttl_ms 0 gets. Not exported. */
+uint32_t cairn_client_default_ttl(const cairn_client_t *self)
+{
+    return self->ttl_ms;
+}
+
 static int s_send_frame(void *sock, const void *data, size_t len, int more)
 {
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
@@ -244,6 +253,7 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
         goto done;
     }
     r = calloc(1, sizeof *r);
+    if (r) zmq_msg_init(&r->body_msg);
     if (!r) goto oom;
     const msgpack_object *v = cairn_obj_get(&h, "id");
     if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) r->id = v->via.u64;
@@ -253,8 +263,8 @@ static int s_read_reply_flags(cairn_client_t *self, cairn_reply_t **out,
     r->err = s_obj_strdup(cairn_obj_get(&h, "err"));
     if (nparts >= 4 && zmq_msg_size(&part[3]) > 0) {
         r->body_len = zmq_msg_size(&part[3]);
-        if (!(r->body = malloc(r->body_len))) goto oom;
-        memcpy(r->body, zmq_msg_data(&part[3]), r->body_len);
+        zmq_msg_move(&r->body_msg, &part[3]);
+        r->body = zmq_msg_data(&r->body_msg);
     }
     *out = r;
     r = NULL;
@@ -443,7 +453,7 @@ void cairn_reply_destroy(cairn_reply_t **self_p)
     if (r->zone_ready) msgpack_zone_destroy(&r->zone);
     free(r->code);
     free(r->err);
-    free(r->body);
+    zmq_msg_close(&r->body_msg);
     free(r);
     *self_p = NULL;
 }

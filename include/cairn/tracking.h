@@ -206,15 +206,19 @@ typedef struct cairn_artifact_info {
 } cairn_artifact_info_t;
 
 /* Upload local_path as artifact_path of run_id (NULL: the file's name), in
- * CAIRN_ARTIFACT_CHUNK-sized put_artifact requests (memory: a few chunks
- * whatever the file's size). The BLAKE2b-256 computed while reading must
+ * CAIRN_ARTIFACT_CHUNK-sized put_artifact requests, up to 4 in flight after
+ * the first (memory: 6 chunks whatever the file's size). The BLAKE2b-256
+ * computed while reading must
  * match the hash and size the server replies with: else -1
  * (CAIRN_ERR_CORRUPT). progress may be NULL. A restart of the artifacts
  * service mid-upload is ridden out: a chunk answered 503, or (after the
  * first) not answered in time, is sent again with backoff for up to 60 s
  * ($CAIRN_ARTIFACT_RETRY_S, in seconds, when set to a positive number),
  * and the server resumes the upload (docs/TRACKING.md); the call blocks
- * meanwhile and fails with a sentence if the service does not come back. */
+ * meanwhile and fails with a sentence if the service does not come back. A
+ * first chunk refused 429 (no upload slot free) is waited for the same way;
+ * an upload that fails for good otherwise is aborted on the server
+ * (abort_upload), best effort. */
 CAIRN_EXPORT int cairn_log_artifact(cairn_client_t *client, const char *run_id,
                                     const char *local_path, const char *artifact_path,
                                     cairn_progress_fn *progress, void *arg,
@@ -233,9 +237,9 @@ CAIRN_EXPORT int cairn_log_artifact_fd(cairn_client_t *client, const char *run_i
                                        cairn_artifact_info_t *info, cairn_err_t *err);
 
 /* Download artifact_path of run_id into local_path, CAIRN_ARTIFACT_CHUNK
- * bytes a get_artifact. The bytes go to a temporary file beside local_path
- * which, when their size and BLAKE2b-256 are the server's, is fsynced and
- * renamed into place (with the mode a new file gets); on any failure
+ * bytes a get_artifact, up to 4 in flight after the first. The bytes go to a temporary
+ * file beside local_path which, when their size and BLAKE2b-256 are the server's, is
+ * fsynced and renamed into place (with the mode a new file gets); on any failure
  * nothing is left behind and local_path is untouched. A restart of the
  * artifacts service mid-download is ridden out as an upload's is: a chunk
  * answered 503, or (after the first) not answered in time, is asked for

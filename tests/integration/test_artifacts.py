@@ -1154,7 +1154,7 @@ class SdkResume(unittest.TestCase):
         """SIGKILL the stopped plugin once a chunk is in flight to it: the
         kernel answers that chunk 503 and restarts the plugin."""
         try:
-            wait_for(lambda: self.inflight() == 1, what="a chunk in flight to the stopped plugin")
+            wait_for(lambda: self.inflight() >= 1, what="a chunk in flight to the stopped plugin")
         finally:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -1243,28 +1243,29 @@ class SdkResume(unittest.TestCase):
         t = cairn.Tracker(endpoint=self.k.endpoint)
         try:
             c = t._client()
-            call, sent, refused = c.call, [0], []
+            send, recv, sent, refused, killers = c.send, c.recv, [0], [], []
 
             def hooked(svc, verb, body=None, ttl_ms=None):
-                if verb != "put_artifact":
-                    return call(svc, verb, body, ttl_ms)
-                sent[0] += 1
-                if sent[0] != 3:
-                    return call(svc, verb, body, ttl_ms)
-                # chunk 3 (two were acknowledged), in flight to the stopped
-                # plugin when it is killed: 503, and the SDK sends it again
-                pid = self.k.plugin("artifacts")["pid"]
-                os.kill(pid, signal.SIGSTOP)
-                killer = threading.Thread(target=self.kill_when_inflight, args=(pid,))
-                killer.start()
-                try:
-                    return call(svc, verb, body, ttl_ms)
-                except cairn.errors.Unavailable as e:
-                    refused.append(e)
-                    raise
-                finally:
-                    killer.join(DEADLINE)
-            c.call = hooked
+                if verb == "put_artifact":
+                    sent[0] += 1
+                if sent[0] == 3 and verb == "put_artifact" and not killers:
+                    # chunk 3 (two were acknowledged; it goes through the
+                    # window), in flight to the stopped plugin when it is
+                    # killed: 503, and the SDK sends it again
+                    wait_for(lambda: self.inflight() == 0, what="chunk 2 answered")
+                    pid = self.k.plugin("artifacts")["pid"]
+                    os.kill(pid, signal.SIGSTOP)
+                    killers.append(threading.Thread(target=self.kill_when_inflight,
+                                                    args=(pid,)))
+                    killers[0].start()
+                return send(svc, verb, body, ttl_ms)
+
+            def hooked_recv(timeout=None):
+                r = recv(timeout)
+                if r.status >= 500:
+                    refused.append(r.status)
+                return r
+            c.send, c.recv = hooked, hooked_recv
             with tempfile_dir() as d:
                 src = os.path.join(d, "model.bin")
                 with open(src, "wb") as f:
@@ -1272,9 +1273,11 @@ class SdkResume(unittest.TestCase):
                 with t.start_run(run_id=run):
                     a = t.log_artifact(src, "sdk")
             self.assertEqual(a, {"path": "sdk/model.bin", "size": len(data), "hash": b2(data)})
-            self.assertEqual(len(refused), 1)
+            self.assertEqual(refused[:1], [503])
             self.assertGreater(sent[0], 6)  # chunk 3 was sent again
         finally:
+            for k in killers:
+                k.join(DEADLINE)
             t.close()
         self.check(run, "sdk/model.bin", data)
 
@@ -1372,15 +1375,16 @@ class SdkResume(unittest.TestCase):
         restarter = None
         try:
             c = t._client()
-            call, sent, failed = c.call, [0], []
+            send, recv, call, sent, failed = c.send, c.recv, c.call, [0], []
+            killer = None
 
             def hooked(svc, verb, body=None, ttl_ms=None):
-                nonlocal restarter
-                if verb != "get_artifact":
-                    return call(svc, verb, body, ttl_ms)
-                sent[0] += 1
-                if sent[0] != 2:
-                    return call(svc, verb, body, ttl_ms)
+                nonlocal restarter, killer
+                if verb == "get_artifact":
+                    sent[0] += 1
+                if verb != "get_artifact" or sent[0] != 2:
+                    return send(svc, verb, body, ttl_ms)
+                # the second (the window's first)
                 if mode == "process":
                     pid = self.k.plugin("artifacts")["pid"]
                     os.kill(pid, signal.SIGSTOP)
@@ -1391,26 +1395,33 @@ class SdkResume(unittest.TestCase):
                     restarter = threading.Thread(
                         target=lambda: (time.sleep(2.7), self.k.start()))
                     restarter.start()
+                return send(svc, verb, body, ttl_ms)
+
+            def hooked_recv(timeout=None):
+                r = recv(timeout)
+                if r.status >= 500:
+                    failed.append(r.status)
+                return r
+
+            def hooked_call(svc, verb, body=None, ttl_ms=None):
                 try:
                     return call(svc, verb, body, ttl_ms)
                 except (cairn.errors.Unavailable, cairn.errors.DeadlineExceeded) as e:
-                    failed.append(e)
+                    failed.append(e.status)
                     raise
-                finally:
-                    if mode == "process":
-                        killer.join(DEADLINE)
-            c.call = hooked
+            c.send, c.recv, c.call = hooked, hooked_recv, hooked_call
             with tempfile_dir() as d:
                 dst = os.path.join(d, "out.bin")
                 self.assertEqual(t.download_artifact("sdk/d.bin", dst, run_id=run), dst)
                 with open(dst, "rb") as f:
                     self.assertTrue(f.read() == data, "the downloaded bytes differ")
                 self.assertEqual(os.listdir(d), ["out.bin"])
-            self.assertEqual(len(failed), 1)
-            self.assertIsInstance(failed[0], cairn.errors.Unavailable if mode == "process"
-                                  else cairn.errors.DeadlineExceeded)
+            # the window's requests failed with it are dropped, not counted
+            self.assertEqual(failed[:1], [503 if mode == "process" else 504])
             self.assertGreater(sent[0], 6)  # the second chunk was asked for again
         finally:
+            if killer:
+                killer.join(DEADLINE)
             if restarter:
                 restarter.join(DEADLINE * 2)
             t.close()
@@ -1430,12 +1441,15 @@ class FakeArtifacts:
 
     def __init__(self, faults):
         self.faults, self.buf, self.calls = faults, bytearray(), []
+        self.aborted = []  # (run_id, upload_id) of each abort_upload
 
     def __call__(self, h, raw):
         b = msgpack.unpackb(raw) if raw else {}
         i = len(self.calls)
         self.calls.append((h["verb"], b.get("offset"), len(b.get("data") or b""),
                            b.get("done")))
+        if h["verb"] == "abort_upload":
+            self.aborted.append((b.get("run_id"), b.get("upload_id")))
         if i in self.faults:
             return self.faults[i](self, b)
         return self.serve(h["verb"], b)
@@ -1448,6 +1462,8 @@ class FakeArtifacts:
                                            "hash": b2(bytes(self.buf)),
                                            "done": off + len(data) == len(self.buf),
                                            "data": data})
+        if verb == "abort_upload":
+            return 200, {}, msgpack.packb({"upload_id": b["upload_id"], "aborted": True})
         if verb != "put_artifact":
             return 404, {"code": "no_verb", "err": f"no verb {verb}"}, b""
         off = b["offset"]
@@ -1520,14 +1536,16 @@ class SdkRecovery(unittest.TestCase):
         n = self.MiB4
         put, get = "put_artifact", "get_artifact"
         return [
+            # the last chunk was in flight (the window) when the 409 came:
+            # refused, then sent again after the rewind
             ("rewind", b"".join(bytes([i]) * n for i in range(2)) + b"tail",
              {1: FakeArtifacts.lost_everything},
-             [(put, 0, n, False), (put, n, n, False), (put, 0, n, False),
-              (put, n, n, False), (put, 2 * n, 4, True)]),
+             [(put, 0, n, False), (put, n, n, False), (put, 2 * n, 4, True),
+              (put, 0, n, False), (put, n, n, False), (put, 2 * n, 4, True)]),
             ("rewind_body", b"".join(bytes([i]) * n for i in range(2)) + b"tail",
              {1: FakeArtifacts.lost_everything_body},
-             [(put, 0, n, False), (put, n, n, False), (put, 0, n, False),
-              (put, n, n, False), (put, 2 * n, 4, True)]),
+             [(put, 0, n, False), (put, n, n, False), (put, 2 * n, 4, True),
+              (put, 0, n, False), (put, n, n, False), (put, 2 * n, 4, True)]),
             ("lost_done", bytes(range(256)) * (n // 256) + b"end",
              {1: FakeArtifacts.reply_lost,
               2: FakeArtifacts.error(404, "not_found", "no upload has the id")},
@@ -1556,7 +1574,7 @@ class SdkRecovery(unittest.TestCase):
         for name, data, faults, calls in self.scenarios():
             with self.subTest(name), FakeKernel(FakeArtifacts(faults)) as fk, \
                     cairn.Client(fk.endpoint) as c, open(self.write(name, data), "rb") as f:
-                a = cairn.tracking._Upload(c, "0" * 32, f"x/{name}", f).run()
+                a = cairn.transfer._Upload(c, "0" * 32, f"x/{name}", f).run()
                 self.assertEqual(a, {"path": f"x/{name}", "size": len(data), "hash": b2(data)})
                 self.assertEqual(bytes(fk.reply.buf), data)
                 self.assertEqual(fk.reply.calls, calls)
@@ -1575,7 +1593,7 @@ class SdkRecovery(unittest.TestCase):
         self.assertIn(b"cannot reach cairnd", r.stderr)
         with cairn.Client(endpoint, ttl_ms=300) as c, open(src, "rb") as f:
             with self.assertRaises(cairn.errors.DeadlineExceeded):
-                cairn.tracking._Upload(c, "0" * 32, "n", f).run()
+                cairn.transfer._Upload(c, "0" * 32, "n", f).run()
         # a download's first request likewise
         dst = os.path.join(self.d, "n.out")
         r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", endpoint, "--ttl", "300",
@@ -1594,29 +1612,29 @@ class SdkRecovery(unittest.TestCase):
 
     def test_python_gives_up(self):
         always = {i: FakeArtifacts.error(503, "unavailable", "restarting") for i in range(100)}
-        old = cairn.tracking.ARTIFACT_RETRY_S
+        old = cairn.transfer.ARTIFACT_RETRY_S
         env = os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
         try:
             # the budget from the module's ARTIFACT_RETRY_S, then from the
             # environment (which wins)
             for via in ("module", "env"):
                 if via == "module":
-                    cairn.tracking.ARTIFACT_RETRY_S = 0.5
+                    cairn.transfer.ARTIFACT_RETRY_S = 0.5
                 else:
-                    cairn.tracking.ARTIFACT_RETRY_S = old
+                    cairn.transfer.ARTIFACT_RETRY_S = old
                     os.environ["CAIRN_ARTIFACT_RETRY_S"] = "0.5"
                 with self.subTest(via), FakeKernel(FakeArtifacts(always)) as fk, \
                         cairn.Client(fk.endpoint) as c, \
                         open(self.write("g", b"x" * 10), "rb") as f:
                     t0 = time.monotonic()
                     with self.assertRaises(cairn.errors.Unavailable) as e:
-                        cairn.tracking._Upload(c, "0" * 32, "g", f).run()
+                        cairn.transfer._Upload(c, "0" * 32, "g", f).run()
                     self.assertLess(time.monotonic() - t0, 5)
                     self.assertIn("gave up on the chunk at offset 0", str(e.exception))
                     self.assertIn("restarting", str(e.exception))
                     self.assertGreaterEqual(len(fk.reply.calls), 3)
         finally:
-            cairn.tracking.ARTIFACT_RETRY_S = old
+            cairn.transfer.ARTIFACT_RETRY_S = old
             os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
             if env is not None:
                 os.environ["CAIRN_ARTIFACT_RETRY_S"] = env
@@ -1632,7 +1650,7 @@ class SdkRecovery(unittest.TestCase):
                     os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
                 else:
                     os.environ["CAIRN_ARTIFACT_RETRY_S"] = v
-                self.assertEqual(cairn.tracking._retry_s(), want, v)
+                self.assertEqual(cairn.transfer._retry_s(), want, v)
         finally:
             os.environ.pop("CAIRN_ARTIFACT_RETRY_S", None)
             if old is not None:
@@ -1680,6 +1698,72 @@ class SdkRecovery(unittest.TestCase):
                 self.assertGreater(took, budget / 2, msg)  # it did retry, for a while
                 self.assertGreaterEqual(len([c for c in fk.reply.calls if c[1] == at]), 2)
 
+    # -- an upload slot refused (429), an upload that fails for good --------
+
+    def test_slot_refused_is_waited_for(self):
+        """A first chunk answered 429 (no upload slot free) is sent again
+        with backoff, within the retry budget, as a 503 is (C and Python)."""
+        n = self.MiB4
+        data = b"s" * (n + 5)
+        busy = FakeArtifacts.error(429, "overloaded", "the artifacts service holds 4 "
+                                   "unfinished uploads, its limit (uploads_max: 4)")
+        calls = [("put_artifact", 0, n, False)] * 3 + [("put_artifact", n, 5, True)]
+        with FakeKernel(FakeArtifacts({0: busy, 1: busy})) as fk:
+            r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                "artifacts", "upload", "0" * 32, self.write("s", data), "s"],
+                               capture_output=True, timeout=DEADLINE * 2)
+            self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+            self.assertEqual(fk.reply.calls, calls)
+            self.assertEqual(bytes(fk.reply.buf), data)
+        with FakeKernel(FakeArtifacts({0: busy, 1: busy})) as fk, \
+                cairn.Client(fk.endpoint) as c, open(self.write("s", data), "rb") as f:
+            a = cairn.transfer._Upload(c, "0" * 32, "s", f).run()
+            self.assertEqual(a["hash"], b2(data))
+            self.assertEqual(fk.reply.calls, calls)
+
+    def test_slot_refused_gives_up(self):
+        """Refused past the budget: it gives up, saying so, with the 429."""
+        busy = {i: FakeArtifacts.error(429, "overloaded", "uploads_max reached")
+                for i in range(100)}
+        with FakeKernel(FakeArtifacts(busy)) as fk:
+            p = self.cli(fk.endpoint, self.write("g", b"g" * 10), "1")
+            _, err = p.communicate(timeout=DEADLINE)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"gave up on the chunk at offset 0", err)
+            self.assertIn(b"uploads_max reached", err)
+            self.assertGreaterEqual(len(fk.reply.calls), 3)
+
+    def test_failed_upload_is_aborted(self):
+        """An upload that fails for good (here a 500 in the middle) is
+        aborted on the server (abort_upload names it), C and Python; one
+        that fails because the server is unreachable (503 past the budget)
+        or gone (404) is not."""
+        n = self.MiB4
+        data = b"a" * (3 * n)
+        broken = FakeArtifacts.error(500, "storage_error", "the disk is full")
+        with FakeKernel(FakeArtifacts({1: broken})) as fk:
+            r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                "artifacts", "upload", "0" * 32, self.write("a", data), "a"],
+                               capture_output=True, timeout=DEADLINE * 2)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"the disk is full", r.stderr)
+            self.assertEqual(fk.reply.aborted, [("0" * 32, FakeArtifacts.UID)])
+            self.assertEqual(fk.reply.calls[-1][0], "abort_upload")
+        with FakeKernel(FakeArtifacts({1: broken})) as fk, \
+                cairn.Client(fk.endpoint) as c, open(self.write("a", data), "rb") as f:
+            with self.assertRaises(cairn.CairnError) as e:
+                cairn.transfer._Upload(c, "0" * 32, "a", f).run()
+            self.assertIn("the disk is full", str(e.exception))
+            self.assertEqual(fk.reply.aborted, [("0" * 32, FakeArtifacts.UID)])
+        gone = FakeArtifacts.error(404, "not_found", "no upload has the id")
+        for faults in ({1: gone}, {i: FakeArtifacts.error(503, "unavailable", "restarting")
+                                   for i in range(1, 100)}):
+            with FakeKernel(FakeArtifacts(faults)) as fk:
+                p = self.cli(fk.endpoint, self.write("b", data), "1")
+                p.communicate(timeout=DEADLINE)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertEqual(fk.reply.aborted, [])
+
     def test_cli_ignores_a_bad_budget(self):
         # not a positive number: the default 60 s holds (still retrying
         # well past what a misread small budget would allow)
@@ -1709,12 +1793,15 @@ class SdkRecovery(unittest.TestCase):
     def download_scenarios(self):
         """(name, faults, the offsets asked for): two 503s (the service
         restarting), a 503 to the first request (retried too: only silence
-        there fails at once), a reply that never comes (after the ttl)."""
+        there fails at once), a reply that never comes (after the ttl).
+        After the first, the rest are asked for at once (the window): a
+        failure drops the window and asks again from the first byte not
+        written, one at a time, then the window goes on."""
         n = self.MiB4
         refused = FakeArtifacts.error(503, "unavailable", "restarting")
-        return [("restart", {1: refused, 2: refused}, [0, n, n, n, 2 * n]),
+        return [("restart", {1: refused, 2: refused}, [0, n, 2 * n, n, 2 * n]),
                 ("first_refused", {0: refused}, [0, 0, n, 2 * n]),
-                ("reply_lost", {1: FakeArtifacts.silent}, [0, n, n, 2 * n])]
+                ("reply_lost", {1: FakeArtifacts.silent}, [0, n, 2 * n, n, 2 * n])]
 
     def cli_download(self, endpoint, dst, budget=None):
         env = dict(os.environ)

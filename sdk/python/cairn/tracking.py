@@ -65,7 +65,6 @@ Processes that leave through os._exit() (multiprocessing workers) must call
 flush() themselves.
 """
 import atexit
-import hashlib
 import math
 import operator
 import os
@@ -85,19 +84,11 @@ import msgpack
 from .client import Client, Reply, _check_ttl
 from .errors import (CairnError, Conflict, DeadlineExceeded, NotFound, Unavailable,
                      error_for)
+from .transfer import (ARTIFACT_CHUNK, ARTIFACT_RETRY_ENV,  # noqa: F401 (re-exported)
+                       ARTIFACT_RETRY_S, ARTIFACTS_SVC, _BACKOFF_MAX_S, _BACKOFF_MIN_S,
+                       _Download, _retry_s, _Upload)
 
 SVC = "tracking"
-ARTIFACTS_SVC = "artifacts"
-ARTIFACT_CHUNK = 4 << 20  # bytes per put_artifact request
-# An upload rides out a restart of the artifacts service: a chunk answered
-# 503, or after the first not answered in time, is sent again (same upload,
-# same offset),
-# waiting 50 ms and twice as long each time up to 2 s, for at most this long
-# ($CAIRN_ARTIFACT_RETRY_S, a positive number of seconds, overrides it; it is
-# read when a transfer starts). A download does the same with its
-# get_artifact requests (same offset): _Retry serves both.
-ARTIFACT_RETRY_S = 60.0
-ARTIFACT_RETRY_ENV = "CAIRN_ARTIFACT_RETRY_S"
 # A log_batch refused with {"delivered": false} in the error body (the kernel
 # says no plugin saw it: the tracking service restarting, or its queue full)
 # is sent again, with the same backoff, for at most this long from its first
@@ -105,9 +96,6 @@ ARTIFACT_RETRY_ENV = "CAIRN_ARTIFACT_RETRY_S"
 # is). Any other failure is reported, never resent: it may have been stored.
 LOG_RETRY_S = 60.0
 LOG_RETRY_ENV = "CAIRN_LOG_RETRY_S"
-_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 2.0
-_MOVES_MAX = 16  # 409 "expected offset N" followed per chunk
-_EXPECTED_OFFSET = re.compile(r"expected offset (\d+)")
 MAX_BATCH_POINTS = 100_000  # the server's limit per log_batch
 MAX_BATCH_META = 1000  # params + tags per log_batch we send (the server takes 10,000 each)
 MAX_KEY_BYTES = 250
@@ -154,256 +142,10 @@ def _as_list(xs, what):
 
 
 
-def _retry_s(env=ARTIFACT_RETRY_ENV, default=None):
-    """How long a chunk is retried: $CAIRN_ARTIFACT_RETRY_S when it is a
-    positive number of seconds, else ARTIFACT_RETRY_S (read now: it may be
-    set at run time). env and default name another pair: $CAIRN_LOG_RETRY_S
-    and LOG_RETRY_S for log_batch."""
-    if default is None:
-        default = ARTIFACT_RETRY_S
-    v = os.environ.get(env)
-    try:
-        s = float(v) if v else 0.0
-    except ValueError:
-        s = 0.0
-    return s if 0 < s <= 1e9 else default  # NaN and inf fail the test
-
-
 def _undelivered(r):
     """Whether failed Reply r says no plugin saw the request (its error body
     is {"delivered": false}), so that resending it cannot store it twice."""
     return isinstance(r.body, dict) and r.body.get("delivered") is False
-
-
-def _expected_offset(e):
-    """Where a 409 says the server is: its body's expected_offset, else (an
-    older server) the N of a sentence that says "expected offset N"; None
-    when it says neither."""
-    at = e.body.get("expected_offset") if isinstance(e.body, dict) else None
-    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
-        return at
-    m = _EXPECTED_OFFSET.search(e.message or "")
-    return int(m.group(1)) if m else None
-
-
-class _Retry:
-    """The retries of one request of a transfer (a chunk to put, a chunk to
-    get) while the artifacts service restarts; made before its first try."""
-
-    def __init__(self, budget_s):
-        self.budget, self.t0 = budget_s, time.monotonic()
-        self.wait, self.tries = _BACKOFF_MIN_S, 0
-
-    def wait_or_raise(self, e, first, what):
-        """A try failed with e (Unavailable: the service restarting, or
-        DeadlineExceeded: no reply within the ttl). Returns once it is time
-        to try again: after 50 ms, then twice as long each time up to 2 s.
-        Raises e itself when nothing of the transfer was answered yet and e
-        is DeadlineExceeded (most likely no cairnd at all: say so at once),
-        and e's class with a sentence that says it gave up on ``what``,
-        after how many tries and why, when the next wait would go past the
-        budget."""
-        if isinstance(e, DeadlineExceeded) and first:
-            raise e
-        spent = time.monotonic() - self.t0
-        if spent + self.wait > self.budget:
-            raise type(e)(
-                f"gave up on {what} after {self.tries + 1} tries in {spent:.0f} s (the "
-                f"artifacts service is restarting or unreachable): {e.message}", e.status,
-                e.code) from e
-        time.sleep(self.wait)
-        self.wait = min(self.wait * 2, _BACKOFF_MAX_S)
-        self.tries += 1
-
-
-class _Moved(Exception):
-    """put_artifact answered 409 "expected offset N": the server holds N bytes."""
-
-    def __init__(self, at):
-        super().__init__(at)
-        self.at = at
-
-
-class _Upload:
-    """One file to put_artifact, in ARTIFACT_CHUNK requests, read one chunk
-    ahead so that the last request carries done=true. The server keeps
-    acknowledged chunks across a restart of the artifacts service and
-    resumes the upload at the next chunk, so: a chunk answered 503, or one
-    after the first not answered at all (DeadlineExceeded), is sent again, the same bytes at the same offset,
-    with backoff for up to ARTIFACT_RETRY_S ($CAIRN_ARTIFACT_RETRY_S); a 409
-    whose body says {"expected_offset": N} (from an older server: whose
-    sentence says "expected offset N") goes
-    on from N (re-reading the file there); a last chunk that finds its
-    upload gone (404) after a retry may have committed before its reply was
-    lost: what the server holds at the path is checked against the bytes
-    sent. The BLAKE2b-256 of the bytes read must be the server's."""
-
-    def __init__(self, client, run_id, dest, f):
-        self.c, self.run_id, self.dest, self.f = client, run_id, dest, f
-        self.upload_id = None
-        self.offset = 0  # bytes the server holds
-        self.hash = hashlib.blake2b(digest_size=32)
-        self.retry_s = _retry_s()
-
-    def run(self):
-        read = self.f.read
-        cur = read(ARTIFACT_CHUNK)
-        self.hash.update(cur)
-        while True:
-            nxt = read(ARTIFACT_CHUNK) if len(cur) == ARTIFACT_CHUNK else b""
-            self.hash.update(nxt)
-            done = not nxt
-            r = self._send(cur, done)
-            if done:
-                return self._check(r)
-            cur = nxt
-
-    def _send(self, cur, done):
-        """Send the chunk in hand (at self.offset), going on from where the
-        server says it is; the reply of the chunk that completes it."""
-        base, moves = self.offset, 0
-        while True:
-            p = self.offset
-            if p >= base:
-                data, fin = cur[p - base:], done
-                if not data and not done:
-                    return None
-            else:  # bytes before the chunk in hand, read again
-                data, fin = os.pread(self.f.fileno(), min(ARTIFACT_CHUNK, base - p), p), False
-            try:
-                r = self._put(data, fin)
-            except _Moved as m:
-                moves += 1
-                if moves > _MOVES_MAX or m.at > base + len(cur):
-                    raise CairnError(
-                        f"the server holds {m.at} bytes of the upload of {self.dest!r}, "
-                        f"which cannot go on from there ({base + len(cur)} bytes were sent)",
-                        409, "conflict") from None
-                self.offset = m.at
-                continue
-            if p >= base:
-                return r
-
-    def _put(self, data, done):
-        body = {"run_id": self.run_id, "path": self.dest, "data": data,
-                "offset": self.offset, "done": done}
-        if self.upload_id is not None:
-            body["upload_id"] = self.upload_id
-        retry = _Retry(self.retry_s)
-        while True:
-            try:
-                r = self.c.call(ARTIFACTS_SVC, "put_artifact", body) or {}
-                break
-            except Conflict as e:
-                at = _expected_offset(e)
-                if self.upload_id is None or at is None:
-                    raise
-                raise _Moved(at) from None
-            except NotFound:
-                if retry.tries and done:
-                    return self._stored(self.offset + len(data))
-                raise
-            except (Unavailable, DeadlineExceeded) as e:
-                # no reply to a first chunk: nothing to resume yet either
-                retry.wait_or_raise(e, self.upload_id is None,
-                                    f"the chunk at offset {self.offset} of {self.dest!r}")
-        self.offset += len(data)
-        if done:
-            return r
-        if self.upload_id is None:
-            self.upload_id = r.get("upload_id")
-            if not self.upload_id:
-                raise CairnError(f"put_artifact for {self.dest!r} answered no upload_id",
-                                 500, "bad_reply")
-        if r.get("offset") != self.offset:
-            raise CairnError(f"after {self.offset} bytes of {self.dest!r} the server "
-                             f"expects offset {r.get('offset')}", 502, "bad_reply")
-        return r
-
-    def _stored(self, size):
-        """The last chunk's upload is gone after a retry: its first copy
-        committed if the artifact at the path is what was sent."""
-        try:
-            r = self.c.call(ARTIFACTS_SVC, "get_artifact", {
-                "run_id": self.run_id, "path": self.dest, "offset": size, "length": 0})
-        except CairnError:
-            r = {}
-        if r.get("size") != size or r.get("hash") != self.hash.hexdigest():
-            raise NotFound(f"the upload of {self.dest!r} was lost on the server while "
-                           f"its last chunk was sent again; upload the file again",
-                           404, "not_found")
-        self.offset = size
-        return {"artifact": {"path": self.dest, "size": size, "hash": r["hash"]}}
-
-    def _check(self, r):
-        a = (r or {}).get("artifact") or {}
-        want = self.hash.hexdigest()
-        if a.get("hash") != want or a.get("size") != self.offset:
-            raise CairnError(f"the server stored {a.get('size')} bytes of {self.dest!r} "
-                             f"with hash {a.get('hash')}, but {self.offset} bytes with "
-                             f"hash {want} were sent", 500, "corrupt")
-        return a
-
-
-class _Download:
-    """One artifact from get_artifact into a binary file f, ARTIFACT_CHUNK
-    bytes a request. get_artifact is idempotent, so a request answered 503,
-    or not answered at all (DeadlineExceeded) once a chunk has arrived, is
-    asked for again, the same offset, with backoff for up to
-    ARTIFACT_RETRY_S ($CAIRN_ARTIFACT_RETRY_S), as an upload's chunk is.
-    Every reply must name the size and hash of the first (Conflict, code
-    ``changed``, when the artifact changed meanwhile) and follow on at
-    the offset asked for; the BLAKE2b-256 of the bytes that arrived must be
-    the server's (``corrupt`` otherwise)."""
-
-    def __init__(self, client, run_id, path, f):
-        self.c, self.run_id, self.path, self.f = client, run_id, path, f
-        self.offset, self.size, self.want = 0, None, None  # size, hash: the first reply's
-        self.hash = hashlib.blake2b(digest_size=32)
-        self.retry_s = _retry_s()
-
-    def run(self):
-        """Returns {path, size, hash}, once the bytes are written and verified."""
-        while True:
-            r = self._get()
-            data, off, size, want, done = (r.get(k) for k in
-                                           ("data", "offset", "size", "hash", "done"))
-            if (not isinstance(data, bytes) or not isinstance(off, int) or
-                    not isinstance(size, int) or not isinstance(want, str) or
-                    not isinstance(done, bool)):
-                raise CairnError("the reply of artifacts.get_artifact lacks data, offset, "
-                                 "size, hash or done", 502, "bad_reply")
-            if self.size is not None and (size, want) != (self.size, self.want):
-                raise Conflict(f"{self.path!r} changed while it was being downloaded; try "
-                               f"again", 409, "changed")
-            end = self.offset + len(data)
-            if (off != self.offset or len(data) > ARTIFACT_CHUNK or end > size or
-                    (not done and not data) or (done and end != size)):
-                raise CairnError(f"the reply of artifacts.get_artifact does not follow on: "
-                                 f"offset {off}, {len(data)} bytes of {size}, asked for "
-                                 f"offset {self.offset}", 502, "bad_reply")
-            self.size, self.want = size, want
-            self.hash.update(data)
-            self.f.write(data)
-            self.offset = end
-            if done:
-                break
-        got = self.hash.hexdigest()
-        if got != self.want:
-            raise CairnError(f"{self.path!r} arrived corrupt: its bytes hash to {got}, the "
-                             f"server says {self.want}", 500, "corrupt")
-        return {"path": self.path, "size": self.size, "hash": self.want}
-
-    def _get(self):
-        body = {"run_id": self.run_id, "path": self.path, "offset": self.offset,
-                "length": ARTIFACT_CHUNK}
-        retry = _Retry(self.retry_s)
-        while True:
-            try:
-                return self.c.call(ARTIFACTS_SVC, "get_artifact", body) or {}
-            except (Unavailable, DeadlineExceeded) as e:
-                retry.wait_or_raise(e, self.size is None,
-                                    f"the download of {self.path!r} at offset {self.offset}")
 
 
 class _Conn(Client):

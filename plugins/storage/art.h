@@ -1,0 +1,124 @@
+/* The storage plugin's `artifacts` role, private parts shared by
+ * artifacts.c (the index, downloads, listing, recovery) and uploads.c
+ * (put_artifact, abort_upload, resuming). Not installed. */
+#ifndef CAIRN_STORAGE_ART_H
+#define CAIRN_STORAGE_ART_H
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cas.h"
+#include "storage.h"
+
+#define ART_CHUNK_MAX (8u << 20)
+#define ART_PATH_MAX 1024
+/* What an unfinished upload may hold in memory (upslots.h): one chunk of
+ * dirty page cache, and while it is resumed a 1 MiB rehash buffer (cas.c);
+ * its hash state, path and record are small beside them. */
+#define ART_UPLOAD_BYTES (ART_CHUNK_MAX + (1u << 20))
+#define ART_CURSORS 32
+#define ART_REHASH_MAX (64u << 20)
+#define ART_LIST_DEFAULT 10000
+#define ART_LIST_MAX 50000
+#define ART_RUN_ID_MAX 64
+#define ART_VERIFIES_MAX 16
+#define ART_VERIFY_BUF (1u << 20)
+#define ART_VERIFY_SLICE (32u << 20) /* hashed per turn of the loop */
+
+/* A sidecar (upmeta.h) holds any run_id and path a request may carry. */
+_Static_assert(ART_PATH_MAX == UPMETA_PATH_MAX, "ART_PATH_MAX");
+_Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
+
+typedef enum art_stmt_id {
+    AST_RUN,
+    AST_RUN_STAGE,
+    AST_PUT,
+    AST_GET,
+    AST_NEXT,
+    AST_DEL,
+    AST_DEL_TREE,
+    AST_HASHES,
+    AST_REFERENCED,
+    AST_COUNT
+} art_stmt_id_t;
+
+typedef struct upload {
+    char id[33];
+    char run_id[ART_RUN_ID_MAX + 1];
+    int64_t rid;
+    char *path;
+    /* Whose slot it takes (uploads_per_principal): the principal and the
+     * workspace of the request that opened (or resumed) it. */
+    char *principal, *ws;
+    cas_writer_t *w;
+    uint64_t last_ms;
+    struct storage *s;
+    /* Being resumed (s_resume): the rehash runs, then this chunk. */
+    bool resuming, deferred, done;
+    cairn_req_t *req;
+    const void *data; /* in req's body: valid until its reply */
+    size_t dlen;
+    uint64_t timer;
+    struct upload *next;
+} upload_t;
+
+/* A running hash of a sequential download. */
+typedef struct cursor {
+    crypto_generichash_state st;
+    char hash[CAS_HEX_LEN + 1];
+    uint64_t next; /* the offset the next read must start at */
+    uint64_t last_ms;
+    bool used;
+} cursor_t;
+
+/* A verification in progress (verify_artifact). */
+typedef struct verify_job {
+    crypto_generichash_state st;
+    storage_t *s;
+    cairn_req_t *req; /* deferred */
+    int fd;
+    uint64_t off, size;
+    unsigned char *buf;
+    char hash[CAS_HEX_LEN + 1];
+    char path[ART_PATH_MAX + 1];
+    struct verify_job *next;
+} verify_job_t;
+
+struct artifacts {
+    cas_t *cas;
+    verify_job_t *verifies;
+    size_t nverifies;
+    sqlite3_stmt *st[AST_COUNT];
+    upload_t *uploads;
+    size_t nuploads;
+    size_t uploads_max;   /* unfinished uploads held at once, in all */
+    size_t per_principal; /* ... per principal and workspace */
+    cursor_t *cursors;    /* ART_CURSORS of them, 64-byte aligned */
+    uint64_t idle_ms;
+    uint64_t timer;
+    bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
+};
+
+typedef struct art_run {
+    int64_t rid;
+    bool active;
+    cairn_str_t id;
+} art_run_t;
+
+sqlite3_stmt *art_stmt(artifacts_t *a, art_stmt_id_t id);
+void art_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n);
+int art_field_path(const msgpack_object *b, const char *field, bool allow_root,
+                   char out[ART_PATH_MAX + 1], size_t *out_len, cairn_err_t *err);
+int art_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
+                 art_run_t *run, char **uri, cairn_err_t *err);
+int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
+                 cairn_err_t *err);
+int art_check_shape(artifacts_t *a, int64_t rid, const char *path, cairn_err_t *err);
+int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
+                  const char *hash, uint64_t size, cairn_err_t *err);
+void art_blob_unref(storage_t *s, const char *hash);
+/* uploads.c */
+void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);
+
+#endif
