@@ -2,9 +2,12 @@
 #define _GNU_SOURCE
 #include "db.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "schema.h"
 
@@ -13,6 +16,9 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
     [ST_EXP_INSERT] =
         "INSERT INTO experiments (name, artifact_location, creation_time, "
         "last_update_time) VALUES (?, ?, ?, ?)",
@@ -105,11 +111,28 @@ typedef struct key_entry {
     int64_t id;
 } key_entry_t;
 
+/* The checkpointer: a thread with its own connection that copies the WAL
+ * back into the database file every CHECKPOINT_MS. A checkpoint of a busy
+ * WAL takes 100-300 ms (page copies and an fsync of the file); on the
+ * plugin's thread that stalled every request arriving meanwhile. */
+#define CHECKPOINT_MS 100
+
+typedef struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *h;
+    bool running, stop;
+} checkpointer_t;
+
 struct db {
     sqlite3 *h;
+    char *path;
+    bool durable_full;
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
     bool keys_new; /* a key was inserted in the open transaction */
+    checkpointer_t ck;
 };
 
 int db_fail(db_t *db, const char *what, cairn_err_t *err)
@@ -184,13 +207,90 @@ static int s_migrate(db_t *db, cairn_err_t *err)
     return 0;
 }
 
+static void *s_checkpointer_main(void *arg)
+{
+    checkpointer_t *ck = arg;
+    pthread_mutex_lock(&ck->mu);
+    while (!ck->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)CHECKPOINT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!ck->stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&ck->cv, &ck->mu, &until);
+        if (ck->stop) break;
+        pthread_mutex_unlock(&ck->mu);
+        /* PASSIVE: copy what no reader still needs; never waits on anyone. */
+        sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&ck->mu);
+    }
+    pthread_mutex_unlock(&ck->mu);
+    return NULL;
+}
+
+int db_checkpointer_start(db_t *db, cairn_err_t *err)
+{
+    checkpointer_t *ck = &db->ck;
+    if (ck->running) return 0;
+    if (sqlite3_open_v2(db->path, &ck->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
+        sqlite3_exec(ck->h,
+                     db->durable_full ? "PRAGMA synchronous = FULL"
+                                      : "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        cairn_err_set(err, 500, "storage_error",
+                      "cannot open the tracking database %s for checkpoints: %s",
+                      db->path, ck->h ? sqlite3_errmsg(ck->h) : "out of memory");
+        sqlite3_close(ck->h);
+        ck->h = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(ck->h, 0); /* a passive checkpoint never waits */
+    pthread_mutex_init(&ck->mu, NULL);
+    pthread_cond_init(&ck->cv, NULL);
+    ck->stop = false;
+    int e = pthread_create(&ck->thread, NULL, s_checkpointer_main, ck);
+    if (e != 0) {
+        pthread_mutex_destroy(&ck->mu);
+        pthread_cond_destroy(&ck->cv);
+        sqlite3_close(ck->h);
+        ck->h = NULL;
+        return cairn_err_set(err, 500, NULL, "cannot start the checkpointer: %s",
+                             strerror(e));
+    }
+    ck->running = true;
+    return 0;
+}
+
+static void s_checkpointer_stop(db_t *db)
+{
+    checkpointer_t *ck = &db->ck;
+    if (!ck->running) return;
+    pthread_mutex_lock(&ck->mu);
+    ck->stop = true;
+    pthread_cond_signal(&ck->cv);
+    pthread_mutex_unlock(&ck->mu);
+    pthread_join(ck->thread, NULL);
+    pthread_mutex_destroy(&ck->mu);
+    pthread_cond_destroy(&ck->cv);
+    sqlite3_close(ck->h);
+    ck->h = NULL;
+    ck->running = false;
+}
+
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
 {
     db_t *db = calloc(1, sizeof *db);
-    if (!db) {
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
         cairn_err_set(err, 500, NULL, "out of memory");
         return NULL;
     }
+    db->durable_full = durable_full;
     if (sqlite3_open_v2(
             path, &db->h,
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -238,9 +338,11 @@ void db_close(db_t **self_p)
 {
     if (!self_p || !*self_p) return;
     db_t *db = *self_p;
+    s_checkpointer_stop(db);
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
     for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
     sqlite3_close(db->h);
+    free(db->path);
     free(db);
     *self_p = NULL;
 }
@@ -281,6 +383,16 @@ int db_commit(db_t *db, cairn_err_t *err)
     return 0;
 }
 
+/* A key inserted in a rolled-back transaction or savepoint is gone, and
+ * its id may go to another key next: forget the cached ids (a rare event). */
+static void s_forget_keys(db_t *db)
+{
+    for (int i = 0; i < KEY_CACHE; i++) {
+        free(db->keys[i].key);
+        db->keys[i].key = NULL;
+    }
+}
+
 void db_rollback(db_t *db)
 {
     if (!sqlite3_get_autocommit(db->h)) {
@@ -288,15 +400,30 @@ void db_rollback(db_t *db)
         sqlite3_step(st);
         sqlite3_reset(st);
     }
-    /* A key inserted in the rolled-back transaction is gone, and its id may
-     * go to another key next: forget the cached ids (a rare event). */
-    if (db->keys_new) {
-        for (int i = 0; i < KEY_CACHE; i++) {
-            free(db->keys[i].key);
-            db->keys[i].key = NULL;
-        }
-        db->keys_new = false;
-    }
+    if (db->keys_new) s_forget_keys(db);
+    db->keys_new = false;
+}
+
+int db_savepoint(db_t *db, cairn_err_t *err)
+{
+    return db_exec_stmt(db, db_stmt(db, ST_SAVEPOINT), err);
+}
+
+int db_release(db_t *db, cairn_err_t *err)
+{
+    return db_exec_stmt(db, db_stmt(db, ST_RELEASE), err);
+}
+
+int db_rollback_to(db_t *db)
+{
+    cairn_err_t err = {0};
+    /* keys_new stays set: the transaction's other keys may roll back yet. */
+    if (db->keys_new) s_forget_keys(db);
+    if (sqlite3_get_autocommit(db->h)) return -1;
+    if (db_exec_stmt(db, db_stmt(db, ST_ROLLBACK_TO), &err) != 0 ||
+        db_exec_stmt(db, db_stmt(db, ST_RELEASE), &err) != 0)
+        return -1;
+    return 0;
 }
 
 static uint32_t s_hash(const char *s, size_t n)
@@ -338,6 +465,7 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
 
 void db_checkpoint(db_t *db)
 {
+    if (db->ck.running) return; /* the checkpointer's thread does it */
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

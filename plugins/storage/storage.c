@@ -124,6 +124,17 @@ static bool s_applied(storage_t *s, cairn_req_t *req)
     return false;
 }
 
+/* create_run joins the write group (group.c) rather than committing it
+ * first, as s_applied does for the rest (storage_journal_apply). */
+static void run_create_grouped(void *state, cairn_req_t *req)
+{
+    storage_journal_drain(state);
+    cairn_err_t err = {0};
+    if (storage_journal_apply_pending(state, &err) != 0)
+        return storage_reply_err(req, &err);
+    run_create(state, req);
+}
+
 #define APPLIED(fn)                                         \
     static void fn##_applied(void *state, cairn_req_t *req) \
     {                                                       \
@@ -137,7 +148,6 @@ APPLIED(exp_update)
 APPLIED(exp_delete)
 APPLIED(exp_restore)
 APPLIED(exp_set_tag)
-APPLIED(run_create)
 APPLIED(run_update)
 APPLIED(run_get)
 APPLIED(run_delete)
@@ -165,7 +175,7 @@ static const cairn_verb_t storage_tracking_verbs[] = {
     {"restore_experiment", exp_restore_applied, W, MUT, 0, "{experiment_id*}"},
     {"set_experiment_tag", exp_set_tag_applied, W, MUT, 0,
      "{experiment_id*, key*, value*}"},
-    {"create_run", run_create_applied, W, MUT, 0,
+    {"create_run", run_create_grouped, W, MUT, 0,
      "{experiment_id*, run_name, start_time, tags, parent_run_id}"},
     {"update_run", run_update_applied, W, MUT, 0,
      "{run_id*, status, end_time, run_name}"},
