@@ -125,9 +125,17 @@ typedef struct checkpointer {
     bool running, stop;
 } checkpointer_t;
 
+/* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
+ * nsets * words 64-bit words, kept between searches. */
+typedef struct ridsets {
+    uint64_t *bits;
+    size_t cap, nsets, words;
+} ridsets_t;
+
 struct db {
     sqlite3 *h;
     char *path;
+    ridsets_t rs;
     bool durable_full;
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
@@ -282,6 +290,44 @@ static void s_checkpointer_stop(db_t *db)
     ck->running = false;
 }
 
+static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const ridsets_t *rs = sqlite3_user_data(cx);
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    uint64_t w = (uint64_t)rid >> 6;
+    bool in = k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words &&
+              (rs->bits[(size_t)k * rs->words + w] >> (rid & 63) & 1);
+    sqlite3_result_int(cx, in);
+}
+
+int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
+{
+    ridsets_t *rs = &db->rs;
+    size_t words = max_rid >= 0 ? (size_t)(max_rid >> 6) + 1 : 0;
+    if (nsets && words > SIZE_MAX / sizeof(uint64_t) / nsets)
+        return cairn_err_set(err, 500, NULL, "out of memory for rid sets");
+    size_t need = nsets * words;
+    if (need > rs->cap) {
+        uint64_t *b = realloc(rs->bits, need * sizeof *b);
+        if (!b) return cairn_err_set(err, 500, NULL, "out of memory for rid sets");
+        rs->bits = b;
+        rs->cap = need;
+    }
+    if (need) memset(rs->bits, 0, need * sizeof *rs->bits);
+    rs->nsets = nsets;
+    rs->words = words;
+    return 0;
+}
+
+void db_ridsets_add(db_t *db, size_t k, int64_t rid)
+{
+    ridsets_t *rs = &db->rs;
+    uint64_t w = (uint64_t)rid >> 6;
+    if (k < rs->nsets && rid >= 0 && w < rs->words)
+        rs->bits[k * rs->words + w] |= (uint64_t)1 << (rid & 63);
+}
+
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
 {
     db_t *db = calloc(1, sizeof *db);
@@ -322,6 +368,12 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
                "configure", err) != 0 ||
         s_migrate(db, err) != 0)
         goto fail;
+    if (sqlite3_create_function(db->h, "cairn_rid_in", 2,
+                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, s_rid_in, NULL,
+                                NULL) != SQLITE_OK) {
+        db_fail(db, "register cairn_rid_in", err);
+        goto fail;
+    }
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &db->st[i], NULL) != SQLITE_OK) {
@@ -342,6 +394,7 @@ void db_close(db_t **self_p)
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
     for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
     sqlite3_close(db->h);
+    free(db->rs.bits);
     free(db->path);
     free(db);
     *self_p = NULL;
