@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,12 @@ typedef struct key_entry {
  * WAL takes 100-300 ms (page copies and an fsync of the file); on the
  * plugin's thread that stalled every request arriving meanwhile. */
 #define CHECKPOINT_MS 100
+/* Frames in the WAL (4 KiB each) past which the tick truncates it. Passive
+ * checkpoints copy frames back but never start the WAL over while writes
+ * keep coming (the WAL restarts only when a write begins with every frame
+ * copied), so under a steady load it grew without bound: 17 GB in four
+ * minutes of populating. */
+#define WAL_TRUNCATE_FRAMES 16384
 
 typedef struct checkpointer {
     pthread_t thread;
@@ -123,6 +130,7 @@ typedef struct checkpointer {
     pthread_cond_t cv;
     sqlite3 *h;
     bool running, stop;
+    _Atomic int wal_frames; /* the WAL's size at the last checkpoint */
 } checkpointer_t;
 
 /* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
@@ -233,7 +241,9 @@ static void *s_checkpointer_main(void *arg)
         if (ck->stop) break;
         pthread_mutex_unlock(&ck->mu);
         /* PASSIVE: copy what no reader still needs; never waits on anyone. */
-        sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int log = 0;
+        sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+        atomic_store(&ck->wal_frames, log);
         pthread_mutex_lock(&ck->mu);
     }
     pthread_mutex_unlock(&ck->mu);
@@ -299,6 +309,23 @@ static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
     bool in = k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words &&
               (rs->bits[(size_t)k * rs->words + w] >> (rid & 63) & 1);
     sqlite3_result_int(cx, in);
+}
+
+/* cairn_rid_fill(K, rid): an aggregate that puts every rid in bitmap K,
+ * inside the scan (returning each row to C cost twice as much). */
+static void s_rid_fill_step(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    ridsets_t *rs = sqlite3_user_data(cx);
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    uint64_t w = (uint64_t)rid >> 6;
+    if (k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words)
+        rs->bits[(size_t)k * rs->words + w] |= (uint64_t)1 << (rid & 63);
+}
+
+static void s_rid_fill_final(sqlite3_context *cx)
+{
+    sqlite3_result_null(cx);
 }
 
 int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
@@ -372,6 +399,12 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, s_rid_in, NULL,
                                 NULL) != SQLITE_OK) {
         db_fail(db, "register cairn_rid_in", err);
+        goto fail;
+    }
+    if (sqlite3_create_function(db->h, "cairn_rid_fill", 2,
+                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, NULL,
+                                s_rid_fill_step, s_rid_fill_final) != SQLITE_OK) {
+        db_fail(db, "register cairn_rid_fill", err);
         goto fail;
     }
     for (int i = 0; i < ST_COUNT; i++)
@@ -518,7 +551,20 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
 
 void db_checkpoint(db_t *db)
 {
-    if (db->ck.running) return; /* the checkpointer's thread does it */
+    if (db->ck.running) {
+        /* The checkpointer's thread copies the frames; this thread, the
+         * writer, starts the WAL over once it is large. Most frames are
+         * copied already, so this costs little more than an fsync; it
+         * waits for no one (a reader or the checkpointer busy: next tick). */
+        if (atomic_load(&db->ck.wal_frames) < WAL_TRUNCATE_FRAMES) return;
+        sqlite3_busy_timeout(db->h, 0);
+        int log = 0;
+        if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log,
+                                      NULL) == SQLITE_OK)
+            atomic_store(&db->ck.wal_frames, log);
+        sqlite3_busy_timeout(db->h, 10000);
+        return;
+    }
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

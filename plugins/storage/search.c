@@ -18,6 +18,7 @@
  * more compiles them as subqueries (each set is a bitmap of every rid). */
 #define MAX_RID_SETS 16
 
+
 typedef struct query {
     sqlbuf_t sql, joins, where, order;
     sql_binds_t join_binds, where_binds;
@@ -121,20 +122,26 @@ static int s_fill_sets(storage_t *s, const query_t *q, cairn_err_t *err)
     if (sqlite3_column_type(st, 0) != SQLITE_NULL) max_rid = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (db_ridsets_reset(s->db, q->sets.n, max_rid, err) != 0) return -1;
-    for (size_t k = 0; k < q->sets.n; k++) {
+    sqlbuf_t sql;
+    sqlbuf_init(&sql);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < q->sets.n; k++) {
         const filter_set_t *set = &q->sets.v[k];
-        int rc;
-        if (sqlite3_prepare_v2(h, set->sql.data, -1, &st, NULL) != SQLITE_OK ||
-            sql_binds_apply(&set->binds, st, 1) < 0) {
-            sqlite3_finalize(st);
-            return db_fail(s->db, "search runs", err);
+        sql.len = 0;
+        sqlbuf_addf(&sql, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k,
+                    set->sql.data);
+        if (sql.oom) {
+            rc = cairn_err_set(err, 500, NULL, "out of memory");
+        } else if (sqlite3_prepare_v2(h, sql.data, -1, &st, NULL) != SQLITE_OK ||
+                   sql_binds_apply(&set->binds, st, 1) < 0 ||
+                   sqlite3_step(st) != SQLITE_ROW) {
+            rc = db_fail(s->db, "search runs", err);
         }
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            db_ridsets_add(s->db, k, sqlite3_column_int64(st, 0));
         sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) return db_fail(s->db, "search runs", err);
+        st = NULL;
     }
-    return 0;
+    sqlbuf_free(&sql);
+    return rc;
 }
 
 static int s_order(const msgpack_object *b, query_t *q, cairn_err_t *err)
@@ -340,6 +347,7 @@ void run_search(void *state, cairn_req_t *req)
             ? s_fetch_by_metric(s, &q, key, desc, &page, rids, &n, &err)
             : s_fetch_general(s, &q, &page, rids, &n, &err))
         goto fail;
+
     bool more = n > page.limit;
     if (more) n = page.limit;
     msgpack_packer *pk = storage_reply_begin(s);
