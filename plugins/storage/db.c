@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,12 +116,13 @@ typedef struct key_entry {
  * WAL takes 100-300 ms (page copies and an fsync of the file); on the
  * plugin's thread that stalled every request arriving meanwhile. */
 #define CHECKPOINT_MS 100
-/* Frames in the WAL (4 KiB each) past which the tick truncates it. Passive
+/* Frames in the WAL (4 KiB each) past which the checkpointer truncates it:
  * checkpoints copy frames back but never start the WAL over while writes
  * keep coming (the WAL restarts only when a write begins with every frame
  * copied), so under a steady load it grew without bound: 17 GB in four
  * minutes of populating. */
 #define WAL_TRUNCATE_FRAMES 16384
+#define TRUNCATE_WAIT_MS 200
 
 typedef struct checkpointer {
     pthread_t thread;
@@ -130,7 +130,6 @@ typedef struct checkpointer {
     pthread_cond_t cv;
     sqlite3 *h;
     bool running, stop;
-    _Atomic int wal_frames; /* the WAL's size at the last checkpoint */
 } checkpointer_t;
 
 /* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
@@ -243,7 +242,13 @@ static void *s_checkpointer_main(void *arg)
         /* PASSIVE: copy what no reader still needs; never waits on anyone. */
         int log = 0;
         sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
-        atomic_store(&ck->wal_frames, log);
+        /* A large WAL is started over: TRUNCATE copies the few frames
+         * written since and waits for the writer and the readers to be done
+         * with it (up to the busy timeout), holding back the next write
+         * meanwhile; reads go on. Busy: next time. */
+        if (log >= WAL_TRUNCATE_FRAMES)
+            sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                      NULL);
         pthread_mutex_lock(&ck->mu);
     }
     pthread_mutex_unlock(&ck->mu);
@@ -267,7 +272,8 @@ int db_checkpointer_start(db_t *db, cairn_err_t *err)
         ck->h = NULL;
         return -1;
     }
-    sqlite3_busy_timeout(ck->h, 0); /* a passive checkpoint never waits */
+    /* A passive checkpoint never waits; TRUNCATE waits this long at most. */
+    sqlite3_busy_timeout(ck->h, TRUNCATE_WAIT_MS);
     pthread_mutex_init(&ck->mu, NULL);
     pthread_cond_init(&ck->cv, NULL);
     ck->stop = false;
@@ -551,20 +557,7 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
 
 void db_checkpoint(db_t *db)
 {
-    if (db->ck.running) {
-        /* The checkpointer's thread copies the frames; this thread, the
-         * writer, starts the WAL over once it is large. Most frames are
-         * copied already, so this costs little more than an fsync; it
-         * waits for no one (a reader or the checkpointer busy: next tick). */
-        if (atomic_load(&db->ck.wal_frames) < WAL_TRUNCATE_FRAMES) return;
-        sqlite3_busy_timeout(db->h, 0);
-        int log = 0;
-        if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log,
-                                      NULL) == SQLITE_OK)
-            atomic_store(&db->ck.wal_frames, log);
-        sqlite3_busy_timeout(db->h, 10000);
-        return;
-    }
+    if (db->ck.running) return; /* the checkpointer's thread does it */
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
