@@ -102,7 +102,9 @@ static int s_cmp_key_id(const void *a, const void *b)
 static const key_name_t *s_key_name(runpage_t *pg, int64_t id, cairn_err_t *err)
 {
     key_name_t probe = {id, NULL, 0};
-    key_name_t *k = bsearch(&probe, pg->keys, pg->nkeys, sizeof probe, s_cmp_key_id);
+    key_name_t *k = pg->nkeys ? bsearch(&probe, pg->keys, pg->nkeys, sizeof probe,
+                                        s_cmp_key_id)
+                              : NULL;
     if (k) return k;
     if (!pg->key_st &&
         sqlite3_prepare_v2(db_handle(pg->s->db),
