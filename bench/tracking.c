@@ -173,7 +173,7 @@ static void collect_ok(cairn_client_t *c, const char *what)
     cairn_err_t err = {0};
     if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
         bench_die("%s: no reply: %d %s", what, err.st, err.msg);
-    if (cairn_reply_status(r) != 200)
+    if (cairn_reply_status(r) != CAIRN_ST_OK)
         bench_die("%s: %d %s", what, cairn_reply_status(r), cairn_reply_error(r));
     cairn_reply_destroy(&r);
 }
@@ -581,7 +581,8 @@ static int s_raw_round_trip(cairn_err_t *err)
     char back[64];
     if (zmq_send(g_raw_req, msg, sizeof msg, 0) < 0 ||
         zmq_recv(g_raw_req, back, sizeof back, 0) != (int)sizeof back)
-        return cairn_err_set(err, 500, NULL, "raw echo: %s", zmq_strerror(errno));
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "raw echo: %s",
+                             zmq_strerror(errno));
     return 0;
 }
 
@@ -708,6 +709,11 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
 
 /* ---- case 4: search -------------------------------------------------------------- */
 
+/* Requests in flight while populating: as a sweep of many trials sends
+ * them; the storage plugin commits those that arrive together in one
+ * transaction (its write group). */
+#define POPULATE_WINDOW 256
+
 /* Populate: create_run and, on its reply, a log_batch of 20 metrics and 10
  * params; at most `window` requests in flight. Returns seconds taken. */
 static double populate(cairn_client_t *c, const char *exp, int nruns, int window)
@@ -738,7 +744,7 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
         if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
             bench_die("populate: no reply: %d %s", err.st, err.msg);
         inflight--;
-        if (cairn_reply_status(r) != 200)
+        if (cairn_reply_status(r) != CAIRN_ST_OK)
             bench_die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
         const msgpack_object *id = cairn_obj_get(
             cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "info"),
@@ -775,6 +781,23 @@ typedef struct floor_db {
     sqlite3_stmt *by_uuid, *by_rid, *latest, *params, *tags;
 } floor_db_t;
 
+/* The floor's cairn_rid_in(K, rid), as db.c's: bitmaps over rids. */
+typedef struct floor_sets {
+    uint64_t *bits;
+    size_t nsets, words;
+} floor_sets_t;
+static floor_sets_t g_fsets;
+
+static void s_floor_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    uint64_t w = (uint64_t)rid >> 6;
+    sqlite3_result_int(
+        cx, k >= 0 && (uint64_t)k < g_fsets.nsets && rid >= 0 && w < g_fsets.words &&
+                (g_fsets.bits[(size_t)k * g_fsets.words + w] >> (rid & 63) & 1));
+}
+
 /* As db.c's ST_RUN_BY_UUID / ST_RUN_BY_RID / ST_RUN_LATEST / ST_RUN_PARAMS /
  * ST_RUN_TAGS. */
 #define RUN_COLS                                                                   \
@@ -788,6 +811,9 @@ static void floor_open(floor_db_t *f)
     if (sqlite3_open_v2(g_db, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         bench_die("cannot open %s read-only", g_db);
     s_sql(f->db, "PRAGMA case_sensitive_like = ON; PRAGMA cache_size = -65536");
+    if (sqlite3_create_function(f->db, "cairn_rid_in", 2, SQLITE_UTF8, NULL,
+                                s_floor_rid_in, NULL, NULL) != SQLITE_OK)
+        bench_die("cannot register cairn_rid_in");
     f->by_uuid = s_prepare(f->db, RUN_COLS "WHERE run_uuid = ?");
     f->by_rid = s_prepare(f->db, RUN_COLS "WHERE rid = ?");
     f->latest =
@@ -874,23 +900,37 @@ typedef struct squery {
     const char *bind_text[4];
     double bind_real[4];
     bool bind_is_real[4];
+    const char *sets[2]; /* rid sets' queries, in K order (filter.h) */
 } squery_t;
 
-/* The two-clause filter, run at two page sizes: the same SQL and binds. */
+/* The two-clause filter, run at two page sizes: the same SQL and binds.
+ * Each clause is a rid set (filter.h): its query fills a bitmap first, and
+ * the SQL tests cairn_rid_in(K, r.rid), as search.c does. */
 static const char FILTER_SQL[] =
+    "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
+    "'active' AND ((cairn_rid_in(0, r.rid) AND cairn_rid_in(1, r.rid))) ORDER BY "
+    "r.start_time DESC, r.rid LIMIT ? OFFSET ?";
+#define FILTER_SET0                                                            \
+    "SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON mk.key_id = " \
+    "lm.key_id WHERE mk.key = 'm3' AND lm.value > 0.9"
+#define FILTER_SET1 "SELECT rid FROM params WHERE key = 'p2' AND value = 'v7'"
+#define FILTER_QUERY(key_, label_, max_)                                               \
+    {                                                                                  \
+        key_, label_, "metrics.m3 > 0.9 AND params.p2 = 'v7'", NULL, max_, FILTER_SQL, \
+            0, {NULL}, {0}, {false},                                                   \
+        {                                                                              \
+            FILTER_SET0, FILTER_SET1                                                   \
+        }                                                                              \
+    }
+/* (info) The same filter as the plugin compiled it before rid sets: each
+ * clause an r.rid IN (SELECT ...) list, which SQLite builds as an
+ * ephemeral index. */
+static const char FILTER_IN_SQL[] =
     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
     "'active' AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk "
     "ON mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT "
     "rid FROM params WHERE key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid "
     "LIMIT ? OFFSET ?";
-#define FILTER_QUERY(key_, label_, max_)                                               \
-    {                                                                                  \
-        key_, label_, "metrics.m3 > 0.9 AND params.p2 = 'v7'", NULL, max_, FILTER_SQL, \
-            4, {"m3", NULL, "p2", "v7"}, {0, 0.9, 0, 0},                               \
-        {                                                                              \
-            false, true, false, false                                                  \
-        }                                                                              \
-    }
 
 static const squery_t g_queries[] = {
     FILTER_QUERY("filter100",
@@ -910,7 +950,8 @@ static const squery_t g_queries[] = {
      -1, /* the join's bind comes first: handled in floor_search */
      {"m1"},
      {0},
-     {false}},
+     {false},
+     {NULL, NULL}},
 };
 #define NQUERIES ((int)(sizeof g_queries / sizeof g_queries[0]))
 
@@ -928,11 +969,39 @@ static const char SUGGESTED_TOP_SQL[] =
     "LIMIT ? "
     "OFFSET ?";
 
+/* Fill the rid sets of q as search.c does: max(rid), then one scan each. */
+static void floor_sets(floor_db_t *f, const squery_t *q)
+{
+    size_t n = q->sets[1] ? 2 : q->sets[0] ? 1 : 0;
+    if (!n) return;
+    sqlite3_stmt *st = s_prepare(f->db, "SELECT max(rid) FROM runs");
+    int64_t max_rid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    size_t words = (size_t)(max_rid >> 6) + 1;
+    if (n * words > g_fsets.nsets * g_fsets.words) {
+        free(g_fsets.bits);
+        if (!(g_fsets.bits = malloc(n * words * sizeof *g_fsets.bits)))
+            bench_die("out of memory");
+    }
+    memset(g_fsets.bits, 0, n * words * sizeof *g_fsets.bits);
+    g_fsets.nsets = n;
+    g_fsets.words = words;
+    for (size_t k = 0; k < n; k++) {
+        st = s_prepare(f->db, q->sets[k]);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int64_t rid = sqlite3_column_int64(st, 0);
+            g_fsets.bits[k * words + ((uint64_t)rid >> 6)] |= (uint64_t)1 << (rid & 63);
+        }
+        sqlite3_finalize(st);
+    }
+}
+
 /* Run a query through the floor; its run ids (uuids) into ids (cap n). */
 static int floor_search(floor_db_t *f, sqlite3_stmt *st, const squery_t *q,
                         const char *exp, char (*ids)[40], int cap)
 {
     int idx = 1;
+    floor_sets(f, q);
     sqlite3_reset(st);
     if (q->nbind < 0) {
         sqlite3_bind_text(st, idx++, q->bind_text[0], -1, SQLITE_STATIC);
@@ -1019,7 +1088,9 @@ typedef struct search_result {
     double populate_s, populate_wbytes; /* seconds; bytes cairnd wrote per run */
     int nruns, matched[NQUERIES];
     lat_t q[NQUERIES], qf[NQUERIES];
-    lat_t suggested; /* the suggested top-100 SQL, floor side only */
+    lat_t suggested;        /* the suggested top-100 SQL, floor side only */
+    lat_t in_lists;         /* the 1000-result filter as IN lists, floor side only */
+    double populate_cpu_us; /* cairnd CPU per run populated */
     lat_t get, getf;
     int gets;
 } search_result_t;
@@ -1034,7 +1105,9 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
     g_rng = 0x9e3779b97f4a7c15u;
     res->nruns = o->runs;
     uint64_t w0 = s_proc_wchar(g_cairnd);
-    res->populate_s = populate(c, exp, o->runs, 64);
+    uint64_t cpu0 = s_proc_cpu_ns(g_cairnd);
+    res->populate_s = populate(c, exp, o->runs, POPULATE_WINDOW);
+    res->populate_cpu_us = (double)(s_proc_cpu_ns(g_cairnd) - cpu0) / 1e3 / o->runs;
     res->populate_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / o->runs;
 
     floor_db_t f;
@@ -1090,6 +1163,35 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
             b[i] = (double)(bench_now_ns() - t0) / 1e6;
         }
         res->suggested = s_lat(b, o->queries);
+        sqlite3_finalize(st);
+    }
+
+    /* (info) the 1000-result filter as the plugin compiled it before rid
+     * sets (IN lists): same runs, same order. */
+    {
+        squery_t q = g_queries[1];
+        q.sql = FILTER_IN_SQL;
+        q.nbind = 4;
+        q.bind_text[0] = "m3";
+        q.bind_text[2] = "p2";
+        q.bind_text[3] = "v7";
+        q.bind_real[1] = 0.9;
+        q.bind_is_real[1] = true;
+        q.sets[0] = q.sets[1] = NULL;
+        sqlite3_stmt *st = s_prepare(f.db, q.sql);
+        static char ref[1000][40];
+        sqlite3_stmt *st1 = s_prepare(f.db, g_queries[1].sql);
+        int nr = floor_search(&f, st1, &g_queries[1], exp, ref, 1000);
+        sqlite3_finalize(st1);
+        int nf = floor_search(&f, st, &q, exp, fids, 1000);
+        if (nf != nr) bench_die("IN-list filter SQL: %d runs, not %d", nf, nr);
+        s_same_runs("IN-list filter SQL", "rid-set SQL", ref, fids, nf);
+        for (int i = 0; i < o->queries; i++) {
+            uint64_t t0 = bench_now_ns();
+            floor_search(&f, st, &q, exp, fids, 0);
+            b[i] = (double)(bench_now_ns() - t0) / 1e6;
+        }
+        res->in_lists = s_lat(b, o->queries);
         sqlite3_finalize(st);
     }
 
@@ -1430,23 +1532,27 @@ int main(int argc, char **argv)
         bench_out(
             "\n4. search: %d runs x %d metrics x %d params, populated through the API "
             "in "
-            "%.1f s\n   (%.0f runs/s: pipelined create_run + log_batch, 64 in flight; "
-            "cairnd "
+            "%.1f s\n   (%.0f runs/s: pipelined create_run + log_batch, %d in flight; "
+            "cairnd used %.0f µs of CPU and "
             "wrote %.0f KB per run)\n",
             sr.nruns, SEARCH_METRICS, SEARCH_PARAMS, sr.populate_s,
-            sr.nruns / sr.populate_s, sr.populate_wbytes / 1024);
+            sr.nruns / sr.populate_s, POPULATE_WINDOW, sr.populate_cpu_us,
+            sr.populate_wbytes / 1024);
         bench_out(
             "   %d queries each, alternating with the floor: the plugin's SQL on the "
             "same "
             "file, read-only, in this process\n",
             o.queries);
-        bench_out("   %-52s %8s %9s %9s %9s %9s %7s\n", "query", "runs", "p50 ms",
-                  "p99 ms", "floor p50", "floor p99", "p50 x");
+        bench_out("   %-52s %8s %9s %9s %9s %9s %7s %7s\n", "query", "runs", "p50 ms",
+                  "p99 ms", "floor p50", "floor p99", "p50 x", "p99 x");
         bool pass = true;
         for (int i = 0; i < NQUERIES; i++) {
-            bench_out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx\n",
+            bench_out("   %-52s %8d %9.2f %9.2f %9.2f %9.2f %6.2fx %6.2fx\n",
                       g_queries[i].label, sr.matched[i], sr.q[i].p50, sr.q[i].p99,
-                      sr.qf[i].p50, sr.qf[i].p99, sr.q[i].p50 / sr.qf[i].p50);
+                      sr.qf[i].p50, sr.qf[i].p99, sr.q[i].p50 / sr.qf[i].p50,
+                      sr.q[i].p99 / sr.qf[i].p99);
+            bench_figf(sr.q[i].p99 / sr.qf[i].p99, "search_%s_p99_over_floor",
+                       g_queries[i].key);
             bench_figf(sr.q[i].p50, "search_%s_p50_ms", g_queries[i].key);
             bench_figf(sr.q[i].p99, "search_%s_p99_ms", g_queries[i].key);
             bench_figf(sr.qf[i].p50, "search_%s_floor_p50_ms", g_queries[i].key);
@@ -1455,6 +1561,9 @@ int main(int argc, char **argv)
         bench_out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
                   "(info) top 100, SQL driven by the (key, value) index", "same", "-",
                   "-", sr.suggested.p50, sr.suggested.p99);
+        bench_out("   %-52s %8s %9s %9s %9.2f %9.2f\n",
+                  "(info) 1000 results, clauses as IN (SELECT) lists", "same", "-", "-",
+                  sr.in_lists.p50, sr.in_lists.p99);
         bench_out("   %-52s %8d %9.3f %9.3f %9.3f %9.3f %6.2fx\n",
                   "get_run (random run)", sr.gets, sr.get.p50 / 1e3, sr.get.p99 / 1e3,
                   sr.getf.p50 / 1e3, sr.getf.p99 / 1e3, sr.get.p50 / sr.getf.p50);
@@ -1474,6 +1583,10 @@ int main(int argc, char **argv)
         bench_fig("search_runs", sr.nruns);
         bench_fig("search_populate_s", sr.populate_s);
         bench_fig("search_populate_write_bytes_per_run", sr.populate_wbytes);
+        bench_fig("search_populate_runs_per_s", sr.nruns / sr.populate_s);
+        bench_fig("search_populate_cpu_us_per_run", sr.populate_cpu_us);
+        bench_fig("search_filter1000_in_lists_p50_ms", sr.in_lists.p50);
+        bench_fig("search_filter1000_in_lists_p99_ms", sr.in_lists.p99);
         bench_fig("get_run_p50_us", sr.get.p50);
         bench_fig("get_run_p99_us", sr.get.p99);
         bench_fig("get_run_floor_p50_us", sr.getf.p50);

@@ -2,9 +2,12 @@
 #define _GNU_SOURCE
 #include "db.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "schema.h"
 
@@ -13,6 +16,9 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
     [ST_EXP_INSERT] =
         "INSERT INTO experiments (name, artifact_location, creation_time, "
         "last_update_time) VALUES (?, ?, ?, ?)",
@@ -105,11 +111,43 @@ typedef struct key_entry {
     int64_t id;
 } key_entry_t;
 
+/* The checkpointer: a thread with its own connection that copies the WAL
+ * back into the database file every CHECKPOINT_MS. A checkpoint of a busy
+ * WAL takes 100-300 ms (page copies and an fsync of the file); on the
+ * plugin's thread that stalled every request arriving meanwhile. */
+#define CHECKPOINT_MS 100
+/* Frames in the WAL (4 KiB each) past which the checkpointer truncates it:
+ * checkpoints copy frames back but never start the WAL over while writes
+ * keep coming (the WAL restarts only when a write begins with every frame
+ * copied), so under a steady load it grew without bound: 17 GB in four
+ * minutes of populating. */
+#define WAL_TRUNCATE_FRAMES 16384
+#define TRUNCATE_WAIT_MS 200
+
+typedef struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *h;
+    bool running, stop;
+} checkpointer_t;
+
+/* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
+ * nsets * words 64-bit words, kept between searches. */
+typedef struct ridsets {
+    uint64_t *bits;
+    size_t cap, nsets, words;
+} ridsets_t;
+
 struct db {
     sqlite3 *h;
+    char *path;
+    ridsets_t rs;
+    bool durable_full;
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
     bool keys_new; /* a key was inserted in the open transaction */
+    checkpointer_t ck;
 };
 
 int db_fail(db_t *db, const char *what, cairn_err_t *err)
@@ -184,13 +222,154 @@ static int s_migrate(db_t *db, cairn_err_t *err)
     return 0;
 }
 
+static void *s_checkpointer_main(void *arg)
+{
+    checkpointer_t *ck = arg;
+    pthread_mutex_lock(&ck->mu);
+    while (!ck->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)CHECKPOINT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!ck->stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&ck->cv, &ck->mu, &until);
+        if (ck->stop) break;
+        pthread_mutex_unlock(&ck->mu);
+        /* PASSIVE: copy what no reader still needs; never waits on anyone. */
+        int log = 0;
+        sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+        /* A large WAL is started over: TRUNCATE copies the few frames
+         * written since and waits for the writer and the readers to be done
+         * with it (up to the busy timeout), holding back the next write
+         * meanwhile; reads go on. Busy: next time. */
+        if (log >= WAL_TRUNCATE_FRAMES)
+            sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                      NULL);
+        pthread_mutex_lock(&ck->mu);
+    }
+    pthread_mutex_unlock(&ck->mu);
+    return NULL;
+}
+
+int db_checkpointer_start(db_t *db, cairn_err_t *err)
+{
+    checkpointer_t *ck = &db->ck;
+    if (ck->running) return 0;
+    if (sqlite3_open_v2(db->path, &ck->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
+        sqlite3_exec(ck->h,
+                     db->durable_full ? "PRAGMA synchronous = FULL"
+                                      : "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
+                      "cannot open the tracking database %s for checkpoints: %s",
+                      db->path, ck->h ? sqlite3_errmsg(ck->h) : "out of memory");
+        sqlite3_close(ck->h);
+        ck->h = NULL;
+        return -1;
+    }
+    /* A passive checkpoint never waits; TRUNCATE waits this long at most. */
+    sqlite3_busy_timeout(ck->h, TRUNCATE_WAIT_MS);
+    pthread_mutex_init(&ck->mu, NULL);
+    pthread_cond_init(&ck->cv, NULL);
+    ck->stop = false;
+    int e = pthread_create(&ck->thread, NULL, s_checkpointer_main, ck);
+    if (e != 0) {
+        pthread_mutex_destroy(&ck->mu);
+        pthread_cond_destroy(&ck->cv);
+        sqlite3_close(ck->h);
+        ck->h = NULL;
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
+                             "cannot start the checkpointer: %s", strerror(e));
+    }
+    ck->running = true;
+    return 0;
+}
+
+static void s_checkpointer_stop(db_t *db)
+{
+    checkpointer_t *ck = &db->ck;
+    if (!ck->running) return;
+    pthread_mutex_lock(&ck->mu);
+    ck->stop = true;
+    pthread_cond_signal(&ck->cv);
+    pthread_mutex_unlock(&ck->mu);
+    pthread_join(ck->thread, NULL);
+    pthread_mutex_destroy(&ck->mu);
+    pthread_cond_destroy(&ck->cv);
+    sqlite3_close(ck->h);
+    ck->h = NULL;
+    ck->running = false;
+}
+
+static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const ridsets_t *rs = sqlite3_user_data(cx);
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    uint64_t w = (uint64_t)rid >> 6;
+    bool in = k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words &&
+              (rs->bits[(size_t)k * rs->words + w] >> (rid & 63) & 1);
+    sqlite3_result_int(cx, in);
+}
+
+/* cairn_rid_fill(K, rid): an aggregate that puts every rid in bitmap K,
+ * inside the scan (returning each row to C cost twice as much). */
+static void s_rid_fill_step(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    ridsets_t *rs = sqlite3_user_data(cx);
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    uint64_t w = (uint64_t)rid >> 6;
+    if (k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words)
+        rs->bits[(size_t)k * rs->words + w] |= (uint64_t)1 << (rid & 63);
+}
+
+static void s_rid_fill_final(sqlite3_context *cx)
+{
+    sqlite3_result_null(cx);
+}
+
+int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
+{
+    ridsets_t *rs = &db->rs;
+    size_t words = max_rid >= 0 ? (size_t)(max_rid >> 6) + 1 : 0;
+    if (nsets && words > SIZE_MAX / sizeof(uint64_t) / nsets)
+        return cairn_err_oom(err, "for rid sets");
+    size_t need = nsets * words;
+    if (need > rs->cap) {
+        uint64_t *b = realloc(rs->bits, need * sizeof *b);
+        if (!b) return cairn_err_oom(err, "for rid sets");
+        rs->bits = b;
+        rs->cap = need;
+    }
+    if (need) memset(rs->bits, 0, need * sizeof *rs->bits);
+    rs->nsets = nsets;
+    rs->words = words;
+    return 0;
+}
+
+void db_ridsets_add(db_t *db, size_t k, int64_t rid)
+{
+    ridsets_t *rs = &db->rs;
+    uint64_t w = (uint64_t)rid >> 6;
+    if (k < rs->nsets && rid >= 0 && w < rs->words)
+        rs->bits[k * rs->words + w] |= (uint64_t)1 << (rid & 63);
+}
+
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
 {
     db_t *db = calloc(1, sizeof *db);
-    if (!db) {
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
         cairn_err_oom(err, NULL);
         return NULL;
     }
+    db->durable_full = durable_full;
     if (sqlite3_open_v2(
             path, &db->h,
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -222,6 +401,18 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
                "configure", err) != 0 ||
         s_migrate(db, err) != 0)
         goto fail;
+    if (sqlite3_create_function(db->h, "cairn_rid_in", 2,
+                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, s_rid_in,
+                                NULL, NULL) != SQLITE_OK) {
+        db_fail(db, "register cairn_rid_in", err);
+        goto fail;
+    }
+    if (sqlite3_create_function(db->h, "cairn_rid_fill", 2,
+                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, NULL,
+                                s_rid_fill_step, s_rid_fill_final) != SQLITE_OK) {
+        db_fail(db, "register cairn_rid_fill", err);
+        goto fail;
+    }
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &db->st[i], NULL) != SQLITE_OK) {
@@ -238,9 +429,12 @@ void db_close(db_t **self_p)
 {
     if (!self_p || !*self_p) return;
     db_t *db = *self_p;
+    s_checkpointer_stop(db);
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
     for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
     sqlite3_close(db->h);
+    free(db->rs.bits);
+    free(db->path);
     free(db);
     *self_p = NULL;
 }
@@ -281,6 +475,16 @@ int db_commit(db_t *db, cairn_err_t *err)
     return 0;
 }
 
+/* A key inserted in a rolled-back transaction or savepoint is gone, and
+ * its id may go to another key next: forget the cached ids (a rare event). */
+static void s_forget_keys(db_t *db)
+{
+    for (int i = 0; i < KEY_CACHE; i++) {
+        free(db->keys[i].key);
+        db->keys[i].key = NULL;
+    }
+}
+
 void db_rollback(db_t *db)
 {
     if (!sqlite3_get_autocommit(db->h)) {
@@ -288,15 +492,30 @@ void db_rollback(db_t *db)
         sqlite3_step(st);
         sqlite3_reset(st);
     }
-    /* A key inserted in the rolled-back transaction is gone, and its id may
-     * go to another key next: forget the cached ids (a rare event). */
-    if (db->keys_new) {
-        for (int i = 0; i < KEY_CACHE; i++) {
-            free(db->keys[i].key);
-            db->keys[i].key = NULL;
-        }
-        db->keys_new = false;
-    }
+    if (db->keys_new) s_forget_keys(db);
+    db->keys_new = false;
+}
+
+int db_savepoint(db_t *db, cairn_err_t *err)
+{
+    return db_exec_stmt(db, db_stmt(db, ST_SAVEPOINT), err);
+}
+
+int db_release(db_t *db, cairn_err_t *err)
+{
+    return db_exec_stmt(db, db_stmt(db, ST_RELEASE), err);
+}
+
+int db_rollback_to(db_t *db)
+{
+    cairn_err_t err = {0};
+    /* keys_new stays set: the transaction's other keys may roll back yet. */
+    if (db->keys_new) s_forget_keys(db);
+    if (sqlite3_get_autocommit(db->h)) return -1;
+    if (db_exec_stmt(db, db_stmt(db, ST_ROLLBACK_TO), &err) != 0 ||
+        db_exec_stmt(db, db_stmt(db, ST_RELEASE), &err) != 0)
+        return -1;
+    return 0;
 }
 
 static uint32_t s_hash(const char *s, size_t n)
@@ -338,6 +557,7 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
 
 void db_checkpoint(db_t *db)
 {
+    if (db->ck.running) return; /* the checkpointer's thread does it */
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

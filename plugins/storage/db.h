@@ -14,6 +14,9 @@ typedef enum db_stmt_id {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_EXP_INSERT,
     ST_EXP_BY_ID,
     ST_EXP_BY_NAME,
@@ -62,10 +65,28 @@ int db_exec_stmt(db_t *db, sqlite3_stmt *st, cairn_err_t *err);
 int db_begin(db_t *db, cairn_err_t *err);
 int db_commit(db_t *db, cairn_err_t *err);
 void db_rollback(db_t *db);
+/* A savepoint inside the open transaction (one request of a write group):
+ * release keeps its writes; rollback_to undoes them and pops it, and fails
+ * when the transaction itself is gone (SQLite rolled it back). */
+int db_savepoint(db_t *db, cairn_err_t *err);
+int db_release(db_t *db, cairn_err_t *err);
+int db_rollback_to(db_t *db);
 
 /* Copy the WAL back into the database file (a passive checkpoint), off
- * the request path: the plugin's tick calls it. */
+ * the request path: the plugin's tick calls it. A no-op once the
+ * checkpointer runs. */
 void db_checkpoint(db_t *db);
+/* Checkpoint from a thread of its own (with its own connection) instead,
+ * until db_close: a checkpoint of a busy WAL takes 100-300 ms, which no
+ * request should wait behind. */
+int db_checkpointer_start(db_t *db, cairn_err_t *err);
+
+/* Rid sets (filter.h): the SQL function cairn_rid_in(K, rid) is true when
+ * rid is in bitmap K. reset makes nsets empty bitmaps for rids 0 to
+ * max_rid; add puts rid in bitmap K, as the aggregate cairn_rid_fill(K,
+ * rid) does for every row it sees. They stay until the next reset. */
+int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err);
+void db_ridsets_add(db_t *db, size_t k, int64_t rid);
 
 /* Fill err with a 500 naming what failed and SQLite's message. */
 int db_fail(db_t *db, const char *what, cairn_err_t *err);

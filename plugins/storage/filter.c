@@ -750,6 +750,7 @@ typedef struct emitter {
     const parser_t *p;
     sqlbuf_t *out; /* NULL: only measure */
     sql_binds_t *binds;
+    filter_sets_t *sets; /* non-NULL: key clauses become rid sets */
 } emitter_t;
 
 static void put(const emitter_t *e, const char *s)
@@ -811,10 +812,50 @@ static void emit_str_cond(const emitter_t *e, const node_t *c, const char *col)
     for (uint32_t i = 0; i < c->nval; i++) bind_string(e, c->val + 2 * i);
 }
 
+static void emit_clause(const emitter_t *e, const node_t *c);
+
+/* A key clause as a rid set (filter.h): its subquery and binds go to a new
+ * set, the expression tests membership. */
+static void emit_set(const emitter_t *e, const node_t *c)
+{
+    filter_sets_t *sets = e->sets;
+    if (sets->n == sets->cap) {
+        size_t cap = sets->cap ? sets->cap * 2 : 4;
+        filter_set_t *v = realloc(sets->v, cap * sizeof *v);
+        if (!v) {
+            sets->oom = true;
+            return;
+        }
+        sets->v = v;
+        sets->cap = cap;
+    }
+    filter_set_t *set = &sets->v[sets->n];
+    sqlbuf_init(&set->sql);
+    sql_binds_init(&set->binds);
+    sqlbuf_addf(e->out, "cairn_rid_in(%zu, r.rid)", sets->n++);
+    sqlbuf_t whole;
+    sqlbuf_init(&whole);
+    emitter_t inner = {.p = e->p, .out = &whole, .binds = &set->binds};
+    emit_clause(&inner, c);
+    /* whole is "r.rid IN (SUBQUERY)": the set is SUBQUERY. */
+    static const char head[] = "r.rid IN (";
+    if (whole.oom || whole.len < sizeof head ||
+        memcmp(whole.data, head, sizeof head - 1))
+        sets->oom = true;
+    else
+        sqlbuf_addn(&set->sql, whole.data + sizeof head - 1, whole.len - sizeof head);
+    if (set->sql.oom || set->binds.oom) sets->oom = true;
+    sqlbuf_free(&whole);
+}
+
 /* A run matches a metric, param or tag clause only when it has the key. */
 static void emit_clause(const emitter_t *e, const node_t *c)
 {
     const ident_t *id = &c->id;
+    if (e->sets && id->ent != E_ATTR) {
+        emit_set(e, c);
+        return;
+    }
     if (id->ent == E_METRIC) {
         sqlbuf_addf(
             e->out,
@@ -1012,7 +1053,8 @@ static void binds_truncate(sql_binds_t *b, size_t n)
     b->n = n;
 }
 
-static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds)
+static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds,
+                          filter_sets_t *sets)
 {
     if (check_len(p) < 0 || lex_all(p) < 0) return -1;
     if (cur(p)->kind == T_END) {
@@ -1022,7 +1064,7 @@ static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds)
     int32_t root = parse_group(p, 0, N_OR);
     if (root < 0) return -1;
     if (cur(p)->kind != T_END) return p_expected(p, "AND, OR or the end of the filter");
-    emitter_t e = {.p = p, .out = out, .binds = binds};
+    emitter_t e = {.p = p, .out = out, .binds = binds, .sets = sets};
     const node_t *r = &p->nodes[root];
     if (r->kind == N_CLAUSE)
         emit_clause(&e, r);
@@ -1031,20 +1073,41 @@ static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds)
     return 0;
 }
 
-int filter_compile(const char *text, size_t len, sqlbuf_t *out, sql_binds_t *binds,
-                   cairn_err_t *err)
+void filter_sets_init(filter_sets_t *sets)
+{
+    memset(sets, 0, sizeof *sets);
+}
+
+void filter_sets_free(filter_sets_t *sets)
+{
+    for (size_t i = 0; i < sets->n; i++) {
+        sqlbuf_free(&sets->v[i].sql);
+        sql_binds_free(&sets->v[i].binds);
+    }
+    free(sets->v);
+    memset(sets, 0, sizeof *sets);
+}
+
+int filter_compile_sets(const char *text, size_t len, sqlbuf_t *out, sql_binds_t *binds,
+                        filter_sets_t *sets, cairn_err_t *err)
 {
     parser_t p;
     parser_init(&p, text, len, "filter", "filter", err);
     size_t out0 = out->len, binds0 = binds->n;
-    int rc = compile_filter(&p, out, binds);
-    if (rc == 0 && (out->oom || binds->oom)) rc = p_oom(&p);
+    int rc = compile_filter(&p, out, binds, sets);
+    if (rc == 0 && (out->oom || binds->oom || (sets && sets->oom))) rc = p_oom(&p);
     if (rc < 0) {
         buf_truncate(out, out0);
         binds_truncate(binds, binds0);
     }
     parser_free(&p);
     return rc;
+}
+
+int filter_compile(const char *text, size_t len, sqlbuf_t *out, sql_binds_t *binds,
+                   cairn_err_t *err)
+{
+    return filter_compile_sets(text, len, out, binds, NULL, err);
 }
 
 /* A metric, param or tag key is a LEFT JOIN o<index> (NULL when the run

@@ -533,12 +533,20 @@ static int s_mj_wait(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 
 int storage_journal_apply(storage_t *s, cairn_err_t *err)
 {
+    storage_group_flush(s); /* its requests are told if it fails; this one not */
+    return storage_journal_apply_pending(s, err);
+}
+
+int storage_journal_apply_pending(storage_t *s, cairn_err_t *err)
+{
     mjournal_t *m = s->mj;
     /* Answer the waiting group first: nothing acknowledged later may be
      * applied before it, and its failure must not roll back applied points. */
     cairn_err_t sync_err = {0}; /* the group's requests are told; this caller is not */
     if (m && m->j && (m->nwaiting || journal_unsynced(m->j))) s_mj_sync(s, &sync_err);
     if (!m || m->n == 0) return 0;
+    /* The points go in a transaction of their own, after the write group's. */
+    storage_group_flush(s);
     batch_t b = {0};
     int rc = s_batch_init(&b, m->pts, m->n, err);
     for (size_t i = 0; rc == 0 && i < m->n; i++) {
@@ -622,6 +630,7 @@ static bool s_mj_defer(storage_t *s, cairn_req_t *req, bool batch)
 
 void storage_journal_tick(storage_t *s)
 {
+    storage_group_flush(s); /* normally done already, by its timer */
     mjournal_t *m = s->mj;
     if (!m || m->n == 0) return;
     size_t n = m->n;
@@ -650,6 +659,9 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
 {
     mjournal_t *m = s->mj = calloc(1, sizeof *m);
     if (!m) return cairn_err_oom(err, NULL);
+    /* The tracking instance writes nearly all of the WAL: it checkpoints,
+     * from a thread of its own (db.h). */
+    if (db_checkpointer_start(s->db, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_GET);
     if (sqlite3_step(st) != SQLITE_ROW) {
         db_fail(s->db, "read the metric journal's state", err);
@@ -692,8 +704,9 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
 void storage_journal_close(storage_t *s)
 {
     mjournal_t *m = s->mj;
+    if (m) storage_journal_drain(s); /* answer what waits */
+    storage_group_close(s);          /* commit and answer the write group */
     if (!m) return;
-    storage_journal_drain(s); /* answer what waits */
     if (m->timer) cairn_timer_cancel(s->ctx, m->timer);
     cairn_err_t sync_err = {0};
     if (m->j) s_mj_sync(s, &sync_err); /* the group waiting for its fdatasync */
@@ -742,7 +755,8 @@ static long s_quick_points(const mjournal_t *m, const msgpack_object *body)
 /* The whole batch in one transaction: all of it is stored, or none. A few
  * points and nothing else go to the metric journal instead (one record:
  * all or none too). */
-static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
+static int s_log(storage_t *s, const msgpack_object *body, bool *grouped,
+                 cairn_err_t *err)
 {
     const msgpack_object *metrics = NULL, *params = NULL, *tags = NULL;
     run_ref_t run;
@@ -760,20 +774,29 @@ static int s_log(storage_t *s, const msgpack_object *body, cairn_err_t *err)
     }
     /* Points acknowledged before this batch go in first: order decides
      * which of two points with equal (step, timestamp) is the latest. */
-    int rc = storage_journal_apply(s, err);
-    if (rc == 0) rc = db_begin(s->db, err);
-    if (rc == 0 && params) rc = s_write_params(s, run.rid, params, err);
+    int rc = storage_journal_apply_pending(s, err);
+    /* In the write group (group.c): answered once its transaction commits. */
+    if (rc == 0) rc = storage_group_begin(s, err);
+    if (rc != 0) {
+        s_batch_free(&b);
+        return rc;
+    }
+    *grouped = true;
+    if (params) rc = s_write_params(s, run.rid, params, err);
     if (rc == 0 && tags) rc = s_write_tags(s, run.rid, tags, err);
     if (rc == 0 && metrics) rc = s_write_metrics(s, &b, err);
-    if (rc == 0) rc = db_commit(s->db, err);
-    if (rc != 0) db_rollback(s->db);
     s_batch_free(&b);
-    return rc;
+    return storage_group_end(s, rc, err);
 }
 
-static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, cairn_err_t *err)
+static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, bool grouped,
+                          cairn_err_t *err)
 {
     if (rc != 0) return -1;
+    if (grouped) { /* its writes wait for the write group's commit */
+        msgpack_pack_map(storage_reply_begin(s), 0);
+        return storage_group_reply(s, req);
+    }
     /* Its record, or one before it, waits for the group's fdatasync. */
     if (s->mj && s->mj->j && journal_unsynced(s->mj->j)) return s_mj_wait(s, req, err);
     return s_reply_ok(s, req);
@@ -781,7 +804,9 @@ static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, cairn_err_t *e
 
 static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 {
-    return s_reply_logged(s, req, s_log(s, cairn_body(req), err), err);
+    bool grouped = false;
+    int rc = s_log(s, cairn_body(req), &grouped, err);
+    return s_reply_logged(s, req, rc, grouped, err);
 }
 
 /* Flagged CAIRN_VERB_INLINE, like log_metric (below): on the kernel's thread
@@ -829,13 +854,14 @@ static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
     wrapped.type = MSGPACK_OBJECT_MAP;
     wrapped.via.map.size = 2;
     wrapped.via.map.ptr = kv;
-    int rc = s_log(s, &wrapped, err);
+    bool grouped = false;
+    int rc = s_log(s, &wrapped, &grouped, err);
     if (rc != 0 && err->st == CAIRN_ST_BAD_REQUEST) {
         /* Say "value", not "metrics[0]: value", for the single forms. */
         const char *colon = strstr(err->msg, "]: ");
         if (colon) memmove(err->msg, colon + 3, strlen(colon + 3) + 1);
     }
-    return s_reply_logged(s, req, rc, err);
+    return s_reply_logged(s, req, rc, grouped, err);
 }
 
 /* Flagged CAIRN_VERB_INLINE: an idle inproc instance may be served on the

@@ -24,6 +24,15 @@ static int s_applied(storage_t *s, cairn_err_t *err)
     return storage_journal_apply(s, err);
 }
 
+/* create_run joins the write group (group.c) rather than committing it
+ * first, as s_applied does for the rest (storage_journal_apply). */
+static int run_create_grouped(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    storage_journal_drain(state);
+    if (storage_journal_apply_pending(state, err) != 0) return -1;
+    return run_create(state, req, err);
+}
+
 #define APPLIED(fn)                                                          \
     static int fn##_applied(void *state, cairn_req_t *req, cairn_err_t *err) \
     {                                                                        \
@@ -37,7 +46,6 @@ APPLIED(exp_update)
 APPLIED(exp_delete)
 APPLIED(exp_restore)
 APPLIED(exp_set_tag)
-APPLIED(run_create)
 APPLIED(run_update)
 APPLIED(run_get)
 APPLIED(run_delete)
@@ -92,7 +100,7 @@ static const cairn_verb_t storage_tracking_verbs[] = {
      .flags = MUT,
      .help = "{experiment_id*, key*, value*}"},
     {.name = "create_run",
-     .handle = run_create_applied,
+     .handle = run_create_grouped,
      .perm = W,
      .flags = MUT,
      .help = "{experiment_id*, run_name, start_time, tags, parent_run_id}"},

@@ -253,7 +253,8 @@ int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
         int n = snprintf(name, sizeof name, "run-%.8s", uuid);
         nr.name = (cairn_str_t){name, (size_t)n};
     }
-    if (db_begin(s->db, err) != 0) return -1;
+    /* In the write group: answered once its transaction commits. */
+    if (storage_group_begin(s, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_INSERT);
     sqlite3_bind_text(st, 1, uuid, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, nr.experiment_id);
@@ -262,19 +263,23 @@ int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
     sqlite3_bind_text(st, 5, uri, -1, SQLITE_STATIC);
     if (nr.has_parent) sqlite3_bind_int64(st, 6, nr.parent.rid);
     sqlite3_bind_text(st, 7, cairn_principal(req), -1, SQLITE_STATIC);
-    if (db_exec_stmt(s->db, st, err) != 0) goto fail;
+    int rc = db_exec_stmt(s->db, st, err);
     int64_t rid = sqlite3_last_insert_rowid(db_handle(s->db));
     /* MLflow's system tags, so MLflow clients find what they expect. */
-    if (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, err) != 0 ||
-        (nr.has_parent &&
-         s_put_tag(s, rid, (cairn_str_t){"mlflow.parentRunId", 18},
-                   (cairn_str_t){nr.parent_uuid, strlen(nr.parent_uuid)}, err) != 0) ||
-        s_put_tags(s, rid, nr.tags, err) != 0 || db_commit(s->db, err) != 0)
-        goto fail;
-    return s_reply_run(s, req, rid, err);
-fail:
-    db_rollback(s->db);
-    return -1;
+    if (rc == 0 &&
+        (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, err) != 0 ||
+         (nr.has_parent &&
+          s_put_tag(s, rid, (cairn_str_t){"mlflow.parentRunId", 18},
+                    (cairn_str_t){nr.parent_uuid, strlen(nr.parent_uuid)}, err) != 0) ||
+         s_put_tags(s, rid, nr.tags, err) != 0))
+        rc = -1;
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "run");
+    if (rc == 0) rc = storage_pack_run(s, pk, rid, err);
+    if (storage_group_end(s, rc, err) != 0) return -1;
+    storage_group_reply(s, req);
+    return 0;
 }
 
 static bool s_status_ok(cairn_str_t st)

@@ -73,6 +73,14 @@ static const char *const storage_migrations[] = {
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  applied_seq INTEGER NOT NULL, tag INTEGER NOT NULL);"
     "INSERT INTO metric_journal (id, applied_seq, tag) VALUES (1, 0, random());",
+    /* 4: an experiment's runs newest first, covering the lifecycle stage:
+     * search walks this index, and reading each run's row for its stage
+     * cost most of the walk (73 of 98 ms CPU over 100,000 of 1,000,000
+     * runs). rid is explicit so that (start_time DESC, rid) is the index's
+     * own order, the search's tiebreak. */
+    "CREATE INDEX runs_by_experiment_time ON runs (experiment_id, start_time DESC, "
+    "rid, lifecycle_stage);"
+    "DROP INDEX runs_by_experiment;",
 };
 
 #define STORAGE_SCHEMA_VERSION \

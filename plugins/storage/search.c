@@ -14,9 +14,14 @@
 #define MAX_ORDER_BY 10
 #define MAX_EXPERIMENT_IDS 1000
 
+/* Key clauses become rid sets (filter.h) up to this many; a filter with
+ * more compiles them as subqueries (each set is a bitmap of every rid). */
+#define MAX_RID_SETS 16
+
 typedef struct query {
     sqlbuf_t sql, joins, where, order;
     sql_binds_t join_binds, where_binds;
+    filter_sets_t sets;
 } query_t;
 
 static void s_query_init(query_t *q)
@@ -27,6 +32,7 @@ static void s_query_init(query_t *q)
     sqlbuf_init(&q->order);
     sql_binds_init(&q->join_binds);
     sql_binds_init(&q->where_binds);
+    filter_sets_init(&q->sets);
 }
 
 static void s_query_free(query_t *q)
@@ -37,6 +43,7 @@ static void s_query_free(query_t *q)
     sqlbuf_free(&q->order);
     sql_binds_free(&q->join_binds);
     sql_binds_free(&q->where_binds);
+    filter_sets_free(&q->sets);
 }
 
 static int s_experiments(const msgpack_object *b, query_t *q, cairn_err_t *err)
@@ -84,9 +91,60 @@ static int s_filter(const msgpack_object *b, query_t *q, cairn_err_t *err)
     cairn_str_t f = {"", 0};
     if (cairn_field_str(b, "filter", false, 0, &f, err) < 0) return -1;
     sqlbuf_add(&q->where, " AND (");
-    if (filter_compile(f.ptr, f.len, &q->where, &q->where_binds, err) != 0) return -1;
+    size_t len0 = q->where.len, binds0 = q->where_binds.n;
+    if (filter_compile_sets(f.ptr, f.len, &q->where, &q->where_binds, &q->sets, err) !=
+        0)
+        return -1;
+    if (q->sets.n > MAX_RID_SETS) { /* compile it again, without sets */
+        filter_sets_free(&q->sets);
+        q->where.len = len0;
+        q->where.data[len0] = '\0';
+        while (q->where_binds.n > binds0)
+            free(q->where_binds.v[--q->where_binds.n].text);
+        if (filter_compile(f.ptr, f.len, &q->where, &q->where_binds, err) != 0)
+            return -1;
+    }
     sqlbuf_add(&q->where, ")");
     return 0;
+}
+
+/* Fill the rid sets' bitmaps, each from one scan of its query. */
+static int s_fill_sets(storage_t *s, const query_t *q, cairn_err_t *err)
+{
+    if (q->sets.n == 0) return 0;
+    sqlite3 *h = db_handle(s->db);
+    sqlite3_stmt *st = NULL;
+    int64_t max_rid = -1;
+    if (sqlite3_prepare_v2(h, "SELECT max(rid) FROM runs", -1, &st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return db_fail(s->db, "search runs", err);
+    }
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+        max_rid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (db_ridsets_reset(s->db, q->sets.n, max_rid, err) != 0) return -1;
+    sqlbuf_t sql;
+    sqlbuf_init(&sql);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < q->sets.n; k++) {
+        const filter_set_t *set = &q->sets.v[k];
+        sql.len = 0;
+        sqlbuf_addf(&sql, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k,
+                    set->sql.data);
+        if (sql.oom) {
+            rc = cairn_err_oom(err, NULL);
+        } else if (sqlite3_prepare_v2(h, sql.data, -1, &st, NULL) != SQLITE_OK ||
+                   sql_binds_apply(&set->binds, st, 1) < 0 ||
+                   sqlite3_step(st) != SQLITE_ROW) {
+            rc = db_fail(s->db, "search runs", err);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    sqlbuf_free(&sql);
+    return rc;
 }
 
 static int s_order(const msgpack_object *b, query_t *q, cairn_err_t *err)
@@ -286,10 +344,12 @@ int run_search(void *state, cairn_req_t *req, cairn_err_t *err)
         cairn_err_oom(err, NULL);
         goto fail;
     }
+    if (s_fill_sets(s, &q, err) != 0) goto fail;
     if (s_single_metric_order(b, &key, &desc)
             ? s_fetch_by_metric(s, &q, key, desc, &page, rids, &n, err)
             : s_fetch_general(s, &q, &page, rids, &n, err))
         goto fail;
+
     bool more = n > page.limit;
     if (more) n = page.limit;
     msgpack_packer *pk = storage_reply_begin(s);

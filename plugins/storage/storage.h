@@ -48,6 +48,7 @@ typedef struct storage {
     unsigned char *blob;   /* scratch: a tail segment plus a write's points of a key */
     struct mjournal *mj;   /* role `tracking` only: the metric journal (logging.c) */
     struct artifacts *art; /* role `artifacts` only (artifacts.c) */
+    struct wgroup *wg;     /* role `tracking`: the write group (group.c) */
 } storage_t;
 
 /* Start a reply in s->sb (cleared) and return its packer. */
@@ -130,6 +131,9 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
 /* Apply the pending points; 0 when there are none. On failure they stay
  * pending (and journaled). */
 int storage_journal_apply(storage_t *s, cairn_err_t *err);
+/* The same, but an open write group (group.c) stays open when no points
+ * are pending: for create_run and log_batch, which join it. */
+int storage_journal_apply_pending(storage_t *s, cairn_err_t *err);
 /* Serve the log_metric requests queued for this thread (log_metric); every
  * other verb does this first, so that requests keep their order. */
 void storage_journal_drain(storage_t *s);
@@ -145,6 +149,26 @@ int log_metric(void *state, cairn_req_t *req, cairn_err_t *err);
 int log_param(void *state, cairn_req_t *req, cairn_err_t *err);
 int metric_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err);
+
+/* group.c: create_run and log_batch requests that arrive together share one
+ * transaction, each in a savepoint, and are answered 200 only after it
+ * commits: at once when this thread has served what its socket holds,
+ * before any other verb (storage_group_flush), and at fini. */
+typedef struct wgroup wgroup_t;
+/* Join the group's transaction (opening it if none is), in a savepoint. */
+int storage_group_begin(storage_t *s, cairn_err_t *err);
+/* End the request's savepoint: kept when rc is 0, else undone. Returns 0,
+ * or -1 (err says why, for this request) when the request failed. */
+int storage_group_end(storage_t *s, int rc, cairn_err_t *err);
+/* Answer 200 with s->sb once the group commits (now if none is open). */
+int storage_group_reply(storage_t *s, cairn_req_t *req);
+/* Commit and answer the group; -1 when the commit failed (its requests
+ * are answered the failure). */
+int storage_group_flush(storage_t *s);
+/* Roll the group back, answering its requests err. */
+void storage_group_fail(storage_t *s, const cairn_err_t *err);
+/* Flush and free (fini). */
+void storage_group_close(storage_t *s);
 
 /* search.c */
 int run_search(void *state, cairn_req_t *req, cairn_err_t *err);

@@ -385,6 +385,64 @@ class TrackingBase:
     def test_pipelined_log_metric_keeps_order(self):
         pipelined_log_metric(self, self.k, self.new_run()["info"]["run_id"])
 
+    # ---- the write group: create_run and log_batch bursts ----------------
+
+    def test_write_group_keeps_each_request_whole(self):
+        """A burst of create_run and log_batch shares one transaction
+        (group.c), each request in a savepoint: a failing batch in the
+        middle (a param conflict after a param it already wrote, an unknown
+        run) is undone whole, its neighbours are kept, and a search_runs
+        sent behind the burst sees every run the burst created."""
+        eid = self.new_experiment()
+        d = self.k.client(zmq.DEALER)
+        try:
+            ids = [d.send("tracking", "create_run",
+                          {"experiment_id": eid, "run_name": f"g{i}", "start_time": i,
+                           "tags": [{"key": "t", "value": str(i)}]}) for i in range(40)]
+            search = d.send("tracking", "search_runs",
+                            {"experiment_ids": [eid], "max_results": 1000})
+            replies = {}
+            for _ in range(41):
+                h, b = d.recv()
+                replies[h["id"]] = (h, b)
+            self.assertEqual([replies[i][0]["st"] for i in ids], [200] * 40)
+            runs = [replies[i][1]["run"]["info"]["run_id"] for i in ids]
+            h, b = replies[search]
+            self.assertEqual(h["st"], 200, h)
+            self.assertEqual(sorted(r["info"]["run_id"] for r in b["runs"]), sorted(runs))
+            self.call("log_batch", {"run_id": runs[5], "params": [{"key": "c", "value": "1"}]})
+            sent = {}
+            for i, rid in enumerate(runs):
+                body = {"run_id": rid, "params": [{"key": "p", "value": str(i)}],
+                        "metrics": [{"key": "m", "value": float(i), "timestamp": 1,
+                                     "step": 0}]}
+                if i == 5:  # p is new, c conflicts: the whole batch is undone
+                    body["params"].append({"key": "c", "value": "2"})
+                if i == 9:
+                    body["run_id"] = "0" * 32
+                sent[d.send("tracking", "log_batch", body)] = i
+            got = {}
+            for _ in runs:
+                h, b = d.recv()
+                got[sent[h["id"]]] = h.get("code", h["st"])
+        finally:
+            d.close()
+        want = {i: 200 for i in range(40)}
+        want[5], want[9] = "conflict", "not_found"
+        self.assertEqual(got, want)
+        for i, rid in enumerate(runs):
+            data = self.call("get_run", {"run_id": rid})["run"]["data"]
+            params = {p["key"]: p["value"] for p in data["params"]}
+            metrics = [m["value"] for m in data["metrics"]]
+            tags = {t["key"]: t["value"] for t in data["tags"]}
+            self.assertEqual(tags["t"], str(i))
+            if i == 5:
+                self.assertEqual((params, metrics), ({"c": "1"}, []))
+            elif i == 9:
+                self.assertEqual((params, metrics), ({}, []))
+            else:
+                self.assertEqual((params, metrics), ({"p": str(i)}, [float(i)]))
+
     # ---- search ----------------------------------------------------------
 
     def test_search_runs(self):
@@ -595,6 +653,70 @@ class Durability(unittest.TestCase):
         finally:
             k2.cleanup()
             k.cleanup()
+
+    def burst_then_kill(self, mode, durability=None, n=300):
+        """n create_run in flight at once, then a log_batch with params (a
+        SQLite write, not the journal) for each run as its 200 comes back,
+        as a sweep of many trials does: they commit in write groups
+        (group.c). kill -9 right after the last 200: every acknowledged run,
+        param and metric is there after a restart."""
+        k = Kernel(services=services(mode, durability)).start()
+        state = k.state
+        try:
+            c = k.client()
+            h, b = c.call("tracking", "create_experiment", {"name": "burst"})
+            eid = b["experiment_id"]
+            c.close()
+            d = k.client(zmq.DEALER)
+            creates = {d.send("tracking", "create_run",
+                              {"experiment_id": eid, "run_name": f"t{i}",
+                               "start_time": i}): i for i in range(n)}
+            runs, logged = {}, {}
+            for _ in range(2 * n):
+                h, b = d.recv()
+                self.assertEqual(h["st"], 200, (h, b))
+                if h["id"] in creates:
+                    i = creates[h["id"]]
+                    runs[i] = b["run"]["info"]["run_id"]
+                    logged[d.send("tracking", "log_batch", {
+                        "run_id": runs[i],
+                        "params": [{"key": f"p{j}", "value": f"{i}.{j}"} for j in range(5)],
+                        "metrics": [{"key": f"m{j}", "value": i + j / 10, "timestamp": 5,
+                                     "step": 1} for j in range(4)]})] = i
+            k.proc.send_signal(signal.SIGKILL)  # no chance to flush or checkpoint
+            k.proc.wait()
+            d.close()
+            self.assertEqual(len(runs), n)
+            self.assertEqual(len(logged), n)
+        finally:
+            k.stop()
+        k2 = Kernel(services=services(mode, durability), state=state).start()
+        try:
+            c = k2.client()
+            h, b = c.call("tracking", "search_runs",
+                          {"experiment_ids": [eid], "max_results": 10000})
+            self.assertEqual(h["st"], 200, (h, b))
+            found = {r["info"]["run_id"]: r for r in b["runs"]}
+            self.assertEqual(sorted(found), sorted(runs.values()))
+            for i, rid in runs.items():
+                data = found[rid]["data"]
+                self.assertEqual({p["key"]: p["value"] for p in data["params"]},
+                                 {f"p{j}": f"{i}.{j}" for j in range(5)}, i)
+                self.assertEqual({m["key"]: m["value"] for m in data["metrics"]},
+                                 {f"m{j}": i + j / 10 for j in range(4)}, i)
+            c.close()
+        finally:
+            k2.cleanup()
+            k.cleanup()
+
+    def test_kill_9_after_create_run_burst_inproc(self):
+        self.burst_then_kill("inproc")
+
+    def test_kill_9_after_create_run_burst_process(self):
+        self.burst_then_kill("process")
+
+    def test_kill_9_after_create_run_burst_power(self):
+        self.burst_then_kill("inproc", "power", n=150)
 
     def test_kill_9_after_pipelined_power_inproc(self):
         self.pipelined_power_then_kill("inproc")

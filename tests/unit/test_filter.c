@@ -534,6 +534,85 @@ TEST(semantics)
     }
 }
 
+/* The same filters compiled with rid sets (filter_compile_sets, as search
+ * does): each set's query fills its set, cairn_rid_in tests it; the runs
+ * must be the same. */
+#define SET_MAX_RID 64
+static unsigned char s_in[8][SET_MAX_RID];
+
+static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
+    sqlite3_result_int(
+        cx, k >= 0 && k < 8 && rid >= 0 && rid < SET_MAX_RID && s_in[k][rid]);
+}
+
+static int select_ids_sets(const char *filter, char *got, size_t cap, size_t *nsets)
+{
+    sqlbuf_t sql;
+    sql_binds_t binds;
+    filter_sets_t sets;
+    cairn_err_t err = {0};
+    sqlbuf_init(&sql);
+    sql_binds_init(&binds);
+    filter_sets_init(&sets);
+    memset(s_in, 0, sizeof s_in);
+    got[0] = '\0';
+    int rc = filter_compile_sets(filter, strlen(filter), &sql, &binds, &sets, &err);
+    char *q = NULL;
+    sqlite3_stmt *st = NULL;
+    *nsets = sets.n;
+    for (size_t k = 0; rc == 0 && k < sets.n && k < 8; k++) {
+        rc = sqlite3_prepare_v2(s_db, sets.v[k].sql.data, -1, &st, NULL) == SQLITE_OK &&
+                     sql_binds_apply(&sets.v[k].binds, st, 1) >= 0
+                 ? 0
+                 : -1;
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            int64_t rid = sqlite3_column_int64(st, 0);
+            if (rid >= 0 && rid < SET_MAX_RID) s_in[k][rid] = 1;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0 && asprintf(&q, "SELECT r.run_uuid FROM runs r WHERE %s ORDER BY r.rid",
+                            sql.data) < 0)
+        rc = -1;
+    if (rc == 0 && (sqlite3_prepare_v2(s_db, q, -1, &st, NULL) != SQLITE_OK ||
+                    sql_binds_apply(&binds, st, 1) < 0))
+        rc = -1;
+    size_t o = 0;
+    while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        o += (size_t)snprintf(got + o, cap - o, "%s%s", o ? "," : "",
+                              (const char *)sqlite3_column_text(st, 0));
+        rc = 0;
+    }
+    rc = rc == SQLITE_DONE || rc == 0 ? 0 : -1;
+    sqlite3_finalize(st);
+    free(q);
+    sqlbuf_free(&sql);
+    sql_binds_free(&binds);
+    filter_sets_free(&sets);
+    return rc;
+}
+
+TEST(semantics_with_rid_sets)
+{
+    CHECK(sqlite3_create_function(s_db, "cairn_rid_in", 2, SQLITE_UTF8, NULL, s_rid_in,
+                                  NULL, NULL) == SQLITE_OK);
+    size_t with_sets = 0;
+    for (size_t i = 0; i < sizeof s_sem / sizeof s_sem[0]; i++) {
+        char got[256];
+        size_t n = 0;
+        int rc = select_ids_sets(s_sem[i].filter, got, sizeof got, &n);
+        with_sets += n > 0;
+        if (!CHECK(rc == 0 && strcmp(got, s_sem[i].ids) == 0))
+            fprintf(stderr, "     line %d: %s\n     got \"%s\", want \"%s\"\n",
+                    s_sem[i].line, s_sem[i].filter, got, s_sem[i].ids);
+    }
+    CHECK(with_sets > 10); /* most of the table has metric, param or tag clauses */
+}
+
 /* ---- order_by ------------------------------------------------------------------- */
 
 typedef struct order_case {
@@ -819,6 +898,7 @@ int main(void)
     RUN(exact_sql);
     RUN(rejected);
     RUN(semantics);
+    RUN(semantics_with_rid_sets);
     RUN(order_by);
     RUN(order_by_rejected);
     RUN(limits);
