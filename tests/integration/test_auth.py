@@ -4,8 +4,11 @@ auth.changed events, roles, workspaces, bad input for every verb, and
 password hashing off the plugin's loop. cairnd runs with `auth: none`, which
 stamps every request as principal `local` with the Owner role, so every verb
 is callable; the auth service runs inproc."""
+import ctypes
+import json
 import os
 import stat
+import subprocess
 import sys
 import time
 import unittest
@@ -14,7 +17,11 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import DEADLINE, Kernel, wait_for  # noqa: E402
+from cairn_harness import BIN, BUILD, DEADLINE, SOURCE, Kernel, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+import cairn  # noqa: E402
+from cairn.auth import Auth as PyAuth  # noqa: E402
 
 SERVICES = ("  auth:\n    plugin: auth\n    mode: inproc\n"
             "    settings:\n      max_failures: 3\n      lockout_ms: 600000\n")
@@ -323,6 +330,140 @@ class Auth(unittest.TestCase):
             self.assertEqual(sorted(order[:3]), sorted(whoamis))
         finally:
             d.close()
+
+
+class Sdks(unittest.TestCase):
+    """The same service through the Python SDK, the C SDK and the CLI."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=SERVICES).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def test_python_sdk(self):
+        with PyAuth(endpoint=self.k.endpoint) as a:
+            a.create_user("py", PASSWORD)
+            with self.assertRaises(cairn.Conflict):
+                a.create_user("py", PASSWORD)
+            with self.assertRaises(cairn.Unauthenticated):
+                a.login("py", "wrong password")
+            tok = a.login("py", PASSWORD)
+            self.assertEqual(a.resolve(tok)["principal"], "py")
+            self.assertEqual(a.whoami()["user"], "local")
+            t = a.create_token("nb", expires_in=60)
+            self.assertIn(t["token_id"], [r["token_id"] for r in a.list_tokens()])
+            a.revoke_token(t["token_id"])
+            with self.assertRaises(cairn.Unauthenticated):
+                a.resolve(t["token"])
+            a.define_role("PyRole", ["tracking.*"], not_actions=["tracking.admin"])
+            a.create_workspace("pyws")
+            a.assign_role("py", "PyRole", workspace="pyws")
+            self.assertEqual(a.resolve(tok)["grants"],
+                             [{"ws": "pyws", "actions": ["tracking.*"],
+                               "not_actions": ["tracking.admin"]}])
+            a.unassign_role("py", "PyRole", workspace="pyws")
+            self.assertIn("PyRole", [r["name"] for r in a.list_roles()])
+            self.assertIn("pyws", [w["name"] for w in a.list_workspaces()])
+            a.delete_workspace("pyws")
+            a.change_password("py", "a new password")
+            with self.assertRaises(cairn.Unauthenticated):
+                a.resolve(tok)
+            a.delete_user("py")
+            with self.assertRaises(cairn.BadRequest):
+                a.create_user("", PASSWORD)
+
+    def test_c_sdk(self):
+        class Err(ctypes.Structure):
+            _fields_ = [("st", ctypes.c_int), ("code", ctypes.c_char * 32),
+                        ("msg", ctypes.c_char * 512)]
+        lib = ctypes.CDLL(os.path.join(BUILD, "lib", "libcairn.so"))
+        lib.cairn_client_new.restype = ctypes.c_void_p
+        err = Err()
+        c = ctypes.c_void_p(lib.cairn_client_new(self.k.endpoint.encode(), None,
+                                                 ctypes.byref(err)))
+        self.assertTrue(c.value, err.msg)
+        out, out2 = ctypes.c_void_p(), ctypes.c_void_p()
+
+        def call(fn, *args):
+            rc = getattr(lib, fn)(c, *args, ctypes.byref(err))
+            self.assertEqual(rc, 0, (fn, err.st, err.msg))
+
+        def take(p):
+            v = ctypes.string_at(p.value).decode()
+            lib.free(p)
+            return v
+        lib.free = ctypes.CDLL(None).free
+        lib.free.argtypes = [ctypes.c_void_p]
+        call("cairn_auth_create_user", b"cee", PASSWORD.encode())
+        call("cairn_auth_login", b"cee", PASSWORD.encode(), ctypes.byref(out))
+        tok = take(out)
+        self.assertTrue(tok.startswith("cairn_"))
+        roles = ctypes.POINTER(ctypes.c_char_p)()
+        call("cairn_auth_whoami", ctypes.byref(out), ctypes.byref(roles))
+        self.assertEqual(take(out), "local")
+        names = []
+        while roles[len(names)]:
+            names.append(roles[len(names)].decode())
+        self.assertIn("Owner", names)
+        lib.cairn_auth_strv_free(roles)
+        call("cairn_auth_create_token", b"ct", ctypes.c_uint64(0), ctypes.byref(out),
+             ctypes.byref(out2))
+        secret, tid = take(out), take(out2)
+        with PyAuth(endpoint=self.k.endpoint) as a:
+            self.assertEqual(a.resolve(secret)["token_id"], tid)
+        call("cairn_auth_revoke_token", tid.encode())
+        acts = (ctypes.c_char_p * 2)(b"tracking.*", b"*.read")
+        call("cairn_auth_define_role", b"CRole", acts, ctypes.c_size_t(2), None,
+             ctypes.c_size_t(0))
+        call("cairn_auth_create_workspace", b"cws")
+        call("cairn_auth_assign_role", b"cee", b"CRole", b"cws")
+        with PyAuth(endpoint=self.k.endpoint) as a:
+            self.assertEqual(a.resolve(tok)["grants"][0]["actions"], ["tracking.*", "*.read"])
+        call("cairn_auth_unassign_role", b"cee", b"CRole", b"cws")
+        call("cairn_auth_delete_workspace", b"cws")
+        call("cairn_auth_change_password", b"cee", b"another password", None)
+        call("cairn_auth_delete_user", b"cee")
+        rc = lib.cairn_auth_login(c, b"cee", PASSWORD.encode(), ctypes.byref(out),
+                                  ctypes.byref(err))
+        self.assertEqual((rc, err.st), (-1, 401))
+        lib.cairn_client_destroy(ctypes.byref(c))
+
+    def cli(self, *args, stdin=None):
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint, *args],
+                           input=stdin, capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(r.returncode, 0, (args, r.stderr))
+        return r.stdout
+
+    def test_cli(self):
+        self.cli("users", "create", "cli", stdin=PASSWORD + "\n")
+        tok = self.cli("login", "cli", stdin=PASSWORD + "\n").strip()
+        self.assertTrue(tok.startswith("cairn_"))
+        self.assertIn("local (Owner", self.cli("whoami"))
+        secret = self.cli("tokens", "create", "cli-t", "60").strip()
+        self.assertTrue(secret.startswith("cairn_"))
+        rows = json.loads(self.cli("--json", "tokens", "list"))["tokens"]
+        tid = [r["token_id"] for r in rows if r["name"] == "cli-t"][0]
+        self.assertNotIn(secret, self.cli("tokens", "list"))
+        self.cli("tokens", "revoke", tid)
+        self.cli("roles", "define", "CliRole", "tracking.*", "!tracking.admin")
+        self.assertIn("CliRole          tracking.* !tracking.admin", self.cli("roles", "list"))
+        self.cli("workspaces", "create", "cliws")
+        self.assertIn("cliws", self.cli("workspaces", "list"))
+        self.cli("roles", "assign", "cli", "CliRole", "cliws")
+        with PyAuth(endpoint=self.k.endpoint) as a:
+            self.assertEqual(a.resolve(tok)["grants"][0]["ws"], "cliws")
+        self.cli("roles", "unassign", "cli", "CliRole", "cliws")
+        self.cli("workspaces", "delete", "cliws")
+        self.cli("users", "passwd", "cli", stdin="brand new password\n")
+        self.cli("users", "delete", "cli")
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                            "login", "cli"], input=PASSWORD + "\n", capture_output=True,
+                           text=True, timeout=DEADLINE)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("wrong user name or password", r.stderr)
 
 
 if __name__ == "__main__":
