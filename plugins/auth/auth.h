@@ -16,7 +16,6 @@
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024
 #define AUTH_PATTERNS_MAX 64 /* action patterns per list */
-#define AUTH_TOKEN_MAX 256   /* a presented token, in bytes */
 #define AUTH_TOKEN_PREFIX "cairn_"
 #define AUTH_TOKEN_BYTES 32
 #define AUTH_TOKEN_ID_BYTES 8            /* shown as 16 hex digits */

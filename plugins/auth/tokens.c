@@ -30,8 +30,14 @@ int auth_token_make(auth_t *a, const char *owner, const char *name, const char *
     randombytes_buf(raw, sizeof raw);
     randombytes_buf(idraw, sizeof idraw);
     memcpy(secret, AUTH_TOKEN_PREFIX, sizeof AUTH_TOKEN_PREFIX - 1);
+    _Static_assert(
+        sizeof AUTH_TOKEN_PREFIX - 1 +
+                sodium_base64_ENCODED_LEN(AUTH_TOKEN_BYTES,
+                                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) ==
+            AUTH_SECRET_LEN + 1,
+        "AUTH_SECRET_LEN");
     sodium_bin2base64(secret + sizeof AUTH_TOKEN_PREFIX - 1,
-                      AUTH_SECRET_LEN + 2 - (sizeof AUTH_TOKEN_PREFIX - 1), raw,
+                      AUTH_SECRET_LEN + 1 - (sizeof AUTH_TOKEN_PREFIX - 1), raw,
                       sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof raw);
     sodium_bin2hex(id, AUTH_TOKEN_ID_LEN + 1, idraw, sizeof idraw);

@@ -28,6 +28,25 @@ SERVICES = ("  auth:\n    plugin: auth\n    mode: inproc\n"
 PASSWORD = "correct horse battery"
 
 
+def _sanitized():
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return "CAIRN_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = _sanitized()
+
+
+def stop_clean(k):
+    """Stop k and check it exited 0 with no sanitizer report (ASan build)."""
+    rc = k.stop()
+    log = k.read_log()
+    k.cleanup()
+    assert rc == 0 and "Sanitizer" not in log and "runtime error:" not in log, (rc, log)
+
+
 def ok(reply):
     hdr, body = reply
     assert hdr["st"] == 200, hdr
@@ -43,7 +62,7 @@ class Auth(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.c.close()
-        cls.k.cleanup()
+        stop_clean(cls.k)
 
     def call(self, verb, body=None):
         return self.c.call("auth", verb, body)
@@ -173,9 +192,18 @@ class Auth(unittest.TestCase):
                                          "last_used"})
         self.assertNotIn(t["token"].encode(), msgpack.packb(rows))  # no secrets
         self.assertAlmostEqual(mine[0]["expires"] - mine[0]["created"], 3600000, delta=5000)
+        self.assertEqual(mine[0]["last_used"], 0)
         r = ok(self.resolve(t["token"]))
         self.assertEqual(r["principal"], "local")
         self.assertEqual(r["expires"], mine[0]["expires"])
+
+        def last_used():
+            return [x for x in ok(self.call("list_tokens"))["tokens"]
+                    if x["token_id"] == t["token_id"]][0]["last_used"]
+        used = last_used()
+        self.assertGreater(used, 0)
+        ok(self.resolve(t["token"]))  # within the minute: not written again
+        self.assertEqual(last_used(), used)
         ok(self.call("revoke_token", {"token_id": t["token_id"]}))
         err = self.refused("resolve", {"token": t["token"]}, 401, "unauthenticated")
         self.assertNotIn(t["token"], err)
@@ -341,7 +369,7 @@ class Sdks(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.k.cleanup()
+        stop_clean(cls.k)
 
     def test_python_sdk(self):
         with PyAuth(endpoint=self.k.endpoint) as a:
@@ -375,6 +403,7 @@ class Sdks(unittest.TestCase):
             with self.assertRaises(cairn.BadRequest):
                 a.create_user("", PASSWORD)
 
+    @unittest.skipIf(SANITIZED, "libcairn is built with ASan: python cannot dlopen it")
     def test_c_sdk(self):
         class Err(ctypes.Structure):
             _fields_ = [("st", ctypes.c_int), ("code", ctypes.c_char * 32),
