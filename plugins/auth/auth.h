@@ -114,7 +114,7 @@ struct hash_job {
     char user[AUTH_NAME_MAX + 1];
     char *next_password; /* change_password: hashed once the old one matched */
     size_t next_password_len;
-    bool admin;
+    bool no_user; /* login: the dummy hash was checked, so refuse whatever it says */
     hash_job_t *next;
 };
 /* A job for op on password (copied); NULL when out of memory. */

@@ -171,10 +171,10 @@ typedef struct grants_out {
 static int s_pack_grant(void *arg, const char *role, const char *ws,
                         const role_pats_t *p)
 {
-    (void)role;
     grants_out_t *g = arg;
-    msgpack_pack_map(&g->pk, 3);
+    msgpack_pack_map(&g->pk, 4);
     cairn_pack_kv_str(&g->pk, "ws", ws);
+    cairn_pack_kv_str(&g->pk, "role", role); /* for the kernel's has_role stamp */
     cairn_pack_cstr(&g->pk, "actions");
     s_pack_list(&g->pk, p->act, p->nact);
     cairn_pack_cstr(&g->pk, "not_actions");

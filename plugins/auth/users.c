@@ -134,7 +134,7 @@ static int s_login_ok(auth_t *a, hash_job_t *j, cairn_err_t *err)
 static void s_login_done(auth_t *a, hash_job_t *j)
 {
     cairn_err_t err = {0};
-    if (j->rc != 0 || j->admin /* no such user: the dummy hash was checked */) {
+    if (j->rc != 0 || j->no_user) {
         s_throttle_fail(a, j->user);
         cairn_err_set(&err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
                       "wrong user name or password");
@@ -165,7 +165,7 @@ int auth_login(void *state, cairn_req_t *req, cairn_err_t *err)
     }
     if (found > 0) { /* the same work as a real check, then a refusal */
         memcpy(j->stored, a->dummy_hash, sizeof j->stored);
-        j->admin = true; /* here: "no such user" */
+        j->no_user = true;
     }
     return s_queue(a, j, err);
 }
@@ -202,12 +202,10 @@ static void s_create_user_done(auth_t *a, hash_job_t *j)
 
 static int s_user_exists(auth_t *a, const char *user, cairn_err_t *err)
 {
-    char h[crypto_pwhash_STRBYTES];
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_USER_GET);
     sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    (void)h;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return auth_db_fail(a->db, "look a user up", err);
     return rc == SQLITE_ROW;

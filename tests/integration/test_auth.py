@@ -93,7 +93,8 @@ class Auth(unittest.TestCase):
         r = ok(self.resolve(secret))
         self.assertEqual(r["principal"], "owner")
         self.assertEqual(r["expires"], 0)
-        self.assertEqual(r["grants"], [{"ws": "*", "actions": ["*"], "not_actions": []}])
+        self.assertEqual(r["grants"], [{"ws": "*", "role": "Owner", "actions": ["*"],
+                                        "not_actions": []}])
         self.assertNotIn(secret, self.k.read_log())  # never logged
 
     def test_restart_keeps_owner_token(self):
@@ -256,13 +257,15 @@ class Auth(unittest.TestCase):
                                      "workspace": "team-a"}))
         ok(self.call("assign_role", {"principal": "eve", "role": "Reader"}))
         grants = ok(self.resolve(t["token"]))["grants"]
-        self.assertIn({"ws": "team-a", "actions": ["tracking.*", "*.read"],
+        self.assertIn({"ws": "team-a", "role": "Tracker", "actions": ["tracking.*", "*.read"],
                        "not_actions": ["tracking.admin"]}, grants)
-        self.assertIn({"ws": "*", "actions": ["*.read"], "not_actions": []}, grants)
+        self.assertIn({"ws": "*", "role": "Reader", "actions": ["*.read"],
+                       "not_actions": []}, grants)
         # Redefining changes what resolve says.
         ok(self.call("define_role", {"name": "Tracker", "actions": ["tracking.read"]}))
         grants = ok(self.resolve(t["token"]))["grants"]
-        self.assertIn({"ws": "team-a", "actions": ["tracking.read"], "not_actions": []},
+        self.assertIn({"ws": "team-a", "role": "Tracker", "actions": ["tracking.read"],
+                       "not_actions": []},
                       grants)
         ok(self.call("unassign_role", {"principal": "eve", "role": "Reader"}))
         self.refused("unassign_role", {"principal": "eve", "role": "Reader"}, 404)
@@ -390,7 +393,7 @@ class Sdks(unittest.TestCase):
             a.create_workspace("pyws")
             a.assign_role("py", "PyRole", workspace="pyws")
             self.assertEqual(a.resolve(tok)["grants"],
-                             [{"ws": "pyws", "actions": ["tracking.*"],
+                             [{"ws": "pyws", "role": "PyRole", "actions": ["tracking.*"],
                                "not_actions": ["tracking.admin"]}])
             a.unassign_role("py", "PyRole", workspace="pyws")
             self.assertIn("PyRole", [r["name"] for r in a.list_roles()])
