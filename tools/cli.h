@@ -127,5 +127,21 @@ int cli_params_log(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* The auth commands (cli_auth.c). */
+int cli_whoami(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_login(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_users_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_users_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_users_passwd(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_tokens_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_tokens_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_tokens_revoke(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_roles_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_roles_define(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_roles_assign(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_roles_unassign(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_workspaces_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_workspaces_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_workspaces_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 #endif

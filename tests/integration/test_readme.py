@@ -60,10 +60,18 @@ class Readme(unittest.TestCase):
         for d in ("include", "sdk"):
             os.symlink(os.path.realpath(os.path.join(h.SOURCE, d)), os.path.join(cls.root, d))
         cls.prefix = os.path.join(cls.tmp, "opt-cairn")
-        cls.k = h.Kernel(services="  tracking:\n    plugin: storage\n    mode: inproc\n"
-                         "  artifacts:\n    plugin: storage\n    mode: inproc\n").start()
+        # Auth on, as in the embedded default, with the state dir at ./var of
+        # the directory the README's commands run in: they find owner.token
+        # there by themselves, as a new user's do after tools/setup.sh.
+        cls.k = h.Kernel(services="  auth:\n    plugin: auth\n    mode: inproc\n"
+                         "  tracking:\n    plugin: storage\n    mode: inproc\n"
+                         "  artifacts:\n    plugin: storage\n    mode: inproc\n",
+                         auth="auth", state=os.path.join(cls.root, "var")).start()
+        with open(os.path.join(cls.root, "var", "owner.token")) as f:
+            cls.token = f.read().strip()
         cls.env = dict(os.environ, CAIRN_ENDPOINT=cls.k.endpoint)
-        for k in ("PKG_CONFIG_PATH", "LD_LIBRARY_PATH", "CAIRN_RUN_ID", "CFLAGS", "LDFLAGS"):
+        for k in ("PKG_CONFIG_PATH", "LD_LIBRARY_PATH", "CAIRN_RUN_ID", "CFLAGS", "LDFLAGS",
+                  "CAIRN_TOKEN", "CAIRN_STATE", "XDG_CONFIG_HOME"):
             cls.env.pop(k, None)
         if sanitized():  # an ASan libcairn in a program built without ASan
             cls.env["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0"
@@ -85,7 +93,7 @@ class Readme(unittest.TestCase):
     def call(self, svc, verb, body):
         c = self.k.client()
         try:
-            hdr, out = c.call(svc, verb, body)
+            hdr, out = c.call(svc, verb, body, tok=self.token)
         finally:
             c.close()
         self.assertEqual(hdr["st"], 200, hdr)
