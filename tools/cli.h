@@ -130,6 +130,7 @@ int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f);
 /* The auth commands (cli_auth.c). */
 int cli_whoami(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_login(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_logout(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_users_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_users_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_users_passwd(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -2,6 +2,11 @@
  * workspaces (docs/AUTH.md). Passwords are read from stdin (one line), never
  * from the command line, where other users' `ps` would see them. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,16 +93,78 @@ int cli_whoami(cairn_client_t *c, const opts_t *o, fail_t *f)
     return rc;
 }
 
+/* Save token where cairn_token_find looks second: a 0600 file in a 0700
+ * directory, written whole then renamed into place. */
+static int s_save_token(const char *token, char *path, size_t cap, fail_t *f)
+{
+    char tmp[4200];
+    if (cairn_token_path(path, cap) != 0)
+        return cli_fail(f, EXIT_USAGE,
+                        "no HOME nor XDG_CONFIG_HOME: nowhere to save it");
+    char *slash = strrchr(path, '/'), *mid;
+    *slash = '\0';
+    if ((mid = strrchr(path, '/'))) { /* .../.config, then .../cairn */
+        *mid = '\0';
+        mkdir(path, 0700);
+        *mid = '/';
+    }
+    mkdir(path, 0700);
+    *slash = '/';
+    snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_t n = strlen(token);
+    bool ok = fd >= 0 && write(fd, token, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return cli_fail(f, EXIT_USAGE, "cannot save the token to %s: %s", path,
+                        strerror(errno));
+    }
+    return EXIT_OK;
+}
+
 int cli_login(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     char *pw = NULL;
     int rc = s_read_password(&pw, f);
     if (rc != EXIT_OK) return rc;
-    rc = s_simple(c, o, "login",
-                  json_pack("{s:s, s:s}", "user", o->args[1], "password", pw), "token",
-                  f);
+    json_t *reply = NULL;
+    rc =
+        s_acall(c, o, "login",
+                json_pack("{s:s, s:s}", "user", o->args[1], "password", pw), &reply, f);
     s_wipe(pw);
+    const char *tok = json_string_value(json_object_get(reply, "token"));
+    char path[4096];
+    if (rc == EXIT_OK && !tok)
+        rc = cli_fail(f, EXIT_INTERNAL, "login: no token in the reply");
+    if (rc == EXIT_OK) rc = s_save_token(tok, path, sizeof path, f);
+    if (rc == EXIT_OK) {
+        if (o->json)
+            rc = cli_print_json(reply, false, f);
+        else
+            printf(
+                "logged in as %s; the token is saved in %s (cairn logout removes it)\n",
+                o->args[1], path);
+    }
+    json_decref(reply);
     return rc;
+}
+
+int cli_logout(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    (void)c;
+    (void)o;
+    char path[4096];
+    if (cairn_token_path(path, sizeof path) != 0)
+        return cli_fail(f, EXIT_USAGE, "no HOME nor XDG_CONFIG_HOME: no saved token");
+    if (unlink(path) != 0 && errno != ENOENT)
+        return cli_fail(f, EXIT_USAGE, "cannot remove %s: %s", path, strerror(errno));
+    printf(
+        "logged out: %s removed (the token stays valid until it expires or is "
+        "revoked)\n",
+        path);
+    return EXIT_OK;
 }
 
 int cli_users_create(cairn_client_t *c, const opts_t *o, fail_t *f)

@@ -9,6 +9,8 @@ import json
 import os
 import stat
 import subprocess
+import shutil
+import tempfile
 import sys
 import time
 import unittest
@@ -464,14 +466,26 @@ class Sdks(unittest.TestCase):
         lib.cairn_client_destroy(ctypes.byref(c))
 
     def cli(self, *args, stdin=None):
+        env = dict(os.environ, XDG_CONFIG_HOME=self.xdg)  # never the user's own
+        env.pop("CAIRN_TOKEN", None)
         r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint, *args],
-                           input=stdin, capture_output=True, text=True, timeout=DEADLINE)
+                           input=stdin, capture_output=True, text=True, timeout=DEADLINE,
+                           env=env)
         self.assertEqual(r.returncode, 0, (args, r.stderr))
         return r.stdout
 
     def test_cli(self):
+        self.xdg = tempfile.mkdtemp(prefix="cairn-xdg-")
+        self.addCleanup(shutil.rmtree, self.xdg, True)
+        saved = os.path.join(self.xdg, "cairn", "token")
         self.cli("users", "create", "cli", stdin=PASSWORD + "\n")
-        tok = self.cli("login", "cli", stdin=PASSWORD + "\n").strip()
+        out = self.cli("login", "cli", stdin=PASSWORD + "\n")
+        self.assertIn(saved, out)  # where clients look for a token
+        self.assertEqual(os.stat(saved).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(saved)).st_mode & 0o777, 0o700)
+        with open(saved) as f:
+            tok = f.read().strip()
+        self.assertNotIn(tok, out)
         self.assertTrue(tok.startswith("cairn_"))
         self.assertIn("local (Owner", self.cli("whoami"))
         secret = self.cli("tokens", "create", "cli-t", "60").strip()
@@ -491,6 +505,8 @@ class Sdks(unittest.TestCase):
         self.cli("workspaces", "delete", "cliws")
         self.cli("users", "passwd", "cli", stdin="brand new password\n")
         self.cli("users", "delete", "cli")
+        self.assertIn("removed", self.cli("logout"))
+        self.assertFalse(os.path.exists(saved))
         r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
                             "login", "cli"], input=PASSWORD + "\n", capture_output=True,
                            text=True, timeout=DEADLINE)
