@@ -1764,6 +1764,30 @@ class SdkRecovery(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertEqual(fk.reply.aborted, [])
 
+    def test_refusal_in_the_window_ends_the_upload(self):
+        """A chunk in the window refused for good (its run deleted: 400)
+        ends the upload with that refusal, after the chunks behind it are
+        answered; nothing is sent again (C and Python)."""
+        n = self.MiB4
+        data = b"d" * (5 * n)
+        deleted = FakeArtifacts.error(400, "bad_request", "run 'r' is deleted: restore it "
+                                      "before storing artifacts in it")
+        with FakeKernel(FakeArtifacts({2: deleted})) as fk:
+            r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                "artifacts", "upload", "0" * 32, self.write("d", data), "d"],
+                               capture_output=True, timeout=DEADLINE * 2)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"is deleted", r.stderr)
+            puts = [c for c in fk.reply.calls if c[0] == "put_artifact"]
+            self.assertEqual(len(puts), len({c[1] for c in puts}))  # none sent twice
+        with FakeKernel(FakeArtifacts({2: deleted})) as fk, \
+                cairn.Client(fk.endpoint) as c, open(self.write("d", data), "rb") as f:
+            with self.assertRaises(cairn.errors.BadRequest) as e:
+                cairn.transfer._Upload(c, "0" * 32, "d", f).run()
+            self.assertIn("is deleted", str(e.exception))
+            puts = [c for c in fk.reply.calls if c[0] == "put_artifact"]
+            self.assertEqual(len(puts), len({c[1] for c in puts}))
+
     def test_cli_ignores_a_bad_budget(self):
         # not a positive number: the default 60 s holds (still retrying
         # well past what a misread small budget would allow)
