@@ -1281,6 +1281,41 @@ class SdkResume(unittest.TestCase):
             t.close()
         self.check(run, "sdk/model.bin", data)
 
+    def test_python_upload_to_a_run_deleted_midway(self):
+        """The run is deleted while the window holds chunks in flight: the
+        upload fails with the deleted run's 400 (not the 404s of the
+        chunks behind it, whose upload the server dropped), and nothing of
+        it is left on the server."""
+        run = self.kernel("inproc")
+        data = random.Random(11).randbytes(6 * self.SDK_CHUNK)
+        t = cairn.Tracker(endpoint=self.k.endpoint)
+        try:
+            c = t._client()
+            send, sent = c.send, [0]
+            deleter = Client(self.k, self)
+
+            def hooked(svc, verb, body=None, ttl_ms=None):
+                if verb == "put_artifact":
+                    sent[0] += 1
+                    if sent[0] == 3:  # the window's second chunk
+                        deleter.call("tracking", "delete_run", {"run_id": run})
+                return send(svc, verb, body, ttl_ms)
+            c.send = hooked
+            with tempfile_dir() as d:
+                src = os.path.join(d, "m.bin")
+                with open(src, "wb") as f:
+                    f.write(data)
+                t.start_run(run_id=run)  # attached: not ended by this process
+                with self.assertRaises(cairn.errors.BadRequest) as e:
+                    t.log_artifact(src, "sdk")
+            self.assertIn(f"run '{run}' is deleted", str(e.exception))
+            self.assertEqual(os.listdir(self.tmp), [])
+            # restored, so that close() can end the run it started
+            deleter.call("tracking", "restore_run", {"run_id": run})
+            deleter.close()
+        finally:
+            t.close()
+
     # -- downloads: the same restarts, ridden out the same way ---------------
 
     def stored(self, mode, seed):
@@ -1763,6 +1798,30 @@ class SdkRecovery(unittest.TestCase):
                 p.communicate(timeout=DEADLINE)
                 self.assertNotEqual(p.returncode, 0)
                 self.assertEqual(fk.reply.aborted, [])
+
+    def test_refusal_in_the_window_ends_the_upload(self):
+        """A chunk in the window refused for good (its run deleted: 400)
+        ends the upload with that refusal, after the chunks behind it are
+        answered; nothing is sent again (C and Python)."""
+        n = self.MiB4
+        data = b"d" * (5 * n)
+        deleted = FakeArtifacts.error(400, "bad_request", "run 'r' is deleted: restore it "
+                                      "before storing artifacts in it")
+        with FakeKernel(FakeArtifacts({2: deleted})) as fk:
+            r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                "artifacts", "upload", "0" * 32, self.write("d", data), "d"],
+                               capture_output=True, timeout=DEADLINE * 2)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"is deleted", r.stderr)
+            puts = [c for c in fk.reply.calls if c[0] == "put_artifact"]
+            self.assertEqual(len(puts), len({c[1] for c in puts}))  # none sent twice
+        with FakeKernel(FakeArtifacts({2: deleted})) as fk, \
+                cairn.Client(fk.endpoint) as c, open(self.write("d", data), "rb") as f:
+            with self.assertRaises(cairn.errors.BadRequest) as e:
+                cairn.transfer._Upload(c, "0" * 32, "d", f).run()
+            self.assertIn("is deleted", str(e.exception))
+            puts = [c for c in fk.reply.calls if c[0] == "put_artifact"]
+            self.assertEqual(len(puts), len({c[1] for c in puts}))
 
     def test_cli_ignores_a_bad_budget(self):
         # not a positive number: the default 60 s holds (still retrying
