@@ -23,7 +23,8 @@
 #define AUTHZ_MAX_PATTERNS 64
 
 typedef struct grant {
-    char ws[65]; /* "*" = every workspace */
+    char ws[65];   /* "*" = every workspace */
+    char role[65]; /* the role it comes from ("" when the service says none) */
     char **actions, **not_actions;
     size_t nactions, nnot;
 } grant_t;
@@ -149,6 +150,20 @@ static bool s_entry_permits(const entry_t *e, cairn_str_t ws, const char *perm)
     return false;
 }
 
+/* The names of the roles whose grants hold in ws, for plugins'
+ * cairn_has_role (borrowed from the cache entry). */
+static void s_stamp_roles(const entry_t *e, cairn_str_t ws, authz_principal_t *out)
+{
+    out->nroles = 0;
+    for (size_t i = 0; i < e->ngrants && out->nroles < AUTHZ_MAX_ROLES; i++) {
+        const grant_t *g = &e->grants[i];
+        bool seen = !g->role[0] || !s_ws_matches(g, ws);
+        for (int j = 0; j < out->nroles && !seen; j++)
+            seen = strcmp(out->roles[j], g->role) == 0;
+        if (!seen) out->roles[out->nroles++] = g->role;
+    }
+}
+
 int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
                 authz_principal_t *out, cairn_err_t *err)
 {
@@ -181,7 +196,7 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
                              e->refused ? "the token is not valid (unknown or revoked)"
                                         : "the token has expired");
     out->sub = e->sub;
-    out->nroles = 0;
+    s_stamp_roles(e, ws, out);
     if (perm && !s_entry_permits(e, ws, perm))
         return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
                              "%s may not use %s in workspace '%.*s'", e->sub, perm,
@@ -229,14 +244,16 @@ static int s_grants(const msgpack_object *arr, entry_t *e, cairn_err_t *err)
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
         const msgpack_object *g = &arr->via.array.ptr[i];
         grant_t *out = &e->grants[e->ngrants++];
-        cairn_str_t ws;
+        cairn_str_t ws, role = {"", 0};
         if (cairn_field_str(g, "ws", true, 64, &ws, err) != 0 ||
+            cairn_field_str(g, "role", false, 64, &role, err) < 0 ||
             s_strv(cairn_obj_get(g, "actions"), &out->actions, &out->nactions, err) !=
                 0 ||
             s_strv(cairn_obj_get(g, "not_actions"), &out->not_actions, &out->nnot,
                    err) != 0)
             return -1;
         snprintf(out->ws, sizeof out->ws, "%.*s", (int)ws.len, ws.ptr);
+        snprintf(out->role, sizeof out->role, "%.*s", (int)role.len, role.ptr);
     }
     return 0;
 }

@@ -46,27 +46,45 @@ class Kernel:
     def __init__(self, services=None, kernel_extra="", state=None, heartbeat_ms=200,
                  cairnd=None, auth="none"):
         self.cairnd = cairnd or CAIRND  # another cairnd binary (e.g. an installed one)
-        self.port = free_port()
-        self.events_port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        self.events = f"tcp://127.0.0.1:{self.events_port}"
         self.tmp = tempfile.mkdtemp(prefix="cairn-test-")
         self.state = state or os.path.join(self.tmp, "state")
         if services is None:
             services = "  echo:\n    plugin: echo\n    mode: inproc\n"
         self.conf = os.path.join(self.tmp, "cairn.yaml")
+        self._conf_rest = (f"  auth: {auth}\n"
+                           f"  heartbeat_ms: {heartbeat_ms}\n"
+                           f"{kernel_extra}"
+                           "services:\n" + services)
+        self._new_ports()
+        self.proc = None
+        self.started = False
+        self.log = os.path.join(self.tmp, "cairnd.log")
+
+    def _new_ports(self):
+        """Free ports, written into the conf. A port found free can be taken
+        by another test before cairnd binds it: start() then picks again."""
+        self.port = free_port()
+        self.events_port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.events = f"tcp://127.0.0.1:{self.events_port}"
         with open(self.conf, "w") as f:
             f.write("kernel:\n"
                     f"  endpoint: {self.endpoint}\n"
-                    f"  events: {self.events}\n"
-                    f"  auth: {auth}\n"
-                    f"  heartbeat_ms: {heartbeat_ms}\n"
-                    f"{kernel_extra}"
-                    "services:\n" + services)
-        self.proc = None
-        self.log = os.path.join(self.tmp, "cairnd.log")
+                    f"  events: {self.events}\n" + self._conf_rest)
 
     def start(self, wait_up=True):
+        for attempt in range(3):
+            try:
+                self._start(wait_up)
+                self.started = True
+                return self
+            except AssertionError:
+                taken = "Address already in use" in self.read_log()
+                if self.started or not taken or attempt == 2:
+                    raise
+                self._new_ports()  # first start only: no client knows the ports yet
+
+    def _start(self, wait_up):
         env = dict(os.environ)
         env.pop("CAIRN_ENDPOINT", None)
         self.logf = open(self.log, "wb")

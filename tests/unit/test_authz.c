@@ -29,8 +29,9 @@ static msgpack_object s_answer(msgpack_zone *z, msgpack_sbuffer *sb, const char 
     msgpack_pack_int64(&pk, expires);
     cairn_pack_cstr(&pk, "grants");
     msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, 4);
     cairn_pack_kv_str(&pk, "ws", ws);
+    cairn_pack_kv_str(&pk, "role", "Reader");
     cairn_pack_cstr(&pk, "actions");
     msgpack_pack_array(&pk, 1);
     cairn_pack_cstr(&pk, action);
@@ -99,6 +100,7 @@ TEST(resolved_then_cached)
     CHECK(authz_resolved(a, TOK));
     CHECK_EQ(authz_check(a, TOK, NO_WS, "tracking.read", &who, &err), 0);
     CHECK_STR(who.sub, "ann");
+    CHECK(who.nroles == 1 && !strcmp(who.roles[0], "Reader")); /* stamped */
     /* A reader may not write, nor read in another workspace. */
     CHECK_EQ(authz_check(a, TOK, NO_WS, "tracking.write", &who, &err), -1);
     CHECK_EQ(err.st, 403);
