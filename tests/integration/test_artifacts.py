@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -1617,8 +1618,13 @@ class SdkRecovery(unittest.TestCase):
     def test_no_cairnd_fails_at_once(self):
         # no reply to the first chunk: nothing to resume, most likely no
         # cairnd; both SDKs say so after one ttl instead of retrying
-        from cairn_harness import free_port
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        # A port held by a socket that never speaks ZMTP: no other test can
+        # start a cairnd there meanwhile (a port only found free could be).
+        hold = socket.socket()
+        hold.bind(("127.0.0.1", 0))
+        hold.listen(1)
+        self.addCleanup(hold.close)
+        endpoint = f"tcp://127.0.0.1:{hold.getsockname()[1]}"
         src = self.write("n", b"x" * 10)
         t0 = time.monotonic()
         r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", endpoint, "--ttl", "300",
