@@ -375,14 +375,6 @@ int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
     return 0;
 }
 
-void db_ridsets_add(db_t *db, size_t k, int64_t rid)
-{
-    ridsets_t *rs = &db->rs;
-    uint64_t w = (uint64_t)rid >> 6;
-    if (k < rs->nsets && rid >= 0 && w < rs->words)
-        rs->bits[k * rs->words + w] |= (uint64_t)1 << (rid & 63);
-}
-
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
 {
     db_t *db = calloc(1, sizeof *db);
