@@ -1108,6 +1108,9 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
     uint64_t cpu0 = s_proc_cpu_ns(g_cairnd);
     res->populate_s = populate(c, exp, o->runs, POPULATE_WINDOW);
     res->populate_cpu_us = (double)(s_proc_cpu_ns(g_cairnd) - cpu0) / 1e3 / o->runs;
+    /* Let the checkpoints of the populate's last writes finish (both sides
+     * read the same file): the search figures are of a settled database. */
+    usleep(2000 * 1000);
     res->populate_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / o->runs;
 
     floor_db_t f;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,10 @@ typedef struct key_entry {
  * copied), so under a steady load it grew without bound: 17 GB in four
  * minutes of populating. */
 #define WAL_TRUNCATE_FRAMES 16384
-#define TRUNCATE_WAIT_MS 200
+#define TRUNCATE_WAIT_MS 100
+/* A passive pass this quick left little for TRUNCATE to copy: a stall of
+ * the writer (it waits on TRUNCATE) about this long. */
+#define QUICK_PASS_MS 30
 
 typedef struct checkpointer {
     pthread_t thread;
@@ -130,6 +134,7 @@ typedef struct checkpointer {
     pthread_cond_t cv;
     sqlite3 *h;
     bool running, stop;
+    _Atomic int wal_frames; /* the WAL's size at the last passive pass */
 } checkpointer_t;
 
 /* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
@@ -148,6 +153,7 @@ struct db {
     key_entry_t keys[KEY_CACHE];
     bool keys_new; /* a key was inserted in the open transaction */
     checkpointer_t ck;
+    uint64_t commits, commits_seen; /* db_commit calls; as of the last tick */
 };
 
 int db_fail(db_t *db, const char *what, cairn_err_t *err)
@@ -222,6 +228,31 @@ static int s_migrate(db_t *db, cairn_err_t *err)
     return 0;
 }
 
+static uint64_t s_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* PASSIVE copies what no reader still needs and never waits on anyone. A
+ * large WAL is then started over with TRUNCATE, which holds back the next
+ * write (reads go on) while it copies what is left and syncs: only right
+ * after a quick passive pass, so that little is left to copy. Otherwise,
+ * or when the writer or a reader stays busy, next time. */
+static void s_checkpoint_once(checkpointer_t *ck)
+{
+    sqlite3 *h = ck->h;
+    int log = 0;
+    sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+    atomic_store(&ck->wal_frames, log);
+    if (log < WAL_TRUNCATE_FRAMES) return;
+    uint64_t t0 = s_ms();
+    sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (s_ms() - t0 <= QUICK_PASS_MS)
+        sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 static void *s_checkpointer_main(void *arg)
 {
     checkpointer_t *ck = arg;
@@ -239,16 +270,7 @@ static void *s_checkpointer_main(void *arg)
             rc = pthread_cond_timedwait(&ck->cv, &ck->mu, &until);
         if (ck->stop) break;
         pthread_mutex_unlock(&ck->mu);
-        /* PASSIVE: copy what no reader still needs; never waits on anyone. */
-        int log = 0;
-        sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
-        /* A large WAL is started over: TRUNCATE copies the few frames
-         * written since and waits for the writer and the readers to be done
-         * with it (up to the busy timeout), holding back the next write
-         * meanwhile; reads go on. Busy: next time. */
-        if (log >= WAL_TRUNCATE_FRAMES)
-            sqlite3_wal_checkpoint_v2(ck->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
-                                      NULL);
+        s_checkpoint_once(ck);
         pthread_mutex_lock(&ck->mu);
     }
     pthread_mutex_unlock(&ck->mu);
@@ -351,14 +373,6 @@ int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
     rs->nsets = nsets;
     rs->words = words;
     return 0;
-}
-
-void db_ridsets_add(db_t *db, size_t k, int64_t rid)
-{
-    ridsets_t *rs = &db->rs;
-    uint64_t w = (uint64_t)rid >> 6;
-    if (k < rs->nsets && rid >= 0 && w < rs->words)
-        rs->bits[k * rs->words + w] |= (uint64_t)1 << (rid & 63);
 }
 
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
@@ -468,6 +482,7 @@ int db_begin(db_t *db, cairn_err_t *err)
 
 int db_commit(db_t *db, cairn_err_t *err)
 {
+    db->commits++;
     if (db_exec_stmt(db, db_stmt(db, ST_COMMIT), err) != 0) {
         db_rollback(db);
         return -1;
@@ -557,7 +572,23 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
 
 void db_checkpoint(db_t *db)
 {
-    if (db->ck.running) return; /* the checkpointer's thread does it */
+    if (db->ck.running) {
+        /* The checkpointer's thread copies the frames, and starts a large
+         * WAL over when it can. Under a steady stream of writes it cannot
+         * (it would hold them back too long), so this thread, the writer,
+         * does, holding its own writes back meanwhile: the WAL's bound is
+         * their backpressure. Reads alone never come here. */
+        bool wrote = db->commits != db->commits_seen;
+        db->commits_seen = db->commits;
+        if (!wrote || atomic_load(&db->ck.wal_frames) < WAL_TRUNCATE_FRAMES) return;
+        sqlite3_busy_timeout(db->h, 0); /* a reader or the checkpointer: next tick */
+        int log = 0;
+        if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log,
+                                      NULL) == SQLITE_OK)
+            atomic_store(&db->ck.wal_frames, log);
+        sqlite3_busy_timeout(db->h, 10000);
+        return;
+    }
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

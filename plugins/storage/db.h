@@ -83,10 +83,9 @@ int db_checkpointer_start(db_t *db, cairn_err_t *err);
 
 /* Rid sets (filter.h): the SQL function cairn_rid_in(K, rid) is true when
  * rid is in bitmap K. reset makes nsets empty bitmaps for rids 0 to
- * max_rid; add puts rid in bitmap K, as the aggregate cairn_rid_fill(K,
- * rid) does for every row it sees. They stay until the next reset. */
+ * max_rid; the aggregate cairn_rid_fill(K, rid) puts every rid it sees in
+ * bitmap K. They stay until the next reset. */
 int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err);
-void db_ridsets_add(db_t *db, size_t k, int64_t rid);
 
 /* Fill err with a 500 naming what failed and SQLite's message. */
 int db_fail(db_t *db, const char *what, cairn_err_t *err);
