@@ -24,17 +24,21 @@ typedef struct builtin_role {
 #define PATTERNS(...) ((const char *const[]){__VA_ARGS__, NULL})
 static const builtin_role_t s_builtin[] = {
     {.name = "Owner", .actions = PATTERNS("*"), .not_actions = PATTERNS(NULL)},
+    /* Secret values are their own permission: a Contributor may set one,
+     * not read one back; Readers and Operators see none. */
     {.name = "Contributor",
      .actions = PATTERNS("*.read", "*.write"),
-     .not_actions = PATTERNS(NULL)},
-    {.name = "Reader", .actions = PATTERNS("*.read"), .not_actions = PATTERNS(NULL)},
+     .not_actions = PATTERNS("secrets.read")},
+    {.name = "Reader",
+     .actions = PATTERNS("*.read"),
+     .not_actions = PATTERNS("secrets.*")},
     {.name = "Data Scientist",
      .actions = PATTERNS("tracking.*", "artifacts.*", "registry.*", "jobs.*", "data.*",
                          "auth.read", "auth.write"),
      .not_actions = PATTERNS("*.admin")},
     {.name = "Operator",
      .actions = PATTERNS("*.read", "jobs.*", "endpoints.*", "compute.*"),
-     .not_actions = PATTERNS(NULL)},
+     .not_actions = PATTERNS("secrets.*")},
 };
 #define NBUILTIN (sizeof s_builtin / sizeof *s_builtin)
 

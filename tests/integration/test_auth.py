@@ -262,7 +262,7 @@ class Auth(unittest.TestCase):
         self.assertIn({"ws": "team-a", "role": "Tracker", "actions": ["tracking.*", "*.read"],
                        "not_actions": ["tracking.admin"]}, grants)
         self.assertIn({"ws": "*", "role": "Reader", "actions": ["*.read"],
-                       "not_actions": []}, grants)
+                       "not_actions": ["secrets.*"]}, grants)
         # Redefining changes what resolve says.
         ok(self.call("define_role", {"name": "Tracker", "actions": ["tracking.read"]}))
         grants = ok(self.resolve(t["token"]))["grants"]

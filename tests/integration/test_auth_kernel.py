@@ -8,6 +8,7 @@ import unittest
 from cairn_harness import Kernel, free_port  # noqa: E402
 
 SERVICES = ("  auth:\n    plugin: auth\n    mode: inproc\n"
+            "  secrets:\n    plugin: secrets\n    mode: inproc\n"
             "  tracking:\n    plugin: storage\n    mode: inproc\n"
             "  echo:\n    plugin: echo\n    mode: inproc\n")
 
@@ -88,6 +89,19 @@ class AuthOn(unittest.TestCase):
         self.assertEqual(h["st"], 403)
         h, _ = self.call("tracking", "search_experiments", {}, tok)  # default
         self.assertEqual(h["st"], 403)
+
+    def test_secret_values_are_their_own_permission(self):
+        """A Contributor may set a secret but not read it back; a Reader sees
+        none; the Owner reads it."""
+        con = self.user_token("cora", "Contributor")
+        rea = self.user_token("reed", "Reader")
+        h, _ = self.call("secrets", "set_secret", {"name": "api", "value": "s3cret"}, con)
+        self.assertEqual(h["st"], 201, h)
+        for tok, verb in ((con, "get_secret"), (rea, "get_secret"), (rea, "list_secrets")):
+            h, _ = self.call("secrets", verb, {"name": "api"}, tok)
+            self.assertEqual((h["st"], h["code"]), (403, "forbidden"), (verb, h))
+            self.assertIn("secrets.read", h["err"])
+        self.assertEqual(self.ok("secrets", "get_secret", {"name": "api"})["value"], "s3cret")
 
     def test_revoked_at_once(self):
         b = self.ok("auth", "create_token", {"name": "ci"})
