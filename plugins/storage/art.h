@@ -30,19 +30,6 @@
 _Static_assert(ART_PATH_MAX == UPMETA_PATH_MAX, "ART_PATH_MAX");
 _Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
 
-typedef enum art_stmt_id {
-    AST_RUN,
-    AST_RUN_STAGE,
-    AST_PUT,
-    AST_GET,
-    AST_NEXT,
-    AST_DEL,
-    AST_DEL_TREE,
-    AST_HASHES,
-    AST_REFERENCED,
-    AST_COUNT
-} art_stmt_id_t;
-
 typedef struct upload {
     char id[33];
     char run_id[ART_RUN_ID_MAX + 1];
@@ -89,7 +76,7 @@ struct artifacts {
     cas_t *cas;
     verify_job_t *verifies;
     size_t nverifies;
-    sqlite3_stmt *st[AST_COUNT];
+    db_t *db; /* borrowed from the storage_t: its statements (db.h) */
     upload_t *uploads;
     size_t nuploads;
     size_t uploads_max;   /* unfinished uploads held at once, in all */
@@ -100,18 +87,9 @@ struct artifacts {
     bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
 };
 
-typedef struct art_run {
-    int64_t rid;
-    bool active;
-    cairn_str_t id;
-} art_run_t;
-
-sqlite3_stmt *art_stmt(artifacts_t *a, art_stmt_id_t id);
 void art_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n);
 int art_field_path(const msgpack_object *b, const char *field, bool allow_root,
                    char out[ART_PATH_MAX + 1], size_t *out_len, cairn_err_t *err);
-int art_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
-                 art_run_t *run, char **uri, cairn_err_t *err);
 int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
                  cairn_err_t *err);
 int art_check_shape(artifacts_t *a, int64_t rid, const char *path, cairn_err_t *err);

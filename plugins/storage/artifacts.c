@@ -110,40 +110,10 @@
 
 #include "art.h"
 
-static const char *const s_sql[AST_COUNT] = {
-    [AST_RUN] =
-        "SELECT rid, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid = ?",
-    [AST_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
-    [AST_PUT] =
-        "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
-        "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
-        "excluded.size, created = excluded.created",
-    [AST_GET] = "SELECT hash, size FROM artifacts WHERE rid = ? AND path = ?",
-    /* The first path in [lo, hi): one seek in the primary key. */
-    [AST_NEXT] =
-        "SELECT path, size FROM artifacts WHERE rid = ?1 AND path >= ?2 AND path "
-        "< ?3 ORDER BY path LIMIT 1",
-    [AST_DEL] = "DELETE FROM artifacts WHERE rid = ? AND path = ?",
-    [AST_DEL_TREE] = "DELETE FROM artifacts WHERE rid = ? AND path >= ? AND path < ?",
-    /* The blobs a delete of path (a file, or a directory [lo, hi)) lets go. */
-    [AST_HASHES] =
-        "SELECT DISTINCT hash FROM artifacts WHERE rid = ?1 AND (path = ?2 "
-        "OR (path >= ?3 AND path < ?4))",
-    [AST_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? LIMIT 1",
-};
-
 /* Above every valid UTF-8 string: 0xF5 never occurs in UTF-8. */
 static const char s_top[] = "\xf5";
 
 /* ---- helpers ------------------------------------------------------------ */
-
-sqlite3_stmt *art_stmt(artifacts_t *a, art_stmt_id_t id)
-{
-    sqlite3_stmt *st = a->st[id];
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return st;
-}
 
 void art_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n)
 {
@@ -185,7 +155,7 @@ static void s_blobs_release(storage_t *s, blob_set_t *b, uint64_t *nfreed,
 {
     artifacts_t *a = s->art;
     for (size_t i = 0; i < b->n; i++) {
-        sqlite3_stmt *st = art_stmt(a, AST_REFERENCED);
+        sqlite3_stmt *st = db_stmt(a->db, ST_ART_REFERENCED);
         art_bind_str(st, 1, b->hex[i], CAS_HEX_LEN);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
@@ -239,46 +209,6 @@ int art_field_path(const msgpack_object *b, const char *field, bool allow_root,
     return 0;
 }
 
-/* run_id* from the body, resolved; uri (may be NULL) gets a heap copy of
- * its artifact_uri. */
-int art_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
-                 art_run_t *run, char **uri, cairn_err_t *err)
-{
-    if (cairn_field_str(b, "run_id", true, ART_RUN_ID_MAX, &run->id, err) != 0)
-        return -1;
-    if (run->id.len == 0)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "the field 'run_id' must not be empty");
-    sqlite3_stmt *st = art_stmt(a, AST_RUN);
-    art_bind_str(st, 1, run->id.ptr, run->id.len);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
-            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                                 "the tracking database failed "
-                                 "to find a run: %s",
-                                 sqlite3_errmsg(sqlite3_db_handle(st)));
-        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                             "no run has the id '%.*s'", (int)run->id.len, run->id.ptr);
-    }
-    run->rid = sqlite3_column_int64(st, 0);
-    const char *stage = (const char *)sqlite3_column_text(st, 2);
-    run->active = stage && strcmp(stage, "active") == 0;
-    if (uri) {
-        const char *u = (const char *)sqlite3_column_text(st, 1);
-        *uri = strdup(u ? u : "");
-    }
-    sqlite3_reset(st);
-    if (uri && !*uri) return cairn_err_oom(err, NULL);
-    if (need_active && !run->active)
-        return cairn_err_set(
-            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-            "run '%.*s' is deleted: restore it before storing artifacts in it",
-            (int)run->id.len, run->id.ptr);
-    return 0;
-}
-
 /* Is run rid (whose id is run_id) still active? 400 bad_request when it
  * is deleted (as log_metric to a deleted run answers), 404 not_found when
  * it is gone; the sentence names the run and ends with then (e.g. "; upload
@@ -286,7 +216,7 @@ int art_find_run(artifacts_t *a, const msgpack_object *b, bool need_active,
 int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
                  cairn_err_t *err)
 {
-    sqlite3_stmt *st = art_stmt(a, AST_RUN_STAGE);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_RUN_STAGE);
     sqlite3_bind_int64(st, 1, rid);
     int rc = sqlite3_step(st);
     const char *stage =
@@ -309,10 +239,10 @@ int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *th
 }
 
 /* The index row of (rid, path): 404 naming the path when none. */
-static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
+static int s_lookup(artifacts_t *a, const run_ref_t *run, const char *path,
                     char hash[CAS_HEX_LEN + 1], uint64_t *size, cairn_err_t *err)
 {
-    sqlite3_stmt *st = art_stmt(a, AST_GET);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_GET);
     sqlite3_bind_int64(st, 1, run->rid);
     art_bind_str(st, 2, path, strlen(path));
     int rc = sqlite3_step(st);
@@ -343,7 +273,7 @@ static int s_lookup(artifacts_t *a, const art_run_t *run, const char *path,
 static int s_any(artifacts_t *a, int64_t rid, const char *lo, size_t lo_len,
                  const char *hi, size_t hi_len, char *first, size_t cap)
 {
-    sqlite3_stmt *st = art_stmt(a, AST_NEXT);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_NEXT);
     sqlite3_bind_int64(st, 1, rid);
     art_bind_str(st, 2, lo, lo_len);
     art_bind_str(st, 3, hi, hi_len);
@@ -362,7 +292,7 @@ int art_check_shape(artifacts_t *a, int64_t rid, const char *path, cairn_err_t *
     char lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2], first[ART_PATH_MAX + 1];
     for (size_t i = 0; i < n; i++) {
         if (path[i] != '/') continue;
-        sqlite3_stmt *st = art_stmt(a, AST_GET);
+        sqlite3_stmt *st = db_stmt(a->db, ST_ART_GET);
         sqlite3_bind_int64(st, 1, rid);
         art_bind_str(st, 2, path, i);
         int rc = sqlite3_step(st);
@@ -453,7 +383,7 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
     }
     /* An overwrite may let the old content's blob go. */
     blob_set_t old = {0};
-    sqlite3_stmt *st = art_stmt(a, AST_GET);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_GET);
     sqlite3_bind_int64(st, 1, rid);
     art_bind_str(st, 2, path, strlen(path));
     int rc = 0;
@@ -464,7 +394,7 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
                          (size_t)sqlite3_column_bytes(st, 0), err);
     sqlite3_reset(st);
     if (rc == 0) {
-        st = art_stmt(a, AST_PUT);
+        st = db_stmt(a->db, ST_ART_PUT);
         sqlite3_bind_int64(st, 1, rid);
         art_bind_str(st, 2, path, strlen(path));
         art_bind_str(st, 3, hash, CAS_HEX_LEN);
@@ -574,8 +504,8 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
     char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
     size_t plen;
     uint64_t offset = 0, length = ART_CHUNK_MAX, size = 0, disk = 0;
-    art_run_t run;
-    if (art_find_run(a, b, false, &run, NULL, err) != 0 ||
+    run_ref_t run;
+    if (storage_body_run(a->db, b, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0 ||
         cairn_field_uint(b, "offset", false, &offset, err) < 0 ||
         cairn_field_uint(b, "length", false, &length, err) < 0)
@@ -723,9 +653,9 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
     char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
     size_t plen;
     uint64_t size = 0, disk = 0;
-    art_run_t run;
+    run_ref_t run;
     int fd = -1;
-    if (art_find_run(a, b, false, &run, NULL, err) != 0 ||
+    if (storage_body_run(a->db, b, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0 ||
         s_lookup(a, &run, path, hash, &size, err) != 0)
         return -1;
@@ -777,9 +707,9 @@ int art_list(void *state, cairn_req_t *req, cairn_err_t *err)
     uint64_t max = ART_LIST_DEFAULT;
     cairn_str_t token = {NULL, 0};
     char *uri = NULL;
-    art_run_t run;
+    run_ref_t run;
     int has_token = 1;
-    if (art_find_run(a, b, false, &run, &uri, err) != 0 ||
+    if (storage_body_run(a->db, b, NULL, &run, &uri, err) != 0 ||
         art_field_path(b, "path", true, dir, &dlen, err) != 0 ||
         cairn_field_uint(b, "max_results", false, &max, err) < 0 ||
         (has_token =
@@ -824,7 +754,7 @@ int art_list(void *state, cairn_req_t *req, cairn_err_t *err)
     msgpack_packer_init(&fp, &files, msgpack_sbuffer_write);
     size_t count = 0;
     bool more = false;
-    sqlite3_stmt *st = art_stmt(a, AST_NEXT);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_NEXT);
     for (;;) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, run.rid);
@@ -898,8 +828,8 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     char path[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
     size_t plen;
-    art_run_t run;
-    if (art_find_run(a, b, true, &run, NULL, err) != 0 ||
+    run_ref_t run;
+    if (storage_body_run(a->db, b, "storing artifacts in it", &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0)
         return -1;
     int64_t deleted = 0;
@@ -909,7 +839,7 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     lo[plen] = '/';
     hi[plen] = '0';
     if (db_begin(s->db, err) != 0) return -1;
-    sqlite3_stmt *st = art_stmt(a, AST_HASHES);
+    sqlite3_stmt *st = db_stmt(a->db, ST_ART_HASHES);
     sqlite3_bind_int64(st, 1, run.rid);
     art_bind_str(st, 2, path, plen);
     art_bind_str(st, 3, lo, plen + 1);
@@ -920,14 +850,14 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
                          (size_t)sqlite3_column_bytes(st, 0), err);
     sqlite3_reset(st);
     if (rc == 0) {
-        st = art_stmt(a, AST_DEL);
+        st = db_stmt(a->db, ST_ART_DEL);
         sqlite3_bind_int64(st, 1, run.rid);
         art_bind_str(st, 2, path, plen);
         rc = db_exec_stmt(s->db, st, err);
     }
     if (rc == 0) {
         deleted += sqlite3_changes(db_handle(s->db));
-        st = art_stmt(a, AST_DEL_TREE);
+        st = db_stmt(a->db, ST_ART_DEL_TREE);
         sqlite3_bind_int64(st, 1, run.rid);
         art_bind_str(st, 2, lo, plen + 1);
         art_bind_str(st, 3, hi, plen + 1);
@@ -992,12 +922,11 @@ static void s_recover_committed(void *arg, const char *name)
     if (!m.committed || cas_open_blob(a->cas, m.hash, &fd, &size, &err) != 0) return;
     close(fd);
     if (size != m.size) return;
-    sqlite3_stmt *st = art_stmt(a, AST_RUN);
-    art_bind_str(st, 1, m.run_id, strlen(m.run_id));
-    bool same_run =
-        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == m.rid;
-    sqlite3_reset(st);
-    if (!same_run) {
+    run_ref_t run;
+    cairn_err_t why = {0};
+    if (storage_find_run(a->db, (cairn_str_t){m.run_id, strlen(m.run_id)}, &run, NULL,
+                         &why) != 0 ||
+        run.rid != m.rid) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but is not "
                   "indexed: its run '%s' (rid %lld) is not in the database",
@@ -1061,11 +990,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
     a->cas = cas_open(s->artifact_root, set->io_uring, err);
     if (!a->cas) return -1;
-    sqlite3 *h = db_handle(s->db);
-    for (int i = 0; i < AST_COUNT; i++)
-        if (sqlite3_prepare_v3(h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->st[i],
-                               NULL) != SQLITE_OK)
-            return db_fail(s->db, "prepare an artifacts statement", err);
+    a->db = s->db;
     /* An upload whose temp file and sidecar were written to less than
      * upload_idle ago may be resumed (s_resume); older ones, and temp
      * files without a sidecar, are leftovers. Files a writer holds (another
@@ -1098,7 +1023,6 @@ void artifacts_fini(storage_t *s)
     while (a->uploads) art_upload_drop(a, a->uploads, true);
     /* Deferred verifications: the runtime answers their requests. */
     while (a->verifies) s_verify_free(a, a->verifies);
-    for (int i = 0; i < AST_COUNT; i++) sqlite3_finalize(a->st[i]);
     cas_destroy(&a->cas);
     free(a->cursors);
     free(a);

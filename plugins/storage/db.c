@@ -102,6 +102,25 @@ static const char *const s_sql[ST_COUNT] = {
         "BY seq",
     [ST_JOURNAL_GET] = "SELECT applied_seq, tag FROM metric_journal WHERE id = 1",
     [ST_JOURNAL_SET] = "UPDATE metric_journal SET applied_seq = ? WHERE id = 1",
+    /* artifacts */
+    [ST_ART_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
+    [ST_ART_PUT] =
+        "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
+        "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
+        "excluded.size, created = excluded.created",
+    [ST_ART_GET] = "SELECT hash, size FROM artifacts WHERE rid = ? AND path = ?",
+    /* The first path in [lo, hi): one seek in the primary key. */
+    [ST_ART_NEXT] =
+        "SELECT path, size FROM artifacts WHERE rid = ?1 AND path >= ?2 AND path "
+        "< ?3 ORDER BY path LIMIT 1",
+    [ST_ART_DEL] = "DELETE FROM artifacts WHERE rid = ? AND path = ?",
+    [ST_ART_DEL_TREE] =
+        "DELETE FROM artifacts WHERE rid = ? AND path >= ? AND path < ?",
+    /* The blobs a delete of path (a file, or a directory [lo, hi)) lets go. */
+    [ST_ART_HASHES] =
+        "SELECT DISTINCT hash FROM artifacts WHERE rid = ?1 AND (path = ?2 "
+        "OR (path >= ?3 AND path < ?4))",
+    [ST_ART_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? LIMIT 1",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */

@@ -45,6 +45,15 @@ typedef enum db_stmt_id {
     ST_SEG_ALL,
     ST_JOURNAL_GET,
     ST_JOURNAL_SET,
+    /* artifacts (role `artifacts`: artifacts.c, uploads.c) */
+    ST_ART_RUN_STAGE,
+    ST_ART_PUT,
+    ST_ART_GET,
+    ST_ART_NEXT,
+    ST_ART_DEL,
+    ST_ART_DEL_TREE,
+    ST_ART_HASHES,
+    ST_ART_REFERENCED,
     ST_COUNT
 } db_stmt_id_t;
 

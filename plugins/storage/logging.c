@@ -324,15 +324,7 @@ static int s_write_tags(storage_t *s, int64_t rid, const msgpack_object *arr,
 static int s_active_run(storage_t *s, const msgpack_object *b, run_ref_t *run,
                         cairn_err_t *err)
 {
-    cairn_str_t id;
-    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0 ||
-        storage_find_run(s, id, run, err) != 0)
-        return -1;
-    if (!run->active)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "run '%.*s' is deleted: restore it before logging to it",
-                             (int)id.len, id.ptr);
-    return 0;
+    return storage_body_run(s->db, b, "logging to it", run, NULL, err);
 }
 
 /* ---- the metric journal ------------------------------------------------------ */
@@ -939,11 +931,10 @@ int metric_history(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
-    cairn_str_t id, key;
+    cairn_str_t key;
     page_t page;
     size_t n;
-    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0 ||
-        storage_find_run(s, id, &run, err) != 0 ||
+    if (storage_body_run(s->db, b, NULL, &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &key, err) != 0 ||
         page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, err) !=
             0 ||
@@ -967,10 +958,8 @@ int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     const msgpack_object *b = cairn_body(req), *keys;
     run_ref_t run;
-    cairn_str_t id;
     uint64_t max_points = 1000;
-    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0 ||
-        storage_find_run(s, id, &run, err) != 0 ||
+    if (storage_body_run(s->db, b, NULL, &run, NULL, err) != 0 ||
         cairn_field_array(b, "keys", true, &keys, err) != 0 ||
         cairn_field_uint(b, "max_points", false, &max_points, err) < 0)
         return -1;

@@ -108,12 +108,15 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     return 0;
 }
 
-int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err_t *err)
+int storage_find_run(db_t *db, cairn_str_t run_id, run_ref_t *out, char **uri,
+                     cairn_err_t *err)
 {
-    sqlite3_stmt *r = db_stmt(s->db, ST_RUN_BY_UUID);
+    sqlite3_stmt *r = db_stmt(db, ST_RUN_BY_UUID);
     sqlite3_bind_text(r, 1, run_id.ptr, (int)run_id.len, SQLITE_STATIC);
-    if (sqlite3_step(r) != SQLITE_ROW) {
+    int rc = sqlite3_step(r);
+    if (rc != SQLITE_ROW) {
         sqlite3_reset(r);
+        if (rc != SQLITE_DONE) return db_fail(db, "find a run", err);
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                              "no run has the id '%.*s'",
                              (int)(run_id.len > 64 ? 64 : run_id.len), run_id.ptr);
@@ -122,21 +125,35 @@ int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out, cairn_err
     out->experiment_id = sqlite3_column_int64(r, COL_EXP);
     out->active =
         strcmp((const char *)sqlite3_column_text(r, COL_STAGE), "active") == 0;
+    out->id = run_id;
+    if (uri) {
+        const char *u = (const char *)sqlite3_column_text(r, COL_URI);
+        *uri = strdup(u ? u : "");
+    }
     sqlite3_reset(r);
+    if (uri && !*uri) return cairn_err_oom(err, NULL);
     return 0;
 }
 
-/* run_id* from the body, resolved; optionally it must be active. */
-static int s_body_run(storage_t *s, const msgpack_object *b, bool need_active,
-                      run_ref_t *run, cairn_err_t *err)
+int storage_body_run(db_t *db, const msgpack_object *b, const char *before,
+                     run_ref_t *out, char **uri, cairn_err_t *err)
 {
     cairn_str_t id;
-    if (cairn_field_str(b, "run_id", true, 64, &id, err) != 0) return -1;
-    if (storage_find_run(s, id, run, err) != 0) return -1;
-    if (need_active && !run->active)
+    if (uri) *uri = NULL;
+    if (cairn_field_str(b, "run_id", true, RUN_ID_MAX, &id, err) != 0) return -1;
+    if (id.len == 0)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "run '%.*s' is deleted: restore it before changing it",
-                             (int)id.len, id.ptr);
+                             "the field 'run_id' must not be empty");
+    if (storage_find_run(db, id, out, uri, err) != 0) return -1;
+    if (before && !out->active) {
+        if (uri) {
+            free(*uri);
+            *uri = NULL;
+        }
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "run '%.*s' is deleted: restore it before %s", (int)id.len,
+                             id.ptr, before);
+    }
     return 0;
 }
 
@@ -205,7 +222,7 @@ static int s_parse_new_run(storage_t *s, const msgpack_object *b, new_run_t *nr,
         cairn_field_str(b, "parent_run_id", false, 64, &parent, err) < 0)
         return -1;
     if (parent.ptr && parent.len) {
-        if (storage_find_run(s, parent, &nr->parent, err) != 0) {
+        if (storage_find_run(s->db, parent, &nr->parent, NULL, err) != 0) {
             err->st = 404;
             return -1;
         }
@@ -313,7 +330,7 @@ int run_update(void *state, cairn_req_t *req, cairn_err_t *err)
     cairn_str_t status = {NULL, 0}, name = {NULL, 0}, id;
     int64_t end = 0;
     int has_end;
-    if (s_body_run(s, b, true, &run, err) != 0 ||
+    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
         cairn_field_str(b, "status", false, 16, &status, err) < 0 ||
         (has_end = cairn_field_int(b, "end_time", false, &end, err)) < 0 ||
         cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &name, err) < 0)
@@ -361,7 +378,7 @@ int run_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     run_ref_t run;
-    if (s_body_run(s, cairn_body(req), false, &run, err) != 0) return -1;
+    if (storage_body_run(s->db, cairn_body(req), NULL, &run, NULL, err) != 0) return -1;
     return s_reply_run(s, req, run.rid, err);
 }
 
@@ -369,7 +386,7 @@ static int s_set_stage(storage_t *s, cairn_req_t *req, const char *stage,
                        cairn_err_t *err)
 {
     run_ref_t run;
-    if (s_body_run(s, cairn_body(req), false, &run, err) != 0) return -1;
+    if (storage_body_run(s->db, cairn_body(req), NULL, &run, NULL, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_SET_STAGE);
     sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, run.rid);
@@ -393,7 +410,7 @@ int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k, v;
-    if (s_body_run(s, b, true, &run, err) != 0 ||
+    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &k, err) != 0 ||
         cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
         return -1;
@@ -413,7 +430,7 @@ int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k;
-    if (s_body_run(s, b, true, &run, err) != 0 ||
+    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &k, err) != 0)
         return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_TAG_DELETE);

@@ -77,14 +77,23 @@ int storage_field_key(const msgpack_object *o, const char *field, cairn_str_t *o
 /* Parse an id string ("42") into an integer; 400/404 naming the field. */
 int storage_parse_id(cairn_str_t s, const char *field, int64_t *out, cairn_err_t *err);
 
-/* Run lookup by public id: fills rid and whether it is active; 404 if none. */
+/* The one run lookup (runs.c), for every verb of both roles. */
+#define RUN_ID_MAX 64 /* bytes of a run_id field */
 typedef struct run_ref {
     int64_t rid;
     int64_t experiment_id;
     bool active;
+    cairn_str_t id; /* as the request named it */
 } run_ref_t;
-int storage_find_run(storage_t *s, cairn_str_t run_id, run_ref_t *out,
+/* The run whose public id is run_id: 404 if none. uri (may be NULL) gets a
+ * heap copy of its artifact_uri. */
+int storage_find_run(db_t *db, cairn_str_t run_id, run_ref_t *out, char **uri,
                      cairn_err_t *err);
+/* The run that body b's run_id* names (non-empty, at most RUN_ID_MAX bytes).
+ * With before (e.g. "logging to it"), a deleted run is 400 "run X is
+ * deleted: restore it before <before>". */
+int storage_body_run(db_t *db, const msgpack_object *b, const char *before,
+                     run_ref_t *out, char **uri, cairn_err_t *err);
 
 /* Pack a run (info + data) by rid. */
 int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);

@@ -375,8 +375,8 @@ static int s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
      * held in memory, s_upload_live). */
     char then[96];
     snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
-    art_run_t run;
-    if (art_find_run(a, cairn_body(req), false, &run, NULL, err) != 0) {
+    run_ref_t run;
+    if (storage_body_run(a->db, cairn_body(req), NULL, &run, NULL, err) != 0) {
         if (err->st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, id);
             cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
@@ -517,8 +517,9 @@ int art_put(void *state, cairn_req_t *req, cairn_err_t *err)
     }
 
     /* A first chunk: a new upload (or a whole file in one request). */
-    art_run_t run;
-    if (art_find_run(a, b, true, &run, NULL, err) != 0) return -1;
+    run_ref_t run;
+    if (storage_body_run(a->db, b, "storing artifacts in it", &run, NULL, err) != 0)
+        return -1;
     if (offset != 0) {
         cairn_err_set(
             err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
