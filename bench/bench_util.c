@@ -452,6 +452,7 @@ void bench_reap(pid_t pid, int sig)
 /* ---- a private cairnd ----------------------------------------------------------- */
 
 struct bench_kernel {
+    char auth[65]; /* kernel.auth: "none" unless bench_kernel_set_auth */
     char cairnd[PATH_MAX];
     char dir[PATH_MAX];
     char log[PATH_MAX + 32]; /* "" until started */
@@ -531,6 +532,11 @@ void bench_kernel_keep(bench_kernel_t *self)
     self->keep = true;
 }
 
+void bench_kernel_set_auth(bench_kernel_t *self, const char *auth)
+{
+    snprintf(self->auth, sizeof self->auth, "%s", auth);
+}
+
 const char *bench_kernel_dir(const bench_kernel_t *self)
 {
     return self->dir;
@@ -581,10 +587,10 @@ int bench_kernel_start(bench_kernel_t *self, const char *services, int cpu,
             "kernel:\n"
             "  endpoint: %s\n"
             "  events: tcp://127.0.0.1:%d\n"
-            "  auth: none\n"
+            "  auth: %s\n"
             "services:\n"
             "%s",
-            self->endpoint, events, services);
+            self->endpoint, events, self->auth[0] ? self->auth : "none", services);
     if (fclose(f) != 0)
         return cairn_err_set(err, 500, NULL, "cannot write %s: %s", conf,
                              strerror(errno));

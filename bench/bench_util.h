@@ -174,6 +174,9 @@ void bench_kernel_destroy(bench_kernel_t **self_p);
  * when destroyed. */
 void bench_kernel_keep(bench_kernel_t *self);
 const char *bench_kernel_dir(const bench_kernel_t *self);
+/* Before start: kernel.auth (default "none"), e.g. "auth" with an auth
+ * service among the services; its owner token is then STATE/owner.token. */
+void bench_kernel_set_auth(bench_kernel_t *self, const char *auth);
 
 /* Write the conf (kernel endpoint and events on free loopback ports, auth
  * none; services: the YAML lines given, indented under `services:`) and
