@@ -7,7 +7,7 @@
  * means the transaction committed.
  *
  * Lock-step logging (log_metric, and log_batch of a few points and nothing
- * else) goes through the metric journal instead (journal.h): one append to
+ * else) goes through the metric journal instead (mjournal.c): one append to
  * a file and a 200, the points kept in memory and written to SQLite many
  * calls at a time, by the same code, before anything can read them. */
 #define _GNU_SOURCE
@@ -17,29 +17,9 @@
 #include <string.h>
 
 #include "journal.h"
+#include "logging.h"
 #include "paging.h"
 #include "storage.h"
-
-/* Pending journaled points before they are applied at once, whatever the
- * tick: keys are at most 250 bytes, so this bounds them at about 1 MiB. */
-#define MJ_PENDING_MAX 4096
-
-/* One (run, key)'s points inside a batch, in logging order. */
-typedef struct key_group {
-    int64_t rid;
-    const char *key;
-    size_t key_len;
-    size_t *idx; /* indices into the batch's points */
-    size_t n, cap;
-} key_group_t;
-
-typedef struct batch {
-    metric_point_t *pts; /* s->pts */
-    key_group_t *groups;
-    size_t ngroups, cap;
-    size_t *slots; /* open-addressing index: group number + 1, 0 = empty */
-    size_t nslots;
-} batch_t;
 
 static uint32_t s_hash(const char *s, size_t n)
 {
@@ -48,7 +28,7 @@ static uint32_t s_hash(const char *s, size_t n)
     return h;
 }
 
-static void s_batch_free(batch_t *b)
+void lg_batch_free(batch_t *b)
 {
     for (size_t i = 0; i < b->ngroups; i++) free(b->groups[i].idx);
     free(b->groups);
@@ -56,7 +36,7 @@ static void s_batch_free(batch_t *b)
 }
 
 /* Size b's index for at most cap groups. */
-static int s_batch_init(batch_t *b, metric_point_t *pts, size_t cap, cairn_err_t *err)
+int lg_batch_init(batch_t *b, metric_point_t *pts, size_t cap, cairn_err_t *err)
 {
     b->pts = pts;
     b->cap = cap;
@@ -68,8 +48,8 @@ static int s_batch_init(batch_t *b, metric_point_t *pts, size_t cap, cairn_err_t
     return 0;
 }
 
-static key_group_t *s_group_for(batch_t *b, int64_t rid, const char *key, size_t len,
-                                cairn_err_t *err)
+key_group_t *lg_group_for(batch_t *b, int64_t rid, const char *key, size_t len,
+                          cairn_err_t *err)
 {
     size_t mask = b->nslots - 1;
     size_t i = (s_hash(key, len) ^ ((uint32_t)rid * 2654435761u)) & mask;
@@ -93,7 +73,7 @@ static key_group_t *s_group_for(batch_t *b, int64_t rid, const char *key, size_t
     return g;
 }
 
-static int s_group_add(key_group_t *g, size_t idx, cairn_err_t *err)
+int lg_group_add(key_group_t *g, size_t idx, cairn_err_t *err)
 {
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 16;
@@ -135,8 +115,8 @@ static int s_value(const msgpack_object *o, double *v)
 }
 
 /* Decode and validate metrics[i]; timestamp defaults to now, step to 0. */
-static int s_parse_point(const msgpack_object *m, size_t i, int64_t now,
-                         metric_point_t *p, cairn_str_t *key, cairn_err_t *err)
+int lg_parse_point(const msgpack_object *m, size_t i, int64_t now, metric_point_t *p,
+                   cairn_str_t *key, cairn_err_t *err)
 {
     const msgpack_object *v = cairn_obj_get(m, "value");
     p->timestamp = now;
@@ -161,15 +141,15 @@ static int s_parse_metrics(storage_t *s, int64_t rid, const msgpack_object *arr,
                              "a batch holds at most %d metric points; this one has %zu",
                              LIMIT_BATCH_METRICS, n);
     if (storage_reserve_points(s, n, err) != 0 ||
-        s_batch_init(b, s->pts, n < 4096 ? n : 4096, err) != 0)
+        lg_batch_init(b, s->pts, n < 4096 ? n : 4096, err) != 0)
         return -1;
     int64_t now = (int64_t)cairn_wall_ms();
     for (size_t i = 0; i < n; i++) {
         cairn_str_t key;
-        if (s_parse_point(&arr->via.array.ptr[i], i, now, &b->pts[i], &key, err) != 0)
+        if (lg_parse_point(&arr->via.array.ptr[i], i, now, &b->pts[i], &key, err) != 0)
             return -1;
-        key_group_t *g = s_group_for(b, rid, key.ptr, key.len, err);
-        if (!g || s_group_add(g, i, err) != 0) return -1;
+        key_group_t *g = lg_group_for(b, rid, key.ptr, key.len, err);
+        if (!g || lg_group_add(g, i, err) != 0) return -1;
     }
     return 0;
 }
@@ -248,7 +228,7 @@ static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
     return 0;
 }
 
-static int s_write_metrics(storage_t *s, const batch_t *b, cairn_err_t *err)
+int lg_write_metrics(storage_t *s, const batch_t *b, cairn_err_t *err)
 {
     size_t most = 0;
     for (size_t i = 0; i < b->ngroups; i++)
@@ -327,421 +307,22 @@ static int s_active_run(storage_t *s, const msgpack_object *b, run_ref_t *run,
     return storage_body_run(s->db, b, "logging to it", run, NULL, err);
 }
 
-/* ---- the metric journal ------------------------------------------------------ */
-
-/* A pending point's run and key (its bytes in mjournal_t.keys). */
-typedef struct pend_ref {
-    int64_t rid;
-    uint32_t key_off, key_len;
-} pend_ref_t;
-
-typedef struct queued {
-    cairn_req_t *req;
-    bool batch; /* log_batch; else log_metric */
-} queued_t;
-
-typedef struct mjournal {
-    journal_t *j;
-    metric_point_t *pts; /* pending points, in logging order */
-    pend_ref_t *refs;    /* their runs and keys */
-    size_t n, cap;
-    char *keys; /* key bytes of pending points */
-    size_t keys_len, keys_cap;
-    uint64_t last_seq; /* the newest pending record's */
-    bool failing;      /* the tick's apply failed (logged once) */
-    /* log_metric and log_batch requests handed from the kernel's thread
-     * (CAIRN_VERB_INLINE) to this instance's own, in arrival order: those
-     * that must apply or write SQLite, and every one behind them. */
-    queued_t *queue;
-    size_t qhead, qlen, qcap;
-    uint64_t timer; /* the timer that drains the queue; 0 = none */
-    /* durability=power: requests whose records are written but not yet
-     * fdatasync'ed, answered together after one fdatasync (group commit)
-     * by s_mj_sync: from a timer that fires once this thread has read what
-     * its socket holds, and before any apply. */
-    cairn_req_t **waiting;
-    size_t nwaiting, waitcap;
-    size_t mark_n, mark_keys; /* what was pending before the first of them */
-    uint64_t mark_seq;
-    uint64_t sync_timer; /* 0 = none */
-} mjournal_t;
-
-/* Room for n more points with key_bytes of keys; grows only, so that a
- * steady stream of log_metric allocates nothing. */
-static int s_mj_reserve(mjournal_t *m, size_t n, size_t key_bytes, cairn_err_t *err)
-{
-    if (m->n + n > m->cap) {
-        size_t cap = m->cap ? m->cap : 256;
-        while (cap < m->n + n) cap *= 2;
-        metric_point_t *p = realloc(m->pts, cap * sizeof *p);
-        if (p) m->pts = p;
-        pend_ref_t *r = p ? realloc(m->refs, cap * sizeof *r) : NULL;
-        if (!r) return cairn_err_oom(err, NULL);
-        m->refs = r;
-        m->cap = cap;
-    }
-    if (m->keys_len + key_bytes > m->keys_cap) {
-        size_t cap = m->keys_cap ? m->keys_cap : 16384;
-        while (cap < m->keys_len + key_bytes) cap *= 2;
-        char *k = realloc(m->keys, cap);
-        if (!k) return cairn_err_oom(err, NULL);
-        m->keys = k;
-        m->keys_cap = cap;
-    }
-    return 0;
-}
-
-/* Add a record's points (room reserved). */
-static void s_mj_push(mjournal_t *m, int64_t rid, const journal_point_t *pts, size_t n,
-                      uint64_t seq)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t k = m->n++;
-        m->pts[k] = (metric_point_t){pts[i].step, pts[i].timestamp, pts[i].value};
-        /* The same key as the point before (the usual case): share its bytes. */
-        const pend_ref_t *prev = k ? &m->refs[k - 1] : NULL;
-        if (prev && prev->key_len == pts[i].key_len &&
-            memcmp(m->keys + prev->key_off, pts[i].key, pts[i].key_len) == 0) {
-            m->refs[k] = (pend_ref_t){rid, prev->key_off, prev->key_len};
-            continue;
-        }
-        memcpy(m->keys + m->keys_len, pts[i].key, pts[i].key_len);
-        m->refs[k] = (pend_ref_t){rid, (uint32_t)m->keys_len, (uint32_t)pts[i].key_len};
-        m->keys_len += pts[i].key_len;
-    }
-    m->last_seq = seq;
-}
-
-/* Room for one more waiting request (durability=power). */
-static int s_mj_reserve_waiter(mjournal_t *m, cairn_err_t *err)
-{
-    if (m->nwaiting < m->waitcap) return 0;
-    size_t cap = m->waitcap ? m->waitcap * 2 : 64;
-    cairn_req_t **w = realloc(m->waiting, cap * sizeof *w);
-    if (!w) return cairn_err_oom(err, NULL);
-    m->waiting = w;
-    m->waitcap = cap;
-    return 0;
-}
-
-/* Journal a few points for run rid: parse as log_batch does, write one
- * record, keep the points pending. Under durability=power the record is
- * not synced yet: s_reply_logged makes the request wait for s_mj_sync. */
-static int s_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
-                           cairn_err_t *err)
-{
-    mjournal_t *m = s->mj;
-    size_t n = arr ? arr->via.array.size : 0, key_bytes = 0;
-    journal_point_t jp[JOURNAL_MAX_POINTS];
-    int64_t now = (int64_t)cairn_wall_ms();
-    for (size_t i = 0; i < n; i++) {
-        metric_point_t p;
-        cairn_str_t key;
-        if (s_parse_point(&arr->via.array.ptr[i], i, now, &p, &key, err) != 0)
-            return -1;
-        jp[i] = (journal_point_t){p.value, p.timestamp, p.step, key.ptr, key.len};
-        key_bytes += key.len;
-    }
-    if (n == 0) return 0;
-    uint64_t seq;
-    /* Reserve before appending: a journaled point is always pending too, so
-     * that every verb sees it. */
-    if ((m->n + n > MJ_PENDING_MAX && storage_journal_apply(s, err) != 0) ||
-        s_mj_reserve(m, n, key_bytes, err) != 0)
-        return -1;
-    if (!journal_unsynced(m->j)) { /* the first record of a new group */
-        m->mark_n = m->n;
-        m->mark_keys = m->keys_len;
-        m->mark_seq = m->last_seq;
-    }
-    if (journal_write(m->j, rid, jp, n, &seq, err) != 0) return -1;
-    s_mj_push(m, rid, jp, n, seq);
-    return 0;
-}
-
-static int s_reply_ok(storage_t *s, cairn_req_t *req)
+int lg_reply_ok(storage_t *s, cairn_req_t *req)
 {
     msgpack_pack_map(storage_reply_begin(s), 0);
     storage_reply_send(s, req, CAIRN_ST_OK);
     return 0;
 }
 
-/* One fdatasync for every record written since the last, then the answers
- * of the requests that wrote them: 200, or, when the sync failed, its
- * error (the records are cut from the file, their points from memory). */
-static int s_mj_sync(storage_t *s, cairn_err_t *err)
-{
-    mjournal_t *m = s->mj;
-    if (m->sync_timer) {
-        cairn_timer_cancel(s->ctx, m->sync_timer);
-        m->sync_timer = 0;
-    }
-    int rc = journal_sync(m->j, err);
-    if (rc != 0) {
-        /* Nothing was applied since the group began (an apply syncs first),
-         * so its points are the tail of the pending ones. */
-        m->n = m->mark_n;
-        m->keys_len = m->mark_keys;
-        m->last_seq = m->mark_seq;
-    }
-    size_t n = m->nwaiting;
-    m->nwaiting = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            s_reply_ok(s, m->waiting[i]);
-        else
-            cairn_reply_err(m->waiting[i], err); /* deferred: answered here */
-    }
-    return rc;
-}
-
-static void s_sync_timer(void *arg)
-{
-    storage_t *s = arg;
-    s->mj->sync_timer = 0;
-    cairn_err_t err = {0};
-    s_mj_sync(s, &err);
-}
-
-/* The request wrote an unsynced record (or came behind one): it is
- * answered after the group's fdatasync. A timer due at once fires after
- * this thread has served what its socket holds (sdk/runtime.c), so
- * requests that arrived together share the sync. Without room or a timer
- * the group syncs now. */
-static int s_mj_wait(storage_t *s, cairn_req_t *req, cairn_err_t *err)
-{
-    mjournal_t *m = s->mj;
-    if (s_mj_reserve_waiter(m, err) != 0) {
-        if (s_mj_sync(s, err) != 0) return -1;
-        return s_reply_ok(s, req);
-    }
-    m->waiting[m->nwaiting++] = req;
-    cairn_defer(req);
-    if (!m->sync_timer &&
-        !(m->sync_timer = cairn_timer_add(s->ctx, 0, 0, s_sync_timer, s)))
-        s_mj_sync(s, err);
-    return 0;
-}
-
-int storage_journal_apply(storage_t *s, cairn_err_t *err)
-{
-    storage_group_flush(s); /* its requests are told if it fails; this one not */
-    return storage_journal_apply_pending(s, err);
-}
-
-int storage_journal_apply_pending(storage_t *s, cairn_err_t *err)
-{
-    mjournal_t *m = s->mj;
-    /* Answer the waiting group first: nothing acknowledged later may be
-     * applied before it, and its failure must not roll back applied points. */
-    cairn_err_t sync_err = {0}; /* the group's requests are told; this caller is not */
-    if (m && m->j && (m->nwaiting || journal_unsynced(m->j))) s_mj_sync(s, &sync_err);
-    if (!m || m->n == 0) return 0;
-    /* The points go in a transaction of their own, after the write group's. */
-    storage_group_flush(s);
-    batch_t b = {0};
-    int rc = s_batch_init(&b, m->pts, m->n, err);
-    for (size_t i = 0; rc == 0 && i < m->n; i++) {
-        const pend_ref_t *r = &m->refs[i];
-        key_group_t *g = s_group_for(&b, r->rid, m->keys + r->key_off, r->key_len, err);
-        rc = g ? s_group_add(g, i, err) : -1;
-    }
-    if (rc == 0) rc = db_begin(s->db, err);
-    if (rc == 0) rc = s_write_metrics(s, &b, err);
-    if (rc == 0) {
-        sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_SET);
-        sqlite3_bind_int64(st, 1, (int64_t)m->last_seq);
-        rc = db_exec_stmt(s->db, st, err);
-    }
-    if (rc == 0) rc = db_commit(s->db, err);
-    if (rc != 0) db_rollback(s->db);
-    s_batch_free(&b);
-    if (rc != 0) return -1;
-    m->n = 0;
-    m->keys_len = 0;
-    if (m->failing) {
-        cairn_log(s->ctx, CAIRN_LOG_INFO,
-                  "storage: the journaled metric points are applied again");
-        m->failing = false;
-    }
-    /* Should this fail, the applied records stay in the file; replay skips
-     * them by their seq. */
-    cairn_err_t e = {0};
-    if (m->j && journal_reset(m->j, &e) != 0)
-        cairn_log(s->ctx, CAIRN_LOG_WARN, "storage: %s", e.msg);
-    return 0;
-}
-
-static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
-                     cairn_err_t *err);
-static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err);
-
-void storage_journal_drain(storage_t *s)
-{
-    mjournal_t *m = s->mj;
-    while (m && m->qlen) {
-        queued_t q = m->queue[m->qhead++];
-        if (--m->qlen == 0) m->qhead = 0;
-        cairn_err_t err = {0};
-        int rc = q.batch ? s_log_batch(s, q.req, &err)
-                         : s_log_one(s, q.req, "metrics", &err);
-        if (rc != 0) cairn_reply_err(q.req, &err); /* deferred: answered here */
-    }
-}
-
-static void s_drain_timer(void *arg)
-{
-    storage_t *s = arg;
-    s->mj->timer = 0;
-    storage_journal_drain(s);
-}
-
-/* Queue a log_metric or log_batch for this instance's thread (it replies
- * from there); false when it cannot be queued and must be served now. */
-static bool s_mj_defer(storage_t *s, cairn_req_t *req, bool batch)
-{
-    mjournal_t *m = s->mj;
-    if (m->qhead + m->qlen == m->qcap) {
-        if (m->qhead) {
-            memmove(m->queue, m->queue + m->qhead, m->qlen * sizeof *m->queue);
-            m->qhead = 0;
-        } else {
-            size_t cap = m->qcap ? m->qcap * 2 : 64;
-            queued_t *q = realloc(m->queue, cap * sizeof *q);
-            if (!q) return false;
-            m->queue = q;
-            m->qcap = cap;
-        }
-    }
-    if (!m->timer && !(m->timer = cairn_timer_add(s->ctx, 0, 0, s_drain_timer, s)))
-        return false;
-    m->queue[m->qhead + m->qlen++] = (queued_t){req, batch};
-    cairn_defer(req);
-    return true;
-}
-
-void storage_journal_tick(storage_t *s)
-{
-    storage_group_flush(s); /* normally done already, by its timer */
-    mjournal_t *m = s->mj;
-    if (!m || m->n == 0) return;
-    size_t n = m->n;
-    cairn_err_t err = {0};
-    if (storage_journal_apply(s, &err) != 0 && !m->failing) {
-        cairn_log(s->ctx, CAIRN_LOG_ERROR,
-                  "storage: %zu journaled metric point(s) cannot be applied (they "
-                  "stay journaled; every other verb answers this until it works): %s",
-                  n, err.msg);
-        m->failing = true;
-    }
-}
-
-static int s_replay_rec(void *arg, const journal_rec_t *rec, cairn_err_t *err)
-{
-    storage_t *s = arg;
-    size_t key_bytes = 0;
-    for (size_t i = 0; i < rec->n; i++) key_bytes += rec->pts[i].key_len;
-    if (s_mj_reserve(s->mj, rec->n, key_bytes, err) != 0) return -1;
-    s_mj_push(s->mj, rec->rid, rec->pts, rec->n, rec->seq);
-    return 0;
-}
-
-int storage_journal_open(storage_t *s, const char *db_path, bool power,
-                         cairn_err_t *err)
-{
-    mjournal_t *m = s->mj = calloc(1, sizeof *m);
-    if (!m) return cairn_err_oom(err, NULL);
-    /* The tracking instance writes nearly all of the WAL: it checkpoints,
-     * from a thread of its own (db.h). */
-    if (db_checkpointer_start(s->db, err) != 0) return -1;
-    sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_GET);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        db_fail(s->db, "read the metric journal's state", err);
-        sqlite3_reset(st);
-        return -1;
-    }
-    uint64_t applied = (uint64_t)sqlite3_column_int64(st, 0);
-    uint64_t tag = (uint64_t)sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    char *path = NULL;
-    if (asprintf(&path, "%s-mj", db_path) < 0) return cairn_err_oom(err, NULL);
-    m->j = journal_open(path, tag, power, err);
-    free(path);
-    if (!m->j) return -1;
-    journal_replay_info_t *info = malloc(sizeof *info);
-    if (!info) return cairn_err_oom(err, NULL);
-    int rc = journal_replay(m->j, applied, s_replay_rec, s, info, err);
-    if (rc == 0 && info->cut_bytes)
-        cairn_log(s->ctx, CAIRN_LOG_WARN,
-                  "storage: the metric journal %s ended in %llu byte(s) of a torn or "
-                  "corrupt record; they are cut off",
-                  journal_path(m->j), (unsigned long long)info->cut_bytes);
-    if (rc == 0 && info->foreign)
-        cairn_log(s->ctx, CAIRN_LOG_WARN,
-                  "storage: the metric journal %s holds records of another database; "
-                  "it is moved, untouched, to %s",
-                  journal_path(m->j), info->moved_to);
-    if (rc == 0 && m->n)
-        cairn_log(s->ctx, CAIRN_LOG_INFO,
-                  "storage: applying %zu metric point(s) from the metric journal %s",
-                  m->n, journal_path(m->j));
-    free(info);
-    /* What replay found is applied now; already-applied records are
-     * dropped with the rest of the file. */
-    if (rc == 0) rc = storage_journal_apply(s, err);
-    if (rc == 0) rc = journal_reset(m->j, err);
-    return rc;
-}
-
-void storage_journal_close(storage_t *s)
-{
-    mjournal_t *m = s->mj;
-    if (m) storage_journal_drain(s); /* answer what waits */
-    storage_group_close(s);          /* commit and answer the write group */
-    if (!m) return;
-    if (m->timer) cairn_timer_cancel(s->ctx, m->timer);
-    cairn_err_t sync_err = {0};
-    if (m->j) s_mj_sync(s, &sync_err); /* the group waiting for its fdatasync */
-    cairn_err_t err = {0};
-    if (m->j && m->n && storage_journal_apply(s, &err) != 0)
-        cairn_log(s->ctx, CAIRN_LOG_ERROR,
-                  "storage: %zu metric point(s) stay in the journal %s for the next "
-                  "start: %s",
-                  m->n, journal_path(m->j), err.msg);
-    journal_destroy(&m->j);
-    free(m->queue);
-    free(m->waiting);
-    free(m->pts);
-    free(m->refs);
-    free(m->keys);
-    free(m);
-    s->mj = NULL;
-}
-
 /* ---- log_batch, log_metric, log_param ------------------------------------------ */
 
 /* A batch the metric journal takes: at most JOURNAL_MAX_POINTS metrics and
  * nothing else. */
-static bool s_journal_takes(const msgpack_object *metrics, const msgpack_object *params,
-                            const msgpack_object *tags)
+bool lg_journal_takes(const msgpack_object *metrics, const msgpack_object *params,
+                      const msgpack_object *tags)
 {
     return !params && !tags &&
            (!metrics || metrics->via.array.size <= JOURNAL_MAX_POINTS);
-}
-
-/* The points of a log_batch body the journal would take without an apply
- * first (a quick look, not validation: the handler validates); -1 for any
- * other body. */
-static long s_quick_points(const mjournal_t *m, const msgpack_object *body)
-{
-    if (body->type != MSGPACK_OBJECT_MAP) return -1;
-    const msgpack_object *metrics = cairn_obj_get(body, "metrics");
-    if (cairn_obj_get(body, "params") || cairn_obj_get(body, "tags") ||
-        (metrics && metrics->type != MSGPACK_OBJECT_ARRAY) ||
-        !s_journal_takes(metrics, NULL, NULL))
-        return -1;
-    size_t n = metrics ? metrics->via.array.size : 0;
-    return m->n + n > MJ_PENDING_MAX ? -1 : (long)n;
 }
 
 /* The whole batch in one transaction: all of it is stored, or none. A few
@@ -758,10 +339,10 @@ static int s_log(storage_t *s, const msgpack_object *body, bool *grouped,
         cairn_field_array(body, "params", false, &params, err) < 0 ||
         cairn_field_array(body, "tags", false, &tags, err) < 0)
         return -1;
-    if (s->mj && s_journal_takes(metrics, params, tags))
-        return s_log_journaled(s, run.rid, metrics, err);
+    if (s->mj && lg_journal_takes(metrics, params, tags))
+        return mj_log_journaled(s, run.rid, metrics, err);
     if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
-        s_batch_free(&b);
+        lg_batch_free(&b);
         return -1;
     }
     /* Points acknowledged before this batch go in first: order decides
@@ -770,14 +351,14 @@ static int s_log(storage_t *s, const msgpack_object *body, bool *grouped,
     /* In the write group (group.c): answered once its transaction commits. */
     if (rc == 0) rc = storage_group_begin(s, err);
     if (rc != 0) {
-        s_batch_free(&b);
+        lg_batch_free(&b);
         return rc;
     }
     *grouped = true;
     if (params) rc = s_write_params(s, run.rid, params, err);
     if (rc == 0 && tags) rc = s_write_tags(s, run.rid, tags, err);
-    if (rc == 0 && metrics) rc = s_write_metrics(s, &b, err);
-    s_batch_free(&b);
+    if (rc == 0 && metrics) rc = lg_write_metrics(s, &b, err);
+    lg_batch_free(&b);
     return storage_group_end(s, rc, err);
 }
 
@@ -790,11 +371,11 @@ static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, bool grouped,
         return storage_group_reply(s, req);
     }
     /* Its record, or one before it, waits for the group's fdatasync. */
-    if (s->mj && s->mj->j && journal_unsynced(s->mj->j)) return s_mj_wait(s, req, err);
-    return s_reply_ok(s, req);
+    if (mj_unsynced(s)) return mj_wait(s, req, err);
+    return lg_reply_ok(s, req);
 }
 
-static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
+int lg_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 {
     bool grouped = false;
     int rc = s_log(s, cairn_body(req), &grouped, err);
@@ -808,17 +389,16 @@ static int s_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 int log_batch(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    mjournal_t *m = s->mj;
-    if (m && cairn_req_inline(req) &&
-        (m->qlen || s_quick_points(m, cairn_body(req)) < 0) && s_mj_defer(s, req, true))
+    if (s->mj && cairn_req_inline(req) &&
+        (mj_queued(s) || mj_quick_points(s, cairn_body(req)) < 0) &&
+        mj_defer(s, req, true))
         return 0;
     storage_journal_drain(s); /* requests that came first go first */
-    return s_log_batch(s, req, err);
+    return lg_log_batch(s, req, err);
 }
 
 /* log_metric and log_param rewrite their body as a one-entry batch. */
-static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
-                     cairn_err_t *err)
+int lg_log_one(storage_t *s, cairn_req_t *req, const char *field, cairn_err_t *err)
 {
     const msgpack_object *b = cairn_body(req);
     if (b->type != MSGPACK_OBJECT_MAP) {
@@ -865,14 +445,13 @@ static int s_log_one(storage_t *s, cairn_req_t *req, const char *field,
 int log_metric(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
-    mjournal_t *m = s->mj;
-    if (m && (m->qlen || m->n >= MJ_PENDING_MAX) && s_mj_defer(s, req, false)) return 0;
-    return s_log_one(s, req, "metrics", err);
+    if (s->mj && (mj_queued(s) || mj_full(s)) && mj_defer(s, req, false)) return 0;
+    return lg_log_one(s, req, "metrics", err);
 }
 
 int log_param(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return s_log_one(state, req, "params", err);
+    return lg_log_one(state, req, "params", err);
 }
 
 /* ---- history ---------------------------------------------------------- */

@@ -326,7 +326,7 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     free(db_path);
     /* Under durability=power a journal append is answered only after an
      * fdatasync, which this thread runs once for all the appends that
-     * arrived together (logging.c): log_metric and log_batch stay off the
+     * arrived together (mjournal.c): log_metric and log_batch stay off the
      * kernel's. */
     if (s->db && !artifacts && power) {
         cairn_verb_drop_flags(ctx, "log_metric", CAIRN_VERB_INLINE);

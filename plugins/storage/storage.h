@@ -46,7 +46,7 @@ typedef struct storage {
     metric_point_t *pts;
     size_t pts_cap;
     unsigned char *blob;   /* scratch: a tail segment plus a write's points of a key */
-    struct mjournal *mj;   /* role `tracking` only: the metric journal (logging.c) */
+    struct mjournal *mj;   /* role `tracking` only: the metric journal (mjournal.c) */
     struct artifacts *art; /* role `artifacts` only (artifacts.c) */
     struct wgroup *wg;     /* role `tracking`: the write group (group.c) */
 } storage_t;
@@ -126,7 +126,7 @@ int run_restore(void *state, cairn_req_t *req, cairn_err_t *err);
 int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err);
 int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err);
 
-/* logging.c: the metric journal (role `tracking`; journal.h). log_metric
+/* mjournal.c: the metric journal (role `tracking`; journal.h). log_metric
  * and log_batch requests of at most JOURNAL_MAX_POINTS points and nothing
  * else are appended to it and answered at once; their points wait in memory
  * and reach SQLite in one transaction (recording the journal's applied
