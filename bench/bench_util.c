@@ -452,7 +452,8 @@ void bench_reap(pid_t pid, int sig)
 /* ---- a private cairnd ----------------------------------------------------------- */
 
 struct bench_kernel {
-    char auth[65]; /* kernel.auth: "none" unless bench_kernel_set_auth */
+    char auth[65];  /* kernel.auth: "none" unless bench_kernel_set_auth */
+    char audit[65]; /* kernel.audit: "none" unless bench_kernel_set_audit */
     char cairnd[PATH_MAX];
     char dir[PATH_MAX];
     char log[PATH_MAX + 32]; /* "" until started */
@@ -537,6 +538,11 @@ void bench_kernel_set_auth(bench_kernel_t *self, const char *auth)
     snprintf(self->auth, sizeof self->auth, "%s", auth);
 }
 
+void bench_kernel_set_audit(bench_kernel_t *self, const char *audit)
+{
+    snprintf(self->audit, sizeof self->audit, "%s", audit);
+}
+
 const char *bench_kernel_dir(const bench_kernel_t *self)
 {
     return self->dir;
@@ -588,9 +594,11 @@ int bench_kernel_start(bench_kernel_t *self, const char *services, int cpu,
             "  endpoint: %s\n"
             "  events: tcp://127.0.0.1:%d\n"
             "  auth: %s\n"
+            "  audit: %s\n"
             "services:\n"
             "%s",
-            self->endpoint, events, self->auth[0] ? self->auth : "none", services);
+            self->endpoint, events, self->auth[0] ? self->auth : "none",
+            self->audit[0] ? self->audit : "none", services);
     if (fclose(f) != 0)
         return cairn_err_set(err, 500, NULL, "cannot write %s: %s", conf,
                              strerror(errno));

@@ -177,6 +177,9 @@ const char *bench_kernel_dir(const bench_kernel_t *self);
 /* Before start: kernel.auth (default "none"), e.g. "auth" with an auth
  * service among the services; its owner token is then STATE/owner.token. */
 void bench_kernel_set_auth(bench_kernel_t *self, const char *auth);
+/* Before start: kernel.audit (default "none"), e.g. "audit" with the audit
+ * service among the services. */
+void bench_kernel_set_audit(bench_kernel_t *self, const char *audit);
 
 /* Write the conf (kernel endpoint and events on free loopback ports, auth
  * none; services: the YAML lines given, indented under `services:`) and

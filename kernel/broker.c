@@ -117,6 +117,15 @@ void broker_send_event(broker_t *b, const char *topic, const msgpack_sbuffer *bo
 
 static void s_on_resolved(broker_t *b, uint64_t id, int st, const char *code,
                           const char *msg, zmq_msg_t *body);
+static void s_on_kernel_reply(broker_t *b, uint64_t id, int st, const char *code,
+                              const char *msg, zmq_msg_t *body);
+
+/* A mutating client request's audit record, kept until it is answered. */
+typedef struct audit_note {
+    char sub[AUTHZ_SUB_MAX], ws[65], svc[65], verb[65], cid[129];
+    char digest[AUDIT_DIGEST_HEX];
+} audit_note_t;
+#define AUDIT_CALL_ID UINT64_MAX /* the kernel's one append in flight */
 
 /* Send a client reply. body (may be NULL) is sent and closed. A large body
  * is charged to the client until libzmq has written it; a client with too
@@ -221,6 +230,8 @@ static void s_queue_unlink(service_t *s, pending_t *p)
 /* Forget a pending request, giving its worker's window slot back. */
 static void s_release(broker_t *b, pending_t *p)
 {
+    free(p->audit);
+    p->audit = NULL;
     if (p->worker && p->worker->inflight) p->worker->inflight--;
     s_unqueue(b, p);
     pending_remove(b->pending, p);
@@ -229,8 +240,14 @@ static void s_release(broker_t *b, pending_t *p)
 static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
                      const char *msg, zmq_msg_t *body)
 {
+    if (p->origin == ORIGIN_CLIENT && p->audit) { /* the status the client got */
+        audit_note_t *n = p->audit;
+        kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->cid, st, n->digest);
+        free(n);
+        p->audit = NULL;
+    }
     if (p->origin == ORIGIN_KERNEL) {
-        s_on_resolved(b, p->id_uint, st, code, msg, body);
+        s_on_kernel_reply(b, p->id_uint, st, code, msg, body);
     } else if (p->origin == ORIGIN_CLIENT) {
         cairn_hdr_t h;
         s_pending_hdr(p, &h);
@@ -332,7 +349,7 @@ static void s_refuse_body(broker_t *b, const route_req_t *r, int st, const char 
                           const char *msg, zmq_msg_t *body)
 {
     if (r->origin == ORIGIN_KERNEL) {
-        s_on_resolved(b, r->hdr->id_uint, st, code, msg, body);
+        s_on_kernel_reply(b, r->hdr->id_uint, st, code, msg, body);
     } else if (r->origin == ORIGIN_CLIENT) {
         s_reply_client(b, r->route, r->route_len, r->hdr, st, code, msg, body);
     } else {
@@ -390,6 +407,36 @@ static bool s_try_door(broker_t *b, worker_t *w, pending_t *p, zmq_msg_t *body)
     return true;
 }
 
+/* A mutating client request's record, filled now (its status comes with
+ * its answer). NULL when out of memory. */
+static audit_note_t *s_audit_note(const route_req_t *r, const authz_principal_t *who)
+{
+    audit_note_t *n = malloc(sizeof *n);
+    if (!n) return NULL;
+    snprintf(n->sub, sizeof n->sub, "%s", who->sub);
+    snprintf(n->ws, sizeof n->ws, "%.*s", (int)r->ws.len, r->ws.ptr);
+    snprintf(n->svc, sizeof n->svc, "%.*s", (int)r->svc.len, r->svc.ptr);
+    snprintf(n->verb, sizeof n->verb, "%.*s", (int)r->verb.len, r->verb.ptr);
+    snprintf(n->cid, sizeof n->cid, "%.*s", (int)r->cid.len, r->cid.ptr);
+    kaudit_digest(zmq_msg_data(r->body), zmq_msg_size(r->body), n->digest);
+    return n;
+}
+
+/* A client request refused at the edge (401, 403) is a record too. */
+static void s_audit_refused(broker_t *b, const route_req_t *r, const char *sub, int st)
+{
+    if (r->origin != ORIGIN_CLIENT || !kaudit_on(b->audit)) return;
+    audit_note_t *n = s_audit_note(r, &(authz_principal_t){.sub = sub});
+    if (!n) return;
+    if (kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->cid, st, n->digest) !=
+        0)
+        fprintf(stderr,
+                "cairnd: audit: the trail is full; a refusal of %s.%s by %s is "
+                "not recorded\n",
+                n->svc, n->verb, n->sub);
+    free(n);
+}
+
 /* Validate, authorize and dispatch (or queue) one request: 0, or -1 when
  * it was refused (and answered so). */
 static int s_route(broker_t *b, route_req_t *r)
@@ -437,15 +484,22 @@ static int s_route(broker_t *b, route_req_t *r)
                  body_len, s->conf->name, v->name, v->max_body);
         return s_refuse(b, r, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE, msg);
     }
-    authz_principal_t who_buf, *who = &who_buf;
+    authz_principal_t who_buf = {.sub = "anonymous"}, *who = &who_buf;
     const char *perm = (v->flags & CAIRN_VERB_PUBLIC) ? NULL : v->perm;
     if (r->caller) { /* a nested call: the calling plugin's own principal */
         who = (authz_principal_t *)r->caller;
         if (authz_permits(b->authz, who, perm, &err) != 0)
             return s_refuse(b, r, err.st, err.code, err.msg);
     } else if (authz_check(b->authz, r->tok, r->ws, perm, who, &err) != 0) {
+        s_audit_refused(b, r, err.st == CAIRN_ST_FORBIDDEN ? who->sub : "anonymous",
+                        err.st);
         return s_refuse(b, r, err.st, err.code, err.msg);
     }
+    bool audited = r->origin == ORIGIN_CLIENT && (v->flags & CAIRN_VERB_MUTATING) &&
+                   kaudit_on(b->audit);
+    if (audited && kaudit_refusing(b->audit, msg, sizeof msg))
+        return s_refuse_undelivered(b, r, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                                    msg);
     uint64_t ttl = r->ttl ? r->ttl : b->conf->default_ttl_ms;
     if (ttl > b->conf->max_ttl_ms) ttl = b->conf->max_ttl_ms;
     client_t *c = NULL;
@@ -464,14 +518,22 @@ static int s_route(broker_t *b, route_req_t *r)
                  s->conf->name, s->qlen);
         return s_refuse_undelivered(b, r, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED, msg);
     }
-    if (!w && c && clients_queue(b->clients, c, body_len, &err) != 0)
+    audit_note_t *note = audited ? s_audit_note(r, who) : NULL;
+    if (audited && !note)
+        return s_refuse(b, r, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                        "out of memory for the audit record");
+    if (!w && c && clients_queue(b->clients, c, body_len, &err) != 0) {
+        free(note);
         return s_refuse_undelivered(b, r, err.st, err.code, err.msg);
+    }
     pending_t *p = pending_add(b->pending, cairn_now_ms() + ttl);
     if (!p) {
+        free(note);
         if (!w && c) clients_unqueue(b->clients, c, body_len);
         return s_refuse(b, r, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
                         "out of memory");
     }
+    p->audit = note;
     if (!w && c) {
         p->client = c;
         p->qbytes = body_len;
@@ -668,6 +730,44 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
                      .ttl = h.ttl,
                      .body = body_m};
     s_route(b, &r);
+}
+
+/* An answer to one of the kernel's own calls: the audit group, or a
+ * token's resolve. */
+static void s_on_kernel_reply(broker_t *b, uint64_t id, int st, const char *code,
+                              const char *msg, zmq_msg_t *body)
+{
+    if (id != AUDIT_CALL_ID) {
+        s_on_resolved(b, id, st, code, msg, body);
+        return;
+    }
+    if (body) zmq_msg_close(body);
+    char why[CAIRN_ERR_MSG_MAX];
+    snprintf(why, sizeof why, "the audit service answered %d %s: %s", st,
+             code ? code : "", msg ? msg : "");
+    kaudit_done(b->audit, st == CAIRN_ST_OK, why, cairn_now_ms());
+}
+
+/* Send the audit group that is due, if one is. */
+static void s_audit_flush(broker_t *b, uint64_t now)
+{
+    if (!kaudit_take(b->audit, now, &b->audit_sb)) return;
+    zmq_msg_t m;
+    zmq_msg_init_size(&m, b->audit_sb.size);
+    memcpy(zmq_msg_data(&m), b->audit_sb.data, b->audit_sb.size);
+    const char *svc = kaudit_service(b->audit);
+    cairn_hdr_t call = {.id_type = CAIRN_ID_UINT, .id_uint = AUDIT_CALL_ID};
+    authz_principal_t kernel = {.sub = "kernel", .roles = {"Owner"}, .nroles = 1};
+    route_req_t r = {.origin = ORIGIN_KERNEL,
+                     .route = "",
+                     .hdr = &call,
+                     .caller = &kernel,
+                     .svc = {svc, strlen(svc)},
+                     .verb = {"append", 6},
+                     .ttl = AUTHZ_RESOLVE_TTL_MS,
+                     .body = &m};
+    s_route(b, &r); /* a refusal comes back through s_on_kernel_reply */
+    zmq_msg_close(&m);
 }
 
 /* The auth service's answer for lookup id: cache it, then route the
@@ -1187,7 +1287,12 @@ static void s_heartbeat(broker_t *b, uint64_t now)
         for (worker_t *w = s->workers, *next; w; w = next) {
             next = w->next;
             if (restart) w->last_heard = now;
-            if (now - w->last_heard > dead_after) {
+            /* Until READY the plugin runs its init, which may take long
+             * (migrations, recovery) and answers no heartbeat meanwhile. */
+            uint64_t limit = w->ready || b->conf->init_timeout_ms < dead_after
+                                 ? dead_after
+                                 : b->conf->init_timeout_ms;
+            if (now - w->last_heard > limit) {
                 if (s->conf->mode == CONF_PROCESS && s->pid > 0) kill(s->pid, SIGKILL);
                 broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);
                 broker_worker_gone(b, w, "it stopped answering heartbeats");
@@ -1261,7 +1366,10 @@ int broker_run(broker_t *b, volatile sig_atomic_t *stop)
             b->next_heartbeat = now + b->conf->heartbeat_ms / 2;
         }
         supervisor_tick(b, now);
+        s_audit_flush(b, now);
         long wait = (long)(b->next_heartbeat - now);
+        long audit_wait = kaudit_wait_ms(b->audit, now);
+        if (audit_wait >= 0 && audit_wait < wait) wait = audit_wait;
         pending_t *p = pending_earliest(b->pending);
         if (p && (long)(p->deadline - now) < wait) wait = (long)(p->deadline - now);
         if (wait < 0) wait = 0;
@@ -1433,6 +1541,12 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     b->worker_ipc = s_printf("ipc://%s/workers.sock", b->run_dir);
     b->events_ipc = s_printf("ipc://%s/events.sock", b->run_dir);
     if (!(b->authz = authz_new(b->conf->auth, err))) goto fail;
+    if (!(b->audit = kaudit_new(b->conf->audit,
+                                strcmp(b->conf->audit_policy, "refuse") == 0))) {
+        cairn_err_oom(err, "for the audit trail");
+        goto fail;
+    }
+    msgpack_sbuffer_init(&b->audit_sb);
     if (!(b->tokens = tokens_new())) {
         cairn_err_oom(err, "for the token lookups");
         goto fail;
@@ -1515,6 +1629,8 @@ void broker_destroy(broker_t **self_p)
     if (b->zctx) zmq_ctx_term(b->zctx);
     clients_destroy(&b->clients); /* after the context: no write callback is left */
     tokens_destroy(&b->tokens);
+    kaudit_destroy(&b->audit);
+    msgpack_sbuffer_destroy(&b->audit_sb);
     authz_destroy(&b->authz);
     msgpack_zone_destroy(&b->zone);
     msgpack_sbuffer_destroy(&b->sb);

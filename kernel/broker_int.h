@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "runtime.h"
+#include "audit.h"
 #include "authz.h"
 #include "tokens.h"
 #include "broker.h"
@@ -70,7 +71,9 @@ struct broker {
     void *frontend, *backend, *pub;
     int sigfd;
     authz_t *authz;
-    tokens_t *tokens; /* requests waiting for their token (tokens.h) */
+    tokens_t *tokens;         /* requests waiting for their token (tokens.h) */
+    kaudit_t *audit;          /* the audit trail's records on their way (audit.h) */
+    msgpack_sbuffer audit_sb; /* reused for the audit group's body */
     pending_table_t *pending;
     clients_t *clients; /* bytes each client costs (clients.h) */
     /* Clients found gone while replying: their queued requests are dropped

@@ -36,6 +36,12 @@ static const kernel_key_t s_kernel_keys[] = {
      "where plugin .so files are found; empty = beside the binaries"},
     {"auth", K_STR, KOFF(auth), NULL,
      "the auth service, or 'none' (then only loopback addresses may be bound)"},
+    {"audit", K_STR, KOFF(audit), "none",
+     "the audit service that records every mutating and refused request, or "
+     "'none'"},
+    {"audit_policy", K_STR, KOFF(audit_policy), "refuse",
+     "when the audit service does not take records: 'refuse' mutating requests "
+     "(503) until it does, or 'log' the failure and go on"},
     {"max_frame", K_SIZE, KOFF(max_frame), "64MiB",
      "largest request body accepted; larger ones get 413"},
     {"max_queue", K_U32, KOFF(max_queue), "10000",
@@ -55,6 +61,9 @@ static const kernel_key_t s_kernel_keys[] = {
      "heartbeat interval between the kernel and its plugins"},
     {"liveness", K_U32, KOFF(liveness), "5",
      "heartbeats missed before a plugin is declared dead"},
+    {"init_timeout_ms", K_U32, KOFF(init_timeout_ms), "60000",
+     "how long a plugin's init may run (opening, migrating or recovering its "
+     "data) before it is declared dead; heartbeats count only after it"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -199,10 +208,11 @@ static int s_kernel(parse_t *p, conf_t *c, const yaml_node_t *map, bool defaults
         if (!k->key)
             return s_fail(p, kn,
                           "unknown key '%s' in 'kernel' (known: endpoint, events, "
-                          "worker_endpoint, state_dir, plugin_dir, auth, max_frame, "
+                          "worker_endpoint, state_dir, plugin_dir, auth, audit, "
+                          "audit_policy, max_frame, "
                           "max_queue_bytes, max_client_bytes, max_unsent_bytes, "
                           "max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, "
-                          "liveness)",
+                          "liveness, init_timeout_ms)",
                           key ? key : "?");
         if (!val) return s_fail(p, vn, "kernel.%s must be a single value", key);
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pr; q++)
@@ -373,6 +383,19 @@ static int s_root(parse_t *p, conf_t *c)
         return s_fail(p, root,
                       "kernel.auth is required: name the auth service, or say 'none' "
                       "explicitly (then cairnd binds loopback only)");
+    if (strcmp(c->audit_policy, "refuse") != 0 && strcmp(c->audit_policy, "log") != 0)
+        return s_fail(p, root, "kernel.audit_policy is 'refuse' or 'log', not '%s'",
+                      c->audit_policy);
+    if (strcmp(c->audit, "none") != 0) {
+        bool found = false;
+        for (size_t i = 0; i < c->nservices && !found; i++)
+            found = strcmp(c->services[i].name, c->audit) == 0;
+        if (!found)
+            return s_fail(p, root,
+                          "kernel.audit names the service '%s', which 'services' does "
+                          "not define (or say 'none')",
+                          c->audit);
+    }
     if (strcmp(c->auth, "none") != 0) {
         bool found = false;
         for (size_t i = 0; i < c->nservices && !found; i++)

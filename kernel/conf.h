@@ -23,9 +23,11 @@ typedef struct conf_service {
 typedef struct conf {
     char *source; /* file name, or "(embedded default)" */
     char *endpoint, *events, *worker_endpoint, *state_dir, *plugin_dir, *auth;
+    char *audit, *audit_policy; /* the audit service ("none"); refuse | log */
     uint64_t max_frame;
     uint64_t max_queue_bytes, max_client_bytes, max_unsent_bytes;
     uint32_t max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, liveness;
+    uint32_t init_timeout_ms; /* a plugin's init, before heartbeats count */
     conf_service_t *services;
     size_t nservices;
 } conf_t;

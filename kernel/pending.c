@@ -40,6 +40,8 @@ pending_table_t *pending_table_new(void)
 
 static void s_close_entry(pending_t *p)
 {
+    free(p->audit); /* a record never answered (cairnd stopping) */
+    p->audit = NULL;
     if (p->queued_msgs) {
         zmq_msg_close(&p->hdr);
         zmq_msg_close(&p->body);
@@ -164,6 +166,7 @@ pending_t *pending_add(pending_table_t *t, uint64_t deadline)
         p->worker = NULL;
         p->queued_msgs = false;
         p->answered = false;
+        p->audit = NULL;
         p->qnext = NULL;
         p->heap_index = 0;
     } else if (!(p = calloc(1, sizeof *p))) {

@@ -37,9 +37,10 @@ typedef struct pending {
     bool queued_msgs;      /* hdr and body below hold the queued request */
     struct client *client; /* charged qbytes while queued (clients.h) */
     size_t qbytes;
-    zmq_msg_t hdr, body;   /* the REQUEST header and body, while queued */
-    bool answered;         /* the client got its 504; the worker still holds it */
-    struct pending *qnext; /* the service's queue */
+    zmq_msg_t hdr, body;      /* the REQUEST header and body, while queued */
+    bool answered;            /* the client got its 504; the worker still holds it */
+    struct audit_note *audit; /* a mutating client request's record, until answered */
+    struct pending *qnext;    /* the service's queue */
     size_t heap_index;
 } pending_t;
 

@@ -73,6 +73,8 @@ class Kernel:
                     f"  events: {self.events}\n" + self._conf_rest)
 
     def start(self, wait_up=True):
+        if self.proc and self.proc.poll() is None:
+            return self  # running already (e.g. `with Kernel(...).start() as k`)
         for attempt in range(3):
             try:
                 self._start(wait_up)

@@ -1,0 +1,201 @@
+"""The audit trail (issue 13): with kernel.audit naming the audit service,
+the kernel records every client request to a mutating verb (with the status
+the client got) and every request refused at the edge (401/403), grouped on
+their way; the audit plugin keeps them as a hash chain, answers query and
+verify, and verify names the first record that was edited, deleted or
+moved. Real cairnd, real plugins, the SQLite file edited for real."""
+import os
+import sqlite3
+import unittest
+
+from cairn_harness import Kernel, free_port, wait_for
+
+AUDITED = "  audit: audit\n"
+SERVICES = ("  audit:\n    plugin: audit\n    mode: inproc\n"
+            "  tracking:\n    plugin: storage\n    mode: inproc\n"
+            "  echo:\n    plugin: echo\n    mode: inproc\n")
+
+
+def records(c, **q):
+    h, b = c.call("audit", "query", q)
+    assert h["st"] == 200, h
+    return b["records"]
+
+
+class Trail(unittest.TestCase):
+    def setUp(self):
+        self.k = Kernel(services=SERVICES, kernel_extra=AUDITED).start()
+        self.c = self.k.client()
+
+    def tearDown(self):
+        self.c.close()
+        self.k.cleanup()
+
+    def make(self, n, first=0):
+        for i in range(first, first + n):
+            h, _ = self.c.call("tracking", "create_experiment", {"name": f"e{i}"},
+                               cid=f"cid-{i}")
+            self.assertEqual(h["st"], 200, h)
+
+    def wait_records(self, n, **q):
+        wait_for(lambda: len(records(self.c, **q)) >= n, what=f"{n} audit records")
+        return records(self.c, **q)
+
+    def test_mutating_requests_are_recorded(self):
+        self.make(3)
+        h, _ = self.c.call("tracking", "create_experiment", {"name": "e0"})
+        self.assertEqual(h["st"], 409)  # refused by the plugin: recorded with its status
+        self.c.call("tracking", "search_experiments", {})  # a read: not recorded
+        recs = self.wait_records(4, svc="tracking")
+        self.assertEqual([r["verb"] for r in recs], ["create_experiment"] * 4)
+        self.assertEqual([r["status"] for r in recs], [200, 200, 200, 409])
+        self.assertEqual({r["principal"] for r in recs}, {"local"})
+        self.assertEqual({r["ws"] for r in recs}, {"default"})
+        self.assertEqual([r["seq"] for r in recs], sorted(r["seq"] for r in recs))
+        self.assertEqual(records(self.c, verb="search_experiments"), [])
+        b = self.c.call("audit", "verify")[1]
+        self.assertEqual((b["ok"], b["records"]), (True, 4))
+
+    def test_query_filters_and_pages(self):
+        self.make(5)
+        self.wait_records(5)
+        got, tok = [], None
+        while True:
+            q = {"max_results": 2, "svc": "tracking"}
+            if tok:
+                q["page_token"] = tok
+            h, b = self.c.call("audit", "query", q)
+            got += b["records"]
+            tok = b.get("next_page_token")
+            if not tok:
+                break
+        self.assertEqual(len(got), 5)
+        self.assertEqual(records(self.c, principal="nobody"), [])
+        self.assertEqual(records(self.c, since=2**62), [])
+        for bad in ({"max_results": 0}, {"page_token": "x"}, {"since": "soon"},
+                    {"principal": 5}):
+            self.assertEqual(self.c.call("audit", "query", bad)[0]["st"], 400, bad)
+
+    def test_only_the_kernel_appends(self):
+        h, _ = self.c.call("audit", "append", {"records": []})
+        self.assertEqual((h["st"], h["code"]), (403, "forbidden"))
+
+    def tamper(self, script):
+        self.c.close()
+        self.k.stop()
+        db = sqlite3.connect(os.path.join(self.k.state, "audit.db"))
+        db.executescript(f"BEGIN; {script}; COMMIT;")
+        db.close()
+        self.k.start()
+        self.c = self.k.client()
+        return self.c.call("audit", "verify")[1]
+
+    def test_verify_names_the_first_bad_record(self):
+        self.make(5)
+        self.wait_records(5)
+        b = self.tamper("UPDATE records SET status = 200 WHERE seq = 3")  # unchanged value
+        self.assertTrue(b["ok"])
+        b = self.tamper("UPDATE records SET principal = 'mallory' WHERE seq = 3")
+        self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 3))
+
+    def test_verify_finds_a_deleted_record(self):
+        self.make(5)
+        self.wait_records(5)
+        b = self.tamper("DELETE FROM records WHERE seq = 2")
+        self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 2))
+
+    def test_verify_finds_reordered_records(self):
+        self.make(5)
+        self.wait_records(5)
+        b = self.tamper("UPDATE records SET seq = 103 WHERE seq = 3; "
+                        "UPDATE records SET seq = 3 WHERE seq = 4; "
+                        "UPDATE records SET seq = 4 WHERE seq = 103")
+        self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 3))
+
+    def test_the_chain_goes_on_after_a_restart(self):
+        self.make(2)
+        self.wait_records(2)
+        self.c.close()
+        self.k.stop()
+        self.k.start()
+        self.c = self.k.client()
+        self.make(2, first=2)
+        self.wait_records(4)
+        b = self.c.call("audit", "verify")[1]
+        self.assertEqual((b["ok"], b["records"]), (True, 4))
+
+
+class Refusals(unittest.TestCase):
+    def test_refused_requests_are_recorded(self):
+        services = ("  auth:\n    plugin: auth\n    mode: inproc\n" + SERVICES)
+        k = Kernel(services=services, auth="auth", kernel_extra=AUDITED).start()
+        try:
+            with open(os.path.join(k.state, "owner.token")) as f:
+                owner = f.read().strip()
+            c = k.client()
+            h, _ = c.call("tracking", "create_experiment", {"name": "x"})
+            self.assertEqual(h["st"], 401)
+            h, _ = c.call("tracking", "search_experiments", {}, tok="cairn_bogus")
+            self.assertEqual(h["st"], 401)
+            wait_for(lambda: len(c.call("audit", "query", {}, tok=owner)[1]["records"]) >= 2,
+                     what="the refusals recorded")
+            recs = c.call("audit", "query", {}, tok=owner)[1]["records"]
+            self.assertEqual([(r["verb"], r["status"], r["principal"]) for r in recs[:2]],
+                             [("create_experiment", 401, "anonymous"),
+                              ("search_experiments", 401, "anonymous")])
+            c.close()
+        finally:
+            k.cleanup()
+
+
+class Policy(unittest.TestCase):
+    def test_refuse_while_the_trail_is_down(self):
+        """The audit service is remote and its host never comes: the first
+        group is not taken, and then mutating requests are refused (503);
+        reads go on."""
+        services = ("  audit:\n    plugin: audit\n    mode: remote\n"
+                    "  tracking:\n    plugin: storage\n    mode: inproc\n")
+        extra = AUDITED + f"  worker_endpoint: tcp://127.0.0.1:{free_port()}\n"
+        k = Kernel(services=services, kernel_extra=extra)
+        k.start(wait_up=False)
+        try:
+            c = k.client()
+            wait_for(lambda: c.call("sys", "health")[1]["plugins"][1]["state"] == "up",
+                     what="tracking up")
+            first = c.call("tracking", "create_experiment", {"name": "a"})[0]["st"]
+            self.assertEqual(first, 200)  # recorded, not yet sent
+            wait_for(lambda: c.call("tracking", "create_experiment",
+                                    {"name": "b"})[0]["st"] == 503,
+                     what="mutations refused while the trail is down")
+            h, _ = c.call("tracking", "create_experiment", {"name": "c"})
+            self.assertIn("audit", h["err"])
+            self.assertEqual(c.call("tracking", "search_experiments", {})[0]["st"], 200)
+            c.close()
+        finally:
+            k.cleanup()
+
+    def test_log_policy_goes_on(self):
+        services = ("  audit:\n    plugin: audit\n    mode: remote\n"
+                    "  tracking:\n    plugin: storage\n    mode: inproc\n")
+        extra = (AUDITED + "  audit_policy: log\n"
+                 f"  worker_endpoint: tcp://127.0.0.1:{free_port()}\n")
+        k = Kernel(services=services, kernel_extra=extra)
+        k.start(wait_up=False)
+        try:
+            c = k.client()
+            wait_for(lambda: c.call("sys", "health")[1]["plugins"][1]["state"] == "up",
+                     what="tracking up")
+            self.assertEqual(c.call("tracking", "create_experiment",
+                                    {"name": "first"})[0]["st"], 200)
+            wait_for(lambda: "not taken" in k.read_log(), what="the failure logged")
+            for i in range(5):  # the trail is failing: requests go on all the same
+                self.assertEqual(c.call("tracking", "create_experiment",
+                                        {"name": f"n{i}"})[0]["st"], 200)
+            self.assertEqual(k.read_log().count("not taken"), 1)  # logged once
+            c.close()
+        finally:
+            k.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
