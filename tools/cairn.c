@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +498,22 @@ static void s_print_table(const col_t *cols, size_t ncols, char **cells, size_t 
 }
 
 /* Print rows (an array of objects) with the given columns. */
+int cli_call_json(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                  json_t *body, json_t **out, fail_t *f)
+{
+    if (!body) return cli_oom(f);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = cli_pack_json(body, &pk, f);
+    json_decref(body);
+    if (rc == EXIT_OK) rc = cli_call(c, o, svc, verb, &sb, out, f);
+    if (sb.data) sodium_memzero(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f)
 {
     size_t nrows = json_array_size(rows), n = nrows * ncols;
@@ -796,6 +813,16 @@ static const cmd_t CMDS[] = {
      "upload FILE ('-': stdin) as PATH", cli_artifacts_upload},
     {"artifacts", "download", 2, 3, ARTIFACT_OPTS, " RUN_ID PATH [FILE]",
      "download, verify its hash ('-': stdout)", cli_artifacts_download},
+    {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
+    {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
+    {"secrets", "list", 0, 0, 0, "", "names and versions, never values",
+     cli_secrets_list},
+    {"secrets", "delete", 1, 1, 0, " NAME", "remove it", cli_secrets_delete},
+    {"audit", "query", 0, 1, 0, " [JSON]", "records, filtered ({\"principal\": ...})",
+     cli_audit_query},
+    {"audit", "verify", 0, 0, 0, "", "check the hash chain", cli_audit_verify},
+    {"audit", "verify-file", 1, 1, 0, " FILE", "check audit.db offline",
+     cli_audit_verify_file},
     {NULL, "whoami", 0, 0, 0, "", "who the token is, and its roles", cli_whoami},
     {NULL, "login", 1, 1, 0, " USER", "password on stdin; saves the token", cli_login},
     {NULL, "logout", 0, 0, 0, "", "remove the saved login token", cli_logout},

@@ -99,6 +99,15 @@ int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char
                  const msgpack_sbuffer *body, cairn_reply_t **out,
                  const msgpack_object **obj, fail_t *f);
 
+/* Call svc.verb with a JSON body, which it steals (NULL: out of memory);
+ * the packed body is wiped after (it may hold a password or a secret). */
+int cli_call_json(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                  json_t *body, json_t **out, fail_t *f);
+
+/* A group command's operands: `cairn GROUP NAME OPERAND...`. */
+#define OPERAND(o, i) ((o)->args[2 + (i)])
+#define NOPERANDS(o) ((o)->nargs - 2)
+
 #define MAX_COLS 10 /* columns in a table */
 
 typedef struct col {
@@ -127,6 +136,14 @@ int cli_params_log(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* The secrets and audit commands (cli_vault.c). */
+int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_secrets_get(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_secrets_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_secrets_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_audit_query(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_audit_verify(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_audit_verify_file(cairn_client_t *c, const opts_t *o, fail_t *f);
 /* The auth commands (cli_auth.c). */
 int cli_whoami(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_login(cairn_client_t *c, const opts_t *o, fail_t *f);

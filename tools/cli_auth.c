@@ -14,25 +14,11 @@
 
 #include "cli.h"
 
-#define OPERAND(o, i) ((o)->args[2 + (i)])
-#define NOPERANDS(o) ((o)->nargs - 2)
-
-/* Call auth.verb with a JSON body, which it steals (NULL: out of memory);
- * the packed body is wiped (it may hold a password). */
+/* Call auth.verb with a JSON body, which it steals. */
 static int s_acall(cairn_client_t *c, const opts_t *o, const char *verb, json_t *body,
                    json_t **out, fail_t *f)
 {
-    if (!body) return cli_oom(f);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = cli_pack_json(body, &pk, f);
-    json_decref(body);
-    if (rc == EXIT_OK) rc = cli_call(c, o, "auth", verb, &sb, out, f);
-    if (sb.data) sodium_memzero(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    return cli_call_json(c, o, "auth", verb, body, out, f);
 }
 
 /* Print the reply as JSON (--json) or its key's string value. */

@@ -27,8 +27,6 @@
 #include "cli.h"
 
 /* The operands of a two-word command ("runs show RUN_ID": RUN_ID is 0). */
-#define OPERAND(o, i) ((o)->args[2 + (i)])
-#define NOPERANDS(o) ((o)->nargs - 2)
 
 #define CHUNK CAIRN_ARTIFACT_CHUNK /* bytes per put_artifact / get_artifact */
 #define MiB (1024.0 * 1024.0)

@@ -8,7 +8,9 @@ import os
 import sqlite3
 import unittest
 
-from cairn_harness import Kernel, free_port, wait_for
+import subprocess
+
+from cairn_harness import BIN, DEADLINE, Kernel, free_port, wait_for
 
 AUDITED = "  audit: audit\n"
 SERVICES = ("  audit:\n    plugin: audit\n    mode: inproc\n"
@@ -97,6 +99,27 @@ class Trail(unittest.TestCase):
         self.assertTrue(b["ok"])
         b = self.tamper("UPDATE records SET principal = 'mallory' WHERE seq = 3")
         self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 3))
+
+    def cli(self, *args, rc=0):
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                            *args], capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(r.returncode, rc, (args, r.stdout, r.stderr))
+        return r.stdout + r.stderr
+
+    def test_cli_verify_online_and_offline(self):
+        self.make(4)
+        self.wait_records(4)
+        self.assertIn("ok: the chain of 4 records holds", self.cli("audit", "verify"))
+        self.assertIn("create_experiment", self.cli("audit", "query", '{"svc": "tracking"}'))
+        self.tamper("UPDATE records SET verb = 'nothing' WHERE seq = 2")
+        self.assertIn("broken at record 2", self.cli("audit", "verify", rc=1))
+        self.c.close()
+        self.k.stop()
+        db = os.path.join(self.k.state, "audit.db")
+        self.assertIn("broken at record 2", self.cli("audit", "verify-file", db, rc=1))
+        self.cli("audit", "verify-file", "/nonexistent/audit.db", rc=2)
+        self.k.start()
+        self.c = self.k.client()
 
     def test_verify_finds_a_deleted_record(self):
         self.make(5)

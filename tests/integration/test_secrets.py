@@ -8,7 +8,9 @@ import secrets as pysecrets
 import sqlite3
 import unittest
 
-from cairn_harness import Kernel
+import subprocess
+
+from cairn_harness import BIN, DEADLINE, Kernel
 
 SERVICES = "  secrets:\n    plugin: secrets\n    mode: inproc\n"
 
@@ -157,6 +159,28 @@ class Vault(unittest.TestCase):
         h, _ = self.call("get_secret", {"name": "b"})
         self.assertEqual((h["st"], h["code"]), (500, "corrupt"))
         self.assertNotIn("for a", h["err"])
+
+
+class Cli(unittest.TestCase):
+    def test_cli(self):
+        k = Kernel(services=SERVICES).start()
+        try:
+            def cli(*args, stdin=None, rc=0):
+                env = {x: v for x, v in os.environ.items() if x != "CAIRN_TOKEN"}
+                r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", k.endpoint,
+                                    *args], input=stdin, capture_output=True, text=True,
+                                   timeout=DEADLINE, env=env)
+                self.assertEqual(r.returncode, rc, (args, r.stderr))
+                return r.stdout
+            cli("secrets", "set", "db/pw", stdin="hunter2\n")  # the newline is dropped
+            self.assertEqual(cli("secrets", "get", "db/pw"), "hunter2")
+            listed = cli("secrets", "list")
+            self.assertIn("db/pw", listed)
+            self.assertNotIn("hunter2", listed)
+            cli("secrets", "delete", "db/pw")
+            cli("secrets", "get", "db/pw", rc=1)
+        finally:
+            k.cleanup()
 
 
 class KeyFromEnvironment(unittest.TestCase):
