@@ -38,6 +38,7 @@ typedef enum {
     O_JSON,
     O_HELP,
     O_VERSION,
+    O_WORKSPACE, /* --workspace: the long name of --ws */
     /* command options: a command takes those whose bit it names */
     O_ALL,
     O_DELETED,
@@ -63,6 +64,7 @@ static const struct {
     [O_JSON] = {"json", false, 0},
     [O_HELP] = {"help", false, 0},
     [O_VERSION] = {"version", false, 0},
+    [O_WORKSPACE] = {"workspace", true, 0},
     [O_ALL] = {"all", false, CO_ALL},
     [O_DELETED] = {"deleted", false, CO_DELETED},
     [O_FILTER] = {"filter", true, CO_FILTER},
@@ -119,6 +121,7 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
             o->token = value;
             break;
         case O_WS:
+        case O_WORKSPACE:
             o->ws = value;
             break;
         case O_TTL:
@@ -888,8 +891,9 @@ static void s_usage(FILE *out)
         "  --endpoint ADDR  where cairnd listens (default: $CAIRN_ENDPOINT, else\n"
         "                   " CAIRN_DEFAULT_ENDPOINT
         ")\n"
-        "  --token TOK      bearer token (default: $CAIRN_TOKEN, else none)\n"
-        "  --ws WS          workspace (default: the kernel's, 'default')\n"
+        "  --token TOK      bearer token (default: $CAIRN_TOKEN, the token of\n"
+        "                   `cairn login`, else ./var/owner.token or $CAIRN_STATE's)\n"
+        "  --ws, --workspace WS  workspace (default: 'default')\n"
         "  --ttl MS         how long to wait for a reply, in ms (default 30000)\n"
         "  --json           print the reply body as compact JSON, for scripts\n"
         "  -h, --help       print this help\n"
