@@ -1,7 +1,7 @@
 /* plugins/auth/auth.h — the auth plugin's shared state: users and their
- * passwords (users.c), API and login tokens (tokens.c), roles, assignments
- * and workspaces (roles.c), the password-hashing thread (hasher.c) and the
- * database (db.c). docs/AUTH.md describes the service. */
+ * passwords (users.c), API and login tokens (tokens.c), roles and their
+ * assignments (roles.c), workspaces (workspaces.c), the password-hashing
+ * thread (hasher.c) and the database (db.c). docs/AUTH.md describes the service. */
 #ifndef AUTH_AUTH_H
 #define AUTH_AUTH_H
 

@@ -2,7 +2,7 @@
  * cycle, and the helpers every verb file shares (replies, events, fields).
  * The handlers live one file per concern: users.c (passwords, login),
  * tokens.c (tokens, resolve, the owner bootstrap), roles.c (roles,
- * assignments, workspaces). */
+ * assignments, whoami), workspaces.c. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
