@@ -686,6 +686,41 @@ static int s_cmd_services(cairn_client_t *c, const opts_t *o, fail_t *f)
     return rc;
 }
 
+/* permissions: every verb's permission and flags, as a Markdown table
+ * (docs/PERMISSIONS.md is this output; a test keeps it so). */
+static int s_cmd_permissions(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *body = NULL;
+    const json_t *rows = NULL;
+    int rc = cli_call(c, o, "sys", "services", NULL, &body, f);
+    if (rc == EXIT_OK) rc = s_rows(body, "services", "services", &rows, f);
+    if (rc == EXIT_OK) {
+        printf("| service | verb | permission | flags |\n| --- | --- | --- | --- |\n");
+        size_t i, j;
+        const json_t *svc, *verb;
+        json_array_foreach(rows, i, svc)
+        {
+            const char *name = json_string_value(json_object_get(svc, "name"));
+            json_array_foreach(json_object_get(svc, "verbs"), j, verb)
+            {
+                const char *v = json_string_value(verb);
+                const char *perm = json_string_value(
+                    json_object_get(json_object_get(svc, "perms"), v));
+                printf("| %s | %s | %s | ", name ? name : "", v ? v : "",
+                       perm && *perm ? perm : "(none)");
+                size_t k;
+                const json_t *flag;
+                json_array_foreach(json_object_get(json_object_get(svc, "flags"), v), k,
+                                   flag)
+                    printf("%s%s", k ? ", " : "", json_string_value(flag));
+                printf(" |\n");
+            }
+        }
+    }
+    json_decref(body);
+    return rc;
+}
+
 static const col_t HEALTH_COLS[] = {
     {"NAME", "name", false},   {"MODE", "mode", false},
     {"STATE", "state", false}, {"RESTARTS", "restarts", false},
@@ -783,6 +818,8 @@ static const cmd_t CMDS[] = {
     {NULL, "ping", 0, 0, 0, "", "check that cairnd answers; its version", s_cmd_ping},
     {NULL, "services", 0, 0, 0, "", "services: plugin, mode, state, verbs",
      s_cmd_services},
+    {NULL, "permissions", 0, 0, 0, "", "every verb's permission, as Markdown",
+     s_cmd_permissions},
     {NULL, "health", 0, 0, 0, "", "plugin states; exit 1 unless all are up",
      s_cmd_health},
     {NULL, "call", 2, 3, 0, " SVC VERB [JSON]", "call a verb, JSON body ('-': stdin)",
