@@ -638,6 +638,30 @@ static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h)
     msgpack_sbuffer_destroy(&body);
 }
 
+/* One of the kernel's own calls (a token's resolve, an audit group), as
+ * the principal `kernel`; its answer, or its refusal, comes back through
+ * s_on_kernel_reply with id. */
+static void s_kernel_call(broker_t *b, const char *svc, const char *verb, uint64_t id,
+                          const msgpack_sbuffer *body)
+{
+    zmq_msg_t m;
+    zmq_msg_init_size(&m, body->size);
+    memcpy(zmq_msg_data(&m), body->data, body->size);
+    cairn_hdr_t call = {.id_type = CAIRN_ID_UINT, .id_uint = id};
+    authz_principal_t kernel = {.sub = "kernel", .roles = {"Owner"}, .nroles = 1};
+    route_req_t r = {.origin = ORIGIN_KERNEL,
+                     .route = "",
+                     .hdr = &call,
+                     .caller = &kernel,
+                     .svc = {svc, strlen(svc)},
+                     .verb = {verb, strlen(verb)},
+                     .ttl = AUTHZ_RESOLVE_TTL_MS,
+                     .body = &m};
+    s_route(b, &r);
+    if (zmq_msg_size(&m)) sodium_memzero(zmq_msg_data(&m), zmq_msg_size(&m));
+    zmq_msg_close(&m);
+}
+
 /* Park a request until its token is resolved (tokens.h); the first of a
  * token asks the auth service. The frames are moved in. */
 static void s_park(broker_t *b, zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *body,
@@ -660,24 +684,9 @@ static void s_park(broker_t *b, zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *bod
     msgpack_pack_map(&pk, 1);
     cairn_pack_cstr(&pk, "token");
     cairn_pack_strn(&pk, h->tok.ptr, h->tok.len);
-    zmq_msg_t m;
-    zmq_msg_init_size(&m, sb.size);
-    memcpy(zmq_msg_data(&m), sb.data, sb.size);
+    s_kernel_call(b, authz_service(b->authz), "resolve", id, &sb);
     sodium_memzero(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    const char *svc = authz_service(b->authz);
-    cairn_hdr_t call = {.id_type = CAIRN_ID_UINT, .id_uint = id};
-    authz_principal_t kernel = {.sub = "kernel", .roles = {"Owner"}, .nroles = 1};
-    route_req_t r = {.origin = ORIGIN_KERNEL,
-                     .route = "",
-                     .hdr = &call,
-                     .caller = &kernel,
-                     .svc = {svc, strlen(svc)},
-                     .verb = {"resolve", 7},
-                     .ttl = AUTHZ_RESOLVE_TTL_MS,
-                     .body = &m};
-    s_route(b, &r); /* a refusal comes back through s_on_resolved */
-    zmq_msg_close(&m);
 }
 
 /* A client request whose frames are well formed: decode its header, then
@@ -751,23 +760,9 @@ static void s_on_kernel_reply(broker_t *b, uint64_t id, int st, const char *code
 /* Send the audit group that is due, if one is. */
 static void s_audit_flush(broker_t *b, uint64_t now)
 {
-    if (!kaudit_take(b->audit, now, &b->audit_sb)) return;
-    zmq_msg_t m;
-    zmq_msg_init_size(&m, b->audit_sb.size);
-    memcpy(zmq_msg_data(&m), b->audit_sb.data, b->audit_sb.size);
-    const char *svc = kaudit_service(b->audit);
-    cairn_hdr_t call = {.id_type = CAIRN_ID_UINT, .id_uint = AUDIT_CALL_ID};
-    authz_principal_t kernel = {.sub = "kernel", .roles = {"Owner"}, .nroles = 1};
-    route_req_t r = {.origin = ORIGIN_KERNEL,
-                     .route = "",
-                     .hdr = &call,
-                     .caller = &kernel,
-                     .svc = {svc, strlen(svc)},
-                     .verb = {"append", 6},
-                     .ttl = AUTHZ_RESOLVE_TTL_MS,
-                     .body = &m};
-    s_route(b, &r); /* a refusal comes back through s_on_kernel_reply */
-    zmq_msg_close(&m);
+    if (kaudit_take(b->audit, now, &b->audit_sb))
+        s_kernel_call(b, kaudit_service(b->audit), "append", AUDIT_CALL_ID,
+                      &b->audit_sb);
 }
 
 /* The auth service's answer for lookup id: cache it, then route the
