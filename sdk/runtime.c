@@ -134,7 +134,7 @@ static const char *s_api_principal(const cairn_req_t *r)
 }
 static const char *s_api_workspace(const cairn_req_t *r)
 {
-    return r->ws;
+    return r->ws && *r->ws ? r->ws : "default"; /* no ws header: the default one */
 }
 static const char *s_api_cid(const cairn_req_t *r)
 {

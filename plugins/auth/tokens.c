@@ -266,7 +266,8 @@ static void s_touch(auth_t *a, const char *id, int64_t last_used)
         cairn_log(a->ctx, CAIRN_LOG_WARN, "%s", ignored.msg);
 }
 
-/* resolve {token*} -> {principal, token_id, expires, grants}. */
+/* resolve {token*} -> {principal, token_id, expires, grants, workspaces}
+ * (workspaces: the names of all that exist, for the kernel's check). */
 int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     auth_t *a = state;
@@ -296,12 +297,14 @@ int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
         return s_unauthenticated(err);
     s_touch(a, id, last_used);
     msgpack_packer *pk = auth_reply_begin(a);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     cairn_pack_kv_str(pk, "principal", owner);
     cairn_pack_kv_str(pk, "token_id", id);
     cairn_pack_cstr(pk, "expires");
     msgpack_pack_int64(pk, expires);
     cairn_pack_cstr(pk, "grants");
     if (auth_pack_grants(a, pk, owner, err) != 0) return -1;
+    cairn_pack_cstr(pk, "workspaces");
+    if (auth_pack_workspace_names(a, pk, err) != 0) return -1;
     return auth_reply_send(a, req);
 }
