@@ -154,6 +154,7 @@ int auth_create_token(void *state, cairn_req_t *req, cairn_err_t *err)
     char secret[AUTH_SECRET_LEN + 1], id[AUTH_TOKEN_ID_LEN + 1];
     if (auth_token_make(a, owner, name, "api", expires, secret, id, err) != 0)
         return -1;
+    cairn_name_object(req, "token", id, strlen(id));
     msgpack_packer *pk = auth_reply_begin(a);
     msgpack_pack_map(pk, 3);
     cairn_pack_kv_str(pk, "token", secret);
@@ -173,6 +174,7 @@ int auth_revoke_token(void *state, cairn_req_t *req, cairn_err_t *err)
     char id[AUTH_NAME_MAX + 1];
     if (auth_field_name(cairn_body(req), "token_id", true, auth_ws_char, id, err) != 0)
         return -1;
+    cairn_name_object(req, "token", id, strlen(id));
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_TOKEN_OWNER);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);

@@ -29,6 +29,7 @@ int auth_create_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
     if (auth_field_name(cairn_body(req), "name", true, auth_ws_char, name, err) != 0 ||
         s_room_for_one(a, err) != 0)
         return -1;
+    cairn_name_object(req, "workspace", name, strlen(name));
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_WS_INSERT);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, (int64_t)cairn_wall_ms());
@@ -101,6 +102,7 @@ int auth_delete_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
     char name[AUTH_NAME_MAX + 1];
     if (auth_field_name(cairn_body(req), "name", true, auth_ws_char, name, err) != 0)
         return -1;
+    cairn_name_object(req, "workspace", name, strlen(name));
     if (strcmp(name, "default") == 0)
         return cairn_err_set(
             err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,

@@ -50,6 +50,7 @@ static sqlite3_stmt *s_find(storage_t *s, cairn_req_t *req, int64_t *id,
     if (cairn_field_str(cairn_body(req), "experiment_id", true, 32, &sid, err) != 0)
         return NULL;
     if (storage_parse_id(sid, "experiment_id", id, err) != 0) return NULL;
+    cairn_name_object(req, "experiment", sid.ptr, sid.len);
     return storage_find_experiment(s->db, cairn_workspace(req), *id, err);
 }
 
@@ -140,6 +141,9 @@ int exp_create(void *state, cairn_req_t *req, cairn_err_t *err)
         if (rc != 0) goto fail;
     }
     if (s_set_tags(s, id, tags, err) != 0 || db_commit(s->db, err) != 0) goto fail;
+    char sid[24];
+    int n = snprintf(sid, sizeof sid, "%lld", (long long)id);
+    cairn_name_object(req, "experiment", sid, (size_t)n);
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "experiment_id");

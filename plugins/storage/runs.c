@@ -159,8 +159,11 @@ sqlite3_stmt *storage_find_experiment(db_t *db, const char *ws, int64_t id,
 int storage_req_run(db_t *db, cairn_req_t *req, const char *before, run_ref_t *out,
                     char **uri, cairn_err_t *err)
 {
-    return storage_body_run(db, cairn_workspace(req), cairn_body(req), before, out, uri,
-                            err);
+    if (storage_body_run(db, cairn_workspace(req), cairn_body(req), before, out, uri,
+                         err) != 0)
+        return -1;
+    cairn_name_object(req, "run", out->id.ptr, out->id.len);
+    return 0;
 }
 
 int storage_body_run(db_t *db, const char *ws, const msgpack_object *b,
@@ -291,6 +294,7 @@ int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
     unsigned char raw[16];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(uuid, sizeof uuid, raw, sizeof raw);
+    cairn_name_object(req, "run", uuid, 32);
     snprintf(uri, sizeof uri, "%s/%s/artifacts", loc, uuid);
     if (!nr.name.ptr || nr.name.len == 0) {
         int n = snprintf(name, sizeof name, "run-%.8s", uuid);
