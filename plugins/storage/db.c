@@ -405,6 +405,10 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
         return NULL;
     }
     db->durable_full = durable_full;
+    /* SQLite's memory statistics take a process-wide mutex on every
+     * allocation; nothing here reads them. Only possible before SQLite's
+     * first use in the process (a later call is refused, harmlessly). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (sqlite3_open_v2(
             path, &db->h,
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -415,6 +419,9 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
         goto fail;
     }
     sqlite3_busy_timeout(db->h, 10000);
+    /* More small allocations served from the connection's own slots rather
+     * than malloc: a write of one run's batch makes thousands. */
+    sqlite3_db_config(db->h, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 1024);
     /* Two instances (tracking and artifacts) may open a new file at once:
      * switching it to WAL can then answer SQLITE_BUSY without waiting in
      * the busy handler, so wait here (up to the same 10 s). */

@@ -154,9 +154,17 @@ static int s_parse_metrics(storage_t *s, int64_t rid, const msgpack_object *arr,
     return 0;
 }
 
-/* Write one (run, key)'s points: latest value, then segments. */
+static int s_insert_segments(storage_t *s, int64_t rid, int64_t key_id,
+                             const metric_point_t *pts, size_t n, int64_t seq,
+                             unsigned char *blob, cairn_err_t *err);
+
+/* Write one (run, key)'s points: latest value, then segments. fresh: the
+ * run is new to metrics (storage_fresh_has), so its key has no tail
+ * segment to read; if it has one after all, the insert is refused and the
+ * usual path runs. */
 static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
-                         metric_point_t *tmp, unsigned char *blob, cairn_err_t *err)
+                         bool fresh, metric_point_t *tmp, unsigned char *blob,
+                         cairn_err_t *err)
 {
     int64_t rid = g->rid, key_id;
     if (db_metric_key_id(s->db, g->key, g->key_len, &key_id, err) != 0) return -1;
@@ -173,6 +181,12 @@ static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
     sqlite3_bind_int64(st, 4, lp->timestamp);
     sqlite3_bind_int64(st, 5, lp->step);
     if (db_exec_stmt(s->db, st, err) != 0) return -1;
+    if (fresh) {
+        int rc = s_insert_segments(s, rid, key_id, tmp, g->n, 0, blob, err);
+        if (rc == 0 || (sqlite3_errcode(db_handle(s->db)) & 0xff) != SQLITE_CONSTRAINT)
+            return rc;
+        cairn_err_clear(err); /* not fresh after all: the usual path */
+    }
     /* Fill the tail segment if it has room, then new segments. */
     size_t done = 0;
     int64_t seq = 0;
@@ -206,14 +220,23 @@ static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
         }
     }
     sqlite3_reset(st);
-    while (done < g->n) {
-        size_t k = g->n - done < SEGMENT_POINTS ? g->n - done : SEGMENT_POINTS;
-        int64_t mn = tmp[done].step, mx = tmp[done].step;
+    return s_insert_segments(s, rid, key_id, tmp + done, g->n - done, seq, blob, err);
+}
+
+/* n points as new segments of (rid, key_id), numbered after seq. */
+static int s_insert_segments(storage_t *s, int64_t rid, int64_t key_id,
+                             const metric_point_t *pts, size_t n, int64_t seq,
+                             unsigned char *blob, cairn_err_t *err)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < SEGMENT_POINTS ? n - done : SEGMENT_POINTS;
+        int64_t mn = pts[done].step, mx = pts[done].step;
         for (size_t i = done; i < done + k; i++) {
-            if (tmp[i].step < mn) mn = tmp[i].step;
-            if (tmp[i].step > mx) mx = tmp[i].step;
+            if (pts[i].step < mn) mn = pts[i].step;
+            if (pts[i].step > mx) mx = pts[i].step;
         }
-        segment_encode(tmp + done, k, blob);
+        segment_encode(pts + done, k, blob);
         sqlite3_stmt *ins = db_stmt(s->db, ST_SEG_INSERT);
         sqlite3_bind_int64(ins, 1, rid);
         sqlite3_bind_int64(ins, 2, key_id);
@@ -237,8 +260,19 @@ int lg_write_metrics(storage_t *s, const batch_t *b, cairn_err_t *err)
     /* A tail segment plus one write's points for a key never exceed this. */
     if (!s->blob) s->blob = malloc((size_t)2 * SEGMENT_POINTS * SEGMENT_POINT_BYTES);
     int rc = tmp && s->blob ? 0 : cairn_err_oom(err, NULL);
-    for (size_t i = 0; rc == 0 && i < b->ngroups; i++)
-        rc = s_write_group(s, b, &b->groups[i], tmp, s->blob, err);
+    int64_t memo_rid = 0; /* groups of one run come together: ask once per run */
+    bool fresh = false, any_fresh = false;
+    for (size_t i = 0; rc == 0 && i < b->ngroups; i++) {
+        if (b->groups[i].rid != memo_rid) {
+            memo_rid = b->groups[i].rid;
+            any_fresh |= fresh = storage_fresh_has(s, memo_rid);
+        }
+        rc = s_write_group(s, b, &b->groups[i], fresh, tmp, s->blob, err);
+    }
+    memo_rid = 0;
+    for (size_t i = 0; any_fresh && i < b->ngroups; i++)
+        if (b->groups[i].rid != memo_rid)
+            storage_fresh_forget(s, memo_rid = b->groups[i].rid);
     free(tmp);
     return rc;
 }

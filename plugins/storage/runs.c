@@ -312,6 +312,7 @@ int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
     sqlite3_bind_text(st, 7, cairn_principal(req), -1, SQLITE_STATIC);
     int rc = db_exec_stmt(s->db, st, err);
     int64_t rid = sqlite3_last_insert_rowid(db_handle(s->db));
+    if (rc == 0) storage_fresh_add(s, rid);
     /* MLflow's system tags, so MLflow clients find what they expect. */
     if (rc == 0 &&
         (s_put_tag(s, rid, (cairn_str_t){"mlflow.runName", 14}, nr.name, err) != 0 ||

@@ -107,3 +107,29 @@ bad:
                          "no experiment has the %s '%.*s'", field,
                          (int)(s.len > 64 ? 64 : s.len), s.ptr);
 }
+
+void storage_fresh_add(storage_t *s, int64_t rid)
+{
+    s->fresh[s->fresh_next++ % STORAGE_FRESH_RUNS] = rid;
+}
+
+static int64_t *s_fresh_slot(storage_t *s, int64_t rid)
+{
+    /* Newest first: a run is usually logged to right after its creation. */
+    for (unsigned i = 1; rid > 0 && i <= STORAGE_FRESH_RUNS; i++) {
+        int64_t *slot = &s->fresh[(s->fresh_next - i) % STORAGE_FRESH_RUNS];
+        if (*slot == rid) return slot;
+    }
+    return NULL;
+}
+
+bool storage_fresh_has(storage_t *s, int64_t rid)
+{
+    return s_fresh_slot(s, rid) != NULL;
+}
+
+void storage_fresh_forget(storage_t *s, int64_t rid)
+{
+    int64_t *slot = s_fresh_slot(s, rid);
+    if (slot) *slot = 0;
+}

@@ -34,6 +34,8 @@ typedef struct storage_settings {
     bool io_uring;
 } storage_settings_t;
 
+#define STORAGE_FRESH_RUNS 512
+
 typedef struct storage {
     cairn_ctx_t *ctx;
     const storage_settings_t *set;
@@ -49,6 +51,11 @@ typedef struct storage {
     struct mjournal *mj;   /* role `tracking` only: the metric journal (mjournal.c) */
     struct artifacts *art; /* role `artifacts` only (artifacts.c) */
     struct wgroup *wg;     /* role `tracking`: the write group (group.c) */
+    /* Runs this instance created lately and has logged no metric to: their
+     * first batch skips reading each key's tail segment (there is none).
+     * Only a hint: a wrong one costs a refused insert and the usual path. */
+    int64_t fresh[STORAGE_FRESH_RUNS];
+    unsigned fresh_next;
 } storage_t;
 
 /* Start a reply in s->sb (cleared) and return its packer. */
@@ -68,6 +75,11 @@ void storage_pack_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st,
 void storage_pack_kv_rows(storage_t *s, msgpack_packer *pk, sqlite3_stmt *st);
 /* Prefix err's sentence with "what[i]: " (an item of a batch), as a 400. */
 int storage_err_at(cairn_err_t *err, const char *what, size_t i);
+/* The fresh-run hint (above): note a run just created; whether rid is one;
+ * forget it (once its first metrics are written). */
+void storage_fresh_add(storage_t *s, int64_t rid);
+bool storage_fresh_has(storage_t *s, int64_t rid);
+void storage_fresh_forget(storage_t *s, int64_t rid);
 /* Make sure s->pts holds n points. */
 int storage_reserve_points(storage_t *s, size_t n, cairn_err_t *err);
 
