@@ -323,16 +323,28 @@ static void s_drain_queue(broker_t *b, service_t *s)
     }
 }
 
-static void s_pack_request_hdr(broker_t *b, pending_t *p, cairn_str_t svc,
-                               cairn_str_t verb, cairn_str_t ws, cairn_str_t cid,
+typedef struct route_req {
+    pending_origin_t origin;
+    const void *route;
+    size_t route_len;
+    const cairn_hdr_t *hdr; /* id (client) or cid in id_uint (worker) */
+    cairn_str_t svc, verb, tok, ws, cid;
+    cairn_str_t addr; /* a tcp client's address, else empty */
+    uint64_t ttl;
+    const authz_principal_t *caller; /* set for nested calls */
+    zmq_msg_t *body;
+} route_req_t;
+
+static void s_pack_request_hdr(broker_t *b, pending_t *p, const route_req_t *r,
                                const authz_principal_t *who, uint64_t ttl)
 {
     wire_request_t m = {.rid = p->rid,
-                        .svc = svc,
-                        .verb = verb,
-                        .ws = ws,
+                        .svc = r->svc,
+                        .verb = r->verb,
+                        .ws = r->ws,
                         .sub = {who->sub, strlen(who->sub)},
-                        .cid = cid,
+                        .cid = r->cid,
+                        .addr = r->addr,
                         .ttl = ttl};
     for (int i = 0; i < who->nroles && i < WIRE_MAX_ROLES; i++)
         m.roles[m.nroles++] = (cairn_str_t){who->roles[i], strlen(who->roles[i])};
@@ -340,17 +352,6 @@ static void s_pack_request_hdr(broker_t *b, pending_t *p, cairn_str_t svc,
     msgpack_packer pk = s_packer(&b->sb);
     wire_pack_request(&pk, &m);
 }
-
-typedef struct route_req {
-    pending_origin_t origin;
-    const void *route;
-    size_t route_len;
-    const cairn_hdr_t *hdr; /* id (client) or cid in id_uint (worker) */
-    cairn_str_t svc, verb, tok, ws, cid;
-    uint64_t ttl;
-    const authz_principal_t *caller; /* set for nested calls */
-    zmq_msg_t *body;
-} route_req_t;
 
 /* Answer a request that never became pending; body (may be NULL) is sent
  * and closed. */
@@ -559,7 +560,7 @@ static int s_route(broker_t *b, route_req_t *r)
             r->hdr->id_str.len < PENDING_ID_MAX ? r->hdr->id_str.len : PENDING_ID_MAX;
         memcpy(p->id_str, r->hdr->id_str.ptr, p->id_str_len);
     }
-    s_pack_request_hdr(b, p, r->svc, r->verb, r->ws, r->cid, who, ttl);
+    s_pack_request_hdr(b, p, r, who, ttl);
     if (w && w->door && (v->flags & CAIRN_VERB_INLINE) && w->inflight == 0 &&
         zmq_msg_size(r->body) <= CAIRN_INLINE_BODY_MAX && s_try_door(b, w, p, r->body))
         return 0;
@@ -710,6 +711,15 @@ static void s_park(broker_t *b, zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *bod
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* The address of the tcp client a frame came from ("" for inproc and ipc),
+ * for plugins' throttles (cairn_peer_address). */
+static cairn_str_t s_peer_address(zmq_msg_t *frame)
+{
+    const char *a = zmq_msg_gets(frame, "Peer-Address");
+    size_t n = a ? strlen(a) : 0;
+    return n && n <= WIRE_ADDR_MAX ? (cairn_str_t){a, n} : (cairn_str_t){"", 0};
+}
+
 /* A client request whose frames are well formed: decode its header, then
  * serve sys, park it for its token, or route it. */
 static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
@@ -757,6 +767,7 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
                      .tok = h.tok,
                      .ws = h.ws,
                      .cid = h.cid,
+                     .addr = s_peer_address(hdr_m),
                      .ttl = h.ttl,
                      .body = body_m};
     s_route(b, &r);

@@ -29,7 +29,7 @@ struct cairn_req {
     uint64_t rid;
     const cairn_verb_t *verb;
     uint64_t deadline;
-    const char *ws, *sub, *cid;
+    const char *ws, *sub, *cid, *addr;
     const char *roles[RT_MAX_ROLES];
     int nroles;
     char strbuf[RT_STRBUF];
@@ -430,6 +430,11 @@ static const void *s_api_settings(const cairn_ctx_t *ctx)
     return ctx->settings;
 }
 
+static const char *s_api_peer_address(const cairn_req_t *r)
+{
+    return r->addr ? r->addr : "";
+}
+
 static void s_api_set_object(cairn_req_t *r, const char *object)
 {
     size_t n = object ? strlen(object) : 0;
@@ -468,6 +473,7 @@ static const cairn_api_t s_api = {
     .req_inline = s_api_req_inline,
     .settings = s_api_settings,
     .set_object = s_api_set_object,
+    .peer_address = s_api_peer_address,
 };
 
 const cairn_api_t *cairn_runtime_api(void)
@@ -558,7 +564,8 @@ static bool s_req_strings(cairn_req_t *r, const wire_request_t *m)
     r->ws = s_req_str(r, &used, m->ws);
     r->sub = s_req_str(r, &used, m->sub);
     r->cid = s_req_str(r, &used, m->cid);
-    if (!r->ws || !r->sub || !r->cid) return false;
+    r->addr = s_req_str(r, &used, m->addr);
+    if (!r->ws || !r->sub || !r->cid || !r->addr) return false;
     for (int i = 0; i < m->nroles; i++)
         if (!(r->roles[r->nroles++] = s_req_str(r, &used, m->roles[i]))) return false;
     return true;

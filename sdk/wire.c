@@ -148,7 +148,7 @@ int wire_parse_verb(const msgpack_object *row, wire_verb_t *v)
 
 void wire_pack_request(msgpack_packer *pk, const wire_request_t *m)
 {
-    msgpack_pack_map(pk, m->cid.len ? 8 : 7);
+    msgpack_pack_map(pk, 7 + (m->cid.len ? 1 : 0) + (m->addr.len ? 1 : 0));
     s_kv_uint(pk, "rid", m->rid);
     s_kv_slice(pk, "svc", m->svc);
     s_kv_slice(pk, "verb", m->verb);
@@ -161,6 +161,7 @@ void wire_pack_request(msgpack_packer *pk, const wire_request_t *m)
     s_kv_uint(pk, "ttl", m->ttl);
     if (m->cid.len) /* absent: the runtime derives one from rid when asked */
         s_kv_slice(pk, "cid", m->cid);
+    if (m->addr.len) s_kv_slice(pk, "addr", m->addr);
 }
 
 int wire_parse_request(const msgpack_object *h, wire_request_t *m)
@@ -170,7 +171,8 @@ int wire_parse_request(const msgpack_object *h, wire_request_t *m)
         return -1;
     if (s_str(h, "svc", &m->svc) < 0 || s_str(h, "verb", &m->verb) < 0 ||
         s_str(h, "ws", &m->ws) < 0 || s_str(h, "sub", &m->sub) < 0 ||
-        s_str(h, "cid", &m->cid) < 0 || s_uint(h, "ttl", &m->ttl) < 0)
+        s_str(h, "cid", &m->cid) < 0 || s_uint(h, "ttl", &m->ttl) < 0 ||
+        s_str(h, "addr", &m->addr) < 0 || m->addr.len > WIRE_ADDR_MAX)
         return -1;
     const msgpack_object *roles = cairn_obj_get(h, "roles");
     if (!roles || roles->type == MSGPACK_OBJECT_NIL) return 0;

@@ -63,11 +63,14 @@ typedef struct wire_verb {
     uint32_t flags, max_body;
 } wire_verb_t;
 
-/* REQUEST {rid, svc, verb, ws, sub, roles, ttl, cid?}: the kernel's
- * stamped view of a client request (or of a nested call). */
+/* REQUEST {rid, svc, verb, ws, sub, roles, ttl, cid?, addr?}: the kernel's
+ * stamped view of a client request (or of a nested call). addr: the
+ * client's network address as ZeroMQ saw it (tcp only; at most
+ * WIRE_ADDR_MAX bytes). */
+#define WIRE_ADDR_MAX 64
 typedef struct wire_request {
     uint64_t rid;
-    cairn_str_t svc, verb, ws, sub, cid;
+    cairn_str_t svc, verb, ws, sub, cid, addr;
     cairn_str_t roles[WIRE_MAX_ROLES];
     int nroles;
     uint64_t ttl; /* 0 when absent */

@@ -237,7 +237,11 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
     /* --- the object a mutating request acted on ("run/<id>", "user/<name>"),         \
      *     for its audit record; at most CAIRN_OBJECT_MAX bytes of UTF-8 (else         \
      *     ignored); before the reply. An older host records none --- */               \
-    V(set_object, (cairn_req_t * req, const char *object), (req, object))
+    V(set_object, (cairn_req_t * req, const char *object), (req, object))              \
+    /* --- the client's network address ("10.0.0.7"), as ZeroMQ saw the                \
+     *     connection: "" for inproc and ipc clients, nested calls, and an older       \
+     *     host. For throttles and logs; never proof of identity --- */                \
+    F(const char *, peer_address, (const cairn_req_t *req), (req), "")
 
 #define CAIRN_OBJECT_MAX 128 /* bytes of cairn_set_object's name */
 

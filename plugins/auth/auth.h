@@ -28,17 +28,21 @@
 #define AUTH_CHANGED "auth.changed"
 
 typedef struct auth_settings {
-    int64_t pwhash_ops;   /* Argon2id passes (crypto_pwhash opslimit) */
-    uint64_t pwhash_mem;  /* Argon2id memory in bytes (memlimit) */
-    int64_t login_ttl;    /* seconds a login token lives */
-    int64_t max_failures; /* wrong passwords before a lockout */
-    int64_t lockout_ms;   /* the first lockout; it doubles per further failure */
-    int64_t hash_queue;   /* hashes waiting at most; more are refused 429 */
+    int64_t pwhash_ops;    /* Argon2id passes (crypto_pwhash opslimit) */
+    uint64_t pwhash_mem;   /* Argon2id memory in bytes (memlimit) */
+    int64_t login_ttl;     /* seconds a login token lives */
+    int64_t max_failures;  /* wrong passwords before a lockout */
+    int64_t addr_failures; /* the same from one client address (0: 10 x max_failures) */
+    bool throttle_loopback; /* count loopback clients' failures per address too */
+    int64_t lockout_ms;     /* the first lockout; it doubles per further failure */
+    int64_t hash_queue;     /* hashes waiting at most; more are refused 429 */
 } auth_settings_t;
 
-/* One user's recent wrong passwords (users.c). */
+/* Recent wrong passwords for one user name, or from one client address
+ * ("@10.0.0.7": '@' starts no user name) (users.c). */
+#define AUTH_ADDR_FORGET_MS 900000ull /* an address quiet this long starts over */
 typedef struct auth_throttle {
-    char user[AUTH_NAME_MAX + 1]; /* "" = a free slot */
+    char user[AUTH_NAME_MAX + 2]; /* a name, or '@' and an address; "" = free */
     uint32_t failures;
     uint64_t locked_until; /* cairn_now_ms() */
     uint64_t touched;

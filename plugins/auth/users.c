@@ -7,9 +7,14 @@
  *
  * Throttle: after max_failures wrong passwords in a row for one user name
  * (existing or not), logins for it are refused 429 for lockout_ms, doubling
- * with each further failure up to an hour; a right password clears it. The
- * check comes before any hashing, so that a locked-out guesser costs no
- * CPU. Remembered in memory (AUTH_THROTTLE_SLOTS names, the least recently
+ * with each further failure up to an hour; a right password clears it.
+ * The same holds per client address (a guesser trying many names), at
+ * addr_failures (10 times the count by default, since many users may share
+ * one address: a NAT; loopback clients only with throttle_loopback); a right
+ * password does not clear an address (a guesser's own
+ * account would), but AUTH_ADDR_FORGET_MS without failures does. The checks
+ * come before any hashing, so that a locked-out guesser costs no CPU.
+ * Remembered in memory (AUTH_THROTTLE_SLOTS entries, the least recently
  * touched forgotten first): a restart forgives. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -33,30 +38,72 @@ static auth_throttle_t *s_throttle_find(auth_t *a, const char *user, bool make)
     return oldest;
 }
 
-static int s_throttle_check(auth_t *a, const char *user, cairn_err_t *err)
+static bool s_loopback(const char *addr)
 {
-    auth_throttle_t *t = s_throttle_find(a, user, false);
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+           strncmp(addr, "::ffff:127.", 11) == 0;
+}
+
+/* The throttle entry of req's client address ("" when it has none, or when
+ * loopback clients are not throttled per address). */
+static void s_addr_key(auth_t *a, cairn_req_t *req, char key[AUTH_NAME_MAX + 2])
+{
+    const char *addr = cairn_peer_address(req);
+    if (*addr && (a->set->throttle_loopback || !s_loopback(addr)))
+        snprintf(key, AUTH_NAME_MAX + 2, "@%s", addr);
+    else
+        key[0] = '\0';
+}
+
+static int s_throttle_check_one(auth_t *a, const char *key, cairn_err_t *err)
+{
+    auth_throttle_t *t = key[0] ? s_throttle_find(a, key, false) : NULL;
     uint64_t now = cairn_now_ms();
     if (!t || t->locked_until <= now) return 0;
     uint64_t secs = (t->locked_until - now + 999) / 1000;
     return cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
-                         "too many wrong passwords for '%s': try again in %llu s", user,
+                         "too many wrong passwords %s '%s': try again in %llu s",
+                         key[0] == '@' ? "from" : "for", key + (key[0] == '@'),
                          (unsigned long long)secs);
 }
 
-static void s_throttle_fail(auth_t *a, const char *user)
+/* 429 when the user name, or the address req comes from, is locked out. */
+static int s_throttle_check(auth_t *a, cairn_req_t *req, const char *user,
+                            cairn_err_t *err)
 {
-    auth_throttle_t *t = s_throttle_find(a, user, true);
+    char addr[AUTH_NAME_MAX + 2];
+    s_addr_key(a, req, addr);
+    return s_throttle_check_one(a, user, err) != 0 ? -1
+                                                   : s_throttle_check_one(a, addr, err);
+}
+
+static void s_throttle_fail_one(auth_t *a, const char *key, uint64_t max)
+{
+    auth_throttle_t *t = s_throttle_find(a, key, true);
     uint64_t now = cairn_now_ms();
+    if (key[0] == '@' && t->touched && now - t->touched > AUTH_ADDR_FORGET_MS)
+        t->failures = 0;
     t->touched = now;
     t->failures++;
-    uint64_t max = (uint64_t)a->set->max_failures;
     if (t->failures < max) return;
     uint64_t shift = t->failures - max, ms = (uint64_t)a->set->lockout_ms;
     for (; shift && ms < AUTH_LOCKOUT_MAX_MS; shift--) ms *= 2;
     t->locked_until = now + (ms < AUTH_LOCKOUT_MAX_MS ? ms : AUTH_LOCKOUT_MAX_MS);
-    cairn_log(a->ctx, CAIRN_LOG_WARN, "%u wrong passwords for '%s': locked for %llu ms",
-              t->failures, user, (unsigned long long)(t->locked_until - now));
+    cairn_log(a->ctx, CAIRN_LOG_WARN, "%u wrong passwords %s '%s': locked for %llu ms",
+              t->failures, key[0] == '@' ? "from" : "for", key + (key[0] == '@'),
+              (unsigned long long)(t->locked_until - now));
+}
+
+/* A wrong password for user, from req's address. */
+static void s_throttle_fail(auth_t *a, cairn_req_t *req, const char *user)
+{
+    uint64_t max = (uint64_t)a->set->max_failures;
+    char addr[AUTH_NAME_MAX + 2];
+    s_addr_key(a, req, addr);
+    s_throttle_fail_one(a, user, max);
+    uint64_t addr_max =
+        a->set->addr_failures ? (uint64_t)a->set->addr_failures : max * 10;
+    if (addr[0]) s_throttle_fail_one(a, addr, addr_max);
 }
 
 static void s_throttle_clear(auth_t *a, const char *user)
@@ -135,7 +182,7 @@ static void s_login_done(auth_t *a, hash_job_t *j)
 {
     cairn_err_t err = {0};
     if (j->rc != 0 || j->no_user) {
-        s_throttle_fail(a, j->user);
+        s_throttle_fail(a, j->req, j->user);
         cairn_err_set(&err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
                       "wrong user name or password");
     } else {
@@ -152,9 +199,10 @@ int auth_login(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     char user[AUTH_NAME_MAX + 1];
     cairn_str_t pw;
-    if (auth_field_name(b, "user", true, auth_user_char, user, err) != 0 ||
-        auth_field_password(b, "password", true, &pw, err) != 0 ||
-        s_throttle_check(a, user, err) != 0)
+    if (auth_field_name(b, "user", true, auth_user_char, user, err) != 0) return -1;
+    cairn_name_object(req, "user", user, strlen(user)); /* failed logins are audited */
+    if (auth_field_password(b, "password", true, &pw, err) != 0 ||
+        s_throttle_check(a, req, user, err) != 0)
         return -1;
     hash_job_t *j = s_job(HASH_VERIFY, pw, req, s_login_done, user, err);
     if (!j) return -1;
@@ -317,7 +365,7 @@ static void s_old_password_done(auth_t *a, hash_job_t *j)
 {
     cairn_err_t err = {0};
     if (j->rc != 0) {
-        s_throttle_fail(a, j->user);
+        s_throttle_fail(a, j->req, j->user);
         cairn_err_set(&err, CAIRN_ST_UNAUTHENTICATED, CAIRN_E_UNAUTHENTICATED,
                       "old_password is wrong");
         cairn_reply_err(j->req, &err);
@@ -362,7 +410,7 @@ int auth_change_password(void *state, cairn_req_t *req, cairn_err_t *err)
         hash_job_t *j = s_job(HASH_MAKE, pw, req, s_set_password_done, user, err);
         return j ? s_queue(a, j, err) : -1;
     }
-    if (s_throttle_check(a, user, err) != 0) return -1;
+    if (s_throttle_check(a, req, user, err) != 0) return -1;
     hash_job_t *j = s_job(HASH_VERIFY, old, req, s_old_password_done, user, err);
     if (!j) return -1;
     memcpy(j->stored, stored, sizeof stored);

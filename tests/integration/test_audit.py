@@ -212,6 +212,13 @@ class Refusals(unittest.TestCase):
                               ("tracking", "search_experiments", 401),
                               ("sys", "services", 401)])
             self.assertEqual(recs[0]["principal"], "anonymous")
+            # a failed login is audited (login is mutating), naming the user
+            h, _ = c.call("auth", "login", {"user": "mallory", "password": "guess1234"})
+            self.assertEqual(h["st"], 401)
+            wait_for(lambda: c.call("audit", "query", {"verb": "login"}, tok=owner)[1][
+                "records"], what="the failed login recorded")
+            rec = c.call("audit", "query", {"verb": "login"}, tok=owner)[1]["records"][0]
+            self.assertEqual((rec["status"], rec["object"]), (401, "user/mallory"))
             c.close()
         finally:
             k.cleanup()

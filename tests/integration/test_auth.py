@@ -365,6 +365,46 @@ class Auth(unittest.TestCase):
             d.close()
 
 
+class AddressThrottle(unittest.TestCase):
+    """Wrong passwords are counted per client address too (a guesser trying
+    many user names): past addr_failures, every login from that address is
+    refused for a while, the right password of an untouched user included.
+    The kernel passes the client's tcp address to the plugin
+    (cairn_peer_address); loopback clients are only counted with
+    throttle_loopback, which this test sets, since it connects from
+    127.0.0.1."""
+
+    def start(self, extra):
+        k = Kernel(services="  auth:\n    plugin: auth\n    mode: inproc\n"
+                            "    settings:\n      max_failures: 3\n"
+                            "      lockout_ms: 600000\n" + extra).start()
+        self.addCleanup(k.cleanup)
+        c = k.client()
+        self.addCleanup(c.close)
+        for u in ("u1", "u2", "u3", "u4", "good"):
+            ok(c.call("auth", "create_user", {"user": u, "password": PASSWORD}))
+        return k, c
+
+    def guess_each(self, c):
+        """One wrong password for each of four users: no user reaches 3."""
+        for u in ("u1", "u2", "u3", "u4"):
+            h, _ = c.call("auth", "login", {"user": u, "password": "wrong guess"})
+            self.assertEqual(h["st"], 401, h)
+
+    def test_an_address_that_guesses_is_locked_out(self):
+        k, c = self.start("      addr_failures: 4\n      throttle_loopback: true\n")
+        self.guess_each(c)
+        h, _ = c.call("auth", "login", {"user": "good", "password": PASSWORD})
+        self.assertEqual((h["st"], h.get("code")), (429, "overloaded"), h)
+        self.assertIn("too many wrong passwords from '127.0.0.1'", h["err"])
+        self.assertIn("127.0.0.1", k.read_log())
+
+    def test_loopback_is_not_counted_by_default(self):
+        k, c = self.start("      addr_failures: 4\n")
+        self.guess_each(c)
+        ok(c.call("auth", "login", {"user": "good", "password": PASSWORD}))
+
+
 class Sdks(unittest.TestCase):
     """The same service through the Python SDK, the C SDK and the CLI."""
 

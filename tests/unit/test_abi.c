@@ -176,6 +176,12 @@ typedef struct fake_settings {
 } fake_settings_t;
 static const fake_settings_t s_settings = {"hello", false, false};
 
+static const char *f_peer_address(const cairn_req_t *r)
+{
+    (void)r;
+    return "";
+}
+
 static void f_set_object(cairn_req_t *r, const char *object)
 {
     (void)r;
@@ -219,6 +225,7 @@ static const cairn_api_t s_full = {
     .req_inline = f_req_inline,
     .settings = f_settings,
     .set_object = f_set_object,
+    .peer_address = f_peer_address,
 };
 
 /* A host table that stops at size bytes: the rest is NULL. */
