@@ -186,11 +186,13 @@ static int s_filter(const msgpack_object *b, filter_t *f, cairn_err_t *err)
     if (f->max < 1 || f->max > 1000)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "max_results is from 1 to 1000");
+    /* A seq: digits, at most INT64_MAX (20 nines would overflow). */
     for (size_t i = 0; i < tok.len; i++) {
-        if (tok.ptr[i] < '0' || tok.ptr[i] > '9')
+        int d = tok.ptr[i] - '0';
+        if (d < 0 || d > 9 || f->after > (INT64_MAX - d) / 10)
             return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "page_token is the one a query gave");
-        f->after = f->after * 10 + (tok.ptr[i] - '0');
+        f->after = f->after * 10 + d;
     }
     return 0;
 }

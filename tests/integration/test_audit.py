@@ -82,7 +82,7 @@ class Trail(unittest.TestCase):
         self.assertEqual(records(self.c, principal="nobody"), [])
         self.assertEqual(records(self.c, since=2**62), [])
         for bad in ({"max_results": 0}, {"page_token": "x"}, {"since": "soon"},
-                    {"principal": 5}):
+                    {"principal": 5}, {"page_token": "9" * 20}):
             self.assertEqual(self.c.call("audit", "query", bad)[0]["st"], 400, bad)
 
     def test_only_the_kernel_appends(self):
