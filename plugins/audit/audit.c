@@ -13,6 +13,7 @@
 
 #include "cairn/plugin.h"
 #include "chain.h"
+#include "sqlite_util.h"
 
 #define APPEND_MAX 4096 /* records in one append */
 #define FIELD_MAX 256   /* bytes of a record's string field */
@@ -314,7 +315,7 @@ static void audit_fini(void *state)
 {
     audit_t *a = state;
     if (!a) return;
-    for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(a->q[i]);
+    cairn_sqlite_finalize(a->q, Q_COUNT);
     sqlite3_close(a->db);
     msgpack_sbuffer_destroy(&a->sb);
     free(a);
@@ -352,18 +353,14 @@ static int audit_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         path = NULL;
     int rc = path ? 0 : cairn_err_oom(err, NULL);
     if (rc == 0 &&
-        (sqlite3_open_v2(
-             path, &a->db,
-             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-             NULL) != SQLITE_OK ||
-         sqlite3_exec(a->db,
-                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" AUDIT_SCHEMA,
-                      NULL, NULL, NULL) != SQLITE_OK))
-        rc = s_db_fail(a, "open the database", err);
-    for (int i = 0; rc == 0 && i < Q_COUNT; i++)
-        if (sqlite3_prepare_v3(a->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->q[i],
-                               NULL) != SQLITE_OK)
-            rc = s_db_fail(a, "prepare a statement", err);
+        (cairn_sqlite_open(path, "the audit database", 5000, &a->db, err) != 0 ||
+         cairn_sqlite_exec(
+             a->db, "the audit database",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" AUDIT_SCHEMA,
+             "create its schema", err) != 0 ||
+         cairn_sqlite_prepare(a->db, "the audit database", s_sql, Q_COUNT, a->q, err) !=
+             0))
+        rc = -1;
     if (rc == 0) rc = s_load_tail(a, err);
     free(path);
     if (rc != 0) {
