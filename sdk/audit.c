@@ -86,13 +86,7 @@ static int s_records(cairn_reply_t *r, cairn_audit_records_t *l, cairn_err_t *er
         return cairn_err_oom(err, "for audit records");
     for (size_t i = 0; i < n; i++)
         if (s_row(&a->via.array.ptr[i], l, err) != 0) return -1;
-    const msgpack_object *next =
-        cairn_obj_get(cairn_reply_object(r), "next_page_token");
-    if (next && next->type == MSGPACK_OBJECT_STR &&
-        !(l->next =
-              cairn_str_dup((cairn_str_t){next->via.str.ptr, next->via.str.size})))
-        return cairn_err_oom(err, NULL);
-    return 0;
+    return cairn_svc_opt_str(r, "next_page_token", &l->next, err);
 }
 
 int cairn_audit_query(cairn_client_t *client, const cairn_audit_filter_t *filter,

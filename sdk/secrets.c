@@ -162,13 +162,7 @@ static int s_rows(cairn_reply_t *r, cairn_secret_list_t *l, cairn_err_t *err)
         cairn_svc_obj_int(e, "updated", &row->info.updated);
         cairn_svc_obj_int(e, "version", &row->info.version);
     }
-    const msgpack_object *next =
-        cairn_obj_get(cairn_reply_object(r), "next_page_token");
-    if (next && next->type == MSGPACK_OBJECT_STR &&
-        !(l->next =
-              cairn_str_dup((cairn_str_t){next->via.str.ptr, next->via.str.size})))
-        return cairn_err_oom(err, NULL);
-    return 0;
+    return cairn_svc_opt_str(r, "next_page_token", &l->next, err);
 }
 
 int cairn_secrets_list(cairn_client_t *client, uint32_t max_results,

@@ -55,6 +55,16 @@ int cairn_svc_str(cairn_reply_t *r, const char *svc, const char *key, char **out
     return 0;
 }
 
+int cairn_svc_opt_str(cairn_reply_t *r, const char *key, char **out, cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(cairn_reply_object(r), key);
+    *out = NULL;
+    if (!o || o->type != MSGPACK_OBJECT_STR) return 0;
+    return (*out = cairn_str_dup((cairn_str_t){o->via.str.ptr, o->via.str.size}))
+               ? 0
+               : cairn_err_oom(err, NULL);
+}
+
 bool cairn_svc_obj_int(const msgpack_object *map, const char *key, int64_t *out)
 {
     const msgpack_object *o = cairn_obj_get(map, key);

@@ -44,6 +44,9 @@ int cairn_svc_str(cairn_reply_t *r, const char *svc, const char *key, char **out
                   cairn_err_t *err);
 int cairn_svc_int(cairn_reply_t *r, const char *svc, const char *key, int64_t *out,
                   cairn_err_t *err);
+/* An optional string (a next_page_token): *out a heap copy, or NULL when
+ * the key is absent or not a string; -1 only when out of memory. */
+int cairn_svc_opt_str(cairn_reply_t *r, const char *key, char **out, cairn_err_t *err);
 /* An integer inside any map (a list's row); false when absent or not one. */
 bool cairn_svc_obj_int(const msgpack_object *map, const char *key, int64_t *out);
 /* 502 bad_reply: "the <svc> service's reply <what>". */

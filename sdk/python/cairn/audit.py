@@ -12,28 +12,15 @@ matching CairnError subclass. An Audit wraps a Client it makes (endpoint,
 token, workspace as for Client) or one it is given (``Audit(client=c)``,
 which it does not close); like a Client, it is for one thread.
 """
-from .client import Client
+from .service import Service
 
 SVC = "audit"
 
 
-class Audit:
+class Audit(Service):
     """The audit verbs over one Client."""
 
-    def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000,
-                 client=None):
-        self._own = client is None
-        self.client = client or Client(endpoint, token, workspace, ttl_ms)
-
-    def close(self):
-        if self._own:
-            self.client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    SVC = SVC
 
     def query_page(self, principal=None, svc=None, verb=None, object=None, since=None,
                    until=None, max_results=None, page_token=None):
@@ -41,11 +28,9 @@ class Audit:
         [{seq, time, principal, ws, svc, verb, object, status}],
         'next_page_token' (when more remain)}. since/until: ms since the
         epoch, [since, until); max_results 1 to 1000 (default 100)."""
-        body = {k: v for k, v in (("principal", principal), ("svc", svc), ("verb", verb),
-                                  ("object", object), ("since", since), ("until", until),
-                                  ("max_results", max_results),
-                                  ("page_token", page_token)) if v is not None}
-        return self.client.call(SVC, "query", body)
+        return self._call("query", principal=principal, svc=svc, verb=verb, object=object,
+                          since=since, until=until, max_results=max_results,
+                          page_token=page_token)
 
     def query(self, principal=None, svc=None, verb=None, object=None, since=None,
               until=None, page_size=None, limit=None):
@@ -64,4 +49,4 @@ class Audit:
     def verify(self):
         """The whole hash chain checked: {'ok', 'records' (how many were
         checked), 'first_bad_seq' (when not ok)}."""
-        return self.client.call(SVC, "verify", {})
+        return self._call("verify")

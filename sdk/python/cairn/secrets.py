@@ -20,33 +20,16 @@ Names are per workspace (the Client's). A Secrets wraps a Client it makes
 (``Secrets(client=c)``, which it does not close); like a Client, it is for
 one thread.
 """
-from .client import Client
+from .service import Service
 
 SVC = "secrets"
 VALUE_MAX = 64 * 1024  # bytes
 
 
-class Secrets:
+class Secrets(Service):
     """The secrets verbs over one Client."""
 
-    def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000,
-                 client=None):
-        self._own = client is None
-        self.client = client or Client(endpoint, token, workspace, ttl_ms)
-
-    def close(self):
-        if self._own:
-            self.client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _call(self, verb, **fields):
-        body = {k: v for k, v in fields.items() if v is not None}
-        return self.client.call(SVC, verb, body)
+    SVC = SVC
 
     def set(self, name, value):
         """Set name's value (str or bytes, at most 64 KiB); its version (1 when new)."""
