@@ -38,6 +38,7 @@ int cairn_secrets_set(cairn_client_t *client, const char *name, const void *valu
     if (cairn_svc_need(client, "client", err) || cairn_svc_need(name, "name", err) ||
         (len && cairn_svc_need(value, "value", err)))
         return -1;
+    if (!value) value = ""; /* NULL with len 0: the empty value */
     if (len > CAIRN_SECRET_VALUE_MAX)
         return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                              "a secret's value is at most %u bytes",

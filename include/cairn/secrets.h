@@ -43,7 +43,8 @@ extern "C" {
 #define CAIRN_SECRET_VALUE_MAX (64u * 1024u) /* bytes */
 
 /* set_secret {name, value}: value is len bytes (sent as a str when they are
- * UTF-8, else as bin; a longer one is refused here, 413). *version (may be
+ * UTF-8, else as bin; more than CAIRN_SECRET_VALUE_MAX is refused here,
+ * 413; value may be NULL when len is 0). *version (may be
  * NULL) receives the value's version: 1 when the name is new. */
 CAIRN_EXPORT int cairn_secrets_set(cairn_client_t *client, const char *name,
                                    const void *value, size_t len, int64_t *version,

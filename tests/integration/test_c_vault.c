@@ -67,6 +67,8 @@ static void s_text_round_trip(cairn_client_t *c)
     /* An empty value is a value. */
     CHECK(cairn_secrets_set(c, "empty", "", 0, NULL, &err) == 0, "set empty: %s",
           err.msg);
+    CHECK(cairn_secrets_set(c, "empty", NULL, 0, &version, &err) == 0 && version == 2,
+          "set empty from NULL: %s", err.msg);
     CHECK(cairn_secrets_get(c, "empty", &s, &err) == 0, "get empty: %s", err.msg);
     CHECK(cairn_secret_value(s, &len) && len == 0, "empty: %zu bytes", len);
     cairn_secret_free(&s);
@@ -238,13 +240,13 @@ static cairn_audit_records_t *s_wait_records(cairn_client_t *c,
 static void s_audit(cairn_client_t *owner, cairn_client_t *rita)
 {
     cairn_err_t err = {0};
-    /* The owner's set_secret: db/password twice, empty, blob, big (once: the
-     * value past the limit was refused here, never sent), "a b" (400),
-     * page/k0..4: 11. */
+    /* The owner's set_secret: db/password twice, empty twice, blob, big
+     * (once: the value past the limit was refused here, never sent), "a b"
+     * (400), page/k0..4: 12. */
     cairn_audit_filter_t f = {
         .principal = "owner", .svc = "secrets", .verb = "set_secret"};
-    cairn_audit_records_t *l = s_wait_records(owner, &f, 11);
-    CHECK(cairn_audit_records_count(l) == 11, "%zu set_secret records",
+    cairn_audit_records_t *l = s_wait_records(owner, &f, 12);
+    CHECK(cairn_audit_records_count(l) == 12, "%zu set_secret records",
           cairn_audit_records_count(l));
     int64_t prev = 0;
     for (size_t i = 0; i < cairn_audit_records_count(l); i++) {
