@@ -69,7 +69,8 @@ void kaudit_digest(const void *body, size_t len, char hex[AUDIT_DIGEST_HEX])
 }
 
 int kaudit_add(kaudit_t *self, const char *principal, const char *ws, const char *svc,
-               const char *verb, const char *cid, int status, const char *digest)
+               const char *verb, const char *object, const char *cid, int status,
+               const char *digest)
 {
     if (!kaudit_on(self)) return 0;
     if (self->pending.size >= AUDIT_PENDING_MAX) return -1;
@@ -82,7 +83,7 @@ int kaudit_add(kaudit_t *self, const char *principal, const char *ws, const char
     cairn_pack_kv_text(&pk, "ws", ws && *ws ? ws : "default");
     cairn_pack_kv_text(&pk, "svc", svc);
     cairn_pack_kv_text(&pk, "verb", verb);
-    cairn_pack_kv_str(&pk, "object", "");
+    cairn_pack_kv_text(&pk, "object", object ? object : "");
     cairn_pack_cstr(&pk, "status");
     msgpack_pack_int(&pk, status);
     cairn_pack_kv_text(&pk, "cid", cid ? cid : "");
@@ -161,6 +162,11 @@ bool kaudit_refusing(const kaudit_t *self, char *why, size_t cap)
              "refuse): %s",
              self->why);
     return true;
+}
+
+uint32_t kaudit_unwritten(const kaudit_t *self)
+{
+    return kaudit_on(self) ? self->npending + self->ninflight : 0;
 }
 
 uint64_t kaudit_written(const kaudit_t *self)

@@ -22,6 +22,7 @@
 #include "cairn/msg.h"
 
 #define AUDIT_FLUSH_MS 20
+#define AUDIT_STOP_MS 5000 /* at stop, how long the kernel waits for the trail */
 #define AUDIT_GROUP_MAX 256
 #define AUDIT_PENDING_MAX (64u << 20) /* bytes of records waiting */
 #define AUDIT_DIGEST_HEX 33           /* BLAKE2b-128, hex, NUL */
@@ -39,7 +40,8 @@ void kaudit_digest(const void *body, size_t len, char hex[AUDIT_DIGEST_HEX]);
 
 /* Add a record (now). -1 when AUDIT_PENDING_MAX bytes already wait. */
 int kaudit_add(kaudit_t *self, const char *principal, const char *ws, const char *svc,
-               const char *verb, const char *cid, int status, const char *digest);
+               const char *verb, const char *object, const char *cid, int status,
+               const char *digest);
 
 /* When a group is due (and none is in flight): its append body into out
  * (cleared first), and true. */
@@ -53,6 +55,8 @@ void kaudit_done(kaudit_t *self, bool ok, const char *why, uint64_t now_ms);
 /* Whether a mutating request must be refused now (policy refuse, and the
  * trail is failing or full); why gets the sentence. */
 bool kaudit_refusing(const kaudit_t *self, char *why, size_t cap);
+/* Records not yet taken by the service (waiting or in flight). */
+uint32_t kaudit_unwritten(const kaudit_t *self);
 /* Records written to the service, and failures seen (sys.health). */
 uint64_t kaudit_written(const kaudit_t *self);
 uint64_t kaudit_failures(const kaudit_t *self);

@@ -21,6 +21,7 @@
 #define AUTHZ_NEGATIVE_MS 1000 /* a refused token is asked about again after 1 s */
 #define AUTHZ_MAX_GRANTS 16
 #define AUTHZ_MAX_PATTERNS 64
+#define AUTHZ_MAX_WORKSPACES 10000 /* = plugins/auth's AUTH_MAX_WORKSPACES */
 
 typedef struct grant {
     char ws[65];   /* "*" = every workspace */
@@ -39,10 +40,18 @@ typedef struct entry {
     size_t ngrants;
 } entry_t;
 
+/* The workspaces that exist, as the latest resolve answer listed them
+ * (sorted, for bsearch). Every change to them publishes auth.changed, which
+ * empties the cache, so no token is checked against an older list than the
+ * answer that let it in. */
+typedef char ws_name_t[65];
+
 struct authz {
     bool open;        /* mode none */
     char service[65]; /* mode <service>: the auth service's name */
     entry_t *cache;   /* AUTHZ_CACHE_SLOTS entries */
+    ws_name_t *ws;    /* NULL until an answer lists them: then checked */
+    size_t nws;
 };
 
 authz_t *authz_new(const char *mode, cairn_err_t *err)
@@ -95,6 +104,7 @@ void authz_destroy(authz_t **self_p)
         sodium_memzero(a->cache, AUTHZ_CACHE_SLOTS * sizeof *a->cache);
         free(a->cache);
     }
+    free(a->ws);
     free(a);
     *self_p = NULL;
 }
@@ -164,6 +174,20 @@ static void s_stamp_roles(const entry_t *e, cairn_str_t ws, authz_principal_t *o
     }
 }
 
+static int s_ws_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static bool s_ws_exists(const authz_t *self, cairn_str_t ws)
+{
+    if (!self->ws || !ws.len) return true; /* not told, or the default one */
+    ws_name_t key;
+    snprintf(key, sizeof key, "%.*s", (int)ws.len, ws.ptr);
+    return strlen(key) == ws.len &&
+           bsearch(key, self->ws, self->nws, sizeof *self->ws, s_ws_cmp) != NULL;
+}
+
 int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm,
                 authz_principal_t *out, cairn_err_t *err)
 {
@@ -201,6 +225,14 @@ int authz_check(authz_t *self, cairn_str_t tok, cairn_str_t ws, const char *perm
         return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
                              "%s may not use %s in workspace '%.*s'", e->sub, perm,
                              ws.len ? (int)ws.len : 7, ws.len ? ws.ptr : "default");
+    /* Only once the grants allow it: a workspace the caller may not use
+     * is 403 whether it exists or not, so that its existence does not leak. */
+    if (perm && !s_ws_exists(self, ws))
+        return cairn_err_set(
+            err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+            "there is no workspace named '%.*s' (auth.create_workspace "
+            "makes one)",
+            (int)ws.len, ws.ptr);
     return 0;
 }
 
@@ -258,10 +290,42 @@ static int s_grants(const msgpack_object *arr, entry_t *e, cairn_err_t *err)
     return 0;
 }
 
+/* Replace the workspace list with the answer's (absent: keep the last). */
+static int s_learn_workspaces(authz_t *self, const msgpack_object *arr,
+                              cairn_err_t *err)
+{
+    if (!arr) return 0;
+    if (arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size > AUTHZ_MAX_WORKSPACES)
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                             "resolve: 'workspaces' must be a list of at most %d",
+                             AUTHZ_MAX_WORKSPACES);
+    uint32_t n = arr->via.array.size;
+    ws_name_t *names = calloc(n ? n : 1, sizeof *names);
+    if (!names) return cairn_err_oom(err, "for the workspace list");
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+            o->via.str.size >= sizeof *names ||
+            memchr(o->via.str.ptr, 0, o->via.str.size)) {
+            free(names);
+            return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                                 "resolve: workspaces[%u] is not a name", i);
+        }
+        memcpy(names[i], o->via.str.ptr, o->via.str.size);
+    }
+    qsort(names, n, sizeof *names, s_ws_cmp);
+    free(self->ws);
+    self->ws = names;
+    self->nws = n;
+    return 0;
+}
+
 int authz_learn(authz_t *self, const unsigned char key[AUTHZ_KEY_BYTES],
                 const msgpack_object *reply, cairn_err_t *err)
 {
     if (self->open) return 0;
+    if (s_learn_workspaces(self, cairn_obj_get(reply, "workspaces"), err) != 0)
+        return -1;
     entry_t *e = s_slot(self, key);
     s_entry_clear(e);
     cairn_str_t sub;

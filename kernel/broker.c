@@ -124,6 +124,7 @@ static void s_on_kernel_reply(broker_t *b, uint64_t id, int st, const char *code
 typedef struct audit_note {
     char sub[AUTHZ_SUB_MAX], ws[65], svc[65], verb[65], cid[129];
     char digest[AUDIT_DIGEST_HEX];
+    char obj[CAIRN_OBJECT_MAX + 1]; /* what the plugin's reply named */
 } audit_note_t;
 #define AUDIT_CALL_ID UINT64_MAX /* the kernel's one append in flight */
 
@@ -237,12 +238,20 @@ static void s_release(broker_t *b, pending_t *p)
     pending_remove(b->pending, p);
 }
 
+/* The object the plugin named for an audited request's record. */
+static void s_note_object(pending_t *p, const char *obj, size_t len)
+{
+    if (p->audit && len <= CAIRN_OBJECT_MAX)
+        snprintf(p->audit->obj, sizeof p->audit->obj, "%.*s", (int)len, obj);
+}
+
 static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
                      const char *msg, zmq_msg_t *body)
 {
     if (p->origin == ORIGIN_CLIENT && p->audit) { /* the status the client got */
         audit_note_t *n = p->audit;
-        kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->cid, st, n->digest);
+        kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->obj, n->cid, st,
+                   n->digest);
         free(n);
         p->audit = NULL;
     }
@@ -403,6 +412,7 @@ static bool s_try_door(broker_t *b, worker_t *w, pending_t *p, zmq_msg_t *body)
         case CAIRN_DOOR_REPLIED:
             break;
     }
+    s_note_object(p, out.obj, strlen(out.obj));
     s_finish(b, p, out.st, out.code, out.msg, &out.body);
     return true;
 }
@@ -428,8 +438,8 @@ static void s_audit_refused(broker_t *b, const route_req_t *r, const char *sub, 
     if (r->origin != ORIGIN_CLIENT || !kaudit_on(b->audit)) return;
     audit_note_t *n = s_audit_note(r, &(authz_principal_t){.sub = sub});
     if (!n) return;
-    if (kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->cid, st, n->digest) !=
-        0)
+    if (kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, "", n->cid, st,
+                   n->digest) != 0)
         fprintf(stderr,
                 "cairnd: audit: the trail is full; a refusal of %s.%s by %s is "
                 "not recorded\n",
@@ -619,13 +629,24 @@ static bool s_frame_is(zmq_msg_t *m, const char *s)
     return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
 }
 
-static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h)
+static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h,
+                         zmq_msg_t *req_body)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     cairn_err_t err = {0};
     sys_caller_t caller = {.tok = h->tok, .ws = h->ws};
     if (sys_handle(b, h->verb, &caller, &body, &err) != 0) {
+        if (err.st == CAIRN_ST_UNAUTHENTICATED || err.st == CAIRN_ST_FORBIDDEN) {
+            route_req_t r = {.origin = ORIGIN_CLIENT,
+                             .svc = h->svc,
+                             .verb = h->verb,
+                             .ws = h->ws,
+                             .cid = h->cid,
+                             .body = req_body};
+            s_audit_refused(b, &r, caller.refused_sub ? caller.refused_sub : "",
+                            err.st);
+        }
         s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, err.st, err.code,
                        err.msg, NULL);
     } else {
@@ -724,7 +745,7 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
             s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
                            CAIRN_E_BAD_REQUEST, why.msg, NULL);
         else
-            s_handle_sys(b, route_m, &h);
+            s_handle_sys(b, route_m, &h, body_m);
         return;
     }
     route_req_t r = {.origin = ORIGIN_CLIENT,
@@ -763,6 +784,24 @@ static void s_audit_flush(broker_t *b, uint64_t now)
     if (kaudit_take(b->audit, now, &b->audit_sb))
         s_kernel_call(b, kaudit_service(b->audit), "append", AUDIT_CALL_ID,
                       &b->audit_sb);
+}
+
+static int s_on_backend(broker_t *b);
+
+/* At stop, before the plugins stop: hand the records still waiting to the
+ * audit service now (not when due) and serve its answers, for at most
+ * AUDIT_STOP_MS, so that a clean stop loses none; what is left is reported
+ * by kaudit_destroy. */
+static void s_audit_drain(broker_t *b)
+{
+    uint64_t end = cairn_now_ms() + AUDIT_STOP_MS;
+    while (kaudit_unwritten(b->audit) && cairn_now_ms() < end) {
+        s_audit_flush(b, cairn_now_ms() + AUDIT_STOP_MS); /* due, retry or not */
+        zmq_pollitem_t it = {b->backend, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) > 0)
+            while (s_on_backend(b)) {
+            }
+    }
 }
 
 /* The auth service's answer for lookup id: cache it, then route the
@@ -1103,6 +1142,7 @@ static void s_on_final(broker_t *b, worker_t *w, frames_t *f, const msgpack_obje
         zmq_msg_init(&empty);
         body = &empty;
     }
+    s_note_object(p, m.obj.ptr, m.obj.len);
     s_finish(b, p, status, c, e, body);
     s_drain_queue(b, w->svc);
 }
@@ -1386,6 +1426,7 @@ int broker_run(broker_t *b, volatile sig_atomic_t *stop)
             if (!got) break;
         }
     }
+    s_audit_drain(b);
     return 0;
 }
 

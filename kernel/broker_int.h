@@ -113,11 +113,12 @@ void supervisor_release(service_t *s);
 typedef struct sys_caller {
     cairn_str_t tok, ws;
     const authz_principal_t *who; /* set for nested calls */
+    const char *refused_sub;      /* out, on a 401/403: whom (the cache's), or "" */
 } sys_caller_t;
 
 /* Serve a sys verb: 404 when there is none, the verb's permission checked
  * for the caller, the reply body packed into body. 0, or -1 with err. */
-int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
+int sys_handle(broker_t *b, cairn_str_t verb, sys_caller_t *caller,
                msgpack_sbuffer *body, cairn_err_t *err);
 
 #endif

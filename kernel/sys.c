@@ -143,7 +143,7 @@ static void s_health(broker_t *b, msgpack_packer *pk)
     }
 }
 
-int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
+int sys_handle(broker_t *b, cairn_str_t verb, sys_caller_t *caller,
                msgpack_sbuffer *body, cairn_err_t *err)
 {
     const sys_verb_t *v = NULL;
@@ -155,11 +155,14 @@ int sys_handle(broker_t *b, cairn_str_t verb, const sys_caller_t *caller,
                              "services, health)",
                              (int)verb.len, verb.ptr);
     const char *perm = (v->info.flags & CAIRN_VERB_PUBLIC) ? NULL : v->info.perm;
-    authz_principal_t who;
+    authz_principal_t who = {.sub = ""};
     int rc = caller->who
                  ? authz_permits(b->authz, caller->who, perm, err)
                  : authz_check(b->authz, caller->tok, caller->ws, perm, &who, err);
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        caller->refused_sub = caller->who ? caller->who->sub : who.sub ? who.sub : "";
+        return -1;
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, body, msgpack_sbuffer_write);
     v->serve(b, &pk);

@@ -121,6 +121,8 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_connect(self->sock, endpoint) != 0) goto fail;
     if (token && *token && !(self->token = strdup(token))) goto fail;
+    const char *ws = getenv("CAIRN_WORKSPACE");
+    if (ws && *ws && !(self->ws = strdup(ws))) goto fail;
     sodium_memzero(found, sizeof found);
     return self;
 fail:

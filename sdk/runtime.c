@@ -33,6 +33,7 @@ struct cairn_req {
     const char *roles[RT_MAX_ROLES];
     int nroles;
     char strbuf[RT_STRBUF];
+    char obj[CAIRN_OBJECT_MAX + 1]; /* cairn_set_object's, for the audit record */
     char cid_gen[24];
     zmq_msg_t body_msg;
     msgpack_object body;
@@ -134,7 +135,7 @@ static const char *s_api_principal(const cairn_req_t *r)
 }
 static const char *s_api_workspace(const cairn_req_t *r)
 {
-    return r->ws;
+    return r->ws && *r->ws ? r->ws : "default"; /* no ws header: the default one */
 }
 static const char *s_api_cid(const cairn_req_t *r)
 {
@@ -182,9 +183,10 @@ static void s_req_release(cairn_req_t *r)
 /* A reply given through the door goes back to the kernel's thread by
  * value, never onto the worker's socket (which another thread polls). */
 static int s_fill_sink(cairn_door_reply_t *out, int st, const char *code,
-                       const char *msg, const void *body, size_t len)
+                       const char *msg, const char *obj, const void *body, size_t len)
 {
     out->st = st;
+    snprintf(out->obj, sizeof out->obj, "%s", obj ? obj : "");
     snprintf(out->code, sizeof out->code, "%s", code ? code : "");
     snprintf(out->msg, sizeof out->msg, "%s", msg ? msg : "");
     if (zmq_msg_init_size(&out->body, body ? len : 0) != 0) {
@@ -203,12 +205,12 @@ static int s_final(cairn_req_t *r, int st, const char *code, const char *msg,
 {
     if (r->replied) return -1;
     r->replied = true;
-    if (r->sink) return s_fill_sink(r->sink, st, code, msg, body, len);
+    if (r->sink) return s_fill_sink(r->sink, st, code, msg, r->obj, body, len);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    wire_pack_final(&pk, r->rid, st, code, msg);
+    wire_pack_final(&pk, r->rid, st, code, msg, r->obj);
     int rc = s_send_cmd(r->ctx, CAIRN_W_FINAL, &sb, body, body ? len : 0, true);
     msgpack_sbuffer_destroy(&sb);
     if (r->deferred) s_req_release(r);
@@ -428,6 +430,14 @@ static const void *s_api_settings(const cairn_ctx_t *ctx)
     return ctx->settings;
 }
 
+static void s_api_set_object(cairn_req_t *r, const char *object)
+{
+    size_t n = object ? strlen(object) : 0;
+    if (!r || r->replied || n > CAIRN_OBJECT_MAX || !cairn_utf8_valid(object, n))
+        return;
+    memcpy(r->obj, object, n + 1);
+}
+
 static const cairn_api_t s_api = {
     .abi = CAIRN_PLUGIN_ABI,
     .size = sizeof(cairn_api_t),
@@ -457,6 +467,7 @@ static const cairn_api_t s_api = {
     .reply_error_body = s_api_reply_error_body,
     .req_inline = s_api_req_inline,
     .settings = s_api_settings,
+    .set_object = s_api_set_object,
 };
 
 const cairn_api_t *cairn_runtime_api(void)
@@ -612,10 +623,11 @@ static cairn_door_rc_t s_serve(cairn_ctx_t *ctx, const void *hdr, size_t hdr_len
     if (!r) { /* on the socket, the kernel's deadline answers this one */
         if (sink)
             s_fill_sink(sink, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
-                        "cannot take the request", NULL, 0);
+                        "cannot take the request", NULL, NULL, 0);
         return CAIRN_DOOR_REPLIED;
     }
     memset(r, 0, offsetof(cairn_req_t, strbuf));
+    r->obj[0] = '\0';
     r->sink = sink;
     r->zone = NULL;
     r->replied = r->deferred = false;

@@ -88,6 +88,7 @@ typedef struct cairn_door_reply {
     int st;
     char code[64];
     char msg[CAIRN_ERR_MSG_MAX];
+    char obj[CAIRN_OBJECT_MAX + 1]; /* cairn_set_object's, or "" */
     zmq_msg_t body; /* initialized on CAIRN_DOOR_REPLIED; the caller closes it */
 } cairn_door_reply_t;
 

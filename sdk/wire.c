@@ -185,10 +185,11 @@ int wire_parse_request(const msgpack_object *h, wire_request_t *m)
 }
 
 static void s_pack_outcome(msgpack_packer *pk, const char *idkey, uint64_t id, int st,
-                           const char *code, const char *err)
+                           const char *code, const char *err, const char *obj)
 {
-    bool failed = st >= CAIRN_ST_BAD_REQUEST;
-    msgpack_pack_map(pk, failed ? 4 : 2);
+    bool failed = st >= CAIRN_ST_BAD_REQUEST, named = obj && *obj;
+    msgpack_pack_map(pk, (failed ? 4 : 2) + (named ? 1 : 0));
+    if (named) cairn_pack_kv_text(pk, "obj", obj);
     s_kv_uint(pk, idkey, id);
     s_kv_uint(pk, "st", st < 0 ? 500u : (uint64_t)st);
     if (failed) {
@@ -199,15 +200,15 @@ static void s_pack_outcome(msgpack_packer *pk, const char *idkey, uint64_t id, i
 }
 
 void wire_pack_final(msgpack_packer *pk, uint64_t rid, int st, const char *code,
-                     const char *err)
+                     const char *err, const char *obj)
 {
-    s_pack_outcome(pk, "rid", rid, st, code, err);
+    s_pack_outcome(pk, "rid", rid, st, code, err, obj);
 }
 
 void wire_pack_result(msgpack_packer *pk, uint64_t cid, int st, const char *code,
                       const char *err)
 {
-    s_pack_outcome(pk, "cid", cid, st, code, err);
+    s_pack_outcome(pk, "cid", cid, st, code, err, NULL);
 }
 
 static int s_parse_outcome(const msgpack_object *h, const char *idkey,
@@ -219,6 +220,8 @@ static int s_parse_outcome(const msgpack_object *h, const char *idkey,
     m->st = s_uint(h, "st", &st) == 0 && st <= 999 ? (int)st : 500;
     if (s_str(h, "code", &m->code) < 0) m->code = (cairn_str_t){"", 0};
     if (s_str(h, "err", &m->err) < 0) m->err = (cairn_str_t){"", 0};
+    if (s_str(h, "obj", &m->obj) < 0 || m->obj.len > CAIRN_OBJECT_MAX)
+        m->obj = (cairn_str_t){"", 0};
     return 0;
 }
 

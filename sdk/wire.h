@@ -73,13 +73,14 @@ typedef struct wire_request {
     uint64_t ttl; /* 0 when absent */
 } wire_request_t;
 
-/* FINAL {rid, st, code?, err?} and RESULT {cid, st, code?, err?}: how a
- * request (FINAL) or a nested call (RESULT) ended. code and err are sent
- * only when st >= 400. */
+/* FINAL {rid, st, code?, err?, obj?} and RESULT {cid, st, code?, err?}: how
+ * a request (FINAL) or a nested call (RESULT) ended. code and err are sent
+ * only when st >= 400; obj (FINAL only) when the plugin named the object it
+ * acted on (cairn_set_object), for the audit record. */
 typedef struct wire_outcome {
     uint64_t id; /* rid or cid */
     int st;      /* 500 when absent or mistyped */
-    cairn_str_t code, err;
+    cairn_str_t code, err, obj;
 } wire_outcome_t;
 
 /* CALL {cid, svc, verb, ws?, ttl}: a nested call from a plugin. */
@@ -111,7 +112,7 @@ void wire_pack_request(msgpack_packer *pk, const wire_request_t *m);
 int wire_parse_request(const msgpack_object *h, wire_request_t *m);
 
 void wire_pack_final(msgpack_packer *pk, uint64_t rid, int st, const char *code,
-                     const char *err);
+                     const char *err, const char *obj);
 void wire_pack_result(msgpack_packer *pk, uint64_t cid, int st, const char *code,
                       const char *err);
 int wire_parse_final(const msgpack_object *h, wire_outcome_t *m);

@@ -22,7 +22,9 @@ typedef struct cairn_client cairn_client_t;
 typedef struct cairn_reply cairn_reply_t;
 
 /* endpoint NULL: $CAIRN_ENDPOINT, else tcp://127.0.0.1:7780.
- * token NULL: the first of cairn_token_find's places, else none. */
+ * token NULL: the first of cairn_token_find's places, else none.
+ * The workspace is $CAIRN_WORKSPACE, else none (the kernel's `default`)
+ * until cairn_client_set_workspace says otherwise. */
 CAIRN_EXPORT cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
                                               cairn_err_t *err);
 CAIRN_EXPORT void cairn_client_destroy(cairn_client_t **self_p);
@@ -40,6 +42,7 @@ CAIRN_EXPORT size_t cairn_token_find(char *out, size_t cap);
 /* The file `cairn login` saves its token in (see cairn_token_find); 0, or
  * -1 when no home is known. */
 CAIRN_EXPORT int cairn_token_path(char *out, size_t cap);
+/* The `ws` header of every later request (NULL: none, i.e. `default`). */
 CAIRN_EXPORT void cairn_client_set_workspace(cairn_client_t *self, const char *ws);
 /* Default ttl for calls that pass ttl_ms 0 (initially 30000). */
 CAIRN_EXPORT void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms);

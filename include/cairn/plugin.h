@@ -233,7 +233,13 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
     F(bool, req_inline, (const cairn_req_t *req), (req), false)                        \
     /* --- the instance's typed settings (cairn_plugin_t.settings), filled             \
      *     before init; NULL on a host older than typed settings --- */                \
-    F(const void *, settings, (const cairn_ctx_t *ctx), (ctx), NULL)
+    F(const void *, settings, (const cairn_ctx_t *ctx), (ctx), NULL)                   \
+    /* --- the object a mutating request acted on ("run/<id>", "user/<name>"),         \
+     *     for its audit record; at most CAIRN_OBJECT_MAX bytes of UTF-8 (else         \
+     *     ignored); before the reply. An older host records none --- */               \
+    V(set_object, (cairn_req_t * req, const char *object), (req, object))
+
+#define CAIRN_OBJECT_MAX 128 /* bytes of cairn_set_object's name */
 
 #define CAIRN_API_FIELD_(ret, name, params, args, fallback) ret(*name) params;
 #define CAIRN_API_VFIELD_(name, params, args) void(*name) params;
@@ -300,6 +306,21 @@ static inline int cairn_reply_error_sbuf(cairn_req_t *r, int st, const char *cod
                                          const char *msg, const msgpack_sbuffer *sb)
 {
     return cairn_reply_error_body(r, st, code, msg, sb->data, sb->size);
+}
+/* cairn_set_object(req, "<kind>/<id>") for id's len bytes; nothing when the
+ * name would pass CAIRN_OBJECT_MAX. */
+static inline void cairn_name_object(cairn_req_t *req, const char *kind, const char *id,
+                                     size_t len)
+{
+    char obj[CAIRN_OBJECT_MAX + 1];
+    size_t k = 0;
+    while (kind[k]) k++;
+    if (k + 1 + len > CAIRN_OBJECT_MAX) return;
+    for (size_t i = 0; i < k; i++) obj[i] = kind[i];
+    obj[k] = '/';
+    for (size_t i = 0; i < len; i++) obj[k + 1 + i] = id[i];
+    obj[k + 1 + len] = '\0';
+    cairn_set_object(req, obj);
 }
 #endif /* CAIRN_PLUGIN_SOURCE */
 

@@ -75,6 +75,11 @@ int auth_field_name(const msgpack_object *body, const char *key, bool required,
 bool auth_user_char(char c); /* [A-Za-z0-9._@-] */
 bool auth_role_char(char c); /* the same and space */
 bool auth_ws_char(char c);   /* [A-Za-z0-9._-] */
+/* Workspaces there may be: the kernel takes the list with every resolve
+ * (kernel/authz.c's AUTHZ_MAX_WORKSPACES is the same bound). */
+#define AUTH_MAX_WORKSPACES 10000
+/* Pack every workspace's name as an array. */
+int auth_pack_workspace_names(auth_t *a, msgpack_packer *pk, cairn_err_t *err);
 /* A password: AUTH_PASSWORD_MIN..AUTH_PASSWORD_MAX bytes. */
 int auth_field_password(const msgpack_object *body, const char *key, bool required,
                         cairn_str_t *out, cairn_err_t *err);

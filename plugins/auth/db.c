@@ -73,6 +73,7 @@ static const char *const s_sql[AST_COUNT] = {
     [AST_WS_INSERT] = "INSERT INTO workspaces (name, created) VALUES (?, ?)",
     [AST_WS_GET] = "SELECT created FROM workspaces WHERE name = ?",
     [AST_WS_LIST] = "SELECT name, created FROM workspaces ORDER BY name",
+    [AST_WS_COUNT] = "SELECT count(*) FROM workspaces",
     [AST_WS_DELETE] = "DELETE FROM workspaces WHERE name = ?",
 };
 

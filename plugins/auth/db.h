@@ -36,6 +36,7 @@ typedef enum auth_stmt_id {
     AST_WS_INSERT,
     AST_WS_GET,
     AST_WS_LIST,
+    AST_WS_COUNT,
     AST_WS_DELETE,
     AST_COUNT
 } auth_stmt_id_t;

@@ -326,6 +326,7 @@ int auth_define_role(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     char name[AUTH_NAME_MAX + 1], *acts = NULL, *nots = NULL;
     if (auth_field_name(b, "name", true, auth_role_char, name, err) != 0) return -1;
+    cairn_name_object(req, "role", name, strlen(name));
     if (s_builtin_role(name))
         return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                              "'%s' is a built-in role and cannot be redefined", name);
@@ -450,6 +451,7 @@ static int s_assignment_change(auth_t *a, cairn_req_t *req, auth_stmt_id_t id,
 {
     assignment_t x;
     if (s_field_assignment(a, req, &x, err) != 0) return -1;
+    cairn_name_object(req, "principal", x.principal, strlen(x.principal));
     sqlite3_stmt *st = auth_db_stmt(a->db, id);
     sqlite3_bind_text(st, 1, x.principal, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, x.role, -1, SQLITE_TRANSIENT);

@@ -154,6 +154,7 @@ int auth_create_token(void *state, cairn_req_t *req, cairn_err_t *err)
     char secret[AUTH_SECRET_LEN + 1], id[AUTH_TOKEN_ID_LEN + 1];
     if (auth_token_make(a, owner, name, "api", expires, secret, id, err) != 0)
         return -1;
+    cairn_name_object(req, "token", id, strlen(id));
     msgpack_packer *pk = auth_reply_begin(a);
     msgpack_pack_map(pk, 3);
     cairn_pack_kv_str(pk, "token", secret);
@@ -173,6 +174,7 @@ int auth_revoke_token(void *state, cairn_req_t *req, cairn_err_t *err)
     char id[AUTH_NAME_MAX + 1];
     if (auth_field_name(cairn_body(req), "token_id", true, auth_ws_char, id, err) != 0)
         return -1;
+    cairn_name_object(req, "token", id, strlen(id));
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_TOKEN_OWNER);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
@@ -266,7 +268,8 @@ static void s_touch(auth_t *a, const char *id, int64_t last_used)
         cairn_log(a->ctx, CAIRN_LOG_WARN, "%s", ignored.msg);
 }
 
-/* resolve {token*} -> {principal, token_id, expires, grants}. */
+/* resolve {token*} -> {principal, token_id, expires, grants, workspaces}
+ * (workspaces: the names of all that exist, for the kernel's check). */
 int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     auth_t *a = state;
@@ -296,12 +299,14 @@ int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
         return s_unauthenticated(err);
     s_touch(a, id, last_used);
     msgpack_packer *pk = auth_reply_begin(a);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     cairn_pack_kv_str(pk, "principal", owner);
     cairn_pack_kv_str(pk, "token_id", id);
     cairn_pack_cstr(pk, "expires");
     msgpack_pack_int64(pk, expires);
     cairn_pack_cstr(pk, "grants");
     if (auth_pack_grants(a, pk, owner, err) != 0) return -1;
+    cairn_pack_cstr(pk, "workspaces");
+    if (auth_pack_workspace_names(a, pk, err) != 0) return -1;
     return auth_reply_send(a, req);
 }

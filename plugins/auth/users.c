@@ -221,6 +221,7 @@ int auth_create_user(void *state, cairn_req_t *req, cairn_err_t *err)
     if (auth_field_name(b, "user", true, auth_user_char, user, err) != 0 ||
         auth_field_password(b, "password", true, &pw, err) != 0)
         return -1;
+    cairn_name_object(req, "user", user, strlen(user));
     int exists = s_user_exists(a, user, err);
     if (exists < 0) return -1;
     if (exists) /* said before spending a hash; the insert checks again */
@@ -240,6 +241,7 @@ int auth_delete_user(void *state, cairn_req_t *req, cairn_err_t *err)
     char user[AUTH_NAME_MAX + 1];
     if (auth_field_name(cairn_body(req), "user", true, auth_user_char, user, err) != 0)
         return -1;
+    cairn_name_object(req, "user", user, strlen(user));
     if (auth_db_tx(a->db, AST_BEGIN, err) != 0) return -1;
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_USER_DELETE);
     sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
@@ -341,6 +343,7 @@ int auth_change_password(void *state, cairn_req_t *req, cairn_err_t *err)
         (has_old = cairn_field_str(b, "old_password", false, AUTH_PASSWORD_MAX, &old,
                                    err)) < 0)
         return -1;
+    cairn_name_object(req, "user", user, strlen(user));
     bool self = strcmp(user, cairn_principal(req)) == 0;
     if (!self && !auth_is_admin(a, req))
         return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,

@@ -1,18 +1,35 @@
 /* Workspaces: create, list, delete. `default` always exists (the schema
  * makes it) and cannot be deleted; deleting another drops its role
- * assignments in the same commit and publishes auth.changed {} (any
- * principal's grants may have changed). */
+ * assignments in the same commit. Both publish auth.changed {}: any
+ * principal's grants may have changed, and the kernel learns the workspaces
+ * that exist from resolve's answers (it refuses a request to any other). */
 #define _GNU_SOURCE
 #include <string.h>
 
 #include "auth.h"
 
+static int s_room_for_one(auth_t *a, cairn_err_t *err)
+{
+    sqlite3_stmt *c = auth_db_stmt(a->db, AST_WS_COUNT);
+    int rc = sqlite3_step(c);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
+    sqlite3_reset(c);
+    if (rc != SQLITE_ROW) return auth_db_fail(a->db, "count workspaces", err);
+    if (n >= AUTH_MAX_WORKSPACES)
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "there are already %d workspaces, the most there may be",
+                             AUTH_MAX_WORKSPACES);
+    return 0;
+}
+
 int auth_create_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     auth_t *a = state;
     char name[AUTH_NAME_MAX + 1];
-    if (auth_field_name(cairn_body(req), "name", true, auth_ws_char, name, err) != 0)
+    if (auth_field_name(cairn_body(req), "name", true, auth_ws_char, name, err) != 0 ||
+        s_room_for_one(a, err) != 0)
         return -1;
+    cairn_name_object(req, "workspace", name, strlen(name));
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_WS_INSERT);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, (int64_t)cairn_wall_ms());
@@ -22,10 +39,29 @@ int auth_create_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
                           "workspace '%s' already exists", name);
         return -1;
     }
+    auth_changed(a, NULL, NULL);
     msgpack_packer *pk = auth_reply_begin(a);
     msgpack_pack_map(pk, 1);
     cairn_pack_kv_str(pk, "name", name);
     return auth_reply_send(a, req);
+}
+
+int auth_pack_workspace_names(auth_t *a, msgpack_packer *pk, cairn_err_t *err)
+{
+    sqlite3_stmt *c = auth_db_stmt(a->db, AST_WS_COUNT);
+    int rc = sqlite3_step(c);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
+    sqlite3_reset(c);
+    if (rc != SQLITE_ROW) return auth_db_fail(a->db, "count workspaces", err);
+    msgpack_pack_array(pk, (uint32_t)n);
+    sqlite3_stmt *st = auth_db_stmt(a->db, AST_WS_LIST);
+    int64_t i = 0;
+    for (; i < n && (rc = sqlite3_step(st)) == SQLITE_ROW; i++)
+        cairn_pack_cstr(pk, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    /* Same transaction-less connection, one thread: the count holds. */
+    if (i != n) return auth_db_fail(a->db, "list workspaces", err);
+    return 0;
 }
 
 int auth_list_workspaces(void *state, cairn_req_t *req, cairn_err_t *err)
@@ -66,6 +102,7 @@ int auth_delete_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
     char name[AUTH_NAME_MAX + 1];
     if (auth_field_name(cairn_body(req), "name", true, auth_ws_char, name, err) != 0)
         return -1;
+    cairn_name_object(req, "workspace", name, strlen(name));
     if (strcmp(name, "default") == 0)
         return cairn_err_set(
             err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,

@@ -161,6 +161,7 @@ static int secrets_set(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     cairn_str_t name;
     if (s_name(b, &name, err) != 0) return -1;
+    cairn_name_object(req, "secret", name.ptr, name.len);
     const msgpack_object *v = cairn_obj_get(b, "value");
     if (!v || (v->type != MSGPACK_OBJECT_STR && v->type != MSGPACK_OBJECT_BIN))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
@@ -324,6 +325,7 @@ static int secrets_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     secrets_t *s = state;
     cairn_str_t name;
     if (s_name(cairn_body(req), &name, err) != 0) return -1;
+    cairn_name_object(req, "secret", name.ptr, name.len);
     sqlite3_stmt *st = s->q[Q_DELETE];
     sqlite3_bind_text(st, 1, s_ws(req), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name.ptr, (int)name.len, SQLITE_STATIC);

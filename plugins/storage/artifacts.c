@@ -505,7 +505,7 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
     size_t plen;
     uint64_t offset = 0, length = ART_CHUNK_MAX, size = 0, disk = 0;
     run_ref_t run;
-    if (storage_body_run(a->db, b, NULL, &run, NULL, err) != 0 ||
+    if (storage_req_run(a->db, req, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0 ||
         cairn_field_uint(b, "offset", false, &offset, err) < 0 ||
         cairn_field_uint(b, "length", false, &length, err) < 0)
@@ -655,7 +655,7 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
     uint64_t size = 0, disk = 0;
     run_ref_t run;
     int fd = -1;
-    if (storage_body_run(a->db, b, NULL, &run, NULL, err) != 0 ||
+    if (storage_req_run(a->db, req, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0 ||
         s_lookup(a, &run, path, hash, &size, err) != 0)
         return -1;
@@ -709,7 +709,7 @@ int art_list(void *state, cairn_req_t *req, cairn_err_t *err)
     char *uri = NULL;
     run_ref_t run;
     int has_token = 1;
-    if (storage_body_run(a->db, b, NULL, &run, &uri, err) != 0 ||
+    if (storage_req_run(a->db, req, NULL, &run, &uri, err) != 0 ||
         art_field_path(b, "path", true, dir, &dlen, err) != 0 ||
         cairn_field_uint(b, "max_results", false, &max, err) < 0 ||
         (has_token =
@@ -829,7 +829,7 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     char path[ART_PATH_MAX + 1], lo[ART_PATH_MAX + 2], hi[ART_PATH_MAX + 2];
     size_t plen;
     run_ref_t run;
-    if (storage_body_run(a->db, b, "storing artifacts in it", &run, NULL, err) != 0 ||
+    if (storage_req_run(a->db, req, "storing artifacts in it", &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0)
         return -1;
     int64_t deleted = 0;
@@ -924,8 +924,8 @@ static void s_recover_committed(void *arg, const char *name)
     if (size != m.size) return;
     run_ref_t run;
     cairn_err_t why = {0};
-    if (storage_find_run(a->db, (cairn_str_t){m.run_id, strlen(m.run_id)}, &run, NULL,
-                         &why) != 0 ||
+    if (storage_find_run(a->db, NULL, (cairn_str_t){m.run_id, strlen(m.run_id)}, &run,
+                         NULL, &why) != 0 ||
         run.rid != m.rid) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but is not "

@@ -22,14 +22,15 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO req",
     [ST_EXP_INSERT] =
         "INSERT INTO experiments (name, artifact_location, creation_time, "
-        "last_update_time) VALUES (?, ?, ?, ?)",
+        "last_update_time, ws) VALUES (?, ?, ?, ?, ?)",
     [ST_EXP_BY_ID] =
         "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
         "creation_time, last_update_time FROM experiments WHERE "
-        "experiment_id = ?",
+        "experiment_id = ? AND ws = ?",
     [ST_EXP_BY_NAME] =
         "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
-        "creation_time, last_update_time FROM experiments WHERE name = ?",
+        "creation_time, last_update_time FROM experiments WHERE name = ? "
+        "AND ws = ?",
     [ST_EXP_TAGS] =
         "SELECT key, value FROM experiment_tags WHERE experiment_id = ? "
         "ORDER BY key",
@@ -51,7 +52,8 @@ static const char *const s_sql[ST_COUNT] = {
         "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
         "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "
         "runs p WHERE p.rid = runs.parent_rid), user_id FROM runs WHERE "
-        "run_uuid = ?",
+        "run_uuid = ?1 AND (?2 IS NULL OR (SELECT e.ws FROM experiments e "
+        "WHERE e.experiment_id = runs.experiment_id) = ?2)",
     [ST_RUN_BY_RID] =
         "SELECT rid, run_uuid, experiment_id, name, status, start_time, "
         "end_time, lifecycle_stage, artifact_uri, (SELECT p.run_uuid FROM "

@@ -41,22 +41,17 @@ static int s_pack_experiment(storage_t *s, msgpack_packer *pk, sqlite3_stmt *row
     return 0;
 }
 
-/* Find an experiment by its id field; leaves the row on ST_EXP_BY_ID. */
-static sqlite3_stmt *s_find(storage_t *s, const msgpack_object *body, int64_t *id,
+/* Find the experiment req's experiment_id names in req's workspace; leaves
+ * the row on ST_EXP_BY_ID. */
+static sqlite3_stmt *s_find(storage_t *s, cairn_req_t *req, int64_t *id,
                             cairn_err_t *err)
 {
     cairn_str_t sid;
-    if (cairn_field_str(body, "experiment_id", true, 32, &sid, err) != 0) return NULL;
-    if (storage_parse_id(sid, "experiment_id", id, err) != 0) return NULL;
-    sqlite3_stmt *st = db_stmt(s->db, ST_EXP_BY_ID);
-    sqlite3_bind_int64(st, 1, *id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                      "no experiment has the id '%lld'", (long long)*id);
+    if (cairn_field_str(cairn_body(req), "experiment_id", true, 32, &sid, err) != 0)
         return NULL;
-    }
-    return st;
+    if (storage_parse_id(sid, "experiment_id", id, err) != 0) return NULL;
+    cairn_name_object(req, "experiment", sid.ptr, sid.len);
+    return storage_find_experiment(s->db, cairn_workspace(req), *id, err);
 }
 
 static int s_reply_experiment(storage_t *s, cairn_req_t *req, sqlite3_stmt *row)
@@ -111,6 +106,7 @@ int exp_create(void *state, cairn_req_t *req, cairn_err_t *err)
     sqlite3_bind_text(st, 2, loc.ptr ? loc.ptr : "", (int)loc.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
     sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_text(st, 5, cairn_workspace(req), -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT) {
@@ -145,6 +141,9 @@ int exp_create(void *state, cairn_req_t *req, cairn_err_t *err)
         if (rc != 0) goto fail;
     }
     if (s_set_tags(s, id, tags, err) != 0 || db_commit(s->db, err) != 0) goto fail;
+    char sid[24];
+    int n = snprintf(sid, sizeof sid, "%lld", (long long)id);
+    cairn_name_object(req, "experiment", sid, (size_t)n);
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "experiment_id");
@@ -159,7 +158,7 @@ int exp_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    sqlite3_stmt *row = s_find(s, req, &id, err);
     if (!row) return -1;
     return s_reply_experiment(s, req, row);
 }
@@ -173,6 +172,7 @@ int exp_get_by_name(void *state, cairn_req_t *req, cairn_err_t *err)
         return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_EXP_BY_NAME);
     sqlite3_bind_text(st, 1, name.ptr, (int)name.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cairn_workspace(req), -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
         cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
@@ -269,7 +269,8 @@ int exp_search(void *state, cairn_req_t *req, cairn_err_t *err)
     sqlite3_stmt *st = NULL;
     sqlbuf_add(&sql,
                "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
-               "creation_time, last_update_time FROM experiments WHERE 1");
+               "creation_time, last_update_time FROM experiments WHERE ws = ?");
+    sql_binds_text(&binds, cairn_workspace(req), strlen(cairn_workspace(req)));
     if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, err) != 0 ||
         cairn_field_str(b, "filter", false, 65536, &filter, err) < 0 ||
         s_view_clause(b, "view_type", &sql, "lifecycle_stage", err) != 0 ||
@@ -315,7 +316,7 @@ static int s_update(storage_t *s, cairn_req_t *req, db_stmt_id_t which,
                     const char *text, size_t len, bool require_active, cairn_err_t *err)
 {
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    sqlite3_stmt *row = s_find(s, req, &id, err);
     if (!row) return -1;
     bool active = strcmp((const char *)sqlite3_column_text(row, 3), "active") == 0;
     sqlite3_reset(row);
@@ -378,7 +379,7 @@ int exp_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     int64_t id;
-    sqlite3_stmt *row = s_find(s, cairn_body(req), &id, err);
+    sqlite3_stmt *row = s_find(s, req, &id, err);
     if (!row) return -1;
     sqlite3_reset(row);
     cairn_str_t k, v;

@@ -301,10 +301,16 @@ static int s_write_tags(storage_t *s, int64_t rid, const msgpack_object *arr,
     return 0;
 }
 
-static int s_active_run(storage_t *s, const msgpack_object *b, run_ref_t *run,
-                        cairn_err_t *err)
+/* The active run body b names, in req's workspace (b: req's body, or the
+ * batch log_metric and log_param rewrite theirs into). */
+static int s_active_run(storage_t *s, cairn_req_t *req, const msgpack_object *b,
+                        run_ref_t *run, cairn_err_t *err)
 {
-    return storage_body_run(s->db, b, "logging to it", run, NULL, err);
+    if (storage_body_run(s->db, cairn_workspace(req), b, "logging to it", run, NULL,
+                         err) != 0)
+        return -1;
+    cairn_name_object(req, "run", run->id.ptr, run->id.len);
+    return 0;
 }
 
 int lg_reply_ok(storage_t *s, cairn_req_t *req)
@@ -328,13 +334,13 @@ bool lg_journal_takes(const msgpack_object *metrics, const msgpack_object *param
 /* The whole batch in one transaction: all of it is stored, or none. A few
  * points and nothing else go to the metric journal instead (one record:
  * all or none too). */
-static int s_log(storage_t *s, const msgpack_object *body, bool *grouped,
-                 cairn_err_t *err)
+static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
+                 bool *grouped, cairn_err_t *err)
 {
     const msgpack_object *metrics = NULL, *params = NULL, *tags = NULL;
     run_ref_t run;
     batch_t b = {0};
-    if (s_active_run(s, body, &run, err) != 0 ||
+    if (s_active_run(s, req, body, &run, err) != 0 ||
         cairn_field_array(body, "metrics", false, &metrics, err) < 0 ||
         cairn_field_array(body, "params", false, &params, err) < 0 ||
         cairn_field_array(body, "tags", false, &tags, err) < 0)
@@ -378,7 +384,7 @@ static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, bool grouped,
 int lg_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err)
 {
     bool grouped = false;
-    int rc = s_log(s, cairn_body(req), &grouped, err);
+    int rc = s_log(s, req, cairn_body(req), &grouped, err);
     return s_reply_logged(s, req, rc, grouped, err);
 }
 
@@ -427,7 +433,7 @@ int lg_log_one(storage_t *s, cairn_req_t *req, const char *field, cairn_err_t *e
     wrapped.via.map.size = 2;
     wrapped.via.map.ptr = kv;
     bool grouped = false;
-    int rc = s_log(s, &wrapped, &grouped, err);
+    int rc = s_log(s, req, &wrapped, &grouped, err);
     if (rc != 0 && err->st == CAIRN_ST_BAD_REQUEST) {
         /* Say "value", not "metrics[0]: value", for the single forms. */
         const char *colon = strstr(err->msg, "]: ");
@@ -513,7 +519,7 @@ int metric_history(void *state, cairn_req_t *req, cairn_err_t *err)
     cairn_str_t key;
     page_t page;
     size_t n;
-    if (storage_body_run(s->db, b, NULL, &run, NULL, err) != 0 ||
+    if (storage_req_run(s->db, req, NULL, &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &key, err) != 0 ||
         page_parse(b, DEFAULT_HISTORY_RESULTS, LIMIT_HISTORY_RESULTS, &page, err) !=
             0 ||
@@ -538,7 +544,7 @@ int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req), *keys;
     run_ref_t run;
     uint64_t max_points = 1000;
-    if (storage_body_run(s->db, b, NULL, &run, NULL, err) != 0 ||
+    if (storage_req_run(s->db, req, NULL, &run, NULL, err) != 0 ||
         cairn_field_array(b, "keys", true, &keys, err) != 0 ||
         cairn_field_uint(b, "max_points", false, &max_points, err) < 0)
         return -1;

@@ -108,11 +108,15 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     return 0;
 }
 
-int storage_find_run(db_t *db, cairn_str_t run_id, run_ref_t *out, char **uri,
-                     cairn_err_t *err)
+int storage_find_run(db_t *db, const char *ws, cairn_str_t run_id, run_ref_t *out,
+                     char **uri, cairn_err_t *err)
 {
     sqlite3_stmt *r = db_stmt(db, ST_RUN_BY_UUID);
     sqlite3_bind_text(r, 1, run_id.ptr, (int)run_id.len, SQLITE_STATIC);
+    if (ws)
+        sqlite3_bind_text(r, 2, ws, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(r, 2);
     int rc = sqlite3_step(r);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(r);
@@ -135,8 +139,35 @@ int storage_find_run(db_t *db, cairn_str_t run_id, run_ref_t *out, char **uri,
     return 0;
 }
 
-int storage_body_run(db_t *db, const msgpack_object *b, const char *before,
-                     run_ref_t *out, char **uri, cairn_err_t *err)
+sqlite3_stmt *storage_find_experiment(db_t *db, const char *ws, int64_t id,
+                                      cairn_err_t *err)
+{
+    sqlite3_stmt *st = db_stmt(db, ST_EXP_BY_ID);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, ws, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return st;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        db_fail(db, "find an experiment", err);
+    else
+        cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                      "no experiment has the id '%lld'", (long long)id);
+    return NULL;
+}
+
+int storage_req_run(db_t *db, cairn_req_t *req, const char *before, run_ref_t *out,
+                    char **uri, cairn_err_t *err)
+{
+    if (storage_body_run(db, cairn_workspace(req), cairn_body(req), before, out, uri,
+                         err) != 0)
+        return -1;
+    cairn_name_object(req, "run", out->id.ptr, out->id.len);
+    return 0;
+}
+
+int storage_body_run(db_t *db, const char *ws, const msgpack_object *b,
+                     const char *before, run_ref_t *out, char **uri, cairn_err_t *err)
 {
     cairn_str_t id;
     if (uri) *uri = NULL;
@@ -144,7 +175,7 @@ int storage_body_run(db_t *db, const msgpack_object *b, const char *before,
     if (id.len == 0)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field 'run_id' must not be empty");
-    if (storage_find_run(db, id, out, uri, err) != 0) return -1;
+    if (storage_find_run(db, ws, id, out, uri, err) != 0) return -1;
     if (before && !out->active) {
         if (uri) {
             free(*uri);
@@ -208,9 +239,10 @@ typedef struct new_run {
     char parent_uuid[65];
 } new_run_t;
 
-static int s_parse_new_run(storage_t *s, const msgpack_object *b, new_run_t *nr,
+static int s_parse_new_run(storage_t *s, cairn_req_t *req, new_run_t *nr,
                            cairn_err_t *err)
 {
+    const msgpack_object *b = cairn_body(req);
     memset(nr, 0, sizeof *nr);
     cairn_str_t exp, parent = {NULL, 0};
     nr->start_time = (int64_t)cairn_wall_ms();
@@ -222,7 +254,8 @@ static int s_parse_new_run(storage_t *s, const msgpack_object *b, new_run_t *nr,
         cairn_field_str(b, "parent_run_id", false, 64, &parent, err) < 0)
         return -1;
     if (parent.ptr && parent.len) {
-        if (storage_find_run(s->db, parent, &nr->parent, NULL, err) != 0) {
+        if (storage_find_run(s->db, cairn_workspace(req), parent, &nr->parent, NULL,
+                             err) != 0) {
             err->st = 404;
             return -1;
         }
@@ -234,16 +267,11 @@ static int s_parse_new_run(storage_t *s, const msgpack_object *b, new_run_t *nr,
 }
 
 /* The experiment's artifact location, checking it exists and is active. */
-static int s_experiment_location(storage_t *s, int64_t id, char *loc, size_t cap,
-                                 cairn_err_t *err)
+static int s_experiment_location(storage_t *s, const char *ws, int64_t id, char *loc,
+                                 size_t cap, cairn_err_t *err)
 {
-    sqlite3_stmt *e = db_stmt(s->db, ST_EXP_BY_ID);
-    sqlite3_bind_int64(e, 1, id);
-    if (sqlite3_step(e) != SQLITE_ROW) {
-        sqlite3_reset(e);
-        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                             "no experiment has the id '%lld'", (long long)id);
-    }
+    sqlite3_stmt *e = storage_find_experiment(s->db, ws, id, err);
+    if (!e) return -1;
     bool active = strcmp((const char *)sqlite3_column_text(e, 3), "active") == 0;
     snprintf(loc, cap, "%s", (const char *)sqlite3_column_text(e, 2));
     sqlite3_reset(e);
@@ -259,12 +287,14 @@ int run_create(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     new_run_t nr;
     char loc[4200], uri[4400], uuid[33], name[80];
-    if (s_parse_new_run(s, cairn_body(req), &nr, err) != 0 ||
-        s_experiment_location(s, nr.experiment_id, loc, sizeof loc, err) != 0)
+    if (s_parse_new_run(s, req, &nr, err) != 0 ||
+        s_experiment_location(s, cairn_workspace(req), nr.experiment_id, loc,
+                              sizeof loc, err) != 0)
         return -1;
     unsigned char raw[16];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(uuid, sizeof uuid, raw, sizeof raw);
+    cairn_name_object(req, "run", uuid, 32);
     snprintf(uri, sizeof uri, "%s/%s/artifacts", loc, uuid);
     if (!nr.name.ptr || nr.name.len == 0) {
         int n = snprintf(name, sizeof name, "run-%.8s", uuid);
@@ -330,7 +360,7 @@ int run_update(void *state, cairn_req_t *req, cairn_err_t *err)
     cairn_str_t status = {NULL, 0}, name = {NULL, 0}, id;
     int64_t end = 0;
     int has_end;
-    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
+    if (storage_req_run(s->db, req, "changing it", &run, NULL, err) != 0 ||
         cairn_field_str(b, "status", false, 16, &status, err) < 0 ||
         (has_end = cairn_field_int(b, "end_time", false, &end, err)) < 0 ||
         cairn_field_str(b, "run_name", false, LIMIT_RUN_NAME, &name, err) < 0)
@@ -378,7 +408,7 @@ int run_get(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     run_ref_t run;
-    if (storage_body_run(s->db, cairn_body(req), NULL, &run, NULL, err) != 0) return -1;
+    if (storage_req_run(s->db, req, NULL, &run, NULL, err) != 0) return -1;
     return s_reply_run(s, req, run.rid, err);
 }
 
@@ -386,7 +416,7 @@ static int s_set_stage(storage_t *s, cairn_req_t *req, const char *stage,
                        cairn_err_t *err)
 {
     run_ref_t run;
-    if (storage_body_run(s->db, cairn_body(req), NULL, &run, NULL, err) != 0) return -1;
+    if (storage_req_run(s->db, req, NULL, &run, NULL, err) != 0) return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_RUN_SET_STAGE);
     sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, run.rid);
@@ -410,7 +440,7 @@ int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k, v;
-    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
+    if (storage_req_run(s->db, req, "changing it", &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &k, err) != 0 ||
         cairn_field_str(b, "value", true, LIMIT_TAG_VALUE, &v, err) != 0)
         return -1;
@@ -430,7 +460,7 @@ int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err)
     const msgpack_object *b = cairn_body(req);
     run_ref_t run;
     cairn_str_t k;
-    if (storage_body_run(s->db, b, "changing it", &run, NULL, err) != 0 ||
+    if (storage_req_run(s->db, req, "changing it", &run, NULL, err) != 0 ||
         storage_field_key(b, "key", &k, err) != 0)
         return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_TAG_DELETE);

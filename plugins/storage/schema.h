@@ -81,6 +81,26 @@ static const char *const storage_migrations[] = {
     "CREATE INDEX runs_by_experiment_time ON runs (experiment_id, start_time DESC, "
     "rid, lifecycle_stage);"
     "DROP INDEX runs_by_experiment;",
+    /* 5: workspaces, the tenancy boundary (docs/AUTH.md). An experiment
+     * lives in one (the request's ws header); its runs, metrics and
+     * artifacts are in its workspace. Names are unique per workspace. The
+     * table is rebuilt because SQLite cannot change a UNIQUE constraint;
+     * everything made before workspaces belongs to 'default'. */
+    "CREATE TABLE experiments_ws ("
+    "  experiment_id INTEGER PRIMARY KEY,"
+    "  ws TEXT NOT NULL DEFAULT 'default',"
+    "  name TEXT NOT NULL,"
+    "  artifact_location TEXT NOT NULL,"
+    "  lifecycle_stage TEXT NOT NULL DEFAULT 'active',"
+    "  creation_time INTEGER NOT NULL,"
+    "  last_update_time INTEGER NOT NULL,"
+    "  UNIQUE (ws, name));"
+    "INSERT INTO experiments_ws (experiment_id, ws, name, artifact_location, "
+    "lifecycle_stage, creation_time, last_update_time) SELECT experiment_id, "
+    "'default', name, artifact_location, lifecycle_stage, creation_time, "
+    "last_update_time FROM experiments;"
+    "DROP TABLE experiments;"
+    "ALTER TABLE experiments_ws RENAME TO experiments;",
 };
 
 #define STORAGE_SCHEMA_VERSION \

@@ -46,7 +46,10 @@ static void s_query_free(query_t *q)
     filter_sets_free(&q->sets);
 }
 
-static int s_experiments(const msgpack_object *b, query_t *q, cairn_err_t *err)
+/* r.experiment_id IN (the ids named): an id that is not an experiment of
+ * workspace ws matches nothing, as an unknown one does. */
+static int s_experiments(storage_t *st, const char *ws, const msgpack_object *b,
+                         query_t *q, cairn_err_t *err)
 {
     const msgpack_object *ids;
     if (cairn_field_array(b, "experiment_ids", true, &ids, err) != 0) return -1;
@@ -65,6 +68,15 @@ static int s_experiments(const msgpack_object *b, query_t *q, cairn_err_t *err)
                                  "experiment_ids[%u] must be a string", i);
         s = (cairn_str_t){o->via.str.ptr, o->via.str.size};
         if (storage_parse_id(s, "experiment_id", &id, err) != 0) id = -1; /* no match */
+        sqlite3_stmt *row =
+            id < 0 ? NULL : storage_find_experiment(st->db, ws, id, err);
+        if (row)
+            sqlite3_reset(row);
+        else if (id >= 0 && err->st != CAIRN_ST_NOT_FOUND)
+            return -1;
+        else
+            id = -1;
+        cairn_err_clear(err);
         sqlbuf_add(&q->where, i ? ", ?" : "?");
         sql_binds_int(&q->where_binds, id);
     }
@@ -336,8 +348,9 @@ int run_search(void *state, cairn_req_t *req, cairn_err_t *err)
     size_t n = 0;
     s_query_init(&q);
     if (page_parse(b, 1000, LIMIT_SEARCH_RESULTS, &page, err) != 0 ||
-        s_experiments(b, &q, err) != 0 || s_view(b, &q, err) != 0 ||
-        s_filter(b, &q, err) != 0 || s_order(b, &q, err) != 0)
+        s_experiments(s, cairn_workspace(req), b, &q, err) != 0 ||
+        s_view(b, &q, err) != 0 || s_filter(b, &q, err) != 0 ||
+        s_order(b, &q, err) != 0)
         goto fail;
     if (q.where.oom || q.where_binds.oom ||
         !(rids = malloc((page.limit + 1) * sizeof *rids))) {

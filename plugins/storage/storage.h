@@ -85,15 +85,24 @@ typedef struct run_ref {
     bool active;
     cairn_str_t id; /* as the request named it */
 } run_ref_t;
-/* The run whose public id is run_id: 404 if none. uri (may be NULL) gets a
+/* The run whose public id is run_id in workspace ws: 404 if none, or if it
+ * is another workspace's (its existence does not leak). ws NULL: any
+ * workspace, for the plugin's own recovery only. uri (may be NULL) gets a
  * heap copy of its artifact_uri. */
-int storage_find_run(db_t *db, cairn_str_t run_id, run_ref_t *out, char **uri,
-                     cairn_err_t *err);
-/* The run that body b's run_id* names (non-empty, at most RUN_ID_MAX bytes).
- * With before (e.g. "logging to it"), a deleted run is 400 "run X is
- * deleted: restore it before <before>". */
-int storage_body_run(db_t *db, const msgpack_object *b, const char *before,
-                     run_ref_t *out, char **uri, cairn_err_t *err);
+int storage_find_run(db_t *db, const char *ws, cairn_str_t run_id, run_ref_t *out,
+                     char **uri, cairn_err_t *err);
+/* The run that the body of req names by run_id* (non-empty, at most
+ * RUN_ID_MAX bytes), in req's workspace. With before (e.g. "logging to it"),
+ * a deleted run is 400 "run X is deleted: restore it before <before>". */
+int storage_req_run(db_t *db, cairn_req_t *req, const char *before, run_ref_t *out,
+                    char **uri, cairn_err_t *err);
+/* The same for a body b (a rewritten one) and workspace ws. */
+int storage_body_run(db_t *db, const char *ws, const msgpack_object *b,
+                     const char *before, run_ref_t *out, char **uri, cairn_err_t *err);
+/* The experiment with this id in workspace ws, as a row of ST_EXP_BY_ID
+ * (the caller resets it), or NULL with 404 set. */
+sqlite3_stmt *storage_find_experiment(db_t *db, const char *ws, int64_t id,
+                                      cairn_err_t *err);
 
 /* Pack a run (info + data) by rid. */
 int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);

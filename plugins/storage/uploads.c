@@ -376,7 +376,7 @@ static int s_resume(storage_t *s, cairn_req_t *req, cairn_str_t run_id,
     char then[96];
     snprintf(then, sizeof then, "; upload '%s' is dropped with the bytes it held", id);
     run_ref_t run;
-    if (storage_body_run(a->db, cairn_body(req), NULL, &run, NULL, err) != 0) {
+    if (storage_req_run(a->db, req, NULL, &run, NULL, err) != 0) {
         if (err->st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, id);
             cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
@@ -518,7 +518,7 @@ int art_put(void *state, cairn_req_t *req, cairn_err_t *err)
 
     /* A first chunk: a new upload (or a whole file in one request). */
     run_ref_t run;
-    if (storage_body_run(a->db, b, "storing artifacts in it", &run, NULL, err) != 0)
+    if (storage_req_run(a->db, req, "storing artifacts in it", &run, NULL, err) != 0)
         return -1;
     if (offset != 0) {
         cairn_err_set(
@@ -586,6 +586,11 @@ int art_abort(void *state, cairn_req_t *req, cairn_err_t *err)
                       run_id.len == 0 ? "run_id" : "upload_id");
         return -1;
     }
+    /* The run must be the caller's workspace's (deleted or not): another's
+     * is 404, as everywhere. */
+    run_ref_t found;
+    if (storage_find_run(a->db, cairn_workspace(req), run_id, &found, NULL, err) != 0)
+        return -1;
     char id[65], buf[CAS_META_MAX];
     snprintf(id, sizeof id, "%.*s", (int)upload_id.len, upload_id.ptr);
     const char *owner = NULL; /* the upload's run, NULL when unreadable */

@@ -64,7 +64,7 @@ static void s_outcome(const msgpack_object *h, bool final, msgpack_sbuffer *sb,
     snprintf(code, sizeof code, "%.*s", (int)a.code.len, a.code.ptr);
     snprintf(err, sizeof err, "%.*s", (int)a.err.len, a.err.ptr);
     if (final)
-        wire_pack_final(pk, a.id, a.st, code, err);
+        wire_pack_final(pk, a.id, a.st, code, err, code);
     else
         wire_pack_result(pk, a.id, a.st, code, err);
     msgpack_object o = s_reparse(sb);

@@ -82,11 +82,14 @@ class Client:
         """An artifacts call; hdr: header fields (ws: the workspace)."""
         return self.call("artifacts", verb, body, st, code, **hdr)
 
-    def new_run(self):
+    def new_run(self, ws=None):
+        """A run in a new experiment of workspace ws (absent: default)."""
+        hdr = {"ws": ws} if ws else {}
         name = f"exp-{os.urandom(6).hex()}"
-        eid = self.call("tracking", "create_experiment", {"name": name})["experiment_id"]
-        return self.call("tracking", "create_run", {"experiment_id": eid})["run"]["info"][
-            "run_id"]
+        eid = self.call("tracking", "create_experiment", {"name": name},
+                        **hdr)["experiment_id"]
+        return self.call("tracking", "create_run", {"experiment_id": eid},
+                         **hdr)["run"]["info"]["run_id"]
 
     def put_chunks(self, run, path, chunks):
         """Upload an iterable of byte strings; returns the final reply."""
@@ -566,18 +569,19 @@ class ArtifactsBase:
         """The outside tester's case, with the default limits: one client
         opens unfinished uploads until it is refused; another workspace
         still uploads, chunked."""
-        run = self.cl.new_run()
+        run, hog_run = self.cl.new_run(), self.cl.new_run("hog")
         per = self.limits()[3]
         hog = []
         for i in range(per):
-            hog.append(self.art("put_artifact", {"run_id": run, "path": f"h{i}", "data": b"h",
-                                                 "offset": 0}, ws="hog")["upload_id"])
-        h = self.art("put_artifact", {"run_id": run, "path": "more", "data": b"h",
+            hog.append(self.art("put_artifact", {"run_id": hog_run, "path": f"h{i}",
+                                                 "data": b"h", "offset": 0},
+                                ws="hog")["upload_id"])
+        h = self.art("put_artifact", {"run_id": hog_run, "path": "more", "data": b"h",
                                       "offset": 0}, 429, "overloaded", ws="hog")
         self.assertIn(f"uploads_per_principal: {per}", h["err"])
         self.assertEqual(self.cl.put(run, "other.bin", b"x" * 1000, chunk=300)["size"], 1000)
         for uid in hog:
-            self.art("abort_upload", {"run_id": run, "upload_id": uid}, ws="hog")
+            self.art("abort_upload", {"run_id": hog_run, "upload_id": uid}, ws="hog")
         self.assertEqual(self.tmp_names() & set(hog), set())
 
     def test_concurrent_uploads_interleaved(self):
@@ -628,12 +632,16 @@ class QuotaBase:
     def tearDown(self):
         self.cl.close()
 
-    def first(self, run, path, ws, st=200, code=None):
-        return self.art("put_artifact", {"run_id": run, "path": path, "data": b"abc",
+    def first(self, runs, path, ws, st=200, code=None):
+        """Open an upload to the run of workspace ws (runs: ws -> run)."""
+        return self.art("put_artifact", {"run_id": runs[ws], "path": path, "data": b"abc",
                                          "offset": 0}, st, code, ws=ws)
 
+    def abort(self, runs, ws, uid):
+        return self.art("abort_upload", {"run_id": runs[ws], "upload_id": uid}, ws=ws)
+
     def test_quota_per_principal_and_in_all(self):
-        run = self.cl.new_run()
+        run = {ws: self.cl.new_run(ws) for ws in ("team-a", "team-b", "team-c")}
         a1 = self.first(run, "a1", "team-a")["upload_id"]
         a2 = self.first(run, "a2", "team-a")["upload_id"]
         h = self.first(run, "a3", "team-a", 429, "overloaded")
@@ -642,8 +650,8 @@ class QuotaBase:
                      "upload_idle: 600 s"):
             self.assertIn(part, h["err"])
         # a whole file in one request holds no slot
-        self.art("put_artifact", {"run_id": run, "path": "whole", "data": b"w", "offset": 0,
-                                  "done": True}, ws="team-a")
+        self.art("put_artifact", {"run_id": run["team-a"], "path": "whole", "data": b"w",
+                                  "offset": 0, "done": True}, ws="team-a")
         # another workspace still uploads while the first is at its quota ...
         b = [self.first(run, f"b{i}", "team-b")["upload_id"] for i in (1, 2)]
         # ... until every slot is taken
@@ -651,22 +659,24 @@ class QuotaBase:
         for part in ("uploads_max: 4", "abort_upload", "upload_idle: 600 s"):
             self.assertIn(part, h["err"])
         # an aborted upload frees its slot (and its files)
-        self.assertEqual(self.art("abort_upload", {"run_id": run, "upload_id": a1},
-                                  ws="team-a"), {"upload_id": a1, "aborted": True})
+        self.assertEqual(self.abort(run, "team-a", a1), {"upload_id": a1, "aborted": True})
         self.assertEqual(set(os.listdir(self.tmp)) & {a1, a1 + ".meta"}, set())
         a3 = self.first(run, "a3", "team-a")["upload_id"]
         self.first(run, "a4", "team-a", 429, "overloaded")
         # and so does a finished one
-        self.art("put_artifact", {"run_id": run, "path": "a2", "data": b"def", "offset": 3,
-                                  "upload_id": a2, "done": True}, ws="team-a")
+        self.art("put_artifact", {"run_id": run["team-a"], "path": "a2", "data": b"def",
+                                  "offset": 3, "upload_id": a2, "done": True}, ws="team-a")
         a4 = self.first(run, "a4", "team-a")["upload_id"]
         self.first(run, "c1", "team-c", 429, "overloaded")
-        for uid in [a3, a4] + b:
-            self.art("abort_upload", {"run_id": run, "upload_id": uid})
+        for uid in [a3, a4]:
+            self.abort(run, "team-a", uid)
+        for uid in b:
+            self.abort(run, "team-b", uid)
         c1 = self.first(run, "c1", "team-c")["upload_id"]
-        self.art("abort_upload", {"run_id": run, "upload_id": c1})
+        self.abort(run, "team-c", c1)
         self.assertEqual(sorted(f["path"] for f in
-                                self.art("list_artifacts", {"run_id": run})["files"]),
+                                self.art("list_artifacts", {"run_id": run["team-a"]},
+                                         ws="team-a")["files"]),
                          ["a2", "whole"])
 
 
@@ -707,7 +717,7 @@ class QuotaIdleBase:
         return b if h["st"] == 200 else None
 
     def test_expired_upload_frees_its_slot(self):
-        run = self.cl.new_run()
+        run = self.cl.new_run("idle")
         uid = self.first(run, "x", "idle")["upload_id"]
         self.assertIsNone(self.first(run, "y", "idle"))
         r = wait_for(lambda: self.first(run, "y", "idle"), timeout=self.IDLE + 15,
@@ -716,21 +726,21 @@ class QuotaIdleBase:
                                          "offset": 3, "upload_id": uid}, 404, "not_found",
                         ws="idle")
         self.assertIn("idle", h["err"])
-        self.cl.art("abort_upload", {"run_id": run, "upload_id": r["upload_id"]})
+        self.cl.art("abort_upload", {"run_id": run, "upload_id": r["upload_id"]}, ws="idle")
 
     def test_upload_of_deleted_run_is_dropped_by_the_timer(self):
-        run = self.cl.new_run()
+        run = self.cl.new_run("swept")
         uid = self.first(run, "d", "swept")["upload_id"]
-        self.cl.call("tracking", "delete_run", {"run_id": run})
+        self.cl.call("tracking", "delete_run", {"run_id": run}, ws="swept")
         wait_for(lambda: uid not in os.listdir(self.tmp), timeout=self.IDLE + 10,
                  what="the upload of the deleted run dropped")
         # by the deleted run's rule (at the timer's next turn), not as idle
         self.assertIn(f"dropped upload {uid} of 'd': its run '{run}' is deleted",
                       self.k.read_log())
-        run2 = self.cl.new_run()
+        run2 = self.cl.new_run("swept")
         r = self.first(run2, "e", "swept")  # its slot is free
         self.assertIsNotNone(r)
-        self.cl.art("abort_upload", {"run_id": run2, "upload_id": r["upload_id"]})
+        self.cl.art("abort_upload", {"run_id": run2, "upload_id": r["upload_id"]}, ws="swept")
 
 
 class QuotaIdleInproc(QuotaIdleBase, unittest.TestCase):

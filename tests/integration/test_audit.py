@@ -12,6 +12,8 @@ import unittest
 
 import subprocess
 
+import zmq
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import BIN, DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
 
@@ -191,6 +193,46 @@ class Trail(unittest.TestCase):
                         "UPDATE records SET seq = 4 WHERE seq = 103")
         self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 3))
 
+    def test_records_name_their_object(self):
+        """The plugin names what a mutating request acted on."""
+        eid = self.c.call("tracking", "create_experiment", {"name": "named"})[1][
+            "experiment_id"]
+        rid = self.c.call("tracking", "create_run", {"experiment_id": eid})[1]["run"][
+            "info"]["run_id"]
+        self.c.call("tracking", "log_param", {"run_id": rid, "key": "k", "value": "v"})
+        self.c.call("tracking", "update_experiment", {"experiment_id": eid,
+                                                      "new_name": "renamed"})
+        self.c.call("echo", "echo", {})  # names nothing
+        recs = self.wait_records(4, svc="tracking")
+        self.assertEqual([(r["verb"], r["object"]) for r in recs],
+                         [("create_experiment", f"experiment/{eid}"),
+                          ("create_run", f"run/{rid}"),
+                          ("log_param", f"run/{rid}"),
+                          ("update_experiment", f"experiment/{eid}")])
+        self.assertEqual(len(records(self.c, object=f"run/{rid}")), 2)
+
+    def test_a_clean_stop_writes_every_record(self):
+        """Records still waiting when cairnd is told to stop reach the trail
+        before the plugins stop: pipelined mutations, then SIGTERM at once
+        after the last reply."""
+        n = 600
+        eid = self.c.call("tracking", "create_experiment", {"name": "burst"})[1][
+            "experiment_id"]
+        rid = self.c.call("tracking", "create_run", {"experiment_id": eid})[1]["run"][
+            "info"]["run_id"]
+        d = self.k.client(zmq.DEALER)
+        for i in range(n):
+            d.send("tracking", "log_metric", {"run_id": rid, "key": "m", "value": float(i),
+                                              "timestamp": i, "step": i})
+        self.assertEqual([d.recv()[0]["st"] for _ in range(n)], [200] * n)
+        d.close()
+        self.c.close()
+        self.k.stop()
+        self.assertNotIn("records not written at stop", self.k.read_log())
+        self.k.start()
+        self.c = self.k.client()
+        self.assertEqual(len(records(self.c, verb="log_metric", max_results=1000)), n)
+
     def test_the_chain_goes_on_after_a_restart(self):
         self.make(2)
         self.wait_records(2)
@@ -216,12 +258,16 @@ class Refusals(unittest.TestCase):
             self.assertEqual(h["st"], 401)
             h, _ = c.call("tracking", "search_experiments", {}, tok="cairn_bogus")
             self.assertEqual(h["st"], 401)
-            wait_for(lambda: len(c.call("audit", "query", {}, tok=owner)[1]["records"]) >= 2,
+            h, _ = c.call("sys", "services", {}, tok="cairn_bogus")  # the kernel's own
+            self.assertEqual(h["st"], 401)
+            wait_for(lambda: len(c.call("audit", "query", {}, tok=owner)[1]["records"]) >= 3,
                      what="the refusals recorded")
             recs = c.call("audit", "query", {}, tok=owner)[1]["records"]
-            self.assertEqual([(r["verb"], r["status"], r["principal"]) for r in recs[:2]],
-                             [("create_experiment", 401, "anonymous"),
-                              ("search_experiments", 401, "anonymous")])
+            self.assertEqual([(r["svc"], r["verb"], r["status"]) for r in recs[:3]],
+                             [("tracking", "create_experiment", 401),
+                              ("tracking", "search_experiments", 401),
+                              ("sys", "services", 401)])
+            self.assertEqual(recs[0]["principal"], "anonymous")
             c.close()
         finally:
             k.cleanup()

@@ -176,6 +176,12 @@ typedef struct fake_settings {
 } fake_settings_t;
 static const fake_settings_t s_settings = {"hello", false, false};
 
+static void f_set_object(cairn_req_t *r, const char *object)
+{
+    (void)r;
+    (void)object;
+}
+
 static const void *f_settings(const cairn_ctx_t *c)
 {
     (void)c;
@@ -212,6 +218,7 @@ static const cairn_api_t s_full = {
     .reply_error_body = f_reply_error_body,
     .req_inline = f_req_inline,
     .settings = f_settings,
+    .set_object = f_set_object,
 };
 
 /* A host table that stops at size bytes: the rest is NULL. */

@@ -149,7 +149,9 @@ out:
 /* ---- the database --------------------------------------------------------------- */
 
 static const char s_data[] =
-    "INSERT INTO experiments VALUES (1, 'e', '/a', 'active', 0, 0);"
+    "INSERT INTO experiments (experiment_id, name, artifact_location, "
+    "lifecycle_stage, creation_time, last_update_time) VALUES (1, 'e', '/a', "
+    "'active', 0, 0);"
     "INSERT INTO runs (rid, run_uuid, experiment_id, name, status, start_time, "
     "end_time,"
     "  lifecycle_stage, artifact_uri, user_id) VALUES"

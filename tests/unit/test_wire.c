@@ -89,12 +89,13 @@ TEST(outcomes)
 {
     buf_t b;
     b_init(&b);
-    wire_pack_final(&b.pk, 3, 200, "ignored", "ignored");
+    wire_pack_final(&b.pk, 3, 200, "ignored", "ignored", "run/r1");
     wire_outcome_t o;
     CHECK_EQ(wire_parse_final(b_obj(&b), &o), 0);
     CHECK_UEQ(o.id, 3);
     CHECK_EQ(o.st, 200);
     CHECK_UEQ(o.err.len, 0);                   /* only failures carry code and err */
+    CHECK(cairn_str_eq(o.obj, "run/r1"));      /* the object, for the audit record */
     CHECK_EQ(wire_parse_result(&b.o, &o), -1); /* a FINAL names rid, not cid */
     b_free(&b);
     b_init(&b);

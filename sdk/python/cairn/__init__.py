@@ -14,7 +14,8 @@ Client is for one thread.
 """
 from .audit import Audit
 from .auth import Auth
-from .client import DEFAULT_ENDPOINT, Client, Reply, find_token, token_path
+from .client import (DEFAULT_ENDPOINT, Client, Reply, find_token, set_workspace,
+                     token_path)
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
 from .secrets import Secrets
@@ -24,7 +25,8 @@ from .tracking import (ActiveRun, Tracker, active_run, download_artifact, end_ru
                        set_tag, set_tags, set_tracking, start_run)
 
 __all__ = [
-    "Client", "Reply", "DEFAULT_ENDPOINT", "error_for", "find_token", "token_path",
+    "Client", "Reply", "DEFAULT_ENDPOINT", "error_for", "find_token", "set_workspace",
+    "token_path",
     "CairnError", "BadRequest", "Unauthenticated", "Forbidden", "NotFound", "Conflict",
     "TooLarge", "Overloaded", "Unavailable", "DeadlineExceeded",
     "Tracker", "ActiveRun", "set_tracking", "set_async", "get_tracker", "start_run", "end_run",

@@ -99,6 +99,19 @@ def find_token():
     return None
 
 
+_default_workspace = None
+
+
+def set_workspace(name):
+    """The workspace of every Client made afterwards without one (None: back
+    to ``$CAIRN_WORKSPACE``, else ``default``). Existing clients keep theirs;
+    set ``client.workspace`` to move one."""
+    global _default_workspace
+    if name is not None and (not isinstance(name, str) or not name or len(name) > 64):
+        raise ValueError("a workspace name is a string of 1 to 64 characters")
+    _default_workspace = name
+
+
 class Client:
     """A connection to cairnd.
 
@@ -106,7 +119,8 @@ class Client:
     token: bearer token; default: the first that ``find_token()`` finds
     (``$CAIRN_TOKEN``, the token ``cairn login`` saved, the state dir's
     ``owner.token``), sent only when one is found.
-    workspace: the ``ws`` header (absent means ``default``).
+    workspace: the ``ws`` header; default: the one ``set_workspace()`` named,
+    else ``$CAIRN_WORKSPACE``, else none (the kernel's ``default``).
     ttl_ms: the default per-request ttl; with no reply by ttl + 1 s the client
     gives up locally with DeadlineExceeded (code ``no_reply``).
 
@@ -117,7 +131,8 @@ class Client:
     def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000):
         self.endpoint = endpoint or os.environ.get("CAIRN_ENDPOINT") or DEFAULT_ENDPOINT
         self.token = token if token is not None else find_token()
-        self.workspace = workspace
+        self.workspace = workspace or _default_workspace or \
+            os.environ.get("CAIRN_WORKSPACE") or None
         self.ttl_ms = _check_ttl(ttl_ms)
         self._ctx = zmq.Context.instance()
         self._sock = None

@@ -394,7 +394,9 @@ class Tracker:
         if name is None:
             name = os.environ.get("CAIRN_EXPERIMENT_NAME") or None
         if name is None:
-            return "0"
+            if (c.workspace or "default") == "default":
+                return "0"
+            name = "Default"  # experiment 0 is default's: each other has its own
         if not isinstance(name, str) or not name:
             raise TypeError(f"experiment must be a non-empty str (a name), not {name!r:.60}")
         eid = self._experiments.get(name)
@@ -1188,15 +1190,16 @@ def get_tracker():
     return _tracker()
 
 
-def set_tracking(endpoint=None, token=None):
-    """Point the module-level functions at another cairnd (or token): the
-    current default tracker is flushed and closed. None: the environment's."""
+def set_tracking(endpoint=None, token=None, workspace=None):
+    """Point the module-level functions at another cairnd (or token, or
+    workspace): the current default tracker is flushed and closed. None: the
+    environment's (the workspace: as for Client)."""
     global _default
     with _default_lock:
         old = _default
         if old is not None and old._stack:
             raise RuntimeError("end the active run before changing the tracking endpoint")
-        _default = Tracker(endpoint=endpoint, token=token,
+        _default = Tracker(endpoint=endpoint, token=token, workspace=workspace,
                            asynchronous=old.asynchronous if old else _pending_async)
     if old is not None:
         old.close()
