@@ -4,9 +4,9 @@
  * set/get (text and bytes, versions), list with paging, delete, the master
  * key rotated, the local checks (NULLs, a value over 64 KiB), the server's
  * refusals kept (404 for an unknown name, 403 for a Reader's get_secret);
- * audit query with each filter and paging, the Reader's refusal found in
- * the trail, verify. A fake kernel answers what the contract does not
- * promise: 502 bad_reply. */
+ * audit query with each filter (object included) and paging, the Reader's
+ * refusal found in the trail, verify. A fake kernel answers what the
+ * contract does not promise: 502 bad_reply. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +260,14 @@ static void s_audit(cairn_client_t *owner, cairn_client_t *rita)
         prev = r->seq;
     }
     CHECK(cairn_audit_records_at(l, 0)->status == 201, "the first set made it: 201");
+    CHECK(strcmp(cairn_audit_records_at(l, 0)->object, "secret/db/password") == 0,
+          "the record names its object: '%s'", cairn_audit_records_at(l, 0)->object);
+    cairn_audit_records_destroy(&l);
+    /* Every record of one object. */
+    f = (cairn_audit_filter_t){.object = "secret/db/password"};
+    l = s_wait_records(owner, &f, 2);
+    CHECK(cairn_audit_records_count(l) == 2, "%zu records of secret/db/password",
+          cairn_audit_records_count(l));
     cairn_audit_records_destroy(&l);
     /* The Reader's refusals are in the trail too (403 at the edge). */
     f = (cairn_audit_filter_t){.principal = "rita", .verb = "get_secret"};
