@@ -8,53 +8,16 @@
 #include <string.h>
 
 #include "cairn/msg.h"
+#include "svc_call.h"
 
-typedef struct call {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} call_t;
-
-static msgpack_packer *s_begin(call_t *c, uint32_t nkeys)
+static msgpack_packer *s_begin(cairn_svc_call_t *c, uint32_t nkeys)
 {
-    msgpack_sbuffer_init(&c->sb);
-    msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&c->pk, nkeys);
-    return &c->pk;
-}
-
-/* Send; *reply (when not NULL) receives a 2xx reply. The body is wiped
- * (it may hold a password) and freed. */
-static int s_end(cairn_client_t *client, call_t *c, const char *verb,
-                 cairn_reply_t **reply, cairn_err_t *err)
-{
-    cairn_reply_t *r = NULL;
-    int rc = cairn_client_call(client, CAIRN_AUTH_SVC, verb, c->sb.data, c->sb.size, 0,
-                               &r, err);
-    if (c->sb.data) sodium_memzero(c->sb.data, c->sb.size);
-    msgpack_sbuffer_destroy(&c->sb);
-    if (rc == 0 && reply)
-        *reply = r;
-    else
-        cairn_reply_destroy(&r);
-    return rc;
-}
-
-static int s_check(const void *p, const char *what, cairn_err_t *err)
-{
-    return p ? 0
-             : cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "%s must not be NULL", what);
+    return cairn_svc_begin(c, CAIRN_AUTH_SVC, nkeys);
 }
 
 static int s_str(cairn_reply_t *r, const char *key, char **out, cairn_err_t *err)
 {
-    const msgpack_object *o = cairn_obj_get(cairn_reply_object(r), key);
-    if (!o || o->type != MSGPACK_OBJECT_STR)
-        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
-                             "the auth service's reply lacks the string '%s'", key);
-    if (!(*out = cairn_str_dup((cairn_str_t){o->via.str.ptr, o->via.str.size})))
-        return cairn_err_oom(err, NULL);
-    return 0;
+    return cairn_svc_str(r, CAIRN_AUTH_SVC, key, out, err);
 }
 
 static void s_free_secret(char **s)
@@ -67,16 +30,17 @@ static void s_free_secret(char **s)
 int cairn_auth_login(cairn_client_t *client, const char *user, const char *password,
                      char **token, cairn_err_t *err)
 {
-    if (s_check(client, "client", err) || s_check(user, "user", err) ||
-        s_check(password, "password", err) || s_check(token, "token", err))
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(user, "user", err) ||
+        cairn_svc_need(password, "password", err) ||
+        cairn_svc_need(token, "token", err))
         return -1;
     *token = NULL;
-    call_t c;
+    cairn_svc_call_t c;
     msgpack_packer *pk = s_begin(&c, 2);
     cairn_pack_kv_str(pk, "user", user);
     cairn_pack_kv_str(pk, "password", password);
     cairn_reply_t *r = NULL;
-    if (s_end(client, &c, "login", &r, err) != 0) return -1;
+    if (cairn_svc_end(client, &c, "login", &r, err) != 0) return -1;
     int rc = s_str(r, "token", token, err);
     cairn_reply_destroy(&r);
     return rc;
@@ -116,13 +80,14 @@ static int s_strv(cairn_reply_t *r, const char *key, char ***out, cairn_err_t *e
 int cairn_auth_whoami(cairn_client_t *client, char **user, char ***roles,
                       cairn_err_t *err)
 {
-    if (s_check(client, "client", err) || s_check(user, "user", err)) return -1;
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(user, "user", err))
+        return -1;
     *user = NULL;
     if (roles) *roles = NULL;
-    call_t c;
+    cairn_svc_call_t c;
     s_begin(&c, 0);
     cairn_reply_t *r = NULL;
-    if (s_end(client, &c, "whoami", &r, err) != 0) return -1;
+    if (cairn_svc_end(client, &c, "whoami", &r, err) != 0) return -1;
     int rc = s_str(r, "user", user, err);
     if (rc == 0 && roles && (rc = s_strv(r, "roles", roles, err)) != 0) {
         free(*user);
@@ -136,18 +101,18 @@ int cairn_auth_create_token(cairn_client_t *client, const char *name,
                             uint64_t expires_in, char **token, char **token_id,
                             cairn_err_t *err)
 {
-    if (s_check(client, "client", err) || s_check(name, "name", err) ||
-        s_check(token, "token", err))
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(name, "name", err) ||
+        cairn_svc_need(token, "token", err))
         return -1;
     *token = NULL;
     if (token_id) *token_id = NULL;
-    call_t c;
+    cairn_svc_call_t c;
     msgpack_packer *pk = s_begin(&c, 2);
     cairn_pack_kv_str(pk, "name", name);
     cairn_pack_cstr(pk, "expires_in");
     msgpack_pack_uint64(pk, expires_in);
     cairn_reply_t *r = NULL;
-    if (s_end(client, &c, "create_token", &r, err) != 0) return -1;
+    if (cairn_svc_end(client, &c, "create_token", &r, err) != 0) return -1;
     int rc = s_str(r, "token", token, err);
     if (rc == 0 && token_id && (rc = s_str(r, "token_id", token_id, err)) != 0)
         s_free_secret(token);
@@ -160,14 +125,14 @@ int cairn_auth_create_token(cairn_client_t *client, const char *name,
 static int s_simple(cairn_client_t *client, const char *verb, const char *const *kv,
                     size_t npairs, cairn_err_t *err)
 {
-    if (s_check(client, "client", err)) return -1;
+    if (cairn_svc_need(client, "client", err)) return -1;
     uint32_t n = 0;
     for (size_t i = 0; i < npairs; i++) n += kv[2 * i + 1] != NULL;
-    call_t c;
+    cairn_svc_call_t c;
     msgpack_packer *pk = s_begin(&c, n);
     for (size_t i = 0; i < npairs; i++)
         if (kv[2 * i + 1]) cairn_pack_kv_str(pk, kv[2 * i], kv[2 * i + 1]);
-    return s_end(client, &c, verb, NULL, err);
+    return cairn_svc_end(client, &c, verb, NULL, err);
 }
 
 #define SIMPLE(verb, ...)                                      \
@@ -177,20 +142,21 @@ static int s_simple(cairn_client_t *client, const char *verb, const char *const 
 int cairn_auth_revoke_token(cairn_client_t *client, const char *token_id,
                             cairn_err_t *err)
 {
-    if (s_check(token_id, "token_id", err)) return -1;
+    if (cairn_svc_need(token_id, "token_id", err)) return -1;
     return SIMPLE("revoke_token", "token_id", token_id);
 }
 
 int cairn_auth_create_user(cairn_client_t *client, const char *user,
                            const char *password, cairn_err_t *err)
 {
-    if (s_check(user, "user", err) || s_check(password, "password", err)) return -1;
+    if (cairn_svc_need(user, "user", err) || cairn_svc_need(password, "password", err))
+        return -1;
     return SIMPLE("create_user", "user", user, "password", password);
 }
 
 int cairn_auth_delete_user(cairn_client_t *client, const char *user, cairn_err_t *err)
 {
-    if (s_check(user, "user", err)) return -1;
+    if (cairn_svc_need(user, "user", err)) return -1;
     return SIMPLE("delete_user", "user", user);
 }
 
@@ -198,7 +164,8 @@ int cairn_auth_change_password(cairn_client_t *client, const char *user,
                                const char *password, const char *old_password,
                                cairn_err_t *err)
 {
-    if (s_check(user, "user", err) || s_check(password, "password", err)) return -1;
+    if (cairn_svc_need(user, "user", err) || cairn_svc_need(password, "password", err))
+        return -1;
     return SIMPLE("change_password", "user", user, "password", password, "old_password",
                   old_password);
 }
@@ -206,14 +173,14 @@ int cairn_auth_change_password(cairn_client_t *client, const char *user,
 int cairn_auth_create_workspace(cairn_client_t *client, const char *name,
                                 cairn_err_t *err)
 {
-    if (s_check(name, "name", err)) return -1;
+    if (cairn_svc_need(name, "name", err)) return -1;
     return SIMPLE("create_workspace", "name", name);
 }
 
 int cairn_auth_delete_workspace(cairn_client_t *client, const char *name,
                                 cairn_err_t *err)
 {
-    if (s_check(name, "name", err)) return -1;
+    if (cairn_svc_need(name, "name", err)) return -1;
     return SIMPLE("delete_workspace", "name", name);
 }
 
@@ -230,26 +197,28 @@ int cairn_auth_define_role(cairn_client_t *client, const char *name,
                            const char *const *not_actions, size_t nnot,
                            cairn_err_t *err)
 {
-    if (s_check(client, "client", err) || s_check(name, "name", err) ||
-        s_check(actions, "actions", err) ||
-        (nnot && s_check(not_actions, "not_actions", err)))
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(name, "name", err) ||
+        cairn_svc_need(actions, "actions", err) ||
+        (nnot && cairn_svc_need(not_actions, "not_actions", err)))
         return -1;
     for (size_t i = 0; i < nactions; i++)
-        if (s_check(actions[i], "an action pattern", err)) return -1;
+        if (cairn_svc_need(actions[i], "an action pattern", err)) return -1;
     for (size_t i = 0; i < nnot; i++)
-        if (s_check(not_actions[i], "a not_action pattern", err)) return -1;
-    call_t c;
+        if (cairn_svc_need(not_actions[i], "a not_action pattern", err)) return -1;
+    cairn_svc_call_t c;
     msgpack_packer *pk = s_begin(&c, 3);
     cairn_pack_kv_str(pk, "name", name);
     s_pack_strs(pk, "actions", actions, nactions);
     s_pack_strs(pk, "not_actions", not_actions, nnot);
-    return s_end(client, &c, "define_role", NULL, err);
+    return cairn_svc_end(client, &c, "define_role", NULL, err);
 }
 
 int cairn_auth_assign_role(cairn_client_t *client, const char *principal,
                            const char *role, const char *workspace, cairn_err_t *err)
 {
-    if (s_check(principal, "principal", err) || s_check(role, "role", err)) return -1;
+    if (cairn_svc_need(principal, "principal", err) ||
+        cairn_svc_need(role, "role", err))
+        return -1;
     return SIMPLE("assign_role", "principal", principal, "role", role, "workspace",
                   workspace);
 }
@@ -257,7 +226,9 @@ int cairn_auth_assign_role(cairn_client_t *client, const char *principal,
 int cairn_auth_unassign_role(cairn_client_t *client, const char *principal,
                              const char *role, const char *workspace, cairn_err_t *err)
 {
-    if (s_check(principal, "principal", err) || s_check(role, "role", err)) return -1;
+    if (cairn_svc_need(principal, "principal", err) ||
+        cairn_svc_need(role, "role", err))
+        return -1;
     return SIMPLE("unassign_role", "principal", principal, "role", role, "workspace",
                   workspace);
 }

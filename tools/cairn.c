@@ -607,6 +607,24 @@ int cli_call(cairn_client_t *c, const opts_t *o, const char *svc, const char *ve
     return rc;
 }
 
+int cli_fail_sdk(const opts_t *o, const cairn_err_t *err, fail_t *f)
+{
+    /* The client's own failures (client.h): no reply within the ttl, or the
+     * socket failed. A server's 503 or 504 is a refusal like any other. */
+    bool local =
+        (err->st == CAIRN_ST_TIMEOUT &&
+         !strncmp(err->msg, "no reply from the kernel", 24)) ||
+        (err->st == CAIRN_ST_UNAVAILABLE && (!strncmp(err->msg, "cannot send", 11) ||
+                                             !strncmp(err->msg, "receive failed", 14) ||
+                                             !strncmp(err->msg, "poll failed", 11)));
+    if (local) return s_fail_local(o, err, f);
+    if (!strcmp(err->code, CAIRN_E_BAD_REPLY))
+        return cli_fail(f, EXIT_INTERNAL, "%s (%d): %s", err->code, err->st, err->msg);
+    int rc = cli_fail(f, EXIT_SERVER, "%s (%d): %s", err->code, err->st, err->msg);
+    f->st = err->st;
+    return rc;
+}
+
 int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
                  const msgpack_sbuffer *body, cairn_reply_t **out,
                  const msgpack_object **obj, fail_t *f)
@@ -858,6 +876,8 @@ static const cmd_t CMDS[] = {
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",
      cli_secrets_list},
     {"secrets", "delete", 1, 1, 0, " NAME", "remove it", cli_secrets_delete},
+    {"secrets", "rotate-key", 0, 0, 0, "", "re-seal every value, new master key",
+     cli_secrets_rotate},
     {"audit", "query", 0, 1, 0, " [JSON]", "records, filtered ({\"principal\": ...})",
      cli_audit_query},
     {"audit", "verify", 0, 0, 0, "", "check the hash chain", cli_audit_verify},

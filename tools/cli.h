@@ -104,6 +104,12 @@ int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char
 int cli_call_json(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
                   json_t *body, json_t **out, fail_t *f);
 
+/* A failure of a C SDK function (cairn/secrets.h, cairn/audit.h, ...) as
+ * the CLI reports it: no reply from cairnd is EXIT_UNREACHABLE, a reply the
+ * SDK cannot use EXIT_INTERNAL, a refusal EXIT_SERVER with its code and
+ * sentence (f->st holds the status). */
+int cli_fail_sdk(const opts_t *o, const cairn_err_t *err, fail_t *f);
+
 /* A group command's operands: `cairn GROUP NAME OPERAND...`. */
 #define OPERAND(o, i) ((o)->args[2 + (i)])
 #define NOPERANDS(o) ((o)->nargs - 2)
@@ -141,6 +147,7 @@ int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_secrets_get(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_secrets_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_secrets_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_secrets_rotate(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_audit_query(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_audit_verify(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_audit_verify_file(cairn_client_t *c, const opts_t *o, fail_t *f);

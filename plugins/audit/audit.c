@@ -13,6 +13,7 @@
 
 #include "cairn/plugin.h"
 #include "chain.h"
+#include "sqlite_util.h"
 
 #define APPEND_MAX 4096 /* records in one append */
 #define FIELD_MAX 256   /* bytes of a record's string field */
@@ -186,11 +187,13 @@ static int s_filter(const msgpack_object *b, filter_t *f, cairn_err_t *err)
     if (f->max < 1 || f->max > 1000)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "max_results is from 1 to 1000");
+    /* A seq: digits, at most INT64_MAX (20 nines would overflow). */
     for (size_t i = 0; i < tok.len; i++) {
-        if (tok.ptr[i] < '0' || tok.ptr[i] > '9')
+        int d = tok.ptr[i] - '0';
+        if (d < 0 || d > 9 || f->after > (INT64_MAX - d) / 10)
             return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "page_token is the one a query gave");
-        f->after = f->after * 10 + (tok.ptr[i] - '0');
+        f->after = f->after * 10 + d;
     }
     return 0;
 }
@@ -312,7 +315,7 @@ static void audit_fini(void *state)
 {
     audit_t *a = state;
     if (!a) return;
-    for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(a->q[i]);
+    cairn_sqlite_finalize(a->q, Q_COUNT);
     sqlite3_close(a->db);
     msgpack_sbuffer_destroy(&a->sb);
     free(a);
@@ -350,18 +353,14 @@ static int audit_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         path = NULL;
     int rc = path ? 0 : cairn_err_oom(err, NULL);
     if (rc == 0 &&
-        (sqlite3_open_v2(
-             path, &a->db,
-             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-             NULL) != SQLITE_OK ||
-         sqlite3_exec(a->db,
-                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" AUDIT_SCHEMA,
-                      NULL, NULL, NULL) != SQLITE_OK))
-        rc = s_db_fail(a, "open the database", err);
-    for (int i = 0; rc == 0 && i < Q_COUNT; i++)
-        if (sqlite3_prepare_v3(a->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->q[i],
-                               NULL) != SQLITE_OK)
-            rc = s_db_fail(a, "prepare a statement", err);
+        (cairn_sqlite_open(path, "the audit database", 5000, &a->db, err) != 0 ||
+         cairn_sqlite_exec(
+             a->db, "the audit database",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" AUDIT_SCHEMA,
+             "create its schema", err) != 0 ||
+         cairn_sqlite_prepare(a->db, "the audit database", s_sql, Q_COUNT, a->q, err) !=
+             0))
+        rc = -1;
     if (rc == 0) rc = s_load_tail(a, err);
     free(path);
     if (rc != 0) {

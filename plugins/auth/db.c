@@ -2,8 +2,9 @@
 #define _GNU_SOURCE
 #include "db.h"
 
-#include <stdio.h>
 #include <stdlib.h>
+
+#include "sqlite_util.h"
 
 #define AUTH_SCHEMA_VERSION 1
 
@@ -81,59 +82,11 @@ struct auth_db {
     sqlite3_stmt *st[AST_COUNT];
 };
 
+#define WHAT "the auth database"
+
 int auth_db_fail(auth_db_t *db, const char *what, cairn_err_t *err)
 {
-    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                         "the auth database failed to %s: %s", what,
-                         db && db->h ? sqlite3_errmsg(db->h) : "no handle");
-}
-
-static int s_exec(auth_db_t *db, const char *sql, const char *what, cairn_err_t *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                      "the auth database failed to %s: %s", what,
-                      msg ? msg : "unknown error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int s_user_version(auth_db_t *db)
-{
-    sqlite3_stmt *st;
-    int v = -1;
-    if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* Run the migrations past the file's version, each in one transaction. */
-static int s_migrate(auth_db_t *db, cairn_err_t *err)
-{
-    int v = s_user_version(db);
-    if (v < 0) return auth_db_fail(db, "read its schema version", err);
-    if (v > AUTH_SCHEMA_VERSION)
-        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                             "the auth database has schema version %d, newer than this "
-                             "Cairn knows (%d): upgrade Cairn",
-                             v, AUTH_SCHEMA_VERSION);
-    for (; v < AUTH_SCHEMA_VERSION; v++) {
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (s_exec(db, "BEGIN IMMEDIATE", "begin a migration", err) != 0) return -1;
-        if (s_exec(db, migrations[v], "migrate", err) != 0 ||
-            s_exec(db, pragma, "record the schema version", err) != 0 ||
-            s_exec(db, "COMMIT", "commit a migration", err) != 0) {
-            sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-            return -1;
-        }
-    }
-    return 0;
+    return cairn_sqlite_fail(db ? db->h : NULL, WHAT, what, err);
 }
 
 auth_db_t *auth_db_open(const char *path, cairn_err_t *err)
@@ -143,38 +96,24 @@ auth_db_t *auth_db_open(const char *path, cairn_err_t *err)
         cairn_err_oom(err, NULL);
         return NULL;
     }
-    if (sqlite3_open_v2(
-            path, &db->h,
-            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-            NULL) != SQLITE_OK) {
-        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                      "cannot open the auth database %s: %s", path,
-                      db->h ? sqlite3_errmsg(db->h) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout(db->h, 10000);
     /* Credentials: every commit reaches the disk (FULL). */
-    if (s_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", "configure",
-               err) != 0 ||
-        s_migrate(db, err) != 0)
-        goto fail;
-    for (int i = 0; i < AST_COUNT; i++)
-        if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &db->st[i], NULL) != SQLITE_OK) {
-            auth_db_fail(db, "prepare a statement", err);
-            goto fail;
-        }
+    if (cairn_sqlite_open(path, WHAT, 10000, &db->h, err) != 0 ||
+        cairn_sqlite_exec(db->h, WHAT,
+                          "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
+                          "configure", err) != 0 ||
+        cairn_sqlite_migrate(db->h, WHAT, migrations, AUTH_SCHEMA_VERSION, err) != 0 ||
+        cairn_sqlite_prepare(db->h, WHAT, s_sql, AST_COUNT, db->st, err) != 0) {
+        auth_db_close(&db);
+        return NULL;
+    }
     return db;
-fail:
-    auth_db_close(&db);
-    return NULL;
 }
 
 void auth_db_close(auth_db_t **self_p)
 {
     if (!self_p || !*self_p) return;
     auth_db_t *db = *self_p;
-    for (int i = 0; i < AST_COUNT; i++) sqlite3_finalize(db->st[i]);
+    cairn_sqlite_finalize(db->st, AST_COUNT);
     sqlite3_close(db->h);
     free(db);
     *self_p = NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cairn/plugin.h"
+#include "sqlite_util.h"
 #include "vault.h"
 
 #define NAME_MAX_LEN 128
@@ -426,25 +427,20 @@ static char *s_path_or(cairn_ctx_t *ctx, const char *set, const char *leaf)
 
 static int s_db_open(secrets_t *s, const char *path, cairn_err_t *err)
 {
-    if (sqlite3_open_v2(
-            path, &s->db,
-            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-            NULL) != SQLITE_OK ||
-        sqlite3_exec(s->db, s_schema, NULL, NULL, NULL) != SQLITE_OK)
-        return s_db_fail(s, "open the database", err);
-    sqlite3_busy_timeout(s->db, 5000);
-    for (int i = 0; i < Q_COUNT; i++)
-        if (sqlite3_prepare_v3(s->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
-                               NULL) != SQLITE_OK)
-            return s_db_fail(s, "prepare a statement", err);
-    return 0;
+    return cairn_sqlite_open(path, "the secrets database", 5000, &s->db, err) != 0 ||
+                   cairn_sqlite_exec(s->db, "the secrets database", s_schema,
+                                     "create its schema", err) != 0 ||
+                   cairn_sqlite_prepare(s->db, "the secrets database", s_sql, Q_COUNT,
+                                        s->q, err) != 0
+               ? -1
+               : 0;
 }
 
 static void secrets_fini(void *state)
 {
     secrets_t *s = state;
     if (!s) return;
-    for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->q[i]);
+    cairn_sqlite_finalize(s->q, Q_COUNT);
     sqlite3_close(s->db);
     vault_close(&s->vault);
     if (s->plain) sodium_free(s->plain);

@@ -90,7 +90,7 @@ static bool s_reaped(harness_kernel_t *k)
     return true;
 }
 
-static int s_write_conf(harness_kernel_t *k, const char *services)
+static int s_write_conf(harness_kernel_t *k, const char *kernel, const char *services)
 {
     FILE *f = fopen(k->conf, "w");
     if (!f) return -1;
@@ -98,10 +98,9 @@ static int s_write_conf(harness_kernel_t *k, const char *services)
             "kernel:\n"
             "  endpoint: %s\n"
             "  events: %s\n"
-            "  auth: none\n"
-            "  heartbeat_ms: 200\n"
+            "%s"
             "services:\n%s",
-            k->endpoint, k->events, services);
+            k->endpoint, k->events, kernel, services);
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -194,8 +193,14 @@ static int s_wait_ready(harness_kernel_t *k, size_t nservices)
 
 int harness_start(harness_kernel_t *k, const char *services)
 {
+    return harness_start_kernel(k, NULL, services);
+}
+
+int harness_start_kernel(harness_kernel_t *k, const char *kernel, const char *services)
+{
     memset(k, 0, sizeof *k);
     if (!services) services = HARNESS_ECHO_INPROC;
+    if (!kernel) kernel = HARNESS_KERNEL_DEFAULT;
     const char *build = getenv("CAIRN_BUILD_DIR");
     if (!build || !*build) build = "build";
     char cairnd[HARNESS_PATH_MAX];
@@ -225,7 +230,7 @@ int harness_start(harness_kernel_t *k, const char *services)
     snprintf(k->conf, sizeof k->conf, "%s/cairn.yaml", k->tmp);
     snprintf(k->state, sizeof k->state, "%s/state", k->tmp);
     snprintf(k->log, sizeof k->log, "%s/cairnd.log", k->tmp);
-    if (s_write_conf(k, services) != 0) {
+    if (s_write_conf(k, kernel, services) != 0) {
         fprintf(stderr, "harness: cannot write %s: %s\n", k->conf, strerror(errno));
         harness_cleanup(k);
         return -1;

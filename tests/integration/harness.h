@@ -60,6 +60,14 @@ int harness_free_port(void);
  * -1 after printing why (with the kernel's log) and cleaning up. */
 int harness_start(harness_kernel_t *k, const char *services);
 
+/* The kernel lines harness_start writes after the endpoints. */
+#define HARNESS_KERNEL_DEFAULT "  auth: none\n  heartbeat_ms: 200\n"
+
+/* The same with the kernel section's other lines given (indented under
+ * `kernel:`, after endpoint and events), e.g. "  auth: auth\n  audit:
+ * audit\n"; NULL means HARNESS_KERNEL_DEFAULT. */
+int harness_start_kernel(harness_kernel_t *k, const char *kernel, const char *services);
+
 /* SIGTERM, wait up to HARNESS_DEADLINE_MS, then SIGKILL. Returns the exit
  * status (0 on a clean exit; 128 + signal when killed); safe twice. */
 int harness_stop(harness_kernel_t *k);

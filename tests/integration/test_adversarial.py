@@ -8,7 +8,10 @@ at their limit and far past it, of the wrong type, nested 30, 33 and 1000
 deep, with invalid UTF-8 and NUL bytes; random frame shapes; thousands of
 connections opened and dropped (some mid-request, some raw TCP garbage);
 clients that never read their replies; pipelined floods past
-kernel.max_queue.
+kernel.max_queue; and, field by field, every body field of the auth, audit
+and secrets verbs empty, at its limit, past it, of each wrong type and
+nested deep (FIELD_SPECS). kernel.audit is on, so every mutating request is
+an audit record too.
 
 The pass condition, checked at every checkpoint and at the end: cairnd and
 every plugin alive (sys.health all up, no restart, the process-mode pid
@@ -55,9 +58,17 @@ SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             "  echo2:\n    plugin: echo\n    mode: process\n    concurrency: 64\n"
             "  tracking:\n    plugin: storage\n    mode: inproc\n"
             "  artifacts:\n    plugin: storage\n    mode: inproc\n"
-            "  secrets:\n    plugin: secrets\n    mode: process\n")
+            "  secrets:\n    plugin: secrets\n    mode: process\n"
+            # The cheapest Argon2id the plugin takes: hostile create_user,
+            # login and change_password hash in milliseconds, not 100s of ms.
+            "  auth:\n    plugin: auth\n    mode: inproc\n"
+            "    settings:\n      pwhash_ops: 1\n      pwhash_mem: 8KiB\n"
+            "  audit:\n    plugin: audit\n    mode: process\n")
+# kernel.audit: every hostile request to a mutating verb (and every refusal)
+# is a record too, on its way to the audit service.
 KERNEL_EXTRA = (f"  max_queue: {MAX_QUEUE}\n  max_frame: {MAX_FRAME >> 20}MiB\n"
-                f"  default_ttl_ms: {TTL_MS}\n  max_ttl_ms: {TTL_MS}\n")
+                f"  default_ttl_ms: {TTL_MS}\n  max_ttl_ms: {TTL_MS}\n"
+                "  audit: audit\n")
 STATUSES = {200, 201, 400, 401, 403, 404, 409, 413, 429, 504}
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
                        r"Segmentation fault|Assertion .* failed|core dumped")
@@ -291,7 +302,11 @@ class Gen:
                     for _ in range(r.randint(0, 4))]
         if name in ("filter",):
             return r.choice(FILTERS)
-        if name in ("order_by", "keys", "experiment_ids", "actions", "not_actions"):
+        if name in ("actions", "not_actions"):
+            pats = ["*", "tracking.*", "*.read", "secrets.read", "", "a.b.c", "x" * 129,
+                    "*.*", "svc.", ".read"]
+            return [r.choice(pats) for _ in range(r.choice([0, 1, 3, 64, 65]))]
+        if name in ("order_by", "keys", "experiment_ids"):
             return [r.choice(["metrics.loss DESC", "start_time", "attributes.x ASC", "loss",
                               "params.`a b`", ""]) for _ in range(r.randint(0, 3))]
         if name == "data":
@@ -307,7 +322,19 @@ class Gen:
                     "expires_in", "version", "mini_batch_size"):
             return r.choice([0, 1, 10, 1000, 100000, 1717171717171])
         if name == "page_token":
-            return r.choice(["", "AAAA", "eyJvZmZzZXQiOiAxMH0=", "\x00", "!!!"])
+            return r.choice(["", "AAAA", "eyJvZmZzZXQiOiAxMH0=", "\x00", "!!!", "12", "9" * 20])
+        if name in ("user", "principal", "owner"):
+            return r.choice(self.ids.get("user", []) + ["owner", "kernel", "adv", "u" * 64,
+                                                        "u" * 65, "a b", "@", ""])
+        if name in ("password", "old_password"):
+            return r.choice(["", "short", "correct horse battery", "p" * 1024, "p" * 1025])
+        if name == "role":
+            return r.choice(["Owner", "Reader", "Contributor", "Data Scientist", "Operator",
+                             "adv-role", "r" * 65, ""])
+        if name == "workspace":
+            return r.choice(["default", "team-a", "*", "w" * 64, "w" * 65, "", "a/b"])
+        if name == "token":
+            return r.choice(["", "cairn_" + "A" * 43, "cairn_", "x" * 49, "cairn_" + "A" * 4000])
         if name in ("path",):
             return r.choice(["a.txt", "d/e/f.bin", "", "../x", "a//b", "/abs", "x" * 300])
         if name in ("svc",):
@@ -353,6 +380,73 @@ class Gen:
         return r.choice([b"\xc1", b"\x81", b"\x91\xc0\xc0", b"\xc0\xc0", b"\xdd\xff\xff\xff\xff",
                          b"\xdf\x7f\xff\xff\xff", b"\xc6\xff\xff\xff\xff\x00", b"\xa5ab",
                          enc({"run_id": "x"}) + b"\x00", b"\x91" * 1000 + b"\xc0"])
+
+
+# ---- the vault, auth and audit verbs, field by field (phase 7) ------------
+
+# (svc, verb) -> {field: (kind, limit, a good value)}; kind str, int, uint or
+# list; limit the longest accepted (bytes, items or value), None when the
+# docs name none. From docs/AUTH.md, docs/AUDIT.md and docs/SECRETS.md.
+_NAME = ("str", 64, "adv")
+_PW = ("str", 1024, "correct horse battery")
+FIELD_SPECS = {
+    ("auth", "login"): {"user": _NAME, "password": _PW},
+    ("auth", "create_user"): {"user": ("str", 64, "adv-new"), "password": _PW},
+    ("auth", "delete_user"): {"user": ("str", 64, "nobody")},
+    ("auth", "change_password"): {"user": _NAME, "password": _PW, "old_password": _PW},
+    ("auth", "create_token"): {"name": _NAME, "expires_in": ("uint", 315576000, 60),
+                               "owner": _NAME},
+    ("auth", "revoke_token"): {"token_id": ("str", None, "0000")},
+    ("auth", "resolve"): {"token": ("str", None, "cairn_x")},
+    ("auth", "define_role"): {"name": ("str", 64, "adv-role"), "actions": ("list", 64, ["*"]),
+                              "not_actions": ("list", 64, [])},
+    ("auth", "assign_role"): {"principal": _NAME, "role": ("str", 64, "Reader"),
+                              "workspace": ("str", 64, "default")},
+    ("auth", "unassign_role"): {"principal": _NAME, "role": ("str", 64, "Reader"),
+                                "workspace": ("str", 64, "default")},
+    ("auth", "create_workspace"): {"name": ("str", 64, "adv-ws")},
+    ("auth", "delete_workspace"): {"name": ("str", 64, "adv-ws")},
+    ("audit", "query"): {"principal": ("str", 256, "adv"), "svc": ("str", 256, "auth"),
+                         "verb": ("str", 256, "login"), "object": ("str", 256, ""),
+                         "since": ("int", None, 1), "until": ("int", None, 1 << 50),
+                         "max_results": ("uint", 1000, 10), "page_token": ("str", 20, "0")},
+    ("audit", "append"): {"records": ("list", 4096, [])},
+    ("secrets", "set_secret"): {"name": ("str", 128, "adv/s"), "value": ("str", 65536, "v")},
+    ("secrets", "get_secret"): {"name": ("str", 128, "adv/s")},
+    ("secrets", "list_secrets"): {"max_results": ("uint", 1000, 10),
+                                  "page_token": ("str", 128, "")},
+    ("secrets", "delete_secret"): {"name": ("str", 128, "adv/none")},
+}
+_WRONG = {"str": [True, 7, -7, 1.5, b"bin", [], {"k": "v"}, ["a"]],
+          "int": [True, 1.5, "7", b"7", [], {"k": 1}],
+          "uint": [True, -1, 1.5, "7", b"7", [], {"k": 1}],
+          "list": [True, 7, "*", b"*", {"k": "v"}, [7], [None], [["*"]]]}
+
+
+def field_variants(kind, limit):
+    """(value, the statuses it must get or None) for one field: empty, at
+    its limit, past it, every wrong type, nil, and deep nesting."""
+    out = []
+    if kind == "str":
+        out += [("", None), ("\x00", None), (BadStr(b"\xff"), {400})]
+        if limit:
+            out += [("a" * limit, None), ("a" * (limit + 1), {400, 413}),
+                    ("a" * (limit * 64 + 1), {400, 413})]
+    elif kind == "list":
+        out += [([], None)]
+        if limit:
+            out += [(["*"] * limit, None), (["*"] * (limit + 1), {400, 413})]
+    else:
+        out += [(0, None), (-(1 << 63), {400} if kind == "uint" else None),
+                ((1 << 64) - 1, {400} if limit else None)]
+        if limit:
+            out += [(limit, None), (limit + 1, {400})]
+    out += [(v, {400}) for v in _WRONG[kind]]
+    out += [(None, None)]  # nil: refused, or the field taken as absent
+    # (413 when the nesting alone is past the verb's max_body)
+    out += [(deep(n, kind=k), {400, 413}) for n, k in
+            ((30, "array"), (33, "array"), (1000, "array"), (30, "map"), (33, "map"))]
+    return out
 
 
 # ---- replies ------------------------------------------------------------
@@ -627,6 +721,13 @@ class Adversarial(unittest.TestCase):
         cls.ids.update(experiment_id=eids, run_id=rids, parent_run_id=rids,
                        experiment_ids=[eids], key=["loss", "big", "lr", "t"],
                        experiment_name=[f"adv-{SEED}-0"])
+        if "auth" in cls.verbs:
+            cls.call("auth", "create_user", {"user": "adv", "password": "correct horse battery"})
+            t = cls.call("auth", "create_token", {"name": "adv"})
+            cls.ids.update(user=["adv"], token=[t["token"]], token_id=[t["token_id"]])
+        if "secrets" in cls.verbs:
+            cls.call("secrets", "set_secret", {"name": "adv/s", "value": "v"})
+            cls.ids["name"] = ["adv/s", "adv"]
 
     @classmethod
     def harvest(cls, body, depth=0):
@@ -1119,6 +1220,43 @@ class Adversarial(unittest.TestCase):
                     self.assertGreater(refused, 0, f"flood {svc}: nothing refused with 429")
                 log(f"adversarial: flood {svc}: {n} x {pad} B, {refused} refused with 429")
                 self.checkpoint(f"flood {svc} ({n} x {pad} B)")
+
+    # ---- phase 7: every body field of the vault, auth and audit verbs --------
+
+    def test_7_fields(self):
+        """Each body field of the auth, audit and secrets verbs (FIELD_SPECS,
+        from docs/AUTH.md, AUDIT.md and SECRETS.md), the others plausible:
+        empty, at its limit and past it (400 or 413), of every wrong type (400;
+        nil as well, or the field taken as absent), nested 30, 33 and 1000
+        deep (400, or 413 past the verb's max_body). audit.append is the
+        kernel's only: 403 whatever the body holds, or 400/413 when the kernel
+        refuses the body first."""
+        ln = Lane("fields", self.k)
+        sent = 0
+        try:
+            for (svc, verb), fields in sorted(FIELD_SPECS.items()):
+                if svc not in self.verbs or verb not in self.verbs[svc]:
+                    continue
+                base = {f: good for f, (_, _, good) in fields.items()}
+                for f, (kind, limit, good) in fields.items():
+                    for v, expect in field_variants(kind, limit):
+                        body = dict(base)
+                        body[f] = v
+                        if verb == "append":  # refused by the kernel, or 403
+                            expect = {400, 403, 413}
+                        elif f == "value" and type(v) is bytes:
+                            expect = None  # a secret's value may be bin
+                        sent += 1
+                        ln.send([b"CAIRN/1", enc({"id": sent, "svc": svc, "verb": verb,
+                                                  "ttl": TTL_MS}), enc(body)], sent, expect)
+                        if ln.outstanding() >= WINDOW:
+                            self.drain([ln], f"fields ({svc}.{verb})", keep=WINDOW // 2)
+                    self.drain([ln], f"fields ({svc}.{verb} {f})")
+            self.drain([ln], "fields (end)")
+            self.checkpoint("fields", ln.recent)
+        finally:
+            log(f"adversarial: fields: {sent} requests, one field hostile each")
+            ln.close()
 
     # ---- the end --------------------------------------------------------------
 

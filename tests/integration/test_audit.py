@@ -4,15 +4,22 @@ the client got) and every request refused at the edge (401/403), grouped on
 their way; the audit plugin keeps them as a hash chain, answers query and
 verify, and verify names the first record that was edited, deleted or
 moved. Real cairnd, real plugins, the SQLite file edited for real."""
+import json
 import os
 import sqlite3
+import sys
 import unittest
 
 import subprocess
 
 import zmq
 
-from cairn_harness import BIN, DEADLINE, Kernel, free_port, wait_for
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import BIN, DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+import cairn  # noqa: E402
+from cairn.audit import Audit  # noqa: E402
 
 AUDITED = "  audit: audit\n"
 SERVICES = ("  audit:\n    plugin: audit\n    mode: inproc\n"
@@ -77,7 +84,7 @@ class Trail(unittest.TestCase):
         self.assertEqual(records(self.c, principal="nobody"), [])
         self.assertEqual(records(self.c, since=2**62), [])
         for bad in ({"max_results": 0}, {"page_token": "x"}, {"since": "soon"},
-                    {"principal": 5}):
+                    {"principal": 5}, {"page_token": "9" * 20}):
             self.assertEqual(self.c.call("audit", "query", bad)[0]["st"], 400, bad)
 
     def test_only_the_kernel_appends(self):
@@ -122,6 +129,55 @@ class Trail(unittest.TestCase):
         self.cli("audit", "verify-file", "/nonexistent/audit.db", rc=2)
         self.k.start()
         self.c = self.k.client()
+
+    def test_python_sdk(self):
+        self.make(5)
+        self.wait_records(5)
+        with Audit(endpoint=self.k.endpoint, token="") as a:
+            recs = a.query(svc="tracking", page_size=2)
+            self.assertEqual([r["verb"] for r in recs], ["create_experiment"] * 5)
+            self.assertEqual([r["seq"] for r in recs], sorted(r["seq"] for r in recs))
+            self.assertEqual(set(recs[0]), {"seq", "time", "principal", "ws", "svc", "verb",
+                                            "object", "status"})
+            self.assertEqual(len(a.query(svc="tracking", page_size=2, limit=3)), 3)
+            page = a.query_page(svc="tracking", max_results=2)
+            self.assertEqual(len(page["records"]), 2)
+            nxt = a.query_page(svc="tracking", max_results=2,
+                               page_token=page["next_page_token"])
+            self.assertGreater(nxt["records"][0]["seq"], page["records"][1]["seq"])
+            t = recs[2]["time"]
+            self.assertTrue(all(t <= r["time"] < t + 1
+                                for r in a.query(since=t, until=t + 1)))
+            self.assertEqual(a.query(principal="nobody"), [])
+            self.assertEqual(a.query(verb="create_experiment", principal="local"), recs)
+            with self.assertRaises(cairn.BadRequest):
+                a.query_page(max_results=0)
+            with self.assertRaises(cairn.BadRequest):
+                a.query_page(page_token="x")
+            self.assertEqual(a.verify(), {"ok": True, "records": 5})
+        b = self.tamper("UPDATE records SET status = 500 WHERE seq = 4")
+        self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 4))
+        with Audit(endpoint=self.k.endpoint, token="") as a:
+            self.assertEqual(a.verify(), {"ok": False, "records": 4, "first_bad_seq": 4})
+
+    def test_cli_query(self):
+        self.make(3)
+        self.wait_records(3)
+        out = json.loads(self.cli("--json", "audit", "query",
+                                  '{"svc": "tracking", "max_results": 2}'))
+        self.assertEqual([r["verb"] for r in out["records"]], ["create_experiment"] * 2)
+        self.assertIn("next_page_token", out)
+        out = json.loads(self.cli("--json", "audit", "query", json.dumps(
+            {"svc": "tracking", "page_token": out["next_page_token"]})))
+        self.assertEqual(len(out["records"]), 1)
+        self.assertNotIn("next_page_token", out)
+        self.assertEqual(json.loads(self.cli("--json", "audit", "verify")),
+                         {"ok": True, "records": 3})
+        for bad in ('{"since": "soon"}', '{"svc": 5}', '{"nope": 1}', '[1]', '{',
+                    '{"max_results": 0}'):
+            self.cli("audit", "query", bad, rc=2)
+        self.assertIn("max_results is from 1 to 1000",
+                      self.cli("audit", "query", '{"max_results": 1001}', rc=1))
 
     def test_verify_finds_a_deleted_record(self):
         self.make(5)

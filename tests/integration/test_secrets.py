@@ -3,16 +3,26 @@ with XChaCha20-Poly1305 under a master key (a 0600 file in the state dir,
 or an environment variable), bound to their workspace and name, never in
 a file, a log or an error in the clear; rotate_master_key re-seals them
 all, and a rotation cut short is finished at the next start."""
+import json
 import os
 import secrets as pysecrets
 import sqlite3
+import sys
 import unittest
 
 import subprocess
 
-from cairn_harness import BIN, DEADLINE, Kernel
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import BIN, DEADLINE, SOURCE, Kernel  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+import cairn  # noqa: E402
+from cairn.secrets import Secrets  # noqa: E402
 
 SERVICES = "  secrets:\n    plugin: secrets\n    mode: inproc\n"
+# Auth on, with a cheap password hash: logins take milliseconds here.
+AUTH_SERVICES = ("  auth:\n    plugin: auth\n    mode: inproc\n"
+                 "    settings:\n      pwhash_ops: 1\n      pwhash_mem: 8MiB\n" + SERVICES)
 
 
 def read(path):
@@ -179,6 +189,88 @@ class Cli(unittest.TestCase):
             self.assertNotIn("hunter2", listed)
             cli("secrets", "delete", "db/pw")
             cli("secrets", "get", "db/pw", rc=1)
+            # Bytes that are not UTF-8 come back as {"$bin": base64}.
+            c = k.client()
+            c.call("secrets", "set_secret", {"name": "raw", "value": b"\xff\x00\x01"})
+            c.close()
+            self.assertEqual(json.loads(cli("secrets", "get", "raw")), {"$bin": "/wAB"})
+            got = json.loads(cli("--json", "secrets", "get", "raw"))
+            self.assertEqual(got, {"value": {"$bin": "/wAB"}, "version": 1})
+            self.assertEqual(json.loads(cli("--json", "secrets", "set", "t", stdin="v")),
+                             {"name": "t", "version": 1})
+            # list follows the pages (1000 a page): every name.
+            for i in range(3):
+                cli("secrets", "set", f"n{i}", stdin="x")
+            listed = json.loads(cli("--json", "secrets", "list"))["secrets"]
+            self.assertEqual([x["name"] for x in listed], ["n0", "n1", "n2", "raw", "t"])
+            self.assertTrue(all("value" not in x for x in listed))
+            self.assertIn("now seals 5 values", cli("secrets", "rotate-key"))
+            self.assertEqual(json.loads(cli("--json", "secrets", "rotate-key")),
+                             {"key_id": 3, "resealed": 5})
+            self.assertEqual(cli("secrets", "get", "t"), "v")
+            cli("secrets", "set", "big", stdin="x" * (64 * 1024 + 1), rc=1)  # 413
+        finally:
+            k.cleanup()
+        # No cairnd there: exit status 3, not a server error.
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", k.endpoint,
+                            "--ttl", "300", "secrets", "get", "x"],
+                           capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(r.returncode, 3, r.stderr)
+
+
+class PythonSdk(unittest.TestCase):
+    """cairn.Secrets against a cairnd with auth on: the owner's round trips,
+    a Reader refused (403), the errors as CairnError subclasses."""
+
+    def test_sdk(self):
+        k = Kernel(services=AUTH_SERVICES, auth="auth").start()
+        try:
+            with open(os.path.join(k.state, "owner.token")) as f:
+                owner = f.read().strip()
+            with Secrets(endpoint=k.endpoint, token=owner) as s:
+                self.assertEqual(s.set("db/pw", "hunter2"), 1)
+                self.assertEqual(s.set("db/pw", "hunter3"), 2)
+                self.assertEqual(s.get("db/pw"), "hunter3")
+                self.assertEqual(s.get_versioned("db/pw"), {"value": "hunter3", "version": 2})
+                s.set("raw", bytes(range(256)))
+                self.assertEqual(s.get("raw"), bytes(range(256)))
+                for i in range(5):
+                    s.set(f"p/{i}", "v")
+                names = [x["name"] for x in s.list(page_size=2)]
+                self.assertEqual(names, ["db/pw"] + [f"p/{i}" for i in range(5)] + ["raw"])
+                s.delete("p/4")
+                with self.assertRaises(cairn.NotFound):
+                    s.get("p/4")
+                with self.assertRaises(cairn.NotFound):
+                    s.delete("p/4")
+                with self.assertRaises(cairn.TooLarge):
+                    s.set("big", "x" * (64 * 1024 + 1))
+                with self.assertRaises(cairn.BadRequest):
+                    s.set("a b", "v")
+                with self.assertRaises(TypeError):
+                    s.set("n", 5)
+                self.assertEqual(s.rotate_master_key(), {"key_id": 2, "resealed": 6})
+                self.assertEqual(s.get("db/pw"), "hunter3")
+                a = cairn.Auth(client=s.client)
+                a.create_user("rita", "correct horse battery")
+                a.assign_role("rita", "Reader")
+            with cairn.Auth(endpoint=k.endpoint, token="") as anon:
+                tok = anon.login("rita", "correct horse battery")
+            with Secrets(endpoint=k.endpoint, token=tok) as rita:
+                with self.assertRaises(cairn.Forbidden) as cm:
+                    rita.get("db/pw")
+                self.assertEqual(cm.exception.status, 403)
+                self.assertNotIn("hunter", str(cm.exception))
+                with self.assertRaises(cairn.Forbidden):
+                    rita.list()
+                with self.assertRaises(cairn.Forbidden):
+                    rita.set("x", "v")
+            c = cairn.Client(endpoint=k.endpoint, token=owner)
+            with Secrets(client=c) as s:  # a given client is not closed
+                self.assertEqual(s.get("db/pw"), "hunter3")
+            self.assertEqual(c.call("secrets", "get_secret", {"name": "db/pw"})["value"],
+                             "hunter3")
+            c.close()
         finally:
             k.cleanup()
 

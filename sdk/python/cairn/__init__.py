@@ -5,13 +5,20 @@
     c.call("sys", "ping")               # {'pong': True, 'version': ...}
     c.call("echo", "echo", {"x": 1})    # {'x': 1}
 
+The services beyond tracking have a class each: ``cairn.Auth`` (users,
+tokens, roles), ``cairn.Secrets`` (the key vault), ``cairn.Audit`` (the
+audit trail).
+
 Failures raise CairnError subclasses with .status, .code and .message. A
 Client is for one thread.
 """
+from .audit import Audit
+from .auth import Auth
 from .client import (DEFAULT_ENDPOINT, Client, Reply, find_token, set_workspace,
                      token_path)
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
+from .secrets import Secrets
 from .tracking import (ActiveRun, Tracker, active_run, download_artifact, end_run, flush,
                        get_run, get_tracker, log_artifact, log_artifacts, log_metric,
                        log_metrics, log_metrics_batch, log_param, log_params, set_async,
@@ -25,5 +32,5 @@ __all__ = [
     "Tracker", "ActiveRun", "set_tracking", "set_async", "get_tracker", "start_run", "end_run",
     "active_run", "get_run", "flush", "log_param", "log_params", "log_metric", "log_metrics",
     "log_metrics_batch", "set_tag", "set_tags", "log_artifact", "log_artifacts",
-    "download_artifact",
+    "download_artifact", "Auth", "Secrets", "Audit",
 ]

@@ -19,32 +19,15 @@ An Auth wraps a Client it makes (endpoint, token, workspace as for Client)
 or one it is given (``Auth(client=c)``, which it does not close). Like a
 Client, an Auth is for one thread.
 """
-from .client import Client
+from .service import Service
 
 SVC = "auth"
 
 
-class Auth:
+class Auth(Service):
     """The auth verbs over one Client."""
 
-    def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000,
-                 client=None):
-        self._own = client is None
-        self.client = client or Client(endpoint, token, workspace, ttl_ms)
-
-    def close(self):
-        if self._own:
-            self.client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _call(self, verb, **fields):
-        body = {k: v for k, v in fields.items() if v is not None}
-        return self.client.call(SVC, verb, body)
+    SVC = SVC
 
     # -- users -----------------------------------------------------------------
 
