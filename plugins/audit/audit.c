@@ -31,12 +31,13 @@ static const cairn_setting_t audit_settings[] = {
     {.key = NULL},
 };
 
-enum { Q_INSERT, Q_LAST, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT };
+enum { Q_INSERT, Q_LAST, Q_TIME_OF, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT };
 static const char *const s_sql[Q_COUNT] = {
     [Q_INSERT] =
         "INSERT INTO records (seq, time, principal, ws, svc, verb, object, "
         "status, cid, digest, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [Q_LAST] = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+    [Q_LAST] = "SELECT seq, hash, time FROM records ORDER BY seq DESC LIMIT 1",
+    [Q_TIME_OF] = "SELECT time FROM records WHERE seq >= ? ORDER BY seq LIMIT 1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -46,7 +47,7 @@ typedef struct audit {
     cairn_ctx_t *ctx;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
-    int64_t last_seq;
+    int64_t last_seq, last_time;
     unsigned char last_hash[AUDIT_HASH_BYTES];
     msgpack_sbuffer sb;
 } audit_t;
@@ -129,7 +130,7 @@ static int audit_append(void *state, cairn_req_t *req, cairn_err_t *err)
         return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                              "an append holds at most %d records", APPEND_MAX);
     if (s_exec(a, Q_BEGIN, "begin", err) != 0) return -1;
-    int64_t seq = a->last_seq;
+    int64_t seq = a->last_seq, time = a->last_time;
     unsigned char prev[AUDIT_HASH_BYTES], h[AUDIT_HASH_BYTES];
     memcpy(prev, a->last_hash, sizeof prev);
     int rc = 0;
@@ -138,6 +139,10 @@ static int audit_append(void *state, cairn_req_t *req, cairn_err_t *err)
         rec_buf_t b;
         rc = s_parse(&recs->via.array.ptr[i], &r, &b, err);
         if (rc != 0) break;
+        /* Time never goes back along the chain (a clock stepped back is
+         * read as no time passing), so that a time range is a seq range. */
+        if (r.time < time) r.time = time;
+        time = r.time;
         audit_chain_hash(prev, &r, h);
         rc = s_insert(a, &r, h, err);
         if (rc == 0) {
@@ -151,6 +156,7 @@ static int audit_append(void *state, cairn_req_t *req, cairn_err_t *err)
         return -1;
     }
     a->last_seq = seq;
+    a->last_time = time;
     memcpy(a->last_hash, prev, sizeof prev);
     msgpack_sbuffer_clear(&a->sb);
     msgpack_packer pk;
@@ -221,6 +227,46 @@ static void s_pack_row(msgpack_packer *pk, sqlite3_stmt *st)
     }
 }
 
+/* The time of the first record at or after seq; INT64_MAX past the end. */
+static int s_time_at(audit_t *a, int64_t seq, int64_t *time, cairn_err_t *err)
+{
+    sqlite3_stmt *st = a->q[Q_TIME_OF];
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    *time = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_db_fail(a, "query", err);
+}
+
+/* The first seq whose time is at least t (last_seq + 1 when none is): a
+ * binary search, since times never go back along seq (audit_append). */
+static int s_seq_at_time(audit_t *a, int64_t t, int64_t *out, cairn_err_t *err)
+{
+    int64_t lo = 1, hi = a->last_seq + 1; /* the answer is in [lo, hi] */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2, tm;
+        if (s_time_at(a, mid, &tm, err) != 0) return -1;
+        if (tm >= t)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *out = lo;
+    return 0;
+}
+
+/* The query's SQL: only the clauses given, so that SQLite can use the
+ * (principal, seq) index and the seq range of since/until. */
+static void s_query_sql(const filter_t *f, char *sql, size_t cap)
+{
+    snprintf(sql, cap,
+             "SELECT seq, time, principal, ws, svc, verb, object, status FROM records "
+             "WHERE seq > ?1 AND seq < ?2%s%s%s%s ORDER BY seq LIMIT ?7",
+             f->principal.ptr ? " AND principal = ?3" : "",
+             f->svc.ptr ? " AND svc = ?4" : "", f->verb.ptr ? " AND verb = ?5" : "",
+             f->object.ptr ? " AND object = ?6" : "");
+}
+
 /* query {principal, svc, verb, object, since, until, max_results,
  * page_token} -> records (oldest first), next_page_token. */
 static int audit_query(void *state, cairn_req_t *req, cairn_err_t *err)
@@ -228,23 +274,23 @@ static int audit_query(void *state, cairn_req_t *req, cairn_err_t *err)
     audit_t *a = state;
     filter_t f;
     if (s_filter(cairn_body(req), &f, err) != 0) return -1;
+    int64_t first = 1, end = a->last_seq + 1; /* seq in [first, end) */
+    if ((f.since && s_seq_at_time(a, f.since, &first, err) != 0) ||
+        (f.until && s_seq_at_time(a, f.until, &end, err) != 0))
+        return -1;
+    if (f.after < first - 1) f.after = first - 1;
+    char sql[512];
+    s_query_sql(&f, sql, sizeof sql);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(
-            a->db,
-            "SELECT seq, time, principal, ws, svc, verb, object, status FROM records "
-            "WHERE seq > ?1 AND (?2 IS NULL OR principal = ?2) AND (?3 IS NULL OR svc "
-            "= ?3) AND (?4 IS NULL OR verb = ?4) AND (?5 IS NULL OR object = ?5) AND "
-            "(?6 = 0 OR time >= ?6) AND (?7 = 0 OR time < ?7) ORDER BY seq LIMIT ?8",
-            -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
         return s_db_fail(a, "query", err);
     sqlite3_bind_int64(st, 1, f.after);
-    s_bind_opt(st, 2, f.principal);
-    s_bind_opt(st, 3, f.svc);
-    s_bind_opt(st, 4, f.verb);
-    s_bind_opt(st, 5, f.object);
-    sqlite3_bind_int64(st, 6, f.since);
-    sqlite3_bind_int64(st, 7, f.until);
-    sqlite3_bind_int64(st, 8, (int64_t)f.max + 1);
+    sqlite3_bind_int64(st, 2, end);
+    s_bind_opt(st, 3, f.principal);
+    s_bind_opt(st, 4, f.svc);
+    s_bind_opt(st, 5, f.verb);
+    s_bind_opt(st, 6, f.object);
+    sqlite3_bind_int64(st, 7, (int64_t)f.max + 1);
     msgpack_sbuffer rows;
     msgpack_sbuffer_init(&rows);
     msgpack_packer rp;
@@ -330,6 +376,7 @@ static int s_load_tail(audit_t *a, cairn_err_t *err)
         a->last_seq = sqlite3_column_int64(st, 0);
         if (sqlite3_column_bytes(st, 1) == AUDIT_HASH_BYTES)
             memcpy(a->last_hash, sqlite3_column_blob(st, 1), AUDIT_HASH_BYTES);
+        a->last_time = sqlite3_column_int64(st, 2);
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0

@@ -7,6 +7,7 @@ moved. Real cairnd, real plugins, the SQLite file edited for real."""
 import json
 import os
 import sqlite3
+import time
 import sys
 import unittest
 
@@ -192,6 +193,37 @@ class Trail(unittest.TestCase):
                         "UPDATE records SET seq = 3 WHERE seq = 4; "
                         "UPDATE records SET seq = 4 WHERE seq = 103")
         self.assertEqual((b["ok"], b["first_bad_seq"]), (False, 3))
+
+    def test_time_ranges(self):
+        """since/until select by time (a seq range: times never go back
+        along the chain), combined with the other filters and paging."""
+        self.make(3)
+        first = self.wait_records(3)
+        t_mid = first[-1]["time"] + 1
+        wait_for(lambda: time.time() * 1000 > t_mid + 5, what="the clock to move on")
+        self.make(4, first=3)
+        recs = self.wait_records(7)
+        times = [r["time"] for r in recs]
+        self.assertEqual(times, sorted(times))
+        later = records(self.c, since=t_mid)
+        self.assertEqual([r["seq"] for r in later], [r["seq"] for r in recs[3:]])
+        earlier = records(self.c, until=t_mid)
+        self.assertEqual([r["seq"] for r in earlier], [r["seq"] for r in recs[:3]])
+        self.assertEqual(records(self.c, since=t_mid, until=t_mid), [])
+        self.assertEqual(len(records(self.c, since=0, until=2**62)), 7)
+        # paging within the range
+        got, tok = [], None
+        while True:
+            q = {"since": t_mid, "max_results": 3, "verb": "create_experiment"}
+            if tok:
+                q["page_token"] = tok
+            b = self.c.call("audit", "query", q)[1]
+            got += b["records"]
+            tok = b.get("next_page_token")
+            if not tok:
+                break
+        self.assertEqual([r["seq"] for r in got], [r["seq"] for r in recs[3:]])
+        self.assertEqual(records(self.c, since=t_mid, principal="nobody"), [])
 
     def test_records_name_their_object(self):
         """The plugin names what a mutating request acted on."""
