@@ -63,8 +63,9 @@ static int s_probe(void *state, cairn_req_t *r, cairn_err_t *err)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 11);
     cairn_pack_kv_str(&pk, "verb", api->verb(r));
+    cairn_pack_kv_str(&pk, "addr", api->peer_address(r));
     cairn_pack_kv_str(&pk, "ws", api->workspace(r));
     cairn_pack_kv_str(&pk, "sub", api->principal(r));
     cairn_pack_kv_str(&pk, "cid", api->correlation_id(r));
@@ -363,8 +364,8 @@ static void s_setup(void)
 /* ---- building a header from a description (odd modes) --------------------- */
 
 enum { V_STR, V_REPEAT, V_UINT, V_NIL, V_ROLES, V_NEG, V_BIN, V_NTYPES };
-static const char *s_keys[] = {"rid",   "svc", "verb", "ws",      "sub",
-                               "roles", "ttl", "cid",  "x-extra", "id"};
+static const char *s_keys[] = {"rid", "svc", "verb",    "ws", "sub", "roles",
+                               "ttl", "cid", "x-extra", "id", "addr"};
 #define NKEYS (sizeof s_keys / sizeof s_keys[0])
 
 typedef struct field {
@@ -519,7 +520,7 @@ typedef struct model {
     bool typed;  /* every known key of its type (else a strict reader says 500) */
     int strings; /* ws, sub, cid and roles fit, without a NUL */
     uint64_t rid;
-    const msgpack_object *verb, *ws, *sub, *cid, *roles, *ttl;
+    const msgpack_object *verb, *ws, *sub, *cid, *roles, *ttl, *addr;
 } model_t;
 
 static bool s_typed(const msgpack_object *o, msgpack_object_type t)
@@ -559,16 +560,21 @@ static void s_model(const void *hdr, size_t len, model_t *m)
     m->cid = cairn_obj_get(&h, "cid");
     m->roles = cairn_obj_get(&h, "roles");
     m->ttl = cairn_obj_get(&h, "ttl");
+    m->addr = cairn_obj_get(&h, "addr");
     m->typed =
         s_typed(cairn_obj_get(&h, "svc"), MSGPACK_OBJECT_STR) &&
         s_typed(m->verb, MSGPACK_OBJECT_STR) && s_typed(m->ws, MSGPACK_OBJECT_STR) &&
         s_typed(m->sub, MSGPACK_OBJECT_STR) && s_typed(m->cid, MSGPACK_OBJECT_STR) &&
         s_typed(m->ttl, MSGPACK_OBJECT_POSITIVE_INTEGER) &&
-        s_typed(m->roles, MSGPACK_OBJECT_ARRAY);
+        s_typed(m->roles, MSGPACK_OBJECT_ARRAY) &&
+        s_typed(m->addr, MSGPACK_OBJECT_STR) &&
+        (!m->addr || m->addr->type != MSGPACK_OBJECT_STR ||
+         m->addr->via.str.size <= 64); /* WIRE_ADDR_MAX: longer is unreadable */
     size_t need = 0, absent = 0, ignored = 0;
     bool ok = s_need(m->ws, &need, &absent);
     ok &= s_need(m->sub, &need, &absent);
     ok &= s_need(m->cid, &need, &absent);
+    ok &= s_need(m->addr, &need, &absent);
     if (m->roles && m->roles->type == MSGPACK_OBJECT_ARRAY) {
         if (m->roles->via.array.size > MAX_ROLES) ok = m->typed = false;
         for (uint32_t i = 0; i < m->roles->via.array.size; i++) {
@@ -604,6 +610,16 @@ static bool s_same(const msgpack_object *reply, const char *key,
            memcmp(v->via.str.ptr, hdr->via.str.ptr, hdr->via.str.size) == 0;
 }
 
+/* The workspace a handler sees: the header's, or "default" for none. */
+static bool s_same_ws(const msgpack_object *reply, const msgpack_object *hdr)
+{
+    if (hdr && hdr->type == MSGPACK_OBJECT_STR && hdr->via.str.size)
+        return s_same(reply, "ws", hdr);
+    const msgpack_object *v = cairn_obj_get(reply, "ws");
+    return v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 7 &&
+           memcmp(v->via.str.ptr, "default", 7) == 0;
+}
+
 /* The body as the handler packed it back equals the body as sent. */
 static void s_same_body(const msgpack_object *echoed, const void *body, size_t len)
 {
@@ -635,7 +651,8 @@ static void s_check_probe(const model_t *m, const void *body, size_t blen,
     REQUIRE(z && msgpack_unpack(reply, rlen, &off, z, &r) == MSGPACK_UNPACK_SUCCESS &&
             r.type == MSGPACK_OBJECT_MAP);
     /* Exactly the header's strings, never a cut one. */
-    REQUIRE(s_same(&r, "ws", m->ws) && s_same(&r, "sub", m->sub));
+    REQUIRE(s_same_ws(&r, m->ws) && s_same(&r, "sub", m->sub));
+    REQUIRE(s_same(&r, "addr", m->addr));
     REQUIRE(s_same(&r, "verb", m->verb));
     const msgpack_object *cid = cairn_obj_get(&r, "cid");
     REQUIRE(cid && cid->type == MSGPACK_OBJECT_STR);
