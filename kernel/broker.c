@@ -1419,13 +1419,18 @@ int broker_run(broker_t *b, volatile sig_atomic_t *stop)
         pending_t *p = pending_earliest(b->pending);
         if (p && (long)(p->deadline - now) < wait) wait = (long)(p->deadline - now);
         if (wait < 0) wait = 0;
-        zmq_pollitem_t items[3] = {{b->frontend, 0, ZMQ_POLLIN, 0},
-                                   {b->backend, 0, ZMQ_POLLIN, 0},
-                                   {NULL, b->sigfd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 3, wait);
+        /* The CurveZMQ key check (ZAP) is polled here, last: its refusals
+         * are audited on this thread. */
+        zmq_pollitem_t items[4] = {
+            {b->frontend, 0, ZMQ_POLLIN, 0},
+            {b->backend, 0, ZMQ_POLLIN, 0},
+            {NULL, b->sigfd, ZMQ_POLLIN, 0},
+            {b->curve ? curve_zap_socket(b->curve) : NULL, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, b->curve ? 4 : 3, wait);
         if (n < 0 && errno != EINTR) return -1;
         if (n <= 0) continue;
         if (items[2].revents & ZMQ_POLLIN) s_on_signal(b, stop);
+        if (items[3].revents & ZMQ_POLLIN) curve_zap_serve(b->curve, b->audit);
         /* Serve both sockets in bursts (a receive with ZMQ_DONTWAIT costs no
          * syscall when a message is queued; a zmq_poll per message costs
          * several); the backend first, since its replies free capacity. */
@@ -1498,6 +1503,28 @@ static int s_bind(void *sock, const char *ep, const char *what, bool loopback_on
     return 0;
 }
 
+/* Before ep is bound on sock: make sock a CURVE server when ep wants one.
+ * Each socket's CURVE bind is its last: libzmq copies the options into
+ * every later listener, so its inproc and ipc binds come first. */
+static int s_secure(broker_t *b, void *sock, const char *ep, cairn_err_t *err)
+{
+    if (!curve_wanted(b->conf, ep)) return 0;
+    if (curve_server_apply(b->curve, sock, err) != 0) return -1;
+    fprintf(stderr, "cairnd: %s: CurveZMQ, server key %s\n", ep,
+            curve_public_key(b->curve));
+    return 0;
+}
+
+/* Load the keys and start the key check (ZAP) before any socket binds:
+ * libzmq lets every key in while no handler is bound. */
+static int s_open_curve(broker_t *b, cairn_err_t *err)
+{
+    if (curve_check_conf(b->conf, b->endpoint, err) != 0) return -1;
+    if (!curve_any_wanted(b->conf, b->endpoint)) return 0;
+    if (!(b->curve = curve_new(b->conf, b->state_dir, err))) return -1;
+    return curve_zap_open(b->curve, b->zctx, err);
+}
+
 static int s_open_sockets(broker_t *b, cairn_err_t *err)
 {
     const conf_t *c = b->conf;
@@ -1512,6 +1539,7 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
                                      "loopback addresses only: %s",
                                      c->source, why.msg);
     }
+    if (s_open_curve(b, err) != 0) return -1;
     if (!(b->frontend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int64_t hard = (int64_t)(c->max_frame + c->max_frame / 4 + (1 << 20));
     zmq_setsockopt(b->frontend, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
@@ -1520,7 +1548,9 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
     int hwm = 10000;
     zmq_setsockopt(b->frontend, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->frontend, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (s_bind(b->frontend, b->endpoint, "frontend", lo, err) != 0) return -1;
+    if (s_secure(b, b->frontend, b->endpoint, err) != 0 ||
+        s_bind(b->frontend, b->endpoint, "frontend", lo, err) != 0)
+        return -1;
     if (!(b->backend = s_socket(b, ZMQ_ROUTER, err))) return -1;
     int zero = 0;
     zmq_setsockopt(b->backend, ZMQ_SNDHWM, &zero, sizeof zero);
@@ -1529,14 +1559,17 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
         s_bind(b->backend, b->worker_ipc, "worker socket", lo, err) != 0)
         return -1;
     if (c->worker_endpoint && *c->worker_endpoint &&
-        s_bind(b->backend, c->worker_endpoint, "remote worker socket", lo, err) != 0)
+        (s_secure(b, b->backend, c->worker_endpoint, err) != 0 ||
+         s_bind(b->backend, c->worker_endpoint, "remote worker socket", lo, err) != 0))
         return -1;
     if (!(b->pub = s_socket(b, ZMQ_PUB, err))) return -1;
     if (s_bind(b->pub, "inproc://cairn.events", "event bus", lo, err) != 0 ||
         s_bind(b->pub, b->events_ipc, "event bus", lo, err) != 0 ||
         (c->events && *c->events &&
-         s_bind(b->pub, c->events, "event bus", lo, err) != 0))
+         (s_secure(b, b->pub, c->events, err) != 0 ||
+          s_bind(b->pub, c->events, "event bus", lo, err) != 0)))
         return -1;
+    curve_forget_secret(b->curve); /* every socket has it now */
     return 0;
 }
 
@@ -1673,6 +1706,7 @@ void broker_destroy(broker_t **self_p)
     if (b->frontend) zmq_close(b->frontend);
     if (b->backend) zmq_close(b->backend);
     if (b->pub) zmq_close(b->pub);
+    curve_destroy(&b->curve); /* its key check's socket, after the others */
     if (b->zctx) zmq_ctx_term(b->zctx);
     clients_destroy(&b->clients); /* after the context: no write callback is left */
     tokens_destroy(&b->tokens);

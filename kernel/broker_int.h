@@ -13,6 +13,7 @@
 #include "tokens.h"
 #include "broker.h"
 #include "clients.h"
+#include "curve.h"
 #include "pending.h"
 
 #define WORKER_ID_MAX 256
@@ -71,8 +72,9 @@ struct broker {
     void *frontend, *backend, *pub;
     int sigfd;
     authz_t *authz;
-    tokens_t *tokens;         /* requests waiting for their token (tokens.h) */
-    kaudit_t *audit;          /* the audit trail's records on their way (audit.h) */
+    curve_t *curve;   /* CurveZMQ on the network endpoints; NULL: none (curve.h) */
+    tokens_t *tokens; /* requests waiting for their token (tokens.h) */
+    kaudit_t *audit;  /* the audit trail's records on their way (audit.h) */
     msgpack_sbuffer audit_sb; /* reused for the audit group's body */
     pending_table_t *pending;
     clients_t *clients; /* bytes each client costs (clients.h) */

@@ -42,6 +42,18 @@ static const kernel_key_t s_kernel_keys[] = {
     {"audit_policy", K_STR, KOFF(audit_policy), "refuse",
      "when the audit service does not take records: 'refuse' mutating requests "
      "(503) until it does, or 'log' the failure and go on"},
+    {"curve", K_STR, KOFF(curve), "auto",
+     "where CurveZMQ is used: 'auto', on every endpoint that is not loopback "
+     "(cairnd refuses to bind one without it), or 'always', on every tcp "
+     "endpoint, loopback too (docs/TRANSPORT.md)"},
+    {"curve_secret_key_file", K_STR, KOFF(curve_secret_key_file), "",
+     "the kernel's CurveZMQ secret key, a file of mode 0600 made by `cairn keygen "
+     "--out PREFIX` (PREFIX.key; relative: to the state dir); clients need its "
+     "PREFIX.pub"},
+    {"curve_allowed_keys", K_STR, KOFF(curve_allowed_keys), "",
+     "a file listing the public keys (one per line, '#' comments) of the clients "
+     "and plugin hosts that may connect over CurveZMQ (relative: to the state "
+     "dir); read again when it changes"},
     {"max_frame", K_SIZE, KOFF(max_frame), "64MiB",
      "largest request body accepted; larger ones get 413"},
     {"max_queue", K_U32, KOFF(max_queue), "10000",
@@ -209,7 +221,8 @@ static int s_kernel(parse_t *p, conf_t *c, const yaml_node_t *map, bool defaults
             return s_fail(p, kn,
                           "unknown key '%s' in 'kernel' (known: endpoint, events, "
                           "worker_endpoint, state_dir, plugin_dir, auth, audit, "
-                          "audit_policy, max_frame, "
+                          "audit_policy, curve, curve_secret_key_file, "
+                          "curve_allowed_keys, max_frame, "
                           "max_queue_bytes, max_client_bytes, max_unsent_bytes, "
                           "max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, "
                           "liveness, init_timeout_ms)",
@@ -386,6 +399,9 @@ static int s_root(parse_t *p, conf_t *c)
     if (strcmp(c->audit_policy, "refuse") != 0 && strcmp(c->audit_policy, "log") != 0)
         return s_fail(p, root, "kernel.audit_policy is 'refuse' or 'log', not '%s'",
                       c->audit_policy);
+    if (strcmp(c->curve, "auto") != 0 && strcmp(c->curve, "always") != 0)
+        return s_fail(p, root, "kernel.curve is 'auto' or 'always', not '%s'",
+                      c->curve);
     if (strcmp(c->audit, "none") != 0) {
         bool found = false;
         for (size_t i = 0; i < c->nservices && !found; i++)

@@ -24,6 +24,9 @@ typedef struct conf {
     char *source; /* file name, or "(embedded default)" */
     char *endpoint, *events, *worker_endpoint, *state_dir, *plugin_dir, *auth;
     char *audit, *audit_policy; /* the audit service ("none"); refuse | log */
+    /* CurveZMQ (docs/TRANSPORT.md): auto | always; the server's secret key
+     * file and the allowed public keys file ("" = none) */
+    char *curve, *curve_secret_key_file, *curve_allowed_keys;
     uint64_t max_frame;
     uint64_t max_queue_bytes, max_client_bytes, max_unsent_bytes;
     uint32_t max_queue, default_ttl_ms, max_ttl_ms, heartbeat_ms, liveness;

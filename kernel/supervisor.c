@@ -111,6 +111,18 @@ int supervisor_check(const broker_opts_t *o, FILE *out)
             }
         authz_destroy(&az);
     }
+    /* CurveZMQ: the rule broker_new applies next, and the keys it reads. */
+    if (curve_check_conf(conf, o->endpoint, &err) != 0) {
+        fprintf(out, "cairnd: %s\n", err.msg);
+        problems++;
+    } else if (curve_any_wanted(conf, o->endpoint)) {
+        curve_t *cv = curve_new(conf, o->state_dir, &err);
+        if (!cv) {
+            fprintf(out, "cairnd: %s\n", err.msg);
+            problems++;
+        }
+        curve_destroy(&cv);
+    }
     for (size_t i = 0; i < conf->nservices; i++) {
         const conf_service_t *c = &conf->services[i];
         char *path = s_plugin_path(o->plugin_dir, c);

@@ -98,9 +98,130 @@ size_t cairn_token_find(char *out, size_t cap)
     return s_read_token(path, out, cap);
 }
 
+/* ---- CurveZMQ keys ------------------------------------------------------ */
+
+/* Whether p[0..n) is one key in Z85, decoded into bin. libzmq's decoder
+ * takes a group that overflows 32 bits, so the key is encoded again and
+ * compared: a key has one spelling. */
+static bool s_z85_key(const char *p, size_t n, unsigned char bin[32])
+{
+    char text[CAIRN_KEY_Z85_LEN + 1], again[CAIRN_KEY_Z85_LEN + 1];
+    if (n != CAIRN_KEY_Z85_LEN || memchr(p, '\0', n)) return false;
+    memcpy(text, p, n);
+    text[n] = '\0';
+    bool ok = zmq_z85_decode(bin, text) && zmq_z85_encode(again, bin, 32) &&
+              memcmp(again, text, n) == 0;
+    sodium_memzero(text, sizeof text);
+    sodium_memzero(again, sizeof again);
+    return ok;
+}
+
+/* The first word of a small regular file that is a key, into out. */
+static int s_key_file(const char *path, const char *what, char *out, cairn_err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                             "%s: '%s' is not a key (40 characters of Z85), and it "
+                             "cannot be read as a file: %s",
+                             what, path, strerror(errno));
+    struct stat st;
+    char buf[4097];
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 4096
+                    ? read(fd, buf, sizeof buf - 1)
+                    : -1;
+    close(fd);
+    int rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                           "%s: %s holds no key (40 characters of Z85, as `cairn "
+                           "keygen` writes)",
+                           what, path);
+    unsigned char bin[32];
+    for (ssize_t at = 0; n > 0 && at < n;) {
+        while (at < n && strchr(" \t\r\n", buf[at])) at++;
+        ssize_t w = at;
+        while (w < n && !strchr(" \t\r\n", buf[w])) w++;
+        if (w > at && s_z85_key(buf + at, (size_t)(w - at), bin)) {
+            memcpy(out, buf + at, CAIRN_KEY_Z85_LEN);
+            out[CAIRN_KEY_Z85_LEN] = '\0';
+            cairn_err_clear(err);
+            rc = 0;
+            break;
+        }
+        at = w;
+    }
+    sodium_memzero(buf, sizeof buf);
+    sodium_memzero(bin, sizeof bin);
+    return rc;
+}
+
+int cairn_key_load(const char *key_or_path, const char *what,
+                   char out[CAIRN_KEY_Z85_LEN + 1], cairn_err_t *err)
+{
+    unsigned char bin[32];
+    if (!key_or_path || !*key_or_path)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                             "%s: no key given", what);
+    if (s_z85_key(key_or_path, strlen(key_or_path), bin)) {
+        sodium_memzero(bin, sizeof bin);
+        memcpy(out, key_or_path, CAIRN_KEY_Z85_LEN + 1);
+        return 0;
+    }
+    return s_key_file(key_or_path, what, out, err);
+}
+
+int cairn_curve_client(void *zsock, const char *server_key, const char *client_key,
+                       cairn_err_t *err)
+{
+    char server[CAIRN_KEY_Z85_LEN + 1], secret[CAIRN_KEY_Z85_LEN + 1],
+        public[CAIRN_KEY_Z85_LEN + 1];
+    if (cairn_key_load(server_key, "the server key", server, err) != 0) return -1;
+    if (cairn_key_load(client_key, "the client key", secret, err) != 0) return -1;
+    int rc = 0;
+    if (zmq_curve_public(public, secret) != 0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_SERVERKEY, server, CAIRN_KEY_Z85_LEN + 1) !=
+            0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_PUBLICKEY, public, CAIRN_KEY_Z85_LEN + 1) !=
+            0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_SECRETKEY, secret, CAIRN_KEY_Z85_LEN + 1) != 0)
+        rc =
+            cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                          "CurveZMQ cannot be set up: %s (is libzmq built with CURVE?)",
+                          zmq_strerror(errno));
+    sodium_memzero(secret, sizeof secret);
+    return rc;
+}
+
 cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
                                  cairn_err_t *err)
 {
+    cairn_client_opts_t o = {.endpoint = endpoint, .token = token};
+    return cairn_client_new_opts(&o, err);
+}
+
+/* The CurveZMQ keys of opts, else of the environment; both NULL: none.
+ * -1 with err when a server key comes without a client key. */
+static int s_curve_keys(const cairn_client_opts_t *o, const char **server,
+                        const char **client, cairn_err_t *err)
+{
+    *server = o->server_key ? o->server_key : getenv("CAIRN_SERVER_KEY");
+    *client = o->client_key ? o->client_key : getenv("CAIRN_CLIENT_KEY");
+    if (!*server || !**server) {
+        *server = *client = NULL;
+        return 0;
+    }
+    if (!*client || !**client)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                             "a server key is given (%s), but no client key: set "
+                             "CAIRN_CLIENT_KEY to this client's secret key or its file "
+                             "(make one with `cairn keygen`)",
+                             o->server_key ? "by the caller" : "CAIRN_SERVER_KEY");
+    return 0;
+}
+
+cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts, cairn_err_t *err)
+{
+    const char *endpoint = opts->endpoint, *token = opts->token, *server, *client;
+    if (s_curve_keys(opts, &server, &client, err) != 0) return NULL;
     if (!endpoint) endpoint = getenv("CAIRN_ENDPOINT");
     if (!endpoint || !*endpoint) endpoint = CAIRN_DEFAULT_ENDPOINT;
     char found[4096];
@@ -119,6 +240,11 @@ cairn_client_t *cairn_client_new(const char *endpoint, const char *token,
     if (!self->sock) goto fail;
     int zero = 0;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (server && cairn_curve_client(self->sock, server, client, err) != 0) {
+        sodium_memzero(found, sizeof found);
+        cairn_client_destroy(&self);
+        return NULL;
+    }
     if (zmq_connect(self->sock, endpoint) != 0) goto fail;
     if (token && *token && !(self->token = strdup(token))) goto fail;
     const char *ws = getenv("CAIRN_WORKSPACE");

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "cairn/client.h"
 #include "runtime.h"
 
 #define RT_MAX_ROLES 16
@@ -344,6 +345,16 @@ static int s_api_publish(cairn_ctx_t *ctx, const char *topic, const void *body,
     return rc;
 }
 
+/* A remote host's sockets to a tcp:// address are CurveZMQ clients when it
+ * was given keys (the kernel's event bus at a loopback address may be
+ * plain; docs/TRANSPORT.md). */
+static int s_curve(cairn_ctx_t *ctx, void *sock, const char *ep, cairn_err_t *err)
+{
+    const cairn_runtime_opts_t *o = ctx->opts;
+    if (!o->curve_server_key || strncmp(ep, "tcp://", 6) != 0) return 0;
+    return cairn_curve_client(sock, o->curve_server_key, o->curve_client_key, err);
+}
+
 static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn *cb,
                            void *arg, cairn_err_t *err)
 {
@@ -358,6 +369,8 @@ static int s_api_subscribe(cairn_ctx_t *ctx, const char *prefix, cairn_event_fn 
         ctx->sub = zmq_socket(ctx->opts->zctx, ZMQ_SUB);
         int zero = 0;
         if (ctx->sub) zmq_setsockopt(ctx->sub, ZMQ_LINGER, &zero, sizeof zero);
+        if (ctx->sub && s_curve(ctx, ctx->sub, ctx->events_endpoint, err) != 0)
+            return -1;
         if (!ctx->sub || zmq_connect(ctx->sub, ctx->events_endpoint) != 0)
             return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                                  "cannot connect to the event bus %s: %s",
@@ -985,6 +998,7 @@ static int s_open_socket(cairn_ctx_t *ctx, cairn_err_t *err)
     /* Flow control is the kernel's concurrency window, not the HWM. */
     zmq_setsockopt(ctx->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(ctx->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (s_curve(ctx, ctx->sock, ctx->opts->endpoint, err) != 0) return -1;
     if (zmq_connect(ctx->sock, ctx->opts->endpoint) != 0)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
                              "cannot connect to %s: %s", ctx->opts->endpoint,

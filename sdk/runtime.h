@@ -111,6 +111,11 @@ typedef struct cairn_runtime_opts {
     bool reconnect;        /* re-HELLO when the kernel goes silent (not inproc) */
     const char *state_dir; /* overrides the kernel's (remote hosts); may be NULL */
     cairn_door_t *door;    /* inproc only: the kernel's side door; may be NULL */
+    /* CurveZMQ (remote hosts; docs/TRANSPORT.md): the kernel's public key
+     * and this host's secret key, each a key or a file holding one, as
+     * cairn_curve_client takes them; NULL: none. Used for the worker
+     * socket and for the event bus of a tcp:// address. */
+    const char *curve_server_key, *curve_client_key;
 } cairn_runtime_opts_t;
 
 /* Run the worker loop until DISCONNECT, *stop, or a fatal error.

@@ -38,7 +38,9 @@ typedef enum {
     O_JSON,
     O_HELP,
     O_VERSION,
-    O_WORKSPACE, /* --workspace: the long name of --ws */
+    O_WORKSPACE,  /* --workspace: the long name of --ws */
+    O_SERVER_KEY, /* CurveZMQ: cairnd's public key */
+    O_CLIENT_KEY, /* CurveZMQ: this client's secret key */
     /* command options: a command takes those whose bit it names */
     O_ALL,
     O_DELETED,
@@ -50,6 +52,7 @@ typedef enum {
     O_STATUS,
     O_STEP,
     O_PROGRESS,
+    O_OUT,
 } opt_id_t;
 
 static const struct {
@@ -65,6 +68,8 @@ static const struct {
     [O_HELP] = {"help", false, 0},
     [O_VERSION] = {"version", false, 0},
     [O_WORKSPACE] = {"workspace", true, 0},
+    [O_SERVER_KEY] = {"server-key", true, 0},
+    [O_CLIENT_KEY] = {"client-key", true, 0},
     [O_ALL] = {"all", false, CO_ALL},
     [O_DELETED] = {"deleted", false, CO_DELETED},
     [O_FILTER] = {"filter", true, CO_FILTER},
@@ -75,6 +80,7 @@ static const struct {
     [O_STATUS] = {"status", true, CO_STATUS},
     [O_STEP] = {"step", true, CO_STEP},
     [O_PROGRESS] = {"progress", false, CO_PROGRESS},
+    [O_OUT] = {"out", true, CO_OUT},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -161,6 +167,15 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
             break;
         case O_PROGRESS:
             o->progress = true;
+            break;
+        case O_OUT:
+            o->out = value;
+            break;
+        case O_SERVER_KEY:
+            o->server_key = value;
+            break;
+        case O_CLIENT_KEY:
+            o->client_key = value;
             break;
     }
     return EXIT_OK;
@@ -537,7 +552,11 @@ int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f)
 static int s_connect(const opts_t *o, cairn_client_t **out, fail_t *f)
 {
     cairn_err_t err = {0};
-    cairn_client_t *c = cairn_client_new(o->endpoint, o->token, &err);
+    cairn_client_opts_t co = {.endpoint = o->endpoint,
+                              .token = o->token,
+                              .server_key = o->server_key,
+                              .client_key = o->client_key};
+    cairn_client_t *c = cairn_client_new_opts(&co, &err);
     if (!c)
         return cli_fail(f, err.st == CAIRN_ST_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE,
                         "%s", err.msg);
@@ -906,6 +925,8 @@ static const cmd_t CMDS[] = {
     {"workspaces", "create", 1, 1, 0, " NAME", "a new workspace",
      cli_workspaces_create},
     {"workspaces", "delete", 1, 1, 0, " NAME", "not default", cli_workspaces_delete},
+    {NULL, "keygen", 0, 0, CO_OUT, "", "a CurveZMQ key pair [--out PREFIX]",
+     cli_keygen},
 };
 
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
@@ -952,6 +973,10 @@ static void s_usage(FILE *out)
         "                   `cairn login`, else ./var/owner.token or $CAIRN_STATE's)\n"
         "  --ws, --workspace WS  workspace (default: 'default')\n"
         "  --ttl MS         how long to wait for a reply, in ms (default 30000)\n"
+        "  --server-key KEY cairnd's CurveZMQ public key, or its file, for an\n"
+        "                   address that is not loopback (default: $CAIRN_SERVER_KEY)\n"
+        "  --client-key KEY this client's CurveZMQ secret key, or its file\n"
+        "                   (default: $CAIRN_CLIENT_KEY; docs/TRANSPORT.md)\n"
         "  --json           print the reply body as compact JSON, for scripts\n"
         "  -h, --help       print this help\n"
         "  --version        print the version of this program\n"
@@ -972,6 +997,8 @@ static void s_usage(FILE *out)
         "  --step S          metrics log: the step (default 0)\n"
         "  --progress        upload, download: progress on stderr even when it is not\n"
         "                    a terminal (a terminal gets it for files over 4 MiB)\n"
+        "  --out PREFIX      keygen: write PREFIX.key (secret, mode 0600) and\n"
+        "                    PREFIX.pub, print the public key (default: print both)\n"
         "\n"
         "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
         "such an object in the input is sent as binary; ext values as\n"
@@ -1054,7 +1081,7 @@ static int s_run_command(const opts_t *o, fail_t *f)
     int rc = s_check_opts(cmd, o, f);
     if (rc != EXIT_OK) return rc;
     cairn_client_t *c = NULL;
-    rc = s_connect(o, &c, f);
+    if (cmd->run != cli_keygen) rc = s_connect(o, &c, f); /* keygen is local */
     if (rc == EXIT_OK) rc = cmd->run(c, o, f);
     cairn_client_destroy(&c);
     return rc;

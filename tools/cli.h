@@ -43,19 +43,21 @@ enum {
     CO_STATUS = 1u << 7,
     CO_STEP = 1u << 8,
     CO_PROGRESS = 1u << 9,
+    CO_OUT = 1u << 10,
 };
 
 typedef struct opts {
     const char *endpoint; /* resolved: --endpoint, $CAIRN_ENDPOINT or the default */
     const char *token, *ws;
-    uint32_t ttl_ms; /* 0: the client's default */
+    const char *server_key, *client_key; /* CurveZMQ; NULL: the environment's */
+    uint32_t ttl_ms;                     /* 0: the client's default */
     bool json, help, version;
     int nargs;
     char *args[MAX_ARGS];
     /* command options */
     unsigned given; /* CO_* bits of those on the line */
     bool all, deleted, progress;
-    const char *filter, *name, *status, *step;
+    const char *filter, *name, *status, *step, *out;
     uint64_t max; /* --max; 0: no limit */
     int ntags, norder;
     const char *tags[MAX_REPEAT], *order_by[MAX_REPEAT];
@@ -168,5 +170,7 @@ int cli_roles_unassign(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_workspaces_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_workspaces_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_workspaces_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* cairn keygen: a CurveZMQ key pair (cli_keygen.c); needs no cairnd. */
+int cli_keygen(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 #endif

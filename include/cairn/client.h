@@ -29,6 +29,42 @@ CAIRN_EXPORT cairn_client_t *cairn_client_new(const char *endpoint, const char *
                                               cairn_err_t *err);
 CAIRN_EXPORT void cairn_client_destroy(cairn_client_t **self_p);
 
+/* ---- CurveZMQ (docs/TRANSPORT.md) ----------------------------------------
+ * A cairnd endpoint that is not loopback takes only CurveZMQ clients whose
+ * public key its conf allows. A key is 40 characters of Z85 text, as
+ * `cairn keygen` writes it; wherever a key is asked for, the key itself or
+ * the path of a file holding it may be given. */
+#define CAIRN_KEY_Z85_LEN 40
+
+typedef struct cairn_client_opts {
+    const char *endpoint; /* NULL: as cairn_client_new */
+    const char *token;    /* NULL: as cairn_client_new */
+    /* cairnd's public key. NULL: $CAIRN_SERVER_KEY; NULL or "" there too:
+     * no CurveZMQ (a loopback cairnd). */
+    const char *server_key;
+    /* This client's secret key (its public key is derived from it), needed
+     * with a server key. NULL: $CAIRN_CLIENT_KEY. */
+    const char *client_key;
+} cairn_client_opts_t;
+
+/* cairn_client_new with CurveZMQ keys; cairn_client_new(e, t, err) is
+ * cairn_client_new_opts(&(cairn_client_opts_t){e, t, NULL, NULL}, err). A
+ * key that cannot be read, or a server key without a client key, is a 400
+ * bad_endpoint saying which. */
+CAIRN_EXPORT cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts,
+                                                   cairn_err_t *err);
+/* Read a key: key_or_path is a key, or a file whose first word that is a
+ * key is taken. Copies its Z85 text into out. 0, or -1 with a 400
+ * bad_endpoint naming what (e.g. "CAIRN_SERVER_KEY"). */
+CAIRN_EXPORT int cairn_key_load(const char *key_or_path, const char *what,
+                                char out[CAIRN_KEY_Z85_LEN + 1], cairn_err_t *err);
+/* Make zsock (a ZeroMQ socket, before it connects) a CurveZMQ client of the
+ * server whose public key is server_key, with the secret key client_key;
+ * each as cairn_key_load takes it. Secrets are wiped after use. 0, or -1
+ * with a 400 bad_endpoint. */
+CAIRN_EXPORT int cairn_curve_client(void *zsock, const char *server_key,
+                                    const char *client_key, cairn_err_t *err);
+
 /* Where a client finds its token when none is given, in this order:
  *   1. $CAIRN_TOKEN;
  *   2. the token `cairn login` saved: $XDG_CONFIG_HOME/cairn/token (else

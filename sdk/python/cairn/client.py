@@ -12,11 +12,13 @@ import heapq
 import math
 import os
 import stat
+import struct
 import time
 from collections import OrderedDict
 
 import msgpack
 import zmq
+from zmq.utils import z85
 
 from .errors import DeadlineExceeded, error_for
 
@@ -112,6 +114,65 @@ def set_workspace(name):
     _default_workspace = name
 
 
+KEY_Z85_LEN = 40
+
+
+def _z85_key(text):
+    """The key when ``text`` is one (40 characters of Z85 in their one
+    spelling), else None."""
+    if len(text) != KEY_Z85_LEN:
+        return None
+    try:
+        raw = z85.decode(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, KeyError, IndexError, struct.error):
+        return None
+    if len(raw) != 32 or z85.encode(raw).decode("ascii") != text:
+        return None
+    return text
+
+
+def load_key(key_or_path, what="key"):
+    """A CurveZMQ key (Z85 text): ``key_or_path`` itself when it is a key,
+    else the first word of that file which is one (``cairn keygen --out``
+    writes such files). Raises ValueError saying why (as the C SDK's
+    cairn_key_load)."""
+    if not key_or_path:
+        raise ValueError(f"{what}: no key given")
+    if _z85_key(key_or_path):
+        return key_or_path
+    try:
+        fd = os.open(key_or_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ValueError(f"{what}: {key_or_path!r} is not a key (40 characters of Z85), "
+                         f"and it cannot be read as a file: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        words = (os.read(fd, 4096).decode("ascii", "replace").split()
+                 if stat.S_ISREG(st.st_mode) and st.st_size < 4096 else [])
+    finally:
+        os.close(fd)
+    for w in words:
+        if _z85_key(w):
+            return w
+    raise ValueError(f"{what}: {key_or_path} holds no key (40 characters of Z85, as "
+                     "`cairn keygen` writes)")
+
+
+def _curve_keys(server_key, client_key):
+    """(server public, client secret) from the arguments, else from
+    ``$CAIRN_SERVER_KEY`` and ``$CAIRN_CLIENT_KEY``; (None, None) without a
+    server key."""
+    server = server_key if server_key is not None else os.environ.get("CAIRN_SERVER_KEY")
+    client = client_key if client_key is not None else os.environ.get("CAIRN_CLIENT_KEY")
+    if not server:
+        return None, None
+    if not client:
+        raise ValueError("a server key is given, but no client key: pass client_key or "
+                         "set CAIRN_CLIENT_KEY to this client's secret key or its file "
+                         "(make one with `cairn keygen`)")
+    return load_key(server, "the server key"), load_key(client, "the client key")
+
+
 class Client:
     """A connection to cairnd.
 
@@ -121,6 +182,11 @@ class Client:
     ``owner.token``), sent only when one is found.
     workspace: the ``ws`` header; default: the one ``set_workspace()`` named,
     else ``$CAIRN_WORKSPACE``, else none (the kernel's ``default``).
+    server_key, client_key: CurveZMQ, for a cairnd address that is not
+    loopback (docs/TRANSPORT.md): cairnd's public key and this client's
+    secret key, each a key or a file holding one; default
+    ``$CAIRN_SERVER_KEY`` and ``$CAIRN_CLIENT_KEY``. No server key: no
+    CurveZMQ. A server key without a client key raises ValueError.
     ttl_ms: the default per-request ttl; with no reply by ttl + 1 s the client
     gives up locally with DeadlineExceeded (code ``no_reply``).
 
@@ -128,8 +194,10 @@ class Client:
     end of a ``with`` block.
     """
 
-    def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000):
+    def __init__(self, endpoint=None, token=None, workspace=None, ttl_ms=30000,
+                 server_key=None, client_key=None):
         self.endpoint = endpoint or os.environ.get("CAIRN_ENDPOINT") or DEFAULT_ENDPOINT
+        self._curve = _curve_keys(server_key, client_key)
         self.token = token if token is not None else find_token()
         self.workspace = workspace or _default_workspace or \
             os.environ.get("CAIRN_WORKSPACE") or None
@@ -147,6 +215,11 @@ class Client:
     def _open(self):
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        server, secret = self._curve
+        if server:
+            self._sock.curve_serverkey = server.encode("ascii")
+            self._sock.curve_secretkey = secret.encode("ascii")
+            self._sock.curve_publickey = zmq.curve_public(secret.encode("ascii"))
         self._sock.connect(self.endpoint)
 
     def close(self):
