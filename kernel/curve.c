@@ -44,8 +44,9 @@ static bool s_z85_key(const char *p, size_t n, unsigned char out[CURVE_KEY_BYTES
 }
 
 /* One line of a key file: 1 with the key in out, 0 for a blank line or a
- * comment, -1 for anything else. '#' is a Z85 character too, so a line is a
- * key when its first word is one, and a comment otherwise. */
+ * comment, -1 for anything else. '#' is a Z85 character, but never the
+ * first of a key (as a group's first character it overflows 32 bits), so a
+ * line starting with it is a comment. */
 static int s_line_key(const char *p, size_t n, unsigned char out[CURVE_KEY_BYTES])
 {
     while (n && s_blank(*p)) p++, n--;
