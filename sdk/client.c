@@ -220,6 +220,8 @@ static int s_curve_keys(const cairn_client_opts_t *o, const char **server,
 
 cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts, cairn_err_t *err)
 {
+    static const cairn_client_opts_t none = {0};
+    if (!opts) opts = &none;
     const char *endpoint = opts->endpoint, *token = opts->token, *server, *client;
     if (s_curve_keys(opts, &server, &client, err) != 0) return NULL;
     if (!endpoint) endpoint = getenv("CAIRN_ENDPOINT");

@@ -569,11 +569,17 @@ static int s_connect(const opts_t *o, cairn_client_t **out, fail_t *f)
 /* A call that got no reply: the client's own 504 (ttl passed) or 503. */
 static int s_fail_local(const opts_t *o, const cairn_err_t *err, fail_t *f)
 {
+    /* A refused CurveZMQ key looks like silence: say where to look. */
+    const char *env = getenv("CAIRN_SERVER_KEY");
+    bool curve = o->server_key || (env && *env);
     if (err->st == CAIRN_ST_TIMEOUT)
         return cli_fail(f, EXIT_UNREACHABLE,
                         "cannot reach cairnd: no reply within %" PRIu32
-                        " ms (is cairnd running at %s?)",
-                        o->ttl_ms ? o->ttl_ms : 30000, o->endpoint);
+                        " ms (is cairnd running at %s?%s)",
+                        o->ttl_ms ? o->ttl_ms : 30000, o->endpoint,
+                        curve ? " With CurveZMQ: is the server key right, and this "
+                                "client's public key in its curve_allowed_keys?"
+                              : "");
     if (err->st == CAIRN_ST_UNAVAILABLE)
         return cli_fail(f, EXIT_UNREACHABLE,
                         "cannot reach cairnd: %s (is cairnd running at %s?)", err->msg,

@@ -47,10 +47,10 @@ typedef struct cairn_client_opts {
     const char *client_key;
 } cairn_client_opts_t;
 
-/* cairn_client_new with CurveZMQ keys; cairn_client_new(e, t, err) is
- * cairn_client_new_opts(&(cairn_client_opts_t){e, t, NULL, NULL}, err). A
- * key that cannot be read, or a server key without a client key, is a 400
- * bad_endpoint saying which. */
+/* cairn_client_new with CurveZMQ keys (opts NULL: all NULL); cairn_client_new(e, t,
+ * err) is cairn_client_new_opts(&(cairn_client_opts_t){e, t, NULL, NULL}, err). A key
+ * that cannot be read, or a server key without a client key, is a 400 bad_endpoint
+ * saying which. */
 CAIRN_EXPORT cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts,
                                                    cairn_err_t *err);
 /* Read a key: key_or_path is a key, or a file whose first word that is a

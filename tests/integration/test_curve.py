@@ -295,8 +295,12 @@ class CurveBase:
 
     @classmethod
     def tearDownClass(cls):
+        rc = cls.k.stop()  # 0: a clean stop (and, under ASan, no leak)
+        log = cls.k.read_log()
         cls.k.cleanup()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+        if rc != 0:
+            raise AssertionError(f"cairnd exited with {rc}:\n{log}")
 
     def stranger(self):
         """A key pair of its own (not allowed) for each check, so that each
@@ -396,6 +400,7 @@ class CurveBase:
         r = run([CAIRN, "--server-key", os.path.join(self.tmp, "server.pub"),
                  "--client-key", secret_file, "--ttl", "1500", "ping"], env)
         self.assertEqual(r.returncode, 3, r)  # no reply: refused
+        self.assertIn("curve_allowed_keys", r.stderr)
         self.assert_refused_and_audited(pub)
         r = run([CAIRN, "--ttl", "1500", "ping"], {"CAIRN_ENDPOINT": self.k.endpoint})
         self.assertEqual(r.returncode, 3, r)  # no CURVE at all
@@ -420,8 +425,8 @@ class CurveBase:
             self.assert_refused_and_audited(pub)
             self.assertEqual(self.k.plugin("echo")["state"], "down")
         finally:
-            stranger.kill()
-            stranger.wait()
+            stranger.terminate()
+            self.assertEqual(stranger.wait(DEADLINE), 0)
         # An allowed key (from its file, the server key from the environment).
         host = self.plugin_host(os.path.join(self.tmp, "host.key"),
                          env={"CAIRN_SERVER_KEY": self.server_pub})
@@ -437,7 +442,7 @@ class CurveBase:
         finally:
             c.close()
             host.terminate()
-            host.wait(DEADLINE)
+            self.assertEqual(host.wait(DEADLINE), 0)
         self.assertEqual(self.refusals(self.host_pub), [])
 
     def test_allowed_keys_read_again(self):
