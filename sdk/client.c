@@ -161,6 +161,10 @@ int cairn_key_load(const char *key_or_path, const char *what,
     if (!key_or_path || !*key_or_path)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
                              "%s: no key given", what);
+    /* A file first: a 40-character path may spell a key in Z85 too
+     * ("/tmp/cairn-curve-r8jsjp0n/stranger12.key" does). */
+    struct stat st;
+    if (stat(key_or_path, &st) == 0) return s_key_file(key_or_path, what, out, err);
     if (s_z85_key(key_or_path, strlen(key_or_path), bin)) {
         sodium_memzero(bin, sizeof bin);
         memcpy(out, key_or_path, CAIRN_KEY_Z85_LEN + 1);

@@ -53,9 +53,10 @@ typedef struct cairn_client_opts {
  * saying which. */
 CAIRN_EXPORT cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts,
                                                    cairn_err_t *err);
-/* Read a key: key_or_path is a key, or a file whose first word that is a
- * key is taken. Copies its Z85 text into out. 0, or -1 with a 400
- * bad_endpoint naming what (e.g. "CAIRN_SERVER_KEY"). */
+/* Read a key: key_or_path names a file whose first word that is a key is
+ * taken, or (when no such file exists) is a key itself. Copies its Z85
+ * text into out. 0, or -1 with a 400 bad_endpoint naming what (e.g.
+ * "CAIRN_SERVER_KEY"). */
 CAIRN_EXPORT int cairn_key_load(const char *key_or_path, const char *what,
                                 char out[CAIRN_KEY_Z85_LEN + 1], cairn_err_t *err);
 /* Make zsock (a ZeroMQ socket, before it connects) a CurveZMQ client of the

@@ -166,6 +166,24 @@ class Keygen(unittest.TestCase):
         pub, secret = keygen(prefix)
         self.assertEqual(cairn.client.load_key(prefix + ".pub"), pub)
         self.assertEqual(cairn.client.load_key(secret), secret)
+        # A 40-character path of Z85 characters is read as the file it names.
+        odd = "x" * 40
+        self.assertIsNotNone(cairn.client._z85_key(odd))
+        shutil.copy(prefix + ".pub", os.path.join(self.tmp, odd))
+        cwd = os.getcwd()
+        os.chdir(self.tmp)
+        try:
+            self.assertEqual(cairn.client.load_key(odd), pub)
+            # The C SDK too: a file of that name that holds no key is an
+            # error, not the key its name spells.
+            with open(odd, "w") as f:
+                f.write("no key here\n")
+            r = run([CAIRN, "--endpoint", "tcp://127.0.0.1:1", "--server-key", odd,
+                     "--client-key", secret, "ping"])
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn("holds no key", r.stderr)
+        finally:
+            os.chdir(cwd)
         for bad in ("nokey", os.path.join(self.tmp, "missing"), "%" * 40):
             with self.assertRaises(ValueError):
                 cairn.client.load_key(bad)
@@ -320,7 +338,11 @@ class CurveBase:
             c.close()
 
     def assert_refused_and_audited(self, pub):
-        recs = wait_for(lambda: self.refusals(pub), what=f"the refusal of {pub} audited")
+        try:
+            recs = wait_for(lambda: self.refusals(pub), what=f"the refusal of {pub} audited")
+        except AssertionError:
+            sys.stderr.write(f"cairnd log:\n{self.k.read_log()[-3000:]}\n")
+            raise
         r = recs[0]
         self.assertEqual((r["svc"], r["verb"], r["status"], r["object"]),
                          ("sys", "connect", 401, f"peer/{self.host}"))
@@ -494,6 +516,117 @@ class CurveNonLoopback(CurveBase, unittest.TestCase):
         finally:
             del_address(cls.addr)
             cls.addr = None
+
+
+def add_namespace():
+    """A network namespace joined to this one by a veth pair:
+    (namespace, this side's address, its side's address, None), or
+    (None, None, None, why not)."""
+    ip = shutil.which("ip")
+    if os.geteuid() != 0 or not ip:
+        return None, None, None, "not root or no `ip` (iproute2): no network namespace"
+    have = subprocess.run([ip, "-o", "addr"], capture_output=True, text=True).stdout
+    tag = f"{os.getpid() % 100000}{random.randint(0, 99)}"
+    ns, here, there = f"cairn-curve-{tag}", f"vcc{tag}a", f"vcc{tag}b"
+    for _ in range(20):
+        net = f"198.19.{random.randint(0, 255)}.{random.randrange(0, 256, 4)}"
+        if f" {net[:net.rindex('.')]}." not in have:
+            break
+    base = net[:net.rindex(".")]
+    last = int(net[net.rindex(".") + 1:])
+    a, b = f"{base}.{last + 1}", f"{base}.{last + 2}"
+    steps = [[ip, "netns", "add", ns],
+             [ip, "link", "add", here, "type", "veth", "peer", "name", there],
+             [ip, "link", "set", there, "netns", ns],
+             [ip, "addr", "add", f"{a}/30", "dev", here],
+             [ip, "link", "set", here, "up"],
+             [ip, "netns", "exec", ns, ip, "addr", "add", f"{b}/30", "dev", there],
+             [ip, "netns", "exec", ns, ip, "link", "set", there, "up"],
+             [ip, "netns", "exec", ns, ip, "link", "set", "lo", "up"]]
+    for cmd in steps:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            del_namespace(ns, here)
+            return None, None, None, f"`{' '.join(cmd[1:])}` failed: {r.stderr.strip()}"
+    return (ns, here), a, b, None
+
+
+def del_namespace(ns, link):
+    if ns:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class CurveNamespace(CurveBase, unittest.TestCase):
+    """cairnd on this side of a veth pair; clients and a remote plugin host
+    in another network namespace, reaching it across the link as another
+    machine would."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ns, cls.addr, cls.peer, why = add_namespace()
+        if not cls.ns:
+            print(f"test_curve: skipping the network namespace: {why}", file=sys.stderr)
+            raise unittest.SkipTest(why)
+        atexit.register(del_namespace, *cls.ns)  # also after an interrupt
+        cls.host = cls.addr
+        try:
+            super().setUpClass()
+        except BaseException:
+            del_namespace(*cls.ns)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            del_namespace(*cls.ns)
+
+    def in_ns(self, *args):
+        return ["ip", "netns", "exec", self.ns[0], *args]
+
+    def test_cli_from_the_namespace(self):
+        env = {"CAIRN_ENDPOINT": self.k.endpoint, "CAIRN_SERVER_KEY": self.server_pub,
+               "CAIRN_CLIENT_KEY": os.path.join(self.tmp, "client.key")}
+        r = run(self.in_ns(CAIRN, "ping"), env)
+        self.assertEqual(r.returncode, 0, r)
+        pub, _, secret_file = self.stranger()
+        r = run(self.in_ns(CAIRN, "--client-key", secret_file, "--ttl", "1500", "ping"),
+                env)
+        self.assertEqual(r.returncode, 3, r)
+        recs = wait_for(lambda: self.refusals(pub), what="the refusal audited")
+        self.assertEqual(recs[0]["object"], f"peer/{self.peer}")  # the far side
+
+    def ns_host(self, key):
+        with open(os.path.join(self.tmp, "host.log"), "ab") as log:
+            return subprocess.Popen(
+                self.in_ns(HOST, "--plugin", ECHO_SO, "--service", "echo", "--endpoint",
+                           self.k.worker, "--server-key", self.server_pub, "--key", key),
+                stdout=log, stderr=log)
+
+    def test_remote_host_from_the_namespace(self):
+        pub, _, secret_file = self.stranger()
+        stranger = self.ns_host(secret_file)
+        try:
+            recs = wait_for(lambda: self.refusals(pub), what="the host's refusal audited")
+            self.assertEqual(recs[0]["object"], f"peer/{self.peer}")
+            self.assertEqual(self.k.plugin("echo")["state"], "down")
+        finally:
+            stranger.terminate()
+            self.assertEqual(stranger.wait(DEADLINE), 0)
+        host = self.ns_host(os.path.join(self.tmp, "host.key"))
+        c = self.k.client()
+        try:
+            wait_for(lambda: self.k.plugin("echo")["state"] == "up",
+                     what="the remote host in the namespace up")
+            h, b = c.call("echo", "echo", {"from": "ns"}, tok=self.owner)
+            self.assertEqual((h["st"], b), (200, {"from": "ns"}))
+        finally:
+            c.close()
+            host.terminate()
+            self.assertEqual(host.wait(DEADLINE), 0)
+        wait_for(lambda: self.k.plugin("echo")["state"] == "down", what="the host gone")
 
 
 if __name__ == "__main__":

@@ -132,13 +132,14 @@ def _z85_key(text):
 
 
 def load_key(key_or_path, what="key"):
-    """A CurveZMQ key (Z85 text): ``key_or_path`` itself when it is a key,
-    else the first word of that file which is one (``cairn keygen --out``
-    writes such files). Raises ValueError saying why (as the C SDK's
+    """A CurveZMQ key (Z85 text): the first word of the file
+    ``key_or_path`` which is a key (``cairn keygen --out`` writes such
+    files), else ``key_or_path`` itself when it is a key. Raises ValueError saying why (as the C SDK's
     cairn_key_load)."""
     if not key_or_path:
         raise ValueError(f"{what}: no key given")
-    if _z85_key(key_or_path):
+    # A file first: a 40-character path may spell a key in Z85 too.
+    if not os.path.exists(key_or_path) and _z85_key(key_or_path):
         return key_or_path
     try:
         fd = os.open(key_or_path, os.O_RDONLY | os.O_CLOEXEC)
