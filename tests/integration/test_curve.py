@@ -7,10 +7,12 @@ Clients (raw pyzmq, the Python SDK, the C SDK through the CLI) and a remote
 cairn-plugin-host are each accepted with an allowed key and refused with an
 unknown one or none.
 
-The same checks run twice: on 127.0.0.1 with `curve: always` (runs
-anywhere, so that this test can fail everywhere), and on an address of this
-machine that is not loopback (added to `lo` for the test, which needs root
-and iproute2; skipped with the reason printed when neither is there).
+The same checks run three times: on 127.0.0.1 with `curve: always` (runs
+anywhere, so that this test can fail everywhere); on an address of this
+machine that is not loopback (added to `lo` for the test); and on one side
+of a veth pair into a network namespace, with the CLI and a remote plugin
+host also run on the far side. The last two need root and iproute2, and are
+skipped with the reason printed when either is missing.
 
 Refusals are proven by what happens, never by a sleep: the audit record of
 the refused key, and the client socket's own monitor events (a failed
