@@ -253,7 +253,7 @@ cairn_client_t *cairn_client_new_opts(const cairn_client_opts_t *opts, cairn_err
     }
     if (zmq_connect(self->sock, endpoint) != 0) goto fail;
     if (token && *token && !(self->token = strdup(token))) goto fail;
-    const char *ws = getenv("CAIRN_WORKSPACE");
+    const char *ws = opts->workspace ? opts->workspace : getenv("CAIRN_WORKSPACE");
     if (ws && *ws && !(self->ws = strdup(ws))) goto fail;
     sodium_memzero(found, sizeof found);
     return self;

@@ -45,6 +45,9 @@ typedef struct cairn_client_opts {
     /* This client's secret key (its public key is derived from it), needed
      * with a server key. NULL: $CAIRN_CLIENT_KEY. */
     const char *client_key;
+    /* The `ws` header of every request. NULL: $CAIRN_WORKSPACE, else none
+     * (the kernel's `default`); cairn_client_set_workspace changes it. */
+    const char *workspace;
 } cairn_client_opts_t;
 
 /* cairn_client_new with CurveZMQ keys (opts NULL: all NULL); cairn_client_new(e, t,

@@ -580,6 +580,46 @@ static void test_abandoned_reply(const harness_kernel_t *k, cairn_client_t *c)
 
 /* ---- nothing listening ---------------------------------------------------- */
 
+/* The workspace a client's requests carry: its option, $CAIRN_WORKSPACE,
+ * cairn_client_set_workspace; none is `default` (echo.info says which). */
+static const char *s_workspace_seen(cairn_client_t *c, char *out, size_t cap)
+{
+    cairn_reply_t *r = NULL;
+    cairn_err_t err = {0};
+    out[0] = '\0';
+    if (cairn_client_call(c, "echo", "info", NULL, 0, 0, &r, &err) == 0) {
+        const msgpack_object *w = cairn_obj_get(cairn_reply_object(r), "workspace");
+        if (w && w->type == MSGPACK_OBJECT_STR)
+            snprintf(out, cap, "%.*s", (int)w->via.str.size, w->via.str.ptr);
+    }
+    cairn_reply_destroy(&r);
+    return out;
+}
+
+static void test_workspace(const harness_kernel_t *k)
+{
+    char seen[80];
+    cairn_err_t err = {0};
+    cairn_client_t *c = cairn_client_new_opts(
+        &(cairn_client_opts_t){.endpoint = k->endpoint, .workspace = "team-w"}, &err);
+    CHECK(c != NULL, "cairn_client_new_opts: %s", err.msg);
+    if (!c) return;
+    CHECK(!strcmp(s_workspace_seen(c, seen, sizeof seen), "team-w"), "opts: %s", seen);
+    cairn_client_set_workspace(c, NULL);
+    CHECK(!strcmp(s_workspace_seen(c, seen, sizeof seen), "default"), "none: %s", seen);
+    cairn_client_destroy(&c);
+    setenv("CAIRN_WORKSPACE", "from-env", 1);
+    c = cairn_client_new(k->endpoint, NULL, &err);
+    unsetenv("CAIRN_WORKSPACE");
+    CHECK(c != NULL, "cairn_client_new: %s", err.msg);
+    if (!c) return;
+    CHECK(!strcmp(s_workspace_seen(c, seen, sizeof seen), "from-env"), "env: %s", seen);
+    cairn_client_set_workspace(c, "set-later");
+    CHECK(!strcmp(s_workspace_seen(c, seen, sizeof seen), "set-later"), "set: %s",
+          seen);
+    cairn_client_destroy(&c);
+}
+
 static void test_nothing_listening(void)
 {
     int port = harness_free_port();
@@ -678,6 +718,7 @@ int main(void)
         test_health(c);
         cairn_client_destroy(&c);
     }
+    test_workspace(&k);
     test_nothing_listening();
     /* Let the plugin send its late reply to the 3 s sleep before stopping, so
      * that this kernel's exit status is about the rest of the test; stopping
