@@ -57,17 +57,28 @@ int cairn_token_path(char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
+#define SMALL_FILE_MAX 4096 /* token and key files are read only when smaller */
+
+/* Read all of fd (closed here) into buf when it is a regular file of less
+ * than SMALL_FILE_MAX bytes: its length, or -1. */
+static ssize_t s_read_small(int fd, char buf[SMALL_FILE_MAX + 1])
+{
+    struct stat st;
+    ssize_t n =
+        fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < SMALL_FILE_MAX
+            ? read(fd, buf, SMALL_FILE_MAX)
+            : -1;
+    close(fd);
+    return n;
+}
+
 /* The first line of a small regular file, trimmed; its length or 0. */
 static size_t s_read_token(const char *path, char *out, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return 0;
-    struct stat st;
-    char buf[4097];
-    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 4096
-                    ? read(fd, buf, sizeof buf - 1)
-                    : -1;
-    close(fd);
+    char buf[SMALL_FILE_MAX + 1];
+    ssize_t n = s_read_small(fd, buf);
     if (n <= 0) return 0;
     buf[n] = '\0';
     char *s = buf;
@@ -125,12 +136,8 @@ static int s_key_file(const char *path, const char *what, char *out, cairn_err_t
                              "%s: '%s' is not a key (40 characters of Z85), and it "
                              "cannot be read as a file: %s",
                              what, path, strerror(errno));
-    struct stat st;
-    char buf[4097];
-    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 4096
-                    ? read(fd, buf, sizeof buf - 1)
-                    : -1;
-    close(fd);
+    char buf[SMALL_FILE_MAX + 1];
+    ssize_t n = s_read_small(fd, buf);
     int rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
                            "%s: %s holds no key (40 characters of Z85, as `cairn "
                            "keygen` writes)",

@@ -8,13 +8,20 @@
 
 #include "auth.h"
 
-static int s_room_for_one(auth_t *a, cairn_err_t *err)
+/* How many workspaces there are. */
+static int s_count(auth_t *a, int64_t *n, cairn_err_t *err)
 {
     sqlite3_stmt *c = auth_db_stmt(a->db, AST_WS_COUNT);
     int rc = sqlite3_step(c);
-    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
     sqlite3_reset(c);
-    if (rc != SQLITE_ROW) return auth_db_fail(a->db, "count workspaces", err);
+    return rc == SQLITE_ROW ? 0 : auth_db_fail(a->db, "count workspaces", err);
+}
+
+static int s_room_for_one(auth_t *a, cairn_err_t *err)
+{
+    int64_t n;
+    if (s_count(a, &n, err) != 0) return -1;
     if (n >= AUTH_MAX_WORKSPACES)
         return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                              "there are already %d workspaces, the most there may be",
@@ -48,15 +55,12 @@ int auth_create_workspace(void *state, cairn_req_t *req, cairn_err_t *err)
 
 int auth_pack_workspace_names(auth_t *a, msgpack_packer *pk, cairn_err_t *err)
 {
-    sqlite3_stmt *c = auth_db_stmt(a->db, AST_WS_COUNT);
-    int rc = sqlite3_step(c);
-    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
-    sqlite3_reset(c);
-    if (rc != SQLITE_ROW) return auth_db_fail(a->db, "count workspaces", err);
+    int64_t n;
+    if (s_count(a, &n, err) != 0) return -1;
     msgpack_pack_array(pk, (uint32_t)n);
     sqlite3_stmt *st = auth_db_stmt(a->db, AST_WS_LIST);
     int64_t i = 0;
-    for (; i < n && (rc = sqlite3_step(st)) == SQLITE_ROW; i++)
+    for (; i < n && sqlite3_step(st) == SQLITE_ROW; i++)
         cairn_pack_cstr(pk, (const char *)sqlite3_column_text(st, 0));
     sqlite3_reset(st);
     /* Same transaction-less connection, one thread: the count holds. */
