@@ -714,6 +714,39 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
  * transaction (its write group). */
 #define POPULATE_WINDOW 256
 
+/* A large populate reports each tenth as it goes (runs/s, cairnd's CPU and
+ * bytes written per run over that tenth): where it slows as the tables grow. */
+typedef struct progress {
+    int every, next;
+    uint64_t t, cpu, wbytes;
+} progress_t;
+
+static void progress_init(progress_t *p, int nruns)
+{
+    p->every = nruns >= 100000 ? nruns / 10 : 0;
+    p->next = p->every;
+    p->t = bench_now_ns();
+    p->cpu = s_proc_cpu_ns(g_cairnd);
+    p->wbytes = s_proc_wchar(g_cairnd);
+}
+
+static void progress_at(progress_t *p, int done)
+{
+    if (!p->every || done < p->next) return;
+    uint64_t t = bench_now_ns(), cpu = s_proc_cpu_ns(g_cairnd),
+             w = s_proc_wchar(g_cairnd);
+    bench_warn(
+        "populate: %d runs; last %d at %.0f runs/s, %.0f us cairnd CPU and %.0f "
+        "KB written per run",
+        done, p->every, p->every / ((double)(t - p->t) / 1e9),
+        (double)(cpu - p->cpu) / 1e3 / p->every,
+        (double)(w - p->wbytes) / 1024 / p->every);
+    p->next += p->every;
+    p->t = t;
+    p->cpu = cpu;
+    p->wbytes = w;
+}
+
 /* Populate: create_run and, on its reply, a log_batch of 20 metrics and 10
  * params; at most `window` requests in flight. Returns seconds taken. */
 static double populate(cairn_client_t *c, const char *exp, int nruns, int window)
@@ -724,6 +757,8 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
     cairn_err_t err = {0};
     char name[32], key[16], val[16];
     int sent = 0, done = 0, inflight = 0;
+    progress_t prog;
+    progress_init(&prog, nruns);
     uint64_t t0 = bench_now_ns();
     while (done < nruns) {
         while (inflight < window && sent < nruns) {
@@ -766,7 +801,7 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
                 bench_die("populate: log_batch: %d %s", err.st, err.msg);
             inflight++;
         } else {
-            done++;
+            progress_at(&prog, ++done);
         }
         cairn_reply_destroy(&r);
     }
