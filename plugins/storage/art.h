@@ -52,7 +52,7 @@ typedef struct upload {
 
 /* A running hash of a sequential download. */
 typedef struct cursor {
-    crypto_generichash_state st;
+    cas_hasher_t st;
     char hash[CAS_HEX_LEN + 1];
     uint64_t next; /* the offset the next read must start at */
     uint64_t last_ms;
@@ -61,7 +61,7 @@ typedef struct cursor {
 
 /* A verification in progress (verify_artifact). */
 typedef struct verify_job {
-    crypto_generichash_state st;
+    cas_hasher_t st;
     storage_t *s;
     cairn_req_t *req; /* deferred */
     int fd;

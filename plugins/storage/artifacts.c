@@ -457,7 +457,7 @@ static cursor_t *s_cursor_new(artifacts_t *a, const char *hash)
     best->used = true;
     best->next = 0;
     memcpy(best->hash, hash, sizeof best->hash);
-    crypto_generichash_init(&best->st, NULL, 0, CAS_HASH_BYTES);
+    cas_hasher_init(&best->st, CAS_BLAKE2B);
     return best;
 }
 
@@ -477,14 +477,12 @@ static int s_check_read(artifacts_t *a, const char *path, const char *hash,
     }
     cursor_t *c = off == 0 ? s_cursor_new(a, hash) : s_cursor_find(a, hash, off);
     if (c) {
-        crypto_generichash_update(&c->st, buf, n);
+        cas_hasher_update(&c->st, buf, n);
         c->next = off + n;
         c->last_ms = cairn_now_ms();
         if (!end) return 0;
-        unsigned char h[CAS_HASH_BYTES];
         char got[CAS_HEX_LEN + 1];
-        crypto_generichash_final(&c->st, h, sizeof h);
-        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        cas_hasher_hex(&c->st, got);
         c->used = false;
         return strcmp(got, hash) == 0
                    ? 0
@@ -612,14 +610,12 @@ static void s_verify_step(void *arg)
             return;
         }
         if (got == 0) break;
-        crypto_generichash_update(&j->st, j->buf, got);
+        cas_hasher_update(&j->st, j->buf, got);
         j->off += got;
     }
     if (j->off < end) { /* the end of the blob */
-        unsigned char h[CAS_HASH_BYTES];
         char got[CAS_HEX_LEN + 1];
-        crypto_generichash_final(&j->st, h, sizeof h);
-        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        cas_hasher_hex(&j->st, got);
         if (strcmp(got, j->hash) != 0 || j->off != j->size) {
             char why[160];
             snprintf(why, sizeof why, "hashes to %s (%llu bytes)", got,
@@ -686,7 +682,7 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
     j->size = size;
     memcpy(j->hash, hash, sizeof j->hash);
     memcpy(j->path, path, plen + 1);
-    crypto_generichash_init(&j->st, NULL, 0, CAS_HASH_BYTES);
+    cas_hasher_init(&j->st, CAS_BLAKE2B);
     j->next = a->verifies;
     a->verifies = j;
     a->nverifies++;

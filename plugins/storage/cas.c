@@ -29,7 +29,7 @@ struct cas {
 };
 
 struct cas_writer {
-    crypto_generichash_state st; /* 64-byte aligned: see s_writer_alloc */
+    cas_hasher_t st; /* 64-byte aligned: see s_writer_alloc */
     cas_t *cas;
     int fd;
     uint64_t size;
@@ -92,11 +92,44 @@ static void s_hex(const unsigned char h[CAS_HASH_BYTES], char hex[CAS_HEX_LEN + 
     sodium_bin2hex(hex, CAS_HEX_LEN + 1, h, CAS_HASH_BYTES);
 }
 
+void cas_hasher_init(cas_hasher_t *h, cas_alg_t alg)
+{
+    h->alg = alg;
+    if (alg == CAS_SHA256)
+        cairn_sha256_init(&h->u.s2);
+    else
+        crypto_generichash_init(&h->u.b2, NULL, 0, CAS_HASH_BYTES);
+}
+
+void cas_hasher_update(cas_hasher_t *h, const void *buf, size_t len)
+{
+    if (h->alg == CAS_SHA256)
+        cairn_sha256_update(&h->u.s2, buf, len);
+    else
+        crypto_generichash_update(&h->u.b2, buf, len);
+}
+
+void cas_hasher_final(cas_hasher_t *h, unsigned char out[CAS_HASH_BYTES])
+{
+    if (h->alg == CAS_SHA256)
+        cairn_sha256_final(&h->u.s2, out);
+    else
+        crypto_generichash_final(&h->u.b2, out, CAS_HASH_BYTES);
+}
+
+void cas_hasher_hex(cas_hasher_t *h, char hex[CAS_HEX_LEN + 1])
+{
+    unsigned char d[CAS_HASH_BYTES];
+    cas_hasher_final(h, d);
+    s_hex(d, hex);
+}
+
 void cas_hash_buf(const void *buf, size_t len, char hex[CAS_HEX_LEN + 1])
 {
-    unsigned char h[CAS_HASH_BYTES];
-    crypto_generichash(h, sizeof h, buf, len, NULL, 0);
-    s_hex(h, hex);
+    cas_hasher_t h;
+    cas_hasher_init(&h, CAS_BLAKE2B);
+    cas_hasher_update(&h, buf, len);
+    cas_hasher_hex(&h, hex);
 }
 
 bool cas_hex_valid(const char *hex, size_t len)
@@ -242,7 +275,7 @@ static long s_uring_io(cas_t *c, bool write, int fd, void *buf, size_t len,
 }
 
 typedef struct hash_job {
-    crypto_generichash_state *st;
+    cas_hasher_t *st;
     const void *buf;
     size_t len;
     bool done;
@@ -252,14 +285,14 @@ static void s_hash_job(void *arg)
 {
     hash_job_t *j = arg;
     if (j->done) return;
-    crypto_generichash_update(j->st, j->buf, j->len);
+    cas_hasher_update(j->st, j->buf, j->len);
     j->done = true;
 }
 
 /* Write all of buf at off, hashing it into st (overlapped with the first
  * write when io_uring is in use). */
 static int s_write_hashed(cas_t *c, int fd, const unsigned char *buf, size_t len,
-                          uint64_t off, crypto_generichash_state *st, const char *path,
+                          uint64_t off, cas_hasher_t *st, const char *path,
                           cairn_err_t *err)
 {
     hash_job_t job = {st, buf, len, false};
@@ -356,7 +389,7 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
     /* Held for the writer's life: the sweep and cas_writer_resume leave a
      * locked file alone. Best effort (a filesystem without flock). */
     (void)flock(w->fd, LOCK_EX | LOCK_NB);
-    crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
+    cas_hasher_init(&w->st, CAS_BLAKE2B);
     return w;
 }
 
@@ -545,7 +578,7 @@ cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
     }
     w->size = w->kicked = w->waited = upto;
     w->hashed = 0;
-    crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
+    cas_hasher_init(&w->st, CAS_BLAKE2B);
     return w;
 }
 
@@ -564,7 +597,7 @@ int cas_writer_rehash(cas_writer_t *w, uint64_t max, uint64_t *left, cairn_err_t
                                  "the temp blob '%s' shrank below %llu bytes while it "
                                  "was being resumed",
                                  w->name, (unsigned long long)w->size);
-        crypto_generichash_update(&w->st, w->rbuf, got);
+        cas_hasher_update(&w->st, w->rbuf, got);
         w->hashed += got;
         done += got;
     }
@@ -641,7 +674,7 @@ uint64_t cas_writer_size(const cas_writer_t *w)
 int cas_writer_digest(cas_writer_t *w, char hex[CAS_HEX_LEN + 1], cairn_err_t *err)
 {
     if (s_ready(w, err) != 0) return -1;
-    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    if (!w->digested) cas_hasher_final(&w->st, w->digest);
     w->digested = true;
     s_hex(w->digest, hex);
     return 0;
@@ -670,7 +703,7 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_release(w_p);
         return -1;
     }
-    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    if (!w->digested) cas_hasher_final(&w->st, w->digest);
     w->digested = true;
     memcpy(h, w->digest, sizeof h);
     s_hex(h, hex);
@@ -844,23 +877,21 @@ int cas_verify(cas_t *c, const char *hex, bool *ok, char actual[CAS_HEX_LEN + 1]
         close(fd);
         return cairn_err_oom(err, NULL);
     }
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, CAS_HASH_BYTES);
+    cas_hasher_t st;
+    cas_hasher_init(&st, CAS_BLAKE2B);
     int rc = 0;
     for (;;) {
         size_t got = 0;
         if ((rc = cas_pread(c, fd, buf, CAS_VERIFY_BUF, off, &got, err)) != 0) break;
         if (got == 0) break;
-        crypto_generichash_update(&st, buf, got);
+        cas_hasher_update(&st, buf, got);
         off += got;
     }
     free(buf);
     close(fd);
     if (rc != 0) return -1;
-    unsigned char h[CAS_HASH_BYTES];
     char hx[CAS_HEX_LEN + 1];
-    crypto_generichash_final(&st, h, sizeof h);
-    s_hex(h, hx);
+    cas_hasher_hex(&st, hx);
     *ok = strcmp(hx, hex) == 0;
     if (actual) memcpy(actual, hx, sizeof hx);
     return 0;
