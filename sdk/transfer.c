@@ -5,8 +5,15 @@
  * CAIRN_ARTIFACT_CHUNK pieces, one ahead so that the last piece is known to
  * be the last, and sends each as a put_artifact; a download asks
  * get_artifact for a chunk at a time and writes it to a temporary file
- * beside the destination, renamed into place only when the BLAKE2b-256 of
- * what arrived is the server's. Memory is a few chunks whatever the size.
+ * beside the destination, renamed into place only when the hash of what
+ * arrived is the server's. Memory is a few chunks whatever the size.
+ *
+ * The hash (chash.h) is SHA-256: an upload hashes with it and requires the
+ * server's final reply to name it (hash_alg "sha256"; a server that names
+ * another, or none, hashes with BLAKE2b: it is too old, and the upload
+ * fails with a sentence that says so). A download hashes with what the
+ * first reply names (no hash_alg: BLAKE2b, an older server), so artifacts
+ * stored before SHA-256 still download and verify.
  *
  * An upload rides out a restart of the artifacts service (the server keeps
  * acknowledged chunks and resumes the upload at the next one): a chunk
@@ -44,6 +51,7 @@
 
 #include "cairn/msg.h"
 
+#include "chash.h"
 #include "tracking_int.h"
 
 /* A transfer's try failed with err: a 503 (the service restarting) or a
@@ -81,12 +89,7 @@ static int s_sodium(cairn_err_t *err)
                : 0;
 }
 
-static void s_hex(crypto_generichash_state *st, char hex[HASH_HEX + 1])
-{
-    unsigned char h[crypto_generichash_BYTES];
-    crypto_generichash_final(st, h, sizeof h);
-    sodium_bin2hex(hex, HASH_HEX + 1, h, sizeof h);
-}
+_Static_assert(HASH_HEX == CAIRN_CHASH_HEX, "CAIRN_ARTIFACT_HASH_HEX");
 
 static const char *s_basename(const char *path)
 {
@@ -109,6 +112,34 @@ static bool s_mp_hash(const msgpack_object *map, char out[HASH_HEX + 1])
     memcpy(out, h->via.str.ptr, HASH_HEX);
     out[HASH_HEX] = '\0';
     return true;
+}
+
+/* The algorithm of the reply's hash: its hash_alg, absent from servers
+ * older than SHA-256 (BLAKE2b); false when it names one this SDK does not
+ * know (its name, cut, into name). */
+static bool s_mp_alg(const msgpack_object *map, cairn_chash_alg_t *alg, char name[32])
+{
+    const msgpack_object *a = s_mp(map, "hash_alg", MSGPACK_OBJECT_STR);
+    *alg = CAIRN_CHASH_BLAKE2B;
+    snprintf(name, 32, "%.*s", a ? (int)a->via.str.size : 7,
+             a ? a->via.str.ptr : "blake2b");
+    return !a || cairn_chash_parse(a->via.str.ptr, a->via.str.size, alg);
+}
+
+/* An upload's artifact (a put_artifact's or a get_artifact's reply, map)
+ * is hashed with SHA-256, as this SDK hashed the bytes: else the server is
+ * too old to check it against (502 bad_reply, the sentence says so). */
+static int s_check_sha256(const msgpack_object *map, const char *path, cairn_err_t *err)
+{
+    cairn_chash_alg_t alg;
+    char name[32];
+    if (s_mp_alg(map, &alg, name) && alg == CAIRN_CHASH_SHA256) return 0;
+    return cairn_err_set(
+        err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+        "the server is too old: it hashes artifacts with %s, and this "
+        "SDK checks an upload against its SHA-256; '%s' was stored but "
+        "not verified: upgrade cairnd",
+        name, path);
 }
 
 /* Call artifacts.verb; *r receives a 2xx reply whose body is a map (*obj).
@@ -404,7 +435,10 @@ static int s_check_stored(upload_t *u, const char *hex, cairn_artifact_info_t *i
         return -1;
     }
     const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
+    cairn_chash_alg_t alg;
+    char name[32];
     bool same = size && size->via.u64 == u->lost_size && s_mp_hash(obj, hash) &&
+                s_mp_alg(obj, &alg, name) && alg == CAIRN_CHASH_SHA256 &&
                 strcmp(hash, hex) == 0;
     cairn_reply_destroy(&r);
     if (!same) {
@@ -433,6 +467,7 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
         return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                              "the last reply of artifacts.put_artifact has no artifact "
                              "{path, size, hash}");
+    if (s_check_sha256(a, u->path, err) != 0) return -1;
     if (size->via.u64 != u->offset || strcmp(hash, hex) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                              "the server stored %" PRIu64
@@ -521,7 +556,7 @@ static void s_win_free(window_t *w)
 
 /* Read the next chunk of the file into s (its data area), hashing it. */
 static int s_win_read(window_t *w, slot_t *s, int fd, uint64_t off, const char *name,
-                      crypto_generichash_state *st, cairn_err_t *err)
+                      cairn_chash_t *st, cairn_err_t *err)
 {
     s->off = off;
     s->done = false;
@@ -529,7 +564,7 @@ static int s_win_read(window_t *w, slot_t *s, int fd, uint64_t off, const char *
     if (!s->buf && !(s->buf = malloc(w->room + CHUNK + DONE_FIELD)))
         return trk_oom(err);
     if (s_read_full(fd, s_data(w, s), CHUNK, &s->n, name, err) != 0) return -1;
-    crypto_generichash_update(st, s_data(w, s), s->n);
+    cairn_chash_update(st, s_data(w, s), s->n);
     return 0;
 }
 
@@ -757,8 +792,7 @@ static void s_abort(upload_t *u, const cairn_err_t *why)
  * the upload), the rest through the window. */
 static int s_upload_chunks(upload_t *u, window_t *w, const char *name,
                            cairn_progress_fn *progress, void *arg, uint64_t total,
-                           crypto_generichash_state *st, cairn_reply_t **last,
-                           cairn_err_t *err)
+                           cairn_chash_t *st, cairn_reply_t **last, cairn_err_t *err)
 {
     slot_t *cur = &w->slot[0];
     uint64_t pos = 0;
@@ -808,8 +842,8 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
                   .seekable = S_ISREG(sbuf.st_mode),
                   .retry_ms = s_retry_ms()};
     msgpack_sbuffer_init(&u.sb);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+    cairn_chash_t st;
+    cairn_chash_init(&st, CAIRN_CHASH_SHA256);
     cairn_reply_t *last = NULL;
     window_t w;
     s_win_init(&w, &u);
@@ -818,10 +852,10 @@ static int s_upload(cairn_client_t *client, const char *run_id, const char *path
     free(u.back);
     char hex[HASH_HEX + 1];
     if (rc == 0) {
-        s_hex(&st, hex);
+        cairn_chash_hex(&st, hex);
         rc = s_upload_check(&u, hex, last, info, err);
     } else if (u.lost_done) {
-        s_hex(&st, hex);
+        cairn_chash_hex(&st, hex);
         rc = s_check_stored(&u, hex, info, err);
     } else {
         s_abort(&u, err);
@@ -894,7 +928,7 @@ typedef struct download {
     uint64_t retry_ms; /* the longest a chunk is asked for again */
     uint64_t offset, size;
     char hash[HASH_HEX + 1]; /* the server's, from the first reply */
-    crypto_generichash_state st;
+    cairn_chash_t st;        /* of the algorithm the first reply names */
     msgpack_sbuffer sb;
 } download_t;
 
@@ -956,14 +990,21 @@ static int s_get_take(download_t *d, const msgpack_object *obj, bool *done,
     const msgpack_object *off = s_mp(obj, "offset", MSGPACK_OBJECT_POSITIVE_INTEGER);
     const msgpack_object *size = s_mp(obj, "size", MSGPACK_OBJECT_POSITIVE_INTEGER);
     const msgpack_object *fin = s_mp(obj, "done", MSGPACK_OBJECT_BOOLEAN);
-    char hash[HASH_HEX + 1];
+    char hash[HASH_HEX + 1], name[32];
+    cairn_chash_alg_t alg;
     int rc = 0;
     if (!data || !off || !size || !fin || !s_mp_hash(obj, hash))
         rc = cairn_err_set(
             err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
             "the reply of artifacts.get_artifact lacks data, offset, size, "
             "hash or done");
-    else if (d->started && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0))
+    else if (!s_mp_alg(obj, &alg, name))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                           "the server hashes '%s' with '%s', which this SDK does not "
+                           "know: upgrade it",
+                           d->path, name);
+    else if (d->started && (size->via.u64 != d->size || strcmp(hash, d->hash) != 0 ||
+                            alg != d->st.alg))
         rc = cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CHANGED,
                            "'%s' changed while it was being downloaded; try again",
                            d->path);
@@ -980,11 +1021,11 @@ static int s_get_take(download_t *d, const msgpack_object *obj, bool *done,
         d->started = true;
         d->size = size->via.u64;
         memcpy(d->hash, hash, sizeof hash);
+        cairn_chash_init(&d->st, alg);
         if (d->dest) rc = s_open_tmp(d, err);
     }
     if (rc != 0) return -1;
-    crypto_generichash_update(&d->st, (const unsigned char *)data->via.bin.ptr,
-                              data->via.bin.size);
+    cairn_chash_update(&d->st, data->via.bin.ptr, data->via.bin.size);
     rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
                       d->tmp ? d->tmp : "the output", err);
     s_kick_writeback(d, d->offset, data->via.bin.size);
@@ -1162,12 +1203,11 @@ static int s_download(cairn_client_t *client, const char *run_id,
                     .dest = dest,
                     .fd = dest ? -1 : fd,
                     .retry_ms = s_retry_ms()};
-    crypto_generichash_init(&d.st, NULL, 0, crypto_generichash_BYTES);
     msgpack_sbuffer_init(&d.sb);
     int rc = s_get_all(&d, progress, arg, err);
     msgpack_sbuffer_destroy(&d.sb);
     char hex[HASH_HEX + 1];
-    if (rc == 0) s_hex(&d.st, hex);
+    if (rc == 0) cairn_chash_hex(&d.st, hex);
     if (rc == 0 && strcmp(hex, d.hash) != 0)
         rc =
             cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,

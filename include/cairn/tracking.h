@@ -173,7 +173,7 @@ CAIRN_EXPORT int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b
 
 #define CAIRN_ARTIFACTS_SVC "artifacts"
 #define CAIRN_ARTIFACT_CHUNK (4u << 20) /* bytes per put_artifact / get_artifact */
-#define CAIRN_ARTIFACT_HASH_HEX 64      /* BLAKE2b-256 as lowercase hex */
+#define CAIRN_ARTIFACT_HASH_HEX 64      /* a content hash as lowercase hex */
 #define CAIRN_SIZE_UNKNOWN UINT64_MAX   /* a progress total not known yet */
 
 /* Codes of the errors the transfers find themselves (the server's errors
@@ -181,9 +181,10 @@ CAIRN_EXPORT int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b
  *   CAIRN_ERR_LOCAL_FILE (400): the local file cannot be opened or read, is a
  *     directory, or a path names no file;
  *   CAIRN_ERR_LOCAL_IO (500): the local file cannot be created or written;
- *   CAIRN_ERR_BAD_REPLY (502): a reply lacks a field or does not follow on;
- *   CAIRN_ERR_CORRUPT (500): the bytes' BLAKE2b-256 (or size) is not the
- *     server's;
+ *   CAIRN_ERR_BAD_REPLY (502): a reply lacks a field or does not follow on,
+ *     or the server is too old to check an upload against (it hashes with
+ *     BLAKE2b, not SHA-256: the sentence says so);
+ *   CAIRN_ERR_CORRUPT (500): the bytes' hash (or size) is not the server's;
  *   CAIRN_ERR_CHANGED (409): the artifact changed during a download. */
 #define CAIRN_ERR_LOCAL_FILE CAIRN_E_LOCAL_FILE /* older name */
 #define CAIRN_ERR_LOCAL_IO CAIRN_E_LOCAL_IO     /* older name */
@@ -198,7 +199,8 @@ CAIRN_EXPORT int cairn_batch_send_async(cairn_client_t *client, cairn_batch_t *b
 typedef void(cairn_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /* What a transfer moved: the artifact's path (a heap copy: free() it), its
- * size and its BLAKE2b-256. */
+ * size and its content hash: SHA-256 for every upload; a download's is the
+ * server's, BLAKE2b-256 for an artifact stored before SHA-256. */
 typedef struct cairn_artifact_info {
     char *path;
     uint64_t size;
@@ -207,11 +209,11 @@ typedef struct cairn_artifact_info {
 
 /* Upload local_path as artifact_path of run_id (NULL: the file's name), in
  * CAIRN_ARTIFACT_CHUNK-sized put_artifact requests, up to 4 in flight after
- * the first (memory: 6 chunks whatever the file's size). The BLAKE2b-256
- * computed while reading must
- * match the hash and size the server replies with: else -1
- * (CAIRN_ERR_CORRUPT). progress may be NULL. A restart of the artifacts
- * service mid-upload is ridden out: a chunk answered 503, or (after the
+ * the first (memory: 6 chunks whatever the file's size). The SHA-256
+ * computed while reading must match the hash and size the server replies
+ * with: else -1 (CAIRN_ERR_CORRUPT; CAIRN_ERR_BAD_REPLY when the server is
+ * too old to name a SHA-256). progress may be NULL. A restart of the
+ * artifacts service mid-upload is ridden out: a chunk answered 503, or (after the
  * first) not answered in time, is sent again with backoff for up to 60 s
  * ($CAIRN_ARTIFACT_RETRY_S, in seconds, when set to a positive number),
  * and the server resumes the upload (docs/TRACKING.md); the call blocks
@@ -238,7 +240,8 @@ CAIRN_EXPORT int cairn_log_artifact_fd(cairn_client_t *client, const char *run_i
 
 /* Download artifact_path of run_id into local_path, CAIRN_ARTIFACT_CHUNK
  * bytes a get_artifact, up to 4 in flight after the first. The bytes go to a temporary
- * file beside local_path which, when their size and BLAKE2b-256 are the server's, is
+ * file beside local_path which, when their size and hash are the server's (SHA-256,
+ * or BLAKE2b-256 for an artifact stored before it: the first reply says), is
  * fsynced and renamed into place (with the mode a new file gets); on any failure
  * nothing is left behind and local_path is untouched. A restart of the
  * artifacts service mid-download is ridden out as an upload's is: a chunk

@@ -30,6 +30,12 @@
 _Static_assert(ART_PATH_MAX == UPMETA_PATH_MAX, "ART_PATH_MAX");
 _Static_assert(ART_RUN_ID_MAX == UPMETA_RUN_ID_MAX, "ART_RUN_ID_MAX");
 
+/* A blob, as the index names it: (alg, hash). */
+typedef struct art_blob {
+    cairn_chash_alg_t alg;
+    char hex[CAS_HEX_LEN + 1];
+} art_blob_t;
+
 typedef struct upload {
     char id[33];
     char run_id[ART_RUN_ID_MAX + 1];
@@ -50,9 +56,9 @@ typedef struct upload {
     struct upload *next;
 } upload_t;
 
-/* A running hash of a sequential download. */
+/* A running hash of a sequential download (of the blob (st.alg, hash)). */
 typedef struct cursor {
-    crypto_generichash_state st;
+    cairn_chash_t st;
     char hash[CAS_HEX_LEN + 1];
     uint64_t next; /* the offset the next read must start at */
     uint64_t last_ms;
@@ -61,7 +67,7 @@ typedef struct cursor {
 
 /* A verification in progress (verify_artifact). */
 typedef struct verify_job {
-    crypto_generichash_state st;
+    cairn_chash_t st;
     storage_t *s;
     cairn_req_t *req; /* deferred */
     int fd;
@@ -93,9 +99,12 @@ int art_field_path(const msgpack_object *b, const char *field, bool allow_root,
 int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *then,
                  cairn_err_t *err);
 int art_check_shape(artifacts_t *a, int64_t rid, const char *path, cairn_err_t *err);
+/* The algorithm in column i of st's row ("sha256", "blake2b"); false when
+ * it names neither. */
+bool art_col_alg(sqlite3_stmt *st, int i, cairn_chash_alg_t *alg);
 int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
-                  const char *hash, uint64_t size, cairn_err_t *err);
-void art_blob_unref(storage_t *s, const char *hash);
+                  const art_blob_t *blob, uint64_t size, cairn_err_t *err);
+void art_blob_unref(storage_t *s, const art_blob_t *blob);
 /* uploads.c */
 void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);
 

@@ -11,9 +11,13 @@
  * (rid, path) -> (hash, size, created).
  *
  * Bytes. Under artifact_root (default STATE/artifacts) blobs live at
- * cas/<2 hex>/<62 hex>, named by the BLAKE2b-256 of their bytes (cas.c).
- * An upload streams into tmp/<upload_id>, hashed as it is written; the
- * final chunk fsyncs it and renames it into cas/ (or drops it when that
+ * sha256/<2 hex>/<62 hex>, named by the SHA-256 of their bytes (cas.c);
+ * blobs stored before SHA-256 stay at cas/<2 hex>/<62 hex>, named by their
+ * BLAKE2b-256, and are read and verified with it. The index row records
+ * which (column alg, migration 6), and every reply that carries a `hash`
+ * carries `hash_alg` ("sha256" or "blake2b") too. An upload streams into
+ * tmp/<upload_id>, hashed as it is written; the final chunk fsyncs it and
+ * renames it into sha256/ (or drops it when that
  * blob exists: the same bytes are stored once, across runs), and only then
  * is the index row written. A crash never leaves an index row without its
  * blob.
@@ -48,8 +52,8 @@
  *       answers {upload_id, offset: next expected}; later chunks name the
  *       upload_id and must arrive in order (offset == expected, else 409
  *       whose sentence says "expected offset N" and whose body is
- *       {expected_offset: N}); the chunk with done=true
- *       commits and answers {artifact: {path, size, hash}}. A whole small
+ *       {expected_offset: N}); the chunk with done=true commits and
+ *       answers {artifact: {path, size, hash, hash_alg}}. A whole small
  *       file is one request: offset 0, done true. After a restart the next
  *       chunk resumes the upload (above): its offset may then be any up to
  *       what the server has (the same 409 beyond). An unknown
@@ -65,18 +69,19 @@
  *       drops an unfinished upload (in memory, or only on disk after a
  *       restart) with its temp file and sidecar, and frees its slot.
  *   get_artifact {run_id*, path*, offset (0), length (8 MiB, at most 8 MiB)}
- *       -> {offset, size (total), hash, done, data (bin)}. The BLAKE2b is
- *       checked when a read reaches the end: a whole-file read hashes what
- *       it read; a sequential download (offset 0, then each next offset)
- *       is followed by one of ART_CURSORS running hash states; another read
- *       that ends the file rehashes the blob when it is at most 64 MiB.
- *       A mismatch (or a blob of the wrong size, or missing) is
- *       500 `corrupt` naming the path.
- *   verify_artifact {run_id*, path*} -> {ok: true, hash}: rehashes the
- *       blob, streaming, 32 MiB per turn of the plugin's loop (the request
- *       is deferred), so a large blob blocks neither other requests nor
- *       heartbeats; 500 `corrupt` naming the path if it differs. About
- *       2 s per GiB: give a large one a longer ttl.
+ *       -> {offset, size (total), hash, hash_alg, done, data (bin)}. The
+ *       hash (with its algorithm) is checked when a read reaches the end:
+ *       a whole-file read hashes what it read; a sequential download
+ *       (offset 0, then each next offset) is followed by one of
+ *       ART_CURSORS running hash states; another read that ends the file
+ *       rehashes the blob when it is at most 64 MiB. A mismatch (or a blob
+ *       of the wrong size, or missing) is 500 `corrupt` naming the path.
+ *   verify_artifact {run_id*, path*} -> {ok: true, hash, hash_alg}:
+ *       rehashes the blob, streaming, 32 MiB per turn of the plugin's loop
+ *       (the request is deferred), so a large blob blocks neither other
+ *       requests nor heartbeats; 500 `corrupt` naming the path if it
+ *       differs. About 1 s per GiB with SHA-256 (2 with BLAKE2b): give a
+ *       large one a longer ttl.
  *   list_artifacts {run_id*, path (directory, default the root),
  *                   max_results (10000, at most 50000), page_token}
  *       -> {root_uri, files: [{path, is_dir, file_size}], next_page_token?}
@@ -128,24 +133,43 @@ void art_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n)
  * row in one handler, so no upload can slip in between the check and the
  * unlink. */
 typedef struct blob_set {
-    char (*hex)[CAS_HEX_LEN + 1];
+    art_blob_t *blob;
     size_t n, cap;
 } blob_set_t;
 
-static int s_blobs_add(blob_set_t *b, const unsigned char *hex, size_t len,
-                       cairn_err_t *err)
+bool art_col_alg(sqlite3_stmt *st, int i, cairn_chash_alg_t *alg)
+{
+    return cairn_chash_parse((const char *)sqlite3_column_text(st, i),
+                             (size_t)sqlite3_column_bytes(st, i), alg);
+}
+
+static int s_blobs_add(blob_set_t *b, cairn_chash_alg_t alg, const unsigned char *hex,
+                       size_t len, cairn_err_t *err)
 {
     if (!hex || len != CAS_HEX_LEN) return 0; /* not a blob name: nothing to free */
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
-        void *p = realloc(b->hex, cap * sizeof *b->hex);
+        void *p = realloc(b->blob, cap * sizeof *b->blob);
         if (!p) return cairn_err_oom(err, NULL);
-        b->hex = p;
+        b->blob = p;
         b->cap = cap;
     }
-    memcpy(b->hex[b->n], hex, len);
-    b->hex[b->n++][len] = '\0';
+    art_blob_t *o = &b->blob[b->n++];
+    o->alg = alg;
+    memcpy(o->hex, hex, len);
+    o->hex[len] = '\0';
     return 0;
+}
+
+/* The blob named by the row st is on (hash in column 0, alg in column
+ * alg_col) into b; a row naming no blob adds nothing. */
+static int s_blobs_add_row(blob_set_t *b, sqlite3_stmt *st, int alg_col,
+                           cairn_err_t *err)
+{
+    cairn_chash_alg_t alg;
+    if (!art_col_alg(st, alg_col, &alg)) return 0;
+    return s_blobs_add(b, alg, sqlite3_column_text(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), err);
 }
 
 /* Remove each blob of the set that no artifact names any more. A failure
@@ -155,21 +179,24 @@ static void s_blobs_release(storage_t *s, blob_set_t *b, uint64_t *nfreed,
 {
     artifacts_t *a = s->art;
     for (size_t i = 0; i < b->n; i++) {
+        const art_blob_t *o = &b->blob[i];
+        const char *alg = cairn_chash_name(o->alg);
         sqlite3_stmt *st = db_stmt(a->db, ST_ART_REFERENCED);
-        art_bind_str(st, 1, b->hex[i], CAS_HEX_LEN);
+        art_bind_str(st, 1, o->hex, CAS_HEX_LEN);
+        art_bind_str(st, 2, alg, strlen(alg));
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) continue; /* still named (or unknown): keep it */
         cairn_err_t err = {0};
         uint64_t got = 0;
-        if (cas_remove(a->cas, b->hex[i], &got, &err) != 0) {
+        if (cas_remove(a->cas, o->alg, o->hex, &got, &err) != 0) {
             cairn_log(s->ctx, CAIRN_LOG_WARN, "artifacts: %s", err.msg);
             continue;
         }
         if (got) (*nfreed)++;
         *bytes += got;
     }
-    free(b->hex);
+    free(b->blob);
     memset(b, 0, sizeof *b);
 }
 
@@ -240,7 +267,7 @@ int art_run_live(artifacts_t *a, int64_t rid, const char *run_id, const char *th
 
 /* The index row of (rid, path): 404 naming the path when none. */
 static int s_lookup(artifacts_t *a, const run_ref_t *run, const char *path,
-                    char hash[CAS_HEX_LEN + 1], uint64_t *size, cairn_err_t *err)
+                    art_blob_t *blob, uint64_t *size, cairn_err_t *err)
 {
     sqlite3_stmt *st = db_stmt(a->db, ST_ART_GET);
     sqlite3_bind_int64(st, 1, run->rid);
@@ -259,8 +286,8 @@ static int s_lookup(artifacts_t *a, const run_ref_t *run, const char *path,
     const char *h = (const char *)sqlite3_column_text(st, 0);
     size_t hl = (size_t)sqlite3_column_bytes(st, 0);
     *size = (uint64_t)sqlite3_column_int64(st, 1);
-    bool ok = cas_hex_valid(h, hl);
-    if (ok) memcpy(hash, h, CAS_HEX_LEN + 1);
+    bool ok = cas_hex_valid(h, hl) && art_col_alg(st, 2, &blob->alg);
+    if (ok) memcpy(blob->hex, h, CAS_HEX_LEN + 1);
     sqlite3_reset(st);
     if (!ok)
         return cairn_err_set(
@@ -369,7 +396,7 @@ static void s_sweep(void *arg)
  * run was deleted, as any other of its artifacts). No row is ever written
  * under a run that was deleted when it was written. */
 int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
-                  const char *hash, uint64_t size, cairn_err_t *err)
+                  const art_blob_t *blob, uint64_t size, cairn_err_t *err)
 {
     artifacts_t *a = s->art;
     char then[ART_PATH_MAX + 96];
@@ -387,25 +414,28 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
     sqlite3_bind_int64(st, 1, rid);
     art_bind_str(st, 2, path, strlen(path));
     int rc = 0;
+    cairn_chash_alg_t was;
     if (sqlite3_step(st) == SQLITE_ROW &&
         ((size_t)sqlite3_column_bytes(st, 0) != CAS_HEX_LEN ||
-         memcmp(sqlite3_column_text(st, 0), hash, CAS_HEX_LEN) != 0))
-        rc = s_blobs_add(&old, sqlite3_column_text(st, 0),
-                         (size_t)sqlite3_column_bytes(st, 0), err);
+         memcmp(sqlite3_column_text(st, 0), blob->hex, CAS_HEX_LEN) != 0 ||
+         !art_col_alg(st, 2, &was) || was != blob->alg))
+        rc = s_blobs_add_row(&old, st, 2, err);
     sqlite3_reset(st);
     if (rc == 0) {
+        const char *alg = cairn_chash_name(blob->alg);
         st = db_stmt(a->db, ST_ART_PUT);
         sqlite3_bind_int64(st, 1, rid);
         art_bind_str(st, 2, path, strlen(path));
-        art_bind_str(st, 3, hash, CAS_HEX_LEN);
+        art_bind_str(st, 3, blob->hex, CAS_HEX_LEN);
         sqlite3_bind_int64(st, 4, (int64_t)size);
         sqlite3_bind_int64(st, 5, (int64_t)cairn_wall_ms());
+        art_bind_str(st, 6, alg, strlen(alg));
         rc = db_exec_stmt(s->db, st, err);
     }
     if (rc == 0) rc = db_commit(s->db, err);
     if (rc != 0) {
         db_rollback(s->db);
-        free(old.hex);
+        free(old.blob);
         return -1;
     }
     uint64_t nfreed = 0, bytes = 0;
@@ -415,12 +445,13 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
 
 /* A blob just committed whose index row could not be written: remove it
  * unless some artifact names it (the same bytes stored before). */
-void art_blob_unref(storage_t *s, const char *hash)
+void art_blob_unref(storage_t *s, const art_blob_t *blob)
 {
     cairn_err_t err = {0};
     blob_set_t b = {0};
     uint64_t nfreed = 0, bytes = 0;
-    if (s_blobs_add(&b, (const unsigned char *)hash, CAS_HEX_LEN, &err) == 0)
+    if (s_blobs_add(&b, blob->alg, (const unsigned char *)blob->hex, CAS_HEX_LEN,
+                    &err) == 0)
         s_blobs_release(s, &b, &nfreed, &bytes);
 }
 
@@ -434,16 +465,18 @@ static int s_corrupt(cairn_err_t *err, const char *path, const char *hash,
                          why);
 }
 
-static cursor_t *s_cursor_find(artifacts_t *a, const char *hash, uint64_t off)
+static cursor_t *s_cursor_find(artifacts_t *a, const art_blob_t *blob, uint64_t off)
 {
     for (int i = 0; i < ART_CURSORS; i++) {
         cursor_t *c = &a->cursors[i];
-        if (c->used && c->next == off && strcmp(c->hash, hash) == 0) return c;
+        if (c->used && c->next == off && c->st.alg == blob->alg &&
+            strcmp(c->hash, blob->hex) == 0)
+            return c;
     }
     return NULL;
 }
 
-static cursor_t *s_cursor_new(artifacts_t *a, const char *hash)
+static cursor_t *s_cursor_new(artifacts_t *a, const art_blob_t *blob)
 {
     cursor_t *best = &a->cursors[0];
     for (int i = 0; i < ART_CURSORS; i++) {
@@ -456,35 +489,34 @@ static cursor_t *s_cursor_new(artifacts_t *a, const char *hash)
     }
     best->used = true;
     best->next = 0;
-    memcpy(best->hash, hash, sizeof best->hash);
-    crypto_generichash_init(&best->st, NULL, 0, CAS_HASH_BYTES);
+    memcpy(best->hash, blob->hex, sizeof best->hash);
+    cairn_chash_init(&best->st, blob->alg);
     return best;
 }
 
 /* Check the bytes just read (buf, n at off of a blob of size bytes):
  * 0 when verified or not yet checkable, -1 with a corrupt error. */
-static int s_check_read(artifacts_t *a, const char *path, const char *hash,
+static int s_check_read(artifacts_t *a, const char *path, const art_blob_t *blob,
                         uint64_t size, uint64_t off, const unsigned char *buf, size_t n,
                         cairn_err_t *err)
 {
+    const char *hash = blob->hex;
     bool end = off + n == size;
     if (off == 0 && end) { /* a whole-file read */
         char got[CAS_HEX_LEN + 1];
-        cas_hash_buf(buf, n, got);
+        cas_hash_buf(blob->alg, buf, n, got);
         return strcmp(got, hash) == 0
                    ? 0
                    : s_corrupt(err, path, hash, "does not match its hash");
     }
-    cursor_t *c = off == 0 ? s_cursor_new(a, hash) : s_cursor_find(a, hash, off);
+    cursor_t *c = off == 0 ? s_cursor_new(a, blob) : s_cursor_find(a, blob, off);
     if (c) {
-        crypto_generichash_update(&c->st, buf, n);
+        cairn_chash_update(&c->st, buf, n);
         c->next = off + n;
         c->last_ms = cairn_now_ms();
         if (!end) return 0;
-        unsigned char h[CAS_HASH_BYTES];
         char got[CAS_HEX_LEN + 1];
-        crypto_generichash_final(&c->st, h, sizeof h);
-        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        cairn_chash_hex(&c->st, got);
         c->used = false;
         return strcmp(got, hash) == 0
                    ? 0
@@ -492,7 +524,7 @@ static int s_check_read(artifacts_t *a, const char *path, const char *hash,
     }
     if (!end || size > ART_REHASH_MAX) return 0;
     bool ok = false;
-    if (cas_verify(a->cas, hash, &ok, NULL, err) != 0) return -1;
+    if (cas_verify(a->cas, blob->alg, hash, &ok, NULL, err) != 0) return -1;
     return ok ? 0 : s_corrupt(err, path, hash, "does not match its hash");
 }
 
@@ -501,7 +533,9 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     artifacts_t *a = s->art;
     const msgpack_object *b = cairn_body(req);
-    char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
+    char path[ART_PATH_MAX + 1];
+    art_blob_t blob;
+    const char *hash = blob.hex;
     size_t plen;
     uint64_t offset = 0, length = ART_CHUNK_MAX, size = 0, disk = 0;
     run_ref_t run;
@@ -517,7 +551,7 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
                       ART_CHUNK_MAX);
         return -1;
     }
-    if (s_lookup(a, &run, path, hash, &size, err) != 0) return -1;
+    if (s_lookup(a, &run, path, &blob, &size, err) != 0) return -1;
     if (offset > size) {
         cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                       "the field 'offset' (%llu) is past the end of '%s' (%llu bytes)",
@@ -525,7 +559,7 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
         return -1;
     }
     int fd = -1;
-    if (cas_open_blob(a->cas, hash, &fd, &disk, err) != 0) {
+    if (cas_open_blob(a->cas, blob.alg, hash, &fd, &disk, err) != 0) {
         if (err->st == CAIRN_ST_NOT_FOUND) s_corrupt(err, path, hash, "is missing");
         return -1;
     }
@@ -540,12 +574,13 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
     size_t n = (size_t)(size - offset < length ? size - offset : length);
     bool done = offset + n == size;
     msgpack_packer *pk = storage_reply_begin(s);
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     cairn_pack_cstr(pk, "offset");
     msgpack_pack_uint64(pk, offset);
     cairn_pack_cstr(pk, "size");
     msgpack_pack_uint64(pk, size);
     cairn_pack_kv_str(pk, "hash", hash);
+    cairn_pack_kv_str(pk, "hash_alg", cairn_chash_name(blob.alg));
     cairn_pack_cstr(pk, "done");
     if (done)
         msgpack_pack_true(pk);
@@ -575,7 +610,7 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
         s_corrupt(err, path, hash, "is shorter than its index entry says");
         return -1;
     }
-    if (s_check_read(a, path, hash, size, offset, dst, n, err) != 0) return -1;
+    if (s_check_read(a, path, &blob, size, offset, dst, n, err) != 0) return -1;
     sb->size += n;
     storage_reply_send(s, req, CAIRN_ST_OK);
     return 0;
@@ -612,14 +647,12 @@ static void s_verify_step(void *arg)
             return;
         }
         if (got == 0) break;
-        crypto_generichash_update(&j->st, j->buf, got);
+        cairn_chash_update(&j->st, j->buf, got);
         j->off += got;
     }
     if (j->off < end) { /* the end of the blob */
-        unsigned char h[CAS_HASH_BYTES];
         char got[CAS_HEX_LEN + 1];
-        crypto_generichash_final(&j->st, h, sizeof h);
-        sodium_bin2hex(got, sizeof got, h, sizeof h);
+        cairn_chash_hex(&j->st, got);
         if (strcmp(got, j->hash) != 0 || j->off != j->size) {
             char why[160];
             snprintf(why, sizeof why, "hashes to %s (%llu bytes)", got,
@@ -628,10 +661,11 @@ static void s_verify_step(void *arg)
             cairn_reply_err(j->req, &err); /* deferred */
         } else {
             msgpack_packer *pk = storage_reply_begin(s);
-            msgpack_pack_map(pk, 2);
+            msgpack_pack_map(pk, 3);
             cairn_pack_cstr(pk, "ok");
             msgpack_pack_true(pk);
             cairn_pack_kv_str(pk, "hash", j->hash);
+            cairn_pack_kv_str(pk, "hash_alg", cairn_chash_name(j->st.alg));
             storage_reply_send(s, j->req, CAIRN_ST_OK);
         }
         s_verify_free(a, j);
@@ -650,14 +684,16 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     artifacts_t *a = s->art;
     const msgpack_object *b = cairn_body(req);
-    char path[ART_PATH_MAX + 1], hash[CAS_HEX_LEN + 1];
+    char path[ART_PATH_MAX + 1];
+    art_blob_t blob;
+    const char *hash = blob.hex;
     size_t plen;
     uint64_t size = 0, disk = 0;
     run_ref_t run;
     int fd = -1;
     if (storage_req_run(a->db, req, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", false, path, &plen, err) != 0 ||
-        s_lookup(a, &run, path, hash, &size, err) != 0)
+        s_lookup(a, &run, path, &blob, &size, err) != 0)
         return -1;
     if (a->nverifies >= ART_VERIFIES_MAX) {
         cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
@@ -665,7 +701,7 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
                       ART_VERIFIES_MAX);
         return -1;
     }
-    if (cas_open_blob(a->cas, hash, &fd, &disk, err) != 0) {
+    if (cas_open_blob(a->cas, blob.alg, hash, &fd, &disk, err) != 0) {
         if (err->st == CAIRN_ST_NOT_FOUND) s_corrupt(err, path, hash, "is missing");
         return -1;
     }
@@ -686,7 +722,7 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err)
     j->size = size;
     memcpy(j->hash, hash, sizeof j->hash);
     memcpy(j->path, path, plen + 1);
-    crypto_generichash_init(&j->st, NULL, 0, CAS_HASH_BYTES);
+    cairn_chash_init(&j->st, blob.alg);
     j->next = a->verifies;
     a->verifies = j;
     a->nverifies++;
@@ -846,8 +882,7 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     art_bind_str(st, 4, hi, plen + 1);
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-        rc = s_blobs_add(&blobs, sqlite3_column_text(st, 0),
-                         (size_t)sqlite3_column_bytes(st, 0), err);
+        rc = s_blobs_add_row(&blobs, st, 1, err);
     sqlite3_reset(st);
     if (rc == 0) {
         st = db_stmt(a->db, ST_ART_DEL);
@@ -866,7 +901,7 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     }
     if (rc == 0 && deleted == 0) {
         db_rollback(s->db);
-        free(blobs.hex);
+        free(blobs.blob);
         cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                       "run '%.*s' has no artifact '%s'", (int)run.id.len, run.id.ptr,
                       path);
@@ -875,7 +910,7 @@ int art_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     if (rc == 0) rc = db_commit(s->db, err);
     if (rc != 0) {
         db_rollback(s->db);
-        free(blobs.hex);
+        free(blobs.blob);
         return -1;
     }
     uint64_t nfreed = 0, bytes = 0;
@@ -919,7 +954,10 @@ static void s_recover_committed(void *arg, const char *name)
                   name);
         return;
     }
-    if (!m.committed || cas_open_blob(a->cas, m.hash, &fd, &size, &err) != 0) return;
+    art_blob_t blob = {.alg = m.alg};
+    memcpy(blob.hex, m.hash, sizeof blob.hex);
+    if (!m.committed || cas_open_blob(a->cas, m.alg, m.hash, &fd, &size, &err) != 0)
+        return;
     close(fd);
     if (size != m.size) return;
     run_ref_t run;
@@ -933,7 +971,7 @@ static void s_recover_committed(void *arg, const char *name)
                   name, m.path, m.run_id, (long long)m.rid);
         return;
     }
-    if (art_index_put(s, m.rid, m.run_id, m.path, m.hash, m.size, &err) != 0) {
+    if (art_index_put(s, m.rid, m.run_id, m.path, &blob, m.size, &err) != 0) {
         cairn_log(s->ctx, CAIRN_LOG_WARN,
                   "artifacts: upload %s of '%s' was stored before a crash but cannot "
                   "be indexed: %s",
@@ -943,7 +981,7 @@ static void s_recover_committed(void *arg, const char *name)
          * failures leave the sidecar to the sweep. */
         if (err.st == CAIRN_ST_BAD_REQUEST || err.st == CAIRN_ST_NOT_FOUND) {
             cas_tmp_remove(a->cas, name);
-            art_blob_unref(s, m.hash);
+            art_blob_unref(s, &blob);
         }
         return;
     }
@@ -999,10 +1037,11 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     int swept = cas_sweep_tmp(a->cas, (uint64_t)set->upload_idle);
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,
-              "artifacts: blobs under %s/cas; file I/O through %s%s%s%s; %d stale temp "
+              "artifacts: blobs under %s/sha256 (and %s/cas, before SHA-256); file I/O "
+              "through %s%s%s%s; %d stale temp "
               "file%s removed",
-              s->artifact_root, cas_io_mode(a->cas), *why ? " (" : "", why,
-              *why ? ")" : "", swept, swept == 1 ? "" : "s");
+              s->artifact_root, s->artifact_root, cas_io_mode(a->cas), *why ? " (" : "",
+              why, *why ? ")" : "", swept, swept == 1 ? "" : "s");
     uint64_t every = a->idle_ms / 4;
     if (every < 100) every = 100;
     if (every > 30000) every = 30000;

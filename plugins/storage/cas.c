@@ -29,7 +29,7 @@ struct cas {
 };
 
 struct cas_writer {
-    crypto_generichash_state st; /* 64-byte aligned: see s_writer_alloc */
+    cairn_chash_t st; /* 64-byte aligned: see s_writer_alloc */
     cas_t *cas;
     int fd;
     uint64_t size;
@@ -92,11 +92,19 @@ static void s_hex(const unsigned char h[CAS_HASH_BYTES], char hex[CAS_HEX_LEN + 
     sodium_bin2hex(hex, CAS_HEX_LEN + 1, h, CAS_HASH_BYTES);
 }
 
-void cas_hash_buf(const void *buf, size_t len, char hex[CAS_HEX_LEN + 1])
+/* Where the blobs of alg live, under the root. */
+static const char *s_alg_dir(cairn_chash_alg_t alg)
 {
-    unsigned char h[CAS_HASH_BYTES];
-    crypto_generichash(h, sizeof h, buf, len, NULL, 0);
-    s_hex(h, hex);
+    return alg == CAIRN_CHASH_SHA256 ? "sha256" : "cas";
+}
+
+void cas_hash_buf(cairn_chash_alg_t alg, const void *buf, size_t len,
+                  char hex[CAS_HEX_LEN + 1])
+{
+    cairn_chash_t h;
+    cairn_chash_init(&h, alg);
+    cairn_chash_update(&h, buf, len);
+    cairn_chash_hex(&h, hex);
 }
 
 bool cas_hex_valid(const char *hex, size_t len)
@@ -144,6 +152,8 @@ cas_t *cas_open(const char *root, bool try_uring, cairn_err_t *err)
     if (s_mkdirs(root, err) != 0) return NULL;
     snprintf(sub, sizeof sub, "%s/cas", root);
     if (s_mkdirs(sub, err) != 0) return NULL;
+    snprintf(sub, sizeof sub, "%s/%s", root, s_alg_dir(CAS_ALG_NEW));
+    if (s_mkdirs(sub, err) != 0) return NULL;
     snprintf(sub, sizeof sub, "%s/tmp", root);
     if (s_mkdirs(sub, err) != 0) return NULL;
     cas_t *c = calloc(1, sizeof *c);
@@ -190,19 +200,21 @@ const char *cas_root(const cas_t *c)
     return c->root;
 }
 
-int cas_blob_path(const cas_t *c, const char *hex, char *out, size_t cap)
+int cas_blob_path(const cas_t *c, cairn_chash_alg_t alg, const char *hex, char *out,
+                  size_t cap)
 {
     if (!hex || !cas_hex_valid(hex, strlen(hex))) return -1;
-    int n = snprintf(out, cap, "%s/cas/%.2s/%s", c->root, hex, hex + 2);
+    int n = snprintf(out, cap, "%s/%s/%.2s/%s", c->root, s_alg_dir(alg), hex, hex + 2);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-int cas_remove(cas_t *c, const char *hex, uint64_t *freed, cairn_err_t *err)
+int cas_remove(cas_t *c, cairn_chash_alg_t alg, const char *hex, uint64_t *freed,
+               cairn_err_t *err)
 {
     char path[PATH_MAX];
     struct stat stt;
     *freed = 0;
-    if (cas_blob_path(c, hex, path, sizeof path) != 0)
+    if (cas_blob_path(c, alg, hex, path, sizeof path) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL, "not a blob name: '%.80s'",
                              hex);
     if (stat(path, &stt) == 0) *freed = (uint64_t)stt.st_size;
@@ -242,7 +254,7 @@ static long s_uring_io(cas_t *c, bool write, int fd, void *buf, size_t len,
 }
 
 typedef struct hash_job {
-    crypto_generichash_state *st;
+    cairn_chash_t *st;
     const void *buf;
     size_t len;
     bool done;
@@ -252,14 +264,14 @@ static void s_hash_job(void *arg)
 {
     hash_job_t *j = arg;
     if (j->done) return;
-    crypto_generichash_update(j->st, j->buf, j->len);
+    cairn_chash_update(j->st, j->buf, j->len);
     j->done = true;
 }
 
 /* Write all of buf at off, hashing it into st (overlapped with the first
  * write when io_uring is in use). */
 static int s_write_hashed(cas_t *c, int fd, const unsigned char *buf, size_t len,
-                          uint64_t off, crypto_generichash_state *st, const char *path,
+                          uint64_t off, cairn_chash_t *st, const char *path,
                           cairn_err_t *err)
 {
     hash_job_t job = {st, buf, len, false};
@@ -356,7 +368,7 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err)
     /* Held for the writer's life: the sweep and cas_writer_resume leave a
      * locked file alone. Best effort (a filesystem without flock). */
     (void)flock(w->fd, LOCK_EX | LOCK_NB);
-    crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
+    cairn_chash_init(&w->st, CAS_ALG_NEW);
     return w;
 }
 
@@ -545,7 +557,9 @@ cas_writer_t *cas_writer_resume(cas_t *c, const char *name, uint64_t upto,
     }
     w->size = w->kicked = w->waited = upto;
     w->hashed = 0;
-    crypto_generichash_init(&w->st, NULL, 0, CAS_HASH_BYTES);
+    /* The rehash starts from the first byte, so a temp file written before
+     * SHA-256 becomes a SHA-256 blob too. */
+    cairn_chash_init(&w->st, CAS_ALG_NEW);
     return w;
 }
 
@@ -564,7 +578,7 @@ int cas_writer_rehash(cas_writer_t *w, uint64_t max, uint64_t *left, cairn_err_t
                                  "the temp blob '%s' shrank below %llu bytes while it "
                                  "was being resumed",
                                  w->name, (unsigned long long)w->size);
-        crypto_generichash_update(&w->st, w->rbuf, got);
+        cairn_chash_update(&w->st, w->rbuf, got);
         w->hashed += got;
         done += got;
     }
@@ -638,10 +652,15 @@ uint64_t cas_writer_size(const cas_writer_t *w)
     return w->size;
 }
 
+cairn_chash_alg_t cas_writer_alg(const cas_writer_t *w)
+{
+    return w->st.alg;
+}
+
 int cas_writer_digest(cas_writer_t *w, char hex[CAS_HEX_LEN + 1], cairn_err_t *err)
 {
     if (s_ready(w, err) != 0) return -1;
-    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    if (!w->digested) cairn_chash_final(&w->st, w->digest);
     w->digested = true;
     s_hex(w->digest, hex);
     return 0;
@@ -670,13 +689,14 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
         cas_writer_release(w_p);
         return -1;
     }
-    if (!w->digested) crypto_generichash_final(&w->st, w->digest, sizeof w->digest);
+    if (!w->digested) cairn_chash_final(&w->st, w->digest);
     w->digested = true;
     memcpy(h, w->digest, sizeof h);
     s_hex(h, hex);
     if (size) *size = w->size;
     if (dedup) *dedup = false;
-    snprintf(dir, sizeof dir, "%s/cas/%.2s", c->root, hex);
+    const char *sub = s_alg_dir(w->st.alg);
+    snprintf(dir, sizeof dir, "%s/%s/%.2s", c->root, sub, hex);
     snprintf(blob, sizeof blob, "%s/%s", dir, hex + 2);
     /* Same bytes stored before: keep that blob, drop ours. A blob of
      * another size under this name is damaged: ours replaces it. */
@@ -701,7 +721,7 @@ int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *s
     }
     if (new_dir) {
         char casdir[PATH_MAX];
-        snprintf(casdir, sizeof casdir, "%s/cas", c->root);
+        snprintf(casdir, sizeof casdir, "%s/%s", c->root, sub);
         s_fsync_dir(casdir);
     }
     if (rename(w->path, blob) != 0) {
@@ -809,10 +829,11 @@ int cas_meta_alone(cas_t *c, cas_name_fn *fn, void *arg)
 
 /* ---- reading ------------------------------------------------------------- */
 
-int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_t *err)
+int cas_open_blob(cas_t *c, cairn_chash_alg_t alg, const char *hex, int *fd,
+                  uint64_t *size, cairn_err_t *err)
 {
     char path[PATH_MAX];
-    if (cas_blob_path(c, hex, path, sizeof path) != 0)
+    if (cas_blob_path(c, alg, hex, path, sizeof path) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                              "'%.80s' is not a blob hash", hex ? hex : "");
     *fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -833,34 +854,32 @@ int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_
     return 0;
 }
 
-int cas_verify(cas_t *c, const char *hex, bool *ok, char actual[CAS_HEX_LEN + 1],
-               cairn_err_t *err)
+int cas_verify(cas_t *c, cairn_chash_alg_t alg, const char *hex, bool *ok,
+               char actual[CAS_HEX_LEN + 1], cairn_err_t *err)
 {
     int fd;
     uint64_t size, off = 0;
-    if (cas_open_blob(c, hex, &fd, &size, err) != 0) return -1;
+    if (cas_open_blob(c, alg, hex, &fd, &size, err) != 0) return -1;
     unsigned char *buf = malloc(CAS_VERIFY_BUF);
     if (!buf) {
         close(fd);
         return cairn_err_oom(err, NULL);
     }
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, CAS_HASH_BYTES);
+    cairn_chash_t st;
+    cairn_chash_init(&st, alg);
     int rc = 0;
     for (;;) {
         size_t got = 0;
         if ((rc = cas_pread(c, fd, buf, CAS_VERIFY_BUF, off, &got, err)) != 0) break;
         if (got == 0) break;
-        crypto_generichash_update(&st, buf, got);
+        cairn_chash_update(&st, buf, got);
         off += got;
     }
     free(buf);
     close(fd);
     if (rc != 0) return -1;
-    unsigned char h[CAS_HASH_BYTES];
     char hx[CAS_HEX_LEN + 1];
-    crypto_generichash_final(&st, h, sizeof h);
-    s_hex(h, hx);
+    cairn_chash_hex(&st, hx);
     *ok = strcmp(hx, hex) == 0;
     if (actual) memcpy(actual, hx, sizeof hx);
     return 0;

@@ -1,15 +1,18 @@
 /* plugins/storage/cas.h — the content-addressed blob store under the
  * artifact root.
  *
- * A blob is named by the BLAKE2b-256 (libsodium crypto_generichash, 32
- * bytes) of its bytes, as 64 lowercase hex digits, and lives at
- * ROOT/cas/<first 2 hex>/<other 62 hex>. The same bytes are stored once.
+ * A blob is named by the hash of its bytes, as 64 lowercase hex digits,
+ * under the directory of its algorithm: new blobs by their SHA-256 at
+ * ROOT/sha256/<first 2 hex>/<other 62 hex>, blobs stored before SHA-256 by
+ * their BLAKE2b-256 (libsodium crypto_generichash, 32 bytes) at
+ * ROOT/cas/<2>/<62>, where they stay readable. The same bytes are stored
+ * once per algorithm: (algorithm, hash) names a blob.
  *
  * Blobs are written through a writer that streams into ROOT/tmp/<name>,
  * hashing as it goes (never holding the blob in memory); commit fsyncs the
  * file, renames it into place (or drops it when the blob exists: dedup) and
  * fsyncs the directory, so a crash leaves either no blob or a whole one —
- * never a torn file under cas/. Leftovers in tmp/ are swept by
+ * never a torn file under cas/ or sha256/. Leftovers in tmp/ are swept by
  * cas_sweep_tmp.
  *
  * Resuming. A writer may carry a sidecar, ROOT/tmp/<name>.meta (the '.'
@@ -38,17 +41,18 @@
 #include <stdint.h>
 
 #include "cairn/err.h"
+#include "chash.h"
 
-#define CAS_HASH_BYTES 32
-#define CAS_HEX_LEN 64  /* plus a NUL: char hex[CAS_HEX_LEN + 1] */
-#define CAS_NAME_MAX 64 /* longest writer (tmp file) name */
+#define CAS_HASH_BYTES CAIRN_CHASH_BYTES
+#define CAS_HEX_LEN CAIRN_CHASH_HEX /* plus a NUL: char hex[CAS_HEX_LEN + 1] */
+#define CAS_NAME_MAX 64             /* longest writer (tmp file) name */
 
 typedef struct cas cas_t;
 typedef struct cas_writer cas_writer_t;
 
-/* Open (creating ROOT, ROOT/cas and ROOT/tmp) the store at root. With
- * try_uring, set up an io_uring and fall back to pread/pwrite if that
- * fails; cas_io_mode says which is in use and why. */
+/* Open (creating ROOT, ROOT/cas, ROOT/sha256 and ROOT/tmp) the store at
+ * root. With try_uring, set up an io_uring and fall back to pread/pwrite
+ * if that fails; cas_io_mode says which is in use and why. */
 cas_t *cas_open(const char *root, bool try_uring, cairn_err_t *err);
 void cas_destroy(cas_t **self_p);
 
@@ -58,8 +62,15 @@ const char *cas_io_mode(const cas_t *c);
 const char *cas_io_reason(const cas_t *c);
 const char *cas_root(const cas_t *c);
 
-/* Hashing. */
-void cas_hash_buf(const void *buf, size_t len, char hex[CAS_HEX_LEN + 1]);
+/* Hashing. A blob's content hash is one of two algorithms (sdk/chash.h,
+ * shared with the SDK's transfers): BLAKE2b-256 (every blob stored before
+ * SHA-256) or SHA-256 (on the CPU's SHA extensions: twice as fast here).
+ * What every writer hashes with: a blob's name is final, so the legacy
+ * algorithm is only ever read. */
+#define CAS_ALG_NEW CAIRN_CHASH_SHA256
+/* The hash of a buffer in one go. */
+void cas_hash_buf(cairn_chash_alg_t alg, const void *buf, size_t len,
+                  char hex[CAS_HEX_LEN + 1]);
 /* 64 lowercase hex digits and nothing else. */
 bool cas_hex_valid(const char *hex, size_t len);
 
@@ -72,10 +83,13 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err);
  * valid but its content is unknown: abort it. */
 int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err);
 uint64_t cas_writer_size(const cas_writer_t *w);
+/* The algorithm its hash is (CAS_ALG_NEW): what commit names the blob by. */
+cairn_chash_alg_t cas_writer_alg(const cas_writer_t *w);
 /* Make the bytes durable and content-addressed: fsync, then rename into
- * cas/ (or drop the temp file when that blob exists already). Frees the
- * writer (success or not) and sets *w_p to NULL. dedup (may be NULL) tells
- * whether the blob was already there. */
+ * the directory of the writer's algorithm (or drop the temp file when
+ * that blob exists already). Frees the writer (success or not) and sets
+ * *w_p to NULL. dedup (may be NULL) tells whether the blob was already
+ * there. */
 int cas_writer_commit(cas_writer_t **w_p, char hex[CAS_HEX_LEN + 1], uint64_t *size,
                       bool *dedup, cairn_err_t *err);
 /* The hash of everything written, ahead of commit (which then uses it); the
@@ -145,22 +159,25 @@ int cas_meta_alone(cas_t *c, cas_name_fn *fn, void *arg);
 
 /* ---- reading --------------------------------------------------------- */
 
-/* The path of a blob: ROOT/cas/ab/cdef... (-1 if hex is not a hash or the
- * path does not fit). */
-int cas_blob_path(const cas_t *c, const char *hex, char *out, size_t cap);
+/* The path of a blob: ROOT/sha256/ab/cdef... or ROOT/cas/ab/cdef... (-1 if
+ * hex is not a hash or the path does not fit). */
+int cas_blob_path(const cas_t *c, cairn_chash_alg_t alg, const char *hex, char *out,
+                  size_t cap);
 /* Remove a blob no artifact names any more; *freed gets its size (0 when
  * it was already gone). Open descriptors keep reading what they had. */
-int cas_remove(cas_t *c, const char *hex, uint64_t *freed, cairn_err_t *err);
+int cas_remove(cas_t *c, cairn_chash_alg_t alg, const char *hex, uint64_t *freed,
+               cairn_err_t *err);
 /* Open a blob read-only: *fd and *size; 404 not_found when missing. */
-int cas_open_blob(cas_t *c, const char *hex, int *fd, uint64_t *size, cairn_err_t *err);
+int cas_open_blob(cas_t *c, cairn_chash_alg_t alg, const char *hex, int *fd,
+                  uint64_t *size, cairn_err_t *err);
 /* Read up to len bytes at off into buf; *got < len only at the end of
  * the file. */
 int cas_pread(cas_t *c, int fd, void *buf, size_t len, uint64_t off, size_t *got,
               cairn_err_t *err);
-/* Rehash a blob, streaming (1 MiB at a time). *ok is whether it matches
- * its name; actual (may be NULL) receives the hash of what is on disk. A
- * missing blob is an error (404). */
-int cas_verify(cas_t *c, const char *hex, bool *ok, char actual[CAS_HEX_LEN + 1],
-               cairn_err_t *err);
+/* Rehash a blob with its algorithm, streaming (1 MiB at a time). *ok is
+ * whether it matches its name; actual (may be NULL) receives the hash of
+ * what is on disk. A missing blob is an error (404). */
+int cas_verify(cas_t *c, cairn_chash_alg_t alg, const char *hex, bool *ok,
+               char actual[CAS_HEX_LEN + 1], cairn_err_t *err);
 
 #endif

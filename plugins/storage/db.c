@@ -107,10 +107,10 @@ static const char *const s_sql[ST_COUNT] = {
     /* artifacts */
     [ST_ART_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
     [ST_ART_PUT] =
-        "INSERT INTO artifacts (rid, path, hash, size, created) VALUES (?, ?, ?, ?, "
-        "?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
-        "excluded.size, created = excluded.created",
-    [ST_ART_GET] = "SELECT hash, size FROM artifacts WHERE rid = ? AND path = ?",
+        "INSERT INTO artifacts (rid, path, hash, size, created, alg) VALUES (?, ?, ?, "
+        "?, ?, ?) ON CONFLICT (rid, path) DO UPDATE SET hash = excluded.hash, size = "
+        "excluded.size, created = excluded.created, alg = excluded.alg",
+    [ST_ART_GET] = "SELECT hash, size, alg FROM artifacts WHERE rid = ? AND path = ?",
     /* The first path in [lo, hi): one seek in the primary key. */
     [ST_ART_NEXT] =
         "SELECT path, size FROM artifacts WHERE rid = ?1 AND path >= ?2 AND path "
@@ -120,9 +120,10 @@ static const char *const s_sql[ST_COUNT] = {
         "DELETE FROM artifacts WHERE rid = ? AND path >= ? AND path < ?",
     /* The blobs a delete of path (a file, or a directory [lo, hi)) lets go. */
     [ST_ART_HASHES] =
-        "SELECT DISTINCT hash FROM artifacts WHERE rid = ?1 AND (path = ?2 "
+        "SELECT DISTINCT hash, alg FROM artifacts WHERE rid = ?1 AND (path = ?2 "
         "OR (path >= ?3 AND path < ?4))",
-    [ST_ART_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? LIMIT 1",
+    /* A blob is named by (alg, hash): the index on hash finds the rows. */
+    [ST_ART_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? AND alg = ? LIMIT 1",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */

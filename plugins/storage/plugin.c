@@ -216,7 +216,7 @@ static const cairn_role_t storage_roles[] = {
      .help = "experiments, runs, params, metrics, tags"},
     {.name = "artifacts",
      .verbs = storage_artifacts_verbs,
-     .help = "run artifacts: chunked, content-addressed (BLAKE2b), checksummed"},
+     .help = "run artifacts: chunked, content-addressed (SHA-256), checksummed"},
     {.name = NULL},
 };
 

@@ -58,7 +58,7 @@ static const char *const storage_migrations[] = {
     "  PRIMARY KEY (rid, key)) WITHOUT ROWID;"
     "CREATE INDEX tags_by_value ON tags (key, value);",
     /* 2: the artifact index (role `artifacts`): each run's files, by path,
-     * naming their content-addressed blob (BLAKE2b-256, hex). Blobs are
+     * naming their content-addressed blob (BLAKE2b-256, hex; see 6). Blobs are
      * shared between rows; by_hash is for a future blob GC. */
     "CREATE TABLE artifacts ("
     "  rid INTEGER NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL,"
@@ -101,6 +101,10 @@ static const char *const storage_migrations[] = {
     "last_update_time FROM experiments;"
     "DROP TABLE experiments;"
     "ALTER TABLE experiments_ws RENAME TO experiments;",
+    /* 6: the algorithm of each artifact's blob hash (cas.h). New blobs are
+     * named by their SHA-256; every row written before is BLAKE2b-256, and
+     * a blob is named by (alg, hash). */
+    "ALTER TABLE artifacts ADD COLUMN alg TEXT NOT NULL DEFAULT 'blake2b';",
 };
 
 #define STORAGE_SCHEMA_VERSION \

@@ -149,11 +149,11 @@ static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t ri
                     const char *run_id, const char *path, const char *upload_id,
                     cairn_err_t *err)
 {
-    char hash[CAS_HEX_LEN + 1];
+    art_blob_t blob = {.alg = cas_writer_alg(*w)};
     uint64_t size = 0;
-    int rc = cas_writer_commit(w, hash, &size, NULL, err);
-    if (rc == 0 && (rc = art_index_put(s, rid, run_id, path, hash, size, err)) != 0)
-        art_blob_unref(s, hash);
+    int rc = cas_writer_commit(w, blob.hex, &size, NULL, err);
+    if (rc == 0 && (rc = art_index_put(s, rid, run_id, path, &blob, size, err)) != 0)
+        art_blob_unref(s, &blob);
     /* Indexed (or failed, and answered so): done with the sidecar, before
      * the reply, so that a client never sees it linger. */
     if (upload_id) cas_tmp_remove(s->art->cas, upload_id);
@@ -161,11 +161,12 @@ static int s_commit(storage_t *s, cairn_req_t *req, cas_writer_t **w, int64_t ri
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "artifact");
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     cairn_pack_kv_str(pk, "path", path);
     cairn_pack_cstr(pk, "size");
     msgpack_pack_uint64(pk, size);
-    cairn_pack_kv_str(pk, "hash", hash);
+    cairn_pack_kv_str(pk, "hash", blob.hex);
+    cairn_pack_kv_str(pk, "hash_alg", cairn_chash_name(blob.alg));
     storage_reply_send(s, req, CAIRN_ST_OK);
     return 0;
 }
@@ -228,6 +229,7 @@ static int s_apply(storage_t *s, cairn_req_t *req, upload_t *u, const void *data
     s_meta_init(&m, u->rid, (cairn_str_t){u->run_id, strlen(u->run_id)}, u->path);
     m.committed = true;
     m.size = cas_writer_size(u->w);
+    m.alg = cas_writer_alg(u->w);
     int n = cas_writer_digest(u->w, m.hash, err) == 0
                 ? upmeta_format(meta, sizeof meta, &m)
                 : -1;

@@ -73,7 +73,11 @@ int upmeta_format(char *buf, size_t cap, const upmeta_t *m)
                  (long long)m->rid, m->run_id, (unsigned long long)m->created, m->path);
     if (n < 0 || (size_t)n >= cap) return -1;
     if (!m->committed) return n;
-    int t = snprintf(buf + n, cap - (size_t)n, "hash %s\nsize %llu\n", m->hash,
+    /* BLAKE2b is the absence of the line: sidecars written before SHA-256. */
+    char alg[32] = "";
+    if (m->alg != CAIRN_CHASH_BLAKE2B)
+        snprintf(alg, sizeof alg, "alg %s\n", cairn_chash_name(m->alg));
+    int t = snprintf(buf + n, cap - (size_t)n, "%shash %s\nsize %llu\n", alg, m->hash,
                      (unsigned long long)m->size);
     return t < 0 || (size_t)t >= cap - (size_t)n ? -1 : n + t;
 }
@@ -126,6 +130,18 @@ static bool s_line_u64(const char **p, const char *end, const char *key, uint64_
     return s_line(p, end, key, num, sizeof num, &n) && s_dec(num, n, false, &neg, out);
 }
 
+/* The optional "alg NAME" line before a hash: absent is BLAKE2b, and only
+ * another algorithm is written (so that a sidecar has one spelling). */
+static bool s_line_alg(const char **p, const char *end, cairn_chash_alg_t *alg)
+{
+    char name[16];
+    size_t n = 0;
+    *alg = CAIRN_CHASH_BLAKE2B;
+    if ((size_t)(end - *p) < 4 || memcmp(*p, "alg ", 4) != 0) return true;
+    return s_line(p, end, "alg", name, sizeof name, &n) &&
+           cairn_chash_parse(name, n, alg) && *alg != CAIRN_CHASH_BLAKE2B;
+}
+
 bool upmeta_parse(const char *buf, size_t len, upmeta_t *m)
 {
     char num[24];
@@ -145,7 +161,8 @@ bool upmeta_parse(const char *buf, size_t len, upmeta_t *m)
         !s_path_valid(m->path, n))
         return false;
     if (p == end) return true;
-    if (!s_line(&p, end, "hash", m->hash, sizeof m->hash, &n) ||
+    if (!s_line_alg(&p, end, &m->alg) ||
+        !s_line(&p, end, "hash", m->hash, sizeof m->hash, &n) ||
         !cas_hex_valid(m->hash, n) || !s_line_u64(&p, end, "size", &m->size) ||
         p != end)
         return false;

@@ -7,9 +7,13 @@
  *     run_id 5c0f...
  *     created 1717171717171      (wall clock, ms)
  *     path model/weights.bin     (normalized: no control characters)
- * and, once the last chunk is in (just before the blob is moved into cas/):
- *     hash 3ececd8c...           (BLAKE2b-256 of the whole file)
+ * and, once the last chunk is in (just before the blob is moved into
+ * place):
+ *     alg sha256                 (the hash's algorithm, cas.h)
+ *     hash 3ececd8c...           (of the whole file)
  *     size 20000000
+ * A committed sidecar without the alg line is BLAKE2b-256: every sidecar
+ * written before SHA-256 (so "alg blake2b" is never written, nor taken).
  * A sidecar with a hash whose temp file is gone is an upload that was
  * committed but maybe not indexed when the process died: the next start
  * indexes it (artifacts.c, s_recover_committed).
@@ -20,7 +24,8 @@
  * sign (rid may be negative), leading zeros or spaces; a run_id of 1 ..
  * UPMETA_RUN_ID_MAX bytes without control characters; a path that is
  * already normalized (upmeta_path_norm leaves it as it is: no '..', no
- * control characters, valid UTF-8); a hash of 64 lowercase hex digits;
+ * control characters, valid UTF-8); an alg line only before a hash; a
+ * hash of 64 lowercase hex digits;
  * nothing after the last line. So a sidecar it accepts formats back to
  * the same bytes.
  */
@@ -41,13 +46,14 @@ typedef struct upmeta {
     uint64_t created; /* wall clock, ms */
     char run_id[UPMETA_RUN_ID_MAX + 1];
     char path[UPMETA_PATH_MAX + 1];
-    bool committed; /* hash and size are set */
+    bool committed; /* alg, hash and size are set */
+    cairn_chash_alg_t alg;
     char hash[CAS_HEX_LEN + 1];
     uint64_t size;
 } upmeta_t;
 
-/* Write m's sidecar into buf (NUL-terminated; hash and size only when
- * m->committed) and return its length; -1 when it does not fit in cap or
+/* Write m's sidecar into buf (NUL-terminated; alg, hash and size only
+ * when m->committed) and return its length; -1 when it does not fit in cap or
  * a field breaks a rule upmeta_parse holds it to. */
 int upmeta_format(char *buf, size_t cap, const upmeta_t *m);
 

@@ -61,7 +61,8 @@ static bool s_same(const upmeta_t *a, const upmeta_t *b)
     return a->rid == b->rid && a->created == b->created &&
            strcmp(a->run_id, b->run_id) == 0 && strcmp(a->path, b->path) == 0 &&
            a->committed == b->committed &&
-           (!a->committed || (strcmp(a->hash, b->hash) == 0 && a->size == b->size));
+           (!a->committed ||
+            (a->alg == b->alg && strcmp(a->hash, b->hash) == 0 && a->size == b->size));
 }
 
 static void s_sidecar(const uint8_t *data, size_t size)
@@ -73,6 +74,7 @@ static void s_sidecar(const uint8_t *data, size_t size)
     REQUIRE(rl >= 1 && rl <= UPMETA_RUN_ID_MAX && s_no_control(m.run_id, rl));
     REQUIRE(pl >= 1 && pl <= UPMETA_PATH_MAX && s_normalized(m.path, pl));
     if (m.committed) REQUIRE(cas_hex_valid(m.hash, strlen(m.hash)));
+    if (!m.committed) REQUIRE(m.alg == CAIRN_CHASH_BLAKE2B);
     int n = upmeta_format(buf, sizeof buf, &m);
     REQUIRE(n > 0 && (size_t)n == size && memcmp(buf, data, size) == 0);
     REQUIRE(upmeta_parse(buf, (size_t)n, &again) && s_same(&m, &again));
@@ -83,6 +85,7 @@ static void s_sidecar(const uint8_t *data, size_t size)
         size_t cut = (size_t)(path - buf) + 6 + pl + 1;
         REQUIRE(upmeta_parse(buf, cut, &again) && !again.committed);
         again.committed = true;
+        again.alg = m.alg;
         memcpy(again.hash, m.hash, sizeof again.hash);
         again.size = m.size;
         REQUIRE(s_same(&m, &again));

@@ -145,11 +145,13 @@ def journal():
 
 def upmeta_record(rid=42, run_id="5c0f3a9e1b2d4c6f8a0b1c2d3e4f5a6b",
                   created=1717171717171, path="model/weights.bin", hash=None,
-                  size=None):
+                  size=None, alg=None):
     """An upload's sidecar (plugins/storage/upmeta.h), as upmeta_format
-    writes it; hash and size once committed."""
+    writes it; alg (None: BLAKE2b, no line), hash and size once committed."""
     text = (f"cairn-upload 1\nrid {rid}\nrun_id {run_id}\ncreated {created}\n"
             f"path {path}\n")
+    if alg is not None:
+        text += f"alg {alg}\n"
     if hash is not None:
         text += f"hash {hash}\nsize {size}\n"
     return text.encode()
@@ -160,6 +162,9 @@ def upmeta():
     h = "3ececd8c" + "0123456789abcdef" * 3 + "01234567"
     write(t, "open", upmeta_record())
     write(t, "committed", upmeta_record(hash=h, size=20000000))
+    write(t, "committed_sha256", upmeta_record(hash=h, size=20000000, alg="sha256"))
+    write(t, "alg_blake2b", upmeta_record(hash=h, size=1, alg="blake2b"))
+    write(t, "alg_alone", upmeta_record(alg="sha256"))
     write(t, "edges", upmeta_record(rid=-9223372036854775808, run_id="r" * 64,
                                     created=18446744073709551615,
                                     path="caf\u00e9/\U0001F600/..x/a..b",

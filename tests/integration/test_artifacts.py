@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -54,8 +55,25 @@ def start(services_text):
         raise
 
 
-def b2(data):
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+def hasher(alg="sha256"):
+    """A running content hash of alg, as the artifact store names blobs:
+    SHA-256 now, BLAKE2b-256 for blobs stored before it."""
+    return hashlib.sha256() if alg == "sha256" else hashlib.blake2b(digest_size=32)
+
+
+def chash(data, alg="sha256"):
+    h = hasher(alg)
+    h.update(data)
+    return h.hexdigest()
+
+
+def b2(data):  # a blob stored before SHA-256
+    return chash(data, "blake2b")
+
+
+def artifact(path, data):
+    """The artifact a put_artifact of data stores (its last reply's)."""
+    return {"path": path, "size": len(data), "hash": chash(data), "hash_alg": "sha256"}
 
 
 class Client:
@@ -146,11 +164,12 @@ class ArtifactsBase:
     def tearDown(self):
         self.cl.close()
 
-    def blob_path(self, h):
-        return os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+    def blob_path(self, h, alg="sha256"):
+        sub = "sha256" if alg == "sha256" else "cas"
+        return os.path.join(self.k.state, "artifacts", sub, h[:2], h[2:])
 
     def cas_files(self):
-        root = os.path.join(self.k.state, "artifacts", "cas")
+        root = os.path.join(self.k.state, "artifacts", "sha256")
         return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
     def test_io_mode_logged(self):
@@ -162,14 +181,14 @@ class ArtifactsBase:
         run = self.cl.new_run()
         a = self.art("put_artifact", {"run_id": run, "path": "model/w.bin", "data": b"hello",
                                       "offset": 0, "done": True})["artifact"]
-        self.assertEqual(a, {"path": "model/w.bin", "size": 5, "hash": b2(b"hello")})
+        self.assertEqual(a, artifact("model/w.bin", b"hello"))
         r = self.art("get_artifact", {"run_id": run, "path": "model/w.bin"})
         self.assertEqual(r, {"data": b"hello", "offset": 0, "size": 5,
-                             "hash": b2(b"hello"), "done": True})
+                             "hash": chash(b"hello"), "hash_alg": "sha256", "done": True})
         self.assertEqual(self.art("verify_artifact", {"run_id": run, "path": "model/w.bin"}),
-                         {"ok": True, "hash": b2(b"hello")})
+                         {"ok": True, "hash": chash(b"hello"), "hash_alg": "sha256"})
         # the blob is where its hash says, read-only
-        p = self.blob_path(b2(b"hello"))
+        p = self.blob_path(chash(b"hello"))
         with open(p, "rb") as f:
             self.assertEqual(f.read(), b"hello")
         self.assertFalse(os.stat(p).st_mode & stat.S_IWUSR)
@@ -182,7 +201,7 @@ class ArtifactsBase:
         # paths are normalized
         a = self.art("put_artifact", {"run_id": run, "path": "x//./y.txt", "data": b"",
                                       "offset": 0, "done": True})["artifact"]
-        self.assertEqual(a, {"path": "x/y.txt", "size": 0, "hash": b2(b"")})
+        self.assertEqual(a, artifact("x/y.txt", b""))
         self.assertEqual(self.cl.get(run, "x/y.txt")[0], b"")
         # overwriting a path replaces its entry
         self.cl.put(run, "model/w.bin", b"second")
@@ -192,14 +211,14 @@ class ArtifactsBase:
         run = self.cl.new_run()
         data = random.Random(1).randbytes(5 * MiB + 123)
         a = self.cl.put(run, "big/data.bin", data, chunk=MiB + 7)
-        self.assertEqual(a, {"path": "big/data.bin", "size": len(data), "hash": b2(data)})
+        self.assertEqual(a, artifact("big/data.bin", data))
         got, last = self.cl.get(run, "big/data.bin", piece=700_000)
         self.assertEqual(got, data)
-        self.assertEqual(last["hash"], b2(data))
+        self.assertEqual(last["hash"], chash(data))
         got, last = self.cl.get(run, "big/data.bin")  # one read: the whole file
         self.assertEqual(got, data)
-        with open(self.blob_path(b2(data)), "rb") as f:
-            self.assertEqual(b2(f.read()), b2(data))
+        with open(self.blob_path(chash(data)), "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), chash(data))
         tmp = os.path.join(self.k.state, "artifacts", "tmp")
         self.assertEqual(os.listdir(tmp), [])
 
@@ -210,7 +229,7 @@ class ArtifactsBase:
         self.cl.put(r1, "a.bin", data, chunk=100_000)
         self.cl.put(r2, "copy/of/a.bin", data)
         after = self.cas_files()
-        self.assertEqual(sorted(set(after) - set(before)), [self.blob_path(b2(data))])
+        self.assertEqual(sorted(set(after) - set(before)), [self.blob_path(chash(data))])
         self.assertEqual(self.cl.get(r2, "copy/of/a.bin")[0], data)
 
     def test_list_artifacts(self):
@@ -363,7 +382,7 @@ class ArtifactsBase:
         run = self.cl.new_run()
         data = random.Random(2).randbytes(3 * MiB)
         self.cl.put(run, "c/model.bin", data)
-        p = self.blob_path(b2(data))
+        p = self.blob_path(chash(data))
         os.chmod(p, 0o600)
         with open(p, "r+b") as f:
             f.seek(2 * MiB)
@@ -402,8 +421,8 @@ class ArtifactsBase:
         data = b"".join(i.to_bytes(4, "little") + block[4:] for i in range(33)) + b"tail"
         self.cl.put(run, "v.bin", data)
         self.assertEqual(self.art("verify_artifact", {"run_id": run, "path": "v.bin"}),
-                         {"ok": True, "hash": b2(data)})
-        p = self.blob_path(b2(data))
+                         {"ok": True, "hash": chash(data), "hash_alg": "sha256"})
+        p = self.blob_path(chash(data))
         os.chmod(p, 0o600)
         with open(p, "r+b") as f:
             f.seek(len(data) - 1)
@@ -443,7 +462,7 @@ class ArtifactsBase:
         self.cl.put(r1, "d/shared.bin", shared)
         self.cl.put(r2, "shared-copy.bin", shared)
         self.cl.put(r1, "d/own.bin", own)
-        sp, op = self.blob_path(b2(shared)), self.blob_path(b2(own))
+        sp, op = self.blob_path(chash(shared)), self.blob_path(chash(own))
         self.assertTrue(os.path.exists(sp) and os.path.exists(op))
         # Deleting the directory frees the blob only r1 named; the shared one stays.
         r = self.art("delete_artifact", {"run_id": r1, "path": "d"})
@@ -463,12 +482,12 @@ class ArtifactsBase:
         run = self.cl.new_run()
         old, new = os.urandom(40_000), os.urandom(30_000)
         self.cl.put(run, "model.bin", old)
-        self.assertTrue(os.path.exists(self.blob_path(b2(old))))
+        self.assertTrue(os.path.exists(self.blob_path(chash(old))))
         self.cl.put(run, "model.bin", new)
-        self.assertFalse(os.path.exists(self.blob_path(b2(old))))
+        self.assertFalse(os.path.exists(self.blob_path(chash(old))))
         self.assertEqual(self.cl.get(run, "model.bin")[0], new)
         self.cl.put(run, "model.bin", new)  # same bytes again: the blob stays
-        self.assertTrue(os.path.exists(self.blob_path(b2(new))))
+        self.assertTrue(os.path.exists(self.blob_path(chash(new))))
         self.assertEqual(self.cl.get(run, "model.bin")[0], new)
 
     def tmp_names(self):
@@ -751,6 +770,99 @@ class QuotaIdleProcess(QuotaIdleBase, unittest.TestCase):
     MODE = "process"
 
 
+FIXTURE_V4 = os.path.join(HERE, "..", "fixtures", "state-v4")
+V4_RUN = "e937a413ec1bb2e436558c3fd9b4b78d"  # its run with artifact model.txt
+V4_DATA = b"weights v4\n"
+
+
+class LegacyBlake2bState(unittest.TestCase):
+    """A state dir written by an older cairnd (tests/fixtures/state-v4, schema
+    4) holds a BLAKE2b blob: after migration 6 its row says blake2b, and it
+    still lists, downloads (through the server, the C SDK and the Python
+    SDK) and verifies; the same bytes uploaded now are a SHA-256 blob beside
+    it, and each blob is freed by its own (alg, hash) only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=services("inproc"))
+        shutil.copytree(FIXTURE_V4, cls.k.state)
+        os.chmod(cls.k.state, 0o700)
+        try:
+            cls.k.start()
+        except BaseException:
+            cls.k.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def setUp(self):
+        self.cl = Client(self.k, self)
+        self.art = self.cl.art
+
+    def tearDown(self):
+        self.cl.close()
+
+    def blob(self, alg, data):
+        sub = "sha256" if alg == "sha256" else "cas"
+        h = chash(data, alg)
+        return os.path.join(self.k.state, "artifacts", sub, h[:2], h[2:])
+
+    def rows(self):
+        db = sqlite3.connect(os.path.join(self.k.state, "tracking.db"))
+        try:
+            return db.execute("SELECT path, alg, hash FROM artifacts ORDER BY path").fetchall()
+        finally:
+            db.close()
+
+    def test_the_legacy_blob_reads_and_a_new_one_coexists(self):
+        old = b2(V4_DATA)
+        self.assertEqual(self.rows(), [("model.txt", "blake2b", old)])
+        files = self.art("list_artifacts", {"run_id": V4_RUN})["files"]
+        self.assertEqual(files, [{"path": "model.txt", "is_dir": False, "file_size": 11}])
+        r = self.art("get_artifact", {"run_id": V4_RUN, "path": "model.txt"})
+        self.assertEqual(r, {"data": V4_DATA, "offset": 0, "size": 11, "hash": old,
+                             "hash_alg": "blake2b", "done": True})
+        # in pieces: the running hash of a sequential download is BLAKE2b too
+        got, last = self.cl.get(V4_RUN, "model.txt", piece=4)
+        self.assertEqual((got, last["hash_alg"]), (V4_DATA, "blake2b"))
+        self.assertEqual(self.art("verify_artifact", {"run_id": V4_RUN, "path": "model.txt"}),
+                         {"ok": True, "hash": old, "hash_alg": "blake2b"})
+        # the SDKs verify it with BLAKE2b
+        with tempfile_dir() as d:
+            dst = os.path.join(d, "c.txt")
+            r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                                "artifacts", "download", V4_RUN, "model.txt", dst],
+                               capture_output=True, timeout=DEADLINE * 2)
+            self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+            with open(dst, "rb") as f:
+                self.assertEqual(f.read(), V4_DATA)
+            with cairn.Client(self.k.endpoint) as c, open(dst + ".py", "wb") as f:
+                a = cairn.transfer._Download(c, V4_RUN, "model.txt", f).run()
+            self.assertEqual(a, {"path": "model.txt", "size": 11, "hash": old,
+                                 "hash_alg": "blake2b"})
+        # the same bytes uploaded now: a SHA-256 blob beside the BLAKE2b one
+        a = self.cl.put(V4_RUN, "copy.txt", V4_DATA)
+        self.assertEqual(a, artifact("copy.txt", V4_DATA))
+        self.assertTrue(os.path.exists(self.blob("blake2b", V4_DATA)))
+        self.assertTrue(os.path.exists(self.blob("sha256", V4_DATA)))
+        self.assertEqual(self.cl.get(V4_RUN, "copy.txt")[0], V4_DATA)
+        self.assertEqual(self.cl.get(V4_RUN, "model.txt")[1]["hash_alg"], "blake2b")
+        self.assertEqual(self.rows(), [("copy.txt", "sha256", chash(V4_DATA)),
+                                       ("model.txt", "blake2b", old)])
+        # Overwriting the old path with the same bytes: its row is SHA-256
+        # now, and the BLAKE2b blob, named by no row any more, goes; the
+        # SHA-256 blob (two rows) stays.
+        self.cl.put(V4_RUN, "model.txt", V4_DATA)
+        self.assertFalse(os.path.exists(self.blob("blake2b", V4_DATA)))
+        self.assertTrue(os.path.exists(self.blob("sha256", V4_DATA)))
+        r = self.art("delete_artifact", {"run_id": V4_RUN, "path": "copy.txt"})
+        self.assertEqual((r["deleted"], r["blobs_freed"]), (1, 0))
+        self.assertEqual(self.art("verify_artifact", {"run_id": V4_RUN, "path": "model.txt"}),
+                         {"ok": True, "hash": chash(V4_DATA), "hash_alg": "sha256"})
+
+
 class ArtifactsFallbackAndIdle(unittest.TestCase):
     """pread/pwrite instead of io_uring, and an idle limit of 1 s."""
 
@@ -834,12 +946,12 @@ class ResumeBase:
         return self.art("put_artifact", body, st, code)
 
     def check(self, run, path, data, a):
-        self.assertEqual(a, {"path": path, "size": len(data), "hash": b2(data)})
+        self.assertEqual(a, artifact(path, data))
         got, last = self.cl.get(run, path, piece=MiB)
         self.assertEqual(got, data)
-        self.assertEqual(last["hash"], b2(data))
+        self.assertEqual(last["hash"], chash(data))
         self.assertEqual(self.art("verify_artifact", {"run_id": run, "path": path}),
-                         {"ok": True, "hash": b2(data)})
+                         {"ok": True, "hash": chash(data), "hash_alg": "sha256"})
         self.assertEqual(os.listdir(self.tmp), [])
 
     def test_resume_after_kill_9(self):
@@ -888,19 +1000,19 @@ class ResumeBase:
         self.k.proc.wait()
         self.k.logf.close()
         full = c1 + c2
-        h = b2(full)
-        blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
+        h = chash(full)
+        blob = os.path.join(self.k.state, "artifacts", "sha256", h[:2], h[2:])
         os.makedirs(os.path.dirname(blob), exist_ok=True)
         with open(blob, "wb") as f:
             f.write(full)
         os.unlink(os.path.join(self.tmp, uid))
         with open(meta, "w") as f:
-            f.write(record + f"hash {b2(full)}\nsize {len(full)}\n")
+            f.write(record + f"alg sha256\nhash {h}\nsize {len(full)}\n")
         self.k.start()
         self.cl = Client(self.k, self)
         self.art = self.cl.art
         got, last = self.cl.get(run, "w/model.bin")
-        self.assertEqual((got, last["hash"]), (full, b2(full)))
+        self.assertEqual((got, last["hash"], last["hash_alg"]), (full, h, "sha256"))
         self.assertEqual(os.listdir(self.tmp), [])
         self.assertIn("stored just before a crash", self.k.read_log())
         # The client's retry of its last chunk: the upload is gone (404),
@@ -922,7 +1034,7 @@ class ResumeBase:
         self.k.proc.send_signal(signal.SIGKILL)
         self.k.proc.wait()
         self.k.logf.close()
-        h = b2(c1)
+        h = b2(c1)  # a sidecar written before SHA-256: no alg line
         blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
         os.makedirs(os.path.dirname(blob), exist_ok=True)
         with open(blob, "wb") as f:
@@ -953,7 +1065,7 @@ class ResumeBase:
         self.k.proc.wait()
         self.k.logf.close()
         full = os.urandom(1000)
-        h = b2(full)
+        h = b2(full)  # sidecars written before SHA-256: no alg line
         blob = os.path.join(self.k.state, "artifacts", "cas", h[:2], h[2:])
         os.makedirs(os.path.dirname(blob), exist_ok=True)
         with open(blob, "wb") as f:
@@ -1186,7 +1298,7 @@ class SdkResume(unittest.TestCase):
         finally:
             cl.close()
         self.assertEqual(got, data)
-        self.assertEqual(last["hash"], b2(data))
+        self.assertEqual(last["hash"], chash(data))
         self.assertEqual(os.listdir(self.tmp), [])
         self.assertIn("resuming upload", self.k.read_log())
 
@@ -1283,7 +1395,7 @@ class SdkResume(unittest.TestCase):
                     f.write(data)
                 with t.start_run(run_id=run):
                     a = t.log_artifact(src, "sdk")
-            self.assertEqual(a, {"path": "sdk/model.bin", "size": len(data), "hash": b2(data)})
+            self.assertEqual(a, artifact("sdk/model.bin", data))
             self.assertEqual(refused[:1], [503])
             self.assertGreater(sent[0], 6)  # chunk 3 was sent again
         finally:
@@ -1485,9 +1597,10 @@ class FakeArtifacts:
     answers the i-th request instead."""
     UID = "f" * 32
 
-    def __init__(self, faults):
+    def __init__(self, faults, alg="sha256"):
         self.faults, self.buf, self.calls = faults, bytearray(), []
         self.aborted = []  # (run_id, upload_id) of each abort_upload
+        self.alg = alg  # of the hashes it answers; None: older than SHA-256
 
     def __call__(self, h, raw):
         b = msgpack.unpackb(raw) if raw else {}
@@ -1500,12 +1613,19 @@ class FakeArtifacts:
             return self.faults[i](self, b)
         return self.serve(h["verb"], b)
 
+    def hashed(self):
+        """The hash fields of a reply about self.buf: SHA-256, or (alg
+        None: a server older than SHA-256) BLAKE2b without hash_alg."""
+        if self.alg is None:
+            return {"hash": b2(bytes(self.buf))}
+        return {"hash": chash(bytes(self.buf), self.alg), "hash_alg": self.alg}
+
     def serve(self, verb, b):
         if verb == "get_artifact":
             off = b["offset"]
             data = bytes(self.buf[off:off + b.get("length", CHUNK)])
             return 200, {}, msgpack.packb({"offset": off, "size": len(self.buf),
-                                           "hash": b2(bytes(self.buf)),
+                                           **self.hashed(),
                                            "done": off + len(data) == len(self.buf),
                                            "data": data})
         if verb == "abort_upload":
@@ -1518,7 +1638,7 @@ class FakeArtifacts:
         del self.buf[off:]
         self.buf += b["data"]
         if b.get("done"):
-            a = {"path": b["path"], "size": len(self.buf), "hash": b2(bytes(self.buf))}
+            a = {"path": b["path"], "size": len(self.buf), **self.hashed()}
             return 200, {}, msgpack.packb({"artifact": a})
         return 200, {}, msgpack.packb({"upload_id": self.UID, "offset": len(self.buf)})
 
@@ -1559,6 +1679,74 @@ class FakeArtifacts:
         path is overwritten with other bytes of the same size."""
         s.buf = bytearray(x ^ 0x55 for x in s.buf)
         return 503, {"code": "unavailable", "err": "restarting"}, b""
+
+
+class SdkHashAlg(unittest.TestCase):
+    """The SDKs against servers of either content hash: an upload is checked
+    against its SHA-256, so a server that hashes with BLAKE2b (names it, or
+    names none: older than SHA-256) fails it with a sentence that says so;
+    a download hashes with what the server names (none: BLAKE2b)."""
+    TOO_OLD = "the server is too old: it hashes artifacts with blake2b"
+
+    def setUp(self):
+        self.dir = tempfile_dir()
+        self.d = self.dir.name
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, name, data):
+        path = os.path.join(self.d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_upload_to_a_blake2b_server_fails_with_a_sentence(self):
+        data = os.urandom(5 * MiB + 3)
+        src = self.write("f", data)
+        for alg in (None, "blake2b"):
+            with self.subTest(alg=alg), FakeKernel(FakeArtifacts({}, alg)) as fk:
+                r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                    "artifacts", "upload", "0" * 32, src, "x/f"],
+                                   capture_output=True, timeout=DEADLINE * 2)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(self.TOO_OLD, r.stderr.decode(errors="replace"))
+                self.assertEqual(bytes(fk.reply.buf), data)  # stored, not verified
+            with self.subTest(alg=alg, sdk="python"), \
+                    FakeKernel(FakeArtifacts({}, alg)) as fk, \
+                    cairn.Client(fk.endpoint) as c, open(src, "rb") as f:
+                with self.assertRaises(cairn.CairnError) as cm:
+                    cairn.transfer._Upload(c, "0" * 32, "x/f", f).run()
+                self.assertIn(self.TOO_OLD, str(cm.exception))
+                self.assertEqual(cm.exception.code, "bad_reply")
+
+    def test_download_hashes_with_the_servers_algorithm(self):
+        data = os.urandom(9 * MiB + 5)
+        for alg in (None, "blake2b", "sha256"):
+            fake = FakeArtifacts({}, alg)
+            fake.buf += data
+            want = b2(data) if alg is None else chash(data, alg)
+            dst = os.path.join(self.d, f"out-{alg}")
+            with self.subTest(alg=alg), FakeKernel(fake) as fk:
+                r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", fk.endpoint,
+                                    "--json", "artifacts", "download", "0" * 32, "f", dst],
+                                   capture_output=True, timeout=DEADLINE * 2)
+                self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+                with open(dst, "rb") as f:
+                    self.assertTrue(f.read() == data, "the downloaded bytes differ")
+                with cairn.Client(fk.endpoint) as c, open(dst + ".py", "wb") as f:
+                    got = cairn.transfer._Download(c, "0" * 32, "f", f).run()
+                self.assertEqual(got, {"path": "f", "size": len(data), "hash": want,
+                                       "hash_alg": alg or "blake2b"})
+
+    def test_download_of_an_unknown_algorithm_is_refused(self):
+        fake = FakeArtifacts({}, "md5")
+        fake.buf += b"abc"
+        with FakeKernel(fake) as fk, cairn.Client(fk.endpoint) as c, \
+                open(os.path.join(self.d, "o"), "wb") as f:
+            with self.assertRaises(cairn.CairnError) as cm:
+                cairn.transfer._Download(c, "0" * 32, "f", f).run()
+        self.assertIn("with 'md5', which this SDK does not know", str(cm.exception))
 
 
 class SdkRecovery(unittest.TestCase):
@@ -1621,7 +1809,7 @@ class SdkRecovery(unittest.TestCase):
             with self.subTest(name), FakeKernel(FakeArtifacts(faults)) as fk, \
                     cairn.Client(fk.endpoint) as c, open(self.write(name, data), "rb") as f:
                 a = cairn.transfer._Upload(c, "0" * 32, f"x/{name}", f).run()
-                self.assertEqual(a, {"path": f"x/{name}", "size": len(data), "hash": b2(data)})
+                self.assertEqual(a, artifact(f"x/{name}", data))
                 self.assertEqual(bytes(fk.reply.buf), data)
                 self.assertEqual(fk.reply.calls, calls)
 
@@ -1769,7 +1957,7 @@ class SdkRecovery(unittest.TestCase):
         with FakeKernel(FakeArtifacts({0: busy, 1: busy})) as fk, \
                 cairn.Client(fk.endpoint) as c, open(self.write("s", data), "rb") as f:
             a = cairn.transfer._Upload(c, "0" * 32, "s", f).run()
-            self.assertEqual(a["hash"], b2(data))
+            self.assertEqual(a["hash"], chash(data))
             self.assertEqual(fk.reply.calls, calls)
 
     def test_slot_refused_gives_up(self):
@@ -2043,7 +2231,7 @@ class BigRoundTrip(unittest.TestCase):
             cl.get(run, "warm")
             hwm0 = vm_hwm_kib(k.proc.pid)
             base = bytearray(random.Random(42).randbytes(CHUNK))
-            want = hashlib.blake2b(digest_size=32)
+            want = hasher()
 
             def chunks():
                 for i in range(self.SIZE // CHUNK):
@@ -2057,7 +2245,7 @@ class BigRoundTrip(unittest.TestCase):
             t1 = time.monotonic()
             self.assertEqual(a["size"], self.SIZE)
             self.assertEqual(a["hash"], want.hexdigest())
-            got, off = hashlib.blake2b(digest_size=32), 0
+            got, off = hasher(), 0
             i = 0
             while True:
                 r = cl.art("get_artifact", {"run_id": run, "path": "big/2gib.bin",
@@ -2077,7 +2265,7 @@ class BigRoundTrip(unittest.TestCase):
             hwm1 = vm_hwm_kib(k.proc.pid)
             r = cl.call("artifacts", "verify_artifact", {"run_id": run, "path": "big/2gib.bin"},
                         timeout=120)
-            self.assertEqual(r, {"ok": True, "hash": want.hexdigest()})
+            self.assertEqual(r, {"ok": True, "hash": want.hexdigest(), "hash_alg": "sha256"})
             t3 = time.monotonic()
             growth = (hwm1 - hwm0) / 1024
             print(f"\n2 GiB: upload {t1 - t0:.1f} s ({self.SIZE / MiB / (t1 - t0):.0f} MiB/s), "

@@ -43,8 +43,12 @@ def cli(endpoint, *args, stdin=None, cwd=None, binary=False, timeout=DEADLINE * 
     return r
 
 
-def blake2b_hex(data):
+def blake2b_hex(data):  # an artifact stored before SHA-256
     return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 class CliBase(unittest.TestCase):
@@ -340,12 +344,12 @@ class Artifacts(CliBase):
         src = self.write("model.bin", data)
         out = self.run_ok("artifacts", "upload", self.run_id, src, "models/")
         self.assertRegex(out, rf"^uploaded {re.escape(src)} to run {self.run_id} as "
-                              rf"models/model.bin \(20\.0 MiB, blake2b-256 "
-                              rf"{blake2b_hex(data)}\)\n$")
+                              rf"models/model.bin \(20\.0 MiB, sha256 "
+                              rf"{sha256_hex(data)}\)\n$")
         dst = os.path.join(self.dir, "back.bin")
         body = self.run_json("artifacts", "download", self.run_id, "models/model.bin", dst)
         self.assertEqual(body, {"path": "models/model.bin", "file": dst, "size": len(data),
-                                "hash": blake2b_hex(data)})
+                                "hash": sha256_hex(data)})
         with open(dst, "rb") as f:
             self.assertTrue(f.read() == data, "the downloaded bytes differ")
         self.assertEqual(sorted(os.listdir(self.dir)), ["back.bin", "model.bin"],
@@ -374,7 +378,8 @@ class Artifacts(CliBase):
             src = self.write(f"b{size}", data)
             body = self.run_json("artifacts", "upload", self.run_id, src, f"sizes/{size}.bin")
             self.assertEqual(body, {"artifact": {"path": f"sizes/{size}.bin", "size": size,
-                                                 "hash": blake2b_hex(data)}})
+                                                 "hash": sha256_hex(data),
+                                                 "hash_alg": "sha256"}})
             out = self.run_ok("artifacts", "download", self.run_id, f"sizes/{size}.bin", "-",
                               binary=True)
             self.assertTrue(out == data, f"{size} bytes")
@@ -461,7 +466,7 @@ class Protocol(unittest.TestCase):
             got = sum(len(x[2]["data"]) for x in fake.seen)
             if b["done"]:
                 return 200, {"artifact": {"path": b["path"], "size": got,
-                                          "hash": blake2b_hex(data)}}
+                                          "hash": sha256_hex(data), "hash_alg": "sha256"}}
             return 200, {"upload_id": "u1", "offset": got}
 
         src = os.path.join(self.dir, "f")
@@ -481,7 +486,8 @@ class Protocol(unittest.TestCase):
 
     def test_upload_hash_mismatch(self):
         def reply(svc, verb, b):
-            return 200, {"artifact": {"path": b["path"], "size": 3, "hash": "0" * 64}}
+            return 200, {"artifact": {"path": b["path"], "size": 3, "hash": "0" * 64,
+                                      "hash_alg": "sha256"}}
 
         src = os.path.join(self.dir, "f")
         with open(src, "wb") as f:
@@ -490,7 +496,41 @@ class Protocol(unittest.TestCase):
             r = cli(fake.endpoint, "artifacts", "upload", "r1", src)
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIn(f"the server stored 3 bytes with hash {'0' * 64}, but 3 bytes with "
-                      f"hash {blake2b_hex(b'abc')} were sent", r.stderr)
+                      f"hash {sha256_hex(b'abc')} were sent", r.stderr)
+
+    def test_upload_to_a_server_older_than_sha256(self):
+        """A server that names no hash_alg (or another) hashes with BLAKE2b:
+        the SDK cannot check the upload against its SHA-256 and says why."""
+        for extra in ({}, {"hash_alg": "blake2b"}):
+            def reply(svc, verb, b, extra=extra):
+                return 200, {"artifact": {"path": b["path"], "size": 3,
+                                          "hash": blake2b_hex(b"abc"), **extra}}
+
+            src = os.path.join(self.dir, "f")
+            with open(src, "wb") as f:
+                f.write(b"abc")
+            with FakeKernel(reply) as fake:
+                r = cli(fake.endpoint, "artifacts", "upload", "r1", src)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn("the server is too old: it hashes artifacts with blake2b",
+                          r.stderr)
+
+    def test_download_from_a_server_older_than_sha256(self):
+        """No hash_alg: the bytes are checked against their BLAKE2b-256."""
+        data = os.urandom(CHUNK + 10)
+
+        def reply(svc, verb, b):
+            off = b["offset"]
+            part = data[off:off + b["length"]]
+            return 200, {"offset": off, "size": len(data), "hash": blake2b_hex(data),
+                         "done": off + len(part) == len(data), "data": part}
+
+        dst = os.path.join(self.dir, "old.bin")
+        with FakeKernel(reply) as fake:
+            r = cli(fake.endpoint, "--json", "artifacts", "download", "r1", "f.bin", dst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(dst, "rb") as f:
+            self.assertTrue(f.read() == data, "the downloaded bytes differ")
 
     def test_download_corrupt(self):
         data = os.urandom(CHUNK + 10)

@@ -1,9 +1,10 @@
 /* Unit tests of the content-addressed blob store (plugins/storage/cas.c):
- * BLAKE2b-256 known vectors, streaming = one-shot hashing, put and dedup,
- * the on-disk layout, reads at offsets, verify and corruption detection,
- * aborts and the temp sweep, sidecars and resuming a writer after a
- * restart — each through io_uring (when the kernel allows it) and through
- * the pread/pwrite fallback. */
+ * SHA-256 and BLAKE2b-256 known vectors, streaming = one-shot hashing, put
+ * and dedup, the on-disk layout (new blobs under sha256/, legacy BLAKE2b
+ * blobs read, verified and removed under cas/), reads at offsets, verify and corruption
+ * detection, aborts and the temp sweep, sidecars and resuming a writer after a restart
+ * — each through io_uring (when the kernel allows it) and through the pread/pwrite
+ * fallback. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <ftw.h>
@@ -71,11 +72,25 @@ static unsigned char *s_pattern(size_t n, unsigned seed)
 TEST(vectors)
 {
     char hex[CAS_HEX_LEN + 1];
-    cas_hash_buf("", 0, hex);
+    cas_hash_buf(CAIRN_CHASH_BLAKE2B, "", 0, hex);
     CHECK_STR(hex, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
-    cas_hash_buf("abc", 3, hex);
+    cas_hash_buf(CAIRN_CHASH_BLAKE2B, "abc", 3, hex);
     CHECK_STR(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    cas_hash_buf(CAIRN_CHASH_SHA256, "", 0, hex);
+    CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    cas_hash_buf(CAIRN_CHASH_SHA256, "abc", 3, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(cas_hex_valid(hex, strlen(hex)));
+    /* the names replies and the index carry */
+    cairn_chash_alg_t alg = CAIRN_CHASH_BLAKE2B;
+    CHECK_STR(cairn_chash_name(CAIRN_CHASH_SHA256), "sha256");
+    CHECK_STR(cairn_chash_name(CAIRN_CHASH_BLAKE2B), "blake2b");
+    CHECK(cairn_chash_parse("sha256", 6, &alg) && alg == CAIRN_CHASH_SHA256);
+    CHECK(cairn_chash_parse("blake2b", 7, &alg) && alg == CAIRN_CHASH_BLAKE2B);
+    CHECK(!cairn_chash_parse("sha25", 5, &alg));
+    CHECK(!cairn_chash_parse("sha2566", 7, &alg));
+    CHECK(!cairn_chash_parse("SHA256", 6, &alg));
+    CHECK(!cairn_chash_parse(NULL, 0, &alg));
     CHECK(!cas_hex_valid("abc", 3));
     CHECK(!cas_hex_valid(
         "0E5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8", 64));
@@ -91,29 +106,31 @@ TEST(put_layout_dedup)
     char hex[CAS_HEX_LEN + 1], hex2[CAS_HEX_LEN + 1], path[512];
     bool dedup = true;
     CHECK_EQ(cas_put(c, "a1", "abc", 3, hex, &dedup, &err), 0);
-    CHECK_STR(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(!dedup);
-    snprintf(path, sizeof path, "%s/cas/bd/%s", cas_root(c), hex + 2);
+    snprintf(path, sizeof path, "%s/sha256/ba/%s", cas_root(c), hex + 2);
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && sb.st_size == 3);
     CHECK((sb.st_mode & 0222) == 0); /* blobs are read-only */
     char want[512];
-    CHECK_EQ(cas_blob_path(c, hex, want, sizeof want), 0);
+    CHECK_EQ(cas_blob_path(c, CAIRN_CHASH_SHA256, hex, want, sizeof want), 0);
     CHECK_STR(want, path);
-    CHECK_EQ(cas_blob_path(c, "nothex", want, sizeof want), -1);
+    CHECK_EQ(cas_blob_path(c, CAIRN_CHASH_SHA256, "nothex", want, sizeof want), -1);
     /* the same bytes again: one blob, the temp file dropped */
     CHECK_EQ(cas_put(c, "a2", "abc", 3, hex2, &dedup, &err), 0);
     CHECK_STR(hex2, hex);
     CHECK(dedup);
-    snprintf(path, sizeof path, "%s/cas", cas_root(c));
+    snprintf(path, sizeof path, "%s/sha256", cas_root(c));
     CHECK_EQ(s_count_files(path), 1);
+    snprintf(path, sizeof path, "%s/cas", cas_root(c));
+    CHECK_EQ(s_count_files(path), 0);
     snprintf(path, sizeof path, "%s/tmp", cas_root(c));
     CHECK_EQ(s_count_files(path), 0);
     /* empty blob */
     CHECK_EQ(cas_put(c, "a3", "", 0, hex2, &dedup, &err), 0);
-    CHECK_STR(hex2, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    CHECK_STR(hex2, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     bool ok = false;
-    CHECK_EQ(cas_verify(c, hex2, &ok, NULL, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, hex2, &ok, NULL, &err), 0);
     CHECK(ok);
     cas_destroy(&c);
     cas_destroy(&c); /* safe twice */
@@ -128,7 +145,7 @@ TEST(streaming_matches_one_shot)
     size_t n = (3u << 20) + 12345;
     unsigned char *p = s_pattern(n, 7);
     char one[CAS_HEX_LEN + 1], streamed[CAS_HEX_LEN + 1];
-    cas_hash_buf(p, n, one);
+    cas_hash_buf(CAS_ALG_NEW, p, n, one);
     cas_writer_t *w = cas_writer_new(c, "up-1", &err);
     CHECK(w != NULL);
     if (!w) return;
@@ -151,7 +168,7 @@ TEST(streaming_matches_one_shot)
     /* read back at offsets, across the end */
     int fd = -1;
     uint64_t bsize = 0;
-    CHECK_EQ(cas_open_blob(c, one, &fd, &bsize, &err), 0);
+    CHECK_EQ(cas_open_blob(c, CAIRN_CHASH_SHA256, one, &fd, &bsize, &err), 0);
     CHECK_UEQ(bsize, n);
     unsigned char *buf = malloc(1u << 20);
     size_t got = 0;
@@ -167,7 +184,7 @@ TEST(streaming_matches_one_shot)
     free(buf);
     bool ok = false;
     char actual[CAS_HEX_LEN + 1];
-    CHECK_EQ(cas_verify(c, one, &ok, actual, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, one, &ok, actual, &err), 0);
     CHECK(ok);
     CHECK_STR(actual, one);
     free(p);
@@ -183,7 +200,7 @@ TEST(corruption_detected)
     unsigned char *p = s_pattern(n, 3);
     char hex[CAS_HEX_LEN + 1], actual[CAS_HEX_LEN + 1], path[512];
     CHECK_EQ(cas_put(c, "c1", p, n, hex, NULL, &err), 0);
-    CHECK_EQ(cas_blob_path(c, hex, path, sizeof path), 0);
+    CHECK_EQ(cas_blob_path(c, CAIRN_CHASH_SHA256, hex, path, sizeof path), 0);
     /* flip one byte in the middle */
     chmod(path, 0600);
     int fd = open(path, O_WRONLY);
@@ -191,27 +208,81 @@ TEST(corruption_detected)
     CHECK(fd >= 0 && pwrite(fd, &x, 1, n / 2) == 1);
     close(fd);
     bool ok = true;
-    CHECK_EQ(cas_verify(c, hex, &ok, actual, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, hex, &ok, actual, &err), 0);
     CHECK(!ok);
     CHECK(strcmp(actual, hex) != 0);
     /* a blob of the wrong size is replaced by the next put of its bytes */
     CHECK(truncate(path, 10) == 0);
-    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, hex, &ok, NULL, &err), 0);
     CHECK(!ok);
     bool dedup = true;
     CHECK_EQ(cas_put(c, "c2", p, n, actual, &dedup, &err), 0);
     CHECK(!dedup);
-    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, hex, &ok, NULL, &err), 0);
     CHECK(ok);
     /* a missing blob is a 404 */
     unlink(path);
-    CHECK_EQ(cas_verify(c, hex, &ok, NULL, &err), -1);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, hex, &ok, NULL, &err), -1);
     CHECK_EQ(err.st, 404);
     int bfd;
     uint64_t bs;
-    CHECK_EQ(cas_open_blob(c, "zz", &bfd, &bs, &err), -1);
+    CHECK_EQ(cas_open_blob(c, CAIRN_CHASH_SHA256, "zz", &bfd, &bs, &err), -1);
     CHECK_EQ(err.st, 500);
     free(p);
+    cas_destroy(&c);
+}
+
+/* A blob stored before SHA-256: named by its BLAKE2b under cas/, where it
+ * is opened, verified (with BLAKE2b) and removed; the same bytes put now
+ * are a SHA-256 blob beside it, and neither name reaches the other. */
+TEST(legacy_blake2b_blob)
+{
+    cas_t *c = s_open_fresh();
+    if (!c) return;
+    cairn_err_t err = {0};
+    char b2[CAS_HEX_LEN + 1], s2[CAS_HEX_LEN + 1], path[512];
+    cas_hash_buf(CAIRN_CHASH_BLAKE2B, "abc", 3, b2);
+    snprintf(path, sizeof path, "%s/cas/%.2s", cas_root(c), b2);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/cas/%.2s/%s", cas_root(c), b2, b2 + 2);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fwrite("abc", 1, 3, f) == 3);
+    if (f) fclose(f);
+    char want[512];
+    CHECK_EQ(cas_blob_path(c, CAIRN_CHASH_BLAKE2B, b2, want, sizeof want), 0);
+    CHECK_STR(want, path);
+    int fd = -1;
+    uint64_t size = 0;
+    CHECK_EQ(cas_open_blob(c, CAIRN_CHASH_BLAKE2B, b2, &fd, &size, &err), 0);
+    CHECK_UEQ(size, 3);
+    if (fd >= 0) close(fd);
+    bool ok = false, dedup = true;
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_BLAKE2B, b2, &ok, NULL, &err), 0);
+    CHECK(ok);
+    /* the BLAKE2b name is not a SHA-256 blob */
+    CHECK_EQ(cas_open_blob(c, CAIRN_CHASH_SHA256, b2, &fd, &size, &err), -1);
+    CHECK_EQ(err.st, 404);
+    /* the same bytes now: a new SHA-256 blob, not a dedup with the old one */
+    cas_writer_t *w = cas_writer_new(c, "l1", &err);
+    CHECK(w && cas_writer_alg(w) == CAIRN_CHASH_SHA256);
+    if (!w) goto out;
+    CHECK_EQ(cas_writer_write(w, "abc", 3, &err), 0);
+    CHECK_EQ(cas_writer_commit(&w, s2, NULL, &dedup, &err), 0);
+    CHECK(!dedup);
+    CHECK(strcmp(s2, b2) != 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, s2, &ok, NULL, &err), 0);
+    CHECK(ok);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_BLAKE2B, s2, &ok, NULL, &err), -1);
+    /* each is removed under its own name only */
+    uint64_t freed = 9;
+    CHECK_EQ(cas_remove(c, CAIRN_CHASH_SHA256, b2, &freed, &err), 0);
+    CHECK_UEQ(freed, 0);
+    CHECK_EQ(cas_remove(c, CAIRN_CHASH_BLAKE2B, b2, &freed, &err), 0);
+    CHECK_UEQ(freed, 3);
+    CHECK(access(path, F_OK) != 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, s2, &ok, NULL, &err), 0);
+    CHECK(ok);
+out:
     cas_destroy(&c);
 }
 
@@ -292,7 +363,7 @@ TEST(resume_rehash)
     memset(junk, 0xee, sizeof junk);
     char one[CAS_HEX_LEN + 1], got[CAS_HEX_LEN + 1], meta[64], tmp[512];
     snprintf(tmp, sizeof tmp, "%s/tmp", cas_root(c));
-    cas_hash_buf(p, n, one);
+    cas_hash_buf(CAS_ALG_NEW, p, n, one);
     cas_writer_t *w = cas_writer_new(c, "rs-1", &err);
     CHECK(w != NULL);
     if (!w) return;
@@ -348,7 +419,7 @@ TEST(resume_rehash)
     CHECK(!dedup);
     CHECK_EQ(s_count_files(tmp), 0); /* the sidecar went with the commit */
     bool ok = false;
-    CHECK_EQ(cas_verify(c, one, &ok, NULL, &err), 0);
+    CHECK_EQ(cas_verify(c, CAIRN_CHASH_SHA256, one, &ok, NULL, &err), 0);
     CHECK(ok);
 
     /* back to an earlier offset (a chunk sent again), rehashed in one go */
@@ -415,7 +486,7 @@ TEST(digest_and_kept_sidecar)
     if (!c) return;
     cairn_err_t err = {0};
     char want[CAS_HEX_LEN + 1], got[CAS_HEX_LEN + 1], hex[CAS_HEX_LEN + 1];
-    cas_hash_buf("hello world", 11, want);
+    cas_hash_buf(CAS_ALG_NEW, "hello world", 11, want);
     cas_writer_t *w = cas_writer_new(c, "up-1", &err);
     CHECK(w != NULL);
     if (!w) goto out;
@@ -482,6 +553,7 @@ static void s_all(void)
     RUN(put_layout_dedup);
     RUN(streaming_matches_one_shot);
     RUN(corruption_detected);
+    RUN(legacy_blake2b_blob);
     RUN(abort_and_sweep);
     RUN(resume_rehash);
     RUN(sweep_pairs);

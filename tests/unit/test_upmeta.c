@@ -71,6 +71,7 @@ static int s_round_trip(const upmeta_t *m)
     CHECK_STR(back.path, m->path);
     CHECK_EQ(back.committed, m->committed);
     if (m->committed) {
+        CHECK_EQ(back.alg, m->alg);
         CHECK_STR(back.hash, m->hash);
         CHECK_UEQ(back.size, m->size);
     }
@@ -134,6 +135,62 @@ TEST(round_trip_at_the_edges)
     s_round_trip(&m);
     m.committed = false;
     s_round_trip(&m);
+}
+
+/* A committed sidecar names its hash's algorithm: "alg sha256" before the
+ * hash; none is BLAKE2b (every sidecar written before SHA-256), and the
+ * line is never written (nor taken) for it. */
+TEST(alg_line)
+{
+    static const char sha[] =
+        "cairn-upload 1\n"
+        "rid 42\n"
+        "run_id " RUN_ID
+        "\n"
+        "created 1717171717171\n"
+        "path model/weights.bin\n"
+        "alg sha256\n"
+        "hash " HASH
+        "\n"
+        "size 20000000\n";
+    char buf[CAS_META_MAX];
+    upmeta_t m = s_meta(true);
+    CHECK_EQ(m.alg, CAIRN_CHASH_BLAKE2B);
+    CHECK_EQ(upmeta_format(buf, sizeof buf, &m), strlen(s_committed));
+    m.alg = CAIRN_CHASH_SHA256;
+    CHECK_EQ(upmeta_format(buf, sizeof buf, &m), strlen(sha));
+    CHECK_STR(buf, sha);
+    s_round_trip(&m);
+    upmeta_t back;
+    CHECK(upmeta_parse(s_committed, strlen(s_committed), &back) &&
+          back.alg == CAIRN_CHASH_BLAKE2B);
+    CHECK(upmeta_parse(sha, strlen(sha), &back) && back.alg == CAIRN_CHASH_SHA256);
+    /* an alg line anywhere else, of another spelling, or alone */
+    const char *bad[] = {
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nalg blake2b\nhash " HASH
+        "\nsize 1\n",
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nalg SHA256\nhash " HASH
+        "\nsize 1\n",
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nalg  sha256\nhash " HASH
+        "\nsize 1\n",
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nalg sha256\n",
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nhash " HASH
+        "\nsize 1\nalg sha256\n",
+        "cairn-upload 1\nrid 42\nrun_id r\ncreated 1\npath p\nalg sha256\nalg "
+        "sha256\nhash " HASH "\nsize 1\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (!CHECK(!s_parses(bad[i]))) fprintf(stderr, "     accepted #%zu\n", i);
+    /* every truncation of it is refused but the one before its last chunk */
+    size_t open = strlen(s_open), full = strlen(sha);
+    for (size_t len = 0; len < full; len++) {
+        bool ok = upmeta_parse(sha, len, &back);
+        if (len == open) {
+            CHECK(ok && !back.committed);
+            continue;
+        }
+        if (!CHECK(!ok)) fprintf(stderr, "     accepted the first %zu bytes\n", len);
+    }
 }
 
 TEST(every_truncation_refused)
@@ -346,6 +403,7 @@ int main(void)
     RUN(format_as_documented);
     RUN(parse_as_documented);
     RUN(round_trip_at_the_edges);
+    RUN(alg_line);
     RUN(every_truncation_refused);
     RUN(malformed_lines_refused);
     RUN(numbers_only_as_written);

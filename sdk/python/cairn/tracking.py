@@ -47,7 +47,7 @@ synchronous: it returns once the server stored it, or raises (after the same
 retries of a batch refused as not delivered).
 
 Artifacts: ``log_artifact(path)`` / ``log_artifacts(dir)`` upload files
-(checked against their BLAKE2b-256); ``download_artifact(path, dst)``
+(checked against their SHA-256); ``download_artifact(path, dst)``
 downloads one (verified, then renamed into place). Both ride out a restart of
 the artifacts service (of cairnd or of the plugin's process): a chunk
 answered 503, or lost, is sent or asked for again for up to
@@ -926,8 +926,9 @@ class Tracker:
     def log_artifact(self, local_path, artifact_path=None):
         """Upload a file to the active run's artifacts, under artifact_path
         (a folder, default the top). Flushes logged values first. Returns the
-        server's {path, size, hash}, checked against the BLAKE2b-256 of the
-        bytes read (CairnError ``corrupt`` otherwise). Rides out a restart of
+        server's {path, size, hash, hash_alg}, checked against the SHA-256 of
+        the bytes read (CairnError ``corrupt`` otherwise; ``bad_reply`` from a
+        server too old to hash with SHA-256). Rides out a restart of
         the artifacts service (see _Upload): gives up after
         ARTIFACT_RETRY_S seconds of 503s or silence."""
         self.flush()
@@ -963,7 +964,8 @@ class Tracker:
         dst_path: a file, or an existing folder (the artifact's name in it;
         default the current folder). Returns the file's path. The bytes go
         to a temporary file beside it, renamed into place only once their
-        size and BLAKE2b-256 are the server's (CairnError ``corrupt``, or
+        size and hash are the server's (SHA-256, or BLAKE2b-256 for an
+        artifact stored before it; CairnError ``corrupt``, or
         Conflict ``changed`` when the artifact changed meanwhile); on any failure
         nothing is left behind. Rides out a restart of the artifacts service
         (see _Download): gives up after ARTIFACT_RETRY_S seconds of 503s or

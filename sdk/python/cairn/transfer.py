@@ -29,6 +29,17 @@ _MOVES_MAX = 16  # 409 "expected offset N" followed per chunk
 # here. A failure in the window drains it and goes on one chunk at a time
 # (with the retries below), then the window goes on.
 ARTIFACT_WINDOW = 4
+
+# An artifact's content hash, by the name replies give it (hash_alg):
+# SHA-256 names every blob stored now, BLAKE2b-256 every blob stored before
+# (a reply without hash_alg comes from a server older than SHA-256).
+_HASHERS = {"sha256": hashlib.sha256,
+            "blake2b": lambda: hashlib.blake2b(digest_size=32)}
+
+
+def _reply_alg(r):
+    """The algorithm of a reply's hash: its hash_alg, BLAKE2b when absent."""
+    return r.get("hash_alg", "blake2b")
 _EXPECTED_OFFSET = re.compile(r"expected offset (\d+)")
 
 
@@ -110,19 +121,21 @@ class _Upload:
     on from N (re-reading the file there); a last chunk that finds its
     upload gone (404) after a retry may have committed before its reply was
     lost: what the server holds at the path is checked against the bytes
-    sent. The BLAKE2b-256 of the bytes read must be the server's."""
+    sent. The SHA-256 of the bytes read must be the server's; a server
+    that names another algorithm (or none: BLAKE2b) is too old to check
+    against, and the upload fails with a sentence that says so."""
 
     def __init__(self, client, run_id, dest, f):
         self.c, self.run_id, self.dest, self.f = client, run_id, dest, f
         self.upload_id = None
         self.offset = 0  # bytes the server holds
-        self.hash = hashlib.blake2b(digest_size=32)
+        self.hash = hashlib.sha256()
         self.retry_s = _retry_s()
         self.resent = False  # chunks sent in the window are being sent again
         self.tried = None  # and when the first of them was sent (monotonic s)
 
     def run(self):
-        """Returns {path, size, hash} once the server committed the bytes.
+        """Returns {path, size, hash, hash_alg} once the server committed the bytes.
         An upload that fails for good is aborted on the server (its temp
         file and upload slot go at once), best effort."""
         try:
@@ -314,15 +327,22 @@ class _Upload:
                 "run_id": self.run_id, "path": self.dest, "offset": size, "length": 0})
         except CairnError:
             r = {}
-        if r.get("size") != size or r.get("hash") != self.hash.hexdigest():
+        if (r.get("size") != size or _reply_alg(r) != "sha256" or
+                r.get("hash") != self.hash.hexdigest()):
             raise NotFound(f"the upload of {self.dest!r} was lost on the server while "
                            f"its last chunk was sent again; upload the file again",
                            404, "not_found")
         self.offset = size
-        return {"artifact": {"path": self.dest, "size": size, "hash": r["hash"]}}
+        return {"artifact": {"path": self.dest, "size": size, "hash": r["hash"],
+                             "hash_alg": "sha256"}}
 
     def _check(self, r):
         a = (r or {}).get("artifact") or {}
+        if a and _reply_alg(a) != "sha256":
+            raise CairnError(f"the server is too old: it hashes artifacts with "
+                             f"{_reply_alg(a)}, and this SDK checks an upload against its "
+                             f"SHA-256; {self.dest!r} was stored but not verified: upgrade "
+                             f"cairnd", 502, "bad_reply")
         want = self.hash.hexdigest()
         if a.get("hash") != want or a.get("size") != self.offset:
             raise CairnError(f"the server stored {a.get('size')} bytes of {self.dest!r} "
@@ -339,17 +359,20 @@ class _Download:
     ARTIFACT_RETRY_S ($CAIRN_ARTIFACT_RETRY_S), as an upload's chunk is.
     Every reply must name the size and hash of the first (Conflict, code
     ``changed``, when the artifact changed meanwhile) and follow on at
-    the offset asked for; the BLAKE2b-256 of the bytes that arrived must be
-    the server's (``corrupt`` otherwise)."""
+    the offset asked for; the hash of the bytes that arrived, of the
+    algorithm the first reply names (hash_alg; none: BLAKE2b-256, a server
+    older than SHA-256), must be the server's (``corrupt`` otherwise)."""
 
     def __init__(self, client, run_id, path, f):
         self.c, self.run_id, self.path, self.f = client, run_id, path, f
-        self.offset, self.size, self.want = 0, None, None  # size, hash: the first reply's
-        self.hash = hashlib.blake2b(digest_size=32)
+        # size, hash and its algorithm: the first reply's
+        self.offset, self.size, self.want, self.alg = 0, None, None, None
+        self.hash = None
         self.retry_s = _retry_s()
 
     def run(self):
-        """Returns {path, size, hash}, once the bytes are written and verified.
+        """Returns {path, size, hash, hash_alg}, once the bytes are written and
+        verified.
         The first chunk alone (it says the size), then up to ARTIFACT_WINDOW
         requests in flight, their replies taken in order; a failed one
         drops the window and goes on one chunk at a time from the first byte
@@ -386,19 +409,24 @@ class _Download:
         if got != self.want:
             raise CairnError(f"{self.path!r} arrived corrupt: its bytes hash to {got}, the "
                              f"server says {self.want}", 500, "corrupt")
-        return {"path": self.path, "size": self.size, "hash": self.want}
+        return {"path": self.path, "size": self.size, "hash": self.want,
+                "hash_alg": self.alg}
 
     def _take(self, r):
         """A get_artifact reply (its body r) for the chunk at self.offset:
         checked, hashed and written; whether it was the last."""
         data, off, size, want, done = (r.get(k) for k in
                                        ("data", "offset", "size", "hash", "done"))
+        alg = _reply_alg(r)
         if (not isinstance(data, bytes) or not isinstance(off, int) or
                 not isinstance(size, int) or not isinstance(want, str) or
                 not isinstance(done, bool)):
             raise CairnError("the reply of artifacts.get_artifact lacks data, offset, "
                              "size, hash or done", 502, "bad_reply")
-        if self.size is not None and (size, want) != (self.size, self.want):
+        if not isinstance(alg, str) or alg not in _HASHERS:
+            raise CairnError(f"the server hashes {self.path!r} with {alg!r}, which this "
+                             f"SDK does not know: upgrade it", 502, "bad_reply")
+        if self.size is not None and (size, want, alg) != (self.size, self.want, self.alg):
             raise Conflict(f"{self.path!r} changed while it was being downloaded; try "
                            f"again", 409, "changed")
         end = self.offset + len(data)
@@ -407,7 +435,9 @@ class _Download:
             raise CairnError(f"the reply of artifacts.get_artifact does not follow on: "
                              f"offset {off}, {len(data)} bytes of {size}, asked for "
                              f"offset {self.offset}", 502, "bad_reply")
-        self.size, self.want = size, want
+        if self.hash is None:
+            self.hash = _HASHERS[alg]()
+        self.size, self.want, self.alg = size, want, alg
         self.hash.update(data)
         self.f.write(data)
         self.offset = end
