@@ -862,6 +862,26 @@ static void floor_open(floor_db_t *f)
         s_prepare(f->db, "SELECT key, value FROM tags WHERE rid = ? ORDER BY key");
 }
 
+/* The floor reads the value index alone, so wait until cairnd has folded
+ * every metric row into it (its idle ticks do: storage's fold.h). */
+static void floor_wait_folded(floor_db_t *f)
+{
+    sqlite3_stmt *st = s_prepare(
+        f->db,
+        "SELECT count(*) FROM latest_metrics lm JOIN metric_keys mk ON "
+        "mk.key_id = lm.key_id WHERE lm.rid > (SELECT coalesce(min(folded_upto), "
+        "0) FROM metric_keys) AND lm.rid > mk.folded_upto");
+    for (int i = 0; i < 1200; i++) {
+        sqlite3_reset(st);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0) {
+            sqlite3_finalize(st);
+            return;
+        }
+        usleep(100 * 1000);
+    }
+    bench_die("cairnd left metric rows unfolded for 2 minutes after the populate");
+}
+
 static void floor_close(floor_db_t *f)
 {
     sqlite3_finalize(f->by_uuid);
@@ -945,9 +965,9 @@ static const char FILTER_SQL[] =
     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
     "'active' AND ((cairn_rid_in(0, r.rid) AND cairn_rid_in(1, r.rid))) ORDER BY "
     "r.start_time DESC, r.rid LIMIT ? OFFSET ?";
-#define FILTER_SET0                                                            \
-    "SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON mk.key_id = " \
-    "lm.key_id WHERE mk.key = 'm3' AND lm.value > 0.9"
+#define FILTER_SET0                                                     \
+    "SELECT rid FROM metric_values WHERE key_id = (SELECT key_id FROM " \
+    "metric_keys WHERE key = 'm3') AND value > 0.9"
 #define FILTER_SET1 "SELECT rid FROM params WHERE key = 'p2' AND value = 'v7'"
 #define FILTER_QUERY(key_, label_, max_)                                               \
     {                                                                                  \
@@ -962,8 +982,8 @@ static const char FILTER_SQL[] =
  * ephemeral index. */
 static const char FILTER_IN_SQL[] =
     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
-    "'active' AND ((r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk "
-    "ON mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value > ?) AND r.rid IN (SELECT "
+    "'active' AND ((r.rid IN (SELECT rid FROM metric_values WHERE key_id = (SELECT "
+    "key_id FROM metric_keys WHERE key = ?) AND value > ?) AND r.rid IN (SELECT "
     "rid FROM params WHERE key = ? AND value = ?))) ORDER BY r.start_time DESC, r.rid "
     "LIMIT ? OFFSET ?";
 
@@ -997,10 +1017,11 @@ static const squery_t g_queries[] = {
  * fewer than max_results come back; here every run has it. Binds as for
  * top100. */
 static const char SUGGESTED_TOP_SQL[] =
-    "SELECT r.rid FROM latest_metrics o0 JOIN runs r ON r.rid = o0.rid WHERE o0.key_id "
+    "SELECT r.rid FROM metric_values o0 JOIN runs r ON r.rid = o0.rid WHERE o0.key_id "
     "= "
-    "(SELECT key_id FROM metric_keys WHERE key = ?) AND r.experiment_id IN (?) AND "
-    "r.lifecycle_stage = 'active' ORDER BY o0.value DESC, r.start_time DESC, r.rid "
+    "(SELECT key_id FROM metric_keys WHERE key = ?) AND "
+    "r.experiment_id IN (?) AND r.lifecycle_stage = 'active' ORDER BY o0.value DESC, "
+    "r.start_time DESC, r.rid "
     "LIMIT ? "
     "OFFSET ?";
 
@@ -1150,6 +1171,7 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
 
     floor_db_t f;
     floor_open(&f);
+    floor_wait_folded(&f);
     body_t bd;
     body_init(&bd);
     static char cids[1000][40], fids[1000][40];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fold.h"
 #include "schema.h"
 
 /* SQL for every prepared statement, in db_stmt_id_t order. */
@@ -77,10 +78,12 @@ static const char *const s_sql[ST_COUNT] = {
         "INSERT INTO params (rid, key, value) VALUES (?, ?, ?) ON "
         "CONFLICT (rid, key) DO NOTHING",
     [ST_PARAM_GET] = "SELECT value FROM params WHERE rid = ? AND key = ?",
+    /* A new key's rows are folded at once for runs before the newest, so
+     * that its unfolded rows stay a short range of the newest rids. */
     [ST_KEY_INSERT] =
-        "INSERT INTO metric_keys (key) VALUES (?) ON CONFLICT (key) DO "
-        "NOTHING",
-    [ST_KEY_ID] = "SELECT key_id FROM metric_keys WHERE key = ?",
+        "INSERT INTO metric_keys (key, folded_upto) VALUES (?, (SELECT "
+        "coalesce(max(rid), 0) - 1 FROM runs)) ON CONFLICT (key) DO NOTHING",
+    [ST_KEY_ID] = "SELECT key_id, folded_upto FROM metric_keys WHERE key = ?",
     /* Keep the newest point by (step, timestamp); NaN values read back as
      * NULL from REAL columns, which search treats as missing. */
     [ST_LATEST_UPSERT] =
@@ -89,6 +92,18 @@ static const char *const s_sql[ST_COUNT] = {
         "UPDATE SET value = excluded.value, timestamp = "
         "excluded.timestamp, step = excluded.step WHERE "
         "(excluded.step, excluded.timestamp) >= (step, timestamp)",
+    /* A deferred row's mirror (fold.h), kept the same way. */
+    [ST_RECENT_UPSERT] =
+        "INSERT INTO mem.recent (rid, key_id, value, timestamp, step) VALUES (?, "
+        "?, ?, ?, ?) ON CONFLICT (rid, key_id) DO UPDATE SET value = "
+        "excluded.value, timestamp = excluded.timestamp, step = excluded.step "
+        "WHERE (excluded.step, excluded.timestamp) >= (step, timestamp)",
+    [ST_LATEST_GET] =
+        "SELECT value, timestamp, step FROM latest_metrics WHERE rid = ? AND "
+        "key_id = ?",
+    [ST_VALUE_PUT] = "INSERT INTO metric_values (key_id, value, rid) VALUES (?, ?, ?)",
+    [ST_VALUE_DEL] =
+        "DELETE FROM metric_values WHERE key_id = ? AND value = ? AND rid = ?",
     [ST_SEG_TAIL] =
         "SELECT seq, n, data FROM metric_segments WHERE rid = ? AND key_id "
         "= ? ORDER BY seq DESC LIMIT 1",
@@ -174,6 +189,8 @@ struct db {
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
     bool keys_new; /* a key was inserted in the open transaction */
+    fold_t *fold;  /* NULL: every metric row is written folded */
+    uint64_t fold_commits_seen;
     checkpointer_t ck;
     uint64_t commits, commits_seen; /* db_commit calls; as of the last tick */
 };
@@ -442,7 +459,7 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
                 * inside whichever commit crosses the threshold. */
                "PRAGMA wal_autocheckpoint = 0",
                "configure", err) != 0 ||
-        s_migrate(db, err) != 0)
+        s_migrate(db, err) != 0 || fold_attach(db->h, err) != 0)
         goto fail;
     if (sqlite3_create_function(db->h, "cairn_rid_in", 2,
                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, s_rid_in,
@@ -473,6 +490,7 @@ void db_close(db_t **self_p)
     if (!self_p || !*self_p) return;
     db_t *db = *self_p;
     s_checkpointer_stop(db);
+    fold_free(&db->fold);
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
     for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
     sqlite3_close(db->h);
@@ -585,7 +603,9 @@ int db_metric_key_id(db_t *db, const char *key, size_t len, int64_t *id,
     sqlite3_bind_text(st, 1, key, (int)len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) return db_fail(db, "find a metric key", err);
     *id = sqlite3_column_int64(st, 0);
+    int64_t upto = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
+    if (fold_learn(db->fold, *id, upto, err) != 0) return -1;
     /* Ids never change once committed; one inserted by a transaction that
      * rolls back is dropped from the cache by db_rollback. */
     char *copy = malloc(len + 1);
@@ -620,4 +640,29 @@ void db_checkpoint(db_t *db)
     }
     /* PASSIVE: copy what no reader still needs; never waits on anyone. */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
+int db_fold_start(db_t *db, cairn_err_t *err)
+{
+    return db->fold ? 0 : fold_start(db->h, &db->fold, err);
+}
+
+bool db_fold_defers(const db_t *db, int64_t key_id, int64_t rid)
+{
+    return fold_defers(db->fold, key_id, rid);
+}
+
+void db_fold_noted(db_t *db)
+{
+    fold_noted(db->fold);
+}
+
+long db_fold_tick(db_t *db, cairn_err_t *err)
+{
+    if (!db->fold) return 0;
+    bool idle = db->commits == db->fold_commits_seen;
+    long n = fold_tick(db->fold, db->h, idle, err);
+    if (n > 0) db->commits++; /* for db_checkpoint; not a write of a request */
+    db->fold_commits_seen = db->commits;
+    return n;
 }

@@ -39,6 +39,10 @@ typedef enum db_stmt_id {
     ST_KEY_INSERT,
     ST_KEY_ID,
     ST_LATEST_UPSERT,
+    ST_RECENT_UPSERT,
+    ST_LATEST_GET,
+    ST_VALUE_PUT,
+    ST_VALUE_DEL,
     ST_SEG_TAIL,
     ST_SEG_INSERT,
     ST_SEG_UPDATE,
@@ -95,6 +99,16 @@ int db_checkpointer_start(db_t *db, cairn_err_t *err);
  * max_rid; the aggregate cairn_rid_fill(K, rid) puts every rid it sees in
  * bitmap K. They stay until the next reset. */
 int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err);
+
+/* The metric value index, folded in behind the writes (fold.h). start: on
+ * the tracking instance; defers: whether a new row of (key_id, rid) is
+ * written unfolded (and so mirrored, then noted); tick: fold, from the
+ * plugin's tick, outside a transaction (everything when nothing was
+ * committed since the last tick). */
+int db_fold_start(db_t *db, cairn_err_t *err);
+bool db_fold_defers(const db_t *db, int64_t key_id, int64_t rid);
+void db_fold_noted(db_t *db);
+long db_fold_tick(db_t *db, cairn_err_t *err);
 
 /* Fill err with a 500 naming what failed and SQLite's message. */
 int db_fail(db_t *db, const char *what, cairn_err_t *err);

@@ -857,13 +857,19 @@ static void emit_clause(const emitter_t *e, const node_t *c)
         return;
     }
     if (id->ent == E_METRIC) {
-        sqlbuf_addf(
-            e->out,
-            "r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON "
-            "mk.key_id = lm.key_id WHERE mk.key = ? AND lm.value %s ?)",
-            s_op_sql[c->op]);
-        bind_slice(e, &id->key);
-        bind_number(e, c->val, true);
+        /* Folded rows through metric_values, deferred ones through their
+         * in-memory mirror (fold.h): each row is in exactly one. */
+        const char *op = s_op_sql[c->op];
+        sqlbuf_addf(e->out,
+                    "r.rid IN (SELECT rid FROM metric_values WHERE key_id = (SELECT "
+                    "key_id FROM metric_keys WHERE key = ?) AND value %s ? UNION ALL "
+                    "SELECT rid FROM mem.recent WHERE key_id = (SELECT key_id FROM "
+                    "metric_keys WHERE key = ?) AND value %s ?)",
+                    op, op);
+        for (int arm = 0; arm < 2; arm++) {
+            bind_slice(e, &id->key);
+            bind_number(e, c->val, true);
+        }
     } else if (id->ent == E_PARAM || id->ent == E_TAG) {
         sqlbuf_addf(e->out, "r.rid IN (SELECT rid FROM %s WHERE key = ? AND ",
                     id->ent == E_PARAM ? "params" : "tags");

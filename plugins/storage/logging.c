@@ -158,6 +158,73 @@ static int s_insert_segments(storage_t *s, int64_t rid, int64_t key_id,
                              const metric_point_t *pts, size_t n, int64_t seq,
                              unsigned char *blob, cairn_err_t *err);
 
+static void s_bind_point(sqlite3_stmt *st, int64_t rid, int64_t key_id,
+                         const metric_point_t *p)
+{
+    sqlite3_bind_int64(st, 1, rid);
+    sqlite3_bind_int64(st, 2, key_id);
+    if (!isnan(p->value)) sqlite3_bind_double(st, 3, p->value);
+    sqlite3_bind_int64(st, 4, p->timestamp);
+    sqlite3_bind_int64(st, 5, p->step);
+}
+
+/* Move (rid, key_id)'s entry in metric_values from old (a NULL column:
+ * none) to p's value (none for NaN). */
+static int s_move_value(storage_t *s, int64_t rid, int64_t key_id, sqlite3_stmt *old,
+                        const metric_point_t *p, cairn_err_t *err)
+{
+    if (old && sqlite3_column_type(old, 0) != SQLITE_NULL) {
+        sqlite3_stmt *st = db_stmt(s->db, ST_VALUE_DEL);
+        sqlite3_bind_int64(st, 1, key_id);
+        sqlite3_bind_double(st, 2, sqlite3_column_double(old, 0));
+        sqlite3_bind_int64(st, 3, rid);
+        if (db_exec_stmt(s->db, st, err) != 0) return -1;
+    }
+    if (isnan(p->value)) return 0;
+    sqlite3_stmt *st = db_stmt(s->db, ST_VALUE_PUT);
+    sqlite3_bind_int64(st, 1, key_id);
+    sqlite3_bind_double(st, 2, p->value);
+    sqlite3_bind_int64(st, 3, rid);
+    return db_exec_stmt(s->db, st, err);
+}
+
+/* Keep (rid, key_id)'s latest point, the newest by (step, timestamp). A
+ * deferred row (fold.h) is mirrored in mem.recent, by the same rule; any
+ * other keeps its metric_values entry current at once. */
+static int s_write_latest(storage_t *s, int64_t rid, int64_t key_id,
+                          const metric_point_t *lp, cairn_err_t *err)
+{
+    bool defer = db_fold_defers(s->db, key_id, rid);
+    sqlite3_stmt *old = NULL;
+    if (!defer) {
+        old = db_stmt(s->db, ST_LATEST_GET);
+        sqlite3_bind_int64(old, 1, rid);
+        sqlite3_bind_int64(old, 2, key_id);
+        int rc = sqlite3_step(old);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_fail(s->db, "read", err);
+        if (rc == SQLITE_DONE) {
+            old = NULL;
+        } else if (lp->step < sqlite3_column_int64(old, 2) ||
+                   (lp->step == sqlite3_column_int64(old, 2) &&
+                    lp->timestamp < sqlite3_column_int64(old, 1))) {
+            sqlite3_reset(old);
+            return 0; /* an older point: nothing changes */
+        }
+    }
+    sqlite3_stmt *st = db_stmt(s->db, ST_LATEST_UPSERT);
+    s_bind_point(st, rid, key_id, lp);
+    int rc = db_exec_stmt(s->db, st, err);
+    if (rc == 0 && defer) {
+        st = db_stmt(s->db, ST_RECENT_UPSERT);
+        s_bind_point(st, rid, key_id, lp);
+        if ((rc = db_exec_stmt(s->db, st, err)) == 0) db_fold_noted(s->db);
+    } else if (rc == 0) {
+        rc = s_move_value(s, rid, key_id, old, lp, err);
+    }
+    if (old) sqlite3_reset(old);
+    return rc;
+}
+
 /* Write one (run, key)'s points: latest value, then segments. fresh: the
  * run is new to metrics (storage_fresh_has), so its key has no tail
  * segment to read; if it has one after all, the insert is refused and the
@@ -173,14 +240,7 @@ static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
         tmp[i] = b->pts[g->idx[i]];
         if (!segment_later(&b->pts[latest], &tmp[i])) latest = g->idx[i];
     }
-    const metric_point_t *lp = &b->pts[latest];
-    sqlite3_stmt *st = db_stmt(s->db, ST_LATEST_UPSERT);
-    sqlite3_bind_int64(st, 1, rid);
-    sqlite3_bind_int64(st, 2, key_id);
-    if (!isnan(lp->value)) sqlite3_bind_double(st, 3, lp->value);
-    sqlite3_bind_int64(st, 4, lp->timestamp);
-    sqlite3_bind_int64(st, 5, lp->step);
-    if (db_exec_stmt(s->db, st, err) != 0) return -1;
+    if (s_write_latest(s, rid, key_id, &b->pts[latest], err) != 0) return -1;
     if (fresh) {
         int rc = s_insert_segments(s, rid, key_id, tmp, g->n, 0, blob, err);
         if (rc == 0 || (sqlite3_errcode(db_handle(s->db)) & 0xff) != SQLITE_CONSTRAINT)
@@ -190,7 +250,7 @@ static int s_write_group(storage_t *s, const batch_t *b, const key_group_t *g,
     /* Fill the tail segment if it has room, then new segments. */
     size_t done = 0;
     int64_t seq = 0;
-    st = db_stmt(s->db, ST_SEG_TAIL);
+    sqlite3_stmt *st = db_stmt(s->db, ST_SEG_TAIL);
     sqlite3_bind_int64(st, 1, rid);
     sqlite3_bind_int64(st, 2, key_id);
     if (sqlite3_step(st) == SQLITE_ROW) {

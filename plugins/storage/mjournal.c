@@ -331,7 +331,8 @@ int storage_journal_open(storage_t *s, const char *db_path, bool power,
     if (!m) return cairn_err_oom(err, NULL);
     /* The tracking instance writes nearly all of the WAL: it checkpoints,
      * from a thread of its own (db.h). */
-    if (db_checkpointer_start(s->db, err) != 0) return -1;
+    if (db_checkpointer_start(s->db, err) != 0 || db_fold_start(s->db, err) != 0)
+        return -1;
     sqlite3_stmt *st = db_stmt(s->db, ST_JOURNAL_GET);
     if (sqlite3_step(st) != SQLITE_ROW) {
         db_fail(s->db, "read the metric journal's state", err);

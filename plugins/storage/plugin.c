@@ -364,6 +364,14 @@ static void storage_tick(void *state, uint64_t now_ms)
     storage_t *s = state;
     (void)now_ms;
     storage_journal_tick(s);
+    cairn_err_t err = {0};
+    if (db_fold_tick(s->db, &err) < 0 && !s->fold_failing) {
+        cairn_log(s->ctx, CAIRN_LOG_ERROR,
+                  "storage: cannot fold metric values into their index (search "
+                  "still sees them; retried every tick): %s",
+                  err.msg);
+        s->fold_failing = true;
+    }
     db_checkpoint(s->db);
 }
 

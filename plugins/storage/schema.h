@@ -105,6 +105,20 @@ static const char *const storage_migrations[] = {
      * named by their SHA-256; every row written before is BLAKE2b-256, and
      * a blob is named by (alg, hash). */
     "ALTER TABLE artifacts ADD COLUMN alg TEXT NOT NULL DEFAULT 'blake2b';",
+    /* 7: the value index, folded in behind the writes (fold.h): search by
+     * a metric's value reads metric_values (rows up to their key's
+     * folded_upto; NaN, stored as NULL, never matches and is left out)
+     * and, for newer rows, their in-memory mirror. Every row so far is
+     * folded; a key added later starts at the newest run then (db.c,
+     * ST_KEY_INSERT). */
+    "ALTER TABLE metric_keys ADD COLUMN folded_upto INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE metric_keys SET folded_upto = (SELECT coalesce(max(rid), 0) FROM runs);"
+    "CREATE TABLE metric_values ("
+    "  key_id INTEGER NOT NULL, value REAL NOT NULL, rid INTEGER NOT NULL,"
+    "  PRIMARY KEY (key_id, value, rid)) WITHOUT ROWID;"
+    "INSERT INTO metric_values SELECT key_id, value, rid FROM latest_metrics WHERE "
+    "value IS NOT NULL ORDER BY key_id, value, rid;"
+    "DROP INDEX latest_metrics_by_value;",
 };
 
 #define STORAGE_SCHEMA_VERSION \

@@ -235,18 +235,23 @@ static int s_collect(db_t *db, sqlite3_stmt *st, int64_t *out, size_t *n, size_t
     return 0;
 }
 
-/* Prepare sql and bind: [key first?] the where binds [key last?] then
- * the given integers. */
+/* Prepare sql and bind, in order: for each of arms, the key then the
+ * filter's binds (key_first), or the filter's binds then the key; then
+ * ints. A query of the value index has two arms (fold.h). */
 static sqlite3_stmt *s_prepare(db_t *db, const char *sql, const query_t *q,
-                               cairn_str_t key, bool key_first, const int64_t *ints,
-                               int nints, cairn_err_t *err)
+                               cairn_str_t key, bool key_first, int arms,
+                               const int64_t *ints, int nints, cairn_err_t *err)
 {
     sqlite3_stmt *st = NULL;
     int idx = 1;
     if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) goto fail;
-    if (key_first) sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
-    if ((idx = sql_binds_apply(&q->where_binds, st, idx)) < 0) goto fail;
-    if (!key_first) sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
+    for (int arm = 0; arm < arms; arm++) {
+        if (key_first)
+            sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
+        if ((idx = sql_binds_apply(&q->where_binds, st, idx)) < 0) goto fail;
+        if (!key_first)
+            sqlite3_bind_text(st, idx++, key.ptr, (int)key.len, SQLITE_STATIC);
+    }
     for (int i = 0; i < nints; i++) sqlite3_bind_int64(st, idx++, ints[i]);
     return st;
 fail:
@@ -257,8 +262,9 @@ fail:
 
 #define KEY_ID "(SELECT key_id FROM metric_keys WHERE key = ?)"
 
-/* Runs with the metric, in value order straight off the index, then (for
- * NULLs last) runs without it, newest first. Offsets span both parts. */
+/* Runs with the metric, in value order: the folded rows straight off the
+ * value index merged with the unfolded ones (fold.h), then (for NULLs
+ * last) runs without it, newest first. Offsets span both parts. */
 static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bool desc,
                              const page_t *page, int64_t *rids, size_t *n,
                              cairn_err_t *err)
@@ -266,16 +272,20 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
     size_t want = (size_t)page->limit + 1;
     sqlbuf_t sql;
     sqlbuf_init(&sql);
-    /* CROSS JOIN keeps latest_metrics outermost, so the index gives the order. */
+    /* CROSS JOIN keeps the metric rows outermost, so each arm's index gives
+     * the order; the compound ORDER BY merges the two arms. */
     sqlbuf_addf(&sql,
-                "SELECT r.rid FROM latest_metrics o CROSS JOIN runs r ON r.rid = o.rid "
-                "WHERE o.key_id = " KEY_ID
+                "SELECT r.rid, o.value, r.start_time FROM metric_values o CROSS JOIN "
+                "runs r ON r.rid = o.rid WHERE o.key_id = " KEY_ID
+                " AND %s UNION ALL "
+                "SELECT r.rid, o.value, r.start_time FROM mem.recent o CROSS JOIN "
+                "runs r ON r.rid = o.rid WHERE o.key_id = " KEY_ID
                 " AND o.value IS NOT NULL AND %s "
-                "ORDER BY o.value %s, r.start_time DESC, r.rid LIMIT ? OFFSET ?",
-                q->where.data, desc ? "DESC" : "ASC");
+                "ORDER BY 2 %s, 3 DESC, 1 LIMIT ? OFFSET ?",
+                q->where.data, q->where.data, desc ? "DESC" : "ASC");
     int64_t lo[2] = {(int64_t)want, (int64_t)page->offset};
     sqlite3_stmt *st =
-        sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, lo, 2, err);
+        sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, 2, lo, 2, err);
     int rc = st ? s_collect(s->db, st, rids, n, want, err) : -1;
     sqlite3_finalize(st);
     sqlbuf_free(&sql);
@@ -286,10 +296,13 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
         sqlbuf_init(&sql);
         sqlbuf_addf(
             &sql,
-            "SELECT count(*) FROM latest_metrics o CROSS JOIN runs r ON r.rid = "
-            "o.rid WHERE o.key_id = " KEY_ID " AND o.value IS NOT NULL AND %s",
-            q->where.data);
-        st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, NULL, 0, err);
+            "SELECT (SELECT count(*) FROM metric_values o CROSS JOIN runs r ON "
+            "r.rid = o.rid WHERE o.key_id = " KEY_ID
+            " AND %s) + (SELECT count(*) "
+            "FROM mem.recent o CROSS JOIN runs r ON r.rid = o.rid WHERE o.key_id "
+            "= " KEY_ID " AND o.value IS NOT NULL AND %s)",
+            q->where.data, q->where.data);
+        st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, true, 2, NULL, 0, err);
         rc = st && sqlite3_step(st) == SQLITE_ROW ? 0
                                                   : db_fail(s->db, "count runs", err);
         if (rc == 0) with = sqlite3_column_int64(st, 0);
@@ -306,7 +319,7 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
                 "LIMIT ? OFFSET ?",
                 q->where.data);
     int64_t lo_b[2] = {(int64_t)(want - *n), off_b};
-    st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, false, lo_b, 2, err);
+    st = sql.oom ? NULL : s_prepare(s->db, sql.data, q, key, false, 1, lo_b, 2, err);
     rc = st ? s_collect(s->db, st, rids, n, want, err) : -1;
     sqlite3_finalize(st);
     sqlbuf_free(&sql);

@@ -56,6 +56,7 @@ typedef struct storage {
      * Only a hint: a wrong one costs a refused insert and the usual path. */
     int64_t fresh[STORAGE_FRESH_RUNS];
     unsigned fresh_next;
+    bool fold_failing; /* the tick's fold failed (logged once) */
 } storage_t;
 
 /* Start a reply in s->sb (cleared) and return its packer. */

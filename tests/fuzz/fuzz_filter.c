@@ -13,6 +13,7 @@
 
 #include "cairn/err.h"
 #include "filter.h"
+#include "fold.h"
 #include "schema.h"
 #include "sqlbuf.h"
 
@@ -25,12 +26,18 @@ static sqlite3 *db_once(void)
     for (int i = 0; i < STORAGE_SCHEMA_VERSION; i++)
         if (sqlite3_exec(db, storage_migrations[i], NULL, NULL, NULL) != SQLITE_OK)
             abort();
+    cairn_err_t err = {0};
+    if (fold_attach(db, &err) != 0) abort();
     if (sqlite3_exec(db,
                      "PRAGMA case_sensitive_like = ON;"
                      "INSERT INTO runs (rid, run_uuid, experiment_id, start_time, "
                      "artifact_uri) VALUES (1, 'a', 1, 5, 'x'), (2, 'b', 1, NULL, 'y');"
-                     "INSERT INTO metric_keys VALUES (1, 'acc');"
-                     "INSERT INTO latest_metrics VALUES (1, 1, 0.5, 0, 0);"
+                     "INSERT INTO metric_keys (key_id, key) VALUES (1, 'acc');"
+                     /* one row folded into the value index, one not (fold.h) */
+                     "INSERT INTO latest_metrics VALUES (1, 1, 0.5, 0, 0), "
+                     "(2, 1, 0.7, 0, 0);"
+                     "INSERT INTO metric_values VALUES (1, 0.5, 1);"
+                     "INSERT INTO mem.recent VALUES (2, 1, 0.7, 0, 0);"
                      "INSERT INTO params VALUES (1, 'lr', '0.1');"
                      "INSERT INTO tags VALUES (2, 'mlflow.runName', 'r');",
                      NULL, NULL, NULL) != SQLITE_OK)

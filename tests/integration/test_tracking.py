@@ -709,6 +709,92 @@ class Durability(unittest.TestCase):
             k2.cleanup()
             k.cleanup()
 
+    def search_by_metric(self, c, eid):
+        """(runs with m1 > 0.5, oldest first; all runs by m1 descending):
+        what search_runs answers through the value index (fold.h)."""
+        h, b = c.call("tracking", "search_runs", {
+            "experiment_ids": [eid], "filter": "metrics.m1 > 0.5",
+            "max_results": 1000})
+        self.assertEqual(h["st"], 200, (h, b))
+        matched = sorted(r["info"]["run_name"] for r in b["runs"])
+        order, token = [], None
+        while True:  # pages of 7: offsets across both halves of the index
+            body = {"experiment_ids": [eid], "order_by": ["metrics.m1 DESC"],
+                    "max_results": 7}
+            if token:
+                body["page_token"] = token
+            h, b = c.call("tracking", "search_runs", body)
+            self.assertEqual(h["st"], 200, (h, b))
+            order += [r["info"]["run_name"] for r in b["runs"]]
+            token = b.get("next_page_token")
+            if not token:
+                return matched, order
+
+    def folded_rows(self, state):
+        import sqlite3
+        db = sqlite3.connect(f"file:{state}/tracking.db?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM metric_values").fetchone()[0]
+        finally:
+            db.close()
+
+    def test_metric_search_across_folds_and_restarts(self):
+        """Search by a metric's value sees every acknowledged value whether
+        its row is still deferred (in memory, fold.h), folded into the
+        value index by the idle tick, or reloaded after kill -9; updates of
+        folded rows and NaN move their index entries."""
+        n = 60
+        k = Kernel(services=services("inproc")).start()
+        state = k.state
+        values = {f"r{i:02d}": (i * 37 % n) / n for i in range(n)}
+        values["r07"] = float("nan")
+
+        def want():
+            live = {r: v for r, v in values.items() if not math.isnan(v)}
+            ranked = sorted(live, key=lambda r: (-live[r], -int(r[1:])))
+            nan_last = sorted((r for r in values if r not in live),
+                              key=lambda r: -int(r[1:]))
+            return sorted(r for r in live if live[r] > 0.5), ranked + nan_last
+
+        try:
+            c = k.client()
+            h, b = c.call("tracking", "create_experiment", {"name": "folds"})
+            eid = b["experiment_id"]
+            ids = {}
+            for i, (name, v) in enumerate(sorted(values.items())):
+                h, b = c.call("tracking", "create_run", {
+                    "experiment_id": eid, "run_name": name, "start_time": i})
+                ids[name] = b["run"]["info"]["run_id"]
+                h, b = c.call("tracking", "log_batch", {"run_id": ids[name], "metrics": [
+                    {"key": "m1", "value": v, "timestamp": 1, "step": 0}]})
+                self.assertEqual(h["st"], 200, (h, b))
+            self.assertEqual(self.search_by_metric(c, eid), want())  # deferred
+            k.proc.send_signal(signal.SIGKILL)
+            k.proc.wait()
+            c.close()
+        finally:
+            k.stop()
+        k2 = Kernel(services=services("inproc"), state=state).start()
+        try:
+            c = k2.client()
+            self.assertEqual(self.search_by_metric(c, eid), want())  # reloaded
+            wait_for(lambda: self.folded_rows(state) == n - 1, timeout=30)
+            self.assertEqual(self.search_by_metric(c, eid), want())  # folded
+            # Folded rows change: newer steps, a NaN, an older step ignored.
+            for name, v, step in (("r03", 0.99, 1), ("r10", float("nan"), 1),
+                                  ("r07", 0.75, 1), ("r11", 0.0, -1)):
+                h, b = c.call("tracking", "log_metric", {
+                    "run_id": ids[name], "key": "m1", "value": v, "timestamp": 2,
+                    "step": step})
+                self.assertEqual(h["st"], 200, (h, b))
+                if step >= 0:
+                    values[name] = v
+            self.assertEqual(self.search_by_metric(c, eid), want())
+            c.close()
+        finally:
+            k2.cleanup()
+            k.cleanup()
+
     def test_kill_9_after_create_run_burst_inproc(self):
         self.burst_then_kill("inproc")
 

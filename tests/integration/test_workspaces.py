@@ -294,7 +294,7 @@ class MigrationFromV4(unittest.TestCase):
             db.close()
 
     def test_everything_is_in_default_and_intact(self):
-        self.assertEqual(self.schema_version(), 6)
+        self.assertEqual(self.schema_version(), 7)
         e = self.ok("tracking", "get_experiment_by_name",
                     {"experiment_name": "before-workspaces"})["experiment"]
         self.assertEqual((e["experiment_id"], e["tags"]),
@@ -334,7 +334,7 @@ class MigrationFromV4(unittest.TestCase):
         self.k.start()
         self.cl.c.close()
         self.cl.c = self.k.client()  # start() may have moved to new ports
-        self.assertEqual(self.schema_version(), 6)
+        self.assertEqual(self.schema_version(), 7)
         self.ok("tracking", "get_run", {"run_id": V4["R"]})
 
 

@@ -14,6 +14,7 @@
 
 #include "cairn/err.h"
 #include "filter.h"
+#include "fold.h"
 #include "schema.h"
 #include "sqlbuf.h"
 #include "unit.h"
@@ -162,11 +163,18 @@ static const char s_data[] =
     "'carl'),"
     "  (5, 'r5', 1, 'Alpha2', 'KILLED', 5000, 5500, 'active', 'file:///b/r5', 'dan'),"
     "  (6, 'r6', 1, 'zeta', 'FINISHED', 6000, 7000, 'active', 'file:///b/r6', 'bob');"
-    "INSERT INTO metric_keys VALUES (1, 'acc'), (2, 'loss'), (3, 'val loss');"
-    /* r4's acc is NaN, which SQLite stores as NULL; r5 logged no metrics. */
+    "INSERT INTO metric_keys (key_id, key) VALUES (1, 'acc'), (2, 'loss'), "
+    "(3, 'val loss');"
+    /* r4's acc is NaN, which SQLite stores as NULL; r5 logged no metrics.
+     * r3's, r4's loss and r6's rows are not folded into the value index yet
+     * (fold.h): each query must read both halves. */
     "INSERT INTO latest_metrics VALUES (1, 1, 0.9, 0, 0), (1, 2, 0.1, 0, 0),"
     "  (1, 3, 0.3, 0, 0), (2, 1, 0.7, 0, 0), (2, 2, 0.5, 0, 0), (3, 1, 0.95, 0, 0),"
     "  (4, 1, NULL, 0, 0), (4, 2, 0.2, 0, 0), (6, 1, 0.8, 0, 0), (6, 3, 0.25, 0, 0);"
+    "INSERT INTO metric_values SELECT key_id, value, rid FROM latest_metrics WHERE "
+    "value IS NOT NULL AND rid IN (1, 2, 4) AND NOT (rid = 4 AND key_id = 2);"
+    "INSERT INTO mem.recent SELECT * FROM latest_metrics WHERE rid IN (3, 6) OR "
+    "(rid = 4 AND key_id = 2);"
     "INSERT INTO params VALUES (1, 'lr', '0.1'), (1, 'model', 'CNN'),"
     "  (1, 'optimizer', 'adam'), (2, 'lr', '0.01'), (2, 'model', 'cnn'),"
     "  (3, 'lr', '0.1'), (3, 'model', 'RNN'), (4, 'model', 'Transformer'),"
@@ -183,6 +191,11 @@ static int open_db(void)
     int rc = sqlite3_open(":memory:", &s_db);
     for (int i = 0; rc == SQLITE_OK && i < STORAGE_SCHEMA_VERSION; i++)
         rc = sqlite3_exec(s_db, storage_migrations[i], NULL, NULL, &msg);
+    cairn_err_t err = {0};
+    if (rc == SQLITE_OK && fold_attach(s_db, &err) != 0) {
+        fprintf(stderr, "database setup: %s\n", err.msg);
+        return -1;
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s_db, "PRAGMA case_sensitive_like = ON;", NULL, NULL, &msg);
     if (rc == SQLITE_OK) rc = sqlite3_exec(s_db, s_data, NULL, NULL, &msg);
@@ -203,26 +216,29 @@ typedef struct ok_case {
     const char *sql; /* a substring of the SQL */
 } ok_case_t;
 
-#define METRIC_SQL(op)                                                                 \
-    "r.rid IN (SELECT lm.rid FROM latest_metrics lm JOIN metric_keys mk ON mk.key_id " \
-    "= "                                                                               \
-    "lm.key_id WHERE mk.key = ? AND lm.value " op " ?)"
+#define METRIC_SQL(op)                                                            \
+    "r.rid IN (SELECT rid FROM metric_values WHERE key_id = (SELECT key_id FROM " \
+    "metric_keys WHERE key = ?) AND value " op                                    \
+    " ? UNION ALL SELECT rid FROM "                                               \
+    "mem.recent WHERE key_id = (SELECT key_id FROM metric_keys WHERE key = ?) "   \
+    "AND value " op " ?)"
 
 static const ok_case_t s_ok[] = {
     {__LINE__, "", 0, "1"},
     {__LINE__, " \t\n ", 0, "1"},
-    {__LINE__, "metrics.acc > 0.9", 2, METRIC_SQL(">")},
-    {__LINE__, "metric.acc <> 1", 2, METRIC_SQL("!=")},
-    {__LINE__, "METRICS.acc=1", 2, METRIC_SQL("=")},
-    {__LINE__, "metrics.acc>=-0.5e-3", 2, METRIC_SQL(">=")},
-    {__LINE__, "metrics.acc < +.5", 2, METRIC_SQL("<")},
-    {__LINE__, "metrics.acc <= 5.", 2, METRIC_SQL("<=")},
-    {__LINE__, "metrics.acc != 1E10", 2, METRIC_SQL("!=")},
-    {__LINE__, "metrics.\"val/loss\" < 1", 2, "mk.key = ?"},
-    {__LINE__, "metrics.`val loss` < 1", 2, "mk.key = ?"},
-    {__LINE__, "metrics.`a``b` < 1", 2, "mk.key = ?"},
-    {__LINE__, "metrics.2hello > 1", 2, "mk.key = ?"},
-    {__LINE__, "metrics.\xc3\xa9t\xc3\xa9 > 1", 2, "mk.key = ?"},
+    {__LINE__, "metrics.acc > 0.9", 4, METRIC_SQL(">")},
+    {__LINE__, "metric.acc <> 1", 4, METRIC_SQL("!=")},
+    {__LINE__, "METRICS.acc=1", 4, METRIC_SQL("=")},
+    {__LINE__, "metrics.acc>=-0.5e-3", 4, METRIC_SQL(">=")},
+    {__LINE__, "metrics.acc < +.5", 4, METRIC_SQL("<")},
+    {__LINE__, "metrics.acc <= 5.", 4, METRIC_SQL("<=")},
+    {__LINE__, "metrics.acc != 1E10", 4, METRIC_SQL("!=")},
+    {__LINE__, "metrics.\"val/loss\" < 1", 4, "metric_keys WHERE key = ?) AND value"},
+    {__LINE__, "metrics.`val loss` < 1", 4, "metric_keys WHERE key = ?) AND value"},
+    {__LINE__, "metrics.`a``b` < 1", 4, "metric_keys WHERE key = ?) AND value"},
+    {__LINE__, "metrics.2hello > 1", 4, "metric_keys WHERE key = ?) AND value"},
+    {__LINE__, "metrics.\xc3\xa9t\xc3\xa9 > 1", 4,
+     "metric_keys WHERE key = ?) AND value"},
     {__LINE__, "params.lr = '0.1'", 2,
      "r.rid IN (SELECT rid FROM params WHERE key = ? AND value = ?)"},
     {__LINE__, "param.lr != \"0.1\"", 2, "key = ? AND value != ?)"},
@@ -250,10 +266,10 @@ static const ok_case_t s_ok[] = {
     {__LINE__, "end_time < 1.5e12", 1, "r.end_time < ?"},
     {__LINE__, "created > 0", 1, "r.start_time > ?"},
     {__LINE__, "Created > 0 AND STATUS = 'x'", 2, "r.start_time > ?"},
-    {__LINE__, "(metrics.a > 1)", 2, "r.rid IN"},
+    {__LINE__, "(metrics.a > 1)", 4, "r.rid IN"},
     {__LINE__, "((((status = 'x'))))", 1, "r.status = ?"},
-    {__LINE__, "\t\n metrics.a>1\n", 2, "lm.value > ?"},
-    {__LINE__, "metrics.a > 1 and params.b = 'c' or tags.d = 'e'", 6, " OR "},
+    {__LINE__, "\t\n metrics.a>1\n", 4, "AND value > ?"},
+    {__LINE__, "metrics.a > 1 and params.b = 'c' or tags.d = 'e'", 8, " OR "},
     {__LINE__, "status = 'a' OR (status = 'b' AND (status = 'c' OR status = 'd'))", 4,
      " AND "},
     {__LINE__, "params.x='a'and params.y='b'", 4, " AND "},
@@ -286,13 +302,17 @@ TEST(exact_sql)
     CHECK_STR(c.sql.data,
               "((r.rid IN (SELECT rid FROM params WHERE key = ? AND lower(value) "
               "LIKE lower(?)) OR r.status IN (?, ?)) AND " METRIC_SQL(">") ")");
-    if (CHECK(c.binds.n == 6)) {
+    if (CHECK(c.binds.n == 8)) {
         CHECK_STR(c.binds.v[0].text, "m");
         CHECK_STR(c.binds.v[1].text, "C%");
         CHECK_STR(c.binds.v[2].text, "A");
         CHECK_STR(c.binds.v[3].text, "B");
-        CHECK_STR(c.binds.v[4].text, "acc");
-        CHECK(c.binds.v[5].kind == BIND_REAL && c.binds.v[5].d == 0.9);
+        /* The metric's key and value, once for each half of the index. */
+        for (int arm = 0; arm < 2; arm++) {
+            CHECK_STR(c.binds.v[4 + 2 * arm].text, "acc");
+            CHECK(c.binds.v[5 + 2 * arm].kind == BIND_REAL &&
+                  c.binds.v[5 + 2 * arm].d == 0.9);
+        }
     }
     compiled_free(&c);
 
@@ -311,7 +331,7 @@ TEST(exact_sql)
         "params.a = 'it''s' AND params.b = 'it\\'s' AND params.c = \"say \"\"hi\"\"\""
         " AND params.d LIKE 'a\\_b\\\\c' AND start_time > 17 AND end_time < 1.5"
         " AND metrics.`x``y` = 2 AND tags.\"q\"\"k\" = 'v'");
-    if (CHECK(c.rc == 0 && c.binds.n == 14)) {
+    if (CHECK(c.rc == 0 && c.binds.n == 16)) {
         CHECK_STR(c.binds.v[1].text, "it's");
         CHECK_STR(c.binds.v[3].text, "it's");
         CHECK_STR(c.binds.v[5].text, "say \"hi\"");
@@ -320,7 +340,9 @@ TEST(exact_sql)
         CHECK(c.binds.v[9].kind == BIND_REAL && c.binds.v[9].d == 1.5);
         CHECK_STR(c.binds.v[10].text, "x`y");
         CHECK(c.binds.v[11].kind == BIND_REAL && c.binds.v[11].d == 2.0);
-        CHECK_STR(c.binds.v[12].text, "q\"k");
+        CHECK_STR(c.binds.v[12].text, "x`y");
+        CHECK(c.binds.v[13].kind == BIND_REAL && c.binds.v[13].d == 2.0);
+        CHECK_STR(c.binds.v[14].text, "q\"k");
     }
     compiled_free(&c);
 
@@ -786,7 +808,7 @@ TEST(limits)
     /* Thousands of clauses in one chain stay under SQLite's depth limit. */
     char *wide = repeat_clause(3000, "metrics.acc > 0.9", " OR ");
     compile(&c, wide);
-    CHECK(c.rc == 0 && c.binds.n == 6000 && prepares_in_search(&c));
+    CHECK(c.rc == 0 && c.binds.n == 12000 && prepares_in_search(&c));
     compiled_free(&c);
     CHECK(select_ids(wide, got, sizeof got) == 0 && strcmp(got, "r3") == 0);
     free(wide);
@@ -881,13 +903,13 @@ TEST(appends_and_rolls_back)
     sql_binds_int(&binds, 7);
     const char *good = "metrics.a > 1 OR params.b = 'c'";
     CHECK(filter_compile(good, strlen(good), &out, &binds, &err) == 0);
-    CHECK_UEQ(binds.n, 5);
+    CHECK_UEQ(binds.n, 7);
     size_t len = out.len;
     const char *bad = "metrics.a > 1 OR params.b = 'c' AND";
     CHECK(filter_compile(bad, strlen(bad), &out, &binds, &err) == -1);
     CHECK_UEQ(out.len, len);
     CHECK_UEQ(strlen(out.data), len);
-    CHECK_UEQ(binds.n, 5);
+    CHECK_UEQ(binds.n, 7);
     CHECK(binds.v[0].kind == BIND_INT && binds.v[0].i == 7);
     sqlbuf_free(&out);
     sql_binds_free(&binds);
