@@ -6,11 +6,15 @@
 #include <string.h>
 #include <time.h>
 
-/* Under a stream of writes, fold a key once mem.recent holds this many
- * rows: a fold of k rows into an index of p pages writes about min(k, p)
- * pages, so larger folds write less per row; this bounds the memory (about
- * 100 bytes a row) and how long one fold holds the writer (~5 µs a row). */
+/* Under a stream of writes, fold keys once mem.recent holds this many
+ * rows, until it holds half as many: a fold of k rows into an index of p
+ * pages writes about min(k, p) pages, so larger folds write less per row;
+ * this bounds the memory (about 100 bytes a row). */
 #define FOLD_BUSY_ROWS 262144
+/* How long a tick folds under writes, which wait meanwhile; past
+ * FOLD_BEHIND_ROWS (writes outpacing it) it goes on until the half. */
+#define FOLD_BUSY_BUDGET_MS 50
+#define FOLD_BEHIND_ROWS (4 * FOLD_BUSY_ROWS)
 /* When idle, fold for at most this long a tick. */
 #define FOLD_IDLE_BUDGET_MS 150
 
@@ -94,11 +98,6 @@ bool fold_defers(const fold_t *f, int64_t key_id, int64_t rid)
 void fold_noted(fold_t *f)
 {
     if (f) f->pending++;
-}
-
-long fold_pending(const fold_t *f)
-{
-    return f ? f->pending : 0;
 }
 
 static int s_load(fold_t *f, sqlite3 *h, cairn_err_t *err)
@@ -260,10 +259,19 @@ static long s_total(fold_t *f)
     return f->pending = n;
 }
 
+/* Whether to fold another key, after folded rows for ms this tick. */
+static bool s_more(const fold_t *f, bool idle, uint64_t ms, bool behind)
+{
+    if (f->pending <= 0) return false;
+    if (idle) return ms < FOLD_IDLE_BUDGET_MS;
+    return f->pending > FOLD_BUSY_ROWS / 2 && (behind || ms < FOLD_BUSY_BUDGET_MS);
+}
+
 long fold_tick(fold_t *f, sqlite3 *h, bool idle, cairn_err_t *err)
 {
     if (!f || f->pending == 0 || !sqlite3_get_autocommit(h)) return 0;
     if (!idle && (f->pending < FOLD_BUSY_ROWS || s_total(f) < FOLD_BUSY_ROWS)) return 0;
+    bool behind = !idle && f->pending >= FOLD_BEHIND_ROWS;
     uint64_t t0 = s_ms();
     long folded = 0;
     do {
@@ -272,6 +280,6 @@ long fold_tick(fold_t *f, sqlite3 *h, bool idle, cairn_err_t *err)
         long n = s_fold_key(f, h, key, err);
         if (n < 0) return -1;
         folded += n;
-    } while (idle && s_ms() - t0 < FOLD_IDLE_BUDGET_MS);
+    } while (s_more(f, idle, s_ms() - t0, behind));
     return folded;
 }

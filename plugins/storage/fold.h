@@ -53,7 +53,4 @@ void fold_noted(fold_t *f);
  * folded, or -1 with err. */
 long fold_tick(fold_t *f, sqlite3 *h, bool idle, cairn_err_t *err);
 
-/* Rows waiting in mem.recent (an estimate: an update counts as a row). */
-long fold_pending(const fold_t *f);
-
 #endif
