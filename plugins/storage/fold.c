@@ -31,9 +31,10 @@ enum {
 static const char *const s_sql[F_NSTMT] = {
     [F_COUNT] = "SELECT count(*), max(rid) FROM mem.recent WHERE key_id = ?",
     [F_NEXT] = "SELECT key_id FROM mem.recent WHERE key_id > ? ORDER BY key_id LIMIT 1",
-    [F_FOLD] =
-        "INSERT INTO metric_values (key_id, value, rid) SELECT key_id, value, rid "
-        "FROM mem.recent WHERE key_id = ?1 AND value IS NOT NULL ORDER BY value, rid",
+    /* parenthesized: one string, not two elements (clang's -Wstring-concatenation) */
+    [F_FOLD] = ("INSERT INTO metric_values (key_id, value, rid) SELECT key_id, value, "
+                "rid FROM mem.recent WHERE key_id = ?1 AND value IS NOT NULL ORDER BY "
+                "value, rid"),
     [F_UPTO] =
         "UPDATE metric_keys SET folded_upto = max(folded_upto, ?) WHERE key_id = ?",
     [F_FORGET] = "DELETE FROM mem.recent WHERE key_id = ?",

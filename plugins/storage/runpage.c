@@ -64,9 +64,8 @@ static const char *const s_part_sql[NPARTS] = {
      * this half the cost of a page (26 of 48 ms for 1000 runs); the names
      * come from a small map, and each run's metrics are sorted by name
      * here (s_flush_metrics). */
-    [PART_METRICS] =
-        "SELECT key_id, value, timestamp, step, rid FROM latest_metrics WHERE rid "
-        "IN",
+    [PART_METRICS] = ("SELECT key_id, value, timestamp, step, rid FROM latest_metrics "
+                      "WHERE rid IN"),
     [PART_PARAMS] = "SELECT key, value, rid FROM params WHERE rid IN",
     [PART_TAGS] = "SELECT key, value, rid FROM tags WHERE rid IN",
 };
