@@ -45,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/aio_abi.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -924,6 +926,13 @@ typedef struct download {
     const char *dest; /* the file it becomes; NULL: the caller's fd */
     char *tmp;        /* the temporary file beside dest, until renamed */
     int fd;
+    /* The temporary file written with O_DIRECT (s_direct_start): an
+     * aligned staging buffer holding [stage_off, offset), fewer than
+     * DL_ALIGN bytes between chunks; NULL: written through the page cache. */
+    unsigned char *stage;
+    uint64_t stage_off;
+    bool direct;       /* fd is O_DIRECT now (cleared for the tail, or if refused) */
+    aio_context_t aio; /* its writes go through kernel AIO (0: pwrite) */
     bool started;      /* a chunk arrived */
     uint64_t retry_ms; /* the longest a chunk is asked for again */
     uint64_t offset, size;
@@ -980,6 +989,151 @@ static void s_kick_writeback(const download_t *d, uint64_t off, size_t n)
         (void)sync_file_range(d->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
 }
 
+/* ---- O_DIRECT ------------------------------------------------------------ */
+
+/* Writing a download through the page cache costs about as much CPU as
+ * hashing it (a kernel copy of every byte; docs/PERFORMANCE.md). The
+ * temporary file of a download of DL_DIRECT_MIN bytes or more is written
+ * with O_DIRECT instead, where its filesystem allows it: each reply is
+ * copied into an aligned staging buffer and its whole blocks written at
+ * aligned offsets. The tail (fewer than DL_ALIGN bytes) waits in the
+ * buffer for the next reply, and the last one is written buffered, by
+ * clearing O_DIRECT, before the fsync and the rename: simpler than padding
+ * it to a block and cutting the file back, and it only ever costs one
+ * page. Keeping the tail in memory is safe here, unlike the server's
+ * upload: a download that fails removes its temporary file and starts
+ * again, so no byte of it is ever read back.
+ *
+ * A direct write returns when the device has the bytes, so each one goes
+ * through kernel AIO where it can (io_setup may be refused: aio-max-nr)
+ * and the reply is hashed while the device writes, as the server does
+ * with io_uring. The file is first given its full size (fallocate): a
+ * direct write past the end of the file is synchronous on ext4 even
+ * through AIO, one within it is not. */
+#define DL_ALIGN 4096u              /* the buffer, offsets and lengths */
+#define DL_DIRECT_MIN (1u << 20)    /* smaller files: the page cache */
+#define DL_STAGE (CHUNK + DL_ALIGN) /* a reply and a tail */
+
+/* Switch the temporary file to O_DIRECT if the download is large enough
+ * and its filesystem takes it (else it stays buffered: tmpfs before Linux
+ * 6.6, FUSE, ...). */
+static void s_direct_start(download_t *d)
+{
+    void *stage = NULL;
+    int fl = fcntl(d->fd, F_GETFL);
+    if (d->size < DL_DIRECT_MIN || fl < 0 ||
+        posix_memalign(&stage, DL_ALIGN, DL_STAGE) != 0)
+        return;
+    if (fcntl(d->fd, F_SETFL, fl | O_DIRECT) != 0) {
+        free(stage);
+        return;
+    }
+    d->stage = stage;
+    d->stage_off = 0;
+    d->direct = true;
+    /* Best effort, both: without them the writes are synchronous. */
+    (void)fallocate(d->fd, 0, 0, (off_t)d->size);
+    if (syscall(SYS_io_setup, 1, &d->aio) != 0) d->aio = 0;
+}
+
+/* Write the n staged bytes (whole blocks) at stage_off through AIO and
+ * hash the reply (buf, len) while the device writes. false when AIO is not
+ * in use or refused the write (nothing was hashed); else true, with *done
+ * the bytes written (less than n when it failed: the caller writes the
+ * rest with pwrite, which says why if it fails again). */
+static bool s_aio_write(download_t *d, size_t n, const void *buf, size_t len,
+                        size_t *done)
+{
+    struct iocb cb = {.aio_fildes = (uint32_t)d->fd,
+                      .aio_lio_opcode = IOCB_CMD_PWRITE,
+                      .aio_buf = (uint64_t)(uintptr_t)d->stage,
+                      .aio_nbytes = n,
+                      .aio_offset = (int64_t)d->stage_off};
+    struct iocb *cbs[1] = {&cb};
+    struct io_event ev;
+    *done = 0;
+    if (!d->aio || !d->direct || syscall(SYS_io_submit, d->aio, 1L, cbs) != 1)
+        return false;
+    cairn_chash_update(&d->st, buf, len);
+    long got;
+    do got = syscall(SYS_io_getevents, d->aio, 1L, 1L, &ev, NULL);
+    while (got < 0 && errno == EINTR);
+    if (got != 1) { /* cannot happen; io_destroy waits for the write */
+        syscall(SYS_io_destroy, d->aio);
+        d->aio = 0;
+        return true;
+    }
+    if (ev.res > 0) *done = (size_t)ev.res;
+    return true;
+}
+
+/* Clear O_DIRECT on the temporary file: for the tail, or when the
+ * filesystem took the flag but refuses the writes. */
+static int s_direct_off(download_t *d)
+{
+    int fl = fcntl(d->fd, F_GETFL);
+    if (fl < 0 || fcntl(d->fd, F_SETFL, fl & ~O_DIRECT) != 0) return -1;
+    d->direct = false;
+    return 0;
+}
+
+/* Write the staged bytes [done, n) at stage_off + done. An EINVAL from a
+ * direct write (an alignment the device wants larger) takes it, and every
+ * later one, through the page cache. */
+static int s_stage_write(download_t *d, size_t done, size_t n, cairn_err_t *err)
+{
+    while (done < n) {
+        ssize_t r =
+            pwrite(d->fd, d->stage + done, n - done, (off_t)(d->stage_off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EINVAL && d->direct && s_direct_off(d) == 0) continue;
+        if (r <= 0)
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
+                                 "cannot write '%s': %s", d->tmp,
+                                 strerror(r < 0 ? errno : EIO));
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Hash a reply's n bytes and append them at d->offset (at most CHUNK: the
+ * reply was checked) through the staging buffer: its whole blocks are
+ * written, the tail kept. */
+static int s_stage_put(download_t *d, const void *buf, size_t n, cairn_err_t *err)
+{
+    size_t staged = (size_t)(d->offset - d->stage_off);
+    memcpy(d->stage + staged, buf, n);
+    staged += n;
+    size_t whole = staged / DL_ALIGN * DL_ALIGN, done = 0;
+    if (!whole || !s_aio_write(d, whole, buf, n, &done))
+        cairn_chash_update(&d->st, buf, n);
+    if (whole > done && s_stage_write(d, done, whole, err) != 0) return -1;
+    memmove(d->stage, d->stage + whole, staged - whole);
+    d->stage_off += whole;
+    return 0;
+}
+
+/* The last tail, buffered, before the fsync. */
+static int s_stage_finish(download_t *d, cairn_err_t *err)
+{
+    if (!d->stage || d->offset == d->stage_off) return 0;
+    if (d->direct && s_direct_off(d) != 0)
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
+                             "cannot write '%s': %s", d->tmp, strerror(errno));
+    return s_stage_write(d, 0, (size_t)(d->offset - d->stage_off), err);
+}
+
+/* Hash a reply's bytes and write them at d->offset, through the page cache
+ * or the staging buffer. */
+static int s_put(download_t *d, const void *buf, size_t n, cairn_err_t *err)
+{
+    if (d->stage) return s_stage_put(d, buf, n, err);
+    cairn_chash_update(&d->st, buf, n);
+    int rc = s_write_full(d->fd, buf, n, d->tmp ? d->tmp : "the output", err);
+    s_kick_writeback(d, d->offset, n);
+    return rc;
+}
+
 /* A get_artifact reply (obj) for the chunk at d->offset: check that it
  * follows on and is of the same blob, hash it and write it. *done says
  * whether it was the last. */
@@ -1022,13 +1176,10 @@ static int s_get_take(download_t *d, const msgpack_object *obj, bool *done,
         d->size = size->via.u64;
         memcpy(d->hash, hash, sizeof hash);
         cairn_chash_init(&d->st, alg);
-        if (d->dest) rc = s_open_tmp(d, err);
+        if (d->dest && (rc = s_open_tmp(d, err)) == 0) s_direct_start(d);
     }
     if (rc != 0) return -1;
-    cairn_chash_update(&d->st, data->via.bin.ptr, data->via.bin.size);
-    rc = s_write_full(d->fd, data->via.bin.ptr, data->via.bin.size,
-                      d->tmp ? d->tmp : "the output", err);
-    s_kick_writeback(d, d->offset, data->via.bin.size);
+    rc = s_put(d, data->via.bin.ptr, data->via.bin.size, err);
     d->offset += data->via.bin.size;
     *done = fin->via.boolean;
     return rc;
@@ -1179,6 +1330,7 @@ static int s_commit(download_t *d, cairn_err_t *err)
 {
     mode_t mask = umask(0);
     umask(mask);
+    if (s_stage_finish(d, err) != 0) return -1;
     if (fchmod(d->fd, 0666 & ~mask) != 0 || fsync(d->fd) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_IO,
                              "cannot write '%s': %s", d->tmp, strerror(errno));
@@ -1220,6 +1372,8 @@ static int s_download(cairn_client_t *client, const char *run_id,
         unlink(d.tmp);
         free(d.tmp);
     }
+    if (d.aio) syscall(SYS_io_destroy, d.aio); /* none in flight: see s_aio_write */
+    free(d.stage);
     if (rc == 0 && info) {
         info->path = strdup(artifact_path);
         if (!info->path) return trk_oom(err);

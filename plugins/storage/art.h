@@ -14,9 +14,11 @@
 #define ART_CHUNK_MAX (8u << 20)
 #define ART_PATH_MAX 1024
 /* What an unfinished upload may hold in memory (upslots.h): one chunk of
- * dirty page cache, and while it is resumed a 1 MiB rehash buffer (cas.c);
+ * dirty page cache or (O_DIRECT) its staging buffer, and while it is
+ * resumed a 1 MiB rehash buffer (cas.c, freed before the first write);
  * its hash state, path and record are small beside them. */
 #define ART_UPLOAD_BYTES (ART_CHUNK_MAX + (1u << 20))
+_Static_assert(CAS_STAGE_MAX <= ART_UPLOAD_BYTES, "ART_UPLOAD_BYTES");
 #define ART_CURSORS 32
 #define ART_REHASH_MAX (64u << 20)
 #define ART_LIST_DEFAULT 10000

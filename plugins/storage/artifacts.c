@@ -43,7 +43,9 @@
  * reads the requested range straight into the reply buffer. An upload's
  * dirty page cache is bounded too (cas.c starts the writeback of each
  * chunk and waits for the previous one's), so commit's fsync is short and
- * never stalls the loop (and its heartbeats) on gigabytes of dirty pages.
+ * never stalls the loop (and its heartbeats) on gigabytes of dirty pages;
+ * a large upload is written with O_DIRECT (cas.c, "direct writes") and
+ * holds a staging buffer of about a chunk instead.
  *
  * Verbs (permission tracking.read / tracking.write):
  *   put_artifact {run_id*, path*, data* (bin <= 8 MiB), offset*, upload_id,

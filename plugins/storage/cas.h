@@ -30,8 +30,11 @@
  * File I/O goes through io_uring where the kernel allows it (a write is
  * queued, the chunk is hashed while it is in flight, then the completion
  * is reaped) and falls back to pwrite/pread where io_uring_queue_init
- * fails (seccomp in containers, io_uring_disabled). A cas_t and its
- * writers belong to one thread.
+ * fails (seccomp in containers, io_uring_disabled). A writer whose first
+ * write is large writes its whole blocks with O_DIRECT from an aligned
+ * staging buffer (no page-cache copy; cas.c, "direct writes") where the
+ * filesystem allows it, and buffered otherwise; the file is the same
+ * either way. A cas_t and its writers belong to one thread.
  */
 #ifndef STORAGE_CAS_H
 #define STORAGE_CAS_H
@@ -61,6 +64,14 @@ const char *cas_io_mode(const cas_t *c);
 /* Why io_uring is not in use ("" when it is, or was not tried). */
 const char *cas_io_reason(const cas_t *c);
 const char *cas_root(const cas_t *c);
+/* Whether writers may write with O_DIRECT (on by default; off for good
+ * once the filesystem refuses it). Tests turn it off to take the
+ * buffered path. */
+void cas_set_direct(cas_t *c, bool on);
+/* The most a writer's staging buffer for O_DIRECT holds: a writer's
+ * memory, beside its hash state, where a buffered one would hold a chunk of
+ * dirty page cache. */
+#define CAS_STAGE_MAX ((8u << 20) + 4096u)
 
 /* Hashing. A blob's content hash is one of two algorithms (sdk/chash.h,
  * shared with the SDK's transfers): BLAKE2b-256 (every blob stored before
@@ -83,6 +94,8 @@ cas_writer_t *cas_writer_new(cas_t *c, const char *name, cairn_err_t *err);
  * valid but its content is unknown: abort it. */
 int cas_writer_write(cas_writer_t *w, const void *buf, size_t len, cairn_err_t *err);
 uint64_t cas_writer_size(const cas_writer_t *w);
+/* Whether its whole blocks are written with O_DIRECT (tests). */
+bool cas_writer_direct(const cas_writer_t *w);
 /* The algorithm its hash is (CAS_ALG_NEW): what commit names the blob by. */
 cairn_chash_alg_t cas_writer_alg(const cas_writer_t *w);
 /* Make the bytes durable and content-addressed: fsync, then rename into

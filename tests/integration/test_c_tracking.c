@@ -908,6 +908,33 @@ static void test_artifacts(cairn_client_t *c, const char *exp, const char *tmp)
     CHECK(s_count_entries(dir) == 2, "no temporary file left: %d entries",
           s_count_entries(dir));
 
+    /* sizes around the 1 MiB from which a download's temporary file is
+     * written with O_DIRECT, and around its 4096-byte blocks and the
+     * chunks: every byte arrives, the tail too; then src and dst as they
+     * were */
+    unsigned char d0 = data ? data[0] : 0;
+    const size_t sizes[] = {(1u << 20) - 1, 1u << 20,          (1u << 20) + 1,
+                            4u << 20,       (4u << 20) + 4097, (8u << 20) + 4095};
+    for (size_t i = 0; data && i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "sizes/%zu", sizes[i]);
+        data[0] = (unsigned char)i;
+        CHECK(s_write_file(src, data, sizes[i]), "writing %s", src);
+        rc = cairn_log_artifact(c, run, src, name, NULL, NULL, &err);
+        CHECK(rc == 0, "upload of %zu bytes: %s", sizes[i], err.msg);
+        rc = cairn_download_artifact(c, run, name, dst, NULL, NULL, &err);
+        back = rc == 0 ? s_read_file(dst, &got) : NULL;
+        CHECK(back && got == sizes[i] && memcmp(back, data, got) == 0,
+              "download of %zu bytes: %d %s (%zu back)", sizes[i], rc, err.msg, got);
+        free(back);
+    }
+    if (data) data[0] = d0;
+    CHECK(data && s_write_file(src, data, n), "writing %s", src);
+    rc = cairn_download_artifact(c, run, "models/m.bin", dst, NULL, NULL, &err);
+    CHECK(rc == 0, "cairn_download_artifact: %s", err.msg);
+    CHECK(s_count_entries(dir) == 2, "no temporary file left: %d entries",
+          s_count_entries(dir));
+
     /* an empty file */
     char empty[HARNESS_PATH_MAX + 16];
     snprintf(empty, sizeof empty, "%s/empty", dir);

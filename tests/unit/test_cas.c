@@ -4,7 +4,9 @@
  * blobs read, verified and removed under cas/), reads at offsets, verify and corruption
  * detection, aborts and the temp sweep, sidecars and resuming a writer after a restart
  * — each through io_uring (when the kernel allows it) and through the pread/pwrite
- * fallback. */
+ * fallback; and O_DIRECT writes (sizes and chunks around the 4096-byte
+ * alignment, resumes at unaligned offsets) on a disk directory, on tmpfs
+ * when there is one, and with O_DIRECT turned off. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <ftw.h>
@@ -547,6 +549,178 @@ TEST(sweep_pairs)
     cas_destroy(&c);
 }
 
+/* ---- O_DIRECT writes ------------------------------------------------------ */
+
+#define MiB (1u << 20)
+
+/* Whether a file in dir takes an aligned O_DIRECT write (what the writers
+ * will find there). */
+static bool s_dir_direct(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/probe-direct", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+    bool ok = fd >= 0;
+    void *b = NULL;
+    if (ok && posix_memalign(&b, 4096, 4096) == 0) {
+        memset(b, 0, 4096);
+        ok = pwrite(fd, b, 4096, 0) == 4096;
+    }
+    free(b);
+    if (fd >= 0) close(fd);
+    unlink(path);
+    return ok;
+}
+
+/* A fresh store under dir with O_DIRECT on or off. */
+static cas_t *s_open_in(const char *dir, bool direct)
+{
+    cairn_err_t err = {0};
+    char root[300];
+    s_rmrf(dir);
+    mkdir(dir, 0700);
+    snprintf(root, sizeof root, "%s/art", dir);
+    cas_t *c = cas_open(root, s_uring, &err);
+    if (!CHECK(c != NULL)) fprintf(stderr, "     %s\n", err.msg);
+    if (c) cas_set_direct(c, direct);
+    return c;
+}
+
+/* The temp file name holds exactly p[0, n): its size, and its last bytes
+ * (those a staging buffer holds). */
+static bool s_tmp_holds(const cas_t *c, const char *name, const unsigned char *p,
+                        size_t n)
+{
+    char path[512];
+    unsigned char tail[3 * 4096];
+    snprintf(path, sizeof path, "%s/tmp/%s", cas_root(c), name);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || (size_t)sb.st_size != n) return false;
+    size_t k = n < sizeof tail ? n : sizeof tail;
+    int fd = open(path, O_RDONLY);
+    bool ok = fd >= 0 && pread(fd, tail, k, (off_t)(n - k)) == (ssize_t)k &&
+              memcmp(tail, p + n - k, k) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* The blob hex holds exactly p[0, n). */
+static bool s_blob_holds(cas_t *c, const char *hex, const unsigned char *p, size_t n)
+{
+    cairn_err_t err = {0};
+    int fd = -1;
+    uint64_t size = 0;
+    if (cas_open_blob(c, CAS_ALG_NEW, hex, &fd, &size, &err) != 0) return false;
+    unsigned char *buf = malloc(n ? n : 1);
+    size_t got = 0;
+    bool ok = buf && size == n && cas_pread(c, fd, buf, n, 0, &got, &err) == 0 &&
+              got == n && memcmp(buf, p, n) == 0;
+    free(buf);
+    close(fd);
+    return ok;
+}
+
+/* Write p in the chunks lens[0..k) through writer w (named name), checking
+ * after each that the temp file holds all that was written; then commit
+ * and check the hash, the size and the bytes. */
+static void s_chunks_commit(cas_t *c, cas_writer_t *w, const char *name,
+                            const unsigned char *p, size_t from, const size_t *lens,
+                            int k, bool want_direct)
+{
+    cairn_err_t err = {0};
+    size_t off = from;
+    for (int i = 0; i < k; i++) {
+        int rc = cas_writer_write(w, p + off, lens[i], &err);
+        if (!CHECK(rc == 0)) fprintf(stderr, "     %s\n", err.msg);
+        off += lens[i];
+        CHECK_UEQ(cas_writer_size(w), off);
+        if (!CHECK(s_tmp_holds(c, name, p, off)))
+            fprintf(stderr, "     after %zu bytes (chunk %d)\n", off, i);
+    }
+    CHECK_EQ(cas_writer_direct(w), want_direct);
+    char one[CAS_HEX_LEN + 1], got[CAS_HEX_LEN + 1];
+    cas_hash_buf(CAS_ALG_NEW, p, off, one);
+    uint64_t size = 0;
+    CHECK_EQ(cas_writer_commit(&w, got, &size, NULL, &err), 0);
+    CHECK_STR(got, one);
+    CHECK_UEQ(size, off);
+    CHECK(s_blob_holds(c, one, p, off));
+}
+
+/* One store: single writes of sizes around the alignment, odd chunks after
+ * a large first one (the staging buffer is then 1 MiB + 4 KiB, so the 8 MiB
+ * ones go in pieces), and resumes at an unaligned and an aligned offset. */
+static void s_direct_cases(const char *dir, bool direct)
+{
+    cas_t *c = s_open_in(dir, direct);
+    if (!c) return;
+    bool can = direct && s_dir_direct(dir);
+    printf("  %s, O_DIRECT %s%s\n", dir, direct ? "on" : "off",
+           direct && !can ? " (refused here)" : "");
+    cairn_err_t err = {0};
+    size_t big = 8 * MiB + 4 * MiB + 64 * 1024;
+    unsigned char *p = s_pattern(big, 23);
+    const size_t singles[] = {0,       1,   4095,        4096,    4097,
+                              MiB - 1, MiB, 8 * MiB - 1, 8 * MiB, 8 * MiB + 1};
+    char name[32];
+    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
+        snprintf(name, sizeof name, "s-%zu", i);
+        p[0] = (unsigned char)i; /* no two the same blob (dedup) */
+        cas_writer_t *w = cas_writer_new(c, name, &err);
+        if (!CHECK(w != NULL)) continue;
+        s_chunks_commit(c, w, name, p, 0, &singles[i], 1, can && singles[i] >= MiB);
+    }
+    const size_t odd[] = {MiB,  1,           4095,        0, 4097,
+                          4096, 3 * MiB + 5, 8 * MiB + 1, 7, 4089};
+    p[0] = 0xa5;
+    cas_writer_t *w = cas_writer_new(c, "odd", &err);
+    if (CHECK(w != NULL))
+        s_chunks_commit(c, w, "odd", p, 0, odd, sizeof odd / sizeof odd[0], can);
+    /* an unaligned first chunk stays buffered */
+    const size_t late[] = {4097, 2 * MiB, 3};
+    p[0] = 0x5a;
+    w = cas_writer_new(c, "late", &err);
+    if (CHECK(w != NULL)) s_chunks_commit(c, w, "late", p, 0, late, 3, false);
+    /* resumes: at an unaligned offset (buffered from there) and at an
+     * aligned one (direct again) */
+    const size_t first[] = {MiB, 3 * MiB + 5}, rest[] = {MiB + 7, 2 * MiB, 1};
+    const uint64_t uptos[] = {2 * MiB + 123, 2 * MiB};
+    for (int i = 0; i < 2; i++) {
+        p[0] = (unsigned char)(0x70 + i);
+        snprintf(name, sizeof name, "rs-%d", i);
+        w = cas_writer_new(c, name, &err);
+        if (!CHECK(w != NULL)) continue;
+        CHECK_EQ(cas_writer_set_meta(w, "m", 1, false, &err), 0);
+        CHECK_EQ(cas_writer_write(w, p, first[0], &err), 0);
+        CHECK_EQ(cas_writer_write(w, p + first[0], first[1], &err), 0);
+        CHECK_EQ(cas_writer_direct(w), can);
+        cas_writer_release(&w); /* the tail is on file: no flush needed */
+        CHECK(s_tmp_holds(c, name, p, first[0] + first[1]));
+        w = cas_writer_resume(c, name, uptos[i], NULL, &err);
+        if (!CHECK(w != NULL)) continue;
+        uint64_t left = 1;
+        CHECK_EQ(cas_writer_rehash(w, 0, &left, &err), 0);
+        CHECK_UEQ(left, 0);
+        s_chunks_commit(c, w, name, p, uptos[i], rest, 3, can && i == 1);
+    }
+    free(p);
+    cas_destroy(&c);
+    s_rmrf(dir);
+}
+
+TEST(direct_writes)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "/var/tmp/cairn-test-cas-%d", (int)getpid());
+    s_direct_cases(dir, true);
+    s_direct_cases(dir, false);
+    struct stat sb;
+    if (stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(dir, sizeof dir, "/dev/shm/cairn-test-cas-%d", (int)getpid());
+        s_direct_cases(dir, true);
+    }
+}
+
 static void s_all(void)
 {
     RUN(vectors);
@@ -558,6 +732,7 @@ static void s_all(void)
     RUN(resume_rehash);
     RUN(sweep_pairs);
     RUN(digest_and_kept_sidecar);
+    RUN(direct_writes);
 }
 
 int main(void)
