@@ -34,8 +34,8 @@ static const cairn_setting_t audit_settings[] = {
 enum { Q_INSERT, Q_LAST, Q_TIME_OF, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT };
 static const char *const s_sql[Q_COUNT] = {
     [Q_INSERT] =
-        "INSERT INTO records (seq, time, principal, ws, svc, verb, object, "
-        "status, cid, digest, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("INSERT INTO records (seq, time, principal, ws, svc, verb, object, "
+         "status, cid, digest, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     [Q_LAST] = "SELECT seq, hash, time FROM records ORDER BY seq DESC LIMIT 1",
     [Q_TIME_OF] = "SELECT time FROM records WHERE seq >= ? ORDER BY seq LIMIT 1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",

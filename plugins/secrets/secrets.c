@@ -70,9 +70,8 @@ static const char *const s_sql[Q_COUNT] = {
         "sealed = excluded.sealed, key_id = excluded.key_id, updated = "
         "excluded.updated, version = version + 1 RETURNING version",
     [Q_GET] = "SELECT sealed, key_id, version FROM secrets WHERE ws = ? AND name = ?",
-    [Q_LIST] =
-        "SELECT name, created, updated, version FROM secrets WHERE ws = ? AND "
-        "name > ? ORDER BY name LIMIT ?",
+    [Q_LIST] = ("SELECT name, created, updated, version FROM secrets WHERE ws = ? AND "
+                "name > ? ORDER BY name LIMIT ?"),
     [Q_DELETE] = "DELETE FROM secrets WHERE ws = ? AND name = ?",
     [Q_ALL] = "SELECT ws, name, sealed, key_id FROM secrets WHERE key_id != ?",
     [Q_RESEAL] = "UPDATE secrets SET sealed = ?, key_id = ? WHERE ws = ? AND name = ?",
