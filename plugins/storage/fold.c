@@ -49,23 +49,26 @@ struct fold {
     int64_t cursor; /* the last key folded: keys take turns */
 };
 
-int fold_attach(sqlite3 *h, cairn_err_t *err)
+/* Run sql (no rows) on h; a 500 naming what failed. */
+static int s_exec(sqlite3 *h, const char *sql, const char *what, cairn_err_t *err)
 {
     char *msg = NULL;
-    if (sqlite3_exec(h,
-                     "ATTACH DATABASE ':memory:' AS mem;"
-                     "CREATE TABLE mem.recent (rid INTEGER NOT NULL, key_id INTEGER "
-                     "NOT NULL, value REAL, timestamp INTEGER NOT NULL, step INTEGER "
-                     "NOT NULL, PRIMARY KEY (rid, key_id)) WITHOUT ROWID;"
-                     "CREATE INDEX mem.recent_by_value ON recent (key_id, value);",
-                     NULL, NULL, &msg) != SQLITE_OK) {
-        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                      "cannot attach the in-memory metric index: %s",
-                      msg ? msg : "out of memory");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    if (sqlite3_exec(h, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE, "cannot %s: %s", what,
+                  msg ? msg : "out of memory");
+    sqlite3_free(msg);
+    return -1;
+}
+
+int fold_attach(sqlite3 *h, cairn_err_t *err)
+{
+    return s_exec(h,
+                  "ATTACH DATABASE ':memory:' AS mem;"
+                  "CREATE TABLE mem.recent (rid INTEGER NOT NULL, key_id INTEGER "
+                  "NOT NULL, value REAL, timestamp INTEGER NOT NULL, step INTEGER "
+                  "NOT NULL, PRIMARY KEY (rid, key_id)) WITHOUT ROWID;"
+                  "CREATE INDEX mem.recent_by_value ON recent (key_id, value);",
+                  "attach the in-memory metric index", err);
 }
 
 static int s_fail(sqlite3 *h, const char *what, cairn_err_t *err)
@@ -116,20 +119,14 @@ static int s_load(fold_t *f, sqlite3 *h, cairn_err_t *err)
     if (rc != SQLITE_OK) return s_fail(h, "read the metric keys", err);
     /* Unfolded rows are newer than their key's folded_upto: a range of
      * the primary key, short unless the process stopped mid-populate. */
-    char *msg = NULL;
-    if (sqlite3_exec(h,
-                     "INSERT INTO mem.recent SELECT lm.rid, lm.key_id, lm.value, "
-                     "lm.timestamp, lm.step FROM latest_metrics lm JOIN metric_keys mk "
-                     "ON mk.key_id = lm.key_id WHERE lm.rid > (SELECT "
-                     "coalesce(min(folded_upto), 0) FROM metric_keys) AND lm.rid > "
-                     "mk.folded_upto",
-                     NULL, NULL, &msg) != SQLITE_OK) {
-        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
-                      "cannot load the unfolded metric rows: %s",
-                      msg ? msg : "out of memory");
-        sqlite3_free(msg);
+    if (s_exec(h,
+               "INSERT INTO mem.recent SELECT lm.rid, lm.key_id, lm.value, "
+               "lm.timestamp, lm.step FROM latest_metrics lm JOIN metric_keys mk "
+               "ON mk.key_id = lm.key_id WHERE lm.rid > (SELECT "
+               "coalesce(min(folded_upto), 0) FROM metric_keys) AND lm.rid > "
+               "mk.folded_upto",
+               "load the unfolded metric rows", err) != 0)
         return -1;
-    }
     f->pending = sqlite3_changes(h);
     return 0;
 }
