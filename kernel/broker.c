@@ -424,6 +424,7 @@ static audit_note_t *s_audit_note(const route_req_t *r, const authz_principal_t 
 {
     audit_note_t *n = malloc(sizeof *n);
     if (!n) return NULL;
+    n->obj[0] = '\0'; /* named by the plugin's reply, if it names one */
     snprintf(n->sub, sizeof n->sub, "%s", who->sub);
     snprintf(n->ws, sizeof n->ws, "%.*s", (int)r->ws.len, r->ws.ptr);
     snprintf(n->svc, sizeof n->svc, "%.*s", (int)r->svc.len, r->svc.ptr);
@@ -1031,6 +1032,22 @@ static const char *s_cstr(cairn_str_t v, char *buf, size_t len)
     return buf;
 }
 
+/* A process runs one worker. Its HELLO from a new socket means it gave up
+ * on the old one (the kernel went silent: stopped, paused): requests sent
+ * there are lost, and no more may follow them before READY comes here. */
+static void s_drop_stale_sockets(broker_t *b, worker_t *fresh)
+{
+    for (worker_t *w = fresh->svc->workers, *next; w; w = next) {
+        next = w->next;
+        if (w != fresh && w->pid == fresh->pid) {
+            fprintf(stderr,
+                    "cairnd: service %s: its process reconnected on a new socket\n",
+                    w->svc->conf->name);
+            broker_worker_gone(b, w, "its process reconnected on a new socket");
+        }
+    }
+}
+
 static void s_on_hello(broker_t *b, const void *id, size_t id_len,
                        const msgpack_object *h)
 {
@@ -1061,6 +1078,7 @@ static void s_on_hello(broker_t *b, const void *id, size_t id_len,
         s->workers = w;
     }
     w->pid = (pid_t)m.pid;
+    if (s->conf->mode == CONF_PROCESS) s_drop_stale_sockets(b, w);
     /* Only the thread this kernel started knows the door's nonce. */
     w->door = s->door && m.door && m.door == cairn_door_nonce(s->door) ? s->door : NULL;
     w->last_heard = cairn_now_ms();

@@ -293,6 +293,7 @@ static const cairn_verb_t echo_verbs[] = {
     {.name = "block",
      .handle = echo_block,
      .perm = "echo.admin",
+     .flags = CAIRN_VERB_MUTATING, /* audited: a test times one out */
      .help = "hold the loop for {ms} (tests)"},
     {.name = "crash",
      .handle = echo_crash,

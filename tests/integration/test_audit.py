@@ -25,7 +25,8 @@ from cairn.audit import Audit  # noqa: E402
 AUDITED = "  audit: audit\n"
 SERVICES = ("  audit:\n    plugin: audit\n    mode: inproc\n"
             "  tracking:\n    plugin: storage\n    mode: inproc\n"
-            "  echo:\n    plugin: echo\n    mode: inproc\n")
+            "  echo:\n    plugin: echo\n    mode: inproc\n"
+            '    settings:\n      allow_crash: "true"\n')  # echo.block
 
 
 def records(c, **q):
@@ -242,6 +243,16 @@ class Trail(unittest.TestCase):
                           ("log_param", f"run/{rid}"),
                           ("update_experiment", f"experiment/{eid}")])
         self.assertEqual(len(records(self.c, object=f"run/{rid}")), 2)
+
+    def test_a_request_past_its_deadline_is_recorded(self):
+        """The plugin holds it past its ttl: the record keeps the 504 the
+        client got and names no object (the plugin named none)."""
+        h, _ = self.c.call("echo", "block", {"ms": 600}, ttl=200)
+        self.assertEqual(h["st"], 504, h)
+        rec = self.wait_records(1, svc="echo")[0]
+        self.assertEqual((rec["verb"], rec["status"], rec["object"]), ("block", 504, ""))
+        h, b = self.c.call("echo", "echo", {"n": 1})
+        self.assertEqual((h["st"], b), (200, {"n": 1}), h)
 
     def test_a_clean_stop_writes_every_record(self):
         """Records still waiting when cairnd is told to stop reach the trail
