@@ -56,6 +56,7 @@
 
 #include "bench_util.h"
 #include "cairn/cairn.h"
+#include "ridsets.h"
 
 #ifndef BENCH_SOURCE_DIR
 #define BENCH_SOURCE_DIR ""
@@ -814,24 +815,14 @@ static double populate(cairn_client_t *c, const char *exp, int nruns, int window
 typedef struct floor_db {
     sqlite3 *db;
     sqlite3_stmt *by_uuid, *by_rid, *latest, *params, *tags;
+    sqlite3_stmt *list; /* floor_list_stmt's, for list_sql */
+    const char *list_sql;
 } floor_db_t;
 
-/* The floor's cairn_rid_in(K, rid), as db.c's: bitmaps over rids. */
-typedef struct floor_sets {
-    uint64_t *bits;
-    size_t nsets, words;
-} floor_sets_t;
-static floor_sets_t g_fsets;
-
-static void s_floor_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
-    uint64_t w = (uint64_t)rid >> 6;
-    sqlite3_result_int(
-        cx, k >= 0 && (uint64_t)k < g_fsets.nsets && rid >= 0 && w < g_fsets.words &&
-                (g_fsets.bits[(size_t)k * g_fsets.words + w] >> (rid & 63) & 1));
-}
+/* The floor's rid sets: the plugin's own (ridsets.h), registered on the
+ * floor's connection; the candidates' count after floor_sets. */
+static ridsets_t *g_rs;
+static uint64_t g_ncand, g_nrids;
 
 /* As db.c's ST_RUN_BY_UUID / ST_RUN_BY_RID / ST_RUN_LATEST / ST_RUN_PARAMS /
  * ST_RUN_TAGS. */
@@ -846,9 +837,9 @@ static void floor_open(floor_db_t *f)
     if (sqlite3_open_v2(g_db, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         bench_die("cannot open %s read-only", g_db);
     s_sql(f->db, "PRAGMA case_sensitive_like = ON; PRAGMA cache_size = -65536");
-    if (sqlite3_create_function(f->db, "cairn_rid_in", 2, SQLITE_UTF8, NULL,
-                                s_floor_rid_in, NULL, NULL) != SQLITE_OK)
-        bench_die("cannot register cairn_rid_in");
+    cairn_err_t err = {0};
+    if (!g_rs && !(g_rs = ridsets_new())) bench_die("out of memory");
+    if (ridsets_register(g_rs, f->db, &err) != 0) bench_die("%s", err.msg);
     f->by_uuid = s_prepare(f->db, RUN_COLS "WHERE run_uuid = ?");
     f->by_rid = s_prepare(f->db, RUN_COLS "WHERE rid = ?");
     f->latest =
@@ -889,7 +880,9 @@ static void floor_close(floor_db_t *f)
     sqlite3_finalize(f->latest);
     sqlite3_finalize(f->params);
     sqlite3_finalize(f->tags);
+    sqlite3_finalize(f->list);
     sqlite3_close(f->db);
+    ridsets_free(&g_rs); /* registered on f->db alone */
 }
 
 static volatile uint64_t g_sink;
@@ -956,6 +949,9 @@ typedef struct squery {
     double bind_real[4];
     bool bind_is_real[4];
     const char *sets[2]; /* rid sets' queries, in K order (filter.h) */
+    /* The same, driven by the candidates (both sets are required) where
+     * search.c would be (ridsets_list_wins); NULL: never. */
+    const char *list_sql;
 } squery_t;
 
 /* The two-clause filter, run at two page sizes: the same SQL and binds.
@@ -965,6 +961,11 @@ static const char FILTER_SQL[] =
     "SELECT r.rid FROM runs r  WHERE r.experiment_id IN (?) AND r.lifecycle_stage = "
     "'active' AND ((cairn_rid_in(0, r.rid) AND cairn_rid_in(1, r.rid))) ORDER BY "
     "r.start_time DESC, r.rid LIMIT ? OFFSET ?";
+static const char FILTER_LIST_SQL[] =
+    "SELECT r.rid FROM cairn_rids(2) c CROSS JOIN runs r ON r.rid = c.rid  WHERE "
+    "r.experiment_id IN (?) AND r.lifecycle_stage = 'active' AND ((cairn_rid_in(0, "
+    "r.rid) AND cairn_rid_in(1, r.rid))) ORDER BY r.start_time DESC, r.rid LIMIT ? "
+    "OFFSET ?";
 #define FILTER_SET0                                                     \
     "SELECT rid FROM metric_values WHERE key_id = (SELECT key_id FROM " \
     "metric_keys WHERE key = 'm3') AND value > 0.9"
@@ -972,10 +973,7 @@ static const char FILTER_SQL[] =
 #define FILTER_QUERY(key_, label_, max_)                                               \
     {                                                                                  \
         key_, label_, "metrics.m3 > 0.9 AND params.p2 = 'v7'", NULL, max_, FILTER_SQL, \
-            0, {NULL}, {0}, {false},                                                   \
-        {                                                                              \
-            FILTER_SET0, FILTER_SET1                                                   \
-        }                                                                              \
+            0, {NULL}, {0}, {false}, {FILTER_SET0, FILTER_SET1}, FILTER_LIST_SQL       \
     }
 /* (info) The same filter as the plugin compiled it before rid sets: each
  * clause an r.rid IN (SELECT ...) list, which SQLite builds as an
@@ -1006,7 +1004,8 @@ static const squery_t g_queries[] = {
      {"m1"},
      {0},
      {false},
-     {NULL, NULL}},
+     {NULL, NULL},
+     NULL},
 };
 #define NQUERIES ((int)(sizeof g_queries / sizeof g_queries[0]))
 
@@ -1025,7 +1024,8 @@ static const char SUGGESTED_TOP_SQL[] =
     "LIMIT ? "
     "OFFSET ?";
 
-/* Fill the rid sets of q as search.c does: max(rid), then one scan each. */
+/* Fill the rid sets of q as search.c does: max(rid), one scan each, then
+ * their intersection (the candidates) as set n. */
 static void floor_sets(floor_db_t *f, const squery_t *q)
 {
     size_t n = q->sets[1] ? 2 : q->sets[0] ? 1 : 0;
@@ -1033,23 +1033,30 @@ static void floor_sets(floor_db_t *f, const squery_t *q)
     sqlite3_stmt *st = s_prepare(f->db, "SELECT max(rid) FROM runs");
     int64_t max_rid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    size_t words = (size_t)(max_rid >> 6) + 1;
-    if (n * words > g_fsets.nsets * g_fsets.words) {
-        free(g_fsets.bits);
-        if (!(g_fsets.bits = malloc(n * words * sizeof *g_fsets.bits)))
-            bench_die("out of memory");
-    }
-    memset(g_fsets.bits, 0, n * words * sizeof *g_fsets.bits);
-    g_fsets.nsets = n;
-    g_fsets.words = words;
+    cairn_err_t err = {0};
+    if (ridsets_reset(g_rs, n + 1, max_rid, &err) != 0) bench_die("%s", err.msg);
+    char sql[512];
+    size_t all[2] = {0, 1};
     for (size_t k = 0; k < n; k++) {
-        st = s_prepare(f->db, q->sets[k]);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            int64_t rid = sqlite3_column_int64(st, 0);
-            g_fsets.bits[k * words + ((uint64_t)rid >> 6)] |= (uint64_t)1 << (rid & 63);
-        }
+        snprintf(sql, sizeof sql, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k,
+                 q->sets[k]);
+        st = s_prepare(f->db, sql);
+        if (sqlite3_step(st) != SQLITE_ROW) bench_die("floor: fill set %zu", k);
         sqlite3_finalize(st);
     }
+    g_ncand = ridsets_and(g_rs, n, all, n);
+    g_nrids = (uint64_t)max_rid + 1;
+}
+
+/* q's list_sql, prepared once per query kind and kept until floor_close. */
+static sqlite3_stmt *floor_list_stmt(floor_db_t *f, const squery_t *q)
+{
+    if (f->list_sql != q->list_sql) {
+        sqlite3_finalize(f->list);
+        f->list = s_prepare(f->db, q->list_sql);
+        f->list_sql = q->list_sql;
+    }
+    return f->list;
 }
 
 /* Run a query through the floor; its run ids (uuids) into ids (cap n). */
@@ -1058,6 +1065,8 @@ static int floor_search(floor_db_t *f, sqlite3_stmt *st, const squery_t *q,
 {
     int idx = 1;
     floor_sets(f, q);
+    if (q->list_sql && ridsets_list_wins(g_ncand, g_nrids, q->max_results + 1))
+        st = floor_list_stmt(f, q);
     sqlite3_reset(st);
     if (q->nbind < 0) {
         sqlite3_bind_text(st, idx++, q->bind_text[0], -1, SQLITE_STATIC);
@@ -1238,6 +1247,7 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
         q.bind_real[1] = 0.9;
         q.bind_is_real[1] = true;
         q.sets[0] = q.sets[1] = NULL;
+        q.list_sql = NULL;
         sqlite3_stmt *st = s_prepare(f.db, q.sql);
         static char ref[1000][40];
         sqlite3_stmt *st1 = s_prepare(f.db, g_queries[1].sql);

@@ -174,17 +174,10 @@ typedef struct checkpointer {
     _Atomic int wal_frames; /* the WAL's size at the last passive pass */
 } checkpointer_t;
 
-/* Bitmaps of run ids, for cairn_rid_in(K, rid) (db.h): one buffer of
- * nsets * words 64-bit words, kept between searches. */
-typedef struct ridsets {
-    uint64_t *bits;
-    size_t cap, nsets, words;
-} ridsets_t;
-
 struct db {
     sqlite3 *h;
     char *path;
-    ridsets_t rs;
+    ridsets_t *rs;
     bool durable_full;
     sqlite3_stmt *st[ST_COUNT];
     key_entry_t keys[KEY_CACHE];
@@ -367,51 +360,9 @@ static void s_checkpointer_stop(db_t *db)
     ck->running = false;
 }
 
-static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+ridsets_t *db_ridsets(db_t *db)
 {
-    (void)argc;
-    const ridsets_t *rs = sqlite3_user_data(cx);
-    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
-    uint64_t w = (uint64_t)rid >> 6;
-    bool in = k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words &&
-              (rs->bits[(size_t)k * rs->words + w] >> (rid & 63) & 1);
-    sqlite3_result_int(cx, in);
-}
-
-/* cairn_rid_fill(K, rid): an aggregate that puts every rid in bitmap K,
- * inside the scan (returning each row to C cost twice as much). */
-static void s_rid_fill_step(sqlite3_context *cx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    ridsets_t *rs = sqlite3_user_data(cx);
-    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
-    uint64_t w = (uint64_t)rid >> 6;
-    if (k >= 0 && (uint64_t)k < rs->nsets && rid >= 0 && w < rs->words)
-        rs->bits[(size_t)k * rs->words + w] |= (uint64_t)1 << (rid & 63);
-}
-
-static void s_rid_fill_final(sqlite3_context *cx)
-{
-    sqlite3_result_null(cx);
-}
-
-int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err)
-{
-    ridsets_t *rs = &db->rs;
-    size_t words = max_rid >= 0 ? (size_t)(max_rid >> 6) + 1 : 0;
-    if (nsets && words > SIZE_MAX / sizeof(uint64_t) / nsets)
-        return cairn_err_oom(err, "for rid sets");
-    size_t need = nsets * words;
-    if (need > rs->cap) {
-        uint64_t *b = realloc(rs->bits, need * sizeof *b);
-        if (!b) return cairn_err_oom(err, "for rid sets");
-        rs->bits = b;
-        rs->cap = need;
-    }
-    if (need) memset(rs->bits, 0, need * sizeof *rs->bits);
-    rs->nsets = nsets;
-    rs->words = words;
-    return 0;
+    return db->rs;
 }
 
 db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
@@ -461,18 +412,11 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err)
                "configure", err) != 0 ||
         s_migrate(db, err) != 0 || fold_attach(db->h, err) != 0)
         goto fail;
-    if (sqlite3_create_function(db->h, "cairn_rid_in", 2,
-                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, s_rid_in,
-                                NULL, NULL) != SQLITE_OK) {
-        db_fail(db, "register cairn_rid_in", err);
+    if (!(db->rs = ridsets_new())) {
+        cairn_err_oom(err, "for rid sets");
         goto fail;
     }
-    if (sqlite3_create_function(db->h, "cairn_rid_fill", 2,
-                                SQLITE_UTF8 | SQLITE_DIRECTONLY, &db->rs, NULL,
-                                s_rid_fill_step, s_rid_fill_final) != SQLITE_OK) {
-        db_fail(db, "register cairn_rid_fill", err);
-        goto fail;
-    }
+    if (ridsets_register(db->rs, db->h, err) != 0) goto fail;
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(db->h, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &db->st[i], NULL) != SQLITE_OK) {
@@ -494,7 +438,7 @@ void db_close(db_t **self_p)
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(db->st[i]);
     for (int i = 0; i < KEY_CACHE; i++) free(db->keys[i].key);
     sqlite3_close(db->h);
-    free(db->rs.bits);
+    ridsets_free(&db->rs);
     free(db->path);
     free(db);
     *self_p = NULL;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cairn/err.h"
+#include "ridsets.h"
 
 typedef enum db_stmt_id {
     ST_BEGIN,
@@ -94,11 +95,8 @@ void db_checkpoint(db_t *db);
  * request should wait behind. */
 int db_checkpointer_start(db_t *db, cairn_err_t *err);
 
-/* Rid sets (filter.h): the SQL function cairn_rid_in(K, rid) is true when
- * rid is in bitmap K. reset makes nsets empty bitmaps for rids 0 to
- * max_rid; the aggregate cairn_rid_fill(K, rid) puts every rid it sees in
- * bitmap K. They stay until the next reset. */
-int db_ridsets_reset(db_t *db, size_t nsets, int64_t max_rid, cairn_err_t *err);
+/* The connection's rid sets (ridsets.h). */
+ridsets_t *db_ridsets(db_t *db);
 
 /* The metric value index, folded in behind the writes (fold.h). start: on
  * the tracking instance; defers: whether a new row of (key_id, rid) is

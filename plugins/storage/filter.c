@@ -751,6 +751,7 @@ typedef struct emitter {
     sqlbuf_t *out; /* NULL: only measure */
     sql_binds_t *binds;
     filter_sets_t *sets; /* non-NULL: key clauses become rid sets */
+    bool conj;           /* reached through AND chains only, from the root */
 } emitter_t;
 
 static void put(const emitter_t *e, const char *s)
@@ -832,6 +833,7 @@ static void emit_set(const emitter_t *e, const node_t *c)
     filter_set_t *set = &sets->v[sets->n];
     sqlbuf_init(&set->sql);
     sql_binds_init(&set->binds);
+    set->required = e->conj;
     sqlbuf_addf(e->out, "cairn_rid_in(%zu, r.rid)", sets->n++);
     sqlbuf_t whole;
     sqlbuf_init(&whole);
@@ -899,7 +901,9 @@ static shape_t emit_child(const emitter_t *e, int32_t i, nkind_t parent)
         return c->shape;
     }
     bool wrap = !(c->kind == N_AND && parent == N_OR);
-    if (e->out) emit_chain(e, c->child, c->n, c->kind, wrap);
+    emitter_t inner = *e;
+    inner.conj = e->conj && c->kind == N_AND;
+    if (e->out) emit_chain(&inner, c->child, c->n, c->kind, wrap);
     return (shape_t){c->shape.nest + wrap, c->shape.height};
 }
 
@@ -1070,12 +1074,14 @@ static int compile_filter(parser_t *p, sqlbuf_t *out, sql_binds_t *binds,
     int32_t root = parse_group(p, 0, N_OR);
     if (root < 0) return -1;
     if (cur(p)->kind != T_END) return p_expected(p, "AND, OR or the end of the filter");
-    emitter_t e = {.p = p, .out = out, .binds = binds, .sets = sets};
+    emitter_t e = {.p = p, .out = out, .binds = binds, .sets = sets, .conj = true};
     const node_t *r = &p->nodes[root];
     if (r->kind == N_CLAUSE)
         emit_clause(&e, r);
-    else
+    else {
+        e.conj = r->kind == N_AND;
         emit_chain(&e, r->child, r->n, r->kind, true);
+    }
     return 0;
 }
 

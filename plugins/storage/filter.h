@@ -40,6 +40,7 @@ int filter_compile(const char *text, size_t len, sqlbuf_t *out, sql_binds_t *bin
 typedef struct filter_set {
     sqlbuf_t sql;
     sql_binds_t binds;
+    bool required; /* a conjunct of the whole filter: every match is in it */
 } filter_set_t;
 typedef struct filter_sets {
     filter_set_t *v;

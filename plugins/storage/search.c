@@ -22,10 +22,15 @@ typedef struct query {
     sqlbuf_t sql, joins, where, order;
     sql_binds_t join_binds, where_binds;
     filter_sets_t sets;
+    /* With required sets: their intersection is set `cand`, holding ncand
+     * rids of at most nrids. cand < 0: no required set. */
+    long cand;
+    uint64_t ncand, nrids;
 } query_t;
 
 static void s_query_init(query_t *q)
 {
+    q->cand = -1;
     sqlbuf_init(&q->sql);
     sqlbuf_init(&q->joins);
     sqlbuf_init(&q->where);
@@ -120,11 +125,13 @@ static int s_filter(const msgpack_object *b, query_t *q, cairn_err_t *err)
     return 0;
 }
 
-/* Fill the rid sets' bitmaps, each from one scan of its query. */
-static int s_fill_sets(storage_t *s, const query_t *q, cairn_err_t *err)
+/* Fill the rid sets' bitmaps, each from one scan of its query; then, when
+ * some are required, their intersection (the candidates) as one more. */
+static int s_fill_sets(storage_t *s, query_t *q, cairn_err_t *err)
 {
     if (q->sets.n == 0) return 0;
     sqlite3 *h = db_handle(s->db);
+    ridsets_t *rs = db_ridsets(s->db);
     sqlite3_stmt *st = NULL;
     int64_t max_rid = -1;
     if (sqlite3_prepare_v2(h, "SELECT max(rid) FROM runs", -1, &st, NULL) !=
@@ -136,7 +143,10 @@ static int s_fill_sets(storage_t *s, const query_t *q, cairn_err_t *err)
     if (sqlite3_column_type(st, 0) != SQLITE_NULL)
         max_rid = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (db_ridsets_reset(s->db, q->sets.n, max_rid, err) != 0) return -1;
+    size_t required[MAX_RID_SETS], nreq = 0;
+    for (size_t k = 0; k < q->sets.n; k++)
+        if (q->sets.v[k].required) required[nreq++] = k;
+    if (ridsets_reset(rs, q->sets.n + (nreq ? 1 : 0), max_rid, err) != 0) return -1;
     sqlbuf_t sql;
     sqlbuf_init(&sql);
     int rc = 0;
@@ -156,6 +166,11 @@ static int s_fill_sets(storage_t *s, const query_t *q, cairn_err_t *err)
         st = NULL;
     }
     sqlbuf_free(&sql);
+    if (rc == 0 && nreq) {
+        q->cand = (long)q->sets.n;
+        q->ncand = ridsets_and(rs, q->sets.n, required, nreq);
+        q->nrids = (uint64_t)(max_rid + 1);
+    }
     return rc;
 }
 
@@ -326,13 +341,29 @@ static int s_fetch_by_metric(storage_t *s, const query_t *q, cairn_str_t key, bo
     return rc;
 }
 
-/* Any other ordering: one query, with the order's LEFT JOINs. */
+/* Whether to read the candidates by rid and sort them, rather than walk
+ * the runs in the page's order until enough match. */
+static bool s_list_plan(const query_t *q, const page_t *page)
+{
+    double want = (double)page->offset + (double)page->limit + 1;
+    return q->cand >= 0 && ridsets_list_wins(q->ncand, q->nrids, want);
+}
+
+/* Any other ordering: one query, with the order's LEFT JOINs, driven by
+ * the candidates' rids or by the order (s_list_plan). */
 static int s_fetch_general(storage_t *s, query_t *q, const page_t *page, int64_t *rids,
                            size_t *n, cairn_err_t *err)
 {
-    sqlbuf_addf(&q->sql,
-                "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
-                q->joins.data ? q->joins.data : "", q->where.data, q->order.data);
+    if (s_list_plan(q, page)) /* CROSS JOIN keeps the candidates outermost */
+        sqlbuf_addf(&q->sql,
+                    "SELECT r.rid FROM cairn_rids(%ld) c CROSS JOIN runs r ON r.rid = "
+                    "c.rid %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
+                    q->cand, q->joins.data ? q->joins.data : "", q->where.data,
+                    q->order.data);
+    else
+        sqlbuf_addf(&q->sql,
+                    "SELECT r.rid FROM runs r %s WHERE %s ORDER BY %s LIMIT ? OFFSET ?",
+                    q->joins.data ? q->joins.data : "", q->where.data, q->order.data);
     if (q->sql.oom || q->joins.oom || q->order.oom || q->join_binds.oom)
         return cairn_err_oom(err, NULL);
     sqlite3_stmt *st = NULL;

@@ -550,6 +550,101 @@ def pipelined_log_metric(test, k, rid, n=300):
     test.assertEqual((m["value"], m["step"]), (float(n - 1), (n - 1) // 100))
 
 
+class SearchPlans(unittest.TestCase):
+    """A filter whose required clauses leave few runs reads those runs by rid
+    and sorts them; one that leaves many walks the runs in the page's order
+    (search.c, s_list_plan). Both give the same pages: checked here against
+    the order computed from the data, on two experiments whose runs
+    interleave (the candidates of a clause span both), ordered by default
+    and by a param and a metric (joins), paged with offsets."""
+
+    N = 600  # runs per experiment
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=services("inproc")).start()
+        cls.c = cls.k.client(zmq.DEALER)
+        cls.exps = [cls.call("create_experiment", {"name": f"plans{e}"})["experiment_id"]
+                    for e in range(2)]
+        cls.runs = []  # (experiment, i, run_id)
+        for i in range(cls.N):
+            for e, eid in enumerate(cls.exps):
+                cls.c.send("tracking", "create_run", {"experiment_id": eid,
+                                                      "run_name": f"e{e}r{i}",
+                                                      "start_time": 10000 + i})
+        pending = [cls.c.recv() for _ in range(2 * cls.N)]
+        for h, b in pending:
+            assert h["st"] == 200, h
+            name = b["run"]["info"]["run_name"]
+            cls.runs.append((int(name[1]), int(name[3:]), b["run"]["info"]["run_id"]))
+        for e, i, rid in cls.runs:
+            cls.c.send("tracking", "log_batch", {
+                "run_id": rid,
+                "metrics": [{"key": "m", "value": i / cls.N, "timestamp": 1, "step": 0}],
+                "params": [{"key": "p", "value": f"v{i % 50}"},
+                           {"key": "q", "value": f"q{i % 7}"}],
+                "tags": [{"key": "t", "value": "x" if i % 3 == 0 else "y"}]})
+        for _ in cls.runs:
+            h, _ = cls.c.recv()
+            assert h["st"] == 200, h
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    @classmethod
+    def call(cls, verb, body):
+        cls.c.send("tracking", verb, body)
+        h, b = cls.c.recv()
+        assert h["st"] == 200, (verb, body, h)
+        return b
+
+    def pages(self, filt, order_by=None, size=7):
+        names, token = [], None
+        for _ in range(1000):
+            body = {"experiment_ids": [self.exps[0]], "filter": filt, "max_results": size}
+            if order_by:
+                body["order_by"] = order_by
+            if token:
+                body["page_token"] = token
+            r = self.call("search_runs", body)
+            names += [x["info"]["run_name"] for x in r["runs"]]
+            token = r.get("next_page_token")
+            if not token:
+                return names
+        self.fail("paging did not end")
+
+    def expect(self, pred, key=None):
+        rows = [(e, i) for e, i, _ in self.runs if e == 0 and pred(i)]
+        # default order: start_time DESC, then creation (rid) order
+        rows.sort(key=key or (lambda r: -r[1]))
+        return [f"e{e}r{i}" for e, i in rows]
+
+    def test_few_candidates_many_candidates_and_none_required(self):
+        n = self.N
+        cases = [  # (filter, predicate): few, many, none required, mixed
+            ("params.p = 'v7'", lambda i: i % 50 == 7),
+            ("params.p = 'v7' AND metrics.m < 0.5", lambda i: i % 50 == 7 and i / n < 0.5),
+            ("metrics.m > 0.01", lambda i: i / n > 0.01),
+            ("metrics.m > 0.01 AND tags.t = 'x'", lambda i: i / n > 0.01 and i % 3 == 0),
+            ("params.p = 'v7' OR metrics.m < 0.02", lambda i: i % 50 == 7 or i / n < 0.02),
+            ("params.p = 'v7' AND (metrics.m < 0.3 OR tags.t = 'x')",
+             lambda i: i % 50 == 7 and (i / n < 0.3 or i % 3 == 0)),
+            ("params.p = 'v7' AND attributes.run_name LIKE 'e0r1%'",
+             lambda i: i % 50 == 7 and str(i).startswith("1")),
+            ("params.p = 'nothing'", lambda i: False),
+        ]
+        for filt, pred in cases:
+            for size in (3, 7, 1000):
+                self.assertEqual(self.pages(filt, size=size), self.expect(pred), (filt, size))
+        # Ordered by a param, then a metric: the order's joins over either plan.
+        by_q = (lambda r: (f"q{r[1] % 7}", -r[1] / n, -r[1]))
+        for filt, pred in cases[:3]:
+            self.assertEqual(self.pages(filt, ["params.q ASC", "metrics.m DESC"]),
+                             self.expect(pred, by_q), filt)
+
+
 class TrackingInproc(TrackingBase, unittest.TestCase):
     MODE = "inproc"
 

@@ -15,6 +15,7 @@
 #include "cairn/err.h"
 #include "filter.h"
 #include "fold.h"
+#include "ridsets.h"
 #include "schema.h"
 #include "sqlbuf.h"
 #include "unit.h"
@@ -559,20 +560,52 @@ TEST(semantics)
 }
 
 /* The same filters compiled with rid sets (filter_compile_sets, as search
- * does): each set's query fills its set, cairn_rid_in tests it; the runs
- * must be the same. */
-#define SET_MAX_RID 64
-static unsigned char s_in[8][SET_MAX_RID];
+ * does): each set's query fills its set (ridsets.h), cairn_rid_in tests
+ * it; the runs must be the same. With required sets, the same again driven
+ * by their intersection (search.c's list plan): a set marked required that
+ * is not would lose runs here. */
+static ridsets_t *s_rs;
 
-static void s_rid_in(sqlite3_context *cx, int argc, sqlite3_value **argv)
+static int fill_sets(const filter_sets_t *sets, size_t *required, size_t *nreq)
 {
-    (void)argc;
-    int64_t k = sqlite3_value_int64(argv[0]), rid = sqlite3_value_int64(argv[1]);
-    sqlite3_result_int(
-        cx, k >= 0 && k < 8 && rid >= 0 && rid < SET_MAX_RID && s_in[k][rid]);
+    sqlite3_stmt *st = NULL;
+    int64_t max_rid = -1;
+    if (sqlite3_prepare_v2(s_db, "SELECT max(rid) FROM runs", -1, &st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        max_rid = -2;
+    else
+        max_rid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    cairn_err_t err = {0};
+    *nreq = 0;
+    for (size_t k = 0; k < sets->n; k++)
+        if (sets->v[k].required) required[(*nreq)++] = k;
+    if (max_rid < -1 || ridsets_reset(s_rs, sets->n + 1, max_rid, &err) != 0) return -1;
+    for (size_t k = 0; k < sets->n; k++) {
+        char *q = NULL;
+        int rc = asprintf(&q, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k,
+                          sets->v[k].sql.data) < 0
+                     ? -1
+                     : 0;
+        if (rc == 0)
+            rc = sqlite3_prepare_v2(s_db, q, -1, &st, NULL) == SQLITE_OK &&
+                         sql_binds_apply(&sets->v[k].binds, st, 1) >= 0 &&
+                         sqlite3_step(st) == SQLITE_ROW
+                     ? 0
+                     : -1;
+        sqlite3_finalize(st);
+        free(q);
+        if (rc != 0) return -1;
+    }
+    ridsets_and(s_rs, sets->n, required, *nreq);
+    return 0;
 }
 
-static int select_ids_sets(const char *filter, char *got, size_t cap, size_t *nsets)
+/* list: drive the query by the required sets' intersection, when there
+ * are any (*listed says whether there were). */
+static int select_ids_sets(const char *filter, bool list, char *got, size_t cap,
+                           size_t *nsets, bool *listed)
 {
     sqlbuf_t sql;
     sql_binds_t binds;
@@ -581,26 +614,24 @@ static int select_ids_sets(const char *filter, char *got, size_t cap, size_t *ns
     sqlbuf_init(&sql);
     sql_binds_init(&binds);
     filter_sets_init(&sets);
-    memset(s_in, 0, sizeof s_in);
     got[0] = '\0';
     int rc = filter_compile_sets(filter, strlen(filter), &sql, &binds, &sets, &err);
     char *q = NULL;
     sqlite3_stmt *st = NULL;
+    size_t required[64], nreq = 0;
     *nsets = sets.n;
-    for (size_t k = 0; rc == 0 && k < sets.n && k < 8; k++) {
-        rc = sqlite3_prepare_v2(s_db, sets.v[k].sql.data, -1, &st, NULL) == SQLITE_OK &&
-                     sql_binds_apply(&sets.v[k].binds, st, 1) >= 0
-                 ? 0
-                 : -1;
-        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-            int64_t rid = sqlite3_column_int64(st, 0);
-            if (rid >= 0 && rid < SET_MAX_RID) s_in[k][rid] = 1;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    if (rc == 0 && asprintf(&q, "SELECT r.run_uuid FROM runs r WHERE %s ORDER BY r.rid",
-                            sql.data) < 0)
+    if (rc == 0 && (sets.n > 64 || fill_sets(&sets, required, &nreq) != 0)) rc = -1;
+    *listed = list && nreq > 0;
+    if (rc == 0 && *listed &&
+        asprintf(
+            &q,
+            "SELECT r.run_uuid FROM cairn_rids(%zu) c CROSS JOIN runs r ON r.rid = "
+            "c.rid WHERE %s ORDER BY r.rid",
+            sets.n, sql.data) < 0)
+        rc = -1;
+    if (rc == 0 && !*listed &&
+        asprintf(&q, "SELECT r.run_uuid FROM runs r WHERE %s ORDER BY r.rid",
+                 sql.data) < 0)
         rc = -1;
     if (rc == 0 && (sqlite3_prepare_v2(s_db, q, -1, &st, NULL) != SQLITE_OK ||
                     sql_binds_apply(&binds, st, 1) < 0))
@@ -622,19 +653,75 @@ static int select_ids_sets(const char *filter, char *got, size_t cap, size_t *ns
 
 TEST(semantics_with_rid_sets)
 {
-    CHECK(sqlite3_create_function(s_db, "cairn_rid_in", 2, SQLITE_UTF8, NULL, s_rid_in,
-                                  NULL, NULL) == SQLITE_OK);
-    size_t with_sets = 0;
-    for (size_t i = 0; i < sizeof s_sem / sizeof s_sem[0]; i++) {
-        char got[256];
-        size_t n = 0;
-        int rc = select_ids_sets(s_sem[i].filter, got, sizeof got, &n);
-        with_sets += n > 0;
-        if (!CHECK(rc == 0 && strcmp(got, s_sem[i].ids) == 0))
-            fprintf(stderr, "     line %d: %s\n     got \"%s\", want \"%s\"\n",
-                    s_sem[i].line, s_sem[i].filter, got, s_sem[i].ids);
-    }
+    cairn_err_t err = {0};
+    CHECK((s_rs = ridsets_new()) != NULL);
+    CHECK(ridsets_register(s_rs, s_db, &err) == 0);
+    size_t with_sets = 0, listed_n = 0;
+    for (int list = 0; list < 2; list++)
+        for (size_t i = 0; i < sizeof s_sem / sizeof s_sem[0]; i++) {
+            char got[256];
+            size_t n = 0;
+            bool listed = false;
+            int rc =
+                select_ids_sets(s_sem[i].filter, list, got, sizeof got, &n, &listed);
+            with_sets += !list && n > 0;
+            listed_n += listed;
+            if (!CHECK(rc == 0 && strcmp(got, s_sem[i].ids) == 0))
+                fprintf(stderr, "     line %d (%s): %s\n     got \"%s\", want \"%s\"\n",
+                        s_sem[i].line, list ? "list" : "walk", s_sem[i].filter, got,
+                        s_sem[i].ids);
+        }
     CHECK(with_sets > 10); /* most of the table has metric, param or tag clauses */
+    CHECK(listed_n > 5);   /* and many require one */
+    CHECK(listed_n < with_sets); /* but not all: OR */
+}
+
+/* cairn_rids(K) lists set K's rids in order, across words; an unknown set
+ * is empty; the table needs K. */
+TEST(rids_table)
+{
+    cairn_err_t err = {0};
+    ridsets_t *rs = ridsets_new();
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open(":memory:", &h) == SQLITE_OK);
+    CHECK(ridsets_register(rs, h, &err) == 0);
+    CHECK(ridsets_reset(rs, 3, 191, &err) == 0); /* 3 words: 0 to 191 */
+    CHECK(
+        sqlite3_exec(h,
+                     "SELECT cairn_rid_fill(0, value) FROM (SELECT 0 AS value UNION "
+                     "ALL SELECT 63 UNION ALL SELECT 64 UNION ALL SELECT 130 UNION ALL "
+                     "SELECT 191 UNION ALL SELECT 192 UNION ALL SELECT -1);"
+                     "SELECT cairn_rid_fill(1, value) FROM (SELECT 63 AS value UNION "
+                     "ALL SELECT 130 UNION ALL SELECT 190)",
+                     NULL, NULL, NULL) == SQLITE_OK);
+    size_t both[2] = {0, 1};
+    CHECK(ridsets_and(rs, 2, both, 2) == 2);
+    static const struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"SELECT group_concat(rid) FROM cairn_rids(0)", "0,63,64,130,191"},
+        {"SELECT group_concat(rid) FROM cairn_rids(2)", "63,130"},
+        {"SELECT count(*) FROM cairn_rids(7)", "0"},
+        {"SELECT count(*) FROM cairn_rids(-1)", "0"},
+        {"SELECT cairn_rid_in(0, 191) || cairn_rid_in(0, 190) || cairn_rid_in(9, 1)",
+         "100"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        CHECK(sqlite3_prepare_v2(h, cases[i].sql, -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW);
+        const char *got = (const char *)sqlite3_column_text(st, 0);
+        if (!CHECK(got && strcmp(got, cases[i].want) == 0))
+            fprintf(stderr, "     %s: got %s, want %s\n", cases[i].sql,
+                    got ? got : "NULL", cases[i].want);
+        sqlite3_finalize(st);
+    }
+    sqlite3_stmt *st = NULL; /* no K: refused, not a scan of nothing */
+    CHECK(sqlite3_prepare_v2(h, "SELECT rid FROM cairn_rids", -1, &st, NULL) !=
+          SQLITE_OK);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    ridsets_free(&rs);
 }
 
 /* ---- order_by ------------------------------------------------------------------- */
@@ -923,10 +1010,12 @@ int main(void)
     RUN(rejected);
     RUN(semantics);
     RUN(semantics_with_rid_sets);
+    RUN(rids_table);
     RUN(order_by);
     RUN(order_by_rejected);
     RUN(limits);
     RUN(appends_and_rolls_back);
     sqlite3_close(s_db);
+    ridsets_free(&s_rs);
     return unit_report();
 }
