@@ -966,14 +966,15 @@ static const char FILTER_LIST_SQL[] =
     "r.experiment_id IN (?) AND r.lifecycle_stage = 'active' AND ((cairn_rid_in(0, "
     "r.rid) AND cairn_rid_in(1, r.rid))) ORDER BY r.start_time DESC, r.rid LIMIT ? "
     "OFFSET ?";
-#define FILTER_SET0                                                     \
+#define FILTER_SET0(m3_)                                                \
     "SELECT rid FROM metric_values WHERE key_id = (SELECT key_id FROM " \
-    "metric_keys WHERE key = 'm3') AND value > 0.9"
+    "metric_keys WHERE key = 'm3') AND value > " m3_
 #define FILTER_SET1 "SELECT rid FROM params WHERE key = 'p2' AND value = 'v7'"
-#define FILTER_QUERY(key_, label_, max_)                                               \
-    {                                                                                  \
-        key_, label_, "metrics.m3 > 0.9 AND params.p2 = 'v7'", NULL, max_, FILTER_SQL, \
-            0, {NULL}, {0}, {false}, {FILTER_SET0, FILTER_SET1}, FILTER_LIST_SQL       \
+#define FILTER_QUERY(key_, label_, m3_, max_)                                     \
+    {                                                                             \
+        key_, label_, "metrics.m3 > " m3_ " AND params.p2 = 'v7'", NULL, max_,    \
+            FILTER_SQL, 0, {NULL}, {0}, {false}, {FILTER_SET0(m3_), FILTER_SET1}, \
+            FILTER_LIST_SQL                                                       \
     }
 /* (info) The same filter as the plugin compiled it before rid sets: each
  * clause an r.rid IN (SELECT ...) list, which SQLite builds as an
@@ -987,9 +988,14 @@ static const char FILTER_IN_SQL[] =
 
 static const squery_t g_queries[] = {
     FILTER_QUERY("filter100",
-                 "filter metrics.m3 > 0.9 AND params.p2 = 'v7', 100 results", 100),
+                 "filter metrics.m3 > 0.9 AND params.p2 = 'v7', 100 results", "0.9",
+                 100),
     FILTER_QUERY("filter1000", "same filter, 1000 results (MLflow's default page)",
-                 1000),
+                 "0.9", 1000),
+    /* A tenth of one percent of the runs match: fewer than a page, so a
+     * walk in the page's order would step through every run. */
+    FILTER_QUERY("selective1000",
+                 "metrics.m3 > 0.99 AND params.p2 = 'v7', 1000 results", "0.99", 1000),
     {"top100",
      "top 100 by metrics.m1 DESC, no filter",
      NULL,
@@ -1648,8 +1654,8 @@ int main(int argc, char **argv)
             "   (quoted) MLflow 2.10.2 orders 10k runs, top 100, in %.0f ms; Cairn "
             "orders %d "
             "runs in %.1f ms p50: %.0fx faster on %.1fx the runs\n",
-            MLFLOW_ORDER_10K_MS, sr.nruns, sr.q[2].p50,
-            MLFLOW_ORDER_10K_MS / sr.q[2].p50, sr.nruns / 10000.0);
+            MLFLOW_ORDER_10K_MS, sr.nruns, sr.q[NQUERIES - 1].p50,
+            MLFLOW_ORDER_10K_MS / sr.q[NQUERIES - 1].p50, sr.nruns / 10000.0);
         bench_fig("search_runs", sr.nruns);
         bench_fig("search_populate_s", sr.populate_s);
         bench_fig("search_populate_write_bytes_per_run", sr.populate_wbytes);
@@ -1664,8 +1670,9 @@ int main(int argc, char **argv)
         bench_fig("search_top100_suggested_sql_p50_ms", sr.suggested.p50);
         bench_fig("search_top100_suggested_sql_p99_ms", sr.suggested.p99);
         for (int i = 0; i < NQUERIES; i++) pass = pass && sr.q[i].p99 < 50.0;
-        bench_verdict("4 search_runs p99 < 50 ms (all three queries)", pass, "< 50 ms",
-                      "%.1f / %.1f / %.1f ms", sr.q[0].p99, sr.q[1].p99, sr.q[2].p99);
+        bench_verdict("4 search_runs p99 < 50 ms (all four queries)", pass, "< 50 ms",
+                      "%.1f / %.1f / %.1f / %.1f ms", sr.q[0].p99, sr.q[1].p99,
+                      sr.q[2].p99, sr.q[3].p99);
         bench_verdict("4 get_run p99 < 1 ms", sr.get.p99 < 1000.0, "< 1000 µs",
                       "%.0f µs (%.1fx floor)", sr.get.p99, sr.get.p50 / sr.getf.p50);
     }

@@ -56,8 +56,9 @@ uint64_t ridsets_and(ridsets_t *self, size_t dst, const size_t *srcs, size_t n)
 }
 
 /* Reading one candidate by rid (and sorting it in) costs about this many
- * times one step of the walk (measured at 1M runs: docs/PERFORMANCE.md). */
-#define LIST_COST 1.0
+ * times one step of the walk: 2.4 µs against 0.29 at 1M runs
+ * (docs/PERFORMANCE.md). */
+#define LIST_COST 8.0
 
 bool ridsets_list_wins(uint64_t ncand, uint64_t nrids, double want)
 {

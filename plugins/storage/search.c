@@ -31,6 +31,7 @@ typedef struct query {
 static void s_query_init(query_t *q)
 {
     q->cand = -1;
+    q->ncand = q->nrids = 0;
     sqlbuf_init(&q->sql);
     sqlbuf_init(&q->joins);
     sqlbuf_init(&q->where);
