@@ -1032,6 +1032,27 @@ static const char *s_cstr(cairn_str_t v, char *buf, size_t len)
     return buf;
 }
 
+/* An inproc worker that misses its heartbeats is a handler blocking its
+ * thread, not a crash (that would have taken the kernel too), and nothing
+ * could restart it: it is kept. Its requests wait (each answered at its
+ * deadline meanwhile) and it goes on when the handler returns. */
+static void s_stall_begin(worker_t *w, uint64_t now)
+{
+    if (w->stalled_since) return;
+    w->stalled_since = w->last_heard;
+    fprintf(stderr,
+            "cairnd: service %s has not answered for %llu ms: a handler blocks its "
+            "thread (kept; its requests wait)\n",
+            w->svc->conf->name, (unsigned long long)(now - w->last_heard));
+}
+
+static void s_stall_over(worker_t *w)
+{
+    fprintf(stderr, "cairnd: service %s answers again after %llu ms\n",
+            w->svc->conf->name, (unsigned long long)(w->last_heard - w->stalled_since));
+    w->stalled_since = 0;
+}
+
 /* A process runs one worker. Its HELLO from a new socket means it gave up
  * on the old one (the kernel went silent: stopped, paused): requests sent
  * there are lost, and no more may follow them before READY comes here. */
@@ -1261,6 +1282,7 @@ static int s_on_backend(broker_t *b)
             s_send_to_route(b, id, id_len, CAIRN_W_DISCONNECT);
     } else {
         w->last_heard = cairn_now_ms();
+        if (w->stalled_since) s_stall_over(w);
         char msg[CAIRN_ERR_MSG_MAX];
         switch (cmd) {
             case CAIRN_W_READY:
@@ -1356,6 +1378,11 @@ static void s_heartbeat(broker_t *b, uint64_t now)
             uint64_t limit = w->ready || b->conf->init_timeout_ms < dead_after
                                  ? dead_after
                                  : b->conf->init_timeout_ms;
+            if (now - w->last_heard > limit && w->ready &&
+                s->conf->mode == CONF_INPROC) {
+                s_stall_begin(w, now);
+                continue;
+            }
             if (now - w->last_heard > limit) {
                 if (s->conf->mode == CONF_PROCESS && s->pid > 0) kill(s->pid, SIGKILL);
                 broker_send_worker(b, w, CAIRN_W_DISCONNECT, NULL);

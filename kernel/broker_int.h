@@ -31,6 +31,7 @@ typedef struct worker {
     struct service *svc;
     uint32_t inflight, concurrency;
     uint64_t last_heard, last_sent;
+    uint64_t stalled_since; /* inproc: silent past liveness since then; 0: not */
     bool ready;
     pid_t pid;
     cairn_door_t *door; /* the kernel's own inproc thread: INLINE verbs run here */

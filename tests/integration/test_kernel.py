@@ -726,6 +726,34 @@ class Stall(unittest.TestCase):
             c.close()
 
 
+class BlockedInproc(unittest.TestCase):
+    """An inproc plugin's handler holds its thread past the heartbeat
+    liveness (200 ms x 5): a crash would have taken cairnd with it, so this
+    is a slow handler, and nothing could restart the plugin. It is kept: the
+    request it holds is answered when it returns, a request with a shorter
+    ttl gets its 504, and the plugin serves as before."""
+
+    def test_blocked_inproc_plugin_is_kept(self):
+        with Kernel(services="  echo:\n    plugin: echo\n    mode: inproc\n" + CRASHY) as k:
+            c = k.client(zmq.DEALER)
+            c.send("echo", "block", {"ms": 2500}, id=1, ttl=20000)
+            time.sleep(0.3)  # block runs first (one request at a time)
+            c.send("echo", "echo", {"n": 2}, id=2, ttl=1000)
+            got = {}
+            for _ in range(2):
+                h, b = c.recv(timeout=30)
+                got[h["id"]] = (h["st"], b)
+            self.assertEqual(got[1][0], 200, got)
+            self.assertEqual(got[2][0], 504, got)
+            self.assertEqual(c.call("echo", "echo", {"n": 3})[1], {"n": 3})
+            self.assertEqual((k.plugin("echo")["state"], k.plugin("echo")["restarts"]),
+                             ("up", 0))
+            log = k.read_log()
+            self.assertIn("service echo has not answered for", log)
+            self.assertIn("service echo answers again after", log)
+            c.close()
+
+
 class Events(unittest.TestCase):
     def test_plugin_publish_reaches_subscribers(self):
         with Kernel() as k:
