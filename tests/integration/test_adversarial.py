@@ -63,7 +63,8 @@ SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             # login and change_password hash in milliseconds, not 100s of ms.
             "  auth:\n    plugin: auth\n    mode: inproc\n"
             "    settings:\n      pwhash_ops: 1\n      pwhash_mem: 8KiB\n"
-            "  audit:\n    plugin: audit\n    mode: process\n")
+            "  audit:\n    plugin: audit\n    mode: process\n"
+            "  registry:\n    plugin: registry\n    mode: inproc\n")
 # kernel.audit: every hostile request to a mutating verb (and every refusal)
 # is a record too, on its way to the audit service.
 KERNEL_EXTRA = (f"  max_queue: {MAX_QUEUE}\n  max_frame: {MAX_FRAME >> 20}MiB\n"

@@ -15,7 +15,7 @@ from cairn_harness import BIN, DEADLINE, SOURCE, Kernel
 # The embedded default's services, in its order (conf/cairn.yaml).
 SERVICES = "".join(f"  {name}:\n    plugin: {plugin}\n    mode: inproc\n" for name, plugin in (
     ("auth", "auth"), ("audit", "audit"), ("secrets", "secrets"), ("echo", "echo"),
-    ("tracking", "storage"), ("artifacts", "storage")))
+    ("tracking", "storage"), ("artifacts", "storage"), ("registry", "registry")))
 ROLES = ["Owner", "Contributor", "Reader", "Data Scientist", "Operator"]
 PASSWORD = "matrix password 1"
 

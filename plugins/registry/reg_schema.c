@@ -1,0 +1,31 @@
+/* The registry database's schema (reg_schema.h). */
+#include "reg_schema.h"
+
+/* Numbered migrations (cairn_sqlite_migrate): never edit one that shipped. */
+const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
+    /* 0 -> 1: models, versions, tags, aliases, history */
+    "CREATE TABLE models (id INTEGER PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT "
+    "NULL, description TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, updated "
+    "INTEGER NOT NULL, next_version INTEGER NOT NULL DEFAULT 1, UNIQUE (ws, name));"
+    "CREATE TABLE model_tags (model_id INTEGER NOT NULL, key TEXT NOT NULL, value "
+    "TEXT NOT NULL, PRIMARY KEY (model_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE versions (model_id INTEGER NOT NULL, version INTEGER NOT NULL, "
+    "source TEXT NOT NULL, run_id TEXT NOT NULL DEFAULT '', flavor TEXT NOT NULL "
+    "DEFAULT '', signature TEXT NOT NULL DEFAULT '', description TEXT NOT NULL "
+    "DEFAULT '', content_hash TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL "
+    "DEFAULT '', created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY "
+    "(model_id, version)) WITHOUT ROWID;"
+    "CREATE INDEX versions_by_run ON versions (run_id);"
+    "CREATE TABLE version_tags (model_id INTEGER NOT NULL, version INTEGER NOT NULL, "
+    "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, version, key)) "
+    "WITHOUT ROWID;"
+    "CREATE TABLE aliases (model_id INTEGER NOT NULL, alias TEXT NOT NULL, version "
+    "INTEGER NOT NULL, PRIMARY KEY (model_id, alias)) WITHOUT ROWID;"
+    "CREATE INDEX aliases_by_version ON aliases (model_id, version);"
+    /* Kept when the model goes: rows name it as it was then. */
+    "CREATE TABLE history (seq INTEGER PRIMARY KEY, model_id INTEGER NOT NULL, name "
+    "TEXT NOT NULL, kind TEXT NOT NULL, alias TEXT NOT NULL DEFAULT '', version "
+    "INTEGER, detail TEXT NOT NULL DEFAULT '', by TEXT NOT NULL, at INTEGER NOT "
+    "NULL);"
+    "CREATE INDEX history_by_alias ON history (model_id, alias, at, seq);",
+};

@@ -1,0 +1,163 @@
+/* The registry plugin's shared state and helpers (private to the plugin).
+ *
+ * Files: plugin.c (settings, schema, verb table, init), models.c
+ * (registered models and their tags), versions.c (model versions and their
+ * tags), aliases.c (aliases and the history of every change), rfilter.c
+ * (MLflow's registry filter, compiled to SQL). One SQLite file of its own,
+ * STATE/registry.db; every row carries its workspace. */
+#ifndef CAIRN_REGISTRY_H
+#define CAIRN_REGISTRY_H
+
+#define CAIRN_PLUGIN_SOURCE
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/plugin.h"
+
+#define REG_NAME_MAX 256    /* a model's name, bytes */
+#define REG_ALIAS_MAX 64    /* an alias */
+#define REG_TAG_KEY_MAX 250 /* as MLflow's */
+#define REG_TAG_VALUE_MAX 5000
+#define REG_TEXT_MAX 65536 /* description, signature, source */
+#define REG_TAGS_MAX 100   /* tags in one request */
+#define REG_PAGE_MAX 1000  /* max_results */
+
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_MODEL_INSERT,
+    Q_MODEL_BY_NAME,
+    Q_MODEL_TOUCH,
+    Q_MODEL_DESCRIBE,
+    Q_MODEL_RENAME,
+    Q_MODEL_DELETE,
+    Q_MODEL_NEXT_VERSION,
+    Q_MODEL_TAG_PUT,
+    Q_MODEL_TAG_DEL,
+    Q_MODEL_TAGS,
+    Q_MODEL_TAGS_DROP,
+    Q_VERSION_INSERT,
+    Q_VERSION_GET,
+    Q_VERSION_LATEST,
+    Q_VERSION_DESCRIBE,
+    Q_VERSION_DELETE,
+    Q_VERSIONS_DROP,
+    Q_VERSION_TAG_PUT,
+    Q_VERSION_TAG_DEL,
+    Q_VERSION_TAGS,
+    Q_VERSION_TAGS_DROP,
+    Q_ALIAS_PUT,
+    Q_ALIAS_GET,
+    Q_ALIAS_DEL,
+    Q_ALIASES_OF_MODEL,
+    Q_ALIASES_OF_VERSION,
+    Q_ALIASES_DROP,
+    Q_HISTORY_ADD,
+    Q_HISTORY_OF_ALIAS,
+    Q_HISTORY_AT,
+    Q_COUNT
+};
+
+typedef struct registry {
+    cairn_ctx_t *ctx;
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+    msgpack_sbuffer sb; /* the reply being built */
+    msgpack_packer pk;
+} registry_t;
+
+/* ---- helpers (plugin.c) --------------------------------------------------- */
+
+const char *reg_ws(cairn_req_t *req);
+int reg_db_fail(registry_t *r, const char *doing, cairn_err_t *err);
+/* Step a statement that returns no row (or ignores it), then reset it. */
+int reg_step_done(registry_t *r, sqlite3_stmt *st, const char *doing, cairn_err_t *err);
+int reg_begin(registry_t *r, cairn_err_t *err);
+int reg_commit(registry_t *r, cairn_err_t *err);
+void reg_rollback(registry_t *r);
+msgpack_packer *reg_reply_begin(registry_t *r);
+int reg_reply(registry_t *r, cairn_req_t *req, int st);
+void reg_bind_str(sqlite3_stmt *st, int i, cairn_str_t s);
+
+/* The body's `name` (required): non-empty, at most REG_NAME_MAX bytes, no
+ * control characters, no ':' or '@' (references use them). */
+int reg_field_name(const msgpack_object *b, const char *key, cairn_str_t *out,
+                   cairn_err_t *err);
+/* The model named by the body's `name` (404 when there is none). */
+int reg_model_find(registry_t *r, cairn_req_t *req, cairn_str_t name, int64_t *id,
+                   cairn_err_t *err);
+/* A version number: an integer, or a string of digits (MLflow's clients
+ * send one). */
+int reg_field_version(const msgpack_object *b, const char *key, int64_t *out,
+                      cairn_err_t *err);
+/* Validate `tags` [{key*, value}] (absent: none). */
+int reg_field_tags(const msgpack_object *b, const msgpack_object **tags,
+                   cairn_err_t *err);
+/* Pack the rows of a (key, value) statement as [{key, value}]. */
+int reg_pack_tags(registry_t *r, msgpack_packer *pk, sqlite3_stmt *st,
+                  cairn_err_t *err);
+/* Parse and check a page: max_results (1..REG_PAGE_MAX, default dflt) and
+ * page_token (an offset this plugin gave out). */
+int reg_page(const msgpack_object *b, uint64_t dflt, uint64_t *limit, uint64_t *offset,
+             cairn_err_t *err);
+void reg_pack_next_token(msgpack_packer *pk, uint64_t offset);
+/* Prepare `head AND (the filter) ORDER BY order LIMIT ? OFFSET ?`, with
+ * head's one placeholder bound to ws (rfilter.h: target says which). NULL
+ * with err on a bad filter or a database failure. */
+sqlite3_stmt *reg_search_prepare(registry_t *r, int target, cairn_str_t filter,
+                                 const char *head, const char *order, const char *ws,
+                                 uint64_t limit, uint64_t offset, cairn_err_t *err);
+
+/* order_by ["KEY [ASC|DESC]", ...] over cols (at most ncols clauses),
+ * as SQL terms into out, then tail (the tiebreakers). */
+typedef struct reg_order_col {
+    const char *key, *col;
+} reg_order_col_t;
+int reg_order(const msgpack_object *b, const reg_order_col_t *cols, size_t ncols,
+              const char *tail, char *out, size_t cap, cairn_err_t *err);
+
+/* Record a change: kind ("alias_set", "version_created", ...), alias ("" for
+ * none), version (0 for none), detail. In the caller's transaction. */
+int reg_history_add(registry_t *r, cairn_req_t *req, int64_t model_id, const char *name,
+                    const char *kind, cairn_str_t alias, int64_t version,
+                    const char *detail, cairn_err_t *err);
+/* Publish an event {name, version, alias} on the bus (best effort). */
+void reg_publish(registry_t *r, const char *topic, cairn_req_t *req, const char *name,
+                 int64_t version, const char *alias);
+
+/* ---- the verbs ------------------------------------------------------------ */
+
+int reg_create_registered_model(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_registered_model(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_search_registered_models(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_rename_registered_model(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_update_registered_model(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_delete_registered_model(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_set_registered_model_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_delete_registered_model_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+
+int reg_create_model_version(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_model_version(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_search_model_versions(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_update_model_version(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_delete_model_version(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_set_model_version_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_delete_model_version_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+
+int reg_set_alias(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_alias_history(void *state, cairn_req_t *req, cairn_err_t *err);
+
+/* Pack model version (model_id, version) of model `name` as MLflow's
+ * model_version map (aliases and tags included); 404 when absent. */
+int reg_pack_version(registry_t *r, msgpack_packer *pk, int64_t model_id,
+                     const char *name, int64_t version, cairn_err_t *err);
+/* Pack the aliases [{alias, version}] of a model, or of one version
+ * (version > 0: the alias names only, as MLflow's model_version.aliases). */
+int reg_pack_aliases(registry_t *r, msgpack_packer *pk, int64_t model_id,
+                     int64_t version, cairn_err_t *err);
+
+#endif

@@ -1,0 +1,283 @@
+"""The registry plugin (issue 14, first slice): registered models, versions
+numbered per model and never reused, tags, MLflow's search filters and
+paging, aliases and the history of every move (which version was champion
+at a given moment), events on the bus, bad input for every verb. Real
+cairnd, the plugin inproc and in process mode, the Python SDK, a restart
+on the same state."""
+import os
+import sys
+import time
+import unittest
+
+import msgpack
+import zmq
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import DEADLINE, SOURCE, Kernel  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+import cairn  # noqa: E402
+from cairn.registry import Registry, parse_ref  # noqa: E402
+
+
+def services(mode):
+    return f"  registry:\n    plugin: registry\n    mode: {mode}\n"
+
+
+class RegistryBase:
+    MODE = "inproc"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=services(cls.MODE)).start()
+        cls.c = cls.k.client()
+        cls.reg = Registry(cls.k.endpoint)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body, st=200):
+        h, b = self.c.call("registry", verb, body)
+        self.assertEqual(h["st"], st, (verb, body, h))
+        return b if st < 400 else h
+
+    def name(self, base):
+        return f"{base}-{self.MODE}-{os.urandom(3).hex()}"
+
+    def test_versions_count_up_and_are_never_reused(self):
+        n = self.name("churn")
+        m = self.reg.create_model(n, description="who leaves", tags={"team": "risk"})
+        self.assertEqual((m["name"], m["description"], m["tags"], m["latest_versions"]),
+                         (n, "who leaves", [{"key": "team", "value": "risk"}], []))
+        with self.assertRaises(cairn.Conflict):
+            self.reg.create_model(n)
+        vs = [self.reg.create_version(n, f"runs:/r{i}/model", run_id=f"r{i}",
+                                      flavor="xgboost", tags={"i": i})
+              for i in range(3)]
+        self.assertEqual([v["version"] for v in vs], [1, 2, 3])
+        v2 = self.reg.get_version(n, 2)
+        self.assertEqual((v2["source"], v2["run_id"], v2["flavor"], v2["status"],
+                          v2["tags"], v2["aliases"]),
+                         ("runs:/r1/model", "r1", "xgboost", "READY",
+                          [{"key": "i", "value": "1"}], []))
+        self.assertEqual(self.reg.get_version(n, "2"), v2)  # MLflow sends strings
+        self.reg.delete_version(n, 3)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_version(n, 3)
+        self.assertEqual(self.reg.create_version(n, "/tmp/m")["version"], 4)
+        got = self.reg.get_registered_model(n)
+        self.assertEqual([v["version"] for v in got["latest_versions"]], [4])
+        self.assertEqual(self.reg.update_version(n, 1, "first")["description"], "first")
+        self.reg.set_version_tag(n, 1, "stage", "prod")
+        self.reg.delete_version_tag(n, 1, "i")
+        self.assertEqual(self.reg.get_version(n, 1)["tags"], [{"key": "stage", "value": "prod"}])
+        with self.assertRaises(cairn.NotFound):
+            self.reg.delete_version_tag(n, 1, "i")
+
+    def test_aliases_and_their_history(self):
+        n = self.name("fraud")
+        self.reg.create_model(n)
+        for i in range(3):
+            self.reg.create_version(n, f"runs:/r{i}/m")
+        self.reg.set_alias(n, "champion", 1)
+        t1 = self.reg.alias_history(n, "champion")[-1]["set_at"]
+        time.sleep(0.01)
+        self.reg.set_alias(n, "champion", 3)
+        self.reg.set_alias(n, "champion", 3)  # no move: no new entry
+        self.reg.set_alias(n, "challenger", 2)
+        self.assertEqual(self.reg.get_model(f"{n}@champion")["version"], 3)
+        self.assertEqual(self.reg.get_model(f"{n}:2")["aliases"], ["challenger"])
+        m = self.reg.get_registered_model(n)
+        self.assertEqual(m["aliases"], [{"alias": "challenger", "version": 2},
+                                        {"alias": "champion", "version": 3}])
+        hist = self.reg.alias_history(n, "champion")
+        self.assertEqual([(h["version"], h["action"], h["set_by"]) for h in hist],
+                         [(1, "set", "local"), (3, "set", "local")])
+        t3 = hist[1]["set_at"]
+        self.assertEqual(self.reg.alias_history(n, "champion", at=t1)["version"], 1)
+        if t3 > t1:
+            self.assertEqual(self.reg.alias_history(n, "champion", at=t3 - 1)["version"], 1)
+        self.assertEqual(self.reg.alias_history(n, "champion", at=t3 + 10**6)["version"], 3)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.alias_history(n, "champion", at=t1 - 1)
+        # Deleting the version an alias names ends the alias, on the record.
+        self.reg.delete_version(n, 2)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n, "challenger")
+        self.assertEqual([h["action"] for h in self.reg.alias_history(n, "challenger")],
+                         ["set", "deleted"])
+        self.reg.delete_alias(n, "champion")
+        with self.assertRaises(cairn.NotFound):
+            self.reg.delete_alias(n, "champion")
+        hist = self.reg.alias_history(n, "champion")
+        self.assertEqual([(h["version"], h["action"]) for h in hist],
+                         [(1, "set"), (3, "set"), (3, "deleted")])
+        with self.assertRaises(cairn.NotFound):
+            self.reg.alias_history(n, "champion", at=hist[-1]["set_at"] + 1)
+        # A rename keeps the history; a version that held the alias and is
+        # gone is named in the 404.
+        self.reg.set_alias(n, "champion", 1)
+        n2 = n + "-renamed"
+        self.assertEqual(self.reg.rename_model(n, n2)["name"], n2)
+        self.assertEqual(len(self.reg.alias_history(n2, "champion")), 4)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_registered_model(n)
+        self.reg.delete_version(n2, 3)
+        with self.assertRaises(cairn.NotFound) as cm:
+            self.reg.alias_history(n2, "champion", at=t3 + 1)
+        self.assertIn("deleted since", str(cm.exception))
+        self.reg.delete_model(n2)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_registered_model(n2)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n2, "champion")
+
+    def test_search_filters_order_and_pages(self):
+        tag = os.urandom(3).hex()
+        names = [self.name(f"s{tag}-{i}") for i in range(5)]
+        for i, n in enumerate(names):
+            self.reg.create_model(n, tags={"kind": "even" if i % 2 == 0 else "odd"})
+            for j in range(2):
+                self.reg.create_version(n, f"runs:/{tag}{i}{j}/m", run_id=f"{tag}{i}{j}",
+                                        tags={"j": j})
+        found = self.reg.search_models(f"name LIKE 's{tag}-%'", page_size=2)
+        self.assertEqual([m["name"] for m in found], sorted(names))
+        found = self.reg.search_models(f"name LIKE 's{tag}-%' AND tags.kind = 'even'",
+                                       order_by=["name DESC"])
+        self.assertEqual([m["name"] for m in found], sorted(names[0::2], reverse=True))
+        found = self.reg.search_models(f"name ILIKE 'S{tag.upper()}-%'")
+        self.assertEqual(len(found), 5)
+        self.assertEqual(self.reg.search_models(f"name = '{names[1]}'")[0]["name"], names[1])
+        vs = self.reg.search_versions(f"run_id IN ('{tag}00', '{tag}31', 'nope')")
+        self.assertEqual(sorted((v["name"], v["version"]) for v in vs),
+                         sorted([(names[0], 1), (names[3], 2)]))
+        vs = self.reg.search_versions(f"name = '{names[2]}'", page_size=1)
+        self.assertEqual([v["version"] for v in vs], [2, 1])
+        vs = self.reg.search_versions(f"name = '{names[2]}' AND version_number = '1'")
+        self.assertEqual([v["version"] for v in vs], [1])
+        vs = self.reg.search_versions(f"name LIKE 's{tag}-%' AND tags.j = '1'",
+                                      order_by=["name ASC"])
+        self.assertEqual([(v["name"], v["version"]) for v in vs],
+                         [(n, 2) for n in sorted(names)])
+        vs = self.reg.search_versions(f"source_path LIKE 'runs:/{tag}4%'")
+        self.assertEqual(len(vs), 2)
+
+    def test_bad_input_is_a_400_with_a_sentence(self):
+        n = self.name("bad")
+        self.reg.create_model(n)
+        self.reg.create_version(n, "s")
+        cases = [
+            ("create_registered_model", {}, 400),
+            ("create_registered_model", {"name": ""}, 400),
+            ("create_registered_model", {"name": "a:b"}, 400),
+            ("create_registered_model", {"name": "a@b"}, 400),
+            ("create_registered_model", {"name": "x" * 257}, 400),
+            ("create_registered_model", {"name": 5}, 400),
+            ("create_registered_model", {"name": "t", "tags": [{"value": "v"}]}, 400),
+            ("create_registered_model", {"name": "t", "tags": "x"}, 400),
+            ("create_registered_model", {"name": "t", "tags": [{"key": "k"}] * 101}, 413),
+            ("create_model_version", {"name": n}, 400),
+            ("create_model_version", {"name": n, "source": ""}, 400),
+            ("create_model_version", {"name": n, "source": "s", "flavor": "pickle"}, 400),
+            ("create_model_version", {"name": "nope", "source": "s"}, 404),
+            ("get_model_version", {"name": n, "version": "abc"}, 400),
+            ("get_model_version", {"name": n, "version": 0}, 400),
+            ("get_model_version", {"name": n, "version": -1}, 400),
+            ("get_model_version", {"name": n, "version": 99}, 404),
+            ("set_alias", {"name": n, "alias": "latest", "version": 1}, 400),
+            ("set_alias", {"name": n, "alias": "v2", "version": 1}, 400),
+            ("set_alias", {"name": n, "alias": "a b", "version": 1}, 400),
+            ("set_alias", {"name": n, "alias": "x" * 65, "version": 1}, 400),
+            ("set_alias", {"name": n, "alias": "ok", "version": 7}, 404),
+            ("get_alias_history", {"name": n, "alias": "ok", "at": "now"}, 400),
+            ("search_registered_models", {"filter": "name >> 'a'"}, 400),
+            ("search_registered_models", {"filter": "run_id = 'a'"}, 400),
+            ("search_registered_models", {"filter": "name = 'a"}, 400),
+            ("search_registered_models", {"filter": "name = 'a' OR name = 'b'"}, 400),
+            ("search_registered_models", {"filter": "x" * 5000}, 400),
+            ("search_registered_models", {"max_results": 0}, 400),
+            ("search_registered_models", {"max_results": 1001}, 400),
+            ("search_registered_models", {"page_token": "garbage"}, 400),
+            ("search_registered_models", {"order_by": ["size DESC"]}, 400),
+            ("search_registered_models", {"order_by": ["name SIDEWAYS"]}, 400),
+            ("search_model_versions", {"filter": "version_number = 'x'"}, 400),
+            ("search_model_versions", {"filter": "version_number LIKE '1'"}, 400),
+            ("search_model_versions", {"filter": "name = 'a' AND" + " name = 'a' AND" * 20
+                                       + " name = 'a'"}, 400),
+            ("rename_registered_model", {"name": n, "new_name": n}, 200),
+            ("delete_registered_model_tag", {"name": n, "key": "none"}, 404),
+            ("update_registered_model", {"name": n, "description": "d" * 70000}, 400),
+        ]
+        for verb, body, st in cases:
+            h, _ = self.c.call("registry", verb, body)
+            self.assertEqual(h["st"], st, (verb, body, h))
+            if st >= 400:
+                self.assertTrue(h.get("err"), (verb, body, h))
+        h = self.call("search_registered_models", {"filter": "name >> 'a'"}, 400)
+        self.assertIn("position", h["err"])
+
+    def test_events(self):
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"model.")
+        sub.connect(self.k.events)
+        n = self.name("ev")
+        self.reg.create_model(n)
+        got = []
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end and not any(t == b"model.alias_moved" for t, _ in got):
+            v = self.reg.create_version(n, "s")["version"]
+            self.reg.set_alias(n, f"a{v}", v)
+            while sub.poll(100):
+                got.append(tuple(sub.recv_multipart()))
+        topics = {t for t, _ in got}
+        self.assertIn(b"model.registered", topics)
+        body = msgpack.unpackb([b for t, b in got if t == b"model.alias_moved"][0])
+        self.assertEqual((body["name"], body["ws"]), (n, "default"))
+        self.assertEqual(body["alias"], f"a{body['version']}")
+        sub.close()
+
+
+class RegistryInproc(RegistryBase, unittest.TestCase):
+    MODE = "inproc"
+
+
+class RegistryProcess(RegistryBase, unittest.TestCase):
+    MODE = "process"
+
+
+class Persistence(unittest.TestCase):
+    def test_a_restart_keeps_everything(self):
+        k = Kernel(services=services("inproc")).start()
+        try:
+            with Registry(k.endpoint) as reg:
+                reg.create_model("kept", tags={"a": "1"})
+                reg.create_version("kept", "runs:/x/m")
+                reg.create_version("kept", "runs:/y/m")
+                reg.set_alias("kept", "champion", 2)
+            k.stop()
+            k.start()
+            with Registry(k.endpoint) as reg:
+                self.assertEqual(reg.get_model("kept@champion")["source"], "runs:/y/m")
+                self.assertEqual(reg.create_version("kept", "s")["version"], 3)
+                self.assertEqual(len(reg.alias_history("kept", "champion")), 1)
+                self.assertEqual(reg.get_registered_model("kept")["tags"],
+                                 [{"key": "a", "value": "1"}])
+            st = os.stat(os.path.join(k.state, "registry.db"))
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+        finally:
+            k.cleanup()
+
+    def test_references(self):
+        self.assertEqual(parse_ref("churn@champion"), ("churn", None, "champion"))
+        self.assertEqual(parse_ref("model:churn:3"), ("churn", 3, None))
+        self.assertEqual(parse_ref("churn/3"), ("churn", 3, None))
+        with self.assertRaises(ValueError):
+            parse_ref("churn")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
