@@ -293,9 +293,10 @@ static void s_api_log(cairn_ctx_t *ctx, int level, const char *fmt, ...)
             line);
 }
 
-static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
-                      const void *body, size_t len, uint32_t ttl_ms,
-                      cairn_result_fn *cb, void *arg, cairn_err_t *err)
+static int s_api_call_ws(cairn_ctx_t *ctx, const char *ws, const char *svc,
+                         const char *verb, const void *body, size_t len,
+                         uint32_t ttl_ms, cairn_result_fn *cb, void *arg,
+                         cairn_err_t *err)
 {
     if (ctx->in_door)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
@@ -313,6 +314,7 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
     wire_call_t m = {.cid = c->cid,
                      .svc = {svc, strlen(svc)},
                      .verb = {verb, strlen(verb)},
+                     .ws = {ws ? ws : "", ws ? strlen(ws) : 0},
                      .ttl = ttl_ms ? ttl_ms : 30000};
     wire_pack_call(&pk, &m);
     int rc = s_send_cmd(ctx, CAIRN_W_CALL, &sb, body, body ? len : 0, true);
@@ -325,6 +327,13 @@ static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
     c->next = ctx->calls;
     ctx->calls = c;
     return 0;
+}
+
+static int s_api_call(cairn_ctx_t *ctx, const char *svc, const char *verb,
+                      const void *body, size_t len, uint32_t ttl_ms,
+                      cairn_result_fn *cb, void *arg, cairn_err_t *err)
+{
+    return s_api_call_ws(ctx, NULL, svc, verb, body, len, ttl_ms, cb, arg, err);
 }
 
 static int s_api_publish(cairn_ctx_t *ctx, const char *topic, const void *body,
@@ -487,6 +496,7 @@ static const cairn_api_t s_api = {
     .settings = s_api_settings,
     .set_object = s_api_set_object,
     .peer_address = s_api_peer_address,
+    .call_ws = s_api_call_ws,
 };
 
 const cairn_api_t *cairn_runtime_api(void)

@@ -241,7 +241,17 @@ enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN, CAIRN_LOG_INFO, CAIRN_LOG_DEBUG };
     /* --- the client's network address ("10.0.0.7"), as ZeroMQ saw the                \
      *     connection: "" for inproc and ipc clients, nested calls, and an older       \
      *     host. For throttles and logs; never proof of identity --- */                \
-    F(const char *, peer_address, (const cairn_req_t *req), (req), "")
+    F(const char *, peer_address, (const cairn_req_t *req), (req), "")                 \
+    /* --- a nested call, as call, in workspace ws (NULL: "default"): for a            \
+     *     plugin that acts on the caller's objects in another service, pass           \
+     *     workspace(req). An older host answers 501 --- */                            \
+    F(int, call_ws,                                                                    \
+      (cairn_ctx_t * ctx, const char *ws, const char *svc, const char *verb,           \
+       const void *body, size_t len, uint32_t ttl_ms, cairn_result_fn *cb, void *arg,  \
+       cairn_err_t *err),                                                              \
+      (ctx, ws, svc, verb, body, len, ttl_ms, cb, arg, err),                           \
+      cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,                    \
+                    "this host has no nested calls in a workspace"))
 
 #define CAIRN_OBJECT_MAX 128 /* bytes of cairn_set_object's name */
 

@@ -250,8 +250,20 @@ int reg_delete_registered_model(void *state, cairn_req_t *req, cairn_err_t *err)
     int64_t id;
     if (reg_field_name(cairn_body(req), "name", &name, err) != 0) return -1;
     cairn_name_object(req, "model", name.ptr, name.len);
-    if (reg_begin(r, err) != 0) return -1;
-    int rc = reg_model_find(r, req, name, &id, err);
+    /* The versions whose pins go once the model is gone. */
+    size_t npinned = 0, cap = 0;
+    int64_t *pinned = NULL;
+    if (reg_model_find(r, req, name, &id, err) != 0 ||
+        reg_pinned(r, id, 0, NULL, 0, &cap, err) != 0)
+        return -1;
+    if (cap && !(pinned = malloc(cap * sizeof *pinned)))
+        return cairn_err_oom(err, NULL);
+    if (reg_pinned(r, id, 0, pinned, cap, &npinned, err) != 0 ||
+        reg_begin(r, err) != 0) {
+        free(pinned);
+        return -1;
+    }
+    int rc = 0;
     char nm[REG_NAME_MAX + 1];
     snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
     /* Each alias's end is history too: "which version was champion" keeps
@@ -291,8 +303,12 @@ int reg_delete_registered_model(void *state, cairn_req_t *req, cairn_err_t *err)
                              NULL, err);
     if (rc != 0 || reg_commit(r, err) != 0) {
         reg_rollback(r);
+        free(pinned);
         return -1;
     }
+    for (size_t i = 0; i < npinned && i < cap; i++)
+        reg_unpin(r, reg_ws(req), id, pinned[i]);
+    free(pinned);
     msgpack_pack_map(reg_reply_begin(r), 0);
     return reg_reply(r, req, CAIRN_ST_OK);
 }

@@ -20,7 +20,8 @@
 #define REG_MAX_BODY (4 * REG_TEXT_MAX)
 
 typedef struct settings {
-    const char *db; /* "" = STATE/registry.db */
+    const char *db;        /* "" = STATE/registry.db */
+    const char *artifacts; /* the service that pins runs:/ sources */
 } settings_t;
 
 static const cairn_setting_t registry_settings[] = {
@@ -29,6 +30,12 @@ static const cairn_setting_t registry_settings[] = {
      .offset = offsetof(settings_t, db),
      .dflt = "",
      .help = "the SQLite file (default: STATE/registry.db)"},
+    {.key = "artifacts_service",
+     .type = CAIRN_CONF_STR,
+     .offset = offsetof(settings_t, artifacts),
+     .dflt = "artifacts",
+     .help = "the artifact store's service: a runs:/ source's blobs are pinned there "
+             "(no copy)"},
     {.key = NULL},
 };
 
@@ -67,6 +74,9 @@ static const char *const s_sql[Q_COUNT] = {
                             "model_id = ? AND version = ?"),
     [Q_VERSION_DELETE] = "DELETE FROM versions WHERE model_id = ? AND version = ?",
     [Q_VERSIONS_DROP] = "DELETE FROM versions WHERE model_id = ?",
+    /* Versions whose bytes are pinned in the artifact store (source.c). */
+    [Q_VERSIONS_PINNED] = ("SELECT version FROM versions WHERE model_id = ?1 AND "
+                           "content_hash != '' AND (version = ?2 OR ?2 = 0)"),
     [Q_VERSION_TAG_PUT] =
         ("INSERT INTO version_tags (model_id, version, key, value) "
          "VALUES (?, ?, ?, ?) ON CONFLICT (model_id, version, key) DO "
@@ -418,6 +428,7 @@ static void registry_fini(void *state)
 {
     registry_t *r = state;
     if (!r) return;
+    while (r->pending) reg_pending_free(r->pending); /* their callbacks are dropped */
     cairn_sqlite_finalize(r->q, Q_COUNT);
     sqlite3_close(r->db);
     msgpack_sbuffer_destroy(&r->sb);
@@ -433,6 +444,7 @@ static int registry_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     registry_t *r = calloc(1, sizeof *r);
     if (!r) return cairn_err_oom(err, NULL);
     r->ctx = ctx;
+    r->artifacts_svc = set->artifacts;
     msgpack_sbuffer_init(&r->sb);
     msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
     char *path = NULL;

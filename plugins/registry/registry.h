@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cairn/msg.h"
 #include "cairn/plugin.h"
 
 #define REG_NAME_MAX 256    /* a model's name, bytes */
@@ -44,6 +45,7 @@ enum {
     Q_VERSION_DESCRIBE,
     Q_VERSION_DELETE,
     Q_VERSIONS_DROP,
+    Q_VERSIONS_PINNED,
     Q_VERSION_TAG_PUT,
     Q_VERSION_TAG_DEL,
     Q_VERSION_TAGS,
@@ -66,7 +68,44 @@ typedef struct registry {
     sqlite3_stmt *q[Q_COUNT];
     msgpack_sbuffer sb; /* the reply being built */
     msgpack_packer pk;
+    const char *artifacts_svc;   /* the service that pins a runs:/ source */
+    struct reg_pending *pending; /* versions waiting for their pins */
 } registry_t;
+
+/* A create_model_version waiting for its source's pins (source.c). Its
+ * slices point into the request's body, valid until the reply. */
+typedef struct reg_pending {
+    registry_t *r;
+    cairn_req_t *req; /* deferred */
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[REG_NAME_MAX + 1];
+    int64_t model_id, version;
+    cairn_str_t source, text[5]; /* text: source, run_id, flavor, signature,
+                                    description */
+    const msgpack_object *tags;
+    struct reg_pending *next;
+} reg_pending_t;
+
+/* source.c: 0 with the run id and path of a `runs:/RUN_ID/PATH` source, 1
+ * for any other source, -1 (400) for a malformed runs:/ one. */
+int reg_source_parse(cairn_str_t source, cairn_str_t *run_id, cairn_str_t *path,
+                     cairn_err_t *err);
+/* Pin the source's blobs (a nested call); its answer finishes p (writes
+ * the version and replies) and frees it. */
+int reg_source_pin(reg_pending_t *p, cairn_str_t run_id, cairn_str_t path,
+                   cairn_err_t *err);
+/* Drop the pins of a version (best effort, asynchronous). */
+void reg_unpin(registry_t *r, const char *ws, int64_t model_id, int64_t version);
+/* The pinned versions of model_id (version 0: all; else that one): *n
+ * counts them all, out keeps the first cap. */
+int reg_pinned(registry_t *r, int64_t model_id, int64_t version, int64_t *out,
+               size_t cap, size_t *n, cairn_err_t *err);
+void reg_pin_owner(registry_t *r, const char *ws, int64_t model_id, int64_t version,
+                   char *out, size_t cap);
+/* versions.c: write p's version with content_hash and reply; unlink and
+ * free a pending one. */
+int reg_version_finish(reg_pending_t *p, const char *content_hash, cairn_err_t *err);
+void reg_pending_free(reg_pending_t *p);
 
 /* ---- helpers (plugin.c) --------------------------------------------------- */
 

@@ -82,13 +82,13 @@ static int s_flavor(const msgpack_object *b, cairn_str_t *flavor, cairn_err_t *e
 
 static int s_insert(registry_t *r, cairn_req_t *req, int64_t id, int64_t version,
                     const cairn_str_t *text, const msgpack_object *tags,
-                    cairn_err_t *err)
+                    const char *content_hash, cairn_err_t *err)
 {
     sqlite3_stmt *st = r->q[Q_VERSION_INSERT];
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, version);
     for (int i = 0; i < 5; i++) reg_bind_str(st, 3 + i, text[i]); /* source..desc */
-    sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC); /* content_hash: not yet */
+    sqlite3_bind_text(st, 8, content_hash, -1, SQLITE_STATIC);
     const char *by = cairn_principal(req);
     sqlite3_bind_text(st, 9, by && *by ? by : "local", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 10, (int64_t)cairn_wall_ms());
@@ -108,47 +108,121 @@ static int s_insert(registry_t *r, cairn_req_t *req, int64_t id, int64_t version
     return 0;
 }
 
+/* Take the model's next number (committed: a number is never given out
+ * twice, even when the version then fails). */
+static int s_take_number(registry_t *r, cairn_req_t *req, cairn_str_t name, int64_t *id,
+                         int64_t *version, cairn_err_t *err)
+{
+    if (reg_model_find(r, req, name, id, err) != 0) return -1;
+    sqlite3_stmt *st = r->q[Q_MODEL_NEXT_VERSION];
+    sqlite3_bind_int64(st, 1, (int64_t)cairn_wall_ms());
+    sqlite3_bind_int64(st, 2, *id);
+    *version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return *version > 0 ? 0 : reg_db_fail(r, "number a model version", err);
+}
+
+/* Write the version row, its tags and its history entry, in one
+ * transaction; publish and reply. */
+static int s_write_version(registry_t *r, cairn_req_t *req, const char *name,
+                           int64_t id, int64_t version, const cairn_str_t *text,
+                           const msgpack_object *tags, const char *content_hash,
+                           cairn_err_t *err)
+{
+    if (reg_begin(r, err) != 0) return -1;
+    int rc = s_insert(r, req, id, version, text, tags, content_hash, err);
+    if (rc == 0)
+        rc = reg_history_add(r, req, id, name, "version_created", (cairn_str_t){"", 0},
+                             version, NULL, err);
+    if (rc != 0 || reg_commit(r, err) != 0) {
+        reg_rollback(r);
+        return -1;
+    }
+    reg_publish(r, "model.registered", req, name, version, NULL);
+    return s_reply_version(r, req, id, (cairn_str_t){name, strlen(name)}, version, err);
+}
+
+int reg_version_finish(reg_pending_t *p, const char *content_hash, cairn_err_t *err)
+{
+    return s_write_version(p->r, p->req, p->name, p->model_id, p->version, p->text,
+                           p->tags, content_hash, err);
+}
+
+void reg_pending_free(reg_pending_t *p)
+{
+    for (reg_pending_t **pp = &p->r->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p);
+}
+
+/* A runs:/ source: defer, pin its blobs, finish when they are pinned. */
+static int s_create_pinned(registry_t *r, cairn_req_t *req, const char *name,
+                           int64_t id, int64_t version, const cairn_str_t *text,
+                           const msgpack_object *tags, cairn_str_t run_id,
+                           cairn_str_t path, cairn_err_t *err)
+{
+    reg_pending_t *p = calloc(1, sizeof *p);
+    if (!p) return cairn_err_oom(err, NULL);
+    *p = (reg_pending_t){.r = r,
+                         .req = req,
+                         .model_id = id,
+                         .version = version,
+                         .source = text[0],
+                         .tags = tags,
+                         .next = r->pending};
+    memcpy(p->text, text, sizeof p->text);
+    snprintf(p->ws, sizeof p->ws, "%s", reg_ws(req));
+    snprintf(p->name, sizeof p->name, "%s", name);
+    r->pending = p;
+    cairn_defer(req);
+    if (reg_source_pin(p, run_id, path, err) != 0) {
+        reg_pending_free(p);
+        return -1; /* the runtime answers err, deferred or not */
+    }
+    return 0;
+}
+
 int reg_create_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     registry_t *r = state;
     const msgpack_object *b = cairn_body(req), *tags = NULL;
     cairn_str_t name, text[5] = {{"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}};
+    cairn_str_t run_id, path;
+    int runs;
     if (reg_field_name(b, "name", &name, err) != 0 ||
         cairn_field_str(b, "source", true, REG_TEXT_MAX, &text[0], err) != 0 ||
         cairn_field_str(b, "run_id", false, 64, &text[1], err) < 0 ||
         s_flavor(b, &text[2], err) != 0 ||
         cairn_field_str(b, "signature", false, REG_TEXT_MAX, &text[3], err) < 0 ||
         cairn_field_str(b, "description", false, REG_TEXT_MAX, &text[4], err) < 0 ||
-        reg_field_tags(b, &tags, err) != 0)
+        reg_field_tags(b, &tags, err) != 0 ||
+        (runs = reg_source_parse(text[0], &run_id, &path, err)) < 0)
         return -1;
     if (!text[0].len)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field 'source' must not be empty");
+    if (runs == 0 && text[1].len &&
+        !(text[1].len == run_id.len && !memcmp(text[1].ptr, run_id.ptr, run_id.len)))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "run_id names another run than the source does");
+    if (runs == 0) text[1] = run_id;
     cairn_name_object(req, "model", name.ptr, name.len);
-    int64_t id = 0, version = 0;
-    if (reg_begin(r, err) != 0) return -1;
-    int rc = reg_model_find(r, req, name, &id, err);
-    if (rc == 0) {
-        sqlite3_stmt *st = r->q[Q_MODEL_NEXT_VERSION];
-        sqlite3_bind_int64(st, 1, (int64_t)cairn_wall_ms());
-        sqlite3_bind_int64(st, 2, id);
-        if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        rc = version > 0 ? s_insert(r, req, id, version, text, tags, err)
-                         : reg_db_fail(r, "number a model version", err);
-    }
     char nm[REG_NAME_MAX + 1];
     snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
-    if (rc == 0)
-        rc = reg_history_add(r, req, id, nm, "version_created", (cairn_str_t){"", 0},
-                             version, NULL, err);
-    if (rc != 0 || reg_commit(r, err) != 0) {
+    int64_t id = 0, version = 0;
+    if (reg_begin(r, err) != 0) return -1;
+    if (s_take_number(r, req, name, &id, &version, err) != 0 ||
+        reg_commit(r, err) != 0) {
         reg_rollback(r);
         return -1;
     }
-    reg_publish(r, "model.registered", req, nm, version, NULL);
-    return s_reply_version(r, req, id, name, version, err);
+    if (runs == 0)
+        return s_create_pinned(r, req, nm, id, version, text, tags, run_id, path, err);
+    return s_write_version(r, req, nm, id, version, text, tags, "", err);
 }
 
 /* {name*, version*}: the model's id and the version, which exists. */
@@ -260,7 +334,11 @@ int reg_delete_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
     registry_t *r = state;
     cairn_str_t name;
     int64_t id, version;
-    if (s_target(r, req, &name, &id, &version, err) != 0 || reg_begin(r, err) != 0)
+    int64_t pinned[1];
+    size_t npinned = 0;
+    if (s_target(r, req, &name, &id, &version, err) != 0 ||
+        reg_pinned(r, id, version, pinned, 1, &npinned, err) != 0 ||
+        reg_begin(r, err) != 0)
         return -1;
     char nm[REG_NAME_MAX + 1];
     snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
@@ -296,6 +374,7 @@ int reg_delete_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
         reg_rollback(r);
         return -1;
     }
+    if (npinned) reg_unpin(r, reg_ws(req), id, version);
     msgpack_pack_map(reg_reply_begin(r), 0);
     return reg_reply(r, req, CAIRN_ST_OK);
 }

@@ -106,7 +106,10 @@ int art_check_shape(artifacts_t *a, int64_t rid, const char *path, cairn_err_t *
 bool art_col_alg(sqlite3_stmt *st, int i, cairn_chash_alg_t *alg);
 int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *path,
                   const art_blob_t *blob, uint64_t size, cairn_err_t *err);
-void art_blob_unref(storage_t *s, const art_blob_t *blob);
+/* Free blob if nothing names it any more (no index row, no pin): 1 when
+ * it went. */
+uint64_t art_blob_unref(storage_t *s, const art_blob_t *blob);
+
 /* uploads.c */
 void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);
 

@@ -447,7 +447,7 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
 
 /* A blob just committed whose index row could not be written: remove it
  * unless some artifact names it (the same bytes stored before). */
-void art_blob_unref(storage_t *s, const art_blob_t *blob)
+uint64_t art_blob_unref(storage_t *s, const art_blob_t *blob)
 {
     cairn_err_t err = {0};
     blob_set_t b = {0};
@@ -455,6 +455,7 @@ void art_blob_unref(storage_t *s, const art_blob_t *blob)
     if (s_blobs_add(&b, blob->alg, (const unsigned char *)blob->hex, CAS_HEX_LEN,
                     &err) == 0)
         s_blobs_release(s, &b, &nfreed, &bytes);
+    return nfreed;
 }
 
 /* ---- downloads ------------------------------------------------------------ */

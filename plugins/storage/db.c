@@ -138,7 +138,14 @@ static const char *const s_sql[ST_COUNT] = {
         "SELECT DISTINCT hash, alg FROM artifacts WHERE rid = ?1 AND (path = ?2 "
         "OR (path >= ?3 AND path < ?4))",
     /* A blob is named by (alg, hash): the index on hash finds the rows. */
-    [ST_ART_REFERENCED] = "SELECT 1 FROM artifacts WHERE hash = ? AND alg = ? LIMIT 1",
+    [ST_ART_REFERENCED] =
+        ("SELECT 1 FROM artifacts WHERE hash = ?1 AND alg = ?2 UNION "
+         "ALL SELECT 1 FROM pins WHERE hash = ?1 AND alg = ?2 LIMIT 1"),
+    /* A file (path = ?2), or a directory's files [?3, ?4), in path order. */
+    [ST_ART_TREE] = ("SELECT path, size, hash, alg FROM artifacts WHERE rid = ?1 AND "
+                     "(path = ?2 OR (path >= ?3 AND path < ?4)) ORDER BY path"),
+    [ST_PIN_PUT] = "INSERT OR IGNORE INTO pins (hash, alg, owner) VALUES (?, ?, ?)",
+    [ST_PIN_DROP] = "DELETE FROM pins WHERE owner = ? RETURNING hash, alg",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */

@@ -59,6 +59,9 @@ typedef enum db_stmt_id {
     ST_ART_DEL_TREE,
     ST_ART_HASHES,
     ST_ART_REFERENCED,
+    ST_ART_TREE,
+    ST_PIN_PUT,
+    ST_PIN_DROP,
     ST_COUNT
 } db_stmt_id_t;
 

@@ -119,6 +119,13 @@ static const char *const storage_migrations[] = {
     "INSERT INTO metric_values SELECT key_id, value, rid FROM latest_metrics WHERE "
     "value IS NOT NULL ORDER BY key_id, value, rid;"
     "DROP INDEX latest_metrics_by_value;",
+    /* 8: pins (pins.c): blobs kept for an owner outside the index (a model
+     * version of the registry), so that deleting the files that named them
+     * frees them no more. A blob goes when neither names it. */
+    "CREATE TABLE pins ("
+    "  hash TEXT NOT NULL, alg TEXT NOT NULL, owner TEXT NOT NULL,"
+    "  PRIMARY KEY (hash, alg, owner)) WITHOUT ROWID;"
+    "CREATE INDEX pins_by_owner ON pins (owner);",
 };
 
 #define STORAGE_SCHEMA_VERSION \

@@ -212,6 +212,8 @@ int art_put(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_get(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_verify(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_list(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_pin(void *state, cairn_req_t *req, cairn_err_t *err); /* pins.c */
+int art_unpin(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_abort(void *state, cairn_req_t *req, cairn_err_t *err);
 

@@ -54,14 +54,14 @@ class RegistryBase:
                          (n, "who leaves", [{"key": "team", "value": "risk"}], []))
         with self.assertRaises(cairn.Conflict):
             self.reg.create_model(n)
-        vs = [self.reg.create_version(n, f"runs:/r{i}/model", run_id=f"r{i}",
+        vs = [self.reg.create_version(n, f"/models/r{i}/model", run_id=f"r{i}",
                                       flavor="xgboost", tags={"i": i})
               for i in range(3)]
         self.assertEqual([v["version"] for v in vs], [1, 2, 3])
         v2 = self.reg.get_version(n, 2)
         self.assertEqual((v2["source"], v2["run_id"], v2["flavor"], v2["status"],
                           v2["tags"], v2["aliases"]),
-                         ("runs:/r1/model", "r1", "xgboost", "READY",
+                         ("/models/r1/model", "r1", "xgboost", "READY",
                           [{"key": "i", "value": "1"}], []))
         self.assertEqual(self.reg.get_version(n, "2"), v2)  # MLflow sends strings
         self.reg.delete_version(n, 3)
@@ -81,7 +81,7 @@ class RegistryBase:
         n = self.name("fraud")
         self.reg.create_model(n)
         for i in range(3):
-            self.reg.create_version(n, f"runs:/r{i}/m")
+            self.reg.create_version(n, f"/models/r{i}/m")
         self.reg.set_alias(n, "champion", 1)
         t1 = self.reg.alias_history(n, "champion")[-1]["set_at"]
         time.sleep(0.01)
@@ -141,7 +141,7 @@ class RegistryBase:
         for i, n in enumerate(names):
             self.reg.create_model(n, tags={"kind": "even" if i % 2 == 0 else "odd"})
             for j in range(2):
-                self.reg.create_version(n, f"runs:/{tag}{i}{j}/m", run_id=f"{tag}{i}{j}",
+                self.reg.create_version(n, f"/m/{tag}{i}{j}", run_id=f"{tag}{i}{j}",
                                         tags={"j": j})
         found = self.reg.search_models(f"name LIKE 's{tag}-%'", page_size=2)
         self.assertEqual([m["name"] for m in found], sorted(names))
@@ -162,7 +162,7 @@ class RegistryBase:
                                       order_by=["name ASC"])
         self.assertEqual([(v["name"], v["version"]) for v in vs],
                          [(n, 2) for n in sorted(names)])
-        vs = self.reg.search_versions(f"source_path LIKE 'runs:/{tag}4%'")
+        vs = self.reg.search_versions(f"source_path LIKE '/m/{tag}4%'")
         self.assertEqual(len(vs), 2)
 
     def test_bad_input_is_a_400_with_a_sentence(self):
@@ -249,19 +249,110 @@ class RegistryProcess(RegistryBase, unittest.TestCase):
     MODE = "process"
 
 
+PINNED = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
+          "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+          "  registry:\n    plugin: registry\n    mode: inproc\n")
+
+
+class Pinned(unittest.TestCase):
+    """A runs:/ source is resolved to the blobs the artifact store holds: no
+    copy, a content_hash over the files, and the blobs outlive the run's
+    files until the version goes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=PINNED).start()
+        cls.c = cls.k.client()
+        cls.reg = Registry(cls.k.endpoint)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+        cls.c.close()
+        cls.k.cleanup()
+
+    def ok(self, svc, verb, body):
+        h, b = self.c.call(svc, verb, body)
+        self.assertEqual(h["st"], 200, (verb, h))
+        return b
+
+    def new_run(self, files):
+        exp = self.ok("tracking", "create_experiment",
+                      {"name": f"pin-{os.urandom(4).hex()}"})["experiment_id"]
+        rid = self.ok("tracking", "create_run", {"experiment_id": exp})["run"]["info"]["run_id"]
+        for path, data in files.items():
+            self.ok("artifacts", "put_artifact", {"run_id": rid, "path": path, "data": data,
+                                                  "offset": 0, "done": True})
+        return rid
+
+    def blob_paths(self):
+        root = os.path.join(self.k.state, "artifacts", "sha256")
+        return {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
+
+    def test_a_version_keeps_its_bytes(self):
+        files = {"model/model.xgb": os.urandom(3000), "model/MLmodel": b"flavors: {}\n",
+                 "metrics.json": b"{}"}
+        rid = self.new_run(files)
+        n = f"pinned-{os.urandom(3).hex()}"
+        self.reg.create_model(n)
+        before = self.blob_paths()
+        v = self.reg.create_version(n, f"runs:/{rid}/model", flavor="xgboost")
+        self.assertEqual(v["run_id"], rid)
+        self.assertTrue(v["content_hash"].startswith("sha256:"), v)
+        self.assertEqual(self.blob_paths(), before)  # no byte copied
+        # The same files registered again: the same content hash.
+        v2 = self.reg.create_version(n, f"runs:/{rid}/model")
+        self.assertEqual(v2["content_hash"], v["content_hash"])
+        one = self.reg.create_version(n, f"runs:/{rid}/model/MLmodel")
+        self.assertNotEqual(one["content_hash"], v["content_hash"])
+        # The run's files go; the version's blobs stay.
+        self.ok("artifacts", "delete_artifact", {"run_id": rid, "path": "model"})
+        self.assertEqual(self.blob_paths(), before)
+        # Each version pins them: deleting two of three frees nothing...
+        self.reg.delete_version(n, v["version"])
+        self.reg.delete_version(n, one["version"])
+        time.sleep(0.2)
+        self.assertEqual(self.blob_paths(), before)
+        # ... and the last one lets the model's files go (not metrics.json).
+        self.reg.delete_model(n)
+        for _ in range(100):
+            if len(self.blob_paths()) == len(before) - 2:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(self.blob_paths()), len(before) - 2)
+
+    def test_a_bad_source_takes_nothing(self):
+        rid = self.new_run({"a.txt": b"a"})
+        n = f"bad-src-{os.urandom(3).hex()}"
+        self.reg.create_model(n)
+        for source, st in ((f"runs:/{rid}/nothing", 404), ("runs:/no-such-run/m", 404),
+                           ("runs://m", 400), (f"runs:/{'x' * 65}/m", 400)):
+            h, _ = self.c.call("registry", "create_model_version", {"name": n, "source": source})
+            self.assertEqual(h["st"], st, (source, h))
+            self.assertTrue(h.get("err"))
+        h, _ = self.c.call("registry", "create_model_version",
+                           {"name": n, "source": f"runs:/{rid}/a.txt", "run_id": "other"})
+        self.assertEqual(h["st"], 400, h)
+        self.assertEqual(self.reg.search_versions(f"name = '{n}'"), [])
+        # Numbers refused along the way are not given out again.
+        v = self.reg.create_version(n, f"runs:/{rid}/a.txt")
+        self.assertGreater(v["version"], 1)
+        self.assertTrue(v["content_hash"].startswith("sha256:"))
+
+
 class Persistence(unittest.TestCase):
     def test_a_restart_keeps_everything(self):
         k = Kernel(services=services("inproc")).start()
         try:
             with Registry(k.endpoint) as reg:
                 reg.create_model("kept", tags={"a": "1"})
-                reg.create_version("kept", "runs:/x/m")
-                reg.create_version("kept", "runs:/y/m")
+                reg.create_version("kept", "/m/x")
+                reg.create_version("kept", "/m/y")
                 reg.set_alias("kept", "champion", 2)
             k.stop()
             k.start()
             with Registry(k.endpoint) as reg:
-                self.assertEqual(reg.get_model("kept@champion")["source"], "runs:/y/m")
+                self.assertEqual(reg.get_model("kept@champion")["source"], "/m/y")
                 self.assertEqual(reg.create_version("kept", "s")["version"], 3)
                 self.assertEqual(len(reg.alias_history("kept", "champion")), 1)
                 self.assertEqual(reg.get_registered_model("kept")["tags"],

@@ -57,12 +57,14 @@ BY_ID = {
         "list_artifacts": {"run_id": "R"},
         "delete_artifact": {"run_id": "R", "path": "model.bin"},
         "abort_upload": {"run_id": "R", "upload_id": "U"},
+        "pin_artifacts": {"run_id": "R", "path": "model.bin", "owner": "o"},
     },
 }
 # Verbs that name no object: checked one by one below.
 UNNAMED = {"tracking": {"create_experiment", "get_experiment_by_name",
                         "search_experiments", "search_runs"},
-           "artifacts": set()}
+           # pins are kept per workspace: an owner names no other's
+           "artifacts": {"unpin_artifacts"}}
 
 
 def fill(body, ids):
@@ -294,7 +296,7 @@ class MigrationFromV4(unittest.TestCase):
             db.close()
 
     def test_everything_is_in_default_and_intact(self):
-        self.assertEqual(self.schema_version(), 7)
+        self.assertEqual(self.schema_version(), 8)
         e = self.ok("tracking", "get_experiment_by_name",
                     {"experiment_name": "before-workspaces"})["experiment"]
         self.assertEqual((e["experiment_id"], e["tags"]),
@@ -334,7 +336,7 @@ class MigrationFromV4(unittest.TestCase):
         self.k.start()
         self.cl.c.close()
         self.cl.c = self.k.client()  # start() may have moved to new ports
-        self.assertEqual(self.schema_version(), 7)
+        self.assertEqual(self.schema_version(), 8)
         self.ok("tracking", "get_run", {"run_id": V4["R"]})
 
 
