@@ -46,8 +46,11 @@ def services(mode, settings=""):
 
 
 def start(services_text):
-    """A started Kernel, cleaned up (its cairnd stopped) if it fails to start."""
-    k = Kernel(services=services_text)
+    """A started Kernel, cleaned up (its cairnd stopped) if it fails to start.
+    Heartbeats every 500 ms (liveness 2.5 s): a process-mode plugin that
+    fsyncs and hashes under ASan on a loaded 2-CPU machine must not be
+    declared hung (crashes are seen by SIGCHLD, not by heartbeats)."""
+    k = Kernel(services=services_text, heartbeat_ms=500)
     try:
         return k.start()
     except BaseException:
@@ -784,7 +787,7 @@ class LegacyBlake2bState(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.k = Kernel(services=services("inproc"))
+        cls.k = Kernel(services=services("inproc"), heartbeat_ms=500)
         shutil.copytree(FIXTURE_V4, cls.k.state)
         os.chmod(cls.k.state, 0o700)
         try:
