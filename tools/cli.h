@@ -144,6 +144,16 @@ int cli_params_log(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_upload(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_artifacts_download(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* The model registry's commands (cli_registry.c). */
+int cli_models_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_register(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_versions(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_alias(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_secrets_get(cairn_client_t *c, const opts_t *o, fail_t *f);

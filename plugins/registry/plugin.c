@@ -533,7 +533,9 @@ static const cairn_verb_t registry_verbs[] = {
     {.name = "get_model_version",
      .handle = reg_get_model_version,
      .perm = "registry.read",
-     .flags = CAIRN_VERB_IDEMPOTENT,
+     /* a few indexed reads: served on the kernel's thread when idle (every
+      * scoring request's rollout asks it) */
+     .flags = CAIRN_VERB_IDEMPOTENT | CAIRN_VERB_INLINE,
      .max_body = REG_MAX_BODY,
      .help = "{name*, version*} -> model_version"},
     {.name = "search_model_versions",
@@ -582,7 +584,9 @@ static const cairn_verb_t registry_verbs[] = {
     {.name = "get_model_version_by_alias",
      .handle = reg_get_model_version_by_alias,
      .perm = "registry.read",
-     .flags = CAIRN_VERB_IDEMPOTENT,
+     /* a few indexed reads: served on the kernel's thread when idle (every
+      * scoring request's rollout asks it) */
+     .flags = CAIRN_VERB_IDEMPOTENT | CAIRN_VERB_INLINE,
      .max_body = REG_MAX_BODY,
      .help = "{name*, alias*} -> model_version"},
     {.name = "get_alias_history",

@@ -1,0 +1,366 @@
+/* bench_registry — the registry's ratio benchmark (issue 14).
+ *
+ *   bench_registry [--quick] [--json] [--rounds N] [--seconds S] [--window W]
+ *                  [--versions N] [--queries N] [--only LIST] [--cairnd PATH]
+ *                  [--no-pin] [--strict]
+ *
+ * One private cairnd with the `registry` plugin inproc, and two cases:
+ *
+ *   alias    get_model_version_by_alias lock-step (what every scoring
+ *            request's rollout asks) against sys.ping lock-step on the same
+ *            socket (the kernel answers it itself: the bus floor), S seconds
+ *            each, rounds alternating the order -> calls/s and the ratio,
+ *            medians over rounds. Target >= 0.8x.
+ *   search   N model versions (100 per model) registered through the API,
+ *            W in flight; then search_model_versions by name (100 results)
+ *            and by run_id (one), Q queries each -> p50/p99 ms. Target
+ *            p99 < 50 ms at 100,000 versions.
+ *
+ * Timings are never asserted: verdicts print PASS or MISS; --strict turns a
+ * MISS into exit status 3. Every reply is checked (else exit 1).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "cairn/cairn.h"
+
+#define MAX_ROUNDS 20
+#define IO_TIMEOUT_MS 60000
+#define PER_MODEL 100
+
+typedef struct opts {
+    bench_opts_t base;
+    int versions, queries;
+} opts_t;
+
+static bench_kernel_t *g_kernel;
+
+static void s_cleanup(bool failed)
+{
+    if (failed) bench_kernel_print_log(g_kernel, stderr);
+    bench_kernel_destroy(&g_kernel);
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bench_registry [--quick] [--json] [--rounds N] [--seconds S] "
+            "[--window W]\n"
+            "                      [--versions N] [--queries N] [--only LIST] "
+            "[--cairnd PATH] [--no-pin] [--strict]\n"
+            "  --versions N  model versions for search (default 100,000; quick 2,000)\n"
+            "  --queries N   queries per search kind (default 50; quick 10)\n"
+            "  --only LIST   comma-separated cases: alias, search\n");
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+typedef struct body {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} body_t;
+
+static msgpack_packer *s_body(body_t *b)
+{
+    msgpack_sbuffer_clear(&b->sb);
+    return &b->pk;
+}
+
+/* One call; its reply must be 200 (else the bench dies naming what). */
+static cairn_reply_t *s_call(cairn_client_t *c, const char *svc, const char *verb,
+                             const body_t *b)
+{
+    cairn_reply_t *r = NULL;
+    cairn_err_t err = {0};
+    if (cairn_client_call(c, svc, verb, b ? b->sb.data : NULL, b ? b->sb.size : 0, 0,
+                          &r, &err) != 0)
+        bench_die("%s.%s: %d %s", svc, verb, err.st, err.msg);
+    if (cairn_reply_status(r) != CAIRN_ST_OK)
+        bench_die("%s.%s: %d %s", svc, verb, cairn_reply_status(r),
+                  cairn_reply_error(r));
+    return r;
+}
+
+static void s_model(cairn_client_t *c, body_t *b, const char *name)
+{
+    msgpack_packer *pk = s_body(b);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_kv_str(pk, "name", name);
+    cairn_reply_t *r = s_call(c, "registry", "create_registered_model", b);
+    cairn_reply_destroy(&r);
+}
+
+/* ---- alias ------------------------------------------------------------------ */
+
+/* Lock-step calls for seconds: calls/s. */
+static double s_rate(cairn_client_t *c, body_t *alias, bool ping, double seconds)
+{
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(seconds * 1e9), n = 0;
+    for (uint64_t now = t0; now < end; now = bench_now_ns(), n++) {
+        cairn_reply_t *r =
+            ping ? s_call(c, "sys", "ping", NULL)
+                 : s_call(c, "registry", "get_model_version_by_alias", alias);
+        cairn_reply_destroy(&r);
+    }
+    return (double)n / ((double)(bench_now_ns() - t0) / 1e9);
+}
+
+typedef struct alias_result {
+    double alias[MAX_ROUNDS], ping[MAX_ROUNDS], ratio[MAX_ROUNDS];
+    double alias_med, ping_med, ratio_med, ratio_cov;
+} alias_result_t;
+
+static void case_alias(const opts_t *o, cairn_client_t *c, alias_result_t *res)
+{
+    body_t b;
+    msgpack_sbuffer_init(&b.sb);
+    msgpack_packer_init(&b.pk, &b.sb, msgpack_sbuffer_write);
+    s_model(c, &b, "bench-alias");
+    msgpack_packer *pk = s_body(&b);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "name", "bench-alias");
+    cairn_pack_kv_str(pk, "source", "/models/bench");
+    cairn_reply_t *r = s_call(c, "registry", "create_model_version", &b);
+    cairn_reply_destroy(&r);
+    pk = s_body(&b);
+    msgpack_pack_map(pk, 3);
+    cairn_pack_kv_str(pk, "name", "bench-alias");
+    cairn_pack_kv_str(pk, "alias", "champion");
+    cairn_pack_cstr(pk, "version");
+    msgpack_pack_int(pk, 1);
+    r = s_call(c, "registry", "set_alias", &b);
+    cairn_reply_destroy(&r);
+    pk = s_body(&b);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "name", "bench-alias");
+    cairn_pack_kv_str(pk, "alias", "champion");
+    s_rate(c, &b, false, 0.2); /* warm both */
+    s_rate(c, &b, true, 0.2);
+    for (int i = 0; i < o->base.rounds; i++) {
+        bool alias_first = i % 2 == 0;
+        for (int side = 0; side < 2; side++) {
+            bool ping = (side == 0) != alias_first;
+            double v = s_rate(c, &b, ping, o->base.seconds);
+            if (ping)
+                res->ping[i] = v;
+            else
+                res->alias[i] = v;
+        }
+        res->ratio[i] = res->alias[i] / res->ping[i];
+    }
+    res->alias_med = bench_median(res->alias, o->base.rounds);
+    res->ping_med = bench_median(res->ping, o->base.rounds);
+    res->ratio_med = bench_median(res->ratio, o->base.rounds);
+    res->ratio_cov = bench_cov(res->ratio, o->base.rounds);
+    msgpack_sbuffer_destroy(&b.sb);
+}
+
+/* ---- search ----------------------------------------------------------------- */
+
+typedef struct search_result {
+    double populate_s;
+    double by_name_p50, by_name_p99, by_run_p50, by_run_p99;
+} search_result_t;
+
+/* n versions, PER_MODEL a model, window in flight: seconds taken. */
+static double s_populate(cairn_client_t *c, int n, int window)
+{
+    body_t b;
+    msgpack_sbuffer_init(&b.sb);
+    msgpack_packer_init(&b.pk, &b.sb, msgpack_sbuffer_write);
+    char name[32], src[48], run[32];
+    for (int m = 0; m * PER_MODEL < n; m++) {
+        snprintf(name, sizeof name, "m%d", m);
+        s_model(c, &b, name);
+    }
+    cairn_err_t err = {0};
+    int sent = 0, done = 0, inflight = 0;
+    uint64_t t0 = bench_now_ns();
+    while (done < n) {
+        while (inflight < window && sent < n) {
+            snprintf(name, sizeof name, "m%d", sent / PER_MODEL);
+            snprintf(src, sizeof src, "/models/%d", sent);
+            snprintf(run, sizeof run, "r%d", sent);
+            msgpack_packer *pk = s_body(&b);
+            msgpack_pack_map(pk, 3);
+            cairn_pack_kv_str(pk, "name", name);
+            cairn_pack_kv_str(pk, "source", src);
+            cairn_pack_kv_str(pk, "run_id", run);
+            if (cairn_client_send(c, "registry", "create_model_version", b.sb.data,
+                                  b.sb.size, 0, NULL, &err) != 0)
+                bench_die("populate: send: %s", err.msg);
+            sent++;
+            inflight++;
+        }
+        cairn_reply_t *r = NULL;
+        if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
+            bench_die("populate: no reply: %d %s", err.st, err.msg);
+        if (cairn_reply_status(r) != CAIRN_ST_OK)
+            bench_die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
+        cairn_reply_destroy(&r);
+        inflight--;
+        done++;
+    }
+    msgpack_sbuffer_destroy(&b.sb);
+    return (double)(bench_now_ns() - t0) / 1e9;
+}
+
+/* q searches with filter fmt (one %d: a random model or run): p50, p99 ms;
+ * each must return want versions. */
+static void s_queries(cairn_client_t *c, const char *fmt, int range, int want, int q,
+                      double *p50, double *p99)
+{
+    body_t b;
+    msgpack_sbuffer_init(&b.sb);
+    msgpack_packer_init(&b.pk, &b.sb, msgpack_sbuffer_write);
+    double *lat = malloc(sizeof *lat * (size_t)q);
+    if (!lat) bench_die("out of memory");
+    char filter[96];
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < q; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        snprintf(filter, sizeof filter, fmt, (int)(x % (uint64_t)range));
+        msgpack_packer *pk = s_body(&b);
+        msgpack_pack_map(pk, 2);
+        cairn_pack_kv_str(pk, "filter", filter);
+        cairn_pack_cstr(pk, "max_results");
+        msgpack_pack_int(pk, 100);
+        uint64_t t0 = bench_now_ns();
+        cairn_reply_t *r = s_call(c, "registry", "search_model_versions", &b);
+        lat[i] = (double)(bench_now_ns() - t0) / 1e6;
+        const msgpack_object *v =
+            cairn_obj_get(cairn_reply_object(r), "model_versions");
+        if (!v || v->type != MSGPACK_OBJECT_ARRAY || (int)v->via.array.size != want)
+            bench_die("search %s: not %d versions", filter, want);
+        cairn_reply_destroy(&r);
+    }
+    *p50 = bench_pct(lat, (size_t)q, 0.5);
+    *p99 = bench_pct(lat, (size_t)q, 0.99);
+    free(lat);
+    msgpack_sbuffer_destroy(&b.sb);
+}
+
+static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res)
+{
+    res->populate_s = s_populate(c, o->versions, o->base.window);
+    int models = (o->versions + PER_MODEL - 1) / PER_MODEL;
+    int last = o->versions - (models - 1) * PER_MODEL; /* the last model's count */
+    /* by name: models other than the last hold PER_MODEL versions */
+    s_queries(c, "name = 'm%d'", models > 1 ? models - 1 : 1,
+              models > 1 ? PER_MODEL : last, o->queries, &res->by_name_p50,
+              &res->by_name_p99);
+    s_queries(c, "run_id = 'r%d'", o->versions, 1, o->queries, &res->by_run_p50,
+              &res->by_run_p99);
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    bench_init("bench_registry", s_cleanup);
+    opts_t o = {.base = {.rounds = 5, .seconds = 1.0, .window = 64, .pin = true},
+                .versions = 100000,
+                .queries = 50};
+    bool versions_set = false, queries_set = false;
+    for (int i = 1; i < argc; i++) {
+        if (bench_opts_take(&o.base, argc, argv, &i)) continue;
+        if (!strcmp(argv[i], "--versions") && i + 1 < argc) {
+            o.versions = atoi(argv[++i]);
+            versions_set = true;
+        } else if (!strcmp(argv[i], "--queries") && i + 1 < argc) {
+            o.queries = atoi(argv[++i]);
+            queries_set = true;
+        } else {
+            bench_arg_rest("bench_registry", argv[i], s_usage);
+        }
+    }
+    if (o.base.quick) {
+        if (!o.base.rounds_set) o.base.rounds = 1;
+        if (!o.base.seconds_set) o.base.seconds = 0.2;
+        if (!versions_set) o.versions = 2000;
+        if (!queries_set) o.queries = 10;
+    }
+    if (o.base.rounds < 1 || o.base.rounds > MAX_ROUNDS || o.versions < PER_MODEL ||
+        o.queries < 1 || o.base.window < 1)
+        bench_die("--rounds 1..%d, --versions >= %d, --queries and --window >= 1",
+                  MAX_ROUNDS, PER_MODEL);
+    bench_text_set(!o.base.json);
+    cairn_err_t err = {0};
+    if (!(g_kernel = bench_kernel_new(o.base.cairnd, "cairn-bench-registry-", &err)))
+        bench_die("%s", err.msg);
+    int srv_cpu = -1, cli_cpu = -1;
+    if (o.base.pin && bench_pick_cpus(&srv_cpu, &cli_cpu) &&
+        bench_pin(cli_cpu, &err) != 0)
+        bench_warn("cannot pin: %s", err.msg);
+    if (bench_kernel_start(g_kernel,
+                           "  registry:\n    plugin: registry\n    mode: inproc\n",
+                           srv_cpu, &err) != 0)
+        bench_die("%s", err.msg);
+    cairn_client_t *c = bench_kernel_wait(g_kernel, 1, &err);
+    if (!c) bench_die("%s", err.msg);
+    bench_host_t host;
+    bench_host(&host);
+    bench_out(
+        "bench_registry: the model registry through cairnd (registry plugin, inproc)\n"
+        "host: %ld CPUs, Linux %s, %s%s\n",
+        host.ncpu, host.kernel, host.date,
+        o.base.quick ? " (--quick: smoke only)" : "");
+    alias_result_t al = {0};
+    search_result_t se = {0};
+    bool run_alias = bench_in_list(o.base.only, "alias");
+    bool run_search = bench_in_list(o.base.only, "search");
+    if (run_alias) {
+        case_alias(&o, c, &al);
+        bench_out(
+            "\n1. alias: lock-step, %d round(s) of %.1f s each side, alternating\n"
+            "   get_model_version_by_alias %.0f calls/s, sys.ping %.0f calls/s: "
+            "%.2fx (CoV %.2f)\n",
+            o.base.rounds, o.base.seconds, al.alias_med, al.ping_med, al.ratio_med,
+            al.ratio_cov);
+        bench_fig("alias_calls_per_s", al.alias_med);
+        bench_fig("ping_calls_per_s", al.ping_med);
+        bench_fig("alias_vs_ping", al.ratio_med);
+        bench_verdict("1 get_model_version_by_alias >= 0.8x sys.ping",
+                      al.ratio_med >= 0.8, ">= 0.8x", "%.2fx", al.ratio_med);
+    }
+    if (run_search) {
+        case_search(&o, c, &se);
+        bench_out(
+            "\n2. search: %d versions (%d a model) registered in %.1f s (%.0f/s, %d in "
+            "flight)\n"
+            "   search_model_versions name = 'mK' (100 results): p50 %.2f ms, p99 "
+            "%.2f ms\n"
+            "   search_model_versions run_id = 'rN' (1 result): p50 %.2f ms, p99 "
+            "%.2f ms\n",
+            o.versions, PER_MODEL, se.populate_s, o.versions / se.populate_s,
+            o.base.window, se.by_name_p50, se.by_name_p99, se.by_run_p50,
+            se.by_run_p99);
+        bench_fig("versions", o.versions);
+        bench_fig("populate_versions_per_s", o.versions / se.populate_s);
+        bench_fig("search_by_name_p50_ms", se.by_name_p50);
+        bench_fig("search_by_name_p99_ms", se.by_name_p99);
+        bench_fig("search_by_run_p50_ms", se.by_run_p50);
+        bench_fig("search_by_run_p99_ms", se.by_run_p99);
+        double worst = se.by_name_p99 > se.by_run_p99 ? se.by_name_p99 : se.by_run_p99;
+        bench_verdict("2 search_model_versions p99 < 50 ms", worst < 50.0, "< 50 ms",
+                      "%.1f / %.1f ms", se.by_name_p99, se.by_run_p99);
+    }
+    if (o.base.json) {
+        printf(
+            "{\"bench\": \"registry\", \"date\": \"%s\", \"quick\": %s, \"versions\": "
+            "%d, ",
+            host.date, o.base.quick ? "true" : "false", o.versions);
+        bench_json_report_tail();
+    } else {
+        bench_verdicts_print(48, 30, 12);
+        bench_verdicts_line(o.base.quick);
+    }
+    cairn_client_destroy(&c);
+    int misses = bench_misses();
+    s_cleanup(false);
+    bench_out("bench_registry: done\n");
+    return o.base.strict && misses ? 3 : 0;
+}

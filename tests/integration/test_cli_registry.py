@@ -1,0 +1,76 @@
+"""The `cairn models ...` commands, end to end: the built CLI against a
+private cairnd with tracking, artifacts and the registry (inproc). A model
+registered from a run's artifacts (stored once), versions listed, an alias
+moved and its history, bad input answered with a sentence and exit 1 or 2."""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import Kernel  # noqa: E402
+from test_cli_tracking import cli  # noqa: E402
+
+SERVICES = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+            "  registry:\n    plugin: registry\n    mode: inproc\n")
+
+
+class Models(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(SERVICES).start()
+        cls.ep = cls.k.endpoint
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def ok(self, *args, stdin=None):
+        r = cli(self.ep, *args, stdin=stdin)
+        self.assertEqual(r.returncode, 0, (args, r.stdout, r.stderr))
+        return r.stdout
+
+    def test_register_list_alias_history(self):
+        exp = self.ok("experiments", "create", "cli-models").strip()
+        run = self.ok("runs", "create", exp).strip()
+        self.ok("artifacts", "upload", run, "-", "model/model.bin", stdin="weights")
+        out = self.ok("models", "create", "churn", "--tag", "team=risk")
+        self.assertIn("churn", out)
+        v = json.loads(self.ok("--json", "models", "register", "churn",
+                               f"runs:/{run}/model"))["model_version"]
+        self.assertEqual((v["version"], v["run_id"]), (1, run))
+        self.assertTrue(v["content_hash"].startswith("sha256:"))
+        self.ok("models", "register", "churn", "/models/churn/2")
+        table = self.ok("models", "versions", "churn")
+        self.assertEqual(len(table.strip().splitlines()), 3, table)  # a title, two rows
+        self.assertIn("/models/churn/2", table)
+        self.ok("models", "alias", "churn", "champion", "1")
+        self.ok("models", "alias", "churn", "champion", "2")
+        shown = json.loads(self.ok("--json", "models", "show", "churn@champion"))
+        self.assertEqual(shown["model_version"]["version"], 2)
+        shown = json.loads(self.ok("--json", "models", "show", "churn:1"))
+        self.assertEqual(shown["model_version"]["source"], f"runs:/{run}/model")
+        hist = json.loads(self.ok("--json", "models", "history", "churn", "champion"))
+        self.assertEqual([h["version"] for h in hist["history"]], [1, 2])
+        listed = json.loads(self.ok("--json", "models", "list", "--filter",
+                                    "tags.team = 'risk'"))
+        self.assertEqual([m["name"] for m in listed["registered_models"]], ["churn"])
+        self.ok("models", "delete", "churn")
+        r = cli(self.ep, "models", "show", "churn")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("no registered model", r.stderr)
+
+    def test_bad_input(self):
+        for args, code in ((("models", "create", "a:b"), 1),
+                           (("models", "list", "--filter", "name >> 'x'"), 1),
+                           (("models", "create", "t", "--tag", "novalue"), 2),
+                           (("models", "alias", "nope", "champion", "1"), 1),
+                           (("models", "register", "only-name"), 2)):
+            r = cli(self.ep, *args)
+            self.assertEqual(r.returncode, code, (args, r.stdout, r.stderr))
+            self.assertTrue(r.stderr.strip(), args)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,208 @@
+/* cli_registry.c — `cairn models ...`: the model registry (docs/REGISTRY.md).
+ *
+ *   models create NAME [--tag K=V]        models list [--filter F] [--max N]
+ *   models register NAME SOURCE           models versions NAME [--max N]
+ *   models show REF (NAME, NAME:N, NAME@ALIAS)
+ *   models alias NAME ALIAS VERSION       models history NAME ALIAS
+ *   models delete NAME
+ *
+ * Bodies are built here as JSON (cli_call_json); --json prints the replies
+ * as they come, else tables. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define SVC "registry"
+
+/* {key, value} pairs of --tag K=V. NULL with *rc set on a bad one. */
+static json_t *s_tags(const opts_t *o, int *rc, fail_t *f)
+{
+    json_t *tags = json_array();
+    if (!tags) {
+        *rc = cli_oom(f);
+        return NULL;
+    }
+    for (int i = 0; i < o->ntags; i++) {
+        const char *eq = strchr(o->tags[i], '=');
+        if (!eq || eq == o->tags[i]) {
+            json_decref(tags);
+            *rc = cli_bad_usage(f, "--tag takes KEY=VALUE, not '%s'", o->tags[i]);
+            return NULL;
+        }
+        json_array_append_new(
+            tags, json_pack("{s:s%, s:s}", "key", o->tags[i], (size_t)(eq - o->tags[i]),
+                            "value", eq + 1));
+    }
+    return tags;
+}
+
+static int s_print(const opts_t *o, json_t *reply, const char *key, const col_t *cols,
+                   size_t ncols, fail_t *f)
+{
+    if (o->json) return cli_print_json(reply, false, f);
+    json_t *one = json_object_get(reply, key);
+    json_t *rows = json_is_array(one) ? json_incref(one) : json_pack("[O]", one);
+    int rc = rows ? cli_table(rows, cols, ncols, f) : cli_oom(f);
+    json_decref(rows);
+    return rc;
+}
+
+static const col_t MODEL_COLS[] = {{"NAME", "name", false},
+                                   {"UPDATED", "last_updated_timestamp", false},
+                                   {"DESCRIPTION", "description", false}};
+static const col_t VERSION_COLS[] = {
+    {"NAME", "name", false},     {"VERSION", "version", false},
+    {"RUN_ID", "run_id", false}, {"FLAVOR", "flavor", false},
+    {"SOURCE", "source", false}, {"CONTENT_HASH", "content_hash", false}};
+
+int cli_models_create(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    int rc = EXIT_OK;
+    json_t *tags = s_tags(o, &rc, f), *reply = NULL;
+    if (!tags) return rc;
+    rc = cli_call_json(c, o, SVC, "create_registered_model",
+                       json_pack("{s:s, s:o}", "name", OPERAND(o, 0), "tags", tags),
+                       &reply, f);
+    if (rc == EXIT_OK) rc = s_print(o, reply, "registered_model", MODEL_COLS, 3, f);
+    json_decref(reply);
+    return rc;
+}
+
+int cli_models_register(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    int rc = EXIT_OK;
+    json_t *tags = s_tags(o, &rc, f), *reply = NULL;
+    if (!tags) return rc;
+    rc = cli_call_json(c, o, SVC, "create_model_version",
+                       json_pack("{s:s, s:s, s:o}", "name", OPERAND(o, 0), "source",
+                                 OPERAND(o, 1), "tags", tags),
+                       &reply, f);
+    if (rc == EXIT_OK) rc = s_print(o, reply, "model_version", VERSION_COLS, 6, f);
+    json_decref(reply);
+    return rc;
+}
+
+/* Every page of verb's `key` list (at most --max rows). */
+static int s_gather(cairn_client_t *c, const opts_t *o, const char *verb,
+                    const char *key, const char *filter, json_t **all, fail_t *f)
+{
+    *all = json_array();
+    if (!*all) return cli_oom(f);
+    char *token = NULL;
+    int rc = EXIT_OK;
+    do {
+        json_t *body = json_pack("{s:i}", "max_results", 1000), *reply = NULL;
+        if (body && filter) json_object_set_new(body, "filter", json_string(filter));
+        if (body && token) json_object_set_new(body, "page_token", json_string(token));
+        free(token);
+        token = NULL;
+        rc = cli_call_json(c, o, SVC, verb, body, &reply, f);
+        if (rc != EXIT_OK) break;
+        json_array_extend(*all, json_object_get(reply, key));
+        const char *next = json_string_value(json_object_get(reply, "next_page_token"));
+        if (next && !(token = strdup(next))) rc = cli_oom(f);
+        json_decref(reply);
+    } while (rc == EXIT_OK && token && (!o->max || json_array_size(*all) < o->max));
+    free(token);
+    while (o->max && json_array_size(*all) > o->max)
+        json_array_remove(*all, json_array_size(*all) - 1);
+    return rc;
+}
+
+static int s_list(cairn_client_t *c, const opts_t *o, const char *verb, const char *key,
+                  const char *filter, const col_t *cols, size_t ncols, fail_t *f)
+{
+    json_t *all = NULL;
+    int rc = s_gather(c, o, verb, key, filter, &all, f);
+    if (rc == EXIT_OK) {
+        json_t *out = json_pack("{s:O}", key, all);
+        rc = out ? s_print(o, out, key, cols, ncols, f) : cli_oom(f);
+        json_decref(out);
+    }
+    json_decref(all);
+    return rc;
+}
+
+int cli_models_list(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    return s_list(c, o, "search_registered_models", "registered_models", o->filter,
+                  MODEL_COLS, 3, f);
+}
+
+int cli_models_versions(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    const char *name = OPERAND(o, 0);
+    if (strchr(name, '\'')) return cli_bad_usage(f, "a model name holds no ' here");
+    char filter[512];
+    snprintf(filter, sizeof filter, "name = '%s'", name);
+    return s_list(c, o, "search_model_versions", "model_versions", filter, VERSION_COLS,
+                  6, f);
+}
+
+/* show REF: NAME@ALIAS and NAME:VERSION name a version, NAME the model. */
+int cli_models_show(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    const char *ref = OPERAND(o, 0), *at = strrchr(ref, '@'),
+               *colon = strrchr(ref, ':');
+    json_t *body = NULL, *reply = NULL;
+    const char *verb = "get_registered_model", *key = "registered_model";
+    if (at) {
+        body =
+            json_pack("{s:s%, s:s}", "name", ref, (size_t)(at - ref), "alias", at + 1);
+        verb = "get_model_version_by_alias";
+    } else if (colon) {
+        body = json_pack("{s:s%, s:s}", "name", ref, (size_t)(colon - ref), "version",
+                         colon + 1);
+        verb = "get_model_version";
+    } else {
+        body = json_pack("{s:s}", "name", ref);
+    }
+    if (at || colon) key = "model_version";
+    int rc = cli_call_json(c, o, SVC, verb, body, &reply, f);
+    if (rc == EXIT_OK)
+        rc = o->json || at || colon ? cli_print_json(reply, !o->json, f)
+                                    : s_print(o, reply, key, MODEL_COLS, 3, f);
+    json_decref(reply);
+    return rc;
+}
+
+int cli_models_alias(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(c, o, SVC, "set_alias",
+                           json_pack("{s:s, s:s, s:s}", "name", OPERAND(o, 0), "alias",
+                                     OPERAND(o, 1), "version", OPERAND(o, 2)),
+                           &reply, f);
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(reply, false, f);
+    json_decref(reply);
+    return rc;
+}
+
+static const col_t HISTORY_COLS[] = {{"VERSION", "version", false},
+                                     {"ACTION", "action", false},
+                                     {"BY", "set_by", false},
+                                     {"AT_MS", "set_at", false}};
+
+int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(
+        c, o, SVC, "get_alias_history",
+        json_pack("{s:s, s:s}", "name", OPERAND(o, 0), "alias", OPERAND(o, 1)), &reply,
+        f);
+    if (rc == EXIT_OK) rc = s_print(o, reply, "history", HISTORY_COLS, 4, f);
+    json_decref(reply);
+    return rc;
+}
+
+int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(c, o, SVC, "delete_registered_model",
+                           json_pack("{s:s}", "name", OPERAND(o, 0)), &reply, f);
+    json_decref(reply);
+    return rc;
+}
