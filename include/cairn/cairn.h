@@ -7,6 +7,7 @@
 #include "cairn/client.h"
 #include "cairn/err.h"
 #include "cairn/msg.h"
+#include "cairn/registry.h"
 #include "cairn/secrets.h"
 #include "cairn/tracking.h"
 

@@ -1,0 +1,73 @@
+/* cairn/registry.h — the model registry from C (the `registry` service;
+ * docs/REGISTRY.md).
+ *
+ * Thin, synchronous wrappers over the registry's verbs:
+ *
+ *     cairn_registry_create_model(client, "churn", NULL, &err);
+ *     cairn_model_version_t *v = NULL;
+ *     cairn_registry_create_version(client, "churn", "runs:/RUN_ID/model",
+ *                                   "xgboost", &v, &err);
+ *     cairn_registry_set_alias(client, "churn", "champion",
+ *                              cairn_model_version_number(v), &err);
+ *     cairn_model_version_free(&v);
+ *     cairn_registry_get(client, "churn@champion", &v, &err);   // or "churn:3"
+ *     puts(cairn_model_version_get(v, "content_hash"));
+ *
+ * Names are per workspace (the client's, cairn_client_set_workspace). Every
+ * function returns 0, or -1 with err filled (err may be NULL); a refusal
+ * keeps the server's status and code (404 not_found for an unknown model,
+ * version or alias; 409 conflict for a name taken; 400 for a bad field). A
+ * reply without what the service promises is 502 bad_reply.
+ */
+#ifndef CAIRN_REGISTRY_H
+#define CAIRN_REGISTRY_H
+
+#include <stdint.h>
+
+#include "cairn/client.h"
+#include "cairn/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAIRN_REGISTRY_SVC "registry"
+
+/* create_registered_model {name, description (NULL: none)}. */
+CAIRN_EXPORT int cairn_registry_create_model(cairn_client_t *client, const char *name,
+                                             const char *description, cairn_err_t *err);
+/* delete_registered_model {name}: its versions, tags and aliases go too. */
+CAIRN_EXPORT int cairn_registry_delete_model(cairn_client_t *client, const char *name,
+                                             cairn_err_t *err);
+
+/* A model version as the service answered it (opaque). */
+typedef struct cairn_model_version cairn_model_version_t;
+
+/* create_model_version {name, source, flavor (NULL: none)}: the next
+ * version of name. A source runs:/RUN_ID/PATH is stored once (its blobs
+ * pinned; content_hash set). */
+CAIRN_EXPORT int cairn_registry_create_version(cairn_client_t *client, const char *name,
+                                               const char *source, const char *flavor,
+                                               cairn_model_version_t **out,
+                                               cairn_err_t *err);
+/* The version a reference names: "NAME@ALIAS" or "NAME:VERSION". */
+CAIRN_EXPORT int cairn_registry_get(cairn_client_t *client, const char *ref,
+                                    cairn_model_version_t **out, cairn_err_t *err);
+/* set_alias {name, alias, version}. */
+CAIRN_EXPORT int cairn_registry_set_alias(cairn_client_t *client, const char *name,
+                                          const char *alias, int64_t version,
+                                          cairn_err_t *err);
+
+CAIRN_EXPORT int64_t cairn_model_version_number(const cairn_model_version_t *v);
+/* A text field of the version (name, source, run_id, flavor, signature,
+ * description, content_hash, user_id, status); "" when absent. Valid until
+ * cairn_model_version_free. */
+CAIRN_EXPORT const char *cairn_model_version_get(const cairn_model_version_t *v,
+                                                 const char *key);
+/* Free and set *v to NULL; NULL-safe, safe twice. */
+CAIRN_EXPORT void cairn_model_version_free(cairn_model_version_t **v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,112 @@
+/* test_c_registry — the C SDK's model registry (cairn/registry.h) against a
+ * private cairnd with tracking, artifacts and the registry (inproc): a model
+ * created, a version registered from a run's artifacts (stored once:
+ * content_hash), another from a path, an alias set and read back by
+ * reference, the local checks (NULLs, a malformed reference) and the
+ * server's refusals kept (409 for a name taken, 404 for an unknown alias). */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn/cairn.h"
+#include "harness.h"
+
+#define SERVICES                                            \
+    "  tracking:\n    plugin: storage\n    mode: inproc\n"  \
+    "  artifacts:\n    plugin: storage\n    mode: inproc\n" \
+    "  registry:\n    plugin: registry\n    mode: inproc\n"
+
+/* A run with one artifact, model/w.bin; its id into run_id. */
+static void s_run(cairn_client_t *c, char run_id[CAIRN_MAX_RUN_ID + 1])
+{
+    cairn_err_t err = {0};
+    char *exp = NULL, *rid = NULL;
+    CHECK(cairn_create_experiment(c, "c-registry", &exp, &err) == 0, "exp: %s",
+          err.msg);
+    CHECK(exp && cairn_create_run(c, exp, NULL, NULL, &rid, &err) == 0, "run: %s",
+          err.msg);
+    snprintf(run_id, CAIRN_MAX_RUN_ID + 1, "%s", rid ? rid : "");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cairn_pack_kv_str(&pk, "run_id", run_id);
+    cairn_pack_kv_str(&pk, "path", "model/w.bin");
+    cairn_pack_cstr(&pk, "data");
+    msgpack_pack_bin(&pk, 7);
+    msgpack_pack_bin_body(&pk, "weights", 7);
+    cairn_pack_cstr(&pk, "offset");
+    msgpack_pack_int(&pk, 0);
+    cairn_pack_cstr(&pk, "done");
+    msgpack_pack_true(&pk);
+    cairn_reply_t *r = NULL;
+    CHECK(cairn_client_call(c, "artifacts", "put_artifact", sb.data, sb.size, 0, &r,
+                            &err) == 0 &&
+              cairn_reply_status(r) == 200,
+          "put_artifact: %s", err.msg);
+    cairn_reply_destroy(&r);
+    msgpack_sbuffer_destroy(&sb);
+    free(exp);
+    free(rid);
+}
+
+int main(void)
+{
+    harness_kernel_t k;
+    if (harness_start(&k, SERVICES) != 0) return 1;
+    cairn_err_t err = {0};
+    cairn_client_t *c = cairn_client_new(k.endpoint, NULL, &err);
+    CHECK(c != NULL, "client: %s", err.msg);
+    char run_id[CAIRN_MAX_RUN_ID + 1] = "";
+    s_run(c, run_id);
+
+    CHECK(cairn_registry_create_model(c, "churn", "who leaves", &err) == 0,
+          "create: %s", err.msg);
+    CHECK(cairn_registry_create_model(c, "churn", NULL, &err) != 0 && err.st == 409,
+          "a name taken is 409, not %d", err.st);
+    char source[128];
+    snprintf(source, sizeof source, "runs:/%s/model", run_id);
+    cairn_model_version_t *v = NULL;
+    CHECK(cairn_registry_create_version(c, "churn", source, "xgboost", &v, &err) == 0,
+          "version: %s", err.msg);
+    CHECK(cairn_model_version_number(v) == 1, "version %lld",
+          (long long)cairn_model_version_number(v));
+    CHECK(!strncmp(cairn_model_version_get(v, "content_hash"), "sha256:", 7),
+          "content_hash '%s'", cairn_model_version_get(v, "content_hash"));
+    CHECK(!strcmp(cairn_model_version_get(v, "run_id"), run_id), "run_id '%s'",
+          cairn_model_version_get(v, "run_id"));
+    CHECK(!strcmp(cairn_model_version_get(v, "nope"), ""), "an unknown key is \"\"");
+    cairn_model_version_free(&v);
+    cairn_model_version_free(&v); /* safe twice */
+    CHECK(cairn_registry_create_version(c, "churn", "/models/2", NULL, &v, &err) == 0 &&
+              cairn_model_version_number(v) == 2,
+          "second: %s", err.msg);
+    cairn_model_version_free(&v);
+    CHECK(cairn_registry_set_alias(c, "churn", "champion", 1, &err) == 0, "alias: %s",
+          err.msg);
+    CHECK(cairn_registry_get(c, "churn@champion", &v, &err) == 0 &&
+              cairn_model_version_number(v) == 1 &&
+              !strcmp(cairn_model_version_get(v, "flavor"), "xgboost"),
+          "by alias: %s", err.msg);
+    cairn_model_version_free(&v);
+    CHECK(cairn_registry_get(c, "churn:2", &v, &err) == 0 &&
+              !strcmp(cairn_model_version_get(v, "source"), "/models/2"),
+          "by number: %s", err.msg);
+    cairn_model_version_free(&v);
+    CHECK(cairn_registry_get(c, "churn@nobody", &v, &err) != 0 && err.st == 404 && !v,
+          "an unknown alias is 404, not %d", err.st);
+    CHECK(cairn_registry_get(c, "churn", &v, &err) != 0 && err.st == 400,
+          "a reference without @ or : is 400, not %d", err.st);
+    CHECK(cairn_registry_get(NULL, "churn:1", &v, &err) != 0 && err.st == 400,
+          "a NULL client is 400");
+    CHECK(cairn_registry_create_version(c, "churn", NULL, NULL, &v, &err) != 0 &&
+              err.st == 400,
+          "a NULL source is 400");
+    CHECK(cairn_registry_delete_model(c, "churn", &err) == 0, "delete: %s", err.msg);
+    CHECK(cairn_registry_get(c, "churn:1", &v, &err) != 0 && err.st == 404,
+          "a deleted model is 404, not %d", err.st);
+    cairn_client_destroy(&c);
+    harness_cleanup(&k);
+    return harness_summary();
+}
