@@ -234,12 +234,24 @@ int reg_update_registered_model(void *state, cairn_req_t *req, cairn_err_t *err)
         cairn_field_str(b, "description", false, REG_TEXT_MAX, &desc, err) < 0)
         return -1;
     cairn_name_object(req, "model", name.ptr, name.len);
-    if (reg_model_find(r, req, name, &id, err) != 0) return -1;
-    sqlite3_stmt *st = r->q[Q_MODEL_DESCRIBE];
-    reg_bind_str(st, 1, desc);
-    sqlite3_bind_int64(st, 2, (int64_t)cairn_wall_ms());
-    sqlite3_bind_int64(st, 3, id);
-    if (reg_step_done(r, st, "update a registered model", err) != 0) return -1;
+    if (reg_begin(r, err) != 0) return -1;
+    int rc = reg_model_find(r, req, name, &id, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = r->q[Q_MODEL_DESCRIBE];
+        reg_bind_str(st, 1, desc);
+        sqlite3_bind_int64(st, 2, (int64_t)cairn_wall_ms());
+        sqlite3_bind_int64(st, 3, id);
+        rc = reg_step_done(r, st, "update a registered model", err);
+    }
+    char nm[REG_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
+    if (rc == 0)
+        rc = reg_history_add(r, req, id, nm, "description_updated",
+                             (cairn_str_t){"", 0}, 0, NULL, err);
+    if (rc != 0 || reg_commit(r, err) != 0) {
+        reg_rollback(r);
+        return -1;
+    }
     return s_reply_model(r, req, name, CAIRN_ST_OK, err);
 }
 
@@ -327,19 +339,29 @@ static int s_model_tag(registry_t *r, cairn_req_t *req, bool set, cairn_err_t *e
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "a tag's key must not be empty");
     cairn_name_object(req, "model", name.ptr, name.len);
-    if (reg_model_find(r, req, name, &id, err) != 0) return -1;
+    if (reg_begin(r, err) != 0) return -1;
+    int rc = reg_model_find(r, req, name, &id, err);
     sqlite3_stmt *st = r->q[set ? Q_MODEL_TAG_PUT : Q_MODEL_TAG_DEL];
-    sqlite3_bind_int64(st, 1, id);
-    reg_bind_str(st, 2, key);
-    if (set) reg_bind_str(st, 3, value);
-    if (reg_step_done(r, st, set ? "set a tag" : "delete a tag", err) != 0) return -1;
-    if (!set && sqlite3_changes(r->db) == 0)
-        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                             "the model has no tag '%.*s'", (int)key.len, key.ptr);
-    sqlite3_stmt *touch = r->q[Q_MODEL_TOUCH];
-    sqlite3_bind_int64(touch, 1, (int64_t)cairn_wall_ms());
-    sqlite3_bind_int64(touch, 2, id);
-    if (reg_step_done(r, touch, "update a registered model", err) != 0) return -1;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        reg_bind_str(st, 2, key);
+        if (set) reg_bind_str(st, 3, value);
+        rc = reg_step_done(r, st, set ? "set a tag" : "delete a tag", err);
+    }
+    if (rc == 0 && !set && sqlite3_changes(r->db) == 0)
+        rc = cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                           "the model has no tag '%.*s'", (int)key.len, key.ptr);
+    if (rc == 0) {
+        sqlite3_stmt *touch = r->q[Q_MODEL_TOUCH];
+        sqlite3_bind_int64(touch, 1, (int64_t)cairn_wall_ms());
+        sqlite3_bind_int64(touch, 2, id);
+        rc = reg_step_done(r, touch, "update a registered model", err);
+    }
+    if (rc == 0) rc = reg_history_tag(r, req, id, name, 0, set, key, value, err);
+    if (rc != 0 || reg_commit(r, err) != 0) {
+        reg_rollback(r);
+        return -1;
+    }
     msgpack_pack_map(reg_reply_begin(r), 0);
     return reg_reply(r, req, CAIRN_ST_OK);
 }
@@ -352,4 +374,64 @@ int reg_set_registered_model_tag(void *state, cairn_req_t *req, cairn_err_t *err
 int reg_delete_registered_model_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     return s_model_tag(state, req, false, err);
+}
+
+/* get_model_history {name*, max_results, page_token}: every change, oldest
+ * first (the token is the last seq seen). */
+int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    registry_t *r = state;
+    const msgpack_object *b = cairn_body(req);
+    cairn_str_t name;
+    int64_t id;
+    uint64_t limit, after;
+    if (reg_field_name(b, "name", &name, err) != 0 ||
+        reg_page(b, REG_PAGE_MAX, &limit, &after, err) != 0 ||
+        reg_model_find(r, req, name, &id, err) != 0)
+        return -1;
+    sqlite3_stmt *st = r->q[Q_HISTORY_OF_MODEL];
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)after);
+    sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
+    msgpack_sbuffer rows;
+    msgpack_sbuffer_init(&rows);
+    msgpack_packer rp;
+    msgpack_packer_init(&rp, &rows, msgpack_sbuffer_write);
+    uint64_t n = 0, last = 0;
+    bool more = false;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            more = true;
+            break;
+        }
+        last = (uint64_t)sqlite3_column_int64(st, 0);
+        msgpack_pack_map(&rp, 6);
+        cairn_pack_kv_text(&rp, "kind", (const char *)sqlite3_column_text(st, 1));
+        cairn_pack_kv_text(&rp, "alias", (const char *)sqlite3_column_text(st, 2));
+        cairn_pack_cstr(&rp, "version");
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+            msgpack_pack_nil(&rp);
+        else
+            msgpack_pack_int64(&rp, sqlite3_column_int64(st, 3));
+        cairn_pack_kv_text(&rp, "detail", (const char *)sqlite3_column_text(st, 4));
+        cairn_pack_kv_text(&rp, "by", (const char *)sqlite3_column_text(st, 5));
+        cairn_pack_cstr(&rp, "at");
+        msgpack_pack_int64(&rp, sqlite3_column_int64(st, 6));
+        n++;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        msgpack_sbuffer_destroy(&rows);
+        return reg_db_fail(r, "read the history", err);
+    }
+    msgpack_packer *pk = reg_reply_begin(r);
+    msgpack_pack_map(pk, more ? 2 : 1);
+    cairn_pack_cstr(pk, "history");
+    msgpack_pack_array(pk, (uint32_t)n);
+    msgpack_sbuffer_write(&r->sb, rows.data, rows.size);
+    if (more) reg_pack_next_token(pk, last);
+    msgpack_sbuffer_destroy(&rows);
+    return reg_reply(r, req, CAIRN_ST_OK);
 }

@@ -102,6 +102,9 @@ static const char *const s_sql[Q_COUNT] = {
                        "detail, by, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
     [Q_HISTORY_OF_ALIAS] = ("SELECT kind, version, by, at FROM history WHERE model_id "
                             "= ? AND alias = ? ORDER BY at, seq"),
+    [Q_HISTORY_OF_MODEL] =
+        ("SELECT seq, kind, alias, version, detail, by, at FROM history "
+         "WHERE model_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
     [Q_HISTORY_AT] = ("SELECT kind, version FROM history WHERE model_id = ? AND alias "
                       "= ? AND at <= ? ORDER BY at DESC, seq DESC LIMIT 1"),
 };
@@ -405,6 +408,22 @@ int reg_history_add(registry_t *r, cairn_req_t *req, int64_t model_id, const cha
     return reg_step_done(r, st, "record the change in the history", err);
 }
 
+int reg_history_tag(registry_t *r, cairn_req_t *req, int64_t model_id, cairn_str_t name,
+                    int64_t version, bool set, cairn_str_t key, cairn_str_t value,
+                    cairn_err_t *err)
+{
+    char nm[REG_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
+    char *detail = NULL;
+    if (asprintf(&detail, set ? "%.*s=%.*s" : "%.*s", (int)key.len, key.ptr,
+                 (int)value.len, value.ptr) < 0)
+        return cairn_err_oom(err, NULL);
+    int rc = reg_history_add(r, req, model_id, nm, set ? "tag_set" : "tag_deleted",
+                             (cairn_str_t){"", 0}, version, detail, err);
+    free(detail);
+    return rc;
+}
+
 void reg_publish(registry_t *r, const char *topic, cairn_req_t *req, const char *name,
                  int64_t version, const char *alias)
 {
@@ -596,6 +615,13 @@ static const cairn_verb_t registry_verbs[] = {
      .max_body = REG_MAX_BODY,
      .help = "{name*, alias*, at (ms)} -> history [{version, action, set_by, set_at}], "
              "or with at the model_version in force then"},
+    {.name = "get_model_history",
+     .handle = reg_get_model_history,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, max_results, page_token} -> history [{kind, alias, version, "
+             "detail, by, at}], oldest first: every change to the model"},
     {.name = NULL},
 };
 

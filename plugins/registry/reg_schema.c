@@ -28,4 +28,6 @@ const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
     "INTEGER, detail TEXT NOT NULL DEFAULT '', by TEXT NOT NULL, at INTEGER NOT "
     "NULL);"
     "CREATE INDEX history_by_alias ON history (model_id, alias, at, seq);",
+    /* 1 -> 2: a model's whole history, in order (get_model_history) */
+    "CREATE INDEX history_by_model ON history (model_id, seq);",
 };

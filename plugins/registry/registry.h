@@ -59,6 +59,7 @@ enum {
     Q_HISTORY_ADD,
     Q_HISTORY_OF_ALIAS,
     Q_HISTORY_AT,
+    Q_HISTORY_OF_MODEL,
     Q_COUNT
 };
 
@@ -162,6 +163,11 @@ int reg_order(const msgpack_object *b, const reg_order_col_t *cols, size_t ncols
 int reg_history_add(registry_t *r, cairn_req_t *req, int64_t model_id, const char *name,
                     const char *kind, cairn_str_t alias, int64_t version,
                     const char *detail, cairn_err_t *err);
+/* A tag change or a description as history: detail "key=value" / the key.
+ * In the caller's transaction. */
+int reg_history_tag(registry_t *r, cairn_req_t *req, int64_t model_id, cairn_str_t name,
+                    int64_t version, bool set, cairn_str_t key, cairn_str_t value,
+                    cairn_err_t *err);
 /* Publish an event {name, version, alias} on the bus (best effort). */
 void reg_publish(registry_t *r, const char *topic, cairn_req_t *req, const char *name,
                  int64_t version, const char *alias);
@@ -189,6 +195,7 @@ int reg_set_alias(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_alias_history(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* Pack model version (model_id, version) of model `name` as MLflow's
  * model_version map (aliases and tags included); 404 when absent. */

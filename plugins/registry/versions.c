@@ -321,11 +321,21 @@ int reg_update_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
         s_target(r, req, &name, &id, &version, err) != 0)
         return -1;
     sqlite3_stmt *st = r->q[Q_VERSION_DESCRIBE];
+    if (reg_begin(r, err) != 0) return -1;
     reg_bind_str(st, 1, desc);
     sqlite3_bind_int64(st, 2, (int64_t)cairn_wall_ms());
     sqlite3_bind_int64(st, 3, id);
     sqlite3_bind_int64(st, 4, version);
-    if (reg_step_done(r, st, "update a model version", err) != 0) return -1;
+    int rc = reg_step_done(r, st, "update a model version", err);
+    char nm[REG_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
+    if (rc == 0)
+        rc = reg_history_add(r, req, id, nm, "description_updated",
+                             (cairn_str_t){"", 0}, version, NULL, err);
+    if (rc != 0 || reg_commit(r, err) != 0) {
+        reg_rollback(r);
+        return -1;
+    }
     return s_reply_version(r, req, id, name, version, err);
 }
 
@@ -393,15 +403,21 @@ static int s_version_tag(registry_t *r, cairn_req_t *req, bool set, cairn_err_t 
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "a tag's key must not be empty");
     sqlite3_stmt *st = r->q[set ? Q_VERSION_TAG_PUT : Q_VERSION_TAG_DEL];
+    if (reg_begin(r, err) != 0) return -1;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, version);
     reg_bind_str(st, 3, key);
     if (set) reg_bind_str(st, 4, value);
-    if (reg_step_done(r, st, set ? "set a tag" : "delete a tag", err) != 0) return -1;
-    if (!set && sqlite3_changes(r->db) == 0)
-        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                             "the model version has no tag '%.*s'", (int)key.len,
-                             key.ptr);
+    int rc = reg_step_done(r, st, set ? "set a tag" : "delete a tag", err);
+    if (rc == 0 && !set && sqlite3_changes(r->db) == 0)
+        rc =
+            cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                          "the model version has no tag '%.*s'", (int)key.len, key.ptr);
+    if (rc == 0) rc = reg_history_tag(r, req, id, name, version, set, key, value, err);
+    if (rc != 0 || reg_commit(r, err) != 0) {
+        reg_rollback(r);
+        return -1;
+    }
     msgpack_pack_map(reg_reply_begin(r), 0);
     return reg_reply(r, req, CAIRN_ST_OK);
 }

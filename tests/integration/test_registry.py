@@ -135,6 +135,32 @@ class RegistryBase:
         with self.assertRaises(cairn.NotFound):
             self.reg.get_by_alias(n2, "champion")
 
+    def test_every_change_is_in_the_model_history(self):
+        n = self.name("hist")
+        self.reg.create_model(n)
+        self.reg.set_model_tag(n, "team", "risk")
+        self.reg.create_version(n, "/m/1")
+        self.reg.set_version_tag(n, 1, "stage", "prod")
+        self.reg.update_version(n, 1, "first")
+        self.reg.set_alias(n, "champion", 1)
+        self.reg.delete_model_tag(n, "team")
+        self.reg.update_model(n, "about")
+        n2 = n + "-2"
+        self.reg.rename_model(n, n2)
+        hist = self.reg.model_history(n2, page_size=2)
+        self.assertEqual([h["kind"] for h in hist],
+                         ["model_created", "tag_set", "version_created", "tag_set",
+                          "description_updated", "alias_set", "tag_deleted",
+                          "description_updated", "model_renamed"])
+        self.assertEqual([h["version"] for h in hist],
+                         [None, None, 1, 1, 1, 1, None, None, None])
+        self.assertEqual((hist[1]["detail"], hist[3]["detail"], hist[6]["detail"]),
+                         ("team=risk", "stage=prod", "team"))
+        self.assertEqual(hist[-1]["detail"], f"from {n}")
+        self.assertEqual({h["by"] for h in hist}, {"local"})
+        ats = [h["at"] for h in hist]
+        self.assertEqual(ats, sorted(ats))
+
     def test_search_filters_order_and_pages(self):
         tag = os.urandom(3).hex()
         names = [self.name(f"s{tag}-{i}") for i in range(5)]

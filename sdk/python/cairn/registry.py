@@ -136,6 +136,20 @@ class Registry(Service):
         b = self._call("get_alias_history", name=name, alias=alias, at=at)
         return b["model_version"] if at is not None else b["history"]
 
+    def model_history(self, name, page_size=None):
+        """Every change to the model, oldest first: [{kind, alias, version,
+        detail, by, at}] (kind: model_created, version_created, alias_set,
+        alias_deleted, tag_set, tag_deleted, description_updated,
+        model_renamed, version_deleted, model_deleted)."""
+        out, token = [], None
+        while True:
+            b = self._call("get_model_history", name=name, max_results=page_size,
+                           page_token=token)
+            out += b["history"]
+            token = b.get("next_page_token")
+            if not token:
+                return out
+
     def _pages(self, verb, key, filter, order_by, page_size):
         out, token = [], None
         while True:
