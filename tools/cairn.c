@@ -912,6 +912,8 @@ static const cmd_t CMDS[] = {
      cli_models_history},
     {"models", "delete", 1, 1, 0, " NAME", "the model and its versions",
      cli_models_delete},
+    {NULL, "lineage", 1, 1, 0, " NODE",
+     "inputs (<-) and products (->) of a run, model...", cli_lineage},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",

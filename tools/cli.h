@@ -153,6 +153,7 @@ int cli_models_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_alias(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -5,6 +5,7 @@
  *   models show REF (NAME, NAME:N, NAME@ALIAS)
  *   models alias NAME ALIAS VERSION       models history NAME ALIAS
  *   models delete NAME
+ *   lineage NODE                          (run:ID, model:NAME:N, data:..., env:...)
  *
  * Bodies are built here as JSON (cli_call_json); --json prints the replies
  * as they come, else tables. */
@@ -203,6 +204,60 @@ int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f)
     json_t *reply = NULL;
     int rc = cli_call_json(c, o, SVC, "delete_registered_model",
                            json_pack("{s:s}", "name", OPERAND(o, 0)), &reply, f);
+    json_decref(reply);
+    return rc;
+}
+
+/* Print the edges of dir ("up": into node; "down": out of it) from node,
+ * indented by depth; each node once (the graph may join again). */
+static void s_tree(const json_t *edges, const char *node, bool up, int depth,
+                   json_t *seen)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(edges, i, e)
+    {
+        const char *from = json_string_value(json_object_get(e, "from"));
+        const char *to = json_string_value(json_object_get(e, "to"));
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        if (!from || !to || !kind || strcmp(up ? to : from, node) != 0) continue;
+        const char *next = up ? from : to;
+        bool again = json_object_get(seen, next) != NULL;
+        printf("%*s%s %s %s%s\n", 2 * depth, "", up ? "<-" : "->", kind, next,
+               again ? " (above)" : "");
+        if (again) continue;
+        json_object_set_new(seen, next, json_true());
+        s_tree(edges, next, up, depth + 1, seen);
+    }
+}
+
+/* lineage NODE: inputs above (<-), products below (->). */
+int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(
+        c, o, SVC, "lineage",
+        json_pack("{s:s, s:s}", "node", o->args[1], "direction", "both"), &reply, f);
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(reply, false, f);
+    if (rc == EXIT_OK && !o->json) {
+        const json_t *edges = json_object_get(reply, "edges");
+        const json_t *nodes = json_object_get(reply, "nodes");
+        const char *start =
+            json_string_value(json_object_get(json_array_get(nodes, 0), "id"));
+        json_t *seen = json_object();
+        if (!seen || !start) {
+            rc = seen ? cli_fail(f, EXIT_INTERNAL, "the lineage reply names no node")
+                      : cli_oom(f);
+        } else {
+            printf("%s\n", start);
+            json_object_set_new(seen, start, json_true());
+            s_tree(edges, start, true, 1, seen);
+            json_object_clear(seen);
+            json_object_set_new(seen, start, json_true());
+            s_tree(edges, start, false, 1, seen);
+        }
+        json_decref(seen);
+    }
     json_decref(reply);
     return rc;
 }

@@ -69,8 +69,8 @@ int reg_pack_aliases(registry_t *r, msgpack_packer *pk, int64_t model_id,
 }
 
 /* The version alias points to now: 0 when it points nowhere. */
-static int s_alias_get(registry_t *r, int64_t id, cairn_str_t alias, int64_t *version,
-                       cairn_err_t *err)
+int reg_alias_version(registry_t *r, int64_t id, cairn_str_t alias, int64_t *version,
+                      cairn_err_t *err)
 {
     sqlite3_stmt *st = r->q[Q_ALIAS_GET];
     sqlite3_bind_int64(st, 1, id);
@@ -112,7 +112,7 @@ int reg_set_alias(void *state, cairn_req_t *req, cairn_err_t *err)
         rc = reg_pack_version(r, &sp, id, nm, version, err);
         msgpack_sbuffer_destroy(&scratch);
     }
-    if (rc == 0) rc = s_alias_get(r, id, alias, &was, err);
+    if (rc == 0) rc = reg_alias_version(r, id, alias, &was, err);
     if (rc == 0 && was != version) {
         sqlite3_stmt *st = r->q[Q_ALIAS_PUT];
         sqlite3_bind_int64(st, 1, id);
@@ -146,7 +146,7 @@ int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err)
     s_cstr(nm, sizeof nm, name);
     if (reg_begin(r, err) != 0) return -1;
     int rc = reg_model_find(r, req, name, &id, err);
-    if (rc == 0) rc = s_alias_get(r, id, alias, &was, err);
+    if (rc == 0) rc = reg_alias_version(r, id, alias, &was, err);
     if (rc == 0 && !was)
         rc = cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                            "registered model '%s' has no alias '%.*s'", nm,
@@ -176,7 +176,7 @@ int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *e
     if (reg_field_name(b, "name", &name, err) != 0 ||
         s_field_alias(b, &alias, err) != 0 ||
         reg_model_find(r, req, name, &id, err) != 0 ||
-        s_alias_get(r, id, alias, &version, err) != 0)
+        reg_alias_version(r, id, alias, &version, err) != 0)
         return -1;
     char nm[REG_NAME_MAX + 1];
     s_cstr(nm, sizeof nm, name);

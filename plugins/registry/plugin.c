@@ -105,6 +105,10 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_HISTORY_OF_MODEL] =
         ("SELECT seq, kind, alias, version, detail, by, at FROM history "
          "WHERE model_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
+    [Q_EDGE_PUT] =
+        ("INSERT OR IGNORE INTO edges (ws, src, dst, kind, at) VALUES (?, ?, ?, "
+         "?, ?)"),
+    [Q_MODEL_NAME_BY_ID] = "SELECT name FROM models WHERE id = ?",
     [Q_HISTORY_AT] = ("SELECT kind, version FROM history WHERE model_id = ? AND alias "
                       "= ? AND at <= ? ORDER BY at DESC, seq DESC LIMIT 1"),
 };
@@ -622,6 +626,21 @@ static const cairn_verb_t registry_verbs[] = {
      .max_body = REG_MAX_BODY,
      .help = "{name*, max_results, page_token} -> history [{kind, alias, version, "
              "detail, by, at}], oldest first: every change to the model"},
+    {.name = "log_input",
+     .handle = reg_log_input,
+     .perm = "registry.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{run_id*, input* (data:NAME:VERSION, model:NAME:VERSION, env:...)}: the "
+             "run read it (lineage)"},
+    {.name = "lineage",
+     .handle = reg_lineage,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help =
+         "{node*, direction (up, down, both), depth (1..50)} -> nodes [{id, type}], "
+         "edges [{from, to, kind}]"},
     {.name = NULL},
 };
 

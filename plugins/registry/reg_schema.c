@@ -4,8 +4,11 @@
 /* Numbered migrations (cairn_sqlite_migrate): never edit one that shipped. */
 const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
     /* 0 -> 1: models, versions, tags, aliases, history */
-    "CREATE TABLE models (id INTEGER PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT "
-    "NULL, description TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, updated "
+    /* AUTOINCREMENT: an id is never reused, so a deleted model's history
+     * and lineage never join a new one's. */
+    "CREATE TABLE models (id INTEGER PRIMARY KEY AUTOINCREMENT, ws TEXT NOT NULL, "
+    "name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', created INTEGER NOT "
+    "NULL, updated "
     "INTEGER NOT NULL, next_version INTEGER NOT NULL DEFAULT 1, UNIQUE (ws, name));"
     "CREATE TABLE model_tags (model_id INTEGER NOT NULL, key TEXT NOT NULL, value "
     "TEXT NOT NULL, PRIMARY KEY (model_id, key)) WITHOUT ROWID;"
@@ -30,4 +33,9 @@ const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
     "CREATE INDEX history_by_alias ON history (model_id, alias, at, seq);",
     /* 1 -> 2: a model's whole history, in order (get_model_history) */
     "CREATE INDEX history_by_model ON history (model_id, seq);",
+    /* 2 -> 3: lineage edges (lineage.c), per workspace, walked both ways */
+    "CREATE TABLE edges (ws TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, kind "
+    "TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (ws, src, dst, kind)) WITHOUT "
+    "ROWID;"
+    "CREATE INDEX edges_by_dst ON edges (ws, dst, src);",
 };

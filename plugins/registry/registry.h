@@ -60,6 +60,8 @@ enum {
     Q_HISTORY_OF_ALIAS,
     Q_HISTORY_AT,
     Q_HISTORY_OF_MODEL,
+    Q_EDGE_PUT,
+    Q_MODEL_NAME_BY_ID,
     Q_COUNT
 };
 
@@ -196,6 +198,17 @@ int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_alias_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_lineage(void *state, cairn_req_t *req, cairn_err_t *err);
+
+/* lineage.c: record an edge src -> dst (stored node ids), in the caller's
+ * transaction; a model version's stored node id. */
+int reg_edge_add(registry_t *r, cairn_req_t *req, const char *src, const char *dst,
+                 const char *kind, cairn_err_t *err);
+void reg_version_node(int64_t model_id, int64_t version, char *out, size_t cap);
+/* aliases.c: the version alias names now (0: none). */
+int reg_alias_version(registry_t *r, int64_t model_id, cairn_str_t alias,
+                      int64_t *version, cairn_err_t *err);
 
 /* Pack model version (model_id, version) of model `name` as MLflow's
  * model_version map (aliases and tags included); 404 when absent. */

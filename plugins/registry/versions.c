@@ -135,6 +135,12 @@ static int s_write_version(registry_t *r, cairn_req_t *req, const char *name,
     if (rc == 0)
         rc = reg_history_add(r, req, id, name, "version_created", (cairn_str_t){"", 0},
                              version, NULL, err);
+    if (rc == 0 && text[1].len) { /* the run that produced it */
+        char run[80], node[64];
+        snprintf(run, sizeof run, "run:%.*s", (int)text[1].len, text[1].ptr);
+        reg_version_node(id, version, node, sizeof node);
+        rc = reg_edge_add(r, req, run, node, "produced", err);
+    }
     if (rc != 0 || reg_commit(r, err) != 0) {
         reg_rollback(r);
         return -1;

@@ -56,6 +56,17 @@ class Models(unittest.TestCase):
         listed = json.loads(self.ok("--json", "models", "list", "--filter",
                                     "tags.team = 'risk'"))
         self.assertEqual([m["name"] for m in listed["registered_models"]], ["churn"])
+        self.ok("call", "registry", "log_input",
+                json.dumps({"run_id": run, "input": "data:train:1"}))
+        tree = self.ok("lineage", "model:churn@champion")
+        self.assertEqual(tree.splitlines(), [
+            "model:churn:2"], tree)  # version 2 came from a path: no run
+        tree = self.ok("lineage", "model:churn:1")
+        self.assertEqual(tree.splitlines(), ["model:churn:1", f"  <- produced run:{run}",
+                                             "    <- input data:train:1"], tree)
+        tree = self.ok("lineage", "data:train:1")
+        self.assertEqual(tree.splitlines(), ["data:train:1", f"  -> input run:{run}",
+                                             "    -> produced model:churn:1"], tree)
         self.ok("models", "delete", "churn")
         r = cli(self.ep, "models", "show", "churn")
         self.assertEqual(r.returncode, 1, r)

@@ -347,6 +347,51 @@ class Pinned(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(len(self.blob_paths()), len(before) - 2)
 
+    def test_lineage(self):
+        rid = self.new_run({"m/w.bin": b"w"})
+        n = f"lin-{os.urandom(3).hex()}"
+        self.reg.create_model(n)
+        self.reg.create_version(n, f"runs:/{rid}/m")
+        self.reg.set_alias(n, "champion", 1)
+        self.ok("registry", "log_input", {"run_id": rid, "input": "data:train:3"})
+        self.ok("registry", "log_input", {"run_id": rid, "input": "env:py311:1"})
+        self.ok("registry", "log_input", {"run_id": rid, "input": "data:train:3"})  # once
+
+        def lineage(node, **kw):
+            return self.ok("registry", "lineage", dict(node=node, **kw))
+
+        up = lineage(f"model:{n}@champion", direction="up", depth=5)
+        self.assertEqual({(x["id"], x["type"]) for x in up["nodes"]},
+                         {(f"model:{n}:1", "model_version"), (f"run:{rid}", "run"),
+                          ("data:train:3", "data_asset"), ("env:py311:1", "environment")})
+        self.assertIn({"from": f"run:{rid}", "to": f"model:{n}:1", "kind": "produced"},
+                      up["edges"])
+        self.assertIn({"from": "data:train:3", "to": f"run:{rid}", "kind": "input"},
+                      up["edges"])
+        self.assertEqual(len(up["edges"]), 3)
+        one = lineage(f"model:{n}:1", direction="up", depth=1)
+        self.assertEqual([e["kind"] for e in one["edges"]], ["produced"])
+        down = lineage("data:train:3", direction="down")
+        self.assertEqual({x["id"] for x in down["nodes"]},
+                         {"data:train:3", f"run:{rid}", f"model:{n}:1"})
+        both = lineage(f"run:{rid}")
+        self.assertEqual(len(both["edges"]), 3)
+        # A rename carries the edges; the reply names the model as it is now.
+        self.reg.rename_model(n, n + "-r")
+        down = lineage("data:train:3", direction="down")
+        self.assertIn(f"model:{n}-r:1", {x["id"] for x in down["nodes"]})
+        for body, st in (({"node": "foo"}, 400), ({"node": f"run:{rid}", "direction": "x"}, 400),
+                         ({"node": f"run:{rid}", "depth": 0}, 400),
+                         ({"node": f"run:{rid}", "depth": 51}, 400),
+                         ({"node": "model:nope:1"}, 404),
+                         ({"node": f"model:{n}-r@nobody"}, 404)):
+            h, _ = self.c.call("registry", "lineage", body)
+            self.assertEqual(h["st"], st, (body, h))
+        for body in ({"run_id": rid, "input": f"run:{rid}"}, {"run_id": "", "input": "data:a:1"},
+                     {"run_id": rid}, {"run_id": rid, "input": "x" * 600}):
+            h, _ = self.c.call("registry", "log_input", body)
+            self.assertEqual(h["st"], 400, (body, h))
+
     def test_a_bad_source_takes_nothing(self):
         rid = self.new_run({"a.txt": b"a"})
         n = f"bad-src-{os.urandom(3).hex()}"

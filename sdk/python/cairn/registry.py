@@ -150,6 +150,20 @@ class Registry(Service):
             if not token:
                 return out
 
+    # ---- lineage -----------------------------------------------------------
+
+    def log_input(self, run_id, input):
+        """Record that run_id read input (data:NAME:VERSION, model:NAME:VERSION,
+        env:NAME:VERSION): an edge input -> run in the lineage."""
+        self._call("log_input", run_id=run_id, input=input)
+
+    def lineage(self, node, direction=None, depth=None):
+        """{nodes: [{id, type}], edges: [{from, to, kind}]} around node
+        (run:ID, model:NAME:VERSION, model:NAME@ALIAS, data:..., env:...),
+        direction up (inputs), down (products) or both (default), depth
+        1..50 (default 10)."""
+        return self._call("lineage", node=node, direction=direction, depth=depth)
+
     def _pages(self, verb, key, filter, order_by, page_size):
         out, token = [], None
         while True:
