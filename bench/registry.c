@@ -15,6 +15,12 @@
  *            W in flight; then search_model_versions by name (100 results)
  *            and by run_id (one), Q queries each -> p50/p99 ms. Target
  *            p99 < 50 ms at 100,000 versions.
+ *   lineage  over the same versions: each registered with its run
+ *            (run -> version), and each run but every tenth declaring the
+ *            previous run's version as its input (log_input), so the graph
+ *            holds 2N nodes in chains of 10 runs; then lineage up from a
+ *            chain's last version at depth 10, Q queries -> p50/p99 ms.
+ *            Target p99 < 20 ms at 100,000 versions.
  *
  * Timings are never asserted: verdicts print PASS or MISS; --strict turns a
  * MISS into exit status 3. Every reply is checked (else exit 1).
@@ -53,7 +59,7 @@ static void s_usage(FILE *out)
             "[--cairnd PATH] [--no-pin] [--strict]\n"
             "  --versions N  model versions for search (default 100,000; quick 2,000)\n"
             "  --queries N   queries per search kind (default 50; quick 10)\n"
-            "  --only LIST   comma-separated cases: alias, search\n");
+            "  --only LIST   comma-separated cases: alias, search, lineage\n");
 }
 
 /* ---- requests ------------------------------------------------------------- */
@@ -161,8 +167,9 @@ static void case_alias(const opts_t *o, cairn_client_t *c, alias_result_t *res)
 /* ---- search ----------------------------------------------------------------- */
 
 typedef struct search_result {
-    double populate_s;
+    double populate_s, inputs_s;
     double by_name_p50, by_name_p99, by_run_p50, by_run_p99;
+    double lineage_p50, lineage_p99;
 } search_result_t;
 
 /* n versions, PER_MODEL a model, window in flight: seconds taken. */
@@ -243,9 +250,85 @@ static void s_queries(cairn_client_t *c, const char *fmt, int range, int want, i
     msgpack_sbuffer_destroy(&b.sb);
 }
 
-static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res)
+/* Run r<i> read the version run r<i-1> produced, within chains of 10. */
+static double s_inputs(cairn_client_t *c, int n, int window)
+{
+    body_t b;
+    msgpack_sbuffer_init(&b.sb);
+    msgpack_packer_init(&b.pk, &b.sb, msgpack_sbuffer_write);
+    char run[32], input[64];
+    cairn_err_t err = {0};
+    int sent = 0, done = 0, inflight = 0, want = n - (n + 9) / 10;
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; done < want;) {
+        while (inflight < window && sent < want) {
+            while (i % 10 == 0) i++;
+            snprintf(run, sizeof run, "r%d", i);
+            snprintf(input, sizeof input, "model:m%d:%d", (i - 1) / PER_MODEL,
+                     (i - 1) % PER_MODEL + 1);
+            msgpack_packer *pk = s_body(&b);
+            msgpack_pack_map(pk, 2);
+            cairn_pack_kv_str(pk, "run_id", run);
+            cairn_pack_kv_str(pk, "input", input);
+            if (cairn_client_send(c, "registry", "log_input", b.sb.data, b.sb.size, 0,
+                                  NULL, &err) != 0)
+                bench_die("log_input: send: %s", err.msg);
+            sent++, inflight++, i++;
+        }
+        cairn_reply_t *r = NULL;
+        if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
+            bench_die("log_input: no reply: %d %s", err.st, err.msg);
+        if (cairn_reply_status(r) != CAIRN_ST_OK)
+            bench_die("log_input: %d %s", cairn_reply_status(r), cairn_reply_error(r));
+        cairn_reply_destroy(&r);
+        inflight--, done++;
+    }
+    msgpack_sbuffer_destroy(&b.sb);
+    return (double)(bench_now_ns() - t0) / 1e9;
+}
+
+/* q lineage queries up from the last version of random full chains. */
+static void s_lineage(cairn_client_t *c, int n, int q, double *p50, double *p99)
+{
+    body_t b;
+    msgpack_sbuffer_init(&b.sb);
+    msgpack_packer_init(&b.pk, &b.sb, msgpack_sbuffer_write);
+    double *lat = malloc(sizeof *lat * (size_t)q);
+    if (!lat) bench_die("out of memory");
+    char node[64];
+    uint64_t x = 0x2545f4914f6cdd1du;
+    for (int k = 0; k < q; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int i = (int)(x % (uint64_t)(n / 10)) * 10 + 9; /* a chain's last run */
+        snprintf(node, sizeof node, "model:m%d:%d", i / PER_MODEL, i % PER_MODEL + 1);
+        msgpack_packer *pk = s_body(&b);
+        msgpack_pack_map(pk, 3);
+        cairn_pack_kv_str(pk, "node", node);
+        cairn_pack_kv_str(pk, "direction", "up");
+        cairn_pack_cstr(pk, "depth");
+        msgpack_pack_int(pk, 10);
+        uint64_t t0 = bench_now_ns();
+        cairn_reply_t *r = s_call(c, "registry", "lineage", &b);
+        lat[k] = (double)(bench_now_ns() - t0) / 1e6;
+        const msgpack_object *e = cairn_obj_get(cairn_reply_object(r), "edges");
+        if (!e || e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 10)
+            bench_die("lineage %s: not 10 edges", node);
+        cairn_reply_destroy(&r);
+    }
+    *p50 = bench_pct(lat, (size_t)q, 0.5);
+    *p99 = bench_pct(lat, (size_t)q, 0.99);
+    free(lat);
+    msgpack_sbuffer_destroy(&b.sb);
+}
+
+static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res,
+                        bool lineage)
 {
     res->populate_s = s_populate(c, o->versions, o->base.window);
+    if (lineage) {
+        res->inputs_s = s_inputs(c, o->versions, o->base.window);
+        s_lineage(c, o->versions, o->queries, &res->lineage_p50, &res->lineage_p99);
+    }
     int models = (o->versions + PER_MODEL - 1) / PER_MODEL;
     int last = o->versions - (models - 1) * PER_MODEL; /* the last model's count */
     /* by name: models other than the last hold PER_MODEL versions */
@@ -311,7 +394,8 @@ int main(int argc, char **argv)
     alias_result_t al = {0};
     search_result_t se = {0};
     bool run_alias = bench_in_list(o.base.only, "alias");
-    bool run_search = bench_in_list(o.base.only, "search");
+    bool run_lineage = bench_in_list(o.base.only, "lineage");
+    bool run_search = run_lineage || bench_in_list(o.base.only, "search");
     if (run_alias) {
         case_alias(&o, c, &al);
         bench_out(
@@ -327,7 +411,7 @@ int main(int argc, char **argv)
                       al.ratio_med >= 0.8, ">= 0.8x", "%.2fx", al.ratio_med);
     }
     if (run_search) {
-        case_search(&o, c, &se);
+        case_search(&o, c, &se, run_lineage);
         bench_out(
             "\n2. search: %d versions (%d a model) registered in %.1f s (%.0f/s, %d in "
             "flight)\n"
@@ -347,6 +431,18 @@ int main(int argc, char **argv)
         double worst = se.by_name_p99 > se.by_run_p99 ? se.by_name_p99 : se.by_run_p99;
         bench_verdict("2 search_model_versions p99 < 50 ms", worst < 50.0, "< 50 ms",
                       "%.1f / %.1f ms", se.by_name_p99, se.by_run_p99);
+    }
+    if (run_lineage) {
+        bench_out(
+            "\n3. lineage: %d inputs declared in %.1f s; lineage up from a chain's "
+            "last version, depth 10 (10 edges) over %d nodes: p50 %.2f ms, p99 "
+            "%.2f ms\n",
+            o.versions - (o.versions + 9) / 10, se.inputs_s, 2 * o.versions,
+            se.lineage_p50, se.lineage_p99);
+        bench_fig("lineage_p50_ms", se.lineage_p50);
+        bench_fig("lineage_p99_ms", se.lineage_p99);
+        bench_verdict("3 lineage depth 10 p99 < 20 ms", se.lineage_p99 < 20.0,
+                      "< 20 ms", "%.2f ms", se.lineage_p99);
     }
     if (o.base.json) {
         printf(
