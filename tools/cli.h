@@ -127,6 +127,10 @@ typedef struct col {
 /* Print rows (an array of objects) with the given columns. */
 int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f);
 
+/* The --tag K=V options as [{key, value}]; NULL with *rc set on failure
+ * (cli_tracking.c). */
+json_t *cli_tags(const opts_t *o, int *rc, fail_t *f);
+
 /* The tracking and artifact commands (cli_tracking.c). */
 typedef int (*cmd_fn)(cairn_client_t *, const opts_t *, fail_t *);
 int cli_experiments_list(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -18,28 +18,6 @@
 
 #define SVC "registry"
 
-/* {key, value} pairs of --tag K=V. NULL with *rc set on a bad one. */
-static json_t *s_tags(const opts_t *o, int *rc, fail_t *f)
-{
-    json_t *tags = json_array();
-    if (!tags) {
-        *rc = cli_oom(f);
-        return NULL;
-    }
-    for (int i = 0; i < o->ntags; i++) {
-        const char *eq = strchr(o->tags[i], '=');
-        if (!eq || eq == o->tags[i]) {
-            json_decref(tags);
-            *rc = cli_bad_usage(f, "--tag takes KEY=VALUE, not '%s'", o->tags[i]);
-            return NULL;
-        }
-        json_array_append_new(
-            tags, json_pack("{s:s%, s:s}", "key", o->tags[i], (size_t)(eq - o->tags[i]),
-                            "value", eq + 1));
-    }
-    return tags;
-}
-
 static int s_print(const opts_t *o, json_t *reply, const char *key, const col_t *cols,
                    size_t ncols, fail_t *f)
 {
@@ -62,7 +40,7 @@ static const col_t VERSION_COLS[] = {
 int cli_models_create(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     int rc = EXIT_OK;
-    json_t *tags = s_tags(o, &rc, f), *reply = NULL;
+    json_t *tags = cli_tags(o, &rc, f), *reply = NULL;
     if (!tags) return rc;
     rc = cli_call_json(c, o, SVC, "create_registered_model",
                        json_pack("{s:s, s:o}", "name", OPERAND(o, 0), "tags", tags),
@@ -75,7 +53,7 @@ int cli_models_create(cairn_client_t *c, const opts_t *o, fail_t *f)
 int cli_models_register(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     int rc = EXIT_OK;
-    json_t *tags = s_tags(o, &rc, f), *reply = NULL;
+    json_t *tags = cli_tags(o, &rc, f), *reply = NULL;
     if (!tags) return rc;
     rc = cli_call_json(c, o, SVC, "create_model_version",
                        json_pack("{s:s, s:s, s:o}", "name", OPERAND(o, 0), "source",

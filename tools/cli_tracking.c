@@ -168,8 +168,7 @@ static json_t *s_short_value(const json_t *v)
     return json_string(buf);
 }
 
-/* The --tag K=V options as [{key, value}]; NULL with *rc set on failure. */
-static json_t *s_tags(const opts_t *o, int *rc, fail_t *f)
+json_t *cli_tags(const opts_t *o, int *rc, fail_t *f)
 {
     json_t *tags = json_array();
     if (!tags) {
@@ -404,7 +403,7 @@ int cli_experiments_list(cairn_client_t *c, const opts_t *o, fail_t *f)
 int cli_experiments_create(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     int rc = EXIT_OK;
-    json_t *tags = s_tags(o, &rc, f), *reply = NULL;
+    json_t *tags = cli_tags(o, &rc, f), *reply = NULL;
     if (!tags) return rc;
     rc = s_tcall(c, o, "tracking", "create_experiment",
                  json_pack("{s:s, s:o}", "name", OPERAND(o, 0), "tags", tags), &reply,
@@ -712,7 +711,7 @@ int cli_runs_create(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     int rc = EXIT_OK;
     char *id = NULL;
-    json_t *tags = s_tags(o, &rc, f), *reply = NULL, *body = NULL;
+    json_t *tags = cli_tags(o, &rc, f), *reply = NULL, *body = NULL;
     if (!tags) return rc;
     rc = s_experiment_id(c, o, OPERAND(o, 0), &id, f);
     if (rc == EXIT_OK) {

@@ -128,8 +128,7 @@ int reg_set_alias(void *state, cairn_req_t *req, cairn_err_t *err)
         return -1;
     }
     if (was != version) reg_publish(r, "model.alias_moved", req, nm, version, al);
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err)
@@ -163,8 +162,7 @@ int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err)
         reg_rollback(r);
         return -1;
     }
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *err)

@@ -142,8 +142,7 @@ int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err)
     snprintf(dst, sizeof dst, "run:%.*s", (int)run_id.len, run_id.ptr);
     cairn_name_object(req, "run", run_id.ptr, run_id.len);
     if (reg_edge_add(r, req, src, dst, "input", err) != 0) return -1;
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 /* The walk's SQL: edges reached from the start within depth, following

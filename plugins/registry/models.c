@@ -321,8 +321,7 @@ int reg_delete_registered_model(void *state, cairn_req_t *req, cairn_err_t *err)
     for (size_t i = 0; i < npinned && i < cap; i++)
         reg_unpin(r, reg_ws(req), id, pinned[i]);
     free(pinned);
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 /* set/delete_registered_model_tag {name*, key*, value}. */
@@ -362,8 +361,7 @@ static int s_model_tag(registry_t *r, cairn_req_t *req, bool set, cairn_err_t *e
         reg_rollback(r);
         return -1;
     }
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 int reg_set_registered_model_tag(void *state, cairn_req_t *req, cairn_err_t *err)

@@ -164,6 +164,12 @@ int reg_reply(registry_t *r, cairn_req_t *req, int st)
     return 0;
 }
 
+int reg_reply_empty(registry_t *r, cairn_req_t *req)
+{
+    msgpack_pack_map(reg_reply_begin(r), 0);
+    return reg_reply(r, req, CAIRN_ST_OK);
+}
+
 void reg_bind_str(sqlite3_stmt *st, int i, cairn_str_t s)
 {
     sqlite3_bind_text(st, i, s.ptr ? s.ptr : "", (int)s.len, SQLITE_STATIC);

@@ -121,6 +121,8 @@ int reg_commit(registry_t *r, cairn_err_t *err);
 void reg_rollback(registry_t *r);
 msgpack_packer *reg_reply_begin(registry_t *r);
 int reg_reply(registry_t *r, cairn_req_t *req, int st);
+/* 200 with an empty map: what a change with nothing to return answers. */
+int reg_reply_empty(registry_t *r, cairn_req_t *req);
 void reg_bind_str(sqlite3_stmt *st, int i, cairn_str_t s);
 
 /* The body's `name` (required): non-empty, at most REG_NAME_MAX bytes, no

@@ -391,8 +391,7 @@ int reg_delete_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
         return -1;
     }
     if (npinned) reg_unpin(r, reg_ws(req), id, version);
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 static int s_version_tag(registry_t *r, cairn_req_t *req, bool set, cairn_err_t *err)
@@ -424,8 +423,7 @@ static int s_version_tag(registry_t *r, cairn_req_t *req, bool set, cairn_err_t 
         reg_rollback(r);
         return -1;
     }
-    msgpack_pack_map(reg_reply_begin(r), 0);
-    return reg_reply(r, req, CAIRN_ST_OK);
+    return reg_reply_empty(r, req);
 }
 
 int reg_set_model_version_tag(void *state, cairn_req_t *req, cairn_err_t *err)
