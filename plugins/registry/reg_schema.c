@@ -38,4 +38,26 @@ const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
     "TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (ws, src, dst, kind)) WITHOUT "
     "ROWID;"
     "CREATE INDEX edges_by_dst ON edges (ws, dst, src);",
+    /* 3 -> 4: what a model or data version holds, file by file (its pin
+     * owner's manifest: download, resolve); data asset and environment
+     * versions (immutable; archived, never deleted, so a version number is
+     * never reused); their tags. */
+    "CREATE TABLE files (owner TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT "
+    "NULL, alg TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (owner, path)) "
+    "WITHOUT ROWID;"
+    "CREATE TABLE data_versions (ws TEXT NOT NULL, name TEXT NOT NULL, version "
+    "INTEGER NOT NULL, type TEXT NOT NULL, path TEXT NOT NULL, content_hash TEXT "
+    "NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0, files INTEGER NOT NULL "
+    "DEFAULT 0, rows INTEGER, columns TEXT NOT NULL DEFAULT '', description TEXT "
+    "NOT NULL DEFAULT '', archived INTEGER NOT NULL DEFAULT 0, user_id TEXT NOT NULL "
+    "DEFAULT '', created INTEGER NOT NULL, PRIMARY KEY (ws, name, version)) WITHOUT "
+    "ROWID;"
+    "CREATE TABLE environments (ws TEXT NOT NULL, name TEXT NOT NULL, version "
+    "INTEGER NOT NULL, python TEXT NOT NULL DEFAULT '', requirements TEXT NOT NULL "
+    "DEFAULT '', env_vars TEXT NOT NULL DEFAULT '', description TEXT NOT NULL "
+    "DEFAULT '', archived INTEGER NOT NULL DEFAULT 0, user_id TEXT NOT NULL DEFAULT "
+    "'', created INTEGER NOT NULL, PRIMARY KEY (ws, name, version)) WITHOUT ROWID;"
+    "CREATE TABLE asset_tags (ws TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT "
+    "NULL, version INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+    "PRIMARY KEY (ws, kind, name, version, key)) WITHOUT ROWID;",
 };

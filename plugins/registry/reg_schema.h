@@ -4,7 +4,7 @@
 #ifndef CAIRN_REGISTRY_SCHEMA_H
 #define CAIRN_REGISTRY_SCHEMA_H
 
-#define REGISTRY_SCHEMA_VERSION 3
+#define REGISTRY_SCHEMA_VERSION 4
 extern const char *const registry_migrations[REGISTRY_SCHEMA_VERSION];
 
 #endif
