@@ -310,6 +310,11 @@ int reg_delete_registered_model(void *state, cairn_req_t *req, cairn_err_t *err)
         if (drops[i] == Q_VERSION_TAGS_DROP) sqlite3_bind_int64(st, 2, 0);
         rc = reg_step_done(r, st, "delete a registered model", err);
     }
+    if (rc == 0) {
+        char prefix[REG_OWNER_MAX];
+        reg_model_owner_prefix(r, reg_ws(req), id, prefix, sizeof prefix);
+        rc = reg_files_drop(r, prefix, true, err);
+    }
     if (rc == 0)
         rc = reg_history_add(r, req, id, nm, "model_deleted", (cairn_str_t){"", 0}, 0,
                              NULL, err);

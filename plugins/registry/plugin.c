@@ -109,6 +109,19 @@ static const char *const s_sql[Q_COUNT] = {
         ("INSERT OR IGNORE INTO edges (ws, src, dst, kind, at) VALUES (?, ?, ?, "
          "?, ?)"),
     [Q_MODEL_NAME_BY_ID] = "SELECT name FROM models WHERE id = ?",
+    [Q_FILE_PUT] = ("INSERT OR REPLACE INTO files (owner, path, hash, alg, size) "
+                    "VALUES (?, ?, ?, ?, ?)"),
+    [Q_FILE_GET] = "SELECT hash, alg, size FROM files WHERE owner = ? AND path = ?",
+    [Q_FILES_PAGE] = ("SELECT path, hash, alg, size FROM files WHERE owner = ?1 AND "
+                      "path > ?2 ORDER BY path LIMIT ?3"),
+    [Q_FILES_DROP] = "DELETE FROM files WHERE owner = ?",
+    /* every owner key under a prefix ending in ':' (';' follows it) */
+    [Q_FILES_DROP_PREFIX] = ("DELETE FROM files WHERE owner > ?1 AND owner < "
+                             "substr(?1, 1, length(?1) - 1) || ';'"),
+    [Q_DATA_LATEST] = ("SELECT version, content_hash FROM data_versions WHERE ws = ? "
+                       "AND name = ? AND archived = 0 ORDER BY version DESC LIMIT 1"),
+    [Q_DATA_HASH] = ("SELECT version, content_hash FROM data_versions WHERE ws = ? AND "
+                     "name = ? AND version = ?"),
     [Q_HISTORY_AT] = ("SELECT kind, version FROM history WHERE model_id = ? AND alias "
                       "= ? AND at <= ? ORDER BY at DESC, seq DESC LIMIT 1"),
 };
@@ -647,6 +660,20 @@ static const cairn_verb_t registry_verbs[] = {
      .help =
          "{node*, direction (up, down, both), depth (1..50)} -> nodes [{id, type}], "
          "edges [{from, to, kind}]"},
+    {.name = "list_files",
+     .handle = reg_list_files,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{ref*, max_results, page_token} -> ref, content_hash, files [{path, "
+             "size, hash, hash_alg}], next_page_token"},
+    {.name = "read_file",
+     .handle = reg_read_file,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{ref*, path*, offset, length} -> path, offset, size, hash, hash_alg, "
+             "data"},
     {.name = NULL},
 };
 

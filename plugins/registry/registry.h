@@ -20,9 +20,13 @@
 #define REG_ALIAS_MAX 64    /* an alias */
 #define REG_TAG_KEY_MAX 250 /* as MLflow's */
 #define REG_TAG_VALUE_MAX 5000
-#define REG_TEXT_MAX 65536 /* description, signature, source */
-#define REG_TAGS_MAX 100   /* tags in one request */
-#define REG_PAGE_MAX 1000  /* max_results */
+#define REG_TEXT_MAX 65536                   /* description, signature, source */
+#define REG_TAGS_MAX 100                     /* tags in one request */
+#define REG_PAGE_MAX 1000                    /* max_results */
+#define REG_OWNER_MAX 512                    /* a pin owner key (source.c) */
+#define REG_REF_NAME_MAX (REG_NAME_MAX + 64) /* model:NAME:VERSION */
+#define REG_HASH_MAX 80                      /* "sha256:" and 64 hex */
+#define REG_PATH_MAX 1024                    /* a file's path in a version */
 
 enum {
     Q_BEGIN,
@@ -62,6 +66,13 @@ enum {
     Q_HISTORY_OF_MODEL,
     Q_EDGE_PUT,
     Q_MODEL_NAME_BY_ID,
+    Q_FILE_PUT,
+    Q_FILE_GET,
+    Q_FILES_PAGE,
+    Q_FILES_DROP,
+    Q_FILES_DROP_PREFIX,
+    Q_DATA_LATEST,
+    Q_DATA_HASH,
     Q_COUNT
 };
 
@@ -75,7 +86,8 @@ typedef struct registry {
     struct reg_pending *pending; /* versions waiting for their pins */
 } registry_t;
 
-/* A create_model_version waiting for its source's pins (source.c). Its
+/* A request deferred on a nested call: a create_model_version waiting for
+ * its source's pins (source.c), a read_file for its bytes (files.c). Its
  * slices point into the request's body, valid until the reply. */
 typedef struct reg_pending {
     registry_t *r;
@@ -83,8 +95,12 @@ typedef struct reg_pending {
     char ws[CAIRN_HDR_NAME_MAX + 1];
     char name[REG_NAME_MAX + 1];
     int64_t model_id, version;
-    cairn_str_t source, text[5]; /* text: source, run_id, flavor, signature,
-                                    description */
+    cairn_str_t source, text[5];      /* text: source, run_id, flavor, signature,
+                                         description */
+    cairn_str_t run_id, path;         /* of a runs:/ source */
+    char *owned_signature;            /* read from its MLmodel (mlmodel.c) */
+    char file_path[REG_PATH_MAX + 1]; /* read_file's */
+    char file_hash[REG_HASH_MAX], file_alg[16];
     const msgpack_object *tags;
     struct reg_pending *next;
 } reg_pending_t;
@@ -93,10 +109,12 @@ typedef struct reg_pending {
  * for any other source, -1 (400) for a malformed runs:/ one. */
 int reg_source_parse(cairn_str_t source, cairn_str_t *run_id, cairn_str_t *path,
                      cairn_err_t *err);
-/* Pin the source's blobs (a nested call); its answer finishes p (writes
- * the version and replies) and frees it. */
-int reg_source_pin(reg_pending_t *p, cairn_str_t run_id, cairn_str_t path,
-                   cairn_err_t *err);
+/* Pin the blobs of p's source (a nested call); its answer finishes p
+ * (writes the version and replies) and frees it. */
+int reg_source_pin(reg_pending_t *p, cairn_err_t *err);
+/* mlmodel.c: read the source's MLmodel, if any, into p's missing flavor
+ * and signature (a nested call), then reg_source_pin. */
+int reg_mlmodel_probe(reg_pending_t *p, cairn_err_t *err);
 /* Drop the pins of a version (best effort, asynchronous). */
 void reg_unpin(registry_t *r, const char *ws, int64_t model_id, int64_t version);
 /* The pinned versions of model_id (version 0: all; else that one): *n
@@ -105,10 +123,48 @@ int reg_pinned(registry_t *r, int64_t model_id, int64_t version, int64_t *out,
                size_t cap, size_t *n, cairn_err_t *err);
 void reg_pin_owner(registry_t *r, const char *ws, int64_t model_id, int64_t version,
                    char *out, size_t cap);
-/* versions.c: write p's version with content_hash and reply; unlink and
- * free a pending one. */
-int reg_version_finish(reg_pending_t *p, const char *content_hash, cairn_err_t *err);
+/* What every version of model_id's owner key starts with. */
+void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, char *out,
+                            size_t cap);
+/* A data asset version's owner key (names hold no ':'). */
+void reg_data_owner(registry_t *r, const char *ws, cairn_str_t name, int64_t version,
+                    char *out, size_t cap);
+/* versions.c: write p's version with content_hash and its files (the
+ * pin's list) and reply; unlink and free a pending one. */
+int reg_version_finish(reg_pending_t *p, const char *content_hash,
+                       const msgpack_object *files, cairn_err_t *err);
 void reg_pending_free(reg_pending_t *p);
+
+/* ---- references (refs.c) ------------------------------------------------- */
+
+typedef enum { REG_REF_MODEL, REG_REF_DATA, REG_REF_ENV } reg_ref_kind_t;
+typedef struct reg_ref {
+    reg_ref_kind_t kind;
+    cairn_str_t name;
+    int64_t version;   /* > 0, or 0 with alias or latest */
+    cairn_str_t alias; /* models only */
+    bool latest;
+} reg_ref_t;
+/* Parse a reference (slices into ref); 400 naming the forms. */
+int reg_ref_parse(cairn_str_t ref, reg_ref_t *out, cairn_err_t *err);
+/* A model reference's model id and version number (404s: no model, no
+ * alias, no version at all; an explicit number is not checked). */
+int reg_ref_model(registry_t *r, cairn_req_t *req, const reg_ref_t *ref, int64_t *id,
+                  int64_t *version, cairn_err_t *err);
+/* data.c: a data reference's pin owner, canonical name (data:NAME:V) and
+ * content hash (404 when there is no such version). */
+int reg_data_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
+                    char owner[REG_OWNER_MAX], char name[REG_REF_NAME_MAX],
+                    char content_hash[REG_HASH_MAX], cairn_err_t *err);
+
+/* ---- files (files.c) ------------------------------------------------------ */
+
+/* Record the manifest (pin_artifacts' files) of owner; in the caller's
+ * transaction. */
+int reg_files_put(registry_t *r, const char *owner, const msgpack_object *files,
+                  cairn_err_t *err);
+/* Drop owner's manifest (prefix: of every owner key that starts with it). */
+int reg_files_drop(registry_t *r, const char *owner, bool prefix, cairn_err_t *err);
 
 /* ---- helpers (plugin.c) --------------------------------------------------- */
 
@@ -202,6 +258,8 @@ int reg_get_alias_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_lineage(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_list_files(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_read_file(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* lineage.c: record an edge src -> dst (stored node ids), in the caller's
  * transaction; a model version's stored node id. */

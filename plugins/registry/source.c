@@ -45,6 +45,20 @@ void reg_pin_owner(registry_t *r, const char *ws, int64_t model_id, int64_t vers
              (long long)model_id, (long long)version);
 }
 
+void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, char *out,
+                            size_t cap)
+{
+    snprintf(out, cap, "registry:%s:%s:%lld:", cairn_service(r->ctx), ws,
+             (long long)model_id);
+}
+
+void reg_data_owner(registry_t *r, const char *ws, cairn_str_t name, int64_t version,
+                    char *out, size_t cap)
+{
+    snprintf(out, cap, "registry:%s:%s:data:%.*s:%lld", cairn_service(r->ctx), ws,
+             (int)name.len, name.ptr, (long long)version);
+}
+
 /* content_hash of pin_artifacts' files. */
 static int s_manifest_hash(const msgpack_object *files,
                            char out[8 + CAIRN_CHASH_HEX + 1], cairn_err_t *err)
@@ -95,7 +109,7 @@ static void s_pinned(void *arg, int st, const char *code, const char *msg,
                            "the artifact store's answer holds no file list");
     else
         rc = s_manifest_hash(files, content_hash, &err);
-    if (rc == 0) rc = reg_version_finish(p, content_hash, &err);
+    if (rc == 0) rc = reg_version_finish(p, content_hash, files, &err);
     if (rc != 0) {
         if (st < CAIRN_ST_BAD_REQUEST) reg_unpin(p->r, p->ws, p->model_id, p->version);
         cairn_reply_err(p->req, &err);
@@ -103,8 +117,7 @@ static void s_pinned(void *arg, int st, const char *code, const char *msg,
     reg_pending_free(p);
 }
 
-int reg_source_pin(reg_pending_t *p, cairn_str_t run_id, cairn_str_t path,
-                   cairn_err_t *err)
+int reg_source_pin(reg_pending_t *p, cairn_err_t *err)
 {
     char owner[512];
     reg_pin_owner(p->r, p->ws, p->model_id, p->version, owner, sizeof owner);
@@ -114,9 +127,9 @@ int reg_source_pin(reg_pending_t *p, cairn_str_t run_id, cairn_str_t path,
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
     cairn_pack_cstr(&pk, "run_id");
-    cairn_pack_strn(&pk, run_id.ptr, run_id.len);
+    cairn_pack_strn(&pk, p->run_id.ptr, p->run_id.len);
     cairn_pack_cstr(&pk, "path");
-    cairn_pack_strn(&pk, path.ptr, path.len);
+    cairn_pack_strn(&pk, p->path.ptr, p->path.len);
     cairn_pack_kv_text(&pk, "owner", owner);
     uint64_t now = cairn_now_ms(), dl = cairn_deadline_ms(p->req);
     uint32_t ttl = dl > now + 1 ? (uint32_t)(dl - now) : 1;

@@ -128,10 +128,12 @@ static int s_take_number(registry_t *r, cairn_req_t *req, cairn_str_t name, int6
 static int s_write_version(registry_t *r, cairn_req_t *req, const char *name,
                            int64_t id, int64_t version, const cairn_str_t *text,
                            const msgpack_object *tags, const char *content_hash,
+                           const char *owner, const msgpack_object *files,
                            cairn_err_t *err)
 {
     if (reg_begin(r, err) != 0) return -1;
     int rc = s_insert(r, req, id, version, text, tags, content_hash, err);
+    if (rc == 0 && files) rc = reg_files_put(r, owner, files, err);
     if (rc == 0)
         rc = reg_history_add(r, req, id, name, "version_created", (cairn_str_t){"", 0},
                              version, NULL, err);
@@ -149,10 +151,13 @@ static int s_write_version(registry_t *r, cairn_req_t *req, const char *name,
     return s_reply_version(r, req, id, (cairn_str_t){name, strlen(name)}, version, err);
 }
 
-int reg_version_finish(reg_pending_t *p, const char *content_hash, cairn_err_t *err)
+int reg_version_finish(reg_pending_t *p, const char *content_hash,
+                       const msgpack_object *files, cairn_err_t *err)
 {
+    char owner[512];
+    reg_pin_owner(p->r, p->ws, p->model_id, p->version, owner, sizeof owner);
     return s_write_version(p->r, p->req, p->name, p->model_id, p->version, p->text,
-                           p->tags, content_hash, err);
+                           p->tags, content_hash, owner, files, err);
 }
 
 void reg_pending_free(reg_pending_t *p)
@@ -162,6 +167,7 @@ void reg_pending_free(reg_pending_t *p)
             *pp = p->next;
             break;
         }
+    free(p->owned_signature);
     free(p);
 }
 
@@ -178,6 +184,8 @@ static int s_create_pinned(registry_t *r, cairn_req_t *req, const char *name,
                          .model_id = id,
                          .version = version,
                          .source = text[0],
+                         .run_id = run_id,
+                         .path = path,
                          .tags = tags,
                          .next = r->pending};
     memcpy(p->text, text, sizeof p->text);
@@ -185,7 +193,9 @@ static int s_create_pinned(registry_t *r, cairn_req_t *req, const char *name,
     snprintf(p->name, sizeof p->name, "%s", name);
     r->pending = p;
     cairn_defer(req);
-    if (reg_source_pin(p, run_id, path, err) != 0) {
+    /* an MLflow model folder names its own flavor and signature */
+    bool probe = !text[2].len || !text[3].len;
+    if ((probe ? reg_mlmodel_probe(p, err) : reg_source_pin(p, err)) != 0) {
         reg_pending_free(p);
         return -1; /* the runtime answers err, deferred or not */
     }
@@ -228,7 +238,7 @@ int reg_create_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
     }
     if (runs == 0)
         return s_create_pinned(r, req, nm, id, version, text, tags, run_id, path, err);
-    return s_write_version(r, req, nm, id, version, text, tags, "", err);
+    return s_write_version(r, req, nm, id, version, text, tags, "", NULL, NULL, err);
 }
 
 /* {name*, version*}: the model's id and the version, which exists. */
@@ -382,6 +392,11 @@ int reg_delete_model_version(void *state, cairn_req_t *req, cairn_err_t *err)
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, version);
         rc = reg_step_done(r, st, "delete a model version", err);
+    }
+    if (rc == 0) {
+        char owner[REG_OWNER_MAX];
+        reg_pin_owner(r, reg_ws(req), id, version, owner, sizeof owner);
+        rc = reg_files_drop(r, owner, false, err);
     }
     if (rc == 0)
         rc = reg_history_add(r, req, id, nm, "version_deleted", (cairn_str_t){"", 0},

@@ -11,6 +11,13 @@
     reg.alias_history("churn", "champion")             # every move: who and when
     reg.alias_history("churn", "champion", at=ms)      # the version in force then
     reg.search_versions("run_id = 'RUN_ID'")           # MLflow's filter syntax
+    reg.register_model("./model", "churn")             # a local folder: uploaded once
+    reg.download("churn@champion", "/tmp/churn")       # its files, hash-checked
+
+The same, for the common cases, as functions over a default Registry
+($CAIRN_ENDPOINT, $CAIRN_TOKEN): ``cairn.register_model(source, name)``,
+``cairn.get_model(ref)``, ``cairn.download_model(ref, dst)``,
+``cairn.log_input(run_id, ref)``, ``cairn.lineage(node)``.
 
 Every method is one synchronous call (docs/REGISTRY.md lists the verbs,
 their fields and limits), but the searches, which follow the pages. A
@@ -19,9 +26,24 @@ model, version or alias, Conflict for a name taken, BadRequest for a bad
 filter or field. Names are per workspace (the Client's). Like a Client, a
 Registry is for one thread.
 """
+import hashlib
+import os
+import posixpath
+import threading
+
+from .errors import CairnError, NotFound
 from .service import Service
+from .transfer import _HASHERS, _Upload
 
 SVC = "registry"
+TRACKING_SVC = "tracking"
+# Local sources are uploaded into a run of this experiment (one per
+# upload; the run's tag cairn.upload_of names the local path), so that
+# their bytes sit in the artifact store like any run's, stored once.
+UPLOADS_EXPERIMENT = "cairn-uploads"
+READ_CHUNK = 8 << 20  # bytes per read_file request
+_URI_SCHEMES = ("runs:/", "models:/", "data:", "env:", "s3://", "gs://", "http://",
+                "https://", "file://", "wasbs://", "abfss://", "hdfs://")
 
 
 def parse_ref(ref):
@@ -87,6 +109,70 @@ class Registry(Service):
                           flavor=flavor, signature=signature, tags=_tags(tags),
                           description=description)["model_version"]
 
+    def register_model(self, source, name, flavor=None, signature=None, tags=None,
+                       description=None, run_id=None):
+        """MLflow's register_model: version N+1 of name (created if new)
+        from source: ``runs:/RUN_ID/PATH`` (stored once: no byte copied),
+        or a local file or folder (uploaded into the artifact store first,
+        see upload). A folder holding an MLflow MLmodel file gets its
+        flavor and signature read from it when not given."""
+        if _is_local(source):
+            source = self.upload(source)
+        try:
+            self.create_model(name)
+        except CairnError as e:
+            if e.status != 409:
+                raise
+        return self.create_version(name, source, run_id=run_id, flavor=flavor,
+                                   signature=signature, tags=tags, description=description)
+
+    def upload(self, local_path):
+        """Upload a local file or folder into the artifact store (a new run
+        of experiment cairn-uploads) and return its ``runs:/RUN_ID/NAME``."""
+        local_path = os.path.abspath(local_path)
+        if not os.path.exists(local_path):
+            raise FileNotFoundError(f"no such file or folder: {local_path}")
+        name = os.path.basename(local_path.rstrip(os.sep)) or "upload"
+        run_id = self._upload_run(local_path)
+        if os.path.isdir(local_path):
+            files = []
+            for root, dirs, names in os.walk(local_path):
+                dirs.sort()
+                files += [os.path.join(root, f) for f in sorted(names)]
+            if not files:
+                raise ValueError(f"the folder {local_path} holds no file")
+        else:
+            files = [local_path]
+        for full in files:
+            rel = os.path.relpath(full, local_path).replace(os.sep, "/")
+            dest = name if rel == "." else posixpath.join(name, rel)
+            with open(full, "rb") as f:
+                _Upload(self.client, run_id, dest, f).run()
+        self.client.call(TRACKING_SVC, "update_run", {"run_id": run_id,
+                                                      "status": "FINISHED"})
+        return f"runs:/{run_id}/{name}"
+
+    def _upload_run(self, local_path):
+        c = self.client
+        try:
+            exp = c.call(TRACKING_SVC, "get_experiment_by_name",
+                         {"experiment_name": UPLOADS_EXPERIMENT})["experiment"]
+            exp_id = exp["experiment_id"]
+        except NotFound:
+            try:
+                exp_id = c.call(TRACKING_SVC, "create_experiment",
+                                {"name": UPLOADS_EXPERIMENT})["experiment_id"]
+            except CairnError as e:  # created meanwhile by another client
+                if e.status != 409:
+                    raise
+                exp_id = c.call(TRACKING_SVC, "get_experiment_by_name",
+                                {"experiment_name": UPLOADS_EXPERIMENT}
+                                )["experiment"]["experiment_id"]
+        run = c.call(TRACKING_SVC, "create_run", {
+            "experiment_id": exp_id, "run_name": "upload",
+            "tags": [{"key": "cairn.upload_of", "value": local_path[:5000]}]})["run"]
+        return run["info"]["run_id"]
+
     def get_version(self, name, version):
         return self._call("get_model_version", name=name, version=version)["model_version"]
 
@@ -150,6 +236,59 @@ class Registry(Service):
             if not token:
                 return out
 
+    # ---- files -------------------------------------------------------------
+
+    def list_files(self, ref, page_size=None):
+        """[{path, size, hash, hash_alg}] of a model version or data asset
+        version (ref: NAME:VERSION, NAME@ALIAS, data:NAME:VERSION, ...)."""
+        out, token = [], None
+        while True:
+            b = self._call("list_files", ref=ref, max_results=page_size, page_token=token)
+            out += b["files"]
+            token = b.get("next_page_token")
+            if not token:
+                return out
+
+    def download(self, ref, dst):
+        """Write the files of ref under the folder dst (created), each
+        checked against its hash before it is renamed into place; returns
+        dst. A failure leaves no partial file."""
+        os.makedirs(dst, exist_ok=True)
+        for f in self.list_files(ref):
+            self._download_file(ref, f, dst)
+        return dst
+
+    def _download_file(self, ref, f, dst):
+        path = f["path"]
+        if path.startswith("/") or ".." in path.split("/"):
+            raise CairnError(502, "bad_reply", f"the registry named an unsafe path {path!r}")
+        full = os.path.join(dst, *path.split("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        tmp = f"{full}.{os.urandom(6).hex()}.part"
+        h = _HASHERS[f["hash_alg"]]()
+        try:
+            with open(tmp, "wb") as out:
+                off = 0
+                while True:
+                    b = self._call("read_file", ref=ref, path=path, offset=off,
+                                   length=READ_CHUNK)
+                    data = b["data"]
+                    out.write(data)
+                    h.update(data)
+                    off += len(data)
+                    if off >= b["size"] or not data:
+                        break
+            if off != f["size"] or h.hexdigest() != f["hash"]:
+                raise CairnError(500, "corrupt",
+                                 f"{ref}: {path} does not match its hash after download")
+            os.replace(tmp, full)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
     # ---- lineage -----------------------------------------------------------
 
     def log_input(self, run_id, input):
@@ -180,3 +319,44 @@ def _tags(tags):
     if tags is None or isinstance(tags, list):
         return tags
     return [{"key": k, "value": str(v)} for k, v in tags.items()]
+
+
+def _is_local(source):
+    return not source.startswith(_URI_SCHEMES) and os.path.exists(source)
+
+
+# ---- module-level functions over a default Registry -------------------------
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def _registry():
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Registry()
+        return _default
+
+
+def register_model(source, name, flavor=None, signature=None, tags=None,
+                   description=None, run_id=None):
+    """Registry.register_model over the default Registry."""
+    return _registry().register_model(source, name, flavor=flavor, signature=signature,
+                                      tags=tags, description=description, run_id=run_id)
+
+
+def get_model(ref):
+    return _registry().get_model(ref)
+
+
+def download_model(ref, dst):
+    return _registry().download(ref, dst)
+
+
+def log_input(run_id, input):
+    return _registry().log_input(run_id, input)
+
+
+def lineage(node, direction=None, depth=None):
+    return _registry().lineage(node, direction=direction, depth=depth)
