@@ -53,6 +53,7 @@ typedef enum {
     O_STEP,
     O_PROGRESS,
     O_OUT,
+    O_DOT,
 } opt_id_t;
 
 static const struct {
@@ -81,6 +82,7 @@ static const struct {
     [O_STEP] = {"step", true, CO_STEP},
     [O_PROGRESS] = {"progress", false, CO_PROGRESS},
     [O_OUT] = {"out", true, CO_OUT},
+    [O_DOT] = {"dot", false, CO_DOT},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -170,6 +172,9 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
             break;
         case O_OUT:
             o->out = value;
+            break;
+        case O_DOT:
+            o->dot = true;
             break;
         case O_SERVER_KEY:
             o->server_key = value;
@@ -899,7 +904,9 @@ static const cmd_t CMDS[] = {
     {"models", "create", 1, 1, CO_TAG, " NAME", "a registered model [--tag K=V]",
      cli_models_create},
     {"models", "register", 2, 2, CO_TAG, " NAME SOURCE",
-     "a new version (runs:/... stored once)", cli_models_register},
+     "a new version of runs:/..., a file or a folder", cli_models_register},
+    {"models", "download", 2, 2, 0, " REF DIR", "a version's files, hash-checked",
+     cli_models_download},
     {"models", "list", 0, 0, CO_FILTER | CO_MAX, "", "models [--filter F] [--max N]",
      cli_models_list},
     {"models", "versions", 1, 1, CO_MAX, " NAME", "a model's versions, newest first",
@@ -912,7 +919,7 @@ static const cmd_t CMDS[] = {
      cli_models_history},
     {"models", "delete", 1, 1, 0, " NAME", "the model and its versions",
      cli_models_delete},
-    {NULL, "lineage", 1, 1, 0, " NODE", "what a run, model... came from, led to",
+    {NULL, "lineage", 1, 1, CO_DOT, " NODE", "where it came from, led to [--dot]",
      cli_lineage},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
@@ -1023,6 +1030,7 @@ static void s_usage(FILE *out)
         "                    a terminal (a terminal gets it for files over 4 MiB)\n"
         "  --out PREFIX      keygen: write PREFIX.key (secret, mode 0600) and\n"
         "                    PREFIX.pub, print the public key (default: print both)\n"
+        "  --dot             lineage: the graph for Graphviz (dot -Tsvg)\n"
         "\n"
         "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
         "such an object in the input is sent as binary; ext values as\n"

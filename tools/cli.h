@@ -44,6 +44,7 @@ enum {
     CO_STEP = 1u << 8,
     CO_PROGRESS = 1u << 9,
     CO_OUT = 1u << 10,
+    CO_DOT = 1u << 11,
 };
 
 typedef struct opts {
@@ -56,7 +57,7 @@ typedef struct opts {
     char *args[MAX_ARGS];
     /* command options */
     unsigned given; /* CO_* bits of those on the line */
-    bool all, deleted, progress;
+    bool all, deleted, progress, dot;
     const char *filter, *name, *status, *step, *out;
     uint64_t max; /* --max; 0: no limit */
     int ntags, norder;
@@ -157,6 +158,7 @@ int cli_models_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_alias(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_models_download(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */

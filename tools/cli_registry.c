@@ -4,8 +4,11 @@
  *   models register NAME SOURCE           models versions NAME [--max N]
  *   models show REF (NAME, NAME:N, NAME@ALIAS)
  *   models alias NAME ALIAS VERSION       models history NAME ALIAS
- *   models delete NAME
- *   lineage NODE                          (run:ID, model:NAME:N, data:..., env:...)
+ *   models delete NAME                    models download REF DIR
+ *   lineage NODE [--dot]                  (run:ID, model:NAME:N, data:..., env:...)
+ *
+ * A register SOURCE that is a local file or folder is uploaded first
+ * (cairn_registry_upload), then registered from the artifact store.
  *
  * Bodies are built here as JSON (cli_call_json); --json prints the replies
  * as they come, else tables. */
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cairn/registry.h"
 #include "cli.h"
 
 #define SVC "registry"
@@ -50,17 +55,52 @@ int cli_models_create(cairn_client_t *c, const opts_t *o, fail_t *f)
     return rc;
 }
 
+/* A source the CLI uploads first: an existing local file or folder, not
+ * a URI (runs:/, s3://, ...). */
+static bool s_local_source(const char *source)
+{
+    struct stat st;
+    return !strstr(source, ":/") && stat(source, &st) == 0;
+}
+
 int cli_models_register(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     int rc = EXIT_OK;
     json_t *tags = cli_tags(o, &rc, f), *reply = NULL;
     if (!tags) return rc;
+    char *uploaded = NULL;
+    const char *source = OPERAND(o, 1);
+    if (s_local_source(source)) {
+        cairn_err_t err = {0};
+        if (cairn_registry_upload(c, source, &uploaded, &err) != 0) {
+            json_decref(tags);
+            return cli_fail_sdk(o, &err, f);
+        }
+        source = uploaded;
+    }
     rc = cli_call_json(c, o, SVC, "create_model_version",
                        json_pack("{s:s, s:s, s:o}", "name", OPERAND(o, 0), "source",
-                                 OPERAND(o, 1), "tags", tags),
+                                 source, "tags", tags),
                        &reply, f);
     if (rc == EXIT_OK) rc = s_print(o, reply, "model_version", VERSION_COLS, 6, f);
     json_decref(reply);
+    free(uploaded);
+    return rc;
+}
+
+/* models download REF DIR: every file, checked against its hash. */
+int cli_models_download(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    cairn_err_t err = {0};
+    if (cairn_registry_download(c, OPERAND(o, 0), OPERAND(o, 1), &err) != 0)
+        return cli_fail_sdk(o, &err, f);
+    if (!o->json) {
+        printf("%s\n", OPERAND(o, 1));
+        return EXIT_OK;
+    }
+    json_t *out = json_pack("{s:s, s:s}", "ref", OPERAND(o, 0), "dir", OPERAND(o, 1));
+    int rc = out ? cli_print_json(out, false, f) : cli_oom(f);
+    json_decref(out);
     return rc;
 }
 
@@ -209,7 +249,61 @@ static void s_tree(const json_t *edges, const char *node, bool up, int depth,
     }
 }
 
-/* lineage NODE: inputs above (<-), products below (->). */
+/* A DOT string literal: quotes and backslashes escaped. */
+static void s_dot_id(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The graph in Graphviz's DOT: a node per id, shaped by type, an edge per
+ * edge labelled by its kind. */
+static void s_dot(const json_t *reply)
+{
+    static const struct {
+        const char *type, *shape;
+    } shapes[] = {{"run", "box"},
+                  {"model_version", "component"},
+                  {"data_asset", "cylinder"},
+                  {"environment", "hexagon"},
+                  {"endpoint", "doubleoctagon"}};
+    size_t i;
+    json_t *x;
+    printf("digraph lineage {\n  rankdir=LR;\n");
+    json_array_foreach(json_object_get(reply, "nodes"), i, x)
+    {
+        const char *id = json_string_value(json_object_get(x, "id"));
+        const char *type = json_string_value(json_object_get(x, "type"));
+        if (!id) continue;
+        const char *shape = "ellipse";
+        for (size_t k = 0; type && k < sizeof shapes / sizeof shapes[0]; k++)
+            if (!strcmp(type, shapes[k].type)) shape = shapes[k].shape;
+        printf("  ");
+        s_dot_id(id);
+        printf(" [shape=%s];\n", shape);
+    }
+    json_array_foreach(json_object_get(reply, "edges"), i, x)
+    {
+        const char *from = json_string_value(json_object_get(x, "from"));
+        const char *to = json_string_value(json_object_get(x, "to"));
+        const char *kind = json_string_value(json_object_get(x, "kind"));
+        if (!from || !to) continue;
+        printf("  ");
+        s_dot_id(from);
+        printf(" -> ");
+        s_dot_id(to);
+        printf(" [label=");
+        s_dot_id(kind ? kind : "");
+        printf("];\n");
+    }
+    printf("}\n");
+}
+
+/* lineage NODE: inputs above (<-), products below (->); --dot: DOT. */
 int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *reply = NULL;
@@ -217,7 +311,8 @@ int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f)
         c, o, SVC, "lineage",
         json_pack("{s:s, s:s}", "node", o->args[1], "direction", "both"), &reply, f);
     if (rc == EXIT_OK && o->json) rc = cli_print_json(reply, false, f);
-    if (rc == EXIT_OK && !o->json) {
+    if (rc == EXIT_OK && !o->json && o->dot) s_dot(reply);
+    if (rc == EXIT_OK && !o->json && !o->dot) {
         const json_t *edges = json_object_get(reply, "edges");
         const json_t *nodes = json_object_get(reply, "nodes");
         const char *start =

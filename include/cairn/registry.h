@@ -67,6 +67,19 @@ CAIRN_EXPORT const char *cairn_model_version_get(const cairn_model_version_t *v,
 /* Free and set *v to NULL; NULL-safe, safe twice. */
 CAIRN_EXPORT void cairn_model_version_free(cairn_model_version_t **v);
 
+/* Upload a local file or folder into the artifact store, once: a new run
+ * of experiment "cairn-uploads" (tag cairn.upload_of: local_path) holds it
+ * under its base name. *source receives "runs:/RUN_ID/NAME" (free() it),
+ * to register with cairn_registry_create_version. */
+CAIRN_EXPORT int cairn_registry_upload(cairn_client_t *client, const char *local_path,
+                                       char **source, cairn_err_t *err);
+/* Write the files of ref (a model version NAME:VERSION, NAME@ALIAS, or a
+ * data asset data:NAME:VERSION) under the folder dst_dir (created): each
+ * read with read_file into a temporary file beside its place, checked
+ * against its size and hash (500 corrupt otherwise), then renamed. */
+CAIRN_EXPORT int cairn_registry_download(cairn_client_t *client, const char *ref,
+                                         const char *dst_dir, cairn_err_t *err);
+
 #ifdef __cplusplus
 }
 #endif

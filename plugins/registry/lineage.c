@@ -38,6 +38,8 @@ void reg_version_node(int64_t model_id, int64_t version, char *out, size_t cap)
     snprintf(out, cap, "model#%lld:%lld", (long long)model_id, (long long)version);
 }
 
+static int s_bad_node(cairn_err_t *err);
+
 /* A client's node id as stored: model:NAME:VERSION and model:NAME@ALIAS
  * become model#ID:VERSION; the other kinds are checked and kept. */
 static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *out,
@@ -53,35 +55,19 @@ static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *o
         }
     }
     if (node.len > 6 && !memcmp(node.ptr, "model:", 6)) {
-        cairn_str_t rest = {node.ptr + 6, node.len - 6}, name;
-        const char *at = memrchr(rest.ptr, '@', rest.len);
-        const char *colon = memrchr(rest.ptr, ':', rest.len);
-        const char *sep = at ? at : colon;
-        if (sep && sep > rest.ptr) {
-            name = (cairn_str_t){rest.ptr, (size_t)(sep - rest.ptr)};
-            cairn_str_t tail = {sep + 1, (size_t)(rest.ptr + rest.len - sep - 1)};
-            int64_t id, version = 0;
-            if (reg_model_find(r, req, name, &id, err) != 0) return -1;
-            if (at) {
-                if (reg_alias_version(r, id, tail, &version, err) != 0) return -1;
-            } else {
-                for (size_t i = 0; i < tail.len && i < 10; i++)
-                    if (tail.ptr[i] >= '0' && tail.ptr[i] <= '9')
-                        version = version * 10 + (tail.ptr[i] - '0');
-                    else
-                        version = -1;
-                if (tail.len > 9) version = -1;
-            }
-            if (version > 0) {
-                reg_version_node(id, version, out, cap);
-                return 0;
-            }
-            if (at)
-                return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                                     "registered model '%.*s' has no alias '%.*s'",
-                                     (int)name.len, name.ptr, (int)tail.len, tail.ptr);
-        }
+        reg_ref_t ref;
+        int64_t id, version;
+        if (reg_ref_parse(node, &ref, err) != 0 ||
+            reg_ref_model(r, req, &ref, &id, &version, err) != 0)
+            return err->st == CAIRN_ST_NOT_FOUND ? -1 : s_bad_node(err);
+        reg_version_node(id, version, out, cap);
+        return 0;
     }
+    return s_bad_node(err);
+}
+
+static int s_bad_node(cairn_err_t *err)
+{
     return cairn_err_set(
         err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
         "a node is run:RUN_ID, model:NAME:VERSION, model:NAME@ALIAS, "
@@ -162,25 +148,65 @@ static const char *const s_walk_sql[2] = {
     " SELECT DISTINCT src, dst, kind FROM walk LIMIT ?4",
 };
 
+/* The nodes met, in the order met, with a hash index over them (open
+ * addressing, slots hold index + 1): a walk meets each node once per edge,
+ * and LINEAGE_MAX_NODES edges must not cost their square. */
 typedef struct node_set {
     char **v;
     size_t n, cap;
+    uint32_t *slot;
+    size_t nslots; /* a power of two, at least twice n */
 } node_set_t;
+
+static uint64_t s_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+static void s_slot_put(node_set_t *s, size_t i)
+{
+    size_t mask = s->nslots - 1, j = (size_t)s_hash(s->v[i]) & mask;
+    while (s->slot[j]) j = (j + 1) & mask;
+    s->slot[j] = (uint32_t)i + 1;
+}
+
+static int s_grow(node_set_t *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    char **v = realloc(s->v, cap * sizeof *v);
+    if (!v) return -1;
+    s->v = v;
+    s->cap = cap;
+    uint32_t *slot = calloc(cap * 2, sizeof *slot);
+    if (!slot) return -1;
+    free(s->slot);
+    s->slot = slot;
+    s->nslots = cap * 2;
+    for (size_t i = 0; i < s->n; i++) s_slot_put(s, i);
+    return 0;
+}
 
 static int s_node_add(node_set_t *s, const char *key)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->v[i], key)) return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v) return -1;
-        s->v = v;
-        s->cap = cap;
+    if (s->nslots) {
+        size_t mask = s->nslots - 1;
+        for (size_t j = (size_t)s_hash(key) & mask; s->slot[j]; j = (j + 1) & mask)
+            if (!strcmp(s->v[s->slot[j] - 1], key)) return 0;
     }
+    if (s->n == s->cap && s_grow(s) != 0) return -1;
     if (!(s->v[s->n] = strdup(key))) return -1;
-    s->n++;
+    s_slot_put(s, s->n++);
     return 0;
+}
+
+static void s_nodes_free(node_set_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    free(s->slot);
 }
 
 /* Walk one direction, packing each edge into ep and its nodes into nodes. */
@@ -264,8 +290,7 @@ int reg_lineage(void *state, cairn_req_t *req, cairn_err_t *err)
         msgpack_pack_array(pk, nedges);
         msgpack_sbuffer_write(&r->sb, edges.data, edges.size);
     }
-    for (size_t i = 0; i < nodes.n; i++) free(nodes.v[i]);
-    free(nodes.v);
+    s_nodes_free(&nodes);
     msgpack_sbuffer_destroy(&edges);
     return rc == 0 ? reg_reply(r, req, CAIRN_ST_OK) : -1;
 }
