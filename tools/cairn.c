@@ -904,7 +904,7 @@ static const cmd_t CMDS[] = {
     {"models", "create", 1, 1, CO_TAG, " NAME", "a registered model [--tag K=V]",
      cli_models_create},
     {"models", "register", 2, 2, CO_TAG, " NAME SOURCE",
-     "a new version of runs:/..., a file or a folder", cli_models_register},
+     "a version of runs:/... or a local path", cli_models_register},
     {"models", "download", 2, 2, 0, " REF DIR", "a version's files, hash-checked",
      cli_models_download},
     {"models", "list", 0, 0, CO_FILTER | CO_MAX, "", "models [--filter F] [--max N]",

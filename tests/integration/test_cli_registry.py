@@ -5,6 +5,7 @@ moved and its history, bad input answered with a sentence and exit 1 or 2."""
 import json
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -71,6 +72,38 @@ class Models(unittest.TestCase):
         r = cli(self.ep, "models", "show", "churn")
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("no registered model", r.stderr)
+
+    def test_local_folder_register_download_and_dot(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "model")
+            os.makedirs(os.path.join(src, "sub"))
+            files = {"MLmodel": b"flavors:\n  onnx: {data: model.onnx}\n",
+                     "model.onnx": os.urandom(20000), "sub/vocab.txt": b"a\nb\n"}
+            for p, b in files.items():
+                with open(os.path.join(src, p), "wb") as f:
+                    f.write(b)
+            v = json.loads(self.ok("--json", "models", "register", "local-cli",
+                                   src))["model_version"]
+            self.assertEqual((v["version"], v["flavor"]), (1, "onnx"))
+            self.assertTrue(v["source"].startswith("runs:/"), v)
+            out = os.path.join(d, "out")
+            self.assertEqual(self.ok("models", "download", "local-cli:1", out).strip(), out)
+            for p, b in files.items():
+                with open(os.path.join(out, p), "rb") as f:
+                    self.assertEqual(f.read(), b, p)
+            one = os.path.join(src, "model.onnx")
+            v = json.loads(self.ok("--json", "models", "register", "local-cli",
+                                   one))["model_version"]
+            self.assertTrue(v["source"].endswith("/model.onnx"), v)
+            dot = self.ok("lineage", "--dot", "model:local-cli:1")
+            self.assertTrue(dot.startswith("digraph lineage {"), dot)
+            run = json.loads(self.ok("--json", "models", "show", "local-cli:1")
+                             )["model_version"]["run_id"]
+            self.assertIn(f'"run:{run}" -> "model:local-cli:1" [label="produced"];', dot)
+            self.assertIn('"model:local-cli:1" [shape=component];', dot)
+            r = cli(self.ep, "models", "download", "local-cli:9", out)
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn("no version 9", r.stderr)
 
     def test_bad_input(self):
         for args, code in ((("models", "create", "a:b"), 1),
