@@ -54,6 +54,10 @@ typedef enum {
     O_PROGRESS,
     O_OUT,
     O_DOT,
+    O_PYTHON,
+    O_REQUIREMENTS,
+    O_ENV,
+    O_DESCRIPTION,
 } opt_id_t;
 
 static const struct {
@@ -83,6 +87,10 @@ static const struct {
     [O_PROGRESS] = {"progress", false, CO_PROGRESS},
     [O_OUT] = {"out", true, CO_OUT},
     [O_DOT] = {"dot", false, CO_DOT},
+    [O_PYTHON] = {"python", true, CO_PYTHON},
+    [O_REQUIREMENTS] = {"requirements", true, CO_REQUIREMENTS},
+    [O_ENV] = {"env", true, CO_ENV},
+    [O_DESCRIPTION] = {"description", true, CO_DESCRIPTION},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -182,6 +190,17 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
         case O_CLIENT_KEY:
             o->client_key = value;
             break;
+        case O_PYTHON:
+            o->python = value;
+            break;
+        case O_REQUIREMENTS:
+            o->requirements = value;
+            break;
+        case O_ENV:
+            return s_add_repeat(o->env, &o->nenv, "env", value, f);
+        case O_DESCRIPTION:
+            o->description = value;
+            break;
     }
     return EXIT_OK;
 }
@@ -200,7 +219,7 @@ static int s_parse_opt(int argc, char **argv, int *i, opts_t *o, fail_t *f)
         if (OPTS[k].has_value && !value && *i + 1 < argc) value = argv[++*i];
         if (OPTS[k].has_value && (!value || !*value))
             return cli_bad_usage(f, "--%s needs a value", OPTS[k].name);
-        bool repeatable = OPTS[k].bit & (CO_TAG | CO_ORDER_BY);
+        bool repeatable = OPTS[k].bit & (CO_TAG | CO_ORDER_BY | CO_ENV);
         if ((o->given & OPTS[k].bit) && !repeatable)
             return cli_bad_usage(f, "--%s is given twice", OPTS[k].name);
         o->given |= OPTS[k].bit;
@@ -861,6 +880,7 @@ typedef struct cmd {
 
 #define LIST_OPTS (CO_ALL | CO_DELETED | CO_MAX)
 #define ARTIFACT_OPTS CO_PROGRESS
+#define ENV_OPTS (CO_PYTHON | CO_REQUIREMENTS | CO_ENV | CO_DESCRIPTION | CO_TAG)
 
 static const cmd_t CMDS[] = {
     {NULL, "ping", 0, 0, 0, "", "check that cairnd answers; its version", s_cmd_ping},
@@ -921,6 +941,14 @@ static const cmd_t CMDS[] = {
      cli_models_delete},
     {NULL, "lineage", 1, 1, CO_DOT, " NODE", "where it came from, led to [--dot]",
      cli_lineage},
+    {"envs", "create", 1, 1, ENV_OPTS, " NAME", "the next version (options below)",
+     cli_envs_create},
+    {"envs", "list", 0, 1, CO_ALL | CO_MAX, " [NAME]",
+     "NAME's versions, or each latest [--all]", cli_envs_list},
+    {"envs", "show", 1, 1, 0, " NAME[:VERSION]", "an environment (default: latest)",
+     cli_envs_show},
+    {"envs", "archive", 1, 1, 0, " NAME:VERSION", "hide it from latest and lists",
+     cli_envs_archive},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",
@@ -1031,6 +1059,10 @@ static void s_usage(FILE *out)
         "  --out PREFIX      keygen: write PREFIX.key (secret, mode 0600) and\n"
         "                    PREFIX.pub, print the public key (default: print both)\n"
         "  --dot             lineage: the graph for Graphviz (dot -Tsvg)\n"
+        "  --python P        envs create: the interpreter or venv (an absolute path)\n"
+        "  --requirements FILE  envs create: its text ('-': stdin), as pip's\n"
+        "  --env K=V         envs create: an environment variable; repeatable\n"
+        "  --description D   envs create: a description\n"
         "\n"
         "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
         "such an object in the input is sent as binary; ext values as\n"

@@ -44,7 +44,11 @@ enum {
     CO_STEP = 1u << 8,
     CO_PROGRESS = 1u << 9,
     CO_OUT = 1u << 10,
-    CO_DOT = 1u << 11,
+    CO_PYTHON = 1u << 11,
+    CO_REQUIREMENTS = 1u << 12,
+    CO_ENV = 1u << 13,
+    CO_DESCRIPTION = 1u << 14,
+    CO_DOT = 1u << 15,
 };
 
 typedef struct opts {
@@ -62,6 +66,10 @@ typedef struct opts {
     uint64_t max; /* --max; 0: no limit */
     int ntags, norder;
     const char *tags[MAX_REPEAT], *order_by[MAX_REPEAT];
+    /* envs create */
+    const char *python, *requirements, *description;
+    int nenv;
+    const char *env[MAX_REPEAT];
 } opts_t;
 
 __attribute__((format(printf, 3, 4))) int cli_fail(fail_t *f, int code, const char *fmt,
@@ -160,6 +168,11 @@ int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_download(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* Environments (cli_envs.c). */
+int cli_envs_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_envs_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_envs_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_envs_archive(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -13,6 +13,11 @@
  *     cairn_registry_get(client, "churn@champion", &v, &err);   // or "churn:3"
  *     puts(cairn_model_version_get(v, "content_hash"));
  *
+ *     cairn_environment_t *e = NULL;                // environments
+ *     cairn_registry_get_environment(client, "env:py311:2", &e, &err);
+ *     puts(cairn_environment_get(e, "python"));
+ *     cairn_environment_free(&e);
+ *
  * Names are per workspace (the client's, cairn_client_set_workspace). Every
  * function returns 0, or -1 with err filled (err may be NULL); a refusal
  * keeps the server's status and code (404 not_found for an unknown model,
@@ -22,6 +27,7 @@
 #ifndef CAIRN_REGISTRY_H
 #define CAIRN_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cairn/client.h"
@@ -79,6 +85,36 @@ CAIRN_EXPORT int cairn_registry_upload(cairn_client_t *client, const char *local
  * against its size and hash (500 corrupt otherwise), then renamed. */
 CAIRN_EXPORT int cairn_registry_download(cairn_client_t *client, const char *ref,
                                          const char *dst_dir, cairn_err_t *err);
+/* ---- environments (env:NAME:VERSION) -------------------------------------- */
+
+/* An environment version as the service answered it (opaque). */
+typedef struct cairn_environment cairn_environment_t;
+
+/* create_environment {name, python, requirements, description} (NULL: none
+ * for each but name): the next version of name, into *out_version (may be
+ * NULL). */
+CAIRN_EXPORT int cairn_registry_create_environment(cairn_client_t *client,
+                                                   const char *name, const char *python,
+                                                   const char *requirements,
+                                                   const char *description,
+                                                   int64_t *out_version,
+                                                   cairn_err_t *err);
+/* The environment a reference names: "env:NAME:VERSION", "NAME:VERSION", or
+ * "NAME" / "NAME:latest" (the highest version not archived). */
+CAIRN_EXPORT int cairn_registry_get_environment(cairn_client_t *client, const char *ref,
+                                                cairn_environment_t **out,
+                                                cairn_err_t *err);
+CAIRN_EXPORT int64_t cairn_environment_version(const cairn_environment_t *e);
+CAIRN_EXPORT bool cairn_environment_archived(const cairn_environment_t *e);
+/* A text field (name, python, requirements, description, user_id); "" when
+ * absent. Valid until cairn_environment_free. */
+CAIRN_EXPORT const char *cairn_environment_get(const cairn_environment_t *e,
+                                               const char *key);
+/* The value of environment variable var in env_vars; NULL when unset. */
+CAIRN_EXPORT const char *cairn_environment_var(const cairn_environment_t *e,
+                                               const char *var);
+/* Free and set *e to NULL; NULL-safe, safe twice. */
+CAIRN_EXPORT void cairn_environment_free(cairn_environment_t **e);
 
 #ifdef __cplusplus
 }

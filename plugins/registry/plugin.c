@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "assets.h"
 #include "registry.h"
 #include "rfilter.h"
 #include "reg_schema.h"
@@ -472,6 +473,7 @@ static void registry_fini(void *state)
     if (!r) return;
     while (r->pending) reg_pending_free(r->pending); /* their callbacks are dropped */
     cairn_sqlite_finalize(r->q, Q_COUNT);
+    reg_stmts_free(r);
     sqlite3_close(r->db);
     msgpack_sbuffer_destroy(&r->sb);
     free(r);
@@ -674,6 +676,32 @@ static const cairn_verb_t registry_verbs[] = {
      .max_body = REG_MAX_BODY,
      .help = "{ref*, path*, offset, length} -> path, offset, size, hash, hash_alg, "
              "data"},
+    {.name = "create_environment",
+     .handle = reg_create_environment,
+     .perm = "registry.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, python, requirements, env_vars, description, tags} -> "
+             "environment (the next version)"},
+    {.name = "get_environment",
+     .handle = reg_get_environment,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, version (a number or latest, the default)} -> environment"},
+    {.name = "list_environments",
+     .handle = reg_list_environments,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name, include_archived, max_results, page_token} -> environments, "
+             "next_page_token (no name: the latest of each)"},
+    {.name = "archive_environment",
+     .handle = reg_archive_environment,
+     .perm = "registry.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, version*, archived (default true)} -> environment"},
     {.name = NULL},
 };
 

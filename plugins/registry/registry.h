@@ -3,7 +3,11 @@
  * Files: plugin.c (settings, schema, verb table, init), models.c
  * (registered models and their tags), versions.c (model versions and their
  * tags), aliases.c (aliases and the history of every change), rfilter.c
- * (MLflow's registry filter, compiled to SQL). One SQLite file of its own,
+ * (MLflow's registry filter, compiled to SQL), assets.c (versioned assets:
+ * environments, envs.c, and data assets, data.c), source.c (a runs:/
+ * source pinned), mlmodel.c (an MLflow model's flavor and signature),
+ * files.c (a version's manifest, its bytes back), refs.c (references),
+ * lineage.c (the graph). One SQLite file of its own,
  * STATE/registry.db; every row carries its workspace. */
 #ifndef CAIRN_REGISTRY_H
 #define CAIRN_REGISTRY_H
@@ -84,6 +88,7 @@ typedef struct registry {
     msgpack_packer pk;
     const char *artifacts_svc;   /* the service that pins a runs:/ source */
     struct reg_pending *pending; /* versions waiting for their pins */
+    struct reg_stmt *stmts;      /* statements by SQL text (assets.c) */
 } registry_t;
 
 /* A request deferred on a nested call: a create_model_version waiting for
@@ -278,5 +283,11 @@ int reg_pack_version(registry_t *r, msgpack_packer *pk, int64_t model_id,
  * (version > 0: the alias names only, as MLflow's model_version.aliases). */
 int reg_pack_aliases(registry_t *r, msgpack_packer *pk, int64_t model_id,
                      int64_t version, cairn_err_t *err);
+
+/* envs.c: environments, versioned assets (assets.h). */
+int reg_create_environment(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_environment(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_list_environments(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_archive_environment(void *state, cairn_req_t *req, cairn_err_t *err);
 
 #endif

@@ -3,7 +3,9 @@
  * created, a version registered from a run's artifacts (stored once:
  * content_hash), another from a path, an alias set and read back by
  * reference, the local checks (NULLs, a malformed reference) and the
- * server's refusals kept (409 for a name taken, 404 for an unknown alias). */
+ * server's refusals kept (409 for a name taken, 404 for an unknown alias);
+ * environments: created, read by reference (latest skips the archived),
+ * their env vars, the refusals. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,108 @@ static void s_run(cairn_client_t *c, char run_id[CAIRN_MAX_RUN_ID + 1])
     msgpack_sbuffer_destroy(&sb);
     free(exp);
     free(rid);
+}
+
+/* Environments: versions counted, read back by every form of reference,
+ * env vars from a request the SDK does not build, and the refusals. */
+static void s_environments(cairn_client_t *c)
+{
+    cairn_err_t err = {0};
+    int64_t v = 0;
+    CHECK(cairn_registry_create_environment(c, "py311", "/opt/venvs/py311",
+                                            "numpy==2.1\n", "first", &v, &err) == 0 &&
+              v == 1,
+          "env: %s (version %lld)", err.msg, (long long)v);
+    CHECK(cairn_registry_create_environment(c, "py311", NULL, NULL, NULL, &v, &err) ==
+                  0 &&
+              v == 2,
+          "env 2: %s", err.msg);
+    CHECK(cairn_registry_create_environment(c, "py311", NULL, NULL, NULL, NULL, &err) ==
+              0,
+          "env 3 (no out_version): %s", err.msg);
+    cairn_environment_t *e = NULL;
+    CHECK(cairn_registry_get_environment(c, "env:py311:1", &e, &err) == 0 &&
+              cairn_environment_version(e) == 1 &&
+              !strcmp(cairn_environment_get(e, "python"), "/opt/venvs/py311") &&
+              !strcmp(cairn_environment_get(e, "requirements"), "numpy==2.1\n") &&
+              !strcmp(cairn_environment_get(e, "description"), "first") &&
+              !strcmp(cairn_environment_get(e, "name"), "py311") &&
+              !strcmp(cairn_environment_get(e, "nope"), "") &&
+              !cairn_environment_archived(e) && !cairn_environment_var(e, "A"),
+          "env:py311:1: %s", err.msg);
+    cairn_environment_free(&e);
+    cairn_environment_free(&e); /* safe twice */
+    CHECK(cairn_registry_get_environment(c, "py311", &e, &err) == 0 &&
+              cairn_environment_version(e) == 3,
+          "py311 is the latest: %s", err.msg);
+    cairn_environment_free(&e);
+    CHECK(cairn_registry_get_environment(c, "py311:2", &e, &err) == 0 &&
+              cairn_environment_version(e) == 2,
+          "py311:2: %s", err.msg);
+    cairn_environment_free(&e);
+    /* Env vars and archive through the verbs; the SDK reads them back. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    cairn_pack_kv_str(&pk, "name", "py311");
+    cairn_pack_cstr(&pk, "version");
+    msgpack_pack_int(&pk, 3);
+    cairn_pack_cstr(&pk, "archived");
+    msgpack_pack_true(&pk);
+    cairn_reply_t *r = NULL;
+    CHECK(cairn_client_call(c, "registry", "archive_environment", sb.data, sb.size, 0,
+                            &r, &err) == 0 &&
+              cairn_reply_status(r) == 200,
+          "archive: %s", err.msg);
+    cairn_reply_destroy(&r);
+    CHECK(cairn_registry_get_environment(c, "env:py311:latest", &e, &err) == 0 &&
+              cairn_environment_version(e) == 2,
+          "latest skips the archived: %s", err.msg);
+    cairn_environment_free(&e);
+    CHECK(cairn_registry_get_environment(c, "py311:3", &e, &err) == 0 &&
+              cairn_environment_archived(e),
+          "archived by number: %s", err.msg);
+    cairn_environment_free(&e);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_kv_str(&pk, "name", "vars");
+    cairn_pack_cstr(&pk, "env_vars");
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_kv_str(&pk, "A", "1");
+    cairn_pack_kv_str(&pk, "B_C", "");
+    CHECK(cairn_client_call(c, "registry", "create_environment", sb.data, sb.size, 0,
+                            &r, &err) == 0 &&
+              cairn_reply_status(r) == 200,
+          "env vars: %s", err.msg);
+    cairn_reply_destroy(&r);
+    msgpack_sbuffer_destroy(&sb);
+    CHECK(
+        cairn_registry_get_environment(c, "vars", &e, &err) == 0 &&
+            !strcmp(cairn_environment_var(e, "A") ? cairn_environment_var(e, "A") : "-",
+                    "1") &&
+            cairn_environment_var(e, "B_C") && !*cairn_environment_var(e, "B_C") &&
+            !cairn_environment_var(e, "D"),
+        "vars: %s", err.msg);
+    cairn_environment_free(&e);
+    /* Refusals. */
+    CHECK(cairn_registry_get_environment(c, "py311:9", &e, &err) != 0 &&
+              err.st == 404 && !e,
+          "an unknown version is 404, not %d", err.st);
+    CHECK(cairn_registry_get_environment(c, "nope", &e, &err) != 0 && err.st == 404,
+          "an unknown name is 404, not %d", err.st);
+    CHECK(cairn_registry_get_environment(c, "py:x", &e, &err) != 0 && err.st == 400,
+          "a bad reference is 400, not %d", err.st);
+    CHECK(cairn_registry_create_environment(c, "py311", "python3", NULL, NULL, &v,
+                                            &err) != 0 &&
+              err.st == 400,
+          "a relative python is 400, not %d", err.st);
+    CHECK(cairn_registry_create_environment(c, NULL, NULL, NULL, NULL, &v, &err) != 0 &&
+              err.st == 400,
+          "a NULL name is 400");
+    CHECK(cairn_registry_get_environment(c, NULL, &e, &err) != 0 && err.st == 400,
+          "a NULL reference is 400");
 }
 
 int main(void)
@@ -106,6 +210,7 @@ int main(void)
     CHECK(cairn_registry_delete_model(c, "churn", &err) == 0, "delete: %s", err.msg);
     CHECK(cairn_registry_get(c, "churn:1", &v, &err) != 0 && err.st == 404,
           "a deleted model is 404, not %d", err.st);
+    s_environments(c);
     cairn_client_destroy(&c);
     harness_cleanup(&k);
     return harness_summary();

@@ -13,6 +13,9 @@
     reg.search_versions("run_id = 'RUN_ID'")           # MLflow's filter syntax
     reg.register_model("./model", "churn")             # a local folder: uploaded once
     reg.download("churn@champion", "/tmp/churn")       # its files, hash-checked
+    reg.create_environment("py311", python="/opt/venvs/py311",
+                           requirements="numpy==2.1\n", env_vars={"OMP_NUM_THREADS": "4"})
+    reg.get_environment("env:py311:1")                 # or "py311" (the latest)
 
 The same, for the common cases, as functions over a default Registry
 ($CAIRN_ENDPOINT, $CAIRN_TOKEN): ``cairn.register_model(source, name)``,
@@ -60,6 +63,21 @@ def parse_ref(ref):
             if version.isdigit():
                 return name, int(version), None
     raise ValueError(f"a model reference is NAME@ALIAS or NAME:VERSION, not {ref!r}")
+
+
+def parse_env_ref(ref):
+    """"env:NAME:VERSION", "NAME:VERSION" -> (NAME, VERSION); "NAME" or
+    "env:NAME" -> (NAME, None): the latest."""
+    if ref.startswith("env:"):
+        ref = ref[len("env:"):]
+    if ":" in ref:
+        name, version = ref.rsplit(":", 1)
+        if version.isdigit():
+            return name, int(version)
+        if version == "latest":
+            return name, None
+        raise ValueError(f"an environment reference is [env:]NAME[:VERSION], not {ref!r}")
+    return ref, None
 
 
 class Registry(Service):
@@ -302,6 +320,50 @@ class Registry(Service):
         direction up (inputs), down (products) or both (default), depth
         1..50 (default 10)."""
         return self._call("lineage", node=node, direction=direction, depth=depth)
+
+    # ---- environments ------------------------------------------------------
+
+    def create_environment(self, name, python=None, requirements=None, env_vars=None,
+                           description=None, tags=None):
+        """Version N+1 of environment name: python (an absolute interpreter
+        or venv path), requirements (text, as pip's), env_vars {NAME: value},
+        tags {k: v}. Returns the environment {name, version, python,
+        requirements, env_vars, description, tags, archived, user_id,
+        creation_timestamp}."""
+        if tags is not None and not isinstance(tags, list):
+            tags = {k: str(v) for k, v in tags.items()}
+        return self._call("create_environment", name=name, python=python,
+                          requirements=requirements, env_vars=env_vars,
+                          description=description, tags=tags)["environment"]
+
+    def get_environment(self, ref, version=None):
+        """An environment version: ref "env:NAME:VERSION", "NAME:VERSION" or
+        "NAME" (the latest not archived), or a name with version (a number or
+        "latest")."""
+        name, v = parse_env_ref(ref)
+        if version is None:
+            version = v
+        return self._call("get_environment", name=name, version=version)["environment"]
+
+    def list_environments(self, name=None, include_archived=False, page_size=None):
+        """name's versions, newest first; no name: the latest version of every
+        environment, by name. Archived ones only with include_archived. Follows
+        the pages."""
+        out, token = [], None
+        while True:
+            b = self._call("list_environments", name=name,
+                           include_archived=include_archived or None,
+                           max_results=page_size, page_token=token)
+            out += b["environments"]
+            token = b.get("next_page_token")
+            if not token:
+                return out
+
+    def archive_environment(self, name, version, archived=True):
+        """Archive a version (archived=False restores it): "latest" and the
+        listings skip it, a get by number still finds it."""
+        return self._call("archive_environment", name=name, version=version,
+                          archived=archived)["environment"]
 
     def _pages(self, verb, key, filter, order_by, page_size):
         out, token = [], None

@@ -1,0 +1,187 @@
+/* cli_envs.c — `cairn envs ...`: environments in the registry
+ * (docs/REGISTRY.md, "Environments").
+ *
+ *   envs create NAME [--python P] [--requirements FILE] [--env K=V]...
+ *                    [--description D] [--tag K=V]...
+ *   envs list [NAME] [--all] [--max N]    envs show NAME[:VERSION]
+ *   envs archive NAME:VERSION
+ *
+ * Bodies are built here as JSON (cli_call_json); --json prints the replies
+ * as they come (a list gathered from every page), else tables. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define SVC "registry"
+#define REQUIREMENTS_MAX 65536 /* the service's limit */
+
+static const col_t ENV_COLS[] = {{"NAME", "name", false},
+                                 {"VERSION", "version", false},
+                                 {"PYTHON", "python", false},
+                                 {"ARCHIVED", "archived", false},
+                                 {"DESCRIPTION", "description", false}};
+#define NENV_COLS (sizeof ENV_COLS / sizeof ENV_COLS[0])
+
+static int s_print(const opts_t *o, json_t *reply, const char *key, fail_t *f)
+{
+    if (o->json) return cli_print_json(reply, false, f);
+    json_t *one = json_object_get(reply, key);
+    json_t *rows = json_is_array(one) ? json_incref(one) : json_pack("[O]", one);
+    int rc = rows ? cli_table(rows, ENV_COLS, NENV_COLS, f) : cli_oom(f);
+    json_decref(rows);
+    return rc;
+}
+
+/* The file's text ('-': stdin), at most REQUIREMENTS_MAX bytes, into *out. */
+static int s_read_text(const char *path, json_t **out, fail_t *f)
+{
+    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!in) return cli_bad_usage(f, "cannot read '%s': %s", path, strerror(errno));
+    char *buf = malloc(REQUIREMENTS_MAX + 1);
+    size_t n = buf ? fread(buf, 1, REQUIREMENTS_MAX + 1, in) : 0;
+    bool bad = buf && ferror(in);
+    if (in != stdin) fclose(in);
+    int rc = EXIT_OK;
+    if (!buf)
+        rc = cli_oom(f);
+    else if (bad)
+        rc = cli_bad_usage(f, "cannot read '%s'", path);
+    else if (n > REQUIREMENTS_MAX)
+        rc = cli_bad_usage(f, "'%s' is over %d bytes (the requirements' limit)", path,
+                           REQUIREMENTS_MAX);
+    else if (!(*out = json_stringn_nocheck(buf, n)))
+        rc = cli_oom(f);
+    free(buf);
+    return rc;
+}
+
+/* The --env K=V options as {K: V}. */
+static int s_env_vars(const opts_t *o, json_t **out, fail_t *f)
+{
+    if (!(*out = json_object())) return cli_oom(f);
+    for (int i = 0; i < o->nenv; i++) {
+        const char *eq = strchr(o->env[i], '=');
+        if (!eq || eq == o->env[i])
+            return cli_bad_usage(f, "--env wants NAME=VALUE, not '%s'", o->env[i]);
+        char *key = strndup(o->env[i], (size_t)(eq - o->env[i]));
+        if (!key) return cli_oom(f);
+        bool twice = json_object_get(*out, key) != NULL;
+        int rc = twice ? 0 : json_object_set_new(*out, key, json_string(eq + 1));
+        free(key);
+        if (twice) return cli_bad_usage(f, "--env names '%s' twice", o->env[i]);
+        if (rc != 0) return cli_oom(f);
+    }
+    return EXIT_OK;
+}
+
+int cli_envs_create(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    int rc = EXIT_OK;
+    json_t *body = json_pack("{s:s}", "name", OPERAND(o, 0)), *v = NULL, *reply = NULL;
+    if (!body) return cli_oom(f);
+    if (o->python) json_object_set_new(body, "python", json_string(o->python));
+    if (o->description)
+        json_object_set_new(body, "description", json_string(o->description));
+    if (o->requirements) {
+        rc = s_read_text(o->requirements, &v, f);
+        if (rc == EXIT_OK) json_object_set_new(body, "requirements", v);
+    }
+    if (rc == EXIT_OK && o->nenv) {
+        rc = s_env_vars(o, &v, f);
+        if (rc == EXIT_OK)
+            json_object_set_new(body, "env_vars", v);
+        else
+            json_decref(v);
+    }
+    if (rc == EXIT_OK && o->ntags) {
+        v = cli_tags(o, &rc, f);
+        if (v) json_object_set_new(body, "tags", v);
+    }
+    if (rc != EXIT_OK) {
+        json_decref(body);
+        return rc;
+    }
+    rc = cli_call_json(c, o, SVC, "create_environment", body, &reply, f);
+    if (rc == EXIT_OK) rc = s_print(o, reply, "environment", f);
+    json_decref(reply);
+    return rc;
+}
+
+/* list [NAME]: every page (at most --max rows). */
+int cli_envs_list(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *all = json_array();
+    if (!all) return cli_oom(f);
+    const char *name = NOPERANDS(o) > 0 ? OPERAND(o, 0) : NULL;
+    char *token = NULL;
+    int rc = EXIT_OK;
+    do {
+        json_t *body = json_pack("{s:i, s:b}", "max_results", 1000, "include_archived",
+                                 o->all),
+               *reply = NULL;
+        if (body && name) json_object_set_new(body, "name", json_string(name));
+        if (body && token) json_object_set_new(body, "page_token", json_string(token));
+        free(token);
+        token = NULL;
+        rc = cli_call_json(c, o, SVC, "list_environments", body, &reply, f);
+        if (rc != EXIT_OK) break;
+        json_array_extend(all, json_object_get(reply, "environments"));
+        const char *next = json_string_value(json_object_get(reply, "next_page_token"));
+        if (next && !(token = strdup(next))) rc = cli_oom(f);
+        json_decref(reply);
+    } while (rc == EXIT_OK && token && (!o->max || json_array_size(all) < o->max));
+    free(token);
+    while (o->max && json_array_size(all) > o->max)
+        json_array_remove(all, json_array_size(all) - 1);
+    if (rc == EXIT_OK) {
+        json_t *out = json_pack("{s:O}", "environments", all);
+        rc = out ? s_print(o, out, "environments", f) : cli_oom(f);
+        json_decref(out);
+    }
+    json_decref(all);
+    return rc;
+}
+
+/* NAME[:VERSION] (an env: prefix allowed) as {name, version}; version
+ * required for archive. */
+static json_t *s_ref_body(const char *ref, bool need_version, int *rc, fail_t *f)
+{
+    if (!strncmp(ref, "env:", 4)) ref += 4;
+    const char *colon = strrchr(ref, ':');
+    *rc = EXIT_OK;
+    if (need_version && (!colon || !colon[1])) {
+        *rc = cli_bad_usage(f, "'%s' names no version: NAME:VERSION", ref);
+        return NULL;
+    }
+    json_t *body = colon ? json_pack("{s:s%, s:s}", "name", ref, (size_t)(colon - ref),
+                                     "version", colon + 1)
+                         : json_pack("{s:s}", "name", ref);
+    if (!body) *rc = cli_oom(f);
+    return body;
+}
+
+int cli_envs_show(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    int rc;
+    json_t *body = s_ref_body(OPERAND(o, 0), false, &rc, f), *reply = NULL;
+    if (!body) return rc;
+    rc = cli_call_json(c, o, SVC, "get_environment", body, &reply, f);
+    if (rc == EXIT_OK) rc = cli_print_json(reply, !o->json, f);
+    json_decref(reply);
+    return rc;
+}
+
+int cli_envs_archive(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    int rc;
+    json_t *body = s_ref_body(OPERAND(o, 0), true, &rc, f), *reply = NULL;
+    if (!body) return rc;
+    rc = cli_call_json(c, o, SVC, "archive_environment", body, &reply, f);
+    if (rc == EXIT_OK) rc = s_print(o, reply, "environment", f);
+    json_decref(reply);
+    return rc;
+}
