@@ -17,7 +17,7 @@
 
 typedef struct reg_asset_kind {
     const char *kind;  /* asset_tags.kind and a reference's prefix: "env" */
-    const char *table; /* "environments" */
+    const char *table; /* "environments": a constant, pasted into the SQL */
     const char *noun;  /* in sentences: "environment", "data asset" */
     const char *one;   /* the reply's key for a version: "environment" */
     const char *many;  /* the list's key: "environments" */
