@@ -259,11 +259,13 @@ static char *s_view_path(storage_t *s, const char *ws, cairn_str_t owner)
 
 /* A file's path in a view: relative, no empty, '.' or '..' segment, no
  * control character (NUL included), valid UTF-8 (upmeta_path_norm). */
-static int s_field_view_path(const msgpack_object *o, char out[ART_PATH_MAX + 1],
+static int s_field_view_path(const msgpack_object *o, cairn_str_t *out,
                              cairn_err_t *err)
 {
     cairn_str_t p;
+    char norm[ART_PATH_MAX + 1];
     if (cairn_field_str(o, "path", true, ART_PATH_MAX, &p, err) != 0) return -1;
+    *out = p;
     if (!p.len)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field 'path' must not be empty");
@@ -284,7 +286,7 @@ static int s_field_view_path(const msgpack_object *o, char out[ART_PATH_MAX + 1]
         seg = i + 1;
     }
     size_t n = 0;
-    switch (upmeta_path_norm(p.ptr, p.len, out, &n)) {
+    switch (upmeta_path_norm(p.ptr, p.len, norm, &n)) {
         case UPMETA_PATH_OK:
             break;
         case UPMETA_PATH_UTF8:
@@ -388,7 +390,7 @@ static int s_copy(const char *src, const char *dst, const char *rel, cairn_err_t
 }
 
 typedef struct vfile {
-    char path[ART_PATH_MAX + 1];
+    cairn_str_t path; /* in the request's body */
     art_blob_t blob;
 } vfile_t;
 
@@ -396,33 +398,36 @@ typedef struct vfile {
 static int s_build(storage_t *s, const char *tmp, const vfile_t *f, size_t n,
                    cairn_err_t *err)
 {
-    char src[PATH_MAX], dst[PATH_MAX];
+    char src[PATH_MAX], dst[PATH_MAX], rel[ART_PATH_MAX + 1];
     for (size_t i = 0; i < n; i++) {
-        if (s_mkdirs(tmp, f[i].path, err) != 0) return s_err_at(err, i);
+        memcpy(rel, f[i].path.ptr, f[i].path.len);
+        rel[f[i].path.len] = '\0';
+        if (s_mkdirs(tmp, rel, err) != 0) return s_err_at(err, i);
         if (cas_blob_path(s->art->cas, f[i].blob.alg, f[i].blob.hex, src, sizeof src) !=
             0)
             return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                                  "the blob path of files[%zu] does not fit", i);
-        snprintf(dst, sizeof dst, "%s/%s", tmp, f[i].path);
+        snprintf(dst, sizeof dst, "%s/%s", tmp, rel); /* fits: s_mkdirs checked */
         if (link(src, dst) == 0) continue;
+        int e = errno;
         struct stat st;
-        if (errno == EEXIST && lstat(dst, &st) == 0 && S_ISDIR(st.st_mode))
+        if (e == EEXIST && lstat(dst, &st) == 0 && S_ISDIR(st.st_mode))
             return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "files[%zu]: '%s' is a directory of another file", i,
-                                 f[i].path);
-        if (errno == EEXIST)
+                                 rel);
+        if (e == EEXIST)
             return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                                  "files[%zu]: two files of the view are at '%s'", i,
-                                 f[i].path);
-        if (errno == ENOTDIR)
+                                 rel);
+        if (e == ENOTDIR)
             return cairn_err_set(
                 err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                "files[%zu]: the path '%s' is under a file of the view", i, f[i].path);
-        if (errno == ENOENT)
+                "files[%zu]: the path '%s' is under a file of the view", i, rel);
+        if (e == ENOENT)
             return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
                                  "files[%zu]: the pinned blob %s is missing", i,
                                  f[i].blob.hex);
-        if (s_copy(src, dst, f[i].path, err) != 0) return s_err_at(err, i);
+        if (s_copy(src, dst, rel, err) != 0) return s_err_at(err, i);
     }
     /* A file may not be another's directory: link refuses a path that
      * exists (EEXIST) or runs through a file (ENOTDIR). */
@@ -456,7 +461,7 @@ static int s_files(storage_t *s, cairn_req_t *req, cairn_str_t key, cairn_str_t 
                           "a file must be a map {path, hash, hash_alg}");
             return storage_err_at(err, "files", i);
         }
-        if (s_field_view_path(o, f[i].path, err) != 0 ||
+        if (s_field_view_path(o, &f[i].path, err) != 0 ||
             s_field_blob(o, &f[i].blob, err) != 0) {
             free(f);
             return storage_err_at(err, "files", i);
