@@ -70,8 +70,14 @@ int cli_models_register(cairn_client_t *c, const opts_t *o, fail_t *f)
     if (!tags) return rc;
     char *uploaded = NULL;
     const char *source = OPERAND(o, 1);
+    cairn_err_t err = {0};
+    /* as MLflow's register_model: the model is created when it is new */
+    if (cairn_registry_create_model(c, OPERAND(o, 0), NULL, &err) != 0 &&
+        err.st != CAIRN_ST_CONFLICT) {
+        json_decref(tags);
+        return cli_fail_sdk(o, &err, f);
+    }
     if (s_local_source(source)) {
-        cairn_err_t err = {0};
         if (cairn_registry_upload(c, source, &uploaded, &err) != 0) {
             json_decref(tags);
             return cli_fail_sdk(o, &err, f);

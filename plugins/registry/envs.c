@@ -226,3 +226,15 @@ int reg_archive_environment(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     return reg_asset_archive(state, req, &s_env, s_pack_env, err);
 }
+
+int reg_env_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
+                   char name[REG_REF_NAME_MAX], cairn_err_t *err)
+{
+    int64_t version = 0;
+    if (reg_asset_resolve(r, &s_env, reg_ws(req), ref->name,
+                          ref->latest ? 0 : ref->version, &version, err) != 0)
+        return -1;
+    snprintf(name, REG_REF_NAME_MAX, "env:%.*s:%lld", (int)ref->name.len, ref->name.ptr,
+             (long long)version);
+    return 0;
+}

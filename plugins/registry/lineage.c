@@ -45,7 +45,7 @@ static int s_bad_node(cairn_err_t *err);
 static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *out,
                       size_t cap, cairn_err_t *err)
 {
-    static const char *const kinds[] = {"run:", "data:", "env:", "endpoint:"};
+    static const char *const kinds[] = {"run:", "endpoint:"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t k = strlen(kinds[i]);
         if (node.len > k && !memcmp(node.ptr, kinds[i], k)) {
@@ -53,6 +53,18 @@ static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *o
             snprintf(out, cap, "%.*s", (int)node.len, node.ptr);
             return 0;
         }
+    }
+    bool data = node.len > 5 && !memcmp(node.ptr, "data:", 5);
+    if (data || (node.len > 4 && !memcmp(node.ptr, "env:", 4))) {
+        /* the version it names now: latest resolved, each one checked */
+        reg_ref_t ref;
+        char owner[REG_OWNER_MAX], name[REG_REF_NAME_MAX], hash[REG_HASH_MAX];
+        if (reg_ref_parse(node, &ref, err) != 0) return s_bad_node(err);
+        int rc = data ? reg_data_target(r, req, &ref, owner, name, hash, err)
+                      : reg_env_target(r, req, &ref, name, err);
+        if (rc != 0) return -1;
+        snprintf(out, cap, "%s", name);
+        return 0;
     }
     if (node.len > 6 && !memcmp(node.ptr, "model:", 6)) {
         reg_ref_t ref;

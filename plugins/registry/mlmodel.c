@@ -155,10 +155,8 @@ int reg_mlmodel_probe(reg_pending_t *p, cairn_err_t *err)
     free(path);
     cairn_pack_cstr(&pk, "length");
     msgpack_pack_uint32(&pk, REG_MLMODEL_MAX);
-    uint64_t now = cairn_now_ms(), dl = cairn_deadline_ms(p->req);
-    uint32_t ttl = dl > now + 1 ? (uint32_t)(dl - now) : 1;
     int rc = cairn_call_ws(p->r->ctx, p->ws, p->r->artifacts_svc, "get_artifact",
-                           sb.data, sb.size, ttl, s_probed, p, err);
+                           sb.data, sb.size, reg_ttl_left(p->req), s_probed, p, err);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }

@@ -119,10 +119,6 @@ static const char *const s_sql[Q_COUNT] = {
     /* every owner key under a prefix ending in ':' (';' follows it) */
     [Q_FILES_DROP_PREFIX] = ("DELETE FROM files WHERE owner > ?1 AND owner < "
                              "substr(?1, 1, length(?1) - 1) || ';'"),
-    [Q_DATA_LATEST] = ("SELECT version, content_hash FROM data_versions WHERE ws = ? "
-                       "AND name = ? AND archived = 0 ORDER BY version DESC LIMIT 1"),
-    [Q_DATA_HASH] = ("SELECT version, content_hash FROM data_versions WHERE ws = ? AND "
-                     "name = ? AND version = ?"),
     [Q_HISTORY_AT] = ("SELECT kind, version FROM history WHERE model_id = ? AND alias "
                       "= ? AND at <= ? ORDER BY at DESC, seq DESC LIMIT 1"),
 };
@@ -176,6 +172,13 @@ int reg_reply(registry_t *r, cairn_req_t *req, int st)
 {
     cairn_reply_sbuf(req, st, &r->sb);
     return 0;
+}
+
+const msgpack_object *reg_defer(cairn_req_t *req, const char *key)
+{
+    cairn_defer(req);
+    const msgpack_object *o = cairn_obj_get(cairn_body(req), key);
+    return o && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
 }
 
 int reg_reply_empty(registry_t *r, cairn_req_t *req)
@@ -702,6 +705,32 @@ static const cairn_verb_t registry_verbs[] = {
      .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
      .max_body = REG_MAX_BODY,
      .help = "{name*, version*, archived (default true)} -> environment"},
+    {.name = "create_data_asset",
+     .handle = reg_create_data_asset,
+     .perm = "registry.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, type* (uri_file, uri_folder, table), path* (runs:/...), "
+             "description, tags} -> data_asset (the next version)"},
+    {.name = "get_data_asset",
+     .handle = reg_get_data_asset,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, version (a number or latest, the default)} -> data_asset"},
+    {.name = "list_data_assets",
+     .handle = reg_list_data_assets,
+     .perm = "registry.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name, include_archived, max_results, page_token} -> data_assets, "
+             "next_page_token (no name: the latest of each)"},
+    {.name = "archive_data_asset",
+     .handle = reg_archive_data_asset,
+     .perm = "registry.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help = "{name*, version*, archived (default true)} -> data_asset"},
     {.name = NULL},
 };
 

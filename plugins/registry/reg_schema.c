@@ -41,12 +41,14 @@ const char *const registry_migrations[REGISTRY_SCHEMA_VERSION] = {
     /* 3 -> 4: what a model or data version holds, file by file (its pin
      * owner's manifest: download, resolve); data asset and environment
      * versions (immutable; archived, never deleted, so a version number is
-     * never reused); their tags. */
+     * never reused; a data version's bytes are pinned for `owner`, its
+     * columns are the msgpack array the sniffer answered); their tags. */
     "CREATE TABLE files (owner TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT "
     "NULL, alg TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (owner, path)) "
     "WITHOUT ROWID;"
     "CREATE TABLE data_versions (ws TEXT NOT NULL, name TEXT NOT NULL, version "
-    "INTEGER NOT NULL, type TEXT NOT NULL, path TEXT NOT NULL, content_hash TEXT "
+    "INTEGER NOT NULL, type TEXT NOT NULL, path TEXT NOT NULL, owner TEXT NOT NULL "
+    "DEFAULT '', content_hash TEXT "
     "NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0, files INTEGER NOT NULL "
     "DEFAULT 0, rows INTEGER, columns TEXT NOT NULL DEFAULT '', description TEXT "
     "NOT NULL DEFAULT '', archived INTEGER NOT NULL DEFAULT 0, user_id TEXT NOT NULL "

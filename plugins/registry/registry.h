@@ -75,8 +75,6 @@ enum {
     Q_FILES_PAGE,
     Q_FILES_DROP,
     Q_FILES_DROP_PREFIX,
-    Q_DATA_LATEST,
-    Q_DATA_HASH,
     Q_COUNT
 };
 
@@ -104,6 +102,8 @@ typedef struct reg_pending {
                                          description */
     cairn_str_t run_id, path;         /* of a runs:/ source */
     char *owned_signature;            /* read from its MLmodel (mlmodel.c) */
+    char owner[REG_OWNER_MAX];        /* the pins' owner key */
+    struct reg_data_new *data;        /* a create_data_asset's (data.c) */
     char file_path[REG_PATH_MAX + 1]; /* read_file's */
     char file_hash[REG_HASH_MAX], file_alg[16];
     const msgpack_object *tags;
@@ -131,9 +131,16 @@ void reg_pin_owner(registry_t *r, const char *ws, int64_t model_id, int64_t vers
 /* What every version of model_id's owner key starts with. */
 void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, char *out,
                             size_t cap);
-/* A data asset version's owner key (names hold no ':'). */
-void reg_data_owner(registry_t *r, const char *ws, cairn_str_t name, int64_t version,
-                    char *out, size_t cap);
+/* Pin p's source (p->run_id, p->path) for p->owner (a nested call in
+ * p's workspace); done gets pin_artifacts' answer. */
+int reg_pin_source(reg_pending_t *p, cairn_result_fn *done, cairn_err_t *err);
+/* content_hash ("sha256:" + hex) of pin_artifacts' files. */
+int reg_manifest_hash(const msgpack_object *files, char out[REG_HASH_MAX],
+                      cairn_err_t *err);
+/* Drop owner's pins (best effort, asynchronous). */
+void reg_unpin_owner(registry_t *r, const char *ws, const char *owner);
+/* Milliseconds left before req's deadline (at least 1): a nested call's ttl. */
+uint32_t reg_ttl_left(cairn_req_t *req);
 /* versions.c: write p's version with content_hash and its files (the
  * pin's list) and reply; unlink and free a pending one. */
 int reg_version_finish(reg_pending_t *p, const char *content_hash,
@@ -158,6 +165,11 @@ int reg_ref_model(registry_t *r, cairn_req_t *req, const reg_ref_t *ref, int64_t
                   int64_t *version, cairn_err_t *err);
 /* data.c: a data reference's pin owner, canonical name (data:NAME:V) and
  * content hash (404 when there is no such version). */
+void reg_data_new_free(struct reg_data_new *d);
+/* envs.c: an environment reference's canonical name (env:NAME:V; 404 when
+ * there is no such version). */
+int reg_env_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
+                   char name[REG_REF_NAME_MAX], cairn_err_t *err);
 int reg_data_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
                     char owner[REG_OWNER_MAX], char name[REG_REF_NAME_MAX],
                     char content_hash[REG_HASH_MAX], cairn_err_t *err);
@@ -182,6 +194,11 @@ int reg_commit(registry_t *r, cairn_err_t *err);
 void reg_rollback(registry_t *r);
 msgpack_packer *reg_reply_begin(registry_t *r);
 int reg_reply(registry_t *r, cairn_req_t *req, int st);
+/* Defer req and return its body's field key anew (NULL when absent or
+ * nil): deferring moves the body's objects out of the runtime's shared
+ * zone, so pointers taken before are stale (string slices stay valid:
+ * they point into the message's bytes). */
+const msgpack_object *reg_defer(cairn_req_t *req, const char *key);
 /* 200 with an empty map: what a change with nothing to return answers. */
 int reg_reply_empty(registry_t *r, cairn_req_t *req);
 void reg_bind_str(sqlite3_stmt *st, int i, cairn_str_t s);
@@ -289,5 +306,11 @@ int reg_create_environment(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_environment(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_list_environments(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_archive_environment(void *state, cairn_req_t *req, cairn_err_t *err);
+
+/* data.c: data assets, versioned assets (assets.h). */
+int reg_create_data_asset(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_data_asset(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_list_data_assets(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_archive_data_asset(void *state, cairn_req_t *req, cairn_err_t *err);
 
 #endif

@@ -52,16 +52,9 @@ void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, cha
              (long long)model_id);
 }
 
-void reg_data_owner(registry_t *r, const char *ws, cairn_str_t name, int64_t version,
-                    char *out, size_t cap)
-{
-    snprintf(out, cap, "registry:%s:%s:data:%.*s:%lld", cairn_service(r->ctx), ws,
-             (int)name.len, name.ptr, (long long)version);
-}
-
 /* content_hash of pin_artifacts' files. */
-static int s_manifest_hash(const msgpack_object *files,
-                           char out[8 + CAIRN_CHASH_HEX + 1], cairn_err_t *err)
+int reg_manifest_hash(const msgpack_object *files, char out[REG_HASH_MAX],
+                      cairn_err_t *err)
 {
     cairn_chash_t h;
     cairn_chash_init(&h, CAIRN_CHASH_SHA256);
@@ -97,7 +90,7 @@ static void s_pinned(void *arg, int st, const char *code, const char *msg,
 {
     reg_pending_t *p = arg;
     cairn_err_t err = {0};
-    char content_hash[8 + CAIRN_CHASH_HEX + 1];
+    char content_hash[REG_HASH_MAX];
     const msgpack_object *files = cairn_obj_get(body, "files");
     int rc;
     if (st >= CAIRN_ST_BAD_REQUEST)
@@ -108,7 +101,7 @@ static void s_pinned(void *arg, int st, const char *code, const char *msg,
         rc = cairn_err_set(&err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                            "the artifact store's answer holds no file list");
     else
-        rc = s_manifest_hash(files, content_hash, &err);
+        rc = reg_manifest_hash(files, content_hash, &err);
     if (rc == 0) rc = reg_version_finish(p, content_hash, files, &err);
     if (rc != 0) {
         if (st < CAIRN_ST_BAD_REQUEST) reg_unpin(p->r, p->ws, p->model_id, p->version);
@@ -117,10 +110,14 @@ static void s_pinned(void *arg, int st, const char *code, const char *msg,
     reg_pending_free(p);
 }
 
-int reg_source_pin(reg_pending_t *p, cairn_err_t *err)
+uint32_t reg_ttl_left(cairn_req_t *req)
 {
-    char owner[512];
-    reg_pin_owner(p->r, p->ws, p->model_id, p->version, owner, sizeof owner);
+    uint64_t now = cairn_now_ms(), dl = cairn_deadline_ms(req);
+    return dl > now + 1 ? (uint32_t)(dl - now) : 1;
+}
+
+int reg_pin_source(reg_pending_t *p, cairn_result_fn *done, cairn_err_t *err)
+{
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -130,13 +127,17 @@ int reg_source_pin(reg_pending_t *p, cairn_err_t *err)
     cairn_pack_strn(&pk, p->run_id.ptr, p->run_id.len);
     cairn_pack_cstr(&pk, "path");
     cairn_pack_strn(&pk, p->path.ptr, p->path.len);
-    cairn_pack_kv_text(&pk, "owner", owner);
-    uint64_t now = cairn_now_ms(), dl = cairn_deadline_ms(p->req);
-    uint32_t ttl = dl > now + 1 ? (uint32_t)(dl - now) : 1;
+    cairn_pack_kv_text(&pk, "owner", p->owner);
     int rc = cairn_call_ws(p->r->ctx, p->ws, p->r->artifacts_svc, "pin_artifacts",
-                           sb.data, sb.size, ttl, s_pinned, p, err);
+                           sb.data, sb.size, reg_ttl_left(p->req), done, p, err);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+int reg_source_pin(reg_pending_t *p, cairn_err_t *err)
+{
+    reg_pin_owner(p->r, p->ws, p->model_id, p->version, p->owner, sizeof p->owner);
+    return reg_pin_source(p, s_pinned, err);
 }
 
 static void s_unpinned(void *arg, int st, const char *code, const char *msg,
@@ -150,8 +151,13 @@ static void s_unpinned(void *arg, int st, const char *code, const char *msg,
 
 void reg_unpin(registry_t *r, const char *ws, int64_t model_id, int64_t version)
 {
-    char owner[512];
+    char owner[REG_OWNER_MAX];
     reg_pin_owner(r, ws, model_id, version, owner, sizeof owner);
+    reg_unpin_owner(r, ws, owner);
+}
+
+void reg_unpin_owner(registry_t *r, const char *ws, const char *owner)
+{
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;

@@ -168,6 +168,7 @@ void reg_pending_free(reg_pending_t *p)
             break;
         }
     free(p->owned_signature);
+    reg_data_new_free(p->data);
     free(p);
 }
 
@@ -192,7 +193,7 @@ static int s_create_pinned(registry_t *r, cairn_req_t *req, const char *name,
     snprintf(p->ws, sizeof p->ws, "%s", reg_ws(req));
     snprintf(p->name, sizeof p->name, "%s", name);
     r->pending = p;
-    cairn_defer(req);
+    p->tags = reg_defer(req, "tags");
     /* an MLflow model folder names its own flavor and signature */
     bool probe = !text[2].len || !text[3].len;
     if ((probe ? reg_mlmodel_probe(p, err) : reg_source_pin(p, err)) != 0) {

@@ -110,6 +110,23 @@ int art_index_put(storage_t *s, int64_t rid, const char *run_id, const char *pat
  * it went. */
 uint64_t art_blob_unref(storage_t *s, const art_blob_t *blob);
 
+/* Pack n bytes at off of blob (open as fd, size bytes in all) into the
+ * reply begun in s as a bin, read straight into the reply buffer, and check
+ * them against the blob's hash as get_artifact does (what names it in a
+ * corrupt error). The caller closes fd. */
+int art_pack_range(storage_t *s, const art_blob_t *blob, const char *what, int fd,
+                   uint64_t size, uint64_t off, size_t n, cairn_err_t *err);
+
+/* pins.c: the body's owner* (1 .. PIN_OWNER_MAX bytes) as pins store it,
+ * "<ws>/<owner>" in key (*out); raw (may be NULL) gets the body's owner. */
+#define PIN_OWNER_MAX 256
+#define PIN_KEY_MAX (CAIRN_HDR_NAME_MAX + 1 + PIN_OWNER_MAX)
+int art_pin_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out,
+                  cairn_str_t *raw, cairn_err_t *err);
+
+/* pinview.c: remove the view of owner in workspace ws, if any. */
+void art_view_drop(storage_t *s, const char *ws, cairn_str_t owner);
+
 /* uploads.c */
 void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);
 

@@ -590,32 +590,34 @@ int art_get(void *state, cairn_req_t *req, cairn_err_t *err)
     else
         msgpack_pack_false(pk);
     cairn_pack_cstr(pk, "data");
-    msgpack_pack_bin(pk, n);
+    int rc = art_pack_range(s, &blob, path, fd, size, offset, n, err);
+    close(fd);
+    if (rc != 0) return -1;
+    storage_reply_send(s, req, CAIRN_ST_OK);
+    return 0;
+}
+
+int art_pack_range(storage_t *s, const art_blob_t *blob, const char *what, int fd,
+                   uint64_t size, uint64_t off, size_t n, cairn_err_t *err)
+{
+    msgpack_pack_bin(&s->pk, n);
     /* Read straight into the reply buffer, after the bin header. */
     msgpack_sbuffer *sb = &s->sb;
     if (sb->alloc - sb->size < n) {
         char *p = realloc(sb->data, sb->size + n);
-        if (!p) {
-            close(fd);
-            cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
-                          "out of memory for a %zu-byte read", n);
-            return -1;
-        }
+        if (!p)
+            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                                 "out of memory for a %zu-byte read", n);
         sb->data = p;
         sb->alloc = sb->size + n;
     }
     unsigned char *dst = (unsigned char *)sb->data + sb->size;
     size_t got = 0;
-    int rc = cas_pread(a->cas, fd, dst, n, offset, &got, err);
-    close(fd);
-    if (rc != 0) return -1;
-    if (got != n) {
-        s_corrupt(err, path, hash, "is shorter than its index entry says");
-        return -1;
-    }
-    if (s_check_read(a, path, &blob, size, offset, dst, n, err) != 0) return -1;
+    if (cas_pread(s->art->cas, fd, dst, n, off, &got, err) != 0) return -1;
+    if (got != n)
+        return s_corrupt(err, what, blob->hex, "is shorter than its index entry says");
+    if (s_check_read(s->art, what, blob, size, off, dst, n, err) != 0) return -1;
     sb->size += n;
-    storage_reply_send(s, req, CAIRN_ST_OK);
     return 0;
 }
 

@@ -146,6 +146,7 @@ static const char *const s_sql[ST_COUNT] = {
                      "(path = ?2 OR (path >= ?3 AND path < ?4)) ORDER BY path"),
     [ST_PIN_PUT] = "INSERT OR IGNORE INTO pins (hash, alg, owner) VALUES (?, ?, ?)",
     [ST_PIN_DROP] = "DELETE FROM pins WHERE owner = ? RETURNING hash, alg",
+    [ST_PIN_HAS] = "SELECT 1 FROM pins WHERE hash = ? AND alg = ? AND owner = ?",
 };
 
 /* A small cache of metric key ids (keys repeat across every batch). */

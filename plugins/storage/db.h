@@ -62,6 +62,7 @@ typedef enum db_stmt_id {
     ST_ART_TREE,
     ST_PIN_PUT,
     ST_PIN_DROP,
+    ST_PIN_HAS,
     ST_COUNT
 } db_stmt_id_t;
 

@@ -11,7 +11,8 @@
  *       name when path is a file). Pins each blob for owner, in one
  *       transaction. 404 when path names no file.
  *   unpin_artifacts {owner*} -> {unpinned, freed}: drops owner's pins and
- *       frees the blobs nothing names any more.
+ *       its view (materialize_pinned, pinview.c), and frees the blobs
+ *       nothing names any more.
  *
  * Owners are opaque strings of at most 256 bytes ("registry:<svc>:<id>:<n>"),
  * kept per workspace (the request's). Both verbs need tracking.admin: the
@@ -27,7 +28,6 @@
 
 #include "art.h"
 
-#define PIN_OWNER_MAX 256
 #define PIN_FILES_MAX 100000 /* files in one pin */
 
 /* The range [path/, path0) of a directory's files ("" the whole run). */
@@ -114,9 +114,8 @@ static int s_pin_tree(storage_t *s, int64_t rid, const char *dir, size_t dlen,
 
 /* The body's owner, stored in the request's workspace ("<ws>/<owner>"), so
  * that no workspace can drop another's pins. */
-#define PIN_KEY_MAX (CAIRN_HDR_NAME_MAX + 1 + PIN_OWNER_MAX)
-static int s_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out,
-                   cairn_err_t *err)
+int art_pin_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out,
+                  cairn_str_t *raw, cairn_err_t *err)
 {
     cairn_str_t owner;
     if (cairn_field_str(cairn_body(req), "owner", true, PIN_OWNER_MAX, &owner, err) !=
@@ -129,6 +128,7 @@ static int s_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out
     int n = snprintf(key, PIN_KEY_MAX + 1, "%s/%.*s", ws && *ws ? ws : "default",
                      (int)owner.len, owner.ptr);
     *out = (cairn_str_t){key, n > 0 ? (size_t)n : 0};
+    if (raw) *raw = owner;
     return 0;
 }
 
@@ -144,7 +144,7 @@ int art_pin(void *state, cairn_req_t *req, cairn_err_t *err)
     run_ref_t run;
     if (storage_req_run(a->db, req, NULL, &run, NULL, err) != 0 ||
         art_field_path(b, "path", true, dir, &dlen, err) != 0 ||
-        s_owner(req, key, &owner, err) != 0)
+        art_pin_owner(req, key, &owner, NULL, err) != 0)
         return -1;
     cairn_name_object(req, "run", run.id.ptr, run.id.len);
     msgpack_sbuffer files;
@@ -182,8 +182,8 @@ int art_unpin(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     artifacts_t *a = s->art;
     char key[PIN_KEY_MAX + 1];
-    cairn_str_t owner;
-    if (s_owner(req, key, &owner, err) != 0) return -1;
+    cairn_str_t owner, raw;
+    if (art_pin_owner(req, key, &owner, &raw, err) != 0) return -1;
     art_blob_t *blobs = NULL;
     size_t n = 0, cap = 0;
     int rc = db_begin(a->db, err), step = SQLITE_DONE;
@@ -216,6 +216,7 @@ int art_unpin(void *state, cairn_req_t *req, cairn_err_t *err)
         free(blobs);
         return -1;
     }
+    art_view_drop(s, cairn_workspace(req), raw); /* before its blobs go */
     uint64_t freed = 0;
     for (size_t i = 0; i < n; i++) freed += art_blob_unref(s, &blobs[i]);
     free(blobs);

@@ -169,6 +169,8 @@ static const cairn_verb_t storage_tracking_verbs[] = {
 /* A put_artifact body: an 8 MiB chunk plus its fields. */
 #define ART_PUT_MAX_BODY ((8u << 20) + (64u << 10))
 #define ART_MAX_BODY (64u << 10)
+/* A materialize_pinned body: up to 100,000 files, each a path and a hash. */
+#define ART_VIEW_MAX_BODY (32u << 20)
 
 static const cairn_verb_t storage_artifacts_verbs[] = {
     {.name = "put_artifact",
@@ -214,6 +216,27 @@ static const cairn_verb_t storage_artifacts_verbs[] = {
      .flags = CAIRN_VERB_MUTATING,
      .max_body = ART_MAX_BODY,
      .help = "{owner*} -> unpinned, freed"},
+    {.name = "read_pinned",
+     .handle = art_read_pinned,
+     .perm = "tracking.admin",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = ART_MAX_BODY,
+     .help = "{owner*, hash*, hash_alg*, offset, length (<= 8 MiB)} -> data, size, "
+             "offset: a range of a blob owner pins"},
+    {.name = "sniff_pinned",
+     .handle = art_sniff_pinned,
+     .perm = "tracking.admin",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = ART_MAX_BODY,
+     .help = "{owner*, hash*, hash_alg*} -> rows, columns [{name, type, nullable}], "
+             "delimiter, header: a pinned blob read as a CSV table"},
+    {.name = "materialize_pinned",
+     .handle = art_materialize_pinned,
+     .perm = "tracking.admin",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = ART_VIEW_MAX_BODY,
+     .help = "{owner*, files* [{path, hash, hash_alg}] (<= 100000)} -> path: a "
+             "read-only directory of owner's pinned blobs, hard-linked"},
     {.name = "abort_upload",
      .handle = art_abort,
      .perm = "tracking.write",

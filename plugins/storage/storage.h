@@ -214,6 +214,9 @@ int art_verify(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_list(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_pin(void *state, cairn_req_t *req, cairn_err_t *err); /* pins.c */
 int art_unpin(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_read_pinned(void *state, cairn_req_t *req, cairn_err_t *err); /* pinview.c */
+int art_sniff_pinned(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_materialize_pinned(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_abort(void *state, cairn_req_t *req, cairn_err_t *err);
 

@@ -268,13 +268,32 @@ def requests():
       None, built=True)
 
 
+def csvs():
+    """A data set as users upload it; the first byte picks the delimiter
+    (its low 2 bits: , ; TAB |) and where the input is cut (the rest)."""
+    t = "fuzz_csv"
+    def w(name, delim, text, cut=31):
+        write(t, name, bytes([(cut << 2) | ",;\t|".index(delim)]) + text)
+    w("header_types", ",", b"id,name,score,ok\n1,ann,1.5,true\n2,,2e3,FALSE\n")
+    w("quoted", ",", b'a,b\r\n"x,""y""",\r\n"multi\nline",2\r\n', cut=40)
+    w("bom_semicolon", ";", b"\xef\xbb\xbfk;v\n1,5;2\n3;\n", cut=1)
+    w("tabs", "\t", b"a\tb\n1\t2\n\n3\t4", cut=63)
+    w("pipes_no_header", "|", b"1|2|3\n4|5|6\n", cut=0)
+    w("ragged", ",", b"a,b\n1,2\n3\n")
+    w("open_quote", ",", b'a\n"never closed\n')
+    w("quote_inside", ",", b'a,b"c\n')
+    w("binary", ",", b"\x7fELF\x02\x01\x01\x00\x00\x00")
+    w("lone_cr", ",", b"a,b\r1,2\r")
+
+
 # The targets whose seeds this script writes; the others (fuzz_filter's
 # hand-written filters) are left alone. Name some of them to regenerate
 # only those:
 #     /usr/bin/python3 tests/fuzz/make_corpus.py fuzz_upmeta fuzz_cli_json
 GENERATED = {"fuzz_header": headers, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
-             "fuzz_cli_json": cli_json, "fuzz_request": requests}
+             "fuzz_cli_json": cli_json, "fuzz_request": requests,
+             "fuzz_csv": csvs}
 
 if __name__ == "__main__":
     import sys

@@ -57,6 +57,11 @@ class Models(unittest.TestCase):
         listed = json.loads(self.ok("--json", "models", "list", "--filter",
                                     "tags.team = 'risk'"))
         self.assertEqual([m["name"] for m in listed["registered_models"]], ["churn"])
+        prep = self.ok("runs", "create", exp).strip()  # the run that made the data
+        self.ok("artifacts", "upload", prep, "-", "train.csv", stdin="a,b\n1,2\n")
+        self.ok("call", "registry", "create_data_asset",
+                json.dumps({"name": "train", "type": "table",
+                            "path": f"runs:/{prep}/train.csv"}))
         self.ok("call", "registry", "log_input",
                 json.dumps({"run_id": run, "input": "data:train:1"}))
         tree = self.ok("lineage", "model:churn@champion")
@@ -64,9 +69,11 @@ class Models(unittest.TestCase):
             "model:churn:2"], tree)  # version 2 came from a path: no run
         tree = self.ok("lineage", "model:churn:1")
         self.assertEqual(tree.splitlines(), ["model:churn:1", f"  <- produced run:{run}",
-                                             "    <- input data:train:1"], tree)
+                                             "    <- input data:train:1",
+                                             f"      <- produced run:{prep}"], tree)
         tree = self.ok("lineage", "data:train:1")
-        self.assertEqual(tree.splitlines(), ["data:train:1", f"  -> input run:{run}",
+        self.assertEqual(tree.splitlines(), ["data:train:1", f"  <- produced run:{prep}",
+                                             f"  -> input run:{run}",
                                              "    -> produced model:churn:1"], tree)
         self.ok("models", "delete", "churn")
         r = cli(self.ep, "models", "show", "churn")

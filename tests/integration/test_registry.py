@@ -353,6 +353,10 @@ class Pinned(unittest.TestCase):
         self.reg.create_model(n)
         self.reg.create_version(n, f"runs:/{rid}/m")
         self.reg.set_alias(n, "champion", 1)
+        src = self.new_run({"train.csv": b"a,b\n1,2\n"})
+        for _ in range(3):  # data:train:3 and env:py311:1 exist: inputs are checked
+            self.reg.create_data_asset("train", f"runs:/{src}/train.csv", type="table")
+        self.reg.create_environment("py311", python="/usr/bin/python3")
         self.ok("registry", "log_input", {"run_id": rid, "input": "data:train:3"})
         self.ok("registry", "log_input", {"run_id": rid, "input": "env:py311:1"})
         self.ok("registry", "log_input", {"run_id": rid, "input": "data:train:3"})  # once
@@ -363,19 +367,22 @@ class Pinned(unittest.TestCase):
         up = lineage(f"model:{n}@champion", direction="up", depth=5)
         self.assertEqual({(x["id"], x["type"]) for x in up["nodes"]},
                          {(f"model:{n}:1", "model_version"), (f"run:{rid}", "run"),
-                          ("data:train:3", "data_asset"), ("env:py311:1", "environment")})
+                          ("data:train:3", "data_asset"), ("env:py311:1", "environment"),
+                          (f"run:{src}", "run")})  # the run that made the data
         self.assertIn({"from": f"run:{rid}", "to": f"model:{n}:1", "kind": "produced"},
                       up["edges"])
         self.assertIn({"from": "data:train:3", "to": f"run:{rid}", "kind": "input"},
                       up["edges"])
-        self.assertEqual(len(up["edges"]), 3)
+        self.assertEqual(len(up["edges"]), 4)
+        two = lineage(f"model:{n}:1", direction="up", depth=2)
+        self.assertEqual(len(two["edges"]), 3)
         one = lineage(f"model:{n}:1", direction="up", depth=1)
         self.assertEqual([e["kind"] for e in one["edges"]], ["produced"])
         down = lineage("data:train:3", direction="down")
         self.assertEqual({x["id"] for x in down["nodes"]},
                          {"data:train:3", f"run:{rid}", f"model:{n}:1"})
         both = lineage(f"run:{rid}")
-        self.assertEqual(len(both["edges"]), 3)
+        self.assertEqual(len(both["edges"]), 4)
         # A rename carries the edges; the reply names the model as it is now.
         self.reg.rename_model(n, n + "-r")
         down = lineage("data:train:3", direction="down")
@@ -388,9 +395,13 @@ class Pinned(unittest.TestCase):
             h, _ = self.c.call("registry", "lineage", body)
             self.assertEqual(h["st"], st, (body, h))
         for body in ({"run_id": rid, "input": f"run:{rid}"}, {"run_id": "", "input": "data:a:1"},
-                     {"run_id": rid}, {"run_id": rid, "input": "x" * 600}):
+                     {"run_id": rid}, {"run_id": rid, "input": "x" * 600},
+                     {"run_id": rid, "input": "data:train:x"}):
             h, _ = self.c.call("registry", "log_input", body)
             self.assertEqual(h["st"], 400, (body, h))
+        for node in ("data:train:4", "data:nope@latest", "env:py311:2", "env:nope"):
+            h, _ = self.c.call("registry", "log_input", {"run_id": rid, "input": node})
+            self.assertEqual(h["st"], 404, (node, h))
 
     def test_a_bad_source_takes_nothing(self):
         rid = self.new_run({"a.txt": b"a"})

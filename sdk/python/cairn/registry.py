@@ -65,19 +65,27 @@ def parse_ref(ref):
     raise ValueError(f"a model reference is NAME@ALIAS or NAME:VERSION, not {ref!r}")
 
 
-def parse_env_ref(ref):
-    """"env:NAME:VERSION", "NAME:VERSION" -> (NAME, VERSION); "NAME" or
-    "env:NAME" -> (NAME, None): the latest."""
-    if ref.startswith("env:"):
-        ref = ref[len("env:"):]
+def parse_asset_ref(ref, kind):
+    """A data asset's or environment's reference: "KIND:NAME:VERSION",
+    "NAME:VERSION" -> (NAME, VERSION); "NAME", "KIND:NAME", "NAME:latest" or
+    "NAME@latest" -> (NAME, None): the latest (kind: "data" or "env")."""
+    if ref.startswith(kind + ":"):
+        ref = ref[len(kind) + 1:]
+    if ref.endswith("@latest"):
+        return ref[:-len("@latest")], None
     if ":" in ref:
         name, version = ref.rsplit(":", 1)
         if version.isdigit():
             return name, int(version)
         if version == "latest":
             return name, None
-        raise ValueError(f"an environment reference is [env:]NAME[:VERSION], not {ref!r}")
+        raise ValueError(f"a {kind} reference is [{kind}:]NAME[:VERSION], not {ref!r}")
     return ref, None
+
+
+def parse_env_ref(ref):
+    """parse_asset_ref for environments (env:NAME:VERSION)."""
+    return parse_asset_ref(ref, "env")
 
 
 class Registry(Service):
@@ -349,12 +357,15 @@ class Registry(Service):
         """name's versions, newest first; no name: the latest version of every
         environment, by name. Archived ones only with include_archived. Follows
         the pages."""
+        return self._list_assets("list_environments", "environments", name,
+                                 include_archived, page_size)
+
+    def _list_assets(self, verb, key, name, include_archived, page_size):
         out, token = [], None
         while True:
-            b = self._call("list_environments", name=name,
-                           include_archived=include_archived or None,
+            b = self._call(verb, name=name, include_archived=include_archived or None,
                            max_results=page_size, page_token=token)
-            out += b["environments"]
+            out += b[key]
             token = b.get("next_page_token")
             if not token:
                 return out
@@ -364,6 +375,43 @@ class Registry(Service):
         listings skip it, a get by number still finds it."""
         return self._call("archive_environment", name=name, version=version,
                           archived=archived)["environment"]
+
+    # ---- data assets -------------------------------------------------------
+
+    def create_data_asset(self, name, path, type=None, description=None, tags=None):
+        """Version N+1 of data asset name from path: ``runs:/RUN_ID/PATH``
+        (stored once) or a local file or folder (uploaded first). type:
+        uri_file, uri_folder or table (one CSV file: its rows and columns are
+        read); default uri_folder for a folder, else uri_file. Returns the
+        data_asset {name, version, type, path, content_hash, size, files,
+        rows, columns, description, tags, archived, user_id,
+        creation_timestamp}."""
+        if _is_local(path):
+            if type is None:
+                type = "uri_folder" if os.path.isdir(path) else "uri_file"
+            path = self.upload(path)
+        if type is None:
+            type = "uri_folder"
+        if tags is not None and not isinstance(tags, list):
+            tags = {k: str(v) for k, v in tags.items()}
+        return self._call("create_data_asset", name=name, type=type, path=path,
+                          description=description, tags=tags)["data_asset"]
+
+    def get_data_asset(self, ref, version=None):
+        """A data asset version: "data:NAME:VERSION", "NAME:VERSION", or
+        "NAME" / "data:NAME@latest" (the latest not archived)."""
+        name, v = parse_asset_ref(ref, "data")
+        return self._call("get_data_asset", name=name,
+                          version=v if version is None else version)["data_asset"]
+
+    def list_data_assets(self, name=None, include_archived=False, page_size=None):
+        """As list_environments, for data assets."""
+        return self._list_assets("list_data_assets", "data_assets", name,
+                                 include_archived, page_size)
+
+    def archive_data_asset(self, name, version, archived=True):
+        return self._call("archive_data_asset", name=name, version=version,
+                          archived=archived)["data_asset"]
 
     def _pages(self, verb, key, filter, order_by, page_size):
         out, token = [], None
@@ -418,6 +466,12 @@ def download_model(ref, dst):
 
 def log_input(run_id, input):
     return _registry().log_input(run_id, input)
+
+
+def create_data_asset(name, path, type=None, description=None, tags=None):
+    """Registry.create_data_asset over the default Registry."""
+    return _registry().create_data_asset(name, path, type=type, description=description,
+                                         tags=tags)
 
 
 def lineage(node, direction=None, depth=None):
