@@ -80,10 +80,14 @@ typedef struct verify_job {
     struct verify_job *next;
 } verify_job_t;
 
+typedef struct sniff_job sniff_job_t; /* pinview.c */
+
 struct artifacts {
     cas_t *cas;
     verify_job_t *verifies;
     size_t nverifies;
+    sniff_job_t *sniffs; /* sniff_pinned's, deferred */
+    size_t nsniffs;
     db_t *db; /* borrowed from the storage_t: its statements (db.h) */
     upload_t *uploads;
     size_t nuploads;
@@ -124,8 +128,10 @@ int art_pack_range(storage_t *s, const art_blob_t *blob, const char *what, int f
 int art_pin_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out,
                   cairn_str_t *raw, cairn_err_t *err);
 
-/* pinview.c: remove the view of owner in workspace ws, if any. */
+/* pinview.c: remove the view of owner in workspace ws, if any; drop the
+ * sniffs in progress (fini: the runtime answers their requests). */
 void art_view_drop(storage_t *s, const char *ws, cairn_str_t owner);
+void art_sniffs_drop(storage_t *s);
 
 /* uploads.c */
 void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);

@@ -1067,6 +1067,7 @@ void artifacts_fini(storage_t *s)
     while (a->uploads) art_upload_drop(a, a->uploads, true);
     /* Deferred verifications: the runtime answers their requests. */
     while (a->verifies) s_verify_free(a, a->verifies);
+    art_sniffs_drop(s);
     cas_destroy(&a->cas);
     free(a->cursors);
     free(a);

@@ -14,8 +14,9 @@
  *       a header or not, each column's type int, float, bool or string over
  *       every row, rows without the header), 1 MiB per read, hashed as it
  *       goes (500 corrupt on a mismatch). 400 with the reader's sentence
- *       when the blob is not a table. The whole blob is read in this
- *       request: give a large one a longer ttl.
+ *       when the blob is not a table. The request is deferred and the blob
+ *       read 8 MiB per turn of the plugin's loop (as verify_artifact), so
+ *       other requests and heartbeats go on; at most 16 at once (429).
  *   materialize_pinned {owner*, files*: [{path*, hash*, hash_alg*}]
  *                       (1 .. 100,000)}
  *       -> {path}: a read-only directory, ARTIFACT_ROOT/views/<the SHA-256,
@@ -39,6 +40,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdalign.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,51 +157,46 @@ int art_read_pinned(void *state, cairn_req_t *req, cairn_err_t *err)
 
 /* ---- sniff_pinned ----------------------------------------------------------- */
 
-/* Sniff the open blob fd, hashing it as it is read. */
-static int s_sniff_blob(storage_t *s, const art_blob_t *blob, const char *what, int fd,
-                        cairn_csv_sniff_t *sn, cairn_err_t *err)
-{
-    unsigned char *buf = malloc(SNIFF_READ);
-    if (!buf) return cairn_err_oom(err, "for a 1 MiB read");
-    cairn_chash_t h;
-    cairn_chash_init(&h, blob->alg);
-    uint64_t off = 0;
-    int rc = 0;
-    for (;;) {
-        size_t got = 0;
-        rc = cas_pread(s->art->cas, fd, buf, SNIFF_READ, off, &got, err);
-        if (rc != 0 || !got) break;
-        cairn_chash_update(&h, buf, got);
-        off += got;
-        rc = cairn_csv_sniff_feed(sn, buf, got, err);
-        if (rc != 0) break;
-    }
-    free(buf);
-    if (rc != 0) return -1;
-    char hex[CAS_HEX_LEN + 1];
-    cairn_chash_hex(&h, hex);
-    if (strcmp(hex, blob->hex) != 0)
-        return cairn_err_set(
-            err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
-            "the pinned blob %s is corrupt: it does not match its hash", what);
-    return cairn_csv_sniff_finish(sn, err);
-}
+/* A sniff reads the whole blob, SNIFF_SLICE bytes per turn of the plugin's
+ * loop (the request is deferred, as verify_artifact's), so that a large
+ * CSV blocks neither other requests nor the heartbeats for long. */
+#define SNIFF_SLICE (8u << 20)
+#define SNIFFS_MAX 16
 
-int art_sniff_pinned(void *state, cairn_req_t *req, cairn_err_t *err)
-{
-    storage_t *s = state;
+struct sniff_job {
+    cairn_chash_t st; /* first: its alignment is the job's */
+    storage_t *s;
+    cairn_req_t *req; /* deferred */
+    cairn_csv_sniff_t *sn;
+    int fd;
+    uint64_t off;
+    unsigned char *buf;
     art_blob_t blob;
     char what[CAS_HEX_LEN + 16];
-    int fd = -1;
-    uint64_t size = 0; /* the blob is read to its end, whatever its size */
-    if (s_open_pinned(s, req, &blob, what, &fd, &size, err) != 0) return -1;
-    cairn_csv_sniff_t *sn = cairn_csv_sniff_new(err);
-    int rc = sn ? s_sniff_blob(s, &blob, what, fd, sn, err) : -1;
-    close(fd);
-    if (rc != 0) {
-        cairn_csv_sniff_destroy(&sn);
-        return -1;
-    }
+    struct sniff_job *next;
+};
+
+static void s_sniff_free(artifacts_t *a, sniff_job_t *j)
+{
+    for (sniff_job_t **p = &a->sniffs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            a->nsniffs--;
+            break;
+        }
+    if (j->fd >= 0) close(j->fd);
+    cairn_csv_sniff_destroy(&j->sn);
+    free(j->buf);
+    free(j);
+}
+
+void art_sniffs_drop(storage_t *s)
+{
+    while (s->art->sniffs) s_sniff_free(s->art, s->art->sniffs);
+}
+
+static void s_sniff_reply(storage_t *s, cairn_req_t *req, const cairn_csv_sniff_t *sn)
+{
     size_t cols = cairn_csv_sniff_columns(sn);
     char delim[2] = {cairn_csv_sniff_delimiter(sn), '\0'};
     msgpack_packer *pk = storage_reply_begin(s);
@@ -224,8 +221,88 @@ int art_sniff_pinned(void *state, cairn_req_t *req, cairn_err_t *err)
         msgpack_pack_true(pk);
     else
         msgpack_pack_false(pk);
-    cairn_csv_sniff_destroy(&sn);
-    return storage_reply_send(s, req, CAIRN_ST_OK);
+    storage_reply_send(s, req, CAIRN_ST_OK);
+}
+
+/* One slice: 1 MiB reads, each hashed and fed to the sniffer; at the end
+ * the hash is checked and the table answered. */
+static void s_sniff_step(void *arg)
+{
+    sniff_job_t *j = arg;
+    storage_t *s = j->s;
+    artifacts_t *a = s->art;
+    cairn_err_t err = {0};
+    uint64_t end = j->off + SNIFF_SLICE;
+    int rc = 0;
+    bool eof = false;
+    while (rc == 0 && j->off < end) {
+        size_t got = 0;
+        rc = cas_pread(a->cas, j->fd, j->buf, SNIFF_READ, j->off, &got, &err);
+        if (rc != 0) break;
+        if (!got) {
+            eof = true;
+            break;
+        }
+        cairn_chash_update(&j->st, j->buf, got);
+        j->off += got;
+        rc = cairn_csv_sniff_feed(j->sn, j->buf, got, &err);
+    }
+    if (rc == 0 && eof) {
+        char hex[CAS_HEX_LEN + 1];
+        cairn_chash_hex(&j->st, hex);
+        if (strcmp(hex, j->blob.hex) != 0)
+            rc = cairn_err_set(&err, CAIRN_ST_INTERNAL, CAIRN_E_CORRUPT,
+                               "the pinned blob %s is corrupt: it does not match its "
+                               "hash",
+                               j->what);
+        if (rc == 0) rc = cairn_csv_sniff_finish(j->sn, &err);
+        if (rc == 0) s_sniff_reply(s, j->req, j->sn);
+    }
+    if (rc == 0 && !eof && !cairn_timer_add(s->ctx, 0, 0, s_sniff_step, j))
+        rc = cairn_err_set(&err, CAIRN_ST_INTERNAL, NULL,
+                           "cannot schedule the rest of the sniff");
+    if (rc != 0) cairn_reply_err(j->req, &err); /* deferred */
+    if (rc != 0 || eof) s_sniff_free(a, j);
+}
+
+int art_sniff_pinned(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    storage_t *s = state;
+    artifacts_t *a = s->art;
+    if (a->nsniffs >= SNIFFS_MAX)
+        return cairn_err_set(err, CAIRN_ST_OVERLOADED, CAIRN_E_OVERLOADED,
+                             "at most %d sniffs may run at once; try again shortly",
+                             SNIFFS_MAX);
+    art_blob_t blob;
+    char what[CAS_HEX_LEN + 16];
+    int fd = -1;
+    uint64_t size = 0; /* the blob is read to its end, whatever its size */
+    if (s_open_pinned(s, req, &blob, what, &fd, &size, err) != 0) return -1;
+    sniff_job_t *j = aligned_alloc(alignof(sniff_job_t), sizeof(sniff_job_t));
+    unsigned char *buf = malloc(SNIFF_READ);
+    cairn_csv_sniff_t *sn = cairn_csv_sniff_new(err);
+    if (!j || !buf || !sn) {
+        free(j);
+        free(buf);
+        cairn_csv_sniff_destroy(&sn);
+        close(fd);
+        return cairn_err_oom(err, "for a sniff");
+    }
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->req = req;
+    j->sn = sn;
+    j->fd = fd;
+    j->buf = buf;
+    j->blob = blob;
+    memcpy(j->what, what, sizeof j->what);
+    cairn_chash_init(&j->st, blob.alg);
+    j->next = a->sniffs;
+    a->sniffs = j;
+    a->nsniffs++;
+    cairn_defer(req);
+    s_sniff_step(j);
+    return 0;
 }
 
 /* ---- materialize_pinned ----------------------------------------------------- */

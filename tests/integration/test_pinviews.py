@@ -39,13 +39,14 @@ def sha(data):
 CSV = ("id,name,score,ok,note\r\n" +
        "".join(f'{i},"n,{i}",{i / 4},{"true" if i % 2 else "false"},{"" if i % 3 else "x"}\r\n'
                for i in range(1000))).encode()
-# Over three 1 MiB reads, TAB-separated, no header, a quoted line end.
-BIG_CSV = "".join(f'{i}\t{i * 0.5}\t"a\nb {i}"\n' for i in range(150_000)).encode()
+# Over 8 MiB (two turns of the sniff's slices), TAB-separated, no header, a
+# quoted line end.
+BIG_CSV = "".join(f'{i}\t{i * 0.5}\t"a\nb {i}"\n' for i in range(350_000)).encode()
 NOT_CSV = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256))
 RAGGED = b"a;b;c\n1;2;3\n4;5\n"
 BIG = random.Random(7).randbytes(CHUNK + 4321)
-TREE = {"data/train.csv": CSV, "data/big.tsv": BIG_CSV, "data/deep/x/notes.bin": NOT_CSV, "ragged.csv": RAGGED,
-        "weights.bin": BIG, "empty.txt": b""}
+TREE = {"data/train.csv": CSV, "data/big.tsv": BIG_CSV, "data/deep/x/notes.bin": NOT_CSV,
+        "ragged.csv": RAGGED, "weights.bin": BIG, "empty.txt": b""}
 
 
 class PinViewsBase:
@@ -190,10 +191,10 @@ class PinViewsBase:
                         {"name": "note", "type": "string", "nullable": True}]})
 
     def test_sniff_large_tsv(self):
-        self.assertGreater(len(BIG_CSV), 3 * MiB)
+        self.assertGreater(len(BIG_CSV), 8 * MiB)
         r = self.call("sniff_pinned", self.ref("data/big.tsv"))
         self.assertEqual(r, {
-            "rows": 150_000, "delimiter": "\t", "header": False,
+            "rows": 350_000, "delimiter": "\t", "header": False,
             "columns": [{"name": "col_1", "type": "int", "nullable": False},
                         {"name": "col_2", "type": "float", "nullable": False},
                         {"name": "col_3", "type": "string", "nullable": False}]})
