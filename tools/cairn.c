@@ -54,6 +54,7 @@ typedef enum {
     O_PROGRESS,
     O_OUT,
     O_DOT,
+    O_TYPE,
     O_PYTHON,
     O_REQUIREMENTS,
     O_ENV,
@@ -87,6 +88,7 @@ static const struct {
     [O_PROGRESS] = {"progress", false, CO_PROGRESS},
     [O_OUT] = {"out", true, CO_OUT},
     [O_DOT] = {"dot", false, CO_DOT},
+    [O_TYPE] = {"type", true, CO_TYPE},
     [O_PYTHON] = {"python", true, CO_PYTHON},
     [O_REQUIREMENTS] = {"requirements", true, CO_REQUIREMENTS},
     [O_ENV] = {"env", true, CO_ENV},
@@ -183,6 +185,9 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
             break;
         case O_DOT:
             o->dot = true;
+            break;
+        case O_TYPE:
+            o->type = value;
             break;
         case O_SERVER_KEY:
             o->server_key = value;
@@ -949,6 +954,14 @@ static const cmd_t CMDS[] = {
      cli_envs_show},
     {"envs", "archive", 1, 1, 0, " NAME:VERSION", "hide it from latest and lists",
      cli_envs_archive},
+    {"data", "create", 2, 2, CO_TYPE | CO_DESCRIPTION | CO_TAG, " NAME PATH",
+     "the next version of runs:/... or a path", cli_data_create},
+    {"data", "list", 0, 1, CO_ALL | CO_MAX, " [NAME]",
+     "NAME's versions, or each latest", cli_data_list},
+    {"data", "show", 1, 1, 0, " NAME[:VERSION]", "a data asset (default: latest)",
+     cli_data_show},
+    {"data", "archive", 1, 1, 0, " NAME:VERSION", "hide it from latest and lists",
+     cli_data_archive},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",
@@ -1062,7 +1075,8 @@ static void s_usage(FILE *out)
         "  --python P        envs create: the interpreter or venv (an absolute path)\n"
         "  --requirements FILE  envs create: its text ('-': stdin), as pip's\n"
         "  --env K=V         envs create: an environment variable; repeatable\n"
-        "  --description D   envs create: a description\n"
+        "  --description D   envs create, data create: a description\n"
+        "  --type T          data create: uri_file, uri_folder or table (a CSV)\n"
         "\n"
         "JSON and msgpack: msgpack binary is shown as {\"$bin\": \"BASE64\"}, and\n"
         "such an object in the input is sent as binary; ext values as\n"

@@ -49,6 +49,7 @@ enum {
     CO_ENV = 1u << 13,
     CO_DESCRIPTION = 1u << 14,
     CO_DOT = 1u << 15,
+    CO_TYPE = 1u << 16,
 };
 
 typedef struct opts {
@@ -66,8 +67,8 @@ typedef struct opts {
     uint64_t max; /* --max; 0: no limit */
     int ntags, norder;
     const char *tags[MAX_REPEAT], *order_by[MAX_REPEAT];
-    /* envs create */
-    const char *python, *requirements, *description;
+    /* envs create, data create */
+    const char *python, *requirements, *description, *type;
     int nenv;
     const char *env[MAX_REPEAT];
 } opts_t;
@@ -168,11 +169,16 @@ int cli_models_history(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_models_download(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_lineage(cairn_client_t *c, const opts_t *o, fail_t *f);
-/* Environments (cli_envs.c). */
+/* Environments (cli_assets.c). */
 int cli_envs_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_envs_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_envs_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_envs_archive(cairn_client_t *c, const opts_t *o, fail_t *f);
+/* Data assets (cli_assets.c). */
+int cli_data_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_data_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_data_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_data_archive(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -69,8 +69,8 @@ static void s_pack_bool(msgpack_packer *pk, const char *key, bool v)
         msgpack_pack_false(pk);
 }
 
-static int s_pack_data(registry_t *r, msgpack_packer *pk, const char *ws,
-                       const char *name, int64_t version, cairn_err_t *err)
+int reg_pack_data(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
+                  int64_t version, cairn_err_t *err)
 {
     sqlite3_stmt *st =
         reg_stmt(r,
@@ -160,17 +160,17 @@ int reg_data_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
 
 int reg_get_data_asset(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_get(state, req, &s_data, s_pack_data, err);
+    return reg_asset_get(state, req, &s_data, reg_pack_data, err);
 }
 
 int reg_list_data_assets(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_list(state, req, &s_data, s_pack_data, err);
+    return reg_asset_list(state, req, &s_data, reg_pack_data, err);
 }
 
 int reg_archive_data_asset(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_archive(state, req, &s_data, s_pack_data, err);
+    return reg_asset_archive(state, req, &s_data, reg_pack_data, err);
 }
 
 /* ---- creating ------------------------------------------------------------- */
@@ -235,7 +235,7 @@ static int s_write(reg_pending_t *p, cairn_err_t *err)
         return -1;
     }
     reg_publish(r, "data.created", p->req, p->name, version, NULL);
-    return reg_asset_reply(r, p->req, &s_data, s_pack_data, p->ws, p->name, version,
+    return reg_asset_reply(r, p->req, &s_data, reg_pack_data, p->ws, p->name, version,
                            err);
 }
 

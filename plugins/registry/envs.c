@@ -21,8 +21,8 @@ static const reg_asset_kind_t s_env = {.kind = "env",
                                        .one = "environment",
                                        .many = "environments"};
 
-static int s_pack_env(registry_t *r, msgpack_packer *pk, const char *ws,
-                      const char *name, int64_t version, cairn_err_t *err)
+int reg_pack_env(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
+                 int64_t version, cairn_err_t *err)
 {
     sqlite3_stmt *st = reg_stmt(r,
                                 "SELECT python, requirements, env_vars, description, "
@@ -209,22 +209,22 @@ int reg_create_environment(void *state, cairn_req_t *req, cairn_err_t *err)
     char nm[REG_NAME_MAX + 1];
     snprintf(nm, sizeof nm, "%.*s", (int)name.len, name.ptr);
     reg_publish(r, "environment.created", req, nm, version, NULL);
-    return reg_asset_reply(r, req, &s_env, s_pack_env, ws, nm, version, err);
+    return reg_asset_reply(r, req, &s_env, reg_pack_env, ws, nm, version, err);
 }
 
 int reg_get_environment(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_get(state, req, &s_env, s_pack_env, err);
+    return reg_asset_get(state, req, &s_env, reg_pack_env, err);
 }
 
 int reg_list_environments(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_list(state, req, &s_env, s_pack_env, err);
+    return reg_asset_list(state, req, &s_env, reg_pack_env, err);
 }
 
 int reg_archive_environment(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    return reg_asset_archive(state, req, &s_env, s_pack_env, err);
+    return reg_asset_archive(state, req, &s_env, reg_pack_env, err);
 }
 
 int reg_env_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,

@@ -104,6 +104,7 @@ typedef struct reg_pending {
     char *owned_signature;            /* read from its MLmodel (mlmodel.c) */
     char owner[REG_OWNER_MAX];        /* the pins' owner key */
     struct reg_data_new *data;        /* a create_data_asset's (data.c) */
+    msgpack_sbuffer *resolved;        /* resolve's reply so far (resolve.c) */
     char file_path[REG_PATH_MAX + 1]; /* read_file's */
     char file_hash[REG_HASH_MAX], file_alg[16];
     const msgpack_object *tags;
@@ -166,6 +167,11 @@ int reg_ref_model(registry_t *r, cairn_req_t *req, const reg_ref_t *ref, int64_t
 /* data.c: a data reference's pin owner, canonical name (data:NAME:V) and
  * content hash (404 when there is no such version). */
 void reg_data_new_free(struct reg_data_new *d);
+/* Pack a data asset's / an environment's version as its reply map. */
+int reg_pack_data(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
+                  int64_t version, cairn_err_t *err);
+int reg_pack_env(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
+                 int64_t version, cairn_err_t *err);
 /* envs.c: an environment reference's canonical name (env:NAME:V; 404 when
  * there is no such version). */
 int reg_env_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,
@@ -282,6 +288,8 @@ int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_lineage(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_list_files(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_read_file(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_resolve(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_get_model_version_download_uri(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* lineage.c: record an edge src -> dst (stored node ids), in the caller's
  * transaction; a model version's stored node id. */

@@ -169,6 +169,7 @@ void reg_pending_free(reg_pending_t *p)
         }
     free(p->owned_signature);
     reg_data_new_free(p->data);
+    if (p->resolved) msgpack_sbuffer_free(p->resolved);
     free(p);
 }
 

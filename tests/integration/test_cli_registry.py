@@ -112,6 +112,42 @@ class Models(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r)
             self.assertIn("no version 9", r.stderr)
 
+    def test_data_assets(self):
+        with tempfile.TemporaryDirectory() as d:
+            csv = os.path.join(d, "churn.csv")
+            with open(csv, "w") as f:
+                f.write("id,tenure,left\n1,12,true\n2,3,false\n")
+            t = json.loads(self.ok("--json", "data", "create", "churn-cli", csv, "--type",
+                                   "table", "--description", "crm export", "--tag",
+                                   "src=crm"))["data_asset"]
+            self.assertEqual((t["version"], t["type"], t["rows"], t["description"],
+                              t["tags"]), (1, "table", 2, "crm export", {"src": "crm"}))
+            self.assertEqual([c["type"] for c in t["columns"]], ["int", "int", "bool"])
+            folder = os.path.join(d, "images")
+            os.makedirs(folder)
+            for i in range(3):
+                with open(os.path.join(folder, f"{i}.png"), "wb") as f:
+                    f.write(os.urandom(100))
+            v = json.loads(self.ok("--json", "data", "create", "churn-cli",
+                                   folder))["data_asset"]
+            self.assertEqual((v["version"], v["type"], v["files"]), (2, "uri_folder", 3))
+        table = self.ok("data", "list", "churn-cli")
+        self.assertEqual(len(table.strip().splitlines()), 3, table)
+        self.assertIn("table", table)
+        shown = json.loads(self.ok("--json", "data", "show", "data:churn-cli:1"))
+        self.assertEqual(shown["data_asset"]["rows"], 2)
+        self.ok("data", "archive", "churn-cli:2")
+        shown = json.loads(self.ok("--json", "data", "show", "churn-cli"))
+        self.assertEqual(shown["data_asset"]["version"], 1)
+        for args, code in ((("data", "create", "x", "/no/such/path"), 1),
+                           (("data", "create", "x", "runs:/nope/f"), 1),
+                           (("data", "create", "a:b", "runs:/r/f"), 1),
+                           (("data", "archive", "churn-cli"), 2),
+                           (("data", "show", "nope"), 1)):
+            r = cli(self.ep, *args)
+            self.assertEqual(r.returncode, code, (args, r.stdout, r.stderr))
+            self.assertTrue(r.stderr.strip(), args)
+
     def test_bad_input(self):
         for args, code in ((("models", "create", "a:b"), 1),
                            (("models", "list", "--filter", "name >> 'x'"), 1),

@@ -96,6 +96,16 @@ class DataBase:
         # Its files, and its bytes once the run's are gone.
         self.assertEqual([(f["path"], f["size"]) for f in self.reg.list_files(f"data:{n}:1")],
                          [("a.txt", 3), ("b/c.txt", 2)])
+        got = self.reg.resolve(f"data:{n}:1")
+        self.assertEqual((got["ref"], got["kind"], got["data_asset"]), (f"data:{n}:1",
+                                                                        "data_asset", v1))
+        with open(os.path.join(got["path"], "b", "c.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"cc")
+        self.assertEqual(self.reg.resolve(f"data:{n}@latest")["ref"], f"data:{n}:3")
+        env = self.reg.create_environment(n, python="/usr/bin/python3")
+        got = self.reg.resolve(f"env:{n}")
+        self.assertEqual((got["ref"], got["kind"], got["environment"], "path" in got),
+                         (f"env:{n}:1", "environment", env, False))
         self.ok("artifacts", "delete_artifact", {"run_id": rid, "path": "d"})
         with tempfile.TemporaryDirectory() as d:
             self.reg.download(f"data:{n}:1", d)

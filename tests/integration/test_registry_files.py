@@ -150,9 +150,21 @@ class FilesBase:
         b = self.ok("registry", "list_files", {"ref": f"model:{n}:1"})
         self.assertEqual((b["ref"], b["content_hash"]),
                          (f"model:{n}:1", self.reg.get_version(n, 1)["content_hash"]))
-        # Once the version goes, so do its files.
+        # resolve: the version and a local folder of its files (hard links).
+        got = cairn.registry.Registry(client=self.reg.client).resolve(f"{n}@champion")
+        self.assertEqual((got["ref"], got["kind"], got["model_version"]["version"]),
+                         (f"model:{n}:1", "model_version", 1))
+        path = got["path"]
+        with open(os.path.join(path, "sub", "a.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"a")
+        self.assertEqual(os.path.getsize(os.path.join(path, "model.xgb")), 9 << 20)
+        self.assertEqual(self.reg.resolve(f"models:/{n}/1")["path"], path)  # built once
+        self.assertEqual(self.reg.download_uri(n, 1), f"models:/{n}/1")
+        # Once the version goes, so do its files and its folder.
         self.reg.delete_version(n, 1)
         self.refused("registry", "list_files", {"ref": f"{n}:1"}, 404)
+        self.refused("registry", "resolve", {"ref": f"{n}:1"}, 404)
+        wait_for(lambda: not os.path.exists(path), what="the folder removed")
 
     def test_a_local_folder_is_uploaded_once(self):
         with tempfile.TemporaryDirectory() as d:
@@ -187,6 +199,17 @@ class FilesBase:
         self.reg.create_model(n)
         self.reg.create_version(n, "s3://bucket/model")  # not stored by Cairn
         self.refused("registry", "list_files", {"ref": f"{n}:1"}, 409)
+        got = self.reg.resolve(f"{n}:1")
+        self.assertEqual((got["kind"], got["model_version"]["source"], "path" in got),
+                         ("model_version", "s3://bucket/model", False))
+        self.assertEqual(self.reg.download_uri(n, 1), "s3://bucket/model")
+        for body, st in (({}, 400), ({"ref": ""}, 400), ({"ref": "x" * 400}, 400),
+                         ({"ref": f"{n}:9"}, 404), ({"ref": "env:nope"}, 404),
+                         ({"ref": "data:nope:1"}, 404), ({"ref": [1]}, 400)):
+            self.refused("registry", "resolve", body, st)
+        for body, st in (({"name": n}, 400), ({"name": n, "version": 9}, 404),
+                         ({"name": "nope", "version": 1}, 404)):
+            self.refused("registry", "get_model_version_download_uri", body, st)
         for body, st in (({}, 400), ({"ref": ""}, 400), ({"ref": 7}, 400),
                          ({"ref": "x" * 5000}, 400), ({"ref": "nope:1"}, 404),
                          ({"ref": f"{n}:2"}, 404), ({"ref": f"{n}@none"}, 404),

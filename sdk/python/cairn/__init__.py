@@ -20,7 +20,7 @@ from .client import (DEFAULT_ENDPOINT, Client, Reply, find_token, set_workspace,
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
 from .registry import (Registry, create_data_asset, download_model, get_model, lineage,
-                       log_input, register_model)
+                       log_input, register_model, resolve)
 from .secrets import Secrets
 from .tracking import (ActiveRun, Tracker, active_run, download_artifact, end_run, flush,
                        get_run, get_tracker, log_artifact, log_artifacts, log_metric,
@@ -36,5 +36,5 @@ __all__ = [
     "active_run", "get_run", "flush", "log_param", "log_params", "log_metric", "log_metrics",
     "log_metrics_batch", "set_tag", "set_tags", "log_artifact", "log_artifacts",
     "download_artifact", "Auth", "Secrets", "Audit", "Registry", "register_model",
-    "get_model", "download_model", "create_data_asset", "log_input", "lineage",
+    "get_model", "download_model", "create_data_asset", "log_input", "lineage", "resolve",
 ]

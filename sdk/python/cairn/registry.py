@@ -315,6 +315,19 @@ class Registry(Service):
                 pass
             raise
 
+    def resolve(self, ref):
+        """What a reference names, as jobs and endpoints see it: {ref
+        (canonical), kind (model_version, data_asset, environment), the
+        object under its kind, path (a local read-only folder of its files,
+        when Cairn stores them)}."""
+        return self._call("resolve", ref=ref)
+
+    def download_uri(self, name, version):
+        """MLflow's get_model_version_download_uri: models:/NAME/VERSION for
+        stored bytes, else the version's source."""
+        return self._call("get_model_version_download_uri", name=name,
+                          version=version)["artifact_uri"]
+
     # ---- lineage -----------------------------------------------------------
 
     def log_input(self, run_id, input):
@@ -466,6 +479,11 @@ def download_model(ref, dst):
 
 def log_input(run_id, input):
     return _registry().log_input(run_id, input)
+
+
+def resolve(ref):
+    """Registry.resolve over the default Registry."""
+    return _registry().resolve(ref)
 
 
 def create_data_asset(name, path, type=None, description=None, tags=None):
