@@ -1,6 +1,7 @@
 /* A registry version's files from C (cairn/registry.h): a local file or
- * folder uploaded once into the artifact store, and a version's files
- * downloaded and checked against their hashes. */
+ * folder uploaded once into the artifact store, a version's files
+ * downloaded and checked against their hashes, data assets, inputs and
+ * references resolved. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -297,5 +298,96 @@ int cairn_registry_download(cairn_client_t *client, const char *ref,
     do rc = s_page(client, ref, dst_dir, &token, &count, err);
     while (rc == 0 && token);
     free(token);
+    return rc;
+}
+
+/* ---- data assets, inputs, references -------------------------------------- */
+
+int cairn_registry_create_data_asset(cairn_client_t *client, const char *name,
+                                     const char *type, const char *path,
+                                     const char *description, int64_t *out_version,
+                                     cairn_err_t *err)
+{
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(name, "name", err) ||
+        cairn_svc_need(path, "path", err))
+        return -1;
+    char *uploaded = NULL;
+    struct stat st;
+    if (!strstr(path, ":/") && stat(path, &st) == 0) { /* a local file or folder */
+        if (!type) type = S_ISDIR(st.st_mode) ? "uri_folder" : "uri_file";
+        if (cairn_registry_upload(client, path, &uploaded, err) != 0) return -1;
+        path = uploaded;
+    }
+    cairn_svc_call_t c;
+    msgpack_packer *pk = cairn_svc_begin(&c, SVC, description ? 4 : 3);
+    cairn_pack_kv_str(pk, "name", name);
+    cairn_pack_kv_str(pk, "type", type ? type : "uri_folder");
+    cairn_pack_kv_str(pk, "path", path);
+    if (description) cairn_pack_kv_str(pk, "description", description);
+    free(uploaded);
+    cairn_reply_t *r = NULL;
+    if (cairn_svc_end(client, &c, "create_data_asset", &r, err) != 0) return -1;
+    const msgpack_object *d = cairn_obj_get(cairn_reply_object(r), "data_asset");
+    int64_t v = 0;
+    int rc = d && cairn_svc_obj_int(d, "version", &v)
+                 ? 0
+                 : cairn_svc_bad_reply(err, SVC, "lacks a data_asset with its version");
+    if (rc == 0 && out_version) *out_version = v;
+    cairn_reply_destroy(&r);
+    return rc;
+}
+
+int cairn_registry_log_input(cairn_client_t *client, const char *run_id,
+                             const char *input, cairn_err_t *err)
+{
+    if (cairn_svc_need(client, "client", err) ||
+        cairn_svc_need(run_id, "run_id", err) || cairn_svc_need(input, "input", err))
+        return -1;
+    cairn_svc_call_t c;
+    msgpack_packer *pk = cairn_svc_begin(&c, SVC, 2);
+    cairn_pack_kv_str(pk, "run_id", run_id);
+    cairn_pack_kv_str(pk, "input", input);
+    return cairn_svc_end(client, &c, "log_input", NULL, err);
+}
+
+/* A string field of map into a heap copy at *out (NULL when absent). */
+static int s_take_str(const msgpack_object *map, const char *key, char **out,
+                      cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, key);
+    *out = NULL;
+    if (!o || o->type != MSGPACK_OBJECT_STR) return 0;
+    if (!(*out = cairn_str_dup((cairn_str_t){o->via.str.ptr, o->via.str.size})))
+        return cairn_err_oom(err, NULL);
+    return 0;
+}
+
+int cairn_registry_resolve(cairn_client_t *client, const char *ref, char **canonical,
+                           char **kind, char **path, cairn_err_t *err)
+{
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(ref, "ref", err))
+        return -1;
+    char **outs[] = {canonical, kind, path};
+    for (size_t i = 0; i < 3; i++)
+        if (outs[i]) *outs[i] = NULL;
+    cairn_svc_call_t c;
+    msgpack_packer *pk = cairn_svc_begin(&c, SVC, 1);
+    cairn_pack_kv_str(pk, "ref", ref);
+    cairn_reply_t *r = NULL;
+    if (cairn_svc_end(client, &c, "resolve", &r, err) != 0) return -1;
+    const msgpack_object *body = cairn_reply_object(r);
+    static const char *const keys[] = {"ref", "kind", "path"};
+    int rc = cairn_obj_get(body, "ref") && cairn_obj_get(body, "kind")
+                 ? 0
+                 : cairn_svc_bad_reply(err, SVC, "lacks the ref and kind it resolved");
+    for (size_t i = 0; rc == 0 && i < 3; i++)
+        if (outs[i]) rc = s_take_str(body, keys[i], outs[i], err);
+    if (rc != 0)
+        for (size_t i = 0; i < 3; i++)
+            if (outs[i]) {
+                free(*outs[i]);
+                *outs[i] = NULL;
+            }
+    cairn_reply_destroy(&r);
     return rc;
 }

@@ -85,6 +85,29 @@ CAIRN_EXPORT int cairn_registry_upload(cairn_client_t *client, const char *local
  * against its size and hash (500 corrupt otherwise), then renamed. */
 CAIRN_EXPORT int cairn_registry_download(cairn_client_t *client, const char *ref,
                                          const char *dst_dir, cairn_err_t *err);
+
+/* ---- data assets, inputs, references -------------------------------------- */
+
+/* create_data_asset {name, type (uri_file, uri_folder, table; NULL: by the
+ * path), path, description (NULL: none)}: the next version of data asset
+ * name, into *out_version (may be NULL). path is runs:/RUN_ID/PATH, or a
+ * local file or folder, uploaded first (cairn_registry_upload). */
+CAIRN_EXPORT int cairn_registry_create_data_asset(
+    cairn_client_t *client, const char *name, const char *type, const char *path,
+    const char *description, int64_t *out_version, cairn_err_t *err);
+/* log_input {run_id, input}: run_id read input (data:NAME:VERSION,
+ * data:NAME@latest, model:NAME:VERSION, env:NAME:VERSION), an edge of the
+ * lineage. */
+CAIRN_EXPORT int cairn_registry_log_input(cairn_client_t *client, const char *run_id,
+                                          const char *input, cairn_err_t *err);
+/* resolve {ref}: *canonical (model:NAME:V, data:NAME:V or env:NAME:V),
+ * *kind (model_version, data_asset, environment) and *path (a local
+ * read-only folder of its files; NULL when Cairn stores none), each a heap
+ * copy to free(), each pointer may be NULL. */
+CAIRN_EXPORT int cairn_registry_resolve(cairn_client_t *client, const char *ref,
+                                        char **canonical, char **kind, char **path,
+                                        cairn_err_t *err);
+
 /* ---- environments (env:NAME:VERSION) -------------------------------------- */
 
 /* An environment version as the service answered it (opaque). */

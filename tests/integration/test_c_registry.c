@@ -5,10 +5,14 @@
  * reference, the local checks (NULLs, a malformed reference) and the
  * server's refusals kept (409 for a name taken, 404 for an unknown alias);
  * environments: created, read by reference (latest skips the archived),
- * their env vars, the refusals. */
+ * their env vars, the refusals; files: a local folder uploaded, registered
+ * and downloaded, a local CSV as a data asset, a run's input, references
+ * resolved to a local folder. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cairn/cairn.h"
 #include "harness.h"
@@ -155,6 +159,87 @@ static void s_environments(cairn_client_t *c)
           "a NULL reference is 400");
 }
 
+/* Files: a local folder uploaded and registered, downloaded and checked,
+ * a data asset from a local CSV (a table), a run's input, references
+ * resolved to a local folder. */
+static void s_files(cairn_client_t *c, const char *run_id)
+{
+    cairn_err_t err = {0};
+    char dir[] = "/tmp/c-registry-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256], *src = NULL;
+    snprintf(path, sizeof path, "%s/model", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/model/w.bin", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs("weights-c", f) >= 0 && fclose(f) == 0, "write %s", path);
+    snprintf(path, sizeof path, "%s/model", dir);
+    CHECK(cairn_registry_upload(c, path, &src, &err) == 0 && src &&
+              !strncmp(src, "runs:/", 6),
+          "upload: %s", err.msg);
+    cairn_model_version_t *v = NULL;
+    CHECK(cairn_registry_create_model(c, "local", NULL, &err) == 0 &&
+              cairn_registry_create_version(c, "local", src, NULL, &v, &err) == 0,
+          "register the upload: %s", err.msg);
+    cairn_model_version_free(&v);
+    free(src);
+    snprintf(path, sizeof path, "%s/out", dir);
+    CHECK(cairn_registry_download(c, "local:1", path, &err) == 0, "download: %s",
+          err.msg);
+    snprintf(path, sizeof path, "%s/out/w.bin", dir);
+    char buf[32] = "";
+    f = fopen(path, "r");
+    CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "weights-c"),
+          "downloaded '%s'", buf);
+    if (f) fclose(f);
+    CHECK(cairn_registry_download(c, "local:9", path, &err) != 0 && err.st == 404,
+          "an unknown version is 404, not %d", err.st);
+    /* a data asset: a local CSV, a table */
+    snprintf(path, sizeof path, "%s/t.csv", dir);
+    f = fopen(path, "w");
+    CHECK(f && fputs("a,b\n1,x\n2,y\n", f) >= 0 && fclose(f) == 0, "write %s", path);
+    int64_t dv = 0;
+    CHECK(cairn_registry_create_data_asset(c, "table", "table", path, "two rows", &dv,
+                                           &err) == 0 &&
+              dv == 1,
+          "data asset: %s", err.msg);
+    CHECK(cairn_registry_create_data_asset(c, "table", "table", "/no/such", NULL, &dv,
+                                           &err) != 0 &&
+              err.st == 400,
+          "a path that is neither runs:/ nor local is 400, not %d", err.st);
+    CHECK(cairn_registry_log_input(c, run_id, "data:table@latest", &err) == 0,
+          "log_input: %s", err.msg);
+    CHECK(
+        cairn_registry_log_input(c, run_id, "data:table:7", &err) != 0 && err.st == 404,
+        "an unknown input is 404, not %d", err.st);
+    char *canon = NULL, *kind = NULL, *where = NULL;
+    CHECK(cairn_registry_resolve(c, "data:table", &canon, &kind, &where, &err) == 0 &&
+              canon && !strcmp(canon, "data:table:1") && kind &&
+              !strcmp(kind, "data_asset") && where,
+          "resolve: %s", err.msg);
+    snprintf(path, sizeof path, "%s/t.csv", where ? where : "");
+    f = fopen(path, "r");
+    CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "a,b\n"), "resolved file '%s'",
+          path);
+    if (f) fclose(f);
+    free(canon);
+    free(kind);
+    free(where);
+    CHECK(cairn_registry_create_version(c, "local", "/models/x", NULL, &v, &err) == 0,
+          "a path source: %s", err.msg);
+    cairn_model_version_free(&v);
+    CHECK(cairn_registry_resolve(c, "local:2", &canon, NULL, &where, &err) == 0 &&
+              !where && canon && !strcmp(canon, "model:local:2"),
+          "a path source has no folder: %s", err.msg);
+    free(canon);
+    CHECK(cairn_registry_resolve(c, "nope@x", NULL, NULL, NULL, &err) != 0 &&
+              err.st == 404,
+          "an unknown model is 404, not %d", err.st);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "rm");
+}
+
 int main(void)
 {
     harness_kernel_t k;
@@ -211,6 +296,7 @@ int main(void)
     CHECK(cairn_registry_get(c, "churn:1", &v, &err) != 0 && err.st == 404,
           "a deleted model is 404, not %d", err.st);
     s_environments(c);
+    s_files(c, run_id);
     cairn_client_destroy(&c);
     harness_cleanup(&k);
     return harness_summary();
