@@ -438,3 +438,33 @@ int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err)
     msgpack_sbuffer_destroy(&rows);
     return reg_reply(r, req, CAIRN_ST_OK);
 }
+
+/* A model reference's model and version (refs.c parses it). */
+int reg_ref_model(registry_t *r, cairn_req_t *req, const reg_ref_t *ref, int64_t *id,
+                  int64_t *version, cairn_err_t *err)
+{
+    if (reg_model_find(r, req, ref->name, id, err) != 0) return -1;
+    if (ref->alias.len) {
+        if (reg_alias_version(r, *id, ref->alias, version, err) != 0) return -1;
+        if (*version > 0) return 0;
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "registered model '%.*s' has no alias '%.*s'",
+                             (int)ref->name.len, ref->name.ptr, (int)ref->alias.len,
+                             ref->alias.ptr);
+    }
+    if (!ref->latest) {
+        *version = ref->version;
+        return 0;
+    }
+    sqlite3_stmt *st = r->q[Q_VERSION_LATEST];
+    sqlite3_bind_int64(st, 1, *id);
+    int rc = sqlite3_step(st);
+    *version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW) return reg_db_fail(r, "find the latest version", err);
+    if (*version > 0) return 0;
+    return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                         "registered model '%.*s' has no version", (int)ref->name.len,
+                         ref->name.ptr);
+}

@@ -19,9 +19,8 @@
 
 #include "cairn/msg.h"
 #include "cairn/plugin.h"
+#include "refs.h"
 
-#define REG_NAME_MAX 256    /* a model's name, bytes */
-#define REG_ALIAS_MAX 64    /* an alias */
 #define REG_TAG_KEY_MAX 250 /* as MLflow's */
 #define REG_TAG_VALUE_MAX 5000
 #define REG_TEXT_MAX 65536                   /* description, signature, source */
@@ -150,16 +149,6 @@ void reg_pending_free(reg_pending_t *p);
 
 /* ---- references (refs.c) ------------------------------------------------- */
 
-typedef enum { REG_REF_MODEL, REG_REF_DATA, REG_REF_ENV } reg_ref_kind_t;
-typedef struct reg_ref {
-    reg_ref_kind_t kind;
-    cairn_str_t name;
-    int64_t version;   /* > 0, or 0 with alias or latest */
-    cairn_str_t alias; /* models only */
-    bool latest;
-} reg_ref_t;
-/* Parse a reference (slices into ref); 400 naming the forms. */
-int reg_ref_parse(cairn_str_t ref, reg_ref_t *out, cairn_err_t *err);
 /* A model reference's model id and version number (404s: no model, no
  * alias, no version at all; an explicit number is not checked). */
 int reg_ref_model(registry_t *r, cairn_req_t *req, const reg_ref_t *ref, int64_t *id,
