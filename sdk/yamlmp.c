@@ -182,6 +182,7 @@ static int s_key(yconv_t *c, frame_t *f, const yaml_event_t *ev)
 
 static int s_keys_unique(yconv_t *c, frame_t *f, const yaml_mark_t *m)
 {
+    if (f->nkeys < 2) return 0; /* and keys may be NULL */
     qsort(f->keys, f->nkeys, sizeof *f->keys, s_cmp_keys);
     for (size_t i = 1; i < f->nkeys; i++)
         if (!strcmp(f->keys[i - 1], f->keys[i]))
