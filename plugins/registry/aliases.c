@@ -188,6 +188,8 @@ typedef struct alias_slot {
 typedef struct reg_alias_cache {
     alias_slot_t slot[ALIAS_CACHE_SLOTS];
     size_t used;
+    sqlite3_stmt *data_version; /* PRAGMA data_version */
+    int64_t seen;               /* its value when the slots were filled */
 } reg_alias_cache_t;
 
 static void s_cache_clear(reg_alias_cache_t *c)
@@ -215,6 +217,9 @@ int reg_alias_cache_open(registry_t *r, cairn_err_t *err)
 {
     if (!(r->alias_cache = calloc(1, sizeof *r->alias_cache)))
         return cairn_err_oom(err, NULL);
+    if (sqlite3_prepare_v3(r->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+                           &r->alias_cache->data_version, NULL) != SQLITE_OK)
+        return reg_db_fail(r, "prepare PRAGMA data_version", err);
     sqlite3_commit_hook(r->db, s_on_commit, r->alias_cache);
     sqlite3_rollback_hook(r->db, s_on_rollback, r->alias_cache);
     return 0;
@@ -228,6 +233,7 @@ void reg_alias_cache_close(registry_t *r)
         sqlite3_rollback_hook(r->db, NULL, NULL);
     }
     s_cache_clear(r->alias_cache);
+    sqlite3_finalize(r->alias_cache->data_version);
     free(r->alias_cache);
     r->alias_cache = NULL;
 }
@@ -243,6 +249,19 @@ static size_t s_cache_key(char *buf, size_t cap, const char *ws, cairn_str_t nam
     buf[wl + 1 + name.len] = '\0';
     memcpy(buf + wl + 2 + name.len, alias.ptr, alias.len);
     return n;
+}
+
+/* Empty the cache when another connection (another process given the same
+ * database file) has committed since it was filled: PRAGMA data_version
+ * changes then (and only then: this connection's commits are the hook's). */
+static void s_cache_check(reg_alias_cache_t *c)
+{
+    int64_t v = sqlite3_step(c->data_version) == SQLITE_ROW
+                    ? sqlite3_column_int64(c->data_version, 0)
+                    : -1;
+    sqlite3_reset(c->data_version);
+    if (v != c->seen || v < 0) s_cache_clear(c);
+    c->seen = v;
 }
 
 static alias_slot_t *s_cache_slot(reg_alias_cache_t *c, const char *key, size_t len)
@@ -341,6 +360,7 @@ int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *e
     s_cstr(nm, sizeof nm, name);
     char key[CAIRN_HDR_NAME_MAX + REG_NAME_MAX + REG_ALIAS_MAX + 3];
     size_t key_len = s_cache_key(key, sizeof key, reg_ws(req), name, alias);
+    if (key_len) s_cache_check(r->alias_cache);
     alias_slot_t *slot = key_len ? s_cache_slot(r->alias_cache, key, key_len) : NULL;
     if (slot && slot->key && slot->key_len == key_len &&
         !memcmp(slot->key, key, key_len)) {

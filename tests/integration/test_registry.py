@@ -5,6 +5,7 @@ at a given moment), events on the bus, bad input for every verb. Real
 cairnd, the plugin inproc and in process mode, the Python SDK, a restart
 on the same state."""
 import os
+import sqlite3
 import sys
 import time
 import unittest
@@ -174,6 +175,12 @@ class RegistryBase:
         with self.assertRaises(cairn.NotFound):
             self.reg.get_by_alias(n, "champion")
         self.assertEqual(same(n2, 2)["name"], n2)
+        # a write by another connection to the database (PRAGMA data_version)
+        with sqlite3.connect(os.path.join(self.k.state, "registry.db")) as db:
+            db.execute("UPDATE versions SET description = 'elsewhere' WHERE version = 2 "
+                       "AND model_id = (SELECT id FROM models WHERE name = ?)", (n2,))
+        db.close()
+        self.assertEqual(same(n2, 2)["description"], "elsewhere")
         # a new model under the old name is not the renamed one
         self.reg.create_model(n)
         self.reg.create_version(n, "/other/1")
