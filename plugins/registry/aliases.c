@@ -3,9 +3,13 @@
  * who and when, so get_alias_history answers which version held an alias
  * at any moment. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "registry.h"
 
@@ -178,6 +182,7 @@ int reg_delete_alias(void *state, cairn_req_t *req, cairn_err_t *err)
  * reply. */
 #define ALIAS_CACHE_SLOTS 256
 #define ALIAS_CACHE_REPLY_MAX 4096 /* bigger replies (long tags) are not kept */
+#define WAL_HDRS 96                /* the WAL index's two 48-byte headers */
 
 typedef struct alias_slot {
     char *key; /* ws NUL name NUL alias, malloc'ed with the reply */
@@ -190,6 +195,11 @@ typedef struct reg_alias_cache {
     size_t used;
     sqlite3_stmt *data_version; /* PRAGMA data_version */
     int64_t seen;               /* its value when the slots were filled */
+    /* The WAL index's two header copies (the -shm file's first bytes,
+     * mapped read-only; sqlite.org/walformat.html): every commit, by any
+     * connection, changes them. NULL: PRAGMA data_version each time. */
+    const unsigned char *shm;
+    unsigned char hdr[WAL_HDRS];
 } reg_alias_cache_t;
 
 static void s_cache_clear(reg_alias_cache_t *c)
@@ -220,6 +230,19 @@ int reg_alias_cache_open(registry_t *r, cairn_err_t *err)
     if (sqlite3_prepare_v3(r->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
                            &r->alias_cache->data_version, NULL) != SQLITE_OK)
         return reg_db_fail(r, "prepare PRAGMA data_version", err);
+    /* The connection holds the -shm file open (and its DMS lock) for its
+     * life, so no one truncates it while it is mapped. */
+    const char *db = sqlite3_db_filename(r->db, "main");
+    char shm[4096];
+    struct stat st;
+    int fd = -1;
+    if (db && *db && snprintf(shm, sizeof shm, "%s-shm", db) < (int)sizeof shm &&
+        (fd = open(shm, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(fd, &st) == 0 &&
+        st.st_size >= WAL_HDRS) {
+        void *m = mmap(NULL, WAL_HDRS, PROT_READ, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) r->alias_cache->shm = m;
+    }
+    if (fd >= 0) close(fd);
     sqlite3_commit_hook(r->db, s_on_commit, r->alias_cache);
     sqlite3_rollback_hook(r->db, s_on_rollback, r->alias_cache);
     return 0;
@@ -234,6 +257,7 @@ void reg_alias_cache_close(registry_t *r)
     }
     s_cache_clear(r->alias_cache);
     sqlite3_finalize(r->alias_cache->data_version);
+    if (r->alias_cache->shm) munmap((void *)r->alias_cache->shm, WAL_HDRS);
     free(r->alias_cache);
     r->alias_cache = NULL;
 }
@@ -252,10 +276,24 @@ static size_t s_cache_key(char *buf, size_t cap, const char *ws, cairn_str_t nam
 }
 
 /* Empty the cache when another connection (another process given the same
- * database file) has committed since it was filled: PRAGMA data_version
- * changes then (and only then: this connection's commits are the hook's). */
+ * database file) has committed since it was filled: the WAL index's
+ * headers change then (and on this connection's commits too); without the
+ * -shm file mapped, PRAGMA data_version does (only for other connections:
+ * this connection's commits are the hook's). Called before the slots are
+ * read or filled, so that a commit after it changes what the next call
+ * compares. */
 static void s_cache_check(reg_alias_cache_t *c)
 {
+    if (c->shm) { /* no syscall, no lock: compare the headers */
+        unsigned char now[WAL_HDRS];
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        memcpy(now, c->shm, WAL_HDRS);
+        if (memcmp(now, c->hdr, WAL_HDRS) != 0) {
+            s_cache_clear(c);
+            memcpy(c->hdr, now, WAL_HDRS);
+        }
+        return;
+    }
     int64_t v = sqlite3_step(c->data_version) == SQLITE_ROW
                     ? sqlite3_column_int64(c->data_version, 0)
                     : -1;
