@@ -1,10 +1,11 @@
 /* bench_registry — the registry's ratio benchmark (issue 14).
  *
  *   bench_registry [--quick] [--json] [--rounds N] [--seconds S] [--window W]
- *                  [--versions N] [--queries N] [--only LIST] [--cairnd PATH]
+ *                  [--versions N] [--queries N] [--size BYTES[K|M|G]]
+ *                  [--files N] [--registers R] [--only LIST] [--cairnd PATH]
  *                  [--no-pin] [--strict]
  *
- * One private cairnd with the `registry` plugin inproc, and two cases:
+ * One private cairnd with the `registry` plugin inproc, and four cases:
  *
  *   alias    get_model_version_by_alias lock-step (what every scoring
  *            request's rollout asks) against sys.ping lock-step on the same
