@@ -4,6 +4,7 @@
  * at any moment. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,7 +287,7 @@ static void s_cache_check(reg_alias_cache_t *c)
 {
     if (c->shm) { /* no syscall, no lock: compare the headers */
         unsigned char now[WAL_HDRS];
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        atomic_thread_fence(memory_order_acquire);
         memcpy(now, c->shm, WAL_HDRS);
         if (memcmp(now, c->hdr, WAL_HDRS) != 0) {
             s_cache_clear(c);
