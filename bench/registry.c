@@ -1,10 +1,11 @@
 /* bench_registry — the registry's ratio benchmark (issue 14).
  *
  *   bench_registry [--quick] [--json] [--rounds N] [--seconds S] [--window W]
- *                  [--versions N] [--queries N] [--only LIST] [--cairnd PATH]
+ *                  [--versions N] [--queries N] [--size BYTES[K|M|G]]
+ *                  [--files N] [--registers R] [--only LIST] [--cairnd PATH]
  *                  [--no-pin] [--strict]
  *
- * One private cairnd with the `registry` plugin inproc, and two cases:
+ * One private cairnd with the `registry` plugin inproc, and four cases:
  *
  *   alias    get_model_version_by_alias lock-step (what every scoring
  *            request's rollout asks) against sys.ping lock-step on the same
@@ -21,25 +22,49 @@
  *            holds 2N nodes in chains of 10 runs; then lineage up from a
  *            chain's last version at depth 10, Q queries -> p50/p99 ms.
  *            Target p99 < 20 ms at 100,000 versions.
+ *   register a folder of --files files, --size bytes in all (default 8 files,
+ *            1 GiB; --quick 32 MiB) of random bytes, written under $TMPDIR
+ *            (else /tmp) in the kernel's temp dir, uploaded into a run with
+ *            cairn_log_artifact one file after another (the peer: what
+ *            registering would cost if it copied the bytes), then
+ *            registered R times (a new version each) with
+ *            create_model_version {name, source: "runs:/RUN/folder"}
+ *            (registering pins the blobs, it copies nothing) -> upload
+ *            time / median registration time. Target >= 50x. Each
+ *            version's content_hash must be "sha256:..." and the artifact
+ *            root must hold no new blob after the registrations (else exit
+ *            1). This case adds `tracking` and `artifacts` (the storage
+ *            plugin, inproc) to the kernel.
  *
  * Timings are never asserted: verdicts print PASS or MISS; --strict turns a
  * MISS into exit status 3. Every reply is checked (else exit 1).
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "cairn/cairn.h"
+#include "cairn/registry.h"
+#include "cairn/tracking.h"
 
 #define MAX_ROUNDS 20
 #define IO_TIMEOUT_MS 60000
 #define PER_MODEL 100
+#define MAX_REGISTERS 20
 
 typedef struct opts {
     bench_opts_t base;
     int versions, queries;
+    int files, registers; /* register: the folder's files, registrations */
+    uint64_t size;        /* register: the folder's bytes */
 } opts_t;
 
 static bench_kernel_t *g_kernel;
@@ -52,14 +77,20 @@ static void s_cleanup(bool failed)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: bench_registry [--quick] [--json] [--rounds N] [--seconds S] "
-            "[--window W]\n"
-            "                      [--versions N] [--queries N] [--only LIST] "
-            "[--cairnd PATH] [--no-pin] [--strict]\n"
-            "  --versions N  model versions for search (default 100,000; quick 2,000)\n"
-            "  --queries N   queries per search kind (default 50; quick 10)\n"
-            "  --only LIST   comma-separated cases: alias, search, lineage\n");
+    fprintf(
+        out,
+        "usage: bench_registry [--quick] [--json] [--rounds N] [--seconds S] "
+        "[--window W]\n"
+        "                      [--versions N] [--queries N] [--only LIST] "
+        "[--cairnd PATH] [--no-pin] [--strict]\n"
+        "  --versions N  model versions for search (default 100,000; quick 2,000)\n"
+        "  --queries N   queries per search kind (default 50; quick 10)\n"
+        "  --size BYTES[K|M|G]  register: the folder's size (default 1G; quick "
+        "32M)\n"
+        "  --files N     register: files in the folder (default 8)\n"
+        "  --registers R register: registrations, median taken (default 5; quick "
+        "3)\n"
+        "  --only LIST   comma-separated cases: alias, search, lineage, register\n");
 }
 
 /* ---- requests ------------------------------------------------------------- */
@@ -339,15 +370,152 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
               &res->by_run_p99);
 }
 
+/* ---- register --------------------------------------------------------------- */
+
+typedef struct register_result {
+    double upload_s, register_s[MAX_REGISTERS], register_med_s, ratio;
+    long blobs_before, blobs_uploaded, blobs_after;
+} register_result_t;
+
+static long g_blobs;
+
+static int s_count_blob(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw)
+{
+    (void)sb, (void)ftw;
+    if (flag == FTW_F && strstr(path, "/sha256/")) g_blobs++;
+    return 0;
+}
+
+/* Files under any sha256/ folder of dir (the artifact root's blobs). */
+static long s_blobs(const char *dir)
+{
+    g_blobs = 0;
+    if (nftw(dir, s_count_blob, 16, FTW_PHYS) != 0)
+        bench_die("cannot walk %s: %s", dir, strerror(errno));
+    return g_blobs;
+}
+
+/* size random-looking bytes from seed (xorshift: incompressible, cheap). */
+static void s_make_file(const char *path, uint64_t size, uint64_t seed)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) bench_die("cannot create %s: %s", path, strerror(errno));
+    enum { BUF = 1 << 20 };
+    uint64_t *buf = malloc(BUF),
+             x = 0x9E3779B97F4A7C15ull ^ (seed * 0x2545F4914F6CDD1Dull);
+    if (!buf) bench_die("out of memory");
+    for (uint64_t done = 0; done < size;) {
+        for (size_t i = 0; i < BUF / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = x;
+        }
+        size_t n = size - done < BUF ? (size_t)(size - done) : BUF;
+        if (write(fd, buf, n) != (ssize_t)n)
+            bench_die("cannot write %s: %s", path, strerror(errno));
+        done += n;
+    }
+    free(buf);
+    if (close(fd) != 0) bench_die("cannot write %s: %s", path, strerror(errno));
+}
+
+static void case_register(const opts_t *o, cairn_client_t *c, register_result_t *res)
+{
+    cairn_err_t err = {0};
+    const char *dir = bench_kernel_dir(g_kernel);
+    char src[PATH_MAX], file[PATH_MAX + 32], path[64];
+    snprintf(src, sizeof src, "%s/folder", dir);
+    if (mkdir(src, 0700) != 0) bench_die("cannot create %s: %s", src, strerror(errno));
+    uint64_t each = o->size / (uint64_t)o->files;
+    for (int i = 0; i < o->files; i++) {
+        snprintf(file, sizeof file, "%s/part-%03d.bin", src, i);
+        s_make_file(file, i == o->files - 1 ? o->size - each * (uint64_t)i : each,
+                    (uint64_t)i + 1);
+    }
+    char *exp = NULL, *run = NULL;
+    if (cairn_create_experiment(c, "bench-register", &exp, &err) != 0)
+        bench_die("create_experiment: %d %s", err.st, err.msg);
+    if (cairn_create_run(c, exp, "register", NULL, &run, &err) != 0)
+        bench_die("create_run: %d %s", err.st, err.msg);
+    res->blobs_before = s_blobs(dir);
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < o->files; i++) {
+        snprintf(file, sizeof file, "%s/part-%03d.bin", src, i);
+        snprintf(path, sizeof path, "folder/part-%03d.bin", i);
+        if (cairn_log_artifact(c, run, file, path, NULL, NULL, &err) != 0)
+            bench_die("upload of %s: %d %s", path, err.st, err.msg);
+    }
+    res->upload_s = (double)(bench_now_ns() - t0) / 1e9;
+    res->blobs_uploaded = s_blobs(dir);
+    if (res->blobs_uploaded - res->blobs_before != o->files)
+        bench_die("the upload of %d files added %ld blobs", o->files,
+                  res->blobs_uploaded - res->blobs_before);
+    for (int i = 0; i < o->files; i++) { /* the source is no longer needed */
+        snprintf(file, sizeof file, "%s/part-%03d.bin", src, i);
+        unlink(file);
+    }
+    rmdir(src);
+    if (cairn_registry_create_model(c, "bench-register", NULL, &err) != 0)
+        bench_die("create_registered_model: %d %s", err.st, err.msg);
+    char source[128];
+    snprintf(source, sizeof source, "runs:/%s/folder", run);
+    for (int k = 0; k < o->registers; k++) {
+        cairn_model_version_t *v = NULL;
+        t0 = bench_now_ns();
+        if (cairn_registry_create_version(c, "bench-register", source, "custom", &v,
+                                          &err) != 0)
+            bench_die("create_model_version %s: %d %s", source, err.st, err.msg);
+        res->register_s[k] = (double)(bench_now_ns() - t0) / 1e9;
+        const char *h = cairn_model_version_get(v, "content_hash");
+        if (strncmp(h, "sha256:", 7) != 0 || strlen(h) != 7 + 64)
+            bench_die("version %lld: content_hash '%s', not sha256:...",
+                      (long long)cairn_model_version_number(v), h);
+        if (cairn_model_version_number(v) != k + 1)
+            bench_die("registration %d made version %lld", k + 1,
+                      (long long)cairn_model_version_number(v));
+        cairn_model_version_free(&v);
+    }
+    res->blobs_after = s_blobs(dir);
+    if (res->blobs_after != res->blobs_uploaded)
+        bench_die("registering added blobs: %ld before, %ld after", res->blobs_uploaded,
+                  res->blobs_after);
+    res->register_med_s = bench_median(res->register_s, o->registers);
+    res->ratio = res->upload_s / res->register_med_s;
+    free(exp);
+    free(run);
+}
+
 /* ---- main ------------------------------------------------------------------- */
+
+static uint64_t s_parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
+    if (*end == 'M' || *end == 'm') mul = 1ull << 20;
+    if (*end == 'G' || *end == 'g') mul = 1ull << 30;
+    if (mul > 1) end++;
+    if (errno || end == s || *end || !(v >= 1) ||
+        v * (double)mul > (double)(64ull << 30))
+        return 0;
+    return (uint64_t)(v * (double)mul);
+}
 
 int main(int argc, char **argv)
 {
     bench_init("bench_registry", s_cleanup);
     opts_t o = {.base = {.rounds = 5, .seconds = 1.0, .window = 64, .pin = true},
                 .versions = 100000,
-                .queries = 50};
-    bool versions_set = false, queries_set = false;
+                .queries = 50,
+                .files = 8,
+                .registers = 5,
+                .size = 1ull << 30};
+    bool versions_set = false, queries_set = false, size_set = false,
+         registers_set = false;
     for (int i = 1; i < argc; i++) {
         if (bench_opts_take(&o.base, argc, argv, &i)) continue;
         if (!strcmp(argv[i], "--versions") && i + 1 < argc) {
@@ -356,6 +524,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--queries") && i + 1 < argc) {
             o.queries = atoi(argv[++i]);
             queries_set = true;
+        } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+            o.size = s_parse_size(argv[++i]);
+            size_set = true;
+        } else if (!strcmp(argv[i], "--files") && i + 1 < argc) {
+            o.files = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--registers") && i + 1 < argc) {
+            o.registers = atoi(argv[++i]);
+            registers_set = true;
         } else {
             bench_arg_rest("bench_registry", argv[i], s_usage);
         }
@@ -365,34 +541,54 @@ int main(int argc, char **argv)
         if (!o.base.seconds_set) o.base.seconds = 0.2;
         if (!versions_set) o.versions = 2000;
         if (!queries_set) o.queries = 10;
+        if (!size_set) o.size = 32ull << 20;
+        if (!registers_set) o.registers = 3;
     }
     if (o.base.rounds < 1 || o.base.rounds > MAX_ROUNDS || o.versions < PER_MODEL ||
-        o.queries < 1 || o.base.window < 1)
-        bench_die("--rounds 1..%d, --versions >= %d, --queries and --window >= 1",
-                  MAX_ROUNDS, PER_MODEL);
+        o.queries < 1 || o.base.window < 1 || o.files < 1 || o.files > 1000 ||
+        o.size < (uint64_t)o.files || o.registers < 1 || o.registers > MAX_REGISTERS)
+        bench_die(
+            "--rounds 1..%d, --versions >= %d, --queries and --window >= 1, "
+            "--files 1..1000, --size 1..64G (a byte a file at least), "
+            "--registers 1..%d",
+            MAX_ROUNDS, PER_MODEL, MAX_REGISTERS);
     bench_text_set(!o.base.json);
     cairn_err_t err = {0};
-    if (!(g_kernel = bench_kernel_new(o.base.cairnd, "cairn-bench-registry-", &err)))
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    if (strlen(tmp) > 200) bench_die("$TMPDIR is too long");
+    char tmp_prefix[PATH_MAX];
+    snprintf(tmp_prefix, sizeof tmp_prefix, "%s/cairn-bench-registry-", tmp);
+    if (!(g_kernel = bench_kernel_new(o.base.cairnd, tmp_prefix, &err)))
         bench_die("%s", err.msg);
     int srv_cpu = -1, cli_cpu = -1;
     if (o.base.pin && bench_pick_cpus(&srv_cpu, &cli_cpu) &&
         bench_pin(cli_cpu, &err) != 0)
         bench_warn("cannot pin: %s", err.msg);
-    if (bench_kernel_start(g_kernel,
-                           "  registry:\n    plugin: registry\n    mode: inproc\n",
-                           srv_cpu, &err) != 0)
+    /* register needs the run's artifacts: tracking and artifacts too */
+    bool run_register = bench_in_list(o.base.only, "register");
+    if (bench_kernel_start(
+            g_kernel,
+            run_register ? "  tracking:\n    plugin: storage\n    mode: inproc\n"
+                           "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+                           "  registry:\n    plugin: registry\n    mode: inproc\n"
+                         : "  registry:\n    plugin: registry\n    mode: inproc\n",
+            srv_cpu, &err) != 0)
         bench_die("%s", err.msg);
-    cairn_client_t *c = bench_kernel_wait(g_kernel, 1, &err);
+    cairn_client_t *c = bench_kernel_wait(g_kernel, run_register ? 3 : 1, &err);
     if (!c) bench_die("%s", err.msg);
+    cairn_client_set_ttl(c, IO_TIMEOUT_MS);
     bench_host_t host;
     bench_host(&host);
     bench_out(
-        "bench_registry: the model registry through cairnd (registry plugin, inproc)\n"
+        "bench_registry: the model registry through cairnd (registry plugin, "
+        "inproc%s)\n"
         "host: %ld CPUs, Linux %s, %s%s\n",
-        host.ncpu, host.kernel, host.date,
-        o.base.quick ? " (--quick: smoke only)" : "");
+        run_register ? "; tracking and artifacts: storage, inproc" : "", host.ncpu,
+        host.kernel, host.date, o.base.quick ? " (--quick: smoke only)" : "");
     alias_result_t al = {0};
     search_result_t se = {0};
+    register_result_t rg = {0};
     bool run_alias = bench_in_list(o.base.only, "alias");
     bool run_lineage = bench_in_list(o.base.only, "lineage");
     bool run_search = run_lineage || bench_in_list(o.base.only, "search");
@@ -443,6 +639,27 @@ int main(int argc, char **argv)
         bench_fig("lineage_p99_ms", se.lineage_p99);
         bench_verdict("3 lineage depth 10 p99 < 20 ms", se.lineage_p99 < 20.0,
                       "< 20 ms", "%.2f ms", se.lineage_p99);
+    }
+    if (run_register) {
+        case_register(&o, c, &rg);
+        bench_out(
+            "\n4. register: a folder of %d files, %.1f MiB in all, from a run's "
+            "artifacts\n"
+            "   upload (cairn_log_artifact, file after file) %.3f s (%.0f MiB/s); "
+            "create_model_version runs:/RUN/folder, %d time(s): median %.2f ms: "
+            "%.0fx\n"
+            "   blobs under the artifact root: %ld before the upload, %ld after "
+            "it, %ld after the registrations (none copied)\n",
+            o.files, (double)o.size / (1 << 20), rg.upload_s,
+            (double)o.size / (1 << 20) / rg.upload_s, o.registers,
+            rg.register_med_s * 1e3, rg.ratio, rg.blobs_before, rg.blobs_uploaded,
+            rg.blobs_after);
+        bench_fig("register_bytes", (double)o.size);
+        bench_fig("register_upload_s", rg.upload_s);
+        bench_fig("register_median_ms", rg.register_med_s * 1e3);
+        bench_fig("upload_vs_register", rg.ratio);
+        bench_verdict("4 register a folder >= 50x faster than upload", rg.ratio >= 50.0,
+                      ">= 50x", "%.0fx", rg.ratio);
     }
     if (o.base.json) {
         printf(

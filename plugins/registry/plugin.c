@@ -97,6 +97,17 @@ static const char *const s_sql[Q_COUNT] = {
                             "ORDER BY alias"),
     [Q_ALIASES_OF_VERSION] = ("SELECT alias, version FROM aliases WHERE model_id = ? "
                               "AND version = ? ORDER BY alias"),
+    /* get_model_version_by_alias in one statement (aliases.c): the
+     * version's row (Q_VERSION_GET's columns) once per alias it holds, in
+     * alias order, whether it has tags, and the model's id */
+    [Q_ALIAS_LOOKUP] =
+        ("SELECT v.version, v.source, v.run_id, v.flavor, v.signature, "
+         "v.description, v.content_hash, v.user_id, v.created, v.updated, a2.alias, "
+         "EXISTS (SELECT 1 FROM version_tags t WHERE t.model_id = m.id AND "
+         "t.version = v.version), m.id FROM models m JOIN aliases a ON a.model_id = "
+         "m.id AND a.alias = ?3 JOIN versions v ON v.model_id = m.id AND v.version = "
+         "a.version JOIN aliases a2 ON a2.model_id = m.id AND a2.version = v.version "
+         "WHERE m.ws = ?1 AND m.name = ?2 ORDER BY a2.alias"),
     [Q_ALIASES_DROP] = ("DELETE FROM aliases WHERE model_id = ? AND (version = ?2 OR "
                         "?2 = 0) RETURNING alias, version"),
     [Q_HISTORY_ADD] = ("INSERT INTO history (model_id, name, kind, alias, version, "
@@ -475,6 +486,7 @@ static void registry_fini(void *state)
     registry_t *r = state;
     if (!r) return;
     while (r->pending) reg_pending_free(r->pending); /* their callbacks are dropped */
+    reg_alias_cache_close(r);
     cairn_sqlite_finalize(r->q, Q_COUNT);
     reg_stmts_free(r);
     sqlite3_close(r->db);
@@ -509,7 +521,8 @@ static int registry_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                                "configure", err) != 0 ||
              cairn_sqlite_migrate(r->db, WHAT, registry_migrations,
                                   REGISTRY_SCHEMA_VERSION, err) != 0 ||
-             cairn_sqlite_prepare(r->db, WHAT, s_sql, Q_COUNT, r->q, err) != 0)
+             cairn_sqlite_prepare(r->db, WHAT, s_sql, Q_COUNT, r->q, err) != 0 ||
+             reg_alias_cache_open(r, err) != 0)
         rc = -1;
     free(path);
     if (rc != 0) {

@@ -63,6 +63,7 @@ enum {
     Q_ALIASES_OF_MODEL,
     Q_ALIASES_OF_VERSION,
     Q_ALIASES_DROP,
+    Q_ALIAS_LOOKUP,
     Q_HISTORY_ADD,
     Q_HISTORY_OF_ALIAS,
     Q_HISTORY_AT,
@@ -83,9 +84,10 @@ typedef struct registry {
     sqlite3_stmt *q[Q_COUNT];
     msgpack_sbuffer sb; /* the reply being built */
     msgpack_packer pk;
-    const char *artifacts_svc;   /* the service that pins a runs:/ source */
-    struct reg_pending *pending; /* versions waiting for their pins */
-    struct reg_stmt *stmts;      /* statements by SQL text (assets.c) */
+    const char *artifacts_svc;           /* the service that pins a runs:/ source */
+    struct reg_pending *pending;         /* versions waiting for their pins */
+    struct reg_stmt *stmts;              /* statements by SQL text (assets.c) */
+    struct reg_alias_cache *alias_cache; /* get_model_version_by_alias' replies */
 } registry_t;
 
 /* A request deferred on a nested call: a create_model_version waiting for
@@ -293,6 +295,17 @@ int reg_alias_version(registry_t *r, int64_t model_id, cairn_str_t alias,
  * model_version map (aliases and tags included); 404 when absent. */
 int reg_pack_version(registry_t *r, msgpack_packer *pk, int64_t model_id,
                      const char *name, int64_t version, cairn_err_t *err);
+/* The model_version map's 14-entry header and its first 12 entries (name to
+ * status), from a row of st whose columns 0..9 are Q_VERSION_GET's; tags
+ * and aliases, its last two, are the caller's to pack. */
+void reg_pack_version_head(msgpack_packer *pk, sqlite3_stmt *st, const char *name,
+                           int64_t version);
+/* The cache of get_model_version_by_alias' replies (aliases.c): emptied
+ * by every commit of a write on the registry's database connection (its
+ * commit hook, set by reg_alias_cache_open), so no change of a model, a
+ * version, a tag or an alias outlives its commit in it. */
+int reg_alias_cache_open(registry_t *r, cairn_err_t *err);
+void reg_alias_cache_close(registry_t *r);
 /* Pack the aliases [{alias, version}] of a model, or of one version
  * (version > 0: the alias names only, as MLflow's model_version.aliases). */
 int reg_pack_aliases(registry_t *r, msgpack_packer *pk, int64_t model_id,

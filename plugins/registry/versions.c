@@ -28,6 +28,21 @@ int reg_pack_version(registry_t *r, msgpack_packer *pk, int64_t model_id,
                                    (long long)version)
                    : reg_db_fail(r, "read a model version", err);
     }
+    reg_pack_version_head(pk, st, name, version);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    cairn_pack_cstr(pk, "tags");
+    st = r->q[Q_VERSION_TAGS];
+    sqlite3_bind_int64(st, 1, model_id);
+    sqlite3_bind_int64(st, 2, version);
+    if (reg_pack_tags(r, pk, st, err) != 0) return -1;
+    cairn_pack_cstr(pk, "aliases");
+    return reg_pack_aliases(r, pk, model_id, version, err);
+}
+
+void reg_pack_version_head(msgpack_packer *pk, sqlite3_stmt *st, const char *name,
+                           int64_t version)
+{
     msgpack_pack_map(pk, 14);
     cairn_pack_kv_text(pk, "name", name);
     cairn_pack_cstr(pk, "version");
@@ -46,15 +61,6 @@ int reg_pack_version(registry_t *r, msgpack_packer *pk, int64_t model_id,
         cairn_pack_kv_text(pk, texts[i].key,
                            (const char *)sqlite3_column_text(st, texts[i].col));
     cairn_pack_kv_str(pk, "status", "READY");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    cairn_pack_cstr(pk, "tags");
-    st = r->q[Q_VERSION_TAGS];
-    sqlite3_bind_int64(st, 1, model_id);
-    sqlite3_bind_int64(st, 2, version);
-    if (reg_pack_tags(r, pk, st, err) != 0) return -1;
-    cairn_pack_cstr(pk, "aliases");
-    return reg_pack_aliases(r, pk, model_id, version, err);
 }
 
 /* Reply {model_version} for (model, version). */

@@ -5,6 +5,7 @@ at a given moment), events on the bus, bad input for every verb. Real
 cairnd, the plugin inproc and in process mode, the Python SDK, a restart
 on the same state."""
 import os
+import sqlite3
 import sys
 import time
 import unittest
@@ -134,6 +135,65 @@ class RegistryBase:
             self.reg.get_registered_model(n2)
         with self.assertRaises(cairn.NotFound):
             self.reg.get_by_alias(n2, "champion")
+
+    def test_alias_lookups_follow_every_change(self):
+        # get_model_version_by_alias' replies are cached (aliases.c) and
+        # every write empties the cache: after each kind of change the
+        # lookup must equal get_model_version (never cached), twice (the
+        # second a hit).
+        n = self.name("cache")
+        self.reg.create_model(n)
+        self.reg.create_version(n, "/m/1", tags={"k": "1"})
+        self.reg.create_version(n, "/m/2")
+        self.reg.set_alias(n, "champion", 1)
+
+        def same(name, version):
+            for _ in range(2):
+                self.assertEqual(self.reg.get_by_alias(name, "champion"),
+                                 self.reg.get_version(name, version))
+            return self.reg.get_by_alias(name, "champion")
+
+        self.assertEqual(same(n, 1)["aliases"], ["champion"])
+        self.reg.set_version_tag(n, 1, "stage", "prod")
+        self.assertEqual(same(n, 1)["tags"], [{"key": "k", "value": "1"},
+                                              {"key": "stage", "value": "prod"}])
+        self.reg.delete_version_tag(n, 1, "k")
+        self.assertEqual(same(n, 1)["tags"], [{"key": "stage", "value": "prod"}])
+        self.reg.set_version_tag(n, 1, "long", "x" * 5000)  # too big to keep
+        self.assertEqual(len(same(n, 1)["tags"]), 2)
+        self.reg.delete_version_tag(n, 1, "long")
+        self.reg.update_version(n, 1, "first")
+        self.assertEqual(same(n, 1)["description"], "first")
+        self.reg.set_alias(n, "challenger", 1)
+        self.assertEqual(same(n, 1)["aliases"], ["challenger", "champion"])
+        self.reg.delete_alias(n, "challenger")
+        self.assertEqual(same(n, 1)["aliases"], ["champion"])
+        self.reg.set_alias(n, "champion", 2)
+        self.assertEqual(same(n, 2)["version"], 2)
+        n2 = n + "-renamed"
+        self.reg.rename_model(n, n2)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n, "champion")
+        self.assertEqual(same(n2, 2)["name"], n2)
+        # a write by another connection to the database (PRAGMA data_version)
+        with sqlite3.connect(os.path.join(self.k.state, "registry.db")) as db:
+            db.execute("UPDATE versions SET description = 'elsewhere' WHERE version = 2 "
+                       "AND model_id = (SELECT id FROM models WHERE name = ?)", (n2,))
+        db.close()
+        self.assertEqual(same(n2, 2)["description"], "elsewhere")
+        # a new model under the old name is not the renamed one
+        self.reg.create_model(n)
+        self.reg.create_version(n, "/other/1")
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n, "champion")
+        self.reg.set_alias(n, "champion", 1)
+        self.assertEqual(same(n, 1)["source"], "/other/1")
+        self.reg.delete_version(n2, 2)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n2, "champion")
+        self.reg.delete_model(n)
+        with self.assertRaises(cairn.NotFound):
+            self.reg.get_by_alias(n, "champion")
 
     def test_every_change_is_in_the_model_history(self):
         n = self.name("hist")
