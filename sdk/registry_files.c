@@ -391,3 +391,33 @@ int cairn_registry_resolve(cairn_client_t *client, const char *ref, char **canon
     cairn_reply_destroy(&r);
     return rc;
 }
+
+int cairn_registry_lineage(cairn_client_t *client, const char *node,
+                           const char *direction, int depth, cairn_reply_t **out,
+                           cairn_err_t *err)
+{
+    if (cairn_svc_need(client, "client", err) || cairn_svc_need(node, "node", err) ||
+        cairn_svc_need(out, "out", err))
+        return -1;
+    *out = NULL;
+    cairn_svc_call_t c;
+    msgpack_packer *pk = cairn_svc_begin(&c, SVC, 1 + !!direction + (depth > 0));
+    cairn_pack_kv_str(pk, "node", node);
+    if (direction) cairn_pack_kv_str(pk, "direction", direction);
+    if (depth > 0) {
+        cairn_pack_cstr(pk, "depth");
+        msgpack_pack_int(pk, depth);
+    }
+    cairn_reply_t *r = NULL;
+    if (cairn_svc_end(client, &c, "lineage", &r, err) != 0) return -1;
+    const msgpack_object *b = cairn_reply_object(r);
+    const msgpack_object *nodes = cairn_obj_get(b, "nodes"),
+                         *edges = cairn_obj_get(b, "edges");
+    if (!nodes || nodes->type != MSGPACK_OBJECT_ARRAY || !edges ||
+        edges->type != MSGPACK_OBJECT_ARRAY) {
+        cairn_reply_destroy(&r);
+        return cairn_svc_bad_reply(err, SVC, "lacks the nodes and edges of a lineage");
+    }
+    *out = r;
+    return 0;
+}

@@ -108,6 +108,14 @@ CAIRN_EXPORT int cairn_registry_resolve(cairn_client_t *client, const char *ref,
                                         char **canonical, char **kind, char **path,
                                         cairn_err_t *err);
 
+/* lineage {node, direction ("up", "down", "both"; NULL: both), depth
+ * (1..50; 0: the service's 10)}: *out receives the reply, whose body
+ * (cairn_reply_object) holds nodes [{id, type}] and edges [{from, to,
+ * kind}]; free it with cairn_reply_destroy. */
+CAIRN_EXPORT int cairn_registry_lineage(cairn_client_t *client, const char *node,
+                                        const char *direction, int depth,
+                                        cairn_reply_t **out, cairn_err_t *err);
+
 /* ---- environments (env:NAME:VERSION) -------------------------------------- */
 
 /* An environment version as the service answered it (opaque). */

@@ -4,6 +4,7 @@ to it with raw pyzmq sockets, stop it afterwards.
 Every wait is bounded and polls for a condition; nothing sleeps as proof.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,10 @@ def wait_for(cond, timeout=DEADLINE, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+# What a sanitizer build (CAIRN_SANITIZE) writes when it finds something.
+SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
+
+
 class Kernel:
     """A cairnd of our own. services: YAML text for the services section."""
 
@@ -59,6 +64,9 @@ class Kernel:
         self.proc = None
         self.started = False
         self.log = os.path.join(self.tmp, "cairnd.log")
+        # A test that crashes a plugin on purpose sets this: cleanup then
+        # does not fail on the sanitizer's report of that crash.
+        self.crashes_expected = False
 
     def _new_ports(self):
         """Free ports, written into the conf. A port found free can be taken
@@ -155,7 +163,17 @@ class Kernel:
 
     def cleanup(self):
         self.stop()
+        report = self.sanitizer_report()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if report and not self.crashes_expected:
+            raise AssertionError(f"a sanitizer reported in cairnd's log:\n{report}")
+
+    def sanitizer_report(self):
+        """The first sanitizer report in the log (a CAIRN_SANITIZE build:
+        cairnd and its plugin processes write there), or ""."""
+        text = self.read_log()
+        m = SANITIZER.search(text)
+        return text[max(0, m.start() - 200):m.start() + 3000] if m else ""
 
     def __enter__(self):
         return self.start()

@@ -232,6 +232,16 @@ static void s_files(cairn_client_t *c, const char *run_id)
               !where && canon && !strcmp(canon, "model:local:2"),
           "a path source has no folder: %s", err.msg);
     free(canon);
+    cairn_reply_t *lin = NULL;
+    CHECK(cairn_registry_lineage(c, "data:table:1", "down", 1, &lin, &err) == 0 && lin,
+          "lineage: %s", err.msg);
+    const msgpack_object *edges = cairn_obj_get(cairn_reply_object(lin), "edges");
+    CHECK(edges && edges->type == MSGPACK_OBJECT_ARRAY && edges->via.array.size == 1,
+          "one edge down from the data: the run that read it");
+    cairn_reply_destroy(&lin);
+    CHECK(cairn_registry_lineage(c, "nope", NULL, 0, &lin, &err) != 0 &&
+              err.st == 400 && !lin,
+          "a bad node is 400, not %d", err.st);
     CHECK(cairn_registry_resolve(c, "nope@x", NULL, NULL, NULL, &err) != 0 &&
               err.st == 404,
           "an unknown model is 404, not %d", err.st);

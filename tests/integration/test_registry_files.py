@@ -134,6 +134,10 @@ class FilesBase:
             self.assertEqual(f["hash"], hashlib.sha256(files["model/" + f["path"]]).hexdigest())
         self.assertEqual([f["path"] for f in self.reg.list_files(f"{n}:1", page_size=1)],
                          ["MLmodel", "model.xgb", "sub/a.txt"])
+        # Immutable: the run's file replaced by other bytes changes nothing.
+        self.ok("artifacts", "put_artifact", {"run_id": rid, "path": "model/sub/a.txt",
+                                              "data": b"changed", "offset": 0, "done": True})
+        self.assertEqual(self.reg.list_files(f"{n}:1"), listed)
         self.ok("artifacts", "delete_artifact", {"run_id": rid, "path": "model"})
         self.reg.set_alias(n, "champion", 1)
         with tempfile.TemporaryDirectory() as d:
