@@ -432,3 +432,57 @@ int reg_asset_list(registry_t *r, cairn_req_t *req, const reg_asset_kind_t *k,
     if (more) reg_pack_next_token(pk, offset + limit);
     return reg_reply(r, req, CAIRN_ST_OK);
 }
+
+/* ---- one version's row ---------------------------------------------------- */
+
+int reg_asset_row(registry_t *r, const reg_asset_kind_t *k, const char *sql,
+                  const char *ws, const char *name, int64_t version, sqlite3_stmt **out,
+                  cairn_err_t *err)
+{
+    sqlite3_stmt *st = reg_stmt(r, sql, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, version);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = st;
+        return 0;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) return reg_db_fail(r, "read a version", err);
+    return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                         "%s '%s' has no version %lld", k->noun, name,
+                         (long long)version);
+}
+
+void reg_asset_pack_head(msgpack_packer *pk, uint32_t nown, const char *name,
+                         int64_t version)
+{
+    msgpack_pack_map(pk, REG_ASSET_COMMON_KEYS + nown);
+    cairn_pack_kv_text(pk, "name", name);
+    cairn_pack_cstr(pk, "version");
+    msgpack_pack_int64(pk, version);
+}
+
+int reg_asset_pack_tail(registry_t *r, msgpack_packer *pk, const reg_asset_kind_t *k,
+                        sqlite3_stmt *st, int col, const char *ws, const char *name,
+                        int64_t version, cairn_err_t *err)
+{
+    cairn_pack_cstr(pk, "description");
+    cairn_pack_strn(pk, (const char *)sqlite3_column_text(st, col),
+                    (size_t)sqlite3_column_bytes(st, col));
+    cairn_pack_cstr(pk, "archived");
+    if (sqlite3_column_int(st, col + 1))
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    cairn_pack_kv_text(pk, "user_id", (const char *)sqlite3_column_text(st, col + 2));
+    cairn_pack_cstr(pk, "creation_timestamp");
+    msgpack_pack_int64(pk, sqlite3_column_int64(st, col + 3));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    cairn_pack_cstr(pk, "tags");
+    return reg_asset_pack_tags(r, pk, k, ws, name, version, err);
+}

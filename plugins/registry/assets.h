@@ -82,6 +82,25 @@ int reg_asset_reply(registry_t *r, cairn_req_t *req, const reg_asset_kind_t *k,
                     reg_asset_pack_fn pack, const char *ws, const char *name,
                     int64_t version, cairn_err_t *err);
 
+/* A kind's pack function, in three steps: reg_asset_row finds the row
+ * (sql: a SELECT of the kind's own columns then description, archived,
+ * user_id, created, with placeholders ws, name, version; 404 naming the
+ * kind), reg_asset_pack_head opens the map (REG_ASSET_COMMON_KEYS and nown
+ * of the kind's own) with name and version, the kind packs its own, and
+ * reg_asset_pack_tail packs the four common columns from col on, resets
+ * the statement and packs the tags. */
+#define REG_ASSET_COMMON_KEYS                  \
+    7 /* name, version, description, archived, \
+         user_id, creation_timestamp, tags */
+int reg_asset_row(registry_t *r, const reg_asset_kind_t *k, const char *sql,
+                  const char *ws, const char *name, int64_t version, sqlite3_stmt **st,
+                  cairn_err_t *err);
+void reg_asset_pack_head(msgpack_packer *pk, uint32_t nown, const char *name,
+                         int64_t version);
+int reg_asset_pack_tail(registry_t *r, msgpack_packer *pk, const reg_asset_kind_t *k,
+                        sqlite3_stmt *st, int col, const char *ws, const char *name,
+                        int64_t version, cairn_err_t *err);
+
 /* The user a new version records: the caller's principal, else "local". */
 const char *reg_asset_user(cairn_req_t *req);
 

@@ -60,43 +60,19 @@ void reg_data_new_free(reg_data_new_t *d)
 
 /* ---- reading -------------------------------------------------------------- */
 
-static void s_pack_bool(msgpack_packer *pk, const char *key, bool v)
-{
-    cairn_pack_cstr(pk, key);
-    if (v)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
-}
-
 int reg_pack_data(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
                   int64_t version, cairn_err_t *err)
 {
-    sqlite3_stmt *st =
-        reg_stmt(r,
-                 "SELECT type, path, content_hash, size, files, rows, "
-                 "columns, description, archived, user_id, created FROM "
-                 "data_versions WHERE ws = ? AND name = ? AND version = ?",
-                 err);
-    if (!st) return -1;
-    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, version);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        return rc == SQLITE_DONE
-                   ? cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                                   "data asset '%s' has no version %lld", name,
-                                   (long long)version)
-                   : reg_db_fail(r, "read a data asset", err);
-    }
+    sqlite3_stmt *st;
+    if (reg_asset_row(
+            r, &s_data,
+            "SELECT type, path, content_hash, size, files, rows, columns, "
+            "description, archived, user_id, created FROM data_versions WHERE "
+            "ws = ? AND name = ? AND version = ?",
+            ws, name, version, &st, err) != 0)
+        return -1;
     bool table = sqlite3_column_type(st, 5) != SQLITE_NULL;
-    msgpack_pack_map(pk, table ? 14 : 12);
-    cairn_pack_kv_text(pk, "name", name);
-    cairn_pack_cstr(pk, "version");
-    msgpack_pack_int64(pk, version);
+    reg_asset_pack_head(pk, table ? 7 : 5, name, version);
     cairn_pack_kv_text(pk, "type", (const char *)sqlite3_column_text(st, 0));
     cairn_pack_kv_text(pk, "path", (const char *)sqlite3_column_text(st, 1));
     cairn_pack_kv_text(pk, "content_hash", (const char *)sqlite3_column_text(st, 2));
@@ -114,17 +90,7 @@ int reg_pack_data(registry_t *r, msgpack_packer *pk, const char *ws, const char 
         else
             msgpack_pack_array(pk, 0);
     }
-    cairn_pack_cstr(pk, "description");
-    cairn_pack_strn(pk, (const char *)sqlite3_column_text(st, 7),
-                    (size_t)sqlite3_column_bytes(st, 7));
-    s_pack_bool(pk, "archived", sqlite3_column_int(st, 8) != 0);
-    cairn_pack_kv_text(pk, "user_id", (const char *)sqlite3_column_text(st, 9));
-    cairn_pack_cstr(pk, "creation_timestamp");
-    msgpack_pack_int64(pk, sqlite3_column_int64(st, 10));
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    cairn_pack_cstr(pk, "tags");
-    return reg_asset_pack_tags(r, pk, &s_data, ws, name, version, err);
+    return reg_asset_pack_tail(r, pk, &s_data, st, 7, ws, name, version, err);
 }
 
 int reg_data_target(registry_t *r, cairn_req_t *req, const reg_ref_t *ref,

@@ -24,29 +24,15 @@ static const reg_asset_kind_t s_env = {.kind = "env",
 int reg_pack_env(registry_t *r, msgpack_packer *pk, const char *ws, const char *name,
                  int64_t version, cairn_err_t *err)
 {
-    sqlite3_stmt *st = reg_stmt(r,
-                                "SELECT python, requirements, env_vars, description, "
-                                "archived, user_id, created FROM environments WHERE "
-                                "ws = ? AND name = ? AND version = ?",
-                                err);
-    if (!st) return -1;
-    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, version);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        return rc == SQLITE_DONE
-                   ? cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
-                                   "environment '%s' has no version %lld", name,
-                                   (long long)version)
-                   : reg_db_fail(r, "read an environment", err);
-    }
-    msgpack_pack_map(pk, 10);
-    cairn_pack_kv_text(pk, "name", name);
-    cairn_pack_cstr(pk, "version");
-    msgpack_pack_int64(pk, version);
+    sqlite3_stmt *st;
+    if (reg_asset_row(
+            r, &s_env,
+            "SELECT python, requirements, env_vars, description, archived, "
+            "user_id, created FROM environments WHERE ws = ? AND name = ? AND "
+            "version = ?",
+            ws, name, version, &st, err) != 0)
+        return -1;
+    reg_asset_pack_head(pk, 3, name, version);
     cairn_pack_kv_text(pk, "python", (const char *)sqlite3_column_text(st, 0));
     cairn_pack_cstr(pk, "requirements");
     cairn_pack_strn(pk, (const char *)sqlite3_column_text(st, 1),
@@ -57,21 +43,7 @@ int reg_pack_env(registry_t *r, msgpack_packer *pk, const char *ws, const char *
                               (size_t)sqlite3_column_bytes(st, 2));
     else
         msgpack_pack_map(pk, 0);
-    cairn_pack_cstr(pk, "description");
-    cairn_pack_strn(pk, (const char *)sqlite3_column_text(st, 3),
-                    (size_t)sqlite3_column_bytes(st, 3));
-    cairn_pack_cstr(pk, "archived");
-    if (sqlite3_column_int(st, 4))
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
-    cairn_pack_kv_text(pk, "user_id", (const char *)sqlite3_column_text(st, 5));
-    cairn_pack_cstr(pk, "creation_timestamp");
-    msgpack_pack_int64(pk, sqlite3_column_int64(st, 6));
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    cairn_pack_cstr(pk, "tags");
-    return reg_asset_pack_tags(r, pk, &s_env, ws, name, version, err);
+    return reg_asset_pack_tail(r, pk, &s_env, st, 3, ws, name, version, err);
 }
 
 static int s_bad(cairn_err_t *err, const char *fmt, const char *a)

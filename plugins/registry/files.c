@@ -36,13 +36,7 @@ int reg_files_put(registry_t *r, const char *owner, const msgpack_object *files,
         const msgpack_object *f = &files->via.array.ptr[i];
         cairn_str_t path, alg, hash;
         uint64_t size;
-        if (cairn_field_str(f, "path", true, 4096, &path, err) != 0 ||
-            cairn_field_str(f, "hash_alg", true, 16, &alg, err) != 0 ||
-            cairn_field_str(f, "hash", true, 128, &hash, err) != 0 ||
-            cairn_field_uint(f, "size", true, &size, err) != 0)
-            return cairn_err_set(
-                err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
-                "the artifact store's list of the source is malformed");
+        if (reg_file_entry(f, &path, &alg, &hash, &size, err) != 0) return -1;
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
         reg_bind_str(st, 2, path);
         reg_bind_str(st, 3, hash);

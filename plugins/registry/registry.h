@@ -136,6 +136,10 @@ void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, cha
 /* Pin p's source (p->run_id, p->path) for p->owner (a nested call in
  * p's workspace); done gets pin_artifacts' answer. */
 int reg_pin_source(reg_pending_t *p, cairn_result_fn *done, cairn_err_t *err);
+/* One entry {path, hash_alg, hash, size} of pin_artifacts' files (502
+ * when malformed). */
+int reg_file_entry(const msgpack_object *f, cairn_str_t *path, cairn_str_t *alg,
+                   cairn_str_t *hash, uint64_t *size, cairn_err_t *err);
 /* content_hash ("sha256:" + hex) of pin_artifacts' files. */
 int reg_manifest_hash(const msgpack_object *files, char out[REG_HASH_MAX],
                       cairn_err_t *err);

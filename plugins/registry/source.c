@@ -52,6 +52,18 @@ void reg_model_owner_prefix(registry_t *r, const char *ws, int64_t model_id, cha
              (long long)model_id);
 }
 
+int reg_file_entry(const msgpack_object *f, cairn_str_t *path, cairn_str_t *alg,
+                   cairn_str_t *hash, uint64_t *size, cairn_err_t *err)
+{
+    if (cairn_field_str(f, "path", true, 4096, path, err) != 0 ||
+        cairn_field_str(f, "hash_alg", true, 16, alg, err) != 0 ||
+        cairn_field_str(f, "hash", true, 128, hash, err) != 0 ||
+        cairn_field_uint(f, "size", true, size, err) != 0)
+        return cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
+                             "the artifact store's list of the source is malformed");
+    return 0;
+}
+
 /* content_hash of pin_artifacts' files. */
 int reg_manifest_hash(const msgpack_object *files, char out[REG_HASH_MAX],
                       cairn_err_t *err)
@@ -62,13 +74,7 @@ int reg_manifest_hash(const msgpack_object *files, char out[REG_HASH_MAX],
         const msgpack_object *f = &files->via.array.ptr[i];
         cairn_str_t path, alg, hash;
         uint64_t size;
-        if (cairn_field_str(f, "path", true, 4096, &path, err) != 0 ||
-            cairn_field_str(f, "hash_alg", true, 16, &alg, err) != 0 ||
-            cairn_field_str(f, "hash", true, 128, &hash, err) != 0 ||
-            cairn_field_uint(f, "size", true, &size, err) != 0)
-            return cairn_err_set(
-                err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
-                "the artifact store's list of the source is malformed");
+        if (reg_file_entry(f, &path, &alg, &hash, &size, err) != 0) return -1;
         char num[32];
         int n = snprintf(num, sizeof num, "%llu\n", (unsigned long long)size);
         cairn_chash_update(&h, path.ptr, path.len);

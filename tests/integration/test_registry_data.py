@@ -13,11 +13,11 @@ import unittest
 import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import DEADLINE, SOURCE, Kernel, wait_for  # noqa: E402
+from cairn_harness import DEADLINE, SOURCE  # noqa: E402
+from registry_case import RegistryCase  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 import cairn  # noqa: E402
-from cairn.registry import Registry  # noqa: E402
 
 CSV = (b"customer,tenure,monthly,churned\n"
        b"a,12,70.5,true\n"
@@ -25,50 +25,7 @@ CSV = (b"customer,tenure,monthly,churned\n"
        b"\"c, inc\",40,99,true\n")
 
 
-def services(mode):
-    return "".join(f"  {s}:\n    plugin: {p}\n    mode: {mode}\n"
-                   for s, p in (("tracking", "storage"), ("artifacts", "storage"),
-                                ("registry", "registry")))
-
-
-class DataBase:
-    MODE = "inproc"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.k = Kernel(services=services(cls.MODE)).start()
-        cls.c = cls.k.client()
-        cls.reg = Registry(cls.k.endpoint)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
-        cls.c.close()
-        cls.k.cleanup()
-
-    def ok(self, svc, verb, body):
-        h, b = self.c.call(svc, verb, body)
-        self.assertEqual(h["st"], 200, (verb, h))
-        return b
-
-    def refused(self, verb, body, st):
-        h, _ = self.c.call("registry", verb, body)
-        self.assertEqual(h["st"], st, (verb, body, h))
-        self.assertTrue(h.get("err"), h)
-
-    def new_run(self, files):
-        exp = self.ok("tracking", "create_experiment",
-                      {"name": f"data-{os.urandom(4).hex()}"})["experiment_id"]
-        rid = self.ok("tracking", "create_run",
-                      {"experiment_id": exp})["run"]["info"]["run_id"]
-        for path, data in files.items():
-            self.ok("artifacts", "put_artifact",
-                    {"run_id": rid, "path": path, "data": data, "offset": 0, "done": True})
-        return rid
-
-    def name(self, base):
-        return f"{base}-{self.MODE}-{os.urandom(3).hex()}"
-
+class DataBase(RegistryCase):
     def test_versions_latest_archive(self):
         rid = self.new_run({"d/a.txt": b"aaa", "d/b/c.txt": b"cc", "e/x": b"x"})
         n = self.name("ds")

@@ -13,33 +13,15 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import DEADLINE, SOURCE, Kernel  # noqa: E402
+from registry_case import RegistryCase, services  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 import cairn  # noqa: E402
 from cairn.registry import Registry, parse_env_ref  # noqa: E402
 
 
-def services(mode):
-    return f"  registry:\n    plugin: registry\n    mode: {mode}\n"
-
-
-class EnvsBase:
-    MODE = "inproc"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.k = Kernel(services=services(cls.MODE)).start()
-        cls.c = cls.k.client()
-        cls.reg = Registry(cls.k.endpoint)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
-        cls.c.close()
-        cls.k.cleanup()
-
-    def name(self, base):
-        return f"{base}-{self.MODE}-{os.urandom(3).hex()}"
+class EnvsBase(RegistryCase):
+    SERVICES = ("registry",)
 
     def test_versions_latest_and_archive(self):
         n = self.name("py311")
@@ -237,7 +219,7 @@ class EnvsProcess(EnvsBase, unittest.TestCase):
 
 class Persistence(unittest.TestCase):
     def test_a_restart_keeps_everything(self):
-        k = Kernel(services=services("inproc")).start()
+        k = Kernel(services=services("inproc", ("registry",))).start()
         try:
             with Registry(k.endpoint) as reg:
                 reg.create_environment("kept", python="/opt/py", env_vars={"A": "1"},

@@ -16,6 +16,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import SOURCE, Kernel, wait_for  # noqa: E402
+from registry_case import RegistryCase  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 import cairn  # noqa: E402
@@ -43,49 +44,10 @@ utc_time_created: '2026-12-01 10:00:00.000000'
 """
 
 
-def services(mode):
-    return "".join(f"  {s}:\n    plugin: {p}\n    mode: {mode}\n"
-                   for s, p in (("tracking", "storage"), ("artifacts", "storage"),
-                                ("registry", "registry")))
-
-
-class FilesBase:
-    MODE = "inproc"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.k = Kernel(services=services(cls.MODE)).start()
-        cls.c = cls.k.client()
-        cls.reg = Registry(cls.k.endpoint)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
-        cls.c.close()
-        cls.k.cleanup()
-
-    def ok(self, svc, verb, body):
-        h, b = self.c.call(svc, verb, body)
-        self.assertEqual(h["st"], 200, (verb, h))
-        return b
-
-    def refused(self, svc, verb, body, st):
-        h, _ = self.c.call(svc, verb, body)
-        self.assertEqual(h["st"], st, (verb, body, h))
-        self.assertTrue(h.get("err"), h)
-        return h
-
-    def new_run(self, files):
-        exp = self.ok("tracking", "create_experiment",
-                      {"name": f"files-{os.urandom(4).hex()}"})["experiment_id"]
-        rid = self.ok("tracking", "create_run",
-                      {"experiment_id": exp})["run"]["info"]["run_id"]
-        for path, data in files.items():  # chunked, as the SDK sends a large file
-            _Upload(self.reg.client, rid, path, io.BytesIO(data)).run()
-        return rid
-
-    def name(self, base):
-        return f"{base}-{self.MODE}-{os.urandom(3).hex()}"
+class FilesBase(RegistryCase):
+    def new_run(self, files):  # chunked, as the SDK sends a large file
+        return super().new_run(files, put=lambda rid, path, data: _Upload(
+            self.reg.client, rid, path, io.BytesIO(data)).run())
 
     def test_an_mlflow_model_folder_registers_as_is(self):
         model = os.urandom(100_000)
@@ -166,8 +128,8 @@ class FilesBase:
         self.assertEqual(self.reg.download_uri(n, 1), f"models:/{n}/1")
         # Once the version goes, so do its files and its folder.
         self.reg.delete_version(n, 1)
-        self.refused("registry", "list_files", {"ref": f"{n}:1"}, 404)
-        self.refused("registry", "resolve", {"ref": f"{n}:1"}, 404)
+        self.refused("list_files", {"ref": f"{n}:1"}, 404)
+        self.refused("resolve", {"ref": f"{n}:1"}, 404)
         wait_for(lambda: not os.path.exists(path), what="the folder removed")
 
     def test_a_local_folder_is_uploaded_once(self):
@@ -202,7 +164,7 @@ class FilesBase:
         n = self.name("bad")
         self.reg.create_model(n)
         self.reg.create_version(n, "s3://bucket/model")  # not stored by Cairn
-        self.refused("registry", "list_files", {"ref": f"{n}:1"}, 409)
+        self.refused("list_files", {"ref": f"{n}:1"}, 409)
         got = self.reg.resolve(f"{n}:1")
         self.assertEqual((got["kind"], got["model_version"]["source"], "path" in got),
                          ("model_version", "s3://bucket/model", False))
@@ -210,10 +172,10 @@ class FilesBase:
         for body, st in (({}, 400), ({"ref": ""}, 400), ({"ref": "x" * 400}, 400),
                          ({"ref": f"{n}:9"}, 404), ({"ref": "env:nope"}, 404),
                          ({"ref": "data:nope:1"}, 404), ({"ref": [1]}, 400)):
-            self.refused("registry", "resolve", body, st)
+            self.refused("resolve", body, st)
         for body, st in (({"name": n}, 400), ({"name": n, "version": 9}, 404),
                          ({"name": "nope", "version": 1}, 404)):
-            self.refused("registry", "get_model_version_download_uri", body, st)
+            self.refused("get_model_version_download_uri", body, st)
         for body, st in (({}, 400), ({"ref": ""}, 400), ({"ref": 7}, 400),
                          ({"ref": "x" * 5000}, 400), ({"ref": "nope:1"}, 404),
                          ({"ref": f"{n}:2"}, 404), ({"ref": f"{n}@none"}, 404),
@@ -224,7 +186,7 @@ class FilesBase:
                          ({"ref": f"{n}:1", "max_results": 10001}, 400),
                          ({"ref": f"{n}:1", "max_results": "x"}, 400),
                          ({"ref": f"{n}:1", "page_token": 3}, 400)):
-            self.refused("registry", "list_files", body, st)
+            self.refused("list_files", body, st)
         rid = self.new_run({"m/a": b"abc"})
         self.reg.create_version(n, f"runs:/{rid}/m")
         for body, st in (({"ref": f"{n}:2"}, 400), ({"ref": f"{n}:2", "path": ""}, 404),
@@ -233,7 +195,7 @@ class FilesBase:
                          ({"ref": f"{n}:2", "path": "a" * 1025}, 400),
                          ({"ref": f"{n}:2", "path": "a", "offset": -1}, 400),
                          ({"ref": f"{n}:2", "path": "a", "length": "x"}, 400)):
-            self.refused("registry", "read_file", body, st)
+            self.refused("read_file", body, st)
         b = self.ok("registry", "read_file", {"ref": f"{n}:2", "path": "a", "offset": 3})
         self.assertEqual((b["data"], b["size"]), (b"", 3))
 
