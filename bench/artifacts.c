@@ -68,31 +68,6 @@ static void cleanup(bool failed)
 
 /* ---- files ------------------------------------------------------------------ */
 
-/* size random-looking bytes (a xorshift stream: incompressible, cheap). */
-static void s_make_file(const char *path, uint64_t size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) bench_die("cannot create %s: %s", path, strerror(errno));
-    enum { BUF = 1 << 20 };
-    uint64_t *buf = malloc(BUF), x = 0x9E3779B97F4A7C15ull;
-    if (!buf) bench_die("out of memory");
-    for (uint64_t done = 0; done < size;) {
-        for (size_t i = 0; i < BUF / 8; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = x;
-        }
-        size_t n = size - done < BUF ? (size_t)(size - done) : BUF;
-        if (write(fd, buf, n) != (ssize_t)n)
-            bench_die("cannot write %s: %s", path, strerror(errno));
-        done += n;
-    }
-    free(buf);
-    if (fsync(fd) != 0 || close(fd) != 0)
-        bench_die("cannot write %s: %s", path, strerror(errno));
-}
-
 /* Stamp the file's first 8 bytes (a new blob each round). */
 static void s_stamp(const char *path, uint64_t v)
 {
@@ -337,7 +312,7 @@ int main(int argc, char **argv)
     snprintf(src, sizeof src, "%s/src.bin", dir);
     snprintf(copy, sizeof copy, "%s/copy.bin", dir);
     snprintf(dst, sizeof dst, "%s/download.bin", dir);
-    s_make_file(src, size);
+    bench_make_file(src, size, 0, true);
     /* The download's artifact: its own blob (stamped apart from every
      * round's upload), uploaded once. */
     s_stamp(src, UINT64_MAX);

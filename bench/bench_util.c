@@ -699,3 +699,28 @@ void bench_kernel_print_log(const bench_kernel_t *self, FILE *f)
     while (fgets(line, sizeof line, in)) fputs(line, f);
     fclose(in);
 }
+
+void bench_make_file(const char *path, uint64_t size, uint64_t seed, bool sync)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) bench_die("cannot create %s: %s", path, strerror(errno));
+    enum { BUF = 1 << 20 };
+    uint64_t *buf = malloc(BUF),
+             x = 0x9E3779B97F4A7C15ull ^ (seed * 0x2545F4914F6CDD1Dull);
+    if (!buf) bench_die("out of memory");
+    for (uint64_t done = 0; done < size;) {
+        for (size_t i = 0; i < BUF / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = x;
+        }
+        size_t n = size - done < BUF ? (size_t)(size - done) : BUF;
+        if (write(fd, buf, n) != (ssize_t)n)
+            bench_die("cannot write %s: %s", path, strerror(errno));
+        done += n;
+    }
+    free(buf);
+    if ((sync && fsync(fd) != 0) || close(fd) != 0)
+        bench_die("cannot write %s: %s", path, strerror(errno));
+}

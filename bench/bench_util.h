@@ -199,4 +199,9 @@ void bench_kernel_stop(bench_kernel_t *self);
 /* cairnd's log onto f, framed; nothing when there is none. NULL-safe. */
 void bench_kernel_print_log(const bench_kernel_t *self, FILE *f);
 
+/* Write size random-looking bytes to path (a xorshift stream from seed:
+ * incompressible, cheap; the same seed, the same bytes), fsynced when
+ * sync; bench_die on failure. */
+void bench_make_file(const char *path, uint64_t size, uint64_t seed, bool sync);
+
 #endif

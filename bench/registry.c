@@ -396,31 +396,6 @@ static long s_blobs(const char *dir)
     return g_blobs;
 }
 
-/* size random-looking bytes from seed (xorshift: incompressible, cheap). */
-static void s_make_file(const char *path, uint64_t size, uint64_t seed)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) bench_die("cannot create %s: %s", path, strerror(errno));
-    enum { BUF = 1 << 20 };
-    uint64_t *buf = malloc(BUF),
-             x = 0x9E3779B97F4A7C15ull ^ (seed * 0x2545F4914F6CDD1Dull);
-    if (!buf) bench_die("out of memory");
-    for (uint64_t done = 0; done < size;) {
-        for (size_t i = 0; i < BUF / 8; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = x;
-        }
-        size_t n = size - done < BUF ? (size_t)(size - done) : BUF;
-        if (write(fd, buf, n) != (ssize_t)n)
-            bench_die("cannot write %s: %s", path, strerror(errno));
-        done += n;
-    }
-    free(buf);
-    if (close(fd) != 0) bench_die("cannot write %s: %s", path, strerror(errno));
-}
-
 static void case_register(const opts_t *o, cairn_client_t *c, register_result_t *res)
 {
     cairn_err_t err = {0};
@@ -431,8 +406,8 @@ static void case_register(const opts_t *o, cairn_client_t *c, register_result_t 
     uint64_t each = o->size / (uint64_t)o->files;
     for (int i = 0; i < o->files; i++) {
         snprintf(file, sizeof file, "%s/part-%03d.bin", src, i);
-        s_make_file(file, i == o->files - 1 ? o->size - each * (uint64_t)i : each,
-                    (uint64_t)i + 1);
+        bench_make_file(file, i == o->files - 1 ? o->size - each * (uint64_t)i : each,
+                        (uint64_t)i + 1, false);
     }
     char *exp = NULL, *run = NULL;
     if (cairn_create_experiment(c, "bench-register", &exp, &err) != 0)
