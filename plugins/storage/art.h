@@ -131,6 +131,9 @@ int art_pin_owner(cairn_req_t *req, char key[PIN_KEY_MAX + 1], cairn_str_t *out,
 /* pinview.c: remove the view of owner in workspace ws, if any; drop the
  * sniffs in progress (fini: the runtime answers their requests). */
 void art_view_drop(storage_t *s, const char *ws, cairn_str_t owner);
+/* Remove what a crash left under views/: builds older than older_than_s
+ * (.tmp-*) and views on their way out (*.drop-*); the count removed. */
+int art_views_sweep(storage_t *s, uint64_t older_than_s);
 void art_sniffs_drop(storage_t *s);
 
 /* uploads.c */

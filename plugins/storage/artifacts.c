@@ -379,7 +379,8 @@ static void s_sweep(void *arg)
     for (int i = 0; i < ART_CURSORS; i++)
         if (a->cursors[i].used && now - a->cursors[i].last_ms > a->idle_ms)
             a->cursors[i].used = false;
-    int n = cas_sweep_tmp(a->cas, a->idle_ms / 1000);
+    int n = cas_sweep_tmp(a->cas, a->idle_ms / 1000) +
+            art_views_sweep(s, a->idle_ms / 1000);
     if (n)
         cairn_log(
             s->ctx, CAIRN_LOG_INFO,
@@ -1039,7 +1040,8 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
      * files without a sidecar, are leftovers. Files a writer holds (another
      * instance's) stay. */
     cas_meta_alone(a->cas, s_recover_committed, s); /* before the sweep takes them */
-    int swept = cas_sweep_tmp(a->cas, (uint64_t)set->upload_idle);
+    int swept = cas_sweep_tmp(a->cas, (uint64_t)set->upload_idle) +
+                art_views_sweep(s, (uint64_t)set->upload_idle);
     const char *why = cas_io_reason(a->cas);
     cairn_log(s->ctx, CAIRN_LOG_INFO,
               "artifacts: blobs under %s/sha256 (and %s/cas, before SHA-256); file I/O "

@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -627,4 +628,36 @@ void art_view_drop(storage_t *s, const char *ws, cairn_str_t owner)
         s_rm_tree(trash);
     free(trash);
     free(view);
+}
+
+int art_views_sweep(storage_t *s, uint64_t older_than_s)
+{
+    char views[PATH_MAX];
+    if ((size_t)snprintf(views, sizeof views, "%s/views", s->artifact_root) >=
+        sizeof views)
+        return 0;
+    DIR *d = opendir(views);
+    if (!d) return 0;
+    time_t now = time(NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* .tmp-*: a build a crash cut short (or another instance's, in
+         * progress: only old ones go); *.drop-*: a view on its way out
+         * (whoever renamed it may have died before removing it). */
+        bool building = !strncmp(e->d_name, ".tmp-", 5);
+        bool dropped = strstr(e->d_name, ".drop-") != NULL;
+        if (!building && !dropped) continue;
+        char path[PATH_MAX];
+        struct stat st;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", views, e->d_name) >=
+                sizeof path ||
+            lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (building && now - st.st_mtime < (time_t)older_than_s) continue;
+        s_rm_tree(path);
+        n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -355,5 +355,32 @@ class PinViewsProcess(PinViewsBase, unittest.TestCase):
     MODE = "process"
 
 
+class Sweep(unittest.TestCase):
+    """What a crash leaves under views/ (a build cut short, a view renamed on
+    its way out) is removed when the store starts; a young build (maybe
+    another instance's, in progress) stays."""
+
+    def test_leftovers_go_at_start(self):
+        k = Kernel(services=services("inproc"))
+        try:
+            views = os.path.join(k.state, "artifacts", "views")
+            os.makedirs(views)
+            for name in (".tmp-old", ".tmp-young", "abcd.drop-0001", "keep"):
+                os.makedirs(os.path.join(views, name, "sub"))
+                with open(os.path.join(views, name, "sub", "f"), "w") as f:
+                    f.write("x")
+                os.chmod(os.path.join(views, name, "sub"), 0o500)
+            old = os.path.join(views, ".tmp-old")
+            os.utime(old, (1, 1))
+            k.start()
+            self.assertEqual(sorted(os.listdir(views)), [".tmp-young", "keep"])
+            self.assertIn("stale temp", k.read_log())
+        finally:
+            for root, dirs, _ in os.walk(os.path.join(k.state, "artifacts", "views")):
+                for d in dirs:
+                    os.chmod(os.path.join(root, d), 0o700)
+            k.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
