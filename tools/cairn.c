@@ -256,199 +256,17 @@ static int s_parse_args(int argc, char **argv, opts_t *o, fail_t *f)
     return EXIT_OK;
 }
 
-/* ---- msgpack -> JSON ----------------------------------------------------- */
-
-static json_t *s_to_json(const msgpack_object *o);
-
-/* {tag: v}, stealing v; NULL when out of memory. */
-static json_t *s_tagged(const char *tag, json_t *v)
-{
-    json_t *obj = json_object();
-    if (json_object_set_new(obj, tag, v) != 0) {
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-static json_t *s_json_bin(const char *p, size_t n)
-{
-    char *b64 = cli_base64_encode((const unsigned char *)p, n);
-    json_t *j = b64 ? s_tagged("$bin", json_string(b64)) : NULL;
-    free(b64);
-    return j;
-}
-
-static json_t *s_json_ext(const msgpack_object_ext *e)
-{
-    char *b64 = cli_base64_encode((const unsigned char *)e->ptr, e->size);
-    json_t *j = b64 ? json_pack("{s:i, s:s}", "$ext", (int)e->type, "data", b64) : NULL;
-    free(b64);
-    return j;
-}
-
-/* A msgpack str that is not UTF-8 cannot be a JSON string: show its bytes. */
-static json_t *s_json_str(const char *p, size_t n)
-{
-    json_t *j = json_stringn(p ? p : "", n);
-    return j ? j : s_json_bin(p, n);
-}
-
-static json_t *s_json_uint(uint64_t u)
-{
-    if (u <= INT64_MAX) return json_integer((json_int_t)u);
-    char buf[24];
-    snprintf(buf, sizeof buf, "%" PRIu64, u);
-    return json_string(buf);
-}
-
-static json_t *s_json_real(double d)
-{
-    if (isnan(d)) return json_string("NaN");
-    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
-}
-
-/* A float32 becomes the double of its shortest decimal form (0.1f -> 0.1). */
-static json_t *s_json_float32(double d)
-{
-    if (!isfinite(d)) return s_json_real(d);
-    char buf[32];
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, d);
-        if ((float)strtod(buf, NULL) == (float)d) break;
-    }
-    return json_real(strtod(buf, NULL));
-}
-
-static json_t *s_json_array(const msgpack_object_array *a)
-{
-    json_t *arr = json_array();
-    for (uint32_t i = 0; arr && i < a->size; i++) {
-        if (json_array_append_new(arr, s_to_json(&a->ptr[i])) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    return arr;
-}
-
-/* A map key as a JSON string: strings as they are, other keys as their JSON. */
-static json_t *s_json_key(const msgpack_object *k)
-{
-    json_t *j = s_to_json(k);
-    if (!j || json_is_string(j)) return j;
-    char *text = cli_dumps_compact(j);
-    json_decref(j);
-    json_t *key = text ? json_string(text) : NULL;
-    free(text);
-    return key;
-}
-
-static json_t *s_json_map(const msgpack_object_map *m)
-{
-    json_t *obj = json_object();
-    for (uint32_t i = 0; obj && i < m->size; i++) {
-        json_t *k = s_json_key(&m->ptr[i].key);
-        json_t *v = s_to_json(&m->ptr[i].val);
-        int rc = -1;
-        if (k) /* the key was checked as UTF-8 when it became a JSON string */
-            rc = json_object_setn_new_nocheck(obj, json_string_value(k),
-                                              json_string_length(k), v);
-        else
-            json_decref(v);
-        json_decref(k);
-        if (rc != 0) {
-            json_decref(obj);
-            return NULL;
-        }
-    }
-    return obj;
-}
-
-/* A new JSON value for o; NULL when out of memory. */
-static json_t *s_to_json(const msgpack_object *o)
-{
-    switch (o->type) {
-        case MSGPACK_OBJECT_NIL:
-            return json_null();
-        case MSGPACK_OBJECT_BOOLEAN:
-            return json_boolean(o->via.boolean);
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return s_json_uint(o->via.u64);
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return json_integer(o->via.i64);
-        case MSGPACK_OBJECT_FLOAT32:
-            return s_json_float32(o->via.f64);
-        case MSGPACK_OBJECT_FLOAT64:
-            return s_json_real(o->via.f64);
-        case MSGPACK_OBJECT_STR:
-            return s_json_str(o->via.str.ptr, o->via.str.size);
-        case MSGPACK_OBJECT_BIN:
-            return s_json_bin(o->via.bin.ptr, o->via.bin.size);
-        case MSGPACK_OBJECT_EXT:
-            return s_json_ext(&o->via.ext);
-        case MSGPACK_OBJECT_ARRAY:
-            return s_json_array(&o->via.array);
-        case MSGPACK_OBJECT_MAP:
-            return s_json_map(&o->via.map);
-    }
-    return NULL;
-}
-
 /* ---- JSON output ----------------------------------------------------------- */
-
-/* jansson prints every real with one precision (17 digits by default, which
- * shows 0.1 as 0.10000000000000001). Use the least precision that still
- * reads back every real in j exactly and keeps %g from switching to an
- * exponent for integral values such as 100.0. */
-static int s_real_digits(double d)
-{
-    char buf[40];
-    int digits = 1;
-    for (; digits < 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, d);
-        if (strtod(buf, NULL) == d) break;
-    }
-    snprintf(buf, sizeof buf, "%.*e", digits - 1, d);
-    long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
-    return exp10 >= digits && exp10 < 17 ? (int)exp10 + 1 : digits;
-}
-
-static int s_precision(const json_t *j)
-{
-    int p = 0, q;
-    size_t i;
-    const char *k;
-    const json_t *v;
-    switch (json_typeof(j)) {
-        case JSON_REAL:
-            return s_real_digits(json_real_value(j));
-        case JSON_ARRAY:
-            json_array_foreach(j, i, v) if ((q = s_precision(v)) > p) p = q;
-            return p;
-        case JSON_OBJECT:
-            json_object_foreach((json_t *)j, k, v) if ((q = s_precision(v)) > p) p = q;
-            return p;
-        default:
-            return 0;
-    }
-}
-
-static size_t s_dump_flags(const json_t *j, bool pretty)
-{
-    return JSON_ENCODE_ANY | (pretty ? JSON_INDENT(2) : JSON_COMPACT) |
-           JSON_REAL_PRECISION(s_precision(j));
-}
 
 char *cli_dumps_compact(const json_t *j)
 {
-    return json_dumps(j, s_dump_flags(j, false));
+    return cairn_json_dumps_compact(j);
 }
 
 int cli_print_json(const json_t *j, bool pretty, fail_t *f)
 {
-    if (json_dumpf(j, stdout, s_dump_flags(j, pretty)) != 0 || putchar('\n') == EOF)
+    if (json_dumpf(j, stdout, cairn_json_dump_flags(j, pretty)) != 0 ||
+        putchar('\n') == EOF)
         return cli_fail(f, EXIT_INTERNAL, "cannot write the output");
     return EXIT_OK;
 }
@@ -637,7 +455,7 @@ static int s_body_json(const cairn_reply_t *r, json_t **out, fail_t *f)
             f, EXIT_INTERNAL,
             "the reply body (%zu byte%s) is not one msgpack value that can be decoded",
             len, len == 1 ? "" : "s");
-    else if (!(*out = s_to_json(&u.data)))
+    else if (!(*out = cairn_json_from_msgpack(&u.data)))
         rc = cli_oom(f);
     msgpack_unpacked_destroy(&u);
     return rc;

@@ -11,6 +11,7 @@
 
 #include "cairn/client.h"
 #include "cairn/msg.h"
+#include "jsonmp.h"
 
 /* Exit statuses (documented in the usage text). */
 enum {
@@ -89,12 +90,6 @@ int cli_oom(fail_t *f);
  * sent: a {"$bin": s} whose s is not base64, or arrays and objects nested
  * deeper than CAIRN_MSGPACK_MAX_DEPTH (the most cairnd reads). */
 int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f);
-/* Base64 (RFC 4648, with padding). Encode: a NUL-terminated heap string;
- * NULL when out of memory. Decode s (len a multiple of 4, '=' only as
- * padding) into out, which holds len / 4 * 3 bytes, and its length into
- * *outlen; false when s is not base64. */
-char *cli_base64_encode(const unsigned char *p, size_t n);
-bool cli_base64_decode(const char *s, size_t len, unsigned char *out, size_t *outlen);
 /* Compact JSON text (heap); NULL when out of memory. */
 char *cli_dumps_compact(const json_t *j);
 int cli_print_json(const json_t *j, bool pretty, fail_t *f);

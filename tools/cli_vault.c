@@ -49,7 +49,7 @@ static json_t *s_value_json(const cairn_secret_t *s)
     size_t len = 0;
     const char *v = cairn_secret_value(s, &len);
     if (cairn_secret_is_text(s)) return json_stringn(v, len);
-    char *b64 = cli_base64_encode((const unsigned char *)v, len);
+    char *b64 = cairn_base64_encode((const unsigned char *)v, len);
     json_t *j = b64 ? json_pack("{s:s}", "$bin", b64) : NULL;
     if (b64) sodium_memzero(b64, strlen(b64));
     free(b64);

@@ -1,4 +1,5 @@
-/* libFuzzer target: the CLI's JSON -> msgpack packing (tools/cli_json.c).
+/* libFuzzer target: the CLI's JSON -> msgpack packing (tools/cli_json.c over
+ * sdk/jsonmp.c).
  * `cairn call SVC VERB BODY` reads BODY (an argument or stdin) with jansson
  * and packs it as the request body, {"$bin": "BASE64"} as msgpack binary,
  * so the packer and the hand-written base64 decoder take arbitrary input.
@@ -10,12 +11,12 @@
  *    to); or it refuses it with EXIT_USAGE, and then the body holds a
  *    {"$bin": s} whose s is not base64, or is nested deeper than the
  *    server takes.
- * 2. The bytes as the string of a {"$bin": ...}: cli_base64_decode writes
+ * 2. The bytes as the string of a {"$bin": ...}: cairn_base64_decode writes
  *    at most len / 4 * 3 bytes (into a buffer of exactly that size, so
  *    that ASan sees one byte more), accepts exactly what a plain reading of
  *    RFC 4648 does, and what it accepts encodes back to the same length
  *    and decodes to the same bytes.
- * 3. The bytes as data: cli_base64_encode, then decode, gives them back.
+ * 3. The bytes as data: cairn_base64_encode, then decode, gives them back.
  *
  * Build: tools/fuzz.sh (clang, -DCAIRN_FUZZ=ON). Seeds: corpus/fuzz_cli_json
  * (tests/fuzz/make_corpus.py). */
@@ -53,7 +54,7 @@ static unsigned char *s_decode(const char *s, size_t len, bool *ok, size_t *n)
     unsigned char *out = malloc(cap ? cap : 1);
     REQUIRE(out);
     *n = SIZE_MAX;
-    *ok = cli_base64_decode(s, len, out, n);
+    *ok = cairn_base64_decode(s, len, out, n);
     REQUIRE(*ok == s_is_base64(s, len));
     if (*ok) REQUIRE(*n <= cap && *n + 2 >= cap);
     return out;
@@ -194,7 +195,7 @@ static void s_base64(const uint8_t *data, size_t size)
     size_t n;
     unsigned char *bytes = s_decode((const char *)data, size, &ok, &n);
     if (ok) {
-        char *enc = cli_base64_encode(bytes, n);
+        char *enc = cairn_base64_encode(bytes, n);
         REQUIRE(enc && strlen(enc) == size);
         bool ok2;
         size_t n2;
@@ -205,7 +206,7 @@ static void s_base64(const uint8_t *data, size_t size)
     }
     free(bytes);
     /* 3. Arbitrary bytes. */
-    char *enc = cli_base64_encode(data, size);
+    char *enc = cairn_base64_encode(data, size);
     REQUIRE(enc);
     size_t len = strlen(enc);
     REQUIRE(len == (size + 2) / 3 * 4);

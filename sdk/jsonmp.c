@@ -1,0 +1,369 @@
+/* JSON and msgpack, both ways (jsonmp.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "jsonmp.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- base64 (RFC 4648, with padding) ----------------------------------- */
+
+static const char B64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *cairn_base64_encode(const unsigned char *p, size_t n)
+{
+    if (n > SIZE_MAX / 2) return NULL;
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        *o++ = B64[v >> 18 & 63];
+        *o++ = B64[v >> 12 & 63];
+        *o++ = i + 1 < n ? B64[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? B64[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int s_b64_value(char c)
+{
+    const char *p = c ? strchr(B64, c) : NULL;
+    return p ? (int)(p - B64) : -1;
+}
+
+bool cairn_base64_decode(const char *s, size_t len, unsigned char *out, size_t *outlen)
+{
+    if (len % 4) return false;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        bool last = i + 4 == len;
+        int pad = last ? (s[i + 3] == '=') + (s[i + 2] == '=' && s[i + 3] == '=') : 0;
+        uint32_t v = 0;
+        for (int k = 0; k < 4 - pad; k++) {
+            int d = s_b64_value(s[i + (size_t)k]);
+            if (d < 0) return false;
+            v = v << 6 | (uint32_t)d;
+        }
+        v <<= 6 * pad;
+        out[n++] = (unsigned char)(v >> 16);
+        if (pad < 2) out[n++] = (unsigned char)(v >> 8);
+        if (pad < 1) out[n++] = (unsigned char)v;
+    }
+    *outlen = n;
+    return true;
+}
+
+/* ---- JSON -> msgpack ----------------------------------------------------- */
+
+static int s_pack(json_t *j, msgpack_packer *pk, int depth, cairn_err_t *err);
+
+/* An object {"$bin": "BASE64"} (that one key, a string value) is packed
+ * as binary; *done says whether j was one. */
+static int s_pack_bin_object(json_t *j, msgpack_packer *pk, bool *done,
+                             cairn_err_t *err)
+{
+    json_t *b = json_object_size(j) == 1 ? json_object_get(j, "$bin") : NULL;
+    *done = json_is_string(b);
+    if (!*done) return 0;
+    size_t len = json_string_length(b), n = 0;
+    unsigned char *buf = malloc(len / 4 * 3 + 1);
+    if (!buf) return cairn_err_oom(err, NULL);
+    int rc = 0;
+    if (!cairn_base64_decode(json_string_value(b), len, buf, &n))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "the value of a {\"$bin\": ...} object is not base64");
+    else if (msgpack_pack_bin_with_body(pk, buf, n) != 0)
+        rc = cairn_err_oom(err, NULL);
+    free(buf);
+    return rc;
+}
+
+/* A map or an array inside depth others: CAIRN/1 takes msgpack nested at
+ * most CAIRN_MSGPACK_MAX_DEPTH deep (cairn_msgpack_check, msgpack-c's own
+ * limit), so a deeper body could not be read by the server. */
+static int s_check_depth(int depth, cairn_err_t *err)
+{
+    if (depth < CAIRN_MSGPACK_MAX_DEPTH) return 0;
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                         "the JSON body is nested deeper than %d levels (arrays and "
+                         "objects), which cairnd does not take",
+                         CAIRN_MSGPACK_MAX_DEPTH);
+}
+
+static int s_pack_object(json_t *j, msgpack_packer *pk, int depth, cairn_err_t *err)
+{
+    bool done = false;
+    int rc = s_pack_bin_object(j, pk, &done, err);
+    if (rc != 0 || done) return rc;
+    if ((rc = s_check_depth(depth, err)) != 0) return rc;
+    if (msgpack_pack_map(pk, json_object_size(j)) != 0) return cairn_err_oom(err, NULL);
+    const char *key;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(j, key, klen, v)
+    {
+        if (msgpack_pack_str_with_body(pk, key, klen) != 0)
+            return cairn_err_oom(err, NULL);
+        if ((rc = s_pack(v, pk, depth + 1, err)) != 0) return rc;
+    }
+    return 0;
+}
+
+static int s_pack_array(json_t *j, msgpack_packer *pk, int depth, cairn_err_t *err)
+{
+    int rc = s_check_depth(depth, err);
+    if (rc != 0) return rc;
+    if (msgpack_pack_array(pk, json_array_size(j)) != 0)
+        return cairn_err_oom(err, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(j, i, v)
+    {
+        if ((rc = s_pack(v, pk, depth + 1, err)) != 0) return rc;
+    }
+    return 0;
+}
+
+/* j, inside depth maps and arrays. */
+static int s_pack(json_t *j, msgpack_packer *pk, int depth, cairn_err_t *err)
+{
+    int rc = 0;
+    switch (json_typeof(j)) {
+        case JSON_OBJECT:
+            return s_pack_object(j, pk, depth, err);
+        case JSON_ARRAY:
+            return s_pack_array(j, pk, depth, err);
+        case JSON_STRING:
+            rc = msgpack_pack_str_with_body(pk, json_string_value(j),
+                                            json_string_length(j));
+            break;
+        case JSON_INTEGER:
+            rc = msgpack_pack_int64(pk, json_integer_value(j));
+            break;
+        case JSON_REAL:
+            rc = msgpack_pack_double(pk, json_real_value(j));
+            break;
+        case JSON_TRUE:
+            rc = msgpack_pack_true(pk);
+            break;
+        case JSON_FALSE:
+            rc = msgpack_pack_false(pk);
+            break;
+        case JSON_NULL:
+            rc = msgpack_pack_nil(pk);
+            break;
+    }
+    return rc == 0 ? 0 : cairn_err_oom(err, NULL);
+}
+
+int cairn_json_pack(json_t *j, msgpack_packer *pk, cairn_err_t *err)
+{
+    return s_pack(j, pk, 0, err);
+}
+
+/* ---- msgpack -> JSON ----------------------------------------------------- */
+
+static json_t *s_to_json(const msgpack_object *o);
+
+/* {tag: v}, stealing v; NULL when out of memory. */
+static json_t *s_tagged(const char *tag, json_t *v)
+{
+    json_t *obj = json_object();
+    if (json_object_set_new(obj, tag, v) != 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+static json_t *s_json_bin(const char *p, size_t n)
+{
+    char *b64 = cairn_base64_encode((const unsigned char *)p, n);
+    json_t *j = b64 ? s_tagged("$bin", json_string(b64)) : NULL;
+    free(b64);
+    return j;
+}
+
+static json_t *s_json_ext(const msgpack_object_ext *e)
+{
+    char *b64 = cairn_base64_encode((const unsigned char *)e->ptr, e->size);
+    json_t *j = b64 ? json_pack("{s:i, s:s}", "$ext", (int)e->type, "data", b64) : NULL;
+    free(b64);
+    return j;
+}
+
+/* A msgpack str that is not UTF-8 cannot be a JSON string: show its bytes. */
+static json_t *s_json_str(const char *p, size_t n)
+{
+    json_t *j = json_stringn(p ? p : "", n);
+    return j ? j : s_json_bin(p, n);
+}
+
+static json_t *s_json_uint(uint64_t u)
+{
+    if (u <= INT64_MAX) return json_integer((json_int_t)u);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, u);
+    return json_string(buf);
+}
+
+static json_t *s_json_real(double d)
+{
+    if (isnan(d)) return json_string("NaN");
+    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
+    return json_real(d);
+}
+
+/* A float32 becomes the double of its shortest decimal form (0.1f -> 0.1). */
+static json_t *s_json_float32(double d)
+{
+    if (!isfinite(d)) return s_json_real(d);
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, d);
+        if ((float)strtod(buf, NULL) == (float)d) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+static json_t *s_json_array(const msgpack_object_array *a)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; arr && i < a->size; i++) {
+        if (json_array_append_new(arr, s_to_json(&a->ptr[i])) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* A map key as a JSON string: strings as they are, other keys as their JSON. */
+static json_t *s_json_key(const msgpack_object *k)
+{
+    json_t *j = s_to_json(k);
+    if (!j || json_is_string(j)) return j;
+    char *text = cairn_json_dumps_compact(j);
+    json_decref(j);
+    json_t *key = text ? json_string(text) : NULL;
+    free(text);
+    return key;
+}
+
+static json_t *s_json_map(const msgpack_object_map *m)
+{
+    json_t *obj = json_object();
+    for (uint32_t i = 0; obj && i < m->size; i++) {
+        json_t *k = s_json_key(&m->ptr[i].key);
+        json_t *v = s_to_json(&m->ptr[i].val);
+        int rc = -1;
+        if (k) /* the key was checked as UTF-8 when it became a JSON string */
+            rc = json_object_setn_new_nocheck(obj, json_string_value(k),
+                                              json_string_length(k), v);
+        else
+            json_decref(v);
+        json_decref(k);
+        if (rc != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* A new JSON value for o; NULL when out of memory. */
+static json_t *s_to_json(const msgpack_object *o)
+{
+    switch (o->type) {
+        case MSGPACK_OBJECT_NIL:
+            return json_null();
+        case MSGPACK_OBJECT_BOOLEAN:
+            return json_boolean(o->via.boolean);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            return s_json_uint(o->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            return json_integer(o->via.i64);
+        case MSGPACK_OBJECT_FLOAT32:
+            return s_json_float32(o->via.f64);
+        case MSGPACK_OBJECT_FLOAT64:
+            return s_json_real(o->via.f64);
+        case MSGPACK_OBJECT_STR:
+            return s_json_str(o->via.str.ptr, o->via.str.size);
+        case MSGPACK_OBJECT_BIN:
+            return s_json_bin(o->via.bin.ptr, o->via.bin.size);
+        case MSGPACK_OBJECT_EXT:
+            return s_json_ext(&o->via.ext);
+        case MSGPACK_OBJECT_ARRAY:
+            return s_json_array(&o->via.array);
+        case MSGPACK_OBJECT_MAP:
+            return s_json_map(&o->via.map);
+    }
+    return NULL;
+}
+
+json_t *cairn_json_from_msgpack(const msgpack_object *o)
+{
+    return s_to_json(o);
+}
+
+/* ---- JSON text ----------------------------------------------------------- */
+
+/* jansson prints every real with one precision (17 digits by default, which
+ * shows 0.1 as 0.10000000000000001). Use the least precision that still
+ * reads back every real in j exactly and keeps %g from switching to an
+ * exponent for integral values such as 100.0. */
+static int s_real_digits(double d)
+{
+    char buf[40];
+    int digits = 1;
+    for (; digits < 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", digits - 1, d);
+    long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
+    return exp10 >= digits && exp10 < 17 ? (int)exp10 + 1 : digits;
+}
+
+static int s_precision(const json_t *j)
+{
+    int p = 0, q;
+    size_t i;
+    const char *k;
+    const json_t *v;
+    switch (json_typeof(j)) {
+        case JSON_REAL:
+            return s_real_digits(json_real_value(j));
+        case JSON_ARRAY:
+            json_array_foreach(j, i, v) if ((q = s_precision(v)) > p) p = q;
+            return p;
+        case JSON_OBJECT:
+            json_object_foreach((json_t *)j, k, v) if ((q = s_precision(v)) > p) p = q;
+            return p;
+        default:
+            return 0;
+    }
+}
+
+static size_t s_dump_flags(const json_t *j, bool pretty)
+{
+    return JSON_ENCODE_ANY | (pretty ? JSON_INDENT(2) : JSON_COMPACT) |
+           JSON_REAL_PRECISION(s_precision(j));
+}
+
+size_t cairn_json_dump_flags(const json_t *j, bool pretty)
+{
+    return s_dump_flags(j, pretty);
+}
+
+char *cairn_json_dumps_compact(const json_t *j)
+{
+    return json_dumps(j, s_dump_flags(j, false));
+}
