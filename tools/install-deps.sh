@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev curl
   libzmq3-dev libmsgpack-dev libyaml-dev libjansson-dev libsqlite3-dev
-  liburing-dev libsodium-dev
+  liburing-dev libsodium-dev libmicrohttpd-dev
   python3 python3-zmq python3-msgpack
 )
 missing=()

@@ -1,0 +1,56 @@
+/* The gateway plugin's shared state and helpers (private to the plugin).
+ *
+ * Files: plugin.c (settings, init), server.c (the HTTP server, the bus
+ * clients of its threads, a request's dispatch), rest.c (JSON REST for every verb,
+ * health), mlflow.c (MLflow's REST API 2.0 onto the tracking and registry
+ * verbs). The gateway keeps no state of its own: each HTTP request
+ * becomes one bus request, made as the HTTP caller (its token, its
+ * workspace) through the kernel's frontend like any client. */
+#ifndef CAIRN_GATEWAY_H
+#define CAIRN_GATEWAY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/client.h"
+#include "httpd.h"
+
+typedef struct gateway {
+    cairn_httpd_t *httpd;
+    char *endpoint; /* the kernel's frontend, where the bus calls go */
+    uint32_t ttl_ms;
+} gateway_t;
+
+/* One HTTP request on its way: who asks (token, workspace) and the path
+ * left once /ws/NAME is taken off. */
+typedef struct gw_req {
+    gateway_t *g;
+    const cairn_http_request_t *http;
+    cairn_http_response_t *resp;
+    const char *path;
+    char ws[128];
+    const char *token; /* "" : none */
+} gw_req_t;
+
+/* Call svc.verb as the request's caller with a msgpack body: 0 with *reply
+ * (free with cairn_reply_destroy); -1 with err when the service refused
+ * (err.st: the reply's status, err.code, err.msg; *reply may hold the
+ * refusal: destroy it either way) or cairnd did not answer. */
+int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
+            size_t len, cairn_reply_t **reply, cairn_err_t *err);
+
+/* The response: j as JSON text (stolen), with status. */
+void gw_reply_json(gw_req_t *r, int status, json_t *j);
+/* {"status", "code", "error"} (the JSON REST error shape). */
+void gw_reply_error(gw_req_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A reply's body as JSON (an empty map for none); NULL when out of memory. */
+json_t *gw_reply_body_json(cairn_reply_t *reply);
+
+/* rest.c: /healthz, /readyz, /api/v1/...; mlflow.c: /api/2.0/mlflow/... and
+ * /ajax-api/2.0/mlflow/... Each returns true when it took the path. */
+bool gw_rest(gw_req_t *r);
+bool gw_mlflow(gw_req_t *r);
+
+#endif

@@ -1,0 +1,233 @@
+/* MLflow's REST API 2.0 over the tracking, artifacts and registry verbs,
+ * under /api/2.0/mlflow/ and /ajax-api/2.0/mlflow/, so that a client with
+ * MLFLOW_TRACKING_URI=http://HOST:7790 (or .../ws/NAME) works unchanged.
+ *
+ * The verbs already take MLflow's field names and answer MLflow's reply
+ * shapes (docs/TRACKING.md, docs/REGISTRY.md), so a route is a method, a
+ * path and a verb: a GET's query arguments become the body (a key given
+ * twice becomes an array; max_results and the like, which MLflow's client
+ * sends as text, become numbers), any other method's JSON body is the
+ * body. Errors are MLflow's: {error_code, message} with the HTTP status
+ * MLflow's server gives that code. docs/MLFLOW.md lists the routes. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "jsonmp.h"
+
+typedef struct route {
+    const char *method, *path, *svc, *verb;
+    const char *from, *to; /* a field MLflow names otherwise than the verb */
+} route_t;
+
+static const route_t s_routes[] = {
+    {"POST", "experiments/create", "tracking", "create_experiment", NULL, NULL},
+    {"GET", "experiments/get", "tracking", "get_experiment", NULL, NULL},
+    {"GET", "experiments/get-by-name", "tracking", "get_experiment_by_name", NULL,
+     NULL},
+    {"POST", "experiments/search", "tracking", "search_experiments", NULL, NULL},
+    {"GET", "experiments/search", "tracking", "search_experiments", NULL, NULL},
+    {"POST", "experiments/update", "tracking", "update_experiment", NULL, NULL},
+    {"POST", "experiments/delete", "tracking", "delete_experiment", NULL, NULL},
+    {"POST", "experiments/restore", "tracking", "restore_experiment", NULL, NULL},
+    {"POST", "experiments/set-experiment-tag", "tracking", "set_experiment_tag", NULL,
+     NULL},
+    {"POST", "runs/create", "tracking", "create_run", NULL, NULL},
+    {"GET", "runs/get", "tracking", "get_run", NULL, NULL},
+    {"POST", "runs/update", "tracking", "update_run", NULL, NULL},
+    {"POST", "runs/delete", "tracking", "delete_run", NULL, NULL},
+    {"POST", "runs/restore", "tracking", "restore_run", NULL, NULL},
+    {"POST", "runs/log-metric", "tracking", "log_metric", NULL, NULL},
+    {"POST", "runs/log-parameter", "tracking", "log_param", NULL, NULL},
+    {"POST", "runs/set-tag", "tracking", "set_tag", NULL, NULL},
+    {"POST", "runs/delete-tag", "tracking", "delete_tag", NULL, NULL},
+    {"POST", "runs/log-batch", "tracking", "log_batch", NULL, NULL},
+    {"POST", "runs/search", "tracking", "search_runs", NULL, NULL},
+    {"GET", "metrics/get-history", "tracking", "get_metric_history", "metric_key",
+     "key"},
+    {"GET", "artifacts/list", "artifacts", "list_artifacts", NULL, NULL},
+    {"POST", "registered-models/create", "registry", "create_registered_model", NULL,
+     NULL},
+    {"GET", "registered-models/get", "registry", "get_registered_model", NULL, NULL},
+    {"GET", "registered-models/search", "registry", "search_registered_models", NULL,
+     NULL},
+    {"POST", "registered-models/rename", "registry", "rename_registered_model", NULL,
+     NULL},
+    {"PATCH", "registered-models/update", "registry", "update_registered_model", NULL,
+     NULL},
+    {"DELETE", "registered-models/delete", "registry", "delete_registered_model", NULL,
+     NULL},
+    {"POST", "registered-models/set-tag", "registry", "set_registered_model_tag", NULL,
+     NULL},
+    {"DELETE", "registered-models/delete-tag", "registry",
+     "delete_registered_model_tag", NULL, NULL},
+    {"POST", "registered-models/alias", "registry", "set_alias", NULL, NULL},
+    {"DELETE", "registered-models/alias", "registry", "delete_alias", NULL, NULL},
+    {"GET", "registered-models/alias", "registry", "get_model_version_by_alias", NULL,
+     NULL},
+    {"POST", "model-versions/create", "registry", "create_model_version", NULL, NULL},
+    {"GET", "model-versions/get", "registry", "get_model_version", NULL, NULL},
+    {"GET", "model-versions/search", "registry", "search_model_versions", NULL, NULL},
+    {"PATCH", "model-versions/update", "registry", "update_model_version", NULL, NULL},
+    {"DELETE", "model-versions/delete", "registry", "delete_model_version", NULL, NULL},
+    {"POST", "model-versions/set-tag", "registry", "set_model_version_tag", NULL, NULL},
+    {"DELETE", "model-versions/delete-tag", "registry", "delete_model_version_tag",
+     NULL, NULL},
+    {"GET", "model-versions/get-download-uri", "registry",
+     "get_model_version_download_uri", NULL, NULL},
+};
+#define NROUTES (sizeof s_routes / sizeof s_routes[0])
+
+/* MLflow's error codes and the statuses its server answers them with. */
+static const char *s_error_code(int st, const char *code)
+{
+    switch (st) {
+        case 400:
+            return "INVALID_PARAMETER_VALUE";
+        case 401:
+            return "UNAUTHENTICATED";
+        case 403:
+            return "PERMISSION_DENIED";
+        case 404:
+            return code && !strcmp(code, "no_verb") ? "ENDPOINT_NOT_FOUND"
+                                                    : "RESOURCE_DOES_NOT_EXIST";
+        case 409:
+            return "RESOURCE_ALREADY_EXISTS";
+        case 413:
+            return "INVALID_PARAMETER_VALUE";
+        case 429:
+            return "REQUEST_LIMIT_EXCEEDED";
+        case 503:
+        case 504:
+            return "TEMPORARILY_UNAVAILABLE";
+        default:
+            return "INTERNAL_ERROR";
+    }
+}
+
+static int s_http_status(int st)
+{
+    switch (st) {
+        case 409: /* MLflow answers RESOURCE_ALREADY_EXISTS with 400 */
+        case 413:
+            return 400;
+        case 504:
+            return 503;
+        default:
+            return st;
+    }
+}
+
+static void s_error(gw_req_t *r, int st, const char *code, const char *msg)
+{
+    gw_reply_json(
+        r, s_http_status(st),
+        json_pack("{s:s, s:s}", "error_code", s_error_code(st, code), "message", msg));
+}
+
+/* Query arguments that MLflow's proto says are numbers. */
+static bool s_numeric(const char *key)
+{
+    static const char *const keys[] = {"max_results", "max_points", "start_time",
+                                       "end_time",    "timestamp",  "step",
+                                       NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (!strcmp(*k, key)) return true;
+    return false;
+}
+
+static void s_query_arg(void *arg, const char *key, const char *value)
+{
+    json_t *obj = arg;
+    if (!value) value = "";
+    char *end = NULL;
+    long long n = strtoll(value, &end, 10);
+    json_t *v =
+        s_numeric(key) && *value && !*end ? json_integer(n) : json_string(value);
+    if (!v) return;
+    json_t *had = json_object_get(obj, key);
+    if (!had) {
+        json_object_set_new(obj, key, v);
+    } else if (json_is_array(had)) {
+        json_array_append_new(had, v);
+    } else {
+        json_t *arr = json_pack("[O, o]", had, v);
+        if (arr) json_object_set_new(obj, key, arr);
+    }
+}
+
+static void s_route(gw_req_t *r, const route_t *rt)
+{
+    json_t *body = NULL;
+    json_error_t jerr;
+    if (!strcmp(rt->method, "GET")) {
+        body = json_object();
+        if (body) cairn_http_each_query(r->http, s_query_arg, body);
+    } else if (r->http->body_len) {
+        body =
+            json_loadb(r->http->body, r->http->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!body) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "the body is not a JSON object: %s", jerr.text);
+            s_error(r, 400, "bad_request", msg);
+            return;
+        }
+    } else {
+        body = json_object();
+    }
+    json_t *renamed =
+        rt->from && json_is_object(body) ? json_object_get(body, rt->from) : NULL;
+    if (renamed && !json_object_get(body, rt->to)) {
+        json_object_set(body, rt->to, renamed);
+        json_object_del(body, rt->from);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cairn_err_t err = {0};
+    cairn_reply_t *reply = NULL;
+    if (!body)
+        s_error(r, 500, "out_of_memory", "out of memory");
+    else if (cairn_json_pack(body, &pk, &err) != 0)
+        s_error(r, err.st, err.code, err.msg);
+    else if (gw_call(r, rt->svc, rt->verb, sb.data, sb.size, &reply, &err) != 0)
+        s_error(r, err.st >= 400 ? err.st : 503, err.code,
+                err.msg); /* a refusal, or none */
+    else if (cairn_reply_status(reply) >= 400)
+        s_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
+                cairn_reply_error(reply));
+    else
+        gw_reply_json(r, 200, gw_reply_body_json(reply));
+    cairn_reply_destroy(&reply);
+    json_decref(body);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+bool gw_mlflow(gw_req_t *r)
+{
+    static const char *const prefixes[] = {"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"};
+    const char *rest = NULL;
+    for (size_t i = 0; i < 2 && !rest; i++)
+        if (!strncmp(r->path, prefixes[i], strlen(prefixes[i])))
+            rest = r->path + strlen(prefixes[i]);
+    if (!rest) return false;
+    bool path_known = false;
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (strcmp(s_routes[i].path, rest) != 0) continue;
+        path_known = true;
+        if (!strcmp(s_routes[i].method, r->http->method)) {
+            s_route(r, &s_routes[i]);
+            return true;
+        }
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s %s is not a route of this server%s", r->http->method,
+             r->path, path_known ? " (another method is)" : "");
+    gw_reply_json(
+        r, path_known ? 405 : 404,
+        json_pack("{s:s, s:s}", "error_code", "ENDPOINT_NOT_FOUND", "message", msg));
+    return true;
+}

@@ -1,0 +1,145 @@
+/* The HTTP gateway plugin (issue 15, first slice): Cairn over HTTP for
+ * clients that speak no ZeroMQ (docs/GATEWAY.md). This file is the plugin
+ * (settings, init, its one verb); server.c is the HTTP side, a client of
+ * the bus like any other, which is why the two are apart (the plugin and
+ * client headers name some functions alike). */
+#define _GNU_SOURCE
+#define CAIRN_PLUGIN_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn/plugin.h"
+#include "server.h"
+
+typedef struct settings {
+    const char *listen, *endpoint;
+    int64_t threads, max_connections, timeout_s, ttl_ms;
+    uint64_t max_body;
+} settings_t;
+
+#define AT(f) offsetof(settings_t, f)
+static const cairn_setting_t gateway_settings[] = {
+    {.key = "listen",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(listen),
+     .dflt = "127.0.0.1:7790",
+     .help = "HOST:PORT the HTTP server listens on, loopback ($CAIRN_HTTP overrides)"},
+    {.key = "endpoint",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(endpoint),
+     .dflt = "",
+     .help = "the kernel's frontend the bus calls go to (default $CAIRN_ENDPOINT, "
+             "else tcp://127.0.0.1:7780)"},
+    {.key = "threads",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(threads),
+     .dflt = "4",
+     .help = "HTTP server threads (each serves one request at a time)",
+     .min = 1,
+     .max = 256},
+    {.key = "max_connections",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(max_connections),
+     .dflt = "256",
+     .help = "open HTTP connections at most (more are refused)",
+     .min = 1,
+     .max = 65536},
+    {.key = "timeout_s",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(timeout_s),
+     .dflt = "60",
+     .help = "an idle HTTP connection is closed after this many seconds",
+     .min = 1,
+     .max = 86400},
+    {.key = "ttl_ms",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(ttl_ms),
+     .dflt = "30000",
+     .help = "each bus request's ttl",
+     .min = 1,
+     .max = 3600000},
+    {.key = "max_body",
+     .type = CAIRN_CONF_SIZE,
+     .offset = AT(max_body),
+     .dflt = "16MiB",
+     .help = "a request body's size at most (413 beyond)",
+     .min = 1024,
+     .max = 1 << 30},
+    {.key = NULL},
+};
+
+static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
+{
+    const settings_t *set = cairn_settings(ctx);
+    if (!set)
+        return cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,
+                             "gateway: this host predates typed settings");
+    const char *ep = *set->endpoint ? set->endpoint : getenv("CAIRN_ENDPOINT");
+    const char *env = getenv("CAIRN_HTTP");
+    const char *listen = env && *env ? env : set->listen;
+    gw_server_opts_t o = {.endpoint = ep && *ep ? ep : "tcp://127.0.0.1:7780",
+                          .ttl_ms = (uint32_t)set->ttl_ms,
+                          .http = {.listen = listen,
+                                   .max_body = (size_t)set->max_body,
+                                   .threads = (unsigned)set->threads,
+                                   .max_connections = (unsigned)set->max_connections,
+                                   .timeout_s = (unsigned)set->timeout_s}};
+    gw_server_t *g = gw_server_start(&o, err);
+    if (!g) return -1;
+    const char *colon = strrchr(listen, ':');
+    cairn_log(ctx, CAIRN_LOG_INFO, "gateway: HTTP on http://%.*s:%u, bus calls to %s",
+              (int)(colon ? colon - listen : 0), listen, (unsigned)gw_server_port(g),
+              o.endpoint);
+    *state = g;
+    return 0;
+}
+
+static void gateway_fini(void *state)
+{
+    gw_server_t *g = state;
+    gw_server_stop(&g);
+}
+
+/* info {} -> {port, endpoint}: where the gateway listens (port 0 in the
+ * conf picks one: tests read it here) and where its bus calls go. */
+static int gateway_info(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    (void)err;
+    gw_server_t *g = state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cairn_pack_cstr(&pk, "port");
+    msgpack_pack_uint16(&pk, gw_server_port(g));
+    cairn_pack_kv_text(&pk, "endpoint", gw_server_endpoint(g));
+    int rc = cairn_reply_sbuf(req, CAIRN_ST_OK, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static const cairn_verb_t gateway_verbs[] = {
+    {.name = "info",
+     .handle = gateway_info,
+     .perm = "gateway.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .help = "{} -> port (the HTTP server's), endpoint (where its bus calls go)"},
+    {.name = NULL},
+};
+
+static const cairn_plugin_t gateway_plugin = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_plugin_t),
+    .name = "gateway",
+    .version = "0.1.0",
+    .description = "HTTP: JSON REST for every verb, MLflow's REST API, health",
+    .verbs = gateway_verbs,
+    .settings = gateway_settings,
+    .settings_size = sizeof(settings_t),
+    .init = gateway_init,
+    .fini = gateway_fini,
+};
+
+CAIRN_PLUGIN_DEFINE(gateway_plugin)

@@ -1,0 +1,209 @@
+/* The gateway's HTTP side (server.h): the server's threads, the bus
+ * clients they call through, the dispatch of a request to its routes.
+ *
+ * Each server thread turns an HTTP request into one bus request made
+ * through the kernel's frontend as the caller: `Authorization: Bearer
+ * TOKEN` is the request's token, the workspace comes from a /ws/NAME path
+ * prefix or the `cairn-workspace` header. A thread keeps one bus client per
+ * token it has seen (a few, least recently used out), so keep-alive callers
+ * cost no connection a request; they go when the thread does. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway.h"
+#include "jsonmp.h"
+#include "server.h"
+
+#define GW_CLIENTS 8 /* bus clients a thread keeps, one per token */
+#define GW_TOKEN_MAX 512
+
+/* ---- the bus clients of a server thread ---------------------------------- */
+
+typedef struct {
+    char token[GW_TOKEN_MAX];
+    cairn_client_t *client;
+    uint64_t used;
+} slot_t;
+
+typedef struct {
+    slot_t slot[GW_CLIENTS];
+    uint64_t clock;
+} thread_clients_t;
+
+static pthread_key_t s_clients;
+static pthread_once_t s_clients_once = PTHREAD_ONCE_INIT;
+
+static void s_clients_free(void *p)
+{
+    thread_clients_t *t = p;
+    for (int i = 0; i < GW_CLIENTS; i++) cairn_client_destroy(&t->slot[i].client);
+    free(t);
+}
+
+static void s_clients_key(void)
+{
+    pthread_key_create(&s_clients, s_clients_free);
+}
+
+/* This thread's client for token (made, or the least recently used one
+ * replaced). */
+static cairn_client_t *s_client(gateway_t *g, const char *token, cairn_err_t *err)
+{
+    pthread_once(&s_clients_once, s_clients_key);
+    thread_clients_t *t = pthread_getspecific(s_clients);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t))) {
+            cairn_err_oom(err, NULL);
+            return NULL;
+        }
+        pthread_setspecific(s_clients, t);
+    }
+    slot_t *lru = &t->slot[0];
+    for (int i = 0; i < GW_CLIENTS; i++) {
+        slot_t *s = &t->slot[i];
+        if (s->client && !strcmp(s->token, token)) {
+            s->used = ++t->clock;
+            return s->client;
+        }
+        if (!s->client || s->used < lru->used) lru = s;
+    }
+    cairn_client_destroy(&lru->client);
+    lru->client = cairn_client_new(g->endpoint, token, err);
+    if (!lru->client) return NULL;
+    snprintf(lru->token, sizeof lru->token, "%s", token);
+    lru->used = ++t->clock;
+    return lru->client;
+}
+
+int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
+            size_t len, cairn_reply_t **reply, cairn_err_t *err)
+{
+    cairn_client_t *c = s_client(r->g, r->token, err);
+    if (!c) return -1;
+    cairn_client_set_workspace(c, r->ws[0] ? r->ws : NULL);
+    return cairn_client_call(c, svc, verb, body, len, r->g->ttl_ms, reply, err);
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+void gw_reply_json(gw_req_t *r, int status, json_t *j)
+{
+    char *text = j ? json_dumps(j, cairn_json_dump_flags(j, false)) : NULL;
+    json_decref(j);
+    r->resp->status = text ? status : 500;
+    r->resp->body = text;
+    r->resp->len = text ? strlen(text) : 0;
+}
+
+void gw_reply_error(gw_req_t *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[CAIRN_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    gw_reply_json(
+        r, status,
+        json_pack("{s:i, s:s, s:s}", "status", status, "code", code, "error", msg));
+}
+
+json_t *gw_reply_body_json(cairn_reply_t *reply)
+{
+    const msgpack_object *o = cairn_reply_object(reply);
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return json_object();
+    return cairn_json_from_msgpack(o);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+/* Take the caller's token and workspace; strip /ws/NAME. false: answered. */
+static bool s_caller(gw_req_t *r)
+{
+    const char *auth = cairn_http_header(r->http, "Authorization");
+    r->token = "";
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+        r->token = auth + 7;
+        if (strlen(r->token) >= GW_TOKEN_MAX) {
+            gw_reply_error(r, 401, "unauthenticated", "the bearer token is too long");
+            return false;
+        }
+    } else if (auth) {
+        gw_reply_error(r, 401, "unauthenticated",
+                       "Authorization takes a bearer token (Bearer TOKEN)");
+        return false;
+    }
+    const char *ws = cairn_http_header(r->http, "cairn-workspace");
+    r->path = r->http->path;
+    if (!strncmp(r->path, "/ws/", 4)) {
+        const char *name = r->path + 4, *slash = strchr(name, '/');
+        size_t n = slash ? (size_t)(slash - name) : strlen(name);
+        if (!n || n >= sizeof r->ws) {
+            gw_reply_error(r, 400, "bad_request",
+                           "a workspace prefix is /ws/NAME/..., NAME 1 to %zu bytes",
+                           sizeof r->ws - 1);
+            return false;
+        }
+        memcpy(r->ws, name, n);
+        r->ws[n] = '\0';
+        r->path = slash ? slash : "/";
+    } else if (ws) {
+        if (strlen(ws) >= sizeof r->ws) {
+            gw_reply_error(r, 400, "bad_request",
+                           "the cairn-workspace header is too long");
+            return false;
+        }
+        snprintf(r->ws, sizeof r->ws, "%s", ws);
+    }
+    return true;
+}
+
+static void s_handle(void *arg, const cairn_http_request_t *http,
+                     cairn_http_response_t *resp)
+{
+    gw_req_t r = {.g = arg, .http = http, .resp = resp};
+    if (!s_caller(&r)) return;
+    if (gw_mlflow(&r) || gw_rest(&r)) return;
+    gw_reply_error(&r, 404, "not_found", "no route for %s %s", http->method, r.path);
+}
+
+gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
+{
+    gateway_t *g = calloc(1, sizeof *g);
+    if (!g || !(g->endpoint = strdup(o->endpoint))) {
+        free(g);
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    g->ttl_ms = o->ttl_ms;
+    g->httpd = cairn_httpd_start(&o->http, s_handle, g, err);
+    if (!g->httpd) {
+        free(g->endpoint);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+uint16_t gw_server_port(const gw_server_t *g)
+{
+    return cairn_httpd_port(g->httpd);
+}
+
+const char *gw_server_endpoint(const gw_server_t *g)
+{
+    return g->endpoint;
+}
+
+void gw_server_stop(gw_server_t **g)
+{
+    if (!g || !*g) return;
+    cairn_httpd_stop(&(*g)->httpd); /* its threads end: their clients go */
+    free((*g)->endpoint);
+    free(*g);
+    *g = NULL;
+}

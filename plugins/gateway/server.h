@@ -1,0 +1,25 @@
+/* The gateway's HTTP side as the plugin sees it (server.c): started at
+ * init, stopped at fini. Free of the plugin and client headers, which
+ * name some functions alike. */
+#ifndef CAIRN_GATEWAY_SERVER_H
+#define CAIRN_GATEWAY_SERVER_H
+
+#include <stdint.h>
+
+#include "cairn/err.h"
+#include "httpd.h"
+
+typedef struct gateway gw_server_t;
+
+typedef struct gw_server_opts {
+    const char *endpoint; /* the kernel's frontend */
+    uint32_t ttl_ms;      /* each bus request's */
+    cairn_httpd_opts_t http;
+} gw_server_opts_t;
+
+gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err);
+uint16_t gw_server_port(const gw_server_t *g);
+const char *gw_server_endpoint(const gw_server_t *g);
+void gw_server_stop(gw_server_t **g);
+
+#endif

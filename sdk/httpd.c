@@ -1,0 +1,247 @@
+/* A small HTTP/1.1 server over libmicrohttpd (httpd.h).
+ *
+ * libmicrohttpd calls the access handler several times a request: first
+ * with the headers (the request's state is made then, and a body declared
+ * over the limit is refused at once), then with each piece of the body
+ * (appended, up to the limit), then once with none left: the handler runs
+ * and the response is queued. */
+#define _GNU_SOURCE
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#define DEFAULT_MAX_BODY (1u << 20)
+#define DEFAULT_THREADS 4
+#define DEFAULT_CONNECTIONS 256
+#define DEFAULT_TIMEOUT_S 60
+
+struct cairn_httpd {
+    struct MHD_Daemon *d;
+    cairn_http_handler_fn *fn;
+    void *arg;
+    size_t max_body;
+    uint16_t port;
+};
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+} body_t;
+
+const char *cairn_http_header(const cairn_http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *cairn_http_query(const cairn_http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct {
+    void (*fn)(void *arg, const char *key, const char *value);
+    void *arg;
+} each_t;
+
+static enum MHD_Result s_each(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    (void)kind;
+    each_t *e = cls;
+    e->fn(e->arg, key, value);
+    return MHD_YES;
+}
+
+void cairn_http_each_query(const cairn_http_request_t *req,
+                           void (*fn)(void *arg, const char *key, const char *value),
+                           void *arg)
+{
+    each_t e = {fn, arg};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_each, &e);
+}
+
+static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char *type,
+                               char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"",
+        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result s_too_big(struct MHD_Connection *c, size_t max)
+{
+    char *msg = NULL;
+    int n =
+        asprintf(&msg,
+                 "{\"status\": 413, \"code\": \"too_large\", \"error\": \"a request "
+                 "body may be at most %zu bytes\"}",
+                 max);
+    return s_queue(c, 413, "application/json", n < 0 ? NULL : msg,
+                   n < 0 ? 0 : (size_t)n);
+}
+
+/* Append a piece of the body, up to the limit (past it: dropped, marked). */
+static void s_append(body_t *b, const char *data, size_t n, size_t max)
+{
+    if (b->too_big || b->len + n > max) {
+        b->too_big = true;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->buf, cap);
+        if (!p) {
+            b->too_big = true; /* answered 413: the memory is not there */
+            return;
+        }
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, data, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version,
+                                const char *upload, size_t *upload_size, void **state)
+{
+    (void)version;
+    cairn_httpd_t *h = cls;
+    if (!*state) { /* the headers: make the request's state */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > h->max_body)
+            return s_too_big(c, h->max_body);
+        body_t *b = calloc(1, sizeof *b);
+        if (!b) return MHD_NO;
+        *state = b;
+        return MHD_YES;
+    }
+    body_t *b = *state;
+    if (*upload_size) {
+        s_append(b, upload, *upload_size, h->max_body);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (b->too_big) return s_too_big(c, h->max_body);
+    cairn_http_request_t req = {.method = method,
+                                .path = url,
+                                .body = b->buf ? b->buf : "",
+                                .body_len = b->len,
+                                .conn = c};
+    cairn_http_response_t resp = {.status = 200, .content_type = "application/json"};
+    h->fn(h->arg, &req, &resp);
+    return s_queue(c, resp.status, resp.content_type, resp.body, resp.len);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *c, void **state,
+                        enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)c, (void)why;
+    body_t *b = *state;
+    if (!b) return;
+    free(b->buf);
+    free(b);
+    *state = NULL;
+}
+
+/* "HOST:PORT" (HOST IPv4, loopback) into sa. */
+static int s_address(const char *listen, struct sockaddr_in *sa, cairn_err_t *err)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    char host[64];
+    char *end = NULL;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || (size_t)(colon - listen) >= sizeof host || !end || *end ||
+        end == colon + 1 || port > 65535)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "an HTTP listener is HOST:PORT, not '%s'",
+                             listen ? listen : "");
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "the HTTP listener's host '%s' is not an IPv4 address",
+                             host);
+    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
+                             "the HTTP listener %s is not a loopback address: a "
+                             "listener other hosts reach needs TLS, which is not "
+                             "supported yet",
+                             listen);
+    return 0;
+}
+
+cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
+                                 cairn_http_handler_fn *fn, void *arg, cairn_err_t *err)
+{
+    struct sockaddr_in sa;
+    if (!opts || !fn || s_address(opts->listen, &sa, err) != 0) {
+        if (!opts || !fn)
+            cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                          "cairn_httpd_start needs options and a handler");
+        return NULL;
+    }
+    cairn_httpd_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    h->fn = fn;
+    h->arg = arg;
+    h->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    unsigned threads = opts->threads ? opts->threads : DEFAULT_THREADS;
+    h->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, s_access, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        threads, MHD_OPTION_CONNECTION_LIMIT,
+        opts->max_connections ? opts->max_connections : DEFAULT_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_END);
+    if (!h->d) {
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BIND_FAILED,
+                      "cannot listen for HTTP on %s (is the port taken?)",
+                      opts->listen);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : ntohs(sa.sin_port);
+    return h;
+}
+
+uint16_t cairn_httpd_port(const cairn_httpd_t *h)
+{
+    return h ? h->port : 0;
+}
+
+void cairn_httpd_stop(cairn_httpd_t **h)
+{
+    if (!h || !*h) return;
+    MHD_stop_daemon((*h)->d);
+    free(*h);
+    *h = NULL;
+}

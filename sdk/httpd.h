@@ -1,0 +1,79 @@
+/* sdk/httpd.h — a small HTTP/1.1 server for the plugins that speak HTTP (the
+ * gateway now, the scorer's endpoints next), written once over
+ * libmicrohttpd.
+ *
+ *     cairn_httpd_t *h = cairn_httpd_start(&(cairn_httpd_opts_t){
+ *         .listen = "127.0.0.1:7790", .max_body = 32 << 20, .threads = 4},
+ *         handle, arg, &err);
+ *     ...
+ *     cairn_httpd_stop(&h);
+ *
+ * handle runs on one of the server's threads (threads of them at once), once
+ * a request's whole body has arrived, and fills the response; it may block
+ * (a bus call). Keep-alive is HTTP/1.1's default. Bounded: a body over
+ * max_body is refused 413 from its Content-Length before it is read (or,
+ * without one, once it passes the limit: the rest is read and dropped);
+ * at most max_connections connections (more are refused at accept); a
+ * connection idle timeout_s seconds is closed (slow clients). The listener
+ * must be a loopback address: a non-loopback one needs TLS, which this
+ * module does not offer yet (an error says so).
+ *
+ * Part of the static library cairn_httpd (libmicrohttpd); no ABI of its own. */
+#ifndef CAIRN_HTTPD_H
+#define CAIRN_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/err.h"
+
+typedef struct cairn_httpd cairn_httpd_t;
+
+typedef struct cairn_httpd_opts {
+    const char *listen;       /* "HOST:PORT", HOST a loopback address; port 0: any */
+    size_t max_body;          /* bytes (0: 1 MiB) */
+    unsigned threads;         /* handler threads (0: 4) */
+    unsigned max_connections; /* (0: 256) */
+    unsigned timeout_s;       /* idle connection timeout (0: 60) */
+} cairn_httpd_opts_t;
+
+typedef struct cairn_http_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* the URL's path, %-decoded, without the query */
+    const char *body;   /* body_len bytes (NUL-terminated for convenience) */
+    size_t body_len;
+    void *conn; /* for cairn_http_header / cairn_http_query */
+} cairn_http_request_t;
+
+typedef struct cairn_http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* default "application/json" */
+    char *body;               /* malloc'ed; the server frees it */
+    size_t len;
+} cairn_http_response_t;
+
+typedef void(cairn_http_handler_fn)(void *arg, const cairn_http_request_t *req,
+                                    cairn_http_response_t *resp);
+
+/* A request header's value (name case-insensitive), or a query argument's
+ * (%-decoded); NULL when absent. Valid during the handler. */
+const char *cairn_http_header(const cairn_http_request_t *req, const char *name);
+const char *cairn_http_query(const cairn_http_request_t *req, const char *name);
+
+/* Call fn(arg, key, value) for each query argument, in order (a key given
+ * twice comes twice; value NULL for "?flag"). */
+void cairn_http_each_query(const cairn_http_request_t *req,
+                           void (*fn)(void *arg, const char *key, const char *value),
+                           void *arg);
+
+/* Start listening; NULL with err (400 bad_conf for a bad or non-loopback
+ * address, 500 when it cannot bind). */
+cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
+                                 cairn_http_handler_fn *fn, void *arg,
+                                 cairn_err_t *err);
+/* The port it listens on (the one chosen, for port 0). */
+uint16_t cairn_httpd_port(const cairn_httpd_t *h);
+/* Stop (requests in progress finish first) and free; NULL-safe. */
+void cairn_httpd_stop(cairn_httpd_t **h);
+
+#endif

@@ -1,0 +1,267 @@
+"""The HTTP gateway (issue 15, first slice), driven by a real HTTP client
+(urllib, keep-alive off and on) against a real cairnd on loopback: health,
+JSON REST for a verb of every service, errors as JSON with the bus's
+status, bodies over the limit refused 413, workspaces by path prefix and
+header, bearer tokens through the kernel's auth, and MLflow's REST API 2.0
+for tracking and the registry (the paths, methods, query strings and bodies
+MLflow's client sends, per mlflow/store/tracking/rest_store.py), with
+MLflow's error codes. The gateway inproc and in process mode."""
+import http.client
+import json
+import os
+import re
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import Kernel, free_port, wait_for  # noqa: E402
+
+BASE = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
+        "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+        "  registry:\n    plugin: registry\n    mode: inproc\n"
+        "  echo:\n    plugin: echo\n    mode: inproc\n")
+
+
+class GatewayKernel(Kernel):
+    """A kernel whose gateway calls back into it: its settings name the
+    kernel's endpoint, known once the ports are chosen."""
+
+    def __init__(self, mode, http_port, **kw):
+        self.mode, self.http_port = mode, http_port
+        super().__init__(services=BASE, **kw)
+
+    def _new_ports(self):
+        super()._new_ports()
+        gw = (f"  gateway:\n    plugin: gateway\n    mode: {self.mode}\n"
+              f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n"
+              f"      endpoint: {self.endpoint}\n      max_body: 64KiB\n")
+        with open(self.conf, "a") as f:
+            f.write(gw)
+
+
+class GatewayBase:
+    MODE = "inproc"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.k = GatewayKernel(cls.MODE, cls.port).start()
+        cls.conn = http.client.HTTPConnection("127.0.0.1", cls.port, timeout=30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.conn.close()
+        cls.k.cleanup()
+
+    def req(self, method, path, body=None, headers=None, raw=None):
+        """(status, parsed JSON or text) over the class's keep-alive connection."""
+        data = raw if raw is not None else (json.dumps(body).encode()
+                                            if body is not None else None)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        self.conn.request(method, path, body=data, headers=h)
+        r = self.conn.getresponse()
+        text = r.read().decode()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+
+    def test_health(self):
+        st, b = self.req("GET", "/healthz")
+        self.assertEqual((st, b["status"]), (200, "ok"))
+        self.assertTrue(b["version"])
+        st, b = self.req("GET", "/readyz")
+        self.assertEqual((st, b["ok"]), (200, True))
+        self.assertIn("gateway", [p["name"] for p in b["plugins"]])
+        self.assertEqual(self.req("POST", "/healthz")[0], 405)
+
+    def test_json_rest_for_every_verb(self):
+        st, b = self.req("GET", "/api/v1/")
+        self.assertEqual(st, 200)
+        names = {s["name"] for s in b["services"]}
+        self.assertLessEqual({"sys", "tracking", "registry", "echo", "gateway"}, names)
+        st, b = self.req("POST", "/api/v1/echo/echo", {"x": [1, 2.5, "é", None],
+                                                       "b": {"$bin": "AAEC"}})
+        self.assertEqual((st, b), (200, {"x": [1, 2.5, "é", None], "b": {"$bin": "AAEC"}}))
+        st, b = self.req("POST", "/api/v1/sys/ping")
+        self.assertEqual((st, b["pong"]), (200, True))
+        st, b = self.req("POST", "/api/v1/gateway/info")
+        self.assertEqual((st, b["port"]), (200, self.port))
+        st, b = self.req("POST", "/api/v1/registry/create_registered_model",
+                         {"name": f"gw-{self.MODE}"})
+        self.assertEqual((st, b["registered_model"]["name"]), (200, f"gw-{self.MODE}"))
+
+    def test_errors_are_json_with_the_bus_status(self):
+        for method, path, body, st, code in (
+                ("POST", "/api/v1/nope/x", {}, 404, "no_service"),
+                ("POST", "/api/v1/echo/nope", {}, 404, "no_verb"),
+                ("POST", "/api/v1/tracking/get_run", {}, 400, "bad_request"),
+                ("POST", "/api/v1/tracking/get_run", {"run_id": "f" * 32}, 404, "not_found"),
+                ("GET", "/api/v1/echo/echo", None, 405, "method_not_allowed"),
+                ("POST", "/api/v1/echo", {}, 404, "not_found"),
+                ("GET", "/nowhere", None, 404, "not_found")):
+            got, b = self.req(method, path, body)
+            self.assertEqual((got, b["status"], b["code"]), (st, st, code), (path, b))
+            self.assertTrue(b["error"])
+        for raw in (b"{", b"[1,", b'{"a": 1, "a": 2}', b"\xff"):
+            got, b = self.req("POST", "/api/v1/echo/echo", raw=raw)
+            self.assertEqual((got, b["code"]), (400, "bad_request"), raw)
+        deep = b"[" * 40 + b"]" * 40
+        got, b = self.req("POST", "/api/v1/echo/echo", raw=deep)
+        self.assertEqual(got, 400, b)
+        got, b = self.req("POST", "/api/v1/echo/echo", raw=b"x" * (65 << 10))
+        self.assertEqual((got, b["code"]), (413, "too_large"))
+        # the connection is still good afterwards (a fresh one after a 413)
+        self.conn.close()
+        self.assertEqual(self.req("GET", "/healthz")[0], 200)
+        got, b = self.req("POST", "/api/v1/echo/echo", headers={"Authorization": "Basic x"})
+        self.assertEqual(got, 401)
+
+    def raw(self, data, close_after_send=False):
+        """Send raw bytes on a new connection; what comes back before it
+        closes (or 5 s pass)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(data)
+            if close_after_send:
+                return b""
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if b"\r\n\r\n" in out and not out.startswith(b"HTTP/1.1 100"):
+                    break
+            return out
+        finally:
+            s.close()
+
+    def test_bad_http_is_refused_without_harm(self):
+        for data in (b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"\x00\xff\r\n\r\n",
+                     b"GET /healthz HTTP/9.9\r\n\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 200_000 + b"\r\n\r\n",
+                     b"POST /api/v1/echo/echo HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: -5\r\n\r\n"):
+            out = self.raw(data)
+            self.assertTrue(out == b"" or re.match(rb"HTTP/1\.[01] (4|505)", out),
+                            (data[:40], out[:80]))
+        # a body shorter than declared, then the client goes away
+        self.raw(b"POST /api/v1/echo/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                 b"\r\n{\"a\"", close_after_send=True)
+        self.conn.close()
+        self.assertEqual(self.req("GET", "/healthz")[0], 200)
+
+    def test_workspaces(self):
+        name = f"ws-exp-{self.MODE}"
+        st, b = self.req("POST", "/ws/team-a/api/2.0/mlflow/experiments/create",
+                         {"name": name})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}",
+                         headers={"cairn-workspace": "team-a"})
+        self.assertEqual((st, b["experiment"]["name"]), (200, name))
+        st, b = self.req("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}")
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        self.assertEqual(self.req("GET", "/ws//api/v1/")[0], 400)
+
+    def test_mlflow_tracking(self):
+        p = "/api/2.0/mlflow/"
+        st, b = self.req("POST", p + "experiments/create", {"name": f"mlflow-{self.MODE}"})
+        self.assertEqual(st, 200, b)
+        exp = b["experiment_id"]
+        st, b = self.req("POST", p + "experiments/create", {"name": f"mlflow-{self.MODE}"})
+        self.assertEqual((st, b["error_code"]), (400, "RESOURCE_ALREADY_EXISTS"))
+        st, b = self.req("GET", p + f"experiments/get?experiment_id={exp}")
+        self.assertEqual((st, b["experiment"]["experiment_id"]), (200, exp))
+        st, b = self.req("POST", p + "runs/create", {"experiment_id": exp, "start_time": 1000,
+                                                     "tags": [{"key": "t", "value": "v"}]})
+        self.assertEqual(st, 200, b)
+        run = b["run"]["info"]["run_id"]
+        for route, body in (("runs/log-metric", {"run_id": run, "key": "loss", "value": 0.5,
+                                                 "timestamp": 1001, "step": 1}),
+                            ("runs/log-parameter", {"run_id": run, "key": "lr",
+                                                    "value": "0.1"}),
+                            ("runs/set-tag", {"run_id": run, "key": "k", "value": "v"}),
+                            ("runs/log-batch", {"run_id": run, "metrics": [
+                                {"key": "loss", "value": 0.25, "timestamp": 1002, "step": 2}]})):
+            st, b = self.req("POST", p + route, body)
+            self.assertEqual(st, 200, (route, b))
+        st, b = self.req("GET", p + f"runs/get?run_id={run}")
+        self.assertEqual(st, 200, b)
+        metrics = {m["key"]: m["value"] for m in b["run"]["data"]["metrics"]}
+        self.assertEqual(metrics, {"loss": 0.25})
+        st, b = self.req("GET", f"/ajax-api/2.0/mlflow/metrics/get-history?run_id={run}"
+                                "&metric_key=loss&max_results=10")
+        self.assertEqual([m["step"] for m in b["metrics"]], [1, 2], b)
+        st, b = self.req("POST", p + "runs/search", {"experiment_ids": [exp],
+                                                     "filter": "metrics.loss < 0.3",
+                                                     "max_results": 5})
+        self.assertEqual([r["info"]["run_id"] for r in b["runs"]], [run])
+        st, b = self.req("POST", p + "runs/update", {"run_id": run, "status": "FINISHED",
+                                                     "end_time": 2000})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", p + "runs/get?run_id=" + "0" * 32)
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        st, b = self.req("POST", p + "runs/log-metric", {"run_id": run, "key": "x"})
+        self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+        st, b = self.req("GET", p + "runs/create")
+        self.assertEqual((st, b["error_code"]), (405, "ENDPOINT_NOT_FOUND"))
+        st, b = self.req("POST", p + "runs/no-such")
+        self.assertEqual((st, b["error_code"]), (404, "ENDPOINT_NOT_FOUND"))
+
+    def test_mlflow_registry(self):
+        p = "/api/2.0/mlflow/"
+        name = f"gw-model-{self.MODE}"
+        st, b = self.req("POST", p + "registered-models/create", {"name": name})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("POST", p + "model-versions/create", {"name": name,
+                                                               "source": "s3://b/m"})
+        self.assertEqual((st, b["model_version"]["version"]), (200, 1), b)
+        st, b = self.req("POST", p + "registered-models/alias", {"name": name,
+                                                                 "alias": "champion",
+                                                                 "version": "1"})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", p + f"registered-models/alias?name={name}&alias=champion")
+        self.assertEqual((st, b["model_version"]["version"]), (200, 1), b)
+        st, b = self.req("GET", p + f"model-versions/get-download-uri?name={name}&version=1")
+        self.assertEqual((st, b["artifact_uri"]), (200, "s3://b/m"))
+        st, b = self.req("GET", p + f"model-versions/search?filter=name%3D%27{name}%27")
+        self.assertEqual([v["version"] for v in b["model_versions"]], [1], b)
+        st, b = self.req("DELETE", p + "registered-models/delete", {"name": name})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", p + f"registered-models/get?name={name}")
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+
+
+class GatewayInproc(GatewayBase, unittest.TestCase):
+    MODE = "inproc"
+
+
+class GatewayProcess(GatewayBase, unittest.TestCase):
+    MODE = "process"
+
+
+class Refusals(unittest.TestCase):
+    def test_a_non_loopback_listener_is_refused(self):
+        k = GatewayKernel("inproc", 0)
+        k.http_port = None
+        with open(k.conf) as f:
+            conf = f.read().replace("listen: 127.0.0.1:0", "listen: 0.0.0.0:7799")
+        with open(k.conf, "w") as f:
+            f.write(conf)
+        try:
+            k.start(wait_up=False)
+            wait_for(lambda: "not a loopback address" in k.read_log(),
+                     what="the gateway's refusal")
+            self.assertNotEqual(k.plugin("gateway")["state"], "up")
+        finally:
+            k.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
