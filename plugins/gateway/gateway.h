@@ -16,6 +16,8 @@
 #include "cairn/client.h"
 #include "httpd.h"
 
+#define GW_TOKEN_MAX 512 /* a bearer token's bytes, at most */
+
 typedef struct gateway {
     cairn_httpd_t *httpd;
     char *endpoint; /* the kernel's frontend, where the bus calls go */
@@ -31,6 +33,11 @@ typedef struct gw_req {
     const char *path;
     char ws[128];
     const char *token; /* "" : none */
+    /* HTTP Basic (basic.c): the pair's cache key, the token it logged in */
+    bool basic, relogged, in_login;
+    const char *basic_b64;
+    unsigned char basic_key[32];
+    char token_buf[GW_TOKEN_MAX];
 } gw_req_t;
 
 /* Call svc.verb as the request's caller with a msgpack body: 0 with *reply
@@ -48,9 +55,19 @@ void gw_reply_error(gw_req_t *r, int status, const char *code, const char *fmt, 
 /* A reply's body as JSON (an empty map for none); NULL when out of memory. */
 json_t *gw_reply_body_json(cairn_reply_t *reply);
 
+/* basic.c: the token of HTTP Basic credentials (base64 of user:password):
+ * cached, or logged in through auth.login (fresh: never the cache); 401
+ * when the login is refused. gw_basic_forget drops r's cached token. */
+int gw_basic(gw_req_t *r, const char *b64, bool fresh, cairn_err_t *err);
+void gw_basic_forget(const gw_req_t *r);
+
 /* rest.c: /healthz, /readyz, /api/v1/...; mlflow.c: /api/2.0/mlflow/... and
  * /ajax-api/2.0/mlflow/... Each returns true when it took the path. */
 bool gw_rest(gw_req_t *r);
 bool gw_mlflow(gw_req_t *r);
+/* Whether path is one of MLflow's, and an error in MLflow's shape
+ * ({error_code, message}, with the status MLflow's server gives it). */
+bool gw_is_mlflow(const char *path);
+void gw_mlflow_error(gw_req_t *r, int st, const char *code, const char *msg);
 
 #endif

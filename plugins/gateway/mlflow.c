@@ -120,7 +120,7 @@ static int s_http_status(int st)
     }
 }
 
-static void s_error(gw_req_t *r, int st, const char *code, const char *msg)
+void gw_mlflow_error(gw_req_t *r, int st, const char *code, const char *msg)
 {
     gw_reply_json(
         r, s_http_status(st),
@@ -171,7 +171,7 @@ static void s_route(gw_req_t *r, const route_t *rt)
         if (!body) {
             char msg[256];
             snprintf(msg, sizeof msg, "the body is not a JSON object: %s", jerr.text);
-            s_error(r, 400, "bad_request", msg);
+            gw_mlflow_error(r, 400, "bad_request", msg);
             return;
         }
     } else {
@@ -190,15 +190,15 @@ static void s_route(gw_req_t *r, const route_t *rt)
     cairn_err_t err = {0};
     cairn_reply_t *reply = NULL;
     if (!body)
-        s_error(r, 500, "out_of_memory", "out of memory");
+        gw_mlflow_error(r, 500, "out_of_memory", "out of memory");
     else if (cairn_json_pack(body, &pk, &err) != 0)
-        s_error(r, err.st, err.code, err.msg);
+        gw_mlflow_error(r, err.st, err.code, err.msg);
     else if (gw_call(r, rt->svc, rt->verb, sb.data, sb.size, &reply, &err) != 0)
-        s_error(r, err.st >= 400 ? err.st : 503, err.code,
-                err.msg); /* a refusal, or none */
+        gw_mlflow_error(r, err.st >= 400 ? err.st : 503, err.code,
+                        err.msg); /* a refusal, or none */
     else if (cairn_reply_status(reply) >= 400)
-        s_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
-                cairn_reply_error(reply));
+        gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
+                        cairn_reply_error(reply));
     else
         gw_reply_json(r, 200, gw_reply_body_json(reply));
     cairn_reply_destroy(&reply);
@@ -206,13 +206,24 @@ static void s_route(gw_req_t *r, const route_t *rt)
     msgpack_sbuffer_destroy(&sb);
 }
 
-bool gw_mlflow(gw_req_t *r)
+/* The route's path after MLflow's prefix, or NULL. */
+static const char *s_mlflow_rest(const char *path)
 {
     static const char *const prefixes[] = {"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"};
-    const char *rest = NULL;
-    for (size_t i = 0; i < 2 && !rest; i++)
-        if (!strncmp(r->path, prefixes[i], strlen(prefixes[i])))
-            rest = r->path + strlen(prefixes[i]);
+    for (size_t i = 0; i < 2; i++)
+        if (!strncmp(path, prefixes[i], strlen(prefixes[i])))
+            return path + strlen(prefixes[i]);
+    return NULL;
+}
+
+bool gw_is_mlflow(const char *path)
+{
+    return s_mlflow_rest(path) != NULL;
+}
+
+bool gw_mlflow(gw_req_t *r)
+{
+    const char *rest = s_mlflow_rest(r->path);
     if (!rest) return false;
     bool path_known = false;
     for (size_t i = 0; i < NROUTES; i++) {

@@ -20,7 +20,6 @@
 #include "server.h"
 
 #define GW_CLIENTS 8 /* bus clients a thread keeps, one per token */
-#define GW_TOKEN_MAX 512
 
 /* ---- the bus clients of a server thread ---------------------------------- */
 
@@ -80,13 +79,29 @@ static cairn_client_t *s_client(gateway_t *g, const char *token, cairn_err_t *er
     return lru->client;
 }
 
-int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
-            size_t len, cairn_reply_t **reply, cairn_err_t *err)
+static int s_call_once(gw_req_t *r, const char *svc, const char *verb, const char *body,
+                       size_t len, cairn_reply_t **reply, cairn_err_t *err)
 {
     cairn_client_t *c = s_client(r->g, r->token, err);
     if (!c) return -1;
     cairn_client_set_workspace(c, r->ws[0] ? r->ws : NULL);
     return cairn_client_call(c, svc, verb, body, len, r->g->ttl_ms, reply, err);
+}
+
+int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
+            size_t len, cairn_reply_t **reply, cairn_err_t *err)
+{
+    int rc = s_call_once(r, svc, verb, body, len, reply, err);
+    if (rc == 0 || err->st != CAIRN_ST_UNAUTHENTICATED || !r->basic || r->relogged ||
+        r->in_login)
+        return rc;
+    /* a cached login the kernel no longer takes: log in again, once */
+    r->relogged = true;
+    cairn_reply_destroy(reply);
+    gw_basic_forget(r);
+    if (gw_basic(r, r->basic_b64, true, err) != 0) return -1;
+    *err = (cairn_err_t){0};
+    return s_call_once(r, svc, verb, body, len, reply, err);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -121,22 +136,10 @@ json_t *gw_reply_body_json(cairn_reply_t *reply)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-/* Take the caller's token and workspace; strip /ws/NAME. false: answered. */
-static bool s_caller(gw_req_t *r)
+/* The workspace: /ws/NAME (stripped from the path) or the cairn-workspace
+ * header. false: answered. */
+static bool s_workspace(gw_req_t *r)
 {
-    const char *auth = cairn_http_header(r->http, "Authorization");
-    r->token = "";
-    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-        r->token = auth + 7;
-        if (strlen(r->token) >= GW_TOKEN_MAX) {
-            gw_reply_error(r, 401, "unauthenticated", "the bearer token is too long");
-            return false;
-        }
-    } else if (auth) {
-        gw_reply_error(r, 401, "unauthenticated",
-                       "Authorization takes a bearer token (Bearer TOKEN)");
-        return false;
-    }
     const char *ws = cairn_http_header(r->http, "cairn-workspace");
     r->path = r->http->path;
     if (!strncmp(r->path, "/ws/", 4)) {
@@ -162,11 +165,43 @@ static bool s_caller(gw_req_t *r)
     return true;
 }
 
+/* A refusal of the caller's credentials, in the route's shape. */
+static bool s_refuse(gw_req_t *r, int st, const char *code, const char *msg)
+{
+    if (gw_is_mlflow(r->path))
+        gw_mlflow_error(r, st, code, msg);
+    else
+        gw_reply_error(r, st, code, "%s", msg);
+    return false;
+}
+
+/* The caller's token: Bearer, or HTTP Basic logged in. false: answered. */
+static bool s_token(gw_req_t *r)
+{
+    const char *auth = cairn_http_header(r->http, "Authorization");
+    r->token = "";
+    if (!auth) return true;
+    if (!strncasecmp(auth, "Bearer ", 7)) {
+        r->token = auth + 7;
+        if (strlen(r->token) < GW_TOKEN_MAX) return true;
+        return s_refuse(r, 401, "unauthenticated", "the bearer token is too long");
+    }
+    if (!strncasecmp(auth, "Basic ", 6)) {
+        cairn_err_t err = {0};
+        if (gw_basic(r, auth + 6, false, &err) == 0) return true;
+        return s_refuse(r, err.st >= 400 ? err.st : 401,
+                        err.code[0] ? err.code : "unauthenticated", err.msg);
+    }
+    return s_refuse(r, 401, "unauthenticated",
+                    "Authorization takes a bearer token (Bearer TOKEN) or HTTP Basic "
+                    "credentials");
+}
+
 static void s_handle(void *arg, const cairn_http_request_t *http,
                      cairn_http_response_t *resp)
 {
     gw_req_t r = {.g = arg, .http = http, .resp = resp};
-    if (!s_caller(&r)) return;
+    if (!s_workspace(&r) || !s_token(&r)) return;
     if (gw_mlflow(&r) || gw_rest(&r)) return;
     gw_reply_error(&r, 404, "not_found", "no route for %s %s", http->method, r.path);
 }

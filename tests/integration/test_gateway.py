@@ -6,6 +6,7 @@ header, bearer tokens through the kernel's auth, and MLflow's REST API 2.0
 for tracking and the registry (the paths, methods, query strings and bodies
 MLflow's client sends, per mlflow/store/tracking/rest_store.py), with
 MLflow's error codes. The gateway inproc and in process mode."""
+import base64
 import http.client
 import json
 import os
@@ -244,6 +245,84 @@ class GatewayInproc(GatewayBase, unittest.TestCase):
 
 class GatewayProcess(GatewayBase, unittest.TestCase):
     MODE = "process"
+
+
+class Auth(unittest.TestCase):
+    """Tokens through the gateway against a kernel with `auth: auth`: a
+    bearer token, HTTP Basic (logged in once through auth.login, then
+    cached), a wrong password or none (401), a missing permission (403)."""
+
+    @classmethod
+    def setUpClass(cls):
+        global BASE
+        cls.base, BASE = BASE, BASE + "  auth:\n    plugin: auth\n    mode: inproc\n"
+        cls.port = free_port()
+        try:
+            cls.k = GatewayKernel("inproc", cls.port, auth="auth").start()
+        finally:
+            BASE = cls.base
+        with open(os.path.join(cls.k.state, "owner.token")) as f:
+            cls.owner = f.read().strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.cleanup()
+
+    def req(self, method, path, body=None, auth=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            h = {"Content-Type": "application/json"}
+            if auth:
+                h["Authorization"] = auth
+            conn.request(method, path, body=json.dumps(body or {}).encode(), headers=h)
+            r = conn.getresponse()
+            return r.status, json.loads(r.read().decode())
+        finally:
+            conn.close()
+
+    @staticmethod
+    def basic(user, password):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def test_bearer_basic_and_refusals(self):
+        owner = f"Bearer {self.owner}"
+        for user, role in (("ada", "Data Scientist"), ("rita", "Reader")):
+            st, b = self.req("POST", "/api/v1/auth/create_user",
+                             {"user": user, "password": "a long password 1"}, owner)
+            self.assertEqual(st, 200, b)
+            st, b = self.req("POST", "/api/v1/auth/assign_role",
+                             {"principal": user, "role": role}, owner)
+            self.assertEqual(st, 200, b)
+        ada = self.basic("ada", "a long password 1")
+        st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "by-ada"}, ada)
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=by-ada",
+                         auth=ada)  # the cached login
+        self.assertEqual(st, 200, b)
+        st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "x"},
+                         self.basic("ada", "wrong password"))
+        self.assertEqual((st, b["error_code"]), (401, "UNAUTHENTICATED"))
+        st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "x"})
+        self.assertEqual((st, b["error_code"]), (401, "UNAUTHENTICATED"))
+        st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "x"},
+                         self.basic("rita", "a long password 1"))
+        self.assertEqual((st, b["error_code"]), (403, "PERMISSION_DENIED"))
+        st, b = self.req("POST", "/api/v1/tracking/create_experiment", {"name": "y"},
+                         "Bearer not-a-token")
+        self.assertEqual((st, b["code"]), (401, "unauthenticated"))
+        st, b = self.req("POST", "/api/v1/echo/echo", {}, "Basic !!!")
+        self.assertEqual(st, 401, b)
+        # A changed password revokes the cached login: the old pair fails, the
+        # new one logs in afresh.
+        st, b = self.req("POST", "/api/v1/auth/change_password",
+                         {"user": "ada", "password": "another password 2"}, owner)
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=by-ada",
+                         auth=ada)
+        self.assertEqual(st, 401, b)
+        st, b = self.req("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=by-ada",
+                         auth=self.basic("ada", "another password 2"))
+        self.assertEqual(st, 200, b)
 
 
 class Refusals(unittest.TestCase):
