@@ -4,12 +4,13 @@ and the processes' CPU and memory. Known outcomes are sent to an inproc
 plugin (its INLINE verbs served on the kernel's thread included) and a
 process-mode one, and the counts must be exact."""
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import Kernel, wait_for  # noqa: E402
+from cairn_harness import BIN, Kernel, wait_for  # noqa: E402
 
 CRASHY = '    settings:\n      allow_crash: "true"\n'
 SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n" + CRASHY +
@@ -105,6 +106,17 @@ class Metrics(unittest.TestCase):
         self.assertGreaterEqual(after[""]["count_4xx"], 1)
         for row in after.values():
             self.check_histogram(row)
+
+        # cairn stats: a row per service and verb that counted a request
+        r = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                            "stats"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.split() for line in r.stdout.splitlines()]
+        self.assertEqual(lines[0], ["SERVICE", "VERB", "COUNT", "2XX", "4XX", "5XX", "504",
+                                    "MEAN_MS"])
+        self.assertIn(["echo", "sleep", "4", "0", "3", "1", "1"],
+                      [line[:7] for line in lines])
+        self.assertNotIn("crash", r.stdout)  # counted nothing
 
     def test_plugin_and_kernel_figures(self):
         m = self.metrics()
