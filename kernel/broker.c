@@ -248,6 +248,8 @@ static void s_note_object(pending_t *p, const char *obj, size_t len)
 static void s_answer(broker_t *b, pending_t *p, int st, const char *code,
                      const char *msg, zmq_msg_t *body)
 {
+    if (p->origin != ORIGIN_KERNEL && p->svc)
+        metrics_count(p->svc->metrics, p->mrow, st, metrics_now_us() - p->t0_us);
     if (p->origin == ORIGIN_CLIENT && p->audit) { /* the status the client got */
         audit_note_t *n = p->audit;
         kaudit_add(b->audit, n->sub, n->ws, n->svc, n->verb, n->obj, n->cid, st,
@@ -333,6 +335,9 @@ typedef struct route_req {
     uint64_t ttl;
     const authz_principal_t *caller; /* set for nested calls */
     zmq_msg_t *body;
+    uint64_t t0_us;     /* when it reached the broker (metrics.h) */
+    service_t *counted; /* its service once known: a refusal is counted there */
+    uint32_t mrow;      /* and its verb's row */
 } route_req_t;
 
 static void s_pack_request_hdr(broker_t *b, pending_t *p, const route_req_t *r,
@@ -358,6 +363,8 @@ static void s_pack_request_hdr(broker_t *b, pending_t *p, const route_req_t *r,
 static void s_refuse_body(broker_t *b, const route_req_t *r, int st, const char *code,
                           const char *msg, zmq_msg_t *body)
 {
+    if (r->counted && r->origin != ORIGIN_KERNEL)
+        metrics_count(r->counted->metrics, r->mrow, st, metrics_now_us() - r->t0_us);
     if (r->origin == ORIGIN_KERNEL) {
         s_on_kernel_reply(b, r->hdr->id_uint, st, code, msg, body);
     } else if (r->origin == ORIGIN_CLIENT) {
@@ -479,13 +486,15 @@ static int s_route(broker_t *b, route_req_t *r)
                  (int)r->svc.len, r->svc.ptr);
         return s_refuse(b, r, CAIRN_ST_NOT_FOUND, CAIRN_E_NO_SERVICE, msg);
     }
+    const verb_info_t *v = s_find_verb(s, r->verb);
+    r->counted = s;
+    r->mrow = v ? v->mrow : 0;
     if (s->state != SVC_UP || !s->workers) {
         snprintf(msg, sizeof msg, "the service '%s' is %s%s%s", s->conf->name,
                  svc_state_name(s->state), s->last_error[0] ? ": " : "", s->last_error);
         return s_refuse_undelivered(b, r, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                                     msg);
     }
-    const verb_info_t *v = s_find_verb(s, r->verb);
     if (!v) {
         snprintf(msg, sizeof msg, "the service '%s' has no verb '%.*s'", s->conf->name,
                  (int)r->verb.len, r->verb.ptr);
@@ -552,6 +561,8 @@ static int s_route(broker_t *b, route_req_t *r)
     }
     p->origin = r->origin;
     p->svc = s;
+    p->t0_us = r->t0_us;
+    p->mrow = r->mrow;
     p->route_len = r->route_len;
     memcpy(p->route, r->route, r->route_len);
     p->id_type = r->hdr->id_type;
@@ -632,7 +643,7 @@ static bool s_frame_is(zmq_msg_t *m, const char *s)
 }
 
 static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h,
-                         zmq_msg_t *req_body)
+                         zmq_msg_t *req_body, uint64_t t0_us)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -649,12 +660,14 @@ static void s_handle_sys(broker_t *b, zmq_msg_t *route, const cairn_hdr_t *h,
             s_audit_refused(b, &r, caller.refused_sub ? caller.refused_sub : "",
                             err.st);
         }
+        sys_count(b, h->verb, err.st, t0_us);
         s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, err.st, err.code,
                        err.msg, NULL);
     } else {
         zmq_msg_t m;
         zmq_msg_init_size(&m, body.size);
         memcpy(zmq_msg_data(&m), body.data, body.size);
+        sys_count(b, h->verb, CAIRN_ST_OK, t0_us);
         s_reply_client(b, zmq_msg_data(route), zmq_msg_size(route), h, CAIRN_ST_OK,
                        NULL, NULL, &m);
     }
@@ -724,7 +737,7 @@ static cairn_str_t s_peer_address(zmq_msg_t *frame)
 /* A client request whose frames are well formed: decode its header, then
  * serve sys, park it for its token, or route it. */
 static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
-                             zmq_msg_t *body_m)
+                             zmq_msg_t *body_m, uint64_t t0_us)
 {
     const void *route = zmq_msg_data(route_m);
     size_t route_len = zmq_msg_size(route_m);
@@ -752,11 +765,13 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
                      blen, (unsigned long long)b->conf->max_frame);
             s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
                            CAIRN_E_TOO_LARGE, msg, NULL);
-        } else if (blen && cairn_msgpack_check(zmq_msg_data(body_m), blen, &why) != 0)
+        } else if (blen && cairn_msgpack_check(zmq_msg_data(body_m), blen, &why) != 0) {
+            sys_count(b, h.verb, CAIRN_ST_BAD_REQUEST, t0_us);
             s_reply_client(b, route, route_len, &h, CAIRN_ST_BAD_REQUEST,
                            CAIRN_E_BAD_REQUEST, why.msg, NULL);
-        else
-            s_handle_sys(b, route_m, &h, body_m);
+        } else {
+            s_handle_sys(b, route_m, &h, body_m, t0_us);
+        }
         return;
     }
     route_req_t r = {.origin = ORIGIN_CLIENT,
@@ -770,7 +785,8 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
                      .cid = h.cid,
                      .addr = s_peer_address(hdr_m),
                      .ttl = h.ttl,
-                     .body = body_m};
+                     .body = body_m,
+                     .t0_us = t0_us};
     s_route(b, &r);
 }
 
@@ -850,7 +866,7 @@ static void s_on_resolved(broker_t *b, uint64_t id, int st, const char *code,
         parked_t *p = list;
         list = p->next;
         if (!err.st) {
-            s_client_request(b, &p->route, &p->hdr, &p->body);
+            s_client_request(b, &p->route, &p->hdr, &p->body, p->t0_us);
         } else {
             cairn_hdr_t h = {0};
             cairn_err_t ignored;
@@ -869,6 +885,7 @@ static int s_on_frontend(broker_t *b)
 {
     frames_t f;
     if (s_recv_frames(b->frontend, &f) != 0) return 0;
+    uint64_t t0_us = metrics_now_us();
     const void *route = zmq_msg_data(&f.part[0]);
     size_t route_len = zmq_msg_size(&f.part[0]);
     cairn_hdr_t h = {0};
@@ -903,7 +920,7 @@ static int s_on_frontend(broker_t *b)
         s_frames_close(&f);
         return 1;
     }
-    s_client_request(b, &f.part[0], &f.part[3], &f.part[4]);
+    s_client_request(b, &f.part[0], &f.part[3], &f.part[4], t0_us);
     s_frames_close(&f);
     return 1;
 }
@@ -1141,6 +1158,8 @@ static int s_take_verbs(service_t *s, const msgpack_object *verbs)
         if (row.perm.len) vi[i].perm = cairn_str_dup(row.perm);
         vi[i].flags = row.flags;
         vi[i].max_body = row.max_body;
+        /* Its counters' row, found by name: a restart keeps its counts. */
+        vi[i].mrow = metrics_row(s->metrics, row.name.ptr, row.name.len);
     }
     for (size_t i = 0; i < s->nverbs; i++) {
         free(s->verbs[i].name);
@@ -1207,6 +1226,7 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
     authz_service_principal(w->svc->conf->name, &who, pbuf, sizeof pbuf);
     zmq_msg_t empty;
     zmq_msg_init(&empty);
+    uint64_t t0_us = metrics_now_us();
     route_req_t r = {.origin = ORIGIN_WORKER,
                      .route = w->id,
                      .route_len = w->id_len,
@@ -1216,7 +1236,8 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
                      .verb = m.verb,
                      .ws = m.ws,
                      .ttl = m.ttl,
-                     .body = f->n > 4 ? &f->part[4] : &empty};
+                     .body = f->n > 4 ? &f->part[4] : &empty,
+                     .t0_us = t0_us};
     if (cairn_str_eq(r.svc, "sys")) {
         msgpack_sbuffer body;
         msgpack_sbuffer_init(&body);
@@ -1225,11 +1246,13 @@ static void s_on_call(broker_t *b, worker_t *w, frames_t *f, const msgpack_objec
         memcpy(tmp.route, w->id, w->id_len);
         sys_caller_t caller = {.who = &who};
         if (sys_handle(b, r.verb, &caller, &body, &err) != 0) {
+            sys_count(b, r.verb, err.st, t0_us);
             s_send_result(b, &tmp, err.st, err.code, err.msg, NULL);
         } else {
             zmq_msg_t out;
             zmq_msg_init_size(&out, body.size);
             memcpy(zmq_msg_data(&out), body.data, body.size);
+            sys_count(b, r.verb, CAIRN_ST_OK, t0_us);
             s_send_result(b, &tmp, CAIRN_ST_OK, NULL, NULL, &out);
         }
         msgpack_sbuffer_destroy(&body);
@@ -1640,6 +1663,11 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     b->sigfd = s_sigfd;
     msgpack_zone_init(&b->zone, 64 * 1024);
     msgpack_sbuffer_init(&b->sb);
+    b->started_us = metrics_now_us();
+    if (!(b->sys_metrics = sys_metrics_new())) {
+        cairn_err_oom(err, "for the metrics");
+        goto fail;
+    }
     b->endpoint = strdup(o->endpoint);
     b->state_dir = strdup(o->state_dir);
     b->bin_dir = strdup(o->bin_dir);
@@ -1705,6 +1733,10 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
         s->conf = &b->conf->services[i];
         s->broker = b;
         msgpack_sbuffer_init(&s->settings);
+        if (!(s->metrics = metrics_new())) {
+            cairn_err_oom(err, "for the metrics");
+            goto fail;
+        }
         if (supervisor_prepare(b, s, err) != 0) {
             /* A bad plugin is refused, not fatal; a bad setting is a conf error. */
             if (strcmp(err->code, CAIRN_E_BAD_CONF) == 0) goto fail;
@@ -1741,12 +1773,14 @@ void broker_destroy(broker_t **self_p)
                 free(s->verbs[j].perm);
             }
             free(s->verbs);
+            metrics_destroy(&s->metrics);
             msgpack_sbuffer_destroy(&s->settings);
             supervisor_release(s);
             free(s->plugin_path);
         }
     }
     free(b->services);
+    metrics_destroy(&b->sys_metrics);
     pending_table_destroy(&b->pending);
     if (b->frontend) zmq_close(b->frontend);
     if (b->backend) zmq_close(b->backend);

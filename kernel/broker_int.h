@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "clients.h"
 #include "curve.h"
+#include "metrics.h"
 #include "pending.h"
 
 #define WORKER_ID_MAX 256
@@ -23,6 +24,7 @@ typedef enum { SVC_DOWN, SVC_STARTING, SVC_UP, SVC_RESTARTING } svc_state_t;
 typedef struct verb_info {
     char *name, *perm;
     uint32_t flags, max_body;
+    uint32_t mrow; /* the verb's row in its service's metrics (metrics.h) */
 } verb_info_t;
 
 typedef struct worker {
@@ -46,6 +48,7 @@ typedef struct service {
     char last_error[CAIRN_ERR_MSG_MAX];
     verb_info_t *verbs;
     size_t nverbs;
+    metrics_t *metrics; /* counted per verb; kept across restarts (metrics.h) */
     worker_t *workers;
     pending_t *qhead, *qtail; /* requests waiting for a free worker */
     uint32_t qlen;
@@ -86,8 +89,10 @@ struct broker {
     uint64_t replies_dropped; /* clients that did not read, or had left */
     service_t *services;
     size_t nservices;
-    msgpack_zone zone;  /* reused for every header decode */
-    msgpack_sbuffer sb; /* reused for every header encode */
+    metrics_t *sys_metrics; /* the sys service's own (sys.c) */
+    uint64_t started_us;    /* metrics_now_us at broker_new */
+    msgpack_zone zone;      /* reused for every header decode */
+    msgpack_sbuffer sb;     /* reused for every header encode */
     uint64_t next_heartbeat;
     uint64_t heartbeat_checked; /* when s_heartbeat last ran (0: never) */
     bool stopping;
@@ -123,5 +128,9 @@ typedef struct sys_caller {
  * for the caller, the reply body packed into body. 0, or -1 with err. */
 int sys_handle(broker_t *b, cairn_str_t verb, sys_caller_t *caller,
                msgpack_sbuffer *body, cairn_err_t *err);
+/* Count a sys request answered st, that arrived at t0_us (metrics.h). */
+void sys_count(broker_t *b, cairn_str_t verb, int st, uint64_t t0_us);
+/* The sys service's metrics rows, one per verb (at broker_new). */
+metrics_t *sys_metrics_new(void);
 
 #endif

@@ -163,6 +163,7 @@ pending_t *pending_add(pending_table_t *t, uint64_t deadline)
         p->id_uint = 0;
         p->id_str_len = 0;
         p->svc = NULL;
+        p->mrow = 0;
         p->worker = NULL;
         p->queued_msgs = false;
         p->answered = false;

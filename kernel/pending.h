@@ -24,6 +24,8 @@ typedef enum { ORIGIN_CLIENT, ORIGIN_WORKER, ORIGIN_KERNEL } pending_origin_t;
 typedef struct pending {
     uint64_t rid;
     uint64_t deadline;
+    uint64_t t0_us; /* when it reached the broker (metrics_now_us), for sys.metrics */
+    uint32_t mrow;  /* its verb's row in svc->metrics (metrics.h) */
     pending_origin_t origin;
     unsigned char route[PENDING_ROUTE_MAX]; /* the sender's routing id */
     size_t route_len;

@@ -1,6 +1,8 @@
 /* Requests waiting for their token (see tokens.h). */
 #include "tokens.h"
 
+#include "metrics.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +86,7 @@ int tokens_park(tokens_t *self, const unsigned char key[AUTHZ_KEY_BYTES],
     zmq_msg_move(&p->route, route);
     zmq_msg_move(&p->hdr, hdr);
     zmq_msg_move(&p->body, body);
+    p->t0_us = metrics_now_us();
     if (l->tail)
         l->tail->next = p;
     else

@@ -23,6 +23,7 @@
 
 typedef struct parked {
     zmq_msg_t route, hdr, body; /* a client request's frames */
+    uint64_t t0_us;             /* when it arrived (for sys.metrics) */
     struct parked *next;
 } parked_t;
 
@@ -32,9 +33,9 @@ tokens_t *tokens_new(void);
 void tokens_destroy(tokens_t **self_p);
 
 /* Park a request whose token has key (its frames are moved in, leaving
- * them empty). 1 when it is the token's first: the caller sends resolve
- * with *id; 0 when it joined a lookup in flight; -1 with a 429 when too
- * many wait, or a 500. */
+ * them empty; its arrival time is noted in t0_us). 1 when it is the token's first: the
+ * caller sends resolve with *id; 0 when it joined a lookup in flight; -1 with a 429
+ * when too many wait, or a 500. */
 int tokens_park(tokens_t *self, const unsigned char key[AUTHZ_KEY_BYTES],
                 zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *body, uint64_t *id,
                 cairn_err_t *err);

@@ -639,6 +639,50 @@ static void s_print_health_summary(const json_t *rows, bool ok)
         printf("NOT OK: %zu of %zu plugin%s not up\n", down, n, n == 1 ? "" : "s");
 }
 
+static const col_t STATS_COLS[] = {
+    {"SERVICE", "service", false}, {"VERB", "verb", false},
+    {"COUNT", "count", false},     {"2XX", "count_2xx", false},
+    {"4XX", "count_4xx", false},   {"5XX", "count_5xx", false},
+    {"504", "count_504", false},   {"MEAN_MS", "mean_ms", false},
+};
+_Static_assert(sizeof STATS_COLS / sizeof STATS_COLS[0] <= MAX_COLS, "MAX_COLS");
+
+/* stats: sys.metrics, one row per service and verb that counted a
+ * request (--json: the whole reply, histograms and processes included). */
+static int s_cmd_stats(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *body = NULL, *table = NULL;
+    const json_t *rows = NULL;
+    int rc = cli_call(c, o, "sys", "metrics", NULL, &body, f);
+    if (rc == EXIT_OK && o->json) rc = cli_print_json(body, false, f);
+    if (rc == EXIT_OK && !o->json) rc = s_rows(body, "services", "metrics", &rows, f);
+    if (rc == EXIT_OK && !o->json && !(table = json_array())) rc = cli_oom(f);
+    size_t i, j;
+    const json_t *svc, *verb;
+    json_array_foreach(rc == EXIT_OK && table ? rows : NULL, i, svc)
+    {
+        json_array_foreach(json_object_get(svc, "verbs"), j, verb)
+        {
+            json_int_t n = json_integer_value(json_object_get(verb, "count"));
+            if (n <= 0 || rc != EXIT_OK) continue;
+            char mean[32];
+            snprintf(mean, sizeof mean, "%.3f",
+                     (double)json_integer_value(json_object_get(verb, "sum_us")) /
+                         (double)n / 1000.0);
+            json_t *row = json_deep_copy(verb);
+            if (!row || json_object_set(row, "service", json_object_get(svc, "name")) ||
+                json_object_set_new(row, "mean_ms", json_string(mean)) ||
+                json_array_append_new(table, row))
+                rc = cli_oom(f);
+        }
+    }
+    if (rc == EXIT_OK && table)
+        rc = cli_table(table, STATS_COLS, sizeof STATS_COLS / sizeof STATS_COLS[0], f);
+    json_decref(table);
+    json_decref(body);
+    return rc;
+}
+
 static int s_cmd_health(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *body = NULL;
@@ -713,6 +757,7 @@ static const cmd_t CMDS[] = {
      s_cmd_permissions},
     {NULL, "health", 0, 0, 0, "", "plugin states; exit 1 unless all are up",
      s_cmd_health},
+    {NULL, "stats", 0, 0, 0, "", "requests, statuses, latency per verb", s_cmd_stats},
     {NULL, "call", 2, 3, 0, " SVC VERB [JSON]", "call a verb, JSON body ('-': stdin)",
      s_cmd_call},
     {"experiments", "list", 0, 0, LIST_OPTS | CO_FILTER, "",

@@ -94,7 +94,7 @@ class Cli(unittest.TestCase):
         rows = {line.split()[0]: line for line in lines[1:]}
         self.assertIn("echo", rows)
         self.assertRegex(rows["echo"], r"^echo\s+echo\s+inproc\s+up\s+.*\becho\b.*\binfo\b")
-        self.assertRegex(rows["sys"], r"ping, services, health$")
+        self.assertRegex(rows["sys"], r"ping, services, health, metrics$")
 
     def test_services_json(self):
         body = json.loads(self.run_ok("services", "--json"))

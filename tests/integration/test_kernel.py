@@ -64,7 +64,7 @@ class Contract(unittest.TestCase):
         self.assertIn("ping", by["sys"]["verbs"])
         # sys has a verb table like any plugin: permissions and flags listed.
         self.assertEqual(by["sys"]["perms"], {"ping": "", "services": "sys.read",
-                                              "health": ""})
+                                              "health": "", "metrics": "sys.read"})
         self.assertIn("public", by["sys"]["flags"]["ping"])
         self.assertNotIn("public", by["sys"]["flags"]["services"])
 
