@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev curl
   libzmq3-dev libmsgpack-dev libyaml-dev libjansson-dev libsqlite3-dev
   liburing-dev libsodium-dev libmicrohttpd-dev
-  python3 python3-zmq python3-msgpack
+  python3 python3-zmq python3-msgpack python3-prometheus-client
 )
 missing=()
 for p in "${packages[@]}"; do

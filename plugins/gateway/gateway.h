@@ -65,6 +65,8 @@ void gw_basic_forget(const gw_req_t *r);
  * /ajax-api/2.0/mlflow/... Each returns true when it took the path. */
 bool gw_rest(gw_req_t *r);
 bool gw_mlflow(gw_req_t *r);
+/* prom.c: GET /metrics, sys.metrics in Prometheus' text format. */
+void gw_prometheus(gw_req_t *r);
 /* Whether path is one of MLflow's, and an error in MLflow's shape
  * ({error_code, message}, with the status MLflow's server gives it). */
 bool gw_is_mlflow(const char *path);

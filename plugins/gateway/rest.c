@@ -2,6 +2,7 @@
  *
  *   GET  /healthz              sys.ping: 200 {status: "ok", version}, else 503
  *   GET  /readyz               sys.health: 200 when every plugin is up, else 503
+ *   GET  /metrics              sys.metrics in Prometheus' text format (prom.c)
  *   GET  /api/v1/              sys.services: services, verbs, permissions, flags
  *   POST /api/v1/{svc}/{verb}  the verb with the JSON body (none: {}); its
  *                              reply as JSON, the HTTP status the bus's;
@@ -120,6 +121,13 @@ bool gw_rest(gw_req_t *r)
             gw_reply_error(r, 405, "method_not_allowed", "%s is read with GET", p);
         else
             s_health(r, p[1] == 'r');
+        return true;
+    }
+    if (!strcmp(p, "/metrics")) {
+        if (strcmp(m, "GET"))
+            gw_reply_error(r, 405, "method_not_allowed", "/metrics is read with GET");
+        else
+            gw_prometheus(r);
         return true;
     }
     if (!strcmp(p, "/api/v1") || !strcmp(p, "/api/v1/")) {

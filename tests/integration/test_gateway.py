@@ -15,6 +15,8 @@ import socket
 import sys
 import unittest
 
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import Kernel, free_port, wait_for  # noqa: E402
 
@@ -77,6 +79,43 @@ class GatewayBase:
         self.assertEqual((st, b["ok"]), (200, True))
         self.assertIn("gateway", [p["name"] for p in b["plugins"]])
         self.assertEqual(self.req("POST", "/healthz")[0], 405)
+
+    def test_prometheus_metrics(self):
+        for _ in range(3):
+            self.req("POST", "/api/v1/echo/echo", {"n": 1})
+        self.req("POST", "/api/v1/tracking/get_run", {})  # a 400
+        self.conn.request("GET", "/metrics")
+        r = self.conn.getresponse()
+        text = r.read().decode()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("Content-Type").startswith("text/plain; version=0.0.4"))
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        for name in ("cairn_requests", "cairn_request_duration_seconds", "cairn_plugin_up",
+                     "cairn_process_cpu_seconds", "cairn_process_resident_memory_bytes",
+                     "cairn_kernel_uptime_seconds"):
+            self.assertIn(name, fams, sorted(fams))
+
+        def sample(fam, suffix="", **labels):
+            for s in fams[fam].samples:
+                if s.name == fam + suffix and all(s.labels.get(k) == v
+                                                  for k, v in labels.items()):
+                    return s.value
+            return None
+
+        self.assertGreaterEqual(sample("cairn_requests", "_total", service="echo",
+                                       verb="echo", **{"class": "2xx"}), 3)
+        self.assertGreaterEqual(sample("cairn_requests", "_total", service="tracking",
+                                       verb="get_run", **{"class": "4xx"}), 1)
+        inf = sample("cairn_request_duration_seconds", "_bucket", service="echo",
+                     verb="echo", le="+Inf")
+        self.assertEqual(inf, sample("cairn_request_duration_seconds", "_count",
+                                     service="echo", verb="echo"))
+        self.assertEqual(sample("cairn_plugin_up", service="echo"), 1)
+        self.assertGreater(sample("cairn_process_resident_memory_bytes",
+                                  process="cairnd"), 1 << 20)
+        if self.MODE == "process":
+            self.assertGreater(sample("cairn_process_resident_memory_bytes",
+                                      process="gateway"), 0)
 
     def test_json_rest_for_every_verb(self):
         st, b = self.req("GET", "/api/v1/")
