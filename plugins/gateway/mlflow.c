@@ -158,6 +158,49 @@ static void s_query_arg(void *arg, const char *key, const char *value)
     }
 }
 
+/* proto3's JSON mapping, which MLflow's client writes: int64 fields are
+ * strings ("1700000000000"), and so may a metric's double be. Such fields,
+ * at any depth (log-batch's metrics), become numbers. */
+static bool s_int64_field(const char *key)
+{
+    static const char *const keys[] = {"timestamp", "step",        "start_time",
+                                       "end_time",  "max_results", "max_points",
+                                       NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (!strcmp(*k, key)) return true;
+    return false;
+}
+
+static void s_numbers(json_t *j, bool metric, int depth)
+{
+    if (depth > 8) return;
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v) s_numbers(v, metric, depth + 1);
+        return;
+    }
+    void *tmp;
+    json_object_foreach_safe(j, tmp, key, v)
+    {
+        if (json_is_string(v)) {
+            const char *t = json_string_value(v);
+            char *end = NULL;
+            if (s_int64_field(key)) {
+                long long n = strtoll(t, &end, 10);
+                if (*t && !*end) json_object_set_new(j, key, json_integer(n));
+            } else if (metric && !strcmp(key, "value")) {
+                double d = strtod(t, &end);
+                json_t *real = *t && !*end ? json_real(d) : NULL; /* NULL: NaN, inf */
+                if (real) json_object_set_new(j, key, real);
+            }
+        } else if (json_is_object(v) || json_is_array(v)) {
+            s_numbers(v, metric || !strcmp(key, "metrics"), depth + 1);
+        }
+    }
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
     json_t *body = NULL;
@@ -177,6 +220,7 @@ static void s_route(gw_req_t *r, const route_t *rt)
     } else {
         body = json_object();
     }
+    if (json_is_object(body)) s_numbers(body, !strcmp(rt->verb, "log_metric"), 0);
     json_t *renamed =
         rt->from && json_is_object(body) ? json_object_get(body, rt->from) : NULL;
     if (renamed && !json_object_get(body, rt->to)) {

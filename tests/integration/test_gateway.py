@@ -235,6 +235,21 @@ class GatewayBase:
         self.assertEqual(st, 200, b)
         metrics = {m["key"]: m["value"] for m in b["run"]["data"]["metrics"]}
         self.assertEqual(metrics, {"loss": 0.25})
+        # proto3's JSON, as MLflow's client writes it: int64 (and a metric's
+        # value) as strings
+        st, b = self.req("POST", p + "runs/log-metric", {"run_id": run, "key": "acc",
+                                                         "value": "0.75",
+                                                         "timestamp": "1003", "step": "4"})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("POST", p + "runs/log-batch", {"run_id": run, "metrics": [
+            {"key": "acc", "value": "0.8", "timestamp": "1004", "step": "5"}],
+            "params": [{"key": "depth", "value": "7"}]})
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", p + f"metrics/get-history?run_id={run}&metric_key=acc")
+        self.assertEqual([(m["step"], m["value"]) for m in b["metrics"]], [(4, 0.75), (5, 0.8)])
+        st, b = self.req("GET", p + f"runs/get?run_id={run}")
+        params = {x["key"]: x["value"] for x in b["run"]["data"]["params"]}
+        self.assertEqual(params["depth"], "7")  # a param's value stays text
         st, b = self.req("GET", f"/ajax-api/2.0/mlflow/metrics/get-history?run_id={run}"
                                 "&metric_key=loss&max_results=10")
         self.assertEqual([m["step"] for m in b["metrics"]], [1, 2], b)
