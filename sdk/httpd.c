@@ -24,15 +24,20 @@
 struct cairn_httpd {
     struct MHD_Daemon *d;
     cairn_http_handler_fn *fn;
+    cairn_http_stream_pick_fn *pick;
     void *arg;
     size_t max_body;
     uint16_t port;
 };
 
+/* A request's state between libmicrohttpd's calls: its body gathered, or
+ * streamed to the handler's stream. */
 typedef struct {
     char *buf;
     size_t len, cap;
     bool too_big;
+    bool streamed, refused;
+    cairn_http_stream_t stream;
 } body_t;
 
 const char *cairn_http_header(const cairn_http_request_t *req, const char *name)
@@ -65,6 +70,53 @@ void cairn_http_each_query(const cairn_http_request_t *req,
 {
     each_t e = {fn, arg};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_each, &e);
+}
+
+typedef struct {
+    long (*read)(void *ctx, uint64_t pos, char *buf, size_t max);
+    void (*read_free)(void *ctx);
+    void *ctx;
+} reader_t;
+
+static ssize_t s_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    reader_t *r = cls;
+    long n = r->read(r->ctx, pos, buf, max);
+    return n > 0    ? (ssize_t)n
+           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                    : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void s_read_free(void *cls)
+{
+    reader_t *r = cls;
+    if (r->read_free) r->read_free(r->ctx);
+    free(r);
+}
+
+/* A response read piece by piece (resp->read). */
+static enum MHD_Result s_queue_reader(struct MHD_Connection *c,
+                                      const cairn_http_response_t *resp)
+{
+    reader_t *r = malloc(sizeof *r);
+    if (!r) {
+        if (resp->read_free) resp->read_free(resp->read_ctx);
+        return MHD_NO;
+    }
+    *r = (reader_t){resp->read, resp->read_free, resp->read_ctx};
+    struct MHD_Response *m = MHD_create_response_from_callback(
+        resp->size == CAIRN_HTTP_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : resp->size, 1 << 20,
+        s_read, r, s_read_free);
+    if (!m) {
+        s_read_free(r);
+        return MHD_NO;
+    }
+    MHD_add_response_header(
+        m, MHD_HTTP_HEADER_CONTENT_TYPE,
+        resp->content_type ? resp->content_type : "application/octet-stream");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, m);
+    MHD_destroy_response(m);
+    return ok;
 }
 
 static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char *type,
@@ -124,30 +176,40 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
 {
     (void)version;
     cairn_httpd_t *h = cls;
+    cairn_http_request_t req = {.method = method, .path = url, .body = "", .conn = c};
     if (!*state) { /* the headers: make the request's state */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > h->max_body)
-            return s_too_big(c, h->max_body);
         body_t *b = calloc(1, sizeof *b);
         if (!b) return MHD_NO;
+        b->streamed = h->pick && h->pick(h->arg, &req, &b->stream);
         *state = b;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!b->streamed && cl && strtoull(cl, NULL, 10) > h->max_body)
+            return s_too_big(c, h->max_body);
         return MHD_YES;
     }
     body_t *b = *state;
     if (*upload_size) {
-        s_append(b, upload, *upload_size, h->max_body);
+        if (!b->streamed)
+            s_append(b, upload, *upload_size, h->max_body);
+        else if (!b->refused)
+            b->refused = b->stream.data(b->stream.ctx, upload, *upload_size) != 0;
         *upload_size = 0;
         return MHD_YES;
     }
-    if (b->too_big) return s_too_big(c, h->max_body);
-    cairn_http_request_t req = {.method = method,
-                                .path = url,
-                                .body = b->buf ? b->buf : "",
-                                .body_len = b->len,
-                                .conn = c};
     cairn_http_response_t resp = {.status = 200, .content_type = "application/json"};
-    h->fn(h->arg, &req, &resp);
+    if (b->streamed) {
+        b->stream.end(b->stream.ctx, &req, &resp);
+    } else {
+        if (b->too_big) return s_too_big(c, h->max_body);
+        req.body = b->buf ? b->buf : "";
+        req.body_len = b->len;
+        h->fn(h->arg, &req, &resp);
+    }
+    if (resp.read) {
+        free(resp.body);
+        return s_queue_reader(c, &resp);
+    }
     return s_queue(c, resp.status, resp.content_type, resp.body, resp.len);
 }
 
@@ -157,6 +219,7 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **state,
     (void)cls, (void)c, (void)why;
     body_t *b = *state;
     if (!b) return;
+    if (b->streamed && b->stream.release) b->stream.release(b->stream.ctx);
     free(b->buf);
     free(b);
     *state = NULL;
@@ -209,6 +272,7 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
         return NULL;
     }
     h->fn = fn;
+    h->pick = opts->stream;
     h->arg = arg;
     h->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
     unsigned threads = opts->threads ? opts->threads : DEFAULT_THREADS;

@@ -22,35 +22,69 @@
 #ifndef CAIRN_HTTPD_H
 #define CAIRN_HTTPD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cairn/err.h"
 
 typedef struct cairn_httpd cairn_httpd_t;
+typedef struct cairn_http_request cairn_http_request_t;
+typedef struct cairn_http_response cairn_http_response_t;
+typedef struct cairn_http_stream cairn_http_stream_t;
+
+/* Whether a request's body is streamed (a large upload) rather than
+ * gathered: asked at its headers; true with *s filled to stream it. */
+typedef bool(cairn_http_stream_pick_fn)(void *arg, const cairn_http_request_t *req,
+                                        cairn_http_stream_t *s);
 
 typedef struct cairn_httpd_opts {
     const char *listen;       /* "HOST:PORT", HOST a loopback address; port 0: any */
-    size_t max_body;          /* bytes (0: 1 MiB) */
+    size_t max_body;          /* bytes (0: 1 MiB); a streamed body has no limit here */
     unsigned threads;         /* handler threads (0: 4) */
     unsigned max_connections; /* (0: 256) */
     unsigned timeout_s;       /* idle connection timeout (0: 60) */
+    cairn_http_stream_pick_fn *stream; /* NULL: every body gathered */
 } cairn_httpd_opts_t;
 
-typedef struct cairn_http_request {
+struct cairn_http_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* the URL's path, %-decoded, without the query */
     const char *body;   /* body_len bytes (NUL-terminated for convenience) */
     size_t body_len;
     void *conn; /* for cairn_http_header / cairn_http_query */
-} cairn_http_request_t;
+};
 
-typedef struct cairn_http_response {
+#define CAIRN_HTTP_SIZE_UNKNOWN UINT64_MAX
+
+struct cairn_http_response {
     int status;               /* default 200 */
     const char *content_type; /* default "application/json" */
     char *body;               /* malloc'ed; the server frees it */
     size_t len;
-} cairn_http_response_t;
+    /* Or, for a large response, read piece by piece instead of body: read
+     * writes up to max bytes at pos into buf and returns how many (0: the
+     * end; -1: an error, which cuts the response short); read_free(ctx)
+     * runs once the response is done with. size: the total, or
+     * CAIRN_HTTP_SIZE_UNKNOWN (sent chunked). */
+    long (*read)(void *ctx, uint64_t pos, char *buf, size_t max);
+    void (*read_free)(void *ctx);
+    void *read_ctx;
+    uint64_t size;
+};
+
+/* A streamed request body's handlers (see cairn_http_stream_pick_fn). */
+struct cairn_http_stream {
+    void *ctx;
+    /* each piece of the body as it arrives (any size); nonzero: the rest is
+     * read and dropped, and end answers */
+    int (*data)(void *ctx, const char *p, size_t n);
+    /* the body is over (or data refused it): fill the response */
+    void (*end)(void *ctx, const cairn_http_request_t *req,
+                cairn_http_response_t *resp);
+    /* last, always (the request may have been cut short) */
+    void (*release)(void *ctx);
+};
 
 typedef void(cairn_http_handler_fn)(void *arg, const cairn_http_request_t *req,
                                     cairn_http_response_t *resp);

@@ -65,6 +65,14 @@ void gw_basic_forget(const gw_req_t *r);
  * /ajax-api/2.0/mlflow/... Each returns true when it took the path. */
 bool gw_rest(gw_req_t *r);
 bool gw_mlflow(gw_req_t *r);
+/* The caller (workspace, token) of r->http; false: answered (or, at a
+ * request's headers, to be answered once its body is in). */
+bool gw_caller(gw_req_t *r);
+/* artifacts.c: MLflow's artifact proxy; uploads are streamed (picked at
+ * their headers), the rest routed as usual. */
+bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
+                         cairn_http_stream_t *s);
+bool gw_artifacts(gw_req_t *r);
 /* prom.c: GET /metrics, sys.metrics in Prometheus' text format. */
 void gw_prometheus(gw_req_t *r);
 /* Whether path is one of MLflow's, and an error in MLflow's shape

@@ -108,6 +108,10 @@ int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
 
 void gw_reply_json(gw_req_t *r, int status, json_t *j)
 {
+    if (!r->resp) { /* at a request's headers: answered later, as usual */
+        json_decref(j);
+        return;
+    }
     char *text = j ? json_dumps(j, cairn_json_dump_flags(j, false)) : NULL;
     json_decref(j);
     r->resp->status = text ? status : 500;
@@ -197,13 +201,25 @@ static bool s_token(gw_req_t *r)
                     "credentials");
 }
 
+bool gw_caller(gw_req_t *r)
+{
+    return s_workspace(r) && s_token(r);
+}
+
 static void s_handle(void *arg, const cairn_http_request_t *http,
                      cairn_http_response_t *resp)
 {
     gw_req_t r = {.g = arg, .http = http, .resp = resp};
-    if (!s_workspace(&r) || !s_token(&r)) return;
-    if (gw_mlflow(&r) || gw_rest(&r)) return;
+    if (!gw_caller(&r)) return;
+    if (gw_artifacts(&r) || gw_mlflow(&r) || gw_rest(&r)) return;
     gw_reply_error(&r, 404, "not_found", "no route for %s %s", http->method, r.path);
+}
+
+/* Which request bodies are streamed: artifact uploads. */
+static bool s_stream(void *arg, const cairn_http_request_t *http,
+                     cairn_http_stream_t *s)
+{
+    return gw_artifacts_stream(arg, http, s);
 }
 
 gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
@@ -215,7 +231,9 @@ gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
         return NULL;
     }
     g->ttl_ms = o->ttl_ms;
-    g->httpd = cairn_httpd_start(&o->http, s_handle, g, err);
+    cairn_httpd_opts_t http = o->http;
+    http.stream = s_stream;
+    g->httpd = cairn_httpd_start(&http, s_handle, g, err);
     if (!g->httpd) {
         free(g->endpoint);
         free(g);

@@ -269,6 +269,48 @@ class GatewayBase:
         st, b = self.req("POST", p + "runs/no-such")
         self.assertEqual((st, b["error_code"]), (404, "ENDPOINT_NOT_FOUND"))
 
+    def test_mlflow_artifact_proxy(self):
+        """PUT, GET, list and DELETE under mlflow-artifacts, as MLflow's
+        http_artifact_repo sends them: a 9 MiB file (three 4 MiB chunks on
+        the bus), streamed both ways, bytes equal."""
+        p = "/api/2.0/mlflow/"
+        st, b = self.req("POST", p + "experiments/create", {"name": f"art-{self.MODE}"})
+        exp = b["experiment_id"]
+        st, b = self.req("POST", p + "runs/create", {"experiment_id": exp})
+        run = b["run"]["info"]["run_id"]
+        base = f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts"
+        data = os.urandom((9 << 20) + 123)  # over max_body (64 KiB): streamed
+        st, b = self.req("PUT", base + "/model/model.bin", raw=data,
+                         headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual((st, b), (200, {}))
+        st, _ = self.req("PUT", base + "/model/empty.txt", raw=b"",
+                         headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(st, 200)
+        self.conn.request("GET", base + "/model/model.bin")
+        r = self.conn.getresponse()
+        got = r.read()
+        self.assertEqual((r.status, len(got), got == data), (200, len(data), True))
+        st, b = self.req("GET", "/api/2.0/mlflow-artifacts/artifacts"
+                                f"?path={exp}/{run}/artifacts/model")
+        self.assertEqual(st, 200, b)
+        self.assertEqual(sorted((f["path"], f.get("file_size")) for f in b["files"]),
+                         [("empty.txt", 0), ("model.bin", len(data))])
+        st, b = self.req("GET", "/api/2.0/mlflow-artifacts/artifacts"
+                                f"?path={exp}/{run}/artifacts")
+        self.assertEqual([(f["path"], f["is_dir"]) for f in b["files"]], [("model", True)])
+        st, b = self.req("DELETE", base + "/model/empty.txt")
+        self.assertEqual(st, 200, b)
+        st, b = self.req("GET", base + "/model/empty.txt")
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        st, b = self.req("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{'0' * 32}"
+                                "/artifacts/x", raw=b"abc",
+                         headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        st, b = self.req("GET", "/api/2.0/mlflow-artifacts/artifacts/nonsense")
+        self.assertEqual(st, 404)
+        st, b = self.req("GET", "/api/2.0/mlflow-artifacts/artifacts?path=x")
+        self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+
     def test_mlflow_registry(self):
         p = "/api/2.0/mlflow/"
         name = f"gw-model-{self.MODE}"
