@@ -201,6 +201,36 @@ static void s_numbers(json_t *j, bool metric, int depth)
     }
 }
 
+/* The store's artifact URIs as MLflow's client reaches them through this
+ * gateway's proxy (artifacts.c): cairn-artifacts:/EXP/RUN/artifacts
+ * becomes mlflow-artifacts:/EXP/RUN/artifacts, at any depth of a reply. */
+static void s_artifact_uris(json_t *j, int depth)
+{
+    static const char from[] = "cairn-artifacts:/", to[] = "mlflow-artifacts:/";
+    if (depth > 8) return;
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v) s_artifact_uris(v, depth + 1);
+        return;
+    }
+    json_object_foreach(j, key, v)
+    {
+        const char *t = json_string_value(v);
+        if (t && (!strcmp(key, "artifact_uri") || !strcmp(key, "artifact_location")) &&
+            !strncmp(t, from, sizeof from - 1)) {
+            char *u = NULL;
+            if (asprintf(&u, "%s%s", to, t + sizeof from - 1) >= 0) {
+                json_string_set(v, u);
+                free(u);
+            }
+        } else if (json_is_object(v) || json_is_array(v)) {
+            s_artifact_uris(v, depth + 1);
+        }
+    }
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
     json_t *body = NULL;
@@ -243,8 +273,11 @@ static void s_route(gw_req_t *r, const route_t *rt)
     else if (cairn_reply_status(reply) >= 400)
         gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
                         cairn_reply_error(reply));
-    else
-        gw_reply_json(r, 200, gw_reply_body_json(reply));
+    else {
+        json_t *out = gw_reply_body_json(reply);
+        if (out) s_artifact_uris(out, 0);
+        gw_reply_json(r, 200, out);
+    }
     cairn_reply_destroy(&reply);
     json_decref(body);
     msgpack_sbuffer_destroy(&sb);

@@ -278,7 +278,14 @@ class GatewayBase:
         exp = b["experiment_id"]
         st, b = self.req("POST", p + "runs/create", {"experiment_id": exp})
         run = b["run"]["info"]["run_id"]
-        base = f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts"
+        # MLflow's client finds the proxy from the run's artifact_uri
+        uri = b["run"]["info"]["artifact_uri"]
+        self.assertEqual(uri, f"mlflow-artifacts:/{exp}/{run}/artifacts")
+        st, b = self.req("GET", p + f"experiments/get?experiment_id={exp}")
+        self.assertTrue(b["experiment"]["artifact_location"].startswith("mlflow-artifacts:/"))
+        st, b = self.req("POST", "/api/v1/tracking/get_run", {"run_id": run})
+        self.assertTrue(b["run"]["info"]["artifact_uri"].startswith("cairn-artifacts:/"))
+        base = "/api/2.0/mlflow-artifacts/artifacts/" + uri[len("mlflow-artifacts:/"):]
         data = os.urandom((9 << 20) + 123)  # over max_body (64 KiB): streamed
         st, b = self.req("PUT", base + "/model/model.bin", raw=data,
                          headers={"Content-Type": "application/octet-stream"})
