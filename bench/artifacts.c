@@ -222,22 +222,6 @@ static void usage(FILE *f)
             "The temp dir is made under $CAIRN_BENCH_DIR, else /var/tmp.\n");
 }
 
-static uint64_t s_parse_size(const char *s)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
-    if (*end == 'M' || *end == 'm') mul = 1ull << 20;
-    if (*end == 'G' || *end == 'g') mul = 1ull << 30;
-    if (mul > 1) end++;
-    if (errno || end == s || *end || !(v >= 1) ||
-        v * (double)mul > (double)(64ull << 30))
-        return 0;
-    return (uint64_t)(v * (double)mul);
-}
-
 typedef struct sample {
     double cp_up, up, cp_down, down;
     double cpu_cp, cpu_up_cli, cpu_up_srv, cpu_down_cli, cpu_down_srv;
@@ -255,7 +239,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--keep"))
             g_keep = true;
         else if (!strcmp(a, "--size") && i + 1 < argc) {
-            size = s_parse_size(argv[++i]);
+            size = bench_parse_size(argv[++i]);
             size_set = true;
         } else
             bench_arg_rest("bench_artifacts", a, usage);

@@ -724,3 +724,19 @@ void bench_make_file(const char *path, uint64_t size, uint64_t seed, bool sync)
     if ((sync && fsync(fd) != 0) || close(fd) != 0)
         bench_die("cannot write %s: %s", path, strerror(errno));
 }
+
+uint64_t bench_parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
+    if (*end == 'M' || *end == 'm') mul = 1ull << 20;
+    if (*end == 'G' || *end == 'g') mul = 1ull << 30;
+    if (mul > 1) end++;
+    if (errno || end == s || *end || !(v >= 1) ||
+        v * (double)mul > (double)(64ull << 30))
+        return 0;
+    return (uint64_t)(v * (double)mul);
+}

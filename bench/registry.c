@@ -464,22 +464,6 @@ static void case_register(const opts_t *o, cairn_client_t *c, register_result_t 
 
 /* ---- main ------------------------------------------------------------------- */
 
-static uint64_t s_parse_size(const char *s)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
-    if (*end == 'M' || *end == 'm') mul = 1ull << 20;
-    if (*end == 'G' || *end == 'g') mul = 1ull << 30;
-    if (mul > 1) end++;
-    if (errno || end == s || *end || !(v >= 1) ||
-        v * (double)mul > (double)(64ull << 30))
-        return 0;
-    return (uint64_t)(v * (double)mul);
-}
-
 int main(int argc, char **argv)
 {
     bench_init("bench_registry", s_cleanup);
@@ -500,7 +484,7 @@ int main(int argc, char **argv)
             o.queries = atoi(argv[++i]);
             queries_set = true;
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
-            o.size = s_parse_size(argv[++i]);
+            o.size = bench_parse_size(argv[++i]);
             size_set = true;
         } else if (!strcmp(argv[i], "--files") && i + 1 < argc) {
             o.files = atoi(argv[++i]);

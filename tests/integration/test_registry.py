@@ -19,6 +19,7 @@ from cairn_harness import DEADLINE, SOURCE, Kernel  # noqa: E402
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 import cairn  # noqa: E402
 from cairn.registry import Registry, parse_ref  # noqa: E402
+from registry_case import RegistryCase  # noqa: E402
 
 
 def services(mode):
@@ -335,41 +336,10 @@ class RegistryProcess(RegistryBase, unittest.TestCase):
     MODE = "process"
 
 
-PINNED = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
-          "  artifacts:\n    plugin: storage\n    mode: inproc\n"
-          "  registry:\n    plugin: registry\n    mode: inproc\n")
-
-
-class Pinned(unittest.TestCase):
+class Pinned(RegistryCase, unittest.TestCase):
     """A runs:/ source is resolved to the blobs the artifact store holds: no
     copy, a content_hash over the files, and the blobs outlive the run's
     files until the version goes."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.k = Kernel(services=PINNED).start()
-        cls.c = cls.k.client()
-        cls.reg = Registry(cls.k.endpoint)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
-        cls.c.close()
-        cls.k.cleanup()
-
-    def ok(self, svc, verb, body):
-        h, b = self.c.call(svc, verb, body)
-        self.assertEqual(h["st"], 200, (verb, h))
-        return b
-
-    def new_run(self, files):
-        exp = self.ok("tracking", "create_experiment",
-                      {"name": f"pin-{os.urandom(4).hex()}"})["experiment_id"]
-        rid = self.ok("tracking", "create_run", {"experiment_id": exp})["run"]["info"]["run_id"]
-        for path, data in files.items():
-            self.ok("artifacts", "put_artifact", {"run_id": rid, "path": path, "data": data,
-                                                  "offset": 0, "done": True})
-        return rid
 
     def blob_paths(self):
         root = os.path.join(self.k.state, "artifacts", "sha256")
