@@ -1616,7 +1616,11 @@ static int s_open_sockets(broker_t *b, cairn_err_t *err)
     int hwm = 10000;
     zmq_setsockopt(b->frontend, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->frontend, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (s_secure(b, b->frontend, b->endpoint, err) != 0 ||
+    /* A private ipc frontend first (before CURVE: see s_secure), for the
+     * plugins that are clients of the bus, such as the gateway: the run
+     * dir is the owner's only, and no key is needed to reach it. */
+    if (s_bind(b->frontend, b->frontend_ipc, "frontend", lo, err) != 0 ||
+        s_secure(b, b->frontend, b->endpoint, err) != 0 ||
         s_bind(b->frontend, b->endpoint, "frontend", lo, err) != 0)
         return -1;
     if (!(b->backend = s_socket(b, ZMQ_ROUTER, err))) return -1;
@@ -1693,6 +1697,11 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
     }
     b->worker_ipc = s_printf("ipc://%s/workers.sock", b->run_dir);
     b->events_ipc = s_printf("ipc://%s/events.sock", b->run_dir);
+    b->frontend_ipc = s_printf("ipc://%s/frontend.sock", b->run_dir);
+    if (!b->worker_ipc || !b->events_ipc || !b->frontend_ipc) {
+        cairn_err_oom(err, NULL);
+        goto fail;
+    }
     if (!(b->authz = authz_new(b->conf->auth, err))) goto fail;
     if (!(b->audit = kaudit_new(b->conf->audit,
                                 strcmp(b->conf->audit_policy, "refuse") == 0))) {
@@ -1725,6 +1734,12 @@ broker_t *broker_new(const broker_opts_t *o, cairn_err_t *err)
         goto fail;
     }
     if (s_open_sockets(b, err) != 0) goto fail;
+    /* Before any plugin starts (inproc threads read it, process hosts
+     * inherit it): where a plugin that calls the bus finds this kernel. */
+    if (setenv("CAIRN_ENDPOINT", b->frontend_ipc, 1) != 0) {
+        cairn_err_oom(err, "for the plugins' environment");
+        goto fail;
+    }
     b->services = calloc(b->conf->nservices + 1, sizeof *b->services);
     if (!b->services) goto fail;
     b->nservices = b->conf->nservices;
@@ -1795,12 +1810,12 @@ void broker_destroy(broker_t **self_p)
     msgpack_zone_destroy(&b->zone);
     msgpack_sbuffer_destroy(&b->sb);
     if (b->run_dir && strncmp(b->run_dir, "/tmp/cairn-", 11) == 0) {
-        char *w = s_printf("%s/workers.sock", b->run_dir),
-             *e = s_printf("%s/events.sock", b->run_dir);
-        if (w) unlink(w);
-        if (e) unlink(e);
-        free(w);
-        free(e);
+        const char *socks[] = {"workers", "events", "frontend"};
+        for (size_t i = 0; i < 3; i++) {
+            char *p = s_printf("%s/%s.sock", b->run_dir, socks[i]);
+            if (p) unlink(p);
+            free(p);
+        }
         rmdir(b->run_dir);
     }
     free(b->endpoint);
@@ -1810,6 +1825,7 @@ void broker_destroy(broker_t **self_p)
     free(b->plugin_dir);
     free(b->worker_ipc);
     free(b->events_ipc);
+    free(b->frontend_ipc);
     free(b);
     *self_p = NULL;
 }

@@ -72,6 +72,7 @@ struct broker {
     const conf_t *conf;
     char *endpoint, *state_dir, *run_dir, *bin_dir, *plugin_dir;
     char *worker_ipc, *events_ipc;
+    char *frontend_ipc; /* the frontend for this host's plugins ($CAIRN_ENDPOINT) */
     void *zctx;
     void *frontend, *backend, *pub;
     int sigfd;

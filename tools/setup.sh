@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Command 1: install what is missing, build, and start Cairn on its embedded
-# default (cairnd on tcp://127.0.0.1:7780, state in ./var), ready to use.
+# default (cairnd on tcp://127.0.0.1:7780, its HTTP gateway on
+# http://127.0.0.1:7790, state in ./var), ready to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -26,6 +27,8 @@ for _ in $(seq 300); do
   if build/bin/cairn --ttl 1000 health >/dev/null 2>&1; then
     build/bin/cairn health
     echo "setup: Cairn is running (pid $pid, log $state/cairnd.log)."
+    echo "setup: the bus on ${CAIRN_ENDPOINT:-tcp://127.0.0.1:7780}, HTTP on http://${CAIRN_HTTP:-127.0.0.1:7790}" \
+      "(MLflow: MLFLOW_TRACKING_URI=http://${CAIRN_HTTP:-127.0.0.1:7790})"
     echo "setup: try: build/bin/cairn services    stop: kill \$(cat $pidfile)"
     exit 0
   fi

@@ -30,7 +30,7 @@ static const cairn_setting_t gateway_settings[] = {
      .offset = AT(endpoint),
      .dflt = "",
      .help = "the kernel's frontend the bus calls go to (default $CAIRN_ENDPOINT, "
-             "else tcp://127.0.0.1:7780)"},
+             "which cairnd sets for its plugins to its private ipc frontend)"},
     {.key = "threads",
      .type = CAIRN_CONF_INT,
      .offset = AT(threads),

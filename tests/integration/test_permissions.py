@@ -15,7 +15,10 @@ from cairn_harness import BIN, DEADLINE, SOURCE, Kernel
 # The embedded default's services, in its order (conf/cairn.yaml).
 SERVICES = "".join(f"  {name}:\n    plugin: {plugin}\n    mode: inproc\n" for name, plugin in (
     ("auth", "auth"), ("audit", "audit"), ("secrets", "secrets"), ("echo", "echo"),
-    ("tracking", "storage"), ("artifacts", "storage"), ("registry", "registry")))
+    ("tracking", "storage"), ("artifacts", "storage"), ("registry", "registry"))) + (
+    # its own process there; here inproc, on a port of its choosing
+    "  gateway:\n    plugin: gateway\n    mode: inproc\n"
+    "    settings:\n      listen: 127.0.0.1:0\n")
 ROLES = ["Owner", "Contributor", "Reader", "Data Scientist", "Operator"]
 PASSWORD = "matrix password 1"
 
