@@ -45,6 +45,7 @@ static const route_t s_routes[] = {
     {"POST", "runs/delete-tag", "tracking", "delete_tag", NULL, NULL},
     {"POST", "runs/log-batch", "tracking", "log_batch", NULL, NULL},
     {"POST", "runs/search", "tracking", "search_runs", NULL, NULL},
+    {"POST", "runs/log-inputs", "tracking", "log_inputs", NULL, NULL},
     {"GET", "metrics/get-history", "tracking", "get_metric_history", "metric_key",
      "key"},
     {"GET", "artifacts/list", "artifacts", "list_artifacts", NULL, NULL},

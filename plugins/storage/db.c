@@ -119,6 +119,22 @@ static const char *const s_sql[ST_COUNT] = {
         "BY seq",
     [ST_JOURNAL_GET] = "SELECT applied_seq, tag FROM metric_journal WHERE id = 1",
     [ST_JOURNAL_SET] = "UPDATE metric_journal SET applied_seq = ? WHERE id = 1",
+    [ST_DATASET_PUT] =
+        "INSERT INTO datasets (experiment_id, name, digest, source_type, source, "
+        "schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, "
+        "name, digest) DO NOTHING",
+    [ST_DATASET_ID] =
+        "SELECT dataset_id FROM datasets WHERE experiment_id = ? AND name = ? AND "
+        "digest = ?",
+    [ST_INPUT_PUT] =
+        "INSERT INTO run_inputs (rid, dataset_id, tags) VALUES (?, ?, ?) ON "
+        "CONFLICT (rid, dataset_id) DO NOTHING",
+    [ST_RUN_INPUTS] =
+        "SELECT d.name, d.digest, d.source_type, d.source, d.schema, d.profile, "
+        "i.tags FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id "
+        "WHERE i.rid = ? ORDER BY i.dataset_id",
+    [ST_RUN_HAS_INPUTS] = "SELECT 1 FROM run_inputs WHERE rid = ? LIMIT 1",
+    [ST_ANY_INPUTS] = "SELECT 1 FROM run_inputs LIMIT 1",
     /* artifacts */
     [ST_ART_RUN_STAGE] = "SELECT lifecycle_stage FROM runs WHERE rid = ?",
     [ST_ART_PUT] =

@@ -50,6 +50,12 @@ typedef enum db_stmt_id {
     ST_SEG_ALL,
     ST_JOURNAL_GET,
     ST_JOURNAL_SET,
+    ST_DATASET_PUT,
+    ST_DATASET_ID,
+    ST_INPUT_PUT,
+    ST_RUN_INPUTS,
+    ST_RUN_HAS_INPUTS,
+    ST_ANY_INPUTS,
     /* artifacts (role `artifacts`: artifacts.c, uploads.c) */
     ST_ART_RUN_STAGE,
     ST_ART_PUT,

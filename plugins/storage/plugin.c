@@ -52,6 +52,7 @@ APPLIED(run_delete)
 APPLIED(run_restore)
 APPLIED(run_set_tag)
 APPLIED(run_delete_tag)
+APPLIED(run_log_inputs)
 APPLIED(log_param)
 APPLIED(run_search)
 APPLIED(metric_history)
@@ -152,6 +153,12 @@ static const cairn_verb_t storage_tracking_verbs[] = {
      .perm = R,
      .help =
          "{experiment_ids*, filter, run_view_type, max_results, order_by, page_token}"},
+    {.name = "log_inputs",
+     .handle = run_log_inputs_applied,
+     .perm = W,
+     .flags = MUT,
+     .help = "{run_id*, datasets* [{dataset* {name*, digest*, source_type*, source*, "
+             "schema, profile}, tags}]}: MLflow's datasets (<= 1000)"},
     {.name = "get_metric_history",
      .handle = metric_history_applied,
      .perm = R,
@@ -335,6 +342,7 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                              "storage: this host predates typed settings");
     storage_t *s = calloc(1, sizeof *s);
     if (!s) return cairn_err_oom(err, NULL);
+    s->any_inputs = -1; /* looked up at the first run packed */
     s->ctx = ctx;
     s->set = set;
     msgpack_sbuffer_init(&s->sb);

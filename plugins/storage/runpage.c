@@ -300,7 +300,8 @@ int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, siz
                                "a run vanished while being read");
             break;
         }
-        msgpack_pack_map(pk, 2);
+        bool inputs = storage_has_inputs(s, rids[i]);
+        msgpack_pack_map(pk, inputs ? 3 : 2);
         cairn_pack_cstr(pk, "info");
         s_write_part(&pg, pk, i, PART_INFO);
         cairn_pack_cstr(pk, "data");
@@ -311,6 +312,10 @@ int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, siz
         s_write_part(&pg, pk, i, PART_PARAMS);
         cairn_pack_cstr(pk, "tags");
         s_write_part(&pg, pk, i, PART_TAGS);
+        if (inputs) {
+            cairn_pack_cstr(pk, "inputs");
+            storage_pack_inputs(s, pk, rids[i]);
+        }
     }
     s_free(&pg);
     return rc;

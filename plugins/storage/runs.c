@@ -87,7 +87,8 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                              "the run is gone");
     }
-    msgpack_pack_map(pk, 2);
+    bool inputs = storage_has_inputs(s, rid);
+    msgpack_pack_map(pk, inputs ? 3 : 2);
     cairn_pack_cstr(pk, "info");
     storage_pack_run_info(pk, r);
     sqlite3_reset(r);
@@ -105,6 +106,10 @@ int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t 
     sqlite3_bind_int64(st, 1, rid);
     cairn_pack_cstr(pk, "tags");
     storage_pack_kv_rows(s, pk, st);
+    if (inputs) {
+        cairn_pack_cstr(pk, "inputs");
+        storage_pack_inputs(s, pk, rid);
+    }
     return 0;
 }
 

@@ -126,6 +126,17 @@ static const char *const storage_migrations[] = {
     "  hash TEXT NOT NULL, alg TEXT NOT NULL, owner TEXT NOT NULL,"
     "  PRIMARY KEY (hash, alg, owner)) WITHOUT ROWID;"
     "CREATE INDEX pins_by_owner ON pins (owner);",
+    /* 9: runs' inputs, MLflow's datasets (inputs.c): a dataset once per
+     * (experiment, name, digest), linked to each run that read it with
+     * the input's tags (a packed msgpack array of {key, value}). */
+    "CREATE TABLE datasets ("
+    "  dataset_id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL, digest TEXT NOT NULL, source_type TEXT NOT NULL,"
+    "  source TEXT NOT NULL, schema TEXT, profile TEXT,"
+    "  UNIQUE (experiment_id, name, digest));"
+    "CREATE TABLE run_inputs ("
+    "  rid INTEGER NOT NULL, dataset_id INTEGER NOT NULL, tags BLOB NOT NULL,"
+    "  PRIMARY KEY (rid, dataset_id)) WITHOUT ROWID;",
 };
 
 #define STORAGE_SCHEMA_VERSION \

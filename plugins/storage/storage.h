@@ -57,6 +57,8 @@ typedef struct storage {
     int64_t fresh[STORAGE_FRESH_RUNS];
     unsigned fresh_next;
     bool fold_failing; /* the tick's fold failed (logged once) */
+    /* Some run has inputs (inputs.c); until then no run's are looked up. */
+    int any_inputs; /* -1: not known yet, 0, 1 */
 } storage_t;
 
 /* Start a reply in s->sb (cleared) and return its packer. */
@@ -200,6 +202,14 @@ int storage_group_flush(storage_t *s);
 void storage_group_fail(storage_t *s, const cairn_err_t *err);
 /* Flush and free (fini). */
 void storage_group_close(storage_t *s);
+
+/* inputs.c: MLflow's datasets, a run's inputs */
+int run_log_inputs(void *state, cairn_req_t *req, cairn_err_t *err);
+/* Whether the run rid has inputs; a run's reply holds `inputs` only then
+ * (as MLflow's proto3 JSON omits an empty field). */
+bool storage_has_inputs(storage_t *s, int64_t rid);
+/* {dataset_inputs: [{tags, dataset}]} of the run rid. */
+void storage_pack_inputs(storage_t *s, msgpack_packer *pk, int64_t rid);
 
 /* search.c */
 int run_search(void *state, cairn_req_t *req, cairn_err_t *err);

@@ -296,6 +296,54 @@ class GatewayBase:
                                                          "value": "lots", "timestamp": 1})
         self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
 
+    def test_mlflow_log_inputs(self):
+        """runs/log-inputs as mlflow.log_input sends it (a DatasetInput per
+        dataset, its tags the context); runs/get shows them under
+        inputs.dataset_inputs; logging one again adds nothing."""
+        p = "/api/2.0/mlflow/"
+        st, b = self.req("POST", p + "experiments/create", {"name": f"inputs-{self.MODE}"})
+        st, b = self.req("POST", p + "runs/create", {"experiment_id": b["experiment_id"]})
+        run = b["run"]["info"]["run_id"]
+        ds = {"name": "wine", "digest": "3d8b0e6a", "source_type": "local",
+              "source": '{"uri": "/data/wine.csv"}',
+              "schema": '{"mlflow_colspec": [{"type": "double", "name": "ph"}]}',
+              "profile": '{"num_rows": 178}'}
+        body = {"run_id": run, "datasets": [
+            {"tags": [{"key": "mlflow.data.context", "value": "training"}], "dataset": ds},
+            {"dataset": dict(ds, name="wine-eval", digest="77aa")}]}
+        st, b = self.req("POST", p + "runs/log-inputs", {"run_id": run, "datasets": []})
+        self.assertEqual((st, b), (200, {}))
+        st, b = self.req("GET", p + f"runs/get?run_id={run}")
+        self.assertNotIn("inputs", b["run"])  # omitted when empty, as proto3 does
+        self.assertEqual(self.req("POST", p + "runs/log-inputs", body)[0], 200)
+        st, b = self.req("GET", p + f"runs/get?run_id={run}")
+        inputs = b["run"]["inputs"]["dataset_inputs"]
+        self.assertEqual(len(inputs), 2, inputs)
+        self.assertEqual(inputs[0]["dataset"], ds)
+        self.assertEqual(inputs[0]["tags"], [{"key": "mlflow.data.context",
+                                              "value": "training"}])
+        self.assertEqual((inputs[1]["dataset"]["name"], inputs[1]["tags"]), ("wine-eval", []))
+        for bad in ({"run_id": run},
+                    {"run_id": run, "datasets": [{"dataset": dict(ds, digest="")}]},
+                    {"run_id": run, "datasets": [{"dataset": dict(ds, digest="x" * 37)}]},
+                    {"run_id": run, "datasets": [{"dataset": {"name": "n"}}]},
+                    {"run_id": run, "datasets": [{"dataset": ds, "tags": [{"key": 1}]}]},
+                    {"run_id": run, "datasets": ["not a map"]}):
+            st, b = self.req("POST", p + "runs/log-inputs", bad)
+            self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"), bad)
+        st, b = self.req("POST", p + "runs/log-inputs", {"run_id": "0" * 32, "datasets": []})
+        self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        # all or none: a bad second dataset stores not the first
+        st, b = self.req("POST", p + "runs/log-inputs", {"run_id": run, "datasets": [
+            {"dataset": dict(ds, name="third")}, {"dataset": {}}]})
+        self.assertEqual(st, 400, b)
+        self.assertIn("datasets[1]", b["message"])
+        st, b = self.req("GET", p + f"runs/get?run_id={run}")
+        self.assertEqual(len(b["run"]["inputs"]["dataset_inputs"]), 2)
+        st, b = self.req("POST", p + "runs/search", {"experiment_ids": [b["run"]["info"][
+            "experiment_id"]]})
+        self.assertEqual(len(b["runs"][0]["inputs"]["dataset_inputs"]), 2)  # search too
+
     def test_mlflow_artifact_proxy(self):
         """PUT, GET, list and DELETE under mlflow-artifacts, as MLflow's
         http_artifact_repo sends them: a 9 MiB file (three 4 MiB chunks on
