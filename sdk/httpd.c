@@ -9,10 +9,14 @@
 #include "httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -20,6 +24,7 @@
 #define DEFAULT_THREADS 4
 #define DEFAULT_CONNECTIONS 256
 #define DEFAULT_TIMEOUT_S 60
+#define TLS_FILE_MAX (1u << 20) /* a PEM file's bytes, at most */
 
 struct cairn_httpd {
     struct MHD_Daemon *d;
@@ -28,6 +33,7 @@ struct cairn_httpd {
     void *arg;
     size_t max_body;
     uint16_t port;
+    char *cert_pem, *key_pem; /* HTTPS: the PEM texts (NULL: plain HTTP) */
 };
 
 /* A request's state between libmicrohttpd's calls: its body gathered, or
@@ -225,8 +231,9 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
-/* "HOST:PORT" (HOST IPv4, loopback) into sa. */
-static int s_address(const char *listen, struct sockaddr_in *sa, cairn_err_t *err)
+/* "HOST:PORT" (HOST IPv4; loopback unless tls) into sa. */
+static int s_address(const char *listen, bool tls, struct sockaddr_in *sa,
+                     cairn_err_t *err)
 {
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     char host[64];
@@ -247,12 +254,72 @@ static int s_address(const char *listen, struct sockaddr_in *sa, cairn_err_t *er
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
                              "the HTTP listener's host '%s' is not an IPv4 address",
                              host);
-    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127)
+    if (!tls && (ntohl(sa->sin_addr.s_addr) >> 24) != 127)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_ENDPOINT,
                              "the HTTP listener %s is not a loopback address: a "
-                             "listener other hosts reach needs TLS, which is not "
-                             "supported yet",
+                             "listener other hosts reach needs TLS (a tls_cert and "
+                             "a tls_key)",
                              listen);
+    return 0;
+}
+
+/* A PEM file's text (NUL-terminated, heap); a key (secret) must be its
+ * owner's only. NULL with err. */
+static char *s_read_pem(const char *path, bool secret, cairn_err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "cannot read the TLS %s %s: %s", secret ? "key" : "certificate",
+                      path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char *text = NULL;
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > TLS_FILE_MAX)
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "the TLS %s %s is not a file of 1 byte to 1 MiB",
+                      secret ? "key" : "certificate", path);
+    else if (secret && (st.st_mode & 077))
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "the TLS key %s is open to others (mode %04o): make it its "
+                      "owner's only (chmod 600)",
+                      path, (unsigned)(st.st_mode & 07777));
+    else if (!(text = calloc(1, (size_t)st.st_size + 1)))
+        cairn_err_oom(err, "for a TLS file");
+    else if (read(fd, text, (size_t)st.st_size) != st.st_size) {
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                      "cannot read the TLS file %s whole", path);
+        free(text);
+        text = NULL;
+    }
+    close(fd);
+    return text;
+}
+
+static void s_free_tls(cairn_httpd_t *h)
+{
+    if (h->key_pem) explicit_bzero(h->key_pem, strlen(h->key_pem));
+    free(h->key_pem);
+    free(h->cert_pem);
+}
+
+/* Read the certificate and key when opts name them (both or neither). */
+static int s_tls(cairn_httpd_t *h, const cairn_httpd_opts_t *opts, cairn_err_t *err)
+{
+    bool cert = opts->tls_cert && *opts->tls_cert,
+         key = opts->tls_key && *opts->tls_key;
+    if (!cert && !key) return 0;
+    if (cert != key)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_CONF,
+                             "HTTPS needs both a tls_cert and a tls_key");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,
+                             "this libmicrohttpd was built without TLS");
+    if (!(h->cert_pem = s_read_pem(opts->tls_cert, false, err)) ||
+        !(h->key_pem = s_read_pem(opts->tls_key, true, err)))
+        return -1;
     return 0;
 }
 
@@ -260,15 +327,21 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
                                  cairn_http_handler_fn *fn, void *arg, cairn_err_t *err)
 {
     struct sockaddr_in sa;
-    if (!opts || !fn || s_address(opts->listen, &sa, err) != 0) {
-        if (!opts || !fn)
-            cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                          "cairn_httpd_start needs options and a handler");
+    if (!opts || !fn) {
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "cairn_httpd_start needs options and a handler");
         return NULL;
     }
+    bool tls = opts->tls_cert && *opts->tls_cert;
+    if (s_address(opts->listen, tls, &sa, err) != 0) return NULL;
     cairn_httpd_t *h = calloc(1, sizeof *h);
     if (!h) {
         cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    if (s_tls(h, opts, err) != 0) {
+        s_free_tls(h);
+        free(h);
         return NULL;
     }
     h->fn = fn;
@@ -276,18 +349,29 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
     h->arg = arg;
     h->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
     unsigned threads = opts->threads ? opts->threads : DEFAULT_THREADS;
+    /* The TLS options come last: without TLS they are an empty list. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     h->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, s_access, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        threads, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+            (h->cert_pem ? MHD_USE_TLS : 0),
+        0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         opts->max_connections ? opts->max_connections : DEFAULT_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT,
         opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_ARRAY,
+        h->cert_pem ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!h->d) {
         cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_BIND_FAILED,
-                      "cannot listen for HTTP on %s (is the port taken?)",
+                      h->cert_pem ? "cannot listen for HTTPS on %s (is the port "
+                                    "taken, or the certificate and key not a pair?)"
+                                  : "cannot listen for HTTP on %s (is the port taken?)",
                       opts->listen);
+        s_free_tls(h);
         free(h);
         return NULL;
     }
@@ -295,6 +379,11 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
         MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : ntohs(sa.sin_port);
     return h;
+}
+
+bool cairn_httpd_tls(const cairn_httpd_t *h)
+{
+    return h && h->cert_pem;
 }
 
 uint16_t cairn_httpd_port(const cairn_httpd_t *h)
@@ -306,6 +395,7 @@ void cairn_httpd_stop(cairn_httpd_t **h)
 {
     if (!h || !*h) return;
     MHD_stop_daemon((*h)->d);
+    s_free_tls(*h);
     free(*h);
     *h = NULL;
 }

@@ -14,9 +14,11 @@
  * max_body is refused 413 from its Content-Length before it is read (or,
  * without one, once it passes the limit: the rest is read and dropped);
  * at most max_connections connections (more are refused at accept); a
- * connection idle timeout_s seconds is closed (slow clients). The listener
- * must be a loopback address: a non-loopback one needs TLS, which this
- * module does not offer yet (an error says so).
+ * connection idle timeout_s seconds is closed (slow clients). With
+ * tls_cert and tls_key it speaks HTTPS only (GnuTLS, through
+ * libmicrohttpd), and may then listen on any address; without them the
+ * listener must be a loopback address (an error says so), as the bus
+ * needs CurveZMQ off loopback.
  *
  * Part of the static library cairn_httpd (libmicrohttpd); no ABI of its own. */
 #ifndef CAIRN_HTTPD_H
@@ -45,6 +47,9 @@ typedef struct cairn_httpd_opts {
     unsigned max_connections; /* (0: 256) */
     unsigned timeout_s;       /* idle connection timeout (0: 60) */
     cairn_http_stream_pick_fn *stream; /* NULL: every body gathered */
+    /* PEM files, both or neither: HTTPS. The key must be its owner's only
+     * (no group or other permission bits), or start refuses it. */
+    const char *tls_cert, *tls_key;
 } cairn_httpd_opts_t;
 
 struct cairn_http_request {
@@ -105,6 +110,8 @@ void cairn_http_each_query(const cairn_http_request_t *req,
 cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
                                  cairn_http_handler_fn *fn, void *arg,
                                  cairn_err_t *err);
+/* Whether it speaks HTTPS. */
+bool cairn_httpd_tls(const cairn_httpd_t *h);
 /* The port it listens on (the one chosen, for port 0). */
 uint16_t cairn_httpd_port(const cairn_httpd_t *h);
 /* Stop (requests in progress finish first) and free; NULL-safe. */

@@ -3,7 +3,7 @@
 # (skipping what is already there). Run as root.
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev curl
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev curl openssl
   libzmq3-dev libmsgpack-dev libyaml-dev libjansson-dev libsqlite3-dev
   liburing-dev libsodium-dev libmicrohttpd-dev
   python3 python3-zmq python3-msgpack python3-prometheus-client

@@ -13,7 +13,7 @@
 #include "server.h"
 
 typedef struct settings {
-    const char *listen, *endpoint;
+    const char *listen, *endpoint, *tls_cert, *tls_key;
     int64_t threads, max_connections, timeout_s, ttl_ms;
     uint64_t max_body;
 } settings_t;
@@ -24,7 +24,18 @@ static const cairn_setting_t gateway_settings[] = {
      .type = CAIRN_CONF_STR,
      .offset = AT(listen),
      .dflt = "127.0.0.1:7790",
-     .help = "HOST:PORT the HTTP server listens on, loopback ($CAIRN_HTTP overrides)"},
+     .help = "HOST:PORT the HTTP server listens on ($CAIRN_HTTP overrides); "
+             "loopback unless tls_cert and tls_key are set"},
+    {.key = "tls_cert",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(tls_cert),
+     .dflt = "",
+     .help = "a PEM certificate (chain) file: with tls_key, HTTPS only"},
+    {.key = "tls_key",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(tls_key),
+     .dflt = "",
+     .help = "the PEM private key file of tls_cert (mode 0600: its owner's only)"},
     {.key = "endpoint",
      .type = CAIRN_CONF_STR,
      .offset = AT(endpoint),
@@ -84,11 +95,15 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                                    .max_body = (size_t)set->max_body,
                                    .threads = (unsigned)set->threads,
                                    .max_connections = (unsigned)set->max_connections,
-                                   .timeout_s = (unsigned)set->timeout_s}};
+                                   .timeout_s = (unsigned)set->timeout_s,
+                                   .tls_cert = set->tls_cert,
+                                   .tls_key = set->tls_key}};
     gw_server_t *g = gw_server_start(&o, err);
     if (!g) return -1;
     const char *colon = strrchr(listen, ':');
-    cairn_log(ctx, CAIRN_LOG_INFO, "gateway: HTTP on http://%.*s:%u, bus calls to %s",
+    bool tls = *set->tls_cert;
+    cairn_log(ctx, CAIRN_LOG_INFO, "gateway: %s on %s://%.*s:%u, bus calls to %s",
+              tls ? "HTTPS" : "HTTP", tls ? "https" : "http",
               (int)(colon ? colon - listen : 0), listen, (unsigned)gw_server_port(g),
               o.endpoint);
     *state = g;

@@ -12,7 +12,10 @@ import json
 import os
 import re
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import unittest
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -31,15 +34,16 @@ class GatewayKernel(Kernel):
     by itself ($CAIRN_ENDPOINT, which cairnd sets for its plugins to its
     private ipc frontend), as in the embedded default."""
 
-    def __init__(self, mode, http_port, **kw):
+    def __init__(self, mode, http_port, settings=None, **kw):
         self.mode, self.http_port = mode, http_port
+        self.settings = dict({"max_body": "64KiB"}, **(settings or {}))
         super().__init__(services=BASE, **kw)
 
     def _new_ports(self):
         super()._new_ports()
         gw = (f"  gateway:\n    plugin: gateway\n    mode: {self.mode}\n"
-              f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n"
-              "      max_body: 64KiB\n")
+              f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n" +
+              "".join(f"      {k}: {v}\n" for k, v in self.settings.items()))
         with open(self.conf, "a") as f:
             f.write(gw)
 
@@ -518,6 +522,84 @@ class Refusals(unittest.TestCase):
             self.assertNotEqual(k.plugin("gateway")["state"], "up")
         finally:
             k.cleanup()
+
+
+class TLS(unittest.TestCase):
+    """HTTPS from a certificate and key in the conf (a self-signed pair made
+    with openssl here), verified by the client; plain HTTP on that port is
+    not served; a key open to others, a missing file or half a pair is
+    refused at start with a sentence."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="cairn-tls-")
+        cls.cert = os.path.join(cls.dir, "cert.pem")
+        cls.key = os.path.join(cls.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", cls.key, "-out", cls.cert],
+                       check=True, capture_output=True)
+        os.chmod(cls.key, 0o600)
+
+    @classmethod
+    def tearDownClass(cls):
+        for f in os.listdir(cls.dir):
+            os.unlink(os.path.join(cls.dir, f))
+        os.rmdir(cls.dir)
+
+    def test_https(self):
+        port = free_port()
+        k = GatewayKernel("process", port, {"tls_cert": self.cert, "tls_key": self.key},
+                          auth="none").start()
+        try:
+            ctx = ssl.create_default_context(cafile=self.cert)
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+            for _ in range(2):  # keep-alive over TLS
+                conn.request("POST", "/api/2.0/mlflow/experiments/create",
+                             body=json.dumps({"name": f"tls-{_}"}),
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                self.assertEqual(r.status, 200)
+                self.assertIn("experiment_id", json.loads(r.read()))
+            conn.close()
+            self.assertIn("HTTPS on https://127.0.0.1", k.read_log())
+            # an unverified server is refused by a verifying client
+            with self.assertRaises(ssl.SSLError):
+                c = http.client.HTTPSConnection("127.0.0.1", port, timeout=30,
+                                                context=ssl.create_default_context())
+                c.request("GET", "/healthz")
+            # plain HTTP gets no HTTP answer
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    got = s.recv(100)
+                except (ConnectionResetError, socket.timeout):
+                    got = b""
+                self.assertFalse(got.startswith(b"HTTP/1.1 200"), got)
+            self.assertEqual(k.plugin("gateway")["state"], "up")
+        finally:
+            k.cleanup()
+
+    def refused(self, settings, sentence):
+        k = GatewayKernel("inproc", free_port(), settings, auth="none")
+        try:
+            k.start(wait_up=False)
+            wait_for(lambda: sentence in k.read_log(), what=sentence)
+            self.assertNotEqual(k.plugin("gateway")["state"], "up")
+        finally:
+            k.cleanup()
+
+    def test_refusals(self):
+        open_key = os.path.join(self.dir, "open.pem")
+        with open(self.key) as src, open(open_key, "w") as dst:
+            dst.write(src.read())
+        os.chmod(open_key, 0o644)
+        self.refused({"tls_cert": self.cert, "tls_key": open_key}, "is open to others")
+        self.refused({"tls_cert": self.cert}, "needs both a tls_cert and a tls_key")
+        self.refused({"tls_cert": self.cert, "tls_key": self.dir + "/none.pem"},
+                     "cannot read the TLS key")
+        self.refused({"tls_cert": self.key, "tls_key": self.key}, "cannot listen for HTTPS")
 
 
 if __name__ == "__main__":
