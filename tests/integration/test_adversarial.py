@@ -41,7 +41,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
-from cairn_harness import DEADLINE, SOURCE, Kernel  # noqa: E402
+from cairn_harness import DEADLINE, SOURCE, Kernel, free_port  # noqa: E402
+import adv_http  # noqa: E402
 
 SEED = int(os.environ.get("CAIRN_ADV_SEED") or (time.time_ns() // 1000) % (1 << 32))
 SECONDS = float(os.environ.get("CAIRN_ADV_SECONDS") or 30)
@@ -65,6 +66,19 @@ SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             "    settings:\n      pwhash_ops: 1\n      pwhash_mem: 8KiB\n"
             "  audit:\n    plugin: audit\n    mode: process\n"
             "  registry:\n    plugin: registry\n    mode: inproc\n")
+# The HTTP gateway, in its own process as in the embedded default; phase 8
+# attacks it over HTTP (and phase 1 its verb over the bus). Slow clients
+# are dropped after HTTP_TIMEOUT_S.
+HTTP_PORT = free_port()
+HTTP_MAX_BODY = 256 << 10
+HTTP_TIMEOUT_S = 3
+HTTP_REQUESTS = int(os.environ.get("CAIRN_ADV_HTTP") or 1500)
+SERVICES += ("  gateway:\n    plugin: gateway\n    mode: process\n    settings:\n"
+             f"      listen: 127.0.0.1:{HTTP_PORT}\n      max_body: {HTTP_MAX_BODY >> 10}KiB\n"
+             f"      timeout_s: {HTTP_TIMEOUT_S}\n      threads: 4\n")
+# What the gateway may answer a request it can read: never a 5xx but 503
+# and 504 (a plugin busy or its queue full under the other phases' load).
+HTTP_STATUSES = {200, 201, 400, 401, 403, 404, 405, 409, 413, 414, 415, 429, 431, 503, 504}
 # kernel.audit: every hostile request to a mutating verb (and every refusal)
 # is a record too, on its way to the audit service.
 KERNEL_EXTRA = (f"  max_queue: {MAX_QUEUE}\n  max_frame: {MAX_FRAME >> 20}MiB\n"
@@ -1258,6 +1272,69 @@ class Adversarial(unittest.TestCase):
         finally:
             log(f"adversarial: fields: {sent} requests, one field hostile each")
             ln.close()
+
+    # ---- phase 8: hostile HTTP to the gateway ---------------------------------
+
+    def owner_token(self):
+        with open(os.path.join(self.k.state, "owner.token")) as f:
+            return f.read().strip()
+
+    def test_8_http(self):
+        """HTTP_REQUESTS hostile requests over 4 threads, each on its own
+        connection: every route of the gateway's MLflow table and
+        /api/v1/{svc}/{verb} for every verb, bodies and query strings
+        hostile as in phase 1 but as JSON (not JSON, duplicate keys, nested
+        past the limit, over max_body, invalid UTF-8), hostile headers
+        (credentials, workspace, 200 of them, one of 70 KB), and requests
+        that are not HTTP. Each well formed request is answered within
+        REPLY_S with a status in HTTP_STATUSES and, under /api and
+        /ajax-api, a JSON body; the rest are answered or closed. Then the
+        checkpoint: the gateway's process unchanged, everything alive."""
+        import concurrent.futures
+        import json
+        hostile = adv_http.Hostile(Gen(random.Random(SEED ^ 0x8888), self.ids),
+                                   self.verbs, adv_http.mlflow_routes(), HTTP_MAX_BODY,
+                                   VERB_FIELDS, FIELDS, self.owner_token())
+        reqs = [hostile.request() for _ in range(HTTP_REQUESTS)]
+        statuses = collections.Counter()
+
+        def one(item):
+            data, well_formed = item
+            try:
+                st, head, body, took = adv_http.exchange(HTTP_PORT, data, REPLY_S)
+            except OSError as e:
+                return data, well_formed, None, str(e), b"", 0.0
+            return data, well_formed, st, head, body, took
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for data, well_formed, st, head, body, took in pool.map(one, reqs):
+                statuses[st] += 1
+                first = data[:160]
+                if not well_formed:
+                    continue
+                if st is None:
+                    if took >= REPLY_S:
+                        self.note(f"http: no answer within {REPLY_S:.0f} s to {first!r}")
+                    elif not (HTTP_TIMEOUT_S - 1 < took):  # a slow body is dropped
+                        self.note(f"http: closed without an answer ({head[:80]!r}): {first!r}")
+                    continue
+                if st not in HTTP_STATUSES:
+                    self.note(f"http: status {st} ({body[:200]!r}) to {first!r}")
+                path = data.split(b" ", 2)[1] if data.count(b" ") >= 2 else b""
+                # libmicrohttpd's own refusals (a header or URI past its
+                # per-connection memory: 414, 431) are HTML; the gateway's JSON
+                if re.match(rb"(/ws/[^/]*)?/(ajax-)?api/", path) and st not in (
+                        413, 414, 431) and body:
+                    try:
+                        json.loads(body)
+                    except ValueError:
+                        self.note(f"http: a body that is not JSON ({body[:120]!r}) "
+                                  f"to {first!r}")
+        log(f"adversarial: http: {len(reqs)} requests, by status "
+            f"{dict(sorted(statuses.items(), key=lambda x: str(x[0])))}")
+        gw = next(p for p in self.k.health()["plugins"] if p["name"] == "gateway")
+        self.assertLess(rss_kb(gw["pid"]), 512 * 1024, "the gateway's RSS is bounded")
+        self.checkpoint("http")
 
     # ---- the end --------------------------------------------------------------
 
