@@ -141,14 +141,19 @@ static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char 
     return ok;
 }
 
+/* Refused before any handler sees the request, so in both error shapes a
+ * client of Cairn's may read: {status, code, error} (JSON REST) and
+ * {error_code, message} (MLflow's). */
 static enum MHD_Result s_too_big(struct MHD_Connection *c, size_t max)
 {
     char *msg = NULL;
     int n =
         asprintf(&msg,
                  "{\"status\": 413, \"code\": \"too_large\", \"error\": \"a request "
-                 "body may be at most %zu bytes\"}",
-                 max);
+                 "body may be at most %zu bytes\", \"error_code\": "
+                 "\"INVALID_PARAMETER_VALUE\", \"message\": \"a request body may be "
+                 "at most %zu bytes\"}",
+                 max, max);
     return s_queue(c, 413, "application/json", n < 0 ? NULL : msg,
                    n < 0 ? 0 : (size_t)n);
 }

@@ -13,71 +13,103 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gateway.h"
 #include "jsonmp.h"
 
+/* A reply MLflow shapes otherwise than the verb: the request's body and
+ * the verb's reply in, MLflow's reply out (a new reference). */
+typedef json_t *(shape_fn)(json_t *body, json_t *reply);
+static shape_fn s_latest_versions;
+
 typedef struct route {
     const char *method, *path, *svc, *verb;
     const char *from, *to; /* a field MLflow names otherwise than the verb */
+    shape_fn *shape;       /* NULL: the verb's reply as it is */
 } route_t;
 
+/* Routes of MLflow's that Cairn refuses with a sentence rather than a 404. */
+static const struct refused {
+    const char *path, *why;
+} s_refused[] = {
+    {"model-versions/transition-stage",
+     "model stages are deprecated in MLflow and Cairn has none: use aliases "
+     "(registered-models/alias), e.g. 'champion'"},
+    {"metrics/get-history-bulk-interval",
+     "not supported: ask metrics/get-history per run, or Cairn's "
+     "get_metric_history_sampled (POST /api/v1/tracking/get_metric_history_sampled)"},
+};
+
 static const route_t s_routes[] = {
-    {"POST", "experiments/create", "tracking", "create_experiment", NULL, NULL},
-    {"GET", "experiments/get", "tracking", "get_experiment", NULL, NULL},
-    {"GET", "experiments/get-by-name", "tracking", "get_experiment_by_name", NULL,
+    {"POST", "experiments/create", "tracking", "create_experiment", NULL, NULL, NULL},
+    {"GET", "experiments/get", "tracking", "get_experiment", NULL, NULL, NULL},
+    {"GET", "experiments/get-by-name", "tracking", "get_experiment_by_name", NULL, NULL,
      NULL},
-    {"POST", "experiments/search", "tracking", "search_experiments", NULL, NULL},
-    {"GET", "experiments/search", "tracking", "search_experiments", NULL, NULL},
-    {"POST", "experiments/update", "tracking", "update_experiment", NULL, NULL},
-    {"POST", "experiments/delete", "tracking", "delete_experiment", NULL, NULL},
-    {"POST", "experiments/restore", "tracking", "restore_experiment", NULL, NULL},
+    {"POST", "experiments/search", "tracking", "search_experiments", NULL, NULL, NULL},
+    {"GET", "experiments/search", "tracking", "search_experiments", NULL, NULL, NULL},
+    {"POST", "experiments/update", "tracking", "update_experiment", NULL, NULL, NULL},
+    {"POST", "experiments/delete", "tracking", "delete_experiment", NULL, NULL, NULL},
+    {"POST", "experiments/restore", "tracking", "restore_experiment", NULL, NULL, NULL},
     {"POST", "experiments/set-experiment-tag", "tracking", "set_experiment_tag", NULL,
-     NULL},
-    {"POST", "runs/create", "tracking", "create_run", NULL, NULL},
-    {"GET", "runs/get", "tracking", "get_run", NULL, NULL},
-    {"POST", "runs/update", "tracking", "update_run", NULL, NULL},
-    {"POST", "runs/delete", "tracking", "delete_run", NULL, NULL},
-    {"POST", "runs/restore", "tracking", "restore_run", NULL, NULL},
-    {"POST", "runs/log-metric", "tracking", "log_metric", NULL, NULL},
-    {"POST", "runs/log-parameter", "tracking", "log_param", NULL, NULL},
-    {"POST", "runs/set-tag", "tracking", "set_tag", NULL, NULL},
-    {"POST", "runs/delete-tag", "tracking", "delete_tag", NULL, NULL},
-    {"POST", "runs/log-batch", "tracking", "log_batch", NULL, NULL},
-    {"POST", "runs/search", "tracking", "search_runs", NULL, NULL},
-    {"POST", "runs/log-inputs", "tracking", "log_inputs", NULL, NULL},
-    {"GET", "metrics/get-history", "tracking", "get_metric_history", "metric_key",
-     "key"},
-    {"GET", "artifacts/list", "artifacts", "list_artifacts", NULL, NULL},
-    {"POST", "registered-models/create", "registry", "create_registered_model", NULL,
-     NULL},
-    {"GET", "registered-models/get", "registry", "get_registered_model", NULL, NULL},
-    {"GET", "registered-models/search", "registry", "search_registered_models", NULL,
-     NULL},
-    {"POST", "registered-models/rename", "registry", "rename_registered_model", NULL,
-     NULL},
-    {"PATCH", "registered-models/update", "registry", "update_registered_model", NULL,
-     NULL},
-    {"DELETE", "registered-models/delete", "registry", "delete_registered_model", NULL,
-     NULL},
-    {"POST", "registered-models/set-tag", "registry", "set_registered_model_tag", NULL,
-     NULL},
-    {"DELETE", "registered-models/delete-tag", "registry",
-     "delete_registered_model_tag", NULL, NULL},
-    {"POST", "registered-models/alias", "registry", "set_alias", NULL, NULL},
-    {"DELETE", "registered-models/alias", "registry", "delete_alias", NULL, NULL},
-    {"GET", "registered-models/alias", "registry", "get_model_version_by_alias", NULL,
-     NULL},
-    {"POST", "model-versions/create", "registry", "create_model_version", NULL, NULL},
-    {"GET", "model-versions/get", "registry", "get_model_version", NULL, NULL},
-    {"GET", "model-versions/search", "registry", "search_model_versions", NULL, NULL},
-    {"PATCH", "model-versions/update", "registry", "update_model_version", NULL, NULL},
-    {"DELETE", "model-versions/delete", "registry", "delete_model_version", NULL, NULL},
-    {"POST", "model-versions/set-tag", "registry", "set_model_version_tag", NULL, NULL},
-    {"DELETE", "model-versions/delete-tag", "registry", "delete_model_version_tag",
      NULL, NULL},
+    {"POST", "experiments/delete-experiment-tag", "tracking", "delete_experiment_tag",
+     NULL, NULL, NULL},
+    {"POST", "runs/create", "tracking", "create_run", NULL, NULL, NULL},
+    {"GET", "runs/get", "tracking", "get_run", NULL, NULL, NULL},
+    {"POST", "runs/update", "tracking", "update_run", NULL, NULL, NULL},
+    {"POST", "runs/delete", "tracking", "delete_run", NULL, NULL, NULL},
+    {"POST", "runs/restore", "tracking", "restore_run", NULL, NULL, NULL},
+    {"POST", "runs/log-metric", "tracking", "log_metric", NULL, NULL, NULL},
+    {"POST", "runs/log-parameter", "tracking", "log_param", NULL, NULL, NULL},
+    {"POST", "runs/set-tag", "tracking", "set_tag", NULL, NULL, NULL},
+    {"POST", "runs/delete-tag", "tracking", "delete_tag", NULL, NULL, NULL},
+    {"POST", "runs/log-batch", "tracking", "log_batch", NULL, NULL, NULL},
+    {"POST", "runs/search", "tracking", "search_runs", NULL, NULL, NULL},
+    {"POST", "runs/log-inputs", "tracking", "log_inputs", NULL, NULL, NULL},
+    {"POST", "runs/log-model", "tracking", "log_model", NULL, NULL, NULL},
+    {"GET", "metrics/get-history", "tracking", "get_metric_history", "metric_key",
+     "key", NULL},
+    {"GET", "artifacts/list", "artifacts", "list_artifacts", NULL, NULL, NULL},
+    {"POST", "registered-models/create", "registry", "create_registered_model", NULL,
+     NULL, NULL},
+    {"GET", "registered-models/get", "registry", "get_registered_model", NULL, NULL,
+     NULL},
+    {"GET", "registered-models/search", "registry", "search_registered_models", NULL,
+     NULL, NULL},
+    {"GET", "registered-models/get-latest-versions", "registry", "get_registered_model",
+     NULL, NULL, s_latest_versions},
+    {"POST", "registered-models/get-latest-versions", "registry",
+     "get_registered_model", NULL, NULL, s_latest_versions},
+    {"POST", "registered-models/rename", "registry", "rename_registered_model", NULL,
+     NULL, NULL},
+    {"PATCH", "registered-models/update", "registry", "update_registered_model", NULL,
+     NULL, NULL},
+    {"DELETE", "registered-models/delete", "registry", "delete_registered_model", NULL,
+     NULL, NULL},
+    {"POST", "registered-models/set-tag", "registry", "set_registered_model_tag", NULL,
+     NULL, NULL},
+    {"DELETE", "registered-models/delete-tag", "registry",
+     "delete_registered_model_tag", NULL, NULL, NULL},
+    {"POST", "registered-models/alias", "registry", "set_alias", NULL, NULL, NULL},
+    {"DELETE", "registered-models/alias", "registry", "delete_alias", NULL, NULL, NULL},
+    {"GET", "registered-models/alias", "registry", "get_model_version_by_alias", NULL,
+     NULL, NULL},
+    {"POST", "model-versions/create", "registry", "create_model_version", NULL, NULL,
+     NULL},
+    {"GET", "model-versions/get", "registry", "get_model_version", NULL, NULL, NULL},
+    {"GET", "model-versions/search", "registry", "search_model_versions", NULL, NULL,
+     NULL},
+    {"PATCH", "model-versions/update", "registry", "update_model_version", NULL, NULL,
+     NULL},
+    {"DELETE", "model-versions/delete", "registry", "delete_model_version", NULL, NULL,
+     NULL},
+    {"POST", "model-versions/set-tag", "registry", "set_model_version_tag", NULL, NULL,
+     NULL},
+    {"DELETE", "model-versions/delete-tag", "registry", "delete_model_version_tag",
+     NULL, NULL, NULL},
     {"GET", "model-versions/get-download-uri", "registry",
-     "get_model_version_download_uri", NULL, NULL},
+     "get_model_version_download_uri", NULL, NULL, NULL},
 };
 #define NROUTES (sizeof s_routes / sizeof s_routes[0])
 
@@ -202,6 +234,28 @@ static void s_numbers(json_t *j, bool metric, int depth)
     }
 }
 
+/* get-latest-versions {name, stages}: the newest version of each stage
+ * asked for. Cairn has no stages (aliases instead), so every version is in
+ * stage "None": the newest version when stages is empty or names "None",
+ * else none. */
+static json_t *s_latest_versions(json_t *body, json_t *reply)
+{
+    json_t *stages = json_object_get(body, "stages"), *v;
+    size_t i;
+    /* a GET's ?stages=X is one string; a POST's an array */
+    bool none = json_is_string(stages) ? !strcasecmp(json_string_value(stages), "None")
+                                       : !json_array_size(stages);
+    json_array_foreach(stages, i, v)
+    {
+        if (json_is_string(v) && !strcasecmp(json_string_value(v), "None")) none = true;
+    }
+    json_t *latest =
+        json_object_get(json_object_get(reply, "registered_model"), "latest_versions");
+    if (none && json_is_array(latest))
+        return json_pack("{s:O}", "model_versions", latest);
+    return json_pack("{s:[]}", "model_versions");
+}
+
 /* The store's artifact URIs as MLflow's client reaches them through this
  * gateway's proxy (artifacts.c): cairn-artifacts:/EXP/RUN/artifacts
  * becomes mlflow-artifacts:/EXP/RUN/artifacts, at any depth of a reply. */
@@ -276,6 +330,11 @@ static void s_route(gw_req_t *r, const route_t *rt)
                         cairn_reply_error(reply));
     else {
         json_t *out = gw_reply_body_json(reply);
+        if (out && rt->shape) {
+            json_t *shaped = rt->shape(body, out);
+            json_decref(out);
+            out = shaped;
+        }
         if (out) s_artifact_uris(out, 0);
         gw_reply_json(r, 200, out);
     }
@@ -312,6 +371,11 @@ bool gw_mlflow(gw_req_t *r)
             return true;
         }
     }
+    for (size_t i = 0; i < sizeof s_refused / sizeof s_refused[0]; i++)
+        if (!strcmp(s_refused[i].path, rest)) {
+            gw_mlflow_error(r, 400, "bad_request", s_refused[i].why);
+            return true;
+        }
     char msg[512];
     snprintf(msg, sizeof msg, "%s %s is not a route of this server%s", r->http->method,
              r->path, path_known ? " (another method is)" : "");

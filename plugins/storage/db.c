@@ -35,6 +35,8 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_EXP_TAGS] =
         "SELECT key, value FROM experiment_tags WHERE experiment_id = ? "
         "ORDER BY key",
+    [ST_EXP_TAG_DELETE] =
+        "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
     [ST_EXP_TAG_SET] =
         "INSERT INTO experiment_tags (experiment_id, key, value) VALUES "
         "(?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value "
@@ -74,6 +76,7 @@ static const char *const s_sql[ST_COUNT] = {
         "INSERT INTO tags (rid, key, value) VALUES (?, ?, ?) ON CONFLICT "
         "(rid, key) DO UPDATE SET value = excluded.value",
     [ST_TAG_DELETE] = "DELETE FROM tags WHERE rid = ? AND key = ?",
+    [ST_TAG_GET] = "SELECT value FROM tags WHERE rid = ? AND key = ?",
     [ST_PARAM_INSERT] =
         "INSERT INTO params (rid, key, value) VALUES (?, ?, ?) ON "
         "CONFLICT (rid, key) DO NOTHING",

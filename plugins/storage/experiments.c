@@ -375,6 +375,26 @@ int exp_restore(void *state, cairn_req_t *req, cairn_err_t *err)
     return s_update(state, req, ST_EXP_SET_STAGE, "active", 6, false, err);
 }
 
+int exp_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    storage_t *s = state;
+    int64_t id;
+    sqlite3_stmt *row = s_find(s, req, &id, err);
+    if (!row) return -1;
+    sqlite3_reset(row);
+    cairn_str_t k;
+    if (storage_field_key(cairn_body(req), "key", &k, err) != 0) return -1;
+    sqlite3_stmt *st = db_stmt(s->db, ST_EXP_TAG_DELETE);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, k.ptr, (int)k.len, SQLITE_STATIC);
+    if (db_exec_stmt(s->db, st, err) != 0) return -1;
+    if (sqlite3_changes(db_handle(s->db)) == 0)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "the experiment has no tag '%.*s'", (int)k.len, k.ptr);
+    msgpack_pack_map(storage_reply_begin(s), 0);
+    return storage_reply_send(s, req, CAIRN_ST_OK);
+}
+
 int exp_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;

@@ -53,6 +53,8 @@ APPLIED(run_restore)
 APPLIED(run_set_tag)
 APPLIED(run_delete_tag)
 APPLIED(run_log_inputs)
+APPLIED(run_log_model)
+APPLIED(exp_delete_tag)
 APPLIED(log_param)
 APPLIED(run_search)
 APPLIED(metric_history)
@@ -100,6 +102,11 @@ static const cairn_verb_t storage_tracking_verbs[] = {
      .perm = W,
      .flags = MUT,
      .help = "{experiment_id*, key*, value*}"},
+    {.name = "delete_experiment_tag",
+     .handle = exp_delete_tag_applied,
+     .perm = W,
+     .flags = MUT,
+     .help = "{experiment_id*, key*}"},
     {.name = "create_run",
      .handle = run_create_grouped,
      .perm = W,
@@ -159,6 +166,12 @@ static const cairn_verb_t storage_tracking_verbs[] = {
      .flags = MUT,
      .help = "{run_id*, datasets* [{dataset* {name*, digest*, source_type*, source*, "
              "schema, profile}, tags}]}: MLflow's datasets (<= 1000)"},
+    {.name = "log_model",
+     .handle = run_log_model_applied,
+     .perm = W,
+     .flags = MUT,
+     .help = "{run_id*, model_json* (<= 256 KiB)}: MLflow's runs/log-model, appended "
+             "to the tag mlflow.log-model.history"},
     {.name = "get_metric_history",
      .handle = metric_history_applied,
      .perm = R,

@@ -460,6 +460,72 @@ int run_set_tag(void *state, cairn_req_t *req, cairn_err_t *err)
     return s_reply_empty(s, req);
 }
 
+/* MLflow's record of the models logged to a run: a JSON array of their
+ * MLmodel documents (as JSON) in this tag, appended to by log_model. */
+#define MODEL_HISTORY_TAG "mlflow.log-model.history"
+#define LIMIT_MODEL_JSON (256u << 10)
+#define LIMIT_MODEL_HISTORY (1u << 20)
+
+static bool s_json_object_text(cairn_str_t t)
+{
+    while (t.len && strchr(" \t\r\n", t.ptr[0])) t.ptr++, t.len--;
+    while (t.len && strchr(" \t\r\n", t.ptr[t.len - 1])) t.len--;
+    return t.len >= 2 && t.ptr[0] == '{' && t.ptr[t.len - 1] == '}';
+}
+
+/* log_model {run_id*, model_json*}: MLflow's runs/log-model. The history
+ * is read and written in one transaction, so that two at once both land. */
+int run_log_model(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    storage_t *s = state;
+    run_ref_t run;
+    cairn_str_t m;
+    if (storage_req_run(s->db, req, "logging to it", &run, NULL, err) != 0 ||
+        cairn_field_str(cairn_body(req), "model_json", true, LIMIT_MODEL_JSON, &m,
+                        err) != 0)
+        return -1;
+    if (!s_json_object_text(m))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "model_json must be a JSON object (an MLmodel as JSON)");
+    if (db_begin(s->db, err) != 0) return -1;
+    sqlite3_stmt *st = db_stmt(s->db, ST_TAG_GET);
+    sqlite3_bind_int64(st, 1, run.rid);
+    sqlite3_bind_text(st, 2, MODEL_HISTORY_TAG, -1, SQLITE_STATIC);
+    char *old = NULL;
+    size_t olen = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        olen = (size_t)sqlite3_column_bytes(st, 0);
+        old = strndup((const char *)sqlite3_column_text(st, 0), olen);
+    }
+    sqlite3_reset(st);
+    /* "[a, b]" + m -> "[a, b, m]"; anything else (set by hand) starts over */
+    bool append = old && olen >= 2 && old[0] == '[' && old[olen - 1] == ']' && olen > 2;
+    char *hist = NULL;
+    int n =
+        append ? asprintf(&hist, "%.*s, %.*s]", (int)(olen - 1), old, (int)m.len, m.ptr)
+               : asprintf(&hist, "[%.*s]", (int)m.len, m.ptr);
+    free(old);
+    int rc = n < 0 ? cairn_err_oom(err, NULL) : 0;
+    if (rc == 0 && (size_t)n > LIMIT_MODEL_HISTORY)
+        rc = cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+                           "the run's model history would pass %u bytes",
+                           LIMIT_MODEL_HISTORY);
+    if (rc == 0) {
+        st = db_stmt(s->db, ST_TAG_SET);
+        sqlite3_bind_int64(st, 1, run.rid);
+        sqlite3_bind_text(st, 2, MODEL_HISTORY_TAG, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, hist, n, SQLITE_STATIC);
+        rc = db_exec_stmt(s->db, st, err);
+    }
+    if (rc == 0) rc = db_commit(s->db, err);
+    free(hist);
+    if (rc != 0) {
+        db_rollback(s->db);
+        return -1;
+    }
+    return s_reply_empty(s, req);
+}
+
 int run_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;

@@ -140,6 +140,7 @@ int exp_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int exp_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int exp_restore(void *state, cairn_req_t *req, cairn_err_t *err);
 int exp_set_tag(void *state, cairn_req_t *req, cairn_err_t *err);
+int exp_delete_tag(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* runs.c */
 int run_create(void *state, cairn_req_t *req, cairn_err_t *err);
@@ -205,6 +206,8 @@ void storage_group_close(storage_t *s);
 
 /* inputs.c: MLflow's datasets, a run's inputs */
 int run_log_inputs(void *state, cairn_req_t *req, cairn_err_t *err);
+/* runs.c */
+int run_log_model(void *state, cairn_req_t *req, cairn_err_t *err);
 /* Whether the run rid has inputs; a run's reply holds `inputs` only then
  * (as MLflow's proto3 JSON omits an empty field). */
 bool storage_has_inputs(storage_t *s, int64_t rid);
