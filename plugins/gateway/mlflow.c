@@ -286,6 +286,39 @@ static void s_artifact_uris(json_t *j, int depth)
     }
 }
 
+/* MLflow's own limits on log-batch (mlflow/utils/validation.py), which its
+ * clients split their batches by; Cairn's native verb takes far more. NULL
+ * when body is within them, else the sentence. */
+static const char *s_batch_limits(const route_t *rt, json_t *body, char *msg,
+                                  size_t cap)
+{
+    if (strcmp(rt->path, "runs/log-batch") != 0) return NULL;
+    static const struct {
+        const char *field;
+        size_t max;
+    } lim[] = {{"metrics", 1000}, {"params", 100}, {"tags", 100}};
+    size_t total = 0;
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = json_array_size(json_object_get(body, lim[i].field));
+        total += n;
+        if (n > lim[i].max) {
+            snprintf(msg, cap,
+                     "A batch logging request can contain at most %zu %s. Got %zu %s. "
+                     "(MLflow's limit; Cairn's tracking.log_batch takes more)",
+                     lim[i].max, lim[i].field, n, lim[i].field);
+            return msg;
+        }
+    }
+    if (total > 1000) {
+        snprintf(msg, cap,
+                 "A batch logging request can contain at most 1000 metrics, params and "
+                 "tags in total. Got %zu",
+                 total);
+        return msg;
+    }
+    return NULL;
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
     json_t *body = NULL;
@@ -304,6 +337,15 @@ static void s_route(gw_req_t *r, const route_t *rt)
         }
     } else {
         body = json_object();
+    }
+    char limit_msg[256];
+    const char *over = json_is_object(body)
+                           ? s_batch_limits(rt, body, limit_msg, sizeof limit_msg)
+                           : NULL;
+    if (over) {
+        gw_mlflow_error(r, 400, "bad_request", over);
+        json_decref(body);
+        return;
     }
     if (json_is_object(body)) s_numbers(body, !strcmp(rt->verb, "log_metric"), 0);
     json_t *renamed =

@@ -262,6 +262,16 @@ class GatewayBase:
                                                      "filter": "metrics.loss < 0.3",
                                                      "max_results": 5})
         self.assertEqual([r["info"]["run_id"] for r in b["runs"]], [run])
+        # MLflow's log-batch limits, which its client splits batches by
+        m = {"key": "k", "value": 1, "timestamp": 1, "step": 0}
+        for body, word in (({"metrics": [m] * 1001}, "1000 metrics"),
+                           ({"params": [{"key": f"p{i}", "value": "v"} for i in range(101)]},
+                            "100 params"),
+                           ({"metrics": [m] * 950, "tags": [{"key": "t", "value": "v"}] * 60},
+                            "in total")):
+            st, b = self.req("POST", p + "runs/log-batch", dict(body, run_id=run))
+            self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+            self.assertIn(word, b["message"])
         st, b = self.req("POST", p + "runs/update", {"run_id": run, "status": "FINISHED",
                                                      "end_time": 2000})
         self.assertEqual(st, 200, b)
