@@ -319,6 +319,30 @@ static const char *s_batch_limits(const route_t *rt, json_t *body, char *msg,
     return NULL;
 }
 
+/* A model version's source as MLflow's client sends it for
+ * register_model("runs:/RUN/PATH"): the run's artifact URI as this gateway
+ * gave it out, mlflow-artifacts:/EXP/RUN/artifacts/PATH. The registry pins
+ * the bytes of a runs:/ source only, so it becomes runs:/RUN/PATH. */
+static void s_runs_source(const route_t *rt, json_t *body)
+{
+    static const char from[] = "mlflow-artifacts:/";
+    const char *src = json_string_value(json_object_get(body, "source"));
+    if (strcmp(rt->path, "model-versions/create") != 0 || !src ||
+        strncmp(src, from, sizeof from - 1) != 0)
+        return;
+    const char *run = strchr(src + sizeof from - 1, '/');
+    const char *end = run ? strchr(run + 1, '/') : NULL;
+    if (!end || end == run + 1 || strncmp(end, "/artifacts", 10) != 0 ||
+        (end[10] && end[10] != '/'))
+        return;
+    const char *path = end[10] ? end + 11 : "";
+    char *runs = NULL;
+    if (asprintf(&runs, "runs:/%.*s/%s", (int)(end - run - 1), run + 1, path) >= 0) {
+        json_object_set_new(body, "source", json_string(runs));
+        free(runs);
+    }
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
     json_t *body = NULL;
@@ -347,7 +371,10 @@ static void s_route(gw_req_t *r, const route_t *rt)
         json_decref(body);
         return;
     }
-    if (json_is_object(body)) s_numbers(body, !strcmp(rt->verb, "log_metric"), 0);
+    if (json_is_object(body)) {
+        s_numbers(body, !strcmp(rt->verb, "log_metric"), 0);
+        s_runs_source(rt, body);
+    }
     json_t *renamed =
         rt->from && json_is_object(body) ? json_object_get(body, rt->from) : NULL;
     if (renamed && !json_object_get(body, rt->to)) {

@@ -350,6 +350,30 @@ class GatewayBase:
         self.assertEqual((st, b["error_code"], b["code"]), (413, "INVALID_PARAMETER_VALUE",
                                                              "too_large"))
 
+    def test_mlflow_register_from_a_run(self):
+        """mlflow.register_model("runs:/RUN/model") sends the run's artifact
+        URI as the source (mlflow-artifacts:/EXP/RUN/artifacts/model, as this
+        gateway gives it out); the version pins those bytes as for runs:/."""
+        p = "/api/2.0/mlflow/"
+        st, b = self.req("POST", p + "experiments/create", {"name": f"reg-{self.MODE}"})
+        st, b = self.req("POST", p + "runs/create", {"experiment_id": b["experiment_id"]})
+        info = b["run"]["info"]
+        self.conn.request("PUT", "/api/2.0/mlflow-artifacts/artifacts/" +
+                          info["artifact_uri"][len("mlflow-artifacts:/"):] + "/model/MLmodel",
+                          body=b"flavors:\n  python_function: {}\n")
+        r = self.conn.getresponse()
+        self.assertEqual(r.status, 200, r.read())
+        r.read()
+        name = f"from-run-{self.MODE}"
+        self.req("POST", p + "registered-models/create", {"name": name})
+        st, b = self.req("POST", p + "model-versions/create", {
+            "name": name, "source": info["artifact_uri"] + "/model", "run_id": info["run_id"]})
+        self.assertEqual(st, 200, b)
+        v = b["model_version"]
+        self.assertEqual(v["source"], f"runs:/{info['run_id']}/model")
+        self.assertEqual(v["flavor"], "python")
+        self.assertTrue(v["content_hash"].startswith("sha256:"), v)
+
     def test_mlflow_log_inputs(self):
         """runs/log-inputs as mlflow.log_input sends it (a DatasetInput per
         dataset, its tags the context); runs/get shows them under
