@@ -256,10 +256,12 @@ static json_t *s_latest_versions(json_t *body, json_t *reply)
     return json_pack("{s:[]}", "model_versions");
 }
 
-/* The store's artifact URIs as MLflow's client reaches them through this
- * gateway's proxy (artifacts.c): cairn-artifacts:/EXP/RUN/artifacts
- * becomes mlflow-artifacts:/EXP/RUN/artifacts, at any depth of a reply. */
-static void s_artifact_uris(json_t *j, int depth)
+/* A reply as MLflow's server writes it, at any depth: the store's
+ * artifact URIs as MLflow's client reaches them through this gateway's
+ * proxy (artifacts.c), cairn-artifacts:/EXP/RUN/artifacts becoming
+ * mlflow-artifacts:/EXP/RUN/artifacts; and no null fields (a run's
+ * end_time before it ends), which proto3's JSON leaves out. */
+static void s_mlflow_reply(json_t *j, int depth)
 {
     static const char from[] = "cairn-artifacts:/", to[] = "mlflow-artifacts:/";
     if (depth > 8) return;
@@ -267,21 +269,26 @@ static void s_artifact_uris(json_t *j, int depth)
     json_t *v;
     size_t i;
     if (json_is_array(j)) {
-        json_array_foreach(j, i, v) s_artifact_uris(v, depth + 1);
+        json_array_foreach(j, i, v) s_mlflow_reply(v, depth + 1);
         return;
     }
-    json_object_foreach(j, key, v)
+    void *tmp;
+    json_object_foreach_safe(j, tmp, key, v)
     {
         const char *t = json_string_value(v);
-        if (t && (!strcmp(key, "artifact_uri") || !strcmp(key, "artifact_location")) &&
-            !strncmp(t, from, sizeof from - 1)) {
+        if (json_is_null(v)) {
+            json_object_del(j, key);
+        } else if (t &&
+                   (!strcmp(key, "artifact_uri") ||
+                    !strcmp(key, "artifact_location")) &&
+                   !strncmp(t, from, sizeof from - 1)) {
             char *u = NULL;
             if (asprintf(&u, "%s%s", to, t + sizeof from - 1) >= 0) {
                 json_string_set(v, u);
                 free(u);
             }
         } else if (json_is_object(v) || json_is_array(v)) {
-            s_artifact_uris(v, depth + 1);
+            s_mlflow_reply(v, depth + 1);
         }
     }
 }
@@ -404,7 +411,7 @@ static void s_route(gw_req_t *r, const route_t *rt)
             json_decref(out);
             out = shaped;
         }
-        if (out) s_artifact_uris(out, 0);
+        if (out) s_mlflow_reply(out, 0);
         gw_reply_json(r, 200, out);
     }
     cairn_reply_destroy(&reply);

@@ -238,6 +238,7 @@ class GatewayBase:
             self.assertEqual(st, 200, (route, b))
         st, b = self.req("GET", p + f"runs/get?run_id={run}")
         self.assertEqual(st, 200, b)
+        self.assertNotIn("end_time", b["run"]["info"])  # unset: left out, as proto3 does
         metrics = {m["key"]: m["value"] for m in b["run"]["data"]["metrics"]}
         self.assertEqual(metrics, {"loss": 0.25})
         # proto3's JSON, as MLflow's client writes it: int64 (and a metric's
