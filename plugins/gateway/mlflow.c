@@ -17,11 +17,11 @@
 
 #include "gateway.h"
 #include "jsonmp.h"
+#include "mlbody.h"
 
 /* A reply MLflow shapes otherwise than the verb: the request's body and
  * the verb's reply in, MLflow's reply out (a new reference). */
 typedef json_t *(shape_fn)(json_t *body, json_t *reply);
-static shape_fn s_latest_versions;
 
 typedef struct route {
     const char *method, *path, *svc, *verb;
@@ -78,9 +78,9 @@ static const route_t s_routes[] = {
     {"GET", "registered-models/search", "registry", "search_registered_models", NULL,
      NULL, NULL},
     {"GET", "registered-models/get-latest-versions", "registry", "get_registered_model",
-     NULL, NULL, s_latest_versions},
+     NULL, NULL, gw_mlbody_latest_versions},
     {"POST", "registered-models/get-latest-versions", "registry",
-     "get_registered_model", NULL, NULL, s_latest_versions},
+     "get_registered_model", NULL, NULL, gw_mlbody_latest_versions},
     {"POST", "registered-models/rename", "registry", "rename_registered_model", NULL,
      NULL, NULL},
     {"PATCH", "registered-models/update", "registry", "update_registered_model", NULL,
@@ -160,203 +160,18 @@ void gw_mlflow_error(gw_req_t *r, int st, const char *code, const char *msg)
         json_pack("{s:s, s:s}", "error_code", s_error_code(st, code), "message", msg));
 }
 
-/* Query arguments that MLflow's proto says are numbers. */
-static bool s_numeric(const char *key)
-{
-    static const char *const keys[] = {"max_results", "max_points", "start_time",
-                                       "end_time",    "timestamp",  "step",
-                                       NULL};
-    for (const char *const *k = keys; *k; k++)
-        if (!strcmp(*k, key)) return true;
-    return false;
-}
-
-static void s_query_arg(void *arg, const char *key, const char *value)
-{
-    json_t *obj = arg;
-    if (!value) value = "";
-    char *end = NULL;
-    long long n = strtoll(value, &end, 10);
-    json_t *v =
-        s_numeric(key) && *value && !*end ? json_integer(n) : json_string(value);
-    if (!v) return;
-    json_t *had = json_object_get(obj, key);
-    if (!had) {
-        json_object_set_new(obj, key, v);
-    } else if (json_is_array(had)) {
-        json_array_append_new(had, v);
-    } else {
-        json_t *arr = json_pack("[O, o]", had, v);
-        if (arr) json_object_set_new(obj, key, arr);
-    }
-}
-
-/* proto3's JSON mapping, which MLflow's client writes: int64 fields are
- * strings ("1700000000000"), and so may a metric's double be. Such fields,
- * at any depth (log-batch's metrics), become numbers. */
-static bool s_int64_field(const char *key)
-{
-    static const char *const keys[] = {"timestamp", "step",        "start_time",
-                                       "end_time",  "max_results", "max_points",
-                                       NULL};
-    for (const char *const *k = keys; *k; k++)
-        if (!strcmp(*k, key)) return true;
-    return false;
-}
-
-static void s_numbers(json_t *j, bool metric, int depth)
-{
-    if (depth > 8) return;
-    const char *key;
-    json_t *v;
-    size_t i;
-    if (json_is_array(j)) {
-        json_array_foreach(j, i, v) s_numbers(v, metric, depth + 1);
-        return;
-    }
-    void *tmp;
-    json_object_foreach_safe(j, tmp, key, v)
-    {
-        if (json_is_string(v)) {
-            const char *t = json_string_value(v);
-            char *end = NULL;
-            if (s_int64_field(key)) {
-                long long n = strtoll(t, &end, 10);
-                if (*t && !*end) json_object_set_new(j, key, json_integer(n));
-            } else if (metric && !strcmp(key, "value")) {
-                double d = strtod(t, &end);
-                json_t *real = *t && !*end ? json_real(d) : NULL; /* NULL: NaN, inf */
-                if (real) json_object_set_new(j, key, real);
-            }
-        } else if (json_is_object(v) || json_is_array(v)) {
-            s_numbers(v, metric || !strcmp(key, "metrics"), depth + 1);
-        }
-    }
-}
-
-/* get-latest-versions {name, stages}: the newest version of each stage
- * asked for. Cairn has no stages (aliases instead), so every version is in
- * stage "None": the newest version when stages is empty or names "None",
- * else none. */
-static json_t *s_latest_versions(json_t *body, json_t *reply)
-{
-    json_t *stages = json_object_get(body, "stages"), *v;
-    size_t i;
-    /* a GET's ?stages=X is one string; a POST's an array */
-    bool none = json_is_string(stages) ? !strcasecmp(json_string_value(stages), "None")
-                                       : !json_array_size(stages);
-    json_array_foreach(stages, i, v)
-    {
-        if (json_is_string(v) && !strcasecmp(json_string_value(v), "None")) none = true;
-    }
-    json_t *latest =
-        json_object_get(json_object_get(reply, "registered_model"), "latest_versions");
-    if (none && json_is_array(latest))
-        return json_pack("{s:O}", "model_versions", latest);
-    return json_pack("{s:[]}", "model_versions");
-}
-
-/* A reply as MLflow's server writes it, at any depth: the store's
- * artifact URIs as MLflow's client reaches them through this gateway's
- * proxy (artifacts.c), cairn-artifacts:/EXP/RUN/artifacts becoming
- * mlflow-artifacts:/EXP/RUN/artifacts; and no null fields (a run's
- * end_time before it ends), which proto3's JSON leaves out. */
-static void s_mlflow_reply(json_t *j, int depth)
-{
-    static const char from[] = "cairn-artifacts:/", to[] = "mlflow-artifacts:/";
-    if (depth > 8) return;
-    const char *key;
-    json_t *v;
-    size_t i;
-    if (json_is_array(j)) {
-        json_array_foreach(j, i, v) s_mlflow_reply(v, depth + 1);
-        return;
-    }
-    void *tmp;
-    json_object_foreach_safe(j, tmp, key, v)
-    {
-        const char *t = json_string_value(v);
-        if (json_is_null(v)) {
-            json_object_del(j, key);
-        } else if (t &&
-                   (!strcmp(key, "artifact_uri") ||
-                    !strcmp(key, "artifact_location")) &&
-                   !strncmp(t, from, sizeof from - 1)) {
-            char *u = NULL;
-            if (asprintf(&u, "%s%s", to, t + sizeof from - 1) >= 0) {
-                json_string_set(v, u);
-                free(u);
-            }
-        } else if (json_is_object(v) || json_is_array(v)) {
-            s_mlflow_reply(v, depth + 1);
-        }
-    }
-}
-
-/* MLflow's own limits on log-batch (mlflow/utils/validation.py), which its
- * clients split their batches by; Cairn's native verb takes far more. NULL
- * when body is within them, else the sentence. */
-static const char *s_batch_limits(const route_t *rt, json_t *body, char *msg,
-                                  size_t cap)
-{
-    if (strcmp(rt->path, "runs/log-batch") != 0) return NULL;
-    static const struct {
-        const char *field;
-        size_t max;
-    } lim[] = {{"metrics", 1000}, {"params", 100}, {"tags", 100}};
-    size_t total = 0;
-    for (size_t i = 0; i < 3; i++) {
-        size_t n = json_array_size(json_object_get(body, lim[i].field));
-        total += n;
-        if (n > lim[i].max) {
-            snprintf(msg, cap,
-                     "A batch logging request can contain at most %zu %s. Got %zu %s. "
-                     "(MLflow's limit; Cairn's tracking.log_batch takes more)",
-                     lim[i].max, lim[i].field, n, lim[i].field);
-            return msg;
-        }
-    }
-    if (total > 1000) {
-        snprintf(msg, cap,
-                 "A batch logging request can contain at most 1000 metrics, params and "
-                 "tags in total. Got %zu",
-                 total);
-        return msg;
-    }
-    return NULL;
-}
-
-/* A model version's source as MLflow's client sends it for
- * register_model("runs:/RUN/PATH"): the run's artifact URI as this gateway
- * gave it out, mlflow-artifacts:/EXP/RUN/artifacts/PATH. The registry pins
- * the bytes of a runs:/ source only, so it becomes runs:/RUN/PATH. */
-static void s_runs_source(const route_t *rt, json_t *body)
-{
-    static const char from[] = "mlflow-artifacts:/";
-    const char *src = json_string_value(json_object_get(body, "source"));
-    if (strcmp(rt->path, "model-versions/create") != 0 || !src ||
-        strncmp(src, from, sizeof from - 1) != 0)
-        return;
-    const char *run = strchr(src + sizeof from - 1, '/');
-    const char *end = run ? strchr(run + 1, '/') : NULL;
-    if (!end || end == run + 1 || strncmp(end, "/artifacts", 10) != 0 ||
-        (end[10] && end[10] != '/'))
-        return;
-    const char *path = end[10] ? end + 11 : "";
-    char *runs = NULL;
-    if (asprintf(&runs, "runs:/%.*s/%s", (int)(end - run - 1), run + 1, path) >= 0) {
-        json_object_set_new(body, "source", json_string(runs));
-        free(runs);
-    }
-}
-
 static void s_route(gw_req_t *r, const route_t *rt)
 {
     json_t *body = NULL;
     json_error_t jerr;
     if (!strcmp(rt->method, "GET")) {
-        body = json_object();
-        if (body) cairn_http_each_query(r->http, s_query_arg, body);
+        gw_query_t q = {.obj = body = json_object()};
+        if (body) cairn_http_each_query(r->http, gw_mlbody_query_arg, &q);
+        if (q.bad[0]) {
+            gw_mlflow_error(r, 400, "bad_request", q.bad);
+            json_decref(body);
+            return;
+        }
     } else if (r->http->body_len) {
         body =
             json_loadb(r->http->body, r->http->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -370,18 +185,16 @@ static void s_route(gw_req_t *r, const route_t *rt)
         body = json_object();
     }
     char limit_msg[256];
-    const char *over = json_is_object(body)
-                           ? s_batch_limits(rt, body, limit_msg, sizeof limit_msg)
-                           : NULL;
+    const char *over =
+        json_is_object(body)
+            ? gw_mlbody_limits(rt->path, body, limit_msg, sizeof limit_msg)
+            : NULL;
     if (over) {
         gw_mlflow_error(r, 400, "bad_request", over);
         json_decref(body);
         return;
     }
-    if (json_is_object(body)) {
-        s_numbers(body, !strcmp(rt->verb, "log_metric"), 0);
-        s_runs_source(rt, body);
-    }
+    gw_mlbody_request(rt->path, !strcmp(rt->verb, "log_metric"), body);
     json_t *renamed =
         rt->from && json_is_object(body) ? json_object_get(body, rt->from) : NULL;
     if (renamed && !json_object_get(body, rt->to)) {
@@ -411,7 +224,7 @@ static void s_route(gw_req_t *r, const route_t *rt)
             json_decref(out);
             out = shaped;
         }
-        if (out) s_mlflow_reply(out, 0);
+        if (out) gw_mlbody_reply(out);
         gw_reply_json(r, 200, out);
     }
     cairn_reply_destroy(&reply);

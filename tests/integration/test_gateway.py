@@ -276,6 +276,12 @@ class GatewayBase:
         st, b = self.req("POST", p + "runs/update", {"run_id": run, "status": "FINISHED",
                                                      "end_time": 2000})
         self.assertEqual(st, 200, b)
+        st, b = self.req("GET", p + "metrics/get-history?run_id=x&metric_key=%ff")
+        self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+        self.assertIn("not UTF-8", b["message"])
+        st, b = self.req("POST", p + "runs/log-metric", {"run_id": run, "key": "x", "value": 1,
+                                                         "timestamp": "9" * 20})
+        self.assertEqual((st, b["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
         st, b = self.req("GET", p + "runs/get?run_id=" + "0" * 32)
         self.assertEqual((st, b["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
         st, b = self.req("POST", p + "runs/log-metric", {"run_id": run, "key": "x"})
