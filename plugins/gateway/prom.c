@@ -7,7 +7,9 @@
  *   cairn_plugin_up / _restarts_total / _inflight / _queued {service}
  *   cairn_process_cpu_seconds_total / _resident_memory_bytes {process}
  *       (cairnd, and each process-mode plugin's host)
- *   cairn_kernel_pending, cairn_kernel_clients, cairn_kernel_uptime_seconds */
+ *   cairn_kernel_pending, cairn_kernel_clients, cairn_kernel_uptime_seconds
+ *   cairn_NAME_total{service}   each counter NAME of a service that has a
+ *       `stats` verb ({counters: {NAME: n}}): tracking's points_ingested */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +161,74 @@ static void s_processes(FILE *out, json_t *services, json_t *kernel)
     fprintf(out, "cairn_kernel_uptime_seconds %.3f\n", s_num(kernel, "uptime_s"));
 }
 
+static bool s_metric_name(const char *n)
+{
+    if (!*n || strlen(n) > 64) return false;
+    for (const char *c = n; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (*c >= '0' && *c <= '9')))
+            return false;
+    return true;
+}
+
+/* The counters of every service with a `stats` verb, as families
+ * cairn_NAME_total{service}: gathered by name first, so that each family's
+ * HELP and TYPE come once. A service that does not answer is left out. */
+static void s_stats(FILE *out, gw_req_t *r)
+{
+    cairn_reply_t *reply = NULL;
+    cairn_err_t err = {0};
+    if (gw_call(r, "sys", "services", NULL, 0, &reply, &err) != 0) {
+        cairn_reply_destroy(&reply);
+        return;
+    }
+    json_t *all = gw_reply_body_json(reply), *families = json_object(), *svc, *verb;
+    cairn_reply_destroy(&reply);
+    size_t i, j;
+    json_array_foreach(json_object_get(all, "services"), i, svc)
+    {
+        const char *name = s_str(svc, "name");
+        bool has = false;
+        json_array_foreach(json_object_get(svc, "verbs"), j, verb)
+        {
+            if (json_is_string(verb) && !strcmp(json_string_value(verb), "stats"))
+                has = true;
+        }
+        if (!has || !families) continue;
+        cairn_err_t e = {0};
+        if (gw_call(r, name, "stats", NULL, 0, &reply, &e) == 0) {
+            json_t *st = gw_reply_body_json(reply), *v;
+            const char *counter;
+            json_object_foreach(json_object_get(st, "counters"), counter, v)
+            {
+                if (!json_is_integer(v) || !s_metric_name(counter)) continue;
+                json_t *fam = json_object_get(families, counter);
+                if (!fam) json_object_set_new(families, counter, fam = json_object());
+                if (fam) json_object_set(fam, name, v);
+            }
+            json_decref(st);
+        }
+        cairn_reply_destroy(&reply);
+    }
+    const char *counter;
+    json_t *fam, *v;
+    json_object_foreach(families, counter, fam)
+    {
+        fprintf(out,
+                "# HELP cairn_%s_total The service's %s, since its start.\n"
+                "# TYPE cairn_%s_total counter\n",
+                counter, counter, counter);
+        const char *name;
+        json_object_foreach(fam, name, v)
+        {
+            fprintf(out, "cairn_%s_total{service=\"", counter);
+            s_label(out, name);
+            fprintf(out, "\"} %lld\n", (long long)json_integer_value(v));
+        }
+    }
+    json_decref(families);
+    json_decref(all);
+}
+
 void gw_prometheus(gw_req_t *r)
 {
     cairn_reply_t *reply = NULL;
@@ -191,6 +261,7 @@ void gw_prometheus(gw_req_t *r)
     s_gauge(out, services, "cairn_plugin_queued", "gauge",
             "Requests waiting for a free worker.", "queued");
     s_processes(out, services, json_object_get(m, "kernel"));
+    s_stats(out, r);
     json_decref(m);
     if (fclose(out) != 0) {
         free(text);

@@ -439,8 +439,14 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
         cairn_field_array(body, "params", false, &params, err) < 0 ||
         cairn_field_array(body, "tags", false, &tags, err) < 0)
         return -1;
-    if (s->mj && lg_journal_takes(metrics, params, tags))
-        return mj_log_journaled(s, run.rid, metrics, err);
+    uint32_t npoints = metrics ? metrics->via.array.size : 0;
+    if (s->mj && lg_journal_takes(metrics, params, tags)) {
+        int jrc = mj_log_journaled(s, run.rid, metrics, err);
+        if (jrc == 0)
+            atomic_fetch_add_explicit(&s->points_ingested, npoints,
+                                      memory_order_relaxed);
+        return jrc;
+    }
     if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
         lg_batch_free(&b);
         return -1;
@@ -459,7 +465,10 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
     if (rc == 0 && tags) rc = s_write_tags(s, run.rid, tags, err);
     if (rc == 0 && metrics) rc = lg_write_metrics(s, &b, err);
     lg_batch_free(&b);
-    return storage_group_end(s, rc, err);
+    rc = storage_group_end(s, rc, err);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&s->points_ingested, npoints, memory_order_relaxed);
+    return rc;
 }
 
 static int s_reply_logged(storage_t *s, cairn_req_t *req, int rc, bool grouped,
@@ -547,6 +556,22 @@ int log_metric(void *state, cairn_req_t *req, cairn_err_t *err)
     storage_t *s = state;
     if (s->mj && (mj_queued(s) || mj_full(s)) && mj_defer(s, req, false)) return 0;
     return lg_log_one(s, req, "metrics", err);
+}
+
+/* stats {} -> {counters: {points_ingested}}: for Prometheus (the
+ * gateway's /metrics renders each counter as cairn_NAME_total{service}). */
+int tracking_stats(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    (void)err;
+    storage_t *s = state;
+    msgpack_packer *pk = storage_reply_begin(s);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "counters");
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "points_ingested");
+    msgpack_pack_uint64(
+        pk, atomic_load_explicit(&s->points_ingested, memory_order_relaxed));
+    return storage_reply_send(s, req, CAIRN_ST_OK);
 }
 
 int log_param(void *state, cairn_req_t *req, cairn_err_t *err)

@@ -4,6 +4,7 @@
 #define STORAGE_STORAGE_H
 
 #define CAIRN_PLUGIN_SOURCE
+#include <stdatomic.h>
 #include "cairn/plugin.h"
 #include "db.h"
 #include "segment.h"
@@ -57,6 +58,9 @@ typedef struct storage {
     int64_t fresh[STORAGE_FRESH_RUNS];
     unsigned fresh_next;
     bool fold_failing; /* the tick's fold failed (logged once) */
+    /* Points taken by log_metric and log_batch since start (the kernel's
+     * thread counts too: INLINE), for the stats verb. */
+    _Atomic uint64_t points_ingested;
     /* Some run has inputs (inputs.c); until then no run's are looked up. */
     int any_inputs; /* -1: not known yet, 0, 1 */
 } storage_t;
@@ -181,6 +185,7 @@ void storage_journal_close(storage_t *s);
 int log_batch(void *state, cairn_req_t *req, cairn_err_t *err);
 int log_metric(void *state, cairn_req_t *req, cairn_err_t *err);
 int log_param(void *state, cairn_req_t *req, cairn_err_t *err);
+int tracking_stats(void *state, cairn_req_t *req, cairn_err_t *err);
 int metric_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err);
 

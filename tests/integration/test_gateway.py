@@ -88,6 +88,13 @@ class GatewayBase:
     def test_prometheus_metrics(self):
         for _ in range(3):
             self.req("POST", "/api/v1/echo/echo", {"n": 1})
+        st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": f"prom-{self.MODE}"})
+        st, b = self.req("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": b["experiment_id"]})
+        run = b["run"]["info"]["run_id"]
+        before = self.req("POST", "/api/v1/tracking/stats", {})[1]["counters"]["points_ingested"]
+        st, b = self.req("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run, "metrics": [
+            {"key": "m", "value": i, "timestamp": 1, "step": i} for i in range(7)]})
+        self.assertEqual(st, 200, b)
         self.req("POST", "/api/v1/tracking/get_run", {})  # a 400
         self.conn.request("GET", "/metrics")
         r = self.conn.getresponse()
@@ -121,6 +128,9 @@ class GatewayBase:
         if self.MODE == "process":
             self.assertGreater(sample("cairn_process_resident_memory_bytes",
                                       process="gateway"), 0)
+        # tracking's points ingested, from its stats verb
+        self.assertGreaterEqual(sample("cairn_points_ingested", "_total",
+                                       service="tracking"), before + 7)
 
     def test_json_rest_for_every_verb(self):
         st, b = self.req("GET", "/api/v1/")
