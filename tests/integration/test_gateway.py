@@ -273,6 +273,18 @@ class GatewayBase:
                                                      "filter": "metrics.loss < 0.3",
                                                      "max_results": 5})
         self.assertEqual([r["info"]["run_id"] for r in b["runs"]], [run])
+        # Cairn's filter extensions through MLflow's route: OR, parentheses
+        st, b = self.req("POST", p + "runs/create", {"experiment_id": exp, "start_time": 900})
+        other = b["run"]["info"]["run_id"]
+        self.req("POST", p + "runs/set-tag", {"run_id": other, "key": "team", "value": "b"})
+        st, b = self.req("POST", p + "runs/search", {
+            "experiment_ids": [exp],
+            "filter": "(metrics.loss < 0.3 AND params.lr = '0.1') OR tags.team = 'b'"})
+        self.assertEqual(st, 200, b)
+        self.assertEqual(sorted(r["info"]["run_id"] for r in b["runs"]), sorted([run, other]))
+        st, b = self.req("POST", p + "runs/search", {
+            "experiment_ids": [exp], "filter": "tags.team = 'b' OR (metrics.loss > 9)"})
+        self.assertEqual([r["info"]["run_id"] for r in b["runs"]], [other])
         # MLflow's log-batch limits, which its client splits batches by
         m = {"key": "k", "value": 1, "timestamp": 1, "step": 0}
         for body, word in (({"metrics": [m] * 1001}, "1000 metrics"),
