@@ -87,34 +87,58 @@ static int s_part_path(const char *rest, char id[ID_LEN + 1], uint32_t *number,
 
 /* ---- a part's PUT ---------------------------------------------------------- */
 
+/* A part's upload_part request is built in place, so that its bytes are
+ * copied once: the map starts with data, whose bytes (a bin32) sit at
+ * HEAD, and the other fields follow them. */
+#define HEAD 11 /* fixmap, fixstr "data", bin32 header */
+#define TAIL 256
+
 typedef struct {
     gw_req_t r;
     char id[ID_LEN + 1];
     uint32_t number;
     char part_id[40]; /* the store's name of this PUT, once it has one */
-    char *buf;
-    size_t len;
+    char *msg;        /* HEAD + CHUNK + TAIL bytes: the data at HEAD */
+    size_t len;       /* data bytes */
     uint64_t offset;
     cairn_err_t err; /* the first failure: ends the part */
     bool finished;
     char etag[72]; /* the ETag header's value */
 } part_t;
 
+typedef struct {
+    char *p;
+    size_t len, cap;
+} tail_t;
+
+static int s_tail_write(void *data, const char *buf, size_t len)
+{
+    tail_t *t = data;
+    if (t->len + len > t->cap) return -1;
+    memcpy(t->p + t->len, buf, len);
+    t->len += len;
+    return 0;
+}
+
 static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    size_t dlen = cancel ? 0 : u->len;
+    unsigned char *h = (unsigned char *)u->msg;
+    h[0] = (unsigned char)(0x80 | (5 + (u->part_id[0] ? 1 : 0) + (cancel ? 1 : 0)));
+    memcpy(h + 1,
+           "\xa4"
+           "data",
+           5);
+    h[6] = 0xc6;
+    for (int i = 0; i < 4; i++) h[7 + i] = (unsigned char)(dlen >> (24 - 8 * i));
+    tail_t t = {u->msg + HEAD + dlen, 0, TAIL};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5 + (u->part_id[0] ? 1 : 0) + (cancel ? 1 : 0));
+    msgpack_packer_init(&pk, &t, s_tail_write);
     cairn_pack_kv_text(&pk, "upload_id", u->id);
     cairn_pack_cstr(&pk, "part_number");
     msgpack_pack_uint32(&pk, u->number);
     cairn_pack_cstr(&pk, "offset");
     msgpack_pack_uint64(&pk, u->offset);
-    cairn_pack_cstr(&pk, "data");
-    msgpack_pack_bin(&pk, cancel ? 0 : u->len);
-    if (!cancel) msgpack_pack_bin_body(&pk, u->buf, u->len);
     cairn_pack_cstr(&pk, "done");
     if (done)
         msgpack_pack_true(&pk);
@@ -126,8 +150,8 @@ static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
         msgpack_pack_true(&pk);
     }
     cairn_reply_t *reply = NULL;
-    int rc = gw_call(&u->r, "artifacts", "upload_part", sb.data, sb.size, &reply, err);
-    msgpack_sbuffer_destroy(&sb);
+    int rc = gw_call(&u->r, "artifacts", "upload_part", u->msg, HEAD + dlen + t.len,
+                     &reply, err);
     const msgpack_object *b = rc == 0 ? cairn_reply_object(reply) : NULL;
     cairn_str_t v;
     cairn_err_t e = {0};
@@ -165,7 +189,7 @@ static int s_part_data(void *ctx, const char *p, size_t n)
     }
     while (n) {
         size_t take = CHUNK - u->len < n ? CHUNK - u->len : n;
-        memcpy(u->buf + u->len, p, take);
+        memcpy(u->msg + HEAD + u->len, p, take);
         u->len += take;
         p += take;
         n -= take;
@@ -200,7 +224,7 @@ static void s_part_release(void *ctx)
         u->r.basic = false; /* no login again from here: the headers are gone */
         s_part_call(u, false, true, &err);
     }
-    free(u->buf);
+    free(u->msg);
     free(u);
 }
 
@@ -222,7 +246,8 @@ bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
         return false; /* gathered: refused 413 from its Content-Length */
     }
     s_part_path(u->r.path + sizeof MPU + 4, u->id, &u->number, &u->err);
-    if (!u->err.st && !(u->buf = malloc(CHUNK))) cairn_err_oom(&u->err, NULL);
+    if (!u->err.st && !(u->msg = malloc(HEAD + CHUNK + TAIL)))
+        cairn_err_oom(&u->err, NULL);
     /* The token outlives the headers (release may call the store). */
     if (u->r.token != u->r.token_buf) {
         snprintf(u->r.token_buf, sizeof u->r.token_buf, "%s", u->r.token);
