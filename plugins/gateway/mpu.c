@@ -22,7 +22,8 @@
  * The gateway keeps nothing: the artifact store holds the upload
  * (plugins/storage/multipart.c). A part's PUT is streamed into it in
  * CHUNK-sized upload_part requests as its body arrives, never whole in
- * memory, and answered with the part's SHA-256 as its ETag; a PUT cut
+ * memory (2 MiB and the bus's copy of them per part at a time), and
+ * answered with the part's SHA-256 as its ETag; a PUT cut
  * short drops its staging file (upload_part cancel), and the client sends
  * the part again. complete asks complete_multipart until it answers done
  * (a large file is put together in the store over several of its
@@ -36,7 +37,10 @@
 #include "jsonmp.h"
 
 #define MPU "/api/2.0/mlflow-artifacts/mpu/"
-#define CHUNK (4u << 20)
+/* A part's bytes go to the store in requests of this size. Smaller than
+ * the plain PUT's 4 MiB: MLflow sends parts in parallel, each held by a
+ * server thread (its buffer and the bus's copy of it). */
+#define CHUNK (2u << 20)
 #define ID_LEN 32
 #define PARTS_MAX 10000u
 #define PART_MAX (5ull << 30) /* the store's bound too */

@@ -804,6 +804,7 @@ static void s_compose_step(void *arg)
         c->off += got;
         c->composed += got;
         budget -= got;
+        if (c->req && cairn_now_ms() >= c->answer_by) break; /* answer first */
     }
     if (c->at == c->n) {
         s_compose_commit(c);
@@ -1071,20 +1072,14 @@ int art_mpu_abort(void *state, cairn_req_t *req, cairn_err_t *err)
 
 /* ---- sweeping, life cycle ------------------------------------------------------- */
 
-/* The newest modification under an upload's directory (ms, wall clock). */
-static int64_t s_newest_ms(const char *dir)
+/* When an upload's directory last changed (ms, wall clock): a part
+ * finished, replaced or begun renames or makes a file in it; a part being
+ * written is in the table of writers, which the sweep asks first. */
+static int64_t s_changed_ms(const char *dir)
 {
     struct stat st;
-    int64_t newest = stat(dir, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 : 0;
-    DIR *d = opendir(dir);
-    if (!d) return newest;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
-            (int64_t)st.st_mtim.tv_sec * 1000 > newest)
-            newest = (int64_t)st.st_mtim.tv_sec * 1000;
-    closedir(d);
-    return newest;
+    if (stat(dir, &st) != 0) return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
 /* Remove the staging files of dir no writer holds. */
@@ -1129,8 +1124,8 @@ static int s_sweep_dirs(struct mpu *m, bool start)
                 busy = !strcmp(w->id, e->d_name);
             if (busy) continue;
         }
-        if (tmp ? start || now - s_newest_ms(dir) > 60000
-                : now - s_newest_ms(dir) > (int64_t)m->keep_ms) {
+        if (tmp ? start || now - s_changed_ms(dir) > 60000
+                : now - s_changed_ms(dir) > (int64_t)m->keep_ms) {
             s_rmtree(dir);
             gone++;
         } else if (start) {
