@@ -120,13 +120,16 @@ static enum MHD_Result s_queue_reader(struct MHD_Connection *c,
     MHD_add_response_header(
         m, MHD_HTTP_HEADER_CONTENT_TYPE,
         resp->content_type ? resp->content_type : "application/octet-stream");
+    if (resp->header && resp->header_value)
+        MHD_add_response_header(m, resp->header, resp->header_value);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, m);
     MHD_destroy_response(m);
     return ok;
 }
 
 static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char *type,
-                               char *body, size_t len)
+                               char *body, size_t len,
+                               const cairn_http_response_t *resp)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body ? body : (char *)"",
@@ -136,6 +139,8 @@ static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char 
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (resp && resp->header && resp->header_value)
+        MHD_add_response_header(r, resp->header, resp->header_value);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
@@ -155,7 +160,7 @@ static enum MHD_Result s_too_big(struct MHD_Connection *c, size_t max)
                  "at most %zu bytes\"}",
                  max, max);
     return s_queue(c, 413, "application/json", n < 0 ? NULL : msg,
-                   n < 0 ? 0 : (size_t)n);
+                   n < 0 ? 0 : (size_t)n, NULL);
 }
 
 /* Append a piece of the body, up to the limit (past it: dropped, marked). */
@@ -221,7 +226,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         free(resp.body);
         return s_queue_reader(c, &resp);
     }
-    return s_queue(c, resp.status, resp.content_type, resp.body, resp.len);
+    return s_queue(c, resp.status, resp.content_type, resp.body, resp.len, &resp);
 }
 
 static void s_completed(void *cls, struct MHD_Connection *c, void **state,

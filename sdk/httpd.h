@@ -76,6 +76,9 @@ struct cairn_http_response {
     void (*read_free)(void *ctx);
     void *read_ctx;
     uint64_t size;
+    /* One more header (e.g. "ETag"), or NULL: both borrowed until the
+     * response is queued, right after the handler (or end) returns. */
+    const char *header, *header_value;
 };
 
 /* A streamed request body's handlers (see cairn_http_stream_pick_fn). */

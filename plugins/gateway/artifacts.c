@@ -9,7 +9,8 @@
  * into CHUNK-sized put_artifact requests as its body arrives (the store
  * hashes and commits it at the last), a download reads get_artifact
  * ranges as the client takes them. EXP is not checked (the run names its
- * experiment); RUN and PATH name the store's file. */
+ * experiment); RUN and PATH name the store's file. Multipart uploads
+ * (/api/2.0/mlflow-artifacts/mpu/...) are mpu.c's. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #define PATH_MAX_BYTES 1024
 
 /* EXP/RUN/artifacts/PATH into run and path (path may be empty). */
-static bool s_split(const char *rest, char run[ID_MAX], char path[PATH_MAX_BYTES + 1])
+bool gw_art_split(const char *rest, char run[ID_MAX], char path[PATH_MAX_BYTES + 1])
 {
     const char *exp_end = strchr(rest, '/');
     if (!exp_end || exp_end == rest) return false;
@@ -141,12 +142,13 @@ static void s_up_release(void *ctx)
 bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
                          cairn_http_stream_t *s)
 {
+    if (gw_mpu_stream(g, http, s)) return true; /* a part (mpu.c) */
     if (strcmp(http->method, "PUT") != 0) return false;
     upload_t *u = calloc(1, sizeof *u);
     if (!u) return false;
     u->r = (gw_req_t){.g = g, .http = http};
     if (!gw_caller(&u->r) || strncmp(u->r.path, PREFIX "/", sizeof PREFIX) != 0 ||
-        !s_split(u->r.path + sizeof PREFIX, u->run, u->path) || !u->path[0] ||
+        !gw_art_split(u->r.path + sizeof PREFIX, u->run, u->path) || !u->path[0] ||
         !(u->buf = malloc(CHUNK))) {
         free(u);
         return false; /* not an upload of ours: gathered and answered as usual */
@@ -252,7 +254,7 @@ static void s_list(gw_req_t *r)
 {
     const char *q = cairn_http_query(r->http, "path");
     char run[ID_MAX], dir[PATH_MAX_BYTES + 1];
-    if (!q || !s_split(q, run, dir)) {
+    if (!q || !gw_art_split(q, run, dir)) {
         gw_mlflow_error(r, 400, CAIRN_E_BAD_REQUEST,
                         "path is EXPERIMENT_ID/RUN_ID/artifacts[/DIR]");
         return;
@@ -302,12 +304,13 @@ static void s_delete(gw_req_t *r, const char *run, const char *path)
 
 bool gw_artifacts(gw_req_t *r)
 {
+    if (gw_mpu(r)) return true; /* multipart uploads (mpu.c) */
     if (strncmp(r->path, PREFIX, sizeof PREFIX - 1) != 0) return false;
     const char *rest = r->path + sizeof PREFIX - 1, *m = r->http->method;
     char run[ID_MAX], path[PATH_MAX_BYTES + 1];
     if ((!*rest || !strcmp(rest, "/")) && !strcmp(m, "GET")) {
         s_list(r);
-    } else if (*rest != '/' || !s_split(rest + 1, run, path) || !path[0]) {
+    } else if (*rest != '/' || !gw_art_split(rest + 1, run, path) || !path[0]) {
         gw_mlflow_error(r, 404, CAIRN_E_NOT_FOUND,
                         "an artifact is " PREFIX
                         "/EXPERIMENT_ID/RUN_ID/artifacts/PATH");

@@ -73,6 +73,14 @@ bool gw_caller(gw_req_t *r);
 bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
                          cairn_http_stream_t *s);
 bool gw_artifacts(gw_req_t *r);
+/* EXP/RUN/artifacts[/PATH] into run (128 bytes) and path (1025; may be
+ * empty). */
+bool gw_art_split(const char *rest, char run[128], char path[1025]);
+/* mpu.c: MLflow's multipart uploads through the proxy; a part's PUT is
+ * streamed (picked at its headers), the rest routed as usual. */
+bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
+                   cairn_http_stream_t *s);
+bool gw_mpu(gw_req_t *r);
 /* prom.c: GET /metrics, sys.metrics in Prometheus' text format. */
 void gw_prometheus(gw_req_t *r);
 /* Whether path is one of MLflow's, and an error in MLflow's shape

@@ -96,7 +96,8 @@ struct artifacts {
     cursor_t *cursors;    /* ART_CURSORS of them, 64-byte aligned */
     uint64_t idle_ms;
     uint64_t timer;
-    bool power; /* durability=power: a chunk is fdatasync'ed before its 200 */
+    bool power;      /* durability=power: a chunk is fdatasync'ed before its 200 */
+    struct mpu *mpu; /* multipart uploads (multipart.c) */
 };
 
 void art_bind_str(sqlite3_stmt *st, int i, const char *p, size_t n);
@@ -138,5 +139,10 @@ void art_sniffs_drop(storage_t *s);
 
 /* uploads.c */
 void art_upload_drop(artifacts_t *a, upload_t *u, bool keep);
+
+/* multipart.c: multipart uploads' state, made after the blob store is
+ * open; fini is safe after a failed init. */
+int art_mpu_init(storage_t *s, cairn_err_t *err);
+void art_mpu_fini(storage_t *s);
 
 #endif

@@ -23,6 +23,7 @@
  * blob.
  *
  * Resuming: see uploads.c (put_artifact and abort_upload live there).
+ * Multipart uploads (S3's, as MLflow's proxy sends them): see multipart.c.
  *
  * Writes and reads use io_uring where the kernel allows it: a chunk's
  * write is queued and the chunk is hashed while it is in flight. Where
@@ -1056,7 +1057,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     if (!a->timer)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, NULL,
                              "cannot add the upload sweep timer");
-    return 0;
+    return art_mpu_init(s, err);
 }
 
 void artifacts_fini(storage_t *s)
@@ -1064,6 +1065,7 @@ void artifacts_fini(storage_t *s)
     artifacts_t *a = s->art;
     if (!a) return;
     if (a->timer) cairn_timer_cancel(s->ctx, a->timer);
+    art_mpu_fini(s);
     /* Uploads in progress stay on disk, to be resumed after the restart;
      * the runtime answers a resume's deferred request. */
     while (a->uploads) art_upload_drop(a, a->uploads, true);

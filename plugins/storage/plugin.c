@@ -196,6 +196,8 @@ static const cairn_verb_t storage_tracking_verbs[] = {
 #define ART_MAX_BODY (64u << 10)
 /* A materialize_pinned body: up to 100,000 files, each a path and a hash. */
 #define ART_VIEW_MAX_BODY (32u << 20)
+/* A complete_multipart body: up to 10,000 parts, each a number and an etag. */
+#define ART_MPU_MAX_BODY (2u << 20)
 
 static const cairn_verb_t storage_artifacts_verbs[] = {
     {.name = "put_artifact",
@@ -268,6 +270,34 @@ static const cairn_verb_t storage_artifacts_verbs[] = {
      .flags = CAIRN_VERB_MUTATING,
      .max_body = ART_MAX_BODY,
      .help = "{run_id*, upload_id*}: drop an unfinished upload and free its slot"},
+    {.name = "create_multipart",
+     .handle = art_mpu_create,
+     .perm = "tracking.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = ART_MAX_BODY,
+     .help = "{run_id*, path*, num_parts* (<= 10000)} -> upload_id: a file sent as "
+             "parts, in any order (multipart.c)"},
+    {.name = "upload_part",
+     .handle = art_mpu_part,
+     .perm = "tracking.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = ART_PUT_MAX_BODY,
+     .help =
+         "{upload_id*, part_number*, offset*, data* (bin, <= 8 MiB), part_id, done, "
+         "cancel} -> part_id, offset; at done part_number, etag, size"},
+    {.name = "complete_multipart",
+     .handle = art_mpu_complete,
+     .perm = "tracking.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = ART_MPU_MAX_BODY,
+     .help = "{run_id*, upload_id*, parts* [{part_number, etag}], path} -> done, "
+             "artifact (done false: composed, size; ask again)"},
+    {.name = "abort_multipart",
+     .handle = art_mpu_abort,
+     .perm = "tracking.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = ART_MAX_BODY,
+     .help = "{run_id*, upload_id*}: drop a multipart upload and its parts"},
     {.name = NULL},
 };
 
@@ -340,6 +370,14 @@ static const cairn_setting_t storage_settings[] = {
      .dflt = "true",
      .help = "artifacts: use io_uring for blob I/O where the kernel allows it (else "
              "pread/pwrite)"},
+    {.key = "multipart_idle",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(multipart_idle),
+     .dflt = "86400",
+     .min = 1,
+     .max = 30 * 86400,
+     .help = "artifacts: seconds a multipart upload (its finished parts) may sit idle "
+             "before it is dropped whole"},
     {.key = NULL},
 };
 #undef AT

@@ -33,6 +33,7 @@ typedef struct storage_settings {
     int64_t uploads_max;           /* 0 = sized from memory */
     int64_t uploads_per_principal; /* 0 = a quarter of uploads_max */
     bool io_uring;
+    int64_t multipart_idle; /* seconds an unfinished multipart upload may sit idle */
 } storage_settings_t;
 
 #define STORAGE_FRESH_RUNS 512
@@ -237,5 +238,10 @@ int art_sniff_pinned(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_materialize_pinned(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int art_abort(void *state, cairn_req_t *req, cairn_err_t *err);
+/* multipart.c */
+int art_mpu_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_mpu_part(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_mpu_complete(void *state, cairn_req_t *req, cairn_err_t *err);
+int art_mpu_abort(void *state, cairn_req_t *req, cairn_err_t *err);
 
 #endif

@@ -286,6 +286,23 @@ def csvs():
     w("lone_cr", ",", b"a,b\r1,2\r")
 
 
+def mpuname():
+    """A multipart upload's file names, part numbers and etags
+    (plugins/storage/mpuname.h)."""
+    t = "fuzz_mpuname"
+    h = "3ececd8c" * 8
+    write(t, "meta", b"meta")
+    write(t, "num_parts_file", b"10000\n")
+    write(t, "part", f"7.{h}".encode())
+    write(t, "part_max", f"10000.{h}".encode())
+    write(t, "staging", b"12.tmp-0123456789abcdef")
+    write(t, "etag_quoted", f'"{h.upper()}"'.encode())
+    write(t, "part_zero", f"0.{h}".encode())
+    write(t, "leading_zero", b"012")
+    write(t, "upload_id", b"0123456789abcdef0123456789abcdef")
+    write(t, "half_quoted", f'"{h}'.encode())
+
+
 # The targets whose seeds this script writes; the others (fuzz_filter's
 # hand-written filters) are left alone. Name some of them to regenerate
 # only those:
@@ -293,7 +310,7 @@ def csvs():
 GENERATED = {"fuzz_header": headers, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
-             "fuzz_csv": csvs}
+             "fuzz_csv": csvs, "fuzz_mpuname": mpuname}
 
 if __name__ == "__main__":
     import sys
