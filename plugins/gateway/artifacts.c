@@ -163,27 +163,30 @@ bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
 
 typedef struct {
     gw_req_t r;
-    char run[ID_MAX], path[PATH_MAX_BYTES + 1];
+    const char *svc, *verb; /* static strings */
+    char key[16], id[ID_MAX + 64], path[PATH_MAX_BYTES + 1];
     char *buf;      /* the range read last */
     size_t len;     /* its bytes */
     uint64_t start; /* its offset in the file */
     uint64_t size;
 } download_t;
 
-/* get_artifact of [offset, offset + CHUNK) into d->buf. */
+/* {key: id, path, offset, length: CHUNK} to svc.verb, its data into d->buf. */
 static int s_get(download_t *d, uint64_t offset, cairn_err_t *err)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    s_pack_target(&pk, 4, d->run, d->path);
+    msgpack_pack_map(&pk, 4);
+    cairn_pack_kv_text(&pk, d->key, d->id);
+    cairn_pack_kv_text(&pk, "path", d->path);
     cairn_pack_cstr(&pk, "offset");
     msgpack_pack_uint64(&pk, offset);
     cairn_pack_cstr(&pk, "length");
     msgpack_pack_uint32(&pk, CHUNK);
     cairn_reply_t *reply = NULL;
-    int rc = gw_call(&d->r, "artifacts", "get_artifact", sb.data, sb.size, &reply, err);
+    int rc = gw_call(&d->r, d->svc, d->verb, sb.data, sb.size, &reply, err);
     msgpack_sbuffer_destroy(&sb);
     const msgpack_object *b = rc == 0 ? cairn_reply_object(reply) : NULL;
     const msgpack_object *data = b ? cairn_obj_get(b, "data") : NULL;
@@ -191,7 +194,7 @@ static int s_get(download_t *d, uint64_t offset, cairn_err_t *err)
     if (rc == 0 && (!data || data->type != MSGPACK_OBJECT_BIN ||
                     cairn_field_uint(b, "size", true, &size, err) != 0))
         rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
-                           "the artifact store's answer holds no data");
+                           "%s.%s's answer holds no data", d->svc, d->verb);
     if (rc == 0) {
         memcpy(d->buf, data->via.bin.ptr, data->via.bin.size);
         d->len = data->via.bin.size;
@@ -221,7 +224,8 @@ static void s_down_free(void *ctx)
     free(d);
 }
 
-static void s_download(gw_req_t *r, const char *run, const char *path)
+void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key,
+                 const char *id, const char *path)
 {
     download_t *d = calloc(1, sizeof *d);
     cairn_err_t err = {0};
@@ -233,7 +237,10 @@ static void s_download(gw_req_t *r, const char *run, const char *path)
     d->r = *r;
     d->r.http = NULL;
     d->r.resp = NULL;
-    snprintf(d->run, sizeof d->run, "%s", run);
+    d->svc = svc;
+    d->verb = verb;
+    snprintf(d->key, sizeof d->key, "%s", key);
+    snprintf(d->id, sizeof d->id, "%s", id);
     snprintf(d->path, sizeof d->path, "%s", path);
     if (s_get(d, 0, &err) != 0) { /* 404 before any byte goes */
         s_down_free(d);
@@ -304,7 +311,8 @@ static void s_delete(gw_req_t *r, const char *run, const char *path)
 
 bool gw_artifacts(gw_req_t *r)
 {
-    if (gw_mpu(r)) return true; /* multipart uploads (mpu.c) */
+    if (gw_mpu(r)) return true;    /* multipart uploads (mpu.c) */
+    if (gw_models(r)) return true; /* registered versions' files (models.c) */
     if (strncmp(r->path, PREFIX, sizeof PREFIX - 1) != 0) return false;
     const char *rest = r->path + sizeof PREFIX - 1, *m = r->http->method;
     char run[ID_MAX], path[PATH_MAX_BYTES + 1];
@@ -315,7 +323,7 @@ bool gw_artifacts(gw_req_t *r)
                         "an artifact is " PREFIX
                         "/EXPERIMENT_ID/RUN_ID/artifacts/PATH");
     } else if (!strcmp(m, "GET")) {
-        s_download(r, run, path);
+        gw_download(r, "artifacts", "get_artifact", "run_id", run, path);
     } else if (!strcmp(m, "DELETE")) {
         s_delete(r, run, path);
     } else {

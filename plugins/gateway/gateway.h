@@ -73,6 +73,14 @@ bool gw_caller(gw_req_t *r);
 bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
                          cairn_http_stream_t *s);
 bool gw_artifacts(gw_req_t *r);
+/* A file streamed to r's client in CHUNK ranges of svc.verb {key: id, path,
+ * offset, length} -> {data, size}: get_artifact, the registry's read_file.
+ * A refusal of the first range is answered in MLflow's shape. */
+void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key,
+                 const char *id, const char *path);
+/* models.c: GET .../artifacts/_models/NAME/VERSION/PATH and the list of
+ * ?path=_models/NAME/VERSION[/DIR], from the registry; true when r is one. */
+bool gw_models(gw_req_t *r);
 /* EXP/RUN/artifacts[/PATH] into run (128 bytes) and path (1025; may be
  * empty). */
 bool gw_art_split(const char *rest, char run[128], char path[1025]);

@@ -214,6 +214,23 @@ static void s_runs_source(const char *route, json_t *body)
     }
 }
 
+json_t *gw_mlbody_download_uri(json_t *body, json_t *reply)
+{
+    (void)body;
+    static const char models[] = "models:/";
+    json_t *out = json_deep_copy(reply);
+    const char *uri = json_string_value(json_object_get(reply, "artifact_uri"));
+    if (!out || !uri || strncmp(uri, models, sizeof models - 1) != 0) return out;
+    const char *rest = uri + sizeof models - 1, *slash = strchr(rest, '/');
+    if (!slash || slash == rest || !slash[1] || strchr(slash + 1, '/')) return out;
+    char *proxied = NULL;
+    if (asprintf(&proxied, "mlflow-artifacts:/_models/%s", rest) >= 0) {
+        json_object_set_new(out, "artifact_uri", json_string(proxied));
+        free(proxied);
+    }
+    return out;
+}
+
 void gw_mlbody_request(const char *route, bool metric, json_t *body)
 {
     if (!json_is_object(body)) return;

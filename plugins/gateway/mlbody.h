@@ -31,6 +31,11 @@ const char *gw_mlbody_limits(const char *route, json_t *body, char *msg, size_t 
  * gateway's proxy, no null fields. */
 void gw_mlbody_reply(json_t *reply);
 
+/* get-download-uri's reply (a new reference): a version whose bytes the
+ * registry holds (models:/NAME/VERSION) is downloaded through this
+ * gateway's proxy, mlflow-artifacts:/_models/NAME/VERSION (models.c). */
+json_t *gw_mlbody_download_uri(json_t *body, json_t *reply);
+
 /* get-latest-versions' reply (a new reference) from get_registered_model's
  * reply and the request's body (its stages). */
 json_t *gw_mlbody_latest_versions(json_t *body, json_t *reply);

@@ -109,7 +109,7 @@ static const route_t s_routes[] = {
     {"DELETE", "model-versions/delete-tag", "registry", "delete_model_version_tag",
      NULL, NULL, NULL},
     {"GET", "model-versions/get-download-uri", "registry",
-     "get_model_version_download_uri", NULL, NULL, NULL},
+     "get_model_version_download_uri", NULL, NULL, gw_mlbody_download_uri},
 };
 #define NROUTES (sizeof s_routes / sizeof s_routes[0])
 

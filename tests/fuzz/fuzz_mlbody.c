@@ -65,6 +65,9 @@ static void s_request(const char *route, json_t *body)
 
 static void s_reply(json_t *body, json_t *reply)
 {
+    json_t *uri = gw_mlbody_download_uri(body, reply);
+    if (!uri) abort();
+    json_decref(uri);
     json_t *latest = gw_mlbody_latest_versions(body, reply);
     if (!latest || !json_is_array(json_object_get(latest, "model_versions"))) abort();
     json_decref(latest);

@@ -402,6 +402,27 @@ class GatewayBase:
         self.assertEqual(v["source"], f"runs:/{info['run_id']}/model")
         self.assertEqual(v["flavor"], "python")
         self.assertTrue(v["content_hash"].startswith("sha256:"), v)
+        # MLflow's client downloads it as get-download-uri says: through the
+        # proxy, from the registry, whatever happens to the run's files
+        st, b = self.req("GET", p + f"model-versions/get-download-uri?name={name}&version=1")
+        self.assertEqual((st, b["artifact_uri"]), (200, f"mlflow-artifacts:/_models/{name}/1"))
+        art = "/api/2.0/mlflow-artifacts/artifacts"
+        run_file = f"{art}/{info['artifact_uri'][len('mlflow-artifacts:/'):]}/model/MLmodel"
+        self.assertEqual(self.req("DELETE", run_file)[0], 200)
+        self.assertEqual(self.req("GET", run_file)[0], 404)
+        st, b = self.req("GET", f"{art}?path=_models/{name}/1")
+        self.assertEqual((st, b), (200, {"files": [{"path": "MLmodel", "is_dir": False,
+                                                     "file_size": 31}]}))
+        self.conn.request("GET", f"{art}/_models/{name}/1/MLmodel")
+        r = self.conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"flavors:\n  python_function: {}\n"))
+        for method, path, want in (("GET", f"{art}/_models/{name}/9/MLmodel", 404),
+                                   ("GET", f"{art}/_models/{name}/1/nosuch", 404),
+                                   ("PUT", f"{art}/_models/{name}/1/MLmodel", 405),
+                                   ("DELETE", f"{art}/_models/{name}/1/MLmodel", 405),
+                                   ("GET", f"{art}?path=_models/{name}", 400)):
+            st, b = self.req(method, path, {} if method == "PUT" else None)
+            self.assertEqual(st, want, (method, path, b))
 
     def test_mlflow_log_inputs(self):
         """runs/log-inputs as mlflow.log_input sends it (a DatasetInput per
