@@ -92,6 +92,12 @@ int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
             size_t len, cairn_reply_t **reply, cairn_err_t *err)
 {
     int rc = s_call_once(r, svc, verb, body, len, reply, err);
+    if (rc != 0 && err->st == CAIRN_ST_UNAUTHENTICATED && !r->basic && !*r->token)
+        snprintf(err->msg, sizeof err->msg,
+                 "%s.%s needs a token: send 'Authorization: Bearer TOKEN' (a Cairn "
+                 "token: MLflow's client sends MLFLOW_TRACKING_TOKEN so), or HTTP Basic "
+                 "user:password",
+                 svc, verb);
     if (rc == 0 || err->st != CAIRN_ST_UNAUTHENTICATED || !r->basic || r->relogged ||
         r->in_login)
         return rc;

@@ -681,6 +681,7 @@ class Auth(unittest.TestCase):
         self.assertEqual((st, b["error_code"]), (401, "UNAUTHENTICATED"))
         st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "x"})
         self.assertEqual((st, b["error_code"]), (401, "UNAUTHENTICATED"))
+        self.assertIn("Authorization: Bearer", b["message"])  # says it in HTTP's terms
         st, b = self.req("POST", "/api/2.0/mlflow/experiments/create", {"name": "x"},
                          self.basic("rita", "a long password 1"))
         self.assertEqual((st, b["error_code"]), (403, "PERMISSION_DENIED"))
