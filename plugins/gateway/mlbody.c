@@ -13,11 +13,12 @@
 
 #include "cairn/msg.h"
 
-/* Query arguments that MLflow's proto says are numbers. */
-static bool s_numeric(const char *key)
+/* MLflow's int64 fields (proto3's JSON writes them as strings, and a GET
+ * sends them as text): these become numbers, at any depth. */
+static bool s_int64_field(const char *key)
 {
-    static const char *const keys[] = {"max_results", "max_points", "start_time",
-                                       "end_time",    "timestamp",  "step",
+    static const char *const keys[] = {"timestamp", "step",        "start_time",
+                                       "end_time",  "max_results", "max_points",
                                        NULL};
     for (const char *const *k = keys; *k; k++)
         if (!strcmp(*k, key)) return true;
@@ -39,7 +40,7 @@ void gw_mlbody_query_arg(void *arg, const char *key, const char *value)
     char *end = NULL;
     errno = 0;
     long long n = strtoll(value, &end, 10);
-    bool number = s_numeric(key) && *value && !*end && errno != ERANGE;
+    bool number = s_int64_field(key) && *value && !*end && errno != ERANGE;
     json_t *v = number ? json_integer(n) : json_string(value);
     if (!v) return;
     json_t *had = json_object_get(obj, key);
@@ -56,16 +57,6 @@ void gw_mlbody_query_arg(void *arg, const char *key, const char *value)
 /* proto3's JSON mapping, which MLflow's client writes: int64 fields are
  * strings ("1700000000000"), and so may a metric's double be. Such fields,
  * at any depth (log-batch's metrics), become numbers. */
-static bool s_int64_field(const char *key)
-{
-    static const char *const keys[] = {"timestamp", "step",        "start_time",
-                                       "end_time",  "max_results", "max_points",
-                                       NULL};
-    for (const char *const *k = keys; *k; k++)
-        if (!strcmp(*k, key)) return true;
-    return false;
-}
-
 static void s_numbers(json_t *j, bool metric, int depth)
 {
     if (depth > 8) return;
