@@ -725,12 +725,39 @@ static void s_park(broker_t *b, zmq_msg_t *route, zmq_msg_t *hdr, zmq_msg_t *bod
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* The address of the tcp client a frame came from ("" for inproc and ipc),
- * for plugins' throttles (cairn_peer_address). */
-static cairn_str_t s_peer_address(zmq_msg_t *frame)
+/* The header's `fwd`: the address a local proxy acts for, at most
+ * WIRE_ADDR_MAX bytes of [0-9a-fA-F.:] (an IPv4 or IPv6 address), else "". */
+static cairn_str_t s_forwarded(const void *hdr, size_t len, msgpack_zone *zone)
+{
+    msgpack_object o;
+    size_t off = 0;
+    if (msgpack_unpack(hdr, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS ||
+        o.type != MSGPACK_OBJECT_MAP)
+        return (cairn_str_t){"", 0};
+    const msgpack_object *v = cairn_obj_get(&o, "fwd");
+    if (!v || v->type != MSGPACK_OBJECT_STR || !v->via.str.size ||
+        v->via.str.size > WIRE_ADDR_MAX)
+        return (cairn_str_t){"", 0};
+    for (uint32_t i = 0; i < v->via.str.size; i++)
+        if (!strchr("0123456789abcdefABCDEF.:", v->via.str.ptr[i]) ||
+            !v->via.str.ptr[i])
+            return (cairn_str_t){"", 0};
+    return (cairn_str_t){v->via.str.ptr, v->via.str.size};
+}
+
+/* The address of the client a frame came from, for plugins' throttles
+ * (cairn_peer_address): a tcp client's own. An ipc client's (libzmq says
+ * "localhost:UID:GID:PID") and an inproc one's ("") are this host's and
+ * its owner's (the run dir is 0700), so the address the header's `fwd`
+ * names is taken instead, as the HTTP gateway sets it for its caller. */
+static cairn_str_t s_peer_address(zmq_msg_t *frame, msgpack_zone *zone)
 {
     const char *a = zmq_msg_gets(frame, "Peer-Address");
     size_t n = a ? strlen(a) : 0;
+    if (!n || !strncmp(a, "localhost:", 10)) {
+        cairn_str_t fwd = s_forwarded(zmq_msg_data(frame), zmq_msg_size(frame), zone);
+        if (fwd.len) return fwd;
+    }
     return n && n <= WIRE_ADDR_MAX ? (cairn_str_t){a, n} : (cairn_str_t){"", 0};
 }
 
@@ -783,7 +810,7 @@ static void s_client_request(broker_t *b, zmq_msg_t *route_m, zmq_msg_t *hdr_m,
                      .tok = h.tok,
                      .ws = h.ws,
                      .cid = h.cid,
-                     .addr = s_peer_address(hdr_m),
+                     .addr = s_peer_address(hdr_m, &b->zone),
                      .ttl = h.ttl,
                      .body = body_m,
                      .t0_us = t0_us};

@@ -35,6 +35,7 @@ struct cairn_client {
     void *sock;
     char *token;
     char *ws;
+    char *fwd; /* the `fwd` header (cairn_client_set_forwarded), or NULL */
     uint32_t ttl_ms;
     uint64_t next_id;
     cairn_reply_t *stash_head, *stash_tail; /* replies read while waiting for another */
@@ -286,6 +287,7 @@ void cairn_client_destroy(cairn_client_t **self_p)
     msgpack_zone_destroy(&self->zone);
     msgpack_sbuffer_destroy(&self->hdr);
     free(self->token);
+    free(self->fwd);
     free(self->ws);
     free(self);
     *self_p = NULL;
@@ -295,6 +297,13 @@ void cairn_client_set_workspace(cairn_client_t *self, const char *ws)
 {
     free(self->ws);
     self->ws = ws ? strdup(ws) : NULL;
+}
+
+void cairn_client_set_forwarded(cairn_client_t *self, const char *addr)
+{
+    if (self->fwd && addr && !strcmp(self->fwd, addr)) return; /* the usual case */
+    free(self->fwd);
+    self->fwd = addr && *addr ? strdup(addr) : NULL;
 }
 
 void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms)
@@ -323,7 +332,8 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     uint64_t rid = self->next_id++;
-    msgpack_pack_map(&pk, 4 + (self->token ? 1 : 0) + (self->ws ? 1 : 0));
+    msgpack_pack_map(
+        &pk, 4 + (self->token ? 1 : 0) + (self->ws ? 1 : 0) + (self->fwd ? 1 : 0));
     cairn_pack_cstr(&pk, "id");
     msgpack_pack_uint64(&pk, rid);
     cairn_pack_kv_str(&pk, "svc", svc);
@@ -332,6 +342,7 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
     msgpack_pack_uint32(&pk, ttl_ms ? ttl_ms : self->ttl_ms);
     if (self->token) cairn_pack_kv_str(&pk, "tok", self->token);
     if (self->ws) cairn_pack_kv_str(&pk, "ws", self->ws);
+    if (self->fwd) cairn_pack_kv_str(&pk, "fwd", self->fwd);
     int rc = s_send_frame(self->sock, "", 0, 1);
     if (rc == 0) rc = s_send_frame(self->sock, CAIRN_TAG, strlen(CAIRN_TAG), 1);
     if (rc == 0) rc = s_send_frame(self->sock, sb->data, sb->size, 1);

@@ -101,6 +101,8 @@ typedef void(cairn_http_handler_fn)(void *arg, const cairn_http_request_t *req,
  * (%-decoded); NULL when absent. Valid during the handler. */
 const char *cairn_http_header(const cairn_http_request_t *req, const char *name);
 const char *cairn_http_query(const cairn_http_request_t *req, const char *name);
+/* The client's IP address as text into out (cap bytes; "" when unknown). */
+void cairn_http_peer(const cairn_http_request_t *req, char *out, size_t cap);
 
 /* Call fn(arg, key, value) for each query argument, in order (a key given
  * twice comes twice; value NULL for "?flag"). */

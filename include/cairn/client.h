@@ -84,6 +84,12 @@ CAIRN_EXPORT size_t cairn_token_find(char *out, size_t cap);
 CAIRN_EXPORT int cairn_token_path(char *out, size_t cap);
 /* The `ws` header of every later request (NULL: none, i.e. `default`). */
 CAIRN_EXPORT void cairn_client_set_workspace(cairn_client_t *self, const char *ws);
+/* The `fwd` header of every later request (NULL: none): the network
+ * address of the client a proxy acts for (the HTTP gateway: its HTTP
+ * caller's). cairnd takes it as the request's client address only from a
+ * connection of its own host (ipc or inproc, its owner's), for plugins'
+ * throttles and the audit trail; from a tcp client it is ignored. */
+CAIRN_EXPORT void cairn_client_set_forwarded(cairn_client_t *self, const char *addr);
 /* Default ttl for calls that pass ttl_ms 0 (initially 30000). */
 CAIRN_EXPORT void cairn_client_set_ttl(cairn_client_t *self, uint32_t ttl_ms);
 

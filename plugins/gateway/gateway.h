@@ -33,6 +33,7 @@ typedef struct gw_req {
     const char *path;
     char ws[128];
     const char *token; /* "" : none */
+    char peer[64];     /* the HTTP client's address, forwarded to the kernel */
     /* HTTP Basic (basic.c): the pair's cache key, the token it logged in */
     bool basic, relogged, in_login;
     const char *basic_b64;

@@ -85,6 +85,7 @@ static int s_call_once(gw_req_t *r, const char *svc, const char *verb, const cha
     cairn_client_t *c = s_client(r->g, r->token, err);
     if (!c) return -1;
     cairn_client_set_workspace(c, r->ws[0] ? r->ws : NULL);
+    cairn_client_set_forwarded(c, r->peer);
     return cairn_client_call(c, svc, verb, body, len, r->g->ttl_ms, reply, err);
 }
 
@@ -93,11 +94,12 @@ int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
 {
     int rc = s_call_once(r, svc, verb, body, len, reply, err);
     if (rc != 0 && err->st == CAIRN_ST_UNAUTHENTICATED && !r->basic && !*r->token)
-        snprintf(err->msg, sizeof err->msg,
-                 "%s.%s needs a token: send 'Authorization: Bearer TOKEN' (a Cairn "
-                 "token: MLflow's client sends MLFLOW_TRACKING_TOKEN so), or HTTP Basic "
-                 "user:password",
-                 svc, verb);
+        snprintf(
+            err->msg, sizeof err->msg,
+            "%s.%s needs a token: send 'Authorization: Bearer TOKEN' (a Cairn "
+            "token: MLflow's client sends MLFLOW_TRACKING_TOKEN so), or HTTP Basic "
+            "user:password",
+            svc, verb);
     if (rc == 0 || err->st != CAIRN_ST_UNAUTHENTICATED || !r->basic || r->relogged ||
         r->in_login)
         return rc;
@@ -209,6 +211,7 @@ static bool s_token(gw_req_t *r)
 
 bool gw_caller(gw_req_t *r)
 {
+    cairn_http_peer(r->http, r->peer, sizeof r->peer);
     return s_workspace(r) && s_token(r);
 }
 

@@ -802,6 +802,50 @@ class Refusals(unittest.TestCase):
             k.cleanup()
 
 
+class ForwardedAddress(unittest.TestCase):
+    """The gateway forwards its HTTP caller's address (the header `fwd`),
+    so that auth's throttle on wrong passwords per address works through
+    it; a tcp client's own `fwd` is ignored (only this host's ipc and
+    inproc clients are taken at their word)."""
+
+    AUTH = ("  auth:\n    plugin: auth\n    mode: inproc\n    settings:\n"
+            "      pwhash_ops: 1\n      pwhash_mem: 8KiB\n      max_failures: 100\n"
+            "      addr_failures: 4\n      throttle_loopback: true\n")
+
+    def test_the_throttle_per_address_through_http(self):
+        global BASE
+        base, BASE = BASE, BASE + self.AUTH
+        port = free_port()
+        try:
+            k = GatewayKernel("process", port, auth="auth").start()
+        finally:
+            BASE = base
+        try:
+            statuses = []
+            for i in range(6):  # a different user name each time: no per-user lockout
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                cred = base64.b64encode(f"guess{i}:wrong password".encode()).decode()
+                conn.request("GET", "/api/2.0/mlflow/experiments/search",
+                             headers={"Authorization": "Basic " + cred})
+                r = conn.getresponse()
+                body = json.loads(r.read())
+                statuses.append(r.status)
+                conn.close()
+            self.assertEqual(statuses[:4], [401] * 4, statuses)
+            self.assertEqual(statuses[-1], 429, statuses)
+            self.assertIn("from '127.0.0.1'", body["message"])
+            # a tcp client cannot claim another address
+            c = k.client()
+            for i in range(5):
+                h, b = c.call("auth", "login", {"user": f"tcp{i}", "password": "wrong password"},
+                              fwd="10.9.8.7")
+            self.assertEqual(h["st"], 429, h)
+            self.assertIn("from '127.0.0.1'", h["err"])
+            c.close()
+        finally:
+            k.cleanup()
+
+
 class EveryRouteTested(unittest.TestCase):
     def test_every_mlflow_route_is_driven_by_a_test(self):
         """Each (method, path) of the gateway's MLflow table (read from its
