@@ -331,7 +331,7 @@ class ShortTtlKernel(GatewayKernel):
     complete outlasts one, so the store answers {done: false} and the
     gateway asks again."""
 
-    TTL_MS = 10000 if sanitized() else 4000
+    TTL_MS = 8000
 
     def _new_ports(self):
         super()._new_ports()
