@@ -190,6 +190,38 @@ class Multipart(Proxy, unittest.TestCase):
         self.assertEqual(self.get_sha(f"{ART}/{exp}/{run}/artifacts/small.txt")[2],
                          hashlib.sha256(b"hello").hexdigest())
 
+    def test_workspace(self):
+        """Under /ws/NAME the parts' urls keep the prefix; another
+        workspace does not see the upload."""
+        ws = "/ws/team-mpu"
+        st, b, _ = self.req("POST", ws + "/api/2.0/mlflow/experiments/create",
+                            {"name": "mpu-ws"})
+        self.assertEqual(st, 200, b)
+        exp = b["experiment_id"]
+        st, b, _ = self.req("POST", ws + "/api/2.0/mlflow/runs/create",
+                            {"experiment_id": exp})
+        run = b["run"]["info"]["run_id"]
+        tail = f"{exp}/{run}/artifacts"
+        st, b, _ = self.req("POST", f"{ws}{MPU}/create/{tail}", {"path": "w.bin",
+                                                                "num_parts": 2})
+        self.assertEqual(st, 200, b)
+        creds = b["credentials"]
+        self.assertTrue(creds[0]["url"].startswith(f"http://127.0.0.1:{self.port}{ws}{MPU}"),
+                        creds[0])
+        # the default workspace knows neither the run nor the upload
+        part = creds[0]["url"].replace(ws, "")
+        self.assertEqual(self.put_part({"url": part}, b"x")[0], 404)
+        etags = self.put_parts(creds, [b"one", b"two"])
+        parts = [{"part_number": n, "etag": etags[n]} for n in (1, 2)]
+        st, b2, _ = self.req("POST", f"{MPU}/complete/{tail}",
+                             {"path": "w.bin", "upload_id": b["upload_id"], "parts": parts})
+        self.assertEqual(st, 404, b2)
+        st, b2, _ = self.req("POST", f"{ws}{MPU}/complete/{tail}",
+                             {"path": "w.bin", "upload_id": b["upload_id"], "parts": parts})
+        self.assertEqual((st, b2), (200, {}))
+        self.assertEqual(self.get_sha(f"{ws}{ART}/{tail}/w.bin")[2],
+                         hashlib.sha256(b"onetwo").hexdigest())
+
     def cut_part(self, cred, data, sent):
         """A part's PUT that stops after `sent` bytes of its body: the
         client goes away (its socket closed)."""
