@@ -24,7 +24,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(__file__))
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from cairn_harness import BUILD, free_port, wait_for  # noqa: E402
+from cairn_harness import BUILD, Kernel, free_port, wait_for  # noqa: E402
 from test_gateway import GatewayKernel  # noqa: E402
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
@@ -356,6 +356,98 @@ class Multipart(Proxy, unittest.TestCase):
         self.assertIn("deleted", json.loads(got[2])["message"])
         self.assertFalse(os.path.exists(self.upload_dir(upload_id)))
         self.assertRefused(self.create(exp, run, "h.bin", 1), 400, bad, "deleted")
+
+
+class StoreVerbs(unittest.TestCase):
+    """The artifact store's multipart verbs on the bus (what the gateway
+    sends): chunks of a part in order, cancel, the limits, and the idle
+    sweeps (upload_idle 1 s for a part's PUT, multipart_idle 2 s for a
+    whole upload)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=(
+            "  tracking:\n    plugin: storage\n    mode: inproc\n"
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+            "    settings:\n      upload_idle: 1\n      multipart_idle: 2\n"),
+            heartbeat_ms=500).start()
+        cls.c = cls.k.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body, svc="artifacts"):
+        h, b = self.c.call(svc, verb, body)
+        return h["st"], b, h
+
+    def run_id(self):
+        st, b, _ = self.call("create_experiment", {"name": f"e{random.random()}"}, "tracking")
+        st, b, _ = self.call("create_run", {"experiment_id": b["experiment_id"]}, "tracking")
+        return b["run"]["info"]["run_id"]
+
+    def mpu_dir(self, upload_id):
+        return os.path.join(self.k.state, "artifacts", "mpu", upload_id)
+
+    def test_chunks_cancel_limits(self):
+        run = self.run_id()
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "a/b.bin",
+                                                  "num_parts": 2})
+        self.assertEqual(st, 200, h)
+        up = b["upload_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 0,
+                                             "data": b"x" * 1000})
+        self.assertEqual((st, b["offset"]), (200, 1000), h)
+        pid = b["part_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 5,
+                                             "part_id": pid, "data": b"y"})
+        self.assertEqual((st, b["expected_offset"]), (409, 1000), h)
+        self.assertIn("expected offset 1000", h["err"])
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1,
+                                             "offset": 1000, "part_id": pid, "data": b"z",
+                                             "done": True})
+        self.assertEqual((st, b["size"]), (200, 1001), h)
+        self.assertEqual(b["etag"], hashlib.sha256(b"x" * 1000 + b"z").hexdigest())
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"w" * (8 * MIB + 1)})
+        self.assertEqual(st, 413, h)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"w"})
+        pid = b["part_id"]
+        self.assertEqual(len([n for n in os.listdir(self.mpu_dir(up)) if ".tmp-" in n]), 1)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2,
+                                             "part_id": pid, "cancel": True})
+        self.assertEqual((st, b), (200, {"cancelled": True}), h)
+        self.assertEqual([n for n in os.listdir(self.mpu_dir(up)) if ".tmp-" in n], [])
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 1,
+                                             "part_id": pid, "data": b"w"})
+        self.assertEqual(st, 404, h)
+        # a path may not be both a file and a directory
+        st, b, h = self.call("put_artifact", {"run_id": run, "path": "d/f", "offset": 0,
+                                              "data": b"f", "done": True})
+        self.assertEqual(st, 200, h)
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "d", "num_parts": 1})
+        self.assertEqual(st, 409, h)
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "../x",
+                                                  "num_parts": 1})
+        self.assertEqual(st, 400, h)
+
+    def test_idle_parts_and_uploads_go(self):
+        run = self.run_id()
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "idle.bin",
+                                                  "num_parts": 1})
+        up = b["upload_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 0,
+                                             "data": b"abandoned"})
+        self.assertEqual(st, 200, h)
+        # a PUT that stops: its staging file goes after upload_idle; the
+        # upload, idle, after multipart_idle
+        wait_for(lambda: not any(".tmp-" in n for n in os.listdir(self.mpu_dir(up))),
+                 what="the idle part's staging file")
+        wait_for(lambda: not os.path.exists(self.mpu_dir(up)), what="the idle upload")
+        st, b, h = self.call("abort_multipart", {"run_id": run, "upload_id": up})
+        self.assertEqual(st, 404, h)
 
 
 class ShortTtlKernel(GatewayKernel):
