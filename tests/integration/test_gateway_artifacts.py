@@ -362,14 +362,15 @@ class StoreVerbs(unittest.TestCase):
     """The artifact store's multipart verbs on the bus (what the gateway
     sends): chunks of a part in order, cancel, the limits, and the idle
     sweeps (upload_idle 1 s for a part's PUT, multipart_idle 2 s for a
-    whole upload)."""
+    whole upload); durability power (parts fsync'ed)."""
 
     @classmethod
     def setUpClass(cls):
         cls.k = Kernel(services=(
             "  tracking:\n    plugin: storage\n    mode: inproc\n"
             "  artifacts:\n    plugin: storage\n    mode: inproc\n"
-            "    settings:\n      upload_idle: 1\n      multipart_idle: 2\n"),
+            "    settings:\n      upload_idle: 1\n      multipart_idle: 2\n"
+            "      durability: power\n"),
             heartbeat_ms=500).start()
         cls.c = cls.k.client()
 
@@ -423,6 +424,18 @@ class StoreVerbs(unittest.TestCase):
         st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 1,
                                              "part_id": pid, "data": b"w"})
         self.assertEqual(st, 404, h)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"two", "done": True})
+        self.assertEqual(st, 200, h)
+        parts = [{"part_number": 2, "etag": b["etag"]},
+                 {"part_number": 1, "etag": hashlib.sha256(b"x" * 1000 + b"z").hexdigest()}]
+        st, b, h = self.call("complete_multipart", {"run_id": run, "upload_id": up,
+                                                    "parts": parts})
+        whole = b"x" * 1000 + b"z" + b"two"
+        self.assertEqual((st, b["done"], b["artifact"]["size"], b["artifact"]["hash"]),
+                         (200, True, len(whole), hashlib.sha256(whole).hexdigest()), h)
+        st, b, h = self.call("get_artifact", {"run_id": run, "path": "a/b.bin"})
+        self.assertEqual((st, b["data"]), (200, whole), h)
         # a path may not be both a file and a directory
         st, b, h = self.call("put_artifact", {"run_id": run, "path": "d/f", "offset": 0,
                                               "data": b"f", "done": True})
