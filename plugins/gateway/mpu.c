@@ -311,21 +311,27 @@ static bool s_file(gw_req_t *r, json_t *body, const char *dir, char *out, size_t
     return true;
 }
 
-/* Pack body j and call artifacts.verb; 0 with *reply, else answered. */
-static int s_call(gw_req_t *r, const char *verb, json_t *j, cairn_reply_t **reply)
+/* Pack body j and call artifacts.verb: 0 with *reply, else -1 with err. */
+static int s_call_err(gw_req_t *r, const char *verb, json_t *j, cairn_reply_t **reply,
+                      cairn_err_t *err)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    cairn_err_t err = {0};
-    int rc = j ? cairn_json_pack(j, &pk, &err) : cairn_err_oom(&err, NULL);
-    if (rc == 0) rc = gw_call(r, "artifacts", verb, sb.data, sb.size, reply, &err);
+    int rc = j ? cairn_json_pack(j, &pk, err) : cairn_err_oom(err, NULL);
+    if (rc == 0) rc = gw_call(r, "artifacts", verb, sb.data, sb.size, reply, err);
     msgpack_sbuffer_destroy(&sb);
-    if (rc != 0) {
-        cairn_reply_destroy(reply);
-        s_error(r, &err);
-    }
+    if (rc != 0) cairn_reply_destroy(reply);
+    return rc;
+}
+
+/* The same, a failure answered. */
+static int s_call(gw_req_t *r, const char *verb, json_t *j, cairn_reply_t **reply)
+{
+    cairn_err_t err = {0};
+    int rc = s_call_err(r, verb, j, reply, &err);
+    if (rc != 0) s_error(r, &err);
     return rc;
 }
 
@@ -420,12 +426,19 @@ static void s_complete(gw_req_t *r, const char *run, const char *dir, json_t *bo
                           "path", file, "parts", list);
     /* The store answers {done: false} while it puts a large file together
      * past one request's deadline: ask again until it is done, as long as
-     * it goes forward. */
+     * it goes forward. A request that timed out (a busy machine) is asked
+     * again too: the store goes on without it, and answers the next. */
     uint64_t last = 0;
-    int still = 0, k = 0;
+    int still = 0, k = 0, late = 0;
     for (; k < POLLS_MAX; k++) {
         cairn_reply_t *reply = NULL;
-        if (s_call(r, "complete_multipart", j, &reply) != 0) break;
+        cairn_err_t err = {0};
+        if (s_call_err(r, "complete_multipart", j, &reply, &err) != 0) {
+            if (err.st == CAIRN_ST_TIMEOUT && ++late < 3) continue;
+            s_error(r, &err);
+            break;
+        }
+        late = 0;
         const msgpack_object *b = cairn_reply_object(reply);
         bool done = true;
         uint64_t composed = 0;

@@ -826,7 +826,12 @@ static int s_compose_attach(compose_t *c, cairn_req_t *req)
 {
     uint64_t now = cairn_now_ms(), dl = cairn_deadline_ms(req);
     uint64_t left = dl > now ? dl - now : 0;
-    c->answer_by = now + (left > 2 * MPU_MARGIN_MS ? left - MPU_MARGIN_MS : left / 2);
+    /* at half its time, at most MPU_MARGIN_MS before its deadline: a busy
+     * machine's slack (the commit's fsync, the way back) */
+    uint64_t wait = left / 2;
+    if (left > MPU_MARGIN_MS && left - wait < MPU_MARGIN_MS)
+        wait = left - MPU_MARGIN_MS;
+    c->answer_by = now + wait;
     c->req = req;
     cairn_defer(req);
     return 0;
@@ -965,6 +970,8 @@ int art_mpu_complete(void *state, cairn_req_t *req, cairn_err_t *err)
         if (rc != 0) s_compose_free(m, c, s); /* a failure is told once */
         return rc;
     }
+    if (c && c->req && cairn_now_ms() > cairn_deadline_ms(c->req))
+        s_reply_progress(s, c); /* its caller has given up: this one waits */
     if (c && c->req)
         return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
                              "multipart upload '%s' is being completed by another "

@@ -24,7 +24,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(__file__))
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from cairn_harness import BUILD, free_port, wait_for  # noqa: E402
+from cairn_harness import BUILD, Kernel, free_port, wait_for  # noqa: E402
 from test_gateway import GatewayKernel  # noqa: E402
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
@@ -190,6 +190,38 @@ class Multipart(Proxy, unittest.TestCase):
         self.assertEqual(self.get_sha(f"{ART}/{exp}/{run}/artifacts/small.txt")[2],
                          hashlib.sha256(b"hello").hexdigest())
 
+    def test_workspace(self):
+        """Under /ws/NAME the parts' urls keep the prefix; another
+        workspace does not see the upload."""
+        ws = "/ws/team-mpu"
+        st, b, _ = self.req("POST", ws + "/api/2.0/mlflow/experiments/create",
+                            {"name": "mpu-ws"})
+        self.assertEqual(st, 200, b)
+        exp = b["experiment_id"]
+        st, b, _ = self.req("POST", ws + "/api/2.0/mlflow/runs/create",
+                            {"experiment_id": exp})
+        run = b["run"]["info"]["run_id"]
+        tail = f"{exp}/{run}/artifacts"
+        st, b, _ = self.req("POST", f"{ws}{MPU}/create/{tail}", {"path": "w.bin",
+                                                                "num_parts": 2})
+        self.assertEqual(st, 200, b)
+        creds = b["credentials"]
+        self.assertTrue(creds[0]["url"].startswith(f"http://127.0.0.1:{self.port}{ws}{MPU}"),
+                        creds[0])
+        # the default workspace knows neither the run nor the upload
+        part = creds[0]["url"].replace(ws, "")
+        self.assertEqual(self.put_part({"url": part}, b"x")[0], 404)
+        etags = self.put_parts(creds, [b"one", b"two"])
+        parts = [{"part_number": n, "etag": etags[n]} for n in (1, 2)]
+        st, b2, _ = self.req("POST", f"{MPU}/complete/{tail}",
+                             {"path": "w.bin", "upload_id": b["upload_id"], "parts": parts})
+        self.assertEqual(st, 404, b2)
+        st, b2, _ = self.req("POST", f"{ws}{MPU}/complete/{tail}",
+                             {"path": "w.bin", "upload_id": b["upload_id"], "parts": parts})
+        self.assertEqual((st, b2), (200, {}))
+        self.assertEqual(self.get_sha(f"{ws}{ART}/{tail}/w.bin")[2],
+                         hashlib.sha256(b"onetwo").hexdigest())
+
     def cut_part(self, cred, data, sent):
         """A part's PUT that stops after `sent` bytes of its body: the
         client goes away (its socket closed)."""
@@ -326,12 +358,117 @@ class Multipart(Proxy, unittest.TestCase):
         self.assertRefused(self.create(exp, run, "h.bin", 1), 400, bad, "deleted")
 
 
+class StoreVerbs(unittest.TestCase):
+    """The artifact store's multipart verbs on the bus (what the gateway
+    sends): chunks of a part in order, cancel, the limits, and the idle
+    sweeps (upload_idle 1 s for a part's PUT, multipart_idle 2 s for a
+    whole upload); durability power (parts fsync'ed)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=(
+            "  tracking:\n    plugin: storage\n    mode: inproc\n"
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+            "    settings:\n      upload_idle: 1\n      multipart_idle: 2\n"
+            "      durability: power\n"),
+            heartbeat_ms=500).start()
+        cls.c = cls.k.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body, svc="artifacts"):
+        h, b = self.c.call(svc, verb, body)
+        return h["st"], b, h
+
+    def run_id(self):
+        st, b, _ = self.call("create_experiment", {"name": f"e{random.random()}"}, "tracking")
+        st, b, _ = self.call("create_run", {"experiment_id": b["experiment_id"]}, "tracking")
+        return b["run"]["info"]["run_id"]
+
+    def mpu_dir(self, upload_id):
+        return os.path.join(self.k.state, "artifacts", "mpu", upload_id)
+
+    def test_chunks_cancel_limits(self):
+        run = self.run_id()
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "a/b.bin",
+                                                  "num_parts": 2})
+        self.assertEqual(st, 200, h)
+        up = b["upload_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 0,
+                                             "data": b"x" * 1000})
+        self.assertEqual((st, b["offset"]), (200, 1000), h)
+        pid = b["part_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 5,
+                                             "part_id": pid, "data": b"y"})
+        self.assertEqual((st, b["expected_offset"]), (409, 1000), h)
+        self.assertIn("expected offset 1000", h["err"])
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1,
+                                             "offset": 1000, "part_id": pid, "data": b"z",
+                                             "done": True})
+        self.assertEqual((st, b["size"]), (200, 1001), h)
+        self.assertEqual(b["etag"], hashlib.sha256(b"x" * 1000 + b"z").hexdigest())
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"w" * (8 * MIB + 1)})
+        self.assertEqual(st, 413, h)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"w"})
+        pid = b["part_id"]
+        self.assertEqual(len([n for n in os.listdir(self.mpu_dir(up)) if ".tmp-" in n]), 1)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2,
+                                             "part_id": pid, "cancel": True})
+        self.assertEqual((st, b), (200, {"cancelled": True}), h)
+        self.assertEqual([n for n in os.listdir(self.mpu_dir(up)) if ".tmp-" in n], [])
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 1,
+                                             "part_id": pid, "data": b"w"})
+        self.assertEqual(st, 404, h)
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 2, "offset": 0,
+                                             "data": b"two", "done": True})
+        self.assertEqual(st, 200, h)
+        parts = [{"part_number": 2, "etag": b["etag"]},
+                 {"part_number": 1, "etag": hashlib.sha256(b"x" * 1000 + b"z").hexdigest()}]
+        st, b, h = self.call("complete_multipart", {"run_id": run, "upload_id": up,
+                                                    "parts": parts})
+        whole = b"x" * 1000 + b"z" + b"two"
+        self.assertEqual((st, b["done"], b["artifact"]["size"], b["artifact"]["hash"]),
+                         (200, True, len(whole), hashlib.sha256(whole).hexdigest()), h)
+        st, b, h = self.call("get_artifact", {"run_id": run, "path": "a/b.bin"})
+        self.assertEqual((st, b["data"]), (200, whole), h)
+        # a path may not be both a file and a directory
+        st, b, h = self.call("put_artifact", {"run_id": run, "path": "d/f", "offset": 0,
+                                              "data": b"f", "done": True})
+        self.assertEqual(st, 200, h)
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "d", "num_parts": 1})
+        self.assertEqual(st, 409, h)
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "../x",
+                                                  "num_parts": 1})
+        self.assertEqual(st, 400, h)
+
+    def test_idle_parts_and_uploads_go(self):
+        run = self.run_id()
+        st, b, h = self.call("create_multipart", {"run_id": run, "path": "idle.bin",
+                                                  "num_parts": 1})
+        up = b["upload_id"]
+        st, b, h = self.call("upload_part", {"upload_id": up, "part_number": 1, "offset": 0,
+                                             "data": b"abandoned"})
+        self.assertEqual(st, 200, h)
+        # a PUT that stops: its staging file goes after upload_idle; the
+        # upload, idle, after multipart_idle
+        wait_for(lambda: not any(".tmp-" in n for n in os.listdir(self.mpu_dir(up))),
+                 what="the idle part's staging file")
+        wait_for(lambda: not os.path.exists(self.mpu_dir(up)), what="the idle upload")
+        st, b, h = self.call("abort_multipart", {"run_id": run, "upload_id": up})
+        self.assertEqual(st, 404, h)
+
+
 class ShortTtlKernel(GatewayKernel):
     """The gateway's bus requests with a short ttl: a large file's
     complete outlasts one, so the store answers {done: false} and the
     gateway asks again."""
 
-    TTL_MS = 10000 if sanitized() else 4000
+    TTL_MS = 8000
 
     def _new_ports(self):
         super()._new_ports()
