@@ -10,6 +10,7 @@
  * body. Errors are MLflow's: {error_code, message} with the HTTP status
  * MLflow's server gives that code. docs/MLFLOW.md lists the routes. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,8 +232,66 @@ static void s_artifact_uris(json_t *j, int depth)
     }
 }
 
+/* s_numbers' conversions for cairn_json_text_pack (a string member of an
+ * object at depth, under "metrics" when metric). A metric value that is
+ * not a finite number gives the text up, to the tree's way. */
+static int s_proto3_member(void *arg, const char *key, size_t klen, const char *s,
+                           size_t n, bool metric, int depth, msgpack_packer *pk)
+{
+    (void)arg;
+    char k[16], t[64], *end = NULL;
+    if (depth > 8 || !klen || klen >= sizeof k || !strchr("tsemv", key[0])) return 0;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    bool i64 = s_int64_field(k), value = metric && !strcmp(k, "value");
+    if (!i64 && !value) return 0;
+    if (n >= sizeof t) return CAIRN_JSON_TEXT_PLAIN;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    if (i64) {
+        long long v = strtoll(t, &end, 10);
+        if (!*t || *end) return 0;
+        return msgpack_pack_int64(pk, v) == 0 ? 1 : -1;
+    }
+    double d = strtod(t, &end);
+    if (!*t || *end || !isfinite(d)) return CAIRN_JSON_TEXT_PLAIN;
+    return msgpack_pack_double(pk, d) == 0 ? 1 : -1;
+}
+
+/* log-batch's bodies are large (MLflow's client sends up to 1,000 metrics
+ * a request): their JSON text goes straight to msgpack, several times
+ * faster than through a jansson tree. false: a body that way does not
+ * take, left to s_route's. */
+static bool s_log_batch_fast(gw_req_t *r, const route_t *rt)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cairn_json_text_opts_t o = {.str_member = s_proto3_member, .mark = "metrics"};
+    int rc = cairn_json_text_pack(r->http->body, r->http->body_len, &sb, &o);
+    if (rc == CAIRN_JSON_TEXT_PLAIN) {
+        msgpack_sbuffer_destroy(&sb);
+        return false;
+    }
+    cairn_err_t err = {0};
+    cairn_reply_t *reply = NULL;
+    if (rc != 0)
+        gw_mlflow_error(r, 500, "out_of_memory", "out of memory");
+    else if (gw_call(r, rt->svc, rt->verb, sb.data, sb.size, &reply, &err) != 0)
+        gw_mlflow_error(r, err.st >= 400 ? err.st : 503, err.code, err.msg);
+    else if (cairn_reply_status(reply) >= 400)
+        gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
+                        cairn_reply_error(reply));
+    else
+        gw_reply_json(r, 200, gw_reply_body_json(reply));
+    cairn_reply_destroy(&reply);
+    msgpack_sbuffer_destroy(&sb);
+    return true;
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
+    if (!strcmp(rt->verb, "log_batch") && r->http->body_len && s_log_batch_fast(r, rt))
+        return;
     json_t *body = NULL;
     json_error_t jerr;
     if (!strcmp(rt->method, "GET")) {
