@@ -652,24 +652,48 @@ static int s_real_digits(double d)
     return exp10 >= digits && exp10 < 17 ? (int)exp10 + 1 : digits;
 }
 
-static int s_precision(const json_t *j)
+/* The digits d needs (s_real_digits), or, when it needs no more than p,
+ * p: one %g pass at p (the reals of a reply, 20 metrics of a run, 2,000
+ * of a search, mostly need as many digits as the first). Enough when p
+ * digits read back exactly and |d| < 10^p: then the least digits are at
+ * most p, and so is its exponent plus one. */
+static int s_real_need(double d, int p)
 {
-    int p = 0, q;
+    static const double pow10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                   1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    if (p >= 1 && p <= 17 && fabs(d) < pow10[p]) {
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.*g", p, d);
+        if (strtod(buf, NULL) == d) return p;
+    }
+    return s_real_digits(d);
+}
+
+/* The most digits a real of j needs, at least p. */
+static int s_precision_at(const json_t *j, int p)
+{
     size_t i;
     const char *k;
     const json_t *v;
+    int q;
     switch (json_typeof(j)) {
         case JSON_REAL:
-            return s_real_digits(json_real_value(j));
+            q = s_real_need(json_real_value(j), p);
+            return q > p ? q : p;
         case JSON_ARRAY:
-            json_array_foreach(j, i, v) if ((q = s_precision(v)) > p) p = q;
+            json_array_foreach(j, i, v) p = s_precision_at(v, p);
             return p;
         case JSON_OBJECT:
-            json_object_foreach((json_t *)j, k, v) if ((q = s_precision(v)) > p) p = q;
+            json_object_foreach((json_t *)j, k, v) p = s_precision_at(v, p);
             return p;
         default:
-            return 0;
+            return p;
     }
+}
+
+static int s_precision(const json_t *j)
+{
+    return s_precision_at(j, 0);
 }
 
 static size_t s_dump_flags(const json_t *j, bool pretty)

@@ -5,6 +5,7 @@
  * outside ASCII, {"$bin"}, duplicate keys, bad JSON, ...) leaves the
  * buffer as it was; the member hook's depth and mark. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,8 +219,67 @@ TEST(hook)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* cairn_json_dump_flags' precision: the most digits any real needs (the
+ * least that read back exactly, more for an integral value whose %g would
+ * turn to an exponent), as the plain search over every real finds it. */
+static int s_ref_digits(double d)
+{
+    char buf[40];
+    int digits = 1;
+    for (; digits < 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", digits - 1, d);
+    long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
+    return exp10 >= digits && exp10 < 17 ? (int)exp10 + 1 : digits;
+}
+
+TEST(precision)
+{
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (int round = 0; round < 3000; round++) {
+        json_t *arr = json_array();
+        int want = 0, n = 1 + round % 7;
+        for (int i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            double d;
+            switch ((x >> 60) % 6) {
+                case 0: /* random bits */
+                    memcpy(&d, &x, sizeof d);
+                    if (!isfinite(d)) d = 1.5;
+                    break;
+                case 1: /* in [0, 1) */
+                    d = (double)(x >> 11) / 9007199254740992.0;
+                    break;
+                case 2: /* a short decimal */
+                    d = (double)(x % 100000) / 1000.0;
+                    break;
+                case 3: /* integral, up to 10^18 */
+                    d = (double)(x % 1000000000000000000ull);
+                    break;
+                case 4: /* a power of two */
+                    d = ldexp(1.0, (int)(x % 200) - 100);
+                    break;
+                default: /* a multiple of 2^-16 (bench_gateway's values) */
+                    d = (double)(x & 0xffff) / 65536.0;
+            }
+            if (x & 1) d = -d;
+            json_array_append_new(arr, json_real(d));
+            int need = s_ref_digits(d);
+            if (need > want) want = need;
+        }
+        size_t flags = cairn_json_dump_flags(arr, false);
+        CHECK_EQ((flags >> 11) & 0x1f, want);
+        json_decref(arr);
+    }
+}
+
 int main(void)
 {
+    RUN(precision);
     RUN(taken);
     RUN(given_up);
     RUN(mutations);
