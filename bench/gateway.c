@@ -718,8 +718,22 @@ static uint16_t peer_start(void)
 }
 
 typedef struct lock_sample {
-    double rate, p50, p99; /* requests/s; µs */
+    double rate, p50, p99;  /* requests/s; µs */
+    double gw_cpu, srv_cpu; /* µs of CPU per request: the gateway's, cairnd's */
 } lock_sample_t;
+
+static void lock_cpu_begin(uint64_t cpu[2])
+{
+    cpu[0] = g_gw != g_cairnd ? s_cpu_ns(g_gw) : 0;
+    cpu[1] = s_cpu_ns(g_cairnd);
+}
+
+static void lock_cpu_end(const uint64_t cpu[2], size_t n, lock_sample_t *s)
+{
+    s->gw_cpu =
+        g_gw != g_cairnd ? (double)(s_cpu_ns(g_gw) - cpu[0]) / 1e3 / (double)n : NAN;
+    s->srv_cpu = (double)(s_cpu_ns(g_cairnd) - cpu[1]) / 1e3 / (double)n;
+}
 
 static double *g_lat;
 static size_t g_lat_cap;
@@ -740,6 +754,8 @@ static void lock_http(hc_t *h, const char *target, size_t want_len, double secs,
                       lock_sample_t *s)
 {
     size_t n = 0;
+    uint64_t cpu[2];
+    lock_cpu_begin(cpu);
     uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     for (;;) {
         uint64_t a = bench_now_ns();
@@ -751,6 +767,7 @@ static void lock_http(hc_t *h, const char *target, size_t want_len, double secs,
         s_lat_push(n++, (double)(bench_now_ns() - a) / 1e3);
     }
     s->rate = (double)n / s_secs(t0);
+    lock_cpu_end(cpu, n, s);
     qsort(g_lat, n, sizeof *g_lat, bench_cmp_double);
     s->p50 = bench_pct_sorted(g_lat, n, 0.5);
     s->p99 = bench_pct_sorted(g_lat, n, 0.99);
@@ -760,6 +777,8 @@ static void lock_bus(cairn_client_t *c, const msgpack_sbuffer *body, double secs
                      lock_sample_t *s)
 {
     size_t n = 0;
+    uint64_t cpu[2];
+    lock_cpu_begin(cpu);
     uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     for (;;) {
         uint64_t a = bench_now_ns();
@@ -769,6 +788,7 @@ static void lock_bus(cairn_client_t *c, const msgpack_sbuffer *body, double secs
         s_lat_push(n++, (double)(bench_now_ns() - a) / 1e3);
     }
     s->rate = (double)n / s_secs(t0);
+    lock_cpu_end(cpu, n, s);
     qsort(g_lat, n, sizeof *g_lat, bench_cmp_double);
     s->p50 = bench_pct_sorted(g_lat, n, 0.5);
     s->p99 = bench_pct_sorted(g_lat, n, 0.99);
@@ -842,9 +862,11 @@ static void case_get(const opts_t *o, cairn_client_t *c, const char *exp,
             r + 1, gs[r].rate, ps[r].rate, ratio[r], bs[r].rate);
     }
 #define MED(v, f) BENCH_MEDIAN_FIELD(v, lock_sample_t, f, o->base.rounds)
-    res->gw = (lock_sample_t){MED(gs, rate), MED(gs, p50), MED(gs, p99)};
-    res->peer = (lock_sample_t){MED(ps, rate), MED(ps, p50), MED(ps, p99)};
-    res->bus = (lock_sample_t){MED(bs, rate), MED(bs, p50), MED(bs, p99)};
+    res->gw = (lock_sample_t){MED(gs, rate), MED(gs, p50), MED(gs, p99),
+                              MED(gs, gw_cpu), MED(gs, srv_cpu)};
+    res->peer = (lock_sample_t){MED(ps, rate), MED(ps, p50), MED(ps, p99), NAN, NAN};
+    res->bus = (lock_sample_t){MED(bs, rate), MED(bs, p50), MED(bs, p99), NAN,
+                               MED(bs, srv_cpu)};
 #undef MED
     res->ratio = bench_median(ratio, o->base.rounds);
     res->ratio_cov = bench_cov(ratio, o->base.rounds);
@@ -1383,6 +1405,11 @@ int main(int argc, char **argv)
                   gr.peer.p99);
         bench_out("   %-52s %9.0f/s  p50 %.1f µs, p99 %.1f µs\n",
                   "(info) bus get_run, lock-step", gr.bus.rate, gr.bus.p50, gr.bus.p99);
+        bench_out(
+            "   CPU per request: gateway GET: gateway %.0f µs, cairnd %.0f µs; bus "
+            "get_run: cairnd %.0f µs\n",
+            gr.gw.gw_cpu, gr.gw.srv_cpu, gr.bus.srv_cpu);
+        bench_fig("get_gateway_cpu_us", gr.gw.gw_cpu);
         bench_out(
             "   reply %zu bytes; gateway %.3fx the peer (CoV %.1f%%), %.3fx the bus\n",
             gr.bytes, gr.ratio, gr.ratio_cov * 100, gr.bus_ratio);
