@@ -1140,14 +1140,46 @@ static double s_download(hc_t *h, const char *exp, const char *run, const char *
     return s;
 }
 
+/* (info) The same transfers through the C SDK over the bus, as
+ * bench_artifacts measures them: what the store and the bus give. */
+static double s_sdk_upload(cairn_client_t *c, const char *run, const char *src,
+                           const char *path, uint64_t size)
+{
+    cairn_err_t err = {0};
+    cairn_artifact_info_t info;
+    uint64_t t0 = bench_now_ns();
+    if (cairn_log_artifact_ex(c, run, src, path, NULL, NULL, &info, &err) != 0)
+        bench_die("SDK upload of %s: %d %s", path, err.st, err.msg);
+    double s = s_secs(t0);
+    if (info.size != size) bench_die("SDK upload of %s: a wrong size", path);
+    free(info.path);
+    return s;
+}
+
+static double s_sdk_download(cairn_client_t *c, const char *run, const char *path,
+                             const char *dst, uint64_t size)
+{
+    cairn_err_t err = {0};
+    cairn_artifact_info_t info;
+    unlink(dst);
+    uint64_t t0 = bench_now_ns();
+    if (cairn_download_artifact_ex(c, run, path, dst, NULL, NULL, &info, &err) != 0)
+        bench_die("SDK download of %s: %d %s", path, err.st, err.msg);
+    double s = s_secs(t0);
+    if (info.size != size) bench_die("SDK download of %s: a wrong size", path);
+    free(info.path);
+    unlink(dst);
+    return s;
+}
+
 typedef struct art_sample {
-    double cp_up, up, cp_down, down;
+    double cp_up, up, cp_down, down, sdk_up, sdk_down;
     double gw_up_cpu, gw_down_cpu; /* the gateway's CPU seconds */
 } art_sample_t;
 
 typedef struct art_result {
     double up, up_cov, down, down_cov;
-    double t_cp, t_up, t_down, gw_up_cpu, gw_down_cpu;
+    double t_cp, t_up, t_down, gw_up_cpu, gw_down_cpu, sdk_up, sdk_down;
     double rss0, hwm, growth; /* MiB */
     bool hwm_reset;
 } art_result_t;
@@ -1193,13 +1225,17 @@ static void case_artifacts(const opts_t *o, cairn_client_t *c, const char *exp,
         s->gw_down_cpu = (double)(s_cpu_ns(g_gw) - cpu0) / 1e9;
         s_same_file(dst, src, UINT64_MAX);
         unlink(dst);
+        snprintf(path, sizeof path, "sdk/round%d.bin", r);
+        s->sdk_up = s_sdk_upload(c, run, src, path, o->size);
+        s_delete(c, run, path);
+        s->sdk_down = s_sdk_download(c, run, "download/src.bin", dst, o->size);
         r_up[r] = s->cp_up / s->up;
         r_down[r] = s->cp_down / s->down;
         bench_out(
             "   round %d: cp %.3f s, PUT %.3f s (%.2fx); cp %.3f s, GET %.3f s "
-            "(%.2fx); gateway HWM %.1f MiB\n",
-            r + 1, s->cp_up, s->up, r_up[r], s->cp_down, s->down, r_down[r],
-            bench_proc_status_mib(g_gw, "VmHWM"));
+            "(%.2fx); SDK %.3f s up, %.3f s down; gateway HWM %.1f MiB\n",
+            r + 1, s->cp_up, s->up, r_up[r], s->cp_down, s->down, r_down[r], s->sdk_up,
+            s->sdk_down, bench_proc_status_mib(g_gw, "VmHWM"));
     }
     res->up = bench_median(r_up, o->base.rounds);
     res->up_cov = bench_cov(r_up, o->base.rounds);
@@ -1211,6 +1247,8 @@ static void case_artifacts(const opts_t *o, cairn_client_t *c, const char *exp,
     res->t_down = MED(down);
     res->gw_up_cpu = MED(gw_up_cpu);
     res->gw_down_cpu = MED(gw_down_cpu);
+    res->sdk_up = MED(sdk_up);
+    res->sdk_down = MED(sdk_down);
 #undef MED
     res->hwm = bench_proc_status_mib(g_gw, "VmHWM");
     res->growth = res->hwm - res->rss0;
@@ -1465,6 +1503,12 @@ int main(int argc, char **argv)
                   ar.up, ar.up_cov * 100, ar.down, ar.down_cov * 100);
         bench_out("   gateway CPU: %.2f s per PUT, %.2f s per GET\n", ar.gw_up_cpu,
                   ar.gw_down_cpu);
+        bench_out(
+            "   (info) the C SDK over the bus: upload %.3f s (%.2fx cp), "
+            "download %.3f s (%.2fx cp)\n",
+            ar.sdk_up, ar.t_cp / ar.sdk_up, ar.sdk_down, ar.t_cp / ar.sdk_down);
+        bench_fig("artifacts_sdk_upload_s", ar.sdk_up);
+        bench_fig("artifacts_sdk_download_s", ar.sdk_down);
         bench_out(
             "   gateway RSS: %.1f MiB before, peak %.1f MiB (%s): growth %.1f MiB\n",
             ar.rss0, ar.hwm,
