@@ -1509,10 +1509,11 @@ int main(int argc, char **argv)
             ar.sdk_up, ar.t_cp / ar.sdk_up, ar.sdk_down, ar.t_cp / ar.sdk_down);
         bench_fig("artifacts_sdk_upload_s", ar.sdk_up);
         bench_fig("artifacts_sdk_download_s", ar.sdk_down);
-        bench_out(
-            "   gateway RSS: %.1f MiB before, peak %.1f MiB (%s): growth %.1f MiB\n",
-            ar.rss0, ar.hwm,
-            ar.hwm_reset ? "reset at the case's start" : "since its start", ar.growth);
+        bench_out("   %s RSS: %.1f MiB before, peak %.1f MiB (%s): growth %.1f MiB\n",
+                  g_gw == g_cairnd ? "cairnd (the gateway inproc)" : "gateway", ar.rss0,
+                  ar.hwm,
+                  ar.hwm_reset ? "reset at the case's start" : "since its start",
+                  ar.growth);
         bench_fig("artifacts_upload_vs_cp", ar.up);
         bench_fig("artifacts_download_vs_cp", ar.down);
         bench_fig("artifacts_upload_s", ar.t_up);
