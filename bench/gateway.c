@@ -1326,14 +1326,14 @@ int main(int argc, char **argv)
         if (!queries_set) o.queries = 10;
         if (!size_set) o.size = 16ull << 20;
     }
-    if (o.base.rounds < 1 || o.base.rounds > MAX_ROUNDS || o.size == 0 ||
+    if (o.base.rounds < 1 || o.base.rounds > MAX_ROUNDS || o.size < 8 ||
         o.points < BATCH_POINTS * NCONN || o.runs < 1 || o.queries < 1 ||
         o.queries > 1000000 || !(o.base.seconds > 0) ||
         (strcmp(o.mode, "process") && strcmp(o.mode, "inproc"))) {
         fprintf(stderr,
                 "bench_gateway: --rounds 1..%d, --seconds > 0, --points >= %d, --runs "
                 ">= 1, "
-                "--queries 1..1000000, --size 1..64G, --gateway-mode process|inproc\n",
+                "--queries 1..1000000, --size 8..64G, --gateway-mode process|inproc\n",
                 MAX_ROUNDS, BATCH_POINTS * NCONN);
         return 2;
     }
