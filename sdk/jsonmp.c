@@ -639,13 +639,34 @@ json_t *cairn_json_from_msgpack(const msgpack_object *o)
  * shows 0.1 as 0.10000000000000001). Use the least precision that still
  * reads back every real in j exactly and keeps %g from switching to an
  * exponent for integral values such as 100.0. */
+static bool s_reads_back(double d, int digits)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.*g", digits, d);
+    return strtod(buf, NULL) == d;
+}
+
 static int s_real_digits(double d)
 {
     char buf[40];
-    int digits = 1;
-    for (; digits < 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, d);
-        if (strtod(buf, NULL) == d) break;
+    int digits = 1, e;
+    if (d == 0 || frexp(d, &e) == 0.5 || frexp(d, &e) == -0.5) {
+        /* A power of two: the doubles around it are not equally far, so
+         * that more digits need not read back when fewer do; look at each. */
+        for (; digits < 17; digits++)
+            if (s_reads_back(d, digits)) break;
+    } else {
+        /* Elsewhere, digits that read back stay within half a gap of d, and
+         * one more digit is no farther: the least is found by halving
+         * (17 always reads back). */
+        int hi = 17;
+        while (digits < hi) {
+            int mid = (digits + hi) / 2;
+            if (s_reads_back(d, mid))
+                hi = mid;
+            else
+                digits = mid + 1;
+        }
     }
     snprintf(buf, sizeof buf, "%.*e", digits - 1, d);
     long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
