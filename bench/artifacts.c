@@ -76,30 +76,6 @@ static void s_stamp(const char *path, uint64_t v)
         bench_die("cannot stamp %s: %s", path, strerror(errno));
 }
 
-/* `cp src dst`, then fsync(dst): seconds. */
-static double s_cp(const char *src, const char *dst)
-{
-    unlink(dst);
-    uint64_t t0 = bench_now_ns();
-    pid_t pid = fork();
-    if (pid < 0) bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        execlp("cp", "cp", src, dst, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bench_die("cp %s %s failed", src, dst);
-    int fd = open(dst, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0)
-        bench_die("cannot fsync %s: %s", dst, strerror(errno));
-    close(fd);
-    double s = (double)(bench_now_ns() - t0) / 1e9;
-    unlink(dst);
-    return s;
-}
-
 /* CPU seconds this process (who RUSAGE_SELF), this thread (RUSAGE_THREAD)
  * or its reaped children (RUSAGE_CHILDREN: the cp runs) have used. */
 static double s_cpu_s(int who)
@@ -135,20 +111,6 @@ static double s_hash_floor(const char *path, cairn_chash_alg_t alg)
     close(fd);
     free(buf);
     return s;
-}
-
-/* cairnd's peak resident set (VmHWM), MiB; NAN when unreadable. */
-static double s_peak_rss_mib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    double v = NAN;
-    if (!f) return v;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) v = strtod(line + 6, NULL) / 1024.0;
-    fclose(f);
-    return v;
 }
 
 /* ---- the cairn side --------------------------------------------------------- */
@@ -322,14 +284,14 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "up/round%d.bin", r);
         s_stamp(src, (uint64_t)r);
         double cc = s_cpu_s(RUSAGE_CHILDREN);
-        s->cp_up = s_cp(src, copy);
+        s->cp_up = bench_cp_fsync(src, copy);
         s->cpu_cp = s_cpu_s(RUSAGE_CHILDREN) - cc;
         double cl = s_cpu_s(RUSAGE_SELF), sv = s_proc_cpu_s(cairnd);
         s->up = s_upload(c, run, src, path, size);
         s->cpu_up_cli = s_cpu_s(RUSAGE_SELF) - cl;
         s->cpu_up_srv = s_proc_cpu_s(cairnd) - sv;
         s_delete(c, run, path);
-        s->cp_down = s_cp(src, copy);
+        s->cp_down = bench_cp_fsync(src, copy);
         cl = s_cpu_s(RUSAGE_SELF), sv = s_proc_cpu_s(cairnd);
         s->down = s_download(c, run, "download/src.bin", dst, size);
         s->cpu_down_cli = s_cpu_s(RUSAGE_SELF) - cl;
@@ -347,7 +309,7 @@ int main(int argc, char **argv)
     double t_up = BENCH_MEDIAN_FIELD(smp, sample_t, up, o.rounds);
     double t_down = BENCH_MEDIAN_FIELD(smp, sample_t, down, o.rounds);
     double t_cp = BENCH_MEDIAN_FIELD(smp, sample_t, cp_up, o.rounds);
-    double rss = s_peak_rss_mib(cairnd);
+    double rss = bench_proc_status_mib(cairnd, "VmHWM");
     double mib = (double)size / (1 << 20);
     bench_out(
         "\nmedians: cp %.3f s (%.0f MiB/s), upload %.3f s (%.0f MiB/s), download "

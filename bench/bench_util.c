@@ -234,6 +234,57 @@ int bench_proc_cpu_ns(pid_t pid, uint64_t *ns)
     return rc;
 }
 
+uint64_t bench_proc_wchar(pid_t pid)
+{
+    if (pid <= 0) return 0;
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %llu", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+double bench_proc_status_mib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    double v = NAN;
+    if (!f) return v;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            v = strtod(line + n + 1, NULL) / 1024.0;
+    fclose(f);
+    return v;
+}
+
+double bench_cp_fsync(const char *src, const char *dst)
+{
+    unlink(dst);
+    uint64_t t0 = bench_now_ns();
+    pid_t pid = fork();
+    if (pid < 0) bench_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        execlp("cp", "cp", src, dst, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bench_die("cp %s %s failed", src, dst);
+    int fd = open(dst, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        bench_die("cannot fsync %s: %s", dst, strerror(errno));
+    close(fd);
+    double s = (double)(bench_now_ns() - t0) / 1e9;
+    unlink(dst);
+    return s;
+}
+
 void bench_json_num(const char *sep, const char *key, double v)
 {
     if (isnan(v) || isinf(v))
@@ -595,10 +646,16 @@ int bench_kernel_start(bench_kernel_t *self, const char *services, int cpu,
             "  events: tcp://127.0.0.1:%d\n"
             "  auth: %s\n"
             "  audit: %s\n"
-            "services:\n"
-            "%s",
+            "services:\n",
             self->endpoint, events, self->auth[0] ? self->auth : "none",
-            self->audit[0] ? self->audit : "none", services);
+            self->audit[0] ? self->audit : "none");
+    for (const char *p = services, *at; *p; p = at + strlen(BENCH_ENDPOINT)) {
+        if (!(at = strstr(p, BENCH_ENDPOINT))) {
+            fputs(p, f);
+            break;
+        }
+        fprintf(f, "%.*s%s", (int)(at - p), p, self->endpoint);
+    }
     if (fclose(f) != 0)
         return cairn_err_set(err, 500, NULL, "cannot write %s: %s", conf,
                              strerror(errno));

@@ -93,6 +93,15 @@ bool bench_executable(const char *path);
  * 0 for pid <= 0. *ns receives the threads that could be read; -1 when the
  * process or some thread of it could not be. */
 int bench_proc_cpu_ns(pid_t pid, uint64_t *ns);
+/* Bytes a process passed to write(2)-like calls (/proc/PID/io wchar); 0
+ * when unreadable or pid <= 0. */
+uint64_t bench_proc_wchar(pid_t pid);
+/* A /proc/PID/status field given in kB (field "VmHWM", "VmRSS"), in MiB;
+ * NAN when unreadable. */
+double bench_proc_status_mib(pid_t pid, const char *field);
+/* `cp src dst`, then fsync(dst), timed: seconds (dst removed before and
+ * after); bench_die on failure. The peer of a file transfer. */
+double bench_cp_fsync(const char *src, const char *dst);
 /* On stdout: sep, then "key": v with three decimals, or null when v is not
  * finite. */
 void bench_json_num(const char *sep, const char *key, double v);
@@ -182,9 +191,12 @@ void bench_kernel_set_auth(bench_kernel_t *self, const char *auth);
 void bench_kernel_set_audit(bench_kernel_t *self, const char *audit);
 
 /* Write the conf (kernel endpoint and events on free loopback ports, auth
- * none; services: the YAML lines given, indented under `services:`) and
+ * none; services: the YAML lines given, indented under `services:`, each
+ * BENCH_ENDPOINT in them replaced by the kernel's endpoint, for a service
+ * that calls back into it, such as the gateway) and
  * start cairnd on it, pinned to cpu (< 0: not), its output in the dir's
  * cairnd.log. */
+#define BENCH_ENDPOINT "@ENDPOINT@"
 int bench_kernel_start(bench_kernel_t *self, const char *services, int cpu,
                        cairn_err_t *err);
 /* Wait, at most 30 s, for sys.health to say ok with nservices services, all

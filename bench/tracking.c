@@ -55,6 +55,7 @@
 #include <zmq.h>
 
 #include "bench_util.h"
+#include "populate.h"
 #include "cairn/cairn.h"
 #include "ridsets.h"
 
@@ -68,8 +69,8 @@
 #define NSTEPS 500 /* steps per key per ingest batch */
 #define BATCH_POINTS (NKEYS * NSTEPS)
 #define TS0 INT64_C(1700000000000)
-#define SEARCH_METRICS 20
-#define SEARCH_PARAMS 10
+#define SEARCH_METRICS BENCH_POP_METRICS
+#define SEARCH_PARAMS BENCH_POP_PARAMS
 #define MLFLOW_ORDER_10K_MS 3111.0 /* quoted, not measured: see above */
 #define MLFLOW_BATCH_PPS 15800.0   /* quoted: log_batch(1000), §2c */
 _Static_assert(MAX_ROUNDS <= BENCH_MAX_ROUNDS, "rounds beyond bench_median's reach");
@@ -91,14 +92,7 @@ typedef struct opts {
 static uint64_t g_rng = 0x9e3779b97f4a7c15u;
 static uint64_t rnd(void)
 {
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return g_rng * 0x2545f4914f6cdd1du;
-}
-static double rnd01(void)
-{
-    return (double)(rnd() >> 11) / 9007199254740992.0;
+    return bench_rnd(&g_rng);
 }
 
 /* ---- processes, temp dir, cleanup ------------------------------------------------ */
@@ -131,21 +125,6 @@ static uint64_t s_proc_cpu_ns(pid_t pid)
     uint64_t ns;
     bench_proc_cpu_ns(pid, &ns);
     return ns;
-}
-
-/* Bytes a process passed to write(2)-like calls (/proc/PID/io wchar; 0 if
- * unreadable): for cairnd, almost all of it is SQLite's WAL and checkpoint
- * writes (replies are a few bytes). */
-static uint64_t s_proc_wchar(pid_t pid)
-{
-    char path[64], line[128];
-    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
-    FILE *f = fopen(path, "r");
-    unsigned long long v = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "wchar: %llu", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
 }
 
 /* ---- small client helpers -------------------------------------------------------- */
@@ -213,7 +192,7 @@ static void ingest_cairn(cairn_client_t *c, cairn_batch_t *b, const char *run_id
     int inflight = 0;
     cairn_err_t err = {0};
     uint64_t srv0 = s_proc_cpu_ns(g_cairnd), cli0 = s_proc_cpu_ns(getpid());
-    uint64_t w0 = s_proc_wchar(g_cairnd);
+    uint64_t w0 = bench_proc_wchar(g_cairnd);
     uint64_t t0 = bench_now_ns();
     for (long i = 0; i < batches; i++) {
         for (int st = 0; st < NSTEPS; st++, step++)
@@ -233,7 +212,7 @@ static void ingest_cairn(cairn_client_t *c, cairn_batch_t *b, const char *run_id
     s->pps = n / secs;
     s->srv_cpu_ns = (double)(s_proc_cpu_ns(g_cairnd) - srv0) / n;
     s->cli_cpu_ns = (double)(s_proc_cpu_ns(getpid()) - cli0) / n;
-    s->srv_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / n;
+    s->srv_wbytes = (double)(bench_proc_wchar(g_cairnd) - w0) / n;
 }
 
 static void s_sql(sqlite3 *db, const char *sql)
@@ -280,7 +259,7 @@ static void ingest_floor(long npoints, ingest_sample_t *s)
     sqlite3_stmt *begin = s_prepare(db, "BEGIN"), *commit = s_prepare(db, "COMMIT");
     long batches = npoints / BATCH_POINTS, rows = 0;
     int64_t step = 0;
-    uint64_t cli0 = s_proc_cpu_ns(getpid()), w0 = s_proc_wchar(getpid());
+    uint64_t cli0 = s_proc_cpu_ns(getpid()), w0 = bench_proc_wchar(getpid());
     uint64_t t0 = bench_now_ns();
     sqlite3_step(begin);
     sqlite3_reset(begin);
@@ -307,7 +286,7 @@ static void ingest_floor(long npoints, ingest_sample_t *s)
     s->pps = (double)rows / secs;
     s->cli_cpu_ns = (double)(s_proc_cpu_ns(getpid()) - cli0) / (double)rows;
     s->srv_cpu_ns = 0;
-    s->srv_wbytes = (double)(s_proc_wchar(getpid()) - w0) / (double)rows;
+    s->srv_wbytes = (double)(bench_proc_wchar(getpid()) - w0) / (double)rows;
     sqlite3_finalize(ins);
     sqlite3_finalize(begin);
     sqlite3_finalize(commit);
@@ -596,7 +575,7 @@ static void lock_measure(cairn_client_t *c, const char *run, lock_kind_t kind,
                                                        "lockstep/b2"};
     cairn_batch_t *b = kind == LK_BATCH ? cairn_batch_new(run) : NULL;
     if (kind == LK_BATCH && !b) bench_die("cairn_batch_new failed");
-    uint64_t w0 = s_proc_wchar(g_cairnd);
+    uint64_t w0 = bench_proc_wchar(g_cairnd);
     uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     while (n < g_lat_cap && (n < 10 || bench_now_ns() < end)) {
         uint64_t a = bench_now_ns();
@@ -626,7 +605,7 @@ static void lock_measure(cairn_client_t *c, const char *run, lock_kind_t kind,
     }
     double dt = (double)(bench_now_ns() - t0) / 1e9;
     cairn_batch_destroy(&b);
-    s->wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / (double)n;
+    s->wbytes = (double)(bench_proc_wchar(g_cairnd) - w0) / (double)n;
     s->rate = (double)n / dt;
     s->p50 = bench_pct(g_lat, n, 0.50);
     s->p99 = bench_pct(g_lat, n, 0.99);
@@ -709,107 +688,6 @@ static void case_lockstep(const opts_t *o, cairn_client_t *c, const char *exp,
 }
 
 /* ---- case 4: search -------------------------------------------------------------- */
-
-/* Requests in flight while populating: as a sweep of many trials sends
- * them; the storage plugin commits those that arrive together in one
- * transaction (its write group). */
-#define POPULATE_WINDOW 256
-
-/* A large populate reports each tenth as it goes (runs/s, cairnd's CPU and
- * bytes written per run over that tenth): where it slows as the tables grow. */
-typedef struct progress {
-    int every, next;
-    uint64_t t, cpu, wbytes;
-} progress_t;
-
-static void progress_init(progress_t *p, int nruns)
-{
-    p->every = nruns >= 100000 ? nruns / 10 : 0;
-    p->next = p->every;
-    p->t = bench_now_ns();
-    p->cpu = s_proc_cpu_ns(g_cairnd);
-    p->wbytes = s_proc_wchar(g_cairnd);
-}
-
-static void progress_at(progress_t *p, int done)
-{
-    if (!p->every || done < p->next) return;
-    uint64_t t = bench_now_ns(), cpu = s_proc_cpu_ns(g_cairnd),
-             w = s_proc_wchar(g_cairnd);
-    bench_warn(
-        "populate: %d runs; last %d at %.0f runs/s, %.0f us cairnd CPU and %.0f "
-        "KB written per run",
-        done, p->every, p->every / ((double)(t - p->t) / 1e9),
-        (double)(cpu - p->cpu) / 1e3 / p->every,
-        (double)(w - p->wbytes) / 1024 / p->every);
-    p->next += p->every;
-    p->t = t;
-    p->cpu = cpu;
-    p->wbytes = w;
-}
-
-/* Populate: create_run and, on its reply, a log_batch of 20 metrics and 10
- * params; at most `window` requests in flight. Returns seconds taken. */
-static double populate(cairn_client_t *c, const char *exp, int nruns, int window)
-{
-    cairn_batch_t *b = cairn_batch_new("x");
-    body_t bd;
-    body_init(&bd);
-    cairn_err_t err = {0};
-    char name[32], key[16], val[16];
-    int sent = 0, done = 0, inflight = 0;
-    progress_t prog;
-    progress_init(&prog, nruns);
-    uint64_t t0 = bench_now_ns();
-    while (done < nruns) {
-        while (inflight < window && sent < nruns) {
-            msgpack_packer *pk = body_begin(&bd);
-            msgpack_pack_map(pk, 3);
-            cairn_pack_kv_str(pk, "experiment_id", exp);
-            snprintf(name, sizeof name, "s%d", sent);
-            cairn_pack_kv_str(pk, "run_name", name);
-            cairn_pack_cstr(pk, "start_time");
-            msgpack_pack_int64(pk, TS0 + sent);
-            if (cairn_client_send(c, "tracking", "create_run", bd.sb.data, bd.sb.size,
-                                  0, NULL, &err) != 0)
-                bench_die("populate: send: %s", err.msg);
-            sent++;
-            inflight++;
-        }
-        cairn_reply_t *r = NULL;
-        if (cairn_client_recv(c, IO_TIMEOUT_MS, &r, &err) != 0)
-            bench_die("populate: no reply: %d %s", err.st, err.msg);
-        inflight--;
-        if (cairn_reply_status(r) != CAIRN_ST_OK)
-            bench_die("populate: %d %s", cairn_reply_status(r), cairn_reply_error(r));
-        const msgpack_object *id = cairn_obj_get(
-            cairn_obj_get(cairn_obj_get(cairn_reply_object(r), "run"), "info"),
-            "run_id");
-        if (id && id->type == MSGPACK_OBJECT_STR) {
-            char rid[CAIRN_MAX_RUN_ID + 1];
-            snprintf(rid, sizeof rid, "%.*s", (int)id->via.str.size, id->via.str.ptr);
-            cairn_batch_set_run(b, rid);
-            for (int m = 0; m < SEARCH_METRICS; m++) {
-                snprintf(key, sizeof key, "m%d", m);
-                cairn_batch_metric(b, key, rnd01(), 0, TS0);
-            }
-            for (int p = 0; p < SEARCH_PARAMS; p++) {
-                snprintf(key, sizeof key, "p%d", p);
-                snprintf(val, sizeof val, "v%d", (int)(rnd() % 10));
-                cairn_batch_param(b, key, val);
-            }
-            if (cairn_batch_send_async(c, b, NULL, &err) != 0)
-                bench_die("populate: log_batch: %d %s", err.st, err.msg);
-            inflight++;
-        } else {
-            progress_at(&prog, ++done);
-        }
-        cairn_reply_destroy(&r);
-    }
-    msgpack_sbuffer_destroy(&bd.sb);
-    cairn_batch_destroy(&b);
-    return (double)(bench_now_ns() - t0) / 1e9;
-}
 
 /* The floor: the plugin's SQL on a read-only connection. */
 typedef struct floor_db {
@@ -1175,14 +1053,15 @@ static void case_search(const opts_t *o, cairn_client_t *c, search_result_t *res
         bench_die("create_experiment: %s", err.msg);
     g_rng = 0x9e3779b97f4a7c15u;
     res->nruns = o->runs;
-    uint64_t w0 = s_proc_wchar(g_cairnd);
+    uint64_t w0 = bench_proc_wchar(g_cairnd);
     uint64_t cpu0 = s_proc_cpu_ns(g_cairnd);
-    res->populate_s = populate(c, exp, o->runs, POPULATE_WINDOW);
+    res->populate_s =
+        bench_populate(c, exp, o->runs, BENCH_POP_WINDOW, g_cairnd, &g_rng);
     res->populate_cpu_us = (double)(s_proc_cpu_ns(g_cairnd) - cpu0) / 1e3 / o->runs;
     /* Let the checkpoints of the populate's last writes finish (both sides
      * read the same file): the search figures are of a settled database. */
     usleep(2000 * 1000);
-    res->populate_wbytes = (double)(s_proc_wchar(g_cairnd) - w0) / o->runs;
+    res->populate_wbytes = (double)(bench_proc_wchar(g_cairnd) - w0) / o->runs;
 
     floor_db_t f;
     floor_open(&f);
@@ -1612,7 +1491,7 @@ int main(int argc, char **argv)
             "cairnd used %.0f µs of CPU and "
             "wrote %.0f KB per run)\n",
             sr.nruns, SEARCH_METRICS, SEARCH_PARAMS, sr.populate_s,
-            sr.nruns / sr.populate_s, POPULATE_WINDOW, sr.populate_cpu_us,
+            sr.nruns / sr.populate_s, BENCH_POP_WINDOW, sr.populate_cpu_us,
             sr.populate_wbytes / 1024);
         bench_out(
             "   %d queries each, alternating with the floor: the plugin's SQL on the "

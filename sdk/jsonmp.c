@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "jsonmp.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -168,6 +169,325 @@ int cairn_json_pack(json_t *j, msgpack_packer *pk, cairn_err_t *err)
     return s_pack(j, pk, 0, err);
 }
 
+/* ---- JSON text -> msgpack, without a tree --------------------------------- */
+
+#define JT_MAX_MEMBERS 32
+
+typedef struct {
+    const char *p, *end;
+    msgpack_sbuffer *sb;
+    msgpack_packer pk;
+    const cairn_json_text_opts_t *o;
+    size_t mark_len;
+    char *scratch; /* a string with escapes, unescaped */
+    size_t scratch_cap;
+} jt_t;
+
+static void jt_ws(jt_t *t)
+{
+    while (t->p < t->end &&
+           (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
+        t->p++;
+}
+
+static bool jt_scratch(jt_t *t, size_t need)
+{
+    if (need <= t->scratch_cap) return true;
+    size_t cap = t->scratch_cap ? t->scratch_cap * 2 : 256;
+    while (cap < need) cap *= 2;
+    char *p = realloc(t->scratch, cap);
+    if (!p) return false;
+    t->scratch = p;
+    t->scratch_cap = cap;
+    return true;
+}
+
+/* A string at p (its opening quote): *s and *n its bytes, in the text when
+ * it has no escape, else unescaped into scratch (when escapes is true;
+ * else it is given up). 0, -1 (memory) or CAIRN_JSON_TEXT_PLAIN. */
+static int jt_string(jt_t *t, bool escapes, const char **s, size_t *n)
+{
+    const char *q = ++t->p;
+    while (q < t->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 &&
+           (unsigned char)*q < 0x80)
+        q++;
+    if (q < t->end && *q == '"') {
+        *s = t->p;
+        *n = (size_t)(q - t->p);
+        t->p = q + 1;
+        return 0;
+    }
+    if (q >= t->end || *q != '\\' || !escapes) return CAIRN_JSON_TEXT_PLAIN;
+    size_t len = 0;
+    for (q = t->p; q < t->end && *q != '"'; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20 || c >= 0x80) return CAIRN_JSON_TEXT_PLAIN;
+        if (c == '\\') {
+            if (++q >= t->end) return CAIRN_JSON_TEXT_PLAIN;
+            switch (*q) {
+                case '"':
+                    c = '"';
+                    break;
+                case '\\':
+                    c = '\\';
+                    break;
+                case '/':
+                    c = '/';
+                    break;
+                case 'b':
+                    c = '\b';
+                    break;
+                case 'f':
+                    c = '\f';
+                    break;
+                case 'n':
+                    c = '\n';
+                    break;
+                case 'r':
+                    c = '\r';
+                    break;
+                case 't':
+                    c = '\t';
+                    break;
+                default:
+                    return CAIRN_JSON_TEXT_PLAIN; /* \u, or not JSON */
+            }
+        }
+        if (!jt_scratch(t, len + 1)) return -1;
+        t->scratch[len++] = (char)c;
+    }
+    if (q >= t->end) return CAIRN_JSON_TEXT_PLAIN;
+    *s = t->scratch;
+    *n = len;
+    t->p = q + 1;
+    return 0;
+}
+
+/* A number as jansson reads one: an integer (int64) without a fraction or
+ * an exponent, else a real (a finite double). */
+static int jt_number(jt_t *t)
+{
+    const char *q = t->p;
+    bool real = false;
+    if (q < t->end && *q == '-') q++;
+    if (q < t->end && *q == '0')
+        q++;
+    else if (q < t->end && *q >= '1' && *q <= '9')
+        while (q < t->end && *q >= '0' && *q <= '9') q++;
+    else
+        return CAIRN_JSON_TEXT_PLAIN;
+    if (q < t->end && *q == '.') {
+        real = true;
+        if (++q >= t->end || *q < '0' || *q > '9') return CAIRN_JSON_TEXT_PLAIN;
+        while (q < t->end && *q >= '0' && *q <= '9') q++;
+    }
+    if (q < t->end && (*q == 'e' || *q == 'E')) {
+        real = true;
+        q++;
+        if (q < t->end && (*q == '+' || *q == '-')) q++;
+        if (q >= t->end || *q < '0' || *q > '9') return CAIRN_JSON_TEXT_PLAIN;
+        while (q < t->end && *q >= '0' && *q <= '9') q++;
+    }
+    size_t n = (size_t)(q - t->p);
+    if (!real && n <= 18) { /* fits an int64 whatever its digits: no strtoll */
+        const char *d = t->p + (*t->p == '-');
+        int64_t v = 0;
+        for (; d < q; d++) v = v * 10 + (*d - '0');
+        if (*t->p == '-') v = -v;
+        t->p = q;
+        return msgpack_pack_int64(&t->pk, v) == 0 ? 0 : -1;
+    }
+    char buf[64], *e = NULL;
+    if (n >= sizeof buf) return CAIRN_JSON_TEXT_PLAIN;
+    memcpy(buf, t->p, n);
+    buf[n] = '\0';
+    errno = 0;
+    int rc;
+    if (real) {
+        double d = strtod(buf, &e);
+        if (*e || !isfinite(d)) return CAIRN_JSON_TEXT_PLAIN;
+        rc = msgpack_pack_double(&t->pk, d);
+    } else {
+        long long v = strtoll(buf, &e, 10);
+        if (*e || errno == ERANGE) return CAIRN_JSON_TEXT_PLAIN;
+        rc = msgpack_pack_int64(&t->pk, (int64_t)v);
+    }
+    t->p = q;
+    return rc == 0 ? 0 : -1;
+}
+
+static bool jt_literal(jt_t *t, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(t->end - t->p) < n || memcmp(t->p, word, n) != 0) return false;
+    t->p += n;
+    return true;
+}
+
+/* A container's header with a 32-bit count, to be set when it closes. */
+static int jt_open(jt_t *t, unsigned char tag, size_t *at)
+{
+    static const char room[5] = {0};
+    *at = t->sb->size;
+    return msgpack_sbuffer_write(t->sb, room, 5) == 0
+               ? (t->sb->data[*at] = (char)tag, 0)
+               : -1;
+}
+
+static void jt_close(jt_t *t, size_t at, uint32_t n)
+{
+    unsigned char *h = (unsigned char *)t->sb->data + at + 1;
+    h[0] = (unsigned char)(n >> 24);
+    h[1] = (unsigned char)(n >> 16);
+    h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+}
+
+static int jt_value(jt_t *t, int depth, bool marked);
+
+static int jt_object(jt_t *t, int depth, bool marked)
+{
+    if (depth >= CAIRN_MSGPACK_MAX_DEPTH) return CAIRN_JSON_TEXT_PLAIN;
+    size_t at;
+    if (jt_open(t, 0xdf, &at) != 0) return -1;
+    struct {
+        const char *p;
+        size_t n;
+    } keys[JT_MAX_MEMBERS];
+    uint32_t n = 0;
+    t->p++;
+    jt_ws(t);
+    if (t->p < t->end && *t->p == '}') {
+        t->p++;
+        jt_close(t, at, 0);
+        return 0;
+    }
+    for (;;) {
+        const char *k;
+        size_t kn;
+        int rc;
+        if (t->p >= t->end || *t->p != '"') return CAIRN_JSON_TEXT_PLAIN;
+        if ((rc = jt_string(t, false, &k, &kn)) != 0) return rc;
+        if (n == JT_MAX_MEMBERS || (kn && k[0] == '$')) return CAIRN_JSON_TEXT_PLAIN;
+        for (uint32_t i = 0; i < n; i++)
+            if (keys[i].n == kn && !memcmp(keys[i].p, k, kn))
+                return CAIRN_JSON_TEXT_PLAIN;
+        keys[n].p = k;
+        keys[n++].n = kn;
+        jt_ws(t);
+        if (t->p >= t->end || *t->p != ':') return CAIRN_JSON_TEXT_PLAIN;
+        t->p++;
+        jt_ws(t);
+        if (msgpack_pack_str_with_body(&t->pk, k, kn) != 0) return -1;
+        if (t->p < t->end && *t->p == '"' && t->o && t->o->str_member) {
+            const char *s;
+            size_t sn;
+            if ((rc = jt_string(t, true, &s, &sn)) != 0) return rc;
+            rc = t->o->str_member(t->o->arg, k, kn, s, sn, marked, depth, &t->pk);
+            if (rc == 0 && msgpack_pack_str_with_body(&t->pk, s, sn) != 0) return -1;
+            if (rc < 0 || rc == CAIRN_JSON_TEXT_PLAIN) return rc;
+        } else {
+            bool m = marked || (t->o && t->o->mark && kn == t->mark_len &&
+                                !memcmp(k, t->o->mark, kn));
+            if ((rc = jt_value(t, depth + 1, m)) != 0) return rc;
+        }
+        jt_ws(t);
+        if (t->p < t->end && *t->p == ',') {
+            t->p++;
+            jt_ws(t);
+            continue;
+        }
+        if (t->p < t->end && *t->p == '}') {
+            t->p++;
+            jt_close(t, at, n);
+            return 0;
+        }
+        return CAIRN_JSON_TEXT_PLAIN;
+    }
+}
+
+static int jt_array(jt_t *t, int depth, bool marked)
+{
+    if (depth >= CAIRN_MSGPACK_MAX_DEPTH) return CAIRN_JSON_TEXT_PLAIN;
+    size_t at;
+    if (jt_open(t, 0xdd, &at) != 0) return -1;
+    uint32_t n = 0;
+    t->p++;
+    jt_ws(t);
+    if (t->p < t->end && *t->p == ']') {
+        t->p++;
+        jt_close(t, at, 0);
+        return 0;
+    }
+    for (;;) {
+        int rc = jt_value(t, depth + 1, marked);
+        if (rc != 0) return rc;
+        if (n == UINT32_MAX) return CAIRN_JSON_TEXT_PLAIN;
+        n++;
+        jt_ws(t);
+        if (t->p < t->end && *t->p == ',') {
+            t->p++;
+            jt_ws(t);
+            continue;
+        }
+        if (t->p < t->end && *t->p == ']') {
+            t->p++;
+            jt_close(t, at, n);
+            return 0;
+        }
+        return CAIRN_JSON_TEXT_PLAIN;
+    }
+}
+
+/* A value at p, inside depth arrays and objects. */
+static int jt_value(jt_t *t, int depth, bool marked)
+{
+    if (t->p >= t->end) return CAIRN_JSON_TEXT_PLAIN;
+    switch (*t->p) {
+        case '{':
+            return jt_object(t, depth, marked);
+        case '[':
+            return jt_array(t, depth, marked);
+        case '"': {
+            const char *s;
+            size_t n;
+            int rc = jt_string(t, true, &s, &n);
+            if (rc != 0) return rc;
+            return msgpack_pack_str_with_body(&t->pk, s, n) == 0 ? 0 : -1;
+        }
+        case 't':
+            if (!jt_literal(t, "true")) return CAIRN_JSON_TEXT_PLAIN;
+            return msgpack_pack_true(&t->pk) == 0 ? 0 : -1;
+        case 'f':
+            if (!jt_literal(t, "false")) return CAIRN_JSON_TEXT_PLAIN;
+            return msgpack_pack_false(&t->pk) == 0 ? 0 : -1;
+        case 'n':
+            if (!jt_literal(t, "null")) return CAIRN_JSON_TEXT_PLAIN;
+            return msgpack_pack_nil(&t->pk) == 0 ? 0 : -1;
+        default:
+            return jt_number(t);
+    }
+}
+
+int cairn_json_text_pack(const char *text, size_t len, msgpack_sbuffer *sb,
+                         const cairn_json_text_opts_t *opts)
+{
+    jt_t t = {.p = text, .end = text + len, .sb = sb, .o = opts};
+    t.mark_len = opts && opts->mark ? strlen(opts->mark) : 0;
+    msgpack_packer_init(&t.pk, sb, msgpack_sbuffer_write);
+    size_t start = sb->size;
+    jt_ws(&t);
+    int rc =
+        t.p < t.end && *t.p == '{' ? jt_object(&t, 0, false) : CAIRN_JSON_TEXT_PLAIN;
+    if (rc == 0) {
+        jt_ws(&t);
+        if (t.p != t.end) rc = CAIRN_JSON_TEXT_PLAIN; /* more after the object */
+    }
+    free(t.scratch);
+    if (rc != 0) sb->size = start;
+    return rc;
+}
+
 /* ---- msgpack -> JSON ----------------------------------------------------- */
 
 static json_t *s_to_json(const msgpack_object *o);
@@ -319,37 +639,82 @@ json_t *cairn_json_from_msgpack(const msgpack_object *o)
  * shows 0.1 as 0.10000000000000001). Use the least precision that still
  * reads back every real in j exactly and keeps %g from switching to an
  * exponent for integral values such as 100.0. */
+static bool s_reads_back(double d, int digits)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.*g", digits, d);
+    return strtod(buf, NULL) == d;
+}
+
 static int s_real_digits(double d)
 {
     char buf[40];
-    int digits = 1;
-    for (; digits < 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, d);
-        if (strtod(buf, NULL) == d) break;
+    int digits = 1, e;
+    if (d == 0 || frexp(d, &e) == 0.5 || frexp(d, &e) == -0.5) {
+        /* A power of two: the doubles around it are not equally far, so
+         * that more digits need not read back when fewer do; look at each. */
+        for (; digits < 17; digits++)
+            if (s_reads_back(d, digits)) break;
+    } else {
+        /* Elsewhere, digits that read back stay within half a gap of d, and
+         * one more digit is no farther: the least is found by halving
+         * (17 always reads back). */
+        int hi = 17;
+        while (digits < hi) {
+            int mid = (digits + hi) / 2;
+            if (s_reads_back(d, mid))
+                hi = mid;
+            else
+                digits = mid + 1;
+        }
     }
     snprintf(buf, sizeof buf, "%.*e", digits - 1, d);
     long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
     return exp10 >= digits && exp10 < 17 ? (int)exp10 + 1 : digits;
 }
 
-static int s_precision(const json_t *j)
+/* The digits d needs (s_real_digits), or, when it needs no more than p,
+ * p: one %g pass at p (the reals of a reply, 20 metrics of a run, 2,000
+ * of a search, mostly need as many digits as the first). Enough when p
+ * digits read back exactly and |d| < 10^p: then the least digits are at
+ * most p, and so is its exponent plus one. */
+static int s_real_need(double d, int p)
 {
-    int p = 0, q;
+    static const double pow10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                   1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    if (p >= 1 && p <= 17 && fabs(d) < pow10[p]) {
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.*g", p, d);
+        if (strtod(buf, NULL) == d) return p;
+    }
+    return s_real_digits(d);
+}
+
+/* The most digits a real of j needs, at least p. */
+static int s_precision_at(const json_t *j, int p)
+{
     size_t i;
     const char *k;
     const json_t *v;
+    int q;
     switch (json_typeof(j)) {
         case JSON_REAL:
-            return s_real_digits(json_real_value(j));
+            q = s_real_need(json_real_value(j), p);
+            return q > p ? q : p;
         case JSON_ARRAY:
-            json_array_foreach(j, i, v) if ((q = s_precision(v)) > p) p = q;
+            json_array_foreach(j, i, v) p = s_precision_at(v, p);
             return p;
         case JSON_OBJECT:
-            json_object_foreach((json_t *)j, k, v) if ((q = s_precision(v)) > p) p = q;
+            json_object_foreach((json_t *)j, k, v) p = s_precision_at(v, p);
             return p;
         default:
-            return 0;
+            return p;
     }
+}
+
+static int s_precision(const json_t *j)
+{
+    return s_precision_at(j, 0);
 }
 
 static size_t s_dump_flags(const json_t *j, bool pretty)

@@ -6,12 +6,14 @@
 #include "mlbody.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cairn/msg.h"
+#include "jsonmp.h"
 
 /* MLflow's int64 fields (proto3's JSON writes them as strings, and a GET
  * sends them as text): these become numbers, at any depth. */
@@ -152,22 +154,23 @@ static void s_mlflow_reply(json_t *j, int depth)
 /* MLflow's own limits on log-batch (mlflow/utils/validation.py), which its
  * clients split their batches by; Cairn's native verb takes far more. NULL
  * when body is within them, else the sentence. */
-const char *gw_mlbody_limits(const char *route, json_t *body, char *msg, size_t cap)
+static const struct {
+    const char *field;
+    size_t max;
+} s_batch_max[] = {{"metrics", 1000}, {"params", 100}, {"tags", 100}};
+
+/* MLflow's log-batch limits on the counts of metrics, params and tags. */
+static const char *s_batch_limits(const size_t count[3], char *msg, size_t cap)
 {
-    if (strcmp(route, "runs/log-batch") != 0) return NULL;
-    static const struct {
-        const char *field;
-        size_t max;
-    } lim[] = {{"metrics", 1000}, {"params", 100}, {"tags", 100}};
     size_t total = 0;
     for (size_t i = 0; i < 3; i++) {
-        size_t n = json_array_size(json_object_get(body, lim[i].field));
+        size_t n = count[i];
         total += n;
-        if (n > lim[i].max) {
+        if (n > s_batch_max[i].max) {
             snprintf(msg, cap,
                      "A batch logging request can contain at most %zu %s. Got %zu %s. "
                      "(MLflow's limit; Cairn's tracking.log_batch takes more)",
-                     lim[i].max, lim[i].field, n, lim[i].field);
+                     s_batch_max[i].max, s_batch_max[i].field, n, s_batch_max[i].field);
             return msg;
         }
     }
@@ -179,6 +182,55 @@ const char *gw_mlbody_limits(const char *route, json_t *body, char *msg, size_t 
         return msg;
     }
     return NULL;
+}
+
+const char *gw_mlbody_limits(const char *route, json_t *body, char *msg, size_t cap)
+{
+    if (strcmp(route, "runs/log-batch") != 0) return NULL;
+    size_t count[3];
+    for (size_t i = 0; i < 3; i++)
+        count[i] = json_array_size(json_object_get(body, s_batch_max[i].field));
+    return s_batch_limits(count, msg, cap);
+}
+
+const char *gw_mlbody_limits_packed(const char *route, const char *mp, size_t len,
+                                    char *msg, size_t cap)
+{
+    if (strcmp(route, "runs/log-batch") != 0) return NULL;
+    size_t count[3] = {0}, off = 0;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, mp, len, &off) == MSGPACK_UNPACK_SUCCESS)
+        for (size_t i = 0; i < 3; i++) {
+            const msgpack_object *a = cairn_obj_get(&u.data, s_batch_max[i].field);
+            count[i] = a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        }
+    msgpack_unpacked_destroy(&u);
+    return s_batch_limits(count, msg, cap);
+}
+
+int gw_mlbody_proto3_member(void *arg, const char *key, size_t klen, const char *s,
+                            size_t n, bool metric, int depth, msgpack_packer *pk)
+{
+    (void)arg;
+    char k[16], t[64], *end = NULL;
+    if (depth > 8 || !klen || klen >= sizeof k || !strchr("tsemv", key[0])) return 0;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    bool i64 = s_int64_field(k), value = metric && !strcmp(k, "value");
+    if (!i64 && !value) return 0;
+    if (n >= sizeof t) return CAIRN_JSON_TEXT_PLAIN;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    if (i64) {
+        errno = 0;
+        long long v = strtoll(t, &end, 10);
+        if (!*t || *end || errno == ERANGE) return 0;
+        return msgpack_pack_int64(pk, v) == 0 ? 1 : -1;
+    }
+    double d = strtod(t, &end);
+    if (!*t || *end || !isfinite(d)) return CAIRN_JSON_TEXT_PLAIN;
+    return msgpack_pack_double(pk, d) == 0 ? 1 : -1;
 }
 
 /* A model version's source as MLflow's client sends it for

@@ -4,6 +4,7 @@
 #define GW_MLBODY_H
 #include <jansson.h>
 #include <stdbool.h>
+#include <msgpack.h>
 #include <stddef.h>
 
 /* A GET's query arguments, gathered into obj; bad says why one could not be
@@ -26,6 +27,16 @@ void gw_mlbody_request(const char *route, bool metric, json_t *body);
 /* MLflow's own limits on the route's body: NULL when within them, else
  * msg filled with the sentence (cap bytes). */
 const char *gw_mlbody_limits(const char *route, json_t *body, char *msg, size_t cap);
+
+/* The same for a body already packed as msgpack (mp, len bytes). */
+const char *gw_mlbody_limits_packed(const char *route, const char *mp, size_t len,
+                                    char *msg, size_t cap);
+
+/* gw_mlbody_request's conversions as cairn_json_text_pack's str_member
+ * (jsonmp.h), for bodies packed straight from their text (log-batch): a
+ * string member key at depth, under "metrics" when metric. */
+int gw_mlbody_proto3_member(void *arg, const char *key, size_t klen, const char *s,
+                            size_t n, bool metric, int depth, msgpack_packer *pk);
 
 /* A verb's reply as MLflow's server writes it: artifact URIs through this
  * gateway's proxy, no null fields. */

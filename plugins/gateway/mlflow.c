@@ -160,8 +160,47 @@ void gw_mlflow_error(gw_req_t *r, int st, const char *code, const char *msg)
         json_pack("{s:s, s:s}", "error_code", s_error_code(st, code), "message", msg));
 }
 
+/* log-batch's bodies are large (MLflow's client sends up to 1,000 metrics
+ * a request): their JSON text goes straight to msgpack, several times
+ * faster than through a jansson tree. false: a body that way does not
+ * take, left to s_route's. */
+static bool s_log_batch_fast(gw_req_t *r, const route_t *rt)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cairn_json_text_opts_t o = {.str_member = gw_mlbody_proto3_member,
+                                .mark = "metrics"};
+    int rc = cairn_json_text_pack(r->http->body, r->http->body_len, &sb, &o);
+    if (rc == CAIRN_JSON_TEXT_PLAIN) {
+        msgpack_sbuffer_destroy(&sb);
+        return false;
+    }
+    cairn_err_t err = {0};
+    cairn_reply_t *reply = NULL;
+    char msg[256];
+    const char *over =
+        rc == 0 ? gw_mlbody_limits_packed(rt->path, sb.data, sb.size, msg, sizeof msg)
+                : NULL;
+    if (rc != 0)
+        gw_mlflow_error(r, 500, "out_of_memory", "out of memory");
+    else if (over)
+        gw_mlflow_error(r, 400, "bad_request", over);
+    else if (gw_call(r, rt->svc, rt->verb, sb.data, sb.size, &reply, &err) != 0)
+        gw_mlflow_error(r, err.st >= 400 ? err.st : 503, err.code, err.msg);
+    else if (cairn_reply_status(reply) >= 400)
+        gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
+                        cairn_reply_error(reply));
+    else
+        gw_reply_json(r, 200, gw_reply_body_json(reply));
+    cairn_reply_destroy(&reply);
+    msgpack_sbuffer_destroy(&sb);
+    return true;
+}
+
 static void s_route(gw_req_t *r, const route_t *rt)
 {
+    if (!strcmp(rt->verb, "log_batch") && r->http->body_len && s_log_batch_fast(r, rt))
+        return;
     json_t *body = NULL;
     json_error_t jerr;
     if (!strcmp(rt->method, "GET")) {

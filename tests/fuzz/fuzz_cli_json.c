@@ -17,6 +17,11 @@
  *    RFC 4648 does, and what it accepts encodes back to the same length
  *    and decodes to the same bytes.
  * 3. The bytes as data: cairn_base64_encode, then decode, gives them back.
+ * 4. The bytes as an HTTP body through cairn_json_text_pack (the gateway's
+ *    log-batch, JSON text straight to msgpack): what it takes, json_loadb
+ *    with JSON_REJECT_DUPLICATES takes too and cairn_json_pack packs to
+ *    the same value, which the server's pre-check takes; what it gives up
+ *    leaves the buffer as it was.
  *
  * Build: tools/fuzz.sh (clang, -DCAIRN_FUZZ=ON). Seeds: corpus/fuzz_cli_json
  * (tests/fuzz/make_corpus.py). */
@@ -216,9 +221,50 @@ static void s_base64(const uint8_t *data, size_t size)
     free(enc);
 }
 
+static void s_text(const uint8_t *data, size_t size)
+{
+    msgpack_sbuffer fast;
+    msgpack_sbuffer_init(&fast);
+    msgpack_sbuffer_write(&fast, "x", 1);
+    int rc = cairn_json_text_pack((const char *)data, size, &fast, NULL);
+    REQUIRE(rc == 0 || rc == CAIRN_JSON_TEXT_PLAIN);
+    REQUIRE(fast.size >= 1 && fast.data[0] == 'x');
+    if (rc != 0) {
+        REQUIRE(fast.size == 1);
+        msgpack_sbuffer_destroy(&fast);
+        return;
+    }
+    cairn_err_t err = {0};
+    REQUIRE(cairn_msgpack_check(fast.data + 1, fast.size - 1, &err) == 0);
+    json_error_t e;
+    json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &e);
+    REQUIRE(j);
+    msgpack_sbuffer slow;
+    msgpack_sbuffer_init(&slow);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &slow, msgpack_sbuffer_write);
+    REQUIRE(cairn_json_pack(j, &pk, &err) == 0);
+    msgpack_unpacked a, b;
+    msgpack_unpacked_init(&a);
+    msgpack_unpacked_init(&b);
+    size_t off_a = 1, off_b = 0;
+    REQUIRE(msgpack_unpack_next(&a, fast.data, fast.size, &off_a) ==
+                MSGPACK_UNPACK_SUCCESS &&
+            off_a == fast.size);
+    REQUIRE(msgpack_unpack_next(&b, slow.data, slow.size, &off_b) ==
+            MSGPACK_UNPACK_SUCCESS);
+    REQUIRE(msgpack_object_equal(a.data, b.data));
+    msgpack_unpacked_destroy(&a);
+    msgpack_unpacked_destroy(&b);
+    msgpack_sbuffer_destroy(&slow);
+    msgpack_sbuffer_destroy(&fast);
+    json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     s_body(data, size);
     s_base64(data, size);
+    s_text(data, size);
     return 0;
 }

@@ -95,12 +95,32 @@ static void s_query(const uint8_t *data, size_t size)
     free(value);
 }
 
+/* The text's way (log-batch's): straight to msgpack with MLflow's
+ * conversions, then MLflow's limits on what was packed. */
+static void s_text_way(const char *route, const uint8_t *data, size_t size)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cairn_json_text_opts_t o = {.str_member = gw_mlbody_proto3_member,
+                                .mark = "metrics"};
+    int rc = cairn_json_text_pack((const char *)data, size, &sb, &o);
+    if (rc != 0 && rc != -1 && rc != CAIRN_JSON_TEXT_PLAIN) abort();
+    if (rc == 0) {
+        char msg[256];
+        const char *over =
+            gw_mlbody_limits_packed(route, sb.data, sb.size, msg, sizeof msg);
+        if (over && !*over) abort();
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     const char *route = routes[data[0] % NROUTES];
     data++, size--;
     s_query(data, size);
+    s_text_way(route, data, size);
     json_error_t jerr;
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!body) return 0;
