@@ -58,6 +58,12 @@ BY_ID = {
         "delete_artifact": {"run_id": "R", "path": "model.bin"},
         "abort_upload": {"run_id": "R", "upload_id": "U"},
         "pin_artifacts": {"run_id": "R", "path": "model.bin", "owner": "o"},
+        "create_multipart": {"run_id": "R", "path": "big.bin", "num_parts": 1},
+        "upload_part": {"upload_id": "M", "part_number": 1, "offset": 0, "data": b"x",
+                        "done": True},
+        "complete_multipart": {"run_id": "R", "upload_id": "M",
+                               "parts": [{"part_number": 1, "etag": "0" * 64}]},
+        "abort_multipart": {"run_id": "R", "upload_id": "M"},
     },
 }
 # Verbs that name no object: checked one by one below.
@@ -90,7 +96,8 @@ class Caller:
 
     def make_objects(self, ws):
         """An experiment named 'shared' with a run that has a metric, a
-        param, a tag, an artifact and an unfinished upload, in ws."""
+        param, a tag, an artifact, an unfinished upload and a multipart
+        upload, in ws."""
         eid = self.ok("tracking", "create_experiment", {"name": "shared"},
                       ws=ws)["experiment_id"]
         rid = self.ok("tracking", "create_run", {"experiment_id": eid},
@@ -105,7 +112,9 @@ class Caller:
         uid = self.ok("artifacts", "put_artifact", {
             "run_id": rid, "path": "part.bin", "data": b"p", "offset": 0},
             ws=ws)["upload_id"]
-        return {"E": eid, "R": rid, "U": uid}
+        mid = self.ok("artifacts", "create_multipart", {
+            "run_id": rid, "path": "multi.bin", "num_parts": 1}, ws=ws)["upload_id"]
+        return {"E": eid, "R": rid, "U": uid, "M": mid}
 
 
 class Workspaces(unittest.TestCase):
