@@ -732,3 +732,244 @@ char *cairn_json_dumps_compact(const json_t *j)
 {
     return json_dumps(j, s_dump_flags(j, false));
 }
+
+/* ---- msgpack straight to JSON text ------------------------------------- */
+
+typedef struct jw {
+    char *p;
+    size_t n, cap;
+    bool oom;
+    int prec; /* the digits the last real needed (s_real_need's hint) */
+    const cairn_json_write_opts_t *o;
+} jw_t;
+
+static void jw_put(jw_t *w, const char *s, size_t n)
+{
+    if (w->oom) return;
+    if (w->n + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->n + n + 1) cap *= 2;
+        char *p = realloc(w->p, cap);
+        if (!p) {
+            w->oom = true;
+            return;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+    w->p[w->n] = '\0';
+}
+
+static void jw_cstr(jw_t *w, const char *s)
+{
+    jw_put(w, s, strlen(s));
+}
+
+/* A JSON string of UTF-8 text s: '"', '\\' and control characters escaped
+ * (as jansson does), the rest as it is. */
+static void jw_text(jw_t *w, const char *s, size_t n)
+{
+    jw_put(w, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        jw_put(w, s + run, i - run);
+        run = i + 1;
+        char esc[8];
+        const char *e = c == '"'    ? "\\\""
+                        : c == '\\' ? "\\\\"
+                        : c == '\n' ? "\\n"
+                        : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t"
+                        : c == '\b' ? "\\b"
+                        : c == '\f' ? "\\f"
+                                    : NULL;
+        if (!e) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            e = esc;
+        }
+        jw_cstr(w, e);
+    }
+    jw_put(w, s + run, n - run);
+    jw_put(w, "\"", 1);
+}
+
+/* {"$bin":"BASE64"}, or {"$ext":TYPE,"data":"BASE64"} for an ext. */
+static void jw_b64(jw_t *w, const char *p, size_t n, bool ext, int type)
+{
+    char *b64 = cairn_base64_encode((const unsigned char *)p, n);
+    if (!b64) {
+        w->oom = true;
+        return;
+    }
+    char head[32];
+    if (ext)
+        snprintf(head, sizeof head, "{\"$ext\":%d,\"data\":\"", type);
+    else
+        snprintf(head, sizeof head, "{\"$bin\":\"");
+    jw_cstr(w, head);
+    jw_cstr(w, b64);
+    jw_cstr(w, "\"}");
+    free(b64);
+}
+
+/* A real as jansson prints it with enough digits to read back exactly
+ * ("1.5", "100.0", "1e+300"); NaN and the infinities as strings. */
+static void jw_real(jw_t *w, double d, bool float32)
+{
+    char buf[40];
+    if (isnan(d)) {
+        jw_cstr(w, "\"NaN\"");
+        return;
+    }
+    if (isinf(d)) {
+        jw_cstr(w, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+        return;
+    }
+    if (float32) { /* its shortest decimal form (0.1f -> 0.1) */
+        for (int digits = 1; digits <= 9; digits++) {
+            snprintf(buf, sizeof buf, "%.*g", digits, d);
+            if ((float)strtod(buf, NULL) == (float)d) break;
+        }
+        d = strtod(buf, NULL);
+    }
+    w->prec = s_real_need(d, w->prec);
+    snprintf(buf, sizeof buf, "%.*g", w->prec, d);
+    jw_cstr(w, buf);
+    if (!strpbrk(buf, ".eE")) jw_cstr(w, ".0"); /* a real stays a real */
+}
+
+static void jw_value(jw_t *w, const msgpack_object *o, const char *key, size_t klen,
+                     int depth);
+
+/* A map key: a string as it is, anything else as its JSON text, quoted. */
+static void jw_key(jw_t *w, const msgpack_object *k, int depth)
+{
+    if (k->type == MSGPACK_OBJECT_STR &&
+        cairn_utf8_valid(k->via.str.ptr, k->via.str.size)) {
+        jw_text(w, k->via.str.ptr, k->via.str.size);
+        return;
+    }
+    (void)depth; /* rare: the tree's way, so that the key reads the same */
+    json_t *j = s_json_key(k);
+    if (!j) {
+        w->oom = true;
+        return;
+    }
+    jw_text(w, json_string_value(j), json_string_length(j));
+    json_decref(j);
+}
+
+/* A str member: its text, or opts' rewrite of its prefix. */
+static void jw_str(jw_t *w, const char *s, size_t n, const char *key, size_t klen)
+{
+    if (!cairn_utf8_valid(s, n)) {
+        jw_b64(w, s, n, false, 0);
+        return;
+    }
+    const cairn_json_write_opts_t *o = w->o;
+    size_t fl = o && o->from ? strlen(o->from) : 0;
+    if (fl && key && n >= fl && !memcmp(s, o->from, fl)) {
+        for (const char *const *k = o->keys; k && *k; k++) {
+            if (strlen(*k) != klen || memcmp(*k, key, klen) != 0) continue;
+            size_t tl = strlen(o->to);
+            char *t = malloc(tl + n - fl + 1);
+            if (!t) {
+                w->oom = true;
+                return;
+            }
+            memcpy(t, o->to, tl);
+            memcpy(t + tl, s + fl, n - fl);
+            jw_text(w, t, tl + n - fl);
+            free(t);
+            return;
+        }
+    }
+    jw_text(w, s, n);
+}
+
+static void jw_value(jw_t *w, const msgpack_object *o, const char *key, size_t klen,
+                     int depth)
+{
+    char buf[32];
+    if (depth > CAIRN_MSGPACK_MAX_DEPTH + 1) { /* past what cairnd reads */
+        jw_cstr(w, "null");
+        return;
+    }
+    switch (o->type) {
+        case MSGPACK_OBJECT_NIL:
+            jw_cstr(w, "null");
+            return;
+        case MSGPACK_OBJECT_BOOLEAN:
+            jw_cstr(w, o->via.boolean ? "true" : "false");
+            return;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            snprintf(buf, sizeof buf,
+                     o->via.u64 > INT64_MAX ? "\"%" PRIu64 "\"" : "%" PRIu64,
+                     o->via.u64);
+            jw_cstr(w, buf);
+            return;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            snprintf(buf, sizeof buf, "%" PRId64, o->via.i64);
+            jw_cstr(w, buf);
+            return;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            jw_real(w, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
+            return;
+        case MSGPACK_OBJECT_STR:
+            jw_str(w, o->via.str.ptr, o->via.str.size, key, klen);
+            return;
+        case MSGPACK_OBJECT_BIN:
+            jw_b64(w, o->via.bin.ptr, o->via.bin.size, false, 0);
+            return;
+        case MSGPACK_OBJECT_EXT:
+            jw_b64(w, o->via.ext.ptr, o->via.ext.size, true, o->via.ext.type);
+            return;
+        case MSGPACK_OBJECT_ARRAY:
+            jw_put(w, "[", 1);
+            for (uint32_t i = 0; i < o->via.array.size; i++) {
+                if (i) jw_put(w, ",", 1);
+                jw_value(w, &o->via.array.ptr[i], NULL, 0, depth + 1);
+            }
+            jw_put(w, "]", 1);
+            return;
+        case MSGPACK_OBJECT_MAP: {
+            bool skip_nil = w->o && w->o->skip_nil, first = true;
+            jw_put(w, "{", 1);
+            for (uint32_t i = 0; i < o->via.map.size; i++) {
+                const msgpack_object_kv *kv = &o->via.map.ptr[i];
+                if (skip_nil && kv->val.type == MSGPACK_OBJECT_NIL) continue;
+                if (!first) jw_put(w, ",", 1);
+                first = false;
+                jw_key(w, &kv->key, depth);
+                jw_put(w, ":", 1);
+                bool named = kv->key.type == MSGPACK_OBJECT_STR;
+                jw_value(w, &kv->val, named ? kv->key.via.str.ptr : NULL,
+                         named ? kv->key.via.str.size : 0, depth + 1);
+            }
+            jw_put(w, "}", 1);
+            return;
+        }
+    }
+    jw_cstr(w, "null");
+}
+
+char *cairn_json_write(const msgpack_object *o, const cairn_json_write_opts_t *opts,
+                       size_t *len)
+{
+    jw_t w = {.o = opts};
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        jw_cstr(&w, "{}");
+    else
+        jw_value(&w, o, NULL, 0, 0);
+    if (w.oom) {
+        free(w.p);
+        return NULL;
+    }
+    if (len) *len = w.n;
+    return w.p;
+}

@@ -66,6 +66,21 @@ int cairn_json_text_pack(const char *text, size_t len, msgpack_sbuffer *sb,
 /* A new JSON value for o; NULL when out of memory. */
 json_t *cairn_json_from_msgpack(const msgpack_object *o);
 
+/* o as compact JSON text, straight from msgpack (no jansson tree; what
+ * cairn_json_from_msgpack and json_dumps give, each real with the digits
+ * it needs to read back exactly), for large replies. A heap string (free
+ * it), its length in *len; NULL when out of memory. nil (no body) is {}.
+ * opts (may be NULL): skip_nil leaves out map members whose value is nil;
+ * a str member named one of keys (NULL-terminated) that starts with from
+ * is written with to instead of from. */
+typedef struct cairn_json_write_opts {
+    bool skip_nil;
+    const char *const *keys;
+    const char *from, *to;
+} cairn_json_write_opts_t;
+char *cairn_json_write(const msgpack_object *o, const cairn_json_write_opts_t *opts,
+                       size_t *len);
+
 /* json_dumps flags that print every real in j exactly and no longer than
  * needed (0.1, not 0.10000000000000001); pretty: indented. */
 size_t cairn_json_dump_flags(const json_t *j, bool pretty);

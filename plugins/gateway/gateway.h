@@ -15,6 +15,7 @@
 
 #include "cairn/client.h"
 #include "httpd.h"
+#include "jsonmp.h"
 
 #define GW_TOKEN_MAX 512 /* a bearer token's bytes, at most */
 
@@ -53,6 +54,10 @@ void gw_reply_json(gw_req_t *r, int status, json_t *j);
 /* {"status", "code", "error"} (the JSON REST error shape). */
 void gw_reply_error(gw_req_t *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The response: a reply's body as JSON text, written straight from its
+ * msgpack (cairn_json_write, with opts), with status. */
+void gw_reply_body(gw_req_t *r, int status, cairn_reply_t *reply,
+                   const cairn_json_write_opts_t *opts);
 /* A reply's body as JSON (an empty map for none); NULL when out of memory. */
 json_t *gw_reply_body_json(cairn_reply_t *reply);
 

@@ -281,6 +281,14 @@ void gw_mlbody_request(const char *route, bool metric, json_t *body)
     s_runs_source(route, body);
 }
 
+static const char *const s_uri_keys[] = {"artifact_uri", "artifact_location", NULL};
+const cairn_json_write_opts_t gw_mlbody_write_opts = {
+    .skip_nil = true,
+    .keys = s_uri_keys,
+    .from = "cairn-artifacts:/",
+    .to = "mlflow-artifacts:/",
+};
+
 void gw_mlbody_reply(json_t *reply)
 {
     s_mlflow_reply(reply, 0);

@@ -7,6 +7,8 @@
 #include <msgpack.h>
 #include <stddef.h>
 
+#include "jsonmp.h"
+
 /* A GET's query arguments, gathered into obj; bad says why one could not be
  * ("" while all could). */
 typedef struct gw_query {
@@ -39,8 +41,10 @@ int gw_mlbody_proto3_member(void *arg, const char *key, size_t klen, const char 
                             size_t n, bool metric, int depth, msgpack_packer *pk);
 
 /* A verb's reply as MLflow's server writes it: artifact URIs through this
- * gateway's proxy, no null fields. */
+ * gateway's proxy, no null fields. gw_mlbody_write_opts does the same for
+ * cairn_json_write (a reply written straight from msgpack). */
 void gw_mlbody_reply(json_t *reply);
+extern const cairn_json_write_opts_t gw_mlbody_write_opts;
 
 /* get-download-uri's reply (a new reference): a version whose bytes the
  * registry holds (models:/NAME/VERSION) is downloaded through this

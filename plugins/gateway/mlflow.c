@@ -191,7 +191,7 @@ static bool s_log_batch_fast(gw_req_t *r, const route_t *rt)
         gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
                         cairn_reply_error(reply));
     else
-        gw_reply_json(r, 200, gw_reply_body_json(reply));
+        gw_reply_body(r, 200, reply, &gw_mlbody_write_opts);
     cairn_reply_destroy(&reply);
     msgpack_sbuffer_destroy(&sb);
     return true;
@@ -256,15 +256,14 @@ static void s_route(gw_req_t *r, const route_t *rt)
     else if (cairn_reply_status(reply) >= 400)
         gw_mlflow_error(r, cairn_reply_status(reply), cairn_reply_code(reply),
                         cairn_reply_error(reply));
+    else if (!rt->shape) /* straight to text: a search's 220 KB in a few ms */
+        gw_reply_body(r, 200, reply, &gw_mlbody_write_opts);
     else {
         json_t *out = gw_reply_body_json(reply);
-        if (out && rt->shape) {
-            json_t *shaped = rt->shape(body, out);
-            json_decref(out);
-            out = shaped;
-        }
-        if (out) gw_mlbody_reply(out);
-        gw_reply_json(r, 200, out);
+        json_t *shaped = out ? rt->shape(body, out) : NULL;
+        json_decref(out);
+        if (shaped) gw_mlbody_reply(shaped);
+        gw_reply_json(r, 200, shaped);
     }
     cairn_reply_destroy(&reply);
     json_decref(body);

@@ -37,7 +37,7 @@ static void s_call_reply(gw_req_t *r, const char *svc, const char *verb,
     if (st >= 400)
         gw_reply_error(r, st, cairn_reply_code(reply), "%s", cairn_reply_error(reply));
     else
-        gw_reply_json(r, st, gw_reply_body_json(reply));
+        gw_reply_body(r, st, reply, NULL);
     cairn_reply_destroy(&reply);
 }
 

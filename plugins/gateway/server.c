@@ -139,6 +139,17 @@ void gw_reply_error(gw_req_t *r, int status, const char *code, const char *fmt, 
         json_pack("{s:i, s:s, s:s}", "status", status, "code", code, "error", msg));
 }
 
+void gw_reply_body(gw_req_t *r, int status, cairn_reply_t *reply,
+                   const cairn_json_write_opts_t *opts)
+{
+    if (!r->resp) return;
+    size_t len = 0;
+    char *text = cairn_json_write(cairn_reply_object(reply), opts, &len);
+    r->resp->status = text ? status : 500;
+    r->resp->body = text;
+    r->resp->len = text ? len : 0;
+}
+
 json_t *gw_reply_body_json(cairn_reply_t *reply)
 {
     const msgpack_object *o = cairn_reply_object(reply);
