@@ -54,6 +54,7 @@
 #include "cairn/msg.h"
 
 #include "chash.h"
+#include "dio_buf.h"
 #include "tracking_int.h"
 
 /* A transfer's try failed with err: a 503 (the service restarting) or a
@@ -1021,11 +1022,12 @@ static void s_direct_start(download_t *d)
 {
     void *stage = NULL;
     int fl = fcntl(d->fd, F_GETFL);
-    if (d->size < DL_DIRECT_MIN || fl < 0 ||
-        posix_memalign(&stage, DL_ALIGN, DL_STAGE) != 0)
+    /* On huge pages where it can be: a 4 MiB reply leaves as one request
+     * rather than four or more (dio_buf.h). */
+    if (d->size < DL_DIRECT_MIN || fl < 0 || !(stage = cairn_dio_buf_alloc(DL_STAGE)))
         return;
     if (fcntl(d->fd, F_SETFL, fl | O_DIRECT) != 0) {
-        free(stage);
+        cairn_dio_buf_free(stage, DL_STAGE);
         return;
     }
     d->stage = stage;
@@ -1373,7 +1375,7 @@ static int s_download(cairn_client_t *client, const char *run_id,
         free(d.tmp);
     }
     if (d.aio) syscall(SYS_io_destroy, d.aio); /* none in flight: see s_aio_write */
-    free(d.stage);
+    cairn_dio_buf_free(d.stage, DL_STAGE);
     if (rc == 0 && info) {
         info->path = strdup(artifact_path);
         if (!info->path) return trk_oom(err);
