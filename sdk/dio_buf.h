@@ -7,9 +7,10 @@
  * of at most 1016 KiB, and a virtual disk can be much slower for those
  * than for one request of 4 MiB. A buffer on 2 MiB pages makes each
  * 4 MiB write two segments, one request. Measured on the 2-vCPU test VM
- * (docs/PERFORMANCE.md, session 9): 1 GiB of 4 MiB direct writes and an
- * fsync took 4.0–4.5 s from 4 KiB pages and 2.0–2.6 s from 2 MiB pages,
- * where `cp` and an fsync took 2.5–2.8 s.
+ * (docs/PERFORMANCE.md, session 9), alternately: 1 GiB of 4 MiB direct
+ * writes and an fsync took 3.5–6.2 s from 4 KiB pages and 2.0–3.5 s from
+ * 2 MiB pages (1.4–2.0x faster in each of six pairs), where `cp` and an
+ * fsync took 2.5–3.9 s.
  *
  * The buffer is an anonymous mapping aligned to 2 MiB with
  * MADV_HUGEPAGE on it (transparent huge pages in "madvise" mode, the
