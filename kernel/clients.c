@@ -28,12 +28,13 @@ struct clients {
     client_t *bucket[BUCKETS];
 };
 
-/* One allocation per tracked reply: who it is charged to, then its bytes. */
+/* One allocation per tracked reply: who it is charged to, and the reply's
+ * own message, held (not copied) until libzmq has written it. */
 typedef struct tracked {
     clients_t *t;
     client_t *c;
     size_t n;
-    unsigned char data[];
+    zmq_msg_t held;
 } tracked_t;
 
 static size_t s_hash(const void *route, size_t len)
@@ -128,6 +129,7 @@ static void s_written(void *data, void *hint)
     clients_t *t = m->t;
     client_t *c = m->c;
     size_t n = m->n;
+    zmq_msg_close(&m->held);
     free(m);
     atomic_fetch_sub(&t->unsent, n);
     atomic_fetch_sub(&c->unsent, n);
@@ -150,7 +152,7 @@ int clients_track_reply(clients_t *t, client_t *c, zmq_msg_t *body, cairn_err_t 
                            "the reply (%.1f MiB) was dropped: clients hold %.1f MiB of "
                            "unread replies (kernel.max_unsent_bytes is %.1f MiB)",
                            n / MIB, all / MIB, t->lim.unsent / MIB);
-    tracked_t *m = rc ? NULL : malloc(sizeof *m + n);
+    tracked_t *m = rc ? NULL : malloc(sizeof *m);
     if (!rc && !m)
         rc = cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
                            "out of memory for a %zu-byte reply", n);
@@ -162,11 +164,21 @@ int clients_track_reply(clients_t *t, client_t *c, zmq_msg_t *body, cairn_err_t 
     m->t = t;
     m->c = c;
     m->n = n;
-    memcpy(m->data, zmq_msg_data(body), n);
-    zmq_msg_close(body);
+    /* The reply's bytes stay where they are (a 4 MiB artifact chunk is not
+     * copied on this thread); the message sent is a view of them whose free
+     * callback releases the original. n >= CLIENTS_TRACK_MIN, so the data
+     * is never inside the zmq_msg_t itself, which moves here. */
+    zmq_msg_init(&m->held);
+    zmq_msg_move(&m->held, body);
+    if (zmq_msg_init_data(body, zmq_msg_data(&m->held), n, s_written, m) != 0) {
+        zmq_msg_close(&m->held);
+        free(m);
+        zmq_msg_init(body);
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_OUT_OF_MEMORY,
+                             "out of memory for a %zu-byte reply", n);
+    }
     atomic_fetch_add(&t->unsent, n);
     atomic_fetch_add(&c->unsent, n);
-    zmq_msg_init_data(body, m->data, n, s_written, m);
     return 0;
 }
 

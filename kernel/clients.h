@@ -24,7 +24,8 @@
 #include "cairn/err.h"
 
 /* Replies smaller than this are sent as they are (libzmq's HWM bounds their
- * count); larger ones are copied into a tracked message. */
+ * count); larger ones are sent as tracked messages (a view of the reply
+ * that is charged to its client until written; not a copy). */
 #define CLIENTS_TRACK_MIN 1024
 
 typedef struct clients clients_t;

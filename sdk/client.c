@@ -323,9 +323,9 @@ static int s_send_frame(void *sock, const void *data, size_t len, int more)
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
 
-int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
-                      const void *body, size_t len, uint32_t ttl_ms, uint64_t *id,
-                      cairn_err_t *err)
+/* The request's frames but its body; the id it goes under in *rid. */
+static int s_send_head(cairn_client_t *self, const char *svc, const char *verb,
+                       uint32_t ttl_ms, uint64_t *rid_out)
 {
     msgpack_sbuffer *sb = &self->hdr;
     msgpack_sbuffer_clear(sb);
@@ -346,10 +346,35 @@ int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
     int rc = s_send_frame(self->sock, "", 0, 1);
     if (rc == 0) rc = s_send_frame(self->sock, CAIRN_TAG, strlen(CAIRN_TAG), 1);
     if (rc == 0) rc = s_send_frame(self->sock, sb->data, sb->size, 1);
+    *rid_out = rid;
+    return rc;
+}
+
+int cairn_client_send(cairn_client_t *self, const char *svc, const char *verb,
+                      const void *body, size_t len, uint32_t ttl_ms, uint64_t *id,
+                      cairn_err_t *err)
+{
+    uint64_t rid = 0;
+    int rc = s_send_head(self, svc, verb, ttl_ms, &rid);
     if (rc == 0) rc = s_send_frame(self->sock, body, body ? len : 0, 0);
     if (rc != 0)
         return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
                              "cannot send the request: %s", zmq_strerror(errno));
+    if (id) *id = rid;
+    return 0;
+}
+
+int cairn_client_send_msg(cairn_client_t *self, const char *svc, const char *verb,
+                          zmq_msg_t *body, uint64_t *id, cairn_err_t *err)
+{
+    uint64_t rid = 0;
+    int rc = s_send_head(self, svc, verb, 0, &rid);
+    if (rc == 0 && zmq_msg_send(body, self->sock, 0) < 0) rc = -1;
+    int e = errno;
+    zmq_msg_close(body); /* sent: empty now; not sent: let go of its bytes */
+    if (rc != 0)
+        return cairn_err_set(err, CAIRN_ST_UNAVAILABLE, CAIRN_E_UNAVAILABLE,
+                             "cannot send the request: %s", zmq_strerror(e));
     if (id) *id = rid;
     return 0;
 }

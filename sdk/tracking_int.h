@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 #include "cairn/tracking.h"
 
 #define BACKOFF_MIN_MS 50   /* the first wait before a retry */
@@ -32,5 +34,10 @@ int trk_retry_backoff(retry_t *rt, const char *what, const char *cause,
 /* client.c: the ttl a call with ttl_ms 0 gets (transfer.c waits for the
  * replies of requests it keeps in flight itself). */
 uint32_t cairn_client_default_ttl(const cairn_client_t *self);
+
+/* client.c: cairn_client_send with the body as a message (zero-copy: one
+ * made with zmq_msg_init_data), which is sent or, on failure, closed. */
+int cairn_client_send_msg(cairn_client_t *self, const char *svc, const char *verb,
+                          zmq_msg_t *body, uint64_t *id, cairn_err_t *err);
 
 #endif

@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@
 #include "cairn/msg.h"
 
 #include "chash.h"
+#include "dio_buf.h"
 #include "tracking_int.h"
 
 /* A transfer's try failed with err: a 503 (the service restarting) or a
@@ -502,8 +504,16 @@ static int s_upload_check(const upload_t *u, const char *hex, cairn_reply_t *r,
 #define SLOTS (WINDOW + 2) /* in flight, the chunk in hand, the next read */
 #define DONE_FIELD 6       /* fixstr "done" and a bool */
 
+/* A slot's buffer, shared with libzmq while a request sent from it
+ * (zero-copy) is queued or being written: whichever lets go last frees it. */
+typedef struct slot_buf {
+    atomic_int refs;
+    unsigned char data[];
+} slot_buf_t;
+
 typedef struct slot {
-    unsigned char *buf; /* head room, bin32 header, data, done field */
+    slot_buf_t *sb;
+    unsigned char *buf; /* sb->data: head room, bin32 header, data, done field */
     size_t start;       /* where the packed request begins in buf */
     uint64_t off;       /* the file offset of its data */
     size_t n;           /* its data bytes */
@@ -548,10 +558,22 @@ static void s_win_init(window_t *w, const upload_t *u)
     w->ttl_ms = cairn_client_default_ttl(u->client);
 }
 
+static void s_buf_unref(slot_buf_t *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
+
+/* libzmq is done with a request sent from a slot's buffer. */
+static void s_buf_sent(void *data, void *hint)
+{
+    (void)data;
+    s_buf_unref(hint);
+}
+
 static void s_win_free(window_t *w)
 {
     for (int i = 0; i < SLOTS; i++) {
-        free(w->slot[i].buf);
+        s_buf_unref(w->slot[i].sb);
         cairn_reply_destroy(&w->slot[i].r);
     }
 }
@@ -562,9 +584,20 @@ static int s_win_read(window_t *w, slot_t *s, int fd, uint64_t off, const char *
 {
     s->off = off;
     s->done = false;
+    /* libzmq may still hold the buffer (a request sent from it, its reply
+     * in, the message not yet let go of): leave it to libzmq, take another */
+    if (s->sb && atomic_load(&s->sb->refs) > 1) {
+        s_buf_unref(s->sb);
+        s->sb = NULL;
+        s->buf = NULL;
+    }
     /* on first use: a small file takes one chunk's buffer, not the window's */
-    if (!s->buf && !(s->buf = malloc(w->room + CHUNK + DONE_FIELD)))
-        return trk_oom(err);
+    if (!s->sb) {
+        if (!(s->sb = malloc(sizeof *s->sb + w->room + CHUNK + DONE_FIELD)))
+            return trk_oom(err);
+        atomic_init(&s->sb->refs, 1);
+        s->buf = s->sb->data;
+    }
     if (s_read_full(fd, s_data(w, s), CHUNK, &s->n, name, err) != 0) return -1;
     cairn_chash_update(st, s_data(w, s), s->n);
     return 0;
@@ -612,8 +645,17 @@ static int s_win_send(window_t *w, upload_t *u, slot_t *s, cairn_err_t *err)
 {
     if (s_win_pack(w, u, s, err) != 0) return -1;
     size_t len = w->room - s->start + s->n + DONE_FIELD;
-    if (cairn_client_send(u->client, CAIRN_ARTIFACTS_SVC, "put_artifact",
-                          s->buf + s->start, len, 0, &s->id, err) != 0)
+    /* Zero-copy: the request is sent from the slot's buffer, which libzmq
+     * holds a reference to until it has written it (s_win_read takes
+     * another buffer if a slot is reused before that). */
+    zmq_msg_t m;
+    atomic_fetch_add(&s->sb->refs, 1);
+    if (zmq_msg_init_data(&m, s->buf + s->start, len, s_buf_sent, s->sb) != 0) {
+        s_buf_unref(s->sb);
+        return trk_oom(err);
+    }
+    if (cairn_client_send_msg(u->client, CAIRN_ARTIFACTS_SVC, "put_artifact", &m,
+                              &s->id, err) != 0)
         return -1;
     /* As cairn_client_call: a little past the ttl, at which the kernel
      * answers 504 itself. */
@@ -1021,11 +1063,12 @@ static void s_direct_start(download_t *d)
 {
     void *stage = NULL;
     int fl = fcntl(d->fd, F_GETFL);
-    if (d->size < DL_DIRECT_MIN || fl < 0 ||
-        posix_memalign(&stage, DL_ALIGN, DL_STAGE) != 0)
+    /* On huge pages where it can be: a 4 MiB reply leaves as one request
+     * rather than four or more (dio_buf.h). */
+    if (d->size < DL_DIRECT_MIN || fl < 0 || !(stage = cairn_dio_buf_alloc(DL_STAGE)))
         return;
     if (fcntl(d->fd, F_SETFL, fl | O_DIRECT) != 0) {
-        free(stage);
+        cairn_dio_buf_free(stage, DL_STAGE);
         return;
     }
     d->stage = stage;
@@ -1373,7 +1416,7 @@ static int s_download(cairn_client_t *client, const char *run_id,
         free(d.tmp);
     }
     if (d.aio) syscall(SYS_io_destroy, d.aio); /* none in flight: see s_aio_write */
-    free(d.stage);
+    cairn_dio_buf_free(d.stage, DL_STAGE);
     if (rc == 0 && info) {
         info->path = strdup(artifact_path);
         if (!info->path) return trk_oom(err);

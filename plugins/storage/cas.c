@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dio_buf.h"
+
 #define CAS_IO_MAX (1u << 30) /* largest single read or write submitted */
 #define CAS_VERIFY_BUF (1u << 20)
 #define CAS_META_SUFFIX ".meta" /* '.' never occurs in a temp name */
@@ -422,7 +424,7 @@ static void s_writer_free(cas_writer_t *w, bool drop)
     }
     if (w->fd >= 0) close(w->fd);
     if (w->dfd >= 0) close(w->dfd);
-    free(w->stage);
+    cairn_dio_buf_free(w->stage, w->stage_cap);
     free(w->rbuf);
     free(w);
 }
@@ -704,8 +706,10 @@ static void s_direct_start(cas_writer_t *w, size_t len)
         if (errno == EINVAL) c->no_direct = true; /* tmpfs before 6.6, ... */
         return;                                   /* buffered, as before */
     }
-    void *stage = NULL;
-    if (posix_memalign(&stage, CAS_ALIGN, cap) != 0) {
+    /* On huge pages where it can be: a 4 MiB chunk leaves as one request
+     * rather than four or more (dio_buf.h). */
+    void *stage = cairn_dio_buf_alloc(cap);
+    if (!stage) {
         close(dfd);
         return;
     }
