@@ -73,6 +73,10 @@ HTTP_PORT = free_port()
 HTTP_MAX_BODY = 256 << 10
 HTTP_TIMEOUT_S = 3
 HTTP_REQUESTS = int(os.environ.get("CAIRN_ADV_HTTP") or 1500)
+# libmicrohttpd reads a request's line and headers into 32 KiB a connection
+# (MHD_OPTION_CONNECTION_MEMORY_LIMIT's default): near or past that it
+# answers 414 or 431, or, when no room is left for an answer, closes.
+HTTP_HEAD_MAX = 30 << 10
 SERVICES += ("  gateway:\n    plugin: gateway\n    mode: process\n    settings:\n"
              f"      listen: 127.0.0.1:{HTTP_PORT}\n      max_body: {HTTP_MAX_BODY >> 10}KiB\n"
              f"      timeout_s: {HTTP_TIMEOUT_S}\n      threads: 4\n")
@@ -1312,11 +1316,17 @@ class Adversarial(unittest.TestCase):
                 first = data[:160]
                 if not well_formed:
                     continue
+                head_len = data.find(b"\r\n\r\n")
+                if st is None and (head_len < 0 or head_len > HTTP_HEAD_MAX):
+                    continue  # past libmicrohttpd's memory for a request's head
                 if st is None:
                     if took >= REPLY_S:
                         self.note(f"http: no answer within {REPLY_S:.0f} s to {first!r}")
                     elif not (HTTP_TIMEOUT_S - 1 < took):  # a slow body is dropped
-                        self.note(f"http: closed without an answer ({head[:80]!r}): {first!r}")
+                        self.note(f"http: closed without an answer ({head[:80]!r}) to a "
+                                  f"request of {len(data)} bytes: {first!r}")
+                        with open(os.path.join(self.k.tmp, "http-unanswered.bin"), "wb") as f:
+                            f.write(data)
                     continue
                 if st not in HTTP_STATUSES:
                     self.note(f"http: status {st} ({body[:200]!r}) to {first!r}")
