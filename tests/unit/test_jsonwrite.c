@@ -28,7 +28,8 @@ static void s_same(const msgpack_sbuffer *sb)
     char *text = cairn_json_write(&u.data, NULL, &len);
     json_t *tree = cairn_json_from_msgpack(&u.data);
     json_error_t e;
-    json_t *back = text ? json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e) : NULL;
+    json_t *back =
+        text ? json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e) : NULL;
     if (text && !back && strstr(text, "\\u0000")) {
         /* a NUL in a key: jansson does not read those back (the tree's
          * text holds the same) */
