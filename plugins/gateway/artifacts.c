@@ -8,7 +8,9 @@
  * Streamed both ways, never a whole file in memory: an upload is gathered
  * into CHUNK-sized put_artifact requests as its body arrives (the store
  * hashes and commits it at the last), a download reads get_artifact
- * ranges as the client takes them. EXP is not checked (the run names its
+ * ranges as the client takes them. Both keep a window of requests in
+ * flight (GW_WINDOW, on the transfer's own bus client) so that the store
+ * works while the HTTP side moves bytes. EXP is not checked (the run names its
  * experiment); RUN and PATH name the store's file. Multipart uploads
  * (/api/2.0/mlflow-artifacts/mpu/...) are mpu.c's. */
 #define _GNU_SOURCE
