@@ -59,7 +59,7 @@ static void s_pack_target(msgpack_packer *pk, uint32_t nkeys, const char *run,
 int gw_win_send(gw_window_t *w, gw_req_t *r, const char *svc, const char *verb,
                 const void *body, size_t len, uint64_t tag, cairn_err_t *err)
 {
-    if (w->n >= GW_WINDOW)
+    if (w->n >= (w->max > 0 && w->max < GW_WINDOW ? w->max : GW_WINDOW))
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                              "the gateway's window of requests is full");
     if (!w->c) {

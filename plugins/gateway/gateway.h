@@ -65,13 +65,15 @@ uint32_t gw_ttl_ms(const gw_req_t *r);
 typedef struct gw_window {
     cairn_client_t *c;
     uint32_t ttl_ms;
+    int max; /* requests in flight at most (1 to GW_WINDOW; 0: GW_WINDOW) */
     int n;
     struct {
         uint64_t id, due, tag; /* tag: the caller's (an offset, a length) */
         cairn_reply_t *r;
     } q[GW_WINDOW];
 } gw_window_t;
-/* Send svc.verb as r's caller into the window (it has room: n < GW_WINDOW);
+/* Send svc.verb as r's caller into the window (it has room: n below its
+ * max);
  * 0, or -1 with err. */
 int gw_win_send(gw_window_t *w, gw_req_t *r, const char *svc, const char *verb,
                 const void *body, size_t len, uint64_t tag, cairn_err_t *err);

@@ -22,8 +22,8 @@
  * The gateway keeps nothing: the artifact store holds the upload
  * (plugins/storage/multipart.c). A part's PUT is streamed into it in
  * CHUNK-sized upload_part requests as its body arrives, never whole in
- * memory (2 MiB, and the bus's copies of at most GW_WINDOW requests in
- * flight after the first, per part), and
+ * memory (2 MiB, and the bus's copies of at most PART_WINDOW requests
+ * in flight after the first, per part), and
  * answered with the part's SHA-256 as its ETag; a PUT cut
  * short drops its staging file (upload_part cancel), and the client sends
  * the part again. complete asks complete_multipart until it answers done
@@ -42,6 +42,10 @@
  * the plain PUT's 4 MiB: MLflow sends parts in parallel, each held by a
  * server thread (its buffer and the bus's copy of it). */
 #define CHUNK (2u << 20)
+/* A part's upload_part requests in flight at most: MLflow sends several
+ * parts at once, so a short window already keeps the store busy, and the
+ * gateway's memory is that of every part's window together. */
+#define PART_WINDOW 2
 #define ID_LEN 32
 #define PARTS_MAX 10000u
 #define PART_MAX (5ull << 30) /* the store's bound too */
@@ -189,7 +193,7 @@ static int s_part_reply(part_t *u, int rc, cairn_reply_t **reply, bool done,
 /* Take the oldest request's reply (all: every one's). */
 static int s_part_reap(part_t *u, bool all, cairn_err_t *err)
 {
-    while (u->w.n && (all || u->w.n == GW_WINDOW)) {
+    while (u->w.n && (all || u->w.n == PART_WINDOW)) {
         cairn_reply_t *reply = NULL;
         uint64_t n = 0;
         int rc = gw_win_take(&u->w, &reply, &n, err);
@@ -202,7 +206,7 @@ static int s_part_reap(part_t *u, bool all, cairn_err_t *err)
 
 /* One upload_part of the buffered bytes (done: the last; cancel: none, the
  * PUT is dropped). The first goes alone (the store names the PUT in its
- * answer); the rest through the part's window, at most GW_WINDOW in
+ * answer); the rest through the part's window, at most PART_WINDOW in
  * flight, the last (and a cancel) once every other one is answered. */
 static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
 {
@@ -305,6 +309,7 @@ bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
         free(u);
         return false; /* gathered: refused 413 from its Content-Length */
     }
+    u->w.max = PART_WINDOW;
     s_part_path(u->r.path + sizeof MPU + 4, u->id, &u->number, &u->err);
     if (!u->err.st && !(u->msg = malloc(HEAD + CHUNK + TAIL)))
         cairn_err_oom(&u->err, NULL);
