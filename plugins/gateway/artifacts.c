@@ -449,6 +449,7 @@ void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key
     d->r = *r;
     d->r.http = NULL;
     d->r.resp = NULL;
+    if (r->token == r->token_buf) d->r.token = d->r.token_buf; /* r goes first */
     d->svc = svc;
     d->verb = verb;
     snprintf(d->key, sizeof d->key, "%s", key);
