@@ -49,6 +49,43 @@ typedef struct gw_req {
 int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
             size_t len, cairn_reply_t **reply, cairn_err_t *err);
 
+/* A bus client of r's caller (its token, workspace, address, the ttl of
+ * gw_call) that is a transfer's own for its duration, NULL with err: a
+ * window of requests in flight (cairn_client_send / cairn_client_recv)
+ * takes every reply of its client, so it cannot share the thread's, which
+ * other requests served by the same thread call through meanwhile. */
+cairn_client_t *gw_client_new(gw_req_t *r, cairn_err_t *err);
+/* The ttl of r's bus requests (ms). */
+uint32_t gw_ttl_ms(const gw_req_t *r);
+
+/* artifacts.c: a window of a transfer's requests in flight, on its own
+ * client (made at the first send): sent in order, their replies taken in
+ * order, oldest first, each matched by its id (one of a dropped window is
+ * let go when it comes). */
+#define GW_WINDOW 4
+typedef struct gw_window {
+    cairn_client_t *c;
+    uint32_t ttl_ms;
+    int max; /* requests in flight at most (1 to GW_WINDOW; 0: GW_WINDOW) */
+    int n;
+    struct {
+        uint64_t id, due, tag; /* tag: the caller's (an offset, a length) */
+        cairn_reply_t *r;
+    } q[GW_WINDOW];
+} gw_window_t;
+/* Send svc.verb as r's caller into the window (it has room: n below its
+ * max);
+ * 0, or -1 with err. */
+int gw_win_send(gw_window_t *w, gw_req_t *r, const char *svc, const char *verb,
+                const void *body, size_t len, uint64_t tag, cairn_err_t *err);
+/* The oldest request's reply, out of the window, as gw_call answers: 0
+ * with *reply, -1 with err (*reply: the refusal, if one came; destroy it
+ * either way); *tag its tag. */
+int gw_win_take(gw_window_t *w, cairn_reply_t **reply, uint64_t *tag, cairn_err_t *err);
+/* Forget what is in flight (the client stays); gw_win_free also ends it. */
+void gw_win_drop(gw_window_t *w);
+void gw_win_free(gw_window_t *w);
+
 /* The response: j as JSON text (stolen), with status. */
 void gw_reply_json(gw_req_t *r, int status, json_t *j);
 /* {"status", "code", "error"} (the JSON REST error shape). */

@@ -22,7 +22,8 @@
  * The gateway keeps nothing: the artifact store holds the upload
  * (plugins/storage/multipart.c). A part's PUT is streamed into it in
  * CHUNK-sized upload_part requests as its body arrives, never whole in
- * memory (2 MiB and the bus's copy of them per part at a time), and
+ * memory (2 MiB, and the bus's copies of at most PART_WINDOW requests
+ * in flight after the first, per part), and
  * answered with the part's SHA-256 as its ETag; a PUT cut
  * short drops its staging file (upload_part cancel), and the client sends
  * the part again. complete asks complete_multipart until it answers done
@@ -41,6 +42,10 @@
  * the plain PUT's 4 MiB: MLflow sends parts in parallel, each held by a
  * server thread (its buffer and the bus's copy of it). */
 #define CHUNK (2u << 20)
+/* A part's upload_part requests in flight at most: MLflow sends several
+ * parts at once, so a short window already keeps the store busy, and the
+ * gateway's memory is that of every part's window together. */
+#define PART_WINDOW 2
 #define ID_LEN 32
 #define PARTS_MAX 10000u
 #define PART_MAX (5ull << 30) /* the store's bound too */
@@ -104,8 +109,10 @@ typedef struct {
     char part_id[40]; /* the store's name of this PUT, once it has one */
     char *msg;        /* HEAD + CHUNK + TAIL bytes: the data at HEAD */
     size_t len;       /* data bytes */
-    uint64_t offset;
-    cairn_err_t err; /* the first failure: ends the part */
+    uint64_t sent;    /* bytes sent: the next request's offset */
+    uint64_t offset;  /* bytes the store holds */
+    gw_window_t w;    /* the requests in flight after the first; tag: bytes */
+    cairn_err_t err;  /* the first failure: ends the part */
     bool finished;
     char etag[72]; /* the ETag header's value */
 } part_t;
@@ -124,7 +131,8 @@ static int s_tail_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
+/* The request of the buffered bytes in u->msg: its size. */
+static size_t s_part_pack(part_t *u, bool done, bool cancel)
 {
     size_t dlen = cancel ? 0 : u->len;
     unsigned char *h = (unsigned char *)u->msg;
@@ -142,7 +150,7 @@ static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
     cairn_pack_cstr(&pk, "part_number");
     msgpack_pack_uint32(&pk, u->number);
     cairn_pack_cstr(&pk, "offset");
-    msgpack_pack_uint64(&pk, u->offset);
+    msgpack_pack_uint64(&pk, u->sent);
     cairn_pack_cstr(&pk, "done");
     if (done)
         msgpack_pack_true(&pk);
@@ -153,10 +161,15 @@ static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
         cairn_pack_cstr(&pk, "cancel");
         msgpack_pack_true(&pk);
     }
-    cairn_reply_t *reply = NULL;
-    int rc = gw_call(&u->r, "artifacts", "upload_part", u->msg, HEAD + dlen + t.len,
-                     &reply, err);
-    const msgpack_object *b = rc == 0 ? cairn_reply_object(reply) : NULL;
+    return HEAD + dlen + t.len;
+}
+
+/* A reply to the part's request (rc: as gw_call's), its part_id or etag
+ * taken; destroys it. */
+static int s_part_reply(part_t *u, int rc, cairn_reply_t **reply, bool done,
+                        bool cancel, cairn_err_t *err)
+{
+    const msgpack_object *b = rc == 0 ? cairn_reply_object(*reply) : NULL;
     cairn_str_t v;
     cairn_err_t e = {0};
     if (rc == 0 && !cancel && !done) {
@@ -173,9 +186,54 @@ static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
             rc = cairn_err_set(err, CAIRN_ST_BAD_GATEWAY, CAIRN_E_BAD_REPLY,
                                "the artifact store's answer holds no etag");
     }
-    cairn_reply_destroy(&reply);
+    cairn_reply_destroy(reply);
+    return rc;
+}
+
+/* Take the oldest request's reply (all: every one's). */
+static int s_part_reap(part_t *u, bool all, cairn_err_t *err)
+{
+    while (u->w.n && (all || u->w.n == PART_WINDOW)) {
+        cairn_reply_t *reply = NULL;
+        uint64_t n = 0;
+        int rc = gw_win_take(&u->w, &reply, &n, err);
+        cairn_reply_destroy(&reply);
+        if (rc != 0) return -1;
+        u->offset += n;
+    }
+    return 0;
+}
+
+/* One upload_part of the buffered bytes (done: the last; cancel: none, the
+ * PUT is dropped). The first goes alone (the store names the PUT in its
+ * answer); the rest through the part's window, at most PART_WINDOW in
+ * flight, the last (and a cancel) once every other one is answered. */
+static int s_part_call(part_t *u, bool done, bool cancel, cairn_err_t *err)
+{
+    size_t n = cancel ? 0 : u->len;
+    cairn_reply_t *reply = NULL;
+    int rc;
+    if (!u->part_id[0]) {
+        rc = gw_call(&u->r, "artifacts", "upload_part", u->msg,
+                     s_part_pack(u, done, cancel), &reply, err);
+        rc = s_part_reply(u, rc, &reply, done, cancel, err);
+        if (rc == 0) u->offset += n;
+    } else {
+        bool last = done || cancel;
+        if (s_part_reap(u, last, err) != 0) return -1;
+        if (gw_win_send(&u->w, &u->r, "artifacts", "upload_part", u->msg,
+                        s_part_pack(u, done, cancel), n, err) != 0)
+            return -1;
+        rc = 0;
+        if (last) { /* its own reply */
+            uint64_t tag = 0;
+            rc = gw_win_take(&u->w, &reply, &tag, err);
+            rc = s_part_reply(u, rc, &reply, done, cancel, err);
+            if (rc == 0) u->offset += tag;
+        }
+    }
     if (rc == 0) {
-        u->offset += u->len;
+        u->sent += n;
         u->len = 0;
     }
     return rc;
@@ -185,7 +243,7 @@ static int s_part_data(void *ctx, const char *p, size_t n)
 {
     part_t *u = ctx;
     if (u->err.st) return -1;
-    if (u->offset + u->len + n > PART_MAX) {
+    if (u->sent + u->len + n > PART_MAX) {
         cairn_err_set(&u->err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
                       "a part holds at most %llu bytes (5 GiB)",
                       (unsigned long long)PART_MAX);
@@ -226,8 +284,10 @@ static void s_part_release(void *ctx)
     if (!u->finished && u->part_id[0]) {
         cairn_err_t err = {0};
         u->r.basic = false; /* no login again from here: the headers are gone */
+        gw_win_drop(&u->w); /* the cancel follows them on the window's client */
         s_part_call(u, false, true, &err);
     }
+    gw_win_free(&u->w);
     free(u->msg);
     free(u);
 }
@@ -249,6 +309,7 @@ bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
         free(u);
         return false; /* gathered: refused 413 from its Content-Length */
     }
+    u->w.max = PART_WINDOW;
     s_part_path(u->r.path + sizeof MPU + 4, u->id, &u->number, &u->err);
     if (!u->err.st && !(u->msg = malloc(HEAD + CHUNK + TAIL)))
         cairn_err_oom(&u->err, NULL);

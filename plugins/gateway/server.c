@@ -89,6 +89,21 @@ static int s_call_once(gw_req_t *r, const char *svc, const char *verb, const cha
     return cairn_client_call(c, svc, verb, body, len, r->g->ttl_ms, reply, err);
 }
 
+cairn_client_t *gw_client_new(gw_req_t *r, cairn_err_t *err)
+{
+    cairn_client_t *c = cairn_client_new(r->g->endpoint, r->token, err);
+    if (!c) return NULL;
+    cairn_client_set_workspace(c, r->ws[0] ? r->ws : NULL);
+    cairn_client_set_forwarded(c, r->peer);
+    cairn_client_set_ttl(c, gw_ttl_ms(r));
+    return c;
+}
+
+uint32_t gw_ttl_ms(const gw_req_t *r)
+{
+    return r->g->ttl_ms ? r->g->ttl_ms : 30000;
+}
+
 int gw_call(gw_req_t *r, const char *svc, const char *verb, const char *body,
             size_t len, cairn_reply_t **reply, cairn_err_t *err)
 {
