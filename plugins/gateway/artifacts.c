@@ -152,14 +152,9 @@ typedef struct {
     cairn_err_t err; /* the first failure: ends the upload */
 } upload_t;
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} tail_t;
-
-static int s_tail_write(void *data, const char *buf, size_t len)
+int gw_tail_write(void *data, const char *buf, size_t len)
 {
-    tail_t *t = data;
+    gw_tail_t *t = data;
     if (t->len + len > t->cap) return -1;
     memcpy(t->p + t->len, buf, len);
     t->len += len;
@@ -177,9 +172,9 @@ static size_t s_pack_put(upload_t *u, bool done)
            5);
     h[6] = 0xc6;
     for (int i = 0; i < 4; i++) h[7 + i] = (unsigned char)(u->len >> (24 - 8 * i));
-    tail_t t = {u->msg + HEAD + u->len, 0, TAIL};
+    gw_tail_t t = {u->msg + HEAD + u->len, 0, TAIL};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &t, s_tail_write);
+    msgpack_packer_init(&pk, &t, gw_tail_write);
     cairn_pack_kv_text(&pk, "run_id", u->run);
     cairn_pack_kv_text(&pk, "path", u->path);
     cairn_pack_cstr(&pk, "offset");

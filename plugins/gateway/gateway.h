@@ -116,6 +116,14 @@ bool gw_caller(gw_req_t *r);
 bool gw_artifacts_stream(gateway_t *g, const cairn_http_request_t *http,
                          cairn_http_stream_t *s);
 bool gw_artifacts(gw_req_t *r);
+/* A fixed region a msgpack_packer writes into (gw_tail_write its callback),
+ * for the fields packed after a chunk's bytes in a request built in place:
+ * a write past cap fails. */
+typedef struct gw_tail {
+    char *p;
+    size_t len, cap;
+} gw_tail_t;
+int gw_tail_write(void *data, const char *buf, size_t len);
 /* A file streamed to r's client in CHUNK ranges of svc.verb {key: id, path,
  * offset, length} -> {data, size}: get_artifact, the registry's read_file.
  * A refusal of the first range is answered in MLflow's shape. */

@@ -117,20 +117,6 @@ typedef struct {
     char etag[72]; /* the ETag header's value */
 } part_t;
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} tail_t;
-
-static int s_tail_write(void *data, const char *buf, size_t len)
-{
-    tail_t *t = data;
-    if (t->len + len > t->cap) return -1;
-    memcpy(t->p + t->len, buf, len);
-    t->len += len;
-    return 0;
-}
-
 /* The request of the buffered bytes in u->msg: its size. */
 static size_t s_part_pack(part_t *u, bool done, bool cancel)
 {
@@ -143,9 +129,9 @@ static size_t s_part_pack(part_t *u, bool done, bool cancel)
            5);
     h[6] = 0xc6;
     for (int i = 0; i < 4; i++) h[7 + i] = (unsigned char)(dlen >> (24 - 8 * i));
-    tail_t t = {u->msg + HEAD + dlen, 0, TAIL};
+    gw_tail_t t = {u->msg + HEAD + dlen, 0, TAIL};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &t, s_tail_write);
+    msgpack_packer_init(&pk, &t, gw_tail_write);
     cairn_pack_kv_text(&pk, "upload_id", u->id);
     cairn_pack_cstr(&pk, "part_number");
     msgpack_pack_uint32(&pk, u->number);
