@@ -757,7 +757,7 @@ static void jw_put(jw_t *w, const char *s, size_t n)
         w->p = p;
         w->cap = cap;
     }
-    memcpy(w->p + w->n, s, n);
+    if (n) memcpy(w->p + w->n, s, n);
     w->n += n;
     w->p[w->n] = '\0';
 }
@@ -771,6 +771,7 @@ static void jw_cstr(jw_t *w, const char *s)
  * (as jansson does), the rest as it is. */
 static void jw_text(jw_t *w, const char *s, size_t n)
 {
+    if (!s) s = "";
     jw_put(w, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -866,6 +867,7 @@ static void jw_key(jw_t *w, const msgpack_object *k, int depth)
 /* A str member: its text, or opts' rewrite of its prefix. */
 static void jw_str(jw_t *w, const char *s, size_t n, const char *key, size_t klen)
 {
+    if (!s) s = ""; /* an empty str may come with no bytes at all */
     if (!cairn_utf8_valid(s, n)) {
         jw_b64(w, s, n, false, 0);
         return;

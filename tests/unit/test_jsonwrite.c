@@ -86,9 +86,10 @@ static void s_random(msgpack_packer *pk, int depth)
             msgpack_pack_float(pk, (float)reals[s_next() % 10]);
             break;
         case 6: {
-            const char *s = strs[s_next() % 8];
-            size_t n = s[0] == 'a' && s[1] == '\0' && s_next() % 2 ? 3 : strlen(s);
-            msgpack_pack_str_with_body(pk, s, n);
+            size_t at = (size_t)(s_next() % 8);
+            const char *str = strs[at];
+            /* "a\0b": its NUL counts (the 4th byte of the literal is its end) */
+            msgpack_pack_str_with_body(pk, str, at == 6 ? 3 : strlen(str));
             break;
         }
         case 7:
