@@ -152,6 +152,16 @@ typedef struct {
     cairn_err_t err; /* the first failure: ends the upload */
 } upload_t;
 
+bool gw_gather(char *buf, size_t *len, size_t cap, const char **p, size_t *n)
+{
+    size_t take = cap - *len < *n ? cap - *len : *n;
+    memcpy(buf + *len, *p, take);
+    *len += take;
+    *p += take;
+    *n -= take;
+    return *len == cap;
+}
+
 int gw_tail_write(void *data, const char *buf, size_t len)
 {
     gw_tail_t *t = data;
@@ -243,16 +253,10 @@ static int s_up_data(void *ctx, const char *p, size_t n)
 {
     upload_t *u = ctx;
     if (u->err.st) return -1;
-    while (n) {
-        size_t take = CHUNK - u->len < n ? CHUNK - u->len : n;
-        memcpy(u->msg + HEAD + u->len, p, take);
-        u->len += take;
-        p += take;
-        n -= take;
-        if (u->len == CHUNK &&
+    while (n)
+        if (gw_gather(u->msg + HEAD, &u->len, CHUNK, &p, &n) &&
             (u->upload_id[0] ? s_put(u, false) : s_put_first(u, false)) != 0)
             return -1;
-    }
     return 0;
 }
 

@@ -124,6 +124,10 @@ typedef struct gw_tail {
     size_t len, cap;
 } gw_tail_t;
 int gw_tail_write(void *data, const char *buf, size_t len);
+/* A streamed body's bytes gathered into a chunk: copy from *p (*n bytes)
+ * into buf after its *len bytes, up to cap, advancing both; true when the
+ * chunk is full (send it, and start the next at *len = 0). */
+bool gw_gather(char *buf, size_t *len, size_t cap, const char **p, size_t *n);
 /* A file streamed to r's client in CHUNK ranges of svc.verb {key: id, path,
  * offset, length} -> {data, size}: get_artifact, the registry's read_file.
  * A refusal of the first range is answered in MLflow's shape. */

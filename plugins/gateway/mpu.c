@@ -235,14 +235,10 @@ static int s_part_data(void *ctx, const char *p, size_t n)
                       (unsigned long long)PART_MAX);
         return -1;
     }
-    while (n) {
-        size_t take = CHUNK - u->len < n ? CHUNK - u->len : n;
-        memcpy(u->msg + HEAD + u->len, p, take);
-        u->len += take;
-        p += take;
-        n -= take;
-        if (u->len == CHUNK && s_part_call(u, false, false, &u->err) != 0) return -1;
-    }
+    while (n)
+        if (gw_gather(u->msg + HEAD, &u->len, CHUNK, &p, &n) &&
+            s_part_call(u, false, false, &u->err) != 0)
+            return -1;
     return 0;
 }
 
