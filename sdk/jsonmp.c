@@ -1,6 +1,7 @@
 /* JSON and msgpack, both ways (jsonmp.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "jsonmp.h"
+#include "realfmt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -836,6 +837,12 @@ static void jw_real(jw_t *w, double d, bool float32)
             if ((float)strtod(buf, NULL) == (float)d) break;
         }
         d = strtod(buf, NULL);
+    }
+    char fast[CAIRN_REALFMT_MAX];
+    size_t n = cairn_real_shortest(d, fast);
+    if (n) { /* most reals: no printf (realfmt.h) */
+        jw_put(w, fast, n);
+        return;
     }
     w->prec = s_real_need(d, w->prec);
     snprintf(buf, sizeof buf, "%.*g", w->prec, d);
