@@ -16,6 +16,7 @@
  * key must be in the kernel's curve_allowed_keys.
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -74,11 +75,22 @@ static int s_curve_keys(const char *mode, const char *server, const char *key,
     return cairn_key_load(key, "--key", key_z85, err);
 }
 
+/* Buffers of a MiB and more (artifact chunks, the bus's copies of them)
+ * are mapped on their own and unmapped when freed. glibc would otherwise
+ * raise its mmap threshold after the first such free and serve later ones
+ * from the heap of whichever thread asked, where they stay resident:
+ * a host's memory would follow its threads' past peaks. */
+static void s_bound_big_buffers(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}
+
 int main(int argc, char **argv)
 {
     const char *plugin = NULL, *service = NULL, *endpoint = NULL, *mode = NULL;
     const char *state = NULL, *server_key = NULL, *key = NULL;
     long parent = 0;
+    s_bound_big_buffers();
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--plugin"))
             plugin = argv[i + 1];
