@@ -208,6 +208,20 @@ bool bench_executable(const char *path)
     return access(path, X_OK) == 0;
 }
 
+double bench_wait_idle(pid_t pid, double max_s)
+{
+    uint64_t t0 = bench_now_ns(), before = 0, after = 0;
+    bench_proc_cpu_ns(pid, &before);
+    while ((double)(bench_now_ns() - t0) / 1e9 < max_s) {
+        usleep(250 * 1000);
+        if (bench_proc_cpu_ns(pid, &after) != 0) return -1;
+        if (after - before < 5 * 1000 * 1000)
+            return (double)(bench_now_ns() - t0) / 1e9;
+        before = after;
+    }
+    return -1;
+}
+
 int bench_proc_cpu_ns(pid_t pid, uint64_t *ns)
 {
     *ns = 0;

@@ -93,6 +93,10 @@ bool bench_executable(const char *path);
  * 0 for pid <= 0. *ns receives the threads that could be read; -1 when the
  * process or some thread of it could not be. */
 int bench_proc_cpu_ns(pid_t pid, uint64_t *ns);
+/* Wait until pid spends under 2% of a CPU over a quarter second (a
+ * store that still folds or checkpoints after a populate), for at most
+ * max_s seconds; the seconds waited, or -1 when it never settled. */
+double bench_wait_idle(pid_t pid, double max_s);
 /* Bytes a process passed to write(2)-like calls (/proc/PID/io wchar); 0
  * when unreadable or pid <= 0. */
 uint64_t bench_proc_wchar(pid_t pid);

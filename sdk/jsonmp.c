@@ -744,23 +744,42 @@ typedef struct jw {
     const cairn_json_write_opts_t *o;
 } jw_t;
 
-static void jw_put(jw_t *w, const char *s, size_t n)
+/* Room for n more bytes and the final NUL; false when out of memory. */
+static bool jw_grow(jw_t *w, size_t n)
 {
-    if (w->oom) return;
-    if (w->n + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap < w->n + n + 1) cap *= 2;
-        char *p = realloc(w->p, cap);
-        if (!p) {
-            w->oom = true;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
+    if (w->oom) return false;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->n + n + 1) cap *= 2;
+    char *p = realloc(w->p, cap);
+    if (!p) {
+        w->oom = true;
+        return false;
     }
+    w->p = p;
+    w->cap = cap;
+    return true;
+}
+
+/* The NUL is written once, at the end (cairn_json_write): this is called
+ * for every token of a 200 KB reply. */
+static inline void jw_put(jw_t *w, const char *s, size_t n)
+{
+    if (w->n + n + 1 > w->cap && !jw_grow(w, n)) return;
     if (n) memcpy(w->p + w->n, s, n);
     w->n += n;
-    w->p[w->n] = '\0';
+}
+
+/* An integer's decimal digits, without printf. */
+static void jw_uint(jw_t *w, uint64_t v, bool neg)
+{
+    char buf[24];
+    size_t i = sizeof buf;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg) buf[--i] = '-';
+    jw_put(w, buf + i, sizeof buf - i);
 }
 
 static void jw_cstr(jw_t *w, const char *s)
@@ -903,7 +922,6 @@ static void jw_str(jw_t *w, const char *s, size_t n, const char *key, size_t kle
 static void jw_value(jw_t *w, const msgpack_object *o, const char *key, size_t klen,
                      int depth)
 {
-    char buf[32];
     if (depth > CAIRN_MSGPACK_MAX_DEPTH + 1) { /* past what cairnd reads */
         jw_cstr(w, "null");
         return;
@@ -915,15 +933,15 @@ static void jw_value(jw_t *w, const msgpack_object *o, const char *key, size_t k
         case MSGPACK_OBJECT_BOOLEAN:
             jw_cstr(w, o->via.boolean ? "true" : "false");
             return;
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            snprintf(buf, sizeof buf,
-                     o->via.u64 > INT64_MAX ? "\"%" PRIu64 "\"" : "%" PRIu64,
-                     o->via.u64);
-            jw_cstr(w, buf);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: {
+            bool quoted = o->via.u64 > INT64_MAX; /* past what a JSON reader keeps */
+            if (quoted) jw_put(w, "\"", 1);
+            jw_uint(w, o->via.u64, false);
+            if (quoted) jw_put(w, "\"", 1);
             return;
+        }
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            snprintf(buf, sizeof buf, "%" PRId64, o->via.i64);
-            jw_cstr(w, buf);
+            jw_uint(w, 0 - (uint64_t)o->via.i64, true); /* INT64_MIN too */
             return;
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
@@ -975,6 +993,8 @@ char *cairn_json_write(const msgpack_object *o, const cairn_json_write_opts_t *o
         jw_cstr(&w, "{}");
     else
         jw_value(&w, o, NULL, 0, 0);
+    if (!w.oom && !w.p) jw_grow(&w, 0);
+    if (!w.oom) w.p[w.n] = '\0';
     if (w.oom) {
         free(w.p);
         return NULL;

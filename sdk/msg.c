@@ -124,7 +124,12 @@ bool cairn_utf8_valid(const void *s, size_t n)
     const unsigned char *p = s;
     size_t i = 0;
     while (i < n) {
-        if (p[i] < 0x80) { /* the common case: ASCII */
+        uint64_t word; /* the common case: ASCII, eight bytes at a time */
+        if (n - i >= 8 && (memcpy(&word, p + i, 8), !(word & 0x8080808080808080ull))) {
+            i += 8;
+            continue;
+        }
+        if (p[i] < 0x80) {
             i++;
             continue;
         }

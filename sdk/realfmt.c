@@ -73,27 +73,31 @@ static bool s_reads_back(real_t r, int k, uint64_t *m_out)
 
 /* The least k in [lo, hi] whose decimal reads back, and its m; -1000 when
  * none does. Fewer fraction digits are never nearer, so halving finds it,
- * except at a power of two, whose uneven gaps are walked one by one. */
-static int s_least_k(real_t r, int lo, int hi, uint64_t *m)
+ * except at a power of two, whose uneven gaps are walked one by one. The
+ * first two probes are guess (16 significant digits) and one digit fewer:
+ * a metric's values mostly need 16 or 17, and then two or three probes
+ * settle it instead of five. */
+static int s_least_k(real_t r, int lo, int hi, int guess, uint64_t *m)
 {
+    uint64_t mm;
     if (r.f == (uint64_t)1 << 52) {
         for (int k = lo; k <= hi; k++)
             if (s_reads_back(r, k, m)) return k;
         return -1000;
     }
-    if (!s_reads_back(r, hi, m)) return -1000;
-    int found = hi;
-    while (lo < hi) {
+    int ok_at = -1000, probes[2] = {guess, guess - 1};
+    for (int np = 0; lo < hi; np++) {
         int mid = lo + (hi - lo) / 2;
-        uint64_t mm;
+        if (np < 2 && probes[np] >= lo && probes[np] < hi) mid = probes[np];
         if (s_reads_back(r, mid, &mm)) {
-            hi = found = mid;
+            hi = ok_at = mid;
             *m = mm;
         } else {
             lo = mid + 1;
         }
     }
-    return found;
+    if (ok_at != hi && !s_reads_back(r, hi, m)) return -1000;
+    return hi;
 }
 
 /* m / 10^k as text with a point: "0.001", "12.5", "1200.0". */
@@ -145,10 +149,14 @@ size_t cairn_real_shortest(double d, char out[CAIRN_REALFMT_MAX])
      * look one further each way. 17 significant digits always read back. */
     long e2x = (long)(biased - 1023) * 30103; /* e2 * log10(2) * 10^5 */
     int est = (int)(e2x >= 0 ? e2x / 100000 : -((-e2x + 99999) / 100000));
+    static const double p10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0,  1e1,  1e2,
+                                 1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16};
     int lo = -est - 2, hi = 18 - est;
     if (hi > 22) hi = 22;
+    int e10 = est + 1 >= -4 && est + 1 <= 16 && a >= p10[est + 1 + 4] ? est + 1 : est;
     uint64_t m = 0;
-    int k = s_least_k(r, lo, hi, &m);
+    int k = s_least_k(r, lo, hi, 15 - e10, &m);
     if (k == -1000) return 0;
     return s_format(d < 0, m, k, out);
 }
