@@ -985,6 +985,232 @@ static void jw_value(jw_t *w, const msgpack_object *o, const char *key, size_t k
     jw_cstr(w, "null");
 }
 
+/* ---- msgpack bytes straight to JSON text ------------------------------- */
+
+/* The same text as jw_value, read from the bytes themselves: no check
+ * pass, no unpacked tree. Anything rare (an ext, a key that is not a UTF-8
+ * str, nesting past jw_value's depth) or malformed gives up (-1), and
+ * cairn_json_write_bytes then takes the tree's way, which handles it. */
+typedef struct {
+    const unsigned char *p;
+    size_t n, pos;
+} rd_t;
+
+/* The next n bytes, or NULL when fewer are left. */
+static const unsigned char *rd_take(rd_t *r, size_t n)
+{
+    if (r->n - r->pos < n) return NULL;
+    const unsigned char *q = r->p + r->pos;
+    r->pos += n;
+    return q;
+}
+
+/* A big-endian unsigned of n bytes (1, 2, 4, 8); false when cut short. */
+static bool rd_be(rd_t *r, size_t n, uint64_t *v)
+{
+    const unsigned char *q = rd_take(r, n);
+    if (!q) return false;
+    *v = 0;
+    for (size_t i = 0; i < n; i++) *v = *v << 8 | q[i];
+    return true;
+}
+
+/* A str's bytes when the next item is one (its head taken), else false
+ * with the position unchanged. */
+static bool rd_str(rd_t *r, const char **s, size_t *n)
+{
+    if (r->pos >= r->n) return false;
+    unsigned char c = r->p[r->pos];
+    size_t head = c >= 0xa0 && c <= 0xbf ? 1
+                  : c == 0xd9            ? 2
+                  : c == 0xda            ? 3
+                  : c == 0xdb            ? 5
+                                         : 0;
+    if (!head) return false;
+    size_t at = r->pos;
+    uint64_t len = c & 0x1f;
+    r->pos++;
+    const unsigned char *q = NULL;
+    if ((head == 1 || rd_be(r, head - 1, &len)) && len == (size_t)len)
+        q = rd_take(r, (size_t)len);
+    if (!q) {
+        r->pos = at;
+        return false;
+    }
+    *s = (const char *)q;
+    *n = (size_t)len;
+    return true;
+}
+
+static int rw_value(jw_t *w, rd_t *r, const char *key, size_t klen, int depth);
+
+/* A container as deep as msgpack-c's stack goes is refused by the shape
+ * check (cairn_msgpack_check_shape), and so the tree's way writes {}. */
+static int rw_array(jw_t *w, rd_t *r, uint64_t count, int depth)
+{
+    if (depth >= CAIRN_MSGPACK_MAX_DEPTH) return -1;
+    jw_put(w, "[", 1);
+    for (uint64_t i = 0; i < count; i++) {
+        if (i) jw_put(w, ",", 1);
+        if (rw_value(w, r, NULL, 0, depth + 1) != 0) return -1;
+    }
+    jw_put(w, "]", 1);
+    return 0;
+}
+
+static int rw_map(jw_t *w, rd_t *r, uint64_t count, int depth)
+{
+    bool skip_nil = w->o && w->o->skip_nil, first = true;
+    if (depth >= CAIRN_MSGPACK_MAX_DEPTH) return -1;
+    jw_put(w, "{", 1);
+    for (uint64_t i = 0; i < count; i++) {
+        const char *k;
+        size_t kn;
+        if (!rd_str(r, &k, &kn) || !cairn_utf8_valid(k, kn)) return -1;
+        if (r->pos >= r->n) return -1;
+        if (skip_nil && r->p[r->pos] == 0xc0) {
+            r->pos++;
+            continue;
+        }
+        if (!first) jw_put(w, ",", 1);
+        first = false;
+        jw_text(w, k, kn);
+        jw_put(w, ":", 1);
+        if (rw_value(w, r, k, kn, depth + 1) != 0) return -1;
+    }
+    jw_put(w, "}", 1);
+    return 0;
+}
+
+/* A float32 or float64 (c: 0xca or 0xcb). */
+static int rw_real(jw_t *w, rd_t *r, unsigned char c)
+{
+    uint64_t v;
+    if (!rd_be(r, c == 0xca ? 4 : 8, &v)) return -1;
+    if (c == 0xca) {
+        uint32_t b = (uint32_t)v;
+        float f;
+        memcpy(&f, &b, sizeof f);
+        jw_real(w, (double)f, true);
+    } else {
+        double d;
+        memcpy(&d, &v, sizeof d);
+        jw_real(w, d, false);
+    }
+    return 0;
+}
+
+/* A signed integer of n bytes, as msgpack-c reads it (>= 0: positive). */
+static int rw_int(jw_t *w, rd_t *r, size_t n)
+{
+    uint64_t v;
+    if (!rd_be(r, n, &v)) return -1;
+    int64_t i = n == 1   ? (int8_t)(uint8_t)v
+                : n == 2 ? (int16_t)(uint16_t)v
+                : n == 4 ? (int32_t)(uint32_t)v
+                         : (int64_t)v;
+    jw_uint(w, i < 0 ? 0 - (uint64_t)i : (uint64_t)i, i < 0);
+    return 0;
+}
+
+static int rw_value(jw_t *w, rd_t *r, const char *key, size_t klen, int depth)
+{
+    const char *s;
+    size_t n;
+    uint64_t v;
+    if (depth > CAIRN_MSGPACK_MAX_DEPTH || w->oom) return -1;
+    if (rd_str(r, &s, &n)) {
+        jw_str(w, s, n, key, klen);
+        return 0;
+    }
+    const unsigned char *cp = rd_take(r, 1);
+    if (!cp) return -1;
+    unsigned char c = *cp;
+    if (c <= 0x7f) {
+        jw_uint(w, c, false);
+        return 0;
+    }
+    if (c >= 0xe0) {
+        jw_uint(w, (uint64_t)(0x100 - c), true);
+        return 0;
+    }
+    if (c >= 0x80 && c <= 0x8f) return rw_map(w, r, c & 0x0f, depth);
+    if (c >= 0x90 && c <= 0x9f) return rw_array(w, r, c & 0x0f, depth);
+    switch (c) {
+        case 0xc0:
+            jw_put(w, "null", 4);
+            return 0;
+        case 0xc2:
+        case 0xc3:
+            jw_cstr(w, c == 0xc3 ? "true" : "false");
+            return 0;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: {
+            const unsigned char *q;
+            if (!rd_be(r, (size_t)1 << (c - 0xc4), &v) || !(q = rd_take(r, (size_t)v)))
+                return -1;
+            jw_b64(w, (const char *)q, (size_t)v, false, 0);
+            return 0;
+        }
+        case 0xca:
+        case 0xcb:
+            return rw_real(w, r, c);
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            if (!rd_be(r, (size_t)1 << (c - 0xcc), &v)) return -1;
+            if (v > INT64_MAX) jw_put(w, "\"", 1);
+            jw_uint(w, v, false);
+            if (v > INT64_MAX) jw_put(w, "\"", 1);
+            return 0;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            return rw_int(w, r, (size_t)1 << (c - 0xd0));
+        case 0xdc:
+        case 0xdd:
+            if (!rd_be(r, c == 0xdc ? 2 : 4, &v)) return -1;
+            return rw_array(w, r, v, depth);
+        case 0xde:
+        case 0xdf:
+            if (!rd_be(r, c == 0xde ? 2 : 4, &v)) return -1;
+            return rw_map(w, r, v, depth);
+        default: /* ext, fixext, 0xc1 */
+            return -1;
+    }
+}
+
+char *cairn_json_write_bytes(const void *buf, size_t len,
+                             const cairn_json_write_opts_t *opts, size_t *out_len)
+{
+    const unsigned char *b = buf;
+    if (len && !(len == 1 && b[0] == 0xc0)) { /* nil: {} by the tree's way */
+        jw_t w = {.o = opts};
+        rd_t r = {buf, len, 0};
+        if (rw_value(&w, &r, NULL, 0, 0) == 0 && r.pos == len && !w.oom &&
+            (w.p || jw_grow(&w, 0))) {
+            w.p[w.n] = '\0';
+            if (out_len) *out_len = w.n;
+            return w.p;
+        }
+        free(w.p);
+    }
+    /* the tree's way: what cairn_reply_object would give */
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
+    size_t off = 0;
+    if (len && (cairn_msgpack_check_shape(buf, len, NULL) != 0 ||
+                msgpack_unpack(buf, len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS))
+        o.type = MSGPACK_OBJECT_NIL;
+    char *text = cairn_json_write(&o, opts, out_len);
+    msgpack_zone_destroy(&zone);
+    return text;
+}
+
 char *cairn_json_write(const msgpack_object *o, const cairn_json_write_opts_t *opts,
                        size_t *len)
 {

@@ -80,6 +80,11 @@ typedef struct cairn_json_write_opts {
 } cairn_json_write_opts_t;
 char *cairn_json_write(const msgpack_object *o, const cairn_json_write_opts_t *opts,
                        size_t *len);
+/* The same for the len msgpack bytes at buf (a reply's body), read in one
+ * pass with no tree: bytes that are not one valid msgpack value, or none,
+ * give {} as cairn_reply_object's nil would. NULL when out of memory. */
+char *cairn_json_write_bytes(const void *buf, size_t len,
+                             const cairn_json_write_opts_t *opts, size_t *out_len);
 
 /* json_dumps flags that print every real in j exactly and no longer than
  * needed (0.1, not 0.10000000000000001); pretty: indented. */

@@ -158,8 +158,9 @@ void gw_reply_body(gw_req_t *r, int status, cairn_reply_t *reply,
                    const cairn_json_write_opts_t *opts)
 {
     if (!r->resp) return;
-    size_t len = 0;
-    char *text = cairn_json_write(cairn_reply_object(reply), opts, &len);
+    size_t len = 0, n = 0;
+    const void *body = cairn_reply_body(reply, &n);
+    char *text = cairn_json_write_bytes(body, n, opts, &len); /* no unpacked tree */
     r->resp->status = text ? status : 500;
     r->resp->body = text;
     r->resp->len = text ? len : 0;

@@ -307,7 +307,28 @@ def mpuname():
 # hand-written filters) are left alone. Name some of them to regenerate
 # only those:
 #     /usr/bin/python3 tests/fuzz/make_corpus.py fuzz_upmeta fuzz_cli_json
-GENERATED = {"fuzz_header": headers, "fuzz_conf": confs, "fuzz_worker": workers,
+def jsonwrites():
+    t = "fuzz_jsonwrite"
+    run = {"info": {"run_id": "a" * 32, "experiment_id": "1", "status": "FINISHED",
+                    "start_time": 1700000000000, "end_time": None,
+                    "artifact_uri": "cairn-artifacts:/1/" + "a" * 32 + "/artifacts"},
+           "data": {"metrics": [{"key": "m1", "value": 0.6931471805599453,
+                                 "timestamp": 1700000000001, "step": 3}],
+                    "params": [{"key": "p", "value": "v7"}], "tags": []}}
+    write(t, "search_page", pack({"runs": [run, run], "next_page_token": "tok"}))
+    write(t, "get_run", pack({"run": run}))
+    write(t, "reals_ints", pack([0.1, -2.5e-300, 1e300, float("nan"), 2**64 - 1, -2**63,
+                                 -1, 127, 128, 3.0e15, 123456.789]))
+    write(t, "bin_ext_nil", pack({"b": b"\x00\xff", "n": None, "t": True}) +
+          b"")
+    write(t, "int_key", pack({7: "seven", "x": [1, {"y": None}]}))
+    write(t, "bad_utf8", b"\x81\xa1k\xa2\xc3\x28")
+    write(t, "ext", b"\x91\xd4\x01\x02")
+    write(t, "truncated", pack({"runs": [run]})[:-7])
+    write(t, "nil", b"\xc0")
+
+
+GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
              "fuzz_csv": csvs, "fuzz_mpuname": mpuname}

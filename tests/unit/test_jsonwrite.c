@@ -11,9 +11,43 @@
 #include "jsonmp.h"
 #include "unit.h"
 
+/* cairn_json_write_bytes gives, byte for byte, what the tree's way gives
+ * for the same bytes (nil, as cairn_reply_object makes it, when they are
+ * not one valid msgpack value). */
+static void s_bytes_same(const char *buf, size_t len, const cairn_json_write_opts_t *o)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object obj = {.type = MSGPACK_OBJECT_NIL};
+    size_t off = 0;
+    if (len && (cairn_msgpack_check_shape(buf, len, NULL) != 0 ||
+                msgpack_unpack(buf, len, &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS))
+        obj.type = MSGPACK_OBJECT_NIL;
+    size_t n1 = 0, n2 = 0;
+    char *want = cairn_json_write(&obj, o, &n1);
+    char *got = cairn_json_write_bytes(buf, len, o, &n2);
+    if (!CHECK(want && got && n1 == n2 && memcmp(want, got, n1) == 0))
+        fprintf(stderr,
+                "     %zu bytes, first %02x %02x; bytes: %.300s\n     tree:  %.300s\n",
+                len, len ? (unsigned char)buf[0] : 0,
+                len > 1 ? (unsigned char)buf[1] : 0, got ? got : "(none)",
+                want ? want : "(none)");
+    free(want);
+    free(got);
+    msgpack_zone_destroy(&zone);
+}
+
+static const char *const s_keys[] = {"artifact_uri", "artifact_location", NULL};
+static const cairn_json_write_opts_t s_opts = {.skip_nil = true,
+                                               .keys = s_keys,
+                                               .from = "cairn-artifacts:/",
+                                               .to = "mlflow-artifacts:/"};
+
 /* The writer's text, parsed, equals the tree's value for the packed sb. */
 static void s_same(const msgpack_sbuffer *sb)
 {
+    s_bytes_same(sb->data, sb->size, NULL);
+    s_bytes_same(sb->data, sb->size, &s_opts);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
@@ -200,10 +234,56 @@ TEST(random)
     }
 }
 
+/* Bytes that are not what a reply holds: cut short, a byte changed, a
+ * container declaring more than follows, nesting at and past msgpack-c's
+ * stack, trailing bytes. */
+TEST(bytes_mutated)
+{
+    for (int i = 0; i < 20000 && unit_failed_ <= 10; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        s_random(&pk, 0);
+        if (sb.size) {
+            size_t at = (size_t)(s_next() % sb.size);
+            switch (s_next() % 4) {
+                case 0:
+                    sb.size = at;
+                    break;
+                case 1:
+                    sb.data[at] = (char)s_next();
+                    break;
+                case 2:
+                    msgpack_pack_nil(&pk);
+                    break;
+                default:
+                    break;
+            }
+        }
+        s_bytes_same(sb.data, sb.size, i % 2 ? &s_opts : NULL);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (int depth = 28; depth <= 36; depth++) {
+        char buf[64];
+        for (int d = 0; d < depth; d++) buf[d] = (char)0x91; /* [[[... */
+        buf[depth] = 0x01;
+        s_bytes_same(buf, (size_t)depth + 1, NULL);
+        buf[depth - 1] = (char)0x81; /* ...{"a": 1} */
+        buf[depth] = (char)0xa1;
+        buf[depth + 1] = 'a';
+        buf[depth + 2] = 0x01;
+        s_bytes_same(buf, (size_t)depth + 3, NULL);
+    }
+    s_bytes_same("\xdd\xff\xff\xff\xff", 5, NULL); /* 4 G items declared */
+    s_bytes_same("", 0, NULL);
+}
+
 int main(void)
 {
     RUN(fixed);
     RUN(options);
     RUN(random);
+    RUN(bytes_mutated);
     return unit_report();
 }
