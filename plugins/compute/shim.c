@@ -321,6 +321,16 @@ static int write_pidfile(const shim_t *sh)
     return write_atomic(sh->dirfd, JOB_SHIM_PID, buf, (size_t)n);
 }
 
+/* waitpid for one child (or -1: any), blocking; signals are blocked, so
+ * EINTR is rare, but retried. */
+static pid_t reap(pid_t pid, int *status)
+{
+    pid_t r;
+    do r = waitpid(pid, status, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
 /* ---- starting the command ---------------------------------------------------- */
 
 /* In the child, after fork: the stage that failed goes to the parent. */
@@ -400,8 +410,7 @@ static int spawn(shim_t *sh, const spec_t *sp, int workfd)
         say("%s: %s", stages[ce.stage], strerror(ce.err));
     else
         say("cannot start /bin/sh: the child failed before exec");
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    reap(pid, NULL);
     return -1;
 }
 
@@ -471,16 +480,14 @@ static int finish(shim_t *sh)
 {
     kill_group(sh, SIGKILL);
     int status = 0;
-    while (waitpid(sh->pgid, &status, 0) < 0 && errno == EINTR) {
-    }
+    if (reap(sh->pgid, &status) < 0)
+        say("cannot wait for the command: %s", strerror(errno));
     for (;;) {
         kill_children();
-        pid_t p = waitpid(-1, NULL, 0);
-        if (p < 0 && errno == ECHILD) break;
-        if (p < 0 && errno != EINTR) {
+        if (reap(-1, NULL) >= 0) continue;
+        if (errno != ECHILD)
             say("cannot wait for the job's processes: %s", strerror(errno));
-            break;
-        }
+        break;
     }
     return status;
 }
