@@ -348,8 +348,9 @@ static void child_exec(const spec_t *sp, int workfd, int logfd, int pipefd)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* the starter may have ignored some (Python ignores SIGPIPE) */
-    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
-    setpgid(0, 0); /* the parent sets it too; either is enough */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL); /* SIG_ERR for KILL, STOP, glibc's own: none to reset */
+    setpgid(0, 0);            /* the parent sets it too; either is enough */
     if (fchdir(workfd) < 0) child_fail(pipefd, 0);
     int nullfd = open("/dev/null", O_RDONLY);
     if (nullfd < 0 || dup2(nullfd, STDIN_FILENO) < 0 ||
@@ -469,7 +470,7 @@ static void kill_children(void)
     if (!f) return; /* no CONFIG_PROC_CHILDREN: the group kill has to do */
     int pid;
     while (fscanf(f, "%d", &pid) == 1)
-        if (pid > 0) kill(pid, SIGKILL);
+        if (pid > 0) kill(pid, SIGKILL); /* ESRCH: gone already */
     fclose(f);
 }
 
@@ -502,7 +503,7 @@ static int on_sigchld(const shim_t *sh)
             return errno == ECHILD;
         if (si.si_pid == 0) return 0;
         if (si.si_pid == sh->pgid) return 1;
-        waitpid(si.si_pid, NULL, 0);
+        waitpid(si.si_pid, NULL, 0); /* an orphan of the job: reaped, ours */
     }
 }
 

@@ -293,6 +293,36 @@ class JobShimTest(unittest.TestCase):
         self.assertTrue(st is None or st[0] == b"Z" or field(st, 5) != pgid,
                         "the background sleep outlived its job")
 
+    def test_escaped_session_is_killed(self):
+        # setsid leaves the job's process group; orphaned, it comes back to
+        # the shim (its subreaper), which kills it when the command ends
+        self.write_spec("setsid sleep 300 & echo $! > esc.pid; "
+                        "while ! grep -q sleep /proc/$!/comm; do :; done; exit 0")
+        self.start()
+        self.read_pidfile()
+        rec = self.wait_exit()
+        self.assertEqual((rec["reason"], rec["code"]), ("exited", "0"), self.log())
+        with open(os.path.join(self.path("work"), "esc.pid")) as f:
+            esc = int(f.read())
+        self.addCleanup(lambda: running(esc) and os.kill(esc, signal.SIGKILL))
+        wait_for(lambda: not running(esc),
+                 "the escaped sleep to be killed")
+
+    def test_sigint_and_sighup_cancel(self):
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            with self.subTest(signal=sig.name):
+                self.dir = os.path.join(self.tmp.name, sig.name)
+                os.mkdir(self.dir, 0o700)
+                self.write_spec("sleep 300", grace_ms=5000)
+                _, shim = self.start()
+                _, _, pgid = self.read_pidfile()
+                wait_for(lambda: pgid in group_members(pgid), "the command to run")
+                os.kill(shim, sig)
+                rec = self.wait_exit()
+                self.assertEqual((rec["reason"], rec["code"], rec["signal"]),
+                                 ("canceled", "143", "15"))
+                self.assert_group_gone(pgid)
+
     def test_missing_cmd_fails(self):
         self.write_spec(None)
         self.assert_failed("cannot open cmd: No such file or directory")
