@@ -28,7 +28,30 @@
  *
  * The shim takes SIGTERM as "cancel": the group gets SIGTERM, then SIGKILL
  * after grace_ms. When the command itself ends, whatever is left of its
- * process group is killed (SIGKILL): nothing of the tree outlives it. */
+ * process group is killed (SIGKILL): nothing of the tree outlives it.
+ *
+ * Details the shim (shim.c) settles:
+ *   - JOB_LOG is opened first, so that a spec it cannot read is told there
+ *     (a line "cairn-job-shim: ...") and ends in JOB_EXIT failed, code 127,
+ *     without JOB_SHIM_PID: nothing was started.
+ *   - JOB_CMD: at most 1 MiB, no NUL byte. JOB_ENV: at most 1 MiB and 4096
+ *     entries, each KEY=VALUE with a KEY, the last one ended by its NUL too;
+ *     an empty file is an empty environment. JOB_LIMITS: at most 4 KiB;
+ *     lines of other keys are ignored, a key left out keeps its default
+ *     (timeout_s 0, grace_ms 10000), a value is decimal, 0 to 2^31-1; the
+ *     three files must exist.
+ *   - JOB_WORK is made (0700) if missing.
+ *   - JOB_SHIM_PID is written once the command runs, so it exists only for
+ *     a started job. The files are replaced through NAME.tmp beside them.
+ *   - canceled and timeout keep C and S of how the command then ended
+ *     (C 128+S if a signal ended it, S 0 otherwise); failed has S 0.
+ *   - SIGINT and SIGHUP cancel as SIGTERM does. What the command orphans
+ *     comes back to the shim (its child subreaper) and is killed too, even
+ *     if it left the process group (setsid).
+ *   - JOB_EXIT is written after the whole tree is gone and reaped. The
+ *     shim's own exit status: 0 once JOB_EXIT is written for a job that was
+ *     forked, 1 when it could not be prepared or a file could not be written,
+ *     2 for bad arguments. */
 #ifndef CAIRN_COMPUTE_JOBDIR_H
 #define CAIRN_COMPUTE_JOBDIR_H
 
