@@ -49,9 +49,9 @@
  *     comes back to the shim (its child subreaper) and is killed too, even
  *     if it left the process group (setsid).
  *   - JOB_EXIT is written after the whole tree is gone and reaped. The
- *     shim's own exit status: 0 once JOB_EXIT is written for a job that was
- *     forked, 1 when it could not be prepared or a file could not be written,
- *     2 for bad arguments. */
+ *     shim's own exit status: 0 once JOB_EXIT is written for a command it
+ *     tried to start, 1 when it could not be prepared or a file could not be
+ *     written, 2 for bad arguments. */
 #ifndef CAIRN_COMPUTE_JOBDIR_H
 #define CAIRN_COMPUTE_JOBDIR_H
 
