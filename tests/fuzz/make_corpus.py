@@ -328,7 +328,25 @@ def jsonwrites():
     write(t, "nil", b"\xc0")
 
 
-GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_conf": confs, "fuzz_worker": workers,
+def jobspecs():
+    t = "fuzz_jobspec"
+    yaml_job = (b"type: command\nname: train-1\nexperiment_name: mnist\n"
+                b"command: python train.py --lr ${{inputs.lr}}\ninputs:\n  lr: 0.01\n"
+                b"environment_variables:\n  FOO: bar\nresources:\n  cpus: 2\n"
+                b"  memory: 4GiB\n  gpus: 0\nlimits:\n  timeout: 3600\npriority: 5\n")
+    write(t, "yaml_full", b"\x00" + yaml_job)
+    write(t, "yaml_min", b"\x00command: echo hi\n")
+    write(t, "yaml_bad_gpus", b"\x00command: x\nresources:\n  gpus: -1\n")
+    write(t, "yaml_unclosed_ref", b"\x00command: echo ${{inputs.x\ninputs: {x: 1}\n")
+    write(t, "mp_full", b"\x01" + pack({"type": "command", "name": "j", "command":
+                                         "echo ${{inputs.a}} ${{inputs.b}}",
+                                         "inputs": {"a": "s", "b": True},
+                                         "tags": {"k": "v"}, "limits": {"timeout": 5}}))
+    write(t, "mp_not_yet", b"\x01" + pack({"command": "x", "code": "./src"}))
+    write(t, "mp_train", b"\x01" + pack({"type": "train", "data": "x.csv"}))
+
+
+GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
              "fuzz_csv": csvs, "fuzz_mpuname": mpuname}

@@ -65,7 +65,11 @@ SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             "  auth:\n    plugin: auth\n    mode: inproc\n"
             "    settings:\n      pwhash_ops: 1\n      pwhash_mem: 8KiB\n"
             "  audit:\n    plugin: audit\n    mode: process\n"
-            "  registry:\n    plugin: registry\n    mode: inproc\n")
+            "  registry:\n    plugin: registry\n    mode: inproc\n"
+            # jobs: a hostile spec that passes is run (/bin/sh -c), so a
+            # slot or two, and a short grace
+            "  jobs:\n    plugin: compute\n    mode: process\n"
+            "    settings:\n      max_concurrent: 2\n      grace_ms: 200\n")
 # The HTTP gateway, in its own process as in the embedded default; phase 8
 # attacks it over HTTP (and phase 1 its verb over the bus). Slow clients
 # are dropped after HTTP_TIMEOUT_S.

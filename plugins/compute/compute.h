@@ -1,0 +1,152 @@
+/* plugins/compute/compute.h — the jobs plugin's own parts (service `jobs`).
+ *
+ *   plugin.c   the descriptor, settings, verb table, init and the tick
+ *   spec.c     a command job's spec, read and checked (spec.h)
+ *   store.c    the jobs table (STATE/jobs/jobs.db), one row per job
+ *   launch.c   a job's directory written and its supervisor started
+ *   watch.c    what the supervisors wrote, read back: starts, ends, deaths
+ *   verbs.c    submit_job, get_job, list_jobs, cancel_job, stream_logs,
+ *              list_computes
+ *   runs.c     each job's run in tracking (nested calls)
+ *
+ * A job's life: submit_job checks the spec, makes its run, and stores it
+ * Queued; the scheduler (each tick and after each change) starts the
+ * queued jobs that fit, by priority then age, each under its own
+ * supervisor (cairn-job-shim, jobdir.h) which owns the process group,
+ * the log and the exit record on disk. The plugin only reads those files,
+ * so that it, or cairnd, may die and come back while jobs run: at init it
+ * takes up every job left Preparing or Running where it stands. */
+#ifndef CAIRN_COMPUTE_H
+#define CAIRN_COMPUTE_H
+
+#define CAIRN_PLUGIN_SOURCE
+#include <linux/limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/plugin.h"
+#include "spec.h"
+
+typedef enum {
+    JOB_QUEUED,
+    JOB_PREPARING,
+    JOB_RUNNING,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_CANCELED,
+    JOB_TIMED_OUT,
+    JOB_NSTATUS
+} job_status_t;
+
+/* "Queued" ... "TimedOut" (services.md); NULL past the end. */
+const char *job_status_name(job_status_t st);
+/* The status named by s, or -1. */
+int job_status_parse(const char *s, size_t len);
+bool job_status_done(job_status_t st);
+
+#define JOB_REASON_MAX 512
+
+/* One job's row. */
+typedef struct job {
+    int64_t seq;
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[JOB_NAME_MAX + 1];
+    job_status_t status;
+    char run_id[64], experiment_id[64];
+    char experiment_name[JOB_TEXT_MAX + 1], display_name[JOB_TEXT_MAX + 1];
+    char reason[JOB_REASON_MAX];
+    char principal[CAIRN_HDR_NAME_MAX * 2 + 1];
+    int64_t priority, created, started, ended, exit_code;
+    int64_t shim_pid, shim_start, pgid;
+    bool cancel_asked;
+    char boot_id[40];
+} job_t;
+
+typedef struct store store_t;
+
+typedef struct compute {
+    cairn_ctx_t *ctx;
+    store_t *store;
+    char root[PATH_MAX];    /* STATE/jobs */
+    char shim[PATH_MAX];    /* the supervisor's executable */
+    char boot_id[40];       /* this boot's (/proc/sys/kernel/random/boot_id) */
+    int64_t max_concurrent; /* jobs Preparing or Running at once */
+    int64_t grace_ms;       /* SIGTERM to SIGKILL, on cancel and timeout */
+    int64_t start_timeout_ms;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} compute_t;
+
+/* ---- store.c -------------------------------------------------------------- */
+store_t *store_open(const char *path, cairn_err_t *err);
+void store_close(store_t **self_p);
+/* Insert a new job (its seq filled in); 409 when ws has one of that name. */
+int store_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
+                 cairn_err_t *err);
+/* 0 found, 1 not found, -1 error. */
+int store_get(store_t *s, const char *ws, const char *name, job_t *j, cairn_err_t *err);
+/* The spec a job was submitted with (msgpack); the caller frees *spec. */
+int store_spec(store_t *s, int64_t seq, char **spec, size_t *len, cairn_err_t *err);
+int store_update(store_t *s, const job_t *j, cairn_err_t *err);
+/* Call fn for each job of status st (all: st < 0), oldest first. */
+int store_each(store_t *s, int st, int (*fn)(void *arg, job_t *j), void *arg,
+               cairn_err_t *err);
+/* The next queued job by priority then age; 1 when none. */
+int store_next_queued(store_t *s, job_t *j, cairn_err_t *err);
+int64_t store_count(store_t *s, job_status_t st);
+/* A page of ws's jobs, newest first, after seq `before` (0: from the
+ * newest): status (< 0: any), experiment (NULL: any), created >= since. */
+typedef struct job_query {
+    const char *ws;
+    int status;
+    const char *experiment;
+    int64_t since, before;
+    int limit;
+} job_query_t;
+int store_list(store_t *s, const job_query_t *q, int (*fn)(void *arg, job_t *j),
+               void *arg, cairn_err_t *err);
+
+/* ---- launch.c ------------------------------------------------------------- */
+/* The job's directory: root/ws/name. */
+void job_dir(const compute_t *c, const job_t *j, char *out, size_t cap);
+/* Write the job's files and start its supervisor, detached; the job is
+ * then Preparing until the supervisor writes its pid file. */
+int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, cairn_err_t *err);
+
+/* ---- watch.c -------------------------------------------------------------- */
+/* Whether j's supervisor runs (its pid, with the start time it had). */
+bool job_shim_alive(const job_t *j);
+/* Ask the supervisor to stop the job (SIGTERM to it); false when it is
+ * gone. */
+bool job_signal_cancel(const job_t *j);
+/* Read every started job's files: Preparing -> Running, ends recorded,
+ * a dead supervisor or a reboot -> Failed. Then start what fits. */
+void jobs_watch(compute_t *c);
+void jobs_schedule(compute_t *c);
+/* The status change of j to st (with reason): stored, mirrored to its run,
+ * published as an event. */
+int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
+                   cairn_err_t *err);
+
+/* ---- runs.c --------------------------------------------------------------- */
+/* The run of a job about to be stored: the experiment (by name, created
+ * when missing) and a run named after the job, then done(arg, ...) with
+ * the ids, or an error. On the loop thread, through nested calls. */
+typedef void(job_run_done_fn)(void *arg, const cairn_err_t *err,
+                              const char *experiment_id, const char *run_id);
+int job_run_create(compute_t *c, const char *ws, const char *experiment_name,
+                   const char *run_name, job_run_done_fn *done, void *arg,
+                   cairn_err_t *err);
+/* Mirror a status into the job's run (best effort: logged on failure). */
+void job_run_mirror(compute_t *c, const job_t *j);
+
+/* ---- verbs.c -------------------------------------------------------------- */
+int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_list(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_cancel(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_stream_logs(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err);
+
+#endif

@@ -1,0 +1,187 @@
+/* A job's directory written and its supervisor started (compute.h,
+ * jobdir.h). The supervisor is started detached: a first child makes a
+ * session of its own and forks the shim, then exits, so that the shim is
+ * nobody's child here and outlives this process, the plugin host and
+ * cairnd alike. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compute.h"
+#include "jobdir.h"
+
+void job_dir(const compute_t *c, const job_t *j, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/%s", c->root, j->ws, j->name);
+}
+
+static int s_errno(cairn_err_t *err, const char *what, const char *path)
+{
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL, "cannot %s %s: %s",
+                         what, path, strerror(errno));
+}
+
+static int s_mkdir(const char *path, cairn_err_t *err)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) return s_errno(err, "create", path);
+    return 0;
+}
+
+/* dir/name holds exactly the n bytes at p (written beside and renamed). */
+static int s_write_file(const char *dir, const char *name, const void *p, size_t n,
+                        cairn_err_t *err)
+{
+    char path[PATH_MAX + 64], tmp[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return s_errno(err, "create", tmp);
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            close(fd);
+            return s_errno(err, "write", tmp);
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) return s_errno(err, "write", tmp);
+    if (rename(tmp, path) != 0) return s_errno(err, "rename", tmp);
+    return 0;
+}
+
+/* Variables a job inherits from this process when set here. */
+static const char *const s_inherit[] = {"PATH",       "HOME", "LANG",    "LC_ALL",
+                                        "TZ",         "USER", "LOGNAME", "TMPDIR",
+                                        "PYTHONPATH", NULL};
+
+static void s_env_add(msgpack_sbuffer *sb, const char *k, size_t kn, const char *v,
+                      size_t vn)
+{
+    msgpack_sbuffer_write(sb, k, kn);
+    msgpack_sbuffer_write(sb, "=", 1);
+    msgpack_sbuffer_write(sb, v, vn);
+    msgpack_sbuffer_write(sb, "", 1); /* the NUL that ends the entry */
+}
+
+static void s_env_addc(msgpack_sbuffer *sb, const char *k, const char *v)
+{
+    s_env_add(sb, k, strlen(k), v, strlen(v));
+}
+
+/* The job's environment: a few of this process's variables, the spec's,
+ * then Cairn's own (which the spec may not set: spec.c refuses CAIRN_*). */
+static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
+                  msgpack_sbuffer *sb)
+{
+    const msgpack_object *e = spec->env;
+    for (const char *const *k = s_inherit; *k; k++) {
+        const char *v = getenv(*k);
+        bool overridden = false;
+        for (uint32_t i = 0; e && i < e->via.map.size && !overridden; i++)
+            overridden = cairn_obj_is_str(&e->via.map.ptr[i].key, *k);
+        if (v && !overridden) s_env_addc(sb, *k, v);
+    }
+    if (!getenv("PATH")) s_env_addc(sb, "PATH", "/usr/local/bin:/usr/bin:/bin");
+    for (uint32_t i = 0; e && i < e->via.map.size; i++) {
+        const msgpack_object *k = &e->via.map.ptr[i].key, *v = &e->via.map.ptr[i].val;
+        s_env_add(sb, k->via.str.ptr, k->via.str.size, v->via.str.ptr, v->via.str.size);
+    }
+    const char *ep = getenv("CAIRN_ENDPOINT");
+    if (ep && *ep) s_env_addc(sb, "CAIRN_ENDPOINT", ep);
+    s_env_addc(sb, "CAIRN_RUN_ID", j->run_id);
+    s_env_addc(sb, "CAIRN_EXPERIMENT_ID", j->experiment_id);
+    s_env_addc(sb, "CAIRN_EXPERIMENT_NAME", j->experiment_name);
+    s_env_addc(sb, "CAIRN_JOB_NAME", j->name);
+    s_env_addc(sb, "CAIRN_WORKSPACE", j->ws);
+    (void)c;
+}
+
+static int s_write_spec_files(const compute_t *c, const job_t *j,
+                              const job_spec_t *spec, const char *dir, cairn_err_t *err)
+{
+    char work[PATH_MAX + 16], limits[96];
+    snprintf(work, sizeof work, "%s/%s", dir, JOB_WORK);
+    if (s_mkdir(work, err) != 0) return -1;
+    int n = snprintf(limits, sizeof limits, "timeout_s=%llu\ngrace_ms=%lld\n",
+                     (unsigned long long)spec->timeout_s, (long long)c->grace_ms);
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    s_env(c, j, spec, &env);
+    int rc =
+        s_write_file(dir, JOB_CMD, spec->command, strlen(spec->command), err) == 0 &&
+                s_write_file(dir, JOB_ENV, env.data, env.size, err) == 0 &&
+                s_write_file(dir, JOB_LIMITS, limits, (size_t)n, err) == 0
+            ? 0
+            : -1;
+    msgpack_sbuffer_destroy(&env);
+    return rc;
+}
+
+/* Forget what a previous start of a job of this name left (a job name is
+ * used once per workspace, but a crash between the files and the row may
+ * leave files behind). */
+static void s_clear(const char *dir)
+{
+    static const char *const names[] = {JOB_SHIM_PID, JOB_EXIT, NULL};
+    char path[PATH_MAX + 64];
+    for (const char *const *n = names; *n; n++) {
+        snprintf(path, sizeof path, "%s/%s", dir, *n);
+        unlink(path);
+    }
+}
+
+/* Start the shim detached (see the top of this file). */
+static int s_spawn(const compute_t *c, const char *dir, cairn_err_t *err)
+{
+    pid_t first = fork();
+    if (first < 0) return s_errno(err, "start the supervisor of", dir);
+    if (first == 0) {
+        /* Only async-signal-safe calls from here on. */
+        setsid();
+        pid_t shim = fork();
+        if (shim == 0) {
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0) {
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            char *const argv[] = {(char *)JOB_SHIM_NAME, (char *)"--dir", (char *)dir,
+                                  NULL};
+            execv(c->shim, argv);
+            _exit(127);
+        }
+        _exit(shim < 0 ? 1 : 0);
+    }
+    int status = 0;
+    while (waitpid(first, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                             "cannot start the supervisor of %s (fork failed)", dir);
+    return 0;
+}
+
+int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, cairn_err_t *err)
+{
+    char dir[PATH_MAX], wsdir[PATH_MAX];
+    snprintf(wsdir, sizeof wsdir, "%s/%s", c->root, j->ws);
+    job_dir(c, j, dir, sizeof dir);
+    if (s_mkdir(wsdir, err) != 0 || s_mkdir(dir, err) != 0) return -1;
+    s_clear(dir);
+    if (s_write_spec_files(c, j, spec, dir, err) != 0) return -1;
+    return s_spawn(c, dir, err);
+}

@@ -1,0 +1,429 @@
+/* A command job's spec, read and checked (spec.h). */
+#define _GNU_SOURCE
+#include "spec.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 400 "<path>: <why>". */
+__attribute__((format(printf, 3, 4))) static int s_bad(cairn_err_t *err,
+                                                       const char *path,
+                                                       const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, "%s: %s", path,
+                         why);
+}
+
+static bool s_key_is(const msgpack_object *k, const char *s)
+{
+    size_t n = strlen(s);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+/* A str of at most max bytes (0: any) into out; absent or nil: 1. */
+static int s_text(const msgpack_object *map, const char *key, const char *path,
+                  size_t max, cairn_str_t *out, cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, key);
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 1;
+    if (o->type != MSGPACK_OBJECT_STR) return s_bad(err, path, "must be a string");
+    if (max && o->via.str.size > max)
+        return s_bad(err, path, "is %u bytes; at most %zu", o->via.str.size, max);
+    *out = (cairn_str_t){o->via.str.ptr, o->via.str.size};
+    return 0;
+}
+
+/* A map of str to str (tags), or of env names to str. */
+static int s_str_map(const msgpack_object *map, const char *key, bool env_names,
+                     const msgpack_object **out, cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, key);
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 1;
+    if (o->type != MSGPACK_OBJECT_MAP) return s_bad(err, key, "must be a map");
+    if (o->via.map.size > JOB_MAP_MAX)
+        return s_bad(err, key, "has %u entries; at most %d", o->via.map.size,
+                     JOB_MAP_MAX);
+    size_t vmax = env_names ? JOB_ENV_VALUE_MAX : JOB_TEXT_MAX;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 ||
+            k->via.str.size > JOB_TEXT_MAX)
+            return s_bad(err, key, "its keys must be strings of 1 to %d bytes",
+                         JOB_TEXT_MAX);
+        char path[JOB_TEXT_MAX + 64];
+        snprintf(path, sizeof path, "%s.%.*s", key, (int)k->via.str.size,
+                 k->via.str.ptr);
+        if (env_names) {
+            const char *s = k->via.str.ptr;
+            bool ok = isalpha((unsigned char)s[0]) || s[0] == '_';
+            for (uint32_t j = 1; ok && j < k->via.str.size; j++)
+                ok = isalnum((unsigned char)s[j]) || s[j] == '_';
+            if (!ok)
+                return s_bad(err, path,
+                             "is not a variable name (letters, digits and _, not "
+                             "starting with a digit)");
+            if (k->via.str.size > 6 && memcmp(s, "CAIRN_", 6) == 0)
+                return s_bad(err, path, "CAIRN_ variables are set by Cairn itself");
+        }
+        if (v->type != MSGPACK_OBJECT_STR)
+            return s_bad(err, path, "must be a string (quote numbers in YAML)");
+        if (v->via.str.size > vmax)
+            return s_bad(err, path, "is %u bytes; at most %zu", v->via.str.size, vmax);
+        if (env_names && memchr(v->via.str.ptr, '\0', v->via.str.size))
+            return s_bad(err, path, "holds a NUL byte");
+    }
+    *out = o;
+    return 0;
+}
+
+/* inputs: literal values only (numbers, strings, booleans). */
+static int s_inputs(const msgpack_object *map, const msgpack_object **out,
+                    cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, "inputs");
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 1;
+    if (o->type != MSGPACK_OBJECT_MAP) return s_bad(err, "inputs", "must be a map");
+    if (o->via.map.size > JOB_MAP_MAX)
+        return s_bad(err, "inputs", "has %u entries; at most %d", o->via.map.size,
+                     JOB_MAP_MAX);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR ||
+            !job_name_ok(k->via.str.ptr, k->via.str.size))
+            return s_bad(err, "inputs",
+                         "its names must be 1 to %d letters, digits, _ or -",
+                         JOB_NAME_MAX);
+        char path[JOB_NAME_MAX + 16];
+        snprintf(path, sizeof path, "inputs.%.*s", (int)k->via.str.size,
+                 k->via.str.ptr);
+        switch (v->type) {
+            case MSGPACK_OBJECT_STR:
+                if (v->via.str.size > JOB_TEXT_MAX)
+                    return s_bad(err, path, "is %u bytes; at most %d", v->via.str.size,
+                                 JOB_TEXT_MAX);
+                if (memchr(v->via.str.ptr, '\0', v->via.str.size))
+                    return s_bad(err, path, "holds a NUL byte");
+                break;
+            case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            case MSGPACK_OBJECT_FLOAT32:
+            case MSGPACK_OBJECT_FLOAT64:
+            case MSGPACK_OBJECT_BOOLEAN:
+                break;
+            case MSGPACK_OBJECT_MAP:
+                return s_bad(err, path,
+                             "file and folder inputs (type, path) are not run by this "
+                             "Cairn yet; give a literal value");
+            default:
+                return s_bad(err, path, "must be a number, a string or a boolean");
+        }
+    }
+    *out = o;
+    return 0;
+}
+
+/* An input's value as the command's text: "0.1", "7", "true", "abc". */
+static int s_input_text(const msgpack_object *v, char *buf, size_t cap)
+{
+    switch (v->type) {
+        case MSGPACK_OBJECT_STR:
+            return snprintf(buf, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            return snprintf(buf, cap, "%" PRIu64, v->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            return snprintf(buf, cap, "%" PRId64, v->via.i64);
+        case MSGPACK_OBJECT_BOOLEAN:
+            return snprintf(buf, cap, "%s", v->via.boolean ? "true" : "false");
+        default:
+            return snprintf(buf, cap, "%.17g", v->via.f64);
+    }
+}
+
+/* The command with each ${{inputs.NAME}} replaced by its value. */
+static int s_command(const cairn_str_t cmd, const msgpack_object *inputs, char **out,
+                     cairn_err_t *err)
+{
+    size_t cap = cmd.len + 1, n = 0;
+    char *s = malloc(cap);
+    if (!s) return cairn_err_oom(err, NULL);
+    for (size_t i = 0; i < cmd.len;) {
+        const char *open = memmem(cmd.ptr + i, cmd.len - i, "${{", 3);
+        size_t lit = open ? (size_t)(open - cmd.ptr) - i : cmd.len - i;
+        char val[JOB_TEXT_MAX + 32];
+        int vlen = 0;
+        size_t skip = lit;
+        if (open) {
+            const char *close =
+                memmem(open, cmd.len - (size_t)(open - cmd.ptr), "}}", 2);
+            if (!close) {
+                free(s);
+                return s_bad(err, "command", "a ${{ is never closed by }}");
+            }
+            const char *ref = open + 3, *end = close;
+            while (ref < end && *ref == ' ') ref++;
+            while (end > ref && end[-1] == ' ') end--;
+            const msgpack_object *v = NULL;
+            if (end - ref > 7 && !memcmp(ref, "inputs.", 7) && inputs)
+                for (uint32_t k = 0; k < inputs->via.map.size && !v; k++) {
+                    const msgpack_object *key = &inputs->via.map.ptr[k].key;
+                    if (key->via.str.size == (size_t)(end - ref - 7) &&
+                        !memcmp(key->via.str.ptr, ref + 7, key->via.str.size))
+                        v = &inputs->via.map.ptr[k].val;
+                }
+            if (!v) {
+                free(s);
+                return s_bad(err, "command", "${{%.*s}} names no input of this job",
+                             (int)(end - ref > 64 ? 64 : end - ref), ref);
+            }
+            vlen = s_input_text(v, val, sizeof val);
+            skip = (size_t)(close + 2 - cmd.ptr) - i;
+        }
+        size_t need = n + lit + (size_t)vlen + 1;
+        if (need > JOB_COMMAND_MAX + 1) {
+            free(s);
+            return s_bad(err, "command", "is more than %d bytes once its inputs are in",
+                         JOB_COMMAND_MAX);
+        }
+        if (need > cap) {
+            while (cap < need) cap *= 2;
+            char *t = realloc(s, cap);
+            if (!t) {
+                free(s);
+                return cairn_err_oom(err, NULL);
+            }
+            s = t;
+        }
+        memcpy(s + n, cmd.ptr + i, lit);
+        n += lit;
+        memcpy(s + n, val, (size_t)vlen);
+        n += (size_t)vlen;
+        i += skip;
+    }
+    s[n] = '\0';
+    *out = s;
+    return 0;
+}
+
+/* A size: bytes as an integer, or "4GiB", "512MiB", "2G", "100k". */
+static int s_size(const msgpack_object *o, const char *path, uint64_t *out,
+                  cairn_err_t *err)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = o->via.u64;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > 32)
+        return s_bad(err, path, "must be bytes, or a size such as 4GiB or 512MiB");
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+    char *end;
+    double v = strtod(buf, &end);
+    static const struct {
+        const char *suffix;
+        double mul;
+    } units[] = {{"", 1},
+                 {"k", 1e3},
+                 {"K", 1e3},
+                 {"KB", 1e3},
+                 {"KiB", 1024.0},
+                 {"M", 1e6},
+                 {"MB", 1e6},
+                 {"MiB", 1048576.0},
+                 {"G", 1e9},
+                 {"GB", 1e9},
+                 {"Gi", 1073741824.0},
+                 {"GiB", 1073741824.0},
+                 {"T", 1e12},
+                 {"TiB", 1099511627776.0}};
+    for (size_t i = 0; end != buf && i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix) && isfinite(v) && v >= 0 &&
+            v * units[i].mul < 1.8e19) {
+            *out = (uint64_t)(v * units[i].mul);
+            return 0;
+        }
+    return s_bad(err, path, "'%s' is not a size such as 4GiB or 512MiB", buf);
+}
+
+static int s_resources(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
+{
+    const msgpack_object *r = cairn_obj_get(map, "resources");
+    if (!r || r->type == MSGPACK_OBJECT_NIL) return 0;
+    if (r->type != MSGPACK_OBJECT_MAP) return s_bad(err, "resources", "must be a map");
+    for (uint32_t i = 0; i < r->via.map.size; i++) {
+        const msgpack_object *k = &r->via.map.ptr[i].key, *v = &r->via.map.ptr[i].val;
+        if (s_key_is(k, "cpus")) {
+            bool num = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                       v->type == MSGPACK_OBJECT_FLOAT32 ||
+                       v->type == MSGPACK_OBJECT_FLOAT64;
+            double c = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)v->via.u64
+                                                                  : v->via.f64;
+            if (!num || !(c > 0 && c <= 4096))
+                return s_bad(err, "resources.cpus",
+                             "must be a number above 0 (at most 4096)");
+            s->cpus = c;
+        } else if (s_key_is(k, "memory")) {
+            if (s_size(v, "resources.memory", &s->memory, err) != 0) return -1;
+        } else if (s_key_is(k, "gpus")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 64)
+                return s_bad(err, "resources.gpus",
+                             "must be an integer >= 0 (at most 64)");
+            s->gpus = v->via.u64;
+        } else {
+            return s_bad(err, "resources",
+                         "takes cpus, memory and gpus; '%.*s' is none of them",
+                         k->type == MSGPACK_OBJECT_STR
+                             ? (int)(k->via.str.size > 64 ? 64 : k->via.str.size)
+                             : 1,
+                         k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+        }
+    }
+    return 0;
+}
+
+static int s_limits(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
+{
+    const msgpack_object *l = cairn_obj_get(map, "limits");
+    if (!l || l->type == MSGPACK_OBJECT_NIL) return 0;
+    if (l->type != MSGPACK_OBJECT_MAP) return s_bad(err, "limits", "must be a map");
+    for (uint32_t i = 0; i < l->via.map.size; i++) {
+        const msgpack_object *k = &l->via.map.ptr[i].key, *v = &l->via.map.ptr[i].val;
+        if (!s_key_is(k, "timeout"))
+            return s_bad(err, "limits", "takes timeout (seconds) only");
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > JOB_TIMEOUT_MAX)
+            return s_bad(err, "limits.timeout",
+                         "must be whole seconds, 0 (none) to %d (30 days)",
+                         JOB_TIMEOUT_MAX);
+        s->timeout_s = v->via.u64;
+    }
+    return 0;
+}
+
+/* Keys of Azure's command job that this Cairn does not run yet, and keys
+ * it takes; anything else is refused as a likely typo. */
+static const char *const s_not_yet[] = {
+    "code",    "outputs",  "environment", "secrets",        "distribution",
+    "retries", "identity", "services",    "queue_settings", NULL};
+static const char *const s_known[] = {"$schema",
+                                      "type",
+                                      "name",
+                                      "display_name",
+                                      "experiment_name",
+                                      "description",
+                                      "tags",
+                                      "command",
+                                      "environment_variables",
+                                      "inputs",
+                                      "compute",
+                                      "resources",
+                                      "limits",
+                                      "priority",
+                                      NULL};
+
+static int s_keys(const msgpack_object *map, cairn_err_t *err)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return s_bad(err, "spec", "keys must be strings");
+        bool known = false;
+        for (const char *const *n = s_known; *n && !known; n++) known = s_key_is(k, *n);
+        if (known) continue;
+        int len = (int)(k->via.str.size > 64 ? 64 : k->via.str.size);
+        for (const char *const *n = s_not_yet; *n; n++)
+            if (s_key_is(k, *n))
+                return s_bad(err, *n,
+                             "not run by this Cairn yet; remove it to run the job "
+                             "without it");
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "%.*s: not a field of a command job", len, k->via.str.ptr);
+    }
+    return 0;
+}
+
+bool job_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len > JOB_NAME_MAX || !isalnum((unsigned char)name[0]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
+{
+    cairn_str_t type = {"command", 7};
+    if (s_text(spec, "type", "type", 32, &type, err) < 0) return -1;
+    if (cairn_str_eq(type, "train"))
+        return s_bad(err, "type",
+                     "train jobs need the trainer, which this Cairn lacks yet");
+    if (!cairn_str_eq(type, "command")) return s_bad(err, "type", "must be command");
+    if (s_text(spec, "name", "name", JOB_NAME_MAX, &s->name, err) < 0) return -1;
+    if (s->name.len && !job_name_ok(s->name.ptr, s->name.len))
+        return s_bad(
+            err, "name",
+            "must be 1 to %d letters, digits, _ or -, starting with a letter or "
+            "digit",
+            JOB_NAME_MAX);
+    s->compute = (cairn_str_t){"local", 5};
+    if (s_text(spec, "display_name", "display_name", JOB_TEXT_MAX, &s->display_name,
+               err) < 0 ||
+        s_text(spec, "experiment_name", "experiment_name", JOB_TEXT_MAX,
+               &s->experiment_name, err) < 0 ||
+        s_text(spec, "description", "description", JOB_DESCRIPTION_MAX, &s->description,
+               err) < 0 ||
+        s_text(spec, "compute", "compute", JOB_TEXT_MAX, &s->compute, err) < 0)
+        return -1;
+    if (cairn_str_eq(s->compute, "azureml:local"))
+        s->compute = (cairn_str_t){"local", 5};
+    if (!cairn_str_eq(s->compute, "local"))
+        return s_bad(err, "compute", "'%.*s' is not a compute target here (local is)",
+                     (int)(s->compute.len > 64 ? 64 : s->compute.len), s->compute.ptr);
+    const msgpack_object *p = cairn_obj_get(spec, "priority");
+    if (p && p->type != MSGPACK_OBJECT_NIL) {
+        bool isint = p->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                     p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        if (!isint || p->via.i64 < -JOB_PRIORITY_MAX || p->via.i64 > JOB_PRIORITY_MAX)
+            return s_bad(err, "priority", "must be an integer from -%d to %d",
+                         JOB_PRIORITY_MAX, JOB_PRIORITY_MAX);
+        s->priority = p->via.i64;
+    }
+    return 0;
+}
+
+int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
+{
+    *out = (job_spec_t){0};
+    if (!spec || spec->type != MSGPACK_OBJECT_MAP)
+        return s_bad(err, "spec", "must be a map (a command job's YAML)");
+    cairn_str_t cmd = {0};
+    if (s_head(spec, out, err) != 0 || s_keys(spec, err) != 0 ||
+        s_str_map(spec, "tags", false, &out->tags, err) < 0 ||
+        s_str_map(spec, "environment_variables", true, &out->env, err) < 0 ||
+        s_inputs(spec, &out->inputs, err) < 0 || s_resources(spec, out, err) != 0 ||
+        s_limits(spec, out, err) != 0)
+        return -1;
+    int rc = s_text(spec, "command", "command", JOB_COMMAND_MAX, &cmd, err);
+    if (rc < 0) return -1;
+    if (rc == 1 || cmd.len == 0) return s_bad(err, "command", "is required");
+    if (memchr(cmd.ptr, '\0', cmd.len))
+        return s_bad(err, "command", "holds a NUL byte");
+    return s_command(cmd, out->inputs, &out->command, err);
+}
+
+void job_spec_free(job_spec_t *s)
+{
+    free(s->command);
+    s->command = NULL;
+}

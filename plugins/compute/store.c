@@ -1,0 +1,290 @@
+/* The jobs table (compute.h): one SQLite file, STATE/jobs/jobs.db, one row
+ * per job, its spec kept as submitted (msgpack). Every status change is a
+ * commit of its own (synchronous=FULL): a job acknowledged is never lost,
+ * and one whose supervisor was started is always found again at init. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute.h"
+#include "sqlite_util.h"
+
+#define WHAT "the jobs database"
+#define COLS                                                                        \
+    "seq, ws, name, status, run_id, experiment_id, experiment_name, display_name, " \
+    "reason, principal, priority, created, started, ended, exit_code, shim_pid, "   \
+    "shim_start, pgid, cancel_asked, boot_id"
+
+enum {
+    Q_INSERT,
+    Q_GET,
+    Q_SPEC,
+    Q_UPDATE,
+    Q_EACH,
+    Q_EACH_ALL,
+    Q_NEXT,
+    Q_COUNT_STATUS,
+    Q_LIST,
+    Q_N
+};
+
+static const char *const s_sql[Q_N] = {
+    [Q_INSERT] =
+        "INSERT INTO jobs (ws, name, status, spec, run_id, experiment_id, "
+        "experiment_name, display_name, principal, priority, created) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+    [Q_GET] = "SELECT " COLS " FROM jobs WHERE ws = ? AND name = ?",
+    [Q_SPEC] = "SELECT spec FROM jobs WHERE seq = ?",
+    [Q_UPDATE] =
+        "UPDATE jobs SET status = ?2, reason = ?3, started = ?4, ended = ?5, "
+        "exit_code = ?6, shim_pid = ?7, shim_start = ?8, pgid = ?9, "
+        "cancel_asked = ?10, boot_id = ?11 WHERE seq = ?1",
+    [Q_EACH] = "SELECT " COLS " FROM jobs WHERE status = ? ORDER BY seq",
+    [Q_EACH_ALL] = "SELECT " COLS " FROM jobs ORDER BY seq",
+    [Q_NEXT] = "SELECT " COLS
+               " FROM jobs WHERE status = 0 ORDER BY priority DESC, seq "
+               "LIMIT 1",
+    [Q_COUNT_STATUS] = "SELECT count(*) FROM jobs WHERE status = ?",
+    [Q_LIST] = "SELECT " COLS
+               " FROM jobs WHERE ws = ?1 AND (?2 < 0 OR status = ?2) AND "
+               "(?3 IS NULL OR experiment_name = ?3) AND created >= ?4 AND (?5 = 0 OR "
+               "seq < ?5) ORDER BY seq DESC LIMIT ?6",
+};
+
+static const char *const s_migrations[] = {
+    "CREATE TABLE jobs (seq INTEGER PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT NULL, "
+    "status INTEGER NOT NULL, spec BLOB NOT NULL, run_id TEXT NOT NULL DEFAULT '', "
+    "experiment_id TEXT NOT NULL DEFAULT '', experiment_name TEXT NOT NULL DEFAULT '', "
+    "display_name TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', principal "
+    "TEXT NOT NULL DEFAULT '', priority INTEGER NOT NULL DEFAULT 0, created INTEGER "
+    "NOT "
+    "NULL, started INTEGER NOT NULL DEFAULT 0, ended INTEGER NOT NULL DEFAULT 0, "
+    "exit_code INTEGER NOT NULL DEFAULT -1, shim_pid INTEGER NOT NULL DEFAULT 0, "
+    "shim_start INTEGER NOT NULL DEFAULT 0, pgid INTEGER NOT NULL DEFAULT 0, "
+    "cancel_asked INTEGER NOT NULL DEFAULT 0, boot_id TEXT NOT NULL DEFAULT '', UNIQUE "
+    "(ws, name));"
+    "CREATE INDEX jobs_by_status ON jobs (status, priority DESC, seq);",
+};
+
+struct store {
+    sqlite3 *h;
+    sqlite3_stmt *q[Q_N];
+};
+
+store_t *store_open(const char *path, cairn_err_t *err)
+{
+    store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    if (cairn_sqlite_open(path, WHAT, 5000, &s->h, err) != 0 ||
+        cairn_sqlite_exec(s->h, WHAT,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
+                          "configure", err) != 0 ||
+        cairn_sqlite_migrate(s->h, WHAT, s_migrations,
+                             (int)(sizeof s_migrations / sizeof s_migrations[0]),
+                             err) != 0 ||
+        cairn_sqlite_prepare(s->h, WHAT, s_sql, Q_N, s->q, err) != 0) {
+        store_close(&s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_close(store_t **self_p)
+{
+    if (!self_p || !*self_p) return;
+    store_t *s = *self_p;
+    cairn_sqlite_finalize(s->q, Q_N);
+    sqlite3_close(s->h);
+    free(s);
+    *self_p = NULL;
+}
+
+static sqlite3_stmt *s_q(store_t *s, int id)
+{
+    sqlite3_reset(s->q[id]);
+    sqlite3_clear_bindings(s->q[id]);
+    return s->q[id];
+}
+
+static void s_copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void s_row(sqlite3_stmt *st, job_t *j)
+{
+    *j = (job_t){.seq = sqlite3_column_int64(st, 0)};
+    s_copy(j->ws, sizeof j->ws, st, 1);
+    s_copy(j->name, sizeof j->name, st, 2);
+    int status = sqlite3_column_int(st, 3);
+    j->status = status >= 0 && status < JOB_NSTATUS ? (job_status_t)status : JOB_FAILED;
+    s_copy(j->run_id, sizeof j->run_id, st, 4);
+    s_copy(j->experiment_id, sizeof j->experiment_id, st, 5);
+    s_copy(j->experiment_name, sizeof j->experiment_name, st, 6);
+    s_copy(j->display_name, sizeof j->display_name, st, 7);
+    s_copy(j->reason, sizeof j->reason, st, 8);
+    s_copy(j->principal, sizeof j->principal, st, 9);
+    j->priority = sqlite3_column_int64(st, 10);
+    j->created = sqlite3_column_int64(st, 11);
+    j->started = sqlite3_column_int64(st, 12);
+    j->ended = sqlite3_column_int64(st, 13);
+    j->exit_code = sqlite3_column_int64(st, 14);
+    j->shim_pid = sqlite3_column_int64(st, 15);
+    j->shim_start = sqlite3_column_int64(st, 16);
+    j->pgid = sqlite3_column_int64(st, 17);
+    j->cancel_asked = sqlite3_column_int(st, 18) != 0;
+    s_copy(j->boot_id, sizeof j->boot_id, st, 19);
+}
+
+int store_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
+                 cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_INSERT);
+    sqlite3_bind_text(st, 1, j->ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)j->status);
+    sqlite3_bind_blob(st, 4, spec, (int)spec_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, j->experiment_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, j->experiment_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, j->display_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, j->principal, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, j->priority);
+    sqlite3_bind_int64(st, 11, j->created);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        j->seq = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    } else if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "a job named '%s' exists in this workspace", j->name);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cairn_sqlite_fail(s->h, WHAT, "store a job", err);
+}
+
+int store_get(store_t *s, const char *ws, const char *name, job_t *j, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_GET);
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) s_row(st, j);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return 1;
+    return cairn_sqlite_fail(s->h, WHAT, "read a job", err);
+}
+
+int store_spec(store_t *s, int64_t seq, char **spec, size_t *len, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_SPEC);
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    *spec = NULL;
+    if (rc == SQLITE_ROW) {
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        *spec = malloc(*len ? *len : 1);
+        if (*spec && *len) memcpy(*spec, sqlite3_column_blob(st, 0), *len);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return cairn_sqlite_fail(s->h, WHAT, "read a job's spec", err);
+    return *spec ? 0 : cairn_err_oom(err, NULL);
+}
+
+int store_update(store_t *s, const job_t *j, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_UPDATE);
+    sqlite3_bind_int64(st, 1, j->seq);
+    sqlite3_bind_int(st, 2, (int)j->status);
+    sqlite3_bind_text(st, 3, j->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, j->started);
+    sqlite3_bind_int64(st, 5, j->ended);
+    sqlite3_bind_int64(st, 6, j->exit_code);
+    sqlite3_bind_int64(st, 7, j->shim_pid);
+    sqlite3_bind_int64(st, 8, j->shim_start);
+    sqlite3_bind_int64(st, 9, j->pgid);
+    sqlite3_bind_int(st, 10, j->cancel_asked);
+    sqlite3_bind_text(st, 11, j->boot_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cairn_sqlite_fail(s->h, WHAT, "update a job", err);
+}
+
+/* Rows of st into fn, collected first: fn may write (store_update). */
+static int s_collect(store_t *s, sqlite3_stmt *st, int (*fn)(void *arg, job_t *j),
+                     void *arg, cairn_err_t *err)
+{
+    job_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            job_t *t = realloc(v, cap * sizeof *v);
+            if (!t) {
+                sqlite3_reset(st);
+                free(v);
+                return cairn_err_oom(err, NULL);
+            }
+            v = t;
+        }
+        s_row(st, &v[n++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return cairn_sqlite_fail(s->h, WHAT, "read the jobs", err);
+    }
+    int out = 0;
+    for (size_t i = 0; i < n && out == 0; i++) out = fn(arg, &v[i]);
+    free(v);
+    return out;
+}
+
+int store_each(store_t *s, int st, int (*fn)(void *arg, job_t *j), void *arg,
+               cairn_err_t *err)
+{
+    sqlite3_stmt *q = s_q(s, st < 0 ? Q_EACH_ALL : Q_EACH);
+    if (st >= 0) sqlite3_bind_int(q, 1, st);
+    return s_collect(s, q, fn, arg, err);
+}
+
+int store_next_queued(store_t *s, job_t *j, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_NEXT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) s_row(st, j);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return 1;
+    return cairn_sqlite_fail(s->h, WHAT, "pick the next job", err);
+}
+
+int64_t store_count(store_t *s, job_status_t status)
+{
+    sqlite3_stmt *st = s_q(s, Q_COUNT_STATUS);
+    sqlite3_bind_int(st, 1, (int)status);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return n;
+}
+
+int store_list(store_t *s, const job_query_t *q, int (*fn)(void *arg, job_t *j),
+               void *arg, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_LIST);
+    sqlite3_bind_text(st, 1, q->ws, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, q->status);
+    if (q->experiment) sqlite3_bind_text(st, 3, q->experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, q->since);
+    sqlite3_bind_int64(st, 5, q->before);
+    sqlite3_bind_int(st, 6, q->limit);
+    return s_collect(s, st, fn, arg, err);
+}

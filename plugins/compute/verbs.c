@@ -1,0 +1,458 @@
+/* The jobs service's verbs (compute.h; names and reply keys:
+ * shared/spec/services.md, jobs). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compute.h"
+#include "jobdir.h"
+#include "yamlmp.h"
+
+#define LOG_CHUNK_MAX (1u << 20) /* stream_logs: bytes a reply carries */
+#define LIST_MAX 1000
+
+/* The request's workspace; it names a directory, so it is checked. */
+static int s_ws(cairn_req_t *req, const char **ws, cairn_err_t *err)
+{
+    const char *w = cairn_workspace(req);
+    *ws = w && *w ? w : "default";
+    if (!job_name_ok(*ws, strlen(*ws)))
+        return cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "workspace '%.64s' cannot hold jobs: its name must be letters, "
+            "digits, _ or -",
+            *ws);
+    return 0;
+}
+
+static int s_name(const msgpack_object *b, char *out, cairn_err_t *err)
+{
+    cairn_str_t n;
+    if (cairn_field_str(b, "name", true, JOB_NAME_MAX, &n, err) != 0) return -1;
+    if (!job_name_ok(n.ptr, n.len))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "name must be 1 to %d letters, digits, _ or -",
+                             JOB_NAME_MAX);
+    memcpy(out, n.ptr, n.len);
+    out[n.len] = '\0';
+    return 0;
+}
+
+static void s_kv_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+    cairn_pack_cstr(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+/* {name, status, run_id, ...}: what get_job, list_jobs and the others
+ * answer for a job. */
+static void s_pack_job(msgpack_packer *pk, const job_t *j)
+{
+    bool done = job_status_done(j->status);
+    uint32_t n = 9 + (j->started ? 1 : 0) + (done ? 2 : 0) + (j->reason[0] ? 1 : 0) +
+                 (j->cancel_asked && !done ? 1 : 0);
+    msgpack_pack_map(pk, n);
+    cairn_pack_kv_str(pk, "name", j->name);
+    cairn_pack_kv_str(pk, "status", job_status_name(j->status));
+    cairn_pack_kv_str(pk, "run_id", j->run_id);
+    cairn_pack_kv_str(pk, "experiment_id", j->experiment_id);
+    cairn_pack_kv_text(pk, "experiment_name", j->experiment_name);
+    cairn_pack_kv_text(pk, "display_name", j->display_name);
+    cairn_pack_kv_str(pk, "compute", "local");
+    s_kv_int(pk, "priority", j->priority);
+    s_kv_int(pk, "created", j->created);
+    if (j->started) s_kv_int(pk, "started", j->started);
+    if (done) {
+        s_kv_int(pk, "ended", j->ended);
+        s_kv_int(pk, "exit_code", j->exit_code);
+    }
+    if (j->reason[0]) cairn_pack_kv_text(pk, "reason", j->reason);
+    if (j->cancel_asked && !done) {
+        cairn_pack_cstr(pk, "cancel_requested");
+        msgpack_pack_true(pk);
+    }
+}
+
+static msgpack_packer *s_begin(compute_t *c)
+{
+    msgpack_sbuffer_clear(&c->sb);
+    return &c->pk;
+}
+
+static int s_reply_job(compute_t *c, cairn_req_t *req, int st, const job_t *j)
+{
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "job");
+    s_pack_job(pk, j);
+    cairn_reply_sbuf(req, st, &c->sb);
+    return 0;
+}
+
+/* ---- submit_job ------------------------------------------------------------ */
+
+typedef struct submit {
+    compute_t *c;
+    cairn_req_t *req;
+    job_t job;
+    msgpack_sbuffer spec; /* the spec as a msgpack map, as stored */
+} submit_t;
+
+static void s_submit_free(submit_t *s)
+{
+    msgpack_sbuffer_destroy(&s->spec);
+    free(s);
+}
+
+static void s_run_made(void *arg, const cairn_err_t *err, const char *experiment_id,
+                       const char *run_id)
+{
+    submit_t *s = arg;
+    compute_t *c = s->c;
+    cairn_err_t e = {0};
+    if (err) {
+        cairn_reply_err(s->req, err);
+    } else {
+        snprintf(s->job.experiment_id, sizeof s->job.experiment_id, "%s",
+                 experiment_id);
+        snprintf(s->job.run_id, sizeof s->job.run_id, "%s", run_id);
+        if (store_insert(c->store, &s->job, s->spec.data, s->spec.size, &e) != 0)
+            cairn_reply_err(s->req, &e);
+        else
+            s_reply_job(c, s->req, CAIRN_ST_CREATED, &s->job);
+    }
+    bool stored = !err && !e.st;
+    s_submit_free(s);
+    if (stored) jobs_schedule(c);
+}
+
+/* The spec as a msgpack map in sb: YAML text converted, a map packed. */
+static int s_spec_bytes(const msgpack_object *spec, msgpack_sbuffer *sb,
+                        cairn_err_t *err)
+{
+    if (spec && spec->type == MSGPACK_OBJECT_STR)
+        return cairn_yaml_to_msgpack(spec->via.str.ptr, spec->via.str.size, sb, err);
+    if (!spec || spec->type != MSGPACK_OBJECT_MAP)
+        return cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "spec is required: a command job's YAML text, or the same as "
+            "a map");
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *spec);
+    return 0;
+}
+
+/* A name for a job submitted without one: job-<12 hex digits>. */
+static void s_make_name(char *out, size_t cap)
+{
+    unsigned char r[6];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, r, sizeof r) != (ssize_t)sizeof r) {
+        uint64_t t = cairn_wall_ms() ^ ((uint64_t)getpid() << 20);
+        memcpy(r, &t, sizeof r);
+    }
+    if (fd >= 0) close(fd);
+    snprintf(out, cap, "job-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+             r[5]);
+}
+
+/* The checked spec's fields into s->job. */
+static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
+                      cairn_err_t *err)
+{
+    job_t *j = &s->job;
+    snprintf(j->ws, sizeof j->ws, "%s", ws);
+    if (sp->name.len)
+        snprintf(j->name, sizeof j->name, "%.*s", (int)sp->name.len, sp->name.ptr);
+    else
+        s_make_name(j->name, sizeof j->name);
+    if (sp->experiment_name.len)
+        snprintf(j->experiment_name, sizeof j->experiment_name, "%.*s",
+                 (int)sp->experiment_name.len, sp->experiment_name.ptr);
+    else
+        snprintf(j->experiment_name, sizeof j->experiment_name, "Default");
+    snprintf(j->display_name, sizeof j->display_name, "%.*s",
+             (int)(sp->display_name.len ? sp->display_name.len : strlen(j->name)),
+             sp->display_name.len ? sp->display_name.ptr : j->name);
+    snprintf(j->principal, sizeof j->principal, "%s", cairn_principal(s->req));
+    j->priority = sp->priority;
+    j->status = JOB_QUEUED;
+    j->created = (int64_t)cairn_wall_ms();
+    job_t old;
+    int found = store_get(s->c->store, ws, j->name, &old, err);
+    if (found < 0) return -1;
+    if (found == 0)
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "a job named '%s' exists in this workspace (%s)", j->name,
+                             job_status_name(old.status));
+    return 0;
+}
+
+int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    const char *ws;
+    if (s_ws(req, &ws, err) != 0) return -1;
+    submit_t *s = calloc(1, sizeof *s);
+    if (!s) return cairn_err_oom(err, NULL);
+    s->c = c;
+    s->req = req;
+    msgpack_sbuffer_init(&s->spec);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    job_spec_t sp = {0};
+    int rc = s_spec_bytes(cairn_obj_get(cairn_body(req), "spec"), &s->spec, err);
+    if (rc == 0 && msgpack_unpack_next(&u, s->spec.data, s->spec.size, NULL) !=
+                       MSGPACK_UNPACK_SUCCESS)
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "spec must be a map (a command job's YAML)");
+    if (rc == 0) rc = job_spec_read(&u.data, &sp, err);
+    if (rc == 0) rc = s_fill_job(s, &sp, ws, err);
+    job_spec_free(&sp);
+    msgpack_unpacked_destroy(&u);
+    if (rc == 0) {
+        cairn_name_object(req, "job", s->job.name, strlen(s->job.name));
+        cairn_defer(req);
+        if (job_run_create(c, ws, s->job.experiment_name, s->job.name, s_run_made, s,
+                           err) == 0)
+            return 0;
+        cairn_reply_err(req, err); /* deferred: answered here */
+        s_submit_free(s);
+        return 0;
+    }
+    s_submit_free(s);
+    return -1;
+}
+
+/* ---- get_job, cancel_job, list_jobs --------------------------------------- */
+
+/* The job req's body names, in req's workspace; 404 when none. */
+static int s_find(compute_t *c, cairn_req_t *req, job_t *j, cairn_err_t *err)
+{
+    const char *ws;
+    char name[JOB_NAME_MAX + 1];
+    if (s_ws(req, &ws, err) != 0 || s_name(cairn_body(req), name, err) != 0) return -1;
+    int rc = store_get(c->store, ws, name, j, err);
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no job named '%s' in this workspace", name);
+    return rc;
+}
+
+int jobs_get(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    job_t j;
+    if (s_find(c, req, &j, err) != 0) return -1;
+    return s_reply_job(c, req, CAIRN_ST_OK, &j);
+}
+
+int jobs_cancel(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    job_t j;
+    if (s_find(c, req, &j, err) != 0) return -1;
+    cairn_name_object(req, "job", j.name, strlen(j.name));
+    if (job_status_done(j.status))
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "job '%s' has already ended (%s)", j.name,
+                             job_status_name(j.status));
+    if (j.status == JOB_QUEUED) {
+        if (job_set_status(c, &j, JOB_CANCELED, "canceled before it started", err) != 0)
+            return -1;
+        return s_reply_job(c, req, CAIRN_ST_OK, &j);
+    }
+    /* Started: its supervisor stops the tree and records the end; a job
+     * still Preparing is signaled once its supervisor's pid is known. */
+    j.cancel_asked = true;
+    if (store_update(c->store, &j, err) != 0) return -1;
+    if (j.status == JOB_RUNNING) job_signal_cancel(&j);
+    return s_reply_job(c, req, CAIRN_ST_OK, &j);
+}
+
+typedef struct lister {
+    msgpack_packer *pk;
+    uint32_t n, max;
+    bool more; /* a row past max was read */
+    int64_t last_seq;
+} lister_t;
+
+static int s_list_row(void *arg, job_t *j)
+{
+    lister_t *l = arg;
+    if (l->n == l->max) {
+        l->more = true;
+        return 0;
+    }
+    s_pack_job(l->pk, j);
+    l->n++;
+    l->last_seq = j->seq;
+    return 0;
+}
+
+int jobs_list(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    const msgpack_object *b = cairn_body(req);
+    job_query_t q = {.status = -1};
+    cairn_str_t status = {0}, exp = {0}, tok = {0};
+    uint64_t since = 0, max = 100;
+    if (s_ws(req, &q.ws, err) != 0 ||
+        cairn_field_str(b, "status", false, 32, &status, err) < 0 ||
+        cairn_field_str(b, "experiment", false, JOB_TEXT_MAX, &exp, err) < 0 ||
+        cairn_field_uint(b, "since", false, &since, err) < 0 ||
+        cairn_field_uint(b, "max_results", false, &max, err) < 0 ||
+        cairn_field_str(b, "page_token", false, 32, &tok, err) < 0)
+        return -1;
+    if (status.len && (q.status = job_status_parse(status.ptr, status.len)) < 0)
+        return cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "status must be one of Queued, Preparing, Running, Completed, "
+            "Failed, Canceled, TimedOut");
+    if (max < 1 || max > LIST_MAX)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "max_results must be 1 to %d", LIST_MAX);
+    char expbuf[JOB_TEXT_MAX + 1], tokbuf[40];
+    if (exp.len) {
+        snprintf(expbuf, sizeof expbuf, "%.*s", (int)exp.len, exp.ptr);
+        q.experiment = expbuf;
+    }
+    if (tok.len) {
+        snprintf(tokbuf, sizeof tokbuf, "%.*s", (int)tok.len, tok.ptr);
+        char *end;
+        long long v = strtoll(tokbuf, &end, 10);
+        if (*end || v <= 0)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "page_token is not one list_jobs gave");
+        q.before = v;
+    }
+    q.since = (int64_t)(since > INT64_MAX ? INT64_MAX : since);
+    q.limit = (int)max + 1;
+    msgpack_sbuffer rows;
+    msgpack_sbuffer_init(&rows);
+    msgpack_packer rpk;
+    msgpack_packer_init(&rpk, &rows, msgpack_sbuffer_write);
+    lister_t l = {.pk = &rpk, .max = (uint32_t)max};
+    int rc = store_list(c->store, &q, s_list_row, &l, err);
+    if (rc == 0) {
+        msgpack_packer *pk = s_begin(c);
+        msgpack_pack_map(pk, l.more ? 2 : 1);
+        cairn_pack_cstr(pk, "jobs");
+        msgpack_pack_array(pk, l.n);
+        msgpack_sbuffer_write(&c->sb, rows.data, rows.size);
+        if (l.more) {
+            char next[32];
+            snprintf(next, sizeof next, "%lld", (long long)l.last_seq);
+            cairn_pack_kv_str(pk, "next_page_token", next);
+        }
+        cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
+    }
+    msgpack_sbuffer_destroy(&rows);
+    return rc;
+}
+
+/* ---- stream_logs ------------------------------------------------------------ */
+
+/* buf[0, n) as text: whole UTF-8 characters (at the end, an unfinished one
+ * is left for the next read unless final), any other byte as U+FFFD. The
+ * bytes consumed from buf. */
+static size_t s_pack_text(msgpack_packer *pk, msgpack_sbuffer *tmp, const char *buf,
+                          size_t n, bool final)
+{
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char *p = (const unsigned char *)buf + i;
+        size_t k = cairn_utf8_len(p, n - i);
+        if (k) {
+            msgpack_sbuffer_write(tmp, buf + i, k);
+            i += k;
+            continue;
+        }
+        /* an unfinished character at the very end: wait for its rest */
+        if (!final && n - i < 4 && p[0] >= 0xc2 && p[0] <= 0xf4) break;
+        msgpack_sbuffer_write(tmp, "\xef\xbf\xbd", 3);
+        i++;
+    }
+    msgpack_pack_str_with_body(pk, tmp->data, tmp->size);
+    return i;
+}
+
+int jobs_stream_logs(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    job_t j;
+    uint64_t offset = 0, max = LOG_CHUNK_MAX;
+    const msgpack_object *b = cairn_body(req);
+    if (s_find(c, req, &j, err) != 0 ||
+        cairn_field_uint(b, "offset", false, &offset, err) < 0 ||
+        cairn_field_uint(b, "max_bytes", false, &max, err) < 0)
+        return -1;
+    if (max < 1 || max > LOG_CHUNK_MAX)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "max_bytes must be 1 to %u", LOG_CHUNK_MAX);
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    job_dir(c, &j, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/%s", dir, JOB_LOG);
+    bool ended = job_status_done(j.status);
+    char *buf = malloc(max);
+    if (!buf) return cairn_err_oom(err, NULL);
+    ssize_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    uint64_t size = fd >= 0 && fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if (fd >= 0 && offset < size) got = pread(fd, buf, max, (off_t)offset);
+    if (fd >= 0) close(fd);
+    if (got < 0) got = 0;
+    bool at_end = offset + (uint64_t)got >= size;
+    msgpack_sbuffer tmp;
+    msgpack_sbuffer_init(&tmp);
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 4);
+    cairn_pack_cstr(pk, "data");
+    size_t used = s_pack_text(pk, &tmp, buf, (size_t)got, ended && at_end);
+    cairn_pack_cstr(pk, "offset");
+    msgpack_pack_uint64(pk, offset + used);
+    cairn_pack_cstr(pk, "done");
+    if (ended && offset + used >= size)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    cairn_pack_kv_str(pk, "status", job_status_name(j.status));
+    msgpack_sbuffer_destroy(&tmp);
+    free(buf);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
+    return 0;
+}
+
+/* ---- list_computes ---------------------------------------------------------- */
+
+int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    (void)err;
+    compute_t *c = state;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "computes");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 9);
+    cairn_pack_kv_str(pk, "name", "local");
+    cairn_pack_kv_str(pk, "type", "local");
+    s_kv_int(pk, "max_concurrent", c->max_concurrent);
+    s_kv_int(pk, "running",
+             store_count(c->store, JOB_RUNNING) + store_count(c->store, JOB_PREPARING));
+    s_kv_int(pk, "queued", store_count(c->store, JOB_QUEUED));
+    s_kv_int(pk, "cpus", cpus > 0 ? cpus : 1);
+    s_kv_int(pk, "memory_bytes", pages > 0 && page > 0 ? (int64_t)pages * page : 0);
+    s_kv_int(pk, "gpus", 0);
+    /* resources are checked, not yet enforced: say so */
+    cairn_pack_kv_str(pk, "limits", "none (resources are not enforced yet)");
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
+    return 0;
+}

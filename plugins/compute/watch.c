@@ -1,0 +1,263 @@
+/* What the supervisors wrote, read back (compute.h, jobdir.h), and the
+ * queue: each tick, every started job's directory is looked at; a job
+ * whose supervisor is gone without an exit record is failed (its process
+ * group killed), and one that started before this boot is failed with
+ * that reason. Nothing here waits: the files are small and local. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compute.h"
+#include "jobdir.h"
+
+static const char *const s_names[JOB_NSTATUS] = {
+    "Queued", "Preparing", "Running", "Completed", "Failed", "Canceled", "TimedOut"};
+
+const char *job_status_name(job_status_t st)
+{
+    return st < JOB_NSTATUS ? s_names[st] : NULL;
+}
+
+int job_status_parse(const char *s, size_t len)
+{
+    for (int i = 0; i < JOB_NSTATUS; i++)
+        if (strlen(s_names[i]) == len && !memcmp(s_names[i], s, len)) return i;
+    return -1;
+}
+
+bool job_status_done(job_status_t st)
+{
+    return st >= JOB_COMPLETED;
+}
+
+/* The small file dir/name, NUL-terminated, into buf; false when absent. */
+static bool s_read_small(const char *dir, const char *name, char *buf, size_t cap)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0) return false;
+    buf[n] = '\0';
+    return true;
+}
+
+/* Field 22 of /proc/PID/stat (the start time, in clock ticks since boot);
+ * 0 when the process is gone. Read after the last ')': comm may hold any. */
+static int64_t s_proc_start(int64_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    /* after ") ": field 3 (state) ... field 22 */
+    long long start = 0;
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+        if (++field == 22) {
+            start = atoll(tok);
+            break;
+        }
+    return start;
+}
+
+bool job_shim_alive(const job_t *j)
+{
+    return j->shim_pid > 0 && j->shim_start > 0 &&
+           s_proc_start(j->shim_pid) == j->shim_start;
+}
+
+bool job_signal_cancel(const job_t *j)
+{
+    return job_shim_alive(j) && kill((pid_t)j->shim_pid, SIGTERM) == 0;
+}
+
+int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
+                   cairn_err_t *err)
+{
+    j->status = st;
+    snprintf(j->reason, sizeof j->reason, "%s", reason ? reason : "");
+    if (job_status_done(st) && !j->ended) j->ended = (int64_t)cairn_wall_ms();
+    if (store_update(c->store, j, err) != 0) return -1;
+    job_run_mirror(c, j);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    cairn_pack_kv_str(&pk, "workspace", j->ws);
+    cairn_pack_kv_str(&pk, "name", j->name);
+    cairn_pack_kv_str(&pk, "status", job_status_name(st));
+    cairn_pack_kv_str(&pk, "run_id", j->run_id);
+    cairn_publish(c->ctx, "jobs.status", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    cairn_log(c->ctx, CAIRN_LOG_INFO, "job %s/%s: %s%s%s", j->ws, j->name,
+              job_status_name(st), j->reason[0] ? ": " : "", j->reason);
+    return 0;
+}
+
+/* The exit record: its status, exit code and reason. */
+static void s_finish(compute_t *c, job_t *j, const char *rec)
+{
+    char reason[32] = "";
+    long long code = -1, sig = 0, ended = 0;
+    const char *p;
+    if ((p = strstr(rec, "reason="))) sscanf(p + 7, "%31[a-z]", reason);
+    if ((p = strstr(rec, "code="))) code = atoll(p + 5);
+    if ((p = strstr(rec, "signal="))) sig = atoll(p + 7);
+    if ((p = strstr(rec, "ended_ms="))) ended = atoll(p + 9);
+    j->exit_code = code;
+    j->ended = ended > 0 ? ended : (int64_t)cairn_wall_ms();
+    char why[JOB_REASON_MAX] = "";
+    job_status_t st = JOB_FAILED;
+    if (!strcmp(reason, "exited") && code == 0) {
+        st = JOB_COMPLETED;
+    } else if (!strcmp(reason, "exited")) {
+        snprintf(why, sizeof why, "the command exited with status %lld", code);
+    } else if (!strcmp(reason, "signaled")) {
+        snprintf(why, sizeof why, "the command was killed by signal %lld (%s)", sig,
+                 strsignal((int)sig));
+    } else if (!strcmp(reason, "canceled")) {
+        st = JOB_CANCELED;
+        snprintf(why, sizeof why, "canceled");
+    } else if (!strcmp(reason, "timeout")) {
+        st = JOB_TIMED_OUT;
+        snprintf(why, sizeof why, "ran past its limits.timeout");
+    } else {
+        snprintf(why, sizeof why, "the command could not be started (see its log)");
+    }
+    cairn_err_t err = {0};
+    if (job_set_status(c, j, st, why, &err) != 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
+}
+
+/* Its supervisor's pid file read: Preparing -> Running. */
+static void s_started(compute_t *c, job_t *j, const char *rec)
+{
+    long long pid = 0, start = 0, pgid = 0;
+    if (sscanf(rec, "%lld %lld %lld", &pid, &start, &pgid) != 3 || pid <= 0) return;
+    j->shim_pid = pid;
+    j->shim_start = start;
+    j->pgid = pgid;
+    cairn_err_t err = {0};
+    if (job_set_status(c, j, JOB_RUNNING, NULL, &err) != 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
+    if (j->cancel_asked) job_signal_cancel(j);
+}
+
+static void s_fail(compute_t *c, job_t *j, const char *why)
+{
+    if (j->pgid > 1) kill(-(pid_t)j->pgid, SIGKILL); /* nothing of it may run on */
+    cairn_err_t err = {0};
+    if (job_set_status(c, j, JOB_FAILED, why, &err) != 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
+}
+
+static int s_look(void *arg, job_t *j)
+{
+    compute_t *c = arg;
+    char dir[PATH_MAX], rec[256];
+    job_dir(c, j, dir, sizeof dir);
+    if (s_read_small(dir, JOB_EXIT, rec, sizeof rec)) {
+        if (j->status == JOB_PREPARING &&
+            s_read_small(dir, JOB_SHIM_PID, rec, sizeof rec))
+            sscanf(rec, "%*d %*d %lld", (long long *)&j->pgid);
+        s_read_small(dir, JOB_EXIT, rec, sizeof rec);
+        s_finish(c, j, rec);
+        return 0;
+    }
+    if (strcmp(j->boot_id, c->boot_id) != 0) {
+        s_fail(c, j, "the machine restarted while the job ran");
+        return 0;
+    }
+    if (j->status == JOB_PREPARING) {
+        if (s_read_small(dir, JOB_SHIM_PID, rec, sizeof rec))
+            s_started(c, j, rec);
+        else if ((int64_t)cairn_wall_ms() - j->started > c->start_timeout_ms)
+            s_fail(c, j, "its supervisor (cairn-job-shim) did not start");
+        return 0;
+    }
+    if (!job_shim_alive(j) && !s_read_small(dir, JOB_EXIT, rec, sizeof rec)) {
+        char why[128];
+        snprintf(why, sizeof why,
+                 "its supervisor (pid %lld) died; what was left of the job was killed",
+                 (long long)j->shim_pid);
+        s_fail(c, j, why);
+    }
+    return 0;
+}
+
+void jobs_watch(compute_t *c)
+{
+    cairn_err_t err = {0};
+    if (store_each(c->store, JOB_PREPARING, s_look, c, &err) != 0 ||
+        store_each(c->store, JOB_RUNNING, s_look, c, &err) != 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
+    jobs_schedule(c);
+}
+
+/* Start the queued job j: its spec read again (it was checked at submit),
+ * its files written, its supervisor started. */
+static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
+{
+    char *spec = NULL;
+    size_t len = 0;
+    if (store_spec(c->store, j->seq, &spec, &len, err) != 0) return -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    job_spec_t s;
+    int rc = msgpack_unpack_next(&u, spec, len, NULL) == MSGPACK_UNPACK_SUCCESS
+                 ? job_spec_read(&u.data, &s, err)
+                 : cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                                 "the job's stored spec is not msgpack");
+    if (rc == 0) {
+        rc = job_launch(c, j, &s, err);
+        job_spec_free(&s);
+    }
+    msgpack_unpacked_destroy(&u);
+    free(spec);
+    return rc;
+}
+
+void jobs_schedule(compute_t *c)
+{
+    for (;;) {
+        int64_t busy =
+            store_count(c->store, JOB_PREPARING) + store_count(c->store, JOB_RUNNING);
+        if (busy >= c->max_concurrent) return;
+        job_t j;
+        cairn_err_t err = {0};
+        int rc = store_next_queued(c->store, &j, &err);
+        if (rc != 0) {
+            if (rc < 0) cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
+            return;
+        }
+        /* Stored Preparing before its supervisor exists: a crash between
+         * the two leaves a job that fails for want of one, never a second
+         * supervisor of the same job. */
+        snprintf(j.boot_id, sizeof j.boot_id, "%s", c->boot_id);
+        j.started = (int64_t)cairn_wall_ms();
+        if (job_set_status(c, &j, JOB_PREPARING, NULL, &err) != 0) {
+            cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
+            return;
+        }
+        if (s_start(c, &j, &err) != 0) {
+            char why[JOB_REASON_MAX];
+            snprintf(why, sizeof why, "%s", err.msg);
+            if (job_set_status(c, &j, JOB_FAILED, why, &err) != 0) return;
+        }
+    }
+}

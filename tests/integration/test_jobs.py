@@ -1,0 +1,355 @@
+"""The jobs service (issue 16, first slice): command jobs from YAML run by
+a real cairnd, the compute plugin in process mode, each job under its own
+cairn-job-shim. A job's whole life (run made, status mirrored, logs), a
+Python job logging to its run through the SDK with no run named, inputs
+and environment, a failing job, cancel and timeout of a tree that ignores
+SIGTERM, kill -9 of the plugin and of cairnd mid-job (the job goes on and
+is recorded), the queue's limit and priorities, paging, bad specs."""
+import os
+import signal
+import sys
+import textwrap
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import DEADLINE, SOURCE, Kernel, wait_for  # noqa: E402
+
+SERVICES = """\
+  tracking:
+    plugin: storage
+    mode: inproc
+  jobs:
+    plugin: compute
+    mode: process
+    settings:
+      max_concurrent: 2
+      grace_ms: 300
+"""
+
+DONE = ("Completed", "Failed", "Canceled", "TimedOut")
+
+
+def pgid_alive(pgid):
+    """Whether any process is still in process group pgid."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5: pgrp (3rd after the comm)
+            return True
+    return False
+
+
+class JobsCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=SERVICES).start()
+        cls.c = cls.k.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body, st=200, svc="jobs"):
+        h, b = self.c.call(svc, verb, body)
+        self.assertEqual(h["st"], st, (verb, body, h))
+        return b if st < 400 else h
+
+    def submit(self, spec, st=201):
+        return self.call("submit_job", {"spec": spec}, st)
+
+    def wait_done(self, name, timeout=DEADLINE):
+        return wait_for(lambda: (lambda j: j if j["status"] in DONE else None)(
+            self.call("get_job", {"name": name})["job"]), timeout, f"job {name} to end")
+
+    def logs(self, name):
+        out, off = b"", 0
+        for _ in range(1000):
+            r = self.call("stream_logs", {"name": name, "offset": off})
+            out += r["data"].encode()
+            off = r["offset"]
+            if r["done"]:
+                return out.decode()
+        raise AssertionError("stream_logs never said done")
+
+    def jobdir(self, name, ws="default"):
+        return os.path.join(self.k.state, "jobs", ws, name)
+
+    def shim_pgid(self, name):
+        path = os.path.join(self.jobdir(name), "shim.pid")
+        def read():
+            try:
+                with open(path) as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        text = wait_for(read, what="the shim's pid file")
+        pid, start, pgid = (int(x) for x in text.split())
+        return pid, pgid
+
+    def run_of(self, job):
+        return self.call("get_run", {"run_id": job["run_id"]}, svc="tracking")["run"]
+
+
+class Lifecycle(JobsCase):
+    def test_a_job_runs_and_its_run_follows(self):
+        n = "hello-" + os.urandom(3).hex()
+        j = self.submit(textwrap.dedent(f"""\
+            type: command
+            name: {n}
+            display_name: say hello
+            experiment_name: jobs-test
+            command: echo hello from $CAIRN_JOB_NAME; echo to stderr >&2
+            """))["job"]
+        self.assertEqual((j["name"], j["display_name"], j["experiment_name"]),
+                         (n, "say hello", "jobs-test"))
+        self.assertIn(j["status"], ("Queued", "Preparing", "Running"))
+        self.assertTrue(j["run_id"])
+        done = self.wait_done(n)
+        self.assertEqual((done["status"], done["exit_code"]), ("Completed", 0), done)
+        self.assertGreaterEqual(done["ended"], done["started"])
+        log = self.logs(n)
+        self.assertIn(f"hello from {n}", log)
+        self.assertIn("to stderr", log)
+        run = self.run_of(done)
+        self.assertEqual(run["info"]["status"], "FINISHED")
+        self.assertIn({"key": "cairn.job", "value": n}, run["data"]["tags"])
+        # the same name twice in a workspace: a conflict
+        h = self.submit({"command": "true", "name": n}, 409)
+        self.assertIn(n, h["err"])
+
+    def test_a_python_job_logs_to_its_run_with_no_run_named(self):
+        script = ("import cairn\n"
+                  "with cairn.start_run() as run:\n"
+                  "    for step in range(3):\n"
+                  "        cairn.log_metric('loss', 1.0 / (step + 1), step=step)\n"
+                  "    cairn.log_param('lr', '0.1')\n"
+                  "print('logged to', run.run_id)\n")
+        j = self.submit({"command": f"/usr/bin/python3 -c \"{script}\"",
+                         "environment_variables": {
+                             "PYTHONPATH": os.path.join(SOURCE, "sdk", "python")}})["job"]
+        done = self.wait_done(j["name"])
+        log = self.logs(j["name"])
+        self.assertEqual(done["status"], "Completed", log)
+        self.assertIn(f"logged to {j['run_id']}", log)
+        run = self.run_of(done)
+        self.assertIn({"key": "lr", "value": "0.1"}, run["data"]["params"])
+        self.assertEqual([m["value"] for m in run["data"]["metrics"] if m["key"] == "loss"],
+                         [1.0 / 3])
+
+    def test_inputs_and_environment(self):
+        j = self.submit({"command": "echo lr=${{inputs.lr}} n=${{ inputs.n }} "
+                                    "flag=${{inputs.flag}} foo=$FOO",
+                         "inputs": {"lr": 0.01, "n": 7, "flag": True},
+                         "environment_variables": {"FOO": "bar baz"}})["job"]
+        self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        self.assertIn("lr=0.01 n=7 flag=true foo=bar baz", self.logs(j["name"]))
+
+    def test_a_failing_job(self):
+        j = self.submit({"command": "echo about to fail; exit 3"})["job"]
+        done = self.wait_done(j["name"])
+        self.assertEqual((done["status"], done["exit_code"]), ("Failed", 3))
+        self.assertIn("status 3", done["reason"])
+        self.assertEqual(self.run_of(done)["info"]["status"], "FAILED")
+        self.assertIn("about to fail", self.logs(j["name"]))
+
+    def test_cancel_stops_a_tree_that_ignores_sigterm(self):
+        j = self.submit({"command": "trap '' TERM; sleep 300 & sleep 300 & echo started; "
+                                    "wait; wait"})["job"]
+        wait_for(lambda: "started" in self.logs_now(j["name"]), what="the tree to start")
+        _, pgid = self.shim_pgid(j["name"])
+        self.assertTrue(pgid_alive(pgid))
+        r = self.call("cancel_job", {"name": j["name"]})["job"]
+        self.assertIn(r["status"], ("Preparing", "Running"))
+        self.assertTrue(r["cancel_requested"])
+        done = self.wait_done(j["name"])
+        self.assertEqual(done["status"], "Canceled", done)
+        wait_for(lambda: not pgid_alive(pgid), what="every process of the job gone")
+        self.assertEqual(self.run_of(done)["info"]["status"], "KILLED")
+        h = self.call("cancel_job", {"name": j["name"]}, 409)
+        self.assertIn("already ended", h["err"])
+
+    def logs_now(self, name):
+        return self.call("stream_logs", {"name": name})["data"]
+
+    def test_timeout(self):
+        j = self.submit({"command": "sleep 60", "limits": {"timeout": 1}})["job"]
+        done = self.wait_done(j["name"])
+        self.assertEqual(done["status"], "TimedOut", done)
+        self.assertLess(done["ended"] - done["started"], 30000)
+
+    def test_a_queued_job_is_canceled_at_once(self):
+        blockers = [self.submit({"command": "sleep 30", "priority": 5})["job"]["name"]
+                    for _ in range(2)]
+        q = self.submit({"command": "echo never"})["job"]
+        got = self.call("get_job", {"name": q["name"]})["job"]
+        self.assertEqual(got["status"], "Queued")
+        r = self.call("cancel_job", {"name": q["name"]})["job"]
+        self.assertEqual(r["status"], "Canceled")
+        for b in blockers:
+            self.call("cancel_job", {"name": b})
+        for b in blockers:
+            self.assertEqual(self.wait_done(b)["status"], "Canceled")
+
+    def test_queue_limit_and_priority(self):
+        tag = os.urandom(2).hex()
+        names = []
+        gate = os.path.join(self.k.tmp, f"gate-{tag}")
+        # two holders take both slots until the gate file appears
+        for i in range(2):
+            names.append(self.submit({"name": f"hold-{tag}-{i}",
+                                      "command": f"while [ ! -e {gate} ]; do sleep 0.05; "
+                                                 f"done"})["job"]["name"])
+        wait_for(lambda: all(self.call("get_job", {"name": n})["job"]["status"] == "Running"
+                             for n in names), what="both holders running")
+        low = self.submit({"name": f"low-{tag}", "command": "true", "priority": -1})["job"]
+        mid = self.submit({"name": f"mid-{tag}", "command": "true"})["job"]
+        high = self.submit({"name": f"high-{tag}", "command": "true", "priority": 10})["job"]
+        for j in (low, mid, high):
+            self.assertEqual(self.call("get_job", {"name": j["name"]})["job"]["status"],
+                             "Queued")
+        computes = self.call("list_computes", {})["computes"]
+        self.assertEqual(computes[0]["name"], "local")
+        self.assertEqual((computes[0]["running"], computes[0]["max_concurrent"]), (2, 2))
+        self.assertGreaterEqual(computes[0]["queued"], 3)
+        open(gate, "w").close()
+        ends = {j["name"]: self.wait_done(j["name"]) for j in (low, mid, high)}
+        starts = sorted(ends, key=lambda n: ends[n]["started"])
+        self.assertEqual(starts[0], high["name"], ends)
+        self.assertEqual(starts[-1], low["name"], ends)
+
+    def test_list_jobs_pages_newest_first(self):
+        exp = "paging-" + os.urandom(2).hex()
+        made = [self.submit({"command": "true", "experiment_name": exp})["job"]["name"]
+                for _ in range(5)]
+        seen, tok = [], None
+        for _ in range(10):
+            body = {"experiment": exp, "max_results": 2}
+            if tok:
+                body["page_token"] = tok
+            r = self.call("list_jobs", body)
+            seen += [j["name"] for j in r["jobs"]]
+            tok = r.get("next_page_token")
+            if not tok:
+                break
+        self.assertEqual(seen, made[::-1])
+        for n in made:
+            self.wait_done(n)
+        done = self.call("list_jobs", {"experiment": exp, "status": "Completed"})["jobs"]
+        self.assertEqual(len(done), 5)
+
+
+class Workspaces(JobsCase):
+    def test_a_job_is_seen_in_its_workspace_only(self):
+        h, b = self.c.call("jobs", "submit_job", {"spec": {"command": "echo alpha"}},
+                           ws="alpha")
+        self.assertEqual(h["st"], 201, h)
+        name = b["job"]["name"]
+        for verb in ("get_job", "cancel_job", "stream_logs"):
+            h, _ = self.c.call("jobs", verb, {"name": name}, ws="beta")
+            self.assertEqual(h["st"], 404, (verb, h))
+        h, b = self.c.call("jobs", "list_jobs", {}, ws="beta")
+        self.assertNotIn(name, [j["name"] for j in b["jobs"]])
+        # the same name is free in another workspace
+        h, b = self.c.call("jobs", "submit_job", {"spec": {"command": "true", "name": name}},
+                           ws="beta")
+        self.assertEqual(h["st"], 201, h)
+        for ws in ("alpha", "beta"):
+            wait_for(lambda: self.c.call("jobs", "get_job", {"name": name}, ws=ws)[1]["job"][
+                "status"] == "Completed", what=f"the job in {ws} to end")
+        self.assertTrue(os.path.isdir(self.jobdir(name, "alpha")))
+        self.assertTrue(os.path.isdir(self.jobdir(name, "beta")))
+
+
+class BadSpecs(JobsCase):
+    def bad(self, spec, words):
+        h = self.submit(spec, 400)
+        for w in words:
+            self.assertIn(w, h["err"], (spec, h))
+        return h
+
+    def test_each_field_is_named(self):
+        self.bad({"command": "true", "resources": {"gpus": -1}},
+                 ["resources.gpus: must be an integer >= 0"])
+        self.bad({"command": "true", "resources": {"cpus": "many"}}, ["resources.cpus"])
+        self.bad({"command": "true", "resources": {"memory": "lots"}}, ["resources.memory"])
+        self.bad({"command": "true", "limits": {"timeout": -5}}, ["limits.timeout"])
+        self.bad({"command": "true", "comand": "x"}, ["comand: not a field"])
+        self.bad({"command": "true", "code": "./src"}, ["code: not run by this Cairn yet"])
+        self.bad({"type": "train", "data": "x.csv"}, ["type: train"])
+        self.bad({"name": "x"}, ["command: is required"])
+        self.bad({"command": "true", "name": "../etc"}, ["name: must be"])
+        self.bad({"command": "echo ${{inputs.nope}}"}, ["${{inputs.nope}} names no input"])
+        self.bad({"command": "true", "environment_variables": {"CAIRN_RUN_ID": "x"}},
+                 ["CAIRN_ variables"])
+        self.bad({"command": "true", "environment_variables": {"A-B": "x"}},
+                 ["environment_variables.A-B"])
+        self.bad({"command": "true", "compute": "gpu-cluster"}, ["compute:"])
+        self.bad({"command": "true", "inputs": {"d": {"type": "uri_file", "path": "x"}}},
+                 ["inputs.d"])
+        self.bad("command: [unclosed", ["line"])
+        self.bad("- just\n- a list\n", ["spec"])
+        h = self.call("submit_job", {}, 400)
+        self.assertIn("spec is required", h["err"])
+        h = self.call("get_job", {"name": "no-such-job"}, 404)
+        self.assertIn("no-such-job", h["err"])
+        h = self.call("list_jobs", {"status": "Sleeping"}, 400)
+        self.assertIn("Queued", h["err"])
+        h = self.call("stream_logs", {"name": "no-such-job"}, 404)
+
+
+class Survival(JobsCase):
+    """The job outlives its plugin and cairnd: each is killed with SIGKILL
+    while a job runs, comes back, and the job ends recorded, log whole."""
+
+    def gated_job(self):
+        gate = os.path.join(self.k.tmp, "gate-" + os.urandom(3).hex())
+        j = self.submit({"command": "echo before; "
+                                    f"while [ ! -e {gate} ]; do sleep 0.05; done; "
+                                    "echo after"})["job"]
+        wait_for(lambda: self.call("get_job", {"name": j["name"]})["job"]["status"] ==
+                 "Running", what="the job running")
+        return j, gate
+
+    def test_kill_the_plugin_mid_job(self):
+        j, gate = self.gated_job()
+        pid = self.k.plugin("jobs")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: (lambda p: p["state"] == "up" and p["pid"] != pid)(
+            self.k.plugin("jobs")), what="the jobs plugin restarted")
+        self.assertEqual(self.call("get_job", {"name": j["name"]})["job"]["status"],
+                         "Running")
+        open(gate, "w").close()
+        done = self.wait_done(j["name"])
+        self.assertEqual(done["status"], "Completed", done)
+        log = self.logs(j["name"])
+        self.assertIn("before", log)
+        self.assertIn("after", log)
+
+    def test_kill_cairnd_mid_job(self):
+        j, gate = self.gated_job()
+        _, pgid = self.shim_pgid(j["name"])
+        self.c.close()
+        self.k.proc.send_signal(signal.SIGKILL)
+        self.k.proc.wait()
+        self.assertTrue(pgid_alive(pgid), "the job died with cairnd")
+        open(gate, "w").close()
+        wait_for(lambda: not pgid_alive(pgid), what="the job to finish while cairnd is down")
+        self.k.logf.close()
+        self.k.start()
+        type(self).c = self.k.client()
+        done = self.wait_done(j["name"])
+        self.assertEqual(done["status"], "Completed", done)
+        self.assertIn("after", self.logs(j["name"]))
+        run = self.run_of(done)
+        self.assertEqual(run["info"]["status"], "FINISHED")
+
+
+if __name__ == "__main__":
+    unittest.main()
