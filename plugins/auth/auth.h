@@ -93,19 +93,22 @@ int auth_field_password(const msgpack_object *body, const char *key, bool requir
  * kernel stamped the Owner role, or the caller's assignments here grant
  * auth.admin. */
 bool auth_is_admin(auth_t *a, cairn_req_t *req);
-/* Pack [{ws, actions, not_actions}] for principal's assignments. */
+/* Pack [{ws, actions, not_actions}] for principal's assignments; with
+ * only_ws (not NULL or ""), those of that workspace alone, an assignment
+ * for every workspace narrowed to it (a token held to one workspace). */
 int auth_pack_grants(auth_t *a, msgpack_packer *pk, const char *principal,
-                     cairn_err_t *err);
+                     const char *only_ws, cairn_err_t *err);
 /* Drop principal's assignments (delete_user). */
 int auth_unassign_all(auth_t *a, const char *principal, cairn_err_t *err);
 
 /* ---- tokens (tokens.c) ---- */
 /* Make a token for owner: the secret (AUTH_TOKEN_PREFIX + base64url) into
- * secret, its id into id. expires: wall ms, 0 = never. */
+ * secret, its id into id. expires: wall ms, 0 = never. ws: "" for every
+ * workspace the owner may use, else that one alone. */
 #define AUTH_SECRET_LEN (sizeof AUTH_TOKEN_PREFIX - 1 + 43)
 #define AUTH_TOKEN_ID_LEN (2 * AUTH_TOKEN_ID_BYTES)
 int auth_token_make(auth_t *a, const char *owner, const char *name, const char *kind,
-                    uint64_t expires, char secret[AUTH_SECRET_LEN + 1],
+                    const char *ws, uint64_t expires, char secret[AUTH_SECRET_LEN + 1],
                     char id[AUTH_TOKEN_ID_LEN + 1], cairn_err_t *err);
 
 /* ---- password hashing off the loop thread (hasher.c) ---- */

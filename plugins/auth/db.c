@@ -6,7 +6,7 @@
 
 #include "sqlite_util.h"
 
-#define AUTH_SCHEMA_VERSION 1
+#define AUTH_SCHEMA_VERSION 2
 
 /* Migrations: migrations[v] takes a file from version v to v + 1.
  * Times are wall-clock milliseconds; tokens are kept (revoked = 1) after a
@@ -26,6 +26,8 @@ static const char *const migrations[AUTH_SCHEMA_VERSION] = {
     "  ws TEXT NOT NULL, PRIMARY KEY (principal, role, ws));"
     "CREATE TABLE workspaces (name TEXT PRIMARY KEY, created INTEGER NOT NULL);"
     "INSERT INTO workspaces VALUES ('default', strftime('%s','now') * 1000);",
+    /* 2: a token may be held to one workspace (a job's: create_token ws) */
+    "ALTER TABLE tokens ADD COLUMN ws TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const s_sql[AST_COUNT] = {
@@ -38,10 +40,10 @@ static const char *const s_sql[AST_COUNT] = {
     [AST_USER_SET_PW] = "UPDATE users SET pwhash = ? WHERE name = ?",
     [AST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
     [AST_TOKEN_INSERT] =
-        "INSERT INTO tokens (token_id, hash, name, owner, kind, created, expires) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tokens (token_id, hash, name, owner, kind, created, expires, ws) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [AST_TOKEN_BY_HASH] =
-        "SELECT token_id, hash, owner, expires, last_used, revoked FROM tokens "
+        "SELECT token_id, hash, owner, expires, last_used, revoked, ws FROM tokens "
         "WHERE hash = ?",
     [AST_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ? WHERE token_id = ?",
     [AST_TOKEN_OWNER] = "SELECT owner FROM tokens WHERE token_id = ? AND revoked = 0",

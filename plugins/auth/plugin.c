@@ -237,7 +237,8 @@ static const cairn_verb_t auth_verbs[] = {
      .handle = auth_create_token,
      .perm = "auth.write",
      .flags = CAIRN_VERB_MUTATING,
-     .help = "{name, expires_in, owner} -> token (shown once), token_id"},
+     .help = "{name, expires_in, owner, ws (held to that workspace: no auth.write or "
+             "auth.admin)} -> token (shown once), token_id"},
     {.name = "revoke_token",
      .handle = auth_revoke_token,
      .perm = "auth.write",

@@ -160,6 +160,10 @@ static int s_admin_in(void *arg, const char *role, const char *ws, const role_pa
 bool auth_is_admin(auth_t *a, cairn_req_t *req)
 {
     if (cairn_has_role(req, "Owner")) return true;
+    /* a plugin's nested call (the jobs plugin making a job's token): the
+     * kernel stamps its service principal, trusted code of this deployment */
+    if (cairn_has_role(req, "Service") && !strncmp(cairn_principal(req), "service:", 8))
+        return true;
     admin_q_t q = {.ws = cairn_workspace(req)};
     cairn_err_t ignored = {0};
     return s_each_assignment(a, cairn_principal(req), s_admin_in, &q, &ignored) == 0 &&
@@ -170,27 +174,41 @@ typedef struct grants_out {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     uint32_t n;
+    const char *only_ws; /* NULL: every assignment */
 } grants_out_t;
 
 static int s_pack_grant(void *arg, const char *role, const char *ws,
                         const role_pats_t *p)
 {
     grants_out_t *g = arg;
+    if (g->only_ws) {
+        if (strcmp(ws, AUTH_ALL_WS) != 0 && strcmp(ws, g->only_ws) != 0) return 0;
+        ws = g->only_ws;
+    }
     msgpack_pack_map(&g->pk, 4);
     cairn_pack_kv_str(&g->pk, "ws", ws);
     cairn_pack_kv_str(&g->pk, "role", role); /* for the kernel's has_role stamp */
     cairn_pack_cstr(&g->pk, "actions");
     s_pack_list(&g->pk, p->act, p->nact);
     cairn_pack_cstr(&g->pk, "not_actions");
-    s_pack_list(&g->pk, p->not, p->nnot);
+    if (g->only_ws) {
+        /* A token held to one workspace may not make or manage tokens: it
+         * could otherwise mint itself one for every workspace. */
+        static const char *const no_auth[] = {"auth.write", "auth.admin"};
+        msgpack_pack_array(&g->pk, (uint32_t)(p->nnot + 2));
+        for (size_t i = 0; i < p->nnot; i++) cairn_pack_cstr(&g->pk, p->not [i]);
+        for (size_t i = 0; i < 2; i++) cairn_pack_cstr(&g->pk, no_auth[i]);
+    } else {
+        s_pack_list(&g->pk, p->not, p->nnot);
+    }
     g->n++;
     return 0;
 }
 
 int auth_pack_grants(auth_t *a, msgpack_packer *pk, const char *principal,
-                     cairn_err_t *err)
+                     const char *only_ws, cairn_err_t *err)
 {
-    grants_out_t g = {.n = 0};
+    grants_out_t g = {.n = 0, .only_ws = only_ws && *only_ws ? only_ws : NULL};
     msgpack_sbuffer_init(&g.sb);
     msgpack_packer_init(&g.pk, &g.sb, msgpack_sbuffer_write);
     int rc = s_each_assignment(a, principal, s_pack_grant, &g, err);

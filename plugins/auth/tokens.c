@@ -22,7 +22,7 @@ static void s_token_hash(const char *secret, size_t len,
 }
 
 int auth_token_make(auth_t *a, const char *owner, const char *name, const char *kind,
-                    uint64_t expires, char secret[AUTH_SECRET_LEN + 1],
+                    const char *ws, uint64_t expires, char secret[AUTH_SECRET_LEN + 1],
                     char id[AUTH_TOKEN_ID_LEN + 1], cairn_err_t *err)
 {
     unsigned char raw[AUTH_TOKEN_BYTES], idraw[AUTH_TOKEN_ID_BYTES];
@@ -50,6 +50,7 @@ int auth_token_make(auth_t *a, const char *owner, const char *name, const char *
     sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (int64_t)cairn_wall_ms());
     sqlite3_bind_int64(st, 7, (int64_t)expires);
+    sqlite3_bind_text(st, 8, ws ? ws : "", -1, SQLITE_STATIC);
     int rc = auth_db_exec(a->db, st, "store a token", err);
     sqlite3_clear_bindings(st);
     return rc;
@@ -98,7 +99,7 @@ static int s_bootstrap_owner(auth_t *a, const char *path, cairn_err_t *err)
     int rc = -1;
     if (auth_db_exec(a->db, u, "create the owner", err) == 0 &&
         auth_db_exec(a->db, r, "make the owner an Owner", err) == 0 &&
-        auth_token_make(a, AUTH_OWNER, "owner", "api", 0, secret, id, err) == 0 &&
+        auth_token_make(a, AUTH_OWNER, "owner", "api", "", 0, secret, id, err) == 0 &&
         s_write_owner_file(path, secret, err) == 0) {
         rc = auth_db_tx(a->db, AST_COMMIT, err);
         if (rc != 0) unlink(path);
@@ -125,19 +126,21 @@ int auth_bootstrap(auth_t *a, cairn_err_t *err)
     return s_bootstrap_owner(a, path, err);
 }
 
-/* create_token {name*, expires_in, owner}: owner (another principal's
- * token) needs admin rights; by default the token is the caller's. */
+/* create_token {name*, expires_in, owner, ws}: owner (another principal's
+ * token) needs admin rights; by default the token is the caller's. ws
+ * holds the token to that one workspace (a job's token). */
 int auth_create_token(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     auth_t *a = state;
     const msgpack_object *b = cairn_body(req);
-    char name[AUTH_NAME_MAX + 1], owner[AUTH_NAME_MAX + 1];
+    char name[AUTH_NAME_MAX + 1], owner[AUTH_NAME_MAX + 1], ws[AUTH_NAME_MAX + 1] = "";
     uint64_t expires_in = 0;
     int has_owner;
     if (auth_field_name(b, "name", true, NULL, name, err) != 0 ||
         cairn_field_uint(b, "expires_in", false, &expires_in, err) < 0 ||
         (has_owner = auth_field_name(b, "owner", false, auth_user_char, owner, err)) <
-            0)
+            0 ||
+        auth_field_name(b, "ws", false, auth_ws_char, ws, err) < 0)
         return -1;
     if (expires_in > AUTH_EXPIRES_IN_MAX)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
@@ -152,7 +155,7 @@ int auth_create_token(void *state, cairn_req_t *req, cairn_err_t *err)
     if (has_owner != 0) snprintf(owner, sizeof owner, "%s", me);
     uint64_t expires = expires_in ? cairn_wall_ms() + expires_in * 1000 : 0;
     char secret[AUTH_SECRET_LEN + 1], id[AUTH_TOKEN_ID_LEN + 1];
-    if (auth_token_make(a, owner, name, "api", expires, secret, id, err) != 0)
+    if (auth_token_make(a, owner, name, "api", ws, expires, secret, id, err) != 0)
         return -1;
     cairn_name_object(req, "token", id, strlen(id));
     msgpack_packer *pk = auth_reply_begin(a);
@@ -294,6 +297,8 @@ int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
     int64_t expires = sqlite3_column_int64(st, 3),
             last_used = sqlite3_column_int64(st, 4);
     bool revoked = sqlite3_column_int(st, 5) != 0;
+    char only_ws[AUTH_NAME_MAX + 1];
+    snprintf(only_ws, sizeof only_ws, "%s", (const char *)sqlite3_column_text(st, 6));
     sqlite3_reset(st);
     if (!same || revoked || (expires && expires <= (int64_t)cairn_wall_ms()))
         return s_unauthenticated(err);
@@ -305,7 +310,7 @@ int auth_resolve(void *state, cairn_req_t *req, cairn_err_t *err)
     cairn_pack_cstr(pk, "expires");
     msgpack_pack_int64(pk, expires);
     cairn_pack_cstr(pk, "grants");
-    if (auth_pack_grants(a, pk, owner, err) != 0) return -1;
+    if (auth_pack_grants(a, pk, owner, only_ws, err) != 0) return -1;
     cairn_pack_cstr(pk, "workspaces");
     if (auth_pack_workspace_names(a, pk, err) != 0) return -1;
     return auth_reply_send(a, req);

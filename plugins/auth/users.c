@@ -164,7 +164,8 @@ static int s_login_ok(auth_t *a, hash_job_t *j, cairn_err_t *err)
                              "wrong user name or password");
     char secret[AUTH_SECRET_LEN + 1], id[AUTH_TOKEN_ID_LEN + 1];
     uint64_t expires = cairn_wall_ms() + (uint64_t)a->set->login_ttl * 1000;
-    if (auth_token_make(a, j->user, "login", "login", expires, secret, id, err) != 0)
+    if (auth_token_make(a, j->user, "login", "login", "", expires, secret, id, err) !=
+        0)
         return -1;
     msgpack_packer *pk = auth_reply_begin(a);
     msgpack_pack_map(pk, 3);

@@ -8,6 +8,7 @@
  *   verbs.c    submit_job, get_job, list_jobs, cancel_job, stream_logs,
  *              list_computes
  *   runs.c     each job's run in tracking (nested calls)
+ *   token.c    each job's token, held to its workspace (nested calls)
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -46,6 +47,8 @@ int job_status_parse(const char *s, size_t len);
 bool job_status_done(job_status_t st);
 
 #define JOB_REASON_MAX 512
+#define JOB_TOKEN_MAX 128 /* a token's secret */
+#define JOB_TOKEN_ID_MAX 64
 
 /* One job's row. */
 typedef struct job {
@@ -61,6 +64,7 @@ typedef struct job {
     int64_t shim_pid, shim_start, pgid;
     bool cancel_asked;
     char boot_id[40];
+    char token_id[JOB_TOKEN_ID_MAX + 1]; /* the job's token ("": none) */
 } job_t;
 
 typedef struct store store_t;
@@ -111,8 +115,10 @@ int store_list(store_t *s, const job_query_t *q, int (*fn)(void *arg, job_t *j),
 /* The job's directory: root/ws/name. */
 void job_dir(const compute_t *c, const job_t *j, char *out, size_t cap);
 /* Write the job's files and start its supervisor, detached; the job is
- * then Preparing until the supervisor writes its pid file. */
-int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, cairn_err_t *err);
+ * then Preparing until the supervisor writes its pid file. token: the
+ * job's CAIRN_TOKEN ("": none). */
+int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token,
+               cairn_err_t *err);
 
 /* ---- watch.c -------------------------------------------------------------- */
 /* Whether j's supervisor runs (its pid, with the start time it had). */
@@ -140,6 +146,16 @@ int job_run_create(compute_t *c, const char *ws, const char *experiment_name,
                    cairn_err_t *err);
 /* Mirror a status into the job's run (best effort: logged on failure). */
 void job_run_mirror(compute_t *c, const job_t *j);
+
+/* ---- token.c -------------------------------------------------------------- */
+/* done(arg, err, token, token_id): the token ("" and "" when the job gets
+ * none: no auth service, or no principal submitted it), or err. */
+typedef void(job_token_fn)(void *arg, const cairn_err_t *err, const char *token,
+                           const char *token_id);
+int job_token_make(compute_t *c, const job_t *j, uint64_t timeout_s, job_token_fn *done,
+                   void *arg, cairn_err_t *err);
+/* Revoke j's token, if it has one (best effort: logged on failure). */
+void job_token_revoke(compute_t *c, const job_t *j);
 
 /* ---- verbs.c -------------------------------------------------------------- */
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);

@@ -81,7 +81,7 @@ static void s_env_addc(msgpack_sbuffer *sb, const char *k, const char *v)
 /* The job's environment: a few of this process's variables, the spec's,
  * then Cairn's own (which the spec may not set: spec.c refuses CAIRN_*). */
 static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
-                  msgpack_sbuffer *sb)
+                  const char *token, msgpack_sbuffer *sb)
 {
     const msgpack_object *e = spec->env;
     for (const char *const *k = s_inherit; *k; k++) {
@@ -103,11 +103,13 @@ static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
     s_env_addc(sb, "CAIRN_EXPERIMENT_NAME", j->experiment_name);
     s_env_addc(sb, "CAIRN_JOB_NAME", j->name);
     s_env_addc(sb, "CAIRN_WORKSPACE", j->ws);
+    if (token && *token) s_env_addc(sb, "CAIRN_TOKEN", token);
     (void)c;
 }
 
 static int s_write_spec_files(const compute_t *c, const job_t *j,
-                              const job_spec_t *spec, const char *dir, cairn_err_t *err)
+                              const job_spec_t *spec, const char *token,
+                              const char *dir, cairn_err_t *err)
 {
     char work[PATH_MAX + 16], limits[96];
     snprintf(work, sizeof work, "%s/%s", dir, JOB_WORK);
@@ -116,13 +118,14 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
                      (unsigned long long)spec->timeout_s, (long long)c->grace_ms);
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
-    s_env(c, j, spec, &env);
+    s_env(c, j, spec, token, &env);
     int rc =
         s_write_file(dir, JOB_CMD, spec->command, strlen(spec->command), err) == 0 &&
                 s_write_file(dir, JOB_ENV, env.data, env.size, err) == 0 &&
                 s_write_file(dir, JOB_LIMITS, limits, (size_t)n, err) == 0
             ? 0
             : -1;
+    if (env.data) explicit_bzero(env.data, env.size); /* the token's secret */
     msgpack_sbuffer_destroy(&env);
     return rc;
 }
@@ -175,13 +178,14 @@ static int s_spawn(const compute_t *c, const char *dir, cairn_err_t *err)
     return 0;
 }
 
-int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, cairn_err_t *err)
+int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token,
+               cairn_err_t *err)
 {
     char dir[PATH_MAX], wsdir[PATH_MAX];
     snprintf(wsdir, sizeof wsdir, "%s/%s", c->root, j->ws);
     job_dir(c, j, dir, sizeof dir);
     if (s_mkdir(wsdir, err) != 0 || s_mkdir(dir, err) != 0) return -1;
     s_clear(dir);
-    if (s_write_spec_files(c, j, spec, dir, err) != 0) return -1;
+    if (s_write_spec_files(c, j, spec, token, dir, err) != 0) return -1;
     return s_spawn(c, dir, err);
 }

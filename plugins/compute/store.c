@@ -13,7 +13,7 @@
 #define COLS                                                                        \
     "seq, ws, name, status, run_id, experiment_id, experiment_name, display_name, " \
     "reason, principal, priority, created, started, ended, exit_code, shim_pid, "   \
-    "shim_start, pgid, cancel_asked, boot_id"
+    "shim_start, pgid, cancel_asked, boot_id, token_id"
 
 enum {
     Q_INSERT,
@@ -38,7 +38,7 @@ static const char *const s_sql[Q_N] = {
     [Q_UPDATE] =
         "UPDATE jobs SET status = ?2, reason = ?3, started = ?4, ended = ?5, "
         "exit_code = ?6, shim_pid = ?7, shim_start = ?8, pgid = ?9, "
-        "cancel_asked = ?10, boot_id = ?11 WHERE seq = ?1",
+        "cancel_asked = ?10, boot_id = ?11, token_id = ?12 WHERE seq = ?1",
     [Q_EACH] = "SELECT " COLS " FROM jobs WHERE status = ? ORDER BY seq",
     [Q_EACH_ALL] = "SELECT " COLS " FROM jobs ORDER BY seq",
     [Q_NEXT] = "SELECT " COLS
@@ -64,6 +64,8 @@ static const char *const s_migrations[] = {
     "cancel_asked INTEGER NOT NULL DEFAULT 0, boot_id TEXT NOT NULL DEFAULT '', UNIQUE "
     "(ws, name));"
     "CREATE INDEX jobs_by_status ON jobs (status, priority DESC, seq);",
+    /* 2: the id of the job's token (token.c), to revoke it at the end */
+    "ALTER TABLE jobs ADD COLUMN token_id TEXT NOT NULL DEFAULT '';",
 };
 
 struct store {
@@ -138,6 +140,7 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     j->pgid = sqlite3_column_int64(st, 17);
     j->cancel_asked = sqlite3_column_int(st, 18) != 0;
     s_copy(j->boot_id, sizeof j->boot_id, st, 19);
+    s_copy(j->token_id, sizeof j->token_id, st, 20);
 }
 
 int store_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -212,6 +215,7 @@ int store_update(store_t *s, const job_t *j, cairn_err_t *err)
     sqlite3_bind_int64(st, 9, j->pgid);
     sqlite3_bind_int(st, 10, j->cancel_asked);
     sqlite3_bind_text(st, 11, j->boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, j->token_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : cairn_sqlite_fail(s->h, WHAT, "update a job", err);

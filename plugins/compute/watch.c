@@ -93,6 +93,7 @@ int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
     if (job_status_done(st) && !j->ended) j->ended = (int64_t)cairn_wall_ms();
     if (store_update(c->store, j, err) != 0) return -1;
     job_run_mirror(c, j);
+    if (job_status_done(st)) job_token_revoke(c, j);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -209,27 +210,110 @@ void jobs_watch(compute_t *c)
     jobs_schedule(c);
 }
 
-/* Start the queued job j: its spec read again (it was checked at submit),
- * its files written, its supervisor started. */
-static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
-{
-    char *spec = NULL;
-    size_t len = 0;
-    if (store_spec(c->store, j->seq, &spec, &len, err) != 0) return -1;
+/* The job's spec as stored (checked at submit), read again into s; the
+ * caller frees it (s_spec_free) when 0. */
+typedef struct stored_spec {
+    char *bytes;
     msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     job_spec_t s;
-    int rc = msgpack_unpack_next(&u, spec, len, NULL) == MSGPACK_UNPACK_SUCCESS
-                 ? job_spec_read(&u.data, &s, err)
+} stored_spec_t;
+
+static int s_spec_load(compute_t *c, const job_t *j, stored_spec_t *ss,
+                       cairn_err_t *err)
+{
+    size_t len = 0;
+    if (store_spec(c->store, j->seq, &ss->bytes, &len, err) != 0) return -1;
+    msgpack_unpacked_init(&ss->u);
+    int rc = msgpack_unpack_next(&ss->u, ss->bytes, len, NULL) == MSGPACK_UNPACK_SUCCESS
+                 ? job_spec_read(&ss->u.data, &ss->s, err)
                  : cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                                  "the job's stored spec is not msgpack");
-    if (rc == 0) {
-        rc = job_launch(c, j, &s, err);
-        job_spec_free(&s);
+    if (rc != 0) {
+        msgpack_unpacked_destroy(&ss->u);
+        free(ss->bytes);
     }
-    msgpack_unpacked_destroy(&u);
-    free(spec);
     return rc;
+}
+
+static void s_spec_free(stored_spec_t *ss)
+{
+    job_spec_free(&ss->s);
+    msgpack_unpacked_destroy(&ss->u);
+    free(ss->bytes);
+}
+
+static void s_fail_start(compute_t *c, job_t *j, const cairn_err_t *why)
+{
+    char reason[JOB_REASON_MAX];
+    snprintf(reason, sizeof reason, "%s", why->msg);
+    cairn_err_t err = {0};
+    if (job_set_status(c, j, JOB_FAILED, reason, &err) != 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
+}
+
+/* A job being started, between its token's request and its answer. */
+typedef struct starting {
+    compute_t *c;
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[JOB_NAME_MAX + 1];
+} starting_t;
+
+/* The token came (or none is needed): the job's files are written and its
+ * supervisor started, unless the job changed meanwhile. */
+static void s_token_ready(void *arg, const cairn_err_t *terr, const char *token,
+                          const char *token_id)
+{
+    starting_t *st = arg;
+    compute_t *c = st->c;
+    job_t j;
+    cairn_err_t err = {0};
+    int found = store_get(c->store, st->ws, st->name, &j, &err);
+    free(st);
+    if (found != 0 || j.status != JOB_PREPARING) {
+        job_t gone = {0};
+        snprintf(gone.ws, sizeof gone.ws, "%s", found == 0 ? j.ws : "default");
+        snprintf(gone.token_id, sizeof gone.token_id, "%s", token_id);
+        job_token_revoke(c, &gone);
+        return;
+    }
+    if (terr) {
+        s_fail_start(c, &j, terr);
+        return;
+    }
+    snprintf(j.token_id, sizeof j.token_id, "%s", token_id);
+    stored_spec_t ss;
+    if (store_update(c->store, &j, &err) != 0 || s_spec_load(c, &j, &ss, &err) != 0) {
+        s_fail_start(c, &j, &err);
+        return;
+    }
+    int rc = job_launch(c, &j, &ss.s, token, &err);
+    s_spec_free(&ss);
+    if (rc != 0) s_fail_start(c, &j, &err);
+}
+
+/* Start the queued job j: stored Preparing first, before its supervisor
+ * exists (a crash between the two leaves a job that fails for want of
+ * one, never a second supervisor of the same job); then its token, then
+ * its files and its supervisor (s_token_ready). */
+static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
+{
+    stored_spec_t ss;
+    if (s_spec_load(c, j, &ss, err) != 0) return -1;
+    uint64_t timeout = ss.s.timeout_s;
+    s_spec_free(&ss);
+    snprintf(j->boot_id, sizeof j->boot_id, "%s", c->boot_id);
+    j->started = (int64_t)cairn_wall_ms();
+    if (job_set_status(c, j, JOB_PREPARING, NULL, err) != 0) return -1;
+    starting_t *st = calloc(1, sizeof *st);
+    if (!st) return cairn_err_oom(err, NULL);
+    *st = (starting_t){.c = c};
+    snprintf(st->ws, sizeof st->ws, "%s", j->ws);
+    snprintf(st->name, sizeof st->name, "%s", j->name);
+    if (job_token_make(c, j, timeout, s_token_ready, st, err) != 0) {
+        free(st);
+        return -1;
+    }
+    return 0;
 }
 
 void jobs_schedule(compute_t *c)
@@ -245,19 +329,9 @@ void jobs_schedule(compute_t *c)
             if (rc < 0) cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
             return;
         }
-        /* Stored Preparing before its supervisor exists: a crash between
-         * the two leaves a job that fails for want of one, never a second
-         * supervisor of the same job. */
-        snprintf(j.boot_id, sizeof j.boot_id, "%s", c->boot_id);
-        j.started = (int64_t)cairn_wall_ms();
-        if (job_set_status(c, &j, JOB_PREPARING, NULL, &err) != 0) {
-            cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
-            return;
-        }
         if (s_start(c, &j, &err) != 0) {
-            char why[JOB_REASON_MAX];
-            snprintf(why, sizeof why, "%s", err.msg);
-            if (job_set_status(c, &j, JOB_FAILED, why, &err) != 0) return;
+            if (j.status == JOB_QUEUED) return; /* not even stored: try next tick */
+            s_fail_start(c, &j, &err);
         }
     }
 }
