@@ -59,6 +59,9 @@ typedef enum {
     O_REQUIREMENTS,
     O_ENV,
     O_DESCRIPTION,
+    O_FOLLOW,
+    O_STREAM, /* the same as --follow, as `job submit` says it */
+    O_EXPERIMENT,
 } opt_id_t;
 
 static const struct {
@@ -93,6 +96,9 @@ static const struct {
     [O_REQUIREMENTS] = {"requirements", true, CO_REQUIREMENTS},
     [O_ENV] = {"env", true, CO_ENV},
     [O_DESCRIPTION] = {"description", true, CO_DESCRIPTION},
+    [O_FOLLOW] = {"follow", false, CO_FOLLOW},
+    [O_STREAM] = {"stream", false, CO_FOLLOW},
+    [O_EXPERIMENT] = {"experiment", true, CO_EXPERIMENT},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -205,6 +211,12 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
             return s_add_repeat(o->env, &o->nenv, "env", value, f);
         case O_DESCRIPTION:
             o->description = value;
+            break;
+        case O_FOLLOW:
+        case O_STREAM:
+            break; /* the bit in o->given says it */
+        case O_EXPERIMENT:
+            o->experiment = value;
             break;
     }
     return EXIT_OK;
@@ -825,6 +837,17 @@ static const cmd_t CMDS[] = {
      cli_data_show},
     {"data", "archive", 1, 1, 0, " NAME:VERSION", "hide it from latest and lists",
      cli_data_archive},
+    {"job", "submit", 1, 1, CO_FOLLOW, " FILE", "a command job's YAML [--stream]",
+     cli_job_submit},
+    {"job", "list", 0, 0, CO_STATUS | CO_EXPERIMENT | CO_MAX, "",
+     "[--status S] [--experiment E] [--max N]", cli_job_list},
+    {"job", "show", 1, 1, 0, " NAME", "a job, every field", cli_job_show},
+    {"job", "cancel", 1, 1, 0, " NAME", "stop it (SIGTERM, then SIGKILL)",
+     cli_job_cancel},
+    {"job", "logs", 1, 1, CO_FOLLOW, " NAME", "its stdout and stderr [--follow]",
+     cli_job_logs},
+    {"compute", "list", 0, 0, 0, "", "compute targets: slots, CPUs, GPUs",
+     cli_compute_list},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",

@@ -51,6 +51,8 @@ enum {
     CO_DESCRIPTION = 1u << 14,
     CO_DOT = 1u << 15,
     CO_TYPE = 1u << 16,
+    CO_FOLLOW = 1u << 17,     /* --follow, --stream */
+    CO_EXPERIMENT = 1u << 18, /* --experiment NAME */
 };
 
 typedef struct opts {
@@ -70,6 +72,8 @@ typedef struct opts {
     const char *tags[MAX_REPEAT], *order_by[MAX_REPEAT];
     /* envs create, data create */
     const char *python, *requirements, *description, *type;
+    /* job list */
+    const char *experiment;
     int nenv;
     const char *env[MAX_REPEAT];
 } opts_t;
@@ -174,6 +178,14 @@ int cli_data_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_data_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_data_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_data_archive(cairn_client_t *c, const opts_t *o, fail_t *f);
+
+/* Jobs (cli_jobs.c). */
+int cli_job_submit(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_job_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_job_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_job_cancel(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_job_logs(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_compute_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -5,15 +5,17 @@ Python job logging to its run through the SDK with no run named, inputs
 and environment, a failing job, cancel and timeout of a tree that ignores
 SIGTERM, kill -9 of the plugin and of cairnd mid-job (the job goes on and
 is recorded), the queue's limit and priorities, paging, bad specs."""
+import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import DEADLINE, SOURCE, Kernel, wait_for  # noqa: E402
+from cairn_harness import BIN, DEADLINE, SOURCE, Kernel, wait_for  # noqa: E402
 
 SERVICES = """\
   tracking:
@@ -266,6 +268,77 @@ class Workspaces(JobsCase):
                 "status"] == "Completed", what=f"the job in {ws} to end")
         self.assertTrue(os.path.isdir(self.jobdir(name, "alpha")))
         self.assertTrue(os.path.isdir(self.jobdir(name, "beta")))
+
+
+class PythonSDK(JobsCase):
+    def test_submit_stream_wait_cancel(self):
+        sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+        import cairn
+        jobs = cairn.Jobs(self.k.endpoint)
+        path = os.path.join(self.k.tmp, "job.yml")
+        with open(path, "w") as f:
+            f.write("command: for i in 1 2 3; do echo line $i; sleep 0.1; done\n"
+                    "experiment_name: sdk\n")
+        job = jobs.submit(path)
+        self.assertEqual(job.info["experiment_name"], "sdk")
+        text = "".join(job.stream())
+        self.assertEqual(text, "line 1\nline 2\nline 3\n")
+        self.assertEqual(job.status, "Completed")
+        self.assertEqual(job.wait(timeout=DEADLINE), "Completed")
+        self.assertEqual(job.logs(), text)
+        long = jobs.submit({"command": "sleep 60"})
+        long.cancel()
+        self.assertEqual(long.wait(timeout=DEADLINE), "Canceled")
+        names = [j.name for j in jobs.list(experiment="sdk")]
+        self.assertEqual(names, [job.name])
+        with self.assertRaises(cairn.BadRequest) as e:
+            jobs.submit({"command": "true", "resources": {"gpus": "two"}})
+        self.assertIn("resources.gpus", str(e.exception))
+        with self.assertRaises(cairn.NotFound):
+            jobs.get("never-submitted")
+        self.assertEqual(jobs.computes()[0]["name"], "local")
+        jobs.close()
+
+
+class CLI(JobsCase):
+    def cairn(self, *args, stdin=None):
+        return subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                               *args], input=stdin, capture_output=True, text=True,
+                              timeout=DEADLINE)
+
+    def test_submit_stream_list_show_logs_cancel(self):
+        path = os.path.join(self.k.tmp, "cli.yml")
+        with open(path, "w") as f:
+            f.write("command: echo one; echo two >&2\nexperiment_name: cli\n")
+        r = self.cairn("job", "submit", path, "--stream")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "one\ntwo\n")
+        self.assertIn("Completed", r.stderr)
+        name = r.stderr.split()[1].rstrip(":")
+        r = self.cairn("job", "submit", "-", "--stream", stdin="command: exit 4\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("status 4", r.stderr)
+        r = self.cairn("job", "list", "--experiment", "cli")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(name, r.stdout)
+        self.assertIn("Completed", r.stdout)
+        r = self.cairn("--json", "job", "show", name)
+        self.assertEqual(json.loads(r.stdout)["job"]["status"], "Completed")
+        r = self.cairn("job", "logs", name)
+        self.assertEqual(r.stdout, "one\ntwo\n")
+        r = self.cairn("job", "submit", "-", stdin="command: sleep 60\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        long = r.stdout.split("\n")[1].split()[0]
+        r = self.cairn("job", "cancel", long)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.cairn("job", "logs", long, "--follow")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.call("get_job", {"name": long})["job"]["status"], "Canceled")
+        r = self.cairn("job", "submit", "-", stdin="command: true\nresources: {gpus: -1}\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("resources.gpus", r.stderr)
+        r = self.cairn("compute", "list")
+        self.assertIn("local", r.stdout)
 
 
 class BadSpecs(JobsCase):

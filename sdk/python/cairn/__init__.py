@@ -8,7 +8,7 @@
 The services beyond tracking have a class each: ``cairn.Auth`` (users,
 tokens, roles), ``cairn.Secrets`` (the key vault), ``cairn.Audit`` (the
 audit trail), ``cairn.Registry`` (versioned models, aliases and their
-history).
+history), ``cairn.Jobs`` (command jobs: ``cairn.submit_job("job.yml")``).
 
 Failures raise CairnError subclasses with .status, .code and .message. A
 Client is for one thread.
@@ -19,6 +19,7 @@ from .client import (DEFAULT_ENDPOINT, Client, Reply, find_token, set_workspace,
                      token_path)
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
+from .jobs import Job, Jobs, get_job, list_jobs, submit_job
 from .registry import (Registry, create_data_asset, download_model, get_model, lineage,
                        log_input, register_model, resolve)
 from .secrets import Secrets
@@ -37,4 +38,5 @@ __all__ = [
     "log_metrics_batch", "set_tag", "set_tags", "log_artifact", "log_artifacts",
     "download_artifact", "Auth", "Secrets", "Audit", "Registry", "register_model",
     "get_model", "download_model", "create_data_asset", "log_input", "lineage", "resolve",
+    "Jobs", "Job", "submit_job", "get_job", "list_jobs",
 ]
