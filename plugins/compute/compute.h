@@ -9,6 +9,7 @@
  *              list_computes
  *   runs.c     each job's run in tracking (nested calls)
  *   token.c    each job's token, held to its workspace (nested calls)
+ *   notify.c   starts and ends noticed as they happen (inotify)
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -68,10 +69,12 @@ typedef struct job {
 } job_t;
 
 typedef struct store store_t;
+typedef struct notify notify_t;
 
 typedef struct compute {
     cairn_ctx_t *ctx;
     store_t *store;
+    notify_t *notify;
     char root[PATH_MAX];    /* STATE/jobs */
     char shim[PATH_MAX];    /* the supervisor's executable */
     char boot_id[40];       /* this boot's (/proc/sys/kernel/random/boot_id) */
@@ -83,7 +86,8 @@ typedef struct compute {
 } compute_t;
 
 /* ---- store.c -------------------------------------------------------------- */
-store_t *store_open(const char *path, cairn_err_t *err);
+/* power: each submitted job flushed to disk before it is acknowledged. */
+store_t *store_open(const char *path, bool power, cairn_err_t *err);
 void store_close(store_t **self_p);
 /* Insert a new job (its seq filled in); 409 when ws has one of that name. */
 int store_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -156,6 +160,17 @@ int job_token_make(compute_t *c, const job_t *j, uint64_t timeout_s, job_token_f
                    void *arg, cairn_err_t *err);
 /* Revoke j's token, if it has one (best effort: logged on failure). */
 void job_token_revoke(compute_t *c, const job_t *j);
+
+/* ---- notify.c ------------------------------------------------------------- */
+notify_t *notify_open(void);
+void notify_close(notify_t **self_p, cairn_ctx_t *ctx);
+/* Watch a started job's directory; forget it once the job has ended. */
+void notify_watch(notify_t *n, const char *dir, int64_t seq);
+void notify_forget(notify_t *n, int64_t seq);
+/* A job was just started: look often for a while. */
+void notify_started(compute_t *c);
+/* Whether some watched directory changed (the events are consumed). */
+bool notify_pending(compute_t *c);
 
 /* ---- verbs.c -------------------------------------------------------------- */
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);

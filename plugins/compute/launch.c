@@ -34,7 +34,10 @@ static int s_mkdir(const char *path, cairn_err_t *err)
     return 0;
 }
 
-/* dir/name holds exactly the n bytes at p (written beside and renamed). */
+/* dir/name holds exactly the n bytes at p (written beside and renamed).
+ * Not fsynced: a job's files matter only while this boot lasts (a job
+ * started before a reboot fails), and three flushes would slow every
+ * start by as many disk round trips. */
 static int s_write_file(const char *dir, const char *name, const void *p, size_t n,
                         cairn_err_t *err)
 {
@@ -54,7 +57,7 @@ static int s_write_file(const char *dir, const char *name, const void *p, size_t
         b += w;
         n -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) return s_errno(err, "write", tmp);
+    if (close(fd) != 0) return s_errno(err, "write", tmp);
     if (rename(tmp, path) != 0) return s_errno(err, "rename", tmp);
     return 0;
 }
@@ -187,5 +190,8 @@ int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token
     if (s_mkdir(wsdir, err) != 0 || s_mkdir(dir, err) != 0) return -1;
     s_clear(dir);
     if (s_write_spec_files(c, j, spec, token, dir, err) != 0) return -1;
-    return s_spawn(c, dir, err);
+    notify_watch(c->notify, dir, j->seq); /* before the shim can write */
+    if (s_spawn(c, dir, err) != 0) return -1;
+    notify_started(c);
+    return 0;
 }

@@ -22,7 +22,11 @@ typedef struct settings {
     int64_t grace_ms;
     int64_t start_timeout_ms;
     const char *shim; /* "" = beside this process's executable */
+    int durability;   /* DURABILITY_* */
 } settings_t;
+
+enum { DURABILITY_PROCESS, DURABILITY_POWER };
+static const char *const s_durabilities[] = {"process", "power", NULL};
 
 static const cairn_setting_t compute_settings[] = {
     {.key = "max_concurrent",
@@ -52,6 +56,14 @@ static const cairn_setting_t compute_settings[] = {
      .offset = offsetof(settings_t, shim),
      .dflt = "",
      .help = "the per-job supervisor (default: cairn-job-shim beside cairnd)"},
+    {.key = "durability",
+     .type = CAIRN_CONF_ENUM,
+     .offset = offsetof(settings_t, durability),
+     .dflt = "process",
+     .choices = s_durabilities,
+     .help = "process: a submitted job survives any crash of Cairn (WAL, "
+             "synchronous=NORMAL); power: it survives power loss too (a flush before "
+             "submit_job answers)"},
     {.key = NULL},
 };
 
@@ -93,6 +105,7 @@ static void compute_fini(void *state)
     compute_t *c = state;
     if (!c) return;
     store_close(&c->store);
+    notify_close(&c->notify, c->ctx);
     msgpack_sbuffer_destroy(&c->sb);
     free(c);
 }
@@ -120,7 +133,10 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     if (rc == 0 && mkdir(c->root, 0700) != 0 && errno != EEXIST)
         rc = cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                            "cannot create %s: %s", c->root, strerror(errno));
-    if (rc == 0 && !(c->store = store_open(db, err))) rc = -1;
+    if (rc == 0 &&
+        !(c->store = store_open(db, set->durability == DURABILITY_POWER, err)))
+        rc = -1;
+    if (rc == 0 && !(c->notify = notify_open())) rc = cairn_err_oom(err, NULL);
     if (rc != 0) {
         compute_fini(c);
         return -1;
@@ -134,6 +150,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
 static void compute_tick(void *state, uint64_t now_ms)
 {
     (void)now_ms;
+    notify_pending(state); /* events the fast timer left: read here */
     jobs_watch(state);
 }
 

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,9 +101,13 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-/* NAME written whole: NAME.tmp written and fsynced, renamed over NAME, the
- * directory fsynced, so that a reader sees the old file or the new one. */
-static int write_atomic(int dirfd, const char *name, const char *buf, size_t len)
+/* NAME written whole: NAME.tmp written, renamed over NAME, so that a
+ * reader sees the old file or the new one. durable: NAME.tmp and the
+ * directory fsynced too (the exit record, which must survive a power
+ * loss; the pid file need not: after a reboot the job fails either way,
+ * and its fsync would cost a start a disk flush). */
+static int write_atomic(int dirfd, const char *name, const char *buf, size_t len,
+                        bool durable)
 {
     char tmp[64];
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -111,7 +116,7 @@ static int write_atomic(int dirfd, const char *name, const char *buf, size_t len
         say("cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
-    int rc = write_all(fd, buf, len) == 0 && fsync(fd) == 0 ? 0 : -1;
+    int rc = write_all(fd, buf, len) == 0 && (!durable || fsync(fd) == 0) ? 0 : -1;
     if (rc < 0) say("cannot write %s: %s", tmp, strerror(errno));
     if (close(fd) < 0 && rc == 0) {
         say("cannot close %s: %s", tmp, strerror(errno));
@@ -121,7 +126,7 @@ static int write_atomic(int dirfd, const char *name, const char *buf, size_t len
         say("cannot rename %s to %s: %s", tmp, name, strerror(errno));
         rc = -1;
     }
-    if (rc == 0 && fsync(dirfd) < 0) {
+    if (rc == 0 && durable && fsync(dirfd) < 0) {
         say("cannot fsync the job directory: %s", strerror(errno));
         rc = -1;
     }
@@ -268,7 +273,7 @@ static int write_exit(int dirfd, const char *reason, int code, int sig)
     char buf[160];
     int n = snprintf(buf, sizeof(buf), "reason=%s\ncode=%d\nsignal=%d\nended_ms=%lld\n",
                      reason, code, sig, ms);
-    return write_atomic(dirfd, JOB_EXIT, buf, (size_t)n);
+    return write_atomic(dirfd, JOB_EXIT, buf, (size_t)n, true);
 }
 
 /* The record for the command's wait status; the stopping reason, if the
@@ -318,7 +323,7 @@ static int write_pidfile(const shim_t *sh)
     char buf[96];
     int n =
         snprintf(buf, sizeof(buf), "%d %llu %d\n", (int)getpid(), start, (int)sh->pgid);
-    return write_atomic(sh->dirfd, JOB_SHIM_PID, buf, (size_t)n);
+    return write_atomic(sh->dirfd, JOB_SHIM_PID, buf, (size_t)n, false);
 }
 
 /* waitpid for one child (or -1: any), blocking; signals are blocked, so

@@ -1,7 +1,13 @@
 /* The jobs table (compute.h): one SQLite file, STATE/jobs/jobs.db, one row
- * per job, its spec kept as submitted (msgpack). Every status change is a
- * commit of its own (synchronous=FULL): a job acknowledged is never lost,
- * and one whose supervisor was started is always found again at init. */
+ * per job, its spec kept as submitted (msgpack). Every change is a commit
+ * of its own, in WAL with synchronous=NORMAL: it survives any crash of a
+ * process, as tracking's `durability: process` does. With power
+ * (store_open's flag, the `durability` setting) a submitted job is
+ * committed with a flush too (synchronous=FULL for that insert), so that
+ * once acknowledged not even a power loss loses it; status changes never
+ * are, since a machine that restarts fails its running jobs anyway and each
+ * end is also in the shim's exit record, which is flushed: a flush per
+ * change would cap the jobs a second at the disk's flush rate. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,19 +76,21 @@ static const char *const s_migrations[] = {
 
 struct store {
     sqlite3 *h;
+    bool power; /* flush each submitted job */
     sqlite3_stmt *q[Q_N];
 };
 
-store_t *store_open(const char *path, cairn_err_t *err)
+store_t *store_open(const char *path, bool power, cairn_err_t *err)
 {
     store_t *s = calloc(1, sizeof *s);
     if (!s) {
         cairn_err_oom(err, NULL);
         return NULL;
     }
+    s->power = power;
     if (cairn_sqlite_open(path, WHAT, 5000, &s->h, err) != 0 ||
         cairn_sqlite_exec(s->h, WHAT,
-                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
                           "configure", err) != 0 ||
         cairn_sqlite_migrate(s->h, WHAT, s_migrations,
                              (int)(sizeof s_migrations / sizeof s_migrations[0]),
@@ -143,8 +151,29 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     s_copy(j->token_id, sizeof j->token_id, st, 20);
 }
 
+static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
+                    cairn_err_t *err);
+
+static int s_sync(store_t *s, bool full, cairn_err_t *err)
+{
+    return cairn_sqlite_exec(
+        s->h, WHAT, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+        "set durability", err);
+}
+
 int store_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
                  cairn_err_t *err)
+{
+    if (!s->power) return s_insert(s, j, spec, spec_len, err);
+    if (s_sync(s, true, err) != 0) return -1;
+    int rc = s_insert(s, j, spec, spec_len, err);
+    cairn_err_t ignored = {0};
+    s_sync(s, false, &ignored);
+    return rc;
+}
+
+static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
+                    cairn_err_t *err)
 {
     sqlite3_stmt *st = s_q(s, Q_INSERT);
     sqlite3_bind_text(st, 1, j->ws, -1, SQLITE_STATIC);

@@ -93,7 +93,10 @@ int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
     if (job_status_done(st) && !j->ended) j->ended = (int64_t)cairn_wall_ms();
     if (store_update(c->store, j, err) != 0) return -1;
     job_run_mirror(c, j);
-    if (job_status_done(st)) job_token_revoke(c, j);
+    if (job_status_done(st)) {
+        job_token_revoke(c, j);
+        notify_forget(c->notify, j->seq);
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -172,6 +175,7 @@ static int s_look(void *arg, job_t *j)
     compute_t *c = arg;
     char dir[PATH_MAX], rec[256];
     job_dir(c, j, dir, sizeof dir);
+    notify_watch(c->notify, dir, j->seq); /* a job taken up after a restart */
     if (s_read_small(dir, JOB_EXIT, rec, sizeof rec)) {
         if (j->status == JOB_PREPARING &&
             s_read_small(dir, JOB_SHIM_PID, rec, sizeof rec))
@@ -282,7 +286,8 @@ static void s_token_ready(void *arg, const cairn_err_t *terr, const char *token,
     }
     snprintf(j.token_id, sizeof j.token_id, "%s", token_id);
     stored_spec_t ss;
-    if (store_update(c->store, &j, &err) != 0 || s_spec_load(c, &j, &ss, &err) != 0) {
+    if ((token_id[0] && store_update(c->store, &j, &err) != 0) ||
+        s_spec_load(c, &j, &ss, &err) != 0) {
         s_fail_start(c, &j, &err);
         return;
     }
