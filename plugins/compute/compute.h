@@ -10,6 +10,7 @@
  *   runs.c     each job's run in tracking (nested calls)
  *   token.c    each job's token, held to its workspace (nested calls)
  *   notify.c   starts and ends noticed as they happen (inotify)
+ *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -70,16 +71,19 @@ typedef struct job {
 
 typedef struct store store_t;
 typedef struct notify notify_t;
+typedef struct sysmetrics sysmetrics_t;
 
 typedef struct compute {
     cairn_ctx_t *ctx;
     store_t *store;
     notify_t *notify;
-    char root[PATH_MAX];    /* STATE/jobs */
-    char shim[PATH_MAX];    /* the supervisor's executable */
-    char boot_id[40];       /* this boot's (/proc/sys/kernel/random/boot_id) */
-    int64_t max_concurrent; /* jobs Preparing or Running at once */
-    int64_t grace_ms;       /* SIGTERM to SIGKILL, on cancel and timeout */
+    sysmetrics_t *sysmetrics;
+    int64_t metrics_interval_ms; /* 0: no system metrics */
+    char root[PATH_MAX];         /* STATE/jobs */
+    char shim[PATH_MAX];         /* the supervisor's executable */
+    char boot_id[40];            /* this boot's (/proc/sys/kernel/random/boot_id) */
+    int64_t max_concurrent;      /* jobs Preparing or Running at once */
+    int64_t grace_ms;            /* SIGTERM to SIGKILL, on cancel and timeout */
     int64_t start_timeout_ms;
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -171,6 +175,13 @@ void notify_forget(notify_t *n, int64_t seq);
 void notify_started(compute_t *c);
 /* Whether some watched directory changed (the events are consumed). */
 bool notify_pending(compute_t *c);
+
+/* ---- sysmetrics.c --------------------------------------------------------- */
+sysmetrics_t *sysmetrics_new(void);
+void sysmetrics_free(sysmetrics_t **self_p);
+/* From the tick: a sample of every running job, when the interval has passed. */
+void sysmetrics_tick(compute_t *c);
+void sysmetrics_forget(sysmetrics_t *m, int64_t seq);
 
 /* ---- verbs.c -------------------------------------------------------------- */
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);

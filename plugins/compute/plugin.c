@@ -23,6 +23,7 @@ typedef struct settings {
     int64_t start_timeout_ms;
     const char *shim; /* "" = beside this process's executable */
     int durability;   /* DURABILITY_* */
+    int64_t metrics_interval_ms;
 } settings_t;
 
 enum { DURABILITY_PROCESS, DURABILITY_POWER };
@@ -56,6 +57,14 @@ static const cairn_setting_t compute_settings[] = {
      .offset = offsetof(settings_t, shim),
      .dflt = "",
      .help = "the per-job supervisor (default: cairn-job-shim beside cairnd)"},
+    {.key = "metrics_interval_ms",
+     .type = CAIRN_CONF_INT,
+     .offset = offsetof(settings_t, metrics_interval_ms),
+     .dflt = "10000",
+     .min = 0,
+     .max = 3600000,
+     .help = "how often the CPU and memory of each running job are logged to its run "
+             "(system/cpu_percent, system/memory_rss_bytes); 0: never"},
     {.key = "durability",
      .type = CAIRN_CONF_ENUM,
      .offset = offsetof(settings_t, durability),
@@ -106,6 +115,7 @@ static void compute_fini(void *state)
     if (!c) return;
     store_close(&c->store);
     notify_close(&c->notify, c->ctx);
+    sysmetrics_free(&c->sysmetrics);
     msgpack_sbuffer_destroy(&c->sb);
     free(c);
 }
@@ -123,6 +133,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     c->max_concurrent = set->max_concurrent;
     c->grace_ms = set->grace_ms;
     c->start_timeout_ms = set->start_timeout_ms;
+    c->metrics_interval_ms = set->metrics_interval_ms;
     msgpack_sbuffer_init(&c->sb);
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
     s_boot_id(c);
@@ -136,7 +147,9 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     if (rc == 0 &&
         !(c->store = store_open(db, set->durability == DURABILITY_POWER, err)))
         rc = -1;
-    if (rc == 0 && !(c->notify = notify_open())) rc = cairn_err_oom(err, NULL);
+    if (rc == 0 &&
+        (!(c->notify = notify_open()) || !(c->sysmetrics = sysmetrics_new())))
+        rc = cairn_err_oom(err, NULL);
     if (rc != 0) {
         compute_fini(c);
         return -1;
@@ -152,6 +165,7 @@ static void compute_tick(void *state, uint64_t now_ms)
     (void)now_ms;
     notify_pending(state); /* events the fast timer left: read here */
     jobs_watch(state);
+    sysmetrics_tick(state);
 }
 
 #define SPEC_BODY_MAX (CAIRN_YAML_MAX_BYTES + 4096)

@@ -96,6 +96,7 @@ int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
     if (job_status_done(st)) {
         job_token_revoke(c, j);
         notify_forget(c->notify, j->seq);
+        sysmetrics_forget(c->sysmetrics, j->seq);
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

@@ -27,6 +27,7 @@ SERVICES = """\
     settings:
       max_concurrent: 2
       grace_ms: 300
+      metrics_interval_ms: 200
 """
 
 DONE = ("Completed", "Failed", "Canceled", "TimedOut")
@@ -144,6 +145,21 @@ class Lifecycle(JobsCase):
         self.assertIn({"key": "lr", "value": "0.1"}, run["data"]["params"])
         self.assertEqual([m["value"] for m in run["data"]["metrics"] if m["key"] == "loss"],
                          [1.0 / 3])
+
+    def test_system_metrics_reach_the_run(self):
+        burn = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass\n"
+        j = self.submit({"command": f"/usr/bin/python3 -c '{burn}'"})["job"]
+        self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        hist = {}
+        for key in ("system/cpu_percent", "system/memory_rss_bytes"):
+            hist[key] = self.call("get_metric_history", {"run_id": j["run_id"], "key": key},
+                                  svc="tracking")["metrics"]
+            self.assertGreaterEqual(len(hist[key]), 2, key)
+            self.assertEqual([m["step"] for m in hist[key]], list(range(len(hist[key]))))
+        # one CPU kept busy: about 100 (a loaded host gives it less)
+        self.assertGreater(max(m["value"] for m in hist["system/cpu_percent"]), 20)
+        self.assertLess(max(m["value"] for m in hist["system/cpu_percent"]), 250)
+        self.assertGreater(min(m["value"] for m in hist["system/memory_rss_bytes"]), 1 << 20)
 
     def test_inputs_and_environment(self):
         j = self.submit({"command": "echo lr=${{inputs.lr}} n=${{ inputs.n }} "
