@@ -11,6 +11,7 @@
  *   token.c    each job's token, held to its workspace (nested calls)
  *   notify.c   starts and ends noticed as they happen (inotify)
  *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
+ *   logput.c   a job's log uploaded to its run's artifacts when it ends
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -182,6 +183,11 @@ void sysmetrics_free(sysmetrics_t **self_p);
 /* From the tick: a sample of every running job, when the interval has passed. */
 void sysmetrics_tick(compute_t *c);
 void sysmetrics_forget(sysmetrics_t *m, int64_t seq);
+
+/* ---- logput.c ------------------------------------------------------------- */
+/* Upload the ended job's log to its run's artifacts (logs/output.log);
+ * asynchronous, best effort. */
+void job_log_keep(compute_t *c, const job_t *j);
 
 /* ---- verbs.c -------------------------------------------------------------- */
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);

@@ -21,6 +21,9 @@ SERVICES = """\
   tracking:
     plugin: storage
     mode: inproc
+  artifacts:
+    plugin: storage
+    mode: inproc
   jobs:
     plugin: compute
     mode: process
@@ -123,6 +126,13 @@ class Lifecycle(JobsCase):
         run = self.run_of(done)
         self.assertEqual(run["info"]["status"], "FINISHED")
         self.assertIn({"key": "cairn.job", "value": n}, run["data"]["tags"])
+        # the log, kept with the run
+        wait_for(lambda: [f for f in self.call("list_artifacts", {
+            "run_id": done["run_id"], "path": "logs"}, svc="artifacts")["files"]
+            if f["path"] == "logs/output.log"], what="the log among the run's artifacts")
+        kept = self.call("get_artifact", {"run_id": done["run_id"],
+                                          "path": "logs/output.log"}, svc="artifacts")
+        self.assertEqual(kept["data"].decode(), log)
         # the same name twice in a workspace: a conflict
         h = self.submit({"command": "true", "name": n}, 409)
         self.assertIn(n, h["err"])
@@ -160,6 +170,26 @@ class Lifecycle(JobsCase):
         self.assertGreater(max(m["value"] for m in hist["system/cpu_percent"]), 20)
         self.assertLess(max(m["value"] for m in hist["system/cpu_percent"]), 250)
         self.assertGreater(min(m["value"] for m in hist["system/memory_rss_bytes"]), 1 << 20)
+
+    def test_a_large_log_is_kept_whole(self):
+        j = self.submit({"command": "head -c 7000000 /dev/urandom | base64"})["job"]
+        self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        with open(os.path.join(self.jobdir(j["name"]), "output.log"), "rb") as f:
+            want = f.read()
+        self.assertGreater(len(want), 8 << 20)  # more than one chunk
+        wait_for(lambda: [f for f in self.call("list_artifacts", {
+            "run_id": j["run_id"], "path": "logs"}, svc="artifacts")["files"]
+            if f["path"] == "logs/output.log" and f["file_size"] == len(want)],
+            what="the whole log among the run's artifacts")
+        got, off = b"", 0
+        while off < len(want):
+            r = self.call("get_artifact", {"run_id": j["run_id"], "path": "logs/output.log",
+                                           "offset": off, "length": 4 << 20}, svc="artifacts")
+            got += r["data"]
+            off += len(r["data"])
+            if r["done"]:
+                break
+        self.assertEqual(got, want)
 
     def test_inputs_and_environment(self):
         j = self.submit({"command": "echo lr=${{inputs.lr}} n=${{ inputs.n }} "
