@@ -471,6 +471,11 @@ void db_close(db_t **self_p)
     *self_p = NULL;
 }
 
+const char *db_path(const db_t *db)
+{
+    return db->path;
+}
+
 sqlite3 *db_handle(db_t *db)
 {
     return db->h;

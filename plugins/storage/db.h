@@ -83,6 +83,8 @@ db_t *db_open(const char *path, bool durable_full, cairn_err_t *err);
 void db_close(db_t **self_p);
 
 sqlite3 *db_handle(db_t *db);
+/* The file's path, as opened. */
+const char *db_path(const db_t *db);
 /* The prepared statement, reset and with bindings cleared. */
 sqlite3_stmt *db_stmt(db_t *db, db_stmt_id_t id);
 /* Run a statement that returns no rows (SQLITE_DONE expected). */

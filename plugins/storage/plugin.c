@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "side.h"
 #include "storage.h"
 
 /* Every tracking verb sees every acknowledged metric point: the journal's
@@ -364,6 +365,12 @@ static const cairn_setting_t storage_settings[] = {
              "wait for upload_idle). Until auth lands every client is 'local' and the "
              "workspace tells them apart; then it is per user. 0: a quarter of "
              "uploads_max, at least 1"},
+    {.key = "parallel_reads",
+     .type = CAIRN_CONF_BOOL,
+     .offset = AT(parallel_reads),
+     .dflt = "true",
+     .help = "tracking: a search's rid sets and a big page's parts are read on a "
+             "second, read-only connection and thread too, in parallel"},
     {.key = "io_uring",
      .type = CAIRN_CONF_BOOL,
      .offset = AT(io_uring),
@@ -388,6 +395,18 @@ static char *s_path_or(cairn_ctx_t *ctx, const char *set, const char *leaf)
     if (set && *set) return strdup(set);
     if (asprintf(&p, "%s/%s", cairn_state_dir(ctx), leaf) < 0) return NULL;
     return p;
+}
+
+struct side *storage_side(storage_t *s)
+{
+    if (s->side || s->side_failed || !s->set->parallel_reads) return s->side;
+    cairn_err_t err = {0};
+    if (!(s->side = side_open(db_path(s->db), db_ridsets(s->db), &err))) {
+        s->side_failed = true;
+        cairn_log(s->ctx, CAIRN_LOG_WARN, "storage: searches read on one thread: %s",
+                  err.msg);
+    }
+    return s->side;
 }
 
 static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
@@ -450,6 +469,7 @@ static void storage_fini(void *state)
     if (!s) return;
     artifacts_fini(s);
     storage_journal_close(s); /* applies what is pending */
+    side_close(&s->side);
     db_close(&s->db);
     free(s->artifact_root);
     free(s->pts);

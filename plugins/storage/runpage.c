@@ -1,14 +1,19 @@
 /* Packing a page of runs (search_runs) with four queries per chunk of runs
  * rather than four per run: info, latest metrics, params and tags are each
- * read for up to RUNPAGE_CHUNK runs at once, packed into a scratch buffer,
- * and then copied out run by run in the page's order. */
+ * read for up to RUNPAGE_CHUNK runs at once, packed into a scratch buffer
+ * of their own, and then copied out run by run in the page's order. On a
+ * page of RUNPAGE_PARALLEL runs or more, the metrics (the biggest part:
+ * a row per key) are read by the side reader (side.h) while this thread
+ * reads the other three. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "side.h"
 #include "sqlbuf.h"
 #include "storage.h"
 
-#define RUNPAGE_CHUNK 500 /* rids per IN (...) list */
+#define RUNPAGE_CHUNK 500    /* rids per IN (...) list */
+#define RUNPAGE_PARALLEL 200 /* runs in a page worth a second thread */
 
 enum { PART_INFO, PART_METRICS, PART_PARAMS, PART_TAGS, NPARTS };
 
@@ -44,8 +49,8 @@ typedef struct runpage {
     slot_t *by_rid; /* sorted by rid, to find a row's run */
     part_t (*parts)[NPARTS];
     bool *found;
-    msgpack_sbuffer scratch;
-    msgpack_packer pk;
+    msgpack_sbuffer scratch[NPARTS]; /* each part's rows: two threads may pack */
+    msgpack_packer pk[NPARTS];
     key_name_t *keys; /* the metric keys met so far, by id (sorted) */
     size_t nkeys, keys_cap;
     metric_row_t *rows; /* the current run's metrics */
@@ -82,6 +87,14 @@ static const slot_t *s_find(const runpage_t *pg, int64_t rid)
     return bsearch(&key, pg->by_rid, pg->n, sizeof key, s_cmp_slot);
 }
 
+/* 500 storage_error with h's message. */
+static int s_fail(sqlite3 *h, const char *what, cairn_err_t *err)
+{
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
+                         "the tracking database failed to %s: %s", what,
+                         sqlite3_errmsg(h));
+}
+
 static void s_pack_row(int part, msgpack_packer *pk, sqlite3_stmt *st)
 {
     if (part == PART_INFO)
@@ -98,7 +111,8 @@ static int s_cmp_key_id(const void *a, const void *b)
 
 /* The name of metric key id (read once per page); NULL on failure. Entries
  * stay sorted by id; a page meets few distinct keys. */
-static const key_name_t *s_key_name(runpage_t *pg, int64_t id, cairn_err_t *err)
+static const key_name_t *s_key_name(runpage_t *pg, sqlite3 *h, int64_t id,
+                                    cairn_err_t *err)
 {
     key_name_t probe = {id, NULL, 0};
     key_name_t *k =
@@ -106,16 +120,15 @@ static const key_name_t *s_key_name(runpage_t *pg, int64_t id, cairn_err_t *err)
                   : NULL;
     if (k) return k;
     if (!pg->key_st &&
-        sqlite3_prepare_v2(db_handle(pg->s->db),
-                           "SELECT key FROM metric_keys WHERE key_id = ?", -1,
+        sqlite3_prepare_v2(h, "SELECT key FROM metric_keys WHERE key_id = ?", -1,
                            &pg->key_st, NULL) != SQLITE_OK) {
-        db_fail(pg->s->db, "read a page of runs", err);
+        s_fail(h, "read a page of runs", err);
         return NULL;
     }
     sqlite3_reset(pg->key_st);
     sqlite3_bind_int64(pg->key_st, 1, id);
     if (sqlite3_step(pg->key_st) != SQLITE_ROW) {
-        db_fail(pg->s->db, "find a metric key", err);
+        s_fail(h, "find a metric key", err);
         return NULL;
     }
     if (pg->nkeys == pg->keys_cap) {
@@ -154,26 +167,28 @@ static void s_flush_metrics(runpage_t *pg, part_t *p)
 {
     if (!pg->nrows) return;
     qsort(pg->rows, pg->nrows, sizeof *pg->rows, s_cmp_row);
-    p->off = pg->scratch.size;
+    msgpack_sbuffer *sb = &pg->scratch[PART_METRICS];
+    msgpack_packer *pk = &pg->pk[PART_METRICS];
+    p->off = sb->size;
     for (size_t i = 0; i < pg->nrows; i++) {
         const metric_row_t *r = &pg->rows[i];
-        msgpack_pack_map(&pg->pk, 4);
-        cairn_pack_cstr(&pg->pk, "key");
-        cairn_pack_strn(&pg->pk, r->key->name, r->key->len);
-        cairn_pack_cstr(&pg->pk, "value");
-        msgpack_pack_double(&pg->pk, r->null ? 0.0 / 0.0 : r->value);
-        cairn_pack_cstr(&pg->pk, "timestamp");
-        msgpack_pack_int64(&pg->pk, r->timestamp);
-        cairn_pack_cstr(&pg->pk, "step");
-        msgpack_pack_int64(&pg->pk, r->step);
+        msgpack_pack_map(pk, 4);
+        cairn_pack_cstr(pk, "key");
+        cairn_pack_strn(pk, r->key->name, r->key->len);
+        cairn_pack_cstr(pk, "value");
+        msgpack_pack_double(pk, r->null ? 0.0 / 0.0 : r->value);
+        cairn_pack_cstr(pk, "timestamp");
+        msgpack_pack_int64(pk, r->timestamp);
+        cairn_pack_cstr(pk, "step");
+        msgpack_pack_int64(pk, r->step);
     }
-    p->len = pg->scratch.size - p->off;
+    p->len = sb->size - p->off;
     p->count = (uint32_t)pg->nrows;
     pg->nrows = 0;
 }
 
 /* Add a latest_metrics row to the current run's. */
-static int s_add_metric(runpage_t *pg, sqlite3_stmt *st, cairn_err_t *err)
+static int s_add_metric(runpage_t *pg, sqlite3 *h, sqlite3_stmt *st, cairn_err_t *err)
 {
     if (pg->nrows == pg->rows_cap) {
         size_t cap = pg->rows_cap ? pg->rows_cap * 2 : 64;
@@ -182,7 +197,7 @@ static int s_add_metric(runpage_t *pg, sqlite3_stmt *st, cairn_err_t *err)
         pg->rows = v;
         pg->rows_cap = cap;
     }
-    const key_name_t *k = s_key_name(pg, sqlite3_column_int64(st, 0), err);
+    const key_name_t *k = s_key_name(pg, h, sqlite3_column_int64(st, 0), err);
     if (!k) return -1;
     bool null = sqlite3_column_type(st, 1) == SQLITE_NULL;
     pg->rows[pg->nrows++] =
@@ -192,7 +207,7 @@ static int s_add_metric(runpage_t *pg, sqlite3_stmt *st, cairn_err_t *err)
 }
 
 /* The metrics part: rows come by (rid, key_id), each run's together. */
-static int s_read_metrics(runpage_t *pg, sqlite3_stmt *st, cairn_err_t *err)
+static int s_read_metrics(runpage_t *pg, sqlite3 *h, sqlite3_stmt *st, cairn_err_t *err)
 {
     int rc;
     part_t *cur = NULL;
@@ -206,16 +221,17 @@ static int s_read_metrics(runpage_t *pg, sqlite3_stmt *st, cairn_err_t *err)
             cur_rid = rid;
             if (!cur) continue;
         }
-        if (s_add_metric(pg, st, err) != 0) return -1;
+        if (s_add_metric(pg, h, st, err) != 0) return -1;
     }
     if (cur) s_flush_metrics(pg, cur);
     pg->nrows = 0;
-    if (rc != SQLITE_DONE) return db_fail(pg->s->db, "read a page of runs", err);
+    if (rc != SQLITE_DONE) return s_fail(h, "read a page of runs", err);
     return 0;
 }
 
-/* Read one part for rids[from, from + k) into the scratch buffer. */
-static int s_read_part(runpage_t *pg, int part, size_t from, size_t k, cairn_err_t *err)
+/* Read one part for rids[from, from + k) into its scratch buffer, on h. */
+static int s_read_part(runpage_t *pg, sqlite3 *h, int part, size_t from, size_t k,
+                       cairn_err_t *err)
 {
     sqlbuf_t sql;
     sqlbuf_init(&sql);
@@ -231,13 +247,13 @@ static int s_read_part(runpage_t *pg, int part, size_t from, size_t k, cairn_err
         return cairn_err_oom(err, NULL);
     }
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db_handle(pg->s->db), sql.data, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(h, sql.data, -1, &st, NULL);
     sqlbuf_free(&sql);
-    if (rc != SQLITE_OK) return db_fail(pg->s->db, "read a page of runs", err);
+    if (rc != SQLITE_OK) return s_fail(h, "read a page of runs", err);
     for (size_t i = 0; i < k; i++)
         sqlite3_bind_int64(st, (int)i + 1, pg->rids[from + i]);
     if (part == PART_METRICS) {
-        rc = s_read_metrics(pg, st, err);
+        rc = s_read_metrics(pg, h, st, err);
         sqlite3_finalize(st);
         return rc;
     }
@@ -246,15 +262,26 @@ static int s_read_part(runpage_t *pg, int part, size_t from, size_t k, cairn_err
         const slot_t *sl = s_find(pg, sqlite3_column_int64(st, last_col));
         if (!sl) continue;
         part_t *p = &pg->parts[sl->index][part];
-        if (p->count == 0) p->off = pg->scratch.size;
+        if (p->count == 0) p->off = pg->scratch[part].size;
         /* Rows of one run are contiguous (ordered by rid): extend its part. */
-        s_pack_row(part, &pg->pk, st);
-        p->len = pg->scratch.size - p->off;
+        s_pack_row(part, &pg->pk[part], st);
+        p->len = pg->scratch[part].size - p->off;
         p->count++;
         if (part == PART_INFO) pg->found[sl->index] = true;
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return db_fail(pg->s->db, "read a page of runs", err);
+    if (rc != SQLITE_DONE) return s_fail(h, "read a page of runs", err);
+    return 0;
+}
+
+/* Every chunk's metrics, on the side reader's connection. */
+static int s_read_metrics_job(sqlite3 *h, void *arg, cairn_err_t *err)
+{
+    runpage_t *pg = arg;
+    for (size_t from = 0; from < pg->n; from += RUNPAGE_CHUNK) {
+        size_t k = pg->n - from < RUNPAGE_CHUNK ? pg->n - from : RUNPAGE_CHUNK;
+        if (s_read_part(pg, h, PART_METRICS, from, k, err) != 0) return -1;
+    }
     return 0;
 }
 
@@ -262,7 +289,8 @@ static void s_write_part(runpage_t *pg, msgpack_packer *out, size_t i, int part)
 {
     const part_t *p = &pg->parts[i][part];
     if (part != PART_INFO) msgpack_pack_array(out, p->count);
-    if (p->len) msgpack_sbuffer_write(out->data, pg->scratch.data + p->off, p->len);
+    if (p->len)
+        msgpack_sbuffer_write(out->data, pg->scratch[part].data + p->off, p->len);
 }
 
 static void s_free(runpage_t *pg)
@@ -274,25 +302,39 @@ static void s_free(runpage_t *pg)
     free(pg->keys);
     free(pg->rows);
     sqlite3_finalize(pg->key_st);
-    msgpack_sbuffer_destroy(&pg->scratch);
+    for (int part = 0; part < NPARTS; part++)
+        msgpack_sbuffer_destroy(&pg->scratch[part]);
 }
 
 int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, size_t n,
                       cairn_err_t *err)
 {
     runpage_t pg = {.s = s, .rids = rids, .n = n};
-    msgpack_sbuffer_init(&pg.scratch);
-    msgpack_packer_init(&pg.pk, &pg.scratch, msgpack_sbuffer_write);
+    for (int part = 0; part < NPARTS; part++) {
+        msgpack_sbuffer_init(&pg.scratch[part]);
+        msgpack_packer_init(&pg.pk[part], &pg.scratch[part], msgpack_sbuffer_write);
+    }
     pg.by_rid = malloc((n ? n : 1) * sizeof *pg.by_rid);
     pg.parts = calloc(n ? n : 1, sizeof *pg.parts);
     pg.found = calloc(n ? n : 1, sizeof *pg.found);
     int rc = pg.by_rid && pg.parts && pg.found ? 0 : cairn_err_oom(err, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) pg.by_rid[i] = (slot_t){rids[i], i};
     if (rc == 0) qsort(pg.by_rid, n, sizeof *pg.by_rid, s_cmp_slot);
+    struct side *side = rc == 0 && n >= RUNPAGE_PARALLEL ? storage_side(s) : NULL;
+    sqlite3 *h = db_handle(s->db);
+    if (side) side_run(side, s_read_metrics_job, &pg);
     for (size_t from = 0; rc == 0 && from < n; from += RUNPAGE_CHUNK) {
         size_t k = n - from < RUNPAGE_CHUNK ? n - from : RUNPAGE_CHUNK;
         for (int part = 0; rc == 0 && part < NPARTS; part++)
-            rc = s_read_part(&pg, part, from, k, err);
+            if (!side || part != PART_METRICS)
+                rc = s_read_part(&pg, h, part, from, k, err);
+    }
+    if (side) {
+        cairn_err_t side_err = {0};
+        if (side_wait(side, &side_err) != 0 && rc == 0) {
+            *err = side_err;
+            rc = -1;
+        }
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!pg.found[i]) {

@@ -9,6 +9,7 @@
 #include "filter.h"
 #include "paging.h"
 #include "sqlbuf.h"
+#include "side.h"
 #include "storage.h"
 
 #define MAX_ORDER_BY 10
@@ -126,8 +127,61 @@ static int s_filter(const msgpack_object *b, query_t *q, cairn_err_t *err)
     return 0;
 }
 
-/* Fill the rid sets' bitmaps, each from one scan of its query; then, when
- * some are required, their intersection (the candidates) as one more. */
+/* Fill rid set k from one scan of its query, on connection h. */
+static int s_fill_one(sqlite3 *h, const filter_set_t *set, size_t k, cairn_err_t *err)
+{
+    sqlbuf_t sql;
+    sqlbuf_init(&sql);
+    sqlbuf_addf(&sql, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k, set->sql.data);
+    if (sql.oom) {
+        sqlbuf_free(&sql);
+        return cairn_err_oom(err, NULL);
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(h, sql.data, -1, &st, NULL) != SQLITE_OK ||
+        sql_binds_apply(&set->binds, st, 1) < 0 || sqlite3_step(st) != SQLITE_ROW)
+        rc = cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STORAGE,
+                           "the tracking database failed to search runs: %s",
+                           sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    sqlbuf_free(&sql);
+    return rc;
+}
+
+/* The sets one connection fills: their indexes into q->sets. */
+typedef struct fill_job {
+    const query_t *q;
+    size_t ks[MAX_RID_SETS], n;
+} fill_job_t;
+
+static int s_fill_job(sqlite3 *h, void *arg, cairn_err_t *err)
+{
+    fill_job_t *f = arg;
+    for (size_t i = 0; i < f->n; i++)
+        if (s_fill_one(h, &f->q->sets.v[f->ks[i]], f->ks[i], err) != 0) return -1;
+    return 0;
+}
+
+/* Split the sets between this thread and the side (side.h): a set that
+ * reads the plugin's in-memory metric index stays here; the others go to
+ * the side, keeping this thread at least one when it has none of its own.
+ * False when there is nothing to split. */
+static bool s_split(const query_t *q, fill_job_t *here, fill_job_t *side)
+{
+    if (q->sets.n < 2) return false;
+    for (size_t k = 0; k < q->sets.n; k++) {
+        bool mem = strstr(q->sets.v[k].sql.data, "mem.") != NULL;
+        fill_job_t *to = mem ? here : side;
+        to->ks[to->n++] = k;
+    }
+    if (!here->n) here->ks[here->n++] = side->ks[--side->n];
+    return side->n > 0;
+}
+
+/* Fill the rid sets' bitmaps, each from one scan of its query (two at once
+ * when the side reader is there); then, when some are required, their
+ * intersection (the candidates) as one more. */
 static int s_fill_sets(storage_t *s, query_t *q, cairn_err_t *err)
 {
     if (q->sets.n == 0) return 0;
@@ -148,25 +202,22 @@ static int s_fill_sets(storage_t *s, query_t *q, cairn_err_t *err)
     for (size_t k = 0; k < q->sets.n; k++)
         if (q->sets.v[k].required) required[nreq++] = k;
     if (ridsets_reset(rs, q->sets.n + (nreq ? 1 : 0), max_rid, err) != 0) return -1;
-    sqlbuf_t sql;
-    sqlbuf_init(&sql);
-    int rc = 0;
-    for (size_t k = 0; rc == 0 && k < q->sets.n; k++) {
-        const filter_set_t *set = &q->sets.v[k];
-        sql.len = 0;
-        sqlbuf_addf(&sql, "SELECT cairn_rid_fill(%zu, rid) FROM (%s)", k,
-                    set->sql.data);
-        if (sql.oom) {
-            rc = cairn_err_oom(err, NULL);
-        } else if (sqlite3_prepare_v2(h, sql.data, -1, &st, NULL) != SQLITE_OK ||
-                   sql_binds_apply(&set->binds, st, 1) < 0 ||
-                   sqlite3_step(st) != SQLITE_ROW) {
-            rc = db_fail(s->db, "search runs", err);
+    fill_job_t here = {.q = q}, there = {.q = q};
+    struct side *side = s_split(q, &here, &there) ? storage_side(s) : NULL;
+    int rc;
+    if (side) {
+        side_run(side, s_fill_job, &there);
+        rc = s_fill_job(h, &here, err);
+        cairn_err_t side_err = {0};
+        if (side_wait(side, &side_err) != 0 && rc == 0) {
+            *err = side_err;
+            rc = -1;
         }
-        sqlite3_finalize(st);
-        st = NULL;
+    } else {
+        fill_job_t all = {.q = q, .n = q->sets.n};
+        for (size_t k = 0; k < q->sets.n; k++) all.ks[k] = k;
+        rc = s_fill_job(h, &all, err);
     }
-    sqlbuf_free(&sql);
     if (rc == 0 && nreq) {
         q->cand = (long)q->sets.n;
         q->ncand = ridsets_and(rs, q->sets.n, required, nreq);

@@ -34,6 +34,7 @@ typedef struct storage_settings {
     int64_t uploads_per_principal; /* 0 = a quarter of uploads_max */
     bool io_uring;
     int64_t multipart_idle; /* seconds an unfinished multipart upload may sit idle */
+    bool parallel_reads;    /* big searches read on a second connection too (side.h) */
 } storage_settings_t;
 
 #define STORAGE_FRESH_RUNS 512
@@ -62,6 +63,10 @@ typedef struct storage {
     /* Points taken by log_metric and log_batch since start (the kernel's
      * thread counts too: INLINE), for the stats verb. */
     _Atomic uint64_t points_ingested;
+    /* The second reader (side.h), opened at the first search big enough
+     * to use it; side_failed: it could not be (logged once, not retried). */
+    struct side *side;
+    bool side_failed;
     /* Some run has inputs (inputs.c); until then no run's are looked up. */
     int any_inputs; /* -1: not known yet, 0, 1 */
 } storage_t;
@@ -128,6 +133,9 @@ sqlite3_stmt *storage_find_experiment(db_t *db, const char *ws, int64_t id,
 int storage_pack_run(storage_t *s, msgpack_packer *pk, int64_t rid, cairn_err_t *err);
 /* Pack n runs in the given order, reading them a chunk at a time
  * (runpage.c); 404 if one vanished. */
+/* The second reader, when parallel_reads allows it (opened now if need
+ * be); NULL: read on this thread alone. */
+struct side *storage_side(storage_t *s);
 int storage_pack_runs(storage_t *s, msgpack_packer *pk, const int64_t *rids, size_t n,
                       cairn_err_t *err);
 /* Row packers: a run's info (columns as ST_RUN_BY_RID), a latest-metric
