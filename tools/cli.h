@@ -97,6 +97,11 @@ int cli_pack_json(json_t *j, msgpack_packer *pk, fail_t *f);
 /* Compact JSON text (heap); NULL when out of memory. */
 char *cli_dumps_compact(const json_t *j);
 int cli_print_json(const json_t *j, bool pretty, fail_t *f);
+/* The text of the local file path ('-': stdin) as a JSON string in *out:
+ * at most max bytes (past it: "'PATH' is over MAX bytes (limit_name)"),
+ * UTF-8. EXIT_USAGE when it cannot be read or is not UTF-8 text. */
+int cli_read_text(const char *path, size_t max, const char *limit_name, json_t **out,
+                  fail_t *f);
 
 /* Call svc.verb with body (msgpack; NULL for nil) and return the reply
  * body as JSON in *out. A status >= 400 is EXIT_SERVER with the reply's code

@@ -70,29 +70,6 @@ static int s_print(const opts_t *o, json_t *reply, const asset_cli_t *k,
     return rc;
 }
 
-/* The file's text ('-': stdin), at most REQUIREMENTS_MAX bytes, into *out. */
-static int s_read_text(const char *path, json_t **out, fail_t *f)
-{
-    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!in) return cli_bad_usage(f, "cannot read '%s': %s", path, strerror(errno));
-    char *buf = malloc(REQUIREMENTS_MAX + 1);
-    size_t n = buf ? fread(buf, 1, REQUIREMENTS_MAX + 1, in) : 0;
-    bool bad = buf && ferror(in);
-    if (in != stdin) fclose(in);
-    int rc = EXIT_OK;
-    if (!buf)
-        rc = cli_oom(f);
-    else if (bad)
-        rc = cli_bad_usage(f, "cannot read '%s'", path);
-    else if (n > REQUIREMENTS_MAX)
-        rc = cli_bad_usage(f, "'%s' is over %d bytes (the requirements' limit)", path,
-                           REQUIREMENTS_MAX);
-    else if (!(*out = json_stringn_nocheck(buf, n)))
-        rc = cli_oom(f);
-    free(buf);
-    return rc;
-}
-
 /* The --env K=V options as {K: V}. */
 static int s_env_vars(const opts_t *o, json_t **out, fail_t *f)
 {
@@ -121,7 +98,8 @@ int cli_envs_create(cairn_client_t *c, const opts_t *o, fail_t *f)
     if (o->description)
         json_object_set_new(body, "description", json_string(o->description));
     if (o->requirements) {
-        rc = s_read_text(o->requirements, &v, f);
+        rc = cli_read_text(o->requirements, REQUIREMENTS_MAX, "the requirements' limit",
+                           &v, f);
         if (rc == EXIT_OK) json_object_set_new(body, "requirements", v);
     }
     if (rc == EXIT_OK && o->nenv) {

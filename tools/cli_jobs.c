@@ -41,29 +41,6 @@ static int s_print_jobs(const opts_t *o, json_t *reply, const char *key, fail_t 
     return rc;
 }
 
-/* The text of path ('-': stdin), at most SPEC_MAX bytes. */
-static int s_read_spec(const char *path, json_t **out, fail_t *f)
-{
-    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!in) return cli_bad_usage(f, "cannot read '%s': %s", path, strerror(errno));
-    char *buf = malloc(SPEC_MAX + 1);
-    size_t n = buf ? fread(buf, 1, SPEC_MAX + 1, in) : 0;
-    bool bad = buf && ferror(in);
-    if (in != stdin) fclose(in);
-    int rc = EXIT_OK;
-    if (!buf)
-        rc = cli_oom(f);
-    else if (bad)
-        rc = cli_bad_usage(f, "cannot read '%s'", path);
-    else if (n > SPEC_MAX)
-        rc = cli_bad_usage(f, "'%s' is over %u bytes (a job spec's limit)", path,
-                           SPEC_MAX);
-    else if (!(*out = json_stringn(buf, n)))
-        rc = cli_bad_usage(f, "'%s' is not UTF-8 text", path);
-    free(buf);
-    return rc;
-}
-
 /* A string member of o, or dflt. */
 static const char *s_str(const json_t *o, const char *key, const char *dflt)
 {
@@ -113,7 +90,7 @@ static int s_logs(cairn_client_t *c, const opts_t *o, const char *name, bool fol
 int cli_job_submit(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *spec = NULL, *reply = NULL;
-    int rc = s_read_spec(OPERAND(o, 0), &spec, f);
+    int rc = cli_read_text(OPERAND(o, 0), SPEC_MAX, "a job spec's limit", &spec, f);
     if (rc != EXIT_OK) return rc;
     rc = cli_call_json(c, o, SVC, "submit_job", json_pack("{s:o}", "spec", spec),
                        &reply, f);
