@@ -70,6 +70,15 @@ typedef struct job {
     char token_id[JOB_TOKEN_ID_MAX + 1]; /* the job's token ("": none) */
 } job_t;
 
+/* Work waiting on a nested call's answer. The runtime lets calls still
+ * unanswered go when the plugin stops, without calling back: each such
+ * context is listed here from its start to its end, and fini drops what
+ * is left. */
+typedef struct inflight {
+    struct inflight *prev, *next;
+    void (*drop)(struct inflight *self);
+} inflight_t;
+
 typedef struct store store_t;
 typedef struct notify notify_t;
 typedef struct sysmetrics sysmetrics_t;
@@ -88,7 +97,13 @@ typedef struct compute {
     int64_t start_timeout_ms;
     msgpack_sbuffer sb;
     msgpack_packer pk;
+    inflight_t inflight; /* the list's head */
 } compute_t;
+
+/* plugin.c: list n (drop frees it, should the plugin stop first); take it
+ * off when its work ends. */
+void inflight_add(compute_t *c, inflight_t *n, void (*drop)(inflight_t *self));
+void inflight_del(inflight_t *n);
 
 /* ---- store.c -------------------------------------------------------------- */
 /* power: each submitted job flushed to disk before it is acknowledged. */

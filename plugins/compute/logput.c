@@ -23,6 +23,7 @@
 #define LOG_PATH "logs/output.log"
 
 typedef struct logput {
+    inflight_t node; /* first: a logput_t is its node */
     compute_t *c;
     char ws[CAIRN_HDR_NAME_MAX + 1];
     char run_id[64], name[JOB_NAME_MAX + 1];
@@ -32,15 +33,26 @@ typedef struct logput {
     char *buf;
 } logput_t;
 
+static void s_free(logput_t *u)
+{
+    if (u->fd >= 0) close(u->fd);
+    free(u->buf);
+    free(u);
+}
+
+static void s_drop(inflight_t *n)
+{
+    s_free((logput_t *)n);
+}
+
 static void s_end(logput_t *u, const char *why)
 {
+    inflight_del(&u->node);
     if (why)
         cairn_log(u->c->ctx, CAIRN_LOG_WARN,
                   "job %s: its log stays in the job's directory only: %s", u->name,
                   why);
-    if (u->fd >= 0) close(u->fd);
-    free(u->buf);
-    free(u);
+    s_free(u);
 }
 
 static void s_send(logput_t *u);
@@ -132,5 +144,6 @@ void job_log_keep(compute_t *c, const job_t *j)
     snprintf(u->ws, sizeof u->ws, "%s", j->ws);
     snprintf(u->run_id, sizeof u->run_id, "%s", j->run_id);
     snprintf(u->name, sizeof u->name, "%s", j->name);
+    inflight_add(c, &u->node, s_drop);
     s_send(u);
 }

@@ -109,10 +109,31 @@ static void s_boot_id(compute_t *c)
     if (nl) *nl = '\0';
 }
 
+void inflight_add(compute_t *c, inflight_t *n, void (*drop)(inflight_t *self))
+{
+    n->drop = drop;
+    n->prev = &c->inflight;
+    n->next = c->inflight.next;
+    c->inflight.next->prev = n;
+    c->inflight.next = n;
+}
+
+void inflight_del(inflight_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
 static void compute_fini(void *state)
 {
     compute_t *c = state;
     if (!c) return;
+    while (c->inflight.next && c->inflight.next != &c->inflight) {
+        inflight_t *n = c->inflight.next;
+        inflight_del(n);
+        n->drop(n);
+    }
     store_close(&c->store);
     notify_close(&c->notify, c->ctx);
     sysmetrics_free(&c->sysmetrics);
@@ -130,6 +151,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     compute_t *c = calloc(1, sizeof *c);
     if (!c) return cairn_err_oom(err, NULL);
     c->ctx = ctx;
+    c->inflight.prev = c->inflight.next = &c->inflight;
     c->max_concurrent = set->max_concurrent;
     c->grace_ms = set->grace_ms;
     c->start_timeout_ms = set->start_timeout_ms;

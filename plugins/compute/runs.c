@@ -12,6 +12,7 @@
 #define TTL_MS 30000
 
 typedef struct make_run {
+    inflight_t node; /* first */
     compute_t *c;
     char ws[CAIRN_HDR_NAME_MAX + 1];
     char experiment_name[JOB_TEXT_MAX + 1], run_name[JOB_NAME_MAX + 1];
@@ -23,8 +24,14 @@ typedef struct make_run {
 
 static void s_finish(make_run_t *m, const cairn_err_t *err, const char *run_id)
 {
+    inflight_del(&m->node);
     m->done(m->arg, err, m->experiment_id, run_id);
     free(m);
+}
+
+static void s_drop(inflight_t *n)
+{
+    free(n);
 }
 
 /* A failed nested call: 502, unless the service refused for a reason of
@@ -174,6 +181,7 @@ int job_run_create(compute_t *c, const char *ws, const char *experiment_name,
     snprintf(m->ws, sizeof m->ws, "%s", ws);
     snprintf(m->experiment_name, sizeof m->experiment_name, "%s", experiment_name);
     snprintf(m->run_name, sizeof m->run_name, "%s", run_name);
+    inflight_add(c, &m->node, s_drop);
     s_find_experiment(m);
     return 0;
 }

@@ -16,10 +16,16 @@
 #define WEEK_S (7 * 24 * 3600)
 
 typedef struct token_req {
+    inflight_t node; /* first */
     compute_t *c;
     job_token_fn *done;
     void *arg;
 } token_req_t;
+
+static void s_drop(inflight_t *n)
+{
+    free(n);
+}
 
 static void s_made(void *arg, int st, const char *code, const char *msg,
                    const msgpack_object *body)
@@ -48,6 +54,7 @@ static void s_made(void *arg, int st, const char *code, const char *msg,
         memcpy(id, tid->via.str.ptr, tid->via.str.size);
         id[tid->via.str.size] = '\0';
     }
+    inflight_del(&t->node);
     t->done(t->arg, err.st ? &err : NULL, secret, id);
     memset(secret, 0, sizeof secret);
     free(t);
@@ -75,10 +82,14 @@ int job_token_make(compute_t *c, const job_t *j, uint64_t timeout_s, job_token_f
     cairn_pack_kv_str(&pk, "ws", j->ws);
     cairn_pack_cstr(&pk, "expires_in");
     msgpack_pack_uint64(&pk, timeout_s ? timeout_s + 3600 : WEEK_S);
+    inflight_add(c, &t->node, s_drop);
     int rc = cairn_call_ws(c->ctx, j->ws, AUTH, "create_token", sb.data, sb.size,
                            TTL_MS, s_made, t, err);
     msgpack_sbuffer_destroy(&sb);
-    if (rc != 0) free(t);
+    if (rc != 0) {
+        inflight_del(&t->node);
+        free(t);
+    }
     return rc;
 }
 

@@ -96,6 +96,7 @@ static int s_reply_job(compute_t *c, cairn_req_t *req, int st, const job_t *j)
 /* ---- submit_job ------------------------------------------------------------ */
 
 typedef struct submit {
+    inflight_t node; /* first */
     compute_t *c;
     cairn_req_t *req;
     job_t job;
@@ -108,12 +109,18 @@ static void s_submit_free(submit_t *s)
     free(s);
 }
 
+static void s_submit_drop(inflight_t *n)
+{
+    s_submit_free((submit_t *)n);
+}
+
 static void s_run_made(void *arg, const cairn_err_t *err, const char *experiment_id,
                        const char *run_id)
 {
     submit_t *s = arg;
     compute_t *c = s->c;
     cairn_err_t e = {0};
+    inflight_del(&s->node);
     if (err) {
         cairn_reply_err(s->req, err);
     } else {
@@ -218,9 +225,11 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
     if (rc == 0) {
         cairn_name_object(req, "job", s->job.name, strlen(s->job.name));
         cairn_defer(req);
+        inflight_add(c, &s->node, s_submit_drop);
         if (job_run_create(c, ws, s->job.experiment_name, s->job.name, s_run_made, s,
                            err) == 0)
             return 0;
+        inflight_del(&s->node);
         cairn_reply_err(req, err); /* deferred: answered here */
         s_submit_free(s);
         return 0;

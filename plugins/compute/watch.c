@@ -259,10 +259,16 @@ static void s_fail_start(compute_t *c, job_t *j, const cairn_err_t *why)
 
 /* A job being started, between its token's request and its answer. */
 typedef struct starting {
+    inflight_t node; /* first */
     compute_t *c;
     char ws[CAIRN_HDR_NAME_MAX + 1];
     char name[JOB_NAME_MAX + 1];
 } starting_t;
+
+static void s_drop_starting(inflight_t *n)
+{
+    free(n);
+}
 
 /* The token came (or none is needed): the job's files are written and its
  * supervisor started, unless the job changed meanwhile. */
@@ -273,6 +279,7 @@ static void s_token_ready(void *arg, const cairn_err_t *terr, const char *token,
     compute_t *c = st->c;
     job_t j;
     cairn_err_t err = {0};
+    inflight_del(&st->node);
     int found = store_get(c->store, st->ws, st->name, &j, &err);
     free(st);
     if (found != 0 || j.status != JOB_PREPARING) {
@@ -316,7 +323,9 @@ static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
     *st = (starting_t){.c = c};
     snprintf(st->ws, sizeof st->ws, "%s", j->ws);
     snprintf(st->name, sizeof st->name, "%s", j->name);
+    inflight_add(c, &st->node, s_drop_starting);
     if (job_token_make(c, j, timeout, s_token_ready, st, err) != 0) {
+        inflight_del(&st->node);
         free(st);
         return -1;
     }
