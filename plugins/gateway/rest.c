@@ -47,6 +47,7 @@ static void s_health(gw_req_t *r, bool ready)
     cairn_reply_t *reply = NULL;
     cairn_err_t err = {0};
     if (gw_call(r, "sys", ready ? "health" : "ping", NULL, 0, &reply, &err) != 0) {
+        cairn_reply_destroy(&reply); /* a refusal's reply (gw_call) */
         gw_reply_json(
             r, 503, json_pack("{s:s, s:s}", "status", "unavailable", "error", err.msg));
         return;
