@@ -6,6 +6,7 @@
 #include "cairn/auth.h"
 #include "cairn/client.h"
 #include "cairn/err.h"
+#include "cairn/jobs.h"
 #include "cairn/msg.h"
 #include "cairn/registry.h"
 #include "cairn/secrets.h"
