@@ -68,6 +68,7 @@ typedef struct job {
     bool cancel_asked;
     char boot_id[40];
     char token_id[JOB_TOKEN_ID_MAX + 1]; /* the job's token ("": none) */
+    int64_t retries, attempt; /* the spec's retries; failed attempts so far */
 } job_t;
 
 /* Work waiting on a nested call's answer. The runtime lets calls still

@@ -311,9 +311,9 @@ static int s_limits(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
 
 /* Keys of Azure's command job that this Cairn does not run yet, and keys
  * it takes; anything else is refused as a likely typo. */
-static const char *const s_not_yet[] = {
-    "code",    "outputs",  "environment", "secrets",        "distribution",
-    "retries", "identity", "services",    "queue_settings", NULL};
+static const char *const s_not_yet[] = {"code",     "outputs",        "environment",
+                                        "secrets",  "distribution",   "identity",
+                                        "services", "queue_settings", NULL};
 static const char *const s_known[] = {"$schema",
                                       "type",
                                       "name",
@@ -328,6 +328,7 @@ static const char *const s_known[] = {"$schema",
                                       "resources",
                                       "limits",
                                       "priority",
+                                      "retries",
                                       NULL};
 
 static int s_keys(const msgpack_object *map, cairn_err_t *err)
@@ -390,6 +391,14 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
     if (!cairn_str_eq(s->compute, "local"))
         return s_bad(err, "compute", "'%.*s' is not a compute target here (local is)",
                      (int)(s->compute.len > 64 ? 64 : s->compute.len), s->compute.ptr);
+    const msgpack_object *rt = cairn_obj_get(spec, "retries");
+    if (rt && rt->type != MSGPACK_OBJECT_NIL) {
+        if (rt->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            rt->via.u64 > JOB_RETRIES_MAX)
+            return s_bad(err, "retries", "must be an integer from 0 to %d",
+                         JOB_RETRIES_MAX);
+        s->retries = rt->via.u64;
+    }
     const msgpack_object *p = cairn_obj_get(spec, "priority");
     if (p && p->type != MSGPACK_OBJECT_NIL) {
         bool isint = p->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||

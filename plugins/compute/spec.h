@@ -6,7 +6,7 @@
  * sentence starts with the field's path ("resources.gpus: must be an
  * integer >= 0"), so that a person can find the line. Keys this Cairn does
  * not run yet (code, inputs that are files, outputs, environment, secrets,
- * distribution, retries) are refused by name rather than ignored: a job
+ * distribution) are refused by name rather than ignored: a job
  * that silently ran without its inputs would be worse than none.
  *
  * Pure: no I/O, no plugin state (fuzz_jobspec feeds it). */
@@ -30,6 +30,7 @@
 #define JOB_ENV_VALUE_MAX 32768
 #define JOB_TIMEOUT_MAX (30 * 24 * 3600) /* limits.timeout, seconds */
 #define JOB_PRIORITY_MAX 1000            /* priority: -1000 to 1000 */
+#define JOB_RETRIES_MAX 10
 
 /* The checked spec: slices borrowed from the map it was read from. */
 typedef struct job_spec {
@@ -44,6 +45,7 @@ typedef struct job_spec {
     double cpus;                  /* 0: not asked */
     uint64_t memory;              /* bytes; 0: not asked */
     uint64_t gpus;
+    uint64_t retries; /* a failed job runs again up to this many times */
 } job_spec_t;
 
 /* Read spec (a map) into out; 0, or -1 with a 400 naming the field. On

@@ -19,7 +19,7 @@
 #define COLS                                                                        \
     "seq, ws, name, status, run_id, experiment_id, experiment_name, display_name, " \
     "reason, principal, priority, created, started, ended, exit_code, shim_pid, "   \
-    "shim_start, pgid, cancel_asked, boot_id, token_id"
+    "shim_start, pgid, cancel_asked, boot_id, token_id, retries, attempt"
 
 enum {
     Q_INSERT,
@@ -37,14 +37,15 @@ enum {
 static const char *const s_sql[Q_N] = {
     [Q_INSERT] =
         "INSERT INTO jobs (ws, name, status, spec, run_id, experiment_id, "
-        "experiment_name, display_name, principal, priority, created) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+        "experiment_name, display_name, principal, priority, created, retries) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
     [Q_GET] = "SELECT " COLS " FROM jobs WHERE ws = ? AND name = ?",
     [Q_SPEC] = "SELECT spec FROM jobs WHERE seq = ?",
     [Q_UPDATE] =
         "UPDATE jobs SET status = ?2, reason = ?3, started = ?4, ended = ?5, "
         "exit_code = ?6, shim_pid = ?7, shim_start = ?8, pgid = ?9, "
-        "cancel_asked = ?10, boot_id = ?11, token_id = ?12 WHERE seq = ?1",
+        "cancel_asked = ?10, boot_id = ?11, token_id = ?12, attempt = ?13 WHERE seq = "
+        "?1",
     [Q_EACH] = "SELECT " COLS " FROM jobs WHERE status = ? ORDER BY seq",
     [Q_EACH_ALL] = "SELECT " COLS " FROM jobs ORDER BY seq",
     [Q_NEXT] = "SELECT " COLS
@@ -72,6 +73,9 @@ static const char *const s_migrations[] = {
     "CREATE INDEX jobs_by_status ON jobs (status, priority DESC, seq);",
     /* 2: the id of the job's token (token.c), to revoke it at the end */
     "ALTER TABLE jobs ADD COLUMN token_id TEXT NOT NULL DEFAULT '';",
+    /* 3: retries: the spec's, and the failed attempts so far */
+    "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct store {
@@ -149,6 +153,8 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     j->cancel_asked = sqlite3_column_int(st, 18) != 0;
     s_copy(j->boot_id, sizeof j->boot_id, st, 19);
     s_copy(j->token_id, sizeof j->token_id, st, 20);
+    j->retries = sqlite3_column_int64(st, 21);
+    j->attempt = sqlite3_column_int64(st, 22);
 }
 
 static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -187,6 +193,7 @@ static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
     sqlite3_bind_text(st, 9, j->principal, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 10, j->priority);
     sqlite3_bind_int64(st, 11, j->created);
+    sqlite3_bind_int64(st, 12, j->retries);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         j->seq = sqlite3_column_int64(st, 0);
@@ -245,6 +252,7 @@ int store_update(store_t *s, const job_t *j, cairn_err_t *err)
     sqlite3_bind_int(st, 10, j->cancel_asked);
     sqlite3_bind_text(st, 11, j->boot_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, j->token_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, j->attempt);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : cairn_sqlite_fail(s->h, WHAT, "update a job", err);

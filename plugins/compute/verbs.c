@@ -54,7 +54,7 @@ static void s_pack_job(msgpack_packer *pk, const job_t *j)
 {
     bool done = job_status_done(j->status);
     uint32_t n = 9 + (j->started ? 1 : 0) + (done ? 2 : 0) + (j->reason[0] ? 1 : 0) +
-                 (j->cancel_asked && !done ? 1 : 0);
+                 (j->cancel_asked && !done ? 1 : 0) + (j->retries ? 2 : 0);
     msgpack_pack_map(pk, n);
     cairn_pack_kv_str(pk, "name", j->name);
     cairn_pack_kv_str(pk, "status", job_status_name(j->status));
@@ -71,6 +71,10 @@ static void s_pack_job(msgpack_packer *pk, const job_t *j)
         s_kv_int(pk, "exit_code", j->exit_code);
     }
     if (j->reason[0]) cairn_pack_kv_text(pk, "reason", j->reason);
+    if (j->retries) { /* retries: the spec's; retried: how many times so far */
+        s_kv_int(pk, "retries", j->retries);
+        s_kv_int(pk, "retried", j->attempt);
+    }
     if (j->cancel_asked && !done) {
         cairn_pack_cstr(pk, "cancel_requested");
         msgpack_pack_true(pk);
@@ -188,6 +192,7 @@ static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
              sp->display_name.len ? sp->display_name.ptr : j->name);
     snprintf(j->principal, sizeof j->principal, "%s", cairn_principal(s->req));
     j->priority = sp->priority;
+    j->retries = (int64_t)sp->retries;
     j->status = JOB_QUEUED;
     j->created = (int64_t)cairn_wall_ms();
     job_t old;

@@ -115,6 +115,29 @@ int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
     return 0;
 }
 
+/* A failed job with retries left: queued again (the same run, its log
+ * appended to), true; false when none are left. Canceled and timed-out
+ * jobs are not retried. */
+static bool s_retry(compute_t *c, job_t *j, const char *why)
+{
+    if (j->attempt >= j->retries) return false;
+    j->attempt++;
+    char reason[JOB_REASON_MAX];
+    snprintf(reason, sizeof reason, "attempt %lld failed (%s); run again",
+             (long long)j->attempt, why);
+    j->started = j->ended = 0;
+    j->exit_code = -1;
+    j->shim_pid = j->shim_start = j->pgid = 0;
+    job_token_revoke(c, j); /* the next start makes its own */
+    j->token_id[0] = '\0';
+    cairn_err_t err = {0};
+    if (job_set_status(c, j, JOB_QUEUED, reason, &err) != 0) {
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
+        return false;
+    }
+    return true;
+}
+
 /* The exit record: its status, exit code and reason. */
 static void s_finish(compute_t *c, job_t *j, const char *rec)
 {
@@ -146,6 +169,7 @@ static void s_finish(compute_t *c, job_t *j, const char *rec)
         snprintf(why, sizeof why, "the command could not be started (see its log)");
     }
     cairn_err_t err = {0};
+    if (st == JOB_FAILED && s_retry(c, j, why)) return;
     if (job_set_status(c, j, st, why, &err) != 0)
         cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
 }

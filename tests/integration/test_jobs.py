@@ -207,6 +207,25 @@ class Lifecycle(JobsCase):
         self.assertEqual(self.run_of(done)["info"]["status"], "FAILED")
         self.assertIn("about to fail", self.logs(j["name"]))
 
+    def test_retries(self):
+        flag = os.path.join(self.k.tmp, "tried-" + os.urandom(3).hex())
+        j = self.submit({"command": f"if [ -e {flag} ]; then echo second try; else "
+                                    f"touch {flag}; echo first try; exit 2; fi",
+                         "retries": 2})["job"]
+        done = self.wait_done(j["name"])
+        self.assertEqual((done["status"], done["retries"], done["retried"]),
+                         ("Completed", 2, 1), done)
+        log = self.logs(j["name"])
+        self.assertIn("first try", log)
+        self.assertIn("second try", log)
+        self.assertEqual(self.run_of(done)["info"]["status"], "FINISHED")
+        j = self.submit({"command": "echo failing; exit 5", "retries": 1})["job"]
+        done = self.wait_done(j["name"])
+        self.assertEqual((done["status"], done["retried"], done["exit_code"]),
+                         ("Failed", 1, 5), done)
+        self.assertEqual(self.logs(j["name"]).count("failing"), 2)
+        self.submit({"command": "true", "retries": 11}, 400)
+
     def test_cancel_stops_a_tree_that_ignores_sigterm(self):
         j = self.submit({"command": "trap '' TERM; sleep 300 & sleep 300 & echo started; "
                                     "wait; wait"})["job"]
@@ -404,6 +423,7 @@ class BadSpecs(JobsCase):
         self.bad({"command": "true", "limits": {"timeout": -5}}, ["limits.timeout"])
         self.bad({"command": "true", "comand": "x"}, ["comand: not a field"])
         self.bad({"command": "true", "code": "./src"}, ["code: not run by this Cairn yet"])
+        self.bad({"command": "true", "retries": -1}, ["retries: must be an integer"])
         self.bad({"type": "train", "data": "x.csv"}, ["type: train"])
         self.bad({"name": "x"}, ["command: is required"])
         self.bad({"command": "true", "name": "../etc"}, ["name: must be"])
