@@ -13,7 +13,10 @@
  *     JOB_CMD      the command, run as /bin/sh -c CMD
  *     JOB_ENV      the job's whole environment: KEY=VALUE entries, each
  *                  ended by a NUL byte
- *     JOB_LIMITS   "timeout_s=N\ngrace_ms=M\n" (N = 0: no timeout)
+ *     JOB_LIMITS   "timeout_s=N\ngrace_ms=M\n" (N = 0: no timeout), and when
+ *                  the job asked for resources "memory_bytes=B\n" (the
+ *                  command's address space, RLIMIT_AS) and "cpu_list=A,B\n"
+ *                  (its CPU affinity), both inherited by its whole tree
  *     JOB_WORK/    the job's working directory
  *   written by the shim (each file whole: written beside, fsynced, renamed)
  *     JOB_SHIM_PID "PID STARTTIME PGID\n": the shim's pid, its start time

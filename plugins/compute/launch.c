@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,15 +111,39 @@ static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
     (void)c;
 }
 
+/* cpu_list=...: ceil(cpus) of this process's CPUs, starting at a place
+ * that moves with the job's number, so that jobs spread over the machine;
+ * nothing when the job asked for none or for all. */
+static size_t s_cpu_list(const job_t *j, double cpus, char *out, size_t cap)
+{
+    cpu_set_t mine;
+    if (cpus <= 0 || sched_getaffinity(0, sizeof mine, &mine) != 0) return 0;
+    int have = CPU_COUNT(&mine), want = (int)cpus + ((double)(int)cpus < cpus ? 1 : 0);
+    if (want >= have) return 0;
+    int ids[CPU_SETSIZE], n = 0;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &mine)) ids[n++] = i;
+    size_t len = (size_t)snprintf(out, cap, "cpu_list=");
+    for (int k = 0; k < want && len < cap; k++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%d", k ? "," : "",
+                                ids[(j->seq + k) % n]);
+    if (len < cap) len += (size_t)snprintf(out + len, cap - len, "\n");
+    return len < cap ? len : 0;
+}
+
 static int s_write_spec_files(const compute_t *c, const job_t *j,
                               const job_spec_t *spec, const char *token,
                               const char *dir, cairn_err_t *err)
 {
-    char work[PATH_MAX + 16], limits[96];
+    char work[PATH_MAX + 16], limits[4096];
     snprintf(work, sizeof work, "%s/%s", dir, JOB_WORK);
     if (s_mkdir(work, err) != 0) return -1;
     int n = snprintf(limits, sizeof limits, "timeout_s=%llu\ngrace_ms=%lld\n",
                      (unsigned long long)spec->timeout_s, (long long)c->grace_ms);
+    if (spec->memory)
+        n += snprintf(limits + n, sizeof limits - (size_t)n, "memory_bytes=%llu\n",
+                      (unsigned long long)spec->memory);
+    n += (int)s_cpu_list(j, spec->cpus, limits + n, sizeof limits - (size_t)n);
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     s_env(c, j, spec, token, &env);

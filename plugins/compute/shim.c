@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -45,6 +47,8 @@ typedef struct {
     char **envp;    /* pointers into envbuf, NULL-terminated */
     long timeout_s; /* 0: none */
     long grace_ms;
+    unsigned long long memory_bytes; /* 0: none (RLIMIT_AS) */
+    cpu_set_t cpus;                  /* CPU_COUNT 0: any */
 } spec_t;
 
 typedef enum { RUNNING, STOPPING, KILLED } phase_t;
@@ -61,7 +65,8 @@ typedef struct {
 
 /* What the child reports through the CLOEXEC pipe when it cannot exec. */
 typedef struct {
-    int stage; /* 0: entering the work dir, 1: setting up stdio, 2: exec */
+    int stage; /* 0: entering the work dir, 1: setting up stdio, 2: exec,
+                * 3: its memory limit, 4: its CPUs */
     int err;
 } child_err_t;
 
@@ -216,12 +221,46 @@ static int parse_limit(const char *key, const char *val, long *out)
     return 0;
 }
 
-/* "timeout_s=N\ngrace_ms=M\n"; lines of other keys are ignored, so that a
- * newer plugin may add some. */
+/* memory_bytes=N: the command's address space, in bytes. */
+static int parse_memory(const char *val, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end != '\0' || *val < '0' || *val > '9') {
+        say("%s: memory_bytes=%s is not a number of bytes", JOB_LIMITS, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* cpu_list=A,B,...: the CPUs the command may run on. */
+static int parse_cpus(char *val, cpu_set_t *out)
+{
+    CPU_ZERO(out);
+    char *save = NULL;
+    for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(tok, &end, 10);
+        if (end == tok || *end != '\0' || v < 0 || v >= CPU_SETSIZE) {
+            say("%s: cpu_list holds '%s', not a CPU number", JOB_LIMITS, tok);
+            return -1;
+        }
+        CPU_SET((int)v, out);
+    }
+    return 0;
+}
+
+/* "timeout_s=N\ngrace_ms=M\n", and memory_bytes and cpu_list when the job
+ * asked for resources; lines of other keys are ignored, so that a newer
+ * plugin may add some. */
 static int parse_limits(spec_t *sp, char *text)
 {
     sp->timeout_s = 0;
     sp->grace_ms = GRACE_DEFAULT_MS;
+    sp->memory_bytes = 0;
+    CPU_ZERO(&sp->cpus);
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -233,6 +272,9 @@ static int parse_limits(spec_t *sp, char *text)
             rc = parse_limit(line, eq + 1, &sp->timeout_s);
         if (strcmp(line, "grace_ms") == 0)
             rc = parse_limit(line, eq + 1, &sp->grace_ms);
+        if (strcmp(line, "memory_bytes") == 0)
+            rc = parse_memory(eq + 1, &sp->memory_bytes);
+        if (strcmp(line, "cpu_list") == 0) rc = parse_cpus(eq + 1, &sp->cpus);
         if (rc < 0) return -1;
     }
     return 0;
@@ -362,6 +404,11 @@ static void child_exec(const spec_t *sp, int workfd, int logfd, int pipefd)
         dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
         child_fail(pipefd, 1);
     if (nullfd > STDERR_FILENO) close(nullfd);
+    /* resources: rlimits and affinity, inherited by the whole tree */
+    struct rlimit as = {(rlim_t)sp->memory_bytes, (rlim_t)sp->memory_bytes};
+    if (sp->memory_bytes && setrlimit(RLIMIT_AS, &as) < 0) child_fail(pipefd, 3);
+    if (CPU_COUNT(&sp->cpus) && sched_setaffinity(0, sizeof sp->cpus, &sp->cpus) < 0)
+        child_fail(pipefd, 4);
     char *argv[] = {"sh", "-c", sp->cmd, NULL};
     execve("/bin/sh", argv, sp->envp);
     child_fail(pipefd, 2);
@@ -411,8 +458,9 @@ static int spawn(shim_t *sh, const spec_t *sp, int workfd)
     close(pfd[0]);
     if (n == 0) return 0; /* EOF: the exec closed the pipe */
     static const char *const stages[] = {
-        "cannot enter " JOB_WORK, "cannot set up its stdio", "cannot start /bin/sh"};
-    if (n == (ssize_t)sizeof(ce) && ce.stage >= 0 && ce.stage <= 2)
+        "cannot enter " JOB_WORK, "cannot set up its stdio", "cannot start /bin/sh",
+        "cannot limit its memory", "cannot set its CPUs"};
+    if (n == (ssize_t)sizeof(ce) && ce.stage >= 0 && ce.stage <= 4)
         say("%s: %s", stages[ce.stage], strerror(ce.err));
     else
         say("cannot start /bin/sh: the child failed before exec");

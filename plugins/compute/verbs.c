@@ -224,6 +224,11 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "spec must be a map (a command job's YAML)");
     if (rc == 0) rc = job_spec_read(&u.data, &sp, err);
+    if (rc == 0 && sp.gpus > 0)
+        rc = cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "resources.gpus: the local compute has no GPUs (list_computes "
+            "says how many it has)");
     if (rc == 0) rc = s_fill_job(s, &sp, ws, err);
     job_spec_free(&sp);
     msgpack_unpacked_destroy(&u);
@@ -466,7 +471,9 @@ int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
     s_kv_int(pk, "memory_bytes", pages > 0 && page > 0 ? (int64_t)pages * page : 0);
     s_kv_int(pk, "gpus", 0);
     /* resources are checked, not yet enforced: say so */
-    cairn_pack_kv_str(pk, "limits", "none (resources are not enforced yet)");
+    cairn_pack_kv_str(pk, "limits",
+                      "rlimits: resources.memory as the address space (RLIMIT_AS), "
+                      "resources.cpus as CPU affinity; no cgroups yet");
     cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
     return 0;
 }

@@ -207,6 +207,27 @@ class Lifecycle(JobsCase):
         self.assertEqual(self.run_of(done)["info"]["status"], "FAILED")
         self.assertIn("about to fail", self.logs(j["name"]))
 
+    def test_resources_are_enforced(self):
+        grab = "x = bytearray(400 * 1024 * 1024); print('got it')"
+        j = self.submit({"command": f"/usr/bin/python3 -c \"{grab}\"",
+                         "resources": {"memory": "128MiB"}})["job"]
+        done = self.wait_done(j["name"])
+        self.assertEqual(done["status"], "Failed", done)
+        self.assertIn("MemoryError", self.logs(j["name"]))
+        j = self.submit({"command": f"/usr/bin/python3 -c \"{grab}\"",
+                         "resources": {"memory": "1GiB"}})["job"]
+        self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        self.assertIn("got it", self.logs(j["name"]))
+        j = self.submit({"command": "grep Cpus_allowed_list /proc/self/status",
+                         "resources": {"cpus": 1}})["job"]
+        self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        allowed = self.logs(j["name"]).split(":")[1].strip()
+        if os.cpu_count() > 1:
+            self.assertRegex(allowed, r"^\d+$")  # one CPU
+        h = self.submit({"command": "true", "resources": {"gpus": 1}}, 400)
+        self.assertIn("no GPUs", h["err"])
+        self.assertIn("rlimits", self.call("list_computes", {})["computes"][0]["limits"])
+
     def test_retries(self):
         flag = os.path.join(self.k.tmp, "tried-" + os.urandom(3).hex())
         j = self.submit({"command": f"if [ -e {flag} ]; then echo second try; else "
