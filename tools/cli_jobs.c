@@ -3,7 +3,10 @@
  *
  *   job submit FILE [--stream]     FILE: a command job's YAML ('-': stdin);
  *                                  --stream follows its log to the end and
- *                                  exits 0 only when it Completed
+ *                                  exits 0 only when it Completed; Ctrl-C
+ *                                  asks on the terminal whether to cancel
+ *                                  it (without one, it stops following and
+ *                                  the job goes on)
  *   job list [--status S] [--experiment E] [--max N]
  *   job show NAME    job cancel NAME    job logs NAME [--follow]
  *   compute list
@@ -12,6 +15,7 @@
  * they come, else tables; a log is printed as it is. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,11 +52,33 @@ static const char *s_str(const json_t *o, const char *key, const char *dflt)
     return v ? v : dflt;
 }
 
+/* Ctrl-C while a submitted job is followed (job submit --stream). */
+static volatile sig_atomic_t s_interrupted;
+
+static void s_on_sigint(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+}
+
 static void s_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !s_interrupted) {
     }
+}
+
+/* Asked on the terminal: cancel job name? false without a terminal. */
+static bool s_ask_cancel(const char *name)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) return false;
+    fprintf(tty, "\ncancel job %s? [y/N] ", name);
+    fflush(tty);
+    char line[16] = "";
+    bool yes = fgets(line, sizeof line, tty) && (line[0] == 'y' || line[0] == 'Y');
+    fclose(tty);
+    return yes;
 }
 
 static int s_get(cairn_client_t *c, const opts_t *o, const char *name, json_t **job,
@@ -63,15 +89,22 @@ static int s_get(cairn_client_t *c, const opts_t *o, const char *name, json_t **
 }
 
 /* Print name's log from offset on; follow: until the job has ended. */
+/* *offset on; stopped (may be NULL): set, and 0 returned, when Ctrl-C
+ * came while following. */
 static int s_logs(cairn_client_t *c, const opts_t *o, const char *name, bool follow,
-                  fail_t *f)
+                  json_int_t *offset_p, bool *stopped, fail_t *f)
 {
-    json_int_t offset = 0;
+    json_int_t zero = 0, *off = offset_p ? offset_p : &zero, offset = *off;
     for (;;) {
+        if (stopped && s_interrupted) {
+            *stopped = true;
+            return EXIT_OK;
+        }
         json_t *r = NULL;
         int rc = cli_call_json(c, o, SVC, "stream_logs",
                                json_pack("{s:s, s:I}", "name", name, "offset", offset),
                                &r, f);
+        if (rc != EXIT_OK && stopped && s_interrupted) continue; /* the call was cut */
         if (rc != EXIT_OK) return rc;
         const char *data = json_string_value(json_object_get(r, "data"));
         size_t n = json_string_length(json_object_get(r, "data"));
@@ -81,10 +114,45 @@ static int s_logs(cairn_client_t *c, const opts_t *o, const char *name, bool fol
             rc = cli_fail(f, EXIT_INTERNAL, "cannot write the log");
         fflush(stdout);
         json_decref(r);
+        *off = next;
         if (rc != EXIT_OK || done || (!follow && next == offset)) return rc;
         if (next == offset) s_sleep_ms(POLL_MS);
         offset = next;
     }
+}
+
+/* Follow a submitted job's log to its end; Ctrl-C asks whether to cancel
+ * it (then goes on following until it has stopped), else stops following:
+ * EXIT_SERVER, the job left running. */
+static int s_follow(cairn_client_t *c, const opts_t *o, const char *name, fail_t *f)
+{
+    struct sigaction sa = {.sa_handler = s_on_sigint}, old;
+    sigemptyset(&sa.sa_mask); /* no SA_RESTART: a blocked call returns */
+    sigaction(SIGINT, &sa, &old);
+    s_interrupted = 0;
+    json_int_t offset = 0;
+    bool stopped = false;
+    int rc = s_logs(c, o, name, true, &offset, &stopped, f);
+    if (rc == EXIT_OK && stopped) {
+        s_interrupted = 0;
+        stopped = false;
+        if (s_ask_cancel(name)) {
+            json_t *r = NULL;
+            rc = cli_call_json(c, o, SVC, "cancel_job",
+                               json_pack("{s:s}", "name", name), &r, f);
+            json_decref(r);
+            if (rc == EXIT_OK) rc = s_logs(c, o, name, true, &offset, &stopped, f);
+        } else {
+            stopped = true;
+        }
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (rc == EXIT_OK && stopped)
+        rc = cli_fail(f, EXIT_SERVER,
+                      "stopped following job %s, which goes on: `cairn job logs %s "
+                      "--follow` follows it, `cairn job cancel %s` stops it",
+                      name, name, name);
+    return rc;
 }
 
 int cli_job_submit(cairn_client_t *c, const opts_t *o, fail_t *f)
@@ -106,7 +174,7 @@ int cli_job_submit(cairn_client_t *c, const opts_t *o, fail_t *f)
     fprintf(stderr, "job %s: run %s, %s\n", name, s_str(job, "run_id", ""),
             s_str(job, "status", ""));
     json_decref(reply);
-    rc = s_logs(c, o, name, true, f);
+    rc = s_follow(c, o, name, f);
     json_t *end = NULL;
     if (rc == EXIT_OK) rc = s_get(c, o, name, &end, f);
     if (rc != EXIT_OK) return rc;
@@ -182,7 +250,7 @@ int cli_job_cancel(cairn_client_t *c, const opts_t *o, fail_t *f)
 
 int cli_job_logs(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
-    return s_logs(c, o, OPERAND(o, 0), (o->given & CO_FOLLOW) != 0, f);
+    return s_logs(c, o, OPERAND(o, 0), (o->given & CO_FOLLOW) != 0, NULL, NULL, f);
 }
 
 int cli_compute_list(cairn_client_t *c, const opts_t *o, fail_t *f)

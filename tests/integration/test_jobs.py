@@ -394,6 +394,27 @@ class CLI(JobsCase):
                                *args], input=stdin, capture_output=True, text=True,
                               timeout=DEADLINE)
 
+    def test_ctrl_c_without_a_terminal_leaves_the_job_running(self):
+        p = subprocess.Popen([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                              "job", "submit", "-", "--stream"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # no terminal to ask on
+        p.stdin.write("command: echo started; sleep 60\n")
+        p.stdin.close()
+        first = p.stderr.readline()  # "job NAME: run RUN, Queued"
+        name = first.split()[1].rstrip(":")
+        self.assertEqual(p.stdout.readline(), "started\n")
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=DEADLINE)
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn(f"stopped following job {name}, which goes on", err)
+        self.assertEqual(self.call("get_job", {"name": name})["job"]["status"], "Running")
+        self.call("cancel_job", {"name": name})
+        self.assertEqual(self.wait_done(name)["status"], "Canceled")
+
     def test_submit_stream_list_show_logs_cancel(self):
         path = os.path.join(self.k.tmp, "cli.yml")
         with open(path, "w") as f:
