@@ -199,14 +199,15 @@ static void s_fail(compute_t *c, job_t *j, const char *why)
 static int s_look(void *arg, job_t *j)
 {
     compute_t *c = arg;
-    char dir[PATH_MAX], rec[256];
+    char dir[PATH_MAX], rec[256], pid[128];
     job_dir(c, j, dir, sizeof dir);
     notify_watch(c->notify, dir, j->seq); /* a job taken up after a restart */
     if (s_read_small(dir, JOB_EXIT, rec, sizeof rec)) {
+        long long pgid; /* ended before it was seen Running: its group, to kill */
         if (j->status == JOB_PREPARING &&
-            s_read_small(dir, JOB_SHIM_PID, rec, sizeof rec))
-            sscanf(rec, "%*d %*d %lld", (long long *)&j->pgid);
-        s_read_small(dir, JOB_EXIT, rec, sizeof rec);
+            s_read_small(dir, JOB_SHIM_PID, pid, sizeof pid) &&
+            sscanf(pid, "%*d %*d %lld", &pgid) == 1)
+            j->pgid = pgid;
         s_finish(c, j, rec);
         return 0;
     }
