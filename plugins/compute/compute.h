@@ -12,6 +12,7 @@
  *   notify.c   starts and ends noticed as they happen (inotify)
  *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
  *   logput.c   a job's log uploaded to its run's artifacts when it ends
+ *   gpu.c      the machine's GPUs, through NVML loaded at run time
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -50,6 +51,8 @@ int job_status_parse(const char *s, size_t len);
 bool job_status_done(job_status_t st);
 
 #define JOB_REASON_MAX 512
+#define GPU_MAX 64 /* GPUs of one machine that Cairn hands out */
+#define GPU_LIST_MAX (GPU_MAX * 3 + 1)
 #define JOB_TOKEN_MAX 128 /* a token's secret */
 #define JOB_TOKEN_ID_MAX 64
 
@@ -69,6 +72,7 @@ typedef struct job {
     char boot_id[40];
     char token_id[JOB_TOKEN_ID_MAX + 1]; /* the job's token ("": none) */
     int64_t retries, attempt; /* the spec's retries; failed attempts so far */
+    char gpus[GPU_LIST_MAX];  /* the GPUs it holds while it runs: "0,2" */
 } job_t;
 
 /* Work waiting on a nested call's answer. The runtime lets calls still
@@ -83,12 +87,14 @@ typedef struct inflight {
 typedef struct store store_t;
 typedef struct notify notify_t;
 typedef struct sysmetrics sysmetrics_t;
+typedef struct gpus gpus_t;
 
 typedef struct compute {
     cairn_ctx_t *ctx;
     store_t *store;
     notify_t *notify;
     sysmetrics_t *sysmetrics;
+    gpus_t *gpus;
     int64_t metrics_interval_ms; /* 0: no system metrics */
     char root[PATH_MAX];         /* STATE/jobs */
     char shim[PATH_MAX];         /* the supervisor's executable */
@@ -121,8 +127,9 @@ int store_update(store_t *s, const job_t *j, cairn_err_t *err);
 /* Call fn for each job of status st (all: st < 0), oldest first. */
 int store_each(store_t *s, int st, int (*fn)(void *arg, job_t *j), void *arg,
                cairn_err_t *err);
-/* The next queued job by priority then age; 1 when none. */
-int store_next_queued(store_t *s, job_t *j, cairn_err_t *err);
+/* The first max queued jobs, by priority then age, into out: how many,
+ * or -1. */
+int store_queue(store_t *s, job_t *out, int max, cairn_err_t *err);
 int64_t store_count(store_t *s, job_status_t st);
 /* A page of ws's jobs, newest first, after seq `before` (0: from the
  * newest): status (< 0: any), experiment (NULL: any), created >= since. */
@@ -204,6 +211,26 @@ void sysmetrics_forget(sysmetrics_t *m, int64_t seq);
 /* Upload the ended job's log to its run's artifacts (logs/output.log);
  * asynchronous, best effort. */
 void job_log_keep(compute_t *c, const job_t *j);
+
+/* ---- gpu.c --------------------------------------------------------------- */
+typedef struct gpu_info {
+    int index;
+    char name[96], uuid[96];
+    uint64_t memory_bytes, memory_used_bytes;
+    int utilization; /* percent busy over NVML's last sample; -1: unknown */
+} gpu_info_t;
+/* The GPUs NVML finds through library (NULL or "": libnvidia-ml.so.1);
+ * none without a driver, which is no error. NULL only without memory. */
+gpus_t *gpus_open(const char *library);
+void gpus_close(gpus_t **self_p);
+int gpus_count(const gpus_t *g);
+/* How they were found ("nvml (..., driver 550.54)") or why none were. */
+const char *gpus_source(const gpus_t *g);
+/* GPU i now (memory in use, utilisation); -1 past the end. */
+int gpus_info(const gpus_t *g, int i, gpu_info_t *out);
+/* A set of GPU indices (bit i: GPU i) from and to "0,2". */
+uint64_t gpus_parse(const char *list);
+void gpus_format(uint64_t set, char *out, size_t cap);
 
 /* ---- verbs.c -------------------------------------------------------------- */
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err);

@@ -108,7 +108,13 @@ static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
     s_env_addc(sb, "CAIRN_JOB_NAME", j->name);
     s_env_addc(sb, "CAIRN_WORKSPACE", j->ws);
     if (token && *token) s_env_addc(sb, "CAIRN_TOKEN", token);
-    (void)c;
+    /* A machine with GPUs hands each out to one job at a time: a job sees
+     * the ones it holds and no other (none when it asked for none). NVML
+     * numbers them in PCI bus order; CUDA does too with this order set. */
+    if (gpus_count(c->gpus) > 0 || j->gpus[0]) {
+        s_env_addc(sb, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+        s_env_addc(sb, "CUDA_VISIBLE_DEVICES", j->gpus);
+    }
 }
 
 /* cpu_list=...: ceil(cpus) of this process's CPUs, starting at a place

@@ -24,6 +24,7 @@ typedef struct settings {
     const char *shim; /* "" = beside this process's executable */
     int durability;   /* DURABILITY_* */
     int64_t metrics_interval_ms;
+    const char *nvml_library;
 } settings_t;
 
 enum { DURABILITY_PROCESS, DURABILITY_POWER };
@@ -65,6 +66,12 @@ static const cairn_setting_t compute_settings[] = {
      .max = 3600000,
      .help = "how often the CPU and memory of each running job are logged to its run "
              "(system/cpu_percent, system/memory_rss_bytes); 0: never"},
+    {.key = "nvml_library",
+     .type = CAIRN_CONF_STR,
+     .offset = offsetof(settings_t, nvml_library),
+     .dflt = "libnvidia-ml.so.1",
+     .help = "NVIDIA's NVML, loaded at start to find the GPUs (none without a driver: "
+             "no error)"},
     {.key = "durability",
      .type = CAIRN_CONF_ENUM,
      .offset = offsetof(settings_t, durability),
@@ -137,6 +144,7 @@ static void compute_fini(void *state)
     store_close(&c->store);
     notify_close(&c->notify, c->ctx);
     sysmetrics_free(&c->sysmetrics);
+    gpus_close(&c->gpus);
     msgpack_sbuffer_destroy(&c->sb);
     free(c);
 }
@@ -170,7 +178,8 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         !(c->store = store_open(db, set->durability == DURABILITY_POWER, err)))
         rc = -1;
     if (rc == 0 &&
-        (!(c->notify = notify_open()) || !(c->sysmetrics = sysmetrics_new())))
+        (!(c->notify = notify_open()) || !(c->sysmetrics = sysmetrics_new()) ||
+         !(c->gpus = gpus_open(set->nvml_library))))
         rc = cairn_err_oom(err, NULL);
     if (rc != 0) {
         compute_fini(c);
@@ -234,7 +243,7 @@ static const cairn_verb_t compute_verbs[] = {
      .flags = CAIRN_VERB_IDEMPOTENT,
      .max_body = 4096,
      .help = "{} -> computes [{name, type, max_concurrent, running, queued, cpus, "
-             "memory_bytes, gpus, limits}]"},
+             "memory_bytes, gpus, gpu_source, gpu_devices, limits}]"},
     {.name = NULL},
 };
 

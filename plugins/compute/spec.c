@@ -75,6 +75,10 @@ static int s_str_map(const msgpack_object *map, const char *key, bool env_names,
                              "starting with a digit)");
             if (k->via.str.size > 6 && memcmp(s, "CAIRN_", 6) == 0)
                 return s_bad(err, path, "CAIRN_ variables are set by Cairn itself");
+            if (s_key_is(k, "CUDA_VISIBLE_DEVICES") || s_key_is(k, "CUDA_DEVICE_ORDER"))
+                return s_bad(err, path,
+                             "is set by Cairn from resources.gpus (the GPUs the job "
+                             "holds)");
         }
         if (v->type != MSGPACK_OBJECT_STR)
             return s_bad(err, path, "must be a string (quote numbers in YAML)");

@@ -19,7 +19,7 @@
 #define COLS                                                                        \
     "seq, ws, name, status, run_id, experiment_id, experiment_name, display_name, " \
     "reason, principal, priority, created, started, ended, exit_code, shim_pid, "   \
-    "shim_start, pgid, cancel_asked, boot_id, token_id, retries, attempt"
+    "shim_start, pgid, cancel_asked, boot_id, token_id, retries, attempt, gpus"
 
 enum {
     Q_INSERT,
@@ -44,13 +44,13 @@ static const char *const s_sql[Q_N] = {
     [Q_UPDATE] =
         "UPDATE jobs SET status = ?2, reason = ?3, started = ?4, ended = ?5, "
         "exit_code = ?6, shim_pid = ?7, shim_start = ?8, pgid = ?9, "
-        "cancel_asked = ?10, boot_id = ?11, token_id = ?12, attempt = ?13 WHERE seq = "
-        "?1",
+        "cancel_asked = ?10, boot_id = ?11, token_id = ?12, attempt = ?13, gpus = ?14 "
+        "WHERE seq = ?1",
     [Q_EACH] = "SELECT " COLS " FROM jobs WHERE status = ? ORDER BY seq",
     [Q_EACH_ALL] = "SELECT " COLS " FROM jobs ORDER BY seq",
     [Q_NEXT] = "SELECT " COLS
                " FROM jobs WHERE status = 0 ORDER BY priority DESC, seq "
-               "LIMIT 1",
+               "LIMIT ?1",
     [Q_COUNT_STATUS] = "SELECT count(*) FROM jobs WHERE status = ?",
     [Q_LIST] = "SELECT " COLS
                " FROM jobs WHERE ws = ?1 AND (?2 < 0 OR status = ?2) AND "
@@ -76,6 +76,8 @@ static const char *const s_migrations[] = {
     /* 3: retries: the spec's, and the failed attempts so far */
     "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;",
+    /* 4: the GPUs a started job holds ("0,2") */
+    "ALTER TABLE jobs ADD COLUMN gpus TEXT NOT NULL DEFAULT '';",
 };
 
 struct store {
@@ -155,6 +157,7 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     s_copy(j->token_id, sizeof j->token_id, st, 20);
     j->retries = sqlite3_column_int64(st, 21);
     j->attempt = sqlite3_column_int64(st, 22);
+    s_copy(j->gpus, sizeof j->gpus, st, 23);
 }
 
 static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -253,6 +256,7 @@ int store_update(store_t *s, const job_t *j, cairn_err_t *err)
     sqlite3_bind_text(st, 11, j->boot_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, j->token_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, j->attempt);
+    sqlite3_bind_text(st, 14, j->gpus, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : cairn_sqlite_fail(s->h, WHAT, "update a job", err);
@@ -297,15 +301,18 @@ int store_each(store_t *s, int st, int (*fn)(void *arg, job_t *j), void *arg,
     return s_collect(s, q, fn, arg, err);
 }
 
-int store_next_queued(store_t *s, job_t *j, cairn_err_t *err)
+int store_queue(store_t *s, job_t *out, int max, cairn_err_t *err)
 {
     sqlite3_stmt *st = s_q(s, Q_NEXT);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) s_row(st, j);
+    sqlite3_bind_int(st, 1, max);
+    int n = 0, rc;
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) s_row(st, &out[n++]);
+    if (n < max && rc != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return cairn_sqlite_fail(s->h, WHAT, "read the queue", err);
+    }
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return 1;
-    return cairn_sqlite_fail(s->h, WHAT, "pick the next job", err);
+    return n;
 }
 
 int64_t store_count(store_t *s, job_status_t status)

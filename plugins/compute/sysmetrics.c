@@ -2,9 +2,10 @@
  * `metrics_interval_ms`, the CPU and resident memory of each running job's
  * processes (those of its process group, read from /proc) go to the job's
  * run as `system/cpu_percent` (100 = one CPU busy) and
- * `system/memory_rss_bytes`, one log_batch a job, the sample's index as
- * the step. Best effort: a sample that cannot be logged is dropped with a
- * warning; the job is never held up for it. */
+ * `system/memory_rss_bytes`, with GPUs `system/gpu_utilization_percent`
+ * (their mean) and `system/gpu_memory_used_bytes` too: one log_batch a
+ * job, the sample's index as the step. Best effort: a sample that cannot
+ * be logged is dropped with a warning; the job is never held up for it. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -132,6 +133,24 @@ static void s_pack_metric(msgpack_packer *pk, const char *key, double v, uint64_
     msgpack_pack_uint64(pk, step);
 }
 
+/* The mean utilisation and the memory in use of the GPUs j holds; false
+ * when it holds none, or NVML says nothing of them. */
+static bool s_gpu_usage(compute_t *c, const job_t *j, double *util, double *mem)
+{
+    uint64_t set = gpus_parse(j->gpus);
+    int n = 0;
+    for (int i = 0; i < GPU_MAX; i++) {
+        gpu_info_t g;
+        if (!(set & (1ull << i)) || gpus_info(c->gpus, i, &g) != 0 || g.utilization < 0)
+            continue;
+        *util += g.utilization;
+        *mem += (double)g.memory_used_bytes;
+        n++;
+    }
+    if (n) *util /= n;
+    return n > 0;
+}
+
 static int s_sample(void *arg, job_t *j)
 {
     compute_t *c = arg;
@@ -156,10 +175,16 @@ static int s_sample(void *arg, job_t *j)
     msgpack_pack_map(&pk, 2);
     cairn_pack_kv_str(&pk, "run_id", j->run_id);
     cairn_pack_cstr(&pk, "metrics");
-    msgpack_pack_array(&pk, 2);
+    double gpu_util = 0, gpu_mem = 0;
+    bool gpus = s_gpu_usage(c, j, &gpu_util, &gpu_mem);
+    msgpack_pack_array(&pk, gpus ? 4 : 2);
     uint64_t ts = cairn_wall_ms();
     s_pack_metric(&pk, "system/cpu_percent", cpu, ts, s->step);
     s_pack_metric(&pk, "system/memory_rss_bytes", (double)rss, ts, s->step);
+    if (gpus) {
+        s_pack_metric(&pk, "system/gpu_utilization_percent", gpu_util, ts, s->step);
+        s_pack_metric(&pk, "system/gpu_memory_used_bytes", gpu_mem, ts, s->step);
+    }
     s->step++;
     cairn_err_t err = {0};
     if (cairn_call_ws(c->ctx, j->ws, "tracking", "log_batch", sb.data, sb.size, TTL_MS,

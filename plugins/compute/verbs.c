@@ -54,7 +54,8 @@ static void s_pack_job(msgpack_packer *pk, const job_t *j)
 {
     bool done = job_status_done(j->status);
     uint32_t n = 9 + (j->started ? 1 : 0) + (done ? 2 : 0) + (j->reason[0] ? 1 : 0) +
-                 (j->cancel_asked && !done ? 1 : 0) + (j->retries ? 2 : 0);
+                 (j->cancel_asked && !done ? 1 : 0) + (j->retries ? 2 : 0) +
+                 (j->gpus[0] && j->started ? 1 : 0);
     msgpack_pack_map(pk, n);
     cairn_pack_kv_str(pk, "name", j->name);
     cairn_pack_kv_str(pk, "status", job_status_name(j->status));
@@ -71,6 +72,7 @@ static void s_pack_job(msgpack_packer *pk, const job_t *j)
         s_kv_int(pk, "exit_code", j->exit_code);
     }
     if (j->reason[0]) cairn_pack_kv_text(pk, "reason", j->reason);
+    if (j->gpus[0] && j->started) cairn_pack_kv_str(pk, "gpus", j->gpus);
     if (j->retries) { /* retries: the spec's; retried: how many times so far */
         s_kv_int(pk, "retries", j->retries);
         s_kv_int(pk, "retried", j->attempt);
@@ -224,11 +226,11 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "spec must be a map (a command job's YAML)");
     if (rc == 0) rc = job_spec_read(&u.data, &sp, err);
-    if (rc == 0 && sp.gpus > 0)
-        rc = cairn_err_set(
-            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-            "resources.gpus: the local compute has no GPUs (list_computes "
-            "says how many it has)");
+    if (rc == 0 && sp.gpus > (uint64_t)gpus_count(c->gpus))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "resources.gpus: the job asks for %llu GPUs; the local "
+                           "compute has %d (list_computes lists them)",
+                           (unsigned long long)sp.gpus, gpus_count(c->gpus));
     if (rc == 0) rc = s_fill_job(s, &sp, ws, err);
     job_spec_free(&sp);
     msgpack_unpacked_destroy(&u);
@@ -450,17 +452,69 @@ int jobs_stream_logs(void *state, cairn_req_t *req, cairn_err_t *err)
 
 /* ---- list_computes ---------------------------------------------------------- */
 
+typedef struct gpu_holders {
+    char job[GPU_MAX][JOB_NAME_MAX + 1];
+    char ws[GPU_MAX][CAIRN_HDR_NAME_MAX + 1];
+} gpu_holders_t;
+
+static int s_gpu_holder(void *arg, job_t *j)
+{
+    gpu_holders_t *h = arg;
+    uint64_t set = gpus_parse(j->gpus);
+    for (int i = 0; i < GPU_MAX; i++)
+        if (set & (1ull << i)) {
+            snprintf(h->job[i], sizeof h->job[i], "%s", j->name);
+            snprintf(h->ws[i], sizeof h->ws[i], "%s", j->ws);
+        }
+    return 0;
+}
+
+/* Each GPU now: what NVML says of it, and the job holding it (named only
+ * to the job's own workspace). */
+static void s_pack_gpus(compute_t *c, msgpack_packer *pk, const char *ws)
+{
+    gpu_holders_t *h = calloc(1, sizeof *h);
+    cairn_err_t err = {0};
+    if (h && (store_each(c->store, JOB_PREPARING, s_gpu_holder, h, &err) != 0 ||
+              store_each(c->store, JOB_RUNNING, s_gpu_holder, h, &err) != 0))
+        cairn_log(c->ctx, CAIRN_LOG_WARN, "jobs: %s", err.msg);
+    int n = gpus_count(c->gpus);
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        gpu_info_t g;
+        gpus_info(c->gpus, i, &g);
+        bool held = h && h->job[i][0];
+        msgpack_pack_map(pk, 7 + (held ? 1 : 0));
+        s_kv_int(pk, "index", i);
+        cairn_pack_kv_text(pk, "name", g.name);
+        cairn_pack_kv_text(pk, "uuid", g.uuid);
+        s_kv_int(pk, "memory_bytes", (int64_t)g.memory_bytes);
+        s_kv_int(pk, "memory_used_bytes", (int64_t)g.memory_used_bytes);
+        s_kv_int(pk, "utilization_percent", g.utilization);
+        cairn_pack_cstr(pk, "free");
+        if (held)
+            msgpack_pack_false(pk);
+        else
+            msgpack_pack_true(pk);
+        if (held)
+            cairn_pack_kv_str(pk, "job",
+                              strcmp(h->ws[i], ws) ? "(another workspace)" : h->job[i]);
+    }
+    free(h);
+}
+
 int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
 {
-    (void)err;
     compute_t *c = state;
+    const char *ws;
+    if (s_ws(req, &ws, err) != 0) return -1;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     msgpack_packer *pk = s_begin(c);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "computes");
     msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 11);
     cairn_pack_kv_str(pk, "name", "local");
     cairn_pack_kv_str(pk, "type", "local");
     s_kv_int(pk, "max_concurrent", c->max_concurrent);
@@ -469,11 +523,15 @@ int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
     s_kv_int(pk, "queued", store_count(c->store, JOB_QUEUED));
     s_kv_int(pk, "cpus", cpus > 0 ? cpus : 1);
     s_kv_int(pk, "memory_bytes", pages > 0 && page > 0 ? (int64_t)pages * page : 0);
-    s_kv_int(pk, "gpus", 0);
+    s_kv_int(pk, "gpus", gpus_count(c->gpus));
+    cairn_pack_kv_text(pk, "gpu_source", gpus_source(c->gpus));
+    cairn_pack_cstr(pk, "gpu_devices");
+    s_pack_gpus(c, pk, ws);
     /* resources are checked, not yet enforced: say so */
     cairn_pack_kv_str(pk, "limits",
                       "rlimits: resources.memory as the address space (RLIMIT_AS), "
-                      "resources.cpus as CPU affinity; no cgroups yet");
+                      "resources.cpus as CPU affinity, resources.gpus held by one job "
+                      "at a time (CUDA_VISIBLE_DEVICES); no cgroups yet");
     cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
     return 0;
 }

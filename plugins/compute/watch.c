@@ -334,12 +334,47 @@ static void s_token_ready(void *arg, const cairn_err_t *terr, const char *token,
  * exists (a crash between the two leaves a job that fails for want of
  * one, never a second supervisor of the same job); then its token, then
  * its files and its supervisor (s_token_ready). */
-static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
+static int s_gpus_held(void *arg, job_t *j)
+{
+    *(uint64_t *)arg |= gpus_parse(j->gpus);
+    return 0;
+}
+
+/* Pick `want` GPUs that no started job holds, the lowest first, into j;
+ * false when too few are free now. */
+static bool s_gpus_pick(compute_t *c, job_t *j, uint64_t want, cairn_err_t *err)
+{
+    j->gpus[0] = '\0';
+    if (want == 0) return true;
+    uint64_t held = 0, pick = 0;
+    if (store_each(c->store, JOB_PREPARING, s_gpus_held, &held, err) != 0 ||
+        store_each(c->store, JOB_RUNNING, s_gpus_held, &held, err) != 0)
+        return false;
+    for (int i = 0; i < gpus_count(c->gpus) && want; i++)
+        if (!(held & (1ull << i))) {
+            pick |= 1ull << i;
+            want--;
+        }
+    if (want) return false;
+    gpus_format(pick, j->gpus, sizeof j->gpus);
+    return true;
+}
+
+/* 1: j waits, for GPUs that other jobs hold (or, with gpus_wait, that a
+ * job before it waits for: then any GPU at all). */
+static int s_start(compute_t *c, job_t *j, bool gpus_wait, cairn_err_t *err)
 {
     stored_spec_t ss;
     if (s_spec_load(c, j, &ss, err) != 0) return -1;
-    uint64_t timeout = ss.s.timeout_s;
+    uint64_t timeout = ss.s.timeout_s, gpus = ss.s.gpus;
     s_spec_free(&ss);
+    if (gpus > (uint64_t)gpus_count(c->gpus))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "resources.gpus: the job asks for %llu GPUs; the local "
+                             "compute has %d",
+                             (unsigned long long)gpus, gpus_count(c->gpus));
+    if (gpus && gpus_wait) return 1;
+    if (!s_gpus_pick(c, j, gpus, err)) return err->st ? -1 : 1;
     snprintf(j->boot_id, sizeof j->boot_id, "%s", c->boot_id);
     j->started = (int64_t)cairn_wall_ms();
     if (job_set_status(c, j, JOB_PREPARING, NULL, err) != 0) return -1;
@@ -357,22 +392,36 @@ static int s_start(compute_t *c, job_t *j, cairn_err_t *err)
     return 0;
 }
 
+/* Queued jobs looked at per pass: those behind wait for the next one. */
+#define SCHEDULE_WINDOW 32
+
+static int64_t s_busy(compute_t *c)
+{
+    return store_count(c->store, JOB_PREPARING) + store_count(c->store, JOB_RUNNING);
+}
+
+/* Start what fits, in the queue's order (priority, then age). A job that
+ * waits for GPUs other jobs hold keeps its place: no job behind it takes a
+ * GPU before it (so it is never starved), but jobs that need none go by. */
 void jobs_schedule(compute_t *c)
 {
-    for (;;) {
-        int64_t busy =
-            store_count(c->store, JOB_PREPARING) + store_count(c->store, JOB_RUNNING);
-        if (busy >= c->max_concurrent) return;
-        job_t j;
-        cairn_err_t err = {0};
-        int rc = store_next_queued(c->store, &j, &err);
-        if (rc != 0) {
-            if (rc < 0) cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", err.msg);
-            return;
-        }
-        if (s_start(c, &j, &err) != 0) {
-            if (j.status == JOB_QUEUED) return; /* not even stored: try next tick */
-            s_fail_start(c, &j, &err);
+    if (s_busy(c) >= c->max_concurrent) return;
+    job_t *q = malloc(SCHEDULE_WINDOW * sizeof *q);
+    cairn_err_t err = {0};
+    int n = q ? store_queue(c->store, q, SCHEDULE_WINDOW, &err) : -1;
+    if (n < 0)
+        cairn_log(c->ctx, CAIRN_LOG_ERROR, "jobs: %s", q ? err.msg : "out of memory");
+    bool gpus_wait = false;
+    for (int i = 0; i < n && s_busy(c) < c->max_concurrent; i++) {
+        err = (cairn_err_t){0};
+        int rc = s_start(c, &q[i], gpus_wait, &err);
+        if (rc == 1) {
+            gpus_wait = true;
+        } else if (rc != 0) {
+            if (q[i].status == JOB_QUEUED && err.st != CAIRN_ST_BAD_REQUEST)
+                break; /* not even stored: try again next tick */
+            s_fail_start(c, &q[i], &err);
         }
     }
+    free(q);
 }

@@ -224,8 +224,8 @@ class Lifecycle(JobsCase):
         allowed = self.logs(j["name"]).split(":")[1].strip()
         if os.cpu_count() > 1:
             self.assertRegex(allowed, r"^\d+$")  # one CPU
-        h = self.submit({"command": "true", "resources": {"gpus": 1}}, 400)
-        self.assertIn("no GPUs", h["err"])
+        h = self.submit({"command": "true", "resources": {"gpus": 64}}, 400)
+        self.assertIn("asks for 64 GPUs", h["err"])
         self.assertIn("rlimits", self.call("list_computes", {})["computes"][0]["limits"])
 
     def test_retries(self):
