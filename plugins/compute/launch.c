@@ -137,6 +137,28 @@ static size_t s_cpu_list(const job_t *j, double cpus, char *out, size_t cap)
     return len < cap ? len : 0;
 }
 
+/* An MPI job's command: Open MPI's mpirun starting the ranks on this
+ * machine, each running the spec's command through the shell, every
+ * line of output tagged with its rank ("[1,0]<stdout>:"). NULL without
+ * memory; the caller frees it. */
+static char *s_mpi_command(const compute_t *c, const job_spec_t *spec)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    char head[PATH_MAX + 256];
+    int n =
+        snprintf(head, sizeof head,
+                 "exec '%s' --np %llu --oversubscribe --bind-to none --tag-output%s "
+                 "/bin/sh -c '",
+                 c->mpirun, (unsigned long long)spec->mpi_ranks,
+                 geteuid() == 0 ? " --allow-run-as-root" : "");
+    msgpack_sbuffer_write(&sb, head, (size_t)n);
+    for (const char *p = spec->command; *p; p++) /* ' as '\'' */
+        msgpack_sbuffer_write(&sb, *p == '\'' ? "'\\''" : p, *p == '\'' ? 4 : 1);
+    msgpack_sbuffer_write(&sb, "'", 2); /* and the NUL */
+    return sb.data;
+}
+
 static int s_write_spec_files(const compute_t *c, const job_t *j,
                               const job_spec_t *spec, const char *token,
                               const char *dir, cairn_err_t *err)
@@ -153,12 +175,16 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     s_env(c, j, spec, token, &env);
-    int rc =
-        s_write_file(dir, JOB_CMD, spec->command, strlen(spec->command), err) == 0 &&
-                s_write_file(dir, JOB_ENV, env.data, env.size, err) == 0 &&
-                s_write_file(dir, JOB_LIMITS, limits, (size_t)n, err) == 0
-            ? 0
-            : -1;
+    char *mpi = spec->mpi_ranks ? s_mpi_command(c, spec) : NULL;
+    const char *cmd = mpi ? mpi : spec->command;
+    int rc = -1;
+    if (spec->mpi_ranks && !mpi)
+        cairn_err_oom(err, NULL);
+    else if (s_write_file(dir, JOB_CMD, cmd, strlen(cmd), err) == 0 &&
+             s_write_file(dir, JOB_ENV, env.data, env.size, err) == 0 &&
+             s_write_file(dir, JOB_LIMITS, limits, (size_t)n, err) == 0)
+        rc = 0;
+    free(mpi);
     if (env.data) explicit_bzero(env.data, env.size); /* the token's secret */
     msgpack_sbuffer_destroy(&env);
     return rc;

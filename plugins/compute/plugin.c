@@ -25,6 +25,7 @@ typedef struct settings {
     int durability;   /* DURABILITY_* */
     int64_t metrics_interval_ms;
     const char *nvml_library;
+    const char *mpirun;
 } settings_t;
 
 enum { DURABILITY_PROCESS, DURABILITY_POWER };
@@ -72,6 +73,12 @@ static const cairn_setting_t compute_settings[] = {
      .dflt = "libnvidia-ml.so.1",
      .help = "NVIDIA's NVML, loaded at start to find the GPUs (none without a driver: "
              "no error)"},
+    {.key = "mpirun",
+     .type = CAIRN_CONF_PATH,
+     .offset = offsetof(settings_t, mpirun),
+     .dflt = "",
+     .help = "Open MPI's mpirun, for jobs with distribution: mpi (default: found on "
+             "PATH)"},
     {.key = "durability",
      .type = CAIRN_CONF_ENUM,
      .offset = offsetof(settings_t, durability),
@@ -103,6 +110,31 @@ static int s_find_shim(compute_t *c, const char *setting, cairn_err_t *err)
                              "the job supervisor %s cannot be run: %s (settings.shim)",
                              c->shim, strerror(errno));
     return 0;
+}
+
+/* mpirun: the setting, or the first on PATH; none is no error (MPI jobs
+ * are then refused at submit). */
+static void s_find_mpirun(compute_t *c, const char *setting)
+{
+    c->mpirun[0] = '\0';
+    if (setting && *setting) {
+        if (access(setting, X_OK) == 0)
+            snprintf(c->mpirun, sizeof c->mpirun, "%s", setting);
+        return;
+    }
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s",
+             path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char cand[PATH_MAX];
+        if (snprintf(cand, sizeof cand, "%s/mpirun", d) >= (int)sizeof cand) continue;
+        if (!strchr(cand, '\'') && access(cand, X_OK) == 0) {
+            snprintf(c->mpirun, sizeof c->mpirun, "%s", cand);
+            return;
+        }
+    }
 }
 
 /* This boot's id: a job started under another one ran before a reboot. */
@@ -167,6 +199,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     msgpack_sbuffer_init(&c->sb);
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
     s_boot_id(c);
+    s_find_mpirun(c, set->mpirun);
     snprintf(c->root, sizeof c->root, "%s/jobs", cairn_state_dir(ctx));
     char db[PATH_MAX + 16];
     snprintf(db, sizeof db, "%s/jobs.db", c->root);

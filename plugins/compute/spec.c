@@ -278,18 +278,25 @@ static int s_resources(const msgpack_object *map, job_spec_t *s, cairn_err_t *er
             s->cpus = c;
         } else if (s_key_is(k, "memory")) {
             if (s_size(v, "resources.memory", &s->memory, err) != 0) return -1;
+        } else if (s_key_is(k, "instance_count")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != 1)
+                return s_bad(err, "resources.instance_count",
+                             "must be 1: the local compute is one machine (use "
+                             "distribution.process_count_per_instance for more "
+                             "processes)");
         } else if (s_key_is(k, "gpus")) {
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 64)
                 return s_bad(err, "resources.gpus",
                              "must be an integer >= 0 (at most 64)");
             s->gpus = v->via.u64;
         } else {
-            return s_bad(err, "resources",
-                         "takes cpus, memory and gpus; '%.*s' is none of them",
-                         k->type == MSGPACK_OBJECT_STR
-                             ? (int)(k->via.str.size > 64 ? 64 : k->via.str.size)
-                             : 1,
-                         k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+            return s_bad(
+                err, "resources",
+                "takes cpus, memory, gpus and instance_count; '%.*s' is none of them",
+                k->type == MSGPACK_OBJECT_STR
+                    ? (int)(k->via.str.size > 64 ? 64 : k->via.str.size)
+                    : 1,
+                k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
         }
     }
     return 0;
@@ -313,11 +320,39 @@ static int s_limits(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
     return 0;
 }
 
+/* distribution: {type: mpi, process_count_per_instance: N}. */
+static int s_distribution(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
+{
+    const msgpack_object *d = cairn_obj_get(map, "distribution");
+    if (!d || d->type == MSGPACK_OBJECT_NIL) return 0;
+    if (d->type != MSGPACK_OBJECT_MAP)
+        return s_bad(err, "distribution", "must be a map {type: mpi, ...}");
+    const msgpack_object *t = cairn_obj_get(d, "type");
+    if (!t || !cairn_obj_is_str(t, "mpi"))
+        return s_bad(err, "distribution.type",
+                     "must be mpi (Open MPI's mpirun; pytorch and tensorflow are not "
+                     "run by this Cairn)");
+    s->mpi_ranks = 1;
+    for (uint32_t i = 0; i < d->via.map.size; i++) {
+        const msgpack_object *k = &d->via.map.ptr[i].key, *v = &d->via.map.ptr[i].val;
+        if (s_key_is(k, "type")) continue;
+        if (!s_key_is(k, "process_count_per_instance"))
+            return s_bad(err, "distribution",
+                         "takes type and process_count_per_instance only");
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 < 1 ||
+            v->via.u64 > JOB_MPI_RANKS_MAX)
+            return s_bad(err, "distribution.process_count_per_instance",
+                         "must be an integer from 1 to %d", JOB_MPI_RANKS_MAX);
+        s->mpi_ranks = v->via.u64;
+    }
+    return 0;
+}
+
 /* Keys of Azure's command job that this Cairn does not run yet, and keys
  * it takes; anything else is refused as a likely typo. */
-static const char *const s_not_yet[] = {"code",     "outputs",        "environment",
-                                        "secrets",  "distribution",   "identity",
-                                        "services", "queue_settings", NULL};
+static const char *const s_not_yet[] = {"code",           "outputs",  "environment",
+                                        "secrets",        "identity", "services",
+                                        "queue_settings", NULL};
 static const char *const s_known[] = {"$schema",
                                       "type",
                                       "name",
@@ -333,6 +368,7 @@ static const char *const s_known[] = {"$schema",
                                       "limits",
                                       "priority",
                                       "retries",
+                                      "distribution",
                                       NULL};
 
 static int s_keys(const msgpack_object *map, cairn_err_t *err)
@@ -425,7 +461,7 @@ int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
         s_str_map(spec, "tags", false, &out->tags, err) < 0 ||
         s_str_map(spec, "environment_variables", true, &out->env, err) < 0 ||
         s_inputs(spec, &out->inputs, err) < 0 || s_resources(spec, out, err) != 0 ||
-        s_limits(spec, out, err) != 0)
+        s_limits(spec, out, err) != 0 || s_distribution(spec, out, err) != 0)
         return -1;
     int rc = s_text(spec, "command", "command", JOB_COMMAND_MAX, &cmd, err);
     if (rc < 0) return -1;

@@ -31,6 +31,7 @@
 #define JOB_TIMEOUT_MAX (30 * 24 * 3600) /* limits.timeout, seconds */
 #define JOB_PRIORITY_MAX 1000            /* priority: -1000 to 1000 */
 #define JOB_RETRIES_MAX 10
+#define JOB_MPI_RANKS_MAX 256 /* distribution.process_count_per_instance */
 
 /* The checked spec: slices borrowed from the map it was read from. */
 typedef struct job_spec {
@@ -45,7 +46,8 @@ typedef struct job_spec {
     double cpus;                  /* 0: not asked */
     uint64_t memory;              /* bytes; 0: not asked */
     uint64_t gpus;
-    uint64_t retries; /* a failed job runs again up to this many times */
+    uint64_t retries;   /* a failed job runs again up to this many times */
+    uint64_t mpi_ranks; /* distribution: mpi: the processes; 0: not MPI */
 } job_spec_t;
 
 /* Read spec (a map) into out; 0, or -1 with a 400 naming the field. On

@@ -226,6 +226,10 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "spec must be a map (a command job's YAML)");
     if (rc == 0) rc = job_spec_read(&u.data, &sp, err);
+    if (rc == 0 && sp.mpi_ranks && !c->mpirun[0])
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "distribution: Open MPI's mpirun is not installed on this "
+                           "machine (Debian: openmpi-bin; or the jobs setting mpirun)");
     if (rc == 0 && sp.gpus > (uint64_t)gpus_count(c->gpus))
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "resources.gpus: the job asks for %llu GPUs; the local "
@@ -514,7 +518,7 @@ int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "computes");
     msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     cairn_pack_kv_str(pk, "name", "local");
     cairn_pack_kv_str(pk, "type", "local");
     s_kv_int(pk, "max_concurrent", c->max_concurrent);
@@ -525,6 +529,7 @@ int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
     s_kv_int(pk, "memory_bytes", pages > 0 && page > 0 ? (int64_t)pages * page : 0);
     s_kv_int(pk, "gpus", gpus_count(c->gpus));
     cairn_pack_kv_text(pk, "gpu_source", gpus_source(c->gpus));
+    cairn_pack_kv_text(pk, "mpirun", c->mpirun); /* "": no MPI jobs here */
     cairn_pack_cstr(pk, "gpu_devices");
     s_pack_gpus(c, pk, ws);
     /* resources are checked, not yet enforced: say so */

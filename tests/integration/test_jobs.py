@@ -156,6 +156,37 @@ class Lifecycle(JobsCase):
         self.assertEqual([m["value"] for m in run["data"]["metrics"] if m["key"] == "loss"],
                          [1.0 / 3])
 
+    def test_an_mpi_job_runs_its_ranks_and_keeps_rank_0s_metrics(self):
+        mpirun = self.call("list_computes", {})["computes"][0]["mpirun"]
+        if not mpirun:
+            self.skipTest("no mpirun here (openmpi-bin)")
+        script = ("import os, cairn\n"
+                  "rank = int(os.environ['OMPI_COMM_WORLD_RANK'])\n"
+                  "for step in range(3):\n"
+                  "    cairn.log_metric('rank_seen', rank, step=step)\n"
+                  "cairn.end_run()\n"
+                  "print('rank', rank, 'of', os.environ['OMPI_COMM_WORLD_SIZE'])\n")
+        j = self.submit({"command": f"/usr/bin/python3 -c \"{script}\"; echo 'it''s done'",
+                         "distribution": {"type": "mpi", "process_count_per_instance": 2},
+                         "environment_variables": {
+                             "PYTHONPATH": os.path.join(SOURCE, "sdk", "python")}})["job"]
+        done = self.wait_done(j["name"])
+        log = self.logs(j["name"])
+        self.assertEqual(done["status"], "Completed", log)
+        self.assertIn("[1,0]<stdout>:rank 0 of 2", log)
+        self.assertIn("[1,1]<stdout>:rank 1 of 2", log)
+        self.assertIn("[1,1]<stdout>:its done", log)  # the command's quotes kept
+        hist = self.call("get_metric_history", {"run_id": j["run_id"], "key": "rank_seen"},
+                         svc="tracking")["metrics"]
+        self.assertEqual([(m["step"], m["value"]) for m in hist],
+                         [(0, 0.0), (1, 0.0), (2, 0.0)], "rank 0's points only")
+        for bad, path in (({"type": "pytorch"}, "distribution.type"),
+                          ({"type": "mpi", "process_count_per_instance": 0},
+                           "distribution.process_count_per_instance"),
+                          ({"type": "mpi", "nodes": 2}, "distribution")):
+            h = self.submit({"command": "true", "distribution": bad}, 400)
+            self.assertTrue(h["err"].startswith(path + ":"), h)
+
     def test_system_metrics_reach_the_run(self):
         burn = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass\n"
         j = self.submit({"command": f"/usr/bin/python3 -c '{burn}'"})["job"]

@@ -261,6 +261,16 @@ class ActiveRun:
 _trackers = weakref.WeakSet()
 
 
+def _job_run_of_other_rank():
+    """$CAIRN_RUN_ID when this process is an MPI rank other than 0 (Open
+    MPI's, MPICH's or PMIx's variable says so), else None."""
+    for var in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"):
+        rank = os.environ.get(var)
+        if rank is not None:
+            return os.environ.get("CAIRN_RUN_ID") if rank.strip() != "0" else None
+    return None
+
+
 class Tracker:
     """Logs to one cairnd. See the module's documentation.
 
@@ -315,6 +325,9 @@ class Tracker:
         self._blocked = 0  # callers waiting for room
         self._closing = False
         self._unraised = []  # errors not yet raised to the caller
+        # In an MPI job every rank sees the job's run: rank 0's metrics are
+        # kept, the others' are dropped (each would log the same steps).
+        self._muted_run = _job_run_of_other_rank()
         self._thread = None
         self._worker_ok = False
 
@@ -531,6 +544,8 @@ class Tracker:
             self._check()
         stack = self._stack
         run_id = stack[-1].run_id if stack else self._run_id()
+        if run_id == self._muted_run:
+            return None
         try:
             pack, prefix = self._keys[key]
         except (KeyError, TypeError):
@@ -569,6 +584,8 @@ class Tracker:
         if self._unraised:
             self._check()
         run_id = self._run_id()
+        if run_id == self._muted_run:
+            return
         if timestamp is None:
             timestamp = _now_ms()
         if step is None:
@@ -595,6 +612,8 @@ class Tracker:
         if self._unraised:
             self._check()
         run_id = self._run_id()
+        if run_id == self._muted_run:
+            return
         try:
             pack, prefix = self._keys[key]
         except (KeyError, TypeError):
