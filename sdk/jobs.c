@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <limits.h>
 #include <time.h>
 
 #include "cairn/msg.h"
@@ -86,10 +88,14 @@ int cairn_job_submit(cairn_client_t *client, const char *spec, size_t len,
     if (cairn_svc_need(client, "client", err) || cairn_svc_need(spec, "spec", err) ||
         cairn_svc_need(job, "job", err))
         return -1;
+    /* relative paths in the spec (inputs) are read from here */
+    char cwd[PATH_MAX];
+    bool have_cwd = getcwd(cwd, sizeof cwd) != NULL;
     cairn_svc_call_t c;
-    msgpack_packer *pk = cairn_svc_begin(&c, SVC, 1);
+    msgpack_packer *pk = cairn_svc_begin(&c, SVC, have_cwd ? 2 : 1);
     cairn_pack_cstr(pk, "spec");
     cairn_pack_strn(pk, spec, len);
+    if (have_cwd) cairn_pack_kv_str(pk, "base_dir", cwd);
     cairn_reply_t *r = NULL;
     if (cairn_svc_end(client, &c, "submit_job", &r, err) != 0) return -1;
     int rc = s_job(r, job, err);

@@ -14,6 +14,8 @@
  * Bodies are built as JSON (cli_call_json); --json prints the replies as
  * they come, else tables; a log is printed as it is. */
 #define _GNU_SOURCE
+#include <libgen.h>
+#include <limits.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -155,13 +157,29 @@ static int s_follow(cairn_client_t *c, const opts_t *o, const char *name, fail_t
     return rc;
 }
 
+/* Where the spec's relative paths (inputs, code) are read from: the
+ * folder of its file, or the working directory for standard input. */
+static void s_base_dir(const char *operand, char *out, size_t cap)
+{
+    char *real = strcmp(operand, "-") ? realpath(operand, NULL) : NULL;
+    if (real) {
+        snprintf(out, cap, "%s", dirname(real));
+        free(real);
+    } else if (!getcwd(out, cap)) {
+        out[0] = '\0';
+    }
+}
+
 int cli_job_submit(cairn_client_t *c, const opts_t *o, fail_t *f)
 {
     json_t *spec = NULL, *reply = NULL;
     int rc = cli_read_text(OPERAND(o, 0), SPEC_MAX, "a job spec's limit", &spec, f);
     if (rc != EXIT_OK) return rc;
-    rc = cli_call_json(c, o, SVC, "submit_job", json_pack("{s:o}", "spec", spec),
-                       &reply, f);
+    char base[PATH_MAX];
+    s_base_dir(OPERAND(o, 0), base, sizeof base);
+    rc = cli_call_json(c, o, SVC, "submit_job",
+                       json_pack("{s:o,s:s}", "spec", spec, "base_dir", base), &reply,
+                       f);
     if (rc != EXIT_OK) return rc;
     const json_t *job = json_object_get(reply, "job");
     char name[128];

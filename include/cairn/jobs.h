@@ -43,7 +43,8 @@ extern "C" {
 /* A job as the service last described it (opaque; cairn_job_free). */
 typedef struct cairn_job cairn_job_t;
 
-/* submit_job {spec}: spec is a command job's YAML text of len bytes. */
+/* submit_job {spec, base_dir}: spec is a command job's YAML text of len bytes;
+ * relative input paths in it are read from the working directory. */
 CAIRN_EXPORT int cairn_job_submit(cairn_client_t *client, const char *spec, size_t len,
                                   cairn_job_t **job, cairn_err_t *err);
 /* get_job {name}. */

@@ -13,6 +13,9 @@
  *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
  *   logput.c   a job's log uploaded to its run's artifacts when it ends
  *   gpu.c      the machine's GPUs, through NVML loaded at run time
+ *   inputs.c   file and folder inputs found at submit (data: through the
+ *              registry)
+ *   outputs.c  outputs uploaded to the run when the job ends, registered
  *
  * A job's life: submit_job checks the spec, makes its run, and stores it
  * Queued; the scheduler (each tick and after each change) starts the
@@ -147,6 +150,8 @@ int store_list(store_t *s, const job_query_t *q, int (*fn)(void *arg, job_t *j),
 /* ---- launch.c ------------------------------------------------------------- */
 /* The job's directory: root/ws/name. */
 void job_dir(const compute_t *c, const job_t *j, char *out, size_t cap);
+/* Where its outputs are written: the job's directory's outputs/. */
+void job_outputs_dir(const compute_t *c, const job_t *j, char *out, size_t cap);
 /* Write the job's files and start its supervisor, detached; the job is
  * then Preparing until the supervisor writes its pid file. token: the
  * job's CAIRN_TOKEN ("": none). */
@@ -208,10 +213,50 @@ void sysmetrics_free(sysmetrics_t **self_p);
 void sysmetrics_tick(compute_t *c);
 void sysmetrics_forget(sysmetrics_t *m, int64_t seq);
 
+/* ---- upload.c ------------------------------------------------------------ */
+/* Local files uploaded to a run's artifacts, one after the other, through
+ * nested put_artifact calls; then done(arg, label, NULL) or done(arg,
+ * label, why). The
+ * upload frees itself once started (or when the plugin stops first). */
+typedef struct job_upload job_upload_t;
+typedef void(job_upload_fn)(void *arg, const char *label, const char *why);
+/* label: what is uploaded ("job NAME's log"), handed back to done. */
+job_upload_t *job_upload_new(compute_t *c, const char *ws, const char *run_id,
+                             const char *label);
+/* -1 without memory. */
+int job_upload_add(job_upload_t *u, const char *local, const char *remote);
+size_t job_upload_count(const job_upload_t *u);
+void job_upload_start(job_upload_t *u, job_upload_fn *done, void *arg);
+/* Only for an upload never started. */
+void job_upload_free(job_upload_t **self_p);
+
+/* ---- outputs.c ----------------------------------------------------------- */
+/* Keep the ended job j's outputs (the spec's `outputs` map): uploaded to
+ * its run, registered when it succeeded. 1: done (or none), its end may be
+ * recorded, why set when keeping them failed; 0: at work (look again). */
+int job_outputs_keep(compute_t *c, const job_t *j, const msgpack_object *outputs,
+                     bool succeeded, char *why, size_t cap);
+
 /* ---- logput.c ------------------------------------------------------------- */
 /* Upload the ended job's log to its run's artifacts (logs/output.log);
  * asynchronous, best effort. */
 void job_log_keep(compute_t *c, const job_t *j);
+
+/* ---- inputs.c ------------------------------------------------------------ */
+/* A job's file and folder inputs, found at submit: local paths made
+ * absolute against base_dir and checked, data: references resolved by the
+ * registry (nested calls); the spec in *sb (a msgpack map) is then packed
+ * again with the paths found, and done(arg, NULL, found) called, or
+ * done(arg, err, found). done owns found (job_inputs_free); sb must live
+ * until then. */
+typedef struct job_inputs job_inputs_t;
+typedef void(job_inputs_fn)(void *arg, const cairn_err_t *err, job_inputs_t *found);
+int job_inputs_resolve(compute_t *c, const char *ws, msgpack_sbuffer *sb,
+                       const char *base_dir, job_inputs_fn *done, void *arg,
+                       cairn_err_t *err);
+/* The canonical data references found (data:NAME:V), for lineage. */
+size_t job_inputs_refs(const job_inputs_t *r, const char **refs, size_t cap);
+void job_inputs_free(job_inputs_t **self_p);
 
 /* ---- gpu.c --------------------------------------------------------------- */
 typedef struct gpu_info {

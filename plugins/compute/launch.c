@@ -23,6 +23,11 @@ void job_dir(const compute_t *c, const job_t *j, char *out, size_t cap)
     snprintf(out, cap, "%s/%s/%s", c->root, j->ws, j->name);
 }
 
+void job_outputs_dir(const compute_t *c, const job_t *j, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/%s/outputs", c->root, j->ws, j->name);
+}
+
 static int s_errno(cairn_err_t *err, const char *what, const char *path)
 {
     return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL, "cannot %s %s: %s",
@@ -238,6 +243,22 @@ static int s_spawn(const compute_t *c, const char *dir, cairn_err_t *err)
     return 0;
 }
 
+/* outputs/ and a folder in it for each output, for the command to write. */
+static int s_outputs_dirs(const compute_t *c, const job_t *j, const job_spec_t *spec,
+                          cairn_err_t *err)
+{
+    char dir[PATH_MAX], sub[PATH_MAX + JOB_NAME_MAX + 2];
+    job_outputs_dir(c, j, dir, sizeof dir);
+    if (!spec->outputs) return 0;
+    if (s_mkdir(dir, err) != 0) return -1;
+    for (uint32_t i = 0; i < spec->outputs->via.map.size; i++) {
+        const msgpack_object *k = &spec->outputs->via.map.ptr[i].key;
+        snprintf(sub, sizeof sub, "%s/%.*s", dir, (int)k->via.str.size, k->via.str.ptr);
+        if (s_mkdir(sub, err) != 0) return -1;
+    }
+    return 0;
+}
+
 int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token,
                cairn_err_t *err)
 {
@@ -246,7 +267,9 @@ int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token
     job_dir(c, j, dir, sizeof dir);
     if (s_mkdir(wsdir, err) != 0 || s_mkdir(dir, err) != 0) return -1;
     s_clear(dir);
-    if (s_write_spec_files(c, j, spec, token, dir, err) != 0) return -1;
+    if (s_outputs_dirs(c, j, spec, err) != 0 ||
+        s_write_spec_files(c, j, spec, token, dir, err) != 0)
+        return -1;
     notify_watch(c->notify, dir, j->seq); /* before the shim can write */
     if (s_spawn(c, dir, err) != 0) return -1;
     notify_started(c);

@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include <ctype.h>
+#include <linux/limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -91,7 +92,140 @@ static int s_str_map(const msgpack_object *map, const char *key, bool env_names,
     return 0;
 }
 
-/* inputs: literal values only (numbers, strings, booleans). */
+static bool s_str_in(const msgpack_object *o, const char *const *names)
+{
+    for (; *names; names++)
+        if (cairn_obj_is_str(o, *names)) return true;
+    return false;
+}
+
+static const char *const s_input_types[] = {"uri_folder", "uri_file", NULL};
+static const char *const s_input_modes[] = {"ro_mount", "download", "direct", NULL};
+
+/* A file or folder input: {type, path*, mode}. Its path is checked here
+ * for shape only; the plugin finds it at submit (verbs.c). */
+static int s_input_map(const msgpack_object *v, const char *path, cairn_err_t *err)
+{
+    char sub[JOB_NAME_MAX + 32];
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *x = &v->via.map.ptr[i].val;
+        if (s_key_is(k, "type")) {
+            if (!s_str_in(x, s_input_types)) {
+                snprintf(sub, sizeof sub, "%s.type", path);
+                return s_bad(err, sub, "must be uri_folder (the default) or uri_file");
+            }
+        } else if (s_key_is(k, "mode")) {
+            if (!s_str_in(x, s_input_modes)) {
+                snprintf(sub, sizeof sub, "%s.mode", path);
+                return s_bad(err, sub,
+                             "must be ro_mount, download or direct (each reads the "
+                             "file where it is)");
+            }
+        } else if (s_key_is(k, "path")) {
+            snprintf(sub, sizeof sub, "%s.path", path);
+            if (x->type != MSGPACK_OBJECT_STR || x->via.str.size == 0)
+                return s_bad(err, sub, "must be a path or a data: reference");
+            if (x->via.str.size > JOB_PATH_MAX)
+                return s_bad(err, sub, "is %u bytes; at most %d", x->via.str.size,
+                             JOB_PATH_MAX);
+            if (memchr(x->via.str.ptr, '\0', x->via.str.size))
+                return s_bad(err, sub, "holds a NUL byte");
+        } else {
+            return s_bad(err, path, "a file or folder input takes type, path and mode");
+        }
+    }
+    cairn_str_t p;
+    bool folder;
+    if (!job_input_path(v, &p, &folder)) {
+        snprintf(sub, sizeof sub, "%s.path", path);
+        return s_bad(err, sub, "is required");
+    }
+    return 0;
+}
+
+bool job_input_path(const msgpack_object *v, cairn_str_t *path, bool *folder)
+{
+    if (!v || v->type != MSGPACK_OBJECT_MAP) return false;
+    const msgpack_object *p = cairn_obj_get(v, "path");
+    if (!p || p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0) return false;
+    *path = (cairn_str_t){p->via.str.ptr, p->via.str.size};
+    *folder = !cairn_obj_is_str(cairn_obj_get(v, "type"), "uri_file");
+    return true;
+}
+
+bool job_output_register(const msgpack_object *v, cairn_str_t *kind, cairn_str_t *name)
+{
+    const msgpack_object *r =
+        v && v->type == MSGPACK_OBJECT_MAP ? cairn_obj_get(v, "register_as") : NULL;
+    if (!r || r->type != MSGPACK_OBJECT_STR) return false;
+    const char *colon = memchr(r->via.str.ptr, ':', r->via.str.size);
+    if (!colon) return false;
+    *kind = (cairn_str_t){r->via.str.ptr, (size_t)(colon - r->via.str.ptr)};
+    *name = (cairn_str_t){colon + 1, r->via.str.size - kind->len - 1};
+    return true;
+}
+
+/* outputs: NAME: {type: uri_folder, mode, register_as: model:N | data:N},
+ * or NAME with nothing (a folder). */
+static int s_outputs(const msgpack_object *map, const msgpack_object **out,
+                     cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, "outputs");
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 1;
+    if (o->type != MSGPACK_OBJECT_MAP) return s_bad(err, "outputs", "must be a map");
+    if (o->via.map.size > JOB_OUTPUTS_MAX)
+        return s_bad(err, "outputs", "has %u entries; at most %d", o->via.map.size,
+                     JOB_OUTPUTS_MAX);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR ||
+            !job_name_ok(k->via.str.ptr, k->via.str.size))
+            return s_bad(err, "outputs",
+                         "its names must be 1 to %d letters, digits, _ or -",
+                         JOB_NAME_MAX);
+        char path[JOB_NAME_MAX + 32];
+        snprintf(path, sizeof path, "outputs.%.*s", (int)k->via.str.size,
+                 k->via.str.ptr);
+        if (v->type == MSGPACK_OBJECT_NIL) continue;
+        if (v->type != MSGPACK_OBJECT_MAP)
+            return s_bad(err, path, "must be a map {type: uri_folder, register_as}");
+        for (uint32_t j = 0; j < v->via.map.size; j++) {
+            const msgpack_object *kk = &v->via.map.ptr[j].key,
+                                 *x = &v->via.map.ptr[j].val;
+            char sub[JOB_NAME_MAX + 48];
+            if (s_key_is(kk, "type")) {
+                snprintf(sub, sizeof sub, "%s.type", path);
+                if (!cairn_obj_is_str(x, "uri_folder"))
+                    return s_bad(err, sub,
+                                 "must be uri_folder (a folder the command writes)");
+            } else if (s_key_is(kk, "mode")) {
+                snprintf(sub, sizeof sub, "%s.mode", path);
+                if (!cairn_obj_is_str(x, "rw_mount") && !cairn_obj_is_str(x, "upload"))
+                    return s_bad(err, sub,
+                                 "must be rw_mount or upload (either way the folder "
+                                 "is uploaded when the job ends)");
+            } else if (s_key_is(kk, "register_as")) {
+                snprintf(sub, sizeof sub, "%s.register_as", path);
+                cairn_str_t kind, name;
+                if (x->type != MSGPACK_OBJECT_STR ||
+                    !job_output_register(v, &kind, &name) ||
+                    !(cairn_str_eq(kind, "model") || cairn_str_eq(kind, "data")) ||
+                    !job_name_ok(name.ptr, name.len))
+                    return s_bad(
+                        err, sub,
+                        "must be model:NAME or data:NAME (NAME: 1 to %d letters, "
+                        "digits, _ or -)",
+                        JOB_NAME_MAX);
+            } else {
+                return s_bad(err, path, "an output takes type, mode and register_as");
+            }
+        }
+    }
+    *out = o;
+    return 0;
+}
+
+/* inputs: literal values (numbers, strings, booleans), files and folders. */
 static int s_inputs(const msgpack_object *map, const msgpack_object **out,
                     cairn_err_t *err)
 {
@@ -126,9 +260,8 @@ static int s_inputs(const msgpack_object *map, const msgpack_object **out,
             case MSGPACK_OBJECT_BOOLEAN:
                 break;
             case MSGPACK_OBJECT_MAP:
-                return s_bad(err, path,
-                             "file and folder inputs (type, path) are not run by this "
-                             "Cairn yet; give a literal value");
+                if (s_input_map(v, path, err) != 0) return -1;
+                break;
             default:
                 return s_bad(err, path, "must be a number, a string or a boolean");
         }
@@ -149,13 +282,52 @@ static int s_input_text(const msgpack_object *v, char *buf, size_t cap)
             return snprintf(buf, cap, "%" PRId64, v->via.i64);
         case MSGPACK_OBJECT_BOOLEAN:
             return snprintf(buf, cap, "%s", v->via.boolean ? "true" : "false");
+        case MSGPACK_OBJECT_MAP: {
+            cairn_str_t path;
+            bool folder;
+            if (!job_input_path(v, &path, &folder)) return 0;
+            return snprintf(buf, cap, "%.*s", (int)path.len, path.ptr);
+        }
         default:
             return snprintf(buf, cap, "%.17g", v->via.f64);
     }
 }
 
-/* The command with each ${{inputs.NAME}} replaced by its value. */
-static int s_command(const cairn_str_t cmd, const msgpack_object *inputs, char **out,
+/* The entry of map (inputs or outputs) named by n bytes at name. */
+static const msgpack_object *s_named(const msgpack_object *map, const char *name,
+                                     size_t n)
+{
+    for (uint32_t k = 0; map && k < map->via.map.size; k++) {
+        const msgpack_object *key = &map->via.map.ptr[k].key;
+        if (key->via.str.size == n && !memcmp(key->via.str.ptr, name, n))
+            return &map->via.map.ptr[k].val;
+    }
+    return NULL;
+}
+
+typedef struct refs {
+    const msgpack_object *inputs, *outputs;
+    const char *outputs_dir; /* NULL: a stand-in */
+} refs_t;
+
+/* The value of the reference `inputs.x` or `outputs.y` (the n bytes at
+ * ref) into buf: its length, or -1 when it names nothing. */
+static int s_ref_value(const refs_t *r, const char *ref, size_t n, char *buf,
+                       size_t cap)
+{
+    if (n > 7 && !memcmp(ref, "inputs.", 7)) {
+        const msgpack_object *v = s_named(r->inputs, ref + 7, n - 7);
+        return v ? s_input_text(v, buf, cap) : -1;
+    }
+    if (n > 8 && !memcmp(ref, "outputs.", 8) && s_named(r->outputs, ref + 8, n - 8))
+        return snprintf(buf, cap, "%s/%.*s",
+                        r->outputs_dir ? r->outputs_dir : "OUTPUTS", (int)(n - 8),
+                        ref + 8);
+    return -1;
+}
+
+/* The command with each ${{inputs.x}} and ${{outputs.y}} replaced. */
+static int s_command(const cairn_str_t cmd, const refs_t *refs, char **out,
                      cairn_err_t *err)
 {
     size_t cap = cmd.len + 1, n = 0;
@@ -164,7 +336,7 @@ static int s_command(const cairn_str_t cmd, const msgpack_object *inputs, char *
     for (size_t i = 0; i < cmd.len;) {
         const char *open = memmem(cmd.ptr + i, cmd.len - i, "${{", 3);
         size_t lit = open ? (size_t)(open - cmd.ptr) - i : cmd.len - i;
-        char val[JOB_TEXT_MAX + 32];
+        char val[JOB_PATH_MAX + PATH_MAX + 64];
         int vlen = 0;
         size_t skip = lit;
         if (open) {
@@ -177,20 +349,14 @@ static int s_command(const cairn_str_t cmd, const msgpack_object *inputs, char *
             const char *ref = open + 3, *end = close;
             while (ref < end && *ref == ' ') ref++;
             while (end > ref && end[-1] == ' ') end--;
-            const msgpack_object *v = NULL;
-            if (end - ref > 7 && !memcmp(ref, "inputs.", 7) && inputs)
-                for (uint32_t k = 0; k < inputs->via.map.size && !v; k++) {
-                    const msgpack_object *key = &inputs->via.map.ptr[k].key;
-                    if (key->via.str.size == (size_t)(end - ref - 7) &&
-                        !memcmp(key->via.str.ptr, ref + 7, key->via.str.size))
-                        v = &inputs->via.map.ptr[k].val;
-                }
-            if (!v) {
+            vlen = s_ref_value(refs, ref, (size_t)(end - ref), val, sizeof val);
+            if (vlen < 0) {
                 free(s);
-                return s_bad(err, "command", "${{%.*s}} names no input of this job",
+                return s_bad(err, "command",
+                             "${{%.*s}} names no input or output of this job",
                              (int)(end - ref > 64 ? 64 : end - ref), ref);
             }
-            vlen = s_input_text(v, val, sizeof val);
+            if ((size_t)vlen >= sizeof val) vlen = (int)sizeof val - 1;
             skip = (size_t)(close + 2 - cmd.ptr) - i;
         }
         size_t need = n + lit + (size_t)vlen + 1;
@@ -350,9 +516,8 @@ static int s_distribution(const msgpack_object *map, job_spec_t *s, cairn_err_t 
 
 /* Keys of Azure's command job that this Cairn does not run yet, and keys
  * it takes; anything else is refused as a likely typo. */
-static const char *const s_not_yet[] = {"code",           "outputs",  "environment",
-                                        "secrets",        "identity", "services",
-                                        "queue_settings", NULL};
+static const char *const s_not_yet[] = {
+    "code", "environment", "secrets", "identity", "services", "queue_settings", NULL};
 static const char *const s_known[] = {"$schema",
                                       "type",
                                       "name",
@@ -363,6 +528,7 @@ static const char *const s_known[] = {"$schema",
                                       "command",
                                       "environment_variables",
                                       "inputs",
+                                      "outputs",
                                       "compute",
                                       "resources",
                                       "limits",
@@ -451,7 +617,8 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
     return 0;
 }
 
-int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
+int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_t *out,
+                  cairn_err_t *err)
 {
     *out = (job_spec_t){0};
     if (!spec || spec->type != MSGPACK_OBJECT_MAP)
@@ -460,7 +627,8 @@ int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
     if (s_head(spec, out, err) != 0 || s_keys(spec, err) != 0 ||
         s_str_map(spec, "tags", false, &out->tags, err) < 0 ||
         s_str_map(spec, "environment_variables", true, &out->env, err) < 0 ||
-        s_inputs(spec, &out->inputs, err) < 0 || s_resources(spec, out, err) != 0 ||
+        s_inputs(spec, &out->inputs, err) < 0 ||
+        s_outputs(spec, &out->outputs, err) < 0 || s_resources(spec, out, err) != 0 ||
         s_limits(spec, out, err) != 0 || s_distribution(spec, out, err) != 0)
         return -1;
     int rc = s_text(spec, "command", "command", JOB_COMMAND_MAX, &cmd, err);
@@ -468,7 +636,8 @@ int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
     if (rc == 1 || cmd.len == 0) return s_bad(err, "command", "is required");
     if (memchr(cmd.ptr, '\0', cmd.len))
         return s_bad(err, "command", "holds a NUL byte");
-    return s_command(cmd, out->inputs, &out->command, err);
+    refs_t refs = {out->inputs, out->outputs, outputs_dir};
+    return s_command(cmd, &refs, &out->command, err);
 }
 
 void job_spec_free(job_spec_t *s)

@@ -27,6 +27,9 @@
 #define JOB_DESCRIPTION_MAX 4096 /* description */
 #define JOB_COMMAND_MAX 65536    /* the command, before and after ${{...}} */
 #define JOB_MAP_MAX 256          /* tags, environment_variables, inputs */
+#define JOB_OUTPUTS_MAX 64
+#define JOB_DATA_REFS_MAX 16 /* inputs that are data: references */
+#define JOB_PATH_MAX 4096    /* an input's path */
 #define JOB_ENV_VALUE_MAX 32768
 #define JOB_TIMEOUT_MAX (30 * 24 * 3600) /* limits.timeout, seconds */
 #define JOB_PRIORITY_MAX 1000            /* priority: -1000 to 1000 */
@@ -37,22 +40,36 @@
 typedef struct job_spec {
     cairn_str_t name; /* empty: the plugin makes one */
     cairn_str_t display_name, experiment_name, description, compute;
-    const msgpack_object *tags;   /* a map of str to str, or NULL */
-    const msgpack_object *env;    /* environment_variables, or NULL */
-    const msgpack_object *inputs; /* literal inputs, or NULL */
-    char *command;                /* after ${{inputs.x}}: a heap string */
-    uint64_t timeout_s;           /* 0: none */
-    int64_t priority;             /* higher first; FIFO within one */
-    double cpus;                  /* 0: not asked */
-    uint64_t memory;              /* bytes; 0: not asked */
+    const msgpack_object *tags;    /* a map of str to str, or NULL */
+    const msgpack_object *env;     /* environment_variables, or NULL */
+    const msgpack_object *inputs;  /* inputs (literals and paths), or NULL */
+    const msgpack_object *outputs; /* outputs, or NULL */
+    char *command;                 /* after ${{inputs.x}}: a heap string */
+    uint64_t timeout_s;            /* 0: none */
+    int64_t priority;              /* higher first; FIFO within one */
+    double cpus;                   /* 0: not asked */
+    uint64_t memory;               /* bytes; 0: not asked */
     uint64_t gpus;
     uint64_t retries;   /* a failed job runs again up to this many times */
     uint64_t mpi_ranks; /* distribution: mpi: the processes; 0: not MPI */
 } job_spec_t;
 
 /* Read spec (a map) into out; 0, or -1 with a 400 naming the field. On
- * success out->command is the caller's (job_spec_free). */
-int job_spec_read(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err);
+ * success out->command is the caller's (job_spec_free). outputs_dir: where
+ * the job's outputs are (${{outputs.y}} becomes outputs_dir/y); NULL
+ * before the job has a directory (the names are checked, a stand-in
+ * used). */
+int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_t *out,
+                  cairn_err_t *err);
+
+/* An input given as a file or a folder: {type: uri_file | uri_folder,
+ * path, mode}. Whether v is one; its path and whether it must be a folder
+ * (uri_folder, the default). */
+bool job_input_path(const msgpack_object *v, cairn_str_t *path, bool *folder);
+
+/* An output's register_as: "model:NAME" or "data:NAME"; false when it has
+ * none. kind is "model" or "data", name the rest. */
+bool job_output_register(const msgpack_object *v, cairn_str_t *kind, cairn_str_t *name);
 void job_spec_free(job_spec_t *s);
 
 /* Whether name is a job name: 1 to JOB_NAME_MAX of [A-Za-z0-9_-], starting

@@ -107,6 +107,8 @@ typedef struct submit {
     cairn_req_t *req;
     job_t job;
     msgpack_sbuffer spec; /* the spec as a msgpack map, as stored */
+    char refs[JOB_DATA_REFS_MAX][JOB_TEXT_MAX + 1]; /* data inputs, for lineage */
+    size_t nrefs;
 } submit_t;
 
 static void s_submit_free(submit_t *s)
@@ -118,6 +120,37 @@ static void s_submit_free(submit_t *s)
 static void s_submit_drop(inflight_t *n)
 {
     s_submit_free((submit_t *)n);
+}
+
+static void s_input_logged(void *arg, int st, const char *code, const char *msg,
+                           const msgpack_object *body)
+{
+    compute_t *c = arg;
+    (void)body;
+    if (st >= 400)
+        cairn_log(c->ctx, CAIRN_LOG_WARN,
+                  "a job's data input is missing from its lineage: registry.log_input "
+                  "answered %d %s %s",
+                  st, code ? code : "", msg ? msg : "");
+}
+
+/* The run read each data input: lineage (best effort). */
+static void s_log_inputs(compute_t *c, const submit_t *s)
+{
+    for (size_t i = 0; i < s->nrefs; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        cairn_pack_kv_str(&pk, "run_id", s->job.run_id);
+        cairn_pack_kv_str(&pk, "input", s->refs[i]);
+        cairn_err_t err = {0};
+        if (cairn_call_ws(c->ctx, s->job.ws, "registry", "log_input", sb.data, sb.size,
+                          30000, s_input_logged, c, &err) != 0)
+            cairn_log(c->ctx, CAIRN_LOG_WARN, "a job's data input: %s", err.msg);
+        msgpack_sbuffer_destroy(&sb);
+    }
 }
 
 static void s_run_made(void *arg, const cairn_err_t *err, const char *experiment_id,
@@ -137,6 +170,7 @@ static void s_run_made(void *arg, const cairn_err_t *err, const char *experiment
             cairn_reply_err(s->req, &e);
         else
             s_reply_job(c, s->req, CAIRN_ST_CREATED, &s->job);
+        if (!e.st) s_log_inputs(c, s);
     }
     bool stored = !err && !e.st;
     s_submit_free(s);
@@ -207,6 +241,42 @@ static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
     return 0;
 }
 
+/* base_dir: where relative input paths are read from (the folder of the
+ * YAML file the client read), absolute; "" when not given. */
+static int s_base_dir(const msgpack_object *body, char *out, size_t cap,
+                      cairn_err_t *err)
+{
+    cairn_str_t b;
+    int rc = cairn_field_str(body, "base_dir", false, cap - 1, &b, err);
+    if (rc < 0) return -1;
+    if (rc == 1 || b.len == 0) return 0;
+    if (b.ptr[0] != '/' || memchr(b.ptr, '\0', b.len))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "base_dir must be an absolute path");
+    snprintf(out, cap, "%.*s", (int)b.len, b.ptr);
+    return 0;
+}
+
+/* The inputs were found (the spec packed again with their paths): the
+ * job's run next. */
+static void s_inputs_found(void *arg, const cairn_err_t *ierr, job_inputs_t *found)
+{
+    submit_t *s = arg;
+    cairn_err_t err = {0};
+    const char *refs[JOB_DATA_REFS_MAX];
+    s->nrefs = ierr ? 0 : job_inputs_refs(found, refs, JOB_DATA_REFS_MAX);
+    for (size_t i = 0; i < s->nrefs; i++)
+        snprintf(s->refs[i], sizeof s->refs[i], "%s", refs[i]);
+    if (ierr) err = *ierr;
+    job_inputs_free(&found);
+    if (!err.st && job_run_create(s->c, s->job.ws, s->job.experiment_name, s->job.name,
+                                  s_run_made, s, &err) == 0)
+        return;
+    inflight_del(&s->node);
+    cairn_reply_err(s->req, &err);
+    s_submit_free(s);
+}
+
 int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     compute_t *c = state;
@@ -225,7 +295,7 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
                        MSGPACK_UNPACK_SUCCESS)
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "spec must be a map (a command job's YAML)");
-    if (rc == 0) rc = job_spec_read(&u.data, &sp, err);
+    if (rc == 0) rc = job_spec_read(&u.data, NULL, &sp, err);
     if (rc == 0 && sp.mpi_ranks && !c->mpirun[0])
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "distribution: Open MPI's mpirun is not installed on this "
@@ -238,13 +308,14 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
     if (rc == 0) rc = s_fill_job(s, &sp, ws, err);
     job_spec_free(&sp);
     msgpack_unpacked_destroy(&u);
+    char base_dir[PATH_MAX] = "";
+    if (rc == 0) rc = s_base_dir(cairn_body(req), base_dir, sizeof base_dir, err);
     if (rc == 0) {
         cairn_name_object(req, "job", s->job.name, strlen(s->job.name));
         cairn_defer(req);
         inflight_add(c, &s->node, s_submit_drop);
-        if (job_run_create(c, ws, s->job.experiment_name, s->job.name, s_run_made, s,
-                           err) == 0)
-            return 0;
+        if (job_inputs_resolve(c, ws, &s->spec, base_dir, s_inputs_found, s, err) == 0)
+            return 0; /* s_inputs_found goes on (it may have already) */
         inflight_del(&s->node);
         cairn_reply_err(req, err); /* deferred: answered here */
         s_submit_free(s);

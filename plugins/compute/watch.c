@@ -138,6 +138,40 @@ static bool s_retry(compute_t *c, job_t *j, const char *why)
     return true;
 }
 
+/* The job's spec as stored (checked at submit), read again into s; the
+ * caller frees it (s_spec_free) when 0. */
+typedef struct stored_spec {
+    char *bytes;
+    msgpack_unpacked u;
+    job_spec_t s;
+} stored_spec_t;
+
+static int s_spec_load(compute_t *c, const job_t *j, stored_spec_t *ss,
+                       cairn_err_t *err);
+static void s_spec_free(stored_spec_t *ss);
+
+/* The ended job's outputs kept (outputs.c): false while that goes on (the
+ * job stays Running); a job that succeeded but whose outputs could not be
+ * kept fails. */
+static bool s_outputs_kept(compute_t *c, job_t *j, bool succeeded, job_status_t *st,
+                           char *why, size_t cap)
+{
+    stored_spec_t ss;
+    cairn_err_t err = {0};
+    if (s_spec_load(c, j, &ss, &err) != 0) return true; /* checked at submit */
+    char failed[JOB_REASON_MAX];
+    int rc = job_outputs_keep(c, j, ss.s.outputs, succeeded, failed, sizeof failed);
+    s_spec_free(&ss);
+    if (rc == 1 && failed[0]) {
+        cairn_log(c->ctx, CAIRN_LOG_WARN, "job %s: %s", j->name, failed);
+        if (succeeded) {
+            *st = JOB_FAILED;
+            snprintf(why, cap, "%s", failed);
+        }
+    }
+    return rc == 1;
+}
+
 /* The exit record: its status, exit code and reason. */
 static void s_finish(compute_t *c, job_t *j, const char *rec)
 {
@@ -170,6 +204,7 @@ static void s_finish(compute_t *c, job_t *j, const char *rec)
     }
     cairn_err_t err = {0};
     if (st == JOB_FAILED && s_retry(c, j, why)) return;
+    if (!s_outputs_kept(c, j, st == JOB_COMPLETED, &st, why, sizeof why)) return;
     if (job_set_status(c, j, st, why, &err) != 0)
         cairn_log(c->ctx, CAIRN_LOG_ERROR, "job %s: %s", j->name, err.msg);
 }
@@ -241,22 +276,16 @@ void jobs_watch(compute_t *c)
     jobs_schedule(c);
 }
 
-/* The job's spec as stored (checked at submit), read again into s; the
- * caller frees it (s_spec_free) when 0. */
-typedef struct stored_spec {
-    char *bytes;
-    msgpack_unpacked u;
-    job_spec_t s;
-} stored_spec_t;
-
 static int s_spec_load(compute_t *c, const job_t *j, stored_spec_t *ss,
                        cairn_err_t *err)
 {
+    char outputs[PATH_MAX + 16];
+    job_outputs_dir(c, j, outputs, sizeof outputs);
     size_t len = 0;
     if (store_spec(c->store, j->seq, &ss->bytes, &len, err) != 0) return -1;
     msgpack_unpacked_init(&ss->u);
     int rc = msgpack_unpack_next(&ss->u, ss->bytes, len, NULL) == MSGPACK_UNPACK_SUCCESS
-                 ? job_spec_read(&ss->u.data, &ss->s, err)
+                 ? job_spec_read(&ss->u.data, outputs, &ss->s, err)
                  : cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                                  "the job's stored spec is not msgpack");
     if (rc != 0) {

@@ -24,7 +24,7 @@ static void s_read(const char *buf, size_t len)
     if (msgpack_unpack_next(&u, buf, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
         job_spec_t s;
         cairn_err_t err = {0};
-        if (job_spec_read(&u.data, &s, &err) == 0) {
+        if (job_spec_read(&u.data, NULL, &s, &err) == 0) {
             size_t n = strlen(s.command);
             if (n == 0 || n > JOB_COMMAND_MAX) abort();
             if (s.name.len && !job_name_ok(s.name.ptr, s.name.len)) abort();

@@ -344,6 +344,13 @@ def jobspecs():
                                          "tags": {"k": "v"}, "limits": {"timeout": 5}}))
     write(t, "mp_not_yet", b"\x01" + pack({"command": "x", "code": "./src"}))
     write(t, "mp_train", b"\x01" + pack({"type": "train", "data": "x.csv"}))
+    write(t, "mp_io", b"\x01" + pack({
+        "command": "cp ${{inputs.d}}/a ${{outputs.m}}/b; echo ${{inputs.f}}",
+        "inputs": {"d": {"type": "uri_folder", "path": "data:x@prod", "mode": "ro_mount"},
+                   "f": {"type": "uri_file", "path": "/etc/hostname"}},
+        "outputs": {"m": {"type": "uri_folder", "register_as": "model:m"}, "e": None},
+        "distribution": {"type": "mpi", "process_count_per_instance": 2},
+        "resources": {"gpus": 1, "instance_count": 1}}))
 
 
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,

@@ -102,6 +102,15 @@ def _spec(spec):
     raise TypeError("a job spec is a dict, YAML text or the path of a YAML file")
 
 
+def _base_dir(spec):
+    """Where the spec's relative paths (inputs, code) are read from: the
+    folder of its file, else the working directory."""
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec
+                                         and os.path.isfile(spec)):
+        return os.path.dirname(os.path.realpath(spec))
+    return os.getcwd()
+
+
 class Jobs(Service):
     """The jobs verbs over one Client."""
 
@@ -109,7 +118,8 @@ class Jobs(Service):
 
     def submit(self, spec):
         """Submit a command job (a dict, YAML text, or a path): a Job."""
-        return Job(self, self._call("submit_job", spec=_spec(spec))["job"])
+        return Job(self, self._call("submit_job", spec=_spec(spec),
+                                    base_dir=_base_dir(spec))["job"])
 
     def get(self, name):
         return Job(self, self._call("get_job", name=name)["job"])
