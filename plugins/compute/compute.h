@@ -102,6 +102,7 @@ typedef struct compute {
     char root[PATH_MAX];         /* STATE/jobs */
     char shim[PATH_MAX];         /* the supervisor's executable */
     char mpirun[PATH_MAX];       /* Open MPI's mpirun; "": none here */
+    char jobenv[PATH_MAX];       /* cairn-job-env, beside the supervisor */
     char boot_id[40];            /* this boot's (/proc/sys/kernel/random/boot_id) */
     int64_t max_concurrent;      /* jobs Preparing or Running at once */
     int64_t grace_ms;            /* SIGTERM to SIGKILL, on cancel and timeout */

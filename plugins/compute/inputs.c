@@ -12,7 +12,10 @@
  *     path is the registry's read-only folder of the version's files (for
  *     uri_file, the one file in it).
  * The spec is then stored with those absolute paths in place of what was
- * written, so that ${{inputs.x}} is the path the job reads. */
+ * written, so that ${{inputs.x}} is the path the job reads. The job's
+ * `environment` (env:NAME:VERSION or @ALIAS) is resolved the same way and
+ * stored as its canonical reference: the job runs in the version it was
+ * submitted with. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -29,10 +32,11 @@
 #define DATA_PREFIX "data:"
 
 typedef struct found {
-    const msgpack_object *key;  /* the input's name (in u) */
-    char *path;                 /* the absolute path, once found */
-    char ref[JOB_TEXT_MAX + 1]; /* a data reference as written, then canonical */
-    bool folder, data;
+    const msgpack_object *key;     /* the input's name (in u); NULL: environment */
+    char field[JOB_NAME_MAX + 16]; /* "inputs.x.path", "environment" */
+    char *path;                    /* the absolute path, once found */
+    char ref[JOB_TEXT_MAX + 1];    /* a reference as written, then canonical */
+    bool folder, data, env;        /* data: a data asset; env: the environment */
 } found_t;
 
 struct job_inputs {
@@ -56,9 +60,8 @@ static __attribute__((format(printf, 3, 4))) int s_bad(cairn_err_t *err,
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                         "inputs.%.*s.path: %s", (int)f->key->via.str.size,
-                         f->key->via.str.ptr, why);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, "%s: %s",
+                         f->field, why);
 }
 
 void job_inputs_free(job_inputs_t **self_p)
@@ -82,7 +85,7 @@ size_t job_inputs_refs(const job_inputs_t *r, const char **refs, size_t cap)
 {
     size_t k = 0;
     for (size_t i = 0; r && i < r->n && k < cap; i++)
-        if (r->v[i].data) refs[k++] = r->v[i].ref;
+        if (r->v[i].data || r->v[i].env) refs[k++] = r->v[i].ref;
     return k;
 }
 
@@ -154,17 +157,19 @@ static void s_resolved(void *arg, int st, const char *code, const char *msg,
         s_bad(&err, f, "%s: this Cairn has no registry to resolve it", f->ref);
     else if (st >= 400)
         cairn_err_set(&err, st < 500 ? st : CAIRN_ST_BAD_GATEWAY,
-                      st < 500 ? code : CAIRN_E_BAD_REPLY, "inputs.%.*s.path: %s",
-                      (int)f->key->via.str.size, f->key->via.str.ptr, msg ? msg : "");
+                      st < 500 ? code : CAIRN_E_BAD_REPLY, "%s: %s", f->field,
+                      msg ? msg : "");
     else if (cairn_field_str(body, "ref", true, JOB_TEXT_MAX, &ref, &err) != 0 ||
              cairn_field_str(body, "kind", true, 64, &kind, &err) != 0)
         err.st = CAIRN_ST_BAD_GATEWAY;
-    else if (!cairn_str_eq(kind, "data_asset"))
-        s_bad(&err, f, "%s is a %.*s, not a data asset", f->ref, (int)kind.len,
-              kind.ptr);
-    else if (cairn_field_str(body, "path", true, PATH_MAX, &path, &err) != 0)
+    else if (!cairn_str_eq(kind, f->env ? "environment" : "data_asset"))
+        s_bad(&err, f, "%s is a %.*s, not %s", f->ref, (int)kind.len, kind.ptr,
+              f->env ? "an environment" : "a data asset");
+    else if (!f->env && cairn_field_str(body, "path", true, PATH_MAX, &path, &err) != 0)
         s_bad(&err, f, "%s has no files on this machine", f->ref);
-    if (!err.st) {
+    if (!err.st && f->env) {
+        snprintf(f->ref, sizeof f->ref, "%.*s", (int)ref.len, ref.ptr);
+    } else if (!err.st) {
         snprintf(f->ref, sizeof f->ref, "%.*s", (int)ref.len, ref.ptr);
         char dir[PATH_MAX + 1];
         snprintf(dir, sizeof dir, "%.*s", (int)path.len, path.ptr);
@@ -193,6 +198,13 @@ static int s_repack(job_inputs_t *r, cairn_err_t *err)
     for (uint32_t i = 0; i < spec->via.map.size; i++) {
         const msgpack_object_kv *kv = &spec->via.map.ptr[i];
         msgpack_pack_object(&pk, kv->key);
+        const found_t *env = NULL;
+        for (size_t x = 0; x < r->n && !env; x++)
+            if (r->v[x].env) env = &r->v[x];
+        if (env && cairn_obj_is_str(&kv->key, "environment")) {
+            cairn_pack_cstr(&pk, env->ref); /* canonical: env:NAME:VERSION */
+            continue;
+        }
         if (!cairn_obj_is_str(&kv->key, "inputs")) {
             msgpack_pack_object(&pk, kv->val);
             continue;
@@ -234,7 +246,7 @@ static void s_finish(job_inputs_t *r, const cairn_err_t *err)
 
 static void s_ask_next(job_inputs_t *r)
 {
-    while (r->next < r->n && !r->v[r->next].data) r->next++;
+    while (r->next < r->n && !r->v[r->next].data && !r->v[r->next].env) r->next++;
     if (r->next == r->n) {
         s_finish(r, NULL);
         return;
@@ -254,17 +266,30 @@ static void s_ask_next(job_inputs_t *r)
 }
 
 /* Each path input into r->v; local ones found now. */
+/* The environment, to be resolved (pinned) like a data reference. */
+static void s_collect_env(job_inputs_t *r)
+{
+    const msgpack_object *e = cairn_obj_get(&r->u.data, "environment");
+    if (!e || e->type != MSGPACK_OBJECT_STR) return;
+    found_t *f = &r->v[r->n++];
+    f->env = true;
+    snprintf(f->field, sizeof f->field, "environment");
+    snprintf(f->ref, sizeof f->ref, "%.*s", (int)e->via.str.size, e->via.str.ptr);
+}
+
 static int s_collect(job_inputs_t *r, const char *base_dir, cairn_err_t *err)
 {
     const msgpack_object *in = cairn_obj_get(&r->u.data, "inputs");
-    if (!in || in->type != MSGPACK_OBJECT_MAP) return 0;
-    if (!(r->v = calloc(in->via.map.size + 1, sizeof *r->v)))
-        return cairn_err_oom(err, NULL);
-    for (uint32_t i = 0; i < in->via.map.size; i++) {
+    uint32_t n = in && in->type == MSGPACK_OBJECT_MAP ? in->via.map.size : 0;
+    if (!(r->v = calloc(n + 2, sizeof *r->v))) return cairn_err_oom(err, NULL);
+    s_collect_env(r);
+    for (uint32_t i = 0; i < n; i++) {
         cairn_str_t path;
         found_t *f = &r->v[r->n];
         if (!job_input_path(&in->via.map.ptr[i].val, &path, &f->folder)) continue;
         f->key = &in->via.map.ptr[i].key;
+        snprintf(f->field, sizeof f->field, "inputs.%.*s.path",
+                 (int)f->key->via.str.size, f->key->via.str.ptr);
         r->n++;
         char written[JOB_PATH_MAX + 1];
         snprintf(written, sizeof written, "%.*s", (int)path.len, path.ptr);
@@ -272,7 +297,7 @@ static int s_collect(job_inputs_t *r, const char *base_dir, cairn_err_t *err)
             if (path.len > JOB_TEXT_MAX)
                 return s_bad(err, f, "the reference is too long");
             size_t refs = 0;
-            for (size_t x = 0; x + 1 < r->n; x++) refs += r->v[x].data;
+            for (size_t x = 0; x + 1 < r->n; x++) refs += r->v[x].data || r->v[x].env;
             if (refs >= JOB_DATA_REFS_MAX)
                 return s_bad(err, f, "a job reads at most %d data assets",
                              JOB_DATA_REFS_MAX);

@@ -18,6 +18,10 @@
  *                  command's address space, RLIMIT_AS) and "cpu_list=A,B\n"
  *                  (its CPU affinity), both inherited by its whole tree
  *     JOB_WORK/    the job's working directory
+ *     JOB_PRELUDE  (when the spec names an environment or secrets) what
+ *                  cairn-job-env (jobenv.c) sets up inside the job before
+ *                  the command: JOB_CMD is then "exec cairn-job-env
+ *                  PRELUDE /bin/sh -c '...'"
  *   written by the shim (each file whole: written beside, fsynced, renamed)
  *     JOB_SHIM_PID "PID STARTTIME PGID\n": the shim's pid, its start time
  *                  (field 22 of /proc/PID/stat, to tell a reused pid), and
@@ -62,10 +66,12 @@
 #define JOB_ENV "env"
 #define JOB_LIMITS "limits"
 #define JOB_WORK "work"
+#define JOB_PRELUDE "prelude" /* for cairn-job-env, when the job needs it */
 #define JOB_SHIM_PID "shim.pid"
 #define JOB_LOG "output.log"
 #define JOB_EXIT "exit"
 
 #define JOB_SHIM_NAME "cairn-job-shim"
+#define JOB_ENV_NAME "cairn-job-env"
 
 #endif

@@ -142,6 +142,15 @@ static size_t s_cpu_list(const job_t *j, double cpus, char *out, size_t cap)
     return len < cap ? len : 0;
 }
 
+/* s, then the quote that ends it and a NUL, inside a '...' the caller
+ * opened: each ' of s as '\''. */
+static void s_quoted(msgpack_sbuffer *sb, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        msgpack_sbuffer_write(sb, *p == '\'' ? "'\\''" : p, *p == '\'' ? 4 : 1);
+    msgpack_sbuffer_write(sb, "'", 2);
+}
+
 /* An MPI job's command: Open MPI's mpirun starting the ranks on this
  * machine, each running the spec's command through the shell, every
  * line of output tagged with its rank ("[1,0]<stdout>:"). NULL without
@@ -158,9 +167,52 @@ static char *s_mpi_command(const compute_t *c, const job_spec_t *spec)
                  c->mpirun, (unsigned long long)spec->mpi_ranks,
                  geteuid() == 0 ? " --allow-run-as-root" : "");
     msgpack_sbuffer_write(&sb, head, (size_t)n);
-    for (const char *p = spec->command; *p; p++) /* ' as '\'' */
-        msgpack_sbuffer_write(&sb, *p == '\'' ? "'\\''" : p, *p == '\'' ? 4 : 1);
-    msgpack_sbuffer_write(&sb, "'", 2); /* and the NUL */
+    s_quoted(&sb, spec->command);
+    return sb.data;
+}
+
+/* The prelude for cairn-job-env (jobdir.h), or "" when the job needs
+ * none: its environment, the variables its spec sets (kept over the
+ * environment's), its secrets' names. */
+static void s_prelude(const job_spec_t *spec, msgpack_sbuffer *sb)
+{
+    if (!spec->environment.len && !spec->secrets) return;
+    char line[JOB_TEXT_MAX + JOB_SECRET_NAME_MAX + 32];
+    if (spec->environment.len) {
+        int n = snprintf(line, sizeof line, "environment=%.*s\n",
+                         (int)spec->environment.len, spec->environment.ptr);
+        msgpack_sbuffer_write(sb, line, (size_t)n);
+    }
+    for (uint32_t i = 0; spec->env && i < spec->env->via.map.size; i++) {
+        const msgpack_object *k = &spec->env->via.map.ptr[i].key;
+        int n = snprintf(line, sizeof line, "keep=%.*s\n", (int)k->via.str.size,
+                         k->via.str.ptr);
+        msgpack_sbuffer_write(sb, line, (size_t)n);
+    }
+    uint32_t ns = !spec->secrets ? 0
+                  : spec->secrets->type == MSGPACK_OBJECT_MAP
+                      ? spec->secrets->via.map.size
+                      : spec->secrets->via.array.size;
+    for (uint32_t i = 0; i < ns; i++) {
+        cairn_str_t var, name;
+        job_secret_at(spec, i, &var, &name);
+        int n = snprintf(line, sizeof line, "secret=%.*s=%.*s\n", (int)var.len, var.ptr,
+                         (int)name.len, name.ptr);
+        msgpack_sbuffer_write(sb, line, (size_t)n);
+    }
+}
+
+/* cmd run under cairn-job-env (its prelude in dir): "exec 'ENV' 'PRELUDE'
+ * /bin/sh -c 'CMD'"; NULL without memory. */
+static char *s_env_command(const compute_t *c, const char *dir, const char *cmd)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    char head[2 * PATH_MAX + 64];
+    int n = snprintf(head, sizeof head, "exec '%s' '%s/%s' /bin/sh -c '", c->jobenv,
+                     dir, JOB_PRELUDE);
+    msgpack_sbuffer_write(&sb, head, (size_t)n);
+    s_quoted(&sb, cmd);
     return sb.data;
 }
 
@@ -182,14 +234,23 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
     s_env(c, j, spec, token, &env);
     char *mpi = spec->mpi_ranks ? s_mpi_command(c, spec) : NULL;
     const char *cmd = mpi ? mpi : spec->command;
+    msgpack_sbuffer prelude;
+    msgpack_sbuffer_init(&prelude);
+    s_prelude(spec, &prelude);
+    char *wrapped = prelude.size ? s_env_command(c, dir, cmd) : NULL;
+    if (wrapped) cmd = wrapped;
     int rc = -1;
-    if (spec->mpi_ranks && !mpi)
+    if ((spec->mpi_ranks && !mpi) || (prelude.size && !wrapped))
         cairn_err_oom(err, NULL);
-    else if (s_write_file(dir, JOB_CMD, cmd, strlen(cmd), err) == 0 &&
+    else if ((!prelude.size ||
+              s_write_file(dir, JOB_PRELUDE, prelude.data, prelude.size, err) == 0) &&
+             s_write_file(dir, JOB_CMD, cmd, strlen(cmd), err) == 0 &&
              s_write_file(dir, JOB_ENV, env.data, env.size, err) == 0 &&
              s_write_file(dir, JOB_LIMITS, limits, (size_t)n, err) == 0)
         rc = 0;
     free(mpi);
+    free(wrapped);
+    msgpack_sbuffer_destroy(&prelude);
     if (env.data) explicit_bzero(env.data, env.size); /* the token's secret */
     msgpack_sbuffer_destroy(&env);
     return rc;

@@ -105,6 +105,9 @@ static int s_find_shim(compute_t *c, const char *setting, cairn_err_t *err)
         self[n] = '\0';
         snprintf(c->shim, sizeof c->shim, "%s/%s", dirname(self), JOB_SHIM_NAME);
     }
+    char shim_dir[PATH_MAX];
+    snprintf(shim_dir, sizeof shim_dir, "%s", c->shim);
+    snprintf(c->jobenv, sizeof c->jobenv, "%s/%s", dirname(shim_dir), JOB_ENV_NAME);
     if (access(c->shim, X_OK) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                              "the job supervisor %s cannot be run: %s (settings.shim)",

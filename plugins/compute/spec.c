@@ -486,6 +486,86 @@ static int s_limits(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
     return 0;
 }
 
+/* Whether the n bytes at v name a variable: [A-Za-z_][A-Za-z0-9_]*. */
+static bool s_var_name(const char *v, size_t n)
+{
+    bool ok = n > 0 && (isalpha((unsigned char)v[0]) || v[0] == '_');
+    for (size_t j = 1; ok && j < n; j++)
+        ok = isalnum((unsigned char)v[j]) || v[j] == '_';
+    return ok;
+}
+
+/* environment: a reference to a registered environment. */
+static int s_environment(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
+{
+    const msgpack_object *e = cairn_obj_get(map, "environment");
+    if (!e || e->type == MSGPACK_OBJECT_NIL) return 0;
+    if (e->type == MSGPACK_OBJECT_MAP)
+        return s_bad(err, "environment",
+                     "give a registered environment, env:NAME:VERSION (inline "
+                     "environments are not run by this Cairn)");
+    if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > JOB_TEXT_MAX ||
+        e->via.str.size <= 4 || memcmp(e->via.str.ptr, "env:", 4) != 0 ||
+        memchr(e->via.str.ptr, '\0', e->via.str.size))
+        return s_bad(err, "environment",
+                     "must be env:NAME:VERSION or env:NAME@ALIAS (at most %d bytes)",
+                     JOB_TEXT_MAX);
+    s->environment = (cairn_str_t){e->via.str.ptr, e->via.str.size};
+    return 0;
+}
+
+void job_secret_at(const job_spec_t *s, uint32_t i, cairn_str_t *var, cairn_str_t *name)
+{
+    const msgpack_object *o = s->secrets;
+    const msgpack_object *k =
+        o->type == MSGPACK_OBJECT_MAP ? &o->via.map.ptr[i].key : &o->via.array.ptr[i];
+    const msgpack_object *v =
+        o->type == MSGPACK_OBJECT_MAP ? &o->via.map.ptr[i].val : k;
+    *var = (cairn_str_t){k->via.str.ptr, k->via.str.size};
+    *name = (cairn_str_t){v->via.str.ptr, v->via.str.size};
+}
+
+/* secrets: [NAME] (each set as the variable NAME) or {VAR: NAME}. */
+static int s_secrets(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
+{
+    const msgpack_object *o = cairn_obj_get(map, "secrets");
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return 0;
+    bool is_map = o->type == MSGPACK_OBJECT_MAP;
+    if (!is_map && o->type != MSGPACK_OBJECT_ARRAY)
+        return s_bad(
+            err, "secrets",
+            "must be a list of secret names or a map of variable to secret name");
+    uint32_t n = is_map ? o->via.map.size : o->via.array.size;
+    if (n > JOB_SECRETS_MAX)
+        return s_bad(err, "secrets", "has %u entries; at most %d", n, JOB_SECRETS_MAX);
+    s->secrets = o;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *k =
+            is_map ? &o->via.map.ptr[i].key : &o->via.array.ptr[i];
+        const msgpack_object *v = is_map ? &o->via.map.ptr[i].val : k;
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR)
+            return s_bad(err, "secrets", "its names must be strings");
+        char path[JOB_TEXT_MAX + 16];
+        snprintf(path, sizeof path, "secrets.%.*s",
+                 (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
+        if (!s_var_name(k->via.str.ptr, k->via.str.size) ||
+            k->via.str.size > JOB_TEXT_MAX)
+            return s_bad(err, path,
+                         is_map
+                             ? "is not a variable name"
+                             : "is not a variable name: give a map {VAR: secret-name}");
+        if ((k->via.str.size > 6 && !memcmp(k->via.str.ptr, "CAIRN_", 6)) ||
+            s_key_is(k, "CUDA_VISIBLE_DEVICES") || s_key_is(k, "PATH"))
+            return s_bad(err, path, "is a variable Cairn sets itself");
+        if (v->via.str.size == 0 || v->via.str.size > JOB_SECRET_NAME_MAX ||
+            memchr(v->via.str.ptr, '\0', v->via.str.size) ||
+            memchr(v->via.str.ptr, '\n', v->via.str.size))
+            return s_bad(err, path, "names no secret (1 to %d bytes, one line)",
+                         JOB_SECRET_NAME_MAX);
+    }
+    return 0;
+}
+
 /* distribution: {type: mpi, process_count_per_instance: N}. */
 static int s_distribution(const msgpack_object *map, job_spec_t *s, cairn_err_t *err)
 {
@@ -516,8 +596,8 @@ static int s_distribution(const msgpack_object *map, job_spec_t *s, cairn_err_t 
 
 /* Keys of Azure's command job that this Cairn does not run yet, and keys
  * it takes; anything else is refused as a likely typo. */
-static const char *const s_not_yet[] = {
-    "code", "environment", "secrets", "identity", "services", "queue_settings", NULL};
+static const char *const s_not_yet[] = {"code", "identity", "services",
+                                        "queue_settings", NULL};
 static const char *const s_known[] = {"$schema",
                                       "type",
                                       "name",
@@ -535,6 +615,8 @@ static const char *const s_known[] = {"$schema",
                                       "priority",
                                       "retries",
                                       "distribution",
+                                      "environment",
+                                      "secrets",
                                       NULL};
 
 static int s_keys(const msgpack_object *map, cairn_err_t *err)
@@ -629,7 +711,8 @@ int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_
         s_str_map(spec, "environment_variables", true, &out->env, err) < 0 ||
         s_inputs(spec, &out->inputs, err) < 0 ||
         s_outputs(spec, &out->outputs, err) < 0 || s_resources(spec, out, err) != 0 ||
-        s_limits(spec, out, err) != 0 || s_distribution(spec, out, err) != 0)
+        s_limits(spec, out, err) != 0 || s_distribution(spec, out, err) != 0 ||
+        s_environment(spec, out, err) != 0 || s_secrets(spec, out, err) != 0)
         return -1;
     int rc = s_text(spec, "command", "command", JOB_COMMAND_MAX, &cmd, err);
     if (rc < 0) return -1;

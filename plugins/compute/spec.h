@@ -28,8 +28,10 @@
 #define JOB_COMMAND_MAX 65536    /* the command, before and after ${{...}} */
 #define JOB_MAP_MAX 256          /* tags, environment_variables, inputs */
 #define JOB_OUTPUTS_MAX 64
-#define JOB_DATA_REFS_MAX 16 /* inputs that are data: references */
-#define JOB_PATH_MAX 4096    /* an input's path */
+#define JOB_DATA_REFS_MAX 17 /* data: inputs (16) and the environment */
+#define JOB_SECRETS_MAX 64
+#define JOB_SECRET_NAME_MAX 256
+#define JOB_PATH_MAX 4096 /* an input's path */
 #define JOB_ENV_VALUE_MAX 32768
 #define JOB_TIMEOUT_MAX (30 * 24 * 3600) /* limits.timeout, seconds */
 #define JOB_PRIORITY_MAX 1000            /* priority: -1000 to 1000 */
@@ -44,6 +46,8 @@ typedef struct job_spec {
     const msgpack_object *env;     /* environment_variables, or NULL */
     const msgpack_object *inputs;  /* inputs (literals and paths), or NULL */
     const msgpack_object *outputs; /* outputs, or NULL */
+    cairn_str_t environment;       /* env:NAME:VERSION (or @ALIAS); empty: none */
+    const msgpack_object *secrets; /* [NAME] or {VAR: NAME}, or NULL */
     char *command;                 /* after ${{inputs.x}}: a heap string */
     uint64_t timeout_s;            /* 0: none */
     int64_t priority;              /* higher first; FIFO within one */
@@ -66,6 +70,11 @@ int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_
  * path, mode}. Whether v is one; its path and whether it must be a folder
  * (uri_folder, the default). */
 bool job_input_path(const msgpack_object *v, cairn_str_t *path, bool *folder);
+
+/* Secret i of s->secrets (i < its size): the variable it is set as, and
+ * the secret's name. */
+void job_secret_at(const job_spec_t *s, uint32_t i, cairn_str_t *var,
+                   cairn_str_t *name);
 
 /* An output's register_as: "model:NAME" or "data:NAME"; false when it has
  * none. kind is "model" or "data", name the rest. */

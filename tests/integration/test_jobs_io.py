@@ -4,7 +4,10 @@ and SDKs send as base_dir) and as data assets (data:NAME:VERSION and
 data:NAME@ALIAS resolved by the registry at submit, linked in the run's
 lineage); outputs written by the command to ${{outputs.y}}, uploaded to
 the run's artifacts when the job ends, registered as a model or a data
-asset when asked; bad inputs refused with the field's path. A real
+asset when asked; the job's environment (env:NAME:VERSION: its variables
+and its python first on PATH) and secrets (from the vault, set up inside
+the job with its own token by cairn-job-env); bad inputs refused with the
+field's path. A real
 cairnd with tracking, artifacts, the registry and the jobs plugin (a
 process), the Python SDK."""
 import os
@@ -29,6 +32,9 @@ SERVICES = """\
     mode: inproc
   registry:
     plugin: registry
+    mode: inproc
+  secrets:
+    plugin: secrets
     mode: inproc
   jobs:
     plugin: compute
@@ -200,6 +206,67 @@ class JobsIO(unittest.TestCase):
         done = self.wait_done(name)
         self.assertEqual(done["status"], "Failed", done)
         self.assertIn("outputs.model", done["reason"])
+
+    def test_environment_and_secrets(self):
+        venv = self.folder({"bin/python": b"#!/bin/sh\necho fake-venv-python \"$@\"\n"})
+        os.chmod(os.path.join(venv, "bin", "python"), 0o755)
+        env = "py-" + os.urandom(3).hex()
+        self.reg.create_environment(env, python=venv,
+                                    env_vars={"FROM_ENV": "e1", "BOTH": "from-env"})
+        self.reg.create_environment(env, python=venv, env_vars={"FROM_ENV": "e2"})
+        self.call("set_secret", {"name": "db/password", "value": "s3cr'et \"x\""}, 201,
+                  svc="secrets")
+        self.call("set_secret", {"name": "API_KEY", "value": "k-123"}, 201, svc="secrets")
+        name = "env-" + os.urandom(3).hex()
+        j = self.call("submit_job", {"spec": {
+            "type": "command", "name": name,
+            "environment": f"env:{env}:1",
+            "environment_variables": {"BOTH": "from-spec"},
+            "secrets": {"DB_PASSWORD": "db/password", "API_KEY": "API_KEY"},
+            "command": ("echo \"env=$FROM_ENV both=$BOTH venv=$VIRTUAL_ENV "
+                        "pw=[$DB_PASSWORD] key=$API_KEY\"; python \"it's\""),
+        }}, 201)["job"]
+        done = self.wait_done(name)
+        log = self.log(name)
+        self.assertEqual(done["status"], "Completed", log)
+        self.assertIn(f"env=e1 both=from-spec venv={venv} pw=[s3cr'et \"x\"] key=k-123",
+                      log)
+        self.assertIn("fake-venv-python it's", log)  # its python first on PATH
+        self.assertIn(f"environment env:{env}:1", log)
+        # the secret's value is nowhere on disk in the job's directory
+        jobdir = os.path.join(self.k.state, "jobs", "default", name)
+        for root, _, files in os.walk(jobdir):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    data = fh.read()
+                if f != "output.log":
+                    self.assertNotIn(b"k-123", data, f)
+        # the environment is pinned at submit and in the run's lineage
+        graph = self.call("lineage", {"node": f"run:{j['run_id']}", "direction": "up"},
+                          svc="registry")
+        self.assertIn(f"env:{env}:1", [n["id"] for n in graph["nodes"]])
+        # a secret the vault lacks fails the job at start, saying which
+        name2 = "nosecret-" + os.urandom(3).hex()
+        self.call("submit_job", {"spec": {"type": "command", "name": name2,
+                                          "secrets": ["MISSING_ONE"],
+                                          "command": "echo never"}}, 201)
+        done = self.wait_done(name2)
+        log = self.log(name2)
+        self.assertEqual(done["status"], "Failed", log)
+        self.assertIn("secrets.MISSING_ONE", log)
+        self.assertNotIn("never", log)
+        # refused at submit: an unknown environment, bad secrets
+        h = self.call("submit_job", {"spec": {"type": "command", "command": "true",
+                                              "environment": f"env:{env}:7"}}, 404)
+        self.assertTrue(h["err"].startswith("environment:"), h)
+        for bad, path in (({"secrets": ["db/password"]}, "secrets.db/password:"),
+                          ({"secrets": {"CAIRN_TOKEN": "x"}}, "secrets.CAIRN_TOKEN:"),
+                          ({"secrets": "x"}, "secrets:"),
+                          ({"environment": "python3"}, "environment:"),
+                          ({"environment": {"python": "/usr/bin/python3"}}, "environment:")):
+            h = self.call("submit_job", {"spec": {"type": "command", "command": "true",
+                                                  **bad}}, 400)
+            self.assertTrue(h["err"].startswith(path), (bad, h))
 
     def test_bad_inputs_and_outputs_name_the_field(self):
         missing = os.path.join(self.tmp.name, "nope")
