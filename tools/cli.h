@@ -191,6 +191,9 @@ int cli_job_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_job_cancel(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_job_logs(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_compute_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_compute_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_compute_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_compute_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

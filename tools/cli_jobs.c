@@ -287,3 +287,45 @@ int cli_compute_list(cairn_client_t *c, const opts_t *o, fail_t *f)
     json_decref(reply);
     return rc;
 }
+
+/* `compute show|delete NAME`, `compute create NAME [MAX_CONCURRENT]`: the
+ * reply's compute, or nothing for delete. */
+static int s_compute_call(cairn_client_t *c, const opts_t *o, const char *verb,
+                          json_t *body, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(c, o, SVC, verb, body, &reply, f);
+    if (rc == EXIT_OK && json_object_get(reply, "compute"))
+        rc = cli_print_json(o->json ? reply : json_object_get(reply, "compute"), true,
+                            f);
+    json_decref(reply);
+    return rc;
+}
+
+int cli_compute_create(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    json_t *body = json_pack("{s:s}", "name", OPERAND(o, 0));
+    if (NOPERANDS(o) > 1) {
+        char *end;
+        long long n = strtoll(OPERAND(o, 1), &end, 10);
+        if (*end || end == OPERAND(o, 1) || n < 1 || n > 1024) {
+            json_decref(body);
+            return cli_fail(f, EXIT_USAGE, "MAX_CONCURRENT must be 1 to 1024, not '%s'",
+                            OPERAND(o, 1));
+        }
+        json_object_set_new(body, "max_concurrent", json_integer(n));
+    }
+    return s_compute_call(c, o, "create_compute", body, f);
+}
+
+int cli_compute_show(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    return s_compute_call(c, o, "get_compute",
+                          json_pack("{s:s}", "name", OPERAND(o, 0)), f);
+}
+
+int cli_compute_delete(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    return s_compute_call(c, o, "delete_compute",
+                          json_pack("{s:s}", "name", OPERAND(o, 0)), f);
+}

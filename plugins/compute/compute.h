@@ -74,9 +74,21 @@ typedef struct job {
     bool cancel_asked;
     char boot_id[40];
     char token_id[JOB_TOKEN_ID_MAX + 1]; /* the job's token ("": none) */
-    int64_t retries, attempt; /* the spec's retries; failed attempts so far */
-    char gpus[GPU_LIST_MAX];  /* the GPUs it holds while it runs: "0,2" */
+    int64_t retries, attempt;       /* the spec's retries; failed attempts so far */
+    char gpus[GPU_LIST_MAX];        /* the GPUs it holds while it runs: "0,2" */
+    char compute[JOB_NAME_MAX + 1]; /* its target: "local" or one of ws's pools */
 } job_t;
+
+#define COMPUTE_DESCRIPTION_MAX 1024
+
+/* A compute target made by create_compute: a pool of the local machine
+ * with its own limit of jobs at once, in one workspace. */
+typedef struct compute_target {
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[JOB_NAME_MAX + 1];
+    char description[COMPUTE_DESCRIPTION_MAX + 1];
+    int64_t max_concurrent, created;
+} compute_target_t;
 
 /* Work waiting on a nested call's answer. The runtime lets calls still
  * unanswered go when the plugin stops, without calling back: each such
@@ -136,6 +148,21 @@ int store_each(store_t *s, int st, int (*fn)(void *arg, job_t *j), void *arg,
  * or -1. */
 int store_queue(store_t *s, job_t *out, int max, cairn_err_t *err);
 int64_t store_count(store_t *s, job_status_t st);
+/* Jobs of ws's target compute that are Preparing or Running. */
+int64_t store_count_busy(store_t *s, const char *ws, const char *compute);
+/* Jobs of ws's target compute in status st. */
+int64_t store_count_on(store_t *s, const char *ws, const char *compute,
+                       job_status_t st);
+/* Compute targets: insert (409 when ws has one of that name), get (0, 1
+ * not found, -1), delete (0, 1 not found), each of ws's by name. */
+int store_compute_insert(store_t *s, const compute_target_t *t, cairn_err_t *err);
+int store_compute_get(store_t *s, const char *ws, const char *name, compute_target_t *t,
+                      cairn_err_t *err);
+int store_compute_delete(store_t *s, const char *ws, const char *name,
+                         cairn_err_t *err);
+int store_compute_each(store_t *s, const char *ws,
+                       int (*fn)(void *arg, const compute_target_t *t), void *arg,
+                       cairn_err_t *err);
 /* A page of ws's jobs, newest first, after seq `before` (0: from the
  * newest): status (< 0: any), experiment (NULL: any), created >= since. */
 typedef struct job_query {
@@ -286,5 +313,8 @@ int jobs_list(void *state, cairn_req_t *req, cairn_err_t *err);
 int jobs_cancel(void *state, cairn_req_t *req, cairn_err_t *err);
 int jobs_stream_logs(void *state, cairn_req_t *req, cairn_err_t *err);
 int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_create_compute(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_get_compute(void *state, cairn_req_t *req, cairn_err_t *err);
+int jobs_delete_compute(void *state, cairn_req_t *req, cairn_err_t *err);
 
 #endif

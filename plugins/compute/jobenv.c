@@ -69,6 +69,14 @@ static bool s_kept(const char *prelude, const char *var, size_t n)
     return false;
 }
 
+/* Variables Cairn sets for the job, which no environment overrides. */
+static bool s_cairns(const msgpack_object *k)
+{
+    return (k->via.str.size >= 6 && !memcmp(k->via.str.ptr, "CAIRN_", 6)) ||
+           cairn_obj_is_str(k, "CUDA_VISIBLE_DEVICES") ||
+           cairn_obj_is_str(k, "CUDA_DEVICE_ORDER");
+}
+
 static void s_path_first(const char *dir)
 {
     const char *old = getenv("PATH");
@@ -125,7 +133,7 @@ static int s_environment(cairn_client_t *cl, const char *prelude, const char *re
         const msgpack_object *k = &vars->via.map.ptr[i].key,
                              *v = &vars->via.map.ptr[i].val;
         if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR ||
-            s_kept(prelude, k->via.str.ptr, k->via.str.size))
+            s_kept(prelude, k->via.str.ptr, k->via.str.size) || s_cairns(k))
             continue;
         char *name = strndup(k->via.str.ptr, k->via.str.size);
         char *value = strndup(v->via.str.ptr, v->via.str.size);

@@ -280,6 +280,26 @@ static const cairn_verb_t compute_verbs[] = {
      .max_body = 4096,
      .help = "{} -> computes [{name, type, max_concurrent, running, queued, cpus, "
              "memory_bytes, gpus, gpu_source, gpu_devices, limits}]"},
+    {.name = "create_compute",
+     .handle = jobs_create_compute,
+     .perm = "jobs.admin",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = 4096,
+     .help =
+         "{name*, type (local), max_concurrent (1..1024, default 1), description} "
+         "-> compute: a pool of this machine with its own limit, for jobs' compute"},
+    {.name = "get_compute",
+     .handle = jobs_get_compute,
+     .perm = "jobs.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = 4096,
+     .help = "{name*} -> compute {name, type, max_concurrent, running, queued, ...}"},
+    {.name = "delete_compute",
+     .handle = jobs_delete_compute,
+     .perm = "jobs.admin",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = 4096,
+     .help = "{name*} -> {} (409 while jobs are queued or running on it)"},
     {.name = NULL},
 };
 

@@ -674,11 +674,13 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
                err) < 0 ||
         s_text(spec, "compute", "compute", JOB_TEXT_MAX, &s->compute, err) < 0)
         return -1;
-    if (cairn_str_eq(s->compute, "azureml:local"))
-        s->compute = (cairn_str_t){"local", 5};
-    if (!cairn_str_eq(s->compute, "local"))
-        return s_bad(err, "compute", "'%.*s' is not a compute target here (local is)",
-                     (int)(s->compute.len > 64 ? 64 : s->compute.len), s->compute.ptr);
+    if (s->compute.len > 8 && !memcmp(s->compute.ptr, "azureml:", 8))
+        s->compute = (cairn_str_t){s->compute.ptr + 8, s->compute.len - 8};
+    if (!job_name_ok(s->compute.ptr, s->compute.len))
+        return s_bad(
+            err, "compute",
+            "'%.*s' names no compute target (local, or one create_compute made)",
+            (int)(s->compute.len > 64 ? 64 : s->compute.len), s->compute.ptr);
     const msgpack_object *rt = cairn_obj_get(spec, "retries");
     if (rt && rt->type != MSGPACK_OBJECT_NIL) {
         if (rt->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||

@@ -19,7 +19,8 @@
 #define COLS                                                                        \
     "seq, ws, name, status, run_id, experiment_id, experiment_name, display_name, " \
     "reason, principal, priority, created, started, ended, exit_code, shim_pid, "   \
-    "shim_start, pgid, cancel_asked, boot_id, token_id, retries, attempt, gpus"
+    "shim_start, pgid, cancel_asked, boot_id, token_id, retries, attempt, gpus, "   \
+    "compute"
 
 enum {
     Q_INSERT,
@@ -31,14 +32,23 @@ enum {
     Q_NEXT,
     Q_COUNT_STATUS,
     Q_LIST,
+    Q_COUNT_BUSY,
+    Q_COUNT_ON,
+    Q_CT_INSERT,
+    Q_CT_GET,
+    Q_CT_DELETE,
+    Q_CT_EACH,
     Q_N
 };
 
 static const char *const s_sql[Q_N] = {
     [Q_INSERT] =
         "INSERT INTO jobs (ws, name, status, spec, run_id, experiment_id, "
-        "experiment_name, display_name, principal, priority, created, retries) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+        "experiment_name, display_name, principal, priority, created, retries, "
+        "compute) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+        "RETURNING "
+        "seq",
     [Q_GET] = "SELECT " COLS " FROM jobs WHERE ws = ? AND name = ?",
     [Q_SPEC] = "SELECT spec FROM jobs WHERE seq = ?",
     [Q_UPDATE] =
@@ -52,6 +62,21 @@ static const char *const s_sql[Q_N] = {
                " FROM jobs WHERE status = 0 ORDER BY priority DESC, seq "
                "LIMIT ?1",
     [Q_COUNT_STATUS] = "SELECT count(*) FROM jobs WHERE status = ?",
+    [Q_COUNT_BUSY] =
+        "SELECT count(*) FROM jobs WHERE status IN (1, 2) AND ws = ? AND "
+        "compute = ?",
+    [Q_COUNT_ON] =
+        "SELECT count(*) FROM jobs WHERE status = ? AND ws = ? AND compute = ?",
+    [Q_CT_INSERT] =
+        "INSERT INTO computes (ws, name, description, max_concurrent, created) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    [Q_CT_GET] =
+        "SELECT ws, name, description, max_concurrent, created FROM computes "
+        "WHERE ws = ? AND name = ?",
+    [Q_CT_DELETE] = "DELETE FROM computes WHERE ws = ? AND name = ?",
+    [Q_CT_EACH] =
+        "SELECT ws, name, description, max_concurrent, created FROM computes "
+        "WHERE ws = ? ORDER BY name",
     [Q_LIST] = "SELECT " COLS
                " FROM jobs WHERE ws = ?1 AND (?2 < 0 OR status = ?2) AND "
                "(?3 IS NULL OR experiment_name = ?3) AND created >= ?4 AND (?5 = 0 OR "
@@ -78,6 +103,11 @@ static const char *const s_migrations[] = {
     "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;",
     /* 4: the GPUs a started job holds ("0,2") */
     "ALTER TABLE jobs ADD COLUMN gpus TEXT NOT NULL DEFAULT '';",
+    /* 5: compute targets (create_compute), and each job's */
+    "ALTER TABLE jobs ADD COLUMN compute TEXT NOT NULL DEFAULT 'local';"
+    "CREATE TABLE computes (ws TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT "
+    "NULL DEFAULT '', max_concurrent INTEGER NOT NULL, created INTEGER NOT NULL, "
+    "PRIMARY KEY (ws, name));",
 };
 
 struct store {
@@ -158,6 +188,7 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     j->retries = sqlite3_column_int64(st, 21);
     j->attempt = sqlite3_column_int64(st, 22);
     s_copy(j->gpus, sizeof j->gpus, st, 23);
+    s_copy(j->compute, sizeof j->compute, st, 24);
 }
 
 static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -197,6 +228,7 @@ static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
     sqlite3_bind_int64(st, 10, j->priority);
     sqlite3_bind_int64(st, 11, j->created);
     sqlite3_bind_int64(st, 12, j->retries);
+    sqlite3_bind_text(st, 13, j->compute[0] ? j->compute : "local", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         j->seq = sqlite3_column_int64(st, 0);
@@ -335,4 +367,97 @@ int store_list(store_t *s, const job_query_t *q, int (*fn)(void *arg, job_t *j),
     sqlite3_bind_int64(st, 5, q->before);
     sqlite3_bind_int(st, 6, q->limit);
     return s_collect(s, st, fn, arg, err);
+}
+
+int64_t store_count_busy(store_t *s, const char *ws, const char *compute)
+{
+    sqlite3_stmt *st = s_q(s, Q_COUNT_BUSY);
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, compute, -1, SQLITE_STATIC);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return n;
+}
+
+int64_t store_count_on(store_t *s, const char *ws, const char *compute,
+                       job_status_t status)
+{
+    sqlite3_stmt *st = s_q(s, Q_COUNT_ON);
+    sqlite3_bind_int(st, 1, (int)status);
+    sqlite3_bind_text(st, 2, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, compute, -1, SQLITE_STATIC);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return n;
+}
+
+int store_compute_insert(store_t *s, const compute_target_t *t, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_CT_INSERT);
+    sqlite3_bind_text(st, 1, t->ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, t->description, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, t->max_concurrent);
+    sqlite3_bind_int64(st, 5, t->created);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cairn_sqlite_fail(s->h, WHAT, "store the compute", err);
+    if (sqlite3_changes(s->h) == 0)
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "a compute named '%s' exists in this workspace", t->name);
+    return 0;
+}
+
+static void s_target_row(sqlite3_stmt *st, compute_target_t *t)
+{
+    *t = (compute_target_t){.max_concurrent = sqlite3_column_int64(st, 3),
+                            .created = sqlite3_column_int64(st, 4)};
+    s_copy(t->ws, sizeof t->ws, st, 0);
+    s_copy(t->name, sizeof t->name, st, 1);
+    s_copy(t->description, sizeof t->description, st, 2);
+}
+
+int store_compute_get(store_t *s, const char *ws, const char *name, compute_target_t *t,
+                      cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_CT_GET);
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) s_target_row(st, t);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return 1;
+    return cairn_sqlite_fail(s->h, WHAT, "read a compute", err);
+}
+
+int store_compute_delete(store_t *s, const char *ws, const char *name, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_CT_DELETE);
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cairn_sqlite_fail(s->h, WHAT, "delete a compute", err);
+    return sqlite3_changes(s->h) ? 0 : 1;
+}
+
+int store_compute_each(store_t *s, const char *ws,
+                       int (*fn)(void *arg, const compute_target_t *t), void *arg,
+                       cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_CT_EACH);
+    sqlite3_bind_text(st, 1, ws, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        compute_target_t t;
+        s_target_row(st, &t);
+        if (fn(arg, &t) != 0) break;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cairn_sqlite_fail(s->h, WHAT, "list the computes", err);
+    return 0;
 }

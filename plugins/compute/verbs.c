@@ -63,7 +63,7 @@ static void s_pack_job(msgpack_packer *pk, const job_t *j)
     cairn_pack_kv_str(pk, "experiment_id", j->experiment_id);
     cairn_pack_kv_text(pk, "experiment_name", j->experiment_name);
     cairn_pack_kv_text(pk, "display_name", j->display_name);
-    cairn_pack_kv_str(pk, "compute", "local");
+    cairn_pack_kv_str(pk, "compute", j->compute[0] ? j->compute : "local");
     s_kv_int(pk, "priority", j->priority);
     s_kv_int(pk, "created", j->created);
     if (j->started) s_kv_int(pk, "started", j->started);
@@ -227,6 +227,18 @@ static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
              (int)(sp->display_name.len ? sp->display_name.len : strlen(j->name)),
              sp->display_name.len ? sp->display_name.ptr : j->name);
     snprintf(j->principal, sizeof j->principal, "%s", cairn_principal(s->req));
+    snprintf(j->compute, sizeof j->compute, "%.*s", (int)sp->compute.len,
+             sp->compute.ptr);
+    compute_target_t t;
+    int found_target = strcmp(j->compute, "local")
+                           ? store_compute_get(s->c->store, ws, j->compute, &t, err)
+                           : 0;
+    if (found_target < 0) return -1;
+    if (found_target == 1)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "compute: '%s' is not a compute target in this workspace "
+                             "(list_computes lists them; create_compute makes one)",
+                             j->compute);
     j->priority = sp->priority;
     j->retries = (int64_t)sp->retries;
     j->status = JOB_QUEUED;
@@ -578,17 +590,39 @@ static void s_pack_gpus(compute_t *c, msgpack_packer *pk, const char *ws)
     free(h);
 }
 
-int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
+#define COMPUTES_MAX 64 /* compute targets per workspace */
+
+typedef struct targets {
+    compute_target_t v[COMPUTES_MAX];
+    int n;
+} targets_t;
+
+static int s_target_add(void *arg, const compute_target_t *t)
 {
-    compute_t *c = state;
-    const char *ws;
-    if (s_ws(req, &ws, err) != 0) return -1;
+    targets_t *ts = arg;
+    if (ts->n == COMPUTES_MAX) return 1;
+    ts->v[ts->n++] = *t;
+    return 0;
+}
+
+static void s_pack_target(compute_t *c, msgpack_packer *pk, const compute_target_t *t)
+{
+    msgpack_pack_map(pk, 7);
+    cairn_pack_kv_str(pk, "name", t->name);
+    cairn_pack_kv_str(pk, "type", "local");
+    cairn_pack_kv_text(pk, "description", t->description);
+    s_kv_int(pk, "max_concurrent", t->max_concurrent);
+    s_kv_int(pk, "running", store_count_busy(c->store, t->ws, t->name));
+    s_kv_int(pk, "queued", store_count_on(c->store, t->ws, t->name, JOB_QUEUED));
+    s_kv_int(pk, "created", t->created);
+}
+
+/* The machine itself: the target `local`, whose limit every job counts
+ * against. */
+static void s_pack_local(compute_t *c, msgpack_packer *pk, const char *ws)
+{
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    msgpack_packer *pk = s_begin(c);
-    msgpack_pack_map(pk, 1);
-    cairn_pack_cstr(pk, "computes");
-    msgpack_pack_array(pk, 1);
     msgpack_pack_map(pk, 12);
     cairn_pack_kv_str(pk, "name", "local");
     cairn_pack_kv_str(pk, "type", "local");
@@ -608,6 +642,140 @@ int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
                       "rlimits: resources.memory as the address space (RLIMIT_AS), "
                       "resources.cpus as CPU affinity, resources.gpus held by one job "
                       "at a time (CUDA_VISIBLE_DEVICES); no cgroups yet");
+}
+
+int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    const char *ws;
+    if (s_ws(req, &ws, err) != 0) return -1;
+    targets_t *ts = calloc(1, sizeof *ts);
+    if (!ts) return cairn_err_oom(err, NULL);
+    if (store_compute_each(c->store, ws, s_target_add, ts, err) != 0) {
+        free(ts);
+        return -1;
+    }
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "computes");
+    msgpack_pack_array(pk, (uint32_t)(1 + ts->n));
+    s_pack_local(c, pk, ws);
+    for (int i = 0; i < ts->n; i++) s_pack_target(c, pk, &ts->v[i]);
+    free(ts);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
+    return 0;
+}
+
+/* ---- create_compute, get_compute, delete_compute --------------------------- */
+
+static int s_reply_target(compute_t *c, cairn_req_t *req, int st,
+                          const compute_target_t *t)
+{
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "compute");
+    s_pack_target(c, pk, t);
+    cairn_reply_sbuf(req, st, &c->sb);
+    return 0;
+}
+
+/* The target name req's body gives; "local" is the machine's own. */
+static int s_target_name(const msgpack_object *body, char *out, cairn_err_t *err)
+{
+    cairn_str_t n;
+    if (cairn_field_str(body, "name", true, JOB_NAME_MAX, &n, err) != 0) return -1;
+    if (!job_name_ok(n.ptr, n.len))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "name must be 1 to %d letters, digits, _ or -, starting "
+                             "with a letter or digit",
+                             JOB_NAME_MAX);
+    snprintf(out, JOB_NAME_MAX + 1, "%.*s", (int)n.len, n.ptr);
+    return 0;
+}
+
+int jobs_create_compute(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    const msgpack_object *body = cairn_body(req);
+    compute_target_t t = {.max_concurrent = 1};
+    const char *ws;
+    cairn_str_t type = {"local", 5}, desc = {"", 0};
+    uint64_t maxc = 1;
+    if (s_ws(req, &ws, err) != 0 || s_target_name(body, t.name, err) != 0 ||
+        cairn_field_str(body, "type", false, 32, &type, err) < 0 ||
+        cairn_field_str(body, "description", false, COMPUTE_DESCRIPTION_MAX, &desc,
+                        err) < 0 ||
+        cairn_field_uint(body, "max_concurrent", false, &maxc, err) < 0)
+        return -1;
+    cairn_name_object(req, "compute", t.name, strlen(t.name));
+    if (!cairn_str_eq(type, "local"))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "type must be local (a pool of this machine)");
+    if (maxc < 1 || maxc > 1024)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "max_concurrent must be 1 to 1024");
+    if (!strcmp(t.name, "local"))
+        return cairn_err_set(
+            err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+            "local is the machine's own compute (set its limit with the "
+            "jobs setting max_concurrent)");
+    snprintf(t.ws, sizeof t.ws, "%s", ws);
+    snprintf(t.description, sizeof t.description, "%.*s", (int)desc.len, desc.ptr);
+    t.max_concurrent = (int64_t)maxc;
+    t.created = (int64_t)cairn_wall_ms();
+    targets_t *ts = calloc(1, sizeof *ts);
+    if (!ts) return cairn_err_oom(err, NULL);
+    int rc = store_compute_each(c->store, ws, s_target_add, ts, err);
+    int n = ts->n;
+    free(ts);
+    if (rc != 0) return -1;
+    if (n >= COMPUTES_MAX)
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+                             "this workspace has %d compute targets, the most it may",
+                             COMPUTES_MAX);
+    if (store_compute_insert(c->store, &t, err) != 0) return -1;
+    return s_reply_target(c, req, CAIRN_ST_CREATED, &t);
+}
+
+static int s_find_target(compute_t *c, cairn_req_t *req, compute_target_t *t,
+                         cairn_err_t *err)
+{
+    const char *ws;
+    char name[JOB_NAME_MAX + 1];
+    if (s_ws(req, &ws, err) != 0 || s_target_name(cairn_body(req), name, err) != 0)
+        return -1;
+    int rc = store_compute_get(c->store, ws, name, t, err);
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no compute named '%s' in this workspace", name);
+    return rc;
+}
+
+int jobs_get_compute(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    compute_target_t t;
+    if (s_find_target(c, req, &t, err) != 0) return -1;
+    return s_reply_target(c, req, CAIRN_ST_OK, &t);
+}
+
+int jobs_delete_compute(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    compute_t *c = state;
+    compute_target_t t;
+    if (s_find_target(c, req, &t, err) != 0) return -1;
+    cairn_name_object(req, "compute", t.name, strlen(t.name));
+    int64_t busy = store_count_busy(c->store, t.ws, t.name),
+            queued = store_count_on(c->store, t.ws, t.name, JOB_QUEUED);
+    if (busy || queued)
+        return cairn_err_set(
+            err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+            "compute '%s' has %lld jobs running and %lld queued: cancel "
+            "or wait for them first",
+            t.name, (long long)busy, (long long)queued);
+    if (store_compute_delete(c->store, t.ws, t.name, err) < 0) return -1;
+    msgpack_packer *pk = s_begin(c);
+    msgpack_pack_map(pk, 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &c->sb);
     return 0;
 }

@@ -389,14 +389,32 @@ static bool s_gpus_pick(compute_t *c, job_t *j, uint64_t want, cairn_err_t *err)
     return true;
 }
 
+/* Whether j's compute target has a free slot: 0 yes, 2 not now, -1 (400)
+ * when it no longer exists. The local machine's own limit is checked by
+ * the caller. */
+static int s_pool_room(compute_t *c, const job_t *j, cairn_err_t *err)
+{
+    if (!strcmp(j->compute, "local") || !j->compute[0]) return 0;
+    compute_target_t t;
+    int rc = store_compute_get(c->store, j->ws, j->compute, &t, err);
+    if (rc < 0) return -1;
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "compute: its target '%s' was deleted", j->compute);
+    return store_count_busy(c->store, j->ws, j->compute) < t.max_concurrent ? 0 : 2;
+}
+
 /* 1: j waits, for GPUs that other jobs hold (or, with gpus_wait, that a
- * job before it waits for: then any GPU at all). */
+ * job before it waits for: then any GPU at all); 2: it waits for a slot
+ * of its compute target. */
 static int s_start(compute_t *c, job_t *j, bool gpus_wait, cairn_err_t *err)
 {
     stored_spec_t ss;
     if (s_spec_load(c, j, &ss, err) != 0) return -1;
     uint64_t timeout = ss.s.timeout_s, gpus = ss.s.gpus;
     s_spec_free(&ss);
+    int pool = s_pool_room(c, j, err);
+    if (pool != 0) return pool;
     if (gpus > (uint64_t)gpus_count(c->gpus))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "resources.gpus: the job asks for %llu GPUs; the local "
@@ -446,6 +464,8 @@ void jobs_schedule(compute_t *c)
         int rc = s_start(c, &q[i], gpus_wait, &err);
         if (rc == 1) {
             gpus_wait = true;
+        } else if (rc == 2) {
+            continue; /* its pool is full; others may go */
         } else if (rc != 0) {
             if (q[i].status == JOB_QUEUED && err.st != CAIRN_ST_BAD_REQUEST)
                 break; /* not even stored: try again next tick */

@@ -346,6 +346,45 @@ class Lifecycle(JobsCase):
         self.assertGreaterEqual(at[low["name"]], min(ends[high["name"]]["ended"],
                                                      ends[mid["name"]]["ended"]), ends)
 
+    def test_compute_targets(self):
+        pool = "pool-" + os.urandom(3).hex()
+        t = self.call("create_compute", {"name": pool, "max_concurrent": 1,
+                                         "description": "one at a time"}, 201)["compute"]
+        self.assertEqual((t["name"], t["type"], t["max_concurrent"], t["running"]),
+                         (pool, "local", 1, 0))
+        self.call("create_compute", {"name": pool}, 409)
+        self.call("create_compute", {"name": "local"}, 409)
+        self.assertIn("max_concurrent",
+                      self.call("create_compute", {"name": "x", "max_concurrent": 0},
+                                400)["err"])
+        self.assertIn("type", self.call("create_compute", {"name": "x", "type": "slurm"},
+                                        400)["err"])
+        gate = os.path.join(self.k.state, f"gate-{pool}")
+        wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+        a = self.submit({"command": wait, "compute": pool})["job"]
+        b = self.submit({"command": "echo b", "compute": f"azureml:{pool}"})["job"]
+        self.assertEqual(b["compute"], pool)
+        wait_for(lambda: self.call("get_job", {"name": a["name"]})["job"]["status"]
+                 == "Running", what="a to run")
+        # b waits for the pool's one slot; a job on local goes by it
+        c = self.submit({"command": "echo c"})["job"]
+        self.assertEqual(self.wait_done(c["name"])["status"], "Completed")
+        self.assertEqual(self.call("get_job", {"name": b["name"]})["job"]["status"],
+                         "Queued")
+        listed = {x["name"]: x for x in self.call("list_computes", {})["computes"]}
+        self.assertEqual((listed[pool]["running"], listed[pool]["queued"]), (1, 1))
+        self.assertIn("cpus", listed["local"])
+        self.assertIn("running",
+                      self.call("delete_compute", {"name": pool}, 409)["err"])
+        open(gate, "w").close()
+        for j in (a, b):
+            self.assertEqual(self.wait_done(j["name"])["status"], "Completed")
+        self.assertEqual(self.call("get_compute", {"name": pool})["compute"]["running"], 0)
+        self.call("delete_compute", {"name": pool})
+        self.call("get_compute", {"name": pool}, 404)
+        h = self.submit({"command": "true", "compute": pool}, 400)
+        self.assertTrue(h["err"].startswith("compute:"), h)
+
     def test_list_jobs_pages_newest_first(self):
         exp = "paging-" + os.urandom(2).hex()
         made = [self.submit({"command": "true", "experiment_name": exp})["job"]["name"]
@@ -445,6 +484,20 @@ class CLI(JobsCase):
         self.assertEqual(self.call("get_job", {"name": name})["job"]["status"], "Running")
         self.call("cancel_job", {"name": name})
         self.assertEqual(self.wait_done(name)["status"], "Canceled")
+
+    def test_compute_create_list_show_delete(self):
+        pool = "clipool-" + os.urandom(3).hex()
+        out = self.cairn("compute", "create", pool, "3")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["max_concurrent"], 3)
+        self.assertEqual(self.cairn("compute", "create", pool, "0").returncode, 2)
+        self.assertIn(pool, self.cairn("compute", "list").stdout)
+        self.assertEqual(json.loads(self.cairn("compute", "show", pool).stdout)["name"],
+                         pool)
+        self.assertEqual(self.cairn("compute", "delete", pool).returncode, 0)
+        gone = self.cairn("compute", "show", pool)
+        self.assertNotEqual(gone.returncode, 0)
+        self.assertIn("no compute named", gone.stderr)
 
     def test_submit_stream_list_show_logs_cancel(self):
         path = os.path.join(self.k.tmp, "cli.yml")
