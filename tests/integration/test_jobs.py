@@ -485,6 +485,60 @@ class CLI(JobsCase):
         self.call("cancel_job", {"name": name})
         self.assertEqual(self.wait_done(name)["status"], "Canceled")
 
+    def run_on_a_terminal(self, answer):
+        """`job submit --stream` on a pseudo-terminal, Ctrl-C once its output
+        shows, answering the question with answer: (name, exit code, all
+        the terminal showed)."""
+        import pty
+        import select
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the pty is its controlling terminal
+            os.execv(os.path.join(BIN, "cairn"), [
+                "cairn", "--endpoint", self.k.endpoint, "job", "submit",
+                os.path.join(self.k.tmp, "tty.yml"), "--stream"])
+        seen = b""
+
+        def read_until(text, what):
+            nonlocal seen
+            deadline = time.monotonic() + DEADLINE
+            while text not in seen:
+                left = deadline - time.monotonic()
+                self.assertGreater(left, 0, f"waiting for {what}: {seen!r}")
+                if select.select([fd], [], [], left)[0]:
+                    try:
+                        seen += os.read(fd, 4096)
+                    except OSError:  # the child has gone: no more output
+                        break
+        read_until(b"started", "the job's first line")
+        os.write(fd, b"\x03")  # Ctrl-C, as the terminal sends it
+        read_until(b"? [y/N]", "the question")
+        os.write(fd, answer + b"\n")
+        read_until(b"\n", "the answer")
+        _, status = os.waitpid(pid, 0)
+        try:
+            while select.select([fd], [], [], 0.2)[0]:
+                seen += os.read(fd, 4096)
+        except OSError:
+            pass
+        os.close(fd)
+        name = seen.split(b"job ", 1)[1].split(b":", 1)[0].decode()
+        return name, os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+    def test_ctrl_c_on_a_terminal_asks_whether_to_cancel(self):
+        with open(os.path.join(self.k.tmp, "tty.yml"), "w") as f:
+            f.write("command: echo started; sleep 60\n")
+        name, code, seen = self.run_on_a_terminal(b"y")
+        self.assertIn(f"cancel job {name}? [y/N]", seen)
+        self.assertEqual(self.wait_done(name)["status"], "Canceled", seen)
+        self.assertIn(f"job {name} ended Canceled", seen)  # followed to its end
+        self.assertEqual(code, 1, seen)  # a job that did not complete
+        name, code, seen = self.run_on_a_terminal(b"n")
+        self.assertEqual(code, 1, seen)
+        self.assertIn(f"stopped following job {name}, which goes on", seen)
+        self.assertEqual(self.call("get_job", {"name": name})["job"]["status"], "Running")
+        self.call("cancel_job", {"name": name})
+        self.assertEqual(self.wait_done(name)["status"], "Canceled")
+
     def test_compute_create_list_show_delete(self):
         pool = "clipool-" + os.urandom(3).hex()
         out = self.cairn("compute", "create", pool, "3")
