@@ -366,7 +366,7 @@ static int s_names(walk_t *w, DIR *d, char ***out, size_t *n)
         s_src_err(w->err, "list", *w->path ? w->path : ".");
         goto fail;
     }
-    qsort(v, *n, sizeof *v, s_cmp_names);
+    if (*n) qsort(v, *n, sizeof *v, s_cmp_names);
     *out = v;
     return 0;
 oom:
