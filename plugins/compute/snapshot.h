@@ -77,8 +77,10 @@ int snapshot_write_manifest(const snapshot_t *s, const char *path, cairn_err_t *
  * ("" before the first commit) and whether anything under src_dir differs
  * from it (changed, staged or untracked; ignored files do not count).
  * Runs /usr/bin/git (no shell) with SNAPSHOT_GIT_TIMEOUT_MS for it all.
- * No git, or not a repository: in_repo false and 0. -1 with a 504 when
- * git did not answer in time, a 500 when it failed in a repository. */
+ * No git, or not a repository (a repository git refuses to read, such as
+ * another user's outside safe.directory, counts as none): in_repo false
+ * and 0. -1 with a 504 when git did not answer in time, a 500 when it
+ * failed in a repository. */
 int snapshot_git(const char *src_dir, char commit[SNAPSHOT_COMMIT_MAX], bool *dirty,
                  bool *in_repo, cairn_err_t *err);
 
