@@ -353,10 +353,36 @@ def jobspecs():
         "resources": {"gpus": 1, "instance_count": 1}}))
 
 
+def ignore_input(text, paths):
+    """fuzz_ignore's input: the ignore file's length (2 bytes, little-endian),
+    the file, then paths one a line (a final / marks a directory)."""
+    return struct.pack("<H", len(text)) + text + b"\n".join(paths)
+
+
+def ignores():
+    t = "fuzz_ignore"
+    write(t, "python", ignore_input(
+        b"# byte code\n__pycache__/\n*.py[cod]\n/build/\n!build/keep.txt\n"
+        b"data/**\n!data/schema.json\n.env\n",
+        [b"__pycache__/", b"a/__pycache__/x.pyc", b"build/keep.txt", b"data/x/y.csv",
+         b"data/schema.json", b"a/.env", b"main.py"]))
+    write(t, "escapes", ignore_input(
+        b"\\#hash\n\\!bang\ntrail\\ \nspaces   \r\n[!a-c]?.o\n[[:digit:]]*\n",
+        [b"#hash", b"!bang", b"trail ", b"spaces", b"dx.o", b"ax.o", b"9lives"]))
+    write(t, "starstar", ignore_input(
+        b"**/logs\na/**/b\nfoo/**\na**/b\nx/*/z\n",
+        [b"logs/", b"q/r/logs/x", b"a/b", b"a/x/y/b", b"foo/a/b", b"ax/y/b", b"x/y/z"]))
+    write(t, "malformed", ignore_input(
+        b"[abc\nq[[:foo:]]\n\\\n!\n/\n//\n[[:]]v\n",
+        [b"[abc", b"qa", b"[]v", b"x/", b"/"]))
+    write(t, "bom_crlf", ignore_input(b"\xef\xbb\xbf*.log\r\n!keep.log\r\n",
+                                      [b"a.log", b"keep.log", b"a/keep.log"]))
+
+
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
-             "fuzz_csv": csvs, "fuzz_mpuname": mpuname}
+             "fuzz_csv": csvs, "fuzz_mpuname": mpuname, "fuzz_ignore": ignores}
 
 if __name__ == "__main__":
     import sys
