@@ -13,6 +13,7 @@
  *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
  *   logput.c   a job's log uploaded to its run's artifacts when it ends
  *   gpu.c      the machine's GPUs, through NVML loaded at run time
+ *   code.c     the job's code, snapshotted at submit (snapshot.c, ignore.c)
  *   inputs.c   file and folder inputs found at submit (data: through the
  *              registry)
  *   outputs.c  outputs uploaded to the run when the job ends, registered
@@ -115,6 +116,7 @@ typedef struct compute {
     char shim[PATH_MAX];         /* the supervisor's executable */
     char mpirun[PATH_MAX];       /* Open MPI's mpirun; "": none here */
     char jobenv[PATH_MAX];       /* cairn-job-env, beside the supervisor */
+    int64_t code_max_bytes;      /* a job's code snapshot, at most */
     char boot_id[40];            /* this boot's (/proc/sys/kernel/random/boot_id) */
     int64_t max_concurrent;      /* jobs Preparing or Running at once */
     int64_t grace_ms;            /* SIGTERM to SIGKILL, on cancel and timeout */
@@ -285,6 +287,23 @@ int job_inputs_resolve(compute_t *c, const char *ws, msgpack_sbuffer *sb,
 /* The canonical data references found (data:NAME:V), for lineage. */
 size_t job_inputs_refs(const job_inputs_t *r, const char **refs, size_t cap);
 void job_inputs_free(job_inputs_t **self_p);
+
+/* ---- code.c -------------------------------------------------------------- */
+/* A job's code folder snapshotted at submit into its directory (code/),
+ * with git's facts; job_code_keep then sends it to the run (artifacts
+ * code/..., tags) and frees it; job_code_workdir gives each start a fresh
+ * copy as its working directory. */
+typedef struct job_code job_code_t;
+int job_code_take(compute_t *c, const char *ws, const char *name, cairn_str_t code,
+                  const char *base_dir, job_code_t **out, cairn_err_t *err);
+void job_code_keep(compute_t *c, job_code_t **code_p, const char *ws,
+                   const char *run_id, const char *job_name);
+void job_code_free(job_code_t **self_p);
+/* A submit that failed: its job's directory removed, then freed. */
+void job_code_discard(job_code_t **self_p);
+int job_code_workdir(const compute_t *c, const job_t *j, cairn_err_t *err);
+/* Remove path and all under it (no link followed); 0 when gone. */
+int job_rm_tree(const char *path);
 
 /* ---- gpu.c --------------------------------------------------------------- */
 typedef struct gpu_info {

@@ -328,7 +328,7 @@ int job_launch(compute_t *c, job_t *j, const job_spec_t *spec, const char *token
     job_dir(c, j, dir, sizeof dir);
     if (s_mkdir(wsdir, err) != 0 || s_mkdir(dir, err) != 0) return -1;
     s_clear(dir);
-    if (s_outputs_dirs(c, j, spec, err) != 0 ||
+    if (job_code_workdir(c, j, err) != 0 || s_outputs_dirs(c, j, spec, err) != 0 ||
         s_write_spec_files(c, j, spec, token, dir, err) != 0)
         return -1;
     notify_watch(c->notify, dir, j->seq); /* before the shim can write */

@@ -26,6 +26,7 @@ typedef struct settings {
     int64_t metrics_interval_ms;
     const char *nvml_library;
     const char *mpirun;
+    uint64_t code_max_bytes;
 } settings_t;
 
 enum { DURABILITY_PROCESS, DURABILITY_POWER };
@@ -73,6 +74,13 @@ static const cairn_setting_t compute_settings[] = {
      .dflt = "libnvidia-ml.so.1",
      .help = "NVIDIA's NVML, loaded at start to find the GPUs (none without a driver: "
              "no error)"},
+    {.key = "code_max_bytes",
+     .type = CAIRN_CONF_SIZE,
+     .offset = offsetof(settings_t, code_max_bytes),
+     .dflt = "1GiB",
+     .min = 1,
+     .max = 68719476736,
+     .help = "a job's code folder, at most (413 at submit past it)"},
     {.key = "mpirun",
      .type = CAIRN_CONF_PATH,
      .offset = offsetof(settings_t, mpirun),
@@ -199,6 +207,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     c->grace_ms = set->grace_ms;
     c->start_timeout_ms = set->start_timeout_ms;
     c->metrics_interval_ms = set->metrics_interval_ms;
+    c->code_max_bytes = (int64_t)set->code_max_bytes;
     msgpack_sbuffer_init(&c->sb);
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
     s_boot_id(c);

@@ -596,8 +596,7 @@ static int s_distribution(const msgpack_object *map, job_spec_t *s, cairn_err_t 
 
 /* Keys of Azure's command job that this Cairn does not run yet, and keys
  * it takes; anything else is refused as a likely typo. */
-static const char *const s_not_yet[] = {"code", "identity", "services",
-                                        "queue_settings", NULL};
+static const char *const s_not_yet[] = {"identity", "services", "queue_settings", NULL};
 static const char *const s_known[] = {"$schema",
                                       "type",
                                       "name",
@@ -617,6 +616,7 @@ static const char *const s_known[] = {"$schema",
                                       "distribution",
                                       "environment",
                                       "secrets",
+                                      "code",
                                       NULL};
 
 static int s_keys(const msgpack_object *map, cairn_err_t *err)
@@ -666,6 +666,9 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
             "digit",
             JOB_NAME_MAX);
     s->compute = (cairn_str_t){"local", 5};
+    if (s_text(spec, "code", "code", JOB_PATH_MAX, &s->code, err) < 0) return -1;
+    if (s->code.len && memchr(s->code.ptr, '\0', s->code.len))
+        return s_bad(err, "code", "holds a NUL byte");
     if (s_text(spec, "display_name", "display_name", JOB_TEXT_MAX, &s->display_name,
                err) < 0 ||
         s_text(spec, "experiment_name", "experiment_name", JOB_TEXT_MAX,

@@ -47,6 +47,7 @@ typedef struct job_spec {
     const msgpack_object *inputs;  /* inputs (literals and paths), or NULL */
     const msgpack_object *outputs; /* outputs, or NULL */
     cairn_str_t environment;       /* env:NAME:VERSION (or @ALIAS); empty: none */
+    cairn_str_t code;              /* a folder to snapshot; empty: none */
     const msgpack_object *secrets; /* [NAME] or {VAR: NAME}, or NULL */
     char *command;                 /* after ${{inputs.x}}: a heap string */
     uint64_t timeout_s;            /* 0: none */

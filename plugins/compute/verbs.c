@@ -109,10 +109,12 @@ typedef struct submit {
     msgpack_sbuffer spec; /* the spec as a msgpack map, as stored */
     char refs[JOB_DATA_REFS_MAX][JOB_TEXT_MAX + 1]; /* data inputs, for lineage */
     size_t nrefs;
+    job_code_t *code; /* its code snapshot, to send to the run once made */
 } submit_t;
 
 static void s_submit_free(submit_t *s)
 {
+    job_code_discard(&s->code); /* still here: the submit failed */
     msgpack_sbuffer_destroy(&s->spec);
     free(s);
 }
@@ -170,7 +172,10 @@ static void s_run_made(void *arg, const cairn_err_t *err, const char *experiment
             cairn_reply_err(s->req, &e);
         else
             s_reply_job(c, s->req, CAIRN_ST_CREATED, &s->job);
-        if (!e.st) s_log_inputs(c, s);
+        if (!e.st) {
+            s_log_inputs(c, s);
+            job_code_keep(c, &s->code, s->job.ws, s->job.run_id, s->job.name);
+        }
     }
     bool stored = !err && !e.st;
     s_submit_free(s);
@@ -318,10 +323,12 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
                            "compute has %d (list_computes lists them)",
                            (unsigned long long)sp.gpus, gpus_count(c->gpus));
     if (rc == 0) rc = s_fill_job(s, &sp, ws, err);
-    job_spec_free(&sp);
-    msgpack_unpacked_destroy(&u);
     char base_dir[PATH_MAX] = "";
     if (rc == 0) rc = s_base_dir(cairn_body(req), base_dir, sizeof base_dir, err);
+    if (rc == 0 && sp.code.len)
+        rc = job_code_take(c, ws, s->job.name, sp.code, base_dir, &s->code, err);
+    job_spec_free(&sp);
+    msgpack_unpacked_destroy(&u);
     if (rc == 0) {
         cairn_name_object(req, "job", s->job.name, strlen(s->job.name));
         cairn_defer(req);

@@ -268,6 +268,78 @@ class JobsIO(unittest.TestCase):
                                                   **bad}}, 400)
             self.assertTrue(h["err"].startswith(path), (bad, h))
 
+    def git(self, repo, *args):
+        subprocess.run(["git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@e",
+                        *args], check=True, capture_output=True, timeout=DEADLINE)
+
+    def run_tags(self, run_id):
+        run = self.call("get_run", {"run_id": run_id}, svc="tracking")["run"]
+        return {t["key"]: t["value"] for t in run["data"]["tags"]}
+
+    def test_code_snapshot(self):
+        repo = self.folder({"src/main.py": b"print('v1')\n", "src/data/big.bin": b"x" * 100,
+                            "src/run.log": b"log", "src/secret.txt": b"s",
+                            "src/.gitignore": b"data/\n*.log\n",
+                            "src/.cairnignore": b"secret.txt\n"})
+        src = os.path.join(repo, "src")
+        self.git(repo, "init", "-q")
+        self.git(repo, "add", "-A")
+        self.git(repo, "commit", "-q", "-m", "first")
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        gate = os.path.join(self.tmp.name, "code-gate-" + os.urandom(3).hex())
+        name = "code-" + os.urandom(3).hex()
+        j = self.call("submit_job", {"spec": {
+            "type": "command", "name": name, "code": "src",
+            "command": (f"while [ ! -e {gate} ]; do sleep 0.05; done; "
+                        "ls -A; /usr/bin/python3 main.py")}, "base_dir": repo}, 201)["job"]
+        # edited after the submit: the job still runs what was submitted
+        with open(os.path.join(src, "main.py"), "w") as f:
+            f.write("print('v2')\n")
+        open(gate, "w").close()
+        done = self.wait_done(name)
+        log = self.log(name)
+        self.assertEqual(done["status"], "Completed", log)
+        self.assertIn("v1", log)
+        self.assertNotIn("v2", log)
+        for gone in ("data", "run.log", "secret.txt"):
+            self.assertNotIn(gone, log.split())
+        tags = self.run_tags(j["run_id"])
+        self.assertRegex(tags["cairn.code.hash"], r"^sha256:[0-9a-f]{64}$")
+        self.assertEqual(tags["mlflow.source.git.commit"], head)
+        self.assertEqual(tags["cairn.git.dirty"], "false")
+        listed = wait_for(lambda: (lambda a: a if any(
+            f["path"].endswith("main.py") for f in a) else None)(
+            self.artifacts(j["run_id"], "code").get("files", [])), DEADLINE,
+            "the code to reach the run")
+        self.assertNotIn("code/data", [f["path"] for f in listed])
+        self.assertEqual(wait_for(lambda: self.read_artifact(j["run_id"], "code/main.py")),
+                         b"print('v1')\n")
+        manifest = wait_for(lambda: self.read_artifact(j["run_id"], "code.manifest"))
+        self.assertTrue(manifest.startswith(b"cairn-snapshot 1\n"), manifest)
+        # now dirty (main.py changed): another hash, dirty true; the same
+        # code again: the same hash
+        def submit_and_tags():
+            n = "code-" + os.urandom(3).hex()
+            jj = self.call("submit_job", {"spec": {"type": "command", "name": n,
+                                                   "code": src, "command": "true"}},
+                           201)["job"]
+            self.wait_done(n)
+            return wait_for(lambda: (lambda t: t if "cairn.code.hash" in t else None)(
+                self.run_tags(jj["run_id"])), DEADLINE, "tags")
+        t2, t3 = submit_and_tags(), submit_and_tags()
+        self.assertNotEqual(t2["cairn.code.hash"], tags["cairn.code.hash"])
+        self.assertEqual(t2["cairn.code.hash"], t3["cairn.code.hash"])
+        self.assertEqual(t2["cairn.git.dirty"], "true")
+        # refused: not a folder, missing, relative without base_dir
+        for code, st in ((os.path.join(src, "main.py"), 400), ("/nonexistent-x", 400)):
+            h = self.call("submit_job", {"spec": {"type": "command", "command": "true",
+                                                  "code": code}}, st)
+            self.assertTrue(h["err"].startswith("code:"), h)
+        h = self.call("submit_job", {"spec": {"type": "command", "command": "true",
+                                              "code": "src"}}, 400)
+        self.assertIn("relative", h["err"])
+
     def test_bad_inputs_and_outputs_name_the_field(self):
         missing = os.path.join(self.tmp.name, "nope")
         f = self.folder({"f.txt": b"x"})
