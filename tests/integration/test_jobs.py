@@ -602,7 +602,8 @@ class BadSpecs(JobsCase):
         self.bad({"command": "true", "resources": {"memory": "lots"}}, ["resources.memory"])
         self.bad({"command": "true", "limits": {"timeout": -5}}, ["limits.timeout"])
         self.bad({"command": "true", "comand": "x"}, ["comand: not a field"])
-        self.bad({"command": "true", "code": "./src"}, ["code: not run by this Cairn yet"])
+        self.bad({"command": "true", "identity": {"type": "managed"}},
+                 ["identity: not run by this Cairn yet"])
         self.bad({"command": "true", "retries": -1}, ["retries: must be an integer"])
         self.bad({"type": "train", "data": "x.csv"}, ["type: train"])
         self.bad({"name": "x"}, ["command: is required"])
