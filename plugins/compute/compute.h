@@ -13,6 +13,7 @@
  *   sysmetrics.c  CPU and memory of running jobs, logged to their runs
  *   logput.c   a job's log uploaded to its run's artifacts when it ends
  *   gpu.c      the machine's GPUs, through NVML loaded at run time
+ *   cgroup.c   per-job cgroups v2 for resources, where the machine has them
  *   code.c     the job's code, snapshotted at submit (snapshot.c, ignore.c)
  *   inputs.c   file and folder inputs found at submit (data: through the
  *              registry)
@@ -111,15 +112,17 @@ typedef struct compute {
     notify_t *notify;
     sysmetrics_t *sysmetrics;
     gpus_t *gpus;
-    int64_t metrics_interval_ms; /* 0: no system metrics */
-    char root[PATH_MAX];         /* STATE/jobs */
-    char shim[PATH_MAX];         /* the supervisor's executable */
-    char mpirun[PATH_MAX];       /* Open MPI's mpirun; "": none here */
-    char jobenv[PATH_MAX];       /* cairn-job-env, beside the supervisor */
-    int64_t code_max_bytes;      /* a job's code snapshot, at most */
-    char boot_id[40];            /* this boot's (/proc/sys/kernel/random/boot_id) */
-    int64_t max_concurrent;      /* jobs Preparing or Running at once */
-    int64_t grace_ms;            /* SIGTERM to SIGKILL, on cancel and timeout */
+    int64_t metrics_interval_ms;    /* 0: no system metrics */
+    char root[PATH_MAX];            /* STATE/jobs */
+    char shim[PATH_MAX];            /* the supervisor's executable */
+    char mpirun[PATH_MAX];          /* Open MPI's mpirun; "": none here */
+    char jobenv[PATH_MAX];          /* cairn-job-env, beside the supervisor */
+    int64_t code_max_bytes;         /* a job's code snapshot, at most */
+    char cgroup_dir[PATH_MAX];      /* ROOT/cairn-jobs; "": no cgroups (rlimits) */
+    char cgroup_why[PATH_MAX + 64]; /* why not, when not */
+    char boot_id[40];               /* this boot's (/proc/sys/kernel/random/boot_id) */
+    int64_t max_concurrent;         /* jobs Preparing or Running at once */
+    int64_t grace_ms;               /* SIGTERM to SIGKILL, on cancel and timeout */
     int64_t start_timeout_ms;
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -304,6 +307,16 @@ void job_code_discard(job_code_t **self_p);
 int job_code_workdir(const compute_t *c, const job_t *j, cairn_err_t *err);
 /* Remove path and all under it (no link followed); 0 when gone. */
 int job_rm_tree(const char *path);
+
+/* ---- cgroup.c ------------------------------------------------------------ */
+/* Per-job cgroups v2 under root where it offers memory and cpu; else none
+ * (c->cgroup_why says why). */
+void cgroups_setup(compute_t *c, const char *root);
+/* j's cgroup with memory.max and cpu.max, its path into out ("" when it
+ * gets none: no cgroups here, or no resources asked). */
+int job_cgroup_make(const compute_t *c, const job_t *j, uint64_t memory, double cpus,
+                    char *out, size_t cap, cairn_err_t *err);
+void job_cgroup_remove(const compute_t *c, const job_t *j);
 
 /* ---- gpu.c --------------------------------------------------------------- */
 typedef struct gpu_info {

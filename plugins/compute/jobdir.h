@@ -16,7 +16,10 @@
  *     JOB_LIMITS   "timeout_s=N\ngrace_ms=M\n" (N = 0: no timeout), and when
  *                  the job asked for resources "memory_bytes=B\n" (the
  *                  command's address space, RLIMIT_AS) and "cpu_list=A,B\n"
- *                  (its CPU affinity), both inherited by its whole tree
+ *                  (its CPU affinity), both inherited by its whole tree;
+ *                  or, where the plugin made the job a cgroup (v2) with its
+ *                  limits, "cgroup=PATH\n" instead: the command writes its
+ *                  pid to PATH/cgroup.procs before exec
  *     JOB_WORK/    the job's working directory
  *     JOB_PRELUDE  (when the spec names an environment or secrets) what
  *                  cairn-job-env (jobenv.c) sets up inside the job before

@@ -223,12 +223,20 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
     char work[PATH_MAX + 16], limits[4096];
     snprintf(work, sizeof work, "%s/%s", dir, JOB_WORK);
     if (s_mkdir(work, err) != 0) return -1;
+    char cgroup[PATH_MAX + 32];
+    if (job_cgroup_make(c, j, spec->memory, spec->cpus, cgroup, sizeof cgroup, err) !=
+        0)
+        return -1;
     int n = snprintf(limits, sizeof limits, "timeout_s=%llu\ngrace_ms=%lld\n",
                      (unsigned long long)spec->timeout_s, (long long)c->grace_ms);
-    if (spec->memory)
-        n += snprintf(limits + n, sizeof limits - (size_t)n, "memory_bytes=%llu\n",
-                      (unsigned long long)spec->memory);
-    n += (int)s_cpu_list(j, spec->cpus, limits + n, sizeof limits - (size_t)n);
+    if (cgroup[0]) { /* its cgroup holds it to both */
+        n += snprintf(limits + n, sizeof limits - (size_t)n, "cgroup=%s\n", cgroup);
+    } else {
+        if (spec->memory)
+            n += snprintf(limits + n, sizeof limits - (size_t)n, "memory_bytes=%llu\n",
+                          (unsigned long long)spec->memory);
+        n += (int)s_cpu_list(j, spec->cpus, limits + n, sizeof limits - (size_t)n);
+    }
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     s_env(c, j, spec, token, &env);

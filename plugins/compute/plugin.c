@@ -27,6 +27,7 @@ typedef struct settings {
     const char *nvml_library;
     const char *mpirun;
     uint64_t code_max_bytes;
+    const char *cgroup_root;
 } settings_t;
 
 enum { DURABILITY_PROCESS, DURABILITY_POWER };
@@ -81,6 +82,12 @@ static const cairn_setting_t compute_settings[] = {
      .min = 1,
      .max = 68719476736,
      .help = "a job's code folder, at most (413 at submit past it)"},
+    {.key = "cgroup_root",
+     .type = CAIRN_CONF_PATH,
+     .offset = offsetof(settings_t, cgroup_root),
+     .dflt = "/sys/fs/cgroup",
+     .help = "cgroup v2's mount: with its memory and cpu controllers, each job that "
+             "asks for resources gets a cgroup (else rlimits and CPU affinity)"},
     {.key = "mpirun",
      .type = CAIRN_CONF_PATH,
      .offset = offsetof(settings_t, mpirun),
@@ -212,6 +219,7 @@ static int compute_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
     s_boot_id(c);
     s_find_mpirun(c, set->mpirun);
+    cgroups_setup(c, set->cgroup_root);
     snprintf(c->root, sizeof c->root, "%s/jobs", cairn_state_dir(ctx));
     char db[PATH_MAX + 16];
     snprintf(db, sizeof db, "%s/jobs.db", c->root);

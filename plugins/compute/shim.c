@@ -14,6 +14,7 @@
  * command orphans comes back to it and is killed and reaped too. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -49,6 +50,7 @@ typedef struct {
     long grace_ms;
     unsigned long long memory_bytes; /* 0: none (RLIMIT_AS) */
     cpu_set_t cpus;                  /* CPU_COUNT 0: any */
+    int cgroup_procs; /* the job's cgroup's cgroup.procs, opened; -1: none */
 } spec_t;
 
 typedef enum { RUNNING, STOPPING, KILLED } phase_t;
@@ -255,6 +257,25 @@ static int parse_cpus(char *val, cpu_set_t *out)
 /* "timeout_s=N\ngrace_ms=M\n", and memory_bytes and cpu_list when the job
  * asked for resources; lines of other keys are ignored, so that a newer
  * plugin may add some. */
+/* cgroup=PATH: a cgroup (v2) the plugin made for the job, with its
+ * limits written; the command joins it before exec, and its whole tree
+ * with it. Opened here, so that a path that is not one fails the start. */
+static int parse_cgroup(spec_t *sp, const char *path)
+{
+    char procs[PATH_MAX];
+    if (snprintf(procs, sizeof procs, "%s/cgroup.procs", path) >= (int)sizeof procs) {
+        say("%s: cgroup=%s is too long", JOB_LIMITS, path);
+        return -1;
+    }
+    /* O_CREAT: a no-op on cgroupfs; the tests' stand-in is a plain folder */
+    sp->cgroup_procs = open(procs, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (sp->cgroup_procs < 0) {
+        say("cannot open %s: %s", procs, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_limits(spec_t *sp, char *text)
 {
     sp->timeout_s = 0;
@@ -275,6 +296,8 @@ static int parse_limits(spec_t *sp, char *text)
         if (strcmp(line, "memory_bytes") == 0)
             rc = parse_memory(eq + 1, &sp->memory_bytes);
         if (strcmp(line, "cpu_list") == 0) rc = parse_cpus(eq + 1, &sp->cpus);
+        if (strcmp(line, "cgroup") == 0 && sp->cgroup_procs < 0)
+            rc = parse_cgroup(sp, eq + 1);
         if (rc < 0) return -1;
     }
     return 0;
@@ -404,7 +427,13 @@ static void child_exec(const spec_t *sp, int workfd, int logfd, int pipefd)
         dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
         child_fail(pipefd, 1);
     if (nullfd > STDERR_FILENO) close(nullfd);
-    /* resources: rlimits and affinity, inherited by the whole tree */
+    /* resources: its cgroup, rlimits and affinity, inherited by the whole
+     * tree */
+    if (sp->cgroup_procs >= 0) {
+        char pid[24];
+        int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (write(sp->cgroup_procs, pid, (size_t)n) != n) child_fail(pipefd, 5);
+    }
     struct rlimit as = {(rlim_t)sp->memory_bytes, (rlim_t)sp->memory_bytes};
     if (sp->memory_bytes && setrlimit(RLIMIT_AS, &as) < 0) child_fail(pipefd, 3);
     if (CPU_COUNT(&sp->cpus) && sched_setaffinity(0, sizeof sp->cpus, &sp->cpus) < 0)
@@ -458,9 +487,9 @@ static int spawn(shim_t *sh, const spec_t *sp, int workfd)
     close(pfd[0]);
     if (n == 0) return 0; /* EOF: the exec closed the pipe */
     static const char *const stages[] = {
-        "cannot enter " JOB_WORK, "cannot set up its stdio", "cannot start /bin/sh",
-        "cannot limit its memory", "cannot set its CPUs"};
-    if (n == (ssize_t)sizeof(ce) && ce.stage >= 0 && ce.stage <= 4)
+        "cannot enter " JOB_WORK,  "cannot set up its stdio", "cannot start /bin/sh",
+        "cannot limit its memory", "cannot set its CPUs",     "cannot join its cgroup"};
+    if (n == (ssize_t)sizeof(ce) && ce.stage >= 0 && ce.stage <= 5)
         say("%s: %s", stages[ce.stage], strerror(ce.err));
     else
         say("cannot start /bin/sh: the child failed before exec");
@@ -718,7 +747,7 @@ int main(int argc, char **argv)
         return 1;
     }
     shim_t sh = {.dirfd = -1, .logfd = -1, .sfd = -1, .tfd = -1, .phase = RUNNING};
-    spec_t sp = {0};
+    spec_t sp = {.cgroup_procs = -1};
     int workfd = -1;
     int rc = 1;
     if (prepare(&sh, &sp, dir, &workfd) < 0) {

@@ -645,10 +645,20 @@ static void s_pack_local(compute_t *c, msgpack_packer *pk, const char *ws)
     cairn_pack_cstr(pk, "gpu_devices");
     s_pack_gpus(c, pk, ws);
     /* resources are checked, not yet enforced: say so */
-    cairn_pack_kv_str(pk, "limits",
-                      "rlimits: resources.memory as the address space (RLIMIT_AS), "
-                      "resources.cpus as CPU affinity, resources.gpus held by one job "
-                      "at a time (CUDA_VISIBLE_DEVICES); no cgroups yet");
+    char limits[2 * PATH_MAX + 512];
+    if (c->cgroup_dir[0])
+        snprintf(limits, sizeof limits,
+                 "cgroups v2 (%s): resources.memory as memory.max, resources.cpus as "
+                 "cpu.max; resources.gpus held by one job at a time "
+                 "(CUDA_VISIBLE_DEVICES)",
+                 c->cgroup_dir);
+    else
+        snprintf(limits, sizeof limits,
+                 "rlimits (%s): resources.memory as the address space (RLIMIT_AS), "
+                 "resources.cpus as CPU affinity; resources.gpus held by one job at a "
+                 "time (CUDA_VISIBLE_DEVICES)",
+                 c->cgroup_why);
+    cairn_pack_kv_text(pk, "limits", limits);
 }
 
 int jobs_list_computes(void *state, cairn_req_t *req, cairn_err_t *err)

@@ -98,6 +98,7 @@ int job_set_status(compute_t *c, job_t *j, job_status_t st, const char *reason,
         notify_forget(c->notify, j->seq);
         sysmetrics_forget(c->sysmetrics, j->seq);
         job_log_keep(c, j);
+        job_cgroup_remove(c, j);
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

@@ -31,6 +31,7 @@ SERVICES = """\
       max_concurrent: 2
       grace_ms: 300
       metrics_interval_ms: 200
+      cgroup_root: /nonexistent  # rlimits, whatever the host (test_jobs_cgroup.py)
 """
 
 DONE = ("Completed", "Failed", "Canceled", "TimedOut")
