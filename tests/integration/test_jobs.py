@@ -456,6 +456,16 @@ class PythonSDK(JobsCase):
         with self.assertRaises(cairn.NotFound):
             jobs.get("never-submitted")
         self.assertEqual(jobs.computes()[0]["name"], "local")
+        pool = "sdkpool-" + os.urandom(3).hex()
+        self.assertEqual(jobs.create_compute(pool, max_concurrent=2)["max_concurrent"], 2)
+        with self.assertRaises(cairn.Conflict):
+            jobs.create_compute(pool)
+        self.assertEqual(jobs.get_compute(pool)["name"], pool)
+        on_pool = jobs.submit({"command": "echo pooled", "compute": pool})
+        self.assertEqual(on_pool.wait(timeout=DEADLINE), "Completed")
+        jobs.delete_compute(pool)
+        with self.assertRaises(cairn.NotFound):
+            jobs.get_compute(pool)
         jobs.close()
 
 

@@ -141,6 +141,19 @@ class Jobs(Service):
     def computes(self):
         return self._call("list_computes")["computes"]
 
+    def create_compute(self, name, max_concurrent=1, description=None):
+        """A pool of the machine with its own limit of jobs at once: the
+        compute {name, type, max_concurrent, running, queued, ...}."""
+        return self._call("create_compute", name=name, max_concurrent=max_concurrent,
+                          description=description)["compute"]
+
+    def get_compute(self, name):
+        return self._call("get_compute", name=name)["compute"]
+
+    def delete_compute(self, name):
+        """Remove a pool (Conflict while jobs are queued or running on it)."""
+        self._call("delete_compute", name=name)
+
 
 _default = None
 _default_lock = threading.Lock()
