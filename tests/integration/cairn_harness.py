@@ -163,10 +163,38 @@ class Kernel:
 
     def cleanup(self):
         self.stop()
+        self.stop_jobs()
         report = self.sanitizer_report()
         shutil.rmtree(self.tmp, ignore_errors=True)
         if report and not self.crashes_expected:
             raise AssertionError(f"a sanitizer reported in cairnd's log:\n{report}")
+
+    def stop_jobs(self):
+        """Jobs outlive cairnd by design: a test that ends (or fails) with
+        jobs running leaves their supervisors, which are stopped here (the
+        supervisor's SIGTERM stops its job's whole tree), then killed."""
+        mark = os.path.join(self.tmp, "").encode()
+        shims = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"cairn-job-shim") and any(a.startswith(mark) for a in argv):
+                shims.append(int(d))
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in shims:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while shims and time.monotonic() < deadline:
+                shims = [p for p in shims if _running(p)]
+                time.sleep(0.05)
 
     def sanitizer_report(self):
         """The first sanitizer report in the log (a CAIRN_SANITIZE build:
@@ -180,6 +208,15 @@ class Kernel:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+def _running(pid):
+    """Whether pid is a process that has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class RawClient:
