@@ -269,11 +269,13 @@ static int s_label(loader_t *l, uint64_t line, const cairn_csv_field_t *f,
                              l->what, (unsigned long long)line, t->opts.target);
     if (t->opts.task == TRAINER_REGRESSION) {
         double d;
-        if (!trainer_parse_number(f->ptr, f->len, &d) || !isfinite(d))
-            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                 "%s: line %llu: the target \"%.40s\" is not a finite "
-                                 "number (task: regression)",
-                                 l->what, (unsigned long long)line, f->ptr);
+        /* Finite as a float32 too: 1e39 is a double but no float. */
+        if (!trainer_parse_number(f->ptr, f->len, &d) || !isfinite((float)d))
+            return cairn_err_set(
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                "%s: line %llu: the target \"%.40s\" is not a finite float32 "
+                "number (task: regression)",
+                l->what, (unsigned long long)line, f->ptr);
         t->label[t->rows] = (float)d;
         return 0;
     }
@@ -326,11 +328,11 @@ static int s_cell(loader_t *l, uint64_t line, col_t *c, const cairn_csv_field_t 
     if (c->kind == COL_CATEGORY) return s_category(l, c, f, err);
     double d;
     if (trainer_parse_number(f->ptr, f->len, &d)) {
-        if (isinf(d))
-            return cairn_err_set(
-                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                "%s: line %llu: column \"%s\" holds an infinity (%.20s)", l->what,
-                (unsigned long long)line, c->name, f->ptr);
+        if (isinf((float)d)) /* XGBoost refuses an infinity */
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "%s: line %llu: column \"%s\" holds an infinity or a "
+                                 "number beyond float32's range (%.20s)",
+                                 l->what, (unsigned long long)line, c->name, f->ptr);
         c->num[t->rows] = (float)d;
         c->numbers_stored = true;
         if (memchr(f->ptr, '.', f->len) || memchr(f->ptr, 'e', f->len) ||

@@ -92,6 +92,9 @@ int trainer_result_save(const trainer_result_t *r, const char *path, cairn_err_t
 /* "xgboost 1.7.4" or "cairn-linear 1". */
 const char *trainer_result_library(const trainer_result_t *r);
 
+/* The CPUs this process may run on (its affinity): the default nthread. */
+int trainer_cpus(void);
+
 /* The validation permutation of n rows for seed (see above). */
 void trainer_permutation(size_t n, uint64_t seed, uint32_t *perm);
 /* Rows held out by a split fraction: round(n * split), at least 1. */

@@ -41,8 +41,6 @@ trainer_result_t *trainer_result_new(trainer_algo_t algo, size_t nfeat);
 void trainer_result_set_final(trainer_result_t *r, const trainer_metric_t *m, size_t n);
 /* auc, aucpr, map, ndcg, pre: higher is better. */
 bool trainer_metric_higher_better(const char *name);
-/* The number of CPUs this process may run on. */
-int trainer_cpus(void);
 
 int trainer_xgb_train(const trainer_table_t *t, const trainer_config_t *c,
                       const trainer_rows_t *folds, size_t nfolds, trainer_round_fn *fn,

@@ -286,6 +286,23 @@ def csvs():
     w("lone_cr", ",", b"a,b\r1,2\r")
 
 
+def trainer_tables():
+    """A train job's CSV; the first byte: bit 0 regression, bit 1 XGBoost
+    categoricals, bit 2 the target is the first header cell (else "y")."""
+    t = "fuzz_trainer_table"
+    def w(name, flags, text):
+        write(t, name, bytes([flags]) + text)
+    w("classes", 0, b"a,color,y,flag\n1.5,red,yes,true\n,blue,no,FALSE\n3,,yes,\n")
+    w("regression", 1, b"x1,x2,y\n0.1,2e3,1.5\n-4,,2\n")
+    w("categorical_late", 3, b"b,y\n1,0.5\n2,1.5\nzz,2\n")
+    w("first_is_target", 4, b"label,v\n1,0.5\n0,0.25\n")
+    w("quoted_bom", 1, b'\xef\xbb\xbf"a",y\r\n"1.25",1\r\n\r\n"x,y",2\r\n')
+    w("one_class", 0, b"a,y\n1,k\n2,k\n")
+    w("empty_target", 1, b"a,y\n1,\n")
+    w("no_target", 0, b"a,b\n1,2\n")
+    w("inf", 1, b"a,y\ninf,2\n")
+
+
 def mpuname():
     """A multipart upload's file names, part numbers and etags
     (plugins/storage/mpuname.h)."""
@@ -349,7 +366,8 @@ def jobspecs():
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
-             "fuzz_csv": csvs, "fuzz_mpuname": mpuname}
+             "fuzz_csv": csvs, "fuzz_mpuname": mpuname,
+             "fuzz_trainer_table": trainer_tables}
 
 if __name__ == "__main__":
     import sys
