@@ -23,7 +23,10 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import BIN, Kernel  # noqa: E402
+from cairn_harness import BIN, SOURCE, Kernel  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+from cairn.registry import Registry  # noqa: E402
 
 TRAIN = os.path.join(BIN, "cairn-train")
 M64 = (1 << 64) - 1
@@ -96,17 +99,20 @@ class TrainerTest(unittest.TestCase):
         self.assertEqual(h["st"], 200, (verb, body, h))
         return b
 
-    def run_train(self, spec, run_id=None, msgpack_spec=False, out=None, fail=False):
+    def run_train(self, spec, run_id=None, msgpack_spec=False, out=None, fail=False,
+                  endpoint=False, args=()):
         out = out or tempfile.mkdtemp(dir=self.tmp)
         path = os.path.join(out, "spec.mp" if msgpack_spec else "spec.json")
         with open(path, "wb") as f:
             # YAML is a superset of JSON: the YAML path reads this too.
             f.write(msgpack.packb(spec) if msgpack_spec else json.dumps(spec).encode())
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        if run_id or endpoint:
+            env.update(CAIRN_ENDPOINT=self.k.endpoint)
         if run_id:
-            env.update(CAIRN_RUN_ID=run_id, CAIRN_ENDPOINT=self.k.endpoint)
+            env.update(CAIRN_RUN_ID=run_id)
         model = os.path.join(out, "model")
-        p = subprocess.run([TRAIN, "--out", model, path], env=env, capture_output=True,
+        p = subprocess.run([TRAIN, "--out", model, *args, path], env=env, capture_output=True,
                            text=True, timeout=60)
         if fail:
             self.assertNotEqual(p.returncode, 0, p.stdout)
@@ -171,6 +177,17 @@ class TrainerTest(unittest.TestCase):
             {"max_depth": 4, "learning_rate": 0.2, "subsample": 0.8}, "rmse", seed=11)
         with open(os.path.join(model, "MLmodel")) as f:
             self.assertIn("xgboost", f.read())
+        # UBJSON by --format: the same model.
+        spec = {"data": self.diab, "target": "target", "task": "regression",
+                "hyperparameters": {"max_depth": 4, "num_boost_round": 5, "nthread": 2}}
+        ubj, card = self.run_train(spec, args=("--format", "ubj"))
+        js, _ = self.run_train(spec)
+        self.assertEqual(card["model_file"], "model.ubj")
+        x, _, names = read_csv(self.diab, "target")
+        d = xgb.DMatrix(x, feature_names=names)
+        np.testing.assert_array_equal(
+            xgb.Booster(model_file=os.path.join(ubj, "model.ubj")).predict(d),
+            xgb.Booster(model_file=os.path.join(js, "model.json")).predict(d))
 
     def test_in_a_run_logs_each_round_uploads_and_registers(self):
         rid = self.new_run()
@@ -192,6 +209,31 @@ class TrainerTest(unittest.TestCase):
         v = self.ok("registry", "get_model_version", {"name": name, "version": 1})
         mv = v.get("model_version", v)
         self.assertEqual((mv["source"], mv["flavor"]), (f"runs:/{rid}/model", "xgboost"))
+
+    def test_data_reference_is_resolved(self):
+        rid = self.new_run()
+        with open(self.bc, "rb") as f:
+            self.ok("artifacts", "put_artifact", {"run_id": rid, "path": "d/bc.csv",
+                                                  "data": f.read(), "offset": 0,
+                                                  "done": True})
+        name = "bc-" + os.urandom(3).hex()
+        reg = Registry(self.k.endpoint)
+        try:
+            reg.create_data_asset(name, f"runs:/{rid}/d/bc.csv", type="table")
+        finally:
+            reg.close()
+        spec = {"data": f"data:{name}@latest", "target": "target",
+                "task": "classification", "hyperparameters": {"num_boost_round": 3}}
+        _, card = self.run_train(spec, endpoint=True)
+        self.assertEqual((card["data"]["rows"], card["result"]["rounds"]), (569, 3))
+        # Inside a run the input is logged too (lineage), and the run's params.
+        run2 = self.new_run()
+        self.run_train(spec, run_id=run2)
+        params = {p["key"]: p["value"] for p in
+                  self.ok("tracking", "get_run", {"run_id": run2})["run"]["data"]["params"]}
+        self.assertEqual(params["data"], f"data:{name}@latest")
+        err = self.run_train(dict(spec, data="data:nope:1"), endpoint=True, fail=True)
+        self.assertIn("nope", err)
 
     def test_folds_and_early_stopping(self):
         _, card = self.run_train({"data": self.bc, "target": "target",
