@@ -170,8 +170,26 @@ static int s_ridge(linear_model_t *m, const double *z, const float *y, size_t n,
     return 0;
 }
 
+/* The penalised objective sum(logloss) + |w|^2 / (2C) at w (d + 1). */
+static double s_logistic_loss(const double *w, const double *z, const float *y,
+                              size_t n, size_t d, float cls, double inv_c)
+{
+    double loss = 0;
+    for (size_t j = 0; j < d; j++) loss += 0.5 * inv_c * w[j] * w[j];
+    for (size_t i = 0; i < n; i++) {
+        double s = w[d];
+        for (size_t j = 0; j < d; j++) s += w[j] * z[i * d + j];
+        /* log(1 + e^-m) for margin m, without overflow */
+        double m = y[i] == cls ? s : -s;
+        loss += m > 0 ? log1p(exp(-m)) : -m + log1p(exp(m));
+    }
+    return loss;
+}
+
 /* Binary logistic regression of (y == cls) by Newton's method into coef
- * row r: w and the intercept as one vector of d + 1. */
+ * row r: w and the intercept as one vector of d + 1. A step that does not
+ * lower the objective is halved (from w = 0 a full step can overshoot when
+ * the penalty is weak). */
 static int s_logistic(linear_model_t *m, size_t row, const double *z, const float *y,
                       size_t n, float cls, const trainer_config_t *c)
 {
@@ -201,11 +219,13 @@ static int s_logistic(linear_model_t *m, size_t row, const double *z, const floa
         for (size_t j = 0; j < p; j++)
             for (size_t k = 0; k < j; k++) h[k * p + j] = h[j * p + k];
         if (s_cholesky_solve(h, g, p) != 0) goto done;
-        double step = 0;
-        for (size_t j = 0; j < p; j++) {
-            w[j] -= g[j];
-            step = fmax(step, fabs(g[j]));
+        double before = s_logistic_loss(w, z, y, n, d, cls, inv_c), scale = 1, step = 0;
+        for (int half = 0; half < 30; half++, scale /= 2) {
+            for (size_t j = 0; j < p; j++) w[j] -= scale * g[j];
+            if (s_logistic_loss(w, z, y, n, d, cls, inv_c) <= before) break;
+            for (size_t j = 0; j < p; j++) w[j] += scale * g[j];
         }
+        for (size_t j = 0; j < p; j++) step = fmax(step, fabs(scale * g[j]));
         if (step < c->linear_tol) break;
     }
     memcpy(m->coef + row * d, w, d * sizeof *w);

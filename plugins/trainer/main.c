@@ -92,7 +92,8 @@ static int s_csv_in(const char *path, char **out, cairn_err_t *err)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_FILE,
                              "data: the resolved path %s cannot be read: %s", path,
                              strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return (*out = strdup(path)) ? 0 : -1;
+    if (!S_ISDIR(st.st_mode))
+        return (*out = strdup(path)) ? 0 : cairn_err_oom(err, "for the data's path");
     DIR *d = opendir(path);
     if (!d)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_LOCAL_FILE,

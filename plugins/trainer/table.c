@@ -209,12 +209,16 @@ static int s_grow_rows(trainer_table_t *t, cairn_err_t *err)
     for (size_t i = 0; i < t->ncols; i++) {
         col_t *c = &t->cols[i];
         if (i == t->target) continue;
-        /* Both arrays: a column may turn categorical later in this pass. */
-        float *num = realloc(c->num, cap * sizeof *num);
-        if (num) c->num = num;
-        uint32_t *code = num ? realloc(c->code, cap * sizeof *code) : NULL;
-        if (code) c->code = code;
-        if (!num || !code) return s_oom(err);
+        /* Only the array of the column's kind (s_to_category swaps them). */
+        if (c->kind == COL_NUMBER) {
+            float *num = realloc(c->num, cap * sizeof *num);
+            if (!num) return s_oom(err);
+            c->num = num;
+        } else {
+            uint32_t *code = realloc(c->code, cap * sizeof *code);
+            if (!code) return s_oom(err);
+            c->code = code;
+        }
     }
     float *label = realloc(t->label, cap * sizeof *label);
     if (!label) return s_oom(err);
@@ -292,11 +296,17 @@ static int s_label(loader_t *l, uint64_t line, const cairn_csv_field_t *f,
 
 /* A column turns categorical: its cells so far become missing codes, and a
  * second pass reads them again when any was a number. */
-static void s_to_category(trainer_table_t *t, col_t *c)
+static int s_to_category(trainer_table_t *t, col_t *c, cairn_err_t *err)
 {
+    uint32_t *code = malloc(t->cap * sizeof *code);
+    if (!code) return s_oom(err);
+    for (size_t r = 0; r < t->rows; r++) code[r] = MISSING_CODE;
+    free(c->num);
+    c->num = NULL;
+    c->code = code;
     c->kind = COL_CATEGORY;
-    for (size_t r = 0; r < t->rows; r++) c->code[r] = MISSING_CODE;
     if (c->numbers_stored) t->late_category = true;
+    return 0;
 }
 
 static int s_category(loader_t *l, col_t *c, const cairn_csv_field_t *f,
@@ -321,8 +331,10 @@ static int s_cell(loader_t *l, uint64_t line, col_t *c, const cairn_csv_field_t 
     trainer_table_t *t = l->t;
     if (f->len == 0) {
         c->missing = true;
-        c->num[t->rows] = NAN;
-        c->code[t->rows] = MISSING_CODE;
+        if (c->kind == COL_NUMBER)
+            c->num[t->rows] = NAN;
+        else
+            c->code[t->rows] = MISSING_CODE;
         return 0;
     }
     if (c->kind == COL_CATEGORY) return s_category(l, c, f, err);
@@ -348,7 +360,7 @@ static int s_cell(loader_t *l, uint64_t line, col_t *c, const cairn_csv_field_t 
         c->numbers_stored = c->saw_bool = true;
         return 0;
     }
-    s_to_category(t, c);
+    if (s_to_category(t, c, err) != 0) return -1;
     return s_category(l, c, f, err);
 }
 

@@ -141,6 +141,10 @@ int trainer_train(const trainer_table_t *t, const trainer_config_t *c,
                   cairn_err_t *err)
 {
     *out = NULL;
+    if (!trainer_table_features(t))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "data: no columns besides the target \"%s\" to learn from",
+                             c->target);
     rowsets_t rs;
     if (s_rowsets(trainer_table_rows(t), c, &rs, err) != 0) return -1;
     trainer_result_t *r = trainer_result_new(c->algo, trainer_table_features(t));

@@ -18,8 +18,9 @@ import unittest
 import msgpack
 import numpy as np
 import xgboost as xgb
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -62,15 +63,20 @@ def export(frame, path):
 
 
 def read_csv(path, target):
-    """The CSV as cairn-train reads it: each cell as strtod, then float32."""
+    """The CSV as cairn-train reads it: each cell as strtod, then float32;
+    text labels as classes in byte order."""
     with open(path) as f:
         rows = list(csv.reader(f))
     names = rows[0]
     t = names.index(target)
-    data = np.array([[float(c) for c in r] for r in rows[1:]])
-    x = np.delete(data, t, axis=1).astype(np.float32)
-    y = data[:, t].astype(np.float32)
-    return x, y, [n for n in names if n != target]
+    labels = [r[t] for r in rows[1:]]
+    try:
+        y = np.array([float(v) for v in labels])
+    except ValueError:
+        classes = sorted(set(labels))
+        y = np.array([classes.index(v) for v in labels], dtype=np.float64)
+    data = np.array([[float(c) for i, c in enumerate(r) if i != t] for r in rows[1:]])
+    return data.astype(np.float32), y.astype(np.float32), [n for n in names if n != target]
 
 
 class TrainerTest(unittest.TestCase):
@@ -81,6 +87,11 @@ class TrainerTest(unittest.TestCase):
         bc.columns = [c.replace(" ", "_") for c in bc.columns]
         cls.bc = os.path.join(cls.tmp, "bc.csv")
         export(bc, cls.bc)
+        iris = load_iris(as_frame=True).frame
+        iris.columns = [c.replace(" ", "_").replace("_(cm)", "") for c in iris.columns]
+        iris["target"] = iris["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+        cls.iris = os.path.join(cls.tmp, "iris.csv")
+        export(iris, cls.iris)
         cls.diab = os.path.join(cls.tmp, "diabetes.csv")
         export(load_diabetes(as_frame=True).frame, cls.diab)
         svc = "".join(f"  {s}:\n    plugin: {p}\n    mode: inproc\n"
@@ -148,7 +159,10 @@ class TrainerTest(unittest.TestCase):
         model, card = self.run_train(spec, run_id=run_id, msgpack_spec=bool(run_id))
         # The trainer's default objectives (docs/TRAINER.md), said to Python.
         obj = "binary:logistic" if task == "classification" else "reg:squarederror"
-        bst, res, dva = self.python_xgb(path, target, dict(params, objective=obj), rounds,
+        extra = {"objective": obj}
+        if metric == "mlogloss":
+            extra = {"objective": "multi:softprob", "num_class": 3}
+        bst, res, dva = self.python_xgb(path, target, dict(params, **extra), rounds,
                                         seed, split)
         want = res["validation"][metric][-1]
         self.assertEqual(card["result"]["metric"], metric)
@@ -170,6 +184,25 @@ class TrainerTest(unittest.TestCase):
         self.assertTrue(any(v for v in card["feature_importances"]["gain"].values()))
         self.assertEqual(card["library"], "xgboost 1.7.4")
         self.assertEqual((card["data"]["rows"], card["seed"]), (569, 7))
+
+    def test_iris_three_classes_match_python_xgboost(self):
+        _, card, _ = self.check_same_as_python(self.iris, "target", "classification",
+                                               {"max_depth": 2}, "mlogloss", seed=2)
+        self.assertEqual(card["signature"]["output"]["classes"],
+                         ["setosa", "versicolor", "virginica"])
+        # The linear algorithm: one-vs-rest logistic, as scikit-learn's.
+        _, card = self.run_train({"data": self.iris, "target": "target",
+                                  "task": "classification", "algorithm": "linear",
+                                  "validation": {"split": 0.3}, "seed": 2})
+        x, y, _ = read_csv(self.iris, "target")
+        tr, va = split_rows(len(y), 2, 0.3)
+        sc = StandardScaler().fit(x[tr].astype(np.float64))
+        m = OneVsRestClassifier(LogisticRegression(tol=1e-10, max_iter=10000))
+        p = m.fit(sc.transform(x[tr]), y[tr]).predict_proba(sc.transform(x[va]))
+        ll = float(-np.mean(np.log(np.clip(p[np.arange(len(va)), y[va].astype(int)],
+                                           1e-15, 1))))
+        self.assertEqual(card["result"]["metric"], "mlogloss")
+        self.assertAlmostEqual(card["result"]["value"] / ll, 1.0, delta=1e-3)
 
     def test_diabetes_matches_python_xgboost(self):
         model, card, _ = self.check_same_as_python(
@@ -289,6 +322,14 @@ class TrainerTest(unittest.TestCase):
         for extra, want in cases:
             err = self.run_train(dict(base, **extra), fail=True)
             self.assertIn(want, err, extra)
+        only = os.path.join(self.tmp, "only_target.csv")
+        with open(only, "w") as f:
+            f.write("y\n1\n2\n3\n")
+        err = self.run_train({"data": only, "target": "y", "task": "regression"}, fail=True)
+        self.assertIn('data: no columns besides the target "y"', err)
+        err = self.run_train(dict(base, hyperparameters={"objective": "binary:logistic"},
+                                  data=self.iris), fail=True)
+        self.assertIn("hyperparameters.objective: binary:logistic needs 2 classes", err)
         err = self.run_train({"target": "t", "task": "regression"}, fail=True)
         self.assertIn("data: is required", err)
 
