@@ -23,6 +23,7 @@
 #include <msgpack.h>
 
 #include "cairn/client.h"
+#include "cairn/msg.h"
 #include "cairn/registry.h"
 #include "cairn/tracking.h"
 #include "card.h"
@@ -76,6 +77,9 @@ static int s_read_spec(const char *path, msgpack_sbuffer *sb, msgpack_unpacked *
     }
     free(buf);
     if (rc != 0) return -1;
+    /* Its shape first: a few bytes declaring a huge map must not make
+     * msgpack-c allocate gigabytes. */
+    if (cairn_msgpack_check(sb->data, sb->size, err) != 0) return -1;
     size_t off = 0;
     if (msgpack_unpack_next(u, sb->data, sb->size, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != sb->size)

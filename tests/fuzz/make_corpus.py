@@ -303,6 +303,27 @@ def trainer_tables():
     w("inf", 1, b"a,y\ninf,2\n")
 
 
+def trainer_configs():
+    """A train job's spec; the first byte: 0 YAML, else msgpack."""
+    t = "fuzz_trainer_config"
+    write(t, "yaml_full", b"\x00" + b"type: train\ndata: data:churn@latest\ntarget: churned\n"
+          b"task: classification\nalgorithm: xgboost\nhyperparameters:\n  max_depth: 6\n"
+          b"  learning_rate: 0.1\n  eval_metric: [auc, logloss]\n"
+          b"  early_stopping_rounds: 5\nvalidation: {split: 0.2}\nseed: 42\n"
+          b"register_model: churn\n")
+    write(t, "yaml_linear_folds", b"\x00data: d.csv\ntarget: y\ntask: regression\n"
+          b"algorithm: linear\nhyperparameters: {alpha: 0.5}\nvalidation: {folds: 5}\n")
+    write(t, "mp_min", b"\x01" + pack({"data": "d.csv", "target": "y",
+                                         "task": "regression"}))
+    write(t, "mp_bad_split", b"\x01" + pack({"data": "d.csv", "target": "y",
+                                               "task": "regression",
+                                               "validation": {"split": 1.5}}))
+    write(t, "mp_alias_twice", b"\x01" + pack({"data": "d", "target": "y",
+                                                 "task": "classification",
+                                                 "hyperparameters": {"eta": 0.1,
+                                                                     "learning_rate": 0.2}}))
+
+
 def mpuname():
     """A multipart upload's file names, part numbers and etags
     (plugins/storage/mpuname.h)."""
@@ -367,7 +388,8 @@ GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
              "fuzz_csv": csvs, "fuzz_mpuname": mpuname,
-             "fuzz_trainer_table": trainer_tables}
+             "fuzz_trainer_table": trainer_tables,
+             "fuzz_trainer_config": trainer_configs}
 
 if __name__ == "__main__":
     import sys
