@@ -274,6 +274,21 @@ class TrainerTest(unittest.TestCase):
                                   "validation": {"folds": 3}, "seed": 3,
                                   "hyperparameters": {"num_boost_round": 5, "nthread": 2}})
         self.assertEqual((card["validation"], card["result"]["rounds"]), ({"folds": 3}, 5))
+        # The fold mean, as docs/TRAINER.md's folds give it to Python.
+        x, y, names = read_csv(self.bc, "target")
+        perm, n, k = permutation(len(y), 3), len(y), 3
+        vals = []
+        for f in range(k):
+            lo, hi = f * n // k, (f + 1) * n // k
+            tr, va = perm[:lo] + perm[hi:], perm[lo:hi]
+            dtr = xgb.DMatrix(x[tr], label=y[tr], feature_names=names, nthread=2)
+            dva = xgb.DMatrix(x[va], label=y[va], feature_names=names, nthread=2)
+            res = {}
+            xgb.train({"objective": "binary:logistic", "tree_method": "hist", "seed": 3,
+                       "nthread": 2}, dtr, 5, evals=[(dtr, "train"), (dva, "validation")],
+                      evals_result=res, verbose_eval=False)
+            vals.append(res["validation"]["logloss"][-1])
+        self.assertAlmostEqual(card["result"]["value"], sum(vals) / k, delta=1e-6)
         _, card = self.run_train({"data": self.bc, "target": "target",
                                   "task": "classification",
                                   "hyperparameters": {"num_boost_round": 500, "eta": 0.5,
