@@ -286,6 +286,44 @@ def csvs():
     w("lone_cr", ",", b"a,b\r1,2\r")
 
 
+def trainer_tables():
+    """A train job's CSV; the first byte: bit 0 regression, bit 1 XGBoost
+    categoricals, bit 2 the target is the first header cell (else "y")."""
+    t = "fuzz_trainer_table"
+    def w(name, flags, text):
+        write(t, name, bytes([flags]) + text)
+    w("classes", 0, b"a,color,y,flag\n1.5,red,yes,true\n,blue,no,FALSE\n3,,yes,\n")
+    w("regression", 1, b"x1,x2,y\n0.1,2e3,1.5\n-4,,2\n")
+    w("categorical_late", 3, b"b,y\n1,0.5\n2,1.5\nzz,2\n")
+    w("first_is_target", 4, b"label,v\n1,0.5\n0,0.25\n")
+    w("quoted_bom", 1, b'\xef\xbb\xbf"a",y\r\n"1.25",1\r\n\r\n"x,y",2\r\n')
+    w("one_class", 0, b"a,y\n1,k\n2,k\n")
+    w("empty_target", 1, b"a,y\n1,\n")
+    w("no_target", 0, b"a,b\n1,2\n")
+    w("inf", 1, b"a,y\ninf,2\n")
+
+
+def trainer_configs():
+    """A train job's spec; the first byte: 0 YAML, else msgpack."""
+    t = "fuzz_trainer_config"
+    write(t, "yaml_full", b"\x00" + b"type: train\ndata: data:churn@latest\ntarget: churned\n"
+          b"task: classification\nalgorithm: xgboost\nhyperparameters:\n  max_depth: 6\n"
+          b"  learning_rate: 0.1\n  eval_metric: [auc, logloss]\n"
+          b"  early_stopping_rounds: 5\nvalidation: {split: 0.2}\nseed: 42\n"
+          b"register_model: churn\n")
+    write(t, "yaml_linear_folds", b"\x00data: d.csv\ntarget: y\ntask: regression\n"
+          b"algorithm: linear\nhyperparameters: {alpha: 0.5}\nvalidation: {folds: 5}\n")
+    write(t, "mp_min", b"\x01" + pack({"data": "d.csv", "target": "y",
+                                         "task": "regression"}))
+    write(t, "mp_bad_split", b"\x01" + pack({"data": "d.csv", "target": "y",
+                                               "task": "regression",
+                                               "validation": {"split": 1.5}}))
+    write(t, "mp_alias_twice", b"\x01" + pack({"data": "d", "target": "y",
+                                                 "task": "classification",
+                                                 "hyperparameters": {"eta": 0.1,
+                                                                     "learning_rate": 0.2}}))
+
+
 def mpuname():
     """A multipart upload's file names, part numbers and etags
     (plugins/storage/mpuname.h)."""
@@ -382,7 +420,9 @@ def ignores():
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
-             "fuzz_csv": csvs, "fuzz_mpuname": mpuname, "fuzz_ignore": ignores}
+             "fuzz_csv": csvs, "fuzz_mpuname": mpuname, "fuzz_ignore": ignores,
+             "fuzz_trainer_table": trainer_tables,
+             "fuzz_trainer_config": trainer_configs}
 
 if __name__ == "__main__":
     import sys
