@@ -117,6 +117,7 @@ typedef struct compute {
     char shim[PATH_MAX];            /* the supervisor's executable */
     char mpirun[PATH_MAX];          /* Open MPI's mpirun; "": none here */
     char jobenv[PATH_MAX];          /* cairn-job-env, beside the supervisor */
+    char trainer[PATH_MAX];         /* cairn-train (type: train), beside it too */
     int64_t code_max_bytes;         /* a job's code snapshot, at most */
     char cgroup_dir[PATH_MAX];      /* ROOT/cairn-jobs; "": no cgroups (rlimits) */
     char cgroup_why[PATH_MAX + 64]; /* why not, when not */

@@ -37,6 +37,7 @@ typedef struct found {
     char *path;                    /* the absolute path, once found */
     char ref[JOB_TEXT_MAX + 1];    /* a reference as written, then canonical */
     bool folder, data, env;        /* data: a data asset; env: the environment */
+    bool top; /* key is the spec's own (a train job's data): its value replaced */
 } found_t;
 
 struct job_inputs {
@@ -205,6 +206,13 @@ static int s_repack(job_inputs_t *r, cairn_err_t *err)
             cairn_pack_cstr(&pk, env->ref); /* canonical: env:NAME:VERSION */
             continue;
         }
+        const found_t *top = NULL;
+        for (size_t x = 0; x < r->n && !top; x++)
+            if (r->v[x].top && r->v[x].key == &kv->key) top = &r->v[x];
+        if (top) {
+            cairn_pack_cstr(&pk, top->path);
+            continue;
+        }
         if (!cairn_obj_is_str(&kv->key, "inputs")) {
             msgpack_pack_object(&pk, kv->val);
             continue;
@@ -277,12 +285,35 @@ static void s_collect_env(job_inputs_t *r)
     snprintf(f->ref, sizeof f->ref, "%.*s", (int)e->via.str.size, e->via.str.ptr);
 }
 
+/* A train job's data, when a local file: found as a uri_file input is
+ * (a data: reference is left to the trainer, which resolves it). */
+static int s_collect_train_data(job_inputs_t *r, const char *base_dir, cairn_err_t *err)
+{
+    const msgpack_object *spec = &r->u.data;
+    if (!cairn_obj_is_str(cairn_obj_get(spec, "type"), "train")) return 0;
+    for (uint32_t i = 0; i < spec->via.map.size; i++) {
+        const msgpack_object_kv *kv = &spec->via.map.ptr[i];
+        if (!cairn_obj_is_str(&kv->key, "data") || kv->val.type != MSGPACK_OBJECT_STR ||
+            (kv->val.via.str.size >= 5 && !memcmp(kv->val.via.str.ptr, DATA_PREFIX, 5)))
+            continue;
+        found_t *f = &r->v[r->n++];
+        *f = (found_t){.key = &kv->key, .top = true};
+        snprintf(f->field, sizeof f->field, "data");
+        char written[JOB_PATH_MAX + 1];
+        snprintf(written, sizeof written, "%.*s", (int)kv->val.via.str.size,
+                 kv->val.via.str.ptr);
+        return s_local(r, f, written, base_dir, err);
+    }
+    return 0;
+}
+
 static int s_collect(job_inputs_t *r, const char *base_dir, cairn_err_t *err)
 {
     const msgpack_object *in = cairn_obj_get(&r->u.data, "inputs");
     uint32_t n = in && in->type == MSGPACK_OBJECT_MAP ? in->via.map.size : 0;
-    if (!(r->v = calloc(n + 2, sizeof *r->v))) return cairn_err_oom(err, NULL);
+    if (!(r->v = calloc(n + 3, sizeof *r->v))) return cairn_err_oom(err, NULL);
     s_collect_env(r);
+    if (s_collect_train_data(r, base_dir, err) != 0) return -1;
     for (uint32_t i = 0; i < n; i++) {
         cairn_str_t path;
         found_t *f = &r->v[r->n];

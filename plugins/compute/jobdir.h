@@ -76,5 +76,7 @@
 
 #define JOB_SHIM_NAME "cairn-job-shim"
 #define JOB_ENV_NAME "cairn-job-env"
+#define JOB_TRAIN_NAME "cairn-train"
+#define JOB_TRAIN_SPEC "train.mp" /* a train job's whole spec, for cairn-train */
 
 #endif

@@ -68,6 +68,21 @@ static int s_write_file(const char *dir, const char *name, const void *p, size_t
     return 0;
 }
 
+/* dir/name holds map, packed (a train job's spec for cairn-train). */
+static int s_write_map(const char *dir, const char *name, const msgpack_object *map,
+                       cairn_err_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *map);
+    int rc = sb.data ? s_write_file(dir, name, sb.data, sb.size, err)
+                     : cairn_err_oom(err, NULL);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 /* Variables a job inherits from this process when set here. */
 static const char *const s_inherit[] = {"PATH",       "HOME", "LANG",    "LC_ALL",
                                         "TZ",         "USER", "LOGNAME", "TMPDIR",
@@ -241,7 +256,18 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
     msgpack_sbuffer_init(&env);
     s_env(c, j, spec, token, &env);
     char *mpi = spec->mpi_ranks ? s_mpi_command(c, spec) : NULL;
+    char train[2 * PATH_MAX + 64];
     const char *cmd = mpi ? mpi : spec->command;
+    if (spec->train) { /* the built-in trainer, given the whole spec */
+        snprintf(train, sizeof train, "exec '%s' '%s/%s'", c->trainer, dir,
+                 JOB_TRAIN_SPEC);
+        cmd = train;
+        if (s_write_map(dir, JOB_TRAIN_SPEC, spec->map, err) != 0) {
+            free(mpi);
+            msgpack_sbuffer_destroy(&env);
+            return -1;
+        }
+    }
     msgpack_sbuffer prelude;
     msgpack_sbuffer_init(&prelude);
     s_prelude(spec, &prelude);

@@ -123,6 +123,8 @@ static int s_find_shim(compute_t *c, const char *setting, cairn_err_t *err)
     char shim_dir[PATH_MAX];
     snprintf(shim_dir, sizeof shim_dir, "%s", c->shim);
     snprintf(c->jobenv, sizeof c->jobenv, "%s/%s", dirname(shim_dir), JOB_ENV_NAME);
+    snprintf(shim_dir, sizeof shim_dir, "%s", c->shim);
+    snprintf(c->trainer, sizeof c->trainer, "%s/%s", dirname(shim_dir), JOB_TRAIN_NAME);
     if (access(c->shim, X_OK) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
                              "the job supervisor %s cannot be run: %s (settings.shim)",

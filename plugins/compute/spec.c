@@ -619,12 +619,24 @@ static const char *const s_known[] = {"$schema",
                                       "code",
                                       NULL};
 
-static int s_keys(const msgpack_object *map, cairn_err_t *err)
+/* Keys of a command job that a train job (the built-in trainer) has no
+ * use for: refused by name rather than ignored. */
+static const char *const s_not_train[] = {"command", "inputs",       "outputs",
+                                          "code",    "distribution", NULL};
+
+static int s_keys(const msgpack_object *map, bool train, cairn_err_t *err)
 {
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return s_bad(err, "spec", "keys must be strings");
+        for (const char *const *n = s_not_train; train && *n; n++)
+            if (s_key_is(k, *n))
+                return s_bad(
+                    err, *n,
+                    "not a field of a train job (it runs the built-in trainer: "
+                    "data, target, task, ...)");
+        if (train && trainer_config_key(k->via.str.ptr, k->via.str.size)) continue;
         bool known = false;
         for (const char *const *n = s_known; *n && !known; n++) known = s_key_is(k, *n);
         if (known) continue;
@@ -635,7 +647,8 @@ static int s_keys(const msgpack_object *map, cairn_err_t *err)
                              "not run by this Cairn yet; remove it to run the job "
                              "without it");
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "%.*s: not a field of a command job", len, k->via.str.ptr);
+                             "%.*s: not a field of a %s job", len, k->via.str.ptr,
+                             train ? "train" : "command");
     }
     return 0;
 }
@@ -654,10 +667,9 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
 {
     cairn_str_t type = {"command", 7};
     if (s_text(spec, "type", "type", 32, &type, err) < 0) return -1;
-    if (cairn_str_eq(type, "train"))
-        return s_bad(err, "type",
-                     "train jobs need the trainer, which this Cairn lacks yet");
-    if (!cairn_str_eq(type, "command")) return s_bad(err, "type", "must be command");
+    s->train = cairn_str_eq(type, "train");
+    if (!s->train && !cairn_str_eq(type, "command"))
+        return s_bad(err, "type", "must be command or train");
     if (s_text(spec, "name", "name", JOB_NAME_MAX, &s->name, err) < 0) return -1;
     if (s->name.len && !job_name_ok(s->name.ptr, s->name.len))
         return s_bad(
@@ -704,14 +716,27 @@ static int s_head(const msgpack_object *spec, job_spec_t *s, cairn_err_t *err)
     return 0;
 }
 
+/* A train job: its trainer keys checked by the trainer's own reader; its
+ * command is the trainer's, made at launch (a stand-in here). */
+static int s_train(const msgpack_object *spec, job_spec_t *out, cairn_err_t *err)
+{
+    trainer_config_t *cfg = malloc(sizeof *cfg);
+    if (!cfg) return cairn_err_oom(err, NULL);
+    int rc = trainer_config_read(spec, cfg, err);
+    free(cfg);
+    if (rc != 0) return -1;
+    if (!(out->command = strdup("cairn-train"))) return cairn_err_oom(err, NULL);
+    return 0;
+}
+
 int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_t *out,
                   cairn_err_t *err)
 {
-    *out = (job_spec_t){0};
+    *out = (job_spec_t){.map = spec};
     if (!spec || spec->type != MSGPACK_OBJECT_MAP)
         return s_bad(err, "spec", "must be a map (a command job's YAML)");
     cairn_str_t cmd = {0};
-    if (s_head(spec, out, err) != 0 || s_keys(spec, err) != 0 ||
+    if (s_head(spec, out, err) != 0 || s_keys(spec, out->train, err) != 0 ||
         s_str_map(spec, "tags", false, &out->tags, err) < 0 ||
         s_str_map(spec, "environment_variables", true, &out->env, err) < 0 ||
         s_inputs(spec, &out->inputs, err) < 0 ||
@@ -719,6 +744,7 @@ int job_spec_read(const msgpack_object *spec, const char *outputs_dir, job_spec_
         s_limits(spec, out, err) != 0 || s_distribution(spec, out, err) != 0 ||
         s_environment(spec, out, err) != 0 || s_secrets(spec, out, err) != 0)
         return -1;
+    if (out->train) return s_train(spec, out, err);
     int rc = s_text(spec, "command", "command", JOB_COMMAND_MAX, &cmd, err);
     if (rc < 0) return -1;
     if (rc == 1 || cmd.len == 0) return s_bad(err, "command", "is required");

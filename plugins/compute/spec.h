@@ -21,6 +21,7 @@
 
 #include "cairn/err.h"
 #include "cairn/msg.h"
+#include "config.h" /* the trainer's keys (plugins/trainer) */
 
 #define JOB_NAME_MAX 64
 #define JOB_TEXT_MAX 256         /* display_name, experiment_name, a tag */
@@ -48,6 +49,8 @@ typedef struct job_spec {
     const msgpack_object *outputs; /* outputs, or NULL */
     cairn_str_t environment;       /* env:NAME:VERSION (or @ALIAS); empty: none */
     cairn_str_t code;              /* a folder to snapshot; empty: none */
+    bool train;                    /* type: train (the built-in trainer) */
+    const msgpack_object *map;     /* the whole spec, as read */
     const msgpack_object *secrets; /* [NAME] or {VAR: NAME}, or NULL */
     char *command;                 /* after ${{inputs.x}}: a heap string */
     uint64_t timeout_s;            /* 0: none */

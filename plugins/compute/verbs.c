@@ -313,6 +313,10 @@ int jobs_submit(void *state, cairn_req_t *req, cairn_err_t *err)
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "spec must be a map (a command job's YAML)");
     if (rc == 0) rc = job_spec_read(&u.data, NULL, &sp, err);
+    if (rc == 0 && sp.train && access(c->trainer, X_OK) != 0)
+        rc = cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "type: train needs the trainer, %s, which cannot be run here", c->trainer);
     if (rc == 0 && sp.mpi_ranks && !c->mpirun[0])
         rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                            "distribution: Open MPI's mpirun is not installed on this "
