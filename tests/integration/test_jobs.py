@@ -616,7 +616,8 @@ class BadSpecs(JobsCase):
         self.bad({"command": "true", "identity": {"type": "managed"}},
                  ["identity: not run by this Cairn yet"])
         self.bad({"command": "true", "retries": -1}, ["retries: must be an integer"])
-        self.bad({"type": "train", "data": "x.csv"}, ["type: train"])
+        self.bad({"type": "train", "data": "x.csv"}, ["target: is required"])
+        self.bad({"type": "batch", "command": "x"}, ["type: must be command or train"])
         self.bad({"name": "x"}, ["command: is required"])
         self.bad({"command": "true", "name": "../etc"}, ["name: must be"])
         self.bad({"command": "echo ${{inputs.nope}}"}, ["${{inputs.nope}} names no input"])
