@@ -1,12 +1,13 @@
 /* A job's directory written and its supervisor started (compute.h,
- * jobdir.h). The supervisor is started detached: a first child makes a
- * session of its own and forks the shim, then exits, so that the shim is
- * nobody's child here and outlives this process, the plugin host and
- * cairnd alike. */
+ * jobdir.h). The supervisor is started detached: spawned with --detach, it
+ * forks at once, its first process exits (reaped here) and the second
+ * makes a session of its own, so that the shim is nobody's child here and
+ * outlives this process, the plugin host and cairnd alike. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,38 +304,38 @@ static void s_clear(const char *dir)
     }
 }
 
-/* Start the shim detached (see the top of this file). */
+/* Start the shim detached: posix_spawn (a vfork, cheap however large this
+ * process is) of `cairn-job-shim --detach`, which forks at once and whose
+ * first process exits: reaped here, the shim is left nobody's child. */
 static int s_spawn(const compute_t *c, const char *dir, cairn_err_t *err)
 {
-    pid_t first = fork();
-    if (first < 0) return s_errno(err, "start the supervisor of", dir);
-    if (first == 0) {
-        /* Only async-signal-safe calls from here on. */
-        setsid();
-        pid_t shim = fork();
-        if (shim == 0) {
-            sigset_t none;
-            sigemptyset(&none);
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            int null = open("/dev/null", O_RDWR);
-            if (null >= 0) {
-                dup2(null, 0);
-                dup2(null, 1);
-                dup2(null, 2);
-            }
-            char *const argv[] = {(char *)JOB_SHIM_NAME, (char *)"--dir", (char *)dir,
-                                  NULL};
-            execv(c->shim, argv);
-            _exit(127);
-        }
-        _exit(shim < 0 ? 1 : 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    for (int fd = 0; fd <= 2; fd++)
+        posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    char *const argv[] = {(char *)JOB_SHIM_NAME, (char *)"--detach", (char *)"--dir",
+                          (char *)dir, NULL};
+    pid_t first;
+    int rc = posix_spawn(&first, c->shim, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0) {
+        errno = rc;
+        return s_errno(err, "start the supervisor of", dir);
     }
     int status = 0;
     while (waitpid(first, &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
-                             "cannot start the supervisor of %s (fork failed)", dir);
+                             "cannot start the supervisor of %s (exit status %d)", dir,
+                             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return 0;
 }
 

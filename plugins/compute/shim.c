@@ -651,10 +651,19 @@ static int ensure_stdio(void)
     return 0;
 }
 
-static const char *parse_args(int argc, char **argv)
+/* [--detach] --dir JOBDIR. --detach: the shim forks at once and its first
+ * process exits, so that the starter (the plugin) reaps it at once and the
+ * shim goes on as nobody's child there. */
+static const char *parse_args(int argc, char **argv, bool *detach)
 {
+    *detach = argc == 4 && strcmp(argv[1], "--detach") == 0;
+    if (*detach) {
+        argc--;
+        argv++;
+    }
     if (argc == 3 && strcmp(argv[1], "--dir") == 0 && argv[2][0] == '/') return argv[2];
-    fprintf(stderr, "usage: %s --dir JOBDIR (an absolute path)\n", JOB_SHIM_NAME);
+    fprintf(stderr, "usage: %s [--detach] --dir JOBDIR (an absolute path)\n",
+            JOB_SHIM_NAME);
     return NULL;
 }
 
@@ -740,8 +749,17 @@ int main(int argc, char **argv)
      * kernel without close_range leaves them: nothing worse than before) */
     (void)close_range(STDERR_FILENO + 1, ~0U, 0);
     if (ensure_stdio() < 0) return 1;
-    const char *dir = parse_args(argc, argv);
+    bool detach;
+    const char *dir = parse_args(argc, argv, &detach);
     if (!dir) return 2;
+    if (detach) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork: %s\n", JOB_SHIM_NAME, strerror(errno));
+            return 1;
+        }
+        if (pid > 0) _exit(0);
+    }
     if (getsid(0) != getpid() && setsid() < 0 && errno != EPERM) {
         fprintf(stderr, "%s: setsid: %s\n", JOB_SHIM_NAME, strerror(errno));
         return 1;
