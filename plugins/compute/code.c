@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "compute.h"
@@ -97,6 +99,17 @@ static int s_source(const cairn_str_t code, const char *base_dir, char *out,
     if (!S_ISDIR(st.st_mode))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "code: %.300s is not a folder", out);
+    /* the kernel's own file systems: files that block when read, or never end */
+    struct statfs fs;
+    if (statfs(out, &fs) == 0 &&
+        (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
+         fs.f_type == DEBUGFS_MAGIC || fs.f_type == TRACEFS_MAGIC ||
+         fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||
+         fs.f_type == DEVPTS_SUPER_MAGIC || fs.f_type == SECURITYFS_MAGIC))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "code: %.300s is on one of the kernel's own file systems, "
+                             "not a folder of code",
+                             out);
     return 0;
 }
 

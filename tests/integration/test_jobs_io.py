@@ -332,7 +332,8 @@ class JobsIO(unittest.TestCase):
         self.assertEqual(t2["cairn.code.hash"], t3["cairn.code.hash"])
         self.assertEqual(t2["cairn.git.dirty"], "true")
         # refused: not a folder, missing, relative without base_dir
-        for code, st in ((os.path.join(src, "main.py"), 400), ("/nonexistent-x", 400)):
+        for code, st in ((os.path.join(src, "main.py"), 400), ("/nonexistent-x", 400),
+                         ("/proc/self", 400), ("/sys/kernel", 400)):
             h = self.call("submit_job", {"spec": {"type": "command", "command": "true",
                                                   "code": code}}, st)
             self.assertTrue(h["err"].startswith("code:"), h)
