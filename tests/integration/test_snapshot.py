@@ -415,10 +415,25 @@ class Snapshot(unittest.TestCase):
             os.chmod(d, 0o755)
         os.chmod(os.path.join(src, "sub", "secret"), 0)
 
+        tool, env = self.tool, dict(os.environ)
+        if prefix:
+            # nobody may not reach the build tree (a 0700 checkout): the
+            # tool and the library it links, copied where nobody can
+            bindir = self.path("bin")
+            os.makedirs(bindir)
+            os.chmod(bindir, 0o755)
+            tool = shutil.copy(self.tool, bindir)
+            libdir = os.path.join(os.path.dirname(os.path.dirname(self.tool)), "lib")
+            for lib in os.listdir(libdir):
+                if lib.startswith("libcairn.so"):
+                    shutil.copy(os.path.join(libdir, lib), bindir)
+            env["LD_LIBRARY_PATH"] = bindir
+
         def take(dest):
-            out = subprocess.run(prefix + [self.tool, "take", src, self.path(dest),
+            out = subprocess.run(prefix + [tool, "take", src, self.path(dest),
                                            self.path(dest + ".manifest")],
-                                 check=True, capture_output=True, timeout=60).stdout
+                                 check=True, capture_output=True, timeout=60,
+                                 env=env).stdout
             return json.loads(out)
 
         res = take("d1")
