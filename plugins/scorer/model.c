@@ -76,7 +76,7 @@ static const struct {
     sm_base_t base;
 } s_objectives[] = {
     {"binary:logistic", SM_TF_SIGMOID, SM_BASE_LOGIT},
-    {"binary:logitraw", SM_TF_IDENTITY, SM_BASE_LOGIT},
+    {"binary:logitraw", SM_TF_IDENTITY, SM_BASE_AS_IS}, /* verified: as is */
     {"reg:logistic", SM_TF_SIGMOID, SM_BASE_LOGIT},
     {"reg:squarederror", SM_TF_IDENTITY, SM_BASE_AS_IS},
     {"reg:absoluteerror", SM_TF_IDENTITY, SM_BASE_AS_IS},
@@ -250,6 +250,63 @@ static bool s_is_json(const unsigned char *p, size_t len)
     return strchr(" \t\r\n\"}", p[1]) && p[1];
 }
 
+/* XGBoost writes NaN (a categorical split's condition) and may write
+ * Infinity, which JSON has not: outside strings they become null, which
+ * only a categorical split may hold. NULL (no copy needed) when none. */
+static char *s_unnan(const char *p, size_t len, size_t *outlen, cairn_err_t *err)
+{
+    if (!memmem(p, len, "NaN", 3) && !memmem(p, len, "Infinity", 8)) return NULL;
+    char *o = malloc(len + len / 3 + 16), *q = o;
+    if (!o) {
+        cairn_err_oom(err, "reading a JSON model");
+        return NULL;
+    }
+    bool in_str = false;
+    for (size_t i = 0; i < len;) {
+        char c = p[i];
+        size_t skip = 0;
+        if (in_str) {
+            if (c == '\\' && i + 1 < len)
+                *q++ = p[i++];
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (len - i >= 3 && memcmp(p + i, "NaN", 3) == 0) {
+            skip = 3;
+        } else if (len - i >= 8 && memcmp(p + i, "Infinity", 8) == 0) {
+            skip = 8;
+        }
+        if (skip) {
+            if (q > o && q[-1] == '-') q--;
+            memcpy(q, "null", 4);
+            q += 4;
+            i += skip;
+            continue;
+        }
+        *q++ = p[i++];
+    }
+    *outlen = (size_t)(q - o);
+    return o;
+}
+
+static json_t *s_json(const char *p, size_t len, cairn_err_t *err)
+{
+    size_t n = 0;
+    err->st = 0;
+    char *copy = s_unnan(p, len, &n, err);
+    if (!copy && err->st) return NULL;
+    json_error_t je;
+    json_t *root =
+        json_loadb(copy ? copy : p, copy ? n : len, JSON_REJECT_DUPLICATES, &je);
+    free(copy);
+    if (!root)
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, NULL,
+                      "the JSON model is malformed at line %d: %.200s", je.line,
+                      je.text);
+    return root;
+}
+
 int scorer_model_load_mem(const void *bytes, size_t len, scorer_model_t **out,
                           cairn_err_t *err)
 {
@@ -260,18 +317,9 @@ int scorer_model_load_mem(const void *bytes, size_t len, scorer_model_t **out,
                              SCORER_MAX_BYTES);
     if (len == 0) return s_bad(err, "the model is %s", "empty");
     json_t *root;
-    if (s_is_json(bytes, len)) {
-        json_error_t je;
-        /* jansson needs no NUL; JSON_ALLOW_NUL keeps a stray one an error of ours */
-        root = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &je);
-        if (!root)
-            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, NULL,
-                                 "the JSON model is malformed at line %d: %.200s",
-                                 je.line, je.text);
-    } else {
-        root = scorer_ubj_parse(bytes, len, err);
-        if (!root) return -1;
-    }
+    root = s_is_json(bytes, len) ? s_json(bytes, len, err)
+                                 : scorer_ubj_parse(bytes, len, err);
+    if (!root) return -1;
     scorer_model_t *m = calloc(1, sizeof *m);
     int rc = m ? s_learner(m, root, err) : cairn_err_oom(err, "loading a model");
     json_decref(root);

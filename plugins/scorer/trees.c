@@ -120,8 +120,11 @@ static int s_node(scorer_model_t *m, const sm_src_t *s, size_t i, float weight,
     const json_t *cj = json_array_get(s->cond, i);
     if (!s_int_at(s->left, i, &l) || !s_int_at(s->right, i, &r) ||
         !s_int_at(s->feat, i, &f) || !s_int_at(s->dleft, i, &dl) ||
-        !json_is_number(cj) || (s->stype && !s_int_at(s->stype, i, &st)))
+        (s->stype && !s_int_at(s->stype, i, &st)))
         return s_tree_bad(s, "a node's field is not a number", err);
+    /* NaN (null here) only as a categorical split's condition, never used */
+    if (!json_is_number(cj) && !(json_is_null(cj) && l != -1 && st == 1))
+        return s_tree_bad(s, "a split condition or leaf value is not a number", err);
     float v = (float)json_number_value(cj);
     memset(nd, 0, sizeof *nd);
     if (l == -1) { /* a leaf: its value is its split condition */

@@ -97,9 +97,7 @@ static json_t *s_string(ubj_t *u)
 
 static json_t *s_real(double d)
 {
-    if (!isfinite(d)) { /* jansson holds no NaN or inf: a string, refused later */
-        return json_string(isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
-    }
+    if (!isfinite(d)) return json_null(); /* as model.c reads JSON's NaN */
     return json_real(d);
 }
 

@@ -5,8 +5,8 @@
  *
  * MODEL: a model file or folder (scorer_model_load). CSV: rows of floats,
  * no header, an empty field or "nan" missing. Prints each row's
- * predictions (or margins) on a line, comma-separated, with 9 significant
- * digits (a float32 exactly); on failure the error's status, code and
+ * predictions (or margins) on a line, comma-separated, with 17 significant
+ * digits (each float32's exact value); on failure the error's status, code and
  * sentence on stderr, exit status 1. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -22,8 +22,8 @@ static int s_fail(const cairn_err_t *err)
     return 1;
 }
 
-/* One CSV line into row (n floats); -1 when it has another count. */
-static int s_row(char *line, float *row, size_t n)
+/* One CSV line into row (at most cap floats); the count, -1 past cap. */
+static long s_row(char *line, float *row, size_t cap)
 {
     size_t k = 0;
     char *p = line;
@@ -31,12 +31,12 @@ static int s_row(char *line, float *row, size_t n)
         char *end = p + strcspn(p, ",\r\n");
         char sep = *end;
         *end = '\0';
-        if (k == n) return -1;
+        if (k == cap) return -1;
         row[k++] = (*p == '\0' || strcmp(p, "nan") == 0) ? NAN : strtof(p, NULL);
         if (sep != ',') break;
         p = end + 1;
     }
-    return k == n ? 0 : -1;
+    return (long)k;
 }
 
 int main(int argc, char **argv)
@@ -59,23 +59,25 @@ int main(int argc, char **argv)
     }
     size_t nf = scorer_model_features(m);
     size_t nout = margin ? scorer_model_groups(m) : scorer_model_outputs(m);
-    float *row = calloc(nf ? nf : 1, sizeof *row), *out = calloc(nout, sizeof *out);
+    float *row = calloc(nf + 64, sizeof *row), *out = calloc(nout, sizeof *out);
     char *line = NULL;
     size_t cap = 0;
     int rc = 0;
     while (rc == 0 && getline(&line, &cap, f) > 0) {
-        if (s_row(line, row, nf) != 0) {
-            fprintf(stderr, "scorer_tool: a row has not %zu fields\n", nf);
+        long k = s_row(line, row, nf + 64);
+        if (k < 0) {
+            fprintf(stderr, "scorer_tool: a row has too many fields\n");
             rc = 1;
             break;
         }
-        int r = margin ? scorer_model_margin(m, row, 1, nf, out, &err)
-                       : scorer_model_predict(m, row, 1, nf, out, &err);
+        int r = margin ? scorer_model_margin(m, row, 1, (size_t)k, out, &err)
+                       : scorer_model_predict(m, row, 1, (size_t)k, out, &err);
         if (r != 0) {
             rc = s_fail(&err);
             break;
         }
-        for (size_t i = 0; i < nout; i++) printf(i ? ",%.9g" : "%.9g", (double)out[i]);
+        for (size_t i = 0; i < nout; i++)
+            printf(i ? ",%.17g" : "%.17g", (double)out[i]);
         printf("\n");
     }
     free(line);
