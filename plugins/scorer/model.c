@@ -182,7 +182,9 @@ static int s_trees(scorer_model_t *m, const json_t *model, const json_t *weights
                      weights ? "tree_info or weight_drop" : "tree_info");
     m->roots = calloc(n ? n : 1, sizeof *m->roots);
     m->groups = calloc(n ? n : 1, sizeof *m->groups);
-    if (!m->roots || !m->groups) return cairn_err_oom(err, "loading a model's trees");
+    m->depths = calloc(n ? n : 1, sizeof *m->depths);
+    if (!m->roots || !m->groups || !m->depths)
+        return cairn_err_oom(err, "loading a model's trees");
     for (size_t t = 0; t < n; t++) {
         const json_t *g = json_array_get(info, t);
         json_int_t gi = json_is_integer(g) ? json_integer_value(g) : -1;
@@ -491,6 +493,7 @@ void scorer_model_destroy(scorer_model_t **self_p)
     free(m->nodes);
     free(m->roots);
     free(m->groups);
+    free(m->depths);
     free(m->cats);
     free(m);
     *self_p = NULL;

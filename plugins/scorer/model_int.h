@@ -10,9 +10,12 @@
 
 #include "model.h"
 
-/* One node, 16 bytes. A split's children lie at left and left + 1; a leaf
- * has feat < 0 and its value (a dart tree's weight applied) in v.leaf. */
-enum { SM_DEFAULT_LEFT = 1u, SM_CATEGORICAL = 2u };
+/* One node, 16 bytes. A split (SM_SPLIT) sends a row to left or left + 1,
+ * its two children side by side. A leaf holds its value (a dart tree's
+ * weight applied) in v.leaf, feat 0 and left its own index: a step from a
+ * leaf stays on it, so that several trees are walked in lockstep, to the
+ * deepest one's depth, without a branch on which of them has ended. */
+enum { SM_DEFAULT_LEFT = 1u, SM_CATEGORICAL = 2u, SM_SPLIT = 4u };
 #define SM_CAT_WORDS_SHIFT 8 /* flags >> 8: a categorical split's bitset words */
 typedef struct sm_node {
     int32_t feat;
@@ -39,9 +42,11 @@ struct scorer_model {
     size_t n_nodes, cap_nodes;
     uint32_t *roots;  /* per tree, its root's index in nodes */
     uint32_t *groups; /* per tree, its output group (tree_info) */
+    uint8_t *depths; /* per tree, its depth (steps from the root to its deepest leaf) */
     size_t n_trees;
     uint32_t *cats; /* the categorical splits' bitsets */
     size_t n_cats, cap_cats;
+    bool has_cats; /* some split is categorical (its set may be empty) */
     size_t n_features, n_groups, n_outputs;
     float base_margin;
     sm_tf_t tf;

@@ -302,6 +302,67 @@ TEST(depth_bounded)
     free(t);
 }
 
+/* 37 trees (two full lockstep groups and a tail), of depths 0 to 2,
+ * numerical and categorical, summed in order. */
+TEST(many_trees_in_lockstep)
+{
+    const char *leaf =
+        "{\"left_children\":[-1],\"right_children\":[-1],"
+        "\"split_indices\":[0],\"split_conditions\":[0.25],"
+        "\"default_left\":[0]}";
+    const char *deep =
+        "{\"left_children\":[1,3,-1,-1,-1],\"right_children\":[2,4,-1,-1,-1],"
+        "\"split_indices\":[0,1,0,0,0],\"split_conditions\":[5,0.5,4,1,2],"
+        "\"default_left\":[1,0,0,0,0]}";
+    const char *empty =
+        "{\"left_children\":[1,-1,-1],\"right_children\":[2,-1,-1],"
+        "\"split_indices\":[1,0,0],\"split_conditions\":[0,-3,3],"
+        "\"default_left\":[0,0,0],\"split_type\":[1,0,0],\"categories\":[],"
+        "\"categories_nodes\":[0],\"categories_segments\":[0],"
+        "\"categories_sizes\":[0]}";
+    static char trees[60000], info[400];
+    size_t tn = 0, in = 0;
+    const char *kinds[4] = {STUMP, CATTREE, leaf, deep};
+    for (int t = 0; t < 37; t++) {
+        tn += (size_t)snprintf(trees + tn, sizeof trees - tn, "%s%s", t ? "," : "",
+                               t == 36 ? empty : kinds[t % 4]);
+        in += (size_t)snprintf(info + in, sizeof info - in, "%s0", t ? "," : "");
+    }
+    cairn_err_t err;
+    scorer_model_t *m =
+        s_load(s_model("reg:squarederror", "0", 0, 2, trees, info), &err);
+    if (!CHECK(m)) {
+        fprintf(stderr, "     %s\n", err.msg);
+        return;
+    }
+    CHECK_EQ(scorer_model_trees(m), 37);
+    float rows[3][2] = {{1.0f, 3.0f}, {0.0f, 0.0f}, {NAN, NAN}};
+    for (int r = 0; r < 3; r++) {
+        float a = rows[r][0], b = rows[r][1], want = 0.0f;
+        for (int t = 0; t < 37; t++) {
+            float v;
+            if (t == 36)
+                v = isnan(b) ? 3.0f : -3.0f; /* an empty set: all left */
+            else if (t % 4 == 0)
+                v = isnan(a) || a < 0.5f ? -1.0f : 2.0f;
+            else if (t % 4 == 1)
+                v = isnan(b) || b == 1.0f || b == 3.0f ? 10.0f : -10.0f;
+            else if (t % 4 == 2)
+                v = 0.25f;
+            else
+                v = !isnan(a) && !(a < 5)     ? 4.0f
+                    : (!isnan(b) && b < 0.5f) ? 1.0f
+                                              : 2.0f;
+            want += v;
+        }
+        float got = s_one(m, a, b);
+        CHECK(got == want);
+        if (got != want)
+            fprintf(stderr, "     row %d: got %g, want %g\n", r, got, want);
+    }
+    scorer_model_destroy(&m);
+}
+
 int main(void)
 {
     RUN(stump);
@@ -312,5 +373,6 @@ int main(void)
     RUN(ubjson);
     RUN(malformed_refused);
     RUN(depth_bounded);
+    RUN(many_trees_in_lockstep);
     return unit_report();
 }
