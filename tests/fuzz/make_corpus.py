@@ -8,6 +8,7 @@ Seeds are a few real inputs of each kind (what clients, workers and
 operators actually send) plus a few near misses, so that the fuzzer starts
 from the interesting shapes instead of discovering the keys byte by byte.
 """
+import json
 import os
 import shutil
 import struct
@@ -417,12 +418,28 @@ def ignores():
                                       [b"a.log", b"keep.log", b"a/keep.log"]))
 
 
+def scorer_inputs():
+    t = "fuzz_scorer_input"
+    write(t, "split_named", b"\x0b" + json.dumps({"dataframe_split": {
+        "columns": ["f0", "f1", "f2", "f3"], "data": [[1, 2.5, None, True], [0, 0, 0, 0]]}}).encode())
+    write(t, "input_data", b"\x02" + json.dumps({"input_data": {
+        "columns": ["a", "b", "c"], "index": [0], "data": [[1, 2, 3]]}}).encode())
+    write(t, "records", b"\x09" + json.dumps({"dataframe_records": [
+        {"f0": 1, "f1": 2}, {"f0": None, "f1": 3.5}]}).encode())
+    write(t, "instances", b"\x01" + json.dumps({"instances": [[1, 2], [3, 4]]}).encode())
+    write(t, "inputs_cols", b"\x09" + json.dumps({"inputs": {"f0": [1, 2], "f1": [3, 4]}}).encode())
+    write(t, "bad_width", b"\x02" + json.dumps({"instances": [[1, 2]]}).encode())
+    write(t, "string_cell", b"\x00" + json.dumps({"instances": [["x"]]}).encode())
+    write(t, "not_json", b"\x00{\"instances\": [[1,")
+
+
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
              "fuzz_csv": csvs, "fuzz_mpuname": mpuname, "fuzz_ignore": ignores,
              "fuzz_trainer_table": trainer_tables,
-             "fuzz_trainer_config": trainer_configs}
+             "fuzz_trainer_config": trainer_configs,
+             "fuzz_scorer_input": scorer_inputs}
 
 if __name__ == "__main__":
     import sys

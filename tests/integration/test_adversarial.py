@@ -69,7 +69,9 @@ SERVICES = ("  echo:\n    plugin: echo\n    mode: inproc\n    concurrency: 64\n"
             # jobs: a hostile spec that passes is run (/bin/sh -c), so a
             # slot or two, and a short grace
             "  jobs:\n    plugin: compute\n    mode: process\n"
-            "    settings:\n      max_concurrent: 2\n      grace_ms: 200\n")
+            "    settings:\n      max_concurrent: 2\n      grace_ms: 200\n"
+            "  endpoints:\n    plugin: scorer\n    mode: process\n"
+            "    settings:\n      listen: 127.0.0.1:0\n")
 # The HTTP gateway, in its own process as in the embedded default; phase 8
 # attacks it over HTTP (and phase 1 its verb over the bus). Slow clients
 # are dropped after HTTP_TIMEOUT_S.

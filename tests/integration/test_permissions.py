@@ -19,7 +19,9 @@ SERVICES = "".join(f"  {name}:\n    plugin: {plugin}\n    mode: inproc\n" for na
     # its own process there; here inproc, on a port of its choosing
     "  gateway:\n    plugin: gateway\n    mode: inproc\n"
     "    settings:\n      listen: 127.0.0.1:0\n"
-    "  jobs:\n    plugin: compute\n    mode: process\n")
+    "  jobs:\n    plugin: compute\n    mode: process\n"
+    "  endpoints:\n    plugin: scorer\n    mode: process\n"
+    "    settings:\n      listen: 127.0.0.1:0\n")
 ROLES = ["Owner", "Contributor", "Reader", "Data Scientist", "Operator"]
 PASSWORD = "matrix password 1"
 

@@ -1,0 +1,245 @@
+/* The scoring side (scorer.h), on the HTTP server's threads:
+ *
+ *   POST /endpoints/NAME/score    rows in (input.h) -> {"predictions": [...]}
+ *   GET  /endpoints/NAME/health   {"status": "Healthy" | "Unhealthy", ...}
+ *
+ * Authorization: Bearer KEY (the endpoint's primary or secondary key) for
+ * key endpoints. The request header cairn-deployment names a deployment to
+ * call directly; otherwise one is picked by the endpoint's traffic. The
+ * response header cairn-deployment names the one that answered. Errors are
+ * JSON {"error": "..."} with a sentence, never a 500 for a bad body. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "input.h"
+#include "scorer.h"
+
+#define PREFIX "/endpoints/"
+
+typedef struct out {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} out_t;
+
+static void s_put(out_t *o, const char *s, size_t n)
+{
+    if (o->oom) return;
+    if (o->n + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap < o->n + n + 1) cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->oom = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+    o->p[o->n] = '\0';
+}
+
+static void s_puts(out_t *o, const char *s)
+{
+    s_put(o, s, strlen(s));
+}
+
+/* A JSON string of s (quotes, backslashes and control bytes escaped). */
+static void s_put_str(out_t *o, const char *s)
+{
+    s_put(o, "\"", 1);
+    for (; *s; s++) {
+        char esc[8];
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            s_put(o, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            s_put(o, esc, 6);
+        } else {
+            s_put(o, s, 1);
+        }
+    }
+    s_put(o, "\"", 1);
+}
+
+static void s_reply(cairn_http_response_t *resp, int status, out_t *o)
+{
+    if (o->oom) {
+        free(o->p);
+        *o = (out_t){0};
+        s_puts(o, "{\"error\":\"out of memory\"}");
+        status = 503;
+    }
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = o->p;
+    resp->len = o->n;
+}
+
+static __attribute__((format(printf, 3, 4))) void s_error(cairn_http_response_t *resp,
+                                                          int status, const char *fmt,
+                                                          ...)
+{
+    char msg[CAIRN_ERR_MSG_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    out_t o = {0};
+    s_puts(&o, "{\"error\":");
+    s_put_str(&o, msg);
+    s_puts(&o, "}");
+    s_reply(resp, status, &o);
+}
+
+/* Whether the request carries one of e's keys (compared in constant time). */
+static bool s_authorized(const route_ep_t *e, const cairn_http_request_t *req)
+{
+    if (!e->key_auth) return true;
+    const char *h = cairn_http_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
+    const char *k = h + 7;
+    if (strlen(k) != EP_KEY_LEN) return false;
+    return sodium_memcmp(k, e->key1, EP_KEY_LEN) == 0 ||
+           sodium_memcmp(k, e->key2, EP_KEY_LEN) == 0;
+}
+
+static void s_health(const route_ep_t *e, cairn_http_response_t *resp)
+{
+    out_t o = {0};
+    bool healthy = e->traffic_total > 0;
+    s_puts(&o, healthy ? "{\"status\":\"Healthy\",\"deployments\":["
+                       : "{\"status\":\"Unhealthy\",\"deployments\":[");
+    for (int i = 0; i < e->ndep; i++) {
+        char t[64];
+        s_puts(&o, i ? ",{\"name\":" : "{\"name\":");
+        s_put_str(&o, e->dep[i].name);
+        snprintf(t, sizeof t, ",\"traffic\":%lld}", (long long)e->dep[i].traffic);
+        s_puts(&o, t);
+    }
+    s_puts(&o, "]}");
+    s_reply(resp, healthy ? 200 : 503, &o);
+}
+
+/* {"predictions": [...]}: one value a row, or a list of them per row. */
+static void s_predictions(const float *p, size_t nrows, size_t nout, out_t *o)
+{
+    s_puts(o, "{\"predictions\":[");
+    for (size_t r = 0; r < nrows && !o->oom; r++) {
+        if (r) s_put(o, ",", 1);
+        if (nout > 1) s_put(o, "[", 1);
+        for (size_t k = 0; k < nout; k++) {
+            char num[32];
+            float v = p[r * nout + k];
+            int n = isfinite(v)
+                        ? snprintf(num, sizeof num, "%s%.9g", k ? "," : "", (double)v)
+                        : snprintf(num, sizeof num, "%snull", k ? "," : "");
+            s_put(o, num, (size_t)n);
+        }
+        if (nout > 1) s_put(o, "]", 1);
+    }
+    s_puts(o, "]}");
+}
+
+static void s_score(const route_ep_t *e, const cairn_http_request_t *req,
+                    cairn_http_response_t *resp)
+{
+    const char *ct = cairn_http_header(req, "Content-Type");
+    if (ct && strncasecmp(ct, "application/json", 16)) {
+        s_error(resp, 415,
+                "Content-Type %.100s is not taken here: send application/json", ct);
+        return;
+    }
+    const char *want = cairn_http_header(req, "cairn-deployment");
+    const route_dep_t *d = routes_pick(
+        e, want, (double)randombytes_uniform(1u << 30) / (double)(1u << 30));
+    if (!d) {
+        if (want)
+            s_error(resp, 404, "endpoint %s has no deployment named '%.100s'", e->name,
+                    want);
+        else
+            s_error(resp, 503, "endpoint %s has no deployment that takes traffic",
+                    e->name);
+        return;
+    }
+    ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
+    ep_rows_t rows;
+    cairn_err_t err = {0};
+    if (ep_input_read(req->body, req->body_len, &f, &rows, &err) != 0) {
+        s_error(resp, err.st, "%s", err.msg);
+        return;
+    }
+    size_t nout = scorer_model_outputs(d->model);
+    float *p = malloc(rows.nrows * nout * sizeof *p);
+    if (!p ||
+        scorer_model_predict(d->model, rows.v, rows.nrows, rows.ncols, p, &err) != 0) {
+        if (!p) cairn_err_oom(&err, NULL);
+        free(p);
+        ep_rows_free(&rows);
+        s_error(resp, err.st < 500 ? err.st : 500, "%s", err.msg);
+        return;
+    }
+    out_t o = {0};
+    s_predictions(p, rows.nrows, nout, &o);
+    free(p);
+    ep_rows_free(&rows);
+    s_reply(resp, 200, &o);
+    resp->header = "cairn-deployment";
+    resp->header_value = d->name; /* borrowed until queued: the snapshot holds it */
+}
+
+void ep_http_handle(void *arg, const cairn_http_request_t *req,
+                    cairn_http_response_t *resp)
+{
+    scorer_t *sc = arg;
+    char name[EP_NAME_MAX + 2];
+    const char *rest =
+        strncmp(req->path, PREFIX, strlen(PREFIX)) ? NULL : req->path + strlen(PREFIX);
+    const char *slash = rest ? strchr(rest, '/') : NULL;
+    if (!slash || slash == rest || (size_t)(slash - rest) > EP_NAME_MAX) {
+        s_error(resp, 404,
+                "no such route: POST /endpoints/NAME/score or GET "
+                "/endpoints/NAME/health");
+        return;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);
+    bool score = !strcmp(slash, "/score"), health = !strcmp(slash, "/health");
+    if (!score && !health) {
+        s_error(resp, 404, "no such route: %s", slash);
+        return;
+    }
+    if (strcmp(req->method, score ? "POST" : "GET")) {
+        s_error(resp, 405, "%s takes %s", slash, score ? "POST" : "GET");
+        return;
+    }
+    routes_t *r = routes_take(sc);
+    const route_ep_t *e = routes_find(r, name);
+    if (!e)
+        s_error(resp, 404, "no endpoint named '%s'", name);
+    else if (!s_authorized(e, req))
+        s_error(resp, 401, "a key of endpoint %s is needed: Authorization: Bearer KEY",
+                name);
+    else if (health)
+        s_health(e, resp);
+    else
+        s_score(e, req, resp);
+    /* the response's header value is the deployment's name in r: copied
+     * before r may go */
+    if (resp->header_value) {
+        static _Thread_local char dep[EP_NAME_MAX + 1];
+        snprintf(dep, sizeof dep, "%s", resp->header_value);
+        resp->header_value = dep;
+    }
+    routes_release(r);
+}

@@ -1,0 +1,245 @@
+/* A scoring request's body read into rows (input.h). */
+#include "input.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static __attribute__((format(printf, 2, 3))) int s_bad(cairn_err_t *err,
+                                                       const char *fmt, ...)
+{
+    char why[CAIRN_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST, "%s", why);
+}
+
+void ep_rows_free(ep_rows_t *r)
+{
+    free(r->v);
+    *r = (ep_rows_t){0};
+}
+
+/* One cell: a number, null (missing) or a boolean. */
+static int s_cell(const json_t *v, size_t row, const char *col, float *out,
+                  cairn_err_t *err)
+{
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        if (fabs(d) > 3.4028234663852886e38)
+            return s_bad(err, "row %zu, column %s: %g is beyond float32's range", row,
+                         col, d);
+        *out = (float)d;
+    } else if (json_is_null(v)) {
+        *out = NAN;
+    } else if (json_is_boolean(v)) {
+        *out = json_is_true(v) ? 1.0f : 0.0f;
+    } else {
+        return s_bad(err, "row %zu, column %s: a number, null or a boolean, not %s",
+                     row, col,
+                     json_is_string(v) ? "a string" : "an array or an object");
+    }
+    return 0;
+}
+
+/* Where each of the model's features is among cols (a JSON array of
+ * names, or NULL): map[k] = the column of feature k. */
+static int s_map(const json_t *cols, const ep_features_t *f, size_t *map, size_t *width,
+                 cairn_err_t *err)
+{
+    if (!cols) {
+        for (size_t k = 0; k < f->n; k++) map[k] = k;
+        *width = f->n;
+        return 0;
+    }
+    if (!json_is_array(cols)) return s_bad(err, "columns must be an array of names");
+    size_t n = json_array_size(cols);
+    *width = n;
+    for (size_t c = 0; c < n; c++)
+        if (!json_is_string(json_array_get(cols, c)))
+            return s_bad(err, "columns[%zu] is not a name (a string)", c);
+    if (!f->names) { /* a model without names: the columns by position */
+        if (n != f->n)
+            return s_bad(err, "%zu columns given; the model takes %zu features", n,
+                         f->n);
+        for (size_t k = 0; k < f->n; k++) map[k] = k;
+        return 0;
+    }
+    for (size_t c = 0; c < n; c++) {
+        const char *name = json_string_value(json_array_get(cols, c));
+        size_t k = 0;
+        while (k < f->n && strcmp(f->names[k], name)) k++;
+        if (k == f->n)
+            return s_bad(err, "column '%.100s' is not one of the model's features",
+                         name);
+    }
+    for (size_t k = 0; k < f->n; k++) {
+        size_t c = 0;
+        while (c < n && strcmp(json_string_value(json_array_get(cols, c)), f->names[k]))
+            c++;
+        if (c == n) return s_bad(err, "column '%.100s' is missing", f->names[k]);
+        map[k] = c;
+    }
+    return 0;
+}
+
+static int s_alloc(ep_rows_t *out, size_t nrows, size_t ncols, cairn_err_t *err)
+{
+    if (nrows == 0) return s_bad(err, "no rows to score");
+    if (nrows > EP_ROWS_MAX)
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+                             "%zu rows; a request scores at most %d", nrows,
+                             EP_ROWS_MAX);
+    out->v = malloc(nrows * (ncols ? ncols : 1) * sizeof *out->v);
+    if (!out->v) return cairn_err_oom(err, NULL);
+    out->nrows = nrows;
+    out->ncols = ncols;
+    return 0;
+}
+
+/* data: an array of rows, each an array of width cells (by map). */
+static int s_split(const json_t *data, const json_t *cols, const ep_features_t *f,
+                   ep_rows_t *out, cairn_err_t *err)
+{
+    if (!json_is_array(data)) return s_bad(err, "data must be an array of rows");
+    size_t *map = malloc((f->n ? f->n : 1) * sizeof *map), width = 0;
+    if (!map) return cairn_err_oom(err, NULL);
+    int rc = s_map(cols, f, map, &width, err);
+    if (rc == 0) rc = s_alloc(out, json_array_size(data), f->n, err);
+    for (size_t r = 0; rc == 0 && r < out->nrows; r++) {
+        const json_t *row = json_array_get(data, r);
+        if (!json_is_array(row)) {
+            rc = s_bad(err, "row %zu is not an array of values", r);
+        } else if (json_array_size(row) != width) {
+            rc = s_bad(err, "row %zu has %zu values; %zu expected", r,
+                       json_array_size(row), width);
+        }
+        for (size_t k = 0; rc == 0 && k < f->n; k++) {
+            char col[128];
+            if (f->names)
+                snprintf(col, sizeof col, "'%.100s'", f->names[k]);
+            else
+                snprintf(col, sizeof col, "%zu", k);
+            rc =
+                s_cell(json_array_get(row, map[k]), r, col, &out->v[r * f->n + k], err);
+        }
+    }
+    free(map);
+    return rc;
+}
+
+/* records: an array of objects {name: value}. */
+static int s_records(const json_t *recs, const ep_features_t *f, ep_rows_t *out,
+                     cairn_err_t *err)
+{
+    if (!f->names)
+        return s_bad(err,
+                     "records name their columns, and the model has no feature "
+                     "names: send rows of values in order");
+    int rc = s_alloc(out, json_array_size(recs), f->n, err);
+    for (size_t r = 0; rc == 0 && r < out->nrows; r++) {
+        const json_t *rec = json_array_get(recs, r);
+        if (!json_is_object(rec)) return s_bad(err, "record %zu is not an object", r);
+        const char *key;
+        const json_t *val;
+        json_object_foreach((json_t *)rec, key, val)
+        {
+            size_t k = 0;
+            while (k < f->n && strcmp(f->names[k], key)) k++;
+            if (k == f->n)
+                return s_bad(err,
+                             "record %zu: column '%.100s' is not one of the model's "
+                             "features",
+                             r, key);
+        }
+        for (size_t k = 0; rc == 0 && k < f->n; k++) {
+            const json_t *v = json_object_get(rec, f->names[k]);
+            char col[128];
+            snprintf(col, sizeof col, "'%.100s'", f->names[k]);
+            if (!v) return s_bad(err, "record %zu: column %s is missing", r, col);
+            rc = s_cell(v, r, col, &out->v[r * f->n + k], err);
+        }
+    }
+    return rc;
+}
+
+/* inputs as {name: [values]}: by column. */
+static int s_columns(const json_t *obj, const ep_features_t *f, ep_rows_t *out,
+                     cairn_err_t *err)
+{
+    if (!f->names)
+        return s_bad(err, "inputs by column name need a model with feature names");
+    const json_t *first = f->n ? json_object_get(obj, f->names[0]) : NULL;
+    if (!json_is_array(first))
+        return s_bad(err, "inputs: column '%.100s' is missing or not an array",
+                     f->n ? f->names[0] : "");
+    size_t n = json_array_size(first);
+    int rc = s_alloc(out, n, f->n, err);
+    for (size_t k = 0; rc == 0 && k < f->n; k++) {
+        const json_t *col = json_object_get(obj, f->names[k]);
+        char name[128];
+        snprintf(name, sizeof name, "'%.100s'", f->names[k]);
+        if (!json_is_array(col) || json_array_size(col) != n)
+            return s_bad(err, "inputs: column %s is missing or not %zu values long",
+                         name, n);
+        for (size_t r = 0; rc == 0 && r < n; r++)
+            rc = s_cell(json_array_get(col, r), r, name, &out->v[r * f->n + k], err);
+    }
+    return rc;
+}
+
+/* instances / inputs: rows of values, or records. */
+static int s_rows(const json_t *v, const ep_features_t *f, ep_rows_t *out,
+                  cairn_err_t *err)
+{
+    if (json_is_object(v)) return s_columns(v, f, out, err);
+    if (!json_is_array(v)) return s_bad(err, "instances must be an array of rows");
+    if (json_array_size(v) && json_is_object(json_array_get(v, 0)))
+        return s_records(v, f, out, err);
+    return s_split(v, NULL, f, out, err);
+}
+
+static int s_dispatch(const json_t *root, const ep_features_t *f, ep_rows_t *out,
+                      cairn_err_t *err)
+{
+    const json_t *v;
+    if ((v = json_object_get(root, "input_data")) ||
+        (v = json_object_get(root, "dataframe_split"))) {
+        if (!json_is_object(v))
+            return s_bad(err, "input_data must be an object {columns, index, data}");
+        return s_split(json_object_get(v, "data"), json_object_get(v, "columns"), f,
+                       out, err);
+    }
+    if ((v = json_object_get(root, "dataframe_records"))) {
+        if (!json_is_array(v)) return s_bad(err, "dataframe_records must be an array");
+        return s_records(v, f, out, err);
+    }
+    if ((v = json_object_get(root, "instances")) ||
+        (v = json_object_get(root, "inputs")))
+        return s_rows(v, f, out, err);
+    return s_bad(err,
+                 "the body has none of input_data, dataframe_split, "
+                 "dataframe_records, instances or inputs");
+}
+
+int ep_input_read(const char *body, size_t len, const ep_features_t *f, ep_rows_t *out,
+                  cairn_err_t *err)
+{
+    *out = (ep_rows_t){0};
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return s_bad(err, "the body is not JSON: %s (line %d, column %d)", je.text,
+                     je.line, je.column);
+    int rc = json_is_object(root) ? s_dispatch(root, f, out, err)
+                                  : s_bad(err, "the body must be a JSON object");
+    json_decref(root);
+    if (rc != 0) ep_rows_free(out);
+    return rc;
+}

@@ -1,0 +1,199 @@
+/* The scorer plugin (service `endpoints`): online endpoints that answer
+ * HTTP themselves, each with deployments of registered models scored in
+ * this process (model.h), traffic split between them (scorer.h says how
+ * the parts fit; docs/ENDPOINTS.md what a client sees). A process in the
+ * default conf. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "scorer.h"
+
+typedef struct settings {
+    const char *listen;
+    int64_t threads, max_connections, timeout_s;
+    uint64_t max_body;
+} settings_t;
+
+#define AT(f) offsetof(settings_t, f)
+static const cairn_setting_t scorer_settings[] = {
+    {.key = "listen",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(listen),
+     .dflt = "127.0.0.1:7791",
+     .help = "HOST:PORT the scoring HTTP server listens on, loopback "
+             "($CAIRN_SCORE_HTTP overrides)"},
+    {.key = "threads",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(threads),
+     .dflt = "4",
+     .help = "HTTP threads scoring at once",
+     .min = 1,
+     .max = 256},
+    {.key = "max_connections",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(max_connections),
+     .dflt = "1024",
+     .help = "open HTTP connections at most (more are refused)",
+     .min = 1,
+     .max = 65536},
+    {.key = "timeout_s",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(timeout_s),
+     .dflt = "30",
+     .help = "an idle HTTP connection is closed after this many seconds (slow clients)",
+     .min = 1,
+     .max = 3600},
+    {.key = "max_body",
+     .type = CAIRN_CONF_SIZE,
+     .offset = AT(max_body),
+     .dflt = "16MiB",
+     .help = "a scoring request's body at most (413 beyond)",
+     .min = 1024,
+     .max = 1 << 30},
+    {.key = NULL},
+};
+
+static void scorer_fini(void *state)
+{
+    scorer_t *sc = state;
+    if (!sc) return;
+    cairn_httpd_stop(&sc->httpd); /* requests in progress finish first */
+    routes_free_all(sc);
+    dep_pending_free_all(sc);
+    ep_store_close(&sc->store);
+    msgpack_sbuffer_destroy(&sc->sb);
+    pthread_mutex_destroy(&sc->lock);
+    free(sc);
+}
+
+static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
+{
+    const settings_t *set = cairn_settings(ctx);
+    if (!set)
+        return cairn_err_set(err, CAIRN_ST_UNSUPPORTED, CAIRN_E_UNSUPPORTED,
+                             "this host predates typed settings; endpoints needs a "
+                             "newer one");
+    if (sodium_init() < 0)
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                             "libsodium did not start");
+    scorer_t *sc = calloc(1, sizeof *sc);
+    if (!sc) return cairn_err_oom(err, NULL);
+    sc->ctx = ctx;
+    pthread_mutex_init(&sc->lock, NULL);
+    msgpack_sbuffer_init(&sc->sb);
+    msgpack_packer_init(&sc->pk, &sc->sb, msgpack_sbuffer_write);
+    char db[PATH_MAX];
+    snprintf(db, sizeof db, "%s/endpoints.db", cairn_state_dir(ctx));
+    const char *env = getenv("CAIRN_SCORE_HTTP");
+    cairn_httpd_opts_t http = {.listen = env && *env ? env : set->listen,
+                               .max_body = (size_t)set->max_body,
+                               .threads = (unsigned)set->threads,
+                               .max_connections = (unsigned)set->max_connections,
+                               .timeout_s = (unsigned)set->timeout_s};
+    /* the routes first (the models of the deployments kept), then the server */
+    if (!(sc->store = ep_store_open(db, err)) || routes_rebuild(sc, err) != 0 ||
+        !(sc->httpd = cairn_httpd_start(&http, ep_http_handle, sc, err))) {
+        scorer_fini(sc);
+        return -1;
+    }
+    snprintf(sc->base_uri, sizeof sc->base_uri, "http://127.0.0.1:%u",
+             (unsigned)cairn_httpd_port(sc->httpd));
+    cairn_log(ctx, CAIRN_LOG_INFO, "endpoints: scoring at %s/endpoints/NAME/score",
+              sc->base_uri);
+    *state = sc;
+    return 0;
+}
+
+#define BODY_MAX 16384
+
+static const cairn_verb_t scorer_verbs[] = {
+    {.name = "create_endpoint",
+     .handle = ep_create,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help =
+         "{name*, auth_mode (key)} -> endpoint {name, scoring_uri, traffic, mirror, "
+         "auth_mode}"},
+    {.name = "get_endpoint",
+     .handle = ep_get,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{name*} -> endpoint"},
+    {.name = "list_endpoints",
+     .handle = ep_list,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{} -> endpoints"},
+    {.name = "delete_endpoint",
+     .handle = ep_delete,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{name*} -> {} (its deployments with it)"},
+    {.name = "create_deployment",
+     .handle = dep_create,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, name*, model* (model:NAME:VERSION or model:NAME@ALIAS), "
+             "instance_count} -> deployment (the first takes all traffic)"},
+    {.name = "get_deployment",
+     .handle = dep_get,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, name*} -> deployment"},
+    {.name = "delete_deployment",
+     .handle = dep_delete,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, name*} -> {} (409 while it takes traffic)"},
+    {.name = "update_traffic",
+     .handle = ep_update_traffic,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, traffic* {DEPLOYMENT: PERCENT}} -> endpoint (sums to 100 or "
+             "all 0; applied at once)"},
+    {.name = "get_keys",
+     .handle = ep_get_keys,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*} -> primary_key, secondary_key"},
+    {.name = "regenerate_keys",
+     .handle = ep_regenerate_keys,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, key_type (primary or secondary)} -> primary_key, "
+             "secondary_key"},
+    {.name = NULL},
+};
+
+static const cairn_plugin_t scorer_plugin = {
+    .abi = CAIRN_PLUGIN_ABI,
+    .size = sizeof(cairn_plugin_t),
+    .name = "scorer",
+    .version = "0.1.0",
+    .description =
+        "online endpoints: registered models scored over HTTP, traffic "
+        "split between deployments",
+    .verbs = scorer_verbs,
+    .settings = scorer_settings,
+    .settings_size = sizeof(settings_t),
+    .init = scorer_init,
+    .fini = scorer_fini,
+    .concurrency = 64,
+};
+CAIRN_PLUGIN_DEFINE(scorer_plugin)

@@ -1,0 +1,224 @@
+/* What the HTTP threads read (scorer.h): an immutable snapshot of every
+ * endpoint, its keys and its deployments with their loaded models and
+ * traffic. The loop thread builds a new one after each change and swaps
+ * it in under the lock; a request takes a reference to the snapshot of
+ * the moment and gives it back when answered, so a swap never changes
+ * anything under a request in flight. Models are loaded once per folder
+ * and shared by the snapshots that use them; the last to let go frees. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scorer.h"
+
+typedef struct model_entry {
+    struct model_entry *next;
+    char path[PATH_MAX];
+    scorer_model_t *model;
+    const char **names; /* scorer_model_feature_name's, NULL-free; NULL: none */
+    int refs;           /* snapshots holding it; under sc->lock */
+} model_entry_t;
+
+/* Its features' names as one array, when it has them all. */
+static const char **s_names(const scorer_model_t *m)
+{
+    size_t n = scorer_model_features(m);
+    if (n == 0 || !scorer_model_feature_name(m, 0)) return NULL;
+    const char **v = calloc(n, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = scorer_model_feature_name(m, i))) {
+            free(v);
+            return NULL;
+        }
+    return v;
+}
+
+/* The snapshot's owner, to let go of its models. */
+typedef struct routes_owned {
+    routes_t r; /* first */
+    scorer_t *sc;
+    model_entry_t **held; /* one per deployment */
+    int nheld;
+} routes_owned_t;
+
+/* The loaded model of path: from the cache, or loaded now (on the loop
+ * thread) and cached; counted for the snapshot being built. */
+static model_entry_t *s_model(scorer_t *sc, const char *path, cairn_err_t *err)
+{
+    pthread_mutex_lock(&sc->lock);
+    model_entry_t *e = sc->models;
+    while (e && strcmp(e->path, path)) e = e->next;
+    if (e) e->refs++;
+    pthread_mutex_unlock(&sc->lock);
+    if (e) return e;
+    scorer_model_t *m = NULL;
+    if (scorer_model_load(path, &m, err) != 0) return NULL;
+    if (!(e = calloc(1, sizeof *e))) {
+        scorer_model_destroy(&m);
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    snprintf(e->path, sizeof e->path, "%s", path);
+    e->model = m;
+    e->names = s_names(m);
+    e->refs = 1;
+    pthread_mutex_lock(&sc->lock);
+    e->next = sc->models;
+    sc->models = e;
+    pthread_mutex_unlock(&sc->lock);
+    return e;
+}
+
+/* Let go of e (sc->lock held). */
+static void s_model_put(scorer_t *sc, model_entry_t *e)
+{
+    if (--e->refs > 0) return;
+    for (model_entry_t **p = &sc->models; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    scorer_model_destroy(&e->model);
+    free(e->names);
+    free(e);
+}
+
+static void s_free(routes_owned_t *o)
+{
+    pthread_mutex_lock(&o->sc->lock);
+    for (int i = 0; i < o->nheld; i++) s_model_put(o->sc, o->held[i]);
+    pthread_mutex_unlock(&o->sc->lock);
+    free(o->held);
+    free(o->r.ep);
+    free(o);
+}
+
+typedef struct build {
+    scorer_t *sc;
+    routes_owned_t *o;
+    int cap;
+    cairn_err_t *err;
+    bool failed;
+} build_t;
+
+static int s_add_dep(void *arg, const dep_row_t *d)
+{
+    build_t *b = arg;
+    route_ep_t *e = &b->o->r.ep[b->o->r.nep - 1];
+    if (e->ndep == EP_DEPLOYMENTS_MAX) return 0;
+    model_entry_t *m = s_model(b->sc, d->path, b->err);
+    if (!m) {
+        /* a model that no longer loads leaves its deployment out, said once */
+        cairn_log(b->sc->ctx, CAIRN_LOG_WARN,
+                  "endpoint %s: deployment %s takes no traffic: %s", d->endpoint,
+                  d->name, b->err->msg);
+        *b->err = (cairn_err_t){0};
+        return 0;
+    }
+    b->o->held[b->o->nheld++] = m;
+    route_dep_t *r = &e->dep[e->ndep++];
+    snprintf(r->name, sizeof r->name, "%s", d->name);
+    r->model = m->model;
+    r->names = m->names;
+    r->traffic = d->traffic;
+    e->traffic_total += d->traffic;
+    return 0;
+}
+
+static int s_add_ep(void *arg, const ep_row_t *row)
+{
+    build_t *b = arg;
+    routes_owned_t *o = b->o;
+    if (o->r.nep == b->cap) {
+        int cap = b->cap ? b->cap * 2 : 16;
+        route_ep_t *ep = realloc(o->r.ep, (size_t)cap * sizeof *ep);
+        model_entry_t **held =
+            realloc(o->held, (size_t)cap * EP_DEPLOYMENTS_MAX * sizeof *held);
+        if (ep) o->r.ep = ep;
+        if (held) o->held = held;
+        if (!ep || !held) {
+            b->failed = true;
+            cairn_err_oom(b->err, NULL);
+            return 1;
+        }
+        b->cap = cap;
+    }
+    route_ep_t *e = &o->r.ep[o->r.nep++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", row->name);
+    snprintf(e->key1, sizeof e->key1, "%s", row->key1);
+    snprintf(e->key2, sizeof e->key2, "%s", row->key2);
+    e->key_auth = !strcmp(row->auth_mode, "key");
+    if (dep_store_each(b->sc->store, row->name, s_add_dep, b, b->err) != 0) {
+        b->failed = true;
+        return 1;
+    }
+    return 0;
+}
+
+int routes_rebuild(scorer_t *sc, cairn_err_t *err)
+{
+    routes_owned_t *o = calloc(1, sizeof *o);
+    if (!o) return cairn_err_oom(err, NULL);
+    o->sc = sc;
+    atomic_init(&o->r.refs, 1);
+    build_t b = {.sc = sc, .o = o, .err = err};
+    if (ep_store_each(sc->store, NULL, s_add_ep, &b, err) != 0 || b.failed) {
+        s_free(o);
+        return -1;
+    }
+    pthread_mutex_lock(&sc->lock);
+    routes_t *old = sc->current;
+    sc->current = &o->r;
+    pthread_mutex_unlock(&sc->lock);
+    routes_release(old);
+    return 0;
+}
+
+routes_t *routes_take(scorer_t *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    routes_t *r = sc->current;
+    if (r) atomic_fetch_add(&r->refs, 1);
+    pthread_mutex_unlock(&sc->lock);
+    return r;
+}
+
+void routes_release(routes_t *r)
+{
+    if (r && atomic_fetch_sub(&r->refs, 1) == 1) s_free((routes_owned_t *)r);
+}
+
+void routes_free_all(scorer_t *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    routes_t *r = sc->current;
+    sc->current = NULL;
+    pthread_mutex_unlock(&sc->lock);
+    routes_release(r);
+}
+
+const route_ep_t *routes_find(const routes_t *r, const char *name)
+{
+    for (int i = 0; r && i < r->nep; i++)
+        if (!strcmp(r->ep[i].name, name)) return &r->ep[i];
+    return NULL;
+}
+
+const route_dep_t *routes_pick(const route_ep_t *e, const char *name, double rand)
+{
+    if (name) {
+        for (int i = 0; i < e->ndep; i++)
+            if (!strcmp(e->dep[i].name, name)) return &e->dep[i];
+        return NULL;
+    }
+    if (e->traffic_total <= 0) return NULL;
+    double at = rand * (double)e->traffic_total, sum = 0;
+    for (int i = 0; i < e->ndep; i++) {
+        sum += (double)e->dep[i].traffic;
+        if (e->dep[i].traffic > 0 && at < sum) return &e->dep[i];
+    }
+    for (int i = e->ndep - 1; i >= 0; i--) /* rounding at the top end */
+        if (e->dep[i].traffic > 0) return &e->dep[i];
+    return NULL;
+}

@@ -1,0 +1,164 @@
+/* plugins/scorer/scorer.h — the scorer plugin's own parts (service
+ * `endpoints`, docs/ENDPOINTS.md).
+ *
+ *   plugin.c   the descriptor, settings, verb table, init and fini
+ *   store.c    endpoints.db: endpoints (with their keys and traffic) and
+ *              deployments
+ *   routes.c   what the HTTP threads read: an immutable snapshot of every
+ *              endpoint and its deployments' loaded models, swapped whole
+ *   verbs.c    create_endpoint, get_endpoint, list_endpoints,
+ *              delete_endpoint, create_deployment, get_deployment,
+ *              delete_deployment, update_traffic, get_keys,
+ *              regenerate_keys
+ *   http.c     POST /endpoints/NAME/score and GET .../health
+ *   input.c    a scoring request's body (Azure ML's and MLflow's JSON
+ *              shapes) read into rows of floats (input.h, pure)
+ *
+ * The verbs run on the plugin's loop thread and change the database, then
+ * build a new routes snapshot and swap it in; the HTTP threads take a
+ * reference to the snapshot of the moment, so a change of traffic or of a
+ * model is atomic for every request: each sees the old or the new whole. */
+#ifndef CAIRN_SCORER_H
+#define CAIRN_SCORER_H
+
+#define CAIRN_PLUGIN_SOURCE
+#include <linux/limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cairn/plugin.h"
+#include "httpd.h"
+#include "model.h"
+
+#define EP_NAME_MAX 32 /* endpoint and deployment names: [a-z0-9-], as Azure's */
+#define EP_DEPLOYMENTS_MAX 16
+#define EP_KEY_LEN 43 /* 32 random bytes, base64url without padding */
+#define EP_REF_MAX 512
+
+typedef struct scorer scorer_t;
+
+/* ---- store.c -------------------------------------------------------------- */
+
+typedef struct ep_row {
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[EP_NAME_MAX + 1];
+    char auth_mode[8];
+    char key1[EP_KEY_LEN + 1], key2[EP_KEY_LEN + 1];
+    int64_t created;
+} ep_row_t;
+
+typedef struct dep_row {
+    char endpoint[EP_NAME_MAX + 1];
+    char name[EP_NAME_MAX + 1];
+    char model[EP_REF_MAX + 1];     /* as asked: model:NAME@ALIAS */
+    char model_ref[EP_REF_MAX + 1]; /* canonical: model:NAME:VERSION */
+    char path[PATH_MAX];            /* the registry's folder of its files */
+    int64_t instance_count, traffic, created;
+} dep_row_t;
+
+typedef struct ep_store ep_store_t;
+ep_store_t *ep_store_open(const char *path, cairn_err_t *err);
+void ep_store_close(ep_store_t **self_p);
+/* 409 when the name is taken (in any workspace: it is in the URL). */
+int ep_store_insert(ep_store_t *s, const ep_row_t *e, cairn_err_t *err);
+/* 0 found, 1 not (or another workspace's), -1 error. ws NULL: any. */
+int ep_store_get(ep_store_t *s, const char *ws, const char *name, ep_row_t *e,
+                 cairn_err_t *err);
+int ep_store_delete(ep_store_t *s, const char *name, cairn_err_t *err);
+int ep_store_set_keys(ep_store_t *s, const ep_row_t *e, cairn_err_t *err);
+int ep_store_each(ep_store_t *s, const char *ws,
+                  int (*fn)(void *arg, const ep_row_t *e), void *arg, cairn_err_t *err);
+int dep_store_insert(ep_store_t *s, const dep_row_t *d, cairn_err_t *err);
+int dep_store_get(ep_store_t *s, const char *endpoint, const char *name, dep_row_t *d,
+                  cairn_err_t *err);
+int dep_store_delete(ep_store_t *s, const char *endpoint, const char *name,
+                     cairn_err_t *err);
+/* Every deployment of endpoint (NULL: of all), by name. */
+int dep_store_each(ep_store_t *s, const char *endpoint,
+                   int (*fn)(void *arg, const dep_row_t *d), void *arg,
+                   cairn_err_t *err);
+/* The endpoint's traffic: each deployment's share (absent: 0), in one
+ * transaction. */
+int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const *names,
+                          const int64_t *pct, int n, cairn_err_t *err);
+
+/* ---- routes.c --------------------------------------------------------------- */
+
+typedef struct route_dep {
+    char name[EP_NAME_MAX + 1];
+    const scorer_model_t *model; /* shared by snapshots (routes.c counts them) */
+    const char *const *names;    /* its features' names; NULL: it has none */
+    int64_t traffic;
+} route_dep_t;
+
+typedef struct route_ep {
+    char name[EP_NAME_MAX + 1];
+    char key1[EP_KEY_LEN + 1], key2[EP_KEY_LEN + 1];
+    bool key_auth;
+    route_dep_t dep[EP_DEPLOYMENTS_MAX];
+    int ndep;
+    int64_t traffic_total;
+} route_ep_t;
+
+typedef struct routes {
+    atomic_int refs;
+    route_ep_t *ep;
+    int nep;
+} routes_t;
+
+/* A loaded model, shared between snapshots and freed with the last. */
+typedef struct model_cache model_cache_t;
+
+/* Build the snapshot of what the store holds now (models loaded once, from
+ * the cache) and swap it in. */
+int routes_rebuild(scorer_t *sc, cairn_err_t *err);
+/* The snapshot of the moment, referenced; routes_release when done. */
+routes_t *routes_take(scorer_t *sc);
+void routes_release(routes_t *r);
+/* The endpoint named name in r, or NULL. */
+const route_ep_t *routes_find(const routes_t *r, const char *name);
+/* A deployment of e by its traffic (rand in [0, 1)), or NULL when none
+ * takes traffic; by name when name is not NULL. */
+const route_dep_t *routes_pick(const route_ep_t *e, const char *name, double rand);
+void routes_free_all(scorer_t *sc);
+
+/* ---- the plugin's state ------------------------------------------------------ */
+
+struct scorer {
+    cairn_ctx_t *ctx;
+    ep_store_t *store;
+    cairn_httpd_t *httpd;
+    char base_uri[128];   /* http://127.0.0.1:PORT */
+    pthread_mutex_t lock; /* guards current and the model cache */
+    routes_t *current;
+    struct model_entry *models; /* path -> loaded model, refcounted */
+    struct creating *pending;   /* deployments waiting for the registry */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+};
+
+/* ---- verbs.c ----------------------------------------------------------------- */
+int ep_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_list(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_get_keys(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_regenerate_keys(void *state, cairn_req_t *req, cairn_err_t *err);
+int dep_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int dep_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
+/* Free the deployments still waiting for the registry (at fini: the
+ * runtime drops their calls without calling back). */
+void dep_pending_free_all(scorer_t *sc);
+/* A new key: 32 random bytes as base64url. */
+void ep_new_key(char out[EP_KEY_LEN + 1]);
+
+/* ---- http.c ------------------------------------------------------------------ */
+void ep_http_handle(void *arg, const cairn_http_request_t *req,
+                    cairn_http_response_t *resp);
+
+#endif

@@ -1,0 +1,510 @@
+/* The endpoints service's verbs (scorer.h; names and reply keys:
+ * services.md "endpoints"). Each change is stored, then the routes the
+ * HTTP threads read are rebuilt and swapped whole. An endpoint belongs to
+ * the workspace that made it (another's is 404), but its name is unique on
+ * the machine: it is in the scoring URI. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "scorer.h"
+
+#define REGISTRY "registry"
+#define TTL_MS 30000
+
+void ep_new_key(char out[EP_KEY_LEN + 1])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(out, EP_KEY_LEN + 1, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+}
+
+static const char *s_ws(cairn_req_t *req)
+{
+    const char *w = cairn_workspace(req);
+    return w && *w ? w : "default";
+}
+
+/* A name as Azure's: 3 to 32 of [a-z0-9-], starting with a letter, not
+ * ending with '-'. */
+static int s_name(const msgpack_object *body, const char *key, char *out,
+                  cairn_err_t *err)
+{
+    cairn_str_t n;
+    if (cairn_field_str(body, key, true, EP_NAME_MAX, &n, err) != 0) return -1;
+    bool ok = n.len >= 3 && islower((unsigned char)n.ptr[0]) && n.ptr[n.len - 1] != '-';
+    for (size_t i = 0; ok && i < n.len; i++)
+        ok = islower((unsigned char)n.ptr[i]) || isdigit((unsigned char)n.ptr[i]) ||
+             n.ptr[i] == '-';
+    if (!ok)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "%s must be 3 to %d lowercase letters, digits or '-', "
+                             "starting with a letter and not ending with '-'",
+                             key, EP_NAME_MAX);
+    snprintf(out, EP_NAME_MAX + 1, "%.*s", (int)n.len, n.ptr);
+    return 0;
+}
+
+static msgpack_packer *s_begin(scorer_t *sc)
+{
+    msgpack_sbuffer_clear(&sc->sb);
+    return &sc->pk;
+}
+
+/* ---- packing ------------------------------------------------------------------- */
+
+typedef struct pack_deps {
+    msgpack_packer *pk;
+    int n;
+} pack_deps_t;
+
+static int s_count_dep(void *arg, const dep_row_t *d)
+{
+    (void)d;
+    ((pack_deps_t *)arg)->n++;
+    return 0;
+}
+
+static int s_traffic_kv(void *arg, const dep_row_t *d)
+{
+    pack_deps_t *p = arg;
+    cairn_pack_cstr(p->pk, d->name);
+    msgpack_pack_int64(p->pk, d->traffic);
+    return 0;
+}
+
+static void s_pack_endpoint(scorer_t *sc, msgpack_packer *pk, const ep_row_t *e)
+{
+    char uri[256];
+    snprintf(uri, sizeof uri, "%s/endpoints/%s/score", sc->base_uri, e->name);
+    msgpack_pack_map(pk, 6);
+    cairn_pack_kv_str(pk, "name", e->name);
+    cairn_pack_kv_str(pk, "scoring_uri", uri);
+    cairn_pack_kv_str(pk, "auth_mode", e->auth_mode);
+    cairn_pack_cstr(pk, "created");
+    msgpack_pack_int64(pk, e->created);
+    pack_deps_t p = {.pk = pk};
+    cairn_err_t err = {0};
+    dep_store_each(sc->store, e->name, s_count_dep, &p, &err);
+    cairn_pack_cstr(pk, "traffic");
+    msgpack_pack_map(pk, (uint32_t)p.n);
+    dep_store_each(sc->store, e->name, s_traffic_kv, &p, &err);
+    cairn_pack_cstr(pk, "mirror");
+    msgpack_pack_map(pk, 0); /* mirroring: not run by this slice */
+}
+
+static void s_pack_deployment(msgpack_packer *pk, const dep_row_t *d)
+{
+    msgpack_pack_map(pk, 7);
+    cairn_pack_kv_str(pk, "endpoint", d->endpoint);
+    cairn_pack_kv_str(pk, "name", d->name);
+    cairn_pack_kv_str(pk, "model", d->model);
+    cairn_pack_kv_str(pk, "model_ref", d->model_ref);
+    cairn_pack_cstr(pk, "instance_count");
+    msgpack_pack_int64(pk, d->instance_count);
+    cairn_pack_cstr(pk, "traffic");
+    msgpack_pack_int64(pk, d->traffic);
+    cairn_pack_cstr(pk, "created");
+    msgpack_pack_int64(pk, d->created);
+}
+
+static int s_reply_endpoint(scorer_t *sc, cairn_req_t *req, int st, const ep_row_t *e)
+{
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "endpoint");
+    s_pack_endpoint(sc, pk, e);
+    cairn_reply_sbuf(req, st, &sc->sb);
+    return 0;
+}
+
+/* The endpoint req's body names (key "name" or "endpoint"), in req's
+ * workspace; 404 when none. */
+static int s_find(scorer_t *sc, cairn_req_t *req, const char *key, ep_row_t *e,
+                  cairn_err_t *err)
+{
+    char name[EP_NAME_MAX + 1];
+    if (s_name(cairn_body(req), key, name, err) != 0) return -1;
+    int rc = ep_store_get(sc->store, s_ws(req), name, e, err);
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "no endpoint named '%s' in this workspace", name);
+    return rc;
+}
+
+/* ---- endpoints ---------------------------------------------------------------- */
+
+int ep_create(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e = {.created = (int64_t)cairn_wall_ms()};
+    cairn_str_t mode = {"key", 3};
+    if (s_name(cairn_body(req), "name", e.name, err) != 0 ||
+        cairn_field_str(cairn_body(req), "auth_mode", false, 8, &mode, err) < 0)
+        return -1;
+    cairn_name_object(req, "endpoint", e.name, strlen(e.name));
+    if (cairn_str_eq(mode, "token"))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "auth_mode token is not run by this Cairn yet: use key");
+    if (!cairn_str_eq(mode, "key"))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "auth_mode must be key or token");
+    snprintf(e.ws, sizeof e.ws, "%s", s_ws(req));
+    snprintf(e.auth_mode, sizeof e.auth_mode, "key");
+    ep_new_key(e.key1);
+    ep_new_key(e.key2);
+    if (ep_store_insert(sc->store, &e, err) != 0 || routes_rebuild(sc, err) != 0)
+        return -1;
+    return s_reply_endpoint(sc, req, CAIRN_ST_CREATED, &e);
+}
+
+int ep_get(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "name", &e, err) != 0) return -1;
+    return s_reply_endpoint(sc, req, CAIRN_ST_OK, &e);
+}
+
+typedef struct list_ctx {
+    scorer_t *sc;
+    ep_row_t *v;
+    size_t n, cap;
+} list_ctx_t;
+
+static int s_collect(void *arg, const ep_row_t *e)
+{
+    list_ctx_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        ep_row_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return 1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *e;
+    return 0;
+}
+
+int ep_list(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    list_ctx_t l = {.sc = sc};
+    if (ep_store_each(sc->store, s_ws(req), s_collect, &l, err) != 0) {
+        free(l.v);
+        return -1;
+    }
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "endpoints");
+    msgpack_pack_array(pk, (uint32_t)l.n);
+    for (size_t i = 0; i < l.n; i++) s_pack_endpoint(sc, pk, &l.v[i]);
+    free(l.v);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+int ep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "name", &e, err) != 0) return -1;
+    cairn_name_object(req, "endpoint", e.name, strlen(e.name));
+    if (ep_store_delete(sc->store, e.name, err) != 0 || routes_rebuild(sc, err) != 0)
+        return -1;
+    msgpack_pack_map(s_begin(sc), 0);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+static int s_reply_keys(scorer_t *sc, cairn_req_t *req, const ep_row_t *e)
+{
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "primary_key", e->key1);
+    cairn_pack_kv_str(pk, "secondary_key", e->key2);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+int ep_get_keys(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
+    return s_reply_keys(sc, req, &e);
+}
+
+int ep_regenerate_keys(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    cairn_str_t which = {"primary", 7};
+    if (s_find(sc, req, "endpoint", &e, err) != 0 ||
+        cairn_field_str(cairn_body(req), "key_type", false, 16, &which, err) < 0)
+        return -1;
+    cairn_name_object(req, "endpoint", e.name, strlen(e.name));
+    if (cairn_str_eq(which, "primary"))
+        ep_new_key(e.key1);
+    else if (cairn_str_eq(which, "secondary"))
+        ep_new_key(e.key2);
+    else
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "key_type must be primary or secondary");
+    if (ep_store_set_keys(sc->store, &e, err) != 0 || routes_rebuild(sc, err) != 0)
+        return -1;
+    return s_reply_keys(sc, req, &e);
+}
+
+/* ---- deployments -------------------------------------------------------------- */
+
+typedef struct creating {
+    struct creating *prev, *next; /* sc->pending */
+    scorer_t *sc;
+    cairn_req_t *req;
+    dep_row_t d;
+    bool first; /* the endpoint's first deployment: it takes all traffic */
+} creating_t;
+
+static void s_pending_add(scorer_t *sc, creating_t *c)
+{
+    c->next = sc->pending;
+    if (c->next) c->next->prev = c;
+    sc->pending = c;
+}
+
+static void s_pending_del(scorer_t *sc, creating_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sc->pending = c->next;
+    if (c->next) c->next->prev = c->prev;
+}
+
+void dep_pending_free_all(scorer_t *sc)
+{
+    while (sc->pending) {
+        creating_t *c = sc->pending;
+        s_pending_del(sc, c);
+        free(c);
+    }
+}
+
+static void s_resolved(void *arg, int st, const char *code, const char *msg,
+                       const msgpack_object *body)
+{
+    creating_t *c = arg;
+    scorer_t *sc = c->sc;
+    s_pending_del(sc, c);
+    cairn_err_t err = {0};
+    cairn_str_t ref, kind, path;
+    if (st == CAIRN_ST_NOT_FOUND && code && !strcmp(code, CAIRN_E_NO_SERVICE))
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "model: this Cairn has no registry to resolve %s", c->d.model);
+    else if (st >= 400)
+        cairn_err_set(&err, st < 500 ? st : CAIRN_ST_BAD_GATEWAY,
+                      st < 500 ? code : CAIRN_E_BAD_REPLY, "model: %s", msg ? msg : "");
+    else if (cairn_field_str(body, "ref", true, EP_REF_MAX, &ref, &err) != 0 ||
+             cairn_field_str(body, "kind", true, 64, &kind, &err) != 0)
+        err.st = CAIRN_ST_BAD_GATEWAY;
+    else if (!cairn_str_eq(kind, "model_version"))
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "model: %s is a %.*s, not a model version", c->d.model,
+                      (int)kind.len, kind.ptr);
+    else if (cairn_field_str(body, "path", true, PATH_MAX - 1, &path, &err) != 0)
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "model: %s has no files on this machine", c->d.model);
+    if (!err.st) {
+        snprintf(c->d.model_ref, sizeof c->d.model_ref, "%.*s", (int)ref.len, ref.ptr);
+        snprintf(c->d.path, sizeof c->d.path, "%.*s", (int)path.len, path.ptr);
+        /* loaded now: a model that does not load is refused, never deployed */
+        scorer_model_t *m = NULL;
+        if (scorer_model_load(c->d.path, &m, &err) != 0) {
+            char why[CAIRN_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", err.msg);
+            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                          "model: %s cannot be served: %s", c->d.model_ref, why);
+        }
+        scorer_model_destroy(&m);
+    }
+    if (!err.st) c->d.traffic = c->first ? 100 : 0;
+    if (!err.st && dep_store_insert(sc->store, &c->d, &err) == 0 &&
+        routes_rebuild(sc, &err) == 0) {
+        msgpack_packer *pk = s_begin(sc);
+        msgpack_pack_map(pk, 1);
+        cairn_pack_cstr(pk, "deployment");
+        s_pack_deployment(pk, &c->d);
+        cairn_reply_sbuf(c->req, CAIRN_ST_CREATED, &sc->sb);
+    } else {
+        cairn_reply_err(c->req, &err);
+    }
+    free(c);
+}
+
+int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    const msgpack_object *b = cairn_body(req);
+    ep_row_t e;
+    creating_t *c = calloc(1, sizeof *c);
+    if (!c) return cairn_err_oom(err, NULL);
+    *c = (creating_t){.sc = sc, .req = req};
+    dep_row_t *d = &c->d;
+    cairn_str_t model;
+    uint64_t instances = 1;
+    pack_deps_t count = {0};
+    int rc = s_find(sc, req, "endpoint", &e, err);
+    if (rc == 0) rc = s_name(b, "name", d->name, err);
+    if (rc == 0) rc = cairn_field_str(b, "model", true, EP_REF_MAX, &model, err);
+    if (rc == 0 && cairn_field_uint(b, "instance_count", false, &instances, err) < 0)
+        rc = -1;
+    if (rc == 0 && (instances < 1 || instances > 64))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "instance_count must be 1 to 64");
+    if (rc == 0 && (model.len < 7 || memcmp(model.ptr, "model:", 6)))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "model must be a reference: model:NAME:VERSION or "
+                           "model:NAME@ALIAS");
+    dep_row_t old;
+    if (rc == 0 && (rc = dep_store_get(sc->store, e.name, d->name, &old, err)) == 0)
+        rc =
+            cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                          "endpoint '%s' has a deployment named '%s'", e.name, d->name);
+    else if (rc == 1)
+        rc = dep_store_each(sc->store, e.name, s_count_dep, &count, err);
+    if (rc == 0 && count.n >= EP_DEPLOYMENTS_MAX)
+        rc = cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+                           "endpoint '%s' has %d deployments, the most it may", e.name,
+                           EP_DEPLOYMENTS_MAX);
+    if (rc != 0) {
+        free(c);
+        return -1;
+    }
+    snprintf(d->endpoint, sizeof d->endpoint, "%s", e.name);
+    snprintf(d->model, sizeof d->model, "%.*s", (int)model.len, model.ptr);
+    d->instance_count = (int64_t)instances;
+    d->created = (int64_t)cairn_wall_ms();
+    c->first = count.n == 0;
+    cairn_name_object(req, "deployment", d->name, strlen(d->name));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    cairn_pack_kv_str(&pk, "ref", d->model);
+    cairn_defer(req);
+    s_pending_add(sc, c);
+    rc = cairn_call_ws(sc->ctx, s_ws(req), REGISTRY, "resolve", sb.data, sb.size,
+                       TTL_MS, s_resolved, c, err);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) {
+        s_pending_del(sc, c);
+        cairn_reply_err(req, err); /* deferred: answered here */
+        free(c);
+    }
+    return 0;
+}
+
+static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
+                      cairn_err_t *err)
+{
+    char name[EP_NAME_MAX + 1];
+    if (s_find(sc, req, "endpoint", e, err) != 0 ||
+        s_name(cairn_body(req), "name", name, err) != 0)
+        return -1;
+    int rc = dep_store_get(sc->store, e->name, name, d, err);
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "endpoint '%s' has no deployment named '%s'", e->name,
+                             name);
+    return rc;
+}
+
+int dep_get(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    dep_row_t d;
+    if (s_find_dep(sc, req, &e, &d, err) != 0) return -1;
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "deployment");
+    s_pack_deployment(pk, &d);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    dep_row_t d;
+    if (s_find_dep(sc, req, &e, &d, err) != 0) return -1;
+    cairn_name_object(req, "deployment", d.name, strlen(d.name));
+    if (d.traffic > 0)
+        return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
+                             "deployment '%s' takes %lld%% of the traffic: move it "
+                             "elsewhere first (update_traffic)",
+                             d.name, (long long)d.traffic);
+    if (dep_store_delete(sc->store, e.name, d.name, err) < 0 ||
+        routes_rebuild(sc, err) != 0)
+        return -1;
+    msgpack_pack_map(s_begin(sc), 0);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
+    cairn_name_object(req, "endpoint", e.name, strlen(e.name));
+    const msgpack_object *t = cairn_obj_get(cairn_body(req), "traffic");
+    if (!t || t->type != MSGPACK_OBJECT_MAP || t->via.map.size > EP_DEPLOYMENTS_MAX)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "traffic is required: a map {deployment: percent} of at "
+                             "most %d entries",
+                             EP_DEPLOYMENTS_MAX);
+    char names[EP_DEPLOYMENTS_MAX][EP_NAME_MAX + 1];
+    const char *np[EP_DEPLOYMENTS_MAX];
+    int64_t pct[EP_DEPLOYMENTS_MAX], sum = 0;
+    int n = (int)t->via.map.size;
+    for (int i = 0; i < n; i++) {
+        const msgpack_object *k = &t->via.map.ptr[i].key, *v = &t->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size > EP_NAME_MAX)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "traffic: its keys must be deployment names");
+        snprintf(names[i], sizeof names[i], "%.*s", (int)k->via.str.size,
+                 k->via.str.ptr);
+        np[i] = names[i];
+        dep_row_t d;
+        int rc = dep_store_get(sc->store, e.name, names[i], &d, err);
+        if (rc < 0) return -1;
+        if (rc == 1)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "traffic.%s: endpoint '%s' has no such deployment",
+                                 names[i], e.name);
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 100)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "traffic.%s must be a whole percent, 0 to 100",
+                                 names[i]);
+        pct[i] = (int64_t)v->via.u64;
+        sum += pct[i];
+    }
+    if (sum != 100 && sum != 0)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "traffic must sum to 100 (or be all 0); it sums to %lld",
+                             (long long)sum);
+    if (dep_store_set_traffic(sc->store, e.name, np, pct, n, err) != 0 ||
+        routes_rebuild(sc, err) != 0)
+        return -1;
+    return s_reply_endpoint(sc, req, CAIRN_ST_OK, &e);
+}

@@ -1,0 +1,271 @@
+"""Online endpoints (issue 17, first slice): the scorer plugin in process
+mode answers HTTP itself. A model trained by python3-xgboost, registered,
+deployed, and scored with curl and Python's urllib in Azure ML's and
+MLflow's body shapes; predictions equal python xgboost's to 1e-6 over the
+whole test set; keys required and checked; traffic split 90/10 observed
+within bounds over 2,000 requests and switched atomically; the
+cairn-deployment header both ways; bad bodies answered 400 with a
+sentence; a deployment that survives a restart of the plugin."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+import numpy as np
+import xgboost as xgb
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+from cairn.registry import Registry  # noqa: E402
+
+PORT = free_port()
+SERVICES = f"""\
+  tracking:
+    plugin: storage
+    mode: inproc
+  artifacts:
+    plugin: storage
+    mode: inproc
+  registry:
+    plugin: registry
+    mode: inproc
+  endpoints:
+    plugin: scorer
+    mode: process
+    settings:
+      listen: 127.0.0.1:{PORT}
+      timeout_s: 5
+"""
+
+
+def post(url, body, key=None, headers=None, raw=None):
+    """(status, response headers, JSON body) of a POST."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST")
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=DEADLINE) as r:
+            return r.status, dict(r.headers), json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read() or b"{}")
+
+
+class Endpoints(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services=SERVICES).start()
+        cls.c = cls.k.client()
+        cls.reg = Registry(cls.k.endpoint)
+        cls.tmp = tempfile.mkdtemp(dir=cls.k.tmp)
+        bc = load_breast_cancer()
+        cls.names = [n.replace(" ", "_") for n in bc.feature_names]
+        x, y = bc.data.astype(np.float32), bc.target
+        cls.x_test = x[400:]
+        cls.x_test[0, 3] = np.nan  # a missing value, scored as xgboost does
+        dtrain = xgb.DMatrix(x[:400], label=y[:400], feature_names=cls.names)
+        cls.models = {}
+        for tag, depth in (("a", 3), ("b", 5)):
+            bst = xgb.train({"objective": "binary:logistic", "max_depth": depth,
+                             "seed": 1, "nthread": 1}, dtrain, 30)
+            os.makedirs(os.path.join(cls.tmp, tag))
+            path = os.path.join(cls.tmp, tag, "model.json")
+            bst.save_model(path)
+            cls.models[tag] = (bst, cls.reg.register_model(path, "bc-model")["version"])
+        d = load_diabetes()
+        reg_bst = xgb.train({"objective": "reg:squarederror", "max_depth": 4, "seed": 2},
+                            xgb.DMatrix(d.data[:300].astype(np.float32), label=d.target[:300]),
+                            20)
+        os.makedirs(os.path.join(cls.tmp, "diabetes"))
+        path = os.path.join(cls.tmp, "diabetes", "model.ubj")
+        reg_bst.save_model(path)
+        cls.diabetes = (reg_bst, d.data[300:].astype(np.float32),
+                        cls.reg.register_model(path, "diabetes")["version"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call(self, verb, body, st=200):
+        h, b = self.c.call("endpoints", verb, body)
+        self.assertEqual(h["st"], st, (verb, body, h))
+        return b if st < 400 else h
+
+    def endpoint(self, name, deployments):
+        ep = self.call("create_endpoint", {"name": name}, 201)["endpoint"]
+        for dep, version in deployments:
+            self.call("create_deployment", {"endpoint": name, "name": dep,
+                                            "model": f"model:bc-model:{version}"}, 201)
+        keys = self.call("get_keys", {"endpoint": name})
+        return ep["scoring_uri"], keys["primary_key"], keys["secondary_key"]
+
+    def test_scores_equal_python_xgboost_in_every_shape(self):
+        uri, key, key2 = self.endpoint("bc-eq", [("blue", self.models["a"][1])])
+        self.assertEqual(uri, f"http://127.0.0.1:{PORT}/endpoints/bc-eq/score")
+        want = self.models["a"][0].predict(xgb.DMatrix(self.x_test,
+                                                       feature_names=self.names))
+        rows = [[None if np.isnan(v) else float(v) for v in r] for r in self.x_test]
+        shapes = {
+            "input_data": {"input_data": {"columns": self.names,
+                                          "index": list(range(len(rows))), "data": rows}},
+            "dataframe_split": {"dataframe_split": {"columns": self.names, "data": rows}},
+            "dataframe_records": {"dataframe_records": [dict(zip(self.names, r))
+                                                        for r in rows]},
+            "instances": {"instances": rows},
+            "inputs_by_column": {"inputs": {n: [r[i] for r in rows]
+                                            for i, n in enumerate(self.names)}},
+        }
+        for shape, body in shapes.items():
+            st, hdr, out = post(uri, body, key)
+            self.assertEqual(st, 200, (shape, out))
+            self.assertEqual(hdr.get("cairn-deployment"), "blue")
+            got = np.array(out["predictions"], dtype=np.float64)
+            self.assertEqual(got.shape, want.shape, shape)
+            self.assertLess(np.max(np.abs(got - want)), 1e-6, shape)
+        # the secondary key works too; curl as a client
+        curl = subprocess.run(["curl", "-s", "-X", "POST", uri, "-H",
+                               f"Authorization: Bearer {key2}", "-H",
+                               "Content-Type: application/json", "-d",
+                               json.dumps({"instances": rows[:2]})],
+                              capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(len(json.loads(curl.stdout)["predictions"]), 2, curl.stdout)
+
+    def test_keys_required_and_bad_bodies_answered_400(self):
+        uri, key, _ = self.endpoint("bc-bad", [("blue", self.models["a"][1])])
+        self.assertEqual(post(uri, {"instances": [[0] * 30]})[0], 401)
+        self.assertEqual(post(uri, {"instances": [[0] * 30]}, "x" * 43)[0], 401)
+        self.assertEqual(post(uri, {"instances": [[0] * 30]}, key)[0], 200)
+        cases = [
+            (b"{not json", "not JSON"),
+            (json.dumps({"instances": [[1, 2, 3]]}).encode(), "3 values; 30 expected"),
+            (json.dumps({"dataframe_split": {"columns": self.names[:-1],
+                                             "data": [[0] * 29]}}).encode(),
+             f"column '{self.names[-1]}' is missing"),
+            (json.dumps({"instances": [["a"] * 30]}).encode(), "not a string"),
+            (json.dumps({"rows": []}).encode(), "none of input_data"),
+            (json.dumps({"instances": []}).encode(), "no rows"),
+            (json.dumps([1, 2]).encode(), "must be a JSON object"),
+        ]
+        for raw, words in cases:
+            st, _, out = post(uri, None, key, raw=raw)
+            self.assertEqual(st, 400, (raw[:60], out))
+            self.assertIn(words, out["error"], raw[:60])
+        st, _, out = post(uri, {"instances": [[0] * 30]}, key,
+                          headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 415, out)
+        st, _, out = post(f"http://127.0.0.1:{PORT}/endpoints/nope/score",
+                          {"instances": [[0] * 30]}, key)
+        self.assertEqual(st, 404, out)
+        # a body past max_body: refused before it is read
+        big = os.path.join(self.tmp, "big.json")
+        with open(big, "wb") as f:
+            f.write(b'{"instances": [' + b"[0.5]," * (3 << 20) + b"[0.5]]}")
+        curl = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                               "-X", "POST", uri, "-H", f"Authorization: Bearer {key}",
+                               "-H", "Content-Type: application/json",
+                               "--data-binary", f"@{big}"],
+                              capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(curl.stdout, "413", curl.stderr)
+
+    def test_traffic_split_and_direct_calls(self):
+        uri, key, _ = self.endpoint("bc-split", [("blue", self.models["a"][1]),
+                                                 ("green", self.models["b"][1])])
+        ep = self.call("get_endpoint", {"name": "bc-split"})["endpoint"]
+        self.assertEqual(ep["traffic"], {"blue": 100, "green": 0})
+        self.call("update_traffic", {"endpoint": "bc-split",
+                                     "traffic": {"blue": 90, "green": 10}})
+        seen = {"blue": 0, "green": 0}
+        row = {"instances": [[float(v) for v in self.x_test[1]]]}
+        for _ in range(2000):
+            st, hdr, _ = post(uri, row, key)
+            self.assertEqual(st, 200)
+            seen[hdr["cairn-deployment"]] += 1
+        # 10% of 2,000: 200 expected, sd 13.4; 5 sd either way
+        self.assertTrue(133 <= seen["green"] <= 267, seen)
+        st, hdr, out = post(uri, row, key, headers={"cairn-deployment": "green"})
+        self.assertEqual((st, hdr["cairn-deployment"]), (200, "green"))
+        want = self.models["b"][0].predict(xgb.DMatrix(self.x_test[1:2],
+                                                       feature_names=self.names))
+        self.assertLess(abs(out["predictions"][0] - float(want[0])), 1e-6)
+        self.call("update_traffic", {"endpoint": "bc-split", "traffic": {"green": 100}})
+        for _ in range(50):
+            self.assertEqual(post(uri, row, key)[1]["cairn-deployment"], "green")
+        for bad, words in (({"blue": 50, "green": 40}, "sums to 90"),
+                           ({"red": 100}, "no such deployment"),
+                           ({"blue": -1, "green": 101}, "whole percent")):
+            h = self.call("update_traffic", {"endpoint": "bc-split", "traffic": bad}, 400)
+            self.assertIn(words, h["err"])
+        self.call("delete_deployment", {"endpoint": "bc-split", "name": "green"}, 409)
+        self.call("delete_deployment", {"endpoint": "bc-split", "name": "blue"})
+        health = urllib.request.urlopen(urllib.request.Request(
+            uri.replace("/score", "/health"), headers={"Authorization": f"Bearer {key}"}),
+            timeout=DEADLINE)
+        self.assertEqual(json.loads(health.read())["status"], "Healthy")
+
+    def test_regression_alias_and_verbs(self):
+        bst, x, version = self.diabetes
+        self.reg.set_alias("diabetes", "champion", version)
+        self.call("create_endpoint", {"name": "diab"}, 201)
+        dep = self.call("create_deployment", {"endpoint": "diab", "name": "main",
+                                              "model": "model:diabetes@champion"},
+                        201)["deployment"]
+        self.assertEqual(dep["model_ref"], f"model:diabetes:{version}")
+        key = self.call("get_keys", {"endpoint": "diab"})["primary_key"]
+        uri = self.call("get_endpoint", {"name": "diab"})["endpoint"]["scoring_uri"]
+        st, _, out = post(uri, {"instances": x.tolist()}, key)
+        self.assertEqual(st, 200, out)
+        self.assertLess(np.max(np.abs(np.array(out["predictions"]) -
+                                      bst.predict(xgb.DMatrix(x)))), 1e-4 * 300)
+        self.assertLess(np.max(np.abs(np.array(out["predictions"], dtype=np.float32) -
+                                      bst.predict(xgb.DMatrix(x)))), 1e-6 * 300)
+        old = key
+        new = self.call("regenerate_keys", {"endpoint": "diab"})["primary_key"]
+        self.assertNotEqual(old, new)
+        self.assertEqual(post(uri, {"instances": x[:1].tolist()}, old)[0], 401)
+        self.assertEqual(post(uri, {"instances": x[:1].tolist()}, new)[0], 200)
+        names = [e["name"] for e in self.call("list_endpoints", {})["endpoints"]]
+        self.assertIn("diab", names)
+        self.call("create_endpoint", {"name": "diab"}, 409)
+        for body, words in (({"name": "Bad_Name"}, "lowercase"),
+                            ({"name": "ok-name", "auth_mode": "token"}, "not run"),
+                            ({}, "name")):
+            self.assertIn(words, self.call("create_endpoint", body, 400)["err"])
+        for body, st in (({"endpoint": "diab", "name": "xa1", "model": "bc-model"}, 400),
+                         ({"endpoint": "diab", "name": "xa2", "model": "model:nope:1"}, 404),
+                         ({"endpoint": "nope", "name": "xa3", "model": "model:bc-model:1"},
+                          404)):
+            h = self.call("create_deployment", body, st)
+            self.assertTrue(h["err"], h)
+        self.call("delete_endpoint", {"name": "diab"})
+        self.assertEqual(post(uri, {"instances": x[:1].tolist()}, new)[0], 404)
+
+    def test_deployments_survive_a_restart_of_the_plugin(self):
+        uri, key, _ = self.endpoint("bc-restart", [("blue", self.models["a"][1])])
+        pid = self.k.plugin("endpoints")["pid"]
+        os.kill(pid, 9)
+        wait_for(lambda: (lambda p: p["state"] == "up" and p["pid"] != pid)(
+            self.k.plugin("endpoints")), what="the endpoints plugin restarted")
+        row = {"instances": [[float(v) for v in self.x_test[1]]]}
+
+        def answers():
+            try:
+                return post(uri, row, key)[0] == 200
+            except OSError:
+                return False
+        wait_for(answers, DEADLINE, "the endpoint to answer after the restart")
+
+
+if __name__ == "__main__":
+    unittest.main()
