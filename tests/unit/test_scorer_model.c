@@ -5,6 +5,7 @@
  * integration/test_scorer_model.py's. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "model.h"
@@ -363,6 +364,52 @@ TEST(many_trees_in_lockstep)
     scorer_model_destroy(&m);
 }
 
+/* Four threads predict on one model at once, each getting what one
+ * thread alone gets: the model is read-only after load. */
+typedef struct {
+    const scorer_model_t *m;
+    float want[64];
+    int bad;
+} s_par_t;
+
+static void *s_par(void *arg)
+{
+    s_par_t *p = arg;
+    cairn_err_t err;
+    for (int it = 0; it < 2000; it++)
+        for (int i = 0; i < 64; i++) {
+            float row[2] = {(float)(i % 8) / 4.0f, (float)(i / 8)}, out[3];
+            if (scorer_model_predict(p->m, row, 1, 2, out, &err) != 0 ||
+                out[0] != p->want[i])
+                p->bad++;
+        }
+    return NULL;
+}
+
+TEST(concurrent_predictions)
+{
+    char trees[4096];
+    snprintf(trees, sizeof trees, "%s,%s,%s", STUMP, CATTREE, STUMP);
+    cairn_err_t err;
+    scorer_model_t *m =
+        s_load(s_model("binary:logistic", "0.5", 0, 2, trees, "0,0,0"), &err);
+    if (!CHECK(m)) return;
+    s_par_t par[4];
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++) {
+        par[k].m = m;
+        par[k].bad = 0;
+        for (int i = 0; i < 64; i++)
+            par[k].want[i] = s_one(m, (float)(i % 8) / 4.0f, (float)(i / 8));
+        CHECK(pthread_create(&th[k], NULL, s_par, &par[k]) == 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        CHECK_EQ(par[k].bad, 0);
+    }
+    scorer_model_destroy(&m);
+}
+
 int main(void)
 {
     RUN(stump);
@@ -374,5 +421,6 @@ int main(void)
     RUN(malformed_refused);
     RUN(depth_bounded);
     RUN(many_trees_in_lockstep);
+    RUN(concurrent_predictions);
     return unit_report();
 }
