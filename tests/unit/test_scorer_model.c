@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "unit.h"
@@ -410,6 +411,76 @@ TEST(concurrent_predictions)
     scorer_model_destroy(&m);
 }
 
+TEST(feature_names_and_types)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "%s",
+             s_model("reg:squarederror", "0", 0, 2, CATTREE, "0"));
+    char *p = strstr(text, "\"feature_names\":[],\"feature_types\":[]");
+    if (!CHECK(p)) return;
+    const char *with =
+        "\"feature_names\":[\"age\",\"city\"],\"feature_types\":[\"q\",\"c\"]";
+    char rest[8192];
+    snprintf(rest, sizeof rest, "%s",
+             p + strlen("\"feature_names\":[],\"feature_types\":[]"));
+    snprintf(p, sizeof text - (size_t)(p - text), "%s%s", with, rest);
+    cairn_err_t err;
+    scorer_model_t *m = s_load(text, &err);
+    if (!CHECK(m)) return;
+    CHECK_STR(scorer_model_feature_name(m, 0), "age");
+    CHECK_STR(scorer_model_feature_name(m, 1), "city");
+    CHECK_STR(scorer_model_feature_type(m, 1), "c");
+    CHECK(scorer_model_feature_name(m, 2) == NULL);
+    scorer_model_destroy(&m);
+}
+
+/* Folders: an MLmodel naming its file, a bare model.json, and MLmodel
+ * data that leaves the folder or names nothing, refused. */
+TEST(folders)
+{
+    char dir[] = "/tmp/cairn-scorer-unit-XXXXXX", path[256];
+    if (!CHECK(mkdtemp(dir))) return;
+    const char *model = s_model("reg:squarederror", "0", 0, 1, STUMP, "0");
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(model, f);
+    fclose(f);
+    scorer_model_t *m = NULL;
+    cairn_err_t err;
+    CHECK(scorer_model_load(dir, &m, &err) == 0); /* the bare folder */
+    scorer_model_destroy(&m);
+    snprintf(path, sizeof path, "%s/MLmodel", dir);
+    const char *cases[][2] = {
+        {"flavors:\n  xgboost:\n    data: model.json\n", NULL},
+        {"flavors:\n  xgboost:\n    data: ../model.json\n", "names no model file"},
+        {"flavors:\n  python_function: {}\n", "has no xgboost flavor"},
+        {"flavors:\n  xgboost:\n    data: absent.ubj\n", "cannot be opened"},
+        {"flavors: [\n", "line"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f = fopen(path, "w");
+        fputs(cases[i][0], f);
+        fclose(f);
+        memset(&err, 0, sizeof err);
+        int rc = scorer_model_load(dir, &m, &err);
+        if (!cases[i][1]) {
+            CHECK(rc == 0 && m);
+        } else {
+            CHECK(rc == -1 && !m);
+            CHECK_HAS(err.msg, cases[i][1]);
+        }
+        scorer_model_destroy(&m);
+    }
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    unlink(path);
+    CHECK(scorer_model_load(dir, &m, &err) == -1);
+    CHECK_HAS(err.msg, "holds no MLmodel");
+    rmdir(dir);
+    CHECK(scorer_model_load(dir, &m, &err) == -1);
+    CHECK_EQ(err.st, 404);
+}
+
 int main(void)
 {
     RUN(stump);
@@ -422,5 +493,7 @@ int main(void)
     RUN(depth_bounded);
     RUN(many_trees_in_lockstep);
     RUN(concurrent_predictions);
+    RUN(feature_names_and_types);
+    RUN(folders);
     return unit_report();
 }
