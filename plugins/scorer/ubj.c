@@ -258,8 +258,11 @@ json_t *scorer_ubj_parse(const unsigned char *p, size_t len, cairn_err_t *err)
 {
     ubj_t u = {p, p + len, err};
     int t;
+    if (err) err->st = 0;
     if (s_next(&u, 0, -1, &t) != 0) return NULL;
     json_t *v = s_value(&u, t, 0);
+    if (!v && err && err->st == 0) /* jansson refused a value (a char not UTF-8) */
+        s_bad(&u, "a value cannot be held (a string or char not UTF-8?)");
     if (v && u.p != u.end) {
         json_decref(v);
         s_bad(&u, "bytes follow its value");

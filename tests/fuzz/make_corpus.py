@@ -433,13 +433,141 @@ def scorer_inputs():
     write(t, "not_json", b"\x00{\"instances\": [[1,")
 
 
+UBJ_TYPED = {"left_children": ("l", ">i"), "right_children": ("l", ">i"),
+             "parents": ("l", ">i"), "split_indices": ("l", ">i"), "categories": ("l", ">i"),
+             "categories_nodes": ("l", ">i"), "categories_segments": ("L", ">q"),
+             "categories_sizes": ("L", ">q"), "split_conditions": ("d", ">f"),
+             "base_weights": ("d", ">f"), "loss_changes": ("d", ">f"),
+             "sum_hessian": ("d", ">f"),
+             "default_left": ("U", ">B"), "split_type": ("U", ">B")}
+
+
+def ubjson(v):
+    """UBJSON as XGBoost 1.7 writes it (and loads it back): every length an
+    int64 L, keys without a marker, each tree array typed as XGBoost types
+    it (UBJ_TYPED), other arrays counted but untyped."""
+    def length(n):
+        return b"L" + struct.pack(">q", n)
+    if isinstance(v, dict):
+        out = b"{"
+        for k, x in v.items():
+            kb = k.encode()
+            out += length(len(kb)) + kb
+            if k in UBJ_TYPED:
+                m, f = UBJ_TYPED[k]
+                out += (b"[$" + m.encode() + b"#" + length(len(x)) +
+                        b"".join(struct.pack(f, i) for i in x))
+            else:
+                out += ubjson(x)
+        return out + b"}"
+    if isinstance(v, list):
+        return b"[#" + length(len(v)) + b"".join(ubjson(x) for x in v)
+    if isinstance(v, bool):
+        return b"T" if v else b"F"
+    if isinstance(v, int):
+        return b"L" + struct.pack(">q", v)
+    if isinstance(v, float):
+        return b"d" + struct.pack(">f", v)
+    if v is None:
+        return b"Z"
+    sb = str(v).encode()
+    return b"S" + length(len(sb)) + sb
+
+
+def xgb_model(trees, objective="binary:logistic", num_class=0, num_feature=2,
+              booster="gbtree", base="5E-1", names=None, types=None):
+    """An XGBoost 1.7 model document around the trees (each a dict of the
+    node arrays), tree_info from each tree's "group" (default 0)."""
+    for i, t in enumerate(trees):
+        t["id"] = i
+    model = {"gbtree_model_param": {"num_parallel_tree": "1", "num_trees": str(len(trees)),
+                                    "size_leaf_vector": "0"},
+             "tree_info": [t.pop("group", 0) for t in trees], "trees": trees}
+    gb = {"name": "gbtree", "model": model}
+    if booster == "dart":
+        gb = {"name": "dart", "gbtree": gb, "weight_drop": [1.0] * len(trees)}
+    learner = {"attributes": {}, "feature_names": names or [], "feature_types": types or [],
+               "gradient_booster": gb,
+               "learner_model_param": {"base_score": base, "boost_from_average": "1",
+                                       "num_class": str(num_class),
+                                       "num_feature": str(num_feature), "num_target": "1"},
+               "objective": {"name": objective}}
+    if objective.startswith("multi:"):
+        learner["objective"]["softmax_multiclass_param"] = {"num_class": str(num_class)}
+    elif objective == "count:poisson":
+        learner["objective"]["poisson_regression_param"] = {"max_delta_step": "0.7"}
+    else:
+        learner["objective"]["reg_loss_param"] = {"scale_pos_weight": "1"}
+    return {"learner": learner, "version": [1, 7, 4]}
+
+
+def xgb_tree(left, right, feat, cond, dleft, stype=None, cats=None):
+    n = len(left)
+    parents = [2147483647] * n
+    for i in range(n):
+        for c in (left[i], right[i]):
+            if 0 <= c < n:
+                parents[c] = i
+    t = {"base_weights": [0.0] * n, "default_left": dleft, "id": 0,
+         "left_children": left, "loss_changes": [0.0] * n, "parents": parents,
+         "right_children": right, "split_conditions": cond, "split_indices": feat,
+         "split_type": stype or [0] * n, "sum_hessian": [1.0] * n,
+         "tree_param": {"num_deleted": "0", "num_feature": "2", "num_nodes": str(n),
+                        "size_leaf_vector": "0"},
+         "categories": [], "categories_nodes": [], "categories_segments": [],
+         "categories_sizes": []}
+    if cats:
+        t.update(cats)
+    return t
+
+
+def scorer_models():
+    """A model file's bytes: XGBoost JSON and UBJSON (scorer_model_load_mem);
+    python3-xgboost 1.7.4 loads each seed but the broken ones and predicts
+    what the scorer does."""
+    import json
+    t = "fuzz_scorer_model"
+    def stump():
+        return xgb_tree([1, -1, -1], [2, -1, -1], [0, 0, 0], [0.5, -0.4, 0.6], [1, 0, 0])
+    def deep():
+        return xgb_tree([1, 3, -1, -1, -1], [2, 4, -1, -1, -1], [0, 1, 0, 0, 0],
+                        [0.5, 2.0, 0.1, -0.2, 0.3], [1, 0, 0, 0, 0])
+    def cat():
+        return xgb_tree([1, -1, -1], [2, -1, -1], [1, 0, 0], [float("nan"), -1.0, 1.0],
+                        [0, 0, 0], [1, 0, 0],
+                        {"categories": [1, 3, 40], "categories_nodes": [0],
+                         "categories_segments": [0], "categories_sizes": [3]})
+    docs = {
+        "binary": xgb_model([stump(), deep()], names=["a", "b"], types=["q", "q"]),
+        "regression": xgb_model([deep()], "reg:squarederror", base="1.5E2"),
+        "poisson": xgb_model([stump()], "count:poisson", base="2"),
+        "categorical": xgb_model([cat(), stump()], "reg:squarederror", types=["q", "c"]),
+        "softprob": xgb_model([dict(stump(), group=0), dict(deep(), group=1),
+                               dict(cat(), group=2)], "multi:softprob", num_class=3),
+        "softmax": xgb_model([dict(stump(), group=0), dict(deep(), group=1)],
+                             "multi:softmax", num_class=2),
+        "dart": xgb_model([stump(), deep()], booster="dart"),
+    }
+    for name, doc in docs.items():
+        text = json.dumps(doc, separators=(",", ":"))
+        write(t, name + ".json", text.encode())
+        write(t, name + ".ubj", ubjson(json.loads(text)))
+    bad = docs["binary"]["learner"]["gradient_booster"]["model"]["trees"][1]
+    bad["right_children"][1] = 0  # a cycle
+    write(t, "cycle.json", json.dumps(docs["binary"]).encode())
+    write(t, "objective_rank.json",
+          json.dumps(xgb_model([stump()], "rank:pairwise")).encode())
+    write(t, "cut.ubj", ubjson(docs["regression"])[:60])
+
+
 GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec": jobspecs, "fuzz_conf": confs, "fuzz_worker": workers,
              "fuzz_journal": journal, "fuzz_upmeta": upmeta,
              "fuzz_cli_json": cli_json, "fuzz_request": requests,
              "fuzz_csv": csvs, "fuzz_mpuname": mpuname, "fuzz_ignore": ignores,
              "fuzz_trainer_table": trainer_tables,
              "fuzz_trainer_config": trainer_configs,
-             "fuzz_scorer_input": scorer_inputs}
+             "fuzz_scorer_input": scorer_inputs,
+             "fuzz_scorer_model": scorer_models}
 
 if __name__ == "__main__":
     import sys

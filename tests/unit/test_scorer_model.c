@@ -5,7 +5,9 @@
  * integration/test_scorer_model.py's. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "unit.h"
@@ -363,6 +365,122 @@ TEST(many_trees_in_lockstep)
     scorer_model_destroy(&m);
 }
 
+/* Four threads predict on one model at once, each getting what one
+ * thread alone gets: the model is read-only after load. */
+typedef struct {
+    const scorer_model_t *m;
+    float want[64];
+    int bad;
+} s_par_t;
+
+static void *s_par(void *arg)
+{
+    s_par_t *p = arg;
+    cairn_err_t err;
+    for (int it = 0; it < 2000; it++)
+        for (int i = 0; i < 64; i++) {
+            float row[2] = {(float)(i % 8) / 4.0f, (float)(i / 8)}, out[3];
+            if (scorer_model_predict(p->m, row, 1, 2, out, &err) != 0 ||
+                out[0] != p->want[i])
+                p->bad++;
+        }
+    return NULL;
+}
+
+TEST(concurrent_predictions)
+{
+    char trees[4096];
+    snprintf(trees, sizeof trees, "%s,%s,%s", STUMP, CATTREE, STUMP);
+    cairn_err_t err;
+    scorer_model_t *m =
+        s_load(s_model("binary:logistic", "0.5", 0, 2, trees, "0,0,0"), &err);
+    if (!CHECK(m)) return;
+    s_par_t par[4];
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++) {
+        par[k].m = m;
+        par[k].bad = 0;
+        for (int i = 0; i < 64; i++)
+            par[k].want[i] = s_one(m, (float)(i % 8) / 4.0f, (float)(i / 8));
+        CHECK(pthread_create(&th[k], NULL, s_par, &par[k]) == 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        CHECK_EQ(par[k].bad, 0);
+    }
+    scorer_model_destroy(&m);
+}
+
+TEST(feature_names_and_types)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "%s",
+             s_model("reg:squarederror", "0", 0, 2, CATTREE, "0"));
+    char *p = strstr(text, "\"feature_names\":[],\"feature_types\":[]");
+    if (!CHECK(p)) return;
+    const char *with =
+        "\"feature_names\":[\"age\",\"city\"],\"feature_types\":[\"q\",\"c\"]";
+    char rest[8192];
+    snprintf(rest, sizeof rest, "%s",
+             p + strlen("\"feature_names\":[],\"feature_types\":[]"));
+    snprintf(p, sizeof text - (size_t)(p - text), "%s%s", with, rest);
+    cairn_err_t err;
+    scorer_model_t *m = s_load(text, &err);
+    if (!CHECK(m)) return;
+    CHECK_STR(scorer_model_feature_name(m, 0), "age");
+    CHECK_STR(scorer_model_feature_name(m, 1), "city");
+    CHECK_STR(scorer_model_feature_type(m, 1), "c");
+    CHECK(scorer_model_feature_name(m, 2) == NULL);
+    scorer_model_destroy(&m);
+}
+
+/* Folders: an MLmodel naming its file, a bare model.json, and MLmodel
+ * data that leaves the folder or names nothing, refused. */
+TEST(folders)
+{
+    char dir[] = "/tmp/cairn-scorer-unit-XXXXXX", path[256];
+    if (!CHECK(mkdtemp(dir))) return;
+    const char *model = s_model("reg:squarederror", "0", 0, 1, STUMP, "0");
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(model, f);
+    fclose(f);
+    scorer_model_t *m = NULL;
+    cairn_err_t err;
+    CHECK(scorer_model_load(dir, &m, &err) == 0); /* the bare folder */
+    scorer_model_destroy(&m);
+    snprintf(path, sizeof path, "%s/MLmodel", dir);
+    const char *cases[][2] = {
+        {"flavors:\n  xgboost:\n    data: model.json\n", NULL},
+        {"flavors:\n  xgboost:\n    data: ../model.json\n", "names no model file"},
+        {"flavors:\n  python_function: {}\n", "has no xgboost flavor"},
+        {"flavors:\n  xgboost:\n    data: absent.ubj\n", "cannot be opened"},
+        {"flavors: [\n", "line"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f = fopen(path, "w");
+        fputs(cases[i][0], f);
+        fclose(f);
+        memset(&err, 0, sizeof err);
+        int rc = scorer_model_load(dir, &m, &err);
+        if (!cases[i][1]) {
+            CHECK(rc == 0 && m);
+        } else {
+            CHECK(rc == -1 && !m);
+            CHECK_HAS(err.msg, cases[i][1]);
+        }
+        scorer_model_destroy(&m);
+    }
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    unlink(path);
+    CHECK(scorer_model_load(dir, &m, &err) == -1);
+    CHECK_HAS(err.msg, "holds no MLmodel");
+    rmdir(dir);
+    CHECK(scorer_model_load(dir, &m, &err) == -1);
+    CHECK_EQ(err.st, 404);
+}
+
 int main(void)
 {
     RUN(stump);
@@ -374,5 +492,8 @@ int main(void)
     RUN(malformed_refused);
     RUN(depth_bounded);
     RUN(many_trees_in_lockstep);
+    RUN(concurrent_predictions);
+    RUN(feature_names_and_types);
+    RUN(folders);
     return unit_report();
 }
