@@ -438,7 +438,31 @@ static int s_mlmodel_data(const char *mlmodel, char *name, size_t cap, cairn_err
     return rc;
 }
 
-/* A folder without MLmodel: exactly one of the model file names. */
+/* Whether dir holds one regular file and nothing else (a model registered
+ * from a single file keeps its name: bc.json, churn.ubj); its name into
+ * name. */
+static bool s_only_file(const char *dir, char *name, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    int entries = 0;
+    bool regular = false;
+    struct dirent *e;
+    while ((e = readdir(d)) && entries < 2) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        entries++;
+        char p[4200];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        regular = stat(p, &st) == 0 && S_ISREG(st.st_mode) && strlen(e->d_name) < cap;
+        if (regular) snprintf(name, cap, "%s", e->d_name);
+    }
+    closedir(d);
+    return entries == 1 && regular;
+}
+
+/* A folder without MLmodel: exactly one of the model file names, or a
+ * single file of any name. */
 static int s_only_model(const char *dir, char *name, size_t cap, cairn_err_t *err)
 {
     static const char *const names[] = {"model.json", "model.ubj", "model.xgb"};
@@ -453,10 +477,11 @@ static int s_only_model(const char *dir, char *name, size_t cap, cairn_err_t *er
         }
     }
     if (found == 1) return 0;
+    if (found == 0 && s_only_file(dir, name, cap)) return 0;
     return s_bad(err,
                  found ? "the folder %s holds more than one model file"
-                       : "the folder %s holds no MLmodel and no model.json, "
-                         "model.ubj or model.xgb",
+                       : "the folder %s holds no MLmodel, no model.json, model.ubj or "
+                         "model.xgb, and not one file alone",
                  dir);
 }
 

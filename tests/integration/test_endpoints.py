@@ -86,8 +86,7 @@ class Endpoints(unittest.TestCase):
         reg_bst = xgb.train({"objective": "reg:squarederror", "max_depth": 4, "seed": 2},
                             xgb.DMatrix(d.data[:300].astype(np.float32), label=d.target[:300]),
                             20)
-        os.makedirs(os.path.join(cls.tmp, "diabetes"))
-        path = os.path.join(cls.tmp, "diabetes", "model.ubj")
+        path = os.path.join(cls.tmp, "diabetes.ubj")  # a file of its own name
         reg_bst.save_model(path)
         cls.diabetes = (reg_bst, d.data[300:].astype(np.float32),
                         cls.reg.register_model(path, "diabetes")["version"])
