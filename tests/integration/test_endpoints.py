@@ -250,6 +250,34 @@ class Endpoints(unittest.TestCase):
         self.call("delete_endpoint", {"name": "diab"})
         self.assertEqual(post(uri, {"instances": x[:1].tolist()}, new)[0], 404)
 
+    def test_python_sdk(self):
+        sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+        import cairn
+        with cairn.Endpoints(self.k.endpoint) as eps:
+            eps.create_endpoint("sdk-ep")
+            dep = eps.create_deployment("sdk-ep", "blue", f"model:bc-model:{self.models['a'][1]}")
+            self.assertEqual(dep["traffic"], 100)
+            ep = cairn.Endpoint("sdk-ep", endpoints=eps)
+            want = self.models["a"][0].predict(xgb.DMatrix(self.x_test[1:4],
+                                                           feature_names=self.names))
+            rows = self.x_test[1:4].tolist()
+            for got in (ep.score(rows), ep.score(rows, columns=self.names),
+                        ep.score([dict(zip(self.names, r)) for r in rows])):
+                self.assertLess(np.max(np.abs(np.array(got) - want)), 1e-6)
+            self.assertEqual(ep.last_deployment, "blue")
+            with self.assertRaises(cairn.ScoreError) as e:
+                ep.score([[1, 2]])
+            self.assertEqual(e.exception.status, 400)
+            self.assertIn("30 expected", e.exception.message)
+            with self.assertRaises(cairn.Conflict):
+                eps.create_endpoint("sdk-ep")
+            primary, _ = eps.regenerate_keys("sdk-ep")
+            with self.assertRaises(cairn.ScoreError) as e:
+                ep.score(rows)  # the old key
+            self.assertEqual(e.exception.status, 401)
+            self.assertEqual(len(cairn.Endpoint("sdk-ep", key=primary, endpoints=eps)
+                                 .score(rows)), 3)
+
     def test_deployments_survive_a_restart_of_the_plugin(self):
         uri, key, _ = self.endpoint("bc-restart", [("blue", self.models["a"][1])])
         pid = self.k.plugin("endpoints")["pid"]

@@ -8,7 +8,9 @@
 The services beyond tracking have a class each: ``cairn.Auth`` (users,
 tokens, roles), ``cairn.Secrets`` (the key vault), ``cairn.Audit`` (the
 audit trail), ``cairn.Registry`` (versioned models, aliases and their
-history), ``cairn.Jobs`` (command jobs: ``cairn.submit_job("job.yml")``).
+history), ``cairn.Jobs`` (command jobs: ``cairn.submit_job("job.yml")``),
+``cairn.Endpoints`` and ``cairn.Endpoint`` (online endpoints:
+``cairn.Endpoint("churn").score(rows)``).
 
 Failures raise CairnError subclasses with .status, .code and .message. A
 Client is for one thread.
@@ -17,6 +19,7 @@ from .audit import Audit
 from .auth import Auth
 from .client import (DEFAULT_ENDPOINT, Client, Reply, find_token, set_workspace,
                      token_path)
+from .endpoints import Endpoint, Endpoints, ScoreError
 from .errors import (BadRequest, CairnError, Conflict, DeadlineExceeded, Forbidden, NotFound,
                      Overloaded, TooLarge, Unauthenticated, Unavailable, error_for)
 from .jobs import Job, Jobs, get_job, list_jobs, submit_job
@@ -39,4 +42,5 @@ __all__ = [
     "download_artifact", "Auth", "Secrets", "Audit", "Registry", "register_model",
     "get_model", "download_model", "create_data_asset", "log_input", "lineage", "resolve",
     "Jobs", "Job", "submit_job", "get_job", "list_jobs",
+    "Endpoints", "Endpoint", "ScoreError",
 ]

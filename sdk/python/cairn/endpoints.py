@@ -1,0 +1,128 @@
+"""Online endpoints: Cairn's ``endpoints`` service (docs/ENDPOINTS.md).
+
+    import cairn
+    eps = cairn.Endpoints()
+    eps.create_endpoint("churn")
+    eps.create_deployment("churn", "blue", "model:churn@champion")
+    ep = cairn.Endpoint("churn")                 # its URI and key from the service
+    ep.score([[12, 70.5], [3, 20.25]])           # rows of values, in order
+    ep.score([{"tenure": 12, "monthly": 70.5}])  # or records, by column name
+    eps.update_traffic("churn", {"blue": 90, "green": 10})
+
+``Endpoints`` holds the verbs over one Client (endpoint, token and
+workspace as for Client). ``Endpoint(name).score`` posts over HTTP with
+the endpoint's key, as any client would; ``last_deployment`` says which
+deployment answered. A refusal of a verb raises the matching CairnError
+subclass; a refused score raises ScoreError with the HTTP status and the
+server's sentence.
+"""
+import json
+import urllib.error
+import urllib.request
+
+from .service import Service
+
+SVC = "endpoints"
+
+
+class ScoreError(Exception):
+    """A scoring request refused: ``status`` (400, 401, 404, 413, 503, ...)
+    and the server's sentence."""
+
+    def __init__(self, status, message):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Endpoints(Service):
+    """The endpoints verbs over one Client."""
+
+    SVC = SVC
+
+    def create_endpoint(self, name, auth_mode=None):
+        return self._call("create_endpoint", name=name, auth_mode=auth_mode)["endpoint"]
+
+    def get_endpoint(self, name):
+        return self._call("get_endpoint", name=name)["endpoint"]
+
+    def list_endpoints(self):
+        return self._call("list_endpoints")["endpoints"]
+
+    def delete_endpoint(self, name):
+        self._call("delete_endpoint", name=name)
+
+    def create_deployment(self, endpoint, name, model, instance_count=None):
+        """model: model:NAME:VERSION or model:NAME@ALIAS."""
+        return self._call("create_deployment", endpoint=endpoint, name=name, model=model,
+                          instance_count=instance_count)["deployment"]
+
+    def get_deployment(self, endpoint, name):
+        return self._call("get_deployment", endpoint=endpoint, name=name)["deployment"]
+
+    def delete_deployment(self, endpoint, name):
+        self._call("delete_deployment", endpoint=endpoint, name=name)
+
+    def update_traffic(self, endpoint, traffic):
+        """traffic: {deployment: percent}, summing to 100 (or all 0)."""
+        return self._call("update_traffic", endpoint=endpoint, traffic=traffic)["endpoint"]
+
+    def get_keys(self, endpoint):
+        """(primary_key, secondary_key)."""
+        k = self._call("get_keys", endpoint=endpoint)
+        return k["primary_key"], k["secondary_key"]
+
+    def regenerate_keys(self, endpoint, key_type="primary"):
+        k = self._call("regenerate_keys", endpoint=endpoint, key_type=key_type)
+        return k["primary_key"], k["secondary_key"]
+
+
+class Endpoint:
+    """One endpoint, scored over HTTP. uri and key default to what the
+    service says (get_endpoint, get_keys) through endpoints, an Endpoints
+    (default: one made with the other arguments, as for Client)."""
+
+    def __init__(self, name, uri=None, key=None, endpoints=None, timeout=30, **client):
+        self.name = name
+        self.timeout = timeout
+        self.last_deployment = None
+        if uri is None or key is None:
+            eps = endpoints or Endpoints(**client)
+            try:
+                uri = uri or eps.get_endpoint(name)["scoring_uri"]
+                key = key or eps.get_keys(name)[0]
+            finally:
+                if endpoints is None:
+                    eps.close()
+        self.uri, self.key = uri, key
+
+    def score(self, rows, columns=None, deployment=None):
+        """Predictions for rows: a list of rows of values (columns: their
+        names, else the model's order), a list of records {column: value},
+        or a pandas DataFrame. deployment: call that one directly."""
+        if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame
+            body = {"dataframe_split": {"columns": [str(c) for c in rows.columns],
+                                        "data": rows.astype(object).where(
+                                            rows.notna(), None).values.tolist()}}
+        elif rows and isinstance(rows[0], dict):
+            body = {"dataframe_records": list(rows)}
+        elif columns is not None:
+            body = {"dataframe_split": {"columns": list(columns), "data": list(rows)}}
+        else:
+            body = {"instances": [list(r) for r in rows]}
+        req = urllib.request.Request(self.uri, data=json.dumps(body).encode(),
+                                     method="POST")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Authorization", f"Bearer {self.key}")
+        if deployment:
+            req.add_header("cairn-deployment", deployment)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                self.last_deployment = r.headers.get("cairn-deployment")
+                return json.loads(r.read())["predictions"]
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read()).get("error", "")
+            except ValueError:
+                message = e.reason
+            raise ScoreError(e.code, message) from None
