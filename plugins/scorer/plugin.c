@@ -158,6 +158,14 @@ static const cairn_verb_t scorer_verbs[] = {
      .flags = CAIRN_VERB_MUTATING,
      .max_body = BODY_MAX,
      .help = "{endpoint*, name*} -> {} (409 while it takes traffic)"},
+    {.name = "update_deployment",
+     .handle = dep_update,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help =
+         "{endpoint*, name*, model (a new reference), instance_count} -> deployment "
+         "(the model swapped at once: no request fails)"},
     {.name = "update_traffic",
      .handle = ep_update_traffic,
      .perm = "endpoints.write",

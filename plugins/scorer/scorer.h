@@ -8,7 +8,7 @@
  *              endpoint and its deployments' loaded models, swapped whole
  *   verbs.c    create_endpoint, get_endpoint, list_endpoints,
  *              delete_endpoint, create_deployment, get_deployment,
- *              delete_deployment, update_traffic, get_keys,
+ *              delete_deployment, update_deployment, update_traffic, get_keys,
  *              regenerate_keys
  *   http.c     POST /endpoints/NAME/score and GET .../health
  *   input.c    a scoring request's body (Azure ML's and MLflow's JSON
@@ -76,6 +76,8 @@ int dep_store_get(ep_store_t *s, const char *endpoint, const char *name, dep_row
                   cairn_err_t *err);
 int dep_store_delete(ep_store_t *s, const char *endpoint, const char *name,
                      cairn_err_t *err);
+/* Its model (model, model_ref, path) and instance_count replaced. */
+int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err);
 /* Every deployment of endpoint (NULL: of all), by name. */
 int dep_store_each(ep_store_t *s, const char *endpoint,
                    int (*fn)(void *arg, const dep_row_t *d), void *arg,
@@ -150,6 +152,7 @@ int ep_regenerate_keys(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_create(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_get(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
 /* Free the deployments still waiting for the registry (at fini: the
  * runtime drops their calls without calling back). */

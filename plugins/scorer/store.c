@@ -27,6 +27,7 @@ enum {
     Q_DEP_EACH_ALL,
     Q_DEP_TRAFFIC,
     Q_DEP_ZERO,
+    Q_DEP_UPDATE,
     Q_N
 };
 
@@ -58,6 +59,9 @@ static const char *const s_sql[Q_N] = {
         "UPDATE deployments SET traffic = ?3 WHERE endpoint = ?1 AND "
         "name = ?2",
     [Q_DEP_ZERO] = "UPDATE deployments SET traffic = 0 WHERE endpoint = ?",
+    [Q_DEP_UPDATE] =
+        "UPDATE deployments SET model = ?3, model_ref = ?4, path = ?5, "
+        "instance_count = ?6 WHERE endpoint = ?1 AND name = ?2",
 };
 
 static const char *const s_migrations[] = {
@@ -299,5 +303,22 @@ int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const
     }
     cairn_err_t ignored = {0};
     cairn_sqlite_exec(s->h, WHAT, rc == 0 ? "COMMIT" : "ROLLBACK", "end", &ignored);
+    return rc;
+}
+
+int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
+{
+    sqlite3_stmt *st = s_q(s, Q_DEP_UPDATE);
+    sqlite3_bind_text(st, 1, d->endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->model_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, d->instance_count);
+    int rc = s_write(s, st, "update the deployment", err);
+    if (rc == 1)
+        return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
+                             "endpoint '%s' has no deployment named '%s'", d->endpoint,
+                             d->name);
     return rc;
 }

@@ -269,7 +269,8 @@ typedef struct creating {
     scorer_t *sc;
     cairn_req_t *req;
     dep_row_t d;
-    bool first; /* the endpoint's first deployment: it takes all traffic */
+    bool first;  /* the endpoint's first deployment: it takes all traffic */
+    bool update; /* update_deployment: a new model for one that exists */
 } creating_t;
 
 static void s_pending_add(scorer_t *sc, creating_t *c)
@@ -334,19 +335,23 @@ static void s_resolved(void *arg, int st, const char *code, const char *msg,
         }
         scorer_model_destroy(&m);
     }
-    if (!err.st) c->d.traffic = c->first ? 100 : 0;
-    if (!err.st && dep_store_insert(sc->store, &c->d, &err) == 0 &&
+    if (!err.st && !c->update) c->d.traffic = c->first ? 100 : 0;
+    if (!err.st &&
+        (c->update ? dep_store_update(sc->store, &c->d, &err)
+                   : dep_store_insert(sc->store, &c->d, &err)) == 0 &&
         routes_rebuild(sc, &err) == 0) {
         msgpack_packer *pk = s_begin(sc);
         msgpack_pack_map(pk, 1);
         cairn_pack_cstr(pk, "deployment");
         s_pack_deployment(pk, &c->d);
-        cairn_reply_sbuf(c->req, CAIRN_ST_CREATED, &sc->sb);
+        cairn_reply_sbuf(c->req, c->update ? CAIRN_ST_OK : CAIRN_ST_CREATED, &sc->sb);
     } else {
         cairn_reply_err(c->req, &err);
     }
     free(c);
 }
+
+static void s_resolve(creating_t *c, cairn_err_t *err);
 
 int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
 {
@@ -393,23 +398,31 @@ int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
     d->created = (int64_t)cairn_wall_ms();
     c->first = count.n == 0;
     cairn_name_object(req, "deployment", d->name, strlen(d->name));
+    s_resolve(c, err);
+    return 0;
+}
+
+/* Ask the registry for c's model (its answer goes on in s_resolved); the
+ * request is deferred from here on. */
+static void s_resolve(creating_t *c, cairn_err_t *err)
+{
+    scorer_t *sc = c->sc;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    cairn_pack_kv_str(&pk, "ref", d->model);
-    cairn_defer(req);
+    cairn_pack_kv_str(&pk, "ref", c->d.model);
+    cairn_defer(c->req);
     s_pending_add(sc, c);
-    rc = cairn_call_ws(sc->ctx, s_ws(req), REGISTRY, "resolve", sb.data, sb.size,
-                       TTL_MS, s_resolved, c, err);
+    int rc = cairn_call_ws(sc->ctx, s_ws(c->req), REGISTRY, "resolve", sb.data, sb.size,
+                           TTL_MS, s_resolved, c, err);
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
         s_pending_del(sc, c);
-        cairn_reply_err(req, err); /* deferred: answered here */
+        cairn_reply_err(c->req, err); /* deferred: answered here */
         free(c);
     }
-    return 0;
 }
 
 static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
@@ -507,4 +520,43 @@ int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err)
         routes_rebuild(sc, err) != 0)
         return -1;
     return s_reply_endpoint(sc, req, CAIRN_ST_OK, &e);
+}
+
+/* update_deployment {endpoint*, name*, model, instance_count}: the new
+ * model is resolved and loaded before anything changes; then the
+ * deployment's row and the routes are swapped at once, so requests in
+ * flight finish on the old model and the next ones score on the new. */
+int dep_update(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    const msgpack_object *b = cairn_body(req);
+    ep_row_t e;
+    creating_t *c = calloc(1, sizeof *c);
+    if (!c) return cairn_err_oom(err, NULL);
+    *c = (creating_t){.sc = sc, .req = req, .update = true};
+    cairn_str_t model = {0};
+    uint64_t instances = 0;
+    int rc = s_find_dep(sc, req, &e, &c->d, err);
+    if (rc == 0 && cairn_field_str(b, "model", false, EP_REF_MAX, &model, err) < 0)
+        rc = -1;
+    if (rc == 0 && cairn_field_uint(b, "instance_count", false, &instances, err) < 0)
+        rc = -1;
+    if (rc == 0 && cairn_obj_get(b, "instance_count") &&
+        (instances < 1 || instances > 64))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "instance_count must be 1 to 64");
+    if (rc == 0 && model.len && (model.len < 7 || memcmp(model.ptr, "model:", 6)))
+        rc = cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                           "model must be a reference: model:NAME:VERSION or "
+                           "model:NAME@ALIAS");
+    if (rc != 0) {
+        free(c);
+        return -1;
+    }
+    if (model.len)
+        snprintf(c->d.model, sizeof c->d.model, "%.*s", (int)model.len, model.ptr);
+    if (instances) c->d.instance_count = (int64_t)instances;
+    cairn_name_object(req, "deployment", c->d.name, strlen(c->d.name));
+    s_resolve(c, err);
+    return 0;
 }

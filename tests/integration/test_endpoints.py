@@ -250,6 +250,51 @@ class Endpoints(unittest.TestCase):
         self.call("delete_endpoint", {"name": "diab"})
         self.assertEqual(post(uri, {"instances": x[:1].tolist()}, new)[0], 404)
 
+    def test_a_model_swapped_under_load_fails_no_request(self):
+        uri, key, _ = self.endpoint("bc-roll", [("blue", self.models["a"][1])])
+        row = [float(v) for v in self.x_test[1]]
+        want = {tag: float(self.models[tag][0].predict(xgb.DMatrix(
+            self.x_test[1:2], feature_names=self.names))[0]) for tag in ("a", "b")}
+        # another process scores without a pause while the model is swapped
+        loader = subprocess.Popen([sys.executable, "-c", f"""
+import json, sys, time, urllib.request
+ok, bad, seen = 0, 0, set()
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    req = urllib.request.Request({uri!r}, data=json.dumps({{"instances": [{row!r}]}}).encode(),
+                                 method="POST")
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", "Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            seen.add(round(json.loads(r.read())["predictions"][0], 6))
+            ok += 1
+    except Exception as e:
+        bad += 1
+        print("failed:", e, file=sys.stderr)
+    if len(seen) == 2 and ok > 200:
+        break
+print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
+"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: post(uri, {"instances": [row]}, key)[0] == 200, DEADLINE, "load")
+        import time
+        time.sleep(0.3)  # let the loader score on the old model a while
+        dep = self.call("update_deployment", {"endpoint": "bc-roll", "name": "blue",
+                                              "model": f"model:bc-model:{self.models['b'][1]}"})
+        self.assertEqual(dep["deployment"]["model_ref"],
+                         f"model:bc-model:{self.models['b'][1]}")
+        out, err = loader.communicate(timeout=120)
+        res = json.loads(out)
+        self.assertEqual(res["bad"], 0, err)
+        self.assertEqual(len(res["seen"]), 2, res)  # both models answered, in turn
+        got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
+        self.assertLess(abs(got - want["b"]), 1e-6)
+        h = self.call("update_deployment", {"endpoint": "bc-roll", "name": "blue",
+                                            "model": "model:bc-model:99"}, 404)
+        self.assertIn("model", h["err"])
+        got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
+        self.assertLess(abs(got - want["b"]), 1e-6)  # a refused update changes nothing
+
     def test_python_sdk(self):
         sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
         import cairn
