@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -21,6 +22,13 @@
 #include "scorer.h"
 
 #define PREFIX "/endpoints/"
+
+static uint64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 typedef struct out {
     char *p;
@@ -152,14 +160,16 @@ static void s_predictions(const float *p, size_t nrows, size_t nout, out_t *o)
     s_puts(o, "]}");
 }
 
-static void s_score(const route_ep_t *e, const cairn_http_request_t *req,
-                    cairn_http_response_t *resp)
+/* Score req on a deployment of e; the deployment that answered (or
+ * refused the body), NULL when none was picked. */
+static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_t *req,
+                                  cairn_http_response_t *resp)
 {
     const char *ct = cairn_http_header(req, "Content-Type");
     if (ct && strncasecmp(ct, "application/json", 16)) {
         s_error(resp, 415,
                 "Content-Type %.100s is not taken here: send application/json", ct);
-        return;
+        return NULL;
     }
     const char *want = cairn_http_header(req, "cairn-deployment");
     const route_dep_t *d = routes_pick(
@@ -171,14 +181,14 @@ static void s_score(const route_ep_t *e, const cairn_http_request_t *req,
         else
             s_error(resp, 503, "endpoint %s has no deployment that takes traffic",
                     e->name);
-        return;
+        return NULL;
     }
     ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
     ep_rows_t rows;
     cairn_err_t err = {0};
     if (ep_input_read(req->body, req->body_len, &f, &rows, &err) != 0) {
         s_error(resp, err.st, "%s", err.msg);
-        return;
+        return d;
     }
     size_t nout = scorer_model_outputs(d->model);
     float *p = malloc(rows.nrows * nout * sizeof *p);
@@ -188,7 +198,7 @@ static void s_score(const route_ep_t *e, const cairn_http_request_t *req,
         free(p);
         ep_rows_free(&rows);
         s_error(resp, err.st < 500 ? err.st : 500, "%s", err.msg);
-        return;
+        return d;
     }
     out_t o = {0};
     s_predictions(p, rows.nrows, nout, &o);
@@ -197,12 +207,24 @@ static void s_score(const route_ep_t *e, const cairn_http_request_t *req,
     s_reply(resp, 200, &o);
     resp->header = "cairn-deployment";
     resp->header_value = d->name; /* borrowed until queued: the snapshot holds it */
+    return d;
+}
+
+/* The request counted for the deployment that took it. */
+static void s_count(const route_dep_t *d, const cairn_http_response_t *resp,
+                    uint64_t t0_us)
+{
+    if (!d || !d->stats) return;
+    atomic_fetch_add(&d->stats->requests, 1);
+    if (resp->status != 200) atomic_fetch_add(&d->stats->errors, 1);
+    atomic_fetch_add(&d->stats->latency[stats_bucket(s_now_us() - t0_us)], 1);
 }
 
 void ep_http_handle(void *arg, const cairn_http_request_t *req,
                     cairn_http_response_t *resp)
 {
     scorer_t *sc = arg;
+    uint64_t t0 = s_now_us();
     char name[EP_NAME_MAX + 2];
     const char *rest =
         strncmp(req->path, PREFIX, strlen(PREFIX)) ? NULL : req->path + strlen(PREFIX);
@@ -233,7 +255,7 @@ void ep_http_handle(void *arg, const cairn_http_request_t *req,
     else if (health)
         s_health(e, resp);
     else
-        s_score(e, req, resp);
+        s_count(s_score(e, req, resp), resp, t0);
     /* the response's header value is the deployment's name in r: copied
      * before r may go */
     if (resp->header_value) {

@@ -173,6 +173,14 @@ static const cairn_verb_t scorer_verbs[] = {
      .max_body = BODY_MAX,
      .help = "{endpoint*, traffic* {DEPLOYMENT: PERCENT}} -> endpoint (sums to 100 or "
              "all 0; applied at once)"},
+    {.name = "get_endpoint_metrics",
+     .handle = ep_metrics,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help =
+         "{endpoint*} -> deployments [{name, requests, errors, latency_ms {p50, p90, "
+         "p99}}]"},
     {.name = "get_keys",
      .handle = ep_get_keys,
      .perm = "endpoints.write",

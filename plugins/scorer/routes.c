@@ -37,9 +37,57 @@ static const char **s_names(const scorer_model_t *m)
 typedef struct routes_owned {
     routes_t r; /* first */
     scorer_t *sc;
-    model_entry_t **held; /* one per deployment */
+    model_entry_t **held;  /* one per deployment */
+    dep_stats_t **counted; /* one per deployment */
     int nheld;
 } routes_owned_t;
+
+int stats_bucket(uint64_t us)
+{
+    if (us < 1) return 0;
+    int log2 = 63 - __builtin_clzll(us);
+    /* four buckets per power of two: the two bits below the top one */
+    int sub = log2 >= 2 ? (int)((us >> (log2 - 2)) & 3) : (int)((us << (2 - log2)) & 3);
+    int b = 1 + log2 * 4 + sub;
+    return b < STATS_BUCKETS ? b : STATS_BUCKETS - 1;
+}
+
+double stats_bucket_top_ms(int b)
+{
+    if (b <= 0) return 0.001;
+    int log2 = (b - 1) / 4, sub = (b - 1) % 4;
+    return (double)(1ull << log2) * (1.0 + (sub + 1) / 4.0) / 1000.0;
+}
+
+/* The counters of endpoint/name: found, or made; counted for a snapshot. */
+static dep_stats_t *s_stats(scorer_t *sc, const char *endpoint, const char *name)
+{
+    pthread_mutex_lock(&sc->lock);
+    dep_stats_t *t = sc->stats;
+    while (t && (strcmp(t->endpoint, endpoint) || strcmp(t->name, name))) t = t->next;
+    if (!t && (t = calloc(1, sizeof *t))) {
+        snprintf(t->endpoint, sizeof t->endpoint, "%s", endpoint);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->next = sc->stats;
+        sc->stats = t;
+    }
+    if (t) t->refs++;
+    pthread_mutex_unlock(&sc->lock);
+    return t;
+}
+
+/* Let go of t (sc->lock held): a deployment gone from every snapshot
+ * takes its counters with it. */
+static void s_stats_put(scorer_t *sc, dep_stats_t *t)
+{
+    if (--t->refs > 0) return;
+    for (dep_stats_t **p = &sc->stats; *p; p = &(*p)->next)
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    free(t);
+}
 
 /* The loaded model of path: from the cache, or loaded now (on the loop
  * thread) and cached; counted for the snapshot being built. */
@@ -86,9 +134,13 @@ static void s_model_put(scorer_t *sc, model_entry_t *e)
 static void s_free(routes_owned_t *o)
 {
     pthread_mutex_lock(&o->sc->lock);
-    for (int i = 0; i < o->nheld; i++) s_model_put(o->sc, o->held[i]);
+    for (int i = 0; i < o->nheld; i++) {
+        s_model_put(o->sc, o->held[i]);
+        if (o->counted[i]) s_stats_put(o->sc, o->counted[i]);
+    }
     pthread_mutex_unlock(&o->sc->lock);
     free(o->held);
+    free(o->counted);
     free(o->r.ep);
     free(o);
 }
@@ -115,8 +167,10 @@ static int s_add_dep(void *arg, const dep_row_t *d)
         *b->err = (cairn_err_t){0};
         return 0;
     }
+    b->o->counted[b->o->nheld] = s_stats(b->sc, d->endpoint, d->name);
     b->o->held[b->o->nheld++] = m;
     route_dep_t *r = &e->dep[e->ndep++];
+    r->stats = b->o->counted[b->o->nheld - 1];
     snprintf(r->name, sizeof r->name, "%s", d->name);
     r->model = m->model;
     r->names = m->names;
@@ -134,9 +188,12 @@ static int s_add_ep(void *arg, const ep_row_t *row)
         route_ep_t *ep = realloc(o->r.ep, (size_t)cap * sizeof *ep);
         model_entry_t **held =
             realloc(o->held, (size_t)cap * EP_DEPLOYMENTS_MAX * sizeof *held);
-        if (ep) o->r.ep = ep;
         if (held) o->held = held;
-        if (!ep || !held) {
+        dep_stats_t **counted =
+            realloc(o->counted, (size_t)cap * EP_DEPLOYMENTS_MAX * sizeof *counted);
+        if (ep) o->r.ep = ep;
+        if (counted) o->counted = counted;
+        if (!ep || !held || !counted) {
             b->failed = true;
             cairn_err_oom(b->err, NULL);
             return 1;

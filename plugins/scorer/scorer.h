@@ -89,8 +89,25 @@ int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const
 
 /* ---- routes.c --------------------------------------------------------------- */
 
+/* A deployment's counters, kept across snapshots (routes.c counts the
+ * snapshots holding it): requests, errors, and a latency histogram of
+ * STATS_BUCKETS buckets, four to each power of two of microseconds. */
+#define STATS_BUCKETS 128
+typedef struct dep_stats {
+    struct dep_stats *next;
+    char endpoint[EP_NAME_MAX + 1], name[EP_NAME_MAX + 1];
+    int refs; /* under sc->lock */
+    atomic_ullong requests, errors;
+    atomic_ullong latency[STATS_BUCKETS];
+} dep_stats_t;
+
+/* The bucket of a latency of us microseconds, and a bucket's upper bound. */
+int stats_bucket(uint64_t us);
+double stats_bucket_top_ms(int b);
+
 typedef struct route_dep {
     char name[EP_NAME_MAX + 1];
+    dep_stats_t *stats;
     const scorer_model_t *model; /* shared by snapshots (routes.c counts them) */
     const char *const *names;    /* its features' names; NULL: it has none */
     int64_t traffic;
@@ -137,6 +154,7 @@ struct scorer {
     pthread_mutex_t lock; /* guards current and the model cache */
     routes_t *current;
     struct model_entry *models; /* path -> loaded model, refcounted */
+    dep_stats_t *stats;         /* each deployment's counters, refcounted */
     struct creating *pending;   /* deployments waiting for the registry */
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -154,6 +172,7 @@ int dep_get(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err);
 /* Free the deployments still waiting for the registry (at fini: the
  * runtime drops their calls without calling back). */
 void dep_pending_free_all(scorer_t *sc);

@@ -560,3 +560,54 @@ int dep_update(void *state, cairn_req_t *req, cairn_err_t *err)
     s_resolve(c, err);
     return 0;
 }
+
+/* The value at quantile q of a histogram (its bucket's top), in ms. */
+static double s_quantile(const uint64_t *h, uint64_t n, double q)
+{
+    if (!n) return 0;
+    uint64_t want = (uint64_t)(q * (double)n + 0.5), seen = 0;
+    if (want < 1) want = 1;
+    for (int b = 0; b < STATS_BUCKETS; b++)
+        if ((seen += h[b]) >= want) return stats_bucket_top_ms(b);
+    return stats_bucket_top_ms(STATS_BUCKETS - 1);
+}
+
+/* get_endpoint_metrics {endpoint*} -> deployments [{name, requests,
+ * errors, latency_ms {p50, p90, p99}}]: since each deployment was made (or
+ * the plugin started). */
+int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
+    routes_t *r = routes_take(sc);
+    const route_ep_t *re = routes_find(r, e.name);
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "endpoint", e.name);
+    cairn_pack_cstr(pk, "deployments");
+    msgpack_pack_array(pk, re ? (uint32_t)re->ndep : 0);
+    for (int i = 0; re && i < re->ndep; i++) {
+        const dep_stats_t *t = re->dep[i].stats;
+        uint64_t h[STATS_BUCKETS], n = 0;
+        for (int b = 0; b < STATS_BUCKETS; b++)
+            n += h[b] = t ? atomic_load(&t->latency[b]) : 0;
+        msgpack_pack_map(pk, 4);
+        cairn_pack_kv_str(pk, "name", re->dep[i].name);
+        cairn_pack_cstr(pk, "requests");
+        msgpack_pack_uint64(pk, t ? atomic_load(&t->requests) : 0);
+        cairn_pack_cstr(pk, "errors");
+        msgpack_pack_uint64(pk, t ? atomic_load(&t->errors) : 0);
+        cairn_pack_cstr(pk, "latency_ms");
+        msgpack_pack_map(pk, 3);
+        static const char *const qn[] = {"p50", "p90", "p99"};
+        static const double qv[] = {0.5, 0.9, 0.99};
+        for (int k = 0; k < 3; k++) {
+            cairn_pack_cstr(pk, qn[k]);
+            msgpack_pack_double(pk, s_quantile(h, n, qv[k]));
+        }
+    }
+    routes_release(r);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}

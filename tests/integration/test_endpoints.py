@@ -193,6 +193,18 @@ class Endpoints(unittest.TestCase):
             seen[hdr["cairn-deployment"]] += 1
         # 10% of 2,000: 200 expected, sd 13.4; 5 sd either way
         self.assertTrue(133 <= seen["green"] <= 267, seen)
+        m = {d["name"]: d for d in self.call("get_endpoint_metrics",
+                                             {"endpoint": "bc-split"})["deployments"]}
+        self.assertEqual(m["blue"]["requests"], seen["blue"])
+        self.assertEqual(m["green"]["requests"], seen["green"])
+        self.assertEqual(m["blue"]["errors"], 0)
+        lat = m["blue"]["latency_ms"]
+        self.assertTrue(0 < lat["p50"] <= lat["p90"] <= lat["p99"] < 1000, lat)
+        post(uri, {"instances": [[1]]}, key, headers={"cairn-deployment": "green"})
+        m = {d["name"]: d for d in self.call("get_endpoint_metrics",
+                                             {"endpoint": "bc-split"})["deployments"]}
+        self.assertEqual((m["green"]["requests"], m["green"]["errors"]),
+                         (seen["green"] + 1, 1))  # a bad body counts as an error
         st, hdr, out = post(uri, row, key, headers={"cairn-deployment": "green"})
         self.assertEqual((st, hdr["cairn-deployment"]), (200, "green"))
         want = self.models["b"][0].predict(xgb.DMatrix(self.x_test[1:2],
