@@ -181,6 +181,13 @@ static const cairn_verb_t scorer_verbs[] = {
      .help =
          "{endpoint*} -> deployments [{name, requests, errors, latency_ms {p50, p90, "
          "p99}}]"},
+    {.name = "update_mirror",
+     .handle = ep_update_mirror,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, mirror* {DEPLOYMENT: PERCENT}} -> endpoint (copies of live "
+             "requests, 0 to 50% each, answers dropped, counted)"},
     {.name = "get_keys",
      .handle = ep_get_keys,
      .perm = "endpoints.write",

@@ -175,6 +175,7 @@ static int s_add_dep(void *arg, const dep_row_t *d)
     r->model = m->model;
     r->names = m->names;
     r->traffic = d->traffic;
+    r->mirror = d->mirror;
     e->traffic_total += d->traffic;
     return 0;
 }

@@ -57,6 +57,7 @@ typedef struct dep_row {
     char model_ref[EP_REF_MAX + 1]; /* canonical: model:NAME:VERSION */
     char path[PATH_MAX];            /* the registry's folder of its files */
     int64_t instance_count, traffic, created;
+    int64_t mirror; /* percent of the live requests copied to it */
 } dep_row_t;
 
 typedef struct ep_store ep_store_t;
@@ -76,6 +77,9 @@ int dep_store_get(ep_store_t *s, const char *endpoint, const char *name, dep_row
                   cairn_err_t *err);
 int dep_store_delete(ep_store_t *s, const char *endpoint, const char *name,
                      cairn_err_t *err);
+/* The endpoint's mirror, as dep_store_set_traffic. */
+int dep_store_set_mirror(ep_store_t *s, const char *endpoint, const char *const *names,
+                         const int64_t *pct, int n, cairn_err_t *err);
 /* Its model (model, model_ref, path) and instance_count replaced. */
 int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err);
 /* Every deployment of endpoint (NULL: of all), by name. */
@@ -96,8 +100,8 @@ int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const
 typedef struct dep_stats {
     struct dep_stats *next;
     char endpoint[EP_NAME_MAX + 1], name[EP_NAME_MAX + 1];
-    int refs; /* under sc->lock */
-    atomic_ullong requests, errors;
+    int refs;                                 /* under sc->lock */
+    atomic_ullong requests, errors, mirrored; /* mirrored: copies it scored */
     atomic_ullong latency[STATS_BUCKETS];
 } dep_stats_t;
 
@@ -110,7 +114,7 @@ typedef struct route_dep {
     dep_stats_t *stats;
     const scorer_model_t *model; /* shared by snapshots (routes.c counts them) */
     const char *const *names;    /* its features' names; NULL: it has none */
-    int64_t traffic;
+    int64_t traffic, mirror;
 } route_dep_t;
 
 typedef struct route_ep {
@@ -173,6 +177,7 @@ int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err);
+int ep_update_mirror(void *state, cairn_req_t *req, cairn_err_t *err);
 /* Free the deployments still waiting for the registry (at fini: the
  * runtime drops their calls without calling back). */
 void dep_pending_free_all(scorer_t *sc);

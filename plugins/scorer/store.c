@@ -28,12 +28,14 @@ enum {
     Q_DEP_TRAFFIC,
     Q_DEP_ZERO,
     Q_DEP_UPDATE,
+    Q_DEP_MIRROR_ZERO,
+    Q_DEP_MIRROR,
     Q_N
 };
 
 #define EP_COLS "ws, name, auth_mode, key1, key2, created"
 #define DEP_COLS \
-    "endpoint, name, model, model_ref, path, instance_count, traffic, created"
+    "endpoint, name, model, model_ref, path, instance_count, traffic, created, mirror"
 
 static const char *const s_sql[Q_N] = {
     [Q_EP_INSERT] = "INSERT INTO endpoints (" EP_COLS
@@ -47,8 +49,7 @@ static const char *const s_sql[Q_N] = {
     [Q_EP_EACH] = "SELECT " EP_COLS " FROM endpoints WHERE ws = ? ORDER BY name",
     [Q_EP_EACH_ALL] = "SELECT " EP_COLS " FROM endpoints ORDER BY name",
     [Q_DEP_INSERT] = "INSERT INTO deployments (" DEP_COLS
-                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                     "ON CONFLICT DO NOTHING",
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
     [Q_DEP_GET] =
         "SELECT " DEP_COLS " FROM deployments WHERE endpoint = ? AND name = ?",
     [Q_DEP_DELETE] = "DELETE FROM deployments WHERE endpoint = ? AND name = ?",
@@ -59,6 +60,9 @@ static const char *const s_sql[Q_N] = {
         "UPDATE deployments SET traffic = ?3 WHERE endpoint = ?1 AND "
         "name = ?2",
     [Q_DEP_ZERO] = "UPDATE deployments SET traffic = 0 WHERE endpoint = ?",
+    [Q_DEP_MIRROR_ZERO] = "UPDATE deployments SET mirror = 0 WHERE endpoint = ?",
+    [Q_DEP_MIRROR] =
+        "UPDATE deployments SET mirror = ?3 WHERE endpoint = ?1 AND name = ?2",
     [Q_DEP_UPDATE] =
         "UPDATE deployments SET model = ?3, model_ref = ?4, path = ?5, "
         "instance_count = ?6 WHERE endpoint = ?1 AND name = ?2",
@@ -71,6 +75,8 @@ static const char *const s_migrations[] = {
     "NOT NULL, model_ref TEXT NOT NULL, path TEXT NOT NULL, instance_count INTEGER NOT "
     "NULL, traffic INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, PRIMARY KEY "
     "(endpoint, name));",
+    /* 2: mirrored traffic (update_mirror), a percent of the live requests */
+    "ALTER TABLE deployments ADD COLUMN mirror INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct ep_store {
@@ -136,7 +142,8 @@ static void s_dep_row(sqlite3_stmt *st, dep_row_t *d)
 {
     *d = (dep_row_t){.instance_count = sqlite3_column_int64(st, 5),
                      .traffic = sqlite3_column_int64(st, 6),
-                     .created = sqlite3_column_int64(st, 7)};
+                     .created = sqlite3_column_int64(st, 7),
+                     .mirror = sqlite3_column_int64(st, 8)};
     s_copy(d->endpoint, sizeof d->endpoint, st, 0);
     s_copy(d->name, sizeof d->name, st, 1);
     s_copy(d->model, sizeof d->model, st, 2);
@@ -320,5 +327,24 @@ int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                              "endpoint '%s' has no deployment named '%s'", d->endpoint,
                              d->name);
+    return rc;
+}
+
+int dep_store_set_mirror(ep_store_t *s, const char *endpoint, const char *const *names,
+                         const int64_t *pct, int n, cairn_err_t *err)
+{
+    if (cairn_sqlite_exec(s->h, WHAT, "BEGIN", "begin", err) != 0) return -1;
+    sqlite3_stmt *st = s_q(s, Q_DEP_MIRROR_ZERO);
+    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    int rc = s_write(s, st, "set the mirror", err) < 0 ? -1 : 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        st = s_q(s, Q_DEP_MIRROR);
+        sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, pct[i]);
+        rc = s_write(s, st, "set the mirror", err) < 0 ? -1 : 0;
+    }
+    cairn_err_t ignored = {0};
+    cairn_sqlite_exec(s->h, WHAT, rc == 0 ? "COMMIT" : "ROLLBACK", "end", &ignored);
     return rc;
 }

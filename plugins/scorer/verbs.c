@@ -79,6 +79,21 @@ static int s_traffic_kv(void *arg, const dep_row_t *d)
     return 0;
 }
 
+static int s_count_mirror(void *arg, const dep_row_t *d)
+{
+    ((pack_deps_t *)arg)->n += d->mirror > 0;
+    return 0;
+}
+
+static int s_mirror_kv(void *arg, const dep_row_t *d)
+{
+    pack_deps_t *p = arg;
+    if (d->mirror <= 0) return 0;
+    cairn_pack_cstr(p->pk, d->name);
+    msgpack_pack_int64(p->pk, d->mirror);
+    return 0;
+}
+
 static void s_pack_endpoint(scorer_t *sc, msgpack_packer *pk, const ep_row_t *e)
 {
     char uri[256];
@@ -95,8 +110,11 @@ static void s_pack_endpoint(scorer_t *sc, msgpack_packer *pk, const ep_row_t *e)
     cairn_pack_cstr(pk, "traffic");
     msgpack_pack_map(pk, (uint32_t)p.n);
     dep_store_each(sc->store, e->name, s_traffic_kv, &p, &err);
+    pack_deps_t m = {.pk = pk};
+    dep_store_each(sc->store, e->name, s_count_mirror, &m, &err);
     cairn_pack_cstr(pk, "mirror");
-    msgpack_pack_map(pk, 0); /* mirroring: not run by this slice */
+    msgpack_pack_map(pk, (uint32_t)m.n);
+    dep_store_each(sc->store, e->name, s_mirror_kv, &m, &err);
 }
 
 static void s_pack_deployment(msgpack_packer *pk, const dep_row_t *d)
@@ -474,49 +492,88 @@ int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     return 0;
 }
 
+/* A map {deployment: percent} of e's deployments (field `key`), each 0 to
+ * max; mirror: the rules of a mirror, else of live traffic (a deployment
+ * takes one or the other, never both). */
+typedef struct shares {
+    char names[EP_DEPLOYMENTS_MAX][EP_NAME_MAX + 1];
+    const char *np[EP_DEPLOYMENTS_MAX];
+    int64_t pct[EP_DEPLOYMENTS_MAX], sum;
+    int n;
+} shares_t;
+
+static int s_shares(scorer_t *sc, cairn_req_t *req, const ep_row_t *e, const char *key,
+                    int64_t max, bool mirror, shares_t *sh, cairn_err_t *err)
+{
+    const msgpack_object *t = cairn_obj_get(cairn_body(req), key);
+    if (!t || t->type != MSGPACK_OBJECT_MAP || t->via.map.size > EP_DEPLOYMENTS_MAX)
+        return cairn_err_set(
+            err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+            "%s is required: a map {deployment: percent} of at most %d "
+            "entries",
+            key, EP_DEPLOYMENTS_MAX);
+    *sh = (shares_t){.n = (int)t->via.map.size};
+    for (int i = 0; i < sh->n; i++) {
+        const msgpack_object *k = &t->via.map.ptr[i].key, *v = &t->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size > EP_NAME_MAX)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "%s: its keys must be deployment names", key);
+        snprintf(sh->names[i], sizeof sh->names[i], "%.*s", (int)k->via.str.size,
+                 k->via.str.ptr);
+        sh->np[i] = sh->names[i];
+        dep_row_t d;
+        int rc = dep_store_get(sc->store, e->name, sh->names[i], &d, err);
+        if (rc < 0) return -1;
+        if (rc == 1)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "%s.%s: endpoint '%s' has no such deployment", key,
+                                 sh->names[i], e->name);
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > (uint64_t)max)
+            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                                 "%s.%s must be a whole percent, 0 to %lld", key,
+                                 sh->names[i], (long long)max);
+        sh->pct[i] = (int64_t)v->via.u64;
+        sh->sum += sh->pct[i];
+        if (sh->pct[i] > 0 && (mirror ? d.traffic : d.mirror) > 0)
+            return cairn_err_set(
+                err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                "%s.%s: deployment '%s' takes %s traffic; a deployment "
+                "takes live or mirrored traffic, not both",
+                key, sh->names[i], sh->names[i], mirror ? "live" : "mirrored");
+    }
+    return 0;
+}
+
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     scorer_t *sc = state;
     ep_row_t e;
+    shares_t sh;
     if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
     cairn_name_object(req, "endpoint", e.name, strlen(e.name));
-    const msgpack_object *t = cairn_obj_get(cairn_body(req), "traffic");
-    if (!t || t->type != MSGPACK_OBJECT_MAP || t->via.map.size > EP_DEPLOYMENTS_MAX)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "traffic is required: a map {deployment: percent} of at "
-                             "most %d entries",
-                             EP_DEPLOYMENTS_MAX);
-    char names[EP_DEPLOYMENTS_MAX][EP_NAME_MAX + 1];
-    const char *np[EP_DEPLOYMENTS_MAX];
-    int64_t pct[EP_DEPLOYMENTS_MAX], sum = 0;
-    int n = (int)t->via.map.size;
-    for (int i = 0; i < n; i++) {
-        const msgpack_object *k = &t->via.map.ptr[i].key, *v = &t->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size > EP_NAME_MAX)
-            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                 "traffic: its keys must be deployment names");
-        snprintf(names[i], sizeof names[i], "%.*s", (int)k->via.str.size,
-                 k->via.str.ptr);
-        np[i] = names[i];
-        dep_row_t d;
-        int rc = dep_store_get(sc->store, e.name, names[i], &d, err);
-        if (rc < 0) return -1;
-        if (rc == 1)
-            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                 "traffic.%s: endpoint '%s' has no such deployment",
-                                 names[i], e.name);
-        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 100)
-            return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                                 "traffic.%s must be a whole percent, 0 to 100",
-                                 names[i]);
-        pct[i] = (int64_t)v->via.u64;
-        sum += pct[i];
-    }
-    if (sum != 100 && sum != 0)
+    if (s_shares(sc, req, &e, "traffic", 100, false, &sh, err) != 0) return -1;
+    if (sh.sum != 100 && sh.sum != 0)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "traffic must sum to 100 (or be all 0); it sums to %lld",
-                             (long long)sum);
-    if (dep_store_set_traffic(sc->store, e.name, np, pct, n, err) != 0 ||
+                             (long long)sh.sum);
+    if (dep_store_set_traffic(sc->store, e.name, sh.np, sh.pct, sh.n, err) != 0 ||
+        routes_rebuild(sc, err) != 0)
+        return -1;
+    return s_reply_endpoint(sc, req, CAIRN_ST_OK, &e);
+}
+
+/* update_mirror {endpoint*, mirror* {deployment: percent}}: that share of
+ * the live requests is also scored on each (at most 50% each, as Azure's),
+ * the answers dropped, their latency and errors counted. */
+int ep_update_mirror(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    shares_t sh;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
+    cairn_name_object(req, "endpoint", e.name, strlen(e.name));
+    if (s_shares(sc, req, &e, "mirror", 50, true, &sh, err) != 0) return -1;
+    if (dep_store_set_mirror(sc->store, e.name, sh.np, sh.pct, sh.n, err) != 0 ||
         routes_rebuild(sc, err) != 0)
         return -1;
     return s_reply_endpoint(sc, req, CAIRN_ST_OK, &e);
@@ -592,8 +649,10 @@ int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
         uint64_t h[STATS_BUCKETS], n = 0;
         for (int b = 0; b < STATS_BUCKETS; b++)
             n += h[b] = t ? atomic_load(&t->latency[b]) : 0;
-        msgpack_pack_map(pk, 4);
+        msgpack_pack_map(pk, 5);
         cairn_pack_kv_str(pk, "name", re->dep[i].name);
+        cairn_pack_cstr(pk, "mirrored");
+        msgpack_pack_uint64(pk, t ? atomic_load(&t->mirrored) : 0);
         cairn_pack_cstr(pk, "requests");
         msgpack_pack_uint64(pk, t ? atomic_load(&t->requests) : 0);
         cairn_pack_cstr(pk, "errors");

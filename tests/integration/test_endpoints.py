@@ -307,6 +307,34 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
         self.assertLess(abs(got - want["b"]), 1e-6)  # a refused update changes nothing
 
+    def test_mirror(self):
+        uri, key, _ = self.endpoint("bc-mirror", [("blue", self.models["a"][1]),
+                                                  ("green", self.models["b"][1])])
+        ep = self.call("update_mirror", {"endpoint": "bc-mirror",
+                                         "mirror": {"green": 20}})["endpoint"]
+        self.assertEqual((ep["traffic"], ep["mirror"]), ({"blue": 100, "green": 0},
+                                                         {"green": 20}))
+        row = {"instances": [[float(v) for v in self.x_test[2]]]}
+        for _ in range(500):
+            st, hdr, _ = post(uri, row, key)
+            self.assertEqual((st, hdr["cairn-deployment"]), (200, "blue"))
+        m = {d["name"]: d for d in self.call("get_endpoint_metrics",
+                                             {"endpoint": "bc-mirror"})["deployments"]}
+        # 20% of 500: 100 expected, sd 8.9; 5 sd either way
+        self.assertTrue(55 <= m["green"]["mirrored"] <= 145, m)
+        self.assertEqual(m["green"]["requests"], m["green"]["mirrored"])
+        self.assertEqual((m["green"]["errors"], m["blue"]["requests"]), (0, 500))
+        for body, words in (({"green": 60}, "0 to 50"),
+                            ({"blue": 10}, "takes live traffic")):
+            h = self.call("update_mirror", {"endpoint": "bc-mirror", "mirror": body}, 400)
+            self.assertIn(words, h["err"])
+        h = self.call("update_traffic", {"endpoint": "bc-mirror",
+                                         "traffic": {"blue": 50, "green": 50}}, 400)
+        self.assertIn("takes mirrored traffic", h["err"])
+        self.call("update_mirror", {"endpoint": "bc-mirror", "mirror": {}})
+        self.assertEqual(self.call("get_endpoint", {"name": "bc-mirror"})["endpoint"]
+                         ["mirror"], {})
+
     def test_python_sdk(self):
         sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
         import cairn
