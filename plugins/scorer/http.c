@@ -192,9 +192,12 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
                                   cairn_http_response_t *resp)
 {
     const char *ct = cairn_http_header(req, "Content-Type");
-    if (ct && strncasecmp(ct, "application/json", 16)) {
+    bool csv = ct && !strncasecmp(ct, "text/csv", 8);
+    if (ct && !csv && strncasecmp(ct, "application/json", 16)) {
         s_error(resp, 415,
-                "Content-Type %.100s is not taken here: send application/json", ct);
+                "Content-Type %.100s is not taken here: send application/json or "
+                "text/csv",
+                ct);
         return NULL;
     }
     const char *want = cairn_http_header(req, "cairn-deployment");
@@ -212,7 +215,8 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
     ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
     ep_rows_t rows;
     cairn_err_t err = {0};
-    if (ep_input_read(req->body, req->body_len, &f, &rows, &err) != 0) {
+    if ((csv ? ep_input_read_csv(req->body, req->body_len, &f, &rows, &err)
+             : ep_input_read(req->body, req->body_len, &f, &rows, &err)) != 0) {
         s_error(resp, err.st, "%s", err.msg);
         return d;
     }

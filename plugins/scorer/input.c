@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "csv.h"
+
 static __attribute__((format(printf, 2, 3))) int s_bad(cairn_err_t *err,
                                                        const char *fmt, ...)
 {
@@ -240,6 +242,111 @@ int ep_input_read(const char *body, size_t len, const ep_features_t *f, ep_rows_
     int rc = json_is_object(root) ? s_dispatch(root, f, out, err)
                                   : s_bad(err, "the body must be a JSON object");
     json_decref(root);
+    if (rc != 0) ep_rows_free(out);
+    return rc;
+}
+
+/* ---- text/csv ----------------------------------------------------------------- */
+
+typedef struct csv_rows {
+    const ep_features_t *f;
+    size_t *map; /* feature k -> column; NULL until the first record */
+    size_t width, cap;
+    ep_rows_t *out;
+    bool header_seen;
+} csv_rows_t;
+
+/* Whether record f (n fields) names the model's features: a header. */
+static bool s_is_header(const csv_rows_t *c, const cairn_csv_field_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cairn_csv_type_t t;
+        if (f[i].len && cairn_csv_cell_type(f[i].ptr, f[i].len, &t) &&
+            t != CAIRN_CSV_STRING)
+            return false;
+    }
+    return n > 0 && (c->f->names || n == c->f->n);
+}
+
+static int s_csv_header(csv_rows_t *c, const cairn_csv_field_t *f, size_t n,
+                        cairn_err_t *err)
+{
+    c->width = n;
+    for (size_t k = 0; k < c->f->n; k++) {
+        size_t i = c->f->names ? 0 : k;
+        while (c->f->names && i < n && strcmp(f[i].ptr, c->f->names[k])) i++;
+        if (i >= n)
+            return s_bad(err, "column '%.100s' is missing from the CSV header",
+                         c->f->names ? c->f->names[k] : "?");
+        c->map[k] = i;
+    }
+    for (size_t i = 0; c->f->names && i < n; i++) {
+        size_t k = 0;
+        while (k < c->f->n && strcmp(f[i].ptr, c->f->names[k])) k++;
+        if (k == c->f->n)
+            return s_bad(err, "column '%.100s' is not one of the model's features",
+                         f[i].ptr);
+    }
+    return 0;
+}
+
+static int s_csv_row(void *arg, uint64_t line, const cairn_csv_field_t *f, size_t n,
+                     cairn_err_t *err)
+{
+    csv_rows_t *c = arg;
+    if (!c->header_seen) {
+        c->header_seen = true;
+        if (s_is_header(c, f, n)) return s_csv_header(c, f, n, err);
+        if (n != c->f->n)
+            return s_bad(err, "line %llu has %zu values; the model takes %zu",
+                         (unsigned long long)line, n, c->f->n);
+        c->width = n;
+        for (size_t k = 0; k < c->f->n; k++) c->map[k] = k;
+    }
+    ep_rows_t *o = c->out;
+    if (o->nrows == EP_ROWS_MAX)
+        return cairn_err_set(err, CAIRN_ST_TOO_LARGE, CAIRN_E_TOO_LARGE,
+                             "more than %d rows; a request scores at most that many",
+                             EP_ROWS_MAX);
+    if (o->nrows == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        float *v = realloc(o->v, cap * (c->f->n ? c->f->n : 1) * sizeof *v);
+        if (!v) return cairn_err_oom(err, NULL);
+        o->v = v;
+        c->cap = cap;
+    }
+    for (size_t k = 0; k < c->f->n; k++) {
+        const cairn_csv_field_t *x = &f[c->map[k]];
+        float *cell = &o->v[o->nrows * c->f->n + k];
+        char *end;
+        if (x->len == 0) {
+            *cell = NAN;
+            continue;
+        }
+        double d = strtod(x->ptr, &end);
+        if (end != x->ptr + x->len || !isfinite(d) || fabs(d) > 3.4028234663852886e38)
+            return s_bad(err, "line %llu, column %zu: '%.40s' is not a number",
+                         (unsigned long long)line, c->map[k] + 1, x->ptr);
+        *cell = (float)d;
+    }
+    o->nrows++;
+    return 0;
+}
+
+int ep_input_read_csv(const char *body, size_t len, const ep_features_t *f,
+                      ep_rows_t *out, cairn_err_t *err)
+{
+    *out = (ep_rows_t){.ncols = f->n};
+    csv_rows_t c = {.f = f, .out = out};
+    if (!(c.map = calloc(f->n ? f->n : 1, sizeof *c.map)))
+        return cairn_err_oom(err, NULL);
+    cairn_csv_t *r = cairn_csv_new(',', s_csv_row, &c, err);
+    int rc = r ? 0 : -1;
+    if (rc == 0) rc = cairn_csv_feed(r, body, len, err);
+    if (rc == 0) rc = cairn_csv_finish(r, err);
+    cairn_csv_destroy(&r);
+    free(c.map);
+    if (rc == 0 && out->nrows == 0) rc = s_bad(err, "no rows to score");
     if (rc != 0) ep_rows_free(out);
     return rc;
 }

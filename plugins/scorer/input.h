@@ -12,7 +12,8 @@
  * names, each of the model's features is found by name (a missing one, or
  * a name the model lacks, is refused); without, a row's values are the
  * features in order and its width must be the model's. Every refusal is a
- * 400 with a sentence naming the row, the column or the shape. */
+ * 400 with a sentence naming the row, the column or the shape. CSV too
+ * (ep_input_read_csv). */
 #ifndef CAIRN_SCORER_INPUT_H
 #define CAIRN_SCORER_INPUT_H
 
@@ -38,6 +39,11 @@ typedef struct ep_features {
  * -1 with a 400 (413 past EP_ROWS_MAX rows). */
 int ep_input_read(const char *body, size_t len, const ep_features_t *f, ep_rows_t *out,
                   cairn_err_t *err);
+/* The same from CSV text (text/csv): a first line of the model's feature
+ * names is a header (columns found by name, in any order), else every line
+ * is a row of the features in order; an empty cell is missing. */
+int ep_input_read_csv(const char *body, size_t len, const ep_features_t *f,
+                      ep_rows_t *out, cairn_err_t *err);
 void ep_rows_free(ep_rows_t *r);
 
 #endif

@@ -2,9 +2,10 @@
  * bytes any HTTP client of an endpoint sends.
  *
  * The first byte picks the model the body is read for: how many features
- * (1 to 8) and whether they have names ("f0", "f1", ...). The rest is the
- * body. It is read into rows or refused with a 400/413 sentence; rows have
- * the model's width, and a cell is finite or NaN.
+ * (1 to 8), whether they have names ("f0", "f1", ...) and whether the body
+ * is CSV (bit 4) or JSON. The rest is the body. It is read into rows or
+ * refused with a 400/413 sentence; rows have the model's width, and a cell
+ * is finite or NaN.
  *
  * Build: tools/fuzz.sh (clang, -DCAIRN_FUZZ=ON). Seeds: corpus/fuzz_scorer_input
  * (tests/fuzz/make_corpus.py). */
@@ -28,7 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        .names = data[0] & 8 ? s_names : NULL};
     ep_rows_t rows;
     cairn_err_t err = {0};
-    if (ep_input_read((const char *)data + 1, size - 1, &f, &rows, &err) != 0) {
+    int rc = data[0] & 16
+                 ? ep_input_read_csv((const char *)data + 1, size - 1, &f, &rows, &err)
+                 : ep_input_read((const char *)data + 1, size - 1, &f, &rows, &err);
+    if (rc != 0) {
         REQUIRE(err.st == 400 || err.st == 413);
         REQUIRE(err.msg[0]);
         return 0;

@@ -431,6 +431,8 @@ def scorer_inputs():
     write(t, "bad_width", b"\x02" + json.dumps({"instances": [[1, 2]]}).encode())
     write(t, "string_cell", b"\x00" + json.dumps({"instances": [["x"]]}).encode())
     write(t, "not_json", b"\x00{\"instances\": [[1,")
+    write(t, "csv_header", b"\x19f1,f0\n1.5,2\n,3\n")
+    write(t, "csv_plain", b"\x12" + b"1,2,3\n4,5,6\n")
 
 
 UBJ_TYPED = {"left_children": ("l", ">i"), "right_children": ("l", ">i"),

@@ -133,6 +133,21 @@ class Endpoints(unittest.TestCase):
             got = np.array(out["predictions"], dtype=np.float64)
             self.assertEqual(got.shape, want.shape, shape)
             self.assertLess(np.max(np.abs(got - want)), 1e-6, shape)
+        # text/csv: with a header in another order, and without one
+        order = list(reversed(range(len(self.names))))
+        def cell(v):
+            return "" if np.isnan(v) else repr(float(v))
+        with_header = ",".join(self.names[i] for i in order) + "\n" + "".join(
+            ",".join(cell(r[i]) for i in order) + "\n" for r in self.x_test)
+        without = "".join(",".join(cell(v) for v in r) + "\n" for r in self.x_test)
+        for text in (with_header, without):
+            st, _, out = post(uri, None, key, raw=text.encode(),
+                              headers={"Content-Type": "text/csv"})
+            self.assertEqual(st, 200, out)
+            self.assertLess(np.max(np.abs(np.array(out["predictions"]) - want)), 1e-6)
+        st, _, out = post(uri, None, key, raw=b"1,2,x\n",
+                          headers={"Content-Type": "text/csv"})
+        self.assertEqual(st, 400, out)
         # the secondary key works too; curl as a client
         curl = subprocess.run(["curl", "-s", "-X", "POST", uri, "-H",
                                f"Authorization: Bearer {key2}", "-H",
@@ -163,6 +178,7 @@ class Endpoints(unittest.TestCase):
             self.assertIn(words, out["error"], raw[:60])
         st, _, out = post(uri, {"instances": [[0] * 30]}, key,
                           headers={"Content-Type": "text/plain"})
+        self.assertIn("text/csv", out["error"])
         self.assertEqual(st, 415, out)
         st, _, out = post(f"http://127.0.0.1:{PORT}/endpoints/nope/score",
                           {"instances": [[0] * 30]}, key)
