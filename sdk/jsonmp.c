@@ -566,14 +566,34 @@ static json_t *s_json_array(const msgpack_object_array *a)
     return arr;
 }
 
+/* Keys that are not strings become their JSON text, quoted; a key inside
+ * such a key is quoted again, and each quoting doubles its backslashes:
+ * past KEY_NEST_MAX levels, or KEY_TEXT_MAX bytes, a key is written as a
+ * short sentence instead, so that no message can make the text grow
+ * exponentially (fuzz_jsonwrite found one taking minutes). */
+#define KEY_NEST_MAX 2
+#define KEY_TEXT_MAX 4096
+static _Thread_local int s_key_nest;
+
 /* A map key as a JSON string: strings as they are, other keys as their JSON. */
 static json_t *s_json_key(const msgpack_object *k)
 {
+    if (k->type != MSGPACK_OBJECT_STR && s_key_nest >= KEY_NEST_MAX)
+        return json_string("(a key nested in a key)");
+    s_key_nest++;
     json_t *j = s_to_json(k);
+    s_key_nest--;
     if (!j || json_is_string(j)) return j;
     char *text = cairn_json_dumps_compact(j);
     json_decref(j);
-    json_t *key = text ? json_string(text) : NULL;
+    json_t *key = NULL;
+    if (text && strlen(text) > KEY_TEXT_MAX) {
+        char note[64];
+        snprintf(note, sizeof note, "(a key of %zu bytes of JSON)", strlen(text));
+        key = json_string(note);
+    } else if (text) {
+        key = json_string(text);
+    }
     free(text);
     return key;
 }

@@ -348,6 +348,19 @@ def mpuname():
 #     /usr/bin/python3 tests/fuzz/make_corpus.py fuzz_upmeta fuzz_cli_json
 def jsonwrites():
     t = "fuzz_jsonwrite"
+    # found by the fuzzer in session 12: keys that are maps of maps quoted
+    # inside each other, whose text grew exponentially (now bounded)
+    write(t, "nested_container_keys", bytes.fromhex(
+        "81a472756e739182a4696e666f86a672756e5f6964d92061616161616161616161616161"
+        "6161616161616161616183a76d6574726963739184a36b6579a26d31a576616c7565cb3f"
+        "e62e42fefa3981818181818181818981818181818181818181818181818181efa974696d"
+        "657374e16d70cf0000018bcfe56801a47374650118a67061090000009182a36b6579a170"
+        "a576616c7565a2763761616161616161616161616161616161ad6578706572696d656e74"
+        "5f6964a26d31a576616c7565cb3fe62e42fefa39efa974696d657374616d70cf0000018b"
+        "cfe56801a47374657003a6706172616d739182a36b6579a170a576616c756564a26d31a5"
+        "76616c7565cb3fe62e42fefa39efa974696d657374616d70cf0000018bcfe56801a47374"
+        "657003a6706172616d739182a36b6579a170a576616c7565a27637a47461677390af6e65"
+        "78745f706167655f746f6183a7ffffffef5dffffffffff"))
     run = {"info": {"run_id": "a" * 32, "experiment_id": "1", "status": "FINISHED",
                     "start_time": 1700000000000, "end_time": None,
                     "artifact_uri": "cairn-artifacts:/1/" + "a" * 32 + "/artifacts"},
