@@ -194,6 +194,18 @@ int cli_compute_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_compute_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_compute_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_compute_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_list(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_keys(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_metrics(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_traffic(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_mirror(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_create(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_update(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_show(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -351,6 +351,36 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         self.assertEqual(self.call("get_endpoint", {"name": "bc-mirror"})["endpoint"]
                          ["mirror"], {})
 
+    def test_cli(self):
+        from cairn_harness import BIN
+
+        def cairn(*args):
+            return subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                                   *args], capture_output=True, text=True, timeout=DEADLINE)
+        out = cairn("endpoint", "create", "cli-ep")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(json.loads(out.stdout)["scoring_uri"].endswith("/cli-ep/score"))
+        a, b = self.models["a"][1], self.models["b"][1]
+        for dep, v in (("blue", a), ("green", b)):
+            out = cairn("deployment", "create", "cli-ep", dep, f"model:bc-model:{v}")
+            self.assertEqual(out.returncode, 0, out.stderr)
+        out = cairn("endpoint", "traffic", "cli-ep", "blue=70", "green=30")
+        self.assertEqual(json.loads(out.stdout)["traffic"], {"blue": 70, "green": 30})
+        self.assertEqual(cairn("endpoint", "traffic", "cli-ep", "blue").returncode, 2)
+        self.assertIn("sums to 90", cairn("endpoint", "traffic", "cli-ep", "blue=90").stderr)
+        keys = json.loads(cairn("endpoint", "keys", "cli-ep").stdout)
+        uri = json.loads(cairn("endpoint", "show", "cli-ep").stdout)["scoring_uri"]
+        self.assertEqual(post(uri, {"instances": [[0.5] * 30]}, keys["primary_key"])[0], 200)
+        self.assertIn("cli-ep", cairn("endpoint", "list").stdout)
+        out = cairn("deployment", "update", "cli-ep", "green", f"model:bc-model:{a}")
+        self.assertEqual(json.loads(out.stdout)["model_ref"], f"model:bc-model:{a}")
+        self.assertEqual(json.loads(cairn("deployment", "show", "cli-ep", "blue").stdout)
+                         ["traffic"], 70)
+        metrics = json.loads(cairn("endpoint", "metrics", "cli-ep").stdout)
+        self.assertEqual(sum(m["requests"] for m in metrics), 1)
+        self.assertEqual(cairn("endpoint", "delete", "cli-ep").returncode, 0)
+        self.assertNotEqual(cairn("endpoint", "show", "cli-ep").returncode, 0)
+
     def test_python_sdk(self):
         sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
         import cairn
