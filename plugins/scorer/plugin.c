@@ -102,6 +102,10 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         scorer_fini(sc);
         return -1;
     }
+    cairn_err_t sub = {0};
+    if (cairn_subscribe(ctx, "model.alias_moved", dep_alias_moved, sc, &sub) != 0)
+        cairn_log(ctx, CAIRN_LOG_WARN,
+                  "endpoints: deployments cannot follow aliases here: %s", sub.msg);
     snprintf(sc->base_uri, sizeof sc->base_uri, "http://127.0.0.1:%u",
              (unsigned)cairn_httpd_port(sc->httpd));
     cairn_log(ctx, CAIRN_LOG_INFO, "endpoints: scoring at %s/endpoints/NAME/score",
@@ -144,8 +148,9 @@ static const cairn_verb_t scorer_verbs[] = {
      .perm = "endpoints.write",
      .flags = CAIRN_VERB_MUTATING,
      .max_body = BODY_MAX,
-     .help = "{endpoint*, name*, model* (model:NAME:VERSION or model:NAME@ALIAS), "
-             "instance_count} -> deployment (the first takes all traffic)"},
+     .help =
+         "{endpoint*, name*, model* (model:NAME:VERSION or model:NAME@ALIAS), "
+         "instance_count, follow_alias} -> deployment (the first takes all traffic)"},
     {.name = "get_deployment",
      .handle = dep_get,
      .perm = "endpoints.read",
@@ -164,8 +169,8 @@ static const cairn_verb_t scorer_verbs[] = {
      .flags = CAIRN_VERB_MUTATING,
      .max_body = BODY_MAX,
      .help =
-         "{endpoint*, name*, model (a new reference), instance_count} -> deployment "
-         "(the model swapped at once: no request fails)"},
+         "{endpoint*, name*, model (a new reference), instance_count, follow_alias} -> "
+         "deployment (the model swapped at once: no request fails)"},
     {.name = "update_traffic",
      .handle = ep_update_traffic,
      .perm = "endpoints.write",

@@ -58,6 +58,7 @@ typedef struct dep_row {
     char path[PATH_MAX];            /* the registry's folder of its files */
     int64_t instance_count, traffic, created;
     int64_t mirror; /* percent of the live requests copied to it */
+    bool follow;    /* model:NAME@ALIAS, rolled to each version the alias moves to */
 } dep_row_t;
 
 typedef struct ep_store ep_store_t;
@@ -178,6 +179,9 @@ int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_mirror(void *state, cairn_req_t *req, cairn_err_t *err);
+/* The registry moved an alias (event model.alias_moved): deployments that
+ * follow it roll to its new version. */
+void dep_alias_moved(void *arg, const char *topic, const msgpack_object *body);
 /* Free the deployments still waiting for the registry (at fini: the
  * runtime drops their calls without calling back). */
 void dep_pending_free_all(scorer_t *sc);

@@ -34,8 +34,10 @@ enum {
 };
 
 #define EP_COLS "ws, name, auth_mode, key1, key2, created"
-#define DEP_COLS \
-    "endpoint, name, model, model_ref, path, instance_count, traffic, created, mirror"
+#define DEP_COLS                                                                 \
+    "endpoint, name, model, model_ref, path, instance_count, traffic, created, " \
+    "mirror, "                                                                   \
+    "follow"
 
 static const char *const s_sql[Q_N] = {
     [Q_EP_INSERT] = "INSERT INTO endpoints (" EP_COLS
@@ -49,7 +51,7 @@ static const char *const s_sql[Q_N] = {
     [Q_EP_EACH] = "SELECT " EP_COLS " FROM endpoints WHERE ws = ? ORDER BY name",
     [Q_EP_EACH_ALL] = "SELECT " EP_COLS " FROM endpoints ORDER BY name",
     [Q_DEP_INSERT] = "INSERT INTO deployments (" DEP_COLS
-                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
     [Q_DEP_GET] =
         "SELECT " DEP_COLS " FROM deployments WHERE endpoint = ? AND name = ?",
     [Q_DEP_DELETE] = "DELETE FROM deployments WHERE endpoint = ? AND name = ?",
@@ -65,7 +67,7 @@ static const char *const s_sql[Q_N] = {
         "UPDATE deployments SET mirror = ?3 WHERE endpoint = ?1 AND name = ?2",
     [Q_DEP_UPDATE] =
         "UPDATE deployments SET model = ?3, model_ref = ?4, path = ?5, "
-        "instance_count = ?6 WHERE endpoint = ?1 AND name = ?2",
+        "instance_count = ?6, follow = ?7 WHERE endpoint = ?1 AND name = ?2",
 };
 
 static const char *const s_migrations[] = {
@@ -77,6 +79,8 @@ static const char *const s_migrations[] = {
     "(endpoint, name));",
     /* 2: mirrored traffic (update_mirror), a percent of the live requests */
     "ALTER TABLE deployments ADD COLUMN mirror INTEGER NOT NULL DEFAULT 0;",
+    /* 3: a deployment that follows its model's alias as it moves */
+    "ALTER TABLE deployments ADD COLUMN follow INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct ep_store {
@@ -143,7 +147,8 @@ static void s_dep_row(sqlite3_stmt *st, dep_row_t *d)
     *d = (dep_row_t){.instance_count = sqlite3_column_int64(st, 5),
                      .traffic = sqlite3_column_int64(st, 6),
                      .created = sqlite3_column_int64(st, 7),
-                     .mirror = sqlite3_column_int64(st, 8)};
+                     .mirror = sqlite3_column_int64(st, 8),
+                     .follow = sqlite3_column_int(st, 9) != 0};
     s_copy(d->endpoint, sizeof d->endpoint, st, 0);
     s_copy(d->name, sizeof d->name, st, 1);
     s_copy(d->model, sizeof d->model, st, 2);
@@ -245,6 +250,7 @@ int dep_store_insert(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
     sqlite3_bind_int64(st, 6, d->instance_count);
     sqlite3_bind_int64(st, 7, d->traffic);
     sqlite3_bind_int64(st, 8, d->created);
+    sqlite3_bind_int(st, 9, d->follow);
     int rc = s_write(s, st, "store the deployment", err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
@@ -322,6 +328,7 @@ int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
     sqlite3_bind_text(st, 4, d->model_ref, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, d->path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, d->instance_count);
+    sqlite3_bind_int(st, 7, d->follow);
     int rc = s_write(s, st, "update the deployment", err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,

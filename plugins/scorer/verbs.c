@@ -119,7 +119,12 @@ static void s_pack_endpoint(scorer_t *sc, msgpack_packer *pk, const ep_row_t *e)
 
 static void s_pack_deployment(msgpack_packer *pk, const dep_row_t *d)
 {
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
+    cairn_pack_cstr(pk, "follow_alias");
+    if (d->follow)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     cairn_pack_kv_str(pk, "endpoint", d->endpoint);
     cairn_pack_kv_str(pk, "name", d->name);
     cairn_pack_kv_str(pk, "model", d->model);
@@ -285,6 +290,7 @@ int ep_regenerate_keys(void *state, cairn_req_t *req, cairn_err_t *err)
 typedef struct creating {
     struct creating *prev, *next; /* sc->pending */
     scorer_t *sc;
+    char ws[CAIRN_HDR_NAME_MAX + 1]; /* without a request (an alias moved) */
     cairn_req_t *req;
     dep_row_t d;
     bool first;  /* the endpoint's first deployment: it takes all traffic */
@@ -362,14 +368,25 @@ static void s_resolved(void *arg, int st, const char *code, const char *msg,
         msgpack_pack_map(pk, 1);
         cairn_pack_cstr(pk, "deployment");
         s_pack_deployment(pk, &c->d);
-        cairn_reply_sbuf(c->req, c->update ? CAIRN_ST_OK : CAIRN_ST_CREATED, &sc->sb);
-    } else {
+        if (c->req)
+            cairn_reply_sbuf(c->req, c->update ? CAIRN_ST_OK : CAIRN_ST_CREATED,
+                             &sc->sb);
+        else
+            cairn_log(sc->ctx, CAIRN_LOG_INFO,
+                      "endpoint %s: deployment %s follows %s to %s", c->d.endpoint,
+                      c->d.name, c->d.model, c->d.model_ref);
+    } else if (c->req) {
         cairn_reply_err(c->req, &err);
+    } else {
+        cairn_log(sc->ctx, CAIRN_LOG_WARN,
+                  "endpoint %s: deployment %s stays on %s: %s moved, but: %s",
+                  c->d.endpoint, c->d.name, c->d.model_ref, c->d.model, err.msg);
     }
     free(c);
 }
 
 static void s_resolve(creating_t *c, cairn_err_t *err);
+static int s_follow(const msgpack_object *b, dep_row_t *d, cairn_err_t *err);
 
 int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
 {
@@ -414,6 +431,10 @@ int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
     snprintf(d->model, sizeof d->model, "%.*s", (int)model.len, model.ptr);
     d->instance_count = (int64_t)instances;
     d->created = (int64_t)cairn_wall_ms();
+    if (s_follow(b, d, err) != 0) {
+        free(c);
+        return -1;
+    }
     c->first = count.n == 0;
     cairn_name_object(req, "deployment", d->name, strlen(d->name));
     s_resolve(c, err);
@@ -431,16 +452,79 @@ static void s_resolve(creating_t *c, cairn_err_t *err)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
     cairn_pack_kv_str(&pk, "ref", c->d.model);
-    cairn_defer(c->req);
+    if (c->req) cairn_defer(c->req);
     s_pending_add(sc, c);
-    int rc = cairn_call_ws(sc->ctx, s_ws(c->req), REGISTRY, "resolve", sb.data, sb.size,
-                           TTL_MS, s_resolved, c, err);
+    int rc = cairn_call_ws(sc->ctx, c->req ? s_ws(c->req) : c->ws, REGISTRY, "resolve",
+                           sb.data, sb.size, TTL_MS, s_resolved, c, err);
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
         s_pending_del(sc, c);
-        cairn_reply_err(c->req, err); /* deferred: answered here */
+        if (c->req) cairn_reply_err(c->req, err); /* deferred: answered here */
         free(c);
     }
+}
+
+/* follow_alias (a bool, absent: keep): only for a model given by alias. */
+static int s_follow(const msgpack_object *b, dep_row_t *d, cairn_err_t *err)
+{
+    const msgpack_object *f = cairn_obj_get(b, "follow_alias");
+    if (!f || f->type == MSGPACK_OBJECT_NIL) {
+        if (!strchr(d->model, '@')) d->follow = false;
+        return 0;
+    }
+    if (f->type != MSGPACK_OBJECT_BOOLEAN)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "follow_alias must be true or false");
+    if (f->via.boolean && !strchr(d->model, '@'))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "follow_alias needs a model given by alias "
+                             "(model:NAME@ALIAS), not %s",
+                             d->model);
+    d->follow = f->via.boolean;
+    return 0;
+}
+
+typedef struct moved {
+    scorer_t *sc;
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char model[EP_REF_MAX + 1]; /* model:NAME@ALIAS */
+    char ref[EP_REF_MAX + 1];   /* model:NAME:VERSION it moved to */
+} moved_t;
+
+static int s_roll_if_following(void *arg, const dep_row_t *d)
+{
+    moved_t *m = arg;
+    if (!d->follow || strcmp(d->model, m->model) || !strcmp(d->model_ref, m->ref))
+        return 0;
+    ep_row_t e;
+    cairn_err_t err = {0};
+    if (ep_store_get(m->sc->store, m->ws, d->endpoint, &e, &err) != 0) return 0;
+    creating_t *c = calloc(1, sizeof *c);
+    if (!c) return 0;
+    *c = (creating_t){.sc = m->sc, .update = true, .d = *d};
+    snprintf(c->ws, sizeof c->ws, "%s", m->ws);
+    s_resolve(c, &err);
+    return 0;
+}
+
+void dep_alias_moved(void *arg, const char *topic, const msgpack_object *body)
+{
+    (void)topic;
+    moved_t m = {.sc = arg};
+    cairn_str_t ws, name, alias;
+    uint64_t version;
+    cairn_err_t err = {0};
+    if (cairn_field_str(body, "ws", true, CAIRN_HDR_NAME_MAX, &ws, &err) != 0 ||
+        cairn_field_str(body, "name", true, 256, &name, &err) != 0 ||
+        cairn_field_str(body, "alias", true, 256, &alias, &err) != 0 ||
+        cairn_field_uint(body, "version", true, &version, &err) != 0)
+        return;
+    snprintf(m.ws, sizeof m.ws, "%.*s", (int)ws.len, ws.ptr);
+    snprintf(m.model, sizeof m.model, "model:%.*s@%.*s", (int)name.len, name.ptr,
+             (int)alias.len, alias.ptr);
+    snprintf(m.ref, sizeof m.ref, "model:%.*s:%llu", (int)name.len, name.ptr,
+             (unsigned long long)version);
+    dep_store_each(m.sc->store, NULL, s_roll_if_following, &m, &err);
 }
 
 static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
@@ -613,6 +697,10 @@ int dep_update(void *state, cairn_req_t *req, cairn_err_t *err)
     if (model.len)
         snprintf(c->d.model, sizeof c->d.model, "%.*s", (int)model.len, model.ptr);
     if (instances) c->d.instance_count = (int64_t)instances;
+    if (s_follow(b, &c->d, err) != 0) {
+        free(c);
+        return -1;
+    }
     cairn_name_object(req, "deployment", c->d.name, strlen(c->d.name));
     s_resolve(c, err);
     return 0;

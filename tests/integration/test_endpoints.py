@@ -351,6 +351,32 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         self.assertEqual(self.call("get_endpoint", {"name": "bc-mirror"})["endpoint"]
                          ["mirror"], {})
 
+    def test_a_deployment_follows_its_alias(self):
+        a, b = self.models["a"][1], self.models["b"][1]
+        self.reg.set_alias("bc-model", "prod", a)
+        self.call("create_endpoint", {"name": "bc-follow"}, 201)
+        dep = self.call("create_deployment", {"endpoint": "bc-follow", "name": "blue",
+                                              "model": "model:bc-model@prod",
+                                              "follow_alias": True}, 201)["deployment"]
+        self.assertEqual((dep["model_ref"], dep["follow_alias"]),
+                         (f"model:bc-model:{a}", True))
+        key = self.call("get_keys", {"endpoint": "bc-follow"})["primary_key"]
+        uri = self.call("get_endpoint", {"name": "bc-follow"})["endpoint"]["scoring_uri"]
+        row = [float(v) for v in self.x_test[1]]
+        want_b = float(self.models["b"][0].predict(xgb.DMatrix(
+            self.x_test[1:2], feature_names=self.names))[0])
+        self.reg.set_alias("bc-model", "prod", b)  # the registry says so; we follow
+        wait_for(lambda: self.call("get_deployment", {"endpoint": "bc-follow",
+                                                      "name": "blue"})["deployment"]
+                 ["model_ref"] == f"model:bc-model:{b}", DEADLINE, "the roll to b")
+        got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
+        self.assertLess(abs(got - want_b), 1e-6)
+        # a deployment pinned to a version, or told not to follow, stays
+        h = self.call("create_deployment", {"endpoint": "bc-follow", "name": "pinned",
+                                            "model": f"model:bc-model:{a}",
+                                            "follow_alias": True}, 400)
+        self.assertIn("alias", h["err"])
+
     def test_cli(self):
         from cairn_harness import BIN
 
