@@ -241,6 +241,43 @@ class Endpoints(unittest.TestCase):
             timeout=DEADLINE)
         self.assertEqual(json.loads(health.read())["status"], "Healthy")
 
+    def test_slow_clients_and_100_mb_bodies(self):
+        import socket
+        import time
+        uri, key, _ = self.endpoint("bc-slow", [("blue", self.models["a"][1])])
+        row = {"instances": [[float(v) for v in self.x_test[1]]]}
+        # slow-loris: connections that send half a request and wait
+        slow = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", PORT), timeout=DEADLINE)
+            s.sendall(b"POST /endpoints/bc-slow/score HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        # others are answered meanwhile
+        for _ in range(20):
+            self.assertEqual(post(uri, row, key)[0], 200)
+        # and the slow ones are cut off after timeout_s (5 s here)
+        start = time.monotonic()
+        for s in slow:
+            s.settimeout(DEADLINE)
+            try:
+                self.assertEqual(s.recv(1), b"")  # closed by the server
+            except ConnectionResetError:
+                pass
+            s.close()
+        self.assertLess(time.monotonic() - start, DEADLINE)
+        # 100 MB: refused from its Content-Length, nothing read
+        big = os.path.join(self.tmp, "100mb.json")
+        with open(big, "wb") as f:
+            f.write(b'{"instances": [' + b" " * (100 << 20) + b"]}")
+        curl = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                               "-X", "POST", uri, "-H", f"Authorization: Bearer {key}",
+                               "-H", "Content-Type: application/json",
+                               "--data-binary", f"@{big}"],
+                              capture_output=True, text=True, timeout=DEADLINE)
+        os.unlink(big)
+        self.assertEqual(curl.stdout, "413", curl.stderr)
+        self.assertEqual(post(uri, row, key)[0], 200)
+
     def test_regression_alias_and_verbs(self):
         bst, x, version = self.diabetes
         self.reg.set_alias("diabetes", "champion", version)
