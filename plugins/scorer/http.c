@@ -193,10 +193,11 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
 {
     const char *ct = cairn_http_header(req, "Content-Type");
     bool csv = ct && !strncasecmp(ct, "text/csv", 8);
-    if (ct && !csv && strncasecmp(ct, "application/json", 16)) {
+    bool mp = ct && !strncasecmp(ct, "application/msgpack", 19);
+    if (ct && !csv && !mp && strncasecmp(ct, "application/json", 16)) {
         s_error(resp, 415,
-                "Content-Type %.100s is not taken here: send application/json or "
-                "text/csv",
+                "Content-Type %.100s is not taken here: send application/json, "
+                "application/msgpack or text/csv",
                 ct);
         return NULL;
     }
@@ -215,8 +216,10 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
     ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
     ep_rows_t rows;
     cairn_err_t err = {0};
-    if ((csv ? ep_input_read_csv(req->body, req->body_len, &f, &rows, &err)
-             : ep_input_read(req->body, req->body_len, &f, &rows, &err)) != 0) {
+    int rc = csv  ? ep_input_read_csv(req->body, req->body_len, &f, &rows, &err)
+             : mp ? ep_input_read_msgpack(req->body, req->body_len, &f, &rows, &err)
+                  : ep_input_read(req->body, req->body_len, &f, &rows, &err);
+    if (rc != 0) {
         s_error(resp, err.st, "%s", err.msg);
         return d;
     }

@@ -9,7 +9,9 @@
 
 #include <jansson.h>
 
+#include "cairn/msg.h"
 #include "csv.h"
+#include "jsonmp.h"
 
 static __attribute__((format(printf, 2, 3))) int s_bad(cairn_err_t *err,
                                                        const char *fmt, ...)
@@ -241,6 +243,32 @@ int ep_input_read(const char *body, size_t len, const ep_features_t *f, ep_rows_
                      je.line, je.column);
     int rc = json_is_object(root) ? s_dispatch(root, f, out, err)
                                   : s_bad(err, "the body must be a JSON object");
+    json_decref(root);
+    if (rc != 0) ep_rows_free(out);
+    return rc;
+}
+
+/* ---- application/msgpack -------------------------------------------------- */
+
+int ep_input_read_msgpack(const void *body, size_t len, const ep_features_t *f,
+                          ep_rows_t *out, cairn_err_t *err)
+{
+    *out = (ep_rows_t){0};
+    /* checked before msgpack-c allocates: a few bytes may declare billions */
+    if (cairn_msgpack_check(body, len, err) != 0) {
+        char why[CAIRN_ERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return s_bad(err, "the body is not msgpack: %s", why);
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    json_t *root = NULL;
+    if (msgpack_unpack_next(&u, body, len, NULL) == MSGPACK_UNPACK_SUCCESS)
+        root = cairn_json_from_msgpack(&u.data);
+    msgpack_unpacked_destroy(&u);
+    if (!root) return s_bad(err, "the body is not a msgpack map of a scoring request");
+    int rc = json_is_object(root) ? s_dispatch(root, f, out, err)
+                                  : s_bad(err, "the body must be a msgpack map");
     json_decref(root);
     if (rc != 0) ep_rows_free(out);
     return rc;

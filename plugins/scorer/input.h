@@ -44,6 +44,9 @@ int ep_input_read(const char *body, size_t len, const ep_features_t *f, ep_rows_
  * is a row of the features in order; an empty cell is missing. */
 int ep_input_read_csv(const char *body, size_t len, const ep_features_t *f,
                       ep_rows_t *out, cairn_err_t *err);
+/* The same from msgpack (application/msgpack): the JSON shapes as maps. */
+int ep_input_read_msgpack(const void *body, size_t len, const ep_features_t *f,
+                          ep_rows_t *out, cairn_err_t *err);
 void ep_rows_free(ep_rows_t *r);
 
 #endif

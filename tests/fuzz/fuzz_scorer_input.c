@@ -3,9 +3,9 @@
  *
  * The first byte picks the model the body is read for: how many features
  * (1 to 8), whether they have names ("f0", "f1", ...) and whether the body
- * is CSV (bit 4) or JSON. The rest is the body. It is read into rows or
- * refused with a 400/413 sentence; rows have the model's width, and a cell
- * is finite or NaN.
+ * is CSV (bit 4), msgpack (bit 5) or JSON. The rest is the body. It is read into rows
+ * or refused with a 400/413 sentence; rows have the model's width, and a cell is finite
+ * or NaN.
  *
  * Build: tools/fuzz.sh (clang, -DCAIRN_FUZZ=ON). Seeds: corpus/fuzz_scorer_input
  * (tests/fuzz/make_corpus.py). */
@@ -29,9 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        .names = data[0] & 8 ? s_names : NULL};
     ep_rows_t rows;
     cairn_err_t err = {0};
-    int rc = data[0] & 16
-                 ? ep_input_read_csv((const char *)data + 1, size - 1, &f, &rows, &err)
-                 : ep_input_read((const char *)data + 1, size - 1, &f, &rows, &err);
+    int rc;
+    if (data[0] & 16)
+        rc = ep_input_read_csv((const char *)data + 1, size - 1, &f, &rows, &err);
+    else if (data[0] & 32)
+        rc = ep_input_read_msgpack(data + 1, size - 1, &f, &rows, &err);
+    else
+        rc = ep_input_read((const char *)data + 1, size - 1, &f, &rows, &err);
     if (rc != 0) {
         REQUIRE(err.st == 400 || err.st == 413);
         REQUIRE(err.msg[0]);

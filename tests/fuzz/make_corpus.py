@@ -446,6 +446,9 @@ def scorer_inputs():
     write(t, "not_json", b"\x00{\"instances\": [[1,")
     write(t, "csv_header", b"\x19f1,f0\n1.5,2\n,3\n")
     write(t, "csv_plain", b"\x12" + b"1,2,3\n4,5,6\n")
+    write(t, "msgpack_split", b"\x29" + pack({"dataframe_split": {
+        "columns": ["f0", "f1"], "data": [[1, None], [2.5, True]]}}))
+    write(t, "msgpack_huge_array", b"\x21\xdd\xff\xff\xff\xff")
 
 
 UBJ_TYPED = {"left_children": ("l", ">i"), "right_children": ("l", ">i"),

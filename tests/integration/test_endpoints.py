@@ -148,6 +148,18 @@ class Endpoints(unittest.TestCase):
         st, _, out = post(uri, None, key, raw=b"1,2,x\n",
                           headers={"Content-Type": "text/csv"})
         self.assertEqual(st, 400, out)
+        # application/msgpack: the same shapes as maps
+        import msgpack
+        st, _, out = post(uri, None, key, raw=msgpack.packb(shapes["dataframe_split"]),
+                          headers={"Content-Type": "application/msgpack"})
+        self.assertEqual(st, 200, out)
+        self.assertLess(np.max(np.abs(np.array(out["predictions"]) - want)), 1e-6)
+        for raw, words in ((b"\xdd\xff\xff\xff\xff", "not msgpack"),
+                           (msgpack.packb([1, 2]), "msgpack map")):
+            st, _, out = post(uri, None, key, raw=raw,
+                              headers={"Content-Type": "application/msgpack"})
+            self.assertEqual(st, 400, out)
+            self.assertIn(words, out["error"])
         # the secondary key works too; curl as a client
         curl = subprocess.run(["curl", "-s", "-X", "POST", uri, "-H",
                                f"Authorization: Bearer {key2}", "-H",
