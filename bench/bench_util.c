@@ -811,3 +811,16 @@ uint64_t bench_parse_size(const char *s)
         return 0;
     return (uint64_t)(v * (double)mul);
 }
+
+uint64_t bench_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double bench_rand_unit(uint64_t *state)
+{
+    return (double)(bench_rand(state) >> 11) / 9007199254740992.0;
+}

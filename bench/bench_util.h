@@ -220,6 +220,12 @@ void bench_kernel_print_log(const bench_kernel_t *self, FILE *f);
  * sync; bench_die on failure. */
 void bench_make_file(const char *path, uint64_t size, uint64_t seed, bool sync);
 
+/* splitmix64: the next of a seeded stream of 64-bit values (*state moves
+ * on), and the same as a double in [0, 1): data a bench makes up, the same
+ * for the same seed. */
+uint64_t bench_rand(uint64_t *state);
+double bench_rand_unit(uint64_t *state);
+
 /* A size on the command line: bytes, or with a K, M or G suffix (1.5G);
  * 0 when it is not one, under 1 byte or over 64 GiB. */
 uint64_t bench_parse_size(const char *s);

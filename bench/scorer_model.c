@@ -57,33 +57,20 @@ static void s_usage(FILE *f)
             "[--trees N] [--depth N] [--calls N]\n");
 }
 
-static uint64_t s_mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double s_unit(uint64_t *s)
-{
-    return (double)(s_mix(s) >> 11) / 9007199254740992.0;
-}
-
 /* n rows of NF features (2% NaN) and their labels (a noisy linear rule). */
 static void s_rows(uint64_t seed, size_t n, float *x, float *y)
 {
     double w[NF];
     uint64_t ws = 99;
-    for (int j = 0; j < NF; j++) w[j] = s_unit(&ws) * 2 - 1;
+    for (int j = 0; j < NF; j++) w[j] = bench_rand_unit(&ws) * 2 - 1;
     for (size_t r = 0; r < n; r++) {
         double z = 0;
         for (int j = 0; j < NF; j++) {
-            double v = s_unit(&seed) * 10 - 5;
-            x[r * NF + j] = s_unit(&seed) < 0.02 ? NAN : (float)v;
+            double v = bench_rand_unit(&seed) * 10 - 5;
+            x[r * NF + j] = bench_rand_unit(&seed) < 0.02 ? NAN : (float)v;
             z += w[j] * v + (j % 3 == 0 ? 0.3 * v * v - 2.5 : 0);
         }
-        if (y) y[r] = z + (s_unit(&seed) - 0.5) * 6 > 0;
+        if (y) y[r] = z + (bench_rand_unit(&seed) - 0.5) * 6 > 0;
     }
 }
 

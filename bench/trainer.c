@@ -64,19 +64,6 @@ static void s_usage(FILE *f)
             "[--rows N] [--boost N]\n");
 }
 
-static uint64_t s_mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double s_unit(uint64_t *s)
-{
-    return (double)(s_mix(s) >> 11) / 9007199254740992.0;
-}
-
 /* Both files: the trainer's (header, categorical as text) and XGBoost's
  * (no header, label first, the categorical one-hot in byte order). */
 static void s_generate(long rows)
@@ -87,15 +74,15 @@ static void s_generate(long rows)
     fprintf(a, "cat,y\n");
     uint64_t s = 12345;
     double w[NUM_COLS];
-    for (int j = 0; j < NUM_COLS; j++) w[j] = s_unit(&s) * 2 - 1;
+    for (int j = 0; j < NUM_COLS; j++) w[j] = bench_rand_unit(&s) * 2 - 1;
     for (long r = 0; r < rows; r++) {
         double x[NUM_COLS], z = 0;
         for (int j = 0; j < NUM_COLS; j++) {
-            x[j] = s_unit(&s) * 10 - 5;
+            x[j] = bench_rand_unit(&s) * 10 - 5;
             z += w[j] * x[j];
         }
-        int cat = (int)(s_mix(&s) % LEVELS);
-        z += cat - 3.5 + (s_unit(&s) - 0.5) * 4;
+        int cat = (int)(bench_rand(&s) % LEVELS);
+        z += cat - 3.5 + (bench_rand_unit(&s) - 0.5) * 4;
         int y = z > 0;
         fprintf(b, "%d", y);
         for (int j = 0; j < NUM_COLS; j++) {
