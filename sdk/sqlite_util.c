@@ -99,3 +99,16 @@ void cairn_sqlite_finalize(sqlite3_stmt **st, int n)
         st[i] = NULL;
     }
 }
+
+sqlite3_stmt *cairn_sqlite_fresh(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+void cairn_sqlite_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}

@@ -18,6 +18,7 @@
 #define CAIRN_SDK_SQLITE_UTIL_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #include "cairn/err.h"
 
@@ -46,6 +47,13 @@ int cairn_sqlite_migrate(sqlite3 *h, const char *what, const char *const *migrat
  * failure the ones made stay in st for cairn_sqlite_finalize. */
 int cairn_sqlite_prepare(sqlite3 *h, const char *what, const char *const *sql, int n,
                          sqlite3_stmt **st, cairn_err_t *err);
+
+/* st reset and its bindings cleared, for its next use; st itself. */
+sqlite3_stmt *cairn_sqlite_fresh(sqlite3_stmt *st);
+
+/* Column col of st's row as text into dst (cap bytes, cut short to fit;
+ * "" for NULL). */
+void cairn_sqlite_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
 
 /* Finalize st[0..n) and set each to NULL (NULL entries are skipped). */
 void cairn_sqlite_finalize(sqlite3_stmt **st, int n);

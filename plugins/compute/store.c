@@ -150,30 +150,22 @@ void store_close(store_t **self_p)
 
 static sqlite3_stmt *s_q(store_t *s, int id)
 {
-    sqlite3_reset(s->q[id]);
-    sqlite3_clear_bindings(s->q[id]);
-    return s->q[id];
-}
-
-static void s_copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+    return cairn_sqlite_fresh(s->q[id]);
 }
 
 static void s_row(sqlite3_stmt *st, job_t *j)
 {
     *j = (job_t){.seq = sqlite3_column_int64(st, 0)};
-    s_copy(j->ws, sizeof j->ws, st, 1);
-    s_copy(j->name, sizeof j->name, st, 2);
+    cairn_sqlite_text(j->ws, sizeof j->ws, st, 1);
+    cairn_sqlite_text(j->name, sizeof j->name, st, 2);
     int status = sqlite3_column_int(st, 3);
     j->status = status >= 0 && status < JOB_NSTATUS ? (job_status_t)status : JOB_FAILED;
-    s_copy(j->run_id, sizeof j->run_id, st, 4);
-    s_copy(j->experiment_id, sizeof j->experiment_id, st, 5);
-    s_copy(j->experiment_name, sizeof j->experiment_name, st, 6);
-    s_copy(j->display_name, sizeof j->display_name, st, 7);
-    s_copy(j->reason, sizeof j->reason, st, 8);
-    s_copy(j->principal, sizeof j->principal, st, 9);
+    cairn_sqlite_text(j->run_id, sizeof j->run_id, st, 4);
+    cairn_sqlite_text(j->experiment_id, sizeof j->experiment_id, st, 5);
+    cairn_sqlite_text(j->experiment_name, sizeof j->experiment_name, st, 6);
+    cairn_sqlite_text(j->display_name, sizeof j->display_name, st, 7);
+    cairn_sqlite_text(j->reason, sizeof j->reason, st, 8);
+    cairn_sqlite_text(j->principal, sizeof j->principal, st, 9);
     j->priority = sqlite3_column_int64(st, 10);
     j->created = sqlite3_column_int64(st, 11);
     j->started = sqlite3_column_int64(st, 12);
@@ -183,12 +175,12 @@ static void s_row(sqlite3_stmt *st, job_t *j)
     j->shim_start = sqlite3_column_int64(st, 16);
     j->pgid = sqlite3_column_int64(st, 17);
     j->cancel_asked = sqlite3_column_int(st, 18) != 0;
-    s_copy(j->boot_id, sizeof j->boot_id, st, 19);
-    s_copy(j->token_id, sizeof j->token_id, st, 20);
+    cairn_sqlite_text(j->boot_id, sizeof j->boot_id, st, 19);
+    cairn_sqlite_text(j->token_id, sizeof j->token_id, st, 20);
     j->retries = sqlite3_column_int64(st, 21);
     j->attempt = sqlite3_column_int64(st, 22);
-    s_copy(j->gpus, sizeof j->gpus, st, 23);
-    s_copy(j->compute, sizeof j->compute, st, 24);
+    cairn_sqlite_text(j->gpus, sizeof j->gpus, st, 23);
+    cairn_sqlite_text(j->compute, sizeof j->compute, st, 24);
 }
 
 static int s_insert(store_t *s, job_t *j, const void *spec, size_t spec_len,
@@ -413,9 +405,9 @@ static void s_target_row(sqlite3_stmt *st, compute_target_t *t)
 {
     *t = (compute_target_t){.max_concurrent = sqlite3_column_int64(st, 3),
                             .created = sqlite3_column_int64(st, 4)};
-    s_copy(t->ws, sizeof t->ws, st, 0);
-    s_copy(t->name, sizeof t->name, st, 1);
-    s_copy(t->description, sizeof t->description, st, 2);
+    cairn_sqlite_text(t->ws, sizeof t->ws, st, 0);
+    cairn_sqlite_text(t->name, sizeof t->name, st, 1);
+    cairn_sqlite_text(t->description, sizeof t->description, st, 2);
 }
 
 int store_compute_get(store_t *s, const char *ws, const char *name, compute_target_t *t,

@@ -121,25 +121,17 @@ void ep_store_close(ep_store_t **self_p)
 
 static sqlite3_stmt *s_q(ep_store_t *s, int id)
 {
-    sqlite3_reset(s->q[id]);
-    sqlite3_clear_bindings(s->q[id]);
-    return s->q[id];
-}
-
-static void s_copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+    return cairn_sqlite_fresh(s->q[id]);
 }
 
 static void s_ep_row(sqlite3_stmt *st, ep_row_t *e)
 {
     *e = (ep_row_t){.created = sqlite3_column_int64(st, 5)};
-    s_copy(e->ws, sizeof e->ws, st, 0);
-    s_copy(e->name, sizeof e->name, st, 1);
-    s_copy(e->auth_mode, sizeof e->auth_mode, st, 2);
-    s_copy(e->key1, sizeof e->key1, st, 3);
-    s_copy(e->key2, sizeof e->key2, st, 4);
+    cairn_sqlite_text(e->ws, sizeof e->ws, st, 0);
+    cairn_sqlite_text(e->name, sizeof e->name, st, 1);
+    cairn_sqlite_text(e->auth_mode, sizeof e->auth_mode, st, 2);
+    cairn_sqlite_text(e->key1, sizeof e->key1, st, 3);
+    cairn_sqlite_text(e->key2, sizeof e->key2, st, 4);
 }
 
 static void s_dep_row(sqlite3_stmt *st, dep_row_t *d)
@@ -149,11 +141,11 @@ static void s_dep_row(sqlite3_stmt *st, dep_row_t *d)
                      .created = sqlite3_column_int64(st, 7),
                      .mirror = sqlite3_column_int64(st, 8),
                      .follow = sqlite3_column_int(st, 9) != 0};
-    s_copy(d->endpoint, sizeof d->endpoint, st, 0);
-    s_copy(d->name, sizeof d->name, st, 1);
-    s_copy(d->model, sizeof d->model, st, 2);
-    s_copy(d->model_ref, sizeof d->model_ref, st, 3);
-    s_copy(d->path, sizeof d->path, st, 4);
+    cairn_sqlite_text(d->endpoint, sizeof d->endpoint, st, 0);
+    cairn_sqlite_text(d->name, sizeof d->name, st, 1);
+    cairn_sqlite_text(d->model, sizeof d->model, st, 2);
+    cairn_sqlite_text(d->model_ref, sizeof d->model_ref, st, 3);
+    cairn_sqlite_text(d->path, sizeof d->path, st, 4);
 }
 
 /* Step a write; 1 when it changed no row. */
@@ -300,25 +292,6 @@ int dep_store_each(ep_store_t *s, const char *endpoint,
     return 0;
 }
 
-int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const *names,
-                          const int64_t *pct, int n, cairn_err_t *err)
-{
-    if (cairn_sqlite_exec(s->h, WHAT, "BEGIN", "begin", err) != 0) return -1;
-    sqlite3_stmt *st = s_q(s, Q_DEP_ZERO);
-    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-    int rc = s_write(s, st, "set the traffic", err) < 0 ? -1 : 0;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        st = s_q(s, Q_DEP_TRAFFIC);
-        sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, pct[i]);
-        rc = s_write(s, st, "set the traffic", err) < 0 ? -1 : 0;
-    }
-    cairn_err_t ignored = {0};
-    cairn_sqlite_exec(s->h, WHAT, rc == 0 ? "COMMIT" : "ROLLBACK", "end", &ignored);
-    return rc;
-}
-
 int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
 {
     sqlite3_stmt *st = s_q(s, Q_DEP_UPDATE);
@@ -337,21 +310,37 @@ int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
     return rc;
 }
 
-int dep_store_set_mirror(ep_store_t *s, const char *endpoint, const char *const *names,
-                         const int64_t *pct, int n, cairn_err_t *err)
+/* Each named deployment's share (traffic or mirror: the statements that
+ * zero the endpoint's and set one), others 0, in one transaction. */
+static int s_set_shares(ep_store_t *s, int zero_q, int set_q, const char *endpoint,
+                        const char *const *names, const int64_t *pct, int n,
+                        cairn_err_t *err)
 {
     if (cairn_sqlite_exec(s->h, WHAT, "BEGIN", "begin", err) != 0) return -1;
-    sqlite3_stmt *st = s_q(s, Q_DEP_MIRROR_ZERO);
+    sqlite3_stmt *st = s_q(s, zero_q);
     sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-    int rc = s_write(s, st, "set the mirror", err) < 0 ? -1 : 0;
+    int rc = s_write(s, st, "set the shares", err) < 0 ? -1 : 0;
     for (int i = 0; rc == 0 && i < n; i++) {
-        st = s_q(s, Q_DEP_MIRROR);
+        st = s_q(s, set_q);
         sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, pct[i]);
-        rc = s_write(s, st, "set the mirror", err) < 0 ? -1 : 0;
+        rc = s_write(s, st, "set the shares", err) < 0 ? -1 : 0;
     }
     cairn_err_t ignored = {0};
     cairn_sqlite_exec(s->h, WHAT, rc == 0 ? "COMMIT" : "ROLLBACK", "end", &ignored);
     return rc;
+}
+
+int dep_store_set_traffic(ep_store_t *s, const char *endpoint, const char *const *names,
+                          const int64_t *pct, int n, cairn_err_t *err)
+{
+    return s_set_shares(s, Q_DEP_ZERO, Q_DEP_TRAFFIC, endpoint, names, pct, n, err);
+}
+
+int dep_store_set_mirror(ep_store_t *s, const char *endpoint, const char *const *names,
+                         const int64_t *pct, int n, cairn_err_t *err)
+{
+    return s_set_shares(s, Q_DEP_MIRROR_ZERO, Q_DEP_MIRROR, endpoint, names, pct, n,
+                        err);
 }
