@@ -842,7 +842,10 @@ class Adversarial(unittest.TestCase):
         st = h["st"]
         self.stats[st] += 1
         rid = h.get("id")
-        sent = lane.pending.pop(rid, None) if isinstance(rid, (int, str)) else None
+        # True == 1 in Python: a hostile header's boolean id must not take
+        # the place of request 1 (left pending when its header was no map)
+        ours = isinstance(rid, (int, str)) and not isinstance(rid, bool)
+        sent = lane.pending.pop(rid, None) if ours else None
         req = sent[1] if sent else None
         if rid is not None and sent is None and lane.name == "envelopes":
             self.note(f"{lane.name}: a reply to an id never sent or answered twice: {h}")
