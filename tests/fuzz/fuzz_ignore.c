@@ -1,4 +1,4 @@
-/* libFuzzer target for the gitignore matcher (plugins/compute/ignore.c):
+/* libFuzzer target for the gitignore matcher (sdk/ignore.h):
  * what a job's code folder says in its .gitignore and .cairnignore files,
  * and the names in it. An ignore file compiles, or is refused with a 400
  * or a 413 and a sentence; compiled, it answers any path in bounded time,

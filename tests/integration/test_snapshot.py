@@ -1,4 +1,4 @@
-"""A job's code snapshot (plugins/compute/snapshot.h), driven through
+"""A job's code snapshot (sdk/snapshot.h), driven through
 build/bin/snapshot_tool, with git itself as the oracle:
 
 - what is kept: random trees with nested .gitignore and .cairnignore files

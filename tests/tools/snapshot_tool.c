@@ -1,4 +1,4 @@
-/* snapshot_tool — a job's code snapshot (plugins/compute/snapshot.h) from
+/* snapshot_tool — a job's code snapshot (sdk/snapshot.h) from
  * the command line, for tests/integration/test_snapshot.py:
  *
  *   snapshot_tool take SRC DEST MANIFEST [MAX_FILES MAX_BYTES MAX_PATH]

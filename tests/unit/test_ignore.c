@@ -1,4 +1,4 @@
-/* The gitignore matcher (plugins/compute/ignore.h): a table of one ignore
+/* The gitignore matcher (sdk/ignore.h): a table of one ignore
  * file at the root, a path and whether git ignores it (each rule of
  * gitignore(5), and git's quirks, checked against `git check-ignore`),
  * then stacks of files at several levels, and the limits.

@@ -1,4 +1,4 @@
-/* plugins/compute/ignore.h — gitignore rules, compiled and matched.
+/* sdk/ignore.h — gitignore rules, compiled and matched.
  *
  * A job's code snapshot (snapshot.h) keeps what git would keep: each
  * ignore file (.gitignore, .cairnignore, .git/info/exclude) is compiled
@@ -25,8 +25,8 @@
  *
  * Pure: no I/O (fuzz_ignore feeds it). Paths are relative to the snapshot
  * root, `/`-separated, with no leading, trailing or doubled `/`. */
-#ifndef CAIRN_COMPUTE_IGNORE_H
-#define CAIRN_COMPUTE_IGNORE_H
+#ifndef CAIRN_IGNORE_H
+#define CAIRN_IGNORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* plugins/compute/snapshot.h — a job's code snapshot: a local folder
+/* sdk/snapshot.h — a code snapshot (a job's, a deployment's): a local folder
  * copied and hashed as git would see it (docs/JOBS.md, "Code snapshots").
  *
  * snapshot_take walks src_dir without following any symlink, keeps what
@@ -21,8 +21,8 @@
  * never followed: a link out of the tree copies nothing from there).
  * Other special files (fifos, sockets, devices) are left out, as git
  * leaves them. Empty directories are not part of a snapshot. */
-#ifndef CAIRN_COMPUTE_SNAPSHOT_H
-#define CAIRN_COMPUTE_SNAPSHOT_H
+#ifndef CAIRN_SNAPSHOT_H
+#define CAIRN_SNAPSHOT_H
 
 #include <stdbool.h>
 #include <stddef.h>
