@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -906,4 +907,18 @@ int snapshot_git(const char *src_dir, char commit[SNAPSHOT_COMMIT_MAX], bool *di
 fail:
     free(r);
     return -1;
+}
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0
+                                                                                 : -1;
+}
+
+int snapshot_rm_tree(const char *path)
+{
+    if (access(path, F_OK) != 0) return 0;
+    return nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -73,6 +73,10 @@ const char *snapshot_manifest(const snapshot_t *s, size_t *len);
 /* Write the manifest to path (0600, written beside and renamed). */
 int snapshot_write_manifest(const snapshot_t *s, const char *path, cairn_err_t *err);
 
+/* Remove path and everything under it, never following a link: 0 (also
+ * when nothing was there), or -1 with errno. */
+int snapshot_rm_tree(const char *path);
+
 /* Whether src_dir is inside a git work tree and, if so, its HEAD commit
  * ("" before the first commit) and whether anything under src_dir differs
  * from it (changed, staged or untracked; ignored files do not count).

@@ -16,7 +16,6 @@
  * cairn.git.commit and cairn.git.dirty. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,18 +54,9 @@ void job_code_discard(job_code_t **self_p)
     job_code_free(self_p);
 }
 
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0
-                                                                                 : -1;
-}
-
 int job_rm_tree(const char *path)
 {
-    if (access(path, F_OK) != 0) return 0;
-    return nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return snapshot_rm_tree(path);
 }
 
 static int s_mkdir(const char *path, cairn_err_t *err)

@@ -160,12 +160,76 @@ static void s_predictions(const float *p, size_t nrows, size_t nout, out_t *o)
     s_puts(o, "]}");
 }
 
+/* The rows of req's body for model m's features: 0, or -1 with err. */
+static int s_rows(const cairn_http_request_t *req, const route_dep_t *d,
+                  ep_rows_t *rows, cairn_err_t *err)
+{
+    const char *ct = cairn_http_header(req, "Content-Type");
+    ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
+    if (ct && !strncasecmp(ct, "text/csv", 8))
+        return ep_input_read_csv(req->body, req->body_len, &f, rows, err);
+    if (ct && !strncasecmp(ct, "application/msgpack", 19))
+        return ep_input_read_msgpack(req->body, req->body_len, &f, rows, err);
+    if (ct && strncasecmp(ct, "application/json", 16))
+        return cairn_err_set(err, 415, CAIRN_E_BAD_REQUEST,
+                             "Content-Type %.100s is not taken here: send "
+                             "application/json, application/msgpack or text/csv",
+                             ct);
+    return ep_input_read(req->body, req->body_len, &f, rows, err);
+}
+
+/* The predictions of model deployment d for req: 0 with *o filled, or -1
+ * with err (a refused body, or the model's failure). */
+static int s_predict(const route_dep_t *d, const cairn_http_request_t *req, out_t *o,
+                     cairn_err_t *err)
+{
+    ep_rows_t rows;
+    if (s_rows(req, d, &rows, err) != 0) return -1;
+    size_t nout = scorer_model_outputs(d->model);
+    float *p = malloc(rows.nrows * nout * sizeof *p);
+    int rc = -1;
+    if (!p)
+        cairn_err_oom(err, NULL);
+    else if (scorer_model_predict(d->model, rows.v, rows.nrows, rows.ncols, p, err) ==
+             0)
+        rc = 0;
+    if (rc == 0) s_predictions(p, rows.nrows, nout, o);
+    free(p);
+    ep_rows_free(&rows);
+    return rc;
+}
+
+/* The answer of python deployment d's scoring script to req: its status
+ * and JSON into *status and *o; or -1 with err. */
+static int s_run_script(const route_dep_t *d, const cairn_http_request_t *req,
+                        int *status, out_t *o, cairn_err_t *err)
+{
+    const char *ct = cairn_http_header(req, "Content-Type");
+    char *body = NULL;
+    size_t len = 0;
+    if (py_pool_score(d->pool, ct ? ct : "application/json", req->body, req->body_len,
+                      (int)d->timeout_ms, status, &body, &len, err) != 0)
+        return -1;
+    free(o->p);
+    *o = (out_t){.p = body, .n = len, .cap = len + 1};
+    return 0;
+}
+
+/* d's answer to req, whichever its flavor: 0 with *status and *o, or -1
+ * with err. */
+static int s_answer(const route_dep_t *d, const cairn_http_request_t *req, int *status,
+                    out_t *o, cairn_err_t *err)
+{
+    *status = 200;
+    return d->pool ? s_run_script(d, req, status, o, err) : s_predict(d, req, o, err);
+}
+
 /* Copies of a live request: each deployment of e with a mirror share
- * scores the same rows that often, its answer dropped and counted (in
- * this thread, after the live answer is made: a copy costs the live
- * request one predict, microseconds a row). */
+ * answers the same request that often, its answer dropped and counted
+ * (in this thread, after the live answer is made: a copy costs the live
+ * request one predict, microseconds a row, or one run of a script). */
 static void s_mirror(const route_ep_t *e, const route_dep_t *live,
-                     const ep_rows_t *rows)
+                     const cairn_http_request_t *req)
 {
     for (int i = 0; i < e->ndep; i++) {
         const route_dep_t *m = &e->dep[i];
@@ -173,12 +237,11 @@ static void s_mirror(const route_ep_t *e, const route_dep_t *live,
             randombytes_uniform(100) >= (uint32_t)m->mirror)
             continue;
         uint64_t t0 = s_now_us();
-        size_t nout = scorer_model_outputs(m->model);
-        float *p = malloc(rows->nrows * nout * sizeof *p);
+        out_t o = {0};
+        int status = 0;
         cairn_err_t err = {0};
-        bool ok = p && scorer_model_predict(m->model, rows->v, rows->nrows, rows->ncols,
-                                            p, &err) == 0;
-        free(p);
+        bool ok = s_answer(m, req, &status, &o, &err) == 0 && status == 200 && !o.oom;
+        free(o.p);
         atomic_fetch_add(&m->stats->requests, 1);
         atomic_fetch_add(&m->stats->mirrored, 1);
         if (!ok) atomic_fetch_add(&m->stats->errors, 1);
@@ -186,21 +249,26 @@ static void s_mirror(const route_ep_t *e, const route_dep_t *live,
     }
 }
 
+/* Whether d may take one more request now (request_settings'
+ * max_concurrent_requests); counted when it may: s_done gives it back. */
+static bool s_admit(const route_dep_t *d)
+{
+    if (d->max_concurrent <= 0 || !d->stats) return true;
+    if (atomic_fetch_add(&d->stats->inflight, 1) < d->max_concurrent) return true;
+    atomic_fetch_sub(&d->stats->inflight, 1);
+    return false;
+}
+
+static void s_done(const route_dep_t *d)
+{
+    if (d->max_concurrent > 0 && d->stats) atomic_fetch_sub(&d->stats->inflight, 1);
+}
+
 /* Score req on a deployment of e; the deployment that answered (or
  * refused the body), NULL when none was picked. */
 static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_t *req,
                                   cairn_http_response_t *resp)
 {
-    const char *ct = cairn_http_header(req, "Content-Type");
-    bool csv = ct && !strncasecmp(ct, "text/csv", 8);
-    bool mp = ct && !strncasecmp(ct, "application/msgpack", 19);
-    if (ct && !csv && !mp && strncasecmp(ct, "application/json", 16)) {
-        s_error(resp, 415,
-                "Content-Type %.100s is not taken here: send application/json, "
-                "application/msgpack or text/csv",
-                ct);
-        return NULL;
-    }
     const char *want = cairn_http_header(req, "cairn-deployment");
     const route_dep_t *d = routes_pick(
         e, want, (double)randombytes_uniform(1u << 30) / (double)(1u << 30));
@@ -213,34 +281,26 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
                     e->name);
         return NULL;
     }
-    ep_features_t f = {.n = scorer_model_features(d->model), .names = d->names};
-    ep_rows_t rows;
-    cairn_err_t err = {0};
-    int rc = csv  ? ep_input_read_csv(req->body, req->body_len, &f, &rows, &err)
-             : mp ? ep_input_read_msgpack(req->body, req->body_len, &f, &rows, &err)
-                  : ep_input_read(req->body, req->body_len, &f, &rows, &err);
-    if (rc != 0) {
-        s_error(resp, err.st, "%s", err.msg);
-        return d;
-    }
-    size_t nout = scorer_model_outputs(d->model);
-    float *p = malloc(rows.nrows * nout * sizeof *p);
-    if (!p ||
-        scorer_model_predict(d->model, rows.v, rows.nrows, rows.ncols, p, &err) != 0) {
-        if (!p) cairn_err_oom(&err, NULL);
-        free(p);
-        ep_rows_free(&rows);
-        s_error(resp, err.st < 500 ? err.st : 500, "%s", err.msg);
+    if (!s_admit(d)) {
+        s_error(resp, 429,
+                "deployment %s has %lld requests in progress, its "
+                "max_concurrent_requests: retry later",
+                d->name, (long long)d->max_concurrent);
         return d;
     }
     out_t o = {0};
-    s_predictions(p, rows.nrows, nout, &o);
-    free(p);
-    s_mirror(e, d, &rows);
-    ep_rows_free(&rows);
-    s_reply(resp, 200, &o);
-    resp->header = "cairn-deployment";
-    resp->header_value = d->name; /* borrowed until queued: the snapshot holds it */
+    int status = 200;
+    cairn_err_t err = {0};
+    if (s_answer(d, req, &status, &o, &err) != 0) {
+        free(o.p);
+        s_error(resp, err.st, "%s", err.msg);
+    } else {
+        s_reply(resp, status, &o);
+        resp->header = "cairn-deployment";
+        resp->header_value = d->name; /* borrowed until queued: the snapshot holds it */
+        if (status == 200) s_mirror(e, d, req);
+    }
+    s_done(d);
     return d;
 }
 

@@ -12,11 +12,15 @@
 
 #include <sodium.h>
 
+#include <sys/stat.h>
+
 #include "scorer.h"
 
+#define LOG_TRIM_MS 10000
+
 typedef struct settings {
-    const char *listen;
-    int64_t threads, max_connections, timeout_s;
+    const char *listen, *python;
+    int64_t threads, max_connections, timeout_s, init_timeout_s;
     uint64_t max_body;
 } settings_t;
 
@@ -56,14 +60,65 @@ static const cairn_setting_t scorer_settings[] = {
      .help = "a scoring request's body at most (413 beyond)",
      .min = 1024,
      .max = 1 << 30},
+    {.key = "python",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(python),
+     .dflt = "/usr/bin/python3",
+     .help = "the interpreter of python deployments' scoring scripts"},
+    {.key = "init_timeout_s",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(init_timeout_s),
+     .dflt = "120",
+     .help = "a scoring script's init() at most, in seconds",
+     .min = 1,
+     .max = 3600},
     {.key = NULL},
 };
+
+/* The python workers' driver, compiled in (score_worker.py), written to
+ * the state folder for the interpreter to run. */
+static const char s_driver[] = {
+#include "score_worker_py.inc"
+};
+
+static int s_mkdir(const char *dir, cairn_err_t *err)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
+    return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STATE_DIR,
+                         "cannot make %s: %s", dir, strerror(errno));
+}
+
+/* STATE/endpoints/{code,logs}/ and the driver, for the python flavor. */
+static int s_python_setup(scorer_t *sc, const settings_t *set, cairn_err_t *err)
+{
+    char top[PATH_MAX];
+    snprintf(top, sizeof top, "%s/endpoints", cairn_state_dir(sc->ctx));
+    snprintf(sc->codes, sizeof sc->codes, "%s/code", top);
+    snprintf(sc->logs, sizeof sc->logs, "%s/logs", top);
+    snprintf(sc->driver, sizeof sc->driver, "%s/score_worker.py", top);
+    snprintf(sc->python, sizeof sc->python, "%s", set->python);
+    sc->init_timeout_ms = (int)set->init_timeout_s * 1000;
+    if (s_mkdir(top, err) != 0 || s_mkdir(sc->codes, err) != 0 ||
+        s_mkdir(sc->logs, err) != 0)
+        return -1;
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", sc->driver);
+    FILE *f = fopen(tmp, "we");
+    bool ok = f && fwrite(s_driver, 1, sizeof s_driver, f) == sizeof s_driver;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok || rename(tmp, sc->driver) != 0)
+        return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_STATE_DIR,
+                             "cannot write %s: %s", sc->driver, strerror(errno));
+    return 0;
+}
 
 static void scorer_fini(void *state)
 {
     scorer_t *sc = state;
     if (!sc) return;
     cairn_httpd_stop(&sc->httpd); /* requests in progress finish first */
+    if (sc->trim_timer) cairn_timer_cancel(sc->ctx, sc->trim_timer);
+    dep_python_await_free_all(sc);
     routes_free_all(sc);
     dep_pending_free_all(sc);
     ep_store_close(&sc->store);
@@ -97,7 +152,8 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                                .max_connections = (unsigned)set->max_connections,
                                .timeout_s = (unsigned)set->timeout_s};
     /* the routes first (the models of the deployments kept), then the server */
-    if (!(sc->store = ep_store_open(db, err)) || routes_rebuild(sc, err) != 0 ||
+    if (s_python_setup(sc, set, err) != 0 || !(sc->store = ep_store_open(db, err)) ||
+        routes_rebuild(sc, err) != 0 ||
         !(sc->httpd = cairn_httpd_start(&http, ep_http_handle, sc, err))) {
         scorer_fini(sc);
         return -1;
@@ -106,6 +162,7 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     if (cairn_subscribe(ctx, "model.alias_moved", dep_alias_moved, sc, &sub) != 0)
         cairn_log(ctx, CAIRN_LOG_WARN,
                   "endpoints: deployments cannot follow aliases here: %s", sub.msg);
+    sc->trim_timer = cairn_timer_add(ctx, LOG_TRIM_MS, LOG_TRIM_MS, dep_logs_trim, sc);
     snprintf(sc->base_uri, sizeof sc->base_uri, "http://127.0.0.1:%u",
              (unsigned)cairn_httpd_port(sc->httpd));
     cairn_log(ctx, CAIRN_LOG_INFO, "endpoints: scoring at %s/endpoints/NAME/score",
@@ -150,13 +207,23 @@ static const cairn_verb_t scorer_verbs[] = {
      .max_body = BODY_MAX,
      .help =
          "{endpoint*, name*, model* (model:NAME:VERSION or model:NAME@ALIAS), "
-         "instance_count, follow_alias} -> deployment (the first takes all traffic)"},
+         "instance_count, follow_alias, code_configuration {code*, scoring_script*}, "
+         "base_dir, request_settings {request_timeout_ms, "
+         "max_concurrent_requests_per_instance}} -> deployment (the first takes all "
+         "traffic)"},
     {.name = "get_deployment",
      .handle = dep_get,
      .perm = "endpoints.read",
      .flags = CAIRN_VERB_IDEMPOTENT,
      .max_body = BODY_MAX,
      .help = "{endpoint*, name*} -> deployment"},
+    {.name = "get_deployment_logs",
+     .handle = dep_logs,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, name*, lines (100)} -> logs (a python deployment's "
+             "workers' output, its last lines)"},
     {.name = "delete_deployment",
      .handle = dep_delete,
      .perm = "endpoints.write",
@@ -169,8 +236,9 @@ static const cairn_verb_t scorer_verbs[] = {
      .flags = CAIRN_VERB_MUTATING,
      .max_body = BODY_MAX,
      .help =
-         "{endpoint*, name*, model (a new reference), instance_count, follow_alias} -> "
-         "deployment (the model swapped at once: no request fails)"},
+         "{endpoint*, name*, model (a new reference), instance_count, follow_alias, "
+         "code_configuration, base_dir, request_settings} -> deployment (swapped at "
+         "once: no request fails)"},
     {.name = "update_traffic",
      .handle = ep_update_traffic,
      .perm = "endpoints.write",

@@ -5,19 +5,21 @@
  * the moment and gives it back when answered, so a swap never changes
  * anything under a request in flight. Models are loaded once per folder
  * and shared by the snapshots that use them; the last to let go frees. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scorer.h"
 
-typedef struct model_entry {
+struct model_entry {
     struct model_entry *next;
-    char path[PATH_MAX];
+    char *key; /* a model's folder; a pool's: "py" and what makes it */
     scorer_model_t *model;
     const char **names; /* scorer_model_feature_name's, NULL-free; NULL: none */
+    py_pool_t *pool;    /* or a python deployment's workers */
     int refs;           /* snapshots holding it; under sc->lock */
-} model_entry_t;
+};
 
 /* Its features' names as one array, when it has them all. */
 static const char **s_names(const scorer_model_t *m)
@@ -89,56 +91,159 @@ static void s_stats_put(scorer_t *sc, dep_stats_t *t)
     free(t);
 }
 
-/* The loaded model of path: from the cache, or loaded now (on the loop
- * thread) and cached; counted for the snapshot being built. */
-static model_entry_t *s_model(scorer_t *sc, const char *path, cairn_err_t *err)
+static py_pool_t *s_model_put(scorer_t *sc, model_entry_t *e);
+
+/* The cached entry of key, counted; NULL when none. */
+static model_entry_t *s_cached(scorer_t *sc, const char *key)
 {
     pthread_mutex_lock(&sc->lock);
     model_entry_t *e = sc->models;
-    while (e && strcmp(e->path, path)) e = e->next;
+    while (e && strcmp(e->key, key)) e = e->next;
     if (e) e->refs++;
-    pthread_mutex_unlock(&sc->lock);
-    if (e) return e;
-    scorer_model_t *m = NULL;
-    if (scorer_model_load(path, &m, err) != 0) return NULL;
-    if (!(e = calloc(1, sizeof *e))) {
-        scorer_model_destroy(&m);
-        cairn_err_oom(err, NULL);
-        return NULL;
-    }
-    snprintf(e->path, sizeof e->path, "%s", path);
-    e->model = m;
-    e->names = s_names(m);
-    e->refs = 1;
-    pthread_mutex_lock(&sc->lock);
-    e->next = sc->models;
-    sc->models = e;
     pthread_mutex_unlock(&sc->lock);
     return e;
 }
 
-/* Let go of e (sc->lock held). */
-static void s_model_put(scorer_t *sc, model_entry_t *e)
+static model_entry_t *s_entry_new(scorer_t *sc, const char *key, cairn_err_t *err)
 {
-    if (--e->refs > 0) return;
+    (void)sc;
+    model_entry_t *e = calloc(1, sizeof *e);
+    if (e && !(e->key = strdup(key))) {
+        free(e);
+        e = NULL;
+    }
+    if (!e) cairn_err_oom(err, NULL);
+    if (e) e->refs = 1;
+    return e;
+}
+
+static void s_entry_add(scorer_t *sc, model_entry_t *e)
+{
+    pthread_mutex_lock(&sc->lock);
+    e->next = sc->models;
+    sc->models = e;
+    pthread_mutex_unlock(&sc->lock);
+}
+
+/* The loaded model of path: from the cache, or loaded now (on the loop
+ * thread) and cached; counted for the snapshot being built. */
+static model_entry_t *s_model(scorer_t *sc, const char *path, cairn_err_t *err)
+{
+    model_entry_t *e = s_cached(sc, path);
+    if (e) return e;
+    scorer_model_t *m = NULL;
+    if (scorer_model_load(path, &m, err) != 0) return NULL;
+    if (!(e = s_entry_new(sc, path, err))) {
+        scorer_model_destroy(&m);
+        return NULL;
+    }
+    e->model = m;
+    e->names = s_names(m);
+    s_entry_add(sc, e);
+    return e;
+}
+
+/* What makes a python deployment's pool: a change of any starts another. */
+static char *s_pool_key(const dep_row_t *d)
+{
+    char *key = NULL;
+    if (asprintf(&key, "py\n%s\n%s\n%s\n%lld", d->code, d->script, d->path,
+                 (long long)d->instance_count) < 0)
+        return NULL;
+    return key;
+}
+
+model_entry_t *routes_pool_hold(scorer_t *sc, const dep_row_t *d, cairn_err_t *err)
+{
+    char *key = s_pool_key(d);
+    if (!key) {
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    model_entry_t *e = s_cached(sc, key);
+    if (!e && (e = s_entry_new(sc, key, err))) {
+        char log[PATH_MAX + 2 * EP_NAME_MAX + 8];
+        snprintf(log, sizeof log, "%s/%s.%s.log", sc->logs, d->endpoint, d->name);
+        py_pool_opts_t o = {.python = sc->python,
+                            .driver = sc->driver,
+                            .code_dir = d->code,
+                            .script = d->script,
+                            .model_dir = d->path,
+                            .log_path = log,
+                            .instances = (int)d->instance_count,
+                            .init_timeout_ms = sc->init_timeout_ms};
+        if (!(e->pool = py_pool_start(&o, err))) {
+            free(e->key);
+            free(e);
+            e = NULL;
+        } else {
+            s_entry_add(sc, e);
+        }
+    }
+    free(key);
+    return e;
+}
+
+model_entry_t *routes_pool_find(scorer_t *sc, const dep_row_t *d, cairn_err_t *err)
+{
+    char *key = s_pool_key(d);
+    if (!key) {
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
+    model_entry_t *e = s_cached(sc, key);
+    free(key);
+    return e;
+}
+
+py_pool_t *routes_entry_pool(model_entry_t *e)
+{
+    return e->pool;
+}
+
+void routes_entry_put(scorer_t *sc, model_entry_t *e)
+{
+    pthread_mutex_lock(&sc->lock);
+    py_pool_t *stop = s_model_put(sc, e);
+    pthread_mutex_unlock(&sc->lock);
+    py_pool_stop(&stop);
+}
+
+/* Let go of e (sc->lock held). The last to let go of a pool gets it
+ * back, to stop once the lock is released (stopping waits for workers). */
+static py_pool_t *s_model_put(scorer_t *sc, model_entry_t *e)
+{
+    if (--e->refs > 0) return NULL;
     for (model_entry_t **p = &sc->models; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
             break;
         }
+    py_pool_t *pool = e->pool;
     scorer_model_destroy(&e->model);
     free(e->names);
+    free(e->key);
     free(e);
+    return pool;
 }
 
 static void s_free(routes_owned_t *o)
 {
+    /* pools are stopped after the lock is let go: that waits for processes */
+    py_pool_t **stop = o->nheld ? calloc((size_t)o->nheld, sizeof *stop) : NULL;
+    int nstop = 0;
     pthread_mutex_lock(&o->sc->lock);
     for (int i = 0; i < o->nheld; i++) {
-        s_model_put(o->sc, o->held[i]);
+        py_pool_t *p = s_model_put(o->sc, o->held[i]);
+        if (p && stop)
+            stop[nstop++] = p;
+        else if (p) /* no memory for the list: stopped here */
+            py_pool_stop(&p);
         if (o->counted[i]) s_stats_put(o->sc, o->counted[i]);
     }
     pthread_mutex_unlock(&o->sc->lock);
+    for (int i = 0; i < nstop; i++) py_pool_stop(&stop[i]);
+    free(stop);
     free(o->held);
     free(o->counted);
     free(o->r.ep);
@@ -158,7 +263,8 @@ static int s_add_dep(void *arg, const dep_row_t *d)
     build_t *b = arg;
     route_ep_t *e = &b->o->r.ep[b->o->r.nep - 1];
     if (e->ndep == EP_DEPLOYMENTS_MAX) return 0;
-    model_entry_t *m = s_model(b->sc, d->path, b->err);
+    model_entry_t *m = d->script[0] ? routes_pool_hold(b->sc, d, b->err)
+                                    : s_model(b->sc, d->path, b->err);
     if (!m) {
         /* a model that no longer loads leaves its deployment out, said once */
         cairn_log(b->sc->ctx, CAIRN_LOG_WARN,
@@ -174,6 +280,9 @@ static int s_add_dep(void *arg, const dep_row_t *d)
     snprintf(r->name, sizeof r->name, "%s", d->name);
     r->model = m->model;
     r->names = m->names;
+    r->pool = m->pool;
+    r->timeout_ms = d->timeout_ms;
+    r->max_concurrent = d->max_concurrent;
     r->traffic = d->traffic;
     r->mirror = d->mirror;
     e->traffic_total += d->traffic;

@@ -32,11 +32,14 @@
 #include "cairn/plugin.h"
 #include "httpd.h"
 #include "model.h"
+#include "pool.h"
 
 #define EP_NAME_MAX 32 /* endpoint and deployment names: [a-z0-9-], as Azure's */
 #define EP_DEPLOYMENTS_MAX 16
 #define EP_KEY_LEN 43 /* 32 random bytes, base64url without padding */
 #define EP_REF_MAX 512
+#define EP_SCRIPT_MAX 255          /* a scoring script's path in its code folder */
+#define EP_TIMEOUT_MS_DEFAULT 5000 /* Azure ML's request_timeout_ms */
 
 typedef struct scorer scorer_t;
 
@@ -59,6 +62,12 @@ typedef struct dep_row {
     int64_t instance_count, traffic, created;
     int64_t mirror; /* percent of the live requests copied to it */
     bool follow;    /* model:NAME@ALIAS, rolled to each version the alias moves to */
+    /* the python flavor: the code snapshot's folder and the scoring script
+     * in it ("" for a model scored in-process) */
+    char code[PATH_MAX];
+    char script[EP_SCRIPT_MAX + 1];
+    int64_t timeout_ms;     /* request_settings.request_timeout_ms */
+    int64_t max_concurrent; /* request_settings.max_concurrent_requests; 0: any */
 } dep_row_t;
 
 typedef struct ep_store ep_store_t;
@@ -103,6 +112,7 @@ typedef struct dep_stats {
     char endpoint[EP_NAME_MAX + 1], name[EP_NAME_MAX + 1];
     int refs;                                 /* under sc->lock */
     atomic_ullong requests, errors, mirrored; /* mirrored: copies it scored */
+    atomic_llong inflight;                    /* requests in progress now */
     atomic_ullong latency[STATS_BUCKETS];
 } dep_stats_t;
 
@@ -115,7 +125,9 @@ typedef struct route_dep {
     dep_stats_t *stats;
     const scorer_model_t *model; /* shared by snapshots (routes.c counts them) */
     const char *const *names;    /* its features' names; NULL: it has none */
+    py_pool_t *pool;             /* the python flavor's workers (model NULL) */
     int64_t traffic, mirror;
+    int64_t timeout_ms, max_concurrent;
 } route_dep_t;
 
 typedef struct route_ep {
@@ -133,8 +145,16 @@ typedef struct routes {
     int nep;
 } routes_t;
 
-/* A loaded model, shared between snapshots and freed with the last. */
-typedef struct model_cache model_cache_t;
+/* A loaded model (or a python deployment's workers), shared between
+ * snapshots and freed with the last. */
+typedef struct model_entry model_entry_t;
+/* The workers of python deployment d: its pool, started now (in the
+ * background) or found running, held (routes_entry_put when done). */
+model_entry_t *routes_pool_hold(scorer_t *sc, const dep_row_t *d, cairn_err_t *err);
+/* The same, only when running: NULL when not. */
+model_entry_t *routes_pool_find(scorer_t *sc, const dep_row_t *d, cairn_err_t *err);
+py_pool_t *routes_entry_pool(model_entry_t *e);
+void routes_entry_put(scorer_t *sc, model_entry_t *e);
 
 /* Build the snapshot of what the store holds now (models loaded once, from
  * the cache) and swap it in. */
@@ -159,8 +179,15 @@ struct scorer {
     pthread_mutex_t lock; /* guards current and the model cache */
     routes_t *current;
     struct model_entry *models; /* path -> loaded model, refcounted */
-    dep_stats_t *stats;         /* each deployment's counters, refcounted */
-    struct creating *pending;   /* deployments waiting for the registry */
+    /* the python flavor: the interpreter, the driver (score_worker.py,
+     * written to the state folder), where the workers' logs go and the
+     * code snapshots are kept, and how long an init() may take */
+    char python[PATH_MAX], driver[PATH_MAX], logs[PATH_MAX], codes[PATH_MAX];
+    int init_timeout_ms;
+    struct awaiting *awaiting; /* deployments waiting for their workers */
+    uint64_t trim_timer;       /* the python deployments' logs kept bounded */
+    dep_stats_t *stats;        /* each deployment's counters, refcounted */
+    struct creating *pending;  /* deployments waiting for the registry */
     msgpack_sbuffer sb;
     msgpack_packer pk;
 };
@@ -187,6 +214,35 @@ void dep_alias_moved(void *arg, const char *topic, const msgpack_object *body);
 void dep_pending_free_all(scorer_t *sc);
 /* A new key: 32 random bytes as base64url. */
 void ep_new_key(char out[EP_KEY_LEN + 1]);
+
+/* The deployment req's body names (endpoint, name) in req's workspace. */
+int dep_find(scorer_t *sc, cairn_req_t *req, dep_row_t *d, cairn_err_t *err);
+
+/* ---- python.c: the python flavor's verb side ----------------------------------- */
+
+/* request_settings and code_configuration of a create or update body into
+ * d (the code snapshotted now, under sc->codes). */
+int dep_flavor_read(scorer_t *sc, const msgpack_object *body, dep_row_t *d,
+                    cairn_err_t *err);
+/* d's request_settings, flavor and (python) code_configuration and workers:
+ * dep_flavor_fields(d) more key-value pairs of a map being packed. */
+void dep_flavor_pack(scorer_t *sc, msgpack_packer *pk, const dep_row_t *d);
+int dep_flavor_fields(const dep_row_t *d);
+/* The code snapshots of a deployment (name NULL: of every deployment of
+ * the endpoint), removed. */
+void dep_flavor_remove(scorer_t *sc, const char *endpoint, const char *name);
+/* Once the workers of python deployment d answer (a worker has run
+ * init()), or cannot: done(arg, NULL) or done(arg, why), on the loop
+ * thread. -1 with err when the wait cannot start. */
+typedef void(dep_ready_fn)(void *arg, const char *why);
+typedef struct awaiting awaiting_t;
+int dep_python_await(scorer_t *sc, const dep_row_t *d, dep_ready_fn *done, void *arg,
+                     cairn_err_t *err);
+void dep_python_await_free_all(scorer_t *sc);
+/* get_deployment_logs {endpoint*, name*, lines} -> logs */
+int dep_logs(void *state, cairn_req_t *req, cairn_err_t *err);
+/* A timer's: each python deployment's log kept under its bound. */
+void dep_logs_trim(void *arg);
 
 /* ---- http.c ------------------------------------------------------------------ */
 void ep_http_handle(void *arg, const cairn_http_request_t *req,

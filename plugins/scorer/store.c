@@ -36,8 +36,7 @@ enum {
 #define EP_COLS "ws, name, auth_mode, key1, key2, created"
 #define DEP_COLS                                                                 \
     "endpoint, name, model, model_ref, path, instance_count, traffic, created, " \
-    "mirror, "                                                                   \
-    "follow"
+    "mirror, follow, code, scoring_script, request_timeout_ms, max_concurrent"
 
 static const char *const s_sql[Q_N] = {
     [Q_EP_INSERT] = "INSERT INTO endpoints (" EP_COLS
@@ -50,8 +49,9 @@ static const char *const s_sql[Q_N] = {
     [Q_EP_KEYS] = "UPDATE endpoints SET key1 = ?2, key2 = ?3 WHERE name = ?1",
     [Q_EP_EACH] = "SELECT " EP_COLS " FROM endpoints WHERE ws = ? ORDER BY name",
     [Q_EP_EACH_ALL] = "SELECT " EP_COLS " FROM endpoints ORDER BY name",
-    [Q_DEP_INSERT] = "INSERT INTO deployments (" DEP_COLS
-                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+    [Q_DEP_INSERT] =
+        "INSERT INTO deployments (" DEP_COLS
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     [Q_DEP_GET] =
         "SELECT " DEP_COLS " FROM deployments WHERE endpoint = ? AND name = ?",
     [Q_DEP_DELETE] = "DELETE FROM deployments WHERE endpoint = ? AND name = ?",
@@ -67,7 +67,9 @@ static const char *const s_sql[Q_N] = {
         "UPDATE deployments SET mirror = ?3 WHERE endpoint = ?1 AND name = ?2",
     [Q_DEP_UPDATE] =
         "UPDATE deployments SET model = ?3, model_ref = ?4, path = ?5, "
-        "instance_count = ?6, follow = ?7 WHERE endpoint = ?1 AND name = ?2",
+        "instance_count = ?6, follow = ?7, code = ?8, scoring_script = ?9, "
+        "request_timeout_ms = ?10, max_concurrent = ?11 WHERE endpoint = ?1 AND name = "
+        "?2",
 };
 
 static const char *const s_migrations[] = {
@@ -81,6 +83,13 @@ static const char *const s_migrations[] = {
     "ALTER TABLE deployments ADD COLUMN mirror INTEGER NOT NULL DEFAULT 0;",
     /* 3: a deployment that follows its model's alias as it moves */
     "ALTER TABLE deployments ADD COLUMN follow INTEGER NOT NULL DEFAULT 0;",
+    /* 4: the python flavor (a code snapshot and its scoring script) and the
+     * request settings */
+    "ALTER TABLE deployments ADD COLUMN code TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE deployments ADD COLUMN scoring_script TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE deployments ADD COLUMN request_timeout_ms INTEGER NOT NULL DEFAULT "
+    "5000;"
+    "ALTER TABLE deployments ADD COLUMN max_concurrent INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct ep_store {
@@ -140,12 +149,25 @@ static void s_dep_row(sqlite3_stmt *st, dep_row_t *d)
                      .traffic = sqlite3_column_int64(st, 6),
                      .created = sqlite3_column_int64(st, 7),
                      .mirror = sqlite3_column_int64(st, 8),
-                     .follow = sqlite3_column_int(st, 9) != 0};
+                     .follow = sqlite3_column_int(st, 9) != 0,
+                     .timeout_ms = sqlite3_column_int64(st, 12),
+                     .max_concurrent = sqlite3_column_int64(st, 13)};
     cairn_sqlite_text(d->endpoint, sizeof d->endpoint, st, 0);
     cairn_sqlite_text(d->name, sizeof d->name, st, 1);
     cairn_sqlite_text(d->model, sizeof d->model, st, 2);
     cairn_sqlite_text(d->model_ref, sizeof d->model_ref, st, 3);
     cairn_sqlite_text(d->path, sizeof d->path, st, 4);
+    cairn_sqlite_text(d->code, sizeof d->code, st, 10);
+    cairn_sqlite_text(d->script, sizeof d->script, st, 11);
+}
+
+/* The python flavor's columns and the request settings, from ?first on. */
+static void s_bind_flavor(sqlite3_stmt *st, int first, const dep_row_t *d)
+{
+    sqlite3_bind_text(st, first, d->code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 1, d->script, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, first + 2, d->timeout_ms);
+    sqlite3_bind_int64(st, first + 3, d->max_concurrent);
 }
 
 /* Step a write; 1 when it changed no row. */
@@ -243,6 +265,7 @@ int dep_store_insert(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
     sqlite3_bind_int64(st, 7, d->traffic);
     sqlite3_bind_int64(st, 8, d->created);
     sqlite3_bind_int(st, 9, d->follow);
+    s_bind_flavor(st, 10, d);
     int rc = s_write(s, st, "store the deployment", err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_CONFLICT, CAIRN_E_CONFLICT,
@@ -302,6 +325,7 @@ int dep_store_update(ep_store_t *s, const dep_row_t *d, cairn_err_t *err)
     sqlite3_bind_text(st, 5, d->path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, d->instance_count);
     sqlite3_bind_int(st, 7, d->follow);
+    s_bind_flavor(st, 8, d);
     int rc = s_write(s, st, "update the deployment", err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,

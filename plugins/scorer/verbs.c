@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "scorer.h"
+#include "snapshot.h"
 
 #define REGISTRY "registry"
 #define TTL_MS 30000
@@ -117,9 +118,10 @@ static void s_pack_endpoint(scorer_t *sc, msgpack_packer *pk, const ep_row_t *e)
     dep_store_each(sc->store, e->name, s_mirror_kv, &m, &err);
 }
 
-static void s_pack_deployment(msgpack_packer *pk, const dep_row_t *d)
+static void s_pack_deployment(scorer_t *sc, msgpack_packer *pk, const dep_row_t *d)
 {
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 8 + (uint32_t)dep_flavor_fields(d));
+    dep_flavor_pack(sc, pk, d);
     cairn_pack_cstr(pk, "follow_alias");
     if (d->follow)
         msgpack_pack_true(pk);
@@ -241,6 +243,7 @@ int ep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     cairn_name_object(req, "endpoint", e.name, strlen(e.name));
     if (ep_store_delete(sc->store, e.name, err) != 0 || routes_rebuild(sc, err) != 0)
         return -1;
+    dep_flavor_remove(sc, e.name, NULL);
     msgpack_pack_map(s_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
@@ -293,8 +296,9 @@ typedef struct creating {
     char ws[CAIRN_HDR_NAME_MAX + 1]; /* without a request (an alias moved) */
     cairn_req_t *req;
     dep_row_t d;
-    bool first;  /* the endpoint's first deployment: it takes all traffic */
-    bool update; /* update_deployment: a new model for one that exists */
+    bool first;    /* the endpoint's first deployment: it takes all traffic */
+    bool update;   /* update_deployment: a new model for one that exists */
+    bool new_code; /* d.code is a snapshot made for this request */
 } creating_t;
 
 static void s_pending_add(scorer_t *sc, creating_t *c)
@@ -320,6 +324,67 @@ void dep_pending_free_all(scorer_t *sc)
         s_pending_del(sc, c);
         free(c);
     }
+}
+
+/* The end of a create or update: stored and swapped in, answered (or
+ * logged, for an alias that moved); or refused with err, changing nothing
+ * (a code snapshot made for it is removed). Frees c. */
+static void s_finish(creating_t *c, cairn_err_t *err)
+{
+    scorer_t *sc = c->sc;
+    if (!err->st && !c->update) c->d.traffic = c->first ? 100 : 0;
+    if (!err->st &&
+        (c->update ? dep_store_update(sc->store, &c->d, err)
+                   : dep_store_insert(sc->store, &c->d, err)) == 0 &&
+        routes_rebuild(sc, err) == 0) {
+        msgpack_packer *pk = s_begin(sc);
+        msgpack_pack_map(pk, 1);
+        cairn_pack_cstr(pk, "deployment");
+        s_pack_deployment(sc, pk, &c->d);
+        if (c->req)
+            cairn_reply_sbuf(c->req, c->update ? CAIRN_ST_OK : CAIRN_ST_CREATED,
+                             &sc->sb);
+        else
+            cairn_log(sc->ctx, CAIRN_LOG_INFO,
+                      "endpoint %s: deployment %s follows %s to %s", c->d.endpoint,
+                      c->d.name, c->d.model, c->d.model_ref);
+        free(c);
+        return;
+    }
+    if (c->new_code) snapshot_rm_tree(c->d.code);
+    if (c->req)
+        cairn_reply_err(c->req, err);
+    else
+        cairn_log(sc->ctx, CAIRN_LOG_WARN,
+                  "endpoint %s: deployment %s stays on %s: %s moved, but: %s",
+                  c->d.endpoint, c->d.name, c->d.model_ref, c->d.model, err->msg);
+    free(c);
+}
+
+/* A python deployment's workers answered (why NULL), or cannot. */
+static void s_ready(void *arg, const char *why)
+{
+    creating_t *c = arg;
+    s_pending_del(c->sc, c);
+    cairn_err_t err = {0};
+    if (why)
+        cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "code_configuration: the scoring script did not start: %s", why);
+    s_finish(c, &err);
+}
+
+/* A model deployment's model, loaded now: one that does not load is
+ * refused, never deployed. */
+static void s_check_model(const dep_row_t *d, cairn_err_t *err)
+{
+    scorer_model_t *m = NULL;
+    if (scorer_model_load(d->path, &m, err) != 0) {
+        char why[CAIRN_ERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                      "model: %s cannot be served: %s", d->model_ref, why);
+    }
+    scorer_model_destroy(&m);
 }
 
 static void s_resolved(void *arg, int st, const char *code, const char *msg,
@@ -349,40 +414,14 @@ static void s_resolved(void *arg, int st, const char *code, const char *msg,
     if (!err.st) {
         snprintf(c->d.model_ref, sizeof c->d.model_ref, "%.*s", (int)ref.len, ref.ptr);
         snprintf(c->d.path, sizeof c->d.path, "%.*s", (int)path.len, path.ptr);
-        /* loaded now: a model that does not load is refused, never deployed */
-        scorer_model_t *m = NULL;
-        if (scorer_model_load(c->d.path, &m, &err) != 0) {
-            char why[CAIRN_ERR_MSG_MAX];
-            snprintf(why, sizeof why, "%s", err.msg);
-            cairn_err_set(&err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                          "model: %s cannot be served: %s", c->d.model_ref, why);
+        if (!c->d.script[0]) {
+            s_check_model(&c->d, &err);
+        } else if (dep_python_await(sc, &c->d, s_ready, c, &err) == 0) {
+            s_pending_add(sc, c); /* until s_ready: freed at fini if never */
+            return;
         }
-        scorer_model_destroy(&m);
     }
-    if (!err.st && !c->update) c->d.traffic = c->first ? 100 : 0;
-    if (!err.st &&
-        (c->update ? dep_store_update(sc->store, &c->d, &err)
-                   : dep_store_insert(sc->store, &c->d, &err)) == 0 &&
-        routes_rebuild(sc, &err) == 0) {
-        msgpack_packer *pk = s_begin(sc);
-        msgpack_pack_map(pk, 1);
-        cairn_pack_cstr(pk, "deployment");
-        s_pack_deployment(pk, &c->d);
-        if (c->req)
-            cairn_reply_sbuf(c->req, c->update ? CAIRN_ST_OK : CAIRN_ST_CREATED,
-                             &sc->sb);
-        else
-            cairn_log(sc->ctx, CAIRN_LOG_INFO,
-                      "endpoint %s: deployment %s follows %s to %s", c->d.endpoint,
-                      c->d.name, c->d.model, c->d.model_ref);
-    } else if (c->req) {
-        cairn_reply_err(c->req, &err);
-    } else {
-        cairn_log(sc->ctx, CAIRN_LOG_WARN,
-                  "endpoint %s: deployment %s stays on %s: %s moved, but: %s",
-                  c->d.endpoint, c->d.name, c->d.model_ref, c->d.model, err.msg);
-    }
-    free(c);
+    s_finish(c, &err);
 }
 
 static void s_resolve(creating_t *c, cairn_err_t *err);
@@ -431,10 +470,11 @@ int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
     snprintf(d->model, sizeof d->model, "%.*s", (int)model.len, model.ptr);
     d->instance_count = (int64_t)instances;
     d->created = (int64_t)cairn_wall_ms();
-    if (s_follow(b, d, err) != 0) {
+    if (s_follow(b, d, err) != 0 || dep_flavor_read(sc, b, d, err) != 0) {
         free(c);
         return -1;
     }
+    c->new_code = d->code[0] != '\0';
     c->first = count.n == 0;
     cairn_name_object(req, "deployment", d->name, strlen(d->name));
     s_resolve(c, err);
@@ -528,6 +568,15 @@ void dep_alias_moved(void *arg, const char *topic, const msgpack_object *body)
 }
 
 static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
+                      cairn_err_t *err);
+
+int dep_find(scorer_t *sc, cairn_req_t *req, dep_row_t *d, cairn_err_t *err)
+{
+    ep_row_t e;
+    return s_find_dep(sc, req, &e, d, err);
+}
+
+static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
                       cairn_err_t *err)
 {
     char name[EP_NAME_MAX + 1];
@@ -551,7 +600,7 @@ int dep_get(void *state, cairn_req_t *req, cairn_err_t *err)
     msgpack_packer *pk = s_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "deployment");
-    s_pack_deployment(pk, &d);
+    s_pack_deployment(sc, pk, &d);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
 }
@@ -571,6 +620,7 @@ int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     if (dep_store_delete(sc->store, e.name, d.name, err) < 0 ||
         routes_rebuild(sc, err) != 0)
         return -1;
+    dep_flavor_remove(sc, e.name, d.name);
     msgpack_pack_map(s_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
@@ -697,10 +747,13 @@ int dep_update(void *state, cairn_req_t *req, cairn_err_t *err)
     if (model.len)
         snprintf(c->d.model, sizeof c->d.model, "%.*s", (int)model.len, model.ptr);
     if (instances) c->d.instance_count = (int64_t)instances;
-    if (s_follow(b, &c->d, err) != 0) {
+    char was[sizeof c->d.code];
+    snprintf(was, sizeof was, "%s", c->d.code);
+    if (s_follow(b, &c->d, err) != 0 || dep_flavor_read(sc, b, &c->d, err) != 0) {
         free(c);
         return -1;
     }
+    c->new_code = strcmp(was, c->d.code) != 0;
     cairn_name_object(req, "deployment", c->d.name, strlen(c->d.name));
     s_resolve(c, err);
     return 0;
