@@ -111,16 +111,29 @@ static __attribute__((format(printf, 3, 4))) void s_error(cairn_http_response_t 
     s_reply(resp, status, &o);
 }
 
-/* Whether the request carries one of e's keys (compared in constant time). */
-static bool s_authorized(const route_ep_t *e, const cairn_http_request_t *req)
+/* Whether the request carries one of e's keys (compared in constant
+ * time), or (auth_mode token) a token that may score it: 0, or -1 with
+ * the status and sentence in err. */
+static int s_authorized(scorer_t *sc, const route_ep_t *e,
+                        const cairn_http_request_t *req, cairn_err_t *err)
 {
-    if (!e->key_auth) return true;
+    if (!e->key_auth && !e->token_auth) return 0;
     const char *h = cairn_http_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
-    const char *k = h + 7;
-    if (strlen(k) != EP_KEY_LEN) return false;
-    return sodium_memcmp(k, e->key1, EP_KEY_LEN) == 0 ||
-           sodium_memcmp(k, e->key2, EP_KEY_LEN) == 0;
+    const char *k = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
+    if (e->token_auth) {
+        if (k) return token_check(sc->tokens, e->ws, e->name, k, err);
+        return cairn_err_set(err, 401, CAIRN_E_UNAUTHENTICATED,
+                             "a Cairn token is needed for endpoint %s: Authorization: "
+                             "Bearer TOKEN",
+                             e->name);
+    }
+    if (k && strlen(k) == EP_KEY_LEN &&
+        (sodium_memcmp(k, e->key1, EP_KEY_LEN) == 0 ||
+         sodium_memcmp(k, e->key2, EP_KEY_LEN) == 0))
+        return 0;
+    return cairn_err_set(err, 401, CAIRN_E_UNAUTHENTICATED,
+                         "a key of endpoint %s is needed: Authorization: Bearer KEY",
+                         e->name);
 }
 
 static void s_health(const route_ep_t *e, cairn_http_response_t *resp)
@@ -341,11 +354,11 @@ void ep_http_handle(void *arg, const cairn_http_request_t *req,
     }
     routes_t *r = routes_take(sc);
     const route_ep_t *e = routes_find(r, name);
+    cairn_err_t err = {0};
     if (!e)
         s_error(resp, 404, "no endpoint named '%s'", name);
-    else if (!s_authorized(e, req))
-        s_error(resp, 401, "a key of endpoint %s is needed: Authorization: Bearer KEY",
-                name);
+    else if (s_authorized(sc, e, req, &err) != 0)
+        s_error(resp, err.st, "%s", err.msg);
     else if (health)
         s_health(e, resp);
     else

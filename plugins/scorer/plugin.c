@@ -112,6 +112,15 @@ static int s_python_setup(scorer_t *sc, const settings_t *set, cairn_err_t *err)
     return 0;
 }
 
+/* auth.changed: a token revoked, a role unassigned: every cached yes to
+ * a token goes. */
+static void s_auth_changed(void *arg, const char *topic, const msgpack_object *body)
+{
+    (void)topic;
+    (void)body;
+    token_cache_forget(((scorer_t *)arg)->tokens);
+}
+
 static void scorer_fini(void *state)
 {
     scorer_t *sc = state;
@@ -121,6 +130,7 @@ static void scorer_fini(void *state)
     dep_python_await_free_all(sc);
     routes_free_all(sc);
     dep_pending_free_all(sc);
+    token_cache_free(&sc->tokens);
     ep_store_close(&sc->store);
     msgpack_sbuffer_destroy(&sc->sb);
     pthread_mutex_destroy(&sc->lock);
@@ -152,6 +162,13 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                                .max_connections = (unsigned)set->max_connections,
                                .timeout_s = (unsigned)set->timeout_s};
     /* the routes first (the models of the deployments kept), then the server */
+    /* the kernel's frontend, as it gives it to its children (token checks) */
+    const char *kernel = getenv("CAIRN_ENDPOINT");
+    if (!(sc->tokens =
+              token_cache_new(kernel && *kernel ? kernel : "tcp://127.0.0.1:7780"))) {
+        scorer_fini(sc);
+        return cairn_err_oom(err, NULL);
+    }
     if (s_python_setup(sc, set, err) != 0 || !(sc->store = ep_store_open(db, err)) ||
         routes_rebuild(sc, err) != 0 ||
         !(sc->httpd = cairn_httpd_start(&http, ep_http_handle, sc, err))) {
@@ -162,6 +179,12 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     if (cairn_subscribe(ctx, "model.alias_moved", dep_alias_moved, sc, &sub) != 0)
         cairn_log(ctx, CAIRN_LOG_WARN,
                   "endpoints: deployments cannot follow aliases here: %s", sub.msg);
+    sub = (cairn_err_t){0};
+    if (cairn_subscribe(ctx, "auth.changed", s_auth_changed, sc, &sub) != 0)
+        cairn_log(ctx, CAIRN_LOG_WARN,
+                  "endpoints: a revoked token may score a token endpoint for up to "
+                  "10 s here: %s",
+                  sub.msg);
     sc->trim_timer = cairn_timer_add(ctx, LOG_TRIM_MS, LOG_TRIM_MS, dep_logs_trim, sc);
     snprintf(sc->base_uri, sizeof sc->base_uri, "http://127.0.0.1:%u",
              (unsigned)cairn_httpd_port(sc->httpd));
@@ -179,9 +202,9 @@ static const cairn_verb_t scorer_verbs[] = {
      .perm = "endpoints.write",
      .flags = CAIRN_VERB_MUTATING,
      .max_body = BODY_MAX,
-     .help =
-         "{name*, auth_mode (key)} -> endpoint {name, scoring_uri, traffic, mirror, "
-         "auth_mode}"},
+     .help = "{name*, auth_mode (key or token)} -> endpoint {name, scoring_uri, "
+             "traffic, mirror, "
+             "auth_mode}"},
     {.name = "get_endpoint",
      .handle = ep_get,
      .perm = "endpoints.read",
@@ -261,6 +284,13 @@ static const cairn_verb_t scorer_verbs[] = {
      .max_body = BODY_MAX,
      .help = "{endpoint*, mirror* {DEPLOYMENT: PERCENT}} -> endpoint (copies of live "
              "requests, 0 to 50% each, answers dropped, counted)"},
+    {.name = "check_access",
+     .handle = ep_check_access,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*} -> {}: whether the caller may score it (auth_mode token: "
+             "the scorer asks with the caller's token)"},
     {.name = "get_keys",
      .handle = ep_get_keys,
      .perm = "endpoints.write",

@@ -315,7 +315,9 @@ static int s_add_ep(void *arg, const ep_row_t *row)
     snprintf(e->name, sizeof e->name, "%s", row->name);
     snprintf(e->key1, sizeof e->key1, "%s", row->key1);
     snprintf(e->key2, sizeof e->key2, "%s", row->key2);
+    snprintf(e->ws, sizeof e->ws, "%s", row->ws);
     e->key_auth = !strcmp(row->auth_mode, "key");
+    e->token_auth = !strcmp(row->auth_mode, "token");
     if (dep_store_each(b->sc->store, row->name, s_add_dep, b, b->err) != 0) {
         b->failed = true;
         return 1;

@@ -33,6 +33,7 @@
 #include "httpd.h"
 #include "model.h"
 #include "pool.h"
+#include "tokens.h"
 
 #define EP_NAME_MAX 32 /* endpoint and deployment names: [a-z0-9-], as Azure's */
 #define EP_DEPLOYMENTS_MAX 16
@@ -132,8 +133,9 @@ typedef struct route_dep {
 
 typedef struct route_ep {
     char name[EP_NAME_MAX + 1];
+    char ws[CAIRN_HDR_NAME_MAX + 1];
     char key1[EP_KEY_LEN + 1], key2[EP_KEY_LEN + 1];
-    bool key_auth;
+    bool key_auth, token_auth;
     route_dep_t dep[EP_DEPLOYMENTS_MAX];
     int ndep;
     int64_t traffic_total;
@@ -186,6 +188,7 @@ struct scorer {
     int init_timeout_ms;
     struct awaiting *awaiting; /* deployments waiting for their workers */
     uint64_t trim_timer;       /* the python deployments' logs kept bounded */
+    token_cache_t *tokens;     /* auth_mode token: the tokens the kernel said yes to */
     dep_stats_t *stats;        /* each deployment's counters, refcounted */
     struct creating *pending;  /* deployments waiting for the registry */
     msgpack_sbuffer sb;
@@ -243,6 +246,10 @@ void dep_python_await_free_all(scorer_t *sc);
 int dep_logs(void *state, cairn_req_t *req, cairn_err_t *err);
 /* A timer's: each python deployment's log kept under its bound. */
 void dep_logs_trim(void *arg);
+
+/* check_access {endpoint*} -> {}: the caller may score (tokens.c asks it
+ * with the caller's token; its permission, endpoints.write, decides). */
+int ep_check_access(void *state, cairn_req_t *req, cairn_err_t *err);
 
 /* ---- http.c ------------------------------------------------------------------ */
 void ep_http_handle(void *arg, const cairn_http_request_t *req,

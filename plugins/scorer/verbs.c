@@ -174,14 +174,11 @@ int ep_create(void *state, cairn_req_t *req, cairn_err_t *err)
         cairn_field_str(cairn_body(req), "auth_mode", false, 8, &mode, err) < 0)
         return -1;
     cairn_name_object(req, "endpoint", e.name, strlen(e.name));
-    if (cairn_str_eq(mode, "token"))
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "auth_mode token is not run by this Cairn yet: use key");
-    if (!cairn_str_eq(mode, "key"))
+    if (!cairn_str_eq(mode, "key") && !cairn_str_eq(mode, "token"))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "auth_mode must be key or token");
     snprintf(e.ws, sizeof e.ws, "%s", s_ws(req));
-    snprintf(e.auth_mode, sizeof e.auth_mode, "key");
+    snprintf(e.auth_mode, sizeof e.auth_mode, "%.*s", (int)mode.len, mode.ptr);
     ep_new_key(e.key1);
     ep_new_key(e.key2);
     if (ep_store_insert(sc->store, &e, err) != 0 || routes_rebuild(sc, err) != 0)
@@ -244,6 +241,16 @@ int ep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     if (ep_store_delete(sc->store, e.name, err) != 0 || routes_rebuild(sc, err) != 0)
         return -1;
     dep_flavor_remove(sc, e.name, NULL);
+    msgpack_pack_map(s_begin(sc), 0);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
+int ep_check_access(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
     msgpack_pack_map(s_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;

@@ -315,7 +315,7 @@ class Endpoints(unittest.TestCase):
         self.assertIn("diab", names)
         self.call("create_endpoint", {"name": "diab"}, 409)
         for body, words in (({"name": "Bad_Name"}, "lowercase"),
-                            ({"name": "ok-name", "auth_mode": "token"}, "not run"),
+                            ({"name": "ok-name", "auth_mode": "aml"}, "key or token"),
                             ({}, "name")):
             self.assertIn(words, self.call("create_endpoint", body, 400)["err"])
         for body, st in (({"endpoint": "diab", "name": "xa1", "model": "bc-model"}, 400),
