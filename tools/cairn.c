@@ -62,6 +62,10 @@ typedef enum {
     O_FOLLOW,
     O_STREAM, /* the same as --follow, as `job submit` says it */
     O_EXPERIMENT,
+    O_AUTH_MODE,
+    O_CODE,
+    O_SCRIPT,
+    O_DEPLOYMENT,
 } opt_id_t;
 
 static const struct {
@@ -99,6 +103,10 @@ static const struct {
     [O_FOLLOW] = {"follow", false, CO_FOLLOW},
     [O_STREAM] = {"stream", false, CO_FOLLOW},
     [O_EXPERIMENT] = {"experiment", true, CO_EXPERIMENT},
+    [O_AUTH_MODE] = {"auth-mode", true, CO_AUTH_MODE},
+    [O_CODE] = {"code", true, CO_CODE},
+    [O_SCRIPT] = {"scoring-script", true, CO_SCRIPT},
+    [O_DEPLOYMENT] = {"deployment", true, CO_DEPLOYMENT},
 };
 
 static int s_parse_ttl(const char *s, uint32_t *out, fail_t *f)
@@ -215,6 +223,18 @@ static int s_set_opt(opts_t *o, opt_id_t id, const char *value, fail_t *f)
         case O_FOLLOW:
         case O_STREAM:
             break; /* the bit in o->given says it */
+        case O_AUTH_MODE:
+            o->auth_mode = value;
+            break;
+        case O_CODE:
+            o->code = value;
+            break;
+        case O_SCRIPT:
+            o->script = value;
+            break;
+        case O_DEPLOYMENT:
+            o->deployment = value;
+            break;
         case O_EXPERIMENT:
             o->experiment = value;
             break;
@@ -853,8 +873,8 @@ static const cmd_t CMDS[] = {
     {"compute", "show", 1, 1, 0, " NAME", "a compute target", cli_compute_show},
     {"compute", "delete", 1, 1, 0, " NAME", "remove it (none of its jobs waiting)",
      cli_compute_delete},
-    {"endpoint", "create", 1, 1, 0, " NAME", "an online endpoint (key auth)",
-     cli_endpoint_create},
+    {"endpoint", "create", 1, 1, CO_AUTH_MODE, " NAME",
+     "an endpoint (--auth-mode key|token)", cli_endpoint_create},
     {"endpoint", "list", 0, 0, 0, "", "this workspace's endpoints", cli_endpoint_list},
     {"endpoint", "show", 1, 1, 0, " NAME", "its URI, traffic and mirror",
      cli_endpoint_show},
@@ -867,10 +887,14 @@ static const cmd_t CMDS[] = {
      cli_endpoint_traffic},
     {"endpoint", "mirror", 1, 17, 0, " NAME [DEP=PCT...]", "copies of live requests",
      cli_endpoint_mirror},
-    {"deployment", "create", 3, 3, 0, " ENDPOINT NAME MODEL", "deploy model:NAME:V",
-     cli_deployment_create},
-    {"deployment", "update", 3, 3, 0, " ENDPOINT NAME MODEL", "roll a new model in",
-     cli_deployment_update},
+    {"endpoint", "invoke", 1, 2, CO_DEPLOYMENT | CO_TYPE, " NAME [FILE]",
+     "score a body (--deployment, --type)", cli_endpoint_invoke},
+    {"deployment", "create", 3, 3, CO_CODE | CO_SCRIPT, " ENDPOINT NAME MODEL",
+     "deploy (--code, --scoring-script)", cli_deployment_create},
+    {"deployment", "update", 2, 3, CO_CODE | CO_SCRIPT, " ENDPOINT NAME [MODEL]",
+     "roll a new one in (--code, ...)", cli_deployment_update},
+    {"deployment", "logs", 2, 2, CO_MAX, " ENDPOINT NAME",
+     "its workers' output (--max N)", cli_deployment_logs},
     {"deployment", "show", 2, 2, 0, " ENDPOINT NAME", "a deployment",
      cli_deployment_show},
     {"deployment", "delete", 2, 2, 0, " ENDPOINT NAME", "remove it (no traffic left)",

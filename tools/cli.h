@@ -53,6 +53,10 @@ enum {
     CO_TYPE = 1u << 16,
     CO_FOLLOW = 1u << 17,     /* --follow, --stream */
     CO_EXPERIMENT = 1u << 18, /* --experiment NAME */
+    CO_AUTH_MODE = 1u << 19,  /* --auth-mode key|token */
+    CO_CODE = 1u << 20,       /* --code DIR */
+    CO_SCRIPT = 1u << 21,     /* --scoring-script FILE */
+    CO_DEPLOYMENT = 1u << 22, /* --deployment NAME */
 };
 
 typedef struct opts {
@@ -74,6 +78,8 @@ typedef struct opts {
     const char *python, *requirements, *description, *type;
     /* job list */
     const char *experiment;
+    /* endpoints */
+    const char *auth_mode, *code, *script, *deployment;
     int nenv;
     const char *env[MAX_REPEAT];
 } opts_t;
@@ -101,6 +107,13 @@ int cli_print_json(const json_t *j, bool pretty, fail_t *f);
  * at most max bytes (past it: "'PATH' is over MAX bytes (limit_name)"),
  * UTF-8. EXIT_USAGE when it cannot be read or is not UTF-8 text. */
 int cli_read_text(const char *path, size_t max, const char *limit_name, json_t **out,
+                  fail_t *f);
+
+/* POST body to uri (http://HOST:PORT/PATH) with the extra header lines
+ * (NULL-terminated; may be NULL): *status and the answer's body (heap,
+ * NUL-terminated, *alen bytes). cli_http.c. */
+int cli_http_post(const char *uri, const char *const *headers, const char *body,
+                  size_t len, int timeout_ms, int *status, char **answer, size_t *alen,
                   fail_t *f);
 
 /* Call svc.verb with body (msgpack; NULL for nil) and return the reply
@@ -206,6 +219,8 @@ int cli_deployment_create(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_update(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_logs(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_endpoint_invoke(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */
 int cli_secrets_set(cairn_client_t *c, const opts_t *o, fail_t *f);

@@ -451,8 +451,29 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         self.assertEqual(json.loads(out.stdout)["model_ref"], f"model:bc-model:{a}")
         self.assertEqual(json.loads(cairn("deployment", "show", "cli-ep", "blue").stdout)
                          ["traffic"], 70)
+        # invoke: a file's body (or stdin's), scored with the endpoint's key
+        body = os.path.join(self.tmp, "request.json")
+        rows = self.x_test[:3]
+        with open(body, "w") as f:
+            json.dump({"input_data": {"columns": self.names, "index": [0, 1, 2],
+                                      "data": np.nan_to_num(rows).tolist()}}, f)
+        want = self.models["a"][0].predict(xgb.DMatrix(np.nan_to_num(rows),
+                                                       feature_names=self.names))
+        out = cairn("endpoint", "invoke", "cli-ep", body, "--deployment", "blue")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        got = json.loads(out.stdout)["predictions"]
+        self.assertTrue(all(abs(g - w) < 1e-6 for g, w in zip(got, want)), (got, want))
+        out = subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                              "endpoint", "invoke", "cli-ep", "-"], input="{not json",
+                             capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(out.returncode, 1, out)
+        self.assertIn("400", out.stderr)
+        out = cairn("endpoint", "invoke", "cli-ep", body, "--deployment", "nope")
+        self.assertEqual(out.returncode, 1, out)
+        self.assertIn("no deployment named 'nope'", out.stderr)
+        self.assertEqual(cairn("endpoint", "invoke", "cli-ep", "/no/such/file").returncode, 2)
         metrics = json.loads(cairn("endpoint", "metrics", "cli-ep").stdout)
-        self.assertEqual(sum(m["requests"] for m in metrics), 1)
+        self.assertEqual(sum(m["requests"] for m in metrics), 3)  # "nope" took none
         self.assertEqual(cairn("endpoint", "delete", "cli-ep").returncode, 0)
         self.assertNotEqual(cairn("endpoint", "show", "cli-ep").returncode, 0)
 

@@ -181,6 +181,34 @@ class PythonEndpoints(unittest.TestCase):
             "code_configuration": {"code": "src0", "scoring_script": "score.py"},
             "base_dir": self.tmp}, 201)
 
+    def test_cli(self):
+        from cairn_harness import BIN
+
+        def cairn(*args, stdin=None):
+            return subprocess.run([os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint,
+                                   *args], capture_output=True, text=True, input=stdin,
+                                  timeout=DEADLINE + 60)
+        self.assertEqual(cairn("endpoint", "create", "py-cli").returncode, 0)
+        out = cairn("deployment", "create", "py-cli", "blue", f"model:weighted:{self.version}",
+                    "--code", os.path.relpath(self.code[0]), "--scoring-script", "score.py")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["flavor"], "python")
+        out = cairn("endpoint", "invoke", "py-cli", stdin='{"data": [[1, 2, 3]]}')
+        self.assertEqual((out.returncode, json.loads(out.stdout)), (0, {"predictions": [14.0]}),
+                         out.stderr)
+        out = cairn("deployment", "update", "py-cli", "blue", "--code", self.code[100],
+                    "--scoring-script", "score.py")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = cairn("endpoint", "invoke", "py-cli", stdin='{"data": [[1, 2, 3]]}')
+        self.assertEqual(json.loads(out.stdout), {"predictions": [114.0]})
+        out = cairn("deployment", "logs", "py-cli", "blue", "--max", "50")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("init done 100", out.stdout)
+        out = cairn("deployment", "create", "py-cli", "green", f"model:weighted:{self.version}",
+                    "--code", self.code[0])
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("go together", out.stderr)
+
     def test_timeouts_and_concurrency_limits(self):
         uri, key = self.endpoint("py-slow")
         self.deploy("py-slow", "blue", self.code[0], request_settings={
