@@ -23,6 +23,7 @@ from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa:
 from test_endpoints import post  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+from cairn.endpoints import Endpoint, Endpoints  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 PORT = free_port()
@@ -208,6 +209,25 @@ class PythonEndpoints(unittest.TestCase):
                     "--code", self.code[0])
         self.assertEqual(out.returncode, 2)
         self.assertIn("go together", out.stderr)
+
+    def test_python_sdk(self):
+        eps = Endpoints(self.k.endpoint)
+        try:
+            eps.create_endpoint("py-sdk")
+            dep = eps.create_deployment("py-sdk", "blue", f"model:weighted:{self.version}",
+                                        code=self.code[0], scoring_script="score.py",
+                                        request_timeout_ms=2000)
+            self.assertEqual(dep["request_settings"]["request_timeout_ms"], 2000)
+            ep = Endpoint("py-sdk", endpoints=eps)
+            self.assertEqual(ep.invoke({"data": [[0, 0, 1]]}), {"predictions": [3.0]})
+            self.assertEqual(ep.last_deployment, "blue")
+            eps.update_deployment("py-sdk", "blue", code=self.code[100],
+                                  scoring_script="score.py")
+            self.assertEqual(ep.invoke({"data": [[0, 0, 1]]}), {"predictions": [103.0]})
+            self.assertIn("init done 100", eps.get_deployment_logs("py-sdk", "blue"))
+            self.assertEqual(eps.get_endpoint_metrics("py-sdk")[0]["requests"], 2)
+        finally:
+            eps.close()
 
     def test_timeouts_and_concurrency_limits(self):
         uri, key = self.endpoint("py-slow")

@@ -15,6 +15,7 @@ from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa:
 from test_endpoints import post  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+from cairn.endpoints import Endpoint, ScoreError  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 PORT = free_port()
@@ -99,9 +100,15 @@ class TokenEndpoints(unittest.TestCase):
             self.assertTrue(b["error"], b)
         keys = self.call("endpoints", "get_keys", {"endpoint": "tok-ep"})
         self.assertEqual(post(uri, body, keys["primary_key"])[0], 401)  # keys are not tokens
+        # the SDK finds its own token for a token endpoint
+        ep = Endpoint("tok-ep", endpoint=self.k.endpoint, token=self.owner)
+        self.assertEqual(ep.invoke(body), {"predictions": [3, 7]})
         reader = self.token_of("rita", "Reader")
         st, _, b = post(uri, body, reader)
         self.assertEqual(st, 403, b)
+        with self.assertRaises(ScoreError) as e:
+            Endpoint("tok-ep", uri=uri, key=reader).invoke(body)
+        self.assertEqual(e.exception.status, 403)
         operator = self.token_of("otto", "Operator")
         self.assertEqual(post(uri, body, operator)[0], 200)
         made = self.call("endpoints", "get_endpoint", {"name": "tok-ep"})  # still there

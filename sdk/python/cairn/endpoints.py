@@ -9,17 +9,25 @@
     ep.score([{"tenure": 12, "monthly": 70.5}])  # or records, by column name
     eps.update_traffic("churn", {"blue": 90, "green": 10})
 
+    # the python flavor: any model, scored by your score.py (init(), run())
+    eps.create_deployment("churn", "py", "model:churn:3", code="./src",
+                          scoring_script="score.py", instance_count=2)
+    cairn.Endpoint("churn").invoke({"data": [[12, 70.5]]}, deployment="py")
+
 ``Endpoints`` holds the verbs over one Client (endpoint, token and
 workspace as for Client). ``Endpoint(name).score`` posts over HTTP with
-the endpoint's key, as any client would; ``last_deployment`` says which
-deployment answered. A refusal of a verb raises the matching CairnError
+the endpoint's key (a token endpoint: with the client's own token), as
+any client would; ``invoke`` posts any JSON body as it is (a scoring
+script's own shape); ``last_deployment`` says which deployment answered. A refusal of a verb raises the matching CairnError
 subclass; a refused score raises ScoreError with the HTTP status and the
 server's sentence.
 """
 import json
+import os
 import urllib.error
 import urllib.request
 
+from .client import find_token
 from .service import Service
 
 SVC = "endpoints"
@@ -52,10 +60,39 @@ class Endpoints(Service):
     def delete_endpoint(self, name):
         self._call("delete_endpoint", name=name)
 
-    def create_deployment(self, endpoint, name, model, instance_count=None):
-        """model: model:NAME:VERSION or model:NAME@ALIAS."""
+    def create_deployment(self, endpoint, name, model, instance_count=None,
+                          follow_alias=None, code=None, scoring_script=None,
+                          request_timeout_ms=None, max_concurrent_requests_per_instance=None):
+        """model: model:NAME:VERSION or model:NAME@ALIAS. With code (a
+        folder, snapshotted now) and scoring_script (a .py file in it) the
+        deployment runs that script (init(), run(raw_data)) in
+        instance_count worker processes."""
         return self._call("create_deployment", endpoint=endpoint, name=name, model=model,
-                          instance_count=instance_count)["deployment"]
+                          instance_count=instance_count, follow_alias=follow_alias,
+                          **_flavor(code, scoring_script, request_timeout_ms,
+                                    max_concurrent_requests_per_instance))["deployment"]
+
+    def update_deployment(self, endpoint, name, model=None, instance_count=None,
+                          follow_alias=None, code=None, scoring_script=None,
+                          request_timeout_ms=None, max_concurrent_requests_per_instance=None):
+        """A new model, code or settings, swapped in once ready (no request
+        fails)."""
+        return self._call("update_deployment", endpoint=endpoint, name=name, model=model,
+                          instance_count=instance_count, follow_alias=follow_alias,
+                          **_flavor(code, scoring_script, request_timeout_ms,
+                                    max_concurrent_requests_per_instance))["deployment"]
+
+    def get_deployment_logs(self, endpoint, name, lines=100):
+        """The last lines of a python deployment's workers' output."""
+        return self._call("get_deployment_logs", endpoint=endpoint, name=name,
+                          lines=lines)["logs"]
+
+    def update_mirror(self, endpoint, mirror):
+        """mirror: {deployment: percent} of live requests copied to it."""
+        return self._call("update_mirror", endpoint=endpoint, mirror=mirror)["endpoint"]
+
+    def get_endpoint_metrics(self, endpoint):
+        return self._call("get_endpoint_metrics", endpoint=endpoint)["deployments"]
 
     def get_deployment(self, endpoint, name):
         return self._call("get_deployment", endpoint=endpoint, name=name)["deployment"]
@@ -77,6 +114,20 @@ class Endpoints(Service):
         return k["primary_key"], k["secondary_key"]
 
 
+def _flavor(code, scoring_script, request_timeout_ms, per_instance):
+    """The body's code_configuration and request_settings, when given."""
+    body = {}
+    if code is not None or scoring_script is not None:
+        body["code_configuration"] = {"code": os.path.abspath(code) if code else code,
+                                      "scoring_script": scoring_script}
+    settings = {k: v for k, v in (("request_timeout_ms", request_timeout_ms),
+                                  ("max_concurrent_requests_per_instance", per_instance))
+                if v is not None}
+    if settings:
+        body["request_settings"] = settings
+    return body
+
+
 class Endpoint:
     """One endpoint, scored over HTTP. uri and key default to what the
     service says (get_endpoint, get_keys) through endpoints, an Endpoints
@@ -89,7 +140,10 @@ class Endpoint:
         if uri is None or key is None:
             eps = endpoints or Endpoints(**client)
             try:
-                uri = uri or eps.get_endpoint(name)["scoring_uri"]
+                ep = eps.get_endpoint(name)
+                uri = uri or ep["scoring_uri"]
+                if key is None and ep.get("auth_mode") == "token":
+                    key = client.get("token") or find_token()
                 key = key or eps.get_keys(name)[0]
             finally:
                 if endpoints is None:
@@ -110,6 +164,11 @@ class Endpoint:
             body = {"dataframe_split": {"columns": list(columns), "data": list(rows)}}
         else:
             body = {"instances": [list(r) for r in rows]}
+        return self.invoke(body, deployment)["predictions"]
+
+    def invoke(self, body, deployment=None):
+        """The endpoint's JSON answer to body (any JSON value, posted as it
+        is: a scoring script's own shape)."""
         req = urllib.request.Request(self.uri, data=json.dumps(body).encode(),
                                      method="POST")
         req.add_header("Content-Type", "application/json")
@@ -119,7 +178,7 @@ class Endpoint:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 self.last_deployment = r.headers.get("cairn-deployment")
-                return json.loads(r.read())["predictions"]
+                return json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:
                 message = json.loads(e.read()).get("error", "")
