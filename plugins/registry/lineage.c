@@ -45,7 +45,7 @@ static int s_bad_node(cairn_err_t *err);
 static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *out,
                       size_t cap, cairn_err_t *err)
 {
-    static const char *const kinds[] = {"run:", "endpoint:"};
+    static const char *const kinds[] = {"run:", "endpoint:", "deployment:"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t k = strlen(kinds[i]);
         if (node.len > k && !memcmp(node.ptr, kinds[i], k)) {
@@ -80,12 +80,12 @@ static int s_node_key(registry_t *r, cairn_req_t *req, cairn_str_t node, char *o
 
 static int s_bad_node(cairn_err_t *err)
 {
-    return cairn_err_set(
-        err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-        "a node is run:RUN_ID, model:NAME:VERSION, model:NAME@ALIAS, "
-        "data:NAME:VERSION, env:NAME:VERSION or endpoint:NAME (at most "
-        "%d bytes)",
-        NODE_MAX - 1);
+    return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                         "a node is run:RUN_ID, model:NAME:VERSION, model:NAME@ALIAS, "
+                         "data:NAME:VERSION, env:NAME:VERSION, endpoint:NAME or "
+                         "deployment:ENDPOINT/NAME (at most "
+                         "%d bytes)",
+                         NODE_MAX - 1);
 }
 
 /* A stored node as clients name it (model#ID:V -> model:NAME:V, or as
@@ -106,10 +106,11 @@ static const char *s_node_name(registry_t *r, const char *key, char *buf, size_t
         return "model_version";
     }
     snprintf(buf, cap, "%s", key);
-    return !strncmp(key, "run:", 4)    ? "run"
-           : !strncmp(key, "data:", 5) ? "data_asset"
-           : !strncmp(key, "env:", 4)  ? "environment"
-                                       : "endpoint";
+    return !strncmp(key, "run:", 4)           ? "run"
+           : !strncmp(key, "data:", 5)        ? "data_asset"
+           : !strncmp(key, "env:", 4)         ? "environment"
+           : !strncmp(key, "deployment:", 11) ? "deployment"
+                                              : "endpoint";
 }
 
 static void s_pack_node_id(registry_t *r, msgpack_packer *pk, const char *key)
@@ -133,13 +134,46 @@ int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "the field 'run_id' must not be empty");
     if (s_node_key(r, req, input, src, sizeof src, err) != 0) return -1;
-    if (!strncmp(src, "run:", 4) || !strncmp(src, "endpoint:", 9))
+    if (!strncmp(src, "run:", 4) || !strncmp(src, "endpoint:", 9) ||
+        !strncmp(src, "deployment:", 11))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "a run's input is a data asset, a model version or an "
                              "environment");
     snprintf(dst, sizeof dst, "run:%.*s", (int)run_id.len, run_id.ptr);
     cairn_name_object(req, "run", run_id.ptr, run_id.len);
     if (reg_edge_add(r, req, src, dst, "input", err) != 0) return -1;
+    return reg_reply_empty(r, req);
+}
+
+/* log_deployment {endpoint*, name*, model*}: the endpoints service
+ * deployed a model version (edges model -> deployment:ENDPOINT/NAME,
+ * "deployed", and deployment -> endpoint:ENDPOINT, "serves"). Its
+ * permission is endpoints.write: whoever may deploy may say so. */
+int reg_log_deployment(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    registry_t *r = state;
+    const msgpack_object *b = cairn_body(req);
+    cairn_str_t endpoint, name, model;
+    char src[NODE_MAX], dep[NODE_MAX], ep[NODE_MAX];
+    if (cairn_field_str(b, "endpoint", true, 64, &endpoint, err) != 0 ||
+        cairn_field_str(b, "name", true, 64, &name, err) != 0 ||
+        cairn_field_str(b, "model", true, NODE_MAX - 1, &model, err) != 0)
+        return -1;
+    if (!endpoint.len || !name.len || memchr(endpoint.ptr, '/', endpoint.len) ||
+        memchr(endpoint.ptr, '\0', endpoint.len) || memchr(name.ptr, '\0', name.len))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "endpoint and name must be non-empty names");
+    if (model.len < 7 || memcmp(model.ptr, "model:", 6))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "model must be model:NAME:VERSION or model:NAME@ALIAS");
+    if (s_node_key(r, req, model, src, sizeof src, err) != 0) return -1;
+    snprintf(dep, sizeof dep, "deployment:%.*s/%.*s", (int)endpoint.len, endpoint.ptr,
+             (int)name.len, name.ptr);
+    snprintf(ep, sizeof ep, "endpoint:%.*s", (int)endpoint.len, endpoint.ptr);
+    cairn_name_object(req, "deployment", dep + 11, strlen(dep + 11));
+    if (reg_edge_add(r, req, src, dep, "deployed", err) != 0 ||
+        reg_edge_add(r, req, dep, ep, "serves", err) != 0)
+        return -1;
     return reg_reply_empty(r, req);
 }
 

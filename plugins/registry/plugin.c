@@ -670,6 +670,14 @@ static const cairn_verb_t registry_verbs[] = {
      .max_body = REG_MAX_BODY,
      .help = "{run_id*, input* (data:NAME:VERSION, model:NAME:VERSION, env:...)}: the "
              "run read it (lineage)"},
+    {.name = "log_deployment",
+     .handle = reg_log_deployment,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING | CAIRN_VERB_IDEMPOTENT,
+     .max_body = REG_MAX_BODY,
+     .help =
+         "{endpoint*, name*, model*}: the endpoints service deployed the model "
+         "version (lineage: model -> deployment:ENDPOINT/NAME -> endpoint:ENDPOINT)"},
     {.name = "lineage",
      .handle = reg_lineage,
      .perm = "registry.read",

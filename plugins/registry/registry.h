@@ -280,6 +280,7 @@ int reg_get_model_version_by_alias(void *state, cairn_req_t *req, cairn_err_t *e
 int reg_get_alias_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_get_model_history(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_log_input(void *state, cairn_req_t *req, cairn_err_t *err);
+int reg_log_deployment(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_lineage(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_list_files(void *state, cairn_req_t *req, cairn_err_t *err);
 int reg_read_file(void *state, cairn_req_t *req, cairn_err_t *err);

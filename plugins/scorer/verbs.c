@@ -333,6 +333,38 @@ void dep_pending_free_all(scorer_t *sc)
     }
 }
 
+static void s_lineage_logged(void *arg, int st, const char *code, const char *msg,
+                             const msgpack_object *body)
+{
+    (void)body;
+    scorer_t *sc = arg;
+    if (st >= 400 && !(code && !strcmp(code, CAIRN_E_NO_SERVICE)))
+        cairn_log(sc->ctx, CAIRN_LOG_WARN, "endpoints: a deployment's lineage: %s",
+                  msg ? msg : "refused");
+}
+
+/* The registry's lineage: model version -> deployment -> endpoint (best
+ * effort: a deployment does not fail for it). */
+static void s_log_lineage(creating_t *c)
+{
+    scorer_t *sc = c->sc;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    cairn_pack_kv_str(&pk, "endpoint", c->d.endpoint);
+    cairn_pack_kv_str(&pk, "name", c->d.name);
+    cairn_pack_kv_str(&pk, "model", c->d.model_ref);
+    cairn_err_t err = {0};
+    if (cairn_call_ws(sc->ctx, c->req ? s_ws(c->req) : c->ws, REGISTRY,
+                      "log_deployment", sb.data, sb.size, TTL_MS, s_lineage_logged, sc,
+                      &err) != 0)
+        cairn_log(sc->ctx, CAIRN_LOG_WARN, "endpoints: a deployment's lineage: %s",
+                  err.msg);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* The end of a create or update: stored and swapped in, answered (or
  * logged, for an alias that moved); or refused with err, changing nothing
  * (a code snapshot made for it is removed). Frees c. */
@@ -344,6 +376,7 @@ static void s_finish(creating_t *c, cairn_err_t *err)
         (c->update ? dep_store_update(sc->store, &c->d, err)
                    : dep_store_insert(sc->store, &c->d, err)) == 0 &&
         routes_rebuild(sc, err) == 0) {
+        s_log_lineage(c);
         msgpack_packer *pk = s_begin(sc);
         msgpack_pack_map(pk, 1);
         cairn_pack_cstr(pk, "deployment");

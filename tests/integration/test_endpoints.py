@@ -372,6 +372,25 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
         self.assertLess(abs(got - want["b"]), 1e-6)  # a refused update changes nothing
 
+    def test_lineage_links_model_deployment_endpoint(self):
+        self.endpoint("bc-lin", [("blue", self.models["a"][1])])
+        v = self.models["a"][1]
+        self.call("create_deployment", {"endpoint": "bc-lin", "name": "green",
+                                        "model": "model:bc-model@lin"}, 404)  # no alias
+        h, lin = self.c.call("registry", "lineage", {"node": f"model:bc-model:{v}",
+                                                     "direction": "down"})
+        self.assertEqual(h["st"], 200, h)
+        edges = {(e["from"], e["to"], e["kind"]) for e in lin["edges"]}
+        self.assertIn((f"model:bc-model:{v}", "deployment:bc-lin/blue", "deployed"), edges)
+        self.assertIn(("deployment:bc-lin/blue", "endpoint:bc-lin", "serves"), edges)
+        types = {n["id"]: n["type"] for n in lin["nodes"]}
+        self.assertEqual(types["deployment:bc-lin/blue"], "deployment")
+        self.assertEqual(types["endpoint:bc-lin"], "endpoint")
+        # up from the endpoint: the model it serves
+        lin = self.c.call("registry", "lineage", {"node": "endpoint:bc-lin",
+                                                  "direction": "up"})[1]
+        self.assertIn(f"model:bc-model:{v}", [n["id"] for n in lin["nodes"]])
+
     def test_mirror(self):
         uri, key, _ = self.endpoint("bc-mirror", [("blue", self.models["a"][1]),
                                                   ("green", self.models["b"][1])])
