@@ -20,7 +20,7 @@
 
 typedef struct settings {
     const char *listen, *python;
-    int64_t threads, max_connections, timeout_s, init_timeout_s;
+    int64_t threads, max_connections, timeout_s, init_timeout_s, metrics_event_s;
     uint64_t max_body;
 } settings_t;
 
@@ -71,6 +71,14 @@ static const cairn_setting_t scorer_settings[] = {
      .dflt = "120",
      .help = "a scoring script's init() at most, in seconds",
      .min = 1,
+     .max = 3600},
+    {.key = "metrics_event_s",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(metrics_event_s),
+     .dflt = "10",
+     .help = "how often each endpoint that answered publishes endpoints.metrics, in "
+             "seconds (0: never)",
+     .min = 0,
      .max = 3600},
     {.key = NULL},
 };
@@ -127,6 +135,7 @@ static void scorer_fini(void *state)
     if (!sc) return;
     cairn_httpd_stop(&sc->httpd); /* requests in progress finish first */
     if (sc->trim_timer) cairn_timer_cancel(sc->ctx, sc->trim_timer);
+    if (sc->metrics_timer) cairn_timer_cancel(sc->ctx, sc->metrics_timer);
     dep_python_await_free_all(sc);
     routes_free_all(sc);
     dep_pending_free_all(sc);
@@ -186,6 +195,9 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                   "10 s here: %s",
                   sub.msg);
     sc->trim_timer = cairn_timer_add(ctx, LOG_TRIM_MS, LOG_TRIM_MS, dep_logs_trim, sc);
+    uint32_t every = (uint32_t)set->metrics_event_s * 1000u;
+    if (every)
+        sc->metrics_timer = cairn_timer_add(ctx, every, every, ep_metrics_publish, sc);
     snprintf(sc->base_uri, sizeof sc->base_uri, "http://127.0.0.1:%u",
              (unsigned)cairn_httpd_port(sc->httpd));
     cairn_log(ctx, CAIRN_LOG_INFO, "endpoints: scoring at %s/endpoints/NAME/score",

@@ -114,6 +114,7 @@ typedef struct dep_stats {
     int refs;                                 /* under sc->lock */
     atomic_ullong requests, errors, mirrored; /* mirrored: copies it scored */
     atomic_llong inflight;                    /* requests in progress now */
+    uint64_t published; /* requests at the last endpoints.metrics event (loop thread) */
     atomic_ullong latency[STATS_BUCKETS];
 } dep_stats_t;
 
@@ -188,6 +189,7 @@ struct scorer {
     int init_timeout_ms;
     struct awaiting *awaiting; /* deployments waiting for their workers */
     uint64_t trim_timer;       /* the python deployments' logs kept bounded */
+    uint64_t metrics_timer;    /* endpoints.metrics events */
     token_cache_t *tokens;     /* auth_mode token: the tokens the kernel said yes to */
     dep_stats_t *stats;        /* each deployment's counters, refcounted */
     struct creating *pending;  /* deployments waiting for the registry */
@@ -208,6 +210,9 @@ int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err);
+/* A timer's: endpoints.metrics {ws, endpoint, deployments [...]} for each
+ * endpoint that answered since the last time. */
+void ep_metrics_publish(void *arg);
 int ep_update_mirror(void *state, cairn_req_t *req, cairn_err_t *err);
 /* The registry moved an alias (event model.alias_moved): deployments that
  * follow it roll to its new version. */

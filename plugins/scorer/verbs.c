@@ -813,17 +813,10 @@ static double s_quantile(const uint64_t *h, uint64_t n, double q)
 /* get_endpoint_metrics {endpoint*} -> deployments [{name, requests,
  * errors, latency_ms {p50, p90, p99}}]: since each deployment was made (or
  * the plugin started). */
-int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
+/* re's deployments' counters: [{name, requests, mirrored, errors,
+ * latency_ms {p50, p90, p99}}]. */
+static void s_pack_stats(msgpack_packer *pk, const route_ep_t *re)
 {
-    scorer_t *sc = state;
-    ep_row_t e;
-    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
-    routes_t *r = routes_take(sc);
-    const route_ep_t *re = routes_find(r, e.name);
-    msgpack_packer *pk = s_begin(sc);
-    msgpack_pack_map(pk, 2);
-    cairn_pack_kv_str(pk, "endpoint", e.name);
-    cairn_pack_cstr(pk, "deployments");
     msgpack_pack_array(pk, re ? (uint32_t)re->ndep : 0);
     for (int i = 0; re && i < re->ndep; i++) {
         const dep_stats_t *t = re->dep[i].stats;
@@ -847,7 +840,54 @@ int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
             msgpack_pack_double(pk, s_quantile(h, n, qv[k]));
         }
     }
+}
+
+int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
+    routes_t *r = routes_take(sc);
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 2);
+    cairn_pack_kv_str(pk, "endpoint", e.name);
+    cairn_pack_cstr(pk, "deployments");
+    s_pack_stats(pk, routes_find(r, e.name));
     routes_release(r);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
+}
+
+/* Whether any of re's deployments answered since the last event (its
+ * mark moved on to now). */
+static bool s_moved(const route_ep_t *re)
+{
+    bool moved = false;
+    for (int i = 0; i < re->ndep; i++) {
+        dep_stats_t *t = re->dep[i].stats;
+        uint64_t n = t ? atomic_load(&t->requests) : 0;
+        if (t && n != t->published) {
+            t->published = n;
+            moved = true;
+        }
+    }
+    return moved;
+}
+
+void ep_metrics_publish(void *arg)
+{
+    scorer_t *sc = arg;
+    routes_t *r = routes_take(sc);
+    for (int i = 0; r && i < r->nep; i++) {
+        const route_ep_t *re = &r->ep[i];
+        if (!s_moved(re)) continue;
+        msgpack_packer *pk = s_begin(sc);
+        msgpack_pack_map(pk, 3);
+        cairn_pack_kv_str(pk, "ws", re->ws);
+        cairn_pack_kv_str(pk, "endpoint", re->name);
+        cairn_pack_cstr(pk, "deployments");
+        s_pack_stats(pk, re);
+        cairn_publish(sc->ctx, "endpoints.metrics", sc->sb.data, sc->sb.size);
+    }
+    routes_release(r);
 }

@@ -18,6 +18,9 @@ import threading
 import time
 import unittest
 
+import msgpack
+import zmq
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
 from test_endpoints import post  # noqa: E402
@@ -45,6 +48,7 @@ SERVICES = f"""\
       timeout_s: 5
       init_timeout_s: 30
       threads: 8
+      metrics_event_s: 1
 """
 
 # The model: a folder with weights; the script scores a weighted sum.
@@ -228,6 +232,30 @@ class PythonEndpoints(unittest.TestCase):
             self.assertEqual(eps.get_endpoint_metrics("py-sdk")[0]["requests"], 2)
         finally:
             eps.close()
+
+    def test_metrics_events(self):
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"endpoints.metrics")
+        sub.connect(self.k.events)
+        uri, key = self.endpoint("py-events")
+        self.deploy("py-events", "blue", self.code[0])
+        got = None
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end and not got:
+            self.assertEqual(post(uri, {"data": [[1, 1, 1]]}, key)[0], 200)
+            while sub.poll(200):
+                _, body = sub.recv_multipart()
+                ev = msgpack.unpackb(body)
+                if ev["endpoint"] == "py-events":
+                    got = ev
+        sub.close()
+        self.assertIsNotNone(got, "no endpoints.metrics event")
+        self.assertEqual(got["ws"], "default")
+        blue = got["deployments"][0]
+        self.assertEqual(blue["name"], "blue")
+        self.assertGreaterEqual(blue["requests"], 1)
+        self.assertGreater(blue["latency_ms"]["p99"], 0)
 
     def test_timeouts_and_concurrency_limits(self):
         uri, key = self.endpoint("py-slow")
