@@ -5,6 +5,7 @@
  * the machine: it is in the scoring URI. */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,7 +419,18 @@ static void s_ready(void *arg, const char *why)
 static void s_check_model(const dep_row_t *d, cairn_err_t *err)
 {
     scorer_model_t *m = NULL;
-    if (scorer_model_load(d->path, &m, err) != 0) {
+    int rc = scorer_model_load(d->path, &m, err);
+    if (rc == 0) { /* the health check: one row of missing values scores */
+        size_t nf = scorer_model_features(m), no = scorer_model_outputs(m);
+        float *row = malloc((nf ? nf : 1) * sizeof *row);
+        float *out = malloc((no ? no : 1) * sizeof *out);
+        for (size_t i = 0; row && i < nf; i++) row[i] = NAN;
+        rc = row && out ? scorer_model_predict(m, row, 1, nf, out, err)
+                        : cairn_err_oom(err, NULL);
+        free(row);
+        free(out);
+    }
+    if (rc != 0) {
         char why[CAIRN_ERR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err->msg);
         cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
