@@ -3,7 +3,7 @@
  *
  *     cairn-batch-score --model PATH --input PATH --out DIR
  *         [--mini-batch-size N] [--max-concurrency N] [--error-threshold N]
- *         [--max-retries N] [--model-ref REF]
+ *         [--max-retries N] [--model-ref REF] [--endpoint NAME]
  *
  * The input is a CSV file or a folder of them (*.csv, in name order), each
  * with a header row; the model's features are found by name. DIR receives
@@ -49,6 +49,7 @@ static void s_usage(FILE *f)
             "usage: cairn-batch-score --model PATH --input PATH --out DIR\n"
             "         [--mini-batch-size N] [--max-concurrency N]\n"
             "         [--error-threshold N] [--max-retries N] [--model-ref REF]\n"
+            "         [--endpoint NAME]\n"
             "  --input: a CSV file with a header, or a folder of *.csv files\n"
             "  --mini-batch-size: rows a mini-batch (default 10000)\n"
             "  --max-concurrency: mini-batches scored at once (default 4)\n"
@@ -74,6 +75,7 @@ static bool s_opt(batch_opts_t *o, const char *name, const char *v)
     if (!strcmp(name, "--input")) return (o->input = v), true;
     if (!strcmp(name, "--out")) return (o->out = v), true;
     if (!strcmp(name, "--model-ref")) return (o->model_ref = v), true;
+    if (!strcmp(name, "--endpoint")) return (o->endpoint = v), true;
     if (!strcmp(name, "--mini-batch-size") && s_int(v, 1, BATCH_MB_ROWS_MAX, &n))
         return (o->mini_batch_size = (size_t)n), true;
     if (!strcmp(name, "--max-concurrency") && s_int(v, 1, BATCH_CONCURRENCY_MAX, &n))
@@ -182,6 +184,9 @@ static void s_params(job_t *j)
     cairn_batch_param(j->batch, "error_threshold", v);
     snprintf(v, sizeof v, "%d", j->o.max_retries);
     cairn_batch_param(j->batch, "max_retries", v);
+    /* the batch endpoint and model the run is of, for search_runs */
+    if (j->o.endpoint) cairn_batch_tag(j->batch, "cairn.batch_endpoint", j->o.endpoint);
+    if (j->o.model_ref) cairn_batch_tag(j->batch, "cairn.model", j->o.model_ref);
     s_send(j);
 }
 

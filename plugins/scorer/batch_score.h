@@ -37,6 +37,7 @@ typedef struct batch_opts {
     const char *input;     /* a CSV file, or a folder of them */
     const char *out;       /* where predictions.csv and summary.json go */
     const char *model_ref; /* for the run's params (NULL: model) */
+    const char *endpoint;  /* the batch endpoint's name, for a tag (NULL: none) */
     size_t mini_batch_size;
     int max_concurrency;
     long long error_threshold; /* failed mini-batches tolerated; -1: any */
