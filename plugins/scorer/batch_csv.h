@@ -54,7 +54,8 @@ size_t batch_cols_width(const batch_cols_t *c); /* columns of the file */
  * rows x nfeat floats, row-major (NaN: an empty cell, a missing value).
  * *nrows receives the records read; more than rows is an error. Row
  * numbers in sentences count from first_row (the file's data rows from
- * 0). 0, or -1 with a 400 naming the row and the column. */
+ * 0). 0, or -1 with a 400 naming the row and the column (or when the
+ * records are not the rows it was cut to). */
 int batch_parse(const batch_cols_t *cols, const char *p, size_t len, size_t rows,
                 uint64_t first_row, float *out, size_t *nrows, cairn_err_t *err);
 

@@ -102,10 +102,6 @@ static int s_score_once(worker_t *w, slot_t *s, cairn_err_t *err)
     if (batch_parse(p->cols[s->file], s->bytes, s->len, s->rows, s->first_row, w->rows,
                     &got, err) != 0)
         return -1;
-    if (got != s->rows)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "the mini-batch was cut to %zu rows but holds %zu",
-                             s->rows, got);
     if (scorer_model_predict(p->m, w->rows, got, p->nfeat, w->preds, err) != 0)
         return -1;
     return s_format(p, s, w->preds, err);

@@ -298,5 +298,65 @@ class BatchEndpoints(unittest.TestCase):
             self.assertIn(words, h["err"], (verb, body))
 
 
+class WithAuth(unittest.TestCase):
+    """kernel.auth on: the job invoke_batch submits is the caller's (the
+    jobs service takes on_behalf_of from the scorer plugin), so it gets the
+    caller's token and logs to its run; a user's own on_behalf_of is
+    refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = Kernel(services="  auth:\n    plugin: auth\n    mode: inproc\n" + SERVICES,
+                       auth="auth").start()
+        with open(os.path.join(cls.k.state, "owner.token")) as f:
+            cls.owner = f.read().strip()
+        cls.c = cls.k.client()
+        cls.call_as(cls, cls.owner, "auth", "create_user", {"user": "alice",
+                                                            "password": "pw-alice-1"})
+        cls.call_as(cls, cls.owner, "auth", "assign_role", {"principal": "alice",
+                                                            "role": "Contributor"})
+        cls.alice = cls.call_as(cls, cls.owner, "auth", "login", {
+            "user": "alice", "password": "pw-alice-1"})["token"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.k.cleanup()
+
+    def call_as(self, tok, svc, verb, body, st=200):
+        h, b = self.c.call(svc, verb, body, tok=tok)
+        if h["st"] != st:
+            raise AssertionError((svc, verb, h))
+        return b if st < 400 else h
+
+    def test_the_job_is_the_callers(self):
+        tmp = tempfile.mkdtemp(dir=self.k.tmp)
+        x = np.random.default_rng(3).normal(size=(500, 2)).astype(np.float32)
+        bst = xgb.train({"objective": "reg:squarederror", "max_depth": 2},
+                        xgb.DMatrix(x, label=x[:, 0], feature_names=["a", "b"]), 5)
+        os.makedirs(os.path.join(tmp, "m"))
+        bst.save_model(os.path.join(tmp, "m", "model.json"))
+        with Registry(self.k.endpoint, token=self.alice) as reg:
+            v = reg.register_model(os.path.join(tmp, "m"), "auth-model")["version"]
+        pd.DataFrame(x, columns=["a", "b"]).to_csv(os.path.join(tmp, "in.csv"),
+                                                   index=False)
+        self.call_as(self.alice, "endpoints", "create_batch_endpoint",
+                     {"name": "auth-b", "model": f"model:auth-model:{v}"}, 201)
+        job = self.call_as(self.alice, "endpoints", "invoke_batch", {
+            "endpoint": "auth-b", "input": os.path.join(tmp, "in.csv")}, 201)["job"]
+        done = wait_for(lambda: (lambda j: j if j["status"] in DONE else None)(
+            self.call_as(self.alice, "jobs", "get_job", {"name": job["name"]})["job"]),
+            3 * DEADLINE, "the job")
+        log = self.call_as(self.alice, "jobs", "stream_logs", {"name": job["name"]})
+        self.assertEqual(done["status"], "Completed", log["data"])
+        run = self.call_as(self.alice, "tracking", "get_run", {"run_id": done["run_id"]})
+        metrics = {m["key"]: m["value"] for m in run["run"]["data"]["metrics"]}
+        self.assertEqual(metrics["rows_scored"], 500)  # logged with alice's job token
+        # a user may not lend a job someone else's identity
+        h = self.call_as(self.alice, "jobs", "submit_job", {
+            "spec": {"command": "true"}, "on_behalf_of": "owner"}, 403)
+        self.assertIn("on_behalf_of", h["err"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
