@@ -25,27 +25,48 @@ static __attribute__((format(printf, 2, 3))) int s_bad(cairn_err_t *err,
 
 /* ---- cutting ------------------------------------------------------------------ */
 
+/* One byte: true when it ends a record. */
+static inline bool s_cut_byte(batch_cut_t *c, char ch)
+{
+    bool after_cr = c->cr;
+    c->cr = false;
+    if (c->quoted) {
+        /* "" inside quotes closes and opens again: the state comes out right */
+        if (ch == '"') c->quoted = false;
+        return false;
+    }
+    if (ch == '\n' && after_cr) return false; /* the LF of a CRLF */
+    if (ch == '\n' || ch == '\r') {
+        bool ended = c->content;
+        c->cr = ch == '\r';
+        c->content = false;
+        return ended;
+    }
+    if (ch == '"') c->quoted = true;
+    c->content = true;
+    return false;
+}
+
 size_t batch_cut_scan(batch_cut_t *c, const char *p, size_t n, size_t want, size_t *got)
 {
     size_t i = 0, k = 0;
     while (i < n && k < want) {
-        char ch = p[i++];
-        bool after_cr = c->cr;
-        c->cr = false;
-        if (c->quoted) {
-            /* "" inside quotes closes and opens again: the state comes out right */
-            if (ch == '"') c->quoted = false;
+        if (c->quoted || c->cr) {
+            k += s_cut_byte(c, p[i++]);
             continue;
         }
-        if (ch == '\n' && after_cr) continue; /* the LF of a CRLF */
-        if (ch == '\n' || ch == '\r') {
-            c->cr = ch == '\r';
-            if (c->content) k++;
-            c->content = false;
+        /* a line without a quote or a CR: memchr finds its end (the common
+         * case, several times faster than a byte at a time) */
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - (p + i)) : n - i;
+        if (!memchr(p + i, '"', len) && !memchr(p + i, '\r', len)) {
+            if (len) c->content = true;
+            i += len;
+            if (nl) k += s_cut_byte(c, p[i++]);
             continue;
         }
-        if (ch == '"') c->quoted = true;
-        c->content = true;
+        for (size_t stop = nl ? i + len + 1 : n; i < stop && k < want;)
+            k += s_cut_byte(c, p[i++]);
     }
     *got = k;
     return i;
@@ -165,11 +186,84 @@ typedef struct rows_read {
     uint64_t first;
 } rows_read_t;
 
+static const double s_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Digits at *p into *m (at most 19 kept; *sig counts the significant
+ * ones, *drop those past the 19th); how many were read. */
+static size_t s_digits(const char **p, const char *end, uint64_t *m, int *sig,
+                       int *drop)
+{
+    const char *s = *p;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+        if (*m == 0 && **p == '0' && *sig == 0) continue; /* a leading zero */
+        if (*sig < 19)
+            *m = *m * 10 + (uint64_t)(**p - '0');
+        else
+            (*drop)++;
+        (*sig)++;
+    }
+    return (size_t)(*p - s);
+}
+
+/* A plain decimal ([+-]digits[.digits][e[+-]digits]) of at most 15
+ * significant digits whose power of ten is within 22: read exactly as
+ * strtod rounds it, by one correctly rounded multiply or divide of two
+ * exact doubles (Clinger's fast path), several times faster than strtod.
+ * False for anything else, which strtod reads. */
+static bool s_fast(const char *p, size_t n, double *out)
+{
+    const char *end = p + n;
+    bool neg = p < end && *p == '-';
+    if (p < end && (*p == '-' || *p == '+')) p++;
+    uint64_t m = 0;
+    int sig = 0, drop = 0, frac_sig = 0;
+    size_t whole = s_digits(&p, end, &m, &sig, &drop), frac = 0;
+    if (p < end && *p == '.') {
+        p++;
+        const char *f = p;
+        frac = s_digits(&p, end, &m, &sig, &drop);
+        /* fraction digits that count: all but leading zeros before any
+         * significant one still scale the number */
+        frac_sig = (int)(p - f);
+    }
+    if (!whole && !frac) return false;
+    int e = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool eneg = p < end && *p == '-';
+        if (p < end && (*p == '-' || *p == '+')) p++;
+        if (p == end) return false;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if ((e = e * 10 + (*p - '0')) > 1000) return false;
+        if (eneg) e = -e;
+    }
+    if (p != end || sig > 15 || drop) return false;
+    e -= frac_sig;
+    double d = (double)m;
+    if (m == 0)
+        d = 0;
+    else if (e >= 0 && e <= 22)
+        d *= s_pow10[e];
+    else if (e < 0 && e >= -22)
+        d /= s_pow10[-e];
+    else
+        return false;
+    *out = neg ? -d : d;
+    return true;
+}
+
 static int s_cell(const rows_read_t *r, const cairn_csv_field_t *x, size_t col,
                   float *cell, cairn_err_t *err)
 {
     if (x->len == 0) {
         *cell = NAN;
+        return 0;
+    }
+    double fast;
+    if (s_fast(x->ptr, x->len, &fast)) {
+        *cell = (float)fast;
         return 0;
     }
     char *end;
