@@ -208,6 +208,18 @@ class BatchEndpoints(unittest.TestCase):
                         svc="registry")
         self.assertIn(f"data:batch-parts:{asset['version']}",
                       [n["id"] for n in lin["nodes"]])
+        # an asset of one file, by alias
+        one = os.path.join(self.tmp, "one.csv")
+        frame[:300].to_csv(one, index=False)
+        v = self.reg.create_data_asset("batch-one", one)["version"]
+        self.assertEqual(v, 1)
+        done = self.invoke(input="data:batch-one@latest")
+        self.assertEqual(done["status"], "Completed", self.log(done["name"]))
+        text = self.artifact(done["run_id"], "outputs/predictions/predictions.csv")
+        rows = list(csv.reader(io.StringIO(text.decode())))[1:]
+        self.assertEqual([r[0] for r in rows], [f"one.csv:{i}" for i in range(300)])
+        np.testing.assert_allclose([float(r[1]) for r in rows], self.want[:300],
+                                   rtol=0, atol=1e-6)
 
     def test_the_cli_invokes_and_shows(self):
         cli = [os.path.join(BIN, "cairn"), "--endpoint", self.k.endpoint]
