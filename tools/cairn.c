@@ -899,6 +899,16 @@ static const cmd_t CMDS[] = {
      cli_deployment_show},
     {"deployment", "delete", 2, 2, 0, " ENDPOINT NAME", "remove it (no traffic left)",
      cli_deployment_delete},
+    {"batch", "create", 2, 6, 0, " NAME MODEL [SETTING=N...]", "a batch endpoint",
+     cli_batch_create},
+    {"batch", "list", 0, 0, 0, "", "this workspace's batch endpoints", cli_batch_list},
+    {"batch", "show", 1, 1, 0, " NAME", "its model and job settings", cli_batch_show},
+    {"batch", "update", 1, 6, 0, " NAME [MODEL] [SETTING=N...]", "new model, settings",
+     cli_batch_update},
+    {"batch", "delete", 1, 1, 0, " NAME", "remove it (its jobs run on)",
+     cli_batch_delete},
+    {"batch", "invoke", 2, 6, CO_EXPERIMENT, " NAME INPUT [SETTING=N...]",
+     "score INPUT in a job", cli_batch_invoke},
     {"secrets", "set", 1, 1, 0, " NAME", "the value on stdin", cli_secrets_set},
     {"secrets", "get", 1, 1, 0, " NAME", "print the value", cli_secrets_get},
     {"secrets", "list", 0, 0, 0, "", "names and versions, never values",
@@ -946,6 +956,9 @@ static int s_synopsis(const cmd_t *c, char *buf, size_t size)
                     c->group ? " " : "", c->name, c->operands);
 }
 
+/* The help's description column: lines stay within 80 characters. */
+#define USAGE_COLUMN 37
+
 static void s_usage(FILE *out)
 {
     char syn[80];
@@ -954,6 +967,7 @@ static void s_usage(FILE *out)
         int n = s_synopsis(&CMDS[i], syn, sizeof syn);
         if (n > width) width = n;
     }
+    if (width > USAGE_COLUMN) width = USAGE_COLUMN; /* longer ones: two lines */
     fputs(
         "usage: cairn [OPTIONS] COMMAND [ARGS]\n"
         "\n"
@@ -962,7 +976,10 @@ static void s_usage(FILE *out)
         "Commands:\n",
         out);
     for (size_t i = 0; i < NCMDS; i++) {
-        s_synopsis(&CMDS[i], syn, sizeof syn);
+        if (s_synopsis(&CMDS[i], syn, sizeof syn) > width) {
+            fprintf(out, "  %s\n", syn);
+            syn[0] = '\0';
+        }
         fprintf(out, "  %-*s  %s\n", width, syn, CMDS[i].what);
     }
     fprintf(out, "  %-*s  %s\n", width, "help", "print this help");

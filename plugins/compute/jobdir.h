@@ -25,6 +25,12 @@
  *                  cairn-job-env (jobenv.c) sets up inside the job before
  *                  the command: JOB_CMD is then "exec cairn-job-env
  *                  PRELUDE /bin/sh -c '...'"
+ *   written by the command, if it likes
+ *     JOB_REASON   why it failed, in a sentence ($CAIRN_JOB_REASON_FILE names
+ *                  it): a command that exits non-zero with this file written
+ *                  fails the job with "the command exited with status C:
+ *                  <its first JOB_REASON_MAX bytes>" (Kubernetes'
+ *                  terminationMessagePath); removed before each attempt
  *   written by the shim (each file whole: written beside, fsynced, renamed)
  *     JOB_SHIM_PID "PID STARTTIME PGID\n": the shim's pid, its start time
  *                  (field 22 of /proc/PID/stat, to tell a reused pid), and
@@ -73,6 +79,7 @@
 #define JOB_SHIM_PID "shim.pid"
 #define JOB_LOG "output.log"
 #define JOB_EXIT "exit"
+#define JOB_REASON "reason"
 
 #define JOB_SHIM_NAME "cairn-job-shim"
 #define JOB_ENV_NAME "cairn-job-env"

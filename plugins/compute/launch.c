@@ -128,6 +128,10 @@ static void s_env(const compute_t *c, const job_t *j, const job_spec_t *spec,
     s_env_addc(sb, "CAIRN_EXPERIMENT_NAME", j->experiment_name);
     s_env_addc(sb, "CAIRN_JOB_NAME", j->name);
     s_env_addc(sb, "CAIRN_WORKSPACE", j->ws);
+    char reason[PATH_MAX + 16];
+    job_dir(c, j, reason, PATH_MAX);
+    strcat(reason, "/" JOB_REASON);
+    s_env_addc(sb, "CAIRN_JOB_REASON_FILE", reason);
     if (token && *token) s_env_addc(sb, "CAIRN_TOKEN", token);
     /* A machine with GPUs hands each out to one job at a time: a job sees
      * the ones it holds and no other (none when it asked for none). NVML
@@ -296,7 +300,7 @@ static int s_write_spec_files(const compute_t *c, const job_t *j,
  * leave files behind). */
 static void s_clear(const char *dir)
 {
-    static const char *const names[] = {JOB_SHIM_PID, JOB_EXIT, NULL};
+    static const char *const names[] = {JOB_SHIM_PID, JOB_EXIT, JOB_REASON, NULL};
     char path[PATH_MAX + 64];
     for (const char *const *n = names; *n; n++) {
         snprintf(path, sizeof path, "%s/%s", dir, *n);

@@ -213,6 +213,28 @@ static void s_make_name(char *out, size_t cap)
              r[5]);
 }
 
+/* Who the job is for: the caller, or, for a plugin's nested call (the
+ * kernel stamps its service principal), the principal it names in
+ * on_behalf_of (endpoints' invoke_batch submits its caller's job). Anyone
+ * else's on_behalf_of is refused: a user cannot lend a job another's
+ * token. */
+static int s_principal(cairn_req_t *req, char *out, size_t cap, cairn_err_t *err)
+{
+    cairn_str_t who;
+    int rc = cairn_field_str(cairn_body(req), "on_behalf_of", false,
+                             CAIRN_HDR_NAME_MAX * 2, &who, err);
+    if (rc < 0) return -1;
+    if (rc == 1 || !who.len) {
+        snprintf(out, cap, "%s", cairn_principal(req));
+        return 0;
+    }
+    if (!cairn_has_role(req, "Service") || strncmp(cairn_principal(req), "service:", 8))
+        return cairn_err_set(err, CAIRN_ST_FORBIDDEN, CAIRN_E_FORBIDDEN,
+                             "on_behalf_of is for Cairn's plugins only");
+    snprintf(out, cap, "%.*s", (int)who.len, who.ptr);
+    return 0;
+}
+
 /* The checked spec's fields into s->job. */
 static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
                       cairn_err_t *err)
@@ -231,7 +253,7 @@ static int s_fill_job(submit_t *s, const job_spec_t *sp, const char *ws,
     snprintf(j->display_name, sizeof j->display_name, "%.*s",
              (int)(sp->display_name.len ? sp->display_name.len : strlen(j->name)),
              sp->display_name.len ? sp->display_name.ptr : j->name);
-    snprintf(j->principal, sizeof j->principal, "%s", cairn_principal(s->req));
+    if (s_principal(s->req, j->principal, sizeof j->principal, err) != 0) return -1;
     snprintf(j->compute, sizeof j->compute, "%.*s", (int)sp->compute.len,
              sp->compute.ptr);
     compute_target_t t;

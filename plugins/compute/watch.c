@@ -173,6 +173,25 @@ static bool s_outputs_kept(compute_t *c, job_t *j, bool succeeded, job_status_t 
     return rc == 1;
 }
 
+/* What the command wrote in JOB_REASON, after why: its first line's
+ * printable bytes, as much as fits. */
+static void s_command_reason(const compute_t *c, const job_t *j, char *why, size_t cap)
+{
+    char path[PATH_MAX + 16], text[JOB_REASON_MAX];
+    job_dir(c, j, path, PATH_MAX);
+    strcat(path, "/" JOB_REASON);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    text[strcspn(text, "\r\n")] = '\0';
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    size_t len = strlen(why);
+    if (text[0] && len + 3 < cap) snprintf(why + len, cap - len, ": %s", text);
+}
+
 /* The exit record: its status, exit code and reason. */
 static void s_finish(compute_t *c, job_t *j, const char *rec)
 {
@@ -191,6 +210,7 @@ static void s_finish(compute_t *c, job_t *j, const char *rec)
         st = JOB_COMPLETED;
     } else if (!strcmp(reason, "exited")) {
         snprintf(why, sizeof why, "the command exited with status %lld", code);
+        s_command_reason(c, j, why, sizeof why);
     } else if (!strcmp(reason, "signaled")) {
         snprintf(why, sizeof why, "the command was killed by signal %lld (%s)", sig,
                  strsignal((int)sig));

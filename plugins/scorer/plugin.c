@@ -19,7 +19,7 @@
 #define LOG_TRIM_MS 10000
 
 typedef struct settings {
-    const char *listen, *python;
+    const char *listen, *python, *batch_scorer;
     int64_t threads, max_connections, timeout_s, init_timeout_s, metrics_event_s;
     uint64_t max_body;
 } settings_t;
@@ -80,6 +80,12 @@ static const cairn_setting_t scorer_settings[] = {
              "seconds (0: never)",
      .min = 0,
      .max = 3600},
+    {.key = "batch_scorer",
+     .type = CAIRN_CONF_PATH,
+     .offset = AT(batch_scorer),
+     .dflt = "",
+     .help = "the program a batch endpoint's job runs (default: cairn-batch-score "
+             "beside this process's executable)"},
     {.key = NULL},
 };
 
@@ -140,6 +146,7 @@ static void scorer_fini(void *state)
     routes_free_all(sc);
     dep_pending_free_all(sc);
     token_cache_free(&sc->tokens);
+    batch_fini(sc);
     ep_store_close(&sc->store);
     msgpack_sbuffer_destroy(&sc->sb);
     pthread_mutex_destroy(&sc->lock);
@@ -179,7 +186,7 @@ static int scorer_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
         return cairn_err_oom(err, NULL);
     }
     if (s_python_setup(sc, set, err) != 0 || !(sc->store = ep_store_open(db, err)) ||
-        routes_rebuild(sc, err) != 0 ||
+        batch_init(sc, set->batch_scorer, err) != 0 || routes_rebuild(sc, err) != 0 ||
         !(sc->httpd = cairn_httpd_start(&http, ep_http_handle, sc, err))) {
         scorer_fini(sc);
         return -1;
@@ -316,6 +323,48 @@ static const cairn_verb_t scorer_verbs[] = {
      .max_body = BODY_MAX,
      .help = "{endpoint*, key_type (primary or secondary)} -> primary_key, "
              "secondary_key"},
+    {.name = "create_batch_endpoint",
+     .handle = batch_create,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{name*, model* (a reference), mini_batch_size (10000 rows), "
+             "max_concurrency (4), error_threshold (-1: any), max_retries (3)} -> "
+             "batch_endpoint"},
+    {.name = "get_batch_endpoint",
+     .handle = batch_get,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{name*} -> batch_endpoint"},
+    {.name = "list_batch_endpoints",
+     .handle = batch_list,
+     .perm = "endpoints.read",
+     .flags = CAIRN_VERB_IDEMPOTENT,
+     .max_body = BODY_MAX,
+     .help = "{} -> batch_endpoints"},
+    {.name = "update_batch_endpoint",
+     .handle = batch_update,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{name*, model, mini_batch_size, max_concurrency, error_threshold, "
+             "max_retries} -> batch_endpoint (jobs already submitted keep theirs)"},
+    {.name = "delete_batch_endpoint",
+     .handle = batch_delete,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{name*} -> {} (its jobs run on)"},
+    {.name = "invoke_batch",
+     .handle = batch_invoke,
+     .perm = "endpoints.write",
+     .flags = CAIRN_VERB_MUTATING,
+     .max_body = BODY_MAX,
+     .help = "{endpoint*, input* (data:NAME:VERSION, data:NAME@ALIAS or a path to a "
+             "CSV file or folder), mini_batch_size, max_concurrency, error_threshold, "
+             "max_retries, experiment_name, base_dir} -> job (a jobs job running "
+             "cairn-batch-score)"},
     {.name = NULL},
 };
 

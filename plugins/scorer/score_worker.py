@@ -123,6 +123,9 @@ def main(argv):
     fd = int(argv[argv.index("--fd") + 1])
     script = argv[argv.index("--script") + 1]
     sock = socket.socket(fileno=fd)
+    # whole lines to the log: workers share it, so one write a line
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
     sys.path.insert(0, os.getcwd())
     try:
         run = load(script)

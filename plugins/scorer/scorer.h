@@ -13,6 +13,11 @@
  *   http.c     POST /endpoints/NAME/score and GET .../health
  *   input.c    a scoring request's body (Azure ML's and MLflow's JSON
  *              shapes) read into rows of floats (input.h, pure)
+ *   batch.c    batch endpoints: create_batch_endpoint, get_, list_,
+ *              update_, delete_batch_endpoint, and invoke_batch, which
+ *              submits a job to the jobs service running cairn-batch-score
+ *              (batch_score.h)
+ *   batch_store.c  their rows in endpoints.db
  *
  * The verbs run on the plugin's loop thread and change the database, then
  * build a new routes snapshot and swap it in; the HTTP threads take a
@@ -80,6 +85,8 @@ int ep_store_insert(ep_store_t *s, const ep_row_t *e, cairn_err_t *err);
 int ep_store_get(ep_store_t *s, const char *ws, const char *name, ep_row_t *e,
                  cairn_err_t *err);
 int ep_store_delete(ep_store_t *s, const char *name, cairn_err_t *err);
+/* The connection, for batch_store.c's statements (the loop thread's). */
+sqlite3 *ep_store_db(ep_store_t *s);
 int ep_store_set_keys(ep_store_t *s, const ep_row_t *e, cairn_err_t *err);
 int ep_store_each(ep_store_t *s, const char *ws,
                   int (*fn)(void *arg, const ep_row_t *e), void *arg, cairn_err_t *err);
@@ -172,6 +179,37 @@ const route_ep_t *routes_find(const routes_t *r, const char *name);
 const route_dep_t *routes_pick(const route_ep_t *e, const char *name, double rand);
 void routes_free_all(scorer_t *sc);
 
+/* ---- batch_store.c -------------------------------------------------------------- */
+
+/* A batch endpoint: a model pinned at create (or update) and the defaults
+ * of its jobs. */
+typedef struct batch_row {
+    char ws[CAIRN_HDR_NAME_MAX + 1];
+    char name[EP_NAME_MAX + 1];
+    char model[EP_REF_MAX + 1];     /* as asked */
+    char model_ref[EP_REF_MAX + 1]; /* canonical: model:NAME:VERSION */
+    char path[PATH_MAX];            /* the registry's folder of its files */
+    int64_t mini_batch_size, max_concurrency, error_threshold, max_retries;
+    int64_t created, updated;
+} batch_row_t;
+
+typedef struct batch_store batch_store_t;
+batch_store_t *batch_store_open(ep_store_t *s, cairn_err_t *err);
+void batch_store_close(batch_store_t **self_p);
+/* 409 when ws has one of that name. */
+int batch_store_insert(batch_store_t *b, const batch_row_t *r, cairn_err_t *err);
+/* 0 found, 1 not, -1 error. */
+int batch_store_get(batch_store_t *b, const char *ws, const char *name, batch_row_t *r,
+                    cairn_err_t *err);
+/* Every column but ws, name and created replaced; 404 when gone. */
+int batch_store_update(batch_store_t *b, const batch_row_t *r, cairn_err_t *err);
+/* 0 deleted, 1 not there, -1 error. */
+int batch_store_delete(batch_store_t *b, const char *ws, const char *name,
+                       cairn_err_t *err);
+int batch_store_each(batch_store_t *b, const char *ws,
+                     int (*fn)(void *arg, const batch_row_t *r), void *arg,
+                     cairn_err_t *err);
+
 /* ---- the plugin's state ------------------------------------------------------ */
 
 struct scorer {
@@ -193,6 +231,9 @@ struct scorer {
     token_cache_t *tokens;     /* auth_mode token: the tokens the kernel said yes to */
     dep_stats_t *stats;        /* each deployment's counters, refcounted */
     struct creating *pending;  /* deployments waiting for the registry */
+    batch_store_t *batch;      /* batch endpoints (batch.c) */
+    struct batch_wait *batch_pending; /* batch verbs waiting for another service */
+    char batch_scorer[PATH_MAX];      /* cairn-batch-score */
     msgpack_sbuffer sb;
     msgpack_packer pk;
 };
@@ -255,6 +296,20 @@ void dep_logs_trim(void *arg);
 /* check_access {endpoint*} -> {}: the caller may score (tokens.c asks it
  * with the caller's token; its permission, endpoints.write, decides). */
 int ep_check_access(void *state, cairn_req_t *req, cairn_err_t *err);
+
+/* ---- batch.c ----------------------------------------------------------------- */
+int batch_create(void *state, cairn_req_t *req, cairn_err_t *err);
+int batch_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int batch_list(void *state, cairn_req_t *req, cairn_err_t *err);
+int batch_update(void *state, cairn_req_t *req, cairn_err_t *err);
+int batch_delete(void *state, cairn_req_t *req, cairn_err_t *err);
+int batch_invoke(void *state, cairn_req_t *req, cairn_err_t *err);
+/* At init: the store's statements and the scorer's path (setting: the
+ * batch_scorer setting, "" for cairn-batch-score beside this process's
+ * executable). */
+int batch_init(scorer_t *sc, const char *setting, cairn_err_t *err);
+/* At fini: what waits for another service is dropped, the store closed. */
+void batch_fini(scorer_t *sc);
 
 /* ---- http.c ------------------------------------------------------------------ */
 void ep_http_handle(void *arg, const cairn_http_request_t *req,

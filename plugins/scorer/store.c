@@ -90,6 +90,13 @@ static const char *const s_migrations[] = {
     "ALTER TABLE deployments ADD COLUMN request_timeout_ms INTEGER NOT NULL DEFAULT "
     "5000;"
     "ALTER TABLE deployments ADD COLUMN max_concurrent INTEGER NOT NULL DEFAULT 0;",
+    /* 5: batch endpoints (batch.c, batch_store.c), unique in a workspace */
+    "CREATE TABLE batch_endpoints (ws TEXT NOT NULL, name TEXT NOT NULL, model TEXT "
+    "NOT NULL, model_ref TEXT NOT NULL, path TEXT NOT NULL, mini_batch_size INTEGER "
+    "NOT NULL, max_concurrency INTEGER NOT NULL, error_threshold INTEGER NOT NULL, "
+    "max_retries "
+    "INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY "
+    "(ws, name));",
 };
 
 struct ep_store {
@@ -116,6 +123,11 @@ ep_store_t *ep_store_open(const char *path, cairn_err_t *err)
         return NULL;
     }
     return s;
+}
+
+sqlite3 *ep_store_db(ep_store_t *s)
+{
+    return s->h;
 }
 
 void ep_store_close(ep_store_t **self_p)

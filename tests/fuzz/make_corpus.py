@@ -451,6 +451,20 @@ def scorer_inputs():
     write(t, "msgpack_huge_array", b"\x21\xdd\xff\xff\xff\xff")
 
 
+def batch_csvs():
+    t = "fuzz_batch_csv"
+    # byte 0: features - 1 (bits 0-1), named (bit 2), mini-batch rows - 1 (bits 3-5)
+    write(t, "named", b"\x15id,b,a\n0,1.5,2\n1,,3\n2,4,5\n3,6,7\n")
+    write(t, "plain_crlf", b"\x01x,y\r\n1,2\r\n3,4\r\n5,6")
+    write(t, "quoted", b"\x0da,b\n\"1\",\"2\"\n\"3\n\",4\n\"\"\"\",5\n")
+    write(t, "poisoned", b"\x14a,b\n1,2\n3,abc\n5,6\n")
+    write(t, "bom_lone_cr", b"\x05\xef\xbb\xbfa,b\r1,2\r\r3,4\r")
+    write(t, "ragged", b"\x0ca,b\n1,2,3\n4\n")
+    write(t, "no_header", b"\x05" + b"1,2\n3,4\n")
+    write(t, "open_quote", b"\x05a,b\n\"1,2\n3,4\n")
+    write(t, "nan_inf", b"\x05a,b\nnan,1e39\ninf,-0\n")
+
+
 UBJ_TYPED = {"left_children": ("l", ">i"), "right_children": ("l", ">i"),
              "parents": ("l", ">i"), "split_indices": ("l", ">i"), "categories": ("l", ">i"),
              "categories_nodes": ("l", ">i"), "categories_segments": ("L", ">q"),
@@ -585,6 +599,7 @@ GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec
              "fuzz_trainer_table": trainer_tables,
              "fuzz_trainer_config": trainer_configs,
              "fuzz_scorer_input": scorer_inputs,
+             "fuzz_batch_csv": batch_csvs,
              "fuzz_scorer_model": scorer_models}
 
 if __name__ == "__main__":

@@ -113,6 +113,55 @@ class Endpoints(Service):
         k = self._call("regenerate_keys", endpoint=endpoint, key_type=key_type)
         return k["primary_key"], k["secondary_key"]
 
+    # ---- batch endpoints (docs/ENDPOINTS.md, "Batch endpoints") ----
+
+    def create_batch_endpoint(self, name, model, mini_batch_size=None,
+                              max_concurrency=None, error_threshold=None,
+                              max_retries=None):
+        """A batch endpoint for model (model:NAME:VERSION or
+        model:NAME@ALIAS, pinned now) with its jobs' defaults: rows a
+        mini-batch (10,000), mini-batches at once (4), failed mini-batches
+        tolerated (-1: any), tries again of a failed one (3)."""
+        return self._call("create_batch_endpoint", name=name, model=model,
+                          mini_batch_size=mini_batch_size,
+                          max_concurrency=max_concurrency,
+                          error_threshold=error_threshold,
+                          max_retries=max_retries)["batch_endpoint"]
+
+    def get_batch_endpoint(self, name):
+        return self._call("get_batch_endpoint", name=name)["batch_endpoint"]
+
+    def list_batch_endpoints(self):
+        return self._call("list_batch_endpoints")["batch_endpoints"]
+
+    def update_batch_endpoint(self, name, model=None, mini_batch_size=None,
+                              max_concurrency=None, error_threshold=None,
+                              max_retries=None):
+        """A new model (resolved and pinned now) or new defaults; jobs
+        already submitted keep theirs."""
+        return self._call("update_batch_endpoint", name=name, model=model,
+                          mini_batch_size=mini_batch_size,
+                          max_concurrency=max_concurrency,
+                          error_threshold=error_threshold,
+                          max_retries=max_retries)["batch_endpoint"]
+
+    def delete_batch_endpoint(self, name):
+        self._call("delete_batch_endpoint", name=name)
+
+    def invoke_batch(self, endpoint, input, mini_batch_size=None, max_concurrency=None,
+                     error_threshold=None, max_retries=None, experiment_name=None):
+        """Score input (data:NAME:VERSION, data:NAME@ALIAS, or a CSV file or
+        folder of them; a relative path is this process's working
+        directory's) in a job; returns the job {name, status, run_id}: wait
+        for it with cairn.Jobs, the predictions are its run's
+        outputs/predictions/predictions.csv."""
+        base_dir = None if str(input).startswith("data:") else os.getcwd()
+        return self._call("invoke_batch", endpoint=endpoint, input=str(input),
+                          mini_batch_size=mini_batch_size,
+                          max_concurrency=max_concurrency,
+                          error_threshold=error_threshold, max_retries=max_retries,
+                          experiment_name=experiment_name, base_dir=base_dir)["job"]
+
 
 def _flavor(code, scoring_script, request_timeout_ms, per_instance):
     """The body's code_configuration and request_settings, when given."""
