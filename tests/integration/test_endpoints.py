@@ -372,6 +372,68 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
         self.assertLess(abs(got - want["b"]), 1e-6)  # a refused update changes nothing
 
+    def test_a_trainer_model_and_a_categorical_one_over_curl(self):
+        """A model folder made by cairn-train (its MLmodel names the file)
+        and one trained by python3-xgboost on pandas categoricals, each
+        registered, deployed and scored with curl over the whole data set:
+        equal to python xgboost's predictions to 1e-6."""
+        import pandas as pd
+        from cairn_harness import BIN
+        x, y = load_breast_cancer(return_X_y=True)
+        cols = [f"f{i}" for i in range(x.shape[1])]
+        frame = pd.DataFrame(x, columns=cols)
+        frame["label"] = y.astype(int)
+        data = os.path.join(self.tmp, "bc-train.csv")
+        frame.to_csv(data, index=False)
+        spec = os.path.join(self.tmp, "train.json")
+        with open(spec, "w") as f:
+            json.dump({"type": "train", "data": data, "target": "label",
+                       "task": "classification",
+                       "hyperparameters": {"max_depth": 4, "num_boost_round": 25}}, f)
+        out = os.path.join(self.tmp, "trained")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        p = subprocess.run([os.path.join(BIN, "cairn-train"), "--out", out, spec], env=env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        trained = xgb.Booster(model_file=os.path.join(out, "model.json"))
+        # categoricals: codes as numbers, one column of 30 categories
+        rng = np.random.default_rng(7)
+        cat = rng.integers(0, 30, 3000)
+        num = rng.normal(size=3000)
+        yc = ((cat % 3 == 0) ^ (num > 0.3)).astype(int)
+        cf = pd.DataFrame({"cat": pd.Categorical(cat, categories=list(range(30))),
+                           "num": num})
+        catb = xgb.train({"objective": "binary:logistic", "max_depth": 4, "seed": 3,
+                          "tree_method": "hist", "max_cat_to_onehot": 1},
+                         xgb.DMatrix(cf, label=yc, enable_categorical=True), 20)
+        cpath = os.path.join(self.tmp, "cat", "model.json")
+        os.makedirs(os.path.dirname(cpath))
+        catb.save_model(cpath)
+        cases = (("trained-bc", self.reg.register_model(out, "trained-bc")["version"],
+                  cols, x.astype(np.float32),
+                  trained.predict(xgb.DMatrix(x.astype(np.float32), feature_names=cols))),
+                 ("cat-model", self.reg.register_model(cpath, "cat-model")["version"],
+                  ["cat", "num"], np.column_stack([cat, num]).astype(np.float32),
+                  catb.predict(xgb.DMatrix(cf, enable_categorical=True))))
+        for name, version, names, rows, want in cases:
+            self.call("create_endpoint", {"name": name}, 201)
+            self.call("create_deployment", {"endpoint": name, "name": "blue",
+                                            "model": f"model:{name}:{version}"}, 201)
+            key = self.call("get_keys", {"endpoint": name})["primary_key"]
+            uri = self.call("get_endpoint", {"name": name})["endpoint"]["scoring_uri"]
+            body = os.path.join(self.tmp, f"{name}.json")
+            with open(body, "w") as f:
+                json.dump({"input_data": {"columns": names, "index": list(range(len(rows))),
+                                          "data": rows.astype(float).tolist()}}, f)
+            curl = subprocess.run(["curl", "-s", "-X", "POST", uri, "-H",
+                                   f"Authorization: Bearer {key}", "-H",
+                                   "Content-Type: application/json", "--data-binary",
+                                   f"@{body}"], capture_output=True, text=True,
+                                  timeout=DEADLINE)
+            got = np.array(json.loads(curl.stdout)["predictions"])
+            self.assertEqual(got.shape, want.shape, name)
+            self.assertLessEqual(float(np.max(np.abs(got - want))), 1e-6, name)
+
     def test_lineage_links_model_deployment_endpoint(self):
         self.endpoint("bc-lin", [("blue", self.models["a"][1])])
         v = self.models["a"][1]
