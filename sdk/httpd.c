@@ -114,6 +114,19 @@ static void s_read_free(void *cls)
     free(r);
 }
 
+/* The response's own headers (header, more[]), after its Content-Type. */
+static void s_headers(struct MHD_Response *m, const cairn_http_response_t *resp)
+{
+    if (!resp) return;
+    if (resp->header && resp->header_value)
+        MHD_add_response_header(m, resp->header, resp->header_value);
+    for (size_t i = 0; i < sizeof resp->more / sizeof resp->more[0]; i++) {
+        if (!resp->more[i].name) break;
+        if (resp->more[i].value)
+            MHD_add_response_header(m, resp->more[i].name, resp->more[i].value);
+    }
+}
+
 /* A response read piece by piece (resp->read). */
 static enum MHD_Result s_queue_reader(struct MHD_Connection *c,
                                       const cairn_http_response_t *resp)
@@ -134,8 +147,7 @@ static enum MHD_Result s_queue_reader(struct MHD_Connection *c,
     MHD_add_response_header(
         m, MHD_HTTP_HEADER_CONTENT_TYPE,
         resp->content_type ? resp->content_type : "application/octet-stream");
-    if (resp->header && resp->header_value)
-        MHD_add_response_header(m, resp->header, resp->header_value);
+    s_headers(m, resp);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, m);
     MHD_destroy_response(m);
     return ok;
@@ -153,8 +165,7 @@ static enum MHD_Result s_queue(struct MHD_Connection *c, int status, const char 
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (resp && resp->header && resp->header_value)
-        MHD_add_response_header(r, resp->header, resp->header_value);
+    s_headers(r, resp);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;

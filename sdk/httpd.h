@@ -79,6 +79,11 @@ struct cairn_http_response {
     /* One more header (e.g. "ETag"), or NULL: both borrowed until the
      * response is queued, right after the handler (or end) returns. */
     const char *header, *header_value;
+    /* Up to three more (a static file's caching and encoding), the same
+     * way; a NULL name ends them. */
+    struct {
+        const char *name, *value;
+    } more[3];
 };
 
 /* A streamed request body's handlers (see cairn_http_stream_pick_fn). */

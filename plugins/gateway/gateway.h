@@ -23,6 +23,7 @@ typedef struct gateway {
     cairn_httpd_t *httpd;
     char *endpoint; /* the kernel's frontend, where the bus calls go */
     uint32_t ttl_ms;
+    char *ui_dir; /* Cairn Studio's files (static.c); NULL: none served */
 } gateway_t;
 
 /* One HTTP request on its way: who asks (token, workspace) and the path
@@ -146,6 +147,13 @@ bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
 bool gw_mpu(gw_req_t *r);
 /* prom.c: GET /metrics, sys.metrics in Prometheus' text format. */
 void gw_prometheus(gw_req_t *r);
+/* static.c: Cairn Studio's files and, for any other path that is not the
+ * API's, its index.html (the app's routes); GET and HEAD only. true when
+ * it took the path. */
+bool gw_static(gw_req_t *r);
+/* The UI's directory: the setting, else share/cairn/ui beside the
+ * executable's bin/ (malloc'ed; NULL when out of memory). */
+char *gw_static_dir(const char *setting);
 /* Whether path is one of MLflow's, and an error in MLflow's shape
  * ({error_code, message}, with the status MLflow's server gives it). */
 bool gw_is_mlflow(const char *path);

@@ -13,7 +13,7 @@
 #include "server.h"
 
 typedef struct settings {
-    const char *listen, *endpoint, *tls_cert, *tls_key;
+    const char *listen, *endpoint, *tls_cert, *tls_key, *ui_dir;
     int64_t threads, max_connections, timeout_s, ttl_ms;
     uint64_t max_body;
 } settings_t;
@@ -77,6 +77,12 @@ static const cairn_setting_t gateway_settings[] = {
      .help = "a request body's size at most (413 beyond)",
      .min = 1024,
      .max = 1 << 30},
+    {.key = "ui_dir",
+     .type = CAIRN_CONF_STR,
+     .offset = AT(ui_dir),
+     .dflt = "",
+     .help = "Cairn Studio's built files, served at / (default: share/cairn/ui beside "
+             "the executable's bin/, where the build and the install put them)"},
     {.key = NULL},
 };
 
@@ -91,6 +97,7 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     const char *listen = env && *env ? env : set->listen;
     gw_server_opts_t o = {.endpoint = ep && *ep ? ep : "tcp://127.0.0.1:7780",
                           .ttl_ms = (uint32_t)set->ttl_ms,
+                          .ui_dir = set->ui_dir,
                           .http = {.listen = listen,
                                    .max_body = (size_t)set->max_body,
                                    .threads = (unsigned)set->threads,
@@ -106,6 +113,8 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
               tls ? "HTTPS" : "HTTP", tls ? "https" : "http",
               (int)(colon ? colon - listen : 0), listen, (unsigned)gw_server_port(g),
               o.endpoint);
+    cairn_log(ctx, CAIRN_LOG_INFO, "gateway: Cairn Studio's files from %s",
+              gw_server_ui_dir(g));
     *state = g;
     return 0;
 }

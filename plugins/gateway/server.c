@@ -247,7 +247,7 @@ static void s_handle(void *arg, const cairn_http_request_t *http,
 {
     gw_req_t r = {.g = arg, .http = http, .resp = resp};
     if (!gw_caller(&r)) return;
-    if (gw_artifacts(&r) || gw_mlflow(&r) || gw_rest(&r)) return;
+    if (gw_artifacts(&r) || gw_mlflow(&r) || gw_rest(&r) || gw_static(&r)) return;
     gw_reply_error(&r, 404, "not_found", "no route for %s %s", http->method, r.path);
 }
 
@@ -267,10 +267,12 @@ gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
         return NULL;
     }
     g->ttl_ms = o->ttl_ms;
+    g->ui_dir = gw_static_dir(o->ui_dir);
     cairn_httpd_opts_t http = o->http;
     http.stream = s_stream;
     g->httpd = cairn_httpd_start(&http, s_handle, g, err);
     if (!g->httpd) {
+        free(g->ui_dir);
         free(g->endpoint);
         free(g);
         return NULL;
@@ -293,6 +295,12 @@ void gw_server_stop(gw_server_t **g)
     if (!g || !*g) return;
     cairn_httpd_stop(&(*g)->httpd); /* its threads end: their clients go */
     free((*g)->endpoint);
+    free((*g)->ui_dir);
     free(*g);
     *g = NULL;
+}
+
+const char *gw_server_ui_dir(const gw_server_t *g)
+{
+    return g->ui_dir ? g->ui_dir : "(none)";
 }

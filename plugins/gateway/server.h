@@ -14,11 +14,14 @@ typedef struct gateway gw_server_t;
 typedef struct gw_server_opts {
     const char *endpoint; /* the kernel's frontend */
     uint32_t ttl_ms;      /* each bus request's */
+    const char *ui_dir;   /* Cairn Studio's files; "" or NULL: beside the executable */
     cairn_httpd_opts_t http;
 } gw_server_opts_t;
 
 gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err);
 uint16_t gw_server_port(const gw_server_t *g);
+/* Where Cairn Studio's files are looked for. */
+const char *gw_server_ui_dir(const gw_server_t *g);
 const char *gw_server_endpoint(const gw_server_t *g);
 void gw_server_stop(gw_server_t **g);
 

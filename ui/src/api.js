@@ -1,0 +1,55 @@
+// The gateway's JSON REST (docs/GATEWAY.md): POST /api/v1/SVC/VERB. Every
+// list is asked for a page at a time and every history sampled by the
+// server: the UI never asks for a whole run list or a whole history.
+const TOKEN = 'cairn.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const token = {
+  get: () => localStorage.getItem(TOKEN) || '',
+  set: (t) => (t ? localStorage.setItem(TOKEN, t) : localStorage.removeItem(TOKEN)),
+};
+
+// Listeners told when the gateway asks for credentials (the login form).
+const unauthorized = new Set();
+export const onUnauthorized = (fn) => (unauthorized.add(fn), () => unauthorized.delete(fn));
+
+export async function call(svc, verb, body = {}, signal) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token.get()) headers.Authorization = 'Bearer ' + token.get();
+  const r = await fetch(`/api/v1/${svc}/${verb}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify(body),
+    signal,
+  });
+  const j = await r.json().catch(() => ({}));
+  if (r.status === 401) unauthorized.forEach((fn) => fn());
+  if (!r.ok) throw new ApiError(r.status, j.code || '', j.error || r.statusText);
+  return j;
+}
+
+export const tracking = (verb, body, signal) => call('tracking', verb, body, signal);
+
+// A filter or order_by name: metrics.KEY, quoted with backticks unless plain.
+export const field = (kind, key) =>
+  /^[A-Za-z_][A-Za-z0-9_.]*$/.test(key) ? `${kind}.${key}` : `${kind}.\`${key}\``;
+
+// [{key, value}] -> {key: value}
+export const kv = (list) => Object.fromEntries((list || []).map((p) => [p.key, p.value]));
+
+export const fmtTime = (ms) => (ms ? new Date(Number(ms)).toLocaleString() : '');
+export function fmtDuration(info) {
+  const a = Number(info.start_time), b = Number(info.end_time) || (info.status === 'RUNNING' ? Date.now() : 0);
+  if (!a || !b || b < a) return '';
+  const s = (b - a) / 1000;
+  return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
+}
+export const fmtNum = (v) =>
+  v === undefined || v === null ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(5)) : String(v);

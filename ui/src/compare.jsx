@@ -1,0 +1,81 @@
+// N runs side by side: the params that differ (or all), the latest metrics,
+// and one metric's histories overlaid.
+import { useEffect, useState } from 'preact/hooks';
+import { fmtNum, kv, tracking } from './api.js';
+import { Link } from './router.jsx';
+import { MetricChart } from './chart.jsx';
+
+export function Compare({ runIds }) {
+  const [runs, setRuns] = useState(null);
+  const [error, setError] = useState('');
+  const [all, setAll] = useState(false);
+  const [metric, setMetric] = useState('');
+  useEffect(() => {
+    Promise.all(runIds.map((id) => tracking('get_run', { run_id: id }).then((r) => r.run)))
+      .then((rs) => {
+        setRuns(rs);
+        setMetric((rs[0]?.data.metrics || [])[0]?.key || '');
+      })
+      .catch((e) => setError(e.message));
+  }, [runIds.join(',')]);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  if (!runs) return <p aria-busy="true">Loading runs…</p>;
+  const params = runs.map((r) => kv(r.data.params));
+  const metrics = runs.map((r) => kv(r.data.metrics));
+  const keys = (maps) => [...new Set(maps.flatMap(Object.keys))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  const differs = (maps, k) => new Set(maps.map((m) => String(m[k]))).size > 1;
+  const pkeys = keys(params).filter((k) => all || differs(params, k));
+  const mkeys = keys(metrics);
+  const head = (
+    <thead>
+      <tr>
+        <th scope="col">key</th>
+        {runs.map((r) => (
+          <th scope="col" key={r.info.run_id}><Link href={`/runs/${encodeURIComponent(r.info.run_id)}`}>{r.info.run_name || r.info.run_id}</Link></th>
+        ))}
+      </tr>
+    </thead>
+  );
+  return (
+    <section class="compare">
+      <h1>Compare {runs.length} runs</h1>
+      {mkeys.length > 0 && (
+        <>
+          <label>
+            Chart of{' '}
+            <select value={metric} onChange={(e) => setMetric(e.target.value)}>
+              {mkeys.map((k) => <option key={k}>{k}</option>)}
+            </select>
+          </label>
+          <MetricChart runs={runs.map((r) => ({ id: r.info.run_id, name: r.info.run_name }))} metric={metric} />
+        </>
+      )}
+      <h2>Params</h2>
+      <label><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> show params that are the same</label>
+      <table class="plain" data-testid="param-diff">
+        {head}
+        <tbody>
+          {pkeys.map((k) => (
+            <tr key={k} class={differs(params, k) ? 'diff' : ''}>
+              <th scope="row">{k}</th>
+              {params.map((p, i) => <td key={i}>{p[k] ?? ''}</td>)}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {!pkeys.length && <p class="muted">No param differs.</p>}
+      <h2>Metrics (latest)</h2>
+      <table class="plain">
+        {head}
+        <tbody>
+          {mkeys.map((k) => (
+            <tr key={k}>
+              <th scope="row">{k}</th>
+              {metrics.map((m, i) => <td class="num" key={i}>{fmtNum(m[k])}</td>)}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

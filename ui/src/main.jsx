@@ -1,0 +1,70 @@
+// Cairn Studio: the app's frame (header, login) and its routes.
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { call, onUnauthorized, token } from './api.js';
+import { Link, useLocation } from './router.jsx';
+import { Experiments } from './experiments.jsx';
+import { Runs } from './runs.jsx';
+import { Run } from './run.jsx';
+import { Compare } from './compare.jsx';
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+
+function Login({ done }) {
+  const [user, setUser] = useState('');
+  const [password, setPassword] = useState('');
+  const [tok, setTok] = useState('');
+  const [error, setError] = useState('');
+  const submit = async (e) => {
+    e.preventDefault();
+    setError('');
+    try {
+      token.set(tok || (await call('auth', 'login', { user, password })).token);
+      done();
+    } catch (err) {
+      setError(err.message);
+    }
+  };
+  return (
+    <form class="login" onSubmit={submit} aria-labelledby="login-h">
+      <h2 id="login-h">Log in</h2>
+      <label>User <input value={user} onInput={(e) => setUser(e.target.value)} autocomplete="username" /></label>
+      <label>Password <input type="password" value={password} onInput={(e) => setPassword(e.target.value)} autocomplete="current-password" /></label>
+      <label>or a token <input value={tok} onInput={(e) => setTok(e.target.value)} /></label>
+      <button type="submit">Log in</button>
+      {error && <p class="error" role="alert">{error}</p>}
+    </form>
+  );
+}
+
+function route(loc) {
+  const [path, query] = loc.split('?');
+  const q = new URLSearchParams(query || '');
+  let m;
+  if ((m = path.match(/^\/experiments\/([^/]+)$/))) return <Runs key={m[1]} experimentId={decodeURIComponent(m[1])} />;
+  if ((m = path.match(/^\/runs\/([^/]+)$/))) return <Run key={m[1]} runId={decodeURIComponent(m[1])} />;
+  if (path === '/compare') return <Compare runIds={(q.get('runs') || '').split(',').filter(Boolean)} />;
+  if (path === '/' || path === '/experiments') return <Experiments />;
+  return <p role="alert">No page at {path}. <Link href="/">Experiments</Link></p>;
+}
+
+function App() {
+  const loc = useLocation();
+  const [login, setLogin] = useState(false);
+  const [gen, setGen] = useState(0); // redraws the page after a login
+  useEffect(() => onUnauthorized(() => setLogin(true)), []);
+  return (
+    <>
+      <header>
+        <Link href="/" class="brand">Cairn Studio</Link>
+        <nav aria-label="Main">
+          <Link href="/">Experiments</Link>
+        </nav>
+        {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
+      </header>
+      <main key={gen}>{login ? <Login done={() => (setLogin(false), setGen(gen + 1))} /> : route(loc)}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app'));

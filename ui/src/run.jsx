@@ -1,0 +1,89 @@
+// A run: its info, params, latest metrics, tags, parent and children, and a
+// chart of one of its metrics.
+import { useEffect, useState } from 'preact/hooks';
+import { field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
+import { Link } from './router.jsx';
+import { MetricChart } from './chart.jsx';
+
+export function KV({ title, rows, num }) {
+  return (
+    <section class="kv">
+      <h2>{title}</h2>
+      {rows.length ? (
+        <table class="plain">
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.key}>
+                <th scope="row">{r.key}</th>
+                <td class={num ? 'num' : ''}>{num ? fmtNum(r.value) : r.value}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p class="muted">none</p>
+      )}
+    </section>
+  );
+}
+
+export function Run({ runId }) {
+  const [run, setRun] = useState(null);
+  const [children, setChildren] = useState([]);
+  const [error, setError] = useState('');
+  const [metric, setMetric] = useState('');
+  useEffect(() => {
+    tracking('get_run', { run_id: runId })
+      .then((r) => {
+        setRun(r.run);
+        setMetric((r.run.data.metrics || [])[0]?.key || '');
+        return tracking('search_runs', {
+          experiment_ids: [r.run.info.experiment_id],
+          filter: `${field('tags', 'mlflow.parentRunId')} = '${runId.replace(/'/g, "''")}'`,
+          max_results: 100,
+        });
+      })
+      .then((c) => setChildren(c.runs || []))
+      .catch((e) => setError(e.message));
+  }, [runId]);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  if (!run) return <p aria-busy="true">Loading run…</p>;
+  const { info, data } = run;
+  const metrics = data.metrics || [];
+  const parent = info.parent_run_id || (data.tags || []).find((t) => t.key === 'mlflow.parentRunId')?.value;
+  return (
+    <section class="run">
+      <p class="crumbs">
+        <Link href={`/experiments/${encodeURIComponent(info.experiment_id)}`}>Experiment {info.experiment_id}</Link> / run
+      </p>
+      <h1>{info.run_name || info.run_id}</h1>
+      <dl class="info">
+        <dt>Id</dt><dd>{info.run_id}</dd>
+        <dt>Status</dt><dd data-testid="run-status">{info.status}</dd>
+        <dt>Started</dt><dd>{fmtTime(info.start_time)}</dd>
+        <dt>Duration</dt><dd>{fmtDuration(info)}</dd>
+        <dt>User</dt><dd>{info.user_id}</dd>
+        {parent && (<><dt>Parent</dt><dd><Link href={`/runs/${encodeURIComponent(parent)}`}>{parent}</Link></dd></>)}
+        {children.length > 0 && (
+          <><dt>Children</dt><dd>{children.map((c) => <Link key={c.info.run_id} href={`/runs/${encodeURIComponent(c.info.run_id)}`}>{c.info.run_name || c.info.run_id} </Link>)}</dd></>
+        )}
+      </dl>
+      {metrics.length > 0 && (
+        <>
+          <label>
+            Chart of{' '}
+            <select value={metric} onChange={(e) => setMetric(e.target.value)}>
+              {metrics.map((m) => <option key={m.key}>{m.key}</option>)}
+            </select>
+          </label>
+          <MetricChart runs={[{ id: info.run_id, name: info.run_name }]} metric={metric} />
+        </>
+      )}
+      <div class="columns">
+        <KV title="Params" rows={data.params || []} />
+        <KV title="Metrics (latest)" rows={metrics} num />
+        <KV title="Tags" rows={data.tags || []} />
+      </div>
+    </section>
+  );
+}
