@@ -5,16 +5,16 @@ import { fmtNum, kv, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
 
-export function Compare({ runIds }) {
+export function Compare({ runIds, initialMetric }) {
   const [runs, setRuns] = useState(null);
   const [error, setError] = useState('');
   const [all, setAll] = useState(false);
-  const [metric, setMetric] = useState('');
+  const [metric, setMetric] = useState(initialMetric);
   useEffect(() => {
     Promise.all(runIds.map((id) => tracking('get_run', { run_id: id }).then((r) => r.run)))
       .then((rs) => {
         setRuns(rs);
-        setMetric((rs[0]?.data.metrics || [])[0]?.key || '');
+        if (!initialMetric) setMetric((rs[0]?.data.metrics || [])[0]?.key || '');
       })
       .catch((e) => setError(e.message));
   }, [runIds.join(',')]);
@@ -41,12 +41,10 @@ export function Compare({ runIds }) {
       <h1>Compare {runs.length} runs</h1>
       {mkeys.length > 0 && (
         <>
-          <label>
-            Chart of{' '}
-            <select value={metric} onChange={(e) => setMetric(e.target.value)}>
+          <label for="chart-metric">Metric to chart</label>{' '}
+            <select id="chart-metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
               {mkeys.map((k) => <option key={k}>{k}</option>)}
             </select>
-          </label>
           <MetricChart runs={runs.map((r) => ({ id: r.info.run_id, name: r.info.run_name }))} metric={metric} />
         </>
       )}

@@ -43,7 +43,7 @@ function route(loc) {
   let m;
   if ((m = path.match(/^\/experiments\/([^/]+)$/))) return <Runs key={m[1]} experimentId={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/runs\/([^/]+)$/))) return <Run key={m[1]} runId={decodeURIComponent(m[1])} />;
-  if (path === '/compare') return <Compare runIds={(q.get('runs') || '').split(',').filter(Boolean)} />;
+  if (path === '/compare') return <Compare runIds={(q.get('runs') || '').split(',').filter(Boolean)} initialMetric={q.get('metric') || ''} />;
   if (path === '/' || path === '/experiments') return <Experiments />;
   return <p role="alert">No page at {path}. <Link href="/">Experiments</Link></p>;
 }

@@ -70,12 +70,10 @@ export function Run({ runId }) {
       </dl>
       {metrics.length > 0 && (
         <>
-          <label>
-            Chart of{' '}
-            <select value={metric} onChange={(e) => setMetric(e.target.value)}>
+          <label for="chart-metric">Metric to chart</label>{' '}
+            <select id="chart-metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
               {metrics.map((m) => <option key={m.key}>{m.key}</option>)}
             </select>
-          </label>
           <MetricChart runs={[{ id: info.run_id, name: info.run_name }]} metric={metric} />
         </>
       )}

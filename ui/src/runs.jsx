@@ -7,7 +7,8 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { field, fmtDuration, fmtNum, fmtTime, kv, tracking } from './api.js';
 import { go, Link } from './router.jsx';
 
-const PAGE = 200; // rows a request: a screenful many times over, small to send
+const FIRST = 100; // rows of the first request: a few screenfuls, soon there
+const PAGE = 300; // rows of each later one, asked for ahead of the scroll
 const ROW_H = 28; // px; every row is one line, so the window is arithmetic
 const OVERSCAN = 10;
 const AHEAD = 100; // ask for the next page when the view is this near the end
@@ -46,7 +47,7 @@ function useRunPages(experimentId, filter, orderBy, viewType) {
         experiment_ids: [experimentId],
         filter,
         order_by: orderBy ? [orderBy] : [],
-        max_results: PAGE,
+        max_results: token ? PAGE : FIRST,
         run_view_type: viewType,
         ...(token ? { page_token: token } : {}),
       });
@@ -234,7 +235,7 @@ export function Runs({ experimentId }) {
                   <span role="gridcell">{run.info.status}</span>
                   <span role="gridcell">{fmtTime(run.info.start_time)}</span>
                   <span role="gridcell">{fmtDuration(run.info)}</span>
-                  {mcols.map((k) => <span role="gridcell" class="num" key={'m' + k}>{fmtNum(m[k])}</span>)}
+                  {mcols.map((k) => <span role="gridcell" class="num" key={'m' + k} title={m[k]}>{fmtNum(m[k])}</span>)}
                   {pcols.map((k) => <span role="gridcell" key={'p' + k}>{p[k] ?? ''}</span>)}
                 </div>
               );

@@ -1,0 +1,247 @@
+// Cairn Studio end to end (issue 18): Debian's chromium, headless, driven by
+// playwright-core (ui/node_modules), against a real cairnd with seeded data
+// (studio_server.py: 100,000 runs × 20 metrics, and 10 runs of 100,000
+// steps). Opens the runs table, sorts by a metric, filters with OR (and a
+// bad filter), walks the table by keyboard and opens a run, sees its chart,
+// compares three runs, and times a chart of 10 runs × 100,000 steps.
+// Screenshots go to BUILD/e2e/screenshots/; a console error fails the test;
+// so does a request for a whole history or a whole run list. Prints the
+// figures (docs/STUDIO.md). Run: CAIRN_BUILD_DIR=build node tests/e2e/studio.test.mjs
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SOURCE = process.env.CAIRN_SOURCE_DIR || path.join(here, '..', '..');
+const BUILD = path.resolve(process.env.CAIRN_BUILD_DIR || path.join(SOURCE, 'build'));
+const CHROMIUM = process.env.CAIRN_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.join(BUILD, 'e2e', 'screenshots');
+const figures = {};
+
+function need(ok, why) {
+  if (!ok) {
+    console.error(`studio e2e: FAILED: ${why}`);
+    process.exit(1);
+  }
+}
+need(fs.existsSync(CHROMIUM), `no ${CHROMIUM}: install Debian's chromium (tools/install-deps.sh does)`);
+need(fs.existsSync(path.join(SOURCE, 'ui', 'node_modules', 'playwright-core')), 'no ui/node_modules/playwright-core: run tools/build.sh (npm ci in ui/)');
+need(fs.existsSync(path.join(BUILD, 'share', 'cairn', 'ui', 'index.html')), `no ${BUILD}/share/cairn/ui/index.html: tools/build.sh builds the UI when node and npm exist`);
+const { chromium } = createRequire(path.join(SOURCE, 'ui', 'package.json'))('playwright-core');
+
+// The server: one JSON line once seeded and up; it stops when stdin closes.
+function startServer() {
+  const p = spawn('/usr/bin/python3', [path.join(here, 'studio_server.py')], {
+    env: { ...process.env, CAIRN_BUILD_DIR: BUILD, CAIRN_SOURCE_DIR: SOURCE },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const rl = readline.createInterface({ input: p.stdout });
+    rl.once('line', (l) => resolve({ proc: p, ...JSON.parse(l) }));
+    p.once('exit', (c) => reject(new Error(`studio_server.py exited with ${c} before it was up`)));
+  });
+}
+
+const ms = (t0) => Math.round(performance.now() - t0);
+let step = 'start';
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const t0 = performance.now();
+  const srv = await startServer();
+  const seed = srv.seed;
+  figures.seed = seed.seeded_now ? `seeded now: ${seed.runs} runs in ${seed.populate_s} s, all in ${seed.seed_s} s` : `reused (seeded earlier in ${seed.seed_s} s)`;
+  figures.server_up_ms = ms(t0);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-e2e-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors = [];
+  let allowed400 = false;
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  page.setDefaultTimeout(30000);
+  page.on('pageerror', (e) => errors.push(`[${step}] page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (allowed400 && /status of 400/.test(m.text())) return; // the bad filter's answer
+    errors.push(`[${step}] console: ${m.text()}`);
+  });
+  // Never a whole run list, never a whole history.
+  const bad = [];
+  page.on('request', (r) => {
+    const m = r.url().match(/\/api\/v1\/tracking\/(\w+)$/);
+    if (!m) return;
+    const body = JSON.parse(r.postData() || '{}');
+    if (m[1] === 'get_metric_history') bad.push('get_metric_history (a whole history)');
+    if (m[1] === 'search_runs' && !(body.max_results > 0 && body.max_results <= 1000)) bad.push(`search_runs max_results ${body.max_results}`);
+  });
+  try {
+    await run(page, seed, srv.http, (v) => (allowed400 = v));
+  } finally {
+    await ctx.close();
+    srv.proc.stdin.end();
+    await new Promise((r) => srv.proc.once('exit', r));
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  assert.deepEqual(bad, [], 'the UI asked for a whole list or history');
+  assert.deepEqual(errors, [], 'console errors');
+}
+
+const firstCell = (page, col) => page.locator('[data-testid=runs-body] [role=row]').first().locator('[role=gridcell]').nth(col).innerText();
+const colIndex = async (page, label) => (await page.locator('.row.head [role=columnheader]').allInnerTexts()).findIndex((t) => t.trim().replace(/[▲▼]/g, '').trim() === label);
+
+async function visibleRows(page, cols) {
+  return page.$$eval(
+    '[data-testid=runs-body] [role=row]',
+    // a metric's cell holds its whole value in its title
+    (rows, cols) => rows.map((r) => cols.map((c) => { const e = r.querySelectorAll('[role=gridcell]')[c]; return e.title || e.innerText; })),
+    cols
+  );
+}
+
+async function run(page, seed, http, allow400) {
+  step = 'first rows';
+  let t = performance.now();
+  await page.goto(`${http}/experiments/${seed.big}`, { waitUntil: 'commit' });
+  await page.waitForSelector('[data-testid=runs-body] [role=row]');
+  figures.first_rows_ms = ms(t);
+  const inDom = await page.locator('[data-testid=runs-body] [role=row]').count();
+  assert.ok(inDom > 5 && inDom < 120, `only the rows in view are in the DOM (${inDom})`);
+  await shot(page, '01-runs');
+
+  step = 'scroll pages';
+  const body = page.locator('[data-testid=runs-body]');
+  for (let i = 0; i < 3; i++) {
+    await body.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction((n) => parseInt(document.querySelector('[data-testid=count]').innerText) > n, 100 + 300 * i);
+  }
+  assert.ok((await page.locator('[data-testid=runs-body] [role=row]').count()) < 120, 'still a window of rows after paging');
+  await body.evaluate((el) => (el.scrollTop = 0));
+
+  step = 'sort by a metric';
+  const m1 = await colIndex(page, 'm1');
+  assert.ok(m1 > 0, 'an m1 column');
+  const before = await firstCell(page, m1);
+  t = performance.now();
+  await page.getByRole('button', { name: 'sort by m1' }).click();
+  await page.waitForFunction(([c, b]) => {
+    const r = document.querySelector('[data-testid=runs-body] [role=row]');
+    return r && r.querySelectorAll('[role=gridcell]')[c].innerText !== b && !document.querySelector('[data-testid=count]').innerText.includes('loading');
+  }, [m1, before]);
+  figures.sort_ms = ms(t);
+  const sorted = (await visibleRows(page, [m1])).map((r) => Number(r[0]));
+  assert.ok(sorted.every((v, i) => i === 0 || sorted[i - 1] >= v), `m1 descending: ${sorted.slice(0, 5)}`);
+  assert.ok(sorted[0] > 0.999, `the top m1 of 100,000 uniform values (${sorted[0]})`);
+  await shot(page, '02-sorted');
+
+  step = 'filter with OR';
+  const [m2, p0] = [await colIndex(page, 'm2'), await colIndex(page, 'p0')];
+  await page.getByLabel('Filter').fill("metrics.m1 > 0.999 OR (params.p0 = 'v3' AND metrics.m2 < 0.005)");
+  t = performance.now();
+  await page.getByLabel('Filter').press('Enter');
+  await page.waitForFunction(() => /^\d+ runs$/.test(document.querySelector('[data-testid=count]').innerText.trim()));
+  figures.filter_ms = ms(t);
+  const rows = await visibleRows(page, [m1, m2, p0]);
+  const matched = parseInt(await page.getByTestId('count').innerText());
+  figures.filter_matched = matched; // about 100 + 50 of 100,000 uniform values
+  assert.ok(matched > 50 && matched < 300 && rows.length > 10, `the filter matched ${matched} runs`);
+  for (const [a, b, p] of rows) assert.ok(Number(a) > 0.999 || (p === 'v3' && Number(b) < 0.005), `a row that does not match: ${a} ${b} ${p}`);
+  // ascending, the OR's other branch comes first
+  await page.getByRole('button', { name: 'sort by m1' }).click();
+  await page.waitForFunction((c) => {
+    const r = document.querySelector('[data-testid=runs-body] [role=row]');
+    return r && Number(r.querySelectorAll('[role=gridcell]')[c].title) <= 0.999;
+  }, m1);
+  for (const [a, b, p] of await visibleRows(page, [m1, m2, p0]))
+    assert.ok(Number(a) > 0.999 || (p === 'v3' && Number(b) < 0.005), `a row that does not match: ${a} ${b} ${p}`);
+  await shot(page, '03-filter-or');
+
+  step = 'bad filter';
+  allow400(true);
+  await page.getByLabel('Filter').fill('metrics.m1 >> 3 OR (');
+  await page.getByLabel('Filter').press('Enter');
+  const err = await page.getByTestId('filter-error').innerText();
+  assert.match(err, /filter|position|unexpected/i, `the server's sentence (${err})`);
+  figures.bad_filter_message = err;
+  await shot(page, '04-bad-filter');
+  allow400(false);
+
+  step = 'keyboard';
+  await page.getByLabel('Filter').fill('');
+  await page.getByLabel('Filter').press('Enter');
+  await page.waitForSelector('[data-testid=runs-body] [role=row]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=filter-error]'));
+  await body.focus();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  const focused = await page.locator('.row.focus [role=gridcell]').nth(1).innerText();
+  assert.equal(await body.getAttribute('aria-activedescendant'), 'run-row-2');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/runs\//);
+  await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
+  assert.equal((await page.locator('h1').innerText()).trim(), focused.trim());
+  await shot(page, '05-run');
+
+  step = 'a long run and its chart';
+  t = performance.now();
+  await page.goto(`${http}/runs/${seed.long_runs[0]}`, { waitUntil: 'commit' });
+  await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
+  figures.run_chart_ms = ms(t); // its first metric, acc: 1,000 points
+  await page.getByLabel('Metric to chart', { exact: true }).selectOption('loss');
+  await page.waitForFunction(() => /of 100,000 points/.test(document.querySelector('[data-testid=chart-info]').innerText));
+  assert.equal(await page.getByTestId('run-status').innerText(), 'FINISHED');
+  await shot(page, '06-run-chart');
+
+  step = 'compare three runs';
+  await page.goto(`${http}/experiments/${seed.long}`);
+  await page.waitForSelector('[data-testid=runs-body] [role=row]');
+  for (const i of [0, 1, 2]) await page.locator('[data-testid=runs-body] [role=row]').nth(i).getByRole('checkbox').check();
+  await page.getByRole('button', { name: 'Compare' }).click();
+  await page.waitForURL(/\/compare\?runs=/);
+  await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
+  const diff = await page.getByTestId('param-diff').innerText();
+  assert.match(diff, /lr/, 'lr differs');
+  assert.doesNotMatch(diff, /optimizer/, 'optimizer is the same in all three');
+  assert.equal(await page.locator('.u-legend .u-series').count(), 4, 'x and three runs');
+  await shot(page, '07-compare');
+
+  step = 'chart of 10 runs x 100,000 steps';
+  t = performance.now();
+  await page.goto(`${http}/compare?runs=${seed.long_runs.join(',')}&metric=loss`, { waitUntil: 'commit' });
+  await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
+  figures.chart_10x100k_ms = ms(t);
+  figures.chart_10x100k_app_ms = Number(await page.getByTestId('chart').getAttribute('data-ms'));
+  assert.match(await page.getByTestId('chart-info').innerText(), /of 1,000,000 points/);
+  await shot(page, '08-chart-10-runs');
+
+  step = 'dark theme';
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const [r, g, b] = bg.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 150, `a dark background (${bg})`);
+  await shot(page, '09-dark');
+}
+
+main().then(
+  () => {
+    for (const [k, v] of Object.entries(figures)) console.log(`studio e2e: ${k}: ${v}`);
+    console.log(`studio e2e: screenshots in ${SHOTS}`);
+    console.log('studio e2e: PASS');
+  },
+  (e) => {
+    for (const [k, v] of Object.entries(figures)) console.log(`studio e2e: ${k}: ${v}`);
+    console.error(`studio e2e: FAILED at "${step}": ${e.stack || e.message}`);
+    process.exit(1);
+  }
+);

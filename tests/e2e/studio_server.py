@@ -1,0 +1,151 @@
+"""The e2e suite's cairnd (tests/e2e/studio.test.mjs starts it): storage and
+the gateway, with seeded data, on free loopback ports. Prints one JSON line
+{http, seed} once it is up, then serves until its stdin closes.
+
+The data (docs/STUDIO.md): experiment "studio-100k", 100,000 runs × 20
+metrics (m0..m19, one point each, uniform in [0, 1)) × 10 params (p0..p9,
+v0..v9), populated over the bus as a sweep would log them (create_run,
+then one log_batch, 512 requests in flight, committed in the storage
+plugin's write groups); experiment "studio-long", 10 runs whose metric
+"loss" has 100,000 steps each. Seeding takes minutes, so the state is kept
+in the build dir (BUILD/e2e/seed-v1/) and reused by later runs;
+CAIRN_E2E_RESEED=1 seeds again."""
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+import zmq
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from cairn_harness import BUILD, Kernel, RawClient, free_port  # noqa: E402
+
+RUNS = int(os.environ.get("CAIRN_E2E_RUNS", "100000"))
+METRICS, PARAMS = 20, 10
+LONG_RUNS, LONG_STEPS = 10, 100000
+WINDOW = 512
+SEED_DIR = os.path.join(BUILD, "e2e", f"seed-v1-{RUNS}")
+SERVICES = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n")
+
+
+class StudioKernel(Kernel):
+    def __init__(self, http_port, state):
+        self.http_port = http_port
+        super().__init__(services=SERVICES, state=state)
+
+    def _new_ports(self):
+        super()._new_ports()
+        with open(self.conf, "a") as f:
+            f.write("  gateway:\n    plugin: gateway\n    mode: inproc\n"
+                    f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
+
+
+def ok(hdr, body, what):
+    if hdr.get("st") != 200:
+        raise SystemExit(f"seed: {what}: {hdr.get('st')} {body}")
+    return body
+
+
+def populate(c, exp):
+    """RUNS runs, WINDOW requests in flight: a create_run's reply sends
+    that run's log_batch."""
+    rng = random.Random(18)
+    sent = done = inflight = 0
+    t0 = time.monotonic()
+    while done < RUNS:
+        while inflight < WINDOW and sent < RUNS:
+            c.send("tracking", "create_run", {"experiment_id": exp, "run_name": f"s{sent}",
+                                              "start_time": 1700000000000 + sent})
+            sent += 1
+            inflight += 1
+        hdr, body = c.recv(timeout=120)
+        inflight -= 1
+        ok(hdr, body, "populate")
+        run = (body or {}).get("run")
+        if run:
+            c.send("tracking", "log_batch", {
+                "run_id": run["info"]["run_id"],
+                "metrics": [{"key": f"m{m}", "value": rng.random(), "step": 0,
+                             "timestamp": 1700000000000} for m in range(METRICS)],
+                "params": [{"key": f"p{p}", "value": f"v{rng.randrange(10)}"}
+                           for p in range(PARAMS)]})
+            inflight += 1
+        else:
+            done += 1
+            if done % 20000 == 0:
+                sys.stderr.write(f"seed: {done} runs, {done / (time.monotonic() - t0):.0f} runs/s\n")
+    return time.monotonic() - t0
+
+
+def long_runs(c, exp):
+    ids = []
+    for i in range(LONG_RUNS):
+        _, b = c.call("tracking", "create_run", {"experiment_id": exp, "run_name": f"long-{i}",
+                                                 "start_time": 1700000000000})
+        rid = b["run"]["info"]["run_id"]
+        ids.append(rid)
+        lr = 0.1 / (i + 1)
+        pts = [{"key": "loss", "step": s, "timestamp": 1700000000000 + s * 10,
+                "value": math.exp(-s * lr / 20000) + 0.05 * math.sin(s / 500 + i)
+                + (0.5 if s % 25000 == 12345 else 0.0)}  # a spike sampling must keep
+               for s in range(LONG_STEPS)]
+        ok(*c.call("tracking", "log_batch", {
+            "run_id": rid, "metrics": pts,
+            "params": [{"key": "lr", "value": f"{lr:.4g}"}, {"key": "optimizer", "value": "adam"},
+                       {"key": "layers", "value": str(2 + i % 3)}],
+            "tags": [{"key": "team", "value": "studio"}]}, timeout=120), "long run")
+        ok(*c.call("tracking", "log_batch", {"run_id": rid, "metrics": [
+            {"key": "acc", "step": s, "timestamp": 1700000000000 + s * 10,
+             "value": 1 - math.exp(-s * lr / 2000)} for s in range(0, LONG_STEPS, 100)]},
+            timeout=120), "long run acc")
+        ok(*c.call("tracking", "update_run", {"run_id": rid, "status": "FINISHED",
+                                              "end_time": 1700000000000 + LONG_STEPS * 10}),
+           "update_run")
+    return ids
+
+
+def seed(k):
+    c = RawClient(k.endpoint, zmq.DEALER)
+    try:
+        _, b = c.call("tracking", "create_experiment", {"name": "studio-100k"})
+        big = ok(_, b, "create_experiment")["experiment_id"]
+        _, b = c.call("tracking", "create_experiment", {"name": "studio-long"})
+        long_exp = ok(_, b, "create_experiment")["experiment_id"]
+        t0 = time.monotonic()
+        secs = populate(c, big)
+        ids = long_runs(c, long_exp)
+        return {"big": big, "long": long_exp, "long_runs": ids, "runs": RUNS,
+                "populate_s": round(secs, 1), "seed_s": round(time.monotonic() - t0, 1)}
+    finally:
+        c.close()
+
+
+def main():
+    marker = os.path.join(SEED_DIR, "seed.json")
+    fresh = os.environ.get("CAIRN_E2E_RESEED") == "1" or not os.path.exists(marker)
+    if fresh:
+        shutil.rmtree(SEED_DIR, ignore_errors=True)
+        os.makedirs(SEED_DIR)
+    k = StudioKernel(free_port(), os.path.join(SEED_DIR, "state")).start()
+    try:
+        if fresh:
+            info = seed(k)
+            with open(marker, "w") as f:
+                json.dump(info, f)
+            info["seeded_now"] = True
+        else:
+            with open(marker) as f:
+                info = json.load(f)
+            info["seeded_now"] = False
+        print(json.dumps({"http": f"http://127.0.0.1:{k.http_port}", "seed": info}), flush=True)
+        sys.stdin.read()  # until the test closes it
+    finally:
+        k.cleanup()
+
+
+if __name__ == "__main__":
+    main()
