@@ -22,6 +22,13 @@ const BUILD = path.resolve(process.env.CAIRN_BUILD_DIR || path.join(SOURCE, 'bui
 const CHROMIUM = process.env.CAIRN_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(BUILD, 'e2e', 'screenshots');
 const figures = {};
+// The issue's budgets, printed beside the figures (not asserted: the test
+// runs on loaded CI machines; docs/STUDIO.md records the measurements).
+const BUDGETS = { first_rows_ms: 1000, sort_ms: 300, chart_10x100k_ms: 500 };
+const report = () => {
+  for (const [k, v] of Object.entries(figures))
+    console.log(`studio e2e: ${k}: ${v}` + (k in BUDGETS ? ` (budget ${BUDGETS[k]} ms: ${v < BUDGETS[k] ? 'within' : 'OVER'})` : ''));
+};
 
 function need(ok, why) {
   if (!ok) {
@@ -227,6 +234,7 @@ async function run(page, seed, http, allow400) {
 
   step = 'dark theme';
   await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForSelector('[data-testid=chart][data-scheme=dark] canvas'); // redrawn in dark colours
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   const [r, g, b] = bg.match(/\d+/g).map(Number);
   assert.ok(r + g + b < 150, `a dark background (${bg})`);
@@ -235,12 +243,12 @@ async function run(page, seed, http, allow400) {
 
 main().then(
   () => {
-    for (const [k, v] of Object.entries(figures)) console.log(`studio e2e: ${k}: ${v}`);
+    report();
     console.log(`studio e2e: screenshots in ${SHOTS}`);
     console.log('studio e2e: PASS');
   },
   (e) => {
-    for (const [k, v] of Object.entries(figures)) console.log(`studio e2e: ${k}: ${v}`);
+    report();
     console.error(`studio e2e: FAILED at "${step}": ${e.stack || e.message}`);
     process.exit(1);
   }

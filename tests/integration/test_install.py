@@ -11,6 +11,7 @@
   prefix's libcairn, not the build's.
 """
 import glob
+import http.client
 import os
 import shutil
 import subprocess
@@ -137,6 +138,31 @@ class Installed(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout.decode())
             self.assertIn("pong", p.stdout.decode())
             self.assertEqual(k.stop(), 0, k.read_log())
+        finally:
+            k.cleanup()
+
+    def test_installed_gateway_serves_the_ui(self):
+        """share/cairn/ui (when the build has the bundle: node and npm were
+        there), found by the installed gateway beside its bin/ by default."""
+        built = os.path.join(h.BUILD, "share", "cairn", "ui", "index.html")
+        if not os.path.exists(built):
+            self.skipTest("the build has no UI bundle (no node): test_gateway_static covers it")
+        index = os.path.join(self.prefix, "share", "cairn", "ui", "index.html")
+        self.assertTrue(os.path.isfile(index), index)
+        port = h.free_port()
+        services = ("  gateway:\n    plugin: gateway\n    mode: process\n"
+                    f"    settings:\n      listen: 127.0.0.1:{port}\n")
+        k = h.Kernel(services=services, cairnd=self.bins[0])
+        try:
+            k.start()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/experiments/1")
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            self.assertEqual(r.status, 200, body)
+            with open(index, "rb") as f:
+                self.assertEqual(body, f.read())
         finally:
             k.cleanup()
 

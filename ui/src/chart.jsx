@@ -65,6 +65,15 @@ export function MetricChart({ runs, metric, height = 320 }) {
   const [error, setError] = useState('');
   const [series, setSeries] = useState(null);
   const zoom = useRef(null);
+  const timed = useRef(null); // the series whose fetch-to-draw time is shown
+  // the axes' colours come from CSS variables: redraw when the scheme turns
+  const [scheme, setScheme] = useState(0);
+  useEffect(() => {
+    const mq = matchMedia('(prefers-color-scheme: dark)');
+    const f = () => setScheme((n) => n + 1);
+    mq.addEventListener('change', f);
+    return () => mq.removeEventListener('change', f);
+  }, []);
 
   const width = () => Math.max(300, box.current?.clientWidth || 800);
   useEffect(() => {
@@ -111,13 +120,16 @@ export function MetricChart({ runs, metric, height = 320 }) {
       zoom.current = null;
       setPoints(0);
     });
+    box.current.dataset.state = 'drawn';
+    box.current.dataset.scheme = matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+    if (timed.current === series) return;
+    timed.current = series;
     const ms = performance.now() - series.t0;
     const total = series.s.reduce((a, s) => a + (s.total_points || 0), 0);
     const drawn = series.s.reduce((a, s) => a + (s.metrics?.length || 0), 0);
-    box.current.dataset.state = 'drawn';
     box.current.dataset.ms = ms.toFixed(0);
     setInfo(`${drawn.toLocaleString()} of ${total.toLocaleString()} points, ${ms.toFixed(0)} ms`);
-  }, [series, byTime, alpha]);
+  }, [series, byTime, alpha, scheme]);
   useEffect(() => () => plot.current?.destroy(), []);
 
   return (
