@@ -210,6 +210,26 @@ async function run(page, seed, http, allow400) {
   assert.equal(await page.getByTestId('run-status').innerText(), 'FINISHED');
   await shot(page, '06-run-chart');
 
+  step = 'browse and preview artifacts';
+  const files = page.getByRole('list', { name: 'Artifacts' });
+  await files.getByRole('button', { name: 'notes.txt' }).click();
+  assert.match(await page.getByTestId('preview').innerText(), /trained on the studio seed/);
+  await files.getByRole('button', { name: 'config.json' }).click();
+  await page.waitForFunction(() => /"layers"/.test(document.querySelector('[data-testid=preview]')?.innerText));
+  await files.getByRole('button', { name: 'plot.png' }).click();
+  await page.waitForFunction(() => document.querySelector('img[data-testid=preview]')?.naturalWidth === 32);
+  await files.getByRole('button', { name: 'data/' }).click();
+  await files.getByRole('button', { name: 'table.csv' }).click();
+  const csv = page.getByTestId('preview').locator('table');
+  await csv.waitFor();
+  assert.deepEqual(await csv.locator('th').allInnerTexts(), ['epoch', 'loss', 'acc']);
+  assert.equal(await csv.locator('tbody tr').count(), 3);
+  assert.equal(await csv.locator('tbody tr').nth(1).locator('td').nth(2).innerText(), '0.75');
+  const dl = await files.getByRole('link', { name: 'download table.csv' }).getAttribute('href');
+  const got = await page.evaluate((u) => fetch(u).then((r) => r.text()), dl);
+  assert.match(got, /^epoch,loss,acc\n1,0.9,0.5/);
+  await shot(page, '07-artifacts');
+
   step = 'compare three runs';
   await page.goto(`${http}/experiments/${seed.long}`);
   await page.waitForSelector('[data-testid=runs-body] [role=row]');
@@ -221,7 +241,7 @@ async function run(page, seed, http, allow400) {
   assert.match(diff, /lr/, 'lr differs');
   assert.doesNotMatch(diff, /optimizer/, 'optimizer is the same in all three');
   assert.equal(await page.locator('.u-legend .u-series').count(), 4, 'x and three runs');
-  await shot(page, '07-compare');
+  await shot(page, '08-compare');
 
   step = 'chart of 10 runs x 100,000 steps';
   t = performance.now();
@@ -230,7 +250,7 @@ async function run(page, seed, http, allow400) {
   figures.chart_10x100k_ms = ms(t);
   figures.chart_10x100k_app_ms = Number(await page.getByTestId('chart').getAttribute('data-ms'));
   assert.match(await page.getByTestId('chart-info').innerText(), /of 1,000,000 points/);
-  await shot(page, '08-chart-10-runs');
+  await shot(page, '09-chart-10-runs');
 
   step = 'dark theme';
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -238,7 +258,7 @@ async function run(page, seed, http, allow400) {
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   const [r, g, b] = bg.match(/\d+/g).map(Number);
   assert.ok(r + g + b < 150, `a dark background (${bg})`);
-  await shot(page, '09-dark');
+  await shot(page, '10-dark');
 }
 
 main().then(

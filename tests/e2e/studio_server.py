@@ -10,8 +10,11 @@ plugin's write groups); experiment "studio-long", 10 runs whose metric
 "loss" has 100,000 steps each. Seeding takes minutes, so the state is kept
 in the build dir (BUILD/e2e/seed-v1/) and reused by later runs;
 CAIRN_E2E_RESEED=1 seeds again."""
+import http.client
 import json
 import math
+import struct
+import zlib
 import os
 import random
 import shutil
@@ -124,6 +127,39 @@ def seed(k):
         c.close()
 
 
+def png(w, h):
+    """A small valid PNG (a gradient), made here: no image library needed."""
+    raw = b"".join(b"\0" + bytes(v for x in range(w) for v in (x * 255 // w, y * 255 // h, 128))
+                   for y in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+ARTIFACTS = {
+    "notes.txt": b"trained on the studio seed\nsecond line\n",
+    "config.json": json.dumps({"lr": 0.1, "layers": [64, 32]}).encode(),
+    "data/table.csv": b"epoch,loss,acc\n1,0.9,0.5\n2,0.5,\"0.75\"\n3,0.3,0.9\n",
+    "plot.png": png(32, 16),
+}
+
+
+def put_artifacts(port, exp, run):
+    """A long run's files, through the gateway's artifact proxy (each
+    start: the test browses and previews them)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for path, data in ARTIFACTS.items():
+            c.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/{path}", body=data)
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"seed: PUT {path}: {r.status}")
+    finally:
+        c.close()
+
+
 def main():
     marker = os.path.join(SEED_DIR, "seed.json")
     fresh = os.environ.get("CAIRN_E2E_RESEED") == "1" or not os.path.exists(marker)
@@ -141,6 +177,7 @@ def main():
             with open(marker) as f:
                 info = json.load(f)
             info["seeded_now"] = False
+        put_artifacts(k.http_port, info["long"], info["long_runs"][0])
         print(json.dumps({"http": f"http://127.0.0.1:{k.http_port}", "seed": info}), flush=True)
         sys.stdin.read()  # until the test closes it
     finally:

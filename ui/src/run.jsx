@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
+import { Artifacts } from './artifacts.jsx';
 
 export function KV({ title, rows, num }) {
   return (
@@ -82,6 +83,7 @@ export function Run({ runId }) {
         <KV title="Metrics (latest)" rows={metrics} num />
         <KV title="Tags" rows={data.tags || []} />
       </div>
+      <Artifacts info={info} />
     </section>
   );
 }
