@@ -157,8 +157,28 @@ async function run(page, seed, http, allow400) {
   await page.getByLabel('Filter').fill("metrics.m1 > 0.999 OR (params.p0 = 'v3' AND metrics.m2 < 0.005)");
   t = performance.now();
   await page.getByLabel('Filter').press('Enter');
-  await page.waitForFunction(() => /^\d+ runs$/.test(document.querySelector('[data-testid=count]').innerText.trim()));
+  // the filter's first page shown: loaded, and every row a match
+  await page.waitForFunction(([c1, c2, cp]) => {
+    if (document.querySelector('[data-testid=count]').innerText.includes('loading')) return false;
+    const rows = [...document.querySelectorAll('[data-testid=runs-body] [role=row]')];
+    return rows.length > 0 && rows.every((r) => {
+      const g = r.querySelectorAll('[role=gridcell]');
+      const v = (c) => Number(g[c].title || g[c].innerText);
+      return v(c1) > 0.999 || (g[cp].innerText.trim() === 'v3' && v(c2) < 0.005);
+    });
+  }, [m1, m2, p0]);
   figures.filter_ms = ms(t);
+  // every page of the matches, scrolled to (their count is known then)
+  for (let i = 0; i < 20 && /more as you scroll/.test(await page.getByTestId('count').innerText()); i++) {
+    const was = await page.getByTestId('count').innerText();
+    await body.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction((w) => {
+      const now = document.querySelector('[data-testid=count]').innerText;
+      return now !== w && !now.includes('loading');
+    }, was);
+  }
+  assert.match((await page.getByTestId('count').innerText()).trim(), /^\d+ runs$/);
+  await body.evaluate((el) => (el.scrollTop = 0));
   const rows = await visibleRows(page, [m1, m2, p0]);
   const matched = parseInt(await page.getByTestId('count').innerText());
   figures.filter_matched = matched; // about 100 + 50 of 100,000 uniform values
