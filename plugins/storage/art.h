@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "cas.h"
-#include "prefetch.h"
 #include "storage.h"
 
 #define ART_CHUNK_MAX (8u << 20)
@@ -85,7 +84,6 @@ typedef struct sniff_job sniff_job_t; /* pinview.c */
 
 struct artifacts {
     cas_t *cas;
-    prefetch_t *ahead; /* downloads' next chunks, read ahead */
     verify_job_t *verifies;
     size_t nverifies;
     sniff_job_t *sniffs; /* sniff_pinned's, deferred */

@@ -615,20 +615,11 @@ int art_pack_range(storage_t *s, const art_blob_t *blob, const char *what, int f
     }
     unsigned char *dst = (unsigned char *)sb->data + sb->size;
     size_t got = 0;
-    artifacts_t *a = s->art;
-    const cursor_t *c = off ? s_cursor_find(a, blob, off) : NULL;
-    if (c && prefetch_take(a->ahead, c, off, n, dst))
-        got = n;
-    else if (cas_pread(a->cas, fd, dst, n, off, &got, err) != 0)
-        return -1;
+    if (cas_pread(s->art->cas, fd, dst, n, off, &got, err) != 0) return -1;
     if (got != n)
         return s_corrupt(err, what, blob->hex, "is shorter than its index entry says");
-    if (s_check_read(a, what, blob, size, off, dst, n, err) != 0) return -1;
+    if (s_check_read(s->art, what, blob, size, off, dst, n, err) != 0) return -1;
     sb->size += n;
-    /* the download's next chunk is read while this one is sent */
-    uint64_t next = off + n;
-    if (next < size && (c = s_cursor_find(a, blob, next)))
-        prefetch_start(a->ahead, c, fd, next, size - next < n ? size - next : n);
     return 0;
 }
 
@@ -1043,7 +1034,7 @@ int artifacts_init(storage_t *s, cairn_err_t *err)
     if (!a->cursors) return cairn_err_oom(err, NULL);
     memset(a->cursors, 0, ART_CURSORS * sizeof(cursor_t));
     a->cas = cas_open(s->artifact_root, set->io_uring, err);
-    if (!a->cas || !(a->ahead = prefetch_new(ART_CHUNK_MAX, err))) return -1;
+    if (!a->cas) return -1;
     a->db = s->db;
     /* An upload whose temp file and sidecar were written to less than
      * upload_idle ago may be resumed (s_resume); older ones, and temp
@@ -1081,7 +1072,6 @@ void artifacts_fini(storage_t *s)
     /* Deferred verifications: the runtime answers their requests. */
     while (a->verifies) s_verify_free(a, a->verifies);
     art_sniffs_drop(s);
-    prefetch_destroy(&a->ahead);
     cas_destroy(&a->cas);
     free(a->cursors);
     free(a);
