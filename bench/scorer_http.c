@@ -906,7 +906,9 @@ static void case_inproc(const opts_t *o, BoosterHandle b, const scorer_model_t *
 /* ---- case routing ---------------------------------------------------------------- */
 
 typedef struct routing_res {
-    double one, two, ratio, ratio_cov, green_share;
+    double one, two, ratio, ratio_cov;  /* requests/s */
+    double cpu_one, cpu_two, cpu_ratio; /* the scorer's CPU µs a request */
+    double green_share;
 } routing_res_t;
 
 /* green's requests so far (get_endpoint_metrics). */
@@ -927,29 +929,46 @@ static double s_green_requests(cairn_client_t *c)
     return n;
 }
 
+/* One run at the given split: blue 100%, or blue and green 50/50. */
+static void s_routing_run(const opts_t *o, cairn_client_t *c, bool both, load_t *l)
+{
+    s_traffic(c, both ? 50 : 100, both ? 50 : 0);
+    s_load(T_CAIRN, TARGET_CONNS, s_secs(o), l);
+}
+
+/* Each round one, two, two, one (ABBA: a drift of the host's load over
+ * the round falls on both sides alike); the ratio of the round's sums.
+ * The CPU per request beside it: other tenants' load moves requests/s far
+ * more than it moves the scorer's own CPU time. */
 static void case_routing(const opts_t *o, cairn_client_t *c, routing_res_t *res)
 {
     double one[MAX_ROUNDS], two[MAX_ROUNDS], ratio[MAX_ROUNDS], split = 0;
+    double c1[MAX_ROUNDS], c2[MAX_ROUNDS], cr[MAX_ROUNDS];
     double green0 = s_green_requests(c);
     int n = o->base.rounds;
-    load_t l;
     for (int r = 0; r < n; r++) {
-        for (int k = 0; k < 2; k++) { /* one then two, two then one */
-            bool both = (k + r) % 2;
-            s_traffic(c, both ? 50 : 100, both ? 50 : 0);
-            s_load(T_CAIRN, TARGET_CONNS, s_secs(o), &l);
-            *(both ? &two[r] : &one[r]) = l.rate;
-            if (both) split += l.requests;
-        }
+        load_t l[4];
+        for (int k = 0; k < 4; k++) s_routing_run(o, c, k == 1 || k == 2, &l[k]);
+        one[r] = (l[0].rate + l[3].rate) / 2;
+        two[r] = (l[1].rate + l[2].rate) / 2;
+        c1[r] = (l[0].cpu_us + l[3].cpu_us) / 2;
+        c2[r] = (l[1].cpu_us + l[2].cpu_us) / 2;
+        split += l[1].requests + l[2].requests;
         ratio[r] = two[r] / one[r];
-        bench_out("   round %d: one deployment %.0f/s, two %.0f/s (%.3fx)\n", r + 1,
-                  one[r], two[r], ratio[r]);
+        cr[r] = c1[r] / c2[r];
+        bench_out(
+            "   round %d: one deployment %.0f/s (%.1f µs CPU), two %.0f/s (%.1f µs): "
+            "%.3fx\n",
+            r + 1, one[r], c1[r], two[r], c2[r], ratio[r]);
     }
     s_traffic(c, 100, 0);
     res->one = bench_median(one, n);
     res->two = bench_median(two, n);
     res->ratio = bench_median(ratio, n);
     res->ratio_cov = bench_cov(ratio, n);
+    res->cpu_one = bench_median(c1, n);
+    res->cpu_two = bench_median(c2, n);
+    res->cpu_ratio = bench_median(cr, n);
     /* wrk counts the answers it saw; the server also those cut off at the
      * end: the share is a little over green's exact one. */
     res->green_share = (s_green_requests(c) - green0) / split;
@@ -1193,16 +1212,23 @@ static void s_cases(const opts_t *o, cairn_client_t *c, BoosterHandle b,
     }
     if (bench_in_list(only, "routing")) {
         routing_res_t *r = &res->routing;
-        bench_out("\n3. routing: %d connections, blue 100%% vs blue/green 50/50\n",
-                  TARGET_CONNS);
+        bench_out(
+            "\n3. routing: %d connections, blue 100%% vs blue/green 50/50, ABBA "
+            "rounds\n",
+            TARGET_CONNS);
         case_routing(o, c, r);
         bench_out(
-            "   one deployment %.0f/s, two %.0f/s: %.3fx (CoV %.1f%%); green took "
-            "%.1f%%\n",
-            r->one, r->two, r->ratio, r->ratio_cov * 100, r->green_share * 100);
+            "   medians: one deployment %.0f/s, two %.0f/s: %.3fx (CoV %.1f%%); green "
+            "took %.1f%%\n"
+            "   scorer CPU a request: one %.1f µs, two %.1f µs: one/two %.3fx\n",
+            r->one, r->two, r->ratio, r->ratio_cov * 100, r->green_share * 100,
+            r->cpu_one, r->cpu_two, r->cpu_ratio);
         bench_fig("routing_one_per_s", r->one);
         bench_fig("routing_two_per_s", r->two);
         bench_fig("routing_two_vs_one", r->ratio);
+        bench_fig("routing_cpu_one_us", r->cpu_one);
+        bench_fig("routing_cpu_two_us", r->cpu_two);
+        bench_fig("routing_cpu_one_vs_two", r->cpu_ratio);
         bench_fig("routing_green_share", r->green_share);
         bench_verdict("3 two deployments >= 0.95x one", r->ratio >= 0.95, ">= 0.95x",
                       "%.3fx", r->ratio);
