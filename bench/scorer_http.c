@@ -20,10 +20,12 @@
  *   (b) XGBoosterPredictFromDense on the body's row, parsed by jansson (what
  *       a user would write by hand; nthread 1, OMP_NUM_THREADS=1).
  * Every server is pinned to one CPU, wrk and this program to another (when
- * there are two). Load: wrk (-t 1, a Lua script POSTing one single-row
- * body in Azure ML's input_data shape with the endpoint's key; its done()
- * hook prints the counts and latency percentiles in µs, so that no unit
- * is parsed from its text). Cases (--only):
+ * there are two), and each has one HTTP thread per CPU it may use (--threads
+ * overrides; the scorer's default of 4 on one CPU puts its p99 at the
+ * scheduler's slices, see docs/PERFORMANCE.md). Load: wrk (-t 1, a Lua script POSTing
+ * one single-row body in Azure ML's input_data shape with the endpoint's key; its
+ * done() hook prints the counts and latency percentiles in µs, so that no unit is
+ * parsed from its text). Cases (--only):
  *
  *   http     requests/s and p50/p99 of (a), (b) and cairn at 1 and 16
  *            connections, the three rotated round by round; per-round
@@ -58,6 +60,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +90,8 @@ _Static_assert(MAX_ROUNDS <= BENCH_MAX_ROUNDS, "rounds beyond bench_median's rea
 
 typedef struct opts {
     bench_opts_t base;
-    int threads;     /* the scorer's HTTP threads, and each peer's */
+    int threads;     /* the scorer's HTTP threads, and each peer's; 0: one per CPU
+                        the servers may use */
     long calls;      /* inproc: single-row predictions of ours per round */
     long train_rows; /* the model's training set */
     const char *wrk; /* wrk's path */
@@ -1063,8 +1067,9 @@ static void usage(FILE *f)
             "  --rounds N   rounds of each case (default 3; quick 1)\n"
             "  --seconds S  each wrk run, whole seconds (default 5; quick 1)\n"
             "  --only LIST  some of: http,inproc,routing,cold\n"
-            "  --threads N  the scorer's HTTP threads, and each peer's (default 4,\n"
-            "               sdk/httpd.c's and the scorer's default)\n"
+            "  --threads N  the scorer's HTTP threads, and each peer's (default: one\n"
+            "               per CPU the servers run on, 1 when pinned; the scorer's\n"
+            "               own default, and sdk/httpd.c's, is 4)\n"
             "  --calls N    inproc: single-row predictions of ours a round (default\n"
             "               200000; quick 2000; XGBoost a tenth)\n"
             "  --no-pin     do not pin the servers and wrk to CPUs of their own\n"
@@ -1100,7 +1105,7 @@ static void s_args(opts_t *o, int argc, char **argv)
         if (!calls_set) o->calls = 2000;
         o->train_rows = 4000; /* enough for full depth-6 trees */
     }
-    if (o->base.rounds < 1 || o->base.rounds > MAX_ROUNDS || o->threads < 1 ||
+    if (o->base.rounds < 1 || o->base.rounds > MAX_ROUNDS || o->threads < 0 ||
         o->threads > 256 || o->calls < 100 || o->calls > 100000000 ||
         !(o->base.seconds > 0) || o->base.seconds > 600) {
         fprintf(stderr,
@@ -1116,7 +1121,7 @@ static const char *s_pin(const opts_t *o)
 {
     if (!o->base.pin) return "not pinned (--no-pin)";
     if (!bench_pick_cpus(&g_srv_cpu, &g_cli_cpu))
-        return "not pinned: this process may run on one CPU only";
+        return "not pinned: this process may run on only one CPU";
     cairn_err_t err = {0};
     if (bench_pin(g_cli_cpu, &err) != 0) bench_die("%s", err.msg);
     static char text[96];
@@ -1124,6 +1129,17 @@ static const char *s_pin(const opts_t *o)
              "servers pinned to CPU %d, wrk and this bench to CPU %d", g_srv_cpu,
              g_cli_cpu);
     return text;
+}
+
+/* The CPUs the servers may run on: one pinned, else this process' (HTTP
+ * threads beyond them time-share a CPU, and a connection whose thread
+ * waits for its turn waits a scheduler slice: milliseconds at p99). */
+static int s_server_cpus(void)
+{
+    cpu_set_t set;
+    if (g_srv_cpu >= 0) return 1;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return CPU_COUNT(&set);
 }
 
 /* The temp dir (kernel's), the model trained, the peers and cairnd up. */
@@ -1172,7 +1188,7 @@ static void s_header(const opts_t *o, const char *pin, const scorer_model_t *m,
         "libmicrohttpd peers, same run\n"
         "host: %ld CPUs, Linux %s, %s; load average at start %s\n"
         "model: binary:logistic, %zu trees of depth <= 6 (%zu nodes), %d features\n"
-        "servers: %d HTTP threads each; scorer pid %d, (a) pid %d, (b) pid %d; %s\n"
+        "servers: %d HTTP thread(s) each; scorer pid %d, (a) pid %d, (b) pid %d; %s\n"
         "load: wrk -t1, %d s a run, %d round(s)%s\n",
         host.ncpu, host.kernel, host.date, load, scorer_model_trees(m),
         scorer_model_nodes(m), NF, o->threads, (int)g_pid[T_CAIRN], (int)g_pid[T_CONST],
@@ -1256,7 +1272,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--peer")) return peer_main(argc, argv);
     opts_t o = {.base = {.rounds = 3, .seconds = 5, .pin = true},
-                .threads = 4,
+                .threads = 0,
                 .calls = 200000,
                 .train_rows = 20000,
                 .wrk = "/usr/bin/wrk"};
@@ -1268,6 +1284,7 @@ int main(int argc, char **argv)
     if (!bench_executable(g_wrk)) bench_die("no wrk at %s (apt install wrk)", g_wrk);
     uint64_t t_start = bench_now_ns();
     const char *pin = s_pin(&o);
+    if (!o.threads) o.threads = s_server_cpus();
     BoosterHandle b;
     cairn_client_t *c = s_setup(&o, &b);
     scorer_model_t *m = NULL;
