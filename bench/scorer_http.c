@@ -1201,6 +1201,52 @@ static void s_header(const opts_t *o, const char *pin, const scorer_model_t *m,
     bench_fig("max_abs_diff", worst);
 }
 
+static void inproc_report(const inproc_res_t *r)
+{
+    bench_out(
+        "\n2. inproc: (c) single-row predictions in a tight loop, this process\n"
+        "   XGBoosterPredictFromDense  %10.0f rows/s (%.0f ns)\n"
+        "   scorer_model_predict       %10.0f rows/s (%.0f ns)\n"
+        "   ours / XGBoost: %.1fx\n",
+        1e9 / r->xgb_ns, r->xgb_ns, 1e9 / r->ours_ns, r->ours_ns, r->ratio);
+    bench_fig("inproc_xgb_rows_per_s", 1e9 / r->xgb_ns);
+    bench_fig("inproc_ours_rows_per_s", 1e9 / r->ours_ns);
+    bench_fig("inproc_ours_vs_xgb", r->ratio);
+}
+
+static void routing_report(const routing_res_t *r)
+{
+    bench_out(
+        "   medians: one deployment %.0f/s, two %.0f/s: %.3fx (CoV %.1f%%); green "
+        "took %.1f%%\n"
+        "   scorer CPU a request: one %.1f µs, two %.1f µs: one/two %.3fx\n",
+        r->one, r->two, r->ratio, r->ratio_cov * 100, r->green_share * 100, r->cpu_one,
+        r->cpu_two, r->cpu_ratio);
+    bench_fig("routing_one_per_s", r->one);
+    bench_fig("routing_two_per_s", r->two);
+    bench_fig("routing_two_vs_one", r->ratio);
+    bench_fig("routing_cpu_one_us", r->cpu_one);
+    bench_fig("routing_cpu_two_us", r->cpu_two);
+    bench_fig("routing_cpu_one_vs_two", r->cpu_ratio);
+    bench_fig("routing_green_share", r->green_share);
+    bench_verdict("3 two deployments >= 0.95x one", r->ratio >= 0.95, ">= 0.95x",
+                  "%.3fx", r->ratio);
+}
+
+static void cold_report(const cold_res_t *r)
+{
+    bench_out(
+        "   medians: reply %.1f ms, first prediction %.1f ms; XGBoost create + load + "
+        "predict %.1f ms: %.2fx\n",
+        r->reply_ms, r->first_ms, r->xgb_ms, r->ratio);
+    bench_fig("cold_reply_ms", r->reply_ms);
+    bench_fig("cold_first_ms", r->first_ms);
+    bench_fig("cold_xgb_ms", r->xgb_ms);
+    bench_fig("cold_vs_xgb", r->ratio);
+    bench_verdict("4 cold start < 200 ms", r->first_ms < 200, "< 200 ms", "%.1f ms",
+                  r->first_ms);
+}
+
 static void s_cases(const opts_t *o, cairn_client_t *c, BoosterHandle b,
                     const scorer_model_t *m, results_t *res)
 {
@@ -1213,57 +1259,23 @@ static void s_cases(const opts_t *o, cairn_client_t *c, BoosterHandle b,
         res->ncases++;
     }
     if (bench_in_list(only, "inproc")) {
-        inproc_res_t *r = &res->inproc;
-        case_inproc(o, b, m, r);
-        bench_out(
-            "\n2. inproc: (c) single-row predictions in a tight loop, this process\n"
-            "   XGBoosterPredictFromDense  %10.0f rows/s (%.0f ns)\n"
-            "   scorer_model_predict       %10.0f rows/s (%.0f ns)\n"
-            "   ours / XGBoost: %.1fx\n",
-            1e9 / r->xgb_ns, r->xgb_ns, 1e9 / r->ours_ns, r->ours_ns, r->ratio);
-        bench_fig("inproc_xgb_rows_per_s", 1e9 / r->xgb_ns);
-        bench_fig("inproc_ours_rows_per_s", 1e9 / r->ours_ns);
-        bench_fig("inproc_ours_vs_xgb", r->ratio);
+        case_inproc(o, b, m, &res->inproc);
+        inproc_report(&res->inproc);
         res->ncases++;
     }
     if (bench_in_list(only, "routing")) {
-        routing_res_t *r = &res->routing;
         bench_out(
             "\n3. routing: %d connections, blue 100%% vs blue/green 50/50, ABBA "
             "rounds\n",
             TARGET_CONNS);
-        case_routing(o, c, r);
-        bench_out(
-            "   medians: one deployment %.0f/s, two %.0f/s: %.3fx (CoV %.1f%%); green "
-            "took %.1f%%\n"
-            "   scorer CPU a request: one %.1f µs, two %.1f µs: one/two %.3fx\n",
-            r->one, r->two, r->ratio, r->ratio_cov * 100, r->green_share * 100,
-            r->cpu_one, r->cpu_two, r->cpu_ratio);
-        bench_fig("routing_one_per_s", r->one);
-        bench_fig("routing_two_per_s", r->two);
-        bench_fig("routing_two_vs_one", r->ratio);
-        bench_fig("routing_cpu_one_us", r->cpu_one);
-        bench_fig("routing_cpu_two_us", r->cpu_two);
-        bench_fig("routing_cpu_one_vs_two", r->cpu_ratio);
-        bench_fig("routing_green_share", r->green_share);
-        bench_verdict("3 two deployments >= 0.95x one", r->ratio >= 0.95, ">= 0.95x",
-                      "%.3fx", r->ratio);
+        case_routing(o, c, &res->routing);
+        routing_report(&res->routing);
         res->ncases++;
     }
     if (bench_in_list(only, "cold")) {
-        cold_res_t *r = &res->cold;
         bench_out("\n4. cold: create_deployment sent -> its first prediction\n");
-        case_cold(o, c, b, r);
-        bench_out(
-            "   medians: reply %.1f ms, first prediction %.1f ms; XGBoost create + "
-            "load + predict %.1f ms: %.2fx\n",
-            r->reply_ms, r->first_ms, r->xgb_ms, r->ratio);
-        bench_fig("cold_reply_ms", r->reply_ms);
-        bench_fig("cold_first_ms", r->first_ms);
-        bench_fig("cold_xgb_ms", r->xgb_ms);
-        bench_fig("cold_vs_xgb", r->ratio);
-        bench_verdict("4 cold start < 200 ms", r->first_ms < 200, "< 200 ms", "%.1f ms",
-                      r->first_ms);
+        case_cold(o, c, b, &res->cold);
+        cold_report(&res->cold);
         res->ncases++;
     }
 }
