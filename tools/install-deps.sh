@@ -11,7 +11,7 @@ packages=(
   libzmq3-dev libmsgpack-dev libyaml-dev libjansson-dev libsqlite3-dev
   liburing-dev libsodium-dev libmicrohttpd-dev
   python3 python3-zmq python3-msgpack python3-prometheus-client
-  libxgboost-dev python3-xgboost python3-sklearn python3-pandas openmpi-bin
+  libxgboost-dev python3-xgboost python3-sklearn python3-pandas openmpi-bin wrk
   chromium
 )
 command -v node >/dev/null || packages+=(nodejs)
