@@ -23,6 +23,19 @@
 
 #define PREFIX "/endpoints/"
 
+/* A uniform draw in [0, 1) for the traffic pick and the mirror's share:
+ * xorshift64* per thread, seeded once from the system's generator (a
+ * getrandom call per request cost more than the tree walk). */
+static double s_uniform(void)
+{
+    static _Thread_local uint64_t state;
+    while (!state) randombytes_buf(&state, sizeof state);
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (double)((state * 0x2545F4914F6CDD1Dull) >> 11) / (double)(1ull << 53);
+}
+
 static uint64_t s_now_us(void)
 {
     struct timespec ts;
@@ -247,7 +260,7 @@ static void s_mirror(const route_ep_t *e, const route_dep_t *live,
     for (int i = 0; i < e->ndep; i++) {
         const route_dep_t *m = &e->dep[i];
         if (m == live || m->mirror <= 0 || !m->stats ||
-            randombytes_uniform(100) >= (uint32_t)m->mirror)
+            s_uniform() * 100.0 >= (double)m->mirror)
             continue;
         uint64_t t0 = s_now_us();
         out_t o = {0};
@@ -283,8 +296,7 @@ static const route_dep_t *s_score(const route_ep_t *e, const cairn_http_request_
                                   cairn_http_response_t *resp)
 {
     const char *want = cairn_http_header(req, "cairn-deployment");
-    const route_dep_t *d = routes_pick(
-        e, want, (double)randombytes_uniform(1u << 30) / (double)(1u << 30));
+    const route_dep_t *d = routes_pick(e, want, s_uniform());
     if (!d) {
         if (want)
             s_error(resp, 404, "endpoint %s has no deployment named '%.100s'", e->name,
