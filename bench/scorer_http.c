@@ -1069,7 +1069,7 @@ static void usage(FILE *f)
             "  --only LIST  some of: http,inproc,routing,cold\n"
             "  --threads N  the scorer's HTTP threads, and each peer's (default: one\n"
             "               per CPU the servers run on, 1 when pinned; the scorer's\n"
-            "               own default, and sdk/httpd.c's, is 4)\n"
+            "               own default is one per CPU it may use)\n"
             "  --calls N    inproc: single-row predictions of ours a round (default\n"
             "               200000; quick 2000; XGBoost a tenth)\n"
             "  --no-pin     do not pin the servers and wrk to CPUs of their own\n"
