@@ -895,6 +895,8 @@ static const cmd_t CMDS[] = {
      "roll a new one in (--code, ...)", cli_deployment_update},
     {"deployment", "logs", 2, 2, CO_MAX, " ENDPOINT NAME",
      "its workers' output (--max N)", cli_deployment_logs},
+    {"deployment", "list", 1, 1, 0, " ENDPOINT", "its deployments",
+     cli_deployment_list},
     {"deployment", "show", 2, 2, 0, " ENDPOINT NAME", "a deployment",
      cli_deployment_show},
     {"deployment", "delete", 2, 2, 0, " ENDPOINT NAME", "remove it (no traffic left)",

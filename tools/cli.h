@@ -226,6 +226,7 @@ int cli_deployment_update(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_show(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_delete(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_deployment_logs(cairn_client_t *c, const opts_t *o, fail_t *f);
+int cli_deployment_list(cairn_client_t *c, const opts_t *o, fail_t *f);
 int cli_endpoint_invoke(cairn_client_t *c, const opts_t *o, fail_t *f);
 
 /* The secrets and audit commands (cli_vault.c). */

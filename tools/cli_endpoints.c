@@ -8,7 +8,8 @@
  *   endpoint invoke NAME [FILE|-] [--deployment D] [--type CONTENT-TYPE]
  *   deployment create ENDPOINT NAME MODEL [--code DIR --scoring-script F]
  *   deployment update ENDPOINT NAME [MODEL] [--code DIR --scoring-script F]
- *   deployment show ENDPOINT NAME    deployment delete ENDPOINT NAME
+ *   deployment list ENDPOINT    deployment show ENDPOINT NAME
+ *   deployment delete ENDPOINT NAME
  *   deployment logs ENDPOINT NAME [--max LINES]
  *
  * MODEL is a reference (model:NAME:VERSION, model:NAME@ALIAS). Bodies are
@@ -266,6 +267,24 @@ int cli_endpoint_invoke(cairn_client_t *c, const opts_t *o, fail_t *f)
     free(auth);
     json_decref(text);
     json_decref(ep);
+    return rc;
+}
+
+int cli_deployment_list(cairn_client_t *c, const opts_t *o, fail_t *f)
+{
+    static const col_t cols[] = {{"NAME", "name", false},
+                                 {"FLAVOR", "flavor", false},
+                                 {"MODEL", "model_ref", false},
+                                 {"TRAFFIC", "traffic", false},
+                                 {"INSTANCES", "instance_count", false}};
+    json_t *reply = NULL;
+    int rc = cli_call_json(c, o, SVC, "list_deployments",
+                           json_pack("{s:s}", "endpoint", OPERAND(o, 0)), &reply, f);
+    if (rc == EXIT_OK)
+        rc = o->json ? cli_print_json(reply, false, f)
+                     : cli_table(json_object_get(reply, "deployments"), cols,
+                                 sizeof cols / sizeof cols[0], f);
+    json_decref(reply);
     return rc;
 }
 

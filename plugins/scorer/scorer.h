@@ -247,6 +247,7 @@ int ep_get_keys(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_regenerate_keys(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_create(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_get(void *state, cairn_req_t *req, cairn_err_t *err);
+int dep_list(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err);
 int dep_update(void *state, cairn_req_t *req, cairn_err_t *err);
 int ep_update_traffic(void *state, cairn_req_t *req, cairn_err_t *err);

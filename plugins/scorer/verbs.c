@@ -657,6 +657,40 @@ int dep_get(void *state, cairn_req_t *req, cairn_err_t *err)
     return 0;
 }
 
+typedef struct dep_list {
+    dep_row_t v[EP_DEPLOYMENTS_MAX];
+    int n;
+} dep_list_t;
+
+static int s_collect_dep(void *arg, const dep_row_t *d)
+{
+    dep_list_t *l = arg;
+    if (l->n < EP_DEPLOYMENTS_MAX) l->v[l->n++] = *d;
+    return 0;
+}
+
+/* list_deployments {endpoint*} -> deployments [as get_deployment], by name. */
+int dep_list(void *state, cairn_req_t *req, cairn_err_t *err)
+{
+    scorer_t *sc = state;
+    ep_row_t e;
+    dep_list_t *l = calloc(1, sizeof *l); /* 16 rows of paths: not on the stack */
+    if (!l) return cairn_err_oom(err, NULL);
+    if (s_find(sc, req, "endpoint", &e, err) != 0 ||
+        dep_store_each(sc->store, e.name, s_collect_dep, l, err) != 0) {
+        free(l);
+        return -1;
+    }
+    msgpack_packer *pk = s_begin(sc);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "deployments");
+    msgpack_pack_array(pk, (uint32_t)l->n);
+    for (int i = 0; i < l->n; i++) s_pack_deployment(sc, pk, &l->v[i]);
+    free(l);
+    cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
+    return 0;
+}
+
 int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     scorer_t *sc = state;

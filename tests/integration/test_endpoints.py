@@ -61,6 +61,32 @@ def post(url, body, key=None, headers=None, raw=None):
         return e.code, dict(e.headers), json.loads(e.read() or b"{}")
 
 
+def start_loader(uri, key, row):
+    """Another process that scores row without a pause until two different
+    predictions came back and 200 requests were answered (or 60 s); it
+    prints {ok, bad, seen} at the end."""
+    return subprocess.Popen([sys.executable, "-c", f"""
+import json, sys, time, urllib.request
+ok, bad, seen = 0, 0, set()
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    req = urllib.request.Request({uri!r}, data=json.dumps({{"instances": [{row!r}]}}).encode(),
+                                 method="POST")
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", "Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            seen.add(round(json.loads(r.read())["predictions"][0], 6))
+            ok += 1
+    except Exception as e:
+        bad += 1
+        print("failed:", e, file=sys.stderr)
+    if len(seen) == 2 and ok > 200:
+        break
+print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
+"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 class Endpoints(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -333,26 +359,7 @@ class Endpoints(unittest.TestCase):
         want = {tag: float(self.models[tag][0].predict(xgb.DMatrix(
             self.x_test[1:2], feature_names=self.names))[0]) for tag in ("a", "b")}
         # another process scores without a pause while the model is swapped
-        loader = subprocess.Popen([sys.executable, "-c", f"""
-import json, sys, time, urllib.request
-ok, bad, seen = 0, 0, set()
-end = time.monotonic() + 60
-while time.monotonic() < end:
-    req = urllib.request.Request({uri!r}, data=json.dumps({{"instances": [{row!r}]}}).encode(),
-                                 method="POST")
-    req.add_header("Content-Type", "application/json")
-    req.add_header("Authorization", "Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            seen.add(round(json.loads(r.read())["predictions"][0], 6))
-            ok += 1
-    except Exception as e:
-        bad += 1
-        print("failed:", e, file=sys.stderr)
-    if len(seen) == 2 and ok > 200:
-        break
-print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
-"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        loader = start_loader(uri, key, row)
         wait_for(lambda: post(uri, {"instances": [row]}, key)[0] == 200, DEADLINE, "load")
         import time
         time.sleep(0.3)  # let the loader score on the old model a while
@@ -495,10 +502,19 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         row = [float(v) for v in self.x_test[1]]
         want_b = float(self.models["b"][0].predict(xgb.DMatrix(
             self.x_test[1:2], feature_names=self.names))[0])
+        # the roll happens under load from another process: no request fails
+        loader = start_loader(uri, key, row)
+        wait_for(lambda: post(uri, {"instances": [row]}, key)[0] == 200, DEADLINE, "load")
+        import time
+        time.sleep(0.3)  # the loader scores on a for a while
         self.reg.set_alias("bc-model", "prod", b)  # the registry says so; we follow
         wait_for(lambda: self.call("get_deployment", {"endpoint": "bc-follow",
                                                       "name": "blue"})["deployment"]
                  ["model_ref"] == f"model:bc-model:{b}", DEADLINE, "the roll to b")
+        out, err = loader.communicate(timeout=120)
+        res = json.loads(out)
+        self.assertEqual(res["bad"], 0, err)
+        self.assertEqual(len(res["seen"]), 2, res)  # a, then b
         got = post(uri, {"instances": [row]}, key)[2]["predictions"][0]
         self.assertLess(abs(got - want_b), 1e-6)
         # a deployment pinned to a version, or told not to follow, stays
@@ -528,6 +544,10 @@ print(json.dumps({{"ok": ok, "bad": bad, "seen": sorted(seen)}}))
         uri = json.loads(cairn("endpoint", "show", "cli-ep").stdout)["scoring_uri"]
         self.assertEqual(post(uri, {"instances": [[0.5] * 30]}, keys["primary_key"])[0], 200)
         self.assertIn("cli-ep", cairn("endpoint", "list").stdout)
+        table = cairn("deployment", "list", "cli-ep").stdout.splitlines()
+        self.assertEqual(table[0].split(), ["NAME", "FLAVOR", "MODEL", "TRAFFIC", "INSTANCES"])
+        self.assertEqual([r.split()[0] for r in table[1:]], ["blue", "green"])
+        self.assertEqual(table[1].split()[1:4:2], ["xgboost", "70"])
         out = cairn("deployment", "update", "cli-ep", "green", f"model:bc-model:{a}")
         self.assertEqual(json.loads(out.stdout)["model_ref"], f"model:bc-model:{a}")
         self.assertEqual(json.loads(cairn("deployment", "show", "cli-ep", "blue").stdout)

@@ -94,6 +94,9 @@ class Endpoints(Service):
     def get_endpoint_metrics(self, endpoint):
         return self._call("get_endpoint_metrics", endpoint=endpoint)["deployments"]
 
+    def list_deployments(self, endpoint):
+        return self._call("list_deployments", endpoint=endpoint)["deployments"]
+
     def get_deployment(self, endpoint, name):
         return self._call("get_deployment", endpoint=endpoint, name=name)["deployment"]
 
