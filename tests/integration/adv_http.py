@@ -239,3 +239,101 @@ def exchange(port, data, deadline_s):
     m = re.match(rb"HTTP/1\.[01] (\d{3}) ", head)
     return (int(m.group(1)) if m else None), head.decode(errors="replace"), body, \
         time.monotonic() - t
+
+
+class Scoring:
+    """Hostile requests to the scorer's own HTTP listener (test_adversarial,
+    test_8b_scoring): its two routes on real and made-up endpoints, every
+    body shape it reads (Azure ML's and MLflow's JSON, CSV, msgpack) well
+    formed and not, keys good and bad, the cairn-deployment header naming
+    real, missing and absurd deployments."""
+
+    def __init__(self, r, endpoints, keys, deployments, width, max_body):
+        self.r = r
+        self.endpoints = endpoints  # names that exist
+        self.keys = keys  # good bearer values
+        self.deployments = deployments
+        self.width = width  # the model's features
+        self.max_body = max_body
+
+    def row(self, width=None):
+        r = self.r
+        return [r.random() for _ in range(self.width if width is None else width)]
+
+    def body(self):
+        """(content type, bytes)."""
+        r, w = self.r, self.width
+        k = r.random()
+        if k < 0.35:  # well formed, in one of the JSON shapes
+            rows = [self.row() for _ in range(r.choice([1, 1, 2, 50]))]
+            shape = r.choice([
+                {"input_data": {"columns": [f"f{i}" for i in range(w)],
+                                "index": list(range(len(rows))), "data": rows}},
+                {"instances": rows}, {"inputs": rows},
+                {"dataframe_split": {"columns": [f"f{i}" for i in range(w)], "data": rows}},
+                {"dataframe_records": [{f"f{i}": v for i, v in enumerate(x)} for x in rows]},
+                {"data": rows}])
+            return "application/json", jdump(shape)
+        if k < 0.5:  # wrong widths, types, names
+            return "application/json", jdump(r.choice([
+                {"instances": [self.row(w + 1)]}, {"instances": [self.row(0)]},
+                {"instances": [["a"] * w]}, {"instances": [[None] * w]},
+                {"instances": [[True] * w]}, {"instances": [[1e309] * w]},
+                {"instances": "rows"}, {"instances": [[[1]] * w]},
+                {"input_data": {"columns": ["nope"] * w, "data": [self.row()]}},
+                {"input_data": {"columns": [f"f{i}" for i in range(w)] * 2, "data": [self.row()]}},
+                {"dataframe_records": [{"f0": 1}]}, {"dataframe_split": {"data": 5}},
+                {"inputs": {f"f{i}": [1, 2] for i in range(w)}},
+                {"instances": [self.row()] * 200000}, {}, [], 5, "x", None]))
+        if k < 0.62:  # CSV
+            head = ",".join(f"f{i}" for i in range(w))
+            return "text/csv", r.choice([
+                (head + "\n" + "\n".join(",".join(str(v) for v in self.row())
+                                          for _ in range(5))).encode(),
+                b"1,2,3\n", b"", b"\n\n\n", ("," * w + "\n").encode(), b"\xff\xfe,\x00\n",
+                (head + "\n" + ",".join(["x"] * w)).encode(),
+                ("\n".join(["1" * 5000] * 10)).encode(), b'"unterminated,1,2\n']) 
+        if k < 0.72:  # msgpack
+            import msgpack
+            return "application/msgpack", r.choice([
+                msgpack.packb({"instances": [self.row()]}),
+                msgpack.packb({"instances": [[b"bin"] * w]}),
+                msgpack.packb({"input_data": {"data": [[{}] * w]}}),
+                b"\xdd\xff\xff\xff\xff", b"\xc1", b"\x91" * 100000, os.urandom(64),
+                msgpack.packb([self.row()])])
+        return r.choice(["application/json", "text/plain", "", "image/png",
+                         "application/json; charset=latin1"]), r.choice([
+            b"", b"{", b"[" * 100000, b'{"instances": [' + b"[1]," * 10 + b"]}",
+            b'{"k": "\xc3\x28"}', b"x" * r.choice([self.max_body, self.max_body + 1]),
+            b"1e99999", b'"just a string"', b'{"instances": [[1, 2]]}\x00'])
+
+    def request(self):
+        """(bytes, well_formed)."""
+        r = self.r
+        if r.random() < 0.05:
+            return r.choice([b"GET\r\n\r\n", os.urandom(100),
+                             b"POST /endpoints/x/score HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                             b"POST /endpoints/x/score HTTP/1.1\r\nTransfer-Encoding: chunked"
+                             b"\r\n\r\nzz\r\n"]), False
+        name = r.choice(self.endpoints * 4 + ["", "nosuch", "A" * 40, "%00", "..", "a/b"])
+        route = r.choice(["score"] * 8 + ["health", "nothing", ""])
+        method = "GET" if route == "health" and r.random() < 0.8 else \
+            r.choice(["POST"] * 9 + ["GET", "PUT", "DELETE"])
+        ct, body = self.body()
+        h = [("Host", "127.0.0.1")]
+        if ct:
+            h.append(("Content-Type", ct))
+        k = r.random()
+        if k < 0.75:
+            h.append(("Authorization", "Bearer " + r.choice(self.keys)))
+        elif k < 0.9:
+            h.append(("Authorization", r.choice(["Bearer ", "Bearer " + "A" * 43,
+                                                 "Bearer " + "A" * 5000, "Basic x",
+                                                 "Bearer \x7f\x01", "bearer " + "b" * 43])))
+        if r.random() < 0.3:
+            h.append(("cairn-deployment", r.choice(self.deployments + [
+                "", "nosuch", "d" * 5000, "BLUE", "%00"])))
+        h += [("Content-Length", str(len(body))), ("Connection", "close")]
+        head = f"{method} /endpoints/{name}/{route} HTTP/1.1\r\n" + \
+            "".join(f"{k}: {v}\r\n" for k, v in h) + "\r\n"
+        return head.encode("utf-8", "surrogateescape") + body, True

@@ -89,6 +89,10 @@ SERVICES += ("  gateway:\n    plugin: gateway\n    mode: process\n    settings:\
 # What the gateway may answer a request it can read: never a 5xx but 503
 # and 504 (a plugin busy or its queue full under the other phases' load).
 HTTP_STATUSES = {200, 201, 400, 401, 403, 404, 405, 409, 413, 414, 415, 429, 431, 503, 504}
+# The scorer's listener (phase 8b): what it may answer. 500 is for a
+# script's own exception, and the phase's script raises none.
+SCORE_REQUESTS = int(os.environ.get("CAIRN_ADV_SCORE") or 1200)
+SCORE_STATUSES = {200, 400, 401, 403, 404, 405, 413, 414, 415, 429, 431, 503, 504}
 # kernel.audit: every hostile request to a mutating verb (and every refusal)
 # is a record too, on its way to the audit service.
 KERNEL_EXTRA = (f"  max_queue: {MAX_QUEUE}\n  max_frame: {MAX_FRAME >> 20}MiB\n"
@@ -1354,6 +1358,101 @@ class Adversarial(unittest.TestCase):
         gw = next(p for p in self.k.health()["plugins"] if p["name"] == "gateway")
         self.assertLess(rss_kb(gw["pid"]), 512 * 1024, "the gateway's RSS is bounded")
         self.checkpoint("http")
+
+    # ---- the scorer's own HTTP -----------------------------------------------------
+
+    @classmethod
+    def scoring_fixtures(cls):
+        """A model trained here and registered; endpoint adv-key (key auth)
+        with a model deployment and a python one, adv-tok (token auth)."""
+        import numpy as np
+        import xgboost as xgb
+        sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
+        from cairn.registry import Registry
+        rng = np.random.default_rng(SEED)
+        x = rng.random((200, 4), dtype=np.float32)
+        b = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+                      xgb.DMatrix(x, label=(x[:, 0] > 0.5), feature_names=[
+                          f"f{i}" for i in range(4)]), 5)
+        d = os.path.join(cls.k.tmp, "adv-model")
+        os.makedirs(d, exist_ok=True)
+        b.save_model(os.path.join(d, "model.json"))
+        code = os.path.join(cls.k.tmp, "adv-code")
+        os.makedirs(code, exist_ok=True)
+        with open(os.path.join(code, "score.py"), "w") as f:  # a script that never throws
+            f.write("import json\ndef init():\n    pass\ndef run(raw):\n"
+                    "    try:\n        return {'n': len(json.loads(raw))}\n"
+                    "    except Exception as e:\n        raise ValueError(str(e)[:200])\n")
+        reg = Registry(cls.k.endpoint)
+        v = reg.register_model(d, "adv-model")["version"]
+        reg.close()
+        model = f"model:adv-model:{v}"
+        cls.call("endpoints", "create_endpoint", {"name": "adv-key"})
+        cls.call("endpoints", "create_deployment", {"endpoint": "adv-key", "name": "xgb-dep",
+                                                    "model": model})
+        cls.call("endpoints", "create_deployment", {
+            "endpoint": "adv-key", "name": "py-dep", "model": model, "instance_count": 2,
+            "code_configuration": {"code": code, "scoring_script": "score.py"},
+            "request_settings": {"request_timeout_ms": 5000}})
+        cls.call("endpoints", "update_traffic", {"endpoint": "adv-key",
+                                                 "traffic": {"xgb-dep": 50, "py-dep": 50}})
+        cls.call("endpoints", "create_endpoint", {"name": "adv-tok", "auth_mode": "token"})
+        cls.call("endpoints", "create_deployment", {"endpoint": "adv-tok", "name": "xgb-dep",
+                                                    "model": model})
+        ep = cls.call("endpoints", "get_endpoint", {"name": "adv-key"})["endpoint"]
+        key = cls.call("endpoints", "get_keys", {"endpoint": "adv-key"})["primary_key"]
+        port = int(ep["scoring_uri"].split(":")[2].split("/")[0])
+        return port, key
+
+    def test_8b_scoring(self):
+        """SCORE_REQUESTS hostile requests to the scorer's HTTP listener over
+        4 threads (bodies in every shape it reads, good and bad, past its
+        limits; keys and tokens good and bad; the cairn-deployment header),
+        to a model deployment and a python one. Each well formed request
+        is answered with a status the scorer may give and a JSON body; then
+        the checkpoint: the scorer's process, its workers' pool and cairnd
+        alive and unchanged, a good request still answered."""
+        import concurrent.futures
+        import json
+        if "endpoints" not in self.verbs:
+            self.skipTest("no endpoints service")
+        port, key = self.scoring_fixtures()
+        self.base = {p["name"]: (p["pid"], p["restarts"]) for p in self.k.health()["plugins"]}
+        gen = adv_http.Scoring(random.Random(SEED ^ 0x5c0e), ["adv-key", "adv-tok"],
+                               [key, self.owner_token()], ["xgb-dep", "py-dep"], 4, 16 << 20)
+        reqs = [gen.request() for _ in range(SCORE_REQUESTS)]
+        statuses = collections.Counter()
+
+        def one(item):
+            data, well_formed = item
+            try:
+                return (data, well_formed) + adv_http.exchange(port, data, REPLY_S)
+            except OSError as e:
+                return data, well_formed, None, str(e), b"", 0.0
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for data, well_formed, st, head, body, took in pool.map(one, reqs):
+                statuses[st] += 1
+                if not well_formed or (st is None and took >= HTTP_TIMEOUT_S):
+                    continue
+                first = data[:160]
+                if st not in SCORE_STATUSES:
+                    self.note(f"scoring: status {st} ({body[:200]!r}) to {first!r}")
+                elif st not in (413, 414, 431) and body:
+                    try:
+                        json.loads(body)
+                    except ValueError:
+                        self.note(f"scoring: a body that is not JSON ({body[:120]!r}) "
+                                  f"to {first!r}")
+        log(f"adversarial: scoring: {len(reqs)} requests, by status "
+            f"{dict(sorted(statuses.items(), key=lambda x: str(x[0])))}")
+        row = b'{"instances": [[1, 2, 3, 4]]}'
+        good = ("POST /endpoints/adv-key/score HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                f"application/json\r\nAuthorization: Bearer {key}\r\nContent-Length: "
+                f"{len(row)}\r\nConnection: close\r\n\r\n").encode() + row
+        st, _, body, _ = adv_http.exchange(port, good, REPLY_S)
+        self.assertEqual(st, 200, body)
+        self.checkpoint("scoring")
 
     # ---- the end --------------------------------------------------------------
 
