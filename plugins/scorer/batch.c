@@ -55,38 +55,6 @@ static void s_wait_del(scorer_t *sc, batch_wait_t *w)
     if (w->next) w->next->prev = w->prev;
 }
 
-static const char *s_ws(cairn_req_t *req)
-{
-    const char *w = cairn_workspace(req);
-    return w && *w ? w : "default";
-}
-
-static msgpack_packer *s_begin(scorer_t *sc)
-{
-    msgpack_sbuffer_clear(&sc->sb);
-    return &sc->pk;
-}
-
-/* A name as an online endpoint's (verbs.c): 3 to 32 of [a-z0-9-],
- * starting with a letter, not ending with '-'. */
-static int s_name(const msgpack_object *body, const char *key, char *out,
-                  cairn_err_t *err)
-{
-    cairn_str_t n;
-    if (cairn_field_str(body, key, true, EP_NAME_MAX, &n, err) != 0) return -1;
-    bool ok = n.len >= 3 && islower((unsigned char)n.ptr[0]) && n.ptr[n.len - 1] != '-';
-    for (size_t i = 0; ok && i < n.len; i++)
-        ok = islower((unsigned char)n.ptr[i]) || isdigit((unsigned char)n.ptr[i]) ||
-             n.ptr[i] == '-';
-    if (!ok)
-        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
-                             "%s must be 3 to %d lowercase letters, digits or '-', "
-                             "starting with a letter and not ending with '-'",
-                             key, EP_NAME_MAX);
-    snprintf(out, EP_NAME_MAX + 1, "%.*s", (int)n.len, n.ptr);
-    return 0;
-}
-
 /* The job settings a body may give (absent: r's stay). */
 static int s_knob(const msgpack_object *b, const char *key, int64_t lo, int64_t hi,
                   const char *unit, int64_t *v, cairn_err_t *err)
@@ -151,7 +119,7 @@ static void s_pack(msgpack_packer *pk, const batch_row_t *r)
 
 static void s_reply_row(scorer_t *sc, cairn_req_t *req, int st, const batch_row_t *r)
 {
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "batch_endpoint");
     s_pack(pk, r);
@@ -163,8 +131,8 @@ static int s_find(scorer_t *sc, cairn_req_t *req, const char *key, batch_row_t *
                   cairn_err_t *err)
 {
     char name[EP_NAME_MAX + 1];
-    if (s_name(cairn_body(req), key, name, err) != 0) return -1;
-    int rc = batch_store_get(sc->batch, s_ws(req), name, r, err);
+    if (ep_name_field(cairn_body(req), key, name, err) != 0) return -1;
+    int rc = batch_store_get(sc->batch, ep_ws(req), name, r, err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                              "no batch endpoint named '%s' in this workspace", name);
@@ -237,7 +205,7 @@ static int s_call(batch_wait_t *w, const char *svc, const char *verb,
     cairn_err_t err = {0};
     cairn_defer(w->req);
     s_wait_add(sc, w);
-    if (cairn_call_ws(sc->ctx, s_ws(w->req), svc, verb, sb->data, sb->size, TTL_MS, cb,
+    if (cairn_call_ws(sc->ctx, ep_ws(w->req), svc, verb, sb->data, sb->size, TTL_MS, cb,
                       w, &err) == 0)
         return 0;
     s_wait_del(sc, w);
@@ -275,8 +243,8 @@ int batch_create(void *state, cairn_req_t *req, cairn_err_t *err)
                        .max_retries = 3,
                        .created = (int64_t)cairn_wall_ms()};
     r->updated = r->created;
-    snprintf(r->ws, sizeof r->ws, "%s", s_ws(req));
-    int rc = s_name(b, "name", r->name, err);
+    snprintf(r->ws, sizeof r->ws, "%s", ep_ws(req));
+    int rc = ep_name_field(b, "name", r->name, err);
     if (rc == 0) rc = s_model_field(b, true, r, err);
     if (rc == 0) rc = s_knobs(b, r, err);
     if (rc == 0 && (rc = batch_store_get(sc->batch, r->ws, r->name, &old, err)) == 0)
@@ -323,11 +291,11 @@ int batch_list(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     scorer_t *sc = state;
     lister_t l = {0};
-    if (batch_store_each(sc->batch, s_ws(req), s_collect, &l, err) != 0) {
+    if (batch_store_each(sc->batch, ep_ws(req), s_collect, &l, err) != 0) {
         free(l.v);
         return -1;
     }
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "batch_endpoints");
     msgpack_pack_array(pk, (uint32_t)l.n);
@@ -371,7 +339,7 @@ int batch_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     if (s_find(sc, req, "name", &r, err) != 0) return -1;
     cairn_name_object(req, "batch_endpoint", r.name, strlen(r.name));
     if (batch_store_delete(sc->batch, r.ws, r.name, err) < 0) return -1;
-    msgpack_pack_map(s_begin(sc), 0);
+    msgpack_pack_map(ep_reply_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
 }
@@ -518,7 +486,7 @@ static void s_submitted(void *arg, int st, const char *code, const char *msg,
                       input ? "input: " : "jobs: ", input ? m + sizeof field - 1 : m);
         cairn_reply_err(w->req, &err);
     } else {
-        msgpack_packer *pk = s_begin(sc);
+        msgpack_packer *pk = ep_reply_begin(sc);
         if (body)
             msgpack_pack_object(pk, *body);
         else

@@ -359,10 +359,10 @@ int dep_logs(void *state, cairn_req_t *req, cairn_err_t *err)
     char *text = s_tail(path, lines, &len);
     if (!text) return cairn_err_oom(err, NULL);
     s_scrub(text, len);
-    msgpack_sbuffer_clear(&sc->sb);
-    msgpack_pack_map(&sc->pk, 1);
-    cairn_pack_cstr(&sc->pk, "logs");
-    msgpack_pack_str_with_body(&sc->pk, text, len);
+    msgpack_packer *pk = ep_reply_begin(sc);
+    msgpack_pack_map(pk, 1);
+    cairn_pack_cstr(pk, "logs");
+    msgpack_pack_str_with_body(pk, text, len);
     free(text);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;

@@ -262,6 +262,14 @@ void dep_alias_moved(void *arg, const char *topic, const msgpack_object *body);
 /* Free the deployments still waiting for the registry (at fini: the
  * runtime drops their calls without calling back). */
 void dep_pending_free_all(scorer_t *sc);
+/* The request's workspace ("default" when it names none). */
+const char *ep_ws(cairn_req_t *req);
+/* body[key], a name as Azure's: 3 to 32 of [a-z0-9-], starting with a
+ * letter, not ending with '-' (400 otherwise), into out. */
+int ep_name_field(const msgpack_object *body, const char *key, char *out,
+                  cairn_err_t *err);
+/* The plugin's reply buffer, emptied, and its packer. */
+msgpack_packer *ep_reply_begin(scorer_t *sc);
 /* A new key: 32 random bytes as base64url. */
 void ep_new_key(char out[EP_KEY_LEN + 1]);
 

@@ -27,7 +27,7 @@ void ep_new_key(char out[EP_KEY_LEN + 1])
     sodium_memzero(raw, sizeof raw);
 }
 
-static const char *s_ws(cairn_req_t *req)
+const char *ep_ws(cairn_req_t *req)
 {
     const char *w = cairn_workspace(req);
     return w && *w ? w : "default";
@@ -35,7 +35,7 @@ static const char *s_ws(cairn_req_t *req)
 
 /* A name as Azure's: 3 to 32 of [a-z0-9-], starting with a letter, not
  * ending with '-'. */
-static int s_name(const msgpack_object *body, const char *key, char *out,
+int ep_name_field(const msgpack_object *body, const char *key, char *out,
                   cairn_err_t *err)
 {
     cairn_str_t n;
@@ -53,7 +53,7 @@ static int s_name(const msgpack_object *body, const char *key, char *out,
     return 0;
 }
 
-static msgpack_packer *s_begin(scorer_t *sc)
+msgpack_packer *ep_reply_begin(scorer_t *sc)
 {
     msgpack_sbuffer_clear(&sc->sb);
     return &sc->pk;
@@ -142,7 +142,7 @@ static void s_pack_deployment(scorer_t *sc, msgpack_packer *pk, const dep_row_t 
 
 static int s_reply_endpoint(scorer_t *sc, cairn_req_t *req, int st, const ep_row_t *e)
 {
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "endpoint");
     s_pack_endpoint(sc, pk, e);
@@ -156,8 +156,8 @@ static int s_find(scorer_t *sc, cairn_req_t *req, const char *key, ep_row_t *e,
                   cairn_err_t *err)
 {
     char name[EP_NAME_MAX + 1];
-    if (s_name(cairn_body(req), key, name, err) != 0) return -1;
-    int rc = ep_store_get(sc->store, s_ws(req), name, e, err);
+    if (ep_name_field(cairn_body(req), key, name, err) != 0) return -1;
+    int rc = ep_store_get(sc->store, ep_ws(req), name, e, err);
     if (rc == 1)
         return cairn_err_set(err, CAIRN_ST_NOT_FOUND, CAIRN_E_NOT_FOUND,
                              "no endpoint named '%s' in this workspace", name);
@@ -171,14 +171,14 @@ int ep_create(void *state, cairn_req_t *req, cairn_err_t *err)
     scorer_t *sc = state;
     ep_row_t e = {.created = (int64_t)cairn_wall_ms()};
     cairn_str_t mode = {"key", 3};
-    if (s_name(cairn_body(req), "name", e.name, err) != 0 ||
+    if (ep_name_field(cairn_body(req), "name", e.name, err) != 0 ||
         cairn_field_str(cairn_body(req), "auth_mode", false, 8, &mode, err) < 0)
         return -1;
     cairn_name_object(req, "endpoint", e.name, strlen(e.name));
     if (!cairn_str_eq(mode, "key") && !cairn_str_eq(mode, "token"))
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "auth_mode must be key or token");
-    snprintf(e.ws, sizeof e.ws, "%s", s_ws(req));
+    snprintf(e.ws, sizeof e.ws, "%s", ep_ws(req));
     snprintf(e.auth_mode, sizeof e.auth_mode, "%.*s", (int)mode.len, mode.ptr);
     ep_new_key(e.key1);
     ep_new_key(e.key2);
@@ -219,11 +219,11 @@ int ep_list(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     scorer_t *sc = state;
     list_ctx_t l = {.sc = sc};
-    if (ep_store_each(sc->store, s_ws(req), s_collect, &l, err) != 0) {
+    if (ep_store_each(sc->store, ep_ws(req), s_collect, &l, err) != 0) {
         free(l.v);
         return -1;
     }
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "endpoints");
     msgpack_pack_array(pk, (uint32_t)l.n);
@@ -242,7 +242,7 @@ int ep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
     if (ep_store_delete(sc->store, e.name, err) != 0 || routes_rebuild(sc, err) != 0)
         return -1;
     dep_flavor_remove(sc, e.name, NULL);
-    msgpack_pack_map(s_begin(sc), 0);
+    msgpack_pack_map(ep_reply_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
 }
@@ -252,14 +252,14 @@ int ep_check_access(void *state, cairn_req_t *req, cairn_err_t *err)
     scorer_t *sc = state;
     ep_row_t e;
     if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
-    msgpack_pack_map(s_begin(sc), 0);
+    msgpack_pack_map(ep_reply_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
 }
 
 static int s_reply_keys(scorer_t *sc, cairn_req_t *req, const ep_row_t *e)
 {
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 2);
     cairn_pack_kv_str(pk, "primary_key", e->key1);
     cairn_pack_kv_str(pk, "secondary_key", e->key2);
@@ -358,7 +358,7 @@ static void s_log_lineage(creating_t *c)
     cairn_pack_kv_str(&pk, "name", c->d.name);
     cairn_pack_kv_str(&pk, "model", c->d.model_ref);
     cairn_err_t err = {0};
-    if (cairn_call_ws(sc->ctx, c->req ? s_ws(c->req) : c->ws, REGISTRY,
+    if (cairn_call_ws(sc->ctx, c->req ? ep_ws(c->req) : c->ws, REGISTRY,
                       "log_deployment", sb.data, sb.size, TTL_MS, s_lineage_logged, sc,
                       &err) != 0)
         cairn_log(sc->ctx, CAIRN_LOG_WARN, "endpoints: a deployment's lineage: %s",
@@ -378,7 +378,7 @@ static void s_finish(creating_t *c, cairn_err_t *err)
                    : dep_store_insert(sc->store, &c->d, err)) == 0 &&
         routes_rebuild(sc, err) == 0) {
         s_log_lineage(c);
-        msgpack_packer *pk = s_begin(sc);
+        msgpack_packer *pk = ep_reply_begin(sc);
         msgpack_pack_map(pk, 1);
         cairn_pack_cstr(pk, "deployment");
         s_pack_deployment(sc, pk, &c->d);
@@ -492,7 +492,7 @@ int dep_create(void *state, cairn_req_t *req, cairn_err_t *err)
     uint64_t instances = 1;
     pack_deps_t count = {0};
     int rc = s_find(sc, req, "endpoint", &e, err);
-    if (rc == 0) rc = s_name(b, "name", d->name, err);
+    if (rc == 0) rc = ep_name_field(b, "name", d->name, err);
     if (rc == 0) rc = cairn_field_str(b, "model", true, EP_REF_MAX, &model, err);
     if (rc == 0 && cairn_field_uint(b, "instance_count", false, &instances, err) < 0)
         rc = -1;
@@ -546,7 +546,7 @@ static void s_resolve(creating_t *c, cairn_err_t *err)
     cairn_pack_kv_str(&pk, "ref", c->d.model);
     if (c->req) cairn_defer(c->req);
     s_pending_add(sc, c);
-    int rc = cairn_call_ws(sc->ctx, c->req ? s_ws(c->req) : c->ws, REGISTRY, "resolve",
+    int rc = cairn_call_ws(sc->ctx, c->req ? ep_ws(c->req) : c->ws, REGISTRY, "resolve",
                            sb.data, sb.size, TTL_MS, s_resolved, c, err);
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
@@ -633,7 +633,7 @@ static int s_find_dep(scorer_t *sc, cairn_req_t *req, ep_row_t *e, dep_row_t *d,
 {
     char name[EP_NAME_MAX + 1];
     if (s_find(sc, req, "endpoint", e, err) != 0 ||
-        s_name(cairn_body(req), "name", name, err) != 0)
+        ep_name_field(cairn_body(req), "name", name, err) != 0)
         return -1;
     int rc = dep_store_get(sc->store, e->name, name, d, err);
     if (rc == 1)
@@ -649,7 +649,7 @@ int dep_get(void *state, cairn_req_t *req, cairn_err_t *err)
     ep_row_t e;
     dep_row_t d;
     if (s_find_dep(sc, req, &e, &d, err) != 0) return -1;
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "deployment");
     s_pack_deployment(sc, pk, &d);
@@ -681,7 +681,7 @@ int dep_list(void *state, cairn_req_t *req, cairn_err_t *err)
         free(l);
         return -1;
     }
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "deployments");
     msgpack_pack_array(pk, (uint32_t)l->n);
@@ -707,7 +707,7 @@ int dep_delete(void *state, cairn_req_t *req, cairn_err_t *err)
         routes_rebuild(sc, err) != 0)
         return -1;
     dep_flavor_remove(sc, e.name, d.name);
-    msgpack_pack_map(s_begin(sc), 0);
+    msgpack_pack_map(ep_reply_begin(sc), 0);
     cairn_reply_sbuf(req, CAIRN_ST_OK, &sc->sb);
     return 0;
 }
@@ -894,7 +894,7 @@ int ep_metrics(void *state, cairn_req_t *req, cairn_err_t *err)
     ep_row_t e;
     if (s_find(sc, req, "endpoint", &e, err) != 0) return -1;
     routes_t *r = routes_take(sc);
-    msgpack_packer *pk = s_begin(sc);
+    msgpack_packer *pk = ep_reply_begin(sc);
     msgpack_pack_map(pk, 2);
     cairn_pack_kv_str(pk, "endpoint", e.name);
     cairn_pack_cstr(pk, "deployments");
@@ -927,7 +927,7 @@ void ep_metrics_publish(void *arg)
     for (int i = 0; r && i < r->nep; i++) {
         const route_ep_t *re = &r->ep[i];
         if (!s_moved(re)) continue;
-        msgpack_packer *pk = s_begin(sc);
+        msgpack_packer *pk = ep_reply_begin(sc);
         msgpack_pack_map(pk, 3);
         cairn_pack_kv_str(pk, "ws", re->ws);
         cairn_pack_kv_str(pk, "endpoint", re->name);

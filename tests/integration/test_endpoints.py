@@ -25,24 +25,23 @@ from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa:
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 from cairn.registry import Registry  # noqa: E402
 
+
+
+def scorer_services(port, settings=(), auth=False):
+    """The services of a cairnd for the scorer's tests: storage and the
+    registry inproc, (auth on: the auth service), the scorer as its own
+    process listening on port, with settings (name, value) added."""
+    text = "  auth:\n    plugin: auth\n    mode: inproc\n" if auth else ""
+    text += ("  tracking:\n    plugin: storage\n    mode: inproc\n"
+             "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+             "  registry:\n    plugin: registry\n    mode: inproc\n"
+             "  endpoints:\n    plugin: scorer\n    mode: process\n    settings:\n"
+             f"      listen: 127.0.0.1:{port}\n")
+    return text + "".join(f"      {k}: {v}\n" for k, v in settings)
+
+
 PORT = free_port()
-SERVICES = f"""\
-  tracking:
-    plugin: storage
-    mode: inproc
-  artifacts:
-    plugin: storage
-    mode: inproc
-  registry:
-    plugin: registry
-    mode: inproc
-  endpoints:
-    plugin: scorer
-    mode: process
-    settings:
-      listen: 127.0.0.1:{PORT}
-      timeout_s: 5
-"""
+SERVICES = scorer_services(PORT, [("timeout_s", 5)])
 
 
 def post(url, body, key=None, headers=None, raw=None):

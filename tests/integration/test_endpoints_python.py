@@ -23,33 +23,15 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
-from test_endpoints import post  # noqa: E402
+from test_endpoints import post, scorer_services  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 from cairn.endpoints import Endpoint, Endpoints  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 PORT = free_port()
-SERVICES = f"""\
-  tracking:
-    plugin: storage
-    mode: inproc
-  artifacts:
-    plugin: storage
-    mode: inproc
-  registry:
-    plugin: registry
-    mode: inproc
-  endpoints:
-    plugin: scorer
-    mode: process
-    settings:
-      listen: 127.0.0.1:{PORT}
-      timeout_s: 5
-      init_timeout_s: 30
-      threads: 8
-      metrics_event_s: 1
-"""
+SERVICES = scorer_services(PORT, [("timeout_s", 5), ("init_timeout_s", 30), ("threads", 8),
+                                  ("metrics_event_s", 1)])
 
 # The model: a folder with weights; the script scores a weighted sum.
 SCORE = """\

@@ -12,32 +12,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cairn_harness import DEADLINE, SOURCE, Kernel, free_port, wait_for  # noqa: E402
-from test_endpoints import post  # noqa: E402
+from test_endpoints import post, scorer_services  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE, "sdk", "python"))
 from cairn.endpoints import Endpoint, ScoreError  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 PORT = free_port()
-SERVICES = f"""\
-  auth:
-    plugin: auth
-    mode: inproc
-  tracking:
-    plugin: storage
-    mode: inproc
-  artifacts:
-    plugin: storage
-    mode: inproc
-  registry:
-    plugin: registry
-    mode: inproc
-  endpoints:
-    plugin: scorer
-    mode: process
-    settings:
-      listen: 127.0.0.1:{PORT}
-"""
+SERVICES = scorer_services(PORT, auth=True)
 SCORE = """\
 def init():
     pass
