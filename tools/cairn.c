@@ -411,6 +411,19 @@ int cli_call_json(cairn_client_t *c, const opts_t *o, const char *svc, const cha
     return rc;
 }
 
+int cli_call_show(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                  json_t *body, const char *key, fail_t *f)
+{
+    json_t *reply = NULL;
+    int rc = cli_call_json(c, o, svc, verb, body, &reply, f);
+    if (rc == EXIT_OK) {
+        const json_t *j = key ? json_object_get(reply, key) : reply;
+        rc = cli_print_json(o->json || !j ? reply : j, true, f);
+    }
+    json_decref(reply);
+    return rc;
+}
+
 int cli_table(const json_t *rows, const col_t *cols, size_t ncols, fail_t *f)
 {
     size_t nrows = json_array_size(rows), n = nrows * ncols;

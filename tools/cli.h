@@ -132,6 +132,10 @@ int cli_call_raw(cairn_client_t *c, const opts_t *o, const char *svc, const char
  * the packed body is wiped after (it may hold a password or a secret). */
 int cli_call_json(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
                   json_t *body, json_t **out, fail_t *f);
+/* cli_call_json, then the reply's object under key printed (the whole
+ * reply with --json, or when key is NULL or absent). */
+int cli_call_show(cairn_client_t *c, const opts_t *o, const char *svc, const char *verb,
+                  json_t *body, const char *key, fail_t *f);
 
 /* A failure of a C SDK function (cairn/secrets.h, cairn/audit.h, ...) as
  * the CLI reports it: no reply from cairnd is EXIT_UNREACHABLE, a reply the

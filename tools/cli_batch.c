@@ -26,14 +26,7 @@ static const char *const s_settings[] = {"mini_batch_size", "max_concurrency",
 static int s_show(cairn_client_t *c, const opts_t *o, const char *verb, json_t *body,
                   const char *key, fail_t *f)
 {
-    json_t *reply = NULL;
-    int rc = cli_call_json(c, o, SVC, verb, body, &reply, f);
-    if (rc == EXIT_OK) {
-        const json_t *j = key ? json_object_get(reply, key) : reply;
-        rc = cli_print_json(o->json || !j ? reply : j, true, f);
-    }
-    json_decref(reply);
-    return rc;
+    return cli_call_show(c, o, SVC, verb, body, key, f);
 }
 
 /* Operand a as SETTING=N into body; 1 when a is no SETTING=... at all. */

@@ -32,14 +32,7 @@
 static int s_show(cairn_client_t *c, const opts_t *o, const char *verb, json_t *body,
                   const char *key, fail_t *f)
 {
-    json_t *reply = NULL;
-    int rc = cli_call_json(c, o, SVC, verb, body, &reply, f);
-    if (rc == EXIT_OK) {
-        const json_t *j = key ? json_object_get(reply, key) : reply;
-        rc = cli_print_json(o->json || !j ? reply : j, true, f);
-    }
-    json_decref(reply);
-    return rc;
+    return cli_call_show(c, o, SVC, verb, body, key, f);
 }
 
 int cli_endpoint_create(cairn_client_t *c, const opts_t *o, fail_t *f)
