@@ -279,6 +279,50 @@ async function run(page, seed, http, allow400) {
   const [r, g, b] = bg.match(/\d+/g).map(Number);
   assert.ok(r + g + b < 150, `a dark background (${bg})`);
   await shot(page, '10-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  await registrySteps(page, seed, http);
+}
+
+// POST /api/v1/SVC/VERB from the test itself (what the server says now).
+async function api(http, svc, verb, body = {}) {
+  const r = await fetch(`${http}/api/v1/${svc}/${verb}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const j = await r.json();
+  assert.ok(r.ok, `${svc}.${verb}: ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+// The models, endpoints and jobs pages (studio_server.py seeds a model with
+// two versions, an endpoint with two deployments of it, a finished job).
+async function registrySteps(page, seed, http) {
+  step = 'models';
+  await page.goto(`${http}/models`);
+  await page.getByRole('link', { name: seed.model, exact: true }).click();
+  await page.waitForURL(/\/models\//);
+  const versions = page.getByTestId('versions');
+  await versions.locator('tr[data-version="2"]').waitFor();
+  assert.equal((await versions.locator('tr[data-version="1"] [data-testid=version-aliases]').innerText()).trim(), 'champion');
+  await shot(page, '11-models');
+
+  step = 'move an alias';
+  await page.getByLabel('Alias', { exact: true }).fill('champion');
+  await page.getByLabel('Version', { exact: true }).selectOption('2');
+  await page.getByRole('button', { name: 'Set alias' }).click();
+  // the page shows it: version 2 holds champion, and the timeline's newest move is it
+  await page.waitForFunction(() => /champion/.test(document.querySelector('[data-testid=versions] tr[data-version="2"] [data-testid=version-aliases]')?.innerText));
+  assert.doesNotMatch(await versions.locator('tr[data-version="1"] [data-testid=version-aliases]').innerText(), /champion/);
+  assert.match(await page.getByTestId('alias-history').locator('li').first().innerText(), /champion → version 2/);
+  const held = await api(http, 'registry', 'get_model_version_by_alias', { name: seed.model, alias: 'champion' });
+  assert.equal(held.model_version.version, 2, 'the registry says champion is version 2');
+
+  step = 'lineage of a version';
+  await page.getByRole('button', { name: 'lineage of version 2' }).click();
+  const graph = page.locator('svg[data-testid=lineage]');
+  await graph.waitFor();
+  const types = await graph.locator('g.node').evaluateAll((ns) => ns.map((n) => n.getAttribute('class')));
+  for (const t of ['run', 'model_version', 'deployment', 'endpoint']) assert.ok(types.some((c) => c.includes(t)), `a ${t} node in the lineage (${types})`);
+  assert.ok((await graph.locator('g.edge').count()) >= 3, 'edges produced, deployed, serves');
+  await shot(page, '12-model-alias-moved');
 }
 
 main().then(

@@ -12,6 +12,8 @@ in the build dir (BUILD/e2e/seed-v1/) and reused by later runs;
 CAIRN_E2E_RESEED=1 seeds again."""
 import http.client
 import json
+import threading
+import urllib.request
 import math
 import struct
 import zlib
@@ -32,13 +34,18 @@ LONG_RUNS, LONG_STEPS = 10, 100000
 WINDOW = 512
 SEED_DIR = os.path.join(BUILD, "e2e", f"seed-v1-{RUNS}")
 SERVICES = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
-            "  artifacts:\n    plugin: storage\n    mode: inproc\n")
+            "  artifacts:\n    plugin: storage\n    mode: inproc\n"
+            "  registry:\n    plugin: registry\n    mode: inproc\n"
+            "  endpoints:\n    plugin: scorer\n    mode: process\n"
+            "    settings:\n      listen: 127.0.0.1:{score_port}\n"
+            "  jobs:\n    plugin: compute\n    mode: process\n"
+            "    settings:\n      grace_ms: 500\n      cgroup_root: /nonexistent\n")
 
 
 class StudioKernel(Kernel):
     def __init__(self, http_port, state):
         self.http_port = http_port
-        super().__init__(services=SERVICES, state=state)
+        super().__init__(services=SERVICES.format(score_port=free_port()), state=state)
 
     def _new_ports(self):
         super()._new_ports()
@@ -160,6 +167,88 @@ def put_artifacts(port, exp, run):
         c.close()
 
 
+MODEL, ENDPOINT = "studio-model", "studio-ep"
+JOB_COMMAND = "for i in $(seq 1 60); do echo line $i; sleep 0.2; done"
+
+
+def xgb_model(depth):
+    """A small XGBoost model's JSON (4 features), trained here in well
+    under a second."""
+    import numpy as np
+    import xgboost as xgb
+    rng = np.random.default_rng(depth)
+    x = rng.random((200, 4), dtype=np.float32)
+    y = (x[:, 0] + x[:, 1] * depth > 1).astype(np.float32)
+    bst = xgb.train({"objective": "binary:logistic", "max_depth": depth, "nthread": 1, "seed": 1},
+                    xgb.DMatrix(x, label=y), 5)
+    return bytes(bst.save_raw("json"))
+
+
+def call_ok(c, svc, verb, body, allow=()):
+    hdr, b = c.call(svc, verb, body, timeout=60)
+    if hdr.get("st") not in (200, 201) + tuple(allow):
+        raise SystemExit(f"seed: {svc}.{verb}: {hdr.get('st')} {b}")
+    return b or {}
+
+
+def seed_registry(c, port):
+    """Each start, afresh (the state is reused): the model studio-model with
+    two versions, each stored from a run's artifact (so it has a run and
+    lineage), alias champion on 1; endpoint studio-ep with deployments blue
+    (v1, all the traffic) and green (v2); a finished job."""
+    call_ok(c, "endpoints", "delete_endpoint", {"name": ENDPOINT}, allow=(404,))
+    call_ok(c, "registry", "delete_registered_model", {"name": MODEL}, allow=(404,))
+    b = call_ok(c, "tracking", "get_experiment_by_name", {"experiment_name": "studio-models"}, allow=(404,))
+    exp = (b.get("experiment") or {}).get("experiment_id") or \
+        call_ok(c, "tracking", "create_experiment", {"name": "studio-models"})["experiment_id"]
+    call_ok(c, "registry", "create_registered_model", {"name": MODEL, "description": "the e2e's model"})
+    h = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for v, depth in ((1, 2), (2, 3)):
+            run = call_ok(c, "tracking", "create_run", {"experiment_id": exp, "run_name": f"train-v{v}"})
+            rid = run["run"]["info"]["run_id"]
+            h.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{rid}/artifacts/model/model.json",
+                      body=xgb_model(depth))
+            r = h.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"seed: PUT model.json: {r.status}")
+            call_ok(c, "tracking", "update_run", {"run_id": rid, "status": "FINISHED"})
+            call_ok(c, "registry", "create_model_version", {
+                "name": MODEL, "source": f"runs:/{rid}/model/model.json", "run_id": rid, "flavor": "xgboost"})
+    finally:
+        h.close()
+    call_ok(c, "registry", "set_alias", {"name": MODEL, "alias": "champion", "version": 1})
+    call_ok(c, "registry", "set_alias", {"name": MODEL, "alias": "challenger", "version": 2})
+    call_ok(c, "endpoints", "create_endpoint", {"name": ENDPOINT})
+    for dep, v in (("blue", 1), ("green", 2)):
+        call_ok(c, "endpoints", "create_deployment", {"endpoint": ENDPOINT, "name": dep,
+                                                     "model": f"model:{MODEL}:{v}"})
+    job = call_ok(c, "jobs", "submit_job", {"spec": {"command": "echo hello from the e2e",
+                                                     "experiment_name": "studio-jobs",
+                                                     "display_name": "e2e hello"}})["job"]
+    ep = call_ok(c, "endpoints", "get_endpoint", {"name": ENDPOINT})["endpoint"]
+    key = call_ok(c, "endpoints", "get_keys", {"endpoint": ENDPOINT})["primary_key"]
+    return {"model": MODEL, "endpoint": ENDPOINT, "scoring_uri": ep["scoring_uri"], "key": key,
+            "hello_job": job["name"], "job_command": JOB_COMMAND}
+
+
+def score_forever(uri, key, stop):
+    """A few requests a second to the endpoint, so that its metrics move
+    while the test watches them; one in ten a bad body (an error)."""
+    i = 0
+    while not stop.wait(0.2):
+        i += 1
+        body = {"instances": [[0.1 * (i % 10), 0.5, 0.2, 0.9]]} if i % 10 else {"nope": 1}
+        req = urllib.request.Request(uri, data=json.dumps(body).encode(), method="POST")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Authorization", f"Bearer {key}")
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except Exception:
+            pass
+
+
 def main():
     marker = os.path.join(SEED_DIR, "seed.json")
     fresh = os.environ.get("CAIRN_E2E_RESEED") == "1" or not os.path.exists(marker)
@@ -178,8 +267,19 @@ def main():
                 info = json.load(f)
             info["seeded_now"] = False
         put_artifacts(k.http_port, info["long"], info["long_runs"][0])
+        c = RawClient(k.endpoint, zmq.DEALER)
+        try:
+            t0 = time.monotonic()
+            info.update(seed_registry(c, k.http_port))
+            info["registry_seed_s"] = round(time.monotonic() - t0, 1)
+        finally:
+            c.close()
+        stop = threading.Event()
+        threading.Thread(target=score_forever, args=(info["scoring_uri"], info["key"], stop),
+                         daemon=True).start()
         print(json.dumps({"http": f"http://127.0.0.1:{k.http_port}", "seed": info}), flush=True)
         sys.stdin.read()  # until the test closes it
+        stop.set()
     finally:
         k.cleanup()
 

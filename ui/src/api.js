@@ -53,3 +53,10 @@ export function fmtDuration(info) {
 }
 export const fmtNum = (v) =>
   v === undefined || v === null ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(5)) : String(v);
+
+export const registry = (verb, body, signal) => call('registry', verb, body, signal);
+export const endpoints = (verb, body, signal) => call('endpoints', verb, body, signal);
+export const jobs = (verb, body, signal) => call('jobs', verb, body, signal);
+
+// A filter's quoted value: 'it''s' (the registry's and tracking's syntax).
+export const quote = (s) => `'${String(s).replace(/'/g, "''")}'`;

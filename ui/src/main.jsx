@@ -7,6 +7,7 @@ import { Experiments } from './experiments.jsx';
 import { Runs } from './runs.jsx';
 import { Run } from './run.jsx';
 import { Compare } from './compare.jsx';
+import { Model, Models } from './models.jsx';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
@@ -45,6 +46,8 @@ function route(loc) {
   if ((m = path.match(/^\/runs\/([^/]+)$/))) return <Run key={m[1]} runId={decodeURIComponent(m[1])} />;
   if (path === '/compare') return <Compare runIds={(q.get('runs') || '').split(',').filter(Boolean)} initialMetric={q.get('metric') || ''} />;
   if (path === '/' || path === '/experiments') return <Experiments />;
+  if (path === '/models') return <Models />;
+  if ((m = path.match(/^\/models\/([^/]+)$/))) return <Model key={m[1]} name={decodeURIComponent(m[1])} />;
   return <p role="alert">No page at {path}. <Link href="/">Experiments</Link></p>;
 }
 
@@ -59,6 +62,7 @@ function App() {
         <Link href="/" class="brand">Cairn Studio</Link>
         <nav aria-label="Main">
           <Link href="/">Experiments</Link>
+          <Link href="/models">Models</Link>
         </nav>
         {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
       </header>
