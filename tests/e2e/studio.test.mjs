@@ -281,7 +281,7 @@ async function run(page, seed, http, allow400) {
   await shot(page, '10-dark');
   await page.emulateMedia({ colorScheme: 'light' });
 
-  await registrySteps(page, seed, http);
+  await registrySteps(page, seed, http, allow400);
 }
 
 // POST /api/v1/SVC/VERB from the test itself (what the server says now).
@@ -294,7 +294,7 @@ async function api(http, svc, verb, body = {}) {
 
 // The models, endpoints and jobs pages (studio_server.py seeds a model with
 // two versions, an endpoint with two deployments of it, a finished job).
-async function registrySteps(page, seed, http) {
+async function registrySteps(page, seed, http, allow400) {
   step = 'models';
   await page.goto(`${http}/models`);
   await page.getByRole('link', { name: seed.model, exact: true }).click();
@@ -323,6 +323,63 @@ async function registrySteps(page, seed, http) {
   for (const t of ['run', 'model_version', 'deployment', 'endpoint']) assert.ok(types.some((c) => c.includes(t)), `a ${t} node in the lineage (${types})`);
   assert.ok((await graph.locator('g.edge').count()) >= 3, 'edges produced, deployed, serves');
   await shot(page, '12-model-alias-moved');
+
+  step = 'endpoints';
+  await page.goto(`${http}/endpoints`);
+  await page.getByRole('link', { name: seed.endpoint, exact: true }).click();
+  await page.waitForURL(/\/endpoints\//);
+  await page.getByTestId('deployments').locator('tbody tr').nth(1).waitFor();
+  // the metrics are polled: the charts get more samples (the server scores a few requests a second)
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=rate-chart]')?.dataset.samples) >= 3, null, { timeout: 60000 });
+  assert.ok(Number(await page.getByTestId('metrics').locator('tbody tr').first().locator('td').first().innerText()) > 0, 'blue has requests');
+  await shot(page, '13-endpoint');
+
+  step = 'mirror to green';
+  let updates = 0;
+  const count = (r) => /\/endpoints\/update_traffic$/.test(r.url()) && updates++;
+  page.on('request', count);
+  const traffic = page.getByTestId('traffic-form');
+  const mirror = page.getByTestId('mirror-form');
+  await mirror.getByLabel('Mirror % for green').fill('20');
+  await mirror.getByRole('button', { name: 'Apply mirror' }).click();
+  await page.waitForFunction(() => /green 20%/.test(document.querySelector('[data-testid=mirror]').innerText));
+
+  step = 'a traffic split that does not sum to 100';
+  await traffic.getByLabel('Traffic % for blue').fill('30');
+  await traffic.getByLabel('Traffic % for green').fill('60');
+  await traffic.getByRole('button', { name: 'Apply traffic' }).click();
+  assert.match(await traffic.getByTestId('traffic-msg').innerText(), /sum to 90%.*Nothing was sent/);
+  assert.equal(updates, 0, 'refused here: no update_traffic sent');
+
+  step = 'traffic to a mirroring deployment: the server refuses';
+  allow400(true);
+  // the slider by keyboard: green 60 -> 70
+  await traffic.getByLabel('Traffic for green (slider)').focus();
+  for (let i = 0; i < 10; i++) await page.keyboard.press('ArrowRight');
+  assert.equal(await traffic.getByLabel('Traffic % for green').inputValue(), '70');
+  assert.match(await traffic.getByTestId('traffic-sum').innerText(), /100%/);
+  await traffic.getByRole('button', { name: 'Apply traffic' }).click();
+  await page.waitForFunction(() => /mirrored traffic/.test(document.querySelector('[data-testid=traffic-msg]').innerText));
+  assert.equal(updates, 1);
+  await shot(page, '14-endpoint-refused');
+  allow400(false);
+
+  step = 'change the traffic split';
+  await mirror.getByLabel('Mirror % for green').fill('0');
+  await mirror.getByRole('button', { name: 'Apply mirror' }).click();
+  await page.waitForFunction(() => /none/.test(document.querySelector('[data-testid=mirror]').innerText));
+  // the forms start again from the server's values after a change
+  await traffic.getByLabel('Traffic % for blue').fill('30');
+  await traffic.getByLabel('Traffic % for green').fill('70');
+  await traffic.getByRole('button', { name: 'Apply traffic' }).click();
+  await page.waitForFunction(() => /blue 30%, green 70%/.test(document.querySelector('[data-testid=traffic]').innerText));
+  const ep = await api(http, 'endpoints', 'get_endpoint', { name: seed.endpoint });
+  assert.deepEqual(ep.endpoint.traffic, { blue: 30, green: 70 }, 'the server has the new split');
+  page.off('request', count);
+  assert.equal(updates, 2, 'one update_traffic per apply, the whole map');
+  // green takes requests now: its line in the charts
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=metrics] tbody tr:nth-child(2) td')?.innerText) > 0, null, { timeout: 60000 });
+  await shot(page, '15-endpoint-split');
 }
 
 main().then(

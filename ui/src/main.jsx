@@ -8,6 +8,7 @@ import { Runs } from './runs.jsx';
 import { Run } from './run.jsx';
 import { Compare } from './compare.jsx';
 import { Model, Models } from './models.jsx';
+import { Endpoint, Endpoints } from './endpoints.jsx';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
@@ -47,6 +48,8 @@ function route(loc) {
   if (path === '/compare') return <Compare runIds={(q.get('runs') || '').split(',').filter(Boolean)} initialMetric={q.get('metric') || ''} />;
   if (path === '/' || path === '/experiments') return <Experiments />;
   if (path === '/models') return <Models />;
+  if (path === '/endpoints') return <Endpoints />;
+  if ((m = path.match(/^\/endpoints\/([^/]+)$/))) return <Endpoint key={m[1]} name={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/models\/([^/]+)$/))) return <Model key={m[1]} name={decodeURIComponent(m[1])} />;
   return <p role="alert">No page at {path}. <Link href="/">Experiments</Link></p>;
 }
@@ -63,6 +66,7 @@ function App() {
         <nav aria-label="Main">
           <Link href="/">Experiments</Link>
           <Link href="/models">Models</Link>
+          <Link href="/endpoints">Endpoints</Link>
         </nav>
         {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
       </header>
