@@ -380,6 +380,48 @@ async function registrySteps(page, seed, http, allow400) {
   // green takes requests now: its line in the charts
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=metrics] tbody tr:nth-child(2) td')?.innerText) > 0, null, { timeout: 60000 });
   await shot(page, '15-endpoint-split');
+
+  step = 'jobs';
+  const spec = { command: seed.job_command, experiment_name: 'studio-jobs', display_name: 'e2e lines' };
+  const job = (await api(http, 'jobs', 'submit_job', { spec })).job;
+  await page.goto(`${http}/jobs`);
+  await page.locator(`[data-testid=jobs] tr[data-job="${job.name}"]`).waitFor();
+  await page.getByLabel('Status', { exact: true }).selectOption('Completed');
+  await page.locator(`[data-testid=jobs] tr[data-job="${seed.hello_job}"]`).waitFor();
+  for (const s of await page.locator('[data-testid=jobs] tbody .status').allInnerTexts()) assert.equal(s, 'Completed');
+  await shot(page, '16-jobs');
+
+  step = "a job's log growing";
+  await page.getByLabel('Status', { exact: true }).selectOption('');
+  await page.locator(`[data-testid=jobs] tr[data-job="${job.name}"]`).getByRole('link', { name: job.name }).click();
+  await page.waitForURL(/\/jobs\//);
+  const log = page.getByTestId('job-log');
+  await page.waitForFunction(() => /line \d/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
+  const first = await log.evaluate((el) => ({ len: el.innerText.length, done: el.dataset.done }));
+  assert.equal(first.done, 'false', 'the job was still running when its log was first seen');
+  await page.waitForFunction((n) => document.querySelector('[data-testid=job-log]').innerText.length > n, first.len, { timeout: 60000 });
+  figures.job_log_first_len = first.len;
+  await shot(page, '17-job-log-live');
+  await page.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 90000 });
+  const text = await log.innerText();
+  assert.match(text, /^line 1\n(.|\n)*line 60\s*$/, 'the whole log, in order');
+  assert.equal(text.match(/line \d+/g).length, 60, 'each line once');
+  await page.waitForFunction(() => document.querySelector('[data-testid=job-status]').innerText === 'Completed');
+  await shot(page, '18-job-done');
+  // its run's lineage (a run of a job: none recorded), then a model's run: run -> version
+  await page.getByRole('link', { name: job.run_id.slice(0, 12) }).click();
+  await page.waitForURL(/\/runs\//);
+  await page.getByText('Lineage', { exact: true }).click();
+  await page.getByTestId('lineage').waitFor();
+
+  step = 'cancel a job';
+  const long = (await api(http, 'jobs', 'submit_job', { spec: { command: 'echo started; sleep 60', experiment_name: 'studio-jobs', display_name: 'e2e cancel' } })).job;
+  await page.goto(`${http}/jobs/${long.name}`);
+  await page.waitForFunction(() => /started/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
+  await page.getByRole('button', { name: 'Cancel job' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=job-status]').innerText === 'Canceled', null, { timeout: 60000 });
+  await page.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 60000 });
+  await shot(page, '19-job-canceled');
 }
 
 main().then(

@@ -9,6 +9,7 @@ import { Run } from './run.jsx';
 import { Compare } from './compare.jsx';
 import { Model, Models } from './models.jsx';
 import { Endpoint, Endpoints } from './endpoints.jsx';
+import { Job, Jobs } from './jobs.jsx';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
@@ -49,6 +50,8 @@ function route(loc) {
   if (path === '/' || path === '/experiments') return <Experiments />;
   if (path === '/models') return <Models />;
   if (path === '/endpoints') return <Endpoints />;
+  if (path === '/jobs') return <Jobs />;
+  if ((m = path.match(/^\/jobs\/([^/]+)$/))) return <Job key={m[1]} name={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/endpoints\/([^/]+)$/))) return <Endpoint key={m[1]} name={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/models\/([^/]+)$/))) return <Model key={m[1]} name={decodeURIComponent(m[1])} />;
   return <p role="alert">No page at {path}. <Link href="/">Experiments</Link></p>;
@@ -67,6 +70,7 @@ function App() {
           <Link href="/">Experiments</Link>
           <Link href="/models">Models</Link>
           <Link href="/endpoints">Endpoints</Link>
+          <Link href="/jobs">Jobs</Link>
         </nav>
         {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
       </header>

@@ -5,6 +5,7 @@ import { field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
 import { Artifacts } from './artifacts.jsx';
+import { Lineage } from './lineage.jsx';
 
 export function KV({ title, rows, num }) {
   return (
@@ -33,6 +34,7 @@ export function Run({ runId }) {
   const [children, setChildren] = useState([]);
   const [error, setError] = useState('');
   const [metric, setMetric] = useState('');
+  const [lineage, setLineage] = useState(false); // asked for when opened
   useEffect(() => {
     tracking('get_run', { run_id: runId })
       .then((r) => {
@@ -84,6 +86,10 @@ export function Run({ runId }) {
         <KV title="Tags" rows={data.tags || []} />
       </div>
       <Artifacts info={info} />
+      <details onToggle={(e) => setLineage(e.currentTarget.open)}>
+        <summary><h2 class="inline">Lineage</h2></summary>
+        {lineage && <div class="scroll-x"><Lineage node={`run:${info.run_id}`} /></div>}
+      </details>
     </section>
   );
 }
