@@ -3,7 +3,9 @@
 // (studio_server.py: 100,000 runs × 20 metrics, and 10 runs of 100,000
 // steps). Opens the runs table, sorts by a metric, filters with OR (and a
 // bad filter), walks the table by keyboard and opens a run, sees its chart,
-// compares three runs, and times a chart of 10 runs × 100,000 steps.
+// compares three runs, and times a chart of 10 runs × 100,000 steps; then
+// moves a model's alias, changes an endpoint's traffic split (checked
+// through the REST API), and watches a job's log grow (docs/STUDIO.md).
 // Screenshots go to BUILD/e2e/screenshots/; a console error fails the test;
 // so does a request for a whole history or a whole run list. Prints the
 // figures (docs/STUDIO.md). Run: CAIRN_BUILD_DIR=build node tests/e2e/studio.test.mjs
@@ -67,6 +69,7 @@ async function main() {
   const seed = srv.seed;
   figures.seed = seed.seeded_now ? `seeded now: ${seed.runs} runs in ${seed.populate_s} s, all in ${seed.seed_s} s` : `reused (seeded earlier in ${seed.seed_s} s)`;
   figures.server_up_ms = ms(t0);
+  figures.registry_seed_s = seed.registry_seed_s;
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-e2e-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

@@ -9,7 +9,10 @@ then one log_batch, 512 requests in flight, committed in the storage
 plugin's write groups); experiment "studio-long", 10 runs whose metric
 "loss" has 100,000 steps each. Seeding takes minutes, so the state is kept
 in the build dir (BUILD/e2e/seed-v1/) and reused by later runs;
-CAIRN_E2E_RESEED=1 seeds again."""
+CAIRN_E2E_RESEED=1 seeds again. At each start (seed_registry, 1-4 s, mostly
+importing xgboost) a model with two versions, an endpoint with two deployments of
+it and a finished job are made again in that state, and a thread scores
+the endpoint a few times a second while the test runs."""
 import http.client
 import json
 import threading
