@@ -3,7 +3,8 @@
 // (studio_server.py: 100,000 runs × 20 metrics, and 10 runs of 100,000
 // steps). Opens the runs table, sorts by a metric, filters with OR (and a
 // bad filter), walks the table by keyboard and opens a run, sees its chart,
-// compares three runs, and times a chart of 10 runs × 100,000 steps; then
+// selects a range with Shift-click and compares three runs (a scatter and
+// parallel coordinates), and times a chart of 10 runs × 100,000 steps; then
 // moves a model's alias, changes an endpoint's traffic split (checked
 // through the REST API), and watches a job's log grow (docs/STUDIO.md).
 // Screenshots go to BUILD/e2e/screenshots/; a console error fails the test;
@@ -97,7 +98,7 @@ async function main() {
     if (m[1] === 'search_runs' && !(body.max_results > 0 && body.max_results <= 1000)) bad.push(`search_runs max_results ${body.max_results}`);
   });
   try {
-    await run(page, seed, srv.http, (v) => (allowed400 = v));
+    await run(page, seed, srv.http, (v) => (allowed400 = v), errors);
   } finally {
     await ctx.close();
     srv.proc.stdin.end();
@@ -120,7 +121,7 @@ async function visibleRows(page, cols) {
   );
 }
 
-async function run(page, seed, http, allow400) {
+async function run(page, seed, http, allow400, errors) {
   step = 'first rows';
   let t = performance.now();
   await page.goto(`${http}/experiments/${seed.big}`, { waitUntil: 'commit' });
@@ -256,7 +257,18 @@ async function run(page, seed, http, allow400) {
   step = 'compare three runs';
   await page.goto(`${http}/experiments/${seed.long}`);
   await page.waitForSelector('[data-testid=runs-body] [role=row]');
-  for (const i of [0, 1, 2]) await page.locator('[data-testid=runs-body] [role=row]').nth(i).getByRole('checkbox').check();
+  // Shift-click selects a range: 0, then Shift 5 (0..5), then Shift 3
+  // (3 is selected: 3..5 unselected), leaving 0..2.
+  const rowBox = (i) => page.locator('[data-testid=runs-body] [role=row]').nth(i).getByRole('checkbox');
+  const selectedRows = () => page.$$eval('[data-testid=runs-body] [role=row][aria-selected=true]', (rs) => rs.map((r) => Number(r.getAttribute('aria-rowindex')) - 2));
+  await rowBox(0).check();
+  await rowBox(5).click({ modifiers: ['Shift'] });
+  await page.getByText('6 selected').waitFor();
+  assert.deepEqual(await selectedRows(), [0, 1, 2, 3, 4, 5]);
+  await shot(page, '08a-shift-range');
+  await rowBox(3).click({ modifiers: ['Shift'] });
+  await page.getByText('3 selected').waitFor();
+  assert.deepEqual(await selectedRows(), [0, 1, 2]);
   await page.getByRole('button', { name: 'Compare' }).click();
   await page.waitForURL(/\/compare\?runs=/);
   await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
@@ -275,6 +287,35 @@ async function run(page, seed, http, allow400) {
   assert.match(await page.getByTestId('chart-info').innerText(), /of 1,000,000 points/);
   await shot(page, '09-chart-10-runs');
 
+  step = 'compare: scatter and parallel coordinates';
+  const scatter = page.getByTestId('scatter');
+  await page.getByLabel('scatter metric').selectOption('loss');
+  await page.getByLabel('scatter param').selectOption('lr');
+  await page.waitForSelector('[data-testid=scatter][data-x=numeric]');
+  assert.equal(await scatter.locator('circle.pt').count(), 10, 'a point per run');
+  assert.match(await scatter.locator('circle.pt title').first().textContent(), /lr=0\.1, loss=/);
+  // lr grows to the right: run long-0 (lr 0.1) is the rightmost point
+  const cx = await scatter.locator('circle.pt').evaluateAll((cs) => cs.map((c) => Number(c.getAttribute('cx'))));
+  assert.equal(Math.max(...cx), cx[0], 'the largest lr rightmost');
+  await page.getByLabel('scatter param').selectOption('optimizer');
+  await page.waitForSelector('[data-testid=scatter][data-x=categorical]');
+  assert.equal(await scatter.locator('circle.pt').count(), 10);
+  assert.deepEqual(await scatter.locator('text').allTextContents().then((t) => t.filter((x) => x === 'adam')), ['adam'], 'one category');
+  const par = page.getByTestId('parallel');
+  assert.equal(await par.locator('polyline.run').count(), 10, 'a polyline per run');
+  const axesBefore = await par.locator('g.axis').count();
+  assert.ok(axesBefore >= 3, `axes: ${axesBefore}`);
+  await page.getByText(/^Axes \(/).click();
+  await page.getByRole('checkbox', { name: 'param:optimizer' }).check();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=parallel] g.axis').length === n + 1, axesBefore);
+  assert.equal(await par.locator('g.axis[data-axis="param:optimizer"]').count(), 1);
+  // each polyline has a point on each axis
+  const npts = await par.locator('polyline.run').evaluateAll((ls) => ls.map((l) => l.getAttribute('points').split(' ').length));
+  assert.deepEqual(npts, Array(10).fill(axesBefore + 1));
+  await page.getByText(/^Axes \(/).click();
+  await page.getByTestId('parallel').scrollIntoViewIfNeeded();
+  await shot(page, '09b-compare-scatter-parallel');
+
   step = 'dark theme';
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.waitForSelector('[data-testid=chart][data-scheme=dark] canvas'); // redrawn in dark colours
@@ -284,7 +325,7 @@ async function run(page, seed, http, allow400) {
   await shot(page, '10-dark');
   await page.emulateMedia({ colorScheme: 'light' });
 
-  await registrySteps(page, seed, http, allow400);
+  await registrySteps(page, seed, http, allow400, errors);
 }
 
 // POST /api/v1/SVC/VERB from the test itself (what the server says now).
@@ -297,7 +338,7 @@ async function api(http, svc, verb, body = {}) {
 
 // The models, endpoints and jobs pages (studio_server.py seeds a model with
 // two versions, an endpoint with two deployments of it, a finished job).
-async function registrySteps(page, seed, http, allow400) {
+async function registrySteps(page, seed, http, allow400, errors) {
   step = 'models';
   await page.goto(`${http}/models`);
   await page.getByRole('link', { name: seed.model, exact: true }).click();
@@ -414,6 +455,11 @@ async function registrySteps(page, seed, http, allow400) {
   // its run's lineage (a run of a job: none recorded), then a model's run: run -> version
   await page.getByRole('link', { name: job.run_id.slice(0, 12) }).click();
   await page.waitForURL(/\/runs\//);
+  // the run keeps the job's log as logs/output.log: its tail shown
+  await page.waitForSelector('[data-testid=run-log][data-state=shown]', { timeout: 60000 });
+  const runLog = await page.getByTestId('run-log').innerText();
+  assert.match(runLog, /^line 1\n(.|\n)*line 60\s*$/, "the run's log, whole");
+  await shot(page, '18a-run-log');
   await page.getByText('Lineage', { exact: true }).click();
   await page.getByTestId('lineage').waitFor();
 
@@ -421,10 +467,23 @@ async function registrySteps(page, seed, http, allow400) {
   const long = (await api(http, 'jobs', 'submit_job', { spec: { command: 'echo started; sleep 60', experiment_name: 'studio-jobs', display_name: 'e2e cancel' } })).job;
   await page.goto(`${http}/jobs/${long.name}`);
   await page.waitForFunction(() => /started/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
+  // its run's page, open in a second tab while it runs: no log yet, asked again
+  const runPage = await page.context().newPage();
+  runPage.on('pageerror', (e) => errors.push(`[${step}, run page] page error: ${e.message}`));
+  runPage.on('console', (m) => m.type() === 'error' && errors.push(`[${step}, run page] console: ${m.text()}`));
+  await runPage.goto(`${http}/runs/${long.run_id}`);
+  await runPage.waitForSelector('[data-testid=run-log][data-state=waiting]');
+  assert.match(await runPage.getByTestId('run-log').innerText(), /RUNNING/);
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.waitForFunction(() => document.querySelector('[data-testid=job-status]').innerText === 'Canceled', null, { timeout: 60000 });
   await page.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 60000 });
   await shot(page, '19-job-canceled');
+  // the log arrives in the open run page by itself (no reload)
+  await runPage.waitForFunction(() => /started/.test(document.querySelector('[data-testid=run-log][data-state=shown]')?.innerText), null, { timeout: 60000 });
+  await runPage.waitForFunction(() => document.querySelector('[data-testid=run-status]').innerText !== 'RUNNING');
+  await runPage.getByRole('button', { name: 'logs/' }).waitFor(); // the artifacts asked again
+  await shot(runPage, '19a-run-log-after-cancel');
+  await runPage.close();
 }
 
 main().then(

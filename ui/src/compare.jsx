@@ -1,9 +1,11 @@
 // N runs side by side: the params that differ (or all), the latest metrics,
-// and one metric's histories overlaid.
+// one metric's histories overlaid, a metric against a param (scatter) and
+// parallel coordinates (explore.jsx).
 import { useEffect, useState } from 'preact/hooks';
 import { fmtNum, kv, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
+import { Parallel, Scatter } from './explore.jsx';
 
 export function Compare({ runIds, initialMetric }) {
   const [runs, setRuns] = useState(null);
@@ -26,6 +28,8 @@ export function Compare({ runIds, initialMetric }) {
   const differs = (maps, k) => new Set(maps.map((m) => String(m[k]))).size > 1;
   const pkeys = keys(params).filter((k) => all || differs(params, k));
   const mkeys = keys(metrics);
+  // the params that differ first (the likelier x axes), then the rest
+  const xkeys = [...keys(params).filter((k) => differs(params, k)), ...keys(params).filter((k) => !differs(params, k))];
   const head = (
     <thead>
       <tr>
@@ -47,6 +51,18 @@ export function Compare({ runIds, initialMetric }) {
             </select>
           <MetricChart runs={runs.map((r) => ({ id: r.info.run_id, name: r.info.run_name }))} metric={metric} />
         </>
+      )}
+      {mkeys.length > 0 && runs.length > 1 && (
+        <div class="columns">
+          <section>
+            <h2>Metric against param</h2>
+            <Scatter runs={runs} metrics={metrics} params={params} mkeys={mkeys} pkeys={xkeys} />
+          </section>
+          <section>
+            <h2>Parallel coordinates</h2>
+            <Parallel runs={runs} metrics={metrics} params={params} mkeys={mkeys} pkeys={xkeys} />
+          </section>
+        </div>
       )}
       <h2>Params</h2>
       <label><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> show params that are the same</label>

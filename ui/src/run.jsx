@@ -1,11 +1,12 @@
 // A run: its info, params, latest metrics, tags, parent and children, and a
-// chart of one of its metrics.
+// chart of one of its metrics, its log (a job's run) and its artifacts.
 import { useEffect, useState } from 'preact/hooks';
 import { field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
 import { Artifacts } from './artifacts.jsx';
 import { Lineage } from './lineage.jsx';
+import { RunLog } from './runlog.jsx';
 
 export function KV({ title, rows, num }) {
   return (
@@ -35,6 +36,7 @@ export function Run({ runId }) {
   const [error, setError] = useState('');
   const [metric, setMetric] = useState('');
   const [lineage, setLineage] = useState(false); // asked for when opened
+  const [hasLog, setHasLog] = useState(false); // RunLog found logs/output.log
   useEffect(() => {
     tracking('get_run', { run_id: runId })
       .then((r) => {
@@ -85,7 +87,8 @@ export function Run({ runId }) {
         <KV title="Metrics (latest)" rows={metrics} num />
         <KV title="Tags" rows={data.tags || []} />
       </div>
-      <Artifacts info={info} />
+      <RunLog info={info} onInfo={(i, log) => (setRun((r) => ({ ...r, info: i })), setHasLog(log))} />
+      <Artifacts info={info} key={info.status + hasLog} />
       <details onToggle={(e) => setLineage(e.currentTarget.open)}>
         <summary><h2 class="inline">Lineage</h2></summary>
         {lineage && <div class="scroll-x"><Lineage node={`run:${info.run_id}`} /></div>}

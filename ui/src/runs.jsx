@@ -2,7 +2,8 @@
 // view are in the DOM), its pages asked of the server as the user scrolls
 // (search_runs with page_token), sorted and filtered by the server (order_by,
 // Cairn's filter syntax with OR and parentheses). Keys: arrows, Page Up/Down,
-// Home/End move the focus; Enter opens the run; Space selects it.
+// Home/End move the focus; Enter opens the run; Space selects it
+// (Shift+Space or Shift+click: the range from the last row toggled).
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { field, fmtDuration, fmtNum, fmtTime, kv, tracking } from './api.js';
 import { go, Link } from './router.jsx';
@@ -131,7 +132,10 @@ export function Runs({ experimentId }) {
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  useEffect(() => setFocus(0), [filter, orderBy, viewType]);
+  useEffect(() => {
+    setFocus(0);
+    anchor.current = null;
+  }, [filter, orderBy, viewType]);
 
   const n = pages.rows.length;
   const first = Math.max(0, Math.floor(scrollTop / ROW_H) - OVERSCAN);
@@ -145,6 +149,23 @@ export function Runs({ experimentId }) {
     const s = new Set(selected);
     s.has(id) ? s.delete(id) : s.add(id);
     setSelected(s);
+  };
+  // Row i toggled; with Shift, every row from the last one toggled (the
+  // anchor) to i takes i's new state.
+  const anchor = useRef(null);
+  const select = (i, shift) => {
+    const id = pages.rows[i].info.run_id;
+    const on = !selected.has(id);
+    const a = anchor.current;
+    if (shift && a !== null && a < n) {
+      const s = new Set(selected);
+      for (let k = Math.min(a, i); k <= Math.max(a, i); k++) {
+        const rid = pages.rows[k].info.run_id;
+        on ? s.add(rid) : s.delete(rid);
+      }
+      setSelected(s);
+    } else toggle(id);
+    anchor.current = i;
   };
   const moveFocus = (i) => {
     const f = Math.max(0, Math.min(n - 1, i));
@@ -164,7 +185,7 @@ export function Runs({ experimentId }) {
       go(`/runs/${encodeURIComponent(pages.rows[focus].info.run_id)}`);
     } else if (e.key === ' ' && pages.rows[focus]) {
       e.preventDefault();
-      toggle(pages.rows[focus].info.run_id);
+      select(focus, e.shiftKey);
     }
   };
   const apply = (e) => {
@@ -230,7 +251,7 @@ export function Runs({ experimentId }) {
               const p = kv(run.data?.params);
               return (
                 <div class={'row' + (i === focus ? ' focus' : '')} role="row" id={`run-row-${i}`} aria-rowindex={i + 2} aria-selected={selected.has(id)} key={id} style={{ top: i * ROW_H + 'px' }} onClick={() => setFocus(i)}>
-                  <span role="gridcell"><input type="checkbox" tabIndex={-1} checked={selected.has(id)} onChange={() => toggle(id)} aria-label={`select ${run.info.run_name || id}`} /></span>
+                  <span role="gridcell"><input type="checkbox" tabIndex={-1} checked={selected.has(id)} onClick={(e) => select(i, e.shiftKey)} aria-label={`select ${run.info.run_name || id}`} /></span>
                   <span role="gridcell"><Link href={`/runs/${encodeURIComponent(id)}`} tabIndex={-1}>{run.info.run_name || id}</Link></span>
                   <span role="gridcell">{run.info.status}</span>
                   <span role="gridcell">{fmtTime(run.info.start_time)}</span>
