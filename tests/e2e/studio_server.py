@@ -57,6 +57,47 @@ class StudioKernel(Kernel):
                     f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
 
 
+class AuditKernel(Kernel):
+    """A small cairnd of its own for the audit page's step (a fresh state
+    each start): the kernel records to the audit service (docs/AUDIT.md).
+    Kept apart so that the 100,000-run state and the other steps' cairnd
+    run as before, unaudited."""
+    SERVICES = ("  audit:\n    plugin: audit\n    mode: inproc\n"
+                "  tracking:\n    plugin: storage\n    mode: inproc\n")
+
+    def __init__(self, http_port):
+        self.http_port = http_port
+        super().__init__(services=self.SERVICES, kernel_extra="  audit: audit\n")
+
+    def _new_ports(self):
+        super()._new_ports()
+        with open(self.conf, "a") as f:
+            f.write("  gateway:\n    plugin: gateway\n    mode: inproc\n"
+                    f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
+
+
+def seed_audit(k):
+    """A few recorded requests: 12 experiments created (200), one created
+    again (409), one run; waits until the trail holds them."""
+    c = RawClient(k.endpoint, zmq.DEALER)
+    try:
+        for i in range(12):
+            ok(*c.call("tracking", "create_experiment", {"name": f"audit-{i}"}), "create_experiment")
+        h, _ = c.call("tracking", "create_experiment", {"name": "audit-0"})
+        assert h["st"] == 409, h
+        exp = c.call("tracking", "get_experiment_by_name", {"experiment_name": "audit-1"})[1]
+        ok(*c.call("tracking", "create_run", {"experiment_id": exp["experiment"]["experiment_id"]}),
+           "create_run")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if len(c.call("audit", "query", {})[1].get("records", [])) >= 14:
+                return {"audit_records": 14}
+            time.sleep(0.05)
+        raise RuntimeError("the audit trail did not take 14 records in 30 s")
+    finally:
+        c.close()
+
+
 def ok(hdr, body, what):
     if hdr.get("st") != 200:
         raise SystemExit(f"seed: {what}: {hdr.get('st')} {body}")
@@ -259,6 +300,7 @@ def main():
         shutil.rmtree(SEED_DIR, ignore_errors=True)
         os.makedirs(SEED_DIR)
     k = StudioKernel(free_port(), os.path.join(SEED_DIR, "state")).start()
+    ak = None
     try:
         if fresh:
             info = seed(k)
@@ -277,6 +319,9 @@ def main():
             info["registry_seed_s"] = round(time.monotonic() - t0, 1)
         finally:
             c.close()
+        ak = AuditKernel(free_port()).start()
+        info.update(seed_audit(ak))
+        info["audit_http"] = f"http://127.0.0.1:{ak.http_port}"
         stop = threading.Event()
         threading.Thread(target=score_forever, args=(info["scoring_uri"], info["key"], stop),
                          daemon=True).start()
@@ -284,6 +329,8 @@ def main():
         sys.stdin.read()  # until the test closes it
         stop.set()
     finally:
+        if ak:
+            ak.cleanup()
         k.cleanup()
 
 

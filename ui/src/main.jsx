@@ -10,6 +10,7 @@ import { Compare } from './compare.jsx';
 import { Model, Models } from './models.jsx';
 import { Endpoint, Endpoints } from './endpoints.jsx';
 import { Job, Jobs } from './jobs.jsx';
+import { Audit } from './audit.jsx';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
@@ -51,6 +52,7 @@ function route(loc) {
   if (path === '/models') return <Models />;
   if (path === '/endpoints') return <Endpoints />;
   if (path === '/jobs') return <Jobs />;
+  if (path === '/audit') return <Audit />;
   if ((m = path.match(/^\/jobs\/([^/]+)$/))) return <Job key={m[1]} name={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/endpoints\/([^/]+)$/))) return <Endpoint key={m[1]} name={decodeURIComponent(m[1])} />;
   if ((m = path.match(/^\/models\/([^/]+)$/))) return <Model key={m[1]} name={decodeURIComponent(m[1])} />;
@@ -71,6 +73,7 @@ function App() {
           <Link href="/models">Models</Link>
           <Link href="/endpoints">Endpoints</Link>
           <Link href="/jobs">Jobs</Link>
+          <Link href="/audit">Audit</Link>
         </nav>
         {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
       </header>
