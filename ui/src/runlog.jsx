@@ -28,7 +28,8 @@ export function RunLog({ info, onInfo }) {
   const [st, setSt] = useState({ status: info.status, end: Number(info.end_time) || 0, log: null, size: -1 });
   usePoll(
     async () => {
-      const run = (await tracking('get_run', { run_id: info.run_id })).run.info;
+      // the first time, the page's own answer; then asked again
+      const run = !st.asked ? info : (await tracking('get_run', { run_id: info.run_id })).run.info;
       const f = await findLog(info.run_id);
       const size = f ? Number(f.file_size) : -1;
       let log = null;
@@ -41,7 +42,7 @@ export function RunLog({ info, onInfo }) {
       }
       const end = Number(run.end_time) || 0;
       if (run.status !== info.status || end !== (Number(info.end_time) || 0) || (f && st.size < 0)) onInfo?.(run, !!f);
-      setSt((s) => ({ status: run.status, end, log: log || s.log, size }));
+      setSt((s) => ({ status: run.status, end, log: log || s.log, size, asked: true }));
       const running = run.status === 'RUNNING' || run.status === 'SCHEDULED';
       return running || (!f && end > 0 && Date.now() - end < LATE_MS);
     },
