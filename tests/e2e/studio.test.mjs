@@ -271,6 +271,22 @@ async function run(page, seed, http, allow400, errors) {
   await rowBox(3).click({ modifiers: ['Shift'] });
   await page.getByText('3 selected').waitFor();
   assert.deepEqual(await selectedRows(), [0, 1, 2]);
+  // by keyboard: Space on row 7 (the anchor), Shift+Space on row 8, then
+  // the same again to unselect them
+  await page.getByTestId('runs-body').focus();
+  await page.keyboard.press('Home');
+  for (let i = 0; i < 7; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Space');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Shift+Space');
+  await page.getByText('5 selected').waitFor();
+  assert.deepEqual(await selectedRows(), [0, 1, 2, 7, 8]);
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Space');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Space');
+  await page.getByText('3 selected').waitFor();
+  assert.deepEqual(await selectedRows(), [0, 1, 2]);
   await page.getByRole('button', { name: 'Compare' }).click();
   await page.waitForURL(/\/compare\?runs=/);
   await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
@@ -512,6 +528,11 @@ async function auditSteps(page, seed) {
   assert.deepEqual(all.slice(0, seed.audit_records), [...Array(seed.audit_records).keys()].map((i) => i + 1), 'oldest first, from 1');
   const statuses = await rows.evaluateAll((rs) => rs.map((r) => r.lastElementChild.innerText));
   assert.deepEqual(statuses.filter((x) => x !== '200'), ['409'], 'the experiment created again: 409');
+  await page.getByLabel('Status (this page)').selectOption('refused');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=audit] tbody tr').length === 1);
+  assert.deepEqual(await seqs(), [13]);
+  await page.getByLabel('Status (this page)').selectOption('');
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=audit] tbody tr').length >= n, seed.audit_records);
   await shot(page, '20-audit');
 
   step = 'audit: filters';

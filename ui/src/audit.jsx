@@ -1,6 +1,8 @@
 // The audit trail (docs/AUDIT.md): audit.query with the filters it takes
 // (principal, service, verb, object, a time range), a page at a time
 // (page_token; oldest first), and audit.verify's verdict on the chain.
+// query takes no status: the status filter is the page's own, over the
+// records of the page shown.
 import { useState } from 'preact/hooks';
 import { call, fmtTime } from './api.js';
 import { useLoad } from './hooks.js';
@@ -14,6 +16,7 @@ export function Audit() {
   const [q, setQ] = useState(form); // the query asked
   const [tokens, setTokens] = useState(['']); // the page tokens walked: the last is this page's
   const [verdict, setVerdict] = useState(null);
+  const [status, setStatus] = useState(''); // '' all, 'ok' < 400, 'refused' >= 400
   const tok = tokens[tokens.length - 1];
   const page = useLoad(() => {
     const body = { max_results: Number(q.max) || 100 };
@@ -33,7 +36,8 @@ export function Audit() {
     setVerdict({ busy: true });
     audit('verify', {}).then((v) => setVerdict(v), (e) => setVerdict({ error: e.message }));
   };
-  const recs = page.data?.records || [];
+  const got = page.data?.records || [];
+  const recs = got.filter((r) => !status || (status === 'ok') === r.status < 400);
   return (
     <section class="audit">
       <h1>Audit trail</h1>
@@ -45,6 +49,9 @@ export function Audit() {
         <label>Until <input type="datetime-local" value={form.until} onInput={set('until')} /></label>
         <label>Per page <select value={form.max} onChange={set('max')}>{['5', '20', '100', '1000'].map((n) => <option key={n}>{n}</option>)}</select></label>
         <button type="submit">Search</button>
+        <label>Status (this page) <select value={status} onChange={(e) => setStatus(e.target.value)}>
+          <option value="">all</option><option value="ok">below 400</option><option value="refused">400 and above</option>
+        </select></label>
       </form>
       <p class="toolbar">
         <button onClick={verify} disabled={verdict?.busy}>Verify</button>
@@ -74,7 +81,7 @@ export function Audit() {
           ))}
         </tbody>
       </table>
-      {page.data && !recs.length && <p class="muted">No records.</p>}
+      {page.data && !recs.length && <p class="muted">No records{got.length ? ` of this page's ${got.length} with that status` : ''}.</p>}
       <p class="toolbar">
         <button disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>Previous page</button>
         <button disabled={!page.data?.next_page_token} onClick={() => setTokens([...tokens, page.data.next_page_token])}>Next page</button>
