@@ -824,3 +824,22 @@ double bench_rand_unit(uint64_t *state)
 {
     return (double)(bench_rand(state) >> 11) / 9007199254740992.0;
 }
+
+void bench_model_rows(uint64_t seed, size_t n, int nf, float *x, float *y)
+{
+    uint64_t ws = 99; /* the rule's weights: the same for every seed */
+    double *w = malloc((size_t)nf * sizeof *w);
+    if (!w) bench_die("out of memory");
+    for (int j = 0; j < nf; j++) w[j] = bench_rand_unit(&ws) * 2 - 1;
+    for (size_t r = 0; r < n; r++) {
+        double z = 0;
+        for (int j = 0; j < nf; j++) {
+            double v = bench_rand_unit(&seed) * 10 - 5;
+            x[r * (size_t)nf + (size_t)j] =
+                bench_rand_unit(&seed) < 0.02 ? NAN : (float)v;
+            z += w[j] * v + (j % 3 == 0 ? 0.3 * v * v - 2.5 : 0);
+        }
+        if (y) y[r] = z + (bench_rand_unit(&seed) - 0.5) * 6 > 0;
+    }
+    free(w);
+}

@@ -226,6 +226,12 @@ void bench_make_file(const char *path, uint64_t size, uint64_t seed, bool sync);
 uint64_t bench_rand(uint64_t *state);
 double bench_rand_unit(uint64_t *state);
 
+/* n rows of nf float features (2% NaN, the rest in [-5, 5)) and, when y is
+ * not NULL, their labels: a noisy rule, linear in the features plus a
+ * square of every third, so that trees of depth 6 have something to
+ * learn. The scorer's benches train and score on these. */
+void bench_model_rows(uint64_t seed, size_t n, int nf, float *x, float *y);
+
 /* A size on the command line: bytes, or with a K, M or G suffix (1.5G);
  * 0 when it is not one, under 1 byte or over 64 GiB. */
 uint64_t bench_parse_size(const char *s);

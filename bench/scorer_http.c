@@ -328,24 +328,6 @@ static void s_start_peer(int t, const char *kind, int threads)
 
 /* ---- the model ------------------------------------------------------------------ */
 
-/* n rows of NF features (2% NaN) and their labels (a noisy rule), as
- * bench_scorer_model makes them. */
-static void s_rows(uint64_t seed, size_t n, float *x, float *y)
-{
-    double w[NF];
-    uint64_t ws = 99;
-    for (int j = 0; j < NF; j++) w[j] = bench_rand_unit(&ws) * 2 - 1;
-    for (size_t r = 0; r < n; r++) {
-        double z = 0;
-        for (int j = 0; j < NF; j++) {
-            double v = bench_rand_unit(&seed) * 10 - 5;
-            x[r * NF + j] = bench_rand_unit(&seed) < 0.02 ? NAN : (float)v;
-            z += w[j] * v + (j % 3 == 0 ? 0.3 * v * v - 2.5 : 0);
-        }
-        if (y) y[r] = z + (bench_rand_unit(&seed) - 0.5) * 6 > 0;
-    }
-}
-
 static void s_feature_name(int k, char *out, size_t cap)
 {
     snprintf(out, cap, "f%02d", k);
@@ -358,7 +340,7 @@ static BoosterHandle s_train(long nrows)
     size_t n = (size_t)nrows;
     float *x = malloc(sizeof *x * n * NF), *y = malloc(sizeof *y * n);
     if (!x || !y) bench_die("out of memory");
-    s_rows(1, n, x, y);
+    bench_model_rows(1, n, NF, x, y);
     char names[NF][8];
     const char *np[NF];
     for (int k = 0; k < NF; k++) s_feature_name(k, names[k], sizeof names[k]);
@@ -1156,7 +1138,7 @@ static cairn_client_t *s_setup(const opts_t *o, BoosterHandle *b)
     if (g_keep) bench_kernel_keep(g_kernel);
     snprintf(g_model, sizeof g_model, "%s/model.json", bench_kernel_dir(g_kernel));
     *b = s_train(o->train_rows);
-    s_rows(2, NCHECK, g_rows, NULL);
+    bench_model_rows(2, NCHECK, NF, g_rows, NULL);
     s_body(g_rows, g_body, sizeof g_body);
     s_start_peer(T_CONST, "const", o->threads);
     s_start_peer(T_XGB, "xgb", o->threads);

@@ -57,23 +57,6 @@ static void s_usage(FILE *f)
             "[--trees N] [--depth N] [--calls N]\n");
 }
 
-/* n rows of NF features (2% NaN) and their labels (a noisy linear rule). */
-static void s_rows(uint64_t seed, size_t n, float *x, float *y)
-{
-    double w[NF];
-    uint64_t ws = 99;
-    for (int j = 0; j < NF; j++) w[j] = bench_rand_unit(&ws) * 2 - 1;
-    for (size_t r = 0; r < n; r++) {
-        double z = 0;
-        for (int j = 0; j < NF; j++) {
-            double v = bench_rand_unit(&seed) * 10 - 5;
-            x[r * NF + j] = bench_rand_unit(&seed) < 0.02 ? NAN : (float)v;
-            z += w[j] * v + (j % 3 == 0 ? 0.3 * v * v - 2.5 : 0);
-        }
-        if (y) y[r] = z + (bench_rand_unit(&seed) - 0.5) * 6 > 0;
-    }
-}
-
 #define XGB(call)                                                       \
     do {                                                                \
         if ((call) != 0) bench_die("%s: %s", #call, XGBGetLastError()); \
@@ -84,7 +67,7 @@ static BoosterHandle s_train(const opts_t *o)
     size_t n = (size_t)o->rows;
     float *x = malloc(sizeof *x * n * NF), *y = malloc(sizeof *y * n);
     if (!x || !y) bench_die("out of memory");
-    s_rows(1, n, x, y);
+    bench_model_rows(1, n, NF, x, y);
     DMatrixHandle d;
     XGB(XGDMatrixCreateFromMat(x, n, NF, NAN, &d));
     XGB(XGDMatrixSetFloatInfo(d, "label", y, n));
@@ -214,7 +197,7 @@ int main(int argc, char **argv)
     if (scorer_model_load(g_model, &m, &err) != 0) bench_die("%s", err.msg);
     float *x = malloc(sizeof *x * NBATCH * NF), *ours = malloc(sizeof *ours * NBATCH);
     if (!x || !ours) bench_die("out of memory");
-    s_rows(2, NBATCH, x, NULL);
+    bench_model_rows(2, NBATCH, NF, x, NULL);
 
     bench_host_t host;
     bench_host(&host);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compute.h"
+#include "exe_path.h"
 #include "jobdir.h"
 #include "yamlmp.h"
 
@@ -109,17 +110,8 @@ static const cairn_setting_t compute_settings[] = {
  * directory (cairnd and cairn-plugin-host are installed beside it). */
 static int s_find_shim(compute_t *c, const char *setting, cairn_err_t *err)
 {
-    if (setting && *setting) {
-        snprintf(c->shim, sizeof c->shim, "%s", setting);
-    } else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
-                                 "cannot find this executable: %s", strerror(errno));
-        self[n] = '\0';
-        snprintf(c->shim, sizeof c->shim, "%s/%s", dirname(self), JOB_SHIM_NAME);
-    }
+    if (cairn_sibling_exe(setting, JOB_SHIM_NAME, c->shim, sizeof c->shim, err) != 0)
+        return -1;
     char shim_dir[PATH_MAX];
     snprintf(shim_dir, sizeof shim_dir, "%s", c->shim);
     snprintf(c->jobenv, sizeof c->jobenv, "%s/%s", dirname(shim_dir), JOB_ENV_NAME);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "batch_score.h"
+#include "exe_path.h"
 #include "scorer.h"
 
 #define REGISTRY "registry"
@@ -542,18 +543,9 @@ int batch_invoke(void *state, cairn_req_t *req, cairn_err_t *err)
 
 int batch_init(scorer_t *sc, const char *setting, cairn_err_t *err)
 {
-    if (setting && *setting) {
-        snprintf(sc->batch_scorer, sizeof sc->batch_scorer, "%s", setting);
-    } else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            return cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
-                                 "cannot find this executable: %s", strerror(errno));
-        self[n] = '\0';
-        snprintf(sc->batch_scorer, sizeof sc->batch_scorer, "%s/%s", dirname(self),
-                 BATCH_SCORER_NAME);
-    }
+    if (cairn_sibling_exe(setting, BATCH_SCORER_NAME, sc->batch_scorer,
+                          sizeof sc->batch_scorer, err) != 0)
+        return -1;
     return (sc->batch = batch_store_open(sc->store, err)) ? 0 : -1;
 }
 
