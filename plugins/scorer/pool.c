@@ -181,9 +181,8 @@ static int s_spawn(py_pool_t *p, pid_t *pid, int *fd, char *why, size_t why_len)
     int child_fd = sv[1] == 3 ? 4 : 3; /* dup2 onto itself would keep CLOEXEC */
     char fdarg[16];
     snprintf(fdarg, sizeof fdarg, "%d", child_fd);
-    char *argv[] = {
-        (char *)p->o.python, "-u", (char *)p->o.driver, "--fd", fdarg, "--script",
-        (char *)p->o.script, NULL};
+    char *argv[] = {(char *)p->o.python, (char *)p->o.driver, "--fd", fdarg,
+                    "--script",          (char *)p->o.script, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
