@@ -657,15 +657,60 @@ int metric_history(void *state, cairn_req_t *req, cairn_err_t *err)
     return 0;
 }
 
+/* The part of a history a sampled read covers: steps and times, each
+ * bound inclusive and optional (a zoomed chart asks for its range only). */
+typedef struct {
+    int64_t step_lo, step_hi, time_lo, time_hi;
+    bool any;
+} history_range_t;
+
+static int s_range_bound(const msgpack_object *b, const char *key, int64_t *v,
+                         bool *any, cairn_err_t *err)
+{
+    int rc = cairn_field_int(b, key, false, v, err);
+    if (rc == 0) *any = true;
+    return rc < 0 ? -1 : 0;
+}
+
+static int s_parse_range(const msgpack_object *b, history_range_t *r, cairn_err_t *err)
+{
+    *r = (history_range_t){INT64_MIN, INT64_MAX, INT64_MIN, INT64_MAX, false};
+    if (s_range_bound(b, "start_step", &r->step_lo, &r->any, err) != 0 ||
+        s_range_bound(b, "end_step", &r->step_hi, &r->any, err) != 0 ||
+        s_range_bound(b, "start_time", &r->time_lo, &r->any, err) != 0 ||
+        s_range_bound(b, "end_time", &r->time_hi, &r->any, err) != 0)
+        return -1;
+    if (r->step_lo > r->step_hi || r->time_lo > r->time_hi)
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "start_step must not pass end_step, nor start_time "
+                             "end_time");
+    return 0;
+}
+
+/* Keep, in order, the points of pts[0..n) within r; their count. */
+static size_t s_clip(metric_point_t *pts, size_t n, const history_range_t *r)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const metric_point_t *p = &pts[i];
+        if (p->step >= r->step_lo && p->step <= r->step_hi &&
+            p->timestamp >= r->time_lo && p->timestamp <= r->time_hi)
+            pts[m++] = *p;
+    }
+    return m;
+}
+
 int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     storage_t *s = state;
     const msgpack_object *b = cairn_body(req), *keys;
     run_ref_t run;
     uint64_t max_points = 1000;
+    history_range_t range;
     if (storage_req_run(s->db, req, NULL, &run, NULL, err) != 0 ||
         cairn_field_array(b, "keys", true, &keys, err) != 0 ||
-        cairn_field_uint(b, "max_points", false, &max_points, err) < 0)
+        cairn_field_uint(b, "max_points", false, &max_points, err) < 0 ||
+        s_parse_range(b, &range, err) != 0)
         return -1;
     if (max_points < 2 || max_points > LIMIT_SAMPLED_POINTS ||
         keys->via.array.size > 1000) {
@@ -698,12 +743,17 @@ int metric_history_sampled(void *state, cairn_req_t *req, cairn_err_t *err)
             free(out);
             return -1;
         }
-        size_t m = segment_downsample(s->pts, n, (size_t)max_points, out);
-        msgpack_pack_map(pk, 3);
+        size_t in_range = range.any ? s_clip(s->pts, n, &range) : n;
+        size_t m = segment_downsample(s->pts, in_range, (size_t)max_points, out);
+        msgpack_pack_map(pk, range.any ? 4 : 3);
         cairn_pack_cstr(pk, "key");
         cairn_pack_strn(pk, key.ptr, key.len);
         cairn_pack_cstr(pk, "total_points");
         msgpack_pack_uint64(pk, n);
+        if (range.any) {
+            cairn_pack_cstr(pk, "range_points");
+            msgpack_pack_uint64(pk, in_range);
+        }
         cairn_pack_cstr(pk, "metrics");
         msgpack_pack_array(pk, m);
         for (size_t i = 0; i < m; i++) s_pack_point(pk, key, &out[i]);

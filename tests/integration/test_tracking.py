@@ -311,6 +311,25 @@ class TrackingBase:
         self.assertEqual(none["metrics"], [])
         self.call("get_metric_history_sampled", {"run_id": rid, "keys": ["wave"],
                                                  "max_points": 1}, 400)
+        # A zoomed range: only its points, sampled as finely as asked (every
+        # point of 1,000 fits 2,000), the spike still there; by time too.
+        z = self.call("get_metric_history_sampled", {
+            "run_id": rid, "keys": ["wave"], "max_points": 2000,
+            "start_step": 31000, "end_step": 31999})["series"][0]
+        self.assertEqual((z["total_points"], z["range_points"]), (n, 1000))
+        self.assertEqual([m["step"] for m in z["metrics"]], list(range(31000, 32000)))
+        self.assertIn(31337, [m["step"] for m in z["metrics"]])
+        z = self.call("get_metric_history_sampled", {
+            "run_id": rid, "keys": ["wave"], "max_points": 100,
+            "start_time": 40000})["series"][0]
+        self.assertEqual(z["range_points"], n - 40000)
+        steps = [m["step"] for m in z["metrics"]]
+        self.assertLessEqual(len(steps), 100)
+        self.assertEqual((steps[0], steps[-1]), (40000, n - 1))
+        for bad in ({"start_step": 5, "end_step": 4}, {"start_time": "x"},
+                    {"end_step": 1.5}):
+            self.call("get_metric_history_sampled",
+                      {"run_id": rid, "keys": ["wave"], **bad}, 400)
 
     # ---- read-your-writes (the metric journal) ---------------------------
 
