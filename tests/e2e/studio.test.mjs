@@ -148,9 +148,13 @@ async function run(page, seed, http, allow400, errors) {
   const before = await firstCell(page, m1);
   t = performance.now();
   await page.getByRole('button', { name: 'sort by m1' }).click();
+  // the new rows: the first cell changed and the cells shown run downwards
+  // (not just a changed first cell: the scroll to the top above may still
+  // be redrawing on a loaded machine)
   await page.waitForFunction(([c, b]) => {
-    const r = document.querySelector('[data-testid=runs-body] [role=row]');
-    return r && r.querySelectorAll('[role=gridcell]')[c].innerText !== b && !document.querySelector('[data-testid=count]').innerText.includes('loading');
+    const rows = [...document.querySelectorAll('[data-testid=runs-body] [role=row]')];
+    const v = rows.map((r) => Number(r.querySelectorAll('[role=gridcell]')[c].title || r.querySelectorAll('[role=gridcell]')[c].innerText));
+    return rows.length > 5 && rows[0].querySelectorAll('[role=gridcell]')[c].innerText !== b && v.every((x, i) => i === 0 || v[i - 1] >= x) && !document.querySelector('[data-testid=count]').innerText.includes('loading');
   }, [m1, before]);
   figures.sort_ms = ms(t);
   const sorted = (await visibleRows(page, [m1])).map((r) => Number(r[0]));
@@ -235,6 +239,24 @@ async function run(page, seed, http, allow400, errors) {
   await page.waitForFunction(() => /of 100,000 points/.test(document.querySelector('[data-testid=chart-info]').innerText));
   assert.equal(await page.getByTestId('run-status').innerText(), 'FINISHED');
   await shot(page, '06-run-chart');
+
+  step = 'zoom: the server samples the zoomed range';
+  const over = await page.locator('[data-testid=chart] .u-over').boundingBox();
+  const asked = page.waitForRequest((r) => r.url().endsWith('/get_metric_history_sampled') && 'start_step' in JSON.parse(r.postData() || '{}'));
+  await page.mouse.move(over.x + over.width * 0.4, over.y + over.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.42, over.y + over.height / 2, { steps: 5 });
+  await page.mouse.up();
+  const zoomBody = JSON.parse((await asked).postData());
+  assert.ok(zoomBody.end_step > zoomBody.start_step && zoomBody.start_step > 30000 && zoomBody.end_step < 50000, JSON.stringify(zoomBody));
+  await page.waitForFunction(() => /in the zoomed range/.test(document.querySelector('[data-testid=chart-info]').innerText));
+  const zoomInfo = await page.getByTestId('chart-info').innerText();
+  const [, zDrawn, zThere] = zoomInfo.match(/^([\d,]+) of 100,000 points in the zoomed range \(([\d,]+) there\)/).map((x) => Number(String(x).replace(/,/g, '')));
+  assert.ok(zThere > 0 && zThere < 5000 && zDrawn === zThere, zoomInfo); // every point of the range: finer than the whole
+  figures.zoom = zoomInfo;
+  await shot(page, '06b-run-chart-zoomed');
+  await page.locator('[data-testid=chart] .u-over').dblclick();
+  await page.waitForFunction(() => !/zoomed/.test(document.querySelector('[data-testid=chart-info]').innerText));
 
   step = 'browse and preview artifacts';
   const files = page.getByRole('list', { name: 'Artifacts' });
@@ -473,10 +495,10 @@ async function registrySteps(page, seed, http, allow400, errors) {
   // its run's lineage (a run of a job: none recorded), then a model's run: run -> version
   await page.getByRole('link', { name: job.run_id.slice(0, 12) }).click();
   await page.waitForURL(/\/runs\//);
-  // the run keeps the job's log as logs/output.log: its tail shown
-  await page.waitForSelector('[data-testid=run-log][data-state=shown]', { timeout: 60000 });
-  const runLog = await page.getByTestId('run-log').innerText();
-  assert.match(runLog, /^line 1\n(.|\n)*line 60\s*$/, "the run's log, whole");
+  // a job's run shows its job and the job's log
+  await page.getByRole('link', { name: job.name }).waitFor();
+  await page.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 60000 });
+  assert.match(await page.getByTestId('job-log').innerText(), /^line 1\n(.|\n)*line 60\s*$/, "the run's log, whole");
   await shot(page, '18a-run-log');
   await page.getByText('Lineage', { exact: true }).click();
   await page.getByTestId('lineage').waitFor();
@@ -485,25 +507,58 @@ async function registrySteps(page, seed, http, allow400, errors) {
   const long = (await api(http, 'jobs', 'submit_job', { spec: { command: 'echo started; sleep 60', experiment_name: 'studio-jobs', display_name: 'e2e cancel' } })).job;
   await page.goto(`${http}/jobs/${long.name}`);
   await page.waitForFunction(() => /started/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
-  // its run's page, open in a second tab while it runs: no log yet, asked again
+  // its run's page, open in a second tab while it runs: the job's log live
   const runPage = await page.context().newPage();
   runPage.on('pageerror', (e) => errors.push(`[${step}, run page] page error: ${e.message}`));
   runPage.on('console', (m) => m.type() === 'error' && errors.push(`[${step}, run page] console: ${m.text()}`));
   await runPage.goto(`${http}/runs/${long.run_id}`);
-  await runPage.waitForSelector('[data-testid=run-log][data-state=waiting]');
-  assert.match(await runPage.getByTestId('run-log').innerText(), /RUNNING/);
+  await runPage.waitForFunction(() => /started/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
+  assert.equal(await runPage.getByTestId('job-log').getAttribute('data-done'), 'false');
+  assert.equal(await runPage.getByTestId('run-status').innerText(), 'RUNNING');
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.waitForFunction(() => document.querySelector('[data-testid=job-status]').innerText === 'Canceled', null, { timeout: 60000 });
   await page.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 60000 });
   await shot(page, '19-job-canceled');
-  // the log arrives in the open run page by itself (no reload)
-  await runPage.waitForFunction(() => /started/.test(document.querySelector('[data-testid=run-log][data-state=shown]')?.innerText), null, { timeout: 60000 });
-  await runPage.waitForFunction(() => document.querySelector('[data-testid=run-status]').innerText !== 'RUNNING');
-  await runPage.getByRole('button', { name: 'logs/' }).waitFor(); // the artifacts asked again
+  // the open run page follows by itself (no reload): the log ends, the
+  // status changes, the log lands among its artifacts
+  await runPage.waitForSelector('[data-testid=job-log][data-done=true]', { timeout: 60000 });
+  await runPage.waitForFunction(() => document.querySelector('[data-testid=run-status]').innerText !== 'RUNNING', null, { timeout: 60000 });
+  await runPage.getByRole('button', { name: 'logs/' }).waitFor({ timeout: 60000 }); // the artifacts asked again
   await shot(runPage, '19a-run-log-after-cancel');
   await runPage.close();
 
   await auditSteps(page, seed);
+  await authSteps(page, seed);
+}
+
+// Security on (studio_server.py's third cairnd): the login page, then the
+// workspace switcher of a user with a role in two workspaces.
+async function authSteps(page, seed) {
+  const http = seed.auth_http;
+  step = 'login';
+  await page.goto(`${http}/`);
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  await page.getByLabel('User').fill(seed.auth_user);
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('.login [role=alert]').waitFor(); // the server's sentence
+  await page.getByLabel('Password').fill(seed.auth_password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'default-exp' }).waitFor();
+  await shot(page, '22-logged-in');
+
+  step = 'workspace switcher';
+  const ws = page.getByTestId('workspace');
+  assert.deepEqual(await ws.locator('option').allInnerTexts(), ['default', 'team-b']);
+  await ws.selectOption('team-b');
+  await page.getByRole('link', { name: 'team-b-exp' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'default-exp' }).count(), 0, "the other workspace's experiment is not shown");
+  await page.reload();
+  await page.getByRole('link', { name: 'team-b-exp' }).waitFor(); // kept in the browser
+  assert.equal(await page.getByTestId('workspace').inputValue(), 'team-b');
+  await shot(page, '23-workspace-b');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
 }
 
 // The audit page, against studio_server.py's second, small cairnd (its
@@ -544,6 +599,11 @@ async function auditSteps(page, seed) {
   await page.getByLabel('Since').fill('2099-01-01T00:00');
   await search();
   await page.getByText('No records.').waitFor();
+  // the filters asked are in the URL: a reload asks the same
+  assert.match(page.url(), /\/audit\?since=2099-01-01T00%3A00$/);
+  await page.reload();
+  await page.getByText('No records.').waitFor();
+  assert.equal(await page.getByLabel('Since').inputValue(), '2099-01-01T00:00');
   await page.getByLabel('Since').fill('');
 
   step = 'audit: pages';

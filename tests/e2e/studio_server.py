@@ -76,6 +76,43 @@ class AuditKernel(Kernel):
                     f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
 
 
+class AuthKernel(Kernel):
+    """A small cairnd with security on, for the login page and the
+    workspace switcher (a fresh state each start): the owner's token makes
+    a workspace, a user who reads both, and an experiment in each."""
+    SERVICES = ("  auth:\n    plugin: auth\n    mode: inproc\n"
+                "  tracking:\n    plugin: storage\n    mode: inproc\n")
+
+    def __init__(self, http_port):
+        self.http_port = http_port
+        super().__init__(services=self.SERVICES, auth="auth")
+
+    def _new_ports(self):
+        super()._new_ports()
+        with open(self.conf, "a") as f:
+            f.write("  gateway:\n    plugin: gateway\n    mode: inproc\n"
+                    f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
+
+
+def seed_auth(k):
+    with open(os.path.join(k.state, "owner.token")) as f:
+        tok = f.read().strip()
+    c = RawClient(k.endpoint, zmq.DEALER)
+    user, password = "ada", "analytical engine 1843"
+    try:
+        def call(svc, verb, body, **hdr):
+            return ok(*c.call(svc, verb, body, tok=tok, **hdr), f"{svc}.{verb}")
+        call("auth", "create_workspace", {"name": "team-b"})
+        call("auth", "create_user", {"user": user, "password": password})
+        for ws in ("default", "team-b"):
+            call("auth", "assign_role", {"principal": user, "role": "Reader", "workspace": ws})
+            call("tracking", "create_experiment", {"name": f"{ws}-exp"}, ws=ws)
+    finally:
+        c.close()
+    return {"auth_http": f"http://127.0.0.1:{k.http_port}", "auth_user": user,
+            "auth_password": password}
+
+
 def seed_audit(k):
     """A few recorded requests: 12 experiments created (200), one created
     again (409), one run; waits until the trail holds them."""
@@ -300,7 +337,7 @@ def main():
         shutil.rmtree(SEED_DIR, ignore_errors=True)
         os.makedirs(SEED_DIR)
     k = StudioKernel(free_port(), os.path.join(SEED_DIR, "state")).start()
-    ak = None
+    ak = uk = None
     try:
         if fresh:
             info = seed(k)
@@ -322,6 +359,8 @@ def main():
         ak = AuditKernel(free_port()).start()
         info.update(seed_audit(ak))
         info["audit_http"] = f"http://127.0.0.1:{ak.http_port}"
+        uk = AuthKernel(free_port()).start()
+        info.update(seed_auth(uk))
         stop = threading.Event()
         threading.Thread(target=score_forever, args=(info["scoring_uri"], info["key"], stop),
                          daemon=True).start()
@@ -329,8 +368,9 @@ def main():
         sys.stdin.read()  # until the test closes it
         stop.set()
     finally:
-        if ak:
-            ak.cleanup()
+        for other in (ak, uk):
+            if other:
+                other.cleanup()
         k.cleanup()
 
 

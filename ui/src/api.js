@@ -16,13 +16,28 @@ export const token = {
   set: (t) => (t ? localStorage.setItem(TOKEN, t) : localStorage.removeItem(TOKEN)),
 };
 
+// The workspace the app works in (the gateway's cairn-workspace header);
+// '' is the caller's default.
+const WORKSPACE = 'cairn.workspace';
+export const workspace = {
+  get: () => localStorage.getItem(WORKSPACE) || '',
+  set: (w) => (w ? localStorage.setItem(WORKSPACE, w) : localStorage.removeItem(WORKSPACE)),
+};
+
+// The caller's headers: the token and the workspace.
+export function authHeaders() {
+  const h = {};
+  if (token.get()) h.Authorization = 'Bearer ' + token.get();
+  if (workspace.get()) h['cairn-workspace'] = workspace.get();
+  return h;
+}
+
 // Listeners told when the gateway asks for credentials (the login form).
 const unauthorized = new Set();
 export const onUnauthorized = (fn) => (unauthorized.add(fn), () => unauthorized.delete(fn));
 
 export async function call(svc, verb, body = {}, signal) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (token.get()) headers.Authorization = 'Bearer ' + token.get();
+  const headers = { 'Content-Type': 'application/json', ...authHeaders() };
   const r = await fetch(`/api/v1/${svc}/${verb}`, {
     method: 'POST',
     headers,

@@ -2,7 +2,7 @@
 // (principal, service, verb, object, a time range), a page at a time
 // (page_token; oldest first), and audit.verify's verdict on the chain.
 // query takes no status: the status filter is the page's own, over the
-// records of the page shown.
+// records of the page shown. The filters asked are kept in the URL.
 import { useState } from 'preact/hooks';
 import { call, fmtTime } from './api.js';
 import { useLoad } from './hooks.js';
@@ -11,8 +11,23 @@ const audit = (verb, body) => call('audit', verb, body);
 const FIELDS = [['principal', 'Principal'], ['svc', 'Service'], ['verb', 'Verb'], ['object', 'Object']];
 const ms = (local) => (local ? new Date(local).getTime() : undefined);
 
+const KEYS = ['principal', 'svc', 'verb', 'object', 'since', 'until', 'max'];
+const fromUrl = () => {
+  const u = new URLSearchParams(location.search);
+  const f = { principal: '', svc: '', verb: '', object: '', since: '', until: '', max: '100' };
+  for (const k of KEYS) if (u.get(k)) f[k] = u.get(k);
+  return f;
+};
+// The query asked is kept in the URL (a link to it, the back button).
+function toUrl(q) {
+  const u = new URLSearchParams();
+  for (const k of KEYS) if (q[k] && !(k === 'max' && q[k] === '100')) u.set(k, q[k]);
+  const url = '/audit' + (u.size ? '?' + u : '');
+  if (url !== location.pathname + location.search) history.replaceState(null, '', url);
+}
+
 export function Audit() {
-  const [form, setForm] = useState({ principal: '', svc: '', verb: '', object: '', since: '', until: '', max: '100' });
+  const [form, setForm] = useState(fromUrl);
   const [q, setQ] = useState(form); // the query asked
   const [tokens, setTokens] = useState(['']); // the page tokens walked: the last is this page's
   const [verdict, setVerdict] = useState(null);
@@ -31,6 +46,7 @@ export function Audit() {
     e.preventDefault();
     setQ({ ...form });
     setTokens(['']);
+    toUrl(form);
   };
   const verify = () => {
     setVerdict({ busy: true });

@@ -1,8 +1,10 @@
 // A metric's history for one or many runs, from the server's sampled history
 // (get_metric_history_sampled: each bucket's min and max, so no spike is
 // lost), drawn by uPlot on a canvas. Zooming (drag across the chart) asks
-// the server again with more points, so the zoomed range is as fine as the
-// screen; double-click zooms out. x by step or time; EMA smoothing.
+// the server for the zoomed range only, as many points as the screen has
+// pixels, so a zoom is as fine as the screen; double-click zooms out. x by
+// step or time; EMA smoothing. A page with running runs asks again as their
+// metrics come (tick: events.js's useLiveRuns).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { tracking } from './api.js';
@@ -10,10 +12,18 @@ import { tracking } from './api.js';
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 const MAX_POINTS = 100000; // the verb's limit
 
-async function sampled(runs, key, points) {
+// range: null (all) or [lo, hi] in the x axis' units (steps, or seconds)
+function sampleBody(run, key, points, range, byTime) {
+  const b = { run_id: run.id, keys: [key], max_points: points };
+  if (range && byTime) Object.assign(b, { start_time: Math.floor(range[0] * 1000), end_time: Math.ceil(range[1] * 1000) });
+  else if (range) Object.assign(b, { start_step: Math.floor(range[0]), end_step: Math.ceil(range[1]) });
+  return b;
+}
+
+async function sampled(runs, key, points, range, byTime) {
   return Promise.all(
     runs.map((r) =>
-      tracking('get_metric_history_sampled', { run_id: r.id, keys: [key], max_points: points }).then((j) => j.series?.[0] || { metrics: [], total_points: 0 })
+      tracking('get_metric_history_sampled', sampleBody(r, key, points, range, byTime)).then((j) => j.series?.[0] || { metrics: [], total_points: 0 })
     )
   );
 }
@@ -55,16 +65,17 @@ function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-export function MetricChart({ runs, metric, height = 320 }) {
+// runs: [{id, name}]; tick: asked again when it changes (the page's live
+// updates, useLiveRuns); live: their stream's state, shown when given.
+export function MetricChart({ runs, metric, height = 320, tick = 0, live }) {
   const box = useRef(null);
   const plot = useRef(null);
   const [byTime, setByTime] = useState(false);
   const [alpha, setAlpha] = useState(0);
-  const [points, setPoints] = useState(0); // 0: the chart's width in pixels × 2
+  const [range, setRange] = useState(null); // the zoom, asked of the server
   const [info, setInfo] = useState('');
   const [error, setError] = useState('');
   const [series, setSeries] = useState(null);
-  const zoom = useRef(null);
   const timed = useRef(null); // the series whose fetch-to-draw time is shown
   // the axes' colours come from CSS variables: redraw when the scheme turns
   const [scheme, setScheme] = useState(0);
@@ -78,14 +89,14 @@ export function MetricChart({ runs, metric, height = 320 }) {
   const width = () => Math.max(300, box.current?.clientWidth || 800);
   useEffect(() => {
     if (!metric || !runs.length) return;
-    let live = true;
+    let current = true;
     const t0 = performance.now();
     box.current.dataset.state = 'loading';
-    sampled(runs, metric, Math.min(MAX_POINTS, points || width() * 2))
-      .then((s) => live && setSeries({ s, t0 }))
-      .catch((e) => live && setError(e.message));
-    return () => (live = false);
-  }, [runs.map((r) => r.id).join(','), metric, points]);
+    sampled(runs, metric, Math.min(MAX_POINTS, width() * 2), range, byTime)
+      .then((s) => current && setSeries({ s, t0, range }))
+      .catch((e) => current && setError(e.message));
+    return () => (current = false);
+  }, [runs.map((r) => r.id).join(','), metric, range, tick]);
 
   useEffect(() => {
     if (!series) return;
@@ -103,11 +114,7 @@ export function MetricChart({ runs, metric, height = 320 }) {
           (u) => {
             if (u.select.width < 5) return;
             const lo = u.posToVal(u.select.left, 'x'), hi = u.posToVal(u.select.left + u.select.width, 'x');
-            const full = u.data[0][u.data[0].length - 1] - u.data[0][0];
-            zoom.current = [lo, hi];
-            // finer: as many points in the zoomed range as the screen has pixels
-            const want = Math.ceil((width() * 2 * full) / Math.max(hi - lo, 1e-9));
-            if (want > (points || width() * 2) && !byTime) setPoints(Math.min(MAX_POINTS, want));
+            setRange([lo, hi]); // the server samples this range only
           },
         ],
       },
@@ -115,20 +122,18 @@ export function MetricChart({ runs, metric, height = 320 }) {
     plot.current?.destroy();
     box.current.innerHTML = '';
     plot.current = new uPlot(opts, data, box.current);
-    if (zoom.current) plot.current.setScale('x', { min: zoom.current[0], max: zoom.current[1] });
-    plot.current.over.addEventListener('dblclick', () => {
-      zoom.current = null;
-      setPoints(0);
-    });
+    plot.current.over.addEventListener('dblclick', () => setRange(null));
     box.current.dataset.state = 'drawn';
     box.current.dataset.scheme = matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
     if (timed.current === series) return;
     timed.current = series;
     const ms = performance.now() - series.t0;
-    const total = series.s.reduce((a, s) => a + (s.total_points || 0), 0);
-    const drawn = series.s.reduce((a, s) => a + (s.metrics?.length || 0), 0);
+    const sum = (f) => series.s.reduce((a, s) => a + (f(s) || 0), 0);
+    const total = sum((s) => s.total_points), drawn = sum((s) => s.metrics?.length);
+    const inRange = series.range ? ` in the zoomed range (${sum((s) => s.range_points).toLocaleString()} there)` : '';
     box.current.dataset.ms = ms.toFixed(0);
-    setInfo(`${drawn.toLocaleString()} of ${total.toLocaleString()} points, ${ms.toFixed(0)} ms`);
+    box.current.dataset.drawn = drawn;
+    setInfo(`${drawn.toLocaleString()} of ${total.toLocaleString()} points${inRange}, ${ms.toFixed(0)} ms`);
   }, [series, byTime, alpha, scheme]);
   useEffect(() => () => plot.current?.destroy(), []);
 
@@ -138,7 +143,7 @@ export function MetricChart({ runs, metric, height = 320 }) {
         <strong>{metric}</strong>
         <label>
           x{' '}
-          <select value={byTime ? 'time' : 'step'} onChange={(e) => setByTime(e.target.value === 'time')}>
+          <select value={byTime ? 'time' : 'step'} onChange={(e) => (setByTime(e.target.value === 'time'), setRange(null))}>
             <option value="step">step</option>
             <option value="time">time</option>
           </select>
@@ -147,6 +152,12 @@ export function MetricChart({ runs, metric, height = 320 }) {
           smoothing <input type="range" min="0" max="0.99" step="0.01" value={alpha} onInput={(e) => setAlpha(Number(e.target.value))} />
         </label>
         <span class="muted" data-testid="chart-info">{info}</span>
+        {live !== undefined && (
+          <span class="muted" data-testid="chart-live" data-live={live}>
+            {live === 'open' ? 'live' : live && live !== 'closed' ? `live updates: ${live}` : ''}
+          </span>
+        )}
+        {range && <button class="link" onClick={() => setRange(null)}>zoom out</button>}
       </figcaption>
       {error && <p class="error" role="alert">{error}</p>}
       <div ref={box} class="plot" data-testid="chart" aria-label={`chart of ${metric}`} role="img" />

@@ -6,20 +6,26 @@ import { fmtNum, kv, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
 import { Parallel, Scatter } from './explore.jsx';
+import { useLiveRuns } from './events.js';
 
 export function Compare({ runIds, initialMetric }) {
   const [runs, setRuns] = useState(null);
   const [error, setError] = useState('');
   const [all, setAll] = useState(false);
   const [metric, setMetric] = useState(initialMetric);
+  const [gen, setGen] = useState(0);
   useEffect(() => {
     Promise.all(runIds.map((id) => tracking('get_run', { run_id: id }).then((r) => r.run)))
       .then((rs) => {
         setRuns(rs);
-        if (!initialMetric) setMetric((rs[0]?.data.metrics || [])[0]?.key || '');
+        setMetric((m) => m || (rs[0]?.data.metrics || [])[0]?.key || '');
       })
       .catch((e) => setError(e.message));
-  }, [runIds.join(',')]);
+  }, [runIds.join(','), gen]);
+  // the running ones live: the chart follows their metrics, and the tables
+  // are asked again when one's status changes
+  const running = (runs || []).filter((r) => r.info.status === 'RUNNING' || r.info.status === 'SCHEDULED').map((r) => r.info.run_id);
+  const live = useLiveRuns(running, () => setGen((g) => g + 1));
   if (error) return <p class="error" role="alert">{error}</p>;
   if (!runs) return <p aria-busy="true">Loading runs…</p>;
   const params = runs.map((r) => kv(r.data.params));
@@ -49,7 +55,7 @@ export function Compare({ runIds, initialMetric }) {
             <select id="chart-metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
               {mkeys.map((k) => <option key={k}>{k}</option>)}
             </select>
-          <MetricChart runs={runs.map((r) => ({ id: r.info.run_id, name: r.info.run_name }))} metric={metric} />
+          <MetricChart runs={runs.map((r) => ({ id: r.info.run_id, name: r.info.run_name }))} metric={metric} tick={live.tick} live={running.length ? live.state : undefined} />
         </>
       )}
       {mkeys.length > 0 && runs.length > 1 && (

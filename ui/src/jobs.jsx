@@ -75,8 +75,10 @@ export function Jobs() {
   );
 }
 
-// The log: asked from the offset reached, every second, until done.
-function Log({ name }) {
+// The log: asked from the offset reached, every second, until done (a
+// job's run shows it too). onError(e): stream_logs refused; onDone: the
+// whole log is in.
+export function JobLog({ name, onError, onDone }) {
   const [text, setText] = useState('');
   const [done, setDone] = useState(false);
   const [error, setError] = useState('');
@@ -91,10 +93,11 @@ function Log({ name }) {
       if (r.data) setText((t) => t + r.data);
       if (atEnd) requestAnimationFrame(() => el && (el.scrollTop = el.scrollHeight)); // follow the tail
       setError('');
-      if (r.done) setDone(true);
+      if (r.done) (setDone(true), onDone?.());
       return !r.done;
     } catch (e) {
       setError(e.message);
+      if (onError && (e.status === 403 || e.status === 404)) return onError(e), false;
     }
   }, 1000, [name]);
   return (
@@ -160,7 +163,7 @@ export function Job({ name }) {
         <button onClick={cancel} disabled={busy || ended || job.cancel_requested}>Cancel job</button>
         <span role="status">{msg}</span>
       </p>
-      <Log name={job.name} />
+      <JobLog name={job.name} />
     </section>
   );
 }

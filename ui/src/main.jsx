@@ -1,8 +1,8 @@
 // Cairn Studio: the app's frame (header, login) and its routes.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { call, onUnauthorized, token } from './api.js';
-import { Link, useLocation } from './router.jsx';
+import { call, onUnauthorized, token, workspace } from './api.js';
+import { go, Link, useLocation } from './router.jsx';
 import { Experiments } from './experiments.jsx';
 import { Runs } from './runs.jsx';
 import { Run } from './run.jsx';
@@ -41,6 +41,46 @@ function Login({ done }) {
   );
 }
 
+// The workspaces the caller may pick: every one for an admin
+// (list_workspaces), else those of the caller's role assignments (whoami);
+// shown when there is more than the default. A pick is kept in the browser
+// and sent as the cairn-workspace header; the app starts again at /.
+async function workspaceNames() {
+  // only where security runs (sys.health is public and names the services)
+  const health = await call('sys', 'health').catch(() => ({}));
+  if (!(health.plugins || []).some((p) => p.name === 'auth')) return [];
+  try {
+    return (await call('auth', 'list_workspaces')).workspaces.map((w) => w.name);
+  } catch {
+    try {
+      return (await call('auth', 'whoami')).assignments.map((a) => a.ws).filter((w) => w && !w.includes('*'));
+    } catch {
+      return [];
+    }
+  }
+}
+
+function WorkspaceSwitcher({ changed }) {
+  const [names, setNames] = useState([]);
+  useEffect(() => void workspaceNames().then(setNames), []);
+  const cur = workspace.get() || 'default';
+  const all = [...new Set(['default', ...names, cur])];
+  if (all.length < 2) return null;
+  const pick = (w) => {
+    workspace.set(w === 'default' ? '' : w);
+    go('/');
+    changed();
+  };
+  return (
+    <label class="workspace">
+      Workspace{' '}
+      <select value={cur} onChange={(e) => pick(e.target.value)} data-testid="workspace">
+        {all.map((w) => <option key={w}>{w}</option>)}
+      </select>
+    </label>
+  );
+}
+
 function route(loc) {
   const [path, query] = loc.split('?');
   const q = new URLSearchParams(query || '');
@@ -75,7 +115,8 @@ function App() {
           <Link href="/jobs">Jobs</Link>
           <Link href="/audit">Audit</Link>
         </nav>
-        {token.get() && <button class="link" onClick={() => (token.set(''), setGen(gen + 1))}>Log out</button>}
+        <WorkspaceSwitcher key={gen} changed={() => setGen(gen + 1)} />
+        {token.get() && <button class="link" onClick={() => (token.set(''), workspace.set(''), setGen(gen + 1))}>Log out</button>}
       </header>
       <main key={gen}>{login ? <Login done={() => (setLogin(false), setGen(gen + 1))} /> : route(loc)}</main>
     </>
