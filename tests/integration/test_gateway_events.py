@@ -25,12 +25,12 @@ AUTH = "  auth:\n    plugin: auth\n    mode: inproc\n"
 DEADLINE = 30.0
 
 
-def kernel(extra="", settings=None, **kw):
+def kernel(extra="", settings=None, mode="inproc", **kw):
     """A gateway kernel with extra services (test_gateway's BASE + extra)."""
     base = test_gateway.BASE
     test_gateway.BASE = base + extra
     try:
-        return GatewayKernel("inproc", free_port(), settings=settings, **kw).start()
+        return GatewayKernel(mode, free_port(), settings=settings, **kw).start()
     finally:
         test_gateway.BASE = base
 
@@ -133,9 +133,11 @@ class Base:
 
 
 class Events(Base, unittest.TestCase):
+    MODE = "inproc"  # the gateway's
+
     @classmethod
     def setUpClass(cls):
-        cls.k = kernel(JOBS)
+        cls.k = kernel(JOBS, mode=cls.MODE)
         cls.port = cls.k.http_port
 
     @classmethod
@@ -237,6 +239,10 @@ class Events(Base, unittest.TestCase):
         self.assertTrue(all(d["name"] == name for ev, d in seen if ev == "jobs.status"))
 
 
+class EventsProcess(Events):
+    MODE = "process"
+
+
 class Limits(Base, unittest.TestCase):
     """max_event_streams: 2; the gateway's stop ends a stream."""
 
@@ -257,8 +263,8 @@ class Limits(Base, unittest.TestCase):
         self.assertEqual(c.status, 503)
         self.assertEqual((c.body["status"], c.body["code"]), (503, "unavailable"))
         self.assertIn("max_event_streams", c.body["error"])
-        a.until(lambda ev, d: ev == "ready")
-        self.k.stop()
+        a.until(lambda ev, d: ev == "ready")  # b is parked, unread
+        self.assertEqual(self.k.stop(), 0)  # with streams parked: a clean exit
         self.assertTrue(a.ended(), "the gateway's stop ends the stream")
 
 
