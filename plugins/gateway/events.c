@@ -46,7 +46,8 @@ struct gw_events {
     pthread_mutex_t mu;
     gw_stream_t *streams;
     unsigned n, max;
-    bool closed; /* the gateway stops: no new stream */
+    bool closed;       /* the gateway stops: no new stream */
+    uint64_t auth_gen; /* auth.changed events seen */
 };
 
 gw_events_t *gw_events_new(unsigned max_streams)
@@ -181,6 +182,7 @@ void gw_events_event(gw_events_t *e, const char *topic, const msgpack_object *bo
     if (!e) return;
     if (!strcmp(topic, "auth.changed")) { /* every stream is checked again */
         pthread_mutex_lock(&e->mu);
+        e->auth_gen++;
         for (gw_stream_t *st = e->streams; st; st = st->next) s_end(st);
         pthread_mutex_unlock(&e->mu);
         return;
@@ -314,12 +316,14 @@ static char *s_ready(const gw_stream_t *st)
     return text;
 }
 
-/* A slot for a new stream (false: over the limit, or the gateway stops). */
-static bool s_reserve(gw_events_t *e)
+/* A slot for a new stream (false: over the limit, or the gateway stops);
+ * *gen: the auth.changed events seen before its subjects are checked. */
+static bool s_reserve(gw_events_t *e, uint64_t *gen)
 {
     pthread_mutex_lock(&e->mu);
     bool ok = !e->closed && e->n < e->max;
     if (ok) e->n++;
+    *gen = e->auth_gen;
     pthread_mutex_unlock(&e->mu);
     return ok;
 }
@@ -331,12 +335,15 @@ static void s_unreserve(gw_events_t *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Into the list, its first bytes buffered; false when the gateway stops. */
-static bool s_open(gw_events_t *e, gw_stream_t *st, char *ready)
+/* Into the list, its first bytes buffered; false when the gateway stops.
+ * An auth.changed while its subjects were checked ends it at once: the
+ * client's reconnection is checked again. */
+static bool s_open(gw_events_t *e, gw_stream_t *st, char *ready, uint64_t gen)
 {
     pthread_mutex_lock(&e->mu);
     bool ok = !e->closed;
     if (ok) {
+        st->ended = e->auth_gen != gen;
         st->buf = ready;
         st->len = st->cap = strlen(ready);
         st->next = e->streams;
@@ -374,7 +381,8 @@ static bool s_checked(gw_req_t *r, gw_stream_t *st)
 static void s_stream(gw_req_t *r)
 {
     gw_events_t *e = r->g->events;
-    if (!s_reserve(e)) {
+    uint64_t gen;
+    if (!s_reserve(e, &gen)) {
         gw_reply_error(r, 503, "unavailable",
                        "the gateway has %u event streams open, its max_event_streams: "
                        "try again later",
@@ -392,7 +400,7 @@ static void s_stream(gw_req_t *r)
      * answer is a refusal after all */
     if (!st || !s_checked(r, st) || !(ready = s_ready(st)) ||
         !(resp->live = st->live = cairn_http_live_new(r->http)) ||
-        !s_open(e, st, ready)) {
+        !s_open(e, st, ready, gen)) {
         if (!resp->body) /* not answered yet: out of memory, or stopping */
             gw_reply_error(r, 503, "unavailable",
                            "no event stream now: try again later");
