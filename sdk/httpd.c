@@ -4,13 +4,21 @@
  * with the headers (the request's state is made then, and a body declared
  * over the limit is refused at once), then with each piece of the body
  * (appended, up to the limit), then once with none left: the handler runs
- * and the response is queued. */
+ * and the response is queued.
+ *
+ * A live response's read may have nothing now: its connection is then
+ * suspended (MHD_ALLOW_SUSPEND_RESUME; a content reader returning 0 in
+ * internal polling would spin) and resumed by cairn_http_live_wake. mu
+ * orders the two: a wake before the suspension is remembered (woken) and
+ * the read runs again instead. libmicrohttpd must not stop with a
+ * connection suspended, so stop resumes them all first (stopping). */
 #define _GNU_SOURCE
 #include "httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +42,16 @@ struct cairn_httpd {
     size_t max_body;
     uint16_t port;
     char *cert_pem, *key_pem; /* HTTPS: the PEM texts (NULL: plain HTTP) */
+    pthread_mutex_t mu;       /* the live responses and their flags */
+    cairn_http_live_t *lives; /* those queued, in a list */
+    bool stopping;
+};
+
+struct cairn_http_live {
+    cairn_httpd_t *h;
+    struct MHD_Connection *c; /* once queued */
+    cairn_http_live_t *prev, *next;
+    bool queued, suspended, woken;
 };
 
 /* A request's state between libmicrohttpd's calls: its body gathered, or
@@ -96,21 +114,94 @@ typedef struct {
     long (*read)(void *ctx, uint64_t pos, char *buf, size_t max);
     void (*read_free)(void *ctx);
     void *ctx;
+    cairn_http_live_t *live; /* NULL: not a live response */
 } reader_t;
+
+cairn_http_live_t *cairn_http_live_new(const cairn_http_request_t *req)
+{
+    cairn_http_live_t *l = calloc(1, sizeof *l);
+    if (l) l->h = req->httpd;
+    return l;
+}
+
+void cairn_http_live_wake(cairn_http_live_t *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&l->h->mu);
+    if (l->suspended) {
+        l->suspended = false;
+        MHD_resume_connection(l->c);
+    } else {
+        l->woken = true;
+    }
+    pthread_mutex_unlock(&l->h->mu);
+}
+
+/* Queued: in the server's list, for stop to find. */
+static void s_live_queued(cairn_http_live_t *l, struct MHD_Connection *c)
+{
+    pthread_mutex_lock(&l->h->mu);
+    l->c = c;
+    l->queued = true;
+    l->next = l->h->lives;
+    if (l->next) l->next->prev = l;
+    l->h->lives = l;
+    pthread_mutex_unlock(&l->h->mu);
+}
+
+static void s_live_free(cairn_http_live_t *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&l->h->mu);
+    if (l->queued) {
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            l->h->lives = l->next;
+        if (l->next) l->next->prev = l->prev;
+    }
+    pthread_mutex_unlock(&l->h->mu);
+    free(l);
+}
+
+/* The read had nothing: suspend the connection (1), read again when a
+ * wake came meanwhile (0), or end it when the server stops (-1). */
+static int s_live_park(cairn_http_live_t *l)
+{
+    int rc = 1;
+    pthread_mutex_lock(&l->h->mu);
+    if (l->h->stopping) {
+        rc = -1;
+    } else if (l->woken) {
+        l->woken = false;
+        rc = 0;
+    } else {
+        l->suspended = true;
+        MHD_suspend_connection(l->c);
+    }
+    pthread_mutex_unlock(&l->h->mu);
+    return rc;
+}
 
 static ssize_t s_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     reader_t *r = cls;
-    long n = r->read(r->ctx, pos, buf, max);
-    return n > 0    ? (ssize_t)n
-           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
-                    : MHD_CONTENT_READER_END_WITH_ERROR;
+    for (;;) {
+        long n = r->read(r->ctx, pos, buf, max);
+        if (n > 0) return (ssize_t)n;
+        if (n == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n != CAIRN_HTTP_LATER || !r->live) return MHD_CONTENT_READER_END_WITH_ERROR;
+        int park = s_live_park(r->live);
+        if (park > 0) return 0; /* resumed by a wake: read again then */
+        if (park < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    }
 }
 
 static void s_read_free(void *cls)
 {
     reader_t *r = cls;
     if (r->read_free) r->read_free(r->ctx);
+    s_live_free(r->live); /* after read_free: no wake can come now */
     free(r);
 }
 
@@ -134,16 +225,19 @@ static enum MHD_Result s_queue_reader(struct MHD_Connection *c,
     reader_t *r = malloc(sizeof *r);
     if (!r) {
         if (resp->read_free) resp->read_free(resp->read_ctx);
+        s_live_free(resp->live);
         return MHD_NO;
     }
-    *r = (reader_t){resp->read, resp->read_free, resp->read_ctx};
+    *r = (reader_t){resp->read, resp->read_free, resp->read_ctx, resp->live};
+    /* A live response's pieces are small: a small buffer sends each soon. */
     struct MHD_Response *m = MHD_create_response_from_callback(
-        resp->size == CAIRN_HTTP_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : resp->size, 1 << 20,
-        s_read, r, s_read_free);
+        resp->size == CAIRN_HTTP_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : resp->size,
+        resp->live ? 16 << 10 : 1 << 20, s_read, r, s_read_free);
     if (!m) {
         s_read_free(r);
         return MHD_NO;
     }
+    if (resp->live) s_live_queued(resp->live, c);
     MHD_add_response_header(
         m, MHD_HTTP_HEADER_CONTENT_TYPE,
         resp->content_type ? resp->content_type : "application/octet-stream");
@@ -217,7 +311,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
 {
     (void)version;
     cairn_httpd_t *h = cls;
-    cairn_http_request_t req = {.method = method, .path = url, .body = "", .conn = c};
+    cairn_http_request_t req = {
+        .method = method, .path = url, .body = "", .conn = c, .httpd = h};
     if (!*state) { /* the headers: make the request's state */
         body_t *b = calloc(1, sizeof *b);
         if (!b) return MHD_NO;
@@ -251,6 +346,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         free(resp.body);
         return s_queue_reader(c, &resp);
     }
+    s_live_free(resp.live); /* made, then answered otherwise */
     return s_queue(c, resp.status, resp.content_type, resp.body, resp.len, &resp);
 }
 
@@ -379,6 +475,7 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
         free(h);
         return NULL;
     }
+    pthread_mutex_init(&h->mu, NULL);
     h->fn = fn;
     h->pick = opts->stream;
     h->arg = arg;
@@ -391,7 +488,7 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
         {MHD_OPTION_END, 0, NULL},
     };
     h->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             (h->cert_pem ? MHD_USE_TLS : 0),
         0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
@@ -407,6 +504,7 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
                                   : "cannot listen for HTTP on %s (is the port taken?)",
                       opts->listen);
         s_free_tls(h);
+        pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
     }
@@ -429,7 +527,16 @@ uint16_t cairn_httpd_port(const cairn_httpd_t *h)
 void cairn_httpd_stop(cairn_httpd_t **h)
 {
     if (!h || !*h) return;
+    pthread_mutex_lock(&(*h)->mu); /* no connection may stay suspended */
+    (*h)->stopping = true;
+    for (cairn_http_live_t *l = (*h)->lives; l; l = l->next)
+        if (l->suspended) {
+            l->suspended = false;
+            MHD_resume_connection(l->c);
+        }
+    pthread_mutex_unlock(&(*h)->mu);
     MHD_stop_daemon((*h)->d);
+    pthread_mutex_destroy(&(*h)->mu);
     s_free_tls(*h);
     free(*h);
     *h = NULL;

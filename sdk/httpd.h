@@ -20,6 +20,11 @@
  * listener must be a loopback address (an error says so), as the bus
  * needs CurveZMQ off loopback.
  *
+ * A live response (server-sent events, a long poll) stays open while its
+ * read has nothing to send: read returns CAIRN_HTTP_LATER and the
+ * connection waits on no thread (libmicrohttpd suspends it) until
+ * cairn_http_live_wake; stopping the server ends every live response.
+ *
  * Part of the static library cairn_httpd (libmicrohttpd); no ABI of its own. */
 #ifndef CAIRN_HTTPD_H
 #define CAIRN_HTTPD_H
@@ -34,6 +39,7 @@ typedef struct cairn_httpd cairn_httpd_t;
 typedef struct cairn_http_request cairn_http_request_t;
 typedef struct cairn_http_response cairn_http_response_t;
 typedef struct cairn_http_stream cairn_http_stream_t;
+typedef struct cairn_http_live cairn_http_live_t;
 
 /* Whether a request's body is streamed (a large upload) rather than
  * gathered: asked at its headers; true with *s filled to stream it. */
@@ -57,10 +63,13 @@ struct cairn_http_request {
     const char *path;   /* the URL's path, %-decoded, without the query */
     const char *body;   /* body_len bytes (NUL-terminated for convenience) */
     size_t body_len;
-    void *conn; /* for cairn_http_header / cairn_http_query */
+    void *conn;           /* for cairn_http_header / cairn_http_query */
+    cairn_httpd_t *httpd; /* the server (for cairn_http_live_new) */
 };
 
 #define CAIRN_HTTP_SIZE_UNKNOWN UINT64_MAX
+/* What a live response's read returns when it has nothing to send now. */
+#define CAIRN_HTTP_LATER (-2L)
 
 struct cairn_http_response {
     int status;               /* default 200 */
@@ -76,6 +85,10 @@ struct cairn_http_response {
     void (*read_free)(void *ctx);
     void *read_ctx;
     uint64_t size;
+    /* With read (size CAIRN_HTTP_SIZE_UNKNOWN): a live response, whose read
+     * may also return CAIRN_HTTP_LATER (see cairn_http_live_new). The
+     * response's once set, even when the handler then answers otherwise. */
+    cairn_http_live_t *live;
     /* One more header (e.g. "ETag"), or NULL: both borrowed until the
      * response is queued, right after the handler (or end) returns. */
     const char *header, *header_value;
@@ -115,6 +128,17 @@ void cairn_http_each_query(const cairn_http_request_t *req,
                            void (*fn)(void *arg, const char *key, const char *value),
                            void *arg);
 
+/* A live response's handle, for the handler to put in resp->live (NULL
+ * when out of memory). Its read returning CAIRN_HTTP_LATER parks the
+ * connection, no thread spent, until cairn_http_live_wake; a wake that
+ * comes between the read and the parking is not lost (read runs again).
+ * The server frees it after the response's read_free returns. */
+cairn_http_live_t *cairn_http_live_new(const cairn_http_request_t *req);
+/* Have a live response's read called again soon, from any thread. Only
+ * while its read_free has not returned: call it under a lock that
+ * read_free takes too. */
+void cairn_http_live_wake(cairn_http_live_t *l);
+
 /* Start listening; NULL with err (400 bad_conf for a bad or non-loopback
  * address, 500 when it cannot bind). */
 cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
@@ -124,7 +148,8 @@ cairn_httpd_t *cairn_httpd_start(const cairn_httpd_opts_t *opts,
 bool cairn_httpd_tls(const cairn_httpd_t *h);
 /* The port it listens on (the one chosen, for port 0). */
 uint16_t cairn_httpd_port(const cairn_httpd_t *h);
-/* Stop (requests in progress finish first) and free; NULL-safe. */
+/* Stop (requests in progress finish first; a live response waiting for
+ * its wake ends) and free; NULL-safe. */
 void cairn_httpd_stop(cairn_httpd_t **h);
 
 #endif

@@ -1,11 +1,11 @@
 /* The gateway plugin's shared state and helpers (private to the plugin).
  *
  * Files: plugin.c (settings, init), server.c (the HTTP server, the bus
- * clients of its threads, a request's dispatch), rest.c (JSON REST for every verb,
- * health), mlflow.c (MLflow's REST API 2.0 onto the tracking and registry
- * verbs). The gateway keeps no state of its own: each HTTP request
- * becomes one bus request, made as the HTTP caller (its token, its
- * workspace) through the kernel's frontend like any client. */
+ * clients of its threads, a request's dispatch), rest.c (JSON REST for every
+ * verb, health), events.c (server-sent events), mlflow.c (MLflow's REST API 2.0 onto
+ * the tracking and registry verbs). The gateway keeps no state of its own: each HTTP
+ * request becomes one bus request, made as the HTTP caller (its token, its workspace)
+ * through the kernel's frontend like any client. */
 #ifndef CAIRN_GATEWAY_H
 #define CAIRN_GATEWAY_H
 
@@ -23,7 +23,8 @@ typedef struct gateway {
     cairn_httpd_t *httpd;
     char *endpoint; /* the kernel's frontend, where the bus calls go */
     uint32_t ttl_ms;
-    char *ui_dir; /* Cairn Studio's files (static.c); NULL: none served */
+    char *ui_dir;             /* Cairn Studio's files (static.c); NULL: none served */
+    struct gw_events *events; /* the event streams (events.c) */
 } gateway_t;
 
 /* One HTTP request on its way: who asks (token, workspace) and the path
@@ -104,6 +105,19 @@ json_t *gw_reply_body_json(cairn_reply_t *reply);
  * when the login is refused. gw_basic_forget drops r's cached token. */
 int gw_basic(gw_req_t *r, const char *b64, bool fresh, cairn_err_t *err);
 void gw_basic_forget(const gw_req_t *r);
+
+/* events.c: GET /api/v1/events, server-sent events of runs and jobs, fed
+ * by the bus's events (gw_events_event, on the plugin's loop thread) and
+ * a keep-alive timer; at most max_streams at once. close ends every
+ * stream and takes no new one (before the server stops); free after it
+ * stopped. */
+typedef struct gw_events gw_events_t;
+gw_events_t *gw_events_new(unsigned max_streams);
+void gw_events_event(gw_events_t *e, const char *topic, const msgpack_object *body);
+void gw_events_keepalive(gw_events_t *e);
+void gw_events_close(gw_events_t *e);
+void gw_events_free(gw_events_t **e);
+bool gw_events(gw_req_t *r);
 
 /* rest.c: /healthz, /readyz, /api/v1/...; mlflow.c: /api/2.0/mlflow/... and
  * /ajax-api/2.0/mlflow/... Each returns true when it took the path. */

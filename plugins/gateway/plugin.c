@@ -14,9 +14,18 @@
 
 typedef struct settings {
     const char *listen, *endpoint, *tls_cert, *tls_key, *ui_dir;
-    int64_t threads, max_connections, timeout_s, ttl_ms;
+    int64_t threads, max_connections, timeout_s, ttl_ms, max_event_streams;
     uint64_t max_body;
 } settings_t;
+
+#define GW_KEEPALIVE_MS 15000 /* an event stream's comment, against idle timeouts */
+
+/* The plugin's state: the HTTP side, and the timer that feeds it. */
+typedef struct {
+    gw_server_t *g;
+    cairn_ctx_t *ctx;
+    uint64_t keepalive;
+} gw_plugin_t;
 
 #define AT(f) offsetof(settings_t, f)
 static const cairn_setting_t gateway_settings[] = {
@@ -77,6 +86,14 @@ static const cairn_setting_t gateway_settings[] = {
      .help = "a request body's size at most (413 beyond)",
      .min = 1024,
      .max = 1 << 30},
+    {.key = "max_event_streams",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(max_event_streams),
+     .dflt = "64",
+     .help = "GET /api/v1/events streams open at once (503 beyond); each holds a "
+             "connection (max_connections)",
+     .min = 1,
+     .max = 65536},
     {.key = "ui_dir",
      .type = CAIRN_CONF_STR,
      .offset = AT(ui_dir),
@@ -85,6 +102,34 @@ static const cairn_setting_t gateway_settings[] = {
              "the executable's bin/, where the build and the install put them)"},
     {.key = NULL},
 };
+
+static void gateway_event(void *arg, const char *topic, const msgpack_object *body)
+{
+    gw_plugin_t *p = arg;
+    gw_server_event(p->g, topic, body);
+}
+
+static void gateway_keepalive(void *arg)
+{
+    gw_plugin_t *p = arg;
+    gw_server_keepalive(p->g);
+}
+
+/* The events the streams carry (events.c), subscribed once; without them
+ * a stream still works, with its keep-alives only. */
+static void gateway_subscribe(gw_plugin_t *p)
+{
+    static const char *const topics[] = {"run.", "jobs.status", "auth.changed"};
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        cairn_err_t err = {0};
+        if (cairn_subscribe(p->ctx, topics[i], gateway_event, p, &err) != 0)
+            cairn_log(p->ctx, CAIRN_LOG_WARN,
+                      "gateway: event streams get no %s events here: %s", topics[i],
+                      err.msg);
+    }
+    p->keepalive =
+        cairn_timer_add(p->ctx, GW_KEEPALIVE_MS, GW_KEEPALIVE_MS, gateway_keepalive, p);
+}
 
 static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
 {
@@ -98,6 +143,7 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     gw_server_opts_t o = {.endpoint = ep && *ep ? ep : "tcp://127.0.0.1:7780",
                           .ttl_ms = (uint32_t)set->ttl_ms,
                           .ui_dir = set->ui_dir,
+                          .max_event_streams = (unsigned)set->max_event_streams,
                           .http = {.listen = listen,
                                    .max_body = (size_t)set->max_body,
                                    .threads = (unsigned)set->threads,
@@ -105,8 +151,15 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
                                    .timeout_s = (unsigned)set->timeout_s,
                                    .tls_cert = set->tls_cert,
                                    .tls_key = set->tls_key}};
+    gw_plugin_t *p = calloc(1, sizeof *p);
+    if (!p) return cairn_err_oom(err, NULL);
     gw_server_t *g = gw_server_start(&o, err);
-    if (!g) return -1;
+    if (!g) {
+        free(p);
+        return -1;
+    }
+    p->g = g;
+    p->ctx = ctx;
     const char *colon = strrchr(listen, ':');
     bool tls = *set->tls_cert;
     cairn_log(ctx, CAIRN_LOG_INFO, "gateway: %s on %s://%.*s:%u, bus calls to %s",
@@ -115,14 +168,18 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
               o.endpoint);
     cairn_log(ctx, CAIRN_LOG_INFO, "gateway: Cairn Studio's files from %s",
               gw_server_ui_dir(g));
-    *state = g;
+    gateway_subscribe(p);
+    *state = p;
     return 0;
 }
 
 static void gateway_fini(void *state)
 {
-    gw_server_t *g = state;
-    gw_server_stop(&g);
+    gw_plugin_t *p = state;
+    if (!p) return;
+    if (p->keepalive) cairn_timer_cancel(p->ctx, p->keepalive);
+    gw_server_stop(&p->g);
+    free(p);
 }
 
 /* info {} -> {port, endpoint}: where the gateway listens (port 0 in the
@@ -130,7 +187,7 @@ static void gateway_fini(void *state)
 static int gateway_info(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     (void)err;
-    gw_server_t *g = state;
+    gw_server_t *g = ((gw_plugin_t *)state)->g;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;

@@ -247,6 +247,8 @@ static void s_handle(void *arg, const cairn_http_request_t *http,
 {
     gw_req_t r = {.g = arg, .http = http, .resp = resp};
     if (!gw_caller(&r)) return;
+    /* before rest.c's /api/v1/SVC/VERB, which would take it */
+    if (gw_events(&r)) return;
     if (gw_artifacts(&r) || gw_mlflow(&r) || gw_rest(&r) || gw_static(&r)) return;
     gw_reply_error(&r, 404, "not_found", "no route for %s %s", http->method, r.path);
 }
@@ -268,10 +270,18 @@ gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
     }
     g->ttl_ms = o->ttl_ms;
     g->ui_dir = gw_static_dir(o->ui_dir);
+    if (!(g->events = gw_events_new(o->max_event_streams))) {
+        free(g->ui_dir);
+        free(g->endpoint);
+        free(g);
+        cairn_err_oom(err, NULL);
+        return NULL;
+    }
     cairn_httpd_opts_t http = o->http;
     http.stream = s_stream;
     g->httpd = cairn_httpd_start(&http, s_handle, g, err);
     if (!g->httpd) {
+        gw_events_free(&g->events);
         free(g->ui_dir);
         free(g->endpoint);
         free(g);
@@ -293,11 +303,23 @@ const char *gw_server_endpoint(const gw_server_t *g)
 void gw_server_stop(gw_server_t **g)
 {
     if (!g || !*g) return;
+    gw_events_close((*g)->events);  /* the streams end, cleanly where they can */
     cairn_httpd_stop(&(*g)->httpd); /* its threads end: their clients go */
+    gw_events_free(&(*g)->events);
     free((*g)->endpoint);
     free((*g)->ui_dir);
     free(*g);
     *g = NULL;
+}
+
+void gw_server_event(gw_server_t *g, const char *topic, const msgpack_object *body)
+{
+    gw_events_event(g->events, topic, body);
+}
+
+void gw_server_keepalive(gw_server_t *g)
+{
+    gw_events_keepalive(g->events);
 }
 
 const char *gw_server_ui_dir(const gw_server_t *g)

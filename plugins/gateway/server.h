@@ -4,6 +4,7 @@
 #ifndef CAIRN_GATEWAY_SERVER_H
 #define CAIRN_GATEWAY_SERVER_H
 
+#include <msgpack.h>
 #include <stdint.h>
 
 #include "cairn/err.h"
@@ -15,6 +16,7 @@ typedef struct gw_server_opts {
     const char *endpoint; /* the kernel's frontend */
     uint32_t ttl_ms;      /* each bus request's */
     const char *ui_dir;   /* Cairn Studio's files; "" or NULL: beside the executable */
+    unsigned max_event_streams; /* /api/v1/events streams open at once */
     cairn_httpd_opts_t http;
 } gw_server_opts_t;
 
@@ -23,6 +25,10 @@ uint16_t gw_server_port(const gw_server_t *g);
 /* Where Cairn Studio's files are looked for. */
 const char *gw_server_ui_dir(const gw_server_t *g);
 const char *gw_server_endpoint(const gw_server_t *g);
+/* A bus event for the event streams, and their keep-alive (both on the
+ * plugin's loop thread: its subscriptions and timer). */
+void gw_server_event(gw_server_t *g, const char *topic, const msgpack_object *body);
+void gw_server_keepalive(gw_server_t *g);
 void gw_server_stop(gw_server_t **g);
 
 #endif

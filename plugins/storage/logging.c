@@ -442,9 +442,11 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
     uint32_t npoints = metrics ? metrics->via.array.size : 0;
     if (s->mj && lg_journal_takes(metrics, params, tags)) {
         int jrc = mj_log_journaled(s, run.rid, metrics, err);
-        if (jrc == 0)
+        if (jrc == 0) {
             atomic_fetch_add_explicit(&s->points_ingested, npoints,
                                       memory_order_relaxed);
+            live_note(s, run.id, metrics, NULL);
+        }
         return jrc;
     }
     if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
@@ -464,10 +466,12 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
     if (params) rc = s_write_params(s, run.rid, params, err);
     if (rc == 0 && tags) rc = s_write_tags(s, run.rid, tags, err);
     if (rc == 0 && metrics) rc = lg_write_metrics(s, &b, err);
-    lg_batch_free(&b);
     rc = storage_group_end(s, rc, err);
-    if (rc == 0)
+    if (rc == 0) {
         atomic_fetch_add_explicit(&s->points_ingested, npoints, memory_order_relaxed);
+        live_note(s, run.id, metrics, &b);
+    }
+    lg_batch_free(&b);
     return rc;
 }
 
@@ -567,10 +571,12 @@ int tracking_stats(void *state, cairn_req_t *req, cairn_err_t *err)
     msgpack_packer *pk = storage_reply_begin(s);
     msgpack_pack_map(pk, 1);
     cairn_pack_cstr(pk, "counters");
-    msgpack_pack_map(pk, 1);
+    msgpack_pack_map(pk, 2);
     cairn_pack_cstr(pk, "points_ingested");
     msgpack_pack_uint64(
         pk, atomic_load_explicit(&s->points_ingested, memory_order_relaxed));
+    cairn_pack_cstr(pk, "metrics_events_dropped");
+    msgpack_pack_uint64(pk, live_dropped(s));
     return storage_reply_send(s, req, CAIRN_ST_OK);
 }
 

@@ -1,6 +1,7 @@
 /* plugins/storage/logging.h — private to logging.c (the verbs: log_batch,
- * log_metric, log_param, the batch writer) and mjournal.c (the metric
- * journal): what each uses of the other. */
+ * log_metric, log_param, the batch writer), mjournal.c (the metric
+ * journal) and live.c (the run.metrics event): what each uses of the
+ * others. */
 #ifndef STORAGE_LOGGING_H
 #define STORAGE_LOGGING_H
 
@@ -64,5 +65,16 @@ bool mj_full(const storage_t *s);     /* MJ_PENDING_MAX points wait */
 /* The points of a log_batch body the journal would take without an apply
  * first; -1 for any other body. */
 long mj_quick_points(const storage_t *s, const msgpack_object *body);
+
+/* live.c: the run.metrics event, published at most every_ms per run (0:
+ * off, and live_note does nothing). live_note notes a request's accepted
+ * points for run_id (the metrics array; b: the same points parsed and
+ * grouped by key, or NULL for a few journaled ones); cheap, any thread. */
+typedef struct live live_t;
+int live_open(storage_t *s, uint32_t every_ms, cairn_err_t *err);
+void live_note(storage_t *s, cairn_str_t run_id, const msgpack_object *metrics,
+               const batch_t *b);
+uint64_t live_dropped(const storage_t *s); /* runs past a window's bound */
+void live_close(storage_t *s);
 
 #endif

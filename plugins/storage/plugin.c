@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "logging.h"
 #include "side.h"
 #include "storage.h"
 
@@ -371,6 +372,14 @@ static const cairn_setting_t storage_settings[] = {
      .dflt = "true",
      .help = "tracking: a search's rid sets and a big page's parts are read on a "
              "second, read-only connection and thread too, in parallel"},
+    {.key = "metrics_event_ms",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(metrics_event_ms),
+     .dflt = "500",
+     .min = 0,
+     .max = 3600000,
+     .help = "tracking: the run.metrics event (the keys, step and time a run logged, "
+             "for live charts) is published at most this often a run, in ms; 0: never"},
     {.key = "io_uring",
      .type = CAIRN_CONF_BOOL,
      .offset = AT(io_uring),
@@ -447,6 +456,12 @@ static int storage_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
      * fdatasync, which this thread runs once for all the appends that
      * arrived together (mjournal.c): log_metric and log_batch stay off the
      * kernel's. */
+    if (s->db && !artifacts &&
+        live_open(s, (uint32_t)set->metrics_event_ms, err) != 0) {
+        live_close(s);
+        storage_journal_close(s);
+        db_close(&s->db);
+    }
     if (s->db && !artifacts && power) {
         cairn_verb_drop_flags(ctx, "log_metric", CAIRN_VERB_INLINE);
         cairn_verb_drop_flags(ctx, "log_batch", CAIRN_VERB_INLINE);
@@ -468,6 +483,7 @@ static void storage_fini(void *state)
     storage_t *s = state;
     if (!s) return;
     artifacts_fini(s);
+    live_close(s);
     storage_journal_close(s); /* applies what is pending */
     side_close(&s->side);
     db_close(&s->db);

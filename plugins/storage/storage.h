@@ -35,6 +35,7 @@ typedef struct storage_settings {
     bool io_uring;
     int64_t multipart_idle; /* seconds an unfinished multipart upload may sit idle */
     bool parallel_reads;    /* big searches read on a second connection too (side.h) */
+    int64_t metrics_event_ms; /* run.metrics at most this often a run (0: off) */
 } storage_settings_t;
 
 #define STORAGE_FRESH_RUNS 512
@@ -54,6 +55,7 @@ typedef struct storage {
     struct mjournal *mj;   /* role `tracking` only: the metric journal (mjournal.c) */
     struct artifacts *art; /* role `artifacts` only (artifacts.c) */
     struct wgroup *wg;     /* role `tracking`: the write group (group.c) */
+    struct live *live;     /* role `tracking`: the run.metrics event (live.c) */
     /* Runs this instance created lately and has logged no metric to: their
      * first batch skips reading each key's tail segment (there is none).
      * Only a hint: a wrong one costs a refused insert and the usual path. */
