@@ -258,6 +258,32 @@ async function run(page, seed, http, allow400, errors) {
   await page.locator('[data-testid=chart] .u-over').dblclick();
   await page.waitForFunction(() => !/zoomed/.test(document.querySelector('[data-testid=chart-info]').innerText));
 
+  step = 'a running run, live';
+  // a new run each time, in an experiment of its own (the seeded state is
+  // kept between test runs), deleted at the end
+  const liveExp = await api(http, 'tracking', 'get_experiment_by_name', { experiment_name: 'studio-live' }).then(
+    (j) => j.experiment.experiment_id,
+    () => api(http, 'tracking', 'create_experiment', { name: 'studio-live' }).then((j) => j.experiment_id)
+  );
+  const liveRun = (await api(http, 'tracking', 'create_run', { experiment_id: liveExp, run_name: 'e2e-live' })).run.info.run_id;
+  const logSteps = (a, b) =>
+    api(http, 'tracking', 'log_batch', { run_id: liveRun, metrics: [...Array(b - a).keys()].map((i) => ({ key: 'live', value: Math.sin(a + i), timestamp: Date.now(), step: a + i })) });
+  await logSteps(0, 10);
+  await page.goto(`${http}/runs/${liveRun}`);
+  await page.waitForFunction(() => /^10 of 10 points/.test(document.querySelector('[data-testid=chart-info]')?.innerText));
+  await page.waitForSelector('[data-testid=chart-live][data-live=open]'); // the event stream is open
+  t = performance.now();
+  await logSteps(10, 25);
+  // drawn again by itself (no reload): the gateway's run.metrics event
+  await page.waitForFunction(() => /^25 of 25 points/.test(document.querySelector('[data-testid=chart-info]')?.innerText), null, { timeout: 30000 });
+  figures.live_chart_ms = ms(t);
+  await shot(page, '06c-run-live');
+  await api(http, 'tracking', 'update_run', { run_id: liveRun, status: 'FINISHED', end_time: Date.now() });
+  await page.waitForFunction(() => document.querySelector('[data-testid=run-status]').innerText === 'FINISHED', null, { timeout: 30000 });
+  await api(http, 'tracking', 'delete_run', { run_id: liveRun });
+  await page.goto(`${http}/runs/${seed.long_runs[0]}`);
+  await page.waitForSelector('[data-testid=chart][data-state=drawn] canvas');
+
   step = 'browse and preview artifacts';
   const files = page.getByRole('list', { name: 'Artifacts' });
   await files.getByRole('button', { name: 'notes.txt' }).click();
