@@ -14,6 +14,7 @@ typedef struct gateway gw_server_t;
 typedef struct gw_server_opts {
     const char *endpoint; /* the kernel's frontend */
     uint32_t ttl_ms;      /* each bus request's */
+    uint32_t url_ttl_s;   /* a signed download link's life (0: 300) */
     const char *ui_dir;   /* Cairn Studio's files; "" or NULL: beside the executable */
     cairn_httpd_opts_t http;
 } gw_server_opts_t;
