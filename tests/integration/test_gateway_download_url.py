@@ -14,13 +14,14 @@ import hashlib
 import http.client
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cairn_harness import Kernel, free_port, wait_for  # noqa: E402
+from cairn_harness import CAIRND, Kernel, free_port, wait_for  # noqa: E402
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 URL = "/api/v1/artifacts/download_url"
@@ -276,6 +277,22 @@ class DownloadUrl(unittest.TestCase):
     def test_no_token_in_the_log(self):
         self.url_of("out/report.csv")
         self.assertNotIn(self.reader, self.k.read_log())
+
+
+class Setting(unittest.TestCase):
+    def test_ttl_bounds(self):
+        """download_url_ttl_s is 10 to 86400: `cairnd --check` says so."""
+        for ttl, rc in ((9, 2), (10, 0), (86400, 0), (86401, 2)):
+            k = Kernel(services="  gateway:\n    plugin: gateway\n    mode: inproc\n"
+                       f"    settings:\n      download_url_ttl_s: {ttl}\n")
+            try:
+                r = subprocess.run([CAIRND, "--conf", k.conf, "--check"], capture_output=True,
+                                   text=True, timeout=60)
+            finally:
+                k.cleanup()
+            self.assertEqual(r.returncode, rc, (ttl, r.stdout, r.stderr))
+            if rc:
+                self.assertIn("download_url_ttl_s", r.stdout + r.stderr)
 
 
 if __name__ == "__main__":
