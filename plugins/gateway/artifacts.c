@@ -322,8 +322,9 @@ typedef struct {
     size_t len;
     uint64_t start; /* its offset in the file */
     uint64_t size;
-    gw_window_t w; /* the ranges asked for; tag: their offsets */
-    uint64_t next; /* the offset the next one asks for */
+    gw_window_t w;                        /* the ranges asked for; tag: their offsets */
+    uint64_t next;                        /* the offset the next one asks for */
+    char disposition[GW_DISPOSITION_MAX]; /* "": none (headers borrow it) */
 } download_t;
 
 /* {key: id, path, offset, length: CHUNK} into sb. */
@@ -436,13 +437,41 @@ static void s_down_free(void *ctx)
     free(d);
 }
 
+/* A refusal before any byte went, in the route's shape. */
+static void s_down_refuse(gw_req_t *r, const cairn_err_t *err)
+{
+    int st = err->st >= 400 ? err->st : 503;
+    if (!strncmp(r->path, "/api/v1/", 8))
+        gw_reply_error(r, st, err->code[0] ? err->code : "unavailable", "%s", err->msg);
+    else
+        gw_mlflow_error(r, st, err->code, err->msg);
+}
+
+/* The response of d: its type, and as an attachment named filename. */
+static void s_down_headers(download_t *d, cairn_http_response_t *resp,
+                           const char *filename)
+{
+    resp->content_type = "application/octet-stream";
+    if (!filename) return;
+    resp->content_type = gw_mime_type(filename);
+    gw_disposition(filename, d->disposition, sizeof d->disposition);
+    resp->header = "Content-Disposition";
+    resp->header_value = d->disposition; /* d lives until the response is done */
+    resp->more[0].name = "X-Content-Type-Options"; /* the type given, never sniffed */
+    resp->more[0].value = "nosniff";
+    resp->more[1].name = "Cache-Control";
+    resp->more[1].value = "no-store";
+}
+
 void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key,
-                 const char *id, const char *path)
+                 const char *id, const char *path, const char *filename)
 {
     download_t *d = calloc(1, sizeof *d);
     cairn_err_t err = {0};
     if (!d) {
-        gw_mlflow_error(r, 500, CAIRN_E_OUT_OF_MEMORY, "out of memory");
+        s_down_refuse(
+            r, &(cairn_err_t){
+                   .st = 500, .code = CAIRN_E_OUT_OF_MEMORY, .msg = "out of memory"});
         return;
     }
     d->r = *r;
@@ -456,7 +485,7 @@ void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key
     snprintf(d->path, sizeof d->path, "%s", path);
     if (s_get(d, 0, &err) != 0) { /* 404 before any byte goes */
         s_down_free(d);
-        gw_mlflow_error(r, err.st >= 400 ? err.st : 503, err.code, err.msg);
+        s_down_refuse(r, &err);
         return;
     }
     /* more than one range: the next ones are asked for now, on the
@@ -464,7 +493,7 @@ void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key
     d->next = d->len;
     if (d->len && d->len < d->size && s_prefetch(d, &err) != 0) gw_win_free(&d->w);
     r->resp->status = 200;
-    r->resp->content_type = "application/octet-stream";
+    s_down_headers(d, r->resp, filename);
     r->resp->read = s_down_read;
     r->resp->read_free = s_down_free;
     r->resp->read_ctx = d;
@@ -539,7 +568,7 @@ bool gw_artifacts(gw_req_t *r)
                         "an artifact is " PREFIX
                         "/EXPERIMENT_ID/RUN_ID/artifacts/PATH");
     } else if (!strcmp(m, "GET")) {
-        gw_download(r, "artifacts", "get_artifact", "run_id", run, path);
+        gw_download(r, "artifacts", "get_artifact", "run_id", run, path, NULL);
     } else if (!strcmp(m, "DELETE")) {
         s_delete(r, run, path);
     } else {

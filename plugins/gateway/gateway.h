@@ -1,10 +1,13 @@
 /* The gateway plugin's shared state and helpers (private to the plugin).
  *
  * Files: plugin.c (settings, init), server.c (the HTTP server, the bus
- * clients of its threads, a request's dispatch), rest.c (JSON REST for every
- * verb, health), events.c (server-sent events), mlflow.c (MLflow's REST API 2.0 onto
- * the tracking and registry verbs). The gateway keeps no state of its own: each HTTP
- * request becomes one bus request, made as the HTTP caller (its token, its workspace)
+ * clients of its threads, a request's dispatch), rest.c (JSON REST for every verb,
+ * health), events.c (server-sent events), mlflow.c (MLflow's REST API 2.0 onto
+ * the tracking and registry verbs), artifacts.c, mpu.c, models.c (MLflow's
+ * artifact proxy), signed.c (signed download links, seal.c their sealed part).
+ * The gateway keeps no state of its own (but the key of its signed links,
+ * made at its start, and its open event streams): each HTTP request becomes
+ * one bus request, made as the HTTP caller (its token, its workspace)
  * through the kernel's frontend like any client. */
 #ifndef CAIRN_GATEWAY_H
 #define CAIRN_GATEWAY_H
@@ -16,6 +19,7 @@
 #include "cairn/client.h"
 #include "httpd.h"
 #include "jsonmp.h"
+#include "seal.h"
 
 #define GW_TOKEN_MAX 512 /* a bearer token's bytes, at most */
 
@@ -25,6 +29,9 @@ typedef struct gateway {
     uint32_t ttl_ms;
     char *ui_dir;             /* Cairn Studio's files (static.c); NULL: none served */
     struct gw_events *events; /* the event streams (events.c) */
+    uint32_t url_ttl_s;       /* a signed download link's life (signed.c) */
+    /* the signed links' key: random at start, so a link dies with the process */
+    unsigned char seal_key[GW_SEAL_KEY_BYTES];
 } gateway_t;
 
 /* One HTTP request on its way: who asks (token, workspace) and the path
@@ -145,9 +152,11 @@ int gw_tail_write(void *data, const char *buf, size_t len);
 bool gw_gather(char *buf, size_t *len, size_t cap, const char **p, size_t *n);
 /* A file streamed to r's client in CHUNK ranges of svc.verb {key: id, path,
  * offset, length} -> {data, size}: get_artifact, the registry's read_file.
- * A refusal of the first range is answered in MLflow's shape. */
+ * A refusal of the first range is answered in the route's shape (MLflow's,
+ * or /api/v1's). filename: NULL, or sent as an attachment of that name,
+ * typed by its extension. */
 void gw_download(gw_req_t *r, const char *svc, const char *verb, const char *key,
-                 const char *id, const char *path);
+                 const char *id, const char *path, const char *filename);
 /* models.c: GET .../artifacts/_models/NAME/VERSION/PATH and the list of
  * ?path=_models/NAME/VERSION[/DIR], from the registry; true when r is one. */
 bool gw_models(gw_req_t *r);
@@ -159,12 +168,20 @@ bool gw_art_split(const char *rest, char run[128], char path[1025]);
 bool gw_mpu_stream(gateway_t *g, const cairn_http_request_t *http,
                    cairn_http_stream_t *s);
 bool gw_mpu(gw_req_t *r);
+/* signed.c: POST /api/v1/artifacts/download_url (as the caller) and
+ * GET /api/v1/artifacts/download/SEALED/NAME (as the link's sealer: taken
+ * before the request's own credentials are read). true when r is one. */
+bool gw_signed_url(gw_req_t *r);
+bool gw_signed_download(gw_req_t *r);
 /* prom.c: GET /metrics, sys.metrics in Prometheus' text format. */
 void gw_prometheus(gw_req_t *r);
 /* static.c: Cairn Studio's files and, for any other path that is not the
  * API's, its index.html (the app's routes); GET and HEAD only. true when
  * it took the path. */
 bool gw_static(gw_req_t *r);
+/* A file's Content-Type by its name's extension (application/octet-stream
+ * for one not known). */
+const char *gw_mime_type(const char *path);
 /* The UI's directory: the setting, else share/cairn/ui beside the
  * executable's bin/ (malloc'ed; NULL when out of memory). */
 char *gw_static_dir(const char *setting);

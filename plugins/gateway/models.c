@@ -142,6 +142,6 @@ bool gw_models(gw_req_t *r)
         gw_mlflow_error(r, 404, CAIRN_E_NOT_FOUND,
                         "a version's file is " PREFIX "/_models/NAME/VERSION/PATH");
     else
-        gw_download(r, "registry", "read_file", "ref", mp.ref, mp.path);
+        gw_download(r, "registry", "read_file", "ref", mp.ref, mp.path, NULL);
     return true;
 }

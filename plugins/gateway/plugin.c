@@ -14,7 +14,8 @@
 
 typedef struct settings {
     const char *listen, *endpoint, *tls_cert, *tls_key, *ui_dir;
-    int64_t threads, max_connections, timeout_s, ttl_ms, max_event_streams;
+    int64_t threads, max_connections, timeout_s, ttl_ms, max_event_streams,
+        download_url_ttl_s;
     uint64_t max_body;
 } settings_t;
 
@@ -79,6 +80,14 @@ static const cairn_setting_t gateway_settings[] = {
      .help = "each bus request's ttl",
      .min = 1,
      .max = 3600000},
+    {.key = "download_url_ttl_s",
+     .type = CAIRN_CONF_INT,
+     .offset = AT(download_url_ttl_s),
+     .dflt = "300",
+     .help = "a signed download link's life in seconds (POST "
+             "/api/v1/artifacts/download_url); every link dies with the gateway too",
+     .min = 10,
+     .max = 86400},
     {.key = "max_body",
      .type = CAIRN_CONF_SIZE,
      .offset = AT(max_body),
@@ -142,6 +151,7 @@ static int gateway_init(cairn_ctx_t *ctx, void **state, cairn_err_t *err)
     const char *listen = env && *env ? env : set->listen;
     gw_server_opts_t o = {.endpoint = ep && *ep ? ep : "tcp://127.0.0.1:7780",
                           .ttl_ms = (uint32_t)set->ttl_ms,
+                          .url_ttl_s = (uint32_t)set->download_url_ttl_s,
                           .ui_dir = set->ui_dir,
                           .max_event_streams = (unsigned)set->max_event_streams,
                           .http = {.listen = listen,

@@ -4,6 +4,7 @@
  *   GET  /readyz               sys.health: 200 when every plugin is up, else 503
  *   GET  /metrics              sys.metrics in Prometheus' text format (prom.c)
  *   GET  /api/v1/              sys.services: services, verbs, permissions, flags
+ *   POST /api/v1/artifacts/download_url  a signed download link (signed.c)
  *   POST /api/v1/{svc}/{verb}  the verb with the JSON body (none: {}); its
  *                              reply as JSON, the HTTP status the bus's;
  *                              errors {status, code, error}
@@ -135,6 +136,7 @@ bool gw_rest(gw_req_t *r)
         s_call_reply(r, "sys", "services", NULL, 0);
         return true;
     }
+    if (gw_signed_url(r)) return true; /* before the verbs: not a verb */
     if (!strncmp(p, "/api/v1/", 8)) {
         s_verb(r, p + 8);
         return true;

@@ -9,6 +9,7 @@
  * cost no connection a request; they go when the thread does. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ static void s_handle(void *arg, const cairn_http_request_t *http,
                      cairn_http_response_t *resp)
 {
     gw_req_t r = {.g = arg, .http = http, .resp = resp};
+    if (gw_signed_download(&r)) return; /* as its link says, not its headers */
     if (!gw_caller(&r)) return;
     /* before rest.c's /api/v1/SVC/VERB, which would take it */
     if (gw_events(&r)) return;
@@ -269,6 +271,15 @@ gw_server_t *gw_server_start(const gw_server_opts_t *o, cairn_err_t *err)
         return NULL;
     }
     g->ttl_ms = o->ttl_ms;
+    g->url_ttl_s = o->url_ttl_s ? o->url_ttl_s : 300;
+    if (sodium_init() < 0) {
+        cairn_err_set(err, CAIRN_ST_INTERNAL, CAIRN_E_INTERNAL,
+                      "gateway: libsodium cannot start");
+        free(g->endpoint);
+        free(g);
+        return NULL;
+    }
+    randombytes_buf(g->seal_key, sizeof g->seal_key); /* links die with us */
     g->ui_dir = gw_static_dir(o->ui_dir);
     if (!(g->events = gw_events_new(o->max_event_streams))) {
         free(g->ui_dir);
@@ -306,6 +317,7 @@ void gw_server_stop(gw_server_t **g)
     gw_events_close((*g)->events);  /* the streams end, cleanly where they can */
     cairn_httpd_stop(&(*g)->httpd); /* its threads end: their clients go */
     gw_events_free(&(*g)->events);
+    sodium_memzero((*g)->seal_key, sizeof(*g)->seal_key);
     free((*g)->endpoint);
     free((*g)->ui_dir);
     free(*g);

@@ -15,6 +15,7 @@ typedef struct gateway gw_server_t;
 typedef struct gw_server_opts {
     const char *endpoint; /* the kernel's frontend */
     uint32_t ttl_ms;      /* each bus request's */
+    uint32_t url_ttl_s;   /* a signed download link's life (0: 300) */
     const char *ui_dir;   /* Cairn Studio's files; "" or NULL: beside the executable */
     unsigned max_event_streams; /* /api/v1/events streams open at once */
     cairn_httpd_opts_t http;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,14 +41,25 @@ static const struct {
     {".ico", "image/x-icon"},
     {".woff2", "font/woff2"},
     {".txt", "text/plain; charset=utf-8"},
+    /* an artifact's, too (signed.c) */
+    {".csv", "text/csv; charset=utf-8"},
+    {".jpg", "image/jpeg"},
+    {".jpeg", "image/jpeg"},
+    {".gif", "image/gif"},
+    {".webp", "image/webp"},
+    {".pdf", "application/pdf"},
+    {".yaml", "application/yaml"},
+    {".yml", "application/yaml"},
+    {".gz", "application/gzip"},
+    {".zip", "application/zip"},
 };
 
-static const char *s_type(const char *path)
+const char *gw_mime_type(const char *path)
 {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     if (dot && (!slash || dot > slash))
         for (size_t i = 0; i < sizeof s_types / sizeof s_types[0]; i++)
-            if (!strcmp(dot, s_types[i].ext)) return s_types[i].type;
+            if (!strcasecmp(dot, s_types[i].ext)) return s_types[i].type;
     return "application/octet-stream";
 }
 
@@ -133,7 +145,7 @@ static bool s_file(gw_req_t *r, const char *rel)
              (unsigned long long)st.st_size, gz ? "-gz" : "");
     const char *inm = cairn_http_header(r->http, "If-None-Match");
     resp->status = 200;
-    resp->content_type = s_type(rel);
+    resp->content_type = gw_mime_type(rel);
     resp->header = "Cache-Control";
     resp->header_value = hashed ? "public, max-age=31536000, immutable" : "no-cache";
     resp->more[0].name = "ETag";

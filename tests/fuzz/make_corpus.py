@@ -342,6 +342,29 @@ def mpuname():
     write(t, "half_quoted", f'"{h}'.encode())
 
 
+def seals():
+    """A signed download link's sealed text and its box's fields
+    (plugins/gateway/seal.h): seal.c's layout, and names to quote."""
+    t = "fuzz_seal"
+
+    def fields(expires, *fs):
+        out = bytes([1]) + expires.to_bytes(8, "big")
+        for f in fs:
+            out += len(f).to_bytes(2, "big") + f
+        return out
+
+    write(t, "fields", fields(1 << 41, b"cairn_tok", b"default", b"0123abcd", b"out/a.csv"))
+    write(t, "fields_empty", fields(1, b"", b"", b"r", b"p"))
+    write(t, "fields_long_path", fields(1 << 41, b"t", b"ws", b"r", b"d/" * 511 + b"xy"))
+    write(t, "fields_nul", fields(5, b"t\0k", b"", b"r", b"p"))
+    write(t, "fields_short", fields(5, b"t", b"w")[:-1])
+    write(t, "b64url", b"AbCd-_0123456789" * 8)
+    write(t, "b64_padded", b"AAAA==")
+    write(t, "name_utf8", "données é.txt".encode())
+    write(t, "name_quotes", b'a "q" \\ 100%.bin')
+    write(t, "name_ctl", b"a\r\nb\x7f.txt")
+
+
 # The targets whose seeds this script writes; the others (fuzz_filter's
 # hand-written filters) are left alone. Name some of them to regenerate
 # only those:
@@ -600,7 +623,7 @@ GENERATED = {"fuzz_header": headers, "fuzz_jsonwrite": jsonwrites, "fuzz_jobspec
              "fuzz_trainer_config": trainer_configs,
              "fuzz_scorer_input": scorer_inputs,
              "fuzz_batch_csv": batch_csvs,
-             "fuzz_scorer_model": scorer_models}
+             "fuzz_scorer_model": scorer_models, "fuzz_seal": seals}
 
 if __name__ == "__main__":
     import sys

@@ -2,9 +2,12 @@
 // of 1000), and a preview of the file chosen: text and JSON (the first
 // 256 KiB only: the rest is never read), CSV as a table (its first 100
 // rows), images; every file has a download link. Files come through the
-// gateway's artifact proxy, streamed from the store.
+// gateway's artifact proxy, streamed from the store. A browser's own
+// request (a link's navigation, an <img>) carries no bearer token: with
+// one set, those go to a short-lived signed URL the gateway makes for the
+// file instead (docs/GATEWAY.md), still streamed, never held in memory.
 import { useEffect, useState } from 'preact/hooks';
-import { call, token } from './api.js';
+import { authHeaders, call, token } from './api.js';
 
 const PREVIEW_BYTES = 256 << 10;
 const CSV_ROWS = 100;
@@ -12,11 +15,20 @@ const IMAGE = /\.(png|jpe?g|gif|webp|svg)$/i;
 
 const fileUrl = (info, p) =>
   `/api/2.0/mlflow-artifacts/artifacts/${encodeURIComponent(info.experiment_id)}/${encodeURIComponent(info.run_id)}/artifacts/${p.split('/').map(encodeURIComponent).join('/')}`;
-const auth = () => (token.get() ? { Authorization: 'Bearer ' + token.get() } : {});
+const signedUrl = (info, path) =>
+  call('artifacts', 'download_url', { run_id: info.run_id, path }).then((r) => r.url);
+
+// The file downloaded from a signed URL, as its link would without auth.
+function download(url, name) {
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
 
 // The first max bytes of a file, as text; the download is cut off there.
 async function head(url, max) {
-  const r = await fetch(url, { headers: auth() });
+  const r = await fetch(url, { headers: authHeaders() });
   if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
   const reader = r.body.getReader();
   const parts = [];
@@ -56,13 +68,15 @@ function Preview({ info, file }) {
   const [state, setState] = useState(null);
   const url = fileUrl(info, file.path);
   useEffect(() => {
-    if (IMAGE.test(file.path)) return;
+    const failed = (e) => setState({ error: e.message });
     setState(null);
-    head(url, PREVIEW_BYTES).then(setState, (e) => setState({ error: e.message }));
+    if (!IMAGE.test(file.path)) head(url, PREVIEW_BYTES).then(setState, failed);
+    else if (!token.get()) setState({ src: url });
+    else signedUrl(info, file.path).then((src) => setState({ src }), failed);
   }, [url]);
-  if (IMAGE.test(file.path)) return <img src={url} alt={file.path} class="preview-img" data-testid="preview" />;
   if (!state) return <p aria-busy="true">Loading {file.path}…</p>;
   if (state.error) return <p class="error" role="alert">{state.error}</p>;
+  if (state.src) return <img src={state.src} alt={file.path} class="preview-img" data-testid="preview" />;
   const cut = state.cut && <p class="muted">The first {PREVIEW_BYTES >> 10} KiB of {file.file_size} bytes.</p>;
   if (/\.csv$/i.test(file.path)) {
     const lines = state.text.split(/\r?\n/).filter(Boolean).slice(0, CSV_ROWS + 1);
@@ -96,6 +110,15 @@ export function Artifacts({ info }) {
   const [files, setFiles] = useState(null);
   const [error, setError] = useState('');
   const [chosen, setChosen] = useState(null);
+  const [dlError, setDlError] = useState('');
+  // Without a token the plain link serves (nothing to carry); with one, a
+  // signed URL instead of the link's own navigation, which would be a 401.
+  const onDownload = (e, f, name) => {
+    if (!token.get()) return;
+    e.preventDefault();
+    setDlError('');
+    signedUrl(info, f.path).then((url) => download(url, name), (err) => setDlError(`${name}: ${err.message}`));
+  };
   useEffect(() => {
     call('artifacts', 'list_artifacts', { run_id: info.run_id, ...(dir ? { path: dir } : {}), max_results: 1000 })
       .then((r) => setFiles(r.files || []), (e) => setError(e.message));
@@ -119,13 +142,14 @@ export function Artifacts({ info }) {
                 <>
                   <button class="link" aria-pressed={chosen?.path === f.path} onClick={() => setChosen(f)}>{name}</button>{' '}
                   <span class="muted">{Number(f.file_size).toLocaleString()} B</span>{' '}
-                  <a href={fileUrl(info, f.path)} download={name} aria-label={`download ${name}`}>download</a>
+                  <a href={fileUrl(info, f.path)} download={name} aria-label={`download ${name}`} onClick={(e) => onDownload(e, f, name)}>download</a>
                 </>
               )}
             </li>
           );
         })}
       </ul>
+      {dlError && <p class="error" role="alert">{dlError}</p>}
       {chosen && <Preview info={info} file={chosen} />}
     </section>
   );
