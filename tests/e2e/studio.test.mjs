@@ -239,6 +239,8 @@ async function run(page, seed, http, allow400, errors) {
   await page.getByLabel('Metric to chart', { exact: true }).selectOption('loss');
   await page.waitForFunction(() => /of 100,000 points/.test(document.querySelector('[data-testid=chart-info]').innerText));
   assert.equal(await page.getByTestId('run-status').innerText(), 'FINISHED');
+  // its log: the artifact logs/output.log (not a job's run)
+  await page.waitForFunction(() => /epoch 2 loss 0.5/.test(document.querySelector('[data-testid=run-log][data-state=shown]')?.innerText));
   await shot(page, '06-run-chart');
 
   step = 'zoom: the server samples the zoomed range';

@@ -230,6 +230,7 @@ ARTIFACTS = {
     "config.json": json.dumps({"lr": 0.1, "layers": [64, 32]}).encode(),
     "data/table.csv": b"epoch,loss,acc\n1,0.9,0.5\n2,0.5,\"0.75\"\n3,0.3,0.9\n",
     "plot.png": png(32, 16),
+    "logs/output.log": b"epoch 1 loss 0.9\nepoch 2 loss 0.5\n",  # a log of its own (not a job's)
 }
 
 

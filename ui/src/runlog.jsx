@@ -1,5 +1,6 @@
-// A run's log: a job's run keeps its output as the artifact logs/output.log
-// (uploaded when the job ends, docs/JOBS.md). Its last 256 KiB are read with
+// A run's log, when it has the artifact logs/output.log (a job's run keeps
+// its output so when the job ends, docs/JOBS.md; its page shows the job's
+// log instead, live, while the jobs service has it). Its last 256 KiB are read with
 // one get_artifact range (the file's size from list_artifacts); while the
 // run is RUNNING (and for a minute after it ends, while the upload lands)
 // the page asks again every 3 s.
@@ -49,21 +50,13 @@ export function RunLog({ info, onInfo }) {
     EVERY_MS,
     [info.run_id]
   );
-  const running = st.status === 'RUNNING' || st.status === 'SCHEDULED';
-  if (!st.log && !running && !(st.end && Date.now() - st.end < LATE_MS)) return null;
+  // shown once there is a log (a job's run shows the job's own, live: run.jsx)
+  if (!st.log) return null;
   return (
     <section class="runlog">
       <h2>Log</h2>
-      {st.log ? (
-        <>
-          {st.log.cut && <p class="muted">The last {TAIL >> 10} KiB of {st.size.toLocaleString()} bytes.</p>}
-          <pre class="preview log" data-testid="run-log" data-state="shown">{st.log.text}</pre>
-        </>
-      ) : (
-        <p class="muted" data-testid="run-log" data-state="waiting">
-          {running ? `The run is ${st.status}: its log (${LOG}) is kept when its job ends; asked again every ${EVERY_MS / 1000} s.` : `Waiting for ${LOG}…`}
-        </p>
-      )}
+      {st.log.cut && <p class="muted">The last {TAIL >> 10} KiB of {st.size.toLocaleString()} bytes.</p>}
+      <pre class="preview log" data-testid="run-log" data-state="shown">{st.log.text}</pre>
     </section>
   );
 }
