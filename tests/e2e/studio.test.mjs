@@ -385,6 +385,22 @@ async function run(page, seed, http, allow400, errors) {
   await page.getByTestId('parallel').scrollIntoViewIfNeeded();
   await shot(page, '09b-compare-scatter-parallel');
 
+  step = 'compare: brushing a parallel axis';
+  const brushArea = await par.locator('g.axis[data-axis="metric:loss"] rect.brush-area').boundingBox();
+  const bx = brushArea.x + brushArea.width / 2;
+  await page.mouse.move(bx, brushArea.y + 2);
+  await page.mouse.down();
+  await page.mouse.move(bx, brushArea.y + brushArea.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => /of 10 runs in the brushed ranges/.test(document.querySelector('[data-testid=parallel-kept]').innerText));
+  const keptN = Number((await page.getByTestId('parallel-kept').innerText()).match(/^(\d+) of 10/)[1]);
+  assert.ok(keptN >= 1 && keptN <= 9, `the upper half of loss keeps some runs, not all: ${keptN}`);
+  assert.equal(await par.locator('polyline.run.dim').count(), 10 - keptN, 'the others dimmed');
+  await shot(page, '09c-parallel-brushed');
+  await page.mouse.click(bx, brushArea.y + brushArea.height * 0.8); // a click clears it
+  await page.waitForFunction(() => /drag along an axis/.test(document.querySelector('[data-testid=parallel-kept]').innerText));
+  assert.equal(await par.locator('polyline.run.dim').count(), 0);
+
   step = 'dark theme';
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.waitForSelector('[data-testid=chart][data-scheme=dark] canvas'); // redrawn in dark colours

@@ -2,7 +2,7 @@
 // metric against a param (categorical x with jitter unless every value is
 // a number), and parallel coordinates (one axis per chosen key, one
 // polyline per run). No chart library.
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { fmtNum } from './api.js';
 import { COLORS } from './livechart.jsx'; // the charts' colours: a run is one colour on the page
 
@@ -78,6 +78,28 @@ export function Parallel({ runs, metrics, params, mkeys, pkeys }) {
   const W = Math.max(360, chosen.length * 130), H = 260, T = 24, B = 24, X0 = 50, h = H - T - B;
   const ax = (j) => (chosen.length === 1 ? W / 2 : X0 + (j * (W - 2 * X0)) / (chosen.length - 1));
   const ay = (s, v) => T + h - (s.fix ? 0.5 : v) * h;
+  // brushing: drag along an axis to keep the runs whose value lies in the
+  // range (every brushed axis at once); a click on an axis clears its brush
+  const [brush, setBrush] = useState({}); // axis -> [lo, hi], 0..1 up the axis
+  const drag = useRef(null);
+  const posOf = (i, j) => { const v = scales[j].pos(value(i, chosen[j])); return v === null ? null : scales[j].fix ? 0.5 : v; };
+  const kept = runs.map((_, i) => chosen.every((a, j) => !brush[a] || (posOf(i, j) !== null && posOf(i, j) >= brush[a][0] && posOf(i, j) <= brush[a][1])));
+  const vAt = (e) => Math.min(1, Math.max(0, (T + h - (e.clientY - e.currentTarget.ownerSVGElement.getBoundingClientRect().top)) / h));
+  const brushing = (a) => ({
+    onPointerDown: (e) => (e.currentTarget.setPointerCapture(e.pointerId), (drag.current = { a, v0: vAt(e), moved: false })),
+    onPointerMove: (e) => {
+      const d = drag.current;
+      if (!d || d.a !== a) return;
+      const v = vAt(e);
+      d.moved ||= Math.abs(v - d.v0) > 0.01;
+      if (d.moved) setBrush((b) => ({ ...b, [a]: [Math.min(d.v0, v), Math.max(d.v0, v)] }));
+    },
+    onPointerUp: () => {
+      if (drag.current && !drag.current.moved) setBrush(({ [a]: _, ...rest }) => rest);
+      drag.current = null;
+    },
+  });
+  const nkept = kept.filter(Boolean).length;
   return (
     <figure class="explore">
       <figcaption>
@@ -91,13 +113,16 @@ export function Parallel({ runs, metrics, params, mkeys, pkeys }) {
               </label>
             ))}
           </fieldset>
-        </details>
+        </details>{' '}
+        <span class="muted" data-testid="parallel-kept" role="status">
+          {Object.keys(brush).some((a) => chosen.includes(a)) ? `${nkept} of ${runs.length} runs in the brushed ranges` : 'drag along an axis to brush'}
+        </span>
       </figcaption>
       <svg class="explore" data-testid="parallel" width={W} height={H} role="img" aria-label={`parallel coordinates of ${chosen.join(', ')}`}>
         {runs.map((r, i) => {
           const pts = chosen.map((a, j) => { const v = scales[j].pos(value(i, a)); return v === null ? null : `${ax(j)},${ay(scales[j], v)}`; });
           return (
-            <polyline key={r.info.run_id} class="run" points={pts.filter(Boolean).join(' ')} stroke={color(i)} fill="none">
+            <polyline key={r.info.run_id} class={kept[i] ? 'run' : 'run dim'} points={pts.filter(Boolean).join(' ')} stroke={color(i)} fill="none">
               <title>{r.info.run_name || r.info.run_id}</title>
             </polyline>
           );
@@ -107,6 +132,10 @@ export function Parallel({ runs, metrics, params, mkeys, pkeys }) {
             <line x1={ax(j)} y1={T} x2={ax(j)} y2={T + h} />
             <text x={ax(j)} y={T - 8} text-anchor="middle">{a.replace(/^\w+:/, '')}</text>
             {scales[j].ticks.map(([t, v]) => <text key={t} class="tick" x={ax(j) + 4} y={ay(scales[j], v) + 4}>{t}</text>)}
+            {brush[a] && <rect class="brush" x={ax(j) - 8} width="16" y={T + h - brush[a][1] * h} height={(brush[a][1] - brush[a][0]) * h} />}
+            <rect class="brush-area" x={ax(j) - 12} width="24" y={T} height={h} {...brushing(a)}>
+              <title>drag to keep the runs in a range of {a.replace(/^\w+:/, '')}; click to clear</title>
+            </rect>
           </g>
         ))}
       </svg>
