@@ -88,6 +88,7 @@ SERVICES += ("  gateway:\n    plugin: gateway\n    mode: process\n    settings:\
              f"      timeout_s: {HTTP_TIMEOUT_S}\n      threads: 4\n")
 # What the gateway may answer a request it can read: never a 5xx but 503
 # and 504 (a plugin busy or its queue full under the other phases' load).
+STUDIO_REQUESTS = int(os.environ.get("CAIRN_ADV_STUDIO", "600"))
 HTTP_STATUSES = {200, 201, 400, 401, 403, 404, 405, 409, 413, 414, 415, 429, 431, 503, 504}
 # The scorer's listener (phase 8b): what it may answer. 500 is for a
 # script's own exception, and the phase's script raises none.
@@ -1358,6 +1359,144 @@ class Adversarial(unittest.TestCase):
         gw = next(p for p in self.k.health()["plugins"] if p["name"] == "gateway")
         self.assertLess(rss_kb(gw["pid"]), 512 * 1024, "the gateway's RSS is bounded")
         self.checkpoint("http")
+
+    # ---- phase 8c: Studio's routes: event streams and signed links -------------
+
+    @staticmethod
+    def stream_head(data, deadline_s):
+        """Send data; read until the answer's head and, for a stream, its
+        `ready` event are in (or the server closes, or deadline_s pass).
+        Returns (status or None, body bytes)."""
+        got = bytearray()
+        end = time.monotonic() + deadline_s
+        with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=deadline_s) as s:
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+            while time.monotonic() < end:
+                s.settimeout(max(0.1, end - time.monotonic()))
+                try:
+                    chunk = s.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+                head, sep, body = bytes(got).partition(b"\r\n\r\n")
+                if sep and (b"text/event-stream" not in head or b"event: ready" in body):
+                    break
+        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        m = re.match(rb"HTTP/1\.[01] (\d{3}) ", head)
+        return (int(m.group(1)) if m else None), head, body
+
+    def studio_requests(self, rng):
+        """Hostile requests to GET /api/v1/events, POST
+        /api/v1/artifacts/download_url and GET /api/v1/artifacts/download/:
+        subjects empty, many, long, binary, of nothing; bodies of every
+        wrong shape; sealed links made up, cut, flipped and far too long;
+        tokens good, bad and huge; workspaces odd."""
+        from urllib.parse import quote
+        runs = self.ids["run_id"]
+        subjects = ["", "x", "%00", "%ff%fe", "a" * 200, "b" * 5000, runs[0], runs[-1],
+                    "../../etc", "'; DROP TABLE runs; --"]
+        tokens = [self.owner_token(), "", "bogus", "x" * 600, self.ids.get("token", ["t"])[0]]
+        bodies = [b"", b"{}", b"[]", b"null", b"{", b'{"run_id": 1, "path": 2}',
+                  b'{"run_id": "' + runs[0].encode() + b'", "path": ""}',
+                  b'{"run_id": "' + runs[0].encode() + b'", "path": "s.txt"}',
+                  b'{"run_id": "' + runs[0].encode() + b'", "path": "' + b"p/" * 3000 + b'"}',
+                  b'{"run_id": "' + runs[0].encode() + b'", "path": "../../../etc/passwd"}',
+                  b'{"run_id": {"a": [' * 200 + b']}}' * 200,
+                  b'{"run_id": "\xff\xfe", "path": "a.txt"}']
+        out = []
+        for _ in range(STUDIO_REQUESTS):
+            tok = rng.choice(tokens)
+            hdrs = [b"Host: x", b"Connection: close"]
+            if tok:
+                hdrs.append(b"Authorization: Bearer " + tok.encode())
+            if rng.random() < 0.2:
+                hdrs.append(b"cairn-workspace: " + rng.choice([b"", b"nowhere", b"w" * 300]))
+            kind = rng.randrange(3)
+            if kind == 0:
+                n = rng.choice([0, 1, 2, 100, 101, 300])
+                q = "&".join(f"{rng.choice(['run', 'job', 'other', ''])}="
+                             f"{quote(rng.choice(subjects), safe='%')}" for _ in range(n))
+                line = f"{rng.choice(['GET', 'GET', 'POST', 'DELETE'])} /api/v1/events?{q} HTTP/1.1"
+                out.append(("events", line.encode() + b"\r\n" + b"\r\n".join(hdrs) + b"\r\n\r\n"))
+            elif kind == 1:
+                body = rng.choice(bodies)
+                hdrs += [b"Content-Type: application/json", b"Content-Length: %d" % len(body)]
+                out.append(("download_url", b"POST /api/v1/artifacts/download_url HTTP/1.1\r\n" +
+                            b"\r\n".join(hdrs) + b"\r\n\r\n" + body))
+            else:
+                sealed = rng.choice([b"", b"A", b"A" * 100, b"A" * 20000, b"%00%ff",
+                                     bytes(rng.choice(b"ABCabc019-_") for _ in range(rng.randrange(300)))])
+                name = rng.choice([b"f.txt", b"", b"..", b"%2e%2e"])
+                out.append(("download", b"GET /api/v1/artifacts/download/" + sealed + b"/" + name +
+                            b" HTTP/1.1\r\n" + b"\r\n".join(hdrs) + b"\r\n\r\n"))
+        return out
+
+    def test_8c_studio_routes(self):
+        """STUDIO_REQUESTS hostile requests to the routes Cairn Studio uses
+        beyond the verbs (event streams, signed download links) over 4
+        threads: each answered within REPLY_S with a status the gateway may
+        give, JSON unless it is a stream; a real link, once made, still
+        downloads; then the checkpoint."""
+        import concurrent.futures
+        import json
+        # a run and a file of this phase's own (the earlier phases delete
+        # what they find)
+        eid = self.call("tracking", "create_experiment",
+                        {"name": f"adv-{SEED}-studio"})["experiment_id"]
+        rid = self.call("tracking", "create_run",
+                        {"experiment_id": eid})["run"]["info"]["run_id"]
+        self.call("artifacts", "put_artifact", {"run_id": rid, "path": "s.txt", "data": b"hello",
+                                                "offset": 0, "done": True})
+        self.ids["run_id"] = [rid] + list(self.ids["run_id"])
+        reqs = self.studio_requests(random.Random(SEED ^ 0x8C8C))
+        statuses = collections.Counter()
+
+        def one(item):
+            try:
+                return item, self.stream_head(item[1], REPLY_S)
+            except OSError as e:
+                return item, (None, str(e).encode(), b"")
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for (kind, data), (st, head, body) in pool.map(one, reqs):
+                statuses[(kind, st)] += 1
+                if st is None:
+                    # a head near libmicrohttpd's 32 KiB a connection leaves
+                    # no room for the parsed query and an answer: closed
+                    if len(data) < 24 << 10:
+                        self.note(f"studio: no answer to {len(data)} bytes: {data[:160]!r}")
+                    continue
+                if st not in HTTP_STATUSES:
+                    self.note(f"studio: status {st} ({body[:200]!r}) to {data[:160]!r}")
+                elif st == 200 and kind == "events" and not re.match(
+                        rb"([0-9a-fA-F]+\r\n)?retry: ", body):  # chunked
+                    self.note(f"studio: a stream that is not SSE ({body[:80]!r})")
+                elif st not in (200, 413, 414, 431) and body:
+                    try:
+                        json.loads(body)
+                    except ValueError:
+                        self.note(f"studio: a body that is not JSON ({body[:120]!r}) "
+                                  f"to {data[:160]!r}")
+        log(f"adversarial: studio routes: {len(reqs)} requests, by route and status "
+            f"{dict(sorted(statuses.items(), key=str))}")
+        import http.client  # after it all, a real link still works
+        c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=REPLY_S)
+        c.request("POST", "/api/v1/artifacts/download_url",
+                  json.dumps({"run_id": rid, "path": "s.txt"}),
+                  {"Authorization": f"Bearer {self.owner_token()}"})
+        r = c.getresponse()
+        made = r.read()
+        self.assertEqual(r.status, 200, made)
+        c.request("GET", json.loads(made)["url"])
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"hello"))
+        c.close()
+        self.checkpoint("studio routes")
 
     # ---- the scorer's own HTTP -----------------------------------------------------
 
