@@ -310,6 +310,13 @@ async function run(page, seed, http, allow400, errors) {
   step = 'compare three runs';
   await page.goto(`${http}/experiments/${seed.long}`);
   await page.waitForSelector('[data-testid=runs-body] [role=row]');
+  // a tag's column, chosen
+  await page.getByText(/^Tags \(/).click();
+  await page.getByRole('checkbox', { name: 'team' }).check();
+  await page.getByText(/^Tags \(/).click();
+  const teamCol = await colIndex(page, 'team');
+  assert.ok(teamCol > 0, 'a team column');
+  assert.equal(await firstCell(page, teamCol), 'studio');
   // Shift-click selects a range: 0, then Shift 5 (0..5), then Shift 3
   // (3 is selected: 3..5 unselected), leaving 0..2.
   const rowBox = (i) => page.locator('[data-testid=runs-body] [role=row]').nth(i).getByRole('checkbox');

@@ -103,6 +103,7 @@ export function Runs({ experimentId }) {
   const pages = useRunPages(experimentId, filter, orderBy, viewType);
   const [metricCols, setMetricCols] = useState(null);
   const [paramCols, setParamCols] = useState(null);
+  const [tagCols, setTagCols] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const [focus, setFocus] = useState(0);
   const [scrollTop, setScrollTop] = useState(0);
@@ -122,8 +123,10 @@ export function Runs({ experimentId }) {
 
   const metricKeys = useMemo(() => keysOf(pages.rows, 'metrics'), [pages.rows.length > 0 && pages.rows[0]]);
   const paramKeys = useMemo(() => keysOf(pages.rows, 'params'), [pages.rows.length > 0 && pages.rows[0]]);
+  const tagKeys = useMemo(() => keysOf(pages.rows, 'tags'), [pages.rows.length > 0 && pages.rows[0]]);
   const mcols = metricCols || metricKeys.slice(0, 4);
   const pcols = paramCols || paramKeys.slice(0, 2);
+  const tcols = tagCols || []; // none by default: most are the system's (mlflow.*)
 
   useEffect(() => {
     const el = body.current;
@@ -198,7 +201,7 @@ export function Runs({ experimentId }) {
     pages.reload();
   };
 
-  const cols = `2rem minmax(10rem, 2fr) 6rem 11rem 6rem ${'minmax(6rem, 1fr) '.repeat(mcols.length + pcols.length)}`;
+  const cols = `2rem minmax(10rem, 2fr) 6rem 11rem 6rem ${'minmax(6rem, 1fr) '.repeat(mcols.length + pcols.length + tcols.length)}`;
   return (
     <section class="runs">
       <h1>{exp ? exp.name : `Experiment ${experimentId}`}</h1>
@@ -208,6 +211,7 @@ export function Runs({ experimentId }) {
         <button type="submit">Apply</button>
         <Chooser label="Metrics" keys={metricKeys} chosen={mcols} setChosen={setMetricCols} />
         <Chooser label="Params" keys={paramKeys} chosen={pcols} setChosen={setParamCols} />
+        <Chooser label="Tags" keys={tagKeys} chosen={tcols} setChosen={setTagCols} />
         <label>
           Show{' '}
           <select value={viewType} onChange={(e) => setViewType(e.target.value)}>
@@ -241,6 +245,9 @@ export function Runs({ experimentId }) {
           {pcols.map((k) => (
             <span role="columnheader" key={'p' + k}><SortButton name={field('params', k)} label={k} orderBy={orderBy} setOrderBy={setOrderBy} /></span>
           ))}
+          {tcols.map((k) => (
+            <span role="columnheader" key={'t' + k}><SortButton name={field('tags', k)} label={k} orderBy={orderBy} setOrderBy={setOrderBy} /></span>
+          ))}
         </div>
         <div class="body" ref={body} tabIndex={0} onKeyDown={onKey} onScroll={(e) => setScrollTop(e.target.scrollTop)} aria-activedescendant={n ? `run-row-${focus}` : undefined} data-testid="runs-body">
           <div style={{ height: n * ROW_H + 'px', position: 'relative' }}>
@@ -249,6 +256,7 @@ export function Runs({ experimentId }) {
               const id = run.info.run_id;
               const m = kv(run.data?.metrics);
               const p = kv(run.data?.params);
+              const t = kv(run.data?.tags);
               return (
                 <div class={'row' + (i === focus ? ' focus' : '')} role="row" id={`run-row-${i}`} aria-rowindex={i + 2} aria-selected={selected.has(id)} key={id} style={{ top: i * ROW_H + 'px' }} onClick={() => setFocus(i)}>
                   <span role="gridcell"><input type="checkbox" tabIndex={-1} checked={selected.has(id)} onClick={(e) => select(i, e.shiftKey)} aria-label={`select ${run.info.run_name || id}`} /></span>
@@ -258,6 +266,7 @@ export function Runs({ experimentId }) {
                   <span role="gridcell">{fmtDuration(run.info)}</span>
                   {mcols.map((k) => <span role="gridcell" class="num" key={'m' + k} title={m[k]}>{fmtNum(m[k])}</span>)}
                   {pcols.map((k) => <span role="gridcell" key={'p' + k}>{p[k] ?? ''}</span>)}
+                  {tcols.map((k) => <span role="gridcell" key={'t' + k} title={t[k]}>{t[k] ?? ''}</span>)}
                 </div>
               );
             })}
