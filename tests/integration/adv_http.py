@@ -212,10 +212,11 @@ class Hostile:
         return head + b"\r\n" + body, True
 
 
-def exchange(port, data, deadline_s):
+def exchange(port, data, deadline_s, done=None):
     """Send data on a fresh connection and read until the server closes it
-    (the requests ask for Connection: close) or deadline_s pass.
-    Returns (status or None, headers text, body bytes, seconds)."""
+    (the requests ask for Connection: close), done(bytes so far) holds, or
+    deadline_s pass. Returns (status or None, headers text, body bytes,
+    seconds)."""
     t = time.monotonic()
     got = bytearray()
     with socket.create_connection(("127.0.0.1", port), timeout=deadline_s) as s:
@@ -235,6 +236,8 @@ def exchange(port, data, deadline_s):
             if not chunk:
                 break
             got += chunk
+            if done and done(bytes(got)):
+                break
     head, _, body = bytes(got).partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d{3}) ", head)
     return (int(m.group(1)) if m else None), head.decode(errors="replace"), body, \

@@ -1366,29 +1366,12 @@ class Adversarial(unittest.TestCase):
     def stream_head(data, deadline_s):
         """Send data; read until the answer's head and, for a stream, its
         `ready` event are in (or the server closes, or deadline_s pass).
-        Returns (status or None, body bytes)."""
-        got = bytearray()
-        end = time.monotonic() + deadline_s
-        with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=deadline_s) as s:
-            try:
-                s.sendall(data)
-            except OSError:
-                pass
-            while time.monotonic() < end:
-                s.settimeout(max(0.1, end - time.monotonic()))
-                try:
-                    chunk = s.recv(65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                got += chunk
-                head, sep, body = bytes(got).partition(b"\r\n\r\n")
-                if sep and (b"text/event-stream" not in head or b"event: ready" in body):
-                    break
-        head, _, body = bytes(got).partition(b"\r\n\r\n")
-        m = re.match(rb"HTTP/1\.[01] (\d{3}) ", head)
-        return (int(m.group(1)) if m else None), head, body
+        Returns (status or None, head, body bytes)."""
+        def done(got):
+            head, sep, body = got.partition(b"\r\n\r\n")
+            return sep and (b"text/event-stream" not in head or b"event: ready" in body)
+        st, head, body, _ = adv_http.exchange(HTTP_PORT, data, deadline_s, done)
+        return st, head, body
 
     def studio_requests(self, rng):
         """Hostile requests to GET /api/v1/events, POST
