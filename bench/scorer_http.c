@@ -74,6 +74,7 @@
 #include <xgboost/c_api.h>
 
 #include "bench_util.h"
+#include "bench_xgb.h"
 #include "cairn/cairn.h"
 #include "model.h"
 
@@ -133,25 +134,6 @@ static double s_ms(uint64_t t0)
     do {                                                                \
         if ((call) != 0) bench_die("%s: %s", #call, XGBGetLastError()); \
     } while (0)
-
-/* XGBoost's in-place prediction of n rows at x with the config the issue
- * gives ("cache_id": 0, or 1.7.4 aborts; "missing" it requires); its
- * result, borrowed (thread-local in XGBoost). 0 or -1. */
-static int s_xgb_predict(BoosterHandle b, const float *x, size_t n, const float **out)
-{
-    static const char cfg[] =
-        "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
-        "\"iteration_end\": 0, \"strict_shape\": false, "
-        "\"missing\": NaN, \"cache_id\": 0}";
-    char arr[256];
-    snprintf(arr, sizeof arr,
-             "{\"data\": [%zu, true], \"shape\": [%zu, %d], \"typestr\": \"<f4\", "
-             "\"version\": 3}",
-             (size_t)(uintptr_t)x, n, NF);
-    const bst_ulong *shape;
-    bst_ulong dim;
-    return XGBoosterPredictFromDense(b, arr, cfg, NULL, &shape, &dim, out);
-}
 
 /* ---- the peers: this program again, exec'ed with --peer ---------------------- */
 
@@ -226,7 +208,7 @@ static enum MHD_Result peer_predict(struct MHD_Connection *c, const pbody_t *b)
     const float *out;
     if (b->oom || !b->p || peer_row(b->p, b->n, row) != 0)
         return peer_answer(c, 400, "{\"error\":\"bad body\"}", MHD_RESPMEM_PERSISTENT);
-    if (s_xgb_predict(g_peer_booster, row, 1, &out) != 0)
+    if (bench_xgb_predict(g_peer_booster, row, 1, NF, &out) != 0)
         return peer_answer(c, 500, "{\"error\":\"predict failed\"}",
                            MHD_RESPMEM_PERSISTENT);
     char text[64];
@@ -736,7 +718,7 @@ static double s_check_answers(BoosterHandle b)
             strcmp(rc.dep, "blue"))
             bench_die("cairn answered %d %s (deployment '%s')", rc.status, rc.body,
                       rc.dep);
-        if (s_xgb_predict(b, g_rows + i * NF, 1, &want) != 0)
+        if (bench_xgb_predict(b, g_rows + i * NF, 1, NF, &want) != 0)
             bench_die("XGBoosterPredictFromDense: %s", XGBGetLastError());
         double pc = s_prediction(rc.body), pb = s_prediction(rb.body);
         double d = fmax(fabs(pc - pb), fabs(pc - (double)want[0]));
@@ -850,7 +832,7 @@ static double s_loop_xgb(BoosterHandle b, long calls, double *sink)
     const float *out;
     uint64_t t0 = bench_now_ns();
     for (long i = 0; i < calls; i++) {
-        if (s_xgb_predict(b, g_rows + i % NCHECK * NF, 1, &out) != 0)
+        if (bench_xgb_predict(b, g_rows + i % NCHECK * NF, 1, NF, &out) != 0)
             bench_die("XGBoosterPredictFromDense: %s", XGBGetLastError());
         *sink += out[0];
     }
@@ -977,7 +959,7 @@ static double s_xgb_cold(void)
     XGB(XGBoosterCreate(NULL, 0, &h));
     XGB(XGBoosterLoadModel(h, g_model));
     XGB(XGBoosterSetParam(h, "nthread", "1"));
-    XGB(s_xgb_predict(h, g_rows, 1, &out));
+    XGB(bench_xgb_predict(h, g_rows, 1, NF, &out));
     double ms = s_ms(t0);
     XGB(XGBoosterFree(h));
     return ms;
@@ -1013,7 +995,7 @@ static void case_cold(const opts_t *o, cairn_client_t *c, BoosterHandle b,
 {
     double rep[MAX_ROUNDS], first[MAX_ROUNDS], xgb[MAX_ROUNDS], ratio[MAX_ROUNDS];
     const float *want;
-    if (s_xgb_predict(b, g_rows, 1, &want) != 0)
+    if (bench_xgb_predict(b, g_rows, 1, NF, &want) != 0)
         bench_die("XGBoosterPredictFromDense: %s", XGBGetLastError());
     double w = want[0];
     int n = o->base.rounds;

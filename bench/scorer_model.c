@@ -27,6 +27,7 @@
 #include <xgboost/c_api.h>
 
 #include "bench_util.h"
+#include "bench_xgb.h"
 #include "model.h"
 
 #define NF 20
@@ -91,19 +92,8 @@ static BoosterHandle s_train(const opts_t *o)
 /* XGBoost's in-place prediction of n rows at x: its result, borrowed. */
 static const float *s_xgb_predict(BoosterHandle b, const float *x, size_t n)
 {
-    static const char cfg[] =
-        "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
-        "\"iteration_end\": 0, \"strict_shape\": false, "
-        "\"missing\": NaN, \"cache_id\": 0}";
-    char arr[256];
-    snprintf(arr, sizeof arr,
-             "{\"data\": [%zu, true], \"shape\": [%zu, %d], \"typestr\": \"<f4\", "
-             "\"version\": 3}",
-             (size_t)(uintptr_t)x, n, NF);
-    const bst_ulong *shape;
-    bst_ulong dim;
     const float *out;
-    XGB(XGBoosterPredictFromDense(b, arr, cfg, NULL, &shape, &dim, &out));
+    XGB(bench_xgb_predict(b, x, n, NF, &out));
     return out;
 }
 
