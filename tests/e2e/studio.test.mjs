@@ -535,6 +535,7 @@ async function registrySteps(page, seed, http, allow400, errors) {
   await page.waitForFunction(() => /line \d/.test(document.querySelector('[data-testid=job-log]')?.innerText), null, { timeout: 60000 });
   const first = await log.evaluate((el) => ({ len: el.innerText.length, done: el.dataset.done }));
   assert.equal(first.done, 'false', 'the job was still running when its log was first seen');
+  await page.waitForSelector('[data-testid=job-live][data-live=open]'); // its status follows its events
   await page.waitForFunction((n) => document.querySelector('[data-testid=job-log]').innerText.length > n, first.len, { timeout: 60000 });
   figures.job_log_first_len = first.len;
   await shot(page, '17-job-log-live');

@@ -1,10 +1,12 @@
 // Jobs: the queue (filtered by status, newest first, polled), and a job's
-// page: its status (polled until it ends), its run, its log growing live
+// page: its status (asked again at each of its jobs.status events, else
+// polled, until it ends), its run, its log growing live
 // (stream_logs from the offset reached, every second, until done) and a
 // cancel button.
 import { useRef, useState } from 'preact/hooks';
 import { fmtTime, jobs } from './api.js';
 import { usePoll } from './hooks.js';
+import { useEvents } from './events.js';
 import { Link } from './router.jsx';
 
 const STATUSES = ['Queued', 'Preparing', 'Running', 'Completed', 'Failed', 'Canceled', 'TimedOut'];
@@ -115,6 +117,15 @@ export function Job({ name }) {
   const [msg, setMsg] = useState('');
   const [busy, setBusy] = useState(false);
   const [gen, setGen] = useState(0);
+  // live: the job's jobs.status events ask again at once (the gateway's
+  // stream, events.js); the poll is then only a fallback
+  const [live, setLive] = useState('');
+  const running = job && !ENDED.has(job.status);
+  useEvents({ jobs: running ? [name] : [] }, (type, body) => {
+    if (type === 'state') setLive(body);
+    else if (type === 'jobs.status' && body.name === name) setGen((g) => g + 1);
+  });
+  const open = running && live === 'open';
   usePoll(async () => {
     try {
       const j = (await jobs('get_job', { name })).job;
@@ -125,7 +136,7 @@ export function Job({ name }) {
       setError(e.message);
       if (e.status === 404) return false;
     }
-  }, 2000, [name, gen]);
+  }, open ? 15000 : 2000, [name, gen, open]);
   const cancel = async () => {
     setBusy(true);
     try {
@@ -147,7 +158,8 @@ export function Job({ name }) {
       {error && <p class="error" role="alert">{error}</p>}
       <dl class="info">
         <dt>Name</dt><dd>{job.name}</dd>
-        <dt>Status</dt><dd><span class={`status ${job.status}`} data-testid="job-status">{job.status}</span>{job.cancel_requested && !ended ? ' (cancel requested)' : ''}</dd>
+        <dt>Status</dt><dd><span class={`status ${job.status}`} data-testid="job-status">{job.status}</span>{job.cancel_requested && !ended ? ' (cancel requested)' : ''}{' '}
+          <span class="muted" data-testid="job-live" data-live={open ? 'open' : live}>{open ? '(live)' : ''}</span></dd>
         {job.reason && (<><dt>Reason</dt><dd>{job.reason}</dd></>)}
         {job.exit_code != null && (<><dt>Exit code</dt><dd>{job.exit_code}</dd></>)}
         <dt>Compute</dt><dd>{job.compute}</dd>
