@@ -99,7 +99,8 @@ int cairn_audit_query(cairn_client_t *client, const cairn_audit_filter_t *filter
     const cairn_audit_filter_t none = {0}, *f = filter ? filter : &none;
     uint32_t nkeys = (f->principal != NULL) + (f->svc != NULL) + (f->verb != NULL) +
                      (f->object != NULL) + (f->since != 0) + (f->until != 0) +
-                     (f->max_results != 0) + (f->page_token != NULL);
+                     (f->max_results != 0) + (f->page_token != NULL) +
+                     (f->min_status != 0) + (f->max_status != 0);
     cairn_svc_call_t c;
     msgpack_packer *pk = cairn_svc_begin(&c, SVC, nkeys);
     s_opt_str(pk, "principal", f->principal);
@@ -110,6 +111,8 @@ int cairn_audit_query(cairn_client_t *client, const cairn_audit_filter_t *filter
     s_opt_int(pk, "until", f->until);
     s_opt_int(pk, "max_results", f->max_results);
     s_opt_str(pk, "page_token", f->page_token);
+    s_opt_int(pk, "min_status", f->min_status);
+    s_opt_int(pk, "max_status", f->max_status);
     cairn_reply_t *r = NULL;
     if (cairn_svc_end(client, &c, "query", &r, err) != 0) return -1;
     cairn_audit_records_t *l = calloc(1, sizeof *l);

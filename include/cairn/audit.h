@@ -38,9 +38,10 @@ extern "C" {
 /* What query keeps: every field given narrows it (zero/NULL: not given). */
 typedef struct cairn_audit_filter {
     const char *principal, *svc, *verb, *object; /* exact matches */
-    int64_t since, until;   /* ms since the epoch: [since, until) */
-    uint32_t max_results;   /* 1..1000; 0: the service's 100 */
-    const char *page_token; /* a previous page's next page; NULL: the oldest */
+    int64_t since, until;       /* ms since the epoch: [since, until) */
+    uint32_t max_results;       /* 1..1000; 0: the service's 100 */
+    const char *page_token;     /* a previous page's next page; NULL: the oldest */
+    int min_status, max_status; /* the statuses kept, inclusive (0: any) */
 } cairn_audit_filter_t;
 
 /* One record. The strings are borrowed from the list that holds it. */

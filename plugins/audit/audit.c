@@ -174,6 +174,7 @@ static int audit_append(void *state, cairn_req_t *req, cairn_err_t *err)
 typedef struct filter {
     cairn_str_t principal, svc, verb, object;
     int64_t since, until, after;
+    int64_t min_status, max_status; /* 0: not given */
     uint64_t max;
 } filter_t;
 
@@ -187,12 +188,19 @@ static int s_filter(const msgpack_object *b, filter_t *f, cairn_err_t *err)
         cairn_field_str(b, "object", false, FIELD_MAX, &f->object, err) < 0 ||
         cairn_field_int(b, "since", false, &f->since, err) < 0 ||
         cairn_field_int(b, "until", false, &f->until, err) < 0 ||
+        cairn_field_int(b, "min_status", false, &f->min_status, err) < 0 ||
+        cairn_field_int(b, "max_status", false, &f->max_status, err) < 0 ||
         cairn_field_uint(b, "max_results", false, &f->max, err) < 0 ||
         cairn_field_str(b, "page_token", false, 20, &tok, err) < 0)
         return -1;
     if (f->max < 1 || f->max > 1000)
         return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
                              "max_results is from 1 to 1000");
+    if (f->min_status < 0 || f->min_status > 999 || f->max_status < 0 ||
+        f->max_status > 999 || (f->max_status && f->min_status > f->max_status))
+        return cairn_err_set(err, CAIRN_ST_BAD_REQUEST, CAIRN_E_BAD_REQUEST,
+                             "min_status and max_status are HTTP-like statuses (100 "
+                             "to 999), min_status not above max_status");
     /* A seq: digits, at most INT64_MAX (20 nines would overflow). */
     for (size_t i = 0; i < tok.len; i++) {
         int d = tok.ptr[i] - '0';
@@ -261,14 +269,17 @@ static void s_query_sql(const filter_t *f, char *sql, size_t cap)
 {
     snprintf(sql, cap,
              "SELECT seq, time, principal, ws, svc, verb, object, status FROM records "
-             "WHERE seq > ?1 AND seq < ?2%s%s%s%s ORDER BY seq LIMIT ?7",
+             "WHERE seq > ?1 AND seq < ?2%s%s%s%s%s%s ORDER BY seq LIMIT ?7",
              f->principal.ptr ? " AND principal = ?3" : "",
              f->svc.ptr ? " AND svc = ?4" : "", f->verb.ptr ? " AND verb = ?5" : "",
-             f->object.ptr ? " AND object = ?6" : "");
+             f->object.ptr ? " AND object = ?6" : "",
+             f->min_status ? " AND status >= ?8" : "",
+             f->max_status ? " AND status <= ?9" : "");
 }
 
-/* query {principal, svc, verb, object, since, until, max_results,
- * page_token} -> records (oldest first), next_page_token. */
+/* query {principal, svc, verb, object, since, until, min_status,
+ * max_status, max_results, page_token} -> records (oldest first),
+ * next_page_token. */
 static int audit_query(void *state, cairn_req_t *req, cairn_err_t *err)
 {
     audit_t *a = state;
@@ -291,6 +302,9 @@ static int audit_query(void *state, cairn_req_t *req, cairn_err_t *err)
     s_bind_opt(st, 5, f.verb);
     s_bind_opt(st, 6, f.object);
     sqlite3_bind_int64(st, 7, (int64_t)f.max + 1);
+    if (f.min_status)
+        sqlite3_bind_int64(st, 8, f.min_status); /* only when in the SQL */
+    if (f.max_status) sqlite3_bind_int64(st, 9, f.max_status);
     msgpack_sbuffer rows;
     msgpack_sbuffer_init(&rows);
     msgpack_packer rp;
@@ -429,7 +443,8 @@ static const cairn_verb_t audit_verbs[] = {
      .perm = "audit.read",
      .flags = CAIRN_VERB_IDEMPOTENT,
      .max_body = 4096,
-     .help = "{principal, svc, verb, object, since, until, max_results, page_token} -> "
+     .help = "{principal, svc, verb, object, since, until, min_status, max_status, "
+             "max_results, page_token} -> "
              "records"},
     {.name = "verify",
      .handle = audit_verify,

@@ -637,10 +637,11 @@ async function auditSteps(page, seed) {
   assert.deepEqual(all.slice(0, seed.audit_records), [...Array(seed.audit_records).keys()].map((i) => i + 1), 'oldest first, from 1');
   const statuses = await rows.evaluateAll((rs) => rs.map((r) => r.lastElementChild.innerText));
   assert.deepEqual(statuses.filter((x) => x !== '200'), ['409'], 'the experiment created again: 409');
-  await page.getByLabel('Status (this page)').selectOption('refused');
+  await page.getByLabel('Status', { exact: true }).selectOption('refused');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=audit] tbody tr').length === 1);
   assert.deepEqual(await seqs(), [13]);
-  await page.getByLabel('Status (this page)').selectOption('');
+  assert.match(page.url(), /[?&]status=refused/); // asked of the server (min_status), kept in the URL
+  await page.getByLabel('Status', { exact: true }).selectOption('');
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=audit] tbody tr').length >= n, seed.audit_records);
   await shot(page, '20-audit');
 

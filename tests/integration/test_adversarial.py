@@ -439,6 +439,7 @@ FIELD_SPECS = {
     ("audit", "query"): {"principal": ("str", 256, "adv"), "svc": ("str", 256, "auth"),
                          "verb": ("str", 256, "login"), "object": ("str", 256, ""),
                          "since": ("int", None, 1), "until": ("int", None, 1 << 50),
+                         "min_status": ("int", 999, 400), "max_status": ("int", 999, 499),
                          "max_results": ("uint", 1000, 10), "page_token": ("str", 20, "0")},
     ("audit", "append"): {"records": ("list", 4096, [])},
     ("secrets", "set_secret"): {"name": ("str", 128, "adv/s"), "value": ("str", 65536, "v")},

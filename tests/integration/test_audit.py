@@ -83,10 +83,22 @@ class Trail(unittest.TestCase):
             if not tok:
                 break
         self.assertEqual(len(got), 5)
+        # by status, on the server: the one refusal (409), and the rest
+        h, _ = self.c.call("tracking", "create_experiment", {"name": "e0"})
+        self.assertEqual(h["st"], 409)
+        refused = self.wait_records(1, min_status=400)
+        self.assertEqual([(r["verb"], r["status"]) for r in refused],
+                         [("create_experiment", 409)])
+        self.assertEqual(records(self.c, min_status=409, max_status=409), refused)
+        ok = records(self.c, max_status=399, svc="tracking")
+        self.assertEqual((len(ok), {r["status"] for r in ok}), (5, {200}))
+        self.assertEqual(records(self.c, min_status=500), [])
         self.assertEqual(records(self.c, principal="nobody"), [])
         self.assertEqual(records(self.c, since=2**62), [])
         for bad in ({"max_results": 0}, {"page_token": "x"}, {"since": "soon"},
-                    {"principal": 5}, {"page_token": "9" * 20}):
+                    {"principal": 5}, {"page_token": "9" * 20}, {"min_status": -1},
+                    {"max_status": 1000}, {"min_status": 500, "max_status": 400},
+                    {"min_status": "400"}):
             self.assertEqual(self.c.call("audit", "query", bad)[0]["st"], 400, bad)
 
     def test_only_the_kernel_appends(self):

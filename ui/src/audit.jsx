@@ -1,8 +1,8 @@
 // The audit trail (docs/AUDIT.md): audit.query with the filters it takes
 // (principal, service, verb, object, a time range), a page at a time
 // (page_token; oldest first), and audit.verify's verdict on the chain.
-// query takes no status: the status filter is the page's own, over the
-// records of the page shown. The filters asked are kept in the URL.
+// The status filter is the server's too (min_status, max_status). The
+// filters asked are kept in the URL.
 import { useState } from 'preact/hooks';
 import { call, fmtTime } from './api.js';
 import { useLoad } from './hooks.js';
@@ -11,10 +11,10 @@ const audit = (verb, body) => call('audit', verb, body);
 const FIELDS = [['principal', 'Principal'], ['svc', 'Service'], ['verb', 'Verb'], ['object', 'Object']];
 const ms = (local) => (local ? new Date(local).getTime() : undefined);
 
-const KEYS = ['principal', 'svc', 'verb', 'object', 'since', 'until', 'max'];
+const KEYS = ['principal', 'svc', 'verb', 'object', 'since', 'until', 'status', 'max'];
 const fromUrl = () => {
   const u = new URLSearchParams(location.search);
-  const f = { principal: '', svc: '', verb: '', object: '', since: '', until: '', max: '100' };
+  const f = { principal: '', svc: '', verb: '', object: '', since: '', until: '', status: '', max: '100' };
   for (const k of KEYS) if (u.get(k)) f[k] = u.get(k);
   return f;
 };
@@ -31,13 +31,14 @@ export function Audit() {
   const [q, setQ] = useState(form); // the query asked
   const [tokens, setTokens] = useState(['']); // the page tokens walked: the last is this page's
   const [verdict, setVerdict] = useState(null);
-  const [status, setStatus] = useState(''); // '' all, 'ok' < 400, 'refused' >= 400
   const tok = tokens[tokens.length - 1];
   const page = useLoad(() => {
     const body = { max_results: Number(q.max) || 100 };
     for (const [k] of FIELDS) if (q[k].trim()) body[k] = q[k].trim();
     if (q.since) body.since = ms(q.since);
     if (q.until) body.until = ms(q.until);
+    if (q.status === 'ok') body.max_status = 399; // '' all, 'ok' below 400, 'refused' 400 and above
+    if (q.status === 'refused') body.min_status = 400;
     if (tok) body.page_token = tok;
     return audit('query', body);
   }, [q, tok]);
@@ -48,12 +49,19 @@ export function Audit() {
     setTokens(['']);
     toUrl(form);
   };
+  // the status asks at once (the other fields wait for Search)
+  const pickStatus = (status) => {
+    const f = { ...form, status };
+    setForm(f);
+    setQ(f);
+    setTokens(['']);
+    toUrl(f);
+  };
   const verify = () => {
     setVerdict({ busy: true });
     audit('verify', {}).then((v) => setVerdict(v), (e) => setVerdict({ error: e.message }));
   };
-  const got = page.data?.records || [];
-  const recs = got.filter((r) => !status || (status === 'ok') === r.status < 400);
+  const recs = page.data?.records || [];
   return (
     <section class="audit">
       <h1>Audit trail</h1>
@@ -65,7 +73,7 @@ export function Audit() {
         <label>Until <input type="datetime-local" value={form.until} onInput={set('until')} /></label>
         <label>Per page <select value={form.max} onChange={set('max')}>{['5', '20', '100', '1000'].map((n) => <option key={n}>{n}</option>)}</select></label>
         <button type="submit">Search</button>
-        <label>Status (this page) <select value={status} onChange={(e) => setStatus(e.target.value)}>
+        <label>Status <select value={form.status} onChange={(e) => pickStatus(e.target.value)}>
           <option value="">all</option><option value="ok">below 400</option><option value="refused">400 and above</option>
         </select></label>
       </form>
@@ -97,7 +105,7 @@ export function Audit() {
           ))}
         </tbody>
       </table>
-      {page.data && !recs.length && <p class="muted">No records{got.length ? ` of this page's ${got.length} with that status` : ''}.</p>}
+      {page.data && !recs.length && <p class="muted">No records.</p>}
       <p class="toolbar">
         <button disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>Previous page</button>
         <button disabled={!page.data?.next_page_token} onClick={() => setTokens([...tokens, page.data.next_page_token])}>Next page</button>

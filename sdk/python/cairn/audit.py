@@ -23,23 +23,27 @@ class Audit(Service):
     SVC = SVC
 
     def query_page(self, principal=None, svc=None, verb=None, object=None, since=None,
-                   until=None, max_results=None, page_token=None):
+                   until=None, max_results=None, page_token=None, min_status=None,
+                   max_status=None):
         """One page of records matching every filter given: {'records':
         [{seq, time, principal, ws, svc, verb, object, status}],
         'next_page_token' (when more remain)}. since/until: ms since the
-        epoch, [since, until); max_results 1 to 1000 (default 100)."""
+        epoch, [since, until); min_status/max_status: the statuses kept,
+        inclusive (min_status=400: the refusals); max_results 1 to 1000
+        (default 100)."""
         return self._call("query", principal=principal, svc=svc, verb=verb, object=object,
                           since=since, until=until, max_results=max_results,
-                          page_token=page_token)
+                          page_token=page_token, min_status=min_status,
+                          max_status=max_status)
 
     def query(self, principal=None, svc=None, verb=None, object=None, since=None,
-              until=None, page_size=None, limit=None):
+              until=None, page_size=None, limit=None, min_status=None, max_status=None):
         """Every matching record, oldest first, following the pages (at
         most limit of them when limit is given)."""
         out, token = [], None
         while limit is None or len(out) < limit:
             b = self.query_page(principal, svc, verb, object, since, until, page_size,
-                                token)
+                                token, min_status, max_status)
             out += b["records"]
             token = b.get("next_page_token")
             if not token:
