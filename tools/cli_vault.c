@@ -178,14 +178,17 @@ static int s_audit_filter(const json_t *j, cairn_audit_filter_t *q, fail_t *f)
     struct {
         const char *key, **str;
         int64_t *num;
-    } keys[] = {{"principal", &q->principal, NULL},
-                {"svc", &q->svc, NULL},
-                {"verb", &q->verb, NULL},
-                {"object", &q->object, NULL},
-                {"page_token", &q->page_token, NULL},
-                {"since", NULL, &q->since},
-                {"until", NULL, &q->until},
-                {"max_results", NULL, NULL}};
+        int *status;
+    } keys[] = {{"principal", &q->principal, NULL, NULL},
+                {"svc", &q->svc, NULL, NULL},
+                {"verb", &q->verb, NULL, NULL},
+                {"object", &q->object, NULL, NULL},
+                {"page_token", &q->page_token, NULL, NULL},
+                {"since", NULL, &q->since, NULL},
+                {"until", NULL, &q->until, NULL},
+                {"min_status", NULL, NULL, &q->min_status},
+                {"max_status", NULL, NULL, &q->max_status},
+                {"max_results", NULL, NULL, NULL}};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)j, key, v)
@@ -195,7 +198,8 @@ static int s_audit_filter(const json_t *j, cairn_audit_filter_t *q, fail_t *f)
         if (i == n)
             return cli_bad_usage(f,
                                  "unknown filter '%s' (principal, svc, verb, object, "
-                                 "since, until, max_results, page_token)",
+                                 "since, until, min_status, max_status, max_results, "
+                                 "page_token)",
                                  key);
         if (keys[i].str && !json_is_string(v))
             return cli_bad_usage(f, "the filter '%s' is a string", key);
@@ -205,6 +209,11 @@ static int s_audit_filter(const json_t *j, cairn_audit_filter_t *q, fail_t *f)
             *keys[i].str = json_string_value(v);
         else if (keys[i].num)
             *keys[i].num = json_integer_value(v);
+        else if (keys[i].status &&
+                 (json_integer_value(v) < 100 || json_integer_value(v) > 999))
+            return cli_bad_usage(f, "%s is a status, from 100 to 999", key);
+        else if (keys[i].status)
+            *keys[i].status = (int)json_integer_value(v);
         else if (json_integer_value(v) < 1 || json_integer_value(v) > UINT32_MAX)
             return cli_bad_usage(f, "max_results is from 1 to 1000");
         else

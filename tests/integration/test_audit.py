@@ -187,8 +187,14 @@ class Trail(unittest.TestCase):
         self.assertNotIn("next_page_token", out)
         self.assertEqual(json.loads(self.cli("--json", "audit", "verify")),
                          {"ok": True, "records": 3})
+        h, _ = self.c.call("tracking", "create_experiment", {"name": "e0"})  # 409
+        self.assertEqual(h["st"], 409)
+        self.wait_records(1, min_status=400)
+        out = json.loads(self.cli("--json", "audit", "query", '{"min_status": 400}'))
+        self.assertEqual([(r["verb"], r["status"]) for r in out["records"]],
+                         [("create_experiment", 409)])
         for bad in ('{"since": "soon"}', '{"svc": 5}', '{"nope": 1}', '[1]', '{',
-                    '{"max_results": 0}'):
+                    '{"max_results": 0}', '{"min_status": 5}', '{"max_status": "x"}'):
             self.cli("audit", "query", bad, rc=2)
         self.assertIn("max_results is from 1 to 1000",
                       self.cli("audit", "query", '{"max_results": 1001}', rc=1))

@@ -73,7 +73,7 @@ export function Audit() {
         <label>Until <input type="datetime-local" value={form.until} onInput={set('until')} /></label>
         <label>Per page <select value={form.max} onChange={set('max')}>{['5', '20', '100', '1000'].map((n) => <option key={n}>{n}</option>)}</select></label>
         <button type="submit">Search</button>
-        <label>Status <select value={form.status} onChange={(e) => pickStatus(e.target.value)}>
+        <label>Status <select aria-label="Status" value={form.status} onChange={(e) => pickStatus(e.target.value)}>
           <option value="">all</option><option value="ok">below 400</option><option value="refused">400 and above</option>
         </select></label>
       </form>
