@@ -45,10 +45,12 @@ SERVICES = ("  tracking:\n    plugin: storage\n    mode: inproc\n"
             "    settings:\n      grace_ms: 500\n      cgroup_root: /nonexistent\n")
 
 
-class StudioKernel(Kernel):
-    def __init__(self, http_port, state):
+class GatewayKernel(Kernel):
+    """A cairnd with the gateway inproc on http_port (beside services)."""
+
+    def __init__(self, http_port, **kw):
         self.http_port = http_port
-        super().__init__(services=SERVICES.format(score_port=free_port()), state=state)
+        super().__init__(**kw)
 
     def _new_ports(self):
         super()._new_ports()
@@ -57,7 +59,13 @@ class StudioKernel(Kernel):
                     f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
 
 
-class AuditKernel(Kernel):
+class StudioKernel(GatewayKernel):
+    def __init__(self, http_port, state):
+        super().__init__(http_port, services=SERVICES.format(score_port=free_port()),
+                         state=state)
+
+
+class AuditKernel(GatewayKernel):
     """A small cairnd of its own for the audit page's step (a fresh state
     each start): the kernel records to the audit service (docs/AUDIT.md).
     Kept apart so that the 100,000-run state and the other steps' cairnd
@@ -66,17 +74,10 @@ class AuditKernel(Kernel):
                 "  tracking:\n    plugin: storage\n    mode: inproc\n")
 
     def __init__(self, http_port):
-        self.http_port = http_port
-        super().__init__(services=self.SERVICES, kernel_extra="  audit: audit\n")
-
-    def _new_ports(self):
-        super()._new_ports()
-        with open(self.conf, "a") as f:
-            f.write("  gateway:\n    plugin: gateway\n    mode: inproc\n"
-                    f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
+        super().__init__(http_port, services=self.SERVICES, kernel_extra="  audit: audit\n")
 
 
-class AuthKernel(Kernel):
+class AuthKernel(GatewayKernel):
     """A small cairnd with security on, for the login page and the
     workspace switcher (a fresh state each start): the owner's token makes
     a workspace, a user who reads both, and an experiment in each."""
@@ -84,14 +85,7 @@ class AuthKernel(Kernel):
                 "  tracking:\n    plugin: storage\n    mode: inproc\n")
 
     def __init__(self, http_port):
-        self.http_port = http_port
-        super().__init__(services=self.SERVICES, auth="auth")
-
-    def _new_ports(self):
-        super()._new_ports()
-        with open(self.conf, "a") as f:
-            f.write("  gateway:\n    plugin: gateway\n    mode: inproc\n"
-                    f"    settings:\n      listen: 127.0.0.1:{self.http_port}\n")
+        super().__init__(http_port, services=self.SERVICES, auth="auth")
 
 
 def seed_auth(k):
