@@ -156,6 +156,19 @@ static bool s_attr_char(unsigned char c)
            (c && strchr("!#$&+-.^_`|~", c));
 }
 
+void gw_pct_encode(const char *s, size_t len, bool (*keep)(unsigned char), char *out,
+                   size_t cap, size_t *n)
+{
+    for (size_t i = 0; i < len && *n + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (keep(c))
+            out[(*n)++] = (char)c;
+        else
+            *n += (size_t)snprintf(out + *n, cap - *n, "%%%02X", c);
+    }
+    if (*n < cap) out[*n] = '\0';
+}
+
 void gw_disposition(const char *name, char *out, size_t cap)
 {
     size_t len = strnlen(name, GW_SEAL_PATH_MAX), n = 0;
@@ -170,13 +183,7 @@ void gw_disposition(const char *name, char *out, size_t cap)
     n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "\"");
     if (!exact) {
         n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "; filename*=UTF-8''");
-        for (size_t i = 0; i < len && n + 4 < cap; i++) {
-            unsigned char c = (unsigned char)name[i];
-            if (s_attr_char(c))
-                out[n++] = (char)c;
-            else
-                n += (size_t)snprintf(out + n, cap - n, "%%%02X", c);
-        }
+        if (n < cap) gw_pct_encode(name, len, s_attr_char, out, cap, &n);
     }
     out[n < cap ? n : cap - 1] = '\0';
 }

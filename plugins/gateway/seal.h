@@ -48,6 +48,11 @@ int gw_unseal(const unsigned char key[GW_SEAL_KEY_BYTES], const char *text, size
  * what gw_seal writes. Exposed for the fuzz target. */
 bool gw_seal_fields(const unsigned char *p, size_t n, gw_seal_t *s);
 
+/* len bytes of s onto out at *n (cap bytes, NUL-terminated, *n moved on),
+ * each byte keep refuses as %XX; stops short rather than overflow. */
+void gw_pct_encode(const char *s, size_t len, bool (*keep)(unsigned char), char *out,
+                   size_t cap, size_t *n);
+
 /* `attachment; filename="NAME"` for a file's last path segment into out
  * (cap >= GW_DISPOSITION_MAX): NAME with '"', '\\', control and non-ASCII
  * bytes made '_', and, when one was, RFC 6266's filename*=UTF-8''NAME

@@ -31,16 +31,11 @@ static const char *s_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* name %-encoded (all but RFC 3986's unreserved) onto out at *n. */
-static void s_pct(const char *name, char *out, size_t cap, size_t *n)
+/* RFC 3986's unreserved: what a URL's path segment keeps unencoded. */
+static bool s_unreserved(unsigned char c)
 {
-    for (const unsigned char *c = (const unsigned char *)name; *c && *n + 4 < cap; c++)
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-            (*c >= '0' && *c <= '9') || strchr("-._~", *c))
-            out[(*n)++] = (char)*c;
-        else
-            *n += (size_t)snprintf(out + *n, cap - *n, "%%%02X", *c);
-    out[*n] = '\0';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~", c));
 }
 
 /* {run_id, path} of the body into s; false: answered 400. */
@@ -108,7 +103,8 @@ static void s_make_url(gw_req_t *r)
     }
     n += strlen(url + n);
     url[n++] = '/';
-    s_pct(s_basename(s.path), url, sizeof url, &n);
+    const char *name = s_basename(s.path);
+    gw_pct_encode(name, strlen(name), s_unreserved, url, sizeof url, &n);
     gw_reply_json(
         r, 200,
         json_pack("{s:s, s:I}", "url", url, "expires_ms", (json_int_t)s.expires_ms));
