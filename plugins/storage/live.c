@@ -1,9 +1,10 @@
 /* The run.metrics event (logging.h): which runs took metric points lately,
  * for live charts (the gateway's /api/v1/events).
  *
- * Points are noted where a request's points for a run are accepted
- * (logging.c's s_log), which may be the kernel's thread (log_metric and
- * log_batch are INLINE): a mutex, a small hash of runs and a few compares.
+ * Points are noted once accepted, from their parsed form: a batch's
+ * (logging.c's s_log) or a journal record's (mjournal.c), which may be on
+ * the kernel's thread (log_metric and log_batch are INLINE): a mutex, a
+ * small hash of runs and a few compares.
  * A timer on the loop thread publishes each run noted since its last call
  * once, so a run's event comes at most once a window however fast it logs.
  * Two tables: requests note into one while the timer publishes the
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "logging.h"
 
 #define LIVE_RUNS_MAX 4096  /* runs noted in one window; more are dropped, counted */
@@ -98,58 +100,58 @@ static void s_key(live_run_t *r, const char *k, size_t len)
     r->klen[r->nkeys++] = (uint8_t)len;
 }
 
-static int64_t s_int(const msgpack_object *m, const char *field, int64_t dflt)
+/* The run's entry in the table noted into, its bounds raised to step and
+ * ts, with mu held; NULL (mu released, the run counted as dropped) when
+ * the table is full. */
+static live_run_t *s_note(live_t *l, cairn_str_t run_id, int64_t step, int64_t ts)
 {
-    const msgpack_object *v = cairn_obj_get(m, field);
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)v->via.u64;
-    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return v->via.i64;
-    return dflt;
-}
-
-/* The largest step and timestamp of the points: from the batch's parsed
- * points, or (a few journaled ones) from the body. */
-static void s_bounds(const msgpack_object *metrics, const batch_t *b, int64_t *step,
-                     int64_t *ts)
-{
-    uint32_t n = metrics->via.array.size;
-    int64_t now = b ? 0 : (int64_t)cairn_wall_ms();
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t st = b ? b->pts[i].step : s_int(&metrics->via.array.ptr[i], "step", 0);
-        int64_t t = b ? b->pts[i].timestamp
-                      : s_int(&metrics->via.array.ptr[i], "timestamp", now);
-        if (st > *step) *step = st;
-        if (t > *ts) *ts = t;
-    }
-}
-
-void live_note(storage_t *s, cairn_str_t run_id, const msgpack_object *metrics,
-               const batch_t *b)
-{
-    live_t *l = s->live;
-    if (!l || !metrics || !metrics->via.array.size || !run_id.len ||
-        run_id.len > RUN_ID_MAX)
-        return;
-    int64_t step = INT64_MIN, ts = INT64_MIN;
-    s_bounds(metrics, b, &step, &ts);
     pthread_mutex_lock(&l->mu);
     live_run_t *r = s_entry(&l->t[l->cur], run_id.ptr, run_id.len);
     if (!r) {
         pthread_mutex_unlock(&l->mu);
         atomic_fetch_add_explicit(&l->dropped, 1, memory_order_relaxed);
-        return;
+        return NULL;
     }
     if (step > r->step) r->step = step;
     if (ts > r->ts) r->ts = ts;
-    if (b) {
-        for (size_t i = 0; i < b->ngroups && !r->truncated; i++)
-            s_key(r, b->groups[i].key, b->groups[i].key_len);
-    } else {
-        for (uint32_t i = 0; i < metrics->via.array.size && !r->truncated; i++) {
-            const msgpack_object *k = cairn_obj_get(&metrics->via.array.ptr[i], "key");
-            if (k && k->type == MSGPACK_OBJECT_STR)
-                s_key(r, k->via.str.ptr, k->via.str.size);
-        }
+    return r;
+}
+
+static live_t *s_live(storage_t *s, cairn_str_t run_id, size_t npoints)
+{
+    live_t *l = s->live;
+    return l && npoints && run_id.len && run_id.len <= RUN_ID_MAX ? l : NULL;
+}
+
+void live_note_batch(storage_t *s, cairn_str_t run_id, const batch_t *b, size_t npoints)
+{
+    live_t *l = s_live(s, run_id, npoints);
+    if (!l) return;
+    int64_t step = INT64_MIN, ts = INT64_MIN;
+    for (size_t i = 0; i < npoints; i++) {
+        if (b->pts[i].step > step) step = b->pts[i].step;
+        if (b->pts[i].timestamp > ts) ts = b->pts[i].timestamp;
     }
+    live_run_t *r = s_note(l, run_id, step, ts);
+    if (!r) return;
+    for (size_t i = 0; i < b->ngroups && !r->truncated; i++)
+        s_key(r, b->groups[i].key, b->groups[i].key_len);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void live_note_points(storage_t *s, cairn_str_t run_id, const journal_point_t *jp,
+                      size_t n)
+{
+    live_t *l = s_live(s, run_id, n);
+    if (!l) return;
+    int64_t step = INT64_MIN, ts = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        if (jp[i].step > step) step = jp[i].step;
+        if (jp[i].timestamp > ts) ts = jp[i].timestamp;
+    }
+    live_run_t *r = s_note(l, run_id, step, ts);
+    if (!r) return;
+    for (size_t i = 0; i < n && !r->truncated; i++) s_key(r, jp[i].key, jp[i].key_len);
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -441,12 +441,10 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
         return -1;
     uint32_t npoints = metrics ? metrics->via.array.size : 0;
     if (s->mj && lg_journal_takes(metrics, params, tags)) {
-        int jrc = mj_log_journaled(s, run.rid, metrics, err);
-        if (jrc == 0) {
+        int jrc = mj_log_journaled(s, run.rid, run.id, metrics, err);
+        if (jrc == 0)
             atomic_fetch_add_explicit(&s->points_ingested, npoints,
                                       memory_order_relaxed);
-            live_note(s, run.id, metrics, NULL);
-        }
         return jrc;
     }
     if (metrics && s_parse_metrics(s, run.rid, metrics, &b, err) != 0) {
@@ -469,7 +467,7 @@ static int s_log(storage_t *s, cairn_req_t *req, const msgpack_object *body,
     rc = storage_group_end(s, rc, err);
     if (rc == 0) {
         atomic_fetch_add_explicit(&s->points_ingested, npoints, memory_order_relaxed);
-        live_note(s, run.id, metrics, &b);
+        if (metrics) live_note_batch(s, run.id, &b, npoints);
     }
     lg_batch_free(&b);
     return rc;

@@ -51,9 +51,10 @@ int lg_log_batch(storage_t *s, cairn_req_t *req, cairn_err_t *err);
 int lg_log_one(storage_t *s, cairn_req_t *req, const char *field, cairn_err_t *err);
 
 /* mjournal.c */
-/* Journal a few points for run rid (one record) and keep them pending. */
-int mj_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
-                     cairn_err_t *err);
+/* Journal a few points for run rid (one record; run_id, for the
+ * run.metrics event) and keep them pending. */
+int mj_log_journaled(storage_t *s, int64_t rid, cairn_str_t run_id,
+                     const msgpack_object *arr, cairn_err_t *err);
 /* Answer req after the group's fdatasync (durability=power). */
 int mj_wait(storage_t *s, cairn_req_t *req, cairn_err_t *err);
 /* Queue a request for this instance's thread; false when it must be served
@@ -67,13 +68,16 @@ bool mj_full(const storage_t *s);     /* MJ_PENDING_MAX points wait */
 long mj_quick_points(const storage_t *s, const msgpack_object *body);
 
 /* live.c: the run.metrics event, published at most every_ms per run (0:
- * off, and live_note does nothing). live_note notes a request's accepted
- * points for run_id (the metrics array; b: the same points parsed and
- * grouped by key, or NULL for a few journaled ones); cheap, any thread. */
+ * off, and the notes do nothing). A request's accepted points for run_id
+ * are noted from their parsed form: a batch's npoints points (grouped by
+ * key), or a journal record's n; cheap, any thread. */
 typedef struct live live_t;
+struct journal_point;
 int live_open(storage_t *s, uint32_t every_ms, cairn_err_t *err);
-void live_note(storage_t *s, cairn_str_t run_id, const msgpack_object *metrics,
-               const batch_t *b);
+void live_note_batch(storage_t *s, cairn_str_t run_id, const batch_t *b,
+                     size_t npoints);
+void live_note_points(storage_t *s, cairn_str_t run_id, const struct journal_point *jp,
+                      size_t n);
 uint64_t live_dropped(const storage_t *s); /* runs past a window's bound */
 void live_close(storage_t *s);
 

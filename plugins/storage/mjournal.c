@@ -115,8 +115,8 @@ static int s_mj_reserve_waiter(mjournal_t *m, cairn_err_t *err)
 /* Journal a few points for run rid: parse as log_batch does, write one
  * record, keep the points pending. Under durability=power the record is
  * not synced yet: s_reply_logged makes the request wait for s_mj_sync. */
-int mj_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
-                     cairn_err_t *err)
+int mj_log_journaled(storage_t *s, int64_t rid, cairn_str_t run_id,
+                     const msgpack_object *arr, cairn_err_t *err)
 {
     mjournal_t *m = s->mj;
     size_t n = arr ? arr->via.array.size : 0, key_bytes = 0;
@@ -144,6 +144,7 @@ int mj_log_journaled(storage_t *s, int64_t rid, const msgpack_object *arr,
     }
     if (journal_write(m->j, rid, jp, n, &seq, err) != 0) return -1;
     s_mj_push(m, rid, jp, n, seq);
+    live_note_points(s, run_id, jp, n);
     return 0;
 }
 
