@@ -1,12 +1,12 @@
 // A run: its info, params, latest metrics, tags, parent and children, and a
 // chart of one of its metrics, its log (a job's run) and its artifacts.
 import { useEffect, useState } from 'preact/hooks';
-import { call, field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
+import { field, fmtDuration, fmtNum, fmtTime, tracking } from './api.js';
 import { Link } from './router.jsx';
 import { MetricChart } from './chart.jsx';
 import { Artifacts } from './artifacts.jsx';
 import { Lineage } from './lineage.jsx';
-import { RunLog } from './runlog.jsx';
+import { findLog, RunLog } from './runlog.jsx';
 import { JobLog } from './jobs.jsx';
 import { useLiveRuns } from './events.js';
 import { usePoll } from './hooks.js';
@@ -45,26 +45,31 @@ export function Run({ runId }) {
   const [hasLog, setHasLog] = useState(false); // RunLog found logs/output.log
   const [jobLogRefused, setJobLogRefused] = useState(false); // then the artifact
   const [logEnd, setLogEnd] = useState(0); // when a job's log was all in
+  // the run; the chart shows its first metric until one is picked
+  const getRun = () =>
+    tracking('get_run', { run_id: runId }).then((r) => {
+      setRun(r.run);
+      setMetric((m) => m || (r.run.data.metrics || [])[0]?.key || '');
+      return r.run;
+    });
   useEffect(() => {
-    tracking('get_run', { run_id: runId })
-      .then((r) => {
-        setRun(r.run);
-        setMetric((m) => m || (r.run.data.metrics || [])[0]?.key || '');
-        return tracking('search_runs', {
-          experiment_ids: [r.run.info.experiment_id],
+    getRun()
+      .then((r) =>
+        tracking('search_runs', {
+          experiment_ids: [r.info.experiment_id],
           filter: `${field('tags', 'mlflow.parentRunId')} = '${runId.replace(/'/g, "''")}'`,
           max_results: 100,
-        });
-      })
+        })
+      )
       .then((c) => setChildren(c.runs || []))
       .catch((e) => setError(e.message));
   }, [runId]);
   // live while it runs: its status and latest metrics asked again as its
   // events come (or every 3 s without a stream)
   const running = RUNNING.has(run?.info.status);
-  const reload = () => tracking('get_run', { run_id: runId }).then((r) => (setRun(r.run), setMetric((m) => m || (r.run.data.metrics || [])[0]?.key || '')));
-  const live = useLiveRuns(running ? [runId] : [], () => reload().catch(() => {}));
-  useEffect(() => void (live.tick && reload().catch(() => {})), [live.tick]);
+  const reload = () => getRun().catch(() => {}); // the page keeps what it shows
+  const live = useLiveRuns(running ? [runId] : [], reload);
+  useEffect(() => void (live.tick && reload()), [live.tick]);
   usePoll(() => (running && live.state !== 'open' ? reload().then(() => true) : false), 3000, [running, live.state === 'open']);
   // the jobs plugin keeps the log as an artifact once the job ends: the
   // artifacts are listed again for a while then
@@ -72,8 +77,7 @@ export function Run({ runId }) {
   usePoll(
     async () => {
       if (!logEnd || Date.now() - logEnd > LATE_MS) return false;
-      const root = await call('artifacts', 'list_artifacts', { run_id: runId, max_results: 1000 });
-      if (!(root.files || []).some((f) => f.is_dir && f.path === 'logs')) return true;
+      if (!(await findLog(runId))) return true;
       setArtGen((g) => g + 1);
       return false;
     },
@@ -125,7 +129,7 @@ export function Run({ runId }) {
         <KV title="Tags" rows={data.tags || []} />
       </div>
       {job && !jobLogRefused ? (
-        <JobLog name={job} onError={() => setJobLogRefused(true)} onDone={() => (setLogEnd(Date.now()), reload().catch(() => {}))} />
+        <JobLog name={job} onError={() => setJobLogRefused(true)} onDone={() => (setLogEnd(Date.now()), reload())} />
       ) : (
         <RunLog info={info} onInfo={(i, log) => (setInfo(i), setHasLog(log))} />
       )}

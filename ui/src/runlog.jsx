@@ -16,7 +16,8 @@ const LATE_MS = 60000;
 const art = (verb, body) => call('artifacts', verb, body);
 const bytesOf = (d) => (typeof d === 'string' ? new TextEncoder().encode(d) : Uint8Array.from(atob(d?.$bin || ''), (c) => c.charCodeAt(0)));
 
-async function findLog(runId) {
+// The run's logs/output.log entry (list_artifacts), or null.
+export async function findLog(runId) {
   const root = await art('list_artifacts', { run_id: runId, max_results: 1000 });
   if (!(root.files || []).some((f) => f.is_dir && f.path === 'logs')) return null;
   const logs = await art('list_artifacts', { run_id: runId, path: 'logs', max_results: 1000 });
